@@ -1,0 +1,57 @@
+# Two commands do everything on a fresh machine:
+#   make run   - set up and start the service on its embedded defaults (SQLite, built-in SMTP receiver and sink)
+#   make test  - set up and pass the whole suite (installs Dovecot and Chromium from Debian when run as root)
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SYSTEM_PACKAGES := dovecot-imapd chromium
+PYTEST_ARGS ?=
+
+.PHONY: run test venv system-deps lint typecheck format bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/mailservice run
+
+system-deps:
+	@missing=""; \
+	command -v dovecot >/dev/null 2>&1 || missing="$$missing dovecot-imapd"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "Installing from Debian:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "The integration tests need:$$missing"; \
+	    echo "Install them with: sudo apt-get install$$missing   (then run make test again)"; exit 1; \
+	  fi; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check mailservice tests bench
+	$(BIN)/ruff format --check mailservice tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format mailservice tests bench
+	$(BIN)/ruff check --fix mailservice tests bench
+
+test: $(STAMP) system-deps lint typecheck
+	MAILSERVICE_REQUIRE_DOVECOT=1 $(BIN)/pytest -n 2 -ra $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python bench/intake.py --quick
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,142 @@
+"""Intake throughput: N messages in a real Dovecot, polled end to end, against a plain imap-tools fetch.
+
+Both figures are measured in the same run on the same mailbox: first a bare imap-tools fetch of every message
+(the ceiling: network and IMAP server only), then `poll_once` (fetch, store, parse, classify, register,
+acknowledge into the outbox, journal, move). Prints the figures and, last, one JSON line.
+
+    .venv/bin/python bench/intake.py            # 5,000 messages
+    .venv/bin/python bench/intake.py --quick    # 500 messages, well under two minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from imap_tools import MailBoxUnencrypted  # noqa: E402
+
+from mailservice import config, db  # noqa: E402
+from mailservice.mail.imap import poll_once  # noqa: E402
+from tests.mailfactory import citizen_mail  # noqa: E402
+from tests.servers import start_dovecot  # noqa: E402
+
+SUBJECTS = [
+    "Запрос информации о земельных участках",
+    "Прошу предоставить копию приказа",
+    "Аренда участка на ул. Ленина",
+    "СРОЧНО: аукцион по продаже участка",
+    "Вопрос о кадастровой стоимости",
+    "Жалоба на действия специалиста",
+]
+BODIES = [
+    "Прошу предоставить сведения о количестве договоров аренды, заключённых в 2025 году.",
+    "Добрый день! Подскажите, где опубликован план приватизации на 2026 год?\n\n-- \nС уважением, Пётр",
+    "Завтра состоится аукцион, прошу срочно разъяснить порядок участия. Заранее спасибо.",
+    "Здравствуйте. Кадастровая стоимость моего участка завышена, как её оспорить?",
+]
+
+
+def build_messages(count: int, seed: int = 7) -> list[bytes]:
+    """Realistic Russian citizen messages, each with its own sender and Message-ID."""
+    rng = random.Random(seed)
+    return [
+        citizen_mail(
+            sender=f"citizen{i}@example.ru",
+            name=rng.choice(["Иванов И. И.", "Петрова Анна", "", "ООО «Ромашка»"]),
+            subject=rng.choice(SUBJECTS),
+            body=rng.choice(BODIES) * rng.randint(1, 4),
+        )
+        for i in range(count)
+    ]
+
+
+def append_all(port: int, user: str, password: str, messages: list[bytes]) -> None:
+    with MailBoxUnencrypted("127.0.0.1", port).login(user, password) as box:
+        for raw in messages:
+            box.append(raw, "INBOX")
+
+
+def raw_fetch(port: int, user: str, password: str) -> tuple[int, float]:
+    """The baseline: a bare imap-tools fetch of the whole folder in bulk (no processing at all)."""
+    start = time.perf_counter()
+    with MailBoxUnencrypted("127.0.0.1", port).login(user, password) as box:
+        count = sum(1 for _ in box.fetch(mark_seen=False, bulk=200))
+    return count, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", "--messages", type=int, default=5000)
+    parser.add_argument("--quick", action="store_true", help="500 messages")
+    parser.add_argument("--database-url", default="", help="default: a fresh SQLite file")
+    args = parser.parse_args()
+    count = 500 if args.quick else args.messages
+
+    work = Path(tempfile.mkdtemp(prefix="bench-intake-"))
+    work.chmod(0o755)  # Dovecot's unprivileged processes must reach the mail folder
+    server = start_dovecot(work / "dovecot")
+    try:
+        messages = build_messages(count)
+        append_all(server.port, server.user, server.password, messages)
+        fetched, fetch_s = raw_fetch(server.port, server.user, server.password)
+        assert fetched == count, f"baseline fetched {fetched} of {count}"
+
+        os.environ.update(
+            {
+                "MAILSERVICE_ENVIRONMENT": "test",
+                "MAILSERVICE_DATA_DIR": str(work / "data"),
+                "MAILSERVICE_DATABASE_URL": args.database_url or f"sqlite:///{work / 'bench.sqlite3'}",
+                "MAILSERVICE_SECRET_KEYS": "bench-" + "k" * 40,
+                **server.env("none"),
+            }
+        )
+        config.get_settings.cache_clear()
+        settings = config.get_settings()
+        db.upgrade(settings)
+        # Warm the classifier and templates so that one-off loading is not charged to the first messages.
+        from mailservice.inforequests.classification import labels_for
+
+        labels_for("прогрев", "прогрев классификатора")
+        tracemalloc.start()
+        start = time.perf_counter()
+        result = poll_once(settings)
+        poll_s = time.perf_counter() - start
+        _current, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert result.fetched == count, f"polled {result.fetched} of {count}"
+    finally:
+        server.stop()
+        db.dispose_engines()
+        shutil.rmtree(work, ignore_errors=True)
+
+    figures = {
+        "messages": count,
+        "messages_per_s": round(count / poll_s, 1),
+        "raw_fetch_per_s": round(count / fetch_s, 1),
+        "ratio": round((count / poll_s) / (count / fetch_s), 4),
+        "poll_s": round(poll_s, 2),
+        "raw_fetch_s": round(fetch_s, 2),
+        "peak_python_mb": round(peak / 2**20, 1),
+        "outcomes": result.outcomes,
+        "database": "postgresql" if args.database_url.startswith("postgres") else "sqlite",
+    }
+    print(f"messages:            {count}")
+    print(f"end-to-end intake:   {figures['messages_per_s']} messages/s ({poll_s:.2f} s)")
+    print(f"bare imap-tools:     {figures['raw_fetch_per_s']} messages/s ({fetch_s:.2f} s)")
+    print(f"ratio:               {figures['ratio']}")
+    print(f"peak Python memory:  {figures['peak_python_mb']} MB (tracemalloc)")
+    print(json.dumps(figures, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

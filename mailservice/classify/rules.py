@@ -1,0 +1,419 @@
+"""Weighted rules over lemmas and raw text, read from an editable YAML file (rules.yaml).
+
+A rule gives its label a weight when it matches. Patterns are either lemma sequences ("предоставить
+информация|сведение") matched in order with at most ``gap`` other words between neighbours, or regular
+expressions (``{re: "..."}``) over the normalised text (lower case, ``ё`` as ``е``). Every axis starts from its
+``prior`` scores; the scores become probabilities by a softmax, so a label no rule mentions keeps some mass.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mailservice.classify.text import AnalyzedText, lemma, normalize
+
+AXES = ("type", "topic", "urgency", "appeal_kind")
+DEFAULT_GAP = 2
+_WORD_SPLIT_RE = re.compile(r"\s+")
+
+
+class RulesError(ValueError):
+    """The rules or taxonomy file is malformed; the message says where."""
+
+
+# Taxonomy ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One classification axis: its labels in file order, display names and default label."""
+
+    key: str
+    name: str
+    default: str
+    labels: tuple[str, ...]
+    display: Mapping[str, str]
+
+    def display_name(self, label: str) -> str:
+        """The Russian name staff see for a label (the label itself when the taxonomy has none)."""
+        return self.display.get(label, label)
+
+
+@dataclass(frozen=True)
+class Taxonomy:
+    """All axes of the classifier (type, topic, urgency, appeal_kind)."""
+
+    axes: Mapping[str, Axis]
+
+    def __getitem__(self, key: str) -> Axis:
+        return self.axes[key]
+
+
+def _package_file(name: str) -> Path:
+    return Path(str(resources.files("mailservice.classify").joinpath(name)))
+
+
+DEFAULT_TAXONOMY_PATH = _package_file("taxonomy.yaml")
+DEFAULT_RULES_PATH = _package_file("rules.yaml")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RulesError(f"не удалось прочитать {path}: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise RulesError(f"{path}: ошибка YAML: {exc}".replace("\n", " ")) from exc
+    if not isinstance(data, dict):
+        raise RulesError(f"{path}: ожидался словарь верхнего уровня")
+    return data
+
+
+def load_taxonomy(path: Path | None = None) -> Taxonomy:
+    """Read the taxonomy file (the packaged one by default)."""
+    path = path or DEFAULT_TAXONOMY_PATH
+    data = _read_yaml(path)
+    axes: dict[str, Axis] = {}
+    raw_axes = data.get("axes")
+    if not isinstance(raw_axes, dict):
+        raise RulesError(f"{path}: нет раздела axes")
+    for key in AXES:
+        raw = raw_axes.get(key)
+        if not isinstance(raw, dict) or not isinstance(raw.get("labels"), dict) or not raw["labels"]:
+            raise RulesError(f"{path}: ось {key} не описана или не содержит меток")
+        labels = tuple(str(label) for label in raw["labels"])
+        display = {
+            str(label): str((info or {}).get("name", label)) if isinstance(info, dict) or info is None else str(info)
+            for label, info in raw["labels"].items()
+        }
+        default = str(raw.get("default", labels[-1]))
+        if default not in labels:
+            raise RulesError(f"{path}: метка по умолчанию {default!r} оси {key} не входит в её метки")
+        axes[key] = Axis(key=key, name=str(raw.get("name", key)), default=default, labels=labels, display=display)
+    return Taxonomy(axes=axes)
+
+
+# Patterns ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Element:
+    """One word position of a lemma pattern: any of the exact keys or any prefix."""
+
+    keys: frozenset[str]
+    prefixes: tuple[str, ...]
+
+    def positions(self, text: AnalyzedText) -> list[int]:
+        found: set[int] = set()
+        for key in self.keys:
+            found.update(text.index.get(key, ()))
+        for prefix in self.prefixes:
+            for key, where in text.index.items():
+                if key.startswith(prefix):
+                    found.update(where)
+        return sorted(found)
+
+
+@dataclass(frozen=True)
+class LemmaPattern:
+    """Words in order, each given by any word form (its lemma is looked up) or a prefix ending in ``*``."""
+
+    source: str
+    elements: tuple[_Element, ...]
+    gap: int
+
+    @classmethod
+    def compile(cls, source: str, gap: int) -> LemmaPattern:
+        elements = []
+        for word in _WORD_SPLIT_RE.split(normalize(source).strip()):
+            keys: set[str] = set()
+            prefixes: list[str] = []
+            for alternative in word.split("|"):
+                if not alternative:
+                    continue
+                if alternative.endswith("*"):
+                    prefixes.append(alternative[:-1])
+                elif alternative.startswith("="):  # this exact word form only ("=сообщите", not "сообщила")
+                    keys.add(alternative[1:])
+                else:
+                    keys.update({alternative, lemma(alternative)})
+            if not keys and not prefixes:
+                raise RulesError(f"пустой элемент в шаблоне {source!r}")
+            elements.append(_Element(frozenset(keys), tuple(prefixes)))
+        if not elements:
+            raise RulesError("пустой шаблон")
+        return cls(source=source, elements=tuple(elements), gap=gap)
+
+    def match(self, text: AnalyzedText) -> str | None:
+        """The matched words as written, or None."""
+        first = self.elements[0].positions(text)
+        if not first:
+            return None
+        rest = [element.positions(text) for element in self.elements[1:]]
+        for start in first:
+            end = start
+            for positions in rest:
+                i = bisect_right(positions, end)
+                if i == len(positions) or positions[i] > end + 1 + self.gap:
+                    break
+                end = positions[i]
+            else:
+                return " ".join(text.tokens[start : end + 1])
+        return None
+
+
+@dataclass(frozen=True)
+class RegexPattern:
+    """A regular expression over the normalised text."""
+
+    source: str
+    regex: re.Pattern[str]
+
+    def match(self, text: AnalyzedText) -> str | None:
+        found = self.regex.search(text.text)
+        return _SPACE_OR_BREAK.sub(" ", found.group(0)).strip() if found else None
+
+
+_SPACE_OR_BREAK = re.compile(r"\s+")
+Pattern = LemmaPattern | RegexPattern
+
+
+def _compile_pattern(raw: object, gap: int, where: str) -> Pattern:
+    if isinstance(raw, str):
+        return LemmaPattern.compile(raw, gap)
+    if isinstance(raw, dict) and set(raw) == {"re"} and isinstance(raw["re"], str):
+        try:
+            return RegexPattern(source=raw["re"], regex=re.compile(raw["re"], re.IGNORECASE | re.MULTILINE))
+        except re.error as exc:
+            raise RulesError(f"{where}: неверное регулярное выражение {raw['re']!r}: {exc}") from exc
+    raise RulesError(f"{where}: шаблон должен быть строкой или {{re: ...}}, получено {raw!r}")
+
+
+# Rules ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Adds ``weight`` to ``label`` when any pattern of ``any`` (if given) and every pattern of ``all`` match."""
+
+    name: str | None
+    label: str
+    weight: float
+    any_of: tuple[Pattern, ...]
+    all_of: tuple[Pattern, ...]
+
+    def match(self, text: AnalyzedText) -> str | None:
+        """What matched, for the reason shown to staff, or None."""
+        shown: list[str] = []
+        if self.any_of:
+            for pattern in self.any_of:
+                found = pattern.match(text)
+                if found is not None:
+                    shown.append(found)
+                    break
+            else:
+                return None
+        for pattern in self.all_of:
+            found = pattern.match(text)
+            if found is None:
+                return None
+            shown.append(found)
+        return self.name or " … ".join(shown)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A rule that matched a message."""
+
+    label: str
+    weight: float
+    shown: str
+
+    @property
+    def reason(self) -> str:
+        """Human-readable, e.g. «правило «срочно» (+3.0)»."""
+        return f"правило «{self.shown}» ({self.weight:+.1f})"
+
+
+@dataclass(frozen=True)
+class AxisScores:
+    """Rule scores of one axis for one message."""
+
+    scores: Mapping[str, float]
+    hits: tuple[Hit, ...]
+    probabilities: Mapping[str, float]
+
+    def hits_for(self, label: str) -> list[Hit]:
+        """Matched rules for ``label``, strongest first."""
+        return sorted((hit for hit in self.hits if hit.label == label), key=lambda hit: -abs(hit.weight))
+
+
+@dataclass(frozen=True)
+class AxisRules:
+    """The rules of one axis and how their scores turn into probabilities."""
+
+    axis: Axis
+    rules: tuple[Rule, ...]
+    prior: Mapping[str, float]
+    temperature: float
+    threshold: float
+    model_weight: float
+    default_for_types: frozenset[str] = frozenset()
+
+    def score(self, text: AnalyzedText) -> AxisScores:
+        """Sum the weights of the matching rules per label and normalise them."""
+        scores = {label: self.prior.get(label, 0.0) for label in self.axis.labels}
+        hits = []
+        for rule in self.rules:
+            shown = rule.match(text)
+            if shown is not None:
+                scores[rule.label] += rule.weight
+                hits.append(Hit(rule.label, rule.weight, shown))
+        return AxisScores(scores=scores, hits=tuple(hits), probabilities=softmax(scores, self.temperature))
+
+
+def softmax(scores: Mapping[str, float], temperature: float) -> dict[str, float]:
+    """Probabilities proportional to exp(score / temperature)."""
+    top = max(scores.values())
+    exps = {label: math.exp((value - top) / temperature) for label, value in scores.items()}
+    total = sum(exps.values())
+    return {label: value / total for label, value in exps.items()}
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """All rules of the file, with the taxonomy they refer to."""
+
+    version: str
+    taxonomy: Taxonomy
+    axes: Mapping[str, AxisRules]
+
+    def score(self, text: AnalyzedText) -> dict[str, AxisScores]:
+        """Rule scores of every axis."""
+        return {key: rules.score(text) for key, rules in self.axes.items()}
+
+
+def _number(raw: object, where: str, default: float) -> float:
+    if raw is None:
+        return default
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise RulesError(f"{where}: ожидалось число, получено {raw!r}")
+    return float(raw)
+
+
+def _patterns(raw: object, gap: int, where: str) -> tuple[Pattern, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raw = [raw]
+    return tuple(_compile_pattern(item, gap, where) for item in raw)
+
+
+def _parse_axis(axis: Axis, raw: Mapping[str, Any], where: str) -> AxisRules:
+    prior_raw = raw.get("prior") or {}
+    if not isinstance(prior_raw, dict):
+        raise RulesError(f"{where}.prior: ожидался словарь метка: число")
+    prior = {}
+    for label, value in prior_raw.items():
+        if label not in axis.labels:
+            raise RulesError(f"{where}.prior: неизвестная метка {label!r}")
+        prior[str(label)] = _number(value, f"{where}.prior.{label}", 0.0)
+    rules = []
+    raw_rules = raw.get("rules") or []
+    if not isinstance(raw_rules, list):
+        raise RulesError(f"{where}.rules: ожидался список правил")
+    for i, item in enumerate(raw_rules):
+        at = f"{where}.rules[{i}]"
+        if not isinstance(item, dict):
+            raise RulesError(f"{at}: правило должно быть словарём")
+        unknown = set(item) - {"name", "label", "weight", "any", "all", "gap"}
+        if unknown:
+            raise RulesError(f"{at}: неизвестные ключи {sorted(unknown)}")
+        label = item.get("label")
+        if label not in axis.labels:
+            raise RulesError(f"{at}: неизвестная метка {label!r} оси {axis.key}")
+        gap = int(_number(item.get("gap"), f"{at}.gap", DEFAULT_GAP))
+        any_of = _patterns(item.get("any"), gap, at)
+        all_of = _patterns(item.get("all"), gap, at)
+        if not any_of and not all_of:
+            raise RulesError(f"{at}: нет шаблонов any или all")
+        name = item.get("name")
+        rules.append(
+            Rule(
+                name=str(name) if name else None,
+                label=str(label),
+                weight=_number(item.get("weight"), f"{at}.weight", 1.0),
+                any_of=any_of,
+                all_of=all_of,
+            )
+        )
+    temperature = _number(raw.get("temperature"), f"{where}.temperature", 1.0)
+    if temperature <= 0:
+        raise RulesError(f"{where}.temperature: должно быть больше нуля")
+    default_for_types = raw.get("default_for_types") or []
+    if not isinstance(default_for_types, list) or not all(isinstance(item, str) for item in default_for_types):
+        raise RulesError(f"{where}.default_for_types: ожидался список типов")
+    return AxisRules(
+        axis=axis,
+        rules=tuple(rules),
+        prior=prior,
+        temperature=temperature,
+        threshold=_number(raw.get("threshold"), f"{where}.threshold", 0.5),
+        model_weight=_number(raw.get("model_weight"), f"{where}.model_weight", 1.0),
+        default_for_types=frozenset(default_for_types),
+    )
+
+
+def load_rules(path: Path | None = None, taxonomy: Taxonomy | None = None) -> RuleSet:
+    """Read and compile a rules file (the packaged one by default) against the taxonomy."""
+    path = path or DEFAULT_RULES_PATH
+    taxonomy = taxonomy or load_taxonomy()
+    data = _read_yaml(path)
+    version = data.get("version")
+    if version is None or str(version).strip() == "":
+        raise RulesError(f"{path}: нет поля version")
+    raw_axes = data.get("axes")
+    if not isinstance(raw_axes, dict):
+        raise RulesError(f"{path}: нет раздела axes")
+    axes = {}
+    for key in AXES:
+        raw = raw_axes.get(key) or {}
+        if not isinstance(raw, dict):
+            raise RulesError(f"{path}: axes.{key} должен быть словарём")
+        axes[key] = _parse_axis(taxonomy[key], raw, f"{path.name}: axes.{key}")
+        unknown_types = axes[key].default_for_types - set(taxonomy["type"].labels)
+        if unknown_types:
+            raise RulesError(f"{path.name}: axes.{key}.default_for_types: неизвестные типы {sorted(unknown_types)}")
+    unknown = set(raw_axes) - set(AXES)
+    if unknown:
+        raise RulesError(f"{path}: неизвестные оси {sorted(unknown)}")
+    return RuleSet(version=str(version).strip(), taxonomy=taxonomy, axes=axes)
+
+
+def rule_count(rules: RuleSet) -> dict[str, int]:
+    """Number of rules per axis (for status output)."""
+    return {key: len(axis.rules) for key, axis in rules.axes.items()}
+
+
+__all__: Sequence[str] = (
+    "AXES",
+    "Axis",
+    "AxisRules",
+    "AxisScores",
+    "Hit",
+    "RuleSet",
+    "RulesError",
+    "Taxonomy",
+    "load_rules",
+    "load_taxonomy",
+    "softmax",
+)

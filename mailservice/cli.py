@@ -1,0 +1,139 @@
+"""The ``mailservice`` command: the Typer root; each domain adds its own sub-commands.
+
+Every command reads the same :class:`~mailservice.config.Settings`. A wrong argument or a refused operation prints
+one line to standard error and exits with status 2 (usage) or 1 (refused); no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import sys
+from typing import Annotated
+
+import click
+import typer
+from pydantic import ValidationError
+
+from mailservice.config import get_settings
+from mailservice.db import upgrade
+
+app = typer.Typer(
+    name="mailservice",
+    help="Сервис обращений, рассылок и раскрытия информации департамента.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="База данных: миграции.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+class CLIError(click.ClickException):
+    """A refused operation: printed as one line, exit status 1."""
+
+    exit_code = 1
+
+
+def fail(message: str) -> CLIError:
+    """Build the one-line error the root handler prints."""
+    return CLIError(message)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Option(help="Целевая ревизия")] = "heads") -> None:
+    """Apply all migrations to the configured database."""
+    upgrade(get_settings(), revision)
+    typer.echo(f"База данных обновлена: {get_settings().effective_database_url.split('@')[-1]}")
+
+
+@app.command("deadline")
+def deadline_cmd(
+    law: Annotated[str, typer.Option("--law", help="8-fz (запрос) или 59-fz (обращение)")],
+    registered: Annotated[str, typer.Option("--registered", help="Дата регистрации YYYY-MM-DD")],
+    extended: Annotated[bool, typer.Option("--extended", help="Крайний срок после продления")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Вывести JSON")] = False,
+) -> None:
+    """Print the legal due date and the control date of a request registered on a date."""
+    from mailservice.inforequests.deadlines import Law, deadline, latest_extended_deadline
+    from mailservice.workdays import default_calendar
+
+    try:
+        law_value = Law(law.lower())
+    except ValueError:
+        raise click.BadParameter("expected 8-fz or 59-fz", param_hint="--law") from None
+    try:
+        day = dt.date.fromisoformat(registered)
+    except ValueError:
+        raise click.BadParameter("expected a date YYYY-MM-DD", param_hint="--registered") from None
+    settings = get_settings()
+    calendar = default_calendar(settings)
+    term = (
+        latest_extended_deadline(law_value, day, calendar, settings.due_shift)
+        if extended
+        else deadline(law_value, day, calendar, settings.due_shift)
+    )
+    result = {"legal_due": term.legal_due.isoformat(), "control_date": term.control_date.isoformat()}
+    for warning in calendar.warnings([day.year, term.legal_due.year]):
+        typer.echo(f"Внимание: {warning}", err=True)
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        typer.echo(f"Срок ответа по закону: {result['legal_due']}\nКонтрольная дата: {result['control_date']}")
+
+
+def _register_domains() -> None:
+    # Each domain owns its sub-commands; the root only mounts them.
+    from mailservice.classify.cli import app as classify_app  # noqa: I001
+    from mailservice.inforequests.cli import app as requests_app
+    from mailservice.intake.cli import app as intake_app
+    from mailservice.service_cli import register as register_service_commands
+
+    app.add_typer(requests_app, name="requests")
+    app.add_typer(intake_app, name="intake")
+    app.add_typer(classify_app, name="classify")
+    register_service_commands(app)
+    # mount: further domains add their line here
+
+
+_register_domains()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app and turn every expected failure into one line."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="mailservice", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code or 0)
+    except click.exceptions.Abort:
+        typer.echo("Прервано.", err=True)
+        return 130
+    except click.UsageError as exc:
+        hint = f" ({exc.ctx.command_path} --help)" if exc.ctx else ""
+        typer.echo(f"Ошибка: {exc.format_message()}{hint}", err=True)
+        return 2
+    except click.ClickException as exc:
+        typer.echo(f"Ошибка: {exc.format_message()}", err=True)
+        return exc.exit_code
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        typer.echo(f"Ошибка в настройках: {'.'.join(map(str, first['loc']))}: {first['msg']}", err=True)
+        return 2
+    except ValueError as exc:
+        # Settings refusing a placeholder secret, and domain rules (all carry a readable message).
+        typer.echo(f"Ошибка: {exc}", err=True)
+        return 1
+    return 0
+
+
+def run_async(coro: object) -> object:
+    """Run a coroutine to completion from a synchronous command."""
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

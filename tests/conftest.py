@@ -1,0 +1,165 @@
+"""Shared fixtures: settings in a temporary folder, SQLite and PostgreSQL databases, Dovecot, an SMTP sink.
+
+The ``db_url`` fixture runs a test on SQLite and on the real PostgreSQL of this machine
+(``MAILSERVICE_TEST_PG_URL``, default ``postgresql://postgres@127.0.0.1:5432/test``). When no PostgreSQL answers,
+PostgreSQL cases are skipped with a message saying so, never reported as passed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from mailservice import config, db
+from mailservice.models import Base
+from tests.servers import Dovecot, Sink, dovecot_missing_reason, run_sink, start_dovecot
+
+PG_URL = os.environ.get("MAILSERVICE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+CORPORA = Path(os.environ.get("MAILSERVICE_CORPORA", Path(__file__).resolve().parents[2] / "shared" / "corpora"))
+
+_pg_state: dict[str, object] = {}
+
+
+def pg_unreachable_reason() -> str | None:
+    """Why PostgreSQL tests cannot run, or None."""
+    if "reason" not in _pg_state:
+        try:
+            with psycopg.connect(PG_URL, connect_timeout=3):
+                _pg_state["reason"] = None
+        except psycopg.Error as exc:
+            _pg_state["reason"] = f"PostgreSQL not reachable at {PG_URL}: {exc}"
+    return _pg_state["reason"]  # type: ignore[return-value]
+
+
+def reset_caches() -> None:
+    """Forget cached settings, engines and calendars after the environment changed."""
+    config.get_settings.cache_clear()
+    db.dispose_engines()
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite file migrated once; each test gets a copy (migrations run once, not per test)."""
+    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+    url = f"sqlite:///{path}"
+    settings = config.Settings(database_url=url, data_dir=path.parent)
+    db.upgrade(settings)
+    db.dispose_engines()
+    return path
+
+
+@pytest.fixture(scope="session")
+def _pg_database() -> Iterator[str]:
+    """A PostgreSQL database of this test session, migrated once, dropped at the end."""
+    reason = pg_unreachable_reason()
+    if reason:
+        pytest.skip(reason)
+    name = f"mailservice_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
+    db.upgrade(config.Settings(database_url=url))
+    yield url
+    db.dispose_engines()
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _truncate_pg(url: str) -> None:
+    engine = db._engine_for(url)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database: SQLite and PostgreSQL in turn."""
+    if request.param == "sqlite":
+        template = request.getfixturevalue("_sqlite_template")
+        target = tmp_path / "mailservice.sqlite3"
+        shutil.copyfile(template, target)
+        return f"sqlite:///{target}"
+    url: str = request.getfixturevalue("_pg_database")
+    _truncate_pg(url)
+    return url
+
+
+@pytest.fixture
+def sqlite_url(_sqlite_template: Path, tmp_path: Path) -> str:
+    """A migrated, empty SQLite database only (for tests where the backend does not matter)."""
+    target = tmp_path / "mailservice.sqlite3"
+    shutil.copyfile(_sqlite_template, target)
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture
+def sink(tmp_path: Path) -> Iterator[Sink]:
+    """A real aiosmtpd SMTP sink on a free port."""
+    server = run_sink(tmp_path / "sink")
+    yield server
+    server.controller.stop()  # type: ignore[attr-defined]
+
+
+def make_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str, **extra: str) -> config.Settings:
+    """Point every MAILSERVICE_ setting at this test's folder and database; return the fresh Settings."""
+    for key in list(os.environ):
+        if key.startswith("MAILSERVICE_") and key != "MAILSERVICE_TEST_PG_URL" and key != "MAILSERVICE_CORPORA":
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("MAILSERVICE_ENVIRONMENT", "test")
+    monkeypatch.setenv("MAILSERVICE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MAILSERVICE_DATABASE_URL", database_url)
+    monkeypatch.setenv("MAILSERVICE_SECRET_KEYS", "test-key-" + "x" * 40)
+    monkeypatch.setenv("MAILSERVICE_FROM_ADDRESS", "info@dizo.test")
+    for key, value in extra.items():
+        monkeypatch.setenv(f"MAILSERVICE_{key.upper()}", value)
+    reset_caches()
+    return config.get_settings()
+
+
+@pytest.fixture
+def settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, sink: Sink) -> Iterator[config.Settings]:
+    """Settings on a migrated database (both backends) with outgoing mail going to the test sink."""
+    yield make_env(monkeypatch, tmp_path, db_url, smtp_port=str(sink.port), smtp_host="127.0.0.1")
+    reset_caches()
+
+
+@pytest.fixture
+def lite_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_url: str, sink: Sink
+) -> Iterator[config.Settings]:
+    """Settings on SQLite only."""
+    yield make_env(monkeypatch, tmp_path, sqlite_url, smtp_port=str(sink.port), smtp_host="127.0.0.1")
+    reset_caches()
+
+
+@pytest.fixture(scope="session")
+def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
+    """A real Dovecot for the whole session (each test resets the mailbox)."""
+    reason = dovecot_missing_reason()
+    if reason:
+        if os.environ.get("MAILSERVICE_REQUIRE_DOVECOT"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    root = Path("/tmp") / f"mailservice-dovecot-{uuid.uuid4().hex[:8]}"
+    server = start_dovecot(root)
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def imap(dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch) -> Dovecot:
+    """Dovecot with an empty mailbox; IMAP settings point at it (plain IMAP on loopback)."""
+    dovecot.reset_mailbox()
+    for key, value in dovecot.env("none").items():
+        monkeypatch.setenv(key, value)
+    config.get_settings.cache_clear()
+    return dovecot

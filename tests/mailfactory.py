@@ -1,0 +1,59 @@
+"""Citizen messages for tests, built with the standard library (the raw bytes intake receives)."""
+
+from __future__ import annotations
+
+import email.policy
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+
+from mailservice.db import utcnow
+
+
+def citizen_mail(
+    *,
+    sender: str = "ivanov@example.ru",
+    name: str = "Иванов Иван Иванович",
+    subject: str = "Запрос информации о предоставлении земельных участков",
+    body: str = "Прошу предоставить сведения о количестве земельных участков, предоставленных в аренду в 2025 году.",
+    to: str = "info@dizo.test",
+    in_reply_to: str | None = None,
+    references: list[str] | None = None,
+    headers: dict[str, str] | None = None,
+    message_id: str | None = None,
+    charset: str = "utf-8",
+) -> bytes:
+    """A plain-text message as a citizen's mail program would send it."""
+    msg = EmailMessage()
+    msg["From"] = f"{name} <{sender}>" if name else sender
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(utcnow())
+    msg["Message-ID"] = f"<{message_id}>" if message_id else make_msgid(domain="example.ru")
+    if in_reply_to:
+        msg["In-Reply-To"] = f"<{in_reply_to}>"
+    if references:
+        msg["References"] = " ".join(f"<{r}>" for r in references)
+    for key, value in (headers or {}).items():
+        msg[key] = value
+    msg.set_content(body, charset=charset)
+    return msg.as_bytes(policy=email.policy.SMTP)
+
+
+def message_id_of(raw: bytes) -> str:
+    """The Message-ID of raw bytes, without angle brackets."""
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    return str(parsed["Message-ID"]).strip().strip("<>")
+
+
+def parse(raw: bytes) -> EmailMessage:
+    """Raw bytes to an EmailMessage (modern policy)."""
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def body_text(message: EmailMessage) -> str:
+    """The plain-text body."""
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None
+    return str(part.get_content())

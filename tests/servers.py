@@ -1,0 +1,228 @@
+"""Real servers for the tests: Dovecot (IMAP) on a free loopback port, and an aiosmtpd sink.
+
+Dovecot refuses to run its login processes as root, so the mail is owned by the ``dovecot`` user and logins run
+as ``dovenull``; users come from a passwd-file. TLS uses a throwaway self-signed certificate that the client
+trusts through ``MAILSERVICE_IMAP_CA_FILE``: certificate checks stay on.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mailservice.mail.sink import SinkHandler, start_sink
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 15.0) -> None:
+    """Block until something accepts connections on the port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+DOVECOT_CONF = """\
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+info_log_path = {root}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = yes
+ssl_cert = <{root}/cert.pem
+ssl_key = <{root}/key.pem
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_login_user = dovenull
+default_internal_user = dovecot
+first_valid_uid = {uid}
+last_valid_uid = {uid}
+mail_location = maildir:{root}/mail/%u
+mail_uid = {uid}
+mail_gid = {gid}
+mail_fsync = never
+namespace inbox {{
+  inbox = yes
+  separator = /
+}}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={root}/home/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {ssl_port}
+    ssl = yes
+  }}
+  process_min_avail = 1
+}}
+service anvil {{
+  chroot =
+}}
+service stats {{
+  chroot =
+}}
+protocol imap {{
+  mail_max_userip_connections = 100
+}}
+"""
+
+
+@dataclass
+class Dovecot:
+    """A running Dovecot with one test user."""
+
+    root: Path
+    port: int
+    ssl_port: int
+    user: str = "intake@test.local"
+    password: str = "intake-password"  # noqa: S105 - a throwaway test account
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def ca_file(self) -> Path:
+        """The self-signed certificate to trust."""
+        return self.root / "cert.pem"
+
+    def env(self, security: str = "none") -> dict[str, str]:
+        """MAILSERVICE_IMAP_* settings for this server."""
+        port = {"ssl": self.ssl_port}.get(security, self.port)
+        return {
+            "MAILSERVICE_IMAP_HOST": "localhost" if security != "none" else "127.0.0.1",
+            "MAILSERVICE_IMAP_PORT": str(port),
+            "MAILSERVICE_IMAP_USER": self.user,
+            "MAILSERVICE_IMAP_PASSWORD": self.password,
+            "MAILSERVICE_IMAP_SECURITY": security,
+            "MAILSERVICE_IMAP_CA_FILE": str(self.ca_file),
+        }
+
+    def reset_mailbox(self) -> None:
+        """Delete the user's mail so each test starts from an empty mailbox with a fresh UIDVALIDITY."""
+        shutil.rmtree(self.root / "mail", ignore_errors=True)
+        (self.root / "mail").mkdir()
+        _chown_tree(self.root / "mail")
+
+    def stop(self) -> None:
+        """Stop the server."""
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def _chown_tree(path: Path) -> None:
+    if os.geteuid() != 0:
+        return
+    entry = pwd.getpwnam("dovecot")
+    for dirpath, _dirs, files in os.walk(path):
+        os.chown(dirpath, entry.pw_uid, entry.pw_gid)
+        for name in files:
+            os.chown(os.path.join(dirpath, name), entry.pw_uid, entry.pw_gid)
+
+
+def dovecot_missing_reason() -> str | None:
+    """Why Dovecot cannot be started here, or None when it can."""
+    if shutil.which("dovecot") is None:
+        return "dovecot is not installed (apt-get install dovecot-imapd); `make test` installs it when run as root"
+    if os.geteuid() != 0:
+        return "the Dovecot fixture needs root to run Dovecot's dovecot/dovenull users"
+    try:
+        pwd.getpwnam("dovecot")
+        pwd.getpwnam("dovenull")
+    except KeyError:
+        return "the dovecot and dovenull users are missing (reinstall dovecot-core)"
+    return None
+
+
+def start_dovecot(root: Path) -> Dovecot:
+    """Start Dovecot in ``root`` (created) and wait until it accepts connections."""
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o755)
+    entry = pwd.getpwnam("dovecot")
+    server = Dovecot(root=root, port=free_port(), ssl_port=free_port())
+    for sub in ("run", "state", "mail", "home"):
+        (root / sub).mkdir(exist_ok=True)
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout", str(root / "key.pem"), "-out", str(root / "cert.pem"),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    (root / "passwd").write_text(f"{server.user}:{{PLAIN}}{server.password}::::::\n", encoding="utf-8")
+    conf = root / "dovecot.conf"
+    conf.write_text(
+        DOVECOT_CONF.format(
+            root=root, port=server.port, ssl_port=server.ssl_port, uid=entry.pw_uid, gid=entry.pw_gid
+        ),
+        encoding="utf-8",
+    )
+    _chown_tree(root / "mail")
+    _chown_tree(root / "home")
+    server.process = subprocess.Popen(
+        ["dovecot", "-F", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        wait_port(server.port)
+        wait_port(server.ssl_port)
+    except TimeoutError:
+        server.stop()
+        log = (root / "dovecot.log").read_text(errors="replace") if (root / "dovecot.log").exists() else ""
+        stderr = server.process.stderr.read().decode(errors="replace") if server.process.stderr else ""
+        raise RuntimeError(f"Dovecot did not start:\n{stderr}\n{log[-3000:]}") from None
+    return server
+
+
+@dataclass
+class Sink:
+    """A running aiosmtpd sink."""
+
+    folder: Path
+    port: int
+    handler: SinkHandler
+    controller: object
+
+    def messages(self) -> list[tuple[str, list[str], bytes]]:
+        """Everything received so far: (mail_from, rcpt_tos, raw)."""
+        return list(self.handler.messages)
+
+    def clear(self) -> None:
+        """Forget what was received."""
+        self.handler.messages.clear()
+
+
+def run_sink(folder: Path) -> Sink:
+    """Start an SMTP sink on a free port."""
+    port = free_port()
+    controller = start_sink(folder, "127.0.0.1", port)
+    return Sink(folder=folder, port=port, handler=controller.handler, controller=controller)

@@ -1,0 +1,106 @@
+"""The CLI as a user runs it: real subprocesses, one-line errors, register/list/show/status/export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from mailservice.config import Settings
+
+
+def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mailservice", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        env=dict(os.environ),
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (("deadline", "--law", "7-fz", "--registered", "2026-03-01"), 2, "--law"),
+        (("deadline", "--law", "8-fz", "--registered", "01.03.2026"), 2, "--registered"),
+        (("requests", "status", "2026-999999", "--to", "answered"), 1, "не найден"),
+        (("requests", "status", "2026-000001", "--to", "flying"), 2, "--to"),
+        (("requests", "export", "--format", "pdf", "--output", "x"), 2, "--format"),
+        (("no-such-command",), 2, "no-such-command"),
+    ],
+)
+def test_wrong_arguments_get_one_line(lite_settings: Settings, args: tuple[str, ...], code: int, needle: str) -> None:
+    result = run(*args)
+    assert result.returncode == code, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip() and " INFO " not in line]
+    assert len(lines) == 1, result.stderr
+    assert needle in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_deadline_json() -> None:
+    result = run("deadline", "--law", "8-fz", "--registered", "2026-03-01", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"legal_due": "2026-03-31", "control_date": "2026-03-31"}
+    extended = run("deadline", "--law", "8-fz", "--registered", "2026-03-01", "--extended", "--json")
+    assert json.loads(extended.stdout.strip().splitlines()[-1])["legal_due"] == "2026-04-15"
+
+
+def test_register_list_show_status_export(lite_settings: Settings, tmp_path: Path) -> None:
+    result = run(
+        "requests", "register", "--channel", "phone", "--name", "Петрова Анна Сергеевна", "--email", "anna@example.ru",
+        "--subject", "Часы приёма", "--text", "Звонила узнать часы приёма по вопросам аренды",
+        "--received", "2026-11-24T10:15",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Зарегистрирован № 2026-000001" in result.stdout
+    listed = json.loads(run("requests", "list", "--json").stdout)
+    assert [r["number"] for r in listed] == ["2026-000001"]
+    shown = run("requests", "show", "2026-000001").stdout
+    assert "Петрова Анна Сергеевна" in shown and "registered" in shown
+    refused = run("requests", "status", "2026-000001", "--to", "refused", "--comment", "нет")
+    assert refused.returncode == 1 and "основание" in refused.stderr
+    ok = run("requests", "status", "2026-000001", "--to", "answered", "--comment", "Приём по вторникам с 10 до 13.")
+    assert ok.returncode == 0, ok.stderr
+
+    out = tmp_path / "register.csv"
+    assert run("requests", "export", "--format", "csv", "--output", str(out)).returncode == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
+    assert list(rows[0]) == ["number", "registered_at", "channel", "client", "email", "subject", "type", "urgency",
+                             "status", "due_date", "overdue"]  # fmt: skip
+    assert rows[0]["number"] == "2026-000001" and rows[0]["status"] == "answered" and rows[0]["channel"] == "phone"
+    assert rows[0]["registered_at"].startswith("2026-")
+    xlsx = tmp_path / "register.xlsx"
+    assert run("requests", "export", "--format", "xlsx", "--output", str(xlsx)).returncode == 0
+    sheet = openpyxl.load_workbook(xlsx).worksheets[0]
+    values = list(sheet.iter_rows(values_only=True))
+    assert values[0][0] == "number" and values[1][0] == "2026-000001" and len(values) == 2
+
+
+def test_export_defuses_formulas(lite_settings: Settings, tmp_path: Path) -> None:
+    run("requests", "register", "--channel", "post", "--name", "Злоумышленник", "--subject", "=HYPERLINK(\"http://x\")",
+        "--text", "текст", "--address", "г. Новосибирск")  # fmt: skip
+    out = tmp_path / "r.csv"
+    run("requests", "export", "--format", "csv", "--output", str(out))
+    row = next(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
+    assert row["subject"].startswith("'=")
+
+
+def test_journal_csv(lite_settings: Settings, tmp_path: Path) -> None:
+    eml = tmp_path / "a.eml"
+    from tests.mailfactory import citizen_mail
+
+    eml.write_bytes(citizen_mail())
+    assert run("intake", "import", str(eml)).returncode == 0
+    assert run("intake", "import", str(eml)).returncode == 0
+    journal = list(csv.DictReader(io.StringIO(run("intake", "journal", "--format", "csv").stdout)))
+    assert [r["outcome"] for r in journal] == ["new_request", "duplicate"]

@@ -1,0 +1,197 @@
+"""Legal terms of 8-FZ requests and 59-FZ appeals on the production calendar."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mailservice.inforequests.deadlines import (
+    Deadline,
+    DeadlineError,
+    Law,
+    Shift,
+    answer_due,
+    control_date,
+    deadline,
+    is_due_soon,
+    is_overdue,
+    latest_extended_deadline,
+    max_extension_days,
+    max_extensions,
+    notice_due,
+    registration_due,
+    validate_extension,
+)
+from mailservice.workdays import SHIPPED_OVERRIDE_FILE, Calendar
+
+D = dt.date
+CAL = Calendar.from_files([SHIPPED_OVERRIDE_FILE])
+
+
+@pytest.mark.parametrize("law", list(Law))
+@pytest.mark.parametrize(
+    ("registered", "due"),
+    [
+        (D(2026, 3, 1), D(2026, 3, 31)),  # RULES.md: counting starts the next day (Civil Code art. 191)
+        (D(2026, 2, 1), D(2026, 3, 3)),  # February has 28 days
+        (D(2028, 2, 1), D(2028, 3, 2)),  # leap year
+        (D(2025, 12, 20), D(2026, 1, 19)),
+        (D(2026, 12, 28), D(2027, 1, 27)),
+    ],
+)
+def test_answer_due_is_thirty_calendar_days(law: Law, registered: dt.date, due: dt.date) -> None:
+    assert answer_due(law, registered) == due
+
+
+def test_limits_per_law() -> None:
+    assert max_extension_days(Law.FZ8) == 15
+    assert max_extension_days(Law.FZ59) == 30
+    assert max_extensions(Law.FZ8) == 1 and max_extensions(Law.FZ59) == 1
+    assert Law("8-fz") is Law.FZ8 and Law("59-fz") is Law.FZ59
+    assert answer_due(Law.FZ8, D(2026, 3, 1), 15) == D(2026, 4, 15)  # registration + 45 at most
+    assert answer_due(Law.FZ59, D(2026, 3, 1), 30) == D(2026, 4, 30)
+    with pytest.raises(DeadlineError):
+        answer_due(Law.FZ8, D(2026, 3, 1), 16)
+    with pytest.raises(DeadlineError):
+        answer_due(Law.FZ59, D(2026, 3, 1), -1)
+
+
+def test_notice_and_registration_terms() -> None:
+    assert notice_due(D(2026, 3, 1)) == D(2026, 3, 8)
+    assert notice_due(D(2026, 12, 28)) == D(2027, 1, 4)
+    assert registration_due(D(2026, 3, 1)) == D(2026, 3, 4)
+    assert registration_due(D(2026, 12, 30)) == D(2027, 1, 2)
+
+
+@pytest.mark.parametrize(
+    ("registered", "legal_due", "previous", "following"),
+    [
+        # An ordinary working day: nothing moves.
+        (D(2026, 3, 1), D(2026, 3, 31), D(2026, 3, 31), D(2026, 3, 31)),
+        # Around New Year: due Monday 19.01.2026, a working day.
+        (D(2025, 12, 20), D(2026, 1, 19), D(2026, 1, 19), D(2026, 1, 19)),
+        # Due on the transferred day off 09.01.2026: back over the whole holiday block and 31.12.2025.
+        (D(2025, 12, 10), D(2026, 1, 9), D(2025, 12, 30), D(2026, 1, 12)),
+        # Due on the transferred day off 31.12.2026.
+        (D(2026, 12, 1), D(2026, 12, 31), D(2026, 12, 30), D(2027, 1, 11)),
+        # Due inside the New Year holidays 2027.
+        (D(2026, 12, 7), D(2027, 1, 6), D(2026, 12, 30), D(2027, 1, 11)),
+        # May holidays 2026: due on the observed Monday 11.05, back over the weekend to Friday 08.05.
+        (D(2026, 4, 11), D(2026, 5, 11), D(2026, 5, 8), D(2026, 5, 12)),
+        # May holidays 2025: Sunday 11.05, back over Sat, Victory Day and the transferred 08.05.
+        (D(2025, 4, 11), D(2025, 5, 11), D(2025, 5, 7), D(2025, 5, 12)),
+        # A weekend plus the observed 09.03.2026.
+        (D(2026, 2, 7), D(2026, 3, 9), D(2026, 3, 6), D(2026, 3, 10)),
+        # The working Saturday 01.11.2025 is itself a control date ...
+        (D(2025, 10, 2), D(2025, 11, 1), D(2025, 11, 1), D(2025, 11, 1)),
+        # ... and the day off moved to Monday 03.11 shifts back onto it.
+        (D(2025, 10, 4), D(2025, 11, 3), D(2025, 11, 1), D(2025, 11, 5)),
+    ],
+)
+@pytest.mark.parametrize("law", list(Law))
+def test_control_date_shifts(
+    law: Law, registered: dt.date, legal_due: dt.date, previous: dt.date, following: dt.date
+) -> None:
+    assert deadline(law, registered, CAL) == Deadline(legal_due, previous)  # "previous" is the default
+    assert deadline(law, registered, CAL, "next") == Deadline(legal_due, following)
+    assert deadline(law, registered, CAL, "none") == Deadline(legal_due, legal_due)
+
+
+def test_control_date_rejects_unknown_shift() -> None:
+    with pytest.raises(ValueError, match="due_shift"):
+        control_date(D(2026, 3, 31), CAL, "sideways")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("law", "registered", "expected"),
+    [
+        (Law.FZ8, D(2026, 3, 1), Deadline(D(2026, 4, 15), D(2026, 4, 15))),
+        (Law.FZ59, D(2026, 3, 1), Deadline(D(2026, 4, 30), D(2026, 4, 30))),
+        (Law.FZ8, D(2026, 12, 28), Deadline(D(2027, 2, 11), D(2027, 2, 11))),
+        (Law.FZ59, D(2026, 12, 28), Deadline(D(2027, 2, 26), D(2027, 2, 26))),
+        # 8-FZ: 17.11.2026 + 45 = 01.01.2027, a holiday: back to 30.12.2026.
+        (Law.FZ8, D(2026, 11, 17), Deadline(D(2027, 1, 1), D(2026, 12, 30))),
+    ],
+)
+def test_latest_extended_deadline(law: Law, registered: dt.date, expected: Deadline) -> None:
+    assert latest_extended_deadline(law, registered, CAL, "previous") == expected
+
+
+def test_extension_days_move_the_deadline() -> None:
+    assert deadline(Law.FZ8, D(2026, 3, 1), CAL, extension_days=10) == Deadline(
+        D(2026, 4, 10), D(2026, 4, 10)
+    )
+    # 59-FZ: 30 + 20 days from 01.03.2026 is Monday 20.04.
+    assert deadline(Law.FZ59, D(2026, 3, 1), CAL, extension_days=20).legal_due == D(2026, 4, 20)
+
+
+@pytest.mark.parametrize(
+    ("law", "today", "days", "previous"),
+    [
+        (Law.FZ8, D(2026, 3, 1), 15, 0),
+        (Law.FZ8, D(2026, 3, 8), 1, 0),  # the seventh day after registration is still in time
+        (Law.FZ59, D(2026, 3, 31), 30, 0),  # on the original due date
+        (Law.FZ59, D(2026, 3, 10), 5, 0),
+    ],
+)
+def test_valid_extension(law: Law, today: dt.date, days: int, previous: int) -> None:
+    validate_extension(law, D(2026, 3, 1), today, days, previous)
+
+
+@pytest.mark.parametrize(
+    ("law", "today", "days", "previous", "fragment"),
+    [
+        (Law.FZ8, D(2026, 3, 2), 0, 0, "положительным"),
+        (Law.FZ59, D(2026, 3, 2), -3, 0, "положительным"),
+        (Law.FZ8, D(2026, 3, 2), 16, 0, "15"),
+        (Law.FZ59, D(2026, 3, 2), 31, 0, "30"),
+        (Law.FZ8, D(2026, 3, 2), 5, 1, "одно продление"),
+        (Law.FZ59, D(2026, 3, 2), 5, 1, "одно продление"),
+        (Law.FZ8, D(2026, 3, 9), 5, 0, "08.03.2026"),  # 8-FZ notice term of 7 days has run out
+        (Law.FZ59, D(2026, 4, 1), 5, 0, "31.03.2026"),  # 59-FZ term already expired
+    ],
+)
+def test_invalid_extension(law: Law, today: dt.date, days: int, previous: int, fragment: str) -> None:
+    with pytest.raises(DeadlineError) as info:
+        validate_extension(law, D(2026, 3, 1), today, days, previous)
+    assert fragment in str(info.value)
+
+
+def test_overdue_and_due_soon() -> None:
+    due = deadline(Law.FZ8, D(2026, 12, 1), CAL)  # legal 31.12.2026 (a day off), control 30.12.2026
+    assert due == Deadline(D(2026, 12, 31), D(2026, 12, 30))
+    assert not is_overdue(due, D(2026, 12, 31))
+    assert is_overdue(due, D(2027, 1, 1))
+    # From Friday 25.12 the control date is three working days ahead (28, 29, 30).
+    assert is_due_soon(due, D(2026, 12, 25), CAL, 3)
+    assert not is_due_soon(due, D(2026, 12, 25), CAL, 2)
+    assert not is_due_soon(due, D(2026, 12, 10), CAL, 3)
+    assert is_due_soon(due, D(2026, 12, 30), CAL, 0)  # on the control date itself
+    assert is_due_soon(due, D(2026, 12, 31), CAL, 3)  # past the control date, not yet overdue
+    assert not is_due_soon(due, D(2027, 1, 1), CAL, 3)  # overdue is reported as overdue instead
+
+
+shifts: list[Shift] = ["previous", "next", "none"]
+
+
+@given(
+    registered=st.dates(min_value=D(2024, 6, 1), max_value=D(2027, 10, 31)),
+    law=st.sampled_from(list(Law)),
+    shift=st.sampled_from(shifts),
+)
+def test_control_date_property(registered: dt.date, law: Law, shift: Shift) -> None:
+    result = deadline(law, registered, CAL, shift)
+    assert result.legal_due == registered + dt.timedelta(days=30)
+    if shift == "none":
+        assert result.control_date == result.legal_due
+        return
+    assert CAL.is_working_day(result.control_date)
+    if shift == "previous":
+        assert result.control_date <= result.legal_due
+        assert CAL.working_days_between(result.control_date, result.legal_due) == 0
+    else:
+        assert result.control_date >= result.legal_due
+        assert CAL.working_days_between(result.legal_due, result.control_date) <= 1

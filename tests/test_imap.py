@@ -1,0 +1,174 @@
+"""IMAP intake against a real Dovecot: plain, STARTTLS and TLS; corpora; crash and restart."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from imap_tools import MailBoxUnencrypted
+from sqlalchemy import func, select
+
+from mailservice import config
+from mailservice.db import session_scope, utcnow
+from mailservice.inforequests.models import Request
+from mailservice.intake.models import IntakeEntry, Outcome
+from mailservice.mail.imap import poll_once
+from tests.conftest import CORPORA, make_env
+from tests.mailfactory import citizen_mail, message_id_of
+from tests.servers import Dovecot
+
+pytestmark = pytest.mark.dovecot
+
+
+def append(server: Dovecot, messages: list[bytes], folder: str = "INBOX") -> None:
+    """APPEND raw messages to the test user's folder."""
+    with MailBoxUnencrypted("127.0.0.1", server.port).login(server.user, server.password) as box:
+        for raw in messages:
+            box.append(raw, folder)
+
+
+def folder_count(server: Dovecot, folder: str) -> int:
+    with MailBoxUnencrypted("127.0.0.1", server.port).login(server.user, server.password) as box:
+        return int(box.folder.status(folder, ["MESSAGES"])["MESSAGES"])
+
+
+@pytest.fixture
+def imap_settings(imap: Dovecot, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str) -> config.Settings:
+    return make_env(monkeypatch, tmp_path, db_url, **{k.removeprefix("MAILSERVICE_").lower(): v for k, v in imap.env().items()})
+
+
+def test_poll_registers_and_moves_after_commit(imap: Dovecot, imap_settings: config.Settings) -> None:
+    messages = [citizen_mail(sender=f"user{i}@example.ru", subject=f"Вопрос {i}") for i in range(5)]
+    messages.append(citizen_mail(subject="Автоответ", headers={"Auto-Submitted": "auto-replied"}))
+    append(imap, messages)
+    result = poll_once(imap_settings)
+    assert result.fetched == 6 and result.moved == 6
+    assert result.outcomes == {Outcome.new_request: 5, Outcome.ignored_auto_reply: 1}
+    assert folder_count(imap, "INBOX") == 0
+    assert folder_count(imap, imap_settings.imap_processed_folder) == 6
+    # A second pass finds nothing and registers nothing twice.
+    assert poll_once(imap_settings).fetched == 0
+    with session_scope(imap_settings) as session:
+        assert session.scalar(select(func.count(Request.id))) == 5
+        entries = session.scalars(select(IntakeEntry)).all()
+        assert len(entries) == 6
+        assert all(e.mailbox == "INBOX" and e.uidvalidity and e.uid for e in entries)
+
+
+@pytest.mark.parametrize("security", ["ssl", "starttls"])
+def test_tls_with_certificate_checks(
+    imap: Dovecot, security: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_url: str
+) -> None:
+    env = {k.removeprefix("MAILSERVICE_").lower(): v for k, v in imap.env(security).items()}
+    settings = make_env(monkeypatch, tmp_path, sqlite_url, **env)
+    append(imap, [citizen_mail()])
+    assert poll_once(settings).outcomes == {Outcome.new_request: 1}
+    # Without our CA the self-signed certificate is refused: checks are never turned off.
+    untrusted = settings.model_copy(update={"imap_ca_file": ""})
+    append(imap, [citizen_mail()])
+    with pytest.raises(Exception, match="(?i)certificate"):
+        poll_once(untrusted)
+
+
+def _corpus_files() -> list[Path]:
+    files = []
+    for sub in ("mime", "bounces"):
+        folder = CORPORA / sub
+        files += sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix not in (".tsv", ".md"))
+    return files
+
+
+def test_every_corpus_message_gets_exactly_one_journal_row(
+    imap: Dovecot, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_url: str
+) -> None:
+    files = _corpus_files()
+    if not files:
+        pytest.skip(f"corpora not found under {CORPORA}")
+    settings = make_env(
+        monkeypatch, tmp_path, sqlite_url, **{k.removeprefix("MAILSERVICE_").lower(): v for k, v in imap.env().items()}
+    )
+    raws = [p.read_bytes() for p in files]
+    append(imap, raws)
+    appended = folder_count(imap, "INBOX")
+    result = poll_once(settings)
+    assert result.fetched == appended
+    assert folder_count(imap, "INBOX") == 0
+    with session_scope(settings) as session:
+        entries = session.scalars(select(IntakeEntry)).all()
+        assert len(entries) == appended
+        assert len({(e.uidvalidity, e.uid) for e in entries}) == appended
+        bounce_hashes = {e.raw_sha256 for e in entries}  # every raw message is kept
+        assert all((settings.blob_dir / h[:2] / h[2:4] / h).exists() for h in bounce_hashes)
+        by_outcome: dict[str, int] = {}
+        for e in entries:
+            by_outcome[e.outcome] = by_outcome.get(e.outcome, 0) + 1
+            if e.outcome == Outcome.quarantined:
+                assert e.reason, "a quarantined message must say why"
+                assert not e.reason.startswith("internal error"), f"intake crashed on a message: {e.reason}"
+        print("corpus outcomes:", by_outcome)
+    # None of the bounces folder becomes a request (but its deliberate "not-a-bounce" controls may).
+    bounce_raws = {p.read_bytes() for p in files if "bounces" in p.parts and "not-a-bounce" not in p.parts}
+    bounce_shas = {hashlib.sha256(r).hexdigest() for r in bounce_raws}
+    with session_scope(settings) as session:
+        registered = session.scalars(
+            select(IntakeEntry).where(IntakeEntry.outcome.in_([Outcome.new_request, Outcome.reply]))
+        ).all()
+        offenders = [e.subject for e in registered if e.raw_sha256 in bounce_shas]
+        assert offenders == [], f"bounces or auto-replies registered as requests: {offenders}"
+
+
+def _poll_subprocess(env: dict[str, str], fault: str | None) -> tuple[int, str]:
+    run_env = dict(env)
+    if fault:
+        run_env["MAILSERVICE_FAULT"] = fault
+    else:
+        run_env.pop("MAILSERVICE_FAULT", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mailservice", "poll", "--once"], env=run_env, capture_output=True, timeout=300
+    )
+    return proc.returncode, proc.stderr.decode(errors="replace")[-2000:]
+
+
+@pytest.mark.slow
+def test_sigkill_at_every_point_leaves_one_registration_per_message(
+    imap: Dovecot, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str
+) -> None:
+    settings = make_env(
+        monkeypatch,
+        tmp_path,
+        db_url,
+        imap_batch_size="7",
+        **{k.removeprefix("MAILSERVICE_").lower(): v for k, v in imap.env().items()},
+    )
+    messages = [citizen_mail(sender=f"c{i}@example.ru", subject=f"Запрос {i}") for i in range(40)]
+    append(imap, messages)
+    env = {k: v for k, v in os.environ.items()}
+    faults = ["after_store:3", "before_commit:2", "after_commit:4", "after_move:1", "before_commit:6", "after_commit:1"]
+    for fault in faults:
+        code, stderr = _poll_subprocess(env, fault)
+        assert code == -signal.SIGKILL, f"the fault {fault} did not fire (exit {code}): {stderr}"
+    # And killed at arbitrary moments, not only at the named points.
+    for delay in (0.8, 1.5):
+        proc = subprocess.Popen([sys.executable, "-m", "mailservice", "poll", "--once"], env=env)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    code, stderr = _poll_subprocess(env, None)
+    assert code == 0, stderr
+    assert folder_count(imap, "INBOX") == 0
+    assert folder_count(imap, settings.imap_processed_folder) == 40
+    with session_scope(settings) as session:
+        requests = session.scalars(select(Request)).all()
+        assert len(requests) == 40
+        year = utcnow().astimezone(settings.tz).year
+        # Gap-free: numbers of transactions killed before their commit were never issued.
+        assert sorted(r.number for r in requests) == [f"{year}-{i:06d}" for i in range(1, 41)]
+        assert {r.thread_root for r in requests} == {message_id_of(m) for m in messages}
+        entries = session.scalars(select(IntakeEntry)).all()
+        assert len(entries) == 40 and all(e.outcome == Outcome.new_request for e in entries)

@@ -1,0 +1,274 @@
+"""Intake end to end on SQLite and PostgreSQL, with the outbox drained into a real aiosmtpd sink."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+from sqlalchemy import func, select
+
+from mailservice.config import Settings
+from mailservice.db import session_scope
+from mailservice.inforequests import service
+from mailservice.inforequests.deadlines import Law, deadline
+from mailservice.inforequests.lifecycle import Status
+from mailservice.inforequests.models import Client, Event, Request
+from mailservice.intake.models import Bounce, IntakeEntry, Outcome
+from mailservice.intake.pipeline import Source, process_raw
+from mailservice.outbox import OutboxMessage, drain_once
+from mailservice.workdays import default_calendar
+from tests.mailfactory import body_text, citizen_mail, message_id_of, parse
+from tests.servers import Sink
+
+NOW = dt.datetime(2026, 3, 2, 5, 0, tzinfo=dt.UTC)  # Monday 02.03.2026, 12:00 in Novosibirsk
+
+
+def smtp_source() -> Source:
+    return Source("smtp", envelope_from="ivanov@example.ru")
+
+
+def drain(settings: Settings) -> None:
+    asyncio.run(drain_once(settings))
+
+
+def test_new_message_is_registered_and_acknowledged(settings: Settings, sink: Sink) -> None:
+    raw = citizen_mail()
+    result = process_raw(settings, raw, smtp_source(), now=NOW)
+    assert result.outcome is Outcome.new_request
+    assert result.request_number == "2026-000001"
+
+    with session_scope(settings) as session:
+        request = session.scalars(select(Request)).one()
+        assert request.status == Status.registered
+        assert request.registered_on == dt.date(2026, 3, 2)
+        expected = deadline(Law(request.law), dt.date(2026, 3, 2), default_calendar(settings))
+        assert request.due_date == expected.legal_due
+        assert request.control_date == expected.control_date
+        assert request.client.name == "Иванов Иван Иванович"
+        assert request.client.email == "ivanov@example.ru"
+        kinds = [e.kind for e in request.events]
+        assert kinds[:2] == ["message_in", "registered"]
+        assert "message_out" in kinds  # the acknowledgement is part of the history
+        journal = session.scalars(select(IntakeEntry)).one()
+        assert journal.outcome == Outcome.new_request and journal.request_id == request.id
+
+    drain(settings)
+    [(mail_from, rcpts, ack_raw)] = sink.messages()
+    ack = parse(ack_raw)
+    assert rcpts == ["ivanov@example.ru"]
+    assert mail_from == "info@dizo.test"
+    assert "[№ 2026-000001]" in str(ack["Subject"])
+    assert ack["Auto-Submitted"] == "auto-replied"  # RFC 3834: an answer to the citizen's message
+    assert str(ack["In-Reply-To"]).strip("<>") == message_id_of(raw)
+    text = body_text(ack)
+    assert "2026-000001" in text
+    assert expected.legal_due.strftime("%Y") in text
+    assert b"\r\n" in ack_raw and b"\n" not in ack_raw.replace(b"\r\n", b"")  # policy.SMTP: CRLF only
+
+
+def test_numbers_are_gap_free_and_per_year(settings: Settings) -> None:
+    for _ in range(3):
+        process_raw(settings, citizen_mail(), smtp_source(), now=NOW)
+    # A registration that rolls back returns its number.
+    with pytest.raises(RuntimeError), session_scope(settings) as session:
+        assert service.next_number(session, 2026) == "2026-000004"
+        raise RuntimeError("rollback")
+    new_year = dt.datetime(2026, 12, 31, 18, 0, tzinfo=dt.UTC)  # already 01.01.2027 in Novosibirsk
+    first_2027 = process_raw(settings, citizen_mail(), smtp_source(), now=new_year)
+    fourth = process_raw(settings, citizen_mail(), smtp_source(), now=NOW)
+    assert first_2027.request_number == "2027-000001"
+    assert fourth.request_number == "2026-000004"
+
+
+def test_reply_by_message_id_joins_the_request(settings: Settings, sink: Sink) -> None:
+    first = citizen_mail()
+    process_raw(settings, first, smtp_source(), now=NOW)
+    drain(settings)
+    ack_id = message_id_of(sink.messages()[0][2])
+    # The citizen answers from another address: our Message-ID still finds the request (alaveteli#7879).
+    reply = citizen_mail(
+        sender="ivanov.work@example.org",
+        subject="Re: [№ 2026-000001] Ваше обращение зарегистрировано",
+        body="Дополняю запрос: интересует также 2024 год.\n\n> Ваше обращение получено",
+        in_reply_to=ack_id,
+        references=[message_id_of(first), ack_id],
+    )
+    result = process_raw(settings, reply, smtp_source(), now=NOW + dt.timedelta(hours=1))
+    assert result.outcome is Outcome.reply
+    with session_scope(settings) as session:
+        assert session.scalar(select(func.count(Request.id))) == 1
+        request = session.scalars(select(Request)).one()
+        last_in = [e for e in request.events if e.kind == "message_in"][-1]
+        assert "2024 год" in last_in.comment
+        assert "Ваше обращение получено" not in last_in.comment  # the quote is stripped
+
+
+def test_subject_tag_only_from_the_same_client(settings: Settings) -> None:
+    process_raw(settings, citizen_mail(), smtp_source(), now=NOW)
+    same = citizen_mail(subject="Re: [№ 2026-000001] дополнение", body="Ещё один вопрос по тому же запросу.")
+    assert process_raw(settings, same, smtp_source(), now=NOW).outcome is Outcome.reply
+    stranger = citizen_mail(sender="other@example.com", subject="[№ 2026-000001] чужой номер")
+    assert process_raw(settings, stranger, smtp_source(), now=NOW).outcome is Outcome.new_request
+
+
+def test_reply_to_closed_request_starts_a_linked_one(settings: Settings, sink: Sink) -> None:
+    process_raw(settings, citizen_mail(), smtp_source(), now=NOW)
+    with session_scope(settings) as session:
+        request = service.get_by_number(session, "2026-000001")
+        assert request is not None
+        service.change_status(session, settings, request, Status.answered, now=NOW, actor="t", comment="Ответ: 12.")
+        service.change_status(session, settings, request, Status.closed, now=NOW, actor="t")
+    drain(settings)
+    answer_id = message_id_of(sink.messages()[1][2])
+    follow_up = citizen_mail(
+        subject="Re: ответ", body="Спасибо. Прошу также предоставить сведения за 2023 год.", in_reply_to=answer_id
+    )
+    result = process_raw(settings, follow_up, smtp_source(), now=NOW + dt.timedelta(days=1))
+    assert result.outcome is Outcome.new_request
+    assert result.request_number == "2026-000002"
+    with session_scope(settings) as session:
+        new = service.get_by_number(session, "2026-000002")
+        old = service.get_by_number(session, "2026-000001")
+        assert new is not None and old is not None
+        assert new.parent_id == old.id and new.client_id == old.client_id
+        assert old.status == Status.closed  # not reopened behind staff's back
+
+
+def test_status_changes_are_events_and_threaded_mails(settings: Settings, sink: Sink) -> None:
+    first = citizen_mail()
+    process_raw(settings, first, smtp_source(), now=NOW)
+    with session_scope(settings) as session:
+        request = service.get_by_number(session, "2026-000001")
+        assert request is not None
+        service.change_status(session, settings, request, Status.in_progress, now=NOW, actor="operator")
+        service.change_status(
+            session, settings, request, Status.extended, now=NOW, actor="operator", extension_days=15,
+            comment="Требуется сбор сведений из подведомственных учреждений",
+        )  # fmt: skip
+        assert request.due_date == deadline(Law.FZ8, dt.date(2026, 3, 2), default_calendar(settings), "previous", 15).legal_due
+        service.change_status(
+            session, settings, request, Status.refused, now=NOW, actor="operator",
+            ground="8fz-20-1-3", comment="Сведения находятся в ведении Росреестра.",
+        )  # fmt: skip
+    drain(settings)
+    mails = [parse(raw) for _f, _r, raw in sink.messages()]
+    assert len(mails) == 4
+    ids = [str(m["Message-ID"]).strip("<>") for m in mails]
+    for previous, mail in zip(ids, mails[1:], strict=False):
+        assert str(mail["In-Reply-To"]).strip("<>") == previous
+        assert message_id_of(first) in str(mail["References"])
+        assert mail["Auto-Submitted"] == "auto-generated"
+    refusal = body_text(mails[-1])
+    assert "ст. 20 ч. 1 п. 3" in refusal and "Росреестра" in refusal
+    with session_scope(settings) as session:
+        events = session.scalars(select(Event).where(Event.kind == "status_changed").order_by(Event.id)).all()
+        assert [(e.from_status, e.to_status) for e in events] == [
+            ("registered", "in_progress"),
+            ("in_progress", "extended"),
+            ("extended", "refused"),
+        ]
+        assert events[1].extension_days == 15
+
+
+def test_refusal_needs_a_ground_of_the_right_law(settings: Settings) -> None:
+    process_raw(settings, citizen_mail(), smtp_source(), now=NOW)
+    with session_scope(settings) as session:
+        request = service.get_by_number(session, "2026-000001")
+        assert request is not None
+        with pytest.raises(ValueError, match="основание"):
+            service.change_status(session, settings, request, Status.refused, now=NOW, actor="t", comment="x")
+        with pytest.raises(ValueError):
+            service.change_status(
+                session, settings, request, Status.refused, now=NOW, actor="t", ground="59fz-11-3", comment="x"
+            )
+
+
+def test_auto_replies_and_null_sender_never_become_requests(settings: Settings, sink: Sink) -> None:
+    vacation = citizen_mail(subject="Автоответ: в отпуске", headers={"Auto-Submitted": "auto-replied"})
+    bulk = citizen_mail(subject="Новости", headers={"Precedence": "bulk"})
+    assert process_raw(settings, vacation, smtp_source(), now=NOW).outcome is Outcome.ignored_auto_reply
+    assert process_raw(settings, bulk, smtp_source(), now=NOW).outcome is Outcome.ignored_auto_reply
+    null_sender = process_raw(settings, citizen_mail(), Source("smtp", envelope_from=""), now=NOW)
+    assert null_sender.outcome in (Outcome.ignored_auto_reply, Outcome.bounce)
+    drain(settings)
+    assert sink.messages() == []  # no answer to an automatic message: no mail loop
+    with session_scope(settings) as session:
+        assert session.scalar(select(func.count(Request.id))) == 0
+        assert session.scalar(select(func.count(OutboxMessage.id))) == 0
+
+
+def test_dsn_becomes_a_bounce_record(settings: Settings) -> None:
+    dsn = (
+        b"From: MAILER-DAEMON@mx.example.ru\r\nTo: info@dizo.test\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        b"Message-ID: <dsn1@mx.example.ru>\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        b"--B\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n"
+        b"--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.ru\r\n\r\n"
+        b"Final-Recipient: rfc822; petrov@example.ru\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        b"Diagnostic-Code: smtp; 550 5.1.1 User unknown\r\n\r\n--B--\r\n"
+    )
+    result = process_raw(settings, dsn, Source("smtp", envelope_from=""), now=NOW)
+    assert result.outcome is Outcome.bounce
+    with session_scope(settings) as session:
+        bounce = session.scalars(select(Bounce)).one()
+        assert bounce.address == "petrov@example.ru"
+        assert bounce.kind == "hard" and bounce.status == "5.1.1"
+
+
+def test_duplicate_delivery_is_journaled_once_as_duplicate(settings: Settings) -> None:
+    raw = citizen_mail()
+    relayed = b"Received: from relay.example.ru by mx; Mon, 2 Mar 2026 12:00:00 +0700\r\n" + raw
+    assert process_raw(settings, raw, smtp_source(), now=NOW).outcome is Outcome.new_request
+    assert process_raw(settings, relayed, smtp_source(), now=NOW).outcome is Outcome.duplicate
+    with session_scope(settings) as session:
+        assert session.scalar(select(func.count(Request.id))) == 1
+        assert session.scalar(select(func.count(IntakeEntry.id))) == 2
+
+
+def test_unparseable_message_is_quarantined_and_kept(settings: Settings) -> None:
+    garbage = b"\x00\x01\x02 this is not a message at all \xff\xfe"
+    result = process_raw(settings, garbage, smtp_source(), now=NOW)
+    assert result.outcome is Outcome.quarantined
+    assert result.reason
+    with session_scope(settings) as session:
+        entry = session.get(IntakeEntry, result.entry_id)
+        assert entry is not None
+        assert (settings.blob_dir / entry.raw_sha256[:2] / entry.raw_sha256[2:4] / entry.raw_sha256).read_bytes() == garbage
+
+
+def test_other_channels_share_the_register(settings: Settings, sink: Sink) -> None:
+    with session_scope(settings) as session:
+        client = service.find_or_create_client(session, now=NOW, name="Петрова А. С.", phone="+7 913 000-00-00")
+        phone = service.create_request(
+            session, settings, now=NOW, client=client, channel=service.Channel.phone, subject="Часы приёма",
+            text="Звонок: спрашивает часы приёма по вопросам аренды.", labels=service.Labels(),
+        )  # fmt: skip
+        assert phone.number == "2026-000001"
+        assert phone.events[1].data["oral"] is True  # oral: registered with date and time
+        anonymous_client = service.find_or_create_client(session, now=NOW)
+        anonymous = service.create_request(
+            session, settings, now=NOW, client=anonymous_client, channel=service.Channel.post,
+            subject="Без подписи", text="Письмо без подписи и обратного адреса", labels=service.Labels(),
+        )  # fmt: skip
+        assert anonymous.number is None and anonymous.status == Status.closed
+    process_raw(settings, citizen_mail(), smtp_source(), now=NOW)
+    with session_scope(settings) as session:
+        numbers = sorted(n for n in session.scalars(select(Request.number)) if n)
+        assert numbers == ["2026-000001", "2026-000002"]
+        assert session.scalar(select(func.count(Client.id))) == 3
+    drain(settings)
+    assert len(sink.messages()) == 1  # the phone caller gave no address; only the e-mail citizen is answered
+
+
+def test_smtp_down_defers_and_nothing_is_lost(settings: Settings, sink: Sink, monkeypatch: pytest.MonkeyPatch) -> None:
+    process_raw(settings, citizen_mail(), smtp_source(), now=NOW)
+    down = settings.model_copy(update={"smtp_port": 1})  # nothing listens on port 1
+    result = asyncio.run(drain_once(down))
+    assert result.sent == 0 and result.deferred == 1
+    with session_scope(settings) as session:
+        row = session.scalars(select(OutboxMessage)).one()
+        assert row.status == "pending" and row.attempts == 1 and row.last_error
+        row.next_attempt_at = NOW  # due again now
+    drain(settings)
+    assert len(sink.messages()) == 1

@@ -1,0 +1,63 @@
+"""Signed links: purpose salts, tampering, key rotation, expiry."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from mailservice.config import Settings
+from mailservice.tokens import Purpose, TokenError, load, load_timed, sign, sign_timed
+
+OLD = "old-key-" + "o" * 40
+NEW = "new-key-" + "n" * 40
+
+
+def settings_with(*keys: str) -> Settings:
+    return Settings(environment="test", secret_keys=list(keys))
+
+
+def test_round_trip_and_purpose_separation() -> None:
+    settings = settings_with(NEW)
+    token = sign(settings, Purpose.unsubscribe, {"s": 42})
+    assert load(settings, Purpose.unsubscribe, token) == {"s": 42}
+    with pytest.raises(TokenError):
+        load(settings, Purpose.subscribe_confirm, token)
+
+
+@pytest.mark.parametrize("mangle", [lambda t: t[:-1], lambda t: t[:-2] + ("A" if t[-2] != "A" else "B") + t[-1], lambda t: "x" + t, lambda t: ""])
+def test_tampered_and_truncated_tokens_fail(mangle: object) -> None:
+    settings = settings_with(NEW)
+    token = sign(settings, Purpose.unsubscribe, {"s": 1})
+    with pytest.raises(TokenError):
+        load(settings, Purpose.unsubscribe, mangle(token))  # type: ignore[operator]
+
+
+def test_rotation_newest_signs_all_verify() -> None:
+    before = sign(settings_with(OLD), Purpose.unsubscribe, {"s": 7})
+    rotated = settings_with(NEW, OLD)
+    assert load(rotated, Purpose.unsubscribe, before) == {"s": 7}  # old links keep working
+    after = sign(rotated, Purpose.unsubscribe, {"s": 8})
+    assert load(settings_with(NEW), Purpose.unsubscribe, after) == {"s": 8}  # signed with the newest key
+    with pytest.raises(TokenError):
+        load(settings_with(OLD), Purpose.unsubscribe, after)
+    with pytest.raises(TokenError):
+        load(settings_with(NEW), Purpose.unsubscribe, before)  # a retired key no longer verifies
+
+
+def test_timed_tokens_expire() -> None:
+    settings = settings_with(NEW)
+    token = sign_timed(settings, Purpose.subscribe_confirm, {"s": 3})
+    assert load_timed(settings, Purpose.subscribe_confirm, token, max_age_s=60) == {"s": 3}
+    time.sleep(1.1)
+    with pytest.raises(TokenError) as info:
+        load_timed(settings, Purpose.subscribe_confirm, token, max_age_s=0)
+    assert info.value.expired
+
+
+def test_settings_refuse_placeholder_secrets_outside_development() -> None:
+    with pytest.raises(ValueError, match="SECRET_KEYS"):
+        Settings(environment="production", secret_keys=[])
+    with pytest.raises(ValueError, match="placeholder"):
+        Settings(environment="production", secret_keys=["changeme"])
+    assert Settings(environment="production", secret_keys=[NEW]).secret_keys == [NEW]

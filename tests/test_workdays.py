@@ -1,0 +1,272 @@
+"""The production calendar: package data, the override file winning, warnings and broken files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mailservice.config import Settings
+from mailservice.workdays import (
+    SHIPPED_OVERRIDE_FILE,
+    Calendar,
+    CalendarError,
+    default_calendar,
+    load_override_file,
+    today,
+)
+
+D = dt.date
+SHIPPED = Calendar.from_files([SHIPPED_OVERRIDE_FILE])
+PACKAGE_ONLY = Calendar()
+
+
+@pytest.mark.parametrize(
+    ("day", "working"),
+    [
+        (D(2025, 11, 1), True),  # working Saturday (decree 1335: its day off moved to 03.11)
+        (D(2025, 11, 3), False),
+        (D(2025, 11, 4), False),  # Unity Day
+        (D(2025, 2, 24), True),  # 23.02 fell on a Sunday, but the decree moved that day off to 08.05
+        (D(2025, 5, 8), False),
+        (D(2025, 6, 13), False),
+        (D(2025, 12, 31), False),
+        (D(2026, 1, 8), False),
+        (D(2026, 1, 9), False),  # transferred from Sat 03.01 (decree 1466)
+        (D(2026, 1, 12), True),
+        (D(2026, 3, 9), False),  # 08.03 on a Sunday moves to Monday (Labour Code art. 112)
+        (D(2026, 5, 8), True),
+        (D(2026, 5, 11), False),
+        (D(2026, 12, 30), True),
+        (D(2026, 12, 31), False),  # transferred from Sun 04.01
+        (D(2026, 11, 7), False),  # an ordinary Saturday
+        (D(2026, 11, 11), True),  # an ordinary Wednesday
+        (D(2027, 2, 20), True),  # working Saturday (decree 1187)
+        (D(2027, 2, 22), False),
+        (D(2027, 11, 5), False),
+        (D(2027, 12, 31), False),
+    ],
+)
+def test_is_working_day(day: dt.date, working: bool) -> None:
+    assert SHIPPED.is_working_day(day) is working
+
+
+@pytest.mark.parametrize("year", [2025, 2026, 2027])
+def test_shipped_overrides_agree_with_package(year: int) -> None:
+    # The shipped file restates the decrees; a package upgrade that disagrees with them must be noticed.
+    day = D(year, 1, 1)
+    disagreements = []
+    while day.year == year:
+        if SHIPPED.is_working_day(day) != PACKAGE_ONLY.is_working_day(day):
+            disagreements.append(day)
+        day += dt.timedelta(days=1)
+    assert disagreements == []
+
+
+def test_shipped_file_has_confirmed_years_with_decrees() -> None:
+    entries = load_override_file(SHIPPED_OVERRIDE_FILE)
+    assert sorted(entries) == [2025, 2026, 2027]
+    assert "1335" in entries[2025].decree and "04.10.2024" in entries[2025].decree
+    assert "1466" in entries[2026].decree and "24.09.2025" in entries[2026].decree
+    assert all(entry.confirmed for entry in entries.values())
+    assert D(2025, 11, 1) in entries[2025].working_days
+    assert {D(2026, 1, 9), D(2026, 12, 31)} == entries[2026].days_off
+
+
+@pytest.mark.parametrize(
+    ("start", "n", "expected"),
+    [
+        (D(2025, 10, 31), 1, D(2025, 11, 1)),  # the working Saturday counts
+        (D(2025, 10, 31), 2, D(2025, 11, 5)),
+        (D(2025, 12, 30), 1, D(2026, 1, 12)),  # over the New Year block
+        (D(2026, 1, 12), -1, D(2025, 12, 30)),
+        (D(2026, 12, 30), 1, D(2027, 1, 11)),
+        (D(2026, 4, 30), 1, D(2026, 5, 4)),  # over the May holidays
+        (D(2026, 12, 16), -5, D(2026, 12, 9)),  # RULES.md example
+        (D(2026, 12, 16), -3, D(2026, 12, 11)),
+        (D(2026, 12, 16), 5, D(2026, 12, 23)),
+        (D(2026, 1, 3), 0, D(2026, 1, 3)),  # zero returns the day even when it is a holiday
+        (D(2026, 1, 3), 1, D(2026, 1, 12)),  # counting from a day off
+    ],
+)
+def test_add_working_days(start: dt.date, n: int, expected: dt.date) -> None:
+    assert SHIPPED.add_working_days(start, n) == expected
+
+
+@pytest.mark.parametrize(
+    ("day", "before", "after"),
+    [
+        (D(2026, 12, 31), D(2026, 12, 30), D(2027, 1, 11)),
+        (D(2026, 1, 9), D(2025, 12, 30), D(2026, 1, 12)),
+        (D(2025, 11, 2), D(2025, 11, 1), D(2025, 11, 5)),
+        (D(2026, 3, 9), D(2026, 3, 6), D(2026, 3, 10)),
+        (D(2026, 3, 10), D(2026, 3, 10), D(2026, 3, 10)),
+    ],
+)
+def test_working_day_on_or_before_after(day: dt.date, before: dt.date, after: dt.date) -> None:
+    assert SHIPPED.working_day_on_or_before(day) == before
+    assert SHIPPED.working_day_on_or_after(day) == after
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        (D(2026, 12, 30), D(2027, 1, 11), 1),
+        (D(2027, 1, 11), D(2026, 12, 30), -1),
+        (D(2026, 3, 2), D(2026, 3, 2), 0),
+        (D(2026, 3, 2), D(2026, 3, 9), 4),  # Tue-Fri; Sat, Sun and the observed Monday are off
+        (D(2025, 10, 27), D(2025, 11, 7), 8),  # includes the working Saturday, skips 03.11 and 04.11
+    ],
+)
+def test_working_days_between(a: dt.date, b: dt.date, expected: int) -> None:
+    assert SHIPPED.working_days_between(a, b) == expected
+
+
+def test_override_wins_over_package() -> None:
+    wednesday, transferred = D(2026, 6, 10), D(2026, 1, 9)
+    assert PACKAGE_ONLY.is_working_day(wednesday)
+    assert not PACKAGE_ONLY.is_working_day(transferred)
+    calendar = Calendar(
+        {
+            "years": {
+                2026: {
+                    "decree": "test decree",
+                    "confirmed": True,
+                    "days_off": [wednesday],
+                    "working_days": ["2026-01-09"],
+                }
+            }
+        }
+    )
+    assert not calendar.is_working_day(wednesday)
+    assert calendar.is_working_day(transferred)
+    assert calendar.add_working_days(D(2026, 6, 9), 1) == D(2026, 6, 11)
+
+
+def _write(path: Path, document: object) -> Path:
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_extra_file_replaces_shipped_year(tmp_path: Path) -> None:
+    extra = _write(
+        tmp_path / "local.yaml",
+        {"years": {2026: {"decree": "local decree", "confirmed": True, "days_off": [D(2026, 6, 10)]}}},
+    )
+    calendar = Calendar.from_files([SHIPPED_OVERRIDE_FILE, extra, None])
+    assert not calendar.is_working_day(D(2026, 6, 10))
+    entry = calendar.entry(2026)
+    assert entry is not None and entry.decree == "local decree" and entry.source == str(extra)
+    # Other years still come from the shipped file.
+    other = calendar.entry(2025)
+    assert other is not None and "1335" in other.decree
+
+
+def test_warnings_for_unconfirmed_years() -> None:
+    warnings = SHIPPED.warnings([2026, 2028, 2026])
+    assert len(warnings) == 1
+    assert "2028" in warnings[0] and "не подтверждён" in warnings[0]
+    assert SHIPPED.warnings([2025, 2026, 2027]) == []
+    assert len(PACKAGE_ONLY.warnings([2026])) == 1
+    draft = Calendar({"years": {2028: {"decree": "проект", "confirmed": False}}})
+    (message,) = draft.warnings([2028])
+    assert "не подтверждена" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("years: [unclosed", "YAML"),
+        ("years:\n  2026:\n    days_off: [2026-13-01]\n", "неверная дата"),
+        ("years:\n  2026:\n    days_off: ['31.12.2026']\n", "31.12.2026"),
+        ("years:\n  2026:\n    days_off: [2027-01-01]\n", "2027-01-01"),
+        ("years:\n  2026:\n    days_off: [2026-06-10]\n    working_days: [2026-06-10]\n", "2026-06-10"),
+        ("years:\n  2026:\n    day_off: [2026-06-10]\n", "day_off"),
+        ("years:\n  2026:\n    confirmed: true\n", "decree"),
+        ("years:\n  2026:\n    decree: x\n    confirmed: 'yes'\n", "confirmed"),
+        ("years:\n  twenty:\n    decree: x\n", "twenty"),
+        ("years:\n  2026:\n    days_off: 2026-06-10\n", "список"),
+        ("calendar: {}\n", "calendar"),
+        ("- 2026\n", "years"),
+        ("years:\n  2026:\n    days_off: [2026-06-10 10:00:00]\n", "без времени"),
+    ],
+)
+def test_broken_override_file(tmp_path: Path, text: str, fragment: str) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(CalendarError) as info:
+        Calendar.from_files([SHIPPED_OVERRIDE_FILE, path])
+    assert str(path) in str(info.value)
+    assert fragment in str(info.value)
+
+
+def test_missing_override_file(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.yaml"
+    with pytest.raises(CalendarError, match=r"missing\.yaml"):
+        Calendar.from_files([missing])
+    with pytest.raises(CalendarError, match=r"missing\.yaml"):
+        default_calendar(Settings(_env_file=None, calendar_override_file=missing))
+
+
+def test_default_calendar_reads_settings_and_follows_edits(tmp_path: Path) -> None:
+    extra = _write(
+        tmp_path / "local.yaml",
+        {"years": {2026: {"decree": "local", "confirmed": True, "days_off": [D(2026, 6, 10)]}}},
+    )
+    settings = Settings(_env_file=None, calendar_override_file=extra)
+    calendar = default_calendar(settings)
+    assert not calendar.is_working_day(D(2026, 6, 10))
+    assert default_calendar(settings) is calendar  # cached while the files are unchanged
+
+    _write(extra, {"years": {2026: {"decree": "local", "confirmed": True, "days_off": [D(2026, 6, 17)]}}})
+    stat = extra.stat()
+    os.utime(extra, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    edited = default_calendar(settings)
+    assert edited.is_working_day(D(2026, 6, 10))
+    assert not edited.is_working_day(D(2026, 6, 17))
+
+    plain = default_calendar(Settings(_env_file=None))
+    assert plain.is_working_day(D(2026, 6, 10)) and not plain.is_working_day(D(2026, 1, 9))
+
+
+def test_today_uses_department_time_zone() -> None:
+    novosibirsk = ZoneInfo("Asia/Novosibirsk")  # UTC+7
+    assert today(novosibirsk, dt.datetime(2026, 12, 31, 17, 0, tzinfo=dt.UTC)) == D(2027, 1, 1)
+    assert today(novosibirsk, dt.datetime(2026, 12, 31, 16, 59, tzinfo=dt.UTC)) == D(2026, 12, 31)
+    assert today(ZoneInfo("Europe/Kaliningrad"), dt.datetime(2026, 12, 31, 21, 59, tzinfo=dt.UTC)) == D(
+        2026, 12, 31
+    )
+    with pytest.raises(ValueError, match="aware"):
+        today(novosibirsk, dt.datetime(2026, 12, 31, 17, 0))
+
+
+days = st.dates(min_value=D(2024, 1, 1), max_value=D(2028, 12, 31))
+
+
+@given(day=days, n=st.integers(min_value=1, max_value=60))
+def test_add_working_days_forward_property(day: dt.date, n: int) -> None:
+    result = SHIPPED.add_working_days(day, n)
+    assert result > day
+    assert SHIPPED.is_working_day(result)
+    assert SHIPPED.working_days_between(day, result) == n
+
+
+@given(day=days, n=st.integers(min_value=1, max_value=60))
+def test_add_working_days_backward_property(day: dt.date, n: int) -> None:
+    result = SHIPPED.add_working_days(day, -n)
+    assert result < day
+    assert SHIPPED.is_working_day(result)
+    assert SHIPPED.working_days_between(day, result) == -n
+
+
+@given(day=days)
+def test_on_or_before_is_the_nearest_working_day(day: dt.date) -> None:
+    before = SHIPPED.working_day_on_or_before(day)
+    assert before <= day and SHIPPED.is_working_day(before)
+    assert SHIPPED.working_days_between(before, day) == 0  # no working day in (before, day]
