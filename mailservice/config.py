@@ -96,6 +96,23 @@ class Settings(BaseSettings):
     calendar_override_file: Path | None = None
     history_retention_years: int = 5
 
+    # --- mailings ---
+    # RFC 2919 List-Id namespace (a domain we control); empty: "lists." + the domain of from_address.
+    list_id: str = ""
+    # mailto: address for List-Unsubscribe (RFC 2369); empty: from_address (intake reads it).
+    mailing_unsubscribe_address: str = ""
+    mailing_rate_per_minute: int = 600  # all workers together; 0 = no limit
+    mailing_concurrency: int = 4  # SMTP connections per worker process
+    mailing_batch_size: int = 200  # deliveries claimed at a time
+    mailing_confirm_hours: int = 168  # life of the double opt-in link
+    mailing_purge_after_days: int = 7  # personal data destroyed this long after withdrawal (152-FZ: <= 30)
+    mailing_limit_per_address: int = 3  # subscribe requests per address per hour
+    mailing_limit_per_ip: int = 30  # subscribe requests per IP per hour
+    mailing_worker_timeout: float = 120.0  # a worker silent this long is dead; its claims are reconciled
+    dkim_selector: str = ""
+    dkim_domain: str = ""  # empty: the domain of from_address
+    dkim_private_key_file: Path | None = None  # DKIM is on when this is set (or sign at the MTA instead)
+
     @field_validator("secret_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:

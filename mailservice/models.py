@@ -8,6 +8,7 @@ from mailservice import outbox as outbox_models
 from mailservice.feedback import models as feedback_models  # console issue
 from mailservice.history import models as history_models  # console issue
 from mailservice.web.staff import models as console_models  # console issue
+from mailservice.mailings import models as mailings_models  # mailings issue
 # mount: each domain adds `from mailservice.<domain> import models as <domain>_models` here and to __all__.
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     "history_models",
     "inforequests_models",
     "intake_models",
+    "mailings_models",
     "outbox_models",
 ]

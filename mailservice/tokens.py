@@ -21,6 +21,7 @@ class Purpose(StrEnum):
     subscribe_confirm = "mailservice.subscribe-confirm.v1"
     unsubscribe = "mailservice.unsubscribe.v1"
     history_download = "mailservice.history-download.v1"
+    history_verify = "mailservice.history-verify.v1"  # console issue: confirm an address before sending
     feedback = "mailservice.feedback.v1"
     wg_approve = "mailservice.wg-approve.v1"
     wg_sign = "mailservice.wg-sign.v1"

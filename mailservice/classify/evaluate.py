@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from sklearn.metrics import precision_recall_fscore_support
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import KFold, StratifiedKFold
 
 from mailservice.classify.engine import Classification, Classifier
 from mailservice.classify.model import MODEL_AXES, Example, train
@@ -185,14 +186,18 @@ def cross_validate(
 ) -> dict[str, object]:
     """Rules plus a model trained on k-1 folds, scored on the held-out fold; figures over all held-out folds."""
     data = list(examples)
-    if folds < 2:
-        raise ValueError("at least two folds are needed")
+    if folds < 2 or folds > len(data):
+        raise ValueError("between two folds and one fold per example are needed")
     texts = [analyze(example.subject, example.body) for example in data]
     results: list[Classification | None] = [None] * len(data)
-    # Stratify on the type, the axis with the rarest labels; a label rarer than the folds just warns.
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    # Stratify on the type, the axis with the rarest labels, so every fold sees every type.
     strata = [example.type for example in data]
-    for train_index, test_index in splitter.split(texts, strata):
+    splits: Iterable[tuple[Any, Any]]
+    if min(Counter(strata).values()) >= folds:
+        splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(texts, strata)
+    else:  # a type rarer than the number of folds cannot be spread over all of them
+        splits = KFold(n_splits=folds, shuffle=True, random_state=seed).split(texts)
+    for train_index, test_index in splits:
         fold_model = train(
             [data[i] for i in train_index], rules_version=rules.version, analyzed=[texts[i] for i in train_index]
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections import Counter
@@ -22,6 +23,7 @@ import joblib
 import numpy as np
 import sklearn
 from scipy.sparse import csr_matrix, hstack
+from scipy.special import expit, softmax
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
@@ -64,9 +66,15 @@ class _AxisModel:
     def probabilities(self, features: csr_matrix) -> list[dict[str, float]]:
         if self.estimator is None:
             return [{self.classes[0]: 1.0} for _ in range(features.shape[0])]
-        matrix = self.estimator.predict_proba(features)
-        labels = [str(label) for label in self.estimator.classes_]
-        return [dict(zip(labels, (float(value) for value in row), strict=True)) for row in matrix]
+        # What predict_proba computes (multinomial softmax; sigmoid for two classes), without its per-call input
+        # validation, which costs more than the arithmetic for a single message.
+        scores = np.asarray(features @ self.estimator.coef_.T) + self.estimator.intercept_
+        if scores.shape[1] == 1:
+            positive = expit(scores[:, 0])
+            matrix = np.column_stack([1.0 - positive, positive])
+        else:
+            matrix = softmax(scores, axis=1)
+        return [dict(zip(self.classes, (float(value) for value in row), strict=True)) for row in matrix]
 
 
 @dataclass
@@ -81,10 +89,41 @@ class TrainedModel:
     char_vectorizer: TfidfVectorizer
     axes: dict[str, _AxisModel] = field(default_factory=dict)
 
+    _analyzers: dict[str, Callable[[str], list[str]]] = field(default_factory=dict, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state["_analyzers"] = {}  # rebuilt on first use; closures over the vectorisers need not be stored
+        return state
+
     def _features(self, texts: Sequence[AnalyzedText]) -> csr_matrix:
-        words = self.word_vectorizer.transform([text.lemma_text for text in texts])
-        chars = self.char_vectorizer.transform([text.text[:MODEL_MAX_CHARS] for text in texts])
+        words = self._transform("word", self.word_vectorizer, [text.lemma_text for text in texts])
+        chars = self._transform("char", self.char_vectorizer, [text.text[:MODEL_MAX_CHARS] for text in texts])
         return csr_matrix(hstack([words, chars], format="csr"))
+
+    def _transform(self, key: str, vectorizer: TfidfVectorizer, docs: Sequence[str]) -> csr_matrix:
+        """``vectorizer.transform(docs)`` for our settings (sublinear tf, idf, l2 norm), written out because
+        sklearn's per-call input checks cost several times the arithmetic when one message is classified."""
+        analyzer = self._analyzers.get(key)
+        if analyzer is None:
+            analyzer = self._analyzers[key] = vectorizer.build_analyzer()
+        vocabulary: dict[str, int] = vectorizer.vocabulary_
+        idf = vectorizer.idf_
+        indptr = [0]
+        indices: list[int] = []
+        values: list[float] = []
+        for doc in docs:
+            counts = Counter(index for gram in analyzer(doc) if (index := vocabulary.get(gram)) is not None)
+            columns = sorted(counts)
+            weights = np.array([(1.0 + math.log(counts[c])) * idf[c] for c in columns], dtype=np.float64)
+            norm = math.sqrt(float(weights @ weights)) if columns else 0.0
+            indices.extend(columns)
+            values.extend((weights / norm).tolist() if norm > 0 else weights.tolist())
+            indptr.append(len(indices))
+        return csr_matrix(
+            (np.array(values, dtype=np.float64), np.array(indices, dtype=np.int32), np.array(indptr, dtype=np.int32)),
+            shape=(len(docs), len(vocabulary)),
+        )
 
     def predict_many(self, texts: Sequence[AnalyzedText]) -> list[dict[str, dict[str, float]]]:
         """Per message, per axis: label -> probability."""

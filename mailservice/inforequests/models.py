@@ -138,6 +138,7 @@ class Event(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     request: Mapped[Request | None] = relationship(back_populates="events")
+    client: Mapped[Client] = relationship()
 
 
 class Attachment(Base):
@@ -154,3 +155,4 @@ class Attachment(Base):
     sha256: Mapped[str] = mapped_column(String(64), index=True)
 
     request: Mapped[Request | None] = relationship(back_populates="attachments")
+    event: Mapped[Event | None] = relationship()

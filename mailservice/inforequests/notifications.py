@@ -48,10 +48,12 @@ def _send(
     auto_submitted: str,
     extra: dict[str, object] | None = None,
     attachments: Sequence[tuple[str, str, bytes]] = (),  # console issue: files sent with an answer
+    refs: list[str] | None = None,
 ) -> OutboxMessage | None:
     if not request.reply_email:
         return None
-    refs = thread_ids(session, request)
+    if refs is None:
+        refs = thread_ids(session, request)
     message = build_message(
         settings,
         to=request.reply_email,
@@ -73,8 +75,8 @@ def _send(
     row = enqueue(session, message, kind=kind, ref_type="request", ref_id=request.id, request_id=request.id)
     session.add(
         Event(
-            client_id=request.client_id,
-            request_id=request.id,
+            client=request.client,
+            request=request,
             at=now,
             kind=EventKind.message_out,
             channel=Channel.email,
@@ -102,6 +104,8 @@ def acknowledgement(session: Session, settings: Settings, request: Request, now:
         template="acknowledgement",
         auto_submitted="auto-replied" if request.channel == Channel.email else "auto-generated",
         extra={"appeal_by_email": request.channel == Channel.email and request.type == "appeal"},
+        # Nothing was sent about a request before it was registered: the thread is the client's message alone.
+        refs=[request.thread_root] if request.thread_root else [],
     )
 
 

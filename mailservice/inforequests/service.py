@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -101,7 +101,6 @@ def find_or_create_client(
     if client is None:
         client = Client(name=name, organisation=organisation, postal_address=postal_address, created_at=now)
         session.add(client)
-        session.flush()
     else:
         client.name = client.name or name
         client.organisation = client.organisation or organisation
@@ -110,7 +109,6 @@ def find_or_create_client(
         if value and not any(c.kind == kind and c.value == value for c in client.contacts):
             client.contacts.append(ClientContact(kind=kind, value=value, created_at=now))
     client.last_interaction_at = now
-    session.flush()
     return client
 
 
@@ -120,20 +118,16 @@ def find_or_create_client(
 def next_number(session: Session, year: int) -> str:
     """Issue the next registration number of ``year`` in the caller's transaction (gap-free: a rollback returns it).
 
-    The UPDATE takes the row lock on PostgreSQL (and SQLite's BEGIN IMMEDIATE holds the write lock), so two
-    registrations never read the same value.
+    One upsert with RETURNING (SQLite 3.35+, PostgreSQL): the row lock on PostgreSQL (and SQLite's BEGIN
+    IMMEDIATE) makes two registrations never read the same value.
     """
     dialect = session.get_bind().dialect.name
     ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = ins(RegistrationCounter).values(year=year, last=0).on_conflict_do_nothing(index_elements=["year"])
-    session.execute(stmt)
-    session.execute(
-        update(RegistrationCounter)
-        .where(RegistrationCounter.year == year)
-        .values(last=RegistrationCounter.last + 1)
-    )
-    last = session.scalar(select(RegistrationCounter.last).where(RegistrationCounter.year == year))
-    assert last is not None
+    stmt = ins(RegistrationCounter).values(year=year, last=1)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["year"], set_={"last": RegistrationCounter.last + 1}
+    ).returning(RegistrationCounter.last)
+    last = session.execute(stmt).scalar_one()
     return f"{year}-{last:06d}"
 
 
@@ -156,10 +150,24 @@ def recompute_due(settings: Settings, request: Request) -> None:
 def _event(
     session: Session, request: Request, now: dt.datetime, kind: EventKind, *, actor: str = "", **values: object
 ) -> Event:
-    event = Event(client_id=request.client_id, request=request, at=now, kind=kind, actor=actor, **values)
+    event = Event(client=request.client, request=request, at=now, kind=kind, actor=actor, **values)
     session.add(event)
     request.client.last_interaction_at = now
     return event
+
+
+def _attach(session: Session, request: Request, event: Event, attachments: Sequence[StoredFile]) -> None:
+    for stored in attachments:
+        session.add(
+            Attachment(
+                request=request,
+                event=event,
+                filename=stored.filename,
+                content_type=stored.content_type,
+                size=stored.size,
+                sha256=stored.sha256,
+            )
+        )
 
 
 def create_request(
@@ -188,7 +196,6 @@ def create_request(
     """
     request = Request(
         client=client,
-        client_id=client.id,
         parent_id=parent.id if parent else None,
         channel=channel,
         law=labels.law,
@@ -207,7 +214,6 @@ def create_request(
         thread_root=message_id,
     )
     session.add(request)
-    session.flush()
     first = _event(
         session,
         request,
@@ -220,18 +226,7 @@ def create_request(
         comment=subject,
         data={"message_id": message_id} if message_id else {},
     )
-    session.flush()
-    for stored in attachments:
-        session.add(
-            Attachment(
-                request_id=request.id,
-                event_id=first.id,
-                filename=stored.filename,
-                content_type=stored.content_type,
-                size=stored.size,
-                sha256=stored.sha256,
-            )
-        )
+    _attach(session, request, first, attachments)
     anonymous = not (client.name or client.organisation) and not reply_email and channel is not Channel.email
     if anonymous:
         _set_status(session, request, now, Status.closed, comment="Анонимный запрос не рассматривается", actor=actor)
@@ -268,7 +263,6 @@ def register_request(session: Session, settings: Settings, request: Request, *, 
         comment=f"Зарегистрирован под № {request.number}",
         data={"oral": request.channel in ORAL_CHANNELS, "time": now.astimezone(settings.tz).isoformat()},
     )
-    session.flush()
     recompute_due(settings, request)
     notifications.acknowledgement(session, settings, request, now)
 
@@ -360,7 +354,6 @@ def change_status(
         extension_days=extension_days,
         data=data,
     )
-    session.flush()
     recompute_due(settings, request)
     refusal = REFUSAL_GROUNDS.get(ground or "")
     if notify and (refusal is None or refusal.send_reply):
@@ -394,18 +387,7 @@ def add_client_message(
         comment=text,
         data={k: v for k, v in {"message_id": message_id, "subject": subject, "from": from_addr}.items() if v},
     )
-    session.flush()
-    for stored in attachments:
-        session.add(
-            Attachment(
-                request_id=request.id,
-                event_id=event.id,
-                filename=stored.filename,
-                content_type=stored.content_type,
-                size=stored.size,
-                sha256=stored.sha256,
-            )
-        )
+    _attach(session, request, event, attachments)
     if request.status == Status.clarification_requested:
         # The clarification arrived: back to work. No notice: the client just wrote to us.
         _set_status(session, request, now, Status.in_progress, comment="Получено уточнение от заявителя")

@@ -18,7 +18,7 @@ import email
 import email.policy
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -92,6 +92,23 @@ TYPE_ROUTES: dict[str, TypeHandler] = {}
 def register_type_route(label: str, handler: TypeHandler) -> None:
     """Let another domain take new messages the classifier labels ``label``."""
     TYPE_ROUTES[label] = handler
+
+
+def _seen_many(session: Session, sources: Sequence[Source]) -> dict[tuple[object, ...], IntakeEntry]:
+    """Journal entries of the IMAP messages among ``sources``, by (mailbox, UIDVALIDITY, UID)."""
+    found: dict[tuple[object, ...], IntakeEntry] = {}
+    groups: dict[tuple[str, int], list[int]] = {}
+    for source in sources:
+        if source.has_imap_identity:
+            assert source.mailbox is not None and source.uidvalidity is not None and source.uid is not None
+            groups.setdefault((source.mailbox, source.uidvalidity), []).append(source.uid)
+    for (mailbox, validity), uids in groups.items():
+        query = select(IntakeEntry).where(
+            IntakeEntry.mailbox == mailbox, IntakeEntry.uidvalidity == validity, IntakeEntry.uid.in_(uids)
+        )
+        for entry in session.scalars(query):
+            found[(entry.mailbox, entry.uidvalidity, entry.uid)] = entry
+    return found
 
 
 def _seen(session: Session, source: Source) -> IntakeEntry | None:
@@ -282,53 +299,86 @@ def _decide(
         )
 
 
-def _quarantine(settings: Settings, source: Source, raw_sha: str, size: int, reason: str, now: dt.datetime,
-                parsed: ParsedMessage | None = None) -> IntakeResult:
-    with session_scope(settings) as session:
-        entry = _entry(source, raw_sha, size, now, parsed)
-        entry.outcome, entry.reason = Outcome.quarantined, reason[:4000]
+def _quarantine(
+    session: Session,
+    source: Source,
+    raw_sha: str,
+    size: int,
+    reason: str,
+    now: dt.datetime,
+    parsed: ParsedMessage | None = None,
+) -> IntakeResult:
+    entry = _entry(source, raw_sha, size, now, parsed)
+    entry.outcome, entry.reason = Outcome.quarantined, reason[:4000]
+    session.add(entry)
+    session.flush()
+    return IntakeResult(entry.id, Outcome.quarantined, entry.reason)
+
+
+def _already(entry: IntakeEntry) -> IntakeResult:
+    return IntakeResult(entry.id, Outcome(entry.outcome), entry.reason, already_seen=True)
+
+
+def _process_one(
+    session: Session, settings: Settings, store: BlobStore, raw: bytes, source: Source, now: dt.datetime
+) -> IntakeResult:
+    raw_sha = store.put(raw)
+    faults.point("after_store")
+    if len(raw) > settings.max_message_bytes:
+        reason = f"message larger than {settings.max_message_bytes} bytes"
+        return _quarantine(session, source, raw_sha, len(raw), reason, now)
+    try:
+        parsed = parse_message(raw, max_attachment_bytes=settings.max_attachment_bytes)
+    except ParseError as exc:
+        return _quarantine(session, source, raw_sha, len(raw), f"unparseable: {exc.reason}", now)
+
+    savepoint = session.begin_nested()
+    try:
+        entry = _entry(source, raw_sha, len(raw), now, parsed)
         session.add(entry)
         session.flush()
-        return IntakeResult(entry.id, Outcome.quarantined, entry.reason)
+        _decide(session, settings, store, entry, parsed, raw, source, now)
+        session.flush()
+        savepoint.commit()
+    except IntegrityError:
+        savepoint.rollback()
+        # Another poller journaled the same IMAP message and committed first: it is theirs.
+        seen = _seen(session, source)
+        if seen is not None:
+            return _already(seen)
+        log.exception("intake integrity error")
+        return _quarantine(session, source, raw_sha, len(raw), "database integrity error", now, parsed)
+    except Exception as exc:  # the single catch-all: quarantine, keep the raw message, go on with the next
+        savepoint.rollback()
+        log.exception("intake failed for a message; quarantined")
+        reason = f"internal error: {type(exc).__name__}: {exc}"
+        return _quarantine(session, source, raw_sha, len(raw), reason, now, parsed)
+    request = session.get(Request, entry.request_id) if entry.request_id else None
+    return IntakeResult(entry.id, Outcome(entry.outcome), entry.reason, request.number if request else None)
+
+
+def process_batch(
+    settings: Settings, items: Sequence[tuple[bytes, Source]], *, now: dt.datetime | None = None
+) -> list[IntakeResult]:
+    """Take messages through intake in one transaction, each in its own savepoint; one result per message.
+
+    The batch commits as a whole (the IMAP poller moves the messages only after that), so a crash anywhere
+    repeats the batch from scratch and a failing message cannot undo its neighbours. Never raises for a bad
+    message; a database failure raises and nothing of the batch is kept.
+    """
+    now = now or utcnow()
+    store = BlobStore(settings.blob_dir)
+    results: list[IntakeResult] = []
+    with session_scope(settings) as session:
+        seen = _seen_many(session, [source for _raw, source in items])
+        for raw, source in items:
+            prior = seen.get((source.mailbox, source.uidvalidity, source.uid)) if source.has_imap_identity else None
+            results.append(_already(prior) if prior else _process_one(session, settings, store, raw, source, now))
+        faults.point("before_commit")
+    faults.point("after_commit")
+    return results
 
 
 def process_raw(settings: Settings, raw: bytes, source: Source, *, now: dt.datetime | None = None) -> IntakeResult:
     """Take one message through intake; returns its journal outcome. Never raises for a bad message."""
-    now = now or utcnow()
-    with session_scope(settings) as session:
-        seen = _seen(session, source)
-        if seen is not None:
-            return IntakeResult(seen.id, Outcome(seen.outcome), seen.reason, already_seen=True)
-
-    store = BlobStore(settings.blob_dir)
-    raw_sha = store.put(raw)
-    faults.point("after_store")
-    if len(raw) > settings.max_message_bytes:
-        return _quarantine(settings, source, raw_sha, len(raw), f"message larger than {settings.max_message_bytes} bytes", now)
-    try:
-        parsed = parse_message(raw, max_attachment_bytes=settings.max_attachment_bytes)
-    except ParseError as exc:
-        return _quarantine(settings, source, raw_sha, len(raw), f"unparseable: {exc.reason}", now)
-
-    try:
-        with session_scope(settings) as session:
-            entry = _entry(source, raw_sha, len(raw), now, parsed)
-            session.add(entry)
-            session.flush()
-            _decide(session, settings, store, entry, parsed, raw, source, now)
-            request = session.get(Request, entry.request_id) if entry.request_id else None
-            result = IntakeResult(entry.id, Outcome(entry.outcome), entry.reason, request.number if request else None)
-            faults.point("before_commit")
-        faults.point("after_commit")
-        return result
-    except IntegrityError:
-        # Another poller journaled the same IMAP message first: it is theirs.
-        with session_scope(settings) as session:
-            seen = _seen(session, source)
-            if seen is not None:
-                return IntakeResult(seen.id, Outcome(seen.outcome), seen.reason, already_seen=True)
-        log.exception("intake integrity error")
-        return _quarantine(settings, source, raw_sha, len(raw), "database integrity error", now, parsed)
-    except Exception as exc:  # the single catch-all: quarantine, keep the raw message, go on with the next
-        log.exception("intake failed for a message; quarantined")
-        return _quarantine(settings, source, raw_sha, len(raw), f"internal error: {type(exc).__name__}: {exc}", now, parsed)
+    return process_batch(settings, [(raw, source)], now=now)[0]

@@ -68,9 +68,9 @@ class DsnRecipient:
     diagnostic: str
 
 
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Small helpers
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 _MAX_DIAGNOSTIC = 500
 _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.]*\d)")
@@ -145,7 +145,7 @@ def _ctype(part: Message) -> str:
 
 def _raw_fields(block: Message) -> list[tuple[str, str]]:
     try:
-        items = list(block.raw_items())  # type: ignore[attr-defined]
+        items = list(block.raw_items())
     except Exception:
         return []
     return [(str(k).strip().lower(), _fix(str(v))) for k, v in items]
@@ -191,9 +191,9 @@ def _part_text(part: Message) -> str:
     return decode_bytes(data, charset)[0]
 
 
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # RFC 3464 reports
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 
 def _delivery_status_blocks(msg: Message) -> list[list[tuple[str, str]]]:
@@ -230,7 +230,7 @@ def _recipients_from_blocks(blocks: list[list[tuple[str, str]]]) -> list[DsnReci
             continue  # the per-message block
         final = _field_address(fields.get("final-recipient", ""))
         original = _field_address(fields.get("original-recipient", ""))
-        # An internal routing name (kijitora@server) in Final-Recipient: the Original-Recipient is the address.
+        # An internal routing name (user@server) in Final-Recipient: Original-Recipient is the address.
         if final is not None and original is not None and normalise_address(final) is None:
             final = original if normalise_address(original) is not None else final
         recipient = final or original
@@ -260,9 +260,9 @@ def dsn_recipients(msg: Message) -> list[DsnRecipient]:
     return _recipients_from_blocks(blocks)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Human-readable text
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 _COPY_PHRASES = (
     r"this is a copy of the message|below this line is a copy of the message|original message follows|"
@@ -270,7 +270,7 @@ _COPY_PHRASES = (
     r"headers of the original|message headers follow|your message reads|returned message|"
     r"копия исходного сообщения|заголовки исходного сообщения|ниже приведена копия"
 )
-# Decorated separators may use a shorter wording ("----- Original message -----"); plain lines must be explicit.
+# Decorated separators may use a shorter wording ("--- Original message ---"); plain lines must be explicit.
 _ORIGINAL_MARKERS = re.compile(
     rf"^\s*(?:[-=*_]{{2,}}\s*(?:{_COPY_PHRASES}|original message|undelivered message|unsent message|"
     rf"original mail|исходное сообщение|оригинальное сообщение)|(?:{_COPY_PHRASES}))\b[^\n]*$",
@@ -313,25 +313,29 @@ def bounce_text(msg: Message) -> str:
     return text
 
 
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Reasons
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 # Our own wording of what mail systems commonly say when an address does not exist.
 _ADDRESS_GONE = re.compile(
     r"user unknown|unknown user|no such (user|mailbox|recipient|account|address|local user)|"
     r"user(name)? not found|recipient not found|mailbox not found|unknown recipient|recipient unknown|"
-    r"invalid recipient|invalid mailbox|(mailbox|address|account|user|recipient|domain) (does not|doesn'?t) exist|"
+    r"invalid recipient|invalid mailbox|"
+    r"(mailbox|address|account|user|recipient|domain) (does not|doesn'?t) exist|"
     r"(does not|doesn'?t) have an? (account|mailbox)|not a valid (mailbox|user|recipient|address)|"
     r"no mailbox here|mailbox unavailable|mailbox is unavailable|"
     r"host or domain name not found|domain not found|host ([\w.-]+ )?not found(?!, try again)|no mx record|"
     r"null mx|does not accept mail|unknown (local part|alias|e-?mail address)|unknown address(?! error)|"
-    r"nonexistent|non-existent|not recogni[sz]ed|(address|recipient) (couldn'?t|could not|cannot|can'?t) be found|"
+    r"nonexistent|non-existent|not recogni[sz]ed|"
+    r"(address|recipient) (couldn'?t|could not|cannot|can'?t) be found|"
     r"recipient address rejected: access denied|not accepting (network )?(messages|mail)|"
-    r"not our customer|no one at this address|address (is )?unknown|account that you tried to reach does not exist|"
+    r"not our customer|no one at this address|address (is )?unknown|"
+    r"account that you tried to reach does not exist|"
     r"recipient address rejected: (user unknown|unknown|undeliverable|invalid)|bad destination mailbox|"
     r"has moved|no longer (valid|active|available|in use|exists|with)|not listed in|"
-    r"account or domain may not exist|no smtp service|domain is not reachable|invalid (final delivery )?userid|"
+    r"account or domain may not exist|no smtp service|domain is not reachable|"
+    r"invalid (final delivery )?userid|"
     r"mailbox .{0,40} (does not|doesn'?t) exist|user .{0,40} (does not|doesn'?t) exist|"
     r"пользовател\w* не (найден|существует)|нет такого (пользователя|ящика|адреса)|не существует|"
     r"почтов\w* ящик\w* не найден|неверный адрес|несуществующ|destinataire (invalide|inconnu)|"
@@ -339,10 +343,12 @@ _ADDRESS_GONE = re.compile(
     re.IGNORECASE,
 )
 _TRANSIENT_OR_POLICY = re.compile(
-    r"(mailbox|mailfolder|folder|inbox|mail ?box) (is )?full|mailbox.{0,20}(over|exceed)|quota|storage|insufficient (system )?space|"
+    r"(mailbox|mailfolder|folder|inbox|mail ?box) (is )?full|mailbox.{0,20}(over|exceed)|quota|storage|"
+    r"insufficient (system )?space|"
     r"ящик\w* переполнен|превышен\w* (размер|квот)|переполнен|too many messages|"
     r"(message|mail) (is )?too (large|big)|size (limit|exceed)|exceeds? .{0,30}(size|limit)|too large|"
-    r"spam|blocked|block ?list|black ?list|listed|rbl|reputation|rejected (due to|by|for|as)|denied|permission|"
+    r"spam|blocked|block ?list|black ?list|listed|rbl|reputation|rejected (due to|by|for|as)|denied|"
+    r"permission|"
     r"unavailable|retries|retry|giving up|gave up|too long|connect|"
     r"not (allowed|permitted|authori[sz]ed)|policy|prohibited|refused|relay|authenticat|dmarc|\bspf\b|"
     r"\bdkim\b|reverse dns|\bptr\b|rate limit|too many (connections|recipients)|try (again )?later|"
@@ -360,8 +366,9 @@ _DELAY = re.compile(
 
 # The failure concerns our side (sender address, connection, the receiving program), not the recipient.
 _NOT_RECIPIENT = re.compile(
-    r"after mail from|mail from command|after end of data|after data|sender address rejected|sender (domain|address) (is )?(invalid|"
-    r"unknown|not)|pipe to \||generated by .{0,60}\bpipe\b|couldn'?t create|procmail",
+    r"after mail from|mail from command|after end of data|after data|sender address rejected|"
+    r"sender (domain|address) (is )?(invalid|unknown|not)|pipe to \||generated by .{0,60}\bpipe\b|"
+    r"couldn'?t create|procmail",
     re.IGNORECASE,
 )
 # Explicitly temporary wording wins over anything else in the text.
@@ -404,9 +411,9 @@ def _kind(status: str | None, diagnostic: str, action: str = "") -> Kind:
     return "unknown"
 
 
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Heuristics for text bounces
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 _STRONG_RECIPIENT = [
     re.compile(r"^\s*<([^<>\s]+@[^<>\s]+)>\s*:", re.MULTILINE),  # Postfix, qmail: "<user@host>: reason"
@@ -421,7 +428,8 @@ _STRONG_RECIPIENT = [
     ),
     re.compile(r"RCPT TO:?\s*<([^<>\s]+@[^<>\s]+)>", re.IGNORECASE),
     re.compile(
-        r"(?:delivered|deliver|delivery|delivering [\w ]{1,20}) to:?\s*<?([^<>\s@:;,()\"']+@[^<>\s:;,()\"']+)",
+        r"(?:delivered|deliver|delivery|delivering [\w ]{1,20}) to:?\s*<?"
+        r"([^<>\s@:;,()\"']+@[^<>\s:;,()\"']+)",
         re.IGNORECASE,
     ),
 ]
@@ -579,9 +587,9 @@ def _parse_bounce(msg: Message) -> BounceInfo:
     reports = dsn_recipients(msg)
     failed = [r for r in reports if r.action.startswith("failed")]
     delayed = [r for r in reports if r.action.startswith("delayed")]
-    chosen = (
-        failed or [r for r in reports if (r.status or "").startswith("5")] or delayed or reports or [None]
-    )[0]
+    permanent = [r for r in reports if (r.status or "").startswith("5")]
+    ranked = failed or permanent or delayed or reports
+    chosen: DsnRecipient | None = ranked[0] if ranked else None
     text = bounce_text(msg)
     failed_header = [
         _address(a)

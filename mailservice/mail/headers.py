@@ -53,9 +53,9 @@ class HeaderInjectionError(ValueError):
     """A value meant for a header carries a line break, a control character or is too long."""
 
 
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Charsets
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 # Labels seen in real mail that Python's codec registry does not know (or knows under another name).
 _CHARSET_ALIASES = {
@@ -221,9 +221,9 @@ def decode_bytes(data: bytes, declared: str | None = None) -> tuple[str, str | N
     return data.decode(guess, errors="replace"), note
 
 
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # RFC 2047 encoded words
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 _ENCODED_WORD = re.compile(r"=\?([^?\s]{1,80})\?([bBqQ])\?([^?]*?)\?=")
 _UNTERMINATED_WORD = re.compile(r"=\?([^?\s]{1,80})\?([bBqQ])\?([^?\s]*)\??$")
@@ -237,7 +237,7 @@ def _word_bytes(encoding: str, payload: str) -> bytes:
             return base64.b64decode(cleaned)
         except (binascii.Error, ValueError):
             return payload.encode("ascii", errors="replace")
-    raw = payload.replace("_", " ").encode("ascii", errors="surrogateescape")
+    raw = payload.replace("_", " ").encode("utf-8", errors="surrogateescape")
     # RFC 2047 4.2: "=XX" hex escapes; a broken escape is kept literally rather than dropped.
     return re.sub(rb"=([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), raw)
 
@@ -288,9 +288,9 @@ def decode_encoded_words(value: str) -> str:
     return "".join(out)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Addresses and outgoing header values
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 
 def normalise_address(addr: str) -> str | None:

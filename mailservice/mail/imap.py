@@ -23,7 +23,7 @@ from imap_tools import BaseMailBox, MailBox, MailBoxStartTls, MailBoxUnencrypted
 from mailservice import faults
 from mailservice.config import Security, Settings
 from mailservice.intake.models import Outcome
-from mailservice.intake.pipeline import Source, process_raw
+from mailservice.intake.pipeline import Source, process_batch
 from mailservice.mail.smtp import tls_context
 
 log = logging.getLogger(__name__)
@@ -108,14 +108,12 @@ def poll_once(settings: Settings, mailbox: BaseMailBox | None = None) -> PollRes
     uids = mailbox.uids("ALL")
     for start in range(0, len(uids), settings.imap_batch_size):
         chunk = uids[start : start + settings.imap_batch_size]
-        handled: list[str] = []
-        for uid, raw in fetch_raw(mailbox, chunk):
-            source = Source("imap", settings.imap_folder, validity, uid)
-            outcome = process_raw(settings, raw, source)
+        fetched = [(raw, Source("imap", settings.imap_folder, validity, uid)) for uid, raw in fetch_raw(mailbox, chunk)]
+        for outcome in process_batch(settings, fetched):
             result.fetched += 1
             result.count(outcome.outcome)
-            handled.append(str(uid))
-        # Moved per batch, after every message of the batch was committed.
+        handled = [str(source.uid) for _raw, source in fetched]
+        # Moved per batch, after the batch was committed.
         move(mailbox, handled, settings.imap_processed_folder)
         faults.point("after_move")
         result.moved += len(handled)

@@ -149,9 +149,9 @@ _FIRST_HEADER = re.compile(rb"^(From |[!-9;-~]+[ \t]*:)")
 _OBS_FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]+:", re.MULTILINE)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Attachment names
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 _WINDOWS_RESERVED = (
     {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(10)} | {f"lpt{i}" for i in range(10)}
@@ -223,9 +223,9 @@ def _limit_filename(name: str) -> str:
     return stem.rstrip(" .") + suffix
 
 
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Header reading
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 
 def _fix_8bit(value: str) -> tuple[str, str | None]:
@@ -253,7 +253,7 @@ class _HeaderReader:
         self._defects = defects
         self._raw: dict[str, list[str]] = {}
         try:
-            items: Iterable[tuple[str, str]] = list(msg.raw_items())  # type: ignore[attr-defined]
+            items: Iterable[tuple[str, str]] = list(msg.raw_items())
         except Exception as exc:  # a Message without raw_items (should not happen) or a broken store
             defects.append(f"headers unreadable: {type(exc).__name__}")
             items = []
@@ -278,7 +278,7 @@ class _HeaderReader:
             self._defects.append(text)
 
     def text(self, name: str) -> list[str]:
-        """Decoded values: policy.default's parser first, the tolerant decoder when it fails or leaves words."""
+        """Decoded values: policy.default first, the tolerant decoder when it fails or leaves words."""
         out = []
         for value in self.raw(name):
             try:
@@ -338,7 +338,7 @@ def _normalise(spec: str, defects: list[str], what: str) -> str | None:
     if strict is not None:
         return strict
     loose = loose_address(spec)
-    if loose is not None and len(defects) < _MAX_DEFECTS:
+    if loose is not None and what in ("from", "sender", "reply-to") and len(defects) < _MAX_DEFECTS:
         defects.append(f"{what}: address {loose!r} accepted leniently (not valid for delivery)")
     return loose
 
@@ -380,9 +380,9 @@ def _parse_date(value: str | None, defects: list[str]) -> datetime | None:
     return None
 
 
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Body walking
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -615,9 +615,9 @@ class _Walker:
         )
 
 
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Raw-level helpers
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 
 def _split_raw(raw: bytes) -> tuple[bytes, bytes]:
@@ -679,7 +679,7 @@ def _repair_header_block(data: bytes) -> bytes | None:
     Used only as a second try when no sender was found: Python's parser ends the header block at the first
     malformed line, so a From below it is lost (enmime's and imap_tools' broken-header samples).
     """
-    head, rest = _split_raw(data)
+    head, _ = _split_raw(data)
     lines = head.split(b"\n")
     last_header = max((i for i, line in enumerate(lines) if _HEADER_NAME_LINE.match(line)), default=-1)
     out: list[bytes] = []
@@ -715,9 +715,9 @@ def _is_machine_report(msg: Message, reader: _HeaderReader, ctype: str) -> bool:
         return False
 
 
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Entry point
-# --------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 
 def parse_message(raw: bytes, *, max_attachment_bytes: int = 15 * 2**20) -> ParsedMessage:

@@ -15,6 +15,7 @@ from email.message import Message
 from enum import StrEnum
 
 from mailservice.mail.bounces import DELIVERY_STATUS_TYPES, bounce_text, dsn_recipients
+from mailservice.mail.headers import part_content_type
 from mailservice.mail.parse import ParsedMessage
 
 __all__ = ["Triage", "Verdict", "triage"]
@@ -42,10 +43,12 @@ _SYSTEM_SENDER = re.compile(
 _BOUNCE_SUBJECT = re.compile(
     r"^\s*(undeliver(ed|able)|delivery (status notification|failure|failed|has failed|problem|notification)|"
     r"(mail|message) delivery (failed|failure|has failed)|returned mail|mail system error|failure notice|"
-    r"(permanent |temporary )?delivery failure|could not send message|message (not delivered|could not be delivered)|"
+    r"(permanent |temporary )?delivery failure|could not send message|"
+    r"message (not delivered|could not be delivered)|"
     r"delayed mail|warning: (could not send|message .* delayed)|nondeliverable|non-delivery|"
     r"delivery (report|status)|mail could not be delivered|returned to sender|there was an error sending|"
-    r"недоставленное|не доставлено|сообщение не доставлено|ваше сообщение не (доставлено|может быть доставлено)|"
+    r"недоставленное|не доставлено|сообщение не доставлено|"
+    r"ваше сообщение не (доставлено|может быть доставлено)|"
     r"ошибка доставки|письмо не доставлено|уведомление о (недоставке|доставке))",
     re.IGNORECASE,
 )
@@ -83,13 +86,10 @@ _LIST_ROBOT_LOCAL = re.compile(r".-(admin|owner|request|bounces?)$")
 
 
 def _content_types(raw_msg: Message) -> list[str]:
-    types: list[str] = []
     try:
-        for part in raw_msg.walk():
-            types.append(part.get_content_type())
-    except Exception:
-        pass
-    return types
+        return [part_content_type(part) for part in raw_msg.walk()]
+    except Exception:  # a broken tree: what was read so far is all we know
+        return [part_content_type(raw_msg)]
 
 
 def _report_type(raw_msg: Message) -> str:
@@ -197,13 +197,12 @@ def _is_jmrp(raw_msg: Message) -> bool:
     """Microsoft's complaint loop returns the complained-about message with X-HmXmrOriginalRecipient."""
     try:
         for part in raw_msg.walk():
-            if part.get_content_type() != "message/rfc822":
+            if part_content_type(part) != "message/rfc822":
                 continue
             payload = part.get_payload()
             inner = payload[0] if isinstance(payload, list) and payload else None
             if isinstance(inner, Message) and any(
-                str(k).lower() == "x-hmxmroriginalrecipient"
-                for k, _ in inner.raw_items()  # type: ignore[attr-defined]
+                str(k).lower() == "x-hmxmroriginalrecipient" for k, _ in inner.raw_items()
             ):
                 return True
     except Exception:
@@ -213,7 +212,7 @@ def _is_jmrp(raw_msg: Message) -> bool:
 
 def _raw_from(raw_msg: Message) -> str:
     try:
-        return " ".join(str(v) for k, v in raw_msg.raw_items() if k.lower() == "from")  # type: ignore[attr-defined]
+        return " ".join(str(v) for k, v in raw_msg.raw_items() if k.lower() == "from")
     except Exception:
         return ""
 

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse
 
 from mailservice.config import Environment, Settings, get_settings
 from mailservice.templating import render
+from mailservice.web.staff import mount as mount_console
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return render("web/home.html", settings=settings, dev=settings.environment is Environment.development)
 
     # Domain routers. mount: add `app.include_router(...)` lines here, one per domain.
+    mount_console(app)  # staff console, /history, /feedback (issue 6)
 
     if settings.environment is Environment.development:
 

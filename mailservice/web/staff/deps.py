@@ -182,7 +182,15 @@ def page(
     request: Request, template: str, *, ctx: StaffContext | None, status_code: int = 200, **context: object
 ) -> HTMLResponse:
     """Render a console page with the shared context (settings, user, navigation)."""
-    html = render(template, settings=settings_of(request), user=ctx, request_path=request.url.path, **context)
+    html = render(
+        template,
+        settings=settings_of(request),
+        user=ctx,
+        OPERATE=auth.OPERATE,
+        FEEDBACK_VIEW=auth.FEEDBACK_VIEW,
+        ADMIN=auth.ADMIN,
+        **context,
+    )
     response = HTMLResponse(html, status_code=status_code)
     secure(response)
     return response

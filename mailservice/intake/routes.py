@@ -1,0 +1,16 @@
+"""Where intake hands over messages that other domains serve; the service calls :func:`load_routes` at start-up.
+
+Each domain adds one line to :func:`load_routes` (a type route for new messages the classifier labels, or a
+reply route for answers to its own outbox messages).
+"""
+
+from __future__ import annotations
+
+from mailservice.intake.pipeline import register_type_route
+
+
+def load_routes() -> None:
+    """Register every domain's intake routes (idempotent: registering again replaces the same handler)."""
+    from mailservice.history.intake import handle_history_request
+
+    register_type_route("history_request", handle_history_request)
