@@ -15,6 +15,7 @@ from typing import Annotated
 
 import click
 import typer
+from typer._click import exceptions as tclick
 from pydantic import ValidationError
 
 from mailservice.config import get_settings
@@ -95,10 +96,24 @@ def _register_domains() -> None:
     app.add_typer(intake_app, name="intake")
     app.add_typer(classify_app, name="classify")
     register_service_commands(app)
+    from mailservice.staff_cli import register as register_console_commands  # staff, retention, feedback
+
+    register_console_commands(app)
+    from mailservice.publishing.cli import app as site_app  # disclosure site (issue 5)
+
+    app.add_typer(site_app, name="site")
     # mount: further domains add their line here
 
 
 _register_domains()
+
+
+# Typer 0.29 vendors its own copy of click: parsing errors come from ``typer._click``, while domain commands may
+# raise ``click`` exceptions. Both families end here, as one line.
+_USAGE = (click.UsageError, tclick.UsageError)
+_CLICK = (click.ClickException, tclick.ClickException)
+_EXIT = (click.exceptions.Exit, typer.Exit)
+_ABORT = (click.exceptions.Abort, typer.Abort)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,18 +122,19 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         command.main(args=argv, prog_name="mailservice", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code or 0)
-    except click.exceptions.Abort:
+    except _EXIT as exc:
+        return int(getattr(exc, "exit_code", 0) or 0)
+    except _ABORT:
         typer.echo("Прервано.", err=True)
         return 130
-    except click.UsageError as exc:
-        hint = f" ({exc.ctx.command_path} --help)" if exc.ctx else ""
+    except _USAGE as exc:
+        ctx = getattr(exc, "ctx", None)
+        hint = f" ({ctx.command_path} --help)" if ctx is not None else ""
         typer.echo(f"Ошибка: {exc.format_message()}{hint}", err=True)
         return 2
-    except click.ClickException as exc:
+    except _CLICK as exc:
         typer.echo(f"Ошибка: {exc.format_message()}", err=True)
-        return exc.exit_code
+        return int(exc.exit_code)
     except ValidationError as exc:
         first = exc.errors()[0]
         typer.echo(f"Ошибка в настройках: {'.'.join(map(str, first['loc']))}: {first['msg']}", err=True)

@@ -1,6 +1,6 @@
 """``mailservice classify``: classify a text, train the model, measure quality.
 
-Mounted by the root CLI; errors in arguments (a missing file, wrong columns) print one line and exit with code 2.
+Mounted by the root CLI; a bad argument (a missing file, wrong columns) prints one line and exits with code 2.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from mailservice.classify.model import ModelError, read_metadata, save, train
 from mailservice.classify.rules import RulesError, load_rules, load_taxonomy
 
 app = typer.Typer(
-    help="Классификация запросов по типу, теме и срочности: проверка текста, обучение модели, оценка качества.",
+    help="Классификация запросов по типу, теме и срочности: проверка текста, обучение и оценка модели.",
     no_args_is_help=True,
 )
 
@@ -136,17 +136,21 @@ def train_command(
 
 @app.command("evaluate")
 def evaluate_command(
-    data: Annotated[list[Path], typer.Option("--data", help="Размеченный файл CSV/TSV (можно несколько раз).")],
+    data: Annotated[
+        list[Path], typer.Option("--data", help="Размеченный файл CSV/TSV (можно несколько раз).")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Вывести один объект JSON.")] = False,
     cv: Annotated[
         int,
         typer.Option(
             "--cv",
-            help="Перекрёстная проверка на K частях: модель учится на K-1 частях и оценивается на оставшейся.",
+            help="Перекрёстная проверка: модель учится на K-1 частях из K и оценивается на оставшейся.",
             min=0,
         ),
     ] = 0,
-    rules_only: Annotated[bool, typer.Option("--rules-only", help="Оценить только правила, без модели.")] = False,
+    rules_only: Annotated[
+        bool, typer.Option("--rules-only", help="Оценить только правила, без модели.")
+    ] = False,
     rules: RulesOption = None,
     model: ModelOption = None,
 ) -> None:

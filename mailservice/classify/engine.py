@@ -81,8 +81,8 @@ class Classifier:
     ) -> Classifier:
         """Rules from ``rules_path`` (the packaged file by default) and the model from ``model_path``.
 
-        Without ``model_path`` the model at ``settings.data_dir / "classify" / "model.joblib"`` is used when it
-        exists; an explicit path must exist.
+        Without ``model_path`` the model at ``settings.data_dir / "classify" / "model.joblib"`` is used when
+        it exists; an explicit path must exist.
         """
         rules = load_rules(rules_path, load_taxonomy(taxonomy_path))
         if model_path is None:
@@ -107,7 +107,8 @@ class Classifier:
         texts = [analyze(subject, body) for subject, body in messages]
         predictions = self.model.predict_many(texts) if self.model is not None and texts else None
         return [
-            self._decide(text, predictions[i] if predictions is not None else None) for i, text in enumerate(texts)
+            self._decide(text, predictions[i] if predictions is not None else None)
+            for i, text in enumerate(texts)
         ]
 
     def classify_analyzed(self, text: AnalyzedText) -> Classification:
@@ -117,14 +118,19 @@ class Classifier:
     def _decide(self, text: AnalyzedText, predicted: dict[str, dict[str, float]] | None) -> Classification:
         scores = self.rules.score(text)
         results = {
-            axis: self._axis_result(self.rules.axes[axis], scores[axis], predicted.get(axis) if predicted else None)
+            axis: self._axis_result(
+                self.rules.axes[axis], scores[axis], predicted.get(axis) if predicted else None
+            )
             for axis in MODEL_AXES
         }
         message_type = results["type"]
         if message_type.confidence >= self.rules.axes["type"].threshold:
             for axis in MODEL_AXES[1:]:
                 axis_rules = self.rules.axes[axis]
-                if message_type.label in axis_rules.default_for_types and results[axis].label != axis_rules.axis.default:
+                if (
+                    message_type.label in axis_rules.default_for_types
+                    and results[axis].label != axis_rules.axis.default
+                ):
                     results[axis] = self._type_default(axis_rules, message_type)
         needs_review = any(results[axis].confidence < self.rules.axes[axis].threshold for axis in MODEL_AXES)
         appeal_kind = appeal_kind_name = None
@@ -173,6 +179,10 @@ class Classifier:
                 if label == rules.axis.default
                 else "правила: совпадений нет"
             )
+        # What spoke for other labels and was outweighed: staff correcting a label want to see it.
+        reasons.extend(
+            f"{hit.reason} → «{rules.axis.display_name(hit.label)}»" for hit in scores.hits if hit.label != label
+        )
         if predicted is not None:
             reasons.append(f"модель: {predicted.get(label, 0.0):.2f}")
         return AxisResult(
@@ -182,5 +192,5 @@ class Classifier:
 
 @cache
 def default_classifier() -> Classifier:
-    """The process-wide classifier (packaged rules, saved model if any); ``cache_clear()`` after retraining."""
+    """The process-wide classifier (packaged rules, saved model if any); ``cache_clear()`` after training."""
     return Classifier.load()

@@ -35,11 +35,11 @@ class SupportsClassify(Protocol):
     def classify(self, subject: str, body: str) -> Classification: ...
 
 
-# Reading -------------------------------------------------------------------------------------------------------
+# Reading ----------------------------------------------------------------------------------------------
 
 
 def _delimiter(header: str, path: Path) -> str:
-    """Tab, semicolon or comma: whichever splits the header into the expected columns (extension breaks ties)."""
+    """Tab, semicolon or comma: whichever splits the header into the expected columns (extension first)."""
     candidates = ["\t", ";", ","] if path.suffix.lower() != ".csv" else [",", ";", "\t"]
     for delimiter in candidates:
         names = {name.strip().strip('"').lower() for name in header.split(delimiter)}
@@ -77,10 +77,13 @@ def read_dataset(path: Path, taxonomy: Taxonomy | None = None) -> list[Example]:
         raise DatasetError(f"{path}: файл пуст")
     delimiter = _delimiter(lines[skipped], path)
     reader = csv.reader(io.StringIO("".join(lines[skipped:])), delimiter=delimiter)
-    header = [name.strip().lower() for name in next(reader)]
+    header = [name.strip().lower() for name in next(reader, [])]
     missing = [name for name in COLUMNS if name not in header]
     if missing:
-        raise DatasetError(f"{path}: нет столбцов {', '.join(missing)} (нужны: {', '.join(COLUMNS)})")
+        found = ", ".join(name for name in header if name) or "нет"
+        raise DatasetError(
+            f"{path}: нет столбцов {', '.join(missing)} (в файле: {found}; нужны: {', '.join(COLUMNS)})"
+        )
     where = {name: header.index(name) for name in COLUMNS}
     examples = []
     for row in reader:
@@ -115,7 +118,7 @@ def read_datasets(paths: Iterable[Path], taxonomy: Taxonomy | None = None) -> li
     return [example for path in paths for example in read_dataset(path, taxonomy)]
 
 
-# Scoring -------------------------------------------------------------------------------------------------------
+# Scoring ----------------------------------------------------------------------------------------------
 
 
 def _axis_metrics(truth: Sequence[str], predicted: Sequence[str], order: Sequence[str]) -> dict[str, object]:
@@ -167,7 +170,9 @@ def metrics(
                 )
         report[axis] = axis_report
     report["n"] = len(examples)
-    report["needs_review_share"] = round(sum(r.needs_review for r in results) / len(results), 4) if results else 0.0
+    report["needs_review_share"] = (
+        round(sum(r.needs_review for r in results) / len(results), 4) if results else 0.0
+    )
     versions = sorted({result.version for result in results})
     report["version"] = versions[0] if len(versions) == 1 else versions
     return report
@@ -184,7 +189,7 @@ def evaluate(classifier: SupportsClassify, examples: Iterable[Example]) -> dict[
 def cross_validate(
     rules: RuleSet, examples: Iterable[Example], folds: int = 5, seed: int = 0
 ) -> dict[str, object]:
-    """Rules plus a model trained on k-1 folds, scored on the held-out fold; figures over all held-out folds."""
+    """Rules plus a model trained on k-1 folds, scored on the held-out fold; figures over all the folds."""
     data = list(examples)
     if folds < 2 or folds > len(data):
         raise ValueError("between two folds and one fold per example are needed")
@@ -199,7 +204,9 @@ def cross_validate(
         splits = KFold(n_splits=folds, shuffle=True, random_state=seed).split(texts)
     for train_index, test_index in splits:
         fold_model = train(
-            [data[i] for i in train_index], rules_version=rules.version, analyzed=[texts[i] for i in train_index]
+            [data[i] for i in train_index],
+            rules_version=rules.version,
+            analyzed=[texts[i] for i in train_index],
         )
         classifier = Classifier(rules, fold_model)
         for i in test_index:
@@ -211,7 +218,7 @@ def cross_validate(
     return report
 
 
-# Presentation --------------------------------------------------------------------------------------------------
+# Presentation ----------------------------------------------------------------------------------------------
 
 
 def format_report(report: dict[str, object], taxonomy: Taxonomy | None = None) -> str:
@@ -226,11 +233,13 @@ def format_report(report: dict[str, object], taxonomy: Taxonomy | None = None) -
         lines.append(
             f"{names.name}: macro-F1 {axis_report['macro_f1']:.3f}, доля верных {axis_report['accuracy']:.3f}"
         )
-        lines.append(f"  {'метка':<34} {'точность':>9} {'полнота':>8} {'F1':>6} {'число':>6}")
+        titles = {label: f"{names.display_name(label)} ({label})" for label in axis_report["per_class"]}
+        width = max(len(title) for title in [*titles.values(), "метка"])
+        lines.append(f"  {'метка':<{width}} {'точность':>9} {'полнота':>8} {'F1':>6} {'число':>6}")
         for label, row in axis_report["per_class"].items():
-            title = f"{names.display_name(label)} ({label})"
             lines.append(
-                f"  {title:<34} {row['precision']:>9.3f} {row['recall']:>8.3f} {row['f1']:>6.3f} {row['support']:>6}"
+                f"  {titles[label]:<{width}} {row['precision']:>9.3f} {row['recall']:>8.3f} {row['f1']:>6.3f}"
+                f" {row['support']:>6}"
             )
         confusion = axis_report["confusion"]
         labels = list(confusion)

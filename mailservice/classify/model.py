@@ -26,6 +26,7 @@ from scipy.sparse import csr_matrix, hstack
 from scipy.special import expit, softmax
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
 
 from mailservice.classify.text import AnalyzedText, analyze
 
@@ -66,8 +67,8 @@ class _AxisModel:
     def probabilities(self, features: csr_matrix) -> list[dict[str, float]]:
         if self.estimator is None:
             return [{self.classes[0]: 1.0} for _ in range(features.shape[0])]
-        # What predict_proba computes (multinomial softmax; sigmoid for two classes), without its per-call input
-        # validation, which costs more than the arithmetic for a single message.
+        # What predict_proba computes (multinomial softmax; sigmoid for two classes), without its per-call
+        # input validation, which costs more than the arithmetic for a single message.
         scores = np.asarray(features @ self.estimator.coef_.T) + self.estimator.intercept_
         if scores.shape[1] == 1:
             positive = expit(scores[:, 0])
@@ -121,7 +122,11 @@ class TrainedModel:
             values.extend((weights / norm).tolist() if norm > 0 else weights.tolist())
             indptr.append(len(indices))
         return csr_matrix(
-            (np.array(values, dtype=np.float64), np.array(indices, dtype=np.int32), np.array(indptr, dtype=np.int32)),
+            (
+                np.array(values, dtype=np.float64),
+                np.array(indices, dtype=np.int32),
+                np.array(indptr, dtype=np.int32),
+            ),
             shape=(len(docs), len(vocabulary)),
         )
 
@@ -176,7 +181,11 @@ def train(
         raise ValueError("analyzed must match examples one to one")
     trained_at = (trained_at or datetime.now(UTC)).astimezone(UTC)
     word_vectorizer = TfidfVectorizer(
-        analyzer="word", token_pattern=r"\S+", ngram_range=(1, 2), sublinear_tf=True, lowercase=False
+        analyzer="word",
+        token_pattern=r"\S+",  # noqa: S106 (a regular expression, not a password)
+        ngram_range=(1, 2),
+        sublinear_tf=True,
+        lowercase=False,
     )
     char_vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2)
     words = word_vectorizer.fit_transform([text.lemma_text for text in texts])
@@ -188,17 +197,19 @@ def train(
     features = csr_matrix(hstack([words, chars], format="csr"))
     axes: dict[str, _AxisModel] = {}
     label_counts: dict[str, dict[str, int]] = {}
-    for axis in MODEL_AXES:
-        labels = [example.label(axis) for example in data]
-        counts = Counter(labels)
-        label_counts[axis] = dict(sorted(counts.items()))
-        if len(counts) == 1:
-            axes[axis] = _AxisModel(classes=(labels[0],), estimator=None)
-            continue
-        # Balanced class weights: urgent messages and rare types would otherwise be swamped by the majority.
-        estimator = LogisticRegression(C=C, class_weight="balanced", max_iter=2000)
-        estimator.fit(features, np.asarray(labels))
-        axes[axis] = _AxisModel(classes=tuple(str(c) for c in estimator.classes_), estimator=estimator)
+    # One BLAS thread: the problem is small, and on a busy machine extra threads made fitting 10 times slower.
+    with threadpool_limits(limits=1):
+        for axis in MODEL_AXES:
+            labels = [example.label(axis) for example in data]
+            counts = Counter(labels)
+            label_counts[axis] = dict(sorted(counts.items()))
+            if len(counts) == 1:
+                axes[axis] = _AxisModel(classes=(labels[0],), estimator=None)
+                continue
+            # Balanced class weights: urgent messages and rare types would otherwise be swamped.
+            estimator = LogisticRegression(C=C, class_weight="balanced", max_iter=2000)
+            estimator.fit(features, np.asarray(labels))
+            axes[axis] = _AxisModel(classes=tuple(str(c) for c in estimator.classes_), estimator=estimator)
     model_id = f"{trained_at:%Y%m%dT%H%M}-{_fingerprint(data)}"
     return TrainedModel(
         model_id=model_id,

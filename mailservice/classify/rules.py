@@ -2,8 +2,9 @@
 
 A rule gives its label a weight when it matches. Patterns are either lemma sequences ("предоставить
 информация|сведение") matched in order with at most ``gap`` other words between neighbours, or regular
-expressions (``{re: "..."}``) over the normalised text (lower case, ``ё`` as ``е``). Every axis starts from its
-``prior`` scores; the scores become probabilities by a softmax, so a label no rule mentions keeps some mass.
+expressions (``{re: "..."}``) over the normalised text (lower case, ``ё`` as ``е``). Every axis starts from
+its ``prior`` scores; the scores become probabilities by a softmax, so a label no rule mentions keeps some
+mass.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -30,7 +31,7 @@ class RulesError(ValueError):
     """The rules or taxonomy file is malformed; the message says where."""
 
 
-# Taxonomy ------------------------------------------------------------------------------------------------------
+# Taxonomy ----------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,13 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def _display_name(label: object, info: object) -> str:
+    """A label's entry is either a mapping with ``name`` or just the name."""
+    if isinstance(info, dict):
+        return str(info.get("name", label))
+    return str(info) if info else str(label)
+
+
 def load_taxonomy(path: Path | None = None) -> Taxonomy:
     """Read the taxonomy file (the packaged one by default)."""
     path = path or DEFAULT_TAXONOMY_PATH
@@ -91,18 +99,17 @@ def load_taxonomy(path: Path | None = None) -> Taxonomy:
         if not isinstance(raw, dict) or not isinstance(raw.get("labels"), dict) or not raw["labels"]:
             raise RulesError(f"{path}: ось {key} не описана или не содержит меток")
         labels = tuple(str(label) for label in raw["labels"])
-        display = {
-            str(label): str((info or {}).get("name", label)) if isinstance(info, dict) or info is None else str(info)
-            for label, info in raw["labels"].items()
-        }
+        display = {str(label): _display_name(label, info) for label, info in raw["labels"].items()}
         default = str(raw.get("default", labels[-1]))
         if default not in labels:
             raise RulesError(f"{path}: метка по умолчанию {default!r} оси {key} не входит в её метки")
-        axes[key] = Axis(key=key, name=str(raw.get("name", key)), default=default, labels=labels, display=display)
+        axes[key] = Axis(
+            key=key, name=str(raw.get("name", key)), default=default, labels=labels, display=display
+        )
     return Taxonomy(axes=axes)
 
 
-# Patterns ------------------------------------------------------------------------------------------------------
+# Patterns ----------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -198,12 +205,12 @@ def _compile_pattern(raw: object, gap: int, where: str) -> Pattern:
     raise RulesError(f"{where}: шаблон должен быть строкой или {{re: ...}}, получено {raw!r}")
 
 
-# Rules ---------------------------------------------------------------------------------------------------------
+# Rules ----------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Rule:
-    """Adds ``weight`` to ``label`` when any pattern of ``any`` (if given) and every pattern of ``all`` match."""
+    """Adds ``weight`` to ``label`` when a pattern of ``any`` (if given) and each pattern of ``all`` match."""
 
     name: str | None
     label: str
@@ -360,7 +367,9 @@ def _parse_axis(axis: Axis, raw: Mapping[str, Any], where: str) -> AxisRules:
     if temperature <= 0:
         raise RulesError(f"{where}.temperature: должно быть больше нуля")
     default_for_types = raw.get("default_for_types") or []
-    if not isinstance(default_for_types, list) or not all(isinstance(item, str) for item in default_for_types):
+    if not isinstance(default_for_types, list) or not all(
+        isinstance(item, str) for item in default_for_types
+    ):
         raise RulesError(f"{where}.default_for_types: ожидался список типов")
     return AxisRules(
         axis=axis,
@@ -392,28 +401,10 @@ def load_rules(path: Path | None = None, taxonomy: Taxonomy | None = None) -> Ru
         axes[key] = _parse_axis(taxonomy[key], raw, f"{path.name}: axes.{key}")
         unknown_types = axes[key].default_for_types - set(taxonomy["type"].labels)
         if unknown_types:
-            raise RulesError(f"{path.name}: axes.{key}.default_for_types: неизвестные типы {sorted(unknown_types)}")
+            raise RulesError(
+                f"{path.name}: axes.{key}.default_for_types: неизвестные типы {sorted(unknown_types)}"
+            )
     unknown = set(raw_axes) - set(AXES)
     if unknown:
         raise RulesError(f"{path}: неизвестные оси {sorted(unknown)}")
     return RuleSet(version=str(version).strip(), taxonomy=taxonomy, axes=axes)
-
-
-def rule_count(rules: RuleSet) -> dict[str, int]:
-    """Number of rules per axis (for status output)."""
-    return {key: len(axis.rules) for key, axis in rules.axes.items()}
-
-
-__all__: Sequence[str] = (
-    "AXES",
-    "Axis",
-    "AxisRules",
-    "AxisScores",
-    "Hit",
-    "RuleSet",
-    "RulesError",
-    "Taxonomy",
-    "load_rules",
-    "load_taxonomy",
-    "softmax",
-)

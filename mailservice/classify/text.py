@@ -1,4 +1,4 @@
-"""Russian text preparation shared by the rules and the model: cleaning, tokens (razdel) and lemmas (pymorphy3).
+"""Russian text preparation shared by rules and model: cleaning, tokens (razdel), lemmas (pymorphy3).
 
 Lemmatising is the expensive step (pymorphy3 parses about 320 messages/s in plain Python); words repeat a lot
 across messages, so each distinct word is parsed once per process and kept in a bounded cache.

@@ -17,7 +17,11 @@ router = APIRouter(tags=["feedback"])
 
 LINK_ERRORS = {
     "invalid": (400, "Ссылка недействительна", "Ссылка на опрос повреждена или изменена."),
-    "expired": (410, "Срок действия ссылки истёк", "Опрос по этой ссылке закрыт. Отзыв можно оставить на сайте."),
+    "expired": (
+        410,
+        "Срок действия ссылки истёк",
+        "Опрос по этой ссылке закрыт. Отзыв можно оставить на сайте.",
+    ),
     "answered": (409, "Спасибо!", "Вы уже ответили на этот опрос."),
 }
 THANKS = ("Спасибо за отзыв!", "Ваша оценка поможет департаменту работать лучше.")
@@ -46,11 +50,18 @@ def feedback_submit(
         value = service.parse_rating(rating)
     except service.FeedbackError as exc:
         return public_page(
-            request, "web/feedback/form.html", status_code=422, action="/feedback", error=str(exc), ask_email=True
+            request,
+            "web/feedback/form.html",
+            status_code=422,
+            action="/feedback",
+            error=str(exc),
+            ask_email=True,
         )
     with session_scope(settings_of(request)) as session:
         service.record_site_feedback(
-            session, service.SiteFeedback(rating=value, comment=comment, email=email.strip()[:320] or None), utcnow()
+            session,
+            service.SiteFeedback(rating=value, comment=comment, email=email.strip()[:320] or None),
+            utcnow(),
         )
     return notice(request, *THANKS, link="/")
 
@@ -74,7 +85,9 @@ def survey_form(request: Request, token: str) -> Response:
             return _error(request, exc.kind)
         if survey.answered_at is not None:
             return _error(request, "answered")
-    return public_page(request, "web/feedback/form.html", action=f"/feedback/{token}", error="", ask_email=False)
+    return public_page(
+        request, "web/feedback/form.html", action=f"/feedback/{token}", error="", ask_email=False
+    )
 
 
 @router.post("/feedback/{token}", response_class=HTMLResponse, summary="Ответить на опрос")
@@ -94,8 +107,12 @@ def survey_submit(
         except service.FeedbackError as exc:
             if exc.kind == "rating":
                 return public_page(
-                    request, "web/feedback/form.html", status_code=422, action=f"/feedback/{token}",
-                    error=str(exc), ask_email=False,
+                    request,
+                    "web/feedback/form.html",
+                    status_code=422,
+                    action=f"/feedback/{token}",
+                    error=str(exc),
+                    ask_email=False,
                 )
             return _error(request, exc.kind)
     return notice(request, *THANKS, link="/")

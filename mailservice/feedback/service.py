@@ -1,8 +1,8 @@
 """Feedback (seed 004 p. 11): one survey e-mail after an answer, its signed link, and the answers.
 
 The survey page is reached by a signed link whose payload holds only the survey's id and a random nonce
-(itsdangerous payloads are readable). Following the link only shows the form: a mail scanner that fetches every
-link answers nothing; the answer needs a POST.
+(itsdangerous payloads are readable). Following the link only shows the form: a mail scanner that fetches
+every link answers nothing; the answer needs a POST.
 """
 
 from __future__ import annotations
@@ -64,7 +64,9 @@ def survey_url(settings: Settings, survey: FeedbackSurvey) -> str:
     return f"{settings.public_url.rstrip('/')}/feedback/{survey_token(settings, survey)}"
 
 
-def queue_survey(session: Session, settings: Settings, request: Request, now: dt.datetime) -> FeedbackSurvey | None:
+def queue_survey(
+    session: Session, settings: Settings, request: Request, now: dt.datetime
+) -> FeedbackSurvey | None:
     """Queue the survey e-mail of an answered request, once; None when there is nothing to send."""
     if request.status != Status.answered or not request.reply_email:
         return None
@@ -82,14 +84,24 @@ def queue_survey(session: Session, settings: Settings, request: Request, now: dt
         to_name=request.client.name,
         subject=f"{subject_tag(request.number)} Оцените, пожалуйста, ответ на ваше обращение".strip(),
         template="feedback_survey",
-        context={"request": request, "client": request.client, "url": survey_url(settings, survey),
-                 "days": SURVEY_LINK_DAYS},
+        context={
+            "request": request,
+            "client": request.client,
+            "url": survey_url(settings, survey),
+            "days": SURVEY_LINK_DAYS,
+        },
         auto_submitted="auto-generated",
         in_reply_to=refs[-1] if refs else None,
         references=refs,
     )
-    row = enqueue(session, message, kind="feedback_survey", ref_type="feedback_survey", ref_id=survey.id,
-                  request_id=request.id)
+    row = enqueue(
+        session,
+        message,
+        kind="feedback_survey",
+        ref_type="feedback_survey",
+        ref_id=survey.id,
+        request_id=request.id,
+    )
     survey.outbox_id = row.id
     session.add(
         Event(
@@ -131,7 +143,11 @@ def load_survey(session: Session, settings: Settings, token: str) -> FeedbackSur
         if exc.expired:
             raise FeedbackError("expired", "Срок действия ссылки на опрос истёк") from exc
         raise FeedbackError("invalid", "Ссылка на опрос повреждена или недействительна") from exc
-    if not isinstance(payload, dict) or not isinstance(payload.get("s"), int) or not isinstance(payload.get("n"), str):
+    if (
+        not isinstance(payload, dict)
+        or not isinstance(payload.get("s"), int)
+        or not isinstance(payload.get("n"), str)
+    ):
         raise FeedbackError("invalid", "Ссылка на опрос повреждена или недействительна")
     survey = session.get(FeedbackSurvey, payload["s"])
     if survey is None or not secrets.compare_digest(survey.nonce, payload["n"]):

@@ -63,16 +63,16 @@ def compute(rows: Iterable[tuple[dt.datetime, str, str, int]], tz: dt.tzinfo) ->
         count=len(data),
         average=round(sum(ratings) / len(ratings), 2) if ratings else None,
         by_month=buckets((at.astimezone(tz).strftime("%Y-%m"), r) for at, _c, _u, r in data),
-        by_channel=buckets(
-            ((c, r) for _a, c, _u, r in data), {c.value: CHANNEL_NAMES[c] for c in Channel}
-        ),
+        by_channel=buckets(((c, r) for _a, c, _u, r in data), {c.value: CHANNEL_NAMES[c] for c in Channel}),
         by_unit=buckets(((u or "—", r) for _a, _c, u, r in data)),
     )
 
 
 def feedback_stats(session: Session, settings: Settings, since: dt.datetime | None = None) -> FeedbackStats:
     """Statistics of every answer (or of those since a moment)."""
-    query = select(FeedbackResponse.created_at, FeedbackResponse.channel, FeedbackResponse.unit, FeedbackResponse.rating)
+    query = select(
+        FeedbackResponse.created_at, FeedbackResponse.channel, FeedbackResponse.unit, FeedbackResponse.rating
+    )
     if since is not None:
         query = query.where(FeedbackResponse.created_at >= since)
     return compute(((a, c, u, r) for a, c, u, r in session.execute(query)), settings.tz)

@@ -17,13 +17,14 @@ from sqlalchemy.orm import Session
 
 from mailservice.blobs import BlobStore
 from mailservice.config import Settings
-from mailservice.inforequests.lifecycle import CHANNEL_NAMES, STATUS_NAMES, Channel, EventKind, Status
+from mailservice.inforequests.lifecycle import CHANNEL_NAMES, STATUS_NAMES, EventKind, Status
 from mailservice.inforequests.models import Attachment, Client, ClientContact, Event, Request
 from mailservice.intake.models import IntakeEntry
 from mailservice.mail.parse import sanitize_filename
 from mailservice.outbox import OutboxMessage
 from mailservice.templating import render
 
+CHANNEL_BY_VALUE = {c.value: name for c, name in CHANNEL_NAMES.items()}
 EVENT_NAMES: dict[str, str] = {
     EventKind.message_in: "Сообщение клиента",
     EventKind.message_out: "Сообщение департамента",
@@ -94,11 +95,15 @@ def collect(session: Session, settings: Settings, client_id: int) -> HistoryData
         raise LookupError(f"client {client_id} not found")
     store = BlobStore(settings.blob_dir)
     contacts = session.scalars(select(ClientContact).where(ClientContact.client_id == client_id)).all()
-    requests = list(session.scalars(select(Request).where(Request.client_id == client_id).order_by(Request.id)))
+    requests = list(
+        session.scalars(select(Request).where(Request.client_id == client_id).order_by(Request.id))
+    )
     numbers = {r.id: r.number or f"без номера ({r.id})" for r in requests}
     events = [
         e
-        for e in session.scalars(select(Event).where(Event.client_id == client_id).order_by(Event.at, Event.id))
+        for e in session.scalars(
+            select(Event).where(Event.client_id == client_id).order_by(Event.at, Event.id)
+        )
         if is_client_visible(e)
     ]
     attachments_by_event: dict[int | None, list[Attachment]] = {}
@@ -125,7 +130,7 @@ def collect(session: Session, settings: Settings, client_id: int) -> HistoryData
             TimelineItem(
                 event=event,
                 title=EVENT_NAMES.get(event.kind, event.kind),
-                channel=CHANNEL_NAMES[Channel(event.channel)] if event.channel in Channel else "",
+                channel=CHANNEL_BY_VALUE.get(event.channel, event.channel),
                 request_number=numbers.get(event.request_id or 0, ""),
                 files=files,
             )
@@ -172,7 +177,7 @@ def summary_html(settings: Settings, data: HistoryData, now: dt.datetime) -> str
         generated_at=now.astimezone(settings.tz),
         tz=settings.tz,
         status_names={s.value: n for s, n in STATUS_NAMES.items()},
-        channel_names={c.value: n for c, n in CHANNEL_NAMES.items()},
+        channel_names=CHANNEL_BY_VALUE,
         Status=Status,
     )
 

@@ -13,7 +13,9 @@ from mailservice.intake.models import IntakeEntry
 from mailservice.mail.parse import ParsedMessage
 
 
-def handle_history_request(session: Session, parsed: ParsedMessage, labels: service.Labels, entry: IntakeEntry) -> str | None:
+def handle_history_request(
+    session: Session, parsed: ParsedMessage, labels: service.Labels, entry: IntakeEntry
+) -> str | None:
     """Answer a request for the whole history: only the sender's own history, only to the sender's address.
 
     The client is found by the From address alone (a Reply-To or a name in the text could point at someone

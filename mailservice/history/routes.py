@@ -23,7 +23,11 @@ from mailservice.web.staff.deps import redirect, secure, settings_of
 router = APIRouter(tags=["history"])
 
 LINK_ERRORS = {
-    "invalid": (400, "Ссылка недействительна", "Ссылка повреждена или изменена. Запросите историю взаимодействия заново."),
+    "invalid": (
+        400,
+        "Ссылка недействительна",
+        "Ссылка повреждена или изменена. Запросите историю взаимодействия заново.",
+    ),
     "expired": (
         410,
         "Срок действия ссылки истёк",
@@ -40,7 +44,9 @@ def public_page(request: Request, template: str, status_code: int = 200, **conte
     return response
 
 
-def notice(request: Request, title: str, text: str, status_code: int = 200, link: str = "/history") -> HTMLResponse:
+def notice(
+    request: Request, title: str, text: str, status_code: int = 200, link: str = "/history"
+) -> HTMLResponse:
     """A page with one message."""
     return public_page(request, "web/history/notice.html", status_code, title=title, text=text, link=link)
 
@@ -58,11 +64,14 @@ def history_form(request: Request) -> Response:
 
 @router.post("/history", response_class=HTMLResponse, summary="Запросить историю взаимодействия")
 def history_submit(request: Request, email: Annotated[str, Form(max_length=320)] = "") -> Response:
-    """Send the history (or a confirmation link) to the address if it belongs to a client; say the same anyway."""
+    """Send the history (or a confirmation link) if the address is a client's; say the same anyway."""
     address = normalise_address(email.strip()) if email.strip() else None
     if address is None:
         return public_page(
-            request, "web/history/form.html", status_code=422, error="Укажите правильный адрес электронной почты",
+            request,
+            "web/history/form.html",
+            status_code=422,
+            error="Укажите правильный адрес электронной почты",
             email=email[:320],
         )
     settings = settings_of(request)

@@ -1,14 +1,14 @@
 """The client's whole interaction history on request (seed 004 p. 4), sent only to a verified address.
 
 Rules that keep one person's history from reaching another:
-- the client is found by the address the request came from (the From of the e-mail, the address typed in the web
-  form), never by a name or a number in the text;
+- the client is found by the address the request came from (the From of the e-mail, the address typed in the
+  web form), never by a name or a number in the text;
 - the history goes only to that address, and only once it is verified for that very client; an unverified
   address first gets a signed confirmation link, never the data;
-- links carry only opaque ids and a random nonce, are signed (one salt per purpose) and expire; the download page
-  re-checks the export's client and state in the database;
-- a client gets at most one export per six hours and a link lives seven days (Froide's limits), so the form cannot
-  be used to flood anyone's mailbox.
+- links carry only opaque ids and a random nonce, are signed (one salt per purpose) and expire; the download
+  page re-checks the export's client and state in the database;
+- a client gets at most one export per six hours and a link lives seven days (Froide's limits), so the form
+  cannot be used to flood anyone's mailbox.
 """
 
 from __future__ import annotations
@@ -76,7 +76,9 @@ def verify_url(settings: Settings, export: HistoryExport) -> str:
 def _contact(session: Session, client_id: int, address: str) -> ClientContact | None:
     return session.scalar(
         select(ClientContact).where(
-            ClientContact.client_id == client_id, ClientContact.kind == "email", ClientContact.value == address
+            ClientContact.client_id == client_id,
+            ClientContact.kind == "email",
+            ClientContact.value == address,
         )
     )
 
@@ -102,7 +104,9 @@ def _mail(
         context={"client": client, **context},
         auto_submitted="auto-replied",
     )
-    row = enqueue(session, message, kind=template, ref_type="history_export", ref_id=export.id if export else None)
+    row = enqueue(
+        session, message, kind=template, ref_type="history_export", ref_id=export.id if export else None
+    )
     if client.id:
         session.add(
             Event(
@@ -120,7 +124,10 @@ def _mail(
 def latest_export(session: Session, client_id: int) -> HistoryExport | None:
     """The newest export of a client."""
     return session.scalar(
-        select(HistoryExport).where(HistoryExport.client_id == client_id).order_by(HistoryExport.id.desc()).limit(1)
+        select(HistoryExport)
+        .where(HistoryExport.client_id == client_id)
+        .order_by(HistoryExport.id.desc())
+        .limit(1)
     )
 
 
@@ -137,9 +144,9 @@ def request_history(
 ) -> Outcome:
     """Handle a request for the history coming from ``address``.
 
-    ``client`` is the owner of ``address`` (or None). With ``notify_refusals`` (an e-mail request, which deserves
-    a reply) the address is also told when nothing can be sent; the web form never says anything by e-mail
-    beyond what the rules above allow, and its page says the same whatever happened.
+    ``client`` is the owner of ``address`` (or None). With ``notify_refusals`` (an e-mail request, which
+    deserves a reply) the address is also told when nothing can be sent; the web form never says anything by
+    e-mail beyond what the rules above allow, and its page says the same whatever happened.
     """
     if client is None or client.anonymised_at is not None or _contact(session, client.id, address) is None:
         if notify_refusals:
@@ -199,7 +206,9 @@ def request_history(
     return Outcome.verification_sent
 
 
-def send_link(session: Session, settings: Settings, export: HistoryExport, client: Client, now: dt.datetime) -> None:
+def send_link(
+    session: Session, settings: Settings, export: HistoryExport, client: Client, now: dt.datetime
+) -> None:
     """E-mail the download link of a ready export to its (verified) address."""
     _mail(
         session,
@@ -221,7 +230,11 @@ def _load(session: Session, settings: Settings, purpose: Purpose, token: str) ->
         if exc.expired:
             raise HistoryLinkError("expired", "Срок действия ссылки истёк") from exc
         raise HistoryLinkError("invalid", "Ссылка повреждена или недействительна") from exc
-    if not isinstance(payload, dict) or not isinstance(payload.get("x"), int) or not isinstance(payload.get("n"), str):
+    if (
+        not isinstance(payload, dict)
+        or not isinstance(payload.get("x"), int)
+        or not isinstance(payload.get("n"), str)
+    ):
         raise HistoryLinkError("invalid", "Ссылка повреждена или недействительна")
     export = session.get(HistoryExport, payload["x"])
     if export is None or not secrets.compare_digest(export.nonce, payload["n"]) or export.status == "revoked":
@@ -235,7 +248,7 @@ def peek_confirmation(session: Session, settings: Settings, token: str) -> Histo
 
 
 def confirm_address(session: Session, settings: Settings, token: str, now: dt.datetime) -> HistoryExport:
-    """Follow a confirmation link (by POST): the address becomes verified for its client and the export ready."""
+    """Follow a confirmation link (by POST): the address becomes verified for its client, the export ready."""
     export = _load(session, settings, Purpose.history_verify, token)
     if export.status == "ready":
         return export  # a second click on the same link: nothing more to do

@@ -1,4 +1,4 @@
-"""Where intake hands over messages that other domains serve; the service calls :func:`load_routes` at start-up.
+"""Where intake hands over messages other domains serve; the service calls :func:`load_routes` at start-up.
 
 Each domain adds one line to :func:`load_routes` (a type route for new messages the classifier labels, or a
 reply route for answers to its own outbox messages).

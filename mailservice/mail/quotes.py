@@ -381,6 +381,7 @@ _QUOTE_IDS = {
     "isreplycontent",
     "mail-editor-reference-message-container",
     "zwchr",
+    "olk_src_body_section",
 }
 _HEADER_START = re.compile(rf"^\s*({_HEADER_LABELS})\s*:", re.IGNORECASE)
 

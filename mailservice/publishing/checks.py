@@ -31,7 +31,10 @@ _ALT_ATTR_RE = re.compile(r"""\balt\s*=\s*["']\s*[^"'\s][^"']*["']""", re.IGNORE
 _SCHEME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
 
-@dataclass(frozen=True, order=True)
+_LINE_RE = re.compile(r"^строка (\d+):")
+
+
+@dataclass(frozen=True)
 class Problem:
     """One thing to fix: the file (relative to the site folder) and what is wrong, in Russian."""
 
@@ -40,6 +43,11 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"
+
+    def sort_key(self) -> tuple[str, int, str]:
+        """By file, then by line (numerically), then by text."""
+        match = _LINE_RE.match(self.message)
+        return (self.path, int(match.group(1)) if match else 0, self.message)
 
 
 class FrontMatterError(ValueError):
@@ -207,7 +215,7 @@ def check_pages(
             )
         elif not section.documents and not index_body.get(section.key):
             problems.append(Problem(where, f"обязательный раздел «{section.title}» пуст: у страницы {index} нет текста"))
-    return sorted(problems)
+    return sorted(problems, key=Problem.sort_key)
 
 
 def check_config(extra: Mapping[str, Any]) -> list[Problem]:
@@ -240,7 +248,7 @@ def check_site(site_root: Path, *, today: dt.date) -> list[Problem]:
     pages, files = read_docs(docs_dir)
     problems = check_pages(pages, files, schema, today=today, generated=generated_paths(schema))
     extra = config.get("extra") or {}
-    return sorted(problems + check_config(extra if isinstance(extra, dict) else {}))
+    return sorted(problems + check_config(extra if isinstance(extra, dict) else {}), key=Problem.sort_key)
 
 
 __all__ = [

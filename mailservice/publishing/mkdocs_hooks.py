@@ -74,7 +74,6 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     polyfills = [str(p) for p in config.extra.get("polyfills", [])]
     # Material's offline plugin points at a CDN copy of iframe-worker; our vendored copy is identical.
     config.extra["polyfills"] = [LOCAL_SHIM if "iframe-worker" in p else p for p in polyfills]
-    config.extra["mailing_lists"] = [{"key": m.key, "title": m.title} for m in schema.mailing_lists]
     config.extra["field_labels"] = schema.labels()
     if not config.nav:
         config.nav = [{"Главная": "index.md"}] + [{s.title: f"{s.dir}/index.md"} for s in schema.sections]
@@ -88,7 +87,17 @@ def on_files(files: Files, *, config: MkDocsConfig) -> Files:
     data = site_data(config)
     from mailservice.config import get_settings
 
-    state.today = data.generated_at.astimezone(get_settings().tz).date()
+    settings = get_settings()
+    state.today = data.generated_at.astimezone(settings.tz).date()
+    # The form offers what the service accepts: its open lists when the database has them, else sections.yml.
+    lists = data.mailing_lists or tuple((m.key, m.title) for m in state.schema.mailing_lists)
+    config.extra["mailing_lists"] = [{"key": key, "title": title} for key, title in lists]
+    # The consent text and its version come from the mailings domain, which stores the same pair with each
+    # consent (152-FZ art. 9: the operator must prove what the person agreed to).
+    from mailservice.mailings.consent import render_consent_text, text_version
+
+    consent = render_consent_text(settings)
+    config.extra["consent"] = {"text": consent, "version": text_version(consent)[0]}
     for item in generated_files(
         state.schema,
         data,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import MetaData, Table, inspect, select
+from sqlalchemy import inspect, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -100,7 +100,8 @@ class SiteData:
     mailings: tuple[MailingRow, ...] = ()
     has_requests: bool = False
     has_mailings: bool = False
-    source: str = "нет данных"
+    # (slug, title) of the lists the service accepts; None: offer the lists of sections.yml.
+    mailing_lists: tuple[tuple[str, str], ...] | None = None
 
 
 def quarter_statistics(rows: Iterable[RequestRow]) -> list[QuarterStats]:
@@ -192,37 +193,34 @@ def _request_rows(engine: Engine, tz: ZoneInfo) -> list[RequestRow]:
     return rows
 
 
-# Mailings belong to the mailings domain (issue 4); its tables may not exist yet. We read them by reflection,
-# looking for the first column present of each kind, so this module needs no import of a model that may not exist.
-_CAMPAIGN_TABLES = ("campaigns", "mailing_campaigns")
-_SENT_AT = ("finished_at", "sent_at", "completed_at")
-_SUBJECT = ("subject", "title", "name")
-_RECIPIENTS = ("sent_count", "recipients", "recipient_count", "total")
-
-
 def _mailing_rows(engine: Engine, tables: set[str], tz: ZoneInfo) -> list[MailingRow] | None:
-    name = next((t for t in _CAMPAIGN_TABLES if t in tables), None)
-    if name is None:
+    """Campaigns that finished sending, newest first; None while the mailings tables do not exist."""
+    if not {"mailing_campaigns", "mailing_lists"} <= tables:
         return None
-    table = Table(name, MetaData(), autoload_with=engine)
-    columns = set(table.c.keys())
-    sent_col = next((c for c in _SENT_AT if c in columns), None)
-    subject_col = next((c for c in _SUBJECT if c in columns), None)
-    if sent_col is None or subject_col is None:
-        return None
-    count_col = next((c for c in _RECIPIENTS if c in columns), None)
-    selected = [table.c[sent_col], table.c[subject_col]] + ([table.c[count_col]] if count_col else [])
-    query = select(*selected).where(table.c[sent_col].is_not(None)).order_by(table.c[sent_col].desc())
-    rows = []
+    from mailservice.mailings.models import Campaign, CampaignStatus
+
+    query = (
+        select(Campaign.finished_at, Campaign.subject, Campaign.total)
+        .where(Campaign.status == CampaignStatus.done, Campaign.finished_at.is_not(None))
+        .order_by(Campaign.finished_at.desc())
+    )
     with engine.connect() as conn:
-        for record in conn.execute(query):
-            sent = record[0]
-            if isinstance(sent, str):
-                sent = dt.datetime.fromisoformat(sent)
-            if isinstance(sent, dt.datetime):
-                sent = (sent if sent.tzinfo else sent.replace(tzinfo=dt.UTC)).astimezone(tz).date()
-            rows.append(MailingRow(sent_on=sent, subject=str(record[1]), recipients=record[2] if count_col else None))
-    return rows
+        return [
+            MailingRow(sent_on=finished.astimezone(tz).date(), subject=subject, recipients=total)
+            for finished, subject, total in conn.execute(query)
+        ]
+
+
+def _mailing_lists(engine: Engine, tables: set[str]) -> list[tuple[str, str]] | None:
+    """The lists open for subscription (what the service's /subscribe accepts), or None without the table."""
+    if "mailing_lists" not in tables:
+        return None
+    from mailservice.mailings.models import MailingList
+
+    query = select(MailingList.slug, MailingList.title).where(MailingList.archived_at.is_(None)).order_by(MailingList.id)
+    with engine.connect() as conn:
+        rows = [(slug, title) for slug, title in conn.execute(query)]
+    return rows or None
 
 
 def load_site_data(settings: Settings, *, now: dt.datetime) -> SiteData:
@@ -240,6 +238,7 @@ def load_site_data(settings: Settings, *, now: dt.datetime) -> SiteData:
         tables = set(inspect(engine).get_table_names())
         requests = _request_rows(engine, settings.tz) if {"requests", "events"} <= tables else None
         mailings = _mailing_rows(engine, tables, settings.tz)
+        lists = _mailing_lists(engine, tables)
     except SQLAlchemyError as exc:
         raise StatisticsUnavailable(f"не удалось прочитать базу данных для статистики: {exc.__class__.__name__}: {exc}") from exc
     finally:
@@ -250,7 +249,7 @@ def load_site_data(settings: Settings, *, now: dt.datetime) -> SiteData:
         mailings=tuple(mailings or ()),
         has_requests=requests is not None,
         has_mailings=mailings is not None,
-        source="реестр запросов департамента",
+        mailing_lists=tuple(lists) if lists else None,
     )
 
 

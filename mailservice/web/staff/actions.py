@@ -1,7 +1,7 @@
 """What staff do in the console, as functions over the database (no HTTP here).
 
-Status changes go through :func:`mailservice.inforequests.service.change_status`, which owns the lifecycle rules,
-records the event and queues the e-mail; this module adds what the console needs around it (assignment,
+Status changes go through :func:`mailservice.inforequests.service.change_status`, which owns the lifecycle
+rules, records the event and queues the e-mail; this module adds what the console needs around it (assignment,
 reclassification, answers with files, requests from other channels, merging clients). Each function takes the
 caller's session and ``now`` and never commits.
 """
@@ -79,7 +79,12 @@ def assign(
     before = {"assignee": request.assignee, "unit": request.unit}
     request.assignee, request.unit = assignee, unit
     return _note(
-        session, request, now, actor, f"Исполнитель: {assignee or '—'}; подразделение: {unit or '—'}", before=before
+        session,
+        request,
+        now,
+        actor,
+        f"Исполнитель: {assignee or '—'}; подразделение: {unit or '—'}",
+        before=before,
     )
 
 
@@ -105,7 +110,12 @@ def reclassify(
             raise ConsoleError("Для обращения укажите его вид (предложение, заявление, жалоба)")
     else:
         appeal_kind = None
-    before = {"type": request.type, "topic": request.topic, "urgency": request.urgency, "appeal_kind": request.appeal_kind}
+    before = {
+        "type": request.type,
+        "topic": request.topic,
+        "urgency": request.urgency,
+        "appeal_kind": request.appeal_kind,
+    }
     law = Law.FZ59 if type_ == "appeal" else Law.FZ8
     if law != request.law and any(e.to_status == Status.extended for e in request.events):
         raise ConsoleError("Срок уже продлевался по другому закону: смена закона невозможна")
@@ -120,13 +130,19 @@ def reclassify(
         kind=EventKind.classified,
         actor=actor,
         comment="Классификация уточнена сотрудником",
-        data={"internal": True, "before": before, "after": {"type": type_, "topic": topic, "urgency": urgency}},
+        data={
+            "internal": True,
+            "before": before,
+            "after": {"type": type_, "topic": topic, "urgency": urgency},
+        },
     )
     session.add(event)
     return event
 
 
-def answer_text(settings: Settings, template: str, request: Request, user_name: str, position: str, today: dt.date) -> str:
+def answer_text(
+    settings: Settings, template: str, request: Request, user_name: str, position: str, today: dt.date
+) -> str:
     """The text of an answer template for this request, to be edited by staff before sending."""
     if template not in ANSWER_TEMPLATES:
         raise ConsoleError("Неизвестный шаблон ответа")
@@ -162,7 +178,14 @@ def answer(
         raise ConsoleError(f"Вложения больше {settings.max_attachment_bytes // (1024 * 1024)} МБ")
     try:
         event = service.change_status(
-            session, settings, request, Status.answered, now=now, actor=actor, comment=text.strip(), notify=False
+            session,
+            settings,
+            request,
+            Status.answered,
+            now=now,
+            actor=actor,
+            comment=text.strip(),
+            notify=False,
         )
     except ValueError as exc:  # TransitionError, RequestError: readable Russian messages
         raise ConsoleError(str(exc)) from exc
@@ -179,7 +202,12 @@ def answer(
             )
         )
     notifications.status_notice(
-        session, settings, request, event, now, attachments=[(f.filename, f.content_type, f.data) for f in files]
+        session,
+        settings,
+        request,
+        event,
+        now,
+        attachments=[(f.filename, f.content_type, f.data) for f in files],
     )
     queue_survey(session, settings, request, now)
     return event
@@ -293,7 +321,9 @@ def resolve_client(session: Session, client_id: int) -> Client | None:
     return client
 
 
-def merge_clients(session: Session, survivor: Client, duplicate: Client, *, actor: str, now: dt.datetime) -> None:
+def merge_clients(
+    session: Session, survivor: Client, duplicate: Client, *, actor: str, now: dt.datetime
+) -> None:
     """Merge two records of the same person: everything of ``duplicate`` moves to ``survivor``.
 
     The duplicate stays as an empty record pointing at the survivor, so old links and numbers still resolve.
@@ -306,7 +336,7 @@ def merge_clients(session: Session, survivor: Client, duplicate: Client, *, acto
         raise ConsoleError("Обезличенные записи не объединяются")
     for model in (ClientContact, Request, Event, HistoryExport, FeedbackSurvey):
         session.execute(
-            update(model).where(model.client_id == duplicate.id).values(client_id=survivor.id),  # type: ignore[attr-defined]
+            update(model).where(model.client_id == duplicate.id).values(client_id=survivor.id),
             execution_options={"synchronize_session": False},
         )
     survivor.name = survivor.name or duplicate.name
@@ -332,7 +362,9 @@ def merge_clients(session: Session, survivor: Client, duplicate: Client, *, acto
 
 def client_timeline(session: Session, client_id: int) -> list[Event]:
     """Every event of the client across requests and channels, oldest first."""
-    return list(session.scalars(select(Event).where(Event.client_id == client_id).order_by(Event.at, Event.id)))
+    return list(
+        session.scalars(select(Event).where(Event.client_id == client_id).order_by(Event.at, Event.id))
+    )
 
 
 def find_clients(session: Session, text: str, limit: int = 50) -> list[Client]:

@@ -48,7 +48,7 @@ SESSION_MAX = dt.timedelta(hours=12)
 # Touch last_seen_at at most this often: a write per page view would serialise SQLite for nothing.
 SESSION_TOUCH = dt.timedelta(minutes=1)
 
-# Login throttling (OWASP Authentication Cheat Sheet): failures in a sliding window, per account and per address.
+# Login throttling (OWASP Authentication Cheat Sheet): failures in a sliding window, per account and per IP.
 LOGIN_WINDOW = dt.timedelta(minutes=15)
 MAX_FAILURES_PER_EMAIL = 5
 MAX_FAILURES_PER_IP = 20
@@ -101,7 +101,7 @@ def tokens_equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
 
 
-# Accounts ------------------------------------------------------------------------------------------------------
+# Accounts ---------------------------------------------------------------------------------------------------
 
 
 def get_user_by_email(session: Session, email: str) -> StaffUser | None:
@@ -142,14 +142,14 @@ def create_user(
 
 
 def set_password(session: Session, user: StaffUser, password: str, now: dt.datetime) -> None:
-    """Change a password and end every session of the account (a stolen session dies with the old password)."""
+    """Change a password and end every session of the account (a stolen session dies with the old one)."""
     check_password_policy(password)
     user.password_hash = hash_password(password)
     user.password_changed_at = now
     session.execute(delete(StaffSession).where(StaffSession.user_id == user.id))
 
 
-# Login ---------------------------------------------------------------------------------------------------------
+# Login ------------------------------------------------------------------------------------------------------
 
 
 def login_blocked(failures_for_email: int, failures_for_ip: int) -> bool:
@@ -158,7 +158,9 @@ def login_blocked(failures_for_email: int, failures_for_ip: int) -> bool:
 
 
 def _failures(session: Session, now: dt.datetime, *, email: str | None = None, ip: str | None = None) -> int:
-    query = select(func.count(LoginAttempt.id)).where(LoginAttempt.success.is_(False), LoginAttempt.at > now - LOGIN_WINDOW)
+    query = select(func.count(LoginAttempt.id)).where(
+        LoginAttempt.success.is_(False), LoginAttempt.at > now - LOGIN_WINDOW
+    )
     if email is not None:
         query = query.where(LoginAttempt.email == email)
     if ip is not None:
@@ -232,7 +234,9 @@ def close_session(session: Session, token: str) -> None:
     session.execute(delete(StaffSession).where(StaffSession.token_hash == token_digest(token)))
 
 
-def purge(session: Session, now: dt.datetime, keep_attempts: dt.timedelta = dt.timedelta(days=30)) -> tuple[int, int]:
+def purge(
+    session: Session, now: dt.datetime, keep_attempts: dt.timedelta = dt.timedelta(days=30)
+) -> tuple[int, int]:
     """Delete expired sessions and old login attempts; returns (sessions, attempts) deleted."""
     sessions = session.execute(delete(StaffSession).where(StaffSession.expires_at < now))
     attempts = session.execute(delete(LoginAttempt).where(LoginAttempt.at < now - keep_attempts))

@@ -1,9 +1,9 @@
 """FastAPI glue of the console: who is logged in, role checks, CSRF checks and page rendering.
 
-Every staff route takes ``ctx: StaffContext = Depends(require(ROLES))``. The dependency refuses an anonymous
-browser (redirect to the login form), a user of the wrong role (403) and, on every state-changing method, a form
-without this session's CSRF token (403, OWASP synchronizer token pattern). Other domains' console pages use the
-same dependency.
+Every staff route takes ``ctx: StaffContext = Depends(require(ROLES))``. The dependency refuses an
+anonymous browser (redirect to the login form), a user of the wrong role (403) and, on every state-changing
+method, a form without this session's CSRF token (403, OWASP synchronizer token pattern). Other domains'
+console pages use the same dependency.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def secure_cookies(settings: Settings) -> bool:
 
 
 def session_cookie_value(settings: Settings, token: str) -> str:
-    """The cookie value: the raw token, signed so that a forged cookie is refused before the database is asked."""
+    """The cookie value: the raw token, signed so that a forged cookie is refused before any query."""
     return sign(settings, Purpose.staff_session, token)
 
 

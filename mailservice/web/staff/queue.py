@@ -81,12 +81,14 @@ class QueueFilters:
         """The query string of these filters with ``changes`` applied (for links and pagination)."""
         values = asdict(replace(self, **changes))  # type: ignore[arg-type]
         params = {
-            k: ("1" if v is True else v) for k, v in values.items() if v not in ("", False, None) and (k, v) != ("page", 1)
+            k: ("1" if v is True else v)
+            for k, v in values.items()
+            if v not in ("", False, None) and (k, v) != ("page", 1)
         }
         return urlencode(params)
 
 
-def build_query(filters: QueueFilters, today: dt.date) -> Select[tuple[Request]]:
+def build_query(filters: QueueFilters, today: dt.date) -> Select[Request]:
     """The SELECT of the queue for these filters: most urgent first, then by control date."""
     query = select(Request)
     if filters.status == "all":

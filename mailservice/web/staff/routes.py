@@ -32,7 +32,8 @@ from mailservice.inforequests.lifecycle import (
     Channel,
     Status,
 )
-from mailservice.inforequests.models import Attachment, Client, ClientContact, Event, Request
+from mailservice.inforequests.models import Attachment, Client, ClientContact, Event
+from mailservice.inforequests.models import Request as InfoRequest
 from mailservice.intake.models import IntakeEntry
 from mailservice.mail.headers import normalise_address
 from mailservice.mail.parse import sanitize_filename
@@ -100,7 +101,7 @@ def _local(request: Request) -> Any:
     return local
 
 
-def _names() -> dict[str, object]:
+def _names() -> dict[str, Any]:
     tax = queue.taxonomy()
     return {
         "status_names": {s.value: n for s, n in STATUS_NAMES.items()},
@@ -111,8 +112,14 @@ def _names() -> dict[str, object]:
     }
 
 
-def _audit(session: Session, ctx: StaffContext, action: str, object_type: str = "", object_id: int | None = None,
-           **details: Any) -> None:
+def _audit(
+    session: Session,
+    ctx: StaffContext,
+    action: str,
+    object_type: str = "",
+    object_id: int | None = None,
+    **details: Any,
+) -> None:
     audit.record(
         session,
         now=utcnow(),
@@ -126,11 +133,12 @@ def _audit(session: Session, ctx: StaffContext, action: str, object_type: str = 
     )
 
 
-# Login and logout ----------------------------------------------------------------------------------------------
+# Login and logout -------------------------------------------------------------------------------------------
 
 
-def _login_page(request: Request, *, error: str = "", status_code: int = 200, next_path: str = "/staff/",
-                email: str = "") -> HTMLResponse:
+def _login_page(
+    request: Request, *, error: str = "", status_code: int = 200, next_path: str = "/staff/", email: str = ""
+) -> HTMLResponse:
     token = secrets.token_urlsafe(24)
     response = page(
         request,
@@ -175,7 +183,9 @@ def login(
     settings = settings_of(request)
     cookie = request.cookies.get(LOGIN_COOKIE, "")
     if not cookie or not csrf_token or not auth.tokens_equal(cookie, csrf_token):
-        return _login_page(request, error="Форма входа устарела. Повторите вход.", status_code=403, next_path=next)
+        return _login_page(
+            request, error="Форма входа устарела. Повторите вход.", status_code=403, next_path=next
+        )
     ip = client_ip(request)
     now = utcnow()
     with session_scope(settings) as session:
@@ -189,7 +199,10 @@ def login(
             token = auth.open_session(
                 session, result.user, ip=ip, user_agent=request.headers.get("user-agent", ""), now=now
             )
-            audit.record(session, now=now, actor=result.user.email, actor_id=result.user.id, action="login", ip=ip)
+            audit.record(
+                session, now=now, actor=result.user.email, actor_id=result.user.id, action="login", ip=ip
+            )
+    response: Response
     if result.blocked:
         minutes = int(auth.LOGIN_WINDOW.total_seconds() // 60)
         response = _login_page(
@@ -202,7 +215,9 @@ def login(
         response.headers["Retry-After"] = str(int(auth.LOGIN_WINDOW.total_seconds()))
         return response
     if result.user is None:
-        return _login_page(request, error="Неверный адрес или пароль.", status_code=401, next_path=next, email=email)
+        return _login_page(
+            request, error="Неверный адрес или пароль.", status_code=401, next_path=next, email=email
+        )
     response = redirect(safe_next(next))
     response.set_cookie(
         COOKIE,
@@ -230,7 +245,7 @@ def logout(request: Request, ctx: Anyone) -> Response:
     return response
 
 
-# Home and queue ------------------------------------------------------------------------------------------------
+# Home and queue ---------------------------------------------------------------------------------------------
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -266,11 +281,17 @@ def queue_page(request: Request, ctx: Operator) -> Response:
         )
 
 
-# Registering requests from other channels ---------------------------------------------------------------------
+# Registering requests from other channels -------------------------------------------------------------------
 
 
-def _register_page(request: Request, ctx: StaffContext, *, error: str = "", form: dict[str, str] | None = None,
-                   status_code: int = 200) -> HTMLResponse:
+def _register_page(
+    request: Request,
+    ctx: StaffContext,
+    *,
+    error: str = "",
+    form: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
     now_local = utcnow().astimezone(settings_of(request).tz)
     return page(
         request,
@@ -316,13 +337,21 @@ def register_submit(
     if email.strip():
         address = normalise_address(email.strip())
         if address is None:
-            return _register_page(request, ctx, error="Неверный адрес электронной почты", form=form, status_code=400)
+            return _register_page(
+                request, ctx, error="Неверный адрес электронной почты", form=form, status_code=400
+            )
     now = utcnow()
     try:
-        local = dt.datetime.fromisoformat(received) if received else now.astimezone(settings.tz).replace(tzinfo=None)
+        local = (
+            dt.datetime.fromisoformat(received)
+            if received
+            else now.astimezone(settings.tz).replace(tzinfo=None)
+        )
         received_at = (local if local.tzinfo else local.replace(tzinfo=settings.tz)).astimezone(dt.UTC)
     except ValueError:
-        return _register_page(request, ctx, error="Неверные дата и время поступления", form=form, status_code=400)
+        return _register_page(
+            request, ctx, error="Неверные дата и время поступления", form=form, status_code=400
+        )
     data = ContactRequest(
         channel=chosen,
         received_at=min(received_at, now) if received_at <= now + dt.timedelta(minutes=1) else received_at,
@@ -345,14 +374,16 @@ def register_submit(
     return redirect(f"/staff/requests/{new_id}?done=created")
 
 
-# The request page ----------------------------------------------------------------------------------------------
+# The request page -------------------------------------------------------------------------------------------
 
 
-def _load_request(session: Session, request_id: int) -> Request:
+def _load_request(session: Session, request_id: int) -> InfoRequest:
     found = session.scalar(
-        select(Request)
-        .where(Request.id == request_id)
-        .options(selectinload(Request.client).selectinload(Client.contacts), selectinload(Request.events))
+        select(InfoRequest)
+        .where(InfoRequest.id == request_id)
+        .options(
+            selectinload(InfoRequest.client).selectinload(Client.contacts), selectinload(InfoRequest.events)
+        )
     )
     if found is None:
         raise Refused(404, "Запрос не найден")
@@ -378,7 +409,7 @@ def _request_page(
         timeline = actions.client_timeline(session, req.client_id)
         numbers = dict(
             session.execute(
-                select(Request.id, Request.number).where(Request.client_id == req.client_id)
+                select(InfoRequest.id, InfoRequest.number).where(InfoRequest.client_id == req.client_id)
             ).tuples()
         )
         attachments = session.scalars(select(Attachment).where(Attachment.request_id == req.id)).all()
@@ -422,7 +453,9 @@ def request_page(request: Request, ctx: Operator, request_id: int) -> Response:
 
 
 @router.post("/requests/{request_id}/assign")
-def request_assign(request: Request, ctx: Operator, request_id: int, assignee: Text = "", unit: Text = "") -> Response:
+def request_assign(
+    request: Request, ctx: Operator, request_id: int, assignee: Text = "", unit: Text = ""
+) -> Response:
     """Assign the request to a member of staff and a unit."""
     settings = settings_of(request)
     try:
@@ -461,7 +494,9 @@ def request_reclassify(
                 actor=ctx.email,
                 now=utcnow(),
             )
-            _audit(session, ctx, "request_reclassify", "request", req.id, type=type, topic=topic, urgency=urgency)
+            _audit(
+                session, ctx, "request_reclassify", "request", req.id, type=type, topic=topic, urgency=urgency
+            )
     except ConsoleError as exc:
         return _request_page(request, ctx, request_id, error=str(exc), status_code=400)
     return redirect(f"/staff/requests/{request_id}?done=reclassify")
@@ -503,7 +538,9 @@ def request_status(
         try:
             extension = int(days)
         except ValueError:
-            return _request_page(request, ctx, request_id, error="Укажите число дней продления", status_code=400)
+            return _request_page(
+                request, ctx, request_id, error="Укажите число дней продления", status_code=400
+            )
     try:
         with session_scope(settings) as session:
             req = _load_request(session, request_id)
@@ -554,7 +591,7 @@ async def request_answer(request: Request, ctx: Operator, request_id: int) -> Re
     return await run_in_threadpool(work)
 
 
-# Files ---------------------------------------------------------------------------------------------------------
+# Files ------------------------------------------------------------------------------------------------------
 
 
 def _download(data: bytes, filename: str) -> Response:
@@ -606,7 +643,7 @@ def message_download(request: Request, ctx: Operator, event_id: int) -> Response
         return _download(data, f"message-{event.id}.eml")
 
 
-# Clients -------------------------------------------------------------------------------------------------------
+# Clients ----------------------------------------------------------------------------------------------------
 
 
 @router.get("/clients", response_class=HTMLResponse)
@@ -617,13 +654,24 @@ def clients_page(request: Request, ctx: Operator, q: str = "") -> Response:
         return page(request, "web/staff/clients.html", ctx=ctx, q=q[:100], clients=found, **_names())
 
 
-def _client_page(request: Request, ctx: StaffContext, client_id: int, *, error: str = "", message: str = "",
-                 status_code: int = 200) -> HTMLResponse:
+def _client_page(
+    request: Request,
+    ctx: StaffContext,
+    client_id: int,
+    *,
+    error: str = "",
+    message: str = "",
+    status_code: int = 200,
+) -> HTMLResponse:
     with session_scope(settings_of(request)) as session:
-        client = session.scalar(select(Client).where(Client.id == client_id).options(selectinload(Client.contacts)))
+        client = session.scalar(
+            select(Client).where(Client.id == client_id).options(selectinload(Client.contacts))
+        )
         if client is None:
             raise Refused(404, "Клиент не найден")
-        requests_ = session.scalars(select(Request).where(Request.client_id == client.id).order_by(Request.id)).all()
+        requests_ = session.scalars(
+            select(InfoRequest).where(InfoRequest.client_id == client.id).order_by(InfoRequest.id)
+        ).all()
         merged = session.scalars(select(Client).where(Client.merged_into_id == client.id)).all()
         return page(
             request,
@@ -680,20 +728,24 @@ def client_history(request: Request, ctx: Operator, client_id: int, address: Tex
             raise Refused(404, "Клиент не найден")
         contact = session.scalar(
             select(ClientContact).where(
-                ClientContact.client_id == client.id, ClientContact.kind == "email", ClientContact.value == address
+                ClientContact.client_id == client.id,
+                ClientContact.kind == "email",
+                ClientContact.value == address,
             )
         )
         if contact is None:
             outcome = HistoryOutcome.unknown
         else:
-            outcome = request_history(session, settings, client=client, address=address, via="staff", now=utcnow())
+            outcome = request_history(
+                session, settings, client=client, address=address, via="staff", now=utcnow()
+            )
             _audit(session, ctx, "history_send", "client", client.id, outcome=outcome.value)
     if outcome is HistoryOutcome.unknown:
         return _client_page(request, ctx, client_id, error=HISTORY_OUTCOMES[outcome], status_code=400)
     return _client_page(request, ctx, client_id, message=HISTORY_OUTCOMES[outcome])
 
 
-# Feedback, audit, staff ----------------------------------------------------------------------------------------
+# Feedback, audit, staff -------------------------------------------------------------------------------------
 
 
 @router.get("/feedback", response_class=HTMLResponse)
@@ -702,7 +754,9 @@ def feedback_page(request: Request, ctx: FeedbackViewer) -> Response:
     settings = settings_of(request)
     with session_scope(settings) as session:
         stats = feedback_stats(session, settings)
-        latest = session.scalars(select(FeedbackResponse).order_by(FeedbackResponse.id.desc()).limit(50)).all()
+        latest = session.scalars(
+            select(FeedbackResponse).order_by(FeedbackResponse.id.desc()).limit(50)
+        ).all()
         return page(
             request,
             "web/staff/feedback.html",
@@ -741,4 +795,3 @@ def users_page(request: Request, ctx: Admin) -> Response:
     with session_scope(settings_of(request)) as session:
         users = session.scalars(select(StaffUser).order_by(StaffUser.email)).all()
         return page(request, "web/staff/users.html", ctx=ctx, users=users, local=_local(request), **_names())
-

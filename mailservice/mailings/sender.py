@@ -1,0 +1,797 @@
+"""The campaign sender: at most one copy per recipient, consent re-checked at the moment of sending.
+
+Each copy is a delivery row that goes ``queued`` -> ``claimed`` -> ``sending`` -> ``sent`` (or ``failed``,
+``skipped``, ``bounced``, ``ambiguous``):
+
+1. *claim*: a worker takes a batch of queued rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so any number of
+   workers share a campaign; SQLite serialises writers with BEGIN IMMEDIATE) and renders their copies.
+2. On one of its SMTP connections (reused for many copies) it sends ``MAIL``, ``RCPT`` and ``DATA`` and waits for
+   the server's 354, which transfers nothing yet.
+3. *commit the attempt*: one transaction locks the subscription (``FOR SHARE``), re-checks that consent stands
+   and the address is not suppressed, and moves the row from ``claimed`` to ``sending`` only if this worker
+   still owns it. Withdrawal locks the same row and waits for ``sending`` rows, so a copy never leaves after a
+   withdrawal commits (phpList re-checks per recipient; listmonk only per batch of 1,000). If consent is gone,
+   the connection is dropped, which aborts the unterminated DATA (RFC 5321 4.1.1.4): nothing is delivered.
+   The commits of all connections of a worker are grouped (one transaction per round).
+4. The message and its final dot go out; after the 250 the row becomes ``sent`` (folded into the next round).
+
+A crash before step 3 leaves ``claimed`` rows, which the reconciler hands back to the queue (never sent). A crash
+after step 3 leaves a ``sending`` row, which may or may not have reached the server: the one ambiguous case.
+It is made rare (the attempt commits after the 354, immediately before the final write, so the window is the
+final write and the 250), and it is resolved towards *at most once*: the row becomes ``ambiguous``, is logged,
+counted in ``campaign status``, and is never re-sent. The same applies when a connection drops after the final
+dot and before the 250. Progress is the rows themselves, so no checkpoint can run ahead of an unhandled recipient.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import re
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiosmtplib
+from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from mailservice import faults
+from mailservice.config import Settings
+from mailservice.db import session_scope, utcnow
+from mailservice.mail import smtp
+from mailservice.mailings import campaigns
+from mailservice.mailings.models import (
+    Campaign,
+    CampaignStatus,
+    Delivery,
+    DeliveryState,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+    Suppression,
+    WorkerBeat,
+)
+from mailservice.mailings.render import CampaignRenderer, Recipient, signer_from_settings
+from mailservice.mailings.subscribers import apply_bounces, suppress, unsubscribe_mailto, unsubscribe_token, unsubscribe_url
+from mailservice.outbox import backoff
+
+log = logging.getLogger(__name__)
+
+# RFC 3463 "bad destination mailbox address" / "bad destination system": the address itself is dead.
+_DEAD_ADDRESS = re.compile(r"^\s*5\.1\.(1|2|3|10)\b")
+_HEARTBEAT_EVERY = 5.0
+
+
+def new_worker_name() -> str:
+    """Host, process id and a random part (a recycled pid never inherits a dead worker's claims)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def _pid_dead(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    # A zombie (killed, not yet reaped by its parent) sends nothing any more.
+    stat = Path(f"/proc/{pid}/stat")
+    with contextlib.suppress(OSError):
+        return stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    return False
+
+
+def worker_is_dead(owner: str, beat: WorkerBeat | None, now: dt.datetime, timeout_s: float) -> bool:
+    """Whether the worker that claimed rows is gone: silent too long, or (same host) its process has exited."""
+    if beat is None or beat.heartbeat_at < now - dt.timedelta(seconds=timeout_s):
+        return True
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host == socket.gethostname() and pid_text.isdigit():
+        return _pid_dead(int(pid_text))
+    return False
+
+
+@dataclass
+class Job:
+    """One claimed copy."""
+
+    delivery_id: int
+    subscription_id: int
+    address: str
+    name: str
+    nonce: str
+    attempts: int
+    slot: dt.datetime | None = None  # not before (campaign throttle)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to a job on the wire."""
+
+    state: str  # sent | defer | failed | ambiguous | release
+    error: str = ""
+    dead_address: bool = False
+
+
+@dataclass
+class PassResult:
+    """Counts of one pass over a campaign."""
+
+    sent: int = 0
+    failed: int = 0
+    deferred: int = 0
+    skipped: int = 0
+    ambiguous: int = 0
+    released: int = 0
+    paused: bool = False
+    smtp_down: bool = False
+
+    def add(self, outcome: Outcome) -> None:
+        """Count one outcome."""
+        if outcome.state == "sent":
+            self.sent += 1
+        elif outcome.state == "failed":
+            self.failed += 1
+        elif outcome.state == "defer":
+            self.deferred += 1
+        elif outcome.state == "ambiguous":
+            self.ambiguous += 1
+        elif outcome.state == "release":
+            self.released += 1
+
+
+class Ledger:
+    """The database side of one worker on one campaign (synchronous; the sender runs it in a thread)."""
+
+    def __init__(self, settings: Settings, campaign_id: int, worker: str) -> None:
+        self.settings = settings
+        self.campaign_id = campaign_id
+        self.worker = worker
+        self._last_beat = 0.0
+
+    # -- liveness --------------------------------------------------------------------------------------------
+
+    def _beat(self, session: Session, now: dt.datetime, force: bool = False) -> None:
+        if not force and time.monotonic() - self._last_beat < _HEARTBEAT_EVERY:
+            return
+        self._last_beat = time.monotonic()
+        row = session.get(WorkerBeat, self.worker)
+        if row is None:
+            host, _, rest = self.worker.partition(":")
+            session.add(WorkerBeat(name=self.worker, host=host, pid=int(rest.partition(":")[0]), started_at=now, heartbeat_at=now))
+        else:
+            row.heartbeat_at = now
+
+    def heartbeat(self) -> None:
+        """Tell other workers this one is alive."""
+        with session_scope(self.settings) as session:
+            self._beat(session, utcnow(), force=True)
+
+    def forget(self) -> None:
+        """Remove this worker's heartbeat (clean exit)."""
+        with session_scope(self.settings) as session:
+            session.execute(delete(WorkerBeat).where(WorkerBeat.name == self.worker))
+
+    # -- claiming --------------------------------------------------------------------------------------------
+
+    def claim(self, limit: int) -> tuple[list[Job], str]:
+        """Claim up to ``limit`` due copies; returns them and the campaign status (``sending`` to go on)."""
+        settings = self.settings
+        now = utcnow()
+        with session_scope(settings) as session:
+            rate = settings.mailing_rate_per_minute
+            # The throttle is shared through the campaign row: lock it only when there is a rate to share.
+            campaign = campaigns.get(session, self.campaign_id, lock=rate > 0)
+            if campaign.status != CampaignStatus.sending:
+                return [], campaign.status
+            start = now
+            if rate > 0:
+                start = max(now, campaign.next_send_at or now)
+                if start > now + dt.timedelta(seconds=30):
+                    return [], campaign.status  # other workers hold the next half-minute of slots
+                limit = max(1, min(limit, rate // 2 or 1))
+            query = (
+                select(Delivery.id)
+                .where(
+                    Delivery.campaign_id == self.campaign_id,
+                    Delivery.state == DeliveryState.queued,
+                    Delivery.next_attempt_at <= now,
+                )
+                .order_by(Delivery.id)
+                .limit(limit)
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            ids = list(session.scalars(query))
+            if not ids:
+                return [], campaign.status
+            self._beat(session, now, force=True)
+            token = secrets.token_hex(8)
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(ids))
+                .values(
+                    state=DeliveryState.claimed,
+                    claimed_by=self.worker,
+                    claim_token=token,
+                    claimed_at=now,
+                    attempts=Delivery.attempts + 1,
+                )
+            )
+            rows = session.execute(
+                select(Delivery.id, Delivery.subscription_id, Delivery.attempts, Subscriber.email_ascii, Subscriber.name, Subscription.nonce)
+                .join(Subscription, Subscription.id == Delivery.subscription_id)
+                .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+                .where(Delivery.id.in_(ids))
+                .order_by(Delivery.id)
+            ).all()
+            jobs, gone = [], []
+            for row in rows:
+                if not row.email_ascii:  # purged meanwhile: consent was withdrawn long ago
+                    gone.append(row.id)
+                    continue
+                jobs.append(Job(row.id, row.subscription_id, row.email_ascii, row.name, row.nonce, row.attempts))
+            if gone:
+                session.execute(
+                    update(Delivery).where(Delivery.id.in_(gone)).values(state=DeliveryState.skipped, claimed_by="")
+                )
+            if rate > 0:
+                interval = dt.timedelta(seconds=60.0 / rate)
+                for k, job in enumerate(jobs):
+                    job.slot = start + k * interval
+                campaign.next_send_at = start + len(jobs) * interval
+        faults.point("mailing_after_claim")
+        return jobs, CampaignStatus.sending
+
+    def release(self, jobs: list[Job]) -> None:
+        """Hand claimed copies back to the queue (pause, stop, SMTP down before they were tried)."""
+        if not jobs:
+            return
+        with session_scope(self.settings) as session:
+            session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id.in_([j.delivery_id for j in jobs]),
+                    Delivery.claimed_by == self.worker,
+                    Delivery.state == DeliveryState.claimed,
+                )
+                .values(state=DeliveryState.queued, claimed_by="", claim_token="", attempts=Delivery.attempts - 1)
+            )
+
+    # -- the attempt round -----------------------------------------------------------------------------------
+
+    def commit_round(self, jobs: list[Job], outcomes: list[tuple[Job, Outcome]]) -> dict[int, str]:
+        """Record finished copies and, for copies about to be sent, re-check consent and mark them ``sending``.
+
+        Returns a verdict per job: ``go``, ``skip`` (consent gone), ``lost`` (no longer ours) or ``paused``.
+        """
+        now = utcnow()
+        verdicts: dict[int, str] = {}
+        with session_scope(self.settings) as session:
+            self._apply(session, outcomes, now)
+            self._beat(session, now)
+            if not jobs:
+                return verdicts
+            ids = [j.delivery_id for j in jobs]
+            status = session.scalar(select(Campaign.status).where(Campaign.id == self.campaign_id))
+            if status != CampaignStatus.sending:
+                session.execute(
+                    update(Delivery)
+                    .where(Delivery.id.in_(ids), Delivery.claimed_by == self.worker, Delivery.state == DeliveryState.claimed)
+                    .values(state=DeliveryState.queued, claimed_by="", claim_token="", attempts=Delivery.attempts - 1)
+                )
+                return {i: "paused" for i in ids}
+            consenting = set(
+                session.scalars(
+                    select(Subscription.id)
+                    .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+                    .outerjoin(Suppression, Suppression.email_hash == Subscriber.email_hash)
+                    .where(
+                        Subscription.id.in_([j.subscription_id for j in jobs]),
+                        Subscription.status == SubscriptionStatus.active,
+                        Subscriber.purged_at.is_(None),
+                        Suppression.email_hash.is_(None),
+                    )
+                    .with_for_update(read=True, of=Subscription)
+                )
+            )
+            go = [j.delivery_id for j in jobs if j.subscription_id in consenting]
+            skip = [j.delivery_id for j in jobs if j.subscription_id not in consenting]
+            marked: set[int] = set()
+            if go:
+                marked = set(
+                    session.scalars(
+                        update(Delivery)
+                        .where(Delivery.id.in_(go), Delivery.claimed_by == self.worker, Delivery.state == DeliveryState.claimed)
+                        .values(state=DeliveryState.sending, sending_at=now)
+                        .returning(Delivery.id)
+                    )
+                )
+            skipped: set[int] = set()
+            if skip:
+                skipped = set(
+                    session.scalars(
+                        update(Delivery)
+                        .where(Delivery.id.in_(skip), Delivery.claimed_by == self.worker, Delivery.state == DeliveryState.claimed)
+                        .values(state=DeliveryState.skipped, claimed_by="", last_error="согласие отозвано до отправки")
+                        .returning(Delivery.id)
+                    )
+                )
+            for delivery_id in ids:
+                verdicts[delivery_id] = "go" if delivery_id in marked else "skip" if delivery_id in skipped else "lost"
+        return verdicts
+
+    def _apply(self, session: Session, outcomes: list[tuple[Job, Outcome]], now: dt.datetime) -> None:
+        mine = (Delivery.claimed_by == self.worker,)
+        sent = [j.delivery_id for j, o in outcomes if o.state == "sent"]
+        if sent:
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(sent), *mine, Delivery.state.in_([DeliveryState.sending, DeliveryState.ambiguous]))
+                .values(state=DeliveryState.sent, sent_at=now, claimed_by="", last_error="")
+            )
+        for job, outcome in outcomes:
+            if outcome.state == "sent":
+                continue
+            values: dict[str, object] = {"last_error": outcome.error[:2000], "claimed_by": ""}
+            if outcome.state == "defer" and job.attempts < self.settings.outbox_max_attempts:
+                values.update(state=DeliveryState.queued, next_attempt_at=now + backoff(job.attempts), claim_token="")
+            elif outcome.state == "release":
+                values.update(state=DeliveryState.queued, claim_token="", attempts=Delivery.attempts - 1)
+            elif outcome.state == "ambiguous":
+                values.update(state=DeliveryState.ambiguous)
+                log.warning(
+                    "mailing delivery %s (campaign %s) is ambiguous, not re-sent: %s",
+                    job.delivery_id,
+                    self.campaign_id,
+                    outcome.error,
+                )
+            else:
+                values.update(state=DeliveryState.failed)
+            session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id == job.delivery_id,
+                    *mine,
+                    Delivery.state.in_([DeliveryState.claimed, DeliveryState.sending]),
+                )
+                .values(**values)
+            )
+            if outcome.dead_address:
+                address_hash = session.scalar(
+                    select(Subscriber.email_hash)
+                    .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+                    .where(Subscription.id == job.subscription_id)
+                )
+                if address_hash:
+                    suppress(session, address_hash, "bounce", now, outcome.error)
+
+    # -- reconciling -----------------------------------------------------------------------------------------
+
+    def reconcile(self) -> int:
+        """Settle copies left by dead workers: ``claimed`` back to the queue, ``sending`` to ``ambiguous``."""
+        now = utcnow()
+        settled = 0
+        with session_scope(self.settings) as session:
+            owners = set(
+                session.scalars(
+                    select(Delivery.claimed_by)
+                    .where(Delivery.state.in_([DeliveryState.claimed, DeliveryState.sending]))
+                    .distinct()
+                )
+            )
+            owners.discard(self.worker)
+            if not owners:
+                return 0
+            beats = {b.name: b for b in session.scalars(select(WorkerBeat).where(WorkerBeat.name.in_(owners)))}
+            for owner in sorted(owners):
+                if not worker_is_dead(owner, beats.get(owner), now, self.settings.mailing_worker_timeout):
+                    continue
+                requeued = session.execute(
+                    update(Delivery)
+                    .where(Delivery.claimed_by == owner, Delivery.state == DeliveryState.claimed)
+                    .values(state=DeliveryState.queued, claimed_by="", claim_token="")
+                )
+                lost = list(
+                    session.scalars(
+                        update(Delivery)
+                        .where(Delivery.claimed_by == owner, Delivery.state == DeliveryState.sending)
+                        .values(
+                            state=DeliveryState.ambiguous,
+                            claimed_by="",
+                            last_error="the worker stopped between DATA and the server's answer; not re-sent",
+                        )
+                        .returning(Delivery.id)
+                    )
+                )
+                for delivery_id in lost:
+                    log.warning("mailing delivery %s is ambiguous (worker %s died mid-DATA); not re-sent", delivery_id, owner)
+                session.execute(delete(WorkerBeat).where(WorkerBeat.name == owner))
+                settled += int(requeued.rowcount or 0) + len(lost)  # type: ignore[attr-defined]
+        return settled
+
+
+@dataclass
+class _Request:
+    job: Job
+    future: asyncio.Future[str]
+
+
+class Coordinator:
+    """Groups the attempt commits of all connections of a worker into one transaction per round."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self._requests: list[_Request] = []
+        self._outcomes: list[tuple[Job, Outcome]] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Run the commit loop."""
+        self._task = asyncio.create_task(self._run())
+
+    async def before_data(self, job: Job) -> str:
+        """Re-check consent and mark the job ``sending``; the verdict is ``go`` to send the message."""
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._requests.append(_Request(job, future))
+        self._wake.set()
+        return await future
+
+    def record(self, job: Job, outcome: Outcome) -> None:
+        """Buffer an outcome; it is committed with the next round (at the latest 50 ms later)."""
+        self._outcomes.append((job, outcome))
+
+    async def close(self) -> None:
+        """Commit what is buffered and stop."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        while True:
+            if not self._requests:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=0.05)
+            self._wake.clear()
+            requests, self._requests = self._requests, []
+            outcomes, self._outcomes = self._outcomes, []
+            if requests or outcomes:
+                try:
+                    verdicts = await asyncio.to_thread(self.ledger.commit_round, [r.job for r in requests], outcomes)
+                except Exception as exc:
+                    # Outcomes not recorded stay "sending" and are settled as ambiguous: never sent twice.
+                    log.exception("mailing: could not record a round")
+                    for request in requests:
+                        request.future.set_exception(exc)
+                else:
+                    for request in requests:
+                        request.future.set_result(verdicts.get(request.job.delivery_id, "lost"))
+            elif self._closing:
+                return
+
+
+ProgressCallback = Callable[[PassResult], None]
+
+
+class CampaignPass:
+    """One worker's pass over one campaign: claim, send over reused connections, record; stop when told."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        campaign_id: int,
+        *,
+        worker: str,
+        deadline: float | None = None,
+        stop: asyncio.Event | None = None,
+        on_outcome: ProgressCallback | None = None,
+    ) -> None:
+        self.settings = settings
+        self.campaign_id = campaign_id
+        self.ledger = Ledger(settings, campaign_id, worker)
+        self.deadline = deadline
+        self.stop = stop or asyncio.Event()
+        self.on_outcome = on_outcome
+        self.result = PassResult()
+        self._halt = False  # paused, SMTP down or stopped: no more claims, release what is queued
+        self._renderer: CampaignRenderer | None = None
+
+    def _should_halt(self) -> bool:
+        return self._halt or self.stop.is_set() or (self.deadline is not None and time.monotonic() > self.deadline)
+
+    def _recipient(self, job: Job) -> Recipient:
+        token = unsubscribe_token(self.settings, job.subscription_id, job.nonce)
+        return Recipient(
+            subscription_id=job.subscription_id,
+            address=job.address,
+            name=job.name,
+            unsubscribe_url=unsubscribe_url(self.settings, token),
+            unsubscribe_mailto=unsubscribe_mailto(self.settings, token),
+        )
+
+    def _count(self, outcome: Outcome) -> None:
+        self.result.add(outcome)
+        if self.on_outcome is not None:
+            self.on_outcome(self.result)
+
+    async def run(self) -> PassResult:
+        """Send until nothing is claimable (or halted); every claimed copy ends recorded or handed back."""
+        settings = self.settings
+        with session_scope(settings) as session:
+            campaign = campaigns.get(session, self.campaign_id)
+            if campaign.status != CampaignStatus.sending:
+                self.result.paused = campaign.status == CampaignStatus.paused
+                return self.result
+            source = campaigns.source_of(session, campaign)
+            uid = campaign.uid
+        self._renderer = CampaignRenderer(
+            settings, source, campaign_id=self.campaign_id, uid=uid, signer=signer_from_settings(settings)
+        )
+        await asyncio.to_thread(self.ledger.reconcile)
+        coordinator = Coordinator(self.ledger)
+        coordinator.start()
+        concurrency = max(1, settings.mailing_concurrency)
+        queue: asyncio.Queue[Job | None] = asyncio.Queue()
+        connections = [asyncio.create_task(self._connection(queue, coordinator)) for _ in range(concurrency)]
+        try:
+            await self._feed(queue, concurrency)
+        finally:
+            for _ in connections:
+                queue.put_nowait(None)
+            await asyncio.gather(*connections, return_exceptions=True)
+            await coordinator.close()
+            leftovers = []
+            while not queue.empty():
+                item = queue.get_nowait()
+                if item is not None:
+                    leftovers.append(item)
+            await asyncio.to_thread(self.ledger.release, leftovers)
+            with session_scope(settings) as session:
+                campaigns.finish_if_complete(session, self.campaign_id, utcnow())
+        return self.result
+
+    async def _feed(self, queue: asyncio.Queue[Job | None], concurrency: int) -> None:
+        batch = max(concurrency, self.settings.mailing_batch_size)
+        while not self._should_halt():
+            if queue.qsize() > concurrency:
+                await asyncio.sleep(0.005)
+                continue
+            jobs, status = await asyncio.to_thread(self.ledger.claim, batch)
+            if status != CampaignStatus.sending:
+                self.result.paused = status == CampaignStatus.paused
+                return
+            if not jobs:
+                # Nothing claimable now: wait for the copies in flight, then let the caller decide.
+                while queue.qsize() and not self._should_halt():
+                    await asyncio.sleep(0.01)
+                return
+            for job in jobs:
+                queue.put_nowait(job)
+
+    async def _connect(self) -> aiosmtplib.SMTP | None:
+        client = smtp.client(self.settings)
+        try:
+            await client.connect()
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            log.warning("mailing: SMTP connection failed: %s", exc)
+            self._halt = True
+            self.result.smtp_down = True
+            return None
+        return client
+
+    async def _connection(self, queue: asyncio.Queue[Job | None], coordinator: Coordinator) -> None:
+        client: aiosmtplib.SMTP | None = None
+        used = 0
+        try:
+            while True:
+                job = await queue.get()
+                if job is None:
+                    return
+                if self._should_halt():
+                    coordinator.record(job, Outcome("release"))
+                    self._count(Outcome("release"))
+                    continue
+                if job.slot is not None:
+                    delay = (job.slot - utcnow()).total_seconds()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                if client is None or not client.is_connected:
+                    client = await self._connect()
+                    used = 0
+                    if client is None:
+                        outcome = Outcome("release")
+                        coordinator.record(job, outcome)
+                        self._count(outcome)
+                        continue
+                outcome, keep = await self._send_one(client, job, coordinator)
+                if outcome is not None:
+                    coordinator.record(job, outcome)
+                    self._count(outcome)
+                used += 1
+                if not keep or used >= 500:
+                    await self._close(client, polite=keep)
+                    client = None
+        finally:
+            if client is not None:
+                await self._close(client, polite=True)
+
+    @staticmethod
+    async def _close(client: aiosmtplib.SMTP, *, polite: bool) -> None:
+        if polite and client.is_connected:
+            try:
+                await client.quit()
+                return
+            except (aiosmtplib.SMTPException, OSError):
+                pass
+        client.close()
+
+    async def _send_one(
+        self, client: aiosmtplib.SMTP, job: Job, coordinator: Coordinator
+    ) -> tuple[Outcome | None, bool]:
+        """One copy on an open connection; returns its outcome (None when already recorded) and keep-alive."""
+        assert self._renderer is not None
+        raw = self._renderer.message(self._recipient(job))
+        data = PERIOD_REGEX.sub(b"..", normalize_message_line_endings(raw)) + b".\r\n"
+        timeout = self.settings.smtp_timeout
+        try:
+            await client.mail(self.settings.from_address, timeout=timeout)
+            await client.rcpt(job.address, timeout=timeout)
+            reply = await client.execute_command(b"DATA", timeout=timeout)
+            if reply.code != 354:
+                raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+        except aiosmtplib.SMTPResponseException as exc:
+            # Refused before any content: safe to retry on 4xx; 5xx is final (RFC 5321 4.2.1).
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                await client.rset(timeout=timeout)
+            permanent = 500 <= exc.code < 600
+            error = f"{exc.code} {exc.message}"
+            dead = permanent and isinstance(exc, aiosmtplib.SMTPRecipientRefused) and bool(_DEAD_ADDRESS.match(exc.message))
+            return Outcome("failed" if permanent else "defer", error, dead_address=dead), client.is_connected
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            return Outcome("defer", f"{type(exc).__name__}: {exc}"), False
+
+        verdict = await coordinator.before_data(job)
+        if verdict != "go":
+            # Drop the connection: an unterminated DATA is discarded by the server, nothing is delivered.
+            client.close()
+            if verdict == "skip":
+                self.result.skipped += 1
+            elif verdict == "paused":
+                self._halt = True
+                self.result.paused = True
+            return None, False
+        faults.point("mailing_before_dot")
+        assert client.protocol is not None
+        try:
+            client.protocol.write(data)
+            reply = await client.protocol.read_response(timeout=timeout)
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            # The final dot may have reached the server: at most once means not sending it again.
+            return Outcome("ambiguous", f"no answer after the message was sent: {type(exc).__name__}: {exc}"), False
+        faults.point("mailing_after_250")
+        if reply.code == 250:
+            return Outcome("sent"), True
+        permanent = 500 <= reply.code < 600
+        return Outcome("failed" if permanent else "defer", f"{reply.code} {reply.message}"), True
+
+
+async def _pass(
+    settings: Settings,
+    campaign_id: int,
+    worker: str,
+    *,
+    deadline: float | None = None,
+    stop: asyncio.Event | None = None,
+    on_outcome: ProgressCallback | None = None,
+) -> PassResult:
+    return await CampaignPass(
+        settings, campaign_id, worker=worker, deadline=deadline, stop=stop, on_outcome=on_outcome
+    ).run()
+
+
+def _remaining(settings: Settings, campaign_id: int) -> tuple[str, dt.datetime | None, bool]:
+    """Campaign status, the earliest due time of a queued copy, and whether copies are in other hands."""
+    with session_scope(settings) as session:
+        status = session.scalar(select(Campaign.status).where(Campaign.id == campaign_id)) or ""
+        due = session.scalar(
+            select(Delivery.next_attempt_at)
+            .where(Delivery.campaign_id == campaign_id, Delivery.state == DeliveryState.queued)
+            .order_by(Delivery.next_attempt_at)
+            .limit(1)
+        )
+        busy = (
+            session.scalar(
+                select(Delivery.id)
+                .where(
+                    Delivery.campaign_id == campaign_id,
+                    Delivery.state.in_([DeliveryState.claimed, DeliveryState.sending]),
+                )
+                .limit(1)
+            )
+            is not None
+        )
+        if status == CampaignStatus.sending and due is None and not busy:
+            campaigns.finish_if_complete(session, campaign_id, utcnow())
+            status = session.scalar(select(Campaign.status).where(Campaign.id == campaign_id)) or ""
+        return status, due, busy
+
+
+@dataclass
+class SendSummary:
+    """What ``campaign send`` did in this process, and how the campaign ended."""
+
+    status: str
+    totals: PassResult = field(default_factory=PassResult)
+
+
+async def send_campaign(
+    settings: Settings,
+    campaign_id: int,
+    *,
+    stop: asyncio.Event | None = None,
+    on_outcome: ProgressCallback | None = None,
+) -> SendSummary:
+    """Start the campaign if it is a draft and send until every copy is final (any number of processes may do
+    this at once on PostgreSQL). Returns early when the campaign is paused or ``stop`` is set."""
+    stop = stop or asyncio.Event()
+    with session_scope(settings) as session:
+        campaigns.start(session, settings, campaign_id, utcnow())
+    worker = new_worker_name()
+    ledger = Ledger(settings, campaign_id, worker)
+    summary = SendSummary(status="")
+    try:
+        while not stop.is_set():
+            result = await _pass(settings, campaign_id, worker, stop=stop, on_outcome=on_outcome)
+            for name in ("sent", "failed", "deferred", "skipped", "ambiguous", "released"):
+                setattr(summary.totals, name, getattr(summary.totals, name) + getattr(result, name))
+            status, due, busy = await asyncio.to_thread(_remaining, settings, campaign_id)
+            summary.status = status
+            if status != CampaignStatus.sending:
+                break
+            # Copies deferred (4xx), held by other workers, or SMTP down: wait, then try again.
+            wait = 1.0 if busy or result.smtp_down else 0.2
+            if due is not None:
+                wait = max(0.05, min(wait if busy else 30.0, (due - utcnow()).total_seconds()))
+                if result.smtp_down:
+                    wait = max(wait, 5.0)
+            await asyncio.to_thread(ledger.heartbeat)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=wait)
+    finally:
+        await asyncio.to_thread(ledger.forget)
+    return summary
+
+
+async def send_due(settings: Settings, *, max_seconds: float = 20.0, stop: asyncio.Event | None = None) -> int:
+    """One worker-loop step: apply new hard bounces, then send what is due in every running campaign for at most
+    ``max_seconds`` (so the outbox keeps its turn). Returns the number of copies sent."""
+    with session_scope(settings) as session:
+        apply_bounces(session, utcnow())
+        running = list(
+            session.scalars(select(Campaign.id).where(Campaign.status == CampaignStatus.sending).order_by(Campaign.id))
+        )
+    deadline = time.monotonic() + max_seconds
+    worker = new_worker_name()
+    sent = 0
+    try:
+        for campaign_id in running:
+            if time.monotonic() > deadline or (stop is not None and stop.is_set()):
+                break
+            result = await _pass(settings, campaign_id, worker, deadline=deadline, stop=stop)
+            sent += result.sent
+    finally:
+        if running:
+            await asyncio.to_thread(Ledger(settings, 0, worker).forget)
+    return sent

@@ -1,0 +1,198 @@
+"""The rules alone (the classifier on its first day): each label, the reasons, the rule file syntax."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mailservice.classify.engine import Classifier
+from mailservice.classify.rules import RulesError, load_rules, load_taxonomy
+from mailservice.classify.text import analyze
+
+
+@pytest.fixture(scope="module")
+def rules_only() -> Classifier:
+    return Classifier(load_rules())
+
+
+# (subject, body, axis, expected label); the messages are not in the development set.
+POSITIVE = [
+    ("", "Прошу предоставить сведения о числе договоров аренды, заключённых в 2025 году.", "type", "info_request"),
+    ("Жалоба", "Жалуюсь на бездействие отдела: мне не выдают мой договор. Прошу принять меры.", "type", "appeal"),
+    ("", "Пришлите, пожалуйста, историю всех моих обращений к вам с ответами.", "type", "history_request"),
+    ("", "Хочу отписаться от рассылки департамента.", "type", "subscription"),
+    ("", "Спасибо за подробную консультацию, специалист всё объяснил.", "type", "feedback"),
+    ("Акция!", "Скидка 50% на натяжные потолки, звоните!", "type", "other"),
+    ("", "Прошу предоставить мне земельный участок под ИЖС как многодетной семье.", "topic", "land"),
+    ("", "Прошу пересчитать арендную плату по договору аренды помещения.", "topic", "lease"),
+    ("", "Когда будет утверждён прогнозный план приватизации областного имущества?", "topic", "privatization"),
+    ("", "Не согласен с кадастровой стоимостью своего дома, она завышена.", "topic", "cadastral_value"),
+    ("", "Можно ли подать заявление через портал Госуслуг или только в МФЦ?", "topic", "state_services"),
+    ("", "Пришлите копию приказа об утверждении положения об отделе.", "topic", "legal_acts"),
+    ("", "Прошу направить годовой отчёт о деятельности департамента.", "topic", "reports"),
+    ("", "Есть ли вакансии в департаменте? Хочу участвовать в конкурсе на замещение должности.", "topic", "personnel"),
+    ("", "Здравствуйте, подскажите адрес ближайшей поликлиники.", "topic", "other"),
+    ("", "Судебное заседание по нашему делу назначено на 3 марта, прошу ответить до него.", "urgency", "urgent"),
+    ("", "Ответ на мой запрос так и не пришёл, прошло уже 45 дней.", "urgency", "urgent"),
+    ("", "СРОЧНО: прошу выдать копию договора аренды.", "urgency", "urgent"),
+    ("", "Завтра аукцион по этому участку, прошу снять его с торгов.", "urgency", "urgent"),
+    ("", "В здании трещина в несущей стене, есть угроза обрушения.", "urgency", "urgent"),
+    ("", "Прошу предоставить план работы департамента на следующий год.", "urgency", "normal"),
+    ("", "Это не срочно, но пришлите, пожалуйста, реквизиты.", "urgency", "normal"),
+]
+
+
+@pytest.mark.parametrize(("subject", "body", "axis", "expected"), POSITIVE)
+def test_rules_find_each_label(rules_only: Classifier, subject: str, body: str, axis: str, expected: str) -> None:
+    result = getattr(rules_only.classify(subject, body), axis)
+    assert result.label == expected, result.reasons
+
+
+def test_every_label_of_every_axis_has_a_positive_case() -> None:
+    covered = {(axis, label) for _, _, axis, label in POSITIVE}
+    taxonomy = load_taxonomy()
+    for axis in ("type", "topic", "urgency"):
+        for label in taxonomy[axis].labels:
+            assert (axis, label) in covered, f"no positive case for {axis}={label}"
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        ("Прошу продлить договор аренды моего участка на новый срок.", "application"),
+        ("Жалоба на незаконный отказ в выкупе моего помещения, прошу его отменить.", "complaint"),
+        ("Предлагаю публиковать на сайте карту свободных участков, прошу рассмотреть.", "proposal"),
+    ],
+)
+def test_appeal_kind(rules_only: Classifier, body: str, kind: str) -> None:
+    result = rules_only.classify("", body)
+    assert result.type.label == "appeal"
+    assert result.appeal_kind == kind
+    assert result.appeal_kind_name
+
+
+def test_appeal_kind_only_for_appeals(rules_only: Classifier) -> None:
+    assert rules_only.classify("", "Прошу предоставить отчёт о приватизации за 2024 год.").appeal_kind is None
+
+
+def test_reasons_name_the_rule_and_its_weight(rules_only: Classifier) -> None:
+    result = rules_only.classify("Срочно", "Прошу срочно предоставить копию договора аренды.")
+    for axis in (result.type, result.topic, result.urgency):
+        assert axis.reasons and all(reason.strip() for reason in axis.reasons)
+        assert 0.0 <= axis.confidence <= 1.0
+        assert axis.name  # Russian display name
+    assert any("(+4.5)" in reason for reason in result.urgency.reasons)
+    assert result.urgency.name == "Срочно"
+
+
+def test_default_label_still_has_a_reason(rules_only: Classifier) -> None:
+    result = rules_only.classify("", "Добрый день")
+    assert result.topic.label == "other"
+    assert result.topic.reasons == ["правила: совпадений нет, значение по умолчанию"]
+
+
+def test_greetings_and_spam_are_never_urgent(rules_only: Classifier) -> None:
+    text = "Поздравляем с Новым годом! Срочно приходите завтра на праздничный концерт."
+    assert rules_only.rules.axes["urgency"].score(analyze("", text)).probabilities["urgent"] > 0.5
+    result = rules_only.classify("", text)
+    assert result.type.label == "other"
+    assert result.urgency.label == "normal"
+    assert "не оценивается" in result.urgency.reasons[0]
+
+
+def test_outweighed_rules_are_shown(rules_only: Classifier) -> None:
+    result = rules_only.classify("", "Срочный займ на карту без отказа, скидка только сегодня!")
+    assert result.urgency.label == "normal"
+    assert any("→ «Срочно»" in reason and "(+4.5)" in reason for reason in result.urgency.reasons)
+
+
+def test_version_is_recorded(rules_only: Classifier) -> None:
+    version = load_rules().version
+    result = rules_only.classify("", "Прошу предоставить информацию.")
+    assert result.version == f"rules-{version}"
+    assert result.as_dict()["version"] == f"rules-{version}"
+
+
+def test_low_confidence_goes_to_review(rules_only: Classifier) -> None:
+    clear = rules_only.classify("", "Прошу отписать меня от рассылки.")
+    assert not clear.needs_review
+    vague = rules_only.classify("", "по поводу вчерашнего")
+    assert vague.needs_review
+
+
+# The rule file syntax ------------------------------------------------------------------------------------------
+
+
+def write_rules(tmp_path: Path, type_rules: str, version: str = "7") -> Path:
+    path = tmp_path / "rules.yaml"
+    path.write_text(f"version: {version}\naxes:\n  type:\n    prior: {{other: 1.0}}\n    rules:\n{type_rules}")
+    return path
+
+
+def hits(path: Path, body: str) -> list[str]:
+    rules = load_rules(path)
+    return [hit.shown for hit in rules.score(analyze("", body))["type"].hits]
+
+
+def test_lemma_pattern_matches_any_form_in_order_within_the_gap(tmp_path: Path) -> None:
+    path = write_rules(
+        tmp_path,
+        '      - {label: info_request, weight: 2, any: ["предоставить информация|сведение"]}\n',
+    )
+    assert hits(path, "Предоставьте, пожалуйста, информацию") == ["предоставьте пожалуйста информацию"]
+    assert hits(path, "предоставить нам любые сведения") == ["предоставить нам любые сведения"]  # two between
+    assert hits(path, "предоставить мне в письменной форме сведения") == []  # four words between
+    assert hits(path, "информацию прошу предоставить") == []  # order matters
+
+
+def test_prefix_exact_form_and_regex_patterns(tmp_path: Path) -> None:
+    path = write_rules(
+        tmp_path,
+        '      - {label: info_request, weight: 1, name: префикс, any: ["приватиз*"]}\n'
+        '      - {label: info_request, weight: 1, name: форма, any: ["=сообщите"]}\n'
+        '      - {label: appeal, weight: 1, name: номер, any: [{re: "№\\\\s?\\\\d+"}]}\n',
+    )
+    assert hits(path, "Приватизационный план") == ["префикс"]
+    assert hits(path, "Сообщите сроки") == ["форма"]
+    assert hits(path, "Она сообщила сроки") == []
+    assert hits(path, "договор № 45") == ["номер"]
+
+
+def test_all_patterns_must_match_together(tmp_path: Path) -> None:
+    path = write_rules(
+        tmp_path,
+        '      - {label: appeal, weight: 1, name: оба, all: ["суд", {re: "\\\\d+ декабря"}]}\n',
+    )
+    assert hits(path, "суд 5 декабря") == ["оба"]
+    assert hits(path, "суд скоро") == []
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('      - {label: nonsense, weight: 1, any: ["слово"]}\n', "неизвестная метка"),
+        ('      - {label: appeal, weight: 1, any: [{re: "(("}]}\n', "неверное регулярное выражение"),
+        ("      - {label: appeal, weight: 1}\n", "нет шаблонов"),
+        ('      - {label: appeal, weight: много, any: ["слово"]}\n', "ожидалось число"),
+        ('      - {label: appeal, wieght: 1, any: ["слово"]}\n', "неизвестные ключи"),
+    ],
+)
+def test_bad_rule_files_are_refused_with_a_reason(tmp_path: Path, body: str, message: str) -> None:
+    with pytest.raises(RulesError, match=message):
+        load_rules(write_rules(tmp_path, body))
+
+
+def test_rules_file_needs_a_version(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("axes: {}\n")
+    with pytest.raises(RulesError, match="version"):
+        load_rules(path)
+
+
+def test_packaged_rules_refer_only_to_known_labels() -> None:
+    rules = load_rules()
+    for axis in rules.axes.values():
+        assert axis.rules, f"axis {axis.axis.key} has no rules"
+        for rule in axis.rules:
+            assert rule.label in axis.axis.labels

@@ -1,0 +1,54 @@
+"""Text preparation for the classifier: cleaning, tokens, lemmas."""
+
+from __future__ import annotations
+
+from mailservice.classify.text import analyze, lemma, lemma_forms, normalize, strip_reply, strip_reply_prefix
+
+
+def test_lemma_gives_the_normal_form_and_keeps_non_words() -> None:
+    assert lemma("участка") == "участок"
+    assert lemma("прошу") == "просить"
+    assert lemma("отчёт") == "отчет"  # ё is written as е everywhere
+    assert lemma("8-фз") == "8-фз"
+    assert lemma("2025") == "2025"
+
+
+def test_ambiguous_word_keeps_every_normal_form() -> None:
+    forms = lemma_forms("все")
+    assert "весь" in forms and "все" in forms
+
+
+def test_normalize_lowercases_and_collapses_spaces() -> None:
+    assert normalize("СРОЧНО  Ёлка\tи\u00a0всё") == "срочно елка и все"
+
+
+def test_strip_reply_drops_quotes_attribution_and_signature() -> None:
+    body = (
+        "Ответ получил, спасибо.\n"
+        "> Уважаемый заявитель, сообщаем о предоставлении информации\n"
+        "--\n"
+        "Иванов И.И., тел. 123\n"
+    )
+    assert strip_reply(body) == "Ответ получил, спасибо."
+    reply = "Прошу ускорить.\n\n12.11.2025, 10:00, Департамент <info@example.ru> пишет:\nСообщаем, что ..."
+    assert strip_reply(reply) == "Прошу ускорить."
+
+
+def test_strip_reply_keeps_everything_when_only_quotes_remain() -> None:
+    body = "> только цитата"
+    assert strip_reply(body) == body
+
+
+def test_subject_prefixes_are_removed() -> None:
+    assert strip_reply_prefix("Re: RE[2]: Fwd: Запрос") == "Запрос"
+    assert strip_reply_prefix("Ответ: Запрос № 5") == "Запрос № 5"
+
+
+def test_analyze_indexes_tokens_and_lemmas_in_order() -> None:
+    text = analyze("Re: Запрос", "Прошу предоставить копии приказов, 8-ФЗ!\n> цитата")
+    assert text.tokens == ("запрос", "прошу", "предоставить", "копии", "приказов", "8-фз")
+    assert text.lemmas == ("запрос", "просить", "предоставить", "копия", "приказ", "8-фз")
+    assert text.index["просить"] == (1,)
+    assert text.index["прошу"] == (1,)  # the written form is indexed too
+    assert "цитата" not in text.index
+    assert text.lemma_text == "запрос просить предоставить копия приказ 8-фз"

@@ -1,0 +1,184 @@
+"""Tests for triage: person, automatic reply or bounce, one rule at a time."""
+
+from __future__ import annotations
+
+from email import policy
+from email.parser import BytesParser
+
+import pytest
+
+from mailservice.mail.parse import parse_message
+from mailservice.mail.triage import Triage, Verdict, triage
+
+
+def _triage(raw: bytes, envelope_from: str | None = None) -> Triage:
+    return triage(parse_message(raw), BytesParser(policy=policy.default).parsebytes(raw), envelope_from)
+
+
+def _msg(
+    extra_headers: str = "",
+    subject: str = "Вопрос о земельном участке",
+    body: str = "Прошу ответить.\n",
+    sender: str = "Иван Петров <ivan@example.ru>",
+) -> bytes:
+    lines = [f"From: {sender}", "To: info@example.gov.ru", f"Subject: {subject}", "Message-ID: <t1@example.ru>"]
+    lines += [line for line in extra_headers.splitlines() if line.strip()]
+    lines += ["MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: 8bit"]
+    return ("\n".join(lines) + "\n\n" + body).encode()
+
+
+def test_plain_request_is_normal() -> None:
+    result = _triage(_msg())
+    assert result.verdict is Verdict.normal
+    assert result.reason
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason_part"),
+    [
+        ("Auto-Submitted: auto-replied", "Auto-Submitted"),
+        ("Auto-Submitted: auto-generated", "Auto-Submitted"),
+        ("X-Autoreply: yes", "X-Autoreply"),
+        ("X-Autorespond: Out of office", "X-Autorespond"),
+        ("X-Auto-Response-Suppress: All", "X-Auto-Response-Suppress"),
+        ("X-Auto-Response-Suppress: DR, OOF, AutoReply", "X-Auto-Response-Suppress"),
+        ("Precedence: bulk", "Precedence"),
+        ("Precedence: junk", "Precedence"),
+        ("Precedence: list", "Precedence"),
+        ("List-Id: Новости <news.example.ru>", "List-Id"),
+        ("List-Unsubscribe: <mailto:unsub@example.ru>", "List-Unsubscribe"),
+        ("X-MS-Exchange-Generated-Message-Source: Mailbox Rules Agent", "Exchange"),
+    ],
+)
+def test_auto_reply_headers(headers: str, reason_part: str) -> None:
+    result = _triage(_msg(headers))
+    assert result.verdict is Verdict.auto_reply
+    assert reason_part in result.reason
+
+
+def test_auto_submitted_no_is_a_person() -> None:
+    # RFC 3834 5: "no" means the message was not automatically generated.
+    assert _triage(_msg("Auto-Submitted: no")).verdict is Verdict.normal
+
+
+def test_suppress_without_oof_is_not_auto() -> None:
+    assert _triage(_msg("X-Auto-Response-Suppress: DR, RN")).verdict is Verdict.normal
+
+
+@pytest.mark.parametrize("envelope", ["", "<>", " <> "])
+def test_null_envelope_sender(envelope: str) -> None:
+    result = _triage(_msg(), envelope)
+    assert result.verdict is Verdict.auto_reply
+    assert "RFC 5321" in result.reason
+
+
+def test_null_return_path_header_counts_as_null_envelope() -> None:
+    assert _triage(_msg("Return-Path: <>")).verdict is Verdict.auto_reply
+
+
+def test_ordinary_envelope_is_not_null() -> None:
+    assert _triage(_msg(), "ivan@example.ru").verdict is Verdict.normal
+
+
+@pytest.mark.parametrize(
+    "subject",
+    ["Автоответ: Re: запрос", "Автоматический ответ: Вопрос", "Auto: Re: запрос", "Out of Office: Re: x",
+     "Automatic reply: Re: x", "Réponse automatique : x"],
+)
+def test_auto_reply_subjects(subject: str) -> None:
+    assert _triage(_msg(subject=subject)).verdict is Verdict.auto_reply
+
+
+def test_weak_out_of_office_subject_needs_a_reply_to_us() -> None:
+    # "Нет на месте ..." could begin a citizen's subject; believed only on a short reply to our message.
+    assert _triage(_msg(subject="Нет на месте знака остановки")).verdict is Verdict.normal
+    reply = _msg("In-Reply-To: <ours@example.gov.ru>", subject="Нет на месте: Re: запрос")
+    assert _triage(reply).verdict is Verdict.auto_reply
+    long_reply = _msg("In-Reply-To: <ours@example.gov.ru>", subject="В отпуске: вопрос", body="Текст. " * 500)
+    assert _triage(long_reply).verdict is Verdict.normal
+
+
+def _dsn(action: str, status: str) -> bytes:
+    return (
+        "From: MAILER-DAEMON@mx.example.gov.ru (Mail Delivery System)\nTo: info@example.gov.ru\n"
+        "Subject: Undelivered Mail Returned to Sender\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\n\n'
+        "--B\nContent-Type: text/plain\n\nReport.\n"
+        "--B\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.gov.ru\n\n"
+        f"Final-Recipient: rfc822; someone@example.ru\nAction: {action}\nStatus: {status}\n"
+        "--B--\n"
+    ).encode()
+
+
+def test_rfc3464_report_is_bounce() -> None:
+    result = _triage(_dsn("failed", "5.1.1"))
+    assert result.verdict is Verdict.bounce
+    assert "RFC 3464" in result.reason
+
+
+def test_success_dsn_is_not_a_bounce() -> None:
+    assert _triage(_dsn("delivered", "2.0.0")).verdict is Verdict.auto_reply
+
+
+def test_feedback_report_is_auto() -> None:
+    raw = (
+        "From: feedback@mail.example.com\nTo: abuse@example.gov.ru\nSubject: Abuse report\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/report; report-type=feedback-report; boundary="B"\n\n'
+        "--B\nContent-Type: text/plain\n\nComplaint.\n"
+        "--B\nContent-Type: message/feedback-report\n\nFeedback-Type: abuse\nVersion: 1\n--B--\n"
+    ).encode()
+    result = _triage(raw)
+    assert result.verdict is Verdict.auto_reply
+    assert "RFC 5965" in result.reason
+
+
+def test_read_receipt_is_auto() -> None:
+    raw = (
+        "From: ivan@example.ru\nTo: info@example.gov.ru\nSubject: Прочитано: ответ\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/report; report-type=disposition-notification; boundary="B"\n\n'
+        "--B\nContent-Type: text/plain\n\nПрочитано.\n"
+        "--B\nContent-Type: message/disposition-notification\n\nDisposition: manual-action/MDN-sent-manually; "
+        "displayed\n--B--\n"
+    ).encode()
+    assert _triage(raw).verdict is Verdict.auto_reply
+
+
+def test_x_failed_recipients_is_bounce() -> None:
+    assert _triage(_msg("X-Failed-Recipients: lost@example.ru")).verdict is Verdict.bounce
+
+
+@pytest.mark.parametrize(
+    ("sender", "subject", "body"),
+    [
+        ("MAILER-DAEMON@mx.example.ru", "Undelivered Mail Returned to Sender", "could not be delivered"),
+        ("Mail Delivery System <Mailer-Daemon@mx.example.ru>", "Mail delivery failed: returning message to sender",
+         "A message that you sent could not be delivered to one or more of its recipients."),
+        ("postmaster@example.ru", "Недоставленное сообщение", "Ваше письмо не может быть доставлено."),
+        ("mailer-daemon@corp.mail.ru", "Ваше сообщение не доставлено. Mail failure.",
+         "К сожалению, Ваше письмо не может быть доставлено одному или нескольким получателям."),
+        ("Mail Delivery Subsystem <mailer-daemon@googlemail.com>", "Delivery Status Notification (Failure)",
+         "Delivery to the following recipient failed permanently:\n\n     lost@example.ru"),
+    ],
+)
+def test_classic_bounces(sender: str, subject: str, body: str) -> None:
+    assert _triage(_msg(sender=sender, subject=subject, body=body)).verdict is Verdict.bounce
+
+
+def test_mailer_daemon_without_failure_text_is_auto() -> None:
+    result = _triage(_msg(sender="MAILER-DAEMON@mx.example.ru", subject="Статистика", body="Очередь пуста."))
+    assert result.verdict is Verdict.auto_reply
+
+
+def test_citizen_forwarding_a_bounce_is_normal() -> None:
+    # A person asking why their letter bounced is a person: the subject does not start with the bounce words.
+    body = "Почему моё письмо не доставлено?\n\n---------- Forwarded message ---------\nUndeliverable..."
+    raw = _msg(subject="Fwd: Undelivered Mail Returned to Sender", body=body)
+    assert _triage(raw).verdict is Verdict.normal
+
+
+def test_list_robot_sender_is_auto() -> None:
+    assert _triage(_msg(sender="news-request@lists.example.ru")).verdict is Verdict.auto_reply
+
+
+def test_verdict_values() -> None:
+    assert {v.value for v in Verdict} == {"normal", "auto_reply", "bounce"}
