@@ -14,21 +14,21 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import sys
 import tempfile
 import time
-import resource
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from imap_tools import MailBoxUnencrypted  # noqa: E402
+from imap_tools import MailBoxUnencrypted
 
-from mailservice import config, db  # noqa: E402
-from mailservice.mail.imap import poll_once  # noqa: E402
-from tests.mailfactory import citizen_mail  # noqa: E402
-from tests.servers import start_dovecot  # noqa: E402
+from mailservice import config, db
+from mailservice.mail.imap import poll_once
+from tests.mailfactory import citizen_mail
+from tests.servers import start_dovecot
 
 SUBJECTS = [
     "Запрос информации о земельных участках",

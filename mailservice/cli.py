@@ -15,8 +15,8 @@ from typing import Annotated
 
 import click
 import typer
-from typer._click import exceptions as tclick
 from pydantic import ValidationError
+from typer._click import exceptions as tclick
 
 from mailservice.config import get_settings
 from mailservice.db import upgrade
@@ -87,7 +87,7 @@ def deadline_cmd(
 
 def _register_domains() -> None:
     # Each domain owns its sub-commands; the root only mounts them.
-    from mailservice.classify.cli import app as classify_app  # noqa: I001
+    from mailservice.classify.cli import app as classify_app
     from mailservice.inforequests.cli import app as requests_app
     from mailservice.intake.cli import app as intake_app
     from mailservice.service_cli import register as register_service_commands

@@ -1,14 +1,14 @@
 """Imports every model module so that ``Base.metadata`` knows all tables (Alembic, tests)."""
 
-from mailservice.db import Base
-from mailservice.inforequests import models as inforequests_models
-from mailservice.intake import models as intake_models
 from mailservice import outbox as outbox_models
-
+from mailservice.db import Base
 from mailservice.feedback import models as feedback_models  # console issue
 from mailservice.history import models as history_models  # console issue
-from mailservice.web.staff import models as console_models  # console issue
+from mailservice.inforequests import models as inforequests_models
+from mailservice.intake import models as intake_models
 from mailservice.mailings import models as mailings_models  # mailings issue
+from mailservice.web.staff import models as console_models  # console issue
+
 # mount: each domain adds `from mailservice.<domain> import models as <domain>_models` here and to __all__.
 
 __all__ = [

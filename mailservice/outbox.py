@@ -198,7 +198,9 @@ async def drain_once(settings: Settings | None = None) -> DrainResult:
             return total
 
 
-async def run_worker(settings: Settings | None = None, interval: float = 2.0, stop: asyncio.Event | None = None) -> None:
+async def run_worker(
+    settings: Settings | None = None, interval: float = 2.0, stop: asyncio.Event | None = None
+) -> None:
     """Drain the outbox forever (until ``stop`` is set), sleeping ``interval`` seconds between passes."""
     settings = settings or get_settings()
     stop = stop or asyncio.Event()

@@ -57,7 +57,7 @@ def receive() -> None:
 
 def worker(once: Annotated[bool, typer.Option("--once", help="Отправить то, что пора, и выйти")] = False) -> None:
     """Drain the outbox over SMTP; with --once, send what is due and exit."""
-    from mailservice.outbox import drain_once, run_worker
+    from mailservice.outbox import drain_once
 
     settings = get_settings()
     if once:

@@ -28,14 +28,13 @@ def ru_short_date(value: dt.date | dt.datetime | None) -> str:
     return value.strftime("%d.%m.%Y") if value is not None else ""
 
 
-@lru_cache(maxsize=4)
-def environment(autoescape_html: bool = True) -> Environment:
+@lru_cache(maxsize=1)
+def environment() -> Environment:
     """The shared environment; HTML templates are autoescaped, text ones are not (by file extension)."""
     env = Environment(
         loader=FileSystemLoader(str(TEMPLATES_DIR)),
-        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False)
-        if autoescape_html
-        else False,
+        # HTML templates are escaped; plain-text e-mails (.txt) are not HTML and must not be.
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -102,7 +102,7 @@ class Dovecot:
     port: int
     ssl_port: int
     user: str = "intake@test.local"
-    password: str = "intake-password"  # noqa: S105 - a throwaway test account
+    password: str = "intake-password"
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -182,9 +182,7 @@ def start_dovecot(root: Path) -> Dovecot:
     (root / "passwd").write_text(f"{server.user}:{{PLAIN}}{server.password}::::::\n", encoding="utf-8")
     conf = root / "dovecot.conf"
     conf.write_text(
-        DOVECOT_CONF.format(
-            root=root, port=server.port, ssl_port=server.ssl_port, uid=entry.pw_uid, gid=entry.pw_gid
-        ),
+        DOVECOT_CONF.format(root=root, port=server.port, ssl_port=server.ssl_port, uid=entry.pw_uid, gid=entry.pw_gid),
         encoding="utf-8",
     )
     _chown_tree(root / "mail")

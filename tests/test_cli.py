@@ -50,7 +50,10 @@ def test_wrong_arguments_get_one_line(lite_settings: Settings, args: tuple[str, 
 def test_deadline_json() -> None:
     result = run("deadline", "--law", "8-fz", "--registered", "2026-03-01", "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"legal_due": "2026-03-31", "control_date": "2026-03-31"}
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {
+        "legal_due": "2026-03-31",
+        "control_date": "2026-03-31",
+    }
     extended = run("deadline", "--law", "8-fz", "--registered", "2026-03-01", "--extended", "--json")
     assert json.loads(extended.stdout.strip().splitlines()[-1])["legal_due"] == "2026-04-15"
 

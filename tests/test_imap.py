@@ -40,7 +40,9 @@ def folder_count(server: Dovecot, folder: str) -> int:
 
 @pytest.fixture
 def imap_settings(imap: Dovecot, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str) -> config.Settings:
-    return make_env(monkeypatch, tmp_path, db_url, **{k.removeprefix("MAILSERVICE_").lower(): v for k, v in imap.env().items()})
+    return make_env(
+        monkeypatch, tmp_path, db_url, **{k.removeprefix("MAILSERVICE_").lower(): v for k, v in imap.env().items()}
+    )
 
 
 def test_poll_registers_and_moves_after_commit(imap: Dovecot, imap_settings: config.Settings) -> None:
@@ -72,7 +74,7 @@ def test_tls_with_certificate_checks(
     # Without our CA the self-signed certificate is refused: checks are never turned off.
     untrusted = settings.model_copy(update={"imap_ca_file": ""})
     append(imap, [citizen_mail()])
-    with pytest.raises(Exception, match="(?i)certificate"):
+    with pytest.raises(Exception, match=r"(?i)certificate"):
         poll_once(untrusted)
 
 

@@ -146,7 +146,10 @@ def test_status_changes_are_events_and_threaded_mails(settings: Settings, sink: 
             session, settings, request, Status.extended, now=NOW, actor="operator", extension_days=15,
             comment="Требуется сбор сведений из подведомственных учреждений",
         )  # fmt: skip
-        assert request.due_date == deadline(Law.FZ8, dt.date(2026, 3, 2), default_calendar(settings), "previous", 15).legal_due
+        assert (
+            request.due_date
+            == deadline(Law.FZ8, dt.date(2026, 3, 2), default_calendar(settings), "previous", 15).legal_due
+        )
         service.change_status(
             session, settings, request, Status.refused, now=NOW, actor="operator",
             ground="8fz-20-1-3", comment="Сведения находятся в ведении Росреестра.",
@@ -234,7 +237,9 @@ def test_unparseable_message_is_quarantined_and_kept(settings: Settings) -> None
     with session_scope(settings) as session:
         entry = session.get(IntakeEntry, result.entry_id)
         assert entry is not None
-        assert (settings.blob_dir / entry.raw_sha256[:2] / entry.raw_sha256[2:4] / entry.raw_sha256).read_bytes() == garbage
+        assert (
+            settings.blob_dir / entry.raw_sha256[:2] / entry.raw_sha256[2:4] / entry.raw_sha256
+        ).read_bytes() == garbage
 
 
 def test_other_channels_share_the_register(settings: Settings, sink: Sink) -> None:

@@ -29,7 +29,9 @@ def message(to: str, n: int) -> EmailMessage:
 class Picky:
     """Refuses one mailbox for good (550) and another for now (451)."""
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]) -> str:  # noqa: N802
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
         if address.startswith("gone@"):
             return "550 5.1.1 No such user"
         if address.startswith("later@"):
@@ -37,7 +39,7 @@ class Picky:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         return "250 OK"
 
 

@@ -42,7 +42,11 @@ def test_receiver_registers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sql
         if not lmtp:
             with smtplib.SMTP("127.0.0.1", settings.receiver_port) as big:
                 with pytest.raises(smtplib.SMTPException):
-                    big.sendmail("a@example.ru", ["info@dizo.test"], b"Subject: x\r\n\r\n" + b"x" * (settings.max_message_bytes + 10))
+                    big.sendmail(
+                        "a@example.ru",
+                        ["info@dizo.test"],
+                        b"Subject: x\r\n\r\n" + b"x" * (settings.max_message_bytes + 10),
+                    )
     finally:
         controller.stop()
     with session_scope(settings) as session:

@@ -25,7 +25,10 @@ def test_round_trip_and_purpose_separation() -> None:
         load(settings, Purpose.subscribe_confirm, token)
 
 
-@pytest.mark.parametrize("mangle", [lambda t: t[:-1], lambda t: t[:-2] + ("A" if t[-2] != "A" else "B") + t[-1], lambda t: "x" + t, lambda t: ""])
+@pytest.mark.parametrize(
+    "mangle",
+    [lambda t: t[:-1], lambda t: t[:-2] + ("A" if t[-2] != "A" else "B") + t[-1], lambda t: "x" + t, lambda t: ""],
+)
 def test_tampered_and_truncated_tokens_fail(mangle: object) -> None:
     settings = settings_with(NEW)
     token = sign(settings, Purpose.unsubscribe, {"s": 1})

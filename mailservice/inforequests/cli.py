@@ -220,8 +220,8 @@ def export_cmd(
         if fmt == "xlsx":
             count = export.write_xlsx(rows, output)
         elif str(output) == "-":
-            count = export.write_csv(rows, sys.stdout)  # type: ignore[arg-type]
+            count = export.write_csv(rows, sys.stdout)
         else:
             with output.open("w", encoding="utf-8-sig", newline="") as handle:
-                count = export.write_csv(rows, handle)  # type: ignore[arg-type]
+                count = export.write_csv(rows, handle)
     typer.echo(f"Выгружено запросов: {count}", err=True)

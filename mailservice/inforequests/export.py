@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import io
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 from openpyxl import Workbook
 from openpyxl.styles import Font
@@ -87,7 +87,7 @@ def _safe_cell(value: object) -> object:
     return value
 
 
-def write_csv(rows: Iterable[dict[str, object]], target: io.TextIOBase | io.StringIO) -> int:
+def write_csv(rows: Iterable[dict[str, object]], target: TextIO) -> int:
     """Write the register as CSV (header with the column names); returns the number of rows."""
     writer = csv.DictWriter(target, fieldnames=COLUMNS)
     writer.writeheader()

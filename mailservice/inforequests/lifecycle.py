@@ -92,7 +92,7 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.received: frozenset({Status.registered, Status.closed}),
     Status.registered: frozenset(_WORKING),
     Status.in_progress: frozenset(_WORKING) - {Status.in_progress},
-    Status.clarification_requested: frozenset(_WORKING + (Status.closed,)) - {Status.clarification_requested},
+    Status.clarification_requested: frozenset((*_WORKING, Status.closed)) - {Status.clarification_requested},
     Status.extended: frozenset(
         {Status.in_progress, Status.clarification_requested, Status.forwarded, Status.answered, Status.refused}
     ),
@@ -117,7 +117,9 @@ class RefusalGround:
 REFUSAL_GROUNDS: dict[str, RefusalGround] = {
     g.code: g
     for g in (
-        RefusalGround("8fz-20-1-1", "8-fz", "Запрос не позволяет установить запрашиваемую информацию (ст. 20 ч. 1 п. 1 8-ФЗ)"),
+        RefusalGround(
+            "8fz-20-1-1", "8-fz", "Запрос не позволяет установить запрашиваемую информацию (ст. 20 ч. 1 п. 1 8-ФЗ)"
+        ),
         RefusalGround(
             "8fz-20-1-2",
             "8-fz",
@@ -126,7 +128,9 @@ REFUSAL_GROUNDS: dict[str, RefusalGround] = {
             send_reply=False,
         ),
         RefusalGround(
-            "8fz-20-1-3", "8-fz", "Запрашиваемая информация не относится к деятельности департамента (ст. 20 ч. 1 п. 3 8-ФЗ)"
+            "8fz-20-1-3",
+            "8-fz",
+            "Запрашиваемая информация не относится к деятельности департамента (ст. 20 ч. 1 п. 3 8-ФЗ)",
         ),
         RefusalGround(
             "8fz-20-1-4",
@@ -134,7 +138,9 @@ REFUSAL_GROUNDS: dict[str, RefusalGround] = {
             "Запрашиваемая информация относится к информации ограниченного доступа (ст. 20 ч. 1 п. 4 8-ФЗ); "
             "указать ограничивающий акт и предоставить общедоступную часть",
         ),
-        RefusalGround("8fz-20-1-5", "8-fz", "Запрашиваемая информация ранее предоставлялась пользователю (ст. 20 ч. 1 п. 5 8-ФЗ)"),
+        RefusalGround(
+            "8fz-20-1-5", "8-fz", "Запрашиваемая информация ранее предоставлялась пользователю (ст. 20 ч. 1 п. 5 8-ФЗ)"
+        ),
         RefusalGround(
             "8fz-20-1-6",
             "8-fz",
@@ -151,7 +157,9 @@ REFUSAL_GROUNDS: dict[str, RefusalGround] = {
             send_reply=False,
         ),
         RefusalGround(
-            "59fz-11-3", "59-fz", "Обращение содержит нецензурные либо оскорбительные выражения, угрозы (ст. 11 ч. 3 59-ФЗ)"
+            "59fz-11-3",
+            "59-fz",
+            "Обращение содержит нецензурные либо оскорбительные выражения, угрозы (ст. 11 ч. 3 59-ФЗ)",
         ),
         RefusalGround("59fz-11-2", "59-fz", "Обжалуется судебное решение: обращение возвращается (ст. 11 ч. 2 59-ФЗ)"),
         RefusalGround(
@@ -170,9 +178,7 @@ class TransitionError(ValueError):
 def check_transition(current: Status, target: Status, *, ground: str | None = None, law: str = "8-fz") -> None:
     """Raise :class:`TransitionError` unless ``current -> target`` is allowed with the given ground."""
     if target not in TRANSITIONS[current]:
-        raise TransitionError(
-            f"Переход «{STATUS_NAMES[current]}» → «{STATUS_NAMES[target]}» не допускается"
-        )
+        raise TransitionError(f"Переход «{STATUS_NAMES[current]}» → «{STATUS_NAMES[target]}» не допускается")
     if target is Status.refused:
         if not ground:
             raise TransitionError("Для отказа нужно указать правовое основание (--ground)")

@@ -123,8 +123,8 @@ def next_number(session: Session, year: int) -> str:
     """
     dialect = session.get_bind().dialect.name
     ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = ins(RegistrationCounter).values(year=year, last=1)
-    stmt = stmt.on_conflict_do_update(
+    upsert = ins(RegistrationCounter).values(year=year, last=1)
+    stmt = upsert.on_conflict_do_update(
         index_elements=["year"], set_={"last": RegistrationCounter.last + 1}
     ).returning(RegistrationCounter.last)
     last = session.execute(stmt).scalar_one()
@@ -140,9 +140,7 @@ def recompute_due(settings: Settings, request: Request) -> None:
         request.due_date = request.control_date = None
         return
     extension = sum(e.extension_days or 0 for e in request.events if e.to_status == Status.extended)
-    term = deadline(
-        Law(request.law), request.registered_on, default_calendar(settings), settings.due_shift, extension
-    )
+    term = deadline(Law(request.law), request.registered_on, default_calendar(settings), settings.due_shift, extension)
     request.due_date = term.legal_due
     request.control_date = term.control_date
 
@@ -241,7 +239,9 @@ def create_request(
     return request
 
 
-def register_request(session: Session, settings: Settings, request: Request, *, now: dt.datetime, actor: str = "") -> None:
+def register_request(
+    session: Session, settings: Settings, request: Request, *, now: dt.datetime, actor: str = ""
+) -> None:
     """Give a received request its number and legal term, and acknowledge it to the client."""
     if request.status != Status.received:
         raise RequestError("Запрос уже зарегистрирован")

@@ -49,10 +49,7 @@ def journal_cmd(
         if outcome is not None:
             query = query.where(IntakeEntry.outcome == outcome)
         rows = [
-            {
-                col: (getattr(e, col).isoformat() if col == "received_at" else getattr(e, col))
-                for col in JOURNAL_COLUMNS
-            }
+            {col: (getattr(e, col).isoformat() if col == "received_at" else getattr(e, col)) for col in JOURNAL_COLUMNS}
             for e in session.scalars(query)
         ]
     if fmt == "csv":

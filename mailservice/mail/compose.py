@@ -128,7 +128,7 @@ def build_message(
 
     message["From"] = format_address(settings.from_name, settings.from_address, "From")
     message["To"] = format_address(to_name, to, "To")
-    message["Subject"] = encode_header(subject, "Subject")
+    message["Subject"] = encode_header(subject, "Subject")  # type: ignore[assignment]  # compat32 takes a Header
     message["Date"] = format_datetime(utcnow())
     message["Message-ID"] = f"<{message_id or new_message_id(settings)}>"
     if in_reply_to:
@@ -141,7 +141,7 @@ def build_message(
         # Ask Exchange not to answer our notices with its own auto-replies (mail loops, RFC 3834 section 2).
         message["X-Auto-Response-Suppress"] = "All"
     for name, value in (extra_headers or {}).items():
-        message[name] = encode_header(value, name)
+        message[name] = encode_header(value, name)  # type: ignore[assignment]
     return message
 
 

@@ -71,7 +71,7 @@ def connect(settings: Settings) -> Iterator[BaseMailBox]:
     finally:
         try:
             mailbox.logout()
-        except Exception:  # noqa: BLE001 - a dead connection has nothing left to close politely
+        except Exception:
             log.debug("logout failed", exc_info=True)
 
 
@@ -140,7 +140,7 @@ def run_poller(settings: Settings, stop: threading.Event) -> None:
                         mailbox.idle.wait(timeout=min(settings.imap_idle_timeout, 30.0))
                     else:
                         stop.wait(settings.imap_poll_interval)
-        except Exception:  # noqa: BLE001 - the poller must outlive a server restart or a network drop
+        except Exception:
             log.exception("IMAP poller error; retrying in %s s", settings.imap_poll_interval)
             stop.wait(min(settings.imap_poll_interval, 30.0))
             time.sleep(0)

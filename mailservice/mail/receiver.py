@@ -29,11 +29,13 @@ class IntakeHandler:
         self.settings = settings
         self.lmtp = lmtp
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         """Run intake in a worker thread (the database layer is synchronous) and answer per RFC 5321."""
         source = Source("lmtp" if self.lmtp else "smtp", envelope_from=envelope.mail_from or "")
         try:
-            await asyncio.get_running_loop().run_in_executor(None, process_raw, self.settings, raw_content(envelope), source)
+            await asyncio.get_running_loop().run_in_executor(
+                None, process_raw, self.settings, raw_content(envelope), source
+            )
         except Exception:
             log.exception("intake failed; asking the client to retry")
             reply = "451 4.3.0 Temporary failure, please retry"

@@ -29,7 +29,7 @@ class SinkHandler:
         self._lock = threading.Lock()
         self.messages: list[tuple[str, list[str], bytes]] = []
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         """Store the message and answer 250."""
         raw = raw_content(envelope)
         with self._lock:

@@ -54,9 +54,7 @@ def _classify_error(exc: Exception) -> SendOutcome:
     return SendOutcome(ok=False, error=f"{type(exc).__name__}: {exc}"[:2000])
 
 
-async def send_batch(
-    settings: Settings, batch: Sequence[tuple[int, str, list[str], bytes]]
-) -> dict[int, SendOutcome]:
+async def send_batch(settings: Settings, batch: Sequence[tuple[int, str, list[str], bytes]]) -> dict[int, SendOutcome]:
     """Send pre-serialised messages ``(key, mail_from, recipients, raw)`` over one connection.
 
     A connection failure marks every message not yet sent as retryable.

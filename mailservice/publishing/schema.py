@@ -116,6 +116,11 @@ def _fields(raw: object, where: str) -> dict[str, FieldSpec]:
     return specs
 
 
+def _merge(common: Mapping[str, FieldSpec], own: Mapping[str, FieldSpec]) -> dict[str, FieldSpec]:
+    # The section's own fields first (kind, number, adopted...), then the common ones: the order pages show them.
+    return {**own, **{name: spec for name, spec in common.items() if name not in own}}
+
+
 def parse_schema(data: object, where: str = "sections.yml") -> SiteSchema:
     """Build the schema from the parsed YAML of ``sections.yml``."""
     if not isinstance(data, dict) or not isinstance(data.get("sections"), list):
@@ -137,8 +142,8 @@ def parse_schema(data: object, where: str = "sections.yml") -> SiteSchema:
                 generated=bool(raw.get("generated", False)),
                 basis=str(raw.get("basis", "")),
                 mailing_list=str(raw["mailing_list"]) if raw.get("mailing_list") else None,
-                fields={**common, **_fields(raw.get("fields"), f"{where}: {key}.fields")},
-                index_fields={**index_common, **_fields(raw.get("index_fields"), f"{where}: {key}.index_fields")},
+                fields=_merge(common, _fields(raw.get("fields"), f"{where}: {key}.fields")),
+                index_fields=_merge(index_common, _fields(raw.get("index_fields"), f"{where}: {key}.index_fields")),
             )
         )
     keys = [s.key for s in sections]

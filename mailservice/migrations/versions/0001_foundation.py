@@ -12,7 +12,6 @@ from alembic import op
 
 import mailservice.db
 
-
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -32,15 +31,11 @@ def upgrade() -> None:
         sa.Column("merged_into_id", sa.Integer(), nullable=True),
         sa.Column("legal_hold", sa.Boolean(), nullable=False),
         sa.Column("anonymised_at", mailservice.db.UTCDateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["merged_into_id"], ["clients.id"], name=op.f("fk_clients_merged_into_id_clients")
-        ),
+        sa.ForeignKeyConstraint(["merged_into_id"], ["clients.id"], name=op.f("fk_clients_merged_into_id_clients")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_clients")),
     )
     with op.batch_alter_table("clients", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_clients_last_interaction_at"), ["last_interaction_at"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_clients_last_interaction_at"), ["last_interaction_at"], unique=False)
 
     op.create_table(
         "registration_counters",
@@ -136,13 +131,9 @@ def upgrade() -> None:
             ["intake_journal.id"],
             name=op.f("fk_intake_journal_duplicate_of_id_intake_journal"),
         ),
-        sa.ForeignKeyConstraint(
-            ["request_id"], ["requests.id"], name=op.f("fk_intake_journal_request_id_requests")
-        ),
+        sa.ForeignKeyConstraint(["request_id"], ["requests.id"], name=op.f("fk_intake_journal_request_id_requests")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_intake_journal")),
-        sa.UniqueConstraint(
-            "mailbox", "uidvalidity", "uid", name=op.f("uq_intake_journal_mailbox_uidvalidity_uid")
-        ),
+        sa.UniqueConstraint("mailbox", "uidvalidity", "uid", name=op.f("uq_intake_journal_mailbox_uidvalidity_uid")),
     )
     with op.batch_alter_table("intake_journal", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_intake_journal_outcome"), ["outcome"], unique=False)
@@ -188,9 +179,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=True),
         sa.Column("diagnostic", sa.Text(), nullable=False),
         sa.Column("outbox_id", sa.Integer(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["intake_id"], ["intake_journal.id"], name=op.f("fk_bounces_intake_id_intake_journal")
-        ),
+        sa.ForeignKeyConstraint(["intake_id"], ["intake_journal.id"], name=op.f("fk_bounces_intake_id_intake_journal")),
         sa.ForeignKeyConstraint(["outbox_id"], ["outbox.id"], name=op.f("fk_bounces_outbox_id_outbox")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_bounces")),
     )
@@ -217,9 +206,7 @@ def upgrade() -> None:
         sa.Column("outbox_id", sa.Integer(), nullable=True),
         sa.Column("data", sa.JSON(), nullable=False),
         sa.ForeignKeyConstraint(["client_id"], ["clients.id"], name=op.f("fk_events_client_id_clients")),
-        sa.ForeignKeyConstraint(
-            ["intake_id"], ["intake_journal.id"], name=op.f("fk_events_intake_id_intake_journal")
-        ),
+        sa.ForeignKeyConstraint(["intake_id"], ["intake_journal.id"], name=op.f("fk_events_intake_id_intake_journal")),
         sa.ForeignKeyConstraint(["outbox_id"], ["outbox.id"], name=op.f("fk_events_outbox_id_outbox")),
         sa.ForeignKeyConstraint(["request_id"], ["requests.id"], name=op.f("fk_events_request_id_requests")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
@@ -239,9 +226,7 @@ def upgrade() -> None:
         sa.Column("size", sa.Integer(), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
         sa.ForeignKeyConstraint(["event_id"], ["events.id"], name=op.f("fk_attachments_event_id_events")),
-        sa.ForeignKeyConstraint(
-            ["request_id"], ["requests.id"], name=op.f("fk_attachments_request_id_requests")
-        ),
+        sa.ForeignKeyConstraint(["request_id"], ["requests.id"], name=op.f("fk_attachments_request_id_requests")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_attachments")),
     )
     with op.batch_alter_table("attachments", schema=None) as batch_op:

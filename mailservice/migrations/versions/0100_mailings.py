@@ -145,9 +145,7 @@ def upgrade() -> None:
             name=op.f("fk_mailing_subscriptions_subscriber_id_mailing_subscribers"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_mailing_subscriptions")),
-        sa.UniqueConstraint(
-            "subscriber_id", "list_id", name=op.f("uq_mailing_subscriptions_subscriber_id_list_id")
-        ),
+        sa.UniqueConstraint("subscriber_id", "list_id", name=op.f("uq_mailing_subscriptions_subscriber_id_list_id")),
     )
     with op.batch_alter_table("mailing_subscriptions", schema=None) as batch_op:
         batch_op.create_index("ix_mailing_subscriptions_list_status", ["list_id", "status"], unique=False)
@@ -191,9 +189,7 @@ def upgrade() -> None:
     with op.batch_alter_table("mailing_consent_log", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_mailing_consent_log_at"), ["at"], unique=False)
         batch_op.create_index(batch_op.f("ix_mailing_consent_log_email_hash"), ["email_hash"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_mailing_consent_log_subscriber_id"), ["subscriber_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_mailing_consent_log_subscriber_id"), ["subscriber_id"], unique=False)
 
     op.create_table(
         "mailing_deliveries",
@@ -225,12 +221,8 @@ def upgrade() -> None:
         ),
     )
     with op.batch_alter_table("mailing_deliveries", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_mailing_deliveries_due", ["campaign_id", "state", "next_attempt_at"], unique=False
-        )
-        batch_op.create_index(
-            "ix_mailing_deliveries_subscription_state", ["subscription_id", "state"], unique=False
-        )
+        batch_op.create_index("ix_mailing_deliveries_due", ["campaign_id", "state", "next_attempt_at"], unique=False)
+        batch_op.create_index("ix_mailing_deliveries_subscription_state", ["subscription_id", "state"], unique=False)
 
     if op.get_bind().dialect.name == "postgresql":
         op.execute(_PG_FUNCTION)

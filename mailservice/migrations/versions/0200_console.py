@@ -58,9 +58,7 @@ def upgrade() -> None:
         sa.Column("object_id", sa.Integer(), nullable=True),
         sa.Column("details", sa.JSON(), nullable=False),
         sa.Column("ip", sa.String(length=64), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["actor_id"], ["staff_users.id"], name=op.f("fk_audit_log_actor_id_staff_users")
-        ),
+        sa.ForeignKeyConstraint(["actor_id"], ["staff_users.id"], name=op.f("fk_audit_log_actor_id_staff_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
     )
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
@@ -99,15 +97,9 @@ def upgrade() -> None:
         sa.Column("sent_at", mailservice.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("outbox_id", sa.Integer(), nullable=True),
         sa.Column("answered_at", mailservice.db.UTCDateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["client_id"], ["clients.id"], name=op.f("fk_feedback_surveys_client_id_clients")
-        ),
-        sa.ForeignKeyConstraint(
-            ["outbox_id"], ["outbox.id"], name=op.f("fk_feedback_surveys_outbox_id_outbox")
-        ),
-        sa.ForeignKeyConstraint(
-            ["request_id"], ["requests.id"], name=op.f("fk_feedback_surveys_request_id_requests")
-        ),
+        sa.ForeignKeyConstraint(["client_id"], ["clients.id"], name=op.f("fk_feedback_surveys_client_id_clients")),
+        sa.ForeignKeyConstraint(["outbox_id"], ["outbox.id"], name=op.f("fk_feedback_surveys_outbox_id_outbox")),
+        sa.ForeignKeyConstraint(["request_id"], ["requests.id"], name=op.f("fk_feedback_surveys_request_id_requests")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_feedback_surveys")),
         sa.UniqueConstraint("request_id", name=op.f("uq_feedback_surveys_request_id")),
     )
@@ -128,9 +120,7 @@ def upgrade() -> None:
         sa.Column("downloaded_at", mailservice.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("download_count", sa.Integer(), nullable=False),
         sa.Column("intake_id", sa.Integer(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["client_id"], ["clients.id"], name=op.f("fk_history_exports_client_id_clients")
-        ),
+        sa.ForeignKeyConstraint(["client_id"], ["clients.id"], name=op.f("fk_history_exports_client_id_clients")),
         sa.ForeignKeyConstraint(
             ["intake_id"], ["intake_journal.id"], name=op.f("fk_history_exports_intake_id_intake_journal")
         ),
