@@ -102,6 +102,10 @@ def _register_domains() -> None:
     from mailservice.publishing.cli import app as site_app  # disclosure site (issue 5)
 
     app.add_typer(site_app, name="site")
+    from mailservice.mailings.cli import campaign_app, subscribers_app  # mailings (issue 4)
+
+    app.add_typer(subscribers_app, name="subscribers")
+    app.add_typer(campaign_app, name="campaign")
     # mount: further domains add their line here
 
 
@@ -119,6 +123,8 @@ _ABORT = (click.exceptions.Abort, typer.Abort)
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app and turn every expected failure into one line."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # aiosmtpd logs every SMTP command at INFO; keep its warnings only.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     command = typer.main.get_command(app)
     try:
         command.main(args=argv, prog_name="mailservice", standalone_mode=False)

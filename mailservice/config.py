@@ -44,7 +44,8 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Novosibirsk"
     public_url: str = "http://127.0.0.1:8000"
     department_name: str = "Департамент имущества и земельных отношений Новосибирской области"
-    department_address: str = "630007, г. Новосибирск, Красный проспект, д. 18"
+    # Its postal address goes into every answer (8-FZ art. 19); required outside development, no default invented.
+    department_address: str = ""
     department_phones: str = "238-60-02, 238-60-62"
 
     # Signing: the first key signs, every key verifies (rotation).
@@ -129,6 +130,8 @@ class Settings(BaseSettings):
         for key in self.secret_keys:
             if key.lower() in PLACEHOLDER_SECRETS or len(key) < 32:
                 raise ValueError("MAILSERVICE_SECRET_KEYS holds a placeholder or a key shorter than 32 characters")
+        if not self.department_address.strip():
+            raise ValueError("MAILSERVICE_DEPARTMENT_ADDRESS (postal address for answers, 8-FZ art. 19) must be set")
         if self.imap_host and self.imap_security is Security.none and self.imap_host not in {"127.0.0.1", "localhost"}:
             raise ValueError("plain IMAP to a remote host is refused outside development")
         return self

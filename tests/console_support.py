@@ -7,6 +7,7 @@ import datetime as dt
 import email
 import email.policy
 import re
+from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
 
 from fastapi.testclient import TestClient
@@ -98,8 +99,10 @@ def phone_request(settings: Settings, *, name: str, phone: str, subject: str, te
 
 
 def drain(settings: Settings) -> None:
-    """Send everything in the outbox to the test's SMTP sink."""
-    asyncio.run(drain_once(settings))
+    """Send everything in the outbox to the test's SMTP sink (in a thread of its own: Playwright's sync API
+    keeps an event loop running in the test's thread)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, drain_once(settings)).result()
 
 
 def parsed(raw: bytes) -> EmailMessage:

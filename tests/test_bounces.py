@@ -152,7 +152,8 @@ def test_ses_json_notification() -> None:
     }
     raw = (
         "From: no-reply@sns.amazonaws.com\nTo: info@example.gov.ru\nSubject: AWS Notification Message\n"
-        "Content-Type: text/plain; charset=utf-8\n\n" + json.dumps({"Type": "Notification", "Message": json.dumps(note)})
+        "Content-Type: text/plain; charset=utf-8\n\n"
+        + json.dumps({"Type": "Notification", "Message": json.dumps(note)})
     )
     info = parse_bounce(_parse(raw))
     assert (info.recipient, info.kind, info.status) == ("gone@example.ru", "hard", "5.1.1")

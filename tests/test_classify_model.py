@@ -129,7 +129,12 @@ def test_model_changes_a_decision_the_rules_cannot_make() -> None:
     body = "Кадастровый инженер ошибся, прошу помочь"
     assert Classifier(rules).classify("", body).topic.label == "other"
     data = [
-        Example("", f"Кадастровый инженер ошибся в работе номер {i}", "appeal", "land", "normal")
-        for i in range(8)
+        Example("", f"Кадастровый инженер ошибся в работе номер {i}", "appeal", "land", "normal") for i in range(8)
     ] + [Example("", f"Добрый день, вопрос номер {i}", "other", "other", "normal") for i in range(8)]
     assert Classifier(rules, train(data)).classify("", body).topic.label == "land"
+
+
+def test_batch_classification_equals_one_by_one(trained: TrainedModel, examples: list[Example]) -> None:
+    classifier = Classifier(load_rules(), trained)
+    messages = [(e.subject, e.body) for e in examples[:25]]
+    assert classifier.classify_many(messages) == [classifier.classify(s, b) for s, b in messages]

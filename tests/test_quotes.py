@@ -32,7 +32,7 @@ OUR_LETTER = "Уважаемый Иван Петрович! Ваш запрос 
     "reply",
     [
         f"{QUESTION}\n\nпн, 16 февр. 2026 г. в 12:00, Департамент <info@example.gov.ru>:\n\n> {OUR_LETTER}\n",
-        f"{QUESTION}\n\n16.02.2026, 12:00, \"Департамент\" <info@example.gov.ru>:\n> {OUR_LETTER}\n",
+        f'{QUESTION}\n\n16.02.2026, 12:00, "Департамент" <info@example.gov.ru>:\n> {OUR_LETTER}\n',
         f"{QUESTION}\n\nПонедельник, 16 февраля 2026, 12:00 +07:00 от Департамент <info@example.gov.ru>:\n"
         f"> {OUR_LETTER}\n",
         f"{QUESTION}\n\nДепартамент имущества написал(а):\n> {OUR_LETTER}\n",
@@ -46,8 +46,19 @@ OUR_LETTER = "Уважаемый Иван Петрович! Ваш запрос 
         f"Тема: RE: Запрос\n\n{OUR_LETTER}\n",
         f"{QUESTION}\n\nOn Mon, Feb 16, 2026 at 12:00 PM Департамент <info@example.gov.ru>\nwrote:\n\n> {OUR_LETTER}\n",
     ],
-    ids=["gmail-ru", "yandex", "mailru", "napisal", "pishet", "original-en", "original-ru", "forward-ru",
-         "outlook-ru", "outlook-mailto", "multiline-on"],
+    ids=[
+        "gmail-ru",
+        "yandex",
+        "mailru",
+        "napisal",
+        "pishet",
+        "original-en",
+        "original-ru",
+        "forward-ru",
+        "outlook-ru",
+        "outlook-mailto",
+        "multiline-on",
+    ],
 )
 def test_quote_is_cut(reply: str) -> None:
     new, quoted, _ = split_reply(reply)
@@ -118,11 +129,11 @@ def test_empty_text() -> None:
 def test_mailru_and_yandex_html_quotes() -> None:
     mailru = (
         "<div>Ответ получил, спасибо.</div><br>Понедельник, 16 февраля 2026, 12:00 +07:00 от Департамент "
-        "&lt;info@example.gov.ru&gt;:<br><blockquote style=\"border-left:1px solid #0857A6\">"
+        '&lt;info@example.gov.ru&gt;:<br><blockquote style="border-left:1px solid #0857A6">'
         f"<div>{OUR_LETTER}</div></blockquote>"
     )
     yandex = (
-        "<div>Ответ получил, спасибо.</div><div>16.02.2026, 12:00, \"Департамент\" &lt;info@example.gov.ru&gt;:</div>"
+        '<div>Ответ получил, спасибо.</div><div>16.02.2026, 12:00, "Департамент" &lt;info@example.gov.ru&gt;:</div>'
         f"<blockquote><div>{OUR_LETTER}</div></blockquote>"
     )
     for html in (mailru, yandex):

@@ -63,4 +63,7 @@ def test_settings_refuse_placeholder_secrets_outside_development() -> None:
         Settings(environment="production", secret_keys=[])
     with pytest.raises(ValueError, match="placeholder"):
         Settings(environment="production", secret_keys=["changeme"])
-    assert Settings(environment="production", secret_keys=[NEW]).secret_keys == [NEW]
+    with pytest.raises(ValueError, match="DEPARTMENT_ADDRESS"):
+        Settings(environment="production", secret_keys=[NEW])
+    address = "630000, г. Новосибирск, а/я 1"
+    assert Settings(environment="production", secret_keys=[NEW], department_address=address).secret_keys == [NEW]

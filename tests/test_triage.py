@@ -82,8 +82,14 @@ def test_ordinary_envelope_is_not_null() -> None:
 
 @pytest.mark.parametrize(
     "subject",
-    ["Автоответ: Re: запрос", "Автоматический ответ: Вопрос", "Auto: Re: запрос", "Out of Office: Re: x",
-     "Automatic reply: Re: x", "Réponse automatique : x"],
+    [
+        "Автоответ: Re: запрос",
+        "Автоматический ответ: Вопрос",
+        "Auto: Re: запрос",
+        "Out of Office: Re: x",
+        "Automatic reply: Re: x",
+        "Réponse automatique : x",
+    ],
 )
 def test_auto_reply_subjects(subject: str) -> None:
     assert _triage(_msg(subject=subject)).verdict is Verdict.auto_reply
@@ -122,11 +128,11 @@ def test_success_dsn_is_not_a_bounce() -> None:
 
 def test_feedback_report_is_auto() -> None:
     raw = (
-        "From: feedback@mail.example.com\nTo: abuse@example.gov.ru\nSubject: Abuse report\nMIME-Version: 1.0\n"
-        'Content-Type: multipart/report; report-type=feedback-report; boundary="B"\n\n'
-        "--B\nContent-Type: text/plain\n\nComplaint.\n"
-        "--B\nContent-Type: message/feedback-report\n\nFeedback-Type: abuse\nVersion: 1\n--B--\n"
-    ).encode()
+        b"From: feedback@mail.example.com\nTo: abuse@example.gov.ru\nSubject: Abuse report\nMIME-Version: 1.0\n"
+        b'Content-Type: multipart/report; report-type=feedback-report; boundary="B"\n\n'
+        b"--B\nContent-Type: text/plain\n\nComplaint.\n"
+        b"--B\nContent-Type: message/feedback-report\n\nFeedback-Type: abuse\nVersion: 1\n--B--\n"
+    )
     result = _triage(raw)
     assert result.verdict is Verdict.auto_reply
     assert "RFC 5965" in result.reason
@@ -151,13 +157,22 @@ def test_x_failed_recipients_is_bounce() -> None:
     ("sender", "subject", "body"),
     [
         ("MAILER-DAEMON@mx.example.ru", "Undelivered Mail Returned to Sender", "could not be delivered"),
-        ("Mail Delivery System <Mailer-Daemon@mx.example.ru>", "Mail delivery failed: returning message to sender",
-         "A message that you sent could not be delivered to one or more of its recipients."),
+        (
+            "Mail Delivery System <Mailer-Daemon@mx.example.ru>",
+            "Mail delivery failed: returning message to sender",
+            "A message that you sent could not be delivered to one or more of its recipients.",
+        ),
         ("postmaster@example.ru", "Недоставленное сообщение", "Ваше письмо не может быть доставлено."),
-        ("mailer-daemon@corp.mail.ru", "Ваше сообщение не доставлено. Mail failure.",
-         "К сожалению, Ваше письмо не может быть доставлено одному или нескольким получателям."),
-        ("Mail Delivery Subsystem <mailer-daemon@googlemail.com>", "Delivery Status Notification (Failure)",
-         "Delivery to the following recipient failed permanently:\n\n     lost@example.ru"),
+        (
+            "mailer-daemon@corp.mail.ru",
+            "Ваше сообщение не доставлено. Mail failure.",
+            "К сожалению, Ваше письмо не может быть доставлено одному или нескольким получателям.",
+        ),
+        (
+            "Mail Delivery Subsystem <mailer-daemon@googlemail.com>",
+            "Delivery Status Notification (Failure)",
+            "Delivery to the following recipient failed permanently:\n\n     lost@example.ru",
+        ),
     ],
 )
 def test_classic_bounces(sender: str, subject: str, body: str) -> None:

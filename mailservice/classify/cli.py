@@ -26,9 +26,7 @@ app = typer.Typer(
 
 EXIT_USAGE = 2
 
-RulesOption = Annotated[
-    Path | None, typer.Option("--rules", help="Файл правил (по умолчанию встроенный rules.yaml).")
-]
+RulesOption = Annotated[Path | None, typer.Option("--rules", help="Файл правил (по умолчанию встроенный rules.yaml).")]
 ModelOption = Annotated[
     Path | None,
     typer.Option("--model", help="Файл модели (по умолчанию data_dir/classify/model.joblib, если он есть)."),
@@ -136,9 +134,7 @@ def train_command(
 
 @app.command("evaluate")
 def evaluate_command(
-    data: Annotated[
-        list[Path], typer.Option("--data", help="Размеченный файл CSV/TSV (можно несколько раз).")
-    ],
+    data: Annotated[list[Path], typer.Option("--data", help="Размеченный файл CSV/TSV (можно несколько раз).")],
     as_json: Annotated[bool, typer.Option("--json", help="Вывести один объект JSON.")] = False,
     cv: Annotated[
         int,
@@ -148,9 +144,7 @@ def evaluate_command(
             min=0,
         ),
     ] = 0,
-    rules_only: Annotated[
-        bool, typer.Option("--rules-only", help="Оценить только правила, без модели.")
-    ] = False,
+    rules_only: Annotated[bool, typer.Option("--rules-only", help="Оценить только правила, без модели.")] = False,
     rules: RulesOption = None,
     model: ModelOption = None,
 ) -> None:

@@ -106,10 +106,7 @@ class Classifier:
         """Classify many (subject, body) pairs; the model scores them in one batch."""
         texts = [analyze(subject, body) for subject, body in messages]
         predictions = self.model.predict_many(texts) if self.model is not None and texts else None
-        return [
-            self._decide(text, predictions[i] if predictions is not None else None)
-            for i, text in enumerate(texts)
-        ]
+        return [self._decide(text, predictions[i] if predictions is not None else None) for i, text in enumerate(texts)]
 
     def classify_analyzed(self, text: AnalyzedText) -> Classification:
         """Classify a message already prepared by :func:`mailservice.classify.text.analyze`."""
@@ -118,9 +115,7 @@ class Classifier:
     def _decide(self, text: AnalyzedText, predicted: dict[str, dict[str, float]] | None) -> Classification:
         scores = self.rules.score(text)
         results = {
-            axis: self._axis_result(
-                self.rules.axes[axis], scores[axis], predicted.get(axis) if predicted else None
-            )
+            axis: self._axis_result(self.rules.axes[axis], scores[axis], predicted.get(axis) if predicted else None)
             for axis in MODEL_AXES
         }
         message_type = results["type"]
@@ -185,9 +180,7 @@ class Classifier:
         )
         if predicted is not None:
             reasons.append(f"модель: {predicted.get(label, 0.0):.2f}")
-        return AxisResult(
-            label=label, confidence=combined[label], reasons=reasons, name=rules.axis.display_name(label)
-        )
+        return AxisResult(label=label, confidence=combined[label], reasons=reasons, name=rules.axis.display_name(label))
 
 
 @cache

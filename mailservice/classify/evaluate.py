@@ -81,9 +81,7 @@ def read_dataset(path: Path, taxonomy: Taxonomy | None = None) -> list[Example]:
     missing = [name for name in COLUMNS if name not in header]
     if missing:
         found = ", ".join(name for name in header if name) or "нет"
-        raise DatasetError(
-            f"{path}: нет столбцов {', '.join(missing)} (в файле: {found}; нужны: {', '.join(COLUMNS)})"
-        )
+        raise DatasetError(f"{path}: нет столбцов {', '.join(missing)} (в файле: {found}; нужны: {', '.join(COLUMNS)})")
     where = {name: header.index(name) for name in COLUMNS}
     examples = []
     for row in reader:
@@ -124,9 +122,7 @@ def read_datasets(paths: Iterable[Path], taxonomy: Taxonomy | None = None) -> li
 def _axis_metrics(truth: Sequence[str], predicted: Sequence[str], order: Sequence[str]) -> dict[str, object]:
     present = set(truth) | set(predicted)
     labels = [label for label in order if label in present] + sorted(present - set(order))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        truth, predicted, labels=labels, zero_division=0.0
-    )
+    precision, recall, f1, support = precision_recall_fscore_support(truth, predicted, labels=labels, zero_division=0.0)
     per_class = {
         label: {
             "precision": round(float(precision[i]), 4),
@@ -165,14 +161,10 @@ def metrics(
             per_class = axis_report["per_class"]
             assert isinstance(per_class, dict)
             for label in taxonomy[axis].labels:
-                axis_report[label] = per_class.get(
-                    label, {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
-                )
+                axis_report[label] = per_class.get(label, {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0})
         report[axis] = axis_report
     report["n"] = len(examples)
-    report["needs_review_share"] = (
-        round(sum(r.needs_review for r in results) / len(results), 4) if results else 0.0
-    )
+    report["needs_review_share"] = round(sum(r.needs_review for r in results) / len(results), 4) if results else 0.0
     versions = sorted({result.version for result in results})
     report["version"] = versions[0] if len(versions) == 1 else versions
     return report
@@ -186,9 +178,7 @@ def evaluate(classifier: SupportsClassify, examples: Iterable[Example]) -> dict[
     return metrics(data, results, taxonomy)
 
 
-def cross_validate(
-    rules: RuleSet, examples: Iterable[Example], folds: int = 5, seed: int = 0
-) -> dict[str, object]:
+def cross_validate(rules: RuleSet, examples: Iterable[Example], folds: int = 5, seed: int = 0) -> dict[str, object]:
     """Rules plus a model trained on k-1 folds, scored on the held-out fold; figures over all the folds."""
     data = list(examples)
     if folds < 2 or folds > len(data):
@@ -230,9 +220,7 @@ def format_report(report: dict[str, object], taxonomy: Taxonomy | None = None) -
         assert isinstance(axis_report, dict)
         names = taxonomy[axis]
         lines.append("")
-        lines.append(
-            f"{names.name}: macro-F1 {axis_report['macro_f1']:.3f}, доля верных {axis_report['accuracy']:.3f}"
-        )
+        lines.append(f"{names.name}: macro-F1 {axis_report['macro_f1']:.3f}, доля верных {axis_report['accuracy']:.3f}")
         titles = {label: f"{names.display_name(label)} ({label})" for label in axis_report["per_class"]}
         width = max(len(title) for title in [*titles.values(), "метка"])
         lines.append(f"  {'метка':<{width}} {'точность':>9} {'полнота':>8} {'F1':>6} {'число':>6}")

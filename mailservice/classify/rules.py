@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 import re
 from bisect import bisect_right
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -103,9 +104,7 @@ def load_taxonomy(path: Path | None = None) -> Taxonomy:
         default = str(raw.get("default", labels[-1]))
         if default not in labels:
             raise RulesError(f"{path}: метка по умолчанию {default!r} оси {key} не входит в её метки")
-        axes[key] = Axis(
-            key=key, name=str(raw.get("name", key)), default=default, labels=labels, display=display
-        )
+        axes[key] = Axis(key=key, name=str(raw.get("name", key)), default=default, labels=labels, display=display)
     return Taxonomy(axes=axes)
 
 
@@ -119,15 +118,14 @@ class _Element:
     keys: frozenset[str]
     prefixes: tuple[str, ...]
 
-    def positions(self, text: AnalyzedText) -> list[int]:
-        found: set[int] = set()
-        for key in self.keys:
-            found.update(text.index.get(key, ()))
+    def positions(self, text: AnalyzedText) -> Sequence[int]:
+        index = text.index
+        found = [index[key] for key in self.keys if key in index]
         for prefix in self.prefixes:
-            for key, where in text.index.items():
-                if key.startswith(prefix):
-                    found.update(where)
-        return sorted(found)
+            found.extend(where for key, where in index.items() if key.startswith(prefix))
+        if len(found) <= 1:  # the usual case: no match, or one word form (positions already sorted)
+            return found[0] if found else ()
+        return sorted(set(chain.from_iterable(found)))
 
 
 @dataclass(frozen=True)
@@ -367,9 +365,7 @@ def _parse_axis(axis: Axis, raw: Mapping[str, Any], where: str) -> AxisRules:
     if temperature <= 0:
         raise RulesError(f"{where}.temperature: должно быть больше нуля")
     default_for_types = raw.get("default_for_types") or []
-    if not isinstance(default_for_types, list) or not all(
-        isinstance(item, str) for item in default_for_types
-    ):
+    if not isinstance(default_for_types, list) or not all(isinstance(item, str) for item in default_for_types):
         raise RulesError(f"{where}.default_for_types: ожидался список типов")
     return AxisRules(
         axis=axis,
@@ -401,9 +397,7 @@ def load_rules(path: Path | None = None, taxonomy: Taxonomy | None = None) -> Ru
         axes[key] = _parse_axis(taxonomy[key], raw, f"{path.name}: axes.{key}")
         unknown_types = axes[key].default_for_types - set(taxonomy["type"].labels)
         if unknown_types:
-            raise RulesError(
-                f"{path.name}: axes.{key}.default_for_types: неизвестные типы {sorted(unknown_types)}"
-            )
+            raise RulesError(f"{path.name}: axes.{key}.default_for_types: неизвестные типы {sorted(unknown_types)}")
     unknown = set(raw_axes) - set(AXES)
     if unknown:
         raise RulesError(f"{path}: неизвестные оси {sorted(unknown)}")

@@ -6,6 +6,7 @@ across messages, so each distinct word is parsed once per process and kept in a 
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -32,7 +33,9 @@ _REPLY_PREFIX_RE = re.compile(r"^\s*((re|fw|fwd|ответ|отв|пересл)\
 
 @cache
 def _morph() -> pymorphy3.MorphAnalyzer:
-    # Loading the dictionaries takes a fraction of a second and some memory: do it once, on first use.
+    # Loading the dictionaries takes a fraction of a second and some memory: do it once, on first use. Its two
+    # INFO lines about dictionary paths would land in every staff command's output under the CLI's INFO logging.
+    logging.getLogger("pymorphy3").setLevel(logging.WARNING)
     return pymorphy3.MorphAnalyzer()
 
 

@@ -357,6 +357,19 @@ def _process_one(
     return IntakeResult(entry.id, Outcome(entry.outcome), entry.reason, request.number if request else None)
 
 
+_routes_loaded = False
+
+
+def _load_routes_once() -> None:
+    # Imported late: the domains' handlers import intake themselves.
+    global _routes_loaded
+    if not _routes_loaded:
+        from mailservice.intake.routes import load_routes
+
+        load_routes()
+        _routes_loaded = True
+
+
 def process_batch(
     settings: Settings, items: Sequence[tuple[bytes, Source]], *, now: dt.datetime | None = None
 ) -> list[IntakeResult]:
@@ -366,6 +379,7 @@ def process_batch(
     repeats the batch from scratch and a failing message cannot undo its neighbours. Never raises for a bad
     message; a database failure raises and nothing of the batch is kept.
     """
+    _load_routes_once()
     now = now or utcnow()
     store = BlobStore(settings.blob_dir)
     results: list[IntakeResult] = []

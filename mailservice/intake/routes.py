@@ -11,6 +11,9 @@ from mailservice.intake.pipeline import register_type_route
 
 def load_routes() -> None:
     """Register every domain's intake routes (idempotent: registering again replaces the same handler)."""
+    from mailservice.mailings.intake import handle_subscription_mail  # issue 4: subscribe/unsubscribe by e-mail
+
+    register_type_route("subscription", handle_subscription_mail)
     from mailservice.history.intake import handle_history_request
 
     register_type_route("history_request", handle_history_request)

@@ -417,9 +417,7 @@ def _kind(status: str | None, diagnostic: str, action: str = "") -> Kind:
 
 _STRONG_RECIPIENT = [
     re.compile(r"^\s*<([^<>\s]+@[^<>\s]+)>\s*:", re.MULTILINE),  # Postfix, qmail: "<user@host>: reason"
-    re.compile(
-        r"^[ \t*>]*<?([^<>\s@:;,()\"']+@[^<>\s:;,()\"']+)>?:?[ \t]*(\(.*\)|\[.*\])?[ \t]*$", re.MULTILINE
-    ),
+    re.compile(r"^[ \t*>]*<?([^<>\s@:;,()\"']+@[^<>\s:;,()\"']+)>?:?[ \t]*(\(.*\)|\[.*\])?[ \t]*$", re.MULTILINE),
     re.compile(
         r"(?:failed recipient|recipient address|original recipient|final recipient|recipient|"
         r"failed address|to address|адрес получателя|получател[ья]|адресат)\s*:?\s*(?:rfc822;)?\s*<?"
@@ -478,9 +476,7 @@ def _diagnostic_around(text: str, recipient: str | None) -> str:
         for i in dict.fromkeys(mentions):
             window = [part for part in lines[i : i + 5] if part]
             joined = " ".join(window)
-            score = sum(
-                bool(rx.search(joined)) for rx in (_STATUS, _REPLY_CODE, _ADDRESS_GONE, _TRANSIENT_OR_POLICY)
-            )
+            score = sum(bool(rx.search(joined)) for rx in (_STATUS, _REPLY_CODE, _ADDRESS_GONE, _TRANSIENT_OR_POLICY))
             if score > best_score:
                 picked, best_score = window, score
     coded = [line for line in lines if _STATUS.search(line) or _REPLY_CODE.search(line)]
@@ -592,10 +588,7 @@ def _parse_bounce(msg: Message) -> BounceInfo:
     chosen: DsnRecipient | None = ranked[0] if ranked else None
     text = bounce_text(msg)
     failed_header = [
-        _address(a)
-        for key, value in _raw_fields(msg)
-        if key == "x-failed-recipients"
-        for a in value.split(",")
+        _address(a) for key, value in _raw_fields(msg) if key == "x-failed-recipients" for a in value.split(",")
     ]
     failed_from_header = next((a for a in failed_header if a), None)
     if chosen is not None:

@@ -210,9 +210,7 @@ def decode_bytes(data: bytes, declared: str | None = None) -> tuple[str, str | N
     guess = _guess_single_byte(data)
     if codec in _WEAK_CHARSETS and codec != "ascii":
         if guess in ("cp1251", "koi8-r"):
-            return data.decode(
-                guess, errors="replace"
-            ), f"declared charset {codec} looks wrong; decoded as {guess}"
+            return data.decode(guess, errors="replace"), f"declared charset {codec} looks wrong; decoded as {guess}"
         return data.decode(codec, errors="replace"), note
     if note is None:
         note = f"undeclared 8-bit text; decoded as {guess}"
@@ -280,10 +278,7 @@ def decode_encoded_words(value: str) -> str:
     tail = value[pos:]
     broken = _UNTERMINATED_WORD.search(tail)
     if broken:  # a word cut off by a length-limiting MTA: decode what is there
-        tail = (
-            tail[: broken.start()]
-            + decode_bytes(_word_bytes(broken.group(2), broken.group(3)), broken.group(1))[0]
-        )
+        tail = tail[: broken.start()] + decode_bytes(_word_bytes(broken.group(2), broken.group(3)), broken.group(1))[0]
     out.append(tail)
     return "".join(out)
 
@@ -326,8 +321,7 @@ def loose_address(spec: str) -> str | None:
         return None
     try:
         domain = ".".join(
-            label.encode("ascii").decode("idna") if label.startswith("xn--") else label
-            for label in domain.split(".")
+            label.encode("ascii").decode("idna") if label.startswith("xn--") else label for label in domain.split(".")
         )
     except UnicodeError:
         pass

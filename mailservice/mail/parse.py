@@ -153,9 +153,7 @@ _OBS_FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]+:", re.MULTILINE)
 # Attachment names
 # --------------------------------------------------------------------------------------------------
 
-_WINDOWS_RESERVED = (
-    {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(10)} | {f"lpt{i}" for i in range(10)}
-)
+_WINDOWS_RESERVED = {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(10)} | {f"lpt{i}" for i in range(10)}
 _FILENAME_BAD = re.compile(r'[<>:"|?*]')
 _FILENAME_MAX_BYTES = 200
 _EXTENSION_OVERRIDES = {
@@ -195,9 +193,7 @@ def sanitize_filename(name: str | None, content_type: str) -> str:
         text = unicodedata.normalize("NFC", str(name))
         text = text.replace("\\", "/").split("/")[-1]
         text = "".join(
-            " " if ch in "\t\r\n" else ch
-            for ch in text
-            if unicodedata.category(ch)[0] != "C" or ch in "\t\r\n"
+            " " if ch in "\t\r\n" else ch for ch in text if unicodedata.category(ch)[0] != "C" or ch in "\t\r\n"
         )
         text = _FILENAME_BAD.sub("_", text)
         text = " ".join(text.split())
@@ -286,9 +282,7 @@ class _HeaderReader:
                 decoded = str(header)
                 for defect in getattr(header, "defects", ()):
                     self._note(f"{name}: {type(defect).__name__}: {defect}")
-            except (
-                Exception
-            ) as exc:  # policy.default raises on some broken headers; read the raw value instead
+            except Exception as exc:  # policy.default raises on some broken headers; read the raw value instead
                 self._note(f"{name}: {type(exc).__name__}: {str(exc)[:120]}")
                 decoded = value
             if "=?" in decoded or any("\udc80" <= ch <= "\udcff" for ch in decoded):
@@ -537,9 +531,7 @@ class _Walker:
     def _collect_defects(self, part: Message) -> None:
         for defect in getattr(part, "defects", ()):
             if len(self.defects) < _MAX_DEFECTS:
-                self.defects.append(
-                    f"{type(defect).__name__}: {defect}" if str(defect) else type(defect).__name__
-                )
+                self.defects.append(f"{type(defect).__name__}: {defect}" if str(defect) else type(defect).__name__)
 
     def _alternative(self, children: list[Message | str], body: _Body, depth: int) -> None:
         # RFC 2046 5.1.4: alternatives in increasing order of preference; keep the best plain and best HTML.
@@ -733,9 +725,7 @@ def parse_message(raw: bytes, *, max_attachment_bytes: int = 15 * 2**20) -> Pars
         raise
     except RecursionError as exc:
         raise ParseError("message structure nested too deeply") from exc
-    except (
-        Exception
-    ) as exc:  # the contract: nothing but ParseError escapes; the raw message is kept by the caller
+    except Exception as exc:  # the contract: nothing but ParseError escapes; the raw message is kept by the caller
         raise ParseError(f"parser failure: {type(exc).__name__}: {str(exc)[:120]}") from exc
 
 
@@ -746,9 +736,7 @@ def _parse(raw: bytes, max_attachment_bytes: int) -> ParsedMessage:
     return _parse_prepared(raw, _prepare(raw), max_attachment_bytes, allow_repair=True)
 
 
-def _parse_prepared(
-    raw: bytes, prepared: bytes, max_attachment_bytes: int, *, allow_repair: bool
-) -> ParsedMessage:
+def _parse_prepared(raw: bytes, prepared: bytes, max_attachment_bytes: int, *, allow_repair: bool) -> ParsedMessage:
     defects: list[str] = [] if allow_repair else ["malformed header lines dropped to recover the sender"]
     try:
         msg: Message = BytesParser(policy=policy.default).parsebytes(prepared)

@@ -78,9 +78,7 @@ _WEAK_AUTO_SUBJECT = re.compile(
     re.IGNORECASE,
 )
 _WEAK_AUTO_MAX_TEXT = 2000
-_SES_NOTIFICATION = re.compile(
-    r'\\?"notificationType\\?"\s*:\s*\\?"(Bounce|Complaint|Delivery)', re.IGNORECASE
-)
+_SES_NOTIFICATION = re.compile(r'\\?"notificationType\\?"\s*:\s*\\?"(Bounce|Complaint|Delivery)', re.IGNORECASE)
 _NO_REPLY_LOCAL = re.compile(r"^(no-?reply|do-?not-?reply|noreply|bounces?|mailer|mail-?daemon)([-+._].*)?$")
 _LIST_ROBOT_LOCAL = re.compile(r".-(admin|owner|request|bounces?)$")
 

@@ -114,7 +114,7 @@ def render_bodies(settings: Settings, source: CampaignSource, name: str, url: st
     if source.html is not None:
         body_html = _HTML_ENV.from_string(source.html).render(context)
     else:
-        body_html = render("email/mailing_layout.html", subject=source.subject, body=Markup(text_to_html(text)))
+        body_html = render("email/mailing_layout.html", subject=source.subject, body=Markup(text_to_html(text)))  # noqa: S704 - escaped inside
     return text, body_html
 
 
@@ -234,7 +234,9 @@ class CampaignRenderer:
         username, _, domain = settings.from_address.rpartition("@")
         skeleton["From"] = Address(display_name=safe_header_value(settings.from_name), username=username, domain=domain)
         skeleton["Subject"] = safe_header_value((subject_prefix + source.subject).strip())
-        skeleton["List-Id"] = f"{safe_header_value(source.list_title)} <{source.list_slug}.{list_id_namespace(settings)}>"
+        skeleton["List-Id"] = (
+            f"{safe_header_value(source.list_title)} <{source.list_slug}.{list_id_namespace(settings)}>"
+        )
         skeleton["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         skeleton["Precedence"] = "bulk"
         # RFC 3834: automatic, so vacation responders stay silent; mailings are not replies.

@@ -41,11 +41,12 @@ from pathlib import Path
 import aiosmtplib
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 from sqlalchemy import delete, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from mailservice import faults
 from mailservice.config import Settings
-from mailservice.db import session_scope, utcnow
+from mailservice.db import get_engine, session_scope, utcnow
 from mailservice.mail import smtp
 from mailservice.mailings import campaigns
 from mailservice.mailings.models import (
@@ -60,7 +61,13 @@ from mailservice.mailings.models import (
     WorkerBeat,
 )
 from mailservice.mailings.render import CampaignRenderer, Recipient, signer_from_settings
-from mailservice.mailings.subscribers import apply_bounces, suppress, unsubscribe_mailto, unsubscribe_token, unsubscribe_url
+from mailservice.mailings.subscribers import (
+    apply_bounces,
+    suppress,
+    unsubscribe_mailto,
+    unsubscribe_token,
+    unsubscribe_url,
+)
 from mailservice.outbox import backoff
 
 log = logging.getLogger(__name__)
@@ -157,6 +164,8 @@ class Ledger:
         self.campaign_id = campaign_id
         self.worker = worker
         self._last_beat = 0.0
+        self._status_read_at = 0.0
+        self._sending = True
 
     # -- liveness --------------------------------------------------------------------------------------------
 
@@ -167,7 +176,11 @@ class Ledger:
         row = session.get(WorkerBeat, self.worker)
         if row is None:
             host, _, rest = self.worker.partition(":")
-            session.add(WorkerBeat(name=self.worker, host=host, pid=int(rest.partition(":")[0]), started_at=now, heartbeat_at=now))
+            session.add(
+                WorkerBeat(
+                    name=self.worker, host=host, pid=int(rest.partition(":")[0]), started_at=now, heartbeat_at=now
+                )
+            )
         else:
             row.heartbeat_at = now
 
@@ -228,7 +241,14 @@ class Ledger:
                 )
             )
             rows = session.execute(
-                select(Delivery.id, Delivery.subscription_id, Delivery.attempts, Subscriber.email_ascii, Subscriber.name, Subscription.nonce)
+                select(
+                    Delivery.id,
+                    Delivery.subscription_id,
+                    Delivery.attempts,
+                    Subscriber.email_ascii,
+                    Subscriber.name,
+                    Subscription.nonce,
+                )
                 .join(Subscription, Subscription.id == Delivery.subscription_id)
                 .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
                 .where(Delivery.id.in_(ids))
@@ -267,31 +287,55 @@ class Ledger:
                 .values(state=DeliveryState.queued, claimed_by="", claim_token="", attempts=Delivery.attempts - 1)
             )
 
+    def settle_own(self) -> None:
+        """After a pass: anything of ours still claimed goes back to the queue, anything still ``sending`` (its
+        outcome could not be recorded) becomes ``ambiguous``. Normally there is nothing."""
+        with session_scope(self.settings) as session:
+            session.execute(
+                update(Delivery)
+                .where(Delivery.claimed_by == self.worker, Delivery.state == DeliveryState.claimed)
+                .values(state=DeliveryState.queued, claimed_by="", claim_token="")
+            )
+            lost = list(
+                session.scalars(
+                    update(Delivery)
+                    .where(Delivery.claimed_by == self.worker, Delivery.state == DeliveryState.sending)
+                    .values(state=DeliveryState.ambiguous, claimed_by="", last_error="outcome not recorded")
+                    .returning(Delivery.id)
+                )
+            )
+            for delivery_id in lost:
+                log.warning("mailing delivery %s is ambiguous (outcome not recorded); not re-sent", delivery_id)
+
     # -- the attempt round -----------------------------------------------------------------------------------
 
     def commit_round(self, jobs: list[Job], outcomes: list[tuple[Job, Outcome]]) -> dict[int, str]:
         """Record finished copies and, for copies about to be sent, re-check consent and mark them ``sending``.
 
-        Returns a verdict per job: ``go``, ``skip`` (consent gone), ``lost`` (no longer ours) or ``paused``.
+        Returns a verdict per job: ``go``, ``skip`` (consent gone), ``lost`` (no longer ours) or ``paused``. This
+        runs once per message and connection, so it uses Core statements on a bare connection (no ORM unit of
+        work): its cost bounds the throughput.
         """
         now = utcnow()
         verdicts: dict[int, str] = {}
-        with session_scope(self.settings) as session:
-            self._apply(session, outcomes, now)
-            self._beat(session, now)
+        mine = (Delivery.claimed_by == self.worker, Delivery.state == DeliveryState.claimed)
+        with get_engine(self.settings).begin() as conn:
+            self._apply(conn, outcomes, now)
+            if time.monotonic() - self._last_beat > _HEARTBEAT_EVERY:
+                self._last_beat = time.monotonic()
+                conn.execute(update(WorkerBeat).where(WorkerBeat.name == self.worker).values(heartbeat_at=now))
             if not jobs:
                 return verdicts
             ids = [j.delivery_id for j in jobs]
-            status = session.scalar(select(Campaign.status).where(Campaign.id == self.campaign_id))
-            if status != CampaignStatus.sending:
-                session.execute(
+            if not self._still_sending(conn):
+                conn.execute(
                     update(Delivery)
-                    .where(Delivery.id.in_(ids), Delivery.claimed_by == self.worker, Delivery.state == DeliveryState.claimed)
+                    .where(Delivery.id.in_(ids), *mine)
                     .values(state=DeliveryState.queued, claimed_by="", claim_token="", attempts=Delivery.attempts - 1)
                 )
                 return {i: "paused" for i in ids}
             consenting = set(
-                session.scalars(
+                conn.scalars(
                     select(Subscription.id)
                     .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
                     .outerjoin(Suppression, Suppression.email_hash == Subscriber.email_hash)
@@ -301,6 +345,7 @@ class Ledger:
                         Subscriber.purged_at.is_(None),
                         Suppression.email_hash.is_(None),
                     )
+                    # Withdrawal takes FOR UPDATE on the same row: one of the two waits for the other.
                     .with_for_update(read=True, of=Subscription)
                 )
             )
@@ -309,9 +354,9 @@ class Ledger:
             marked: set[int] = set()
             if go:
                 marked = set(
-                    session.scalars(
+                    conn.scalars(
                         update(Delivery)
-                        .where(Delivery.id.in_(go), Delivery.claimed_by == self.worker, Delivery.state == DeliveryState.claimed)
+                        .where(Delivery.id.in_(go), *mine)
                         .values(state=DeliveryState.sending, sending_at=now)
                         .returning(Delivery.id)
                     )
@@ -319,9 +364,9 @@ class Ledger:
             skipped: set[int] = set()
             if skip:
                 skipped = set(
-                    session.scalars(
+                    conn.scalars(
                         update(Delivery)
-                        .where(Delivery.id.in_(skip), Delivery.claimed_by == self.worker, Delivery.state == DeliveryState.claimed)
+                        .where(Delivery.id.in_(skip), *mine)
                         .values(state=DeliveryState.skipped, claimed_by="", last_error="согласие отозвано до отправки")
                         .returning(Delivery.id)
                     )
@@ -330,13 +375,23 @@ class Ledger:
                 verdicts[delivery_id] = "go" if delivery_id in marked else "skip" if delivery_id in skipped else "lost"
         return verdicts
 
-    def _apply(self, session: Session, outcomes: list[tuple[Job, Outcome]], now: dt.datetime) -> None:
-        mine = (Delivery.claimed_by == self.worker,)
+    def _still_sending(self, conn: Connection) -> bool:
+        """Whether the campaign still runs; read at most twice a second (a pause takes effect that fast)."""
+        if time.monotonic() - self._status_read_at > 0.5:
+            status = conn.scalar(select(Campaign.status).where(Campaign.id == self.campaign_id))
+            self._sending = status == CampaignStatus.sending
+            self._status_read_at = time.monotonic()
+        return self._sending
+
+    def _apply(self, conn: Connection, outcomes: list[tuple[Job, Outcome]], now: dt.datetime) -> None:
+        mine = Delivery.claimed_by == self.worker
         sent = [j.delivery_id for j, o in outcomes if o.state == "sent"]
         if sent:
-            session.execute(
+            conn.execute(
                 update(Delivery)
-                .where(Delivery.id.in_(sent), *mine, Delivery.state.in_([DeliveryState.sending, DeliveryState.ambiguous]))
+                .where(
+                    Delivery.id.in_(sent), mine, Delivery.state.in_([DeliveryState.sending, DeliveryState.ambiguous])
+                )
                 .values(state=DeliveryState.sent, sent_at=now, claimed_by="", last_error="")
             )
         for job, outcome in outcomes:
@@ -357,23 +412,25 @@ class Ledger:
                 )
             else:
                 values.update(state=DeliveryState.failed)
-            session.execute(
+            conn.execute(
                 update(Delivery)
                 .where(
                     Delivery.id == job.delivery_id,
-                    *mine,
+                    mine,
                     Delivery.state.in_([DeliveryState.claimed, DeliveryState.sending]),
                 )
                 .values(**values)
             )
             if outcome.dead_address:
-                address_hash = session.scalar(
-                    select(Subscriber.email_hash)
-                    .join(Subscription, Subscription.subscriber_id == Subscriber.id)
-                    .where(Subscription.id == job.subscription_id)
-                )
-                if address_hash:
-                    suppress(session, address_hash, "bounce", now, outcome.error)
+                with Session(bind=conn) as session:
+                    address_hash = session.scalar(
+                        select(Subscriber.email_hash)
+                        .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+                        .where(Subscription.id == job.subscription_id)
+                    )
+                    if address_hash:
+                        suppress(session, address_hash, "bounce", now, outcome.error)
+                    session.flush()
 
     # -- reconciling -----------------------------------------------------------------------------------------
 
@@ -414,7 +471,9 @@ class Ledger:
                     )
                 )
                 for delivery_id in lost:
-                    log.warning("mailing delivery %s is ambiguous (worker %s died mid-DATA); not re-sent", delivery_id, owner)
+                    log.warning(
+                        "mailing delivery %s is ambiguous (worker %s died mid-DATA); not re-sent", delivery_id, owner
+                    )
                 session.execute(delete(WorkerBeat).where(WorkerBeat.name == owner))
                 settled += int(requeued.rowcount or 0) + len(lost)  # type: ignore[attr-defined]
         return settled
@@ -469,7 +528,7 @@ class Coordinator:
             outcomes, self._outcomes = self._outcomes, []
             if requests or outcomes:
                 try:
-                    verdicts = await asyncio.to_thread(self.ledger.commit_round, [r.job for r in requests], outcomes)
+                    verdicts = self.ledger.commit_round([r.job for r in requests], outcomes)
                 except Exception as exc:
                     # Outcomes not recorded stay "sending" and are settled as ambiguous: never sent twice.
                     log.exception("mailing: could not record a round")
@@ -558,6 +617,7 @@ class CampaignPass:
                 if item is not None:
                     leftovers.append(item)
             await asyncio.to_thread(self.ledger.release, leftovers)
+            await asyncio.to_thread(self.ledger.settle_own)
             with session_scope(settings) as session:
                 campaigns.finish_if_complete(session, self.campaign_id, utcnow())
         return self.result
@@ -611,14 +671,13 @@ class CampaignPass:
                     client = await self._connect()
                     used = 0
                     if client is None:
-                        outcome = Outcome("release")
-                        coordinator.record(job, outcome)
-                        self._count(outcome)
+                        coordinator.record(job, Outcome("release"))
+                        self._count(Outcome("release"))
                         continue
-                outcome, keep = await self._send_one(client, job, coordinator)
-                if outcome is not None:
-                    coordinator.record(job, outcome)
-                    self._count(outcome)
+                result, keep = await self._send_one(client, job, coordinator)
+                if result is not None:
+                    coordinator.record(job, result)
+                    self._count(result)
                 used += 1
                 if not keep or used >= 500:
                     await self._close(client, polite=keep)
@@ -657,7 +716,11 @@ class CampaignPass:
                 await client.rset(timeout=timeout)
             permanent = 500 <= exc.code < 600
             error = f"{exc.code} {exc.message}"
-            dead = permanent and isinstance(exc, aiosmtplib.SMTPRecipientRefused) and bool(_DEAD_ADDRESS.match(exc.message))
+            dead = (
+                permanent
+                and isinstance(exc, aiosmtplib.SMTPRecipientRefused)
+                and bool(_DEAD_ADDRESS.match(exc.message))
+            )
             return Outcome("failed" if permanent else "defer", error, dead_address=dead), client.is_connected
         except (aiosmtplib.SMTPException, OSError) as exc:
             return Outcome("defer", f"{type(exc).__name__}: {exc}"), False
@@ -677,7 +740,7 @@ class CampaignPass:
         try:
             client.protocol.write(data)
             reply = await client.protocol.read_response(timeout=timeout)
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             # The final dot may have reached the server: at most once means not sending it again.
             return Outcome("ambiguous", f"no answer after the message was sent: {type(exc).__name__}: {exc}"), False
         faults.point("mailing_after_250")

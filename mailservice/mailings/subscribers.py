@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -290,8 +290,7 @@ def subscribe(
     elif name and not subscriber.name:
         subscriber.name = name[:200]
     existing = {
-        s.list_id: s
-        for s in session.scalars(select(Subscription).where(Subscription.subscriber_id == subscriber.id))
+        s.list_id: s for s in session.scalars(select(Subscription).where(Subscription.subscriber_id == subscriber.id))
     }
     suppressed = is_suppressed(session, address.hash)
     to_confirm: list[tuple[Subscription, MailingList]] = []
@@ -475,7 +474,9 @@ class WithdrawResult:
     can_undo: bool  # the address is still on file (not purged), so a fresh confirmation can be sent
 
 
-def withdraw_by_link(settings: Settings, token: str, *, evidence: Evidence, now: dt.datetime | None = None) -> WithdrawResult:
+def withdraw_by_link(
+    settings: Settings, token: str, *, evidence: Evidence, now: dt.datetime | None = None
+) -> WithdrawResult:
     """Withdraw through a link, in its own transaction, after copies in flight to this subscriber finished.
 
     Waiting (bounded by the SMTP timeout) makes "no copy after the withdrawal" literal: the sender re-checks
@@ -677,7 +678,7 @@ def purge_due(settings: Settings, now: dt.datetime) -> int:
         if cursor.at is not None and cursor.at.astimezone(settings.tz).date() >= today:
             return 0
         count = purge(session, settings, now)
-        session.execute(ThrottleHit.__table__.delete().where(ThrottleHit.at < now - dt.timedelta(days=1)))
+        session.execute(delete(ThrottleHit).where(ThrottleHit.at < now - dt.timedelta(days=1)))
         cursor.at = now
         cursor.value += 1
         return count
@@ -824,7 +825,11 @@ def import_rows(
 def read_csv(data: str) -> list[tuple[int, dict[str, str]]]:
     """Rows of an import file with their line numbers; ValueError when the header lacks a column."""
     reader = csv.DictReader(io.StringIO(data.lstrip("\ufeff")))
-    missing = [c for c in ("email", "consent_at", "consent_source", "consent_text_version") if c not in (reader.fieldnames or [])]
+    missing = [
+        c
+        for c in ("email", "consent_at", "consent_source", "consent_text_version")
+        if c not in (reader.fieldnames or [])
+    ]
     if missing:
         raise ValueError(f"в заголовке CSV нет столбцов: {', '.join(missing)}")
     return [(reader.line_num, {k: (v or "") for k, v in row.items() if k}) for row in reader]

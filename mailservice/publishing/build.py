@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mailservice.config import Settings
 from mailservice.publishing.checks import FrontMatterError, read_docs, split_front_matter
 from mailservice.publishing.mkdocs_hooks import DATA_KEY
 from mailservice.publishing.schema import SiteSchema
@@ -78,6 +79,32 @@ def build_site(site_root: Path, output: Path, *, data: SiteData, strict: bool = 
     except MkDocsException as exc:
         raise BuildError(f"сборка сайта не удалась: {exc}") from exc
     (output / BUILD_MARKER).write_text("built by mailservice site build\n", encoding="utf-8")
+
+
+def register_consent_text(settings: Settings) -> str | None:
+    """Store the consent text the subscription page shows, so that the service accepts the form's version.
+
+    The mailings domain keeps every consent text it ever showed (152-FZ art. 9: the operator proves what was
+    agreed to); the site shows the same text, rendered from the same settings. Returns the version, or None when
+    there is no database with the mailings tables yet (a fresh checkout).
+    """
+    from sqlalchemy import inspect
+
+    from mailservice.db import make_engine, session_scope
+    from mailservice.mailings.consent import current_consent
+    from mailservice.publishing.stats import database_configured
+
+    if not database_configured(settings):
+        return None
+    engine = make_engine(settings.effective_database_url)
+    try:
+        present = "mailing_consent_texts" in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+    if not present:
+        return None
+    with session_scope(settings) as session:
+        return current_consent(session, settings).version
 
 
 def document_manifest(docs_dir: Path, schema: SiteSchema) -> list[DocumentInfo]:
@@ -165,4 +192,5 @@ __all__ = [
     "build_site",
     "document_manifest",
     "publish_site",
+    "register_consent_text",
 ]

@@ -68,10 +68,10 @@ def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
     return data, text[match.end() :]
 
 
-def _prose_lines(body: str) -> Iterable[tuple[int, str]]:
-    """Lines outside fenced code blocks, numbered from 1 (code examples may show links that are not links)."""
+def _prose_lines(body: str, line_offset: int = 0) -> Iterable[tuple[int, str]]:
+    """Lines outside fenced code blocks, numbered (code examples may show links that are not links)."""
     fence: str | None = None
-    for number, line in enumerate(body.splitlines(), start=1):
+    for number, line in enumerate(body.splitlines(), start=1 + line_offset):
         match = _FENCE_RE.match(line)
         if match:
             marker = match.group(1)
@@ -84,10 +84,10 @@ def _prose_lines(body: str) -> Iterable[tuple[int, str]]:
             yield number, line
 
 
-def link_targets(body: str) -> list[tuple[int, str, str, str]]:
+def link_targets(body: str, line_offset: int = 0) -> list[tuple[int, str, str, str]]:
     """(line, target, kind, text) of every link outside code; kind is "link", "image" (Markdown) or "html"."""
     found: list[tuple[int, str, str, str]] = []
-    for number, line in _prose_lines(body):
+    for number, line in _prose_lines(body, line_offset):
         for match in _INLINE_LINK_RE.finditer(line):
             kind = "image" if match.group(1) == "!" else "link"
             found.append((number, match.group(3).strip("<>"), kind, match.group(2)))
@@ -136,16 +136,19 @@ def _attachment_paths(value: object) -> list[str]:
     return paths
 
 
-def check_body(page: str, body: str, files: set[str]) -> list[str]:
-    """Problems in a page's Markdown: broken internal links, images without alt text, placeholders left."""
+def check_body(page: str, body: str, files: set[str], line_offset: int = 0) -> list[str]:
+    """Problems in a page's Markdown: broken internal links, images without alt text, placeholders left.
+
+    Line numbers count from the top of the file (``line_offset`` is the front matter's length).
+    """
     problems: list[str] = []
-    for number, line in _prose_lines(body):
+    for number, line in _prose_lines(body, line_offset):
         if PLACEHOLDER in line.upper():
             problems.append(f"строка {number}: в тексте остался маркер {PLACEHOLDER}")
         for tag in _IMG_TAG_RE.findall(line):
             if not _ALT_ATTR_RE.search(tag):
                 problems.append(f"строка {number}: изображение без альтернативного текста (атрибут alt)")
-    for number, target, kind, text in link_targets(body):
+    for number, target, kind, text in link_targets(body, line_offset):
         if kind == "image" and not text.strip():
             # The brackets of ![...](x.png) are its alt text (decree No. 102 of 2026: text alternatives).
             problems.append(f"строка {number}: изображение {target} без альтернативного текста")
@@ -175,7 +178,8 @@ def check_pages(
         except FrontMatterError as exc:
             problems.append(Problem(where, str(exc)))
             continue
-        problems.extend(Problem(where, p) for p in check_body(path, body, all_files))
+        offset = pages[path][: len(pages[path]) - len(body)].count("\n")
+        problems.extend(Problem(where, p) for p in check_body(path, body, all_files, offset))
         for attachment in _attachment_paths(meta.get("attachments")):
             resolved = resolve_link(path, attachment)
             if resolved is not None and not _exists(resolved, all_files):

@@ -136,10 +136,11 @@ def build_cmd(
     strict: Annotated[bool, typer.Option("--strict", help="Предупреждения MkDocs считать ошибками")] = False,
 ) -> None:
     """Build the site into a folder (works with no database: the generated pages then say there is no data)."""
-    from mailservice.publishing.build import BuildError, build_site
+    from mailservice.publishing.build import BuildError, build_site, register_consent_text
 
     site = _site(site)
     data = _data()
+    register_consent_text(get_settings())
     try:
         build_site(site, output, data=data, strict=strict)
     except BuildError as exc:
@@ -172,7 +173,7 @@ def publish_cmd(
     actor: Annotated[str, typer.Option("--actor", help="Кто публикует (для журнала рассылок)")] = "",
 ) -> None:
     """Check, build into a new release and switch the target to it atomically; optionally notify subscribers."""
-    from mailservice.publishing.build import BuildError, publish_site
+    from mailservice.publishing.build import BuildError, publish_site, register_consent_text
     from mailservice.publishing.checks import check_site
     from mailservice.publishing.mkdocs_config import read_mkdocs_yml
     from mailservice.publishing.notify import NotifyError, draft_campaigns, start_campaigns
@@ -185,6 +186,7 @@ def publish_cmd(
         raise click.ClickException(f"публикация отменена: найдено проблем: {len(problems)} (mailservice site check)")
     schema = _schema(site)
     data = _data()
+    register_consent_text(get_settings())
     try:
         result = publish_site(site, target, data=data, schema=schema, docs_dir=_docs_dir(site), keep=keep)
     except BuildError as exc:

@@ -30,6 +30,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Domain routers. mount: add `app.include_router(...)` lines here, one per domain.
     mount_console(app)  # staff console, /history, /feedback (issue 6)
+    from mailservice.mailings.web import router as mailings_router
+
+    app.include_router(mailings_router)  # /subscribe, /unsubscribe (issue 4)
 
     if settings.environment is Environment.development:
 

@@ -407,11 +407,12 @@ def _request_page(
         if answer_text is None and template in ANSWER_TEMPLATES:
             answer_text = actions.answer_text(settings, template, req, ctx.name, ctx.position, today)
         timeline = actions.client_timeline(session, req.client_id)
-        numbers = dict(
-            session.execute(
+        numbers = {
+            rid: number
+            for rid, number in session.execute(
                 select(InfoRequest.id, InfoRequest.number).where(InfoRequest.client_id == req.client_id)
-            ).tuples()
-        )
+            )
+        }
         attachments = session.scalars(select(Attachment).where(Attachment.request_id == req.id)).all()
         staff = session.scalars(
             select(StaffUser)

@@ -1,0 +1,105 @@
+"""Classifier throughput on one core: messages per second over the development set repeated to N messages.
+
+The baseline, measured in the same run on the same texts, is plain razdel tokenisation (the cheapest step any
+classifier of Russian text needs), so the ratio says how many times dearer a full classification is.
+
+    .venv/bin/python bench/classify.py            # N = 5000
+    .venv/bin/python bench/classify.py --quick    # N = 1000, well under two minutes
+
+The last line of the output is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import os
+
+# One core: BLAS threads must be limited before numpy is imported.
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from itertools import cycle, islice  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from razdel import tokenize  # noqa: E402
+
+from mailservice.classify.engine import Classifier  # noqa: E402
+from mailservice.classify.evaluate import read_dataset  # noqa: E402
+from mailservice.classify.model import Example, train  # noqa: E402
+from mailservice.classify.rules import load_rules  # noqa: E402
+from mailservice.classify.text import lemma_forms  # noqa: E402
+
+DEV = Path(__file__).resolve().parents[1] / "tests" / "data" / "classify_dev.tsv"
+
+
+def pin_to_one_core() -> str:
+    """Run on a single CPU where the OS allows it; returns what was done, for the output."""
+    if hasattr(os, "sched_setaffinity") and hasattr(os, "sched_getaffinity"):
+        cpu = min(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpu})
+        return f"привязан к процессору {cpu}"
+    return "привязка к процессору недоступна в этой ОС"
+
+
+def rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 else float("inf")
+
+
+def measure(function: object, messages: list[tuple[str, str]]) -> float:
+    assert callable(function)
+    start = time.perf_counter()
+    for subject, body in messages:
+        function(subject, body)
+    return rate(len(messages), time.perf_counter() - start)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--n", type=int, default=5000, help="messages to classify (default 5000)")
+    parser.add_argument("--quick", action="store_true", help="a smaller run (N = 1000)")
+    parser.add_argument("--data", type=Path, default=DEV, help="labelled messages to repeat")
+    args = parser.parse_args(argv)
+    n = 1000 if args.quick else args.n
+    if n < 1:
+        parser.error("--n must be positive")
+
+    pinned = pin_to_one_core()
+    examples: list[Example] = read_dataset(args.data)
+    texts = [(e.subject, e.body) for e in examples]
+    messages = list(islice(cycle(texts), n))
+    rules = load_rules()
+    model = train(examples, rules_version=rules.version)  # not timed: training happens once, offline
+    with_model = Classifier(rules, model)
+    rules_only = Classifier(rules)
+
+    # Cold: every distinct word is parsed by pymorphy3 once (the state after a restart).
+    lemma_forms.cache_clear()
+    cold = measure(with_model.classify, texts)
+    # Steady state: the per-word cache holds the vocabulary of everyday mail.
+    baseline = measure(lambda subject, body: list(tokenize(f"{subject}\n{body}")), messages)
+    full = measure(with_model.classify, messages)
+    rules_rate = measure(rules_only.classify, messages)
+
+    ratio = full / baseline
+    print(f"Классификатор: {n} писем ({len(texts)} разных из {args.data.name}), {pinned}")
+    print(f"  правила + модель ({with_model.version}): {full:,.0f} писем/с".replace(",", " "))
+    print(f"  только правила: {rules_rate:,.0f} писем/с".replace(",", " "))
+    print(f"  первый проход с пустым кешем лемм: {cold:,.0f} писем/с".replace(",", " "))
+    print(f"  база (токенизация razdel тех же текстов): {baseline:,.0f} писем/с".replace(",", " "))
+    print(f"  отношение к базе: {ratio:.3f}; цель: не менее 300 писем/с — {'да' if full >= 300 else 'нет'}")
+    print("  share_of_intake: не измерено — стенд ещё не прогоняет конвейер приёма писем, поэтому в JSON стоит null")
+    figures = {
+        "messages_per_s": round(full, 1),
+        "baseline_per_s": round(baseline, 1),
+        "ratio": round(ratio, 4),
+        "share_of_intake": None,
+    }
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""The whole interaction history on request: only to a verified address, never another client's data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.policy
+import io
+import time
+import zipfile
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+import pytest
+from fastapi.testclient import TestClient
+from itsdangerous import TimestampSigner
+from sqlalchemy import func, select, update
+
+from mailservice.config import Settings
+from mailservice.db import session_scope, utcnow
+from mailservice.history import service
+from mailservice.history.models import HistoryExport
+from mailservice.inforequests.models import ClientContact, Event, Request
+from mailservice.intake.models import IntakeEntry, Outcome
+from mailservice.intake.pipeline import Source, process_raw
+from mailservice.intake.routes import load_routes
+from mailservice.tokens import Purpose, sign_timed
+from tests.console_support import client_for, drain, link_in, mail_request, parsed, text_of
+from tests.mailfactory import citizen_mail
+from tests.servers import Sink
+
+A = "ivanov@example.ru"
+B = "petrova@example.ru"
+SECRET_B = "СЕКРЕТ-Б: кадастровый номер 54:35:000000:999"
+
+
+@pytest.fixture(autouse=True)
+def _routes() -> None:
+    load_routes()
+
+
+def mail_with_attachment(sender: str, name: str, subject: str, body: str, filename: str, data: bytes) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = f"{name} <{sender}>"
+    msg["To"] = "info@dizo.test"
+    msg["Subject"] = subject
+    msg["Message-ID"] = make_msgid(domain="example.ru")
+    msg.set_content(body)
+    msg.add_attachment(data, maintype="application", subtype="pdf", filename=filename)
+    return msg.as_bytes(policy=email.policy.SMTP)
+
+
+def history_mail(sender: str, *, reply_to: str | None = None, body: str = "") -> bytes:
+    return citizen_mail(
+        sender=sender,
+        name="",
+        subject="Прошу историю взаимодействия",
+        body=body or "Прошу направить мне всю историю взаимодействия с департаментом.",
+        headers={"Reply-To": reply_to} if reply_to else None,
+    )
+
+
+def ask(settings: Settings, raw: bytes, sender: str) -> str:
+    result = process_raw(settings, raw, Source("smtp", envelope_from=sender), now=utcnow())
+    assert result.outcome is Outcome.routed, result
+    return result.reason
+
+
+def two_clients(settings: Settings) -> tuple[int, int, bytes]:
+    raw_a = mail_with_attachment(
+        A, "Иванов Иван", "Запрос о предоставлении земельных участков",
+        "Прошу предоставить сведения о земельных участках, предоставленных в аренду.", "заявление.pdf", b"%PDF-A",
+    )  # fmt: skip
+    request_a = mail_request(settings, raw=raw_a, sender=A)
+    request_b = mail_request(
+        settings, sender=B, name="Петрова Анна", subject="Запрос о кадастровой стоимости", body=SECRET_B
+    )
+    return request_a, request_b, raw_a
+
+
+def sent_to(sink: Sink, address: str) -> list[EmailMessage]:
+    return [parsed(raw) for _f, rcpts, raw in sink.messages() if rcpts == [address]]
+
+
+def zip_text(data: bytes) -> tuple[zipfile.ZipFile, str]:
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    everything = b"".join(archive.read(name) for name in archive.namelist())
+    return archive, everything.decode("utf-8", "replace")
+
+
+def test_unverified_address_gets_confirmation_then_only_its_own_history(settings: Settings, sink: Sink) -> None:
+    request_a, _request_b, raw_a = two_clients(settings)
+    drain(settings)
+    sink.clear()
+    assert ask(settings, history_mail(A), A) == "history request: verification_sent"
+    drain(settings)
+    [confirmation] = sent_to(sink, A)
+    assert len(sink.messages()) == 1
+    confirm_path = link_in(confirmation, "/history/confirm/")
+    assert "/history/download/" not in text_of(confirmation)  # no data before the address is confirmed
+
+    http = client_for(settings)
+    page = http.get(confirm_path)
+    assert page.status_code == 200 and "Подтвердить адрес" in page.text
+    with session_scope(settings) as session:  # a GET (a mail scanner) confirms nothing
+        contact = session.scalar(select(ClientContact).where(ClientContact.value == A))
+        assert contact is not None and not contact.verified
+    response = http.post(confirm_path)
+    assert response.status_code == 303
+    download_path = response.headers["location"]
+    assert download_path.startswith("/history/download/")
+    with session_scope(settings) as session:
+        contact = session.scalar(select(ClientContact).where(ClientContact.value == A))
+        assert contact is not None and contact.verified
+    assert http.get(download_path).status_code == 200
+    archive_response = http.get(download_path + "/archive.zip")
+    assert archive_response.status_code == 200
+    assert archive_response.headers["content-type"] == "application/zip"
+    archive, everything = zip_text(archive_response.content)
+    names = archive.namelist()
+    index = archive.read("index.html").decode()
+    with session_scope(settings) as session:
+        number_a = session.get(Request, request_a).number  # type: ignore[union-attr]
+    assert number_a and number_a in index and "Иванов Иван" in index
+    assert "Прошу историю взаимодействия" in index  # the history request itself is part of the history
+    incoming = [n for n in names if n.endswith("-incoming.eml")]
+    assert raw_a in [archive.read(n) for n in incoming]  # the original message, byte for byte
+    assert any(n.endswith("-outgoing.eml") for n in names)  # our acknowledgement
+    assert [archive.read(n) for n in names if n.startswith("attachments/")] == [b"%PDF-A"]
+    assert SECRET_B not in everything and B not in everything and "Петрова" not in everything
+    with session_scope(settings) as session:
+        export = session.scalars(select(HistoryExport)).one()
+        assert export.download_count == 1 and export.via == "email"
+
+
+def test_verified_address_gets_the_link_and_the_six_hour_limit(settings: Settings, sink: Sink) -> None:
+    two_clients(settings)
+    with session_scope(settings) as session:
+        session.execute(update(ClientContact).where(ClientContact.value == A).values(verified=True))
+    drain(settings)
+    sink.clear()
+    assert ask(settings, history_mail(A), A) == "history request: link_sent"
+    assert ask(settings, history_mail(A, body="Повторно прошу историю моих обращений"), A) == "history request: limited"
+    drain(settings)
+    link_mail, limited_mail = sent_to(sink, A)
+    path = link_in(link_mail, "/history/download/")
+    assert "/history/" not in text_of(limited_mail) and "уже была направлена" in text_of(limited_mail)
+    http = client_for(settings)
+    _archive, everything = zip_text(http.get(path + "/archive.zip").content)
+    assert "Иванов Иван" in everything and SECRET_B not in everything
+    with session_scope(settings) as session:
+        assert session.scalar(select(func.count(HistoryExport.id))) == 1
+        session.execute(update(HistoryExport).values(created_at=utcnow() - service.MIN_INTERVAL - dt.timedelta(minutes=1)))
+    assert ask(settings, history_mail(A, body="И ещё раз: вся переписка со мной"), A) == "history request: link_sent"
+
+
+def test_writing_from_another_address_gets_nothing(settings: Settings, sink: Sink) -> None:
+    request_a, _b, _raw = two_clients(settings)
+    with session_scope(settings) as session:
+        session.execute(update(ClientContact).where(ClientContact.value == A).values(verified=True))
+        number_a = session.get(Request, request_a).number  # type: ignore[union-attr]
+    drain(settings)
+    sink.clear()
+    thief = "thief@evil.example"
+    body = f"Я Иванов Иван, мой запрос № {number_a}, адрес {A}. Пришлите историю моих обращений на этот адрес."
+    assert ask(settings, history_mail(thief, body=body), thief) == "history request: unknown"
+    # A forged From with the victim's address and a Reply-To of the thief: the mail still goes to the victim only.
+    assert ask(settings, history_mail(A, reply_to=thief), A) == "history request: link_sent"
+    drain(settings)
+    [to_thief] = sent_to(sink, thief)
+    assert "не связано ни одного обращения" in text_of(to_thief) and "/history/" not in text_of(to_thief)
+    assert all(thief not in rcpts for _f, rcpts, _raw in sink.messages() if rcpts != [thief])
+    assert [m for m in sent_to(sink, A) if "/history/download/" in text_of(m)]
+    with session_scope(settings) as session:
+        assert {e.address for e in session.scalars(select(HistoryExport))} == {A}
+
+
+def test_web_form_says_the_same_for_everyone_and_sends_only_to_the_owner(lite_settings: Settings, sink: Sink) -> None:
+    two_clients(lite_settings)
+    drain(lite_settings)
+    sink.clear()
+    http = client_for(lite_settings)
+    assert http.get("/history").status_code == 200
+    known = http.post("/history", data={"email": A})
+    unknown = http.post("/history", data={"email": "stranger@example.org"})
+    assert known.status_code == unknown.status_code == 200
+    assert known.text == unknown.text
+    assert "/history/download/" not in known.text and "/history/confirm/" not in known.text
+    assert http.post("/history", data={"email": "not an address"}).status_code == 422
+    drain(lite_settings)
+    assert [rcpts for _f, rcpts, _raw in sink.messages()] == [[A]]
+    [confirmation] = sent_to(sink, A)
+    assert "/history/confirm/" in text_of(confirmation)
+    again = http.post("/history", data={"email": A})  # within six hours: no second mail
+    assert again.text == known.text
+    drain(lite_settings)
+    assert len(sink.messages()) == 1
+
+
+def _export_for(settings: Settings, address: str) -> HistoryExport:
+    with session_scope(settings) as session:
+        session.execute(update(ClientContact).where(ClientContact.value == address).values(verified=True))
+        contact = session.scalar(select(ClientContact).where(ClientContact.value == address))
+        assert contact is not None
+        outcome = service.request_history(
+            session, settings, client=contact.client, address=address, via="web", now=utcnow()
+        )
+        assert outcome is service.Outcome.link_sent
+        return session.scalars(select(HistoryExport).where(HistoryExport.address == address)).one()
+
+
+def test_altered_guessed_and_expired_links_fail_with_a_clear_page(
+    lite_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    two_clients(lite_settings)
+    export_a = _export_for(lite_settings, A)
+    export_b = _export_for(lite_settings, B)
+    http = client_for(lite_settings)
+    good = service.download_token(lite_settings, export_a)
+    assert http.get(f"/history/download/{good}").status_code == 200
+
+    def refused(token: str, status: int = 400) -> None:
+        for suffix in ("", "/archive.zip"):
+            response = http.get(f"/history/download/{token}{suffix}")
+            assert response.status_code == status, (token, suffix, response.status_code)
+            assert response.headers["content-type"].startswith("text/html")
+            assert "Ссылка" in response.text or "Срок" in response.text
+            assert "Петрова" not in response.text and "Иванов" not in response.text
+
+    flipped = good[:-3] + ("A" if good[-3] != "A" else "B") + good[-2:]
+    refused(flipped)
+    refused("1")  # guessing a number
+    refused(str(export_b.id))
+    # A's nonce with B's id (what changing the id in a link would need), signed with the real key.
+    refused(sign_timed(lite_settings, Purpose.history_download, {"x": export_b.id, "n": export_a.nonce}))
+    # A correctly signed token of another purpose (the confirmation link) does not open the download.
+    refused(service.verify_token(lite_settings, export_a))
+    # Signed with another key.
+    other = lite_settings.model_copy(update={"secret_keys": ["another-key-" + "y" * 40]})
+    refused(service.download_token(other, export_b))
+    # Expired: the link is older than seven days, or the export's term has run out.
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: int(time.time()) - 8 * 86400)
+    old = service.download_token(lite_settings, export_a)
+    monkeypatch.undo()
+    refused(old, 410)
+    with session_scope(lite_settings) as session:
+        session.execute(update(HistoryExport).where(HistoryExport.id == export_a.id).values(expires_at=utcnow()))
+    refused(good, 410)
+    assert "7 дней" in http.get(f"/history/download/{good}").text
+    # The confirmation page refuses the same way.
+    assert http.get("/history/confirm/garbage").status_code == 400
+    assert http.post("/history/confirm/garbage").status_code == 400
+
+
+def test_internal_notes_stay_out_and_the_history_request_is_recorded(lite_settings: Settings, sink: Sink) -> None:
+    from mailservice.history.archive import build_zip
+
+    request_a, _b, _raw = two_clients(lite_settings)
+    with session_scope(lite_settings) as session:
+        request = session.get(Request, request_a)
+        assert request is not None
+        session.add(Event(client_id=request.client_id, request_id=request.id, kind="note",
+                          comment="СЛУЖЕБНО: не показывать", data={"internal": True}))
+        client_id = request.client_id
+    ask(lite_settings, history_mail(A), A)
+    with session_scope(lite_settings) as session:
+        _archive, everything = zip_text(build_zip(session, lite_settings, client_id, utcnow()))
+        entry = session.scalars(select(IntakeEntry).where(IntakeEntry.outcome == Outcome.routed)).one()
+        recorded = session.scalars(select(Event).where(Event.intake_id == entry.id)).one()
+    assert "СЛУЖЕБНО" not in everything
+    assert recorded.client_id == client_id and recorded.direction == "in"
