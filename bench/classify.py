@@ -32,7 +32,7 @@ from mailservice.classify.model import Example, train  # noqa: E402
 from mailservice.classify.rules import load_rules  # noqa: E402
 from mailservice.classify.text import lemma_forms  # noqa: E402
 
-DEV = Path(__file__).resolve().parents[1] / "tests" / "data" / "classify_dev.tsv"
+DEV = Path(__file__).resolve().parents[1] / "mailservice" / "classify" / "data" / "dev_set.tsv"
 
 
 def pin_to_one_core() -> str:

@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="mailservice", standalone_mode=False)
+        # With standalone_mode=False click returns the code of a ``typer.Exit`` instead of exiting.
+        code = command.main(args=argv, prog_name="mailservice", standalone_mode=False)
     except _EXIT as exc:
         return int(getattr(exc, "exit_code", 0) or 0)
     except _ABORT:
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         # Settings refusing a placeholder secret, and domain rules (all carry a readable message).
         typer.echo(f"Ошибка: {exc}", err=True)
         return 1
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def run_async(coro: object) -> object:

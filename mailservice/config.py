@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     dkim_domain: str = ""  # empty: the domain of from_address
     dkim_private_key_file: Path | None = None  # DKIM is on when this is set (or sign at the MTA instead)
 
+    # --- processes ---
+    # E-mail addresses (comma-separated) of the officers responsible for client-centricity: only they change the
+    # process register (seed 003, appendix 2, section III). Empty: nobody can change it.
+    process_officers: str = ""
+
     @field_validator("secret_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:

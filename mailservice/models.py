@@ -7,7 +7,9 @@ from mailservice.history import models as history_models  # console issue
 from mailservice.inforequests import models as inforequests_models
 from mailservice.intake import models as intake_models
 from mailservice.mailings import models as mailings_models  # mailings issue
+from mailservice.processes import models as processes_models  # process register (issue 9)
 from mailservice.web.staff import models as console_models  # console issue
+from mailservice.workgroup import models as workgroup_models  # working group (issue 8)
 
 # mount: each domain adds `from mailservice.<domain> import models as <domain>_models` here and to __all__.
 
@@ -20,4 +22,6 @@ __all__ = [
     "intake_models",
     "mailings_models",
     "outbox_models",
+    "processes_models",
+    "workgroup_models",
 ]

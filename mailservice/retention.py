@@ -83,17 +83,12 @@ class RetentionReport:
         if self.held:
             out.append(f"Не тронуты (удержание): клиенты № {', '.join(map(str, self.held))}")
         if self.open_requests:
-            out.append(
-                "Не тронуты (есть незавершённые запросы): клиенты № "
-                + ", ".join(map(str, self.open_requests))
-            )
+            out.append("Не тронуты (есть незавершённые запросы): клиенты № " + ", ".join(map(str, self.open_requests)))
         return out
 
 
 def _expired_clients(session: Session, cutoff: dt.datetime) -> list[Client]:
-    last_event = (
-        select(Event.client_id, func.max(Event.at).label("last_at")).group_by(Event.client_id).subquery()
-    )
+    last_event = select(Event.client_id, func.max(Event.at).label("last_at")).group_by(Event.client_id).subquery()
     return list(
         session.scalars(
             select(Client)
@@ -116,14 +111,10 @@ def _anonymise_client(
     addresses = [c.value for c in client.contacts if c.kind == "email"]
     intake_ids = {e.intake_id for e in events if e.intake_id is not None}
     if request_ids:
-        intake_ids |= set(
-            session.scalars(select(IntakeEntry.id).where(IntakeEntry.request_id.in_(request_ids)))
-        )
+        intake_ids |= set(session.scalars(select(IntakeEntry.id).where(IntakeEntry.request_id.in_(request_ids))))
     outbox_ids = {e.outbox_id for e in events if e.outbox_id is not None}
     if request_ids:
-        outbox_ids |= set(
-            session.scalars(select(OutboxMessage.id).where(OutboxMessage.request_id.in_(request_ids)))
-        )
+        outbox_ids |= set(session.scalars(select(OutboxMessage.id).where(OutboxMessage.request_id.in_(request_ids))))
 
     client.name = client.organisation = client.postal_address = ""
     client.anonymised_at = now
@@ -155,9 +146,7 @@ def _anonymise_client(
             ).rowcount  # type: ignore[attr-defined]
             or 0
         )
-    for entry in (
-        session.scalars(select(IntakeEntry).where(IntakeEntry.id.in_(intake_ids))) if intake_ids else []
-    ):
+    for entry in session.scalars(select(IntakeEntry).where(IntakeEntry.id.in_(intake_ids))) if intake_ids else []:
         _anonymise_entry(entry, dead_blobs)
         report.intake_entries += 1
     if outbox_ids:
@@ -197,9 +186,7 @@ def _still_referenced(session: Session, digests: set[str]) -> set[str]:
     return used
 
 
-def run(
-    session: Session, settings: Settings, now: dt.datetime, *, dry_run: bool
-) -> tuple[RetentionReport, set[str]]:
+def run(session: Session, settings: Settings, now: dt.datetime, *, dry_run: bool) -> tuple[RetentionReport, set[str]]:
     """Anonymise and delete in the caller's transaction; returns the report and the blob files to delete.
 
     The caller deletes the files only after its transaction committed (:func:`delete_blobs`), so a failed run
@@ -255,9 +242,7 @@ def run(
         or 0
     )
     report.exports += int(
-        session.execute(
-            delete(HistoryExport).where(HistoryExport.expires_at < now - EXPORT_ROW_GRACE)
-        ).rowcount  # type: ignore[attr-defined]
+        session.execute(delete(HistoryExport).where(HistoryExport.expires_at < now - EXPORT_ROW_GRACE)).rowcount  # type: ignore[attr-defined]
         or 0
     )
     report.sessions, report.login_attempts = auth.purge(session, now)

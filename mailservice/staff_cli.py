@@ -30,9 +30,7 @@ def _read_password() -> str:
 @staff_app.command("add")
 def staff_add(
     email: Annotated[str, typer.Option("--email", help="Адрес сотрудника (логин)")],
-    role: Annotated[
-        str, typer.Option("--role", help="operator, publisher, mailing_manager или administrator")
-    ],
+    role: Annotated[str, typer.Option("--role", help="operator, publisher, mailing_manager или administrator")],
     name: Annotated[str, typer.Option(help="ФИО")] = "",
     position: Annotated[str, typer.Option(help="Должность (подпись под ответами)")] = "",
 ) -> None:
@@ -80,9 +78,7 @@ def staff_passwd(email: Annotated[str, typer.Option("--email", help="Адрес 
             if user is None:
                 raise click.ClickException(f"Сотрудник {email} не найден")
             auth.set_password(session, user, password, now)
-            audit.record(
-                session, now=now, actor="cli", action="staff_passwd", object_type="staff", object_id=user.id
-            )
+            audit.record(session, now=now, actor="cli", action="staff_passwd", object_type="staff", object_id=user.id)
     except auth.AuthError as exc:
         raise click.ClickException(str(exc)) from None
     typer.echo(f"Пароль сотрудника {auth.normalise_email(email)} изменён, его сеансы завершены")
@@ -104,9 +100,7 @@ def staff_list() -> None:
 
 @retention_app.command("run")
 def retention_run(
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Показать, что будет сделано, ничего не меняя")
-    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Показать, что будет сделано, ничего не меняя")] = False,
 ) -> None:
     """Anonymise or delete what is past the retention term after the last interaction (legal holds kept)."""
     from mailservice import retention
@@ -142,9 +136,7 @@ def feedback_stats_cmd() -> None:
     settings = get_settings()
     with session_scope(settings) as session:
         stats = feedback_stats(session, settings)
-    typer.echo(
-        f"Ответов: {stats.count}; средняя оценка: {stats.average if stats.average is not None else '—'}"
-    )
+    typer.echo(f"Ответов: {stats.count}; средняя оценка: {stats.average if stats.average is not None else '—'}")
     for title, items in (
         ("По месяцам", stats.by_month),
         ("По каналам", stats.by_channel),

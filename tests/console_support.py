@@ -31,9 +31,7 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 def add_staff(settings: Settings, email: str, role: auth.Role, *, name: str = "", position: str = "") -> None:
     """Create a staff account with the shared test password."""
     with session_scope(settings) as session:
-        auth.create_user(
-            session, email=email, role=role, password=PASSWORD, now=utcnow(), name=name, position=position
-        )
+        auth.create_user(session, email=email, role=role, password=PASSWORD, now=utcnow(), name=name, position=position)
 
 
 def client_for(settings: Settings) -> TestClient:
@@ -52,9 +50,7 @@ def login(http: TestClient, email: str, password: str = PASSWORD) -> str:
     """Log in through the form; returns the session's CSRF token (read from the start page)."""
     form = http.get("/staff/login")
     assert form.status_code == 200
-    response = http.post(
-        "/staff/login", data={"email": email, "password": password, "csrf_token": csrf_of(form.text)}
-    )
+    response = http.post("/staff/login", data={"email": email, "password": password, "csrf_token": csrf_of(form.text)})
     assert response.status_code == 303, response.text
     home = http.get("/staff/")
     assert home.status_code == 200

@@ -64,16 +64,18 @@ def browser_page() -> Iterator[object]:
         browser.close()
 
 
-def test_log_in_filter_open_and_answer(lite_settings: Settings, sink: Sink, live_url: str, browser_page: object,
-                                       tmp_path: Path) -> None:
+def test_log_in_filter_open_and_answer(
+    lite_settings: Settings, sink: Sink, live_url: str, browser_page: object, tmp_path: Path
+) -> None:
     from playwright.sync_api import Page, expect
 
     page: Page = browser_page  # type: ignore[assignment]
     ARTIFACTS.mkdir(exist_ok=True)
     add_staff(lite_settings, "operator@dizo.test", Role.operator, name="Петров Пётр", position="Главный специалист")
     request_id = mail_request(lite_settings)
-    phone_request(lite_settings, name="Кузнецов Олег", phone="+7 913 000-00-00", subject="Вакансии",
-                  text="Какие есть вакансии?")
+    phone_request(
+        lite_settings, name="Кузнецов Олег", phone="+7 913 000-00-00", subject="Вакансии", text="Какие есть вакансии?"
+    )
     with session_scope(lite_settings) as session:
         number = session.get(Request, request_id).number  # type: ignore[union-attr]
     drain(lite_settings)

@@ -114,7 +114,9 @@ def test_tampered_and_expired_survey_links(lite_settings: Settings, monkeypatch:
 def test_site_form_stats_page_and_console(lite_settings: Settings) -> None:
     http = client_for(lite_settings)
     assert http.get("/feedback").status_code == 200
-    assert http.post("/feedback", data={"rating": "5", "comment": "Отлично", "email": "a@example.ru"}).status_code == 200
+    assert (
+        http.post("/feedback", data={"rating": "5", "comment": "Отлично", "email": "a@example.ru"}).status_code == 200
+    )
     assert http.post("/feedback", data={"rating": "2"}).status_code == 200
     for bad in ("0", "6", "", "пять", "4.5"):
         assert http.post("/feedback", data={"rating": bad}).status_code == 422

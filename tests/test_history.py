@@ -11,7 +11,6 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 
 import pytest
-from fastapi.testclient import TestClient
 from itsdangerous import TimestampSigner
 from sqlalchemy import func, select, update
 
@@ -19,7 +18,7 @@ from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.history import service
 from mailservice.history.models import HistoryExport
-from mailservice.inforequests.models import ClientContact, Event, Request
+from mailservice.inforequests.models import Client, ClientContact, Event, Request
 from mailservice.intake.models import IntakeEntry, Outcome
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.intake.routes import load_routes
@@ -149,7 +148,9 @@ def test_verified_address_gets_the_link_and_the_six_hour_limit(settings: Setting
     assert "Иванов Иван" in everything and SECRET_B not in everything
     with session_scope(settings) as session:
         assert session.scalar(select(func.count(HistoryExport.id))) == 1
-        session.execute(update(HistoryExport).values(created_at=utcnow() - service.MIN_INTERVAL - dt.timedelta(minutes=1)))
+        session.execute(
+            update(HistoryExport).values(created_at=utcnow() - service.MIN_INTERVAL - dt.timedelta(minutes=1))
+        )
     assert ask(settings, history_mail(A, body="И ещё раз: вся переписка со мной"), A) == "history request: link_sent"
 
 
@@ -258,8 +259,15 @@ def test_internal_notes_stay_out_and_the_history_request_is_recorded(lite_settin
     with session_scope(lite_settings) as session:
         request = session.get(Request, request_a)
         assert request is not None
-        session.add(Event(client_id=request.client_id, request_id=request.id, kind="note",
-                          comment="СЛУЖЕБНО: не показывать", data={"internal": True}))
+        session.add(
+            Event(
+                client_id=request.client_id,
+                request_id=request.id,
+                kind="note",
+                comment="СЛУЖЕБНО: не показывать",
+                data={"internal": True},
+            )
+        )
         client_id = request.client_id
     ask(lite_settings, history_mail(A), A)
     with session_scope(lite_settings) as session:
@@ -268,3 +276,49 @@ def test_internal_notes_stay_out_and_the_history_request_is_recorded(lite_settin
         recorded = session.scalars(select(Event).where(Event.intake_id == entry.id)).one()
     assert "СЛУЖЕБНО" not in everything
     assert recorded.client_id == client_id and recorded.direction == "in"
+
+
+def test_unknown_sender_is_told_once_per_interval(lite_settings: Settings, sink: Sink) -> None:
+    stranger = "someone@example.org"
+    assert ask(lite_settings, history_mail(stranger), stranger) == "history request: unknown"
+    assert ask(lite_settings, history_mail(stranger, body="Где история моих обращений?"), stranger) == (
+        "history request: unknown"
+    )
+    drain(lite_settings)
+    assert len(sent_to(sink, stranger)) == 1
+
+
+def test_staff_send_history_only_to_the_clients_own_address(lite_settings: Settings, sink: Sink) -> None:
+    from mailservice.web.staff.auth import Role
+    from tests.console_support import add_staff, login
+
+    request_a, _b, _raw = two_clients(lite_settings)
+    with session_scope(lite_settings) as session:
+        client_a = session.get(Request, request_a).client_id  # type: ignore[union-attr]
+    add_staff(lite_settings, "op@dizo.test", Role.operator)
+    http = client_for(lite_settings)
+    csrf = login(http, "op@dizo.test")
+    other = http.post(f"/staff/clients/{client_a}/history", data={"csrf_token": csrf, "address": B})
+    assert other.status_code == 400 and "не принадлежит" in other.text
+    own = http.post(f"/staff/clients/{client_a}/history", data={"csrf_token": csrf, "address": A})
+    assert own.status_code == 200 and "ссылка для подтверждения" in own.text
+    drain(lite_settings)
+    assert {tuple(rcpts) for _f, rcpts, raw in sink.messages() if "/history/" in text_of(parsed(raw))} == {(A,)}
+
+
+def test_export_follows_a_merge(lite_settings: Settings) -> None:
+    from mailservice.web.staff.actions import merge_clients
+
+    request_a, request_b, _raw = two_clients(lite_settings)
+    export = _export_for(lite_settings, A)
+    with session_scope(lite_settings) as session:
+        client_a = session.get(Request, request_a).client_id  # type: ignore[union-attr]
+        client_b = session.get(Request, request_b).client_id  # type: ignore[union-attr]
+        survivor, duplicate = session.get(Client, client_b), session.get(Client, client_a)
+        assert survivor is not None and duplicate is not None
+        merge_clients(session, survivor, duplicate, actor="test", now=utcnow())
+    http = client_for(lite_settings)
+    _archive, everything = zip_text(
+        http.get(f"/history/download/{service.download_token(lite_settings, export)}/archive.zip").content
+    )
+    assert "Запрос о предоставлении земельных участков" in everything and A in everything  # merged into B

@@ -38,13 +38,13 @@ def age(settings: Settings, request_id: int, *, status: Status = Status.closed) 
 
 
 def test_cutoff_handles_leap_day() -> None:
-    assert retention_cutoff(dt.datetime(2028, 2, 29, 12, tzinfo=dt.UTC), 5) == dt.datetime(2023, 2, 28, 12, tzinfo=dt.UTC)
+    assert retention_cutoff(dt.datetime(2028, 2, 29, 12, tzinfo=dt.UTC), 5) == dt.datetime(
+        2023, 2, 28, 12, tzinfo=dt.UTC
+    )
     assert retention_cutoff(dt.datetime(2026, 11, 25, tzinfo=dt.UTC), 5) == dt.datetime(2021, 11, 25, tzinfo=dt.UTC)
 
 
-def test_retention_anonymises_old_keeps_recent_and_held(
-    settings: Settings, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_retention_anonymises_old_keeps_recent_and_held(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     shared = b"%PDF-shared-form"
     old_raw = mail_with_attachment(
         "old@example.ru", "Старов Олег", "Запрос о земельных участках",
@@ -66,8 +66,16 @@ def test_retention_anonymises_old_keeps_recent_and_held(
         session.execute(update(Client).where(Client.id == held_client).values(legal_hold=True))
         old_entry = session.scalars(select(IntakeEntry).where(IntakeEntry.request_id == old_request)).one()
         old_raw_sha = old_entry.raw_sha256
-        session.add(FeedbackResponse(source="survey", request_id=old_request, channel="email", rating=5,
-                                     comment="Спасибо, Олег", email="old@example.ru"))
+        session.add(
+            FeedbackResponse(
+                source="survey",
+                request_id=old_request,
+                channel="email",
+                rating=5,
+                comment="Спасибо, Олег",
+                email="old@example.ru",
+            )
+        )
     assert store.exists(old_raw_sha)
 
     # Dry run: the report, and nothing changed.

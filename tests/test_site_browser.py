@@ -120,7 +120,7 @@ def test_home_offline_search_and_high_contrast(browser: Browser, built: Path) ->
 
     # Full-text search in Russian: an inflected form that occurs in no page finds the document by its stem.
     assert "взаимодействием" not in (built / "search" / "search_index.json").read_text(encoding="utf-8")
-    search = page.get_by_role("combobox", name="Поиск")
+    search = page.get_by_role("textbox", name="Поиск")
     search.click()
     search.fill("взаимодействием")
     result = page.locator(".md-search-result__item a", has_text="Порядок взаимодействия с клиентом")

@@ -7,6 +7,7 @@ decide alone. A result whose confidence is under the axis threshold is flagged f
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -16,6 +17,8 @@ from mailservice.classify.model import MODEL_AXES, TrainedModel
 from mailservice.classify.rules import AxisRules, AxisScores, RuleSet, load_rules, load_taxonomy
 from mailservice.classify.text import AnalyzedText, analyze
 from mailservice.config import get_settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,26 @@ class Classification:
         }
 
 
+# The project's own labelled development set (written for it; tests/data/classify_dev.tsv links here). It also
+# trains the first model of a fresh install, so the service combines rules and model from the first message;
+# `classify train` later retrains on it plus the labels staff confirmed.
+SEED_SET = Path(__file__).parent / "data" / "dev_set.tsv"
+
+
+def seed_model(path: Path, rules_version: str) -> TrainedModel | None:
+    """Train a model from the packaged set and keep it at ``path`` (in memory only when that is not writable)."""
+    from mailservice.classify.evaluate import read_dataset
+
+    if not SEED_SET.exists():
+        return None
+    trained = model_module.train(read_dataset(SEED_SET), rules_version=rules_version)
+    try:
+        model_module.save(trained, path)
+    except OSError:
+        log.warning("could not save the seed model to %s; using it from memory", path)
+    return trained
+
+
 def default_model_path() -> Path:
     """Where ``classify train`` saves and the service looks for the model."""
     return get_settings().data_dir / "classify" / "model.joblib"
@@ -87,7 +110,7 @@ class Classifier:
         rules = load_rules(rules_path, load_taxonomy(taxonomy_path))
         if model_path is None:
             candidate = default_model_path()
-            model = model_module.load(candidate) if candidate.exists() else None
+            model = model_module.load(candidate) if candidate.exists() else seed_model(candidate, rules.version)
         else:
             model = model_module.load(model_path)
         return cls(rules, model)

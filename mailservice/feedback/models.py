@@ -33,9 +33,7 @@ class FeedbackResponse(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     source: Mapped[str] = mapped_column(String(16))  # survey | site
-    survey_id: Mapped[int | None] = mapped_column(
-        ForeignKey("feedback_surveys.id"), unique=True, default=None
-    )
+    survey_id: Mapped[int | None] = mapped_column(ForeignKey("feedback_surveys.id"), unique=True, default=None)
     request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"), index=True, default=None)
     channel: Mapped[str] = mapped_column(String(16))
     unit: Mapped[str] = mapped_column(String(200), default="")

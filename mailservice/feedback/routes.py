@@ -85,9 +85,7 @@ def survey_form(request: Request, token: str) -> Response:
             return _error(request, exc.kind)
         if survey.answered_at is not None:
             return _error(request, "answered")
-    return public_page(
-        request, "web/feedback/form.html", action=f"/feedback/{token}", error="", ask_email=False
-    )
+    return public_page(request, "web/feedback/form.html", action=f"/feedback/{token}", error="", ask_email=False)
 
 
 @router.post("/feedback/{token}", response_class=HTMLResponse, summary="Ответить на опрос")

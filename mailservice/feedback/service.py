@@ -64,17 +64,13 @@ def survey_url(settings: Settings, survey: FeedbackSurvey) -> str:
     return f"{settings.public_url.rstrip('/')}/feedback/{survey_token(settings, survey)}"
 
 
-def queue_survey(
-    session: Session, settings: Settings, request: Request, now: dt.datetime
-) -> FeedbackSurvey | None:
+def queue_survey(session: Session, settings: Settings, request: Request, now: dt.datetime) -> FeedbackSurvey | None:
     """Queue the survey e-mail of an answered request, once; None when there is nothing to send."""
     if request.status != Status.answered or not request.reply_email:
         return None
     if session.scalar(select(FeedbackSurvey.id).where(FeedbackSurvey.request_id == request.id)) is not None:
         return None
-    survey = FeedbackSurvey(
-        request_id=request.id, client_id=request.client_id, nonce=secrets.token_hex(8), sent_at=now
-    )
+    survey = FeedbackSurvey(request_id=request.id, client_id=request.client_id, nonce=secrets.token_hex(8), sent_at=now)
     session.add(survey)
     session.flush()
     refs = thread_ids(session, request)
@@ -143,11 +139,7 @@ def load_survey(session: Session, settings: Settings, token: str) -> FeedbackSur
         if exc.expired:
             raise FeedbackError("expired", "Срок действия ссылки на опрос истёк") from exc
         raise FeedbackError("invalid", "Ссылка на опрос повреждена или недействительна") from exc
-    if (
-        not isinstance(payload, dict)
-        or not isinstance(payload.get("s"), int)
-        or not isinstance(payload.get("n"), str)
-    ):
+    if not isinstance(payload, dict) or not isinstance(payload.get("s"), int) or not isinstance(payload.get("n"), str):
         raise FeedbackError("invalid", "Ссылка на опрос повреждена или недействительна")
     survey = session.get(FeedbackSurvey, payload["s"])
     if survey is None or not secrets.compare_digest(survey.nonce, payload["n"]):

@@ -95,15 +95,11 @@ def collect(session: Session, settings: Settings, client_id: int) -> HistoryData
         raise LookupError(f"client {client_id} not found")
     store = BlobStore(settings.blob_dir)
     contacts = session.scalars(select(ClientContact).where(ClientContact.client_id == client_id)).all()
-    requests = list(
-        session.scalars(select(Request).where(Request.client_id == client_id).order_by(Request.id))
-    )
+    requests = list(session.scalars(select(Request).where(Request.client_id == client_id).order_by(Request.id)))
     numbers = {r.id: r.number or f"без номера ({r.id})" for r in requests}
     events = [
         e
-        for e in session.scalars(
-            select(Event).where(Event.client_id == client_id).order_by(Event.at, Event.id)
-        )
+        for e in session.scalars(select(Event).where(Event.client_id == client_id).order_by(Event.at, Event.id))
         if is_client_visible(e)
     ]
     attachments_by_event: dict[int | None, list[Attachment]] = {}

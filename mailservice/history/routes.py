@@ -44,9 +44,7 @@ def public_page(request: Request, template: str, status_code: int = 200, **conte
     return response
 
 
-def notice(
-    request: Request, title: str, text: str, status_code: int = 200, link: str = "/history"
-) -> HTMLResponse:
+def notice(request: Request, title: str, text: str, status_code: int = 200, link: str = "/history") -> HTMLResponse:
     """A page with one message."""
     return public_page(request, "web/history/notice.html", status_code, title=title, text=text, link=link)
 
@@ -139,7 +137,9 @@ def download_archive(request: Request, token: str) -> Response:
             export = service.open_download(session, settings, token, now)
         except service.HistoryLinkError as exc:
             return _link_error(request, exc.kind)
-        data = build_zip(session, settings, export.client_id, now)
+        client = service.owner(session, export)
+        assert client is not None  # open_download checked it
+        data = build_zip(session, settings, client.id, now)
         export.download_count += 1
         export.downloaded_at = export.downloaded_at or now
         stamp = now.astimezone(settings.tz).strftime("%Y%m%d")

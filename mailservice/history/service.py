@@ -25,7 +25,7 @@ from mailservice.history.models import HistoryExport
 from mailservice.inforequests.lifecycle import Channel, EventKind
 from mailservice.inforequests.models import Client, ClientContact, Event
 from mailservice.mail.compose import build_message
-from mailservice.outbox import enqueue
+from mailservice.outbox import OutboxMessage, enqueue
 from mailservice.tokens import Purpose, TokenError, load_timed, sign_timed
 
 LINK_VALID = dt.timedelta(days=7)
@@ -104,9 +104,7 @@ def _mail(
         context={"client": client, **context},
         auto_submitted="auto-replied",
     )
-    row = enqueue(
-        session, message, kind=template, ref_type="history_export", ref_id=export.id if export else None
-    )
+    row = enqueue(session, message, kind=template, ref_type="history_export", ref_id=export.id if export else None)
     if client.id:
         session.add(
             Event(
@@ -121,13 +119,26 @@ def _mail(
         )
 
 
+def _recently_told(session: Session, address: str, now: dt.datetime) -> bool:
+    # Anyone can put any address in From: answer an unknown address at most once per interval (no mail bomb).
+    return (
+        session.scalar(
+            select(OutboxMessage.id)
+            .where(
+                OutboxMessage.kind == "history_unknown",
+                OutboxMessage.recipients == address,
+                OutboxMessage.created_at > now - MIN_INTERVAL,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
 def latest_export(session: Session, client_id: int) -> HistoryExport | None:
     """The newest export of a client."""
     return session.scalar(
-        select(HistoryExport)
-        .where(HistoryExport.client_id == client_id)
-        .order_by(HistoryExport.id.desc())
-        .limit(1)
+        select(HistoryExport).where(HistoryExport.client_id == client_id).order_by(HistoryExport.id.desc()).limit(1)
     )
 
 
@@ -149,7 +160,7 @@ def request_history(
     e-mail beyond what the rules above allow, and its page says the same whatever happened.
     """
     if client is None or client.anonymised_at is not None or _contact(session, client.id, address) is None:
-        if notify_refusals:
+        if notify_refusals and not _recently_told(session, address, now):
             _mail(
                 session,
                 settings,
@@ -206,9 +217,7 @@ def request_history(
     return Outcome.verification_sent
 
 
-def send_link(
-    session: Session, settings: Settings, export: HistoryExport, client: Client, now: dt.datetime
-) -> None:
+def send_link(session: Session, settings: Settings, export: HistoryExport, client: Client, now: dt.datetime) -> None:
     """E-mail the download link of a ready export to its (verified) address."""
     _mail(
         session,
@@ -230,11 +239,7 @@ def _load(session: Session, settings: Settings, purpose: Purpose, token: str) ->
         if exc.expired:
             raise HistoryLinkError("expired", "Срок действия ссылки истёк") from exc
         raise HistoryLinkError("invalid", "Ссылка повреждена или недействительна") from exc
-    if (
-        not isinstance(payload, dict)
-        or not isinstance(payload.get("x"), int)
-        or not isinstance(payload.get("n"), str)
-    ):
+    if not isinstance(payload, dict) or not isinstance(payload.get("x"), int) or not isinstance(payload.get("n"), str):
         raise HistoryLinkError("invalid", "Ссылка повреждена или недействительна")
     export = session.get(HistoryExport, payload["x"])
     if export is None or not secrets.compare_digest(export.nonce, payload["n"]) or export.status == "revoked":
@@ -280,7 +285,18 @@ def open_download(session: Session, settings: Settings, token: str, now: dt.date
         raise HistoryLinkError("invalid", "Ссылка недействительна")
     if now >= export.expires_at:
         raise HistoryLinkError("expired", "Срок действия ссылки истёк")
-    client = session.get(Client, export.client_id)
-    if client is None or client.anonymised_at is not None:
+    if owner(session, export) is None:
         raise HistoryLinkError("invalid", "Ссылка недействительна")
     return export
+
+
+def owner(session: Session, export: HistoryExport) -> Client | None:
+    """The client whose history an export gives: its client, or the record it was merged into since."""
+    client = session.get(Client, export.client_id)
+    seen: set[int] = set()
+    while client is not None and client.merged_into_id is not None and client.id not in seen:
+        seen.add(client.id)
+        client = session.get(Client, client.merged_into_id)
+    if client is None or client.anonymised_at is not None:
+        return None
+    return client

@@ -486,15 +486,24 @@ class _Request:
 
 
 class Coordinator:
-    """Groups the attempt commits of all connections of a worker into one transaction per round."""
+    """Groups the attempt commits of a worker's connections into rounds (one transaction each).
 
-    def __init__(self, ledger: Ledger) -> None:
+    SQLite commits in WAL mode without waiting for the disk, so one round at a time runs right on the event loop
+    (a thread would only add lock ping-pong). A PostgreSQL commit waits for its WAL flush (milliseconds), so rounds
+    run in threads, several at once: the server flushes concurrent commits together, and connections keep talking
+    SMTP meanwhile.
+    """
+
+    def __init__(self, ledger: Ledger, *, threaded: bool, max_rounds: int) -> None:
         self.ledger = ledger
+        self.threaded = threaded
+        self.max_rounds = max(1, max_rounds) if threaded else 1
         self._requests: list[_Request] = []
         self._outcomes: list[tuple[Job, Outcome]] = []
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        self._rounds: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         """Run the commit loop."""
@@ -518,26 +527,51 @@ class Coordinator:
         if self._task is not None:
             await self._task
 
+    def _settle(self, requests: list[_Request], verdicts: dict[int, str] | BaseException) -> None:
+        for request in requests:
+            if isinstance(verdicts, BaseException):
+                request.future.set_exception(verdicts)
+            else:
+                request.future.set_result(verdicts.get(request.job.delivery_id, "lost"))
+
+    async def _threaded_round(self, requests: list[_Request], outcomes: list[tuple[Job, Outcome]]) -> None:
+        try:
+            verdicts = await asyncio.to_thread(self.ledger.commit_round, [r.job for r in requests], outcomes)
+        except Exception as exc:
+            # Outcomes not recorded stay "sending" and are settled as ambiguous: never sent twice.
+            log.exception("mailing: could not record a round")
+            self._settle(requests, exc)
+        else:
+            self._settle(requests, verdicts)
+
     async def _run(self) -> None:
         while True:
             if not self._requests:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=0.05)
             self._wake.clear()
+            if len(self._rounds) >= self.max_rounds:
+                await asyncio.wait(self._rounds, return_when=asyncio.FIRST_COMPLETED)
+                continue
             requests, self._requests = self._requests, []
             outcomes, self._outcomes = self._outcomes, []
             if requests or outcomes:
+                if self.threaded:
+                    task = asyncio.create_task(self._threaded_round(requests, outcomes))
+                    self._rounds.add(task)
+                    task.add_done_callback(self._rounds.discard)
+                    continue
                 try:
                     verdicts = self.ledger.commit_round([r.job for r in requests], outcomes)
                 except Exception as exc:
-                    # Outcomes not recorded stay "sending" and are settled as ambiguous: never sent twice.
                     log.exception("mailing: could not record a round")
-                    for request in requests:
-                        request.future.set_exception(exc)
+                    self._settle(requests, exc)
                 else:
-                    for request in requests:
-                        request.future.set_result(verdicts.get(request.job.delivery_id, "lost"))
+                    self._settle(requests, verdicts)
             elif self._closing:
+                if self._rounds:
+                    await asyncio.wait(self._rounds)
+                    continue
                 return
 
 
@@ -599,7 +633,8 @@ class CampaignPass:
             settings, source, campaign_id=self.campaign_id, uid=uid, signer=signer_from_settings(settings)
         )
         await asyncio.to_thread(self.ledger.reconcile)
-        coordinator = Coordinator(self.ledger)
+        threaded = get_engine(settings).dialect.name != "sqlite"
+        coordinator = Coordinator(self.ledger, threaded=threaded, max_rounds=min(8, settings.mailing_concurrency))
         coordinator.start()
         concurrency = max(1, settings.mailing_concurrency)
         queue: asyncio.Queue[Job | None] = asyncio.Queue()

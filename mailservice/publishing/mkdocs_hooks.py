@@ -97,7 +97,7 @@ def on_files(files: Files, *, config: MkDocsConfig) -> Files:
     from mailservice.mailings.consent import render_consent_text, text_version
 
     consent = render_consent_text(settings)
-    config.extra["consent"] = {"text": consent, "version": text_version(consent)[0]}
+    config.extra["mailing_consent"] = {"text": consent, "version": text_version(consent)[0]}
     for item in generated_files(
         state.schema,
         data,

@@ -52,9 +52,7 @@ class UploadedFile:
     data: bytes
 
 
-def _note(
-    session: Session, request: Request, now: dt.datetime, actor: str, comment: str, **data: object
-) -> Event:
+def _note(session: Session, request: Request, now: dt.datetime, actor: str, comment: str, **data: object) -> Event:
     """An internal note: part of the record, left out of the history the client receives."""
     event = Event(
         client_id=request.client_id,
@@ -69,9 +67,7 @@ def _note(
     return event
 
 
-def assign(
-    session: Session, request: Request, *, assignee: str, unit: str, actor: str, now: dt.datetime
-) -> Event:
+def assign(session: Session, request: Request, *, assignee: str, unit: str, actor: str, now: dt.datetime) -> Event:
     """Set who answers the request and in which unit."""
     assignee, unit = assignee.strip()[:200], unit.strip()[:200]
     if not assignee and not unit:
@@ -311,19 +307,7 @@ def register_contact_request(
     )
 
 
-def resolve_client(session: Session, client_id: int) -> Client | None:
-    """The client record, following merges to the surviving record."""
-    client = session.get(Client, client_id)
-    seen = set()
-    while client is not None and client.merged_into_id is not None and client.id not in seen:
-        seen.add(client.id)
-        client = session.get(Client, client.merged_into_id)
-    return client
-
-
-def merge_clients(
-    session: Session, survivor: Client, duplicate: Client, *, actor: str, now: dt.datetime
-) -> None:
+def merge_clients(session: Session, survivor: Client, duplicate: Client, *, actor: str, now: dt.datetime) -> None:
     """Merge two records of the same person: everything of ``duplicate`` moves to ``survivor``.
 
     The duplicate stays as an empty record pointing at the survivor, so old links and numbers still resolve.
@@ -362,9 +346,7 @@ def merge_clients(
 
 def client_timeline(session: Session, client_id: int) -> list[Event]:
     """Every event of the client across requests and channels, oldest first."""
-    return list(
-        session.scalars(select(Event).where(Event.client_id == client_id).order_by(Event.at, Event.id))
-    )
+    return list(session.scalars(select(Event).where(Event.client_id == client_id).order_by(Event.at, Event.id)))
 
 
 def find_clients(session: Session, text: str, limit: int = 50) -> list[Client]:

@@ -234,9 +234,7 @@ def close_session(session: Session, token: str) -> None:
     session.execute(delete(StaffSession).where(StaffSession.token_hash == token_digest(token)))
 
 
-def purge(
-    session: Session, now: dt.datetime, keep_attempts: dt.timedelta = dt.timedelta(days=30)
-) -> tuple[int, int]:
+def purge(session: Session, now: dt.datetime, keep_attempts: dt.timedelta = dt.timedelta(days=30)) -> tuple[int, int]:
     """Delete expired sessions and old login attempts; returns (sessions, attempts) deleted."""
     sessions = session.execute(delete(StaffSession).where(StaffSession.expires_at < now))
     attempts = session.execute(delete(LoginAttempt).where(LoginAttempt.at < now - keep_attempts))

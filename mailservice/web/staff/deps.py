@@ -159,7 +159,7 @@ def require(roles: frozenset[Role]) -> StaffDependency:
         if request.method not in SAFE_METHODS:
             form = await request.form()
             sent = form.get("csrf_token")
-            if not isinstance(sent, str):
+            if not isinstance(sent, str) or not auth.tokens_equal(sent, ctx.csrf_token):
                 raise Refused(
                     403,
                     "Запрос отклонён",

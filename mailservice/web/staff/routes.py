@@ -183,9 +183,7 @@ def login(
     settings = settings_of(request)
     cookie = request.cookies.get(LOGIN_COOKIE, "")
     if not cookie or not csrf_token or not auth.tokens_equal(cookie, csrf_token):
-        return _login_page(
-            request, error="Форма входа устарела. Повторите вход.", status_code=403, next_path=next
-        )
+        return _login_page(request, error="Форма входа устарела. Повторите вход.", status_code=403, next_path=next)
     ip = client_ip(request)
     now = utcnow()
     with session_scope(settings) as session:
@@ -199,9 +197,7 @@ def login(
             token = auth.open_session(
                 session, result.user, ip=ip, user_agent=request.headers.get("user-agent", ""), now=now
             )
-            audit.record(
-                session, now=now, actor=result.user.email, actor_id=result.user.id, action="login", ip=ip
-            )
+            audit.record(session, now=now, actor=result.user.email, actor_id=result.user.id, action="login", ip=ip)
     response: Response
     if result.blocked:
         minutes = int(auth.LOGIN_WINDOW.total_seconds() // 60)
@@ -215,9 +211,7 @@ def login(
         response.headers["Retry-After"] = str(int(auth.LOGIN_WINDOW.total_seconds()))
         return response
     if result.user is None:
-        return _login_page(
-            request, error="Неверный адрес или пароль.", status_code=401, next_path=next, email=email
-        )
+        return _login_page(request, error="Неверный адрес или пароль.", status_code=401, next_path=next, email=email)
     response = redirect(safe_next(next))
     response.set_cookie(
         COOKIE,
@@ -337,21 +331,13 @@ def register_submit(
     if email.strip():
         address = normalise_address(email.strip())
         if address is None:
-            return _register_page(
-                request, ctx, error="Неверный адрес электронной почты", form=form, status_code=400
-            )
+            return _register_page(request, ctx, error="Неверный адрес электронной почты", form=form, status_code=400)
     now = utcnow()
     try:
-        local = (
-            dt.datetime.fromisoformat(received)
-            if received
-            else now.astimezone(settings.tz).replace(tzinfo=None)
-        )
+        local = dt.datetime.fromisoformat(received) if received else now.astimezone(settings.tz).replace(tzinfo=None)
         received_at = (local if local.tzinfo else local.replace(tzinfo=settings.tz)).astimezone(dt.UTC)
     except ValueError:
-        return _register_page(
-            request, ctx, error="Неверные дата и время поступления", form=form, status_code=400
-        )
+        return _register_page(request, ctx, error="Неверные дата и время поступления", form=form, status_code=400)
     data = ContactRequest(
         channel=chosen,
         received_at=min(received_at, now) if received_at <= now + dt.timedelta(minutes=1) else received_at,
@@ -381,9 +367,7 @@ def _load_request(session: Session, request_id: int) -> InfoRequest:
     found = session.scalar(
         select(InfoRequest)
         .where(InfoRequest.id == request_id)
-        .options(
-            selectinload(InfoRequest.client).selectinload(Client.contacts), selectinload(InfoRequest.events)
-        )
+        .options(selectinload(InfoRequest.client).selectinload(Client.contacts), selectinload(InfoRequest.events))
     )
     if found is None:
         raise Refused(404, "Запрос не найден")
@@ -454,9 +438,7 @@ def request_page(request: Request, ctx: Operator, request_id: int) -> Response:
 
 
 @router.post("/requests/{request_id}/assign")
-def request_assign(
-    request: Request, ctx: Operator, request_id: int, assignee: Text = "", unit: Text = ""
-) -> Response:
+def request_assign(request: Request, ctx: Operator, request_id: int, assignee: Text = "", unit: Text = "") -> Response:
     """Assign the request to a member of staff and a unit."""
     settings = settings_of(request)
     try:
@@ -495,9 +477,7 @@ def request_reclassify(
                 actor=ctx.email,
                 now=utcnow(),
             )
-            _audit(
-                session, ctx, "request_reclassify", "request", req.id, type=type, topic=topic, urgency=urgency
-            )
+            _audit(session, ctx, "request_reclassify", "request", req.id, type=type, topic=topic, urgency=urgency)
     except ConsoleError as exc:
         return _request_page(request, ctx, request_id, error=str(exc), status_code=400)
     return redirect(f"/staff/requests/{request_id}?done=reclassify")
@@ -539,9 +519,7 @@ def request_status(
         try:
             extension = int(days)
         except ValueError:
-            return _request_page(
-                request, ctx, request_id, error="Укажите число дней продления", status_code=400
-            )
+            return _request_page(request, ctx, request_id, error="Укажите число дней продления", status_code=400)
     try:
         with session_scope(settings) as session:
             req = _load_request(session, request_id)
@@ -665,9 +643,7 @@ def _client_page(
     status_code: int = 200,
 ) -> HTMLResponse:
     with session_scope(settings_of(request)) as session:
-        client = session.scalar(
-            select(Client).where(Client.id == client_id).options(selectinload(Client.contacts))
-        )
+        client = session.scalar(select(Client).where(Client.id == client_id).options(selectinload(Client.contacts)))
         if client is None:
             raise Refused(404, "Клиент не найден")
         requests_ = session.scalars(
@@ -737,9 +713,7 @@ def client_history(request: Request, ctx: Operator, client_id: int, address: Tex
         if contact is None:
             outcome = HistoryOutcome.unknown
         else:
-            outcome = request_history(
-                session, settings, client=client, address=address, via="staff", now=utcnow()
-            )
+            outcome = request_history(session, settings, client=client, address=address, via="staff", now=utcnow())
             _audit(session, ctx, "history_send", "client", client.id, outcome=outcome.value)
     if outcome is HistoryOutcome.unknown:
         return _client_page(request, ctx, client_id, error=HISTORY_OUTCOMES[outcome], status_code=400)
@@ -755,9 +729,7 @@ def feedback_page(request: Request, ctx: FeedbackViewer) -> Response:
     settings = settings_of(request)
     with session_scope(settings) as session:
         stats = feedback_stats(session, settings)
-        latest = session.scalars(
-            select(FeedbackResponse).order_by(FeedbackResponse.id.desc()).limit(50)
-        ).all()
+        latest = session.scalars(select(FeedbackResponse).order_by(FeedbackResponse.id.desc()).limit(50)).all()
         return page(
             request,
             "web/staff/feedback.html",

@@ -1,0 +1,356 @@
+"""Mailing throughput: a campaign to N subscribers through the real sender, against two bare aiosmtplib loops.
+
+All three send to the same local SMTP sink (aiosmtpd in its own process, counting messages) with the same number
+of connections, in the same run:
+
+* ``ceiling``: pre-built bytes, ``sendmail`` in a loop (network and sink only);
+* ``emailmessage``: an ``EmailMessage`` built per recipient (headers, text and HTML parts, ``policy.SMTP``);
+* ``mailservice``: ``send_campaign`` (claims, consent re-check per recipient, at-most-once bookkeeping, messages
+  rendered once and filled in per recipient), on SQLite and on PostgreSQL, DKIM off; then DKIM on (dkimpy) on a
+  smaller campaign.
+
+Prints the figures and, last, one JSON line with both ratios (the worse backend at top level).
+
+    .venv/bin/python bench/mailing.py            # 20,000 subscribers
+    .venv/bin/python bench/mailing.py --quick    # 2,000 subscribers, well under two minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import email.policy
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import aiosmtplib  # noqa: E402
+import psycopg  # noqa: E402
+from sqlalchemy import insert, select  # noqa: E402
+
+from mailservice import config, db  # noqa: E402
+from mailservice.mailings import campaigns, consent  # noqa: E402
+from mailservice.mailings.models import MailingList, Subscriber, Subscription  # noqa: E402
+from mailservice.mailings.render import CampaignRenderer, Recipient, render_bodies  # noqa: E402
+from mailservice.mailings.sender import send_campaign  # noqa: E402
+from mailservice.mailings.subscribers import create_list, unsubscribe_mailto, unsubscribe_token, unsubscribe_url  # noqa: E402
+
+TEMPLATE = (Path(__file__).resolve().parents[1] / "templates" / "email" / "mailing_example.txt").read_text("utf-8")
+SUBJECT = "Новости департамента: план приватизации на 2027 год"
+PG_URL = os.environ.get("MAILSERVICE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+# -- the sink (a separate process, so that it does not share our interpreter lock) ---------------------------
+
+
+def serve_sink(port: int) -> None:
+    """Run a counting aiosmtpd sink until killed; prints its count on each line of stdin."""
+    from aiosmtpd.controller import Controller
+
+    class Counter:
+        count = 0
+
+        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
+            Counter.count += 1
+            return "250 2.0.0 OK"
+
+    controller = Controller(Counter(), hostname="127.0.0.1", port=port, decode_data=False)
+    controller.start()
+    print("ready", flush=True)
+    for _line in sys.stdin:
+        print(Counter.count, flush=True)
+    controller.stop()
+
+
+class SinkProcess:
+    """The sink subprocess; ``count()`` asks it how many messages it has accepted."""
+
+    def __init__(self) -> None:
+        from tests.servers import free_port
+
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve-sink", str(self.port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().strip() == "ready"
+
+    def count(self) -> int:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
+        return int(self.proc.stdout.readline())
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+# -- baselines ---------------------------------------------------------------------------------------------------
+
+
+async def bare_loop(port: int, concurrency: int, addresses: list[str], build: object) -> float:
+    """Send one message per address over ``concurrency`` reused connections; returns messages per second."""
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for address in addresses:
+        queue.put_nowait(address)
+
+    async def worker() -> None:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port)
+        await client.connect()
+        while True:
+            try:
+                address = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            raw = build(address)  # type: ignore[operator]
+            await client.sendmail("info@dizo.test", [address], raw)
+        await client.quit()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return len(addresses) / (time.perf_counter() - start)
+
+
+def emailmessage_builder(settings: config.Settings) -> object:
+    """Build each message from scratch with ``EmailMessage`` (the naive way), same content as the campaign."""
+    from mailservice.mailings.render import CampaignSource
+
+    source = CampaignSource(SUBJECT, TEMPLATE, None, "Новости департамента", "news")
+    placeholder = "https://example.invalid/u/PLACEHOLDER"
+    text, body_html = render_bodies(settings, source, "", placeholder)
+    counter = iter(range(10**9))
+
+    def build(address: str) -> bytes:
+        n = next(counter)
+        url = f"{settings.public_url}/unsubscribe/{n}.{secrets.token_urlsafe(20)}"
+        message = EmailMessage()
+        message["Date"] = format_datetime(db.utcnow())
+        message["From"] = Address(settings.from_name, "info", "dizo.test")
+        message["To"] = address
+        message["Subject"] = SUBJECT
+        message["Message-ID"] = f"<bench.{n}@dizo.test>"
+        message["List-Id"] = "Новости департамента <news.lists.dizo.test>"
+        message["List-Unsubscribe"] = f"<{url}>, <mailto:info@dizo.test?subject=unsubscribe>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        message["Precedence"] = "bulk"
+        message.set_content(text.replace(placeholder, url), cte="quoted-printable")
+        message.add_alternative(body_html.replace(placeholder, url), subtype="html", cte="quoted-printable")
+        return message.as_bytes(policy=email.policy.SMTP)
+
+    return build
+
+
+# -- the service -------------------------------------------------------------------------------------------------
+
+
+def prepare(settings: config.Settings, count: int, slug: str) -> int:
+    """A list of ``count`` active subscribers and a draft campaign to it; returns the campaign id."""
+    now = db.utcnow()
+    with db.session_scope(settings) as session:
+        mailing_list = session.scalar(select(MailingList).where(MailingList.slug == slug)) or create_list(
+            session, slug, f"Список {slug}"
+        )
+        list_id = mailing_list.id
+    engine = db.get_engine(settings)
+    with engine.begin() as conn:
+        for start in range(0, count, 5000):
+            batch = range(start, min(count, start + 5000))
+            rows = [
+                {
+                    "email": f"{slug}.{i}@example.org",
+                    "email_ascii": f"{slug}.{i}@example.org",
+                    "email_hash": consent.email_hash(f"{slug}.{i}@example.org"),
+                    "name": "",
+                    "created_at": now,
+                    "confirm_nonce": "",
+                }
+                for i in batch
+            ]
+            ids = list(conn.scalars(insert(Subscriber).returning(Subscriber.id), rows))
+            conn.execute(
+                insert(Subscription),
+                [
+                    {
+                        "subscriber_id": sid,
+                        "list_id": list_id,
+                        "status": "active",
+                        "nonce": secrets.token_hex(8),
+                        "created_at": now,
+                        "requested_at": now,
+                        "confirmed_at": now,
+                        "withdrawn_via": "",
+                    }
+                    for sid in ids
+                ],
+            )
+    with db.session_scope(settings) as session:
+        return campaigns.create(session, settings, list_slug=slug, subject=SUBJECT, text=TEMPLATE).id
+
+
+def environment(url: str, data_dir: Path, port: int, concurrency: int, **extra: str) -> config.Settings:
+    """Settings for one backend (the service reads them from the environment)."""
+    for key in list(os.environ):
+        if key.startswith("MAILSERVICE_") and key != "MAILSERVICE_TEST_PG_URL":
+            del os.environ[key]
+    os.environ.update(
+        MAILSERVICE_ENVIRONMENT="test",
+        MAILSERVICE_DATABASE_URL=url,
+        MAILSERVICE_DATA_DIR=str(data_dir),
+        MAILSERVICE_SECRET_KEYS="bench-" + "k" * 40,
+        MAILSERVICE_FROM_ADDRESS="info@dizo.test",
+        MAILSERVICE_SMTP_PORT=str(port),
+        MAILSERVICE_MAILING_RATE_PER_MINUTE="0",
+        MAILSERVICE_MAILING_CONCURRENCY=str(concurrency),
+        MAILSERVICE_MAILING_BATCH_SIZE="500",
+        **{f"MAILSERVICE_{k.upper()}": v for k, v in extra.items()},
+    )
+    config.get_settings.cache_clear()
+    db.dispose_engines()
+    return config.get_settings()
+
+
+def run_campaign(settings: config.Settings, campaign_id: int, sink: SinkProcess, expected: int) -> float:
+    before = sink.count()
+    start = time.perf_counter()
+    summary = asyncio.run(send_campaign(settings, campaign_id))
+    elapsed = time.perf_counter() - start
+    received = sink.count() - before
+    if summary.status != "done" or received != expected or summary.totals.sent != expected:
+        raise SystemExit(f"campaign {campaign_id}: {summary}, sink received {received} of {expected}")
+    return expected / elapsed
+
+
+def sample_bytes(settings: config.Settings, campaign_id: int) -> bytes:
+    with db.session_scope(settings) as session:
+        campaign = campaigns.get(session, campaign_id)
+        source, uid = campaigns.source_of(session, campaign), campaign.uid
+    token = unsubscribe_token(settings, 1, "0" * 16)
+    renderer = CampaignRenderer(settings, source, campaign_id=campaign_id, uid=uid)
+    return renderer.message(
+        Recipient(1, "someone@example.org", "", unsubscribe_url(settings, token), unsubscribe_mailto(settings, token))
+    )
+
+
+def bench_backend(
+    name: str, url: str, data_dir: Path, sink: SinkProcess, count: int, concurrency: int, slices: int
+) -> dict[str, float]:
+    """The three loops on one backend, interleaved slice by slice (other load on the machine hits all three alike)."""
+    settings = environment(url, data_dir, sink.port, concurrency)
+    db.upgrade(settings)
+    sizes = [count // slices + (1 if i < count % slices else 0) for i in range(slices)]
+    campaign_ids = [prepare(settings, size, f"bench{i}") for i, size in enumerate(sizes)]
+    prebuilt = sample_bytes(settings, campaign_ids[0])
+    naive_build = emailmessage_builder(settings)
+    elapsed = {"ceiling": 0.0, "emailmessage": 0.0, "mailservice": 0.0}
+
+    def run(kind: str, i: int) -> None:
+        size = sizes[i]
+        addresses = [f"base.{i}.{k}@example.org" for k in range(size)]
+        if kind == "ceiling":
+            rate = asyncio.run(bare_loop(sink.port, concurrency, addresses, lambda _a: prebuilt))
+        elif kind == "emailmessage":
+            rate = asyncio.run(bare_loop(sink.port, concurrency, addresses, naive_build))
+        else:
+            rate = run_campaign(settings, campaign_ids[i], sink, size)
+        elapsed[kind] += size / rate
+
+    kinds = list(elapsed)
+    for i in range(slices):
+        for kind in kinds[i % 3 :] + kinds[: i % 3]:
+            run(kind, i)
+    ours, naive, ceiling = (count / elapsed[k] for k in ("mailservice", "emailmessage", "ceiling"))
+    figures = {
+        "messages_per_s": round(ours, 1),
+        "emailmessage_per_s": round(naive, 1),
+        "ceiling_per_s": round(ceiling, 1),
+        "ratio_vs_emailmessage": round(ours / naive, 3),
+        "ratio_vs_ceiling": round(ours / ceiling, 3),
+    }
+    print(
+        f"{name:<10} mailservice {ours:8.0f}/s | EmailMessage loop {naive:8.0f}/s | pre-built bytes {ceiling:8.0f}/s"
+        f" | ratios {figures['ratio_vs_emailmessage']:.2f} and {figures['ratio_vs_ceiling']:.2f}",
+        flush=True,
+    )
+    db.dispose_engines()
+    return figures
+
+
+def bench_dkim(url: str, data_dir: Path, sink: SinkProcess, count: int, concurrency: int) -> float:
+    key = data_dir / "dkim.pem"
+    subprocess.run(["openssl", "genrsa", "-traditional", "-out", str(key), "2048"], check=True, capture_output=True)
+    settings = environment(url, data_dir, sink.port, concurrency, dkim_private_key_file=str(key), dkim_selector="bench")
+    campaign_id = prepare(settings, count, "dkim")
+    rate = run_campaign(settings, campaign_id, sink, count)
+    print(f"DKIM on    mailservice {rate:8.0f}/s (dkimpy, RSA-2048, {count} messages)", flush=True)
+    db.dispose_engines()
+    return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", "--subscribers", type=int, default=20000)
+    parser.add_argument("--quick", action="store_true", help="2,000 subscribers (DKIM: 300)")
+    parser.add_argument("--concurrency", type=int, default=8, help="SMTP connections, the same for all three")
+    parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--serve-sink", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_sink:
+        serve_sink(args.serve_sink)
+        return
+    count = 2000 if args.quick else args.subscribers
+    dkim_count = 300 if args.quick else 2000
+    slices = 3 if args.quick else 6
+    print(f"{count} subscribers, {args.concurrency} SMTP connections, sink in its own process", flush=True)
+    sink = SinkProcess()
+    work = Path(tempfile.mkdtemp(prefix="bench-mailing-"))
+    results: dict[str, dict[str, float]] = {}
+    pg_database = None
+    try:
+        if args.db in ("sqlite", "both"):
+            url = f"sqlite:///{work / 'bench.sqlite3'}"
+            results["sqlite"] = bench_backend("SQLite", url, work, sink, count, args.concurrency, slices)
+        if args.db in ("postgresql", "both"):
+            pg_database = f"bench_mailing_{uuid.uuid4().hex[:8]}"
+            with psycopg.connect(PG_URL, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{pg_database}"')
+            url = PG_URL.rsplit("/", 1)[0] + f"/{pg_database}"
+            results["postgresql"] = bench_backend("PostgreSQL", url, work, sink, count, args.concurrency, slices)
+        dkim_rate = bench_dkim(url, work, sink, dkim_count, args.concurrency)
+    finally:
+        sink.stop()
+        db.dispose_engines()
+        if pg_database:
+            with psycopg.connect(PG_URL, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{pg_database}" WITH (FORCE)')
+        shutil.rmtree(work, ignore_errors=True)
+    worst = min(results.values(), key=lambda f: f["ratio_vs_ceiling"])
+    summary = {
+        "messages_per_s": min(f["messages_per_s"] for f in results.values()),
+        "ratio_vs_emailmessage": min(f["ratio_vs_emailmessage"] for f in results.values()),
+        "ratio_vs_ceiling": worst["ratio_vs_ceiling"],
+        "dkim_on_messages_per_s": round(dkim_rate, 1),
+        "subscribers": count,
+        "concurrency": args.concurrency,
+        "backends": results,
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
