@@ -10,14 +10,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mailservice.classify.engine import Classification, Classifier, default_classifier, default_model_path
-from mailservice.classify.evaluate import DatasetError, cross_validate, evaluate, format_report, read_datasets
-from mailservice.classify.model import ModelError, read_metadata, save, train
-from mailservice.classify.rules import RulesError, load_rules, load_taxonomy
+if TYPE_CHECKING:
+    from mailservice.classify.engine import Classification, Classifier
 
 app = typer.Typer(
     help="Классификация запросов по типу, теме и срочности: проверка текста, обучение и оценка модели.",
@@ -41,6 +39,18 @@ def _fail(message: str) -> typer.Exit:
 @contextmanager
 def _usage_errors() -> Iterator[None]:
     """Turn our input errors into one line on stderr and exit code 2."""
+    # Imported here, not at module level: scikit-learn costs a second at every start of the `mailservice` command.
+    from mailservice.classify.engine import Classifier, default_classifier, default_model_path  # noqa: F401
+    from mailservice.classify.evaluate import (  # noqa: F401
+        DatasetError,
+        cross_validate,
+        evaluate,
+        format_report,
+        read_datasets,
+    )
+    from mailservice.classify.model import ModelError, read_metadata, save, train  # noqa: F401
+    from mailservice.classify.rules import RulesError, load_rules, load_taxonomy  # noqa: F401
+
     try:
         yield
     except (DatasetError, RulesError, ModelError) as exc:
@@ -48,6 +58,18 @@ def _usage_errors() -> Iterator[None]:
 
 
 def _classifier(rules: Path | None, model: Path | None, rules_only: bool = False) -> Classifier:
+    # Imported here, not at module level: scikit-learn costs a second at every start of the `mailservice` command.
+    from mailservice.classify.engine import Classifier, default_classifier, default_model_path  # noqa: F401
+    from mailservice.classify.evaluate import (  # noqa: F401
+        DatasetError,
+        cross_validate,
+        evaluate,
+        format_report,
+        read_datasets,
+    )
+    from mailservice.classify.model import ModelError, read_metadata, save, train  # noqa: F401
+    from mailservice.classify.rules import RulesError, load_rules, load_taxonomy  # noqa: F401
+
     if model is not None and not model.is_file():
         raise _fail(f"файл модели не найден: {model}")
     if rules is not None and not rules.is_file():
@@ -86,6 +108,18 @@ def text_command(
     model: ModelOption = None,
 ) -> None:
     """Классифицировать текст и показать метки, уверенность и причины."""
+    # Imported here, not at module level: scikit-learn costs a second at every start of the `mailservice` command.
+    from mailservice.classify.engine import Classifier, default_classifier, default_model_path  # noqa: F401
+    from mailservice.classify.evaluate import (  # noqa: F401
+        DatasetError,
+        cross_validate,
+        evaluate,
+        format_report,
+        read_datasets,
+    )
+    from mailservice.classify.model import ModelError, read_metadata, save, train  # noqa: F401
+    from mailservice.classify.rules import RulesError, load_rules, load_taxonomy  # noqa: F401
+
     with _usage_errors():
         classifier = _classifier(rules, model)
         result = classifier.classify(subject, text)
@@ -108,6 +142,18 @@ def train_command(
     as_json: Annotated[bool, typer.Option("--json", help="Вывести сведения о модели в JSON.")] = False,
 ) -> None:
     """Обучить модель на размеченных письмах и сохранить её с описанием (JSON рядом с файлом)."""
+    # Imported here, not at module level: scikit-learn costs a second at every start of the `mailservice` command.
+    from mailservice.classify.engine import Classifier, default_classifier, default_model_path  # noqa: F401
+    from mailservice.classify.evaluate import (  # noqa: F401
+        DatasetError,
+        cross_validate,
+        evaluate,
+        format_report,
+        read_datasets,
+    )
+    from mailservice.classify.model import ModelError, read_metadata, save, train  # noqa: F401
+    from mailservice.classify.rules import RulesError, load_rules, load_taxonomy  # noqa: F401
+
     paths = list(data or [])
     if not paths:
         # Staff-confirmed labels from the database will be a second source once requests are stored.
@@ -149,6 +195,18 @@ def evaluate_command(
     model: ModelOption = None,
 ) -> None:
     """Точность, полнота, F1 по классам, macro-F1 и матрица ошибок по каждой оси."""
+    # Imported here, not at module level: scikit-learn costs a second at every start of the `mailservice` command.
+    from mailservice.classify.engine import Classifier, default_classifier, default_model_path  # noqa: F401
+    from mailservice.classify.evaluate import (  # noqa: F401
+        DatasetError,
+        cross_validate,
+        evaluate,
+        format_report,
+        read_datasets,
+    )
+    from mailservice.classify.model import ModelError, read_metadata, save, train  # noqa: F401
+    from mailservice.classify.rules import RulesError, load_rules, load_taxonomy  # noqa: F401
+
     _check_files(data)
     if cv == 1:
         raise _fail("--cv: нужно хотя бы 2 части")
