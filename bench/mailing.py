@@ -36,16 +36,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import aiosmtplib  # noqa: E402
-import psycopg  # noqa: E402
-from sqlalchemy import insert, select  # noqa: E402
+import aiosmtplib
+import psycopg
+from sqlalchemy import insert, select
 
-from mailservice import config, db  # noqa: E402
-from mailservice.mailings import campaigns, consent  # noqa: E402
-from mailservice.mailings.models import MailingList, Subscriber, Subscription  # noqa: E402
-from mailservice.mailings.render import CampaignRenderer, Recipient, render_bodies  # noqa: E402
-from mailservice.mailings.sender import send_campaign  # noqa: E402
-from mailservice.mailings.subscribers import create_list, unsubscribe_mailto, unsubscribe_token, unsubscribe_url  # noqa: E402
+from mailservice import config, db
+from mailservice.mailings import campaigns, consent
+from mailservice.mailings.models import MailingList, Subscriber, Subscription
+from mailservice.mailings.render import CampaignRenderer, Recipient, render_bodies
+from mailservice.mailings.sender import send_campaign
+from mailservice.mailings.subscribers import create_list, unsubscribe_mailto, unsubscribe_token, unsubscribe_url
 
 TEMPLATE = (Path(__file__).resolve().parents[1] / "templates" / "email" / "mailing_example.txt").read_text("utf-8")
 SUBJECT = "Новости департамента: план приватизации на 2027 год"
@@ -62,7 +62,7 @@ def serve_sink(port: int) -> None:
     class Counter:
         count = 0
 
-        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
+        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
             Counter.count += 1
             return "250 2.0.0 OK"
 

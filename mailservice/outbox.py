@@ -202,13 +202,17 @@ async def run_worker(
     settings: Settings | None = None, interval: float = 2.0, stop: asyncio.Event | None = None
 ) -> None:
     """Drain the outbox forever (until ``stop`` is set), sleeping ``interval`` seconds between passes."""
+    from mailservice.jobs import default_jobs, run_due
+
     settings = settings or get_settings()
     stop = stop or asyncio.Event()
+    jobs = default_jobs()
     while not stop.is_set():
         try:
             await drain_once(settings)
         except Exception:  # the loop must survive a database hiccup; the next pass retries
             log.exception("outbox pass failed")
+        await asyncio.to_thread(run_due, settings, jobs)
         try:
             await asyncio.wait_for(stop.wait(), timeout=interval)
         except TimeoutError:

@@ -102,6 +102,12 @@ def test_reply_by_message_id_joins_the_request(settings: Settings, sink: Sink) -
         last_in = [e for e in request.events if e.kind == "message_in"][-1]
         assert "2024 год" in last_in.comment
         assert "Ваше обращение получено" not in last_in.comment  # the quote is stripped
+        assert not any(c.verified for c in request.client.contacts)  # a reply from elsewhere verifies nothing
+    same_address = citizen_mail(subject="Re: ответ", body="И ещё за 2023 год, пожалуйста.", in_reply_to=ack_id)
+    assert process_raw(settings, same_address, smtp_source(), now=NOW).outcome is Outcome.reply
+    with session_scope(settings) as session:
+        client = session.scalars(select(Request)).one().client
+        assert [c.value for c in client.contacts if c.verified] == ["ivanov@example.ru"]
 
 
 def test_subject_tag_only_from_the_same_client(settings: Settings) -> None:
@@ -161,7 +167,7 @@ def test_status_changes_are_events_and_threaded_mails(settings: Settings, sink: 
     for previous, mail in zip(ids, mails[1:], strict=False):
         assert str(mail["In-Reply-To"]).strip("<>") == previous
         assert message_id_of(first) in str(mail["References"])
-        assert mail["Auto-Submitted"] == "auto-generated"
+        assert mail["Auto-Submitted"] == "auto-generated"  # notices; a written answer would carry "no"
     refusal = body_text(mails[-1])
     assert "ст. 20 ч. 1 п. 3" in refusal and "Росреестра" in refusal
     with session_scope(settings) as session:

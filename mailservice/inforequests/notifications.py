@@ -131,7 +131,8 @@ def status_notice(
         kind="status_notice",
         subject=f"Статус обращения: {STATUS_NAMES[status]}",
         template="status_changed",
-        auto_submitted="auto-generated",
+        # The answer is a letter a person wrote (RFC 3834 5: "no"); every other notice is generated.
+        auto_submitted="no" if status is Status.answered else "auto-generated",
         extra={"event": event, "ground": ground, "status": status},
         attachments=attachments,
     )

@@ -394,6 +394,15 @@ def add_client_message(
     return event
 
 
+def mark_verified(session: Session, client: Client, address: str, sent_to: Sequence[str]) -> None:
+    """Mark ``address`` verified for ``client`` when we had written to it and it answered our message."""
+    if address not in sent_to:
+        return
+    for contact in client.contacts:
+        if contact.kind == "email" and contact.value == address:
+            contact.verified = True
+
+
 def is_joinable(request: Request) -> bool:
     """Whether a reply joins this request (open) or starts a new linked one (answered, refused, closed)."""
     return Status(request.status) in JOINABLE_STATUSES

@@ -240,6 +240,9 @@ def _decide(
                 return
     attachments = _store_attachments(store, parsed)
     body = parsed.new_text or parsed.text
+    if request is not None and outbox_row is not None:
+        # Answering one of our messages from the address it went to proves the address is the client's.
+        service.mark_verified(session, request.client, parsed.from_addr, outbox_row.recipients.split(","))
     if request is not None and service.is_joinable(request):
         service.add_client_message(
             session,

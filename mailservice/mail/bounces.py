@@ -276,11 +276,22 @@ _ORIGINAL_MARKERS = re.compile(
     rf"original mail|исходное сообщение|оригинальное сообщение)|(?:{_COPY_PHRASES}))\b[^\n]*$",
     re.IGNORECASE | re.MULTILINE,
 )
-_EMBEDDED_HEADERS = re.compile(
-    r"\n\s*\n((?:Return-Path|Received|Delivered-To|Message-ID|DKIM-Signature|X-[\w-]+):[^\n]*\n"
-    r"(?:[ \t][^\n]*\n)*(?:[\w-]+:[^\n]*\n))",
-    re.IGNORECASE,
-)
+_EMBEDDED_FIRST = re.compile(r"^(Return-Path|Received|Delivered-To|Message-ID|DKIM-Signature|X-[\w-]+):", re.I)
+_FIELD_START = re.compile(r"^[\w-]+:")
+
+
+def _cut_embedded_headers(text: str) -> str:
+    """Cut where a pasted header block of the returned message starts (a blank line, then header fields)."""
+    lines = text.split("\n")
+    for i in range(1, len(lines) - 1):
+        if lines[i - 1].strip() or not _EMBEDDED_FIRST.match(lines[i]):
+            continue
+        j = i + 1
+        while j < len(lines) and lines[j][:1] in (" ", "\t"):
+            j += 1
+        if j < len(lines) and _FIELD_START.match(lines[j]):
+            return "\n".join(lines[: i - 1])
+    return text
 
 
 def bounce_text(msg: Message) -> str:
@@ -307,10 +318,7 @@ def bounce_text(msg: Message) -> str:
     marker = _ORIGINAL_MARKERS.search(text)
     if marker is not None and marker.start() > 0:
         text = text[: marker.start()]
-    embedded = _EMBEDDED_HEADERS.search(text)
-    if embedded is not None:
-        text = text[: embedded.start()]
-    return text
+    return _cut_embedded_headers(text)
 
 
 # --------------------------------------------------------------------------------------------------

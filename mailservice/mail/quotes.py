@@ -83,7 +83,14 @@ _HR_LINE = "_" * 32
 _SENTINEL = "\ue000QUOTE\ue000"
 
 
-def _render(node: Tag, out: list[str], *, pre: bool = False) -> None:
+_MAX_RENDER_DEPTH = 150
+
+
+def _render(node: Tag, out: list[str], *, pre: bool = False, depth: int = 0) -> None:
+    if depth > _MAX_RENDER_DEPTH:
+        # Absurdly deep markup (hostile or generated): keep its words, lose its layout, avoid recursion.
+        out.append(" ".join(node.get_text(" ").split()))
+        return
     for child in node.children:
         if isinstance(child, (Comment, Declaration, Doctype, ProcessingInstruction)):
             continue
@@ -101,19 +108,19 @@ def _render(node: Tag, out: list[str], *, pre: bool = False) -> None:
         elif name == "hr":
             out.append(f"\n{_HR_LINE}\n")
         elif name == "blockquote":
-            inner = _finish(_render_to_list(child, pre=pre))
+            inner = _finish(_render_to_list(child, pre=pre, depth=depth + 1))
             quoted = "\n".join(f"> {line}" if line else ">" for line in inner.split("\n"))
             out.append(f"\n{quoted}\n")
         elif name in ("td", "th"):
-            _render(child, out, pre=pre)
+            _render(child, out, pre=pre, depth=depth + 1)
             out.append("  ")
         elif name == "li":
             out.append("\n- ")
-            _render(child, out, pre=pre)
+            _render(child, out, pre=pre, depth=depth + 1)
             out.append("\n")
         elif name == "a":
             start = len(out)
-            _render(child, out, pre=pre)
+            _render(child, out, pre=pre, depth=depth + 1)
             label = "".join(out[start:]).strip()
             href = str(child.get("href") or "").strip()
             # Show where a link really points: the visible text of a link is not to be trusted.
@@ -125,23 +132,23 @@ def _render(node: Tag, out: list[str], *, pre: bool = False) -> None:
                 out.append(f"[{_SPACE.sub(' ', alt)}]")
         elif name == "pre":
             out.append("\n\n")
-            _render(child, out, pre=True)
+            _render(child, out, pre=True, depth=depth + 1)
             out.append("\n\n")
         elif name in _PARAGRAPH_TAGS:
             out.append("\n\n")
-            _render(child, out, pre=pre)
+            _render(child, out, pre=pre, depth=depth + 1)
             out.append("\n\n")
         elif name in _BLOCK_TAGS:
             out.append("\n")
-            _render(child, out, pre=pre)
+            _render(child, out, pre=pre, depth=depth + 1)
             out.append("\n")
         else:
-            _render(child, out, pre=pre)
+            _render(child, out, pre=pre, depth=depth + 1)
 
 
-def _render_to_list(node: Tag, *, pre: bool = False) -> list[str]:
+def _render_to_list(node: Tag, *, pre: bool = False, depth: int = 0) -> list[str]:
     out: list[str] = []
-    _render(node, out, pre=pre)
+    _render(node, out, pre=pre, depth=depth)
     return out
 
 
@@ -152,7 +159,11 @@ def _finish(parts: list[str]) -> str:
 
 
 def _soup(html: str) -> BeautifulSoup:
-    return BeautifulSoup(html, "html.parser")
+    soup = BeautifulSoup(html, "html.parser")
+    # Removed up front so that even the flattened rendering of over-deep markup never shows them.
+    for tag in soup.find_all(list(_SKIP_TAGS)):
+        tag.extract()
+    return soup
 
 
 def html_to_text(html: str) -> str:

@@ -30,6 +30,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import queue
 import re
 import secrets
 import socket
@@ -37,16 +38,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiosmtplib
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
-from sqlalchemy import delete, select, update
+from sqlalchemy import String, bindparam, delete, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
 from mailservice import faults
 from mailservice.config import Settings
-from mailservice.db import get_engine, session_scope, utcnow
+from mailservice.db import UTCDateTime, get_engine, session_scope, utcnow
 from mailservice.mail import smtp
 from mailservice.mailings import campaigns
 from mailservice.mailings.models import (
@@ -75,6 +78,50 @@ log = logging.getLogger(__name__)
 # RFC 3463 "bad destination mailbox address" / "bad destination system": the address itself is dead.
 _DEAD_ADDRESS = re.compile(r"^\s*5\.1\.(1|2|3|10)\b")
 _HEARTBEAT_EVERY = 5.0
+
+
+# The statements of the per-message round, built once (building a statement costs more than running it).
+_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
+_WORKER = bindparam("worker", type_=String())
+_NOW = bindparam("now_", type_=UTCDateTime())
+_CLAIMED_BY_ME = (Delivery.id.in_(_IDS), Delivery.claimed_by == _WORKER, Delivery.state == DeliveryState.claimed)
+_CONSENTING = (
+    select(Subscription.id)
+    .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+    .outerjoin(Suppression, Suppression.email_hash == Subscriber.email_hash)
+    .where(
+        Subscription.id.in_(bindparam("sids", expanding=True)),
+        Subscription.status == SubscriptionStatus.active,
+        Subscriber.purged_at.is_(None),
+        Suppression.email_hash.is_(None),
+    )
+    # Withdrawal takes FOR UPDATE on the same row: one of the two waits for the other (PostgreSQL).
+    .with_for_update(read=True, of=Subscription)
+)
+_MARK_SENDING = (
+    update(Delivery).where(*_CLAIMED_BY_ME).values(state=DeliveryState.sending, sending_at=_NOW).returning(Delivery.id)
+)
+_MARK_SKIPPED = (
+    update(Delivery)
+    .where(*_CLAIMED_BY_ME)
+    .values(state=DeliveryState.skipped, claimed_by="", last_error="согласие отозвано до отправки")
+    .returning(Delivery.id)
+)
+_RELEASE = (
+    update(Delivery)
+    .where(*_CLAIMED_BY_ME)
+    .values(state=DeliveryState.queued, claimed_by="", claim_token="", attempts=Delivery.attempts - 1)
+)
+_MARK_SENT = (
+    update(Delivery)
+    .where(
+        Delivery.id.in_(_IDS),
+        Delivery.claimed_by == _WORKER,
+        Delivery.state.in_([DeliveryState.sending, DeliveryState.ambiguous]),
+    )
+    .values(state=DeliveryState.sent, sent_at=_NOW, claimed_by="", last_error="")
+)
+_BEAT = update(WorkerBeat).where(WorkerBeat.name == _WORKER).values(heartbeat_at=_NOW)
 
 
 def new_worker_name() -> str:
@@ -166,6 +213,7 @@ class Ledger:
         self._last_beat = 0.0
         self._status_read_at = 0.0
         self._sending = True
+        self._idle: queue.SimpleQueue[Connection] = queue.SimpleQueue()
 
     # -- liveness --------------------------------------------------------------------------------------------
 
@@ -309,71 +357,58 @@ class Ledger:
 
     # -- the attempt round -----------------------------------------------------------------------------------
 
+    def _connection(self) -> Connection:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            return get_engine(self.settings).connect()
+
+    def close(self) -> None:
+        """Return the round connections (end of a pass)."""
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
+
     def commit_round(self, jobs: list[Job], outcomes: list[tuple[Job, Outcome]]) -> dict[int, str]:
         """Record finished copies and, for copies about to be sent, re-check consent and mark them ``sending``.
 
         Returns a verdict per job: ``go``, ``skip`` (consent gone), ``lost`` (no longer ours) or ``paused``. This
-        runs once per message and connection, so it uses Core statements on a bare connection (no ORM unit of
-        work): its cost bounds the throughput.
+        runs once per message and connection, so it uses prepared Core statements on connections kept for the
+        pass (no ORM unit of work, no pool check-out per round): its cost bounds the throughput.
         """
         now = utcnow()
         verdicts: dict[int, str] = {}
-        mine = (Delivery.claimed_by == self.worker, Delivery.state == DeliveryState.claimed)
-        with get_engine(self.settings).begin() as conn:
-            self._apply(conn, outcomes, now)
-            if time.monotonic() - self._last_beat > _HEARTBEAT_EVERY:
-                self._last_beat = time.monotonic()
-                conn.execute(update(WorkerBeat).where(WorkerBeat.name == self.worker).values(heartbeat_at=now))
-            if not jobs:
-                return verdicts
-            ids = [j.delivery_id for j in jobs]
-            if not self._still_sending(conn):
-                conn.execute(
-                    update(Delivery)
-                    .where(Delivery.id.in_(ids), *mine)
-                    .values(state=DeliveryState.queued, claimed_by="", claim_token="", attempts=Delivery.attempts - 1)
-                )
-                return {i: "paused" for i in ids}
-            consenting = set(
-                conn.scalars(
-                    select(Subscription.id)
-                    .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-                    .outerjoin(Suppression, Suppression.email_hash == Subscriber.email_hash)
-                    .where(
-                        Subscription.id.in_([j.subscription_id for j in jobs]),
-                        Subscription.status == SubscriptionStatus.active,
-                        Subscriber.purged_at.is_(None),
-                        Suppression.email_hash.is_(None),
-                    )
-                    # Withdrawal takes FOR UPDATE on the same row: one of the two waits for the other.
-                    .with_for_update(read=True, of=Subscription)
-                )
-            )
-            go = [j.delivery_id for j in jobs if j.subscription_id in consenting]
-            skip = [j.delivery_id for j in jobs if j.subscription_id not in consenting]
-            marked: set[int] = set()
-            if go:
-                marked = set(
-                    conn.scalars(
-                        update(Delivery)
-                        .where(Delivery.id.in_(go), *mine)
-                        .values(state=DeliveryState.sending, sending_at=now)
-                        .returning(Delivery.id)
-                    )
-                )
-            skipped: set[int] = set()
-            if skip:
-                skipped = set(
-                    conn.scalars(
-                        update(Delivery)
-                        .where(Delivery.id.in_(skip), *mine)
-                        .values(state=DeliveryState.skipped, claimed_by="", last_error="согласие отозвано до отправки")
-                        .returning(Delivery.id)
-                    )
-                )
-            for delivery_id in ids:
-                verdicts[delivery_id] = "go" if delivery_id in marked else "skip" if delivery_id in skipped else "lost"
+        conn = self._connection()
+        try:
+            with conn.begin():
+                verdicts = self._round(conn, jobs, outcomes, now)
+        except BaseException:
+            conn.close()  # never reuse a connection in an unknown state
+            raise
+        self._idle.put(conn)
         return verdicts
+
+    def _round(
+        self, conn: Connection, jobs: list[Job], outcomes: list[tuple[Job, Outcome]], now: dt.datetime
+    ) -> dict[int, str]:
+        self._apply(conn, outcomes, now)
+        if time.monotonic() - self._last_beat > _HEARTBEAT_EVERY:
+            self._last_beat = time.monotonic()
+            conn.execute(_BEAT, {"worker": self.worker, "now_": now})
+        if not jobs:
+            return {}
+        ids = [j.delivery_id for j in jobs]
+        if not self._still_sending(conn):
+            conn.execute(_RELEASE, {"ids": ids, "worker": self.worker})
+            return {i: "paused" for i in ids}
+        consenting = set(conn.scalars(_CONSENTING, {"sids": [j.subscription_id for j in jobs]}))
+        go = [j.delivery_id for j in jobs if j.subscription_id in consenting]
+        skip = [j.delivery_id for j in jobs if j.subscription_id not in consenting]
+        marked = set(conn.scalars(_MARK_SENDING, {"ids": go, "worker": self.worker, "now_": now})) if go else set()
+        skipped = set(conn.scalars(_MARK_SKIPPED, {"ids": skip, "worker": self.worker})) if skip else set()
+        return {i: "go" if i in marked else "skip" if i in skipped else "lost" for i in ids}
 
     def _still_sending(self, conn: Connection) -> bool:
         """Whether the campaign still runs; read at most twice a second (a pause takes effect that fast)."""
@@ -384,16 +419,10 @@ class Ledger:
         return self._sending
 
     def _apply(self, conn: Connection, outcomes: list[tuple[Job, Outcome]], now: dt.datetime) -> None:
-        mine = Delivery.claimed_by == self.worker
         sent = [j.delivery_id for j, o in outcomes if o.state == "sent"]
         if sent:
-            conn.execute(
-                update(Delivery)
-                .where(
-                    Delivery.id.in_(sent), mine, Delivery.state.in_([DeliveryState.sending, DeliveryState.ambiguous])
-                )
-                .values(state=DeliveryState.sent, sent_at=now, claimed_by="", last_error="")
-            )
+            conn.execute(_MARK_SENT, {"ids": sent, "worker": self.worker, "now_": now})
+        mine = Delivery.claimed_by == self.worker
         for job, outcome in outcomes:
             if outcome.state == "sent":
                 continue
@@ -653,6 +682,7 @@ class CampaignPass:
                     leftovers.append(item)
             await asyncio.to_thread(self.ledger.release, leftovers)
             await asyncio.to_thread(self.ledger.settle_own)
+            self.ledger.close()
             with session_scope(settings) as session:
                 campaigns.finish_if_complete(session, self.campaign_id, utcnow())
         return self.result

@@ -125,8 +125,7 @@ def as_json(catalogue: Catalogue) -> dict[str, object]:
                 "number": g.number,
                 "name": g.name,
                 "processes": [
-                    {"id": p.id, "name": p.name, "goal": p.goal, "value": p.value, "note": p.note}
-                    for p in g.processes
+                    {"id": p.id, "name": p.name, "goal": p.goal, "value": p.value, "note": p.note} for p in g.processes
                 ],
             }
             for g in catalogue.groups

@@ -127,8 +127,9 @@ COLUMNS: tuple[Column, ...] = (
 )
 COLUMN_BY_CODE = {c.code: c for c in COLUMNS}
 MANDATORY = tuple(c for c in COLUMNS if c.mandatory)
-# The columns a process owner may ask to change (custom follows from the name; the id identifies the row).
-EDITABLE = tuple(c.code for c in COLUMNS if c.code not in ("process_id", "custom"))
+# The columns a change request may rewrite: the id identifies the row, the mark "outside the catalogue" follows
+# from the name, and the status has its own kind of request (its order is checked).
+EDITABLE = tuple(c.code for c in COLUMNS if c.code not in ("process_id", "custom", "status"))
 
 
 def column_for_heading(text: str) -> Column | None:

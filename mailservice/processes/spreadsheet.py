@@ -76,7 +76,11 @@ def _rows_from_table(table: Sequence[tuple[int, Sequence[str]]]) -> ReadResult:
             break
     if header_at is None:
         result.problems.append(
-            Problem(1, "", "не найдена строка заголовков: нужны названия граф шаблона реестра (например, «Идентификатор процесса*»)")
+            Problem(
+                1,
+                "",
+                "не найдена строка заголовков: нужны названия граф шаблона реестра («Идентификатор процесса*» и др.)",
+            )
         )
         return result
     header_number, header_cells = table[header_at]
@@ -119,8 +123,7 @@ def read_xlsx(path: Path | io.BytesIO) -> ReadResult:
                 sheet.cell(row, col).value = value
         merged.append((coord, cell_range.min_row, cell_range.min_col, _text(value)))
     table = [
-        (index, [_text(v) for v in values])
-        for index, values in enumerate(sheet.iter_rows(values_only=True), start=1)
+        (index, [_text(v) for v in values]) for index, values in enumerate(sheet.iter_rows(values_only=True), start=1)
     ]
     result = _rows_from_table(table)
     header = dict(table).get(result.header_row, [])

@@ -89,9 +89,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_process_register_rows")),
-        sa.UniqueConstraint(
-            "version_id", "process_id", name=op.f("uq_process_register_rows_version_id_process_id")
-        ),
+        sa.UniqueConstraint("version_id", "process_id", name=op.f("uq_process_register_rows_version_id_process_id")),
     )
     with op.batch_alter_table("process_register_rows", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_process_register_rows_version_id"), ["version_id"], unique=False)

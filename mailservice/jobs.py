@@ -1,0 +1,53 @@
+"""Periodic jobs the worker runs between outbox passes; each is idempotent, so several workers may run them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from mailservice.config import Settings
+from mailservice.db import session_scope, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def feedback_surveys(settings: Settings, now: dt.datetime) -> int:
+    """Queue the one survey e-mail of requests answered outside the console (seed 004 p. 11)."""
+    from mailservice.feedback.service import sweep
+
+    with session_scope(settings) as session:
+        return sweep(session, settings, now)
+
+
+@dataclass
+class Job:
+    """A function run at most every ``every`` seconds."""
+
+    name: str
+    every: float
+    run: Callable[[Settings, dt.datetime], int]
+    last: float = field(default=0.0)
+
+
+def default_jobs() -> list[Job]:
+    """The jobs of `mailservice worker` (mount: domains add theirs here)."""
+    return [
+        Job("feedback-surveys", 300.0, feedback_surveys),
+    ]
+
+
+def run_due(settings: Settings, jobs: list[Job], clock: Callable[[], float] = time.monotonic) -> dict[str, int]:
+    """Run the jobs whose interval has passed; a failing job is logged and retried at its next turn."""
+    done: dict[str, int] = {}
+    for job in jobs:
+        if job.last and clock() - job.last < job.every:
+            continue
+        job.last = clock()
+        try:
+            done[job.name] = job.run(settings, utcnow())
+        except Exception:  # one broken job must not stop the outbox
+            log.exception("periodic job %s failed", job.name)
+    return done
