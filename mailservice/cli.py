@@ -106,6 +106,9 @@ def _register_domains() -> None:
 
     app.add_typer(subscribers_app, name="subscribers")
     app.add_typer(campaign_app, name="campaign")
+    from mailservice.processes.cli import app as processes_app  # process register (issue 9)
+
+    app.add_typer(processes_app, name="processes")
     # mount: further domains add their line here
 
 

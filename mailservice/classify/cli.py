@@ -16,6 +16,7 @@ import typer
 
 if TYPE_CHECKING:
     from mailservice.classify.engine import Classification, Classifier
+    from mailservice.classify.model import Example
 
 app = typer.Typer(
     help="Классификация запросов по типу, теме и срочности: проверка текста, обучение и оценка модели.",
@@ -140,10 +141,13 @@ def train_command(
     ] = None,
     rules: RulesOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Вывести сведения о модели в JSON.")] = False,
+    with_db: Annotated[
+        bool, typer.Option("--with-db", help="Добавить к --data метки, подтверждённые сотрудниками в базе.")
+    ] = False,
 ) -> None:
     """Обучить модель на размеченных письмах и сохранить её с описанием (JSON рядом с файлом)."""
     # Imported here, not at module level: scikit-learn costs a second at every start of the `mailservice` command.
-    from mailservice.classify.engine import Classifier, default_classifier, default_model_path  # noqa: F401
+    from mailservice.classify.engine import SEED_SET, Classifier, default_classifier, default_model_path  # noqa: F401
     from mailservice.classify.evaluate import (  # noqa: F401
         DatasetError,
         cross_validate,
@@ -154,14 +158,14 @@ def train_command(
     from mailservice.classify.model import ModelError, read_metadata, save, train  # noqa: F401
     from mailservice.classify.rules import RulesError, load_rules, load_taxonomy  # noqa: F401
 
-    paths = list(data or [])
-    if not paths:
-        # Staff-confirmed labels from the database will be a second source once requests are stored.
-        raise _fail("нет размеченных данных: укажите --data FILE")
+    # Without --data: the packaged labelled set plus every label staff confirmed in the database.
+    paths = list(data or [SEED_SET])
     _check_files(paths)
     with _usage_errors():
         rule_set = load_rules(rules, load_taxonomy())
         examples = read_datasets(paths, rule_set.taxonomy)
+        if not data or with_db:
+            examples += _confirmed_from_db()
         model = train(examples, rules_version=rule_set.version, trained_at=datetime.now(UTC))
         target = output or default_model_path()
         try:
@@ -176,6 +180,50 @@ def train_command(
     typer.echo(f"Модель {model.model_id} обучена на {len(examples)} письмах и сохранена в {target}")
     for axis, counts in model.label_counts.items():
         typer.echo(f"  {axis}: " + ", ".join(f"{label} {count}" for label, count in counts.items()))
+
+
+def _confirmed_from_db() -> list[Example]:
+    from mailservice.classify.corrections import confirmed_examples
+    from mailservice.db import session_scope
+
+    with session_scope() as session:
+        return confirmed_examples(session)
+
+
+@app.command("correct")
+def correct_command(
+    number: Annotated[str, typer.Argument(help="Регистрационный номер запроса")],
+    actor: Annotated[str, typer.Option("--actor", help="Кто исправляет (e-mail сотрудника)")],
+    type_: Annotated[str | None, typer.Option("--type", help="Тип")] = None,
+    topic: Annotated[str | None, typer.Option("--topic", help="Тема")] = None,
+    urgency: Annotated[str | None, typer.Option("--urgency", help="Срочность")] = None,
+    appeal_kind: Annotated[str | None, typer.Option("--appeal-kind", help="Вид обращения")] = None,
+) -> None:
+    """Исправить или подтвердить классификацию запроса; исправление становится обучающим примером."""
+    from mailservice.config import get_settings
+    from mailservice.db import session_scope, utcnow
+    from mailservice.inforequests import service
+
+    settings = get_settings()
+    with session_scope(settings) as session:
+        request = service.get_by_number(session, number)
+        if request is None:
+            raise _fail(f"запрос № {number} не найден")
+        try:
+            service.reclassify(
+                session,
+                settings,
+                request,
+                type_=type_ or request.type,
+                topic=topic or request.topic,
+                urgency=urgency or request.urgency,
+                appeal_kind=appeal_kind or request.appeal_kind,
+                actor=actor,
+                now=utcnow(),
+            )
+        except service.RequestError as exc:
+            raise _fail(str(exc)) from None
+        typer.echo(f"№ {number}: {request.type} / {request.topic} / {request.urgency}")
 
 
 @app.command("evaluate")

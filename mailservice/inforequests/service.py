@@ -124,9 +124,9 @@ def next_number(session: Session, year: int) -> str:
     dialect = session.get_bind().dialect.name
     ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
     upsert = ins(RegistrationCounter).values(year=year, last=1)
-    stmt = upsert.on_conflict_do_update(
-        index_elements=["year"], set_={"last": RegistrationCounter.last + 1}
-    ).returning(RegistrationCounter.last)
+    stmt = upsert.on_conflict_do_update(index_elements=["year"], set_={"last": RegistrationCounter.last + 1}).returning(
+        RegistrationCounter.last
+    )
     last = session.execute(stmt).scalar_one()
     return f"{year}-{last:06d}"
 
@@ -392,6 +392,60 @@ def add_client_message(
         # The clarification arrived: back to work. No notice: the client just wrote to us.
         _set_status(session, request, now, Status.in_progress, comment="Получено уточнение от заявителя")
     return event
+
+
+def reclassify(
+    session: Session,
+    settings: Settings,
+    request: Request,
+    *,
+    type_: str,
+    topic: str,
+    urgency: str,
+    appeal_kind: str | None,
+    actor: str,
+    now: dt.datetime,
+) -> Event:
+    """Staff correct the classifier's labels; the event records who changed what (before and after), and the
+    corrected request becomes training data (``classify train``). A switch between 8-FZ and 59-FZ recomputes the
+    term."""
+    from mailservice.classify.rules import load_taxonomy
+
+    tax = load_taxonomy()
+    for axis, value in (("type", type_), ("topic", topic), ("urgency", urgency)):
+        if value not in tax[axis].labels:
+            raise RequestError(f"Неизвестное значение «{value}» ({tax[axis].name})")
+    if type_ == "appeal":
+        if appeal_kind not in tax["appeal_kind"].labels:
+            raise RequestError("Для обращения укажите его вид (предложение, заявление, жалоба)")
+    else:
+        appeal_kind = None
+    before = {
+        "type": request.type,
+        "topic": request.topic,
+        "urgency": request.urgency,
+        "appeal_kind": request.appeal_kind,
+    }
+    law = Law.FZ59 if type_ == "appeal" else Law.FZ8
+    if law != request.law and any(e.to_status == Status.extended for e in request.events):
+        raise RequestError("Срок уже продлевался по другому закону: смена закона невозможна")
+    request.type, request.topic, request.urgency, request.appeal_kind = type_, topic, urgency, appeal_kind
+    request.law = law
+    request.needs_review = False
+    recompute_due(settings, request)
+    return _event(
+        session,
+        request,
+        now,
+        EventKind.classified,
+        actor=actor,
+        comment="Классификация уточнена сотрудником",
+        data={
+            "internal": True,
+            "before": before,
+            "after": {"type": type_, "topic": topic, "urgency": urgency, "appeal_kind": appeal_kind},
+        },
+    )
 
 
 def mark_verified(session: Session, client: Client, address: str, sent_to: Sequence[str]) -> None:

@@ -629,6 +629,7 @@ class CampaignPass:
         self.result = PassResult()
         self._halt = False  # paused, SMTP down or stopped: no more claims, release what is queued
         self._renderer: CampaignRenderer | None = None
+        self.overlap = False  # set per backend in run()
 
     def _should_halt(self) -> bool:
         return self._halt or self.stop.is_set() or (self.deadline is not None and time.monotonic() > self.deadline)
@@ -663,6 +664,7 @@ class CampaignPass:
         )
         await asyncio.to_thread(self.ledger.reconcile)
         threaded = get_engine(settings).dialect.name != "sqlite"
+        self.overlap = threaded
         coordinator = Coordinator(self.ledger, threaded=threaded, max_rounds=min(8, settings.mailing_concurrency))
         coordinator.start()
         concurrency = max(1, settings.mailing_concurrency)
@@ -764,11 +766,19 @@ class CampaignPass:
     async def _send_one(
         self, client: aiosmtplib.SMTP, job: Job, coordinator: Coordinator
     ) -> tuple[Outcome | None, bool]:
-        """One copy on an open connection; returns its outcome (None when already recorded) and keep-alive."""
+        """One copy on an open connection; returns its outcome (None when already recorded) and keep-alive.
+
+        The consent re-check and the ``sending`` mark must be durable before the message's final dot. Where a
+        commit is slow (PostgreSQL waits for its WAL flush) it runs while MAIL, RCPT and DATA travel, and the
+        content waits for it; where it is fast (SQLite) it runs after the server's 354, which keeps the window in
+        which a crash loses a copy (marked, not yet sent) down to one write.
+        """
         assert self._renderer is not None
         raw = self._renderer.message(self._recipient(job))
         data = PERIOD_REGEX.sub(b"..", normalize_message_line_endings(raw)) + b".\r\n"
         timeout = self.settings.smtp_timeout
+        early = asyncio.ensure_future(coordinator.before_data(job)) if self.overlap else None
+        failure: tuple[Outcome, bool] | None = None
         try:
             await client.mail(self.settings.from_address, timeout=timeout)
             await client.rcpt(job.address, timeout=timeout)
@@ -780,17 +790,23 @@ class CampaignPass:
             with contextlib.suppress(aiosmtplib.SMTPException, OSError):
                 await client.rset(timeout=timeout)
             permanent = 500 <= exc.code < 600
-            error = f"{exc.code} {exc.message}"
             dead = (
                 permanent
                 and isinstance(exc, aiosmtplib.SMTPRecipientRefused)
                 and bool(_DEAD_ADDRESS.match(exc.message))
             )
-            return Outcome("failed" if permanent else "defer", error, dead_address=dead), client.is_connected
+            outcome = Outcome("failed" if permanent else "defer", f"{exc.code} {exc.message}", dead_address=dead)
+            failure = (outcome, client.is_connected)
         except (aiosmtplib.SMTPException, OSError) as exc:
-            return Outcome("defer", f"{type(exc).__name__}: {exc}"), False
+            failure = (Outcome("defer", f"{type(exc).__name__}: {exc}"), False)
+        if failure is not None:
+            # Nothing was transferred; an early verdict only tells whether the row is still ours to record.
+            if early is not None and await early == "skip":
+                self.result.skipped += 1
+                return None, failure[1]
+            return failure
 
-        verdict = await coordinator.before_data(job)
+        verdict = await early if early is not None else await coordinator.before_data(job)
         if verdict != "go":
             # Drop the connection: an unterminated DATA is discarded by the server, nothing is delivered.
             client.close()

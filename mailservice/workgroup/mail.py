@@ -53,7 +53,9 @@ def link(settings: Settings, path: str) -> str:
 
 def approve_link(settings: Settings, meeting: WgMeeting) -> str:
     """The chair's one-click agenda approval page (voided by any change of the agenda: new nonce)."""
-    return link(settings, f"/wg/approve/{sign(settings, Purpose.wg_approve, {'m': meeting.id, 'n': meeting.agenda_nonce})}")
+    return link(
+        settings, f"/wg/approve/{sign(settings, Purpose.wg_approve, {'m': meeting.id, 'n': meeting.agenda_nonce})}"
+    )
 
 
 def sign_link(settings: Settings, signature: WgSignature) -> str:
@@ -134,8 +136,13 @@ def _subject(meeting: WgMeeting, group: WgGroup, what: str, settings: Settings) 
 
 
 def invitation(
-    settings: Settings, meeting: WgMeeting, group: WgGroup, recipients: Sequence[WgMember], items: Sequence[WgAgendaItem],
-    secretary: WgMember | None, now: dt.datetime,
+    settings: Settings,
+    meeting: WgMeeting,
+    group: WgGroup,
+    recipients: Sequence[WgMember],
+    items: Sequence[WgAgendaItem],
+    secretary: WgMember | None,
+    now: dt.datetime,
 ) -> Invitation:
     """The calendar event of a meeting as it stands now."""
     agenda = "\n".join(f"{n}. {item.title}" for n, item in enumerate(items, 1))

@@ -97,6 +97,7 @@ class MinutesData:
     items: Sequence[ItemRecord]
     written_opinions: Sequence[Opinion]
     conciliation: bool  # dissent goes to a conciliation meeting (seeds 002 p. 15, 003 app. 3 p. 10)
+    general_dissents: Sequence[Opinion] = ()  # dissents not tied to one question
     audio: str = ""  # file name of the audio recording
     poll_closed: str = ""
     signers: Sequence[Signer] = field(default_factory=tuple)
@@ -121,9 +122,9 @@ def render_html(data: MinutesData) -> str:
     return render("wg/minutes.html", m=data)
 
 
-def render_document(data: MinutesData, *, title: str) -> str:
-    """The minutes as a standalone HTML document (the copy sent by e-mail)."""
-    return render("wg/minutes_page.html", m=data, title=title, body=render_html(data))
+def render_document(fragment: str, *, title: str) -> str:
+    """A stored minutes fragment as a standalone HTML document (the copy sent by e-mail)."""
+    return render("wg/minutes_page.html", title=title, body=fragment)
 
 
 def _literal(text: str) -> str:
@@ -137,8 +138,8 @@ def render_docx(data: MinutesData) -> bytes:
     markup = render("wg/minutes_docx.txt", m=data, lit=_literal)
     document = Document()
     style = document.styles["Normal"]
-    style.font.name = "Times New Roman"  # type: ignore[attr-defined]
-    style.font.size = Pt(12)  # type: ignore[attr-defined]
+    style.font.name = "Times New Roman"
+    style.font.size = Pt(12)
     table_rows: list[list[str]] = []
 
     def flush_table() -> None:

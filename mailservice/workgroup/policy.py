@@ -94,9 +94,7 @@ POLICIES: dict[str, GroupPolicy] = {
     ),
     # Seed 003 appendix 3 p. 7, 9, 10: in person, remote or absentee; minutes "on the basis of the vote", whose
     # signatory is not named: the presiding member, as in the federal template it copies.
-    "saratov": GroupPolicy(
-        forms=FORMS, monthly=False, audio_required=(), signers="presiding", dissent="conciliation"
-    ),
+    "saratov": GroupPolicy(forms=FORMS, monthly=False, audio_required=(), signers="presiding", dissent="conciliation"),
 }
 
 _POLICY_FIELDS = {field.name for field in dataclasses.fields(GroupPolicy)}

@@ -21,11 +21,9 @@ from mailservice.feedback.models import FeedbackSurvey
 from mailservice.history.models import HistoryExport
 from mailservice.inforequests import notifications, service
 from mailservice.inforequests.classification import labels_for
-from mailservice.inforequests.deadlines import Law
 from mailservice.inforequests.lifecycle import Channel, EventKind, Status
 from mailservice.inforequests.models import Attachment, Client, ClientContact, Event, Request
 from mailservice.templating import render
-from mailservice.web.staff.queue import taxonomy
 
 # Channels staff register by hand (e-mail and the web form arrive by themselves).
 MANUAL_CHANNELS = (Channel.phone, Channel.visit, Channel.post, Channel.social)
@@ -96,44 +94,21 @@ def reclassify(
     actor: str,
     now: dt.datetime,
 ) -> Event:
-    """Correct the classifier's labels; a switch between 8-FZ and 59-FZ recomputes the term."""
-    tax = taxonomy()
-    for axis, value in (("type", type_), ("topic", topic), ("urgency", urgency)):
-        if value not in tax[axis].labels:
-            raise ConsoleError(f"Неизвестное значение «{value}» ({tax[axis].name})")
-    if type_ == "appeal":
-        if appeal_kind not in tax["appeal_kind"].labels:
-            raise ConsoleError("Для обращения укажите его вид (предложение, заявление, жалоба)")
-    else:
-        appeal_kind = None
-    before = {
-        "type": request.type,
-        "topic": request.topic,
-        "urgency": request.urgency,
-        "appeal_kind": request.appeal_kind,
-    }
-    law = Law.FZ59 if type_ == "appeal" else Law.FZ8
-    if law != request.law and any(e.to_status == Status.extended for e in request.events):
-        raise ConsoleError("Срок уже продлевался по другому закону: смена закона невозможна")
-    request.type, request.topic, request.urgency, request.appeal_kind = type_, topic, urgency, appeal_kind
-    request.law = law
-    request.needs_review = False
-    service.recompute_due(settings, request)
-    event = Event(
-        client_id=request.client_id,
-        request_id=request.id,
-        at=now,
-        kind=EventKind.classified,
-        actor=actor,
-        comment="Классификация уточнена сотрудником",
-        data={
-            "internal": True,
-            "before": before,
-            "after": {"type": type_, "topic": topic, "urgency": urgency},
-        },
-    )
-    session.add(event)
-    return event
+    """Correct the classifier's labels (the rules live in :func:`service.reclassify`)."""
+    try:
+        return service.reclassify(
+            session,
+            settings,
+            request,
+            type_=type_,
+            topic=topic,
+            urgency=urgency,
+            appeal_kind=appeal_kind,
+            actor=actor,
+            now=now,
+        )
+    except service.RequestError as exc:
+        raise ConsoleError(str(exc)) from exc
 
 
 def answer_text(
