@@ -94,7 +94,6 @@ def test_evaluate_text_report_and_cross_validation() -> None:
     [
         ["evaluate", "--data", "no/such/file.tsv"],
         ["train", "--data", "no/such/file.tsv"],
-        ["train"],
         ["evaluate", "--data", str(DEV), "--cv", "1"],
         ["text", "x", "--model", "no/such/model.joblib"],
         ["text", "x", "--rules", "no/such/rules.yaml"],

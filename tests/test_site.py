@@ -458,6 +458,7 @@ RESOURCE_ATTRS = {"script": "src", "link": "href", "img": "src", "iframe": "src"
 # ResizeObserver); the site has no diagrams and every supported browser has ResizeObserver. A new CDN URL in an
 # upgraded bundle fails this test.
 KNOWN_CONDITIONAL_LOADERS = {"https://unpkg.com/mermaid@11/dist/mermaid.min.js", "https://unpkg.com/resize-observer-polyfill"}
+OWN_JS = {p.name for p in (SITE / "overrides" / "assets" / "javascripts").glob("*.js")}
 _URL_RE = re.compile(r"""https?://[^\s"'`)\\<>]+""")
 
 
@@ -486,7 +487,7 @@ def external_references(out: Path, allowed_hosts: set[str]) -> list[str]:
             continue  # the search index is page text, not code
         urls = set(_URL_RE.findall(script.read_text(encoding="utf-8")))
         loaders = {u for u in urls if re.search(r"unpkg|jsdelivr|cdnjs|googleapis|gstatic|google-analytics|googletagmanager", u)}
-        own = "assets" not in script.parts or script.name == "iframe-worker-shim.js"
+        own = "assets" not in script.parts or script.name in OWN_JS
         if own:
             loaders |= {u for u in urls if not u.startswith("http://www.w3.org/")}
         elif script.name.startswith("bundle."):

@@ -183,11 +183,18 @@ def train_command(
 
 
 def _confirmed_from_db() -> list[Example]:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from mailservice.classify.corrections import confirmed_examples
     from mailservice.db import session_scope
 
-    with session_scope() as session:
-        return confirmed_examples(session)
+    try:
+        with session_scope() as session:
+            return confirmed_examples(session)
+    except SQLAlchemyError as exc:
+        raise _fail(
+            f"не удалось прочитать подтверждённые метки из базы ({type(exc).__name__}); mailservice db upgrade?"
+        ) from None
 
 
 @app.command("correct")

@@ -17,3 +17,6 @@ def load_routes() -> None:
     from mailservice.history.intake import handle_history_request
 
     register_type_route("history_request", handle_history_request)
+    from mailservice.workgroup.replies import register as register_workgroup_replies  # issue 8: wg_* replies
+
+    register_workgroup_replies()

@@ -741,7 +741,14 @@ class CampaignPass:
                         coordinator.record(job, Outcome("release"))
                         self._count(Outcome("release"))
                         continue
-                result, keep = await self._send_one(client, job, coordinator)
+                try:
+                    result, keep = await self._send_one(client, job, coordinator)
+                except Exception:
+                    # A failed round (database trouble): the row stays ours and is settled at the end of the pass
+                    # (back to the queue if it was only claimed, ambiguous if it was marked sending).
+                    log.exception("mailing: delivery %s not handled", job.delivery_id)
+                    self._halt = True
+                    result, keep = None, False
                 if result is not None:
                     coordinator.record(job, result)
                     self._count(result)
