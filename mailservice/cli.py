@@ -109,6 +109,9 @@ def _register_domains() -> None:
     from mailservice.processes.cli import app as processes_app  # process register (issue 9)
 
     app.add_typer(processes_app, name="processes")
+    from mailservice.workgroup.cli import app as workgroup_app  # working group (issue 8)
+
+    app.add_typer(workgroup_app, name="wg")
     # mount: further domains add their line here
 
 

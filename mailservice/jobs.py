@@ -22,6 +22,12 @@ def feedback_surveys(settings: Settings, now: dt.datetime) -> int:
         return sweep(session, settings, now)
 
 
+def _workgroup_tick(settings: Settings, now: dt.datetime) -> int:
+    from mailservice.workgroup.jobs import workgroup_tick
+
+    return workgroup_tick(settings, now)
+
+
 @dataclass
 class Job:
     """A function run at most every ``every`` seconds."""
@@ -36,6 +42,7 @@ def default_jobs() -> list[Job]:
     """The jobs of `mailservice worker` (mount: domains add theirs here)."""
     return [
         Job("feedback-surveys", 300.0, feedback_surveys),
+        Job("workgroup", 600.0, _workgroup_tick),  # issue 8: polls closing, reminders, missed terms
     ]
 
 

@@ -34,9 +34,10 @@ def test_script_reproduces_the_committed_json(tmp_path: Path) -> None:
     output = tmp_path / "catalogue.json"
     assert extract_catalogue.main([str(SEED), "--output", str(output)]) == 0
     assert output.read_bytes() == CATALOGUE_FILE.read_bytes()
-    assert json.loads(output.read_text(encoding="utf-8"))["source_sha256"] == extract_catalogue.extract(text)[
-        "source_sha256"
-    ]
+    assert (
+        json.loads(output.read_text(encoding="utf-8"))["source_sha256"]
+        == extract_catalogue.extract(text)["source_sha256"]
+    )
 
 
 def test_groups_and_counts_agree_with_the_seed() -> None:

@@ -133,7 +133,11 @@ def test_columns_in_template_order() -> None:
     [
         ("", (), 0),
         ("1.2", (Link("1.2"),), 0),
-        ("1.2 (предшествующий); 4.5 (последующий)", (Link("1.2", LinkKind.preceding), Link("4.5", LinkKind.following)), 0),
+        (
+            "1.2 (предшествующий); 4.5 (последующий)",
+            (Link("1.2", LinkKind.preceding), Link("4.5", LinkKind.following)),
+            0,
+        ),
         ("1.2 - предшествующий процесс, П-7", (Link("1.2", LinkKind.preceding), Link("П-7")), 0),
         ("1.2 (родительский)", (), 1),
     ],
@@ -200,7 +204,12 @@ def test_export_is_the_template_without_merged_cells() -> None:
     assert not ws.merged_cells.ranges
     assert [c.value for c in ws[1]] == HEADINGS
     # The same service is written in every row, never merged.
-    assert [ws.cell(r, 3).value for r in range(2, 6)] == [SERVICE, SERVICE, "Предоставление информации по запросам", SERVICE]
+    assert [ws.cell(r, 3).value for r in range(2, 6)] == [
+        SERVICE,
+        SERVICE,
+        "Предоставление информации по запросам",
+        SERVICE,
+    ]
     assert ws.cell(3, 8).value == "в очереди на исследование"
     again = spreadsheet.read_xlsx(io.BytesIO(data))
     assert validate(again.rows, load_catalogue()).rows == rows
@@ -227,7 +236,7 @@ def test_semicolon_csv_in_windows_1251() -> None:
 
 
 def test_file_without_header_or_mandatory_column() -> None:
-    assert spreadsheet.read_csv("a,b,c\r\n1,2,3\r\n".encode()).problems[0].problem.startswith("не найдена")
+    assert spreadsheet.read_csv(b"a,b,c\r\n1,2,3\r\n").problems[0].problem.startswith("не найдена")
     headings = [h for h in HEADINGS if h != "Ответственный за процесс*"]
     buffer = io.StringIO()
     csv.writer(buffer).writerow(headings)
@@ -258,8 +267,9 @@ def test_not_a_spreadsheet(tmp_path: Path) -> None:
         (RequestKind.change, "5.2", {"status": "reengineered"}, "нельзя изменить"),
         (RequestKind.change, "5.2", {"links": "7.7"}, "нет в реестре"),
         (RequestKind.change, "5.2", {"process_name": "Выдача выписок"}, None),  # leaves the catalogue: marked
-        (RequestKind.add, "", {"process_id": "4.6", "service_name": "Личный приём", "process_name": "Личный прием граждан",
-                               "owner": "Иванова А. А.", "status": "в очереди на исследование"}, None),
+        (RequestKind.add, "", {"process_id": "4.6", "service_name": "Личный приём",
+                               "process_name": "Личный прием граждан", "owner": "Иванова А. А.",
+                               "status": "в очереди на исследование"}, None),
         (RequestKind.add, "", {"process_id": "4.1", "service_name": "x", "process_name": "Личный прием граждан",
                                "owner": "x", "status": "в очереди на исследование"}, "уже есть"),
         (RequestKind.add, "", {"process_id": "4.6", "service_name": "x", "process_name": "Неизвестный процесс",

@@ -20,3 +20,6 @@ def load_routes() -> None:
     from mailservice.workgroup.replies import register as register_workgroup_replies  # issue 8: wg_* replies
 
     register_workgroup_replies()
+    from mailservice.processes.replies import register as register_process_replies  # issue 9: approval replies
+
+    register_process_replies()

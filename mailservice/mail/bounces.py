@@ -73,10 +73,12 @@ class DsnRecipient:
 # --------------------------------------------------------------------------------------------------
 
 _MAX_DIAGNOSTIC = 500
-_STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.]*\d)")
-_REPLY_CODE = re.compile(r"(?<![\d.#])([45])(\d\d)(?:[ -]|$)(?![\d.]*\d{2,})", re.MULTILINE)
+_MAX_TEXT = 50_000  # a bounce's explanation is short; past this it is pasted content, not worth the regexes
+_STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?!\d|\.\d)")
+_REPLY_CODE = re.compile(r"(?<![\d.#])([45])(\d\d)(?:[ -]|$)(?![\d.]{0,10}\d{2})", re.MULTILINE)
 _ADDRESS = re.compile(
-    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-\u0080-\uffff]+@[A-Za-z0-9\-\u0080-\uffff]+(?:\.[A-Za-z0-9\-\u0080-\uffff]+)+"
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-\u0080-\uffff]{1,64}@[A-Za-z0-9\-\u0080-\uffff]{1,63}"
+    r"(?:\.[A-Za-z0-9\-\u0080-\uffff]{1,63}){1,8}"
 )
 _SYSTEM_LOCAL = re.compile(r"^(mailer[-_]?daemon|postmaster|post_master|mdaemon|mail[-_]?delivery)$", re.I)
 
@@ -272,7 +274,7 @@ _COPY_PHRASES = (
 )
 # Decorated separators may use a shorter wording ("--- Original message ---"); plain lines must be explicit.
 _ORIGINAL_MARKERS = re.compile(
-    rf"^\s*(?:[-=*_]{{2,}}\s*(?:{_COPY_PHRASES}|original message|undelivered message|unsent message|"
+    rf"^[ \t]*(?:[-=*_]{{2,}}[ \t]*(?:{_COPY_PHRASES}|original message|undelivered message|unsent message|"
     rf"original mail|исходное сообщение|оригинальное сообщение)|(?:{_COPY_PHRASES}))\b[^\n]*$",
     re.IGNORECASE | re.MULTILINE,
 )
@@ -424,18 +426,21 @@ def _kind(status: str | None, diagnostic: str, action: str = "") -> Kind:
 # --------------------------------------------------------------------------------------------------
 
 _STRONG_RECIPIENT = [
-    re.compile(r"^\s*<([^<>\s]+@[^<>\s]+)>\s*:", re.MULTILINE),  # Postfix, qmail: "<user@host>: reason"
-    re.compile(r"^[ \t*>]*<?([^<>\s@:;,()\"']+@[^<>\s:;,()\"']+)>?:?[ \t]*(\(.*\)|\[.*\])?[ \t]*$", re.MULTILINE),
+    re.compile(r"^[ \t]*<([^<>\s]{1,64}@[^<>\s]{1,255})>[ \t]*:", re.MULTILINE),  # Postfix, qmail: "<user@host>: reason"
+    re.compile(
+        r"^[ \t*>]*<?([^<>\s@:;,()\"']{1,64}@[^<>\s:;,()\"']{1,255})>?:?[ \t]*(\([^\n]*\)|\[[^\n]*\])?[ \t]*$",
+        re.MULTILINE,
+    ),
     re.compile(
         r"(?:failed recipient|recipient address|original recipient|final recipient|recipient|"
         r"failed address|to address|адрес получателя|получател[ья]|адресат)\s*:?\s*(?:rfc822;)?\s*<?"
-        r"([^<>\s@:;,()\"']+@[^<>\s:;,()\"']+)",
+        r"([^<>\s@:;,()\"']{1,64}@[^<>\s:;,()\"']{1,255})",
         re.IGNORECASE,
     ),
-    re.compile(r"RCPT TO:?\s*<([^<>\s]+@[^<>\s]+)>", re.IGNORECASE),
+    re.compile(r"RCPT TO:?\s*<([^<>\s]{1,64}@[^<>\s]{1,255})>", re.IGNORECASE),
     re.compile(
         r"(?:delivered|deliver|delivery|delivering [\w ]{1,20}) to:?\s*<?"
-        r"([^<>\s@:;,()\"']+@[^<>\s:;,()\"']+)",
+        r"([^<>\s@:;,()\"']{1,64}@[^<>\s:;,()\"']{1,255})",
         re.IGNORECASE,
     ),
 ]
@@ -443,8 +448,12 @@ _STRONG_RECIPIENT = [
 
 def _candidates(text: str, exclude: set[str]) -> list[str]:
     seen: list[str] = []
+    tried: set[tuple[str, bool]] = set()
 
     def add(value: str, *, allow_system: bool, allow_own: bool = False) -> None:
+        if (value, allow_own) in tried or len(tried) > 200:  # validation is slow; a bounce names few addresses
+            return
+        tried.add((value, allow_own))
         addr = _address(value.rstrip("."))
         if addr is None or addr.lower() in (s.lower() for s in seen):
             return
@@ -479,10 +488,10 @@ def _diagnostic_around(text: str, recipient: str | None) -> str:
     picked: list[str] = []
     if recipient:
         needles = [recipient.lower(), recipient.split("@", 1)[0].lower()]
-        mentions = [i for needle in needles for i, line in enumerate(lines) if needle in line.lower()]
+        mentions = [i for needle in needles for i, line in enumerate(lines) if needle in line.lower()][:20]
         best_score = -1
         for i in dict.fromkeys(mentions):
-            window = [part for part in lines[i : i + 5] if part]
+            window = [part[:1000] for part in lines[i : i + 5] if part]
             joined = " ".join(window)
             score = sum(bool(rx.search(joined)) for rx in (_STATUS, _REPLY_CODE, _ADDRESS_GONE, _TRANSIENT_OR_POLICY))
             if score > best_score:
@@ -594,7 +603,7 @@ def _parse_bounce(msg: Message) -> BounceInfo:
     permanent = [r for r in reports if (r.status or "").startswith("5")]
     ranked = failed or permanent or delayed or reports
     chosen: DsnRecipient | None = ranked[0] if ranked else None
-    text = bounce_text(msg)
+    text = bounce_text(msg)[:_MAX_TEXT]
     failed_header = [
         _address(a) for key, value in _raw_fields(msg) if key == "x-failed-recipients" for a in value.split(",")
     ]

@@ -145,6 +145,9 @@ TRACE_HEADERS = frozenset(
 _MAX_DEPTH = 40
 _MAX_DEFECTS = 200
 _MAX_HEADER_VALUE = 4000
+# policy.default's header parser is quadratic on long values (a 50,000-word subject takes minutes);
+# beyond this size the tolerant decoder alone reads the value.
+_POLICY_MAX = 8192
 _FIRST_HEADER = re.compile(rb"^(From |[!-9;-~]+[ \t]*:)")
 _OBS_FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]+:", re.MULTILINE)
 
@@ -278,6 +281,8 @@ class _HeaderReader:
         out = []
         for value in self.raw(name):
             try:
+                if len(value) > _POLICY_MAX:
+                    raise ValueError(f"value of {len(value)} characters read without the full parser")
                 header = policy.default.header_factory(name, value)
                 decoded = str(header)
                 for defect in getattr(header, "defects", ()):
@@ -300,6 +305,8 @@ class _HeaderReader:
         for value in self.raw(name):
             found: list[tuple[str, str]] = []
             try:
+                if len(value) > _POLICY_MAX:
+                    raise ValueError(f"value of {len(value)} characters read without the full parser")
                 header = policy.default.header_factory(name, value)
                 for addr in getattr(header, "addresses", ()):
                     if isinstance(addr, Address):
@@ -322,7 +329,7 @@ class _HeaderReader:
 
 
 _PLAIN_SPEC = re.compile(r"^[^\s@<>]+@[^\s@<>]+$")
-_LOOSE_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"']+@[^\s<>()\[\],;:\"']+")
+_LOOSE_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"']{1,64}@[^\s<>()\[\],;:\"']{1,255}")
 
 
 def _normalise(spec: str, defects: list[str], what: str) -> str | None:

@@ -204,7 +204,7 @@ _ATTRIBUTION_START = re.compile(
     r"(пн|вт|ср|чт|пт|сб|вс|понедельник|вторник|среда|четверг|пятница|суббота|воскресенье)\b)",
     re.IGNORECASE,
 )
-_EMAIL_IN_LINE = re.compile(r"[\w.+\-]+@[\w\-]+(\.[\w\-]+)+")
+_EMAIL_IN_LINE = re.compile(r"[\w.+\-]{1,64}@[\w\-]{1,63}(\.[\w\-]{1,63}){1,8}")
 _TIME_OR_DATE = re.compile(r"\d{1,2}[:.]\d{2}|\d{4}")
 _HEADER_LABELS = (
     "from|от|von|de|fra|från|van|od|da|kimden|"

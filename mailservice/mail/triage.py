@@ -220,4 +220,4 @@ def _bounce_body(raw_msg: Message, msg: ParsedMessage) -> str:
         text = bounce_text(raw_msg)
     except Exception:
         text = ""
-    return text or msg.text[:20000]
+    return (text or msg.text)[:50_000]

@@ -42,7 +42,7 @@ from typing import Any
 
 import aiosmtplib
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
-from sqlalchemy import String, bindparam, delete, select, update
+from sqlalchemy import String, bindparam, delete, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
@@ -122,6 +122,27 @@ _MARK_SENT = (
     .values(state=DeliveryState.sent, sent_at=_NOW, claimed_by="", last_error="")
 )
 _BEAT = update(WorkerBeat).where(WorkerBeat.name == _WORKER).values(heartbeat_at=_NOW)
+
+# PostgreSQL: the whole round as one statement (data-modifying CTEs run whether or not they are referenced).
+_PG_ROUND = text(
+    """
+    WITH consenting AS (
+        SELECT s.id FROM mailing_subscriptions AS s
+        JOIN mailing_subscribers AS p ON p.id = s.subscriber_id
+        WHERE s.id = ANY(:sids) AND s.status = 'active' AND p.purged_at IS NULL
+          AND NOT EXISTS (SELECT 1 FROM mailing_suppressions AS x WHERE x.email_hash = p.email_hash)
+        FOR SHARE OF s
+    ), sent AS (
+        UPDATE mailing_deliveries SET state = 'sent', sent_at = :now_, claimed_by = '', last_error = ''
+        WHERE id = ANY(:sent) AND claimed_by = :worker AND state IN ('sending', 'ambiguous')
+        RETURNING id
+    )
+    UPDATE mailing_deliveries SET state = 'sending', sending_at = :now_
+    WHERE id = ANY(:ids) AND claimed_by = :worker AND state = 'claimed'
+      AND subscription_id IN (SELECT id FROM consenting)
+    RETURNING id
+    """
+).bindparams(bindparam("now_", type_=UTCDateTime()))
 
 
 def new_worker_name() -> str:
@@ -361,7 +382,12 @@ class Ledger:
         try:
             return self._idle.get_nowait()
         except queue.Empty:
-            return get_engine(self.settings).connect()
+            conn = get_engine(self.settings).connect()
+            if conn.dialect.name == "postgresql":
+                # Each round is one statement: in autocommit it is its own transaction, so a round costs one
+                # round trip and one WAL flush.
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            return conn
 
     def close(self) -> None:
         """Return the round connections (end of a pass)."""
@@ -375,40 +401,80 @@ class Ledger:
         """Record finished copies and, for copies about to be sent, re-check consent and mark them ``sending``.
 
         Returns a verdict per job: ``go``, ``skip`` (consent gone), ``lost`` (no longer ours) or ``paused``. This
-        runs once per message and connection, so it uses prepared Core statements on connections kept for the
-        pass (no ORM unit of work, no pool check-out per round): its cost bounds the throughput.
+        runs once per message and connection, so it uses prepared statements on connections kept for the pass
+        (no ORM unit of work, no pool check-out per round): its cost bounds the throughput.
         """
         now = utcnow()
-        verdicts: dict[int, str] = {}
         conn = self._connection()
         try:
-            with conn.begin():
-                verdicts = self._round(conn, jobs, outcomes, now)
+            if conn.dialect.name == "postgresql":
+                verdicts = self._round_pg(conn, jobs, outcomes, now)
+            else:
+                with conn.begin():
+                    verdicts = self._round(conn, jobs, outcomes, now)
         except BaseException:
             conn.close()  # never reuse a connection in an unknown state
             raise
         self._idle.put(conn)
         return verdicts
 
-    def _round(
-        self, conn: Connection, jobs: list[Job], outcomes: list[tuple[Job, Outcome]], now: dt.datetime
-    ) -> dict[int, str]:
-        self._apply(conn, outcomes, now)
+    def _common(self, conn: Connection, jobs: list[Job], now: dt.datetime) -> dict[int, str] | None:
+        """Heartbeat and pause check; the verdicts when the round ends here."""
         if time.monotonic() - self._last_beat > _HEARTBEAT_EVERY:
             self._last_beat = time.monotonic()
             conn.execute(_BEAT, {"worker": self.worker, "now_": now})
         if not jobs:
             return {}
-        ids = [j.delivery_id for j in jobs]
         if not self._still_sending(conn):
+            ids = [j.delivery_id for j in jobs]
             conn.execute(_RELEASE, {"ids": ids, "worker": self.worker})
             return {i: "paused" for i in ids}
+        return None
+
+    def _round(
+        self, conn: Connection, jobs: list[Job], outcomes: list[tuple[Job, Outcome]], now: dt.datetime
+    ) -> dict[int, str]:
+        """SQLite: the statements in one (BEGIN IMMEDIATE) transaction."""
+        self._apply(conn, outcomes, now)
+        done = self._common(conn, jobs, now)
+        if done is not None:
+            return done
+        return self._check_and_mark(conn, jobs, now)
+
+    def _check_and_mark(self, conn: Connection, jobs: list[Job], now: dt.datetime) -> dict[int, str]:
+        ids = [j.delivery_id for j in jobs]
         consenting = set(conn.scalars(_CONSENTING, {"sids": [j.subscription_id for j in jobs]}))
         go = [j.delivery_id for j in jobs if j.subscription_id in consenting]
         skip = [j.delivery_id for j in jobs if j.subscription_id not in consenting]
         marked = set(conn.scalars(_MARK_SENDING, {"ids": go, "worker": self.worker, "now_": now})) if go else set()
         skipped = set(conn.scalars(_MARK_SKIPPED, {"ids": skip, "worker": self.worker})) if skip else set()
         return {i: "go" if i in marked else "skip" if i in skipped else "lost" for i in ids}
+
+    def _round_pg(
+        self, conn: Connection, jobs: list[Job], outcomes: list[tuple[Job, Outcome]], now: dt.datetime
+    ) -> dict[int, str]:
+        """PostgreSQL (autocommit): the consent check (FOR SHARE), the ``sending`` marks and the ``sent`` marks
+        of earlier copies in one statement; the rare leftovers (consent gone, other outcomes) separately."""
+        self._apply(conn, [(j, o) for j, o in outcomes if o.state != "sent"], now)
+        sent = [j.delivery_id for j, o in outcomes if o.state == "sent"]
+        done = self._common(conn, jobs, now)
+        if done is not None:
+            if sent:
+                conn.execute(_MARK_SENT, {"ids": sent, "worker": self.worker, "now_": now})
+            return done
+        params = {
+            "ids": [j.delivery_id for j in jobs],
+            "sids": [j.subscription_id for j in jobs],
+            "sent": sent,
+            "worker": self.worker,
+            "now_": now,
+        }
+        marked = set(conn.scalars(_PG_ROUND, params))
+        rest = [j for j in jobs if j.delivery_id not in marked]
+        verdicts = {i: "go" for i in marked}
+        if rest:
+            verdicts.update(self._check_and_mark(conn, rest, now))
+        return verdicts
 
     def _still_sending(self, conn: Connection) -> bool:
         """Whether the campaign still runs; read at most twice a second (a pause takes effect that fast)."""
@@ -629,7 +695,6 @@ class CampaignPass:
         self.result = PassResult()
         self._halt = False  # paused, SMTP down or stopped: no more claims, release what is queued
         self._renderer: CampaignRenderer | None = None
-        self.overlap = False  # set per backend in run()
 
     def _should_halt(self) -> bool:
         return self._halt or self.stop.is_set() or (self.deadline is not None and time.monotonic() > self.deadline)
@@ -664,7 +729,6 @@ class CampaignPass:
         )
         await asyncio.to_thread(self.ledger.reconcile)
         threaded = get_engine(settings).dialect.name != "sqlite"
-        self.overlap = threaded
         coordinator = Coordinator(self.ledger, threaded=threaded, max_rounds=min(8, settings.mailing_concurrency))
         coordinator.start()
         concurrency = max(1, settings.mailing_concurrency)
@@ -775,16 +839,14 @@ class CampaignPass:
     ) -> tuple[Outcome | None, bool]:
         """One copy on an open connection; returns its outcome (None when already recorded) and keep-alive.
 
-        The consent re-check and the ``sending`` mark must be durable before the message's final dot. Where a
-        commit is slow (PostgreSQL waits for its WAL flush) it runs while MAIL, RCPT and DATA travel, and the
-        content waits for it; where it is fast (SQLite) it runs after the server's 354, which keeps the window in
-        which a crash loses a copy (marked, not yet sent) down to one write.
+        The consent re-check and the ``sending`` mark commit after the server's 354 and right before the content:
+        a crash can then lose a copy (marked, not sent) only in the time of one write. (Committing while MAIL,
+        RCPT and DATA travel would hide the commit's latency, but a crash would then lose every connection's copy.)
         """
         assert self._renderer is not None
         raw = self._renderer.message(self._recipient(job))
         data = PERIOD_REGEX.sub(b"..", normalize_message_line_endings(raw)) + b".\r\n"
         timeout = self.settings.smtp_timeout
-        early = asyncio.ensure_future(coordinator.before_data(job)) if self.overlap else None
         failure: tuple[Outcome, bool] | None = None
         try:
             await client.mail(self.settings.from_address, timeout=timeout)
@@ -807,13 +869,9 @@ class CampaignPass:
         except (aiosmtplib.SMTPException, OSError) as exc:
             failure = (Outcome("defer", f"{type(exc).__name__}: {exc}"), False)
         if failure is not None:
-            # Nothing was transferred; an early verdict only tells whether the row is still ours to record.
-            if early is not None and await early == "skip":
-                self.result.skipped += 1
-                return None, failure[1]
-            return failure
+            return failure  # nothing was transferred
 
-        verdict = await early if early is not None else await coordinator.before_data(job)
+        verdict = await coordinator.before_data(job)
         if verdict != "go":
             # Drop the connection: an unterminated DATA is discarded by the server, nothing is delivered.
             client.close()

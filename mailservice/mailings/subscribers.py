@@ -24,9 +24,10 @@ from sqlalchemy.orm import Session
 
 from mailservice import tokens
 from mailservice.config import Settings
-from mailservice.db import session_scope
+from mailservice.db import session_scope, utcnow
 from mailservice.intake.models import Bounce
 from mailservice.mail.compose import build_message
+from mailservice.mail.headers import safe_header_value
 from mailservice.mailings import consent
 from mailservice.mailings.consent import Evidence, MailAddress, parse_address
 from mailservice.mailings.models import (
@@ -114,8 +115,9 @@ def default_list(session: Session) -> MailingList:
 def lists_by_slugs(session: Session, slugs: Sequence[str]) -> list[MailingList]:
     """The open lists named by ``slugs`` (the default list when empty); UnknownList otherwise."""
     wanted = [s.strip() for s in slugs if s and s.strip()]
+    fallback = default_list(session)  # also creates the default list on first use
     if not wanted:
-        return [default_list(session)]
+        return [fallback]
     found = {
         row.slug: row
         for row in session.scalars(
@@ -293,25 +295,29 @@ def subscribe(
         s.list_id: s for s in session.scalars(select(Subscription).where(Subscription.subscriber_id == subscriber.id))
     }
     suppressed = is_suppressed(session, address.hash)
-    to_confirm: list[tuple[Subscription, MailingList]] = []
-    for mailing_list in lists:
-        subscription = existing.get(mailing_list.id)
-        if subscription is not None and subscription.status == SubscriptionStatus.active and not suppressed:
-            continue
-        if subscription is None:
-            subscription = Subscription(subscriber_id=subscriber.id, list_id=mailing_list.id, nonce=new_nonce())
-            session.add(subscription)
-        subscription.status = SubscriptionStatus.pending
-        subscription.requested_at = now
-        session.flush()
-        to_confirm.append((subscription, mailing_list))
-    result = SubscribeResult("already_active", subscriber.id, [s.id for s, _ in to_confirm])
-    if not to_confirm:
+    wanted = [
+        m
+        for m in lists
+        if not (m.id in existing and existing[m.id].status == SubscriptionStatus.active and not suppressed)
+    ]
+    result = SubscribeResult("already_active", subscriber.id)
+    if not wanted:
         return result
     if not allow(session, "addr", address.hash, settings.mailing_limit_per_address, now):
         # Said nowhere: the answer is the same, the address just gets no more mail this hour.
         result.outcome = "throttled"
         return result
+    to_confirm: list[tuple[Subscription, MailingList]] = []
+    for mailing_list in wanted:
+        subscription = existing.get(mailing_list.id)
+        if subscription is None:
+            subscription = Subscription(subscriber_id=subscriber.id, list_id=mailing_list.id, nonce=new_nonce())
+            session.add(subscription)
+        subscription.status = SubscriptionStatus.pending
+        subscription.requested_at = now
+        to_confirm.append((subscription, mailing_list))
+    session.flush()
+    result.subscription_ids = [s.id for s, _ in to_confirm]
     for subscription, mailing_list in to_confirm:
         consent.record(
             session,
@@ -483,8 +489,6 @@ def withdraw_by_link(
     consent under a lock in the same transaction that marks a copy as being sent, and this transaction commits
     only when no such copy is in flight. LinkError for a bad token.
     """
-    from mailservice.db import utcnow
-
     deadline = time.monotonic() + settings.smtp_timeout + 10
     while True:
         with session_scope(settings) as session:
@@ -718,6 +722,64 @@ def _parse_when(value: str, settings: Settings) -> dt.datetime | None:
     return when.astimezone(dt.UTC)
 
 
+def _chunks(items: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass(frozen=True)
+class _Row:
+    line: int
+    address: MailAddress
+    name: str
+    mailing_list: MailingList
+    when: dt.datetime
+    source: str
+    text: ConsentText
+
+
+def _check_row(
+    line: int,
+    row: dict[str, str],
+    settings: Settings,
+    lists: dict[str, MailingList],
+    default: MailingList,
+    texts: dict[str, ConsentText],
+    now: dt.datetime,
+) -> _Row | str:
+    """A valid row, or the reasons it is refused."""
+    address = parse_address(row.get("email") or "")
+    when = _parse_when(row.get("consent_at") or "", settings)
+    source = (row.get("consent_source") or "").strip()
+    version = (row.get("consent_text_version") or "").strip()
+    slug = (row.get("list") or "").strip()
+    name = (row.get("name") or "").strip()
+    mailing_list = lists.get(slug) if slug else default
+    problems = []
+    if address is None:
+        problems.append("некорректный адрес")
+    if when is None:
+        problems.append("нет даты согласия (consent_at)")
+    elif when > now:
+        problems.append("дата согласия в будущем")
+    if not source:
+        problems.append("нет источника согласия (consent_source)")
+    if not version:
+        problems.append("нет версии текста согласия (consent_text_version)")
+    elif version not in texts:
+        problems.append(f"неизвестная версия текста согласия {version!r} (добавьте её: --consent-text)")
+    if mailing_list is None:
+        problems.append(f"нет такого списка рассылки: {slug}")
+    try:
+        safe_header_value(name, max_len=200)
+    except ValueError:
+        problems.append("имя содержит переводы строк, управляющие символы или длиннее 200 символов")
+    if problems:
+        return "; ".join(problems)
+    assert address is not None and when is not None and mailing_list is not None
+    return _Row(line, address, name, mailing_list, when, source, texts[version])
+
+
 def import_rows(
     session: Session,
     settings: Settings,
@@ -729,97 +791,113 @@ def import_rows(
 ) -> ImportReport:
     """Import subscribers with their consent evidence; each row is refused with its reason when evidence is missing.
 
-    Without ``skip_invalid`` nothing is imported when any row is refused (the caller rolls back). Addresses that
-    withdrew (or are suppressed) are refused: an old file must not undo a withdrawal.
+    Without ``skip_invalid`` nothing is imported when any row is refused. Addresses that withdrew (or are
+    suppressed) are refused: an old file must not undo a withdrawal. Lookups are done in bulk.
     """
     report = ImportReport()
+    default = default_list(session)
     lists = {m.slug: m for m in session.scalars(select(MailingList).where(MailingList.archived_at.is_(None)))}
-    fallback = default_list(session) if not lists else None
     texts = {t.version: t for t in session.scalars(select(ConsentText))}
-    accepted: list[tuple[int, MailAddress, str, MailingList, dt.datetime, str, ConsentText]] = []
+    valid: list[_Row] = []
     for line, row in rows:
-        address = parse_address(row.get("email") or "")
-        when = _parse_when(row.get("consent_at") or "", settings)
-        source = (row.get("consent_source") or "").strip()
-        version = (row.get("consent_text_version") or "").strip()
-        slug = (row.get("list") or "").strip()
-        mailing_list = lists.get(slug) if slug else (fallback or next(iter(lists.values())))
-        problems = []
-        if address is None:
-            problems.append("некорректный адрес")
-        if when is None:
-            problems.append("нет даты согласия (consent_at)")
-        elif when > now:
-            problems.append("дата согласия в будущем")
-        if not source:
-            problems.append("нет источника согласия (consent_source)")
-        if not version:
-            problems.append("нет версии текста согласия (consent_text_version)")
-        elif version not in texts:
-            problems.append(f"неизвестная версия текста согласия {version!r} (добавьте её: --consent-text)")
-        if mailing_list is None:
-            problems.append(f"нет такого списка рассылки: {slug}")
-        if address is not None and is_suppressed(session, address.hash):
-            problems.append("адрес отозвал согласие или недоставим")
-        if problems:
-            report.refused.append((line, "; ".join(problems)))
-            continue
-        assert address is not None and when is not None and mailing_list is not None
-        name = (row.get("name") or "").strip()
-        try:
-            from mailservice.mail.headers import safe_header_value
-
-            safe_header_value(name, max_len=200)
-        except ValueError:
-            report.refused.append((line, "имя содержит переводы строк или управляющие символы"))
-            continue
-        accepted.append((line, address, name, mailing_list, when, source, texts[version]))
+        checked = _check_row(line, row, settings, lists, default, texts, now)
+        if isinstance(checked, str):
+            report.refused.append((line, checked))
+        else:
+            valid.append(checked)
+    hashes = sorted({r.address.hash for r in valid})
+    suppressed: set[str] = set()
+    for chunk in _chunks(hashes):
+        suppressed.update(session.scalars(select(Suppression.email_hash).where(Suppression.email_hash.in_(chunk))))
+    emails = sorted({r.address.normalized for r in valid})
+    known: dict[str, Subscriber] = {}
+    for chunk in _chunks(emails):
+        known.update((s.email or "", s) for s in session.scalars(select(Subscriber).where(Subscriber.email.in_(chunk))))
+    current: dict[tuple[int, int], Subscription] = {}
+    subscriber_ids = [s.id for s in known.values()]
+    for start in range(0, len(subscriber_ids), 500):
+        for sub in session.scalars(
+            select(Subscription).where(Subscription.subscriber_id.in_(subscriber_ids[start : start + 500]))
+        ):
+            current[(sub.subscriber_id, sub.list_id)] = sub
+    accepted: list[_Row] = []
+    for item in valid:
+        existing = known.get(item.address.normalized)
+        subscription = current.get((existing.id, item.mailing_list.id)) if existing is not None else None
+        if item.address.hash in suppressed or (
+            subscription is not None and subscription.status == SubscriptionStatus.withdrawn
+        ):
+            report.refused.append((item.line, "адрес отозвал согласие или недоставим"))
+        else:
+            accepted.append(item)
+    report.refused.sort()
     if report.refused and not skip_invalid:
         return report
-    for line, address, name, mailing_list, when, source, text in accepted:
-        subscriber = find_subscriber(session, address)
+    for start in range(0, len(accepted), 1000):
+        _import_chunk(session, settings, accepted[start : start + 1000], known, current, report, source_name, now)
+    return report
+
+
+def _import_chunk(
+    session: Session,
+    settings: Settings,
+    chunk: list[_Row],
+    known: dict[str, Subscriber],
+    current: dict[tuple[int, int], Subscription],
+    report: ImportReport,
+    source_name: str,
+    now: dt.datetime,
+) -> None:
+    for item in chunk:
+        subscriber = known.get(item.address.normalized)
         if subscriber is None:
             subscriber = Subscriber(
-                email=address.normalized, email_ascii=address.ascii, email_hash=address.hash, name=name
+                email=item.address.normalized,
+                email_ascii=item.address.ascii,
+                email_hash=item.address.hash,
+                name=item.name,
             )
             session.add(subscriber)
-            session.flush()
-        elif name and not subscriber.name:
-            subscriber.name = name
-        subscription = session.scalar(
-            select(Subscription).where(
-                Subscription.subscriber_id == subscriber.id, Subscription.list_id == mailing_list.id
-            )
-        )
+            known[item.address.normalized] = subscriber
+        elif item.name and not subscriber.name:
+            subscriber.name = item.name
+    session.flush()
+    changed: list[tuple[_Row, Subscriber, Subscription]] = []
+    for item in chunk:
+        subscriber = known[item.address.normalized]
+        key = (subscriber.id, item.mailing_list.id)
+        subscription = current.get(key)
         if subscription is not None and subscription.status == SubscriptionStatus.active:
             report.unchanged += 1
             continue
-        if subscription is not None and subscription.status == SubscriptionStatus.withdrawn:
-            report.refused.append((line, "адрес отозвал согласие на этот список"))
-            continue
         if subscription is None:
-            subscription = Subscription(subscriber_id=subscriber.id, list_id=mailing_list.id, nonce=new_nonce())
+            subscription = Subscription(subscriber_id=subscriber.id, list_id=item.mailing_list.id, nonce=new_nonce())
             session.add(subscription)
+            current[key] = subscription
             report.added += 1
         else:
             report.activated += 1
         subscription.status = SubscriptionStatus.active
         subscription.requested_at = now
-        subscription.confirmed_at = when
-        session.flush()
+        subscription.confirmed_at = item.when
+        changed.append((item, subscriber, subscription))
+    session.flush()
+    for item, subscriber, subscription in changed:
         consent.record(
             session,
             settings,
             kind="imported",
             subscriber_id=subscriber.id,
-            address_hash=address.hash,
-            evidence=Evidence(method="import", source=source, detail=f"импорт из {source_name}, строка {line}"),
-            mailing_list=mailing_list,
+            address_hash=item.address.hash,
+            evidence=Evidence(
+                method="import", source=item.source, detail=f"импорт из {source_name}, строка {item.line}"
+            ),
+            mailing_list=item.mailing_list,
             subscription_id=subscription.id,
-            consent=text,
-            at=when,
+            consent=item.text,
+            at=item.when,
         )
-    return report
+    session.flush()
 
 
 def read_csv(data: str) -> list[tuple[int, dict[str, str]]]:

@@ -2,5 +2,6 @@
 
 The catalogue of typical processes (``catalogue``), register rows and their rules (``register``), spreadsheets
 (``spreadsheet``), the database (``models``, ``service``), change requests approved by e-mail (``web``), live
-figures of group 4 (``figures``) and the register's public part (``publication``).
+figures of group 4 (``figures``), the register's public part (``publication``) and e-mail replies to its
+letters (``replies``).
 """

@@ -56,9 +56,7 @@ def _session() -> Iterator[Session]:
     try:
         with session_scope(get_settings()) as session:
             yield session
-    except RegisterError as exc:
-        for problem in exc.problems:
-            typer.echo(_problem_line(problem), err=True)
+    except RegisterError as exc:  # its message names every problem
         raise click.ClickException(str(exc)) from None
 
 
@@ -293,6 +291,8 @@ def _print_figures(month_figures: list[figures.MonthFigures]) -> None:
     typer.echo(
         "\nПоказатели по реестру запросов (месяц: поступило; дан ответ; медиана дней; с нарушением срока; оценка):"
     )
+    if not month_figures:
+        typer.echo("  нет данных")
     for m in month_figures:
         median = f"{m.median_days:g}" if m.median_days is not None else "—"
         late = f"{m.late_share * 100:.1f}%" if m.late_share is not None else "—"

@@ -399,6 +399,8 @@ class Approver:
 def parse_approver(text: str) -> Approver:
     """``Отдел кадров=hr@example.ru`` or ``hr@example.ru``."""
     unit, _, address = text.rpartition("=")
+    if any(ord(ch) < 32 for ch in unit):
+        raise RegisterError(f"Название подразделения содержит управляющие символы: «{text!r}»")
     email = normalise_address(address)
     if email is None:
         raise RegisterError(f"Адрес согласующего указан неверно: «{text}»")
@@ -592,6 +594,7 @@ def list_requests(session: Session, state: RequestState | None = None) -> list[C
     return list(session.scalars(query))
 
 
+_CLOSED = "Запрос уже рассмотрен ответственным за реестр: согласование не требуется."
 _BAD_LINK = "Ссылка повреждена, неполна или недействительна. Проверьте, что она скопирована из письма целиком."
 
 
@@ -620,7 +623,7 @@ def load_approval(
             "Повторно ссылка не действует."
         )
     if approval.change_request.state in (RequestState.applied, RequestState.rejected):
-        raise LinkError("Запрос уже рассмотрен ответственным за реестр: согласование не требуется.")
+        raise LinkError(_CLOSED)
     return approval, str(payload["d"])
 
 
@@ -629,12 +632,25 @@ def record_decision(
 ) -> Approval:
     """Record one unit's answer (the POST of its page); the request's state follows the answers."""
     approval, decision = load_approval(session, settings, token, for_update=True)
+    # The state depends on every unit's answer: lock the request so that two answers given at the same moment are
+    # counted one after the other (PostgreSQL; SQLite's BEGIN IMMEDIATE serialises writers already).
+    request = session.scalars(
+        select(ChangeRequest)
+        .where(ChangeRequest.id == approval.change_request_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    if request.state in (RequestState.applied, RequestState.rejected):
+        raise LinkError(_CLOSED)
     approval.decision = decision
     approval.decided_at = now
     approval.comment = comment.strip()[:2000]
     approval.ip = ip[:64]
-    request = approval.change_request
-    decisions = [a.decision for a in request.approvals]
+    session.flush()
+    answers = session.scalars(
+        select(Approval).where(Approval.change_request_id == request.id).execution_options(populate_existing=True)
+    ).all()
+    decisions = [a.decision for a in answers]
     if "object" in decisions:
         state = RequestState.objected
     elif all(d == "approve" for d in decisions):
@@ -725,7 +741,7 @@ def reject_change_request(
     request.decided_at = now
     request.decided_by = actor
     request.decision_reason = reason.strip()
-    _tell_submitter(session, settings, request, [*request_lines(session, request), f"Причина: {reason.strip()}"])
+    _tell_submitter(session, settings, request, request_lines(session, request))
     return request
 
 

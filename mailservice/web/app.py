@@ -33,6 +33,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from mailservice.mailings.web import router as mailings_router
 
     app.include_router(mailings_router)  # /subscribe, /unsubscribe (issue 4)
+    from mailservice.workgroup.web import router as workgroup_router
+
+    app.include_router(workgroup_router)  # /wg/ signed pages, /staff/wg/ console (issue 8)
     from mailservice.processes.web import router as processes_router
 
     app.include_router(processes_router)  # /processes/approval/... (issue 9)

@@ -51,11 +51,10 @@ def link(settings: Settings, path: str) -> str:
     return f"{settings.public_url.rstrip('/')}{path}"
 
 
-def approve_link(settings: Settings, meeting: WgMeeting) -> str:
+def approve_link(settings: Settings, meeting: WgMeeting, approver: WgMember) -> str:
     """The chair's one-click agenda approval page (voided by any change of the agenda: new nonce)."""
-    return link(
-        settings, f"/wg/approve/{sign(settings, Purpose.wg_approve, {'m': meeting.id, 'n': meeting.agenda_nonce})}"
-    )
+    payload = {"m": meeting.id, "a": approver.id, "n": meeting.agenda_nonce}
+    return link(settings, f"/wg/approve/{sign(settings, Purpose.wg_approve, payload)}")
 
 
 def sign_link(settings: Settings, signature: WgSignature) -> str:
@@ -198,7 +197,7 @@ def send_approval_request(
         context={
             **meeting_facts(settings, meeting, group),
             "items": items,
-            "url": approve_link(settings, meeting),
+            "url": approve_link(settings, meeting, approver),
         },
         kind="wg_approval",
         ref_type=REF_MEETING,

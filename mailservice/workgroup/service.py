@@ -1015,6 +1015,8 @@ def finish_meeting(session: Session, settings: Settings, meeting: WgMeeting, *, 
     if meeting.form == "absentee":
         raise WorkgroupError("Письменный опрос завершается закрытием опроса (wg poll close)")
     _require_status(meeting, ("agenda_approved", "agenda_sent"), "Завершение заседания")
+    if now < meeting.starts_at:
+        raise WorkgroupError(f"Заседание назначено на {fmt_local(settings, meeting.starts_at)} и ещё не началось")
     group = session.get(WgGroup, meeting.group_id)
     assert group is not None
     policy = rules_of(group).policy
