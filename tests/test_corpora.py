@@ -129,13 +129,20 @@ def _run(path: Path) -> Outcome:
         return Outcome(name, None, exc.reason, None)
     except Exception as exc:  # the contract is broken: reported by the test, not raised here
         return Outcome(name, None, "", None, crash=f"parse_message: {type(exc).__name__}: {exc}")
-    try:
-        raw_msg = BytesParser(policy=policy.default).parsebytes(raw)
-        result = triage(msg, raw_msg, None)
-        bounce = parse_bounce(raw_msg) if result.verdict is Verdict.bounce else None
-    except Exception as exc:
-        return Outcome(name, None, "", None, crash=f"triage/parse_bounce: {type(exc).__name__}: {exc}")
-    return Outcome(name, result.verdict, result.reason, bounce)
+    readings = []
+    # The intake hands triage a compat32 message; other callers may use policy.default: both must agree.
+    for parse_policy in (policy.compat32, policy.default):
+        try:
+            raw_msg = BytesParser(policy=parse_policy).parsebytes(raw)
+            result = triage(msg, raw_msg, None)
+            bounce = parse_bounce(raw_msg) if result.verdict is Verdict.bounce else None
+        except Exception as exc:
+            return Outcome(name, None, "", None, crash=f"triage/parse_bounce: {type(exc).__name__}: {exc}")
+        readings.append((result.verdict, result.reason, bounce))
+    if readings[0] != readings[1]:
+        return Outcome(name, None, "", None, crash=f"compat32 and default policies disagree: {readings}")
+    verdict, reason, bounce = readings[0]
+    return Outcome(name, verdict, reason, bounce)
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ package-lock.json) and is injected into each page.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import re
 import shutil
@@ -26,10 +27,10 @@ from sqlalchemy import select
 from mailservice.config import Settings
 from mailservice.db import session_scope
 from mailservice.publishing.build import build_site, register_consent_text
-from mailservice.publishing.stats import SiteData, load_site_data
+from mailservice.publishing.stats import MailingRow, SiteData, load_site_data, quarter_statistics
 from tests.mailfactory import body_text, parse
 from tests.servers import Sink, free_port, wait_port
-from tests.test_site import BUILT_AT, SITE, seed_requests
+from tests.test_site import BUILT_AT, SITE, row, seed_requests
 
 pytestmark = pytest.mark.browser
 
@@ -52,6 +53,7 @@ PAGE_TYPES = {
     "document": "pravovye-akty/poryadok-vzaimodeystviya-s-klientom.html",
     "requests": "kak-zaprosit-informatsiyu/index.html",
     "statistics": "statistika/index.html",
+    "mailings": "statistika/rassylki.html",
     "opendata": "statistika/otkrytye-dannye.html",
     "subscribe": "podpiska/index.html",
     "feedback": "obratnaya-svyaz/index.html",
@@ -79,11 +81,34 @@ def browser() -> Iterator[Browser]:
         instance.close()
 
 
+def sample_data() -> SiteData:
+    """Statistics of two quarters and two mailings (no database needed): the generated pages with tables."""
+    jan, apr = dt.date(2026, 1, 12), dt.date(2026, 4, 2)
+    rows = [
+        row(jan, answered_on=dt.date(2026, 2, 1), status="answered"),
+        row(jan, channel="post", answered_on=dt.date(2026, 3, 1), status="closed"),
+        row(jan, channel="web", refusal_ground="8fz-20-1-4", answered_on=dt.date(2026, 1, 30), status="refused"),
+        row(apr, channel="phone", type="appeal", extended=True, status="extended"),
+        row(apr, channel="social", forwarded=True, status="forwarded"),
+    ]
+    mailings = (
+        MailingRow(dt.date(2026, 3, 3), "Новые документы на сайте департамента", 120),
+        MailingRow(dt.date(2026, 5, 12), "Изменения в порядке приёма <граждан> | май", 118),
+    )
+    return SiteData(
+        generated_at=BUILT_AT,
+        quarters=tuple(quarter_statistics(rows)),
+        mailings=mailings,
+        has_requests=True,
+        has_mailings=True,
+    )
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shipped site built with no database (as from a fresh checkout)."""
+    """The shipped site built from sample statistics (no database: data passed in, as `site build` does)."""
     out = tmp_path_factory.mktemp("site") / "built"
-    build_site(SITE, out, data=SiteData(generated_at=BUILT_AT))
+    build_site(SITE, out, data=sample_data())
     return out
 
 
@@ -190,7 +215,7 @@ def test_200_percent_zoom_needs_no_horizontal_scroll(browser: Browser, built: Pa
         overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
         if overflow > 0:
             wide[kind] = overflow
-        if kind in {"document", "subscribe"}:
+        if kind in {"document", "subscribe", "statistics"}:
             shot(page, f"zoom200-{kind}-{scheme}")
         page.context.close()
     assert wide == {}

@@ -197,3 +197,15 @@ def test_list_robot_sender_is_auto() -> None:
 
 def test_verdict_values() -> None:
     assert {v.value for v in Verdict} == {"normal", "auto_reply", "bounce"}
+
+
+def test_citizen_complaining_about_delivery_is_normal() -> None:
+    # Bounce words in a person's subject and text, with no sign of a machine origin.
+    raw = _msg(subject="Не доставлено письмо в ваш адрес", body="Моё письмо не было доставлено, прошу разобраться.")
+    result = _triage(raw)
+    assert result.verdict is Verdict.normal, result.reason
+
+
+def test_bounce_subject_from_auto_submitted_sender_is_bounce() -> None:
+    raw = _msg("Auto-Submitted: auto-replied", sender="robot@mx.example.ru", subject="Undeliverable: Запрос")
+    assert _triage(raw).verdict is Verdict.bounce

@@ -426,7 +426,9 @@ def _kind(status: str | None, diagnostic: str, action: str = "") -> Kind:
 # --------------------------------------------------------------------------------------------------
 
 _STRONG_RECIPIENT = [
-    re.compile(r"^[ \t]*<([^<>\s]{1,64}@[^<>\s]{1,255})>[ \t]*:", re.MULTILINE),  # Postfix, qmail: "<user@host>: reason"
+    re.compile(
+        r"^[ \t]*<([^<>\s]{1,64}@[^<>\s]{1,255})>[ \t]*:", re.MULTILINE
+    ),  # Postfix, qmail: "<user@host>: reason"
     re.compile(
         r"^[ \t*>]*<?([^<>\s@:;,()\"']{1,64}@[^<>\s:;,()\"']{1,255})>?:?[ \t]*(\([^\n]*\)|\[[^\n]*\])?[ \t]*$",
         re.MULTILINE,

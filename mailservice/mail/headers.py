@@ -84,6 +84,8 @@ _CHARSET_ALIASES = {
     "default": "",
 }
 
+# Python codecs that decode text but are no MIME charset: a label naming them is treated as unknown.
+_NOT_MAIL_CHARSETS = {"idna", "punycode", "unicode-escape", "raw-unicode-escape", "undefined", "mbcs", "oem"}
 # Charsets whose declaration is only a weak hint: Russian mail declared as one of these is common, and every
 # byte sequence "decodes" in a Latin single-byte charset, so plausibility must be checked.
 _WEAK_CHARSETS = {"ascii", "latin-1", "iso8859-1", "cp1252", "iso8859-15"}
@@ -108,9 +110,10 @@ def normalise_charset(label: str | None) -> str | None:
     if not name:
         return None
     try:
-        return codecs.lookup(name).name
+        codec = codecs.lookup(name).name
     except (LookupError, ValueError):
         return None
+    return None if codec in _NOT_MAIL_CHARSETS else codec
 
 
 _CYR_LOWER = re.compile("[а-яё]")
@@ -173,8 +176,8 @@ def decode_bytes(data: bytes, declared: str | None = None) -> tuple[str, str | N
         if codec is not None:
             try:  # 7-bit charsets (ISO-2022-JP, UTF-7) need their codec even without high bytes
                 return data.decode(codec), note
-            except (UnicodeDecodeError, LookupError, ValueError):
-                pass
+            except Exception:  # any codec failure (even "charset=base64") falls back: never crash on a label
+                note = f"bytes invalid in declared charset {codec}"
         return data.decode("ascii", errors="replace"), note
     if codec is not None and codec in _SINGLE_BYTE_OR_WEAK:
         # Valid UTF-8 with multibyte sequences almost never arises by chance from single-byte text, while
@@ -188,7 +191,7 @@ def decode_bytes(data: bytes, declared: str | None = None) -> tuple[str, str | N
     if codec is not None and codec not in _WEAK_CHARSETS:
         try:
             text = data.decode(codec)
-        except (UnicodeDecodeError, LookupError, ValueError):
+        except Exception:  # as above: a declared label is only a hint
             note = f"bytes invalid in declared charset {codec}"
         else:
             if codec in _CYRILLIC_SINGLE_BYTE:

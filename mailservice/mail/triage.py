@@ -127,24 +127,26 @@ def triage(msg: ParsedMessage, raw_msg: Message, envelope_from: str | None) -> T
     if headers.get("x-failed-recipients"):
         return Triage(Verdict.bounce, "X-Failed-Recipients header")
 
-    # 2. Non-standard bounces from mail system accounts or the null sender.
+    # 2. Non-standard bounces. Bounce wording alone is not enough: a citizen may well complain in a subject
+    # that "the letter was not delivered"; a machine origin must back it.
     sender_text = " ".join(
         v for v in (msg.from_addr or "", msg.from_name, headers.get("sender", ""), _raw_from(raw_msg)) if v
     )
     system_sender = bool(_SYSTEM_SENDER.search(sender_text))
     null_envelope = _null_sender(envelope_from) or _null_sender(headers.get("return-path"))
+    auto_submitted = headers.get("auto-submitted", "").strip().lower()
+    automatic = bool(auto_submitted) and not auto_submitted.startswith("no")
+    returned_copy = "message/rfc822" in content_type or "text/rfc822-headers" in content_type
+    machine = system_sender or null_envelope or automatic or returned_copy
     bounce_subject = bool(_BOUNCE_SUBJECT.search(msg.subject))
-    if system_sender or null_envelope or bounce_subject:
-        body = _bounce_body(raw_msg, msg)
-        if bounce_subject and (system_sender or null_envelope or _BOUNCE_BODY.search(body)):
-            return Triage(Verdict.bounce, "bounce subject from a mail system sender")
-        if (system_sender or null_envelope) and _BOUNCE_BODY.search(body):
-            return Triage(Verdict.bounce, "delivery failure text from a mail system sender")
+    if machine and (bounce_subject or system_sender or null_envelope):
+        if bounce_subject or _BOUNCE_BODY.search(_bounce_body(raw_msg, msg)):
+            return Triage(Verdict.bounce, "delivery failure notice from a mail system or automatic sender")
         if system_sender:
             return Triage(Verdict.auto_reply, "sent by a mail system account (MAILER-DAEMON/postmaster)")
-    if _SES_NOTIFICATION.search(msg.text[:4000]):
-        kind = _SES_NOTIFICATION.search(msg.text[:4000])
-        if kind is not None and kind.group(1).lower() == "bounce":
+    ses = _SES_NOTIFICATION.search(msg.text[:4000])
+    if ses is not None:
+        if ses.group(1).lower() == "bounce":
             return Triage(Verdict.bounce, "Amazon SES bounce notification")
         return Triage(Verdict.auto_reply, "Amazon SES notification")
     local = (msg.from_addr or "").split("@", 1)[0].lower()
@@ -156,8 +158,7 @@ def triage(msg: ParsedMessage, raw_msg: Message, envelope_from: str | None) -> T
         return Triage(Verdict.auto_reply, "no usable sender address: machine-generated message")
 
     # 3. RFC 3834 and vendor auto-reply markers.
-    auto_submitted = headers.get("auto-submitted", "").strip().lower()
-    if auto_submitted and not auto_submitted.startswith("no"):
+    if automatic:
         return Triage(Verdict.auto_reply, f"Auto-Submitted: {auto_submitted[:40]} (RFC 3834)")
     for name in _AUTO_HEADER_FLAGS:
         if name in headers:
@@ -186,8 +187,6 @@ def triage(msg: ParsedMessage, raw_msg: Message, envelope_from: str | None) -> T
         and len(msg.text) <= _WEAK_AUTO_MAX_TEXT
     ):
         return Triage(Verdict.auto_reply, "out-of-office subject on a short reply")
-    if bounce_subject:
-        return Triage(Verdict.auto_reply, "delivery-report subject without a failure text")
     return Triage(Verdict.normal, "no automatic-message marker")
 
 
