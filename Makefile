@@ -6,7 +6,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SYSTEM_PACKAGES := dovecot-imapd chromium
 PYTEST_ARGS ?=
 
 .PHONY: run test venv system-deps lint typecheck format bench clean
@@ -26,6 +25,7 @@ system-deps:
 	@missing=""; \
 	command -v dovecot >/dev/null 2>&1 || missing="$$missing dovecot-imapd"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ]; then \
 	    echo "Installing from Debian:$$missing"; \
@@ -47,7 +47,11 @@ format: $(STAMP)
 	$(BIN)/ruff format mailservice tests bench
 	$(BIN)/ruff check --fix mailservice tests bench
 
-test: $(STAMP) system-deps lint typecheck
+# axe-core (accessibility checks of the site) from the npm registry, pinned by tests/.node/package-lock.json.
+tests/.node/node_modules/axe-core/axe.min.js: tests/.node/package-lock.json
+	npm ci --no-audit --no-fund --prefix tests/.node
+
+test: $(STAMP) system-deps lint typecheck tests/.node/node_modules/axe-core/axe.min.js
 	MAILSERVICE_REQUIRE_DOVECOT=1 $(BIN)/pytest -n 2 -ra $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -23,7 +23,14 @@ from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.mailings import campaigns, consent, subscribers
 from mailservice.mailings.consent import parse_address
-from mailservice.mailings.models import ConsentEvent, Delivery, DeliveryState, Subscription, Suppression
+from mailservice.mailings.models import (
+    ConsentEvent,
+    Delivery,
+    DeliveryState,
+    Subscriber,
+    Subscription,
+    Suppression,
+)
 from mailservice.mailings.sender import send_campaign, send_due
 from mailservice.web.app import create_app
 from tests.conftest import make_env, reset_caches
@@ -42,7 +49,7 @@ class Recorder:
     arrivals: list[tuple[str, float]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def handle_RCPT(  # noqa: N802
+    async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         for prefix, reply in list(self.refuse.items()):
@@ -53,7 +60,7 @@ class Recorder:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if self.delay:
             await asyncio.sleep(self.delay)
         with self.lock:
@@ -124,8 +131,8 @@ def token_for(settings: Settings, address: str) -> tuple[int, str]:
     with session_scope(settings) as session:
         row = session.scalar(
             select(Subscription)
-            .join(subscribers.Subscriber, subscribers.Subscriber.id == Subscription.subscriber_id)
-            .where(subscribers.Subscriber.email_hash == parsed.hash)
+            .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+            .where(Subscriber.email_hash == parsed.hash)
         )
         assert row is not None
         return row.id, subscribers.unsubscribe_token(settings, row.id, row.nonce)
@@ -153,7 +160,8 @@ def test_no_copy_after_a_withdrawal_commits(send_settings: Settings, recorder: t
     handler.delay = 0.004  # a slow relay: the campaign takes a while, withdrawals land in the middle
     addresses = populate(send_settings, 240)
     campaign_id = new_campaign(send_settings)
-    leavers = addresses[5::6]
+    # Withdrawals go from the end of the list while the campaign goes from the start: they meet in the middle.
+    leavers = list(reversed(addresses[5::6]))
     tokens = {a: token_for(send_settings, a) for a in leavers}
     client = TestClient(create_app(send_settings))
     outcome: dict[str, object] = {}
@@ -178,7 +186,8 @@ def test_no_copy_after_a_withdrawal_commits(send_settings: Settings, recorder: t
     for rcpt, at in handler.arrivals:
         arrivals.setdefault(rcpt, []).append(at)
     for address in addresses:
-        assert len(arrivals.get(address, [])) == (0 if address in withdrawn_at and not arrivals.get(address) else 1), address
+        expected = {0, 1} if address in withdrawn_at else {1}
+        assert len(arrivals.get(address, [])) in expected, address
     late = [a for a, at in withdrawn_at.items() if any(t > at for t in arrivals.get(a, []))]
     assert not late, f"copies arrived after the withdrawal committed: {late}"
     # The database tells the same story: a copy sent to a leaver was marked "sending" before the withdrawal.
@@ -187,7 +196,9 @@ def test_no_copy_after_a_withdrawal_commits(send_settings: Settings, recorder: t
             subscription_id = tokens[address][0]
             delivery = session.scalar(select(Delivery).where(Delivery.subscription_id == subscription_id))
             event = session.scalar(
-                select(ConsentEvent).where(ConsentEvent.subscription_id == subscription_id, ConsentEvent.kind == "withdrawn")
+                select(ConsentEvent).where(
+                    ConsentEvent.subscription_id == subscription_id, ConsentEvent.kind == "withdrawn"
+                )
             )
             assert delivery is not None and event is not None
             if delivery.state == DeliveryState.sent:
@@ -208,7 +219,11 @@ def test_no_copy_after_a_withdrawal_commits(send_settings: Settings, recorder: t
 def test_temporary_and_permanent_refusals(send_settings: Settings, recorder: tuple[Recorder, int]) -> None:
     handler, _port = recorder
     addresses = populate(send_settings, 6)
-    handler.refuse = {addresses[0]: "451 4.3.0 Try later", addresses[1]: "550 5.1.1 No such user", addresses[2]: "552 5.7.1 Policy"}
+    handler.refuse = {
+        addresses[0]: "451 4.3.0 Try later",
+        addresses[1]: "550 5.1.1 No such user",
+        addresses[2]: "552 5.7.1 Policy",
+    }
     campaign_id = new_campaign(send_settings)
     with session_scope(send_settings) as session:
         campaigns.start(session, send_settings, campaign_id, utcnow())
@@ -254,7 +269,7 @@ def test_pause_and_resume(send_settings: Settings, recorder: tuple[Recorder, int
 
 
 def test_smtp_down_defers_and_loses_nothing(send_settings: Settings, recorder: tuple[Recorder, int]) -> None:
-    handler, port = recorder
+    handler, _port = recorder
     addresses = populate(send_settings, 20)
     campaign_id = new_campaign(send_settings)
     with session_scope(send_settings) as session:
@@ -269,9 +284,7 @@ def test_smtp_down_defers_and_loses_nothing(send_settings: Settings, recorder: t
 def test_throttle_is_shared_by_the_campaign(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_url: str, recorder: tuple[Recorder, int]
 ) -> None:
-    settings = make_env(
-        monkeypatch, tmp_path, sqlite_url, smtp_port=str(recorder[1]), mailing_rate_per_minute="600"
-    )
+    settings = make_env(monkeypatch, tmp_path, sqlite_url, smtp_port=str(recorder[1]), mailing_rate_per_minute="600")
     populate(settings, 12)
     campaign_id = new_campaign(settings)
     asyncio.run(send_campaign(settings, campaign_id))
@@ -311,39 +324,64 @@ def test_killed_workers_every_subscriber_gets_exactly_one_copy(
     handler.delay = 0.002
     addresses = populate(send_settings, 500)
     campaign_id = new_campaign(send_settings)
-    # Four workers share the campaign; two die by SIGKILL at chosen points, one by SIGKILL from outside:
-    # - right after claiming its third batch (claimed, never tried: handed back to the queue);
-    # - after the server's 250 for its 30th copy, before recording it (the documented ambiguous case);
-    # - at a moment of the test's choosing, mid-campaign.
-    # Single-connection workers, so that no other copy of the dying worker is between its consent check and
-    # its final dot (that window is documented: a copy killed there is lost, never sent twice).
+    # Four workers share the campaign; two die by SIGKILL mid-campaign at chosen points:
+    # - right after claiming a batch (claimed, never tried: handed back to the queue by the reconciler);
+    # - after the server's 250 for its 30th copy, before recording it (the documented ambiguous case: the
+    #   copy arrived, the row says "ambiguous", and it is not sent again).
+    # The dying workers use one connection, so no other copy of theirs sits between its consent check and
+    # its final dot when they die (the one window where a crash loses a copy: see the next tests).
     workers = [
-        _worker(campaign_id, "mailing_after_claim:3", concurrency=1),
+        _worker(campaign_id, "mailing_after_claim:1", concurrency=1),
         _worker(campaign_id, "mailing_after_250:30", concurrency=1),
         _worker(campaign_id),
-        _worker(campaign_id, concurrency=1),
+        _worker(campaign_id),
     ]
-    while len(handler.arrivals) < 120:
-        time.sleep(0.005)
-    workers[3].send_signal(signal.SIGKILL)
     codes = [w.wait(timeout=180) for w in workers]
-    assert codes[0] == codes[1] == codes[3] == -signal.SIGKILL, codes
-    # After the restart, a fresh worker finishes what the dead ones left.
+    assert codes == [-signal.SIGKILL, -signal.SIGKILL, 0, 0], codes
+    # After a restart nothing is left to do (the survivors reconciled the dead workers' rows) ...
     restart = _worker(campaign_id)
     assert restart.wait(timeout=180) == 0, restart.stderr.read() if restart.stderr else b""
     with session_scope(send_settings) as session:
         report = campaigns.status(session, campaign_id)
-        ambiguous = list(
-            session.scalars(
-                select(Subscription.id).join(Delivery, Delivery.subscription_id == Subscription.id).where(
-                    Delivery.campaign_id == campaign_id, Delivery.state == DeliveryState.ambiguous
-                )
-            )
-        )
+    # ... and every consenting subscriber has exactly one copy.
     assert report.status == "done" and report.queued == 0
     counts = {a: handler.count(a) for a in addresses}
     assert all(n == 1 for n in counts.values()), {a: n for a, n in counts.items() if n != 1}
-    assert report.sent + report.ambiguous == 500 and 1 <= report.ambiguous <= 2, report
+    assert (report.sent, report.ambiguous) == (499, 1), report
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_workers_killed_at_random_never_send_twice(
+    send_settings: Settings, recorder: tuple[Recorder, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    handler, _port = recorder
+    handler.delay = 0.002
+    addresses = populate(send_settings, 400)
+    campaign_id = new_campaign(send_settings)
+    killed = 0
+    for _round in range(3):  # three workers, each SIGKILLed from outside at a moment it does not choose
+        before = len(handler.arrivals)
+        victim = _worker(campaign_id)
+        while len(handler.arrivals) < before + 40 and victim.poll() is None:
+            time.sleep(0.003)
+        if victim.poll() is None:
+            victim.send_signal(signal.SIGKILL)
+            killed += 1
+        victim.wait(timeout=60)
+    assert killed == 3
+    with caplog.at_level("WARNING", logger="mailservice.mailings.sender"):
+        assert asyncio.run(send_campaign(send_settings, campaign_id)).status == "done"
+    with session_scope(send_settings) as session:
+        report = campaigns.status(session, campaign_id)
+    counts = {a: handler.count(a) for a in addresses}
+    assert max(counts.values()) == 1  # never twice, whatever the moment of death
+    missing = [a for a, n in counts.items() if n == 0]
+    # A copy can only be missing if its worker died between the consent check and the final dot: such rows
+    # are "ambiguous" (logged), at most one per connection of each killed worker.
+    assert report.queued == 0 and report.sent + report.ambiguous == 400
+    assert len(missing) <= report.ambiguous <= killed * send_settings.mailing_concurrency, (missing, report)
+    assert report.ambiguous == 0 or "ambiguous" in caplog.text
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ import io
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import png
@@ -60,7 +61,7 @@ def complete_site(root: Path) -> Path:
     site = root / "site"
     shutil.copytree(SITE, site, ignore=shutil.ignore_patterns("__pycache__"))
     schema = load_schema(site)
-    extra = {
+    extra: dict[str, dict[str, object]] = {
         "activity": {"kind": "отчёт"},
         "personnel": {"kind": "вакансия", "valid_until": dt.date(2027, 1, 31)},
         "services": {"electronic": True},
@@ -68,7 +69,9 @@ def complete_site(root: Path) -> Path:
     for key, values in extra.items():
         section = schema.by_key(key)
         assert section is not None
-        create_document(site / "docs", section, f"Тестовый документ раздела {section.title}", today=TODAY, values=values)
+        create_document(
+            site / "docs", section, f"Тестовый документ раздела {section.title}", today=TODAY, values=values
+        )
     for path in [*site.rglob("*.md"), site / "mkdocs.yml"]:
         path.write_text(fill_placeholders(path.read_text(encoding="utf-8")), encoding="utf-8")
     return site
@@ -155,9 +158,15 @@ def test_empty_required_section_is_named(good_site: Path) -> None:
         "docs/reestr-protsessov/: обязательный раздел «Реестр процессов» отсутствует: нет страницы "
         "reestr-protsessov/index.md" in problems
     )
-    assert "docs/podpiska/: обязательный раздел «Подписка на рассылку» пуст: у страницы podpiska/index.md нет текста" in problems
+    assert (
+        "docs/podpiska/: обязательный раздел «Подписка на рассылку» пуст: у страницы podpiska/index.md нет текста"
+        in problems
+    )
     # The home page's link to the removed section is broken too, and named.
-    assert any(p.startswith("docs/index.md: строка ") and "reestr-protsessov/index.md ведёт на несуществующий" in p for p in problems)
+    assert any(
+        p.startswith("docs/index.md: строка ") and "reestr-protsessov/index.md ведёт на несуществующий" in p
+        for p in problems
+    )
     assert len(problems) == 4
 
 
@@ -167,6 +176,7 @@ def test_bad_front_matter_is_named_field_by_field(good_site: Path) -> None:
     edit(act, "kind: принят", "kind: утверждён")
     edit(act, "responsible: отдел организационной и кадровой работы\n", "")
     edit(act, "category: legal_acts", "category: personnel")
+    edit(act, "number:", "nomer: 1\nnumber:")
     page = good_site / "docs" / "pravovye-akty" / "postanovlenie-2009-12-29-490-pa.md"
     edit(page, "review_by: 2027-11-25", "review_by: 2026-11-24")
     broken = good_site / "docs" / "rabochaya-gruppa" / "polozhenie-o-rabochey-gruppe.md"
@@ -176,7 +186,10 @@ def test_bad_front_matter_is_named_field_by_field(good_site: Path) -> None:
     assert where + "поле adopted (Дата принятия) должно быть датой в виде ГГГГ-ММ-ДД, а не '06.11.2018'" in problems
     assert where + "поле kind (Статус акта): недопустимое значение 'утверждён'; допустимо: проект, принят" in problems
     assert where + "нет обязательного поля responsible (Ответственное подразделение)" in problems
-    assert where + "поле category должно быть 'legal_acts' для страниц папки pravovye-akty/ (сейчас 'personnel')" in problems
+    assert (
+        where + "поле category должно быть 'legal_acts' для страниц папки pravovye-akty/ (сейчас 'personnel')"
+        in problems
+    )
     assert (
         "docs/pravovye-akty/postanovlenie-2009-12-29-490-pa.md: пропущена дата пересмотра (review_by: 24.11.2026): "
         "обновите страницу и дату или снимите её с публикации" in problems
@@ -184,7 +197,7 @@ def test_bad_front_matter_is_named_field_by_field(good_site: Path) -> None:
     assert any(p.startswith("docs/rabochaya-gruppa/polozhenie-o-rabochey-gruppe.md: ошибка YAML") for p in problems)
     # The workgroup lost its only document to the YAML error: the empty section is named too.
     assert any("«Рабочая группа по клиентоцентричности» пуст" in p for p in problems)
-    assert len(problems) == 7
+    assert len(problems) == 8
 
 
 def test_conditional_fields_and_review_date(good_site: Path) -> None:
@@ -218,7 +231,11 @@ def test_broken_links_attachments_and_images_are_named(good_site: Path) -> None:
     )
     page.write_text(body, encoding="utf-8")
     act = good_site / "docs" / "pravovye-akty" / "prikaz-2018-11-06-4601.md"
-    edit(act, "review_by: 2027-11-25", "review_by: 2027-11-25\nattachments:\n  - file: files/prikaz.pdf\n    title: Приказ")
+    edit(
+        act,
+        "review_by: 2027-11-25",
+        "review_by: 2027-11-25\nattachments:\n  - file: files/prikaz.pdf\n    title: Приказ",
+    )
     problems = messages(good_site)
     where = "docs/obshchaya-informatsiya/index.md: "
     lines = len(body.splitlines())
@@ -227,9 +244,16 @@ def test_broken_links_attachments_and_images_are_named(good_site: Path) -> None:
         "(deyatelnost/net-takogo.md)" in problems
     )
     assert where + f"строка {lines - 5}: изображение schema.png без альтернативного текста" in problems
-    assert where + f"строка {lines - 5}: ссылка schema.png ведёт на несуществующий файл (obshchaya-informatsiya/schema.png)" in problems
+    assert (
+        where
+        + f"строка {lines - 5}: ссылка schema.png ведёт на несуществующий файл (obshchaya-informatsiya/schema.png)"
+        in problems
+    )
     assert where + f"строка {lines - 4}: изображение без альтернативного текста (атрибут alt)" in problems
-    assert "docs/pravovye-akty/prikaz-2018-11-06-4601.md: приложение files/prikaz.pdf не найдено (pravovye-akty/files/prikaz.pdf)" in problems
+    assert (
+        "docs/pravovye-akty/prikaz-2018-11-06-4601.md: приложение files/prikaz.pdf не найдено "
+        "(pravovye-akty/files/prikaz.pdf)" in problems
+    )
     assert len(problems) == 5  # the generated statistics page, external links, anchors and code are fine
 
 
@@ -260,7 +284,9 @@ def test_link_resolution_rules() -> None:
     assert resolve_link("a/b.md", "#only") is None
     assert resolve_link("index.md", "../../etc/passwd") == "../../etc/passwd"
     schema = load_schema(SITE)
-    problems = check_pages({"index.md": "---\ntitle: Главная\n---\n[x](../../etc/passwd)\n"}, set(), schema, today=TODAY)
+    problems = check_pages(
+        {"index.md": "---\ntitle: Главная\n---\n[x](../../etc/passwd)\n"}, set(), schema, today=TODAY
+    )
     assert any("ведёт на несуществующий файл" in p.message for p in problems)
 
 
@@ -346,7 +372,7 @@ def _at(day: str, hour: int = 10) -> dt.datetime:
 
 def seed_requests(settings: Settings) -> None:
     """Requests in Q1 and Q2 2026 through the register's own service (names, subjects: personal data)."""
-    plan = [
+    plan: list[tuple[str, Channel, str, list[tuple[str, Status, dict[str, Any]]]]] = [
         ("2026-02-02", Channel.email, "info_request", [("2026-03-01", Status.answered, {})]),
         ("2026-02-02", Channel.email, "info_request", [("2026-03-20", Status.answered, {})]),
         (
@@ -372,7 +398,7 @@ def seed_requests(settings: Settings) -> None:
             for when, status, extra in changes:
                 service.change_status(
                     session, settings, request, status, now=_at(when), actor="тест",
-                    comment="Причина указана", **extra,  # type: ignore[arg-type]
+                    comment="Причина указана", **extra,
                 )  # fmt: skip
 
 
@@ -381,7 +407,14 @@ def test_statistics_from_the_register_on_both_backends(settings: Settings, tmp_p
     data = load_site_data(settings, now=BUILT_AT)
     assert data.has_requests and data.has_mailings and not data.mailings
     q2, q1 = data.quarters
-    assert (q1.received, q1.registered, q1.answered_on_time, q1.answered_late, q1.extended, q1.refused) == (5, 5, 2, 1, 1, 1)
+    assert (q1.received, q1.registered, q1.answered_on_time, q1.answered_late, q1.extended, q1.refused) == (
+        5,
+        5,
+        2,
+        1,
+        1,
+        1,
+    )
     assert (q1.in_progress, q1.by_channel["email"], q1.by_channel["post"], q1.by_ground["8fz-20-1-3"]) == (1, 3, 1, 1)
     assert (q2.received, q2.by_type["appeal"], q2.by_channel["phone"]) == (1, 1, 1)
 
@@ -398,8 +431,10 @@ def test_statistics_from_the_register_on_both_backends(settings: Settings, tmp_p
     assert cells["Всего"] == ["6", "2", "1", "1", "2"]
     heading = next((h for h in soup.find_all("h2") if h.get_text().startswith("I квартал 2026")), None)
     assert heading is not None
+    table = heading.find_next("table")
+    assert table is not None
     indicators = {r.find_all("td")[0].get_text(strip=True): r.find_all("td")[1].get_text(strip=True)
-                  for r in heading.find_next("table").find_all("tr") if r.find_all("td")}  # fmt: skip
+                  for r in table.find_all("tr") if r.find_all("td")}  # fmt: skip
     assert indicators["Зарегистрировано"] == "5" and indicators["Срок рассмотрения продлён"] == "1"
     assert indicators["Перенаправлено по компетенции"] == "0"
     assert "Запрашиваемая информация не относится к деятельности департамента" in page
@@ -463,7 +498,10 @@ RESOURCE_ATTRS = {"script": "src", "link": "href", "img": "src", "iframe": "src"
 # Material's bundle loads these only when a page needs them (a Mermaid diagram; a browser without
 # ResizeObserver); the site has no diagrams and every supported browser has ResizeObserver. A new CDN URL in an
 # upgraded bundle fails this test.
-KNOWN_CONDITIONAL_LOADERS = {"https://unpkg.com/mermaid@11/dist/mermaid.min.js", "https://unpkg.com/resize-observer-polyfill"}
+KNOWN_CONDITIONAL_LOADERS = {
+    "https://unpkg.com/mermaid@11/dist/mermaid.min.js",
+    "https://unpkg.com/resize-observer-polyfill",
+}
 OWN_JS = {p.name for p in (SITE / "overrides" / "assets" / "javascripts").glob("*.js")}
 _URL_RE = re.compile(r"""https?://[^\s"'`)\\<>]+""")
 
@@ -476,8 +514,10 @@ def external_references(out: Path, allowed_hosts: set[str]) -> list[str]:
         for tag, attr in RESOURCE_ATTRS.items():
             for element in soup.find_all(tag):
                 value = element.get(attr)
-                if tag == "link" and "stylesheet" not in (element.get("rel") or []) and "preconnect" not in (
-                    element.get("rel") or []
+                if (
+                    tag == "link"
+                    and "stylesheet" not in (element.get("rel") or [])
+                    and "preconnect" not in (element.get("rel") or [])
                 ):
                     continue
                 if isinstance(value, str) and urlparse(value).scheme in {"http", "https"}:
@@ -486,13 +526,19 @@ def external_references(out: Path, allowed_hosts: set[str]) -> list[str]:
         for style in soup.find_all("style"):
             found += [f"{page.relative_to(out)}: style {u}" for u in _URL_RE.findall(style.get_text())]
     for sheet in out.rglob("*.css"):
-        for match in re.finditer(r"""(?:url\(|@import\s+)["']?(https?://[^"')\s]+)""", sheet.read_text(encoding="utf-8")):
+        for match in re.finditer(
+            r"""(?:url\(|@import\s+)["']?(https?://[^"')\s]+)""", sheet.read_text(encoding="utf-8")
+        ):
             found.append(f"{sheet.relative_to(out)}: {match.group(1)}")
     for script in out.rglob("*.js"):
         if script.parent.name == "search":
             continue  # the search index is page text, not code
         urls = set(_URL_RE.findall(script.read_text(encoding="utf-8")))
-        loaders = {u for u in urls if re.search(r"unpkg|jsdelivr|cdnjs|googleapis|gstatic|google-analytics|googletagmanager", u)}
+        loaders = {
+            u
+            for u in urls
+            if re.search(r"unpkg|jsdelivr|cdnjs|googleapis|gstatic|google-analytics|googletagmanager", u)
+        }
         own = "assets" not in script.parts or script.name in OWN_JS
         if own:
             loaders |= {u for u in urls if not u.startswith("http://www.w3.org/")}
@@ -505,7 +551,12 @@ def external_references(out: Path, allowed_hosts: set[str]) -> list[str]:
 def test_built_site_references_no_other_host(tmp_path: Path) -> None:
     out = tmp_path / "built"
     build_site(SITE, out, data=EMPTY)
-    forms = [f["action"] for p in out.rglob("*.html") for f in BeautifulSoup(p.read_text(encoding="utf-8"), "html.parser").find_all("form") if f.get("action")]  # fmt: skip
+    forms = [
+        form["action"]
+        for page in out.rglob("*.html")
+        for form in BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser").find_all("form")
+        if form.get("action")
+    ]
     assert "http://127.0.0.1:8000/subscribe" in forms and "http://127.0.0.1:8000/feedback" in forms
     assert external_references(out, {"127.0.0.1"}) == []
     home = (out / "index.html").read_text(encoding="utf-8")
@@ -517,7 +568,8 @@ def test_scan_catches_an_external_script(tmp_path: Path) -> None:
     out = tmp_path / "built"
     build_site(SITE, out, data=EMPTY)
     page = out / "index.html"
-    page.write_text(page.read_text(encoding="utf-8").replace("</head>", '<script src="https://cdn.example.com/a.js"></script></head>'), encoding="utf-8")  # fmt: skip
+    injected = '<script src="https://cdn.example.com/a.js"></script></head>'
+    page.write_text(page.read_text(encoding="utf-8").replace("</head>", injected), encoding="utf-8")
     (out / "stylesheets" / "extra.css").write_text("@import 'https://fonts.example.com/x.css';", encoding="utf-8")
     found = external_references(out, {"127.0.0.1"})
     assert "index.html: <script src=https://cdn.example.com/a.js>" in found
@@ -528,19 +580,31 @@ def test_document_page_shows_passport_attachments_and_section_list(good_site: Pa
     act = good_site / "docs" / "pravovye-akty" / "prikaz-2018-11-06-4601.md"
     (act.parent / "files").mkdir()
     (act.parent / "files" / "prikaz.pdf").write_bytes(b"%PDF" + b"x" * 3000)
-    edit(act, "review_by: 2027-11-25", "review_by: 2027-11-25\nattachments:\n  - file: files/prikaz.pdf\n    title: Текст приказа")
+    edit(
+        act,
+        "review_by: 2027-11-25",
+        "review_by: 2027-11-25\nattachments:\n  - file: files/prikaz.pdf\n    title: Текст приказа",
+    )
     out = tmp_path / "built"
     build_site(good_site, out, data=EMPTY)
-    soup = BeautifulSoup((out / "pravovye-akty" / "prikaz-2018-11-06-4601.html").read_text(encoding="utf-8"), "html.parser")
-    passport = {dt_.get_text(strip=True): dd.get_text(strip=True) for dt_, dd in zip(soup.select(".ms-passport dt"), soup.select(".ms-passport dd"), strict=True)}  # fmt: skip
+    soup = BeautifulSoup(
+        (out / "pravovye-akty" / "prikaz-2018-11-06-4601.html").read_text(encoding="utf-8"), "html.parser"
+    )
+    names, values = soup.select(".ms-passport dt"), soup.select(".ms-passport dd")
+    passport = {n.get_text(strip=True): v.get_text(strip=True) for n, v in zip(names, values, strict=True)}
     assert passport["Номер"] == "4601" and passport["Дата принятия"] == "06.11.2018"
     link = soup.select_one(".ms-attachments a")
     assert link is not None and link["href"] == "files/prikaz.pdf" and link.get_text() == "Текст приказа"
-    assert "PDF, 3 КБ" in soup.select_one(".ms-attachments").get_text()
+    listing = soup.select_one(".ms-attachments")
+    assert listing is not None and "PDF, 3 КБ" in listing.get_text()
     assert (out / "pravovye-akty" / "files" / "prikaz.pdf").is_file()
     index = BeautifulSoup((out / "pravovye-akty" / "index.html").read_text(encoding="utf-8"), "html.parser")
     listed = [a.get_text(strip=True) for a in index.select(".ms-documents a")]
-    assert len(listed) == 3 and "Об утверждении Порядка рассмотрения запроса о предоставлении информации о деятельности департамента" in listed
+    assert (
+        len(listed) == 3
+        and "Об утверждении Порядка рассмотрения запроса о предоставлении информации о деятельности департамента"
+        in listed
+    )
     nav = [a.get_text(strip=True) for a in index.select(".md-nav--primary .md-nav__link")]
     assert "Правовые акты" in nav and not any("Об утверждении" in n for n in nav)  # documents stay out of the nav
 
@@ -549,7 +613,7 @@ def test_document_page_shows_passport_attachments_and_section_list(good_site: Pa
 
 
 def _png_modules(data: bytes, border: int = 4, box: int = 10) -> list[list[bool]]:
-    width, height, rows, _info = png.Reader(bytes=data).read()
+    width, _height, rows, _info = png.Reader(bytes=data).read()
     pixels = [list(r) for r in rows]
     size = width // box - 2 * border
     return [[pixels[(border + y) * box][(border + x) * box] == 0 for x in range(size)] for y in range(size)]
@@ -575,7 +639,10 @@ def test_qr_codes_encode_the_feedback_page(tmp_path: Path) -> None:
 
 
 def test_md_text_makes_database_text_inert() -> None:
-    assert md_text("<script>alert(1)</script> | [x](y) *z*") == "&lt;script&gt;alert\\(1\\)&lt;/script&gt; \\| \\[x\\]\\(y\\) \\*z\\*"
+    assert (
+        md_text("<script>alert(1)</script> | [x](y) *z*")
+        == "&lt;script&gt;alert\\(1\\)&lt;/script&gt; \\| \\[x\\]\\(y\\) \\*z\\*"
+    )
 
 
 # Publish ----------------------------------------------------------------------------------------------------------
@@ -650,3 +717,21 @@ def test_notification_campaign_goes_through_mailings(settings: Settings) -> None
     object.__setattr__(missing[0], "list_slug", "no-such-list")
     with pytest.raises(NotifyError, match="нет такого списка"):
         start_campaigns(settings, missing, now=BUILT_AT, actor="тест")
+
+
+def test_publish_command_builds_and_switches(
+    good_site: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_env(monkeypatch, tmp_path, "")
+    monkeypatch.delenv("MAILSERVICE_DATABASE_URL")
+    monkeypatch.setattr("mailservice.publishing.cli.utcnow", lambda: BUILT_AT)  # review dates are checked "today"
+    reset_caches()
+    target = tmp_path / "www"
+    try:
+        code = main(["site", "publish", "--site", str(good_site), "--target", str(target), "--notify"])
+    finally:
+        reset_caches()
+    assert code == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "Опубликовано:" in out and "Новых документов: 0" in out and "Рассылка" not in out
+    assert target.is_symlink() and (target / "statistika" / "index.html").is_file()

@@ -182,7 +182,8 @@ def _axe(page: Page, source: str) -> list[dict[str, object]]:
     page.add_script_tag(content=source)
     result = page.evaluate(
         "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
-        ".map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}))"
+        ".map(v => ({id: v.id, impact: v.impact, help: v.help,"
+        " nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}))"
     )
     assert isinstance(result, list)
     return result
@@ -317,7 +318,7 @@ def test_subscription_form_round_trip(
     while not any(m[1] == ["podpischik@example.ru"] for m in sink.messages()) and time.monotonic() < deadline:
         time.sleep(0.1)
     # The seeded requests were acknowledged too; the confirmation is the one mail to the new subscriber.
-    [(_from, rcpts, raw)] = [m for m in sink.messages() if m[1] == ["podpischik@example.ru"]]
+    [(_from, _rcpts, raw)] = [m for m in sink.messages() if m[1] == ["podpischik@example.ru"]]
     text = body_text(parse(raw))
     link = re.search(rf"{re.escape(base)}/subscribe/confirm/[A-Za-z0-9._-]+", text)
     assert link is not None, text

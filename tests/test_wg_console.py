@@ -24,9 +24,14 @@ def test_console_for_the_secretary_and_the_chair(lite_settings: Settings, sink: 
     with session_scope(settings) as session:
         group = service.get_group(session, "kc")
         meeting = service.create_meeting(
-            session, settings, group, starts_at=working_days_ahead(settings, clock.now, 7), form="in_person",
-            now=clock.now, actor="t",
-        )  # fmt: skip
+            session,
+            settings,
+            group,
+            starts_at=working_days_ahead(settings, clock.now, 7),
+            form="in_person",
+            now=clock.now,
+            actor="t",
+        )
         meeting_id = meeting.id
         service.add_item(session, meeting, title="О плане работ", proposal="Утвердить план", now=clock.now, actor="t")
     secretary_email, chair_email = ADDRESSES["secretary"][1], ADDRESSES["chair"][1]
@@ -69,8 +74,16 @@ def test_console_for_the_secretary_and_the_chair(lite_settings: Settings, sink: 
 
     # A held reply is confirmed from the console.
     agenda = mail_to(sink, ADDRESSES["m3"][1], "Повестка: Заседание")[0]
-    process_raw(settings, reply(agenda, sender=ADDRESSES["m3"][1], name=ADDRESSES["m3"][0],
-                                body="Не смогу быть. Моё мнение: план поддерживаю."), Source("file"))  # fmt: skip
+    process_raw(
+        settings,
+        reply(
+            agenda,
+            sender=ADDRESSES["m3"][1],
+            name=ADDRESSES["m3"][0],
+            body="Не смогу быть. Моё мнение: план поддерживаю.",
+        ),
+        Source("file"),
+    )
     shown = secretary.get(page)
     assert "письменное мнение" in shown.text and "план поддерживаю" in shown.text
     with session_scope(settings) as session:

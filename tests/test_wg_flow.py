@@ -93,15 +93,28 @@ def test_meeting_from_creation_to_distributed_minutes(
         )
         meeting_id = meeting.id
         first = service.add_item(
-            session, meeting, title="О плане работ на 2027 год", speaker="Сидорова С. С.",
-            proposal="Утвердить план работ.", now=clock.now, actor="test",
-        )  # fmt: skip
+            session,
+            meeting,
+            title="О плане работ на 2027 год",
+            speaker="Сидорова С. С.",
+            proposal="Утвердить план работ.",
+            now=clock.now,
+            actor="test",
+        )
         service.add_material(
-            session, settings, meeting, filename="План работ.pdf", content_type="application/pdf", data=material,
-            item=first, now=clock.now, actor="test",
-        )  # fmt: skip
-        service.add_item(session, meeting, title="О графике приёма граждан", proposal="Изменить график.", now=clock.now,
-                         actor="test")  # fmt: skip
+            session,
+            settings,
+            meeting,
+            filename="План работ.pdf",
+            content_type="application/pdf",
+            data=material,
+            item=first,
+            now=clock.now,
+            actor="test",
+        )
+        service.add_item(
+            session, meeting, title="О графике приёма граждан", proposal="Изменить график.", now=clock.now, actor="test"
+        )
         service.invite(session, meeting, session.get(WgMember, people.guest), now=clock.now, actor="test")  # type: ignore[arg-type]
         deadlines = {d.key: d for d in service.deadlines_of(session, meeting)}
         day = service.meeting_day(settings, meeting)
@@ -131,8 +144,7 @@ def test_meeting_from_creation_to_distributed_minutes(
 
     # Members and the invitee get the agenda, the materials and an invitation in the department's time zone.
     for key in ("chair", "secretary", "m1", "m2", "m3", "guest"):
-        agenda = mail_to(sink, ADDRESSES[key][1], "Повестка: Заседание")
-        assert len(agenda) == 1, key
+        assert len(mail_to(sink, ADDRESSES[key][1], "Повестка: Заседание")) == 1, key
     agenda = mail_to(sink, ADDRESSES["m3"][1], "Повестка: Заседание")[0]
     files = attachments(agenda)
     assert files["План работ.pdf"][1] == material
@@ -147,8 +159,12 @@ def test_meeting_from_creation_to_distributed_minutes(
     assert len(event.get("ATTENDEE")) == 6
 
     # An absent member answers the agenda with a written opinion; it is held until the secretary confirms it.
-    opinion = reply(agenda, sender=ADDRESSES["m3"][1], name=ADDRESSES["m3"][0],
-                    body="Не смогу присутствовать на заседании.\nМоё мнение: план работ поддерживаю.")  # fmt: skip
+    opinion = reply(
+        agenda,
+        sender=ADDRESSES["m3"][1],
+        name=ADDRESSES["m3"][0],
+        body="Не смогу присутствовать на заседании.\nМоё мнение: план работ поддерживаю.",
+    )
     deliver(imap, settings, opinion)
     with session_scope(settings) as session:
         held = session.scalars(select(WgInboxItem)).all()
@@ -163,10 +179,16 @@ def test_meeting_from_creation_to_distributed_minutes(
     with session_scope(settings) as session:
         meeting = service.get_meeting(session, meeting_id)
         members = {m.id: m for m in session.scalars(select(WgMember))}
-        for key, mode in (("chair", "in_person"), ("secretary", "in_person"), ("m1", "in_person"),
-                          ("m2", "in_person"), ("guest", "in_person")):  # fmt: skip
-            service.record_attendance(session, meeting, members[getattr(people, key)], mode, now=clock.now,
-                                      actor="test")  # fmt: skip
+        for key, mode in (
+            ("chair", "in_person"),
+            ("secretary", "in_person"),
+            ("m1", "in_person"),
+            ("m2", "in_person"),
+            ("guest", "in_person"),
+        ):
+            service.record_attendance(
+                session, meeting, members[getattr(people, key)], mode, now=clock.now, actor="test"
+            )
         item1, item2 = service.items_of(session, meeting)
         votes = {
             item1: {"chair": Choice.for_, "secretary": Choice.for_, "m1": Choice.for_, "m2": Choice.against},
@@ -174,13 +196,16 @@ def test_meeting_from_creation_to_distributed_minutes(
         }
         for item, choices in votes.items():
             for key, choice in choices.items():
-                service.record_vote(session, settings, meeting, item, members[getattr(people, key)], choice,
-                                    now=clock.now, actor="test")  # fmt: skip
+                service.record_vote(
+                    session, settings, meeting, item, members[getattr(people, key)], choice, now=clock.now, actor="test"
+                )
         with pytest.raises(WorkgroupError, match="письменное мнение"):
-            service.record_vote(session, settings, meeting, item1, members[people.m3], Choice.for_, now=clock.now,
-                                actor="test")  # fmt: skip
-        service.record_item_outcome(session, meeting, item1, heard="Доклад о плане работ.", decision=None,
-                                    now=clock.now, actor="test")  # fmt: skip
+            service.record_vote(
+                session, settings, meeting, item1, members[people.m3], Choice.for_, now=clock.now, actor="test"
+            )
+        service.record_item_outcome(
+            session, meeting, item1, heard="Доклад о плане работ.", decision=None, now=clock.now, actor="test"
+        )
         clock.now = start + dt.timedelta(hours=2)
         service.finish_meeting(session, settings, meeting, now=clock.now, actor="test")
         total, taking_part, results = service.tallies(session, meeting)
@@ -196,8 +221,12 @@ def test_meeting_from_creation_to_distributed_minutes(
             service.record_attendance(session, meeting, members[people.m2], "remote", now=clock.now, actor="test")
 
     # A member who disagrees sends a dissent by replying to the agenda; it goes into the minutes.
-    dissent = reply(mail_to(sink, ADDRESSES["m1"][1], "Повестка: Заседание")[0], sender=ADDRESSES["m1"][1],
-                    name=ADDRESSES["m1"][0], body="Особое мнение по вопросу 2: не согласен с изменением графика.")  # fmt: skip
+    dissent = reply(
+        mail_to(sink, ADDRESSES["m1"][1], "Повестка: Заседание")[0],
+        sender=ADDRESSES["m1"][1],
+        name=ADDRESSES["m1"][0],
+        body="Особое мнение по вопросу 2: не согласен с изменением графика.",
+    )
     deliver(imap, settings, dissent)
     with session_scope(settings) as session:
         held = service.held_items(session)
@@ -235,8 +264,17 @@ def test_meeting_from_creation_to_distributed_minutes(
         with pytest.raises(WorkgroupError, match="Подготовка протокола"):
             service.draft_minutes(session, settings, meeting, now=clock.now, actor="test")
         with pytest.raises(WorkgroupError, match="подписан"):
-            service.record_vote(session, settings, meeting, item1, members[people.m1], Choice.against,
-                                now=clock.now, actor="test", replace=True)  # fmt: skip
+            service.record_vote(
+                session,
+                settings,
+                meeting,
+                item1,
+                members[people.m1],
+                Choice.against,
+                now=clock.now,
+                actor="test",
+                replace=True,
+            )
 
     for key in ("chair", "secretary", "m1", "m2", "m3", "guest"):
         copies = mail_to(sink, ADDRESSES[key][1], "Протокол: Заседание")
@@ -278,8 +316,9 @@ def test_written_poll_by_link_and_by_email(imap: Dovecot, wg_settings: config.Se
     closes = clock.now + dt.timedelta(days=3)
     with session_scope(settings) as session:
         group = service.get_group(session, "kc")
-        poll = service.create_meeting(session, settings, group, starts_at=closes, form="absentee", now=clock.now,
-                                      actor="test")  # fmt: skip
+        poll = service.create_meeting(
+            session, settings, group, starts_at=closes, form="absentee", now=clock.now, actor="test"
+        )
         poll_id = poll.id
         service.add_item(session, poll, title="Об утверждении регламента", now=clock.now, actor="test")
         service.add_item(session, poll, title="О составе экспертной группы", now=clock.now, actor="test")
@@ -308,8 +347,16 @@ def test_written_poll_by_link_and_by_email(imap: Dovecot, wg_settings: config.Se
     # Another member answers the ballot by e-mail; it counts once the secretary confirms it.
     ballot_mail = mail_to(sink, ADDRESSES["m2"][1], "Бюллетень")[0]
     assert "1. за" in text_of(ballot_mail)
-    deliver(imap, settings, reply(ballot_mail, sender=ADDRESSES["m2"][1], name=ADDRESSES["m2"][0],
-                                  body="1. за\n2. за\n\nС уважением, А. П. Кузнецова"))  # fmt: skip
+    deliver(
+        imap,
+        settings,
+        reply(
+            ballot_mail,
+            sender=ADDRESSES["m2"][1],
+            name=ADDRESSES["m2"][0],
+            body="1. за\n2. за\n\nС уважением, А. П. Кузнецова",
+        ),
+    )
     with session_scope(settings) as session:
         held = service.held_items(session)
         assert [(h.kind, h.member_id, h.payload["numbers"]) for h in held] == [
@@ -337,9 +384,14 @@ def test_written_poll_by_link_and_by_email(imap: Dovecot, wg_settings: config.Se
         ]
         methods = sorted((v.member_id, v.method) for v in session.scalars(select(WgVote)))
         assert methods == sorted(
-            [(people.chair, "ballot_link"), (people.m1, "ballot_link"), (people.m1, "ballot_link"),
-             (people.m2, "email"), (people.m2, "email")]
-        )  # fmt: skip
+            [
+                (people.chair, "ballot_link"),
+                (people.m1, "ballot_link"),
+                (people.m1, "ballot_link"),
+                (people.m2, "email"),
+                (people.m2, "email"),
+            ]
+        )
         minutes = service.draft_minutes(session, settings, poll, now=clock.now, actor="test")
         text = docx_text(BlobStore(settings.blob_dir).get(minutes.docx_sha256))
         assert "заочного голосования" in text and re.search(r"Петров Пётр Петрович \| за", text)

@@ -128,20 +128,39 @@ def make_group(
     settings: Settings, now: dt.datetime, profile: str = "novosibirsk", slug: str = "kc", *, verified: bool = True
 ) -> People:
     """A group with a chair, a secretary, three members and an invitee (five voting members)."""
-    roles = {"chair": "chair", "secretary": "secretary", "m1": "member", "m2": "member", "m3": "member",
-             "guest": "invitee"}  # fmt: skip
+    roles = {
+        "chair": "chair",
+        "secretary": "secretary",
+        "m1": "member",
+        "m2": "member",
+        "m3": "member",
+        "guest": "invitee",
+    }
     ids: dict[str, int] = {}
     with session_scope(settings) as session:
         group = service.create_group(
-            session, slug=slug, title="Рабочая группа по клиентоцентричности", profile=profile, overrides={}, now=now,
+            session,
+            slug=slug,
+            title="Рабочая группа по клиентоцентричности",
+            profile=profile,
+            overrides={},
+            now=now,
             actor="test",
-        )  # fmt: skip
+        )
         for key, role in roles.items():
             name, address = ADDRESSES[key]
             member = service.add_member(
-                session, settings, group, name=name, email=address, role=role, position="должность", now=now,
-                actor="test", verified=verified,
-            )  # fmt: skip
+                session,
+                settings,
+                group,
+                name=name,
+                email=address,
+                role=role,
+                position="должность",
+                now=now,
+                actor="test",
+                verified=verified,
+            )
             ids[key] = member.id
         return People(group.id, **ids)
 

@@ -53,7 +53,15 @@ TABLE = [
 
 @pytest.mark.parametrize(("members", "present", "f", "a", "ab", "presiding", "quorum", "adopted", "rule"), TABLE)
 def test_rules_md_table(
-    members: int, present: int, f: int, a: int, ab: int, presiding: Choice | None, quorum: bool, adopted: bool, rule: str
+    members: int,
+    present: int,
+    f: int,
+    a: int,
+    ab: int,
+    presiding: Choice | None,
+    quorum: bool,
+    adopted: bool,
+    rule: str,
 ) -> None:
     result = tally(members, present, Votes(f, a, ab), presiding)
     assert (result.quorum, result.adopted, result.rule) == (quorum, adopted, rule)

@@ -63,6 +63,7 @@ def connect(settings: Settings) -> Iterator[BaseMailBox]:
     if not settings.imap_host:
         raise RuntimeError("MAILSERVICE_IMAP_HOST is not set")
     mailbox = _mailbox(settings).login(settings.imap_user, settings.imap_password, initial_folder=None)
+    _refresh_capabilities(mailbox)
     try:
         if not mailbox.folder.exists(settings.imap_processed_folder):
             mailbox.folder.create(settings.imap_processed_folder)
@@ -73,6 +74,15 @@ def connect(settings: Settings) -> Iterator[BaseMailBox]:
             mailbox.logout()
         except Exception:
             log.debug("logout failed", exc_info=True)
+
+
+def _refresh_capabilities(mailbox: BaseMailBox) -> None:
+    """Ask CAPABILITY again after login: servers announce MOVE (RFC 6851) and more only to an authenticated
+    client, and imaplib keeps the pre-login list. Without this the move falls back to COPY + EXPUNGE, which a crash
+    between the two leaves half done (a second copy in the processed folder)."""
+    typ, data = mailbox.client.capability()
+    if typ == "OK" and data and data[-1]:
+        mailbox.client.capabilities = tuple(data[-1].decode("ascii", "replace").upper().split())
 
 
 def uidvalidity(mailbox: BaseMailBox, folder: str) -> int:

@@ -578,6 +578,7 @@ class Ledger:
 class _Request:
     job: Job
     future: asyncio.Future[str]
+    send: Callable[[], None]  # writes the message and its final dot
 
 
 class Coordinator:
@@ -604,10 +605,15 @@ class Coordinator:
         """Run the commit loop."""
         self._task = asyncio.create_task(self._run())
 
-    async def before_data(self, job: Job) -> str:
-        """Re-check consent and mark the job ``sending``; the verdict is ``go`` to send the message."""
+    async def before_data(self, job: Job, send: Callable[[], None]) -> str:
+        """Re-check consent, mark the job ``sending`` and, if that committed, call ``send`` at once.
+
+        The verdict is ``go`` (sent off), ``unsent`` (``send`` failed: nothing left), ``skip``, ``lost`` or
+        ``paused``. Writing the message right where the commit returns, rather than after the waiting coroutine
+        is scheduled again, keeps the crash window between the two as short as the event loop allows.
+        """
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._requests.append(_Request(job, future))
+        self._requests.append(_Request(job, future, send))
         self._wake.set()
         return await future
 
@@ -623,6 +629,13 @@ class Coordinator:
             await self._task
 
     def _settle(self, requests: list[_Request], verdicts: dict[int, str] | BaseException) -> None:
+        if not isinstance(verdicts, BaseException):
+            for request in requests:
+                if verdicts.get(request.job.delivery_id) == "go":
+                    try:
+                        request.send()
+                    except (aiosmtplib.SMTPException, OSError):
+                        verdicts[request.job.delivery_id] = "unsent"  # the connection was gone: nothing written
         for request in requests:
             if isinstance(verdicts, BaseException):
                 request.future.set_exception(verdicts)
@@ -871,7 +884,19 @@ class CampaignPass:
         if failure is not None:
             return failure  # nothing was transferred
 
-        verdict = await coordinator.before_data(job)
+        assert client.protocol is not None
+        protocol = client.protocol
+
+        def send() -> None:
+            faults.point("mailing_before_dot")
+            # aiosmtplib (pinned) drops bytes that arrive while no reply is expected; the 250 may arrive before
+            # this coroutine runs again, so say a reply is expected before writing, as its own DATA code does.
+            protocol._response_pending = True
+            protocol.write(data)
+
+        verdict = await coordinator.before_data(job, send)
+        if verdict == "unsent":
+            return Outcome("defer", "connection lost before the message was sent"), False
         if verdict != "go":
             # Drop the connection: an unterminated DATA is discarded by the server, nothing is delivered.
             client.close()
@@ -881,11 +906,8 @@ class CampaignPass:
                 self._halt = True
                 self.result.paused = True
             return None, False
-        faults.point("mailing_before_dot")
-        assert client.protocol is not None
         try:
-            client.protocol.write(data)
-            reply = await client.protocol.read_response(timeout=timeout)
+            reply = await protocol.read_response(timeout=timeout)
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             # The final dot may have reached the server: at most once means not sending it again.
             return Outcome("ambiguous", f"no answer after the message was sent: {type(exc).__name__}: {exc}"), False

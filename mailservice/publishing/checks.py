@@ -218,7 +218,9 @@ def check_pages(
                 Problem(where, f"обязательный раздел «{section.title}» пуст: в нём нет ни одного документа")
             )
         elif not section.documents and not index_body.get(section.key):
-            problems.append(Problem(where, f"обязательный раздел «{section.title}» пуст: у страницы {index} нет текста"))
+            problems.append(
+                Problem(where, f"обязательный раздел «{section.title}» пуст: у страницы {index} нет текста")
+            )
     return sorted(problems, key=Problem.sort_key)
 
 

@@ -82,7 +82,9 @@ def new_cmd(
         known = ", ".join(s.key for s in schema.sections if s.documents)
         raise click.BadParameter(f"нет раздела {category!r}; разделы с документами: {known}", param_hint="--category")
     if not section.documents:
-        raise click.BadParameter(f"в раздел {category!r} документы не добавляются: это одна страница", param_hint="--category")
+        raise click.BadParameter(
+            f"в раздел {category!r} документы не добавляются: это одна страница", param_hint="--category"
+        )
     values: dict[str, object] = {}
     for item in set_ or []:
         name, sep, raw = item.partition("=")
@@ -93,9 +95,7 @@ def new_cmd(
         except yaml.YAMLError:
             values[name.strip()] = raw
     try:
-        created = create_document(
-            _docs_dir(site), section, title, today=_today(), values=values, attach=attach or []
-        )
+        created = create_document(_docs_dir(site), section, title, today=_today(), values=values, attach=attach or [])
     except ScaffoldError as exc:
         raise click.ClickException(str(exc)) from None
     typer.echo(f"Создан документ: {created.page}")
@@ -107,7 +107,9 @@ def new_cmd(
 @app.command("check")
 def check_cmd(
     site: SiteOption = DEFAULT_SITE,
-    today: Annotated[str | None, typer.Option("--today", help="Дата проверки ГГГГ-ММ-ДД (по умолчанию сегодня)")] = None,
+    today: Annotated[
+        str | None, typer.Option("--today", help="Дата проверки ГГГГ-ММ-ДД (по умолчанию сегодня)")
+    ] = None,
 ) -> None:
     """Check required sections, front matter, links, attachments and review dates; exit 1 on any problem."""
     from mailservice.publishing.checks import check_site

@@ -101,9 +101,7 @@ def generated_files(
     stats = schema.by_key(STATISTICS_KEY)
     if stats is not None:
         base = f"{site_url.rstrip('/')}/{stats.dir}/{OPENDATA_DIR}/" if site_url else ""
-        rows = indicator_rows(
-            data.quarters, type_name=_type_name, channel_name=_channel_name, ground_name=_ground_name
-        )
+        rows = indicator_rows(data.quarters, type_name=_type_name, channel_name=_channel_name, ground_name=_ground_name)
         dataset = build_open_data(rows, opendata, today=today, base_url=base)
         context: dict[str, object] = {
             "section": stats,

@@ -182,9 +182,7 @@ def _attachments(page: Page, files: Files) -> list[dict[str, str]]:
     return out
 
 
-def on_page_context(
-    context: dict[str, Any], *, page: Page, config: MkDocsConfig, nav: Navigation
-) -> dict[str, Any]:
+def on_page_context(context: dict[str, Any], *, page: Page, config: MkDocsConfig, nav: Navigation) -> dict[str, Any]:
     """Give a section page its documents, a document its section (the way back), attachments and QR code."""
     state = _state(config)
     parts = page.file.src_uri.split("/")

@@ -35,9 +35,7 @@ def document_url(site_url: str, path: str) -> str:
     return f"{site_url.rstrip('/')}/{path[:-3]}.html" if path.endswith(".md") else f"{site_url.rstrip('/')}/{path}"
 
 
-def draft_campaigns(
-    documents: Sequence[DocumentInfo], schema: SiteSchema, *, site_url: str
-) -> list[CampaignDraft]:
+def draft_campaigns(documents: Sequence[DocumentInfo], schema: SiteSchema, *, site_url: str) -> list[CampaignDraft]:
     """One draft per mailing list whose sections got new documents (sections without a list tell no one)."""
     by_list: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
     for doc in documents:

@@ -14,7 +14,7 @@ from qrcode.image.pure import PyPNGImage
 from qrcode.image.svg import SvgPathImage
 
 
-def _code(url: str) -> qrcode.QRCode:  # type: ignore[type-arg]
+def _code(url: str) -> qrcode.QRCode:
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"QR-код должен вести на полный адрес страницы (http или https), а не на {url!r}")
     code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=10, border=4)

@@ -18,6 +18,8 @@ import yaml
 # A value staff must still fill in; `site check` refuses to pass while one is left (never publish an invented fact).
 PLACEHOLDER = "ЗАПОЛНИТЬ"
 FIELD_TYPES = frozenset({"text", "date", "bool", "choice", "list"})
+# Front matter keys that MkDocs or Material read themselves (page template, hidden sidebars, search exclusion).
+THEME_KEYS = frozenset({"template", "hide", "icon", "status", "subtitle", "search", "tags"})
 
 
 class SchemaError(ValueError):
@@ -84,7 +86,9 @@ class SiteSchema:
 
     def labels(self) -> dict[str, dict[str, str]]:
         """Field labels per section (for templates): ``{section_key: {field: label}}``."""
-        return {s.key: {name: spec.label for name, spec in {**s.fields, **s.index_fields}.items()} for s in self.sections}
+        return {
+            s.key: {name: spec.label for name, spec in {**s.fields, **s.index_fields}.items()} for s in self.sections
+        }
 
 
 def _fields(raw: object, where: str) -> dict[str, FieldSpec]:
@@ -99,9 +103,7 @@ def _fields(raw: object, where: str) -> dict[str, FieldSpec]:
         when_raw = spec.get("required_when") or {}
         if not isinstance(when_raw, dict):
             raise SchemaError(f"{where}.{name}.required_when: ожидался словарь")
-        when = {
-            str(k): tuple(str(x) for x in (v if isinstance(v, list) else [v])) for k, v in when_raw.items()
-        }
+        when = {str(k): tuple(str(x) for x in (v if isinstance(v, list) else [v])) for k, v in when_raw.items()}
         values = tuple(str(v) for v in spec.get("values") or ())
         if spec["type"] == "choice" and not values:
             raise SchemaError(f"{where}.{name}: для choice нужен список values")
@@ -230,6 +232,9 @@ def validate_meta(
         problem = _type_problem(spec, meta[name])
         if problem:
             problems.append(problem)
+    known = set(section.fields) | set(section.index_fields) | THEME_KEYS
+    for name in sorted(set(meta) - known):
+        problems.append(f"неизвестное поле {name}: проверьте написание (поля раздела описаны в sections.yml)")
     if not is_index and not any(meta.get(f) for f in schema.review_fields):
         names = " или ".join(schema.review_fields)
         problems.append(f"нужна дата пересмотра: поле {names}")
@@ -237,9 +242,7 @@ def validate_meta(
         value = meta.get(name)
         if isinstance(value, dt.date) and not isinstance(value, dt.datetime) and value < today:
             label = "срок действия истёк" if name == "valid_until" else "пропущена дата пересмотра"
-            problems.append(
-                f"{label} ({name}: {value:%d.%m.%Y}): обновите страницу и дату или снимите её с публикации"
-            )
+            problems.append(f"{label} ({name}: {value:%d.%m.%Y}): обновите страницу и дату или снимите её с публикации")
     return problems
 
 

@@ -208,6 +208,7 @@ def _mailing_rows(engine: Engine, tables: set[str], tz: ZoneInfo) -> list[Mailin
         return [
             MailingRow(sent_on=finished.astimezone(tz).date(), subject=subject, recipients=total)
             for finished, subject, total in conn.execute(query)
+            if finished is not None
         ]
 
 
@@ -217,7 +218,9 @@ def _mailing_lists(engine: Engine, tables: set[str]) -> list[tuple[str, str]] | 
         return None
     from mailservice.mailings.models import MailingList
 
-    query = select(MailingList.slug, MailingList.title).where(MailingList.archived_at.is_(None)).order_by(MailingList.id)
+    query = (
+        select(MailingList.slug, MailingList.title).where(MailingList.archived_at.is_(None)).order_by(MailingList.id)
+    )
     with engine.connect() as conn:
         rows = [(slug, title) for slug, title in conn.execute(query)]
     return rows or None
@@ -240,7 +243,9 @@ def load_site_data(settings: Settings, *, now: dt.datetime) -> SiteData:
         mailings = _mailing_rows(engine, tables, settings.tz)
         lists = _mailing_lists(engine, tables)
     except SQLAlchemyError as exc:
-        raise StatisticsUnavailable(f"не удалось прочитать базу данных для статистики: {exc.__class__.__name__}: {exc}") from exc
+        raise StatisticsUnavailable(
+            f"не удалось прочитать базу данных для статистики: {exc.__class__.__name__}: {exc}"
+        ) from exc
     finally:
         engine.dispose()
     return SiteData(

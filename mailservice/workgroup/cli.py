@@ -7,6 +7,7 @@ sends its e-mail through the outbox (``mailservice worker`` delivers it). ``tick
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import getpass
 import json
@@ -230,8 +231,12 @@ def group_show(slug: Annotated[str, typer.Argument(help="Группа")]) -> Non
         group = service.get_group(session, slug)
         rules = service.rules_of(group)
         typer.echo(f"{group.title} ({group.slug}), профиль {group.profile}")
-        typer.echo(f"Сроки: {rules.terms}")
-        typer.echo(f"Правила: {rules.policy}")
+        values = {**dataclasses.asdict(rules.terms), **dataclasses.asdict(rules.policy)}
+        values.pop("name", None)
+        own = set(group.settings or {})
+        typer.echo("Настройки (* — свои значения группы):")
+        for key in sorted(values):
+            typer.echo(f"  {key} = {values[key]}{' *' if key in own else ''}")
         for member in service.members_of(session, group):
             verified = "адрес подтверждён" if member.verified_at else "адрес НЕ подтверждён"
             vote = "" if member.voting else ", без права голоса"

@@ -197,6 +197,7 @@ def send_approval_request(
         context={
             **meeting_facts(settings, meeting, group),
             "items": items,
+            "materials": materials,
             "url": approve_link(settings, meeting, approver),
         },
         kind="wg_approval",

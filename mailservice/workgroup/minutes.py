@@ -97,6 +97,7 @@ class MinutesData:
     items: Sequence[ItemRecord]
     written_opinions: Sequence[Opinion]
     conciliation: bool  # dissent goes to a conciliation meeting (seeds 002 p. 15, 003 app. 3 p. 10)
+    oral_consent: bool = False  # signed by the presiding member on the members' oral consent (seed 002 p. 14)
     general_dissents: Sequence[Opinion] = ()  # dissents not tied to one question
     audio: str = ""  # file name of the audio recording
     poll_closed: str = ""

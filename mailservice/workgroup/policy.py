@@ -52,6 +52,8 @@ class GroupPolicy:
     audio_required: tuple[str, ...]
     signers: str
     dissent: str
+    # Seed 002 p. 14: the presiding member signs "на основании устного согласия членов рабочей группы".
+    oral_consent: bool = False
     # Quorum: taking part × quorum_den ≥ members × quorum_num ("не менее половины", every seed).
     quorum_num: int = 1
     quorum_den: int = 2
@@ -91,6 +93,7 @@ POLICIES: dict[str, GroupPolicy] = {
         audio_required=("in_person", "remote"),
         signers="presiding",
         dissent="conciliation",
+        oral_consent=True,
     ),
     # Seed 003 appendix 3 p. 7, 9, 10: in person, remote or absentee; minutes "on the basis of the vote", whose
     # signatory is not named: the presiding member, as in the federal template it copies.
@@ -130,20 +133,20 @@ def parse_setting(key: str, text: str) -> Any:
     """A ``key=value`` from the command line as the typed value the group's settings store.
 
     Numbers are whole numbers (``none`` for "no such term"), ``forms`` and ``audio_required`` comma lists,
-    ``monthly`` yes/no. Raises ValueError with the key named.
+    ``monthly`` and ``oral_consent`` yes/no. Raises ValueError with the key named.
     """
     if key not in SETTING_KEYS:
         raise ValueError(f"unknown working-group setting {key!r}; known: {', '.join(SETTING_KEYS)}")
     value = text.strip()
     if key in ("forms", "audio_required"):
         return [part.strip() for part in value.split(",") if part.strip()]
-    if key == "monthly":
+    if key in ("monthly", "oral_consent"):
         lowered = value.lower()
         if lowered in ("1", "true", "yes", "да"):
             return True
         if lowered in ("0", "false", "no", "нет"):
             return False
-        raise ValueError("monthly must be yes or no")
+        raise ValueError(f"{key} must be yes or no")
     if key in ("signers", "dissent"):
         return value
     if key in _DEADLINE_FIELDS and value.lower() in ("none", "null", "-", ""):

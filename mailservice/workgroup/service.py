@@ -864,7 +864,11 @@ def record_vote(
         if meeting.poll_closes_at is not None and when > meeting.poll_closes_at:
             raise WorkgroupError("Голос подан после окончания опроса и не учитывается")
     else:
-        _require_status(meeting, ("agenda_approved", "agenda_sent", "held"), "Запись голосов")
+        # Corrections stay possible until the minutes are signed; a new draft then carries them (a signature on an
+        # older text is refused: its content hash no longer matches).
+        _require_status(
+            meeting, ("agenda_approved", "agenda_sent", "held", "minutes_draft", "minutes_signing"), "Запись голосов"
+        )
         present = attendance_of(session, meeting).get(member.id)
         if present is None or present.mode == "absent":
             raise WorkgroupError(
@@ -1461,6 +1465,7 @@ def minutes_data(
         written_opinions=[_opinion(settings, people, o, numbers) for o in opinions_of(session, meeting, "written")],
         general_dissents=[_opinion(settings, people, d, numbers) for d in dissents if d.item_id is None],
         conciliation=rules.policy.dissent == "conciliation",
+        oral_consent=rules.policy.oral_consent,
         audio=meeting.audio_filename,
         poll_closed=fmt_local(settings, meeting.poll_closed_at) if is_poll else "",
         signers=signers,
@@ -1713,8 +1718,11 @@ def monthly_warnings(session: Session, settings: Settings, group: WgGroup, *, no
     day = local_today(settings, now)
     first = group.created_at.astimezone(settings.tz).date()
     last = dt.date(day.year + (day.month == 12), day.month % 12 + 1, 1)
+    # A written poll is not a meeting (seed 000 p. 9 sets them apart): only meetings count.
     meetings = session.scalars(
-        select(WgMeeting).where(WgMeeting.group_id == group.id, WgMeeting.status != "cancelled")
+        select(WgMeeting).where(
+            WgMeeting.group_id == group.id, WgMeeting.status != "cancelled", WgMeeting.form != "absentee"
+        )
     ).all()
     missing = months_without_meetings((meeting_day(settings, m) for m in meetings), first, last)
     return [

@@ -1,5 +1,6 @@
-"""workgroup: groups, members, meetings, agenda, materials, attendance, ballots, votes, opinions, replies held
-for the secretary, minutes versions, signatures, deadline records and the action log
+"""workgroup: groups, members, meetings, agenda, votes, opinions, replies, minutes, deadlines
+
+Also materials, attendance, poll ballots, minutes signatures and the action log.
 
 Revision ID: workgroup_0001
 Revises: 0001

@@ -1,0 +1,163 @@
+"""The unsubscribe and confirmation pages in headless Chromium, with scripts on and off.
+
+With scripts on, opening the personal link is enough: the page withdraws by a POST it submits itself. With
+scripts off, the page shows a button and nothing happens until it is pressed. Screenshots go to artifacts/.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from mailservice.config import Settings
+from mailservice.db import session_scope, utcnow
+from mailservice.mailings import consent, subscribers
+from mailservice.mailings.consent import Evidence, parse_address
+from mailservice.mailings.models import ConsentEvent, Subscription, SubscriptionStatus
+from mailservice.web.app import create_app
+from tests.servers import Sink, free_port
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]  # fmt: skip
+
+
+@pytest.fixture
+def live_url(lite_settings: Settings) -> Iterator[str]:
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(lite_settings), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    if shutil.which(CHROMIUM) is None:
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); `make test` installs it as root")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield instance
+        instance.close()
+
+
+def subscriber(settings: Settings, address: str) -> tuple[int, str]:
+    """An active subscription and its unsubscribe token."""
+    parsed = parse_address(address)
+    assert parsed is not None
+    now = utcnow()
+    with session_scope(settings) as session:
+        result = subscribers.subscribe(
+            session,
+            settings,
+            address=parsed,
+            lists=[subscribers.default_list(session)],
+            evidence=Evidence(method="web_form"),
+            consent_text=consent.current_consent(session, settings),
+            now=now,
+        )
+        row = session.get(Subscription, result.subscription_ids[0])
+        assert row is not None
+        row.status = SubscriptionStatus.active
+        return row.id, subscribers.unsubscribe_token(settings, row.id, row.nonce)
+
+
+def status(settings: Settings, subscription_id: int) -> str:
+    with session_scope(settings) as session:
+        row = session.get(Subscription, subscription_id)
+        assert row is not None
+        return row.status
+
+
+def test_opening_the_link_withdraws_with_scripts_on(
+    lite_settings: Settings, sink: Sink, live_url: str, browser: object
+) -> None:
+    from playwright.sync_api import Browser, expect
+
+    subscription_id, token = subscriber(lite_settings, "reader@example.org")
+    context = browser.new_context(locale="ru-RU")  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.goto(f"{live_url}/unsubscribe/{token}")
+    expect(page.get_by_role("heading", name="Вы отписаны")).to_be_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "mailings-unsubscribed.png"), full_page=True)
+    assert status(lite_settings, subscription_id) == SubscriptionStatus.withdrawn
+    assert not context.cookies()  # nothing was needed to withdraw, nothing was left behind
+    with session_scope(lite_settings) as session:
+        methods = [e.method for e in session.query(ConsentEvent).filter(ConsentEvent.kind == "withdrawn")]
+        assert methods == ["link"]
+    # Reloading the final page (a repeated POST) changes nothing and still says so.
+    page.reload()
+    expect(page.get_by_role("heading", name="Вы отписаны")).to_be_visible()
+    context.close()
+    assert isinstance(browser, Browser)
+
+
+def test_scripts_off_show_a_button_and_a_fetch_changes_nothing(
+    lite_settings: Settings, sink: Sink, live_url: str, browser: object
+) -> None:
+    from playwright.sync_api import expect
+
+    subscription_id, token = subscriber(lite_settings, "careful@example.org")
+    context = browser.new_context(locale="ru-RU", java_script_enabled=False)  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.goto(f"{live_url}/unsubscribe/{token}")
+    button = page.get_by_role("button", name="Отписаться")
+    expect(button).to_be_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "mailings-unsubscribe-noscript.png"), full_page=True)
+    time.sleep(0.3)
+    assert status(lite_settings, subscription_id) == SubscriptionStatus.active  # like a mail scanner's fetch
+    button.click()
+    expect(page.get_by_role("heading", name="Вы отписаны")).to_be_visible()
+    assert status(lite_settings, subscription_id) == SubscriptionStatus.withdrawn
+    context.close()
+
+
+def test_confirmation_needs_the_button(lite_settings: Settings, sink: Sink, live_url: str, browser: object) -> None:
+    from playwright.sync_api import expect
+
+    parsed = parse_address("newcomer@example.org")
+    assert parsed is not None
+    with session_scope(lite_settings) as session:
+        result = subscribers.subscribe(
+            session,
+            lite_settings,
+            address=parsed,
+            lists=[subscribers.default_list(session)],
+            evidence=Evidence(method="web_form"),
+            consent_text=None,
+            now=utcnow(),
+        )
+        row = session.get(subscribers.Subscriber, result.subscriber_id)
+        assert row is not None
+        url = subscribers.confirm_url(lite_settings, row).replace(lite_settings.public_url, live_url)
+    context = browser.new_context(locale="ru-RU")  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.goto(url)
+    expect(page.get_by_role("button", name="Подтвердить подписку")).to_be_visible()
+    assert status(lite_settings, result.subscription_ids[0]) == SubscriptionStatus.pending
+    page.get_by_role("button", name="Подтвердить подписку").click()
+    expect(page.get_by_role("heading", name="Подписка подтверждена")).to_be_visible()
+    assert status(lite_settings, result.subscription_ids[0]) == SubscriptionStatus.active
+    context.close()
