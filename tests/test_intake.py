@@ -283,3 +283,33 @@ def test_smtp_down_defers_and_nothing_is_lost(settings: Settings, sink: Sink, mo
         row.next_attempt_at = NOW  # due again now
     drain(settings)
     assert len(sink.messages()) == 1
+
+
+def test_late_forwarding_is_done_and_recorded(settings: Settings) -> None:
+    process_raw(settings, citizen_mail(), smtp_source(), now=NOW)
+    with session_scope(settings) as session:
+        request = service.get_by_number(session, "2026-000001")
+        assert request is not None
+        with pytest.raises(service.RequestError):
+            service.change_status(session, settings, request, Status.forwarded, now=NOW, actor="t")  # where to?
+        late = NOW + dt.timedelta(days=10)
+        event = service.change_status(
+            session, settings, request, Status.forwarded, now=late, actor="t", forwarded_to="Управление Росреестра"
+        )
+        assert event.data == {"forwarded_to": "Управление Росреестра", "late_notice": True}
+
+
+def test_overdue_and_due_soon_flags(settings: Settings) -> None:
+    from mailservice.inforequests.export import is_due_soon, is_overdue
+
+    process_raw(settings, citizen_mail(), smtp_source(), now=NOW)
+    calendar = default_calendar(settings)
+    with session_scope(settings) as session:
+        request = service.get_by_number(session, "2026-000001")
+        assert request is not None and request.control_date is not None and request.due_date is not None
+        assert not is_due_soon(request, dt.date(2026, 3, 10), calendar, 3)
+        assert is_due_soon(request, calendar.add_working_days(request.control_date, -2), calendar, 3)
+        assert not is_overdue(request, request.due_date)
+        assert is_overdue(request, request.due_date + dt.timedelta(days=1))
+        service.change_status(session, settings, request, Status.answered, now=NOW, actor="t", comment="Ответ")
+        assert not is_overdue(request, request.due_date + dt.timedelta(days=1))  # answered: no longer running

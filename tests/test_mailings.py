@@ -222,9 +222,9 @@ def test_subscribe_confirm_send_and_withdraw_end_to_end(
             raw, dnsfunc=lambda name, timeout=5: dkim_key[1] if name == b"mail._domainkey.dizo.test." else None
         )
         signature = parse(raw)["DKIM-Signature"]
-        signed = {
-            h.strip().lower() for h in re.search(r"h=([^;]+)", str(signature).replace("\r\n", "")).group(1).split(":")
-        }  # type: ignore[union-attr]
+        header_list = re.search(r"h=([^;]+)", str(signature).replace("\r\n", ""))
+        assert header_list is not None
+        signed = {h.strip().lower() for h in header_list.group(1).split(":")}
         assert {"list-unsubscribe", "list-unsubscribe-post", "from", "to", "subject", "message-id"} <= signed
         message = parse(raw)
         assert str(message["Precedence"]) == "bulk"

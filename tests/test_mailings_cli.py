@@ -131,7 +131,9 @@ def test_campaign_commands(lite_settings: Settings, sink: Sink, tmp_path: Path) 
     import email
     import email.policy
 
-    assert str(email.message_from_bytes(sink.messages()[0][2], policy=email.policy.default)["Subject"]).startswith("[Тест] ")
+    assert str(email.message_from_bytes(sink.messages()[0][2], policy=email.policy.default)["Subject"]).startswith(
+        "[Тест] "
+    )
 
     assert run("campaign", "pause", campaign_id).returncode == 1  # a draft cannot be paused
     sent = run("campaign", "send", campaign_id)

@@ -29,6 +29,7 @@ from mailservice.inforequests.lifecycle import (
 )
 from mailservice.inforequests.models import Request
 from mailservice.mail.headers import normalise_address
+from mailservice.workdays import default_calendar
 
 app = typer.Typer(help="Реестр запросов и обращений.", no_args_is_help=True)
 
@@ -104,6 +105,11 @@ def list_cmd(
     """List requests, newest first."""
     settings = get_settings()
     today = utcnow().astimezone(settings.tz).date()
+    calendar = default_calendar(settings)
+
+    def soon(r: Request) -> bool:
+        return export.is_due_soon(r, today, calendar, settings.due_soon_working_days)
+
     with session_scope(settings) as session:
         query = select(Request).options(selectinload(Request.client)).order_by(Request.id.desc()).limit(limit)
         if status is not None:
@@ -122,6 +128,7 @@ def list_cmd(
                             "urgency": r.urgency,
                             "due_date": r.due_date.isoformat() if r.due_date else None,
                             "overdue": export.is_overdue(r, today),
+                            "due_soon": soon(r),
                         }
                         for r in rows
                     ],
@@ -138,7 +145,11 @@ def list_cmd(
                 r.client.display_name,
                 r.subject[:40],
                 r.due_date.isoformat() if r.due_date else "",
-                "ПРОСРОЧЕН" if export.is_overdue(r, today) else ("СРОЧНО" if r.urgency == "urgent" else ""),
+                "ПРОСРОЧЕН"
+                if export.is_overdue(r, today)
+                else "скоро срок"
+                if soon(r)
+                else ("СРОЧНО" if r.urgency == "urgent" else ""),
             )
         Console().print(table)
 

@@ -114,9 +114,7 @@ def latest_extended_deadline(law: Law, registered: dt.date, calendar: Calendar, 
     return deadline(law, registered, calendar, shift, max_extension_days(law))
 
 
-def validate_extension(
-    law: Law, registered: dt.date, today: dt.date, days: int, previous_extensions: int
-) -> None:
+def validate_extension(law: Law, registered: dt.date, today: dt.date, days: int, previous_extensions: int) -> None:
     """Raise `DeadlineError` unless extending by ``days`` on ``today`` is lawful.
 
     8-FZ art. 18: the deferral notice is due within 7 days of registration. 59-FZ art. 12 part 2 gives no
@@ -127,9 +125,7 @@ def validate_extension(
     if days <= 0:
         raise DeadlineError("Срок продления должен быть положительным числом дней.")
     if days > limit:
-        raise DeadlineError(
-            f"{law.label} допускает продление не более чем на {limit} дней (запрошено {days})."
-        )
+        raise DeadlineError(f"{law.label} допускает продление не более чем на {limit} дней (запрошено {days}).")
     if previous_extensions >= max_extensions(law):
         raise DeadlineError(f"Срок ответа уже продлевался; {law.label} допускает только одно продление.")
     if law is Law.FZ8:

@@ -14,8 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from mailservice.config import Settings
+from mailservice.inforequests import deadlines
+from mailservice.inforequests.deadlines import Deadline
 from mailservice.inforequests.lifecycle import OPEN_STATUSES, Status
 from mailservice.inforequests.models import Client, Request
+from mailservice.workdays import Calendar
 
 COLUMNS = (
     "number",
@@ -45,13 +48,22 @@ HEADERS_RU = (
 )
 
 
+def _term(request: Request) -> Deadline | None:
+    if request.due_date is None or request.control_date is None or Status(request.status) not in OPEN_STATUSES:
+        return None
+    return Deadline(request.due_date, request.control_date)
+
+
 def is_overdue(request: Request, today: dt.date) -> bool:
-    """Open past its legal due date, or answered after it."""
-    if request.due_date is None:
-        return False
-    if Status(request.status) in OPEN_STATUSES:
-        return today > request.due_date
-    return False
+    """Still open after its legal due date."""
+    term = _term(request)
+    return term is not None and deadlines.is_overdue(term, today)
+
+
+def is_due_soon(request: Request, today: dt.date, calendar: Calendar, working_days: int) -> bool:
+    """Still open, not overdue, and its control date at most ``working_days`` working days away."""
+    term = _term(request)
+    return term is not None and deadlines.is_due_soon(term, today, calendar, working_days)
 
 
 def register_rows(session: Session, settings: Settings, today: dt.date) -> Iterator[dict[str, object]]:

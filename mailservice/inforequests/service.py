@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from mailservice.config import Settings
 from mailservice.inforequests import notifications
-from mailservice.inforequests.deadlines import Law, deadline, validate_extension
+from mailservice.inforequests.deadlines import Law, deadline, notice_due, validate_extension
 from mailservice.inforequests.lifecycle import (
     JOINABLE_STATUSES,
     ORAL_CHANNELS,
@@ -343,6 +343,10 @@ def change_status(
     if target is Status.refused and not comment:
         raise RequestError("Отказ должен быть мотивированным: укажите причину (--comment)")
     data: dict[str, object] = {"forwarded_to": forwarded_to} if forwarded_to else {}
+    if target is Status.forwarded and today > notice_due(registered_on):
+        # The law gives 7 days to forward and tell the requester (8-FZ, 59-FZ art. 8); a late forwarding is still
+        # better than none, so it is done and the lateness recorded, never hidden.
+        data["late_notice"] = True
     event = _set_status(
         session,
         request,

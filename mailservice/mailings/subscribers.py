@@ -42,6 +42,7 @@ from mailservice.mailings.models import (
     SubscriptionStatus,
     Suppression,
     ThrottleHit,
+    WorkerBeat,
 )
 from mailservice.outbox import OutboxMessage, enqueue
 from mailservice.tokens import Purpose, TokenError
@@ -520,15 +521,18 @@ def withdraw_in_transaction(
 ) -> bool:
     """Withdraw inside someone else's transaction (intake), waiting for copies in flight where that is possible.
 
-    On PostgreSQL the subscription row is locked and each poll sees newly committed rows (READ COMMITTED); on
-    SQLite the caller's transaction already holds the only write lock, so no copy can start meanwhile and the
-    (at most a few) copies whose DATA had started may still arrive.
+    On PostgreSQL each poll sees newly committed rows (READ COMMITTED): the wait happens first without a lock
+    (so the sender can record its copies), then once more under the row lock, bounded by the SMTP timeout. On
+    SQLite the caller's transaction already holds the only write lock, so no copy can start meanwhile; a copy
+    whose DATA had started may still arrive.
     """
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(Subscription.id).where(Subscription.id == subscription.id).with_for_update())
         deadline = time.monotonic() + settings.smtp_timeout + 10
-        while in_flight(session, settings, subscription.id, now) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        for locked in (False, True):
+            if locked:
+                session.execute(select(Subscription.id).where(Subscription.id == subscription.id).with_for_update())
+            while in_flight(session, settings, subscription.id, now) and time.monotonic() < deadline:
+                time.sleep(0.02)
     return withdraw(session, settings, subscription, evidence=evidence, now=now)
 
 
@@ -683,6 +687,7 @@ def purge_due(settings: Settings, now: dt.datetime) -> int:
             return 0
         count = purge(session, settings, now)
         session.execute(delete(ThrottleHit).where(ThrottleHit.at < now - dt.timedelta(days=1)))
+        session.execute(delete(WorkerBeat).where(WorkerBeat.heartbeat_at < now - dt.timedelta(days=1)))
         cursor.at = now
         cursor.value += 1
         return count
