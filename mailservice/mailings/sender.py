@@ -91,6 +91,7 @@ _CONSENTING = (
     .outerjoin(Suppression, Suppression.email_hash == Subscriber.email_hash)
     .where(
         Subscription.id.in_(bindparam("sids", expanding=True)),
+        Subscription.status == SubscriptionStatus.active,
         Subscriber.purged_at.is_(None),
         Suppression.email_hash.is_(None),
     )
@@ -128,7 +129,7 @@ _PG_ROUND = text(
     WITH consenting AS (
         SELECT s.id FROM mailing_subscriptions AS s
         JOIN mailing_subscribers AS p ON p.id = s.subscriber_id
-        WHERE s.id = ANY(:sids) AND p.purged_at IS NULL
+        WHERE s.id = ANY(:sids) AND s.status = 'active' AND p.purged_at IS NULL
           AND NOT EXISTS (SELECT 1 FROM mailing_suppressions AS x WHERE x.email_hash = p.email_hash)
         FOR SHARE OF s
     ), sent AS (
