@@ -60,9 +60,7 @@ def _parse_day(value: object, year: int, key: str, source: str) -> dt.date:
                 f"{source}: год {year}, {key}: «{value}» не является датой в формате ГГГГ-ММ-ДД"
             ) from None
     else:
-        raise CalendarError(
-            f"{source}: год {year}, {key}: «{value!r}» не является датой в формате ГГГГ-ММ-ДД"
-        )
+        raise CalendarError(f"{source}: год {year}, {key}: «{value!r}» не является датой в формате ГГГГ-ММ-ДД")
     if day.year != year:
         raise CalendarError(f"{source}: дата {day.isoformat()} указана в разделе {year} года ({key})")
     return day
@@ -83,9 +81,7 @@ def _parse_year(key: object, entry: object, source: str) -> YearOverride:
     if not 1900 <= year <= 9998:
         raise CalendarError(f"{source}: год {year} вне допустимого диапазона")
     if not isinstance(entry, Mapping):
-        raise CalendarError(
-            f"{source}: год {year}: ожидается словарь с ключами {', '.join(sorted(_YEAR_KEYS))}"
-        )
+        raise CalendarError(f"{source}: год {year}: ожидается словарь с ключами {', '.join(sorted(_YEAR_KEYS))}")
     unknown = set(entry) - _YEAR_KEYS
     if unknown:
         raise CalendarError(
@@ -97,9 +93,7 @@ def _parse_year(key: object, entry: object, source: str) -> YearOverride:
         raise CalendarError(f"{source}: год {year}, decree: ожидается строка с реквизитами постановления")
     confirmed = entry.get("confirmed", False)
     if not isinstance(confirmed, bool):
-        raise CalendarError(
-            f"{source}: год {year}, confirmed: ожидается true или false, получено «{confirmed!r}»"
-        )
+        raise CalendarError(f"{source}: год {year}, confirmed: ожидается true или false, получено «{confirmed!r}»")
     if confirmed and not decree.strip():
         raise CalendarError(f"{source}: год {year}: confirmed: true требует указать decree (постановление)")
     days_off = _parse_days(entry.get("days_off"), year, "days_off", source)
@@ -119,9 +113,7 @@ def parse_overrides(document: object, source: str = "<overrides>") -> dict[int, 
         raise CalendarError(f"{source}: ожидается словарь с ключом «years»")
     unknown = set(document) - {"years"}
     if unknown:
-        raise CalendarError(
-            f"{source}: неизвестные ключи верхнего уровня: {', '.join(sorted(map(str, unknown)))}"
-        )
+        raise CalendarError(f"{source}: неизвестные ключи верхнего уровня: {', '.join(sorted(map(str, unknown)))}")
     years = document.get("years") or {}
     if not isinstance(years, Mapping):
         raise CalendarError(f"{source}: «years» должен быть словарём «год: описание»")
@@ -286,9 +278,7 @@ def _file_key(path: Path) -> tuple[str, int]:
     try:
         return (str(path), path.stat().st_mtime_ns)
     except OSError as exc:
-        raise CalendarError(
-            f"{path}: файл календаря не найден или недоступен: {exc.strerror or exc}"
-        ) from exc
+        raise CalendarError(f"{path}: файл календаря не найден или недоступен: {exc.strerror or exc}") from exc
 
 
 def default_calendar(settings: Settings | None = None) -> Calendar:

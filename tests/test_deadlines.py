@@ -121,9 +121,7 @@ def test_latest_extended_deadline(law: Law, registered: dt.date, expected: Deadl
 
 
 def test_extension_days_move_the_deadline() -> None:
-    assert deadline(Law.FZ8, D(2026, 3, 1), CAL, extension_days=10) == Deadline(
-        D(2026, 4, 10), D(2026, 4, 10)
-    )
+    assert deadline(Law.FZ8, D(2026, 3, 1), CAL, extension_days=10) == Deadline(D(2026, 4, 10), D(2026, 4, 10))
     # 59-FZ: 30 + 20 days from 01.03.2026 is Monday 20.04.
     assert deadline(Law.FZ59, D(2026, 3, 1), CAL, extension_days=20).legal_due == D(2026, 4, 20)
 

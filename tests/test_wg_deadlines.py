@@ -23,9 +23,7 @@ CAL = Calendar.from_files([SHIPPED_OVERRIDE_FILE])
 def test_profiles_hold_the_seed_numbers() -> None:
     assert set(PROFILES) == {"novosibirsk", "astrakhan", "federal", "saratov"}
     # Fields: agenda_to_chair_wd, agenda_send_wd, written_opinion_days, minutes_wd, copies_wd.
-    assert PROFILES["novosibirsk"] == ProfileRules(
-        "novosibirsk", 5, 3, None, 5, 3
-    )  # seed 000 p. 11, 12, 16, 17
+    assert PROFILES["novosibirsk"] == ProfileRules("novosibirsk", 5, 3, None, 5, 3)  # seed 000 p. 11, 12, 16, 17
     assert PROFILES["astrakhan"] == ProfileRules("astrakhan", None, None, 1, None, 5)  # seed 001 p. 2.7, 3.4
     for name in ("federal", "saratov"):
         rules = PROFILES[name]

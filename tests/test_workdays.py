@@ -239,9 +239,7 @@ def test_today_uses_department_time_zone() -> None:
     novosibirsk = ZoneInfo("Asia/Novosibirsk")  # UTC+7
     assert today(novosibirsk, dt.datetime(2026, 12, 31, 17, 0, tzinfo=dt.UTC)) == D(2027, 1, 1)
     assert today(novosibirsk, dt.datetime(2026, 12, 31, 16, 59, tzinfo=dt.UTC)) == D(2026, 12, 31)
-    assert today(ZoneInfo("Europe/Kaliningrad"), dt.datetime(2026, 12, 31, 21, 59, tzinfo=dt.UTC)) == D(
-        2026, 12, 31
-    )
+    assert today(ZoneInfo("Europe/Kaliningrad"), dt.datetime(2026, 12, 31, 21, 59, tzinfo=dt.UTC)) == D(2026, 12, 31)
     with pytest.raises(ValueError, match="aware"):
         today(novosibirsk, dt.datetime(2026, 12, 31, 17, 0))
 

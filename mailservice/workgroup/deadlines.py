@@ -40,9 +40,7 @@ class ProfileRules:
                 continue
             value = getattr(self, field.name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                raise ValueError(
-                    f"{field.name} must be a non-negative whole number of days or None, not {value!r}"
-                )
+                raise ValueError(f"{field.name} must be a non-negative whole number of days or None, not {value!r}")
 
 
 PROFILES: dict[str, ProfileRules] = {
@@ -95,13 +93,9 @@ def meeting_deadlines(
         "agenda_send_by": before(profile.agenda_send_wd),
         # "не позднее 1 дня до заседания": a calendar day, whatever the calendar says about it.
         "written_opinions_by": (
-            None
-            if profile.written_opinion_days is None
-            else meeting - dt.timedelta(days=profile.written_opinion_days)
+            None if profile.written_opinion_days is None else meeting - dt.timedelta(days=profile.written_opinion_days)
         ),
-        "minutes_by": None
-        if profile.minutes_wd is None
-        else calendar.add_working_days(meeting, profile.minutes_wd),
+        "minutes_by": None if profile.minutes_wd is None else calendar.add_working_days(meeting, profile.minutes_wd),
         "copies_by": (
             None
             if signed is None or profile.copies_wd is None
