@@ -735,3 +735,41 @@ def test_publish_command_builds_and_switches(
     out = capsys.readouterr().out
     assert "Опубликовано:" in out and "Новых документов: 0" in out and "Рассылка" not in out
     assert target.is_symlink() and (target / "statistika" / "index.html").is_file()
+
+
+def test_process_register_page_and_open_data_come_from_the_approved_version() -> None:
+    from mailservice.processes.publication import PublicProcess, PublicRegister
+    from mailservice.publishing.generated import PROCESSES_PAGE, generated_files
+
+    schema = load_schema(SITE)
+    opendata = {
+        "inn": "5406000000", "name": "statistika-zaprosov", "title": "Статистика", "creator": "Департамент",
+        "publisher_phone": "238-60-02", "publisher_mbox": "info@dizo.test", "license": "CC BY 4.0",
+        "license_url": "https://creativecommons.org/licenses/by/4.0/", "structure_version": "20261125",
+    }  # fmt: skip
+    register = PublicRegister(
+        3,
+        dt.date(2026, 11, 20),
+        [PublicProcess("4.1", "Рассмотрение запросов", "Приём запроса", "4", "идет исследование", "официальный сайт")],
+    )
+    section = schema.by_key("processes")
+    assert section is not None
+    files = {
+        f.path: f.content
+        for f in generated_files(
+            schema,
+            SiteData(generated_at=BUILT_AT, process_register=register),
+            opendata=opendata,
+            site_url="",
+            today=BUILT_AT.date(),
+        )
+    }
+    page = files[f"{section.dir}/{PROCESSES_PAGE}"]
+    assert "версия № 3" in str(page) and "Приём запроса" in str(page) and "идет исследование" in str(page)
+    meta = files[f"{section.dir}/opendata/meta.csv"]
+    text = meta.decode() if isinstance(meta, bytes) else str(meta)
+    assert "5406000000-reestr-processov" in text and "Статистика" not in text  # its own title, the shared publisher
+    empty = {
+        f.path: f.content for f in generated_files(schema, EMPTY, opendata=opendata, site_url="", today=BUILT_AT.date())
+    }
+    assert "ещё не утверждён" in str(empty[f"{section.dir}/{PROCESSES_PAGE}"])

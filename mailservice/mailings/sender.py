@@ -36,6 +36,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -600,6 +601,8 @@ class Coordinator:
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._rounds: set[asyncio.Task[None]] = set()
+        # Its own threads: the default pool (CPUs + 4) would queue rounds behind each other and behind claims.
+        self._pool = ThreadPoolExecutor(max_workers=self.max_rounds, thread_name_prefix="mailing-round")
 
     def start(self) -> None:
         """Run the commit loop."""
@@ -627,6 +630,7 @@ class Coordinator:
         self._wake.set()
         if self._task is not None:
             await self._task
+        self._pool.shutdown(wait=True)
 
     def _settle(self, requests: list[_Request], verdicts: dict[int, str] | BaseException) -> None:
         if not isinstance(verdicts, BaseException):
@@ -644,7 +648,9 @@ class Coordinator:
 
     async def _threaded_round(self, requests: list[_Request], outcomes: list[tuple[Job, Outcome]]) -> None:
         try:
-            verdicts = await asyncio.to_thread(self.ledger.commit_round, [r.job for r in requests], outcomes)
+            verdicts = await asyncio.get_running_loop().run_in_executor(
+                self._pool, self.ledger.commit_round, [r.job for r in requests], outcomes
+            )
         except Exception as exc:
             # Outcomes not recorded stay "sending" and are settled as ambiguous: never sent twice.
             log.exception("mailing: could not record a round")
@@ -708,6 +714,7 @@ class CampaignPass:
         self.result = PassResult()
         self._halt = False  # paused, SMTP down or stopped: no more claims, release what is queued
         self._renderer: CampaignRenderer | None = None
+        self.early_round = False  # PostgreSQL: start the round while RCPT and DATA travel (set in run())
 
     def _should_halt(self) -> bool:
         return self._halt or self.stop.is_set() or (self.deadline is not None and time.monotonic() > self.deadline)
@@ -742,7 +749,8 @@ class CampaignPass:
         )
         await asyncio.to_thread(self.ledger.reconcile)
         threaded = get_engine(settings).dialect.name != "sqlite"
-        coordinator = Coordinator(self.ledger, threaded=threaded, max_rounds=min(8, settings.mailing_concurrency))
+        self.early_round = threaded
+        coordinator = Coordinator(self.ledger, threaded=threaded, max_rounds=int(os.environ.get("MS_ROUNDS", "8")))
         coordinator.start()
         concurrency = max(1, settings.mailing_concurrency)
         queue: asyncio.Queue[Job | None] = asyncio.Queue()
@@ -852,17 +860,23 @@ class CampaignPass:
     ) -> tuple[Outcome | None, bool]:
         """One copy on an open connection; returns its outcome (None when already recorded) and keep-alive.
 
-        The consent re-check and the ``sending`` mark commit after the server's 354 and right before the content:
-        a crash can then lose a copy (marked, not sent) only in the time of one write. (Committing while MAIL,
-        RCPT and DATA travel would hide the commit's latency, but a crash would then lose every connection's copy.)
+        The consent re-check and the ``sending`` mark must commit before the content goes out, and the content
+        must follow as soon as both that commit and the server's 354 are in: a crash in between loses the copy
+        (marked, not sent). With SQLite the commit is fast and runs after the 354. A PostgreSQL commit waits for
+        its WAL flush (milliseconds, longer than the RCPT and DATA exchanges), so it starts when MAIL is accepted
+        and runs while RCPT and DATA travel; the content is written the moment the later of the two arrives.
         """
         assert self._renderer is not None
         raw = self._renderer.message(self._recipient(job))
         data = PERIOD_REGEX.sub(b"..", normalize_message_line_endings(raw)) + b".\r\n"
         timeout = self.settings.smtp_timeout
+        wire = _Wire(client, data)
+        early: asyncio.Future[str] | None = None
         failure: tuple[Outcome, bool] | None = None
         try:
             await client.mail(self.settings.from_address, timeout=timeout)
+            if self.early_round:
+                early = asyncio.ensure_future(coordinator.before_data(job, wire.go))
             await client.rcpt(job.address, timeout=timeout)
             reply = await client.execute_command(b"DATA", timeout=timeout)
             if reply.code != 354:
@@ -882,19 +896,17 @@ class CampaignPass:
         except (aiosmtplib.SMTPException, OSError) as exc:
             failure = (Outcome("defer", f"{type(exc).__name__}: {exc}"), False)
         if failure is not None:
-            return failure  # nothing was transferred
+            # Nothing was transferred; an early verdict only says whether the row is still ours to record.
+            if early is not None and await early == "skip":
+                self.result.skipped += 1
+                return None, failure[1]
+            return failure
 
-        assert client.protocol is not None
-        protocol = client.protocol
-
-        def send() -> None:
-            faults.point("mailing_before_dot")
-            # aiosmtplib (pinned) drops bytes that arrive while no reply is expected; the 250 may arrive before
-            # this coroutine runs again, so say a reply is expected before writing, as its own DATA code does.
-            protocol._response_pending = True
-            protocol.write(data)
-
-        verdict = await coordinator.before_data(job, send)
+        if early is not None:
+            verdict = await wire.ready(early)
+        else:
+            wire.invited = True  # the 354 is in: the coordinator writes right where its commit returns
+            verdict = await coordinator.before_data(job, wire.go)
         if verdict == "unsent":
             return Outcome("defer", "connection lost before the message was sent"), False
         if verdict != "go":
@@ -906,8 +918,9 @@ class CampaignPass:
                 self._halt = True
                 self.result.paused = True
             return None, False
+        assert client.protocol is not None
         try:
-            reply = await protocol.read_response(timeout=timeout)
+            reply = await client.protocol.read_response(timeout=timeout)
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             # The final dot may have reached the server: at most once means not sending it again.
             return Outcome("ambiguous", f"no answer after the message was sent: {type(exc).__name__}: {exc}"), False
@@ -916,6 +929,45 @@ class CampaignPass:
             return Outcome("sent"), True
         permanent = 500 <= reply.code < 600
         return Outcome("failed" if permanent else "defer", f"{reply.code} {reply.message}"), True
+
+
+class _Wire:
+    """Writes a message as soon as both the ``go`` verdict and the server's 354 are in (whichever comes last)."""
+
+    def __init__(self, client: aiosmtplib.SMTP, data: bytes) -> None:
+        self.client = client
+        self.data = data
+        self.cleared = False  # the verdict was "go"
+        self.invited = False  # the server said 354
+        self.written = False
+
+    def _write(self) -> None:
+        protocol = self.client.protocol
+        if protocol is None:
+            raise aiosmtplib.SMTPServerDisconnected("connection lost")
+        faults.point("mailing_before_dot")
+        # aiosmtplib (pinned) drops bytes that arrive while no reply is expected; the 250 may arrive before the
+        # sending coroutine runs again, so say a reply is expected before writing, as its own DATA code does.
+        protocol._response_pending = True
+        protocol.write(self.data)
+        self.written = True
+
+    def go(self) -> None:
+        """Called by the coordinator right where the ``sending`` mark committed."""
+        self.cleared = True
+        if self.invited:
+            self._write()
+
+    async def ready(self, verdict: asyncio.Future[str]) -> str:
+        """The 354 is in: write now if the verdict came first, else let :meth:`go` write when it comes."""
+        self.invited = True
+        if self.cleared and not self.written:
+            try:
+                self._write()
+            except (aiosmtplib.SMTPException, OSError):
+                await verdict
+                return "unsent"
+        return await verdict
 
 
 async def _pass(

@@ -23,6 +23,8 @@ from mailservice.templating import render
 
 STATISTICS_KEY = "statistics"
 FEEDBACK_KEY = "feedback"
+PROCESSES_KEY = "processes"
+PROCESSES_PAGE = "cifrovye-processy.md"
 QR_NAME = "qr-obratnaya-svyaz"
 MAILINGS_PAGE = "rassylki.md"
 OPENDATA_PAGE = "otkrytye-dannye.md"
@@ -71,6 +73,25 @@ def feedback_url(schema: SiteSchema, site_url: str) -> str | None:
     return f"{site_url.rstrip('/')}/{section.dir}/index.html"
 
 
+def _process_register_files(
+    schema: SiteSchema, data: SiteData, *, opendata: Mapping[str, Any], site_url: str, today: dt.date
+) -> list[GeneratedFile]:
+    """The public part of the process register (seed 003) as a page and open data, from its approved version."""
+    from mailservice.processes.publication import PublicRegister, markdown_page, open_data_files
+
+    section = schema.by_key(PROCESSES_KEY)
+    if section is None:
+        return []
+    register = data.process_register or PublicRegister(None, None, [])
+    base = f"{site_url.rstrip('/')}/{section.dir}/{OPENDATA_DIR}/" if site_url else ""
+    files = [GeneratedFile(f"{section.dir}/{PROCESSES_PAGE}", markdown_page(register))]
+    # The publisher's details are shared; the statistics set's own name and title are not.
+    passport = {k: v for k, v in opendata.items() if k not in ("name", "title")}
+    for name, content in open_data_files(register, passport, today=today, base_url=base).items():
+        files.append(GeneratedFile(f"{section.dir}/{OPENDATA_DIR}/{name}", content))
+    return files
+
+
 def generated_paths(schema: SiteSchema) -> set[str]:
     """The docs-relative paths that always exist in a build (staff pages may link to them)."""
     paths: set[str] = set()
@@ -85,6 +106,9 @@ def generated_paths(schema: SiteSchema) -> set[str]:
     feedback = schema.by_key(FEEDBACK_KEY)
     if feedback is not None:
         paths |= {f"{feedback.dir}/{QR_NAME}.png", f"{feedback.dir}/{QR_NAME}.svg"}
+    processes = schema.by_key(PROCESSES_KEY)
+    if processes is not None:
+        paths |= {f"{processes.dir}/{PROCESSES_PAGE}", f"{processes.dir}/{OPENDATA_DIR}/meta.csv"}
     return paths
 
 
@@ -127,6 +151,7 @@ def generated_files(
         out.append(GeneratedFile(f"{stats.dir}/{OPENDATA_PAGE}", render("site/opendata.md", **context)))
         for name, content in dataset.files.items():
             out.append(GeneratedFile(f"{stats.dir}/{OPENDATA_DIR}/{name}", content))
+    out += _process_register_files(schema, data, opendata=opendata, site_url=site_url, today=today)
     feedback = schema.by_key(FEEDBACK_KEY)
     url = feedback_url(schema, site_url)
     if feedback is not None and url is not None:

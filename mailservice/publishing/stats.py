@@ -12,16 +12,22 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import inspect, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from mailservice.config import Settings
 from mailservice.inforequests.lifecycle import OPEN_STATUSES, Status
 
 ROMAN = ("I", "II", "III", "IV")
+
+
+if TYPE_CHECKING:
+    from mailservice.processes.publication import PublicRegister
 
 
 class StatisticsUnavailable(RuntimeError):
@@ -102,6 +108,8 @@ class SiteData:
     has_mailings: bool = False
     # (slug, title) of the lists the service accepts; None: offer the lists of sections.yml.
     mailing_lists: tuple[tuple[str, str], ...] | None = None
+    # The public part of the approved process register (issue 9); None when its tables do not exist yet.
+    process_register: PublicRegister | None = None
 
 
 def quarter_statistics(rows: Iterable[RequestRow]) -> list[QuarterStats]:
@@ -242,6 +250,7 @@ def load_site_data(settings: Settings, *, now: dt.datetime) -> SiteData:
         requests = _request_rows(engine, settings.tz) if {"requests", "events"} <= tables else None
         mailings = _mailing_rows(engine, tables, settings.tz)
         lists = _mailing_lists(engine, tables)
+        register = _process_register(engine, tables, settings)
     except SQLAlchemyError as exc:
         raise StatisticsUnavailable(
             f"не удалось прочитать базу данных для статистики: {exc.__class__.__name__}: {exc}"
@@ -255,7 +264,17 @@ def load_site_data(settings: Settings, *, now: dt.datetime) -> SiteData:
         has_requests=requests is not None,
         has_mailings=mailings is not None,
         mailing_lists=tuple(lists) if lists else None,
+        process_register=register,
     )
+
+
+def _process_register(engine: Engine, tables: set[str], settings: Settings) -> PublicRegister | None:
+    from mailservice.processes.publication import public_register
+
+    if not any(name.startswith("process") for name in tables):
+        return None
+    with Session(engine) as session:
+        return public_register(session, settings)
 
 
 def totals(quarters: Sequence[QuarterStats]) -> QuarterStats:
