@@ -5,63 +5,36 @@ Screenshots are kept under artifacts/ (git-ignored) for a person to look at.
 
 from __future__ import annotations
 
-import shutil
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from mailservice.config import Settings
 from mailservice.db import session_scope
 from mailservice.inforequests.lifecycle import Status
 from mailservice.inforequests.models import Request
-from mailservice.web.app import create_app
 from mailservice.web.staff.auth import Role
+from tests.browser import ARTIFACTS, chromium, serve_app
 from tests.console_support import PASSWORD, add_staff, drain, mail_request, parsed, phone_request, text_of
-from tests.servers import Sink, free_port
+from tests.servers import Sink
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]  # fmt: skip
 
 
 @pytest.fixture
 def live_url(lite_settings: Settings) -> Iterator[str]:
     """The application served by uvicorn on a free loopback port."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(lite_settings), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_app(lite_settings) as url:
+        yield url
 
 
 @pytest.fixture
 def browser_page() -> Iterator[object]:
-    if shutil.which(CHROMIUM) is None:
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); `make test` installs it as root")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as browser:
         context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="ru-RU")
         yield context.new_page()
         context.close()
-        browser.close()
 
 
 def test_log_in_filter_open_and_answer(

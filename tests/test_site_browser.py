@@ -20,16 +20,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from sqlalchemy import select
 
 from mailservice.config import Settings
 from mailservice.db import session_scope
 from mailservice.publishing.build import build_site, register_consent_text
 from mailservice.publishing.stats import MailingRow, SiteData, load_site_data, quarter_statistics
+from tests.browser import chromium, serve_app
 from tests.mailfactory import body_text, parse
-from tests.servers import Sink, free_port, wait_port
+from tests.servers import Sink, free_port
 from tests.test_site import BUILT_AT, SITE, row, seed_requests
 
 pytestmark = pytest.mark.browser
@@ -38,15 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NODE_DIR = ROOT / "tests" / ".node"
 AXE = NODE_DIR / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = ROOT / "artifacts" / "site"
-CHROMIUM = "/usr/bin/chromium"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+
 PAGE_TYPES = {
     "home": "index.html",
     "section": "pravovye-akty/index.html",
@@ -73,12 +65,8 @@ def axe_source() -> str:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+    with chromium() as instance:
         yield instance
-        instance.close()
 
 
 def sample_data() -> SiteData:
@@ -257,29 +245,19 @@ def test_keyboard_reaches_every_control_of_the_forms(browser: Browser, built: Pa
 # The subscription round trip through the real service --------------------------------------------------------------
 
 
-class _Server(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # running in a thread
-        pass
-
-
 @pytest.fixture
 def service(lite_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Settings, str]]:
     """The real web app (mailings' /subscribe) on a free port, with outgoing mail to the test sink."""
     from mailservice import config
-    from mailservice.web.app import create_app
 
+    # The forms post to PUBLIC_URL, which must be known before the app starts: pick the port first.
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     monkeypatch.setenv("MAILSERVICE_PUBLIC_URL", base)
     config.get_settings.cache_clear()
     settings = config.get_settings()
-    server = _Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_port(port)
-    yield settings, base
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_app(settings, port=port) as url:
+        yield settings, url
 
 
 def test_subscription_form_round_trip(
