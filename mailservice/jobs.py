@@ -43,7 +43,15 @@ def default_jobs() -> list[Job]:
     return [
         Job("feedback-surveys", 300.0, feedback_surveys),
         Job("workgroup", 600.0, _workgroup_tick),  # issue 8: polls closing, reminders, missed terms
+        Job("subscribers-purge", 3600.0, _subscribers_purge),  # issue 4: once per local day inside
     ]
+
+
+def _subscribers_purge(settings: Settings, now: dt.datetime) -> int:
+    """Destroy withdrawn subscribers' personal data within 30 days (152-FZ art. 21 part 5)."""
+    from mailservice.mailings.subscribers import purge_due
+
+    return purge_due(settings, now)
 
 
 def run_due(settings: Settings, jobs: list[Job], clock: Callable[[], float] = time.monotonic) -> dict[str, int]:

@@ -212,6 +212,13 @@ async def run_worker(
             await drain_once(settings)
         except Exception:  # the loop must survive a database hiccup; the next pass retries
             log.exception("outbox pass failed")
+        try:
+            # Mass mailings have their own delivery table (at most once per recipient); the same workers send them.
+            from mailservice.mailings.sender import send_due
+
+            await send_due(settings, stop=stop)
+        except Exception:
+            log.exception("mailing pass failed")
         await asyncio.to_thread(run_due, settings, jobs)
         try:
             await asyncio.wait_for(stop.wait(), timeout=interval)

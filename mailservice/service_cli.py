@@ -61,8 +61,12 @@ def worker(once: Annotated[bool, typer.Option("--once", help="Отправить
 
     settings = get_settings()
     if once:
+        from mailservice.mailings.sender import send_due
+
         result = asyncio.run(drain_once(settings))
         typer.echo(f"Отправлено: {result.sent}, отложено: {result.deferred}, не доставлено: {result.failed}")
+        mailed = asyncio.run(send_due(settings))
+        typer.echo(f"Писем рассылок отправлено: {mailed}")
         return
     asyncio.run(_worker_until_signal(settings))
 
