@@ -337,7 +337,7 @@ def test_killed_workers_every_subscriber_gets_exactly_one_copy(
         _worker(campaign_id),
     ]
     codes = [w.wait(timeout=180) for w in workers]
-    assert codes == [-signal.SIGKILL, -signal.SIGKILL, 0, 0], codes
+    assert codes == [-signal.SIGKILL, -signal.SIGKILL, 0, 0], [w.stderr.read()[-2000:] for w in workers if w.stderr]
     # After a restart nothing is left to do (the survivors reconciled the dead workers' rows) ...
     restart = _worker(campaign_id)
     assert restart.wait(timeout=180) == 0, restart.stderr.read() if restart.stderr else b""

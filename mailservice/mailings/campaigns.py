@@ -81,7 +81,9 @@ def get(session: Session, campaign_id: int, *, lock: bool = False) -> Campaign:
     """A campaign by id, or CampaignError."""
     query = select(Campaign).where(Campaign.id == campaign_id)
     if lock:
-        query = query.with_for_update()
+        # populate_existing: a row already in the session must be re-read once the lock is ours, or a second
+        # process starting the same campaign would still see "draft" and create the deliveries twice.
+        query = query.with_for_update().execution_options(populate_existing=True)
     campaign = session.scalar(query)
     if campaign is None:
         raise CampaignError(f"рассылки № {campaign_id} нет")

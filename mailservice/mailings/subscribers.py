@@ -201,7 +201,7 @@ def load_unsubscribe(session: Session, settings: Settings, token: str, *, lock: 
     query = select(Subscription).where(Subscription.id == subscription_id)
     if lock:
         # Serialises with the sender, which takes FOR SHARE on the subscription when it re-checks consent.
-        query = query.with_for_update()
+        query = query.with_for_update().execution_options(populate_existing=True)
     subscription = session.scalar(query)
     if subscription is None or not secrets.compare_digest(subscription.nonce, nonce):
         raise LinkError("unknown link")
@@ -379,6 +379,7 @@ def confirm(
         .join(MailingList, MailingList.id == Subscription.list_id)
         .where(Subscription.subscriber_id == subscriber.id, Subscription.status == SubscriptionStatus.pending)
         .with_for_update(of=Subscription)
+        .execution_options(populate_existing=True)
     ).all()
     for subscription, mailing_list in rows:
         subscription.status = SubscriptionStatus.active
@@ -530,7 +531,12 @@ def withdraw_in_transaction(
         deadline = time.monotonic() + settings.smtp_timeout + 10
         for locked in (False, True):
             if locked:
-                session.execute(select(Subscription.id).where(Subscription.id == subscription.id).with_for_update())
+                session.execute(
+                    select(Subscription)
+                    .where(Subscription.id == subscription.id)
+                    .with_for_update()
+                    .execution_options(populate_existing=True)
+                )
             while in_flight(session, settings, subscription.id, now) and time.monotonic() < deadline:
                 time.sleep(0.02)
     return withdraw(session, settings, subscription, evidence=evidence, now=now)
@@ -575,7 +581,7 @@ def resubscribe(
 
 def _cursor(session: Session, name: str) -> Cursor:
     """A bookmark row, created on first use and locked for this transaction."""
-    query = select(Cursor).where(Cursor.name == name).with_for_update()
+    query = select(Cursor).where(Cursor.name == name).with_for_update().execution_options(populate_existing=True)
     row = session.scalar(query)
     if row is None:
         try:
