@@ -315,7 +315,7 @@ def main() -> None:
         return
     count = 2000 if args.quick else args.subscribers
     dkim_count = 300 if args.quick else 2000
-    slices = 3 if args.quick else 6
+    slices = 2 if args.quick else 6
     print(f"{count} subscribers, {args.concurrency} SMTP connections, sink in its own process", flush=True)
     sink = SinkProcess()
     work = Path(tempfile.mkdtemp(prefix="bench-mailing-"))

@@ -6,59 +6,32 @@ scripts off, the page shows a button and nothing happens until it is pressed. Sc
 
 from __future__ import annotations
 
-import shutil
-import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import uvicorn
 
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.mailings import consent, subscribers
 from mailservice.mailings.consent import Evidence, parse_address
 from mailservice.mailings.models import ConsentEvent, Subscription, SubscriptionStatus
-from mailservice.web.app import create_app
-from tests.servers import Sink, free_port
+from tests.browser import ARTIFACTS, chromium, serve_app
+from tests.servers import Sink
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]  # fmt: skip
 
 
 @pytest.fixture
 def live_url(lite_settings: Settings) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(lite_settings), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_app(lite_settings) as url:
+        yield url
 
 
 @pytest.fixture
 def browser() -> Iterator[object]:
-    if shutil.which(CHROMIUM) is None:
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); `make test` installs it as root")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as instance:
         yield instance
-        instance.close()
 
 
 def subscriber(settings: Settings, address: str) -> tuple[int, str]:

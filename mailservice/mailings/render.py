@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import dkim
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
@@ -76,6 +77,12 @@ _TEXT_ENV = _environment(False)
 _HTML_ENV = _environment(True)
 
 
+@lru_cache(maxsize=64)
+def _compiled(source: str, html_mode: bool) -> Template:
+    """A staff template compiled once per process (each pass renders it several times)."""
+    return (_HTML_ENV if html_mode else _TEXT_ENV).from_string(source)
+
+
 def text_to_html(text: str) -> str:
     """Plain text as simple HTML: escaped, links clickable, paragraphs kept."""
     paragraphs = []
@@ -110,9 +117,9 @@ def _context(settings: Settings, source: CampaignSource, name: str, url: str) ->
 def render_bodies(settings: Settings, source: CampaignSource, name: str, url: str) -> tuple[str, str]:
     """The text and HTML bodies for one recipient, by a full Jinja2 render (the reference the fast path matches)."""
     context = _context(settings, source, name, url)
-    text = _TEXT_ENV.from_string(source.text).render(context)
+    text = _compiled(source.text, False).render(context)
     if source.html is not None:
-        body_html = _HTML_ENV.from_string(source.html).render(context)
+        body_html = _compiled(source.html, True).render(context)
     else:
         body_html = render("email/mailing_layout.html", subject=source.subject, body=Markup(text_to_html(text)))  # noqa: S704 - escaped inside
     return text, body_html

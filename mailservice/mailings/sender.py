@@ -617,18 +617,17 @@ class Coordinator:
     several small ones in parallel, the Python work per round being the scarcer resource.
     """
 
-    def __init__(self, ledger: Ledger, *, threaded: bool, max_rounds: int) -> None:
+    def __init__(self, ledger: Ledger, *, background: bool) -> None:
         self.ledger = ledger
-        self.threaded = threaded
-        self.max_rounds = max(1, max_rounds) if threaded else 1
+        self.background = background  # PostgreSQL: rounds run while the event loop goes on
         self._requests: list[_Request] = []
         self._outcomes: list[tuple[Job, Outcome]] = []
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._rounds: set[asyncio.Task[None]] = set()
-        # Its own threads: the default pool (CPUs + 4) would queue rounds behind each other and behind claims.
-        self._pool = ThreadPoolExecutor(max_workers=self.max_rounds, thread_name_prefix="mailing-round")
+        # Its own thread: in the default pool (CPUs + 4) a round could wait behind claims.
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailing-round")
         self._aconn: Any = None
 
     def start(self) -> None:
@@ -698,7 +697,7 @@ class Coordinator:
             )
         return verdicts
 
-    async def _threaded_round(self, requests: list[_Request], outcomes: list[tuple[Job, Outcome]]) -> None:
+    async def _background_round(self, requests: list[_Request], outcomes: list[tuple[Job, Outcome]]) -> None:
         try:
             verdicts = await self._fast_round(requests, outcomes)
             if verdicts is None:
@@ -718,14 +717,14 @@ class Coordinator:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=0.05)
             self._wake.clear()
-            if len(self._rounds) >= self.max_rounds:
+            if self._rounds:  # one round at a time; the requests meanwhile make the next one
                 await asyncio.wait(self._rounds, return_when=asyncio.FIRST_COMPLETED)
                 continue
             requests, self._requests = self._requests, []
             outcomes, self._outcomes = self._outcomes, []
             if requests or outcomes:
-                if self.threaded:
-                    task = asyncio.create_task(self._threaded_round(requests, outcomes))
+                if self.background:
+                    task = asyncio.create_task(self._background_round(requests, outcomes))
                     self._rounds.add(task)
                     task.add_done_callback(self._rounds.discard)
                     continue
@@ -802,9 +801,9 @@ class CampaignPass:
             settings, source, campaign_id=self.campaign_id, uid=uid, signer=signer_from_settings(settings)
         )
         await asyncio.to_thread(self.ledger.reconcile)
-        threaded = get_engine(settings).dialect.name != "sqlite"
-        self.early_round = threaded
-        coordinator = Coordinator(self.ledger, threaded=threaded, max_rounds=1)
+        background = get_engine(settings).dialect.name != "sqlite"
+        self.early_round = background
+        coordinator = Coordinator(self.ledger, background=background)
         coordinator.start()
         concurrency = max(1, settings.mailing_concurrency)
         queue: asyncio.Queue[Job | None] = asyncio.Queue()
