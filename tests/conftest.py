@@ -140,6 +140,15 @@ def lite_settings(
     reset_caches()
 
 
+@pytest.fixture
+def live_url(lite_settings: config.Settings) -> Iterator[str]:
+    """The real web application served by uvicorn on a free loopback port (browser tests)."""
+    from tests.browser import serve_app
+
+    with serve_app(lite_settings) as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
     """A real Dovecot for the whole session (each test resets the mailbox)."""

@@ -15,18 +15,11 @@ from mailservice.db import session_scope
 from mailservice.inforequests.lifecycle import Status
 from mailservice.inforequests.models import Request
 from mailservice.web.staff.auth import Role
-from tests.browser import ARTIFACTS, chromium, serve_app
+from tests.browser import ARTIFACTS, chromium
 from tests.console_support import PASSWORD, add_staff, drain, mail_request, parsed, phone_request, text_of
 from tests.servers import Sink
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def live_url(lite_settings: Settings) -> Iterator[str]:
-    """The application served by uvicorn on a free loopback port."""
-    with serve_app(lite_settings) as url:
-        yield url
 
 
 @pytest.fixture

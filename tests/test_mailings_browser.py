@@ -16,16 +16,10 @@ from mailservice.db import session_scope, utcnow
 from mailservice.mailings import consent, subscribers
 from mailservice.mailings.consent import Evidence, parse_address
 from mailservice.mailings.models import ConsentEvent, Subscription, SubscriptionStatus
-from tests.browser import ARTIFACTS, chromium, serve_app
+from tests.browser import ARTIFACTS, chromium
 from tests.servers import Sink
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def live_url(lite_settings: Settings) -> Iterator[str]:
-    with serve_app(lite_settings) as url:
-        yield url
 
 
 @pytest.fixture

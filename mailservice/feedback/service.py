@@ -16,12 +16,10 @@ from sqlalchemy.orm import Session
 
 from mailservice.config import Settings
 from mailservice.feedback.models import FeedbackResponse, FeedbackSurvey
-from mailservice.inforequests.lifecycle import Channel, EventKind, Status
-from mailservice.inforequests.models import Event, Request
-from mailservice.inforequests.notifications import subject_tag, thread_ids
-from mailservice.mail.compose import build_message
+from mailservice.inforequests.lifecycle import Channel, Status
+from mailservice.inforequests.models import Request
+from mailservice.inforequests.notifications import send_to_client
 from mailservice.mail.headers import normalise_address
-from mailservice.outbox import enqueue
 from mailservice.tokens import Purpose, TokenError, load_timed, sign_timed
 
 SURVEY_LINK_DAYS = 90
@@ -73,44 +71,20 @@ def queue_survey(session: Session, settings: Settings, request: Request, now: dt
     survey = FeedbackSurvey(request_id=request.id, client_id=request.client_id, nonce=secrets.token_hex(8), sent_at=now)
     session.add(survey)
     session.flush()
-    refs = thread_ids(session, request)
-    message = build_message(
-        settings,
-        to=request.reply_email,
-        to_name=request.client.name,
-        subject=f"{subject_tag(request.number)} Оцените, пожалуйста, ответ на ваше обращение".strip(),
-        template="feedback_survey",
-        context={
-            "request": request,
-            "client": request.client,
-            "url": survey_url(settings, survey),
-            "days": SURVEY_LINK_DAYS,
-        },
-        auto_submitted="auto-generated",
-        in_reply_to=refs[-1] if refs else None,
-        references=refs,
-    )
-    row = enqueue(
+    row = send_to_client(
         session,
-        message,
+        settings,
+        request,
+        now,
         kind="feedback_survey",
+        subject="Оцените, пожалуйста, ответ на ваше обращение",
+        template="feedback_survey",
+        auto_submitted="auto-generated",
+        extra={"url": survey_url(settings, survey), "days": SURVEY_LINK_DAYS},
         ref_type="feedback_survey",
         ref_id=survey.id,
-        request_id=request.id,
     )
-    survey.outbox_id = row.id
-    session.add(
-        Event(
-            client_id=request.client_id,
-            request_id=request.id,
-            at=now,
-            kind=EventKind.message_out,
-            channel=Channel.email,
-            direction="out",
-            outbox_id=row.id,
-            comment=str(message["Subject"]),
-        )
-    )
+    survey.outbox_id = row.id if row is not None else None
     return survey
 
 

@@ -36,7 +36,7 @@ def thread_ids(session: Session, request: Request) -> list[str]:
     return ids
 
 
-def _send(
+def send_to_client(
     session: Session,
     settings: Settings,
     request: Request,
@@ -49,7 +49,11 @@ def _send(
     extra: dict[str, object] | None = None,
     attachments: Sequence[tuple[str, str, bytes]] = (),  # console issue: files sent with an answer
     refs: list[str] | None = None,
+    ref_type: str = "request",
+    ref_id: int | None = None,
 ) -> OutboxMessage | None:
+    """Queue a templated e-mail to the request's client, threaded with the earlier ones, and record it in the
+    client's history. ``ref_type``/``ref_id`` say what a reply to it concerns (default: the request itself)."""
     if not request.reply_email:
         return None
     if refs is None:
@@ -72,7 +76,14 @@ def _send(
         references=refs,
         attachments=attachments,
     )
-    row = enqueue(session, message, kind=kind, ref_type="request", ref_id=request.id, request_id=request.id)
+    row = enqueue(
+        session,
+        message,
+        kind=kind,
+        ref_type=ref_type,
+        ref_id=request.id if ref_id is None else ref_id,
+        request_id=request.id,
+    )
     session.add(
         Event(
             client=request.client,
@@ -94,7 +105,7 @@ def acknowledgement(session: Session, settings: Settings, request: Request, now:
     ``Auto-Submitted: auto-replied`` (RFC 3834 5.2) when it answers an e-mail; a notice we start ourselves for a
     request that came by another channel is ``auto-generated``.
     """
-    return _send(
+    return send_to_client(
         session,
         settings,
         request,
@@ -123,7 +134,7 @@ def status_notice(
     """
     ground = REFUSAL_GROUNDS.get(event.ground or "")
     status = Status(request.status)
-    return _send(
+    return send_to_client(
         session,
         settings,
         request,
@@ -140,7 +151,7 @@ def status_notice(
 
 def appeal_channels_notice(session: Session, settings: Settings, request: Request, now: dt.datetime) -> None:
     """Tell a citizen whose appeal came by plain e-mail where an electronic appeal is legally accepted."""
-    _send(
+    send_to_client(
         session,
         settings,
         request,

@@ -1191,6 +1191,13 @@ def get_inbox_item(session: Session, item_id: int) -> WgInboxItem:
     return row
 
 
+# A confirmed reply of these kinds becomes an opinion: (opinion kind, what the secretary is told).
+OPINION_REPLIES = {
+    "written_opinion": ("written", "письменное мнение приобщено к заседанию"),
+    "dissent": ("dissent", "особое мнение внесено в протокол"),
+}
+
+
 def confirm_reply(
     session: Session,
     settings: Settings,
@@ -1222,13 +1229,14 @@ def confirm_reply(
         raise WorkgroupError("Этот человек не состоит в группе")
     item_number = item_number or reply.payload.get("item_number")
     agenda_item = item_by_number(session, meeting, int(item_number)) if item_number else None
-    if kind == "written_opinion":
+    if kind in OPINION_REPLIES:
+        opinion_kind, done = OPINION_REPLIES[kind]
         add_opinion(
             session,
             settings,
             meeting,
             person,
-            kind="written",
+            kind=opinion_kind,
             text=reply.text,
             via="email",
             received_at=reply.received_at,
@@ -1237,23 +1245,6 @@ def confirm_reply(
             item=agenda_item,
             inbox=reply,
         )
-        done = "письменное мнение приобщено к заседанию"
-    elif kind == "dissent":
-        add_opinion(
-            session,
-            settings,
-            meeting,
-            person,
-            kind="dissent",
-            text=reply.text,
-            via="email",
-            received_at=reply.received_at,
-            now=now,
-            actor=actor,
-            item=agenda_item,
-            inbox=reply,
-        )
-        done = "особое мнение внесено в протокол"
     elif kind == "agenda_proposal":
         lines = reply.text.strip().splitlines()
         title = str(reply.payload.get("title") or (lines[0] if lines else "") or reply.subject)
