@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mailservice.mail import parse as parse_module
 from mailservice.mail.bounces import parse_bounce
 from mailservice.mail.headers import (
     HeaderInjectionError,
@@ -22,7 +23,7 @@ from mailservice.mail.headers import (
     normalise_address,
     safe_header_value,
 )
-from mailservice.mail.parse import ParseError, parse_message, sanitize_filename
+from mailservice.mail.parse import ParsedMessage, ParseError, parse_message, sanitize_filename
 from mailservice.mail.triage import triage
 
 EML_DIR = Path(__file__).parent / "data" / "eml"
@@ -401,3 +402,246 @@ def test_decode_bytes_guesses_cyrillic() -> None:
     )
     german = "Grüße aus München, schöne Grüße"
     assert decode_bytes(german.encode("cp1252"))[0] == german
+
+
+# --------------------------------------------------------------------------------------------------
+# Fast paths: the same result as policy.default
+# --------------------------------------------------------------------------------------------------
+
+_CHARSETS = ["utf-8"] * 6 + ["UTF-8", "koi8-r", "windows-1251", "iso-8859-1", "us-ascii", "utf-8*ru", "utf-7", "bogus"]
+_WORD_TEXTS = ["Иванов", "Иван Иванович", " lead", "trail ", "a  b", "tab\there", "=?", '"q"', "a,b", "<x@y>"]
+_WORD_TEXTS += ["\r\n", "\x00", "ё€", "", "a.b", "\u00a0nb", "\\"]
+
+
+@st.composite
+def _encoded_words(draw: st.DrawFn) -> str:
+    charset = draw(st.sampled_from(_CHARSETS))
+    text = "".join(draw(st.lists(st.sampled_from(_WORD_TEXTS), max_size=3)))
+    try:
+        data = text.encode(charset.split("*")[0])
+    except (LookupError, UnicodeError):
+        data = text.encode("utf-8")
+    if data and not draw(st.integers(min_value=0, max_value=4)):
+        data = data[: draw(st.integers(min_value=1, max_value=len(data)))]  # a character cut in two
+    encoding = draw(st.sampled_from("bBqQ"))
+    if encoding in "bB":
+        payload = base64.b64encode(data).decode()
+        payload = payload if draw(st.integers(min_value=0, max_value=4)) else payload.rstrip("=")
+    else:
+        payload = "".join(
+            chr(b) if 0x21 <= b <= 0x7E and chr(b) not in "=?_ " else "_" if b == 0x20 else f"={b:02X}" for b in data
+        )
+    return f"=?{charset}?{encoding}?{payload}?=" + draw(st.sampled_from([""] * 8 + ["x", "=Z"]))
+
+
+_ATOMS = st.sampled_from(
+    ["Ivan", "Ivanov", "O'Neil", "Jo-Ann", "_"] * 3 + ["I.", "I.I.", ".", "a=?b", "=?x", "a@b", "(c)", '"', "Ж", "?="]
+)
+_SPACES = st.sampled_from([" ", "\t", "  ", "", " \t ", " \u00a0 "])
+
+
+@st.composite
+def _phrases(draw: st.DrawFn) -> str:
+    words = []
+    for _ in range(draw(st.integers(min_value=1, max_value=4))):
+        kind = draw(st.sampled_from(["ew", "ew", "atom", "quoted"]))
+        if kind == "ew":
+            words.append(draw(_encoded_words()) + draw(st.sampled_from(["", "", ".", ". ", ".x"])))
+        elif kind == "atom":
+            words.append(draw(_ATOMS))
+        else:
+            inner = draw(st.lists(st.one_of(_encoded_words(), st.sampled_from(["a", "b c", "=?", ""])), max_size=3))
+            words.append('"' + draw(_SPACES).join(inner) + '"')
+    out = draw(st.sampled_from(["", " "]))
+    for i, word in enumerate(words):
+        out += word + (draw(_SPACES) if i < len(words) - 1 else "")
+    return out + draw(st.sampled_from(["", " "]))
+
+
+_SPECS = st.sampled_from(
+    ["a@b.ru", "ivan.ivanov@example.com", "x+y@mail.ru"] * 4
+    + ["a..b@c.d", "=?utf-8?q?x?=@e.ru", '"a b"@c.d', "a@[1.2.3.4]"]
+)
+
+
+@st.composite
+def _address_lists(draw: st.DrawFn) -> str:
+    boxes = []
+    for _ in range(draw(st.integers(min_value=1, max_value=3))):
+        kind = draw(st.sampled_from(["bare", "angle", "named", "named"]))
+        spec = draw(_SPECS)
+        if kind == "bare":
+            boxes.append(spec)
+        elif kind == "angle":
+            boxes.append(f"<{spec}>")
+        else:
+            boxes.append(draw(_phrases()) + draw(st.sampled_from(["", " "])) + f"<{spec}>")
+    return draw(st.sampled_from([",", ", ", " , "])).join(boxes) + draw(st.sampled_from(["", "", "", " ", ","]))
+
+
+@st.composite
+def _mime_values(draw: st.DrawFn) -> tuple[str, str]:
+    name = draw(st.sampled_from(["content-type", "content-disposition"]))
+    tokens = st.sampled_from(["text", "plain", "TEXT", "multipart", "x-foo", "inline", "attachment", "a*b", "a'b"])
+    value = draw(st.sampled_from(["", " "])) + draw(tokens)
+    if name == "content-type" or draw(st.booleans()):
+        value += draw(st.sampled_from(["/", " / "])) + draw(tokens)
+    for _ in range(draw(st.integers(min_value=0, max_value=3))):
+        param = draw(st.sampled_from(["charset", "Charset", "name", "boundary", "x*", "a'b", "name"]))
+        text = draw(
+            st.sampled_from(
+                ['"utf-8"', "utf-8", '""', '"a b"', '"----=_Part_1.2"', '"=?utf-8?q?x?="', "a%20b", "x'y", '"a;b"', ""]
+            )
+        )
+        value += ";" + draw(st.sampled_from(["", " ", "\t"])) + param + draw(st.sampled_from(["=", " = "])) + text
+    return name, value + draw(st.sampled_from(["", "", ";", " "]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(_phrases(), st.text(max_size=40)))
+def test_fast_unstructured_agrees_with_policy_default(value: str) -> None:
+    fast = parse_module._fast_unstructured(value)
+    if fast is not None:
+        header = policy.default.header_factory("subject", value)
+        assert (fast, header.defects) == (str(header), ())
+
+
+@settings(max_examples=400, deadline=None)
+@given(_address_lists())
+def test_fast_addresses_agree_with_policy_default(value: str) -> None:
+    fast = parse_module._fast_addresses(value)
+    if fast is not None:
+        clean = parse_module._clean_line
+        header = policy.default.header_factory("to", value)
+        expected = [(clean(a.display_name), a.addr_spec) for a in header.addresses]
+        assert [(clean(display), spec) for display, spec in fast] == expected
+
+
+@settings(max_examples=400, deadline=None)
+@given(_mime_values())
+def test_fast_mime_header_agrees_with_policy_default(item: tuple[str, str]) -> None:
+    name, value = item
+    fast = parse_module._fast_mime_header(name, value)
+    if fast is not None:
+        header = policy.default.header_factory(name, value)
+        assert (fast, header.defects) == (str(header), ())
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Wed, 25 Nov 2026 14:39:37 +0000",
+        "1 Jan 2026 10:00 -0000",
+        "Mon, 1 Jan 2024 00:00:00 +0300 (MSK)",
+        "Tue, 31 Feb 2026 10:00:00 +0000",
+        "Thu, 1 Jan 1970 00:00:00 +9999",
+        "garbage",
+        "",
+    ],
+)
+def test_fast_date_agrees_with_policy_default(value: str) -> None:
+    fast = parse_module._fast_date(value)
+    if fast is not None:
+        header = policy.default.header_factory("date", value)
+        assert (fast, header.defects) == (str(header), ())
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "fast"),
+    [
+        ("subject", "=?utf-8?b?0JjQsg==?= =?utf-8?b?0JjQsg==?=", True),  # RFC 2047 6.2: the space goes
+        ("subject", "=?utf-8?b?0JjQsg==?=\t \t=?utf-8?q?=D0=98?=", True),
+        ("subject", " =?utf-8?b?0JjQsg==?= x  y =?UTF-8?B?0JjQsg==?= ", True),
+        ("subject", "Re: =?koi8-r?b?8NLJ18XU?= =?utf-8*ru?q?=D0=94=D0=B0_?=", True),
+        ("subject", "=?utf-8?q?=D0=98?==?utf-8?q?=D0=98?=", False),  # glued words
+        ("subject", "=?utf-8?b?0JjQsg?=", False),  # missing padding
+        ("subject", "=?utf-8?q?=D0?=", False),  # half a character
+        ("to", '"=?utf-8?b?0JjQsg==?= =?utf-8?b?0JjQsg==?=" <a@b.ru>', True),  # the space goes inside quotes too
+        ("to", "=?utf-8?b?0JjQsg==?= =?utf-8?b?0JjQsg==?= <a@b.ru>", True),  # but not in a phrase
+        ("to", "Ivan   Ivanov <a@b.ru>, <c@d.ru>, e@f.ru", True),
+        ("to", '"Ivanov, Ivan" <a@b.ru>', True),
+        ("to", "=?utf-8?q?Ivan=0D=0AEvil?= <ivan@example.ru>", False),  # policy.default raises on this one
+        ("to", "=?utf-8?b?0JjQstCw0L3QvtCyINCYLiDQmA==?=. <ivanov@example.ru>", True),  # Python's "Иванов И. И."
+        ("to", "Ivanov I. I. <a@b.ru>", True),  # RFC 5322 4.1 obs-phrase
+        ("to", "Ivanov I.I.<a@b.ru>", False),  # policy.default raises on a period right before "<"
+        ("to", "a@b.ru (Ivan)", False),
+        ("content-type", "text/plain;charset=utf-8", True),
+        ("content-type", 'TEXT/Plain ; charset = "x"', True),
+        ("content-type", 'multipart/mixed; boundary="----=_Part_1"; x=""', True),
+        ("content-type", "text/plain; name*=utf-8''%D0%98.txt", False),
+        ("content-type", 'text/plain; name="a"; name="b"', False),
+        ("content-disposition", 'attachment;\tfilename="a b.pdf"', True),
+        ("content-disposition", 'attachment; filename="=?utf-8?B?0JjQsg==?="', False),
+    ],
+)
+def test_fast_paths_on_known_values(kind: str, value: str, fast: bool) -> None:
+    if kind == "subject":
+        result: object = parse_module._fast_unstructured(value)
+        expected: object = str(policy.default.header_factory(kind, value))
+    elif kind == "to":
+        found = parse_module._fast_addresses(value)
+        clean = parse_module._clean_line
+        result = found and [(clean(display), spec) for display, spec in found]
+        if found:
+            expected = [
+                (clean(a.display_name), a.addr_spec) for a in policy.default.header_factory(kind, value).addresses
+            ]
+    else:
+        result = parse_module._fast_mime_header(kind, value)
+        expected = str(policy.default.header_factory(kind, value))
+    assert (result is not None) == fast
+    if fast:
+        assert result == expected
+
+
+def test_common_values_take_the_fast_paths() -> None:
+    # Guards the speed: what Thunderbird, Outlook, Gmail and Python itself write must not need the full parser.
+    assert parse_module._fast_unstructured("=?utf-8?B?0JfQsNC/0YDQvtGB?= =?utf-8?B?INC+?=") == "Запрос о"
+    assert parse_module._fast_addresses('"=?utf-8?B?0JDQvdC90LA=?=" <anna@mail.ru>, b@example.ru')
+    assert parse_module._fast_addresses("=?UTF-8?Q?=D0=90=D0=BD=D0=BD=D0=B0?= <anna@mail.ru>")
+    assert parse_module._fast_mime_header("content-type", 'multipart/alternative; boundary="000000000000abc"')
+    assert parse_module._fast_mime_header("content-disposition", 'attachment; filename="scan.pdf"')
+    assert parse_module._fast_date("Tue, 03 Mar 2026 10:00:00 +0300")
+    assert parse_module._quick_parse(_SEED) is not None
+
+
+def _parse_without_fast_paths(raw: bytes, monkeypatch: pytest.MonkeyPatch) -> ParsedMessage:
+    with monkeypatch.context() as patch:
+        patch.setattr(parse_module, "_quick_parse", lambda data: None)
+        patch.setattr(parse_module, "_fast_reader", lambda name: None)
+        patch.setattr(parse_module, "_fast_addresses", lambda value: None)
+        return parse_message(raw)
+
+
+def _same_result(raw: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    try:
+        fast: ParsedMessage | str = parse_message(raw)
+    except ParseError as exc:
+        fast = exc.reason
+    try:
+        slow: ParsedMessage | str = _parse_without_fast_paths(raw, monkeypatch)
+    except ParseError as exc:
+        slow = exc.reason
+    assert fast == slow
+
+
+@pytest.mark.parametrize("eml", GOLDEN, ids=[p.stem for p in GOLDEN])
+def test_fast_paths_change_nothing_on_golden_files(eml: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _same_result(eml.read_bytes(), monkeypatch)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_fast_paths_change_nothing_on_generated_mail(data: st.DataObject) -> None:
+    headers = {
+        "From": data.draw(_address_lists()),
+        "Subject": data.draw(st.one_of(_phrases(), st.text(max_size=30))),
+        "Content-Type": data.draw(_mime_values())[1],
+    }
+    head = "".join(f"{name}: {value}\n" for name, value in headers.items() if "\n" not in value and "\r" not in value)
+    raw = b"To: info@dizo.test\nDate: Tue, 03 Mar 2026 10:00:00 +0300\n" + head.encode("utf-8") + b"\nbody\n"
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _same_result(raw, monkeypatch)
+        # The generated headers first, ahead of the seed's own (multipart) Content-Type and From.
+        seeded = _SEED.replace(b"Subject:", b"X-Subject:").replace(b"\nTo:", b"\n" + head.encode() + b"To:")
+        _same_result(seeded, monkeypatch)
