@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     # Intake limits
     max_message_bytes: int = 30 * 1024 * 1024
     max_attachment_bytes: int = 15 * 1024 * 1024
+    # Processes that parse and classify fetched messages while this one writes the previous batch (the CPU-heavy,
+    # database-free half of intake). None: one per CPU but one; 0: everything in this process.
+    intake_workers: int | None = Field(default=None, ge=0, le=64)
 
     # Legal policy (RULES.md)
     appeal_by_email: Literal["register", "redirect_only"] = "register"

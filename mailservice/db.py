@@ -7,14 +7,15 @@ Alembic migrations. Every domain keeps its models in its own package and registe
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import Column, DateTime, Engine, MetaData, create_engine, event, func, inspect, select
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapper, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from mailservice.config import Settings, get_settings
@@ -55,6 +56,31 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dt.datetime: UTCDateTime()}
 
 
+def with_column_defaults(model: type[Base], values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` plus the Python-side default of every column attribute not in it.
+
+    SQLAlchemy batches the INSERTs of a flush only across consecutive rows that set the same columns; a model
+    whose rows are built with different keyword sets (the kinds of history event) is inserted a row at a time
+    unless its constructor fills in the defaults itself.
+    """
+    filled = dict(values)
+    for key, default in _column_defaults(model):
+        if key not in filled:
+            filled[key] = default.arg(None) if default.is_callable else default.arg
+    return filled
+
+
+@functools.cache
+def _column_defaults(model: type[Base]) -> tuple[tuple[str, Any], ...]:
+    found = []
+    for attribute in inspect(model).column_attrs:
+        column = attribute.columns[0]
+        if isinstance(column, Column) and column.default is not None:
+            if column.default.is_scalar or column.default.is_callable:
+                found.append((attribute.key, column.default))
+    return tuple(found)
+
+
 def utcnow() -> dt.datetime:
     """The current time, aware and in UTC (the only clock read in the service layer)."""
     return dt.datetime.now(dt.UTC)
@@ -68,6 +94,43 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+@functools.cache
+def _generated_id(mapper: Mapper[Any]) -> tuple[str, Column[Any]] | None:
+    """The attribute and column of a mapper's single integer primary key that the database numbers, if any."""
+    if len(mapper.primary_key) != 1:
+        return None
+    column = mapper.primary_key[0]
+    if column.table.autoincrement_column is not column or column.default is not None:
+        return None
+    return mapper.get_property_by_column(column).key, column
+
+
+def _number_new_rows(session: Session, _context: Any, _instances: Any) -> None:
+    """Give new SQLite rows their ids before the flush, so that SQLAlchemy inserts them in batches.
+
+    SQLite cannot say which generated id belongs to which row of a multi-row INSERT ... RETURNING, so SQLAlchemy
+    inserts rows with database-generated keys one statement each there ("insertmanyvalues", sort_by_parameter_order).
+    Every SQLite transaction here holds the write lock from its start (BEGIN IMMEDIATE), so max(id) + 1 read now is
+    the id SQLite itself would assign. Read once per table and flush: nothing else writes in between.
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    pending: dict[Mapper[Any], list[object]] = {}
+    for obj in session.new:
+        mapper = inspect(obj).mapper
+        generated = _generated_id(mapper)
+        if generated is not None and getattr(obj, generated[0]) is None:
+            pending.setdefault(mapper, []).append(obj)
+    for mapper, objects in pending.items():
+        generated = _generated_id(mapper)
+        assert generated is not None
+        key, column = generated
+        with session.no_autoflush:
+            last = session.execute(select(func.max(column))).scalar() or 0
+        for offset, obj in enumerate(objects, start=1):
+            setattr(obj, key, last + offset)
 
 
 def make_engine(url: str) -> Engine:
@@ -112,7 +175,13 @@ def get_engine(settings: Settings | None = None) -> Engine:
 
 def _sessionmaker_for(url: str) -> sessionmaker[Session]:
     if url not in _sessionmakers:
-        _sessionmakers[url] = sessionmaker(bind=_engine_for(url), expire_on_commit=False)
+        # Every model registered before the first session: relationships between domains are named by string.
+        import mailservice.models  # noqa: F401
+
+        factory = sessionmaker(bind=_engine_for(url), expire_on_commit=False)
+        if url.startswith("sqlite"):
+            event.listen(factory, "before_flush", _number_new_rows)
+        _sessionmakers[url] = factory
     return _sessionmakers[url]
 
 

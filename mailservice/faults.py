@@ -9,14 +9,19 @@ from __future__ import annotations
 import os
 import signal
 
-_name, _, _count = os.environ.get("MAILSERVICE_FAULT", "").partition(":")
-_remaining = int(_count or 1) if _name else 0
+_spec = ""
+_remaining = 0
 
 
 def point(name: str) -> None:
     """Mark a point where a crash is survivable by design; dies here when the fault names it."""
-    global _remaining
-    if not _name or name != _name:
+    global _spec, _remaining
+    spec = os.environ.get("MAILSERVICE_FAULT", "")
+    if not spec:
+        return
+    if spec != _spec:  # read when first seen: worker processes receive their environment after start-up
+        _spec, _remaining = spec, int(spec.partition(":")[2] or 1)
+    if name != spec.partition(":")[0]:
         return
     _remaining -= 1
     if _remaining <= 0:

@@ -15,17 +15,22 @@ import datetime as dt
 import logging
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import Message
 from email.utils import getaddresses
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text, select, update
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from mailservice.config import Settings, get_settings
 from mailservice.db import Base, session_scope, utcnow
 from mailservice.mail import smtp
 from mailservice.mail.compose import serialise
+
+if TYPE_CHECKING:
+    from mailservice.inforequests.models import Request
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +61,9 @@ class OutboxMessage(Base):
     sent_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     last_error: Mapped[str] = mapped_column(Text, default="")
 
+    # Set instead of request_id when the request is new: the flush fills in the id (intake writes a batch at once).
+    request: Mapped[Request | None] = relationship("Request")
+
 
 def enqueue(
     session: Session,
@@ -64,17 +72,25 @@ def enqueue(
     kind: str,
     ref_type: str = "",
     ref_id: int | None = None,
-    request_id: int | None = None,
+    envelope: tuple[str, Sequence[str]] | None = None,
 ) -> OutboxMessage:
-    """Queue a built message in the caller's transaction; it is sent only if that transaction commits."""
+    """Queue a built message in the caller's transaction; it is sent only if that transaction commits.
+
+    The SMTP envelope (sender, recipients) is read from From, To and Cc unless the caller who built the message
+    gives it as ``envelope``. The row is added, not flushed: its ``id`` is known after the caller's next flush
+    (intake writes a whole batch of acknowledgements in one flush).
+    """
     message_id = str(message["Message-ID"] or "").strip().strip("<>")
     if not message_id:
         raise ValueError("an outgoing message needs a Message-ID (compose.build_message sets one)")
-    recipients = [addr for _name, addr in getaddresses([str(v) for v in message.get_all("To", [])]) if addr]
-    recipients += [addr for _name, addr in getaddresses([str(v) for v in message.get_all("Cc", [])]) if addr]
+    if envelope is None:
+        recipients = [addr for _name, addr in getaddresses([str(v) for v in message.get_all("To", [])]) if addr]
+        recipients += [addr for _name, addr in getaddresses([str(v) for v in message.get_all("Cc", [])]) if addr]
+        mail_from = getaddresses([str(message["From"])])[0][1]
+    else:
+        mail_from, recipients = envelope[0], list(envelope[1])
     if not recipients:
         raise ValueError("an outgoing message needs at least one recipient")
-    _name, mail_from = getaddresses([str(message["From"])])[0]
     row = OutboxMessage(
         kind=kind,
         message_id=message_id,
@@ -84,10 +100,8 @@ def enqueue(
         raw=serialise(message),
         ref_type=ref_type,
         ref_id=ref_id,
-        request_id=request_id,
     )
     session.add(row)
-    session.flush()
     return row
 
 

@@ -142,6 +142,23 @@ def _poll_subprocess(env: dict[str, str], fault: str | None) -> tuple[int, str]:
     return proc.returncode, proc.stderr.decode(errors="replace")[-2000:]
 
 
+def _assert_no_process_left(marker: str, wait: float = 15.0) -> None:
+    """No process started with this test's data folder in its environment is still running (orphaned workers)."""
+    deadline = time.monotonic() + wait
+    while True:
+        left = []
+        for environ in Path("/proc").glob("[0-9]*/environ"):
+            try:
+                if f"MAILSERVICE_DATA_DIR={marker}".encode() in environ.read_bytes().split(b"\0"):
+                    left.append(environ.parent.name)
+            except OSError:
+                continue  # gone meanwhile, or not ours to read
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert left == [], f"processes left behind by killed pollers: {left}"
+
+
 @pytest.mark.slow
 def test_sigkill_at_every_point_leaves_one_registration_per_message(
     imap: Dovecot, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str
@@ -150,13 +167,15 @@ def test_sigkill_at_every_point_leaves_one_registration_per_message(
         monkeypatch,
         tmp_path,
         db_url,
-        imap_batch_size="7",
+        imap_batch_size="8",
+        # Batches go to a worker process (batches of 8 and more do), which the poller's death must not orphan.
+        intake_workers="1",
         **{k.removeprefix("MAILSERVICE_").lower(): v for k, v in imap.env().items()},
     )
     messages = [citizen_mail(sender=f"c{i}@example.ru", subject=f"Запрос {i}") for i in range(40)]
     append(imap, messages)
     env = {k: v for k, v in os.environ.items()}
-    # Batches of 7: each fault below fires on what the earlier ones left (40, 33, 26 with 7 journaled, 19, 19, 19).
+    # Batches of 8: each fault below fires on what the earlier ones left (40, 32, 24 with 8 journaled, 16, 16, 16).
     faults = ["after_store:3", "before_commit:2", "after_commit:2", "after_move:1", "before_commit:1", "after_commit:1"]
     for fault in faults:
         code, stderr = _poll_subprocess(env, fault)
@@ -172,6 +191,7 @@ def test_sigkill_at_every_point_leaves_one_registration_per_message(
         proc.wait()
     code, stderr = _poll_subprocess(env, None)
     assert code == 0, stderr
+    _assert_no_process_left(str(settings.data_dir))
     assert folder_count(imap, "INBOX") == 0
     assert folder_count(imap, settings.imap_processed_folder) == 40
     with session_scope(settings) as session:

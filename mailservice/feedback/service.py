@@ -84,7 +84,9 @@ def queue_survey(session: Session, settings: Settings, request: Request, now: dt
         ref_type="feedback_survey",
         ref_id=survey.id,
     )
-    survey.outbox_id = row.id if row is not None else None
+    if row is not None:
+        session.flush()  # the outbox row's id
+        survey.outbox_id = row.id
     return survey
 
 

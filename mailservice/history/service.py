@@ -113,7 +113,7 @@ def _mail(
                 kind=EventKind.message_out,
                 channel=Channel.email,
                 direction="out",
-                outbox_id=row.id,
+                outbox=row,
                 comment=subject,
             )
         )

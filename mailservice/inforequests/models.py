@@ -8,7 +8,9 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from mailservice.db import Base, utcnow
+from mailservice.db import Base, utcnow, with_column_defaults
+from mailservice.intake.models import IntakeEntry
+from mailservice.outbox import OutboxMessage
 
 
 class Client(Base):
@@ -139,6 +141,12 @@ class Event(Base):
 
     request: Mapped[Request | None] = relationship(back_populates="events")
     client: Mapped[Client] = relationship()
+    intake: Mapped[IntakeEntry | None] = relationship()
+    outbox: Mapped[OutboxMessage | None] = relationship()
+
+    def __init__(self, **values: Any) -> None:
+        # A registration writes three kinds of event; with the same columns set they are inserted in one batch.
+        super().__init__(**with_column_defaults(Event, values))
 
 
 class Attachment(Base):

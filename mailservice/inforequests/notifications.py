@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from mailservice.config import Settings
 from mailservice.inforequests.lifecycle import CHANNEL_NAMES, REFUSAL_GROUNDS, STATUS_NAMES, Channel, EventKind, Status
 from mailservice.inforequests.models import Event, Request
-from mailservice.mail.compose import build_message
+from mailservice.mail.compose import build_message, wire_address
 from mailservice.outbox import OutboxMessage, enqueue
 
 
@@ -53,7 +53,8 @@ def send_to_client(
     ref_id: int | None = None,
 ) -> OutboxMessage | None:
     """Queue a templated e-mail to the request's client, threaded with the earlier ones, and record it in the
-    client's history. ``ref_type``/``ref_id`` say what a reply to it concerns (default: the request itself)."""
+    client's history. ``ref_type``/``ref_id`` say what else a reply to it concerns (a survey, say); the request
+    itself is always the row's ``request_id``."""
     if not request.reply_email:
         return None
     if refs is None:
@@ -76,14 +77,9 @@ def send_to_client(
         references=refs,
         attachments=attachments,
     )
-    row = enqueue(
-        session,
-        message,
-        kind=kind,
-        ref_type=ref_type,
-        ref_id=request.id if ref_id is None else ref_id,
-        request_id=request.id,
-    )
+    envelope = (wire_address(settings.from_address), [wire_address(request.reply_email)])
+    row = enqueue(session, message, kind=kind, ref_type=ref_type, ref_id=ref_id, envelope=envelope)
+    row.request = request  # not request_id: a new request has no id before the flush
     session.add(
         Event(
             client=request.client,
@@ -92,7 +88,7 @@ def send_to_client(
             kind=EventKind.message_out,
             channel=Channel.email,
             direction="out",
-            outbox_id=row.id,
+            outbox=row,
             comment=str(message["Subject"]),
         )
     )

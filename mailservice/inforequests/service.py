@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -29,6 +30,7 @@ from mailservice.inforequests.lifecycle import (
     check_transition,
 )
 from mailservice.inforequests.models import Attachment, Client, ClientContact, Event, RegistrationCounter, Request
+from mailservice.intake.models import IntakeEntry
 from mailservice.workdays import default_calendar
 
 
@@ -98,6 +100,30 @@ def find_or_create_client(
             select(ClientContact).where(ClientContact.kind == "phone", ClientContact.value == phone)
         )
         client = contact.client if contact else None
+    return update_or_create_client(
+        session,
+        client,
+        now=now,
+        name=name,
+        email=email,
+        phone=phone,
+        organisation=organisation,
+        postal_address=postal_address,
+    )
+
+
+def update_or_create_client(
+    session: Session,
+    client: Client | None,
+    *,
+    now: dt.datetime,
+    name: str = "",
+    email: str | None = None,
+    phone: str | None = None,
+    organisation: str = "",
+    postal_address: str = "",
+) -> Client:
+    """``client`` (already looked up by the caller) with missing details filled in, or a new client."""
     if client is None:
         client = Client(name=name, organisation=organisation, postal_address=postal_address, created_at=now)
         session.add(client)
@@ -115,20 +141,39 @@ def find_or_create_client(
 # Registration -------------------------------------------------------------------------------------------------
 
 
+def _counter(session: Session, year: int) -> RegistrationCounter:
+    """The year's counter row, locked for the rest of the caller's transaction.
+
+    ``SELECT ... FOR UPDATE`` on PostgreSQL (SQLite's BEGIN IMMEDIATE already excludes other writers), so two
+    transactions never issue the same number. The row is created first when the year has none.
+    """
+    # Cached for this transaction only (holding it keeps its identity): a new transaction takes the lock again.
+    transaction = session.get_transaction()
+    cached = session.info.get("registration_counter")
+    if cached is not None and cached[0] is transaction and cached[1] == year and cached[2] in session:
+        return cast(RegistrationCounter, cached[2])
+    locked = select(RegistrationCounter).where(RegistrationCounter.year == year).with_for_update()
+    locked = locked.execution_options(populate_existing=True)
+    counter = session.scalar(locked)
+    if counter is None:
+        dialect = session.get_bind().dialect.name
+        ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        session.execute(ins(RegistrationCounter).values(year=year, last=0).on_conflict_do_nothing())
+        counter = session.scalars(locked).one()
+    session.info["registration_counter"] = (session.get_transaction(), year, counter)
+    return counter
+
+
 def next_number(session: Session, year: int) -> str:
     """Issue the next registration number of ``year`` in the caller's transaction (gap-free: a rollback returns it).
 
-    One upsert with RETURNING (SQLite 3.35+, PostgreSQL): the row lock on PostgreSQL (and SQLite's BEGIN
-    IMMEDIATE) makes two registrations never read the same value.
+    The counter is incremented in memory and written by the caller's next flush, so registering a batch of
+    requests costs one statement, not one per request. A caller that rolls back a savepoint expires the session
+    (see intake.pipeline), which reloads the counter as it was.
     """
-    dialect = session.get_bind().dialect.name
-    ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    upsert = ins(RegistrationCounter).values(year=year, last=1)
-    stmt = upsert.on_conflict_do_update(index_elements=["year"], set_={"last": RegistrationCounter.last + 1}).returning(
-        RegistrationCounter.last
-    )
-    last = session.execute(stmt).scalar_one()
-    return f"{year}-{last:06d}"
+    counter = _counter(session, year)
+    counter.last += 1
+    return f"{year}-{counter.last:06d}"
 
 
 def recompute_due(settings: Settings, request: Request) -> None:
@@ -180,7 +225,7 @@ def create_request(
     labels: Labels,
     received_at: dt.datetime | None = None,
     reply_email: str | None = None,
-    intake_id: int | None = None,
+    intake: IntakeEntry | None = None,
     message_id: str | None = None,
     attachments: Sequence[StoredFile] = (),
     parent: Request | None = None,
@@ -219,7 +264,7 @@ def create_request(
         EventKind.message_in,
         channel=channel,
         direction="in",
-        intake_id=intake_id,
+        intake=intake,
         actor=actor,
         comment=subject,
         data={"message_id": message_id} if message_id else {},
@@ -374,7 +419,7 @@ def add_client_message(
     channel: Channel,
     text: str,
     subject: str = "",
-    intake_id: int | None = None,
+    intake: IntakeEntry | None = None,
     message_id: str | None = None,
     attachments: Sequence[StoredFile] = (),
     from_addr: str | None = None,
@@ -387,7 +432,7 @@ def add_client_message(
         EventKind.message_in,
         channel=channel,
         direction="in",
-        intake_id=intake_id,
+        intake=intake,
         comment=text,
         data={k: v for k, v in {"message_id": message_id, "subject": subject, "from": from_addr}.items() if v},
     )
@@ -483,4 +528,5 @@ __all__ = [
     "is_joinable",
     "next_number",
     "register_request",
+    "update_or_create_client",
 ]

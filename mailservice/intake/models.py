@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mailservice.db import Base, utcnow
+
+if TYPE_CHECKING:
+    from mailservice.inforequests.models import Request
 
 
 class Outcome(StrEnum):
@@ -55,6 +59,9 @@ class IntakeEntry(Base):
     resolved_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     resolved_by: Mapped[str] = mapped_column(String(200), default="")
 
+    # Set instead of request_id when the request is new in this batch: the flush fills in the id.
+    request: Mapped[Request | None] = relationship("Request")
+
 
 class Bounce(Base):
     """A delivery status notification about one of our messages (RFC 3464)."""
@@ -69,3 +76,5 @@ class Bounce(Base):
     status: Mapped[str | None] = mapped_column(String(16), default=None)
     diagnostic: Mapped[str] = mapped_column(Text, default="")
     outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"), default=None)
+
+    intake: Mapped[IntakeEntry] = relationship()

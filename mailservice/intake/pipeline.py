@@ -1,42 +1,46 @@
 """Intake: from raw bytes to exactly one journal row, in small named steps.
 
-1. *seen*: a message whose IMAP identity (mailbox, UIDVALIDITY, UID) is journaled already was handled (a crash hit
+1. *store*: the raw bytes go to the blob store before anything is decided, so nothing is lost whatever fails next.
+2. *prepare* (:mod:`mailservice.intake.prepare`, pure, in worker processes for a batch): parse, triage,
+   classify. A message that cannot be parsed is quarantined with its reason.
+3. *seen*: a message whose IMAP identity (mailbox, UIDVALIDITY, UID) is journaled already was handled (a crash hit
    between commit and move); nothing is done again.
-2. *store*: the raw bytes go to the blob store before anything else, so nothing is lost whatever fails next.
-3. *parse*: a message that cannot be parsed is quarantined with its reason.
-4. In one transaction: *dedupe* on Message-ID + content hash; *triage* (bounces and automatic replies never
-   become requests and never get an answer: no mail loops, RFC 3834); *route* replies to their thread; otherwise
-   *register* a new request. The journal row is written in the same transaction.
-5. Any unexpected error rolls that transaction back and quarantines the message with the error as reason: the one
-   place where exceptions are caught (Zulip-style), so a bad message never stops the poller.
+4. In one transaction per batch: *dedupe* on Message-ID + content hash; *triage* (bounces and automatic replies
+   never become requests and never get an answer: no mail loops, RFC 3834); *route* replies to their thread;
+   otherwise *register* a new request. The journal rows are written in the same transaction.
+5. Any unexpected error rolls the message's work back and quarantines it with the error as reason: the one place
+   where exceptions are caught (Zulip-style), so a bad message never stops the poller.
+
+Writing a batch has two modes. The *fast* one writes all the batch's plain messages (new requests, duplicates,
+bounces, automatic replies) with one flush at the end, answering its look-ups (duplicates, clients, threads) from
+queries made once per batch plus what the batch itself created. Replies to a thread and messages other domains
+take (ballots, subscriptions) are written each in its own savepoint after a flush, because their handlers query
+the database. If anything in the fast mode fails, the whole batch is rolled back and written again in the
+*careful* mode: every message in its own savepoint, so one bad message is quarantined and its neighbours kept.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import email
-import email.policy
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from mailservice import faults
-from mailservice.blobs import BlobStore
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.inforequests import service
-from mailservice.inforequests.classification import labels_for
 from mailservice.inforequests.lifecycle import Channel
-from mailservice.inforequests.models import Event, Request
+from mailservice.inforequests.models import Client, ClientContact, Event, Request
 from mailservice.intake.models import Bounce, IntakeEntry, Outcome
-from mailservice.mail.bounces import parse_bounce
-from mailservice.mail.parse import ParsedMessage, ParseError, parse_message
-from mailservice.mail.triage import Verdict, triage
+from mailservice.intake.prepare import Prepared, preparer_for
+from mailservice.mail.parse import ParsedMessage
+from mailservice.mail.triage import Verdict
 from mailservice.outbox import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -94,6 +98,11 @@ def register_type_route(label: str, handler: TypeHandler) -> None:
     TYPE_ROUTES[label] = handler
 
 
+def _chunks(values: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
 def _seen_many(session: Session, sources: Sequence[Source]) -> dict[tuple[object, ...], IntakeEntry]:
     """Journal entries of the IMAP messages among ``sources``, by (mailbox, UIDVALIDITY, UID)."""
     found: dict[tuple[object, ...], IntakeEntry] = {}
@@ -141,12 +150,16 @@ def _entry(source: Source, raw_sha: str, size: int, now: dt.datetime, parsed: Pa
     )
 
 
+def _thread_ids(parsed: ParsedMessage) -> list[str]:
+    return [i for i in [*parsed.in_reply_to, *reversed(parsed.references)] if i]
+
+
 def _find_thread(session: Session, parsed: ParsedMessage) -> tuple[Request | None, OutboxMessage | None]:
     """The request (or other object) a reply belongs to: our Message-IDs first, then the number tag.
 
     Matching on our own Message-IDs before addresses (alaveteli#7879): a citizen may answer from another address.
     """
-    ids = [i for i in [*parsed.in_reply_to, *reversed(parsed.references)] if i]
+    ids = _thread_ids(parsed)
     if ids:
         ours = session.scalars(select(OutboxMessage).where(OutboxMessage.message_id.in_(ids))).all()
         by_id = {row.message_id: row for row in ours}
@@ -172,51 +185,168 @@ def _find_thread(session: Session, parsed: ParsedMessage) -> tuple[Request | Non
     return None, None
 
 
-def _store_attachments(store: BlobStore, parsed: ParsedMessage) -> list[service.StoredFile]:
-    stored = []
-    for part in parsed.attachments:
-        digest = store.put(part.data)
-        stored.append(service.StoredFile(part.filename, part.content_type, part.size, digest))
-    return stored
+_NOT_ORIGINALS = [Outcome.duplicate, Outcome.quarantined]
+
+
+class Lookups:
+    """What deciding a message asks the database, one query per question (the careful mode)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def duplicate_of(self, entry: IntakeEntry, parsed: ParsedMessage) -> IntakeEntry | None:
+        """An earlier journal entry (already flushed) with the same Message-ID and content."""
+        duplicate = self.session.scalar(
+            select(IntakeEntry)
+            .where(
+                IntakeEntry.content_hash == parsed.content_hash,
+                IntakeEntry.message_id == parsed.message_id if parsed.message_id else IntakeEntry.message_id.is_(None),
+                IntakeEntry.id != entry.id,
+                # A copy of a quarantined message is processed afresh rather than hidden behind the first copy.
+                IntakeEntry.outcome.not_in(_NOT_ORIGINALS),
+            )
+            .order_by(IntakeEntry.id)
+            .limit(1)
+        )
+        return duplicate
+
+    def thread(self, parsed: ParsedMessage) -> tuple[Request | None, OutboxMessage | None]:
+        """The request or outbox message ``parsed`` answers."""
+        return _find_thread(self.session, parsed)
+
+    def client(self, address: str) -> Client | None:
+        """The client who owns ``address``."""
+        return service.find_client_by_email(self.session, address)
+
+    def remember(self, entry: IntakeEntry, request: Request | None) -> None:
+        """Note what a message created (the database answers the next questions itself here)."""
+
+
+class BatchLookups(Lookups):
+    """The same questions answered from a few queries per batch plus what the batch created (the fast mode).
+
+    It can only say "no thread" for sure: a message that may belong to a thread or that another domain takes is
+    not :meth:`plain` and goes to its own savepoint, where :class:`Lookups` answers after a flush.
+    """
+
+    def __init__(self, session: Session, messages: Sequence[ParsedMessage]) -> None:
+        super().__init__(session)
+        self._originals: dict[tuple[str, str | None], IntakeEntry] = {}
+        self._clients: dict[str, Client | None] = {}
+        self._thread_ids: set[str] = set()
+        self._load_originals(sorted({parsed.content_hash for parsed in messages}))
+        self._load_clients(sorted({parsed.from_addr for parsed in messages if parsed.from_addr}))
+        self._load_thread_ids(sorted({message_id for parsed in messages for message_id in _thread_ids(parsed)}))
+
+    def _load_originals(self, hashes: Sequence[str]) -> None:
+        for chunk in _chunks(hashes):
+            query = (
+                select(IntakeEntry)
+                .where(IntakeEntry.content_hash.in_(chunk), IntakeEntry.outcome.not_in(_NOT_ORIGINALS))
+                .order_by(IntakeEntry.id)
+            )
+            for entry in self.session.scalars(query):
+                self._originals.setdefault((entry.content_hash, entry.message_id), entry)
+
+    def _load_clients(self, addresses: Sequence[str]) -> None:
+        self._clients.update(dict.fromkeys(addresses))
+        for chunk in _chunks(addresses):
+            contacts = (
+                select(ClientContact)
+                .where(ClientContact.kind == "email", ClientContact.value.in_(chunk))
+                # The client and its contacts in two more queries, not two per client (find_or_create reads them).
+                .options(joinedload(ClientContact.client).selectinload(Client.contacts))
+            )
+            for contact in self.session.scalars(contacts):
+                client = contact.client
+                # A merged record points at its survivor: the rare case gets the careful lookup.
+                self._clients[contact.value] = (
+                    client if client.merged_into_id is None else super().client(contact.value)
+                )
+
+    def _load_thread_ids(self, ids: Sequence[str]) -> None:
+        for chunk in _chunks(ids):
+            ours = select(OutboxMessage.message_id).where(OutboxMessage.message_id.in_(chunk))
+            self._thread_ids.update(self.session.scalars(ours))
+            roots = select(Request.thread_root).where(Request.thread_root.in_(chunk))
+            self._thread_ids.update(root for root in self.session.scalars(roots) if root)
+
+    def duplicate_of(self, entry: IntakeEntry, parsed: ParsedMessage) -> IntakeEntry | None:
+        original = self._originals.get((parsed.content_hash, parsed.message_id or None))
+        assert original is None or original.id is not None, "a copy of an unflushed message goes to a savepoint"
+        return original
+
+    def thread(self, parsed: ParsedMessage) -> tuple[Request | None, OutboxMessage | None]:
+        assert not self._may_thread(parsed), "a message that may be a reply is decided in its own savepoint"
+        return None, None
+
+    def client(self, address: str) -> Client | None:
+        if address not in self._clients:
+            self._clients[address] = super().client(address)
+        return self._clients[address]
+
+    def remember(self, entry: IntakeEntry, request: Request | None) -> None:
+        key = (entry.content_hash, entry.message_id)
+        if entry.outcome not in _NOT_ORIGINALS and key not in self._originals:
+            self._originals[key] = entry
+        if request is not None:
+            if request.thread_root:
+                self._thread_ids.add(request.thread_root)
+            if entry.from_addr:
+                self._clients[entry.from_addr] = request.client
+
+    def forget_client(self, address: str | None) -> None:
+        """Ask the database again about ``address`` (a handler in a savepoint may have created its client)."""
+        if address:
+            self._clients.pop(address, None)
+
+    def _may_thread(self, parsed: ParsedMessage) -> bool:
+        if any(message_id in self._thread_ids for message_id in _thread_ids(parsed)):
+            return True
+        return bool(parsed.from_addr and NUMBER_TAG.search(parsed.subject))
+
+    def plain(self, prepared: Prepared) -> bool:
+        """Whether the fast mode can write this message: nothing in it depends on queries it cannot answer."""
+        parsed = prepared.parsed
+        if parsed is None or prepared.error or prepared.labels is None:
+            return True  # quarantined, bounce or automatic reply
+        original = self._originals.get((parsed.content_hash, parsed.message_id or None))
+        if original is not None:
+            # A copy of a message earlier in this batch needs that message's id: a flush first, in a savepoint.
+            return original.id is not None
+        return not self._may_thread(parsed) and prepared.labels.type not in TYPE_ROUTES
+
+
+def _link(entry: IntakeEntry, request: Request) -> None:
+    entry.request = request  # not request_id: a request created in this batch has no id before the flush
 
 
 def _decide(
     session: Session,
     settings: Settings,
-    store: BlobStore,
     entry: IntakeEntry,
-    parsed: ParsedMessage,
-    raw: bytes,
-    source: Source,
+    prepared: Prepared,
     now: dt.datetime,
-) -> None:
-    """Fill in the entry's outcome (and create what it implies) inside the caller's transaction."""
-    duplicate = session.scalar(
-        select(IntakeEntry)
-        .where(
-            IntakeEntry.content_hash == parsed.content_hash,
-            IntakeEntry.message_id == parsed.message_id if parsed.message_id else IntakeEntry.message_id.is_(None),
-            IntakeEntry.id != entry.id,
-            # A copy of a quarantined message is processed afresh rather than hidden behind the first copy.
-            IntakeEntry.outcome.not_in([Outcome.duplicate, Outcome.quarantined]),
-        )
-        .order_by(IntakeEntry.id)
-        .limit(1)
-    )
-    if duplicate is not None:
-        entry.outcome, entry.duplicate_of_id = Outcome.duplicate, duplicate.id
-        entry.request_id = duplicate.request_id
-        entry.reason = f"same Message-ID and content as journal entry {duplicate.id}"
-        return
+    lookups: Lookups,
+) -> Request | None:
+    """Fill in the entry's outcome (and create what it implies) inside the caller's transaction; returns the
+    request the message went to, if any."""
+    parsed = prepared.parsed
+    assert parsed is not None and prepared.triage is not None
+    original = lookups.duplicate_of(entry, parsed)
+    if original is not None:
+        entry.outcome, entry.duplicate_of_id = Outcome.duplicate, original.id
+        entry.request_id = original.request_id
+        entry.reason = f"same Message-ID and content as journal entry {original.id}"
+        return None
 
-    message_obj = email.message_from_bytes(raw, policy=email.policy.compat32)
-    verdict = triage(parsed, message_obj, source.envelope_from)
-    if verdict.verdict is Verdict.bounce:
-        info = parse_bounce(message_obj)
-        entry.outcome, entry.reason = Outcome.bounce, verdict.reason
+    if prepared.triage.verdict is Verdict.bounce:
+        info = prepared.bounce
+        assert info is not None
+        entry.outcome, entry.reason = Outcome.bounce, prepared.triage.reason
         session.add(
             Bounce(
-                intake_id=entry.id,
+                intake=entry,
                 at=now,
                 address=info.recipient,
                 kind=info.kind,
@@ -224,21 +354,23 @@ def _decide(
                 diagnostic=info.diagnostic[:4000],
             )
         )
-        return
-    if verdict.verdict is Verdict.auto_reply:
-        entry.outcome, entry.reason = Outcome.ignored_auto_reply, verdict.reason
-        return
+        return None
+    if prepared.triage.verdict is Verdict.auto_reply:
+        entry.outcome, entry.reason = Outcome.ignored_auto_reply, prepared.triage.reason
+        return None
 
     assert parsed.from_addr is not None  # parse_message refuses a message without a usable sender
-    request, outbox_row = _find_thread(session, parsed)
+    labels = prepared.labels
+    assert labels is not None
+    request, outbox_row = lookups.thread(parsed)
     if outbox_row is not None and request is None:
         handler = ROUTES.get(outbox_row.ref_type)
         if handler is not None:
             reason = handler(session, parsed, outbox_row, entry)
             if reason is not None:
                 entry.outcome, entry.reason = Outcome.routed, reason
-                return
-    attachments = _store_attachments(store, parsed)
+                return None
+    attachments = list(prepared.attachments)
     body = parsed.new_text or parsed.text
     if request is not None and outbox_row is not None:
         # Answering one of our messages from the address it went to proves the address is the client's.
@@ -252,23 +384,25 @@ def _decide(
             channel=Channel.email,
             text=body,
             subject=parsed.subject,
-            intake_id=entry.id,
+            intake=entry,
             message_id=parsed.message_id,
             attachments=attachments,
             from_addr=parsed.from_addr,
         )
-        entry.outcome, entry.request_id = Outcome.reply, request.id
+        entry.outcome = Outcome.reply
+        _link(entry, request)
         entry.reason = f"reply to {request.number or request.id}"
-        return
+        return request
 
-    labels = labels_for(parsed.subject, body)
     type_handler = TYPE_ROUTES.get(labels.type) if request is None else None
     if type_handler is not None:
         reason = type_handler(session, parsed, labels, entry)
         if reason is not None:
             entry.outcome, entry.reason = Outcome.routed, reason
-            return
-    client = service.find_or_create_client(session, now=now, name=parsed.from_name, email=parsed.from_addr)
+            return None
+    client = service.update_or_create_client(
+        session, lookups.client(parsed.from_addr), now=now, name=parsed.from_name, email=parsed.from_addr
+    )
     reply_to = parsed.reply_to or parsed.from_addr
     new = service.create_request(
         session,
@@ -281,25 +415,43 @@ def _decide(
         labels=labels,
         received_at=parsed.date if parsed.date and parsed.date < now else now,
         reply_email=reply_to,
-        intake_id=entry.id,
+        intake=entry,
         message_id=parsed.message_id,
         attachments=attachments,
         parent=request,
         # Spam, greetings and mistakes get no number unless staff decide so (classifier issue).
         register=labels.type != "other",
     )
-    entry.outcome, entry.request_id = Outcome.new_request, new.id
+    entry.outcome = Outcome.new_request
+    _link(entry, new)
     if request is not None:
         entry.reason = f"follow-up to {request.number} (status {request.status}): new linked request"
         session.add(
             Event(
-                client_id=new.client_id,
-                request_id=new.id,
+                client=new.client,
+                request=new,
                 at=now,
                 kind="note",
                 comment=f"Связан с ранее рассмотренным запросом № {request.number}",
             )
         )
+    return new
+
+
+@dataclass
+class _Written:
+    """A message written in the current transaction; its result is read after the flush (ids, numbers)."""
+
+    entry: IntakeEntry
+    request: Request | None = None
+    already_seen: bool = False
+
+    def result(self, session: Session) -> IntakeResult:
+        entry, request = self.entry, self.request
+        if request is None and entry.request_id is not None and not self.already_seen:
+            request = session.get(Request, entry.request_id)
+        number = request.number if request is not None and not self.already_seen else None
+        return IntakeResult(entry.id, Outcome(entry.outcome), entry.reason, number, self.already_seen)
 
 
 def _quarantine(
@@ -310,54 +462,80 @@ def _quarantine(
     reason: str,
     now: dt.datetime,
     parsed: ParsedMessage | None = None,
-) -> IntakeResult:
+) -> _Written:
     entry = _entry(source, raw_sha, size, now, parsed)
     entry.outcome, entry.reason = Outcome.quarantined, reason[:4000]
     session.add(entry)
-    session.flush()
-    return IntakeResult(entry.id, Outcome.quarantined, entry.reason)
+    return _Written(entry)
 
 
-def _already(entry: IntakeEntry) -> IntakeResult:
-    return IntakeResult(entry.id, Outcome(entry.outcome), entry.reason, already_seen=True)
-
-
-def _process_one(
-    session: Session, settings: Settings, store: BlobStore, raw: bytes, source: Source, now: dt.datetime
-) -> IntakeResult:
-    raw_sha = store.put(raw)
-    faults.point("after_store")
-    if len(raw) > settings.max_message_bytes:
-        reason = f"message larger than {settings.max_message_bytes} bytes"
-        return _quarantine(session, source, raw_sha, len(raw), reason, now)
-    try:
-        parsed = parse_message(raw, max_attachment_bytes=settings.max_attachment_bytes)
-    except ParseError as exc:
-        return _quarantine(session, source, raw_sha, len(raw), f"unparseable: {exc.reason}", now)
-
+def _careful_one(session: Session, settings: Settings, item: _Item, now: dt.datetime) -> _Written:
+    """One message in its own savepoint: an error quarantines it and keeps what the batch wrote before it."""
+    raw, source, prepared = item
+    raw_sha = prepared.raw_sha256
+    if prepared.parsed is None or prepared.error:
+        return _quarantine(session, source, raw_sha, len(raw), prepared.error, now, prepared.parsed)
     savepoint = session.begin_nested()
     try:
-        entry = _entry(source, raw_sha, len(raw), now, parsed)
+        entry = _entry(source, raw_sha, len(raw), now, prepared.parsed)
         session.add(entry)
-        session.flush()
-        _decide(session, settings, store, entry, parsed, raw, source, now)
+        session.flush()  # the entry's id: handlers of other domains refer to it
+        request = _decide(session, settings, entry, prepared, now, Lookups(session))
         session.flush()
         savepoint.commit()
+        return _Written(entry, request)
     except IntegrityError:
         savepoint.rollback()
+        session.expire_all()  # objects changed in the savepoint (the number counter) reload as they were
         # Another poller journaled the same IMAP message and committed first: it is theirs.
         seen = _seen(session, source)
         if seen is not None:
-            return _already(seen)
+            return _Written(seen, already_seen=True)
         log.exception("intake integrity error")
-        return _quarantine(session, source, raw_sha, len(raw), "database integrity error", now, parsed)
+        return _quarantine(session, source, raw_sha, len(raw), "database integrity error", now, prepared.parsed)
     except Exception as exc:  # the single catch-all: quarantine, keep the raw message, go on with the next
         savepoint.rollback()
+        session.expire_all()
         log.exception("intake failed for a message; quarantined")
         reason = f"internal error: {type(exc).__name__}: {exc}"
-        return _quarantine(session, source, raw_sha, len(raw), reason, now, parsed)
-    request = session.get(Request, entry.request_id) if entry.request_id else None
-    return IntakeResult(entry.id, Outcome(entry.outcome), entry.reason, request.number if request else None)
+        return _quarantine(session, source, raw_sha, len(raw), reason, now, prepared.parsed)
+
+
+_Item = tuple[bytes, Source, Prepared]
+
+
+def _write(
+    session: Session, settings: Settings, items: Sequence[_Item], now: dt.datetime, *, fast: bool
+) -> list[IntakeResult]:
+    """Write one batch in the caller's transaction (see the module docstring for the two modes)."""
+    seen = _seen_many(session, [source for _raw, source, _prepared in items])
+    fresh = [item for item in items if (item[1].mailbox, item[1].uidvalidity, item[1].uid) not in seen]
+    batch = BatchLookups(session, [p.parsed for *_rest, p in fresh if p.parsed is not None]) if fast else None
+    written: list[_Written] = []
+    for item in items:
+        raw, source, prepared = item
+        raw_sha = prepared.raw_sha256
+        prior = seen.get((source.mailbox, source.uidvalidity, source.uid)) if source.has_imap_identity else None
+        if prior is not None:
+            written.append(_Written(prior, already_seen=True))
+        elif batch is None or not batch.plain(prepared):
+            done = _careful_one(session, settings, item, now)  # its savepoint flushes what came before
+            if batch is not None and not done.already_seen:
+                batch.remember(done.entry, done.request)
+                batch.forget_client(done.entry.from_addr)
+            written.append(done)
+        elif prepared.parsed is None or prepared.error:
+            written.append(_quarantine(session, source, raw_sha, len(raw), prepared.error, now, prepared.parsed))
+        else:
+            entry = _entry(source, raw_sha, len(raw), now, prepared.parsed)
+            session.add(entry)
+            # The batch's look-ups answer for what is not flushed yet; an autoflush per query would undo the gain.
+            with session.no_autoflush:
+                request = _decide(session, settings, entry, prepared, now, batch)
+            batch.remember(entry, request)
+            written.append(_Written(entry, request))
+    session.flush()
+    return [item.result(session) for item in written]
 
 
 _routes_loaded = False
@@ -374,24 +552,38 @@ def _load_routes_once() -> None:
 
 
 def process_batch(
-    settings: Settings, items: Sequence[tuple[bytes, Source]], *, now: dt.datetime | None = None
+    settings: Settings,
+    items: Sequence[tuple[bytes, Source]],
+    *,
+    now: dt.datetime | None = None,
+    prepared: Sequence[Prepared] | None = None,
 ) -> list[IntakeResult]:
-    """Take messages through intake in one transaction, each in its own savepoint; one result per message.
+    """Take messages through intake in one transaction; one result per message.
 
     The batch commits as a whole (the IMAP poller moves the messages only after that), so a crash anywhere
-    repeats the batch from scratch and a failing message cannot undo its neighbours. Never raises for a bad
-    message; a database failure raises and nothing of the batch is kept.
+    repeats the batch from scratch and a failing message cannot undo its neighbours. ``prepared`` are the
+    messages already prepared (:mod:`mailservice.intake.prepare`), in order. Never raises for a bad message; a
+    database failure raises and nothing of the batch is kept.
     """
     _load_routes_once()
     now = now or utcnow()
-    store = BlobStore(settings.blob_dir)
-    results: list[IntakeResult] = []
-    with session_scope(settings) as session:
-        seen = _seen_many(session, [source for _raw, source in items])
-        for raw, source in items:
-            prior = seen.get((source.mailbox, source.uidvalidity, source.uid)) if source.has_imap_identity else None
-            results.append(_already(prior) if prior else _process_one(session, settings, store, raw, source, now))
-        faults.point("before_commit")
+    if prepared is None:
+        prepared = preparer_for(settings).prepare([(raw, source.envelope_from) for raw, source in items])
+    batch = [(raw, source, prep) for (raw, source), prep in zip(items, prepared, strict=True)]
+    for _item in batch:
+        faults.point("after_store")  # the raw messages are in the blob store, nothing is in the database yet
+    try:
+        with session_scope(settings) as session:
+            results = _write(session, settings, batch, now, fast=True)
+            faults.point("before_commit")
+    except Exception:
+        # Rolled back as a whole; written again with a savepoint per message, so a bad one is quarantined alone.
+        log.warning(
+            "intake batch of %d failed in the fast mode; writing it message by message", len(batch), exc_info=True
+        )
+        with session_scope(settings) as session:
+            results = _write(session, settings, batch, now, fast=False)
+            faults.point("before_commit")
     faults.point("after_commit")
     return results
 

@@ -14,7 +14,7 @@ import re
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -24,6 +24,7 @@ from mailservice import faults
 from mailservice.config import Security, Settings
 from mailservice.intake.models import Outcome
 from mailservice.intake.pipeline import Source, process_batch
+from mailservice.intake.prepare import Prepared, preparer_for
 from mailservice.mail.smtp import tls_context
 
 log = logging.getLogger(__name__)
@@ -109,25 +110,46 @@ def move(mailbox: BaseMailBox, uids: list[str], folder: str) -> None:
 
 
 def poll_once(settings: Settings, mailbox: BaseMailBox | None = None) -> PollResult:
-    """One pass over the intake folder: every message ends with one journal row and is moved after its commit."""
+    """One pass over the intake folder: every message ends with one journal row and is moved after its commit.
+
+    Batches overlap: while batch N is written to the database here, batch N+1 is fetched and parsed and
+    classified in the worker processes (:mod:`mailservice.intake.prepare`).
+    """
     if mailbox is None:
         with connect(settings) as box:
             return poll_once(settings, box)
     result = PollResult()
     validity = uidvalidity(mailbox, settings.imap_folder)
     uids = mailbox.uids("ALL")
+    preparer = preparer_for(settings)
+    pending: tuple[list[tuple[bytes, Source]], Callable[[], list[Prepared]]] | None = None
     for start in range(0, len(uids), settings.imap_batch_size):
         chunk = uids[start : start + settings.imap_batch_size]
         fetched = [(raw, Source("imap", settings.imap_folder, validity, uid)) for uid, raw in fetch_raw(mailbox, chunk)]
-        for outcome in process_batch(settings, fetched):
-            result.fetched += 1
-            result.count(outcome.outcome)
-        handled = [str(source.uid) for _raw, source in fetched]
-        # Moved per batch, after the batch was committed.
-        move(mailbox, handled, settings.imap_processed_folder)
-        faults.point("after_move")
-        result.moved += len(handled)
+        following = (fetched, preparer.submit([(raw, None) for raw, _source in fetched]))
+        if pending is not None:
+            _finish(settings, mailbox, result, *pending)
+        pending = following
+    if pending is not None:
+        _finish(settings, mailbox, result, *pending)
     return result
+
+
+def _finish(
+    settings: Settings,
+    mailbox: BaseMailBox,
+    result: PollResult,
+    fetched: list[tuple[bytes, Source]],
+    prepared: Callable[[], list[Prepared]],
+) -> None:
+    for outcome in process_batch(settings, fetched, prepared=prepared()):
+        result.fetched += 1
+        result.count(outcome.outcome)
+    handled = [str(source.uid) for _raw, source in fetched]
+    # Moved per batch, after the batch was committed.
+    move(mailbox, handled, settings.imap_processed_folder)
+    faults.point("after_move")
+    result.moved += len(handled)
 
 
 def run_poller(settings: Settings, stop: threading.Event) -> None:

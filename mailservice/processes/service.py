@@ -520,7 +520,9 @@ def _ask(session: Session, settings: Settings, request: ChangeRequest, approval:
             "object_url": approval_url(settings, approval, "object"),
         },
     )
-    approval.outbox_id = enqueue(session, message, kind=APPROVAL_KIND, ref_type=REF_TYPE, ref_id=request.id).id
+    row = enqueue(session, message, kind=APPROVAL_KIND, ref_type=REF_TYPE, ref_id=request.id)
+    session.flush()  # the outbox row's id
+    approval.outbox_id = row.id
 
 
 def submit_change_request(

@@ -1,0 +1,153 @@
+"""Writing a batch: the fast mode (one flush per batch) and the careful one (a savepoint per message) decide the
+same, a failure in the fast mode loses nothing, and the worker processes that prepare batches can die safely.
+
+On SQLite and PostgreSQL; the outcomes are spelled out, not compared between modes, so a wrong answer in both
+would still fail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from mailservice.config import Settings
+from mailservice.db import session_scope
+from mailservice.inforequests import service
+from mailservice.inforequests.models import Client, Request
+from mailservice.intake import pipeline
+from mailservice.intake.models import Bounce, IntakeEntry, Outcome
+from mailservice.intake.pipeline import Source, process_batch, process_raw
+from mailservice.intake.prepare import preparer_for
+from mailservice.outbox import OutboxMessage
+from tests.conftest import make_env
+from tests.mailfactory import citizen_mail, message_id_of
+
+NOW = dt.datetime(2026, 3, 2, 5, 0, tzinfo=dt.UTC)
+EML = Path(__file__).parent / "data" / "eml"
+
+
+def _source() -> Source:
+    return Source("smtp", envelope_from="someone@example.ru")
+
+
+def _careful_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every message in its own savepoint: what the service did before the fast mode existed.
+    monkeypatch.setattr(pipeline.BatchLookups, "plain", lambda self, prepared: False)
+
+
+@pytest.mark.parametrize("mode", ["fast", "careful"])
+def test_a_mixed_batch_gets_the_same_decisions_in_both_modes(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    if mode == "careful":
+        _careful_only(monkeypatch)
+    first = citizen_mail(sender="a@example.ru", name="Андреев А. А.", subject="Запрос о торгах")
+    assert process_raw(settings, first, _source(), now=NOW).request_number == "2026-000001"
+    with session_scope(settings) as session:
+        ack_id = session.scalars(select(OutboxMessage.message_id)).one()
+
+    b1 = citizen_mail(sender="b@example.ru", name="Борисова Б. Б.", subject="Запрос о договорах аренды")
+    batch = [
+        b1,
+        b1,  # the same message twice in one batch
+        citizen_mail(sender="b@example.ru", name="Борисова Б. Б.", subject="Второй запрос о приватизации"),
+        citizen_mail(sender="a@example.ru", subject="Re: ответ", body="Уточняю свой запрос.", in_reply_to=ack_id),
+        citizen_mail(sender="a@example.ru", name="Андреев А. А.", subject="Новый запрос о выписке"),
+        (EML / "10_yandex_vacation_autoreply.eml").read_bytes(),
+        (EML / "12_postfix_dsn_ru.eml").read_bytes(),
+        # b@ follows up on B1 of this very batch: it joins B1 (a thread root the database has not seen yet).
+        citizen_mail(sender="b@example.ru", subject="Дополнение", body="Ещё вопрос.", references=[message_id_of(b1)]),
+        b"Subject: no sender at all\r\n\r\nbody\r\n",
+    ]
+    results = process_batch(settings, [(raw, _source()) for raw in batch], now=NOW)
+
+    assert [r.outcome for r in results] == [
+        Outcome.new_request,
+        Outcome.duplicate,
+        Outcome.new_request,
+        Outcome.reply,
+        Outcome.new_request,
+        Outcome.ignored_auto_reply,
+        Outcome.bounce,
+        Outcome.reply,
+        Outcome.quarantined,
+    ]
+    # Gap-free and in the order of the mailbox.
+    assert [r.request_number for r in results if r.outcome is Outcome.new_request] == [
+        "2026-000002",
+        "2026-000003",
+        "2026-000004",
+    ]
+    with session_scope(settings) as session:
+        entries = session.scalars(select(IntakeEntry).order_by(IntakeEntry.id)).all()
+        assert len(entries) == 1 + len(batch)
+        by_number = {r.number: r for r in session.scalars(select(Request))}
+        b_first, b_second, a_second = by_number["2026-000002"], by_number["2026-000003"], by_number["2026-000004"]
+        a_first = by_number["2026-000001"]
+        # One client per address, whether it existed before the batch (a@) or was created in it (b@).
+        assert b_first.client_id == b_second.client_id
+        assert a_second.client_id == a_first.client_id
+        assert session.scalar(select(Client).where(Client.id == b_first.client_id)).name == "Борисова Б. Б."
+        assert len(session.scalars(select(Client)).all()) == 2
+        batch_entries = entries[1:]
+        assert batch_entries[1].duplicate_of_id == batch_entries[0].id
+        assert batch_entries[1].request_id == b_first.id
+        assert batch_entries[3].request_id == a_first.id
+        assert batch_entries[7].request_id == b_first.id
+        assert [e.kind for e in b_first.events].count("message_in") == 2
+        assert session.scalars(select(Bounce)).one().intake_id == batch_entries[6].id
+        assert batch_entries[8].reason.startswith("unparseable")
+        # One acknowledgement per registration, each threaded to its request.
+        acks = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "acknowledgement")).all()
+        assert sorted(a.request_id for a in acks) == sorted(r.id for r in by_number.values())
+
+
+def test_a_failure_in_the_fast_mode_rewrites_the_batch_message_by_message(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    original = service.create_request
+
+    def failing(*args: object, **kwargs: object) -> Request:
+        if "СБОЙ" in str(kwargs.get("subject")):
+            raise RuntimeError("simulated bug")
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service, "create_request", failing)
+    subjects = ["Первый запрос", "СБОЙ в обработке", "Третий запрос"]
+    batch = [(citizen_mail(sender=f"c{i}@example.ru", subject=s), _source()) for i, s in enumerate(subjects)]
+    with caplog.at_level(logging.WARNING, logger="mailservice.intake.pipeline"):
+        results = process_batch(settings, batch, now=NOW)
+    assert "writing it message by message" in caplog.text
+    assert [r.outcome for r in results] == [Outcome.new_request, Outcome.quarantined, Outcome.new_request]
+    assert "simulated bug" in results[1].reason
+    assert [results[0].request_number, results[2].request_number] == ["2026-000001", "2026-000002"]
+    with session_scope(settings) as session:
+        assert len(session.scalars(select(IntakeEntry)).all()) == 3
+        assert len(session.scalars(select(Request)).all()) == 2
+
+
+def test_batches_are_prepared_in_worker_processes(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_url: str
+) -> None:
+    settings = make_env(monkeypatch, tmp_path, sqlite_url, intake_workers="1")
+    batch = [(citizen_mail(sender=f"w{i}@example.ru", subject=f"Запрос {i}"), _source()) for i in range(12)]
+    results = process_batch(settings, batch, now=NOW)
+    assert preparer_for(settings).workers_running
+    assert [r.request_number for r in results] == [f"2026-{i:06d}" for i in range(1, 13)]
+
+
+def test_a_worker_killed_mid_batch_is_replaced_and_nothing_is_lost(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_env(monkeypatch, tmp_path, sqlite_url, intake_workers="1", fault="prepare_worker:1")
+    messages = [citizen_mail(sender=f"k{i}@example.ru", subject=f"Запрос {i}") for i in range(24)]
+    with caplog.at_level(logging.WARNING, logger="mailservice.intake.prepare"):
+        first = process_batch(settings, [(raw, _source()) for raw in messages[:12]], now=NOW)
+        second = process_batch(settings, [(raw, _source()) for raw in messages[12:]], now=NOW)
+    assert "intake worker pool broke" in caplog.text  # the worker really was killed, twice
+    numbers = [r.request_number for r in first + second]
+    assert numbers == [f"2026-{i:06d}" for i in range(1, 25)]
