@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from scipy.sparse import hstack
 
 from mailservice.classify import model as model_module
 from mailservice.classify.engine import Classifier, default_classifier
@@ -85,6 +86,47 @@ def test_fast_features_equal_sklearn_transform(trained: TrainedModel, examples: 
         for row, probabilities in zip(expected, got, strict=True):
             for label, value in zip(axis_model.classes, row, strict=True):
                 assert probabilities[label] == pytest.approx(value, abs=1e-9), axis
+
+
+def test_predict_equals_sklearn_predict_proba(trained: TrainedModel, examples: list[Example]) -> None:
+    # predict() scores straight from n-gram counts; it must give what the fitted vectorisers and predict_proba
+    # give, also for long texts (cut at MODEL_MAX_CHARS), empty ones and words the model never saw.
+    texts = [analyze(e.subject, e.body) for e in examples[:60]]
+    texts += [
+        analyze("", ""),
+        analyze("Тема", "абырвалг шмурдяк 123 - . ,"),
+        analyze("", "\n".join(e.body for e in examples[:40])),
+    ]
+    sparse = hstack(
+        [
+            trained.word_vectorizer.transform([text.lemma_text for text in texts]),
+            trained.char_vectorizer.transform([text.text[: model_module.MODEL_MAX_CHARS] for text in texts]),
+        ],
+        format="csr",
+    )
+    predictions = trained.predict_many(texts)
+    assert predictions == [trained.predict(text) for text in texts]
+    for axis, axis_model in trained.axes.items():
+        assert axis_model.estimator is not None
+        expected = axis_model.estimator.predict_proba(sparse)
+        for row, prediction in zip(expected, predictions, strict=True):
+            assert list(prediction[axis]) == list(axis_model.classes)
+            for label, value in zip(axis_model.classes, row, strict=True):
+                assert prediction[axis][label] == pytest.approx(value, abs=1e-12), axis
+
+
+def test_model_pickled_before_the_fast_scorer_loads(tmp_path: Path, trained: TrainedModel) -> None:
+    # Files saved by earlier versions hold the same state minus nothing new; what is derived is never stored.
+    trained.predict(analyze("", "прошу предоставить отчёт"))  # builds the scorer
+    state = trained.__getstate__()
+    assert "_scorer" not in state
+    old = TrainedModel.__new__(TrainedModel)
+    old.__setstate__({key: value for key, value in state.items() if key != "_analyzers"})
+    text = analyze("", "Прошу продлить договор аренды участка")
+    assert old.predict(text) == trained.predict(text)
+    path = tmp_path / "model.joblib"
+    model_module.save(trained, path)
+    assert model_module.load(path).predict(text) == trained.predict(text)
 
 
 def test_single_label_axis_and_too_little_data() -> None:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from pathlib import Path
 
 import pytest
 
 from mailservice.classify.engine import Classifier
-from mailservice.classify.rules import RulesError, load_rules, load_taxonomy
-from mailservice.classify.text import analyze
+from mailservice.classify.evaluate import read_dataset
+from mailservice.classify.prefilter import literals_apply, prefilters
+from mailservice.classify.rules import RegexPattern, RulesError, RuleSet, load_rules, load_taxonomy
+from mailservice.classify.text import AnalyzedText, analyze
+
+DEV = Path(__file__).parent / "data" / "classify_dev.tsv"
 
 
 @pytest.fixture(scope="module")
@@ -196,3 +202,68 @@ def test_packaged_rules_refer_only_to_known_labels() -> None:
         assert axis.rules, f"axis {axis.axis.key} has no rules"
         for rule in axis.rules:
             assert rule.label in axis.axis.labels
+
+
+# Compiled rules and regular expression prefilters ----------------------------------------------------------------
+
+
+def one_by_one(rules: RuleSet, text: AnalyzedText) -> dict[str, list[tuple[str, float, str]]]:
+    """What every rule gives when matched on its own (the plain definition the compiled rules must equal)."""
+    result = {}
+    for key, axis in rules.axes.items():
+        found = []
+        for rule in axis.rules:
+            shown = rule.match(text)
+            if shown is not None:
+                found.append((rule.label, rule.weight, shown))
+        result[key] = found
+    return result
+
+
+@pytest.mark.parametrize("shout", [False, True])
+def test_compiled_rules_give_what_each_rule_gives(shout: bool) -> None:
+    rules = load_rules()
+    for example in read_dataset(DEV)[::3]:
+        text = analyze(example.subject, example.body)
+        if shout:  # upper case and a look-alike letter: prefilters must stand aside
+            text = dataclasses.replace(text, text=text.text.upper().replace("В", "ᲀ"))
+        scores = rules.score(text)
+        expected = one_by_one(rules, text)
+        for key, axis_scores in scores.items():
+            assert [(hit.label, hit.weight, hit.shown) for hit in axis_scores.hits] == expected[key]
+            assert axis_scores.scores == rules.axes[key].scores_of(axis_scores.hits).scores
+
+
+@pytest.mark.parametrize(
+    ("source", "needs"),
+    [
+        (r"\bсрочн\w*|\bнеотложн\w*", (("неотложн", "срочн"),)),
+        (r"\bма[яй]\b", (("май", "мая"),)),
+        (r"\bне\s+(\S+\s+){0,2}?получ(ил|ила)", (("получила", "получил"), ("не",))),
+        (r"(?i:Срочно)|x\d+", ()),  # a local flag: no prefilter
+    ],
+)
+def test_regex_needs_literals_every_match_contains(source: str, needs: tuple[tuple[str, ...], ...]) -> None:
+    assert prefilters(re.compile(source, re.IGNORECASE | re.MULTILINE))[0] == needs
+
+
+@pytest.mark.parametrize(
+    ("source", "text"),
+    [
+        (r"\bсрочно\b", "это срочно"),
+        (r"\bСРОЧНО\b", "это срочно"),  # upper case in the pattern: no case-sensitive twin
+        (r"во?т", "ᲀот"),  # a look-alike letter: literals do not apply to the text
+        (r"[а-я]+ ли\b", "так ли"),
+        (r"[А-Я]+ ли\b", "так ли"),
+        (r"[^а-я]ли", "1ли"),
+        (r"s+", "ſ"),
+        (r"\d{1,2}\.\d{1,2}", "на 12.05 в 10.00"),
+    ],
+)
+def test_regex_prefilters_never_change_a_match(source: str, text: str) -> None:
+    plain = re.compile(source, re.IGNORECASE | re.MULTILINE)
+    pattern = RegexPattern(source, plain, *prefilters(plain))
+    for candidate in (text, text.upper(), "ничего похожего", ""):
+        found = plain.search(candidate)
+        expected = " ".join(found.group(0).split()) if found else None
+        assert pattern.match_text(candidate, literals_apply(candidate)) == expected

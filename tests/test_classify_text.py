@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from mailservice.classify.text import analyze, lemma, lemma_forms, normalize, strip_reply, strip_reply_prefix
+import re
+
+import pytest
+from razdel import tokenize
+
+from mailservice.classify.text import (
+    analyze,
+    lemma,
+    lemma_forms,
+    normalize,
+    strip_reply,
+    strip_reply_prefix,
+    word_tokens,
+)
 
 
 def test_lemma_gives_the_normal_form_and_keeps_non_words() -> None:
@@ -52,3 +65,19 @@ def test_analyze_indexes_tokens_and_lemmas_in_order() -> None:
     assert text.index["прошу"] == (1,)  # the written form is indexed too
     assert "цитата" not in text.index
     assert text.lemma_text == "запрос просить предоставить копия приказ 8-фз"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "8-фз, т.е. 1,5 и 1/2 - a_b -b a- 1. ,5 ./ —тире— yahoo! :-) ... ?!",
+        "- 5 -5 5- -а а- _а а_ 1 ,2 1, 2 1 /2 1/ 2 \\3 3\\ 4",
+        "e-mail: ivanov@mail.ru, тел. +7 (383) 123-45-67; № 4601 от 06.11.2018",
+        "ΔP Δσ mβж ½ ² ё Ё\u00a0слово\u2028строка\x1cещё",
+        "",
+    ],
+)
+def test_word_tokens_are_razdels(text: str) -> None:
+    # Tokens come from cached chunks between spaces; they must be what razdel makes of the whole text.
+    expected = [token.text for token in tokenize(text) if re.search(r"\w", token.text)]
+    assert word_tokens(text) == expected

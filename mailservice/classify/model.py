@@ -78,6 +78,156 @@ class _AxisModel:
         return [dict(zip(self.classes, (float(value) for value in row), strict=True)) for row in matrix]
 
 
+# Distinct words whose char n-gram columns are remembered per model (about 0.3 KB each).
+WORD_CACHE_SIZE = 50_000
+_NO_COLUMNS = np.zeros(0, dtype=np.int32)
+
+
+def _char_wb_grams(word: str, min_n: int, max_n: int) -> list[str]:
+    """The n-grams sklearn's ``char_wb`` analyzer makes of one word: padded with a space on each side, a word
+    shorter than n giving itself once."""
+    padded = f" {word} "
+    length = len(padded)
+    grams = []
+    for n in range(min_n, max_n + 1):
+        if length <= n:
+            grams.append(padded)
+            break
+        grams.extend(padded[i : i + n] for i in range(length - n + 1))
+    return grams
+
+
+def _word_grams(tokens: list[str], min_n: int, max_n: int) -> list[str]:
+    """The n-grams sklearn's ``word`` analyzer makes of a token list (no stop words)."""
+    grams = list(tokens) if min_n == 1 else []
+    for n in range(max(min_n, 2), min(max_n, len(tokens)) + 1):
+        grams.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+    return grams
+
+
+class _Block:
+    """How one vectoriser turns a document into feature columns (numbered from ``offset`` in the combined
+    feature space of word and char features)."""
+
+    def __init__(self, vectorizer: TfidfVectorizer, offset: int) -> None:
+        self.vocabulary: dict[str, int] = vectorizer.vocabulary_
+        self.offset = offset
+        self.analyzer = vectorizer.build_analyzer()
+        self.preprocess = vectorizer.build_preprocessor()
+        params = vectorizer.get_params()
+        self.ngram_range: tuple[int, int] = params["ngram_range"]
+        plain = params["preprocessor"] is None and params["input"] == "content" and not params["strip_accents"]
+        # The settings train() uses, for which the n-grams below are sklearn's; anything else goes through
+        # sklearn's own analyzer.
+        self.kind = "generic"
+        if plain and params["analyzer"] == "char_wb":
+            self.kind = "char_wb"
+        elif (
+            plain
+            and params["analyzer"] == "word"
+            and params["tokenizer"] is None
+            and params["token_pattern"] == r"\S+"  # noqa: S105 (a regular expression, not a password)
+            and params["stop_words"] is None
+        ):
+            self.kind = "word"
+        self.word_columns: dict[str, np.ndarray] = {}
+
+    def _found(self, grams: Iterable[str]) -> np.ndarray:
+        vocabulary, offset = self.vocabulary, self.offset
+        found = [index + offset for gram in grams if (index := vocabulary.get(gram)) is not None]
+        return np.array(found, dtype=np.int32) if found else _NO_COLUMNS
+
+    def _columns_of_word(self, word: str) -> np.ndarray:
+        columns = self._found(_char_wb_grams(word, *self.ngram_range))
+        if len(self.word_columns) >= WORD_CACHE_SIZE:
+            self.word_columns.clear()  # cheaper than LRU bookkeeping on every word; refills within a few messages
+        self.word_columns[word] = columns
+        return columns
+
+    def columns(self, doc: str) -> np.ndarray:
+        """The column of each n-gram of the document that is in the vocabulary, repeats included."""
+        if self.kind == "char_wb":
+            # char_wb n-grams never cross a space: a document's n-grams are those of its words, and a word's
+            # columns can be remembered (mail repeats its words far more than its messages).
+            known = self.word_columns
+            parts = [
+                found if (found := known.get(word)) is not None else self._columns_of_word(word)
+                for word in self.preprocess(doc).split()
+            ]
+            return np.concatenate(parts) if parts else _NO_COLUMNS
+        if self.kind == "word":
+            # \S+ tokens are what str.split() returns: both split at the same (Unicode) white space.
+            return self._found(_word_grams(self.preprocess(doc).split(), *self.ngram_range))
+        return self._found(self.analyzer(doc))
+
+
+class _Scorer:
+    """Every axis' probabilities for one document straight from its n-gram counts: no sparse matrices, one
+    product for all axes. Built from a trained model on first use, never stored."""
+
+    def __init__(self, model: TrainedModel) -> None:
+        self.axes = tuple(model.axes)
+        self.fixed: dict[str, dict[str, float]] = {}  # axes trained on a single label
+        self.slices: list[tuple[str, tuple[str, ...], slice]] = []
+        coefs: list[np.ndarray] = []
+        intercepts: list[np.ndarray] = []
+        start = 0
+        for axis, axis_model in model.axes.items():
+            if axis_model.estimator is None:
+                self.fixed[axis] = {axis_model.classes[0]: 1.0}
+                continue
+            coef = np.asarray(axis_model.estimator.coef_, dtype=np.float64)
+            coefs.append(coef)
+            intercepts.append(np.asarray(axis_model.estimator.intercept_, dtype=np.float64))
+            self.slices.append((axis, axis_model.classes, slice(start, start + coef.shape[0])))
+            start += coef.shape[0]
+        # Columns as in _features: word features first, then char features.
+        self.width = len(model.word_vectorizer.vocabulary_)
+        self.word = _Block(model.word_vectorizer, 0)
+        self.char = _Block(model.char_vectorizer, self.width)
+        self.idf = np.concatenate([model.word_vectorizer.idf_, model.char_vectorizer.idf_]).astype(np.float64)
+        self.coef = np.ascontiguousarray(np.vstack(coefs).T) if coefs else np.zeros((len(self.idf), 0))
+        self.intercept = np.concatenate(intercepts) if intercepts else np.zeros(0)
+
+    def scores(self, text: AnalyzedText) -> np.ndarray:
+        """``features @ coef.T + intercept`` of every class of every axis, with the features weighted as
+        TfidfVectorizer.transform weights them: sublinear tf times idf, l2-normalised per vectoriser."""
+        columns = np.concatenate([self.word.columns(text.lemma_text), self.char.columns(text.text[:MODEL_MAX_CHARS])])
+        if not len(columns):
+            return self.intercept.copy()
+        # Count repeats: after sorting, each run of one column is one feature and its length the count.
+        columns.sort()
+        starts = np.empty(len(columns) + 1, dtype=bool)
+        starts[0] = starts[-1] = True
+        np.not_equal(columns[1:], columns[:-1], out=starts[1:-1])
+        bounds = np.nonzero(starts)[0]
+        unique = columns[bounds[:-1]]
+        weights = np.log((bounds[1:] - bounds[:-1]).astype(np.float64))
+        weights += 1.0
+        weights *= self.idf[unique]
+        split = int(np.searchsorted(unique, self.width))
+        for part in (weights[:split], weights[split:]):
+            norm = math.sqrt(float(part @ part))
+            if norm > 0:
+                part /= norm
+        return weights @ self.coef[unique] + self.intercept
+
+    def predict(self, text: AnalyzedText) -> dict[str, dict[str, float]]:
+        """Per axis: label -> probability, as predict_proba gives them."""
+        result = {axis: dict(fixed) for axis, fixed in self.fixed.items()}
+        if self.slices:
+            scores = self.scores(text)
+            for axis, classes, columns in self.slices:
+                part = scores[columns]
+                if len(part) == 1:  # two classes: the sigmoid of the one decision value
+                    positive = float(expit(part[0]))
+                    result[axis] = {classes[0]: 1.0 - positive, classes[1]: positive}
+                else:
+                    exps = np.exp(part - part.max())
+                    result[axis] = dict(zip(classes, (exps / exps.sum()).tolist(), strict=True))
+        return {axis: result[axis] for axis in self.axes}
+
+
 @dataclass
 class TrainedModel:
     """Vectorisers, one classifier per axis and the facts recorded in the JSON sidecar."""
@@ -91,13 +241,24 @@ class TrainedModel:
     axes: dict[str, _AxisModel] = field(default_factory=dict)
 
     _analyzers: dict[str, Callable[[str], list[str]]] = field(default_factory=dict, repr=False, compare=False)
+    _scorer: _Scorer | None = field(default=None, init=False, repr=False, compare=False)  # derived, see _fast
 
     def __getstate__(self) -> dict[str, object]:
+        # What is pickled is unchanged from the first format: the fast scorer is derived, rebuilt on first use,
+        # and models saved before it existed load as they are.
         state = dict(self.__dict__)
-        state["_analyzers"] = {}  # rebuilt on first use; closures over the vectorisers need not be stored
+        state["_analyzers"] = {}
+        state.pop("_scorer", None)
         return state
 
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_analyzers", {})
+        self._scorer = None
+
     def _features(self, texts: Sequence[AnalyzedText]) -> csr_matrix:
+        """The sparse feature matrix, as the fitted vectorisers would make it (kept as the reference the fast
+        path is tested against)."""
         words = self._transform("word", self.word_vectorizer, [text.lemma_text for text in texts])
         chars = self._transform("char", self.char_vectorizer, [text.text[:MODEL_MAX_CHARS] for text in texts])
         return csr_matrix(hstack([words, chars], format="csr"))
@@ -130,15 +291,20 @@ class TrainedModel:
             shape=(len(docs), len(vocabulary)),
         )
 
+    def _fast(self) -> _Scorer:
+        scorer = self._scorer
+        if scorer is None:
+            scorer = self._scorer = _Scorer(self)
+        return scorer
+
     def predict_many(self, texts: Sequence[AnalyzedText]) -> list[dict[str, dict[str, float]]]:
         """Per message, per axis: label -> probability."""
-        features = self._features(texts)
-        per_axis = {axis: model.probabilities(features) for axis, model in self.axes.items()}
-        return [{axis: per_axis[axis][i] for axis in per_axis} for i in range(len(texts))]
+        scorer = self._fast()
+        return [scorer.predict(text) for text in texts]
 
     def predict(self, text: AnalyzedText) -> dict[str, dict[str, float]]:
         """Per axis: label -> probability for one message."""
-        return self.predict_many([text])[0]
+        return self._fast().predict(text)
 
     def metadata(self) -> dict[str, object]:
         """What the JSON sidecar holds."""

@@ -1,7 +1,8 @@
 """Russian text preparation shared by rules and model: cleaning, tokens (razdel), lemmas (pymorphy3).
 
 Lemmatising is the expensive step (pymorphy3 parses about 320 messages/s in plain Python); words repeat a lot
-across messages, so each distinct word is parsed once per process and kept in a bounded cache.
+across messages, so each distinct word is parsed once per process and kept in a bounded cache. Tokenising is
+cached the same way, per space-separated chunk of text.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ import logging
 import re
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
+from importlib import metadata
 
 import pymorphy3
 from razdel import tokenize
+from razdel.segmenters.punct import DASHES
 
 # Longest text looked at. Requests are rarely longer; a pasted contract or a forwarded thread would otherwise
 # make one message cost as much as thousands.
@@ -101,10 +104,62 @@ class AnalyzedText:
         return " ".join(self.lemmas)
 
 
+# razdel joins two atoms into one token only when nothing separates them, so a text's tokens are those of its
+# space-separated chunks, with one exception: the dash, underscore, float and fraction rules ("8-фз", "1,5",
+# "1/2") look two atoms away, which reaches the neighbouring chunk's edge atom when a chunk begins or ends
+# with their delimiter. Only that atom's type matters, and its last (first) character has the same type, so a
+# chunk tokenised with that character before (after) it gives the same tokens as in the whole text. Checked
+# for this razdel release and rule list; any other falls back to tokenising whole texts.
+_EDGE_CHARS = frozenset(DASHES + "_.,/\\")
+_KNOWN_RULES = ["dash", "underscore", "float", "fraction", "punct", "other", "yahoo"]
+
+
+def _razdel_known() -> bool:
+    try:
+        version = metadata.version("razdel")
+    except metadata.PackageNotFoundError:
+        return False
+    return version == "0.5.0" and [getattr(rule, "name", None) for rule in tokenize.rules] == _KNOWN_RULES
+
+
+_BY_CHUNK = _razdel_known()
+
+
+@lru_cache(maxsize=100_000)
+def _chunk_words(before: str, chunk: str, after: str) -> tuple[str, ...]:
+    """Word tokens of ``chunk``; ``before``/``after``: the neighbours' edge characters where they matter."""
+    tokens = [token.text for token in tokenize(" ".join(part for part in (before, chunk, after) if part))]
+    if before:
+        del tokens[0]
+    if after:
+        del tokens[-1]
+    return tuple(token for token in tokens if _WORD_RE.search(token))
+
+
+def word_tokens(text: str) -> list[str]:
+    """razdel's tokens of ``text`` that contain a letter or digit, in order."""
+    if not _BY_CHUNK:
+        return [token.text for token in tokenize(text) if _WORD_RE.search(token.text)]
+    chunks = text.split()  # the white space razdel's atoms skip (both are Unicode white space)
+    last = len(chunks) - 1
+    words: list[str] = []
+    for i, chunk in enumerate(chunks):
+        before = chunks[i - 1][-1] if i > 0 and chunk[0] in _EDGE_CHARS else ""
+        after = chunks[i + 1][0] if i < last and chunk[-1] in _EDGE_CHARS else ""
+        words.extend(_chunk_words(before, chunk, after))
+    return words
+
+
+def clear_caches() -> None:
+    """Forget parsed words and tokenised chunks (the state of a fresh process; for benchmarks)."""
+    lemma_forms.cache_clear()
+    _chunk_words.cache_clear()
+
+
 def analyze(subject: str, body: str) -> AnalyzedText:
     """Clean, tokenise and lemmatise a message (subject first, then the body without quotes and signature)."""
     text = normalize(f"{strip_reply_prefix(subject)}\n{strip_reply(body)}"[:MAX_CHARS]).strip()
-    tokens = tuple(tok.text for tok in tokenize(text) if _WORD_RE.search(tok.text))
+    tokens = tuple(word_tokens(text))
     forms = [lemma_forms(tok) for tok in tokens]
     lemmas = tuple(choices[0] for choices in forms)
     positions: dict[str, list[int]] = {}
