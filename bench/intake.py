@@ -103,14 +103,10 @@ def main() -> None:
         config.get_settings.cache_clear()
         settings = config.get_settings()
         db.upgrade(settings)
-        # Warm the classifier and templates so that one-off loading is not charged to the first messages.
-        from mailservice.inforequests.classification import labels_for
+        # What the service does once at start-up (classifier, workers, GC), not charged to the messages.
+        from mailservice.intake.pipeline import warm_up
 
-        labels_for("прогрев", "прогрев классификатора")
-        # The service starts its parsing workers once, at start-up; so does the benchmark, before the clock.
-        from mailservice.intake.prepare import preparer_for
-
-        preparer_for(settings).start()
+        warm_up(settings)
         start = time.perf_counter()
         result = poll_once(settings)
         poll_s = time.perf_counter() - start

@@ -151,3 +151,39 @@ def test_a_worker_killed_mid_batch_is_replaced_and_nothing_is_lost(
     assert "intake worker pool broke" in caplog.text  # the worker really was killed, twice
     numbers = [r.request_number for r in first + second]
     assert numbers == [f"2026-{i:06d}" for i in range(1, 25)]
+
+
+@pytest.mark.parametrize("mode", ["fast", "careful"])
+def test_an_appeal_by_plain_email_gets_the_legal_channels_threaded_to_itself_alone(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, mode: str
+) -> None:
+    settings = make_env(monkeypatch, tmp_path, db_url, appeal_by_email="redirect_only")
+    if mode == "careful":
+        _careful_only(monkeypatch)
+    # Mail of ours that concerns no request (a subscription confirmation, say): not part of any citizen's thread.
+    with session_scope(settings) as session:
+        session.add(
+            OutboxMessage(
+                kind="mailing_confirm",
+                message_id="other@dizo.test",
+                mail_from="info@dizo.test",
+                recipients="x@example.ru",
+                raw=b"",
+                ref_type="subscriber",
+            )
+        )
+    appeal = citizen_mail(
+        sender="c@example.ru",
+        subject="Жалоба на действия специалиста департамента",
+        body="Прошу рассмотреть мою жалобу: специалист отказался принять документы и нагрубил мне на приёме.",
+    )
+    [result] = process_batch(settings, [(appeal, _source())], now=NOW)
+    assert result.outcome is Outcome.new_request and result.request_number is None
+    with session_scope(settings) as session:
+        request = session.scalars(select(Request)).one()
+        assert request.type == "appeal" and request.status == "closed"
+        notice = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "appeal_channels")).one()
+        assert notice.request_id == request.id
+        headers = notice.raw.decode("ascii", "replace")
+        assert f"References: <{message_id_of(appeal)}>" in headers
+        assert "other@dizo.test" not in headers

@@ -28,6 +28,8 @@ def subject_tag(number: str | None) -> str:
 def thread_ids(session: Session, request: Request) -> list[str]:
     """Message-IDs of the thread so far: the client's first message, then ours, oldest first."""
     ids = [request.thread_root] if request.thread_root else []
+    if request.id is None:
+        return ids  # a request not yet written has sent nothing (and "request_id = NULL" would match others' mail)
     ids += list(
         session.scalars(
             select(OutboxMessage.message_id).where(OutboxMessage.request_id == request.id).order_by(OutboxMessage.id)

@@ -14,6 +14,7 @@ import copyreg
 import dataclasses
 import email
 import email.policy
+import gc
 import logging
 import multiprocessing
 import os
@@ -158,6 +159,8 @@ def _init_worker(environment: dict[str, str], poller: int) -> None:
     from mailservice.classify.engine import default_classifier
 
     default_classifier()
+    gc.collect()
+    gc.freeze()  # the model stays for the worker's life: keep collections from walking it (pipeline.warm_up)
 
 
 def _environment() -> dict[str, str]:
@@ -209,8 +212,12 @@ class Preparer:
         """Start the workers now and wait until they are ready (service start-up, benchmarks)."""
         pool = self._executor()
         if pool is not None:
-            for future in [pool.submit(_prepare_chunk, [], self.limits) for _ in range(self.workers * 2)]:
-                future.result()
+            try:
+                for future in [pool.submit(_prepare_chunk, [], self.limits) for _ in range(self.workers * 2)]:
+                    future.result()
+            except BrokenProcessPool:
+                log.warning("intake workers did not start; preparing in the poller for now", exc_info=True)
+                self.close()
 
     def prepare(self, items: Sequence[tuple[bytes, str | None]]) -> list[Prepared]:
         """Prepare ``items`` and wait for the results."""

@@ -23,7 +23,7 @@ from imap_tools import BaseMailBox, MailBox, MailBoxStartTls, MailBoxUnencrypted
 from mailservice import faults
 from mailservice.config import Security, Settings
 from mailservice.intake.models import Outcome
-from mailservice.intake.pipeline import Source, process_batch
+from mailservice.intake.pipeline import Source, process_batch, warm_up
 from mailservice.intake.prepare import Prepared, preparer_for
 from mailservice.mail.smtp import tls_context
 
@@ -158,6 +158,7 @@ def run_poller(settings: Settings, stop: threading.Event) -> None:
     A broken connection is logged and retried after the interval; nothing is lost because nothing is moved
     before it is committed.
     """
+    warm_up(settings)
     while not stop.is_set():
         try:
             with connect(settings) as mailbox:
