@@ -8,6 +8,8 @@ import datetime as dt
 import io
 import json
 import re
+import threading
+import time
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -515,3 +517,35 @@ def test_links_close_with_the_request(lite: Settings, tmp_path: Path) -> None:
     assert response.status_code == 400 and "уже рассмотрен" in response.text
     with session_scope(lite) as session:
         assert session.scalars(select(Approval)).one().decision is None
+
+
+def test_two_first_imports_at_once_make_versions_one_and_two(reg: Settings, tmp_path: Path) -> None:
+    # Before the first import there is no version row to lock: the register lock must still serialise them.
+    path = sheet(tmp_path / "start.xlsx", GOOD)
+    read = spreadsheet.read_file(path)
+    barrier = threading.Barrier(2)
+    numbers: list[int] = []
+    errors: list[BaseException] = []
+
+    def one_import() -> None:
+        try:
+            with session_scope(reg) as session:
+                barrier.wait(timeout=30)
+                outcome = service.import_register(
+                    session, reg, read, actor=OFFICER, now=utcnow(), source_name=path.name
+                )
+                assert outcome.version is not None
+                time.sleep(0.2)  # hold the transaction open while the other one tries
+                numbers.append(outcome.version.number)
+        except BaseException as exc:  # reported below: a thread's exception would otherwise vanish
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one_import) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert sorted(numbers) == [1, 2]
+    with session_scope(reg) as session:
+        assert sorted(session.scalars(select(RegisterVersion.number))) == [1, 2]

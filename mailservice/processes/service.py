@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from mailservice.config import Settings
@@ -178,11 +178,20 @@ def _row_model(data: RowData, position: int) -> RegisterRow:
     )
 
 
+# Key of the PostgreSQL advisory lock that serialises making register versions (any constant unique in the app).
+_REGISTER_LOCK = 0x70726F63  # "proc"
+
+
 def latest_version(session: Session, *, for_update: bool = False) -> RegisterVersion | None:
-    """The newest version (locked on PostgreSQL when about to make the next one)."""
+    """The newest version; with ``for_update``, the right to make the next one is held until the transaction ends.
+
+    A row lock is not enough: before the first import there is no row to lock, and two first imports would both
+    make version 1. PostgreSQL takes a transaction-level advisory lock instead; SQLite transactions here already
+    hold the database's write lock from their start (BEGIN IMMEDIATE).
+    """
+    if for_update and session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _REGISTER_LOCK})
     query = select(RegisterVersion).order_by(RegisterVersion.number.desc()).limit(1)
-    if for_update:
-        query = query.with_for_update()
     return session.scalars(query).first()
 
 
