@@ -470,6 +470,10 @@ def _quarantine(
     return _Written(entry)
 
 
+# A message on its way through a batch: raw bytes, where it came from, what preparing it found.
+_Item = tuple[bytes, Source, Prepared]
+
+
 def _careful_one(session: Session, settings: Settings, item: _Item, now: dt.datetime) -> _Written:
     """One message in its own savepoint: an error quarantines it and keeps what the batch wrote before it."""
     raw, source, prepared = item
@@ -500,9 +504,6 @@ def _careful_one(session: Session, settings: Settings, item: _Item, now: dt.date
         log.exception("intake failed for a message; quarantined")
         reason = f"internal error: {type(exc).__name__}: {exc}"
         return _quarantine(session, source, raw_sha, len(raw), reason, now, prepared.parsed)
-
-
-_Item = tuple[bytes, Source, Prepared]
 
 
 def _write(
