@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import datetime as dt
 import email.policy
+import hashlib
 import io
+import os
+import tempfile
 import time
+import tracemalloc
 import zipfile
 from email.message import EmailMessage
 from email.utils import make_msgid
+from pathlib import Path
 
+import httpx
 import pytest
 from itsdangerous import TimestampSigner
 from sqlalchemy import func, select, update
 
+from mailservice.blobs import BlobStore
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.history import service
 from mailservice.history.models import HistoryExport
-from mailservice.inforequests.models import Client, ClientContact, Event, Request
+from mailservice.inforequests.models import Attachment, Client, ClientContact, Event, Request
 from mailservice.intake.models import IntakeEntry, Outcome
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.intake.routes import load_routes
@@ -253,7 +260,7 @@ def test_altered_guessed_and_expired_links_fail_with_a_clear_page(
 
 
 def test_internal_notes_stay_out_and_the_history_request_is_recorded(lite_settings: Settings, sink: Sink) -> None:
-    from mailservice.history.archive import build_zip
+    from mailservice.history.archive import write_zip
 
     request_a, _b, _raw = two_clients(lite_settings)
     with session_scope(lite_settings) as session:
@@ -271,7 +278,9 @@ def test_internal_notes_stay_out_and_the_history_request_is_recorded(lite_settin
         client_id = request.client_id
     ask(lite_settings, history_mail(A), A)
     with session_scope(lite_settings) as session:
-        _archive, everything = zip_text(build_zip(session, lite_settings, client_id, utcnow()))
+        buffer = io.BytesIO()
+        write_zip(session, lite_settings, client_id, utcnow(), buffer)
+        _archive, everything = zip_text(buffer.getvalue())
         entry = session.scalars(select(IntakeEntry).where(IntakeEntry.outcome == Outcome.routed)).one()
         recorded = session.scalars(select(Event).where(Event.intake_id == entry.id)).one()
     assert "СЛУЖЕБНО" not in everything
@@ -322,3 +331,121 @@ def test_export_follows_a_merge(lite_settings: Settings) -> None:
         http.get(f"/history/download/{service.download_token(lite_settings, export)}/archive.zip").content
     )
     assert "Запрос о предоставлении земельных участков" in everything and A in everything  # merged into B
+
+
+MB = 1024 * 1024
+
+
+def attach_random_files(settings: Settings, request_id: int, count: int, size: int) -> list[str]:
+    """Store ``count`` files of random bytes (deflate cannot shrink them) and attach them to a request the way
+    intake does: one blob each, on the event of the client's first message. Returns their hashes in order."""
+    store = BlobStore(settings.blob_dir)
+    hashes: list[str] = []
+    with session_scope(settings) as session:
+        first = session.scalars(select(Attachment).where(Attachment.request_id == request_id)).first()
+        assert first is not None and first.event_id is not None
+        for number in range(count):
+            digest = store.put(os.urandom(size), durable=False)  # a test has no crash to survive
+            session.add(
+                Attachment(
+                    request_id=request_id,
+                    event_id=first.event_id,
+                    filename=f"скан-{number:02d}.pdf",
+                    content_type="application/pdf",
+                    size=size,
+                    sha256=digest,
+                )
+            )
+            hashes.append(digest)
+    return hashes
+
+
+def test_big_archive_streams_in_bounded_memory(lite_settings: Settings, live_url: str, tmp_path: Path) -> None:
+    request_a, _b, raw_a = two_clients(lite_settings)
+    hashes = attach_random_files(lite_settings, request_a, count=20, size=MB)
+    export = _export_for(lite_settings, A)
+    url = f"{live_url}/history/download/{service.download_token(lite_settings, export)}/archive.zip"
+    target = tmp_path / "archive.zip"
+    tracemalloc.start()
+    try:
+        # The client writes each chunk to disk as it comes, so what is traced is the server's building and sending.
+        with httpx.stream("GET", url, timeout=120) as response, target.open("wb") as out:
+            assert response.status_code == 200
+            for chunk in response.iter_raw():
+                out.write(chunk)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    print(f"archive {target.stat().st_size / MB:.1f} MB, traced peak {peak / MB:.2f} MB")
+    assert response.headers["content-type"] == "application/zip"
+    assert response.headers["content-disposition"].startswith('attachment; filename="history-')
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert target.stat().st_size > 20 * MB
+    assert peak < 8 * MB, f"peak {peak / MB:.1f} MB"
+    with zipfile.ZipFile(target) as archive:
+        assert archive.testzip() is None
+        names = archive.namelist()
+        assert names[0] == "index.html"
+        attachments = [n for n in names if n.startswith("attachments/")]
+        assert [hashlib.sha256(archive.read(n)).hexdigest() for n in attachments[1:]] == hashes
+        assert archive.read(attachments[0]) == b"%PDF-A"
+        assert raw_a in [archive.read(n) for n in names if n.endswith("-incoming.eml")]
+        index = archive.read("index.html").decode()
+    assert index.count(f"({MB} байт)") == 20 and "файл не сохранился" not in index
+    with session_scope(lite_settings) as session:
+        assert session.get(HistoryExport, export.id).download_count == 1  # type: ignore[union-attr]
+
+
+def test_missing_files_are_noted_and_the_rest_is_complete(settings: Settings) -> None:
+    request_a, _b, raw_a = two_clients(settings)
+    kept, lost = attach_random_files(settings, request_a, count=2, size=3000)
+    store = BlobStore(settings.blob_dir)
+    store.path(lost).unlink()
+    store.path(hashlib.sha256(raw_a).hexdigest()).unlink()  # the original message is gone too
+    export = _export_for(settings, A)
+    response = client_for(settings).get(f"/history/download/{service.download_token(settings, export)}/archive.zip")
+    assert response.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    assert archive.testzip() is None
+    names = archive.namelist()
+    index = archive.read("index.html").decode()
+    assert index.count("файл не сохранился") == 2
+    assert "скан-01.pdf: файл не сохранился" in index and "Исходное письмо клиента: файл не сохранился" in index
+    assert "(3000 байт)" in index  # the kept one, with its size
+    assert [archive.read(n) for n in names if n.startswith("attachments/")] == [b"%PDF-A", store.get(kept)]
+    assert not [n for n in names if n.endswith("-incoming.eml") and archive.read(n) == raw_a]
+    assert any(n.endswith("-outgoing.eml") for n in names)  # our acknowledgement is in the database, not a blob
+    with session_scope(settings) as session:
+        assert session.get(HistoryExport, export.id).download_count == 1  # type: ignore[union-attr]
+
+
+def test_a_failed_build_counts_nothing_and_frees_the_temporary_file(
+    lite_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailservice.history import archive, routes
+
+    request_a, _b, _raw = two_clients(lite_settings)
+    [digest] = attach_random_files(lite_settings, request_a, count=1, size=2 * archive.SPOOL_MAX_SIZE)
+    export = _export_for(lite_settings, A)
+    url = f"/history/download/{service.download_token(lite_settings, export)}/archive.zip"
+    spools: list[tempfile.SpooledTemporaryFile[bytes]] = []
+
+    def recording_spool(settings: Settings) -> tempfile.SpooledTemporaryFile[bytes]:
+        spools.append(archive.spool_file(settings))
+        return spools[-1]
+
+    monkeypatch.setattr(routes, "spool_file", recording_spool)
+    http = client_for(lite_settings)
+    ok = http.get(url)  # bigger than the spool's memory part: it went to disk
+    assert ok.status_code == 200 and int(ok.headers["content-length"]) == len(ok.content)
+    assert spools[-1]._rolled and spools[-1].closed  # type: ignore[attr-defined]
+    # A blob that cannot be read while the archive is written (here a folder in its place) fails the download.
+    path = BlobStore(lite_settings.blob_dir).path(digest)
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(IsADirectoryError):
+        http.get(url)
+    assert len(spools) == 2 and spools[-1].closed
+    with session_scope(lite_settings) as session:
+        assert session.get(HistoryExport, export.id).download_count == 1  # type: ignore[union-attr]
+    assert list((lite_settings.data_dir / "tmp").iterdir()) == []  # the temporary files never had a name

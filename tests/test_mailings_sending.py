@@ -332,12 +332,16 @@ def test_killed_workers_every_subscriber_gets_exactly_one_copy(
     #   copy arrived, the row says "ambiguous", and it is not sent again).
     # The dying workers use one connection, so no other copy of theirs sits between its consent check and
     # its final dot when they die (the one window where a crash loses a copy: see the next tests).
-    workers = [
+    # The dying workers go first and the healthy ones start once both are dead. Started together on a loaded
+    # machine, a healthy one could take every row before the second dying worker reached its 30th copy; and a
+    # dying worker that outlives the other hands that one's claims back itself (a dead pid is seen at once).
+    dying = [
         _worker(campaign_id, "mailing_after_claim:1", concurrency=1),
         _worker(campaign_id, "mailing_after_250:30", concurrency=1),
-        _worker(campaign_id),
-        _worker(campaign_id),
     ]
+    for worker in dying:
+        worker.wait(timeout=180)
+    workers = [*dying, _worker(campaign_id), _worker(campaign_id)]
     codes = [w.wait(timeout=180) for w in workers]
     assert codes == [-signal.SIGKILL, -signal.SIGKILL, 0, 0], [w.stderr.read()[-2000:] for w in workers if w.stderr]
     # After a restart nothing is left to do (the survivors reconciled the dead workers' rows) ...

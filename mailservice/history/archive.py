@@ -1,5 +1,10 @@
 """The history ZIP: an HTML summary, the original messages (.eml) and the attachments of one client.
 
+Five years of history can hold hundreds of MB of attachments, so no file is read before it is written: the
+summary is built from sizes (``stat`` of the blob, ``length`` of a stored message), then each file is copied into
+the ZIP in chunks, and the ZIP goes to a spooled temporary file rather than memory. Memory use is then bounded by
+the copy buffers and the one largest message kept in the database, whatever the size of the history.
+
 Every row read here is selected by the client's id (events by ``Event.client_id``, files through those events
 and the client's requests), so nothing of another client can enter the archive. Internal staff notes and
 classification changes are the department's working notes, not interactions with the client, and are left out.
@@ -8,11 +13,14 @@ classification changes are the department's working notes, not interactions with
 from __future__ import annotations
 
 import datetime as dt
-import io
+import shutil
+import tempfile
+import time
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import IO
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailservice.blobs import BlobStore
@@ -36,15 +44,21 @@ EVENT_NAMES: dict[str, str] = {
 }
 
 
+# Archives up to this size stay in memory; bigger ones go on to an unnamed file in data_dir/tmp.
+SPOOL_MAX_SIZE = 1024 * 1024
+COPY_CHUNK = 64 * 1024
+
+
 @dataclass
 class HistoryFile:
-    """One file of the archive, or a note that it is no longer available."""
+    """One file of the archive (where to read it: a blob or an outbox row), or a note that it is not available."""
 
     path: str
     title: str
     size: int
     available: bool = True
-    data: bytes = field(default=b"", repr=False)
+    blob: str | None = None  # sha256 in the blob store
+    outbox_id: int | None = None  # an outgoing message, kept whole in the outbox table
 
 
 @dataclass
@@ -81,11 +95,13 @@ def is_client_visible(event: Event) -> bool:
     return not (isinstance(event.data, dict) and event.data.get("internal"))
 
 
-def _blob(store: BlobStore, sha256: str) -> bytes | None:
+def _blob_file(store: BlobStore, path: str, title: str, sha256: str) -> HistoryFile:
+    """A blob as a file of the archive; its size is the one on disk (what reading it used to give)."""
     try:
-        return store.get(sha256)
+        size = store.path(sha256).stat().st_size
     except (FileNotFoundError, ValueError):
-        return None
+        return HistoryFile(path=path, title=title, size=0, available=False)
+    return HistoryFile(path=path, title=title, size=size, blob=sha256)
 
 
 def collect(session: Session, settings: Settings, client_id: int) -> HistoryData:
@@ -109,17 +125,28 @@ def collect(session: Session, settings: Settings, client_id: int) -> HistoryData
         ):
             attachments_by_event.setdefault(att.event_id, []).append(att)
     event_ids = {e.id for e in events}
+    # Only the lengths of outgoing messages: loading the rows would bring every message's bytes into memory.
+    outbox_ids = [e.outbox_id for e in events if e.outbox_id is not None]
+    outbox_sizes: dict[int, int] = {}
+    for start in range(0, len(outbox_ids), 500):  # keeps IN lists short on both backends
+        chunk = outbox_ids[start : start + 500]
+        query = select(OutboxMessage.id, func.length(OutboxMessage.raw)).where(OutboxMessage.id.in_(chunk))
+        for row_id, length in session.execute(query):
+            outbox_sizes[row_id] = length or 0
     items: list[TimelineItem] = []
     for event in events:
         files: list[HistoryFile] = []
         if event.intake_id is not None:
+            path, title = f"messages/{event.id:06d}-incoming.eml", "Исходное письмо клиента"
             entry = session.get(IntakeEntry, event.intake_id)
-            raw = _blob(store, entry.raw_sha256) if entry is not None else None
-            files.append(_file(f"messages/{event.id:06d}-incoming.eml", "Исходное письмо клиента", raw))
+            if entry is not None:
+                files.append(_blob_file(store, path, title, entry.raw_sha256))
+            else:
+                files.append(HistoryFile(path=path, title=title, size=0, available=False))
         if event.outbox_id is not None:
-            row = session.get(OutboxMessage, event.outbox_id)
-            raw = row.raw if row is not None and row.raw else None
-            files.append(_file(f"messages/{event.id:06d}-outgoing.eml", "Письмо департамента", raw))
+            path, title = f"messages/{event.id:06d}-outgoing.eml", "Письмо департамента"
+            size = outbox_sizes.get(event.outbox_id) or 0  # missing row or empty message: not available
+            files.append(HistoryFile(path=path, title=title, size=size, available=size > 0, outbox_id=event.outbox_id))
         for att in attachments_by_event.get(event.id, []):
             files.append(_attachment_file(store, att))
         items.append(
@@ -153,15 +180,9 @@ def collect(session: Session, settings: Settings, client_id: int) -> HistoryData
     )
 
 
-def _file(path: str, title: str, data: bytes | None) -> HistoryFile:
-    if data is None:
-        return HistoryFile(path=path, title=title, size=0, available=False)
-    return HistoryFile(path=path, title=title, size=len(data), data=data)
-
-
 def _attachment_file(store: BlobStore, att: Attachment) -> HistoryFile:
     name = sanitize_filename(att.filename, att.content_type)
-    return _file(f"attachments/{att.id:06d}-{name}", att.filename, _blob(store, att.sha256))
+    return _blob_file(store, f"attachments/{att.id:06d}-{name}", att.filename, att.sha256)
 
 
 def summary_html(settings: Settings, data: HistoryData, now: dt.datetime) -> str:
@@ -178,13 +199,46 @@ def summary_html(settings: Settings, data: HistoryData, now: dt.datetime) -> str
     )
 
 
-def build_zip(session: Session, settings: Settings, client_id: int, now: dt.datetime) -> bytes:
-    """The whole archive of one client as bytes."""
+def _entry(archive: zipfile.ZipFile, name: str, size: int) -> zipfile.ZipInfo:
+    """The entry ``ZipFile.writestr`` would make (same date, permissions, compression and ZIP64 choice), so
+    that streaming changes nothing in the archive."""
+    info = zipfile.ZipInfo(filename=name, date_time=time.localtime(time.time())[:6])
+    info.compress_type = archive.compression
+    info._compresslevel = archive.compresslevel  # type: ignore[attr-defined]  # what writestr sets
+    info.external_attr = 0o600 << 16
+    info.file_size = size  # writestr's size: open() decides on ZIP64 from it
+    return info
+
+
+def _copy_file(session: Session, store: BlobStore, item: HistoryFile, dest: IO[bytes]) -> None:
+    if item.blob is not None:
+        # A blob that vanished since collect() raises here: the download fails rather than contradict the summary.
+        with store.path(item.blob).open("rb") as src:
+            shutil.copyfileobj(src, dest, COPY_CHUNK)
+        return
+    # An outgoing message lives in one database column: read it alone (not the ORM row, which the session
+    # would keep), write it, let it go.
+    raw = session.scalar(select(OutboxMessage.raw).where(OutboxMessage.id == item.outbox_id))
+    if raw is None:
+        raise FileNotFoundError(f"outbox message {item.outbox_id} is gone")
+    dest.write(raw)
+
+
+def write_zip(session: Session, settings: Settings, client_id: int, now: dt.datetime, out: IO[bytes]) -> None:
+    """Write the archive of one client to ``out`` (a seekable binary file), one file at a time."""
     data = collect(session, settings, client_id)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    store = BlobStore(settings.blob_dir)
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("index.html", summary_html(settings, data, now))
         for item in data.files:
             if item.available:
-                archive.writestr(item.path, item.data)
-    return buffer.getvalue()
+                with archive.open(_entry(archive, item.path, item.size), "w") as dest:
+                    _copy_file(session, store, item, dest)
+
+
+def spool_file(settings: Settings) -> tempfile.SpooledTemporaryFile[bytes]:
+    """Where an archive is built: memory while small, then a file in data_dir/tmp that has no name (removed at
+    once, so nothing is left behind whatever happens; its space is freed when it is closed)."""
+    folder = settings.data_dir / "tmp"
+    folder.mkdir(parents=True, exist_ok=True)
+    return tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX_SIZE, mode="w+b", dir=str(folder))

@@ -7,14 +7,17 @@ confirmation that changes state needs a POST, so a mail scanner fetching links c
 
 from __future__ import annotations
 
-from typing import Annotated
+import os
+from collections.abc import Iterator
+from typing import IO, Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
 
 from mailservice.db import session_scope, utcnow
 from mailservice.history import service
-from mailservice.history.archive import build_zip
+from mailservice.history.archive import COPY_CHUNK, spool_file, write_zip
 from mailservice.inforequests import service as requests_service
 from mailservice.mail.headers import normalise_address
 from mailservice.templating import render
@@ -127,25 +130,48 @@ def download_page(request: Request, token: str) -> Response:
         )
 
 
+def _chunks(file: IO[bytes]) -> Iterator[bytes]:
+    """The built archive in chunks; the file is closed (its space freed) once it is sent."""
+    try:
+        while chunk := file.read(COPY_CHUNK):
+            yield chunk
+    finally:
+        file.close()
+
+
 @router.get("/history/download/{token}/archive.zip", summary="Скачать архив истории взаимодействия")
 def download_archive(request: Request, token: str) -> Response:
-    """The ZIP, built now from the client's own records."""
+    """The ZIP, built now from the client's own records into a temporary file, then streamed."""
     settings = settings_of(request)
     now = utcnow()
-    with session_scope(settings) as session:
-        try:
-            export = service.open_download(session, settings, token, now)
-        except service.HistoryLinkError as exc:
-            return _link_error(request, exc.kind)
-        client = service.owner(session, export)
-        assert client is not None  # open_download checked it
-        data = build_zip(session, settings, client.id, now)
-        export.download_count += 1
-        export.downloaded_at = export.downloaded_at or now
-        stamp = now.astimezone(settings.tz).strftime("%Y%m%d")
-    response = Response(
-        data,
+    file: IO[bytes] | None = None
+    try:
+        with session_scope(settings) as session:
+            try:
+                export = service.open_download(session, settings, token, now)
+            except service.HistoryLinkError as exc:
+                return _link_error(request, exc.kind)
+            client = service.owner(session, export)
+            assert client is not None  # open_download checked it
+            file = spool_file(settings)
+            write_zip(session, settings, client.id, now, file)
+            # Counted in the same transaction as the build: a failed build or commit counts nothing.
+            export.download_count += 1
+            export.downloaded_at = export.downloaded_at or now
+            stamp = now.astimezone(settings.tz).strftime("%Y%m%d")
+    except BaseException:
+        if file is not None:  # a failed build or commit: free the temporary file now
+            file.close()
+        raise
+    # The session is closed here, before any byte is sent.
+    size = file.seek(0, os.SEEK_END)
+    file.seek(0)
+    response = StreamingResponse(
+        _chunks(file),
         media_type="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="history-{stamp}.zip"'},
+        headers={"Content-Disposition": f'attachment; filename="history-{stamp}.zip"', "Content-Length": str(size)},
+        # Also closes a file whose stream never started (closing twice is harmless). Should a dropped connection
+        # skip both, the file has no name on disk and its space is freed when Python collects the response.
+        background=BackgroundTask(file.close),
     )
     return secure(response)
