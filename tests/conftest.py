@@ -20,9 +20,9 @@ from sqlalchemy import text
 from mailservice import config, db
 from mailservice.models import Base
 from tests.servers import Dovecot, Sink, dovecot_missing_reason, run_sink, start_dovecot
+from tests.shared import CORPORA as CORPORA  # re-exported for the tests that import it from here
 
 PG_URL = os.environ.get("MAILSERVICE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-CORPORA = Path(os.environ.get("MAILSERVICE_CORPORA", Path(__file__).resolve().parents[2] / "shared" / "corpora"))
 
 _pg_state: dict[str, object] = {}
 
@@ -111,7 +111,11 @@ def sink(tmp_path: Path) -> Iterator[Sink]:
 def make_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str, **extra: str) -> config.Settings:
     """Point every MAILSERVICE_ setting at this test's folder and database; return the fresh Settings."""
     for key in list(os.environ):
-        if key.startswith("MAILSERVICE_") and key != "MAILSERVICE_TEST_PG_URL" and key != "MAILSERVICE_CORPORA":
+        if (
+            key.startswith("MAILSERVICE_")
+            and key != "MAILSERVICE_TEST_PG_URL"
+            and key not in ("MAILSERVICE_CORPORA", "MAILSERVICE_SHARED")
+        ):
             monkeypatch.delenv(key)
     monkeypatch.setenv("MAILSERVICE_ENVIRONMENT", "test")
     monkeypatch.setenv("MAILSERVICE_DATA_DIR", str(tmp_path / "data"))

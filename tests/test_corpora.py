@@ -12,7 +12,6 @@ A summary (verdict counts, quarantine reasons, agreement) is printed whatever th
 from __future__ import annotations
 
 import csv
-import os
 from collections import Counter
 from dataclasses import dataclass
 from email import policy
@@ -25,8 +24,7 @@ from mailservice.mail.bounces import BounceInfo, parse_bounce
 from mailservice.mail.headers import loose_address, normalise_address
 from mailservice.mail.parse import ParseError, parse_message
 from mailservice.mail.triage import Verdict, triage
-
-CORPORA = Path(os.environ.get("MAILSERVICE_CORPORA") or Path(__file__).resolve().parents[2] / "shared" / "corpora")
+from tests.shared import CORPORA
 
 pytestmark = pytest.mark.skipif(
     not (CORPORA / "mime").is_dir() or not (CORPORA / "bounces").is_dir(),

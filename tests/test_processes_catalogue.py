@@ -11,8 +11,9 @@ import pytest
 
 from mailservice.processes import extract_catalogue
 from mailservice.processes.catalogue import CATALOGUE_FILE, load_catalogue, normalise
+from tests.shared import SEEDS
 
-SEED = extract_catalogue.default_seed()
+SEED = extract_catalogue.default_seed() or next(iter(sorted(SEEDS.glob("003_*.txt"))), None)
 # Read in the seed's annex 1 by hand: groups 1-6 hold 10, 7, 10, 7, 2 and 26 processes (group 4 prints its sixth
 # process as a second "4.4").
 EXPECTED_COUNTS = {1: 10, 2: 7, 3: 10, 4: 7, 5: 2, 6: 26}

@@ -6,7 +6,6 @@ written for this project by reading each file: a phrase the new text must keep a
 
 from __future__ import annotations
 
-import os
 import quopri
 from pathlib import Path
 
@@ -15,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailservice.mail.quotes import html_to_text, split_reply
+from tests.shared import CORPORA
 
-CORPORA = Path(os.environ.get("MAILSERVICE_CORPORA") or Path(__file__).resolve().parents[2] / "shared" / "corpora")
 REPLY_BODIES = CORPORA / "reply-bodies"
 
 
