@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import resource
 import shutil
 import sys
@@ -27,37 +26,8 @@ from imap_tools import MailBoxUnencrypted
 
 from mailservice import config, db
 from mailservice.mail.imap import poll_once
-from tests.mailfactory import citizen_mail
+from tests.mailfactory import bench_messages
 from tests.servers import start_dovecot
-
-SUBJECTS = [
-    "Запрос информации о земельных участках",
-    "Прошу предоставить копию приказа",
-    "Аренда участка на ул. Ленина",
-    "СРОЧНО: аукцион по продаже участка",
-    "Вопрос о кадастровой стоимости",
-    "Жалоба на действия специалиста",
-]
-BODIES = [
-    "Прошу предоставить сведения о количестве договоров аренды, заключённых в 2025 году.",
-    "Добрый день! Подскажите, где опубликован план приватизации на 2026 год?\n\n-- \nС уважением, Пётр",
-    "Завтра состоится аукцион, прошу срочно разъяснить порядок участия. Заранее спасибо.",
-    "Здравствуйте. Кадастровая стоимость моего участка завышена, как её оспорить?",
-]
-
-
-def build_messages(count: int, seed: int = 7) -> list[bytes]:
-    """Realistic Russian citizen messages, each with its own sender and Message-ID."""
-    rng = random.Random(seed)
-    return [
-        citizen_mail(
-            sender=f"citizen{i}@example.ru",
-            name=rng.choice(["Иванов И. И.", "Петрова Анна", "", "ООО «Ромашка»"]),
-            subject=rng.choice(SUBJECTS),
-            body=rng.choice(BODIES) * rng.randint(1, 4),
-        )
-        for i in range(count)
-    ]
 
 
 def append_all(port: int, user: str, password: str, messages: list[bytes]) -> None:
@@ -86,7 +56,7 @@ def main() -> None:
     work.chmod(0o755)  # Dovecot's unprivileged processes must reach the mail folder
     server = start_dovecot(work / "dovecot")
     try:
-        messages = build_messages(count)
+        messages = bench_messages(count)
         append_all(server.port, server.user, server.password, messages)
         fetched, fetch_s = raw_fetch(server.port, server.user, server.password)
         assert fetched == count, f"baseline fetched {fetched} of {count}"

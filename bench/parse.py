@@ -16,7 +16,6 @@ import argparse
 import email
 import json
 import os
-import random
 import sys
 import time
 from collections.abc import Callable
@@ -26,37 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mailservice.mail.parse import parse_message
-from tests.mailfactory import citizen_mail
-
-# The same mix as bench/intake.py: Russian subjects and bodies, display names in RFC 2047 encoded words.
-SUBJECTS = [
-    "Запрос информации о земельных участках",
-    "Прошу предоставить копию приказа",
-    "Аренда участка на ул. Ленина",
-    "СРОЧНО: аукцион по продаже участка",
-    "Вопрос о кадастровой стоимости",
-    "Жалоба на действия специалиста",
-]
-BODIES = [
-    "Прошу предоставить сведения о количестве договоров аренды, заключённых в 2025 году.",
-    "Добрый день! Подскажите, где опубликован план приватизации на 2026 год?\n\n-- \nС уважением, Пётр",
-    "Завтра состоится аукцион, прошу срочно разъяснить порядок участия. Заранее спасибо.",
-    "Здравствуйте. Кадастровая стоимость моего участка завышена, как её оспорить?",
-]
-
-
-def build_messages(count: int, seed: int = 7) -> list[bytes]:
-    """Realistic Russian citizen messages, each with its own sender and Message-ID."""
-    rng = random.Random(seed)
-    return [
-        citizen_mail(
-            sender=f"citizen{i}@example.ru",
-            name=rng.choice(["Иванов И. И.", "Петрова Анна", "", "ООО «Ромашка»"]),
-            subject=rng.choice(SUBJECTS),
-            body=rng.choice(BODIES) * rng.randint(1, 4),
-        )
-        for i in range(count)
-    ]
+from tests.mailfactory import bench_messages
 
 
 def pin_to_one_core() -> str:
@@ -90,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--n and --repeat must be positive")
 
     pinned = pin_to_one_core()
-    messages = build_messages(n)
+    messages = bench_messages(n)
     for raw in messages[:50]:  # warm up: imports, regular expressions, codec lookups
         parse_message(raw)
         email.message_from_bytes(raw, policy=policy.compat32)

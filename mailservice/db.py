@@ -124,6 +124,8 @@ def _number_new_rows(session: Session, _context: Any, _instances: Any) -> None:
         if generated is not None and getattr(obj, generated[0]) is None:
             pending.setdefault(mapper, []).append(obj)
     for mapper, objects in pending.items():
+        if len(objects) < 2:
+            continue  # one row is one INSERT either way: no query for its id
         generated = _generated_id(mapper)
         assert generated is not None
         key, column = generated
