@@ -2,7 +2,6 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY mailservice mailservice
-COPY templates templates
 RUN pip install --no-cache-dir .
 ENV MAILSERVICE_ENVIRONMENT=production MAILSERVICE_DATA_DIR=/data
 VOLUME /data

@@ -47,7 +47,7 @@ from mailservice.mailings.render import CampaignRenderer, Recipient, render_bodi
 from mailservice.mailings.sender import send_campaign
 from mailservice.mailings.subscribers import create_list, unsubscribe_mailto, unsubscribe_token, unsubscribe_url
 
-TEMPLATE = (Path(__file__).resolve().parents[1] / "templates" / "email" / "mailing_example.txt").read_text("utf-8")
+TEMPLATE = (Path(__file__).resolve().parents[1] / "mailservice/templates/email/mailing_example.txt").read_text("utf-8")
 SUBJECT = "Новости департамента: план приватизации на 2027 год"
 PG_URL = os.environ.get("MAILSERVICE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -36,7 +36,7 @@ from mailservice.publishing.mkdocs_config import read_mkdocs_yml
 from mailservice.publishing.schema import load_schema
 from mailservice.publishing.stats import RequestRow, SiteData, quarter_statistics
 
-SITE = Path(__file__).resolve().parents[1] / "site"
+SITE = Path(__file__).resolve().parents[1] / "mailservice" / "site"
 TODAY = dt.date(2026, 11, 25)
 NOW = dt.datetime(2026, 11, 25, 5, 0, tzinfo=dt.UTC)
 

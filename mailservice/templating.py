@@ -1,14 +1,15 @@
-"""Jinja2 environments for e-mails (plain text and HTML) and web pages, from the top-level templates/ folder."""
+"""Jinja2 environments for e-mails (plain text and HTML) and web pages, from the packaged templates/ folder."""
 
 from __future__ import annotations
 
 import datetime as dt
 from functools import lru_cache
-from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+from mailservice.resources import package_path
+
+TEMPLATES_DIR = package_path("templates")
 
 MONTHS_GENITIVE = (
     "января", "февраля", "марта", "апреля", "мая", "июня",

@@ -34,7 +34,7 @@ from mailservice.publishing.schema import PLACEHOLDER, SchemaError, load_schema,
 from mailservice.publishing.stats import RequestRow, SiteData, load_site_data, quarter_statistics
 from tests.conftest import make_env, reset_caches
 
-SITE = Path(__file__).resolve().parents[1] / "site"
+SITE = Path(__file__).resolve().parents[1] / "mailservice" / "site"
 TODAY = dt.date(2026, 11, 25)
 BUILT_AT = dt.datetime(2026, 11, 25, 5, 0, tzinfo=dt.UTC)
 EMPTY = SiteData(generated_at=BUILT_AT)

@@ -13,6 +13,7 @@ import yaml
 
 from mailservice.config import get_settings
 from mailservice.db import utcnow
+from mailservice.resources import package_path
 
 if TYPE_CHECKING:
     from mailservice.publishing.schema import SiteSchema
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Сайт раскрытия информации: документы, проверка, сборка, публикация.", no_args_is_help=True)
 
-DEFAULT_SITE = Path(__file__).resolve().parents[2] / "site"
+DEFAULT_SITE = package_path("site")
 
 SiteOption = Annotated[
     Path,

@@ -7,7 +7,7 @@
 - on_env / on_page_context: date filters, the document list of each section page, the way back to the section.
 
 Data for the generated pages comes from ``config.extra["mailservice_site_data"]`` when ``site build`` passed it,
-else from the configured database, so plain ``mkdocs build -f site/mkdocs.yml`` gives the same site.
+else from the configured database, so plain ``mkdocs build -f mailservice/site/mkdocs.yml`` gives the same site.
 """
 
 from __future__ import annotations
