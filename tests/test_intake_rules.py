@@ -28,8 +28,16 @@ COMMANDS = [
     ("Отказ от рассылки", "Иванов И. И.", Command.unsubscribe),
     (f"unsubscribe {TOKEN}", "", Command.unsubscribe),
     ("Прошу предоставить историю моих обращений", "", Command.history),
-    ("Прошу историю взаимодействия", "Прошу направить мне всю историю взаимодействия с департаментом.", Command.history),
-    ("", "Здравствуйте.\nПрошу предоставить историю моих обращений.\n\nС уважением,\nПётр Сидоров\n+7 913 000-00-00", Command.history),
+    (
+        "Прошу историю взаимодействия",
+        "Прошу направить мне всю историю взаимодействия с департаментом.",
+        Command.history,
+    ),
+    (
+        "",
+        "Здравствуйте.\nПрошу предоставить историю моих обращений.\n\nС уважением,\nПётр Сидоров\n+7 913 000-00-00",
+        Command.history,
+    ),
     ("Запрос истории обращений", "", Command.history),
 ]
 
@@ -73,7 +81,9 @@ def test_the_rest_of_a_command_letter_is_short() -> None:
 def test_dedicated_addresses() -> None:
     addresses = CommandAddresses(subscribe="join@dizo.test", unsubscribe="Leave@dizo.test", history="")
     # Whatever the text says, mail to a dedicated address is its command ...
-    assert recognise("Новости", "Хочу получать ваши письма, спасибо", ["join@dizo.test"], addresses) is Command.subscribe
+    assert (
+        recognise("Новости", "Хочу получать ваши письма, спасибо", ["join@dizo.test"], addresses) is Command.subscribe
+    )
     assert recognise("", "", ["info@dizo.test", "leave@DIZO.test"], addresses) is Command.unsubscribe
     # ... unless the text is the opposite command, or it went to two command addresses: staff decide.
     assert recognise("Отписаться", "", ["join@dizo.test"], addresses) is None

@@ -220,7 +220,11 @@ def test_bounce_subject_from_auto_submitted_sender_is_bounce() -> None:
             "------ Failed Recipients ------\n<a@b.example.ru>: Requested action not taken: mailbox unavailable.",
         ),
         ("Postmaster <postmaster@corp.example.org>", "Delivery failure notification", "could not be delivered"),
-        ("MAILER-DAEMON@mx.example.com", "Mail Delivery Warning", "Delivery to the following recipients has been delayed."),
+        (
+            "MAILER-DAEMON@mx.example.com",
+            "Mail Delivery Warning",
+            "Delivery to the following recipients has been delayed.",
+        ),
         ("Ville_Mail_Service <courrier@ville.example.fr>", "Message non remis", "n'a pas pu être remis"),
         ("Mail Gateway <gw@region.example.ru>", "Non remis : запрос", "Votre message n'a pas pu être remis."),
     ],
