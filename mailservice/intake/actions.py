@@ -144,6 +144,12 @@ def confirm_spam(session: Session, request: Request, *, actor: str, now: dt.date
         raise ActionError(str(exc)) from exc
 
 
+def can_convert(request: Request) -> bool:
+    """Whether the request is a letter by e-mail not yet dealt with (so it may be carried out as a command)."""
+    status = Status(request.status)
+    return request.channel == Channel.email and (status is Status.received or Status.answered in TRANSITIONS[status])
+
+
 def _original(session: Session, settings: Settings, request: Request) -> tuple[IntakeEntry, bytes]:
     first = next((e for e in request.events if e.kind == EventKind.message_in and e.intake_id is not None), None)
     entry = session.get(IntakeEntry, first.intake_id) if first is not None and first.intake_id is not None else None
