@@ -4,6 +4,9 @@ issue and the README, not from the code."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from mailservice.intake.commands import REST_LIMIT, Command, CommandAddresses, recognise
@@ -168,3 +171,31 @@ def test_one_signal_is_not_enough() -> None:
     # Links in the HTML part count: the same advertisement as HTML only.
     html = '<p>Распродажа!</p><a href="https://shop.example.com">Скидки</a>'
     assert hold_reasons("", "Распродажа! Скидки " + "товары " * 40, html, {}) != ()
+
+
+def _readme_forms() -> list[tuple[Command, str]]:
+    """Every command form the README lists, with its optional (parenthesised) words left out and put in."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = " ".join(readme.split("**Commands by e-mail**", 1)[1].split("Mail to a dedicated address", 1)[0].split())
+    forms: list[tuple[Command, str]] = []
+    for command in Command:
+        listed = section.split(f"- {command.value}:", 1)[1].split(";", 1)[0]
+        for form in re.findall(r"«([^»]+)»", listed):
+            forms.append((command, re.sub(r"\s*\([^)]*\)", "", form)))
+            forms.append((command, re.sub(r"[()]", "", form)))
+    return forms
+
+
+README_FORMS = _readme_forms()
+
+
+def test_the_readme_lists_forms_of_every_command() -> None:
+    assert {command for command, _form in README_FORMS} == set(Command)
+    assert len(README_FORMS) >= 30
+
+
+@pytest.mark.parametrize(("command", "form"), README_FORMS)
+def test_every_form_in_the_readme_is_recognised(command: Command, form: str) -> None:
+    assert recognise(form, "") is command  # as the subject
+    assert recognise("", f"Здравствуйте!\n{form}.\nС уважением, Иванов И. И.") is command  # as the first line
+    assert recognise("", f"{form}. А когда будут торги?") is None  # and a question besides: registered
