@@ -19,9 +19,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from mailservice import retention
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.feedback.models import FeedbackResponse
+from mailservice.feedback.stats import feedback_stats
 from mailservice.history.models import HistoryExport
 from mailservice.inforequests import service
 from mailservice.inforequests.lifecycle import Status
@@ -308,6 +310,12 @@ def test_standalone_thanks_is_feedback_of_the_client(settings: Settings, sink: S
         client = service.find_client_by_email(session, "kind@example.ru")
         assert client is not None and response.client_id == client.id and response.request_id is None
         assert session.scalars(select(Event.kind).where(Event.client_id == client.id)).all() == ["message_in"]
+        assert feedback_stats(session, settings).count == 0  # no rating: the averages leave it out
+    # Five years later the words go with the client's other data (retention), the record stays.
+    with session_scope(settings) as session:
+        retention.run(session, settings, NOW + dt.timedelta(days=6 * 366), dry_run=False)
+    with session_scope(settings) as session:
+        assert session.scalars(select(FeedbackResponse.comment)).all() == [""]
 
 
 # ------------------------------------------------------------------------------------------------------------------
