@@ -107,8 +107,16 @@ _FORMS = ((Command.unsubscribe, _UNSUBSCRIBE), (Command.subscribe, _SUBSCRIBE), 
 _TOKEN_SUBJECT = re.compile(r"unsubscribe\s+[A-Za-z0-9_\-]{4,200}\.[A-Za-z0-9_\-]{27}", re.IGNORECASE)
 
 
+# No form is longer than this (normalised); a longer sentence is never a command, whatever it starts with.
+_LONGEST_FORM = 120
+# The first sentence is looked for in this much of the text: a greeting and a command fit many times over.
+_HEAD = 600
+
+
 def form_of(plain: str) -> Command | None:
     """The command whose form the whole of ``plain`` (already :func:`normalise`-d) is, or None."""
+    if len(plain) > _LONGEST_FORM:
+        return None
     for command, pattern in _FORMS:
         if pattern.fullmatch(plain):
             return command
@@ -120,14 +128,17 @@ def _by_text(subject: str, text: str) -> Command | None:
         return Command.unsubscribe
     topic, _reply = strip_reply_prefix(subject)
     in_subject = form_of(normalise(topic)) if topic else None
-    parts = segments(text)
-    first = parts.first
-    in_first = form_of(first[1]) if first is not None else None
+    head = text[:_HEAD]
+    first = segments(head, limit=1).first
+    # A first sentence that runs past the head is longer than any form.
+    cut = first is not None and len(text) > _HEAD and head.rstrip().endswith(first[0])
+    in_first = form_of(first[1]) if first is not None and not cut else None
     if in_subject is not None and in_first is not None and in_subject != in_first:
         return None
     command = in_subject or in_first
     if command is None:
-        return None
+        return None  # most letters: the rest of the text is never read
+    parts = segments(text)
     rest: list[str] = [] if in_subject is not None or not topic else [topic]
     for original, plain in parts.body:
         found = form_of(plain)

@@ -127,7 +127,9 @@ def prepare(raw: bytes, envelope_from: str | None, limits: Limits, store: BlobSt
         labels = labels_for(parsed.subject, text)
         command = recognise(parsed.subject, text, [*parsed.to, *parsed.cc], limits.commands)
         thanks = command is None and is_only_thanks(parsed.subject, text)
-        hold = () if command or thanks else hold_reasons(parsed.subject, text, parsed.html, _headers(message_obj))
+        hold = (
+            () if command or thanks else hold_reasons(parsed.subject, text, parsed.html, lambda: _headers(message_obj))
+        )
         return Prepared(
             raw_sha,
             parsed,

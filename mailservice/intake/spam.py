@@ -14,7 +14,7 @@ is the worse mistake, so the rule is conservative:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 __all__ = ["hold_reasons"]
 
@@ -50,7 +50,9 @@ _ADVERTISING = {
     "успейте": r"успейте|только сегодня|ограниченное предложение|осталось \d+ (дн|час)",
     "звоните": r"звоните|позвоните нам|пишите в (whatsapp|telegram|ватсап|телеграм)",
 }
-_ADVERTISING_RX = {name: re.compile(rf"\b({pattern})", re.IGNORECASE) for name, pattern in _ADVERTISING.items()}
+# One pass over the text: each term is a named group (g0, g1, ...), the text is lower-cased first.
+_NAMES = list(_ADVERTISING)
+_ADVERTISING_RX = re.compile("|".join(rf"\b(?P<g{i}>{pattern})" for i, pattern in enumerate(_ADVERTISING.values())))
 _LINK = re.compile(r"https?://|\bwww\.", re.IGNORECASE)
 _PRICE = re.compile(r"\d[\d\s]*(?:[.,]\d+)?\s*(?:руб\w*|р\.|₽|\$|usd|eur|€)|\d+\s*%", re.IGNORECASE)
 # What a citizen's letter says and an advertisement does not: a request, a complaint, a place.
@@ -58,8 +60,7 @@ _REQUEST = re.compile(
     r"\b(прошу|просим|просьба|жалоб\w*|обращаюсь|обращени\w*|заявлени\w*|помогите|разберитесь|примите меры|"
     r"ответьте|разъясните|сообщите|предоставьте|проверьте|почему|когда|сколько можно|мой|моего|моей|моему|"
     r"наш дом|нашем дом\w*|нашей улиц\w*|ул\.|улиц\w+|пр-т|проспект\w*|переул\w*|дом №|д\. ?\d|кв\. ?\d|"
-    r"участ\w+ №|кадастров\w+ номер)",
-    re.IGNORECASE,
+    r"участ\w+ №|кадастров\w+ номер)"
 )
 # A short letter without a link is a citizen's telegram («Ремонт дороги»), never an advertisement we may hold.
 _SHORT = 200
@@ -73,19 +74,26 @@ def _bulk_headers(headers: Mapping[str, str]) -> list[str]:
     return found
 
 
-def hold_reasons(subject: str, text: str, html: str | None, headers: Mapping[str, str]) -> tuple[str, ...]:
+def hold_reasons(
+    subject: str,
+    text: str,
+    html: str | None,
+    headers: Mapping[str, str] | Callable[[], Mapping[str, str]],
+) -> tuple[str, ...]:
     """Why this letter looks like advertising with no request in it (Russian, for staff); empty: register it.
 
-    ``headers`` maps lower-case header names to values; ``html`` is read for links only.
+    ``headers`` maps lower-case header names to values (or makes that map: it is read only when the text leaves
+    the question open); ``html`` is read for links only.
     """
-    words = f"{subject}\n{text}"
+    words = f"{subject}\n{text}".lower()
     if _REQUEST.search(words):
         return ()
     links = len(_LINK.findall(words)) + (len(_LINK.findall(html)) if html else 0)
     if links == 0 and len(text) < _SHORT:
         return ()
-    bulk = _bulk_headers(headers)
-    advertising = [name for name, pattern in _ADVERTISING_RX.items() if pattern.search(words)]
+    bulk = _bulk_headers(headers() if callable(headers) else headers)
+    found = {match.lastgroup for match in _ADVERTISING_RX.finditer(words)}
+    advertising = [name for i, name in enumerate(_NAMES) if f"g{i}" in found]
     prices = bool(_PRICE.search(words))
     held = (
         (bool(bulk) and (bool(advertising) or links > 0))

@@ -20,6 +20,8 @@ __all__ = ["MAX_THANKS_CHARS", "is_only_thanks"]
 MAX_THANKS_CHARS = 300
 
 _THANKS = re.compile(r"\b(спасиб\w*|благодар\w*|thanks?|thank you|мерси)\b")
+# The same words on raw text, for the quick "is there any thanks at all" look.
+_THANKS_ANYWHERE = re.compile(r"спасиб|благодар|thank|мерси", re.IGNORECASE)
 # Kind words that may stand beside the thanks without asking anything.
 _KIND = re.compile(
     r"^(всего (вам )?(доброго|хорошего)|хорошего (вам )?(дня|вечера)|удачи|вопрос (решен|снят|закрыт)|"
@@ -44,6 +46,8 @@ _THANKS_SUBJECT = re.compile(r"^(благодарность|спасибо|от�
 
 def is_only_thanks(subject: str, text: str) -> bool:
     """Whether ``text`` (the letter's own text, without the quoted part) says only thank you."""
+    if not _THANKS_ANYWHERE.search(subject) and not _THANKS_ANYWHERE.search(text, 0, MAX_THANKS_CHARS * 4):
+        return False  # most letters: no word of thanks at all
     topic, is_reply = strip_reply_prefix(subject)
     plain_topic = normalise(topic)
     if plain_topic and not is_reply:

@@ -43,10 +43,12 @@ def strip_reply_prefix(subject: str) -> tuple[str, bool]:
 class Segments:
     """The sentences of a letter's own text, with greetings and everything from the sign-off on set apart."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, limit: int | None = None) -> None:
         self.body: list[tuple[str, str]] = []  # (as written, normalised)
         self.greetings = 0
         for part in _SENTENCE_END.split(text.replace("\r", "")):
+            if limit is not None and len(self.body) >= limit:
+                break
             original = part.strip()
             if not self.body and "," in original:
                 # "Уважаемые сотрудники, прошу ...": the greeting before the comma is politeness, not content.
@@ -72,6 +74,6 @@ class Segments:
         return self.body[0] if self.body else None
 
 
-def segments(text: str) -> Segments:
-    """The sentences of ``text`` (see :class:`Segments`)."""
-    return Segments(text)
+def segments(text: str, limit: int | None = None) -> Segments:
+    """The sentences of ``text`` (see :class:`Segments`), the first ``limit`` of them when given."""
+    return Segments(text, limit)
