@@ -10,6 +10,17 @@ from email.utils import format_datetime, make_msgid
 from mailservice.db import utcnow
 
 
+def _envelope(sender: str, name: str, to: str, subject: str | None, message_id: str | None = None) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = f"{name} <{sender}>" if name else sender
+    msg["To"] = to
+    if subject is not None:
+        msg["Subject"] = subject
+    msg["Date"] = format_datetime(utcnow())
+    msg["Message-ID"] = f"<{message_id}>" if message_id else make_msgid(domain="example.ru")
+    return msg
+
+
 def citizen_mail(
     *,
     sender: str = "ivanov@example.ru",
@@ -24,13 +35,7 @@ def citizen_mail(
     charset: str = "utf-8",
 ) -> bytes:
     """A plain-text message as a citizen's mail program would send it (``subject=None``: no Subject header)."""
-    msg = EmailMessage()
-    msg["From"] = f"{name} <{sender}>" if name else sender
-    msg["To"] = to
-    if subject is not None:
-        msg["Subject"] = subject
-    msg["Date"] = format_datetime(utcnow())
-    msg["Message-ID"] = f"<{message_id}>" if message_id else make_msgid(domain="example.ru")
+    msg = _envelope(sender, name, to, subject, message_id)
     if in_reply_to:
         msg["In-Reply-To"] = f"<{in_reply_to}>"
     if references:
@@ -58,13 +63,7 @@ def html_mail(
     image: bool = True,
 ) -> bytes:
     """An HTML-only message as web mail sends it: paragraphs with ``&nbsp;``, and an inline image (cid:)."""
-    msg = EmailMessage()
-    msg["From"] = f"{name} <{sender}>" if name else sender
-    msg["To"] = to
-    if subject is not None:
-        msg["Subject"] = subject
-    msg["Date"] = format_datetime(utcnow())
-    msg["Message-ID"] = make_msgid(domain="example.ru")
+    msg = _envelope(sender, name, to, subject)
     body = "".join(f"<p>{text.replace(' ', '&nbsp;', 2)}</p>" for text in paragraphs or ["Здравствуйте!"])
     picture = '<p><img src="cid:logo@example.ru" alt=""></p>' if image else ""
     msg.set_content(f"<html><body>{body}<div>&nbsp;</div>{picture}</body></html>", subtype="html")

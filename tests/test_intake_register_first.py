@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -38,6 +36,7 @@ from tests.console_support import add_staff, client_for, drain, login, parsed, t
 from tests.mailfactory import citizen_mail, message_id_of
 from tests.realmail import LETTERS
 from tests.servers import Sink
+from tests.test_cli import run
 from tests.test_mailings import import_active, subscription_of
 
 NOW = dt.datetime(2026, 3, 2, 5, 0, tzinfo=dt.UTC)  # Monday 02.03.2026, 12:00 in Novosibirsk
@@ -51,14 +50,8 @@ def _routes() -> None:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """The CLI as a user runs it (a real subprocess with this test's settings)."""
-    return subprocess.run(
-        [sys.executable, "-m", "mailservice", *args],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ),
-        timeout=900,
-    )
+    """The CLI as a user runs it; sixty letters on a loaded machine may take a while."""
+    return run(*args, timeout=900)
 
 
 def take(settings: Settings, raw: bytes, now: dt.datetime = NOW) -> tuple[Outcome, str | None]:
