@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     # Processes that parse and classify fetched messages while this one writes the previous batch (the CPU-heavy,
     # database-free half of intake). None: one per CPU but one; 0: everything in this process.
     intake_workers: int | None = Field(default=None, ge=0, le=64)
+    # Dedicated addresses of the commands by e-mail (empty: none). Mail to one of them is that command whatever it
+    # says; elsewhere only the strict forms of the README are commands (intake/commands.py).
+    subscribe_address: str = ""
+    unsubscribe_address: str = ""
+    history_address: str = ""
 
     # Legal policy (RULES.md)
     appeal_by_email: Literal["register", "redirect_only"] = "register"

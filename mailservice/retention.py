@@ -138,14 +138,16 @@ def _anonymise_client(
         for att in attachments:
             session.delete(att)
         report.attachments += len(attachments)
-        report.feedback += int(
-            session.execute(
-                update(FeedbackResponse)
-                .where(FeedbackResponse.request_id.in_(request_ids))
-                .values(comment="", email=None)
-            ).rowcount  # type: ignore[attr-defined]
-            or 0
-        )
+    # Ratings stay; the words go: survey answers through the request, thanks by e-mail through the client too.
+    own_feedback = FeedbackResponse.client_id == client.id
+    report.feedback += int(
+        session.execute(
+            update(FeedbackResponse)
+            .where(or_(own_feedback, FeedbackResponse.request_id.in_(request_ids)) if request_ids else own_feedback)
+            .values(comment="", email=None)
+        ).rowcount  # type: ignore[attr-defined]
+        or 0
+    )
     for entry in session.scalars(select(IntakeEntry).where(IntakeEntry.id.in_(intake_ids))) if intake_ids else []:
         _anonymise_entry(entry, dead_blobs)
         report.intake_entries += 1

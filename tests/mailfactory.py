@@ -10,11 +10,22 @@ from email.utils import format_datetime, make_msgid
 from mailservice.db import utcnow
 
 
+def _envelope(sender: str, name: str, to: str, subject: str | None, message_id: str | None = None) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = f"{name} <{sender}>" if name else sender
+    msg["To"] = to
+    if subject is not None:
+        msg["Subject"] = subject
+    msg["Date"] = format_datetime(utcnow())
+    msg["Message-ID"] = f"<{message_id}>" if message_id else make_msgid(domain="example.ru")
+    return msg
+
+
 def citizen_mail(
     *,
     sender: str = "ivanov@example.ru",
     name: str = "Иванов Иван Иванович",
-    subject: str = "Запрос информации о предоставлении земельных участков",
+    subject: str | None = "Запрос информации о предоставлении земельных участков",
     body: str = "Прошу предоставить сведения о количестве земельных участков, предоставленных в аренду в 2025 году.",
     to: str = "info@dizo.test",
     in_reply_to: str | None = None,
@@ -23,13 +34,8 @@ def citizen_mail(
     message_id: str | None = None,
     charset: str = "utf-8",
 ) -> bytes:
-    """A plain-text message as a citizen's mail program would send it."""
-    msg = EmailMessage()
-    msg["From"] = f"{name} <{sender}>" if name else sender
-    msg["To"] = to
-    msg["Subject"] = subject
-    msg["Date"] = format_datetime(utcnow())
-    msg["Message-ID"] = f"<{message_id}>" if message_id else make_msgid(domain="example.ru")
+    """A plain-text message as a citizen's mail program would send it (``subject=None``: no Subject header)."""
+    msg = _envelope(sender, name, to, subject, message_id)
     if in_reply_to:
         msg["In-Reply-To"] = f"<{in_reply_to}>"
     if references:
@@ -37,6 +43,32 @@ def citizen_mail(
     for key, value in (headers or {}).items():
         msg[key] = value
     msg.set_content(body, charset=charset)
+    return msg.as_bytes(policy=email.policy.SMTP)
+
+
+# A 1x1 PNG: the inline image (a logo, a signature picture) that HTML mail programs embed.
+PIXEL_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360f8cfc0"
+    "f01f0005000201a5f3b1bd0000000049454e44ae426082"
+)
+
+
+def html_mail(
+    *,
+    sender: str = "ivanov@example.ru",
+    name: str = "Иванов Иван Иванович",
+    subject: str | None = None,
+    paragraphs: list[str] | None = None,
+    to: str = "info@dizo.test",
+    image: bool = True,
+) -> bytes:
+    """An HTML-only message as web mail sends it: paragraphs with ``&nbsp;``, and an inline image (cid:)."""
+    msg = _envelope(sender, name, to, subject)
+    body = "".join(f"<p>{text.replace(' ', '&nbsp;', 2)}</p>" for text in paragraphs or ["Здравствуйте!"])
+    picture = '<p><img src="cid:logo@example.ru" alt=""></p>' if image else ""
+    msg.set_content(f"<html><body>{body}<div>&nbsp;</div>{picture}</body></html>", subtype="html")
+    if image:
+        msg.add_related(PIXEL_PNG, "image", "png", cid="<logo@example.ru>")
     return msg.as_bytes(policy=email.policy.SMTP)
 
 

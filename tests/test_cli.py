@@ -16,14 +16,15 @@ import pytest
 from mailservice.config import Settings
 
 
-def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(*args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The CLI as a user runs it: a real subprocess with this test's MAILSERVICE_* environment."""
     return subprocess.run(
         [sys.executable, "-m", "mailservice", *args],
         capture_output=True,
         text=True,
         input=stdin,
         env=dict(os.environ),
-        timeout=120,
+        timeout=timeout,
     )
 
 

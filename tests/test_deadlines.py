@@ -16,6 +16,7 @@ from mailservice.inforequests.deadlines import (
     answer_due,
     control_date,
     deadline,
+    forwarding_due,
     is_due_soon,
     is_overdue,
     latest_extended_deadline,
@@ -64,6 +65,20 @@ def test_notice_and_registration_terms() -> None:
     assert notice_due(D(2026, 12, 28)) == D(2027, 1, 4)
     assert registration_due(D(2026, 3, 1)) == D(2026, 3, 4)
     assert registration_due(D(2026, 12, 30)) == D(2027, 1, 2)
+
+
+@pytest.mark.parametrize(
+    ("registered", "forward_by"),
+    [
+        # RULES.md: "forwarded within 7 days of registration", counted like every term from the next day.
+        (D(2026, 3, 2), D(2026, 3, 9)),
+        # Calendar days: the New Year holidays do not stretch it (both laws count calendar days).
+        (D(2026, 12, 28), D(2027, 1, 4)),
+        (D(2026, 2, 25), D(2026, 3, 4)),  # across the end of February
+    ],
+)
+def test_forwarding_date_of_a_letter_outside_the_remit(registered: dt.date, forward_by: dt.date) -> None:
+    assert forwarding_due(registered) == forward_by
 
 
 @pytest.mark.parametrize(

@@ -290,7 +290,8 @@ def test_internal_notes_stay_out_and_the_history_request_is_recorded(lite_settin
 def test_unknown_sender_is_told_once_per_interval(lite_settings: Settings, sink: Sink) -> None:
     stranger = "someone@example.org"
     assert ask(lite_settings, history_mail(stranger), stranger) == "history request: unknown"
-    assert ask(lite_settings, history_mail(stranger, body="Где история моих обращений?"), stranger) == (
+    # The same command again (a question, «Где история моих обращений?», would be registered: issue 13).
+    assert ask(lite_settings, history_mail(stranger, body="Повторно прошу историю моих обращений."), stranger) == (
         "history request: unknown"
     )
     drain(lite_settings)

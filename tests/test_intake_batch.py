@@ -16,7 +16,9 @@ from sqlalchemy import select
 
 from mailservice.config import Settings
 from mailservice.db import session_scope
+from mailservice.feedback.models import FeedbackResponse
 from mailservice.inforequests import service
+from mailservice.inforequests.lifecycle import Status
 from mailservice.inforequests.models import Client, Request
 from mailservice.intake import pipeline
 from mailservice.intake.models import Bounce, IntakeEntry, Outcome
@@ -27,6 +29,7 @@ from tests.conftest import make_env
 from tests.mailfactory import citizen_mail, message_id_of
 
 NOW = dt.datetime(2026, 3, 2, 5, 0, tzinfo=dt.UTC)
+AD = "Распродажа окон ПВХ со склада, скидки до 50%. Цены от 9 900 руб. Звоните! https://okna.example.com/sale"
 EML = Path(__file__).parent / "data" / "eml"
 
 
@@ -49,6 +52,16 @@ def test_a_mixed_batch_gets_the_same_decisions_in_both_modes(
     assert process_raw(settings, first, _source(), now=NOW).request_number == "2026-000001"
     with session_scope(settings) as session:
         ack_id = session.scalars(select(OutboxMessage.message_id)).one()
+    # C's request is answered before the batch: C's thanks in the batch join it as feedback (issue 13).
+    assert (
+        process_raw(settings, citizen_mail(sender="c@example.ru"), _source(), now=NOW).request_number == "2026-000002"
+    )
+    with session_scope(settings) as session:
+        answered = service.get_by_number(session, "2026-000002")
+        assert answered is not None
+        service.change_status(session, settings, answered, Status.answered, now=NOW, actor="t", comment="Ответ.")
+        answered_id = answered.id
+        answer_id = session.scalars(select(OutboxMessage.message_id).where(OutboxMessage.kind == "status_notice")).one()
 
     b1 = citizen_mail(sender="b@example.ru", name="Борисова Б. Б.", subject="Запрос о договорах аренды")
     batch = [
@@ -62,6 +75,13 @@ def test_a_mixed_batch_gets_the_same_decisions_in_both_modes(
         # b@ follows up on B1 of this very batch: it joins B1 (a thread root the database has not seen yet).
         citizen_mail(sender="b@example.ru", subject="Дополнение", body="Ещё вопрос.", references=[message_id_of(b1)]),
         b"Subject: no sender at all\r\n\r\nbody\r\n",
+        # Register first (issue 13): advertising is held, a strict command is routed, thanks are feedback, and a
+        # complaint that says «отписались» is a request like any other.
+        citizen_mail(sender="promo@okna.example.com", name="", subject="Скидки!", body=AD),
+        citizen_mail(sender="d@example.ru", subject="Отписаться от рассылки", body=""),
+        citizen_mail(sender="c@example.ru", subject="Re: ответ", body="Спасибо за ответ!", in_reply_to=answer_id),
+        citizen_mail(sender="e@example.ru", subject="Благодарность", body="Спасибо вам за помощь!"),
+        citizen_mail(sender="f@example.ru", subject="Отписка", body="Опять отписались. Прошу разобраться."),
     ]
     results = process_batch(settings, [(raw, _source()) for raw in batch], now=NOW)
 
@@ -75,25 +95,32 @@ def test_a_mixed_batch_gets_the_same_decisions_in_both_modes(
         Outcome.bounce,
         Outcome.reply,
         Outcome.quarantined,
+        Outcome.held,
+        Outcome.routed,
+        Outcome.feedback,
+        Outcome.feedback,
+        Outcome.new_request,
     ]
     # Gap-free and in the order of the mailbox.
     assert [r.request_number for r in results if r.outcome is Outcome.new_request] == [
-        "2026-000002",
         "2026-000003",
         "2026-000004",
+        "2026-000005",
+        "2026-000006",
     ]
     with session_scope(settings) as session:
         entries = session.scalars(select(IntakeEntry).order_by(IntakeEntry.id)).all()
-        assert len(entries) == 1 + len(batch)
-        by_number = {r.number: r for r in session.scalars(select(Request))}
-        b_first, b_second, a_second = by_number["2026-000002"], by_number["2026-000003"], by_number["2026-000004"]
+        assert len(entries) == 2 + len(batch)
+        by_number = {r.number: r for r in session.scalars(select(Request)) if r.number}
+        b_first, b_second, a_second = by_number["2026-000003"], by_number["2026-000004"], by_number["2026-000005"]
         a_first = by_number["2026-000001"]
         # One client per address, whether it existed before the batch (a@) or was created in it (b@).
         assert b_first.client_id == b_second.client_id
         assert a_second.client_id == a_first.client_id
         assert session.scalar(select(Client).where(Client.id == b_first.client_id)).name == "Борисова Б. Б."
-        assert len(session.scalars(select(Client)).all()) == 2
-        batch_entries = entries[1:]
+        # a, b, c, the advertiser, e (thanks) and f; the unsubscribe command creates no client.
+        assert len(session.scalars(select(Client)).all()) == 6
+        batch_entries = entries[2:]
         assert batch_entries[1].duplicate_of_id == batch_entries[0].id
         assert batch_entries[1].request_id == b_first.id
         assert batch_entries[3].request_id == a_first.id
@@ -101,6 +128,12 @@ def test_a_mixed_batch_gets_the_same_decisions_in_both_modes(
         assert [e.kind for e in b_first.events].count("message_in") == 2
         assert session.scalars(select(Bounce)).one().intake_id == batch_entries[6].id
         assert batch_entries[8].reason.startswith("unparseable")
+        held = session.get(Request, batch_entries[9].request_id)
+        assert held is not None and held.status == "received" and held.number is None
+        assert batch_entries[10].reason.startswith("mailing: withdrawal requested")
+        feedback = session.scalars(select(FeedbackResponse).order_by(FeedbackResponse.id)).all()
+        assert [(f.request_id, f.rating) for f in feedback] == [(answered_id, None), (None, None)]
+        assert batch_entries[11].request_id == answered_id
         # One acknowledgement per registration, each threaded to its request.
         acks = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "acknowledgement")).all()
         assert sorted(a.request_id for a in acks) == sorted(r.id for r in by_number.values())

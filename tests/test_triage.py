@@ -209,3 +209,36 @@ def test_citizen_complaining_about_delivery_is_normal() -> None:
 def test_bounce_subject_from_auto_submitted_sender_is_bounce() -> None:
     raw = _msg("Auto-Submitted: auto-replied", sender="robot@mx.example.ru", subject="Undeliverable: Запрос")
     assert _triage(raw).verdict is Verdict.bounce
+
+
+@pytest.mark.parametrize(
+    ("sender", "subject", "body"),
+    [
+        (
+            "NSO_Mail_Service <mailgate@adm.nso.example.ru>",
+            "Returned Mail - Error During Delivery",
+            "------ Failed Recipients ------\n<a@b.example.ru>: Requested action not taken: mailbox unavailable.",
+        ),
+        ("Postmaster <postmaster@corp.example.org>", "Delivery failure notification", "could not be delivered"),
+        (
+            "MAILER-DAEMON@mx.example.com",
+            "Mail Delivery Warning",
+            "Delivery to the following recipients has been delayed.",
+        ),
+        ("Ville_Mail_Service <courrier@ville.example.fr>", "Message non remis", "n'a pas pu être remis"),
+        ("Mail Gateway <gw@region.example.ru>", "Non remis : запрос", "Votre message n'a pas pu être remis."),
+    ],
+)
+def test_plain_text_gateway_bounces(sender: str, subject: str, body: str) -> None:
+    # Gateways that send no DSN part (issue 13): recognised by a mail-system sender and the bounce subject.
+    assert _triage(_msg(sender=sender, subject=subject, body=body)).verdict is Verdict.bounce
+
+
+@pytest.mark.parametrize(
+    "subject",
+    ["Returned Mail - Error During Delivery", "Mail Delivery Warning", "Delivery failure notification", "Non remis"],
+)
+def test_gateway_subject_alone_from_a_citizen_is_normal(subject: str) -> None:
+    # The subject alone never makes a bounce: a citizen may paste one when asking why their letter did not arrive.
+    body = "Пытался отправить вам письмо, пришло вот такое уведомление. Прошу сообщить правильный адрес."
+    assert _triage(_msg(subject=subject, body=body)).verdict is Verdict.normal

@@ -25,18 +25,21 @@ class FeedbackSurvey(Base):
 
 
 class FeedbackResponse(Base):
-    """A rating from 1 to 5 with an optional comment."""
+    """A rating from 1 to 5 with an optional comment, or a thank-you by e-mail (no rating) from a client."""
 
     __tablename__ = "feedback_responses"
     __table_args__ = (CheckConstraint("rating >= 1 AND rating <= 5", name="rating_range"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
-    source: Mapped[str] = mapped_column(String(16))  # survey | site
+    source: Mapped[str] = mapped_column(String(16))  # survey | site | email
     survey_id: Mapped[int | None] = mapped_column(ForeignKey("feedback_surveys.id"), unique=True, default=None)
     request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"), index=True, default=None)
+    # The client a thank-you by e-mail came from (issue 13); survey answers reach the client through the request.
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"), index=True, default=None)
     channel: Mapped[str] = mapped_column(String(16))
     unit: Mapped[str] = mapped_column(String(200), default="")
-    rating: Mapped[int] = mapped_column(Integer)
+    # None for a thank-you by e-mail: it says it was glad, not how much (averages leave it out).
+    rating: Mapped[int | None] = mapped_column(Integer, default=None)
     comment: Mapped[str] = mapped_column(Text, default="")
     email: Mapped[str | None] = mapped_column(String(320), default=None)

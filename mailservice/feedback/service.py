@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session
 
 from mailservice.config import Settings
 from mailservice.feedback.models import FeedbackResponse, FeedbackSurvey
-from mailservice.inforequests.lifecycle import Channel, Status
-from mailservice.inforequests.models import Request
+from mailservice.inforequests.lifecycle import Channel, EventKind, Status
+from mailservice.inforequests.models import Client, Event, Request
 from mailservice.inforequests.notifications import send_to_client
+from mailservice.intake.models import IntakeEntry
 from mailservice.mail.headers import normalise_address
 from mailservice.tokens import Purpose, TokenError, load_timed, sign_timed
 
@@ -144,6 +145,48 @@ def answer_survey(
     )
     session.add(response)
     session.flush()
+    return response
+
+
+def record_email_thanks(
+    session: Session,
+    *,
+    client: Client,
+    request: Request | None,
+    text: str,
+    now: dt.datetime,
+    intake: IntakeEntry | None = None,
+    message_id: str | None = None,
+) -> FeedbackResponse:
+    """A thank-you by e-mail (intake/thanks.py): feedback without a rating, linked to the client and to the request
+    it thanks for, and a message in the client's history. It opens no request and gets no answer."""
+    if client.id is None:
+        session.flush()  # a client first seen in this message
+    response = FeedbackResponse(
+        created_at=now,
+        source="email",
+        request_id=request.id if request is not None else None,
+        client_id=client.id,
+        channel=Channel.email,
+        unit=request.unit if request is not None else "",
+        rating=None,
+        comment=clean_comment(text),
+    )
+    session.add(response)
+    session.add(
+        Event(
+            client=client,
+            request=request,
+            at=now,
+            kind=EventKind.message_in,
+            channel=Channel.email,
+            direction="in",
+            intake=intake,
+            comment=text,
+            data={"feedback": True, **({"message_id": message_id} if message_id else {})},
+        )
+    )
+    client.last_interaction_at = now
     return response
 
 

@@ -72,10 +72,10 @@ def feedback_stats(session: Session, settings: Settings, since: dt.datetime | No
     """Statistics of every answer (or of those since a moment)."""
     query = select(
         FeedbackResponse.created_at, FeedbackResponse.channel, FeedbackResponse.unit, FeedbackResponse.rating
-    )
+    ).where(FeedbackResponse.rating.is_not(None))  # a thank-you by e-mail has no rating to average
     if since is not None:
         query = query.where(FeedbackResponse.created_at >= since)
-    return compute(((a, c, u, r) for a, c, u, r in session.execute(query)), settings.tz)
+    return compute(((a, c, u, r) for a, c, u, r in session.execute(query) if r is not None), settings.tz)
 
 
 def site_statistics(session: Session, settings: Settings) -> dict[str, object]:

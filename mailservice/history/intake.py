@@ -1,7 +1,10 @@
-"""Intake's route for e-mails the classifier labels ``history_request`` (registered in intake/routes.py)."""
+"""Intake's route for the history command by e-mail (intake/commands.py; registered in intake/routes.py)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailservice.config import get_settings
@@ -13,9 +16,7 @@ from mailservice.intake.models import IntakeEntry
 from mailservice.mail.parse import ParsedMessage
 
 
-def handle_history_request(
-    session: Session, parsed: ParsedMessage, labels: service.Labels, entry: IntakeEntry
-) -> str | None:
+def handle_history_request(session: Session, parsed: ParsedMessage, entry: IntakeEntry, now: dt.datetime) -> str | None:
     """Answer a request for the whole history: only the sender's own history, only to the sender's address.
 
     The client is found by the From address alone (a Reply-To or a name in the text could point at someone
@@ -25,9 +26,9 @@ def handle_history_request(
     if not address:
         return None  # cannot happen after parsing; let intake register it for staff
     settings = get_settings()
-    now = entry.received_at
     client = service.find_client_by_email(session, address)
-    if client is not None:
+    recorded = session.scalar(select(Event.id).where(Event.intake_id == entry.id).limit(1)) is not None
+    if client is not None and not recorded:  # a letter staff convert is in the history already
         session.add(
             Event(
                 client_id=client.id,

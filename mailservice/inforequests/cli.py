@@ -99,10 +99,16 @@ def register_cmd(
 def list_cmd(
     status: Annotated[Status | None, typer.Option(help="Только с этим статусом")] = None,
     overdue: Annotated[bool, typer.Option("--overdue", help="Только просроченные")] = False,
+    held: Annotated[bool, typer.Option("--held", help="Только ждущие регистрации (задержаны как реклама)")] = False,
+    to_forward: Annotated[
+        bool, typer.Option("--to-forward", help="Только не относящиеся к компетенции, ждущие перенаправления")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     limit: Annotated[int, typer.Option(min=1)] = 100,
 ) -> None:
     """List requests, newest first."""
+    from mailservice.intake import actions
+
     settings = get_settings()
     today = utcnow().astimezone(settings.tz).date()
     calendar = default_calendar(settings)
@@ -114,18 +120,31 @@ def list_cmd(
         query = select(Request).options(selectinload(Request.client)).order_by(Request.id.desc()).limit(limit)
         if status is not None:
             query = query.where(Request.status == status)
+        if held:
+            query = query.where(actions.held_condition())
+        if to_forward:
+            query = query.where(actions.to_forward_condition())
         rows = [r for r in session.scalars(query) if not overdue or export.is_overdue(r, today)]
+
+        def iso(day: dt.date | None) -> str | None:
+            return day.isoformat() if day else None
+
         if as_json:
             typer.echo(
                 json.dumps(
                     [
                         {
+                            "id": r.id,
                             "number": r.number,
                             "status": r.status,
                             "channel": r.channel,
                             "subject": r.subject,
                             "type": r.type,
+                            "topic": r.topic,
                             "urgency": r.urgency,
+                            "received_at": r.received_at.isoformat(),
+                            "register_by": iso(actions.registration_date(settings, r)),
+                            "forward_by": iso(actions.forwarding_date(r)),
                             "due_date": r.due_date.isoformat() if r.due_date else None,
                             "overdue": export.is_overdue(r, today),
                             "due_soon": soon(r),
@@ -138,13 +157,16 @@ def list_cmd(
             return
         table = Table("№", "Статус", "Канал", "Клиент", "Тема", "Срок", "")
         for r in rows:
+            register_by, forward_by = actions.registration_date(settings, r), actions.forwarding_date(r)
             table.add_row(
                 r.number or f"(id {r.id})",
                 STATUS_NAMES[Status(r.status)],
                 CHANNEL_NAMES[Channel(r.channel)],
                 r.client.display_name,
                 r.subject[:40],
-                r.due_date.isoformat() if r.due_date else "",
+                (r.due_date.isoformat() if r.due_date else "")
+                + (f"\nзарегистрировать до {register_by}" if register_by else "")
+                + (f"\nперенаправить до {forward_by}" if forward_by else ""),
                 "ПРОСРОЧЕН"
                 if export.is_overdue(r, today)
                 else "скоро срок"
@@ -212,6 +234,30 @@ def status_cmd(
             typer.echo(f"№ {number}: {STATUS_NAMES[to]}; срок ответа {request.due_date}")
     except (TransitionError, service.RequestError) as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@app.command("convert")
+def convert_cmd(
+    number: Annotated[str, typer.Argument(help="Регистрационный номер")],
+    to: Annotated[str, typer.Option("--to", help="Команда: subscribe, unsubscribe или history")],
+    actor: Annotated[str, typer.Option(help="Кто преобразует")] = "cli",
+) -> None:
+    """Carry out a registered letter as the command it really was (subscribe, unsubscribe, history)."""
+    from mailservice.intake import actions
+    from mailservice.intake.commands import Command
+
+    try:
+        command = Command(to)
+    except ValueError:
+        raise click.BadParameter("expected subscribe, unsubscribe or history", param_hint="--to") from None
+    settings = get_settings()
+    try:
+        with session_scope(settings) as session:
+            request = _load(session, number)
+            outcome = actions.convert_to_command(session, settings, request, command, actor=actor, now=utcnow())
+    except actions.ActionError as exc:
+        raise click.ClickException(str(exc)) from None
+    typer.echo(f"№ {number}: исполнено как команда {command.value} ({outcome}); запрос отмечен как отвеченный")
 
 
 @app.command("export")

@@ -53,6 +53,9 @@ MAX_EXTENSIONS = {Law.FZ8: 1, Law.FZ59: 1}
 NOTICE_DAYS = 7
 # 8-FZ art. 18 and 59-FZ art. 8 part 2: a written request is registered within three days of receipt.
 REGISTRATION_DAYS = 3
+# 59-FZ art. 8 part 3 (appeals) and 8-FZ art. 18 (requests): a letter outside the department's remit is forwarded
+# to the competent body within seven days of registration, and the citizen told in the same term.
+FORWARDING_DAYS = 7
 
 
 def _after(day: dt.date, days: int) -> dt.date:
@@ -83,6 +86,11 @@ def answer_due(law: Law, registered: dt.date, extension_days: int = 0) -> dt.dat
 def notice_due(registered: dt.date) -> dt.date:
     """Last day for a forwarding or deferral/extension notice: 7 days after registration (both laws)."""
     return _after(registered, NOTICE_DAYS)
+
+
+def forwarding_due(registered: dt.date) -> dt.date:
+    """Last day to forward a letter outside the remit and tell the citizen: 7 days after registration."""
+    return _after(registered, FORWARDING_DAYS)
 
 
 def registration_due(received: dt.date) -> dt.date:

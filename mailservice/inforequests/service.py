@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from mailservice.config import Settings
 from mailservice.inforequests import notifications
-from mailservice.inforequests.deadlines import Law, deadline, notice_due, validate_extension
+from mailservice.inforequests.deadlines import Law, deadline, notice_due, registration_due, validate_extension
 from mailservice.inforequests.lifecycle import (
     JOINABLE_STATUSES,
     ORAL_CHANNELS,
@@ -280,17 +280,24 @@ def create_request(
         _set_status(session, request, now, Status.closed, comment="Разъяснён порядок подачи обращения", actor=actor)
         return request
     if register:
-        register_request(session, settings, request, now=now, actor=actor)
+        register_request(session, settings, request, now=now, actor=actor, later=False)
     return request
 
 
 def register_request(
-    session: Session, settings: Settings, request: Request, *, now: dt.datetime, actor: str = ""
+    session: Session, settings: Settings, request: Request, *, now: dt.datetime, actor: str = "", later: bool = True
 ) -> None:
-    """Give a received request its number and legal term, and acknowledge it to the client."""
+    """Give a received request its number and legal term, and acknowledge it to the client.
+
+    ``later``: the request waited unregistered (staff register it now), so a registration past the three days
+    after receipt is recorded as late.
+    """
     if request.status != Status.received:
         raise RequestError("Запрос уже зарегистрирован")
     today = local_date(settings, now)
+    # A written request is registered within 3 days of receipt (59-FZ art. 8 p. 2, 8-FZ art. 18): one registered
+    # later by staff (held as advertising, say) is registered all the same and the lateness recorded, never hidden.
+    late = later and today > registration_due(local_date(settings, request.received_at))
     request.number = next_number(session, today.year)
     request.registered_at = now
     request.registered_on = today
@@ -306,10 +313,23 @@ def register_request(
         to_status=Status.registered,
         actor=actor,
         comment=f"Зарегистрирован под № {request.number}",
-        data={"oral": request.channel in ORAL_CHANNELS, "time": now.astimezone(settings.tz).isoformat()},
+        data={
+            "oral": request.channel in ORAL_CHANNELS,
+            "time": now.astimezone(settings.tz).isoformat(),
+            **({"late_registration": True} if late else {}),
+        },
     )
     recompute_due(settings, request)
     notifications.acknowledgement(session, settings, request, now)
+
+
+def close_unregistered(
+    session: Session, request: Request, *, now: dt.datetime, actor: str, comment: str, data: dict[str, object]
+) -> Event:
+    """Close a request that never got a number (advertising confirmed by staff, a command): no notice is sent."""
+    if request.status != Status.received:
+        raise RequestError("Запрос уже зарегистрирован")
+    return _set_status(session, request, now, Status.closed, comment=comment, actor=actor, data=data)
 
 
 def _set_status(

@@ -6,19 +6,22 @@ import csv
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import click
 import typer
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from mailservice.blobs import BlobStore
 from mailservice.config import get_settings
 from mailservice.db import session_scope, utcnow
+from mailservice.inforequests.models import Request
+from mailservice.intake import actions
 from mailservice.intake.models import IntakeEntry, Outcome
 from mailservice.intake.pipeline import Source, process_raw
 
-app = typer.Typer(help="Журнал входящей почты и карантин.", no_args_is_help=True)
+app = typer.Typer(help="Журнал входящей почты, карантин и письма, ждущие регистрации.", no_args_is_help=True)
 
 JOURNAL_COLUMNS = (
     "id",
@@ -112,3 +115,73 @@ def import_cmd(files: Annotated[list[Path], typer.Argument(help="Файлы .eml
             raise click.BadParameter(f"no such file: {path}", param_hint="FILES")
         result = process_raw(settings, path.read_bytes(), Source("file"))
         typer.echo(f"{path}: {result.outcome} {result.request_number or ''} {result.reason}".rstrip())
+
+
+@app.command("held")
+def held_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List letters waiting unregistered (held as advertising), with the date by which to register them."""
+    settings = get_settings()
+    today = utcnow().astimezone(settings.tz).date()
+    with session_scope(settings) as session:
+        rows: list[dict[str, Any]] = []
+        for request in actions.held_requests(session):
+            due = actions.registration_date(settings, request)
+            rows.append(
+                {
+                    "id": request.id,
+                    "received_at": request.received_at.isoformat(),
+                    "register_by": due.isoformat() if due else None,
+                    "late": bool(due and today > due),
+                    "from": request.reply_email,
+                    "subject": request.subject,
+                    "reasons": actions.hold_reasons_of(request),
+                }
+            )
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    for row in rows:
+        mark = " ПРОСРОЧЕНО" if row["late"] else ""
+        typer.echo(
+            f"{row['id']:>6} зарегистрировать до {row['register_by']}{mark} {(row['from'] or '-')[:30]:<30} "
+            f"{str(row['subject'])[:40]} | {'; '.join(row['reasons'])[:80]}"
+        )
+    typer.echo(f"Ждут регистрации: {len(rows)}", err=True)
+
+
+def _held(session: Session, request_id: int) -> Request:
+    request = session.get(Request, request_id)
+    if request is None or not actions.is_held(request):
+        raise click.ClickException(f"Нет письма {request_id}, ждущего регистрации")
+    return request
+
+
+@app.command("register")
+def register_cmd(
+    request_id: Annotated[int, typer.Argument(help="Номер (id) письма из `mailservice intake held`")],
+    actor: Annotated[str, typer.Option(help="Кто регистрирует")] = "cli",
+) -> None:
+    """Register a held letter: number, acknowledgement and term from now."""
+    settings = get_settings()
+    try:
+        with session_scope(settings) as session:
+            request = _held(session, request_id)
+            actions.register_held(session, settings, request, actor=actor, now=utcnow())
+            typer.echo(f"Зарегистрирован № {request.number}, срок ответа {request.due_date}")
+    except actions.ActionError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@app.command("spam")
+def spam_cmd(
+    request_id: Annotated[int, typer.Argument(help="Номер (id) письма из `mailservice intake held`")],
+    actor: Annotated[str, typer.Option(help="Кто подтверждает")] = "cli",
+) -> None:
+    """Confirm a held letter is advertising with no request in it: it is closed without a number."""
+    settings = get_settings()
+    try:
+        with session_scope(settings) as session:
+            actions.confirm_spam(session, _held(session, request_id), actor=actor, now=utcnow())
+    except actions.ActionError as exc:
+        raise click.ClickException(str(exc)) from None
+    typer.echo(f"Письмо {request_id}: подтверждено как реклама, закрыто без регистрации")

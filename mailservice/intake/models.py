@@ -24,8 +24,13 @@ class Outcome(StrEnum):
     bounce = "bounce"
     quarantined = "quarantined"
     duplicate = "duplicate"
-    # Routed to another domain (a ballot, an opinion, an approval) by a registered handler.
+    # Routed to another domain (a ballot, an opinion, an approval, a command by e-mail) by a registered handler.
     routed = "routed"
+    # Advertising with no request in it: kept as an unregistered request in the staff queue, registration date
+    # counting (intake/spam.py); staff register it or confirm it as spam.
+    held = "held"
+    # Only a thank-you: recorded as feedback of the client (and of the answered request it thanks for).
+    feedback = "feedback"
 
 
 class IntakeEntry(Base):

@@ -7,7 +7,10 @@
    between commit and move); nothing is done again.
 4. In one transaction per batch: *dedupe* on Message-ID + content hash; *triage* (bounces and automatic replies
    never become requests and never get an answer: no mail loops, RFC 3834); *route* replies to their thread;
-   otherwise *register* a new request. The journal rows are written in the same transaction.
+   *thanks* that only thank join the answered request as feedback; *commands* in their strict form go to their
+   domain; everything else a person wrote is *registered* at once, whatever the classifier says (59-FZ art. 8
+   p. 2, 8-FZ art. 18), except advertising with strong signals, which is *held* unregistered in the staff queue.
+   The journal rows are written in the same transaction.
 5. Any unexpected error rolls the message's work back and quarantines it with the error as reason: the one place
    where exceptions are caught (Zulip-style), so a bad message never stops the poller.
 
@@ -35,9 +38,12 @@ from sqlalchemy.orm import Session, joinedload
 from mailservice import faults
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
+from mailservice.feedback.service import record_email_thanks
 from mailservice.inforequests import service
 from mailservice.inforequests.lifecycle import Channel
 from mailservice.inforequests.models import Client, ClientContact, Event, Request
+from mailservice.intake.actions import held_note
+from mailservice.intake.commands import Command
 from mailservice.intake.models import Bounce, IntakeEntry, Outcome
 from mailservice.intake.prepare import Prepared, preparer_for
 from mailservice.mail.parse import ParsedMessage
@@ -87,16 +93,17 @@ def register_route(ref_type: str, handler: RouteHandler) -> None:
     ROUTES[ref_type] = handler
 
 
-# A handler for new messages of a classified type that another domain serves (``subscription`` -> mailings,
-# ``history_request`` -> the history export): gets the session, the parsed message, the labels and the journal
-# entry, and returns a reason when it took the message (None: register it as a request after all).
-TypeHandler = Callable[[Session, ParsedMessage, service.Labels, IntakeEntry], str | None]
-TYPE_ROUTES: dict[str, TypeHandler] = {}
+# A handler for a command by e-mail that another domain serves (subscribe/unsubscribe -> mailings, history -> the
+# history export), keyed by the command recognised in its strict form (intake/commands.py), never by a classifier
+# label: gets the session, the parsed message, its journal entry and the moment, and returns a reason when it took
+# the message (None: register it as a request after all). Staff converting a registered letter call it too.
+CommandHandler = Callable[[Session, ParsedMessage, IntakeEntry, dt.datetime], str | None]
+COMMAND_ROUTES: dict[Command, CommandHandler] = {}
 
 
-def register_type_route(label: str, handler: TypeHandler) -> None:
-    """Let another domain take new messages the classifier labels ``label``."""
-    TYPE_ROUTES[label] = handler
+def register_command_route(command: Command, handler: CommandHandler) -> None:
+    """Let another domain carry out a command by e-mail."""
+    COMMAND_ROUTES[command] = handler
 
 
 def _chunks(values: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
@@ -315,7 +322,7 @@ class BatchLookups(Lookups):
         if original is not None:
             # A copy of a message earlier in this batch needs that message's id: a flush first, in a savepoint.
             return original.id is not None
-        return not self._may_thread(parsed) and prepared.labels.type not in TYPE_ROUTES
+        return not self._may_thread(parsed) and prepared.command is None and not prepared.thanks
 
 
 def _link(entry: IntakeEntry, request: Request) -> None:
@@ -395,15 +402,20 @@ def _decide(
         entry.reason = f"reply to {request.number or request.id}"
         return request
 
-    type_handler = TYPE_ROUTES.get(labels.type) if request is None else None
-    if type_handler is not None:
-        reason = type_handler(session, parsed, labels, entry)
+    if prepared.thanks:
+        # Only thanks, to our answer (the request is finished) or to nothing of ours: feedback, not a request.
+        return _thanks(session, entry, parsed, request, lookups, now, body)
+    command_handler = COMMAND_ROUTES.get(prepared.command) if prepared.command is not None else None
+    if command_handler is not None:
+        reason = command_handler(session, parsed, entry, now)
         if reason is not None:
             entry.outcome, entry.reason = Outcome.routed, reason
             return None
     client = service.update_or_create_client(
         session, lookups.client(parsed.from_addr), now=now, name=parsed.from_name, email=parsed.from_addr
     )
+    # Only a new letter that answers nothing of ours may wait unregistered (advertising: intake/spam.py).
+    hold = prepared.hold if request is None and outbox_row is None else ()
     reply_to = parsed.reply_to or parsed.from_addr
     new = service.create_request(
         session,
@@ -420,11 +432,16 @@ def _decide(
         message_id=parsed.message_id,
         attachments=attachments,
         parent=request,
-        # Spam, greetings and mistakes get no number unless staff decide so (classifier issue).
-        register=labels.type != "other",
+        # Register first: every letter a person wrote gets its number now, whatever its type (59-FZ art. 8 p. 2).
+        register=not hold,
     )
     entry.outcome = Outcome.new_request
     _link(entry, new)
+    if hold:
+        entry.outcome = Outcome.held
+        entry.reason = "held unregistered for staff: looks like advertising"
+        held_note(session, new, now, hold)
+        return new
     if request is not None:
         entry.reason = f"follow-up to {request.number} (status {request.status}): new linked request"
         session.add(
@@ -437,6 +454,36 @@ def _decide(
             )
         )
     return new
+
+
+def _thanks(
+    session: Session,
+    entry: IntakeEntry,
+    parsed: ParsedMessage,
+    request: Request | None,
+    lookups: Lookups,
+    now: dt.datetime,
+    text: str,
+) -> Request | None:
+    """Record a thank-you as feedback of the client (and of the request it thanks for): no new request, no clock,
+    no acknowledgement (an answer to a thank-you would invite another)."""
+    assert parsed.from_addr is not None
+    if request is not None:
+        client = request.client
+    else:
+        client = service.update_or_create_client(
+            session, lookups.client(parsed.from_addr), now=now, name=parsed.from_name, email=parsed.from_addr
+        )
+    record_email_thanks(
+        session, client=client, request=request, text=text, now=now, intake=entry, message_id=parsed.message_id
+    )
+    entry.outcome = Outcome.feedback
+    if request is not None:
+        _link(entry, request)
+        entry.reason = f"thanks for {request.number or request.id}: feedback, no new request"
+    else:
+        entry.reason = "thanks to nothing of ours: feedback of the client, no request"
+    return request
 
 
 @dataclass
@@ -543,7 +590,8 @@ def _write(
 _routes_loaded = False
 
 
-def _load_routes_once() -> None:
+def load_routes_once() -> None:
+    """Register the domains' routes the first time intake runs in this process."""
     # Imported late: the domains' handlers import intake themselves.
     global _routes_loaded
     if not _routes_loaded:
@@ -561,7 +609,7 @@ def warm_up(settings: Settings) -> None:
     every module and the classifier's model again, a fifth of intake's time in bench/intake.py (gc.freeze,
     https://docs.python.org/3/library/gc.html#gc.freeze).
     """
-    _load_routes_once()
+    load_routes_once()
     from mailservice.classify.engine import default_classifier
 
     default_classifier()
@@ -584,7 +632,7 @@ def process_batch(
     messages already prepared (:mod:`mailservice.intake.prepare`), in order. Never raises for a bad message; a
     database failure raises and nothing of the batch is kept.
     """
-    _load_routes_once()
+    load_routes_once()
     now = now or utcnow()
     if prepared is None:
         prepared = preparer_for(settings).prepare([(raw, source.envelope_from) for raw, source in items])

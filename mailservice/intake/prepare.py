@@ -13,6 +13,7 @@ import atexit
 import copyreg
 import dataclasses
 import email
+import email.message
 import email.policy
 import gc
 import logging
@@ -24,7 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
@@ -32,6 +33,9 @@ from mailservice import faults
 from mailservice.blobs import BlobStore
 from mailservice.config import Settings, get_settings
 from mailservice.inforequests.service import Labels, StoredFile
+from mailservice.intake.commands import Command, CommandAddresses, recognise
+from mailservice.intake.spam import hold_reasons
+from mailservice.intake.thanks import is_only_thanks
 from mailservice.mail.bounces import BounceInfo, parse_bounce
 from mailservice.mail.parse import ParsedMessage, ParseError, parse_message
 from mailservice.mail.triage import Triage, Verdict, triage
@@ -57,6 +61,17 @@ class Limits:
     max_message_bytes: int
     max_attachment_bytes: int
     blob_dir: Path
+    commands: CommandAddresses = field(default_factory=CommandAddresses)
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        """The limits of ``settings``."""
+        return cls(
+            settings.max_message_bytes,
+            settings.max_attachment_bytes,
+            settings.blob_dir,
+            CommandAddresses(settings.subscribe_address, settings.unsubscribe_address, settings.history_address),
+        )
 
 
 @dataclass(frozen=True)
@@ -64,7 +79,8 @@ class Prepared:
     """What intake needs to decide about one message; ``error`` set means it is quarantined with that reason.
 
     ``parsed.attachments`` come without their bytes (already in the blob store as ``attachments``): a 15 MB
-    attachment does not travel back from the worker.
+    attachment does not travel back from the worker. For a person's message, what its wording is: a ``command``
+    in its strict form, ``thanks`` only, or advertising that may wait unregistered (``hold``, the reasons).
     """
 
     raw_sha256: str
@@ -74,6 +90,9 @@ class Prepared:
     bounce: BounceInfo | None = None
     labels: Labels | None = None
     attachments: tuple[StoredFile, ...] = ()
+    command: Command | None = None
+    thanks: bool = False
+    hold: tuple[str, ...] = ()
 
 
 def prepare(raw: bytes, envelope_from: str | None, limits: Limits, store: BlobStore) -> Prepared:
@@ -104,11 +123,34 @@ def prepare(raw: bytes, envelope_from: str | None, limits: Limits, store: BlobSt
             return Prepared(raw_sha, parsed, triage=verdict, attachments=stored)
         from mailservice.inforequests.classification import labels_for
 
-        labels = labels_for(parsed.subject, parsed.new_text or parsed.text)
-        return Prepared(raw_sha, parsed, triage=verdict, labels=labels, attachments=stored)
+        text = parsed.new_text or parsed.text
+        labels = labels_for(parsed.subject, text)
+        command = recognise(parsed.subject, text, [*parsed.to, *parsed.cc], limits.commands)
+        thanks = command is None and is_only_thanks(parsed.subject, text)
+        hold = (
+            () if command or thanks else hold_reasons(parsed.subject, text, parsed.html, lambda: _headers(message_obj))
+        )
+        return Prepared(
+            raw_sha,
+            parsed,
+            triage=verdict,
+            labels=labels,
+            attachments=stored,
+            command=command,
+            thanks=thanks,
+            hold=hold,
+        )
     except Exception as exc:  # a bug in triage must not lose the message: it is quarantined with the error
         log.exception("intake preparation failed; the message will be quarantined")
         return Prepared(raw_sha, parsed, f"internal error: {type(exc).__name__}: {exc}")
+
+
+def _headers(message_obj: email.message.Message, limit: int = 200) -> dict[str, str]:
+    """Lower-case header names and values (the first ``limit``: a message with thousands says nothing more)."""
+    found: dict[str, str] = {}
+    for name, value in message_obj.items()[:limit]:
+        found.setdefault(str(name).lower(), str(value)[:200])
+    return found
 
 
 def _prepare_in_worker(items: Sequence[tuple[bytes, str | None]], limits: Limits) -> list[Prepared]:
@@ -180,7 +222,7 @@ class Preparer:
     """Prepares batches, in worker processes when there are several messages and workers are configured."""
 
     def __init__(self, settings: Settings) -> None:
-        self.limits = Limits(settings.max_message_bytes, settings.max_attachment_bytes, settings.blob_dir)
+        self.limits = Limits.of(settings)
         count = settings.intake_workers
         # By default one CPU stays with this process: writing to the database is the longer half (bench/intake.py).
         self.workers = max((os.cpu_count() or 1) - 1, 0) if count is None else count
@@ -279,7 +321,7 @@ def preparer_for(settings: Settings) -> Preparer:
         preparer = _preparers.get(workers)
         if preparer is None:
             preparer = _preparers[workers] = Preparer(settings)
-        preparer.limits = Limits(settings.max_message_bytes, settings.max_attachment_bytes, settings.blob_dir)
+        preparer.limits = Limits.of(settings)
         return preparer
 
 

@@ -1,22 +1,24 @@
 """Where intake hands over messages other domains serve; the service calls :func:`load_routes` at start-up.
 
-Each domain adds one line to :func:`load_routes` (a type route for new messages the classifier labels, or a
-reply route for answers to its own outbox messages).
+Each domain adds one line to :func:`load_routes` (a command route for a command by e-mail recognised in its
+strict form, intake/commands.py, or a reply route for answers to its own outbox messages).
 """
 
 from __future__ import annotations
 
-from mailservice.intake.pipeline import register_type_route
+from mailservice.intake.commands import Command
+from mailservice.intake.pipeline import register_command_route
 
 
 def load_routes() -> None:
     """Register every domain's intake routes (idempotent: registering again replaces the same handler)."""
-    from mailservice.mailings.intake import handle_subscription_mail  # issue 4: subscribe/unsubscribe by e-mail
+    from mailservice.mailings.intake import handle_subscribe, handle_unsubscribe  # issue 4, strict since issue 13
 
-    register_type_route("subscription", handle_subscription_mail)
+    register_command_route(Command.subscribe, handle_subscribe)
+    register_command_route(Command.unsubscribe, handle_unsubscribe)
     from mailservice.history.intake import handle_history_request
 
-    register_type_route("history_request", handle_history_request)
+    register_command_route(Command.history, handle_history_request)
     from mailservice.workgroup.replies import register as register_workgroup_replies  # issue 8: wg_* replies
 
     register_workgroup_replies()

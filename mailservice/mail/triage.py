@@ -35,9 +35,13 @@ class Triage:
     reason: str
 
 
+# Mail system accounts. Gateways that send plain-text bounces without a DSN part sign as postmaster, MAILER-DAEMON
+# or a "<Org>_Mail_Service" / "Mail Gateway" account (seen on regional government relays).
 _SYSTEM_SENDER = re.compile(
     r"(^|[<\s\"'(])(mailer[-_.]?daemon|postmaster|post_master|mdaemon|mail[-_]?delivery[-_]?(system|subsystem)?)"
-    r"(@|[>\s\"')]|$)|mail delivery (system|subsystem)|почтовая система|система доставки",
+    r"(@|[>\s\"')]|$)|mail delivery (system|subsystem)|почтовая система|система доставки|"
+    r"[a-z0-9]_mail_service\b|(^|[<\s\"'(])mail[-_ ]?(service|gateway|administrator)(@|[>\s\"')]|$)|"
+    r"почтовый (шлюз|сервис|сервер)",
     re.IGNORECASE,
 )
 _BOUNCE_SUBJECT = re.compile(
@@ -47,6 +51,8 @@ _BOUNCE_SUBJECT = re.compile(
     r"message (not delivered|could not be delivered)|"
     r"delayed mail|warning: (could not send|message .* delayed)|nondeliverable|non-delivery|"
     r"delivery (report|status)|mail could not be delivered|returned to sender|there was an error sending|"
+    r"mail delivery warning|delivery (status )?warning|error during delivery|(message )?non remis\b|"
+    r"non distribuable|unzustellbar|"
     r"недоставленное|не доставлено|сообщение не доставлено|"
     r"ваше сообщение не (доставлено|может быть доставлено)|"
     r"ошибка доставки|письмо не доставлено|уведомление о (недоставке|доставке))",
@@ -58,7 +64,8 @@ _BOUNCE_BODY = re.compile(
     r"not be delivered|wasn'?t able to deliver|was not delivered|delivery status notification|failure notice|"
     r"message (was )?(not|couldn'?t be) delivered|has not been delivered|delivery problem|delivery failure|"
     r"user unknown|mailbox unavailable|delivery has been delayed|will be retried|"
-    r"не (может быть|было|удалось) (быть )?доставлен|не доставлен|не удалось доставить|ошибка доставки",
+    r"не (может быть|было|удалось) (быть )?доставлен|не доставлен|не удалось доставить|ошибка доставки|"
+    r"n[’']a pas pu (être|etre) remis|requested action not taken|failed recipients",
     re.IGNORECASE,
 )
 # RFC 3834 2: "Auto-Submitted: no" means a person sent it; anything else is automatic.

@@ -101,9 +101,9 @@ def compute(
 def group4_figures(session: Session, settings: Settings, since: dt.datetime | None = None) -> list[MonthFigures]:
     """The figures from the database (every request, or those received since a moment)."""
     query = select(Request.received_at, Request.registered_on, Request.answered_at, Request.due_date)
-    ratings = select(FeedbackResponse.created_at, FeedbackResponse.rating)
+    ratings = select(FeedbackResponse.created_at, FeedbackResponse.rating).where(FeedbackResponse.rating.is_not(None))
     if since is not None:
         query = query.where(Request.received_at >= since)
         ratings = ratings.where(FeedbackResponse.created_at >= since)
     facts = (RequestFacts(*row) for row in session.execute(query))
-    return compute(facts, ((at, rating) for at, rating in session.execute(ratings)), settings.tz)
+    return compute(facts, ((at, rating) for at, rating in session.execute(ratings) if rating is not None), settings.tz)

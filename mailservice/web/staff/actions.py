@@ -216,7 +216,7 @@ def change_status(
 
 
 def register(session: Session, settings: Settings, request: Request, *, actor: str, now: dt.datetime) -> None:
-    """Give a request kept without a number (e.g. classified as "other") its number and term."""
+    """Give a request kept without a number (held as advertising) its number and term."""
     try:
         service.register_request(session, settings, request, now=now, actor=actor)
     except ValueError as exc:

@@ -46,6 +46,8 @@ ACTION_NAMES = {
     "staff_add": "добавлен сотрудник",
     "staff_passwd": "сменён пароль",
     "request_register": "зарегистрирован запрос",
+    "request_spam": "письмо подтверждено как реклама",
+    "request_convert": "письмо исполнено как команда",
     "request_status": "изменён статус запроса",
     "request_assign": "назначен исполнитель",
     "request_reclassify": "изменена классификация",

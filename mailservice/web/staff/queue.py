@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 from mailservice.classify.rules import Taxonomy, load_taxonomy
 from mailservice.inforequests.lifecycle import OPEN_STATUSES, Channel, Status
 from mailservice.inforequests.models import Request
+from mailservice.intake.actions import held_condition, to_forward_condition
 
 PAGE_SIZE = 50
 # Statuses the default view shows: everything not finished, including requests still without a number.
@@ -48,6 +49,8 @@ class QueueFilters:
     overdue: bool = False
     due_week: bool = False
     needs_review: bool = False
+    held: bool = False  # waiting unregistered (held as advertising): register or confirm as spam
+    to_forward: bool = False  # outside the remit, to forward within 7 days of registration
     q: str = ""
     page: int = 1
 
@@ -73,6 +76,8 @@ class QueueFilters:
             overdue=_flag(params.get("overdue")),
             due_week=_flag(params.get("due_week")),
             needs_review=_flag(params.get("needs_review")),
+            held=_flag(params.get("held")),
+            to_forward=_flag(params.get("to_forward")),
             q=params.get("q", "").strip()[:100],
             page=page,
         )
@@ -115,9 +120,17 @@ def build_query(filters: QueueFilters, today: dt.date) -> Select[Request]:
         )
     if filters.needs_review:
         query = query.where(Request.needs_review.is_(True))
+    if filters.held:
+        query = query.where(held_condition())
+    if filters.to_forward:
+        query = query.where(to_forward_condition())
     if filters.q:
         like = f"%{filters.q.replace('%', '').replace('_', '')}%"
         query = query.where(or_(Request.number.like(like), Request.subject.ilike(like)))
+    if filters.held:
+        return query.order_by(Request.received_at, Request.id)  # the registration date counts from receipt
+    if filters.to_forward:
+        return query.order_by(Request.registered_on, Request.id)  # the forwarding date counts from registration
     return query.order_by(
         (Request.urgency == "urgent").desc(), Request.control_date.is_(None), Request.control_date, Request.id
     )
@@ -143,6 +156,7 @@ class Counters:
     due_week: int
     needs_review: int
     urgent: int
+    to_forward: int
 
 
 def counters(session: Session, today: dt.date) -> Counters:
@@ -162,6 +176,7 @@ def counters(session: Session, today: dt.date) -> Counters:
             n(is_open & (Request.control_date >= monday) & (Request.control_date <= sunday)),
             n(Request.needs_review.is_(True)),
             n(Request.urgency == "urgent"),
+            n(to_forward_condition()),
         ).where(Request.status.in_([s.value for s in ACTIVE_STATUSES]))
     ).one()
     return Counters(*(int(v or 0) for v in row))

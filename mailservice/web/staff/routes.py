@@ -34,6 +34,8 @@ from mailservice.inforequests.lifecycle import (
 )
 from mailservice.inforequests.models import Attachment, Client, ClientContact, Event
 from mailservice.inforequests.models import Request as InfoRequest
+from mailservice.intake import actions as intake_actions
+from mailservice.intake.commands import COMMAND_NAMES, Command
 from mailservice.intake.models import IntakeEntry
 from mailservice.mail.headers import normalise_address
 from mailservice.mail.parse import sanitize_filename
@@ -75,6 +77,8 @@ DONE = {
     "status": "Статус изменён, клиент уведомлён.",
     "answer": "Ответ отправлен клиенту.",
     "register": "Запрос зарегистрирован.",
+    "spam": "Письмо подтверждено как реклама и закрыто без регистрации.",
+    "convert": "Письмо исполнено как команда; клиенту отправлен ответ.",
     "created": "Запрос зарегистрирован.",
     "merge": "Записи клиентов объединены.",
     "history": "Запрос истории обработан.",
@@ -257,7 +261,8 @@ def queue_page(request: Request, ctx: Operator) -> Response:
     """The request queue with filters and counters."""
     filters = queue.QueueFilters.parse(request.query_params)
     today = _today(request)
-    with session_scope(settings_of(request)) as session:
+    settings = settings_of(request)
+    with session_scope(settings) as session:
         rows, total = queue.fetch(session, filters, today)
         counters = queue.counters(session, today)
         return page(
@@ -270,6 +275,9 @@ def queue_page(request: Request, ctx: Operator) -> Response:
             counters=counters,
             pages=max(1, (total + queue.PAGE_SIZE - 1) // queue.PAGE_SIZE),
             overdue={r.id for r in rows if is_overdue(r, today)},
+            register_by={r.id: intake_actions.registration_date(settings, r) for r in rows},
+            forward_by={r.id: intake_actions.forwarding_date(r) for r in rows},
+            today=today,
             local=_local(request),
             **_names(),
         )
@@ -423,6 +431,11 @@ def _request_page(
             answer_text=answer_text or "",
             chosen_template=template if template in ANSWER_TEMPLATES else "",
             staff=staff,
+            register_by=intake_actions.registration_date(settings, req),
+            forward_by=intake_actions.forwarding_date(req),
+            hold_reasons=intake_actions.hold_reasons_of(req),
+            commands=COMMAND_NAMES if intake_actions.can_convert(req) else {},
+            today=today,
             overdue=is_overdue(req, today),
             error=error,
             done=DONE.get(done, ""),
@@ -495,6 +508,38 @@ def request_register(request: Request, ctx: Operator, request_id: int) -> Respon
     except ConsoleError as exc:
         return _request_page(request, ctx, request_id, error=str(exc), status_code=400)
     return redirect(f"/staff/requests/{request_id}?done=register")
+
+
+@router.post("/requests/{request_id}/spam")
+def request_spam(request: Request, ctx: Operator, request_id: int) -> Response:
+    """Confirm a held letter is advertising with no request in it: closed without a number, no notice."""
+    settings = settings_of(request)
+    try:
+        with session_scope(settings) as session:
+            req = _load_request(session, request_id)
+            intake_actions.confirm_spam(session, req, actor=ctx.email, now=utcnow())
+            _audit(session, ctx, "request_spam", "request", req.id)
+    except intake_actions.ActionError as exc:
+        return _request_page(request, ctx, request_id, error=str(exc), status_code=400)
+    return redirect(f"/staff/requests/{request_id}?done=spam")
+
+
+@router.post("/requests/{request_id}/convert")
+def request_convert(request: Request, ctx: Operator, request_id: int, command: Text = "") -> Response:
+    """Carry out a registered letter as the command it really was (subscribe, unsubscribe, history)."""
+    settings = settings_of(request)
+    try:
+        chosen = Command(command)
+    except ValueError:
+        return _request_page(request, ctx, request_id, error="Выберите команду", status_code=400)
+    try:
+        with session_scope(settings) as session:
+            req = _load_request(session, request_id)
+            outcome = intake_actions.convert_to_command(session, settings, req, chosen, actor=ctx.email, now=utcnow())
+            _audit(session, ctx, "request_convert", "request", req.id, command=chosen.value, outcome=outcome)
+    except intake_actions.ActionError as exc:
+        return _request_page(request, ctx, request_id, error=str(exc), status_code=400)
+    return redirect(f"/staff/requests/{request_id}?done=convert")
 
 
 @router.post("/requests/{request_id}/status")

@@ -1,0 +1,210 @@
+"""What staff do with what intake decided, and the dates that tell them when (console and CLI share these).
+
+* A letter held as advertising (intake/spam.py) waits unregistered, its three-day registration date counting
+  from receipt (59-FZ art. 8 p. 2, 8-FZ art. 18): staff register it (number, acknowledgement and term from that
+  moment; a registration after the three days is recorded as late) or confirm it as spam. Never silently.
+* A letter outside the department's remit (topic ``outside``) is registered like any other and waits "to
+  forward": its forwarding date is registration + 7 days (59-FZ art. 8 p. 3; 8-FZ art. 18); staff forward it with
+  the ``forwarded`` status, which tells the citizen.
+* A registered letter that was really a command (subscribe, unsubscribe, history) is carried out as that command
+  in one action, recorded as an event, and the request is answered with what was done.
+
+Each function takes the caller's session and ``now`` and never commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy.orm import Session
+
+from mailservice.blobs import BlobStore
+from mailservice.config import Settings
+from mailservice.inforequests import service
+from mailservice.inforequests.deadlines import forwarding_due, registration_due
+from mailservice.inforequests.lifecycle import TRANSITIONS, Channel, EventKind, Status
+from mailservice.inforequests.models import Event, Request
+from mailservice.intake.commands import COMMAND_NAMES, Command
+from mailservice.intake.models import IntakeEntry
+from mailservice.mail.parse import ParseError, parse_message
+
+# The topic label of a letter outside the department's remit (the classifier's; staff can set it too).
+OUTSIDE_TOPIC = "outside"
+# What the citizen is told when a registered letter is carried out as its command (the answer's text).
+COMMAND_ANSWERS = {
+    Command.subscribe: "Ваше письмо рассмотрено как просьба о подписке на рассылку департамента: на ваш адрес "
+    "направлена ссылка для подтверждения подписки.",
+    Command.unsubscribe: "Ваше письмо рассмотрено как просьба об отписке от рассылки департамента: рассылка на ваш "
+    "адрес прекращена, подтверждение направлено отдельным письмом.",
+    Command.history: "Ваше письмо рассмотрено как запрос истории ваших обращений: ответ направлен отдельным письмом.",
+}
+# A letter outside the remit waits "to forward" while it is registered and not yet forwarded or finished.
+TO_FORWARD_STATUSES = frozenset(
+    {Status.registered, Status.in_progress, Status.clarification_requested, Status.extended}
+)
+
+
+class ActionError(ValueError):
+    """An action that cannot be done; the message is Russian and shown to staff as is."""
+
+
+# The queue's states ------------------------------------------------------------------------------------------
+
+
+def is_held(request: Request) -> bool:
+    """Whether the request waits unregistered (held as advertising, or otherwise kept without a number)."""
+    return request.status == Status.received
+
+
+def registration_date(settings: Settings, request: Request) -> dt.date | None:
+    """The last day to register a request that waits unregistered: 3 days after receipt (None once registered)."""
+    if not is_held(request):
+        return None
+    return registration_due(service.local_date(settings, request.received_at))
+
+
+def to_forward(request: Request) -> bool:
+    """Whether the request is outside the remit and still waits to be forwarded."""
+    return (
+        request.topic == OUTSIDE_TOPIC and request.status in TO_FORWARD_STATUSES and request.registered_on is not None
+    )
+
+
+def forwarding_date(request: Request) -> dt.date | None:
+    """The last day to forward a letter outside the remit and tell the citizen (None when nothing waits)."""
+    if not to_forward(request) or request.registered_on is None:
+        return None
+    return forwarding_due(request.registered_on)
+
+
+def held_condition() -> ColumnElement[bool]:
+    """SQL: requests that wait unregistered."""
+    return Request.status == Status.received
+
+
+def to_forward_condition() -> ColumnElement[bool]:
+    """SQL: requests outside the remit that wait to be forwarded."""
+    return and_(Request.topic == OUTSIDE_TOPIC, Request.status.in_([s.value for s in TO_FORWARD_STATUSES]))
+
+
+def hold_reasons_of(request: Request) -> list[str]:
+    """Why intake held the request (from its note), for staff."""
+    for event in request.events:
+        reasons = (event.data or {}).get("held")
+        if event.kind == EventKind.note and isinstance(reasons, list):
+            return [str(r) for r in reasons]
+    return []
+
+
+def held_note(session: Session, request: Request, now: dt.datetime, reasons: Sequence[str]) -> Event:
+    """The internal note intake writes on a held letter: why it waits unregistered."""
+    event = Event(
+        client=request.client,
+        request=request,
+        at=now,
+        kind=EventKind.note,
+        comment="Не зарегистрировано: похоже на рекламу (" + "; ".join(reasons) + "). Зарегистрируйте или "
+        "подтвердите, что это реклама.",
+        data={"internal": True, "held": list(reasons)},
+    )
+    session.add(event)
+    return event
+
+
+def held_requests(session: Session) -> list[Request]:
+    """Requests that wait unregistered, oldest first."""
+    return list(session.scalars(select(Request).where(held_condition()).order_by(Request.received_at, Request.id)))
+
+
+# Actions -----------------------------------------------------------------------------------------------------
+
+
+def register_held(session: Session, settings: Settings, request: Request, *, actor: str, now: dt.datetime) -> None:
+    """Register a letter that waited: number, acknowledgement and term from now (lateness recorded)."""
+    try:
+        service.register_request(session, settings, request, now=now, actor=actor)
+    except ValueError as exc:
+        raise ActionError(str(exc)) from exc
+
+
+def confirm_spam(session: Session, request: Request, *, actor: str, now: dt.datetime) -> Event:
+    """Staff confirm a held letter is advertising with no request in it: closed without a number, no notice."""
+    try:
+        return service.close_unregistered(
+            session,
+            request,
+            now=now,
+            actor=actor,
+            comment="Подтверждено сотрудником: реклама или спам, обращением не является",
+            data={"spam": True},
+        )
+    except ValueError as exc:
+        raise ActionError(str(exc)) from exc
+
+
+def can_convert(request: Request) -> bool:
+    """Whether the request is a letter by e-mail not yet dealt with (so it may be carried out as a command)."""
+    status = Status(request.status)
+    return request.channel == Channel.email and (status is Status.received or Status.answered in TRANSITIONS[status])
+
+
+def _original(session: Session, settings: Settings, request: Request) -> tuple[IntakeEntry, bytes]:
+    first = next((e for e in request.events if e.kind == EventKind.message_in and e.intake_id is not None), None)
+    entry = session.get(IntakeEntry, first.intake_id) if first is not None and first.intake_id is not None else None
+    if request.channel != Channel.email or entry is None:
+        raise ActionError("Преобразовать в команду можно только запрос, поступивший по электронной почте")
+    try:
+        return entry, BlobStore(settings.blob_dir).get(entry.raw_sha256)
+    except (FileNotFoundError, ValueError):
+        raise ActionError("Исходное письмо не сохранилось (срок хранения истёк)") from None
+
+
+def convert_to_command(
+    session: Session, settings: Settings, request: Request, command: Command, *, actor: str, now: dt.datetime
+) -> str:
+    """Carry out a letter as the command it really was (the same handler as a command by e-mail), record it, and
+    answer the request with what was done; returns what the command's domain did."""
+    from mailservice.intake.pipeline import COMMAND_ROUTES, load_routes_once
+
+    status = Status(request.status)
+    if status is not Status.received and Status.answered not in TRANSITIONS[status]:
+        raise ActionError("Запрос уже рассмотрен: преобразовать его в команду нельзя")
+    entry, raw = _original(session, settings, request)
+    try:
+        parsed = parse_message(raw, max_attachment_bytes=settings.max_attachment_bytes)
+    except ParseError as exc:
+        raise ActionError(f"Исходное письмо не читается: {exc.reason}") from None
+    load_routes_once()
+    handler = COMMAND_ROUTES.get(command)
+    outcome = handler(session, parsed, entry, now) if handler is not None else None
+    if outcome is None:
+        raise ActionError(f"Команду «{COMMAND_NAMES[command]}» по этому письму выполнить нельзя")
+    name = COMMAND_NAMES[command]
+    session.add(
+        Event(
+            client_id=request.client_id,
+            request_id=request.id,
+            at=now,
+            kind=EventKind.note,
+            actor=actor,
+            comment=f"Письмо исполнено как команда: {name}",
+            data={"internal": True, "command": command.value, "outcome": outcome},
+        )
+    )
+    if status is Status.received:
+        service.close_unregistered(
+            session, request, now=now, actor=actor, comment=f"Исполнено как {name}", data={"command": command.value}
+        )
+    else:
+        service.change_status(
+            session,
+            settings,
+            request,
+            Status.answered,
+            now=now,
+            actor=actor,
+            comment=COMMAND_ANSWERS[command],
+        )
+    return outcome

@@ -1,0 +1,172 @@
+"""Commands by e-mail (subscribe, unsubscribe, ask for one's history): recognised only in an unambiguous form (pure).
+
+A letter that merely mentions a mailing or a history is a citizen's request and must be registered (59-FZ art. 8
+p. 2, 8-FZ art. 18): «отписались» is slang for a brush-off answer, and «дайте историю переписки по моему делу и
+объясните ...» asks for an answer. So a message is a command only when
+
+* it went to a dedicated address of that command (``MAILSERVICE_SUBSCRIBE_ADDRESS``, ``..._UNSUBSCRIBE_ADDRESS``,
+  ``..._HISTORY_ADDRESS``; empty by default), or its subject is the ``unsubscribe <token>`` of our own
+  List-Unsubscribe ``mailto:`` (RFC 2369); or
+* its subject or its first sentence (after a greeting) *is* one of the forms below, with case, punctuation and
+  «ё» ignored, and everything else in the letter (apart from greetings, the sign-off and the signature) is at most
+  :data:`REST_LIMIT` characters and asks nothing (no «?»).
+
+Anything else is registered; staff can turn a registered letter into its command in one action
+(:func:`mailservice.intake.actions.convert_to_command`). The forms are listed in the README.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from mailservice.intake.wording import normalise, segments, strip_reply_prefix
+
+__all__ = ["COMMAND_NAMES", "REST_LIMIT", "Command", "CommandAddresses", "form_of", "recognise"]
+
+
+class Command(StrEnum):
+    """What a command letter asks for."""
+
+    subscribe = "subscribe"
+    unsubscribe = "unsubscribe"
+    history = "history"
+
+
+COMMAND_NAMES = {
+    Command.subscribe: "подписка на рассылку",
+    Command.unsubscribe: "отписка от рассылки",
+    Command.history: "запрос истории обращений",
+}
+
+# What a command letter may say besides the command: «Спасибо», a name, a phone. Not a second matter.
+REST_LIMIT = 120
+
+
+@dataclass(frozen=True)
+class CommandAddresses:
+    """Dedicated addresses (empty: none); mail to one of them is that command whatever it says."""
+
+    subscribe: str = ""
+    unsubscribe: str = ""
+    history: str = ""
+
+    def commands_for(self, recipients: Iterable[str]) -> set[Command]:
+        """The commands whose dedicated address is among ``recipients``."""
+        wanted = {r.strip().casefold() for r in recipients if r}
+        return {
+            command
+            for command, address in (
+                (Command.subscribe, self.subscribe),
+                (Command.unsubscribe, self.unsubscribe),
+                (Command.history, self.history),
+            )
+            if address and address.strip().casefold() in wanted
+        }
+
+
+# The forms, on normalised text (lower case, ё -> е, punctuation but «?» removed).
+_POLITE = r"(?:(?:прошу|просим|пожалуйста|хочу|я хочу|хотел бы|хотела бы|я бы хотел|я бы хотела|прошу вас)\s+)*"
+_PLEASE = r"(?:\s+пожалуйста)?"
+_ME = r"(?:\s+(?:меня|мой адрес|мою почту|мой email|мой e mail))?"
+_MAILING = (
+    r"(?:(?:ваш\w*|эт\w+|новостн\w+|электронн\w+|email|e mail)\s+)?(?:рассылк[аиуе]|рассылок)"
+    r"(?:\s+новостей)?(?:\s+департамента)?"
+)
+_NEWS = r"(?:ваши\s+|ваших\s+)?(?:новости|новостей|писем|письма|уведомлений)(?:\s+департамента)?"
+_SUBSCRIBE = re.compile(
+    rf"{_POLITE}(?:подписаться|подпишите{_ME}|подписать{_ME}|оформить подписку|оформите подписку){_PLEASE}"
+    rf"(?:\s+на\s+(?:{_MAILING}|{_NEWS}))?"
+    rf"|{_POLITE}(?:включите|добавьте|включить|добавить){_ME}{_PLEASE}\s+в\s+(?:список\s+)?{_MAILING}"
+    rf"|{_POLITE}получать\s+{_MAILING}"
+    rf"|подписка\s+на\s+{_MAILING}"
+    r"|subscribe"
+)
+_UNSUBSCRIBE = re.compile(
+    rf"{_POLITE}(?:отписаться|отпишите{_ME}|отписать{_ME}){_PLEASE}(?:\s+(?:от|из)\s+(?:{_MAILING}|{_NEWS}))?"
+    rf"|{_POLITE}(?:исключите|удалите|уберите|исключить|удалить|убрать){_ME}{_PLEASE}\s+из\s+(?:списка\s+)?{_MAILING}"
+    rf"|(?:отказываюсь|отказ)\s+от\s+{_MAILING}"
+    rf"|отписка\s+от\s+{_MAILING}"
+    rf"|{_POLITE}(?:прекратите|прекратить)\s+(?:{_MAILING}|присылать(?:\s+мне)?\s+(?:{_MAILING}|{_NEWS}))"
+    rf"|{_POLITE}больше\s+не\s+(?:присылайте|отправляйте|направляйте)(?:\s+мне)?\s+(?:{_MAILING}|{_NEWS})"
+    r"|unsubscribe"
+)
+_GIVE = (
+    r"(?:предоставить|направить|выслать|прислать|отправить|дать|предоставьте|направьте|вышлите|пришлите|отправьте|"
+    r"дайте)"
+)
+_HISTORY = re.compile(
+    rf"{_POLITE}(?:{_GIVE}(?:\s+мне)?\s+)?(?:всю\s+|полную\s+)?(?:историю|история)\s+(?:моих\s+|всех\s+моих\s+|всех\s+)?"
+    r"(?:обращений|взаимодействия|переписки|запросов)(?:\s+с\s+(?:департаментом|вами))?"
+    r"|запрос\s+истории\s+(?:моих\s+)?(?:обращений|взаимодействия|переписки)"
+)
+_FORMS = ((Command.unsubscribe, _UNSUBSCRIBE), (Command.subscribe, _SUBSCRIBE), (Command.history, _HISTORY))
+# The subject our List-Unsubscribe mailto: writes (mailings.subscribers.unsubscribe_mailto): a signed token.
+_TOKEN_SUBJECT = re.compile(r"unsubscribe\s+[A-Za-z0-9_\-]{4,200}\.[A-Za-z0-9_\-]{27}", re.IGNORECASE)
+
+
+# No form is longer than this (normalised); a longer sentence is never a command, whatever it starts with.
+_LONGEST_FORM = 120
+# The first sentence is looked for in this much of the text: a greeting and a command fit many times over.
+_HEAD = 600
+
+
+def form_of(plain: str) -> Command | None:
+    """The command whose form the whole of ``plain`` (already :func:`normalise`-d) is, or None."""
+    if len(plain) > _LONGEST_FORM:
+        return None
+    for command, pattern in _FORMS:
+        if pattern.fullmatch(plain):
+            return command
+    return None
+
+
+def _by_text(subject: str, text: str) -> Command | None:
+    if _TOKEN_SUBJECT.fullmatch(subject.strip()):
+        return Command.unsubscribe
+    topic, _reply = strip_reply_prefix(subject)
+    in_subject = form_of(normalise(topic)) if topic else None
+    head = text[:_HEAD]
+    first = segments(head, limit=1).first
+    # A first sentence that runs past the head is longer than any form.
+    cut = first is not None and len(text) > _HEAD and head.rstrip().endswith(first[0])
+    in_first = form_of(first[1]) if first is not None and not cut else None
+    if in_subject is not None and in_first is not None and in_subject != in_first:
+        return None
+    command = in_subject or in_first
+    if command is None:
+        return None  # most letters: the rest of the text is never read
+    parts = segments(text)
+    rest: list[str] = [] if in_subject is not None or not topic else [topic]
+    for original, plain in parts.body:
+        found = form_of(plain)
+        if found is None:
+            rest.append(original)
+        elif found is not command:
+            return None  # two different commands: staff decide
+    said = " ".join(rest)
+    if "?" in said or len(said) > REST_LIMIT:
+        return None
+    return command
+
+
+def recognise(
+    subject: str,
+    text: str,
+    recipients: Iterable[str] = (),
+    addresses: CommandAddresses | None = None,
+) -> Command | None:
+    """The command this message unambiguously is, or None (then it is a request and is registered).
+
+    ``text`` is the letter's own text (without the quoted part); ``recipients`` are its To and Cc addresses.
+    """
+    by_text = _by_text(subject, text)
+    dedicated = (addresses or CommandAddresses()).commands_for(recipients)
+    if len(dedicated) > 1:
+        return None  # sent to two command addresses at once: which one is meant is for staff
+    if dedicated:
+        [command] = dedicated
+        return command if by_text in (None, command) else None
+    return by_text

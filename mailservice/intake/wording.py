@@ -1,0 +1,79 @@
+"""Reading the wording of a short letter: normalised text, its sentences, greetings and sign-offs (pure).
+
+The command recogniser (:mod:`mailservice.intake.commands`) and the thanks rule (:mod:`mailservice.intake.thanks`)
+both ask "what does this short letter say, apart from the politeness around it?"; this module answers that once.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["Segments", "normalise", "segments", "strip_reply_prefix"]
+
+_PUNCTUATION = re.compile(r"[^\w\s?]+")
+_SPACES = re.compile(r"\s+")
+# A sentence ends at . ! ? … or a line break; "?" stays with its sentence (a question is never a command).
+_SENTENCE_END = re.compile(r"(?<=[.!?…])(?<!\s[А-ЯЁA-Z]\.)\s+|\n+")  # not after an initial: «Петровой О. В.»
+_REPLY_PREFIX = re.compile(r"^\s*((re|ответ|отв|aw|sv)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
+_NUMBER_TAG = re.compile(r"\[\s*(?:№|N|No\.?|#)\s*\d{4}-\d{6}\s*\]", re.IGNORECASE)
+_GREETING = re.compile(
+    r"(здравствуй(те)?|добрый (день|вечер)|доброе утро|доброго (дня|времени суток|утра|вечера)|привет(ствую)?|"
+    r"hello|hi|dear \w+|уважаем\w*( \w+){0,3})"
+    r"( (уважаем\w*|коллеги|сотрудники|господа|департамент)( \w+){0,3})?"
+)
+# A sign-off ends the letter: what follows is a name, a phone, "Sent from my iPhone".
+_SIGN_OFF = re.compile(r"^(с уважением|с наилучшими пожеланиями|best regards|regards|kind regards)\b")
+_DEVICE_FOOTER = re.compile(
+    r"^(отправлено (с|из) \w+|sent from my \w+|получено с помощью|отправлено из мобильной почты)"
+)
+
+
+def normalise(text: str) -> str:
+    """Lower case, ё as е, punctuation (but «?») as spaces, one space between words."""
+    text = text.casefold().replace("ё", "е")
+    return _SPACES.sub(" ", _PUNCTUATION.sub(" ", text)).strip()
+
+
+def strip_reply_prefix(subject: str) -> tuple[str, bool]:
+    """The subject without "Re:"/"Ответ:" prefixes and our number tag, and whether it had a reply prefix."""
+    stripped = _REPLY_PREFIX.sub("", subject)
+    return _NUMBER_TAG.sub(" ", stripped).strip(), stripped != subject
+
+
+class Segments:
+    """The sentences of a letter's own text, with greetings and everything from the sign-off on set apart."""
+
+    def __init__(self, text: str, limit: int | None = None) -> None:
+        self.body: list[tuple[str, str]] = []  # (as written, normalised)
+        self.greetings = 0
+        for part in _SENTENCE_END.split(text.replace("\r", "")):
+            if limit is not None and len(self.body) >= limit:
+                break
+            original = part.strip()
+            if not self.body and "," in original:
+                # "Уважаемые сотрудники, прошу ...": the greeting before the comma is politeness, not content.
+                head, tail = original.split(",", 1)
+                if _GREETING.fullmatch(normalise(head)):
+                    self.greetings += 1
+                    original = tail.strip()
+            if not original:
+                continue
+            plain = normalise(original)
+            if not plain:
+                continue  # a line of dashes or emoticons
+            if _SIGN_OFF.match(plain) or _DEVICE_FOOTER.match(plain):
+                break
+            if not self.body and _GREETING.fullmatch(plain.replace("?", "").strip()):
+                self.greetings += 1
+                continue
+            self.body.append((original, plain))
+
+    @property
+    def first(self) -> tuple[str, str] | None:
+        """The first sentence after the greeting."""
+        return self.body[0] if self.body else None
+
+
+def segments(text: str, limit: int | None = None) -> Segments:
+    """The sentences of ``text`` (see :class:`Segments`), the first ``limit`` of them when given."""
+    return Segments(text, limit)

@@ -1,0 +1,201 @@
+"""The pure rules of register-first intake (issue 13): commands only in their strict forms, "only thanks", and
+which advertising may wait unregistered. Table tests of real-looking texts; the expected values come from the
+issue and the README, not from the code."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from mailservice.intake.commands import REST_LIMIT, Command, CommandAddresses, recognise
+from mailservice.intake.spam import hold_reasons
+from mailservice.intake.thanks import is_only_thanks
+
+TOKEN = "WzEsImFiYyJd.AbCdEfGhIjKlMnOpQrStUvWxYz0"  # the shape of an itsdangerous token (27-character signature)
+
+# (subject, text) -> command: the forms the README lists, with case, punctuation, «ё» and greetings tolerated.
+COMMANDS = [
+    ("Подписаться", "", Command.subscribe),
+    ("подписаться на рассылку!", "", Command.subscribe),
+    ("", "Подпишите меня на рассылку новостей департамента.", Command.subscribe),
+    ("Подписка", "Хочу подписаться на рассылку новостей.", Command.subscribe),
+    ("Подписка на рассылку", "Здравствуйте!\nПрошу включить меня в рассылку.\nС уважением, Анна", Command.subscribe),
+    ("Отписаться от рассылки", "", Command.unsubscribe),
+    ("ОТПИСАТЬСЯ", "", Command.unsubscribe),
+    ("Рассылка", "Прошу отписать меня от рассылки.", Command.unsubscribe),
+    ("", "Добрый день, уважаемые коллеги!\nОтпишите меня, пожалуйста, от рассылки. Спасибо.", Command.unsubscribe),
+    ("Re: Новости департамента за март", "Отписаться\n\nОтправлено с iPhone", Command.unsubscribe),
+    ("", "Больше не присылайте мне рассылку.", Command.unsubscribe),
+    ("Отказ от рассылки", "Иванов И. И.", Command.unsubscribe),
+    (f"unsubscribe {TOKEN}", "", Command.unsubscribe),
+    ("Прошу предоставить историю моих обращений", "", Command.history),
+    (
+        "Прошу историю взаимодействия",
+        "Прошу направить мне всю историю взаимодействия с департаментом.",
+        Command.history,
+    ),
+    (
+        "",
+        "Здравствуйте.\nПрошу предоставить историю моих обращений.\n\nС уважением,\nПётр Сидоров\n+7 913 000-00-00",
+        Command.history,
+    ),
+    ("Запрос истории обращений", "", Command.history),
+]
+
+# Letters that mention a command in passing, or ask something besides: registered (None).
+NOT_COMMANDS = [
+    ("Жалоба", "Опять отписались, никто ничего не делает. Спасибо."),
+    ("Отписка", "Ваш ответ № 2026-000012 — очередная отписка. Прошу рассмотреть по существу."),
+    ("", "Мне отписались, что участок не сформирован. Прошу разобраться."),
+    ("", "Дайте историю переписки по моему делу и объясните, почему мне отказали в аренде участка."),
+    ("История", "Прошу предоставить историю моих обращений и объяснить, почему по ним нет ответа."),
+    ("Отписаться", "Почему вы присылаете мне письма? Я ни на что не подписывался."),
+    ("Подписаться?", ""),
+    ("", "Как подписаться на рассылку?"),
+    ("Подписка договора", "Прошу разъяснить порядок подписки договора аренды"),
+    ("Отписаться", "Подписаться"),  # two commands: staff decide
+    ("Отписаться от рассылки", "Также прошу сообщить, когда будут торги по участку на ул. Ленина, 5 " * 3),
+    ("Оборваны провода", ""),
+    ("", "Отписался от вашей рассылки, а письма всё равно приходят. Прошу разобраться."),
+    ("Fwd: Отписаться", "Пересылаю письмо соседа, он просил узнать, куда обращаться по поводу участка"),
+]
+
+
+@pytest.mark.parametrize(("subject", "text", "expected"), COMMANDS)
+def test_command_forms(subject: str, text: str, expected: Command) -> None:
+    assert recognise(subject, text) is expected
+
+
+@pytest.mark.parametrize(("subject", "text"), NOT_COMMANDS)
+def test_mentions_are_not_commands(subject: str, text: str) -> None:
+    assert recognise(subject, text) is None
+
+
+def test_the_rest_of_a_command_letter_is_short() -> None:
+    said = "Иванов Иван Иванович, Новосибирск"
+    assert recognise("Отписаться", said) is Command.unsubscribe
+    long_rest = "Иванов " * (REST_LIMIT // 7 + 1)
+    assert len(long_rest.strip()) > REST_LIMIT
+    assert recognise("Отписаться", long_rest) is None
+
+
+def test_dedicated_addresses() -> None:
+    addresses = CommandAddresses(subscribe="join@dizo.test", unsubscribe="Leave@dizo.test", history="")
+    # Whatever the text says, mail to a dedicated address is its command ...
+    assert (
+        recognise("Новости", "Хочу получать ваши письма, спасибо", ["join@dizo.test"], addresses) is Command.subscribe
+    )
+    assert recognise("", "", ["info@dizo.test", "leave@DIZO.test"], addresses) is Command.unsubscribe
+    # ... unless the text is the opposite command, or it went to two command addresses: staff decide.
+    assert recognise("Отписаться", "", ["join@dizo.test"], addresses) is None
+    assert recognise("", "", ["join@dizo.test", "leave@dizo.test"], addresses) is None
+    # Empty addresses (the default) are no addresses: a message to nobody in particular stays a request.
+    assert recognise("Новости", "Текст", ["info@dizo.test"], CommandAddresses()) is None
+
+
+THANKS = [
+    ("Re: [№ 2026-000001] Статус обращения: дан ответ", "Спасибо за ответ!"),
+    ("Re: ответ", "Большое спасибо! Всё получил.\n\nС уважением,\nИван Петров"),
+    ("", "Благодарю за оперативный ответ. Всего доброго!"),
+    ("Благодарность", "Выражаю благодарность специалисту Петровой О. В. за помощь в оформлении документов."),
+    ("Спасибо", ""),
+    ("Re: ответ", "Здравствуйте! Спасибо, вопрос решён."),
+    ("Re: ответ", "Спасибо, извините за беспокойство."),
+]
+NOT_THANKS = [
+    ("Re: ответ", "Спасибо за ответ. А когда будет готов договор?"),  # thanks + question
+    ("Re: ответ", "Спасибо. Прошу также предоставить сведения за 2023 год."),  # thanks + new request
+    ("", "Третий месяц не вывозят мусор с площадки у дома, никто не реагирует. Спасибо."),  # thanks at the end
+    ("Re: ответ", "Спасибо за отписку!"),  # sarcasm: «отписка» is a brush-off answer
+    ("Re: ответ", "Спасибо, но ответа по существу я так и не получил."),
+    ("Re: ответ", "спасибо конечно но это не ответ"),
+    ("Жалоба", "Спасибо."),  # a subject of its own that is not thanks
+    ("Re: ответ", "Спасибо. Направьте, пожалуйста, копию приказа."),
+    ("Re: ответ", "Спасибо за ответ, но почему так долго"),
+    ("Re: ответ", "Оборваны провода"),
+    ("Re: ответ", ""),
+    ("Re: ответ", "Спасибо! " + "Очень помогли. " * 30),  # too long to be only thanks
+]
+
+
+@pytest.mark.parametrize(("subject", "text"), THANKS)
+def test_only_thanks(subject: str, text: str) -> None:
+    assert is_only_thanks(subject, text)
+
+
+@pytest.mark.parametrize(("subject", "text"), NOT_THANKS)
+def test_thanks_with_more(subject: str, text: str) -> None:
+    assert not is_only_thanks(subject, text)
+
+
+# Citizens' letters, however short, rude or odd: never held.
+CITIZENS = [
+    ("", "Оборваны провода"),
+    ("Ремонт дороги", ""),
+    ("", "???"),
+    ("", "Когда наведут порядок!?"),
+    ("", "Вы там совсем обнаглели, сколько можно ждать ответа"),
+    ("", "Заплатил 5000 руб за справку, а её так и не выдали, фото квитанции https://disk.example.ru/abc"),
+    ("Участок", "Продаю участок 10 соток, цена 500 000 руб. Как оформить сделку? https://avito.example.ru/1"),
+    ("", "Скидки на проезд для пенсионеров отменили, это безобразие, примите меры"),
+    ("Вопрос", "Где купить бланк заявления? На сайте https://dizo.example.ru не нашёл. Цены от 100 руб?"),
+]
+ADVERTISING = [
+    ("Скидки до 50%!", "Распродажа окон ПВХ. Цены от 9 900 руб. Звоните! https://okna.example.com", {}),
+    ("Продвижение сайта", "SEO и продвижение сайтов, увеличим продажи в 3 раза. https://seo.example.com", {}),
+    ("Коммерческое предложение", "Оптом со склада, прайс по ссылке www.example.com/price", {}),
+    ("Новинки", "Смотрите новинки сезона на нашем сайте https://shop.example.com", {"X-Campaign-ID": "8842"}),
+    ("Новинки", "Смотрите каталог: https://shop.example.com", {"X-Mailer": "UniSender 2.0"}),
+]
+
+
+@pytest.mark.parametrize(("subject", "text"), CITIZENS)
+def test_citizens_letters_are_never_held(subject: str, text: str) -> None:
+    assert hold_reasons(subject, text, None, {}) == ()
+
+
+@pytest.mark.parametrize(("subject", "text", "headers"), ADVERTISING)
+def test_advertising_is_held_with_reasons(subject: str, text: str, headers: dict[str, str]) -> None:
+    reasons = hold_reasons(subject, text, None, {k.lower(): v for k, v in headers.items()})
+    assert reasons, "advertising with strong signals is held"
+    assert all(isinstance(r, str) and r for r in reasons)
+
+
+def test_one_signal_is_not_enough() -> None:
+    # Links alone, an advertising word alone, a mass mailer's header alone: registered.
+    assert hold_reasons("", "Посмотрите фото: https://disk.example.ru/1 " + "текст " * 50, None, {}) == ()
+    assert hold_reasons("", "Бесплатно отдам рассаду соседям. " + "текст " * 50, None, {}) == ()
+    assert hold_reasons("", "Текст письма " * 30, None, {"x-campaign-id": "1"}) == ()
+    # Links in the HTML part count: the same advertisement as HTML only.
+    html = '<p>Распродажа!</p><a href="https://shop.example.com">Скидки</a>'
+    assert hold_reasons("", "Распродажа! Скидки " + "товары " * 40, html, {}) != ()
+
+
+def _readme_forms() -> list[tuple[Command, str]]:
+    """Every command form the README lists, with its optional (parenthesised) words left out and put in."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = " ".join(readme.split("**Commands by e-mail**", 1)[1].split("Mail to a dedicated address", 1)[0].split())
+    forms: list[tuple[Command, str]] = []
+    for command in Command:
+        listed = section.split(f"- {command.value}:", 1)[1].split(";", 1)[0]
+        for form in re.findall(r"«([^»]+)»", listed):
+            forms.append((command, re.sub(r"\s*\([^)]*\)", "", form)))
+            forms.append((command, re.sub(r"[()]", "", form)))
+    return forms
+
+
+README_FORMS = _readme_forms()
+
+
+def test_the_readme_lists_forms_of_every_command() -> None:
+    assert {command for command, _form in README_FORMS} == set(Command)
+    assert len(README_FORMS) >= 30
+
+
+@pytest.mark.parametrize(("command", "form"), README_FORMS)
+def test_every_form_in_the_readme_is_recognised(command: Command, form: str) -> None:
+    assert recognise(form, "") is command  # as the subject
+    assert recognise("", f"Здравствуйте!\n{form}.\nС уважением, Иванов И. И.") is command  # as the first line
+    assert recognise("", f"{form}. А когда будут торги?") is None  # and a question besides: registered
