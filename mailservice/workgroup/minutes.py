@@ -15,6 +15,7 @@ both lives in templates staff can edit:
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import io
 import json
@@ -51,6 +52,25 @@ class Opinion:
 
 
 @dataclass(frozen=True)
+class InstructionLine:
+    """An instruction the decision gives: to whom, what, the expected result and the term as given."""
+
+    assignee: str
+    text: str
+    expected_result: str
+    term: str  # «в течение 10 рабочих дней (до 20.12.2026)»
+
+
+def term_text(due_wd: int | None, due: dt.date) -> str:
+    """«в течение 10 рабочих дней (до 20.12.2026)» or «до 20.12.2026»."""
+    day = due.strftime("%d.%m.%Y")
+    if not due_wd:
+        return f"до {day}"
+    unit = "рабочего дня" if due_wd % 10 == 1 and due_wd % 100 != 11 else "рабочих дней"
+    return f"в течение {due_wd} {unit} (до {day})"
+
+
+@dataclass(frozen=True)
 class ItemRecord:
     """One question of the agenda with what was heard, decided and voted."""
 
@@ -63,6 +83,8 @@ class ItemRecord:
     result: TallyResult | None
     voters: Sequence[tuple[str, str]] = ()  # (name, choice in Russian), for polls and named votes
     dissents: Sequence[Opinion] = ()
+    details: str = ""  # the follow-up item's listing of earlier instructions
+    instructions: Sequence[InstructionLine] = ()
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
+from mailservice.config import get_settings
 from mailservice.intake.models import IntakeEntry
 from mailservice.intake.pipeline import register_route
 from mailservice.mail.parse import ParsedMessage
@@ -171,6 +172,19 @@ def _hold(
         kind=found.kind,
         member=member.id if member else None,
     )
+    if member is not None and group is not None:
+        # Only a member is answered: a From header can be forged, and an answer to a stranger would be backscatter.
+        mail.send_reply_ack(
+            session,
+            get_settings(),
+            member,
+            group,
+            meeting,
+            kind_name=REPLY_KIND_NAMES[found.kind],
+            subject=parsed.subject[:200],
+            message_id=parsed.message_id or "",
+            received=entry.received_at,
+        )
     who = "member" if member else "non-member"
     return f"working group: {REPLY_KIND_NAMES[found.kind]} from a {who} held for the secretary (reply {item.id})"
 
