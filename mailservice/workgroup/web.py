@@ -361,6 +361,8 @@ DONE = {
     "attendance": "Участие записано.",
     "vote": "Голос записан.",
     "reply": "Письмо разобрано.",
+    "instruction": "Поручение записано; исполнитель получит его, когда протокол будет подписан.",
+    "bulk": "Участие и голоса записаны.",
 }
 
 
@@ -467,6 +469,27 @@ def _meeting_data(
         "presiding": service.presiding_of(session, meeting),
         "local": lambda moment: service.fmt_local(settings, moment),
         "role_names": ROLE_NAMES,
+        **_followup_data(session, settings, meeting, group, now),
+    }
+
+
+def _followup_data(
+    session: Session, settings: Settings, meeting: WgMeeting, group: WgGroup, now: dt.datetime
+) -> dict[str, Any]:
+    """The meeting page's instructions: those given, and whom the secretary may give one to."""
+    from mailservice.web.staff.models import StaffUser
+    from mailservice.workgroup import instructions
+
+    today = service.local_today(settings, now)
+    given = instructions.of_meeting(session, meeting)
+    return {
+        "instructions": [(i, instructions.status(i.state, i.due, today)) for i in given],
+        "instruction_states": instructions.STATE_NAMES,
+        "assignable": [m for m in service.members_of(session, group) if m.role != "invitee"],
+        "staff_users": list(
+            session.scalars(select(StaffUser).where(StaffUser.active.is_(True)).order_by(StaffUser.name))
+        ),
+        "may_give": meeting.status in instructions.GIVING,
     }
 
 
@@ -682,3 +705,9 @@ async def console_minutes_docx(request: Request, minutes_id: int, ctx: Staff) ->
         media_type=DOCX_TYPE,
         headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
     )
+
+
+# Pages of instructions, bulk entry, plans and reports live in their own modules; their routes join this router.
+from mailservice.workgroup.web_instructions import router as _instructions_router  # noqa: E402
+
+router.include_router(_instructions_router)
