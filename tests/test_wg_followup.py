@@ -47,9 +47,9 @@ def test_attendance_and_votes_on_one_sheet(settings: Settings, sink: Sink) -> No
         first = service.add_item(session, meeting, title="Первый вопрос", now=clock.now, actor="t")
         second = service.add_item(session, meeting, title="Второй вопрос", now=clock.now, actor="t")
         service.submit_agenda(session, settings, meeting, now=clock.now, actor="t")
-        service.approve_agenda(
-            session, settings, meeting, session.get(WgMember, people.chair), now=clock.now, how="cli"
-        )  # type: ignore[arg-type]
+        chair = session.get(WgMember, people.chair)
+        assert chair is not None
+        service.approve_agenda(session, settings, meeting, chair, now=clock.now, how="cli")
         meeting_id, first_id, second_id = meeting.id, first.id, second.id
     secretary_email = ADDRESSES["secretary"][1]
     add_staff(settings, secretary_email, Role.operator)
