@@ -37,6 +37,7 @@ from mailservice.workgroup.policy import FORM_NAMES, ROLE_NAMES
 REF_MEETING = "wg_meeting"
 REF_BALLOT = "wg_ballot"
 REF_MEMBER = "wg_member"
+REF_REPORT = "wg_report"  # a report or a protocol of disagreements sent to the head of the department
 
 DEADLINE_NAMES = {
     "agenda_to_chair_by": "передать повестку председателю на утверждение",

@@ -150,7 +150,7 @@ def render_document(fragment: str, *, title: str) -> str:
     return render("wg/minutes_page.html", title=title, body=fragment)
 
 
-def _literal(text: str) -> str:
+def literal(text: str) -> str:
     """Text a person wrote, safe inside the line markup: lines after the first become ``~ `` paragraphs."""
     lines = text.strip().splitlines() or [""]
     return "\n".join([lines[0], *(f"~ {line}" for line in lines[1:])])
@@ -158,7 +158,12 @@ def _literal(text: str) -> str:
 
 def render_docx(data: MinutesData) -> bytes:
     """The minutes as a DOCX file."""
-    markup = render("wg/minutes_docx.txt", m=data, lit=_literal)
+    return markup_docx(render("wg/minutes_docx.txt", m=data, lit=literal))
+
+
+def markup_docx(markup: str) -> bytes:
+    """A DOCX file from the line markup described in the module docstring (the minutes, reports to the head and
+    protocols of disagreements share it)."""
     document = Document()
     style = document.styles["Normal"]
     style.font.name = "Times New Roman"
@@ -209,6 +214,11 @@ def render_docx(data: MinutesData) -> bytes:
     buffer = io.BytesIO()
     document.save(buffer)
     return buffer.getvalue()
+
+
+def cell(text: str) -> str:
+    """Text a person wrote, safe inside a table row of the markup: one line, no cell separator."""
+    return " ".join(text.replace("|", "/").split())
 
 
 def docx_text(data: bytes) -> str:

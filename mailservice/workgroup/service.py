@@ -1638,6 +1638,16 @@ def distribute_minutes(
     title = f"Протокол № {meeting.number} — {group.title}"
     data_html = minutes_doc.render_document(minutes.html, title=title)
     recipients = recipients_of(session, meeting)
+    if group.parent_id is not None:
+        # An expert group or a project committee reports to the group that formed it (seed 002 p. 10).
+        parent = session.get(WgGroup, group.parent_id)
+        assert parent is not None
+        known = {m.email.lower() for m in recipients}
+        for role in ("chair", "secretary"):
+            person = officer(session, parent, role)
+            if person is not None and person.email.lower() not in known:
+                recipients.append(person)
+                known.add(person.email.lower())
     mail.send_minutes(session, settings, meeting, group, recipients, docx, data_html)
     meeting.distributed_at = meeting.distributed_at or now
     meeting.status = "minutes_distributed"

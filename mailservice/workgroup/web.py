@@ -709,7 +709,9 @@ async def console_minutes_docx(request: Request, minutes_id: int, ctx: Staff) ->
 
 # Pages of instructions, bulk entry, plans and reports live in their own modules; their routes join this router.
 from mailservice.workgroup.web_instructions import router as _instructions_router  # noqa: E402
+from mailservice.workgroup.web_plans import router as _plans_router  # noqa: E402
 from mailservice.workgroup.web_sheet import router as _sheet_router  # noqa: E402
 
 router.include_router(_instructions_router)
 router.include_router(_sheet_router)
+router.include_router(_plans_router)
