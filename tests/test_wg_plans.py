@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
+from pathlib import Path
 
 import pytest
 from docx import Document
@@ -287,3 +289,28 @@ def test_protocol_of_disagreements(settings: Settings, sink: Sink) -> None:
     assert ["2", "Правовой отдел", "Отвечать / в течение 15 дней."] in rows  # a "|" cannot split a cell
     assert any("для принятия руководящего решения" in p for p in paragraphs)
     assert ["Председательствующий", ADDRESSES["chair"][0], ""] in rows
+
+
+def test_the_command_line(settings: Settings, sink: Sink, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from mailservice.cli import main
+
+    clock = Clock(utcnow())
+    people = make_group(settings, clock.now)
+    meeting_id, _item_id = held_meeting(settings, clock, people)
+    petrov = ADDRESSES["m1"][1]
+    give = ["wg", "instruction", "give", str(meeting_id), "--item", "1", "--text", "Подготовить справку"]
+    assert main([*give, "--result", "Справка", "--member", petrov, "--days", "5"]) == 0
+    assert main([*give, "--result", "Справка", "--member", "nobody@example.ru", "--days", "5"]) == 1
+    assert "нет участника" in capsys.readouterr().err
+    assert main(["wg", "instruction", "list", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["assignee"], row["state"], row["sent"]) == (ADDRESSES["m1"][0], "assigned", False)
+    assert main(["wg", "instruction", "list", "--state", "bogus"]) == 2
+    output = tmp_path / "doklad.docx"
+    today = clock.now.astimezone(settings.tz).date()
+    period = ["--start", today.isoformat(), "--end", (today + dt.timedelta(days=30)).isoformat()]
+    assert main(["wg", "report", "progress", "kc", *period, "--output", str(output)]) == 0
+    paragraphs, rows = docx_lines(output.read_bytes())
+    assert "ДОКЛАД" in paragraphs and any(r[0] == "Подготовить справку" for r in rows)
+    assert main(["wg", "report", "send", "1"]) == 1  # no head of the department yet
+    assert "Не указан руководитель" in capsys.readouterr().err

@@ -855,3 +855,7 @@ def tick_cmd() -> None:
         )
         for warning in report.warnings:
             typer.echo(f"Внимание: {warning}", err=True)
+
+
+# Instructions, plans, the road map, reports and sub-groups (issue 18) add their commands to ``app``.
+from mailservice.workgroup import cli_followup as _followup  # noqa: E402, F401
