@@ -15,8 +15,8 @@ from fastapi.responses import HTMLResponse
 
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
-from mailservice.processes import service
-from mailservice.processes.service import DECISION_NAMES, LinkError
+from mailservice.processes import requests as service
+from mailservice.processes.requests import DECISION_NAMES, LinkError
 from mailservice.templating import render
 
 router = APIRouter()
