@@ -83,3 +83,9 @@ async def approval_post(request: Request, token: str) -> HTMLResponse:
             )
 
     return await run_in_threadpool(work)
+
+
+# The register's console pages (issue 18) join this router.
+from mailservice.processes.console import router as _console_router  # noqa: E402
+
+router.include_router(_console_router)
