@@ -5,6 +5,7 @@ is used; the diff and the form rules are pure."""
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
 
@@ -337,3 +338,36 @@ def test_diff_page_in_chromium(lite_settings: Settings, tmp_path: Path, live_url
         assert page.locator("li", has_text="Добавлена графа").inner_text() == "Добавлена графа Срок"
         page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
+
+
+def test_command_line_takes_the_actor_from_an_account(
+    reg_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.test_processes import cli
+
+    settings = reg_settings
+    start_register(settings, tmp_path)
+    column = ["processes", "change-request", "column", "--op", "add", "--title", "Срок исполнения"]
+    tail = ["--grounds", "Контроль сроков", "--approver", "Правовой отдел=unit@example.ru"]
+    code, _, err = cli(capsys, *column, "--staff", OTHER, *tail)
+    assert code == 1 and "изменении формы" in err  # an account owning no process
+    code, _, err = cli(capsys, *column, "--staff", OWNER, *tail, password="not the password")
+    assert code == 1 and "Неверный адрес учётной записи или пароль" in err
+    code, out, err = cli(capsys, *column, "--staff", OWNER, *tail)
+    assert code == 0, err
+    number = int(re.search(r"№ (\d+)", out).group(1))  # type: ignore[union-attr]
+    with session_scope(settings) as session:
+        assert requests.get_request(session, number).proposal == {"op": "add", "code": "", "title": "Срок исполнения"}
+    # The officer links an owner cell; an owner may not.
+    link = ["processes", "owner", "link", "Кузнецова К. К.", "--account", OTHER]
+    code, _, err = cli(capsys, *link, "--staff", OWNER)
+    assert code == 1 and "process_officer" in err
+    assert cli(capsys, *link, "--staff", OFFICER)[0] == 0
+    code, out, _ = cli(capsys, "processes", "owner", "list")
+    assert f"Кузнецова К. К.\t{OTHER}" in out
+    agree_and_apply(settings, number)
+    code, out, _ = cli(capsys, "processes", "form", "--json")
+    assert json.loads(out)[-1] == {"code": "extra_1", "title": "Срок исполнения", "mandatory": False}
+    output = tmp_path / "export.csv"
+    assert cli(capsys, "processes", "export", "--format", "csv", "--output", str(output))[0] == 0
+    assert output.read_bytes().decode("utf-8-sig").splitlines()[0].endswith(",Срок исполнения")

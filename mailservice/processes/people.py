@@ -64,7 +64,7 @@ def owner_key(owner: str) -> str:
 def owner_links(session: Session) -> list[tuple[OwnerLink, StaffUser]]:
     """Every link of an owner cell to an account, by owner."""
     query = select(OwnerLink, StaffUser).join(StaffUser, StaffUser.id == OwnerLink.staff_user_id)
-    return [(link, user) for link, user in session.execute(query.order_by(OwnerLink.owner_key)).tuples()]
+    return [(link, user) for link, user in session.execute(query.order_by(OwnerLink.owner_key))]
 
 
 def owner_account(session: Session, owner: str) -> StaffUser | None:
