@@ -27,9 +27,9 @@ from mailservice.processes.models import RegisterVersion
 from mailservice.processes.register import STATUS_LABELS, Status, row_values
 from mailservice.processes.requests import DECISION_NAMES, KIND_NAMES, STATE_NAMES, RequestKind, RequestState
 from mailservice.processes.service import RegisterError
-from mailservice.web.staff import audit
 from mailservice.web.staff.auth import ANY_ROLE, Role
 from mailservice.web.staff.deps import Refused, StaffContext, page, redirect, require, settings_of
+from mailservice.web.staff.routes import _audit as record_action
 
 router = APIRouter(prefix="/staff/processes", include_in_schema=False)
 
@@ -55,17 +55,8 @@ def _common(request: Request, ctx: StaffContext) -> dict[str, Any]:
 
 
 def _audit(session: Session, ctx: StaffContext, action: str, object_id: int | None = None, **details: Any) -> None:
-    audit.record(
-        session,
-        now=utcnow(),
-        actor=ctx.email,
-        actor_id=ctx.user_id,
-        action=action,
-        object_type="process_register",
-        object_id=object_id,
-        details=details,
-        ip=ctx.ip,
-    )
+    """The console's audit entry (:func:`mailservice.web.staff.routes._audit`) for the register."""
+    record_action(session, ctx, action, "process_register", object_id, **details)
 
 
 async def _read(request: Request, work: Callable[[Session], dict[str, Any]]) -> dict[str, Any]:

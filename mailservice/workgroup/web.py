@@ -518,6 +518,36 @@ async def console_meeting(request: Request, meeting_id: int, ctx: Staff) -> HTML
     return await _meeting_page(request, ctx, meeting_id)
 
 
+async def _transact(
+    request: Request,
+    ctx: StaffContext,
+    model: type[Any],
+    object_id: int,
+    need: frozenset[str],
+    step: Callable[[Session, Settings, Any, WgGroup, dict[str, str], dt.datetime], object],
+) -> str:
+    """Run one console change on a row of ``model`` (which has a ``group_id``) in one transaction, for a user with
+    one of the group roles ``need``; returns the refusal's reason, or "" when it was done."""
+    settings = _settings(request)
+    form = await request.form()
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+
+    def work() -> str:
+        with session_scope(settings) as session:
+            row = session.get(model, object_id)
+            if row is None:
+                raise Refused(404, "Не найдено")
+            group = _group_or_refuse(session, ctx, row.group_id, need)
+            try:
+                step(session, settings, row, group, fields, _now(request))
+            except WorkgroupError as exc:
+                session.rollback()
+                return str(exc)
+        return ""
+
+    return await run_in_threadpool(work)
+
+
 async def _act(
     request: Request,
     ctx: StaffContext,
@@ -527,24 +557,7 @@ async def _act(
     action: Callable[[Session, Settings, WgMeeting, WgGroup, dict[str, str], dt.datetime], object],
 ) -> Response:
     """Run one console action on a meeting in a transaction; a refusal shows the page with the reason."""
-    settings = _settings(request)
-    form = await request.form()
-    fields = {k: v for k, v in form.items() if isinstance(v, str)}
-
-    def work() -> str:
-        with session_scope(settings) as session:
-            meeting = session.get(WgMeeting, meeting_id)
-            if meeting is None:
-                raise Refused(404, "Не найдено")
-            group = _group_or_refuse(session, ctx, meeting.group_id, need)
-            try:
-                action(session, settings, meeting, group, fields, _now(request))
-            except WorkgroupError as exc:
-                session.rollback()
-                return str(exc)
-        return ""
-
-    error = await run_in_threadpool(work)
+    error = await _transact(request, ctx, WgMeeting, meeting_id, need, action)
     if error:
         return await _meeting_page(request, ctx, meeting_id, error=error, status_code=409)
     return redirect(f"/staff/wg/meetings/{meeting_id}?done={done}")

@@ -41,6 +41,7 @@ from mailservice.workgroup.web import (
     _page,
     _roles,
     _settings,
+    _transact,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -232,25 +233,8 @@ async def console_instructions(request: Request, ctx: Staff) -> HTMLResponse:
 async def _on_instruction(
     request: Request, ctx: StaffContext, instruction_id: int, done: str, need: frozenset[str], step: Any
 ) -> Response:
-    """Run one console action on an instruction; a refusal shows the list with the reason."""
-    settings = _settings(request)
-    form = await request.form()
-    fields = {k: v for k, v in form.items() if isinstance(v, str)}
-
-    def work() -> str:
-        with session_scope(settings) as session:
-            instruction = session.get(WgInstruction, instruction_id)
-            if instruction is None:
-                raise Refused(404, "Не найдено")
-            _group_or_refuse(session, ctx, instruction.group_id, need)
-            try:
-                step(session, settings, instruction, fields, _now(request))
-            except WorkgroupError as exc:
-                session.rollback()
-                return str(exc)
-        return ""
-
-    error = await run_in_threadpool(work)
+    """Run one console action on an instruction; a refusal is a page with the reason."""
+    error = await _transact(request, ctx, WgInstruction, instruction_id, need, step)
     if error:
         raise Refused(409, "Действие не выполнено", error)
     return redirect(f"/staff/wg/instructions?done={done}")
@@ -260,7 +244,7 @@ async def _on_instruction(
 async def console_extension(request: Request, instruction_id: int, ctx: Staff) -> Response:
     """The chair or the secretary approves or refuses more time."""
 
-    def step(s: Session, st: Settings, i: WgInstruction, f: dict[str, str], now: dt.datetime) -> None:
+    def step(s: Session, st: Settings, i: WgInstruction, g: WgGroup, f: dict[str, str], now: dt.datetime) -> None:
         new_due = _date_field(f["due"], "Новый срок") if f.get("due", "").strip() else None
         instructions.decide_extension(
             s,
@@ -280,7 +264,7 @@ async def console_extension(request: Request, instruction_id: int, ctx: Staff) -
 async def console_cancel(request: Request, instruction_id: int, ctx: Staff) -> Response:
     """The secretary takes an instruction off control (by the group's decision)."""
 
-    def step(s: Session, st: Settings, i: WgInstruction, f: dict[str, str], now: dt.datetime) -> None:
+    def step(s: Session, st: Settings, i: WgInstruction, g: WgGroup, f: dict[str, str], now: dt.datetime) -> None:
         instructions.cancel(s, i, reason=f.get("reason", ""), now=now, actor=_actor(ctx))
 
     return await _on_instruction(request, ctx, instruction_id, "cancel", frozenset({"secretary"}), step)
@@ -290,7 +274,7 @@ async def console_cancel(request: Request, instruction_id: int, ctx: Staff) -> R
 async def console_send(request: Request, instruction_id: int, ctx: Staff) -> Response:
     """The secretary sends (or sends again, with a new link) an instruction."""
 
-    def step(s: Session, st: Settings, i: WgInstruction, f: dict[str, str], now: dt.datetime) -> None:
+    def step(s: Session, st: Settings, i: WgInstruction, g: WgGroup, f: dict[str, str], now: dt.datetime) -> None:
         instructions.send(s, st, i, now=now, actor=_actor(ctx))
 
     return await _on_instruction(request, ctx, instruction_id, "send", frozenset({"secretary"}), step)

@@ -12,17 +12,19 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from mailservice.config import Settings
 from mailservice.db import session_scope
 from mailservice.web.staff.deps import Refused, page, redirect
 from mailservice.workgroup import service
-from mailservice.workgroup.models import WgMeeting
+from mailservice.workgroup.models import WgGroup, WgMeeting
 from mailservice.workgroup.policy import ROLE_NAMES
 from mailservice.workgroup.service import WorkgroupError
 from mailservice.workgroup.sheet import record_sheet
 from mailservice.workgroup.tally import CHOICE_NAMES, Choice
-from mailservice.workgroup.web import Staff, _actor, _group_or_refuse, _now, _settings
+from mailservice.workgroup.web import Staff, _actor, _group_or_refuse, _settings, _transact
 
 router = APIRouter(include_in_schema=False)
 SECRETARY = frozenset({"secretary"})
@@ -92,26 +94,12 @@ def _parse(fields: dict[str, str]) -> tuple[dict[int, str], dict[tuple[int, int]
 @router.post("/staff/wg/meetings/{meeting_id}/sheet")
 async def sheet_post(request: Request, meeting_id: int, ctx: Staff) -> Response:
     """Apply the table's changes at once; a refusal shows the table again with the reason and changes nothing."""
-    settings = _settings(request)
-    form = await request.form()
-    fields = {k: v for k, v in form.items() if isinstance(v, str)}
 
-    def work() -> str:
-        with session_scope(settings) as session:
-            meeting = session.get(WgMeeting, meeting_id)
-            if meeting is None:
-                raise Refused(404, "Не найдено")
-            _group_or_refuse(session, ctx, meeting.group_id, SECRETARY)
-            try:
-                attendance, votes = _parse(fields)
-                now: dt.datetime = _now(request)
-                record_sheet(session, settings, meeting, attendance=attendance, votes=votes, now=now, actor=_actor(ctx))
-            except WorkgroupError as exc:
-                session.rollback()
-                return str(exc)
-        return ""
+    def step(s: Session, st: Settings, m: WgMeeting, g: WgGroup, f: dict[str, str], now: dt.datetime) -> None:
+        attendance, votes = _parse(f)
+        record_sheet(s, st, m, attendance=attendance, votes=votes, now=now, actor=_actor(ctx))
 
-    error = await run_in_threadpool(work)
+    error = await _transact(request, ctx, WgMeeting, meeting_id, SECRETARY, step)
     if error:
         return await _show(request, ctx, meeting_id, error=error, status_code=409)
     return redirect(f"/staff/wg/meetings/{meeting_id}?done=bulk")
