@@ -123,9 +123,8 @@ class Settings(BaseSettings):
     dkim_private_key_file: Path | None = None  # DKIM is on when this is set (or sign at the MTA instead)
 
     # --- processes ---
-    # E-mail addresses (comma-separated) of the officers responsible for client-centricity: only they change the
-    # process register (seed 003, appendix 2, section III). Empty: nobody can change it.
-    process_officers: str = ""
+    # MAILSERVICE_PROCESS_OFFICERS (issue 9) is gone: the officers are console accounts with the role process_officer
+    # (issue 18). A value still set in the environment is ignored (extra="ignore").
 
     @field_validator("secret_keys", mode="before")
     @classmethod

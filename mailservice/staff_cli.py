@@ -30,7 +30,9 @@ def _read_password() -> str:
 @staff_app.command("add")
 def staff_add(
     email: Annotated[str, typer.Option("--email", help="Адрес сотрудника (логин)")],
-    role: Annotated[str, typer.Option("--role", help="operator, publisher, mailing_manager или administrator")],
+    role: Annotated[
+        str, typer.Option("--role", help="operator, publisher, mailing_manager, administrator или process_officer")
+    ],
     name: Annotated[str, typer.Option(help="ФИО")] = "",
     position: Annotated[str, typer.Option(help="Должность (подпись под ответами)")] = "",
 ) -> None:

@@ -27,6 +27,7 @@ class Purpose(StrEnum):
     wg_sign = "mailservice.wg-sign.v1"
     wg_ballot = "mailservice.wg-ballot.v1"
     wg_verify = "mailservice.wg-verify.v1"
+    wg_instruction = "mailservice.wg-instruction.v1"  # issue 18: the assignee reports on an instruction
     process_approval = "mailservice.process-approval.v1"
     staff_session = "mailservice.staff-session.v1"
 

@@ -8,6 +8,7 @@ import datetime as dt
 import io
 import json
 import re
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,12 +25,13 @@ from mailservice.db import session_scope, utcnow
 from mailservice.feedback.models import FeedbackResponse
 from mailservice.inforequests.models import Client, Request
 from mailservice.outbox import OutboxMessage
-from mailservice.processes import figures, publication, service, spreadsheet
+from mailservice.processes import figures, people, publication, requests, service, spreadsheet
 from mailservice.processes.models import Approval, ChangeRequest, RegisterVersion, StatusChange
 from mailservice.processes.register import Status
 from mailservice.tokens import Purpose, sign
+from mailservice.web.staff.auth import Role
 from tests.conftest import make_env, reset_caches
-from tests.console_support import client_for, drain, parsed, text_of
+from tests.console_support import PASSWORD, add_staff, client_for, drain, parsed, text_of
 from tests.servers import Sink
 from tests.test_processes_register import GOOD, HEADINGS, sheet
 
@@ -38,26 +40,45 @@ OWNER = "owner@example.ru"
 NSK = dt.timezone(dt.timedelta(hours=7))
 
 
+# The owner cells of GOOD, linked to the owner's account by the officer.
+OWNER_CELLS = ("Иванова А. А., начальник отдела", "Петров П. П.", "Сидоров С. С.")
+
+
+def people_of_the_register(settings: Settings) -> None:
+    """The officer's account (role process_officer) and the owner's (an operator) linked to GOOD's owner cells."""
+    add_staff(settings, OFFICER, Role.process_officer)
+    add_staff(settings, OWNER, Role.operator)
+    with session_scope(settings) as session:
+        for owner in OWNER_CELLS:
+            people.link_owner(session, owner=owner, staff_email=OWNER, actor=OFFICER, now=utcnow())
+
+
 @pytest.fixture
 def reg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, sink: Sink) -> Iterator[Settings]:
-    """Settings on both backends with the officer configured and mail going to the sink."""
-    yield make_env(
-        monkeypatch, tmp_path, db_url, smtp_port=str(sink.port), smtp_host="127.0.0.1", process_officers=OFFICER
-    )
+    """Settings on both backends with the officer's and the owner's accounts, mail going to the sink."""
+    settings = make_env(monkeypatch, tmp_path, db_url, smtp_port=str(sink.port), smtp_host="127.0.0.1")
+    people_of_the_register(settings)
+    yield settings
     reset_caches()
 
 
 @pytest.fixture
 def lite(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_url: str, sink: Sink) -> Iterator[Settings]:
     """The same on SQLite only."""
-    yield make_env(
-        monkeypatch, tmp_path, sqlite_url, smtp_port=str(sink.port), smtp_host="127.0.0.1", process_officers=OFFICER
-    )
+    settings = make_env(monkeypatch, tmp_path, sqlite_url, smtp_port=str(sink.port), smtp_host="127.0.0.1")
+    people_of_the_register(settings)
+    yield settings
     reset_caches()
 
 
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
+def cli(capsys: pytest.CaptureFixture[str], *args: str, password: str = PASSWORD) -> tuple[int, str, str]:
+    """Run the CLI; a command that names a staff account reads its password from standard input."""
+    stdin = sys.stdin
+    sys.stdin = io.StringIO(password + "\n")
+    try:
+        code = main(list(args))
+    finally:
+        sys.stdin = stdin
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -90,10 +111,10 @@ def mails(sink: Sink, needle: str = "") -> list[EmailMessage]:
 
 def test_round_trip_and_versions(reg: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = sheet(tmp_path / "register.xlsx", GOOD, title_rows=["Реестр процессов"])
-    code, out, err = cli(capsys, "processes", "import", str(source), "--actor", OFFICER)
+    code, out, err = cli(capsys, "processes", "import", str(source), "--staff", OFFICER)
     assert code == 0, err
     assert "версия № 1" in out
-    assert cli(capsys, "processes", "approve", "--actor", OFFICER)[0] == 0
+    assert cli(capsys, "processes", "approve", "--staff", OFFICER)[0] == 0
     first_xlsx, first_csv = tmp_path / "v1.xlsx", tmp_path / "v1.csv"
     assert cli(capsys, "processes", "export", "--format", "xlsx", "--output", str(first_xlsx))[0] == 0
     assert cli(capsys, "processes", "export", "--format", "csv", "--output", str(first_csv))[0] == 0
@@ -106,7 +127,7 @@ def test_round_trip_and_versions(reg: Settings, tmp_path: Path, capsys: pytest.C
     assert rows[0] == HEADINGS and rows[1:] == GOOD  # the cells as the department wrote them
 
     # The exported file imported again is the same register.
-    assert cli(capsys, "processes", "import", str(first_xlsx), "--actor", OFFICER)[0] == 0
+    assert cli(capsys, "processes", "import", str(first_xlsx), "--staff", OFFICER)[0] == 0
     second_csv = tmp_path / "v2.csv"
     assert cli(capsys, "processes", "export", "--format", "csv", "--output", str(second_csv), "--version", "2")[0] == 0
     assert second_csv.read_bytes() == first_csv.read_bytes()
@@ -145,13 +166,13 @@ def test_validate_reports_exactly_the_problems(
     ]
     assert "C2:C3" in report["problems"][0]["problem"] and "9.9" in report["problems"][1]["problem"]
     assert "на паузе" in report["problems"][3]["problem"]
-    code, _, err = cli(capsys, "processes", "import", str(path), "--actor", OFFICER)
+    code, _, err = cli(capsys, "processes", "import", str(path), "--staff", OFFICER)
     assert code == 1 and "не импортирован" in err
     with session_scope(lite) as session:
         assert session.scalar(select(func.count(RegisterVersion.id))) == 0
     # Merged cells alone: read by filling the value into every cell, imported with the warning.
     merged_only = sheet(tmp_path / "merged.xlsx", GOOD, merge=["C2:C3"])
-    code, _, err = cli(capsys, "processes", "import", str(merged_only), "--actor", OFFICER)
+    code, _, err = cli(capsys, "processes", "import", str(merged_only), "--staff", OFFICER)
     assert code == 0 and "объединённые ячейки" in err
     with session_scope(lite) as session:
         rows_in = service.version_rows(service.get_version(session))
@@ -184,17 +205,17 @@ def test_only_the_officer_changes_the_register(
     lite: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = sheet(tmp_path / "r.xlsx", GOOD)
-    code, _, err = cli(capsys, "processes", "import", str(path), "--actor", OWNER)
+    code, _, err = cli(capsys, "processes", "import", str(path), "--staff", OWNER)
     assert code == 1 and "только ответственный" in err
-    assert cli(capsys, "processes", "import", str(path), "--actor", "OFFICER@Example.RU".lower())[0] == 0
+    assert cli(capsys, "processes", "import", str(path), "--staff", "OFFICER@Example.RU".lower())[0] == 0
     code, _, err = cli(
-        capsys, "processes", "status", "4.5", "--to", "идет исследование", "--reason", "x", "--actor", OFFICER
+        capsys, "processes", "status", "4.5", "--to", "идет исследование", "--reason", "x", "--staff", OFFICER
     )
     assert code == 1 and "не утверждена" in err  # changes start from an approved version
-    assert cli(capsys, "processes", "approve", "--actor", OWNER)[0] == 1
-    assert cli(capsys, "processes", "approve", "--actor", OFFICER)[0] == 0
-    assert cli(capsys, "processes", "approve", "--actor", OFFICER)[0] == 1  # already approved
-    args = ("processes", "status", "4.5", "--reason", "Начато исследование", "--actor")
+    assert cli(capsys, "processes", "approve", "--staff", OWNER)[0] == 1
+    assert cli(capsys, "processes", "approve", "--staff", OFFICER)[0] == 0
+    assert cli(capsys, "processes", "approve", "--staff", OFFICER)[0] == 1  # already approved
+    args = ("processes", "status", "4.5", "--reason", "Начато исследование", "--staff")
     assert cli(capsys, *args, OWNER, "--to", "идет исследование")[0] == 1
     code, _, err = cli(capsys, *args, OFFICER, "--to", "проходит реинжиниринг")
     assert code == 1 and "по порядку" in err
@@ -211,9 +232,16 @@ def test_only_the_officer_changes_the_register(
     ]
     with session_scope(lite) as session:
         assert service.get_version(session, 2).approved_by == OFFICER
-    # Nobody is an officer when none is configured.
-    with session_scope(lite) as session, pytest.raises(service.RegisterError):
-        service.require_officer(lite.model_copy(update={"process_officers": ""}), OFFICER)
+    # The role decides, not the address: an officer whose account is disabled or whose role changed is refused.
+    with session_scope(lite) as session:
+        user = people.account(session, OFFICER)
+        assert user is not None
+        user.role = Role.operator.value
+    with session_scope(lite) as session, pytest.raises(service.RegisterError, match="process_officer"):
+        service.require_officer(session, OFFICER)
+    # A wrong password is refused before anything is looked at.
+    code, _, err = cli(capsys, "processes", "approve", "--staff", OFFICER, password="wrong password")
+    assert code == 1 and "Неверный адрес учётной записи или пароль" in err
 
 
 # Change requests by e-mail ---------------------------------------------------------------------------------------
@@ -225,7 +253,7 @@ def test_change_request_end_to_end(
     start_register(reg, tmp_path)
     code, out, err = cli(
         capsys, "processes", "change-request", "status", "4.5", "--to", "идет исследование",
-        "--owner", OWNER, "--grounds", "Жалобы на сроки ответа",
+        "--staff", OWNER, "--grounds", "Жалобы на сроки ответа",
         "--approver", "Отдел кадров=hr@example.ru", "--approver", "legal@example.ru",
     )  # fmt: skip
     assert code == 0, err
@@ -241,7 +269,7 @@ def test_change_request_end_to_end(
     assert page.status_code == 200 and "Согласовать</button>" in page.text and "4.5" in page.text
     with session_scope(reg) as session:  # the GET (a scanner) decided nothing
         assert session.scalar(select(func.count(Approval.id)).where(Approval.decision.is_not(None))) == 0
-    code, _, err = cli(capsys, "processes", "change-request", "apply", str(number), "--actor", OFFICER)
+    code, _, err = cli(capsys, "processes", "change-request", "apply", str(number), "--staff", OFFICER)
     assert code == 1 and "ещё не согласован" in err
 
     assert http.post(links["hr@example.ru"]["approve"], data={"comment": "Не возражаем"}).status_code == 200
@@ -250,7 +278,7 @@ def test_change_request_end_to_end(
     other = http.post(links["hr@example.ru"]["object"])  # the other link of the same unit: also used up
     assert other.status_code == 400
     with session_scope(reg) as session:
-        request = service.get_request(session, number)
+        request = requests.get_request(session, number)
         assert request.state == "pending"
         assert [(a.email, a.decision, a.comment) for a in request.approvals] == [
             ("hr@example.ru", "approve", "Не возражаем"),
@@ -262,9 +290,9 @@ def test_change_request_end_to_end(
     assert ready["To"].addresses[0].addr_spec == OFFICER
     assert f"change-request apply {number}" in text_of(ready)
 
-    code, _, err = cli(capsys, "processes", "change-request", "apply", str(number), "--actor", OWNER)
+    code, _, err = cli(capsys, "processes", "change-request", "apply", str(number), "--staff", OWNER)
     assert code == 1 and "только ответственный" in err
-    code, out, err = cli(capsys, "processes", "change-request", "apply", str(number), "--actor", OFFICER)
+    code, out, err = cli(capsys, "processes", "change-request", "apply", str(number), "--staff", OFFICER)
     assert code == 0 and "версия реестра № 2" in out, err
     with session_scope(reg) as session:
         rows = service.version_rows(service.get_version(session, 2))
@@ -273,12 +301,12 @@ def test_change_request_end_to_end(
         assert (history[-1].actor, history[-1].from_status, history[-1].to_status) == (
             OFFICER, "queued_research", "researching")  # fmt: skip
         assert "Жалобы на сроки ответа" in history[-1].reason
-        assert service.get_request(session, number).applied_version_id == service.get_version(session, 2).id
+        assert requests.get_request(session, number).applied_version_id == service.get_version(session, 2).id
     drain(reg)
     [told] = mails(sink, "внесён в реестр")
     assert told["To"].addresses[0].addr_spec == OWNER and "версию реестра № 2" in text_of(told)
     assert http.post(links["legal@example.ru"]["approve"]).status_code == 400  # used, and the request is closed
-    code, _, err = cli(capsys, "processes", "change-request", "apply", str(number), "--actor", OFFICER)
+    code, _, err = cli(capsys, "processes", "change-request", "apply", str(number), "--staff", OFFICER)
     assert code == 1 and "уже рассмотрен" in err
 
 
@@ -288,7 +316,7 @@ def test_objection_and_rejection(
     start_register(lite, tmp_path)
     code, out, err = cli(
         capsys, "processes", "change-request", "edit", "5.2", "--set", "owner=Кузнецова К. К.",
-        "--owner", OWNER, "--grounds", "Смена ответственного",
+        "--staff", OWNER, "--grounds", "Смена ответственного",
         "--approver", "a@example.ru", "--approver", "b@example.ru",
     )  # fmt: skip
     assert code == 0, err
@@ -302,10 +330,10 @@ def test_objection_and_rejection(
     assert http.post(links["a@example.ru"]["object"], data={"comment": "Кузнецова в отпуске"}).status_code == 200
     assert http.post(links["b@example.ru"]["approve"]).status_code == 200
     with session_scope(lite) as session:
-        assert service.get_request(session, number).state == "objected"
-    code, _, err = cli(capsys, "processes", "change-request", "apply", str(number), "--actor", OFFICER)
+        assert requests.get_request(session, number).state == "objected"
+    code, _, err = cli(capsys, "processes", "change-request", "apply", str(number), "--staff", OFFICER)
     assert code == 1 and "возражения" in err
-    code, _, err = cli(capsys, "processes", "change-request", "reject", str(number), "--actor", OFFICER, "--reason", "")
+    code, _, err = cli(capsys, "processes", "change-request", "reject", str(number), "--staff", OFFICER, "--reason", "")
     assert code == 1
     code, out, _ = cli(
         capsys,
@@ -313,7 +341,7 @@ def test_objection_and_rejection(
         "change-request",
         "reject",
         str(number),
-        "--actor",
+        "--staff",
         OFFICER,
         "--reason",
         "Возражение отдела",
@@ -331,15 +359,15 @@ def test_objection_and_rejection(
         assert session.scalar(select(func.count(RegisterVersion.id))) == 1  # nothing applied
     # Requests that break the rules are refused at once, before anyone is asked.
     code, _, err = cli(
-        capsys, "processes", "change-request", "remove", "4.5", "--owner", OWNER, "--grounds", "x",
+        capsys, "processes", "change-request", "remove", "4.5", "--staff", OWNER, "--grounds", "x",
         "--approver", "a@example.ru",
     )  # fmt: skip
     assert code == 1 and "ссылаются" in err
     code, _, err = cli(
         capsys, "processes", "change-request", "add", "--set", "process_id=4.6", "--set", "service_name=Приём",
-        "--set", "process_name=Личный прием граждан", "--set", "owner=Иванова",
+        "--set", "process_name=Личный прием граждан", "--set", "owner=Иванова А. А., начальник отдела",
         "--set", "status=в очереди на исследование",
-        "--owner", OWNER, "--grounds", "Ведём личный приём", "--approver", "a@example.ru",
+        "--staff", OWNER, "--grounds", "Ведём личный приём", "--approver", "a@example.ru",
     )  # fmt: skip
     assert code == 0, err
 
@@ -347,14 +375,14 @@ def test_objection_and_rejection(
 def test_tampered_and_forged_links_change_nothing(lite: Settings, tmp_path: Path) -> None:
     start_register(lite, tmp_path)
     with session_scope(lite) as session:
-        request = service.submit_change_request(
-            session, lite, kind=service.RequestKind.status, process_id="4.1",
+        request = requests.submit_change_request(
+            session, lite, kind=requests.RequestKind.status, process_id="4.1",
             proposal={"status": "queued_reengineering"},
-            grounds="Исследование завершено", submitted_by=OWNER, approvers=[service.Approver("a@example.ru")],
+            grounds="Исследование завершено", submitted_by=OWNER, approvers=[requests.Approver("a@example.ru")],
             now=utcnow(),
         )  # fmt: skip
         approval = request.approvals[0]
-        good = service.approval_token(lite, approval, "approve")
+        good = requests.approval_token(lite, approval, "approve")
         forged_nonce = sign(lite, Purpose.process_approval, {"a": approval.id, "n": "0" * 32, "d": "approve"})
         wrong_purpose = sign(lite, Purpose.feedback, {"a": approval.id, "n": approval.nonce, "d": "approve"})
         bad_decision = sign(lite, Purpose.process_approval, {"a": approval.id, "n": approval.nonce, "d": "maybe"})
@@ -481,10 +509,10 @@ def test_a_reply_by_mail_is_passed_on_not_counted(lite: Settings, sink: Sink, tm
 
     start_register(lite, tmp_path)
     with session_scope(lite) as session:
-        request = service.submit_change_request(
-            session, lite, kind=service.RequestKind.remove, process_id="5.2", proposal={},
+        request = requests.submit_change_request(
+            session, lite, kind=requests.RequestKind.remove, process_id="5.2", proposal={},
             grounds="Функция передана подведомственному учреждению", submitted_by=OWNER,
-            approvers=[service.Approver("a@example.ru", "Отдел А")], now=utcnow(),
+            approvers=[requests.Approver("a@example.ru", "Отдел А")], now=utcnow(),
         )  # fmt: skip
         number = request.id
         asked_id = session.scalars(select(OutboxMessage.message_id).where(OutboxMessage.ref_id == number)).one()
@@ -496,7 +524,7 @@ def test_a_reply_by_mail_is_passed_on_not_counted(lite: Settings, sink: Sink, tm
     assert result.outcome is Outcome.routed and f"№ {number}" in result.reason
     with session_scope(lite) as session:
         assert session.scalar(select(func.count(CitizenRequest.id))) == 0  # not a citizen's request
-        assert service.get_request(session, number).approvals[0].decision is None  # and not a decision
+        assert requests.get_request(session, number).approvals[0].decision is None  # and not a decision
     drain(lite)
     [note] = mails(sink, "ответ по почте")
     assert note["To"].addresses[0].addr_spec == OFFICER and "Согласовано, возражений нет." in text_of(note)
@@ -505,12 +533,12 @@ def test_a_reply_by_mail_is_passed_on_not_counted(lite: Settings, sink: Sink, tm
 def test_links_close_with_the_request(lite: Settings, tmp_path: Path) -> None:
     start_register(lite, tmp_path)
     with session_scope(lite) as session:
-        request = service.submit_change_request(
-            session, lite, kind=service.RequestKind.remove, process_id="5.2", proposal={}, grounds="x",
-            submitted_by=OWNER, approvers=[service.Approver("a@example.ru")], now=utcnow(),
+        request = requests.submit_change_request(
+            session, lite, kind=requests.RequestKind.remove, process_id="5.2", proposal={}, grounds="x",
+            submitted_by=OWNER, approvers=[requests.Approver("a@example.ru")], now=utcnow(),
         )  # fmt: skip
-        token = service.approval_token(lite, request.approvals[0], "approve")
-        service.reject_change_request(
+        token = requests.approval_token(lite, request.approvals[0], "approve")
+        requests.reject_change_request(
             session, lite, number=request.id, actor=OFFICER, reason="Передумали", now=utcnow()
         )
     response = client_for(lite).post(f"/processes/approval/{token}")

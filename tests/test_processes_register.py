@@ -31,7 +31,8 @@ from mailservice.processes.register import (
     parse_status,
     validate,
 )
-from mailservice.processes.service import RegisterError, RequestKind, proposed_rows
+from mailservice.processes.requests import RequestKind, proposed_rows
+from mailservice.processes.service import RegisterError
 
 HEADINGS = [c.heading for c in COLUMNS]
 SERVICE = "Рассмотрение обращений граждан и запросов информации"

@@ -24,6 +24,7 @@ from mailservice.workgroup.tally import (
 F, A, AB = Choice.for_, Choice.against, Choice.abstain
 
 # members, taking part, for, against, abstain, presiding vote -> quorum, adopted, rule
+# Rows from RULES.md "Working-group decisions" and issue 18 (the literal rule: a tie is for == against only).
 TABLE = [
     # Quorum: taking part × 2 ≥ members.
     (10, 5, 5, 0, 0, F, True, True, RULE_MAJORITY),  # exactly half is a quorum
@@ -35,19 +36,26 @@ TABLE = [
     (10, 7, 4, 0, 3, AB, True, True, RULE_MAJORITY),  # the presiding member's abstention does not matter
     (10, 7, 3, 4, 0, F, True, False, RULE_NO_MAJORITY),
     (10, 6, 2, 3, 1, F, True, False, RULE_NO_MAJORITY),
-    # Tie: the presiding member's vote decides (for adopts, anything else rejects), abstentions notwithstanding.
+    # Tie (for == against): the presiding member's vote decides (for adopts, anything else rejects).
     (10, 6, 3, 3, 0, F, True, True, RULE_PRESIDING),
     (10, 6, 3, 3, 0, A, True, False, RULE_PRESIDING),
-    (10, 5, 1, 1, 3, F, True, True, RULE_PRESIDING),
+    (10, 5, 1, 1, 3, F, True, True, RULE_PRESIDING),  # abstentions notwithstanding
     (10, 5, 1, 1, 3, AB, True, False, RULE_PRESIDING),
-    (10, 5, 0, 0, 5, AB, True, False, RULE_PRESIDING),  # 0 to 0: nobody voted for
+    (10, 5, 0, 0, 5, AB, True, False, RULE_PRESIDING),  # 0 to 0 is a tie; nobody voted for
     (10, 6, 3, 3, 0, None, True, False, RULE_PRESIDING),  # the presiding member cast no vote: rejected
-    # The reading beyond the letter: for ahead of against, short of half because of abstentions.
-    (10, 5, 2, 1, 2, F, True, True, RULE_PRESIDING),
-    (10, 5, 2, 1, 2, AB, True, False, RULE_PRESIDING),
+    # The issue's rows: 1-1-1 passes on the presiding vote, 2-1-1 fails whatever it was.
+    (3, 3, 1, 1, 1, F, True, True, RULE_PRESIDING),
+    (3, 3, 1, 1, 1, A, True, False, RULE_PRESIDING),
+    (4, 4, 2, 1, 1, F, True, False, RULE_NO_MAJORITY),
+    (4, 4, 2, 1, 1, AB, True, False, RULE_NO_MAJORITY),
+    # "For" leads but is not more than half because of abstentions: no tie, rejected whatever the presiding vote.
+    (10, 10, 2, 0, 8, F, True, False, RULE_NO_MAJORITY),
+    (10, 10, 2, 0, 8, AB, True, False, RULE_NO_MAJORITY),
+    (10, 5, 2, 1, 2, F, True, False, RULE_NO_MAJORITY),
     # Those present who did not vote still count in "those taking part".
-    (10, 8, 4, 0, 0, F, True, True, RULE_PRESIDING),  # 4 of 8 is not > half; 4 ≥ 0 and presiding for
-    (10, 8, 4, 1, 0, A, True, False, RULE_PRESIDING),  # ... and their vote against rejects
+    (10, 8, 4, 0, 0, F, True, False, RULE_NO_MAJORITY),  # 4 of 8 is not > half, and 4 ≠ 0
+    (10, 8, 4, 4, 0, F, True, True, RULE_PRESIDING),
+    (10, 8, 5, 0, 1, AB, True, True, RULE_MAJORITY),
 ]
 
 
@@ -134,32 +142,69 @@ def meetings(draw: st.DrawFn) -> tuple[int, int, Votes, Choice | None]:
     return members, present, Votes(f, a, ab), presiding
 
 
-@given(meetings())
-def test_an_added_vote_for_never_rejects_an_adopted_decision(case: tuple[int, int, Votes, Choice | None]) -> None:
-    members, present, votes, presiding = case
-    before = tally(members, present, votes, presiding)
-    if present < members:  # one more member takes part and votes for
-        more = tally(members, present + 1, Votes(votes.for_ + 1, votes.against, votes.abstain), presiding)
-        assert not (before.adopted and not more.adopted), (case, before, more)
-    if votes.total < present:  # a member present who had not voted votes for
-        more = tally(members, present, Votes(votes.for_ + 1, votes.against, votes.abstain), presiding)
-        assert not (before.adopted and not more.adopted), (case, before, more)
+def _turned(votes: Votes, presiding: Choice | None, source: Choice) -> Votes | None:
+    """The votes after one member other than the presiding one turns ``source`` into "for" (None if nobody can)."""
+    counts = {F: votes.for_, A: votes.against, AB: votes.abstain}
+    if counts[source] - (1 if presiding is source else 0) < 1:
+        return None
+    counts[source] -= 1
+    counts[F] += 1
+    return Votes(counts[F], counts[A], counts[AB])
 
 
 @given(meetings(), st.sampled_from([A, AB]))
-def test_a_vote_turned_to_for_never_rejects_an_adopted_decision(
+def test_a_vote_turned_to_for_never_rejects_a_majority_decision(
     case: tuple[int, int, Votes, Choice | None], source: Choice
 ) -> None:
+    """Issue 18's property, where the literal rule keeps it: a decision carried by a majority of those taking part
+    stays adopted when one more of them votes for instead of against or abstaining."""
     members, present, votes, presiding = case
-    counts = {F: votes.for_, A: votes.against, AB: votes.abstain}
-    # Someone other than the presiding member changes their vote (so at least one such vote must exist).
-    if counts[source] - (1 if presiding is source else 0) < 1:
-        return
-    counts[source] -= 1
-    counts[F] += 1
+    after_votes = _turned(votes, presiding, source)
     before = tally(members, present, votes, presiding)
-    after = tally(members, present, Votes(counts[F], counts[A], counts[AB]), presiding)
-    assert not (before.adopted and not after.adopted), (case, source, before, after)
+    if after_votes is None or before.rule != RULE_MAJORITY:
+        return
+    assert tally(members, present, after_votes, presiding).adopted, (case, source)
+
+
+@given(meetings(), st.sampled_from([A, AB]))
+def test_a_vote_turned_to_for_keeps_a_tie_decision_unless_two_stood_aside(
+    case: tuple[int, int, Votes, Choice | None], source: Choice
+) -> None:
+    """A tie broken by the presiding vote survives one vote turned to "for" exactly when at most one of those
+    taking part voted neither for nor against: otherwise "for" leads without a majority and nothing is tied."""
+    members, present, votes, presiding = case
+    after_votes = _turned(votes, presiding, source)
+    before = tally(members, present, votes, presiding)
+    if after_votes is None or not (before.adopted and before.rule == RULE_PRESIDING):
+        return
+    neither = present - votes.for_ - votes.against
+    assert tally(members, present, after_votes, presiding).adopted == (neither <= 1), (case, source)
+
+
+def test_the_monotone_property_of_the_issue_fails_on_a_broken_tie() -> None:
+    """Counter-example to "turning one present vote into for never turns adopted into rejected" under the literal
+    rule (issue 18 asked for that property; RULES.md's rule does not give it): 1 for, 1 against, 2 abstaining with
+    the presiding member for is a tie and adopted; the member against turns to for, 2-0-2 is neither a majority
+    of 4 nor a tie, and is rejected. Turning an abstention instead gives 2-1-1, rejected too."""
+    assert tally(4, 4, Votes(1, 1, 2), F).adopted is True
+    assert tally(4, 4, Votes(2, 0, 2), F).adopted is False
+    assert tally(4, 4, Votes(2, 1, 1), F).adopted is False
+
+
+def test_adding_an_abstaining_member_may_reject() -> None:
+    """RULES.md: "adding a present member who abstains may" turn adopted into rejected: 2-1 of 3 is a majority,
+    2-1-1 of 4 is not and is no tie."""
+    assert tally(5, 3, Votes(2, 1, 0), F).adopted is True
+    assert tally(5, 4, Votes(2, 1, 1), F).adopted is False
+
+
+@given(meetings())
+def test_a_new_member_voting_for_never_rejects_a_majority_decision(case: tuple[int, int, Votes, Choice | None]) -> None:
+    members, present, votes, presiding = case
+    before = tally(members, present, votes, presiding)
+    if present < members and before.rule == RULE_MAJORITY:
+        more = tally(members, present + 1, Votes(votes.for_ + 1, votes.against, votes.abstain), presiding)
+        assert more.adopted, (case, before, more)
 
 
 @given(meetings(), meetings())
@@ -185,6 +230,9 @@ def test_adopted_needs_quorum_and_no_more_against_than_for(case: tuple[int, int,
     members, present, votes, presiding = case
     result = tally(members, present, votes, presiding)
     if result.adopted:
-        assert result.quorum and votes.for_ >= votes.against and votes.for_ > 0
+        assert result.quorum and votes.for_ > 0
+        assert votes.for_ * 2 > present or (votes.for_ == votes.against and presiding is F)
+    if result.quorum and votes.for_ * 2 <= present and votes.for_ != votes.against:
+        assert not result.adopted  # no majority and no tie: rejected, whatever the presiding member voted
     if votes.for_ * 2 > present and result.quorum:
         assert result.adopted  # a majority of those taking part always carries

@@ -1,8 +1,15 @@
-"""``mailservice processes``: the catalogue, the register's versions, spreadsheets, statuses and change requests."""
+"""``mailservice processes``: the catalogue, the register's versions, spreadsheets, statuses and change requests.
+
+Who acts is a staff account, never a name typed in (issue 18): ``--staff ADDRESS`` names the account and its password
+is read from standard input (without echo on a terminal); the account's role and its links to owner cells decide
+what it may do (:mod:`.people`). A failed password counts toward the console's login limit.
+"""
 
 from __future__ import annotations
 
+import getpass
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,11 +21,11 @@ from sqlalchemy.orm import Session
 
 from mailservice.config import get_settings
 from mailservice.db import session_scope, utcnow
-from mailservice.processes import figures, publication, service, spreadsheet
+from mailservice.processes import figures, people, publication, requests, service, spreadsheet
 from mailservice.processes.catalogue import APPEALS_GROUP, as_json, load_catalogue
+from mailservice.processes.form import ColumnOp
 from mailservice.processes.models import ChangeRequest
 from mailservice.processes.register import (
-    COLUMNS,
     STATUS_LABELS,
     Problem,
     RowData,
@@ -27,21 +34,17 @@ from mailservice.processes.register import (
     parse_status,
     row_values,
 )
-from mailservice.processes.service import (
-    DECISION_NAMES,
-    KIND_NAMES,
-    STATE_NAMES,
-    RegisterError,
-    RequestKind,
-    RequestState,
-)
+from mailservice.processes.requests import DECISION_NAMES, KIND_NAMES, STATE_NAMES, RequestKind, RequestState
+from mailservice.processes.service import RegisterError
+from mailservice.web.staff import auth
 
 app = typer.Typer(help="Реестр межведомственных и внутриведомственных процессов.", no_args_is_help=True)
 requests_app = typer.Typer(help="Запросы владельцев процессов на изменение реестра.", no_args_is_help=True)
 app.add_typer(requests_app, name="change-request")
 
-ActorOption = Annotated[str, typer.Option("--actor", help="Адрес ответственного за внедрение клиентоцентричности")]
-OwnerOption = Annotated[str, typer.Option("--owner", help="Адрес эл. почты владельца процесса, подающего запрос")]
+StaffOption = Annotated[
+    str, typer.Option("--staff", help="Учётная запись сотрудника (адрес); пароль читается со стандартного ввода")
+]
 GroundsOption = Annotated[str, typer.Option("--grounds", help="Основания изменения")]
 ApproverOption = Annotated[
     list[str], typer.Option("--approver", help="Согласующее подразделение: «Отдел=адрес» или адрес (можно несколько)")
@@ -56,8 +59,28 @@ def _session() -> Iterator[Session]:
     try:
         with session_scope(get_settings()) as session:
             yield session
-    except RegisterError as exc:  # its message names every problem
+    except (RegisterError, people.PeopleError) as exc:  # its message names every problem
         raise click.ClickException(str(exc)) from None
+
+
+def _password() -> str:
+    if sys.stdin.isatty():
+        return getpass.getpass("Пароль: ")
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _staff(email: str) -> str:
+    """The address of the staff account ``email`` once its password (standard input) is checked."""
+    password = _password()
+    settings = get_settings()
+    with session_scope(settings) as session:
+        result = auth.authenticate(session, email=email, password=password, ip="cli", now=utcnow())
+        user = result.user.email if result.user is not None else None
+    if user is None:
+        if result.blocked:
+            raise click.ClickException("Слишком много неудачных попыток входа: повторите через 15 минут")
+        raise click.ClickException("Неверный адрес учётной записи или пароль")
+    return user
 
 
 def _problem_line(problem: Problem) -> str:
@@ -84,8 +107,10 @@ def _pairs(values: list[str]) -> dict[str, str]:
 
 
 def _read(path: Path) -> spreadsheet.ReadResult:
+    with session_scope(get_settings()) as session:
+        columns = service.current_form(session)
     try:
-        return spreadsheet.read_file(path)
+        return spreadsheet.read_file(path, columns)
     except spreadsheet.SpreadsheetError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -144,11 +169,12 @@ def validate_cmd(
 @app.command("import", help="Импортировать файл как новую версию реестра (её затем утверждает ответственный).")
 def import_cmd(
     file: Annotated[Path, typer.Argument(help="Реестр в XLSX или CSV")],
-    actor: ActorOption,
+    staff: StaffOption,
     reason: Annotated[str, typer.Option(help="Комментарий к версии")] = "",
 ) -> None:
     """Import a spreadsheet as a new version (it then awaits the officer's approval)."""
     read = _read(file)
+    actor = _staff(staff)
     with _session() as session:
         outcome = service.import_register(
             session, get_settings(), read, actor=actor, now=utcnow(), source_name=file.name, reason=reason
@@ -164,8 +190,9 @@ def import_cmd(
 
 
 @app.command("approve", help="Утвердить последнюю версию реестра.")
-def approve_cmd(actor: ActorOption, version: Annotated[int | None, typer.Option(help="Номер версии")] = None) -> None:
+def approve_cmd(staff: StaffOption, version: Annotated[int | None, typer.Option(help="Номер версии")] = None) -> None:
     """Record the officer's approval of the newest version."""
+    actor = _staff(staff)
     with _session() as session:
         approved = service.approve_version(session, get_settings(), actor=actor, now=utcnow(), number=version)
         typer.echo(f"Версия № {approved.number} утверждена ({approved.approved_by})")
@@ -273,8 +300,8 @@ def show_cmd(
             typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
             return
         cells = cells_of(row)
-        for column in COLUMNS:
-            if cells[column.code]:
+        for column in service.version_form(service.get_version(session, version)):
+            if cells.get(column.code):
                 typer.echo(f"{column.title}: {cells[column.code]}")
         if typical is not None:
             typer.echo(f"Цель (по Перечню): {typical.goal}")
@@ -322,9 +349,11 @@ def export_cmd(
         raise click.BadParameter("xlsx или csv", param_hint="--format")
     with _session() as session:
         found = service.get_version(session, version)
-        table = [row_values(r) for r in service.version_rows(found)]
+        columns = service.version_form(found)
+        table = [row_values(r, columns) for r in service.version_rows(found)]
         number = found.number
-    output.write_bytes(spreadsheet.write_xlsx(table) if fmt == "xlsx" else spreadsheet.write_csv(table))
+    data = spreadsheet.write_xlsx(table, columns) if fmt == "xlsx" else spreadsheet.write_csv(table, columns)
+    output.write_bytes(data)
     typer.echo(f"Версия № {number} записана в {output}: процессов {len(table)}")
 
 
@@ -333,10 +362,11 @@ def status_cmd(
     process_id: Annotated[str, typer.Argument(help="Идентификатор процесса")],
     to: Annotated[str, typer.Option("--to", help="Новый статус (как в шаблоне или код)")],
     reason: Annotated[str, typer.Option("--reason", help="Почему")],
-    actor: ActorOption,
+    staff: StaffOption,
 ) -> None:
     """The officer moves a process to the next status (or back); a new version records it."""
     target = _status(to)
+    actor = _staff(staff)
     with _session() as session:
         made = service.change_status(
             session, get_settings(), process_id=process_id, target=target, reason=reason, actor=actor, now=utcnow()
@@ -369,12 +399,16 @@ def opendata_cmd(
 
 
 def _submit(
-    kind: RequestKind, process_id: str, proposal: dict[str, str], owner: str, grounds: str, approver: list[str]
+    kind: RequestKind, process_id: str, proposal: dict[str, str], staff: str, grounds: str, approver: list[str]
 ) -> None:
     settings = get_settings()
+    try:
+        approvers = [requests.parse_approver(a) for a in approver]
+    except RegisterError as exc:
+        raise click.BadParameter(str(exc), param_hint="--approver") from None
+    owner = _staff(staff)
     with _session() as session:
-        approvers = [service.parse_approver(a) for a in approver]
-        request = service.submit_change_request(
+        request = requests.submit_change_request(
             session,
             settings,
             kind=kind,
@@ -389,49 +423,49 @@ def _submit(
 
 
 @requests_app.command("add", help="Запрос на добавление процесса (графы: --set код=значение).")
-def request_add(owner: OwnerOption, grounds: GroundsOption, approver: ApproverOption, set_: SetOption) -> None:
+def request_add(staff: StaffOption, grounds: GroundsOption, approver: ApproverOption, set_: SetOption) -> None:
     """Ask to add a process (its cells as --set code=value: process_id, service_name, process_name, ...)."""
     proposal = _pairs(set_)
     try:
-        service.cells_for_change(proposal)
+        requests.cells_for_change(proposal)
     except RegisterError as exc:
         raise click.BadParameter(str(exc), param_hint="--set") from None
-    _submit(RequestKind.add, proposal.get("process_id", ""), proposal, owner, grounds, approver)
+    _submit(RequestKind.add, proposal.get("process_id", ""), proposal, staff, grounds, approver)
 
 
 @requests_app.command("remove", help="Запрос на исключение процесса.")
 def request_remove(
     process_id: Annotated[str, typer.Argument(help="Идентификатор процесса")],
-    owner: OwnerOption,
+    staff: StaffOption,
     grounds: GroundsOption,
     approver: ApproverOption,
 ) -> None:
     """Ask to remove a process."""
-    _submit(RequestKind.remove, process_id, {}, owner, grounds, approver)
+    _submit(RequestKind.remove, process_id, {}, staff, grounds, approver)
 
 
 @requests_app.command("edit", help="Запрос на изменение граф процесса (--set код=значение).")
 def request_edit(
     process_id: Annotated[str, typer.Argument(help="Идентификатор процесса")],
-    owner: OwnerOption,
+    staff: StaffOption,
     grounds: GroundsOption,
     approver: ApproverOption,
     set_: SetOption,
 ) -> None:
     """Ask to change a process's cells (--set code=value)."""
-    _submit(RequestKind.change, process_id, _pairs(set_), owner, grounds, approver)
+    _submit(RequestKind.change, process_id, _pairs(set_), staff, grounds, approver)
 
 
 @requests_app.command("status", help="Запрос на изменение статуса реинжиниринга.")
 def request_status(
     process_id: Annotated[str, typer.Argument(help="Идентификатор процесса")],
     to: Annotated[str, typer.Option("--to", help="Новый статус")],
-    owner: OwnerOption,
+    staff: StaffOption,
     grounds: GroundsOption,
     approver: ApproverOption,
 ) -> None:
     """Ask to move a process to another re-engineering status."""
-    _submit(RequestKind.status, process_id, {"status": _status(to).value}, owner, grounds, approver)
+    _submit(RequestKind.status, process_id, {"status": _status(to).value}, staff, grounds, approver)
 
 
 def _request_json(session: Session, request: ChangeRequest) -> dict[str, object]:
@@ -447,7 +481,7 @@ def _request_json(session: Session, request: ChangeRequest) -> dict[str, object]
         "state": request.state,
         "decided_by": request.decided_by,
         "decision_reason": request.decision_reason,
-        "summary": service.request_lines(session, request),
+        "summary": requests.request_lines(session, request),
         "approvals": [
             {"unit": a.unit, "email": a.email, "decision": a.decision, "comment": a.comment} for a in request.approvals
         ],
@@ -465,7 +499,7 @@ def request_list(
     except ValueError:
         raise click.BadParameter("pending, approved, objected, applied или rejected", param_hint="--state") from None
     with _session() as session:
-        found = service.list_requests(session, wanted)
+        found = requests.list_requests(session, wanted)
         if as_json_flag:
             typer.echo(json.dumps([_request_json(session, r) for r in found], ensure_ascii=False, indent=2))
             return
@@ -478,12 +512,12 @@ def request_list(
 def request_show(number: Annotated[int, typer.Argument()], as_json_flag: JsonOption = False) -> None:
     """Show a change request and the units' answers."""
     with _session() as session:
-        request = service.get_request(session, number)
+        request = requests.get_request(session, number)
         if as_json_flag:
             typer.echo(json.dumps(_request_json(session, request), ensure_ascii=False, indent=2))
             return
         typer.echo(f"Запрос № {request.id}: {STATE_NAMES[RequestState(request.state)]}")
-        for line in service.request_lines(session, request):
+        for line in requests.request_lines(session, request):
             typer.echo(line)
         typer.echo(f"Основания: {request.grounds}\nПодал: {request.submitted_by}")
         for a in request.approvals:
@@ -494,12 +528,13 @@ def request_show(number: Annotated[int, typer.Argument()], as_json_flag: JsonOpt
 @requests_app.command("apply", help="Внести согласованный запрос в реестр (новая версия).")
 def request_apply(
     number: Annotated[int, typer.Argument()],
-    actor: ActorOption,
+    staff: StaffOption,
     comment: Annotated[str, typer.Option(help="Комментарий владельцу")] = "",
 ) -> None:
     """The officer applies an agreed request: a new version of the register."""
+    actor = _staff(staff)
     with _session() as session:
-        made = service.apply_change_request(
+        made = requests.apply_change_request(
             session, get_settings(), number=number, actor=actor, now=utcnow(), comment=comment
         )
         typer.echo(f"Запрос № {number} внесён: версия реестра № {made.number}")
@@ -508,10 +543,78 @@ def request_apply(
 @requests_app.command("reject", help="Отклонить запрос.")
 def request_reject(
     number: Annotated[int, typer.Argument()],
-    actor: ActorOption,
+    staff: StaffOption,
     reason: Annotated[str, typer.Option("--reason", help="Причина отклонения")],
 ) -> None:
     """The officer declines a request."""
+    actor = _staff(staff)
     with _session() as session:
-        service.reject_change_request(session, get_settings(), number=number, actor=actor, reason=reason, now=utcnow())
+        requests.reject_change_request(session, get_settings(), number=number, actor=actor, reason=reason, now=utcnow())
         typer.echo(f"Запрос № {number} отклонён")
+
+
+@requests_app.command("column", help="Запрос на изменение формы реестра: добавить, переименовать или исключить графу.")
+def request_column(
+    op: Annotated[str, typer.Option("--op", help="add (добавить), rename (переименовать), remove (исключить)")],
+    staff: StaffOption,
+    grounds: GroundsOption,
+    approver: ApproverOption,
+    code: Annotated[str, typer.Option("--code", help="Код графы (для rename и remove), см. processes form")] = "",
+    title: Annotated[str, typer.Option("--title", help="Название графы (для add и rename)")] = "",
+) -> None:
+    """Ask to add, rename or exclude a column of the register (a change of its form)."""
+    try:
+        chosen = ColumnOp(op)
+    except ValueError:
+        raise click.BadParameter("add, rename или remove", param_hint="--op") from None
+    proposal = {"op": chosen.value, "code": code, "title": title}
+    _submit(RequestKind.columns, "", proposal, staff, grounds, approver)
+
+
+@app.command("form", help="Графы реестра в последней версии (коды для запросов на изменение).")
+def form_cmd(as_json_flag: JsonOption = False) -> None:
+    """The columns of the newest version, with their codes."""
+    with _session() as session:
+        columns = service.current_form(session)
+    if as_json_flag:
+        payload = [{"code": c.code, "title": c.title, "mandatory": c.mandatory} for c in columns]
+        typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    for column in columns:
+        typer.echo(f"{column.code}\t{column.heading}")
+
+
+owners_app = typer.Typer(help="Владельцы процессов: связь графы «Ответственный за процесс» с учётной записью.")
+app.add_typer(owners_app, name="owner")
+
+
+@owners_app.command("link", help="Связать владельца (текст графы) с учётной записью сотрудника.")
+def owner_link(
+    owner: Annotated[str, typer.Argument(help="Владелец так, как он записан в графе «Ответственный за процесс»")],
+    account: Annotated[str, typer.Option("--account", help="Адрес учётной записи владельца")],
+    staff: StaffOption,
+) -> None:
+    """The officer links an owner cell to a staff account."""
+    actor = _staff(staff)
+    with _session() as session:
+        people.link_owner(session, owner=owner, staff_email=account, actor=actor, now=utcnow())
+        typer.echo(f"«{owner}» — {account}")
+
+
+@owners_app.command("list", help="Связи владельцев с учётными записями.")
+def owner_list() -> None:
+    """Every link of an owner cell to a staff account."""
+    with _session() as session:
+        for link, user in people.owner_links(session):
+            typer.echo(f"{link.id}\t{link.owner}\t{user.email}")
+
+
+@owners_app.command("unlink", help="Удалить связь владельца с учётной записью.")
+def owner_unlink(
+    link_id: Annotated[int, typer.Argument(help="Номер связи (processes owner list)")], staff: StaffOption
+) -> None:
+    """The officer removes a link."""
+    actor = _staff(staff)
+    with _session() as session:
+        people.unlink_owner(session, link_id, actor=actor)
+        typer.echo("Связь удалена.")

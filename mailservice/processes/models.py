@@ -31,6 +31,8 @@ class RegisterVersion(Base):
     # The officer's approval (the initial version: after the units concerned agreed; later ones: when made).
     approved_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     approved_by: Mapped[str] = mapped_column(String(320), default="")
+    # The register's columns in this version (:mod:`.form`); None: the template's columns.
+    form: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
 
     rows: Mapped[list[RegisterRow]] = relationship(
         back_populates="version", order_by="RegisterRow.position", cascade="all, delete-orphan"
@@ -63,6 +65,7 @@ class RegisterRow(Base):
     digital_access: Mapped[str] = mapped_column(Text, default="")
     custom: Mapped[bool] = mapped_column(Boolean, default=False)
     catalogue_id: Mapped[str | None] = mapped_column(String(8), default=None)
+    extra: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # cells of columns added to the form
 
     version: Mapped[RegisterVersion] = relationship(back_populates="rows")
 
@@ -88,11 +91,14 @@ class ChangeRequest(Base):
     __tablename__ = "process_change_requests"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))  # add | remove | change | status
+    kind: Mapped[str] = mapped_column(String(16))  # add | remove | change | status | columns
     process_id: Mapped[str] = mapped_column(String(64), index=True)
-    proposal: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # cells by column code, or {"status": ...}
+    # cells by column code, {"status": ...}, or for a change of the form {"op": ..., "code": ..., "title": ...}
+    proposal: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     grounds: Mapped[str] = mapped_column(Text)
     submitted_by: Mapped[str] = mapped_column(String(320))
+    # The staff account that submitted it (the process's owner, checked when submitted).
+    submitted_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), default=None)
     submitted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     base_version: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
@@ -127,3 +133,17 @@ class Approval(Base):
     ip: Mapped[str] = mapped_column(String(64), default="")
 
     change_request: Mapped[ChangeRequest] = relationship(back_populates="approvals")
+
+
+class OwnerLink(Base):
+    """The staff account of a process owner: the text of the «Ответственный за процесс» cell, loosely compared,
+    linked to the account that may submit change requests for the processes whose owner cell says it."""
+
+    __tablename__ = "process_owner_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_key: Mapped[str] = mapped_column(String(500), unique=True)  # catalogue.normalise of the cell
+    owner: Mapped[str] = mapped_column(Text)  # the cell as the officer typed it
+    staff_user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(320), default="")

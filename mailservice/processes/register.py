@@ -132,10 +132,11 @@ MANDATORY = tuple(c for c in COLUMNS if c.mandatory)
 EDITABLE = tuple(c.code for c in COLUMNS if c.code not in ("process_id", "custom", "status"))
 
 
-def column_for_heading(text: str) -> Column | None:
-    """The column a header cell names (loosely: case, "ё", asterisk and spacing do not matter)."""
+def column_for_heading(text: str, columns: Sequence[Column] = COLUMNS) -> Column | None:
+    """The column a header cell names (loosely: case, "ё", asterisk and spacing do not matter); ``columns`` is the
+    register's form (the template's columns unless a change request changed them)."""
     key = normalise(text)
-    for column in COLUMNS:
+    for column in columns:
         if key == normalise(column.title) or key in {normalise(a) for a in column.aliases}:
             return column
     return None
@@ -170,6 +171,8 @@ class RowData:
     digital_access: str = ""
     custom: bool = False
     catalogue_id: str | None = None  # derived from the name; not a column
+    # Cells of columns added by a change of the form (seed 003 app. 2 section III), as (code, text), sorted by code.
+    extra: tuple[tuple[str, str], ...] = ()
 
 
 ROW_FIELDS = tuple(f.name for f in fields(RowData))
@@ -296,25 +299,38 @@ def cells_of(row: RowData) -> dict[str, str]:
         "digital_access": row.digital_access,
         "custom": "да" if row.custom else "",
     }
+    cells.update(dict(row.extra))
     return cells
 
 
-def row_values(row: RowData) -> list[str]:
-    """The cells of a row in template order."""
+def row_values(row: RowData, columns: Sequence[Column] = COLUMNS) -> list[str]:
+    """The cells of a row in the order of the register's form (the template's by default)."""
     cells = cells_of(row)
-    return [cells[c.code] for c in COLUMNS]
+    return [cells.get(c.code, "") for c in columns]
 
 
-def row_from_cells(number: int, cells: Mapping[str, str], catalogue: Catalogue) -> tuple[RowData | None, list[Problem]]:
-    """Validate one row's own cells (mandatory cells, status, catalogue name, kind, link syntax)."""
+def row_from_cells(
+    number: int, cells: Mapping[str, str], catalogue: Catalogue, columns: Sequence[Column] = COLUMNS
+) -> tuple[RowData | None, list[Problem]]:
+    """Validate one row's own cells (mandatory cells, status, catalogue name, kind, link syntax) against the
+    register's form: a template column the form no longer has is left blank; an added column's cell is kept."""
     problems: list[Problem] = []
+    titles = {c.code: c.title for c in columns}
 
     def problem(code: str, text: str, severity: str = "error") -> None:
-        problems.append(Problem(number, COLUMN_BY_CODE[code].title, text, severity))
+        problems.append(Problem(number, titles.get(code) or COLUMN_BY_CODE[code].title, text, severity))
 
-    value = {c.code: str(cells.get(c.code, "") or "").strip() for c in COLUMNS}
-    for column in MANDATORY:
-        if not value[column.code]:
+    present = set(titles)
+    value = {c.code: str(cells.get(c.code, "") or "").strip() if c.code in present else "" for c in COLUMNS}
+    extra = tuple(
+        sorted(
+            (c.code, str(cells.get(c.code, "") or "").strip())
+            for c in columns
+            if c.code not in COLUMN_BY_CODE and str(cells.get(c.code, "") or "").strip()
+        )
+    )
+    for column in columns:
+        if column.mandatory and not str(cells.get(column.code, "") or "").strip():
             problem(column.code, "не заполнена обязательная графа")
     status = parse_status(value["status"]) if value["status"] else None
     if value["status"] and status is None:
@@ -363,6 +379,7 @@ def row_from_cells(number: int, cells: Mapping[str, str], catalogue: Catalogue) 
         digital_access=value["digital_access"],
         custom=bool(custom),
         catalogue_id=catalogue_id,
+        extra=extra,
     )
     return row, problems
 
@@ -408,12 +425,12 @@ def _rank(problem: Problem) -> tuple[int, int]:
     return problem.row, titles.index(problem.column) if problem.column in titles else -1
 
 
-def validate(raw_rows: Sequence[RawRow], catalogue: Catalogue) -> Validated:
+def validate(raw_rows: Sequence[RawRow], catalogue: Catalogue, columns: Sequence[Column] = COLUMNS) -> Validated:
     """Every row's own checks, then the checks between rows (ids of rows with other problems count as present)."""
     result = Validated()
     numbered: list[tuple[int, RowData]] = []
     for raw in raw_rows:
-        row, problems = row_from_cells(raw.number, raw.cells, catalogue)
+        row, problems = row_from_cells(raw.number, raw.cells, catalogue, columns)
         result.problems.extend(problems)
         if row is not None:
             numbered.append((raw.number, row))

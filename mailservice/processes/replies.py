@@ -16,7 +16,8 @@ from mailservice.mail.compose import build_message
 from mailservice.mail.parse import ParsedMessage
 from mailservice.outbox import OutboxMessage, enqueue
 from mailservice.processes.models import ChangeRequest
-from mailservice.processes.service import REF_TYPE, officers
+from mailservice.processes.requests import REF_TYPE
+from mailservice.processes.service import officers
 
 EXCERPT_CHARS = 4000
 
@@ -28,7 +29,7 @@ def handle_reply(session: Session, parsed: ParsedMessage, row: OutboxMessage, en
         return "ответ на письмо реестра процессов: запрос на изменение не найден"
     settings = get_settings()
     text = (parsed.new_text or parsed.text).strip()[:EXCERPT_CHARS]
-    for officer in officers(settings):
+    for officer in officers(session):
         message = build_message(
             settings,
             to=officer,

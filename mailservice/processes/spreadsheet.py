@@ -20,7 +20,7 @@ from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from mailservice.processes.register import COLUMNS, MANDATORY, Column, Problem, RawRow, column_for_heading
+from mailservice.processes.register import COLUMNS, Column, Problem, RawRow, column_for_heading
 
 SHEET_TITLE = "Реестр процессов"
 HEADER_SEARCH_ROWS = 20  # the header row is looked for this far down
@@ -55,22 +55,23 @@ def _text(value: object) -> str:
     return str(value).strip()
 
 
-def _map_header(cells: Sequence[str]) -> dict[int, Column]:
+def _map_header(cells: Sequence[str], columns: Sequence[Column] = COLUMNS) -> dict[int, Column]:
     mapping: dict[int, Column] = {}
     for index, cell in enumerate(cells):
-        column = column_for_heading(cell) if cell else None
+        column = column_for_heading(cell, columns) if cell else None
         if column is not None and column not in mapping.values():
             mapping[index] = column
     return mapping
 
 
-def _rows_from_table(table: Sequence[tuple[int, Sequence[str]]]) -> ReadResult:
-    """Find the header among the first rows of ``(row number, cells)``, then read every non-blank data row."""
+def _rows_from_table(table: Sequence[tuple[int, Sequence[str]]], columns: Sequence[Column] = COLUMNS) -> ReadResult:
+    """Find the header among the first rows of ``(row number, cells)``, then read every non-blank data row
+    (``columns``: the register's form)."""
     result = ReadResult()
     header_at = None
     mapping: dict[int, Column] = {}
     for position, (_number, cells) in enumerate(table[:HEADER_SEARCH_ROWS]):
-        candidate = _map_header(cells)
+        candidate = _map_header(cells, columns)
         if len(candidate) >= MIN_HEADER_MATCHES:
             header_at, mapping = position, candidate
             break
@@ -85,7 +86,7 @@ def _rows_from_table(table: Sequence[tuple[int, Sequence[str]]]) -> ReadResult:
         return result
     header_number, header_cells = table[header_at]
     result.header_row = header_number
-    for column in MANDATORY:
+    for column in (c for c in columns if c.mandatory):
         if column not in mapping.values():
             result.problems.append(Problem(header_number, column.title, "в файле нет обязательной графы"))
     for index, cell in enumerate(header_cells):
@@ -110,7 +111,7 @@ def _sheet(path: Path | io.BytesIO) -> Worksheet:
     return sheet
 
 
-def read_xlsx(path: Path | io.BytesIO) -> ReadResult:
+def read_xlsx(path: Path | io.BytesIO, columns: Sequence[Column] = COLUMNS) -> ReadResult:
     """Read an XLSX register; merged ranges are filled into every cell and reported as warnings."""
     sheet = _sheet(path)
     merged: list[tuple[str, int, int, str]] = []
@@ -125,10 +126,10 @@ def read_xlsx(path: Path | io.BytesIO) -> ReadResult:
     table = [
         (index, [_text(v) for v in values]) for index, values in enumerate(sheet.iter_rows(values_only=True), start=1)
     ]
-    result = _rows_from_table(table)
+    result = _rows_from_table(table, columns)
     header = dict(table).get(result.header_row, [])
     for coord, row, col, value in sorted(merged, key=lambda m: (m[1], m[2])):
-        title = _title_at(header, col - 1) or get_column_letter(col)
+        title = _title_at(header, col - 1, columns) or get_column_letter(col)
         result.problems.append(
             Problem(
                 row,
@@ -142,14 +143,14 @@ def read_xlsx(path: Path | io.BytesIO) -> ReadResult:
     return result
 
 
-def _title_at(header: Sequence[str], index: int) -> str:
+def _title_at(header: Sequence[str], index: int, columns: Sequence[Column] = COLUMNS) -> str:
     if index >= len(header):
         return ""
-    column = column_for_heading(header[index])
+    column = column_for_heading(header[index], columns)
     return column.title if column is not None else header[index]
 
 
-def read_csv(data: bytes) -> ReadResult:
+def read_csv(data: bytes, columns: Sequence[Column] = COLUMNS) -> ReadResult:
     """Read a CSV register (UTF-8 with or without BOM, or Windows-1251; comma, semicolon or tab separated)."""
     try:
         text = data.decode("utf-8-sig")
@@ -162,34 +163,34 @@ def read_csv(data: bytes) -> ReadResult:
     for delimiter in (",", ";", "\t"):
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
         table = [(number, [cell.strip() for cell in cells]) for number, cells in enumerate(reader, start=1)]
-        matches = max((len(_map_header(cells)) for _n, cells in table[:HEADER_SEARCH_ROWS]), default=0)
+        matches = max((len(_map_header(cells, columns)) for _n, cells in table[:HEADER_SEARCH_ROWS]), default=0)
         if matches > best_matches:
             best, best_matches = table, matches
     table = best
-    return _rows_from_table(table)
+    return _rows_from_table(table, columns)
 
 
-def read_file(path: Path) -> ReadResult:
-    """Read an XLSX or CSV register by its extension."""
+def read_file(path: Path, columns: Sequence[Column] = COLUMNS) -> ReadResult:
+    """Read an XLSX or CSV register by its extension (``columns``: the register's form, the template's by default)."""
     if not path.is_file():
         raise SpreadsheetError(f"файл не найден: {path}")
     if path.suffix.lower() == ".csv":
-        return read_csv(path.read_bytes())
-    return read_xlsx(path)
+        return read_csv(path.read_bytes(), columns)
+    return read_xlsx(path, columns)
 
 
-def headings() -> list[str]:
-    """The header row of the template."""
-    return [c.heading for c in COLUMNS]
+def headings(columns: Sequence[Column] = COLUMNS) -> list[str]:
+    """The header row of the template (or of the register's form)."""
+    return [c.heading for c in columns]
 
 
-def write_xlsx(table: Sequence[Sequence[str]]) -> bytes:
-    """An XLSX file: the header row, then ``table`` (rows of cells in template order); no merged cells."""
+def write_xlsx(table: Sequence[Sequence[str]], columns: Sequence[Column] = COLUMNS) -> bytes:
+    """An XLSX file: the header row, then ``table`` (rows of cells in the form's order); no merged cells."""
     workbook = Workbook()
     sheet = workbook.active
     assert isinstance(sheet, Worksheet)
     sheet.title = SHEET_TITLE
-    sheet.append(headings())
+    sheet.append(headings(columns))
     for row in table:
         sheet.append([str(v) for v in row])
     bold = Font(bold=True)
@@ -198,23 +199,23 @@ def write_xlsx(table: Sequence[Sequence[str]]) -> bytes:
         cell.font = bold
         cell.alignment = wrap
     widths = {"process_id": 14, "status": 26, "links": 30, "kind": 16, "custom": 14}
-    for index, column in enumerate(COLUMNS, start=1):
+    for index, column in enumerate(columns, start=1):
         sheet.column_dimensions[get_column_letter(index)].width = widths.get(column.code, 36)
     for row_cells in sheet.iter_rows(min_row=2):
         for cell in row_cells:
             cell.alignment = wrap
     # Sorting and filtering are why cells are never merged: give the reader the filter straight away.
     sheet.freeze_panes = "A2"
-    sheet.auto_filter.ref = f"A1:{get_column_letter(len(COLUMNS))}{max(sheet.max_row, 1)}"
+    sheet.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{max(sheet.max_row, 1)}"
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
 
 
-def write_csv(table: Sequence[Sequence[str]]) -> bytes:
+def write_csv(table: Sequence[Sequence[str]], columns: Sequence[Column] = COLUMNS) -> bytes:
     """A CSV file (UTF-8 with BOM so that spreadsheet programs read Cyrillic, comma, CRLF per RFC 4180)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(headings())
+    writer.writerow(headings(columns))
     writer.writerows(table)
     return buffer.getvalue().encode("utf-8-sig")

@@ -15,8 +15,8 @@ from fastapi.responses import HTMLResponse
 
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
-from mailservice.processes import service
-from mailservice.processes.service import DECISION_NAMES, LinkError
+from mailservice.processes import requests as service
+from mailservice.processes.requests import DECISION_NAMES, LinkError
 from mailservice.templating import render
 
 router = APIRouter()
@@ -83,3 +83,9 @@ async def approval_post(request: Request, token: str) -> HTMLResponse:
             )
 
     return await run_in_threadpool(work)
+
+
+# The register's console pages (issue 18) join this router.
+from mailservice.processes.console import router as _console_router  # noqa: E402
+
+router.include_router(_console_router)

@@ -846,12 +846,17 @@ def minutes_export(
 
 @app.command("tick")
 def tick_cmd() -> None:
-    """Reminders before terms, missed terms recorded and reported, polls closed at their deadline."""
+    """Reminders before terms, missed terms recorded and reported, polls closed at their deadline, reminders of
+    instructions before and after their terms."""
     with _work() as (settings, session, now):
         report = service.tick(session, settings, now=now)
         typer.echo(
             f"Напоминаний: {report.reminders}, пропущенных сроков: {report.missed}, "
-            f"закрыто опросов: {report.polls_closed}"
+            f"закрыто опросов: {report.polls_closed}, напоминаний о поручениях: {report.instruction_reminders}"
         )
         for warning in report.warnings:
             typer.echo(f"Внимание: {warning}", err=True)
+
+
+# Instructions, plans, the road map, reports and sub-groups (issue 18) add their commands to ``app``.
+from mailservice.workgroup import cli_followup as _followup  # noqa: E402, F401

@@ -13,4 +13,4 @@ def workgroup_tick(settings: Settings, now: dt.datetime) -> int:
     """One idempotent pass: polls closed at their deadline, reminders, missed terms; returns how much was done."""
     with session_scope(settings) as session:
         report = tick(session, settings, now=now)
-    return report.reminders + report.missed + report.polls_closed
+    return report.reminders + report.missed + report.polls_closed + report.instruction_reminders

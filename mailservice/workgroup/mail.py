@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from email.message import Message
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
@@ -36,6 +37,7 @@ from mailservice.workgroup.policy import FORM_NAMES, ROLE_NAMES
 REF_MEETING = "wg_meeting"
 REF_BALLOT = "wg_ballot"
 REF_MEMBER = "wg_member"
+REF_REPORT = "wg_report"  # a report or a protocol of disagreements sent to the head of the department
 
 DEADLINE_NAMES = {
     "agenda_to_chair_by": "передать повестку председателю на утверждение",
@@ -96,10 +98,20 @@ def meeting_facts(settings: Settings, meeting: WgMeeting, group: WgGroup) -> dic
     }
 
 
-def _enqueue(
+class Addressee(Protocol):
+    """Whoever a message goes to: a member of the group, or a member of staff given an instruction."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def email(self) -> str: ...
+
+
+def enqueue_to(
     session: Session,
     settings: Settings,
-    member: WgMember,
+    member: Addressee,
     *,
     subject: str,
     template: str,
@@ -109,7 +121,10 @@ def _enqueue(
     ref_id: int,
     attachments: Sequence[tuple[str, str, bytes]] = (),
     calendar_method: str | None = None,
+    auto_submitted: str = "auto-generated",
+    in_reply_to: str | None = None,
 ) -> OutboxMessage:
+    """Build one message from ``templates/email/<template>.txt`` and queue it (the caller's transaction)."""
     message: Message = build_message(
         settings,
         to=member.email,
@@ -118,6 +133,9 @@ def _enqueue(
         template=template,
         context={"member": member, **context},
         attachments=attachments,
+        auto_submitted=auto_submitted,
+        in_reply_to=in_reply_to,
+        references=[in_reply_to] if in_reply_to else (),
     )
     if calendar_method:
         # iMIP (RFC 6047 2.4): the calendar part names its iTIP method, so clients offer "accept" or "remove".
@@ -165,7 +183,7 @@ def invitation(
 
 def send_verification(session: Session, settings: Settings, member: WgMember, group: WgGroup) -> OutboxMessage:
     """Ask a new member to confirm their address once (a button on the page: scanners confirm nothing)."""
-    return _enqueue(
+    return enqueue_to(
         session,
         settings,
         member,
@@ -188,7 +206,7 @@ def send_approval_request(
     materials: Sequence[WgMaterial],
 ) -> OutboxMessage:
     """The agenda to the chair with a one-click approval link (seed 000 p. 11: with its materials)."""
-    return _enqueue(
+    return enqueue_to(
         session,
         settings,
         approver,
@@ -233,7 +251,7 @@ def send_agenda(
     rows = []
     for member in recipients:
         rows.append(
-            _enqueue(
+            enqueue_to(
                 session,
                 settings,
                 member,
@@ -271,7 +289,7 @@ def send_cancellation(
     """An iCalendar CANCEL (same UID, next SEQUENCE) to everyone who had the invitation."""
     ics = build_ics(invitation(settings, meeting, group, recipients, items, secretary, now), settings.tz, cancel=True)
     return [
-        _enqueue(
+        enqueue_to(
             session,
             settings,
             member,
@@ -301,7 +319,7 @@ def send_ballot(
     """A poll ballot: each question with its own signed link; a reply "1. за" per question works too."""
     assert meeting.poll_closes_at is not None
     questions = [(n, item, ballot_link(settings, ballot, item)) for n, item in enumerate(items, 1)]
-    return _enqueue(
+    return enqueue_to(
         session,
         settings,
         member,
@@ -330,7 +348,7 @@ def send_signature_request(
     docx: bytes,
 ) -> OutboxMessage:
     """One version of the minutes to a signer, with the link that signs it."""
-    return _enqueue(
+    return enqueue_to(
         session,
         settings,
         member,
@@ -362,7 +380,7 @@ def send_minutes(
         (f"protokol-{meeting.number}.html", "text/html", html_document.encode("utf-8")),
     ]
     return [
-        _enqueue(
+        enqueue_to(
             session,
             settings,
             member,
@@ -392,7 +410,7 @@ def send_deadline_notice(
     """A reminder before a deadline of the regulation, or the notice that it was missed."""
     what = "Срок пропущен" if missed else "Напоминание о сроке"
     return [
-        _enqueue(
+        enqueue_to(
             session,
             settings,
             member,
@@ -410,3 +428,38 @@ def send_deadline_notice(
         )
         for member in recipients
     ]
+
+
+def send_reply_ack(
+    session: Session,
+    settings: Settings,
+    member: WgMember,
+    group: WgGroup,
+    meeting: WgMeeting | None,
+    *,
+    kind_name: str,
+    subject: str,
+    message_id: str,
+    received: dt.datetime,
+) -> OutboxMessage:
+    """Tell a member that their e-mailed reply arrived and waits for the secretary (RFC 3834: auto-replied, so
+    their own auto-responder stays quiet; threaded under their message)."""
+    return enqueue_to(
+        session,
+        settings,
+        member,
+        subject=f"Получено: {subject}" if subject else f"Ваше письмо рабочей группе «{group.title}» получено",
+        template="wg_reply_ack",
+        context={
+            "group": group,
+            "meeting": meeting,
+            "kind_name": kind_name,
+            "received": local(settings, received),
+            "their_subject": subject,
+        },
+        kind="wg_reply_ack",
+        ref_type=REF_MEETING if meeting is not None else REF_MEMBER,
+        ref_id=meeting.id if meeting is not None else member.id,
+        auto_submitted="auto-replied",
+        in_reply_to=message_id or None,
+    )

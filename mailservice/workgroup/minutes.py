@@ -15,6 +15,7 @@ both lives in templates staff can edit:
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import io
 import json
@@ -51,6 +52,25 @@ class Opinion:
 
 
 @dataclass(frozen=True)
+class InstructionLine:
+    """An instruction the decision gives: to whom, what, the expected result and the term as given."""
+
+    assignee: str
+    text: str
+    expected_result: str
+    term: str  # «в течение 10 рабочих дней (до 20.12.2026)»
+
+
+def term_text(due_wd: int | None, due: dt.date) -> str:
+    """«в течение 10 рабочих дней (до 20.12.2026)» or «до 20.12.2026»."""
+    day = due.strftime("%d.%m.%Y")
+    if not due_wd:
+        return f"до {day}"
+    unit = "рабочего дня" if due_wd % 10 == 1 and due_wd % 100 != 11 else "рабочих дней"
+    return f"в течение {due_wd} {unit} (до {day})"
+
+
+@dataclass(frozen=True)
 class ItemRecord:
     """One question of the agenda with what was heard, decided and voted."""
 
@@ -63,6 +83,8 @@ class ItemRecord:
     result: TallyResult | None
     voters: Sequence[tuple[str, str]] = ()  # (name, choice in Russian), for polls and named votes
     dissents: Sequence[Opinion] = ()
+    details: str = ""  # the follow-up item's listing of earlier instructions
+    instructions: Sequence[InstructionLine] = ()
 
 
 @dataclass(frozen=True)
@@ -128,7 +150,7 @@ def render_document(fragment: str, *, title: str) -> str:
     return render("wg/minutes_page.html", title=title, body=fragment)
 
 
-def _literal(text: str) -> str:
+def literal(text: str) -> str:
     """Text a person wrote, safe inside the line markup: lines after the first become ``~ `` paragraphs."""
     lines = text.strip().splitlines() or [""]
     return "\n".join([lines[0], *(f"~ {line}" for line in lines[1:])])
@@ -136,7 +158,12 @@ def _literal(text: str) -> str:
 
 def render_docx(data: MinutesData) -> bytes:
     """The minutes as a DOCX file."""
-    markup = render("wg/minutes_docx.txt", m=data, lit=_literal)
+    return markup_docx(render("wg/minutes_docx.txt", m=data, lit=literal))
+
+
+def markup_docx(markup: str) -> bytes:
+    """A DOCX file from the line markup described in the module docstring (the minutes, reports to the head and
+    protocols of disagreements share it)."""
     document = Document()
     style = document.styles["Normal"]
     style.font.name = "Times New Roman"
@@ -187,6 +214,11 @@ def render_docx(data: MinutesData) -> bytes:
     buffer = io.BytesIO()
     document.save(buffer)
     return buffer.getvalue()
+
+
+def cell(text: str) -> str:
+    """Text a person wrote, safe inside a table row of the markup: one line, no cell separator."""
+    return " ".join(text.replace("|", "/").split())
 
 
 def docx_text(data: bytes) -> str:

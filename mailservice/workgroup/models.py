@@ -1,5 +1,7 @@
-"""The working group's records: groups, members, meetings, agendas, attendance, votes, opinions, minutes,
-signatures, ballots, replies held for the secretary, deadline records and a log of every action.
+"""The working group's records: groups (and their expert groups and project committees), members, meetings,
+agendas, attendance, votes, opinions, minutes, signatures, ballots, replies held for the secretary, deadline
+records, instructions given by decisions and their reports, work plans, the road map, reports to the head of the
+department, protocols of disagreements, and a log of every action.
 
 Nothing a member writes is deleted: replies stay in ``wg_inbox`` whatever the secretary decides, superseded
 minutes stay as earlier versions, and a corrected vote keeps its history in the log.
@@ -17,7 +19,11 @@ from mailservice.db import Base, utcnow
 
 
 class WgGroup(Base):
-    """A working group under one regulation profile; ``settings`` overrides the profile's values."""
+    """A working group under one regulation profile; ``settings`` overrides the profile's values.
+
+    An expert group or a project committee (seed 002 p. 10) is a group with a ``parent``: its own members,
+    meetings and minutes, formed by the parent's decision (``formed_by_item_id``) and reporting to it.
+    """
 
     __tablename__ = "wg_groups"
 
@@ -27,6 +33,15 @@ class WgGroup(Base):
     profile: Mapped[str] = mapped_column(String(32))
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # working_group | expert_group | project_committee
+    kind: Mapped[str] = mapped_column(String(24), default="working_group")
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("wg_groups.id"), default=None, index=True)
+    formed_by_item_id: Mapped[int | None] = mapped_column(
+        ForeignKey("wg_agenda_items.id", use_alter=True), default=None
+    )
+    # The head of the department the group reports to (seed 000 p. 3.7, 3.9).
+    head_name: Mapped[str] = mapped_column(String(300), default="")
+    head_email: Mapped[str] = mapped_column(String(320), default="")
 
     members: Mapped[list[WgMember]] = relationship(back_populates="group", order_by="WgMember.id")
 
@@ -120,6 +135,10 @@ class WgAgendaItem(Base):
     status: Mapped[str] = mapped_column(String(16), default="included")
     proposed_by_id: Mapped[int | None] = mapped_column(ForeignKey("wg_members.id"), default=None)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # "" for an ordinary question; "instructions" for the automatic item on earlier instructions, whose listing of
+    # each instruction's state (as of the agenda's submission) is ``details``.
+    kind: Mapped[str] = mapped_column(String(16), default="")
+    details: Mapped[str] = mapped_column(Text, default="")
 
 
 class WgMaterial(Base):
@@ -290,3 +309,151 @@ class WgLogEntry(Base):
     actor: Mapped[str] = mapped_column(String(320), default="")
     action: Mapped[str] = mapped_column(String(48))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class WgInstruction(Base):
+    """An instruction (поручение) given by a decision: who, what result, by when; followed up until done.
+
+    The assignee is a member of the group or a member of staff (``assignee_staff_id``); name and address are
+    copied so that the record says whom it was given to even after the person leaves. ``state`` is assigned,
+    extension_requested, done or cancelled; "overdue" is derived from ``due`` and the day.
+    """
+
+    __tablename__ = "wg_instructions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("wg_groups.id"), index=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("wg_meetings.id"), index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("wg_agenda_items.id"), index=True)
+    assignee_member_id: Mapped[int | None] = mapped_column(ForeignKey("wg_members.id"), default=None)
+    assignee_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), default=None)
+    assignee_name: Mapped[str] = mapped_column(String(300))
+    assignee_email: Mapped[str] = mapped_column(String(320))
+    text: Mapped[str] = mapped_column(Text)
+    expected_result: Mapped[str] = mapped_column(Text, default="")
+    due_wd: Mapped[int | None] = mapped_column(Integer, default=None)  # the term as given, in working days
+    due: Mapped[dt.date] = mapped_column(Date)
+    original_due: Mapped[dt.date] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(24), default="assigned", index=True)
+    # A new nonce voids every report link sent before (the instruction was changed or re-sent).
+    nonce: Mapped[str] = mapped_column(String(32))
+    sent_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    done_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    reminded_before_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    reminded_after_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(320), default="")
+
+
+class WgInstructionReport(Base):
+    """What the assignee reported through the signed link: done (comment, files) or a request for more time."""
+
+    __tablename__ = "wg_instruction_reports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instruction_id: Mapped[int] = mapped_column(ForeignKey("wg_instructions.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # done | extension
+    text: Mapped[str] = mapped_column(Text)
+    proposed_due: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    files: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [{filename, content_type, size, sha256}]
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    via: Mapped[str] = mapped_column(String(16), default="link")  # link | console | cli
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    # For an extension: approved | refused, by the chair or the secretary.
+    decision: Mapped[str] = mapped_column(String(16), default="")
+    decided_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    decided_by: Mapped[str] = mapped_column(String(320), default="")
+    decision_note: Mapped[str] = mapped_column(Text, default="")
+
+
+class WgRoadmapItem(Base):
+    """An item of the department's road map ("Дорожная карта", seed 000 p. 3.5) the group reviews."""
+
+    __tablename__ = "wg_roadmap_items"
+    __table_args__ = (UniqueConstraint("group_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("wg_groups.id"), index=True)
+    code: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(Text)
+    act: Mapped[str] = mapped_column(String(500), default="")  # the act that approved the road map
+    due: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    state: Mapped[str] = mapped_column(String(16), default="planned")  # planned | in_progress | done
+    result: Mapped[str] = mapped_column(Text, default="")
+    # The decision that reviewed and agreed the result (seed 000 p. 3.5).
+    agreed_item_id: Mapped[int | None] = mapped_column(ForeignKey("wg_agenda_items.id"), default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class WgPlan(Base):
+    """A work plan of the group (seed 000 p. 3.2): items with owners and dates, approved by a decision."""
+
+    __tablename__ = "wg_plans"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("wg_groups.id"), index=True)
+    title: Mapped[str] = mapped_column(String(500))
+    period_start: Mapped[dt.date] = mapped_column(Date)
+    period_end: Mapped[dt.date] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(16), default="draft")  # draft | approved
+    approved_item_id: Mapped[int | None] = mapped_column(ForeignKey("wg_agenda_items.id"), default=None)
+    approved_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(320), default="")
+
+    items: Mapped[list[WgPlanItem]] = relationship(order_by="WgPlanItem.position, WgPlanItem.id")
+
+
+class WgPlanItem(Base):
+    """One item of a work plan: what, who is responsible, by when, and the road-map item it serves."""
+
+    __tablename__ = "wg_plan_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("wg_plans.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    title: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(300))
+    owner_member_id: Mapped[int | None] = mapped_column(ForeignKey("wg_members.id"), default=None)
+    due: Mapped[dt.date] = mapped_column(Date)
+    roadmap_item_id: Mapped[int | None] = mapped_column(ForeignKey("wg_roadmap_items.id"), default=None)
+    state: Mapped[str] = mapped_column(String(16), default="planned")  # planned | in_progress | done | cancelled
+    note: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class WgDisagreement(Base):
+    """Disagreements the group could not resolve (seed 000 p. 3.7): the protocol of disagreements to the head."""
+
+    __tablename__ = "wg_disagreements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("wg_groups.id"), index=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("wg_meetings.id"), index=True)
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("wg_agenda_items.id"), default=None)
+    subject: Mapped[str] = mapped_column(Text)
+    positions: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [{"party": ..., "position": ...}]
+    proposal: Mapped[str] = mapped_column(Text, default="")  # what the group asks the head to decide
+    recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    recorded_by: Mapped[str] = mapped_column(String(320), default="")
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("wg_reports.id"), default=None)
+
+
+class WgReport(Base):
+    """A document for the head of the department: a progress report (seed 000 p. 3.9) or a protocol of
+    disagreements (p. 3.7); every rendering is kept, and when it was sent."""
+
+    __tablename__ = "wg_reports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("wg_groups.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # progress | disagreements
+    title: Mapped[str] = mapped_column(String(500))
+    period_start: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    period_end: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    docx_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(320), default="")
+    sent_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    sent_by: Mapped[str] = mapped_column(String(320), default="")
+    sent_to: Mapped[str] = mapped_column(String(320), default="")

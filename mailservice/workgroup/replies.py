@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
+from mailservice.config import get_settings
 from mailservice.intake.models import IntakeEntry
 from mailservice.intake.pipeline import register_route
 from mailservice.mail.parse import ParsedMessage
 from mailservice.outbox import OutboxMessage
 from mailservice.workgroup import mail
-from mailservice.workgroup.models import WgBallot, WgGroup, WgInboxItem, WgMeeting, WgMember
+from mailservice.workgroup.models import WgBallot, WgGroup, WgInboxItem, WgMeeting, WgMember, WgReport
 from mailservice.workgroup.service import REPLY_KIND_NAMES, items_of, log, member_by_address
 from mailservice.workgroup.tally import Choice
 
@@ -171,6 +172,19 @@ def _hold(
         kind=found.kind,
         member=member.id if member else None,
     )
+    if member is not None and group is not None:
+        # Only a member is answered: a From header can be forged, and an answer to a stranger would be backscatter.
+        mail.send_reply_ack(
+            session,
+            get_settings(),
+            member,
+            group,
+            meeting,
+            kind_name=REPLY_KIND_NAMES[found.kind],
+            subject=parsed.subject[:200],
+            message_id=parsed.message_id or "",
+            received=entry.received_at,
+        )
     who = "member" if member else "non-member"
     return f"working group: {REPLY_KIND_NAMES[found.kind]} from a {who} held for the secretary (reply {item.id})"
 
@@ -198,8 +212,16 @@ def handle_member_reply(session: Session, parsed: ParsedMessage, row: OutboxMess
     return _hold(session, parsed, entry, group=group, meeting=None)
 
 
+def handle_report_reply(session: Session, parsed: ParsedMessage, row: OutboxMessage, entry: IntakeEntry) -> str:
+    """A reply of the head of the department to a report: kept for the secretary."""
+    report = session.get(WgReport, row.ref_id) if row.ref_id is not None else None
+    group = session.get(WgGroup, report.group_id) if report else None
+    return _hold(session, parsed, entry, group=group, meeting=None)
+
+
 def register() -> None:
     """Register the working group's reply routes with intake."""
     register_route(mail.REF_MEETING, handle_meeting_reply)
+    register_route(mail.REF_REPORT, handle_report_reply)
     register_route(mail.REF_BALLOT, handle_ballot_reply)
     register_route(mail.REF_MEMBER, handle_member_reply)

@@ -33,6 +33,7 @@ from mailservice.workgroup.models import (
     WgDeadline,
     WgGroup,
     WgInboxItem,
+    WgInstruction,
     WgInvitation,
     WgLogEntry,
     WgMaterial,
@@ -672,6 +673,9 @@ def approver_for(session: Session, group: WgGroup) -> WgMember:
 def submit_agenda(session: Session, settings: Settings, meeting: WgMeeting, *, now: dt.datetime, actor: str) -> None:
     """Send the agenda and materials to the chair for approval (seed 000 p. 11: ≥ 5 working days before)."""
     _require_status(meeting, ("planned", "agenda_submitted", "agenda_approved", "agenda_sent"), "Передача повестки")
+    from mailservice.workgroup.instructions import refresh_followup_item  # it builds on this module
+
+    refresh_followup_item(session, settings, meeting, now=now, actor=actor)
     items = items_of(session, meeting)
     if not items:
         raise WorkgroupError("В повестке нет ни одного вопроса")
@@ -1400,6 +1404,20 @@ def minutes_data(
         ]
     dissents = opinions_of(session, meeting, "dissent")
     numbers = {r.item.id: r.number for r in results}
+    given: dict[int, list[minutes_doc.InstructionLine]] = {}
+    for instruction in session.scalars(
+        select(WgInstruction)
+        .where(WgInstruction.meeting_id == meeting.id, WgInstruction.state != "cancelled")
+        .order_by(WgInstruction.id)
+    ):
+        given.setdefault(instruction.item_id, []).append(
+            minutes_doc.InstructionLine(
+                assignee=instruction.assignee_name,
+                text=instruction.text,
+                expected_result=instruction.expected_result,
+                term=minutes_doc.term_text(instruction.due_wd, instruction.original_due),
+            )
+        )
     items = []
     for r in results:
         voters: tuple[tuple[str, str], ...] = ()
@@ -1421,6 +1439,8 @@ def minutes_data(
                 result=r.result,
                 voters=voters,
                 dissents=tuple(_opinion(settings, people, d, numbers) for d in item_dissents),
+                details=r.item.details,
+                instructions=tuple(given.get(r.item.id, ())),
             )
         )
     signed = {s.member_id: s for s in signatures}
@@ -1598,6 +1618,9 @@ def _finalise(session: Session, settings: Settings, meeting: WgMeeting, minutes:
     sync_deadlines(session, settings, meeting, now)  # copies_by counts from the signing day
     log(session, now=now, actor="", action="minutes_final", meeting_id=meeting.id, version=minutes.version)
     distribute_minutes(session, settings, meeting, now=now, actor="")
+    from mailservice.workgroup.instructions import send_pending  # it builds on this module
+
+    send_pending(session, settings, meeting, now=now, actor="")  # the decisions are final: assignees get them
 
 
 def distribute_minutes(
@@ -1615,6 +1638,16 @@ def distribute_minutes(
     title = f"Протокол № {meeting.number} — {group.title}"
     data_html = minutes_doc.render_document(minutes.html, title=title)
     recipients = recipients_of(session, meeting)
+    if group.parent_id is not None:
+        # An expert group or a project committee reports to the group that formed it (seed 002 p. 10).
+        parent = session.get(WgGroup, group.parent_id)
+        assert parent is not None
+        known = {m.email.lower() for m in recipients}
+        for role in ("chair", "secretary"):
+            person = officer(session, parent, role)
+            if person is not None and person.email.lower() not in known:
+                recipients.append(person)
+                known.add(person.email.lower())
     mail.send_minutes(session, settings, meeting, group, recipients, docx, data_html)
     meeting.distributed_at = meeting.distributed_at or now
     meeting.status = "minutes_distributed"
@@ -1633,11 +1666,13 @@ class TickReport:
     reminders: int = 0
     missed: int = 0
     polls_closed: int = 0
+    instruction_reminders: int = 0
     warnings: list[str] = field(default_factory=list)
 
 
 def tick(session: Session, settings: Settings, *, now: dt.datetime) -> TickReport:
-    """Close polls whose time is up, re-judge every open term, remind before terms and report missed ones once.
+    """Close polls whose time is up, re-judge every open term, remind before terms and report missed ones once,
+    and remind assignees of instructions before and after their terms.
 
     Run it periodically (``mailservice wg tick`` from cron or a timer); it is idempotent.
     """
@@ -1680,6 +1715,9 @@ def tick(session: Session, settings: Settings, *, now: dt.datetime) -> TickRepor
                 row.reminded_at = now
                 mail.send_deadline_notice(session, settings, meeting, group, officers, row.key, row.due, missed=False)
                 report.reminders += 1
+    from mailservice.workgroup.instructions import remind  # it builds on this module
+
+    report.instruction_reminders = remind(session, settings, now=now)
     for group in session.scalars(select(WgGroup).order_by(WgGroup.id)):
         report.warnings.extend(monthly_warnings(session, settings, group, now=now))
     return report

@@ -5,13 +5,14 @@
   votes. The fraction is a group setting.
 * Adopted: quorum, and votes for > half of those taking part ("простым большинством голосов (от числа
   присутствующих)", seed 000 p. 14; 001 p. 3.2).
-* Tie: when votes for equal votes against, the presiding member's vote decides ("решающим является голос
-  председательствующего"): their vote for adopts, anything else rejects, abstentions notwithstanding.
-* One reading beyond the letter, so that more support never loses: when the votes for outnumber the votes against
-  but fall short of half of those taking part (abstentions), the presiding member's vote for still decides. Read
-  literally, 1 for, 1 against, 1 abstaining would pass on the presiding member's vote while 2 for, 1 against,
-  1 abstaining (one more supporter) would fail; the property tests hold the software to "adding a vote for never
-  turns an adopted decision into a rejected one".
+* Tie: only when votes for equal votes against ("в случае равенства голосов"), the presiding member's vote
+  decides ("решающим является голос председательствующего"): their vote for adopts, anything else rejects,
+  abstentions notwithstanding.
+* Otherwise rejected. The rule is read literally (RULES.md; issue 18): when "for" leads "against" but is not more
+  than half of those taking part because of abstentions, nothing is tied and the decision is rejected whatever the
+  presiding member voted (10 taking part, 2 for, 0 against, 8 abstaining: rejected). So 1-1-1 passes on the
+  presiding member's vote for while 2-1-1 fails; what stays monotone is that turning one present member's vote
+  into "for" never turns an adopted decision into a rejected one (adding a member who abstains may).
 * Written poll: the same with ballots returned in place of those taking part and the chair's ballot as the
   presiding vote (seed 000 p. 9).
 """
@@ -118,7 +119,7 @@ def tally(
         return TallyResult(False, False, RULE_NO_QUORUM)
     if votes.for_ * 2 > taking_part:
         return TallyResult(True, True, RULE_MAJORITY)
-    if votes.for_ >= votes.against:
-        # A tie (or for ahead of against without an absolute majority): the presiding member's vote decides.
+    if votes.for_ == votes.against:
+        # A tie, and only a tie: the presiding member's vote decides (seed 000 p. 14, seed 001 p. 3.2).
         return TallyResult(True, presiding is Choice.for_, RULE_PRESIDING)
     return TallyResult(True, False, RULE_NO_MAJORITY)

@@ -361,6 +361,8 @@ DONE = {
     "attendance": "Участие записано.",
     "vote": "Голос записан.",
     "reply": "Письмо разобрано.",
+    "instruction": "Поручение записано; исполнитель получит его, когда протокол будет подписан.",
+    "bulk": "Участие и голоса записаны.",
 }
 
 
@@ -467,6 +469,27 @@ def _meeting_data(
         "presiding": service.presiding_of(session, meeting),
         "local": lambda moment: service.fmt_local(settings, moment),
         "role_names": ROLE_NAMES,
+        **_followup_data(session, settings, meeting, group, now),
+    }
+
+
+def _followup_data(
+    session: Session, settings: Settings, meeting: WgMeeting, group: WgGroup, now: dt.datetime
+) -> dict[str, Any]:
+    """The meeting page's instructions: those given, and whom the secretary may give one to."""
+    from mailservice.web.staff.models import StaffUser
+    from mailservice.workgroup import instructions
+
+    today = service.local_today(settings, now)
+    given = instructions.of_meeting(session, meeting)
+    return {
+        "instructions": [(i, instructions.status(i.state, i.due, today)) for i in given],
+        "instruction_states": instructions.STATE_NAMES,
+        "assignable": [m for m in service.members_of(session, group) if m.role != "invitee"],
+        "staff_users": list(
+            session.scalars(select(StaffUser).where(StaffUser.active.is_(True)).order_by(StaffUser.name))
+        ),
+        "may_give": meeting.status in instructions.GIVING,
     }
 
 
@@ -495,6 +518,36 @@ async def console_meeting(request: Request, meeting_id: int, ctx: Staff) -> HTML
     return await _meeting_page(request, ctx, meeting_id)
 
 
+async def _transact(
+    request: Request,
+    ctx: StaffContext,
+    model: type[Any],
+    object_id: int,
+    need: frozenset[str],
+    step: Callable[[Session, Settings, Any, WgGroup, dict[str, str], dt.datetime], object],
+) -> str:
+    """Run one console change on a row of ``model`` (which has a ``group_id``) in one transaction, for a user with
+    one of the group roles ``need``; returns the refusal's reason, or "" when it was done."""
+    settings = _settings(request)
+    form = await request.form()
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+
+    def work() -> str:
+        with session_scope(settings) as session:
+            row = session.get(model, object_id)
+            if row is None:
+                raise Refused(404, "Не найдено")
+            group = _group_or_refuse(session, ctx, row.group_id, need)
+            try:
+                step(session, settings, row, group, fields, _now(request))
+            except WorkgroupError as exc:
+                session.rollback()
+                return str(exc)
+        return ""
+
+    return await run_in_threadpool(work)
+
+
 async def _act(
     request: Request,
     ctx: StaffContext,
@@ -504,24 +557,7 @@ async def _act(
     action: Callable[[Session, Settings, WgMeeting, WgGroup, dict[str, str], dt.datetime], object],
 ) -> Response:
     """Run one console action on a meeting in a transaction; a refusal shows the page with the reason."""
-    settings = _settings(request)
-    form = await request.form()
-    fields = {k: v for k, v in form.items() if isinstance(v, str)}
-
-    def work() -> str:
-        with session_scope(settings) as session:
-            meeting = session.get(WgMeeting, meeting_id)
-            if meeting is None:
-                raise Refused(404, "Не найдено")
-            group = _group_or_refuse(session, ctx, meeting.group_id, need)
-            try:
-                action(session, settings, meeting, group, fields, _now(request))
-            except WorkgroupError as exc:
-                session.rollback()
-                return str(exc)
-        return ""
-
-    error = await run_in_threadpool(work)
+    error = await _transact(request, ctx, WgMeeting, meeting_id, need, action)
     if error:
         return await _meeting_page(request, ctx, meeting_id, error=error, status_code=409)
     return redirect(f"/staff/wg/meetings/{meeting_id}?done={done}")
@@ -682,3 +718,13 @@ async def console_minutes_docx(request: Request, minutes_id: int, ctx: Staff) ->
         media_type=DOCX_TYPE,
         headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
     )
+
+
+# Pages of instructions, bulk entry, plans and reports live in their own modules; their routes join this router.
+from mailservice.workgroup.web_instructions import router as _instructions_router  # noqa: E402
+from mailservice.workgroup.web_plans import router as _plans_router  # noqa: E402
+from mailservice.workgroup.web_sheet import router as _sheet_router  # noqa: E402
+
+router.include_router(_instructions_router)
+router.include_router(_sheet_router)
+router.include_router(_plans_router)

@@ -28,6 +28,9 @@ class Role(StrEnum):
     publisher = "publisher"  # publishes disclosure documents (publishing issue)
     mailing_manager = "mailing_manager"  # runs consent-only mailings (mailings issue)
     administrator = "administrator"  # everything, plus staff accounts and the audit log
+    # The officer responsible for client-centricity: the only one who changes the process register (seed 003,
+    # appendix 2, section III; issue 18).
+    process_officer = "process_officer"
 
 
 ROLE_NAMES = {
@@ -35,6 +38,7 @@ ROLE_NAMES = {
     Role.publisher: "публикатор",
     Role.mailing_manager: "менеджер рассылок",
     Role.administrator: "администратор",
+    Role.process_officer: "ответственный за внедрение клиентоцентричности",
 }
 
 # Who may use which part of the console (other domains' routers pick the set that fits them).
