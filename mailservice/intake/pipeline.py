@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session, joinedload
 from mailservice import faults
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
-from mailservice.inforequests import service
+from mailservice.inforequests import identity, notifications, service
 from mailservice.inforequests.lifecycle import Channel
 from mailservice.inforequests.models import Client, ClientContact, Event, Request
 from mailservice.intake.models import Bounce, IntakeEntry, Outcome
@@ -178,10 +178,8 @@ def _find_thread(session: Session, parsed: ParsedMessage) -> tuple[Request | Non
     match = NUMBER_TAG.search(parsed.subject)
     if match and parsed.from_addr:
         request = service.get_by_number(session, match.group(1))
-        # The tag alone is guessable: accept it only from an address of the same client.
-        if request is not None and any(
-            c.kind == "email" and c.value == parsed.from_addr for c in request.client.contacts
-        ):
+        # The tag alone is guessable and From is forgeable: accept it only from an address proven for the client.
+        if request is not None and request.client.proven_email(parsed.from_addr):
             return request, None
     return None, None
 
@@ -375,7 +373,7 @@ def _decide(
     body = parsed.new_text or parsed.text
     if request is not None and outbox_row is not None:
         # Answering one of our messages from the address it went to proves the address is the client's.
-        service.mark_verified(session, request.client, parsed.from_addr, outbox_row.recipients.split(","))
+        identity.prove_by_reply(session, request.client, parsed.from_addr, outbox_row.recipients.split(","), now)
     if request is not None and service.is_joinable(request):
         service.add_client_message(
             session,
@@ -393,6 +391,7 @@ def _decide(
         entry.outcome = Outcome.reply
         _link(entry, request)
         entry.reason = f"reply to {request.number or request.id}"
+        _staff_notes(session, request, parsed, now)
         return request
 
     type_handler = TYPE_ROUTES.get(labels.type) if request is None else None
@@ -401,10 +400,13 @@ def _decide(
         if reason is not None:
             entry.outcome, entry.reason = Outcome.routed, reason
             return None
-    client = service.update_or_create_client(
-        session, lookups.client(parsed.from_addr), now=now, name=parsed.from_name, email=parsed.from_addr
-    )
-    reply_to = parsed.reply_to or parsed.from_addr
+    known = lookups.client(parsed.from_addr)
+    # From is forgeable: a name in it completes the record only of a new client or from a proven address.
+    name = parsed.from_name if known is None or known.proven_email(parsed.from_addr) else ""
+    client = service.update_or_create_client(session, known, now=now, name=name, email=parsed.from_addr)
+    # The acknowledgement goes to the person named in From; a different Reply-To is recorded, for answers once
+    # it is proven for the client (README, "Security model").
+    reply_to = parsed.reply_to if parsed.reply_to and parsed.reply_to != parsed.from_addr else None
     new = service.create_request(
         session,
         settings,
@@ -415,7 +417,9 @@ def _decide(
         text=body,
         labels=labels,
         received_at=parsed.date if parsed.date and parsed.date < now else now,
-        reply_email=reply_to,
+        reply_email=parsed.from_addr,
+        reply_name=parsed.from_name,
+        reply_to_claimed=reply_to,
         intake=entry,
         message_id=parsed.message_id,
         attachments=attachments,
@@ -425,6 +429,7 @@ def _decide(
     )
     entry.outcome = Outcome.new_request
     _link(entry, new)
+    _staff_notes(session, new, parsed, now)
     if request is not None:
         entry.reason = f"follow-up to {request.number} (status {request.status}): new linked request"
         session.add(
@@ -437,6 +442,14 @@ def _decide(
             )
         )
     return new
+
+
+def _staff_notes(session: Session, request: Request, parsed: ParsedMessage, now: dt.datetime) -> None:
+    """What staff should know about how the sender was read (a long name cut, several authors): internal notes."""
+    for text in parsed.staff_notes:
+        session.add(
+            Event(client=request.client, request=request, at=now, kind="note", comment=text, data={"internal": True})
+        )
 
 
 @dataclass
@@ -513,6 +526,10 @@ def _write(
     seen = _seen_many(session, [source for _raw, source, _prepared in items])
     fresh = [item for item in items if (item[1].mailbox, item[1].uidvalidity, item[1].uid) not in seen]
     batch = BatchLookups(session, [p.parsed for *_rest, p in fresh if p.parsed is not None]) if fast else None
+    if batch is not None:  # the acknowledgements already sent to the batch's senders, in one query
+        notifications.prefetch_auto_replies(
+            session, [p.parsed.from_addr for *_r, p in fresh if p.parsed and p.parsed.from_addr], now
+        )
     written: list[_Written] = []
     for item in items:
         raw, source, prepared = item

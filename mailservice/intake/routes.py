@@ -6,7 +6,7 @@ reply route for answers to its own outbox messages).
 
 from __future__ import annotations
 
-from mailservice.intake.pipeline import register_type_route
+from mailservice.intake.pipeline import register_route, register_type_route
 
 
 def load_routes() -> None:
@@ -14,9 +14,10 @@ def load_routes() -> None:
     from mailservice.mailings.intake import handle_subscription_mail  # issue 4: subscribe/unsubscribe by e-mail
 
     register_type_route("subscription", handle_subscription_mail)
-    from mailservice.history.intake import handle_history_request
+    from mailservice.history.intake import handle_history_proof, handle_history_request
 
     register_type_route("history_request", handle_history_request)
+    register_route("history_proof", handle_history_proof)  # issue 14: a reply proves the address
     from mailservice.workgroup.replies import register as register_workgroup_replies  # issue 8: wg_* replies
 
     register_workgroup_replies()

@@ -658,7 +658,10 @@ class _HeaderReader:
             return [(decode_encoded_words(display) if "=?" in display else display, spec) for display, spec in original]
         if original or found:
             self._note(f"{name}: address read before decoding its encoded words")
-        return [(decode_encoded_words(masked.restore(display)), spec) for (display, _), spec in zip(found, specs)]
+        return [
+            (decode_encoded_words(masked.restore(display)), spec)
+            for (display, _), spec in zip(found, specs, strict=True)
+        ]
 
 
 # An encoded word as the masking reads it: no white space inside (RFC 2047 5), whatever its payload.
@@ -1165,7 +1168,9 @@ def _one_author(
     address = chosen or first[1]
     defects.append(f"from: {len(authors)} authors; {address} taken as the sender, {how} (RFC 5322 3.6.2)")
     others = ", ".join(a for a in authors if a != address)
-    notes.append(f"В поле From несколько адресов; отправителем считается {address}, остальные не используются: {others}.")
+    notes.append(
+        f"В поле From несколько адресов; отправителем считается {address}, остальные не используются: {others}."
+    )
     return address, authors.get(address, first[0])
 
 

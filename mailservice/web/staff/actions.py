@@ -19,10 +19,18 @@ from mailservice.blobs import BlobStore
 from mailservice.config import Settings
 from mailservice.feedback.models import FeedbackSurvey
 from mailservice.history.models import HistoryExport
-from mailservice.inforequests import notifications, service
+from mailservice.inforequests import identity, notifications, service
 from mailservice.inforequests.classification import labels_for
 from mailservice.inforequests.lifecycle import Channel, EventKind, Status
-from mailservice.inforequests.models import Attachment, Client, ClientContact, Event, Request
+from mailservice.inforequests.models import (
+    Attachment,
+    Client,
+    ClientContact,
+    Event,
+    IdentityCheck,
+    MergeSuggestion,
+    Request,
+)
 from mailservice.templating import render
 
 # Channels staff register by hand (e-mail and the web form arrive by themselves).
@@ -245,7 +253,8 @@ def register_contact_request(
     """Record (and normally register) a request from a channel other than e-mail.
 
     An oral request is registered the same day with date and time (8-FZ art. 18); the e-mail address, if the
-    client gave one, receives the status notices (seed 004 p. 3).
+    client gave one, receives this request's notices (seed 004 p. 3) but is not proven by being typed: it joins no
+    client record and opens no history (README, "Security model").
     """
     if data.channel not in MANUAL_CHANNELS:
         raise ConsoleError("Этот канал регистрируется автоматически")
@@ -278,6 +287,7 @@ def register_contact_request(
         labels=labels_for(data.subject, data.text),
         received_at=data.received_at,
         reply_email=data.email,
+        reply_name=data.name.strip() or data.organisation.strip(),
         actor=actor,
     )
 
@@ -293,7 +303,7 @@ def merge_clients(session: Session, survivor: Client, duplicate: Client, *, acto
         raise ConsoleError("Одна из записей уже объединена с другой")
     if survivor.anonymised_at is not None or duplicate.anonymised_at is not None:
         raise ConsoleError("Обезличенные записи не объединяются")
-    for model in (ClientContact, Request, Event, HistoryExport, FeedbackSurvey):
+    for model in (ClientContact, Request, Event, HistoryExport, FeedbackSurvey, IdentityCheck):
         session.execute(
             update(model).where(model.client_id == duplicate.id).values(client_id=survivor.id),
             execution_options={"synchronize_session": False},
@@ -305,6 +315,18 @@ def merge_clients(session: Session, survivor: Client, duplicate: Client, *, acto
     survivor.last_interaction_at = max(survivor.last_interaction_at, duplicate.last_interaction_at)
     survivor.created_at = min(survivor.created_at, duplicate.created_at)
     duplicate.merged_into_id = survivor.id
+    # Suggestions between the two are settled by this merge; the duplicate's others now concern the survivor.
+    for suggestion in session.scalars(
+        select(MergeSuggestion).where(
+            MergeSuggestion.status == "open",
+            or_(MergeSuggestion.client_id == duplicate.id, MergeSuggestion.other_id == duplicate.id),
+        )
+    ):
+        if {suggestion.client_id, suggestion.other_id} == {survivor.id, duplicate.id}:
+            suggestion.status, suggestion.decided_by, suggestion.decided_at = "accepted", actor, now
+        else:
+            suggestion.status, suggestion.decided_by, suggestion.decided_at = "rejected", actor, now
+            suggestion.reason += f" (запись № {duplicate.id} объединена с № {survivor.id})"
     session.add(
         Event(
             client_id=survivor.id,
@@ -317,6 +339,56 @@ def merge_clients(session: Session, survivor: Client, duplicate: Client, *, acto
     )
     session.flush()
     session.expire_all()
+
+
+def decide_suggestion(
+    session: Session, suggestion: MergeSuggestion, *, accept: bool, actor: str, now: dt.datetime
+) -> None:
+    """Accept a suggested merge (the newer record goes into the other) or reject it; both are recorded."""
+    if suggestion.status != "open":
+        raise ConsoleError("Предложение уже рассмотрено")
+    if accept:
+        survivor, duplicate = session.get(Client, suggestion.other_id), session.get(Client, suggestion.client_id)
+        if survivor is None or duplicate is None:
+            raise ConsoleError("Запись клиента не найдена")
+        merge_clients(session, survivor, duplicate, actor=actor, now=now)
+        suggestion = session.get(MergeSuggestion, suggestion.id) or suggestion  # expired by the merge
+        suggestion.status = "accepted"
+    else:
+        suggestion.status = "rejected"
+        for client_id in (suggestion.client_id, suggestion.other_id):
+            session.add(
+                Event(
+                    client_id=client_id,
+                    at=now,
+                    kind=EventKind.note,
+                    actor=actor,
+                    comment=f"Отклонено предложение объединить записи № {suggestion.client_id} и "
+                    f"№ {suggestion.other_id}",
+                    data={"internal": True, "suggestion": suggestion.id},
+                )
+            )
+    suggestion.decided_by, suggestion.decided_at = actor, now
+
+
+def record_identity_check(
+    session: Session,
+    client: Client,
+    *,
+    document: str,
+    email: str | None,
+    phone: str | None,
+    note: str,
+    actor: str,
+    now: dt.datetime,
+) -> IdentityCheck:
+    """An identity check in person, recorded from the console (rules in :func:`identity.record_check`)."""
+    try:
+        return identity.record_check(
+            session, client, document=document, checked_by=actor, now=now, email=email, phone=phone, note=note
+        )
+    except identity.IdentityError as exc:
+        raise ConsoleError(str(exc)) from exc
 
 
 def client_timeline(session: Session, client_id: int) -> list[Event]:
