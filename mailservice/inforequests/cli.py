@@ -41,6 +41,16 @@ def _load(session: object, number: str) -> Request:
     return request
 
 
+def _email_option(email: str) -> str | None:
+    """The normalised ``--email`` value, None when not given; a usage error when it is no address."""
+    if not email:
+        return None
+    address = normalise_address(email)
+    if address is None:
+        raise click.BadParameter(f"not a valid e-mail address: {email!r}", param_hint="--email")
+    return address
+
+
 @app.command("register")
 def register_cmd(
     channel: Annotated[Channel, typer.Option(help="Канал: phone, visit, post, social, web, email")],
@@ -57,11 +67,7 @@ def register_cmd(
 ) -> None:
     """Register a request that came by phone, visit, post, social media or the web form."""
     settings = get_settings()
-    address = None
-    if email:
-        address = normalise_address(email)
-        if address is None:
-            raise click.BadParameter(f"not a valid e-mail address: {email!r}", param_hint="--email")
+    address = _email_option(email)
     now = utcnow()
     received_at = now
     if received:
@@ -110,11 +116,7 @@ def identity_check_cmd(
 
     if document not in identity.DOCUMENTS:
         raise click.BadParameter(f"expected one of {', '.join(identity.DOCUMENTS)}", param_hint="--document")
-    address = None
-    if email:
-        address = normalise_address(email)
-        if address is None:
-            raise click.BadParameter(f"not a valid e-mail address: {email!r}", param_hint="--email")
+    address = _email_option(email)
     now = utcnow()
     try:
         with session_scope(get_settings()) as session:
