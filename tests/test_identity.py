@@ -186,3 +186,14 @@ def test_migration_carries_verified_addresses_over(fresh_url: str) -> None:
         assert contacts["by-reply@example.ru"].proven_at.isoformat() == "2026-01-10T10:00:00+00:00"  # type: ignore[union-attr]
         assert not contacts["never@example.ru"].proven and contacts["never@example.ru"].proof is None
     db.dispose_engines()
+
+
+def test_request_page_shows_the_claimed_reply_to_and_whether_the_address_is_proven(settings: Settings) -> None:
+    from tests.mailfactory import citizen_mail
+
+    http, _csrf = staff_console(settings)
+    raw = citizen_mail(sender="ivanov@example.ru", headers={"Reply-To": "elsewhere@example.org"})
+    request_id = mail_request(settings, raw=raw)
+    page = http.get(f"/staff/requests/{request_id}")
+    assert "Reply-To письма" in page.text and "elsewhere@example.org" in page.text
+    assert re.search(r"ivanov@example.ru <span class=\"badge\">не подтверждён", page.text)
