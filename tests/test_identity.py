@@ -197,3 +197,37 @@ def test_request_page_shows_the_claimed_reply_to_and_whether_the_address_is_prov
     page = http.get(f"/staff/requests/{request_id}")
     assert "Reply-To письма" in page.text and "elsewhere@example.org" in page.text
     assert re.search(r"ivanov@example.ru <span class=\"badge\">не подтверждён", page.text)
+
+
+def test_a_merge_carries_the_duplicates_other_suggestions_to_the_survivor(settings: Settings) -> None:
+    from mailservice.inforequests.models import MergeSuggestion
+
+    http, csrf = staff_console(settings)
+    calls = [
+        register_call(http, csrf, name="Орлов П.", phone=PHONE, email=f"orlov{i}@example.ru", subject="А", text="Б")
+        for i in range(3)
+    ]
+    first, second, third = (_client_of(settings, r) for r in calls)
+    with session_scope(settings) as session:
+        pairs = {(s.client_id, s.other_id): s.id for s in session.scalars(select(MergeSuggestion))}
+    assert set(pairs) == {(second, first), (third, first)}  # each new caller against the phone's record
+    with session_scope(settings) as session:  # staff also suspect the third is the second
+        session.add(MergeSuggestion(client_id=third, other_id=second, reason="Похожее имя", status="open"))
+    http.post(f"/staff/merge-suggestions/{pairs[(second, first)]}", data={"csrf_token": csrf, "decision": "accept"})
+    with session_scope(settings) as session:
+        rows = {s.reason: (s.client_id, s.other_id, s.status) for s in session.scalars(select(MergeSuggestion))}
+    # third-vs-second now concerns the survivor, where third-vs-first already waits: closed, not doubled.
+    assert rows["Похожее имя"] == (third, second, "rejected")
+    assert sorted(v for v in rows.values() if v[2] == "open") == [(third, first, "open")]
+
+    # A suggestion the survivor does not have yet moves to it.
+    with session_scope(settings) as session:
+        fourth = Client(name="Орлова")
+        session.add(fourth)
+        session.flush()
+        session.add(MergeSuggestion(client_id=fourth.id, other_id=third, reason="Тот же адрес", status="open"))
+        fourth_id = fourth.id
+    http.post(f"/staff/merge-suggestions/{pairs[(third, first)]}", data={"csrf_token": csrf, "decision": "accept"})
+    with session_scope(settings) as session:
+        moved = session.scalars(select(MergeSuggestion).where(MergeSuggestion.client_id == fourth_id)).one()
+        assert (moved.other_id, moved.status) == (first, "open") and f"№ {third} объединена" in moved.reason

@@ -315,18 +315,7 @@ def merge_clients(session: Session, survivor: Client, duplicate: Client, *, acto
     survivor.last_interaction_at = max(survivor.last_interaction_at, duplicate.last_interaction_at)
     survivor.created_at = min(survivor.created_at, duplicate.created_at)
     duplicate.merged_into_id = survivor.id
-    # Suggestions between the two are settled by this merge; the duplicate's others now concern the survivor.
-    for suggestion in session.scalars(
-        select(MergeSuggestion).where(
-            MergeSuggestion.status == "open",
-            or_(MergeSuggestion.client_id == duplicate.id, MergeSuggestion.other_id == duplicate.id),
-        )
-    ):
-        if {suggestion.client_id, suggestion.other_id} == {survivor.id, duplicate.id}:
-            suggestion.status, suggestion.decided_by, suggestion.decided_at = "accepted", actor, now
-        else:
-            suggestion.status, suggestion.decided_by, suggestion.decided_at = "rejected", actor, now
-            suggestion.reason += f" (запись № {duplicate.id} объединена с № {survivor.id})"
+    _carry_suggestions(session, survivor, duplicate, actor=actor, now=now)
     session.add(
         Event(
             client_id=survivor.id,
@@ -339,6 +328,32 @@ def merge_clients(session: Session, survivor: Client, duplicate: Client, *, acto
     )
     session.flush()
     session.expire_all()
+
+
+def _carry_suggestions(session: Session, survivor: Client, duplicate: Client, *, actor: str, now: dt.datetime) -> None:
+    """Suggestions between the two are settled by their merge; the duplicate's others now concern the survivor
+    (or are closed when the survivor already has the same one)."""
+    involved = or_(MergeSuggestion.client_id == duplicate.id, MergeSuggestion.other_id == duplicate.id)
+    for suggestion in list(session.scalars(select(MergeSuggestion).where(MergeSuggestion.status == "open", involved))):
+        pair = {suggestion.client_id, suggestion.other_id}
+        third = (pair - {duplicate.id}).pop()
+        if third == survivor.id:
+            suggestion.status, suggestion.decided_by, suggestion.decided_at = "accepted", actor, now
+            continue
+        same = select(MergeSuggestion.id).where(
+            or_(
+                (MergeSuggestion.client_id == survivor.id) & (MergeSuggestion.other_id == third),
+                (MergeSuggestion.client_id == third) & (MergeSuggestion.other_id == survivor.id),
+            )
+        )
+        if session.scalar(same.limit(1)) is not None:
+            suggestion.status, suggestion.decided_by, suggestion.decided_at = "rejected", actor, now
+            continue
+        if suggestion.client_id == duplicate.id:
+            suggestion.client_id = survivor.id
+        else:
+            suggestion.other_id = survivor.id
+        suggestion.reason += f" (запись № {duplicate.id} объединена с № {survivor.id})"
 
 
 def decide_suggestion(
