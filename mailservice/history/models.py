@@ -11,7 +11,7 @@ from mailservice.db import Base, utcnow
 
 
 class HistoryExport(Base):
-    """One request for the history: to which verified address it goes, and its download link's state.
+    """One request for the history: to which proven address it goes, and its download link's state.
 
     The ZIP is built when it is downloaded, from the client's rows at that moment, so no second copy of the
     personal data sits on disk. ``nonce`` makes every link unique and lets one be revoked by changing it.

@@ -257,7 +257,7 @@ def _refuse_unproven(
 
 
 def send_link(session: Session, settings: Settings, export: HistoryExport, client: Client, now: dt.datetime) -> None:
-    """E-mail the download link of a ready export to its (verified) address."""
+    """E-mail the download link of a ready export to its (proven) address."""
     _mail(
         session,
         settings,
