@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     # Intake limits
     max_message_bytes: int = 30 * 1024 * 1024
     max_attachment_bytes: int = 15 * 1024 * 1024
+    # Automatic replies (acknowledgements) to one address per hour; anyone can write in anyone's name, so more
+    # letters are registered without one (a note on the request says so). 0: no limit.
+    ack_limit_per_hour: int = Field(default=5, ge=0)
     # Processes that parse and classify fetched messages while this one writes the previous batch (the CPU-heavy,
     # database-free half of intake). None: one per CPU but one; 0: everything in this process.
     intake_workers: int | None = Field(default=None, ge=0, le=64)

@@ -22,6 +22,14 @@ def feedback_surveys(settings: Settings, now: dt.datetime) -> int:
         return sweep(session, settings, now)
 
 
+def history_asks(settings: Settings, now: dt.datetime) -> int:
+    """Answer the history requests made on the web form (issue 14: the form itself does the same work for all)."""
+    from mailservice.history.service import handle_asks
+
+    with session_scope(settings) as session:
+        return handle_asks(session, settings, now)
+
+
 def _workgroup_tick(settings: Settings, now: dt.datetime) -> int:
     from mailservice.workgroup.jobs import workgroup_tick
 
@@ -42,6 +50,7 @@ def default_jobs() -> list[Job]:
     """The jobs of `mailservice worker` (mount: domains add theirs here)."""
     return [
         Job("feedback-surveys", 300.0, feedback_surveys),
+        Job("history-asks", 5.0, history_asks),  # issue 14: the /history form's requests
         Job("workgroup", 600.0, _workgroup_tick),  # issue 8: polls closing, reminders, missed terms
         Job("subscribers-purge", 3600.0, _subscribers_purge),  # issue 4: once per local day inside
     ]

@@ -24,7 +24,15 @@ from mailservice.config import Settings
 from mailservice.feedback.models import FeedbackResponse
 from mailservice.history.models import HistoryExport
 from mailservice.inforequests.lifecycle import OPEN_STATUSES
-from mailservice.inforequests.models import Attachment, Client, ClientContact, Event, Request
+from mailservice.inforequests.models import (
+    Attachment,
+    Client,
+    ClientContact,
+    Event,
+    IdentityCheck,
+    MergeSuggestion,
+    Request,
+)
 from mailservice.intake.models import Bounce, IntakeEntry
 from mailservice.outbox import OutboxMessage
 from mailservice.web.staff import auth
@@ -120,6 +128,15 @@ def _anonymise_client(
     client.anonymised_at = now
     session.execute(delete(ClientContact).where(ClientContact.client_id == client.id))
     session.expire(client, ["contacts"])
+    # The fact of an identity check stays (who, when, which document type); what was given then goes.
+    session.execute(
+        update(IdentityCheck).where(IdentityCheck.client_id == client.id).values(email=None, phone=None, note="")
+    )
+    session.execute(
+        delete(MergeSuggestion).where(
+            or_(MergeSuggestion.client_id == client.id, MergeSuggestion.other_id == client.id)
+        )
+    )
     report.clients.append(client.id)
 
     for event in events:
@@ -131,7 +148,15 @@ def _anonymise_client(
         session.execute(
             update(Request)
             .where(Request.id.in_(request_ids))
-            .values(subject="", text="", reply_email=None, thread_root=None, classification={})
+            .values(
+                subject="",
+                text="",
+                reply_email=None,
+                reply_name="",
+                reply_to_claimed=None,
+                thread_root=None,
+                classification={},
+            )
         )
         attachments = list(session.scalars(select(Attachment).where(Attachment.request_id.in_(request_ids))))
         dead_blobs.update(a.sha256 for a in attachments)

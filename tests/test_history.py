@@ -1,4 +1,4 @@
-"""The whole interaction history on request: only to a verified address, never another client's data."""
+"""The whole interaction history on request: only to a proven address, never another client's data."""
 
 from __future__ import annotations
 
@@ -93,30 +93,46 @@ def zip_text(data: bytes) -> tuple[zipfile.ZipFile, str]:
     return archive, everything.decode("utf-8", "replace")
 
 
-def test_unverified_address_gets_confirmation_then_only_its_own_history(settings: Settings, sink: Sink) -> None:
+def prove(settings: Settings, address: str) -> None:
+    """Mark an address proven (as an answer to our message would)."""
+    with session_scope(settings) as session:
+        session.execute(
+            update(ClientContact).where(ClientContact.value == address).values(proven_at=utcnow(), proof="reply")
+        )
+
+
+def test_unproven_address_gets_no_history_until_it_answers_our_letter(settings: Settings, sink: Sink) -> None:
     request_a, _request_b, raw_a = two_clients(settings)
     drain(settings)
     sink.clear()
-    assert ask(settings, history_mail(A), A) == "history request: verification_sent"
+    # A wrote from this address but never proved it: From can be forged, so no link and no data, only a letter
+    # saying how to prove it, and a note telling staff.
+    assert ask(settings, history_mail(A), A) == "history request: unproven"
     drain(settings)
-    [confirmation] = sent_to(sink, A)
+    [letter] = sent_to(sink, A)
     assert len(sink.messages()) == 1
-    confirm_path = link_in(confirmation, "/history/confirm/")
-    assert "/history/download/" not in text_of(confirmation)  # no data before the address is confirmed
-
-    http = client_for(settings)
-    page = http.get(confirm_path)
-    assert page.status_code == 200 and "Подтвердить адрес" in page.text
-    with session_scope(settings) as session:  # a GET (a mail scanner) confirms nothing
-        contact = session.scalar(select(ClientContact).where(ClientContact.value == A))
-        assert contact is not None and not contact.verified
-    response = http.post(confirm_path)
-    assert response.status_code == 303
-    download_path = response.headers["location"]
-    assert download_path.startswith("/history/download/")
+    assert "/history/" not in text_of(letter) and "ответьте на это письмо" in text_of(letter)
+    assert "Иванов" not in text_of(letter) and "Иванов" not in str(letter["To"])  # not even the record's name
     with session_scope(settings) as session:
         contact = session.scalar(select(ClientContact).where(ClientContact.value == A))
-        assert contact is not None and contact.verified
+        assert contact is not None and not contact.proven
+        notes = session.scalars(select(Event).where(Event.client_id == contact.client_id, Event.kind == "note"))
+        assert any("распечатайте историю" in n.comment and n.data.get("internal") for n in notes)
+        assert session.scalar(select(func.count(HistoryExport.id))) == 0
+    # Answering that letter from the same address proves it (README, "Security model"); the link follows.
+    answer = citizen_mail(
+        sender=A, name="", subject="Re: " + str(letter["Subject"]), body="Подтверждаю.",
+        in_reply_to=str(letter["Message-ID"]).strip("<>"),
+    )  # fmt: skip
+    assert ask(settings, answer, A) == "history address proof: link_sent"
+    drain(settings)
+    link_mail = sent_to(sink, A)[-1]
+    download_path = link_in(link_mail, "/history/download/")
+    with session_scope(settings) as session:
+        contact = session.scalar(select(ClientContact).where(ClientContact.value == A))
+        assert contact is not None and contact.proof == "reply"
+
+    http = client_for(settings)
     assert http.get(download_path).status_code == 200
     archive_response = http.get(download_path + "/archive.zip")
     assert archive_response.status_code == 200
@@ -138,10 +154,33 @@ def test_unverified_address_gets_confirmation_then_only_its_own_history(settings
         assert export.download_count == 1 and export.via == "email"
 
 
-def test_verified_address_gets_the_link_and_the_six_hour_limit(settings: Settings, sink: Sink) -> None:
+def test_a_legacy_confirmation_link_proves_the_address_for_its_client_only(settings: Settings) -> None:
+    """Links of the old confirmation step (no longer sent) still work, and prove by ``link``."""
     two_clients(settings)
     with session_scope(settings) as session:
-        session.execute(update(ClientContact).where(ClientContact.value == A).values(verified=True))
+        contact = session.scalar(select(ClientContact).where(ClientContact.value == A))
+        assert contact is not None
+        export = HistoryExport(
+            client_id=contact.client_id, via="email", address=A, status="awaiting_verification", nonce="n1",
+            expires_at=utcnow() + service.LINK_VALID,
+        )  # fmt: skip
+        session.add(export)
+        session.flush()
+        token = service.verify_token(settings, export)
+    http = client_for(settings)
+    assert http.get(f"/history/confirm/{token}").status_code == 200
+    with session_scope(settings) as session:  # a GET (a mail scanner) confirms nothing
+        assert session.scalar(select(ClientContact.proof).where(ClientContact.value == A)) is None
+    response = http.post(f"/history/confirm/{token}")
+    assert response.status_code == 303 and response.headers["location"].startswith("/history/download/")
+    with session_scope(settings) as session:
+        proven = session.scalars(select(ClientContact).where(ClientContact.proven_at.is_not(None))).all()
+        assert [(c.value, c.proof) for c in proven] == [(A, "link")]
+
+
+def test_verified_address_gets_the_link_and_the_six_hour_limit(settings: Settings, sink: Sink) -> None:
+    two_clients(settings)
+    prove(settings, A)
     drain(settings)
     sink.clear()
     assert ask(settings, history_mail(A), A) == "history request: link_sent"
@@ -163,8 +202,8 @@ def test_verified_address_gets_the_link_and_the_six_hour_limit(settings: Setting
 
 def test_writing_from_another_address_gets_nothing(settings: Settings, sink: Sink) -> None:
     request_a, _b, _raw = two_clients(settings)
+    prove(settings, A)
     with session_scope(settings) as session:
-        session.execute(update(ClientContact).where(ClientContact.value == A).values(verified=True))
         number_a = session.get(Request, request_a).number  # type: ignore[union-attr]
     drain(settings)
     sink.clear()
@@ -183,6 +222,8 @@ def test_writing_from_another_address_gets_nothing(settings: Settings, sink: Sin
 
 
 def test_web_form_says_the_same_for_everyone_and_sends_only_to_the_owner(lite_settings: Settings, sink: Sink) -> None:
+    from mailservice.jobs import history_asks
+
     two_clients(lite_settings)
     drain(lite_settings)
     sink.clear()
@@ -194,19 +235,25 @@ def test_web_form_says_the_same_for_everyone_and_sends_only_to_the_owner(lite_se
     assert known.text == unknown.text
     assert "/history/download/" not in known.text and "/history/confirm/" not in known.text
     assert http.post("/history", data={"email": "not an address"}).status_code == 422
+    assert history_asks(lite_settings, utcnow()) == 2
     drain(lite_settings)
-    assert [rcpts for _f, rcpts, _raw in sink.messages()] == [[A]]
-    [confirmation] = sent_to(sink, A)
-    assert "/history/confirm/" in text_of(confirmation)
+    assert sink.messages() == []  # A is the client's but not proven, the stranger nobody's: the form mails neither
+    prove(lite_settings, A)
+    http.post("/history", data={"email": A})
+    assert history_asks(lite_settings, utcnow()) == 1
+    drain(lite_settings)
+    [link_mail] = sent_to(sink, A)
+    assert "/history/download/" in text_of(link_mail) and len(sink.messages()) == 1
     again = http.post("/history", data={"email": A})  # within six hours: no second mail
     assert again.text == known.text
+    history_asks(lite_settings, utcnow())
     drain(lite_settings)
     assert len(sink.messages()) == 1
 
 
 def _export_for(settings: Settings, address: str) -> HistoryExport:
+    prove(settings, address)
     with session_scope(settings) as session:
-        session.execute(update(ClientContact).where(ClientContact.value == address).values(verified=True))
         contact = session.scalar(select(ClientContact).where(ClientContact.value == address))
         assert contact is not None
         outcome = service.request_history(
@@ -310,8 +357,15 @@ def test_staff_send_history_only_to_the_clients_own_address(lite_settings: Setti
     csrf = login(http, "op@dizo.test")
     other = http.post(f"/staff/clients/{client_a}/history", data={"csrf_token": csrf, "address": B})
     assert other.status_code == 400 and "не принадлежит" in other.text
+    drain(lite_settings)
+    sink.clear()
+    unproven = http.post(f"/staff/clients/{client_a}/history", data={"csrf_token": csrf, "address": A})
+    assert unproven.status_code == 400 and "распечатайте историю" in unproven.text
+    drain(lite_settings)
+    assert sink.messages() == []
+    prove(lite_settings, A)
     own = http.post(f"/staff/clients/{client_a}/history", data={"csrf_token": csrf, "address": A})
-    assert own.status_code == 200 and "ссылка для подтверждения" in own.text
+    assert own.status_code == 200 and "Ссылка на архив истории отправлена" in own.text
     drain(lite_settings)
     assert {tuple(rcpts) for _f, rcpts, raw in sink.messages() if "/history/" in text_of(parsed(raw))} == {(A,)}
 

@@ -102,18 +102,35 @@ def test_reply_by_message_id_joins_the_request(settings: Settings, sink: Sink) -
         last_in = [e for e in request.events if e.kind == "message_in"][-1]
         assert "2024 год" in last_in.comment
         assert "Ваше обращение получено" not in last_in.comment  # the quote is stripped
-        assert not any(c.verified for c in request.client.contacts)  # a reply from elsewhere verifies nothing
+        # A reply from elsewhere proves nothing and attaches nothing: only the address written from is a contact.
+        assert [(c.value, c.proven) for c in request.client.contacts] == [("ivanov@example.ru", False)]
     same_address = citizen_mail(subject="Re: ответ", body="И ещё за 2023 год, пожалуйста.", in_reply_to=ack_id)
     assert process_raw(settings, same_address, smtp_source(), now=NOW).outcome is Outcome.reply
     with session_scope(settings) as session:
         client = session.scalars(select(Request)).one().client
-        assert [c.value for c in client.contacts if c.verified] == ["ivanov@example.ru"]
+        assert [(c.value, c.proof) for c in client.contacts if c.proven] == [("ivanov@example.ru", "reply")]
 
 
-def test_subject_tag_only_from_the_same_client(settings: Settings) -> None:
+def test_subject_tag_only_from_an_address_proven_for_the_client(settings: Settings, sink: Sink) -> None:
     process_raw(settings, citizen_mail(), smtp_source(), now=NOW)
-    same = citizen_mail(subject="Re: [№ 2026-000001] дополнение", body="Ещё один вопрос по тому же запросу.")
-    assert process_raw(settings, same, smtp_source(), now=NOW).outcome is Outcome.reply
+    tagged = "Re: [№ 2026-000001] дополнение"
+    # The client's own address, not yet proven: From is forgeable, so the guessable number opens nothing.
+    early = citizen_mail(subject=tagged, body="Ещё один вопрос по тому же запросу.")
+    assert process_raw(settings, early, smtp_source(), now=NOW).outcome is Outcome.new_request
+    drain(settings)
+    ack_id = message_id_of(sink.messages()[0][2])
+    proof = citizen_mail(subject="Re: ответ", body="Подтверждаю получение.", in_reply_to=ack_id)
+    assert process_raw(settings, proof, smtp_source(), now=NOW).outcome is Outcome.reply
+    same = citizen_mail(subject=tagged, body="И ещё один вопрос по тому же запросу.")
+    result = process_raw(settings, same, smtp_source(), now=NOW)
+    assert (result.outcome, result.request_number) == (Outcome.reply, "2026-000001")
+    with session_scope(settings) as session:
+        entry = session.get(IntakeEntry, result.entry_id)
+        assert entry is not None and entry.reason == "reply to 2026-000001"
+
+
+def test_subject_tag_from_a_stranger_opens_a_new_request(settings: Settings) -> None:
+    process_raw(settings, citizen_mail(), smtp_source(), now=NOW)
     stranger = citizen_mail(sender="other@example.com", subject="[№ 2026-000001] чужой номер")
     assert process_raw(settings, stranger, smtp_source(), now=NOW).outcome is Outcome.new_request
 

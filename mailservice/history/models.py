@@ -11,7 +11,7 @@ from mailservice.db import Base, utcnow
 
 
 class HistoryExport(Base):
-    """One request for the history: to which verified address it goes, and its download link's state.
+    """One request for the history: to which proven address it goes, and its download link's state.
 
     The ZIP is built when it is downloaded, from the client's rows at that moment, so no second copy of the
     personal data sits on disk. ``nonce`` makes every link unique and lets one be revoked by changing it.
@@ -32,3 +32,18 @@ class HistoryExport(Base):
     downloaded_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     download_count: Mapped[int] = mapped_column(Integer, default=0)
     intake_id: Mapped[int | None] = mapped_column(ForeignKey("intake_journal.id"), default=None)
+
+
+class HistoryAsk(Base):
+    """A request for the history made on the web form, waiting for the worker.
+
+    The form only writes this row, whatever the address, and the worker looks the address up later: the form's
+    answer is the same work, the same page and no outbox row for a client and a stranger alike (so its timing
+    tells nothing). The row is deleted once handled.
+    """
+
+    __tablename__ = "history_asks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -1,14 +1,19 @@
-"""The client's whole interaction history on request (seed 004 p. 4), sent only to a verified address.
+"""The client's whole interaction history on request (seed 004 p. 4), sent only to a proven address.
 
-Rules that keep one person's history from reaching another:
+Rules that keep one person's history from reaching another (README, "Security model"):
 - the client is found by the address the request came from (the From of the e-mail, the address typed in the
-  web form), never by a name or a number in the text;
-- the history goes only to that address, and only once it is verified for that very client; an unverified
-  address first gets a signed confirmation link, never the data;
+  web form), never by a name, a phone or a number in the text;
+- the history goes only to that address, and only when it is *proven* for that very client (the client
+  answered our message sent there, followed a signed link sent there, or gave it at an identity check in
+  person). Confirming a link proves who reads a mailbox, not whose record it is: an address someone only claimed
+  is never a client's contact, and an address the client wrote from but never proved gets no history, only a
+  letter saying how to prove it (answering that letter proves it). A client with no proven address gets nothing
+  by e-mail: staff are told to print the history and post it;
 - links carry only opaque ids and a random nonce, are signed (one salt per purpose) and expire; the download
   page re-checks the export's client and state in the database;
 - a client gets at most one export per six hours and a link lives seven days (Froide's limits), so the form
-  cannot be used to flood anyone's mailbox.
+  cannot be used to flood anyone's mailbox; the web form's answer is the same work for every address (the
+  worker looks the address up later, :func:`handle_asks`).
 """
 
 from __future__ import annotations
@@ -21,9 +26,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailservice.config import Settings
-from mailservice.history.models import HistoryExport
+from mailservice.history.models import HistoryAsk, HistoryExport
+from mailservice.inforequests import identity
 from mailservice.inforequests.lifecycle import Channel, EventKind
-from mailservice.inforequests.models import Client, ClientContact, Event
+from mailservice.inforequests.models import Client, ClientContact, Event, Proof
 from mailservice.mail.compose import build_message
 from mailservice.outbox import OutboxMessage, enqueue
 from mailservice.tokens import Purpose, TokenError, load_timed, sign_timed
@@ -35,8 +41,8 @@ MIN_INTERVAL = dt.timedelta(hours=6)
 class Outcome(StrEnum):
     """What a history request led to."""
 
-    link_sent = "link_sent"  # verified address: the download link was e-mailed
-    verification_sent = "verification_sent"  # unverified address: a confirmation link was e-mailed
+    link_sent = "link_sent"  # proven address: the download link was e-mailed
+    unproven = "unproven"  # the client's address, not proven: no history by e-mail, staff told
     limited = "limited"  # an export was made less than six hours ago
     unknown = "unknown"  # no client has this address
 
@@ -94,6 +100,7 @@ def _mail(
     context: dict[str, object],
     now: dt.datetime,
     export: HistoryExport | None = None,
+    ref: tuple[str, int | None] | None = None,
 ) -> None:
     message = build_message(
         settings,
@@ -104,7 +111,8 @@ def _mail(
         context={"client": client, **context},
         auto_submitted="auto-replied",
     )
-    row = enqueue(session, message, kind=template, ref_type="history_export", ref_id=export.id if export else None)
+    ref_type, ref_id = ref or ("history_export", export.id if export else None)
+    row = enqueue(session, message, kind=template, ref_type=ref_type, ref_id=ref_id)
     if client.id:
         session.add(
             Event(
@@ -119,13 +127,16 @@ def _mail(
         )
 
 
+# Letters that refuse the history: anyone can put any address in From, so an address gets one per interval.
+_REFUSALS = ("history_unknown", "history_unproven")
+
+
 def _recently_told(session: Session, address: str, now: dt.datetime) -> bool:
-    # Anyone can put any address in From: answer an unknown address at most once per interval (no mail bomb).
     return (
         session.scalar(
             select(OutboxMessage.id)
             .where(
-                OutboxMessage.kind == "history_unknown",
+                OutboxMessage.kind.in_(_REFUSALS),
                 OutboxMessage.recipients == address,
                 OutboxMessage.created_at > now - MIN_INTERVAL,
             )
@@ -159,7 +170,8 @@ def request_history(
     deserves a reply) the address is also told when nothing can be sent; the web form never says anything by
     e-mail beyond what the rules above allow, and its page says the same whatever happened.
     """
-    if client is None or client.anonymised_at is not None or _contact(session, client.id, address) is None:
+    contact = _contact(session, client.id, address) if client is not None and client.anonymised_at is None else None
+    if client is None or contact is None:
         if notify_refusals and not _recently_told(session, address, now):
             _mail(
                 session,
@@ -172,6 +184,9 @@ def request_history(
                 now=now,
             )
         return Outcome.unknown
+    if not contact.proven:
+        _refuse_unproven(session, settings, client, address, via, now, notify=notify_refusals)
+        return Outcome.unproven
     previous = latest_export(session, client.id)
     if previous is not None and now - previous.created_at < MIN_INTERVAL:
         if notify_refusals:
@@ -186,39 +201,63 @@ def request_history(
                 now=now,
             )
         return Outcome.limited
-    contact = _contact(session, client.id, address)
-    assert contact is not None
     export = HistoryExport(
         client_id=client.id,
         created_at=now,
         via=via,
         address=address,
-        status="ready" if contact.verified else "awaiting_verification",
+        status="ready",
         nonce=secrets.token_hex(8),
         expires_at=now + LINK_VALID,
         intake_id=intake_id,
     )
     session.add(export)
     session.flush()
-    if contact.verified:
-        send_link(session, settings, export, client, now)
-        return Outcome.link_sent
-    _mail(
-        session,
-        settings,
-        client=client,
-        address=address,
-        template="history_verify",
-        subject="Подтвердите адрес для получения истории взаимодействия",
-        context={"url": verify_url(settings, export), "expires_at": export.expires_at},
-        now=now,
-        export=export,
+    send_link(session, settings, export, client, now)
+    return Outcome.link_sent
+
+
+VIA_NAMES = {"email": "по электронной почте", "web": "через форму на сайте", "staff": "сотрудником"}
+
+
+def _refuse_unproven(
+    session: Session, settings: Settings, client: Client, address: str, via: str, now: dt.datetime, *, notify: bool
+) -> None:
+    """No history to an address not proven for the client: a note tells staff what to do, and an e-mail request
+    gets a letter (once per interval) saying how to prove the address; answering it proves it."""
+    proven = [c.value for c in client.contacts if c.kind == "email" and c.proven]
+    advice = (
+        f"Подтверждённые адреса клиента: {', '.join(proven)}."
+        if proven
+        else "У клиента нет подтверждённого адреса: распечатайте историю и направьте её почтой "
+        "или проверьте личность клиента при визите."
     )
-    return Outcome.verification_sent
+    session.add(
+        Event(
+            client_id=client.id,
+            at=now,
+            kind=EventKind.note,
+            comment=f"Запрошена история взаимодействия ({VIA_NAMES.get(via, via)}) на адрес {address}, который не "
+            f"подтверждён для клиента: по электронной почте история не отправлена. {advice}",
+            data={"internal": True, "history_refused": address},
+        )
+    )
+    if notify and not _recently_told(session, address, now):
+        _mail(
+            session,
+            settings,
+            client=Client(name=""),  # an unproven address learns nothing of the record, not even the name
+            address=address,
+            template="history_unproven",
+            subject="История взаимодействия: подтвердите адрес",
+            context={},
+            now=now,
+            ref=("history_proof", client.id),
+        )
 
 
 def send_link(session: Session, settings: Settings, export: HistoryExport, client: Client, now: dt.datetime) -> None:
-    """E-mail the download link of a ready export to its (verified) address."""
+    """E-mail the download link of a ready export to its (proven) address."""
     _mail(
         session,
         settings,
@@ -253,16 +292,19 @@ def peek_confirmation(session: Session, settings: Settings, token: str) -> Histo
 
 
 def confirm_address(session: Session, settings: Settings, token: str, now: dt.datetime) -> HistoryExport:
-    """Follow a confirmation link (by POST): the address becomes verified for its client, the export ready."""
+    """Follow a confirmation link (by POST): the address becomes proven for its client, the export ready."""
     export = _load(session, settings, Purpose.history_verify, token)
     if export.status == "ready":
         return export  # a second click on the same link: nothing more to do
     if now >= export.expires_at:
         raise HistoryLinkError("expired", "Срок действия ссылки истёк")
+    client = session.get(Client, export.client_id)
     contact = _contact(session, export.client_id, export.address)
-    if contact is None:  # the address left this client (merge, anonymisation) since the link was sent
+    if client is None or contact is None:  # the address left this client (merge, anonymisation) since then
         raise HistoryLinkError("invalid", "Ссылка недействительна")
-    contact.verified = True
+    # A link sent to an address the client wrote from, followed: proven for this client only (links of this
+    # kind are no longer sent; those already out still work).
+    identity.prove(session, client, export.address, Proof.link, now)
     export.status = "ready"
     export.verified_at = now
     export.expires_at = now + LINK_VALID
@@ -300,3 +342,24 @@ def owner(session: Session, export: HistoryExport) -> Client | None:
     if client is None or client.anonymised_at is not None:
         return None
     return client
+
+
+def ask(session: Session, address: str, now: dt.datetime) -> None:
+    """Take a request for the history from the web form: the same one insert (or none, when the same address is
+    already waiting) whoever's the address is; the worker answers it (:func:`handle_asks`)."""
+    waiting = session.scalar(select(HistoryAsk.id).where(HistoryAsk.address == address).limit(1))
+    if waiting is None:
+        session.add(HistoryAsk(address=address, created_at=now))
+
+
+def handle_asks(session: Session, settings: Settings, now: dt.datetime, limit: int = 200) -> int:
+    """Answer the web form's waiting requests: the link to a proven address of its client, nothing otherwise (the
+    form never writes to an unknown or unproven address, or the form would mail anyone). Returns how many."""
+    from mailservice.inforequests.service import find_client_by_email
+
+    asks = list(session.scalars(select(HistoryAsk).order_by(HistoryAsk.id).limit(limit)))
+    for item in asks:
+        client = find_client_by_email(session, item.address)
+        request_history(session, settings, client=client, address=item.address, via="web", now=now)
+        session.delete(item)  # nothing of a stranger's address is kept
+    return len(asks)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import selectinload
 
 from mailservice.config import get_settings
 from mailservice.db import session_scope, utcnow
-from mailservice.inforequests import export, service
+from mailservice.inforequests import export, identity, service
 from mailservice.inforequests.classification import labels_for
 from mailservice.inforequests.lifecycle import (
     CHANNEL_NAMES,
@@ -27,7 +27,7 @@ from mailservice.inforequests.lifecycle import (
     Status,
     TransitionError,
 )
-from mailservice.inforequests.models import Request
+from mailservice.inforequests.models import Client, Request
 from mailservice.mail.headers import normalise_address
 from mailservice.workdays import default_calendar
 
@@ -39,6 +39,16 @@ def _load(session: object, number: str) -> Request:
     if request is None:
         raise click.ClickException(f"Запрос № {number} не найден")
     return request
+
+
+def _email_option(email: str) -> str | None:
+    """The normalised ``--email`` value, None when not given; a usage error when it is no address."""
+    if not email:
+        return None
+    address = normalise_address(email)
+    if address is None:
+        raise click.BadParameter(f"not a valid e-mail address: {email!r}", param_hint="--email")
+    return address
 
 
 @app.command("register")
@@ -57,11 +67,7 @@ def register_cmd(
 ) -> None:
     """Register a request that came by phone, visit, post, social media or the web form."""
     settings = get_settings()
-    address = None
-    if email:
-        address = normalise_address(email)
-        if address is None:
-            raise click.BadParameter(f"not a valid e-mail address: {email!r}", param_hint="--email")
+    address = _email_option(email)
     now = utcnow()
     received_at = now
     if received:
@@ -86,13 +92,60 @@ def register_cmd(
             text=text,
             labels=labels_for(subject, text),
             received_at=received_at,
-            reply_email=address,
+            reply_email=address,  # this request's reply address only: typing it proves nothing
+            reply_name=name,
             actor=actor,
         )
         if request.number:
             typer.echo(f"Зарегистрирован № {request.number}, срок ответа {request.due_date}")
         else:
             typer.echo(f"Запрос сохранён без регистрации (id {request.id}): {request.events[-1].comment}")
+
+
+@app.command("identity-check")
+def identity_check_cmd(
+    client_id: Annotated[int, typer.Option("--client", help="Номер записи клиента")],
+    document: Annotated[str, typer.Option(help="Предъявленный документ: " + ", ".join(identity.DOCUMENTS))],
+    by: Annotated[str, typer.Option("--by", help="Кто проверил документ (адрес сотрудника)")],
+    email: Annotated[str, typer.Option(help="Адрес эл. почты, названный при проверке")] = "",
+    phone: Annotated[str, typer.Option(help="Телефон, названный при проверке")] = "",
+    note: Annotated[str, typer.Option(help="Примечание")] = "",
+) -> None:
+    """Record an identity check in person: the address and phone given then become proven (audited)."""
+    from mailservice.web.staff import audit
+
+    if document not in identity.DOCUMENTS:
+        raise click.BadParameter(f"expected one of {', '.join(identity.DOCUMENTS)}", param_hint="--document")
+    address = _email_option(email)
+    now = utcnow()
+    try:
+        with session_scope(get_settings()) as session:
+            client = session.get(Client, client_id)
+            if client is None:
+                raise click.ClickException(f"Клиент № {client_id} не найден")
+            check = identity.record_check(
+                session,
+                client,
+                document=document,
+                checked_by=by,
+                now=now,
+                email=address,
+                phone=phone.strip()[:40] or None,
+                note=note,
+            )
+            session.flush()
+            audit.record(
+                session,
+                now=now,
+                actor=by,
+                action="identity_check",
+                object_type="client",
+                object_id=client.id,
+                details={"check": check.id, "document": document, "email": address, "via": "cli"},
+            )
+    except identity.IdentityError as exc:
+        raise click.ClickException(str(exc)) from None
+    typer.echo(f"Проверка записана: клиент № {client_id}, {identity.DOCUMENTS[document]}")
 
 
 @app.command("list")

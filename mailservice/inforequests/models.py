@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
@@ -33,10 +34,14 @@ class Client(Base):
 
     @property
     def email(self) -> str | None:
-        """The client's preferred e-mail address (verified first, then the newest)."""
+        """The client's preferred e-mail address (proven first, then the newest)."""
         emails = [c for c in self.contacts if c.kind == "email"]
-        emails.sort(key=lambda c: (not c.verified, -c.id if c.id else 0))
+        emails.sort(key=lambda c: (not c.proven, -c.id if c.id else 0))
         return emails[0].value if emails else None
+
+    def proven_email(self, address: str) -> bool:
+        """Whether ``address`` is proven to be this client's (README, "Security model")."""
+        return any(c.kind == "email" and c.value == address and c.proven for c in self.contacts)
 
     @property
     def display_name(self) -> str:
@@ -44,9 +49,22 @@ class Client(Base):
         return self.name or self.organisation or (self.email or "") or f"клиент №{self.id}"
 
 
+class Proof(StrEnum):
+    """How an address was proven to be a client's (README, "Security model")."""
+
+    reply = "reply"  # the client answered, from this address, a message we had sent to it
+    link = "link"  # the client followed a signed link we had sent to it
+    in_person = "in_person"  # staff checked an identity document and recorded the address given then
+
+
 class ClientContact(Base):
-    """An e-mail address or phone number of a client; an address is ``verified`` once a mail to it was answered
-    from it, or a signed link sent to it was followed."""
+    """An e-mail address or phone number of a client.
+
+    An e-mail address is here only when the client wrote from it or proved it; it is *proven* (``proven_at``,
+    ``proof``) once the client answered a message we sent to it, followed a signed link sent to it, or gave it at
+    an identity check in person. An address someone only claimed (typed by staff, a Reply-To) is no contact: it
+    stays the reply address of its one request.
+    """
 
     __tablename__ = "client_contacts"
     __table_args__ = (UniqueConstraint("kind", "value"),)
@@ -55,10 +73,58 @@ class ClientContact(Base):
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(16))  # email | phone | social
     value: Mapped[str] = mapped_column(String(320))
-    verified: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    proven_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    proof: Mapped[str | None] = mapped_column(String(16), default=None)  # Proof
 
     client: Mapped[Client] = relationship(back_populates="contacts")
+
+    @property
+    def proven(self) -> bool:
+        """Whether the address (or phone) is proven to be the client's."""
+        return self.proven_at is not None
+
+
+class IdentityCheck(Base):
+    """An identity check in person: staff saw a document and recorded the address or phone given then.
+
+    Only the document's type is kept, never its number or a copy (152-FZ art. 5 part 5: no more data than the
+    purpose needs).
+    """
+
+    __tablename__ = "identity_checks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    checked_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    checked_by: Mapped[str] = mapped_column(String(320))
+    document: Mapped[str] = mapped_column(String(32))  # a key of inforequests.identity.DOCUMENTS
+    email: Mapped[str | None] = mapped_column(String(320), default=None)
+    phone: Mapped[str | None] = mapped_column(String(40), default=None)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class MergeSuggestion(Base):
+    """Two client records that may be one person (the same phone, say), offered to staff to merge or reject.
+
+    Matching by phone or name never joins records or attaches an address by itself: staff decide, after an
+    identity check, and the decision is audited.
+    """
+
+    __tablename__ = "merge_suggestions"
+    __table_args__ = (UniqueConstraint("client_id", "other_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)  # the newer record
+    other_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)  # the record it may belong to
+    reason: Mapped[str] = mapped_column(Text, default="")  # Russian, shown to staff
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | accepted | rejected
+    decided_by: Mapped[str] = mapped_column(String(320), default="")
+    decided_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+    client: Mapped[Client] = relationship(foreign_keys=[client_id])
+    other: Mapped[Client] = relationship(foreign_keys=[other_id])
 
 
 class RegistrationCounter(Base):
@@ -105,8 +171,14 @@ class Request(Base):
     assignee: Mapped[str] = mapped_column(String(200), default="")
     unit: Mapped[str] = mapped_column(String(200), default="")
     refusal_ground: Mapped[str | None] = mapped_column(String(40), default=None)
-    # Where replies are sent; snapshot at registration so a later contact change does not redirect old threads.
-    reply_email: Mapped[str | None] = mapped_column(String(320), default=None)
+    # Where notices and answers go: the From of the e-mail that created it, or the address staff typed for it;
+    # snapshot at registration so a later contact change does not redirect old threads.
+    reply_email: Mapped[str | None] = mapped_column(String(320), default=None, index=True)
+    # The name this request itself gave (the e-mail's display name, the name staff typed): automatic mail to an
+    # address not proven for the client greets with it, never with the client record's name.
+    reply_name: Mapped[str] = mapped_column(String(300), default="")
+    # A Reply-To that differs from From: recorded, used for answers only once proven for the client.
+    reply_to_claimed: Mapped[str | None] = mapped_column(String(320), default=None)
     # Message-ID of the citizen's first message and of our acknowledgement: roots of the e-mail thread.
     thread_root: Mapped[str | None] = mapped_column(String(998), default=None)
 

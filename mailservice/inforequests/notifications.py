@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailservice.config import Settings
@@ -38,6 +38,23 @@ def thread_ids(session: Session, request: Request) -> list[str]:
     return ids
 
 
+def answer_address(request: Request) -> str | None:
+    """Where notices and answers of a request go: its own reply address, or the Reply-To it claimed once that
+    address is proven for the client (README, "Security model")."""
+    claimed = request.reply_to_claimed
+    if claimed and request.client.proven_email(claimed):
+        return claimed
+    return request.reply_email
+
+
+def addressee(request: Request, address: str) -> str:
+    """The name to greet: the client record's only when ``address`` is proven for the client; otherwise the name
+    this request itself gave, so a forged From learns nothing of the record it names."""
+    if request.client.proven_email(address):
+        return request.client.name or request.reply_name
+    return request.reply_name
+
+
 def send_to_client(
     session: Session,
     settings: Settings,
@@ -53,23 +70,27 @@ def send_to_client(
     refs: list[str] | None = None,
     ref_type: str = "request",
     ref_id: int | None = None,
+    to: str | None = None,
 ) -> OutboxMessage | None:
-    """Queue a templated e-mail to the request's client, threaded with the earlier ones, and record it in the
-    client's history. ``ref_type``/``ref_id`` say what else a reply to it concerns (a survey, say); the request
-    itself is always the row's ``request_id``."""
-    if not request.reply_email:
+    """Queue a templated e-mail about one request to its client, threaded with the earlier ones, and record it in
+    the client's history. ``to`` defaults to :func:`answer_address`. The templates see this request and nothing
+    else of the client but the greeting's name (:func:`addressee`). ``ref_type``/``ref_id`` say what else a reply
+    to it concerns (a survey, say); the request itself is always the row's ``request_id``."""
+    to = to or answer_address(request)
+    if not to:
         return None
     if refs is None:
         refs = thread_ids(session, request)
+    name = addressee(request, to)
     message = build_message(
         settings,
-        to=request.reply_email,
-        to_name=request.client.name,
+        to=to,
+        to_name=name,
         subject=f"{subject_tag(request.number)} {subject}".strip(),
         template=template,
         context={
             "request": request,
-            "client": request.client,
+            "addressee": name,
             "status_names": STATUS_NAMES,
             "channel_name": CHANNEL_NAMES[Channel(request.channel)],
             **(extra or {}),
@@ -79,7 +100,7 @@ def send_to_client(
         references=refs,
         attachments=attachments,
     )
-    envelope = (wire_address(settings.from_address), [wire_address(request.reply_email)])
+    envelope = (wire_address(settings.from_address), [wire_address(to)])
     row = enqueue(session, message, kind=kind, ref_type=ref_type, ref_id=ref_id, envelope=envelope)
     row.request = request  # not request_id: a new request has no id before the flush
     session.add(
@@ -94,15 +115,91 @@ def send_to_client(
             comment=str(message["Subject"]),
         )
     )
+    if kind in AUTO_REPLY_KINDS:
+        _count_auto_reply(session, to)
     return row
 
 
+# Automatic answers to a new letter: anyone can put any address in From, so these are limited per address and
+# hour (settings.ack_limit_per_hour); the letters themselves are registered all the same.
+AUTO_REPLY_KINDS = ("acknowledgement", "appeal_channels")
+_AUTO_REPLY_WINDOW = dt.timedelta(hours=1)
+
+
+def _auto_reply_counts(session: Session) -> dict[str, int]:
+    """Automatic replies per address in the last hour as this transaction knows them (read once per address)."""
+    transaction = session.get_transaction()
+    cached = session.info.get("auto_reply_counts")
+    if cached is None or cached[0] is not transaction:
+        cached = (transaction, {})
+        session.info["auto_reply_counts"] = cached
+    counts: dict[str, int] = cached[1]
+    return counts
+
+
+def prefetch_auto_replies(session: Session, addresses: Sequence[str], now: dt.datetime) -> None:
+    """Read the automatic replies of the last hour to ``addresses`` in one query (intake's batch)."""
+    counts = _auto_reply_counts(session)
+    wanted = sorted({a for a in addresses if a not in counts})
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        counts.update(dict.fromkeys(chunk, 0))
+        query = (
+            select(Request.reply_email, func.count(OutboxMessage.id))
+            .join(OutboxMessage, OutboxMessage.request_id == Request.id)
+            .where(
+                Request.reply_email.in_(chunk),
+                OutboxMessage.kind.in_(AUTO_REPLY_KINDS),
+                OutboxMessage.created_at > now - _AUTO_REPLY_WINDOW,
+            )
+            .group_by(Request.reply_email)
+        )
+        for address, count in session.execute(query):
+            if address is not None:
+                counts[address] = count
+
+
+def _count_auto_reply(session: Session, address: str) -> None:
+    counts = _auto_reply_counts(session)
+    if address in counts:
+        counts[address] += 1
+
+
+def auto_reply_allowed(session: Session, settings: Settings, request: Request, now: dt.datetime) -> bool:
+    """Whether one more automatic reply may go to the request's reply address this hour; when not, a note for staff
+    says so on the request (the request itself is registered all the same)."""
+    address = request.reply_email
+    limit = settings.ack_limit_per_hour
+    if not address or limit <= 0:
+        return True
+    counts = _auto_reply_counts(session)
+    if address not in counts:
+        prefetch_auto_replies(session, [address], now)
+    if counts[address] < limit:
+        return True
+    session.add(
+        Event(
+            client=request.client,
+            request=request,
+            at=now,
+            kind=EventKind.note,
+            comment=f"Автоматический ответ на адрес {address} не отправлен: за час на этот адрес уже отправлено "
+            f"{counts[address]} (предел {limit}). Письмо зарегистрировано.",
+            data={"internal": True, "auto_reply_suppressed": True},
+        )
+    )
+    return False
+
+
 def acknowledgement(session: Session, settings: Settings, request: Request, now: dt.datetime) -> OutboxMessage | None:
-    """The acknowledgement with the number and the due date.
+    """The acknowledgement with the number and the due date, to the request's own reply address (the From of its
+    e-mail, never a Reply-To: the person named gets it).
 
     ``Auto-Submitted: auto-replied`` (RFC 3834 5.2) when it answers an e-mail; a notice we start ourselves for a
     request that came by another channel is ``auto-generated``.
     """
+    if not request.reply_email or not auto_reply_allowed(session, settings, request, now):
+        return None
     return send_to_client(
         session,
         settings,
@@ -115,6 +212,7 @@ def acknowledgement(session: Session, settings: Settings, request: Request, now:
         extra={"appeal_by_email": request.channel == Channel.email and request.type == "appeal"},
         # Nothing was sent about a request before it was registered: the thread is the client's message alone.
         refs=[request.thread_root] if request.thread_root else [],
+        to=request.reply_email,
     )
 
 
@@ -149,6 +247,8 @@ def status_notice(
 
 def appeal_channels_notice(session: Session, settings: Settings, request: Request, now: dt.datetime) -> None:
     """Tell a citizen whose appeal came by plain e-mail where an electronic appeal is legally accepted."""
+    if not request.reply_email or not auto_reply_allowed(session, settings, request, now):
+        return
     send_to_client(
         session,
         settings,
@@ -158,4 +258,5 @@ def appeal_channels_notice(session: Session, settings: Settings, request: Reques
         subject="О порядке направления обращения",
         template="appeal_channels",
         auto_submitted="auto-replied",
+        to=request.reply_email,
     )

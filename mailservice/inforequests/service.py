@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from mailservice.config import Settings
-from mailservice.inforequests import notifications
+from mailservice.inforequests import identity, notifications
 from mailservice.inforequests.deadlines import Law, deadline, notice_due, registration_due, validate_extension
 from mailservice.inforequests.lifecycle import (
     JOINABLE_STATUSES,
@@ -76,11 +76,8 @@ def local_date(settings: Settings, moment: dt.datetime) -> dt.date:
 
 def find_client_by_email(session: Session, email: str) -> Client | None:
     """The client who owns this address, following merges."""
-    contact = session.scalar(select(ClientContact).where(ClientContact.kind == "email", ClientContact.value == email))
-    client = contact.client if contact else None
-    while client is not None and client.merged_into_id is not None:
-        client = session.get(Client, client.merged_into_id)
-    return client
+    contact = identity.contact_of(session, "email", email)
+    return _survivor(session, contact.client if contact else None)
 
 
 def find_or_create_client(
@@ -93,23 +90,40 @@ def find_or_create_client(
     organisation: str = "",
     postal_address: str = "",
 ) -> Client:
-    """The client with this e-mail (or phone), or a new one; fills in a missing name."""
-    client = find_client_by_email(session, email) if email else None
-    if client is None and phone:
-        contact = session.scalar(
-            select(ClientContact).where(ClientContact.kind == "phone", ClientContact.value == phone)
-        )
-        client = contact.client if contact else None
-    return update_or_create_client(
-        session,
-        client,
-        now=now,
-        name=name,
-        email=email,
-        phone=phone,
-        organisation=organisation,
-        postal_address=postal_address,
+    """The client of a request staff enter (a call, a visit, a letter), or a new one.
+
+    The e-mail address given is only claimed: it becomes the request's reply address (``create_request``) and
+    never a contact of anyone here (README, "Security model"). It finds the client who owns it, whose own
+    address then receives the notices. A phone that matches client V while an e-mail is given that is not V's
+    does not make the caller V: a new record is made and staff are offered to merge the two (the phone takeover
+    of issue 14). A phone alone finds its client; it is attached to a client only when nobody has it.
+    """
+    by_email = find_client_by_email(session, email) if email else None
+    phone_contact = identity.contact_of(session, "phone", phone) if phone else None
+    by_phone = _survivor(session, phone_contact.client) if phone_contact else None
+    client = by_email or (by_phone if not email else None)
+    client = update_or_create_client(
+        session, client, now=now, name=name, organisation=organisation, postal_address=postal_address
     )
+    if phone and by_phone is None and not any(c.kind == "phone" and c.value == phone for c in client.contacts):
+        client.contacts.append(ClientContact(kind="phone", value=phone, created_at=now))
+    if by_phone is not None and by_phone is not client:
+        identity.suggest_merge(
+            session,
+            client,
+            by_phone,
+            f"Телефон {phone} записан за клиентом № {by_phone.id}; обратившийся назвал адрес {email}, который "
+            "этому клиенту не принадлежит. Объединяйте записи только после проверки личности.",
+            now,
+        )
+    return client
+
+
+def _survivor(session: Session, client: Client | None) -> Client | None:
+    """``client`` or the record it was merged into."""
+    while client is not None and client.merged_into_id is not None:
+        client = session.get(Client, client.merged_into_id)
+    return client
 
 
 def update_or_create_client(
@@ -123,7 +137,10 @@ def update_or_create_client(
     organisation: str = "",
     postal_address: str = "",
 ) -> Client:
-    """``client`` (already looked up by the caller) with missing details filled in, or a new client."""
+    """``client`` (already looked up by the caller) with missing details filled in, or a new client.
+
+    ``email`` is an address the client wrote from (intake's From): it becomes a contact, not yet proven.
+    """
     if client is None:
         client = Client(name=name, organisation=organisation, postal_address=postal_address, created_at=now)
         session.add(client)
@@ -225,6 +242,8 @@ def create_request(
     labels: Labels,
     received_at: dt.datetime | None = None,
     reply_email: str | None = None,
+    reply_name: str = "",
+    reply_to_claimed: str | None = None,
     intake: IntakeEntry | None = None,
     message_id: str | None = None,
     attachments: Sequence[StoredFile] = (),
@@ -254,6 +273,8 @@ def create_request(
         classification=dict(labels.details),
         received_at=received_at or now,
         reply_email=reply_email,
+        reply_name=reply_name[:300],
+        reply_to_claimed=reply_to_claimed,
         thread_root=message_id,
     )
     session.add(request)
@@ -515,15 +536,6 @@ def reclassify(
             "after": {"type": type_, "topic": topic, "urgency": urgency, "appeal_kind": appeal_kind},
         },
     )
-
-
-def mark_verified(session: Session, client: Client, address: str, sent_to: Sequence[str]) -> None:
-    """Mark ``address`` verified for ``client`` when we had written to it and it answered our message."""
-    if address not in sent_to:
-        return
-    for contact in client.contacts:
-        if contact.kind == "email" and contact.value == address:
-            contact.verified = True
 
 
 def is_joinable(request: Request) -> bool:

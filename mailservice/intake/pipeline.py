@@ -39,7 +39,7 @@ from mailservice import faults
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.feedback.service import record_email_thanks
-from mailservice.inforequests import service
+from mailservice.inforequests import identity, notifications, service
 from mailservice.inforequests.lifecycle import Channel
 from mailservice.inforequests.models import Client, ClientContact, Event, Request
 from mailservice.intake.actions import held_note
@@ -185,10 +185,8 @@ def _find_thread(session: Session, parsed: ParsedMessage) -> tuple[Request | Non
     match = NUMBER_TAG.search(parsed.subject)
     if match and parsed.from_addr:
         request = service.get_by_number(session, match.group(1))
-        # The tag alone is guessable: accept it only from an address of the same client.
-        if request is not None and any(
-            c.kind == "email" and c.value == parsed.from_addr for c in request.client.contacts
-        ):
+        # The tag alone is guessable and From is forgeable: accept it only from an address proven for the client.
+        if request is not None and request.client.proven_email(parsed.from_addr):
             return request, None
     return None, None
 
@@ -382,7 +380,7 @@ def _decide(
     body = parsed.new_text or parsed.text
     if request is not None and outbox_row is not None:
         # Answering one of our messages from the address it went to proves the address is the client's.
-        service.mark_verified(session, request.client, parsed.from_addr, outbox_row.recipients.split(","))
+        identity.prove_by_reply(session, request.client, parsed.from_addr, outbox_row.recipients.split(","), now)
     if request is not None and service.is_joinable(request):
         service.add_client_message(
             session,
@@ -400,6 +398,7 @@ def _decide(
         entry.outcome = Outcome.reply
         _link(entry, request)
         entry.reason = f"reply to {request.number or request.id}"
+        _staff_notes(session, request, parsed, now)
         return request
 
     if prepared.thanks:
@@ -411,12 +410,12 @@ def _decide(
         if reason is not None:
             entry.outcome, entry.reason = Outcome.routed, reason
             return None
-    client = service.update_or_create_client(
-        session, lookups.client(parsed.from_addr), now=now, name=parsed.from_name, email=parsed.from_addr
-    )
+    client = _sender_client(session, lookups, parsed, now)
     # Only a new letter that answers nothing of ours may wait unregistered (advertising: intake/spam.py).
     hold = prepared.hold if request is None and outbox_row is None else ()
-    reply_to = parsed.reply_to or parsed.from_addr
+    # The acknowledgement goes to the person named in From; a different Reply-To is recorded, for answers once
+    # it is proven for the client (README, "Security model").
+    reply_to = parsed.reply_to if parsed.reply_to and parsed.reply_to != parsed.from_addr else None
     new = service.create_request(
         session,
         settings,
@@ -427,7 +426,9 @@ def _decide(
         text=body,
         labels=labels,
         received_at=parsed.date if parsed.date and parsed.date < now else now,
-        reply_email=reply_to,
+        reply_email=parsed.from_addr,
+        reply_name=parsed.from_name,
+        reply_to_claimed=reply_to,
         intake=entry,
         message_id=parsed.message_id,
         attachments=attachments,
@@ -437,6 +438,7 @@ def _decide(
     )
     entry.outcome = Outcome.new_request
     _link(entry, new)
+    _staff_notes(session, new, parsed, now)
     if hold:
         entry.outcome = Outcome.held
         entry.reason = "held unregistered for staff: looks like advertising"
@@ -471,9 +473,7 @@ def _thanks(
     if request is not None:
         client = request.client
     else:
-        client = service.update_or_create_client(
-            session, lookups.client(parsed.from_addr), now=now, name=parsed.from_name, email=parsed.from_addr
-        )
+        client = _sender_client(session, lookups, parsed, now)
     record_email_thanks(
         session, client=client, request=request, text=text, now=now, intake=entry, message_id=parsed.message_id
     )
@@ -484,6 +484,23 @@ def _thanks(
     else:
         entry.reason = "thanks to nothing of ours: feedback of the client, no request"
     return request
+
+
+def _staff_notes(session: Session, request: Request, parsed: ParsedMessage, now: dt.datetime) -> None:
+    """What staff should know about how the sender was read (a long name cut, several authors): internal notes."""
+    for text in parsed.staff_notes:
+        session.add(
+            Event(client=request.client, request=request, at=now, kind="note", comment=text, data={"internal": True})
+        )
+
+
+def _sender_client(session: Session, lookups: Lookups, parsed: ParsedMessage, now: dt.datetime) -> Client:
+    """The client who wrote from the From address (new if none). From is forgeable: a name in it completes the
+    record only of a new client or from a proven address."""
+    assert parsed.from_addr is not None
+    known = lookups.client(parsed.from_addr)
+    name = parsed.from_name if known is None or known.proven_email(parsed.from_addr) else ""
+    return service.update_or_create_client(session, known, now=now, name=name, email=parsed.from_addr)
 
 
 @dataclass
@@ -560,6 +577,10 @@ def _write(
     seen = _seen_many(session, [source for _raw, source, _prepared in items])
     fresh = [item for item in items if (item[1].mailbox, item[1].uidvalidity, item[1].uid) not in seen]
     batch = BatchLookups(session, [p.parsed for *_rest, p in fresh if p.parsed is not None]) if fast else None
+    if batch is not None:  # the acknowledgements already sent to the batch's senders, in one query
+        notifications.prefetch_auto_replies(
+            session, [p.parsed.from_addr for *_r, p in fresh if p.parsed and p.parsed.from_addr], now
+        )
     written: list[_Written] = []
     for item in items:
         raw, source, prepared = item

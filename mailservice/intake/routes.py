@@ -7,7 +7,7 @@ strict form, intake/commands.py, or a reply route for answers to its own outbox 
 from __future__ import annotations
 
 from mailservice.intake.commands import Command
-from mailservice.intake.pipeline import register_command_route
+from mailservice.intake.pipeline import register_command_route, register_route
 
 
 def load_routes() -> None:
@@ -16,9 +16,10 @@ def load_routes() -> None:
 
     register_command_route(Command.subscribe, handle_subscribe)
     register_command_route(Command.unsubscribe, handle_unsubscribe)
-    from mailservice.history.intake import handle_history_request
+    from mailservice.history.intake import handle_history_proof, handle_history_request
 
     register_command_route(Command.history, handle_history_request)
+    register_route("history_proof", handle_history_proof)  # issue 14: a reply proves the address
     from mailservice.workgroup.replies import register as register_workgroup_replies  # issue 8: wg_* replies
 
     register_workgroup_replies()

@@ -38,6 +38,7 @@ from mailservice.mail.headers import (
 from mailservice.mail.quotes import html_to_text, split_reply
 
 __all__ = [
+    "MAX_NAME",
     "SELECTED_HEADERS",
     "TRACE_HEADERS",
     "Attachment",
@@ -90,6 +91,9 @@ class ParsedMessage:
     headers: Mapping[str, str]
     defects: list[str]
     content_hash: str
+    # What staff should know about how the sender was read (Russian; a note on the request): a long name cut,
+    # several authors in From.
+    staff_notes: tuple[str, ...] = ()
 
 
 # Headers that triage and the bounce handler read; kept decoded under lower-case keys.
@@ -146,6 +150,8 @@ TRACE_HEADERS = frozenset(
     }
 )
 _MAX_DEPTH = 40
+# The longest sender name kept (the client record's name column); a longer one is cut with a note.
+MAX_NAME = 300
 _MAX_DEFECTS = 200
 _MAX_HEADER_VALUE = 4000
 # policy.default's header parser is quadratic on long values (a 50,000-word subject takes minutes);
@@ -600,36 +606,96 @@ class _HeaderReader:
         return values[0] if values else None
 
     def addresses(self, name: str) -> list[tuple[str, str]]:
-        """(display name, addr-spec) pairs of an address header, with fallbacks for broken syntax."""
+        """(display name, addr-spec) pairs of an address header, with fallbacks for broken syntax.
+
+        The structure is always read before any RFC 2047 word is decoded, so an encoded word is only ever text
+        of a display name: ``=?utf-8?q?victim=40example=2Eru=0A?= <attacker@evil.test>`` is attacker@evil.test
+        with the name "victim@example.ru" (DESIGN.md, attacker's review). Control characters a decoded name may
+        carry (CR, LF, NUL: CVE-2024-6923) become spaces.
+        """
         pairs: list[tuple[str, str]] = []
         for value in self.raw(name):
             plain = _fast_addresses(value) if len(value) <= _POLICY_MAX else None
-            if plain is not None:  # all specs are plain addr-specs: the fallbacks below would not run
-                pairs.extend((_clean_line(display), spec.strip()) for display, spec in plain)
-                continue
-            found: list[tuple[str, str]] = []
-            try:
-                if len(value) > _POLICY_MAX:
-                    raise ValueError(f"value of {len(value)} characters read without the full parser")
-                header = _header_object(name, value)
-                for addr in getattr(header, "addresses", ()):
-                    if isinstance(addr, Address):
-                        found.append((addr.display_name or "", addr.addr_spec or ""))
-            except Exception as exc:
-                self._note(f"{name}: {type(exc).__name__}: {str(exc)[:120]}")
-            if not any(_PLAIN_SPEC.match(spec) for _, spec in found):
-                decoded = decode_encoded_words(value)
-                found = [(n, a) for n, a in email.utils.getaddresses([decoded]) if a] or found
-                if not any(_PLAIN_SPEC.match(spec) for _, spec in found):
-                    loose = _LOOSE_ADDRESS.findall(decoded)
-                    if loose:
-                        display = decoded.split(loose[0], 1)[0].strip(" <\"'")
-                        found = [(display, loose[0])] + [("", a) for a in loose[1:]]
-            for display, spec in found:
-                if "=?" in display:
-                    display = decode_encoded_words(display)
-                pairs.append((_clean_line(display), spec.strip()))
+            if plain is None:  # the fast reader is structural too, and sure of its answer when it gives one
+                plain = self._masked_addresses(name, value)
+            pairs.extend((_clean_line(display), spec.strip()) for display, spec in plain)
         return pairs
+
+    def _policy_addresses(self, name: str, value: str, *, note: bool = True) -> list[tuple[str, str]]:
+        """(display name, addr-spec) pairs as policy.default reads them; [] when it fails."""
+        found: list[tuple[str, str]] = []
+        try:
+            if len(value) > _POLICY_MAX:
+                raise ValueError(f"value of {len(value)} characters read without the full parser")
+            header = _header_object(name, value)
+            for addr in getattr(header, "addresses", ()):
+                if isinstance(addr, Address):
+                    found.append((addr.display_name or "", addr.addr_spec or ""))
+        except Exception as exc:  # policy.default raises on some broken values (and on CR/LF in a decoded name)
+            if note:
+                self._note(f"{name}: {type(exc).__name__}: {str(exc)[:120]}")
+            return []
+        return found
+
+    def _masked_addresses(self, name: str, value: str) -> list[tuple[str, str]]:
+        """Addresses read with every encoded word replaced by a plain atom first (see :meth:`addresses`)."""
+        masked = _MaskedWords(value)
+        found = self._policy_addresses(name, masked.text)
+        if not any(_PLAIN_SPEC.match(spec) for _, spec in found):
+            found = [(n, a) for n, a in email.utils.getaddresses([masked.text]) if a] or found
+            if not any(_PLAIN_SPEC.match(spec) for _, spec in found):
+                loose = _LOOSE_ADDRESS.findall(masked.text)
+                if loose:
+                    display = masked.text.split(loose[0], 1)[0].strip(" <\"'")
+                    found = [(display, loose[0])] + [("", a) for a in loose[1:]]
+        if not masked.words:
+            return found
+        specs = [masked.restore(spec) for _, spec in found]
+        # When the stdlib reads the same addresses from the value itself, its display names are kept: the same
+        # text the fast reader gives (tests/test_parse.py compares the two).
+        original = self._policy_addresses(name, value, note=False)
+        if original and [spec for _, spec in original] == specs:
+            return [(decode_encoded_words(display) if "=?" in display else display, spec) for display, spec in original]
+        if original or found:
+            self._note(f"{name}: address read before decoding its encoded words")
+        return [
+            (decode_encoded_words(masked.restore(display)), spec)
+            for (display, _), spec in zip(found, specs, strict=True)
+        ]
+
+
+# An encoded word as the masking reads it: no white space inside (RFC 2047 5), whatever its payload.
+_MASKED_WORD = re.compile(r"=\?[^?\s]{1,80}\?[bBqQ]\?[^?\s]*\?=")
+
+
+class _MaskedWords:
+    """An address header with each encoded word replaced by a plain atom, and the way back.
+
+    The atoms carry no "@" and a prefix the value does not contain, so whatever a word decodes to can never
+    become (part of) an address; once the structure is read, :meth:`restore` puts the original words back for
+    the display name to be decoded.
+    """
+
+    def __init__(self, value: str) -> None:
+        self.words: list[str] = []
+        self.text = value
+        if "=?" not in value:
+            return
+        prefix = "QXEW"
+        while prefix in value:
+            prefix += "Q"
+        self._atoms = re.compile(re.escape(prefix) + r"(\d+)Z")
+        self.text = _MASKED_WORD.sub(lambda m: self._atom(prefix, m.group()), value)
+
+    def _atom(self, prefix: str, word: str) -> str:
+        self.words.append(word)
+        return f"{prefix}{len(self.words) - 1}Z"
+
+    def restore(self, text: str) -> str:
+        """``text`` with the original words in place of the atoms."""
+        if not self.words:
+            return text
+        return self._atoms.sub(lambda m: self.words[int(m.group(1))], text)
 
 
 _PLAIN_SPEC = re.compile(r"^[^\s@<>]+@[^\s@<>]+$")
@@ -1076,6 +1142,38 @@ def _is_machine_report(msg: Message, reader: _HeaderReader, ctype: str) -> bool:
 # --------------------------------------------------------------------------------------------------
 
 
+def _one_author(
+    from_pairs: list[tuple[str, str]],
+    sender_pairs: list[tuple[str, str]],
+    first: tuple[str, str],
+    defects: list[str],
+    notes: list[str],
+) -> tuple[str, str]:
+    """The one address a message is from, when From names several authors (RFC 5322 3.6.2).
+
+    Several authors must come with a Sender naming who sent the message: that one of them is the sender; without
+    a Sender among them, the first. The other addresses are never used (nothing is sent to them, nothing joins
+    them to a client); staff see them in a note.
+    """
+    authors: dict[str, str] = {}
+    for display, spec in from_pairs:
+        address = _normalised_address(spec) or loose_address(spec)
+        if address and address not in authors:
+            authors[address] = display
+    if len(authors) < 2:
+        return first[1], first[0]
+    named = [a for a in (_normalised_address(s) or loose_address(s) for _, s in sender_pairs) if a]
+    chosen = next((a for a in named if a in authors), None)
+    how = "named by Sender" if chosen else "the first (no Sender names one of them)"
+    address = chosen or first[1]
+    defects.append(f"from: {len(authors)} authors; {address} taken as the sender, {how} (RFC 5322 3.6.2)")
+    others = ", ".join(a for a in authors if a != address)
+    notes.append(
+        f"В поле From несколько адресов; отправителем считается {address}, остальные не используются: {others}."
+    )
+    return address, authors.get(address, first[0])
+
+
 def parse_message(raw: bytes, *, max_attachment_bytes: int = 15 * 2**20) -> ParsedMessage:
     """Parse raw message bytes; raise ParseError (and nothing else) only when it cannot be handled at all.
 
@@ -1130,6 +1228,14 @@ def _parse_prepared(raw: bytes, prepared: bytes, max_attachment_bytes: int, *, a
                 break
         if from_addr:
             break
+    notes: list[str] = []
+    if from_addr is not None:
+        from_addr, from_name = _one_author(from_pairs, sender_pairs, (from_name, from_addr), defects, notes)
+    if len(from_name) > MAX_NAME:
+        # A name is a line of the client record and of our replies' To (RFC 5322 2.1.1: 998 characters at most).
+        defects.append(f"from: display name of {len(from_name)} characters cut to {MAX_NAME}")
+        notes.append(f"Имя отправителя ({len(from_name)} символов) сокращено до {MAX_NAME} символов.")
+        from_name = from_name[:MAX_NAME].rstrip()
     if from_addr is None:
         repaired = _repair_header_block(prepared) if allow_repair else None
         if repaired is not None:
@@ -1189,4 +1295,5 @@ def _parse_prepared(raw: bytes, prepared: bytes, max_attachment_bytes: int, *, a
         headers=MappingProxyType(selected),
         defects=defects[:_MAX_DEFECTS],
         content_hash=_content_hash(raw),
+        staff_notes=tuple(notes),
     )

@@ -15,6 +15,7 @@ def mount(app: FastAPI) -> None:
     from mailservice.feedback.routes import router as feedback_router
     from mailservice.history.routes import router as history_router
     from mailservice.web.staff.deps import NotLoggedIn, Refused, login_redirect, page
+    from mailservice.web.staff.identity import router as identity_router
     from mailservice.web.staff.routes import router as staff_router
 
     async def not_logged_in(request: Request, exc: Exception) -> Response:
@@ -37,5 +38,6 @@ def mount(app: FastAPI) -> None:
     app.add_exception_handler(NotLoggedIn, not_logged_in)
     app.add_exception_handler(Refused, refused)
     app.include_router(staff_router)
+    app.include_router(identity_router)  # issue 14: identity checks, suggested merges
     app.include_router(history_router)
     app.include_router(feedback_router)

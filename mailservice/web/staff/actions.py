@@ -19,10 +19,18 @@ from mailservice.blobs import BlobStore
 from mailservice.config import Settings
 from mailservice.feedback.models import FeedbackSurvey
 from mailservice.history.models import HistoryExport
-from mailservice.inforequests import notifications, service
+from mailservice.inforequests import identity, notifications, service
 from mailservice.inforequests.classification import labels_for
 from mailservice.inforequests.lifecycle import Channel, EventKind, Status
-from mailservice.inforequests.models import Attachment, Client, ClientContact, Event, Request
+from mailservice.inforequests.models import (
+    Attachment,
+    Client,
+    ClientContact,
+    Event,
+    IdentityCheck,
+    MergeSuggestion,
+    Request,
+)
 from mailservice.templating import render
 
 # Channels staff register by hand (e-mail and the web form arrive by themselves).
@@ -245,7 +253,8 @@ def register_contact_request(
     """Record (and normally register) a request from a channel other than e-mail.
 
     An oral request is registered the same day with date and time (8-FZ art. 18); the e-mail address, if the
-    client gave one, receives the status notices (seed 004 p. 3).
+    client gave one, receives this request's notices (seed 004 p. 3) but is not proven by being typed: it joins no
+    client record and opens no history (README, "Security model").
     """
     if data.channel not in MANUAL_CHANNELS:
         raise ConsoleError("Этот канал регистрируется автоматически")
@@ -278,6 +287,7 @@ def register_contact_request(
         labels=labels_for(data.subject, data.text),
         received_at=data.received_at,
         reply_email=data.email,
+        reply_name=data.name.strip() or data.organisation.strip(),
         actor=actor,
     )
 
@@ -293,7 +303,7 @@ def merge_clients(session: Session, survivor: Client, duplicate: Client, *, acto
         raise ConsoleError("Одна из записей уже объединена с другой")
     if survivor.anonymised_at is not None or duplicate.anonymised_at is not None:
         raise ConsoleError("Обезличенные записи не объединяются")
-    for model in (ClientContact, Request, Event, HistoryExport, FeedbackSurvey):
+    for model in (ClientContact, Request, Event, HistoryExport, FeedbackSurvey, IdentityCheck):
         session.execute(
             update(model).where(model.client_id == duplicate.id).values(client_id=survivor.id),
             execution_options={"synchronize_session": False},
@@ -305,6 +315,7 @@ def merge_clients(session: Session, survivor: Client, duplicate: Client, *, acto
     survivor.last_interaction_at = max(survivor.last_interaction_at, duplicate.last_interaction_at)
     survivor.created_at = min(survivor.created_at, duplicate.created_at)
     duplicate.merged_into_id = survivor.id
+    _carry_suggestions(session, survivor, duplicate, actor=actor, now=now)
     session.add(
         Event(
             client_id=survivor.id,
@@ -317,6 +328,82 @@ def merge_clients(session: Session, survivor: Client, duplicate: Client, *, acto
     )
     session.flush()
     session.expire_all()
+
+
+def _carry_suggestions(session: Session, survivor: Client, duplicate: Client, *, actor: str, now: dt.datetime) -> None:
+    """Suggestions between the two are settled by their merge; the duplicate's others now concern the survivor
+    (or are closed when the survivor already has the same one)."""
+    involved = or_(MergeSuggestion.client_id == duplicate.id, MergeSuggestion.other_id == duplicate.id)
+    for suggestion in list(session.scalars(select(MergeSuggestion).where(MergeSuggestion.status == "open", involved))):
+        pair = {suggestion.client_id, suggestion.other_id}
+        third = (pair - {duplicate.id}).pop()
+        if third == survivor.id:
+            suggestion.status, suggestion.decided_by, suggestion.decided_at = "accepted", actor, now
+            continue
+        same = select(MergeSuggestion.id).where(
+            or_(
+                (MergeSuggestion.client_id == survivor.id) & (MergeSuggestion.other_id == third),
+                (MergeSuggestion.client_id == third) & (MergeSuggestion.other_id == survivor.id),
+            )
+        )
+        if session.scalar(same.limit(1)) is not None:
+            suggestion.status, suggestion.decided_by, suggestion.decided_at = "rejected", actor, now
+            continue
+        if suggestion.client_id == duplicate.id:
+            suggestion.client_id = survivor.id
+        else:
+            suggestion.other_id = survivor.id
+        suggestion.reason += f" (запись № {duplicate.id} объединена с № {survivor.id})"
+
+
+def decide_suggestion(
+    session: Session, suggestion: MergeSuggestion, *, accept: bool, actor: str, now: dt.datetime
+) -> None:
+    """Accept a suggested merge (the newer record goes into the other) or reject it; both are recorded."""
+    if suggestion.status != "open":
+        raise ConsoleError("Предложение уже рассмотрено")
+    if accept:
+        survivor, duplicate = session.get(Client, suggestion.other_id), session.get(Client, suggestion.client_id)
+        if survivor is None or duplicate is None:
+            raise ConsoleError("Запись клиента не найдена")
+        merge_clients(session, survivor, duplicate, actor=actor, now=now)
+        suggestion = session.get(MergeSuggestion, suggestion.id) or suggestion  # expired by the merge
+        suggestion.status = "accepted"
+    else:
+        suggestion.status = "rejected"
+        for client_id in (suggestion.client_id, suggestion.other_id):
+            session.add(
+                Event(
+                    client_id=client_id,
+                    at=now,
+                    kind=EventKind.note,
+                    actor=actor,
+                    comment=f"Отклонено предложение объединить записи № {suggestion.client_id} и "
+                    f"№ {suggestion.other_id}",
+                    data={"internal": True, "suggestion": suggestion.id},
+                )
+            )
+    suggestion.decided_by, suggestion.decided_at = actor, now
+
+
+def record_identity_check(
+    session: Session,
+    client: Client,
+    *,
+    document: str,
+    email: str | None,
+    phone: str | None,
+    note: str,
+    actor: str,
+    now: dt.datetime,
+) -> IdentityCheck:
+    """An identity check in person, recorded from the console (rules in :func:`identity.record_check`)."""
+    try:
+        return identity.record_check(
+            session, client, document=document, checked_by=actor, now=now, email=email, phone=phone, note=note
+        )
+    except identity.IdentityError as exc:
+        raise ConsoleError(str(exc)) from exc
 
 
 def client_timeline(session: Session, client_id: int) -> list[Event]:

@@ -82,10 +82,13 @@ DONE = {
     "created": "Запрос зарегистрирован.",
     "merge": "Записи клиентов объединены.",
     "history": "Запрос истории обработан.",
+    "identity": "Проверка личности записана.",
+    "suggestion": "Решение по объединению записей сохранено.",
 }
 HISTORY_OUTCOMES = {
     HistoryOutcome.link_sent: "Ссылка на архив истории отправлена на подтверждённый адрес.",
-    HistoryOutcome.verification_sent: "Адрес не подтверждён: на него отправлена ссылка для подтверждения.",
+    HistoryOutcome.unproven: "Адрес не подтверждён: по электронной почте история не отправляется. Проверьте "
+    "личность клиента (раздел «Проверка личности») или распечатайте историю и направьте её почтой.",
     HistoryOutcome.limited: "История уже отправлялась менее 6 часов назад.",
     HistoryOutcome.unknown: "Этот адрес не принадлежит клиенту.",
 }
@@ -678,7 +681,7 @@ def clients_page(request: Request, ctx: Operator, q: str = "") -> Response:
         return page(request, "web/staff/clients.html", ctx=ctx, q=q[:100], clients=found, **_names())
 
 
-def _client_page(
+def _client_page(  # also renders the identity pages' errors (web/staff/identity.py)
     request: Request,
     ctx: StaffContext,
     client_id: int,
@@ -687,6 +690,8 @@ def _client_page(
     message: str = "",
     status_code: int = 200,
 ) -> HTMLResponse:
+    from mailservice.web.staff import identity as identity_pages
+
     with session_scope(settings_of(request)) as session:
         client = session.scalar(select(Client).where(Client.id == client_id).options(selectinload(Client.contacts)))
         if client is None:
@@ -705,6 +710,7 @@ def _client_page(
             numbers={r.id: r.number for r in requests_},
             timeline=actions.client_timeline(session, client.id),
             merged=merged,
+            **identity_pages.page_context(session, client.id),
             error=error,
             message=message or DONE.get(request.query_params.get("done", ""), ""),
             local=_local(request),
@@ -742,7 +748,7 @@ def client_merge(request: Request, ctx: Operator, client_id: int, other_id: Text
 
 @router.post("/clients/{client_id}/history")
 def client_history(request: Request, ctx: Operator, client_id: int, address: Text = "") -> Response:
-    """Send the client their history (to a verified address; otherwise a confirmation link first)."""
+    """Send the client their history: only to an address proven for the client (README, "Security model")."""
     settings = settings_of(request)
     with session_scope(settings) as session:
         client = session.get(Client, client_id)
@@ -760,7 +766,7 @@ def client_history(request: Request, ctx: Operator, client_id: int, address: Tex
         else:
             outcome = request_history(session, settings, client=client, address=address, via="staff", now=utcnow())
             _audit(session, ctx, "history_send", "client", client.id, outcome=outcome.value)
-    if outcome is HistoryOutcome.unknown:
+    if outcome in (HistoryOutcome.unknown, HistoryOutcome.unproven):
         return _client_page(request, ctx, client_id, error=HISTORY_OUTCOMES[outcome], status_code=400)
     return _client_page(request, ctx, client_id, message=HISTORY_OUTCOMES[outcome])
 

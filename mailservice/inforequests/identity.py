@@ -1,0 +1,188 @@
+"""Whose an address is: proving addresses, identity checks in person, suggested merges.
+
+The rule (README, "Security model"): an e-mail address belongs to a client only when that client proved it:
+- *reply*: the client answered, from the address, a message we had sent to that address (the reply names our
+  Message-ID and comes from an address that message went to);
+- *link*: the client followed a signed link we had sent to the address (an address the client wrote from);
+- *in person*: staff saw an identity document and recorded the address given then.
+
+Matching by phone or name never attaches an address: such matches become :class:`MergeSuggestion` rows that
+staff accept or reject. An address someone only claimed (typed by staff on a phone call, a Reply-To) is the reply
+address of its one request and nothing more. History, and automatic mail that names the client, go only to
+proven addresses. Functions take the caller's session and ``now`` and never commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from mailservice.inforequests.lifecycle import EventKind
+from mailservice.inforequests.models import Client, ClientContact, Event, IdentityCheck, MergeSuggestion, Proof
+
+# Documents an identity may be checked by (Russian names shown to staff). Only the type is recorded.
+DOCUMENTS: dict[str, str] = {
+    "passport_rf": "паспорт гражданина Российской Федерации",
+    "temporary_id": "временное удостоверение личности гражданина РФ (форма № 2П)",
+    "passport_rf_abroad": "заграничный паспорт гражданина Российской Федерации",
+    "military_id": "военный билет",
+    "serviceman_id": "удостоверение личности военнослужащего",
+    "foreign_passport": "паспорт иностранного гражданина",
+    "residence_permit": "вид на жительство в Российской Федерации",
+    "refugee_id": "удостоверение беженца",
+}
+
+PROOF_NAMES: dict[str, str] = {
+    Proof.reply: "ответ на наше письмо",
+    Proof.link: "переход по подписанной ссылке",
+    Proof.in_person: "проверка документа лично",
+}
+
+
+class IdentityError(ValueError):
+    """An identity operation that cannot be done; the message is Russian and shown as is."""
+
+
+def contact_of(session: Session, kind: str, value: str) -> ClientContact | None:
+    """The contact row holding this address or phone, whoever's it is."""
+    return session.scalar(select(ClientContact).where(ClientContact.kind == kind, ClientContact.value == value))
+
+
+def _note(session: Session, client: Client, now: dt.datetime, comment: str, actor: str = "", **data: object) -> None:
+    session.add(
+        Event(client=client, at=now, kind=EventKind.note, actor=actor, comment=comment, data={"internal": True, **data})
+    )
+
+
+def suggest_merge(
+    session: Session, client: Client, other: Client, reason: str, now: dt.datetime
+) -> MergeSuggestion | None:
+    """Offer staff to merge ``client`` (the newer record) into ``other``; None when one is already offered."""
+    if client is other or (client.id is not None and client.id == other.id):
+        return None
+    if client.id is not None and other.id is not None:
+        pair = or_(
+            (MergeSuggestion.client_id == client.id) & (MergeSuggestion.other_id == other.id),
+            (MergeSuggestion.client_id == other.id) & (MergeSuggestion.other_id == client.id),
+        )
+        if session.scalar(select(MergeSuggestion.id).where(pair).limit(1)) is not None:
+            return None
+    suggestion = MergeSuggestion(client=client, other=other, reason=reason[:2000], created_at=now, status="open")
+    session.add(suggestion)
+    return suggestion
+
+
+def prove(
+    session: Session, client: Client, address: str, proof: Proof, now: dt.datetime, *, actor: str = ""
+) -> ClientContact | None:
+    """Record that ``client`` proved ``address``; the contact is created when the address is nobody's.
+
+    An address that is another client's contact is not moved (that would be matching by a claim): staff get a
+    suggested merge instead, and None is returned.
+    """
+    contact = next((c for c in client.contacts if c.kind == "email" and c.value == address), None)
+    if contact is None:
+        holder = contact_of(session, "email", address)
+        if holder is not None:
+            suggest_merge(
+                session,
+                client,
+                holder.client,
+                f"Адрес {address} подтверждён клиентом № {client.id} ({PROOF_NAMES[proof]}), "
+                f"но записан за клиентом № {holder.client_id}",
+                now,
+            )
+            return None
+        contact = ClientContact(kind="email", value=address, created_at=now)
+        client.contacts.append(contact)
+    if contact.proven_at is None or proof is Proof.in_person:
+        contact.proven_at, contact.proof = now, proof
+        _note(session, client, now, f"Адрес {address} подтверждён: {PROOF_NAMES[proof]}", actor, proof=str(proof))
+    return contact
+
+
+def prove_by_reply(session: Session, client: Client, address: str, sent_to: Sequence[str], now: dt.datetime) -> None:
+    """Prove ``address`` for ``client`` when it answered our message that went to that very address."""
+    if address in {a.strip() for a in sent_to}:
+        prove(session, client, address, Proof.reply, now)
+
+
+def record_check(
+    session: Session,
+    client: Client,
+    *,
+    document: str,
+    checked_by: str,
+    now: dt.datetime,
+    email: str | None = None,
+    phone: str | None = None,
+    note: str = "",
+) -> IdentityCheck:
+    """Record an identity check in person; the e-mail address and phone given then become proven contacts.
+
+    Refused when the address or phone is another client's: staff merge the records first (or correct them), so a
+    check never silently moves someone else's contact.
+    """
+    if document not in DOCUMENTS:
+        raise IdentityError("Выберите документ из списка")
+    if not checked_by.strip():
+        raise IdentityError("Укажите, кто проверил документ")
+    if client.merged_into_id is not None or client.anonymised_at is not None:
+        raise IdentityError("Запись объединена с другой или обезличена: проверка записывается в действующую запись")
+    for kind, value in (("email", email), ("phone", phone)):
+        holder = contact_of(session, kind, value) if value else None
+        if holder is not None and holder.client_id != client.id:
+            raise IdentityError(
+                f"{'Адрес' if kind == 'email' else 'Телефон'} {value} записан за клиентом № {holder.client_id}: "
+                "сначала объедините записи"
+            )
+    check = IdentityCheck(
+        client_id=client.id,
+        checked_at=now,
+        checked_by=checked_by.strip()[:320],
+        document=document,
+        email=email,
+        phone=phone,
+        note=note.strip()[:2000],
+    )
+    session.add(check)
+    given = ", ".join(v for v in (email, phone) if v) or "контакты не указаны"
+    _note(session, client, now, f"Личность проверена лично: {DOCUMENTS[document]}; {given}", checked_by, check=True)
+    if email:
+        prove(session, client, email, Proof.in_person, now, actor=checked_by)
+    if phone:
+        contact = next((c for c in client.contacts if c.kind == "phone" and c.value == phone), None)
+        if contact is None:
+            contact = ClientContact(kind="phone", value=phone, created_at=now)
+            client.contacts.append(contact)
+        contact.proven_at, contact.proof = now, Proof.in_person
+    return check
+
+
+def open_suggestions(session: Session, client_id: int) -> list[MergeSuggestion]:
+    """Suggested merges of a client still waiting for staff (either side)."""
+    return list(
+        session.scalars(
+            select(MergeSuggestion)
+            .where(
+                MergeSuggestion.status == "open",
+                or_(MergeSuggestion.client_id == client_id, MergeSuggestion.other_id == client_id),
+            )
+            .order_by(MergeSuggestion.id)
+        )
+    )
+
+
+__all__ = [
+    "DOCUMENTS",
+    "IdentityError",
+    "contact_of",
+    "open_suggestions",
+    "prove",
+    "prove_by_reply",
+    "record_check",
+    "suggest_merge",
+]
