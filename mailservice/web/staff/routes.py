@@ -4,6 +4,7 @@ audit log. Server-rendered, no JavaScript; every POST carries the session's CSRF
 from __future__ import annotations
 
 import datetime as dt
+import math
 import secrets
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -200,15 +201,16 @@ def login(
             audit.record(session, now=now, actor=result.user.email, actor_id=result.user.id, action="login", ip=ip)
     response: Response
     if result.blocked:
-        minutes = int(auth.LOGIN_WINDOW.total_seconds() // 60)
+        seconds = max(1, math.ceil(result.retry_after.total_seconds()))
+        wait = f"{math.ceil(seconds / 60)} мин." if seconds >= 60 else f"{seconds} с"
         response = _login_page(
             request,
-            error=f"Слишком много неудачных попыток входа. Повторите через {minutes} минут.",
+            error=f"Слишком много неудачных попыток входа с этого адреса. Повторите через {wait}",
             status_code=429,
             next_path=next,
             email=email,
         )
-        response.headers["Retry-After"] = str(int(auth.LOGIN_WINDOW.total_seconds()))
+        response.headers["Retry-After"] = str(seconds)
         return response
     if result.user is None:
         return _login_page(request, error="Неверный адрес или пароль.", status_code=401, next_path=next, email=email)
