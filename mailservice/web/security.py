@@ -19,9 +19,9 @@ import ipaddress
 import re
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -32,6 +32,17 @@ from mailservice.templating import TEMPLATES_DIR, render
 
 # The largest id a database row can have (BIGINT, SQLite INTEGER): a bigger number in a path is not found.
 MAX_DB_ID = 2**63 - 1
+# An id in a path: out of range is "not found" (see validation_error), never a database error.
+DbId = Annotated[int, Path(ge=1, le=MAX_DB_ID)]
+
+
+def parse_db_id(value: str) -> int | None:
+    """An id typed into a form, or None when it is not a number a row could have (pure)."""
+    value = value.strip()
+    if not value.isascii() or not value.isdigit() or len(value) > 19:
+        return None
+    number = int(value)
+    return number if 1 <= number <= MAX_DB_ID else None
 
 _SCRIPT_RE = re.compile(r"<script(\s[^>]*)?>(.*?)</script>", re.DOTALL | re.IGNORECASE)
 

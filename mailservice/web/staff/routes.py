@@ -39,6 +39,7 @@ from mailservice.intake.models import IntakeEntry
 from mailservice.mail.headers import normalise_address
 from mailservice.mail.parse import sanitize_filename
 from mailservice.outbox import OutboxMessage
+from mailservice.web.security import DbId, parse_db_id
 from mailservice.web.staff import actions, audit, auth, queue
 from mailservice.web.staff.actions import ANSWER_TEMPLATES, ConsoleError, ContactRequest, UploadedFile
 from mailservice.web.staff.auth import ADMIN, ANY_ROLE, FEEDBACK_VIEW, OPERATE, ROLE_NAMES, Role
@@ -87,6 +88,7 @@ HISTORY_OUTCOMES = {
     HistoryOutcome.unknown: "Этот адрес не принадлежит клиенту.",
 }
 MAX_UPLOAD_FILES = 20
+EARLIEST_YEAR = 2000  # a request's date of receipt before this is a typing error
 
 
 def _today(request: Request) -> dt.date:
@@ -337,8 +339,10 @@ def register_submit(
     now = utcnow()
     try:
         local = dt.datetime.fromisoformat(received) if received else now.astimezone(settings.tz).replace(tzinfo=None)
+        if local.year < EARLIEST_YEAR:  # 0001-01-01 would overflow in UTC; no request predates the service by decades
+            raise ValueError(local.year)
         received_at = (local if local.tzinfo else local.replace(tzinfo=settings.tz)).astimezone(dt.UTC)
-    except ValueError:
+    except (ValueError, OverflowError):
         return _register_page(request, ctx, error="Неверные дата и время поступления", form=form, status_code=400)
     data = ContactRequest(
         channel=chosen,
@@ -434,13 +438,13 @@ def _request_page(
 
 
 @router.get("/requests/{request_id}", response_class=HTMLResponse)
-def request_page(request: Request, ctx: Operator, request_id: int) -> Response:
+def request_page(request: Request, ctx: Operator, request_id: DbId) -> Response:
     """One request: details, classification with reasons, the client's timeline, the lifecycle's actions."""
     return _request_page(request, ctx, request_id)
 
 
 @router.post("/requests/{request_id}/assign")
-def request_assign(request: Request, ctx: Operator, request_id: int, assignee: Text = "", unit: Text = "") -> Response:
+def request_assign(request: Request, ctx: Operator, request_id: DbId, assignee: Text = "", unit: Text = "") -> Response:
     """Assign the request to a member of staff and a unit."""
     settings = settings_of(request)
     try:
@@ -457,7 +461,7 @@ def request_assign(request: Request, ctx: Operator, request_id: int, assignee: T
 def request_reclassify(
     request: Request,
     ctx: Operator,
-    request_id: int,
+    request_id: DbId,
     type: Text = "",
     topic: Text = "",
     urgency: Text = "",
@@ -486,7 +490,7 @@ def request_reclassify(
 
 
 @router.post("/requests/{request_id}/register")
-def request_register(request: Request, ctx: Operator, request_id: int) -> Response:
+def request_register(request: Request, ctx: Operator, request_id: DbId) -> Response:
     """Register a request that was kept without a number."""
     settings = settings_of(request)
     try:
@@ -503,7 +507,7 @@ def request_register(request: Request, ctx: Operator, request_id: int) -> Respon
 def request_status(
     request: Request,
     ctx: Operator,
-    request_id: int,
+    request_id: DbId,
     target: Text = "",
     comment: Text = "",
     ground: Text = "",
@@ -544,7 +548,7 @@ def request_status(
 
 
 @router.post("/requests/{request_id}/answer")
-async def request_answer(request: Request, ctx: Operator, request_id: int) -> Response:
+async def request_answer(request: Request, ctx: Operator, request_id: DbId) -> Response:
     """Send the answer (text from a template, edited) with attached files."""
     settings = settings_of(request)
     form = await request.form()
@@ -586,7 +590,7 @@ def _download(data: bytes, filename: str) -> Response:
 
 
 @router.get("/attachments/{attachment_id}")
-def attachment_download(request: Request, ctx: Operator, attachment_id: int) -> Response:
+def attachment_download(request: Request, ctx: Operator, attachment_id: DbId) -> Response:
     """Download an attachment of a request."""
     settings = settings_of(request)
     with session_scope(settings) as session:
@@ -602,7 +606,7 @@ def attachment_download(request: Request, ctx: Operator, attachment_id: int) -> 
 
 
 @router.get("/events/{event_id}/message.eml")
-def message_download(request: Request, ctx: Operator, event_id: int) -> Response:
+def message_download(request: Request, ctx: Operator, event_id: DbId) -> Response:
     """Download the original e-mail of a history event (received or sent)."""
     settings = settings_of(request)
     with session_scope(settings) as session:
@@ -670,17 +674,16 @@ def _client_page(
 
 
 @router.get("/clients/{client_id}", response_class=HTMLResponse)
-def client_page(request: Request, ctx: Operator, client_id: int) -> Response:
+def client_page(request: Request, ctx: Operator, client_id: DbId) -> Response:
     """All requests and events of one client."""
     return _client_page(request, ctx, client_id)
 
 
 @router.post("/clients/{client_id}/merge")
-def client_merge(request: Request, ctx: Operator, client_id: int, other_id: Text = "") -> Response:
+def client_merge(request: Request, ctx: Operator, client_id: DbId, other_id: Text = "") -> Response:
     """Merge another record of the same person into this one."""
-    try:
-        other = int(other_id)
-    except ValueError:
+    other = parse_db_id(other_id)
+    if other is None:
         return _client_page(request, ctx, client_id, error="Укажите номер записи клиента", status_code=400)
     try:
         with session_scope(settings_of(request)) as session:
@@ -698,7 +701,7 @@ def client_merge(request: Request, ctx: Operator, client_id: int, other_id: Text
 
 
 @router.post("/clients/{client_id}/history")
-def client_history(request: Request, ctx: Operator, client_id: int, address: Text = "") -> Response:
+def client_history(request: Request, ctx: Operator, client_id: DbId, address: Text = "") -> Response:
     """Send the client their history (to a verified address; otherwise a confirmation link first)."""
     settings = settings_of(request)
     with session_scope(settings) as session:
