@@ -44,6 +44,7 @@ def parse_db_id(value: str) -> int | None:
     number = int(value)
     return number if 1 <= number <= MAX_DB_ID else None
 
+
 _SCRIPT_RE = re.compile(r"<script(\s[^>]*)?>(.*?)</script>", re.DOTALL | re.IGNORECASE)
 
 

@@ -32,8 +32,8 @@ from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.templating import render
 from mailservice.tokens import Purpose, TokenError, load, load_timed
-from mailservice.web.staff.auth import ANY_ROLE, Role
 from mailservice.web.security import DbId, parse_db_id
+from mailservice.web.staff.auth import ANY_ROLE, Role
 from mailservice.web.staff.deps import Refused, StaffContext, client_ip, page, redirect, require
 from mailservice.workgroup import service
 from mailservice.workgroup.mail import DEADLINE_NAMES, DOCX_TYPE

@@ -143,7 +143,7 @@ def test_ids_beyond_bigint_are_not_found_and_form_ids_are_refused(settings: Sett
         assert http.get(path).status_code == 404, path
     for path in [f"/staff/requests/{BIG}/assign", f"/staff/wg/replies/{BIG}", f"/staff/wg/meetings/{BIG}/vote"]:
         assert http.post(path, data={"csrf_token": csrf}).status_code == 404, path
-    merge = http.post(f"/staff/clients/1/merge", data={"csrf_token": csrf, "other_id": BIG})
+    merge = http.post("/staff/clients/1/merge", data={"csrf_token": csrf, "other_id": BIG})
     assert merge.status_code == 400 and "Укажите номер записи клиента" in merge.text
     extension = http.post(
         f"/staff/requests/{request_id}/status", data={"csrf_token": csrf, "target": "extended", "days": BIG}
