@@ -189,6 +189,9 @@ class Settings(BaseSettings):
     dkim_domain: str = ""  # empty: the domain of from_address
     dkim_private_key_file: Path | None = None  # DKIM is on when this is set (or sign at the MTA instead)
 
+    # --- feedback ---
+    feedback_limit_per_ip: int = 10  # ratings from the anonymous site form per IP per hour; 0 = no limit
+
     # --- processes ---
     # E-mail addresses (comma-separated) of the officers responsible for client-centricity: only they change the
     # process register (seed 003, appendix 2, section III). Empty: nobody can change it.

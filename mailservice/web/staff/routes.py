@@ -19,7 +19,7 @@ from starlette.datastructures import UploadFile
 from mailservice.blobs import BlobStore
 from mailservice.db import session_scope, utcnow
 from mailservice.feedback.models import FeedbackResponse
-from mailservice.feedback.stats import channel_label, feedback_stats
+from mailservice.feedback.stats import ANONYMOUS_SOURCE, channel_label, feedback_stats
 from mailservice.history.archive import EVENT_NAMES
 from mailservice.history.service import Outcome as HistoryOutcome
 from mailservice.history.service import request_history
@@ -734,12 +734,14 @@ def feedback_page(request: Request, ctx: FeedbackViewer) -> Response:
     settings = settings_of(request)
     with session_scope(settings) as session:
         stats = feedback_stats(session, settings)
+        anonymous = feedback_stats(session, settings, sources=(ANONYMOUS_SOURCE,))
         latest = session.scalars(select(FeedbackResponse).order_by(FeedbackResponse.id.desc()).limit(50)).all()
         return page(
             request,
             "web/staff/feedback.html",
             ctx=ctx,
             stats=stats,
+            anonymous=anonymous,
             latest=latest,
             channel_label=channel_label,
             local=_local(request),
