@@ -189,6 +189,12 @@ class Settings(BaseSettings):
     dkim_domain: str = ""  # empty: the domain of from_address
     dkim_private_key_file: Path | None = None  # DKIM is on when this is set (or sign at the MTA instead)
 
+    # --- spreadsheets read (the process register) ---
+    spreadsheet_max_rows: int = Field(default=10_000, ge=1)
+    spreadsheet_max_columns: int = Field(default=100, ge=16)  # the template has 16
+    spreadsheet_max_merged: int = Field(default=1_000, ge=0)
+    spreadsheet_max_unpacked_mb: int = Field(default=64, ge=1)
+
     # --- feedback ---
     feedback_limit_per_ip: int = 10  # ratings from the anonymous site form per IP per hour; 0 = no limit
 

@@ -17,6 +17,7 @@ from mailservice.config import get_settings
 from mailservice.db import session_scope, utcnow
 from mailservice.intake.models import IntakeEntry, Outcome
 from mailservice.intake.pipeline import Source, process_raw
+from mailservice.spreadsheets import safe_record
 
 app = typer.Typer(help="Журнал входящей почты и карантин.", no_args_is_help=True)
 
@@ -55,7 +56,7 @@ def journal_cmd(
     if fmt == "csv":
         writer = csv.DictWriter(sys.stdout, fieldnames=JOURNAL_COLUMNS)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(safe_record(row) for row in rows)  # subjects and senders come from outside
     elif fmt == "json":
         typer.echo(json.dumps(rows, ensure_ascii=False))
     else:

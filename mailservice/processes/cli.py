@@ -85,9 +85,12 @@ def _pairs(values: list[str]) -> dict[str, str]:
 
 def _read(path: Path) -> spreadsheet.ReadResult:
     try:
-        return spreadsheet.read_file(path)
+        read = spreadsheet.read_file(path, spreadsheet.SheetLimits.from_settings(get_settings()))
     except spreadsheet.SpreadsheetError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(f"{path.name}: {exc}") from None
+    if read.encoding:
+        typer.echo(f"Кодировка файла: {read.encoding}", err=True)
+    return read
 
 
 # Catalogue and files ---------------------------------------------------------------------------------------------
