@@ -4,6 +4,7 @@
   carriage return (or their full-width forms, which spreadsheet programs also accept) would be run as a formula
   when staff open the file; a citizen's subject like ``=HYPERLINK(...)`` must stay text. Such a cell gets a leading
   apostrophe. Files the service reads back (its own exports) lose that apostrophe again (:func:`restore_cell`).
+  Control characters XML cannot hold are dropped (:mod:`mailservice.xmltext`).
 - **Text encodings of imported CSV**: UTF-8 with or without a byte order mark, UTF-16 with one, Windows-1251 or
   Windows-1252, detected and named; a file that is UTF-8 but for a broken line is refused with that line's number
   rather than read as something else.
@@ -19,6 +20,8 @@ import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from mailservice.xmltext import xml_safe
+
 # Spreadsheet programs start a formula with these, also when preceded by blanks; full-width forms (U+FF1D, U+FF0B,
 # U+FF0D, U+FF20) are read as the ASCII ones by some of them.
 FORMULA_STARTS = frozenset("=+-@\t\r" + "\uff1d\uff0b\uff0d\uff20")
@@ -31,10 +34,12 @@ def _formula_like(text: str) -> bool:
 
 
 def safe_cell(value: object) -> object:
-    """A cell value that no spreadsheet program runs as a formula (text only; numbers and dates pass as they are)."""
-    if isinstance(value, str) and _formula_like(value):
-        return QUOTE + value
-    return value
+    """A cell value that no spreadsheet program runs as a formula and that XML can hold (an XLSX cell with a
+    control character is refused by openpyxl); numbers and dates pass as they are."""
+    if not isinstance(value, str):
+        return value
+    value = xml_safe(value)
+    return QUOTE + value if _formula_like(value) else value
 
 
 def safe_text(value: object) -> str:

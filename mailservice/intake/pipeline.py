@@ -372,6 +372,11 @@ def _decide(
                 entry.outcome, entry.reason = Outcome.routed, reason
                 return None
     attachments = list(prepared.attachments)
+    limit_mb = max(1, settings.max_attachment_bytes // (1024 * 1024))
+    rejected = [
+        service.RejectedFile(name, f"файл больше {limit_mb} МБ, предельного размера вложения")
+        for name in parsed.oversized_attachments
+    ]
     body = parsed.new_text or parsed.text
     if request is not None and outbox_row is not None:
         # Answering one of our messages from the address it went to proves the address is the client's.
@@ -389,6 +394,7 @@ def _decide(
             message_id=parsed.message_id,
             attachments=attachments,
             from_addr=parsed.from_addr,
+            rejected=rejected,
         )
         entry.outcome = Outcome.reply
         _link(entry, request)
@@ -422,6 +428,7 @@ def _decide(
         parent=request,
         # Spam, greetings and mistakes get no number unless staff decide so (classifier issue).
         register=labels.type != "other",
+        rejected=rejected,
     )
     entry.outcome = Outcome.new_request
     _link(entry, new)

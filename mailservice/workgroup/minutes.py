@@ -27,6 +27,7 @@ from docx.shared import Pt
 
 from mailservice.templating import render
 from mailservice.workgroup.tally import TallyResult, Votes
+from mailservice.xmltext import xml_safe
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,8 @@ def _literal(text: str) -> str:
 
 def render_docx(data: MinutesData) -> bytes:
     """The minutes as a DOCX file."""
-    markup = render("wg/minutes_docx.txt", m=data, lit=_literal)
+    # A member's e-mailed opinion may hold a control character; python-docx refuses the whole document for one.
+    markup = xml_safe(render("wg/minutes_docx.txt", m=data, lit=_literal))
     document = Document()
     style = document.styles["Normal"]
     style.font.name = "Times New Roman"
