@@ -51,32 +51,30 @@ def test_only_development_and_production_exist(name: str) -> None:
         Settings(environment=name)
 
 
+def start(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """A command of the service started as a deployment starts it (only these MAILSERVICE_ settings)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MAILSERVICE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "mailservice", "requests", "list"],
+        capture_output=True,
+        text=True,
+        env={**clean, **env, "MAILSERVICE_DATA_DIR": str(cwd)},
+        cwd=cwd,
+        timeout=120,
+    )
+
+
 def test_the_service_refuses_to_start_with_environment_test(tmp_path: Path) -> None:
     """What a deployment does: the old escape hatch ENVIRONMENT=test with a placeholder key."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILSERVICE_")}
-    env.update(
-        MAILSERVICE_ENVIRONMENT="test",
-        MAILSERVICE_SECRET_KEYS="changeme",
-        MAILSERVICE_DATA_DIR=str(tmp_path),
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "mailservice", "requests", "list"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=120,
-    )
-    assert result.returncode != 0
-    assert "environment" in result.stderr.lower() or "ENVIRONMENT" in result.stderr
-    env.update(MAILSERVICE_ENVIRONMENT="production", MAILSERVICE_DEPARTMENT_ADDRESS=ADDRESS)
-    weak = subprocess.run(
-        [sys.executable, "-m", "mailservice", "requests", "list"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=120,
+    escape = start({"MAILSERVICE_ENVIRONMENT": "test", "MAILSERVICE_SECRET_KEYS": "changeme"}, tmp_path)
+    assert escape.returncode != 0 and "environment" in escape.stderr
+    weak = start(
+        {
+            "MAILSERVICE_ENVIRONMENT": "production",
+            "MAILSERVICE_SECRET_KEYS": "changemechangemechangemechangeme",
+            "MAILSERVICE_DEPARTMENT_ADDRESS": ADDRESS,
+        },
+        tmp_path,
     )
     assert weak.returncode != 0 and "SECRET_KEYS" in weak.stderr
 
