@@ -58,7 +58,7 @@ def intake_share(examples: list[Example], count: int) -> tuple[float, float]:
     work = Path(tempfile.mkdtemp(prefix="bench-classify-"))
     os.environ.update(
         {
-            "MAILSERVICE_ENVIRONMENT": "test",
+            "MAILSERVICE_ENVIRONMENT": "development",
             "MAILSERVICE_DATA_DIR": str(work / "data"),
             "MAILSERVICE_DATABASE_URL": f"sqlite:///{work / 'intake.sqlite3'}",
             "MAILSERVICE_SECRET_KEYS": "bench-" + "k" * 40,

@@ -63,7 +63,7 @@ def main() -> None:
 
         os.environ.update(
             {
-                "MAILSERVICE_ENVIRONMENT": "test",
+                "MAILSERVICE_ENVIRONMENT": "development",
                 "MAILSERVICE_DATA_DIR": str(work / "data"),
                 "MAILSERVICE_DATABASE_URL": args.database_url or f"sqlite:///{work / 'bench.sqlite3'}",
                 "MAILSERVICE_SECRET_KEYS": "bench-" + "k" * 40,

@@ -209,7 +209,7 @@ def environment(url: str, data_dir: Path, port: int, concurrency: int, **extra: 
         if key.startswith("MAILSERVICE_") and key != "MAILSERVICE_TEST_PG_URL":
             del os.environ[key]
     os.environ.update(
-        MAILSERVICE_ENVIRONMENT="test",
+        MAILSERVICE_ENVIRONMENT="development",
         MAILSERVICE_DATABASE_URL=url,
         MAILSERVICE_DATA_DIR=str(data_dir),
         MAILSERVICE_SECRET_KEYS="bench-" + "k" * 40,

@@ -6,7 +6,11 @@ all of them. Outside development the object refuses to start with placeholder or
 
 from __future__ import annotations
 
+import ipaddress
+import itertools
+import math
 import secrets
+from collections import Counter
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -17,12 +21,77 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev", "development", "placeholder"}
+# A signing key must resist guessing: at least this many characters and this many bits by estimate_entropy_bits
+# (NIST SP 800-131A: 128-bit security for HMAC keys).
+MIN_SECRET_LENGTH = 32
+MIN_SECRET_BITS = 128
 
 
 class Environment(StrEnum):
+    """Two environments only: nothing skips the production checks but development itself (tests run there)."""
+
     development = "development"
-    test = "test"
     production = "production"
+
+
+def _character_pool(value: str) -> int:
+    """How many symbols the classes of characters in ``value`` hold (lower, upper, digits, other ASCII, else)."""
+    pool = 0
+    pool += 26 if any("a" <= c <= "z" for c in value) else 0
+    pool += 26 if any("A" <= c <= "Z" for c in value) else 0
+    pool += 10 if any(c.isascii() and c.isdigit() for c in value) else 0
+    pool += 33 if any(c.isascii() and not c.isalnum() for c in value) else 0
+    pool += 100 if any(not c.isascii() for c in value) else 0
+    return max(pool, 1)
+
+
+def _period(value: str) -> int:
+    """The length of the shortest block that ``value`` repeats (``len(value)`` when it repeats none)."""
+    n = len(value)
+    for p in range(1, n):
+        if all(value[i] == value[i % p] for i in range(p, n)):
+            return p
+    return n
+
+
+def _shannon(symbols: list[object]) -> float:
+    """Bits per symbol of the symbols' observed frequencies."""
+    if not symbols:
+        return 0.0
+    n = len(symbols)
+    return max(0.0, -sum((k / n) * math.log2(k / n) for k in Counter(symbols).values()))
+
+
+def estimate_entropy_bits(value: str) -> float:
+    """A conservative estimate of the guessing entropy of a key, in bits (pure).
+
+    The least of four bounds: the length times the bits of its character classes; the key's shortest repeated
+    block (``changeme`` x 4 is worth one ``changeme``); its Shannon entropy from the characters' frequencies
+    (32 times ``a`` is worth nothing); and the same over the steps between neighbours (``abcdef...`` is worth
+    little). A random ``secrets.token_urlsafe(48)`` scores well above 128 bits.
+    """
+    if not value:
+        return 0.0
+    per_char = math.log2(_character_pool(value))
+    steps: list[object] = [ord(b) - ord(a) for a, b in itertools.pairwise(value)]
+    return min(
+        len(value) * per_char,
+        _period(value) * per_char,
+        len(value) * _shannon(list(value)),
+        len(value) * _shannon(steps),
+    )
+
+
+def secret_key_problem(key: str) -> str | None:
+    """Why a signing key is unfit for production, or None (pure)."""
+    if key.lower() in PLACEHOLDER_SECRETS or any(word in key.lower() for word in ("changeme", "change-me")):
+        return "holds a placeholder"
+    if len(key) < MIN_SECRET_LENGTH:
+        return f"is shorter than {MIN_SECRET_LENGTH} characters"
+    bits = estimate_entropy_bits(key)
+    if bits < MIN_SECRET_BITS:
+        return f"has about {bits:.0f} bits of entropy, fewer than {MIN_SECRET_BITS} (a repeated pattern?)"
+    return None
 
 
 class Security(StrEnum):
@@ -85,6 +154,9 @@ class Settings(BaseSettings):
     sink_port: int = 1025
     web_host: str = "127.0.0.1"
     web_port: int = 8000
+    # Proxies (IP addresses or networks, comma-separated) whose X-Forwarded-For names the client. Empty: none, the
+    # peer of the connection is the client (a local process cannot claim another address).
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Intake limits
     max_message_bytes: int = 30 * 1024 * 1024
@@ -125,26 +197,49 @@ class Settings(BaseSettings):
     dkim_domain: str = ""  # empty: the domain of from_address
     dkim_private_key_file: Path | None = None  # DKIM is on when this is set (or sign at the MTA instead)
 
+    # --- spreadsheets read (the process register) ---
+    spreadsheet_max_rows: int = Field(default=10_000, ge=1)
+    spreadsheet_max_columns: int = Field(default=100, ge=16)  # the template has 16
+    spreadsheet_max_merged: int = Field(default=1_000, ge=0)
+    spreadsheet_max_unpacked_mb: int = Field(default=64, ge=1)
+
+    # --- feedback ---
+    feedback_limit_per_ip: int = 10  # ratings from the anonymous site form per IP per hour; 0 = no limit
+
     # --- processes ---
     # MAILSERVICE_PROCESS_OFFICERS (issue 9) is gone: the officers are console accounts with the role process_officer
     # (issue 18). A value still set in the environment is ignored (extra="ignore").
 
-    @field_validator("secret_keys", mode="before")
+    @field_validator("secret_keys", "trusted_proxies", mode="before")
     @classmethod
-    def _split_keys(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"MAILSERVICE_TRUSTED_PROXIES: not an IP address or network: {item!r}") from None
+        return value
+
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
-        if self.environment is Environment.development or self.environment is Environment.test:
+        if self.environment is Environment.development:
             return self
         if not self.secret_keys:
             raise ValueError("MAILSERVICE_SECRET_KEYS must be set outside development")
-        for key in self.secret_keys:
-            if key.lower() in PLACEHOLDER_SECRETS or len(key) < 32:
-                raise ValueError("MAILSERVICE_SECRET_KEYS holds a placeholder or a key shorter than 32 characters")
+        for number, key in enumerate(self.secret_keys, start=1):
+            problem = secret_key_problem(key)
+            if problem is not None:
+                raise ValueError(
+                    f"MAILSERVICE_SECRET_KEYS: key {number} {problem}; "
+                    'generate one with: python3 -c "import secrets; print(secrets.token_urlsafe(48))"'
+                )
         if not self.department_address.strip():
             raise ValueError("MAILSERVICE_DEPARTMENT_ADDRESS (postal address for answers, 8-FZ art. 19) must be set")
         if self.imap_host and self.imap_security is Security.none and self.imap_host not in {"127.0.0.1", "localhost"}:

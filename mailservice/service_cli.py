@@ -104,9 +104,15 @@ def serve(
     import uvicorn
 
     from mailservice.web.app import create_app
+    from mailservice.web.security import server_options
 
     settings = get_settings()
-    uvicorn.run(create_app(settings), host=host or settings.web_host, port=port or settings.web_port)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.web_host,
+        port=port or settings.web_port,
+        **server_options(settings),
+    )
 
 
 def run(
@@ -120,6 +126,7 @@ def run(
     from mailservice.mail.receiver import start_receiver
     from mailservice.mail.sink import start_sink
     from mailservice.web.app import create_app
+    from mailservice.web.security import server_options
 
     settings = get_settings()
     upgrade(settings)
@@ -163,7 +170,13 @@ def run(
         )
     )
     try:
-        uvicorn.run(create_app(settings), host=settings.web_host, port=settings.web_port, log_level="info")
+        uvicorn.run(
+            create_app(settings),
+            host=settings.web_host,
+            port=settings.web_port,
+            log_level="info",
+            **server_options(settings),
+        )
     finally:
         stop.set()
         for thread in threads:

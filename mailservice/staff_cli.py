@@ -133,12 +133,17 @@ def feedback_send_surveys() -> None:
 @feedback_app.command("stats")
 def feedback_stats_cmd() -> None:
     """Print the number of ratings and their averages per month, channel and unit."""
-    from mailservice.feedback.stats import feedback_stats
+    from mailservice.feedback.stats import ANONYMOUS_SOURCE, feedback_stats
 
     settings = get_settings()
     with session_scope(settings) as session:
         stats = feedback_stats(session, settings)
+        anonymous = feedback_stats(session, settings, sources=(ANONYMOUS_SOURCE,))
     typer.echo(f"Ответов: {stats.count}; средняя оценка: {stats.average if stats.average is not None else '—'}")
+    typer.echo(
+        f"С анонимной формы на сайте (не публикуются): {anonymous.count}; "
+        f"средняя оценка: {anonymous.average if anonymous.average is not None else '—'}"
+    )
     for title, items in (
         ("По месяцам", stats.by_month),
         ("По каналам", stats.by_channel),

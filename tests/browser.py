@@ -40,10 +40,18 @@ class _ThreadServer(uvicorn.Server):
 def serve_app(settings: Settings, port: int | None = None) -> Iterator[str]:
     """The real application served by uvicorn on a (free) loopback port; yields its base URL."""
     from mailservice.web.app import create_app
+    from mailservice.web.security import server_options
 
     port = port or free_port()
     server = _ThreadServer(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            **server_options(settings),  # as `mailservice serve` runs it: X-Forwarded-For per TRUSTED_PROXIES
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -117,7 +117,7 @@ def make_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str,
             and key not in ("MAILSERVICE_CORPORA", "MAILSERVICE_SHARED")
         ):
             monkeypatch.delenv(key)
-    monkeypatch.setenv("MAILSERVICE_ENVIRONMENT", "test")
+    monkeypatch.setenv("MAILSERVICE_ENVIRONMENT", "development")
     monkeypatch.setenv("MAILSERVICE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("MAILSERVICE_DATABASE_URL", database_url)
     monkeypatch.setenv("MAILSERVICE_SECRET_KEYS", "test-key-" + "x" * 40)

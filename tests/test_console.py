@@ -90,7 +90,7 @@ def test_login_form_needs_its_csrf_token(http: TestClient) -> None:
 def test_login_is_rate_limited(http: TestClient, lite_settings: Settings) -> None:
     form = http.get("/staff/login")
     token = csrf_of(form.text)
-    for _ in range(auth.MAX_FAILURES_PER_EMAIL):
+    for _ in range(auth.FREE_FAILURES_PER_ACCOUNT_IP):
         wrong = http.post("/staff/login", data={"email": OPERATOR, "password": "wrong password!", "csrf_token": token})
         assert wrong.status_code == 401
         assert "Неверный адрес или пароль" in wrong.text
@@ -103,7 +103,7 @@ def test_login_is_rate_limited(http: TestClient, lite_settings: Settings) -> Non
     assert http.get("/staff/queue").status_code == 303
     with session_scope(lite_settings) as session:
         actions = list(session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
-    assert actions == ["login_failed"] * auth.MAX_FAILURES_PER_EMAIL + ["login_blocked"]
+    assert actions == ["login_failed"] * auth.FREE_FAILURES_PER_ACCOUNT_IP + ["login_blocked"]
     # Once the window has passed, the right password works again.
     with session_scope(lite_settings) as session:
         earlier = utcnow() - auth.LOGIN_WINDOW - dt.timedelta(minutes=1)

@@ -21,7 +21,7 @@ def test_jobs_run_on_their_interval_and_failures_are_isolated() -> None:
         raise RuntimeError("boom")
 
     jobs = [Job("broken", 60, broken), Job("ok", 60, ok)]
-    settings = Settings(environment="test")
+    settings = Settings(environment="development")
     assert run_due(settings, jobs, clock=lambda: now[0]) == {"ok": 1}
     now[0] += 30
     assert run_due(settings, jobs, clock=lambda: now[0]) == {}

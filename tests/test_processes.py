@@ -454,7 +454,9 @@ def test_figures_from_the_request_register(reg: Settings, tmp_path: Path, capsys
                 )
             )  # fmt: skip
         for created_at, rating in RATINGS:
-            session.add(FeedbackResponse(created_at=created_at, source="site", channel="web", rating=rating))
+            session.add(FeedbackResponse(created_at=created_at, source="survey", channel="email", rating=rating))
+        # The anonymous site form's ratings are not part of the figures (issue 14).
+        session.add(FeedbackResponse(created_at=RATINGS[0][0], source="site", channel="web", rating=1))
     with session_scope(reg) as session:
         assert _tuples(figures.group4_figures(session, reg)) == EXPECTED
     start_register(reg, tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 
 import pytest
@@ -14,7 +15,7 @@ NEW = "new-key-" + "n" * 40
 
 
 def settings_with(*keys: str) -> Settings:
-    return Settings(environment="test", secret_keys=list(keys))
+    return Settings(environment="development", secret_keys=list(keys))
 
 
 def test_round_trip_and_purpose_separation() -> None:
@@ -63,7 +64,8 @@ def test_settings_refuse_placeholder_secrets_outside_development() -> None:
         Settings(environment="production", secret_keys=[])
     with pytest.raises(ValueError, match="placeholder"):
         Settings(environment="production", secret_keys=["changeme"])
+    real = secrets.token_urlsafe(48)
     with pytest.raises(ValueError, match="DEPARTMENT_ADDRESS"):
-        Settings(environment="production", secret_keys=[NEW])
+        Settings(environment="production", secret_keys=[real])
     address = "630000, г. Новосибирск, а/я 1"
-    assert Settings(environment="production", secret_keys=[NEW], department_address=address).secret_keys == [NEW]
+    assert Settings(environment="production", secret_keys=[real], department_address=address).secret_keys == [real]

@@ -6,11 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy.exc import IntegrityError
 
 from mailservice.db import session_scope, utcnow
 from mailservice.feedback import service
 from mailservice.feedback.stats import site_statistics
 from mailservice.history.routes import notice, public_page
+from mailservice.web.security import client_ip
 from mailservice.web.staff.deps import settings_of
 
 router = APIRouter(tags=["feedback"])
@@ -25,6 +27,7 @@ LINK_ERRORS = {
     "answered": (409, "Спасибо!", "Вы уже ответили на этот опрос."),
 }
 THANKS = ("Спасибо за отзыв!", "Ваша оценка поможет департаменту работать лучше.")
+TOO_MANY = ("Слишком много отзывов", "С вашего адреса уже отправлено много отзывов. Попробуйте через час.")
 
 
 def _error(request: Request, kind: str) -> HTMLResponse:
@@ -57,11 +60,15 @@ def feedback_submit(
             error=str(exc),
             ask_email=True,
         )
-    with session_scope(settings_of(request)) as session:
+    settings = settings_of(request)
+    with session_scope(settings) as session:
+        now = utcnow()
+        if not service.site_feedback_allowed(session, settings, client_ip(request), now):
+            return notice(request, *TOO_MANY, status_code=429, link="/")
         service.record_site_feedback(
             session,
             service.SiteFeedback(rating=value, comment=comment, email=email.strip()[:320] or None),
-            utcnow(),
+            now,
         )
     return notice(request, *THANKS, link="/")
 
@@ -97,20 +104,22 @@ def survey_submit(
 ) -> Response:
     """Record the survey's answer, once."""
     settings = settings_of(request)
-    with session_scope(settings) as session:
-        try:
-            survey = service.load_survey(session, settings, token)
+    try:
+        with session_scope(settings) as session:
+            survey = service.load_survey(session, settings, token, lock=True)
             value = service.parse_rating(rating)
             service.answer_survey(session, survey, rating=value, comment=comment, now=utcnow())
-        except service.FeedbackError as exc:
-            if exc.kind == "rating":
-                return public_page(
-                    request,
-                    "web/feedback/form.html",
-                    status_code=422,
-                    action=f"/feedback/{token}",
-                    error=str(exc),
-                    ask_email=False,
-                )
-            return _error(request, exc.kind)
+    except IntegrityError:  # another answer to the same survey was written first (the survey's unique key)
+        return _error(request, "answered")
+    except service.FeedbackError as exc:
+        if exc.kind == "rating":
+            return public_page(
+                request,
+                "web/feedback/form.html",
+                status_code=422,
+                action=f"/feedback/{token}",
+                error=str(exc),
+                ask_email=False,
+            )
+        return _error(request, exc.kind)
     return notice(request, *THANKS, link="/")

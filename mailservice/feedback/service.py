@@ -108,8 +108,11 @@ def sweep(session: Session, settings: Settings, now: dt.datetime, limit: int = 5
     return sum(1 for request in candidates if queue_survey(session, settings, request, now) is not None)
 
 
-def load_survey(session: Session, settings: Settings, token: str) -> FeedbackSurvey:
-    """The survey behind a link; :class:`FeedbackError` when the link is tampered, unknown or expired."""
+def load_survey(session: Session, settings: Settings, token: str, *, lock: bool = False) -> FeedbackSurvey:
+    """The survey behind a link; :class:`FeedbackError` when the link is tampered, unknown or expired.
+
+    ``lock`` takes the survey's row for this transaction (PostgreSQL; SQLite transactions here are serial), so
+    two answers sent at once are one answer and one "already answered"."""
     try:
         payload = load_timed(settings, Purpose.feedback, token, SURVEY_LINK_DAYS * 86400)
     except TokenError as exc:
@@ -118,7 +121,7 @@ def load_survey(session: Session, settings: Settings, token: str) -> FeedbackSur
         raise FeedbackError("invalid", "Ссылка на опрос повреждена или недействительна") from exc
     if not isinstance(payload, dict) or not isinstance(payload.get("s"), int) or not isinstance(payload.get("n"), str):
         raise FeedbackError("invalid", "Ссылка на опрос повреждена или недействительна")
-    survey = session.get(FeedbackSurvey, payload["s"])
+    survey = session.get(FeedbackSurvey, payload["s"], with_for_update=lock or None)
     if survey is None or not secrets.compare_digest(survey.nonce, payload["n"]):
         raise FeedbackError("invalid", "Ссылка на опрос повреждена или недействительна")
     return survey
@@ -199,8 +202,15 @@ class SiteFeedback:
     email: str | None = None
 
 
+def site_feedback_allowed(session: Session, settings: Settings, ip: str, now: dt.datetime) -> bool:
+    """Count one rating from ``ip`` on the anonymous form and say whether it is within the hourly limit."""
+    from mailservice.mailings.subscribers import allow, ip_key  # the one throttle of the public forms
+
+    return allow(session, "feedback", ip_key(ip), settings.feedback_limit_per_ip, now)
+
+
 def record_site_feedback(session: Session, data: SiteFeedback, now: dt.datetime) -> FeedbackResponse:
-    """Record an answer from the public form (QR code, link on the site)."""
+    """Record an answer from the public form (QR code, link on the site); it is kept apart from the figures."""
     email = normalise_address(data.email) if data.email else None
     response = FeedbackResponse(
         created_at=now,

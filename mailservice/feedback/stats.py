@@ -14,6 +14,12 @@ from mailservice.config import Settings
 from mailservice.feedback.models import FeedbackResponse
 from mailservice.inforequests.lifecycle import CHANNEL_NAMES, Channel
 
+# Ratings that count in every published figure: answers to the survey e-mail (one per answered request, through
+# its signed link) and ratings staff record. The site's form is open to anyone, so its ratings are shown to staff
+# apart and published nowhere (README, "Security model").
+COUNTED_SOURCES = ("survey", "staff")
+ANONYMOUS_SOURCE = "site"
+
 
 @dataclass(frozen=True)
 class Bucket:
@@ -68,18 +74,28 @@ def compute(rows: Iterable[tuple[dt.datetime, str, str, int]], tz: dt.tzinfo) ->
     )
 
 
-def feedback_stats(session: Session, settings: Settings, since: dt.datetime | None = None) -> FeedbackStats:
-    """Statistics of every answer (or of those since a moment)."""
+def feedback_stats(
+    session: Session,
+    settings: Settings,
+    since: dt.datetime | None = None,
+    *,
+    sources: tuple[str, ...] = COUNTED_SOURCES,
+) -> FeedbackStats:
+    """Statistics of the answers from ``sources`` (by default those that count), or of those since a moment."""
     query = select(
         FeedbackResponse.created_at, FeedbackResponse.channel, FeedbackResponse.unit, FeedbackResponse.rating
-    ).where(FeedbackResponse.rating.is_not(None))  # a thank-you by e-mail has no rating to average
+    ).where(
+        FeedbackResponse.rating.is_not(None),  # a thank-you by e-mail has no rating to average
+        FeedbackResponse.source.in_(sources),
+    )
     if since is not None:
         query = query.where(FeedbackResponse.created_at >= since)
     return compute(((a, c, u, r) for a, c, u, r in session.execute(query) if r is not None), settings.tz)
 
 
 def site_statistics(session: Session, settings: Settings) -> dict[str, object]:
-    """The numbers for the public statistics page: counts and averages only, never a comment or an address."""
+    """The numbers for the public statistics page: counts and averages only, never a comment or an address, and
+    only of the ratings that count (not the anonymous form's)."""
     stats = feedback_stats(session, settings)
 
     def plain(items: list[Bucket]) -> list[dict[str, object]]:

@@ -18,6 +18,7 @@ from mailservice.inforequests import deadlines
 from mailservice.inforequests.deadlines import Deadline
 from mailservice.inforequests.lifecycle import OPEN_STATUSES, Status
 from mailservice.inforequests.models import Client, Request
+from mailservice.spreadsheets import safe_record, safe_row
 from mailservice.workdays import Calendar
 
 COLUMNS = (
@@ -91,21 +92,13 @@ def register_rows(session: Session, settings: Settings, today: dt.date) -> Itera
         }
 
 
-def _safe_cell(value: object) -> object:
-    # A subject like "=HYPERLINK(...)" written by a citizen must not become a formula in staff's spreadsheet
-    # (CSV/formula injection, OWASP).
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def write_csv(rows: Iterable[dict[str, object]], target: TextIO) -> int:
     """Write the register as CSV (header with the column names); returns the number of rows."""
     writer = csv.DictWriter(target, fieldnames=COLUMNS)
     writer.writeheader()
     count = 0
     for row in rows:
-        writer.writerow({k: _safe_cell(v) for k, v in row.items()})
+        writer.writerow(safe_record(row))  # a citizen's "=HYPERLINK(...)" stays text
         count += 1
     return count
 
@@ -122,7 +115,7 @@ def write_xlsx(rows: Iterable[dict[str, object]], path: Path) -> int:
         cell.font = Font(bold=True)
     count = 0
     for row in rows:
-        sheet.append([_safe_cell(row[c]) for c in COLUMNS])
+        sheet.append(safe_row(row[c] for c in COLUMNS))
         count += 1
     sheet.freeze_panes = "A2"
     legend = workbook.create_sheet("Столбцы")

@@ -191,6 +191,15 @@ def auto_reply_allowed(session: Session, settings: Settings, request: Request, n
     return False
 
 
+def rejected_attachments(request: Request) -> list[dict[str, str]]:
+    """The attachments of the request's first message that were not kept (name, reason), as intake
+    recorded them."""
+    for event in request.events:
+        if event.kind == EventKind.message_in and isinstance(event.data, dict):
+            return list(event.data.get("rejected_attachments") or [])
+    return []
+
+
 def acknowledgement(session: Session, settings: Settings, request: Request, now: dt.datetime) -> OutboxMessage | None:
     """The acknowledgement with the number and the due date, to the request's own reply address (the From of its
     e-mail, never a Reply-To: the person named gets it).
@@ -209,7 +218,11 @@ def acknowledgement(session: Session, settings: Settings, request: Request, now:
         subject="Ваше обращение зарегистрировано",
         template="acknowledgement",
         auto_submitted="auto-replied" if request.channel == Channel.email else "auto-generated",
-        extra={"appeal_by_email": request.channel == Channel.email and request.type == "appeal"},
+        extra={
+            "appeal_by_email": request.channel == Channel.email and request.type == "appeal",
+            # Attachments over the size limit were not kept: the client learns which and why.
+            "rejected_attachments": rejected_attachments(request),
+        },
         # Nothing was sent about a request before it was registered: the thread is the client's message alone.
         refs=[request.thread_root] if request.thread_root else [],
         to=request.reply_email,

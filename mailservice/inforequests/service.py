@@ -66,6 +66,29 @@ class StoredFile:
     sha256: str
 
 
+@dataclass(frozen=True)
+class RejectedFile:
+    """An attachment that was not kept, and why (in Russian, as the client and staff read it)."""
+
+    filename: str
+    reason: str
+
+
+def _note_rejected(
+    session: Session, request: Request, event: Event, now: dt.datetime, files: Sequence[RejectedFile]
+) -> None:
+    """Record attachments that were not kept: in the message's event (the acknowledgement names them) and as a note
+    staff see in the history, so that nothing is dropped without a word."""
+    if not files:
+        return
+    event.data = {
+        **(event.data or {}),
+        "rejected_attachments": [{"name": f.filename, "reason": f.reason} for f in files],
+    }
+    names = "; ".join(f"«{f.filename}» ({f.reason})" for f in files)
+    _event(session, request, now, EventKind.note, comment=f"Не приняты вложения письма: {names}.")
+
+
 def local_date(settings: Settings, moment: dt.datetime) -> dt.date:
     """The department's calendar date at ``moment`` (the time zone decides what "today" is)."""
     return moment.astimezone(settings.tz).date()
@@ -250,6 +273,7 @@ def create_request(
     parent: Request | None = None,
     actor: str = "",
     register: bool = True,
+    rejected: Sequence[RejectedFile] = (),
 ) -> Request:
     """Record a request with its first history event and, when ``register``, register it and acknowledge it.
 
@@ -291,6 +315,7 @@ def create_request(
         data={"message_id": message_id} if message_id else {},
     )
     _attach(session, request, first, attachments)
+    _note_rejected(session, request, first, now, rejected)
     anonymous = not (client.name or client.organisation) and not reply_email and channel is not Channel.email
     if anonymous:
         _set_status(session, request, now, Status.closed, comment="Анонимный запрос не рассматривается", actor=actor)
@@ -464,6 +489,7 @@ def add_client_message(
     message_id: str | None = None,
     attachments: Sequence[StoredFile] = (),
     from_addr: str | None = None,
+    rejected: Sequence[RejectedFile] = (),
 ) -> Event:
     """A further message from the client on an open request; answers a clarification request."""
     event = _event(
@@ -478,6 +504,7 @@ def add_client_message(
         data={k: v for k, v in {"message_id": message_id, "subject": subject, "from": from_addr}.items() if v},
     )
     _attach(session, request, event, attachments)
+    _note_rejected(session, request, event, now, rejected)
     if request.status == Status.clarification_requested:
         # The clarification arrived: back to work. No notice: the client just wrote to us.
         _set_status(session, request, now, Status.in_progress, comment="Получено уточнение от заявителя")

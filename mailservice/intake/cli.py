@@ -20,6 +20,7 @@ from mailservice.inforequests.models import Request
 from mailservice.intake import actions
 from mailservice.intake.models import IntakeEntry, Outcome
 from mailservice.intake.pipeline import Source, process_raw
+from mailservice.spreadsheets import safe_record
 
 app = typer.Typer(help="Журнал входящей почты, карантин и письма, ждущие регистрации.", no_args_is_help=True)
 
@@ -58,7 +59,7 @@ def journal_cmd(
     if fmt == "csv":
         writer = csv.DictWriter(sys.stdout, fieldnames=JOURNAL_COLUMNS)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(safe_record(row) for row in rows)  # subjects and senders come from outside
     elif fmt == "json":
         typer.echo(json.dumps(rows, ensure_ascii=False))
     else:

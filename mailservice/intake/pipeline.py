@@ -377,6 +377,11 @@ def _decide(
                 entry.outcome, entry.reason = Outcome.routed, reason
                 return None
     attachments = list(prepared.attachments)
+    limit_mb = max(1, settings.max_attachment_bytes // (1024 * 1024))
+    rejected = [
+        service.RejectedFile(name, f"файл больше {limit_mb} МБ, предельного размера вложения")
+        for name in parsed.oversized_attachments
+    ]
     body = parsed.new_text or parsed.text
     if request is not None and outbox_row is not None:
         # Answering one of our messages from the address it went to proves the address is the client's.
@@ -394,6 +399,7 @@ def _decide(
             message_id=parsed.message_id,
             attachments=attachments,
             from_addr=parsed.from_addr,
+            rejected=rejected,
         )
         entry.outcome = Outcome.reply
         _link(entry, request)
@@ -435,6 +441,7 @@ def _decide(
         parent=request,
         # Register first: every letter a person wrote gets its number now, whatever its type (59-FZ art. 8 p. 2).
         register=not hold,
+        rejected=rejected,
     )
     entry.outcome = Outcome.new_request
     _link(entry, new)

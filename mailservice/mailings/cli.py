@@ -30,6 +30,7 @@ from mailservice.mailings.models import ConsentText, MailingList, Subscription, 
 from mailservice.mailings.render import CampaignRenderer, Recipient, TemplateRefused, signer_from_settings
 from mailservice.mailings.sender import send_campaign
 from mailservice.mailings.subscribers import UnknownList
+from mailservice.spreadsheets import decode_text, safe_record
 
 subscribers_app = typer.Typer(help="Подписчики и списки рассылки.", no_args_is_help=True)
 campaign_app = typer.Typer(help="Рассылки: создание, проверка, отправка, состояние.", no_args_is_help=True)
@@ -105,9 +106,13 @@ def import_cmd(
     """Import subscribers with their consent evidence; rows without it are refused with their line numbers."""
     settings = get_settings()
     try:
-        rows = subscribers.read_csv(_read(file))
-    except (ValueError, csv.Error) as exc:
+        decoded = decode_text(file.read_bytes())
+        rows = subscribers.read_csv(decoded.text)
+    except OSError as exc:
+        raise click.ClickException(f"не удалось прочитать {file}: {exc}") from None
+    except ValueError as exc:  # EncodingError and a broken row name the line
         raise click.ClickException(f"{file}: {exc}") from None
+    typer.echo(f"Кодировка файла: {decoded.encoding_name}")
     with session_scope(settings) as session:
         for spec in consent_text or []:
             version, sep, text_file = spec.partition("=")
@@ -149,15 +154,16 @@ def export_cmd(
     with session_scope() as session:
         rows = subscribers.export_rows(session, list_slug=list_slug, include_all=include_all)
     columns = [*subscribers.CSV_COLUMNS, "status"]
+    safe = [safe_record(row) for row in rows]  # names and sources come from outside (import reads them back)
     if output is None:
         writer = csv.DictWriter(sys.stdout, fieldnames=columns)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(safe)
         return
     with output.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(safe)
     err.print(f"Выгружено: {len(rows)} → {output}", highlight=False)
 
 

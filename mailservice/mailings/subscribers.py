@@ -45,6 +45,7 @@ from mailservice.mailings.models import (
     WorkerBeat,
 )
 from mailservice.outbox import OutboxMessage, enqueue
+from mailservice.spreadsheets import restore_cell
 from mailservice.tokens import Purpose, TokenError
 
 log = logging.getLogger(__name__)
@@ -912,16 +913,23 @@ def _import_chunk(
 
 
 def read_csv(data: str) -> list[tuple[int, dict[str, str]]]:
-    """Rows of an import file with their line numbers; ValueError when the header lacks a column."""
-    reader = csv.DictReader(io.StringIO(data.lstrip("\ufeff")))
-    missing = [
-        c
-        for c in ("email", "consent_at", "consent_source", "consent_text_version")
-        if c not in (reader.fieldnames or [])
-    ]
-    if missing:
-        raise ValueError(f"в заголовке CSV нет столбцов: {', '.join(missing)}")
-    return [(reader.line_num, {k: (v or "") for k, v in row.items() if k}) for row in reader]
+    """Rows of an import file with their line numbers; ValueError when the header lacks a column or a line cannot
+    be read (it names the line). A value our own export protected from spreadsheets loses its apostrophe."""
+    reader = csv.DictReader(io.StringIO(data.lstrip("\ufeff"), newline=""))
+    rows: list[tuple[int, dict[str, str]]] = []
+    try:
+        missing = [
+            c
+            for c in ("email", "consent_at", "consent_source", "consent_text_version")
+            if c not in (reader.fieldnames or [])
+        ]
+        if missing:
+            raise ValueError(f"в заголовке CSV нет столбцов: {', '.join(missing)}")
+        for row in reader:
+            rows.append((reader.line_num, {k: restore_cell(v or "") for k, v in row.items() if k}))
+    except csv.Error as exc:
+        raise ValueError(f"строка {reader.line_num}: строка CSV не читается ({exc})") from None
+    return rows
 
 
 def export_rows(session: Session, *, list_slug: str | None = None, include_all: bool = False) -> list[dict[str, str]]:

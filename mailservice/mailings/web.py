@@ -21,6 +21,7 @@ from mailservice.mailings import consent, subscribers
 from mailservice.mailings.consent import Evidence, parse_address
 from mailservice.mailings.subscribers import LinkError, UnknownList
 from mailservice.templating import render
+from mailservice.web.security import client_ip
 
 router = APIRouter()
 
@@ -47,8 +48,7 @@ def _bad_link(settings: Settings, error: LinkError) -> HTMLResponse:
 
 
 def _client(request: Request) -> tuple[str, str]:
-    ip = request.client.host if request.client is not None else ""
-    return ip, request.headers.get("user-agent", "")[:1000]
+    return client_ip(request), request.headers.get("user-agent", "")[:1000]
 
 
 async def _form(request: Request) -> dict[str, list[str]]:

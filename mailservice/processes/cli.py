@@ -110,9 +110,12 @@ def _read(path: Path) -> spreadsheet.ReadResult:
     with session_scope(get_settings()) as session:
         columns = service.current_form(session)
     try:
-        return spreadsheet.read_file(path, columns)
+        read = spreadsheet.read_file(path, columns, spreadsheet.SheetLimits.from_settings(get_settings()))
     except spreadsheet.SpreadsheetError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(f"{path.name}: {exc}") from None
+    if read.encoding:
+        typer.echo(f"Кодировка файла: {read.encoding}", err=True)
+    return read
 
 
 # Catalogue and files ---------------------------------------------------------------------------------------------

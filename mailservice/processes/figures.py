@@ -6,7 +6,8 @@ By month, in the department's time zone:
 * answered: those answered (an answer or a reasoned refusal) that month, counted from registration;
 * median days to answer: calendar days from the registration date to the local date of the answer;
 * answered late: the share of those answered after their legal due date (the date after any extension);
-* feedback: the number and average of the ratings (1-5) given that month.
+* feedback: the number and average of the ratings (1-5) given that month (survey answers and staff-recorded
+  ratings; the anonymous site form's are not counted).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from mailservice.config import Settings
 from mailservice.feedback.models import FeedbackResponse
-from mailservice.feedback.stats import buckets
+from mailservice.feedback.stats import COUNTED_SOURCES, buckets
 from mailservice.inforequests.models import Request
 
 
@@ -101,7 +102,9 @@ def compute(
 def group4_figures(session: Session, settings: Settings, since: dt.datetime | None = None) -> list[MonthFigures]:
     """The figures from the database (every request, or those received since a moment)."""
     query = select(Request.received_at, Request.registered_on, Request.answered_at, Request.due_date)
-    ratings = select(FeedbackResponse.created_at, FeedbackResponse.rating).where(FeedbackResponse.rating.is_not(None))
+    ratings = select(FeedbackResponse.created_at, FeedbackResponse.rating).where(
+        FeedbackResponse.rating.is_not(None), FeedbackResponse.source.in_(COUNTED_SOURCES)
+    )
     if since is not None:
         query = query.where(Request.received_at >= since)
         ratings = ratings.where(FeedbackResponse.created_at >= since)

@@ -8,9 +8,7 @@ officer approved is published; owners' names and internal columns stay out.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -19,6 +17,7 @@ from sqlalchemy.orm import Session
 from mailservice.config import Settings
 from mailservice.processes.register import STATUS_LABELS, RowData
 from mailservice.processes.service import latest_approved, version_rows
+from mailservice.spreadsheets import csv_bytes  # RFC 4180, formula-safe
 
 STRUCTURE_VERSION = "20261201"
 STANDARD_VERSION = "http://opendata.gosmonitor.ru/standard/3.0"
@@ -82,12 +81,6 @@ def public_register(session: Session, settings: Settings) -> PublicRegister:
     return PublicRegister(version.number, approved_on, public_rows(version_rows(version)))
 
 
-def _csv(rows: Sequence[Sequence[object]]) -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerows(rows)  # RFC 4180
-    return buffer.getvalue().encode("utf-8")
-
-
 def open_data_files(
     register: PublicRegister, passport: Mapping[str, str], *, today: dt.date, base_url: str
 ) -> dict[str, bytes]:
@@ -124,9 +117,9 @@ def open_data_files(
         ("license", f"{passport.get('license', '')} {passport.get('license_url', '')}".strip()),
     )
     return {
-        data_name: _csv([[code for code, *_ in STRUCTURE], *(row.values() for row in register.rows)]),
-        structure_name: _csv([["field name", "english description", "russian description", "format"], *STRUCTURE]),
-        "meta.csv": _csv([["property", "value"], *meta]),
+        data_name: csv_bytes([[code for code, *_ in STRUCTURE], *(row.values() for row in register.rows)]),
+        structure_name: csv_bytes([["field name", "english description", "russian description", "format"], *STRUCTURE]),
+        "meta.csv": csv_bytes([["property", "value"], *meta]),
     }
 
 

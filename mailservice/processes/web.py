@@ -18,6 +18,7 @@ from mailservice.db import session_scope, utcnow
 from mailservice.processes import requests as service
 from mailservice.processes.requests import DECISION_NAMES, LinkError
 from mailservice.templating import render
+from mailservice.web.security import client_ip
 
 router = APIRouter()
 
@@ -66,7 +67,7 @@ async def approval_post(request: Request, token: str) -> HTMLResponse:
         comment = raw if isinstance(raw, str) else ""
     except Exception:  # an unreadable body must not turn the decision into a 500
         comment = ""
-    ip = request.client.host if request.client is not None else ""
+    ip = client_ip(request)
 
     def work() -> HTMLResponse:
         with session_scope(settings) as session:

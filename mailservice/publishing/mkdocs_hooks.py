@@ -5,6 +5,10 @@
   replaced by the vendored copy (no request to another host).
 - on_files: the generated pages and files (statistics, mailings, open data, QR codes).
 - on_env / on_page_context: date filters, the document list of each section page, the way back to the section.
+- on_page_markdown: every text of a page's front matter made HTML-safe (``Markup``) before any template sees it.
+  MkDocs templates do not autoescape, and Material prints ``page.meta.title``, ``description`` and ``author`` as
+  they are: a title like ``"><img src=x onerror=...>`` would run in every visitor's browser. Our own templates
+  escape every value besides (``| e``; escaping a ``Markup`` again changes nothing).
 
 Data for the generated pages comes from ``config.extra["mailservice_site_data"]`` when ``site build`` passed it,
 else from the configured database, so plain ``mkdocs build -f mailservice/site/mkdocs.yml`` gives the same site.
@@ -18,8 +22,10 @@ import os
 import posixpath
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from jinja2 import Environment
+from markupsafe import Markup, escape
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File, Files
@@ -115,6 +121,23 @@ def on_files(files: Files, *, config: MkDocsConfig) -> Files:
     return files
 
 
+def _inert(value: object) -> object:
+    """Front matter made HTML-safe: text becomes escaped ``Markup``, also in lists. Mappings (the attachments)
+    stay as they are: only our templates show them, and those escape."""
+    if isinstance(value, str):
+        return escape(value)
+    if isinstance(value, list):
+        return [_inert(v) for v in value]
+    return value
+
+
+def on_page_markdown(markdown: str, *, page: Page, config: MkDocsConfig, files: Files) -> str:
+    """Escape the page's front matter for every template (ours and Material's), before the page is rendered."""
+    for key, value in list(page.meta.items()):
+        page.meta[key] = _inert(value)
+    return markdown
+
+
 def _sort_key(page: Page) -> tuple[dt.date, str]:
     published = page.meta.get("published")
     return (published if isinstance(published, dt.date) else dt.date.min, page.title or "")
@@ -141,15 +164,20 @@ def on_env(env: Environment, *, config: MkDocsConfig, files: Files) -> Environme
     return env
 
 
-def ms_value(value: object) -> str:
-    """A front matter value as a visitor reads it: dates as DD.MM.YYYY, booleans as да/нет."""
+def ms_value(value: object) -> Markup:
+    """A front matter value as a visitor reads it, HTML-safe: dates as DD.MM.YYYY, booleans as да/нет."""
     if isinstance(value, bool):
-        return "да" if value else "нет"
+        return escape("да" if value else "нет")
     if isinstance(value, dt.date):
-        return ru_short_date(value)
+        return escape(ru_short_date(value))
     if isinstance(value, list):
-        return ", ".join(ms_value(v) for v in value)
-    return str(value)
+        return Markup(", ").join(ms_value(v) for v in value)
+    return escape(value)
+
+
+def _relative_href(href: str) -> bool:
+    """A link to a file beside the page: no scheme (``javascript:``, ``data:``), no other host, no absolute path."""
+    return bool(href) and urlsplit(href).scheme == "" and not href.startswith(("/", "\\")) and ":" not in href
 
 
 def _size(n: int) -> str:
@@ -164,8 +192,10 @@ def _attachments(page: Page, files: Files) -> list[dict[str, str]]:
     out = []
     for item in items if isinstance(items, list) else []:
         href = item.get("file") if isinstance(item, dict) else item
-        if not isinstance(href, str):
+        if not isinstance(href, str) or not _relative_href(str(href)):
+            log.warning("Приложение %r страницы %s пропущено: нужен путь к файлу рядом со страницей", href, page.url)
             continue
+        href = str(href)
         title = item.get("title") if isinstance(item, dict) else None
         target = files.get_file_from_path(posixpath.normpath(posixpath.join(folder, href)))
         size = ""
@@ -205,4 +235,13 @@ def on_page_context(context: dict[str, Any], *, page: Page, config: MkDocsConfig
     return context
 
 
-__all__ = ["DATA_KEY", "ms_value", "on_config", "on_env", "on_files", "on_page_context", "site_data"]
+__all__ = [
+    "DATA_KEY",
+    "ms_value",
+    "on_config",
+    "on_env",
+    "on_files",
+    "on_page_context",
+    "on_page_markdown",
+    "site_data",
+]

@@ -7,14 +7,13 @@ properties follow the Russian methodological recommendations on open data (versi
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from mailservice.publishing.stats import QuarterStats
+from mailservice.spreadsheets import csv_bytes  # RFC 4180, formula-safe
 
 STANDARD_VERSION = "http://opendata.gosmonitor.ru/standard/3.0"
 
@@ -48,13 +47,6 @@ class OpenDataFiles:
     structure_name: str
     passport: tuple[tuple[str, str], ...]
     valid: dt.date
-
-
-def _csv(rows: Sequence[Sequence[object]]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")  # RFC 4180 line ends
-    writer.writerows(rows)
-    return buffer.getvalue().encode("utf-8")
 
 
 def indicator_rows(
@@ -119,9 +111,9 @@ def build_open_data(
         ("license", f"{settings.get('license', '')} {settings.get('license_url', '')}".strip()),
     )
     files = {
-        data_name: _csv([[name for name, *_ in STRUCTURE], *rows]),
-        structure_name: _csv([["field name", "english description", "russian description", "format"], *STRUCTURE]),
-        "meta.csv": _csv([["property", "value"], *passport]),
+        data_name: csv_bytes([[name for name, *_ in STRUCTURE], *rows]),
+        structure_name: csv_bytes([["field name", "english description", "russian description", "format"], *STRUCTURE]),
+        "meta.csv": csv_bytes([["property", "value"], *passport]),
     }
     return OpenDataFiles(
         files=files, data_name=data_name, structure_name=structure_name, passport=passport, valid=next_quarter_end

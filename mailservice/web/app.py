@@ -7,18 +7,25 @@ import email.policy
 from email.message import EmailMessage
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
 from mailservice.config import Environment, Settings, get_settings
 from mailservice.templating import render
+from mailservice.web import security
 from mailservice.web.staff import mount as mount_console
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application for the given settings."""
     settings = settings or get_settings()
-    app = FastAPI(title="mailservice", docs_url=None, redoc_url=None)
+    development = settings.environment is Environment.development
+    # The API schema and its page describe every public route and field: in development only.
+    app = FastAPI(
+        title="mailservice", docs_url=None, redoc_url=None, openapi_url="/openapi.json" if development else None
+    )
     app.state.settings = settings
+    security.install(app)
 
     @app.get("/healthz", response_class=PlainTextResponse)
     def healthz() -> str:
@@ -40,11 +47,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(processes_router)  # /processes/approval/... (issue 9)
 
-    if settings.environment is Environment.development:
+    if development:
 
-        @app.get("/dev/mail", response_class=HTMLResponse)
-        def dev_mail() -> str:
+        @app.get("/docs", include_in_schema=False)
+        def docs() -> Response:
+            """The interactive API page (development only; it loads Swagger UI from its CDN)."""
+            page = get_swagger_ui_html(openapi_url="/openapi.json", title="mailservice API")
+            page.headers["Content-Security-Policy"] = (
+                "default-src 'self' https://cdn.jsdelivr.net; script-src 'self' 'unsafe-inline' "
+                "https://cdn.jsdelivr.net; style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+                "img-src 'self' data: https://fastapi.tiangolo.com; frame-ancestors 'none'"
+            )
+            return page
+
+        def _loopback_only(request: Request) -> None:
+            # The sink holds every letter sent, confirmation and download links included: only this machine.
+            if not security.is_loopback_client(request):
+                raise HTTPException(status_code=404)
+
+        @app.get("/dev/mail", response_class=HTMLResponse, include_in_schema=False)
+        def dev_mail(request: Request) -> str:
             """What the development sink has received, newest first (make run)."""
+            _loopback_only(request)
             folder = settings.data_dir / "sink"
             messages = []
             for path in sorted(folder.glob("*.eml"), reverse=True)[:100]:
@@ -62,8 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
             return render("web/dev_mail.html", settings=settings, messages=messages)
 
-        @app.get("/dev/mail/{name}.eml", response_class=PlainTextResponse)
-        def dev_mail_raw(name: str) -> str:
+        @app.get("/dev/mail/{name}.eml", response_class=PlainTextResponse, include_in_schema=False)
+        def dev_mail_raw(request: Request, name: str) -> str:
+            _loopback_only(request)
             if not name.isdigit():
                 raise HTTPException(status_code=404)
             path = settings.data_dir / "sink" / f"{name}.eml"

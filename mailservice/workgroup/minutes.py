@@ -28,6 +28,7 @@ from docx.shared import Pt
 
 from mailservice.templating import render
 from mailservice.workgroup.tally import TallyResult, Votes
+from mailservice.xmltext import xml_safe
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,8 @@ def render_docx(data: MinutesData) -> bytes:
 def markup_docx(markup: str) -> bytes:
     """A DOCX file from the line markup described in the module docstring (the minutes, reports to the head and
     protocols of disagreements share it)."""
+    # A member's e-mailed opinion may hold a control character; python-docx refuses the whole document for one.
+    markup = xml_safe(markup)
     document = Document()
     style = document.styles["Normal"]
     style.font.name = "Times New Roman"

@@ -32,6 +32,7 @@ from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.templating import render
 from mailservice.tokens import Purpose, TokenError, load, load_timed
+from mailservice.web.security import DbId, parse_db_id
 from mailservice.web.staff.auth import ANY_ROLE, Role
 from mailservice.web.staff.deps import Refused, StaffContext, client_ip, page, redirect, require
 from mailservice.workgroup import service
@@ -513,7 +514,7 @@ async def _meeting_page(
 
 
 @router.get("/staff/wg/meetings/{meeting_id}", response_class=HTMLResponse)
-async def console_meeting(request: Request, meeting_id: int, ctx: Staff) -> HTMLResponse:
+async def console_meeting(request: Request, meeting_id: DbId, ctx: Staff) -> HTMLResponse:
     """A meeting: terms kept or missed, agenda, attendance, votes and outcomes, opinions, held replies, minutes."""
     return await _meeting_page(request, ctx, meeting_id)
 
@@ -565,7 +566,8 @@ async def _act(
 
 def _member_field(session: Session, group: WgGroup, fields: dict[str, str], name: str = "member_id") -> WgMember:
     value = fields.get(name, "")
-    member = session.get(WgMember, int(value)) if value.isdigit() else None
+    member_id = parse_db_id(value)
+    member = session.get(WgMember, member_id) if member_id is not None else None
     if member is None or member.group_id != group.id:
         raise WorkgroupError("Выберите участника")
     return member
@@ -576,7 +578,7 @@ def _actor(ctx: StaffContext) -> str:
 
 
 @router.post("/staff/wg/meetings/{meeting_id}/action")
-async def console_action(request: Request, meeting_id: int, ctx: Staff) -> Response:
+async def console_action(request: Request, meeting_id: DbId, ctx: Staff) -> Response:
     """The secretary's and the chair's buttons: submit, approve, send, finish, close, draft, sign."""
     form = await request.form()
     name = str(form.get("action", ""))
@@ -633,7 +635,7 @@ def _sign_as_me(
 
 
 @router.post("/staff/wg/meetings/{meeting_id}/attendance")
-async def console_attendance(request: Request, meeting_id: int, ctx: Staff) -> Response:
+async def console_attendance(request: Request, meeting_id: DbId, ctx: Staff) -> Response:
     """Record how a member took part."""
 
     def step(s: Session, st: Settings, m: WgMeeting, g: WgGroup, f: dict[str, str], now: dt.datetime) -> None:
@@ -643,7 +645,7 @@ async def console_attendance(request: Request, meeting_id: int, ctx: Staff) -> R
 
 
 @router.post("/staff/wg/meetings/{meeting_id}/vote")
-async def console_vote(request: Request, meeting_id: int, ctx: Staff) -> Response:
+async def console_vote(request: Request, meeting_id: DbId, ctx: Staff) -> Response:
     """Record a vote at the meeting."""
 
     def step(s: Session, st: Settings, m: WgMeeting, g: WgGroup, f: dict[str, str], now: dt.datetime) -> None:
@@ -652,9 +654,10 @@ async def console_vote(request: Request, meeting_id: int, ctx: Staff) -> Respons
             choice = Choice(f.get("choice", ""))
         except ValueError:
             raise WorkgroupError("Выберите «за», «против» или «воздержался»") from None
-        if not number.isdigit():
+        item_number = parse_db_id(number)
+        if item_number is None:
             raise WorkgroupError("Выберите вопрос")
-        item = service.item_by_number(s, m, int(number))
+        item = service.item_by_number(s, m, item_number)
         service.record_vote(
             s, st, m, item, _member_field(s, g, f), choice, now=now, actor=_actor(ctx), replace=f.get("replace") == "1"
         )
@@ -663,7 +666,7 @@ async def console_vote(request: Request, meeting_id: int, ctx: Staff) -> Respons
 
 
 @router.post("/staff/wg/replies/{reply_id}")
-async def console_reply(request: Request, reply_id: int, ctx: Staff) -> Response:
+async def console_reply(request: Request, reply_id: DbId, ctx: Staff) -> Response:
     """Confirm or reject a held reply."""
     settings = _settings(request)
 
@@ -691,14 +694,14 @@ async def console_reply(request: Request, reply_id: int, ctx: Staff) -> Response
             actor=_actor(ctx),
             kind=f.get("kind") or None,
             member=member,
-            item_number=int(number) if number.isdigit() else None,
+            item_number=parse_db_id(number),
         )
 
     return await _act(request, ctx, meeting_id, "reply", frozenset({"secretary"}), step)
 
 
 @router.get("/staff/wg/minutes/{minutes_id}.docx")
-async def console_minutes_docx(request: Request, minutes_id: int, ctx: Staff) -> Response:
+async def console_minutes_docx(request: Request, minutes_id: DbId, ctx: Staff) -> Response:
     """Download one version of the minutes."""
     settings = _settings(request)
 

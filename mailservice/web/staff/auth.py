@@ -52,10 +52,15 @@ SESSION_MAX = dt.timedelta(hours=12)
 # Touch last_seen_at at most this often: a write per page view would serialise SQLite for nothing.
 SESSION_TOUCH = dt.timedelta(minutes=1)
 
-# Login throttling (OWASP Authentication Cheat Sheet): failures in a sliding window, per account and per IP.
+# Login throttling (OWASP Authentication Cheat Sheet, "account lockout" without locking the owner out): an
+# address that fails too often is refused for a while; failures for one account from one address make that
+# address wait longer and longer, while the owner logging in from elsewhere is not held up. README lists the values.
 LOGIN_WINDOW = dt.timedelta(minutes=15)
-MAX_FAILURES_PER_EMAIL = 5
-MAX_FAILURES_PER_IP = 20
+MAX_FAILURES_PER_IP = 20  # any accounts, in LOGIN_WINDOW
+FREE_FAILURES_PER_ACCOUNT_IP = 5  # then 1, 2, 4, 8... minutes between attempts from that address
+ACCOUNT_IP_BASE_DELAY = dt.timedelta(minutes=1)
+ACCOUNT_IP_MAX_DELAY = dt.timedelta(minutes=15)
+ACCOUNT_IP_MEMORY = dt.timedelta(hours=24)  # failures older than this (or before a success) are forgotten
 MIN_PASSWORD_LENGTH = 10
 
 # argon2-cffi's defaults are RFC 9106's second recommended profile (argon2id, 64 MiB, t=3, p=4).
@@ -156,36 +161,79 @@ def set_password(session: Session, user: StaffUser, password: str, now: dt.datet
 # Login ------------------------------------------------------------------------------------------------------
 
 
-def login_blocked(failures_for_email: int, failures_for_ip: int) -> bool:
-    """Whether a login must be refused without checking the password (pure)."""
-    return failures_for_email >= MAX_FAILURES_PER_EMAIL or failures_for_ip >= MAX_FAILURES_PER_IP
+def account_ip_delay(failures: int) -> dt.timedelta:
+    """How long an address waits after its last failure for one account, given its failures in a row (pure)."""
+    if failures < FREE_FAILURES_PER_ACCOUNT_IP:
+        return dt.timedelta(0)
+    steps = min(failures - FREE_FAILURES_PER_ACCOUNT_IP, 16)
+    return min(ACCOUNT_IP_BASE_DELAY * 2**steps, ACCOUNT_IP_MAX_DELAY)
 
 
-def _failures(session: Session, now: dt.datetime, *, email: str | None = None, ip: str | None = None) -> int:
-    query = select(func.count(LoginAttempt.id)).where(
-        LoginAttempt.success.is_(False), LoginAttempt.at > now - LOGIN_WINDOW
-    )
-    if email is not None:
-        query = query.where(LoginAttempt.email == email)
-    if ip is not None:
-        query = query.where(LoginAttempt.ip == ip)
-    return int(session.scalar(query) or 0)
+def login_wait(
+    *,
+    failures_for_ip: int,
+    oldest_ip_failure: dt.datetime | None,
+    failures_for_account_ip: int,
+    last_account_ip_failure: dt.datetime | None,
+    now: dt.datetime,
+) -> dt.timedelta:
+    """How long a login must wait before its password is even checked; zero when it may go ahead (pure)."""
+    waits = [dt.timedelta(0)]
+    if failures_for_ip >= MAX_FAILURES_PER_IP and oldest_ip_failure is not None:
+        waits.append(oldest_ip_failure + LOGIN_WINDOW - now)
+    if last_account_ip_failure is not None:
+        waits.append(last_account_ip_failure + account_ip_delay(failures_for_account_ip) - now)
+    return max(waits)
+
+
+def _ip_failures(session: Session, ip: str, now: dt.datetime) -> tuple[int, dt.datetime | None]:
+    """Failures from ``ip`` in the window, and (when over the limit) the failure whose leaving frees the address."""
+    recent = (LoginAttempt.success.is_(False), LoginAttempt.ip == ip, LoginAttempt.at > now - LOGIN_WINDOW)
+    count = int(session.scalar(select(func.count(LoginAttempt.id)).where(*recent)) or 0)
+    if count < MAX_FAILURES_PER_IP:
+        return count, None
+    newest = session.scalars(
+        select(LoginAttempt.at).where(*recent).order_by(LoginAttempt.at.desc()).limit(MAX_FAILURES_PER_IP)
+    ).all()
+    return count, newest[-1]
+
+
+def _account_ip_failures(session: Session, email: str, ip: str, now: dt.datetime) -> tuple[int, dt.datetime | None]:
+    """Failures for this account from this address since its last success (within the memory), and the last one."""
+    pair = (LoginAttempt.email == email, LoginAttempt.ip == ip, LoginAttempt.at > now - ACCOUNT_IP_MEMORY)
+    last_success = session.scalar(select(func.max(LoginAttempt.at)).where(*pair, LoginAttempt.success.is_(True)))
+    failed = [*pair, LoginAttempt.success.is_(False)]
+    if last_success is not None:
+        failed.append(LoginAttempt.at > last_success)
+    count, last = session.execute(select(func.count(LoginAttempt.id), func.max(LoginAttempt.at)).where(*failed)).one()
+    return int(count or 0), last
 
 
 @dataclass(frozen=True)
 class LoginResult:
-    """The outcome of a login: the account, or why not (``blocked`` means rate-limited)."""
+    """The outcome of a login: the account, or why not (``blocked``: rate-limited for ``retry_after``)."""
 
     user: StaffUser | None
     blocked: bool = False
+    retry_after: dt.timedelta = dt.timedelta(0)
 
 
 def authenticate(session: Session, *, email: str, password: str, ip: str, now: dt.datetime) -> LoginResult:
-    """Check a login and record the attempt. While rate-limited the password is not even checked."""
+    """Check a login and record the attempt. While rate-limited the password is not even checked, and the refused
+    attempt is not counted (the audit log has it): waiting is all it takes."""
     address = normalise_email(email)[:320]
-    if login_blocked(_failures(session, now, email=address), _failures(session, now, ip=ip)):
-        session.add(LoginAttempt(at=now, email=address, ip=ip, success=False))
-        return LoginResult(None, blocked=True)
+    ip = ip[:64]
+    ip_count, ip_oldest = _ip_failures(session, ip, now)
+    account_count, account_last = _account_ip_failures(session, address, ip, now)
+    wait = login_wait(
+        failures_for_ip=ip_count,
+        oldest_ip_failure=ip_oldest,
+        failures_for_account_ip=account_count,
+        last_account_ip_failure=account_last,
+        now=now,
+    )
+    if wait > dt.timedelta(0):
+        return LoginResult(None, blocked=True, retry_after=wait)
     user = get_user_by_email(session, address)
     ok = verify_password(user.password_hash if user else _DUMMY_HASH, password)
     ok = ok and user is not None and user.active

@@ -21,6 +21,7 @@ from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.templating import render
 from mailservice.tokens import Purpose, TokenError, load, sign
+from mailservice.web.security import client_ip
 from mailservice.web.staff import auth
 from mailservice.web.staff.auth import ROLE_NAMES, Role
 
@@ -28,7 +29,8 @@ COOKIE = "mailservice_staff"
 LOGIN_COOKIE = "mailservice_staff_login"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-# No third-party requests, no scripts at all, no framing (clickjacking), forms post only to us.
+# No third-party requests, no scripts at all, no framing (clickjacking), forms post only to us. (Every other page
+# gets mailservice.web.security's headers; the console's are stricter: no script even by hash, no caching.)
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; "
@@ -90,11 +92,6 @@ def settings_of(request: Request) -> Settings:
     """The application's settings."""
     settings: Settings = request.app.state.settings
     return settings
-
-
-def client_ip(request: Request) -> str:
-    """The peer address (behind a proxy, run uvicorn with --proxy-headers so that this is the client's)."""
-    return request.client.host if request.client else ""
 
 
 def secure_cookies(settings: Settings) -> bool:

@@ -4,6 +4,7 @@ audit log. Server-rendered, no JavaScript; every POST carries the session's CSRF
 from __future__ import annotations
 
 import datetime as dt
+import math
 import secrets
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -18,7 +19,7 @@ from starlette.datastructures import UploadFile
 from mailservice.blobs import BlobStore
 from mailservice.db import session_scope, utcnow
 from mailservice.feedback.models import FeedbackResponse
-from mailservice.feedback.stats import channel_label, feedback_stats
+from mailservice.feedback.stats import ANONYMOUS_SOURCE, channel_label, feedback_stats
 from mailservice.history.archive import EVENT_NAMES
 from mailservice.history.service import Outcome as HistoryOutcome
 from mailservice.history.service import request_history
@@ -40,6 +41,7 @@ from mailservice.intake.models import IntakeEntry
 from mailservice.mail.headers import normalise_address
 from mailservice.mail.parse import sanitize_filename
 from mailservice.outbox import OutboxMessage
+from mailservice.web.security import DbId, parse_db_id
 from mailservice.web.staff import actions, audit, auth, queue
 from mailservice.web.staff.actions import ANSWER_TEMPLATES, ConsoleError, ContactRequest, UploadedFile
 from mailservice.web.staff.auth import ADMIN, ANY_ROLE, FEEDBACK_VIEW, OPERATE, ROLE_NAMES, Role
@@ -93,6 +95,7 @@ HISTORY_OUTCOMES = {
     HistoryOutcome.unknown: "Этот адрес не принадлежит клиенту.",
 }
 MAX_UPLOAD_FILES = 20
+EARLIEST_YEAR = 2000  # a request's date of receipt before this is a typing error
 
 
 def _today(request: Request) -> dt.date:
@@ -207,15 +210,16 @@ def login(
             audit.record(session, now=now, actor=result.user.email, actor_id=result.user.id, action="login", ip=ip)
     response: Response
     if result.blocked:
-        minutes = int(auth.LOGIN_WINDOW.total_seconds() // 60)
+        seconds = max(1, math.ceil(result.retry_after.total_seconds()))
+        wait = f"{math.ceil(seconds / 60)} мин." if seconds >= 60 else f"{seconds} с"
         response = _login_page(
             request,
-            error=f"Слишком много неудачных попыток входа. Повторите через {minutes} минут.",
+            error=f"Слишком много неудачных попыток входа с этого адреса. Повторите через {wait}",
             status_code=429,
             next_path=next,
             email=email,
         )
-        response.headers["Retry-After"] = str(int(auth.LOGIN_WINDOW.total_seconds()))
+        response.headers["Retry-After"] = str(seconds)
         return response
     if result.user is None:
         return _login_page(request, error="Неверный адрес или пароль.", status_code=401, next_path=next, email=email)
@@ -346,8 +350,10 @@ def register_submit(
     now = utcnow()
     try:
         local = dt.datetime.fromisoformat(received) if received else now.astimezone(settings.tz).replace(tzinfo=None)
+        if local.year < EARLIEST_YEAR:  # 0001-01-01 would overflow in UTC; no request predates the service by decades
+            raise ValueError(local.year)
         received_at = (local if local.tzinfo else local.replace(tzinfo=settings.tz)).astimezone(dt.UTC)
-    except ValueError:
+    except (ValueError, OverflowError):
         return _register_page(request, ctx, error="Неверные дата и время поступления", form=form, status_code=400)
     data = ContactRequest(
         channel=chosen,
@@ -448,13 +454,13 @@ def _request_page(
 
 
 @router.get("/requests/{request_id}", response_class=HTMLResponse)
-def request_page(request: Request, ctx: Operator, request_id: int) -> Response:
+def request_page(request: Request, ctx: Operator, request_id: DbId) -> Response:
     """One request: details, classification with reasons, the client's timeline, the lifecycle's actions."""
     return _request_page(request, ctx, request_id)
 
 
 @router.post("/requests/{request_id}/assign")
-def request_assign(request: Request, ctx: Operator, request_id: int, assignee: Text = "", unit: Text = "") -> Response:
+def request_assign(request: Request, ctx: Operator, request_id: DbId, assignee: Text = "", unit: Text = "") -> Response:
     """Assign the request to a member of staff and a unit."""
     settings = settings_of(request)
     try:
@@ -471,7 +477,7 @@ def request_assign(request: Request, ctx: Operator, request_id: int, assignee: T
 def request_reclassify(
     request: Request,
     ctx: Operator,
-    request_id: int,
+    request_id: DbId,
     type: Text = "",
     topic: Text = "",
     urgency: Text = "",
@@ -500,7 +506,7 @@ def request_reclassify(
 
 
 @router.post("/requests/{request_id}/register")
-def request_register(request: Request, ctx: Operator, request_id: int) -> Response:
+def request_register(request: Request, ctx: Operator, request_id: DbId) -> Response:
     """Register a request that was kept without a number."""
     settings = settings_of(request)
     try:
@@ -549,7 +555,7 @@ def request_convert(request: Request, ctx: Operator, request_id: int, command: T
 def request_status(
     request: Request,
     ctx: Operator,
-    request_id: int,
+    request_id: DbId,
     target: Text = "",
     comment: Text = "",
     ground: Text = "",
@@ -590,7 +596,7 @@ def request_status(
 
 
 @router.post("/requests/{request_id}/answer")
-async def request_answer(request: Request, ctx: Operator, request_id: int) -> Response:
+async def request_answer(request: Request, ctx: Operator, request_id: DbId) -> Response:
     """Send the answer (text from a template, edited) with attached files."""
     settings = settings_of(request)
     form = await request.form()
@@ -632,7 +638,7 @@ def _download(data: bytes, filename: str) -> Response:
 
 
 @router.get("/attachments/{attachment_id}")
-def attachment_download(request: Request, ctx: Operator, attachment_id: int) -> Response:
+def attachment_download(request: Request, ctx: Operator, attachment_id: DbId) -> Response:
     """Download an attachment of a request."""
     settings = settings_of(request)
     with session_scope(settings) as session:
@@ -648,7 +654,7 @@ def attachment_download(request: Request, ctx: Operator, attachment_id: int) -> 
 
 
 @router.get("/events/{event_id}/message.eml")
-def message_download(request: Request, ctx: Operator, event_id: int) -> Response:
+def message_download(request: Request, ctx: Operator, event_id: DbId) -> Response:
     """Download the original e-mail of a history event (received or sent)."""
     settings = settings_of(request)
     with session_scope(settings) as session:
@@ -719,17 +725,16 @@ def _client_page(  # also renders the identity pages' errors (web/staff/identity
 
 
 @router.get("/clients/{client_id}", response_class=HTMLResponse)
-def client_page(request: Request, ctx: Operator, client_id: int) -> Response:
+def client_page(request: Request, ctx: Operator, client_id: DbId) -> Response:
     """All requests and events of one client."""
     return _client_page(request, ctx, client_id)
 
 
 @router.post("/clients/{client_id}/merge")
-def client_merge(request: Request, ctx: Operator, client_id: int, other_id: Text = "") -> Response:
+def client_merge(request: Request, ctx: Operator, client_id: DbId, other_id: Text = "") -> Response:
     """Merge another record of the same person into this one."""
-    try:
-        other = int(other_id)
-    except ValueError:
+    other = parse_db_id(other_id)
+    if other is None:
         return _client_page(request, ctx, client_id, error="Укажите номер записи клиента", status_code=400)
     try:
         with session_scope(settings_of(request)) as session:
@@ -747,7 +752,7 @@ def client_merge(request: Request, ctx: Operator, client_id: int, other_id: Text
 
 
 @router.post("/clients/{client_id}/history")
-def client_history(request: Request, ctx: Operator, client_id: int, address: Text = "") -> Response:
+def client_history(request: Request, ctx: Operator, client_id: DbId, address: Text = "") -> Response:
     """Send the client their history: only to an address proven for the client (README, "Security model")."""
     settings = settings_of(request)
     with session_scope(settings) as session:
@@ -780,12 +785,14 @@ def feedback_page(request: Request, ctx: FeedbackViewer) -> Response:
     settings = settings_of(request)
     with session_scope(settings) as session:
         stats = feedback_stats(session, settings)
+        anonymous = feedback_stats(session, settings, sources=(ANONYMOUS_SOURCE,))
         latest = session.scalars(select(FeedbackResponse).order_by(FeedbackResponse.id.desc()).limit(50)).all()
         return page(
             request,
             "web/staff/feedback.html",
             ctx=ctx,
             stats=stats,
+            anonymous=anonymous,
             latest=latest,
             channel_label=channel_label,
             local=_local(request),

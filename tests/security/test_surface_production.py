@@ -1,0 +1,86 @@
+"""Issue 14: production accepted `changemechangemechangemechangeme` and 32 x `a` as secret keys, and
+`ENVIRONMENT=test` skipped every production check. Now there are two environments, and a key needs real entropy
+(README, "Security model": at least 32 characters and about 128 bits by the service's estimate)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from mailservice.config import Settings, estimate_entropy_bits
+
+ROOT = Path(__file__).resolve().parents[2]
+ADDRESS = "630000, г. Новосибирск, а/я 1"
+WEAK_KEYS = [
+    "changemechangemechangemechangeme",
+    "a" * 32,
+    "a" * 64,
+    "abcdefghijklmnopqrstuvwxyz0123456789",
+    "0123456789" * 4,
+    "Passw0rd!" * 4,
+    "ab" * 24,
+    "x7Qp2_Lm9RtVb4Nc8Hd3Jf",  # random-looking, but 22 characters
+]
+
+
+@pytest.mark.parametrize("key", WEAK_KEYS)
+def test_production_refuses_weak_keys(key: str) -> None:
+    with pytest.raises(ValidationError, match="SECRET_KEYS"):
+        Settings(environment="production", secret_keys=[key], department_address=ADDRESS)
+    # Also when the weak key is an old one kept for rotation.
+    with pytest.raises(ValidationError, match="SECRET_KEYS"):
+        Settings(environment="production", secret_keys=[secrets.token_urlsafe(48), key], department_address=ADDRESS)
+
+
+def test_production_takes_generated_keys() -> None:
+    for _ in range(200):  # the README's command, and a 32-byte base64 key
+        for key in (secrets.token_urlsafe(48), secrets.token_urlsafe(32), secrets.token_hex(32)):
+            assert estimate_entropy_bits(key) >= 128, key
+            assert Settings(environment="production", secret_keys=[key], department_address=ADDRESS).secret_keys
+
+
+@pytest.mark.parametrize("name", ["test", "testing", "staging", "prod", ""])
+def test_only_development_and_production_exist(name: str) -> None:
+    with pytest.raises(ValidationError, match="environment"):
+        Settings(environment=name)
+
+
+def start(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """A command of the service started as a deployment starts it (only these MAILSERVICE_ settings)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MAILSERVICE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "mailservice", "requests", "list"],
+        capture_output=True,
+        text=True,
+        env={**clean, **env, "MAILSERVICE_DATA_DIR": str(cwd)},
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+def test_the_service_refuses_to_start_with_environment_test(tmp_path: Path) -> None:
+    """What a deployment does: the old escape hatch ENVIRONMENT=test with a placeholder key."""
+    escape = start({"MAILSERVICE_ENVIRONMENT": "test", "MAILSERVICE_SECRET_KEYS": "changeme"}, tmp_path)
+    assert escape.returncode != 0 and "environment" in escape.stderr
+    weak = start(
+        {
+            "MAILSERVICE_ENVIRONMENT": "production",
+            "MAILSERVICE_SECRET_KEYS": "changemechangemechangemechangeme",
+            "MAILSERVICE_DEPARTMENT_ADDRESS": ADDRESS,
+        },
+        tmp_path,
+    )
+    assert weak.returncode != 0 and "SECRET_KEYS" in weak.stderr
+
+
+def test_trusted_proxies_must_be_addresses() -> None:
+    assert Settings(trusted_proxies="10.0.0.1, 192.168.0.0/16").trusted_proxies == ["10.0.0.1", "192.168.0.0/16"]
+    with pytest.raises(ValidationError, match="TRUSTED_PROXIES"):
+        Settings(trusted_proxies="proxy.example.org")
+    assert Settings().trusted_proxies == []  # none by default
