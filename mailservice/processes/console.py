@@ -27,6 +27,7 @@ from mailservice.processes.models import RegisterVersion
 from mailservice.processes.register import STATUS_LABELS, Status, row_values
 from mailservice.processes.requests import DECISION_NAMES, KIND_NAMES, STATE_NAMES, RequestKind, RequestState
 from mailservice.processes.service import RegisterError
+from mailservice.web.security import DbId
 from mailservice.web.staff.auth import ANY_ROLE, Role
 from mailservice.web.staff.deps import Refused, StaffContext, page, redirect, require, settings_of
 from mailservice.web.staff.routes import _audit as record_action
@@ -111,7 +112,7 @@ async def versions_page(request: Request, ctx: Anyone) -> HTMLResponse:
 
 
 @router.get("/versions/{number}", response_class=HTMLResponse)
-async def version_page(request: Request, number: int, ctx: Anyone) -> HTMLResponse:
+async def version_page(request: Request, number: DbId, ctx: Anyone) -> HTMLResponse:
     """One version as the template lays it out (its own form)."""
 
     def work(session: Session) -> dict[str, Any]:
@@ -154,7 +155,7 @@ async def diff_page(request: Request, ctx: Anyone) -> HTMLResponse:
 
 
 @router.post("/versions/{number}/approve")
-async def approve_version(request: Request, number: int, ctx: Officer) -> Response:
+async def approve_version(request: Request, number: DbId, ctx: Officer) -> Response:
     """The officer approves the newest (imported) version."""
 
     def work(session: Session, settings: Settings, fields: dict[str, str]) -> str:
@@ -307,13 +308,13 @@ async def submit_request(request: Request, ctx: Anyone) -> Response:
 
 
 @router.get("/requests/{number}", response_class=HTMLResponse)
-async def request_page(request: Request, number: int, ctx: Anyone) -> HTMLResponse:
+async def request_page(request: Request, number: DbId, ctx: Anyone) -> HTMLResponse:
     """A change request: what it asks, the units' answers, and (for the officer) apply or reject."""
     data = await _read(request, lambda session: _request_data(session, number))
     return page(request, "web/processes/console_request.html", ctx=ctx, error="", **_common(request, ctx), **data)
 
 
-async def _decide(request: Request, ctx: StaffContext, number: int, apply: bool) -> Response:
+async def _decide(request: Request, ctx: StaffContext, number: DbId, apply: bool) -> Response:
     def work(session: Session, settings: Settings, fields: dict[str, str]) -> str:
         if apply:
             version = requests.apply_change_request(
@@ -338,13 +339,13 @@ async def _decide(request: Request, ctx: StaffContext, number: int, apply: bool)
 
 
 @router.post("/requests/{number}/apply")
-async def apply_request(request: Request, number: int, ctx: Officer) -> Response:
+async def apply_request(request: Request, number: DbId, ctx: Officer) -> Response:
     """The officer applies an agreed request (a new version)."""
     return await _decide(request, ctx, number, True)
 
 
 @router.post("/requests/{number}/reject")
-async def reject_request(request: Request, number: int, ctx: Officer) -> Response:
+async def reject_request(request: Request, number: DbId, ctx: Officer) -> Response:
     """The officer rejects a request with a reason."""
     return await _decide(request, ctx, number, False)
 
@@ -386,7 +387,7 @@ async def link_owner(request: Request, ctx: Officer) -> Response:
 
 
 @router.post("/owners/{link_id}/delete")
-async def unlink_owner(request: Request, link_id: int, ctx: Officer) -> Response:
+async def unlink_owner(request: Request, link_id: DbId, ctx: Officer) -> Response:
     """Remove a link."""
 
     def work(session: Session, settings: Settings, fields: dict[str, str]) -> str:

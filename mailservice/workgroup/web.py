@@ -495,7 +495,7 @@ def _followup_data(
 
 
 async def _meeting_page(
-    request: Request, ctx: StaffContext, meeting_id: int, *, error: str = "", status_code: int = 200
+    request: Request, ctx: StaffContext, meeting_id: DbId, *, error: str = "", status_code: int = 200
 ) -> HTMLResponse:
     settings = _settings(request)
 
@@ -523,7 +523,7 @@ async def _transact(
     request: Request,
     ctx: StaffContext,
     model: type[Any],
-    object_id: int,
+    object_id: DbId,
     need: frozenset[str],
     step: Callable[[Session, Settings, Any, WgGroup, dict[str, str], dt.datetime], object],
 ) -> str:
@@ -552,7 +552,7 @@ async def _transact(
 async def _act(
     request: Request,
     ctx: StaffContext,
-    meeting_id: int,
+    meeting_id: DbId,
     done: str,
     need: frozenset[str],
     action: Callable[[Session, Settings, WgMeeting, WgGroup, dict[str, str], dt.datetime], object],

@@ -24,6 +24,7 @@ from starlette.datastructures import UploadFile
 from mailservice.blobs import BlobStore
 from mailservice.config import Settings
 from mailservice.db import session_scope
+from mailservice.web.security import DbId
 from mailservice.web.staff.deps import Refused, StaffContext, client_ip, page, redirect
 from mailservice.web.staff.models import StaffUser
 from mailservice.workgroup import instructions, service
@@ -231,7 +232,7 @@ async def console_instructions(request: Request, ctx: Staff) -> HTMLResponse:
 
 
 async def _on_instruction(
-    request: Request, ctx: StaffContext, instruction_id: int, done: str, need: frozenset[str], step: Any
+    request: Request, ctx: StaffContext, instruction_id: DbId, done: str, need: frozenset[str], step: Any
 ) -> Response:
     """Run one console action on an instruction; a refusal is a page with the reason."""
     error = await _transact(request, ctx, WgInstruction, instruction_id, need, step)
@@ -241,7 +242,7 @@ async def _on_instruction(
 
 
 @router.post("/staff/wg/instructions/{instruction_id}/extension")
-async def console_extension(request: Request, instruction_id: int, ctx: Staff) -> Response:
+async def console_extension(request: Request, instruction_id: DbId, ctx: Staff) -> Response:
     """The chair or the secretary approves or refuses more time."""
 
     def step(s: Session, st: Settings, i: WgInstruction, g: WgGroup, f: dict[str, str], now: dt.datetime) -> None:
@@ -261,7 +262,7 @@ async def console_extension(request: Request, instruction_id: int, ctx: Staff) -
 
 
 @router.post("/staff/wg/instructions/{instruction_id}/cancel")
-async def console_cancel(request: Request, instruction_id: int, ctx: Staff) -> Response:
+async def console_cancel(request: Request, instruction_id: DbId, ctx: Staff) -> Response:
     """The secretary takes an instruction off control (by the group's decision)."""
 
     def step(s: Session, st: Settings, i: WgInstruction, g: WgGroup, f: dict[str, str], now: dt.datetime) -> None:
@@ -271,7 +272,7 @@ async def console_cancel(request: Request, instruction_id: int, ctx: Staff) -> R
 
 
 @router.post("/staff/wg/instructions/{instruction_id}/send")
-async def console_send(request: Request, instruction_id: int, ctx: Staff) -> Response:
+async def console_send(request: Request, instruction_id: DbId, ctx: Staff) -> Response:
     """The secretary sends (or sends again, with a new link) an instruction."""
 
     def step(s: Session, st: Settings, i: WgInstruction, g: WgGroup, f: dict[str, str], now: dt.datetime) -> None:
@@ -282,7 +283,7 @@ async def console_send(request: Request, instruction_id: int, ctx: Staff) -> Res
 
 @router.get("/staff/wg/instructions/{instruction_id}/files/{report_id}/{index}")
 async def console_report_file(
-    request: Request, instruction_id: int, report_id: int, index: int, ctx: Staff
+    request: Request, instruction_id: DbId, report_id: DbId, index: int, ctx: Staff
 ) -> Response:
     """A file the assignee attached to a report (always a download, never rendered)."""
     settings = _settings(request)
@@ -312,7 +313,7 @@ async def console_report_file(
 
 
 @router.post("/staff/wg/meetings/{meeting_id}/instructions")
-async def console_give(request: Request, meeting_id: int, ctx: Staff) -> Response:
+async def console_give(request: Request, meeting_id: DbId, ctx: Staff) -> Response:
     """The secretary records an instruction of an adopted decision."""
 
     def step(s: Session, st: Settings, m: WgMeeting, g: WgGroup, f: dict[str, str], now: dt.datetime) -> None:

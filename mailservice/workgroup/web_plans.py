@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from mailservice.blobs import BlobStore
 from mailservice.config import Settings
 from mailservice.db import session_scope
+from mailservice.web.security import DbId
 from mailservice.web.staff.deps import Refused, StaffContext, page, redirect
 from mailservice.workgroup import plans, reports, service
 from mailservice.workgroup.mail import DOCX_TYPE
@@ -113,7 +114,7 @@ def _group_data(
 
 
 async def _show(
-    request: Request, ctx: StaffContext, group_id: int, *, error: str = "", status_code: int = 200
+    request: Request, ctx: StaffContext, group_id: DbId, *, error: str = "", status_code: int = 200
 ) -> HTMLResponse:
     settings = _settings(request)
 
@@ -128,7 +129,7 @@ async def _show(
 
 
 @router.get("/staff/wg/groups/{group_id}", response_class=HTMLResponse)
-async def group_page(request: Request, group_id: int, ctx: Staff) -> HTMLResponse:
+async def group_page(request: Request, group_id: DbId, ctx: Staff) -> HTMLResponse:
     """Plans, the road map, reports, disagreements and sub-groups of one group."""
     return await _show(request, ctx, group_id)
 
@@ -182,7 +183,7 @@ def _group_id(group_id: int) -> Callable[[Session], int]:
 
 
 @router.post("/staff/wg/groups/{group_id}/head")
-async def set_head(request: Request, group_id: int, ctx: Staff) -> Response:
+async def set_head(request: Request, group_id: DbId, ctx: Staff) -> Response:
     """Whom the reports go to."""
 
     def step(s: Session, st: Settings, g: WgGroup, f: dict[str, str], now: dt.datetime) -> None:
@@ -192,7 +193,7 @@ async def set_head(request: Request, group_id: int, ctx: Staff) -> Response:
 
 
 @router.post("/staff/wg/groups/{group_id}/plans")
-async def create_plan(request: Request, group_id: int, ctx: Staff) -> Response:
+async def create_plan(request: Request, group_id: DbId, ctx: Staff) -> Response:
     """A new draft plan."""
 
     def step(s: Session, st: Settings, g: WgGroup, f: dict[str, str], now: dt.datetime) -> None:
@@ -210,7 +211,7 @@ async def create_plan(request: Request, group_id: int, ctx: Staff) -> Response:
 
 
 @router.post("/staff/wg/plans/{plan_id}/items")
-async def add_plan_item(request: Request, plan_id: int, ctx: Staff) -> Response:
+async def add_plan_item(request: Request, plan_id: DbId, ctx: Staff) -> Response:
     """An item of a draft plan."""
 
     def step(s: Session, st: Settings, g: WgGroup, f: dict[str, str], now: dt.datetime) -> None:
@@ -230,7 +231,7 @@ async def add_plan_item(request: Request, plan_id: int, ctx: Staff) -> Response:
 
 
 @router.post("/staff/wg/plans/{plan_id}/approve")
-async def approve_plan(request: Request, plan_id: int, ctx: Staff) -> Response:
+async def approve_plan(request: Request, plan_id: DbId, ctx: Staff) -> Response:
     """Record the decision that approved the plan."""
 
     def step(s: Session, st: Settings, g: WgGroup, f: dict[str, str], now: dt.datetime) -> None:
@@ -242,7 +243,7 @@ async def approve_plan(request: Request, plan_id: int, ctx: Staff) -> Response:
 
 
 @router.post("/staff/wg/plan-items/{item_id}")
-async def update_plan_item(request: Request, item_id: int, ctx: Staff) -> Response:
+async def update_plan_item(request: Request, item_id: DbId, ctx: Staff) -> Response:
     """Progress of a plan item."""
 
     def step(s: Session, st: Settings, g: WgGroup, f: dict[str, str], now: dt.datetime) -> None:
@@ -254,7 +255,7 @@ async def update_plan_item(request: Request, item_id: int, ctx: Staff) -> Respon
 
 
 @router.post("/staff/wg/groups/{group_id}/roadmap")
-async def add_roadmap(request: Request, group_id: int, ctx: Staff) -> Response:
+async def add_roadmap(request: Request, group_id: DbId, ctx: Staff) -> Response:
     """An item of the road map the group tracks."""
 
     def step(s: Session, st: Settings, g: WgGroup, f: dict[str, str], now: dt.datetime) -> None:
@@ -274,7 +275,7 @@ async def add_roadmap(request: Request, group_id: int, ctx: Staff) -> Response:
 
 
 @router.post("/staff/wg/roadmap/{row_id}")
-async def update_roadmap(request: Request, row_id: int, ctx: Staff) -> Response:
+async def update_roadmap(request: Request, row_id: DbId, ctx: Staff) -> Response:
     """Progress of a road-map item, its result, and the decision that agreed it."""
 
     def step(s: Session, st: Settings, g: WgGroup, f: dict[str, str], now: dt.datetime) -> None:
@@ -296,7 +297,7 @@ async def update_roadmap(request: Request, row_id: int, ctx: Staff) -> Response:
 
 
 @router.post("/staff/wg/groups/{group_id}/reports")
-async def make_report(request: Request, group_id: int, ctx: Staff) -> Response:
+async def make_report(request: Request, group_id: DbId, ctx: Staff) -> Response:
     """Generate the progress report for a period."""
 
     def step(s: Session, st: Settings, g: WgGroup, f: dict[str, str], now: dt.datetime) -> None:
@@ -314,7 +315,7 @@ async def make_report(request: Request, group_id: int, ctx: Staff) -> Response:
 
 
 @router.post("/staff/wg/reports/{report_id}/send")
-async def send_report(request: Request, report_id: int, ctx: Staff) -> Response:
+async def send_report(request: Request, report_id: DbId, ctx: Staff) -> Response:
     """The secretary sends a document to the head of the department."""
 
     def step(s: Session, st: Settings, g: WgGroup, f: dict[str, str], now: dt.datetime) -> None:
@@ -326,7 +327,7 @@ async def send_report(request: Request, report_id: int, ctx: Staff) -> Response:
 
 
 @router.get("/staff/wg/reports/{report_id}.docx")
-async def report_docx(request: Request, report_id: int, ctx: Staff) -> Response:
+async def report_docx(request: Request, report_id: DbId, ctx: Staff) -> Response:
     """Download a report or a protocol of disagreements."""
     settings = _settings(request)
 
@@ -348,7 +349,7 @@ async def report_docx(request: Request, report_id: int, ctx: Staff) -> Response:
 
 
 @router.post("/staff/wg/meetings/{meeting_id}/disagreements")
-async def record_disagreement(request: Request, meeting_id: int, ctx: Staff) -> Response:
+async def record_disagreement(request: Request, meeting_id: DbId, ctx: Staff) -> Response:
     """Record disagreements a meeting could not resolve and prepare the protocol of disagreements."""
 
     def step(s: Session, st: Settings, g: WgGroup, f: dict[str, str], now: dt.datetime) -> None:
@@ -371,7 +372,7 @@ async def record_disagreement(request: Request, meeting_id: int, ctx: Staff) -> 
 
 
 @router.post("/staff/wg/groups/{group_id}/subgroups")
-async def create_subgroup(request: Request, group_id: int, ctx: Staff) -> Response:
+async def create_subgroup(request: Request, group_id: DbId, ctx: Staff) -> Response:
     """Form an expert group or a project committee by the group's decision."""
 
     def step(s: Session, st: Settings, g: WgGroup, f: dict[str, str], now: dt.datetime) -> None:

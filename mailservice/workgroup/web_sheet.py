@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mailservice.config import Settings
 from mailservice.db import session_scope
+from mailservice.web.security import DbId
 from mailservice.web.staff.deps import Refused, page, redirect
 from mailservice.workgroup import service
 from mailservice.workgroup.models import WgGroup, WgMeeting
@@ -55,7 +56,7 @@ def _sheet_data(session: Any, settings: Any, ctx: Any, meeting_id: int) -> dict[
 
 
 async def _show(
-    request: Request, ctx: Any, meeting_id: int, *, error: str = "", status_code: int = 200
+    request: Request, ctx: Any, meeting_id: DbId, *, error: str = "", status_code: int = 200
 ) -> HTMLResponse:
     settings = _settings(request)
 
@@ -68,7 +69,7 @@ async def _show(
 
 
 @router.get("/staff/wg/meetings/{meeting_id}/sheet", response_class=HTMLResponse)
-async def sheet_page(request: Request, meeting_id: int, ctx: Staff) -> HTMLResponse:
+async def sheet_page(request: Request, meeting_id: DbId, ctx: Staff) -> HTMLResponse:
     """The table of attendance and votes."""
     return await _show(request, ctx, meeting_id)
 
@@ -92,7 +93,7 @@ def _parse(fields: dict[str, str]) -> tuple[dict[int, str], dict[tuple[int, int]
 
 
 @router.post("/staff/wg/meetings/{meeting_id}/sheet")
-async def sheet_post(request: Request, meeting_id: int, ctx: Staff) -> Response:
+async def sheet_post(request: Request, meeting_id: DbId, ctx: Staff) -> Response:
     """Apply the table's changes at once; a refusal shows the table again with the reason and changes nothing."""
 
     def step(s: Session, st: Settings, m: WgMeeting, g: WgGroup, f: dict[str, str], now: dt.datetime) -> None:

@@ -16,6 +16,7 @@ from mailservice.db import session_scope, utcnow
 from mailservice.inforequests.identity import DOCUMENTS, PROOF_NAMES, open_suggestions
 from mailservice.inforequests.models import Client, IdentityCheck, MergeSuggestion
 from mailservice.mail.headers import normalise_address
+from mailservice.web.security import DbId
 from mailservice.web.staff import actions
 from mailservice.web.staff.actions import ConsoleError
 from mailservice.web.staff.deps import Refused, redirect, settings_of
@@ -41,7 +42,7 @@ def page_context(session: Session, client_id: int) -> dict[str, Any]:
 def identity_check(
     request: Request,
     ctx: Operator,
-    client_id: int,
+    client_id: DbId,
     document: Text = "",
     email: Text = "",
     phone: Text = "",
@@ -78,7 +79,7 @@ def identity_check(
 
 
 @router.post("/merge-suggestions/{suggestion_id}")
-def decide_suggestion(request: Request, ctx: Operator, suggestion_id: int, decision: Text = "") -> Response:
+def decide_suggestion(request: Request, ctx: Operator, suggestion_id: DbId, decision: Text = "") -> Response:
     """Accept (merge the newer record into the other) or reject a suggested merge."""
     if decision not in ("accept", "reject"):
         raise Refused(400, "Неизвестное решение")

@@ -394,7 +394,7 @@ def _load_request(session: Session, request_id: int) -> InfoRequest:
 def _request_page(
     request: Request,
     ctx: StaffContext,
-    request_id: int,
+    request_id: DbId,
     *,
     error: str = "",
     status_code: int = 200,
@@ -520,7 +520,7 @@ def request_register(request: Request, ctx: Operator, request_id: DbId) -> Respo
 
 
 @router.post("/requests/{request_id}/spam")
-def request_spam(request: Request, ctx: Operator, request_id: int) -> Response:
+def request_spam(request: Request, ctx: Operator, request_id: DbId) -> Response:
     """Confirm a held letter is advertising with no request in it: closed without a number, no notice."""
     settings = settings_of(request)
     try:
@@ -534,7 +534,7 @@ def request_spam(request: Request, ctx: Operator, request_id: int) -> Response:
 
 
 @router.post("/requests/{request_id}/convert")
-def request_convert(request: Request, ctx: Operator, request_id: int, command: Text = "") -> Response:
+def request_convert(request: Request, ctx: Operator, request_id: DbId, command: Text = "") -> Response:
     """Carry out a registered letter as the command it really was (subscribe, unsubscribe, history)."""
     settings = settings_of(request)
     try:
