@@ -23,7 +23,7 @@ from mailservice.publishing.stats import MailingRow, load_site_data
 from tests.browser import chromium
 from tests.test_site import TODAY, complete_site
 
-OVERRIDES = Path(__file__).resolve().parents[2] / "site" / "overrides"
+OVERRIDES = Path(__file__).resolve().parents[2] / "mailservice" / "site" / "overrides"
 
 # Each sets window.msPwned if it ever runs.
 LIST_TITLE = "Новости <script>window.msPwned='list'</script>"
