@@ -23,8 +23,9 @@ from mailservice.config import Settings
 from mailservice.db import session_scope
 from mailservice.mailings import consent, subscribers
 from mailservice.spreadsheets import restore_cell, safe_cell
+from mailservice.web.staff.auth import Role
 from tests.conftest import make_env, reset_caches
-from tests.console_support import mail_request
+from tests.console_support import PASSWORD, add_staff, mail_request
 from tests.servers import Sink
 from tests.test_processes_register import GOOD, HEADINGS, sheet
 
@@ -44,6 +45,8 @@ ATTACKS = [
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run the CLI; a command that names a staff account (--staff) reads its password from standard input."""
+    sys.stdin = io.StringIO(PASSWORD + "\n")
     code = main(list(args))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
@@ -79,9 +82,9 @@ def test_safe_cell_follows_owasp() -> None:
 
 @pytest.fixture
 def officer(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, sink: Sink) -> Iterator[Settings]:
-    yield make_env(
-        monkeypatch, tmp_path, db_url, smtp_port=str(sink.port), smtp_host="127.0.0.1", process_officers=OFFICER
-    )
+    settings = make_env(monkeypatch, tmp_path, db_url, smtp_port=str(sink.port), smtp_host="127.0.0.1")
+    add_staff(settings, OFFICER, Role.process_officer)  # the register's officer is a console account (issue 18)
+    yield settings
     reset_caches()
 
 
@@ -144,9 +147,9 @@ def test_process_register_exports_and_open_data_are_inert(
     buffer = io.StringIO()
     csv.writer(buffer).writerows([HEADINGS, *rows])
     source.write_text(buffer.getvalue(), encoding="utf-8")
-    code, _out, err = cli(capsys, "processes", "import", str(source), "--actor", OFFICER)
+    code, _out, err = cli(capsys, "processes", "import", str(source), "--staff", OFFICER)
     assert code == 0, err
-    assert cli(capsys, "processes", "approve", "--actor", OFFICER)[0] == 0
+    assert cli(capsys, "processes", "approve", "--staff", OFFICER)[0] == 0
     xlsx, csv_file = tmp_path / "out.xlsx", tmp_path / "out.csv"
     assert cli(capsys, "processes", "export", "--format", "xlsx", "--output", str(xlsx))[0] == 0
     assert cli(capsys, "processes", "export", "--format", "csv", "--output", str(csv_file))[0] == 0
