@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine:
 #   make run   - set up and start the service on its embedded defaults (SQLite, built-in SMTP receiver and sink)
-#   make test  - set up and pass the whole suite (installs Dovecot and Chromium from Debian when run as root)
+#   make test  - set up and pass the whole suite (installs Dovecot, Chromium and poppler from Debian when run as root)
 
 PYTHON ?= python3
 VENV := .venv
@@ -26,6 +26,7 @@ system-deps:
 	command -v dovecot >/dev/null 2>&1 || missing="$$missing dovecot-imapd"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	command -v pdftoppm >/dev/null 2>&1 || missing="$$missing poppler-utils"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ]; then \
 	    echo "Installing from Debian:$$missing"; \
