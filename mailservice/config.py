@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     environment: Environment = Environment.development
     data_dir: Path = Path("var")
     database_url: str = ""  # empty: SQLite file in data_dir
+    # The department's disclosure site that staff edit (`site new`); empty: data_dir/site, created from the
+    # packaged skeleton on first use or by `mailservice site init`.
+    site_dir: Path | None = None
     timezone: str = "Asia/Novosibirsk"
     public_url: str = "http://127.0.0.1:8000"
     department_name: str = "Департамент имущества и земельных отношений Новосибирской области"
@@ -157,6 +160,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'mailservice.sqlite3').resolve()}"
+
+    @property
+    def effective_site_dir(self) -> Path:
+        """The live site folder (mkdocs.yml, sections.yml, docs/): ``site_dir`` or ``data_dir/site``."""
+        return self.site_dir or self.data_dir / "site"
 
     @property
     def blob_dir(self) -> Path:

@@ -22,8 +22,9 @@ import holidays
 import yaml
 
 from mailservice.config import Settings, get_settings
+from mailservice.resources import package_path
 
-SHIPPED_OVERRIDE_FILE = Path(__file__).parent / "data" / "calendar_overrides.yaml"
+SHIPPED_OVERRIDE_FILE = package_path("data", "calendar_overrides.yaml")
 
 _YEAR_KEYS = frozenset({"decree", "confirmed", "days_off", "working_days"})
 

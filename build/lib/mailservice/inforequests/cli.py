@@ -1,0 +1,238 @@
+"""``mailservice requests``: register from any channel, list, show, change status, export the register."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from mailservice.config import get_settings
+from mailservice.db import session_scope, utcnow
+from mailservice.inforequests import export, service
+from mailservice.inforequests.classification import labels_for
+from mailservice.inforequests.lifecycle import (
+    CHANNEL_NAMES,
+    REFUSAL_GROUNDS,
+    STATUS_NAMES,
+    Channel,
+    Status,
+    TransitionError,
+)
+from mailservice.inforequests.models import Request
+from mailservice.mail.headers import normalise_address
+from mailservice.workdays import default_calendar
+
+app = typer.Typer(help="Реестр запросов и обращений.", no_args_is_help=True)
+
+
+def _load(session: object, number: str) -> Request:
+    request = service.get_by_number(session, number)  # type: ignore[arg-type]
+    if request is None:
+        raise click.ClickException(f"Запрос № {number} не найден")
+    return request
+
+
+@app.command("register")
+def register_cmd(
+    channel: Annotated[Channel, typer.Option(help="Канал: phone, visit, post, social, web, email")],
+    subject: Annotated[str, typer.Option(help="Тема")],
+    text: Annotated[str, typer.Option(help="Текст запроса (для устного: краткое содержание)")],
+    name: Annotated[str, typer.Option(help="ФИО или наименование организации")] = "",
+    email: Annotated[str, typer.Option(help="Адрес эл. почты для уведомлений")] = "",
+    phone: Annotated[str, typer.Option(help="Телефон")] = "",
+    postal_address: Annotated[str, typer.Option("--address", help="Почтовый адрес")] = "",
+    received: Annotated[
+        str, typer.Option(help="Когда получен (YYYY-MM-DDTHH:MM, время департамента); по умолчанию сейчас")
+    ] = "",
+    actor: Annotated[str, typer.Option(help="Кто регистрирует")] = "cli",
+) -> None:
+    """Register a request that came by phone, visit, post, social media or the web form."""
+    settings = get_settings()
+    address = None
+    if email:
+        address = normalise_address(email)
+        if address is None:
+            raise click.BadParameter(f"not a valid e-mail address: {email!r}", param_hint="--email")
+    now = utcnow()
+    received_at = now
+    if received:
+        try:
+            local = dt.datetime.fromisoformat(received)
+        except ValueError:
+            raise click.BadParameter("expected YYYY-MM-DDTHH:MM", param_hint="--received") from None
+        received_at = (local if local.tzinfo else local.replace(tzinfo=settings.tz)).astimezone(dt.UTC)
+        if received_at > now:
+            raise click.BadParameter("the moment of receipt is in the future", param_hint="--received")
+    with session_scope(settings) as session:
+        client = service.find_or_create_client(
+            session, now=now, name=name, email=address, phone=phone or None, postal_address=postal_address
+        )
+        request = service.create_request(
+            session,
+            settings,
+            now=now,
+            client=client,
+            channel=channel,
+            subject=subject,
+            text=text,
+            labels=labels_for(subject, text),
+            received_at=received_at,
+            reply_email=address,
+            actor=actor,
+        )
+        if request.number:
+            typer.echo(f"Зарегистрирован № {request.number}, срок ответа {request.due_date}")
+        else:
+            typer.echo(f"Запрос сохранён без регистрации (id {request.id}): {request.events[-1].comment}")
+
+
+@app.command("list")
+def list_cmd(
+    status: Annotated[Status | None, typer.Option(help="Только с этим статусом")] = None,
+    overdue: Annotated[bool, typer.Option("--overdue", help="Только просроченные")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    limit: Annotated[int, typer.Option(min=1)] = 100,
+) -> None:
+    """List requests, newest first."""
+    settings = get_settings()
+    today = utcnow().astimezone(settings.tz).date()
+    calendar = default_calendar(settings)
+
+    def soon(r: Request) -> bool:
+        return export.is_due_soon(r, today, calendar, settings.due_soon_working_days)
+
+    with session_scope(settings) as session:
+        query = select(Request).options(selectinload(Request.client)).order_by(Request.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(Request.status == status)
+        rows = [r for r in session.scalars(query) if not overdue or export.is_overdue(r, today)]
+        if as_json:
+            typer.echo(
+                json.dumps(
+                    [
+                        {
+                            "number": r.number,
+                            "status": r.status,
+                            "channel": r.channel,
+                            "subject": r.subject,
+                            "type": r.type,
+                            "urgency": r.urgency,
+                            "due_date": r.due_date.isoformat() if r.due_date else None,
+                            "overdue": export.is_overdue(r, today),
+                            "due_soon": soon(r),
+                        }
+                        for r in rows
+                    ],
+                    ensure_ascii=False,
+                )
+            )
+            return
+        table = Table("№", "Статус", "Канал", "Клиент", "Тема", "Срок", "")
+        for r in rows:
+            table.add_row(
+                r.number or f"(id {r.id})",
+                STATUS_NAMES[Status(r.status)],
+                CHANNEL_NAMES[Channel(r.channel)],
+                r.client.display_name,
+                r.subject[:40],
+                r.due_date.isoformat() if r.due_date else "",
+                "ПРОСРОЧЕН"
+                if export.is_overdue(r, today)
+                else "скоро срок"
+                if soon(r)
+                else ("СРОЧНО" if r.urgency == "urgent" else ""),
+            )
+        Console().print(table)
+
+
+@app.command("show")
+def show_cmd(number: Annotated[str, typer.Argument(help="Регистрационный номер, например 2026-000042")]) -> None:
+    """Show one request with its whole history."""
+    settings = get_settings()
+    with session_scope(settings) as session:
+        r = _load(session, number)
+        out = [
+            f"№ {r.number}  [{STATUS_NAMES[Status(r.status)]}]  {CHANNEL_NAMES[Channel(r.channel)]}",
+            f"Клиент: {r.client.display_name} <{r.reply_email or '-'}>",
+            f"Тема: {r.subject}",
+            f"Закон: {r.law}; тип: {r.type}; тема: {r.topic}; срочность: {r.urgency}"
+            + ("; требует проверки классификации" if r.needs_review else ""),
+            f"Зарегистрирован: {r.registered_at.astimezone(settings.tz):%Y-%m-%d %H:%M}" if r.registered_at else "",
+            f"Срок ответа: {r.due_date}; контрольная дата: {r.control_date}",
+            "",
+            r.text,
+            "",
+            "История:",
+        ]
+        for e in r.events:
+            change = f" {e.from_status} -> {e.to_status}" if e.to_status else ""
+            ground = f" [{e.ground}]" if e.ground else ""
+            out.append(f"  {e.at.astimezone(settings.tz):%Y-%m-%d %H:%M} {e.kind}{change}{ground} {e.comment[:200]}")
+        for a in r.attachments:
+            out.append(f"  вложение: {a.filename} ({a.size} байт, {a.sha256[:12]})")
+        typer.echo("\n".join(line for line in out if line is not None))
+
+
+@app.command("status")
+def status_cmd(
+    number: Annotated[str, typer.Argument(help="Регистрационный номер")],
+    to: Annotated[Status, typer.Option("--to", help="Новый статус")],
+    comment: Annotated[str, typer.Option(help="Комментарий, причина или текст ответа")] = "",
+    ground: Annotated[str | None, typer.Option(help="Основание отказа: " + ", ".join(REFUSAL_GROUNDS))] = None,
+    days: Annotated[int | None, typer.Option(help="На сколько дней продлить (при --to extended)")] = None,
+    forwarded_to: Annotated[str, typer.Option(help="Куда перенаправлен (при --to forwarded)")] = "",
+    actor: Annotated[str, typer.Option(help="Кто меняет статус")] = "cli",
+) -> None:
+    """Change the status of a request; the client is told by e-mail."""
+    settings = get_settings()
+    try:
+        with session_scope(settings) as session:
+            request = _load(session, number)
+            service.change_status(
+                session,
+                settings,
+                request,
+                to,
+                now=utcnow(),
+                actor=actor,
+                comment=comment,
+                ground=ground,
+                extension_days=days,
+                forwarded_to=forwarded_to,
+            )
+            typer.echo(f"№ {number}: {STATUS_NAMES[to]}; срок ответа {request.due_date}")
+    except (TransitionError, service.RequestError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@app.command("export")
+def export_cmd(
+    output: Annotated[Path, typer.Option("--output", help="Файл; '-' для стандартного вывода (только csv)")],
+    fmt: Annotated[str, typer.Option("--format", help="csv или xlsx")] = "csv",
+) -> None:
+    """Export the register (seed 004 p. 8) as CSV or XLSX."""
+    if fmt not in ("csv", "xlsx"):
+        raise click.BadParameter("expected csv or xlsx", param_hint="--format")
+    if fmt == "xlsx" and str(output) == "-":
+        raise click.BadParameter("xlsx needs a file name", param_hint="--output")
+    settings = get_settings()
+    today = utcnow().astimezone(settings.tz).date()
+    with session_scope(settings) as session:
+        rows = export.register_rows(session, settings, today)
+        if fmt == "xlsx":
+            count = export.write_xlsx(rows, output)
+        elif str(output) == "-":
+            count = export.write_csv(rows, sys.stdout)
+        else:
+            with output.open("w", encoding="utf-8-sig", newline="") as handle:
+                count = export.write_csv(rows, handle)
+    typer.echo(f"Выгружено запросов: {count}", err=True)

@@ -1,0 +1,532 @@
+"""Applying the lifecycle to the database: clients, registration, status changes, client messages.
+
+Every function takes the caller's session and ``now`` and never commits: the caller's transaction decides, so a
+status change, its history event and its e-mail notice (in the outbox) are stored together or not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import cast
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from mailservice.config import Settings
+from mailservice.inforequests import notifications
+from mailservice.inforequests.deadlines import Law, deadline, notice_due, validate_extension
+from mailservice.inforequests.lifecycle import (
+    JOINABLE_STATUSES,
+    ORAL_CHANNELS,
+    REFUSAL_GROUNDS,
+    STAFF_SETTABLE,
+    Channel,
+    EventKind,
+    Status,
+    TransitionError,
+    check_transition,
+)
+from mailservice.inforequests.models import Attachment, Client, ClientContact, Event, RegistrationCounter, Request
+from mailservice.intake.models import IntakeEntry
+from mailservice.workdays import default_calendar
+
+
+class RequestError(ValueError):
+    """A request operation that cannot be done; the message is Russian and shown as is."""
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Classification of a request as intake or staff decided it."""
+
+    type: str = "info_request"
+    topic: str = "other"
+    urgency: str = "normal"
+    appeal_kind: str | None = None
+    needs_review: bool = False
+    version: str = "default"
+    details: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def law(self) -> Law:
+        """An appeal runs on 59-FZ; everything else that is registered on 8-FZ."""
+        return Law.FZ59 if self.type == "appeal" else Law.FZ8
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """An attachment already written to the blob store."""
+
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+def local_date(settings: Settings, moment: dt.datetime) -> dt.date:
+    """The department's calendar date at ``moment`` (the time zone decides what "today" is)."""
+    return moment.astimezone(settings.tz).date()
+
+
+# Clients ------------------------------------------------------------------------------------------------------
+
+
+def find_client_by_email(session: Session, email: str) -> Client | None:
+    """The client who owns this address, following merges."""
+    contact = session.scalar(select(ClientContact).where(ClientContact.kind == "email", ClientContact.value == email))
+    client = contact.client if contact else None
+    while client is not None and client.merged_into_id is not None:
+        client = session.get(Client, client.merged_into_id)
+    return client
+
+
+def find_or_create_client(
+    session: Session,
+    *,
+    now: dt.datetime,
+    name: str = "",
+    email: str | None = None,
+    phone: str | None = None,
+    organisation: str = "",
+    postal_address: str = "",
+) -> Client:
+    """The client with this e-mail (or phone), or a new one; fills in a missing name."""
+    client = find_client_by_email(session, email) if email else None
+    if client is None and phone:
+        contact = session.scalar(
+            select(ClientContact).where(ClientContact.kind == "phone", ClientContact.value == phone)
+        )
+        client = contact.client if contact else None
+    return update_or_create_client(
+        session,
+        client,
+        now=now,
+        name=name,
+        email=email,
+        phone=phone,
+        organisation=organisation,
+        postal_address=postal_address,
+    )
+
+
+def update_or_create_client(
+    session: Session,
+    client: Client | None,
+    *,
+    now: dt.datetime,
+    name: str = "",
+    email: str | None = None,
+    phone: str | None = None,
+    organisation: str = "",
+    postal_address: str = "",
+) -> Client:
+    """``client`` (already looked up by the caller) with missing details filled in, or a new client."""
+    if client is None:
+        client = Client(name=name, organisation=organisation, postal_address=postal_address, created_at=now)
+        session.add(client)
+    else:
+        client.name = client.name or name
+        client.organisation = client.organisation or organisation
+        client.postal_address = client.postal_address or postal_address
+    for kind, value in (("email", email), ("phone", phone)):
+        if value and not any(c.kind == kind and c.value == value for c in client.contacts):
+            client.contacts.append(ClientContact(kind=kind, value=value, created_at=now))
+    client.last_interaction_at = now
+    return client
+
+
+# Registration -------------------------------------------------------------------------------------------------
+
+
+def _counter(session: Session, year: int) -> RegistrationCounter:
+    """The year's counter row, locked for the rest of the caller's transaction.
+
+    ``SELECT ... FOR UPDATE`` on PostgreSQL (SQLite's BEGIN IMMEDIATE already excludes other writers), so two
+    transactions never issue the same number. The row is created first when the year has none.
+    """
+    # Cached for this transaction only (holding it keeps its identity): a new transaction takes the lock again.
+    transaction = session.get_transaction()
+    cached = session.info.get("registration_counter")
+    if cached is not None and cached[0] is transaction and cached[1] == year and cached[2] in session:
+        return cast(RegistrationCounter, cached[2])
+    locked = select(RegistrationCounter).where(RegistrationCounter.year == year).with_for_update()
+    locked = locked.execution_options(populate_existing=True)
+    counter = session.scalar(locked)
+    if counter is None:
+        dialect = session.get_bind().dialect.name
+        ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        session.execute(ins(RegistrationCounter).values(year=year, last=0).on_conflict_do_nothing())
+        counter = session.scalars(locked).one()
+    session.info["registration_counter"] = (session.get_transaction(), year, counter)
+    return counter
+
+
+def next_number(session: Session, year: int) -> str:
+    """Issue the next registration number of ``year`` in the caller's transaction (gap-free: a rollback returns it).
+
+    The counter is incremented in memory and written by the caller's next flush, so registering a batch of
+    requests costs one statement, not one per request. A caller that rolls back a savepoint expires the session
+    (see intake.pipeline), which reloads the counter as it was.
+    """
+    counter = _counter(session, year)
+    counter.last += 1
+    return f"{year}-{counter.last:06d}"
+
+
+def recompute_due(settings: Settings, request: Request) -> None:
+    """Derive the due date and control date from the registration date and the extension events.
+
+    The original term is never overwritten: extensions are events with their legal basis (froide#281).
+    """
+    if request.registered_on is None:
+        request.due_date = request.control_date = None
+        return
+    extension = sum(e.extension_days or 0 for e in request.events if e.to_status == Status.extended)
+    term = deadline(Law(request.law), request.registered_on, default_calendar(settings), settings.due_shift, extension)
+    request.due_date = term.legal_due
+    request.control_date = term.control_date
+
+
+def _event(
+    session: Session, request: Request, now: dt.datetime, kind: EventKind, *, actor: str = "", **values: object
+) -> Event:
+    event = Event(client=request.client, request=request, at=now, kind=kind, actor=actor, **values)
+    session.add(event)
+    request.client.last_interaction_at = now
+    return event
+
+
+def _attach(session: Session, request: Request, event: Event, attachments: Sequence[StoredFile]) -> None:
+    for stored in attachments:
+        session.add(
+            Attachment(
+                request=request,
+                event=event,
+                filename=stored.filename,
+                content_type=stored.content_type,
+                size=stored.size,
+                sha256=stored.sha256,
+            )
+        )
+
+
+def create_request(
+    session: Session,
+    settings: Settings,
+    *,
+    now: dt.datetime,
+    client: Client,
+    channel: Channel,
+    subject: str,
+    text: str,
+    labels: Labels,
+    received_at: dt.datetime | None = None,
+    reply_email: str | None = None,
+    intake: IntakeEntry | None = None,
+    message_id: str | None = None,
+    attachments: Sequence[StoredFile] = (),
+    parent: Request | None = None,
+    actor: str = "",
+    register: bool = True,
+) -> Request:
+    """Record a request with its first history event and, when ``register``, register it and acknowledge it.
+
+    An anonymous request (no name of a person or organisation and no way to answer) is kept but not considered
+    (8-FZ art. 18 part 5 and 59-FZ art. 11 part 1): it stays ``received`` without a number and is closed.
+    """
+    request = Request(
+        client=client,
+        parent_id=parent.id if parent else None,
+        channel=channel,
+        law=labels.law,
+        subject=subject[:500],
+        text=text,
+        status=Status.received,
+        type=labels.type,
+        topic=labels.topic,
+        urgency=labels.urgency,
+        appeal_kind=labels.appeal_kind,
+        needs_review=labels.needs_review,
+        classifier_version=labels.version,
+        classification=dict(labels.details),
+        received_at=received_at or now,
+        reply_email=reply_email,
+        thread_root=message_id,
+    )
+    session.add(request)
+    first = _event(
+        session,
+        request,
+        received_at or now,
+        EventKind.message_in,
+        channel=channel,
+        direction="in",
+        intake=intake,
+        actor=actor,
+        comment=subject,
+        data={"message_id": message_id} if message_id else {},
+    )
+    _attach(session, request, first, attachments)
+    anonymous = not (client.name or client.organisation) and not reply_email and channel is not Channel.email
+    if anonymous:
+        _set_status(session, request, now, Status.closed, comment="Анонимный запрос не рассматривается", actor=actor)
+        return request
+    if channel is Channel.email and labels.type == "appeal" and settings.appeal_by_email == "redirect_only":
+        # A plain e-mail is not an electronic appeal under 59-FZ since 30.03.2025 (547-FZ): tell the legal channels.
+        notifications.appeal_channels_notice(session, settings, request, now)
+        _set_status(session, request, now, Status.closed, comment="Разъяснён порядок подачи обращения", actor=actor)
+        return request
+    if register:
+        register_request(session, settings, request, now=now, actor=actor)
+    return request
+
+
+def register_request(
+    session: Session, settings: Settings, request: Request, *, now: dt.datetime, actor: str = ""
+) -> None:
+    """Give a received request its number and legal term, and acknowledge it to the client."""
+    if request.status != Status.received:
+        raise RequestError("Запрос уже зарегистрирован")
+    today = local_date(settings, now)
+    request.number = next_number(session, today.year)
+    request.registered_at = now
+    request.registered_on = today
+    check_transition(Status(request.status), Status.registered)
+    from_status = request.status
+    request.status = Status.registered
+    _event(
+        session,
+        request,
+        now,
+        EventKind.registered,
+        from_status=from_status,
+        to_status=Status.registered,
+        actor=actor,
+        comment=f"Зарегистрирован под № {request.number}",
+        data={"oral": request.channel in ORAL_CHANNELS, "time": now.astimezone(settings.tz).isoformat()},
+    )
+    recompute_due(settings, request)
+    notifications.acknowledgement(session, settings, request, now)
+
+
+def _set_status(
+    session: Session,
+    request: Request,
+    now: dt.datetime,
+    target: Status,
+    *,
+    comment: str = "",
+    actor: str = "",
+    ground: str | None = None,
+    extension_days: int | None = None,
+    data: dict[str, object] | None = None,
+) -> Event:
+    from_status = request.status
+    request.status = target
+    if target is Status.answered:
+        request.answered_at = now
+    if target is Status.refused:
+        request.refusal_ground = ground
+        request.answered_at = now
+    if target is Status.closed:
+        request.closed_at = now
+    if target is Status.in_progress:
+        request.closed_at = None
+    return _event(
+        session,
+        request,
+        now,
+        EventKind.status_changed,
+        from_status=from_status,
+        to_status=target,
+        ground=ground,
+        extension_days=extension_days,
+        comment=comment,
+        actor=actor,
+        data=data or {},
+    )
+
+
+def change_status(
+    session: Session,
+    settings: Settings,
+    request: Request,
+    target: Status,
+    *,
+    now: dt.datetime,
+    actor: str,
+    comment: str = "",
+    ground: str | None = None,
+    extension_days: int | None = None,
+    forwarded_to: str = "",
+    notify: bool = True,
+) -> Event:
+    """A staff status change: checked against the rules, recorded as an event, told to the client by e-mail."""
+    if target not in STAFF_SETTABLE:
+        raise TransitionError("Этот статус устанавливается только при регистрации")
+    current = Status(request.status)
+    check_transition(current, target, ground=ground, law=request.law)
+    registered_on = request.registered_on
+    if registered_on is None:
+        raise RequestError("Сначала запрос нужно зарегистрировать")
+    today = local_date(settings, now)
+    if target is Status.extended:
+        previous = sum(1 for e in request.events if e.to_status == Status.extended)
+        try:
+            validate_extension(Law(request.law), registered_on, today, extension_days or 0, previous)
+        except ValueError as exc:
+            raise RequestError(str(exc)) from exc
+        if not comment:
+            raise RequestError("При продлении срока нужно указать причину (--comment)")
+    elif extension_days:
+        raise RequestError("Число дней продления указывается только при продлении")
+    if target is Status.forwarded and not forwarded_to:
+        raise RequestError("Укажите, куда перенаправлен запрос")
+    if target is Status.refused and not comment:
+        raise RequestError("Отказ должен быть мотивированным: укажите причину (--comment)")
+    data: dict[str, object] = {"forwarded_to": forwarded_to} if forwarded_to else {}
+    if target is Status.forwarded and today > notice_due(registered_on):
+        # The law gives 7 days to forward and tell the requester (8-FZ, 59-FZ art. 8); a late forwarding is still
+        # better than none, so it is done and the lateness recorded, never hidden.
+        data["late_notice"] = True
+    event = _set_status(
+        session,
+        request,
+        now,
+        target,
+        comment=comment,
+        actor=actor,
+        ground=ground,
+        extension_days=extension_days,
+        data=data,
+    )
+    recompute_due(settings, request)
+    refusal = REFUSAL_GROUNDS.get(ground or "")
+    if notify and (refusal is None or refusal.send_reply):
+        notifications.status_notice(session, settings, request, event, now)
+    return event
+
+
+def add_client_message(
+    session: Session,
+    settings: Settings,
+    request: Request,
+    *,
+    now: dt.datetime,
+    channel: Channel,
+    text: str,
+    subject: str = "",
+    intake: IntakeEntry | None = None,
+    message_id: str | None = None,
+    attachments: Sequence[StoredFile] = (),
+    from_addr: str | None = None,
+) -> Event:
+    """A further message from the client on an open request; answers a clarification request."""
+    event = _event(
+        session,
+        request,
+        now,
+        EventKind.message_in,
+        channel=channel,
+        direction="in",
+        intake=intake,
+        comment=text,
+        data={k: v for k, v in {"message_id": message_id, "subject": subject, "from": from_addr}.items() if v},
+    )
+    _attach(session, request, event, attachments)
+    if request.status == Status.clarification_requested:
+        # The clarification arrived: back to work. No notice: the client just wrote to us.
+        _set_status(session, request, now, Status.in_progress, comment="Получено уточнение от заявителя")
+    return event
+
+
+def reclassify(
+    session: Session,
+    settings: Settings,
+    request: Request,
+    *,
+    type_: str,
+    topic: str,
+    urgency: str,
+    appeal_kind: str | None,
+    actor: str,
+    now: dt.datetime,
+) -> Event:
+    """Staff correct the classifier's labels; the event records who changed what (before and after), and the
+    corrected request becomes training data (``classify train``). A switch between 8-FZ and 59-FZ recomputes the
+    term."""
+    from mailservice.classify.rules import load_taxonomy
+
+    tax = load_taxonomy()
+    for axis, value in (("type", type_), ("topic", topic), ("urgency", urgency)):
+        if value not in tax[axis].labels:
+            raise RequestError(f"Неизвестное значение «{value}» ({tax[axis].name})")
+    if type_ == "appeal":
+        if appeal_kind not in tax["appeal_kind"].labels:
+            raise RequestError("Для обращения укажите его вид (предложение, заявление, жалоба)")
+    else:
+        appeal_kind = None
+    before = {
+        "type": request.type,
+        "topic": request.topic,
+        "urgency": request.urgency,
+        "appeal_kind": request.appeal_kind,
+    }
+    law = Law.FZ59 if type_ == "appeal" else Law.FZ8
+    if law != request.law and any(e.to_status == Status.extended for e in request.events):
+        raise RequestError("Срок уже продлевался по другому закону: смена закона невозможна")
+    request.type, request.topic, request.urgency, request.appeal_kind = type_, topic, urgency, appeal_kind
+    request.law = law
+    request.needs_review = False
+    recompute_due(settings, request)
+    return _event(
+        session,
+        request,
+        now,
+        EventKind.classified,
+        actor=actor,
+        comment="Классификация уточнена сотрудником",
+        data={
+            "internal": True,
+            "before": before,
+            "after": {"type": type_, "topic": topic, "urgency": urgency, "appeal_kind": appeal_kind},
+        },
+    )
+
+
+def mark_verified(session: Session, client: Client, address: str, sent_to: Sequence[str]) -> None:
+    """Mark ``address`` verified for ``client`` when we had written to it and it answered our message."""
+    if address not in sent_to:
+        return
+    for contact in client.contacts:
+        if contact.kind == "email" and contact.value == address:
+            contact.verified = True
+
+
+def is_joinable(request: Request) -> bool:
+    """Whether a reply joins this request (open) or starts a new linked one (answered, refused, closed)."""
+    return Status(request.status) in JOINABLE_STATUSES
+
+
+def get_by_number(session: Session, number: str) -> Request | None:
+    """The request with this registration number."""
+    return session.scalar(select(Request).where(Request.number == number))
+
+
+__all__ = [
+    "Labels",
+    "RequestError",
+    "StoredFile",
+    "add_client_message",
+    "change_status",
+    "create_request",
+    "find_or_create_client",
+    "get_by_number",
+    "is_joinable",
+    "next_number",
+    "register_request",
+    "update_or_create_client",
+]

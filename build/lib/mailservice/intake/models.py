@@ -1,0 +1,80 @@
+"""The intake journal (one row per message fetched or received) and bounce records."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from mailservice.db import Base, utcnow
+
+if TYPE_CHECKING:
+    from mailservice.inforequests.models import Request
+
+
+class Outcome(StrEnum):
+    """What intake decided for a message; every fetched or received message ends with exactly one."""
+
+    new_request = "new_request"
+    reply = "reply"
+    ignored_auto_reply = "ignored_auto_reply"
+    bounce = "bounce"
+    quarantined = "quarantined"
+    duplicate = "duplicate"
+    # Routed to another domain (a ballot, an opinion, an approval) by a registered handler.
+    routed = "routed"
+
+
+class IntakeEntry(Base):
+    """One message as it reached us, with where it came from and what became of it."""
+
+    __tablename__ = "intake_journal"
+    __table_args__ = (
+        # The IMAP identity of a message (RFC 3501 2.3.1.1): a UID is unique only together with UIDVALIDITY.
+        UniqueConstraint("mailbox", "uidvalidity", "uid"),
+        Index("ix_intake_msgid_hash", "message_id", "content_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    source: Mapped[str] = mapped_column(String(16))  # imap | smtp | lmtp | file
+    mailbox: Mapped[str | None] = mapped_column(String(400), default=None)
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    uid: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    envelope_from: Mapped[str | None] = mapped_column(String(320), default=None)
+    message_id: Mapped[str | None] = mapped_column(String(998), default=None)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    raw_sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    from_addr: Mapped[str | None] = mapped_column(String(320), default=None)
+    subject: Mapped[str] = mapped_column(String(500), default="")
+    outcome: Mapped[str] = mapped_column(String(32), index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"), default=None)
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("intake_journal.id"), default=None)
+    # Set when staff have dealt with a quarantined message (released into intake or dismissed).
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    resolved_by: Mapped[str] = mapped_column(String(200), default="")
+
+    # Set instead of request_id when the request is new in this batch: the flush fills in the id.
+    request: Mapped[Request | None] = relationship("Request")
+
+
+class Bounce(Base):
+    """A delivery status notification about one of our messages (RFC 3464)."""
+
+    __tablename__ = "bounces"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    intake_id: Mapped[int] = mapped_column(ForeignKey("intake_journal.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    address: Mapped[str | None] = mapped_column(String(320), index=True, default=None)
+    kind: Mapped[str] = mapped_column(String(16))  # hard | soft | unknown
+    status: Mapped[str | None] = mapped_column(String(16), default=None)
+    diagnostic: Mapped[str] = mapped_column(Text, default="")
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"), default=None)
+
+    intake: Mapped[IntakeEntry] = relationship()

@@ -1,0 +1,612 @@
+"""Intake: from raw bytes to exactly one journal row, in small named steps.
+
+1. *store*: the raw bytes go to the blob store before anything is decided, so nothing is lost whatever fails next.
+2. *prepare* (:mod:`mailservice.intake.prepare`, pure, in worker processes for a batch): parse, triage,
+   classify. A message that cannot be parsed is quarantined with its reason.
+3. *seen*: a message whose IMAP identity (mailbox, UIDVALIDITY, UID) is journaled already was handled (a crash hit
+   between commit and move); nothing is done again.
+4. In one transaction per batch: *dedupe* on Message-ID + content hash; *triage* (bounces and automatic replies
+   never become requests and never get an answer: no mail loops, RFC 3834); *route* replies to their thread;
+   otherwise *register* a new request. The journal rows are written in the same transaction.
+5. Any unexpected error rolls the message's work back and quarantines it with the error as reason: the one place
+   where exceptions are caught (Zulip-style), so a bad message never stops the poller.
+
+Writing a batch has two modes. The *fast* one writes all the batch's plain messages (new requests, duplicates,
+bounces, automatic replies) with one flush at the end, answering its look-ups (duplicates, clients, threads) from
+queries made once per batch plus what the batch itself created. Replies to a thread and messages other domains
+take (ballots, subscriptions) are written each in its own savepoint after a flush, because their handlers query
+the database. If anything in the fast mode fails, the whole batch is rolled back and written again in the
+*careful* mode: every message in its own savepoint, so one bad message is quarantined and its neighbours kept.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import logging
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, joinedload
+
+from mailservice import faults
+from mailservice.config import Settings
+from mailservice.db import session_scope, utcnow
+from mailservice.inforequests import service
+from mailservice.inforequests.lifecycle import Channel
+from mailservice.inforequests.models import Client, ClientContact, Event, Request
+from mailservice.intake.models import Bounce, IntakeEntry, Outcome
+from mailservice.intake.prepare import Prepared, preparer_for
+from mailservice.mail.parse import ParsedMessage
+from mailservice.mail.triage import Verdict
+from mailservice.outbox import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+NUMBER_TAG = re.compile(r"\[\s*(?:№|N|No\.?|#)\s*(\d{4}-\d{6})\s*\]", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a message came from; IMAP messages carry their identity for idempotency."""
+
+    kind: str  # imap | smtp | lmtp | file
+    mailbox: str | None = None
+    uidvalidity: int | None = None
+    uid: int | None = None
+    envelope_from: str | None = None
+
+    @property
+    def has_imap_identity(self) -> bool:
+        """Whether (mailbox, UIDVALIDITY, UID) identifies the message."""
+        return self.mailbox is not None and self.uidvalidity is not None and self.uid is not None
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    """What happened to one message."""
+
+    entry_id: int
+    outcome: Outcome
+    reason: str = ""
+    request_number: str | None = None
+    already_seen: bool = False
+
+
+# A handler for replies to our own non-request messages (a ballot, an agenda): gets the session, the parsed
+# message, the outbox row it answers and the journal entry, and returns a reason when it took the message.
+RouteHandler = Callable[[Session, ParsedMessage, OutboxMessage, IntakeEntry], str | None]
+ROUTES: dict[str, RouteHandler] = {}
+
+
+def register_route(ref_type: str, handler: RouteHandler) -> None:
+    """Let another domain receive replies to the outbox messages it sent with ``ref_type``."""
+    ROUTES[ref_type] = handler
+
+
+# A handler for new messages of a classified type that another domain serves (``subscription`` -> mailings,
+# ``history_request`` -> the history export): gets the session, the parsed message, the labels and the journal
+# entry, and returns a reason when it took the message (None: register it as a request after all).
+TypeHandler = Callable[[Session, ParsedMessage, service.Labels, IntakeEntry], str | None]
+TYPE_ROUTES: dict[str, TypeHandler] = {}
+
+
+def register_type_route(label: str, handler: TypeHandler) -> None:
+    """Let another domain take new messages the classifier labels ``label``."""
+    TYPE_ROUTES[label] = handler
+
+
+def _chunks(values: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _seen_many(session: Session, sources: Sequence[Source]) -> dict[tuple[object, ...], IntakeEntry]:
+    """Journal entries of the IMAP messages among ``sources``, by (mailbox, UIDVALIDITY, UID)."""
+    found: dict[tuple[object, ...], IntakeEntry] = {}
+    groups: dict[tuple[str, int], list[int]] = {}
+    for source in sources:
+        if source.has_imap_identity:
+            assert source.mailbox is not None and source.uidvalidity is not None and source.uid is not None
+            groups.setdefault((source.mailbox, source.uidvalidity), []).append(source.uid)
+    for (mailbox, validity), uids in groups.items():
+        query = select(IntakeEntry).where(
+            IntakeEntry.mailbox == mailbox, IntakeEntry.uidvalidity == validity, IntakeEntry.uid.in_(uids)
+        )
+        for entry in session.scalars(query):
+            found[(entry.mailbox, entry.uidvalidity, entry.uid)] = entry
+    return found
+
+
+def _seen(session: Session, source: Source) -> IntakeEntry | None:
+    if not source.has_imap_identity:
+        return None
+    return session.scalar(
+        select(IntakeEntry).where(
+            IntakeEntry.mailbox == source.mailbox,
+            IntakeEntry.uidvalidity == source.uidvalidity,
+            IntakeEntry.uid == source.uid,
+        )
+    )
+
+
+def _entry(source: Source, raw_sha: str, size: int, now: dt.datetime, parsed: ParsedMessage | None) -> IntakeEntry:
+    return IntakeEntry(
+        received_at=now,
+        source=source.kind,
+        mailbox=source.mailbox,
+        uidvalidity=source.uidvalidity,
+        uid=source.uid,
+        envelope_from=source.envelope_from,
+        message_id=(parsed.message_id or None) if parsed else None,
+        content_hash=parsed.content_hash if parsed else raw_sha,
+        raw_sha256=raw_sha,
+        size=size,
+        from_addr=parsed.from_addr if parsed else None,
+        subject=(parsed.subject[:500] if parsed else ""),
+        outcome=Outcome.quarantined,
+    )
+
+
+def _thread_ids(parsed: ParsedMessage) -> list[str]:
+    return [i for i in [*parsed.in_reply_to, *reversed(parsed.references)] if i]
+
+
+def _find_thread(session: Session, parsed: ParsedMessage) -> tuple[Request | None, OutboxMessage | None]:
+    """The request (or other object) a reply belongs to: our Message-IDs first, then the number tag.
+
+    Matching on our own Message-IDs before addresses (alaveteli#7879): a citizen may answer from another address.
+    """
+    ids = _thread_ids(parsed)
+    if ids:
+        ours = session.scalars(select(OutboxMessage).where(OutboxMessage.message_id.in_(ids))).all()
+        by_id = {row.message_id: row for row in ours}
+        for message_id in ids:
+            row = by_id.get(message_id)
+            if row is None:
+                continue
+            if row.request_id is not None:
+                return session.get(Request, row.request_id), row
+            return None, row
+        # A citizen's follow-up that quotes their own first message (we kept its Message-ID as thread root).
+        root = session.scalar(select(Request).where(Request.thread_root.in_(ids)).order_by(Request.id.desc()))
+        if root is not None:
+            return root, None
+    match = NUMBER_TAG.search(parsed.subject)
+    if match and parsed.from_addr:
+        request = service.get_by_number(session, match.group(1))
+        # The tag alone is guessable: accept it only from an address of the same client.
+        if request is not None and any(
+            c.kind == "email" and c.value == parsed.from_addr for c in request.client.contacts
+        ):
+            return request, None
+    return None, None
+
+
+_NOT_ORIGINALS = [Outcome.duplicate, Outcome.quarantined]
+
+
+class Lookups:
+    """What deciding a message asks the database, one query per question (the careful mode)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def duplicate_of(self, entry: IntakeEntry, parsed: ParsedMessage) -> IntakeEntry | None:
+        """An earlier journal entry (already flushed) with the same Message-ID and content."""
+        duplicate = self.session.scalar(
+            select(IntakeEntry)
+            .where(
+                IntakeEntry.content_hash == parsed.content_hash,
+                IntakeEntry.message_id == parsed.message_id if parsed.message_id else IntakeEntry.message_id.is_(None),
+                IntakeEntry.id != entry.id,
+                # A copy of a quarantined message is processed afresh rather than hidden behind the first copy.
+                IntakeEntry.outcome.not_in(_NOT_ORIGINALS),
+            )
+            .order_by(IntakeEntry.id)
+            .limit(1)
+        )
+        return duplicate
+
+    def thread(self, parsed: ParsedMessage) -> tuple[Request | None, OutboxMessage | None]:
+        """The request or outbox message ``parsed`` answers."""
+        return _find_thread(self.session, parsed)
+
+    def client(self, address: str) -> Client | None:
+        """The client who owns ``address``."""
+        return service.find_client_by_email(self.session, address)
+
+    def remember(self, entry: IntakeEntry, request: Request | None) -> None:
+        """Note what a message created (the database answers the next questions itself here)."""
+
+
+class BatchLookups(Lookups):
+    """The same questions answered from a few queries per batch plus what the batch created (the fast mode).
+
+    It can only say "no thread" for sure: a message that may belong to a thread or that another domain takes is
+    not :meth:`plain` and goes to its own savepoint, where :class:`Lookups` answers after a flush.
+    """
+
+    def __init__(self, session: Session, messages: Sequence[ParsedMessage]) -> None:
+        super().__init__(session)
+        self._originals: dict[tuple[str, str | None], IntakeEntry] = {}
+        self._clients: dict[str, Client | None] = {}
+        self._thread_ids: set[str] = set()
+        self._load_originals(sorted({parsed.content_hash for parsed in messages}))
+        self._load_clients(sorted({parsed.from_addr for parsed in messages if parsed.from_addr}))
+        self._load_thread_ids(sorted({message_id for parsed in messages for message_id in _thread_ids(parsed)}))
+
+    def _load_originals(self, hashes: Sequence[str]) -> None:
+        for chunk in _chunks(hashes):
+            query = (
+                select(IntakeEntry)
+                .where(IntakeEntry.content_hash.in_(chunk), IntakeEntry.outcome.not_in(_NOT_ORIGINALS))
+                .order_by(IntakeEntry.id)
+            )
+            for entry in self.session.scalars(query):
+                self._originals.setdefault((entry.content_hash, entry.message_id), entry)
+
+    def _load_clients(self, addresses: Sequence[str]) -> None:
+        self._clients.update(dict.fromkeys(addresses))
+        for chunk in _chunks(addresses):
+            contacts = (
+                select(ClientContact)
+                .where(ClientContact.kind == "email", ClientContact.value.in_(chunk))
+                # The client and its contacts in two more queries, not two per client (find_or_create reads them).
+                .options(joinedload(ClientContact.client).selectinload(Client.contacts))
+            )
+            for contact in self.session.scalars(contacts):
+                client = contact.client
+                # A merged record points at its survivor: the rare case gets the careful lookup.
+                self._clients[contact.value] = (
+                    client if client.merged_into_id is None else super().client(contact.value)
+                )
+
+    def _load_thread_ids(self, ids: Sequence[str]) -> None:
+        for chunk in _chunks(ids):
+            ours = select(OutboxMessage.message_id).where(OutboxMessage.message_id.in_(chunk))
+            self._thread_ids.update(self.session.scalars(ours))
+            roots = select(Request.thread_root).where(Request.thread_root.in_(chunk))
+            self._thread_ids.update(root for root in self.session.scalars(roots) if root)
+
+    def duplicate_of(self, entry: IntakeEntry, parsed: ParsedMessage) -> IntakeEntry | None:
+        original = self._originals.get((parsed.content_hash, parsed.message_id or None))
+        assert original is None or original.id is not None, "a copy of an unflushed message goes to a savepoint"
+        return original
+
+    def thread(self, parsed: ParsedMessage) -> tuple[Request | None, OutboxMessage | None]:
+        assert not self._may_thread(parsed), "a message that may be a reply is decided in its own savepoint"
+        return None, None
+
+    def client(self, address: str) -> Client | None:
+        if address not in self._clients:
+            self._clients[address] = super().client(address)
+        return self._clients[address]
+
+    def remember(self, entry: IntakeEntry, request: Request | None) -> None:
+        key = (entry.content_hash, entry.message_id)
+        if entry.outcome not in _NOT_ORIGINALS and key not in self._originals:
+            self._originals[key] = entry
+        if request is not None:
+            if request.thread_root:
+                self._thread_ids.add(request.thread_root)
+            if entry.from_addr:
+                self._clients[entry.from_addr] = request.client
+
+    def forget_client(self, address: str | None) -> None:
+        """Ask the database again about ``address`` (a handler in a savepoint may have created its client)."""
+        if address:
+            self._clients.pop(address, None)
+
+    def _may_thread(self, parsed: ParsedMessage) -> bool:
+        if any(message_id in self._thread_ids for message_id in _thread_ids(parsed)):
+            return True
+        return bool(parsed.from_addr and NUMBER_TAG.search(parsed.subject))
+
+    def plain(self, prepared: Prepared) -> bool:
+        """Whether the fast mode can write this message: nothing in it depends on queries it cannot answer."""
+        parsed = prepared.parsed
+        if parsed is None or prepared.error or prepared.labels is None:
+            return True  # quarantined, bounce or automatic reply
+        original = self._originals.get((parsed.content_hash, parsed.message_id or None))
+        if original is not None:
+            # A copy of a message earlier in this batch needs that message's id: a flush first, in a savepoint.
+            return original.id is not None
+        return not self._may_thread(parsed) and prepared.labels.type not in TYPE_ROUTES
+
+
+def _link(entry: IntakeEntry, request: Request) -> None:
+    entry.request = request  # not request_id: a request created in this batch has no id before the flush
+
+
+def _decide(
+    session: Session,
+    settings: Settings,
+    entry: IntakeEntry,
+    prepared: Prepared,
+    now: dt.datetime,
+    lookups: Lookups,
+) -> Request | None:
+    """Fill in the entry's outcome (and create what it implies) inside the caller's transaction; returns the
+    request the message went to, if any."""
+    parsed = prepared.parsed
+    assert parsed is not None and prepared.triage is not None
+    original = lookups.duplicate_of(entry, parsed)
+    if original is not None:
+        entry.outcome, entry.duplicate_of_id = Outcome.duplicate, original.id
+        entry.request_id = original.request_id
+        entry.reason = f"same Message-ID and content as journal entry {original.id}"
+        return None
+
+    if prepared.triage.verdict is Verdict.bounce:
+        info = prepared.bounce
+        assert info is not None
+        entry.outcome, entry.reason = Outcome.bounce, prepared.triage.reason
+        session.add(
+            Bounce(
+                intake=entry,
+                at=now,
+                address=info.recipient,
+                kind=info.kind,
+                status=info.status,
+                diagnostic=info.diagnostic[:4000],
+            )
+        )
+        return None
+    if prepared.triage.verdict is Verdict.auto_reply:
+        entry.outcome, entry.reason = Outcome.ignored_auto_reply, prepared.triage.reason
+        return None
+
+    assert parsed.from_addr is not None  # parse_message refuses a message without a usable sender
+    labels = prepared.labels
+    assert labels is not None
+    request, outbox_row = lookups.thread(parsed)
+    if outbox_row is not None and request is None:
+        handler = ROUTES.get(outbox_row.ref_type)
+        if handler is not None:
+            reason = handler(session, parsed, outbox_row, entry)
+            if reason is not None:
+                entry.outcome, entry.reason = Outcome.routed, reason
+                return None
+    attachments = list(prepared.attachments)
+    body = parsed.new_text or parsed.text
+    if request is not None and outbox_row is not None:
+        # Answering one of our messages from the address it went to proves the address is the client's.
+        service.mark_verified(session, request.client, parsed.from_addr, outbox_row.recipients.split(","))
+    if request is not None and service.is_joinable(request):
+        service.add_client_message(
+            session,
+            settings,
+            request,
+            now=now,
+            channel=Channel.email,
+            text=body,
+            subject=parsed.subject,
+            intake=entry,
+            message_id=parsed.message_id,
+            attachments=attachments,
+            from_addr=parsed.from_addr,
+        )
+        entry.outcome = Outcome.reply
+        _link(entry, request)
+        entry.reason = f"reply to {request.number or request.id}"
+        return request
+
+    type_handler = TYPE_ROUTES.get(labels.type) if request is None else None
+    if type_handler is not None:
+        reason = type_handler(session, parsed, labels, entry)
+        if reason is not None:
+            entry.outcome, entry.reason = Outcome.routed, reason
+            return None
+    client = service.update_or_create_client(
+        session, lookups.client(parsed.from_addr), now=now, name=parsed.from_name, email=parsed.from_addr
+    )
+    reply_to = parsed.reply_to or parsed.from_addr
+    new = service.create_request(
+        session,
+        settings,
+        now=now,
+        client=client,
+        channel=Channel.email,
+        subject=parsed.subject,
+        text=body,
+        labels=labels,
+        received_at=parsed.date if parsed.date and parsed.date < now else now,
+        reply_email=reply_to,
+        intake=entry,
+        message_id=parsed.message_id,
+        attachments=attachments,
+        parent=request,
+        # Spam, greetings and mistakes get no number unless staff decide so (classifier issue).
+        register=labels.type != "other",
+    )
+    entry.outcome = Outcome.new_request
+    _link(entry, new)
+    if request is not None:
+        entry.reason = f"follow-up to {request.number} (status {request.status}): new linked request"
+        session.add(
+            Event(
+                client=new.client,
+                request=new,
+                at=now,
+                kind="note",
+                comment=f"Связан с ранее рассмотренным запросом № {request.number}",
+            )
+        )
+    return new
+
+
+@dataclass
+class _Written:
+    """A message written in the current transaction; its result is read after the flush (ids, numbers)."""
+
+    entry: IntakeEntry
+    request: Request | None = None
+    already_seen: bool = False
+
+    def result(self, session: Session) -> IntakeResult:
+        entry, request = self.entry, self.request
+        if request is None and entry.request_id is not None and not self.already_seen:
+            request = session.get(Request, entry.request_id)
+        number = request.number if request is not None and not self.already_seen else None
+        return IntakeResult(entry.id, Outcome(entry.outcome), entry.reason, number, self.already_seen)
+
+
+def _quarantine(
+    session: Session,
+    source: Source,
+    raw_sha: str,
+    size: int,
+    reason: str,
+    now: dt.datetime,
+    parsed: ParsedMessage | None = None,
+) -> _Written:
+    entry = _entry(source, raw_sha, size, now, parsed)
+    entry.outcome, entry.reason = Outcome.quarantined, reason[:4000]
+    session.add(entry)
+    return _Written(entry)
+
+
+# A message on its way through a batch: raw bytes, where it came from, what preparing it found.
+_Item = tuple[bytes, Source, Prepared]
+
+
+def _careful_one(session: Session, settings: Settings, item: _Item, now: dt.datetime) -> _Written:
+    """One message in its own savepoint: an error quarantines it and keeps what the batch wrote before it."""
+    raw, source, prepared = item
+    raw_sha = prepared.raw_sha256
+    if prepared.parsed is None or prepared.error:
+        return _quarantine(session, source, raw_sha, len(raw), prepared.error, now, prepared.parsed)
+    savepoint = session.begin_nested()
+    try:
+        entry = _entry(source, raw_sha, len(raw), now, prepared.parsed)
+        session.add(entry)
+        session.flush()  # the entry's id: handlers of other domains refer to it
+        request = _decide(session, settings, entry, prepared, now, Lookups(session))
+        session.flush()
+        savepoint.commit()
+        return _Written(entry, request)
+    except IntegrityError:
+        savepoint.rollback()
+        session.expire_all()  # objects changed in the savepoint (the number counter) reload as they were
+        # Another poller journaled the same IMAP message and committed first: it is theirs.
+        seen = _seen(session, source)
+        if seen is not None:
+            return _Written(seen, already_seen=True)
+        log.exception("intake integrity error")
+        return _quarantine(session, source, raw_sha, len(raw), "database integrity error", now, prepared.parsed)
+    except Exception as exc:  # the single catch-all: quarantine, keep the raw message, go on with the next
+        savepoint.rollback()
+        session.expire_all()
+        log.exception("intake failed for a message; quarantined")
+        reason = f"internal error: {type(exc).__name__}: {exc}"
+        return _quarantine(session, source, raw_sha, len(raw), reason, now, prepared.parsed)
+
+
+def _write(
+    session: Session, settings: Settings, items: Sequence[_Item], now: dt.datetime, *, fast: bool
+) -> list[IntakeResult]:
+    """Write one batch in the caller's transaction (see the module docstring for the two modes)."""
+    seen = _seen_many(session, [source for _raw, source, _prepared in items])
+    fresh = [item for item in items if (item[1].mailbox, item[1].uidvalidity, item[1].uid) not in seen]
+    batch = BatchLookups(session, [p.parsed for *_rest, p in fresh if p.parsed is not None]) if fast else None
+    written: list[_Written] = []
+    for item in items:
+        raw, source, prepared = item
+        raw_sha = prepared.raw_sha256
+        prior = seen.get((source.mailbox, source.uidvalidity, source.uid)) if source.has_imap_identity else None
+        if prior is not None:
+            written.append(_Written(prior, already_seen=True))
+        elif batch is None or not batch.plain(prepared):
+            done = _careful_one(session, settings, item, now)  # its savepoint flushes what came before
+            if batch is not None and not done.already_seen:
+                batch.remember(done.entry, done.request)
+                batch.forget_client(done.entry.from_addr)
+            written.append(done)
+        elif prepared.parsed is None or prepared.error:
+            written.append(_quarantine(session, source, raw_sha, len(raw), prepared.error, now, prepared.parsed))
+        else:
+            entry = _entry(source, raw_sha, len(raw), now, prepared.parsed)
+            session.add(entry)
+            # The batch's look-ups answer for what is not flushed yet; an autoflush per query would undo the gain.
+            with session.no_autoflush:
+                request = _decide(session, settings, entry, prepared, now, batch)
+            batch.remember(entry, request)
+            written.append(_Written(entry, request))
+    session.flush()
+    return [item.result(session) for item in written]
+
+
+_routes_loaded = False
+
+
+def _load_routes_once() -> None:
+    # Imported late: the domains' handlers import intake themselves.
+    global _routes_loaded
+    if not _routes_loaded:
+        from mailservice.intake.routes import load_routes
+
+        load_routes()
+        _routes_loaded = True
+
+
+def warm_up(settings: Settings) -> None:
+    """Get a long-running intake ready: the classifier and the domains' routes loaded, the workers started, and
+    everything loaded so far moved out of the garbage collector's sight.
+
+    The last step matters: intake creates many short-lived objects, and each full collection otherwise walks
+    every module and the classifier's model again, a fifth of intake's time in bench/intake.py (gc.freeze,
+    https://docs.python.org/3/library/gc.html#gc.freeze).
+    """
+    _load_routes_once()
+    from mailservice.classify.engine import default_classifier
+
+    default_classifier()
+    preparer_for(settings).start()
+    gc.collect()
+    gc.freeze()
+
+
+def process_batch(
+    settings: Settings,
+    items: Sequence[tuple[bytes, Source]],
+    *,
+    now: dt.datetime | None = None,
+    prepared: Sequence[Prepared] | None = None,
+) -> list[IntakeResult]:
+    """Take messages through intake in one transaction; one result per message.
+
+    The batch commits as a whole (the IMAP poller moves the messages only after that), so a crash anywhere
+    repeats the batch from scratch and a failing message cannot undo its neighbours. ``prepared`` are the
+    messages already prepared (:mod:`mailservice.intake.prepare`), in order. Never raises for a bad message; a
+    database failure raises and nothing of the batch is kept.
+    """
+    _load_routes_once()
+    now = now or utcnow()
+    if prepared is None:
+        prepared = preparer_for(settings).prepare([(raw, source.envelope_from) for raw, source in items])
+    batch = [(raw, source, prep) for (raw, source), prep in zip(items, prepared, strict=True)]
+    for _item in batch:
+        faults.point("after_store")  # the raw messages are in the blob store, nothing is in the database yet
+    try:
+        with session_scope(settings) as session:
+            results = _write(session, settings, batch, now, fast=True)
+            faults.point("before_commit")
+    except Exception:
+        # Rolled back as a whole; written again with a savepoint per message, so a bad one is quarantined alone.
+        log.warning(
+            "intake batch of %d failed in the fast mode; writing it message by message", len(batch), exc_info=True
+        )
+        with session_scope(settings) as session:
+            results = _write(session, settings, batch, now, fast=False)
+            faults.point("before_commit")
+    faults.point("after_commit")
+    return results
+
+
+def process_raw(settings: Settings, raw: bytes, source: Source, *, now: dt.datetime | None = None) -> IntakeResult:
+    """Take one message through intake; returns its journal outcome. Never raises for a bad message."""
+    return process_batch(settings, [(raw, source)], now=now)[0]

@@ -1,0 +1,289 @@
+"""The database-free half of intake: store the raw message, then parse, triage and classify it.
+
+Parsing and classification are most of intake's CPU time, so a batch of fetched messages is prepared in worker
+processes while this process writes the previous batch to the database (the IMAP poller overlaps the two). The
+raw bytes and the attachments go to the content-addressed blob store first (idempotent; one filesystem sync per
+chunk); the rest is only a description: nothing is decided until :mod:`mailservice.intake.pipeline` takes it. A
+crash here therefore loses nothing: the message is still in the mailbox and is prepared again on the next pass.
+"""
+
+from __future__ import annotations
+
+import atexit
+import copyreg
+import dataclasses
+import email
+import email.policy
+import gc
+import logging
+import multiprocessing
+import os
+import select
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+from mailservice import faults
+from mailservice.blobs import BlobStore
+from mailservice.config import Settings, get_settings
+from mailservice.inforequests.service import Labels, StoredFile
+from mailservice.mail.bounces import BounceInfo, parse_bounce
+from mailservice.mail.parse import ParsedMessage, ParseError, parse_message
+from mailservice.mail.triage import Triage, Verdict, triage
+
+log = logging.getLogger(__name__)
+
+
+# ParsedMessage.headers is a read-only view; it crosses to and from the workers as the dict it wraps.
+def _read_only(values: dict[str, object]) -> MappingProxyType[str, object]:
+    return MappingProxyType(values)
+
+
+copyreg.pickle(MappingProxyType, lambda proxy: (_read_only, (dict(proxy),)))
+
+# Below this many messages the round trip to the workers costs more than it saves (single SMTP deliveries).
+POOL_MIN_BATCH = 8
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The settings preparation depends on (passed to workers explicitly)."""
+
+    max_message_bytes: int
+    max_attachment_bytes: int
+    blob_dir: Path
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What intake needs to decide about one message; ``error`` set means it is quarantined with that reason.
+
+    ``parsed.attachments`` come without their bytes (already in the blob store as ``attachments``): a 15 MB
+    attachment does not travel back from the worker.
+    """
+
+    raw_sha256: str
+    parsed: ParsedMessage | None
+    error: str = ""
+    triage: Triage | None = None
+    bounce: BounceInfo | None = None
+    labels: Labels | None = None
+    attachments: tuple[StoredFile, ...] = ()
+
+
+def prepare(raw: bytes, envelope_from: str | None, limits: Limits, store: BlobStore) -> Prepared:
+    """Store ``raw``, then parse, triage and (for a person's message) classify it; never raises for bad mail.
+
+    Blobs are written with ``durable=False``: the caller syncs ``store`` before handing the results on.
+    """
+    raw_sha = store.put(raw, durable=False)
+    if len(raw) > limits.max_message_bytes:
+        return Prepared(raw_sha, None, f"message larger than {limits.max_message_bytes} bytes")
+    try:
+        parsed = parse_message(raw, max_attachment_bytes=limits.max_attachment_bytes)
+    except ParseError as exc:
+        return Prepared(raw_sha, None, f"unparseable: {exc.reason}")
+    try:
+        stored = tuple(
+            StoredFile(part.filename, part.content_type, part.size, store.put(part.data, durable=False))
+            for part in parsed.attachments
+        )
+        parsed = dataclasses.replace(
+            parsed, attachments=[dataclasses.replace(part, data=b"") for part in parsed.attachments]
+        )
+        message_obj = email.message_from_bytes(raw, policy=email.policy.compat32)
+        verdict = triage(parsed, message_obj, envelope_from)
+        if verdict.verdict is Verdict.bounce:
+            return Prepared(raw_sha, parsed, triage=verdict, bounce=parse_bounce(message_obj), attachments=stored)
+        if verdict.verdict is Verdict.auto_reply:
+            return Prepared(raw_sha, parsed, triage=verdict, attachments=stored)
+        from mailservice.inforequests.classification import labels_for
+
+        labels = labels_for(parsed.subject, parsed.new_text or parsed.text)
+        return Prepared(raw_sha, parsed, triage=verdict, labels=labels, attachments=stored)
+    except Exception as exc:  # a bug in triage must not lose the message: it is quarantined with the error
+        log.exception("intake preparation failed; the message will be quarantined")
+        return Prepared(raw_sha, parsed, f"internal error: {type(exc).__name__}: {exc}")
+
+
+def _prepare_in_worker(items: Sequence[tuple[bytes, str | None]], limits: Limits) -> list[Prepared]:
+    faults.point("prepare_worker")  # a worker killed mid-batch (tests): the poller must carry on without it
+    return _prepare_chunk(items, limits)
+
+
+def _prepare_chunk(items: Sequence[tuple[bytes, str | None]], limits: Limits) -> list[Prepared]:
+    store = BlobStore(limits.blob_dir)
+    prepared = [prepare(raw, envelope_from, limits, store) for raw, envelope_from in items]
+    store.sync()
+    return prepared
+
+
+# Worker processes -----------------------------------------------------------------------------------------------
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _exit_with(poller: int) -> None:
+    # A poller killed with SIGKILL cannot stop its workers. They are children of the forkserver, not of the
+    # poller, and each holds the forkserver's liveness pipe open, so neither would ever leave by itself: the
+    # worker watches the poller and goes with it (pidfd on Linux, polling elsewhere).
+    try:
+        fd = os.pidfd_open(poller)
+        select.select([fd], [], [])
+    except (AttributeError, OSError):
+        while _alive(poller):
+            time.sleep(0.5)
+    os._exit(0)
+
+
+def _init_worker(environment: dict[str, str], poller: int) -> None:
+    """Run in each worker: the poller's MAILSERVICE_* settings, the classifier loaded once."""
+    threading.Thread(target=_exit_with, args=(poller,), daemon=True).start()
+    for name in [n for n in os.environ if n.startswith("MAILSERVICE_")]:
+        del os.environ[name]
+    os.environ.update(environment)
+    get_settings.cache_clear()
+    from mailservice.classify.engine import default_classifier
+
+    default_classifier()
+    gc.collect()
+    gc.freeze()  # the model stays for the worker's life: keep collections from walking it (pipeline.warm_up)
+
+
+def _environment() -> dict[str, str]:
+    return {name: value for name, value in os.environ.items() if name.startswith("MAILSERVICE_")}
+
+
+def _model_stamp() -> int:
+    from mailservice.classify.engine import default_model_path
+
+    try:
+        return default_model_path().stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+class Preparer:
+    """Prepares batches, in worker processes when there are several messages and workers are configured."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.limits = Limits(settings.max_message_bytes, settings.max_attachment_bytes, settings.blob_dir)
+        count = settings.intake_workers
+        # By default one CPU stays with this process: writing to the database is the longer half (bench/intake.py).
+        self.workers = max((os.cpu_count() or 1) - 1, 0) if count is None else count
+        self._pool: ProcessPoolExecutor | None = None
+        self._key: tuple[object, ...] = ()
+
+    def submit(self, items: Sequence[tuple[bytes, str | None]]) -> Callable[[], list[Prepared]]:
+        """Start preparing ``items`` (raw bytes, envelope sender); the returned call waits for the results."""
+        pool = self._executor() if len(items) >= POOL_MIN_BATCH else None
+        if pool is None:
+            done = _prepare_chunk(items, self.limits)
+            return lambda: done
+        size = max(1, -(-len(items) // (self.workers * 2)))
+        try:
+            futures = [
+                pool.submit(_prepare_in_worker, items[start : start + size], self.limits)
+                for start in range(0, len(items), size)
+            ]
+        except BrokenProcessPool:
+            return self._fallback(items)
+        return lambda: self._collect(futures, items)
+
+    @property
+    def workers_running(self) -> bool:
+        """Whether batches currently go to worker processes."""
+        return self._pool is not None
+
+    def start(self) -> None:
+        """Start the workers now and wait until they are ready (service start-up, benchmarks)."""
+        pool = self._executor()
+        if pool is not None:
+            try:
+                for future in [pool.submit(_prepare_chunk, [], self.limits) for _ in range(self.workers * 2)]:
+                    future.result()
+            except BrokenProcessPool:
+                log.warning("intake workers did not start; preparing in the poller for now", exc_info=True)
+                self.close()
+
+    def prepare(self, items: Sequence[tuple[bytes, str | None]]) -> list[Prepared]:
+        """Prepare ``items`` and wait for the results."""
+        return self.submit(items)()
+
+    def _collect(
+        self, futures: list[Future[list[Prepared]]], items: Sequence[tuple[bytes, str | None]]
+    ) -> list[Prepared]:
+        try:
+            return [prepared for future in futures for prepared in future.result()]
+        except BrokenProcessPool:
+            return self._fallback(items)()
+
+    def _fallback(self, items: Sequence[tuple[bytes, str | None]]) -> Callable[[], list[Prepared]]:
+        # A worker died (killed, out of memory): prepare here, start a new pool next time.
+        log.warning("intake worker pool broke; preparing %d messages in the poller", len(items))
+        self.close()
+        done = _prepare_chunk(items, self.limits)
+        return lambda: done
+
+    def _executor(self) -> ProcessPoolExecutor | None:
+        if self.workers == 0:
+            return None
+        # Settings or a retrained model change what workers compute: start fresh workers then.
+        key = (tuple(sorted(_environment().items())), _model_stamp())
+        if self._pool is not None and key == self._key:
+            return self._pool
+        self.close()
+        from mailservice.classify.engine import default_classifier
+
+        default_classifier()  # trains and saves the seed model once, here, rather than in every worker
+        key = (key[0], _model_stamp())
+        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        # Not fork: the service runs threads (web, receiver, worker) and forking a threaded process can deadlock.
+        self._pool = ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context(method),
+            initializer=_init_worker,
+            initargs=(dict(key[0]), os.getpid()),
+        )
+        self._key = key
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+_preparers: dict[int, Preparer] = {}
+_lock = threading.Lock()
+
+
+def preparer_for(settings: Settings) -> Preparer:
+    """The process-wide preparer for this worker count (the pool outlives a poll: workers start once)."""
+    workers = settings.intake_workers if settings.intake_workers is not None else -1
+    with _lock:
+        preparer = _preparers.get(workers)
+        if preparer is None:
+            preparer = _preparers[workers] = Preparer(settings)
+        preparer.limits = Limits(settings.max_message_bytes, settings.max_attachment_bytes, settings.blob_dir)
+        return preparer
+
+
+@atexit.register
+def _close_all() -> None:
+    for preparer in _preparers.values():
+        preparer.close()

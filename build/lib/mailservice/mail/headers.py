@@ -1,0 +1,355 @@
+"""Safe header helpers: charset guessing, tolerant RFC 2047 decoding, address normalisation, injection guard.
+
+Pure functions, no I/O. Everything that reads a value from outside goes through here before it is trusted:
+inbound headers are decoded tolerantly (mail in the wild breaks every rule), and anything that will be written
+into an outgoing header is checked by :func:`safe_header_value` first.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import re
+import unicodedata
+from email.message import Message
+
+from email_validator import EmailNotValidError, validate_email
+
+__all__ = [
+    "HeaderInjectionError",
+    "cyrillic_score",
+    "decode_bytes",
+    "decode_encoded_words",
+    "loose_address",
+    "normalise_address",
+    "normalise_charset",
+    "part_content_type",
+    "safe_header_value",
+]
+
+
+_MEDIA_TYPE = re.compile(r"^[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+$")
+
+
+def part_content_type(part: Message) -> str:
+    """The part's media type, lower-case; RFC 2045 5.2 defaults (text/plain) when the header is broken.
+
+    Python's own ``get_content_type`` returns garbage such as 'text/plain   charset="x"' when the
+    parameter separator is missing, and may raise on hostile values.
+    """
+    try:
+        value = part.get_content_type()
+    except Exception:
+        return "application/octet-stream"
+    value = value.strip().lower()
+    if _MEDIA_TYPE.match(value):
+        return value
+    head = re.split(r"[\s;]", value, maxsplit=1)[0]
+    return head if _MEDIA_TYPE.match(head) else "text/plain"
+
+
+class HeaderInjectionError(ValueError):
+    """A value meant for a header carries a line break, a control character or is too long."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Charsets
+# --------------------------------------------------------------------------------------------------
+
+# Labels seen in real mail that Python's codec registry does not know (or knows under another name).
+_CHARSET_ALIASES = {
+    "win-1251": "cp1251",
+    "win1251": "cp1251",
+    "windows1251": "cp1251",
+    "cp-1251": "cp1251",
+    "x-cp1251": "cp1251",
+    "x-win-1251": "cp1251",
+    "koi8r": "koi8-r",
+    "x-koi8-r": "koi8-r",
+    "koi8": "koi8-r",
+    "x-mac-cyrillic": "mac_cyrillic",
+    "maccyrillic": "mac_cyrillic",
+    "gb2312": "gb18030",  # real GB2312 mail routinely uses GBK/GB18030 code points
+    "gbk": "gb18030",
+    "iso-8859-8-i": "iso-8859-8",
+    "unicode-1-1-utf-7": "utf-7",
+    "utf8": "utf-8",
+    "x-utf-8": "utf-8",
+    "ansi_x3.4-1968": "ascii",
+    "x-unknown": "",
+    "unknown-8bit": "",
+    "unknown": "",
+    "x-user-defined": "",
+    "default": "",
+}
+
+# Python codecs that decode text but are no MIME charset: a label naming them is treated as unknown.
+_NOT_MAIL_CHARSETS = {"idna", "punycode", "unicode-escape", "raw-unicode-escape", "undefined", "mbcs", "oem"}
+# Charsets whose declaration is only a weak hint: Russian mail declared as one of these is common, and every
+# byte sequence "decodes" in a Latin single-byte charset, so plausibility must be checked.
+_WEAK_CHARSETS = {"ascii", "latin-1", "iso8859-1", "cp1252", "iso8859-15"}
+_CYRILLIC_SINGLE_BYTE = {"cp1251", "koi8-r", "koi8-u", "cp866", "iso8859-5", "mac-cyrillic"}
+_SINGLE_BYTE_OR_WEAK = (
+    _WEAK_CHARSETS
+    | _CYRILLIC_SINGLE_BYTE
+    | {f"iso8859-{n}" for n in range(2, 17)}
+    | {f"cp{n}" for n in range(1250, 1259)}
+)
+
+
+def normalise_charset(label: str | None) -> str | None:
+    """Return a Python codec name for a MIME charset label, or None when it is absent or unknown."""
+    if not label:
+        return None
+    name = label.strip().strip("\"'").strip().lower()
+    if name.startswith("charset="):
+        name = name[len("charset=") :].strip("\"' ")
+    name = name.split("*", 1)[0]  # RFC 2231 language suffix: utf-8*ru
+    name = _CHARSET_ALIASES.get(name, name)
+    if not name:
+        return None
+    try:
+        codec = codecs.lookup(name).name
+    except (LookupError, ValueError):
+        return None
+    return None if codec in _NOT_MAIL_CHARSETS else codec
+
+
+_CYR_LOWER = re.compile("[а-яё]")
+_CYR_UPPER_INSIDE = re.compile("(?<=[А-Яа-яЁё])[А-ЯЁ]")
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+_MIXED_WORD = re.compile(r"\b(?=\w*[A-Za-z])(?=\w*[А-Яа-яЁё])\w+")
+
+
+def cyrillic_score(text: str) -> int:
+    """Plausibility of ``text`` as Russian: lower-case Cyrillic counts for, capitals inside words against.
+
+    Decoding KOI8-R bytes as windows-1251 (or the reverse) swaps the cases of almost every letter, so real
+    text scores high in the right charset and strongly negative in the wrong one; Western European text read
+    as Cyrillic gives words mixing both alphabets, which real text almost never has.
+    """
+    bad = text.count("\ufffd") + sum(1 for ch in text if 0x80 <= ord(ch) < 0xA0)
+    return (
+        len(_CYR_LOWER.findall(text))
+        - 2 * len(_CYR_UPPER_INSIDE.findall(text))
+        - 4 * bad
+        - 3 * len(_MIXED_WORD.findall(text))
+    )
+
+
+def _high_letter_share(text: str) -> float:
+    """Share of letters outside ASCII: Russian text is nearly all, Western European text a small part."""
+    letters = _LETTER.findall(text)
+    if not letters:
+        return 0.0
+    return sum(1 for ch in letters if ord(ch) > 0x7F) / len(letters)
+
+
+def _guess_single_byte(data: bytes) -> str:
+    """Pick windows-1251, KOI8-R or windows-1252 for undeclared 8-bit bytes that are not UTF-8."""
+    best_name, best_score = "", -(10**9)
+    for name in ("cp1251", "koi8-r"):
+        text = data.decode(name, errors="replace")
+        score = cyrillic_score(text)
+        if score > best_score:
+            best_name, best_score = name, score
+    if best_score > 0 and _high_letter_share(data.decode(best_name, errors="replace")) >= 0.3:
+        return best_name
+    return "cp1252"
+
+
+def decode_bytes(data: bytes, declared: str | None = None) -> tuple[str, str | None]:
+    """Decode text bytes; never raises.
+
+    Tries the declared charset first, checks that the result is plausible, and otherwise falls back to
+    UTF-8, then windows-1251 or KOI8-R chosen by :func:`cyrillic_score`, then windows-1252. Returns the text
+    and a short note (for the defects list) when the declaration was missing, unknown or wrong.
+    """
+    codec = normalise_charset(declared)
+    note: str | None = None
+    if declared and codec is None:
+        note = f"unknown charset {declared.strip()[:40]!r}"
+    if not any(b > 0x7F for b in data):
+        if codec is not None:
+            try:  # 7-bit charsets (ISO-2022-JP, UTF-7) need their codec even without high bytes
+                return data.decode(codec), note
+            except Exception:  # any codec failure (even "charset=base64") falls back: never crash on a label
+                note = f"bytes invalid in declared charset {codec}"
+        return data.decode("ascii", errors="replace"), note
+    if codec is not None and codec in _SINGLE_BYTE_OR_WEAK:
+        # Valid UTF-8 with multibyte sequences almost never arises by chance from single-byte text, while
+        # UTF-8 mislabelled as windows-1251 or latin-1 is common.
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            return text, f"declared charset {codec} looks wrong; decoded as utf-8"
+    if codec is not None and codec not in _WEAK_CHARSETS:
+        try:
+            text = data.decode(codec)
+        except Exception:  # as above: a declared label is only a hint
+            note = f"bytes invalid in declared charset {codec}"
+        else:
+            if codec in _CYRILLIC_SINGLE_BYTE:
+                # A wrong Cyrillic declaration (koi8-r for cp1251 and back) is a classic; switch only when the
+                # other reading is clearly better.
+                alt = "koi8-r" if codec != "koi8-r" else "cp1251"
+                alt_text = data.decode(alt, errors="replace")
+                if cyrillic_score(alt_text) > max(cyrillic_score(text), 0) + 3:
+                    return alt_text, f"declared charset {codec} looks wrong; decoded as {alt}"
+            return text, note
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        if codec not in (None, "ascii", "utf-8"):
+            note = f"declared charset {codec} looks wrong; decoded as utf-8"
+        return text, note
+    guess = _guess_single_byte(data)
+    if codec in _WEAK_CHARSETS and codec != "ascii":
+        if guess in ("cp1251", "koi8-r"):
+            return data.decode(guess, errors="replace"), f"declared charset {codec} looks wrong; decoded as {guess}"
+        return data.decode(codec, errors="replace"), note
+    if note is None:
+        note = f"undeclared 8-bit text; decoded as {guess}"
+    else:
+        note += f"; decoded as {guess}"
+    return data.decode(guess, errors="replace"), note
+
+
+# --------------------------------------------------------------------------------------------------
+# RFC 2047 encoded words
+# --------------------------------------------------------------------------------------------------
+
+_ENCODED_WORD = re.compile(r"=\?([^?\s]{1,80})\?([bBqQ])\?([^?]*?)\?=")
+_UNTERMINATED_WORD = re.compile(r"=\?([^?\s]{1,80})\?([bBqQ])\?([^?\s]*)\??$")
+
+
+def _word_bytes(encoding: str, payload: str) -> bytes:
+    if encoding in "bB":
+        cleaned = re.sub(r"[^A-Za-z0-9+/]", "", payload)
+        cleaned += "=" * (-len(cleaned) % 4)
+        try:
+            return base64.b64decode(cleaned)
+        except (binascii.Error, ValueError):
+            return payload.encode("ascii", errors="replace")
+    raw = payload.replace("_", " ").encode("utf-8", errors="surrogateescape")
+    # RFC 2047 4.2: "=XX" hex escapes; a broken escape is kept literally rather than dropped.
+    return re.sub(rb"=([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), raw)
+
+
+def decode_encoded_words(value: str) -> str:
+    """Decode RFC 2047 encoded words anywhere in ``value``, tolerating the usual breakage.
+
+    Accepts words glued to other text or inside quotes, missing base64 padding, unknown charsets (guessed),
+    and multibyte characters split across adjacent words of the same charset (their bytes are joined before
+    decoding). Whitespace between adjacent encoded words is dropped (RFC 2047 section 6.2).
+    """
+    if "=?" not in value:
+        return value
+    out: list[str] = []
+    pos = last_end = 0
+    pending: bytes = b""
+    pending_charset: str | None = None
+
+    def flush() -> None:
+        nonlocal pending, pending_charset
+        if pending or pending_charset is not None:
+            out.append(decode_bytes(pending, pending_charset)[0])
+        pending, pending_charset = b"", None
+
+    for match in _ENCODED_WORD.finditer(value):
+        between = value[pos : match.start()]
+        charset = match.group(1).split("*", 1)[0]
+        data = _word_bytes(match.group(2), match.group(3))
+        adjacent = pos > 0 and pos == last_end and not between.strip()
+        if not adjacent or pending_charset is None or pending_charset.lower() != charset.lower():
+            flush()
+            if not adjacent:
+                out.append(between)
+            pending_charset = charset
+            pending = data
+        else:
+            pending += data
+        pos = last_end = match.end()
+    flush()
+    tail = value[pos:]
+    broken = _UNTERMINATED_WORD.search(tail)
+    if broken:  # a word cut off by a length-limiting MTA: decode what is there
+        tail = tail[: broken.start()] + decode_bytes(_word_bytes(broken.group(2), broken.group(3)), broken.group(1))[0]
+    out.append(tail)
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------------------------------
+# Addresses and outgoing header values
+# --------------------------------------------------------------------------------------------------
+
+
+def normalise_address(addr: str) -> str | None:
+    """Normalise an e-mail address with email-validator (no DNS): domain lower-cased, IDN as Unicode.
+
+    Returns None when the address is not valid. The local part keeps its case (RFC 5321 2.4).
+    """
+    if not addr or len(addr) > 320:
+        return None
+    candidate = addr.strip().strip("<>").strip()
+    try:
+        return validate_email(candidate, check_deliverability=False).normalized
+    except (EmailNotValidError, UnicodeError, ValueError):
+        return None
+
+
+_LOOSE_DOMAIN = re.compile(r"^[\w\-]+(\.[\w\-]+)*$|^\[[0-9A-Fa-f:.]+\]$")
+
+
+def loose_address(spec: str) -> str | None:
+    """Normalise an address that email-validator refuses for policy reasons only.
+
+    Special-use domains (``.invalid``, ``.localhost``), dotless hosts and quoted local parts still identify a
+    sender or a bounced recipient, though no mail can be sent to them. Returns None for what is not
+    ``local@domain`` at all.
+    """
+    spec = spec.strip().strip("<>").strip()
+    local, at, domain = spec.rpartition("@")
+    if not at or not local or not domain or any(ch.isspace() or ord(ch) < 32 for ch in spec):
+        return None
+    domain = domain.rstrip(".").lower()
+    if not _LOOSE_DOMAIN.match(domain):
+        return None
+    try:
+        domain = ".".join(
+            label.encode("ascii").decode("idna") if label.startswith("xn--") else label for label in domain.split(".")
+        )
+    except UnicodeError:
+        pass
+    return f"{local}@{domain}"
+
+
+_ILLEGAL_IN_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def safe_header_value(value: str, *, max_len: int = 998) -> str:
+    """Return ``value`` unchanged if it can go into a header; raise HeaderInjectionError otherwise.
+
+    Refuses CR, LF and other control characters (tab is allowed, it is folding white space), also when they
+    hide inside an RFC 2047 encoded word: Python 3.11's header encoder passes ``=?UTF-8?Q?=0A?=`` through
+    and a later refold turns it into a real line break (CVE-2024-6923). RFC 5322 2.1.1 caps a line at 998
+    characters, which is the default limit.
+    """
+    if not isinstance(value, str):
+        raise HeaderInjectionError("header value must be a string")
+    if len(value) > max_len:
+        raise HeaderInjectionError(f"header value longer than {max_len} characters")
+    if _ILLEGAL_IN_HEADER.search(value):
+        raise HeaderInjectionError("header value contains a line break or control character")
+    if "=?" in value and _ILLEGAL_IN_HEADER.search(decode_encoded_words(value)):
+        raise HeaderInjectionError("header value hides a line break or control character in an encoded word")
+    if any(unicodedata.category(ch) == "Cs" for ch in value):
+        raise HeaderInjectionError("header value contains undecodable bytes")
+    return value

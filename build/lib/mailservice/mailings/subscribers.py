@@ -1,0 +1,968 @@
+"""Subscribing, confirming, withdrawing, suppressing, purging, importing and exporting subscribers.
+
+Consent is double opt-in: a request creates a *pending* subscription and mails a signed, expiring link; only the
+POST behind that link makes it *active* (a mail scanner's GET creates nothing). Withdrawal is one step and takes
+effect at once: it waits for copies already in flight to that subscriber (at most a few seconds), so no copy
+leaves after the withdrawal has committed. Nothing a form answers reveals whether an address is subscribed.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import logging
+import secrets
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from mailservice import tokens
+from mailservice.config import Settings
+from mailservice.db import session_scope, utcnow
+from mailservice.intake.models import Bounce
+from mailservice.mail.compose import build_message
+from mailservice.mail.headers import safe_header_value
+from mailservice.mailings import consent
+from mailservice.mailings.consent import Evidence, MailAddress, parse_address
+from mailservice.mailings.models import (
+    ConsentEvent,
+    ConsentText,
+    Cursor,
+    Delivery,
+    DeliveryState,
+    MailingList,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+    Suppression,
+    ThrottleHit,
+    WorkerBeat,
+)
+from mailservice.outbox import OutboxMessage, enqueue
+from mailservice.tokens import Purpose, TokenError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LIST_SLUG = "news"
+DEFAULT_LIST_TITLE = "Новости департамента"
+DEFAULT_LIST_PURPOSE = "информирование о деятельности департамента: новые документы, услуги, мероприятия"
+REF_TYPE = "mailing_subscriber"  # outbox rows about a subscriber (confirmation links, notices)
+
+
+class LinkError(Exception):
+    """A confirmation or unsubscribe link that is tampered, truncated, foreign, unknown, superseded or expired."""
+
+    def __init__(self, reason: str, *, expired: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.expired = expired
+
+
+class UnknownList(ValueError):
+    """A list slug that does not exist (or is archived)."""
+
+
+def new_nonce() -> str:
+    """A random value that makes a signed id unguessable and lets a link be revoked."""
+    return secrets.token_hex(8)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Lists
+# ------------------------------------------------------------------------------------------------------------
+
+
+def create_list(session: Session, slug: str, title: str, purpose: str = "") -> MailingList:
+    """Create a list (topic); the purpose is shown with the consent and recorded with it."""
+    if not slug or not slug.replace("-", "").replace("_", "").isalnum() or not slug.isascii() or len(slug) > 64:
+        raise ValueError("код списка: латинские буквы, цифры, - и _, не длиннее 64 символов")
+    if session.scalar(select(MailingList).where(MailingList.slug == slug)) is not None:
+        raise ValueError(f"список {slug} уже существует")
+    row = MailingList(slug=slug, title=title.strip()[:200] or slug, purpose=purpose.strip())
+    session.add(row)
+    session.flush()
+    return row
+
+
+def active_lists(session: Session) -> list[MailingList]:
+    """Lists open for subscription, the default one (created on first use) first."""
+    rows = list(session.scalars(select(MailingList).where(MailingList.archived_at.is_(None)).order_by(MailingList.id)))
+    if not rows:
+        rows = [default_list(session)]
+    return rows
+
+
+def default_list(session: Session) -> MailingList:
+    """The list a request without a ``list`` field goes to: the oldest open list, created if there is none."""
+    row = session.scalar(select(MailingList).where(MailingList.archived_at.is_(None)).order_by(MailingList.id))
+    if row is not None:
+        return row
+    try:
+        with session.begin_nested():
+            row = MailingList(slug=DEFAULT_LIST_SLUG, title=DEFAULT_LIST_TITLE, purpose=DEFAULT_LIST_PURPOSE)
+            session.add(row)
+    except IntegrityError:  # another process created it first
+        row = session.scalar(select(MailingList).where(MailingList.slug == DEFAULT_LIST_SLUG))
+        assert row is not None
+    return row
+
+
+def lists_by_slugs(session: Session, slugs: Sequence[str]) -> list[MailingList]:
+    """The open lists named by ``slugs`` (the default list when empty); UnknownList otherwise."""
+    wanted = [s.strip() for s in slugs if s and s.strip()]
+    fallback = default_list(session)  # also creates the default list on first use
+    if not wanted:
+        return [fallback]
+    found = {
+        row.slug: row
+        for row in session.scalars(
+            select(MailingList).where(MailingList.slug.in_(wanted), MailingList.archived_at.is_(None))
+        )
+    }
+    missing = [s for s in wanted if s not in found]
+    if missing:
+        raise UnknownList(f"нет такого списка рассылки: {', '.join(missing)}")
+    return [found[s] for s in dict.fromkeys(wanted)]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Links
+# ------------------------------------------------------------------------------------------------------------
+
+
+def confirm_token(settings: Settings, subscriber: Subscriber) -> str:
+    """A timed token for the double opt-in link: the subscriber id and the current nonce, never the address."""
+    return tokens.sign_timed(settings, Purpose.subscribe_confirm, [subscriber.id, subscriber.confirm_nonce])
+
+
+def confirm_url(settings: Settings, subscriber: Subscriber) -> str:
+    """The double opt-in link."""
+    return f"{settings.public_url.rstrip('/')}/subscribe/confirm/{confirm_token(settings, subscriber)}"
+
+
+def unsubscribe_token(settings: Settings, subscription_id: int, nonce: str) -> str:
+    """A token that never expires (the regulation: every message carries a working withdrawal link)."""
+    return tokens.sign(settings, Purpose.unsubscribe, [subscription_id, nonce])
+
+
+def unsubscribe_url(settings: Settings, token: str) -> str:
+    """The personal withdrawal link (also the RFC 8058 one-click POST target)."""
+    return f"{settings.public_url.rstrip('/')}/unsubscribe/{token}"
+
+
+def unsubscribe_mailto(settings: Settings, token: str) -> str:
+    """The mailto: alternative of List-Unsubscribe (RFC 2369); intake recognises the token in the subject."""
+    return f"mailto:{consent.contact_address(settings)}?subject={quote('unsubscribe ' + token)}"
+
+
+def _pair(payload: object) -> tuple[int, str]:
+    if (
+        isinstance(payload, list)
+        and len(payload) == 2
+        and isinstance(payload[0], int)
+        and not isinstance(payload[0], bool)
+        and isinstance(payload[1], str)
+    ):
+        return payload[0], payload[1]
+    raise LinkError("malformed payload")
+
+
+def load_confirm(session: Session, settings: Settings, token: str) -> Subscriber:
+    """The subscriber a confirmation link is for; LinkError when it is not a valid, current link."""
+    try:
+        payload = tokens.load_timed(settings, Purpose.subscribe_confirm, token, settings.mailing_confirm_hours * 3600)
+    except TokenError as exc:
+        raise LinkError(exc.reason, expired=exc.expired) from None
+    subscriber_id, nonce = _pair(payload)
+    subscriber = session.get(Subscriber, subscriber_id)
+    if (
+        subscriber is None
+        or subscriber.purged_at is not None
+        or not subscriber.confirm_nonce
+        or not secrets.compare_digest(subscriber.confirm_nonce, nonce)
+    ):
+        raise LinkError("unknown or superseded link")
+    return subscriber
+
+
+def load_unsubscribe(session: Session, settings: Settings, token: str, *, lock: bool = False) -> Subscription:
+    """The subscription an unsubscribe link is for; LinkError when it is not one of ours."""
+    try:
+        payload = tokens.load(settings, Purpose.unsubscribe, token)
+    except TokenError as exc:
+        raise LinkError(exc.reason) from None
+    subscription_id, nonce = _pair(payload)
+    query = select(Subscription).where(Subscription.id == subscription_id)
+    if lock:
+        # Serialises with the sender, which takes FOR SHARE on the subscription when it re-checks consent.
+        query = query.with_for_update().execution_options(populate_existing=True)
+    subscription = session.scalar(query)
+    if subscription is None or not secrets.compare_digest(subscription.nonce, nonce):
+        raise LinkError("unknown link")
+    return subscription
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Rate limits
+# ------------------------------------------------------------------------------------------------------------
+
+
+def allow(session: Session, kind: str, key: str, limit: int, now: dt.datetime) -> bool:
+    """Count one hit for ``key`` and say whether it is within ``limit`` per hour."""
+    if limit <= 0:
+        return True
+    count = session.scalar(
+        select(func.count())
+        .select_from(ThrottleHit)
+        .where(ThrottleHit.kind == kind, ThrottleHit.key == key, ThrottleHit.at > now - dt.timedelta(hours=1))
+    )
+    if int(count or 0) >= limit:
+        return False
+    session.add(ThrottleHit(kind=kind, key=key, at=now))
+    return True
+
+
+def ip_key(ip: str) -> str:
+    """IPs are personal data too: the throttle keeps a hash."""
+    return consent.email_hash("ip:" + ip)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Subscribing and confirming
+# ------------------------------------------------------------------------------------------------------------
+
+
+def find_subscriber(session: Session, address: MailAddress) -> Subscriber | None:
+    """The live (not purged) subscriber with this address."""
+    return session.scalar(select(Subscriber).where(Subscriber.email == address.normalized))
+
+
+def is_suppressed(session: Session, address_hash: str) -> bool:
+    """Whether the address must never be mailed (withdrawn everywhere, hard bounce) until it confirms again."""
+    return session.get(Suppression, address_hash) is not None
+
+
+def suppress(session: Session, address_hash: str, reason: str, now: dt.datetime, detail: str = "") -> None:
+    """Add (or refresh) a suppression entry."""
+    row = session.get(Suppression, address_hash)
+    if row is None:
+        session.add(Suppression(email_hash=address_hash, reason=reason, at=now, detail=detail[:2000]))
+    else:
+        row.reason, row.at, row.detail = reason, now, detail[:2000]
+
+
+@dataclass
+class SubscribeResult:
+    """What a subscribe request did (for logs and tests; the person sees the same answer whatever it is)."""
+
+    outcome: str  # confirmation_sent | already_active | throttled
+    subscriber_id: int | None = None
+    subscription_ids: list[int] = field(default_factory=list)
+
+
+def subscribe(
+    session: Session,
+    settings: Settings,
+    *,
+    address: MailAddress,
+    lists: Sequence[MailingList],
+    evidence: Evidence,
+    consent_text: ConsentText | None,
+    now: dt.datetime,
+    name: str = "",
+    auto_submitted: str = "auto-generated",
+) -> SubscribeResult:
+    """Record a consent given and mail the confirmation link (double opt-in), in the caller's transaction.
+
+    A new, an existing and a suppressed address are handled alike from the outside: the same answer, and a
+    confirmation e-mail unless every requested list is already active (or the address asked too often).
+    """
+    subscriber = find_subscriber(session, address)
+    if subscriber is None:
+        subscriber = Subscriber(
+            email=address.normalized, email_ascii=address.ascii, email_hash=address.hash, name=name[:200]
+        )
+        session.add(subscriber)
+        session.flush()
+    elif name and not subscriber.name:
+        subscriber.name = name[:200]
+    existing = {
+        s.list_id: s for s in session.scalars(select(Subscription).where(Subscription.subscriber_id == subscriber.id))
+    }
+    suppressed = is_suppressed(session, address.hash)
+    wanted = [
+        m
+        for m in lists
+        if not (m.id in existing and existing[m.id].status == SubscriptionStatus.active and not suppressed)
+    ]
+    result = SubscribeResult("already_active", subscriber.id)
+    if not wanted:
+        return result
+    if not allow(session, "addr", address.hash, settings.mailing_limit_per_address, now):
+        # Said nowhere: the answer is the same, the address just gets no more mail this hour.
+        result.outcome = "throttled"
+        return result
+    to_confirm: list[tuple[Subscription, MailingList]] = []
+    for mailing_list in wanted:
+        subscription = existing.get(mailing_list.id)
+        if subscription is None:
+            subscription = Subscription(subscriber_id=subscriber.id, list_id=mailing_list.id, nonce=new_nonce())
+            session.add(subscription)
+        subscription.status = SubscriptionStatus.pending
+        subscription.requested_at = now
+        to_confirm.append((subscription, mailing_list))
+    session.flush()
+    result.subscription_ids = [s.id for s, _ in to_confirm]
+    for subscription, mailing_list in to_confirm:
+        consent.record(
+            session,
+            settings,
+            kind="given",
+            subscriber_id=subscriber.id,
+            address_hash=address.hash,
+            evidence=evidence,
+            mailing_list=mailing_list,
+            subscription_id=subscription.id,
+            consent=consent_text,
+            at=now,
+        )
+    subscriber.confirm_nonce = new_nonce()
+    message = build_message(
+        settings,
+        to=subscriber.email_ascii or address.ascii,
+        subject="Подтвердите подписку на рассылку",
+        template="mailing_confirm",
+        context={
+            "lists": [m for _, m in to_confirm],
+            "confirm_url": confirm_url(settings, subscriber),
+            "hours": settings.mailing_confirm_hours,
+        },
+        auto_submitted=auto_submitted,
+    )
+    enqueue(session, message, kind="mailing_confirm", ref_type=REF_TYPE, ref_id=subscriber.id)
+    result.outcome = "confirmation_sent"
+    return result
+
+
+def pending_lists(session: Session, subscriber: Subscriber) -> list[MailingList]:
+    """Lists the subscriber asked for and has not confirmed yet."""
+    return list(
+        session.scalars(
+            select(MailingList)
+            .join(Subscription, Subscription.list_id == MailingList.id)
+            .where(Subscription.subscriber_id == subscriber.id, Subscription.status == SubscriptionStatus.pending)
+            .order_by(MailingList.id)
+        )
+    )
+
+
+def confirm(
+    session: Session,
+    settings: Settings,
+    token: str,
+    *,
+    evidence: Evidence,
+    consent_text: ConsentText | None,
+    now: dt.datetime,
+) -> list[MailingList]:
+    """Activate every pending subscription of the link's subscriber (idempotent); returns the lists confirmed."""
+    subscriber = load_confirm(session, settings, token)
+    assert subscriber.email is not None  # load_confirm refuses purged subscribers
+    rows = session.execute(
+        select(Subscription, MailingList)
+        .join(MailingList, MailingList.id == Subscription.list_id)
+        .where(Subscription.subscriber_id == subscriber.id, Subscription.status == SubscriptionStatus.pending)
+        .with_for_update(of=Subscription)
+        .execution_options(populate_existing=True)
+    ).all()
+    for subscription, mailing_list in rows:
+        subscription.status = SubscriptionStatus.active
+        subscription.confirmed_at = now
+        subscription.withdrawn_at = None
+        subscription.withdrawn_via = ""
+        consent.record(
+            session,
+            settings,
+            kind="confirmed",
+            subscriber_id=subscriber.id,
+            address_hash=subscriber.email_hash,
+            evidence=evidence,
+            mailing_list=mailing_list,
+            subscription_id=subscription.id,
+            consent=consent_text,
+            at=now,
+        )
+    if rows:
+        # A fresh, confirmed consent outranks an old withdrawal or bounce (the mailbox evidently works).
+        suppression = session.get(Suppression, subscriber.email_hash)
+        if suppression is not None:
+            session.delete(suppression)
+    return [m for _, m in rows]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Withdrawing
+# ------------------------------------------------------------------------------------------------------------
+
+
+def in_flight(session: Session, settings: Settings, subscription_id: int, now: dt.datetime) -> int:
+    """Copies to this subscription whose SMTP DATA has started and whose outcome is not recorded yet.
+
+    A row older than the SMTP timeout is a dead worker's; the reconciler will mark it ambiguous.
+    """
+    horizon = now - dt.timedelta(seconds=settings.smtp_timeout + 5)
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Delivery)
+            .where(
+                Delivery.subscription_id == subscription_id,
+                Delivery.state == DeliveryState.sending,
+                Delivery.sending_at > horizon,
+            )
+        )
+        or 0
+    )
+
+
+def withdraw(
+    session: Session,
+    settings: Settings,
+    subscription: Subscription,
+    *,
+    evidence: Evidence,
+    now: dt.datetime,
+) -> bool:
+    """Withdraw consent for one list in the caller's transaction; False when it was withdrawn already.
+
+    When no active subscription remains, the address goes on the suppression list.
+    """
+    if subscription.status in (SubscriptionStatus.withdrawn, SubscriptionStatus.expired):
+        return False
+    subscriber = session.get(Subscriber, subscription.subscriber_id)
+    assert subscriber is not None
+    mailing_list = session.get(MailingList, subscription.list_id)
+    subscription.status = SubscriptionStatus.withdrawn
+    subscription.withdrawn_at = now
+    subscription.withdrawn_via = evidence.method[:16]
+    consent.record(
+        session,
+        settings,
+        kind="withdrawn",
+        subscriber_id=subscriber.id,
+        address_hash=subscriber.email_hash,
+        evidence=evidence,
+        mailing_list=mailing_list,
+        subscription_id=subscription.id,
+        at=now,
+    )
+    session.flush()
+    remaining = session.scalar(
+        select(func.count())
+        .select_from(Subscription)
+        .where(Subscription.subscriber_id == subscriber.id, Subscription.status == SubscriptionStatus.active)
+    )
+    if not remaining:
+        suppress(session, subscriber.email_hash, "withdrawn", now)
+    return True
+
+
+@dataclass(frozen=True)
+class WithdrawResult:
+    """Outcome of following an unsubscribe link."""
+
+    changed: bool
+    list_title: str
+    can_undo: bool  # the address is still on file (not purged), so a fresh confirmation can be sent
+
+
+def withdraw_by_link(
+    settings: Settings, token: str, *, evidence: Evidence, now: dt.datetime | None = None
+) -> WithdrawResult:
+    """Withdraw through a link, in its own transaction, after copies in flight to this subscriber finished.
+
+    Waiting (bounded by the SMTP timeout) makes "no copy after the withdrawal" literal: the sender re-checks
+    consent under a lock in the same transaction that marks a copy as being sent, and this transaction commits
+    only when no such copy is in flight. LinkError for a bad token.
+    """
+    deadline = time.monotonic() + settings.smtp_timeout + 10
+    while True:
+        with session_scope(settings) as session:
+            current = now or utcnow()
+            subscription = load_unsubscribe(session, settings, token, lock=True)
+            if (
+                subscription.status in (SubscriptionStatus.active, SubscriptionStatus.pending)
+                and in_flight(session, settings, subscription.id, current)
+                and time.monotonic() < deadline
+            ):
+                session.rollback()
+                waiting = True
+            else:
+                waiting = False
+                changed = withdraw(session, settings, subscription, evidence=evidence, now=current)
+                mailing_list = session.get(MailingList, subscription.list_id)
+                subscriber = session.get(Subscriber, subscription.subscriber_id)
+                return WithdrawResult(
+                    changed=changed,
+                    list_title=mailing_list.title if mailing_list is not None else "",
+                    can_undo=subscriber is not None and subscriber.purged_at is None,
+                )
+        if waiting:
+            time.sleep(0.02)
+
+
+def withdraw_in_transaction(
+    session: Session, settings: Settings, subscription: Subscription, *, evidence: Evidence, now: dt.datetime
+) -> bool:
+    """Withdraw inside someone else's transaction (intake), waiting for copies in flight where that is possible.
+
+    On PostgreSQL each poll sees newly committed rows (READ COMMITTED): the wait happens first without a lock
+    (so the sender can record its copies), then once more under the row lock, bounded by the SMTP timeout. On
+    SQLite the caller's transaction already holds the only write lock, so no copy can start meanwhile; a copy
+    whose DATA had started may still arrive.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        deadline = time.monotonic() + settings.smtp_timeout + 10
+        for locked in (False, True):
+            if locked:
+                session.execute(
+                    select(Subscription)
+                    .where(Subscription.id == subscription.id)
+                    .with_for_update()
+                    .execution_options(populate_existing=True)
+                )
+            while in_flight(session, settings, subscription.id, now) and time.monotonic() < deadline:
+                time.sleep(0.02)
+    return withdraw(session, settings, subscription, evidence=evidence, now=now)
+
+
+def resubscribe(
+    session: Session,
+    settings: Settings,
+    token: str,
+    *,
+    evidence: Evidence,
+    consent_text: ConsentText | None,
+    now: dt.datetime,
+) -> SubscribeResult | None:
+    """The undo offered after a withdrawal: a fresh request that needs a fresh confirmation.
+
+    None when the address has been purged meanwhile (the person subscribes again on the site).
+    """
+    subscription = load_unsubscribe(session, settings, token)
+    subscriber = session.get(Subscriber, subscription.subscriber_id)
+    mailing_list = session.get(MailingList, subscription.list_id)
+    if subscriber is None or subscriber.email is None or mailing_list is None:
+        return None
+    address = parse_address(subscriber.email)
+    if address is None:
+        return None
+    return subscribe(
+        session,
+        settings,
+        address=address,
+        lists=[mailing_list],
+        evidence=evidence,
+        consent_text=consent_text,
+        now=now,
+    )
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Bounces and purge
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _cursor(session: Session, name: str) -> Cursor:
+    """A bookmark row, created on first use and locked for this transaction."""
+    query = select(Cursor).where(Cursor.name == name).with_for_update().execution_options(populate_existing=True)
+    row = session.scalar(query)
+    if row is None:
+        try:
+            with session.begin_nested():
+                session.add(Cursor(name=name, value=0))
+        except IntegrityError:
+            pass
+        row = session.scalar(query)
+        assert row is not None
+    return row
+
+
+def apply_bounces(session: Session, now: dt.datetime, limit: int = 1000) -> int:
+    """Suppress addresses that hard-bounced (intake's bounce records) and mark their last copy bounced.
+
+    Returns how many hard bounces were applied. A bookmark keeps each bounce record from being read twice.
+    """
+    cursor = _cursor(session, "bounces")
+    bounces = list(session.scalars(select(Bounce).where(Bounce.id > cursor.value).order_by(Bounce.id).limit(limit)))
+    applied = 0
+    for bounce in bounces:
+        cursor.value = bounce.id
+        if bounce.kind != "hard" or not bounce.address:
+            continue
+        parsed = parse_address(bounce.address)
+        address_hash = parsed.hash if parsed else consent.email_hash(bounce.address)
+        subscribers = list(session.scalars(select(Subscriber.id).where(Subscriber.email_hash == address_hash)))
+        if not subscribers:
+            continue
+        suppress(session, address_hash, "bounce", now, f"{bounce.status or ''} {bounce.diagnostic[:500]}".strip())
+        last = session.scalar(
+            select(Delivery)
+            .join(Subscription, Subscription.id == Delivery.subscription_id)
+            .where(
+                Subscription.subscriber_id.in_(subscribers),
+                Delivery.state == DeliveryState.sent,
+                Delivery.sent_at <= bounce.at,
+            )
+            .order_by(Delivery.sent_at.desc(), Delivery.id.desc())
+            .limit(1)
+        )
+        if last is not None:
+            last.state = DeliveryState.bounced
+            last.last_error = f"hard bounce {bounce.status or ''}: {bounce.diagnostic[:500]}".strip()
+        applied += 1
+    return applied
+
+
+def purge(session: Session, settings: Settings, now: dt.datetime) -> int:
+    """Destroy the personal data of subscribers with no live consent (152-FZ art. 21 part 5: within 30 days).
+
+    Unconfirmed requests lapse after the link's life; a subscriber whose every subscription is withdrawn or lapsed
+    for ``mailing_purge_after_days`` (at most 30) loses address and name. The consent log (hashes only) and the
+    suppression list stay; the copies of confirmation e-mails kept in the outbox are blanked too.
+    """
+    days = max(0, min(settings.mailing_purge_after_days, 30))
+    session.execute(
+        update(Subscription)
+        .where(
+            Subscription.status == SubscriptionStatus.pending,
+            Subscription.requested_at <= now - dt.timedelta(hours=settings.mailing_confirm_hours),
+        )
+        .values(status=SubscriptionStatus.expired)
+    )
+    live = select(Subscription.subscriber_id).where(
+        Subscription.status.in_([SubscriptionStatus.active, SubscriptionStatus.pending])
+    )
+    recent = select(Subscription.subscriber_id).where(
+        func.coalesce(Subscription.withdrawn_at, Subscription.requested_at) > now - dt.timedelta(days=days)
+    )
+    candidates = list(
+        session.scalars(
+            select(Subscriber).where(
+                Subscriber.purged_at.is_(None),
+                Subscriber.created_at <= now - dt.timedelta(days=days),
+                Subscriber.id.not_in(live),
+                Subscriber.id.not_in(recent),
+            )
+        )
+    )
+    for subscriber in candidates:
+        subscriber.email = None
+        subscriber.email_ascii = None
+        subscriber.name = ""
+        subscriber.confirm_nonce = ""
+        subscriber.purged_at = now
+    ids = [s.id for s in candidates]
+    for start in range(0, len(ids), 500):
+        session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.ref_type == REF_TYPE,
+                OutboxMessage.ref_id.in_(ids[start : start + 500]),
+                OutboxMessage.status.in_(["sent", "failed"]),
+            )
+            .values(raw=b"", recipients="")
+        )
+    if ids:
+        log.info("purged the personal data of %d former subscribers", len(ids))
+    return len(ids)
+
+
+def purge_due(settings: Settings, now: dt.datetime) -> int:
+    """Run :func:`purge` (and prune the rate-limit records) once per local day; the worker calls this often."""
+    with session_scope(settings) as session:
+        cursor = _cursor(session, "purge")
+        today = now.astimezone(settings.tz).date()
+        if cursor.at is not None and cursor.at.astimezone(settings.tz).date() >= today:
+            return 0
+        count = purge(session, settings, now)
+        session.execute(delete(ThrottleHit).where(ThrottleHit.at < now - dt.timedelta(days=1)))
+        session.execute(delete(WorkerBeat).where(WorkerBeat.heartbeat_at < now - dt.timedelta(days=1)))
+        cursor.at = now
+        cursor.value += 1
+        return count
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Import and export
+# ------------------------------------------------------------------------------------------------------------
+
+CSV_COLUMNS = ("email", "name", "list", "consent_at", "consent_source", "consent_text_version")
+
+
+@dataclass
+class ImportReport:
+    """What an import did, and which lines it refused and why."""
+
+    added: int = 0
+    activated: int = 0
+    unchanged: int = 0
+    refused: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _parse_when(value: str, settings: Settings) -> dt.datetime | None:
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            day = dt.date.fromisoformat(value)
+        except ValueError:
+            return None
+        when = dt.datetime.combine(day, dt.time(12, 0))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=settings.tz)
+    return when.astimezone(dt.UTC)
+
+
+def _chunks(items: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass(frozen=True)
+class _Row:
+    line: int
+    address: MailAddress
+    name: str
+    mailing_list: MailingList
+    when: dt.datetime
+    source: str
+    text: ConsentText
+
+
+def _check_row(
+    line: int,
+    row: dict[str, str],
+    settings: Settings,
+    lists: dict[str, MailingList],
+    default: MailingList,
+    texts: dict[str, ConsentText],
+    now: dt.datetime,
+) -> _Row | str:
+    """A valid row, or the reasons it is refused."""
+    address = parse_address(row.get("email") or "")
+    when = _parse_when(row.get("consent_at") or "", settings)
+    source = (row.get("consent_source") or "").strip()
+    version = (row.get("consent_text_version") or "").strip()
+    slug = (row.get("list") or "").strip()
+    name = (row.get("name") or "").strip()
+    mailing_list = lists.get(slug) if slug else default
+    problems = []
+    if address is None:
+        problems.append("некорректный адрес")
+    if when is None:
+        problems.append("нет даты согласия (consent_at)")
+    elif when > now:
+        problems.append("дата согласия в будущем")
+    if not source:
+        problems.append("нет источника согласия (consent_source)")
+    if not version:
+        problems.append("нет версии текста согласия (consent_text_version)")
+    elif version not in texts:
+        problems.append(f"неизвестная версия текста согласия {version!r} (добавьте её: --consent-text)")
+    if mailing_list is None:
+        problems.append(f"нет такого списка рассылки: {slug}")
+    try:
+        safe_header_value(name, max_len=200)
+    except ValueError:
+        problems.append("имя содержит переводы строк, управляющие символы или длиннее 200 символов")
+    if problems:
+        return "; ".join(problems)
+    assert address is not None and when is not None and mailing_list is not None
+    return _Row(line, address, name, mailing_list, when, source, texts[version])
+
+
+def import_rows(
+    session: Session,
+    settings: Settings,
+    rows: Iterable[tuple[int, dict[str, str]]],
+    *,
+    source_name: str,
+    now: dt.datetime,
+    skip_invalid: bool = False,
+) -> ImportReport:
+    """Import subscribers with their consent evidence; each row is refused with its reason when evidence is missing.
+
+    Without ``skip_invalid`` nothing is imported when any row is refused. Addresses that withdrew (or are
+    suppressed) are refused: an old file must not undo a withdrawal. Lookups are done in bulk.
+    """
+    report = ImportReport()
+    default = default_list(session)
+    lists = {m.slug: m for m in session.scalars(select(MailingList).where(MailingList.archived_at.is_(None)))}
+    texts = {t.version: t for t in session.scalars(select(ConsentText))}
+    valid: list[_Row] = []
+    for line, row in rows:
+        checked = _check_row(line, row, settings, lists, default, texts, now)
+        if isinstance(checked, str):
+            report.refused.append((line, checked))
+        else:
+            valid.append(checked)
+    hashes = sorted({r.address.hash for r in valid})
+    suppressed: set[str] = set()
+    for chunk in _chunks(hashes):
+        suppressed.update(session.scalars(select(Suppression.email_hash).where(Suppression.email_hash.in_(chunk))))
+    emails = sorted({r.address.normalized for r in valid})
+    known: dict[str, Subscriber] = {}
+    for chunk in _chunks(emails):
+        known.update((s.email or "", s) for s in session.scalars(select(Subscriber).where(Subscriber.email.in_(chunk))))
+    current: dict[tuple[int, int], Subscription] = {}
+    subscriber_ids = [s.id for s in known.values()]
+    for start in range(0, len(subscriber_ids), 500):
+        for sub in session.scalars(
+            select(Subscription).where(Subscription.subscriber_id.in_(subscriber_ids[start : start + 500]))
+        ):
+            current[(sub.subscriber_id, sub.list_id)] = sub
+    accepted: list[_Row] = []
+    for item in valid:
+        existing = known.get(item.address.normalized)
+        subscription = current.get((existing.id, item.mailing_list.id)) if existing is not None else None
+        if item.address.hash in suppressed or (
+            subscription is not None and subscription.status == SubscriptionStatus.withdrawn
+        ):
+            report.refused.append((item.line, "адрес отозвал согласие или недоставим"))
+        else:
+            accepted.append(item)
+    report.refused.sort()
+    if report.refused and not skip_invalid:
+        return report
+    for start in range(0, len(accepted), 1000):
+        _import_chunk(session, settings, accepted[start : start + 1000], known, current, report, source_name, now)
+    return report
+
+
+def _import_chunk(
+    session: Session,
+    settings: Settings,
+    chunk: list[_Row],
+    known: dict[str, Subscriber],
+    current: dict[tuple[int, int], Subscription],
+    report: ImportReport,
+    source_name: str,
+    now: dt.datetime,
+) -> None:
+    for item in chunk:
+        subscriber = known.get(item.address.normalized)
+        if subscriber is None:
+            subscriber = Subscriber(
+                email=item.address.normalized,
+                email_ascii=item.address.ascii,
+                email_hash=item.address.hash,
+                name=item.name,
+            )
+            session.add(subscriber)
+            known[item.address.normalized] = subscriber
+        elif item.name and not subscriber.name:
+            subscriber.name = item.name
+    session.flush()
+    changed: list[tuple[_Row, Subscriber, Subscription]] = []
+    for item in chunk:
+        subscriber = known[item.address.normalized]
+        key = (subscriber.id, item.mailing_list.id)
+        subscription = current.get(key)
+        if subscription is not None and subscription.status == SubscriptionStatus.active:
+            report.unchanged += 1
+            continue
+        if subscription is None:
+            subscription = Subscription(subscriber_id=subscriber.id, list_id=item.mailing_list.id, nonce=new_nonce())
+            session.add(subscription)
+            current[key] = subscription
+            report.added += 1
+        else:
+            report.activated += 1
+        subscription.status = SubscriptionStatus.active
+        subscription.requested_at = now
+        subscription.confirmed_at = item.when
+        changed.append((item, subscriber, subscription))
+    session.flush()
+    for item, subscriber, subscription in changed:
+        consent.record(
+            session,
+            settings,
+            kind="imported",
+            subscriber_id=subscriber.id,
+            address_hash=item.address.hash,
+            evidence=Evidence(
+                method="import", source=item.source, detail=f"импорт из {source_name}, строка {item.line}"
+            ),
+            mailing_list=item.mailing_list,
+            subscription_id=subscription.id,
+            consent=item.text,
+            at=item.when,
+        )
+    session.flush()
+
+
+def read_csv(data: str) -> list[tuple[int, dict[str, str]]]:
+    """Rows of an import file with their line numbers; ValueError when the header lacks a column."""
+    reader = csv.DictReader(io.StringIO(data.lstrip("\ufeff")))
+    missing = [
+        c
+        for c in ("email", "consent_at", "consent_source", "consent_text_version")
+        if c not in (reader.fieldnames or [])
+    ]
+    if missing:
+        raise ValueError(f"в заголовке CSV нет столбцов: {', '.join(missing)}")
+    return [(reader.line_num, {k: (v or "") for k, v in row.items() if k}) for row in reader]
+
+
+def export_rows(session: Session, *, list_slug: str | None = None, include_all: bool = False) -> list[dict[str, str]]:
+    """Subscriptions with their consent evidence, in the import format (plus ``status``)."""
+    query = (
+        select(Subscription, Subscriber, MailingList)
+        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+        .join(MailingList, MailingList.id == Subscription.list_id)
+        .where(Subscriber.purged_at.is_(None))
+        .order_by(Subscription.id)
+    )
+    if not include_all:
+        query = query.where(Subscription.status == SubscriptionStatus.active)
+    if list_slug:
+        query = query.where(MailingList.slug == list_slug)
+    rows = session.execute(query).all()
+    events: dict[int, list[ConsentEvent]] = {}
+    ids = [s.id for s, _, _ in rows]
+    for start in range(0, len(ids), 500):
+        for event in session.scalars(
+            select(ConsentEvent)
+            .where(ConsentEvent.subscription_id.in_(ids[start : start + 500]))
+            .order_by(ConsentEvent.id)
+        ):
+            assert event.subscription_id is not None
+            events.setdefault(event.subscription_id, []).append(event)
+    out = []
+    for subscription, subscriber, mailing_list in rows:
+        history = events.get(subscription.id, [])
+        given = [e for e in history if e.kind in ("given", "imported")]
+        effective = [e for e in history if e.kind in ("confirmed", "imported")]
+        out.append(
+            {
+                "email": subscriber.email or "",
+                "name": subscriber.name,
+                "list": mailing_list.slug,
+                "consent_at": (effective[-1].at if effective else subscription.requested_at).isoformat(),
+                "consent_source": given[-1].source if given else "",
+                "consent_text_version": (effective[-1].consent_version if effective else "")
+                or (given[-1].consent_version if given else ""),
+                "status": subscription.status,
+            }
+        )
+    return out

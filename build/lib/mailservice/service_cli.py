@@ -1,0 +1,178 @@
+"""Commands that run the service's processes: poller, receiver, outbox worker, web app, and all of them at once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mailservice.config import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def _wait_for_signal(stop: threading.Event) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+
+
+def poll(once: Annotated[bool, typer.Option("--once", help="Один проход и выход")] = False) -> None:
+    """Fetch mail from the IMAP folder into intake (IDLE when the server offers it)."""
+    from mailservice.mail.imap import poll_once, run_poller
+
+    settings = get_settings()
+    if not settings.imap_host:
+        raise typer.BadParameter("MAILSERVICE_IMAP_HOST is not set", param_hint="settings")
+    if once:
+        result = poll_once(settings)
+        outcomes = ", ".join(f"{k}: {v}" for k, v in sorted(result.outcomes.items())) or "нет писем"
+        typer.echo(f"Получено писем: {result.fetched} ({outcomes}); перемещено: {result.moved}")
+        return
+    stop = threading.Event()
+    thread = threading.Thread(target=run_poller, args=(settings, stop), daemon=True)
+    thread.start()
+    _wait_for_signal(stop)
+    thread.join(timeout=35)
+
+
+def receive() -> None:
+    """Run the inbound SMTP (or LMTP) receiver that feeds intake."""
+    from mailservice.mail.receiver import start_receiver
+
+    settings = get_settings()
+    controller = start_receiver(settings)
+    kind = "LMTP" if settings.receiver_lmtp else "SMTP"
+    typer.echo(f"Приём почты ({kind}) на {settings.receiver_host}:{settings.receiver_port}")
+    stop = threading.Event()
+    _wait_for_signal(stop)
+    controller.stop()
+
+
+def worker(once: Annotated[bool, typer.Option("--once", help="Отправить то, что пора, и выйти")] = False) -> None:
+    """Drain the outbox over SMTP; with --once, send what is due and exit."""
+    from mailservice.outbox import drain_once
+
+    settings = get_settings()
+    if once:
+        from mailservice.mailings.sender import send_due
+
+        result = asyncio.run(drain_once(settings))
+        typer.echo(f"Отправлено: {result.sent}, отложено: {result.deferred}, не доставлено: {result.failed}")
+        mailed = asyncio.run(send_due(settings))
+        typer.echo(f"Писем рассылок отправлено: {mailed}")
+        return
+    asyncio.run(_worker_until_signal(settings))
+
+
+async def _worker_until_signal(settings: Settings) -> None:
+    from mailservice.outbox import run_worker
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await run_worker(settings, stop=stop)
+
+
+def sink(
+    folder: Annotated[Path, typer.Option(help="Куда складывать письма")] = Path("var/sink"),
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 1025,
+) -> None:
+    """Run a local mail sink that stores every message it receives (development)."""
+    from mailservice.mail.sink import start_sink
+
+    controller = start_sink(folder, host, port)
+    typer.echo(f"Почтовый приёмник для разработки на {host}:{port}, письма в {folder}")
+    stop = threading.Event()
+    _wait_for_signal(stop)
+    controller.stop()
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Адрес")] = None,
+    port: Annotated[int | None, typer.Option(help="Порт")] = None,
+) -> None:
+    """Run the web application (public pages and the staff console)."""
+    import uvicorn
+
+    from mailservice.web.app import create_app
+
+    settings = get_settings()
+    uvicorn.run(create_app(settings), host=host or settings.web_host, port=port or settings.web_port)
+
+
+def run(
+    no_sink: Annotated[bool, typer.Option("--no-sink", help="Не запускать локальный приёмник исходящей почты")] = False,
+) -> None:
+    """Migrate and start everything in one process: receiver, sink, outbox worker, IMAP poller, web app."""
+    import uvicorn
+
+    from mailservice.db import upgrade
+    from mailservice.mail.imap import run_poller
+    from mailservice.mail.receiver import start_receiver
+    from mailservice.mail.sink import start_sink
+    from mailservice.web.app import create_app
+
+    settings = get_settings()
+    upgrade(settings)
+    controllers = []
+    if not no_sink:
+        controllers.append(start_sink(settings.data_dir / "sink", settings.sink_host, settings.sink_port))
+    controllers.append(start_receiver(settings))
+    stop = threading.Event()
+    threads = []
+    if settings.imap_host:
+        threads.append(threading.Thread(target=run_poller, args=(settings, stop), daemon=True, name="imap"))
+
+    def outbox_thread() -> None:
+        from mailservice.outbox import run_worker
+
+        async def main() -> None:
+            event = asyncio.Event()
+
+            async def watch() -> None:
+                while not stop.is_set():
+                    await asyncio.sleep(0.5)
+                event.set()
+
+            await asyncio.gather(run_worker(settings, interval=1.0, stop=event), watch())
+
+        asyncio.run(main())
+
+    threads.append(threading.Thread(target=outbox_thread, daemon=True, name="outbox"))
+    for thread in threads:
+        thread.start()
+    typer.echo(
+        "\n".join(
+            [
+                "mailservice запущен.",
+                f"  веб-приложение:      {settings.public_url}",
+                f"  приём писем (SMTP):  {settings.receiver_host}:{settings.receiver_port}",
+                f"  исходящая почта:     {settings.smtp_host}:{settings.smtp_port}"
+                + ("" if no_sink else f" -> {settings.data_dir / 'sink'}"),
+                f"  IMAP:                {settings.imap_host or 'не настроен (MAILSERVICE_IMAP_HOST)'}",
+            ]
+        )
+    )
+    try:
+        uvicorn.run(create_app(settings), host=settings.web_host, port=settings.web_port, log_level="info")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=5)
+        for controller in controllers:
+            controller.stop()
+
+
+def register(app: typer.Typer) -> None:
+    """Mount the process commands on the root app."""
+    for function in (poll, receive, worker, sink, serve, run):
+        app.command(function.__name__)(function)

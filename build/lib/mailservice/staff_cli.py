@@ -1,0 +1,154 @@
+"""Console issue commands: ``mailservice staff``, ``mailservice retention``, ``mailservice feedback``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import click
+import typer
+
+from mailservice.config import get_settings
+from mailservice.db import session_scope, utcnow
+
+staff_app = typer.Typer(help="Сотрудники консоли: учётные записи и пароли.", no_args_is_help=True)
+retention_app = typer.Typer(help="Сроки хранения истории взаимодействия (5 лет).", no_args_is_help=True)
+feedback_app = typer.Typer(help="Опросы после ответа и оценки клиентов.", no_args_is_help=True)
+
+
+def _read_password() -> str:
+    """A new password: typed twice without echo on a terminal, else the first line of standard input."""
+    if sys.stdin.isatty():
+        value: str = typer.prompt("Пароль", hide_input=True, confirmation_prompt="Повторите пароль")
+        return value
+    line = sys.stdin.readline()
+    if not line:
+        raise click.ClickException("Пароль не передан на стандартный ввод")
+    return line.rstrip("\r\n")
+
+
+@staff_app.command("add")
+def staff_add(
+    email: Annotated[str, typer.Option("--email", help="Адрес сотрудника (логин)")],
+    role: Annotated[str, typer.Option("--role", help="operator, publisher, mailing_manager или administrator")],
+    name: Annotated[str, typer.Option(help="ФИО")] = "",
+    position: Annotated[str, typer.Option(help="Должность (подпись под ответами)")] = "",
+) -> None:
+    """Create a staff account; the password is read from standard input."""
+    from mailservice.web.staff import audit, auth
+
+    try:
+        chosen = auth.Role(role)
+    except ValueError:
+        raise click.BadParameter(
+            f"expected one of {', '.join(r.value for r in auth.Role)}", param_hint="--role"
+        ) from None
+    password = _read_password()
+    now = utcnow()
+    try:
+        with session_scope(get_settings()) as session:
+            user = auth.create_user(
+                session, email=email, role=chosen, password=password, now=now, name=name, position=position
+            )
+            audit.record(
+                session,
+                now=now,
+                actor="cli",
+                action="staff_add",
+                object_type="staff",
+                object_id=user.id,
+                details={"role": chosen.value},
+            )
+            address = user.email
+    except auth.AuthError as exc:
+        raise click.ClickException(str(exc)) from None
+    typer.echo(f"Сотрудник {address} добавлен с ролью {auth.ROLE_NAMES[chosen]}")
+
+
+@staff_app.command("passwd")
+def staff_passwd(email: Annotated[str, typer.Option("--email", help="Адрес сотрудника")]) -> None:
+    """Set a new password (read from standard input); the account's sessions end."""
+    from mailservice.web.staff import audit, auth
+
+    password = _read_password()
+    now = utcnow()
+    try:
+        with session_scope(get_settings()) as session:
+            user = auth.get_user_by_email(session, email)
+            if user is None:
+                raise click.ClickException(f"Сотрудник {email} не найден")
+            auth.set_password(session, user, password, now)
+            audit.record(session, now=now, actor="cli", action="staff_passwd", object_type="staff", object_id=user.id)
+    except auth.AuthError as exc:
+        raise click.ClickException(str(exc)) from None
+    typer.echo(f"Пароль сотрудника {auth.normalise_email(email)} изменён, его сеансы завершены")
+
+
+@staff_app.command("list")
+def staff_list() -> None:
+    """List staff accounts."""
+    from sqlalchemy import select
+
+    from mailservice.web.staff.auth import ROLE_NAMES, Role
+    from mailservice.web.staff.models import StaffUser
+
+    with session_scope(get_settings()) as session:
+        for user in session.scalars(select(StaffUser).order_by(StaffUser.email)):
+            state = "" if user.active else " (отключён)"
+            typer.echo(f"{user.email}\t{ROLE_NAMES[Role(user.role)]}\t{user.name}{state}")
+
+
+@retention_app.command("run")
+def retention_run(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Показать, что будет сделано, ничего не меняя")] = False,
+) -> None:
+    """Anonymise or delete what is past the retention term after the last interaction (legal holds kept)."""
+    from mailservice import retention
+
+    settings = get_settings()
+    now = utcnow()
+    with session_scope(settings) as session:
+        report, doomed = retention.run(session, settings, now, dry_run=dry_run)
+        if dry_run:
+            session.rollback()
+    if not dry_run:
+        retention.delete_blobs(settings, doomed)
+    for line in report.lines():
+        typer.echo(line)
+
+
+@feedback_app.command("send-surveys")
+def feedback_send_surveys() -> None:
+    """Queue the survey e-mail for answered requests that have none (answers given outside the console)."""
+    from mailservice.feedback.service import sweep
+
+    settings = get_settings()
+    with session_scope(settings) as session:
+        count = sweep(session, settings, utcnow())
+    typer.echo(f"Опросов поставлено в очередь: {count}")
+
+
+@feedback_app.command("stats")
+def feedback_stats_cmd() -> None:
+    """Print the number of ratings and their averages per month, channel and unit."""
+    from mailservice.feedback.stats import feedback_stats
+
+    settings = get_settings()
+    with session_scope(settings) as session:
+        stats = feedback_stats(session, settings)
+    typer.echo(f"Ответов: {stats.count}; средняя оценка: {stats.average if stats.average is not None else '—'}")
+    for title, items in (
+        ("По месяцам", stats.by_month),
+        ("По каналам", stats.by_channel),
+        ("По подразделениям", stats.by_unit),
+    ):
+        typer.echo(f"{title}:")
+        for bucket in items:
+            typer.echo(f"  {bucket.label}: {bucket.average:.2f} ({bucket.count})")
+
+
+def register(app: typer.Typer) -> None:
+    """Mount the commands on the root app."""
+    app.add_typer(staff_app, name="staff")
+    app.add_typer(retention_app, name="retention")
+    app.add_typer(feedback_app, name="feedback")

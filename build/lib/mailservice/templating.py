@@ -1,0 +1,51 @@
+"""Jinja2 environments for e-mails (plain text and HTML) and web pages, from the packaged templates/ folder."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from mailservice.resources import package_path
+
+TEMPLATES_DIR = package_path("templates")
+
+MONTHS_GENITIVE = (
+    "января", "февраля", "марта", "апреля", "мая", "июня",
+    "июля", "августа", "сентября", "октября", "ноября", "декабря",
+)  # fmt: skip
+
+
+def ru_date(value: dt.date | dt.datetime | None) -> str:
+    """A date as Russians write it in letters: «25 ноября 2026 г.»."""
+    if value is None:
+        return ""
+    return f"{value.day} {MONTHS_GENITIVE[value.month - 1]} {value.year} г."
+
+
+def ru_short_date(value: dt.date | dt.datetime | None) -> str:
+    """A date as DD.MM.YYYY."""
+    return value.strftime("%d.%m.%Y") if value is not None else ""
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    """The shared environment; HTML templates are autoescaped, text ones are not (by file extension)."""
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES_DIR)),
+        # HTML templates are escaped; plain-text e-mails (.txt) are not HTML and must not be.
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["ru_date"] = ru_date
+    env.filters["ru_short_date"] = ru_short_date
+    return env
+
+
+def render(name: str, **context: object) -> str:
+    """Render one template file by its path under templates/."""
+    return environment().get_template(name).render(**context)

@@ -1,0 +1,74 @@
+"""Signed links: itsdangerous with one salt per purpose and key rotation.
+
+The payload of an itsdangerous token is readable (base64), not encrypted: put opaque ids in it, never an address
+or a name. The first key in ``MAILSERVICE_SECRET_KEYS`` signs; every key verifies, so a key can be retired by
+moving it to the end of the list and later removing it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from itsdangerous import BadData, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
+
+from mailservice.config import Settings
+
+
+class Purpose(StrEnum):
+    """Every kind of signed link; the value is the salt, so a token for one purpose never passes as another."""
+
+    subscribe_confirm = "mailservice.subscribe-confirm.v1"
+    unsubscribe = "mailservice.unsubscribe.v1"
+    history_download = "mailservice.history-download.v1"
+    history_verify = "mailservice.history-verify.v1"  # console issue: confirm an address before sending
+    feedback = "mailservice.feedback.v1"
+    wg_approve = "mailservice.wg-approve.v1"
+    wg_sign = "mailservice.wg-sign.v1"
+    wg_ballot = "mailservice.wg-ballot.v1"
+    wg_verify = "mailservice.wg-verify.v1"
+    process_approval = "mailservice.process-approval.v1"
+    staff_session = "mailservice.staff-session.v1"
+
+
+class TokenError(Exception):
+    """A token that is tampered, truncated, signed for another purpose, unknown or expired."""
+
+    def __init__(self, reason: str, *, expired: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.expired = expired
+
+
+def _keys(settings: Settings) -> list[str]:
+    keys = settings.signing_keys()
+    # itsdangerous signs with the *last* key of the list and verifies with all; our setting lists newest first.
+    return list(reversed(keys))
+
+
+def sign(settings: Settings, purpose: Purpose, payload: Any) -> str:
+    """A URL-safe token for ``payload`` (JSON-serialisable opaque ids) that never expires by itself."""
+    return URLSafeSerializer(_keys(settings), salt=purpose.value).dumps(payload)
+
+
+def sign_timed(settings: Settings, purpose: Purpose, payload: Any) -> str:
+    """A URL-safe token carrying its signing time; check its age with :func:`load_timed`."""
+    return URLSafeTimedSerializer(_keys(settings), salt=purpose.value).dumps(payload)
+
+
+def load(settings: Settings, purpose: Purpose, token: str) -> Any:
+    """The payload of a token made by :func:`sign`, or :class:`TokenError`."""
+    try:
+        return URLSafeSerializer(_keys(settings), salt=purpose.value).loads(token)
+    except BadData as exc:
+        raise TokenError("invalid token") from exc
+
+
+def load_timed(settings: Settings, purpose: Purpose, token: str, max_age_s: int) -> Any:
+    """The payload of a token made by :func:`sign_timed` no longer than ``max_age_s`` ago, or :class:`TokenError`."""
+    try:
+        return URLSafeTimedSerializer(_keys(settings), salt=purpose.value).loads(token, max_age=max_age_s)
+    except SignatureExpired as exc:
+        raise TokenError("expired token", expired=True) from exc
+    except BadData as exc:
+        raise TokenError("invalid token") from exc

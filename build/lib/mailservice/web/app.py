@@ -1,0 +1,74 @@
+"""The FastAPI application: public routes and (console issue) the staff console under /staff/."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from email.message import EmailMessage
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse
+
+from mailservice.config import Environment, Settings, get_settings
+from mailservice.templating import render
+from mailservice.web.staff import mount as mount_console
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application for the given settings."""
+    settings = settings or get_settings()
+    app = FastAPI(title="mailservice", docs_url=None, redoc_url=None)
+    app.state.settings = settings
+
+    @app.get("/healthz", response_class=PlainTextResponse)
+    def healthz() -> str:
+        return "ok"
+
+    @app.get("/", response_class=HTMLResponse)
+    def home(request: Request) -> str:
+        return render("web/home.html", settings=settings, dev=settings.environment is Environment.development)
+
+    # Domain routers. mount: add `app.include_router(...)` lines here, one per domain.
+    mount_console(app)  # staff console, /history, /feedback (issue 6)
+    from mailservice.mailings.web import router as mailings_router
+
+    app.include_router(mailings_router)  # /subscribe, /unsubscribe (issue 4)
+    from mailservice.workgroup.web import router as workgroup_router
+
+    app.include_router(workgroup_router)  # /wg/ signed pages, /staff/wg/ console (issue 8)
+    from mailservice.processes.web import router as processes_router
+
+    app.include_router(processes_router)  # /processes/approval/... (issue 9)
+
+    if settings.environment is Environment.development:
+
+        @app.get("/dev/mail", response_class=HTMLResponse)
+        def dev_mail() -> str:
+            """What the development sink has received, newest first (make run)."""
+            folder = settings.data_dir / "sink"
+            messages = []
+            for path in sorted(folder.glob("*.eml"), reverse=True)[:100]:
+                parsed = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+                assert isinstance(parsed, EmailMessage)
+                body = parsed.get_body(preferencelist=("plain",))
+                messages.append(
+                    {
+                        "name": path.stem,
+                        "to": str(parsed["To"]),
+                        "subject": str(parsed["Subject"]),
+                        "date": str(parsed["Date"]),
+                        "text": body.get_content() if body is not None else "",
+                    }
+                )
+            return render("web/dev_mail.html", settings=settings, messages=messages)
+
+        @app.get("/dev/mail/{name}.eml", response_class=PlainTextResponse)
+        def dev_mail_raw(name: str) -> str:
+            if not name.isdigit():
+                raise HTTPException(status_code=404)
+            path = settings.data_dir / "sink" / f"{name}.eml"
+            if not path.is_file():
+                raise HTTPException(status_code=404)
+            return path.read_bytes().decode("utf-8", "replace")
+
+    return app

@@ -1,0 +1,41 @@
+"""The staff console (issue 6) and the public pages it brings: history on request and feedback.
+
+``mount(app)`` is the one call :func:`mailservice.web.app.create_app` makes: it adds the routers and the pages
+shown when the console refuses a request.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+
+def mount(app: FastAPI) -> None:
+    """Add the console under /staff/, the public /history and /feedback pages, and the refusal pages."""
+    from mailservice.feedback.routes import router as feedback_router
+    from mailservice.history.routes import router as history_router
+    from mailservice.web.staff.deps import NotLoggedIn, Refused, login_redirect, page
+    from mailservice.web.staff.routes import router as staff_router
+
+    async def not_logged_in(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, NotLoggedIn)
+        return login_redirect(exc.next_path)
+
+    async def refused(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Refused)
+        from mailservice.web.staff.deps import current_user
+
+        return page(
+            request,
+            "web/staff/error.html",
+            ctx=await current_user(request),
+            status_code=exc.status_code,
+            title=exc.title,
+            message=exc.message,
+        )
+
+    app.add_exception_handler(NotLoggedIn, not_logged_in)
+    app.add_exception_handler(Refused, refused)
+    app.include_router(staff_router)
+    app.include_router(history_router)
+    app.include_router(feedback_router)

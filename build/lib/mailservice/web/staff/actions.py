@@ -1,0 +1,343 @@
+"""What staff do in the console, as functions over the database (no HTTP here).
+
+Status changes go through :func:`mailservice.inforequests.service.change_status`, which owns the lifecycle
+rules, records the event and queues the e-mail; this module adds what the console needs around it (assignment,
+reclassification, answers with files, requests from other channels, merging clients). Each function takes the
+caller's session and ``now`` and never commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from mailservice.blobs import BlobStore
+from mailservice.config import Settings
+from mailservice.feedback.models import FeedbackSurvey
+from mailservice.history.models import HistoryExport
+from mailservice.inforequests import notifications, service
+from mailservice.inforequests.classification import labels_for
+from mailservice.inforequests.lifecycle import Channel, EventKind, Status
+from mailservice.inforequests.models import Attachment, Client, ClientContact, Event, Request
+from mailservice.templating import render
+
+# Channels staff register by hand (e-mail and the web form arrive by themselves).
+MANUAL_CHANNELS = (Channel.phone, Channel.visit, Channel.post, Channel.social)
+
+# Answer templates under templates/web/staff/answers/: key -> title shown to staff.
+ANSWER_TEMPLATES = {
+    "provided": "Информация предоставляется",
+    "published": "Информация опубликована (ст. 6, 19 8-ФЗ: указать, где)",
+    "appeal": "Ответ на обращение (59-ФЗ)",
+    "blank": "Пустой бланк",
+}
+
+
+class ConsoleError(ValueError):
+    """An action the console refuses; the message is Russian and shown to staff."""
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """A file staff attach to an answer."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+def _note(session: Session, request: Request, now: dt.datetime, actor: str, comment: str, **data: object) -> Event:
+    """An internal note: part of the record, left out of the history the client receives."""
+    event = Event(
+        client_id=request.client_id,
+        request_id=request.id,
+        at=now,
+        kind=EventKind.note,
+        actor=actor,
+        comment=comment,
+        data={"internal": True, **data},
+    )
+    session.add(event)
+    return event
+
+
+def assign(session: Session, request: Request, *, assignee: str, unit: str, actor: str, now: dt.datetime) -> Event:
+    """Set who answers the request and in which unit."""
+    assignee, unit = assignee.strip()[:200], unit.strip()[:200]
+    if not assignee and not unit:
+        raise ConsoleError("Укажите исполнителя или подразделение")
+    before = {"assignee": request.assignee, "unit": request.unit}
+    request.assignee, request.unit = assignee, unit
+    return _note(
+        session,
+        request,
+        now,
+        actor,
+        f"Исполнитель: {assignee or '—'}; подразделение: {unit or '—'}",
+        before=before,
+    )
+
+
+def reclassify(
+    session: Session,
+    settings: Settings,
+    request: Request,
+    *,
+    type_: str,
+    topic: str,
+    urgency: str,
+    appeal_kind: str | None,
+    actor: str,
+    now: dt.datetime,
+) -> Event:
+    """Correct the classifier's labels (the rules live in :func:`service.reclassify`)."""
+    try:
+        return service.reclassify(
+            session,
+            settings,
+            request,
+            type_=type_,
+            topic=topic,
+            urgency=urgency,
+            appeal_kind=appeal_kind,
+            actor=actor,
+            now=now,
+        )
+    except service.RequestError as exc:
+        raise ConsoleError(str(exc)) from exc
+
+
+def answer_text(
+    settings: Settings, template: str, request: Request, user_name: str, position: str, today: dt.date
+) -> str:
+    """The text of an answer template for this request, to be edited by staff before sending."""
+    if template not in ANSWER_TEMPLATES:
+        raise ConsoleError("Неизвестный шаблон ответа")
+    return render(
+        f"web/staff/answers/{template}.txt",
+        settings=settings,
+        request=request,
+        client=request.client,
+        signatory_name=user_name,
+        signatory_position=position,
+        today=today,
+    )
+
+
+def answer(
+    session: Session,
+    settings: Settings,
+    request: Request,
+    *,
+    text: str,
+    files: Sequence[UploadedFile],
+    actor: str,
+    now: dt.datetime,
+) -> Event:
+    """Answer the request: status ``answered``, the text and the files e-mailed to the client and kept in the
+    history, then the one feedback survey (seed 004 p. 11)."""
+    from mailservice.feedback.service import queue_survey
+
+    if not text.strip():
+        raise ConsoleError("Текст ответа пуст")
+    total = sum(len(f.data) for f in files)
+    if total > settings.max_attachment_bytes:
+        raise ConsoleError(f"Вложения больше {settings.max_attachment_bytes // (1024 * 1024)} МБ")
+    try:
+        event = service.change_status(
+            session,
+            settings,
+            request,
+            Status.answered,
+            now=now,
+            actor=actor,
+            comment=text.strip(),
+            notify=False,
+        )
+    except ValueError as exc:  # TransitionError, RequestError: readable Russian messages
+        raise ConsoleError(str(exc)) from exc
+    store = BlobStore(settings.blob_dir)
+    for upload in files:
+        session.add(
+            Attachment(
+                request_id=request.id,
+                event_id=event.id,
+                filename=upload.filename,
+                content_type=upload.content_type,
+                size=len(upload.data),
+                sha256=store.put(upload.data),
+            )
+        )
+    notifications.status_notice(
+        session,
+        settings,
+        request,
+        event,
+        now,
+        attachments=[(f.filename, f.content_type, f.data) for f in files],
+    )
+    queue_survey(session, settings, request, now)
+    return event
+
+
+def change_status(
+    session: Session,
+    settings: Settings,
+    request: Request,
+    target: Status,
+    *,
+    actor: str,
+    now: dt.datetime,
+    comment: str = "",
+    ground: str | None = None,
+    extension_days: int | None = None,
+    forwarded_to: str = "",
+) -> Event:
+    """The lifecycle's status change with its errors turned into :class:`ConsoleError`."""
+    try:
+        return service.change_status(
+            session,
+            settings,
+            request,
+            target,
+            now=now,
+            actor=actor,
+            comment=comment.strip(),
+            ground=ground or None,
+            extension_days=extension_days,
+            forwarded_to=forwarded_to.strip(),
+        )
+    except ValueError as exc:
+        raise ConsoleError(str(exc)) from exc
+
+
+def register(session: Session, settings: Settings, request: Request, *, actor: str, now: dt.datetime) -> None:
+    """Give a request kept without a number (e.g. classified as "other") its number and term."""
+    try:
+        service.register_request(session, settings, request, now=now, actor=actor)
+    except ValueError as exc:
+        raise ConsoleError(str(exc)) from exc
+
+
+@dataclass(frozen=True)
+class ContactRequest:
+    """A request taken by phone, at a visit, by post or from a social network, as staff enter it."""
+
+    channel: Channel
+    received_at: dt.datetime
+    subject: str
+    text: str
+    name: str = ""
+    organisation: str = ""
+    email: str | None = None
+    phone: str | None = None
+    social: str = ""
+    postal_address: str = ""
+
+
+def register_contact_request(
+    session: Session, settings: Settings, data: ContactRequest, *, actor: str, now: dt.datetime
+) -> Request:
+    """Record (and normally register) a request from a channel other than e-mail.
+
+    An oral request is registered the same day with date and time (8-FZ art. 18); the e-mail address, if the
+    client gave one, receives the status notices (seed 004 p. 3).
+    """
+    if data.channel not in MANUAL_CHANNELS:
+        raise ConsoleError("Этот канал регистрируется автоматически")
+    if not data.subject.strip() or not data.text.strip():
+        raise ConsoleError("Укажите тему и содержание запроса")
+    if data.received_at > now:
+        raise ConsoleError("Время поступления в будущем")
+    client = service.find_or_create_client(
+        session,
+        now=now,
+        name=data.name.strip(),
+        email=data.email,
+        phone=data.phone,
+        organisation=data.organisation.strip(),
+        postal_address=data.postal_address.strip(),
+    )
+    social = data.social.strip()[:320]
+    if social and not session.scalar(
+        select(ClientContact).where(ClientContact.kind == "social", ClientContact.value == social)
+    ):
+        client.contacts.append(ClientContact(kind="social", value=social, created_at=now))
+    return service.create_request(
+        session,
+        settings,
+        now=now,
+        client=client,
+        channel=data.channel,
+        subject=data.subject.strip(),
+        text=data.text.strip(),
+        labels=labels_for(data.subject, data.text),
+        received_at=data.received_at,
+        reply_email=data.email,
+        actor=actor,
+    )
+
+
+def merge_clients(session: Session, survivor: Client, duplicate: Client, *, actor: str, now: dt.datetime) -> None:
+    """Merge two records of the same person: everything of ``duplicate`` moves to ``survivor``.
+
+    The duplicate stays as an empty record pointing at the survivor, so old links and numbers still resolve.
+    """
+    if survivor.id == duplicate.id:
+        raise ConsoleError("Нельзя объединить клиента с самим собой")
+    if survivor.merged_into_id is not None or duplicate.merged_into_id is not None:
+        raise ConsoleError("Одна из записей уже объединена с другой")
+    if survivor.anonymised_at is not None or duplicate.anonymised_at is not None:
+        raise ConsoleError("Обезличенные записи не объединяются")
+    for model in (ClientContact, Request, Event, HistoryExport, FeedbackSurvey):
+        session.execute(
+            update(model).where(model.client_id == duplicate.id).values(client_id=survivor.id),
+            execution_options={"synchronize_session": False},
+        )
+    survivor.name = survivor.name or duplicate.name
+    survivor.organisation = survivor.organisation or duplicate.organisation
+    survivor.postal_address = survivor.postal_address or duplicate.postal_address
+    survivor.legal_hold = survivor.legal_hold or duplicate.legal_hold
+    survivor.last_interaction_at = max(survivor.last_interaction_at, duplicate.last_interaction_at)
+    survivor.created_at = min(survivor.created_at, duplicate.created_at)
+    duplicate.merged_into_id = survivor.id
+    session.add(
+        Event(
+            client_id=survivor.id,
+            at=now,
+            kind=EventKind.note,
+            actor=actor,
+            comment=f"Объединён с записью клиента № {duplicate.id}",
+            data={"internal": True, "merged": duplicate.id},
+        )
+    )
+    session.flush()
+    session.expire_all()
+
+
+def client_timeline(session: Session, client_id: int) -> list[Event]:
+    """Every event of the client across requests and channels, oldest first."""
+    return list(session.scalars(select(Event).where(Event.client_id == client_id).order_by(Event.at, Event.id)))
+
+
+def find_clients(session: Session, text: str, limit: int = 50) -> list[Client]:
+    """Clients whose name, organisation or contact contains ``text`` (for the merge form and lookups)."""
+    like = f"%{text.strip().replace('%', '').replace('_', '')}%"
+    if len(like) < 4:
+        return []
+    contact_ids = select(ClientContact.client_id).where(ClientContact.value.ilike(like))
+    return list(
+        session.scalars(
+            select(Client)
+            .where(
+                Client.merged_into_id.is_(None),
+                or_(Client.name.ilike(like), Client.organisation.ilike(like), Client.id.in_(contact_ids)),
+            )
+            .order_by(Client.id)
+            .limit(limit)
+        )
+    )

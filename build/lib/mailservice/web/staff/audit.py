@@ -1,0 +1,57 @@
+"""The audit log: one row per thing a member of staff did, written in the same transaction as the change."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from mailservice.web.staff.models import AuditEntry
+
+
+def record(
+    session: Session,
+    *,
+    now: dt.datetime,
+    actor: str,
+    action: str,
+    actor_id: int | None = None,
+    object_type: str = "",
+    object_id: int | None = None,
+    details: dict[str, Any] | None = None,
+    ip: str = "",
+) -> AuditEntry:
+    """Add an audit entry in the caller's transaction (so it exists exactly when the change does)."""
+    entry = AuditEntry(
+        at=now,
+        actor_id=actor_id,
+        actor=actor[:320],
+        action=action[:64],
+        object_type=object_type,
+        object_id=object_id,
+        details=details or {},
+        ip=ip[:64],
+    )
+    session.add(entry)
+    return entry
+
+
+# Russian names of the actions, for the audit page.
+ACTION_NAMES = {
+    "login": "вход",
+    "login_failed": "неудачный вход",
+    "login_blocked": "вход заблокирован (лимит попыток)",
+    "logout": "выход",
+    "staff_add": "добавлен сотрудник",
+    "staff_passwd": "сменён пароль",
+    "request_register": "зарегистрирован запрос",
+    "request_status": "изменён статус запроса",
+    "request_assign": "назначен исполнитель",
+    "request_reclassify": "изменена классификация",
+    "request_answer": "дан ответ",
+    "client_merge": "объединены клиенты",
+    "attachment_download": "скачано вложение",
+    "message_download": "скачано исходное письмо",
+    "history_send": "отправлена история взаимодействия",
+}

@@ -1,0 +1,167 @@
+"""The request queue: filters from the query string, the SQL they make, and the counters above the table."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
+from urllib.parse import urlencode
+
+from sqlalchemy import ColumnElement, Select, case, func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from mailservice.classify.rules import Taxonomy, load_taxonomy
+from mailservice.inforequests.lifecycle import OPEN_STATUSES, Channel, Status
+from mailservice.inforequests.models import Request
+
+PAGE_SIZE = 50
+# Statuses the default view shows: everything not finished, including requests still without a number.
+ACTIVE_STATUSES = frozenset({*OPEN_STATUSES, Status.received})
+
+
+@lru_cache(maxsize=1)
+def taxonomy() -> Taxonomy:
+    """The classifier's labels and their Russian names."""
+    return load_taxonomy()
+
+
+def week_bounds(today: dt.date) -> tuple[dt.date, dt.date]:
+    """Monday and Sunday of the week of ``today`` (pure)."""
+    monday = today - dt.timedelta(days=today.weekday())
+    return monday, monday + dt.timedelta(days=6)
+
+
+def _flag(value: str | None) -> bool:
+    return value in {"1", "on", "true", "yes"}
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    """What the operator asked to see; values outside the known sets are dropped, never passed to SQL."""
+
+    type: str = ""
+    topic: str = ""
+    urgency: str = ""
+    status: str = ""  # "" = active, "all" = every status, else one status
+    channel: str = ""
+    overdue: bool = False
+    due_week: bool = False
+    needs_review: bool = False
+    q: str = ""
+    page: int = 1
+
+    @classmethod
+    def parse(cls, params: Mapping[str, str]) -> QueueFilters:
+        """Read filters from query parameters, ignoring anything unknown."""
+        tax = taxonomy()
+
+        def pick(key: str, allowed: set[str]) -> str:
+            value = params.get(key, "")
+            return value if value in allowed else ""
+
+        try:
+            page = max(1, min(int(params.get("page", "1")), 10_000))
+        except ValueError:
+            page = 1
+        return cls(
+            type=pick("type", set(tax["type"].labels)),
+            topic=pick("topic", set(tax["topic"].labels)),
+            urgency=pick("urgency", set(tax["urgency"].labels)),
+            status=pick("status", {s.value for s in Status} | {"all"}),
+            channel=pick("channel", {c.value for c in Channel}),
+            overdue=_flag(params.get("overdue")),
+            due_week=_flag(params.get("due_week")),
+            needs_review=_flag(params.get("needs_review")),
+            q=params.get("q", "").strip()[:100],
+            page=page,
+        )
+
+    def query_string(self, **changes: object) -> str:
+        """The query string of these filters with ``changes`` applied (for links and pagination)."""
+        values = asdict(replace(self, **changes))  # type: ignore[arg-type]
+        params = {
+            k: ("1" if v is True else v)
+            for k, v in values.items()
+            if v not in ("", False, None) and (k, v) != ("page", 1)
+        }
+        return urlencode(params)
+
+
+def build_query(filters: QueueFilters, today: dt.date) -> Select[Request]:
+    """The SELECT of the queue for these filters: most urgent first, then by control date."""
+    query = select(Request)
+    if filters.status == "all":
+        pass
+    elif filters.status:
+        query = query.where(Request.status == filters.status)
+    else:
+        query = query.where(Request.status.in_([s.value for s in ACTIVE_STATUSES]))
+    for column, value in (
+        (Request.type, filters.type),
+        (Request.topic, filters.topic),
+        (Request.urgency, filters.urgency),
+        (Request.channel, filters.channel),
+    ):
+        if value:
+            query = query.where(column == value)
+    open_values = [s.value for s in OPEN_STATUSES]
+    if filters.overdue:
+        query = query.where(Request.status.in_(open_values), Request.due_date < today)
+    if filters.due_week:
+        monday, sunday = week_bounds(today)
+        query = query.where(
+            Request.status.in_(open_values), Request.control_date >= monday, Request.control_date <= sunday
+        )
+    if filters.needs_review:
+        query = query.where(Request.needs_review.is_(True))
+    if filters.q:
+        like = f"%{filters.q.replace('%', '').replace('_', '')}%"
+        query = query.where(or_(Request.number.like(like), Request.subject.ilike(like)))
+    return query.order_by(
+        (Request.urgency == "urgent").desc(), Request.control_date.is_(None), Request.control_date, Request.id
+    )
+
+
+def fetch(session: Session, filters: QueueFilters, today: dt.date) -> tuple[list[Request], int]:
+    """One page of the queue and the total number of matching requests."""
+    query = build_query(filters, today)
+    total = int(session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0)
+    rows = session.scalars(
+        query.options(selectinload(Request.client)).limit(PAGE_SIZE).offset((filters.page - 1) * PAGE_SIZE)
+    ).all()
+    return list(rows), total
+
+
+@dataclass(frozen=True)
+class Counters:
+    """The numbers above the queue."""
+
+    active: int
+    unregistered: int
+    overdue: int
+    due_week: int
+    needs_review: int
+    urgent: int
+
+
+def counters(session: Session, today: dt.date) -> Counters:
+    """Count the requests that need attention, in one pass over the active ones."""
+    open_values = [s.value for s in OPEN_STATUSES]
+    monday, sunday = week_bounds(today)
+    is_open = Request.status.in_(open_values)
+
+    def n(condition: ColumnElement[bool]) -> ColumnElement[int]:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    row = session.execute(
+        select(
+            func.count(),
+            n(Request.status == Status.received),
+            n(is_open & (Request.due_date < today)),
+            n(is_open & (Request.control_date >= monday) & (Request.control_date <= sunday)),
+            n(Request.needs_review.is_(True)),
+            n(Request.urgency == "urgent"),
+        ).where(Request.status.in_([s.value for s in ACTIVE_STATUSES]))
+    ).one()
+    return Counters(*(int(v or 0) for v in row))

@@ -1,0 +1,770 @@
+"""The staff console's pages under ``/staff/``: login, queue, request page and its actions, clients, feedback,
+audit log. Server-rendered, no JavaScript; every POST carries the session's CSRF token (checked in deps)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from mailservice.blobs import BlobStore
+from mailservice.db import session_scope, utcnow
+from mailservice.feedback.models import FeedbackResponse
+from mailservice.feedback.stats import channel_label, feedback_stats
+from mailservice.history.archive import EVENT_NAMES
+from mailservice.history.service import Outcome as HistoryOutcome
+from mailservice.history.service import request_history
+from mailservice.inforequests.export import is_overdue
+from mailservice.inforequests.lifecycle import (
+    CHANNEL_NAMES,
+    REFUSAL_GROUNDS,
+    STAFF_SETTABLE,
+    STATUS_NAMES,
+    TRANSITIONS,
+    Channel,
+    Status,
+)
+from mailservice.inforequests.models import Attachment, Client, ClientContact, Event
+from mailservice.inforequests.models import Request as InfoRequest
+from mailservice.intake.models import IntakeEntry
+from mailservice.mail.headers import normalise_address
+from mailservice.mail.parse import sanitize_filename
+from mailservice.outbox import OutboxMessage
+from mailservice.web.staff import actions, audit, auth, queue
+from mailservice.web.staff.actions import ANSWER_TEMPLATES, ConsoleError, ContactRequest, UploadedFile
+from mailservice.web.staff.auth import ADMIN, ANY_ROLE, FEEDBACK_VIEW, OPERATE, ROLE_NAMES, Role
+from mailservice.web.staff.deps import (
+    COOKIE,
+    LOGIN_COOKIE,
+    Refused,
+    StaffContext,
+    client_ip,
+    current_user,
+    page,
+    redirect,
+    require,
+    safe_next,
+    secure,
+    secure_cookies,
+    session_cookie_value,
+    session_token,
+    settings_of,
+)
+from mailservice.web.staff.models import AuditEntry, StaffUser
+
+router = APIRouter(prefix="/staff", include_in_schema=False)
+
+Operator = Annotated[StaffContext, Depends(require(OPERATE))]
+Anyone = Annotated[StaffContext, Depends(require(ANY_ROLE))]
+FeedbackViewer = Annotated[StaffContext, Depends(require(FEEDBACK_VIEW))]
+Admin = Annotated[StaffContext, Depends(require(ADMIN))]
+Text = Annotated[str, Form()]
+
+# Confirmation lines after a successful action (only these fixed texts are ever shown from the query string).
+DONE = {
+    "assign": "Исполнитель назначен.",
+    "reclassify": "Классификация сохранена.",
+    "status": "Статус изменён, клиент уведомлён.",
+    "answer": "Ответ отправлен клиенту.",
+    "register": "Запрос зарегистрирован.",
+    "created": "Запрос зарегистрирован.",
+    "merge": "Записи клиентов объединены.",
+    "history": "Запрос истории обработан.",
+}
+HISTORY_OUTCOMES = {
+    HistoryOutcome.link_sent: "Ссылка на архив истории отправлена на подтверждённый адрес.",
+    HistoryOutcome.verification_sent: "Адрес не подтверждён: на него отправлена ссылка для подтверждения.",
+    HistoryOutcome.limited: "История уже отправлялась менее 6 часов назад.",
+    HistoryOutcome.unknown: "Этот адрес не принадлежит клиенту.",
+}
+MAX_UPLOAD_FILES = 20
+
+
+def _today(request: Request) -> dt.date:
+    return utcnow().astimezone(settings_of(request).tz).date()
+
+
+def _local(request: Request) -> Any:
+    tz = settings_of(request).tz
+
+    def local(moment: dt.datetime | None, fmt: str = "%d.%m.%Y %H:%M") -> str:
+        return moment.astimezone(tz).strftime(fmt) if moment else ""
+
+    return local
+
+
+def _names() -> dict[str, Any]:
+    tax = queue.taxonomy()
+    return {
+        "status_names": {s.value: n for s, n in STATUS_NAMES.items()},
+        "channel_names": {c.value: n for c, n in CHANNEL_NAMES.items()},
+        "role_names": {r.value: n for r, n in ROLE_NAMES.items()},
+        "tax": tax,
+        "event_names": EVENT_NAMES,
+    }
+
+
+def _audit(
+    session: Session,
+    ctx: StaffContext,
+    action: str,
+    object_type: str = "",
+    object_id: int | None = None,
+    **details: Any,
+) -> None:
+    audit.record(
+        session,
+        now=utcnow(),
+        actor=ctx.email,
+        actor_id=ctx.user_id,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        details=details,
+        ip=ctx.ip,
+    )
+
+
+# Login and logout -------------------------------------------------------------------------------------------
+
+
+def _login_page(
+    request: Request, *, error: str = "", status_code: int = 200, next_path: str = "/staff/", email: str = ""
+) -> HTMLResponse:
+    token = secrets.token_urlsafe(24)
+    response = page(
+        request,
+        "web/staff/login.html",
+        ctx=None,
+        status_code=status_code,
+        csrf_token=token,
+        error=error,
+        next_path=safe_next(next_path),
+        email=email,
+    )
+    # Login CSRF: a double-submit token (cookie + hidden field), since there is no session yet.
+    response.set_cookie(
+        LOGIN_COOKIE,
+        token,
+        httponly=True,
+        samesite="lax",
+        secure=secure_cookies(settings_of(request)),
+        path="/staff/login",
+        max_age=3600,
+    )
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request, next: str = "/staff/") -> Response:
+    """The login form (an already logged-in user goes straight on)."""
+    if await current_user(request) is not None:
+        return redirect(safe_next(next))
+    return _login_page(request, next_path=next)
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(
+    request: Request,
+    email: Text = "",
+    password: Text = "",
+    csrf_token: Text = "",
+    next: Text = "/staff/",
+) -> Response:
+    """Check the password (rate-limited), open a session, set the HttpOnly cookie."""
+    settings = settings_of(request)
+    cookie = request.cookies.get(LOGIN_COOKIE, "")
+    if not cookie or not csrf_token or not auth.tokens_equal(cookie, csrf_token):
+        return _login_page(request, error="Форма входа устарела. Повторите вход.", status_code=403, next_path=next)
+    ip = client_ip(request)
+    now = utcnow()
+    with session_scope(settings) as session:
+        result = auth.authenticate(session, email=email, password=password, ip=ip, now=now)
+        address = auth.normalise_email(email)[:320]
+        if result.blocked:
+            audit.record(session, now=now, actor=address, action="login_blocked", ip=ip)
+        elif result.user is None:
+            audit.record(session, now=now, actor=address, action="login_failed", ip=ip)
+        else:
+            token = auth.open_session(
+                session, result.user, ip=ip, user_agent=request.headers.get("user-agent", ""), now=now
+            )
+            audit.record(session, now=now, actor=result.user.email, actor_id=result.user.id, action="login", ip=ip)
+    response: Response
+    if result.blocked:
+        minutes = int(auth.LOGIN_WINDOW.total_seconds() // 60)
+        response = _login_page(
+            request,
+            error=f"Слишком много неудачных попыток входа. Повторите через {minutes} минут.",
+            status_code=429,
+            next_path=next,
+            email=email,
+        )
+        response.headers["Retry-After"] = str(int(auth.LOGIN_WINDOW.total_seconds()))
+        return response
+    if result.user is None:
+        return _login_page(request, error="Неверный адрес или пароль.", status_code=401, next_path=next, email=email)
+    response = redirect(safe_next(next))
+    response.set_cookie(
+        COOKIE,
+        session_cookie_value(settings, token),
+        httponly=True,
+        samesite="lax",
+        secure=secure_cookies(settings),
+        path="/staff",
+    )
+    response.delete_cookie(LOGIN_COOKIE, path="/staff/login")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, ctx: Anyone) -> Response:
+    """End the session."""
+    settings = settings_of(request)
+    token = session_token(settings, request.cookies.get(COOKIE))
+    with session_scope(settings) as session:
+        if token:
+            auth.close_session(session, token)
+        _audit(session, ctx, "logout")
+    response = redirect("/staff/login")
+    response.delete_cookie(COOKIE, path="/staff")
+    return response
+
+
+# Home and queue ---------------------------------------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, ctx: Anyone) -> Response:
+    """Start page: what the role may open, and the queue's counters for those who work it."""
+    counters = None
+    if ctx.can(OPERATE):
+        with session_scope(settings_of(request)) as session:
+            counters = queue.counters(session, _today(request))
+    return page(request, "web/staff/home.html", ctx=ctx, counters=counters, **_names())
+
+
+@router.get("/queue", response_class=HTMLResponse)
+def queue_page(request: Request, ctx: Operator) -> Response:
+    """The request queue with filters and counters."""
+    filters = queue.QueueFilters.parse(request.query_params)
+    today = _today(request)
+    with session_scope(settings_of(request)) as session:
+        rows, total = queue.fetch(session, filters, today)
+        counters = queue.counters(session, today)
+        return page(
+            request,
+            "web/staff/queue.html",
+            ctx=ctx,
+            filters=filters,
+            rows=rows,
+            total=total,
+            counters=counters,
+            pages=max(1, (total + queue.PAGE_SIZE - 1) // queue.PAGE_SIZE),
+            overdue={r.id for r in rows if is_overdue(r, today)},
+            local=_local(request),
+            **_names(),
+        )
+
+
+# Registering requests from other channels -------------------------------------------------------------------
+
+
+def _register_page(
+    request: Request,
+    ctx: StaffContext,
+    *,
+    error: str = "",
+    form: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    now_local = utcnow().astimezone(settings_of(request).tz)
+    return page(
+        request,
+        "web/staff/register.html",
+        ctx=ctx,
+        error=error,
+        form=form or {"received": now_local.strftime("%Y-%m-%dT%H:%M")},
+        channels=actions.MANUAL_CHANNELS,
+        status_code=status_code,
+        **_names(),
+    )
+
+
+@router.get("/requests/new", response_class=HTMLResponse)
+def register_form(request: Request, ctx: Operator) -> Response:
+    """Form for a request taken by phone, at a visit, by post or from a social network."""
+    return _register_page(request, ctx)
+
+
+@router.post("/requests/new", response_class=HTMLResponse)
+def register_submit(
+    request: Request,
+    ctx: Operator,
+    channel: Text = "",
+    received: Text = "",
+    subject: Text = "",
+    text: Text = "",
+    name: Text = "",
+    organisation: Text = "",
+    email: Text = "",
+    phone: Text = "",
+    social: Text = "",
+    postal_address: Text = "",
+) -> Response:
+    """Register it (number and term at once; oral requests with date and time)."""
+    settings = settings_of(request)
+    form = {k: v for k, v in locals().items() if isinstance(v, str)}
+    try:
+        chosen = Channel(channel)
+    except ValueError:
+        return _register_page(request, ctx, error="Выберите канал", form=form, status_code=400)
+    address = None
+    if email.strip():
+        address = normalise_address(email.strip())
+        if address is None:
+            return _register_page(request, ctx, error="Неверный адрес электронной почты", form=form, status_code=400)
+    now = utcnow()
+    try:
+        local = dt.datetime.fromisoformat(received) if received else now.astimezone(settings.tz).replace(tzinfo=None)
+        received_at = (local if local.tzinfo else local.replace(tzinfo=settings.tz)).astimezone(dt.UTC)
+    except ValueError:
+        return _register_page(request, ctx, error="Неверные дата и время поступления", form=form, status_code=400)
+    data = ContactRequest(
+        channel=chosen,
+        received_at=min(received_at, now) if received_at <= now + dt.timedelta(minutes=1) else received_at,
+        subject=subject[:500],
+        text=text,
+        name=name[:300],
+        organisation=organisation[:300],
+        email=address,
+        phone=phone.strip()[:40] or None,
+        social=social,
+        postal_address=postal_address,
+    )
+    try:
+        with session_scope(settings) as session:
+            created = actions.register_contact_request(session, settings, data, actor=ctx.email, now=now)
+            _audit(session, ctx, "request_register", "request", created.id, channel=chosen.value)
+            new_id = created.id
+    except ConsoleError as exc:
+        return _register_page(request, ctx, error=str(exc), form=form, status_code=400)
+    return redirect(f"/staff/requests/{new_id}?done=created")
+
+
+# The request page -------------------------------------------------------------------------------------------
+
+
+def _load_request(session: Session, request_id: int) -> InfoRequest:
+    found = session.scalar(
+        select(InfoRequest)
+        .where(InfoRequest.id == request_id)
+        .options(selectinload(InfoRequest.client).selectinload(Client.contacts), selectinload(InfoRequest.events))
+    )
+    if found is None:
+        raise Refused(404, "Запрос не найден")
+    return found
+
+
+def _request_page(
+    request: Request,
+    ctx: StaffContext,
+    request_id: int,
+    *,
+    error: str = "",
+    status_code: int = 200,
+    answer_text: str | None = None,
+) -> HTMLResponse:
+    settings = settings_of(request)
+    today = _today(request)
+    with session_scope(settings) as session:
+        req = _load_request(session, request_id)
+        template = request.query_params.get("template", "")
+        if answer_text is None and template in ANSWER_TEMPLATES:
+            answer_text = actions.answer_text(settings, template, req, ctx.name, ctx.position, today)
+        timeline = actions.client_timeline(session, req.client_id)
+        numbers = {
+            rid: number
+            for rid, number in session.execute(
+                select(InfoRequest.id, InfoRequest.number).where(InfoRequest.client_id == req.client_id)
+            )
+        }
+        attachments = session.scalars(select(Attachment).where(Attachment.request_id == req.id)).all()
+        staff = session.scalars(
+            select(StaffUser)
+            .where(StaffUser.active.is_(True), StaffUser.role.in_([Role.operator, Role.administrator]))
+            .order_by(StaffUser.name, StaffUser.email)
+        ).all()
+        current = Status(req.status)
+        targets = [s for s in TRANSITIONS[current] if s in STAFF_SETTABLE]
+        done = request.query_params.get("done", "")
+        return page(
+            request,
+            "web/staff/request.html",
+            ctx=ctx,
+            status_code=status_code,
+            req=req,
+            client=req.client,
+            timeline=timeline,
+            numbers=numbers,
+            attachments=attachments,
+            classification=req.classification if isinstance(req.classification, dict) else {},
+            targets={s.value for s in targets},
+            grounds=[g for g in REFUSAL_GROUNDS.values() if g.law == req.law],
+            answer_templates=ANSWER_TEMPLATES,
+            answer_text=answer_text or "",
+            chosen_template=template if template in ANSWER_TEMPLATES else "",
+            staff=staff,
+            overdue=is_overdue(req, today),
+            error=error,
+            done=DONE.get(done, ""),
+            local=_local(request),
+            **_names(),
+        )
+
+
+@router.get("/requests/{request_id}", response_class=HTMLResponse)
+def request_page(request: Request, ctx: Operator, request_id: int) -> Response:
+    """One request: details, classification with reasons, the client's timeline, the lifecycle's actions."""
+    return _request_page(request, ctx, request_id)
+
+
+@router.post("/requests/{request_id}/assign")
+def request_assign(request: Request, ctx: Operator, request_id: int, assignee: Text = "", unit: Text = "") -> Response:
+    """Assign the request to a member of staff and a unit."""
+    settings = settings_of(request)
+    try:
+        with session_scope(settings) as session:
+            req = _load_request(session, request_id)
+            actions.assign(session, req, assignee=assignee, unit=unit, actor=ctx.email, now=utcnow())
+            _audit(session, ctx, "request_assign", "request", req.id)
+    except ConsoleError as exc:
+        return _request_page(request, ctx, request_id, error=str(exc), status_code=400)
+    return redirect(f"/staff/requests/{request_id}?done=assign")
+
+
+@router.post("/requests/{request_id}/reclassify")
+def request_reclassify(
+    request: Request,
+    ctx: Operator,
+    request_id: int,
+    type: Text = "",
+    topic: Text = "",
+    urgency: Text = "",
+    appeal_kind: Text = "",
+) -> Response:
+    """Correct the type, topic, urgency (and kind of appeal); clears "needs review"."""
+    settings = settings_of(request)
+    try:
+        with session_scope(settings) as session:
+            req = _load_request(session, request_id)
+            actions.reclassify(
+                session,
+                settings,
+                req,
+                type_=type,
+                topic=topic,
+                urgency=urgency,
+                appeal_kind=appeal_kind or None,
+                actor=ctx.email,
+                now=utcnow(),
+            )
+            _audit(session, ctx, "request_reclassify", "request", req.id, type=type, topic=topic, urgency=urgency)
+    except ConsoleError as exc:
+        return _request_page(request, ctx, request_id, error=str(exc), status_code=400)
+    return redirect(f"/staff/requests/{request_id}?done=reclassify")
+
+
+@router.post("/requests/{request_id}/register")
+def request_register(request: Request, ctx: Operator, request_id: int) -> Response:
+    """Register a request that was kept without a number."""
+    settings = settings_of(request)
+    try:
+        with session_scope(settings) as session:
+            req = _load_request(session, request_id)
+            actions.register(session, settings, req, actor=ctx.email, now=utcnow())
+            _audit(session, ctx, "request_register", "request", req.id)
+    except ConsoleError as exc:
+        return _request_page(request, ctx, request_id, error=str(exc), status_code=400)
+    return redirect(f"/staff/requests/{request_id}?done=register")
+
+
+@router.post("/requests/{request_id}/status")
+def request_status(
+    request: Request,
+    ctx: Operator,
+    request_id: int,
+    target: Text = "",
+    comment: Text = "",
+    ground: Text = "",
+    days: Text = "",
+    forwarded_to: Text = "",
+) -> Response:
+    """Clarification, extension, forwarding, refusal (legal ground required), closing, back to work."""
+    settings = settings_of(request)
+    try:
+        status = Status(target)
+    except ValueError:
+        return _request_page(request, ctx, request_id, error="Неизвестный статус", status_code=400)
+    extension: int | None = None
+    if status is Status.extended:
+        try:
+            extension = int(days)
+        except ValueError:
+            return _request_page(request, ctx, request_id, error="Укажите число дней продления", status_code=400)
+    try:
+        with session_scope(settings) as session:
+            req = _load_request(session, request_id)
+            actions.change_status(
+                session,
+                settings,
+                req,
+                status,
+                actor=ctx.email,
+                now=utcnow(),
+                comment=comment,
+                ground=ground or None,
+                extension_days=extension,
+                forwarded_to=forwarded_to,
+            )
+            _audit(session, ctx, "request_status", "request", req.id, to=status.value, ground=ground or None)
+    except ConsoleError as exc:
+        return _request_page(request, ctx, request_id, error=str(exc), status_code=400)
+    return redirect(f"/staff/requests/{request_id}?done=status")
+
+
+@router.post("/requests/{request_id}/answer")
+async def request_answer(request: Request, ctx: Operator, request_id: int) -> Response:
+    """Send the answer (text from a template, edited) with attached files."""
+    settings = settings_of(request)
+    form = await request.form()
+    text = form.get("text")
+    text = text if isinstance(text, str) else ""
+    files: list[UploadedFile] = []
+    for item in form.getlist("files")[:MAX_UPLOAD_FILES]:
+        if isinstance(item, UploadFile) and item.filename:
+            data = await item.read(settings.max_attachment_bytes + 1)
+            content_type = item.content_type or "application/octet-stream"
+            if "/" not in content_type or any(c in content_type for c in "\r\n"):
+                content_type = "application/octet-stream"
+            files.append(UploadedFile(sanitize_filename(item.filename, content_type), content_type, data))
+
+    def work() -> Response:
+        try:
+            with session_scope(settings) as session:
+                req = _load_request(session, request_id)
+                actions.answer(session, settings, req, text=text, files=files, actor=ctx.email, now=utcnow())
+                _audit(session, ctx, "request_answer", "request", req.id, files=len(files))
+        except ConsoleError as exc:
+            return _request_page(request, ctx, request_id, error=str(exc), status_code=400, answer_text=text)
+        return redirect(f"/staff/requests/{request_id}?done=answer")
+
+    return await run_in_threadpool(work)
+
+
+# Files ------------------------------------------------------------------------------------------------------
+
+
+def _download(data: bytes, filename: str) -> Response:
+    # Always a download, never rendered: an HTML attachment from outside must not run in the console's origin.
+    response = Response(
+        data,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"},
+    )
+    return secure(response)
+
+
+@router.get("/attachments/{attachment_id}")
+def attachment_download(request: Request, ctx: Operator, attachment_id: int) -> Response:
+    """Download an attachment of a request."""
+    settings = settings_of(request)
+    with session_scope(settings) as session:
+        att = session.get(Attachment, attachment_id)
+        if att is None:
+            raise Refused(404, "Вложение не найдено")
+        try:
+            data = BlobStore(settings.blob_dir).get(att.sha256)
+        except (FileNotFoundError, ValueError):
+            raise Refused(410, "Файл удалён", "Файл больше не хранится (срок хранения истёк).") from None
+        _audit(session, ctx, "attachment_download", "attachment", att.id)
+        return _download(data, sanitize_filename(att.filename, att.content_type))
+
+
+@router.get("/events/{event_id}/message.eml")
+def message_download(request: Request, ctx: Operator, event_id: int) -> Response:
+    """Download the original e-mail of a history event (received or sent)."""
+    settings = settings_of(request)
+    with session_scope(settings) as session:
+        event = session.get(Event, event_id)
+        data: bytes | None = None
+        if event is not None and event.intake_id is not None:
+            entry = session.get(IntakeEntry, event.intake_id)
+            if entry is not None:
+                try:
+                    data = BlobStore(settings.blob_dir).get(entry.raw_sha256)
+                except (FileNotFoundError, ValueError):
+                    data = None
+        elif event is not None and event.outbox_id is not None:
+            row = session.get(OutboxMessage, event.outbox_id)
+            data = row.raw if row is not None and row.raw else None
+        if event is None or data is None:
+            raise Refused(404, "Письмо не найдено")
+        _audit(session, ctx, "message_download", "event", event.id)
+        return _download(data, f"message-{event.id}.eml")
+
+
+# Clients ----------------------------------------------------------------------------------------------------
+
+
+@router.get("/clients", response_class=HTMLResponse)
+def clients_page(request: Request, ctx: Operator, q: str = "") -> Response:
+    """Find clients by name, organisation, address or phone."""
+    with session_scope(settings_of(request)) as session:
+        found = actions.find_clients(session, q[:100]) if q else []
+        return page(request, "web/staff/clients.html", ctx=ctx, q=q[:100], clients=found, **_names())
+
+
+def _client_page(
+    request: Request,
+    ctx: StaffContext,
+    client_id: int,
+    *,
+    error: str = "",
+    message: str = "",
+    status_code: int = 200,
+) -> HTMLResponse:
+    with session_scope(settings_of(request)) as session:
+        client = session.scalar(select(Client).where(Client.id == client_id).options(selectinload(Client.contacts)))
+        if client is None:
+            raise Refused(404, "Клиент не найден")
+        requests_ = session.scalars(
+            select(InfoRequest).where(InfoRequest.client_id == client.id).order_by(InfoRequest.id)
+        ).all()
+        merged = session.scalars(select(Client).where(Client.merged_into_id == client.id)).all()
+        return page(
+            request,
+            "web/staff/client.html",
+            ctx=ctx,
+            status_code=status_code,
+            client=client,
+            requests=requests_,
+            numbers={r.id: r.number for r in requests_},
+            timeline=actions.client_timeline(session, client.id),
+            merged=merged,
+            error=error,
+            message=message or DONE.get(request.query_params.get("done", ""), ""),
+            local=_local(request),
+            **_names(),
+        )
+
+
+@router.get("/clients/{client_id}", response_class=HTMLResponse)
+def client_page(request: Request, ctx: Operator, client_id: int) -> Response:
+    """All requests and events of one client."""
+    return _client_page(request, ctx, client_id)
+
+
+@router.post("/clients/{client_id}/merge")
+def client_merge(request: Request, ctx: Operator, client_id: int, other_id: Text = "") -> Response:
+    """Merge another record of the same person into this one."""
+    try:
+        other = int(other_id)
+    except ValueError:
+        return _client_page(request, ctx, client_id, error="Укажите номер записи клиента", status_code=400)
+    try:
+        with session_scope(settings_of(request)) as session:
+            survivor = session.get(Client, client_id)
+            duplicate = session.get(Client, other)
+            if survivor is None:
+                raise Refused(404, "Клиент не найден")
+            if duplicate is None:
+                raise ConsoleError(f"Клиент № {other} не найден")
+            actions.merge_clients(session, survivor, duplicate, actor=ctx.email, now=utcnow())
+            _audit(session, ctx, "client_merge", "client", client_id, merged=other)
+    except ConsoleError as exc:
+        return _client_page(request, ctx, client_id, error=str(exc), status_code=400)
+    return redirect(f"/staff/clients/{client_id}?done=merge")
+
+
+@router.post("/clients/{client_id}/history")
+def client_history(request: Request, ctx: Operator, client_id: int, address: Text = "") -> Response:
+    """Send the client their history (to a verified address; otherwise a confirmation link first)."""
+    settings = settings_of(request)
+    with session_scope(settings) as session:
+        client = session.get(Client, client_id)
+        if client is None:
+            raise Refused(404, "Клиент не найден")
+        contact = session.scalar(
+            select(ClientContact).where(
+                ClientContact.client_id == client.id,
+                ClientContact.kind == "email",
+                ClientContact.value == address,
+            )
+        )
+        if contact is None:
+            outcome = HistoryOutcome.unknown
+        else:
+            outcome = request_history(session, settings, client=client, address=address, via="staff", now=utcnow())
+            _audit(session, ctx, "history_send", "client", client.id, outcome=outcome.value)
+    if outcome is HistoryOutcome.unknown:
+        return _client_page(request, ctx, client_id, error=HISTORY_OUTCOMES[outcome], status_code=400)
+    return _client_page(request, ctx, client_id, message=HISTORY_OUTCOMES[outcome])
+
+
+# Feedback, audit, staff -------------------------------------------------------------------------------------
+
+
+@router.get("/feedback", response_class=HTMLResponse)
+def feedback_page(request: Request, ctx: FeedbackViewer) -> Response:
+    """Ratings: averages per month, channel and unit, and the latest comments."""
+    settings = settings_of(request)
+    with session_scope(settings) as session:
+        stats = feedback_stats(session, settings)
+        latest = session.scalars(select(FeedbackResponse).order_by(FeedbackResponse.id.desc()).limit(50)).all()
+        return page(
+            request,
+            "web/staff/feedback.html",
+            ctx=ctx,
+            stats=stats,
+            latest=latest,
+            channel_label=channel_label,
+            local=_local(request),
+            **_names(),
+        )
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(request: Request, ctx: Admin, page_no: Annotated[int, Query(alias="page")] = 1) -> Response:
+    """The audit log, newest first."""
+    page_no = max(1, min(page_no, 10_000))
+    with session_scope(settings_of(request)) as session:
+        entries = session.scalars(
+            select(AuditEntry).order_by(AuditEntry.id.desc()).limit(100).offset((page_no - 1) * 100)
+        ).all()
+        return page(
+            request,
+            "web/staff/audit.html",
+            ctx=ctx,
+            entries=entries,
+            page_no=page_no,
+            action_names=audit.ACTION_NAMES,
+            local=_local(request),
+            **_names(),
+        )
+
+
+@router.get("/users", response_class=HTMLResponse)
+def users_page(request: Request, ctx: Admin) -> Response:
+    """Staff accounts (created and changed with `mailservice staff`)."""
+    with session_scope(settings_of(request)) as session:
+        users = session.scalars(select(StaffUser).order_by(StaffUser.email)).all()
+        return page(request, "web/staff/users.html", ctx=ctx, users=users, local=_local(request), **_names())
