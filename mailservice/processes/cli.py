@@ -95,7 +95,7 @@ def _read(path: Path) -> spreadsheet.ReadResult:
 
 @app.command("catalogue", help="Перечень типовых процессов (шесть групп).")
 def catalogue_cmd(as_json_flag: JsonOption = False) -> None:
-    """Print the catalogue of typical processes (six groups)."""
+    """Перечень типовых процессов (шесть групп)."""
     catalogue = load_catalogue()
     if as_json_flag:
         typer.echo(json.dumps(as_json(catalogue), ensure_ascii=False, indent=2))
@@ -113,7 +113,7 @@ def template_cmd(
     output: Annotated[Path, typer.Option("--output", help="Файл XLSX")],
     group: Annotated[list[int], typer.Option("--group", help="Только эти группы Перечня")] = [],  # noqa: B006
 ) -> None:
-    """Write a register to start from: the catalogue's processes, to be completed and trimmed."""
+    """Записать заготовку реестра: процессы перечня, которые нужно дополнить и сократить."""
     catalogue = load_catalogue()
     unknown = [g for g in group if catalogue.group(g) is None]
     if unknown:
@@ -127,7 +127,7 @@ def template_cmd(
 def validate_cmd(
     file: Annotated[Path, typer.Argument(help="Реестр в XLSX или CSV")], as_json_flag: JsonOption = False
 ) -> None:
-    """Check a spreadsheet against the template and the catalogue; exit status 1 when there is a problem."""
+    """Проверить таблицу по шаблону и перечню; код выхода 1 при любой проблеме."""
     read = _read(file)
     _validated, problems = service.check_file(read)
     if as_json_flag:
@@ -147,7 +147,7 @@ def import_cmd(
     actor: ActorOption,
     reason: Annotated[str, typer.Option(help="Комментарий к версии")] = "",
 ) -> None:
-    """Import a spreadsheet as a new version (it then awaits the officer's approval)."""
+    """Загрузить таблицу как новую версию (она ждёт утверждения ответственным)."""
     read = _read(file)
     with _session() as session:
         outcome = service.import_register(
@@ -165,7 +165,7 @@ def import_cmd(
 
 @app.command("approve", help="Утвердить последнюю версию реестра.")
 def approve_cmd(actor: ActorOption, version: Annotated[int | None, typer.Option(help="Номер версии")] = None) -> None:
-    """Record the officer's approval of the newest version."""
+    """Отметить утверждение новейшей версии ответственным."""
     with _session() as session:
         approved = service.approve_version(session, get_settings(), actor=actor, now=utcnow(), number=version)
         typer.echo(f"Версия № {approved.number} утверждена ({approved.approved_by})")
@@ -173,7 +173,7 @@ def approve_cmd(actor: ActorOption, version: Annotated[int | None, typer.Option(
 
 @app.command("versions", help="Версии реестра.")
 def versions_cmd(as_json_flag: JsonOption = False) -> None:
-    """List the versions of the register."""
+    """Версии реестра."""
     from sqlalchemy import select
 
     from mailservice.processes.models import RegisterVersion
@@ -212,7 +212,7 @@ def versions_cmd(as_json_flag: JsonOption = False) -> None:
 def list_cmd(
     version: Annotated[int | None, typer.Option(help="Номер версии")] = None, as_json_flag: JsonOption = False
 ) -> None:
-    """List the processes of a version (the newest by default)."""
+    """Процессы версии (по умолчанию новейшей)."""
     with _session() as session:
         found = service.get_version(session, version)
         rows = service.version_rows(found)
@@ -239,7 +239,7 @@ def show_cmd(
     version: Annotated[int | None, typer.Option(help="Номер версии")] = None,
     as_json_flag: JsonOption = False,
 ) -> None:
-    """Show a process, its status history and, for group 4, the live figures of the request register."""
+    """Процесс, история его статусов и, для группы 4, показатели реестра запросов."""
     settings = get_settings()
     with _session() as session:
         row = next(
@@ -302,7 +302,7 @@ def _print_figures(month_figures: list[figures.MonthFigures]) -> None:
 
 @app.command("figures", help="Показатели группы 4 «Рассмотрение обращений и запросов» по месяцам.")
 def figures_cmd(as_json_flag: JsonOption = False) -> None:
-    """Live figures of group 4 ("appeals and requests") from the request register, by month."""
+    """Показатели группы 4 («обращения и запросы») из реестра запросов по месяцам."""
     with _session() as session:
         month_figures = figures.group4_figures(session, get_settings())
     if as_json_flag:
@@ -317,7 +317,7 @@ def export_cmd(
     output: Annotated[Path, typer.Option("--output", help="Файл")],
     version: Annotated[int | None, typer.Option(help="Номер версии (по умолчанию последняя)")] = None,
 ) -> None:
-    """Export a version exactly as the template lays it out (one header row, no merged cells)."""
+    """Выгрузить версию точно по шаблону (одна строка заголовка, без объединённых ячеек)."""
     if fmt not in ("xlsx", "csv"):
         raise click.BadParameter("xlsx или csv", param_hint="--format")
     with _session() as session:
@@ -335,7 +335,7 @@ def status_cmd(
     reason: Annotated[str, typer.Option("--reason", help="Почему")],
     actor: ActorOption,
 ) -> None:
-    """The officer moves a process to the next status (or back); a new version records it."""
+    """Ответственный переводит процесс в следующий статус (или назад); это новая версия."""
     target = _status(to)
     with _session() as session:
         made = service.change_status(
@@ -349,7 +349,7 @@ def opendata_cmd(
     output: Annotated[Path, typer.Option("--output", help="Папка для файлов набора")],
     base_url: Annotated[str, typer.Option(help="Адрес папки набора на сайте (со слешем в конце)")] = "",
 ) -> None:
-    """Write the open data set of the register's public part (data, structure, meta.csv)."""
+    """Записать открытые данные публичной части реестра (данные, структура, meta.csv)."""
     settings = get_settings()
     with _session() as session:
         register = publication.public_register(session, settings)
@@ -390,7 +390,7 @@ def _submit(
 
 @requests_app.command("add", help="Запрос на добавление процесса (графы: --set код=значение).")
 def request_add(owner: OwnerOption, grounds: GroundsOption, approver: ApproverOption, set_: SetOption) -> None:
-    """Ask to add a process (its cells as --set code=value: process_id, service_name, process_name, ...)."""
+    """Запросить добавление процесса (графы как --set код=значение: process_id, service_name, process_name, ...)."""
     proposal = _pairs(set_)
     try:
         service.cells_for_change(proposal)
@@ -406,7 +406,7 @@ def request_remove(
     grounds: GroundsOption,
     approver: ApproverOption,
 ) -> None:
-    """Ask to remove a process."""
+    """Запросить исключение процесса."""
     _submit(RequestKind.remove, process_id, {}, owner, grounds, approver)
 
 
@@ -418,7 +418,7 @@ def request_edit(
     approver: ApproverOption,
     set_: SetOption,
 ) -> None:
-    """Ask to change a process's cells (--set code=value)."""
+    """Запросить изменение граф процесса (--set код=значение)."""
     _submit(RequestKind.change, process_id, _pairs(set_), owner, grounds, approver)
 
 
@@ -430,7 +430,7 @@ def request_status(
     grounds: GroundsOption,
     approver: ApproverOption,
 ) -> None:
-    """Ask to move a process to another re-engineering status."""
+    """Запросить перевод процесса в другой статус реинжиниринга."""
     _submit(RequestKind.status, process_id, {"status": _status(to).value}, owner, grounds, approver)
 
 
@@ -459,7 +459,7 @@ def request_list(
     state: Annotated[str, typer.Option(help="pending, approved, objected, applied, rejected")] = "",
     as_json_flag: JsonOption = False,
 ) -> None:
-    """List change requests, newest first."""
+    """Запросы на изменение, новые сверху."""
     try:
         wanted = RequestState(state) if state else None
     except ValueError:
@@ -476,7 +476,7 @@ def request_list(
 
 @requests_app.command("show", help="Запрос на изменение и ответы подразделений.")
 def request_show(number: Annotated[int, typer.Argument()], as_json_flag: JsonOption = False) -> None:
-    """Show a change request and the units' answers."""
+    """Запрос на изменение и ответы подразделений."""
     with _session() as session:
         request = service.get_request(session, number)
         if as_json_flag:
@@ -497,7 +497,7 @@ def request_apply(
     actor: ActorOption,
     comment: Annotated[str, typer.Option(help="Комментарий владельцу")] = "",
 ) -> None:
-    """The officer applies an agreed request: a new version of the register."""
+    """Ответственный применяет согласованный запрос: новая версия реестра."""
     with _session() as session:
         made = service.apply_change_request(
             session, get_settings(), number=number, actor=actor, now=utcnow(), comment=comment
@@ -511,7 +511,7 @@ def request_reject(
     actor: ActorOption,
     reason: Annotated[str, typer.Option("--reason", help="Причина отклонения")],
 ) -> None:
-    """The officer declines a request."""
+    """Ответственный отклоняет запрос."""
     with _session() as session:
         service.reject_change_request(session, get_settings(), number=number, actor=actor, reason=reason, now=utcnow())
         typer.echo(f"Запрос № {number} отклонён")

@@ -76,7 +76,7 @@ def _docs_dir(site: Path) -> Path:
 
 @app.command("init")
 def init_cmd(site: SiteOption = None) -> None:
-    """Create the site folder from the packaged skeleton; an existing site is left as it is."""
+    """Создать папку сайта из образца; существующий сайт не меняется."""
     from mailservice.publishing.scaffold import ScaffoldError, init_site
 
     target = site or get_settings().effective_site_dir
@@ -100,7 +100,7 @@ def new_cmd(
     ] = None,
     site: SiteOption = None,
 ) -> None:
-    """Create a document page in a section, with its front matter and attachments."""
+    """Создать страницу документа в разделе, с заголовком и приложениями."""
     from mailservice.publishing.scaffold import ScaffoldError, create_document
 
     site = _site(site)
@@ -139,7 +139,7 @@ def check_cmd(
         str | None, typer.Option("--today", help="Дата проверки ГГГГ-ММ-ДД (по умолчанию сегодня)")
     ] = None,
 ) -> None:
-    """Check required sections, front matter, links, attachments and review dates; exit 1 on any problem."""
+    """Проверить разделы, заголовки, ссылки, приложения и даты пересмотра; код 1 при любой проблеме."""
     from mailservice.publishing.checks import check_site
     from mailservice.publishing.schema import SchemaError
 
@@ -165,7 +165,7 @@ def build_cmd(
     site: SiteOption = None,
     strict: Annotated[bool, typer.Option("--strict", help="Предупреждения MkDocs считать ошибками")] = False,
 ) -> None:
-    """Build the site into a folder (works with no database: the generated pages then say there is no data)."""
+    """Собрать сайт в папку (без базы данных страницы статистики скажут «Нет данных»)."""
     from mailservice.publishing.build import BuildError, build_site, register_consent_text
 
     site = _site(site)
@@ -184,7 +184,7 @@ def serve_cmd(
     site: SiteOption = None,
     dev_addr: Annotated[str | None, typer.Option("--dev-addr", help="Адрес и порт, например 127.0.0.1:8001")] = None,
 ) -> None:
-    """Serve the site with live reload for editing (MkDocs' development server, not for the public)."""
+    """Показать сайт с обновлением на лету для правки (сервер разработки MkDocs, не для публики)."""
     from mkdocs.commands.serve import serve
 
     site = _site(site)
@@ -202,7 +202,7 @@ def publish_cmd(
     keep: Annotated[int, typer.Option("--keep", min=1, help="Сколько сборок хранить для отката")] = 3,
     actor: Annotated[str, typer.Option("--actor", help="Кто публикует (для журнала рассылок)")] = "",
 ) -> None:
-    """Check, build into a new release and switch the target to it atomically; optionally notify subscribers."""
+    """Проверить, собрать новый выпуск и атомарно переключить на него; по желанию уведомить подписчиков."""
     from mailservice.publishing.build import BuildError, publish_site, register_consent_text
     from mailservice.publishing.checks import check_site
     from mailservice.publishing.mkdocs_config import read_mkdocs_yml
@@ -241,7 +241,7 @@ def qr_cmd(
     site: SiteOption = None,
     url: Annotated[str | None, typer.Option("--url", help="Адрес (по умолчанию страница обратной связи)")] = None,
 ) -> None:
-    """Write the QR code of the feedback page (PNG and SVG) for printed materials."""
+    """Записать QR-код страницы обратной связи (PNG и SVG) для печатных материалов."""
     from mailservice.publishing.generated import QR_NAME, feedback_url
     from mailservice.publishing.mkdocs_config import read_mkdocs_yml
     from mailservice.publishing.qr import qr_png, qr_svg
