@@ -35,12 +35,12 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "worker": (
         "mailservice.service_cli",
-        "app",
+        "app.worker",
         "Отправлять письма из очереди по SMTP (--once: то, что пора, и выйти).",
     ),
     "sink": (
         "mailservice.service_cli",
-        "app",
+        "app.sink",
         "Приёмник исходящей почты для разработки: хранит каждое письмо.",
     ),
     "serve": ("mailservice.service_cli", "app.serve", "Веб-приложение: публичные страницы и консоль сотрудников."),
@@ -82,7 +82,7 @@ def _typer_command(module: str, attribute: str) -> Any:
     """The click command (or group) of a domain's Typer app, built once."""
     sub_app = getattr(importlib.import_module(module), attribute)
     sub_app._add_completion = False  # mounted under the root, which offers no shell completion either
-    return typer.main.get_command(sub_app)
+    return typer.main.get_group(sub_app)  # a group even with one command (`retention run`)
 
 
 def load_command(name: str) -> Any:
