@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     site_dir: Path | None = None
     timezone: str = "Asia/Novosibirsk"
     public_url: str = "http://127.0.0.1:8000"
+    # The disclosure site's public address (QR code, open data links); the site's mkdocs.yml reads it too.
+    site_url: str = ""
+    # Addresses of the reverse proxies whose X-Forwarded-For/-Proto the web app believes (comma-separated, or "*"):
+    # behind a TLS proxy the per-address limits then see the client, not the proxy. Empty: no proxy trusted.
+    trusted_proxies: str = ""
     department_name: str = "Департамент имущества и земельных отношений Новосибирской области"
     # Its postal address goes into every answer (8-FZ art. 19); required outside development, no default invented.
     department_address: str = ""

@@ -106,7 +106,18 @@ def serve(
     from mailservice.web.app import create_app
 
     settings = get_settings()
-    uvicorn.run(create_app(settings), host=host or settings.web_host, port=port or settings.web_port)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.web_host,
+        port=port or settings.web_port,
+        proxy_headers=bool(settings.trusted_proxies.strip()),
+        forwarded_allow_ips=_trusted_proxies(settings),
+    )
+
+
+def _trusted_proxies(settings: Settings) -> str | None:
+    """Whose X-Forwarded-For/-Proto uvicorn believes (TRUSTED_PROXIES); None with proxy headers off."""
+    return settings.trusted_proxies.strip() or None
 
 
 def run(
@@ -163,7 +174,14 @@ def run(
         )
     )
     try:
-        uvicorn.run(create_app(settings), host=settings.web_host, port=settings.web_port, log_level="info")
+        uvicorn.run(
+            create_app(settings),
+            host=settings.web_host,
+            port=settings.web_port,
+            log_level="info",
+            proxy_headers=bool(settings.trusted_proxies.strip()),
+            forwarded_allow_ips=_trusted_proxies(settings),
+        )
     finally:
         stop.set()
         for thread in threads:
