@@ -15,10 +15,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+	@echo "Installed. The command line: $(BIN)/mailservice --help   (or: source $(BIN)/activate)"
 
 venv: $(STAMP)
 
 run: $(STAMP)
+	@echo "The command line: $(BIN)/mailservice --help   (or: source $(BIN)/activate, then mailservice --help)"
 	$(BIN)/mailservice run
 
 system-deps:
