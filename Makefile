@@ -15,12 +15,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
-	@echo "Installed. The command line: $(BIN)/mailservice --help   (or: source $(BIN)/activate)"
+	@echo "Установлено. Командная строка: $(BIN)/mailservice --help   (или: source $(BIN)/activate)"
 
 venv: $(STAMP)
 
 run: $(STAMP)
-	@echo "The command line: $(BIN)/mailservice --help   (or: source $(BIN)/activate, then mailservice --help)"
+	@echo "Командная строка: $(BIN)/mailservice --help   (или: source $(BIN)/activate, затем mailservice --help)"
 	$(BIN)/mailservice run
 
 system-deps:
