@@ -1,7 +1,0 @@
-"""``python -m mailservice``: the same as the ``mailservice`` command."""
-
-import sys
-
-from mailservice.cli import main
-
-sys.exit(main())
