@@ -263,6 +263,7 @@ print(json.dumps(paths))
     return list(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
+@pytest.mark.timeout(1200)  # a venv, an install and a dozen processes: minutes on a loaded machine
 def test_installed_wheel_serves_every_page_and_sends_mail(installed: Installed, server: str, sink: Sink) -> None:
     where = subprocess.run(
         [str(installed.bin / "python"), "-c", "import mailservice; print(mailservice.__file__)"],
