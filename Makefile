@@ -15,10 +15,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+	@echo "Установлено. Командная строка: $(BIN)/mailservice --help   (или: source $(BIN)/activate)"
 
 venv: $(STAMP)
 
 run: $(STAMP)
+	@echo "Командная строка: $(BIN)/mailservice --help   (или: source $(BIN)/activate, затем mailservice --help)"
 	$(BIN)/mailservice run
 
 system-deps:

@@ -6,23 +6,130 @@ one line to standard error and exits with status 2 (usage) or 1 (refused); no tr
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
+import functools
+import importlib
 import json
 import logging
 import sys
-from typing import Annotated
+from difflib import get_close_matches
+from typing import Annotated, Any
 
-import click
 import typer
-from pydantic import ValidationError
+from typer import core as typer_core
 from typer._click import exceptions as tclick
 
-from mailservice.config import get_settings
-from mailservice.db import upgrade
+from mailservice import cli_russian
+
+# The root mounts every domain lazily, so that `mailservice --help` and a light command import only what they run
+# (scikit-learn, FastAPI, MkDocs and openpyxl cost seconds together). name -> (module, attribute, short help): the
+# attribute names a Typer app mounted as the group ``name``, or "app.command", one command of a Typer app.
+# The short help is the sub-app's own first line (tests/test_cli_start.py keeps the two equal).
+# mount: further domains add their line here.
+LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "poll": ("mailservice.service_cli", "app.poll", "Забирать письма из папки IMAP в приём (IDLE, если сервер умеет)."),
+    "receive": (
+        "mailservice.service_cli",
+        "app.receive",
+        "Принимать почту по SMTP (или LMTP) и передавать её в приём.",
+    ),
+    "worker": (
+        "mailservice.service_cli",
+        "app.worker",
+        "Отправлять письма из очереди по SMTP (--once: то, что пора, и выйти).",
+    ),
+    "sink": (
+        "mailservice.service_cli",
+        "app.sink",
+        "Приёмник исходящей почты для разработки: хранит каждое письмо.",
+    ),
+    "serve": ("mailservice.service_cli", "app.serve", "Веб-приложение: публичные страницы и консоль сотрудников."),
+    "run": ("mailservice.service_cli", "app.run", "Миграции и всё сразу в одном процессе: приём, очередь, IMAP, веб."),
+    "backup": (
+        "mailservice.backup",
+        "app.backup",
+        "Резервная копия: база данных и хранилище писем с контрольными суммами.",
+    ),
+    "restore": ("mailservice.backup", "app.restore", "Восстановить базу данных и хранилище писем из резервной копии."),
+    "requests": ("mailservice.inforequests.cli", "app", "Реестр запросов и обращений."),
+    "intake": ("mailservice.intake.cli", "app", "Журнал входящей почты и карантин."),
+    "classify": (
+        "mailservice.classify.cli",
+        "app",
+        "Классификация запросов по типу, теме и срочности: проверка текста, обучение и оценка модели.",
+    ),
+    "staff": ("mailservice.staff_cli", "staff_app", "Сотрудники консоли: учётные записи и пароли."),
+    "retention": ("mailservice.staff_cli", "retention_app", "Сроки хранения истории взаимодействия (5 лет)."),
+    "feedback": ("mailservice.staff_cli", "feedback_app", "Опросы после ответа и оценки клиентов."),
+    "site": (
+        "mailservice.publishing.cli",
+        "app",
+        "Сайт раскрытия информации: документы, проверка, сборка, публикация.",
+    ),
+    "subscribers": ("mailservice.mailings.cli", "subscribers_app", "Подписчики и списки рассылки."),
+    "campaign": ("mailservice.mailings.cli", "campaign_app", "Рассылки: создание, проверка, отправка, состояние."),
+    "processes": (
+        "mailservice.processes.cli",
+        "app",
+        "Реестр межведомственных и внутриведомственных процессов.",
+    ),
+    "wg": ("mailservice.workgroup.cli", "app", "Рабочая группа: заседания, повестки, голосования, протоколы."),
+}
+
+
+@functools.cache
+def _typer_command(module: str, attribute: str) -> Any:
+    """The click command (or group) of a domain's Typer app, built once."""
+    sub_app = getattr(importlib.import_module(module), attribute)
+    sub_app._add_completion = False  # mounted under the root, which offers no shell completion either
+    return typer.main.get_group(sub_app)  # a group even with one command (`retention run`)
+
+
+def load_command(name: str) -> Any:
+    """Import the module behind a root command and return that command."""
+    module, attribute, _help = LAZY_COMMANDS[name]
+    attribute, _dot, command_name = attribute.partition(".")
+    command = _typer_command(module, attribute)
+    if command_name:
+        return command.commands[command_name]
+    command.name = name
+    return command
+
+
+class LazyRoot(typer_core.TyperGroup):
+    """The root group: its own commands at once, the domains' on first use (listed from LAZY_COMMANDS)."""
+
+    _listing = False
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*self.commands, *(name for name in LAZY_COMMANDS if name not in self.commands)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in self.commands or cmd_name not in LAZY_COMMANDS:
+            return self.commands.get(cmd_name)
+        if self._listing:  # the root's help lists the name and short help without importing the domain
+            return typer_core.TyperCommand(name=cmd_name, help=LAZY_COMMANDS[cmd_name][2], callback=None)
+        return load_command(cmd_name)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name = args[0] if args else ""
+        if name and self.get_command(ctx, name) is None and not name.startswith("-"):
+            hint = get_close_matches(name, self.list_commands(ctx))
+            suffix = f" Did you mean {', '.join(repr(m) for m in hint)}?" if hint else ""
+            ctx.fail(f"No such command {name!r}.{suffix}")
+        return super().resolve_command(ctx, args)
+
 
 app = typer.Typer(
     name="mailservice",
+    cls=LazyRoot,
     help="Сервис обращений, рассылок и раскрытия информации департамента.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -32,7 +139,16 @@ db_app = typer.Typer(help="База данных: миграции.", no_args_is
 app.add_typer(db_app, name="db")
 
 
-class CLIError(click.ClickException):
+def _click_classes(name: str) -> tuple[type[BaseException], ...]:
+    """Exception classes ``name`` of Typer (and its vendored click) and, if a command imported it, of click."""
+    found: list[type[BaseException]] = [getattr(typer, name) if name in ("Exit", "Abort") else getattr(tclick, name)]
+    click = sys.modules.get("click")
+    if click is not None and hasattr(click.exceptions, name):
+        found.append(getattr(click.exceptions, name))
+    return tuple(found)
+
+
+class CLIError(tclick.ClickException):
     """A refused operation: printed as one line, exit status 1."""
 
     exit_code = 1
@@ -45,7 +161,10 @@ def fail(message: str) -> CLIError:
 
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Option(help="Целевая ревизия")] = "heads") -> None:
-    """Apply all migrations to the configured database."""
+    """Применить все миграции к настроенной базе данных."""
+    from mailservice.config import get_settings
+    from mailservice.db import upgrade
+
     upgrade(get_settings(), revision)
     typer.echo(f"База данных обновлена: {get_settings().effective_database_url.split('@')[-1]}")
 
@@ -53,22 +172,23 @@ def db_upgrade(revision: Annotated[str, typer.Option(help="Целевая рев
 @app.command("deadline")
 def deadline_cmd(
     law: Annotated[str, typer.Option("--law", help="8-fz (запрос) или 59-fz (обращение)")],
-    registered: Annotated[str, typer.Option("--registered", help="Дата регистрации YYYY-MM-DD")],
+    registered: Annotated[str, typer.Option("--registered", help="Дата регистрации ГГГГ-ММ-ДД")],
     extended: Annotated[bool, typer.Option("--extended", help="Крайний срок после продления")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Вывести JSON")] = False,
 ) -> None:
-    """Print the legal due date and the control date of a request registered on a date."""
+    """Срок ответа по закону и контрольная дата для запроса, зарегистрированного в указанный день."""
+    from mailservice.config import get_settings
     from mailservice.inforequests.deadlines import Law, deadline, latest_extended_deadline
     from mailservice.workdays import default_calendar
 
     try:
         law_value = Law(law.lower())
     except ValueError:
-        raise click.BadParameter("expected 8-fz or 59-fz", param_hint="--law") from None
+        raise tclick.BadParameter("ожидалось 8-fz или 59-fz", param_hint="--law") from None
     try:
         day = dt.date.fromisoformat(registered)
     except ValueError:
-        raise click.BadParameter("expected a date YYYY-MM-DD", param_hint="--registered") from None
+        raise tclick.BadParameter("ожидалась дата ГГГГ-ММ-ДД", param_hint="--registered") from None
     settings = get_settings()
     calendar = default_calendar(settings)
     term = (
@@ -85,82 +205,68 @@ def deadline_cmd(
         typer.echo(f"Срок ответа по закону: {result['legal_due']}\nКонтрольная дата: {result['control_date']}")
 
 
-def _register_domains() -> None:
-    # Each domain owns its sub-commands; the root only mounts them.
-    from mailservice.classify.cli import app as classify_app
-    from mailservice.inforequests.cli import app as requests_app
-    from mailservice.intake.cli import app as intake_app
-    from mailservice.service_cli import register as register_service_commands
-
-    app.add_typer(requests_app, name="requests")
-    app.add_typer(intake_app, name="intake")
-    app.add_typer(classify_app, name="classify")
-    register_service_commands(app)
-    from mailservice.staff_cli import register as register_console_commands  # staff, retention, feedback
-
-    register_console_commands(app)
-    from mailservice.publishing.cli import app as site_app  # disclosure site (issue 5)
-
-    app.add_typer(site_app, name="site")
-    from mailservice.mailings.cli import campaign_app, subscribers_app  # mailings (issue 4)
-
-    app.add_typer(subscribers_app, name="subscribers")
-    app.add_typer(campaign_app, name="campaign")
-    from mailservice.processes.cli import app as processes_app  # process register (issue 9)
-
-    app.add_typer(processes_app, name="processes")
-    from mailservice.workgroup.cli import app as workgroup_app  # working group (issue 8)
-
-    app.add_typer(workgroup_app, name="wg")
-    # mount: further domains add their line here
-
-
-_register_domains()
-
-
-# Typer 0.29 vendors its own copy of click: parsing errors come from ``typer._click``, while domain commands may
-# raise ``click`` exceptions. Both families end here, as one line.
-_USAGE = (click.UsageError, tclick.UsageError)
-_CLICK = (click.ClickException, tclick.ClickException)
-_EXIT = (click.exceptions.Exit, typer.Exit)
-_ABORT = (click.exceptions.Abort, typer.Abort)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app and turn every expected failure into one line."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # aiosmtpd logs every SMTP command at INFO; keep its warnings only.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
+    cli_russian.install()
     command = typer.main.get_command(app)
     try:
         # With standalone_mode=False click returns the code of a ``typer.Exit`` instead of exiting.
         code = command.main(args=argv, prog_name="mailservice", standalone_mode=False)
-    except _EXIT as exc:
+    except Exception as exc:
+        return _report(exc)
+    return code if isinstance(code, int) else 0
+
+
+def _report(exc: Exception) -> int:
+    """Print an expected failure as one line on standard error and return the exit status; re-raise the rest."""
+    # Typer vendors its own click (``typer._click``) while domain commands may raise ``click`` exceptions (only
+    # when they imported click): both families end here. Checked lazily so that neither click nor pydantic is
+    # imported by a command that does not use it.
+    if isinstance(exc, _click_classes("Exit")):
         return int(getattr(exc, "exit_code", 0) or 0)
-    except _ABORT:
+    if isinstance(exc, _click_classes("Abort")):
         typer.echo("Прервано.", err=True)
         return 130
-    except _USAGE as exc:
+    if isinstance(exc, _click_classes("NoArgsIsHelpError")):
+        # A group called without a command: its help is the answer (rich help is already printed by now).
+        text = exc.format_message()  # type: ignore[attr-defined]
+        if text.strip():
+            typer.echo(text)
+        return 0
+    if isinstance(exc, _click_classes("UsageError")):
         ctx = getattr(exc, "ctx", None)
         hint = f" ({ctx.command_path} --help)" if ctx is not None else ""
-        typer.echo(f"Ошибка: {exc.format_message()}{hint}", err=True)
+        typer.echo(f"Ошибка: {cli_russian.translate(exc.format_message())}{hint}", err=True)  # type: ignore[attr-defined]
         return 2
-    except _CLICK as exc:
-        typer.echo(f"Ошибка: {exc.format_message()}", err=True)
-        return int(exc.exit_code)
-    except ValidationError as exc:
+    if isinstance(exc, _click_classes("ClickException")):
+        typer.echo(f"Ошибка: {cli_russian.translate(exc.format_message())}", err=True)  # type: ignore[attr-defined]
+        return int(exc.exit_code)  # type: ignore[attr-defined]
+    pydantic = sys.modules.get("pydantic")
+    if pydantic is not None and isinstance(exc, pydantic.ValidationError):
         first = exc.errors()[0]
         typer.echo(f"Ошибка в настройках: {'.'.join(map(str, first['loc']))}: {first['msg']}", err=True)
         return 2
-    except ValueError as exc:
+    sqlalchemy = sys.modules.get("sqlalchemy.exc")
+    if sqlalchemy is not None and isinstance(exc, sqlalchemy.SQLAlchemyError):
+        detail = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
+        missing = "no such table" in detail or "does not exist" in detail
+        advice = " База данных не обновлена: выполните mailservice db upgrade." if missing else ""
+        typer.echo(f"Ошибка базы данных: {detail}.{advice}", err=True)
+        return 1
+    if isinstance(exc, ValueError):
         # Settings refusing a placeholder secret, and domain rules (all carry a readable message).
         typer.echo(f"Ошибка: {exc}", err=True)
         return 1
-    return code if isinstance(code, int) else 0
+    raise exc
 
 
 def run_async(coro: object) -> object:
     """Run a coroutine to completion from a synchronous command."""
+    import asyncio
+
     return asyncio.run(coro)  # type: ignore[arg-type]
 
 

@@ -110,8 +110,13 @@ class Settings(BaseSettings):
     environment: Environment = Environment.development
     data_dir: Path = Path("var")
     database_url: str = ""  # empty: SQLite file in data_dir
+    # The department's disclosure site that staff edit (`site new`); empty: data_dir/site, created from the
+    # packaged skeleton on first use or by `mailservice site init`.
+    site_dir: Path | None = None
     timezone: str = "Asia/Novosibirsk"
     public_url: str = "http://127.0.0.1:8000"
+    # The disclosure site's public address (QR code, open data links); the site's mkdocs.yml reads it too.
+    site_url: str = ""
     department_name: str = "Департамент имущества и земельных отношений Новосибирской области"
     # Its postal address goes into every answer (8-FZ art. 19); required outside development, no default invented.
     department_address: str = ""
@@ -259,6 +264,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'mailservice.sqlite3').resolve()}"
+
+    @property
+    def effective_site_dir(self) -> Path:
+        """The live site folder (mkdocs.yml, sections.yml, docs/): ``site_dir`` or ``data_dir/site``."""
+        return self.site_dir or self.data_dir / "site"
 
     @property
     def blob_dir(self) -> Path:

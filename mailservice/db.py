@@ -19,6 +19,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapper, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from mailservice.config import Settings, get_settings
+from mailservice.resources import package_path
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -215,10 +216,21 @@ def alembic_config(settings: Settings | None = None) -> Any:
     from alembic.config import Config
 
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    cfg.set_main_option("script_location", str(package_path("migrations")))
     cfg.set_main_option("path_separator", "os")
     cfg.attributes["database_url"] = (settings or get_settings()).effective_database_url
     return cfg
+
+
+def pending_migrations(settings: Settings | None = None) -> set[str]:
+    """Head revisions the configured database has not reached (empty: migrated); raises when it is unreachable."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    heads = set(ScriptDirectory.from_config(alembic_config(settings)).get_heads())
+    with get_engine(settings).connect() as conn:
+        current = set(MigrationContext.configure(conn).get_current_heads())
+    return heads - current
 
 
 def upgrade(settings: Settings | None = None, revision: str = "heads") -> None:

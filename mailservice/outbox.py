@@ -26,11 +26,10 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from mailservice.config import Settings, get_settings
 from mailservice.db import Base, session_scope, utcnow
-from mailservice.mail import smtp
-from mailservice.mail.compose import serialise
 
 if TYPE_CHECKING:
     from mailservice.inforequests.models import Request
+    from mailservice.mail import smtp
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +90,8 @@ def enqueue(
         mail_from, recipients = envelope[0], list(envelope[1])
     if not recipients:
         raise ValueError("an outgoing message needs at least one recipient")
+    from mailservice.mail.compose import serialise  # here: the models' importers (the CLI) need no templates
+
     row = OutboxMessage(
         kind=kind,
         message_id=message_id,
@@ -204,6 +205,8 @@ async def drain_once(settings: Settings | None = None) -> DrainResult:
             ]
         if not batch:
             return total
+        from mailservice.mail import smtp  # aiosmtplib: only a process that sends needs it
+
         outcomes = await smtp.send_batch(settings, batch)
         result = _record(settings, outcomes)
         total += result

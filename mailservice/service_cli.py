@@ -24,12 +24,12 @@ def _wait_for_signal(stop: threading.Event) -> None:
 
 
 def poll(once: Annotated[bool, typer.Option("--once", help="Один проход и выход")] = False) -> None:
-    """Fetch mail from the IMAP folder into intake (IDLE when the server offers it)."""
+    """Забирать письма из папки IMAP в приём (IDLE, если сервер умеет)."""
     from mailservice.mail.imap import poll_once, run_poller
 
     settings = get_settings()
     if not settings.imap_host:
-        raise typer.BadParameter("MAILSERVICE_IMAP_HOST is not set", param_hint="settings")
+        raise typer.BadParameter("не задан адрес сервера IMAP (MAILSERVICE_IMAP_HOST)", param_hint="настройки")
     if once:
         result = poll_once(settings)
         outcomes = ", ".join(f"{k}: {v}" for k, v in sorted(result.outcomes.items())) or "нет писем"
@@ -43,7 +43,7 @@ def poll(once: Annotated[bool, typer.Option("--once", help="Один прохо�
 
 
 def receive() -> None:
-    """Run the inbound SMTP (or LMTP) receiver that feeds intake."""
+    """Принимать почту по SMTP (или LMTP) и передавать её в приём."""
     from mailservice.mail.receiver import start_receiver
 
     settings = get_settings()
@@ -56,7 +56,7 @@ def receive() -> None:
 
 
 def worker(once: Annotated[bool, typer.Option("--once", help="Отправить то, что пора, и выйти")] = False) -> None:
-    """Drain the outbox over SMTP; with --once, send what is due and exit."""
+    """Отправлять письма из очереди по SMTP (--once: то, что пора, и выйти)."""
     from mailservice.outbox import drain_once
 
     settings = get_settings()
@@ -86,7 +86,7 @@ def sink(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 1025,
 ) -> None:
-    """Run a local mail sink that stores every message it receives (development)."""
+    """Приёмник исходящей почты для разработки: хранит каждое письмо."""
     from mailservice.mail.sink import start_sink
 
     controller = start_sink(folder, host, port)
@@ -100,7 +100,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Адрес")] = None,
     port: Annotated[int | None, typer.Option(help="Порт")] = None,
 ) -> None:
-    """Run the web application (public pages and the staff console)."""
+    """Веб-приложение: публичные страницы и консоль сотрудников."""
     import uvicorn
 
     from mailservice.web.app import create_app
@@ -118,7 +118,7 @@ def serve(
 def run(
     no_sink: Annotated[bool, typer.Option("--no-sink", help="Не запускать локальный приёмник исходящей почты")] = False,
 ) -> None:
-    """Migrate and start everything in one process: receiver, sink, outbox worker, IMAP poller, web app."""
+    """Миграции и всё сразу в одном процессе: приём, очередь, IMAP, веб."""
     import uvicorn
 
     from mailservice.db import upgrade
@@ -185,7 +185,7 @@ def run(
             controller.stop()
 
 
-def register(app: typer.Typer) -> None:
-    """Mount the process commands on the root app."""
-    for function in (poll, receive, worker, sink, serve, run):
-        app.command(function.__name__)(function)
+# The root CLI mounts each of these as a command of its own (mailservice.cli.LAZY_COMMANDS).
+app = typer.Typer(add_completion=False)
+for _function in (poll, receive, worker, sink, serve, run):
+    app.command(_function.__name__)(_function)

@@ -36,14 +36,14 @@ def staff_add(
     name: Annotated[str, typer.Option(help="ФИО")] = "",
     position: Annotated[str, typer.Option(help="Должность (подпись под ответами)")] = "",
 ) -> None:
-    """Create a staff account; the password is read from standard input."""
+    """Создать учётную запись сотрудника; пароль читается со стандартного ввода."""
     from mailservice.web.staff import audit, auth
 
     try:
         chosen = auth.Role(role)
     except ValueError:
         raise click.BadParameter(
-            f"expected one of {', '.join(r.value for r in auth.Role)}", param_hint="--role"
+            f"ожидалось одно из: {', '.join(r.value for r in auth.Role)}", param_hint="--role"
         ) from None
     password = _read_password()
     now = utcnow()
@@ -69,7 +69,7 @@ def staff_add(
 
 @staff_app.command("passwd")
 def staff_passwd(email: Annotated[str, typer.Option("--email", help="Адрес сотрудника")]) -> None:
-    """Set a new password (read from standard input); the account's sessions end."""
+    """Задать новый пароль (со стандартного ввода); сеансы сотрудника завершаются."""
     from mailservice.web.staff import audit, auth
 
     password = _read_password()
@@ -88,7 +88,7 @@ def staff_passwd(email: Annotated[str, typer.Option("--email", help="Адрес 
 
 @staff_app.command("list")
 def staff_list() -> None:
-    """List staff accounts."""
+    """Список учётных записей сотрудников."""
     from sqlalchemy import select
 
     from mailservice.web.staff.auth import ROLE_NAMES, Role
@@ -104,7 +104,7 @@ def staff_list() -> None:
 def retention_run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Показать, что будет сделано, ничего не меняя")] = False,
 ) -> None:
-    """Anonymise or delete what is past the retention term after the last interaction (legal holds kept)."""
+    """Обезличить или удалить то, что хранится дольше срока после последнего обращения (кроме удержания по закону)."""
     from mailservice import retention
 
     settings = get_settings()
@@ -121,7 +121,7 @@ def retention_run(
 
 @feedback_app.command("send-surveys")
 def feedback_send_surveys() -> None:
-    """Queue the survey e-mail for answered requests that have none (answers given outside the console)."""
+    """Поставить в очередь опрос по отвеченным запросам, где его ещё нет (ответы вне консоли)."""
     from mailservice.feedback.service import sweep
 
     settings = get_settings()
@@ -132,7 +132,7 @@ def feedback_send_surveys() -> None:
 
 @feedback_app.command("stats")
 def feedback_stats_cmd() -> None:
-    """Print the number of ratings and their averages per month, channel and unit."""
+    """Число оценок и средние по месяцам, каналам и подразделениям."""
     from mailservice.feedback.stats import ANONYMOUS_SOURCE, feedback_stats
 
     settings = get_settings()
@@ -152,10 +152,3 @@ def feedback_stats_cmd() -> None:
         typer.echo(f"{title}:")
         for bucket in items:
             typer.echo(f"  {bucket.label}: {bucket.average:.2f} ({bucket.count})")
-
-
-def register(app: typer.Typer) -> None:
-    """Mount the commands on the root app."""
-    app.add_typer(staff_app, name="staff")
-    app.add_typer(retention_app, name="retention")
-    app.add_typer(feedback_app, name="feedback")

@@ -15,12 +15,18 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
 
 from mailservice import config, db
 from mailservice.models import Base
 from tests.servers import Dovecot, Sink, dovecot_missing_reason, run_sink, start_dovecot
 from tests.shared import CORPORA as CORPORA  # re-exported for the tests that import it from here
+
+# No Hypothesis deadline anywhere: a property's first example may load data (the holiday calendar, the classifier)
+# and a loaded machine makes any wall-clock limit a coin toss. Timing belongs in bench/, never in a test.
+hypothesis_settings.register_profile("mailservice", deadline=None)
+hypothesis_settings.load_profile("mailservice")
 
 PG_URL = os.environ.get("MAILSERVICE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -70,7 +70,7 @@ def test_register_list_show_status_export(lite_settings: Settings, tmp_path: Pat
     listed = json.loads(run("requests", "list", "--json").stdout)
     assert [r["number"] for r in listed] == ["2026-000001"]
     shown = run("requests", "show", "2026-000001").stdout
-    assert "Петрова Анна Сергеевна" in shown and "registered" in shown
+    assert "Петрова Анна Сергеевна" in shown and "получен -> зарегистрирован" in shown
     refused = run("requests", "status", "2026-000001", "--to", "refused", "--comment", "нет")
     assert refused.returncode == 1 and "основание" in refused.stderr
     ok = run("requests", "status", "2026-000001", "--to", "answered", "--comment", "Приём по вторникам с 10 до 13.")

@@ -366,6 +366,7 @@ def test_workers_killed_at_random_never_send_twice(
     addresses = populate(send_settings, 400)
     campaign_id = new_campaign(send_settings)
     killed = 0
+    victims_logs = []
     for _round in range(3):  # three workers, each SIGKILLed from outside at a moment it does not choose
         before = len(handler.arrivals)
         victim = _worker(campaign_id)
@@ -375,6 +376,7 @@ def test_workers_killed_at_random_never_send_twice(
             victim.send_signal(signal.SIGKILL)
             killed += 1
         victim.wait(timeout=60)
+        victims_logs.append(victim.stderr.read().decode("utf-8", "replace") if victim.stderr else "")
     assert killed == 3
     with caplog.at_level("WARNING", logger="mailservice.mailings.sender"):
         assert asyncio.run(send_campaign(send_settings, campaign_id)).status == "done"
@@ -387,7 +389,9 @@ def test_workers_killed_at_random_never_send_twice(
     # are "ambiguous" (logged), at most one per connection of each killed worker.
     assert report.queued == 0 and report.sent + report.ambiguous == 400
     assert len(missing) <= report.ambiguous <= killed * send_settings.mailing_concurrency, (missing, report)
-    assert report.ambiguous == 0 or "ambiguous" in caplog.text
+    # Logged by whichever process reconciled the dead worker's rows: a later victim sees a dead pid at once and
+    # settles them itself, so the log line may be in its output rather than in this process's.
+    assert report.ambiguous == 0 or "ambiguous" in caplog.text + "".join(victims_logs)
 
 
 @pytest.mark.slow

@@ -92,7 +92,7 @@ def test_profile_numbers_are_overridable() -> None:
 
 
 def test_bad_profile_settings() -> None:
-    with pytest.raises(ValueError, match="profile"):
+    with pytest.raises(ValueError, match="нет такого профиля рабочей группы: 'moscow'"):
         get_profile("moscow")
     with pytest.raises(ValueError, match="copy_wd"):
         get_profile("federal", {"copy_wd": 2})

@@ -157,7 +157,7 @@ def test_profile_policies() -> None:
     assert custom.policy.forms == ("in_person", "remote")
     with pytest.raises(ValueError, match="quorum_typo"):
         group_rules("federal", {"quorum_typo": 1})
-    with pytest.raises(ValueError, match="forms"):
+    with pytest.raises(ValueError, match="формы участия выбираются из"):
         group_rules("federal", {"forms": ["video"]})
 
 
@@ -168,7 +168,7 @@ def test_parse_setting() -> None:
     assert parse_setting("forms", "in_person, remote") == ["in_person", "remote"]
     with pytest.raises(ValueError, match="copies_wd"):
         parse_setting("copies_wd", "three")
-    with pytest.raises(ValueError, match="unknown"):
+    with pytest.raises(ValueError, match="нет такой настройки рабочей группы: 'colour'"):
         parse_setting("colour", "red")
 
 

@@ -268,3 +268,11 @@ def test_on_or_before_is_the_nearest_working_day(day: dt.date) -> None:
     before = SHIPPED.working_day_on_or_before(day)
     assert before <= day and SHIPPED.is_working_day(before)
     assert SHIPPED.working_days_between(before, day) == 0  # no working day in (before, day]
+
+
+def test_hypothesis_has_no_deadline() -> None:
+    """The properties above load the calendar on their first example: a deadline would fail them under load."""
+    from hypothesis import settings
+
+    assert settings.default.deadline is None
+    assert settings().deadline is None

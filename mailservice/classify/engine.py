@@ -17,6 +17,7 @@ from mailservice.classify.model import MODEL_AXES, TrainedModel
 from mailservice.classify.rules import AxisRules, AxisScores, RuleSet, load_rules, load_taxonomy
 from mailservice.classify.text import AnalyzedText, analyze
 from mailservice.config import get_settings
+from mailservice.resources import package_path
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class Classification:
 # The project's own labelled development set (written for it; tests/data/classify_dev.tsv links here). It also
 # trains the first model of a fresh install, so the service combines rules and model from the first message;
 # `classify train` later retrains on it plus the labels staff confirmed.
-SEED_SET = Path(__file__).parent / "data" / "dev_set.tsv"
+SEED_SET = package_path("classify", "data", "dev_set.tsv")
 
 
 def seed_model(path: Path, rules_version: str) -> TrainedModel | None:

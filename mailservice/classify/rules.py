@@ -15,7 +15,6 @@ from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from importlib import resources
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import yaml
 
 from mailservice.classify.prefilter import literals_apply, prefilters
 from mailservice.classify.text import AnalyzedText, lemma, normalize
+from mailservice.resources import package_path
 
 AXES = ("type", "topic", "urgency", "appeal_kind")
 DEFAULT_GAP = 2
@@ -62,12 +62,8 @@ class Taxonomy:
         return self.axes[key]
 
 
-def _package_file(name: str) -> Path:
-    return Path(str(resources.files("mailservice.classify").joinpath(name)))
-
-
-DEFAULT_TAXONOMY_PATH = _package_file("taxonomy.yaml")
-DEFAULT_RULES_PATH = _package_file("rules.yaml")
+DEFAULT_TAXONOMY_PATH = package_path("classify", "taxonomy.yaml")
+DEFAULT_RULES_PATH = package_path("classify", "rules.yaml")
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -11,14 +11,13 @@ from typing import Annotated
 import click
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from mailservice.config import get_settings
 from mailservice.db import session_scope, utcnow
-from mailservice.inforequests import export, identity, service
-from mailservice.inforequests.classification import labels_for
+from mailservice.inforequests import export, identity
 from mailservice.inforequests.lifecycle import (
     CHANNEL_NAMES,
     REFUSAL_GROUNDS,
@@ -28,13 +27,18 @@ from mailservice.inforequests.lifecycle import (
     TransitionError,
 )
 from mailservice.inforequests.models import Client, Request
-from mailservice.mail.headers import normalise_address
 from mailservice.workdays import default_calendar
 
 app = typer.Typer(help="Реестр запросов и обращений.", no_args_is_help=True)
 
 
+# The service layer (notifications, templates, the classifier's labels) is imported by the commands that change
+# something, not by `list` and `show`: a start of the CLI stays short.
+
+
 def _load(session: object, number: str) -> Request:
+    from mailservice.inforequests import service
+
     request = service.get_by_number(session, number)  # type: ignore[arg-type]
     if request is None:
         raise click.ClickException(f"Запрос № {number} не найден")
@@ -43,11 +47,13 @@ def _load(session: object, number: str) -> Request:
 
 def _email_option(email: str) -> str | None:
     """The normalised ``--email`` value, None when not given; a usage error when it is no address."""
+    from mailservice.mail.headers import normalise_address
+
     if not email:
         return None
     address = normalise_address(email)
     if address is None:
-        raise click.BadParameter(f"not a valid e-mail address: {email!r}", param_hint="--email")
+        raise click.BadParameter(f"это не адрес электронной почты: {email!r}", param_hint="--email")
     return address
 
 
@@ -65,7 +71,10 @@ def register_cmd(
     ] = "",
     actor: Annotated[str, typer.Option(help="Кто регистрирует")] = "cli",
 ) -> None:
-    """Register a request that came by phone, visit, post, social media or the web form."""
+    """Зарегистрировать запрос, поступивший по телефону, на приёме, почтой, через соцсети или веб-форму."""
+    from mailservice.inforequests import service
+    from mailservice.inforequests.classification import labels_for
+
     settings = get_settings()
     address = _email_option(email)
     now = utcnow()
@@ -74,10 +83,10 @@ def register_cmd(
         try:
             local = dt.datetime.fromisoformat(received)
         except ValueError:
-            raise click.BadParameter("expected YYYY-MM-DDTHH:MM", param_hint="--received") from None
+            raise click.BadParameter("ожидалось ГГГГ-ММ-ДДTЧЧ:ММ", param_hint="--received") from None
         received_at = (local if local.tzinfo else local.replace(tzinfo=settings.tz)).astimezone(dt.UTC)
         if received_at > now:
-            raise click.BadParameter("the moment of receipt is in the future", param_hint="--received")
+            raise click.BadParameter("момент получения ещё не наступил", param_hint="--received")
     with session_scope(settings) as session:
         client = service.find_or_create_client(
             session, now=now, name=name, email=address, phone=phone or None, postal_address=postal_address
@@ -115,7 +124,7 @@ def identity_check_cmd(
     from mailservice.web.staff import audit
 
     if document not in identity.DOCUMENTS:
-        raise click.BadParameter(f"expected one of {', '.join(identity.DOCUMENTS)}", param_hint="--document")
+        raise click.BadParameter(f"ожидается одно из: {', '.join(identity.DOCUMENTS)}", param_hint="--document")
     address = _email_option(email)
     now = utcnow()
     try:
@@ -159,7 +168,7 @@ def list_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
     limit: Annotated[int, typer.Option(min=1)] = 100,
 ) -> None:
-    """List requests, newest first."""
+    """Список запросов, новые сверху."""
     from mailservice.intake import actions
 
     settings = get_settings()
@@ -208,7 +217,17 @@ def list_cmd(
                 )
             )
             return
-        table = Table("№", "Статус", "Канал", "Клиент", "Тема", "Срок", "")
+        # A registration number is never cut or wrapped, whatever the terminal's width (YYYY-NNNNNN: 11 characters);
+        # neither is a date. The other columns share what is left.
+        table = Table(
+            Column("№", no_wrap=True, min_width=11),
+            "Статус",
+            "Канал",
+            "Клиент",
+            "Тема",
+            Column("Срок", no_wrap=True, min_width=10),
+            "",
+        )
         for r in rows:
             register_by, forward_by = actions.registration_date(settings, r), actions.forwarding_date(r)
             table.add_row(
@@ -229,9 +248,13 @@ def list_cmd(
         Console().print(table)
 
 
+def _status_name(status: str | None) -> str:
+    return STATUS_NAMES[Status(status)] if status else "—"
+
+
 @app.command("show")
 def show_cmd(number: Annotated[str, typer.Argument(help="Регистрационный номер, например 2026-000042")]) -> None:
-    """Show one request with its whole history."""
+    """Показать запрос со всей историей."""
     settings = get_settings()
     with session_scope(settings) as session:
         r = _load(session, number)
@@ -249,7 +272,7 @@ def show_cmd(number: Annotated[str, typer.Argument(help="Регистрацио�
             "История:",
         ]
         for e in r.events:
-            change = f" {e.from_status} -> {e.to_status}" if e.to_status else ""
+            change = f" {_status_name(e.from_status)} -> {_status_name(e.to_status)}" if e.to_status else ""
             ground = f" [{e.ground}]" if e.ground else ""
             out.append(f"  {e.at.astimezone(settings.tz):%Y-%m-%d %H:%M} {e.kind}{change}{ground} {e.comment[:200]}")
         for a in r.attachments:
@@ -267,7 +290,9 @@ def status_cmd(
     forwarded_to: Annotated[str, typer.Option(help="Куда перенаправлен (при --to forwarded)")] = "",
     actor: Annotated[str, typer.Option(help="Кто меняет статус")] = "cli",
 ) -> None:
-    """Change the status of a request; the client is told by e-mail."""
+    """Изменить статус запроса; клиент получит уведомление по почте."""
+    from mailservice.inforequests import service
+
     settings = get_settings()
     try:
         with session_scope(settings) as session:
@@ -318,11 +343,11 @@ def export_cmd(
     output: Annotated[Path, typer.Option("--output", help="Файл; '-' для стандартного вывода (только csv)")],
     fmt: Annotated[str, typer.Option("--format", help="csv или xlsx")] = "csv",
 ) -> None:
-    """Export the register (seed 004 p. 8) as CSV or XLSX."""
+    """Выгрузить реестр запросов (п. 8 Порядка) в CSV или XLSX."""
     if fmt not in ("csv", "xlsx"):
-        raise click.BadParameter("expected csv or xlsx", param_hint="--format")
+        raise click.BadParameter("ожидалось csv или xlsx", param_hint="--format")
     if fmt == "xlsx" and str(output) == "-":
-        raise click.BadParameter("xlsx needs a file name", param_hint="--output")
+        raise click.BadParameter("для xlsx нужно имя файла", param_hint="--output")
     settings = get_settings()
     today = utcnow().astimezone(settings.tz).date()
     with session_scope(settings) as session:

@@ -8,8 +8,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
 
-from openpyxl import Workbook
-from openpyxl.styles import Font
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
@@ -106,6 +104,10 @@ def write_csv(rows: Iterable[dict[str, object]], target: TextIO) -> int:
 def write_xlsx(rows: Iterable[dict[str, object]], path: Path) -> int:
     """Write the register as XLSX: one header row of column names, one row per request, and a second sheet
     that explains each column in Russian."""
+    # Imported here: openpyxl (and the numpy it pulls in) costs a fifth of a second at every start of the CLI.
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
     workbook = Workbook()
     sheet = workbook.active
     assert sheet is not None

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from mailservice.config import Settings
@@ -196,9 +195,16 @@ def _counter(session: Session, year: int) -> RegistrationCounter:
     locked = locked.execution_options(populate_existing=True)
     counter = session.scalar(locked)
     if counter is None:
-        dialect = session.get_bind().dialect.name
-        ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        session.execute(ins(RegistrationCounter).values(year=year, last=0).on_conflict_do_nothing())
+        # The dialect's INSERT ... ON CONFLICT, imported here: loading every PostgreSQL dialect module at import
+        # time slows each start of the CLI.
+        if session.get_bind().dialect.name == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
+            session.execute(postgresql.insert(RegistrationCounter).values(year=year, last=0).on_conflict_do_nothing())
+        else:
+            from sqlalchemy.dialects import sqlite
+
+            session.execute(sqlite.insert(RegistrationCounter).values(year=year, last=0).on_conflict_do_nothing())
         counter = session.scalars(locked).one()
     session.info["registration_counter"] = (session.get_transaction(), year, counter)
     return counter

@@ -45,9 +45,9 @@ def journal_cmd(
     fmt: Annotated[str, typer.Option("--format", help="csv, json или table")] = "table",
     outcome: Annotated[Outcome | None, typer.Option(help="Только с этим исходом")] = None,
 ) -> None:
-    """Print the intake journal: one row per message fetched or received, with its outcome."""
+    """Журнал приёма: строка на каждое полученное письмо с его исходом."""
     if fmt not in ("csv", "json", "table"):
-        raise click.BadParameter("expected csv, json or table", param_hint="--format")
+        raise click.BadParameter("ожидалось csv, json или table", param_hint="--format")
     with session_scope() as session:
         query = select(IntakeEntry).order_by(IntakeEntry.id)
         if outcome is not None:
@@ -72,7 +72,7 @@ def journal_cmd(
 
 @app.command("quarantine")
 def quarantine_cmd() -> None:
-    """List quarantined messages that staff have not dealt with yet."""
+    """Письма в карантине, ещё не разобранные сотрудниками."""
     with session_scope() as session:
         entries = session.scalars(
             select(IntakeEntry)
@@ -89,7 +89,7 @@ def release_cmd(
     entry_id: Annotated[int, typer.Argument(help="Номер строки журнала")],
     actor: Annotated[str, typer.Option(help="Кто выпускает")] = "cli",
 ) -> None:
-    """Run a quarantined message through intake again (after a fix), keeping the original journal row."""
+    """Пропустить письмо из карантина через приём заново (после исправления), сохранив исходную строку журнала."""
     settings = get_settings()
     with session_scope(settings) as session:
         entry = session.get(IntakeEntry, entry_id)
@@ -109,11 +109,11 @@ def release_cmd(
 
 @app.command("import")
 def import_cmd(files: Annotated[list[Path], typer.Argument(help="Файлы .eml")]) -> None:
-    """Feed .eml files into intake as if they had arrived by mail."""
+    """Передать файлы .eml в приём, как будто они пришли по почте."""
     settings = get_settings()
     for path in files:
         if not path.is_file():
-            raise click.BadParameter(f"no such file: {path}", param_hint="FILES")
+            raise click.BadParameter(f"нет такого файла: {path}", param_hint="FILES")
         result = process_raw(settings, path.read_bytes(), Source("file"))
         typer.echo(f"{path}: {result.outcome} {result.request_number or ''} {result.reason}".rstrip())
 

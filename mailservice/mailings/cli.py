@@ -26,7 +26,14 @@ from mailservice.mail import smtp
 from mailservice.mailings import campaigns, consent, subscribers
 from mailservice.mailings.campaigns import CampaignError
 from mailservice.mailings.consent import parse_address
-from mailservice.mailings.models import ConsentText, MailingList, Subscription, SubscriptionStatus
+from mailservice.mailings.models import (
+    CAMPAIGN_STATUS_NAMES,
+    CampaignStatus,
+    ConsentText,
+    MailingList,
+    Subscription,
+    SubscriptionStatus,
+)
 from mailservice.mailings.render import CampaignRenderer, Recipient, TemplateRefused, signer_from_settings
 from mailservice.mailings.sender import send_campaign
 from mailservice.mailings.subscribers import UnknownList
@@ -51,7 +58,7 @@ def _read(path: Path) -> str:
 
 @subscribers_app.command("lists")
 def lists_cmd() -> None:
-    """Show the lists with their number of active subscribers."""
+    """Списки рассылки с числом активных подписчиков."""
     with session_scope() as session:
         subscribers.default_list(session)
         counts = dict(
@@ -72,7 +79,7 @@ def list_create_cmd(
     title: Annotated[str, typer.Option("--title", help="Название для подписчиков")],
     purpose: Annotated[str, typer.Option("--purpose", help="Цель обработки (входит в согласие)")] = "",
 ) -> None:
-    """Create a mailing list (topic)."""
+    """Создать список рассылки (тему)."""
     try:
         with session_scope() as session:
             subscribers.create_list(session, slug, title, purpose)
@@ -83,7 +90,7 @@ def list_create_cmd(
 
 @subscribers_app.command("consent-text")
 def consent_text_cmd() -> None:
-    """Print the consent text in force and its version (the value for consent_text_version)."""
+    """Действующий текст согласия и его версия (значение для consent_text_version)."""
     settings = get_settings()
     with session_scope(settings) as session:
         text = consent.current_consent(session, settings)
@@ -103,7 +110,7 @@ def import_cmd(
         bool, typer.Option("--skip-invalid", help="Загрузить верные строки, пропустив ошибочные")
     ] = False,
 ) -> None:
-    """Import subscribers with their consent evidence; rows without it are refused with their line numbers."""
+    """Загрузить подписчиков с подтверждением согласия; строки без него отклоняются с номерами."""
     settings = get_settings()
     try:
         decoded = decode_text(file.read_bytes())
@@ -150,7 +157,7 @@ def export_cmd(
     list_slug: Annotated[str | None, typer.Option("--list", help="Только этот список")] = None,
     include_all: Annotated[bool, typer.Option("--all", help="Также неподтверждённые и отписавшиеся")] = False,
 ) -> None:
-    """Export subscribers with their consent evidence (the import format plus status)."""
+    """Выгрузить подписчиков с подтверждением согласия (формат загрузки и статус)."""
     with session_scope() as session:
         rows = subscribers.export_rows(session, list_slug=list_slug, include_all=include_all)
     columns = [*subscribers.CSV_COLUMNS, "status"]
@@ -169,7 +176,7 @@ def export_cmd(
 
 @subscribers_app.command("purge")
 def purge_cmd() -> None:
-    """Destroy the personal data of subscribers who withdrew (or never confirmed) long enough ago (152-FZ)."""
+    """Уничтожить персональные данные отозвавших согласие (или не подтвердивших) по истечении срока (152-ФЗ)."""
     settings = get_settings()
     with session_scope(settings) as session:
         count = subscribers.purge(session, settings, utcnow())
@@ -188,7 +195,7 @@ def create_cmd(
     template: Annotated[Path, typer.Option("--template", help="Шаблон Jinja2 (текст); ссылка — {{ unsubscribe_url }}")],
     html: Annotated[Path | None, typer.Option("--html", help="Шаблон Jinja2 HTML-версии (иначе из текста)")] = None,
 ) -> None:
-    """Create a draft campaign; prints its id. A template without the unsubscribe link is refused."""
+    """Создать черновик рассылки и вывести его номер; шаблон без ссылки отписки отклоняется."""
     settings = get_settings()
     try:
         with session_scope(settings) as session:
@@ -244,7 +251,7 @@ def preview_cmd(
     campaign_id: Annotated[int, typer.Argument(help="Номер рассылки")],
     html_out: Annotated[Path | None, typer.Option("--html-out", help="Записать HTML-версию в файл")] = None,
 ) -> None:
-    """Show a copy as a subscriber would get it: headers and text (the link in it is a dummy)."""
+    """Показать письмо, как его получит подписчик: заголовки и текст (ссылка в нём условная)."""
     raw = _renderer(campaign_id).message(_sample("subscriber@example.invalid"))
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(parsed, EmailMessage)
@@ -277,8 +284,9 @@ def test_send_cmd(
 
 
 def _status_line(report: campaigns.CampaignStatusReport) -> str:
+    status = CAMPAIGN_STATUS_NAMES[CampaignStatus(report.status)]
     return (
-        f"Рассылка № {report.id} ({report.status}): всего {report.total}, в очереди {report.queued}, "
+        f"Рассылка № {report.id} ({status}): всего {report.total}, в очереди {report.queued}, "
         f"отправлено {report.sent}, ошибок {report.failed}, пропущено (отписались) {report.skipped_withdrawn}, "
         f"возвраты {report.bounced}, неизвестно {report.ambiguous}"
     )
@@ -294,7 +302,7 @@ def send_cmd(
     campaign_id: Annotated[int, typer.Argument(help="Номер рассылки")],
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Только запустить: отправит mailservice worker")] = False,
 ) -> None:
-    """Send a campaign in the foreground with a progress bar; returns when every copy is final."""
+    """Отправить рассылку с индикатором хода; завершается, когда каждое письмо обработано."""
     settings = get_settings()
     try:
         with session_scope(settings) as session:
@@ -358,7 +366,7 @@ def send_cmd(
 
 @campaign_app.command("pause")
 def pause_cmd(campaign_id: Annotated[int, typer.Argument(help="Номер рассылки")]) -> None:
-    """Pause a campaign; copies already being sent finish."""
+    """Приостановить рассылку; уже отправляемые письма уйдут."""
     try:
         with session_scope() as session:
             campaigns.pause(session, campaign_id)
@@ -369,7 +377,7 @@ def pause_cmd(campaign_id: Annotated[int, typer.Argument(help="Номер рас
 
 @campaign_app.command("resume")
 def resume_cmd(campaign_id: Annotated[int, typer.Argument(help="Номер рассылки")]) -> None:
-    """Resume a paused campaign (the worker, or `campaign send`, continues it)."""
+    """Возобновить рассылку (её продолжит worker или `campaign send`)."""
     try:
         with session_scope() as session:
             campaigns.resume(session, campaign_id)
@@ -383,7 +391,7 @@ def status_cmd(
     campaign_id: Annotated[int, typer.Argument(help="Номер рассылки")],
     as_json: Annotated[bool, typer.Option("--json", help="Вывести JSON")] = False,
 ) -> None:
-    """Counts: queued, sent, failed, skipped (withdrawn), bounced, ambiguous."""
+    """Счётчики: в очереди, отправлено, ошибки, пропущено (отзыв), возвраты, неизвестно."""
     try:
         report = _report(campaign_id)
     except CampaignError as exc:
@@ -396,9 +404,10 @@ def status_cmd(
 
 @campaign_app.command("list")
 def list_cmd() -> None:
-    """All campaigns, newest first."""
+    """Все рассылки, новые сверху."""
     from mailservice.mailings.models import Campaign
 
     with session_scope() as session:
         for campaign in session.scalars(select(Campaign).order_by(Campaign.id.desc())):
-            typer.echo(f"{campaign.id:>5} {campaign.status:<8} {campaign.created_at:%Y-%m-%d %H:%M} {campaign.subject}")
+            status = CAMPAIGN_STATUS_NAMES[CampaignStatus(campaign.status)]
+            typer.echo(f"{campaign.id:>5} {status:<14} {campaign.created_at:%Y-%m-%d %H:%M} {campaign.subject}")

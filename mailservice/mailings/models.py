@@ -60,6 +60,14 @@ class CampaignStatus(StrEnum):
     done = "done"
 
 
+CAMPAIGN_STATUS_NAMES = {
+    CampaignStatus.draft: "черновик",
+    CampaignStatus.sending: "отправляется",
+    CampaignStatus.paused: "приостановлена",
+    CampaignStatus.done: "завершена",
+}
+
+
 class MailingList(Base):
     """A topic people subscribe to; its purpose is part of the consent (152-FZ art. 9: consent is specific)."""
 

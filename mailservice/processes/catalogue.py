@@ -12,9 +12,10 @@ import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
-CATALOGUE_FILE = Path(__file__).resolve().parent / "data" / "catalogue.json"
+from mailservice.resources import package_path
+
+CATALOGUE_FILE = package_path("processes", "data", "catalogue.json")
 
 # Groups whose processes show live figures from the request register.
 APPEALS_GROUP = 4

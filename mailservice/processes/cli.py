@@ -123,7 +123,7 @@ def _read(path: Path) -> spreadsheet.ReadResult:
 
 @app.command("catalogue", help="Перечень типовых процессов (шесть групп).")
 def catalogue_cmd(as_json_flag: JsonOption = False) -> None:
-    """Print the catalogue of typical processes (six groups)."""
+    """Перечень типовых процессов (шесть групп)."""
     catalogue = load_catalogue()
     if as_json_flag:
         typer.echo(json.dumps(as_json(catalogue), ensure_ascii=False, indent=2))
@@ -141,7 +141,7 @@ def template_cmd(
     output: Annotated[Path, typer.Option("--output", help="Файл XLSX")],
     group: Annotated[list[int], typer.Option("--group", help="Только эти группы Перечня")] = [],  # noqa: B006
 ) -> None:
-    """Write a register to start from: the catalogue's processes, to be completed and trimmed."""
+    """Записать заготовку реестра: процессы перечня, которые нужно дополнить и сократить."""
     catalogue = load_catalogue()
     unknown = [g for g in group if catalogue.group(g) is None]
     if unknown:
@@ -155,7 +155,7 @@ def template_cmd(
 def validate_cmd(
     file: Annotated[Path, typer.Argument(help="Реестр в XLSX или CSV")], as_json_flag: JsonOption = False
 ) -> None:
-    """Check a spreadsheet against the template and the catalogue; exit status 1 when there is a problem."""
+    """Проверить таблицу по шаблону и перечню; код выхода 1 при любой проблеме."""
     read = _read(file)
     _validated, problems = service.check_file(read)
     if as_json_flag:
@@ -175,7 +175,7 @@ def import_cmd(
     staff: StaffOption,
     reason: Annotated[str, typer.Option(help="Комментарий к версии")] = "",
 ) -> None:
-    """Import a spreadsheet as a new version (it then awaits the officer's approval)."""
+    """Загрузить таблицу как новую версию (она ждёт утверждения ответственным)."""
     read = _read(file)
     actor = _staff(staff)
     with _session() as session:
@@ -194,7 +194,7 @@ def import_cmd(
 
 @app.command("approve", help="Утвердить последнюю версию реестра.")
 def approve_cmd(staff: StaffOption, version: Annotated[int | None, typer.Option(help="Номер версии")] = None) -> None:
-    """Record the officer's approval of the newest version."""
+    """Отметить утверждение новейшей версии ответственным."""
     actor = _staff(staff)
     with _session() as session:
         approved = service.approve_version(session, get_settings(), actor=actor, now=utcnow(), number=version)
@@ -203,7 +203,7 @@ def approve_cmd(staff: StaffOption, version: Annotated[int | None, typer.Option(
 
 @app.command("versions", help="Версии реестра.")
 def versions_cmd(as_json_flag: JsonOption = False) -> None:
-    """List the versions of the register."""
+    """Версии реестра."""
     from sqlalchemy import select
 
     from mailservice.processes.models import RegisterVersion
@@ -242,7 +242,7 @@ def versions_cmd(as_json_flag: JsonOption = False) -> None:
 def list_cmd(
     version: Annotated[int | None, typer.Option(help="Номер версии")] = None, as_json_flag: JsonOption = False
 ) -> None:
-    """List the processes of a version (the newest by default)."""
+    """Процессы версии (по умолчанию новейшей)."""
     with _session() as session:
         found = service.get_version(session, version)
         rows = service.version_rows(found)
@@ -269,7 +269,7 @@ def show_cmd(
     version: Annotated[int | None, typer.Option(help="Номер версии")] = None,
     as_json_flag: JsonOption = False,
 ) -> None:
-    """Show a process, its status history and, for group 4, the live figures of the request register."""
+    """Процесс, история его статусов и, для группы 4, показатели реестра запросов."""
     settings = get_settings()
     with _session() as session:
         row = next(
@@ -332,7 +332,7 @@ def _print_figures(month_figures: list[figures.MonthFigures]) -> None:
 
 @app.command("figures", help="Показатели группы 4 «Рассмотрение обращений и запросов» по месяцам.")
 def figures_cmd(as_json_flag: JsonOption = False) -> None:
-    """Live figures of group 4 ("appeals and requests") from the request register, by month."""
+    """Показатели группы 4 («обращения и запросы») из реестра запросов по месяцам."""
     with _session() as session:
         month_figures = figures.group4_figures(session, get_settings())
     if as_json_flag:
@@ -347,7 +347,7 @@ def export_cmd(
     output: Annotated[Path, typer.Option("--output", help="Файл")],
     version: Annotated[int | None, typer.Option(help="Номер версии (по умолчанию последняя)")] = None,
 ) -> None:
-    """Export a version exactly as the template lays it out (one header row, no merged cells)."""
+    """Выгрузить версию точно по шаблону (одна строка заголовка, без объединённых ячеек)."""
     if fmt not in ("xlsx", "csv"):
         raise click.BadParameter("xlsx или csv", param_hint="--format")
     with _session() as session:
@@ -367,7 +367,7 @@ def status_cmd(
     reason: Annotated[str, typer.Option("--reason", help="Почему")],
     staff: StaffOption,
 ) -> None:
-    """The officer moves a process to the next status (or back); a new version records it."""
+    """Ответственный переводит процесс в следующий статус (или назад); это новая версия."""
     target = _status(to)
     actor = _staff(staff)
     with _session() as session:
@@ -382,7 +382,7 @@ def opendata_cmd(
     output: Annotated[Path, typer.Option("--output", help="Папка для файлов набора")],
     base_url: Annotated[str, typer.Option(help="Адрес папки набора на сайте (со слешем в конце)")] = "",
 ) -> None:
-    """Write the open data set of the register's public part (data, structure, meta.csv)."""
+    """Записать открытые данные публичной части реестра (данные, структура, meta.csv)."""
     settings = get_settings()
     with _session() as session:
         register = publication.public_register(session, settings)
@@ -427,7 +427,7 @@ def _submit(
 
 @requests_app.command("add", help="Запрос на добавление процесса (графы: --set код=значение).")
 def request_add(staff: StaffOption, grounds: GroundsOption, approver: ApproverOption, set_: SetOption) -> None:
-    """Ask to add a process (its cells as --set code=value: process_id, service_name, process_name, ...)."""
+    """Запросить добавление процесса (графы как --set код=значение: process_id, service_name, process_name, ...)."""
     proposal = _pairs(set_)
     try:
         requests.cells_for_change(proposal)
@@ -443,7 +443,7 @@ def request_remove(
     grounds: GroundsOption,
     approver: ApproverOption,
 ) -> None:
-    """Ask to remove a process."""
+    """Запросить исключение процесса."""
     _submit(RequestKind.remove, process_id, {}, staff, grounds, approver)
 
 
@@ -455,7 +455,7 @@ def request_edit(
     approver: ApproverOption,
     set_: SetOption,
 ) -> None:
-    """Ask to change a process's cells (--set code=value)."""
+    """Запросить изменение граф процесса (--set код=значение)."""
     _submit(RequestKind.change, process_id, _pairs(set_), staff, grounds, approver)
 
 
@@ -467,7 +467,7 @@ def request_status(
     grounds: GroundsOption,
     approver: ApproverOption,
 ) -> None:
-    """Ask to move a process to another re-engineering status."""
+    """Запросить перевод процесса в другой статус реинжиниринга."""
     _submit(RequestKind.status, process_id, {"status": _status(to).value}, staff, grounds, approver)
 
 
@@ -496,7 +496,7 @@ def request_list(
     state: Annotated[str, typer.Option(help="pending, approved, objected, applied, rejected")] = "",
     as_json_flag: JsonOption = False,
 ) -> None:
-    """List change requests, newest first."""
+    """Запросы на изменение, новые сверху."""
     try:
         wanted = RequestState(state) if state else None
     except ValueError:
@@ -513,7 +513,7 @@ def request_list(
 
 @requests_app.command("show", help="Запрос на изменение и ответы подразделений.")
 def request_show(number: Annotated[int, typer.Argument()], as_json_flag: JsonOption = False) -> None:
-    """Show a change request and the units' answers."""
+    """Запрос на изменение и ответы подразделений."""
     with _session() as session:
         request = requests.get_request(session, number)
         if as_json_flag:
@@ -534,7 +534,7 @@ def request_apply(
     staff: StaffOption,
     comment: Annotated[str, typer.Option(help="Комментарий владельцу")] = "",
 ) -> None:
-    """The officer applies an agreed request: a new version of the register."""
+    """Ответственный применяет согласованный запрос: новая версия реестра."""
     actor = _staff(staff)
     with _session() as session:
         made = requests.apply_change_request(
@@ -549,7 +549,7 @@ def request_reject(
     staff: StaffOption,
     reason: Annotated[str, typer.Option("--reason", help="Причина отклонения")],
 ) -> None:
-    """The officer declines a request."""
+    """Ответственный отклоняет запрос."""
     actor = _staff(staff)
     with _session() as session:
         requests.reject_change_request(session, get_settings(), number=number, actor=actor, reason=reason, now=utcnow())
@@ -565,7 +565,7 @@ def request_column(
     code: Annotated[str, typer.Option("--code", help="Код графы (для rename и remove), см. processes form")] = "",
     title: Annotated[str, typer.Option("--title", help="Название графы (для add и rename)")] = "",
 ) -> None:
-    """Ask to add, rename or exclude a column of the register (a change of its form)."""
+    """Запросить добавление, переименование или исключение графы реестра (изменение его формы)."""
     try:
         chosen = ColumnOp(op)
     except ValueError:
@@ -576,7 +576,7 @@ def request_column(
 
 @app.command("form", help="Графы реестра в последней версии (коды для запросов на изменение).")
 def form_cmd(as_json_flag: JsonOption = False) -> None:
-    """The columns of the newest version, with their codes."""
+    """Графы последней версии с их кодами."""
     with _session() as session:
         columns = service.current_form(session)
     if as_json_flag:
@@ -597,7 +597,7 @@ def owner_link(
     account: Annotated[str, typer.Option("--account", help="Адрес учётной записи владельца")],
     staff: StaffOption,
 ) -> None:
-    """The officer links an owner cell to a staff account."""
+    """Ответственный связывает владельца из графы с учётной записью сотрудника."""
     actor = _staff(staff)
     with _session() as session:
         people.link_owner(session, owner=owner, staff_email=account, actor=actor, now=utcnow())
@@ -606,7 +606,7 @@ def owner_link(
 
 @owners_app.command("list", help="Связи владельцев с учётными записями.")
 def owner_list() -> None:
-    """Every link of an owner cell to a staff account."""
+    """Все связи владельцев с учётными записями."""
     with _session() as session:
         for link, user in people.owner_links(session):
             typer.echo(f"{link.id}\t{link.owner}\t{user.email}")
@@ -616,7 +616,7 @@ def owner_list() -> None:
 def owner_unlink(
     link_id: Annotated[int, typer.Argument(help="Номер связи (processes owner list)")], staff: StaffOption
 ) -> None:
-    """The officer removes a link."""
+    """Ответственный удаляет связь."""
     actor = _staff(staff)
     with _session() as session:
         people.unlink_owner(session, link_id, actor=actor)

@@ -26,9 +26,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from mailservice.resources import package_path
+
 DEFAULT_SEED_GLOB = "../shared/seeds/003_*.txt"
-DEFAULT_OUTPUT = Path(__file__).resolve().parent / "data" / "catalogue.json"
+DEFAULT_OUTPUT = package_path("processes", "data", "catalogue.json")
 
 # The version of the catalogue data: the act it comes from. A new edition of the act gets a new version.
 CATALOGUE_VERSION = "1111-P-2023-12-01"
@@ -145,8 +146,8 @@ def render_json(catalogue: dict[str, Any]) -> str:
 
 
 def default_seed() -> Path | None:
-    """The seed file next to the repository, if it is there."""
-    found = sorted(REPO_ROOT.glob(DEFAULT_SEED_GLOB))
+    """The seed file next to the checkout this developer's tool runs from (the current folder), if it is there."""
+    found = sorted(Path.cwd().glob(DEFAULT_SEED_GLOB))
     return found[0] if found else None
 
 

@@ -13,7 +13,6 @@ import yaml
 
 from mailservice.config import get_settings
 from mailservice.db import utcnow
-from mailservice.resources import package_path
 
 if TYPE_CHECKING:
     from mailservice.publishing.schema import SiteSchema
@@ -21,15 +20,27 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Сайт раскрытия информации: документы, проверка, сборка, публикация.", no_args_is_help=True)
 
-DEFAULT_SITE = package_path("site")
-
 SiteOption = Annotated[
-    Path,
-    typer.Option("--site", envvar="MAILSERVICE_SITE_DIR", help="Папка сайта (mkdocs.yml, sections.yml, docs/)"),
+    Path | None,
+    typer.Option(
+        "--site",
+        help="Папка сайта (mkdocs.yml, sections.yml, docs/); по умолчанию MAILSERVICE_SITE_DIR или DATA_DIR/site",
+        show_default=False,
+    ),
 ]
 
 
-def _site(site: Path) -> Path:
+def _site(site: Path | None) -> Path:
+    """The site folder given, or the configured one (created from the packaged skeleton on first use)."""
+    if site is None:
+        from mailservice.publishing.scaffold import ScaffoldError, init_site
+
+        site = get_settings().effective_site_dir
+        try:
+            if init_site(site):
+                typer.echo(f"Папка сайта создана из образца: {site}", err=True)
+        except ScaffoldError as exc:
+            raise click.ClickException(str(exc)) from None
     if not (site / "mkdocs.yml").is_file():
         raise click.ClickException(f"в папке {site} нет mkdocs.yml: укажите папку сайта (--site)")
     return site
@@ -63,6 +74,22 @@ def _docs_dir(site: Path) -> Path:
     return site / str(read_mkdocs_yml(site / "mkdocs.yml").get("docs_dir") or "docs")
 
 
+@app.command("init")
+def init_cmd(site: SiteOption = None) -> None:
+    """Создать папку сайта из образца; существующий сайт не меняется."""
+    from mailservice.publishing.scaffold import ScaffoldError, init_site
+
+    target = site or get_settings().effective_site_dir
+    try:
+        created = init_site(target)
+    except ScaffoldError as exc:
+        raise click.ClickException(str(exc)) from None
+    if created:
+        typer.echo(f"Папка сайта создана: {target}. Заполните поля с пометкой ЗАПОЛНИТЬ: mailservice site check")
+    else:
+        typer.echo(f"Сайт уже есть в {target}: ничего не изменено")
+
+
 @app.command("new")
 def new_cmd(
     category: Annotated[str, typer.Option("--category", help="Раздел (category из sections.yml)")],
@@ -71,9 +98,9 @@ def new_cmd(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Поле заголовка: поле=значение (можно несколько)")
     ] = None,
-    site: SiteOption = DEFAULT_SITE,
+    site: SiteOption = None,
 ) -> None:
-    """Create a document page in a section, with its front matter and attachments."""
+    """Создать страницу документа в разделе, с заголовком и приложениями."""
     from mailservice.publishing.scaffold import ScaffoldError, create_document
 
     site = _site(site)
@@ -107,12 +134,12 @@ def new_cmd(
 
 @app.command("check")
 def check_cmd(
-    site: SiteOption = DEFAULT_SITE,
+    site: SiteOption = None,
     today: Annotated[
         str | None, typer.Option("--today", help="Дата проверки ГГГГ-ММ-ДД (по умолчанию сегодня)")
     ] = None,
 ) -> None:
-    """Check required sections, front matter, links, attachments and review dates; exit 1 on any problem."""
+    """Проверить разделы, заголовки, ссылки, приложения и даты пересмотра; код 1 при любой проблеме."""
     from mailservice.publishing.checks import check_site
     from mailservice.publishing.schema import SchemaError
 
@@ -135,10 +162,10 @@ def check_cmd(
 @app.command("build")
 def build_cmd(
     output: Annotated[Path, typer.Option("--output", help="Папка для собранного сайта")],
-    site: SiteOption = DEFAULT_SITE,
+    site: SiteOption = None,
     strict: Annotated[bool, typer.Option("--strict", help="Предупреждения MkDocs считать ошибками")] = False,
 ) -> None:
-    """Build the site into a folder (works with no database: the generated pages then say there is no data)."""
+    """Собрать сайт в папку (без базы данных страницы статистики скажут «Нет данных»)."""
     from mailservice.publishing.build import BuildError, build_site, register_consent_text
 
     site = _site(site)
@@ -154,10 +181,10 @@ def build_cmd(
 
 @app.command("serve")
 def serve_cmd(
-    site: SiteOption = DEFAULT_SITE,
+    site: SiteOption = None,
     dev_addr: Annotated[str | None, typer.Option("--dev-addr", help="Адрес и порт, например 127.0.0.1:8001")] = None,
 ) -> None:
-    """Serve the site with live reload for editing (MkDocs' development server, not for the public)."""
+    """Показать сайт с обновлением на лету для правки (сервер разработки MkDocs, не для публики)."""
     from mkdocs.commands.serve import serve
 
     site = _site(site)
@@ -168,14 +195,14 @@ def serve_cmd(
 @app.command("publish")
 def publish_cmd(
     target: Annotated[Path, typer.Option("--target", help="Публикуемая папка (символическая ссылка на сборку)")],
-    site: SiteOption = DEFAULT_SITE,
+    site: SiteOption = None,
     notify: Annotated[
         bool, typer.Option("--notify", help="Сообщить подписчикам (только давшим согласие) о новых документах")
     ] = False,
     keep: Annotated[int, typer.Option("--keep", min=1, help="Сколько сборок хранить для отката")] = 3,
     actor: Annotated[str, typer.Option("--actor", help="Кто публикует (для журнала рассылок)")] = "",
 ) -> None:
-    """Check, build into a new release and switch the target to it atomically; optionally notify subscribers."""
+    """Проверить, собрать новый выпуск и атомарно переключить на него; по желанию уведомить подписчиков."""
     from mailservice.publishing.build import BuildError, publish_site, register_consent_text
     from mailservice.publishing.checks import check_site
     from mailservice.publishing.mkdocs_config import read_mkdocs_yml
@@ -211,10 +238,10 @@ def publish_cmd(
 @app.command("qr")
 def qr_cmd(
     output: Annotated[Path, typer.Option("--output", help="Папка для файлов QR-кода")],
-    site: SiteOption = DEFAULT_SITE,
+    site: SiteOption = None,
     url: Annotated[str | None, typer.Option("--url", help="Адрес (по умолчанию страница обратной связи)")] = None,
 ) -> None:
-    """Write the QR code of the feedback page (PNG and SVG) for printed materials."""
+    """Записать QR-код страницы обратной связи (PNG и SVG) для печатных материалов."""
     from mailservice.publishing.generated import QR_NAME, feedback_url
     from mailservice.publishing.mkdocs_config import read_mkdocs_yml
     from mailservice.publishing.qr import qr_png, qr_svg

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from mailservice.publishing.schema import PLACEHOLDER, Section
+from mailservice.resources import package_path
 
 # Formats a visitor can open without special software; scanned images belong inside a PDF with a text layer.
 ATTACHMENT_SUFFIXES = frozenset(
@@ -132,3 +133,19 @@ def create_document(
 
 
 __all__ = ["ATTACHMENT_SUFFIXES", "NewDocument", "ScaffoldError", "create_document", "render_document", "slugify"]
+
+
+def init_site(target: Path) -> bool:
+    """Copy the packaged site skeleton into ``target``; False (nothing touched) when a site is already there.
+
+    Staff edit the copy, never the package: an upgrade of the package leaves their pages as they are.
+    """
+    if (target / "mkdocs.yml").is_file():
+        return False
+    if target.exists() and any(target.iterdir()):
+        raise ScaffoldError(f"папка {target} не пуста и в ней нет mkdocs.yml: укажите пустую папку для сайта")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(
+        package_path("site"), target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
+    return True

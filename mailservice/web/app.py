@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
 from email.message import EmailMessage
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 
 from mailservice.config import Environment, Settings, get_settings
+from mailservice.db import pending_migrations
 from mailservice.templating import render
 from mailservice.web import security
 from mailservice.web.staff import mount as mount_console
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -29,7 +34,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/healthz", response_class=PlainTextResponse)
     def healthz() -> str:
+        """The process answers (compose and load balancers: alive)."""
         return "ok"
+
+    @app.get("/readyz", response_class=PlainTextResponse)
+    def readyz() -> PlainTextResponse:
+        """The database answers and carries every migration (compose: ready to take traffic)."""
+        try:
+            pending = pending_migrations(settings)
+        except SQLAlchemyError as exc:
+            log.warning("readyz: database unreachable: %s", exc)
+            return PlainTextResponse("база данных недоступна", status_code=503)
+        if pending:
+            return PlainTextResponse(f"не применены миграции: {', '.join(sorted(pending))}", status_code=503)
+        return PlainTextResponse("ok")
 
     @app.get("/", response_class=HTMLResponse)
     def home(request: Request) -> str:

@@ -82,26 +82,27 @@ def _date(value: str, hint: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter("expected a date YYYY-MM-DD", param_hint=hint) from None
+        raise click.BadParameter("ожидалась дата ГГГГ-ММ-ДД", param_hint=hint) from None
 
 
 def _time(value: str, hint: str) -> dt.time:
     try:
         return dt.time.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter("expected a time HH:MM", param_hint=hint) from None
+        raise click.BadParameter("ожидалось время ЧЧ:ММ", param_hint=hint) from None
 
 
 def _choice(value: str, hint: str) -> Choice:
     try:
         return Choice(value.lower())
     except ValueError:
-        raise click.BadParameter("expected for, against or abstain", param_hint=hint) from None
+        expected = "ожидалось for (за), against (против) или abstain (воздержался)"
+        raise click.BadParameter(expected, param_hint=hint) from None
 
 
 def _file(path: Path) -> tuple[str, str, bytes]:
     if not path.is_file():
-        raise click.BadParameter(f"no such file: {path}", param_hint="FILE")
+        raise click.BadParameter(f"нет такого файла: {path}", param_hint="FILE")
     content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     return path.name, content_type, path.read_bytes()
 
@@ -118,7 +119,7 @@ def _settings_pairs(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise click.BadParameter(f"expected key=value, got {pair!r}", param_hint="--set")
+            raise click.BadParameter(f"ожидалось ключ=значение, а не {pair!r}", param_hint="--set")
         try:
             values[key.strip()] = parse_setting(key.strip(), value)
         except ValueError as exc:
@@ -136,7 +137,7 @@ def deadlines_cmd(
     signed: Annotated[str | None, typer.Option("--signed", help="Дата подписания протокола YYYY-MM-DD")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Вывести JSON")] = False,
 ) -> None:
-    """Print every term of a profile around a meeting, on the production calendar."""
+    """Все сроки профиля вокруг заседания по производственному календарю."""
     try:
         rules = get_profile(profile)
     except ValueError as exc:
@@ -170,7 +171,7 @@ def tally_cmd(
     poll: Annotated[bool, typer.Option("--poll", help="Письменный опрос")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Вывести JSON")] = False,
 ) -> None:
-    """Quorum and adoption of one decision per RULES.md (with --poll: a written poll)."""
+    """Кворум и принятие одного решения (с --poll: письменный опрос)."""
     choice = _choice(presiding, "--presiding") if presiding else None
     try:
         result = tally(members, present, Votes(votes_for, against, abstain), choice)
@@ -194,7 +195,7 @@ def group_add(
     profile: Annotated[str, typer.Option("--profile", help=f"Профиль положения: {', '.join(PROFILES)}")],
     values: Annotated[list[str] | None, typer.Option("--set", help="Свои значения: ключ=значение")] = None,
 ) -> None:
-    """Create a working group under a regulation profile."""
+    """Создать рабочую группу по профилю положения."""
     overrides = _settings_pairs(values or [])
     with _work() as (_settings, session, now):
         group = service.create_group(
@@ -208,7 +209,7 @@ def group_set(
     slug: Annotated[str, typer.Argument(help="Группа")],
     values: Annotated[list[str], typer.Argument(help="ключ=значение ...")],
 ) -> None:
-    """Change the group's own values (terms in days, forms, monthly, quorum, reminders)."""
+    """Изменить параметры группы (сроки в днях, формы, ежемесячность, кворум, напоминания)."""
     changes = _settings_pairs(values)
     with _work() as (_settings, session, now):
         group = service.get_group(session, slug)
@@ -218,7 +219,7 @@ def group_set(
 
 @group_app.command("list")
 def group_list() -> None:
-    """List the working groups."""
+    """Список рабочих групп."""
     with _work() as (_settings, session, _now):
         for group in session.scalars(select(WgGroup).order_by(WgGroup.id)):
             typer.echo(f"{group.slug}\t{group.profile}\t{group.title}")
@@ -226,7 +227,7 @@ def group_list() -> None:
 
 @group_app.command("show")
 def group_show(slug: Annotated[str, typer.Argument(help="Группа")]) -> None:
-    """Show a group's rules, members and warnings."""
+    """Правила, состав и предупреждения группы."""
     with _work() as (settings, session, now):
         group = service.get_group(session, slug)
         rules = service.rules_of(group)
@@ -255,7 +256,7 @@ def member_add(
     no_vote: Annotated[bool, typer.Option("--no-vote", help="Без права голоса")] = False,
     verified: Annotated[bool, typer.Option("--verified", help="Адрес подтверждён лично, письмо не нужно")] = False,
 ) -> None:
-    """Add a person; an unverified address gets a confirmation link by e-mail."""
+    """Добавить участника; на неподтверждённый адрес уйдёт ссылка для подтверждения."""
     with _work() as (settings, session, now):
         group = service.get_group(session, group_ref)
         member = service.add_member(
@@ -280,7 +281,7 @@ def member_remove(
     group_ref: Annotated[str, typer.Option("--group", help="Группа")],
     member_ref: Annotated[str, typer.Argument(help="Адрес или номер")],
 ) -> None:
-    """Take a person out of the group (their records stay)."""
+    """Исключить участника из группы (его записи сохраняются)."""
     with _work() as (_settings, session, now):
         group = service.get_group(session, group_ref)
         member = service.find_member(session, group, member_ref)
@@ -290,7 +291,7 @@ def member_remove(
 
 @member_app.command("list")
 def member_list(group_ref: Annotated[str, typer.Option("--group", help="Группа")]) -> None:
-    """List the group's people."""
+    """Состав группы."""
     with _work() as (_settings, session, _now):
         group = service.get_group(session, group_ref)
         for m in service.members_of(session, group):
@@ -309,7 +310,7 @@ def meeting_create(
     place: Annotated[str, typer.Option("--place", help="Место или ссылка на видеосвязь")] = "",
     duration: Annotated[int, typer.Option("--duration", help="Продолжительность, минут")] = 90,
 ) -> None:
-    """Plan a meeting (or a written poll) and compute its terms."""
+    """Назначить заседание (или письменный опрос) и рассчитать его сроки."""
     with _work() as (settings, session, now):
         group = service.get_group(session, group_ref)
         starts = service.local_start(settings, _date(date, "--date"), _time(time, "--time"))
@@ -343,7 +344,7 @@ def _print_deadlines(session: Session, settings: Settings, meeting: WgMeeting) -
 
 @meeting_app.command("list")
 def meeting_list(group_ref: Annotated[str | None, typer.Option("--group", help="Группа")] = None) -> None:
-    """List meetings with their status."""
+    """Список заседаний с их состоянием."""
     with _work() as (settings, session, _now):
         query = select(WgMeeting).order_by(WgMeeting.starts_at)
         if group_ref:
@@ -362,7 +363,7 @@ def meeting_show(
     meeting_id: Annotated[int, typer.Argument(help="Код заседания")],
     as_json: Annotated[bool, typer.Option("--json", help="Вывести JSON")] = False,
 ) -> None:
-    """Everything about a meeting: terms kept or missed, agenda, votes, opinions, replies, minutes."""
+    """Всё о заседании: сроки, повестка, голоса, мнения, ответы, протокол."""
     with _work() as (settings, session, _now):
         meeting, group = _meeting(session, meeting_id)
         members, taking_part, results = service.tallies(session, meeting)
@@ -437,7 +438,7 @@ def meeting_move(
     time: Annotated[str, typer.Option("--time", help="Новое время HH:MM")] = "10:00",
     place: Annotated[str | None, typer.Option("--place", help="Новое место")] = None,
 ) -> None:
-    """Move a meeting; terms follow and, if the agenda went out, members get the updated invitation."""
+    """Перенести заседание; сроки сдвигаются, а если повестка разослана, участники получат новое приглашение."""
     with _work() as (settings, session, now):
         meeting, _group = _meeting(session, meeting_id)
         starts = service.local_start(settings, _date(date, "--date"), _time(time, "--time"))
@@ -451,7 +452,7 @@ def meeting_cancel(
     meeting_id: Annotated[int, typer.Argument(help="Код заседания")],
     reason: Annotated[str, typer.Option("--reason", help="Причина")] = "",
 ) -> None:
-    """Cancel a meeting (members who had the invitation get a cancellation)."""
+    """Отменить заседание (получившие приглашение получат отмену)."""
     with _work() as (settings, session, now):
         meeting, _group = _meeting(session, meeting_id)
         service.cancel_meeting(session, settings, meeting, reason=reason, now=now, actor=_actor())
@@ -463,7 +464,7 @@ def meeting_invite(
     meeting_id: Annotated[int, typer.Argument(help="Код заседания")],
     people: Annotated[list[str], typer.Argument(help="Адреса или номера приглашённых")],
 ) -> None:
-    """Invite people to one meeting."""
+    """Пригласить людей на одно заседание."""
     with _work() as (_settings, session, now):
         meeting, group = _meeting(session, meeting_id)
         for ref in people:
@@ -476,7 +477,7 @@ def meeting_presiding(
     meeting_id: Annotated[int, typer.Argument(help="Код заседания")],
     member_ref: Annotated[str, typer.Argument(help="Адрес или номер председательствующего")],
 ) -> None:
-    """Name the presiding member."""
+    """Назначить председательствующего."""
     with _work() as (_settings, session, now):
         meeting, group = _meeting(session, meeting_id)
         member = service.find_member(session, group, member_ref)
@@ -489,7 +490,7 @@ def meeting_audio(
     meeting_id: Annotated[int, typer.Argument(help="Код заседания")],
     path: Annotated[Path, typer.Argument(help="Файл аудиозаписи")],
 ) -> None:
-    """Attach the meeting's audio recording."""
+    """Приложить аудиозапись заседания."""
     filename, content_type, data = _file(path)
     with _work() as (settings, session, now):
         meeting, _group = _meeting(session, meeting_id)
@@ -508,7 +509,7 @@ def meeting_audio(
 
 @meeting_app.command("finish")
 def meeting_finish(meeting_id: Annotated[int, typer.Argument(help="Код заседания")]) -> None:
-    """Close a held meeting (attendance and votes are then counted)."""
+    """Закрыть состоявшееся заседание (после этого считаются присутствие и голоса)."""
     with _work() as (settings, session, now):
         meeting, _group = _meeting(session, meeting_id)
         service.finish_meeting(session, settings, meeting, now=now, actor=_actor())
@@ -521,7 +522,7 @@ def attendance_cmd(
     member_ref: Annotated[str, typer.Argument(help="Адрес или номер")],
     mode: Annotated[str, typer.Option("--mode", help="in_person, remote, absent")] = "in_person",
 ) -> None:
-    """Record how a member took part."""
+    """Отметить, как участник присутствовал."""
     with _work() as (_settings, session, now):
         meeting, group = _meeting(session, meeting_id)
         member = service.find_member(session, group, member_ref)
@@ -537,7 +538,7 @@ def vote_cmd(
     choice: Annotated[str, typer.Option("--choice", help="for, against, abstain")],
     replace: Annotated[bool, typer.Option("--replace", help="Исправить ранее записанный голос")] = False,
 ) -> None:
-    """Record a vote at a meeting (who, how and when are kept)."""
+    """Записать голос на заседании (кто, как и когда)."""
     vote = _choice(choice, "--choice")
     with _work() as (settings, session, now):
         meeting, group = _meeting(session, meeting_id)
@@ -560,7 +561,7 @@ def agenda_add(
     proposal: Annotated[str, typer.Option("--proposal", help="Проект решения")] = "",
     material: Annotated[list[Path] | None, typer.Option("--material", help="Файл материалов")] = None,
 ) -> None:
-    """Add a question (with its materials)."""
+    """Добавить вопрос (с материалами)."""
     files = [_file(p) for p in material or []]
     with _work() as (settings, session, now):
         meeting, _group = _meeting(session, meeting_id)
@@ -587,7 +588,7 @@ def agenda_material(
     meeting_id: Annotated[int, typer.Argument(help="Код заседания")],
     path: Annotated[Path, typer.Argument(help="Файл")],
 ) -> None:
-    """Attach a file to the agenda."""
+    """Приложить файл к повестке."""
     filename, content_type, data = _file(path)
     with _work() as (settings, session, now):
         meeting, _group = _meeting(session, meeting_id)
@@ -599,7 +600,7 @@ def agenda_material(
 
 @agenda_app.command("list")
 def agenda_list(meeting_id: Annotated[int, typer.Argument(help="Код заседания")]) -> None:
-    """The agenda, with proposed and withdrawn questions."""
+    """Повестка с предложенными и снятыми вопросами."""
     with _work() as (_settings, session, _now):
         meeting, _group = _meeting(session, meeting_id)
         number = 0
@@ -616,7 +617,7 @@ def agenda_include(
     meeting_id: Annotated[int, typer.Argument(help="Код заседания")],
     item_id: Annotated[int, typer.Argument(help="Код предложенного вопроса (wg agenda list)")],
 ) -> None:
-    """Include a member's proposal in the agenda (the chair approves it again)."""
+    """Включить предложение участника в повестку (председатель утверждает её заново)."""
     with _work() as (_settings, session, now):
         meeting, _group = _meeting(session, meeting_id)
         item = next((i for i in service.items_of(session, meeting, status=None) if i.id == item_id), None)
@@ -633,7 +634,7 @@ def agenda_outcome(
     heard: Annotated[str | None, typer.Option("--heard", help="СЛУШАЛИ")] = None,
     decision: Annotated[str | None, typer.Option("--decision", help="РЕШИЛИ")] = None,
 ) -> None:
-    """Record what was heard and decided on a question."""
+    """Записать, что слушали и что решили по вопросу."""
     with _work() as (_settings, session, now):
         meeting, _group = _meeting(session, meeting_id)
         agenda_item = service.item_by_number(session, meeting, item)
@@ -648,7 +649,7 @@ def agenda_approve(
     meeting_id: Annotated[int, typer.Argument(help="Код заседания")],
     by: Annotated[str, typer.Option("--by", help="Адрес или номер председателя (заместителя)")],
 ) -> None:
-    """Record the chair's approval given otherwise than by the link (on paper, in person)."""
+    """Отметить утверждение председателем не по ссылке (на бумаге, лично)."""
     with _work() as (settings, session, now):
         meeting, group = _meeting(session, meeting_id)
         approver = service.find_member(session, group, by)
@@ -661,7 +662,7 @@ def send_cmd(
     what: Annotated[str, typer.Argument(help="approval (председателю), agenda, signatures, minutes")],
     meeting_id: Annotated[int, typer.Argument(help="Код заседания")],
 ) -> None:
-    """Send by e-mail: the agenda for approval, the agenda to everyone, the minutes for signature, the copies."""
+    """Разослать: повестку на утверждение, повестку всем, протокол на подпись, копии."""
     with _work() as (settings, session, now):
         meeting, _group = _meeting(session, meeting_id)
         if what == "approval":
@@ -677,7 +678,7 @@ def send_cmd(
             count = service.distribute_minutes(session, settings, meeting, now=now, actor=_actor(), again=True)
             typer.echo(f"Копии протокола направлены: {count} адресатов.")
         else:
-            raise click.BadParameter("expected approval, agenda, signatures or minutes", param_hint="WHAT")
+            raise click.BadParameter("ожидалось approval, agenda, signatures или minutes", param_hint="WHAT")
 
 
 # Polls ----------------------------------------------------------------------------------------------------------
@@ -685,7 +686,7 @@ def send_cmd(
 
 @poll_app.command("open")
 def poll_open(meeting_id: Annotated[int, typer.Argument(help="Код опроса")]) -> None:
-    """Send the ballots (the questions must be approved by the chair)."""
+    """Разослать бюллетени (вопросы должен утвердить председатель)."""
     with _work() as (settings, session, now):
         meeting, _group = _meeting(session, meeting_id)
         count = service.open_poll(session, settings, meeting, now=now, actor=_actor())
@@ -694,7 +695,7 @@ def poll_open(meeting_id: Annotated[int, typer.Argument(help="Код опрос�
 
 @poll_app.command("close")
 def poll_close(meeting_id: Annotated[int, typer.Argument(help="Код опроса")]) -> None:
-    """Close the poll now (the periodic pass closes it at its deadline anyway)."""
+    """Закрыть опрос сейчас (периодический проход и так закроет его в срок)."""
     with _work() as (settings, session, now):
         meeting, _group = _meeting(session, meeting_id)
         service.close_poll(session, settings, meeting, now=now, actor=_actor())
@@ -706,7 +707,7 @@ def poll_close(meeting_id: Annotated[int, typer.Argument(help="Код опрос
 
 @inbox_app.command("list")
 def inbox_list(meeting_id: Annotated[int | None, typer.Option("--meeting", help="Код заседания")] = None) -> None:
-    """Replies waiting for the secretary."""
+    """Ответы, ожидающие секретаря."""
     with _work() as (settings, session, _now):
         meeting = service.get_meeting(session, meeting_id) if meeting_id else None
         for reply in service.held_items(session, meeting):
@@ -726,7 +727,7 @@ def inbox_confirm(
     member_ref: Annotated[str | None, typer.Option("--member", help="От чьего имени (писал с другого адреса)")] = None,
     item: Annotated[int | None, typer.Option("--item", help="Номер вопроса, к которому относится мнение")] = None,
 ) -> None:
-    """Confirm a held reply: it becomes an opinion, a proposal or ballot votes."""
+    """Подтвердить ответ: он станет мнением, предложением или голосами бюллетеня."""
     with _work() as (settings, session, now):
         reply = service.get_inbox_item(session, reply_id)
         member = None
@@ -745,7 +746,7 @@ def inbox_reject(
     reply_id: Annotated[int, typer.Argument(help="Номер письма")],
     note: Annotated[str, typer.Option("--note", help="Причина")] = "",
 ) -> None:
-    """Set a held reply aside (it stays listed with the reason)."""
+    """Отклонить ответ (он остаётся в списке с причиной)."""
     with _work() as (_settings, session, now):
         reply = service.get_inbox_item(session, reply_id)
         service.reject_reply(session, reply, note=note, now=now, actor=_actor())
@@ -761,7 +762,7 @@ def opinion_add(
     path: Annotated[Path | None, typer.Option("--file", help="Файл с текстом (UTF-8)")] = None,
     item: Annotated[int | None, typer.Option("--item", help="Номер вопроса")] = None,
 ) -> None:
-    """Attach an opinion received on paper."""
+    """Приложить мнение, полученное на бумаге."""
     body = text if text is not None else (path.read_text(encoding="utf-8") if path else "")
     with _work() as (settings, session, now):
         meeting, group = _meeting(session, meeting_id)
@@ -788,7 +789,7 @@ def opinion_add(
 
 @minutes_app.command("draft")
 def minutes_draft(meeting_id: Annotated[int, typer.Argument(help="Код заседания")]) -> None:
-    """Draft the minutes from the records (a new version when anything changed)."""
+    """Составить проект протокола по записям (новая версия, если что-то изменилось)."""
     with _work() as (settings, session, now):
         meeting, _group = _meeting(session, meeting_id)
         minutes = service.draft_minutes(session, settings, meeting, now=now, actor=_actor())
@@ -800,7 +801,7 @@ def minutes_sign(
     meeting_id: Annotated[int, typer.Argument(help="Код заседания")],
     member_ref: Annotated[str, typer.Option("--member", help="Кто подписал (на бумаге)")],
 ) -> None:
-    """Record a signature given on paper."""
+    """Отметить подпись, поставленную на бумаге."""
     with _work() as (settings, session, now):
         meeting, group = _meeting(session, meeting_id)
         member = service.find_member(session, group, member_ref)
@@ -820,7 +821,7 @@ def minutes_export(
     out: Annotated[Path, typer.Option("--out", help="Файл .docx или .html")],
     version: Annotated[int | None, typer.Option("--version", help="Версия (по умолчанию последняя)")] = None,
 ) -> None:
-    """Write a version of the minutes to a DOCX or HTML file."""
+    """Записать версию протокола в файл DOCX или HTML."""
     from mailservice.blobs import BlobStore
     from mailservice.workgroup.minutes import render_document
 
@@ -846,8 +847,7 @@ def minutes_export(
 
 @app.command("tick")
 def tick_cmd() -> None:
-    """Reminders before terms, missed terms recorded and reported, polls closed at their deadline, reminders of
-    instructions before and after their terms."""
+    """Напоминания о сроках и о поручениях (до и после срока), учёт пропущенных сроков, закрытие опросов в срок."""
     with _work() as (settings, session, now):
         report = service.tick(session, settings, now=now)
         typer.echo(

@@ -67,13 +67,13 @@ def get_profile(name: str, overrides: Mapping[str, int | None] | None = None) ->
     try:
         profile = PROFILES[name]
     except KeyError:
-        raise ValueError(f"unknown working-group profile {name!r}; known: {', '.join(PROFILES)}") from None
+        raise ValueError(f"нет такого профиля рабочей группы: {name!r}; есть: {', '.join(PROFILES)}") from None
     if not overrides:
         return profile
     allowed = {field.name for field in dataclasses.fields(ProfileRules)} - {"name"}
     unknown = set(overrides) - allowed
     if unknown:
-        raise ValueError(f"unknown profile settings: {', '.join(sorted(unknown))}")
+        raise ValueError(f"неизвестные настройки профиля: {', '.join(sorted(unknown))}")
     return dataclasses.replace(profile, **overrides)  # type: ignore[arg-type]
 
 

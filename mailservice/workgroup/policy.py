@@ -63,17 +63,17 @@ class GroupPolicy:
     def __post_init__(self) -> None:
         bad = [f for f in self.forms if f not in FORMS] + [f for f in self.audio_required if f not in FORMS]
         if bad or not self.forms:
-            raise ValueError(f"forms must be chosen from {', '.join(FORMS)}: {bad or 'none given'}")
+            raise ValueError(f"формы участия выбираются из {', '.join(FORMS)}: {bad or 'не указаны'}")
         if self.signers not in SIGNERS:
-            raise ValueError(f"signers must be one of {', '.join(SIGNERS)}")
+            raise ValueError(f"подписывает одно из: {', '.join(SIGNERS)}")
         if self.dissent not in DISSENT:
-            raise ValueError(f"dissent must be one of {', '.join(DISSENT)}")
+            raise ValueError(f"особое мнение: одно из {', '.join(DISSENT)}")
         for name in ("quorum_num", "quorum_den", "reminder_wd"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative whole number, not {value!r}")
         if self.quorum_den == 0 or self.quorum_num > self.quorum_den:
-            raise ValueError("quorum must be a fraction no greater than 1 with a non-zero denominator")
+            raise ValueError("кворум — дробь не больше 1 с ненулевым знаменателем")
 
 
 POLICIES: dict[str, GroupPolicy] = {
@@ -119,7 +119,7 @@ def group_rules(profile: str, overrides: Mapping[str, Any] | None = None) -> Gro
     overrides = dict(overrides or {})
     unknown = set(overrides) - set(SETTING_KEYS)
     if unknown:
-        raise ValueError(f"unknown working-group settings: {', '.join(sorted(unknown))}")
+        raise ValueError(f"неизвестные настройки рабочей группы: {', '.join(sorted(unknown))}")
     terms = get_profile(profile, {k: v for k, v in overrides.items() if k in _DEADLINE_FIELDS})
     changes = {k: v for k, v in overrides.items() if k in _POLICY_FIELDS}
     for key in ("forms", "audio_required"):
@@ -136,7 +136,7 @@ def parse_setting(key: str, text: str) -> Any:
     ``monthly`` and ``oral_consent`` yes/no. Raises ValueError with the key named.
     """
     if key not in SETTING_KEYS:
-        raise ValueError(f"unknown working-group setting {key!r}; known: {', '.join(SETTING_KEYS)}")
+        raise ValueError(f"нет такой настройки рабочей группы: {key!r}; есть: {', '.join(SETTING_KEYS)}")
     value = text.strip()
     if key in ("forms", "audio_required"):
         return [part.strip() for part in value.split(",") if part.strip()]

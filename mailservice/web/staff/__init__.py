@@ -6,12 +6,17 @@ shown when the console refuses a request.
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # importing the package (its models) must not import FastAPI: the CLI starts faster
+    from fastapi import FastAPI
 
 
 def mount(app: FastAPI) -> None:
     """Add the console under /staff/, the public /history and /feedback pages, and the refusal pages."""
+    from fastapi import Request
+    from fastapi.responses import Response
+
     from mailservice.feedback.routes import router as feedback_router
     from mailservice.history.routes import router as history_router
     from mailservice.web.staff.deps import NotLoggedIn, Refused, login_redirect, page

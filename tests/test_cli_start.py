@@ -1,0 +1,177 @@
+"""The CLI as a new user meets it: it starts without loading what it does not run, speaks Russian, and never cuts
+a registration number. No timing is asserted here (bench/cli.py measures it); what is checked is what makes the
+time: which heavy libraries a command imports."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import typer
+from typer import core
+
+from mailservice import cli_russian
+from mailservice.cli import LAZY_COMMANDS, app, load_command, main
+from mailservice.config import Settings
+from mailservice.mailings.models import CAMPAIGN_STATUS_NAMES, CampaignStatus
+
+# The libraries the issue names as costing seconds at every start, and the other heavy ones.
+HEAVY = ("sklearn", "pymorphy3", "openpyxl", "fastapi", "mkdocs", "docx", "aiosmtpd", "aiosmtplib", "numpy", "scipy")
+
+PROBE = """
+import sys
+from mailservice.cli import main
+code = main(sys.argv[1:])
+print("LOADED=" + ",".join(sorted({m.split(".")[0] for m in sys.modules})), file=sys.stderr)
+"""
+
+
+def loaded_by(*args: str) -> set[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=dict(os.environ), timeout=120
+    )
+    line = next(x for x in result.stderr.splitlines() if x.startswith("LOADED="))
+    return set(line.removeprefix("LOADED=").split(","))
+
+
+def test_help_imports_no_domain_library() -> None:
+    loaded = loaded_by("--help")
+    # Not even the database layer, the settings or Rich: the root lists its commands from LAZY_COMMANDS.
+    assert not loaded & {*HEAVY, "sqlalchemy", "pydantic", "rich", "jinja2", "holidays"}, loaded
+
+
+def test_deadline_imports_no_database_or_domain_library(lite_settings: Settings) -> None:
+    loaded = loaded_by("deadline", "--law", "8-fz", "--registered", "2026-03-01")
+    assert not loaded & {*HEAVY, "sqlalchemy", "jinja2"}, loaded
+
+
+def test_requests_list_imports_only_the_register(lite_settings: Settings) -> None:
+    loaded = loaded_by("requests", "list")
+    assert "sqlalchemy" in loaded  # it does read the database
+    assert not loaded & {*HEAVY, "jinja2", "email_validator"}, loaded
+
+
+def test_root_short_help_is_each_domains_own() -> None:
+    """LAZY_COMMANDS repeats each sub-app's help so that `--help` imports nothing: the two must not drift."""
+    for name, (_module, attribute, short_help) in LAZY_COMMANDS.items():
+        command = load_command(name)
+        own = (command.help or "").strip().split("\n\n")[0].replace("\n", " ")
+        assert own == short_help, (name, attribute)
+
+
+def _all_commands() -> list[list[str]]:
+    cli_russian.install()
+    found: list[list[str]] = []
+
+    def walk(command: object, path: list[str]) -> None:
+        found.append(path)
+        if isinstance(command, core.TyperGroup):
+            for name in command.list_commands(None):  # type: ignore[arg-type]
+                walk(command.get_command(None, name), [*path, name])  # type: ignore[arg-type]
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+def test_every_help_is_in_russian() -> None:
+    english = re.compile(r"\b(Show this message|Options:|Commands:|Usage:|\[default|\[required|Arguments:)")
+    paths = _all_commands()
+    assert len(paths) > 100  # every domain's commands were reached
+    for path in paths:
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            assert main([*path, "--help"]) == 0
+        text = buffer.getvalue()
+        assert "Использование: mailservice" in text, path
+        assert not english.search(text), (path, text)
+        if path:  # the command's own description: Russian words, not an English docstring
+            description = text.split("\n\n")[1]
+            assert re.search("[а-яё]{3,}", description), (path, description)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("requests", "list", "--status", "flying"), "недопустимое значение '--status': «flying» — нет такого"),
+        (("requests", "list", "--limit", "x"), "ожидалось целое число"),
+        (("requests", "list", "--limit", "0"), "должно быть не меньше 1"),
+        (("requests", "list", "--bogus"), "нет такого параметра --bogus"),
+        (("requets",), "нет такой команды «requets»; возможно, имелось в виду requests"),
+        (("requests", "register"), "не указан параметр '--channel'; допустимо: email, phone"),
+        (("requests", "show"), "не указан аргумент 'number'"),
+        (("requests", "show", "a", "b"), "лишние аргументы: b"),
+        (("requests", "list", "--json=3"), "параметр --json указывается без значения"),
+        (("staff", "add", "--email", "a@b.ru", "--role", "boss"), "недопустимое значение --role: ожидалось одно из"),
+        (("deadline", "--law", "7-fz", "--registered", "2026-03-01"), "ожидалось 8-fz или 59-fz"),
+        (("wg", "deadlines", "--profile", "moscow", "--meeting", "2026-12-16"), "нет такого профиля рабочей группы"),
+    ],
+)
+def test_usage_errors_are_one_russian_line(
+    lite_settings: Settings, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], needle: str
+) -> None:
+    assert main(list(args)) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip() and " INFO " not in line]
+    assert len(err) == 1, err
+    assert err[0].startswith("Ошибка: ") and needle in err[0], err[0]
+    assert not re.search(r"\b(Invalid|Missing|No such|expected|Got unexpected|does not)\b", err[0]), err[0]
+
+
+def test_database_not_migrated_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.conftest import make_env, reset_caches
+
+    make_env(monkeypatch, tmp_path, f"sqlite:///{tmp_path}/empty.sqlite3")  # type: ignore[arg-type,operator]
+    try:
+        assert main(["requests", "list"]) == 1
+    finally:
+        reset_caches()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [err[0]] and "выполните mailservice db upgrade" in err[0]
+
+
+def test_list_never_cuts_a_registration_number(lite_settings: Settings) -> None:
+    long_subject = "Сведения о договорах аренды земельных участков в Новосибирском районе за 2025 год"
+    for i in range(3):
+        registered = subprocess.run(
+            [sys.executable, "-m", "mailservice", "requests", "register", "--channel", "phone",
+             "--name", "Константинопольская Александра Владимировна", "--subject", long_subject, "--text", "т",
+             "--email", f"a{i}@example.ru"],
+            capture_output=True, text=True, env=dict(os.environ), timeout=120,
+        )  # fmt: skip
+        assert registered.returncode == 0, registered.stderr
+    numbers = [r["number"] for r in json.loads(_cli("requests", "list", "--json", columns=80))]
+    assert len(numbers) == 3 and all(re.fullmatch(r"\d{4}-\d{6}", n) for n in numbers)
+    for columns in (80, 60):
+        table = _cli("requests", "list", columns=columns)
+        assert max(len(line) for line in table.splitlines()) <= columns
+        for number in numbers:
+            assert re.search(rf"[│|] {number} ", table), (columns, table)
+        assert "зар" in table and "registered" not in table  # the status in Russian (however narrow)
+
+
+def _cli(*args: str, columns: int) -> str:
+    env = dict(os.environ) | {"COLUMNS": str(columns)}
+    result = subprocess.run(
+        [sys.executable, "-m", "mailservice", *args], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_every_campaign_status_has_a_russian_name() -> None:
+    assert set(CAMPAIGN_STATUS_NAMES) == set(CampaignStatus)
+    assert CAMPAIGN_STATUS_NAMES[CampaignStatus.done] == "завершена"
+
+
+def test_translation_passes_unknown_text_through() -> None:
+    assert cli_russian.translate("файл не найден: /x") == "файл не найден: /x"
+    assert cli_russian.translate("Missing option '--x'.\n Choose from:\n\ta,\n\tb") == (
+        "не указан параметр '--x'; допустимо: a, b"
+    )
