@@ -52,7 +52,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "restore": ("mailservice.backup", "app.restore", "Восстановить базу данных и хранилище писем из резервной копии."),
     "requests": ("mailservice.inforequests.cli", "app", "Реестр запросов и обращений."),
-    "intake": ("mailservice.intake.cli", "app", "Журнал входящей почты и карантин."),
+    "intake": ("mailservice.intake.cli", "app", "Журнал входящей почты, карантин и письма, ждущие регистрации."),
     "classify": (
         "mailservice.classify.cli",
         "app",

@@ -17,7 +17,7 @@ from sqlalchemy.orm import selectinload
 
 from mailservice.config import get_settings
 from mailservice.db import session_scope, utcnow
-from mailservice.inforequests import export, identity
+from mailservice.inforequests import export, identity, queues
 from mailservice.inforequests.lifecycle import (
     CHANNEL_NAMES,
     REFUSAL_GROUNDS,
@@ -120,7 +120,8 @@ def identity_check_cmd(
     phone: Annotated[str, typer.Option(help="Телефон, названный при проверке")] = "",
     note: Annotated[str, typer.Option(help="Примечание")] = "",
 ) -> None:
-    """Record an identity check in person: the address and phone given then become proven (audited)."""
+    """Записать проверку личности при личном приёме: названные тогда адрес и телефон становятся
+    подтверждёнными (в журнал аудита)."""
     from mailservice.web.staff import audit
 
     if document not in identity.DOCUMENTS:
@@ -169,7 +170,6 @@ def list_cmd(
     limit: Annotated[int, typer.Option(min=1)] = 100,
 ) -> None:
     """Список запросов, новые сверху."""
-    from mailservice.intake import actions
 
     settings = get_settings()
     today = utcnow().astimezone(settings.tz).date()
@@ -183,9 +183,9 @@ def list_cmd(
         if status is not None:
             query = query.where(Request.status == status)
         if held:
-            query = query.where(actions.held_condition())
+            query = query.where(queues.held_condition())
         if to_forward:
-            query = query.where(actions.to_forward_condition())
+            query = query.where(queues.to_forward_condition())
         rows = [r for r in session.scalars(query) if not overdue or export.is_overdue(r, today)]
 
         def iso(day: dt.date | None) -> str | None:
@@ -205,8 +205,8 @@ def list_cmd(
                             "topic": r.topic,
                             "urgency": r.urgency,
                             "received_at": r.received_at.isoformat(),
-                            "register_by": iso(actions.registration_date(settings, r)),
-                            "forward_by": iso(actions.forwarding_date(r)),
+                            "register_by": iso(queues.registration_date(settings, r)),
+                            "forward_by": iso(queues.forwarding_date(r)),
                             "due_date": r.due_date.isoformat() if r.due_date else None,
                             "overdue": export.is_overdue(r, today),
                             "due_soon": soon(r),
@@ -229,7 +229,7 @@ def list_cmd(
             "",
         )
         for r in rows:
-            register_by, forward_by = actions.registration_date(settings, r), actions.forwarding_date(r)
+            register_by, forward_by = queues.registration_date(settings, r), queues.forwarding_date(r)
             table.add_row(
                 r.number or f"(id {r.id})",
                 STATUS_NAMES[Status(r.status)],
@@ -320,7 +320,7 @@ def convert_cmd(
     to: Annotated[str, typer.Option("--to", help="Команда: subscribe, unsubscribe или history")],
     actor: Annotated[str, typer.Option(help="Кто преобразует")] = "cli",
 ) -> None:
-    """Carry out a registered letter as the command it really was (subscribe, unsubscribe, history)."""
+    """Исполнить зарегистрированное письмо как команду, которой оно было (подписка, отписка, история)."""
     from mailservice.intake import actions
     from mailservice.intake.commands import Command
 

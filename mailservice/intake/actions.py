@@ -17,21 +17,21 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailservice.blobs import BlobStore
 from mailservice.config import Settings
 from mailservice.inforequests import service
-from mailservice.inforequests.deadlines import forwarding_due, registration_due
 from mailservice.inforequests.lifecycle import TRANSITIONS, Channel, EventKind, Status
 from mailservice.inforequests.models import Event, Request
+from mailservice.inforequests.queues import (
+    held_condition,
+)
 from mailservice.intake.commands import COMMAND_NAMES, Command
 from mailservice.intake.models import IntakeEntry
 from mailservice.mail.parse import ParseError, parse_message
 
-# The topic label of a letter outside the department's remit (the classifier's; staff can set it too).
-OUTSIDE_TOPIC = "outside"
 # What the citizen is told when a registered letter is carried out as its command (the answer's text).
 COMMAND_ANSWERS = {
     Command.subscribe: "Ваше письмо рассмотрено как просьба о подписке на рассылку департамента: на ваш адрес "
@@ -40,53 +40,10 @@ COMMAND_ANSWERS = {
     "адрес прекращена, подтверждение направлено отдельным письмом.",
     Command.history: "Ваше письмо рассмотрено как запрос истории ваших обращений: ответ направлен отдельным письмом.",
 }
-# A letter outside the remit waits "to forward" while it is registered and not yet forwarded or finished.
-TO_FORWARD_STATUSES = frozenset(
-    {Status.registered, Status.in_progress, Status.clarification_requested, Status.extended}
-)
 
 
 class ActionError(ValueError):
     """An action that cannot be done; the message is Russian and shown to staff as is."""
-
-
-# The queue's states ------------------------------------------------------------------------------------------
-
-
-def is_held(request: Request) -> bool:
-    """Whether the request waits unregistered (held as advertising, or otherwise kept without a number)."""
-    return request.status == Status.received
-
-
-def registration_date(settings: Settings, request: Request) -> dt.date | None:
-    """The last day to register a request that waits unregistered: 3 days after receipt (None once registered)."""
-    if not is_held(request):
-        return None
-    return registration_due(service.local_date(settings, request.received_at))
-
-
-def to_forward(request: Request) -> bool:
-    """Whether the request is outside the remit and still waits to be forwarded."""
-    return (
-        request.topic == OUTSIDE_TOPIC and request.status in TO_FORWARD_STATUSES and request.registered_on is not None
-    )
-
-
-def forwarding_date(request: Request) -> dt.date | None:
-    """The last day to forward a letter outside the remit and tell the citizen (None when nothing waits)."""
-    if not to_forward(request) or request.registered_on is None:
-        return None
-    return forwarding_due(request.registered_on)
-
-
-def held_condition() -> ColumnElement[bool]:
-    """SQL: requests that wait unregistered."""
-    return Request.status == Status.received
-
-
-def to_forward_condition() -> ColumnElement[bool]:
-    """SQL: requests outside the remit that wait to be forwarded."""
-    return and_(Request.topic == OUTSIDE_TOPIC, Request.status.in_([s.value for s in TO_FORWARD_STATUSES]))
 
 
 def hold_reasons_of(request: Request) -> list[str]:

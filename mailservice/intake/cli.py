@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from mailservice.blobs import BlobStore
 from mailservice.config import get_settings
 from mailservice.db import session_scope, utcnow
+from mailservice.inforequests import queues
 from mailservice.inforequests.models import Request
 from mailservice.intake import actions
 from mailservice.intake.models import IntakeEntry, Outcome
@@ -120,13 +121,13 @@ def import_cmd(files: Annotated[list[Path], typer.Argument(help="Файлы .eml
 
 @app.command("held")
 def held_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """List letters waiting unregistered (held as advertising), with the date by which to register them."""
+    """Письма, ждущие регистрации (задержаны как реклама), с датой, до которой их нужно зарегистрировать."""
     settings = get_settings()
     today = utcnow().astimezone(settings.tz).date()
     with session_scope(settings) as session:
         rows: list[dict[str, Any]] = []
         for request in actions.held_requests(session):
-            due = actions.registration_date(settings, request)
+            due = queues.registration_date(settings, request)
             rows.append(
                 {
                     "id": request.id,
@@ -152,7 +153,7 @@ def held_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 def _held(session: Session, request_id: int) -> Request:
     request = session.get(Request, request_id)
-    if request is None or not actions.is_held(request):
+    if request is None or not queues.is_held(request):
         raise click.ClickException(f"Нет письма {request_id}, ждущего регистрации")
     return request
 
@@ -162,7 +163,7 @@ def register_cmd(
     request_id: Annotated[int, typer.Argument(help="Номер (id) письма из `mailservice intake held`")],
     actor: Annotated[str, typer.Option(help="Кто регистрирует")] = "cli",
 ) -> None:
-    """Register a held letter: number, acknowledgement and term from now."""
+    """Зарегистрировать задержанное письмо: номер, подтверждение и срок с этого момента."""
     settings = get_settings()
     try:
         with session_scope(settings) as session:
@@ -178,7 +179,7 @@ def spam_cmd(
     request_id: Annotated[int, typer.Argument(help="Номер (id) письма из `mailservice intake held`")],
     actor: Annotated[str, typer.Option(help="Кто подтверждает")] = "cli",
 ) -> None:
-    """Confirm a held letter is advertising with no request in it: it is closed without a number."""
+    """Подтвердить, что задержанное письмо — реклама без запроса: оно закрывается без номера."""
     settings = get_settings()
     try:
         with session_scope(settings) as session:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 from mailservice.classify.rules import Taxonomy, load_taxonomy
 from mailservice.inforequests.lifecycle import OPEN_STATUSES, Channel, Status
 from mailservice.inforequests.models import Request
-from mailservice.intake.actions import held_condition, to_forward_condition
+from mailservice.inforequests.queues import held_condition, to_forward_condition
 
 PAGE_SIZE = 50
 # Statuses the default view shows: everything not finished, including requests still without a number.

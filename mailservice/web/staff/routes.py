@@ -23,6 +23,7 @@ from mailservice.feedback.stats import ANONYMOUS_SOURCE, channel_label, feedback
 from mailservice.history.archive import EVENT_NAMES
 from mailservice.history.service import Outcome as HistoryOutcome
 from mailservice.history.service import request_history
+from mailservice.inforequests import queues
 from mailservice.inforequests.export import is_overdue
 from mailservice.inforequests.lifecycle import (
     CHANNEL_NAMES,
@@ -282,8 +283,8 @@ def queue_page(request: Request, ctx: Operator) -> Response:
             counters=counters,
             pages=max(1, (total + queue.PAGE_SIZE - 1) // queue.PAGE_SIZE),
             overdue={r.id for r in rows if is_overdue(r, today)},
-            register_by={r.id: intake_actions.registration_date(settings, r) for r in rows},
-            forward_by={r.id: intake_actions.forwarding_date(r) for r in rows},
+            register_by={r.id: queues.registration_date(settings, r) for r in rows},
+            forward_by={r.id: queues.forwarding_date(r) for r in rows},
             today=today,
             local=_local(request),
             **_names(),
@@ -440,8 +441,8 @@ def _request_page(
             answer_text=answer_text or "",
             chosen_template=template if template in ANSWER_TEMPLATES else "",
             staff=staff,
-            register_by=intake_actions.registration_date(settings, req),
-            forward_by=intake_actions.forwarding_date(req),
+            register_by=queues.registration_date(settings, req),
+            forward_by=queues.forwarding_date(req),
             hold_reasons=intake_actions.hold_reasons_of(req),
             commands=COMMAND_NAMES if intake_actions.can_convert(req) else {},
             today=today,

@@ -1,0 +1,64 @@
+"""Where a request waits in the staff's queue, and the dates that tell them when (pure reads of a request; the
+console, the CLI and intake share them).
+
+* A letter held as advertising (intake/spam.py) waits unregistered, its three-day registration date counting from
+  receipt (59-FZ art. 8 p. 2, 8-FZ art. 18).
+* A letter outside the department's remit (topic ``outside``) is registered like any other and waits "to forward":
+  its forwarding date is registration + 7 days (59-FZ art. 8 p. 3; 8-FZ art. 18).
+
+Light on purpose: ``requests list`` imports it and nothing of intake or mail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import ColumnElement, and_
+
+from mailservice.config import Settings
+from mailservice.inforequests.deadlines import forwarding_due, registration_due
+from mailservice.inforequests.lifecycle import Status
+from mailservice.inforequests.models import Request
+
+# The topic label of a letter outside the department's remit (the classifier's; staff can set it too).
+OUTSIDE_TOPIC = "outside"
+# A letter outside the remit waits "to forward" while it is registered and not yet forwarded or finished.
+TO_FORWARD_STATUSES = frozenset(
+    {Status.registered, Status.in_progress, Status.clarification_requested, Status.extended}
+)
+
+
+def is_held(request: Request) -> bool:
+    """Whether the request waits unregistered (held as advertising, or otherwise kept without a number)."""
+    return request.status == Status.received
+
+
+def registration_date(settings: Settings, request: Request) -> dt.date | None:
+    """The last day to register a request that waits unregistered: 3 days after receipt (None once registered)."""
+    if not is_held(request):
+        return None
+    return registration_due(request.received_at.astimezone(settings.tz).date())
+
+
+def to_forward(request: Request) -> bool:
+    """Whether the request is outside the remit and still waits to be forwarded."""
+    return (
+        request.topic == OUTSIDE_TOPIC and request.status in TO_FORWARD_STATUSES and request.registered_on is not None
+    )
+
+
+def forwarding_date(request: Request) -> dt.date | None:
+    """The last day to forward a letter outside the remit and tell the citizen (None when nothing waits)."""
+    if not to_forward(request) or request.registered_on is None:
+        return None
+    return forwarding_due(request.registered_on)
+
+
+def held_condition() -> ColumnElement[bool]:
+    """SQL: requests that wait unregistered."""
+    return Request.status == Status.received
+
+
+def to_forward_condition() -> ColumnElement[bool]:
+    """SQL: requests outside the remit that wait to be forwarded."""
+    return and_(Request.topic == OUTSIDE_TOPIC, Request.status.in_([s.value for s in TO_FORWARD_STATUSES]))
