@@ -19,6 +19,7 @@ import importlib.metadata
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -195,7 +196,7 @@ def installed(built: tuple[Path, Path], tmp_path: Path, sink: Sink) -> Installed
         "PATH": f"{venv / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}",
         "MAILSERVICE_ENVIRONMENT": "production",
         "MAILSERVICE_DATA_DIR": str(tmp_path / "data"),
-        "MAILSERVICE_SECRET_KEYS": "installed-wheel-test-" + "k" * 40,
+        "MAILSERVICE_SECRET_KEYS": secrets.token_urlsafe(48),
         "MAILSERVICE_DEPARTMENT_ADDRESS": "630011, г. Новосибирск, Красный проспект, д. 18",
         "MAILSERVICE_PUBLIC_URL": "http://127.0.0.1",
         "MAILSERVICE_FROM_ADDRESS": "info@dizo.test",
