@@ -27,6 +27,7 @@ from mailservice.inforequests import queues
 from mailservice.inforequests.export import is_overdue
 from mailservice.inforequests.lifecycle import (
     CHANNEL_NAMES,
+    ORAL_CHANNELS,
     REFUSAL_GROUNDS,
     STAFF_SETTABLE,
     STATUS_NAMES,
@@ -442,6 +443,9 @@ def _request_page(
             chosen_template=template if template in ANSWER_TEMPLATES else "",
             staff=staff,
             register_by=queues.registration_date(settings, req),
+            registration_term=queues.registration_term(settings, req),
+            registered_late=any(e.kind == "registered" and (e.data or {}).get("late_registration") for e in req.events),
+            oral=req.channel in ORAL_CHANNELS,
             forward_by=queues.forwarding_date(req),
             hold_reasons=intake_actions.hold_reasons_of(req),
             commands=COMMAND_NAMES if intake_actions.can_convert(req) else {},
