@@ -4,17 +4,25 @@ contacts on a request, letters for clients without e-mail."""
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
-from mailservice.config import Settings
+from mailservice.config import Settings, get_settings
 from mailservice.db import session_scope
 from mailservice.inforequests.lifecycle import Channel
-from mailservice.inforequests.models import Event, Request
+from mailservice.inforequests.models import Attachment, Event, Request
 from mailservice.web.staff import actions
 from mailservice.web.staff.actions import ContactRequest
+from tests.conftest import make_env, reset_caches
+from tests.console_support import client_for, drain, link_in, parsed, text_of
+from tests.servers import Sink
 
 NSK = ZoneInfo("Asia/Novosibirsk")  # the department's default time zone (README)
 
@@ -59,3 +67,162 @@ def test_terms_count_from_arrival_in_the_database(
         ).one()
         assert bool(registered.data.get("late_registration")) is late
         assert ("с нарушением срока регистрации" in registered.comment) is late
+
+
+# The site's request form -----------------------------------------------------------------------------------------
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def _form_fields(html: str) -> dict[str, str]:
+    opened = re.search(r'name="opened" value="([^"]+)"', html)
+    assert opened, "the form carries when it was opened"
+    return {"opened": opened.group(1), "website": ""}
+
+
+def _submit(http: TestClient, data: dict[str, str], files: list[tuple[str, tuple[str, bytes, str]]] | None = None):  # type: ignore[no-untyped-def]
+    page = http.get("/request")
+    assert page.status_code == 200
+    return http.post("/request", data={**_form_fields(page.text), **data}, files=files or None)
+
+
+@pytest.fixture
+def fast_form(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, sink: Sink) -> Iterator[Settings]:
+    """Settings on both databases with no minimum fill time (a test client fills a form at once)."""
+    yield make_env(
+        monkeypatch, tmp_path, db_url, smtp_port=str(sink.port), smtp_host="127.0.0.1", request_min_fill_seconds="0"
+    )
+    reset_caches()
+
+
+def test_the_form_registers_at_once_and_the_acknowledgement_links_the_status_page(
+    fast_form: Settings, sink: Sink
+) -> None:
+    http = client_for(fast_form)
+    response = _submit(
+        http,
+        {
+            "name": "Кузнецова Анна Петровна",
+            "email": "kuznetsova@example.ru",
+            "subject": "Аренда участков",
+            "text": "Прошу сообщить, сколько земельных участков предоставлено в аренду в 2025 году.",
+        },
+        files=[("files", ("справка.pdf", PDF, "application/pdf"))],
+    )
+    assert response.status_code == 200, response.text
+    number = re.search(r'id="number">([0-9]{4}-[0-9]{6})<', response.text)
+    assert number, response.text
+    assert "Срок ответа" in response.text
+    assert "/status/" not in response.text  # with an e-mail address the link goes only to that address
+    with session_scope(fast_form) as session:
+        request = session.scalars(select(Request).where(Request.number == number.group(1))).one()
+        assert (
+            request.channel == "web"
+            and request.status == "registered"
+            and request.reply_email == "kuznetsova@example.ru"
+        )
+        assert [a.filename for a in request.attachments] == ["справка.pdf"]
+        assert request.due_date == request.registered_on + dt.timedelta(days=30)  # RULES.md: registration + 30 days
+    drain(fast_form)
+    ack = parsed(sink.messages()[-1][2])
+    assert ack["To"].addresses[0].addr_spec == "kuznetsova@example.ru"
+    assert number.group(1) in str(ack["Subject"]) and "официальный сайт" in text_of(ack)
+    status_path = link_in(ack, "/status/")
+    page = http.get(status_path)
+    assert page.status_code == 200 and number.group(1) in page.text and "зарегистрирован" in page.text
+    # GET only: the page offers no form; a forged token shows nothing.
+    assert "<form" not in page.text.split("<main", 1)[1]
+    assert http.get(status_path[:-2] + "xx").status_code == 404
+    assert http.post(status_path).status_code == 405
+
+
+def test_the_status_link_survives_key_rotation_and_reaches_only_its_request(
+    fast_form: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailservice.webrequests.status import status_token
+
+    http = client_for(fast_form)
+    first = _submit(
+        http, {"name": "Первый", "postal_address": "630000, Новосибирск, ул. Первая, 1", "text": "Вопрос один"}
+    )
+    second = _submit(
+        http, {"name": "Второй", "postal_address": "630000, Новосибирск, ул. Вторая, 2", "text": "Вопрос два"}
+    )
+    assert first.status_code == second.status_code == 200
+    # Without an e-mail address the answer goes by post and the page itself gives the status link.
+    link = re.search(r'href="https?://[^/"]+(/status/[^"]+)"', first.text)
+    assert link, first.text
+    page = http.get(link.group(1))
+    assert "Вопрос два" not in page.text and "Второй" not in page.text
+    number = re.search(r'id="number">([^<]+)<', first.text).group(1)  # type: ignore[union-attr]
+    old_token = status_token(fast_form, number)
+    # A new key signs from now on; the old one still verifies (MAILSERVICE_SECRET_KEYS, newest first).
+    monkeypatch.setenv("MAILSERVICE_SECRET_KEYS", "new-key-" + "y" * 40 + ",test-key-" + "x" * 40)
+    reset_caches()
+    rotated = get_settings()
+    assert status_token(rotated, number) != old_token
+    assert client_for(rotated).get(f"/status/{old_token}").status_code == 200
+    # The answer's files are reachable; any other attachment id is not.
+    with session_scope(fast_form) as session:
+        req = session.scalars(select(Request).where(Request.number == number)).one()
+        other = Attachment(request_id=req.id, filename="x.pdf", content_type="application/pdf", size=1, sha256="0" * 64)
+        session.add(other)
+        session.flush()
+        other_id = other.id
+    assert http.get(f"/status/{old_token}/files/{other_id}").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("data", "files", "field"),
+    [
+        ({"email": "a@example.ru", "text": "Вопрос"}, [], "anonymous"),
+        ({"name": "Иван", "text": "Вопрос"}, [], "no address"),
+        ({"name": "Иван", "email": "not an address", "text": "Вопрос"}, [], "bad e-mail"),
+        ({"name": "Иван", "email": "a@example.ru", "text": ""}, [], "no text"),
+        (
+            {"name": "Иван", "email": "a@example.ru", "text": "Вопрос"},
+            [("files", ("run.exe", b"MZ\x90", "application/pdf"))],
+            "type",
+        ),
+        (
+            {"name": "Иван", "email": "a@example.ru", "text": "Вопрос"},
+            [("files", ("fake.pdf", b"MZ\x90", "application/pdf"))],
+            "content",
+        ),
+    ],
+)
+def test_the_form_refuses_what_cannot_be_answered(
+    fast_form: Settings, data: dict[str, str], files: list[Any], field: str
+) -> None:
+    http = client_for(fast_form)
+    response = _submit(http, data, files)
+    assert response.status_code == 422, field
+    assert 'role="alert"' in response.text
+    with session_scope(fast_form) as session:
+        assert session.scalar(select(func.count()).select_from(Request)) == 0
+
+
+def test_programs_are_turned_away_without_a_captcha(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailservice.webrequests.form import looks_automated
+
+    now = dt.datetime(2026, 3, 2, 10, tzinfo=dt.UTC)
+    opened = now.timestamp() - 60
+    assert not looks_automated("", opened, now, 5)
+    assert looks_automated("http://spam.example", opened, now, 5)  # the hidden field
+    assert looks_automated("", now.timestamp() - 2, now, 5)  # sent 2 s after opening
+    assert looks_automated("", now.timestamp() - 2 * 86400, now, 5)  # a form kept for two days
+    assert looks_automated("", None, now, 5)  # no or forged value
+    http = client_for(settings)  # the default minimum fill time: a form sent at once is shown again
+    sent = _submit(http, {"name": "Иван", "email": "a@example.ru", "text": "Вопрос"})
+    assert sent.status_code == 400 and "слишком быстро" in sent.text
+    forged = http.post("/request", data={"opened": "x", "name": "Иван", "email": "a@example.ru", "text": "Вопрос"})
+    assert forged.status_code == 400
+    with session_scope(settings) as session:
+        assert session.scalar(select(func.count()).select_from(Request)) == 0
+
+
+def test_the_form_is_limited_per_ip(fast_form: Settings) -> None:
+    http = client_for(fast_form)
+    data = {"name": "Иван", "postal_address": "630000, Новосибирск", "text": "Вопрос"}
+    codes = [_submit(http, data).status_code for _ in range(6)]
+    assert codes == [200] * 5 + [429]  # README: 5 requests per address per hour (REQUEST_LIMIT_PER_IP)
