@@ -226,3 +226,82 @@ def test_the_form_is_limited_per_ip(fast_form: Settings) -> None:
     data = {"name": "Иван", "postal_address": "630000, Новосибирск", "text": "Вопрос"}
     codes = [_submit(http, data).status_code for _ in range(6)]
     assert codes == [200] * 5 + [429]  # README: 5 requests per address per hour (REQUEST_LIMIT_PER_IP)
+
+
+# Contacts on an existing request -----------------------------------------------------------------------------------
+
+
+def test_a_contact_with_a_scan_enters_the_timeline_and_the_history_archive(settings: Settings) -> None:
+    import io
+    import zipfile
+
+    from mailservice.history.archive import write_zip
+    from mailservice.web.staff.auth import Role
+    from tests.console_support import add_staff, login, phone_request
+
+    add_staff(settings, "op@dizo.test", Role.operator)
+    http = client_for(settings)
+    csrf = login(http, "op@dizo.test")
+    request_id = phone_request(
+        settings, name="Орлова Вера", phone="+7 913 222-33-44", subject="Аренда", text="Спросила о порядке аренды"
+    )
+    at = dt.datetime.now(NSK).replace(second=0, microsecond=0) - dt.timedelta(minutes=30)
+    response = http.post(
+        f"/staff/requests/{request_id}/contact",
+        data={
+            "csrf_token": csrf,
+            "channel": "post",
+            "direction": "in",
+            "at": at.strftime("%Y-%m-%dT%H:%M"),
+            "text": "Заявительница прислала копию договора аренды № 17 и просит учесть её в ответе.",
+        },
+        files=[("files", ("договор.pdf", PDF, "application/pdf"))],
+    )
+    assert response.status_code == 303, response.text
+    page = http.get(f"/staff/requests/{request_id}")
+    assert "Письмо клиента по почте" in page.text and "копию договора аренды № 17" in page.text
+    assert "договор.pdf" in page.text
+    without_csrf = http.post(
+        f"/staff/requests/{request_id}/contact", data={"channel": "phone", "direction": "in", "text": "x"}
+    )
+    assert without_csrf.status_code == 403
+    with session_scope(settings) as session:
+        request = session.get(Request, request_id)
+        assert request is not None
+        event = next(e for e in request.events if e.data.get("contact"))
+        assert event.at == at.astimezone(dt.UTC) and event.channel == "post" and event.direction == "in"
+        assert [a.filename for a in request.attachments if a.event_id == event.id] == ["договор.pdf"]
+        buffer = io.BytesIO()
+        write_zip(session, settings, request.client_id, dt.datetime.now(dt.UTC), buffer)
+    archive = zipfile.ZipFile(buffer)
+    summary = archive.read("index.html").decode()
+    assert "Письмо клиента по почте" in summary and "копию договора аренды № 17" in summary
+    assert any(name.endswith("договор.pdf") for name in archive.namelist())
+
+
+def test_staff_attach_scans_when_registering_a_postal_letter(settings: Settings) -> None:
+    from mailservice.web.staff.auth import Role
+    from tests.console_support import add_staff, login
+
+    add_staff(settings, "op@dizo.test", Role.operator)
+    http = client_for(settings)
+    csrf = login(http, "op@dizo.test")
+    response = http.post(
+        "/staff/requests/new",
+        data={
+            "csrf_token": csrf,
+            "channel": "post",
+            "received": dt.datetime.now(NSK).strftime("%Y-%m-%dT%H:%M"),
+            "subject": "Письмо о границах участка",
+            "text": "Прошу сообщить границы участка по ул. Садовой, 5.",
+            "name": "Зайцев Олег",
+            "postal_address": "630001, Новосибирск, ул. Садовая, 5",
+        },
+        files=[("files", ("скан письма.pdf", PDF, "application/pdf"))],
+    )
+    assert response.status_code == 303, response.text
+    request_id = int(response.headers["location"].split("/")[-1].split("?")[0])
+    with session_scope(settings) as session:
+        request = session.get(Request, request_id)
+        assert request is not None and request.number
+        assert [a.filename for a in request.attachments] == ["скан письма.pdf"]

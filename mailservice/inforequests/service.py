@@ -256,7 +256,8 @@ def _event(
     return event
 
 
-def _attach(session: Session, request: Request, event: Event, attachments: Sequence[StoredFile]) -> None:
+def attach_files(session: Session, request: Request, event: Event, attachments: Sequence[StoredFile]) -> None:
+    """Link files already in the blob store to a request's event."""
     for stored in attachments:
         session.add(
             Attachment(
@@ -331,7 +332,7 @@ def create_request(
         comment=subject,
         data={"message_id": message_id} if message_id else {},
     )
-    _attach(session, request, first, attachments)
+    attach_files(session, request, first, attachments)
     _note_rejected(session, request, first, now, rejected)
     anonymous = not (client.name or client.organisation) and not reply_email and channel is not Channel.email
     if anonymous:
@@ -531,7 +532,7 @@ def add_client_message(
         comment=text,
         data={k: v for k, v in {"message_id": message_id, "subject": subject, "from": from_addr}.items() if v},
     )
-    _attach(session, request, event, attachments)
+    attach_files(session, request, event, attachments)
     _note_rejected(session, request, event, now, rejected)
     if request.status == Status.clarification_requested:
         # The clarification arrived: back to work. No notice: the client just wrote to us.
