@@ -37,6 +37,13 @@ def reminders(settings: Settings, now: dt.datetime) -> int:
     return send_due(settings, now)
 
 
+def retention(settings: Settings, now: dt.datetime) -> int:
+    """The daily retention run with its report kept (README "Retention"; issue 17)."""
+    from mailservice.retention import scheduled_run
+
+    return scheduled_run(settings, now)
+
+
 def _workgroup_tick(settings: Settings, now: dt.datetime) -> int:
     from mailservice.workgroup.jobs import workgroup_tick
 
@@ -61,6 +68,7 @@ def default_jobs() -> list[Job]:
         Job("workgroup", 600.0, _workgroup_tick),  # issue 8: polls closing, reminders, missed terms
         Job("subscribers-purge", 3600.0, _subscribers_purge),  # issue 4: once per local day inside
         Job("reminders", 300.0, reminders),  # issue 17: once per working day inside, at REMINDER_HOUR
+        Job("retention", 900.0, retention),  # issue 17: once per local day inside, report kept in job_runs
     ]
 
 
