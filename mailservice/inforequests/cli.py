@@ -342,16 +342,28 @@ def convert_cmd(
 def export_cmd(
     output: Annotated[Path, typer.Option("--output", help="Файл; '-' для стандартного вывода (только csv)")],
     fmt: Annotated[str, typer.Option("--format", help="csv или xlsx")] = "csv",
+    status: Annotated[str, typer.Option(help="Только запросы в этом статусе (код, например answered)")] = "",
+    channel: Annotated[str, typer.Option(help="Только поступившие по этому каналу (email, phone, ...)")] = "",
+    type_: Annotated[str, typer.Option("--type", help="Только этого типа (код классификатора)")] = "",
+    topic: Annotated[str, typer.Option(help="Только этой тематики (код классификатора)")] = "",
+    overdue: Annotated[bool, typer.Option("--overdue", help="Только просроченные")] = False,
 ) -> None:
-    """Выгрузить реестр запросов (п. 8 Порядка) в CSV или XLSX."""
+    """Выгрузить реестр запросов (п. 8 Порядка) в CSV или XLSX с русскими столбцами."""
+    from mailservice.web.staff.queue import QueueFilters, build_query
+
     if fmt not in ("csv", "xlsx"):
         raise click.BadParameter("ожидалось csv или xlsx", param_hint="--format")
     if fmt == "xlsx" and str(output) == "-":
         raise click.BadParameter("для xlsx нужно имя файла", param_hint="--output")
+    params = {"status": status or "all", "channel": channel, "type": type_, "topic": topic}
+    filters = QueueFilters.parse({**params, "overdue": "1" if overdue else ""})
+    for key, value in params.items():
+        if value and getattr(filters, key) != value:
+            raise click.BadParameter(f"неизвестное значение {value!r}", param_hint=f"--{key}")
     settings = get_settings()
     today = utcnow().astimezone(settings.tz).date()
     with session_scope(settings) as session:
-        rows = export.register_rows(session, settings, today)
+        rows = export.register_rows(session, settings, today, build_query(filters, today))
         if fmt == "xlsx":
             count = export.write_xlsx(rows, output)
         elif str(output) == "-":
