@@ -19,6 +19,7 @@ def mount(app: FastAPI) -> None:
 
     from mailservice.feedback.routes import router as feedback_router
     from mailservice.history.routes import router as history_router
+    from mailservice.web.staff.contacts import router as contacts_router
     from mailservice.web.staff.deps import NotLoggedIn, Refused, login_redirect, page
     from mailservice.web.staff.identity import router as identity_router
     from mailservice.web.staff.reports import router as reports_router
@@ -44,6 +45,7 @@ def mount(app: FastAPI) -> None:
     app.add_exception_handler(NotLoggedIn, not_logged_in)
     app.add_exception_handler(Refused, refused)
     app.include_router(staff_router)
+    app.include_router(contacts_router)  # issue 16: contacts on a request, letters to post
     app.include_router(identity_router)  # issue 14: identity checks, suggested merges
     app.include_router(reports_router)  # issue 17: register spreadsheet, charts, monthly report
     app.include_router(history_router)
