@@ -22,6 +22,7 @@ def mount(app: FastAPI) -> None:
     from mailservice.web.staff.deps import NotLoggedIn, Refused, login_redirect, page
     from mailservice.web.staff.identity import router as identity_router
     from mailservice.web.staff.routes import router as staff_router
+    from mailservice.web.staff.search import router as search_router
 
     async def not_logged_in(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, NotLoggedIn)
@@ -44,5 +45,6 @@ def mount(app: FastAPI) -> None:
     app.add_exception_handler(Refused, refused)
     app.include_router(staff_router)
     app.include_router(identity_router)  # issue 14: identity checks, suggested merges
+    app.include_router(search_router)  # issue 19: full-text search, the register export
     app.include_router(history_router)
     app.include_router(feedback_router)
