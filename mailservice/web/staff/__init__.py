@@ -24,6 +24,7 @@ def mount(app: FastAPI) -> None:
     from mailservice.web.staff.identity import router as identity_router
     from mailservice.web.staff.reports import router as reports_router
     from mailservice.web.staff.routes import router as staff_router
+    from mailservice.web.staff.search import router as search_router
 
     async def not_logged_in(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, NotLoggedIn)
@@ -48,5 +49,6 @@ def mount(app: FastAPI) -> None:
     app.include_router(contacts_router)  # issue 16: contacts on a request, letters to post
     app.include_router(identity_router)  # issue 14: identity checks, suggested merges
     app.include_router(reports_router)  # issue 17: register spreadsheet, charts, monthly report
+    app.include_router(search_router)  # issue 19: full-text search, the register export
     app.include_router(history_router)
     app.include_router(feedback_router)
