@@ -225,6 +225,10 @@ class Settings(BaseSettings):
     # --- feedback ---
     feedback_limit_per_ip: int = 10  # ratings from the anonymous site form per IP per hour; 0 = no limit
 
+    # --- letters by post (clients without e-mail): the signatory when the member of staff who acted has none ---
+    letter_signatory_position: str = "Начальник отдела"
+    letter_signatory_name: str = ""
+
     # --- the site's request form (/request) ---
     request_limit_per_ip: int = Field(default=5, ge=0)  # requests per IP per hour; 0 = no limit
     request_min_fill_seconds: int = Field(default=5, ge=0)  # a form sent sooner was filled by a program
