@@ -44,6 +44,13 @@ def retention(settings: Settings, now: dt.datetime) -> int:
     return scheduled_run(settings, now)
 
 
+def monthly_report(settings: Settings, now: dt.datetime) -> int:
+    """The month's report to the head of department on the first working day of the next (issue 17)."""
+    from mailservice.reports.monthly import send_due
+
+    return send_due(settings, now)
+
+
 def _workgroup_tick(settings: Settings, now: dt.datetime) -> int:
     from mailservice.workgroup.jobs import workgroup_tick
 
@@ -69,6 +76,7 @@ def default_jobs() -> list[Job]:
         Job("subscribers-purge", 3600.0, _subscribers_purge),  # issue 4: once per local day inside
         Job("reminders", 300.0, reminders),  # issue 17: once per working day inside, at REMINDER_HOUR
         Job("retention", 900.0, retention),  # issue 17: once per local day inside, report kept in job_runs
+        Job("monthly-report", 900.0, monthly_report),  # issue 17: first working day of a month, to the head
     ]
 
 

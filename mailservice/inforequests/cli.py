@@ -360,6 +360,27 @@ def status_cmd(
         raise click.ClickException(str(exc)) from None
 
 
+@app.command("notify-address")
+def notify_address_cmd(
+    number: Annotated[str, typer.Argument(help="Регистрационный номер")],
+    email: Annotated[str, typer.Option("--email", help="Подтверждённый адрес клиента")],
+    actor: Annotated[str, typer.Option(help="Кто меняет адрес")] = "cli",
+) -> None:
+    """Направлять уведомления по запросу на другой адрес клиента (только подтверждённый)."""
+    from mailservice.inforequests import service
+
+    address = _email_option(email)
+    assert address is not None
+    settings = get_settings()
+    try:
+        with session_scope(settings) as session:
+            request = _load(session, number)
+            service.set_notification_address(session, request, address, actor=actor, now=utcnow())
+    except service.RequestError as exc:
+        raise click.ClickException(str(exc)) from None
+    typer.echo(f"№ {number}: уведомления направляются на {address}")
+
+
 @app.command("convert")
 def convert_cmd(
     number: Annotated[str, typer.Argument(help="Регистрационный номер")],

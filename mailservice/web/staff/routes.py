@@ -92,6 +92,7 @@ DONE = {
     "history": "Запрос истории обработан.",
     "identity": "Проверка личности записана.",
     "suggestion": "Решение по объединению записей сохранено.",
+    "address": "Адрес для уведомлений изменён.",
 }
 HISTORY_OUTCOMES = {
     HistoryOutcome.link_sent: "Ссылка на архив истории отправлена на подтверждённый адрес.",
@@ -262,11 +263,14 @@ def logout(request: Request, ctx: Anyone) -> Response:
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, ctx: Anyone) -> Response:
     """Start page: what the role may open, and the queue's counters for those who work it."""
-    counters = None
+    counters, charts = None, []
     if ctx.can(OPERATE):
+        from mailservice.reports.figures import home_charts  # issue 17: SVG charts drawn here, no script
+
         with session_scope(settings_of(request)) as session:
             counters = queue.counters(session, _today(request))
-    return page(request, "web/staff/home.html", ctx=ctx, counters=counters, **_names())
+            charts = home_charts(session, settings_of(request), _today(request))
+    return page(request, "web/staff/home.html", ctx=ctx, counters=counters, charts=charts, **_names())
 
 
 @router.get("/queue", response_class=HTMLResponse)
