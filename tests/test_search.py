@@ -203,7 +203,7 @@ def test_cli_search_gives_the_same_results(settings: Settings) -> None:
     first = _register(settings, subject="Аренда земли", text="Условия")
     second = _register(settings, subject="Справка", text="Вопрос аренды")
     with session_scope(settings) as session:
-        numbers = dict(session.execute(select(Request.id, Request.number)).tuples().all())
+        numbers = dict(session.execute(select(Request.id, Request.number)).all())
     result = CliRunner().invoke(app, ["requests", "search", "аренды", "--json"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)

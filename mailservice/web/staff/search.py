@@ -1,4 +1,4 @@
-"""Console pages over many rows: the full-text search of requests (issue 19)."""
+"""The console's full-text search of requests (issue 19); the register download is in reports.py."""
 
 from __future__ import annotations
 
