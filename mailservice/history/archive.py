@@ -45,6 +45,7 @@ EVENT_NAMES: dict[str, str] = {
     EventKind.note: "Отметка",
     EventKind.bounce: "Письмо не доставлено",
     EventKind.classified: "Классификация",
+    EventKind.reminder: "Напоминание сотрудникам",
 }
 
 

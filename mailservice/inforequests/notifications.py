@@ -271,6 +271,23 @@ def status_notice(
     )
 
 
+def due_date_notice(
+    session: Session, settings: Settings, request: Request, now: dt.datetime, *, previous: dt.date
+) -> OutboxMessage | None:
+    """A notice that the due date changed without a status change (a reclassification that switched the law)."""
+    return send_to_client(
+        session,
+        settings,
+        request,
+        now,
+        kind="due_date_notice",
+        subject="Изменён срок ответа на обращение",
+        template="due_date_changed",
+        auto_submitted="auto-generated",
+        extra={"previous": previous},
+    )
+
+
 def appeal_channels_notice(session: Session, settings: Settings, request: Request, now: dt.datetime) -> None:
     """Tell a citizen whose appeal came by plain e-mail where an electronic appeal is legally accepted."""
     if not request.reply_email or not auto_reply_allowed(session, settings, request, now):

@@ -27,6 +27,7 @@ from mailservice.inforequests.deadlines import (
 )
 from mailservice.inforequests.lifecycle import (
     JOINABLE_STATUSES,
+    OPEN_STATUSES,
     ORAL_CHANNELS,
     REFUSAL_GROUNDS,
     STAFF_SETTABLE,
@@ -535,8 +536,9 @@ def add_client_message(
     attach_files(session, request, event, attachments)
     _note_rejected(session, request, event, now, rejected)
     if request.status == Status.clarification_requested:
-        # The clarification arrived: back to work. No notice: the client just wrote to us.
-        _set_status(session, request, now, Status.in_progress, comment="Получено уточнение от заявителя")
+        # The clarification arrived: back to work, and the client is told like of any status change (issue 17).
+        changed = _set_status(session, request, now, Status.in_progress, comment="Получено уточнение от заявителя")
+        notifications.status_notice(session, settings, request, changed, now)
     return event
 
 
@@ -578,7 +580,11 @@ def reclassify(
     request.type, request.topic, request.urgency, request.appeal_kind = type_, topic, urgency, appeal_kind
     request.law = law
     request.needs_review = False
+    due_before = request.due_date
     recompute_due(settings, request)
+    if due_before is not None and request.due_date != due_before and Status(request.status) in OPEN_STATUSES:
+        # A new law, a new term: the client is told every change of the due date (issue 17).
+        notifications.due_date_notice(session, settings, request, now, previous=due_before)
     return _event(
         session,
         request,
@@ -591,6 +597,33 @@ def reclassify(
             "before": before,
             "after": {"type": type_, "topic": topic, "urgency": urgency, "appeal_kind": appeal_kind},
         },
+    )
+
+
+def set_notification_address(
+    session: Session, request: Request, address: str, *, actor: str, now: dt.datetime
+) -> Event:
+    """Staff add or change where a request's notices go, after registration (issue 17): only to an address proven
+    for the request's client (README, "Security model"): a typed address proves nothing, so a caller cannot
+    redirect someone else's notices to themselves."""
+    if not request.client.proven_email(address):
+        raise RequestError(
+            "Этот адрес не подтверждён для клиента: уведомления можно направлять только на подтверждённый адрес "
+            "(ответ на наше письмо, переход по ссылке или проверка личности)"
+        )
+    before = request.reply_email
+    if before == address:
+        raise RequestError("Уведомления уже направляются на этот адрес")
+    request.reply_email = address
+    request.reply_to_claimed = None
+    return _event(
+        session,
+        request,
+        now,
+        EventKind.note,
+        actor=actor,
+        comment=f"Адрес для уведомлений: {address}" + (f" (был {before})" if before else ""),
+        data={"internal": True, "notification_address": {"before": before, "after": address}},
     )
 
 
@@ -616,5 +649,6 @@ __all__ = [
     "is_joinable",
     "next_number",
     "register_request",
+    "set_notification_address",
     "update_or_create_client",
 ]

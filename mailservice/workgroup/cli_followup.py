@@ -298,18 +298,25 @@ def roadmap_set(
 # Reports, disagreements, sub-groups, the head ----------------------------------------------------------------------
 
 
+OutputOpt = Annotated[
+    Path | None, typer.Option("--output", help="Записать в файл: PDF, если имя оканчивается на .pdf, иначе DOCX")
+]
+
+
 def _write(report: WgReport, output: Path | None, store: BlobStore) -> None:
+    """The report into ``output``: PDF when the name ends in .pdf, DOCX otherwise."""
     if output is not None:
-        output.write_bytes(store.get(report.docx_sha256))
+        pdf = output.suffix.lower() == ".pdf"
+        output.write_bytes(store.get(report.pdf_sha256 if pdf else report.docx_sha256))
         typer.echo(f"Записано {output}")
 
 
-@report_app.command("progress", help="Подготовить доклад о ходе внедрения клиентоцентричности за период (DOCX).")
+@report_app.command("progress", help="Подготовить доклад о ходе внедрения клиентоцентричности за период (DOCX и PDF).")
 def report_progress(
     group_ref: GroupArg,
     start: Annotated[str, typer.Option("--start", help="Начало периода YYYY-MM-DD")],
     end: Annotated[str, typer.Option("--end", help="Конец периода YYYY-MM-DD")],
-    output: Annotated[Path | None, typer.Option("--output", help="Записать DOCX в файл")] = None,
+    output: OutputOpt = None,
 ) -> None:
     """Generate the progress report for a period (kept; sent with `wg report send`)."""
     with _work() as (settings, session, now):
@@ -326,14 +333,14 @@ def report_progress(
         _write(report, output, BlobStore(settings.blob_dir))
 
 
-@report_app.command("disagreements", help="Записать разногласия и подготовить протокол разногласий (DOCX).")
+@report_app.command("disagreements", help="Записать разногласия и подготовить протокол разногласий (DOCX и PDF).")
 def report_disagreements(
     meeting_id: Annotated[int, typer.Argument(help="Код заседания")],
     subject: Annotated[str, typer.Option("--subject", help="Предмет разногласий")],
     party: Annotated[list[str], typer.Option("--party", help="«Сторона=позиция» (не меньше двух)")],
     item: Annotated[int | None, typer.Option("--item", help="Номер вопроса")] = None,
     proposal: Annotated[str, typer.Option("--proposal", help="Предложение рабочей группы")] = "",
-    output: Annotated[Path | None, typer.Option("--output", help="Записать DOCX в файл")] = None,
+    output: OutputOpt = None,
 ) -> None:
     """Record disagreements the meeting could not resolve and prepare the protocol of disagreements."""
     positions = []

@@ -2,17 +2,16 @@
 
 * A progress report (seed 000 p. 3.3 and 3.9: "представляет руководителю департамента доклады о ходе внедрения
   клиентоцентричности") generated for a period from the group's plans, the road map, its decisions, its
-  instructions and the work of its sub-groups, rendered as DOCX (python-docx, the minutes' line markup).
+  instructions and the work of its sub-groups, rendered as DOCX and PDF from one document
+  (:mod:`mailservice.documents`: the template's line markup becomes the shared model, both files read it).
 * A protocol of disagreements (seed 000 p. 3.7: "в случае невозможности снятия разногласий ... формирует протокол
   разногласий и передает его руководителю департамента для принятия руководящего решения") when the group
-  records disagreements it could not resolve at a meeting.
-* Either is kept (every rendering, with its hash in the blob store) and sent by the secretary through the outbox
-  to the head named in the group's record.
+  records disagreements it could not resolve at a meeting; DOCX and PDF alike.
+* Either is kept (every rendering, both files by their hashes in the blob store) and sent by the secretary
+  through the outbox to the head named in the group's record, the DOCX and the PDF attached.
 * Expert groups and project committees (seed 002 p. 10: "могут быть сформированы экспертные группы и проектные
   комитеты рабочей группы" by its decision) are groups with a parent: their own members, meetings and minutes;
   copies of their signed minutes go to the parent's chair and secretary, and the parent's report counts their work.
-
-PDF renderings are left to the shared documents module (issue 16) once it is on main.
 """
 
 from __future__ import annotations
@@ -32,7 +31,6 @@ from mailservice.workgroup import instructions as instr
 from mailservice.workgroup import mail
 from mailservice.workgroup import plans as plan_rules
 from mailservice.workgroup import service as wg
-from mailservice.workgroup.minutes import cell, literal, markup_docx
 from mailservice.workgroup.models import (
     WgAgendaItem,
     WgDisagreement,
@@ -48,6 +46,7 @@ KIND_NAMES = {
     "expert_group": "экспертная группа",
     "project_committee": "проектный комитет",
 }
+PDF_TYPE = "application/pdf"
 SUBGROUP_KINDS = ("expert_group", "project_committee")
 REPORT_NAMES = {"progress": "Доклад о ходе внедрения клиентоцентричности", "disagreements": "Протокол разногласий"}
 
@@ -271,6 +270,21 @@ def progress_data(
     )
 
 
+def render_both(markup: str, *, title: str, author: str) -> tuple[bytes, bytes]:
+    """The DOCX and the PDF of a document written in the line markup: one model, both renderers."""
+    from mailservice.documents import render_docx, render_pdf  # python-docx and fpdf2: only when a report is made
+    from mailservice.documents.markup import markup_document
+
+    document = markup_document(markup, title=title, author=author, footer=title)
+    return render_docx(document), render_pdf(document)
+
+
+def _markup(template: str, **context: object) -> str:
+    from mailservice.documents.markup import cell, literal
+
+    return render(template, lit=literal, cell=cell, **context)
+
+
 def _keep(
     session: Session,
     settings: Settings,
@@ -278,19 +292,22 @@ def _keep(
     *,
     kind: str,
     title: str,
-    docx: bytes,
+    markup: str,
     start: dt.date | None,
     end: dt.date | None,
     now: dt.datetime,
     actor: str,
 ) -> WgReport:
+    docx, pdf = render_both(markup, title=title, author=settings.department_name)
+    store = BlobStore(settings.blob_dir)
     report = WgReport(
         group_id=group.id,
         kind=kind,
         title=title,
         period_start=start,
         period_end=end,
-        docx_sha256=BlobStore(settings.blob_dir).put(docx),
+        docx_sha256=store.put(docx),
+        pdf_sha256=store.put(pdf),
         created_at=now,
         created_by=actor,
     )
@@ -305,10 +322,19 @@ def progress_report(
 ) -> WgReport:
     """Generate and keep the progress report for a period."""
     data = progress_data(session, settings, group, start=start, end=end, today=wg.local_today(settings, now))
-    docx = markup_docx(render("wg/report_docx.txt", r=data, lit=literal, cell=cell))
+    markup = _markup("wg/report_docx.txt", r=data)
     title = f"{REPORT_NAMES['progress']} за период {data.period}"
     return _keep(
-        session, settings, group, kind="progress", title=title, docx=docx, start=start, end=end, now=now, actor=actor
+        session,
+        settings,
+        group,
+        kind="progress",
+        title=title,
+        markup=markup,
+        start=start,
+        end=end,
+        now=now,
+        actor=actor,
     )
 
 
@@ -363,7 +389,7 @@ def disagreements_protocol(
     item = session.get(WgAgendaItem, disagreement.item_id) if disagreement.item_id else None
     presiding = wg.presiding_of(session, meeting)
     secretary = wg.officer(session, group, "secretary")
-    markup = render(
+    markup = _markup(
         "wg/disagreements_docx.txt",
         d=disagreement,
         group=group,
@@ -375,8 +401,6 @@ def disagreements_protocol(
         date=ru_date(wg.local_today(settings, now)),
         presiding=presiding.name if presiding else "",
         secretary=secretary.name if secretary else "",
-        lit=literal,
-        cell=cell,
     )
     title = f"{REPORT_NAMES['disagreements']} по итогам заседания № {meeting.number}"
     report = _keep(
@@ -385,7 +409,7 @@ def disagreements_protocol(
         group,
         kind="disagreements",
         title=title,
-        docx=markup_docx(markup),
+        markup=markup,
         start=None,
         end=None,
         now=now,
@@ -401,7 +425,7 @@ def disagreements_protocol(
 def send_report(
     session: Session, settings: Settings, report: WgReport, *, now: dt.datetime, actor: str, again: bool = False
 ) -> None:
-    """The secretary sends a report (DOCX attached) to the head of the department through the outbox."""
+    """The secretary sends a report (DOCX and PDF attached) to the head of the department through the outbox."""
     group = session.get(WgGroup, report.group_id)
     assert group is not None
     if not group.head_email:
@@ -409,8 +433,11 @@ def send_report(
     if report.sent_at is not None and not again:
         raise WorkgroupError(f"Документ уже направлен {wg.fmt_local(settings, report.sent_at)}")
     secretary = wg.officer(session, group, "secretary")
-    docx = BlobStore(settings.blob_dir).get(report.docx_sha256)
-    kind_file = "doklad" if report.kind == "progress" else "protokol-raznoglasiy"
+    store = BlobStore(settings.blob_dir)
+    name = f"{report_file_stem(report)}-{report.id}"
+    files = [(f"{name}.docx", mail.DOCX_TYPE, store.get(report.docx_sha256))]
+    if report.pdf_sha256:  # reports made before PDFs were kept have the DOCX only
+        files.append((f"{name}.pdf", PDF_TYPE, store.get(report.pdf_sha256)))
     mail.enqueue_to(
         session,
         settings,
@@ -421,10 +448,15 @@ def send_report(
         kind="wg_report",
         ref_type=mail.REF_REPORT,
         ref_id=report.id,
-        attachments=[(f"{kind_file}-{report.id}.docx", mail.DOCX_TYPE, docx)],
+        attachments=files,
     )
     report.sent_at, report.sent_by, report.sent_to = now, actor, group.head_email
     wg.log(session, now=now, actor=actor, action="report_sent", group_id=group.id, report=report.id)
+
+
+def report_file_stem(report: WgReport) -> str:
+    """The file name (without the extension) a report is attached and downloaded under."""
+    return "doklad" if report.kind == "progress" else "protokol-raznoglasiy"
 
 
 def reports_of(session: Session, group: WgGroup) -> list[WgReport]:

@@ -3,7 +3,7 @@ disagreements for the head, and expert groups and project committees (issue 18).
 
 ``GET /staff/wg/groups/{id}`` is for the group's chair, deputy chair and secretary (and administrators); every
 change is the secretary's and goes through :mod:`.plans` and :mod:`.reports` in one transaction; a refusal shows
-the page again with the reason. Documents download as DOCX and never render in the browser.
+the page again with the reason. Documents download as DOCX or PDF and never render in the browser.
 """
 
 from __future__ import annotations
@@ -328,7 +328,17 @@ async def send_report(request: Request, report_id: DbId, ctx: Staff) -> Response
 
 @router.get("/staff/wg/reports/{report_id}.docx")
 async def report_docx(request: Request, report_id: DbId, ctx: Staff) -> Response:
-    """Download a report or a protocol of disagreements."""
+    """Download a report or a protocol of disagreements as DOCX."""
+    return await _report_file(request, report_id, ctx, "docx")
+
+
+@router.get("/staff/wg/reports/{report_id}.pdf")
+async def report_pdf(request: Request, report_id: DbId, ctx: Staff) -> Response:
+    """Download a report or a protocol of disagreements as PDF (the same document)."""
+    return await _report_file(request, report_id, ctx, "pdf")
+
+
+async def _report_file(request: Request, report_id: int, ctx: StaffContext, kind: str) -> Response:
     settings = _settings(request)
 
     def work() -> tuple[bytes, str]:
@@ -337,13 +347,15 @@ async def report_docx(request: Request, report_id: DbId, ctx: Staff) -> Response
             if report is None:
                 raise Refused(404, "Не найдено")
             _group_or_refuse(session, ctx, report.group_id, OFFICERS | {"admin"})
-            name = "doklad" if report.kind == "progress" else "protokol-raznoglasiy"
-            return BlobStore(settings.blob_dir).get(report.docx_sha256), f"{name}-{report.id}.docx"
+            digest = report.docx_sha256 if kind == "docx" else report.pdf_sha256
+            if not digest:
+                raise Refused(404, "Этот документ подготовлен до того, как доклады стали сохраняться в PDF")
+            return BlobStore(settings.blob_dir).get(digest), f"{reports.report_file_stem(report)}-{report.id}.{kind}"
 
     data, filename = await run_in_threadpool(work)
     return Response(
         data,
-        media_type=DOCX_TYPE,
+        media_type=DOCX_TYPE if kind == "docx" else reports.PDF_TYPE,
         headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
     )
 
