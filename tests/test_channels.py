@@ -451,3 +451,62 @@ def test_the_history_summary_shows_what_was_written_with_quotes_folded(settings:
     _new, folded = summary.split("Уточняю: интересует только Октябрьский район.", 1)[1].split("<details>", 1)
     assert "&gt; Ваше обращение зарегистрировано." in folded.split("</details>", 1)[0]
     assert 'name="viewport"' in summary  # readable on a phone
+
+
+def test_retention_removes_the_words_of_posted_letters(fast_form: Settings) -> None:
+    from mailservice import retention
+    from mailservice.blobs import BlobStore
+    from mailservice.inforequests import service
+    from mailservice.inforequests.lifecycle import Status
+    from mailservice.inforequests.models import PostalLetter
+
+    http = client_for(fast_form)
+    sent = _submit(
+        http, {"name": "Старый Клиент", "postal_address": "630000, Новосибирск, ул. Давняя, 1", "text": "Вопрос"}
+    )
+    assert sent.status_code == 200
+    now = dt.datetime.now(dt.UTC)
+    with session_scope(fast_form) as session:
+        request = session.scalars(select(Request)).one()
+        for target in (Status.answered, Status.closed):
+            service.change_status(
+                session, fast_form, request, target, now=now, actor="op@dizo.test", comment="Ответ дан"
+            )
+        letters = session.scalars(select(PostalLetter)).all()
+        assert len(letters) == 3  # the acknowledgement, the answer, the closing notice (as by e-mail)
+        blobs = {d for letter in letters for d in (letter.docx_sha256, letter.pdf_sha256)}
+    later = now + dt.timedelta(days=366 * (fast_form.history_retention_years + 1))
+    with session_scope(fast_form) as session:
+        _report, dead = retention.run(session, fast_form, later, dry_run=False)
+    retention.delete_blobs(fast_form, dead)
+    with session_scope(fast_form) as session:
+        for letter in session.scalars(select(PostalLetter)):
+            assert letter.addressee == letter.body == letter.docx_sha256 == ""
+            assert letter.number  # the outgoing register keeps the number and date
+    store = BlobStore(fast_form.blob_dir)
+    assert not any(store.path(d).exists() for d in blobs)
+
+
+def test_the_form_changes_nothing_of_the_client_whose_address_it_names(fast_form: Settings) -> None:
+    from mailservice.inforequests import service
+
+    now = dt.datetime.now(dt.UTC)
+    with session_scope(fast_form) as session:
+        victim = service.update_or_create_client(session, None, now=now, name="", email="victim@example.ru")
+        session.flush()
+        victim_id = victim.id
+    http = client_for(fast_form)
+    sent = _submit(
+        http,
+        {"name": "Подставное Имя", "email": "victim@example.ru", "postal_address": "Чужой адрес, 1", "text": "Вопрос"},
+    )
+    assert sent.status_code == 200
+    with session_scope(fast_form) as session:
+        victim = session.get(Client, victim_id)
+        assert victim is not None and victim.name == "" and victim.postal_address == ""
+        request = session.scalars(select(Request)).one()
+        assert request.reply_name == "Подставное Имя"
+    too_big = http.post(
+        "/request", content=b"x" * 10, headers={"content-length": str(fast_form.max_attachment_bytes + 3 * 1024 * 1024)}
+    )
+    assert too_big.status_code == 413
