@@ -387,6 +387,12 @@ def test_a_client_without_e_mail_gets_the_acknowledgement_and_the_answer_as_lett
         assert any("отправлено почтой" in e.comment for e in request.events)
     waiting = http.get("/staff/letters")
     assert waiting.text.count("Отправлено</button>") == 1  # only the acknowledgement still waits
+    # The status page (its link was on the form's page: no e-mail address) shows the answer and serves its file.
+    status_path = re.search(r'href="https?://[^/"]+(/status/[^"]+)"', sent.text).group(1)  # type: ignore[union-attr]
+    page = http.get(status_path)
+    assert answer in page.text and "дан ответ" in page.text
+    file_link = re.search(r'href="(/status/[^"]+/files/\d+)"', page.text)
+    assert file_link and http.get(file_link.group(1)).content == PDF
 
 
 def test_the_history_prints_only_for_a_client_proven_in_person(settings: Settings) -> None:
@@ -510,3 +516,16 @@ def test_the_form_changes_nothing_of_the_client_whose_address_it_names(fast_form
         "/request", content=b"x" * 10, headers={"content-length": str(fast_form.max_attachment_bytes + 3 * 1024 * 1024)}
     )
     assert too_big.status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("hours_before", "taken_as_arrival"),
+    [(1, True), (71, True), (73, False), (-1, False)],  # the Date header: plausible within the 3 days of RULES.md
+)
+def test_an_e_mail_arrives_when_its_date_is_plausible(hours_before: int, taken_as_arrival: bool) -> None:
+    from mailservice.intake.pipeline import arrival
+
+    now = dt.datetime(2026, 3, 5, 12, tzinfo=dt.UTC)
+    header = now - dt.timedelta(hours=hours_before)
+    assert arrival(header, now) == (header if taken_as_arrival else now)
+    assert arrival(None, now) == now

@@ -174,7 +174,7 @@ def answer(
         session.add(
             Attachment(
                 request_id=request.id,
-                event_id=event.id,
+                event=event,  # not event_id: the event is not flushed yet (its id would be None)
                 filename=upload.filename,
                 content_type=upload.content_type,
                 size=len(upload.data),
