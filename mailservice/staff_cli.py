@@ -119,6 +119,25 @@ def retention_run(
         typer.echo(line)
 
 
+@retention_app.command("reports")
+def retention_reports(
+    limit: Annotated[int, typer.Option("--limit", help="Сколько последних запусков показать")] = 5,
+) -> None:
+    """Отчёты ежедневных запусков хранения, которые выполнил обработчик очереди (worker)."""
+    from mailservice import jobruns
+
+    settings = get_settings()
+    with session_scope(settings) as session:
+        runs = jobruns.latest(session, "retention", limit)
+        if not runs:
+            typer.echo("Запусков ещё не было.")
+        for item in runs:
+            when = item.started_at.astimezone(settings.tz).strftime("%d.%m.%Y %H:%M")
+            typer.echo(f"Запуск {item.period} ({when}):")
+            for line in item.report.get("lines", []):
+                typer.echo(f"  {line}")
+
+
 @feedback_app.command("send-surveys")
 def feedback_send_surveys() -> None:
     """Поставить в очередь опрос по отвеченным запросам, где его ещё нет (ответы вне консоли)."""

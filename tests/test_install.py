@@ -96,6 +96,7 @@ def test_wheel_holds_every_runtime_file(built: tuple[Path, Path]) -> None:
         "mailservice/classify/rules.yaml",
         "mailservice/classify/taxonomy.yaml",
         "mailservice/classify/data/dev_set.tsv",
+        "mailservice/classify/data/mail_set.tsv",
         "mailservice/processes/data/catalogue.json",
         "mailservice/migrations/env.py",
         "mailservice/migrations/script.py.mako",

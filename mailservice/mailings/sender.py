@@ -70,13 +70,7 @@ from mailservice.mailings.models import (
     WorkerBeat,
 )
 from mailservice.mailings.render import CampaignRenderer, Recipient, signer_from_settings
-from mailservice.mailings.subscribers import (
-    apply_bounces,
-    suppress,
-    unsubscribe_mailto,
-    unsubscribe_token,
-    unsubscribe_url,
-)
+from mailservice.mailings.subscribers import UnsubscribeLinks, apply_bounces, suppress
 from mailservice.outbox import backoff
 
 log = logging.getLogger(__name__)
@@ -767,19 +761,20 @@ class CampaignPass:
         self.result = PassResult()
         self._halt = False  # paused, SMTP down or stopped: no more claims, release what is queued
         self._renderer: CampaignRenderer | None = None
+        self._links = UnsubscribeLinks(settings)
         self.early_round = False  # PostgreSQL: start the round while RCPT and DATA travel (set in run())
 
     def _should_halt(self) -> bool:
         return self._halt or self.stop.is_set() or (self.deadline is not None and time.monotonic() > self.deadline)
 
     def _recipient(self, job: Job) -> Recipient:
-        token = unsubscribe_token(self.settings, job.subscription_id, job.nonce)
+        url, mailto = self._links(job.subscription_id, job.nonce)
         return Recipient(
             subscription_id=job.subscription_id,
             address=job.address,
             name=job.name,
-            unsubscribe_url=unsubscribe_url(self.settings, token),
-            unsubscribe_mailto=unsubscribe_mailto(self.settings, token),
+            unsubscribe_url=url,
+            unsubscribe_mailto=mailto,
         )
 
     def _count(self, outcome: Outcome) -> None:

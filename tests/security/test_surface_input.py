@@ -69,7 +69,7 @@ def test_control_characters_in_a_subject_keep_the_xlsx_register(settings: Settin
     target = tmp_path / "register.xlsx"
     assert write_xlsx(rows, target) == 1
     sheet = openpyxl.load_workbook(target).worksheets[0]
-    assert sheet["F2"].value == "Запрос о земле"
+    assert sheet["G2"].value == "Запрос о земле"  # the subject's column («Тема письма»)
 
 
 def with_attachments(files: dict[str, bytes]) -> bytes:
