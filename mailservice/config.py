@@ -118,6 +118,8 @@ class Settings(BaseSettings):
     # The disclosure site's public address (QR code, open data links); the site's mkdocs.yml reads it too.
     site_url: str = ""
     department_name: str = "Департамент имущества и земельных отношений Новосибирской области"
+    # The name in the dative case («согласие Департаменту …»); empty: the first word of the name declined.
+    department_name_dative: str = ""
     # Its postal address goes into every answer (8-FZ art. 19); required outside development, no default invented.
     department_address: str = ""
     department_phones: str = "238-60-02, 238-60-62"
