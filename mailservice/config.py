@@ -225,6 +225,12 @@ class Settings(BaseSettings):
     # --- feedback ---
     feedback_limit_per_ip: int = 10  # ratings from the anonymous site form per IP per hour; 0 = no limit
 
+    # --- the site's request form (/request) ---
+    request_limit_per_ip: int = Field(default=5, ge=0)  # requests per IP per hour; 0 = no limit
+    request_min_fill_seconds: int = Field(default=5, ge=0)  # a form sent sooner was filled by a program
+    request_max_files: int = Field(default=5, ge=0, le=20)
+    request_max_file_bytes: int = Field(default=10 * 1024 * 1024, ge=1)  # each file; all together: max_attachment_bytes
+
     # --- processes ---
     # MAILSERVICE_PROCESS_OFFICERS (issue 9) is gone: the officers are console accounts with the role process_officer
     # (issue 18). A value still set in the environment is ignored (extra="ignore").

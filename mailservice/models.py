@@ -6,6 +6,7 @@ from mailservice.db import Base
 from mailservice.feedback import models as feedback_models  # console issue
 from mailservice.history import models as history_models  # console issue
 from mailservice.inforequests import models as inforequests_models
+from mailservice.inforequests import search_index as search_models  # full-text index (issue 19)
 from mailservice.intake import models as intake_models
 from mailservice.mailings import models as mailings_models  # mailings issue
 from mailservice.processes import models as processes_models  # process register (issue 9)
@@ -25,5 +26,6 @@ __all__ = [
     "mailings_models",
     "outbox_models",
     "processes_models",
+    "search_models",
     "workgroup_models",
 ]

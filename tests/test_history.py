@@ -30,6 +30,7 @@ from mailservice.intake.models import IntakeEntry, Outcome
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.intake.routes import load_routes
 from mailservice.tokens import Purpose, sign_timed
+from tests import documented
 from tests.console_support import client_for, drain, link_in, mail_request, parsed, text_of
 from tests.mailfactory import citizen_mail
 from tests.servers import Sink
@@ -162,7 +163,7 @@ def test_a_legacy_confirmation_link_proves_the_address_for_its_client_only(setti
         assert contact is not None
         export = HistoryExport(
             client_id=contact.client_id, via="email", address=A, status="awaiting_verification", nonce="n1",
-            expires_at=utcnow() + service.LINK_VALID,
+            expires_at=utcnow() + documented.HISTORY_LINK_VALID,
         )  # fmt: skip
         session.add(export)
         session.flush()
@@ -194,8 +195,18 @@ def test_verified_address_gets_the_link_and_the_six_hour_limit(settings: Setting
     assert "Иванов Иван" in everything and SECRET_B not in everything
     with session_scope(settings) as session:
         assert session.scalar(select(func.count(HistoryExport.id))) == 1
+        # One export per 6 hours (README): a minute short of them, still refused; a minute past, sent.
         session.execute(
-            update(HistoryExport).values(created_at=utcnow() - service.MIN_INTERVAL - dt.timedelta(minutes=1))
+            update(HistoryExport).values(
+                created_at=utcnow() - documented.HISTORY_ONE_EXPORT_PER + dt.timedelta(minutes=1)
+            )
+        )
+    assert ask(settings, history_mail(A, body="Повторно прошу историю моих обращений"), A) == "history request: limited"
+    with session_scope(settings) as session:
+        session.execute(
+            update(HistoryExport).values(
+                created_at=utcnow() - documented.HISTORY_ONE_EXPORT_PER - dt.timedelta(minutes=1)
+            )
         )
     assert ask(settings, history_mail(A, body="И ещё раз: вся переписка со мной"), A) == "history request: link_sent"
 

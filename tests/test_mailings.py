@@ -46,6 +46,7 @@ from mailservice.mailings.sender import send_campaign, send_due
 from mailservice.outbox import drain_once
 from mailservice.tokens import Purpose
 from mailservice.web.app import create_app
+from tests import documented
 from tests.conftest import make_env, reset_caches
 from tests.mailfactory import citizen_mail
 from tests.servers import Sink
@@ -456,11 +457,11 @@ def test_rate_limits_per_address_and_ip(mail_settings: Settings, sink: Sink) -> 
     for _ in range(5):  # the address limit is 3 an hour: the answer stays the same, the mail stops
         assert client.post("/subscribe", data={"email": "spam-victim@example.org", "consent": "1"}).status_code == 200
     drain(mail_settings)
-    assert len(messages_to(sink, "spam-victim@example.org")) == mail_settings.mailing_limit_per_address
+    assert len(messages_to(sink, "spam-victim@example.org")) == documented.SUBSCRIBE_LIMIT_PER_ADDRESS_HOUR
     statuses = [
         client.post("/subscribe", data={"email": f"x{n}@example.org", "consent": "1"}).status_code for n in range(40)
     ]
-    assert 429 in statuses and statuses.index(429) == mail_settings.mailing_limit_per_ip - 5
+    assert 429 in statuses and statuses.index(429) == documented.SUBSCRIBE_LIMIT_PER_IP_HOUR - 5
 
 
 def test_consent_log_is_append_only(mail_settings: Settings) -> None:

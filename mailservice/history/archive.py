@@ -96,6 +96,12 @@ def is_client_visible(event: Event) -> bool:
     return not (isinstance(event.data, dict) and event.data.get("internal"))
 
 
+def contact_title(event: Event) -> str:
+    """The name of a contact staff recorded (a call, a visit, a letter), or ''."""
+    title = event.data.get("contact") if isinstance(event.data, dict) else None
+    return title if isinstance(title, str) else ""
+
+
 def _blob_file(store: BlobStore, path: str, title: str, sha256: str) -> HistoryFile:
     """A blob as a file of the archive; its size is the one on disk (what reading it used to give)."""
     try:
@@ -153,7 +159,7 @@ def collect(session: Session, settings: Settings, client_id: int) -> HistoryData
         items.append(
             TimelineItem(
                 event=event,
-                title=EVENT_NAMES.get(event.kind, event.kind),
+                title=contact_title(event) or EVENT_NAMES.get(event.kind, event.kind),
                 channel=CHANNEL_BY_VALUE.get(event.channel, event.channel),
                 request_number=numbers.get(event.request_id or 0, ""),
                 files=files,

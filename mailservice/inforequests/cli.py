@@ -248,6 +248,52 @@ def list_cmd(
         Console().print(table)
 
 
+@app.command("search")
+def search_cmd(
+    query: Annotated[str, typer.Argument(help="Слова для поиска, номер, телефон или адрес эл. почты")],
+    page: Annotated[int, typer.Option(min=1, help="Страница результатов")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Вывести в формате JSON")] = False,
+) -> None:
+    """Найти запросы по номеру, теме, тексту писем и записей, имени, организации, адресу, эл. почте и телефону
+    клиента (с учётом словоформ), лучшие совпадения сверху; те же результаты, что и поиск в консоли."""
+    from mailservice.inforequests import search
+
+    settings = get_settings()
+    with session_scope(settings) as session:
+        found = search.search_requests(session, query, page=page)
+        if as_json:
+            hits = [
+                {
+                    "id": h.request.id,
+                    "number": h.request.number,
+                    "status": h.request.status,
+                    "subject": h.request.subject,
+                    "client": h.request.client.display_name,
+                    "field": h.fragment.field if h.fragment else None,
+                    "fragment": h.fragment.html.striptags() if h.fragment else None,
+                }
+                for h in found.hits
+            ]
+            payload = {"query": query, "total": found.total, "page": found.page, "pages": found.pages, "hits": hits}
+            typer.echo(json.dumps(payload, ensure_ascii=False))
+            return
+        if not found.hits:
+            typer.echo("Ничего не найдено." if found.terms else "Ничего не найдено: в запросе нет слов для поиска.")
+            return
+        table = Table(Column("№", no_wrap=True, min_width=11), "Статус", "Клиент", "Тема", "Совпадение")
+        for h in found.hits:
+            r = h.request
+            table.add_row(
+                r.number or f"(id {r.id})",
+                STATUS_NAMES[Status(r.status)],
+                r.client.display_name,
+                r.subject[:40],
+                f"{h.fragment.field}: {h.fragment.html.striptags()}" if h.fragment else "",
+            )
+        Console().print(table)
+        typer.echo(f"Найдено: {found.total}; страница {found.page} из {found.pages}.")
+
+
 def _status_name(status: str | None) -> str:
     return STATUS_NAMES[Status(status)] if status else "—"
 

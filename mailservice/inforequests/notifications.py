@@ -18,6 +18,7 @@ from mailservice.inforequests.lifecycle import CHANNEL_NAMES, REFUSAL_GROUNDS, S
 from mailservice.inforequests.models import Event, Request
 from mailservice.mail.compose import build_message, wire_address
 from mailservice.outbox import OutboxMessage, enqueue
+from mailservice.webrequests.status import status_url
 
 
 def subject_tag(number: str | None) -> str:
@@ -93,6 +94,7 @@ def send_to_client(
             "addressee": name,
             "status_names": STATUS_NAMES,
             "channel_name": CHANNEL_NAMES[Channel(request.channel)],
+            "status_url": status_url(settings, request.number),
             **(extra or {}),
         },
         auto_submitted=auto_submitted,

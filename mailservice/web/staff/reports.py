@@ -43,7 +43,16 @@ def register_download(request: Request, ctx: Operator, fmt: str) -> Response:
     filters = queue.QueueFilters.parse(request.query_params)
     today = utcnow().astimezone(settings.tz).date()
     with session_scope(settings) as session:
-        rows = export.register_rows(session, settings, today, queue.build_query(filters, today))
+        query = queue.build_query(filters, today)
+        if filters.q:  # the queue's search box narrows the register as it narrows the queue (issue 19's search)
+            from sqlalchemy import false
+
+            from mailservice.inforequests import search
+            from mailservice.inforequests.models import Request as InfoRequest
+
+            found = search.matching_ids(session, filters.q)
+            query = query.where(InfoRequest.id.in_(found) if found is not None else false())
+        rows = export.register_rows(session, settings, today, query)
         if fmt == "xlsx":
             data, count = export.xlsx_bytes(rows)
         else:

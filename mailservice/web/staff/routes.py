@@ -3,13 +3,15 @@ audit log. Server-rendered, no JavaScript; every POST carries the session's CSRF
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import secrets
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, File, Form, Query, Request
+from fastapi import UploadFile as FastAPIUpload
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -27,6 +29,7 @@ from mailservice.inforequests import queues
 from mailservice.inforequests.export import is_overdue
 from mailservice.inforequests.lifecycle import (
     CHANNEL_NAMES,
+    ORAL_CHANNELS,
     REFUSAL_GROUNDS,
     STAFF_SETTABLE,
     STATUS_NAMES,
@@ -64,6 +67,7 @@ from mailservice.web.staff.deps import (
     settings_of,
 )
 from mailservice.web.staff.models import AuditEntry, StaffUser
+from mailservice.web.staff.uploads import store_uploads
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
 
@@ -83,6 +87,7 @@ DONE = {
     "spam": "Письмо подтверждено как реклама и закрыто без регистрации.",
     "convert": "Письмо исполнено как команда; клиенту отправлен ответ.",
     "created": "Запрос зарегистрирован.",
+    "contact": "Контакт записан в историю.",
     "merge": "Записи клиентов объединены.",
     "history": "Запрос истории обработан.",
     "identity": "Проверка личности записана.",
@@ -339,8 +344,9 @@ def register_submit(
     phone: Text = "",
     social: Text = "",
     postal_address: Text = "",
+    files: Annotated[list[FastAPIUpload], File()] = [],  # noqa: B006  (FastAPI reads the default; never mutated)
 ) -> Response:
-    """Register it (number and term at once; oral requests with date and time)."""
+    """Register it (number and term at once; oral requests with date and time; scans of a letter attached)."""
     settings = settings_of(request)
     form = {k: v for k, v in locals().items() if isinstance(v, str)}
     try:
@@ -374,6 +380,7 @@ def register_submit(
     )
     try:
         with session_scope(settings) as session:
+            data = dataclasses.replace(data, files=tuple(store_uploads(settings, files)))
             created = actions.register_contact_request(session, settings, data, actor=ctx.email, now=now)
             _audit(session, ctx, "request_register", "request", created.id, channel=chosen.value)
             new_id = created.id
@@ -446,6 +453,10 @@ def _request_page(
             chosen_template=template if template in ANSWER_TEMPLATES else "",
             staff=staff,
             register_by=queues.registration_date(settings, req),
+            registration_term=queues.registration_term(settings, req),
+            registered_late=any(e.kind == "registered" and (e.data or {}).get("late_registration") for e in req.events),
+            oral=req.channel in ORAL_CHANNELS,
+            now_local=utcnow().astimezone(settings.tz).strftime("%Y-%m-%dT%H:%M"),
             forward_by=queues.forwarding_date(req),
             hold_reasons=intake_actions.hold_reasons_of(req),
             commands=COMMAND_NAMES if intake_actions.can_convert(req) else {},
