@@ -133,6 +133,8 @@ def test_one_model_gives_docx_and_pdf_with_the_same_russian_text(tmp_path: Path)
     top = words(pdf_text(pdf, "-f", "1", "-l", "1", "-x", "0", "-y", "0", "-W", "595", "-H", "110"))
     assert DEPARTMENT in top, top
 
+    for stale in ARTIFACTS.glob("report*.png"):  # a previous run's page image would be a second match below
+        stale.unlink()
     poppler("pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", str(pdf), str(ARTIFACTS / "report"))
     [page] = sorted(ARTIFACTS.glob("report*.png"))
     image = PILImage.open(page).convert("L")
