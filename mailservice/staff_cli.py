@@ -152,12 +152,13 @@ def feedback_send_surveys() -> None:
 @feedback_app.command("stats")
 def feedback_stats_cmd() -> None:
     """Число оценок и средние по месяцам, каналам и подразделениям."""
-    from mailservice.feedback.stats import ANONYMOUS_SOURCE, feedback_stats
+    from mailservice.feedback.staff import ANONYMOUS_SOURCES
+    from mailservice.feedback.stats import feedback_stats
 
     settings = get_settings()
     with session_scope(settings) as session:
         stats = feedback_stats(session, settings)
-        anonymous = feedback_stats(session, settings, sources=(ANONYMOUS_SOURCE,))
+        anonymous = feedback_stats(session, settings, sources=ANONYMOUS_SOURCES)
     typer.echo(f"Ответов: {stats.count}; средняя оценка: {stats.average if stats.average is not None else '—'}")
     typer.echo(
         f"С анонимной формы на сайте (не публикуются): {anonymous.count}; "

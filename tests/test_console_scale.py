@@ -12,36 +12,16 @@ from sqlalchemy import insert, select
 
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
-from mailservice.inforequests import service
-from mailservice.inforequests.lifecycle import Channel
 from mailservice.inforequests.models import Client, Event, Request
 from mailservice.web.staff import auth
 from mailservice.web.staff.models import AuditEntry
-from tests.console_support import add_staff, client_for, login
+from tests.console_support import add_staff, client_for, login, staff_request
 
 
 def _phone_request(
     settings: Settings, name: str, subject: str, text: str = "Текст", client_id: int | None = None
 ) -> tuple[int, int]:
-    now = utcnow()
-    with session_scope(settings) as session:
-        client = (
-            session.get_one(Client, client_id)
-            if client_id
-            else service.find_or_create_client(session, now=now, name=name)
-        )
-        request = service.create_request(
-            session,
-            settings,
-            now=now,
-            client=client,
-            channel=Channel.phone,
-            subject=subject,
-            text=text,
-            labels=service.Labels(),
-        )
-        session.flush()
-        return request.id, client.id
+    return staff_request(settings, name=name, subject=subject, text=text, client_id=client_id)
 
 
 def _operator(settings: Settings):  # type: ignore[no-untyped-def]

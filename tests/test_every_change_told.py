@@ -122,3 +122,31 @@ def test_the_survey_follows_any_final_status(settings: Settings, final: Status) 
         assert feedback.sweep(session, settings, utcnow()) == 0
     survey = _outbox(settings, request_id)[-1]
     assert survey.kind == "feedback_survey" and "/feedback/" in text_of(parsed(survey.raw))
+
+
+def test_console_changes_the_notification_address_to_a_proven_one(settings: Settings) -> None:
+    from mailservice.web.staff.auth import Role
+    from tests.console_support import add_staff, client_for, csrf_of, login
+
+    request_id = mail_request(settings)
+    add_staff(settings, "operator@dizo.test", Role.operator)
+    http = client_for(settings)
+    login(http, "operator@dizo.test")
+    page = http.get(f"/staff/requests/{request_id}").text
+    assert "Адрес для уведомлений" in page
+    csrf = csrf_of(page)
+    url = f"/staff/requests/{request_id}/notify-address"
+    refused = http.post(url, data={"csrf_token": csrf, "address": "stranger@example.ru"})
+    assert refused.status_code == 400 and "не подтверждён" in refused.text
+    with session_scope(settings) as session:
+        request = session.get(Request, request_id)
+        assert request is not None and request.reply_email == "ivanov@example.ru"
+        identity.record_check(
+            session, request.client, document="passport_rf", checked_by="t", now=utcnow(), email="work@example.ru"
+        )
+    assert 'value="work@example.ru"' in http.get(f"/staff/requests/{request_id}").text  # offered in the list
+    done = http.post(url, data={"csrf_token": csrf, "address": "work@example.ru"})
+    assert done.status_code == 303
+    with session_scope(settings) as session:
+        request = session.get(Request, request_id)
+        assert request is not None and request.reply_email == "work@example.ru"

@@ -88,6 +88,8 @@ def test_console_register_xlsx_of_a_filtered_queue(settings: Settings) -> None:
     assert sheet.auto_filter.ref == "A1:S3"
     assert (sheet.column_dimensions["G"].width or 0) > 20
 
+    searched = _xlsx_rows(http.get("/staff/queue/register.xlsx?status=all&q=Вакансии").content)
+    assert [row[4] for row in searched[1:]] == ["Орлова Мария"]  # the search box narrows the register too
     csv_response = http.get("/staff/queue/register.csv?status=all&channel=phone")
     table = list(csv.reader(io.StringIO(csv_response.content.decode("utf-8-sig"))))
     assert table[0] == COLUMNS and len(table) == 3

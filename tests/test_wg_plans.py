@@ -17,8 +17,8 @@ from mailservice.blobs import BlobStore
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.web.staff.auth import Role
-from mailservice.workgroup import instructions, plans, reports, service
-from mailservice.workgroup.models import WgGroup, WgMember, WgReport
+from mailservice.workgroup import groups, instructions, meetings, plans, reports, service, signing, voting
+from mailservice.workgroup.models import WgAgendaItem, WgGroup, WgMember, WgReport
 from mailservice.workgroup.service import WorkgroupError
 from mailservice.workgroup.tally import Choice
 from tests.console_support import add_staff, login
@@ -77,24 +77,24 @@ def expert_meeting(settings: Settings, clock: Clock, group_id: int) -> None:
             "secretary": ("Гусев Антон Ильич", "gusev@wg.example.ru"),
             "member": ("Жукова Ирина Петровна", "zhukova@wg.example.ru"),
         }.items():
-            people[role] = service.add_member(
+            people[role] = groups.add_member(
                 session, settings, group, name=name, email=address, role=role, verified=True, now=clock.now, actor="t"
             )
         start = working_days_ahead(settings, clock.now, 7)
-        meeting = service.create_meeting(
+        meeting = meetings.create_meeting(
             session, settings, group, starts_at=start, form="in_person", now=clock.now, actor="t"
         )
-        item = service.add_item(session, meeting, title="О методике оценки", now=clock.now, actor="t")
-        service.submit_agenda(session, settings, meeting, now=clock.now, actor="t")
-        service.approve_agenda(session, settings, meeting, people["chair"], now=clock.now, how="cli")
-        service.send_agenda(session, settings, meeting, now=clock.now, actor="t")
+        item = meetings.add_item(session, meeting, title="О методике оценки", now=clock.now, actor="t")
+        meetings.submit_agenda(session, settings, meeting, now=clock.now, actor="t")
+        meetings.approve_agenda(session, settings, meeting, people["chair"], now=clock.now, how="cli")
+        meetings.send_agenda(session, settings, meeting, now=clock.now, actor="t")
         for person in people.values():
-            service.record_attendance(session, meeting, person, "in_person", now=start, actor="t")
-            service.record_vote(session, settings, meeting, item, person, Choice.for_, now=start, actor="t")
-        service.finish_meeting(session, settings, meeting, now=start + dt.timedelta(hours=1), actor="t")
-        service.draft_minutes(session, settings, meeting, now=start, actor="t")
-        (signature,) = service.request_signatures(session, settings, meeting, now=start, actor="t")
-        service.sign_minutes(session, settings, signature, now=start + dt.timedelta(hours=2), method="cli")
+            voting.record_attendance(session, meeting, person, "in_person", now=start, actor="t")
+            voting.record_vote(session, settings, meeting, item, person, Choice.for_, now=start, actor="t")
+        voting.finish_meeting(session, settings, meeting, now=start + dt.timedelta(hours=1), actor="t")
+        signing.draft_minutes(session, settings, meeting, now=start, actor="t")
+        (signature,) = signing.request_signatures(session, settings, meeting, now=start, actor="t")
+        signing.sign_minutes(session, settings, signature, now=start + dt.timedelta(hours=2), method="cli")
 
 
 def test_plan_road_map_report_to_the_head_and_sub_groups(settings: Settings, sink: Sink) -> None:
@@ -103,10 +103,10 @@ def test_plan_road_map_report_to_the_head_and_sub_groups(settings: Settings, sin
     plan_start = clock.now.astimezone(settings.tz).date()
     meeting_id, item_id = held_meeting(settings, clock, people, title="Об утверждении плана работ на 2027 год")
     with session_scope(settings) as session:
-        group = service.get_group(session, "kc")
-        meeting = service.get_meeting(session, meeting_id)
+        group = groups.get_group(session, "kc")
+        meeting = meetings.get_meeting(session, meeting_id)
         day = service.meeting_day(settings, meeting)
-        decision_item = session.get(service.WgAgendaItem, item_id)
+        decision_item = session.get(WgAgendaItem, item_id)
         assert decision_item is not None
         roadmap = plans.add_roadmap_item(
             session,
@@ -169,9 +169,9 @@ def test_plan_road_map_report_to_the_head_and_sub_groups(settings: Settings, sin
         assert training.owner == ADDRESSES["m2"][0]
     sign(settings, clock, meeting_id)
     with session_scope(settings) as session:
-        group = service.get_group(session, "kc")
+        group = groups.get_group(session, "kc")
         plan = plans.get_plan(session, plan_id)
-        decision_item = session.get(service.WgAgendaItem, item_id)
+        decision_item = session.get(WgAgendaItem, item_id)
         survey_row = session.get(plans.WgPlanItem, survey_id)
         assert decision_item is not None and survey_row is not None
         decision = plans.approve_plan(session, plan, decision_item, now=clock.now, actor="t")
@@ -185,7 +185,7 @@ def test_plan_road_map_report_to_the_head_and_sub_groups(settings: Settings, sin
             plans.roadmap_item(session, group, "3.1"),
             state="done",
             result="Опрос запущен на сайте",
-            agreed_by=session.get(service.WgAgendaItem, item_id),
+            agreed_by=session.get(WgAgendaItem, item_id),
             now=clock.now,
             actor="t",
         )
@@ -195,7 +195,7 @@ def test_plan_road_map_report_to_the_head_and_sub_groups(settings: Settings, sin
             slug="kc-expert",
             title="Экспертная группа по обратной связи",
             kind="expert_group",
-            formed_by=session.get(service.WgAgendaItem, item_id),  # type: ignore[arg-type]
+            formed_by=session.get(WgAgendaItem, item_id),  # type: ignore[arg-type]
             now=clock.now,
             actor="t",
         )
@@ -214,7 +214,7 @@ def test_plan_road_map_report_to_the_head_and_sub_groups(settings: Settings, sin
     # The progress report, forty days after the meeting: the training item is overdue, the survey done.
     clock.now = clock.now + dt.timedelta(days=40)
     with session_scope(settings) as session:
-        group = service.get_group(session, "kc")
+        group = groups.get_group(session, "kc")
         report = reports.progress_report(
             session,
             settings,
@@ -266,7 +266,7 @@ def test_plan_road_map_report_to_the_head_and_sub_groups(settings: Settings, sin
     http = client(settings, clock)
     csrf = login(http, secretary_email)
     with session_scope(settings) as session:
-        group_id = service.get_group(session, "kc").id
+        group_id = groups.get_group(session, "kc").id
     page = http.get(f"/staff/wg/groups/{group_id}")
     assert page.status_code == 200 and "План работ рабочей группы на 2027 год" in page.text
     outsider = client(settings, clock)
@@ -323,12 +323,12 @@ def test_protocol_of_disagreements(settings: Settings, sink: Sink) -> None:
     early = http.post(url, data=form)
     assert early.status_code == 409 and "проведённого заседания" in early.text
     with session_scope(settings) as session:
-        service.finish_meeting(session, settings, service.get_meeting(session, meeting_id), now=clock.now, actor="t")
+        voting.finish_meeting(session, settings, meetings.get_meeting(session, meeting_id), now=clock.now, actor="t")
     one_sided = http.post(url, data={**form, "party_2": "", "position_2": ""})
     assert one_sided.status_code == 409 and "не менее двух сторон" in one_sided.text
     assert http.post(url, data=form).status_code == 303
     with session_scope(settings) as session:
-        (report,) = reports.reports_of(session, service.get_group(session, "kc"))
+        (report,) = reports.reports_of(session, groups.get_group(session, "kc"))
         assert report.kind == "disagreements"
         store = BlobStore(settings.blob_dir)
         docx, pdf = store.get(report.docx_sha256), store.get(report.pdf_sha256)

@@ -206,6 +206,7 @@ class SiteFeedback:
     rating: int
     comment: str = ""
     email: str | None = None
+    source: str = "site"  # "qr": the form the printed QR code opens (issue 17)
 
 
 def site_feedback_allowed(session: Session, settings: Settings, ip: str, now: dt.datetime) -> bool:
@@ -220,7 +221,7 @@ def record_site_feedback(session: Session, data: SiteFeedback, now: dt.datetime)
     email = normalise_address(data.email) if data.email else None
     response = FeedbackResponse(
         created_at=now,
-        source="site",
+        source="qr" if data.source == "qr" else "site",
         channel=Channel.web,
         unit="",
         rating=data.rating,

@@ -140,7 +140,11 @@ class Request(Base):
     """An information request (8-FZ) or a citizen appeal (59-FZ), whatever channel it came through."""
 
     __tablename__ = "requests"
-    __table_args__ = (Index("ix_requests_status_due", "status", "due_date"),)
+    __table_args__ = (
+        Index("ix_requests_status_due", "status", "due_date"),
+        # The queue's counters read only these (migration 1902; the queue's order has expression indexes there).
+        Index("ix_requests_counters", "status", "urgency", "needs_review", "topic", "due_date", "control_date"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str | None] = mapped_column(String(20), unique=True, default=None)  # 2026-000042
@@ -193,6 +197,7 @@ class Event(Base):
     """One entry of a client's interaction history: a message, a call, a status change, a note."""
 
     __tablename__ = "events"
+    __table_args__ = (Index("ix_events_client_at", "client_id", "at", "id"),)  # a client's timeline, a page at a time
 
     id: Mapped[int] = mapped_column(primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)

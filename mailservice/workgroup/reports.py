@@ -27,18 +27,10 @@ from mailservice.blobs import BlobStore
 from mailservice.config import Settings
 from mailservice.mail.headers import normalise_address
 from mailservice.templating import render, ru_date
+from mailservice.workgroup import groups, mail, meetings, service, voting
 from mailservice.workgroup import instructions as instr
-from mailservice.workgroup import mail
 from mailservice.workgroup import plans as plan_rules
-from mailservice.workgroup import service as wg
-from mailservice.workgroup.models import (
-    WgAgendaItem,
-    WgDisagreement,
-    WgGroup,
-    WgInstruction,
-    WgMeeting,
-    WgReport,
-)
+from mailservice.workgroup.models import WgAgendaItem, WgDisagreement, WgGroup, WgInstruction, WgMeeting, WgReport
 from mailservice.workgroup.service import WorkgroupError
 
 KIND_NAMES = {
@@ -62,7 +54,7 @@ def set_head(group: WgGroup, *, name: str, email: str, session: Session, now: dt
     if not name.strip():
         raise WorkgroupError("Укажите руководителя департамента (фамилию, инициалы, должность)")
     group.head_name, group.head_email = name.strip()[:300], address
-    wg.log(session, now=now, actor=actor, action="head_set", group_id=group.id)
+    service.log(session, now=now, actor=actor, action="head_set", group_id=group.id)
 
 
 # The progress report ------------------------------------------------------------------------------------------
@@ -163,12 +155,12 @@ def _d(day: dt.date | None) -> str:
 
 
 def _held_in(session: Session, settings: Settings, group: WgGroup, start: dt.date, end: dt.date) -> list[WgMeeting]:
-    meetings = session.scalars(
+    held = session.scalars(
         select(WgMeeting)
         .where(WgMeeting.group_id == group.id, WgMeeting.held_at.is_not(None), WgMeeting.status != "cancelled")
         .order_by(WgMeeting.number)
     )
-    return [m for m in meetings if start <= wg.meeting_day(settings, m) <= end]
+    return [m for m in held if start <= service.meeting_day(settings, m) <= end]
 
 
 def progress_data(
@@ -180,8 +172,8 @@ def progress_data(
     held = _held_in(session, settings, group, start, end)
     decisions = []
     for meeting in held:
-        when = f"№ {meeting.number} от {_d(wg.meeting_day(settings, meeting))}"
-        for r in wg.tallies(session, meeting)[2]:
+        when = f"№ {meeting.number} от {_d(service.meeting_day(settings, meeting))}"
+        for r in voting.tallies(session, meeting)[2]:
             decisions.append(
                 DecisionRow(when, r.number, r.item.title, r.item.decision or r.item.proposal, r.result.text)
             )
@@ -243,9 +235,9 @@ def progress_data(
     subgroups = []
     for child in subgroups_of(session, group):
         child_held = _held_in(session, settings, child, start, end)
-        adopted = sum(r.result.adopted for m in child_held for r in wg.tallies(session, m)[2])
+        adopted = sum(r.result.adopted for m in child_held for r in voting.tallies(session, m)[2])
         subgroups.append(SubgroupRow(KIND_NAMES[child.kind], child.title, len(child_held), adopted))
-    chair, secretary = wg.officer(session, group, "chair"), wg.officer(session, group, "secretary")
+    chair, secretary = groups.officer(session, group, "chair"), groups.officer(session, group, "secretary")
     return ProgressData(
         department=settings.department_name,
         group_title=group.title,
@@ -313,7 +305,7 @@ def _keep(
     )
     session.add(report)
     session.flush()
-    wg.log(session, now=now, actor=actor, action=f"report_{kind}", group_id=group.id, report=report.id)
+    service.log(session, now=now, actor=actor, action=f"report_{kind}", group_id=group.id, report=report.id)
     return report
 
 
@@ -321,7 +313,7 @@ def progress_report(
     session: Session, settings: Settings, group: WgGroup, *, start: dt.date, end: dt.date, now: dt.datetime, actor: str
 ) -> WgReport:
     """Generate and keep the progress report for a period."""
-    data = progress_data(session, settings, group, start=start, end=end, today=wg.local_today(settings, now))
+    data = progress_data(session, settings, group, start=start, end=end, today=service.local_today(settings, now))
     markup = _markup("wg/report_docx.txt", r=data)
     title = f"{REPORT_NAMES['progress']} за период {data.period}"
     return _keep(
@@ -374,7 +366,9 @@ def record_disagreement(
     )
     session.add(row)
     session.flush()
-    wg.log(session, now=now, actor=actor, action="disagreement_recorded", meeting_id=meeting.id, disagreement=row.id)
+    service.log(
+        session, now=now, actor=actor, action="disagreement_recorded", meeting_id=meeting.id, disagreement=row.id
+    )
     return row
 
 
@@ -382,23 +376,23 @@ def disagreements_protocol(
     session: Session, settings: Settings, disagreement: WgDisagreement, *, now: dt.datetime, actor: str
 ) -> WgReport:
     """Render and keep the protocol of disagreements for the head of the department."""
-    meeting = wg.get_meeting(session, disagreement.meeting_id)
+    meeting = meetings.get_meeting(session, disagreement.meeting_id)
     group = session.get(WgGroup, disagreement.group_id)
     assert group is not None
-    numbers = {i.id: n for n, i in enumerate(wg.items_of(session, meeting), 1)}
+    numbers = {i.id: n for n, i in enumerate(meetings.items_of(session, meeting), 1)}
     item = session.get(WgAgendaItem, disagreement.item_id) if disagreement.item_id else None
-    presiding = wg.presiding_of(session, meeting)
-    secretary = wg.officer(session, group, "secretary")
+    presiding = voting.presiding_of(session, meeting)
+    secretary = groups.officer(session, group, "secretary")
     markup = _markup(
         "wg/disagreements_docx.txt",
         d=disagreement,
         group=group,
         meeting=meeting,
-        meeting_date=_d(wg.meeting_day(settings, meeting)),
+        meeting_date=_d(service.meeting_day(settings, meeting)),
         item=item,
         item_number=numbers.get(item.id) if item else None,
         department=settings.department_name,
-        date=ru_date(wg.local_today(settings, now)),
+        date=ru_date(service.local_today(settings, now)),
         presiding=presiding.name if presiding else "",
         secretary=secretary.name if secretary else "",
     )
@@ -431,8 +425,8 @@ def send_report(
     if not group.head_email:
         raise WorkgroupError("Не указан руководитель департамента, которому направляются доклады (wg group head)")
     if report.sent_at is not None and not again:
-        raise WorkgroupError(f"Документ уже направлен {wg.fmt_local(settings, report.sent_at)}")
-    secretary = wg.officer(session, group, "secretary")
+        raise WorkgroupError(f"Документ уже направлен {service.fmt_local(settings, report.sent_at)}")
+    secretary = groups.officer(session, group, "secretary")
     store = BlobStore(settings.blob_dir)
     name = f"{report_file_stem(report)}-{report.id}"
     files = [(f"{name}.docx", mail.DOCX_TYPE, store.get(report.docx_sha256))]
@@ -451,7 +445,7 @@ def send_report(
         attachments=files,
     )
     report.sent_at, report.sent_by, report.sent_to = now, actor, group.head_email
-    wg.log(session, now=now, actor=actor, action="report_sent", group_id=group.id, report=report.id)
+    service.log(session, now=now, actor=actor, action="report_sent", group_id=group.id, report=report.id)
 
 
 def report_file_stem(report: WgReport) -> str:
@@ -486,7 +480,7 @@ def create_subgroup(
     if parent.parent_id is not None:
         raise WorkgroupError("Экспертные группы и проектные комитеты формируются рабочей группой, не другой подгруппой")
     decision = plan_rules.decision_of(session, parent, formed_by)
-    group = wg.create_group(
+    group = groups.create_group(
         session,
         slug=slug,
         title=title,
@@ -497,7 +491,7 @@ def create_subgroup(
     )
     group.kind, group.parent_id, group.formed_by_item_id = kind, parent.id, formed_by.id
     group.head_name, group.head_email = parent.head_name, parent.head_email
-    wg.log(
+    service.log(
         session,
         now=now,
         actor=actor,

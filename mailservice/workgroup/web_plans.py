@@ -23,7 +23,7 @@ from mailservice.config import Settings
 from mailservice.db import session_scope
 from mailservice.web.security import DbId
 from mailservice.web.staff.deps import Refused, StaffContext, page, redirect
-from mailservice.workgroup import plans, reports, service
+from mailservice.workgroup import meetings, plans, reports, service
 from mailservice.workgroup.mail import DOCX_TYPE
 from mailservice.workgroup.models import (
     WgAgendaItem,
@@ -107,7 +107,7 @@ def _group_data(
         "decisions": plans.decisions_of(session, group),
         "reports": reports.reports_of(session, group),
         "report_names": reports.REPORT_NAMES,
-        "meetings": [(m, service.items_of(session, m)) for m in held],
+        "meetings": [(m, meetings.items_of(session, m)) for m in held],
         "subgroups": reports.subgroups_of(session, group),
         "local": lambda moment: service.fmt_local(settings, moment),
     }
@@ -365,7 +365,7 @@ async def record_disagreement(request: Request, meeting_id: DbId, ctx: Staff) ->
     """Record disagreements a meeting could not resolve and prepare the protocol of disagreements."""
 
     def step(s: Session, st: Settings, g: WgGroup, f: dict[str, str], now: dt.datetime) -> None:
-        meeting = service.get_meeting(s, meeting_id)
+        meeting = meetings.get_meeting(s, meeting_id)
         number = f.get("item", "")
         positions = [(f.get(f"party_{n}", ""), f.get(f"position_{n}", "")) for n in range(1, 5)]
         row: WgDisagreement = reports.record_disagreement(
@@ -374,7 +374,7 @@ async def record_disagreement(request: Request, meeting_id: DbId, ctx: Staff) ->
             subject=f.get("subject", ""),
             positions=positions,
             proposal=f.get("proposal", ""),
-            item=service.item_by_number(s, meeting, int(number)) if number.isdigit() else None,
+            item=meetings.item_by_number(s, meeting, int(number)) if number.isdigit() else None,
             now=now,
             actor=_actor(ctx),
         )

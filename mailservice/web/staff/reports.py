@@ -9,9 +9,12 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from sqlalchemy import Select, false
+from sqlalchemy.orm import Session
 
 from mailservice.db import session_scope, utcnow
-from mailservice.inforequests import export
+from mailservice.inforequests import export, search
+from mailservice.inforequests.models import Request as InfoRequest
 from mailservice.reports import monthly
 from mailservice.reports.figures import add_months
 from mailservice.web.staff import queue
@@ -40,6 +43,15 @@ def _attachment(data: bytes, filename: str, media_type: str) -> Response:
     return secure(response)
 
 
+def _register_query(session: Session, filters: queue.QueueFilters, today: dt.date) -> Select[InfoRequest]:
+    """The queue's query for these filters; its search box narrows the register as it narrows the queue."""
+    query = queue.build_query(filters, today)
+    if filters.q:
+        found = search.matching_ids(session, filters.q)
+        query = query.where(InfoRequest.id.in_(found) if found is not None else false())
+    return query
+
+
 @router.get("/queue/register.{fmt}")
 def register_download(request: Request, ctx: Operator, fmt: str) -> Response:
     """The register spreadsheet (XLSX or CSV) of the requests the queue shows with these filters (all pages)."""
@@ -57,7 +69,7 @@ def register_download(request: Request, ctx: Operator, fmt: str) -> Response:
         def body() -> Iterator[bytes]:
             yield "\ufeff".encode()  # a byte order mark: spreadsheet programs then read the Cyrillic right
             with session_scope(settings) as session:
-                rows = export.register_rows(session, settings, today, queue.build_query(filters, today))
+                rows = export.register_rows(session, settings, today, _register_query(session, filters, today))
                 for piece in export.csv_chunks(rows):
                     yield piece.encode("utf-8")
 
@@ -66,7 +78,7 @@ def register_download(request: Request, ctx: Operator, fmt: str) -> Response:
         )
         return secure(response)
     with session_scope(settings) as session:
-        rows = export.register_rows(session, settings, today, queue.build_query(filters, today))
+        rows = export.register_rows(session, settings, today, _register_query(session, filters, today))
         data, count = export.xlsx_bytes(rows)
         _audit(
             session, ctx, "register_export", "register", None, format=fmt, rows=count, filters=filters.query_string()

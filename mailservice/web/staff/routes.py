@@ -22,7 +22,8 @@ from starlette.datastructures import UploadFile
 from mailservice.blobs import BlobStore
 from mailservice.db import session_scope, utcnow
 from mailservice.feedback.models import FeedbackResponse
-from mailservice.feedback.stats import ANONYMOUS_SOURCE, channel_label, feedback_stats
+from mailservice.feedback.staff import ANONYMOUS_SOURCES
+from mailservice.feedback.stats import channel_label, feedback_stats
 from mailservice.history.archive import EVENT_NAMES
 from mailservice.history.service import Outcome as HistoryOutcome
 from mailservice.history.service import request_history
@@ -813,7 +814,7 @@ def feedback_page(request: Request, ctx: FeedbackViewer) -> Response:
     settings = settings_of(request)
     with session_scope(settings) as session:
         stats = feedback_stats(session, settings)
-        anonymous = feedback_stats(session, settings, sources=(ANONYMOUS_SOURCE,))
+        anonymous = feedback_stats(session, settings, sources=ANONYMOUS_SOURCES)  # the site's and the QR code's form
         latest = session.scalars(select(FeedbackResponse).order_by(FeedbackResponse.id.desc()).limit(50)).all()
         return page(
             request,
@@ -823,6 +824,7 @@ def feedback_page(request: Request, ctx: FeedbackViewer) -> Response:
             anonymous=anonymous,
             latest=latest,
             channel_label=channel_label,
+            answered=request.query_params.get("done") == "answer",
             local=_local(request),
             **_names(),
         )
