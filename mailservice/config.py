@@ -118,6 +118,8 @@ class Settings(BaseSettings):
     # The disclosure site's public address (QR code, open data links); the site's mkdocs.yml reads it too.
     site_url: str = ""
     department_name: str = "Департамент имущества и земельных отношений Новосибирской области"
+    # The name in the dative case («согласие Департаменту …»); empty: the first word of the name declined.
+    department_name_dative: str = ""
     # Its postal address goes into every answer (8-FZ art. 19); required outside development, no default invented.
     department_address: str = ""
     department_phones: str = "238-60-02, 238-60-62"
@@ -193,6 +195,9 @@ class Settings(BaseSettings):
     mailing_rate_per_minute: int = 600  # all workers together; 0 = no limit
     mailing_concurrency: int = 4  # SMTP connections per worker process
     mailing_batch_size: int = 200  # deliveries claimed at a time
+    # Processes that send one campaign together (`campaign send`, sharing it as separate workers would); empty: one
+    # per CPU. Campaigns of at most one batch are sent by one process.
+    mailing_processes: int | None = Field(default=None, ge=1, le=64)
     mailing_confirm_hours: int = 168  # life of the double opt-in link
     mailing_purge_after_days: int = 7  # personal data destroyed this long after withdrawal (152-FZ: <= 30)
     mailing_limit_per_address: int = 3  # subscribe requests per address per hour
@@ -224,6 +229,10 @@ class Settings(BaseSettings):
 
     # --- feedback ---
     feedback_limit_per_ip: int = 10  # ratings from the anonymous site form per IP per hour; 0 = no limit
+
+    # --- letters by post (clients without e-mail): the signatory when the member of staff who acted has none ---
+    letter_signatory_position: str = "Начальник отдела"
+    letter_signatory_name: str = ""
 
     # --- the site's request form (/request) ---
     request_limit_per_ip: int = Field(default=5, ge=0)  # requests per IP per hour; 0 = no limit

@@ -4,7 +4,9 @@ contacts on a request, letters for clients without e-mail."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from sqlalchemy import func, select
 from mailservice.config import Settings, get_settings
 from mailservice.db import session_scope
 from mailservice.inforequests.lifecycle import Channel
-from mailservice.inforequests.models import Attachment, Event, Request
+from mailservice.inforequests.models import Attachment, Client, Event, Request
 from mailservice.web.staff import actions
 from mailservice.web.staff.actions import ContactRequest
 from tests.conftest import make_env, reset_caches
@@ -305,3 +307,147 @@ def test_staff_attach_scans_when_registering_a_postal_letter(settings: Settings)
         request = session.get(Request, request_id)
         assert request is not None and request.number
         assert [a.filename for a in request.attachments] == ["скан письма.pdf"]
+
+
+# Clients without e-mail: letters to post --------------------------------------------------------------------------
+
+
+def test_a_client_without_e_mail_gets_the_acknowledgement_and_the_answer_as_letters(
+    fast_form: Settings, tmp_path: Path
+) -> None:
+    from docx import Document as read_docx
+
+    from mailservice.inforequests.models import PostalLetter
+    from mailservice.web.staff.auth import Role
+    from tests.console_support import add_staff, login
+    from tests.test_documents import pdf_text, words
+
+    add_staff(fast_form, "op@dizo.test", Role.operator, name="Петров Пётр Петрович", position="Начальник отдела")
+    http = client_for(fast_form)
+    sent = _submit(
+        http,
+        {
+            "name": "Белова Нина Ивановна",
+            "postal_address": "630091, г. Новосибирск,\nул. Мичурина, д. 12, кв. 4",
+            "subject": "График приёма",
+            "text": "Прошу сообщить график личного приёма граждан в департаменте.",
+        },
+    )
+    assert sent.status_code == 200
+    number = re.search(r'id="number">([^<]+)<', sent.text).group(1)  # type: ignore[union-attr]
+    csrf = login(http, "op@dizo.test")
+    waiting = http.get("/staff/letters")
+    assert f"{number}/1" in waiting.text and "О регистрации запроса" in waiting.text
+    with session_scope(fast_form) as session:
+        request_id = session.scalars(select(Request.id).where(Request.number == number)).one()
+    answer = "Личный приём граждан ведётся по вторникам с 10:00 до 13:00 по предварительной записи."
+    response = http.post(
+        f"/staff/requests/{request_id}/answer",
+        data={"csrf_token": csrf, "text": answer},
+        files=[("files", ("график.pdf", PDF, "application/pdf"))],
+    )
+    assert response.status_code == 303, response.text
+    with session_scope(fast_form) as session:
+        letters = session.scalars(select(PostalLetter).order_by(PostalLetter.id)).all()
+        assert [(letter.number, letter.title) for letter in letters] == [
+            (f"{number}/1", "О регистрации запроса"),
+            (f"{number}/2", "О предоставлении информации"),
+        ]
+        answer_id = letters[1].id
+    docx = http.get(f"/staff/letters/{answer_id}.docx")
+    pdf = http.get(f"/staff/letters/{answer_id}.pdf")
+    assert docx.status_code == pdf.status_code == 200
+    document = read_docx(io.BytesIO(docx.content))
+    text = "\n".join(p.text for p in document.paragraphs) + "\n".join(
+        c.text for t in document.tables for row in t.rows for c in row.cells
+    )
+    # 8-FZ art. 19 (RULES.md): the department's name and address, the signatory's position, the answer's number/date.
+    for needed in (
+        answer,
+        f"Исх. № {number}/2",
+        "ул. Мичурина, д. 12, кв. 4",
+        "Белова Нина Ивановна",
+        "Начальник отдела",
+        "Петров Пётр Петрович",
+        "график.pdf",
+        fast_form.department_name,
+    ):
+        assert needed in text, needed
+    (tmp_path / "answer.pdf").write_bytes(pdf.content)
+    printed = words(pdf_text(tmp_path / "answer.pdf"))
+    assert words(answer) in printed and f"Исх. № {number}/2" in printed
+    # Staff post it: it leaves the list, and the history says so.
+    assert http.post(f"/staff/letters/{answer_id}/sent", data={"csrf_token": csrf}).status_code == 303
+    assert http.post(f"/staff/letters/{answer_id}/sent", data={"csrf_token": csrf}).status_code == 409
+    with session_scope(fast_form) as session:
+        letter = session.get(PostalLetter, answer_id)
+        assert letter is not None and letter.sent_at is not None and letter.sent_by == "op@dizo.test"
+        request = session.get(Request, request_id)
+        assert request is not None
+        assert any("отправлено почтой" in e.comment for e in request.events)
+    waiting = http.get("/staff/letters")
+    assert waiting.text.count("Отправлено</button>") == 1  # only the acknowledgement still waits
+
+
+def test_the_history_prints_only_for_a_client_proven_in_person(settings: Settings) -> None:
+    from mailservice.inforequests import identity
+    from mailservice.web.staff.auth import Role
+    from tests.console_support import add_staff, login, phone_request
+
+    add_staff(settings, "op@dizo.test", Role.operator)
+    http = client_for(settings)
+    login(http, "op@dizo.test")
+    request_id = phone_request(
+        settings, name="Лисин Фёдор", phone="+7 913 555-00-11", subject="Вопрос", text="Текст звонка"
+    )
+    with session_scope(settings) as session:
+        client_id = session.get(Request, request_id).client_id  # type: ignore[union-attr]
+    assert http.get(f"/staff/clients/{client_id}/history.zip").status_code == 403
+    with session_scope(settings) as session:
+        client = session.get(Client, client_id)
+        assert client is not None
+        identity.record_check(
+            session,
+            client,
+            document=next(iter(identity.DOCUMENTS)),
+            checked_by="op@dizo.test",
+            now=dt.datetime.now(dt.UTC),
+        )
+    archive = http.get(f"/staff/clients/{client_id}/history.zip")
+    assert archive.status_code == 200
+    assert "Текст звонка" in zipfile.ZipFile(io.BytesIO(archive.content)).read("index.html").decode()
+
+
+# A history a person can read ----------------------------------------------------------------------------------------
+
+
+def test_the_history_summary_shows_what_was_written_with_quotes_folded(settings: Settings) -> None:
+    from mailservice.history.archive import write_zip
+    from mailservice.inforequests import service
+    from tests.console_support import mail_request
+
+    body = "Прошу предоставить сведения о количестве земельных участков, предоставленных в аренду в 2025 году."
+    request_id = mail_request(settings, body=body)
+    drain(settings)
+    reply = (
+        "Уточняю: интересует только Октябрьский район.\n\n"
+        "01.03.2026, Департамент пишет:\n> Ваше обращение зарегистрировано.\n> Регистрационный номер: 2026-000001\n"
+    )
+    with session_scope(settings) as session:
+        request = session.get(Request, request_id)
+        assert request is not None
+        service.add_client_message(
+            session, settings, request, now=dt.datetime.now(dt.UTC), channel=Channel.email, text=reply
+        )
+    with session_scope(settings) as session:
+        request = session.get(Request, request_id)
+        assert request is not None
+        buffer = io.BytesIO()
+        write_zip(session, settings, request.client_id, dt.datetime.now(dt.UTC), buffer)
+    summary = zipfile.ZipFile(buffer).read("index.html").decode()
+    assert body in summary  # the letter's text, not its size
+    assert "Регистрационный номер" in summary  # our acknowledgement, decoded from the message we sent
+    assert "байт" not in summary
+    _new, folded = summary.split("Уточняю: интересует только Октябрьский район.", 1)[1].split("<details>", 1)
+    assert "&gt; Ваше обращение зарегистрировано." in folded.split("</details>", 1)[0]
+    assert 'name="viewport"' in summary  # readable on a phone

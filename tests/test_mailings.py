@@ -50,6 +50,7 @@ from tests import documented
 from tests.conftest import make_env, reset_caches
 from tests.mailfactory import citizen_mail
 from tests.servers import Sink
+from tests.waiting import run_within
 
 TEMPLATE = """{% if name %}Уважаемый(ая) {{ name }}!{% else %}Здравствуйте!{% endif %}
 
@@ -503,8 +504,13 @@ def test_header_injection_through_subject_and_names(mail_settings: Settings, sin
         assert row is not None
         row.name = "Иван\r\nBcc: victim@example.org"
     campaign_id = new_campaign(mail_settings)
-    asyncio.run(send_campaign(mail_settings, campaign_id))
+    summary = run_within(
+        send_campaign(mail_settings, campaign_id), 120, "a copy with a bad recipient name was retried without end"
+    )
+    assert summary.status == "done"
     assert not messages_to(sink, "victim@example.org")
+    # Both copies went out, one each: a copy skipped or sent twice fails here, not only a wrong header.
+    assert sorted(rcpts for _f, rcpts, _raw in sink.messages()) == [["named@example.org"], ["plain@example.org"]]
     for _f, rcpts, raw in sink.messages():
         message = parse(raw)
         assert "Bcc" not in message and "victim" not in str(message["To"])

@@ -4,6 +4,7 @@ kept up to date in the data's own transaction, the console's search and ``reques
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
@@ -16,38 +17,11 @@ from mailservice.inforequests.lifecycle import Channel
 from mailservice.inforequests.models import Client, Request
 from mailservice.inforequests.search_terms import highlight, query_terms
 from mailservice.web.staff import auth
-from tests.console_support import add_staff, client_for, login, mail_request
+from tests.console_support import add_staff, client_for, login, mail_request, staff_request
 
 
-def _register(
-    settings: Settings,
-    *,
-    subject: str,
-    text: str = "",
-    name: str = "Иванов Иван",  # a request without a name and an address is anonymous: closed without a number
-    phone: str | None = None,
-    email: str | None = None,
-    organisation: str = "",
-    address: str = "",
-) -> int:
-    now = utcnow()
-    with session_scope(settings) as session:
-        client = service.find_or_create_client(
-            session, now=now, name=name, phone=phone, organisation=organisation, postal_address=address
-        )
-        request = service.create_request(
-            session,
-            settings,
-            now=now,
-            client=client,
-            channel=Channel.phone,
-            subject=subject,
-            text=text,
-            labels=service.Labels(),
-            reply_email=email,
-        )
-        session.flush()
-        return request.id
+def _register(settings: Settings, **values: Any) -> int:
+    return staff_request(settings, **values)[0]
 
 
 def _found(settings: Settings, query: str) -> list[int]:
@@ -203,7 +177,7 @@ def test_cli_search_gives_the_same_results(settings: Settings) -> None:
     first = _register(settings, subject="Аренда земли", text="Условия")
     second = _register(settings, subject="Справка", text="Вопрос аренды")
     with session_scope(settings) as session:
-        numbers = dict(session.execute(select(Request.id, Request.number)).tuples().all())
+        numbers = dict(session.execute(select(Request.id, Request.number)).all())
     result = CliRunner().invoke(app, ["requests", "search", "аренды", "--json"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)

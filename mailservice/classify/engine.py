@@ -156,7 +156,11 @@ class Classifier:
                     and results[axis].label != axis_rules.axis.default
                 ):
                     results[axis] = self._type_default(axis_rules, message_type)
-        needs_review = any(results[axis].confidence < self.rules.axes[axis].threshold for axis in MODEL_AXES)
+        review = self.rules.review_threshold
+        if review is not None:
+            needs_review = results["type"].confidence * results["topic"].confidence < review
+        else:
+            needs_review = any(results[axis].confidence < self.rules.axes[axis].threshold for axis in MODEL_AXES)
         appeal_kind = appeal_kind_name = None
         if results["type"].label == "appeal":
             kind_rules = self.rules.axes["appeal_kind"]

@@ -27,6 +27,7 @@ from mailservice.inforequests.lifecycle import (
     TransitionError,
 )
 from mailservice.inforequests.models import Client, Request
+from mailservice.termtext import inert, rich_text
 from mailservice.workdays import default_calendar
 
 app = typer.Typer(help="Реестр запросов и обращений.", no_args_is_help=True)
@@ -234,8 +235,8 @@ def list_cmd(
                 r.number or f"(id {r.id})",
                 STATUS_NAMES[Status(r.status)],
                 CHANNEL_NAMES[Channel(r.channel)],
-                r.client.display_name,
-                r.subject[:40],
+                rich_text(r.client.display_name),
+                rich_text(r.subject[:40]),
                 (r.due_date.isoformat() if r.due_date else "")
                 + (f"\nзарегистрировать до {register_by}" if register_by else "")
                 + (f"\nперенаправить до {forward_by}" if forward_by else ""),
@@ -306,23 +307,24 @@ def show_cmd(number: Annotated[str, typer.Argument(help="Регистрацио�
         r = _load(session, number)
         out = [
             f"№ {r.number}  [{STATUS_NAMES[Status(r.status)]}]  {CHANNEL_NAMES[Channel(r.channel)]}",
-            f"Клиент: {r.client.display_name} <{r.reply_email or '-'}>",
-            f"Тема: {r.subject}",
+            f"Клиент: {inert(r.client.display_name)} <{inert(r.reply_email or '-')}>",
+            f"Тема: {inert(r.subject)}",
             f"Закон: {r.law}; тип: {r.type}; тема: {r.topic}; срочность: {r.urgency}"
             + ("; требует проверки классификации" if r.needs_review else ""),
             f"Зарегистрирован: {r.registered_at.astimezone(settings.tz):%Y-%m-%d %H:%M}" if r.registered_at else "",
             f"Срок ответа: {r.due_date}; контрольная дата: {r.control_date}",
             "",
-            r.text,
+            inert(r.text, multiline=True),
             "",
             "История:",
         ]
         for e in r.events:
             change = f" {_status_name(e.from_status)} -> {_status_name(e.to_status)}" if e.to_status else ""
             ground = f" [{e.ground}]" if e.ground else ""
-            out.append(f"  {e.at.astimezone(settings.tz):%Y-%m-%d %H:%M} {e.kind}{change}{ground} {e.comment[:200]}")
+            comment = inert(e.comment[:200])
+            out.append(f"  {e.at.astimezone(settings.tz):%Y-%m-%d %H:%M} {e.kind}{change}{ground} {comment}")
         for a in r.attachments:
-            out.append(f"  вложение: {a.filename} ({a.size} байт, {a.sha256[:12]})")
+            out.append(f"  вложение: {inert(a.filename)} ({a.size} байт, {a.sha256[:12]})")
         typer.echo("\n".join(line for line in out if line is not None))
 
 

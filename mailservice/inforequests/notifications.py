@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailservice.config import Settings
+from mailservice.inforequests import postal
 from mailservice.inforequests.lifecycle import CHANNEL_NAMES, REFUSAL_GROUNDS, STATUS_NAMES, Channel, EventKind, Status
 from mailservice.inforequests.models import Event, Request
 from mailservice.mail.compose import build_message, wire_address
@@ -209,7 +210,12 @@ def acknowledgement(session: Session, settings: Settings, request: Request, now:
     ``Auto-Submitted: auto-replied`` (RFC 3834 5.2) when it answers an e-mail; a notice we start ourselves for a
     request that came by another channel is ``auto-generated``.
     """
-    if not request.reply_email or not auto_reply_allowed(session, settings, request, now):
+    if not request.reply_email:
+        # No address to write to: a written request is told its number and term by post (issue 16).
+        if postal.wants_acknowledgement(request):
+            postal.queue_letter(session, settings, request, now, kind="acknowledgement")
+        return None
+    if not auto_reply_allowed(session, settings, request, now):
         return None
     return send_to_client(
         session,
@@ -243,6 +249,11 @@ def status_notice(
 
     ``attachments`` (filename, content type, bytes) go with an answer written in the staff console.
     """
+    if answer_address(request) is None:
+        # A client without an e-mail address gets the notice or the answer as a letter to post (issue 16).
+        names = [name for name, _type, _data in attachments]
+        postal.queue_letter(session, settings, request, now, kind="status_notice", event=event, attachments=names)
+        return None
     ground = REFUSAL_GROUNDS.get(event.ground or "")
     status = Status(request.status)
     return send_to_client(

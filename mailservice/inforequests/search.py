@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, bindparam, column, func, literal_column, select, table, text
 from sqlalchemy.orm import Session, selectinload
@@ -22,7 +23,9 @@ from mailservice.inforequests.search_index import FTS_TABLE, SearchDocument, flu
 from mailservice.inforequests.search_terms import Fragment
 
 PAGE_SIZE = 50
-MAX_PAGE = 200  # 10,000 hits is more than anyone reads; a narrower query is the answer
+MAX_PAGE = 40  # 2,000 hits is more than anyone reads; a narrower query is the answer
+# A query matching more requests than this is ranked among the newest this many of them (the total is exact).
+RANKED_AMONG = 2000
 
 
 @dataclass(frozen=True)
@@ -55,43 +58,75 @@ def _match_expression(terms: Sequence[str]) -> str:
     return " ".join(f'"{t}"' for t in terms)
 
 
-def matches(session: Session, terms: Sequence[str]) -> Select[tuple[int, float]]:
-    """SELECT (request id, score) of the documents holding every term; a lower score ranks higher."""
+def matches(session: Session, terms: Sequence[str], *, ranked_among: int | None = None) -> Select[Any]:
+    """SELECT (request id, score) of the documents holding every term; a lower score ranks higher.
+
+    ``ranked_among``: score only the newest that many matches (a common word matches most of five years; ranking
+    them all costs a scan of their index entries, ranking the newest few thousand costs milliseconds).
+    """
     if session.get_bind().dialect.name == "postgresql":
         query = func.plainto_tsquery(literal_column("'russian'::regconfig"), bindparam("q", " ".join(terms)))
         tsv: ColumnElement[object] = literal_column("search_documents.tsv")
-        return select(SearchDocument.request_id.label("request_id"), (-func.ts_rank(tsv, query)).label("score")).where(
+        found = select(SearchDocument.request_id.label("request_id"), (-func.ts_rank(tsv, query)).label("score")).where(
             tsv.op("@@")(query)
         )
+        if ranked_among:
+            newest = (
+                select(SearchDocument.request_id)
+                .where(tsv.op("@@")(query))
+                .order_by(SearchDocument.request_id.desc())
+                .limit(ranked_among)
+                .subquery()
+            )
+            found = found.where(SearchDocument.request_id >= select(func.min(newest.c.request_id)).scalar_subquery())
+        return found
+    fts = table(FTS_TABLE, column("rowid"))
+    match = text(f"{FTS_TABLE} MATCH :m").bindparams(m=_match_expression(terms))
+    found = (
+        select(fts.c.rowid.label("request_id"), literal_column(f"bm25({FTS_TABLE}, 4.0, 1.0)").label("score"))
+        .select_from(fts)
+        .where(match)
+    )
+    if ranked_among:
+        latest = (
+            select(fts.c.rowid).select_from(fts).where(match).order_by(fts.c.rowid.desc()).limit(ranked_among)
+        ).subquery()
+        found = found.where(fts.c.rowid >= select(func.min(latest.c.rowid)).scalar_subquery())
+    return found
+
+
+def _ids(session: Session, terms: Sequence[str]) -> Select[Any]:
+    if session.get_bind().dialect.name == "postgresql":
+        query = func.plainto_tsquery(literal_column("'russian'::regconfig"), bindparam("q", " ".join(terms)))
+        return select(SearchDocument.request_id).where(literal_column("search_documents.tsv").op("@@")(query))
     fts = table(FTS_TABLE, column("rowid"))
     return (
-        select(
-            fts.c.rowid.label("request_id"),
-            literal_column(f"bm25({FTS_TABLE}, 4.0, 1.0)").label("score"),
-        )
-        .select_from(fts)
-        .where(text(f"{FTS_TABLE} MATCH :m").bindparams(m=_match_expression(terms)))
+        select(fts.c.rowid).select_from(fts).where(text(f"{FTS_TABLE} MATCH :m").bindparams(m=_match_expression(terms)))
     )
 
 
-def matching_ids(session: Session, query: str) -> Select[tuple[int]] | None:
+def matching_ids(session: Session, query: str) -> Select[Any] | None:
     """SELECT of the ids of the requests a query finds (to filter another list by it); None for an empty query."""
     terms = search_terms.query_terms(query)
     if not terms:
         return None
     flush_index(session)
-    return select(matches(session, terms).subquery().c.request_id)
+    return _ids(session, terms)
 
 
 def search_requests(session: Session, query: str, *, page: int = 1, page_size: int = PAGE_SIZE) -> SearchPage:
-    """The requests a query finds, best first (ties: newest first), one page of them with their fragments."""
+    """The requests a query finds, best first (ties: newest first), one page of them with their fragments.
+
+    When more than ``RANKED_AMONG`` requests match, the newest that many are ranked and shown; ``total`` counts
+    them all.
+    """
     page = max(1, min(page, MAX_PAGE))
     terms = search_terms.query_terms(query)
     if not terms:
         return SearchPage(query, terms, [], 0, page, page_size)
     flush_index(session)  # what this transaction wrote is found too
-    found = matches(session, terms).subquery()
-    total = int(session.scalar(select(func.count()).select_from(found)) or 0)
+    total = int(session.scalar(select(func.count()).select_from(_ids(session, terms).subquery())) or 0)
+    found = matches(session, terms, ranked_among=RANKED_AMONG).subquery()
     ranked = session.execute(
         select(found.c.request_id)
         .order_by(found.c.score, found.c.request_id.desc())

@@ -30,6 +30,7 @@ from mailservice.inforequests.models import Client, ClientContact, Event, Reques
 FTS_TABLE = "search_fts"
 TSV_COLUMN = "tsv"
 TSV_INDEX = "ix_search_documents_tsv"
+HAND_MADE_INDEXES = frozenset({TSV_INDEX, "ix_requests_queue_order", "ix_requests_status_queue_order"})
 _CHUNK = 500
 _PENDING = "search_pending_requests"
 _PENDING_CLIENTS = "search_pending_clients"
@@ -53,15 +54,15 @@ class SearchDocument(Base):
 
 
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
-    """Alembic's filter: the FTS5 table (and its shadow tables), the tsvector column and its index are made by
-    hand in the migration, not from the models."""
+    """Alembic's filter: the FTS5 table (and its shadow tables), the tsvector column and the expression indexes are
+    made by hand in migrations 1901 and 1902, not from the models."""
     if name is None:
         return True
     if type_ == "table" and name.startswith(FTS_TABLE):
         return False
     if type_ == "column" and name == TSV_COLUMN and parent_names.get("table_name") == SearchDocument.__tablename__:
         return False
-    return not (type_ == "index" and name == TSV_INDEX)
+    return not (type_ == "index" and name in HAND_MADE_INDEXES)
 
 
 def documents(conn: Connection, request_ids: Sequence[int]) -> list[dict[str, Any]]:

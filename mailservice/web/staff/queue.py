@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from urllib.parse import urlencode
 
-from sqlalchemy import ColumnElement, Select, case, false, func, select
+from sqlalchemy import ColumnElement, Select, case, false, func, literal_column, select
 from sqlalchemy.orm import Session, selectinload
 
 from mailservice.classify.rules import Taxonomy, load_taxonomy
@@ -129,8 +129,12 @@ def build_query(filters: QueueFilters, today: dt.date) -> Select[Request]:
         return query.order_by(Request.received_at, Request.id)  # the registration date counts from receipt
     if filters.to_forward:
         return query.order_by(Request.registered_on, Request.id)  # the forwarding date counts from registration
+    # Written with a literal 'urgent': the expression indexes of migration 1902 match it (a bound value would not).
     return query.order_by(
-        (Request.urgency == "urgent").desc(), Request.control_date.is_(None), Request.control_date, Request.id
+        (Request.urgency == literal_column("'urgent'")).desc(),
+        Request.control_date.is_(None),
+        Request.control_date,
+        Request.id,
     )
 
 

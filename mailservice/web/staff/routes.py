@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import math
 import secrets
+from collections.abc import Sequence
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -117,6 +118,20 @@ def _local(request: Request) -> Any:
         return moment.astimezone(tz).strftime(fmt) if moment else ""
 
     return local
+
+
+def _page_param(request: Request, name: str) -> int:
+    """A page number from the query string (1 when absent or not a number; the lists clamp it)."""
+    value = request.query_params.get(name, "1")
+    return int(value) if value.isdigit() and len(value) < 7 else 1
+
+
+def _numbers(session: Session, events: Sequence[Event]) -> dict[int, str | None]:
+    """Registration numbers of the requests these events belong to."""
+    ids = {e.request_id for e in events if e.request_id is not None}
+    if not ids:
+        return {}
+    return dict(session.execute(select(InfoRequest.id, InfoRequest.number).where(InfoRequest.id.in_(ids))).all())
 
 
 def _names() -> dict[str, Any]:
@@ -420,13 +435,8 @@ def _request_page(
         template = request.query_params.get("template", "")
         if answer_text is None and template in ANSWER_TEMPLATES:
             answer_text = actions.answer_text(settings, template, req, ctx.name, ctx.position, today)
-        timeline = actions.client_timeline(session, req.client_id)
-        numbers = {
-            rid: number
-            for rid, number in session.execute(
-                select(InfoRequest.id, InfoRequest.number).where(InfoRequest.client_id == req.client_id)
-            )
-        }
+        timeline = actions.client_timeline(session, req.client_id, _page_param(request, "tl"))
+        numbers = _numbers(session, timeline.items)
         attachments = session.scalars(select(Attachment).where(Attachment.request_id == req.id)).all()
         staff = session.scalars(
             select(StaffUser)
@@ -443,7 +453,8 @@ def _request_page(
             status_code=status_code,
             req=req,
             client=req.client,
-            timeline=timeline,
+            timeline=timeline.items,
+            timeline_page=timeline,
             numbers=numbers,
             attachments=attachments,
             classification=req.classification if isinstance(req.classification, dict) else {},
@@ -700,8 +711,8 @@ def message_download(request: Request, ctx: Operator, event_id: DbId) -> Respons
 def clients_page(request: Request, ctx: Operator, q: str = "") -> Response:
     """Find clients by name, organisation, address or phone."""
     with session_scope(settings_of(request)) as session:
-        found = actions.find_clients(session, q[:100]) if q else []
-        return page(request, "web/staff/clients.html", ctx=ctx, q=q[:100], clients=found, **_names())
+        found = actions.find_clients_page(session, q[:100], page=_page_param(request, "page"))
+        return page(request, "web/staff/clients.html", ctx=ctx, q=q[:100], clients=found.items, found=found, **_names())
 
 
 def _client_page(  # also renders the identity pages' errors (web/staff/identity.py)
@@ -719,9 +730,8 @@ def _client_page(  # also renders the identity pages' errors (web/staff/identity
         client = session.scalar(select(Client).where(Client.id == client_id).options(selectinload(Client.contacts)))
         if client is None:
             raise Refused(404, "Клиент не найден")
-        requests_ = session.scalars(
-            select(InfoRequest).where(InfoRequest.client_id == client.id).order_by(InfoRequest.id)
-        ).all()
+        requests_ = actions.client_requests(session, client.id, _page_param(request, "rq"))
+        timeline = actions.client_timeline(session, client.id, _page_param(request, "tl"))
         merged = session.scalars(select(Client).where(Client.merged_into_id == client.id)).all()
         return page(
             request,
@@ -729,9 +739,11 @@ def _client_page(  # also renders the identity pages' errors (web/staff/identity
             ctx=ctx,
             status_code=status_code,
             client=client,
-            requests=requests_,
-            numbers={r.id: r.number for r in requests_},
-            timeline=actions.client_timeline(session, client.id),
+            requests=requests_.items,
+            requests_page=requests_,
+            numbers=_numbers(session, timeline.items),
+            timeline=timeline.items,
+            timeline_page=timeline,
             merged=merged,
             **identity_pages.page_context(session, client.id),
             error=error,

@@ -1,4 +1,4 @@
-"""Console pages over many rows: the full-text search of requests (issue 19)."""
+"""The console's full-text search of requests (issue 19); the register download is in reports.py."""
 
 from __future__ import annotations
 
@@ -24,4 +24,13 @@ def search_page(
     q = q[:MAX_QUERY_CHARS]
     with session_scope(settings_of(request)) as session:
         found = search.search_requests(session, q, page=max(1, min(page_no, search.MAX_PAGE)))
-        return page(request, "web/staff/search.html", ctx=ctx, q=q, found=found, local=_local(request), **_names())
+        return page(
+            request,
+            "web/staff/search.html",
+            ctx=ctx,
+            q=q,
+            found=found,
+            ranked_among=search.RANKED_AMONG,
+            local=_local(request),
+            **_names(),
+        )
