@@ -126,3 +126,14 @@ def test_two_workers_at_once_send_the_days_reminders_once(day: Settings) -> None
     assert sorted(results) == [0, 1]
     with session_scope(day) as session:
         assert len(session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "staff_reminder")).all()) == 1
+
+
+def test_an_assignee_typed_as_an_outside_address_is_not_mailed(day: Settings) -> None:
+    today = MONDAY_10.date()
+    _request(day, "G7", assignee="someone@gmail.example", unit="Отдел аренды",
+             registered_on=today - dt.timedelta(days=20), due_date=today - dt.timedelta(days=1),
+             control_date=today - dt.timedelta(days=1))  # fmt: skip
+    assert reminders.send_due(day, MONDAY_10) == 1
+    with session_scope(day) as session:
+        [row] = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "staff_reminder")).all()
+    assert row.recipients == ARENDA_HEAD  # the client's request is told only to the department's own people
