@@ -17,7 +17,7 @@ from mailservice.inforequests import deadlines
 from mailservice.inforequests.deadlines import Deadline
 from mailservice.inforequests.lifecycle import OPEN_STATUSES, Status
 from mailservice.inforequests.models import Client, ClientContact, Request
-from mailservice.spreadsheets import safe_record, safe_row
+from mailservice.spreadsheets import safe_cell, safe_record, safe_row
 from mailservice.workdays import Calendar
 
 COLUMNS = (
@@ -163,13 +163,18 @@ def _register_chunk(
         }
 
 
+# Columns whose text comes from outside (citizens, staff); the others are numbers, dates and our own codes.
+FREE_TEXT = frozenset({"client", "email", "subject"})
+
+
 def csv_chunks(rows: Iterable[dict[str, object]], per_chunk: int = 500) -> Iterator[str]:
-    """The register as CSV text in pieces (header first), for a streamed download."""
+    """The register as CSV text in pieces (header first), for a streamed download; free text made formula-safe."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
-    writer.writeheader()
+    writer = csv.writer(buffer)
+    writer.writerow(COLUMNS)
+    free = [c in FREE_TEXT for c in COLUMNS]
     for count, row in enumerate(rows, start=1):
-        writer.writerow(safe_record(row))
+        writer.writerow([safe_cell(row[c]) if f else row[c] for c, f in zip(COLUMNS, free, strict=True)])
         if count % per_chunk == 0:
             yield buffer.getvalue()
             buffer.seek(0)
