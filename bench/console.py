@@ -478,7 +478,7 @@ def main() -> None:
         t0 = time.perf_counter()
         lines = 0
         size = 0
-        with http.stream("GET", "/staff/register.csv") as response:
+        with http.stream("GET", "/staff/queue/register.csv?status=all") as response:
             assert response.status_code == 200
             for chunk in response.iter_bytes():
                 size += len(chunk)

@@ -1,5 +1,6 @@
 """Imports every model module so that ``Base.metadata`` knows all tables (Alembic, tests)."""
 
+from mailservice import jobruns as jobruns_models  # scheduled runs (issue 17)
 from mailservice import outbox as outbox_models
 from mailservice.db import Base
 from mailservice.feedback import models as feedback_models  # console issue
@@ -21,6 +22,7 @@ __all__ = [
     "history_models",
     "inforequests_models",
     "intake_models",
+    "jobruns_models",
     "mailings_models",
     "outbox_models",
     "processes_models",

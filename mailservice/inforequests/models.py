@@ -242,3 +242,34 @@ class Attachment(Base):
 
     request: Mapped[Request | None] = relationship(back_populates="attachments")
     event: Mapped[Event | None] = relationship()
+
+
+class PostalLetter(Base):
+    """A notice or answer to a client who has no e-mail address to send it to (issue 16): made on the department's
+    letterhead as DOCX and PDF (outgoing number and date, signatory, address block), it waits in the "to be posted"
+    list until staff mark it sent."""
+
+    __tablename__ = "postal_letters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"), index=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"), default=None)
+    kind: Mapped[str] = mapped_column(String(32))  # acknowledgement | status_notice
+    number: Mapped[str] = mapped_column(String(40), unique=True)  # outgoing number: <request number>/<n>
+    letter_date: Mapped[dt.date] = mapped_column(Date)
+    addressee: Mapped[str] = mapped_column(Text)  # the name, then the postal address
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    signatory_position: Mapped[str] = mapped_column(String(300), default="")
+    signatory_name: Mapped[str] = mapped_column(String(300), default="")
+    attachments: Mapped[list[str]] = mapped_column(JSON, default=list)  # names of the files to enclose
+    docx_sha256: Mapped[str] = mapped_column(String(64))
+    pdf_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(default=None, index=True)
+    sent_by: Mapped[str] = mapped_column(String(320), default="")
+
+    request: Mapped[Request] = relationship()
+    client: Mapped[Client] = relationship()
+    event: Mapped[Event | None] = relationship()

@@ -246,6 +246,7 @@ class ContactRequest:
     phone: str | None = None
     social: str = ""
     postal_address: str = ""
+    files: tuple[service.StoredFile, ...] = ()  # scans of a letter, papers brought to a visit
 
 
 def register_contact_request(
@@ -290,6 +291,7 @@ def register_contact_request(
         reply_email=data.email,
         reply_name=data.name.strip() or data.organisation.strip(),
         actor=actor,
+        attachments=data.files,
     )
 
 

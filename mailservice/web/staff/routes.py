@@ -3,6 +3,7 @@ audit log. Server-rendered, no JavaScript; every POST carries the session's CSRF
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import secrets
@@ -10,7 +11,8 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, File, Form, Query, Request
+from fastapi import UploadFile as FastAPIUpload
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -20,7 +22,8 @@ from starlette.datastructures import UploadFile
 from mailservice.blobs import BlobStore
 from mailservice.db import session_scope, utcnow
 from mailservice.feedback.models import FeedbackResponse
-from mailservice.feedback.stats import ANONYMOUS_SOURCE, channel_label, feedback_stats
+from mailservice.feedback.staff import ANONYMOUS_SOURCES
+from mailservice.feedback.stats import channel_label, feedback_stats
 from mailservice.history.archive import EVENT_NAMES
 from mailservice.history.service import Outcome as HistoryOutcome
 from mailservice.history.service import request_history
@@ -28,6 +31,7 @@ from mailservice.inforequests import queues
 from mailservice.inforequests.export import is_overdue
 from mailservice.inforequests.lifecycle import (
     CHANNEL_NAMES,
+    ORAL_CHANNELS,
     REFUSAL_GROUNDS,
     STAFF_SETTABLE,
     STATUS_NAMES,
@@ -65,6 +69,7 @@ from mailservice.web.staff.deps import (
     settings_of,
 )
 from mailservice.web.staff.models import AuditEntry, StaffUser
+from mailservice.web.staff.uploads import store_uploads
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
 
@@ -84,10 +89,12 @@ DONE = {
     "spam": "Письмо подтверждено как реклама и закрыто без регистрации.",
     "convert": "Письмо исполнено как команда; клиенту отправлен ответ.",
     "created": "Запрос зарегистрирован.",
+    "contact": "Контакт записан в историю.",
     "merge": "Записи клиентов объединены.",
     "history": "Запрос истории обработан.",
     "identity": "Проверка личности записана.",
     "suggestion": "Решение по объединению записей сохранено.",
+    "address": "Адрес для уведомлений изменён.",
 }
 HISTORY_OUTCOMES = {
     HistoryOutcome.link_sent: "Ссылка на архив истории отправлена на подтверждённый адрес.",
@@ -272,11 +279,14 @@ def logout(request: Request, ctx: Anyone) -> Response:
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, ctx: Anyone) -> Response:
     """Start page: what the role may open, and the queue's counters for those who work it."""
-    counters = None
+    counters, charts = None, []
     if ctx.can(OPERATE):
+        from mailservice.reports.figures import home_charts  # issue 17: SVG charts drawn here, no script
+
         with session_scope(settings_of(request)) as session:
             counters = queue.counters(session, _today(request))
-    return page(request, "web/staff/home.html", ctx=ctx, counters=counters, **_names())
+            charts = home_charts(session, settings_of(request), _today(request))
+    return page(request, "web/staff/home.html", ctx=ctx, counters=counters, charts=charts, **_names())
 
 
 @router.get("/queue", response_class=HTMLResponse)
@@ -350,8 +360,9 @@ def register_submit(
     phone: Text = "",
     social: Text = "",
     postal_address: Text = "",
+    files: Annotated[list[FastAPIUpload], File()] = [],  # noqa: B006  (FastAPI reads the default; never mutated)
 ) -> Response:
-    """Register it (number and term at once; oral requests with date and time)."""
+    """Register it (number and term at once; oral requests with date and time; scans of a letter attached)."""
     settings = settings_of(request)
     form = {k: v for k, v in locals().items() if isinstance(v, str)}
     try:
@@ -385,6 +396,7 @@ def register_submit(
     )
     try:
         with session_scope(settings) as session:
+            data = dataclasses.replace(data, files=tuple(store_uploads(settings, files)))
             created = actions.register_contact_request(session, settings, data, actor=ctx.email, now=now)
             _audit(session, ctx, "request_register", "request", created.id, channel=chosen.value)
             new_id = created.id
@@ -453,6 +465,10 @@ def _request_page(
             chosen_template=template if template in ANSWER_TEMPLATES else "",
             staff=staff,
             register_by=queues.registration_date(settings, req),
+            registration_term=queues.registration_term(settings, req),
+            registered_late=any(e.kind == "registered" and (e.data or {}).get("late_registration") for e in req.events),
+            oral=req.channel in ORAL_CHANNELS,
+            now_local=utcnow().astimezone(settings.tz).strftime("%Y-%m-%dT%H:%M"),
             forward_by=queues.forwarding_date(req),
             hold_reasons=intake_actions.hold_reasons_of(req),
             commands=COMMAND_NAMES if intake_actions.can_convert(req) else {},
@@ -798,7 +814,7 @@ def feedback_page(request: Request, ctx: FeedbackViewer) -> Response:
     settings = settings_of(request)
     with session_scope(settings) as session:
         stats = feedback_stats(session, settings)
-        anonymous = feedback_stats(session, settings, sources=(ANONYMOUS_SOURCE,))
+        anonymous = feedback_stats(session, settings, sources=ANONYMOUS_SOURCES)  # the site's and the QR code's form
         latest = session.scalars(select(FeedbackResponse).order_by(FeedbackResponse.id.desc()).limit(50)).all()
         return page(
             request,
@@ -808,6 +824,7 @@ def feedback_page(request: Request, ctx: FeedbackViewer) -> Response:
             anonymous=anonymous,
             latest=latest,
             channel_label=channel_label,
+            answered=request.query_params.get("done") == "answer",
             local=_local(request),
             **_names(),
         )

@@ -1,18 +1,17 @@
-"""Console pages over many rows: the full-text search of requests and the whole register as CSV (issue 19)."""
+"""The console's full-text search of requests (issue 19); the register download is in reports.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from mailservice.db import session_scope
-from mailservice.inforequests import export, search
+from mailservice.inforequests import search
 from mailservice.inforequests.search_terms import MAX_QUERY_CHARS
 from mailservice.web.staff.deps import page, settings_of
-from mailservice.web.staff.routes import Operator, _audit, _local, _names, _today
+from mailservice.web.staff.routes import Operator, _local, _names
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
 
@@ -35,24 +34,3 @@ def search_page(
             local=_local(request),
             **_names(),
         )
-
-
-@router.get("/register.csv")
-def register_export(request: Request, ctx: Operator) -> Response:
-    """The whole request register (the Procedure p. 8) as CSV, streamed: memory stays flat at any size."""
-    settings = settings_of(request)
-    today = _today(request)
-    with session_scope(settings) as session:
-        _audit(session, ctx, "register_export")
-
-    def body() -> Iterator[bytes]:
-        yield "\ufeff".encode()  # a BOM, so that spreadsheet programs read the Cyrillic right
-        with session_scope(settings) as session:
-            for piece in export.csv_chunks(export.register_rows(session, settings, today)):
-                yield piece.encode("utf-8")
-
-    return StreamingResponse(
-        body(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="register-{today.isoformat()}.csv"'},
-    )
