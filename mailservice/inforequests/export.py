@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, literal, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
 from mailservice.config import Settings
@@ -129,9 +129,10 @@ def _chunks(session: Session, base: Select[Request], chunk: int) -> Iterator[Seq
         query = ordered.limit(chunk)
         if after is not None:
             moment, last_id = after
-            query = query.where(
-                or_(Request.registered_at > moment, and_(Request.registered_at == moment, Request.id > last_id))
-            )
+            # A row comparison: both databases walk the (registered_at, id) index from there (an OR of the two
+            # conditions made PostgreSQL sort the rest of the register for every chunk).
+            bound = tuple_(literal(moment, Request.registered_at.type), literal(last_id))
+            query = query.where(tuple_(Request.registered_at, Request.id) > bound)
         rows = session.scalars(query).all()
         if not rows:
             break
