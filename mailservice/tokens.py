@@ -35,6 +35,8 @@ class Purpose(StrEnum):
     wg_instruction = "mailservice.wg-instruction.v1"  # issue 18: the assignee reports on an instruction
     process_approval = "mailservice.process-approval.v1"
     staff_session = "mailservice.staff-session.v1"
+    request_form = "mailservice.request-form.v1"  # issue 16: when the site's request form was opened
+    request_status = "mailservice.request-status.v1"  # issue 16: the status page of one request
 
 
 class TokenError(Exception):

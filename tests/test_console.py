@@ -20,6 +20,7 @@ from mailservice.web.staff import auth
 from mailservice.web.staff.auth import Role
 from mailservice.web.staff.models import AuditEntry, StaffSession
 from mailservice.web.staff.routes import router
+from tests import documented
 from tests.conftest import make_env, reset_caches
 from tests.console_support import (
     PASSWORD,
@@ -90,7 +91,7 @@ def test_login_form_needs_its_csrf_token(http: TestClient) -> None:
 def test_login_is_rate_limited(http: TestClient, lite_settings: Settings) -> None:
     form = http.get("/staff/login")
     token = csrf_of(form.text)
-    for _ in range(auth.FREE_FAILURES_PER_ACCOUNT_IP):
+    for _ in range(documented.LOGIN_FREE_FAILURES):
         wrong = http.post("/staff/login", data={"email": OPERATOR, "password": "wrong password!", "csrf_token": token})
         assert wrong.status_code == 401
         assert "Неверный адрес или пароль" in wrong.text
@@ -98,22 +99,22 @@ def test_login_is_rate_limited(http: TestClient, lite_settings: Settings) -> Non
     # Even the right password is refused now, without being checked.
     blocked = http.post("/staff/login", data={"email": OPERATOR, "password": PASSWORD, "csrf_token": token})
     assert blocked.status_code == 429
-    assert int(blocked.headers["retry-after"]) > 0
+    assert 0 < int(blocked.headers["retry-after"]) <= documented.LOGIN_FIRST_WAIT.total_seconds()
     assert "Слишком много" in blocked.text
     assert http.get("/staff/queue").status_code == 303
     with session_scope(lite_settings) as session:
         actions = list(session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
-    assert actions == ["login_failed"] * auth.FREE_FAILURES_PER_ACCOUNT_IP + ["login_blocked"]
+    assert actions == ["login_failed"] * documented.LOGIN_FREE_FAILURES + ["login_blocked"]
     # Once the window has passed, the right password works again.
     with session_scope(lite_settings) as session:
-        earlier = utcnow() - auth.LOGIN_WINDOW - dt.timedelta(minutes=1)
+        earlier = utcnow() - documented.LOGIN_FIRST_WAIT - dt.timedelta(seconds=5)
         session.execute(update(auth.LoginAttempt).values(at=earlier))
     login(http, OPERATOR)
 
 
 def test_login_blocked_per_ip_across_accounts(http: TestClient) -> None:
     token = csrf_of(http.get("/staff/login").text)
-    for n in range(auth.MAX_FAILURES_PER_IP):
+    for n in range(documented.LOGIN_FAILURES_PER_ADDRESS):
         response = http.post(
             "/staff/login", data={"email": f"nobody{n}@dizo.test", "password": "x" * 12, "csrf_token": token}
         )

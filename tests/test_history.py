@@ -30,6 +30,7 @@ from mailservice.intake.models import IntakeEntry, Outcome
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.intake.routes import load_routes
 from mailservice.tokens import Purpose, sign_timed
+from tests import documented
 from tests.console_support import client_for, drain, link_in, mail_request, parsed, text_of
 from tests.mailfactory import citizen_mail
 from tests.servers import Sink
@@ -162,7 +163,7 @@ def test_a_legacy_confirmation_link_proves_the_address_for_its_client_only(setti
         assert contact is not None
         export = HistoryExport(
             client_id=contact.client_id, via="email", address=A, status="awaiting_verification", nonce="n1",
-            expires_at=utcnow() + service.LINK_VALID,
+            expires_at=utcnow() + documented.HISTORY_LINK_VALID,
         )  # fmt: skip
         session.add(export)
         session.flush()
@@ -194,8 +195,18 @@ def test_verified_address_gets_the_link_and_the_six_hour_limit(settings: Setting
     assert "Иванов Иван" in everything and SECRET_B not in everything
     with session_scope(settings) as session:
         assert session.scalar(select(func.count(HistoryExport.id))) == 1
+        # One export per 6 hours (README): a minute short of them, still refused; a minute past, sent.
         session.execute(
-            update(HistoryExport).values(created_at=utcnow() - service.MIN_INTERVAL - dt.timedelta(minutes=1))
+            update(HistoryExport).values(
+                created_at=utcnow() - documented.HISTORY_ONE_EXPORT_PER + dt.timedelta(minutes=1)
+            )
+        )
+    assert ask(settings, history_mail(A, body="Повторно прошу историю моих обращений"), A) == "history request: limited"
+    with session_scope(settings) as session:
+        session.execute(
+            update(HistoryExport).values(
+                created_at=utcnow() - documented.HISTORY_ONE_EXPORT_PER - dt.timedelta(minutes=1)
+            )
         )
     assert ask(settings, history_mail(A, body="И ещё раз: вся переписка со мной"), A) == "history request: link_sent"
 
@@ -446,7 +457,7 @@ def test_big_archive_streams_in_bounded_memory(lite_settings: Settings, live_url
         assert archive.read(attachments[0]) == b"%PDF-A"
         assert raw_a in [archive.read(n) for n in names if n.endswith("-incoming.eml")]
         index = archive.read("index.html").decode()
-    assert index.count(f"({MB} байт)") == 20 and "файл не сохранился" not in index
+    assert index.count("(1,0 МБ)") == 20 and "файл не сохранился" not in index
     with session_scope(lite_settings) as session:
         assert session.get(HistoryExport, export.id).download_count == 1  # type: ignore[union-attr]
 
@@ -466,7 +477,7 @@ def test_missing_files_are_noted_and_the_rest_is_complete(settings: Settings) ->
     index = archive.read("index.html").decode()
     assert index.count("файл не сохранился") == 2
     assert "скан-01.pdf: файл не сохранился" in index and "Исходное письмо клиента: файл не сохранился" in index
-    assert "(3000 байт)" in index  # the kept one, with its size
+    assert "(3 КБ)" in index  # the kept one, with its size for people (3000 bytes)
     assert [archive.read(n) for n in names if n.startswith("attachments/")] == [b"%PDF-A", store.get(kept)]
     assert not [n for n in names if n.endswith("-incoming.eml") and archive.read(n) == raw_a]
     assert any(n.endswith("-outgoing.eml") for n in names)  # our acknowledgement is in the database, not a blob

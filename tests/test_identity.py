@@ -231,3 +231,39 @@ def test_a_merge_carries_the_duplicates_other_suggestions_to_the_survivor(settin
     with session_scope(settings) as session:
         moved = session.scalars(select(MergeSuggestion).where(MergeSuggestion.client_id == fourth_id)).one()
         assert (moved.other_id, moved.status) == (first, "open") and f"№ {third} объединена" in moved.reason
+
+
+def test_a_reply_from_an_address_we_never_wrote_to_proves_nothing(settings: Settings) -> None:
+    """README, "How an address is proven": answering one of our messages from another address joins the thread and
+    proves nothing; the same answer from the address our message went to proves that address."""
+    from mailservice.intake.models import Outcome
+    from mailservice.intake.pipeline import Source, process_raw
+    from mailservice.outbox import OutboxMessage
+    from tests.mailfactory import citizen_mail
+
+    now = db.utcnow()
+    first = process_raw(settings, citizen_mail(sender="ivanov@example.ru"), Source("smtp"), now=now)
+    assert first.outcome is Outcome.new_request
+    with session_scope(settings) as session:
+        ack = session.scalars(select(OutboxMessage)).one()
+        assert ack.recipients == "ivanov@example.ru"
+        ack_id = ack.message_id
+        request = session.scalars(select(Request)).one()
+        client_id, number = request.client_id, request.number
+    # Not proven yet: writing from an address is not proving it.
+    assert _contacts(settings, client_id) == {"ivanov@example.ru": (None, False)}
+
+    stranger = citizen_mail(
+        sender="ivanov.work@example.com", subject="Re: Запрос", body="Дополняю свой запрос.", in_reply_to=ack_id
+    )
+    joined = process_raw(settings, stranger, Source("smtp"), now=now)
+    assert joined.outcome is Outcome.reply and joined.request_number == number  # it joins the thread
+    contacts = _contacts(settings, client_id)
+    assert contacts.get("ivanov.work@example.com", (None, False)) == (None, False)  # and proves nothing
+    assert contacts["ivanov@example.ru"] == (None, False)
+
+    own = citizen_mail(
+        sender="ivanov@example.ru", subject="Re: Запрос", body="И ещё одно уточнение.", in_reply_to=ack_id
+    )
+    assert process_raw(settings, own, Source("smtp"), now=now).outcome is Outcome.reply
+    assert _contacts(settings, client_id)["ivanov@example.ru"] == ("reply", True)

@@ -22,6 +22,7 @@ from mailservice.mail.imap import poll_once
 from tests.conftest import CORPORA, make_env
 from tests.mailfactory import citizen_mail, message_id_of
 from tests.servers import Dovecot
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.dovecot
 
@@ -184,9 +185,12 @@ def test_sigkill_at_every_point_leaves_one_registration_per_message(
     for _ in range(2):
         before = _journal_count(settings)
         proc = subprocess.Popen([sys.executable, "-m", "mailservice", "poll", "--once"], env=env)
-        deadline = time.monotonic() + 120
-        while proc.poll() is None and _journal_count(settings) == before and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(
+            lambda: proc.poll() is not None or _journal_count(settings) != before,
+            120,
+            "the poller committed no batch",
+            interval=0.01,
+        )
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     code, stderr = _poll_subprocess(env, None)

@@ -11,7 +11,6 @@ from sqlalchemy import func, select
 from mailservice.config import Settings
 from mailservice.db import session_scope
 from mailservice.inforequests import service
-from mailservice.inforequests.deadlines import Law, deadline
 from mailservice.inforequests.lifecycle import Status
 from mailservice.inforequests.models import Client, Event, Request
 from mailservice.intake.models import Bounce, IntakeEntry, Outcome
@@ -42,9 +41,10 @@ def test_new_message_is_registered_and_acknowledged(settings: Settings, sink: Si
         request = session.scalars(select(Request)).one()
         assert request.status == Status.registered
         assert request.registered_on == dt.date(2026, 3, 2)
-        expected = deadline(Law(request.law), dt.date(2026, 3, 2), default_calendar(settings))
-        assert request.due_date == expected.legal_due
-        assert request.control_date == expected.control_date
+        # README: registration + 30 calendar days counted from the next day; 01.04.2026 is a Wednesday, a working
+        # day, so the control date is the legal date.
+        assert request.due_date == dt.date(2026, 4, 1)
+        assert request.control_date == dt.date(2026, 4, 1)
         assert request.client.name == "Иванов Иван Иванович"
         assert request.client.email == "ivanov@example.ru"
         kinds = [e.kind for e in request.events]
@@ -63,7 +63,7 @@ def test_new_message_is_registered_and_acknowledged(settings: Settings, sink: Si
     assert str(ack["In-Reply-To"]).strip("<>") == message_id_of(raw)
     text = body_text(ack)
     assert "2026-000001" in text
-    assert expected.legal_due.strftime("%Y") in text
+    assert "1 апреля 2026 г." in text  # the due date, as the acknowledgement writes it
     assert b"\r\n" in ack_raw and b"\n" not in ack_raw.replace(b"\r\n", b"")  # policy.SMTP: CRLF only
 
 
@@ -169,10 +169,7 @@ def test_status_changes_are_events_and_threaded_mails(settings: Settings, sink: 
             session, settings, request, Status.extended, now=NOW, actor="operator", extension_days=15,
             comment="Требуется сбор сведений из подведомственных учреждений",
         )  # fmt: skip
-        assert (
-            request.due_date
-            == deadline(Law.FZ8, dt.date(2026, 3, 2), default_calendar(settings), "previous", 15).legal_due
-        )
+        assert request.due_date == dt.date(2026, 4, 16)  # 30 days and the extension's 15 (README: ≤ 15 for 8-FZ)
         service.change_status(
             session, settings, request, Status.refused, now=NOW, actor="operator",
             ground="8fz-20-1-3", comment="Сведения находятся в ведении Росреестра.",

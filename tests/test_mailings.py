@@ -46,9 +46,11 @@ from mailservice.mailings.sender import send_campaign, send_due
 from mailservice.outbox import drain_once
 from mailservice.tokens import Purpose
 from mailservice.web.app import create_app
+from tests import documented
 from tests.conftest import make_env, reset_caches
 from tests.mailfactory import citizen_mail
 from tests.servers import Sink
+from tests.waiting import run_within
 
 TEMPLATE = """{% if name %}Уважаемый(ая) {{ name }}!{% else %}Здравствуйте!{% endif %}
 
@@ -456,11 +458,11 @@ def test_rate_limits_per_address_and_ip(mail_settings: Settings, sink: Sink) -> 
     for _ in range(5):  # the address limit is 3 an hour: the answer stays the same, the mail stops
         assert client.post("/subscribe", data={"email": "spam-victim@example.org", "consent": "1"}).status_code == 200
     drain(mail_settings)
-    assert len(messages_to(sink, "spam-victim@example.org")) == mail_settings.mailing_limit_per_address
+    assert len(messages_to(sink, "spam-victim@example.org")) == documented.SUBSCRIBE_LIMIT_PER_ADDRESS_HOUR
     statuses = [
         client.post("/subscribe", data={"email": f"x{n}@example.org", "consent": "1"}).status_code for n in range(40)
     ]
-    assert 429 in statuses and statuses.index(429) == mail_settings.mailing_limit_per_ip - 5
+    assert 429 in statuses and statuses.index(429) == documented.SUBSCRIBE_LIMIT_PER_IP_HOUR - 5
 
 
 def test_consent_log_is_append_only(mail_settings: Settings) -> None:
@@ -502,8 +504,13 @@ def test_header_injection_through_subject_and_names(mail_settings: Settings, sin
         assert row is not None
         row.name = "Иван\r\nBcc: victim@example.org"
     campaign_id = new_campaign(mail_settings)
-    asyncio.run(send_campaign(mail_settings, campaign_id))
+    summary = run_within(
+        send_campaign(mail_settings, campaign_id), 120, "a copy with a bad recipient name was retried without end"
+    )
+    assert summary.status == "done"
     assert not messages_to(sink, "victim@example.org")
+    # Both copies went out, one each: a copy skipped or sent twice fails here, not only a wrong header.
+    assert sorted(rcpts for _f, rcpts, _raw in sink.messages()) == [["named@example.org"], ["plain@example.org"]]
     for _f, rcpts, raw in sink.messages():
         message = parse(raw)
         assert "Bcc" not in message and "victim" not in str(message["To"])

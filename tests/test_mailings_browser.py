@@ -6,7 +6,6 @@ scripts off, the page shows a button and nothing happens until it is pressed. Sc
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -93,7 +92,6 @@ def test_scripts_off_show_a_button_and_a_fetch_changes_nothing(
     expect(button).to_be_visible()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "mailings-unsubscribe-noscript.png"), full_page=True)
-    time.sleep(0.3)
     assert status(lite_settings, subscription_id) == SubscriptionStatus.active  # like a mail scanner's fetch
     button.click()
     expect(page.get_by_role("heading", name="Вы отписаны")).to_be_visible()

@@ -22,6 +22,7 @@ from mailservice.intake import actions
 from mailservice.intake.models import IntakeEntry, Outcome
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.spreadsheets import safe_record
+from mailservice.termtext import inert
 
 app = typer.Typer(help="Журнал входящей почты, карантин и письма, ждущие регистрации.", no_args_is_help=True)
 
@@ -67,7 +68,8 @@ def journal_cmd(
         for row in rows:
             typer.echo(
                 f"{row['id']:>6} {row['received_at'][:19]} {row['source']:<5} {row['outcome']:<18} "
-                f"{(row['from_addr'] or '-')[:30]:<30} {str(row['subject'])[:40]} {row['reason'][:60]}"
+                f"{inert((row['from_addr'] or '-')[:30]):<30} {inert(str(row['subject'])[:40])} "
+                f"{inert(row['reason'][:60])}"
             )
 
 
@@ -81,7 +83,7 @@ def quarantine_cmd() -> None:
             .order_by(IntakeEntry.id)
         ).all()
         for e in entries:
-            typer.echo(f"{e.id:>6} {e.received_at:%Y-%m-%d %H:%M} {e.raw_sha256[:12]} {e.reason}")
+            typer.echo(f"{e.id:>6} {e.received_at:%Y-%m-%d %H:%M} {e.raw_sha256[:12]} {inert(e.reason)}")
         typer.echo(f"В карантине: {len(entries)}", err=True)
 
 
@@ -105,7 +107,7 @@ def release_cmd(
         assert entry is not None
         if result.outcome != Outcome.quarantined:
             entry.resolved_at, entry.resolved_by = utcnow(), actor
-    typer.echo(f"Строка {entry_id}: {result.outcome} {result.request_number or ''} {result.reason}".rstrip())
+    typer.echo(f"Строка {entry_id}: {result.outcome} {result.request_number or ''} {inert(result.reason)}".rstrip())
 
 
 @app.command("import")
@@ -116,7 +118,7 @@ def import_cmd(files: Annotated[list[Path], typer.Argument(help="Файлы .eml
         if not path.is_file():
             raise click.BadParameter(f"нет такого файла: {path}", param_hint="FILES")
         result = process_raw(settings, path.read_bytes(), Source("file"))
-        typer.echo(f"{path}: {result.outcome} {result.request_number or ''} {result.reason}".rstrip())
+        typer.echo(f"{path}: {result.outcome} {result.request_number or ''} {inert(result.reason)}".rstrip())
 
 
 @app.command("held")
@@ -145,8 +147,8 @@ def held_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     for row in rows:
         mark = " ПРОСРОЧЕНО" if row["late"] else ""
         typer.echo(
-            f"{row['id']:>6} зарегистрировать до {row['register_by']}{mark} {(row['from'] or '-')[:30]:<30} "
-            f"{str(row['subject'])[:40]} | {'; '.join(row['reasons'])[:80]}"
+            f"{row['id']:>6} зарегистрировать до {row['register_by']}{mark} {inert((row['from'] or '-')[:30]):<30} "
+            f"{inert(str(row['subject'])[:40])} | {inert('; '.join(row['reasons'])[:80])}"
         )
     typer.echo(f"Ждут регистрации: {len(rows)}", err=True)
 

@@ -1,0 +1,43 @@
+"""Values the README documents, written here as the README states them (never read from the code under test).
+
+Each value carries the README's phrase that states it; ``tests/test_documented.py`` checks that every phrase is
+still in the README, so a test comparing with these values compares with the documentation. A limit multiplied by ten
+in the code then fails the tests that use it instead of passing with it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+# Staff login ("Security model", "Limits").
+LOGIN_FREE_FAILURES = 5
+LOGIN_FIRST_WAIT = dt.timedelta(minutes=1)
+LOGIN_FAILURES_PER_ADDRESS = 20
+LOGIN_ADDRESS_WINDOW = dt.timedelta(minutes=15)
+
+# History on request ("Staff console, history on request, feedback, retention" and "Limits").
+HISTORY_ONE_EXPORT_PER = dt.timedelta(hours=6)
+HISTORY_LINK_VALID = dt.timedelta(days=7)
+
+# Mailings ("Mailings with consent": settings).
+SUBSCRIBE_LIMIT_PER_ADDRESS_HOUR = 3
+SUBSCRIBE_LIMIT_PER_IP_HOUR = 30
+
+# Acknowledgements and the anonymous feedback form ("Settings", "Limits").
+ACK_LIMIT_PER_HOUR = 5
+FEEDBACK_LIMIT_PER_IP_HOUR = 10
+
+# The README's own wording of each value above (whitespace-normalised substrings of README.md).
+README_PHRASES = (
+    "5 failed logins to one account from one address are free; after them that address waits 1, 2, 4, 8 minutes",
+    "20 failures from one address in 15 minutes",
+    "History: one export per 6 hours",
+    "a signed download link (valid 7 days, one export per 6 hours)",
+    "`MAILING_LIMIT_PER_ADDRESS` (3 subscription requests per address per hour)",
+    "`MAILING_LIMIT_PER_IP` (30 subscription requests per IP address per hour)",
+    "`ACK_LIMIT_PER_HOUR` (5) per hour",
+    "10 ratings per address per hour (`FEEDBACK_LIMIT_PER_IP`)",
+    # Deadlines: registration + 30 calendar days counted from the next day; an extension of at most 15 days.
+    "registration + 30 calendar days counted from the next day",
+    "an extension is an *event* (≤ 15 days for 8-FZ",
+)
