@@ -19,6 +19,7 @@ from mailservice.workdays import (
     CalendarError,
     default_calendar,
     load_override_file,
+    parse_overrides,
     today,
 )
 
@@ -204,6 +205,38 @@ def test_broken_override_file(tmp_path: Path, text: str, fragment: str) -> None:
         Calendar.from_files([SHIPPED_OVERRIDE_FILE, path])
     assert str(path) in str(info.value)
     assert fragment in str(info.value)
+
+
+KEYS = "confirmed, days_off, decree, working_days"
+
+
+@pytest.mark.parametrize(
+    ("years", "message"),
+    [
+        ({2026: {"days_off": [5]}}, "f.yaml: год 2026, days_off: «5» не является датой в формате ГГГГ-ММ-ДД"),
+        ({2026: {"working_days": [5]}}, "f.yaml: год 2026, working_days: «5» не является датой в формате ГГГГ-ММ-ДД"),
+        ({2026: "x"}, f"f.yaml: год 2026: ожидается словарь с ключами {KEYS}"),
+        ({2026: {"zz": 1, "bogus": 2}}, f"f.yaml: год 2026: неизвестные ключи bogus, zz; допустимы {KEYS}"),
+        ({2026: {"decree": 5}}, "f.yaml: год 2026, decree: ожидается строка с реквизитами постановления"),
+        (
+            {2026: {"days_off": ["2026-06-11", "2026-06-10"], "working_days": ["2026-06-10", "2026-06-11"]}},
+            "f.yaml: год 2026: даты 2026-06-10, 2026-06-11 указаны и в days_off, и в working_days",
+        ),
+        ({1899: {}}, "f.yaml: год 1899 вне допустимого диапазона"),
+    ],
+)
+def test_a_broken_override_says_exactly_what_and_where(years: dict[object, object], message: str) -> None:
+    """The person editing the calendar file reads these messages: each names the file, the year and the key."""
+    with pytest.raises(CalendarError) as info:
+        parse_overrides({"years": years}, "f.yaml")
+    assert str(info.value) == message
+
+
+def test_override_years_from_1900_to_9998_and_the_default_source_name() -> None:
+    assert set(parse_overrides({"years": {1900: {}, 9998: {}}})) == {1900, 9998}
+    with pytest.raises(CalendarError) as info:
+        parse_overrides(["2026"])
+    assert str(info.value) == "<overrides>: ожидается словарь с ключом «years»"
 
 
 def test_missing_override_file(tmp_path: Path) -> None:
