@@ -61,7 +61,7 @@ test: $(STAMP) system-deps lint typecheck tests/.node/node_modules/axe-core/axe.
 # one module at a time, one test process, at the lowest CPU priority. Not part of `make test`.
 MUTATION_MODULES ?= tokens inforequests.lifecycle inforequests.deadlines workdays mailings.consent web.staff.auth \
 	inforequests.identity mail.triage history.service intake.pipeline mailings.sender
-mutation: $(STAMP) system-deps
+mutation: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,mutation]'
 	@for module in $(MUTATION_MODULES); do \
 	  echo "== mailservice.$$module"; \

@@ -40,10 +40,10 @@ def main() -> int:
         if status == "survived" and mutant in equivalent:
             status = "equivalent"
         by_module[module][status] += 1
-        if status in ("survived", "no tests", "timeout", "suspicious"):
+        if status in ("survived", "no tests", "suspicious"):
             unexplained.append(f"{mutant}: {status}")
-    print("| module | mutants | killed | equivalent | survived | other | killed of non-equivalent |")
-    print("|---|---|---|---|---|---|---|")
+    print("| module | mutants | killed | timeout | equivalent | survived | other | detected of non-equivalent |")
+    print("|---|---|---|---|---|---|---|---|")
     total: Counter[str] = Counter()
     for module in sorted(by_module):
         c = by_module[module]
@@ -58,9 +58,14 @@ def main() -> int:
 
 def _row(name: str, c: Counter[str]) -> str:
     n = sum(c.values())
-    other = n - c["killed"] - c["equivalent"] - c["survived"]
-    share = c["killed"] / max(1, n - c["equivalent"])
-    return f"| {name} | {n} | {c['killed']} | {c['equivalent']} | {c['survived']} | {other} | {share:.0%} |"
+    # A mutant that makes the tests hang (an endless loop) is detected: the run is stopped and counted a timeout.
+    detected = c["killed"] + c["timeout"]
+    other = n - detected - c["equivalent"] - c["survived"]
+    share = detected / max(1, n - c["equivalent"])
+    return (
+        f"| {name} | {n} | {c['killed']} | {c['timeout']} | {c['equivalent']} | {c['survived']} | {other} "
+        f"| {share:.0%} |"
+    )
 
 
 if __name__ == "__main__":

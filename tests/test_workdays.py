@@ -223,6 +223,7 @@ KEYS = "confirmed, days_off, decree, working_days"
             "f.yaml: год 2026: даты 2026-06-10, 2026-06-11 указаны и в days_off, и в working_days",
         ),
         ({1899: {}}, "f.yaml: год 1899 вне допустимого диапазона"),
+        ({9999: {}}, "f.yaml: год 9999 вне допустимого диапазона"),
     ],
 )
 def test_a_broken_override_says_exactly_what_and_where(years: dict[object, object], message: str) -> None:
