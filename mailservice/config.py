@@ -118,6 +118,8 @@ class Settings(BaseSettings):
     # The disclosure site's public address (QR code, open data links); the site's mkdocs.yml reads it too.
     site_url: str = ""
     department_name: str = "Департамент имущества и земельных отношений Новосибирской области"
+    # The name in the dative case («согласие Департаменту …»); empty: the first word of the name declined.
+    department_name_dative: str = ""
     # Its postal address goes into every answer (8-FZ art. 19); required outside development, no default invented.
     department_address: str = ""
     department_phones: str = "238-60-02, 238-60-62"
@@ -193,6 +195,9 @@ class Settings(BaseSettings):
     mailing_rate_per_minute: int = 600  # all workers together; 0 = no limit
     mailing_concurrency: int = 4  # SMTP connections per worker process
     mailing_batch_size: int = 200  # deliveries claimed at a time
+    # Processes that send one campaign together (`campaign send`, sharing it as separate workers would); empty: one
+    # per CPU. Campaigns of at most one batch are sent by one process.
+    mailing_processes: int | None = Field(default=None, ge=1, le=64)
     mailing_confirm_hours: int = 168  # life of the double opt-in link
     mailing_purge_after_days: int = 7  # personal data destroyed this long after withdrawal (152-FZ: <= 30)
     mailing_limit_per_address: int = 3  # subscribe requests per address per hour
@@ -208,8 +213,32 @@ class Settings(BaseSettings):
     spreadsheet_max_merged: int = Field(default=1_000, ge=0)
     spreadsheet_max_unpacked_mb: int = Field(default=64, ge=1)
 
+    # --- the staff's working day (issue 17) ---
+    # Daily reminders to assignees and unit heads: at this hour of the department's day, working days only, listing
+    # requests whose control date is at most this many working days away (and overdue ones, forwarding and
+    # extension notices due).
+    reminder_hour: int = Field(default=9, ge=0, le=23)
+    reminder_working_days: int = Field(default=3, ge=0, le=30)
+    # Heads of units: "Отдел аренды=head@dizo.ru; Отдел земли=land@dizo.ru" (unit as typed on requests = address).
+    unit_heads: str = ""
+    # The head of department: the monthly report, and reminders of requests that name no unit and no assignee.
+    head_of_department_email: str = ""
+    # Hour of the first working day of a month when the monthly report goes out; the retention run's hour.
+    monthly_report_hour: int = Field(default=9, ge=0, le=23)
+    retention_hour: int = Field(default=2, ge=0, le=23)
+
     # --- feedback ---
     feedback_limit_per_ip: int = 10  # ratings from the anonymous site form per IP per hour; 0 = no limit
+
+    # --- letters by post (clients without e-mail): the signatory when the member of staff who acted has none ---
+    letter_signatory_position: str = "Начальник отдела"
+    letter_signatory_name: str = ""
+
+    # --- the site's request form (/request) ---
+    request_limit_per_ip: int = Field(default=5, ge=0)  # requests per IP per hour; 0 = no limit
+    request_min_fill_seconds: int = Field(default=5, ge=0)  # a form sent sooner was filled by a program
+    request_max_files: int = Field(default=5, ge=0, le=20)
+    request_max_file_bytes: int = Field(default=10 * 1024 * 1024, ge=1)  # each file; all together: max_attachment_bytes
 
     # --- processes ---
     # MAILSERVICE_PROCESS_OFFICERS (issue 9) is gone: the officers are console accounts with the role process_officer
@@ -274,6 +303,16 @@ class Settings(BaseSettings):
     def blob_dir(self) -> Path:
         """Content-addressed store of raw messages and attachments."""
         return self.data_dir / "blobs"
+
+    @property
+    def unit_head_map(self) -> dict[str, str]:
+        """``unit_heads`` read as {unit (lower case, single spaces): address}; malformed parts are skipped."""
+        heads: dict[str, str] = {}
+        for part in self.unit_heads.split(";"):
+            unit, sep, address = part.rpartition("=")
+            if sep and unit.strip() and "@" in address:
+                heads[" ".join(unit.split()).lower()] = address.strip()
+        return heads
 
     def signing_keys(self) -> list[str]:
         """Keys for itsdangerous, newest first.

@@ -30,6 +30,27 @@ def history_asks(settings: Settings, now: dt.datetime) -> int:
         return handle_asks(session, settings, now)
 
 
+def reminders(settings: Settings, now: dt.datetime) -> int:
+    """The day's reminders to assignees and unit heads, once per working day at REMINDER_HOUR (issue 17)."""
+    from mailservice.inforequests.reminders import send_due
+
+    return send_due(settings, now)
+
+
+def retention(settings: Settings, now: dt.datetime) -> int:
+    """The daily retention run with its report kept (README "Retention"; issue 17)."""
+    from mailservice.retention import scheduled_run
+
+    return scheduled_run(settings, now)
+
+
+def monthly_report(settings: Settings, now: dt.datetime) -> int:
+    """The month's report to the head of department on the first working day of the next (issue 17)."""
+    from mailservice.reports.monthly import send_due
+
+    return send_due(settings, now)
+
+
 def _workgroup_tick(settings: Settings, now: dt.datetime) -> int:
     from mailservice.workgroup.jobs import workgroup_tick
 
@@ -53,6 +74,9 @@ def default_jobs() -> list[Job]:
         Job("history-asks", 5.0, history_asks),  # issue 14: the /history form's requests
         Job("workgroup", 600.0, _workgroup_tick),  # issue 8: polls closing, reminders, missed terms
         Job("subscribers-purge", 3600.0, _subscribers_purge),  # issue 4: once per local day inside
+        Job("reminders", 300.0, reminders),  # issue 17: once per working day inside, at REMINDER_HOUR
+        Job("retention", 900.0, retention),  # issue 17: once per local day inside, report kept in job_runs
+        Job("monthly-report", 900.0, monthly_report),  # issue 17: first working day of a month, to the head
     ]
 
 

@@ -261,7 +261,7 @@ def run(session: Session, settings: Settings, now: dt.datetime, *, dry_run: bool
             update(FeedbackResponse)
             .where(
                 FeedbackResponse.created_at < cutoff,
-                FeedbackResponse.source == "site",
+                FeedbackResponse.source.in_(["site", "qr"]),
                 or_(FeedbackResponse.email.is_not(None), FeedbackResponse.comment != ""),
             )
             .values(comment="", email=None)
@@ -293,3 +293,36 @@ def delete_blobs(settings: Settings, digests: set[str]) -> int:
             path.unlink()
             deleted += 1
     return deleted
+
+
+JOB = "retention"
+
+
+def scheduled_run(settings: Settings, now: dt.datetime) -> int:
+    """The worker's daily run (issue 17): once per local day from ``RETENTION_HOUR`` on, the run claimed in
+    ``job_runs`` (several workers run it once) and its report kept there; returns the clients anonymised."""
+    from mailservice import jobruns
+    from mailservice.db import session_scope
+
+    local = now.astimezone(settings.tz)
+    if local.hour < settings.retention_hour:
+        return 0
+    with session_scope(settings) as session:
+        claimed = jobruns.claim(session, JOB, local.date().isoformat(), now)
+        if claimed is None:
+            return 0
+        report, doomed = run(session, settings, now, dry_run=False)
+        jobruns.finish(
+            claimed,
+            now,
+            {
+                "lines": report.lines(),
+                "clients": len(report.clients),
+                "requests": report.requests,
+                "events": report.events,
+                "attachments": report.attachments,
+                "blobs": report.blobs,
+            },
+        )
+    delete_blobs(settings, doomed)  # after the commit: no row points at a missing file
+    return len(report.clients)

@@ -119,6 +119,25 @@ def retention_run(
         typer.echo(line)
 
 
+@retention_app.command("reports")
+def retention_reports(
+    limit: Annotated[int, typer.Option("--limit", help="Сколько последних запусков показать")] = 5,
+) -> None:
+    """Отчёты ежедневных запусков хранения, которые выполнил обработчик очереди (worker)."""
+    from mailservice import jobruns
+
+    settings = get_settings()
+    with session_scope(settings) as session:
+        runs = jobruns.latest(session, "retention", limit)
+        if not runs:
+            typer.echo("Запусков ещё не было.")
+        for item in runs:
+            when = item.started_at.astimezone(settings.tz).strftime("%d.%m.%Y %H:%M")
+            typer.echo(f"Запуск {item.period} ({when}):")
+            for line in item.report.get("lines", []):
+                typer.echo(f"  {line}")
+
+
 @feedback_app.command("send-surveys")
 def feedback_send_surveys() -> None:
     """Поставить в очередь опрос по отвеченным запросам, где его ещё нет (ответы вне консоли)."""
@@ -133,12 +152,13 @@ def feedback_send_surveys() -> None:
 @feedback_app.command("stats")
 def feedback_stats_cmd() -> None:
     """Число оценок и средние по месяцам, каналам и подразделениям."""
-    from mailservice.feedback.stats import ANONYMOUS_SOURCE, feedback_stats
+    from mailservice.feedback.staff import ANONYMOUS_SOURCES
+    from mailservice.feedback.stats import feedback_stats
 
     settings = get_settings()
     with session_scope(settings) as session:
         stats = feedback_stats(session, settings)
-        anonymous = feedback_stats(session, settings, sources=(ANONYMOUS_SOURCE,))
+        anonymous = feedback_stats(session, settings, sources=ANONYMOUS_SOURCES)
     typer.echo(f"Ответов: {stats.count}; средняя оценка: {stats.average if stats.average is not None else '—'}")
     typer.echo(
         f"С анонимной формы на сайте (не публикуются): {anonymous.count}; "

@@ -29,6 +29,23 @@ def ru_short_date(value: dt.date | dt.datetime | None) -> str:
     return value.strftime("%d.%m.%Y") if value is not None else ""
 
 
+def ru_plural(number: int, one: str, few: str, many: str) -> str:
+    """The Russian form of a noun after ``number``: 1 день, 2 дня, 5 дней, 11 дней, 21 день."""
+    if number % 10 == 1 and number % 100 != 11:
+        return one
+    if 2 <= number % 10 <= 4 and not 12 <= number % 100 <= 14:
+        return few
+    return many
+
+
+def ru_hours(hours: int) -> str:
+    """A duration given in hours as citizens read it: whole days in days («7 дней»), otherwise hours («36 часов»)."""
+    if hours % 24 == 0:
+        days = hours // 24
+        return f"{days} {ru_plural(days, 'день', 'дня', 'дней')}"
+    return f"{hours} {ru_plural(hours, 'час', 'часа', 'часов')}"
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     """The shared environment; HTML templates are autoescaped, text ones are not (by file extension)."""
@@ -43,6 +60,7 @@ def environment() -> Environment:
     )
     env.filters["ru_date"] = ru_date
     env.filters["ru_short_date"] = ru_short_date
+    env.filters["ru_hours"] = ru_hours
     return env
 
 

@@ -17,7 +17,7 @@ from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.inforequests import service
 from mailservice.inforequests.lifecycle import Channel
-from mailservice.inforequests.models import Request
+from mailservice.inforequests.models import Client, Request
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.outbox import drain_once
 from mailservice.web.app import create_app
@@ -78,9 +78,32 @@ def mail_request(
 
 def phone_request(settings: Settings, *, name: str, phone: str, subject: str, text: str) -> int:
     """A request taken by phone (no e-mail), registered now."""
+    return staff_request(settings, name=name, phone=phone, subject=subject, text=text)[0]
+
+
+def staff_request(
+    settings: Settings,
+    *,
+    subject: str,
+    text: str = "",
+    name: str = "Иванов Иван",  # a request without a name and an address is anonymous: closed without a number
+    phone: str | None = None,
+    email: str | None = None,
+    organisation: str = "",
+    address: str = "",
+    client_id: int | None = None,
+) -> tuple[int, int]:
+    """A request staff register by phone for a new client (or the client ``client_id``), registered now; returns
+    the request's and the client's ids. ``email`` is only the reply address typed (it proves nothing)."""
     now = utcnow()
     with session_scope(settings) as session:
-        client = service.find_or_create_client(session, now=now, name=name, phone=phone)
+        client = (
+            session.get_one(Client, client_id)
+            if client_id
+            else service.find_or_create_client(
+                session, now=now, name=name, phone=phone, organisation=organisation, postal_address=address
+            )
+        )
         request = service.create_request(
             session,
             settings,
@@ -90,8 +113,10 @@ def phone_request(settings: Settings, *, name: str, phone: str, subject: str, te
             subject=subject,
             text=text,
             labels=service.Labels(),
+            reply_email=email,
         )
-        return request.id
+        session.flush()
+        return request.id, client.id
 
 
 def drain(settings: Settings) -> None:

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from mailservice.classify.cli import app
 from mailservice.classify.corrections import confirmed_examples
-from mailservice.classify.engine import SEED_SET
-from mailservice.classify.evaluate import read_dataset
+from mailservice.classify.engine import PACKAGED_SETS
+from mailservice.classify.evaluate import read_datasets
 from mailservice.config import Settings
 from mailservice.db import session_scope
 from mailservice.inforequests.models import Event, Request
@@ -40,7 +40,7 @@ def test_correction_is_recorded_and_becomes_training_data(lite_settings: Setting
     trained = runner.invoke(app, ["train", "--json"])
     assert trained.exit_code == 0, trained.output
     counts = json.loads(trained.output.strip().splitlines()[-1])["label_counts"]["type"]
-    seed = read_dataset(SEED_SET)
+    seed = read_datasets(PACKAGED_SETS)
     assert sum(counts.values()) == len(seed) + 1
     assert counts["appeal"] == sum(1 for e in seed if e.type == "appeal") + 1
 

@@ -7,24 +7,69 @@ from typing import Any
 
 import pytest
 
-from mailservice.classify.engine import AxisResult, Classification
-from mailservice.classify.evaluate import DatasetError, evaluate, format_report, metrics, read_dataset
+from mailservice.classify.engine import PACKAGED_SETS, AxisResult, Classification
+from mailservice.classify.evaluate import (
+    DatasetError,
+    evaluate,
+    format_report,
+    is_held_out,
+    metrics,
+    read_dataset,
+    read_datasets,
+    split,
+)
 from mailservice.classify.model import Example
 from mailservice.classify.rules import load_taxonomy
 
 DEV = Path(__file__).parent / "data" / "classify_dev.tsv"
 
 
-def test_dev_set_is_large_and_covers_every_label_several_times() -> None:
-    examples = read_dataset(DEV)
-    assert len(examples) >= 200
+# The packaged sets must hold at least this many letters (the README says so).
+PACKAGED_AT_LEAST = 500
+
+
+def test_packaged_sets_are_large_and_cover_every_label_several_times() -> None:
+    examples = read_datasets(PACKAGED_SETS)
+    assert len(read_dataset(DEV)) >= 200
+    assert len(examples) >= PACKAGED_AT_LEAST
     taxonomy = load_taxonomy()
     for axis in ("type", "topic", "urgency"):
         for label in taxonomy[axis].labels:
             assert sum(e.label(axis) == label for e in examples) >= 5, (axis, label)
-    lines = DEV.read_text(encoding="utf-8").splitlines()
-    header = " ".join(line for line in lines if line.startswith("#")).lower()
-    assert lines[0].startswith("#") and "written for this project" in header
+    for path in PACKAGED_SETS:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        header = " ".join(line for line in lines if line.startswith("#")).lower()
+        assert lines[0].startswith("#") and "written for this project" in header, path
+    # No letter twice: a copy on both sides of the split would flatter the held-out figures.
+    assert len({(e.subject, e.body) for e in examples}) == len(examples)
+
+
+def test_held_out_part_is_a_stable_fifth() -> None:
+    examples = read_datasets(PACKAGED_SETS)
+    training, held_out = split(examples)
+    assert len(training) + len(held_out) == len(examples)
+    assert 0.17 <= len(held_out) / len(examples) <= 0.23
+    # A letter keeps its side whatever else is in the set (the split is by the letter's own text).
+    assert split(held_out[:7] + training[:7]) == (training[:7], held_out[:7])
+    assert all(is_held_out(e) == is_held_out(Example(e.subject, e.body, "other", "other", "normal")) for e in held_out)
+
+
+def test_appeal_kind_column_end_mark_and_html_bodies(tmp_path: Path) -> None:
+    path = tmp_path / "set.tsv"
+    path.write_text(
+        "subject\tbody\ttype\ttopic\turgency\tappeal_kind\n"
+        "Яма\tЯма на дороге\tappeal\toutside\tnormal\tcomplaint\n"
+        "\t<div>Прошу&nbsp;сообщить</div><div>часы приёма</div>\tinfo_request\tstate_services\tnormal\t\n"
+        "#END\n",
+        encoding="utf-8",
+    )
+    first, second = read_dataset(path)
+    assert first == Example("Яма", "Яма на дороге", "appeal", "outside", "normal", "complaint")
+    assert "<" not in second.body and "&" not in second.body and second.appeal_kind == ""
+    assert second.body.split() == ["Прошу", "сообщить", "часы", "приёма"]
+    path.write_text("subject\tbody\ttype\ttopic\turgency\tappeal_kind\nа\tб\tappeal\tland\tnormal\tплач\n")
+    with pytest.raises(DatasetError, match=":2: вид обращения 'плач'"):
+        read_dataset(path)
 
 
 def test_csv_with_quoted_line_breaks_and_extra_columns(tmp_path: Path) -> None:

@@ -79,15 +79,14 @@ def test_register_list_show_status_export(lite_settings: Settings, tmp_path: Pat
     out = tmp_path / "register.csv"
     assert run("requests", "export", "--format", "csv", "--output", str(out)).returncode == 0
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
-    assert list(rows[0]) == ["number", "registered_at", "channel", "client", "email", "subject", "type", "urgency",
-                             "status", "due_date", "overdue"]  # fmt: skip
-    assert rows[0]["number"] == "2026-000001" and rows[0]["status"] == "answered" and rows[0]["channel"] == "phone"
-    assert rows[0]["registered_at"].startswith("2026-")
+    assert list(rows[0])[:4] == ["№", "Дата и время поступления", "Дата регистрации", "Канал"]
+    assert rows[0]["№"] == "2026-000001" and rows[0]["Статус"] == "дан ответ" and rows[0]["Канал"] == "телефон"
+    assert rows[0]["Дата и время поступления"] == "24.11.2026 10:15"
     xlsx = tmp_path / "register.xlsx"
     assert run("requests", "export", "--format", "xlsx", "--output", str(xlsx)).returncode == 0
     sheet = openpyxl.load_workbook(xlsx).worksheets[0]
     values = list(sheet.iter_rows(values_only=True))
-    assert values[0][0] == "number" and values[1][0] == "2026-000001" and len(values) == 2
+    assert values[0][0] == "№" and values[1][0] == "2026-000001" and len(values) == 2
 
 
 def test_export_defuses_formulas(lite_settings: Settings, tmp_path: Path) -> None:
@@ -96,7 +95,7 @@ def test_export_defuses_formulas(lite_settings: Settings, tmp_path: Path) -> Non
     out = tmp_path / "r.csv"
     run("requests", "export", "--format", "csv", "--output", str(out))
     row = next(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
-    assert row["subject"].startswith("'=")
+    assert row["Тема письма"].startswith("'=")
 
 
 def test_journal_csv(lite_settings: Settings, tmp_path: Path) -> None:

@@ -23,7 +23,9 @@ from mailservice.inforequests.deadlines import (
     max_extension_days,
     max_extensions,
     notice_due,
+    registered_late,
     registration_due,
+    term_start,
     validate_extension,
 )
 from mailservice.workdays import SHIPPED_OVERRIDE_FILE, Calendar
@@ -215,3 +217,27 @@ def test_control_date_property(registered: dt.date, law: Law, shift: Shift) -> N
     else:
         assert result.control_date >= result.legal_due
         assert CAL.working_days_between(result.legal_due, result.control_date) <= 1
+
+
+# Terms from arrival (RULES.md: a written or electronic request is registered within 3 days of receipt, an oral one
+# on the day of receipt; the answer is due registration + 30 days). A request registered after its registration term
+# gains nothing from the delay: its 30 days count from the last lawful day of registration.
+@pytest.mark.parametrize(
+    ("oral", "arrived", "registered", "register_by", "late", "due"),
+    [
+        (True, D(2026, 3, 1), D(2026, 3, 1), D(2026, 3, 1), False, D(2026, 3, 31)),  # a call entered the same day
+        (True, D(2026, 3, 1), D(2026, 3, 3), D(2026, 3, 1), True, D(2026, 3, 31)),  # entered 2 days late: no extra days
+        (True, D(2026, 3, 1), D(2026, 3, 2), D(2026, 3, 1), True, D(2026, 3, 31)),  # a visit entered the next day
+        (False, D(2026, 3, 1), D(2026, 3, 3), D(2026, 3, 4), False, D(2026, 4, 2)),  # a letter within its 3 days
+        (False, D(2026, 3, 1), D(2026, 3, 4), D(2026, 3, 4), False, D(2026, 4, 3)),  # on the last day
+        (False, D(2026, 3, 1), D(2026, 3, 6), D(2026, 3, 4), True, D(2026, 4, 3)),  # 2 days late: from 04.03
+        (False, D(2026, 12, 30), D(2027, 1, 4), D(2027, 1, 2), True, D(2027, 2, 1)),  # across the new year
+    ],
+)
+def test_terms_count_from_arrival(
+    oral: bool, arrived: dt.date, registered: dt.date, register_by: dt.date, late: bool, due: dt.date
+) -> None:
+    assert registration_due(arrived, oral) == register_by
+    assert registered_late(arrived, registered, oral) is late
+    for law in Law:
+        assert answer_due(law, term_start(arrived, registered, oral)) == due

@@ -19,11 +19,13 @@ from PIL import Image as PILImage
 
 from mailservice.config import Settings
 from mailservice.documents import (
+    Align,
     Document,
     DocumentError,
     Heading,
     Image,
     Letter,
+    PageBreak,
     Paragraph,
     Signature,
     Table,
@@ -33,6 +35,7 @@ from mailservice.documents import (
     render_pdf,
     xml_text,
 )
+from mailservice.documents.markup import cell, literal, markup_document
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "documents"
 DEPARTMENT = "Департамент имущества и земельных отношений Новосибирской области"
@@ -130,6 +133,8 @@ def test_one_model_gives_docx_and_pdf_with_the_same_russian_text(tmp_path: Path)
     top = words(pdf_text(pdf, "-f", "1", "-l", "1", "-x", "0", "-y", "0", "-W", "595", "-H", "110"))
     assert DEPARTMENT in top, top
 
+    for stale in ARTIFACTS.glob("report*.png"):  # a previous run's page image would be a second match below
+        stale.unlink()
     poppler("pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", str(pdf), str(ARTIFACTS / "report"))
     [page] = sorted(ARTIFACTS.glob("report*.png"))
     image = PILImage.open(page).convert("L")
@@ -232,3 +237,47 @@ def test_bad_images_get_a_clear_error() -> None:
         render_docx(sizeless)
     with pytest.raises(ValueError):
         Table(rows=(("a", "b"),), widths=(1,))
+
+
+def test_line_markup_becomes_the_model_both_renderers_read() -> None:
+    """The working group's templates write the line markup; each line kind becomes its block of the one model."""
+    opinion = literal("строка\n- похожая на список\n| и на таблицу")
+    markup = "\n".join(
+        [
+            "> Руководителю департамента",
+            "# ДОКЛАД",
+            "# о ходе работы",
+            "## 1. Заседания",
+            "| Вопрос | Итог |",
+            f"| {cell('План | работ')} | принято |",
+            "",
+            "- первый пункт",
+            f"Мнение: {opinion}",
+            "---",
+            "Приложение",
+        ]
+    )
+    document = markup_document(markup, title="Доклад", footer="Доклад")
+    assert document.blocks == (
+        Paragraph("Руководителю департамента", align=Align.right),
+        Heading("ДОКЛАД"),
+        Paragraph("о ходе работы", align=Align.center, bold=True),  # one title: one outline entry
+        Heading("1. Заседания", level=2),
+        Table(rows=(("Вопрос", "Итог"), ("План / работ", "принято"))),
+        Paragraph("– первый пункт"),
+        Paragraph("Мнение: строка"),
+        Paragraph("- похожая на список"),  # a person's text stays text
+        Paragraph("| и на таблицу"),
+        PageBreak(),
+        Paragraph("Приложение"),
+    )
+    docx = read_docx(io.BytesIO(render_docx(document)))
+    assert [p.text for p in docx.paragraphs if p.text][:4] == [
+        "Руководителю департамента",
+        "ДОКЛАД",
+        "о ходе работы",
+        "1. Заседания",
+    ]
+    assert docx.paragraphs[1].style is not None and docx.paragraphs[1].style.name == "Heading 1"
+    table = [[c.text for c in row.cells] for row in docx.tables[0].rows]
+    assert table == [["Вопрос", "Итог"], ["План / работ", "принято"]]

@@ -457,7 +457,7 @@ def test_big_archive_streams_in_bounded_memory(browser_settings: Settings, live_
         assert archive.read(attachments[0]) == b"%PDF-A"
         assert raw_a in [archive.read(n) for n in names if n.endswith("-incoming.eml")]
         index = archive.read("index.html").decode()
-    assert index.count(f"({MB} байт)") == 20 and "файл не сохранился" not in index
+    assert index.count("(1,0 МБ)") == 20 and "файл не сохранился" not in index
     with session_scope(browser_settings) as session:
         assert session.get(HistoryExport, export.id).download_count == 1  # type: ignore[union-attr]
 
@@ -477,7 +477,7 @@ def test_missing_files_are_noted_and_the_rest_is_complete(settings: Settings) ->
     index = archive.read("index.html").decode()
     assert index.count("файл не сохранился") == 2
     assert "скан-01.pdf: файл не сохранился" in index and "Исходное письмо клиента: файл не сохранился" in index
-    assert "(3000 байт)" in index  # the kept one, with its size
+    assert "(3 КБ)" in index  # the kept one, with its size for people (3000 bytes)
     assert [archive.read(n) for n in names if n.startswith("attachments/")] == [b"%PDF-A", store.get(kept)]
     assert not [n for n in names if n.endswith("-incoming.eml") and archive.read(n) == raw_a]
     assert any(n.endswith("-outgoing.eml") for n in names)  # our acknowledgement is in the database, not a blob

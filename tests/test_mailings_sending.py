@@ -98,6 +98,7 @@ def send_settings(
         mailing_rate_per_minute="0",
         mailing_concurrency="3",
         mailing_batch_size="25",
+        mailing_processes="1",  # each `campaign send` here is one worker (faults count per process)
     )
     reset_caches()
 

@@ -7,13 +7,14 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from mailservice import db
+from mailservice.inforequests.search_index import include_name
 from mailservice.models import Base
 
 
 def test_migrations_match_models(db_url: str) -> None:
     engine = db._engine_for(db_url)
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": include_name})
         diff = compare_metadata(context, Base.metadata)
     assert diff == [], f"models and migrations differ (write a migration): {diff}"
 

@@ -117,3 +117,26 @@ def test_retention_anonymises_old_keeps_recent_and_held(settings: Settings, caps
     # A second run finds nothing more.
     assert cli.main(["retention", "run"]) == 0
     assert "Клиентов обезличено: 0" in capsys.readouterr().out
+
+
+def test_the_worker_runs_retention_daily_and_keeps_its_report(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mailservice import jobs
+    from mailservice.jobruns import JobRun
+
+    old_client = age(settings, mail_request(settings, sender="old@example.ru", name="Старов Олег"))
+    retention_job = next(job for job in jobs.default_jobs() if job.name == "retention")
+    # 03:00 in Novosibirsk, after the default hour (2): the day's run; then nothing more that day.
+    at = dt.datetime(2026, 12, 7, 3, 0, tzinfo=dt.timezone(dt.timedelta(hours=7)))
+    assert retention_job.run(settings, at) == 1
+    assert retention_job.run(settings, at + dt.timedelta(hours=5)) == 0
+    with session_scope(settings) as session:
+        assert session.get(Client, old_client).anonymised_at is not None  # type: ignore[union-attr]
+        [run] = session.scalars(select(JobRun).where(JobRun.job == "retention")).all()
+        assert run.period == "2026-12-07" and run.finished_at is not None
+        assert run.report["clients"] == 1 and f"Клиентов обезличено: 1 (№ {old_client})" in run.report["lines"]
+    assert cli.main(["retention", "reports"]) == 0
+    assert f"Клиентов обезличено: 1 (№ {old_client})" in capsys.readouterr().out
+    # Before the hour of the next day nothing runs.
+    assert retention_job.run(settings, at.replace(day=8, hour=1)) == 0

@@ -132,7 +132,7 @@ def test_malformed_schema_is_refused_with_where(data: object, expected: str) -> 
 def test_shipped_site_fails_check_only_on_what_staff_must_fill_in() -> None:
     problems = messages(SITE)
     # Unknown facts are marked, never invented: the street address, hours, e-mail, INN.
-    assert "docs/kak-zaprosit-informatsiyu/index.md: строка 14: в тексте остался маркер ЗАПОЛНИТЬ" in problems
+    assert "docs/kak-zaprosit-informatsiyu/index.md: строка 15: в тексте остался маркер ЗАПОЛНИТЬ" in problems
     assert "mkdocs.yml: не заполнено поле extra.opendata.inn" in problems
     assert "docs/pravovye-akty/poryadok-vzaimodeystviya-s-klientom.md: не заполнено поле number" in problems
     assert any("«Кадровое обеспечение» пуст" in p for p in problems)

@@ -9,7 +9,7 @@ import pytest
 from itsdangerous import TimestampSigner
 
 from mailservice.config import Settings
-from mailservice.tokens import Purpose, TokenError, load, load_timed, sign, sign_timed
+from mailservice.tokens import Minter, Purpose, TokenError, load, load_timed, sign, sign_timed
 
 OLD = "old-key-" + "o" * 40
 NEW = "new-key-" + "n" * 40
@@ -74,3 +74,26 @@ def test_settings_refuse_placeholder_secrets_outside_development() -> None:
         Settings(environment="production", secret_keys=[real])
     address = "630000, г. Новосибирск, а/я 1"
     assert Settings(environment="production", secret_keys=[real], department_address=address).secret_keys == [real]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        [1, "0" * 16],
+        [987654321, secrets.token_hex(8)],
+        [5, "абв" * 40],  # long and repetitive: the compressed form (leading dot)
+        {"s": 42},
+        [0, ""],
+    ],
+)
+def test_minter_gives_the_tokens_itsdangerous_gives(payload: object) -> None:
+    from itsdangerous import URLSafeSerializer
+
+    for purpose in (Purpose.unsubscribe, Purpose.feedback):
+        # itsdangerous itself, as documented: the last key of its list signs (ours lists the newest first).
+        reference = URLSafeSerializer([OLD, NEW], salt=purpose.value).dumps(payload)
+        minted = Minter(settings_with(NEW, OLD), purpose)(payload)
+        assert minted == reference
+        assert load(settings_with(NEW, OLD), purpose, minted) == payload
+    long_form = Minter(settings_with(NEW), Purpose.unsubscribe)([5, "абв" * 40])
+    assert long_form.startswith(".")  # the compressed branch really ran

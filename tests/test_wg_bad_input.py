@@ -15,7 +15,8 @@ from mailservice.db import session_scope, utcnow
 from mailservice.inforequests.models import Request
 from mailservice.intake.models import Outcome
 from mailservice.intake.pipeline import Source, process_raw
-from mailservice.workgroup import service
+from mailservice.workdays import default_calendar
+from mailservice.workgroup import groups, meetings, opinions, periodic, service, signing, voting
 from mailservice.workgroup.models import WgInboxItem, WgLogEntry, WgMember, WgVote
 from mailservice.workgroup.service import WorkgroupError
 from mailservice.workgroup.tally import Choice
@@ -40,17 +41,17 @@ def _meeting(
 ) -> int:
     """A meeting ``days`` working days ahead with two questions, approved and (``send``) sent."""
     with session_scope(settings) as session:
-        group = service.get_group(session, str(people.group_id))
+        group = groups.get_group(session, str(people.group_id))
         start = working_days_ahead(settings, now, days)
-        meeting = service.create_meeting(session, settings, group, starts_at=start, form=form, now=now, actor="t")
-        service.add_item(session, meeting, title="Первый вопрос", proposal="Решение 1", now=now, actor="t")
-        service.add_item(session, meeting, title="Второй вопрос", proposal="Решение 2", now=now, actor="t")
-        service.submit_agenda(session, settings, meeting, now=now, actor="t")
+        meeting = meetings.create_meeting(session, settings, group, starts_at=start, form=form, now=now, actor="t")
+        meetings.add_item(session, meeting, title="Первый вопрос", proposal="Решение 1", now=now, actor="t")
+        meetings.add_item(session, meeting, title="Второй вопрос", proposal="Решение 2", now=now, actor="t")
+        meetings.submit_agenda(session, settings, meeting, now=now, actor="t")
         chair = session.get(WgMember, people.chair)
         assert chair is not None
-        service.approve_agenda(session, settings, meeting, chair, now=now, how="t")
+        meetings.approve_agenda(session, settings, meeting, chair, now=now, how="t")
         if send and form != "absentee":
-            service.send_agenda(session, settings, meeting, now=now, actor="t")
+            meetings.send_agenda(session, settings, meeting, now=now, actor="t")
         return meeting.id
 
 
@@ -75,16 +76,18 @@ def test_reply_from_a_non_member_is_held_never_lost(settings: Settings, sink: Si
         assert (held.member_id, held.status, held.meeting_id) == (None, "held", meeting_id)
         assert "не входит в состав" in held.note and "против" in held.text
         with pytest.raises(WorkgroupError, match="не является членом"):
-            service.confirm_reply(session, settings, held, now=now, actor="t")
+            opinions.confirm_reply(session, settings, held, now=now, actor="t")
         assert held.status == "held"  # still there for the secretary
         # The secretary knows it is m1 writing from another address and attributes it.
         member = session.get(WgMember, people.m1)
         assert member is not None
-        done = service.confirm_reply(session, settings, held, now=now, actor="t", kind="written_opinion", member=member)
+        done = opinions.confirm_reply(
+            session, settings, held, now=now, actor="t", kind="written_opinion", member=member
+        )
         assert "приобщено" in done
-        assert service.opinions_of(session, service.get_meeting(session, meeting_id))[0].member_id == people.m1
+        assert opinions.opinions_of(session, meetings.get_meeting(session, meeting_id))[0].member_id == people.m1
         with pytest.raises(WorkgroupError, match="уже разобрано"):
-            service.reject_reply(session, held, note="", now=now, actor="t")
+            opinions.reject_reply(session, held, note="", now=now, actor="t")
 
 
 def test_a_vote_recorded_twice(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
@@ -92,14 +95,14 @@ def test_a_vote_recorded_twice(settings: Settings, capsys: pytest.CaptureFixture
     people = make_group(settings, now)
     meeting_id = _meeting(settings, people, now, days=1)
     with session_scope(settings) as session:
-        meeting = service.get_meeting(session, meeting_id)
+        meeting = meetings.get_meeting(session, meeting_id)
         member = session.get(WgMember, people.m1)
         assert member is not None
-        service.record_attendance(session, meeting, member, "in_person", now=now, actor="t")
-        item = service.item_by_number(session, meeting, 1)
-        service.record_vote(session, settings, meeting, item, member, Choice.for_, now=now, actor="t")
+        voting.record_attendance(session, meeting, member, "in_person", now=now, actor="t")
+        item = meetings.item_by_number(session, meeting, 1)
+        voting.record_vote(session, settings, meeting, item, member, Choice.for_, now=now, actor="t")
         with pytest.raises(WorkgroupError, match="уже записан"):
-            service.record_vote(session, settings, meeting, item, member, Choice.against, now=now, actor="t")
+            voting.record_vote(session, settings, meeting, item, member, Choice.against, now=now, actor="t")
     # The same through the CLI: one line, exit 1, nothing changed.
     args = ["wg", "vote", str(meeting_id), "--item", "1", "--member", ADDRESSES["m1"][1], "--choice", "against"]
     assert main(args) == 1
@@ -131,12 +134,12 @@ def test_meeting_moved_after_the_agenda_was_sent(settings: Settings, sink: Sink)
     drain(settings)
     first = _invitation(mail_to(sink, ADDRESSES["m2"][1], "Повестка")[0])
     with session_scope(settings) as session:
-        meeting = service.get_meeting(session, meeting_id)
-        before = {d.key: d.due for d in service.deadlines_of(session, meeting)}
+        meeting = meetings.get_meeting(session, meeting_id)
+        before = {d.key: d.due for d in meetings.deadlines_of(session, meeting)}
         later = working_days_ahead(settings, now, 10, hour=15)
-        service.move_meeting(session, settings, meeting, starts_at=later, place="каб. 202", now=now, actor="t")
-        after = {d.key: d for d in service.deadlines_of(session, meeting)}
-        calendar = service.default_calendar(settings)
+        meetings.move_meeting(session, settings, meeting, starts_at=later, place="каб. 202", now=now, actor="t")
+        after = {d.key: d for d in meetings.deadlines_of(session, meeting)}
+        calendar = default_calendar(settings)
         new_day = service.meeting_day(settings, meeting)
         assert after["agenda_send_by"].due == calendar.add_working_days(new_day, -3) != before["agenda_send_by"]
         assert after["minutes_by"].due == calendar.add_working_days(new_day, 5)
@@ -153,12 +156,12 @@ def test_meeting_moved_after_the_agenda_was_sent(settings: Settings, sink: Sink)
 
     # Moved to tomorrow: the agenda went out later than "3 working days before" would now allow: missed, shown.
     with session_scope(settings) as session:
-        meeting = service.get_meeting(session, meeting_id)
-        service.move_meeting(
+        meeting = meetings.get_meeting(session, meeting_id)
+        meetings.move_meeting(
             session, settings, meeting, starts_at=working_days_ahead(settings, now, 1), now=now, actor="t"
         )
-        assert {d.key: d.status for d in service.deadlines_of(session, meeting)}["agenda_send_by"] == "missed"
-        service.cancel_meeting(session, settings, meeting, reason="нет кворума", now=now, actor="t")
+        assert {d.key: d.status for d in meetings.deadlines_of(session, meeting)}["agenda_send_by"] == "missed"
+        meetings.cancel_meeting(session, settings, meeting, reason="нет кворума", now=now, actor="t")
     drain(settings)
     cancel = _invitation(mail_to(sink, ADDRESSES["m2"][1], "Отмена")[0])
     assert (str(cancel["UID"]), cancel.decoded("SEQUENCE"), cancel["X-TEST-METHOD"]) == (str(first["UID"]), 3, "CANCEL")
@@ -170,8 +173,8 @@ def test_stale_and_tampered_links(settings: Settings, sink: Sink) -> None:
     http = client(settings, clock)
     people = make_group(settings, clock.now)
     with session_scope(settings) as session:
-        group = service.get_group(session, "kc")
-        meeting = service.create_meeting(
+        group = groups.get_group(session, "kc")
+        meeting = meetings.create_meeting(
             session,
             settings,
             group,
@@ -181,22 +184,22 @@ def test_stale_and_tampered_links(settings: Settings, sink: Sink) -> None:
             actor="t",
         )
         meeting_id = meeting.id
-        service.add_item(session, meeting, title="Вопрос", now=clock.now, actor="t")
-        service.submit_agenda(session, settings, meeting, now=clock.now, actor="t")
+        meetings.add_item(session, meeting, title="Вопрос", now=clock.now, actor="t")
+        meetings.submit_agenda(session, settings, meeting, now=clock.now, actor="t")
     drain(settings)
     approve = links(mail_to(sink, ADDRESSES["chair"][1], "Повестка на утверждение")[0], "approve")[0]
     assert http.get(approve[:-4] + "xxxx").status_code == 400
     assert http.get("/wg/approve/not-a-token").status_code == 400
     with session_scope(settings) as session:  # the agenda changes after the link went out
-        service.add_item(
-            session, service.get_meeting(session, meeting_id), title="Ещё вопрос", now=clock.now, actor="t"
+        meetings.add_item(
+            session, meetings.get_meeting(session, meeting_id), title="Ещё вопрос", now=clock.now, actor="t"
         )
     stale = http.post(approve)
     assert stale.status_code == 410 and "изменена" in stale.text
     with session_scope(settings) as session:
-        assert service.get_meeting(session, meeting_id).agenda_approved_at is None
+        assert meetings.get_meeting(session, meeting_id).agenda_approved_at is None
         # A link of one purpose never passes for another (a salt per purpose).
-        service.submit_agenda(session, settings, service.get_meeting(session, meeting_id), now=clock.now, actor="t")
+        meetings.submit_agenda(session, settings, meetings.get_meeting(session, meeting_id), now=clock.now, actor="t")
     drain(settings)
     fresh = links(mail_to(sink, ADDRESSES["chair"][1], "Повестка на утверждение")[-1], "approve")[0]
     assert http.get(fresh.replace("/approve/", "/sign/")).status_code == 400
@@ -204,26 +207,28 @@ def test_stale_and_tampered_links(settings: Settings, sink: Sink) -> None:
 
     # Minutes: a signing link for version 1 stops working when version 2 is drafted.
     with session_scope(settings) as session:
-        meeting = service.get_meeting(session, meeting_id)
-        service.send_agenda(session, settings, meeting, now=clock.now, actor="t")
+        meeting = meetings.get_meeting(session, meeting_id)
+        meetings.send_agenda(session, settings, meeting, now=clock.now, actor="t")
         chair = session.get(WgMember, people.chair)
         assert chair is not None
-        service.record_attendance(session, meeting, chair, "in_person", now=clock.now, actor="t")
+        voting.record_attendance(session, meeting, chair, "in_person", now=clock.now, actor="t")
         clock.now = meeting.starts_at + dt.timedelta(hours=1)
-        service.finish_meeting(session, settings, meeting, now=clock.now, actor="t")
-        service.draft_minutes(session, settings, meeting, now=clock.now, actor="t")
-        service.request_signatures(session, settings, meeting, now=clock.now, actor="t")
+        voting.finish_meeting(session, settings, meeting, now=clock.now, actor="t")
+        signing.draft_minutes(session, settings, meeting, now=clock.now, actor="t")
+        signing.request_signatures(session, settings, meeting, now=clock.now, actor="t")
     drain(settings)
     old_sign = links(mail_to(sink, ADDRESSES["chair"][1], "Протокол на подписание")[0], "sign")[0]
     with session_scope(settings) as session:
-        meeting = service.get_meeting(session, meeting_id)
-        item = service.item_by_number(session, meeting, 1)
-        service.record_item_outcome(session, meeting, item, heard="Исправлено", decision=None, now=clock.now, actor="t")
-        assert service.draft_minutes(session, settings, meeting, now=clock.now, actor="t").version == 2
+        meeting = meetings.get_meeting(session, meeting_id)
+        item = meetings.item_by_number(session, meeting, 1)
+        meetings.record_item_outcome(
+            session, meeting, item, heard="Исправлено", decision=None, now=clock.now, actor="t"
+        )
+        assert signing.draft_minutes(session, settings, meeting, now=clock.now, actor="t").version == 2
     refused = http.post(old_sign)
     assert refused.status_code == 410 and "заменён" in refused.text
     with session_scope(settings) as session:
-        meeting = service.get_meeting(session, meeting_id)
+        meeting = meetings.get_meeting(session, meeting_id)
         assert meeting.status == "minutes_draft" and meeting.signed_on is None
 
 
@@ -232,33 +237,33 @@ def test_email_ballot_after_the_close_is_kept_but_not_counted(settings: Settings
     people = make_group(settings, now)
     closes = now + dt.timedelta(days=2)
     with session_scope(settings) as session:
-        group = service.get_group(session, "kc")
-        poll = service.create_meeting(session, settings, group, starts_at=closes, form="absentee", now=now, actor="t")
+        group = groups.get_group(session, "kc")
+        poll = meetings.create_meeting(session, settings, group, starts_at=closes, form="absentee", now=now, actor="t")
         poll_id = poll.id
-        service.add_item(session, poll, title="Вопрос опроса", now=now, actor="t")
-        service.submit_agenda(session, settings, poll, now=now, actor="t")
+        meetings.add_item(session, poll, title="Вопрос опроса", now=now, actor="t")
+        meetings.submit_agenda(session, settings, poll, now=now, actor="t")
         chair = session.get(WgMember, people.chair)
         assert chair is not None
-        service.approve_agenda(session, settings, poll, chair, now=now, how="t")
-        service.open_poll(session, settings, poll, now=now, actor="t")
+        meetings.approve_agenda(session, settings, poll, chair, now=now, how="t")
+        voting.open_poll(session, settings, poll, now=now, actor="t")
     drain(settings)
     ballot = mail_to(sink, ADDRESSES["m3"][1], "Бюллетень")[0]
     late = closes + dt.timedelta(hours=1)
     with session_scope(settings) as session:
-        service.tick(session, settings, now=late)
+        periodic.tick(session, settings, now=late)
     answer = reply(ballot, sender=ADDRESSES["m3"][1], name=ADDRESSES["m3"][0], body="1. за")
     assert process_raw(settings, answer, Source("file"), now=late).outcome is Outcome.routed
     # A ballot for m3 answered from m1's address is held with a warning, never counted as m3's or m1's.
     crossed = reply(ballot, sender=ADDRESSES["m1"][1], name=ADDRESSES["m1"][0], body="1. против")
     process_raw(settings, crossed, Source("file"), now=late)
     with session_scope(settings) as session:
-        held = service.held_items(session)
+        held = opinions.held_items(session)
         assert [h.kind for h in held] == ["ballot", "ballot"]
         assert "другого члена" in held[1].note
         with pytest.raises(WorkgroupError, match=r"после окончания|не идёт"):
-            service.confirm_reply(session, settings, held[0], now=late, actor="t")
+            opinions.confirm_reply(session, settings, held[0], now=late, actor="t")
         assert held[0].status == "held"
-        assert service.tallies(session, service.get_meeting(session, poll_id))[1] == 0
+        assert voting.tallies(session, meetings.get_meeting(session, poll_id))[1] == 0
 
 
 def test_federal_remote_meeting_needs_its_audio(settings: Settings) -> None:
@@ -267,17 +272,17 @@ def test_federal_remote_meeting_needs_its_audio(settings: Settings) -> None:
     meeting_id = _meeting(settings, people, now, days=1, form="remote")
     members = _members(settings)
     with session_scope(settings) as session:
-        meeting = service.get_meeting(session, meeting_id)
+        meeting = meetings.get_meeting(session, meeting_id)
         for key in ("chair", "secretary", "m1"):
-            service.record_attendance(session, meeting, members[getattr(people, key)], "remote", now=now, actor="t")
-        item = service.item_by_number(session, meeting, 1)
-        service.record_vote(session, settings, meeting, item, members[people.m1], Choice.for_, now=now, actor="t")
-        assert service.votes_on(session, item)[0].method == "remote"
+            voting.record_attendance(session, meeting, members[getattr(people, key)], "remote", now=now, actor="t")
+        item = meetings.item_by_number(session, meeting, 1)
+        voting.record_vote(session, settings, meeting, item, members[people.m1], Choice.for_, now=now, actor="t")
+        assert voting.votes_on(session, item)[0].method == "remote"
         later = meeting.starts_at + dt.timedelta(hours=2)
         with pytest.raises(WorkgroupError, match="без аудиозаписи"):
-            service.finish_meeting(session, settings, meeting, now=later, actor="t")
+            voting.finish_meeting(session, settings, meeting, now=later, actor="t")
         assert meeting.status == "agenda_sent"
-        service.attach_audio(
+        voting.attach_audio(
             session,
             settings,
             meeting,
@@ -287,19 +292,19 @@ def test_federal_remote_meeting_needs_its_audio(settings: Settings) -> None:
             now=later,
             actor="t",
         )
-        service.finish_meeting(session, settings, meeting, now=later, actor="t")
+        voting.finish_meeting(session, settings, meeting, now=later, actor="t")
         assert meeting.status == "held"
-        minutes = service.draft_minutes(session, settings, meeting, now=later, actor="t")
+        minutes = signing.draft_minutes(session, settings, meeting, now=later, actor="t")
         assert "zasedanie.mp3" in minutes.html and "устного согласия" in minutes.html  # seed 002 p. 12, 14
     # Astrakhan has no such rule: a remote meeting finishes without audio.
     other = make_group(settings, now, profile="astrakhan", slug="ast")
     other_id = _meeting(settings, other, now, days=1, form="remote")
     with session_scope(settings) as session:
-        meeting = service.get_meeting(session, other_id)
+        meeting = meetings.get_meeting(session, other_id)
         chair = session.get(WgMember, other.chair)
         assert chair is not None
-        service.record_attendance(session, meeting, chair, "remote", now=now, actor="t")
-        service.finish_meeting(session, settings, meeting, now=meeting.starts_at + dt.timedelta(hours=1), actor="t")
+        voting.record_attendance(session, meeting, chair, "remote", now=now, actor="t")
+        voting.finish_meeting(session, settings, meeting, now=meeting.starts_at + dt.timedelta(hours=1), actor="t")
         assert meeting.status == "held"
 
 
@@ -307,9 +312,9 @@ def test_forms_the_regulation_does_not_allow(settings: Settings) -> None:
     now = utcnow()
     make_group(settings, now, profile="federal")
     with session_scope(settings) as session:
-        group = service.get_group(session, "kc")
+        group = groups.get_group(session, "kc")
         with pytest.raises(WorkgroupError, match="не предусматривает"):
-            service.create_meeting(
+            meetings.create_meeting(
                 session, settings, group, starts_at=now + dt.timedelta(days=5), form="absentee", now=now, actor="t"
             )
 
@@ -319,24 +324,24 @@ def test_monthly_meetings_warning(settings: Settings, capsys: pytest.CaptureFixt
     make_group(settings, created, profile="novosibirsk")
     make_group(settings, created, profile="astrakhan", slug="ast")  # meets as needed: never warned
     with session_scope(settings) as session:
-        group = service.get_group(session, "kc")
-        warnings = service.monthly_warnings(session, settings, group, now=created)
+        group = groups.get_group(session, "kc")
+        warnings = periodic.monthly_warnings(session, settings, group, now=created)
         assert len(warnings) == 2
         assert "на ноябрь 2026 г. не запланировано" in warnings[0]
         assert "на декабрь 2026 г. не запланировано" in warnings[1]
         assert all("не реже раза в месяц" in w for w in warnings)
-        assert service.monthly_warnings(session, settings, service.get_group(session, "ast"), now=created) == []
+        assert periodic.monthly_warnings(session, settings, groups.get_group(session, "ast"), now=created) == []
         start = service.local_start(settings, dt.date(2026, 11, 20), dt.time(10))
-        service.create_meeting(session, settings, group, starts_at=start, form="in_person", now=created, actor="t")
-        warnings = service.monthly_warnings(session, settings, group, now=created)
+        meetings.create_meeting(session, settings, group, starts_at=start, form="in_person", now=created, actor="t")
+        warnings = periodic.monthly_warnings(session, settings, group, now=created)
         assert len(warnings) == 1 and "декабрь 2026 г. не запланировано" in warnings[0]
         # In January: December passed without a meeting, January and February have none planned.
         january = dt.datetime(2027, 1, 12, 5, 0, tzinfo=dt.UTC)
-        warnings = service.monthly_warnings(session, settings, group, now=january)
+        warnings = periodic.monthly_warnings(session, settings, group, now=january)
         assert len(warnings) == 3
         assert "декабрь 2026 г. не проведено" in warnings[0] and "январь 2027 г. не запланировано" in warnings[1]
         # A cancelled meeting does not count.
-        later = service.create_meeting(
+        later = meetings.create_meeting(
             session,
             settings,
             group,
@@ -345,9 +350,9 @@ def test_monthly_meetings_warning(settings: Settings, capsys: pytest.CaptureFixt
             now=created,
             actor="t",
         )
-        assert len(service.monthly_warnings(session, settings, group, now=created)) == 0
-        service.cancel_meeting(session, settings, later, reason="", now=created, actor="t")
-        assert len(service.monthly_warnings(session, settings, group, now=created)) == 1
+        assert len(periodic.monthly_warnings(session, settings, group, now=created)) == 0
+        meetings.cancel_meeting(session, settings, later, reason="", now=created, actor="t")
+        assert len(periodic.monthly_warnings(session, settings, group, now=created)) == 1
     assert main(["wg", "tick"]) == 0
     assert "не реже раза в месяц" in capsys.readouterr().err
 
@@ -358,8 +363,8 @@ def test_missed_deadlines_are_recorded_reminded_and_shown(
     now = utcnow()
     people = make_group(settings, now)
     with session_scope(settings) as session:
-        group = service.get_group(session, str(people.group_id))
-        meeting = service.create_meeting(
+        group = groups.get_group(session, str(people.group_id))
+        meeting = meetings.create_meeting(
             session,
             settings,
             group,
@@ -369,13 +374,13 @@ def test_missed_deadlines_are_recorded_reminded_and_shown(
             actor="t",
         )
         meeting_id = meeting.id
-        due = {d.key: d.due for d in service.deadlines_of(session, meeting)}
-    calendar = service.default_calendar(settings)
+        due = {d.key: d.due for d in meetings.deadlines_of(session, meeting)}
+    calendar = default_calendar(settings)
     # The day before the agenda is due with the chair: a reminder to the secretary and the chair, once.
     eve = service.local_start(settings, calendar.add_working_days(due["agenda_to_chair_by"], -1), dt.time(9))
     for _ in range(2):
         with session_scope(settings) as session:
-            service.tick(session, settings, now=eve)
+            periodic.tick(session, settings, now=eve)
     drain(settings)
     assert len(mail_to(sink, ADDRESSES["secretary"][1], "Напоминание о сроке")) == 1
     assert len(mail_to(sink, ADDRESSES["chair"][1], "Напоминание о сроке")) == 1
@@ -384,17 +389,17 @@ def test_missed_deadlines_are_recorded_reminded_and_shown(
     after = service.local_start(settings, calendar.add_working_days(due["agenda_to_chair_by"], 1), dt.time(9))
     for _ in range(2):
         with session_scope(settings) as session:
-            report = service.tick(session, settings, now=after)
+            report = periodic.tick(session, settings, now=after)
     drain(settings)
     assert len(mail_to(sink, ADDRESSES["secretary"][1], "Срок пропущен")) == 1
     with session_scope(settings) as session:
-        rows = {d.key: d for d in service.deadlines_of(session, service.get_meeting(session, meeting_id))}
+        rows = {d.key: d for d in meetings.deadlines_of(session, meetings.get_meeting(session, meeting_id))}
         assert rows["agenda_to_chair_by"].status == "missed" and rows["agenda_to_chair_by"].missed_at is not None
         assert report.missed == 0  # the second pass found it already recorded
         # Doing it late keeps it missed (never hidden), with the day it was done.
-        service.add_item(session, service.get_meeting(session, meeting_id), title="Вопрос", now=after, actor="t")
-        service.submit_agenda(session, settings, service.get_meeting(session, meeting_id), now=after, actor="t")
-        row = {d.key: d for d in service.deadlines_of(session, service.get_meeting(session, meeting_id))}
+        meetings.add_item(session, meetings.get_meeting(session, meeting_id), title="Вопрос", now=after, actor="t")
+        meetings.submit_agenda(session, settings, meetings.get_meeting(session, meeting_id), now=after, actor="t")
+        row = {d.key: d for d in meetings.deadlines_of(session, meetings.get_meeting(session, meeting_id))}
         assert row["agenda_to_chair_by"].status == "missed" and row["agenda_to_chair_by"].done_on is not None
     assert main(["wg", "meeting", "show", str(meeting_id)]) == 0
     assert "ПРОПУЩЕН" in capsys.readouterr().out
@@ -410,34 +415,34 @@ def test_astrakhan_signatures_and_late_written_opinion(settings: Settings, sink:
     members = _members(settings)
     agenda = mail_to(sink, ADDRESSES["m3"][1], "Повестка")[0]
     with session_scope(settings) as session:
-        meeting = service.get_meeting(session, meeting_id)
-        opinions_due = service.written_opinions_by(session, settings, meeting)
+        meeting = meetings.get_meeting(session, meeting_id)
+        opinions_due = meetings.written_opinions_by(session, settings, meeting)
         assert opinions_due == service.meeting_day(settings, meeting) - dt.timedelta(days=1)
     # The written opinion arrives on the meeting day: later than "1 day before"; attached, marked late.
     on_the_day = meeting.starts_at - dt.timedelta(hours=1)
     raw = reply(agenda, sender=ADDRESSES["m3"][1], name=ADDRESSES["m3"][0], body="Моё мнение: поддерживаю.")
     process_raw(settings, raw, Source("file"), now=on_the_day)
     with session_scope(settings) as session:
-        meeting = service.get_meeting(session, meeting_id)
-        service.confirm_reply(session, settings, service.held_items(session)[0], now=on_the_day, actor="t")
-        assert service.opinions_of(session, meeting)[0].late is True
+        meeting = meetings.get_meeting(session, meeting_id)
+        opinions.confirm_reply(session, settings, opinions.held_items(session)[0], now=on_the_day, actor="t")
+        assert opinions.opinions_of(session, meeting)[0].late is True
         for key in ("chair", "secretary", "m1"):
-            service.record_attendance(
+            voting.record_attendance(
                 session, meeting, members[getattr(people, key)], "in_person", now=clock.now, actor="t"
             )
-        service.finish_meeting(session, settings, meeting, now=meeting.starts_at, actor="t")
-        service.draft_minutes(session, settings, meeting, now=meeting.starts_at, actor="t")
-        signatures = service.request_signatures(session, settings, meeting, now=meeting.starts_at, actor="t")
+        voting.finish_meeting(session, settings, meeting, now=meeting.starts_at, actor="t")
+        signing.draft_minutes(session, settings, meeting, now=meeting.starts_at, actor="t")
+        signatures = signing.request_signatures(session, settings, meeting, now=meeting.starts_at, actor="t")
         # Seed 001 p. 3.4: chair, secretary and the members who took part sign.
         assert sorted(s.member_id for s in signatures) == sorted([people.chair, people.secretary, people.m1])
         for signature in signatures[:2]:
-            service.sign_minutes(session, settings, signature, now=meeting.starts_at, method="cli")
+            signing.sign_minutes(session, settings, signature, now=meeting.starts_at, method="cli")
         assert meeting.status == "minutes_signing"
-        service.sign_minutes(session, settings, signatures[2], now=meeting.starts_at, method="cli")
+        signing.sign_minutes(session, settings, signatures[2], now=meeting.starts_at, method="cli")
         assert meeting.status == "minutes_distributed"
-        copies = {d.key: d for d in service.deadlines_of(session, meeting)}["copies_by"]
+        copies = {d.key: d for d in meetings.deadlines_of(session, meeting)}["copies_by"]
         signed_day = service.local_today(settings, meeting.starts_at)
-        assert copies.due == service.default_calendar(settings).add_working_days(signed_day, 5)
+        assert copies.due == default_calendar(settings).add_working_days(signed_day, 5)
         assert copies.status == "kept"
 
 
@@ -450,24 +455,24 @@ def test_agenda_proposal_by_reply(settings: Settings, sink: Sink) -> None:
     body = "Предлагаю включить в повестку вопрос о графике приёма граждан.\nОбоснование: жалобы на очереди."
     process_raw(settings, reply(agenda, sender=ADDRESSES["m2"][1], name=ADDRESSES["m2"][0], body=body), Source("file"))
     with session_scope(settings) as session:
-        meeting = service.get_meeting(session, meeting_id)
-        held = service.held_items(session, meeting)
+        meeting = meetings.get_meeting(session, meeting_id)
+        held = opinions.held_items(session, meeting)
         assert [h.kind for h in held] == ["agenda_proposal"]
-        service.confirm_reply(session, settings, held[0], now=now, actor="t")
-        proposed = service.items_of(session, meeting, status="proposed")
+        opinions.confirm_reply(session, settings, held[0], now=now, actor="t")
+        proposed = meetings.items_of(session, meeting, status="proposed")
         assert [(i.title, i.proposed_by_id) for i in proposed] == [
             ("Предлагаю включить в повестку вопрос о графике приёма граждан.", people.m2)
         ]
-        assert len(service.items_of(session, meeting)) == 2 and meeting.agenda_approved_at is not None
+        assert len(meetings.items_of(session, meeting)) == 2 and meeting.agenda_approved_at is not None
         # Including it changes the agenda: the chair approves it again and everyone gets the update.
-        service.include_item(session, meeting, proposed[0], now=now, actor="t")
+        meetings.include_item(session, meeting, proposed[0], now=now, actor="t")
         assert meeting.agenda_approved_at is None and meeting.status == "agenda_submitted"
         with pytest.raises(WorkgroupError, match=r"невозможно|не утверждена"):
-            service.send_agenda(session, settings, meeting, now=now, actor="t")
+            meetings.send_agenda(session, settings, meeting, now=now, actor="t")
         chair = session.get(WgMember, people.chair)
         assert chair is not None
-        service.approve_agenda(session, settings, meeting, chair, now=now, how="t")
-        service.send_agenda(session, settings, meeting, now=now, actor="t")
+        meetings.approve_agenda(session, settings, meeting, chair, now=now, how="t")
+        meetings.send_agenda(session, settings, meeting, now=now, actor="t")
     drain(settings)
     update = mail_to(sink, ADDRESSES["m1"][1], "Изменение")
     assert len(update) == 1 and "о графике приёма" in update[0].get_body(("plain",)).get_content()

@@ -11,7 +11,7 @@ from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.web.staff.auth import Role
-from mailservice.workgroup import service
+from mailservice.workgroup import groups, meetings, opinions, signing
 from tests.console_support import add_staff, login
 from tests.servers import Sink
 from tests.test_wg_helpers import ADDRESSES, Clock, client, drain, mail_to, make_group, reply, working_days_ahead
@@ -22,8 +22,8 @@ def test_console_for_the_secretary_and_the_chair(lite_settings: Settings, sink: 
     clock = Clock(utcnow())
     people = make_group(settings, clock.now)
     with session_scope(settings) as session:
-        group = service.get_group(session, "kc")
-        meeting = service.create_meeting(
+        group = groups.get_group(session, "kc")
+        meeting = meetings.create_meeting(
             session,
             settings,
             group,
@@ -33,7 +33,7 @@ def test_console_for_the_secretary_and_the_chair(lite_settings: Settings, sink: 
             actor="t",
         )
         meeting_id = meeting.id
-        service.add_item(session, meeting, title="О плане работ", proposal="Утвердить план", now=clock.now, actor="t")
+        meetings.add_item(session, meeting, title="О плане работ", proposal="Утвердить план", now=clock.now, actor="t")
     secretary_email, chair_email = ADDRESSES["secretary"][1], ADDRESSES["chair"][1]
     add_staff(settings, secretary_email, Role.operator)
     add_staff(settings, chair_email, Role.operator)
@@ -87,12 +87,12 @@ def test_console_for_the_secretary_and_the_chair(lite_settings: Settings, sink: 
     shown = secretary.get(page)
     assert "письменное мнение" in shown.text and "план поддерживаю" in shown.text
     with session_scope(settings) as session:
-        held_id = service.held_items(session)[0].id
+        held_id = opinions.held_items(session)[0].id
     done = secretary.post(f"/staff/wg/replies/{held_id}", data={"decision": "confirm", "csrf_token": csrf})
     assert done.status_code == 303
     with session_scope(settings) as session:
-        assert service.held_items(session) == []
-        assert service.opinions_of(session, service.get_meeting(session, meeting_id))[0].member_id == people.m3
+        assert opinions.held_items(session) == []
+        assert opinions.opinions_of(session, meetings.get_meeting(session, meeting_id))[0].member_id == people.m3
 
     # Attendance and votes from the console, then the minutes as a DOCX download.
     clock.now = working_days_ahead(settings, clock.now, 7, hour=11)
@@ -109,7 +109,7 @@ def test_console_for_the_secretary_and_the_chair(lite_settings: Settings, sink: 
     for step in ("finish", "draft"):
         assert secretary.post(action, data={"action": step, "csrf_token": csrf}).status_code == 303
     with session_scope(settings) as session:
-        minutes = service.latest_minutes(session, service.get_meeting(session, meeting_id))
+        minutes = signing.latest_minutes(session, meetings.get_meeting(session, meeting_id))
         assert minutes is not None
         minutes_id = minutes.id
     download = secretary.get(f"/staff/wg/minutes/{minutes_id}.docx")

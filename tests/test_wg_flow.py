@@ -22,7 +22,8 @@ from mailservice.db import session_scope, utcnow
 from mailservice.inforequests.models import Request
 from mailservice.intake.models import IntakeEntry, Outcome
 from mailservice.mail.imap import poll_once
-from mailservice.workgroup import service
+from mailservice.workdays import default_calendar
+from mailservice.workgroup import groups, meetings, opinions, periodic, service, signing, voting
 from mailservice.workgroup.minutes import docx_text
 from mailservice.workgroup.models import WgInboxItem, WgMeeting, WgMember, WgVote
 from mailservice.workgroup.service import WorkgroupError
@@ -87,12 +88,12 @@ def test_meeting_from_creation_to_distributed_minutes(
     start = working_days_ahead(settings, clock.now, 7)
     material = b"%PDF-1.4 plan of works"
     with session_scope(settings) as session:
-        group = service.get_group(session, "kc")
-        meeting = service.create_meeting(
+        group = groups.get_group(session, "kc")
+        meeting = meetings.create_meeting(
             session, settings, group, starts_at=start, form="in_person", place="каб. 101", now=clock.now, actor="test"
         )
         meeting_id = meeting.id
-        first = service.add_item(
+        first = meetings.add_item(
             session,
             meeting,
             title="О плане работ на 2027 год",
@@ -101,7 +102,7 @@ def test_meeting_from_creation_to_distributed_minutes(
             now=clock.now,
             actor="test",
         )
-        service.add_material(
+        meetings.add_material(
             session,
             settings,
             meeting,
@@ -112,18 +113,18 @@ def test_meeting_from_creation_to_distributed_minutes(
             now=clock.now,
             actor="test",
         )
-        service.add_item(
+        meetings.add_item(
             session, meeting, title="О графике приёма граждан", proposal="Изменить график.", now=clock.now, actor="test"
         )
-        service.invite(session, meeting, session.get(WgMember, people.guest), now=clock.now, actor="test")  # type: ignore[arg-type]
-        deadlines = {d.key: d for d in service.deadlines_of(session, meeting)}
+        meetings.invite(session, meeting, session.get(WgMember, people.guest), now=clock.now, actor="test")  # type: ignore[arg-type]
+        deadlines = {d.key: d for d in meetings.deadlines_of(session, meeting)}
         day = service.meeting_day(settings, meeting)
-        calendar = service.default_calendar(settings)
+        calendar = default_calendar(settings)
         assert deadlines["agenda_to_chair_by"].due == calendar.add_working_days(day, -5)
         assert deadlines["agenda_send_by"].due == calendar.add_working_days(day, -3)
         assert deadlines["minutes_by"].due == calendar.add_working_days(day, 5)
         assert "copies_by" not in deadlines  # counted from the signing day
-        service.submit_agenda(session, settings, meeting, now=clock.now, actor="test")
+        meetings.submit_agenda(session, settings, meeting, now=clock.now, actor="test")
     drain(settings)
 
     # The chair approves the agenda with one click in the e-mail (which carries the materials).
@@ -138,8 +139,8 @@ def test_meeting_from_creation_to_distributed_minutes(
     assert http.post(approve).status_code == 409  # replayed: already approved, nothing changes
 
     with session_scope(settings) as session:
-        meeting = service.get_meeting(session, meeting_id)
-        assert service.send_agenda(session, settings, meeting, now=clock.now, actor="test") == 6
+        meeting = meetings.get_meeting(session, meeting_id)
+        assert meetings.send_agenda(session, settings, meeting, now=clock.now, actor="test") == 6
     drain(settings)
 
     # Members and the invitee get the agenda, the materials and an invitation in the department's time zone.
@@ -177,7 +178,7 @@ def test_meeting_from_creation_to_distributed_minutes(
     # The meeting: who took part, and each vote with who, how and when.
     clock.now = start + dt.timedelta(hours=1)
     with session_scope(settings) as session:
-        meeting = service.get_meeting(session, meeting_id)
+        meeting = meetings.get_meeting(session, meeting_id)
         members = {m.id: m for m in session.scalars(select(WgMember))}
         for key, mode in (
             ("chair", "in_person"),
@@ -186,29 +187,27 @@ def test_meeting_from_creation_to_distributed_minutes(
             ("m2", "in_person"),
             ("guest", "in_person"),
         ):
-            service.record_attendance(
-                session, meeting, members[getattr(people, key)], mode, now=clock.now, actor="test"
-            )
-        item1, item2 = service.items_of(session, meeting)
+            voting.record_attendance(session, meeting, members[getattr(people, key)], mode, now=clock.now, actor="test")
+        item1, item2 = meetings.items_of(session, meeting)
         votes = {
             item1: {"chair": Choice.for_, "secretary": Choice.for_, "m1": Choice.for_, "m2": Choice.against},
             item2: {"chair": Choice.for_, "secretary": Choice.against, "m1": Choice.against, "m2": Choice.for_},
         }
         for item, choices in votes.items():
             for key, choice in choices.items():
-                service.record_vote(
+                voting.record_vote(
                     session, settings, meeting, item, members[getattr(people, key)], choice, now=clock.now, actor="test"
                 )
         with pytest.raises(WorkgroupError, match="письменное мнение"):
-            service.record_vote(
+            voting.record_vote(
                 session, settings, meeting, item1, members[people.m3], Choice.for_, now=clock.now, actor="test"
             )
-        service.record_item_outcome(
+        meetings.record_item_outcome(
             session, meeting, item1, heard="Доклад о плане работ.", decision=None, now=clock.now, actor="test"
         )
         clock.now = start + dt.timedelta(hours=2)
-        service.finish_meeting(session, settings, meeting, now=clock.now, actor="test")
-        total, taking_part, results = service.tallies(session, meeting)
+        voting.finish_meeting(session, settings, meeting, now=clock.now, actor="test")
+        total, taking_part, results = voting.tallies(session, meeting)
         assert (total, taking_part) == (5, 4)  # the invitee and the absent member's opinion do not count
         assert [(r.result.quorum, r.result.adopted, r.result.rule) for r in results] == [
             (True, True, "majority"),
@@ -218,7 +217,7 @@ def test_meeting_from_creation_to_distributed_minutes(
         assert vote is not None and (vote.method, vote.at) == ("in_person", start + dt.timedelta(hours=1))
         # Seed 000 p. 9: meetings are held in person; remote participation is refused for this profile.
         with pytest.raises(WorkgroupError, match="дистанционного"):
-            service.record_attendance(session, meeting, members[people.m2], "remote", now=clock.now, actor="test")
+            voting.record_attendance(session, meeting, members[people.m2], "remote", now=clock.now, actor="test")
 
     # A member who disagrees sends a dissent by replying to the agenda; it goes into the minutes.
     dissent = reply(
@@ -229,18 +228,18 @@ def test_meeting_from_creation_to_distributed_minutes(
     )
     deliver(imap, settings, dissent)
     with session_scope(settings) as session:
-        held = service.held_items(session)
+        held = opinions.held_items(session)
         assert [(h.kind, h.member_id, h.payload.get("item_number")) for h in held] == [("dissent", people.m1, 2)]
-        service.confirm_reply(session, settings, held[0], now=clock.now, actor="test")
+        opinions.confirm_reply(session, settings, held[0], now=clock.now, actor="test")
 
     # Minutes: drafted the next working day, signed by the presiding member by link, copies sent at once.
     clock.now = working_days_ahead(settings, start, 1, hour=12)
     with session_scope(settings) as session:
-        meeting = service.get_meeting(session, meeting_id)
-        draft = service.draft_minutes(session, settings, meeting, now=clock.now, actor="test")
+        meeting = meetings.get_meeting(session, meeting_id)
+        draft = signing.draft_minutes(session, settings, meeting, now=clock.now, actor="test")
         assert draft.version == 1
-        assert service.draft_minutes(session, settings, meeting, now=clock.now, actor="test").id == draft.id
-        service.request_signatures(session, settings, meeting, now=clock.now, actor="test")
+        assert signing.draft_minutes(session, settings, meeting, now=clock.now, actor="test").id == draft.id
+        signing.request_signatures(session, settings, meeting, now=clock.now, actor="test")
     drain(settings)
     sign_mail = mail_to(sink, ADDRESSES["chair"][1], "Протокол на подписание")
     assert len(sign_mail) == 1 and not mail_to(sink, ADDRESSES["m1"][1], "Протокол на подписание")
@@ -252,19 +251,19 @@ def test_meeting_from_creation_to_distributed_minutes(
     drain(settings)
 
     with session_scope(settings) as session:
-        meeting = service.get_meeting(session, meeting_id)
+        meeting = meetings.get_meeting(session, meeting_id)
         assert meeting.status == "minutes_distributed"
-        assert {d.key: d.status for d in service.deadlines_of(session, meeting)} == dict.fromkeys(
+        assert {d.key: d.status for d in meetings.deadlines_of(session, meeting)} == dict.fromkeys(
             ["agenda_to_chair_by", "agenda_send_by", "minutes_by", "copies_by"], "kept"
         )
-        signed = service.latest_minutes(session, meeting)
+        signed = signing.latest_minutes(session, meeting)
         assert signed is not None and signed.status == "signed"
         stored = BlobStore(settings.blob_dir).get(signed.docx_sha256)
         # Signed minutes are final: no new version, no change of votes.
         with pytest.raises(WorkgroupError, match="Подготовка протокола"):
-            service.draft_minutes(session, settings, meeting, now=clock.now, actor="test")
+            signing.draft_minutes(session, settings, meeting, now=clock.now, actor="test")
         with pytest.raises(WorkgroupError, match="подписан"):
-            service.record_vote(
+            voting.record_vote(
                 session,
                 settings,
                 meeting,
@@ -315,18 +314,18 @@ def test_written_poll_by_link_and_by_email(imap: Dovecot, wg_settings: config.Se
     people = make_group(settings, clock.now, profile="saratov")
     closes = clock.now + dt.timedelta(days=3)
     with session_scope(settings) as session:
-        group = service.get_group(session, "kc")
-        poll = service.create_meeting(
+        group = groups.get_group(session, "kc")
+        poll = meetings.create_meeting(
             session, settings, group, starts_at=closes, form="absentee", now=clock.now, actor="test"
         )
         poll_id = poll.id
-        service.add_item(session, poll, title="Об утверждении регламента", now=clock.now, actor="test")
-        service.add_item(session, poll, title="О составе экспертной группы", now=clock.now, actor="test")
-        service.submit_agenda(session, settings, poll, now=clock.now, actor="test")
+        meetings.add_item(session, poll, title="Об утверждении регламента", now=clock.now, actor="test")
+        meetings.add_item(session, poll, title="О составе экспертной группы", now=clock.now, actor="test")
+        meetings.submit_agenda(session, settings, poll, now=clock.now, actor="test")
         chair = session.get(WgMember, people.chair)
         assert chair is not None
-        service.approve_agenda(session, settings, poll, chair, now=clock.now, how="test")
-        assert service.open_poll(session, settings, poll, now=clock.now, actor="test") == 5
+        meetings.approve_agenda(session, settings, poll, chair, now=clock.now, how="test")
+        assert voting.open_poll(session, settings, poll, now=clock.now, actor="test") == 5
     drain(settings)
 
     # The chair and one member vote by link: a GET shows the question, the POST counts once.
@@ -358,25 +357,25 @@ def test_written_poll_by_link_and_by_email(imap: Dovecot, wg_settings: config.Se
         ),
     )
     with session_scope(settings) as session:
-        held = service.held_items(session)
+        held = opinions.held_items(session)
         assert [(h.kind, h.member_id, h.payload["numbers"]) for h in held] == [
             ("ballot", people.m2, {"1": "for", "2": "for"})
         ]
-        assert service.tallies(session, service.get_meeting(session, poll_id))[1] == 2  # not counted yet
-        service.confirm_reply(session, settings, held[0], now=clock.now, actor="test")
+        assert voting.tallies(session, meetings.get_meeting(session, poll_id))[1] == 2  # not counted yet
+        opinions.confirm_reply(session, settings, held[0], now=clock.now, actor="test")
 
     # The poll closes at its deadline (the periodic pass); a link used afterwards is refused.
     clock.now = closes + dt.timedelta(minutes=1)
     with session_scope(settings) as session:
-        assert service.tick(session, settings, now=clock.now).polls_closed == 1
+        assert periodic.tick(session, settings, now=clock.now).polls_closed == 1
     late = links(mail_to(sink, ADDRESSES["m3"][1], "Бюллетень")[0], "ballot")[0]
     assert http.get(late).status_code == 410
     closed = http.post(late, data={"choice": "for"})
     assert closed.status_code == 410 and "Голосование завершено" in closed.text
     with session_scope(settings) as session:
-        poll = service.get_meeting(session, poll_id)
+        poll = meetings.get_meeting(session, poll_id)
         assert poll.status == "held"
-        members, returned, results = service.tallies(session, poll)
+        members, returned, results = voting.tallies(session, poll)
         assert (members, returned) == (5, 3)  # chair, m1, m2: 3 × 2 ≥ 5
         assert [(r.votes.for_, r.votes.against, r.result.adopted, r.result.rule) for r in results] == [
             (3, 0, True, "majority"),
@@ -392,7 +391,7 @@ def test_written_poll_by_link_and_by_email(imap: Dovecot, wg_settings: config.Se
                 (people.m2, "email"),
             ]
         )
-        minutes = service.draft_minutes(session, settings, poll, now=clock.now, actor="test")
+        minutes = signing.draft_minutes(session, settings, poll, now=clock.now, actor="test")
         text = docx_text(BlobStore(settings.blob_dir).get(minutes.docx_sha256))
         assert "заочного голосования" in text and re.search(r"Петров Пётр Петрович \| за", text)
         entries = session.scalars(select(IntakeEntry)).all()

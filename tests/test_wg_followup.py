@@ -4,15 +4,15 @@ acknowledgement of a held reply, and signed minutes that the database itself ref
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import delete, text, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.web.staff.auth import Role
-from mailservice.workgroup import service
-from mailservice.workgroup.models import WgMember, WgMinutes, WgSignature, WgVote
+from mailservice.workgroup import groups, meetings, opinions, signing, voting
+from mailservice.workgroup.models import WgAgendaItem, WgLogEntry, WgMember, WgMinutes, WgSignature, WgVote
 from mailservice.workgroup.tally import Choice
 from tests.console_support import add_staff, login
 from tests.servers import Sink
@@ -35,21 +35,21 @@ def test_attendance_and_votes_on_one_sheet(settings: Settings, sink: Sink) -> No
     people = make_group(settings, clock.now)
     start = working_days_ahead(settings, clock.now, 7)
     with session_scope(settings) as session:
-        meeting = service.create_meeting(
+        meeting = meetings.create_meeting(
             session,
             settings,
-            service.get_group(session, "kc"),
+            groups.get_group(session, "kc"),
             starts_at=start,
             form="in_person",
             now=clock.now,
             actor="t",
         )
-        first = service.add_item(session, meeting, title="Первый вопрос", now=clock.now, actor="t")
-        second = service.add_item(session, meeting, title="Второй вопрос", now=clock.now, actor="t")
-        service.submit_agenda(session, settings, meeting, now=clock.now, actor="t")
+        first = meetings.add_item(session, meeting, title="Первый вопрос", now=clock.now, actor="t")
+        second = meetings.add_item(session, meeting, title="Второй вопрос", now=clock.now, actor="t")
+        meetings.submit_agenda(session, settings, meeting, now=clock.now, actor="t")
         chair = session.get(WgMember, people.chair)
         assert chair is not None
-        service.approve_agenda(session, settings, meeting, chair, now=clock.now, how="cli")
+        meetings.approve_agenda(session, settings, meeting, chair, now=clock.now, how="cli")
         meeting_id, first_id, second_id = meeting.id, first.id, second.id
     secretary_email = ADDRESSES["secretary"][1]
     add_staff(settings, secretary_email, Role.operator)
@@ -84,8 +84,8 @@ def test_attendance_and_votes_on_one_sheet(settings: Settings, sink: Sink) -> No
     saved = http.post(f"/staff/wg/meetings/{meeting_id}/sheet", data=form)
     assert saved.status_code == 303
     with session_scope(settings) as session:
-        meeting = service.get_meeting(session, meeting_id)
-        modes = {mid: row.mode for mid, row in service.attendance_of(session, meeting).items()}
+        meeting = meetings.get_meeting(session, meeting_id)
+        modes = {mid: row.mode for mid, row in voting.attendance_of(session, meeting).items()}
         assert modes == {
             people.chair: "in_person",
             people.secretary: "in_person",
@@ -93,7 +93,7 @@ def test_attendance_and_votes_on_one_sheet(settings: Settings, sink: Sink) -> No
             people.m2: "absent",
             people.guest: "in_person",
         }
-        members, taking_part, results = service.tallies(session, meeting)
+        members, taking_part, results = voting.tallies(session, meeting)
         assert (members, taking_part) == (5, 3)
         assert [(r.votes.for_, r.votes.against, r.votes.abstain) for r in results] == [(2, 1, 0), (0, 0, 1)]
 
@@ -105,20 +105,18 @@ def test_attendance_and_votes_on_one_sheet(settings: Settings, sink: Sink) -> No
     erased = http.post(f"/staff/wg/meetings/{meeting_id}/sheet", data={**form, f"vote_{first_id}_{people.m1}": ""})
     assert erased.status_code == 409 and "не удалить" in erased.text
     with session_scope(settings) as session:
-        vote = session.scalar(service.select(WgVote).where(WgVote.item_id == first_id, WgVote.member_id == people.m1))
+        vote = session.scalar(select(WgVote).where(WgVote.item_id == first_id, WgVote.member_id == people.m1))
         assert vote is not None and vote.choice == Choice.against.value
-        assert service.votes_on(session, session.get(service.WgAgendaItem, second_id)) != []  # type: ignore[arg-type]
+        assert voting.votes_on(session, session.get(WgAgendaItem, second_id)) != []  # type: ignore[arg-type]
     # A correction through the sheet is logged like one made alone.
     corrected = http.post(
         f"/staff/wg/meetings/{meeting_id}/sheet", data={**form, f"vote_{first_id}_{people.m1}": "for"}
     )
     assert corrected.status_code == 303
     with session_scope(settings) as session:
-        results = service.tallies(session, service.get_meeting(session, meeting_id))[2]
+        results = voting.tallies(session, meetings.get_meeting(session, meeting_id))[2]
         assert (results[0].votes.for_, results[0].votes.against) == (3, 0)
-        log = session.scalars(
-            service.select(service.WgLogEntry).where(service.WgLogEntry.action == "vote_corrected")
-        ).all()
+        log = session.scalars(select(WgLogEntry).where(WgLogEntry.action == "vote_corrected")).all()
         assert [(e.details["old"], e.details["new"]) for e in log] == [("against", "for")]
 
 
@@ -126,8 +124,8 @@ def test_a_member_whose_reply_is_held_is_told(settings: Settings, sink: Sink) ->
     clock = Clock(utcnow())
     make_group(settings, clock.now)
     with session_scope(settings) as session:
-        group = service.get_group(session, "kc")
-        meeting = service.create_meeting(
+        group = groups.get_group(session, "kc")
+        meeting = meetings.create_meeting(
             session,
             settings,
             group,
@@ -136,8 +134,8 @@ def test_a_member_whose_reply_is_held_is_told(settings: Settings, sink: Sink) ->
             now=clock.now,
             actor="t",
         )
-        service.add_item(session, meeting, title="О плане работ", now=clock.now, actor="t")
-        service.submit_agenda(session, settings, meeting, now=clock.now, actor="t")
+        meetings.add_item(session, meeting, title="О плане работ", now=clock.now, actor="t")
+        meetings.submit_agenda(session, settings, meeting, now=clock.now, actor="t")
     drain(settings)
     request = mail_to(sink, ADDRESSES["chair"][1], "Повестка на утверждение")[0]
     name, address = ADDRESSES["chair"]
@@ -154,7 +152,7 @@ def test_a_member_whose_reply_is_held_is_told(settings: Settings, sink: Sink) ->
     assert sent_id and sent_id in member_reply.decode("utf-8", "replace")
     assert mail_to(sink, "someone@example.ru") == []  # a From header can be forged: strangers get nothing
     with session_scope(settings) as session:
-        assert len(service.held_items(session)) == 2
+        assert len(opinions.held_items(session)) == 2
 
 
 def test_signed_minutes_are_refused_by_the_database(settings: Settings, sink: Sink) -> None:
@@ -162,19 +160,19 @@ def test_signed_minutes_are_refused_by_the_database(settings: Settings, sink: Si
     people = make_group(settings, clock.now)
     meeting_id, _item_id = held_meeting(settings, clock, people)
     with session_scope(settings) as session:
-        meeting = service.get_meeting(session, meeting_id)
-        service.finish_meeting(session, settings, meeting, now=clock.now, actor="t")
-        draft = service.draft_minutes(session, settings, meeting, now=clock.now, actor="t")
+        meeting = meetings.get_meeting(session, meeting_id)
+        voting.finish_meeting(session, settings, meeting, now=clock.now, actor="t")
+        draft = signing.draft_minutes(session, settings, meeting, now=clock.now, actor="t")
         draft_id = draft.id
     # A draft still changes (a new draft supersedes it).
     with session_scope(settings) as session:
         session.execute(update(WgMinutes).where(WgMinutes.id == draft_id).values(created_by="changed"))
     sign(settings, clock, meeting_id)
     with session_scope(settings) as session:
-        signed = service.latest_minutes(session, service.get_meeting(session, meeting_id))
+        signed = signing.latest_minutes(session, meetings.get_meeting(session, meeting_id))
         assert signed is not None and signed.status == "signed"
         signed_id = signed.id
-        signature_id = service.signatures_of(session, signed)[0].id
+        signature_id = signing.signatures_of(session, signed)[0].id
     statements = [
         update(WgMinutes).where(WgMinutes.id == signed_id).values(html="<p>подделка</p>"),
         update(WgMinutes).where(WgMinutes.id == signed_id).values(status="draft"),

@@ -19,7 +19,7 @@ from mailservice.db import session_scope
 from mailservice.outbox import drain_once
 from mailservice.web.app import create_app
 from mailservice.workdays import default_calendar
-from mailservice.workgroup import service
+from mailservice.workgroup import groups, service
 from tests.mailfactory import citizen_mail
 from tests.servers import Sink
 
@@ -138,7 +138,7 @@ def make_group(
     }
     ids: dict[str, int] = {}
     with session_scope(settings) as session:
-        group = service.create_group(
+        group = groups.create_group(
             session,
             slug=slug,
             title="Рабочая группа по клиентоцентричности",
@@ -149,7 +149,7 @@ def make_group(
         )
         for key, role in roles.items():
             name, address = ADDRESSES[key]
-            member = service.add_member(
+            member = groups.add_member(
                 session,
                 settings,
                 group,

@@ -17,9 +17,9 @@ from mailservice.templating import ru_date
 from mailservice.web.staff.auth import Role
 from mailservice.web.staff.models import StaffUser
 from mailservice.workdays import default_calendar
-from mailservice.workgroup import instructions, service
+from mailservice.workgroup import groups, instructions, meetings, periodic, service, signing, voting
 from mailservice.workgroup.minutes import docx_text
-from mailservice.workgroup.models import WgInstruction, WgMember
+from mailservice.workgroup.models import WgAgendaItem, WgInstruction, WgMember
 from mailservice.workgroup.service import WorkgroupError
 from mailservice.workgroup.tally import Choice
 from tests.console_support import add_staff, login
@@ -51,21 +51,21 @@ def held_meeting(settings: Settings, clock: Clock, people: People, *, title: str
     """A meeting with one question adopted 3-0-1 by four of five members; returns (meeting id, item id)."""
     start = working_days_ahead(settings, clock.now, 7)
     with session_scope(settings) as session:
-        group = service.get_group(session, "kc")
-        meeting = service.create_meeting(
+        group = groups.get_group(session, "kc")
+        meeting = meetings.create_meeting(
             session, settings, group, starts_at=start, form="in_person", now=clock.now, actor="test"
         )
-        item = service.add_item(session, meeting, title=title, proposal="Утвердить план.", now=clock.now, actor="t")
-        service.submit_agenda(session, settings, meeting, now=clock.now, actor="t")
+        item = meetings.add_item(session, meeting, title=title, proposal="Утвердить план.", now=clock.now, actor="t")
+        meetings.submit_agenda(session, settings, meeting, now=clock.now, actor="t")
         chair = session.get(WgMember, people.chair)
         assert chair is not None
-        service.approve_agenda(session, settings, meeting, chair, now=clock.now, how="cli")
-        service.send_agenda(session, settings, meeting, now=clock.now, actor="t")
+        meetings.approve_agenda(session, settings, meeting, chair, now=clock.now, how="cli")
+        meetings.send_agenda(session, settings, meeting, now=clock.now, actor="t")
         meeting_id, item_id = meeting.id, item.id
     clock.now = start + dt.timedelta(minutes=30)
     with session_scope(settings) as session:
-        meeting = service.get_meeting(session, meeting_id)
-        item = service.items_of(session, meeting)[-1]
+        meeting = meetings.get_meeting(session, meeting_id)
+        item = meetings.items_of(session, meeting)[-1]
         for key, choice in (
             ("chair", Choice.for_),
             ("secretary", Choice.abstain),
@@ -74,20 +74,20 @@ def held_meeting(settings: Settings, clock: Clock, people: People, *, title: str
         ):
             member = session.get(WgMember, getattr(people, key))
             assert member is not None
-            service.record_attendance(session, meeting, member, "in_person", now=clock.now, actor="t")
-            service.record_vote(session, settings, meeting, item, member, choice, now=clock.now, actor="t")
+            voting.record_attendance(session, meeting, member, "in_person", now=clock.now, actor="t")
+            voting.record_vote(session, settings, meeting, item, member, choice, now=clock.now, actor="t")
     return meeting_id, item_id
 
 
 def sign(settings: Settings, clock: Clock, meeting_id: int) -> None:
     """Finish, draft, sign (the presiding chair) and so distribute the minutes."""
     with session_scope(settings) as session:
-        meeting = service.get_meeting(session, meeting_id)
+        meeting = meetings.get_meeting(session, meeting_id)
         if meeting.status in ("agenda_approved", "agenda_sent"):
-            service.finish_meeting(session, settings, meeting, now=clock.now, actor="t")
-        service.draft_minutes(session, settings, meeting, now=clock.now, actor="t")
-        (signature,) = service.request_signatures(session, settings, meeting, now=clock.now, actor="t")
-        service.sign_minutes(session, settings, signature, now=clock.now, method="cli")
+            voting.finish_meeting(session, settings, meeting, now=clock.now, actor="t")
+        signing.draft_minutes(session, settings, meeting, now=clock.now, actor="t")
+        (signature,) = signing.request_signatures(session, settings, meeting, now=clock.now, actor="t")
+        signing.sign_minutes(session, settings, signature, now=clock.now, method="cli")
 
 
 def test_decision_to_instruction_reported_done_to_next_agenda(settings: Settings, sink: Sink) -> None:
@@ -98,8 +98,8 @@ def test_decision_to_instruction_reported_done_to_next_agenda(settings: Settings
     petrov_name, petrov = ADDRESSES["m1"]
 
     with session_scope(settings) as session:
-        meeting = service.get_meeting(session, meeting_id)
-        item = session.get(service.WgAgendaItem, item_id)
+        meeting = meetings.get_meeting(session, meeting_id)
+        item = session.get(WgAgendaItem, item_id)
         assert item is not None
         m1 = session.get(WgMember, people.m1)
         given = instructions.give(
@@ -127,7 +127,7 @@ def test_decision_to_instruction_reported_done_to_next_agenda(settings: Settings
     assert mail_to(sink, petrov, "Поручение") == []
     sign(settings, clock, meeting_id)
     with session_scope(settings) as session:
-        minutes = service.latest_minutes(session, service.get_meeting(session, meeting_id))
+        minutes = signing.latest_minutes(session, meetings.get_meeting(session, meeting_id))
         assert minutes is not None and minutes.status == "signed"
         text = docx_text(BlobStore(settings.blob_dir).get(minutes.docx_sha256))
         assert f"Поручить: {petrov_name} — Подготовить проект плана мероприятий на 2027 год." in text
@@ -174,8 +174,8 @@ def test_decision_to_instruction_reported_done_to_next_agenda(settings: Settings
 
     # The next meeting's agenda opens with the follow-up item listing the instruction's state.
     with session_scope(settings) as session:
-        group = service.get_group(session, "kc")
-        second = service.create_meeting(
+        group = groups.get_group(session, "kc")
+        second = meetings.create_meeting(
             session,
             settings,
             group,
@@ -184,17 +184,17 @@ def test_decision_to_instruction_reported_done_to_next_agenda(settings: Settings
             now=clock.now,
             actor="t",
         )
-        service.add_item(session, second, title="О графике приёма", now=clock.now, actor="t")
-        service.submit_agenda(session, settings, second, now=clock.now, actor="t")
-        first, other = service.items_of(session, second)
+        meetings.add_item(session, second, title="О графике приёма", now=clock.now, actor="t")
+        meetings.submit_agenda(session, settings, second, now=clock.now, actor="t")
+        first, other = meetings.items_of(session, second)
         assert first.title == "Об исполнении ранее данных поручений" and other.title == "О графике приёма"
         assert "Подготовить проект плана мероприятий на 2027 год." in first.details
         assert f"{petrov_name}; срок до {due:%d.%m.%Y}; исполнено" in first.details
         assert "Проект плана направлен секретарю 10 числа." in first.details
         chair = session.get(WgMember, people.chair)
         assert chair is not None
-        service.approve_agenda(session, settings, second, chair, now=clock.now, how="cli")
-        service.send_agenda(session, settings, second, now=clock.now, actor="t")
+        meetings.approve_agenda(session, settings, second, chair, now=clock.now, how="cli")
+        meetings.send_agenda(session, settings, second, now=clock.now, actor="t")
         second_id = second.id
     drain(settings)
     agenda = [m for m in mail_to(sink, ADDRESSES["m2"][1], "Повестка: Заседание") if "№ 2" in str(m["Subject"])]
@@ -204,11 +204,11 @@ def test_decision_to_instruction_reported_done_to_next_agenda(settings: Settings
     assert "исполнено" in agenda_text and "Подготовить проект плана" in agenda_text
     with session_scope(settings) as session:
         # A third meeting does not list it again: it was reported at the second.
-        assert service.get_meeting(session, second_id).number == 2
-        third = service.create_meeting(
+        assert meetings.get_meeting(session, second_id).number == 2
+        third = meetings.create_meeting(
             session,
             settings,
-            service.get_group(session, "kc"),
+            groups.get_group(session, "kc"),
             starts_at=working_days_ahead(settings, clock.now, 30),
             form="in_person",
             now=clock.now,
@@ -224,8 +224,8 @@ def test_more_time_reminders_overdue_and_the_console_list(settings: Settings, si
     meeting_id, item_id = held_meeting(settings, clock, people)
     add_staff(settings, "analyst@dizo.test", Role.operator, name="Аналитик Анна")
     with session_scope(settings) as session:
-        meeting = service.get_meeting(session, meeting_id)
-        item = session.get(service.WgAgendaItem, item_id)
+        meeting = meetings.get_meeting(session, meeting_id)
+        item = session.get(WgAgendaItem, item_id)
         assert item is not None
         analyst = session.scalar(select(StaffUser).where(StaffUser.email == "analyst@dizo.test"))
         with pytest.raises(WorkgroupError, match="одного исполнителя"):
@@ -311,7 +311,7 @@ def test_more_time_reminders_overdue_and_the_console_list(settings: Settings, si
         assert instructions.remind(session, settings, now=clock.now) == 0
     clock.now = service.local_start(settings, later + dt.timedelta(days=1), dt.time(9, 0))
     with session_scope(settings) as session:
-        assert service.tick(session, settings, now=clock.now).instruction_reminders == 2
+        assert periodic.tick(session, settings, now=clock.now).instruction_reminders == 2
         assert instructions.remind(session, settings, now=clock.now) == 0
     drain(settings)
     assert mail_to(sink, "analyst@dizo.test", "Напоминание о сроке поручения")

@@ -1,5 +1,6 @@
-"""Plans, the road map, the progress report to the head (DOCX opened with python-docx), the protocol of
-disagreements, and expert groups reporting to the group (issue 18; seed 000 p. 3, seed 002 p. 10). Both databases."""
+"""Plans, the road map, the progress report to the head (DOCX opened with python-docx, the PDF of the same document
+read with pypdfium2), the protocol of disagreements, and expert groups reporting to the group (issue 18; seed 000
+p. 3, seed 002 p. 10). Both databases."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import io
 import json
 from pathlib import Path
 
+import pypdfium2
 import pytest
 from docx import Document
 
@@ -15,13 +17,23 @@ from mailservice.blobs import BlobStore
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.web.staff.auth import Role
-from mailservice.workgroup import instructions, plans, reports, service
-from mailservice.workgroup.models import WgGroup, WgMember, WgReport
+from mailservice.workgroup import groups, instructions, meetings, plans, reports, service, signing, voting
+from mailservice.workgroup.models import WgAgendaItem, WgGroup, WgMember, WgReport
 from mailservice.workgroup.service import WorkgroupError
 from mailservice.workgroup.tally import Choice
 from tests.console_support import add_staff, login
 from tests.servers import Sink
-from tests.test_wg_helpers import ADDRESSES, Clock, attachments, client, drain, mail_to, make_group, working_days_ahead
+from tests.test_wg_helpers import (
+    ADDRESSES,
+    Clock,
+    attachments,
+    client,
+    drain,
+    mail_to,
+    make_group,
+    text_of,
+    working_days_ahead,
+)
 from tests.test_wg_instructions import held_meeting, sign
 
 
@@ -30,6 +42,28 @@ def docx_lines(data: bytes) -> tuple[list[str], list[list[str]]]:
     document = Document(io.BytesIO(data))
     rows = [[c.text for c in row.cells] for table in document.tables for row in table.rows]
     return [p.text for p in document.paragraphs], rows
+
+
+def letters(text: str) -> str:
+    """Text without white space: a narrow table column of a PDF breaks a long word where the page did."""
+    return "".join(text.split())
+
+
+def pdf_letters(data: bytes) -> str:
+    """The text of a PDF read with pdfium (a reader independent of the writer), without white space."""
+    document = pypdfium2.PdfDocument(data)
+    try:
+        return letters(" ".join(page.get_textpage().get_text_range() for page in document))
+    finally:
+        document.close()
+
+
+def assert_same_text(docx: bytes, pdf: bytes) -> None:
+    """Every paragraph and every table cell of the DOCX reads in the PDF too (one document, two renderings)."""
+    paragraphs, rows = docx_lines(docx)
+    text = pdf_letters(pdf)
+    for piece in [*paragraphs, *(value for row in rows for value in row)]:
+        assert letters(piece) in text, piece
 
 
 def expert_meeting(settings: Settings, clock: Clock, group_id: int) -> None:
@@ -43,24 +77,24 @@ def expert_meeting(settings: Settings, clock: Clock, group_id: int) -> None:
             "secretary": ("Гусев Антон Ильич", "gusev@wg.example.ru"),
             "member": ("Жукова Ирина Петровна", "zhukova@wg.example.ru"),
         }.items():
-            people[role] = service.add_member(
+            people[role] = groups.add_member(
                 session, settings, group, name=name, email=address, role=role, verified=True, now=clock.now, actor="t"
             )
         start = working_days_ahead(settings, clock.now, 7)
-        meeting = service.create_meeting(
+        meeting = meetings.create_meeting(
             session, settings, group, starts_at=start, form="in_person", now=clock.now, actor="t"
         )
-        item = service.add_item(session, meeting, title="О методике оценки", now=clock.now, actor="t")
-        service.submit_agenda(session, settings, meeting, now=clock.now, actor="t")
-        service.approve_agenda(session, settings, meeting, people["chair"], now=clock.now, how="cli")
-        service.send_agenda(session, settings, meeting, now=clock.now, actor="t")
+        item = meetings.add_item(session, meeting, title="О методике оценки", now=clock.now, actor="t")
+        meetings.submit_agenda(session, settings, meeting, now=clock.now, actor="t")
+        meetings.approve_agenda(session, settings, meeting, people["chair"], now=clock.now, how="cli")
+        meetings.send_agenda(session, settings, meeting, now=clock.now, actor="t")
         for person in people.values():
-            service.record_attendance(session, meeting, person, "in_person", now=start, actor="t")
-            service.record_vote(session, settings, meeting, item, person, Choice.for_, now=start, actor="t")
-        service.finish_meeting(session, settings, meeting, now=start + dt.timedelta(hours=1), actor="t")
-        service.draft_minutes(session, settings, meeting, now=start, actor="t")
-        (signature,) = service.request_signatures(session, settings, meeting, now=start, actor="t")
-        service.sign_minutes(session, settings, signature, now=start + dt.timedelta(hours=2), method="cli")
+            voting.record_attendance(session, meeting, person, "in_person", now=start, actor="t")
+            voting.record_vote(session, settings, meeting, item, person, Choice.for_, now=start, actor="t")
+        voting.finish_meeting(session, settings, meeting, now=start + dt.timedelta(hours=1), actor="t")
+        signing.draft_minutes(session, settings, meeting, now=start, actor="t")
+        (signature,) = signing.request_signatures(session, settings, meeting, now=start, actor="t")
+        signing.sign_minutes(session, settings, signature, now=start + dt.timedelta(hours=2), method="cli")
 
 
 def test_plan_road_map_report_to_the_head_and_sub_groups(settings: Settings, sink: Sink) -> None:
@@ -69,10 +103,10 @@ def test_plan_road_map_report_to_the_head_and_sub_groups(settings: Settings, sin
     plan_start = clock.now.astimezone(settings.tz).date()
     meeting_id, item_id = held_meeting(settings, clock, people, title="Об утверждении плана работ на 2027 год")
     with session_scope(settings) as session:
-        group = service.get_group(session, "kc")
-        meeting = service.get_meeting(session, meeting_id)
+        group = groups.get_group(session, "kc")
+        meeting = meetings.get_meeting(session, meeting_id)
         day = service.meeting_day(settings, meeting)
-        decision_item = session.get(service.WgAgendaItem, item_id)
+        decision_item = session.get(WgAgendaItem, item_id)
         assert decision_item is not None
         roadmap = plans.add_roadmap_item(
             session,
@@ -135,9 +169,9 @@ def test_plan_road_map_report_to_the_head_and_sub_groups(settings: Settings, sin
         assert training.owner == ADDRESSES["m2"][0]
     sign(settings, clock, meeting_id)
     with session_scope(settings) as session:
-        group = service.get_group(session, "kc")
+        group = groups.get_group(session, "kc")
         plan = plans.get_plan(session, plan_id)
-        decision_item = session.get(service.WgAgendaItem, item_id)
+        decision_item = session.get(WgAgendaItem, item_id)
         survey_row = session.get(plans.WgPlanItem, survey_id)
         assert decision_item is not None and survey_row is not None
         decision = plans.approve_plan(session, plan, decision_item, now=clock.now, actor="t")
@@ -151,7 +185,7 @@ def test_plan_road_map_report_to_the_head_and_sub_groups(settings: Settings, sin
             plans.roadmap_item(session, group, "3.1"),
             state="done",
             result="Опрос запущен на сайте",
-            agreed_by=session.get(service.WgAgendaItem, item_id),
+            agreed_by=session.get(WgAgendaItem, item_id),
             now=clock.now,
             actor="t",
         )
@@ -161,7 +195,7 @@ def test_plan_road_map_report_to_the_head_and_sub_groups(settings: Settings, sin
             slug="kc-expert",
             title="Экспертная группа по обратной связи",
             kind="expert_group",
-            formed_by=session.get(service.WgAgendaItem, item_id),  # type: ignore[arg-type]
+            formed_by=session.get(WgAgendaItem, item_id),  # type: ignore[arg-type]
             now=clock.now,
             actor="t",
         )
@@ -180,7 +214,7 @@ def test_plan_road_map_report_to_the_head_and_sub_groups(settings: Settings, sin
     # The progress report, forty days after the meeting: the training item is overdue, the survey done.
     clock.now = clock.now + dt.timedelta(days=40)
     with session_scope(settings) as session:
-        group = service.get_group(session, "kc")
+        group = groups.get_group(session, "kc")
         report = reports.progress_report(
             session,
             settings,
@@ -191,8 +225,14 @@ def test_plan_road_map_report_to_the_head_and_sub_groups(settings: Settings, sin
             actor="t",
         )
         report_id = report.id
-        paragraphs, rows = docx_lines(BlobStore(settings.blob_dir).get(report.docx_sha256))
+        store = BlobStore(settings.blob_dir)
+        docx, pdf = store.get(report.docx_sha256), store.get(report.pdf_sha256)
+    paragraphs, rows = docx_lines(docx)
     assert "ДОКЛАД" in paragraphs and "о ходе внедрения клиентоцентричности в департаменте" in paragraphs
+    # The PDF is the same document: the title, a decision's row, a plan item's state read there too.
+    assert_same_text(docx, pdf)
+    assert letters("ДОКЛАД о ходе внедрения клиентоцентричности в департаменте") in pdf_letters(pdf)
+    assert letters("Разработать анкету обратной связи") in pdf_letters(pdf)
     assert "Проведено заседаний (письменных опросов): 1." in paragraphs
     assert any(
         r[:3] == [f"№ 1 от {day:%d.%m.%Y}", "1", "Об утверждении плана работ на 2027 год"] and "решение принято" in r[4]
@@ -219,14 +259,14 @@ def test_plan_road_map_report_to_the_head_and_sub_groups(settings: Settings, sin
     assert any(r[0] == "Согласовать анкету с правовым отделом." and r[3] == "просрочено" for r in rows)
     assert ["экспертная группа", "Экспертная группа по обратной связи", "1", "1"] in rows
 
-    # Sent by the secretary from the console to the head of the department, with the DOCX attached.
+    # Sent by the secretary from the console to the head of the department, with the DOCX and the PDF attached.
     secretary_email = ADDRESSES["secretary"][1]
     add_staff(settings, secretary_email, Role.operator)
     add_staff(settings, "outsider@dizo.test", Role.operator)
     http = client(settings, clock)
     csrf = login(http, secretary_email)
     with session_scope(settings) as session:
-        group_id = service.get_group(session, "kc").id
+        group_id = groups.get_group(session, "kc").id
     page = http.get(f"/staff/wg/groups/{group_id}")
     assert page.status_code == 200 and "План работ рабочей группы на 2027 год" in page.text
     outsider = client(settings, clock)
@@ -241,11 +281,20 @@ def test_plan_road_map_report_to_the_head_and_sub_groups(settings: Settings, sin
     assert http.post(f"/staff/wg/reports/{report_id}/send", data={"csrf_token": csrf}).status_code == 409  # once
     drain(settings)
     (letter,) = mail_to(sink, "head@example.ru", "Доклад о ходе внедрения")
-    ((name, (ctype, data)),) = attachments(letter).items()
-    assert name.endswith(".docx") and ctype.strip().startswith("application/vnd.openxmlformats")
-    assert "ДОКЛАД" in docx_lines(data)[0]
+    files = attachments(letter)
+    assert sorted(files) == [f"doklad-{report_id}.docx", f"doklad-{report_id}.pdf"]
+    ctype, data = files[f"doklad-{report_id}.docx"]
+    assert ctype.strip().startswith("application/vnd.openxmlformats") and data == docx
+    pdf_type, pdf_data = files[f"doklad-{report_id}.pdf"]
+    assert pdf_type.strip().startswith("application/pdf") and pdf_data == pdf
+    assert "Документ приложен к письму в двух форматах: DOCX и PDF." in text_of(letter)
     download = http.get(f"/staff/wg/reports/{report_id}.docx")
     assert download.status_code == 200 and download.content == data
+    pdf_download = http.get(f"/staff/wg/reports/{report_id}.pdf")
+    assert pdf_download.status_code == 200 and pdf_download.content == pdf
+    assert pdf_download.headers["content-type"] == "application/pdf"
+    assert outsider.get(f"/staff/wg/reports/{report_id}.pdf").status_code == 403
+    assert f"/staff/wg/reports/{report_id}.pdf" in http.get(f"/staff/wg/groups/{group_id}").text
     with session_scope(settings) as session:
         sent = session.get(WgReport, report_id)
         assert sent is not None and sent.sent_to == "head@example.ru" and sent.sent_at is not None
@@ -274,14 +323,19 @@ def test_protocol_of_disagreements(settings: Settings, sink: Sink) -> None:
     early = http.post(url, data=form)
     assert early.status_code == 409 and "проведённого заседания" in early.text
     with session_scope(settings) as session:
-        service.finish_meeting(session, settings, service.get_meeting(session, meeting_id), now=clock.now, actor="t")
+        voting.finish_meeting(session, settings, meetings.get_meeting(session, meeting_id), now=clock.now, actor="t")
     one_sided = http.post(url, data={**form, "party_2": "", "position_2": ""})
     assert one_sided.status_code == 409 and "не менее двух сторон" in one_sided.text
     assert http.post(url, data=form).status_code == 303
     with session_scope(settings) as session:
-        (report,) = reports.reports_of(session, service.get_group(session, "kc"))
+        (report,) = reports.reports_of(session, groups.get_group(session, "kc"))
         assert report.kind == "disagreements"
-        paragraphs, rows = docx_lines(BlobStore(settings.blob_dir).get(report.docx_sha256))
+        store = BlobStore(settings.blob_dir)
+        docx, pdf = store.get(report.docx_sha256), store.get(report.pdf_sha256)
+    paragraphs, rows = docx_lines(docx)
+    assert_same_text(docx, pdf)
+    assert letters("ПРОТОКОЛ РАЗНОГЛАСИЙ") in pdf_letters(pdf)
+    assert letters("Отвечать / в течение 15 дней.") in pdf_letters(pdf)
     assert "ПРОТОКОЛ РАЗНОГЛАСИЙ" in paragraphs
     assert "Вопрос повестки № 1: О порядке приёма обращений" in paragraphs
     assert "Срок ответа на обращения, поступившие по почте" in paragraphs
@@ -312,5 +366,10 @@ def test_the_command_line(settings: Settings, sink: Sink, capsys: pytest.Capture
     assert main(["wg", "report", "progress", "kc", *period, "--output", str(output)]) == 0
     paragraphs, rows = docx_lines(output.read_bytes())
     assert "ДОКЛАД" in paragraphs and any(r[0] == "Подготовить справку" for r in rows)
+    pdf_output = tmp_path / "doklad.pdf"
+    assert main(["wg", "report", "progress", "kc", *period, "--output", str(pdf_output)]) == 0
+    assert pdf_output.read_bytes().startswith(b"%PDF-")
+    assert letters("ДОКЛАД о ходе внедрения") in pdf_letters(pdf_output.read_bytes())
+    assert letters("Подготовить справку") in pdf_letters(pdf_output.read_bytes())
     assert main(["wg", "report", "send", "1"]) == 1  # no head of the department yet
     assert "Не указан руководитель" in capsys.readouterr().err

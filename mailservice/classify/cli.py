@@ -147,7 +147,7 @@ def train_command(
 ) -> None:
     """Обучить модель на размеченных письмах и сохранить её с описанием (JSON рядом с файлом)."""
     # Imported here, not at module level: scikit-learn costs a second at every start of the `mailservice` command.
-    from mailservice.classify.engine import SEED_SET, Classifier, default_classifier, default_model_path  # noqa: F401
+    from mailservice.classify.engine import PACKAGED_SETS, Classifier, default_classifier, default_model_path  # noqa: F401
     from mailservice.classify.evaluate import (  # noqa: F401
         DatasetError,
         cross_validate,
@@ -158,8 +158,8 @@ def train_command(
     from mailservice.classify.model import ModelError, read_metadata, save, train  # noqa: F401
     from mailservice.classify.rules import RulesError, load_rules, load_taxonomy  # noqa: F401
 
-    # Without --data: the packaged labelled set plus every label staff confirmed in the database.
-    paths = list(data or [SEED_SET])
+    # Without --data: the packaged labelled sets plus every label staff confirmed in the database.
+    paths = list(data or PACKAGED_SETS)
     _check_files(paths)
     with _usage_errors():
         rule_set = load_rules(rules, load_taxonomy())
@@ -235,7 +235,17 @@ def correct_command(
 
 @app.command("evaluate")
 def evaluate_command(
-    data: Annotated[list[Path], typer.Option("--data", help="Размеченный файл CSV/TSV (можно несколько раз).")],
+    data: Annotated[
+        list[Path] | None,
+        typer.Option("--data", help="Размеченный файл CSV/TSV (можно несколько раз; по умолчанию встроенные наборы)."),
+    ] = None,
+    held_out: Annotated[
+        bool,
+        typer.Option(
+            "--held-out",
+            help="Обучить модель на 4/5 писем и оценить на отложенной пятой части (без --data — всегда так).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Вывести один объект JSON.")] = False,
     cv: Annotated[
         int,
@@ -249,33 +259,35 @@ def evaluate_command(
     rules: RulesOption = None,
     model: ModelOption = None,
 ) -> None:
-    """Точность, полнота, F1 по классам, macro-F1 и матрица ошибок по каждой оси."""
+    """Точность, полнота, F1 по классам, macro-F1, матрица ошибок, доля писем на проверку и верных без неё."""
     # Imported here, not at module level: scikit-learn costs a second at every start of the `mailservice` command.
-    from mailservice.classify.engine import Classifier, default_classifier, default_model_path  # noqa: F401
-    from mailservice.classify.evaluate import (  # noqa: F401
-        DatasetError,
-        cross_validate,
-        evaluate,
-        format_report,
-        read_datasets,
-    )
-    from mailservice.classify.model import ModelError, read_metadata, save, train  # noqa: F401
-    from mailservice.classify.rules import RulesError, load_rules, load_taxonomy  # noqa: F401
+    from mailservice.classify.engine import PACKAGED_SETS
+    from mailservice.classify.evaluate import cross_validate, evaluate, evaluate_held_out, format_report, read_datasets
+    from mailservice.classify.rules import load_rules, load_taxonomy
 
-    _check_files(data)
+    if not data:
+        held_out = True
+    paths = list(data or PACKAGED_SETS)
+    _check_files(paths)
     if cv == 1:
         raise _fail("--cv: нужно хотя бы 2 части")
+    if cv and held_out:
+        raise _fail("--cv и --held-out вместе не применяются")
     with _usage_errors():
-        if cv:
+        if held_out and not cv:
             rule_set = load_rules(rules, load_taxonomy())
-            examples = read_datasets(data, rule_set.taxonomy)
+            report = evaluate_held_out(rule_set, read_datasets(paths, rule_set.taxonomy))
+            taxonomy = rule_set.taxonomy
+        elif cv:
+            rule_set = load_rules(rules, load_taxonomy())
+            examples = read_datasets(paths, rule_set.taxonomy)
             if len(examples) < cv:
                 raise _fail(f"--cv {cv}: в файле меньше писем ({len(examples)}), чем частей")
             report = cross_validate(rule_set, examples, folds=cv)
             taxonomy = rule_set.taxonomy
         else:
             classifier = _classifier(rules, model, rules_only=rules_only)
-            examples = read_datasets(data, classifier.taxonomy)
+            examples = read_datasets(paths, classifier.taxonomy)
             report = evaluate(classifier, examples)
             taxonomy = classifier.taxonomy
     if as_json:

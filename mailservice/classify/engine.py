@@ -66,19 +66,24 @@ class Classification:
         }
 
 
-# The project's own labelled development set (written for it; tests/data/classify_dev.tsv links here). It also
-# trains the first model of a fresh install, so the service combines rules and model from the first message;
-# `classify train` later retrains on it plus the labels staff confirmed.
+# The project's own labelled sets, written for it: the first development set (tidy requests, one per label and
+# kind; tests/data/classify_dev.tsv links here) and the set that looks like real mail (one-liners, long letters,
+# typos, HTML, letters outside the remit). Together they train the first model of a fresh install, so the
+# service combines rules and model from the first message; `classify train` later retrains on them plus the
+# labels staff confirmed; `classify evaluate` scores on their held-out part (evaluate.split).
 SEED_SET = package_path("classify", "data", "dev_set.tsv")
+MAIL_SET = package_path("classify", "data", "mail_set.tsv")
+PACKAGED_SETS = (SEED_SET, MAIL_SET)
 
 
 def seed_model(path: Path, rules_version: str) -> TrainedModel | None:
-    """Train a model from the packaged set and keep it at ``path`` (in memory only when that is not writable)."""
-    from mailservice.classify.evaluate import read_dataset
+    """Train a model from the packaged sets and keep it at ``path`` (in memory only when that is not writable)."""
+    from mailservice.classify.evaluate import read_datasets
 
-    if not SEED_SET.exists():
+    sets = [path for path in PACKAGED_SETS if path.exists()]
+    if not sets:
         return None
-    trained = model_module.train(read_dataset(SEED_SET), rules_version=rules_version)
+    trained = model_module.train(read_datasets(sets), rules_version=rules_version)
     try:
         model_module.save(trained, path)
     except OSError:
@@ -151,7 +156,11 @@ class Classifier:
                     and results[axis].label != axis_rules.axis.default
                 ):
                     results[axis] = self._type_default(axis_rules, message_type)
-        needs_review = any(results[axis].confidence < self.rules.axes[axis].threshold for axis in MODEL_AXES)
+        review = self.rules.review_threshold
+        if review is not None:
+            needs_review = results["type"].confidence * results["topic"].confidence < review
+        else:
+            needs_review = any(results[axis].confidence < self.rules.axes[axis].threshold for axis in MODEL_AXES)
         appeal_kind = appeal_kind_name = None
         if results["type"].label == "appeal":
             kind_rules = self.rules.axes["appeal_kind"]

@@ -52,6 +52,7 @@ class Example:
     type: str
     topic: str
     urgency: str
+    appeal_kind: str = ""  # of an appeal, where the file gives it (not an axis the model learns)
 
     def label(self, axis: str) -> str:
         """The label of ``axis`` ("type", "topic" or "urgency")."""

@@ -336,6 +336,8 @@ class RuleSet:
     version: str
     taxonomy: Taxonomy
     axes: Mapping[str, AxisRules]
+    # Flag for review when type confidence x topic confidence is under this; None: each axis' threshold flags.
+    review_threshold: float | None = None
 
     def score(self, text: AnalyzedText) -> dict[str, AxisScores]:
         """Rule scores of every axis."""
@@ -627,4 +629,8 @@ def load_rules(path: Path | None = None, taxonomy: Taxonomy | None = None) -> Ru
     unknown = set(raw_axes) - set(AXES)
     if unknown:
         raise RulesError(f"{path}: неизвестные оси {sorted(unknown)}")
-    return RuleSet(version=str(version).strip(), taxonomy=taxonomy, axes=axes)
+    review = data.get("review_threshold")
+    review_threshold = None if review is None else _number(review, f"{path.name}: review_threshold", 0.0)
+    if review_threshold is not None and not 0.0 <= review_threshold <= 1.0:
+        raise RulesError(f"{path.name}: review_threshold должен быть от 0 до 1")
+    return RuleSet(version=str(version).strip(), taxonomy=taxonomy, axes=axes, review_threshold=review_threshold)

@@ -32,7 +32,7 @@ class FeedbackResponse(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
-    source: Mapped[str] = mapped_column(String(16))  # survey | site | email
+    source: Mapped[str] = mapped_column(String(16))  # survey | site | qr | phone | email
     survey_id: Mapped[int | None] = mapped_column(ForeignKey("feedback_surveys.id"), unique=True, default=None)
     request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"), index=True, default=None)
     # The client a thank-you by e-mail came from (issue 13); survey answers reach the client through the request.
@@ -43,3 +43,7 @@ class FeedbackResponse(Base):
     rating: Mapped[int | None] = mapped_column(Integer, default=None)
     comment: Mapped[str] = mapped_column(Text, default="")
     email: Mapped[str | None] = mapped_column(String(320), default=None)
+    # Issue 17: who recorded a rating gathered by phone; when and by whom a site comment was answered.
+    recorded_by: Mapped[str] = mapped_column(String(320), default="")
+    answered_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    answered_by: Mapped[str] = mapped_column(String(320), default="")

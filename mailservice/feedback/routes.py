@@ -38,7 +38,8 @@ def _error(request: Request, kind: str) -> HTMLResponse:
 @router.get("/feedback", response_class=HTMLResponse, summary="Форма отзыва")
 def feedback_form(request: Request) -> Response:
     """The generic form (the site links here, and the QR code of seed 004 p. 11 points here)."""
-    return public_page(request, "web/feedback/form.html", action="/feedback", error="", ask_email=True)
+    source = "qr" if request.query_params.get("from") == "qr" else "site"  # issue 17: the QR code's answers apart
+    return public_page(request, "web/feedback/form.html", action="/feedback", error="", ask_email=True, source=source)
 
 
 @router.post("/feedback", response_class=HTMLResponse, summary="Оставить отзыв")
@@ -47,8 +48,11 @@ def feedback_submit(
     rating: Annotated[str, Form()] = "",
     comment: Annotated[str, Form()] = "",
     email: Annotated[str, Form()] = "",
+    source: Annotated[str, Form()] = "site",
 ) -> Response:
-    """Record a rating 1-5 with an optional comment and address (the form on the public site posts here)."""
+    """Record a rating 1-5 with an optional comment and address (the form on the public site posts here; the form
+    the QR code opens says ``source=qr``)."""
+    source = "qr" if source == "qr" else "site"
     try:
         value = service.parse_rating(rating)
     except service.FeedbackError as exc:
@@ -59,6 +63,7 @@ def feedback_submit(
             action="/feedback",
             error=str(exc),
             ask_email=True,
+            source=source,
         )
     settings = settings_of(request)
     with session_scope(settings) as session:
@@ -67,7 +72,7 @@ def feedback_submit(
             return notice(request, *TOO_MANY, status_code=429, link="/")
         service.record_site_feedback(
             session,
-            service.SiteFeedback(rating=value, comment=comment, email=email.strip()[:320] or None),
+            service.SiteFeedback(rating=value, comment=comment, email=email.strip()[:320] or None, source=source),
             now,
         )
     return notice(request, *THANKS, link="/")

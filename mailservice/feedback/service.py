@@ -11,7 +11,7 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailservice.config import Settings
@@ -63,9 +63,14 @@ def survey_url(settings: Settings, survey: FeedbackSurvey) -> str:
     return f"{settings.public_url.rstrip('/')}/feedback/{survey_token(settings, survey)}"
 
 
+# The survey follows any final status (issue 17): an answer, a refusal, a forwarding or a closure.
+FINAL_STATUSES = (Status.answered, Status.refused, Status.forwarded, Status.closed)
+
+
 def queue_survey(session: Session, settings: Settings, request: Request, now: dt.datetime) -> FeedbackSurvey | None:
-    """Queue the survey e-mail of an answered request, once; None when there is nothing to send."""
-    if request.status != Status.answered or not request.reply_email:
+    """Queue the survey e-mail of a registered request in a final status, once; None when there is nothing to
+    send (not final, never registered, or no address)."""
+    if request.status not in FINAL_STATUSES or request.number is None or not request.reply_email:
         return None
     if session.scalar(select(FeedbackSurvey.id).where(FeedbackSurvey.request_id == request.id)) is not None:
         return None
@@ -81,7 +86,7 @@ def queue_survey(session: Session, settings: Settings, request: Request, now: dt
         subject="Оцените, пожалуйста, ответ на ваше обращение",
         template="feedback_survey",
         auto_submitted="auto-generated",
-        extra={"url": survey_url(settings, survey), "days": SURVEY_LINK_DAYS},
+        extra={"url": survey_url(settings, survey), "days": SURVEY_LINK_DAYS, "final": request.status},
         ref_type="feedback_survey",
         ref_id=survey.id,
     )
@@ -92,14 +97,15 @@ def queue_survey(session: Session, settings: Settings, request: Request, now: dt
 
 
 def sweep(session: Session, settings: Settings, now: dt.datetime, limit: int = 500) -> int:
-    """Queue surveys for recently answered requests that have none (answers given outside the console)."""
+    """Queue surveys for requests recently finished (answered, refused, forwarded, closed) that have none."""
     surveyed = select(FeedbackSurvey.request_id)
     candidates = session.scalars(
         select(Request)
         .where(
-            Request.status == Status.answered,
+            Request.status.in_([s.value for s in FINAL_STATUSES]),
+            Request.number.is_not(None),
             Request.reply_email.is_not(None),
-            Request.answered_at >= now - SWEEP_MAX_AGE,
+            func.coalesce(Request.answered_at, Request.closed_at, Request.registered_at) >= now - SWEEP_MAX_AGE,
             Request.id.not_in(surveyed),
         )
         .order_by(Request.id)
@@ -200,6 +206,7 @@ class SiteFeedback:
     rating: int
     comment: str = ""
     email: str | None = None
+    source: str = "site"  # "qr": the form the printed QR code opens (issue 17)
 
 
 def site_feedback_allowed(session: Session, settings: Settings, ip: str, now: dt.datetime) -> bool:
@@ -214,7 +221,7 @@ def record_site_feedback(session: Session, data: SiteFeedback, now: dt.datetime)
     email = normalise_address(data.email) if data.email else None
     response = FeedbackResponse(
         created_at=now,
-        source="site",
+        source="qr" if data.source == "qr" else "site",
         channel=Channel.web,
         unit="",
         rating=data.rating,

@@ -17,7 +17,7 @@ from mailservice.inforequests.lifecycle import CHANNEL_NAMES, Channel
 # Ratings that count in every published figure: answers to the survey e-mail (one per answered request, through
 # its signed link) and ratings staff record. The site's form is open to anyone, so its ratings are shown to staff
 # apart and published nowhere (README, "Security model").
-COUNTED_SOURCES = ("survey", "staff")
+COUNTED_SOURCES = ("survey", "staff", "phone")  # issue 17: "phone", ratings staff record from a call-round
 ANONYMOUS_SOURCE = "site"
 
 

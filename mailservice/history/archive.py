@@ -13,11 +13,14 @@ classification changes are the department's working notes, not interactions with
 from __future__ import annotations
 
 import datetime as dt
+import email
+import email.policy
 import shutil
 import tempfile
 import time
 import zipfile
 from dataclasses import dataclass
+from email.message import EmailMessage
 from typing import IO
 
 from sqlalchemy import func, select
@@ -29,6 +32,7 @@ from mailservice.inforequests.lifecycle import CHANNEL_NAMES, STATUS_NAMES, Even
 from mailservice.inforequests.models import Attachment, Client, ClientContact, Event, Request
 from mailservice.intake.models import IntakeEntry
 from mailservice.mail.parse import sanitize_filename
+from mailservice.mail.quotes import split_reply
 from mailservice.outbox import OutboxMessage
 from mailservice.templating import render
 
@@ -41,6 +45,7 @@ EVENT_NAMES: dict[str, str] = {
     EventKind.note: "Отметка",
     EventKind.bounce: "Письмо не доставлено",
     EventKind.classified: "Классификация",
+    EventKind.reminder: "Напоминание сотрудникам",
 }
 
 
@@ -63,13 +68,15 @@ class HistoryFile:
 
 @dataclass
 class TimelineItem:
-    """One event of the history with its files."""
+    """One event of the history with its files and what was written (decoded, the quoted part apart)."""
 
     event: Event
     title: str
     channel: str
     request_number: str
     files: list[HistoryFile]
+    text: str = ""
+    quoted: str = ""
 
 
 @dataclass
@@ -93,6 +100,40 @@ def is_client_visible(event: Event) -> bool:
     if event.kind == EventKind.classified:
         return False
     return not (isinstance(event.data, dict) and event.data.get("internal"))
+
+
+def fold_quotes(text: str) -> tuple[str, str]:
+    """What a message says now, and the quoted earlier letters and signature (shown folded)."""
+    new, quoted, signature = split_reply(text)
+    return new, "\n\n".join(part for part in (quoted, signature) if part.strip())
+
+
+def _outgoing_text(session: Session, outbox_id: int) -> str:
+    """The plain text of a message we sent (one message read at a time; '' when it cannot be read)."""
+    raw = session.scalar(select(OutboxMessage.raw).where(OutboxMessage.id == outbox_id))
+    if not raw:
+        return ""
+    try:
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        body = message.get_body(preferencelist=("plain",)) if isinstance(message, EmailMessage) else None
+        return str(body.get_content()).strip() if body is not None else ""
+    except (LookupError, ValueError, AttributeError):
+        return ""
+
+
+def human_size(size: int) -> str:
+    """A file size people read: bytes, KB or MB."""
+    if size < 1024:
+        return f"{size} Б"
+    if size < 1024 * 1024:
+        return f"{round(size / 1024)} КБ"
+    return f"{size / (1024 * 1024):.1f} МБ".replace(".", ",")
+
+
+def contact_title(event: Event) -> str:
+    """The name of a contact staff recorded (a call, a visit, a letter), or ''."""
+    title = event.data.get("contact") if isinstance(event.data, dict) else None
+    return title if isinstance(title, str) else ""
 
 
 def _blob_file(store: BlobStore, path: str, title: str, sha256: str) -> HistoryFile:
@@ -133,6 +174,12 @@ def collect(session: Session, settings: Settings, client_id: int) -> HistoryData
         query = select(OutboxMessage.id, func.length(OutboxMessage.raw)).where(OutboxMessage.id.in_(chunk))
         for row_id, length in session.execute(query):
             outbox_sizes[row_id] = length or 0
+    # The first message of a request carries its subject; the text is the request's own.
+    first_messages: dict[int, int] = {}  # the first written, whatever time a later record gives itself
+    for event in events:
+        if event.kind == EventKind.message_in and event.request_id is not None and not contact_title(event):
+            first_messages[event.request_id] = min(event.id, first_messages.get(event.request_id, event.id))
+    texts = {r.id: r.text for r in requests}
     items: list[TimelineItem] = []
     for event in events:
         files: list[HistoryFile] = []
@@ -149,13 +196,22 @@ def collect(session: Session, settings: Settings, client_id: int) -> HistoryData
             files.append(HistoryFile(path=path, title=title, size=size, available=size > 0, outbox_id=event.outbox_id))
         for att in attachments_by_event.get(event.id, []):
             files.append(_attachment_file(store, att))
+        if event.request_id is not None and first_messages.get(event.request_id) == event.id:
+            text = texts.get(event.request_id, "") or event.comment
+        elif event.outbox_id is not None:
+            text = _outgoing_text(session, event.outbox_id) or event.comment
+        else:
+            text = event.comment
+        new, quoted = fold_quotes(text) if event.kind in (EventKind.message_in, EventKind.message_out) else (text, "")
         items.append(
             TimelineItem(
                 event=event,
-                title=EVENT_NAMES.get(event.kind, event.kind),
+                title=contact_title(event) or EVENT_NAMES.get(event.kind, event.kind),
                 channel=CHANNEL_BY_VALUE.get(event.channel, event.channel),
                 request_number=numbers.get(event.request_id or 0, ""),
                 files=files,
+                text=new,
+                quoted=quoted,
             )
         )
     # Files of the client's requests whose event is not shown (or missing) still belong to the client.
@@ -195,6 +251,7 @@ def summary_html(settings: Settings, data: HistoryData, now: dt.datetime) -> str
         tz=settings.tz,
         status_names={s.value: n for s, n in STATUS_NAMES.items()},
         channel_names=CHANNEL_BY_VALUE,
+        human_size=human_size,
         Status=Status,
     )
 

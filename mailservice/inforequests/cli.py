@@ -249,6 +249,52 @@ def list_cmd(
         Console().print(table)
 
 
+@app.command("search")
+def search_cmd(
+    query: Annotated[str, typer.Argument(help="Слова для поиска, номер, телефон или адрес эл. почты")],
+    page: Annotated[int, typer.Option(min=1, help="Страница результатов")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Вывести в формате JSON")] = False,
+) -> None:
+    """Найти запросы по номеру, теме, тексту писем и записей, имени, организации, адресу, эл. почте и телефону
+    клиента (с учётом словоформ), лучшие совпадения сверху; те же результаты, что и поиск в консоли."""
+    from mailservice.inforequests import search
+
+    settings = get_settings()
+    with session_scope(settings) as session:
+        found = search.search_requests(session, query, page=page)
+        if as_json:
+            hits = [
+                {
+                    "id": h.request.id,
+                    "number": h.request.number,
+                    "status": h.request.status,
+                    "subject": h.request.subject,
+                    "client": h.request.client.display_name,
+                    "field": h.fragment.field if h.fragment else None,
+                    "fragment": h.fragment.html.striptags() if h.fragment else None,
+                }
+                for h in found.hits
+            ]
+            payload = {"query": query, "total": found.total, "page": found.page, "pages": found.pages, "hits": hits}
+            typer.echo(json.dumps(payload, ensure_ascii=False))
+            return
+        if not found.hits:
+            typer.echo("Ничего не найдено." if found.terms else "Ничего не найдено: в запросе нет слов для поиска.")
+            return
+        table = Table(Column("№", no_wrap=True, min_width=11), "Статус", "Клиент", "Тема", "Совпадение")
+        for h in found.hits:
+            r = h.request
+            table.add_row(
+                r.number or f"(id {r.id})",
+                STATUS_NAMES[Status(r.status)],
+                r.client.display_name,
+                r.subject[:40],
+                f"{h.fragment.field}: {h.fragment.html.striptags()}" if h.fragment else "",
+            )
+        Console().print(table)
+        typer.echo(f"Найдено: {found.total}; страница {found.page} из {found.pages}.")
+
+
 def _status_name(status: str | None) -> str:
     return STATUS_NAMES[Status(status)] if status else "—"
 
@@ -316,6 +362,27 @@ def status_cmd(
         raise click.ClickException(str(exc)) from None
 
 
+@app.command("notify-address")
+def notify_address_cmd(
+    number: Annotated[str, typer.Argument(help="Регистрационный номер")],
+    email: Annotated[str, typer.Option("--email", help="Подтверждённый адрес клиента")],
+    actor: Annotated[str, typer.Option(help="Кто меняет адрес")] = "cli",
+) -> None:
+    """Направлять уведомления по запросу на другой адрес клиента (только подтверждённый)."""
+    from mailservice.inforequests import service
+
+    address = _email_option(email)
+    assert address is not None
+    settings = get_settings()
+    try:
+        with session_scope(settings) as session:
+            request = _load(session, number)
+            service.set_notification_address(session, request, address, actor=actor, now=utcnow())
+    except service.RequestError as exc:
+        raise click.ClickException(str(exc)) from None
+    typer.echo(f"№ {number}: уведомления направляются на {address}")
+
+
 @app.command("convert")
 def convert_cmd(
     number: Annotated[str, typer.Argument(help="Регистрационный номер")],
@@ -344,16 +411,28 @@ def convert_cmd(
 def export_cmd(
     output: Annotated[Path, typer.Option("--output", help="Файл; '-' для стандартного вывода (только csv)")],
     fmt: Annotated[str, typer.Option("--format", help="csv или xlsx")] = "csv",
+    status: Annotated[str, typer.Option(help="Только запросы в этом статусе (код, например answered)")] = "",
+    channel: Annotated[str, typer.Option(help="Только поступившие по этому каналу (email, phone, ...)")] = "",
+    type_: Annotated[str, typer.Option("--type", help="Только этого типа (код классификатора)")] = "",
+    topic: Annotated[str, typer.Option(help="Только этой тематики (код классификатора)")] = "",
+    overdue: Annotated[bool, typer.Option("--overdue", help="Только просроченные")] = False,
 ) -> None:
-    """Выгрузить реестр запросов (п. 8 Порядка) в CSV или XLSX."""
+    """Выгрузить реестр запросов (п. 8 Порядка) в CSV или XLSX с русскими столбцами."""
+    from mailservice.web.staff.queue import QueueFilters, build_query
+
     if fmt not in ("csv", "xlsx"):
         raise click.BadParameter("ожидалось csv или xlsx", param_hint="--format")
     if fmt == "xlsx" and str(output) == "-":
         raise click.BadParameter("для xlsx нужно имя файла", param_hint="--output")
+    params = {"status": status or "all", "channel": channel, "type": type_, "topic": topic}
+    filters = QueueFilters.parse({**params, "overdue": "1" if overdue else ""})
+    for key, value in params.items():
+        if value and getattr(filters, key) != value:
+            raise click.BadParameter(f"неизвестное значение {value!r}", param_hint=f"--{key}")
     settings = get_settings()
     today = utcnow().astimezone(settings.tz).date()
     with session_scope(settings) as session:
-        rows = export.register_rows(session, settings, today)
+        rows = export.register_rows(session, settings, today, build_query(filters, today))
         if fmt == "xlsx":
             count = export.write_xlsx(rows, output)
         elif str(output) == "-":

@@ -93,9 +93,22 @@ def forwarding_due(registered: dt.date) -> dt.date:
     return _after(registered, FORWARDING_DAYS)
 
 
-def registration_due(received: dt.date) -> dt.date:
-    """Last day to register a written or electronic request: 3 days after receipt."""
-    return _after(received, REGISTRATION_DAYS)
+def registration_due(received: dt.date, oral: bool = False) -> dt.date:
+    """Last day to register a request: an oral one (phone, visit) on the day of receipt, a written or electronic
+    one within 3 days after receipt (8-FZ art. 18, 59-FZ art. 8 part 2)."""
+    return received if oral else _after(received, REGISTRATION_DAYS)
+
+
+def registered_late(received: dt.date, registered: dt.date, oral: bool = False) -> bool:
+    """Whether a request was registered after its registration term (the lateness is recorded, never hidden)."""
+    return registered > registration_due(received, oral)
+
+
+def term_start(received: dt.date, registered: dt.date, oral: bool = False) -> dt.date:
+    """The day the answer term counts from: the registration date, but never later than the last lawful day of
+    registration. A call entered two days after it came, or a letter left unregistered past its three days, gains
+    no days from the delay: its term runs as if it had been registered in time (8-FZ art. 18)."""
+    return min(registered, registration_due(received, oral))
 
 
 def control_date(legal_due: dt.date, calendar: Calendar, shift: Shift) -> dt.date:

@@ -201,3 +201,4 @@ class EventKind(StrEnum):
     classified = "classified"
     note = "note"
     bounce = "bounce"
+    reminder = "reminder"  # a daily reminder to staff listed this request (issue 17; internal)

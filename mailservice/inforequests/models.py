@@ -140,7 +140,11 @@ class Request(Base):
     """An information request (8-FZ) or a citizen appeal (59-FZ), whatever channel it came through."""
 
     __tablename__ = "requests"
-    __table_args__ = (Index("ix_requests_status_due", "status", "due_date"),)
+    __table_args__ = (
+        Index("ix_requests_status_due", "status", "due_date"),
+        # The queue's counters read only these (migration 1902; the queue's order has expression indexes there).
+        Index("ix_requests_counters", "status", "urgency", "needs_review", "topic", "due_date", "control_date"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str | None] = mapped_column(String(20), unique=True, default=None)  # 2026-000042
@@ -193,6 +197,7 @@ class Event(Base):
     """One entry of a client's interaction history: a message, a call, a status change, a note."""
 
     __tablename__ = "events"
+    __table_args__ = (Index("ix_events_client_at", "client_id", "at", "id"),)  # a client's timeline, a page at a time
 
     id: Mapped[int] = mapped_column(primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
@@ -235,4 +240,35 @@ class Attachment(Base):
     sha256: Mapped[str] = mapped_column(String(64), index=True)
 
     request: Mapped[Request | None] = relationship(back_populates="attachments")
+    event: Mapped[Event | None] = relationship()
+
+
+class PostalLetter(Base):
+    """A notice or answer to a client who has no e-mail address to send it to (issue 16): made on the department's
+    letterhead as DOCX and PDF (outgoing number and date, signatory, address block), it waits in the "to be posted"
+    list until staff mark it sent."""
+
+    __tablename__ = "postal_letters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"), index=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"), default=None)
+    kind: Mapped[str] = mapped_column(String(32))  # acknowledgement | status_notice
+    number: Mapped[str] = mapped_column(String(40), unique=True)  # outgoing number: <request number>/<n>
+    letter_date: Mapped[dt.date] = mapped_column(Date)
+    addressee: Mapped[str] = mapped_column(Text)  # the name, then the postal address
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    signatory_position: Mapped[str] = mapped_column(String(300), default="")
+    signatory_name: Mapped[str] = mapped_column(String(300), default="")
+    attachments: Mapped[list[str]] = mapped_column(JSON, default=list)  # names of the files to enclose
+    docx_sha256: Mapped[str] = mapped_column(String(64))
+    pdf_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(default=None, index=True)
+    sent_by: Mapped[str] = mapped_column(String(320), default="")
+
+    request: Mapped[Request] = relationship()
+    client: Mapped[Client] = relationship()
     event: Mapped[Event | None] = relationship()

@@ -14,10 +14,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailservice.config import Settings
+from mailservice.inforequests import postal
 from mailservice.inforequests.lifecycle import CHANNEL_NAMES, REFUSAL_GROUNDS, STATUS_NAMES, Channel, EventKind, Status
 from mailservice.inforequests.models import Event, Request
 from mailservice.mail.compose import build_message, wire_address
 from mailservice.outbox import OutboxMessage, enqueue
+from mailservice.webrequests.status import status_url
 
 
 def subject_tag(number: str | None) -> str:
@@ -93,6 +95,7 @@ def send_to_client(
             "addressee": name,
             "status_names": STATUS_NAMES,
             "channel_name": CHANNEL_NAMES[Channel(request.channel)],
+            "status_url": status_url(settings, request.number),
             **(extra or {}),
         },
         auto_submitted=auto_submitted,
@@ -207,7 +210,12 @@ def acknowledgement(session: Session, settings: Settings, request: Request, now:
     ``Auto-Submitted: auto-replied`` (RFC 3834 5.2) when it answers an e-mail; a notice we start ourselves for a
     request that came by another channel is ``auto-generated``.
     """
-    if not request.reply_email or not auto_reply_allowed(session, settings, request, now):
+    if not request.reply_email:
+        # No address to write to: a written request is told its number and term by post (issue 16).
+        if postal.wants_acknowledgement(request):
+            postal.queue_letter(session, settings, request, now, kind="acknowledgement")
+        return None
+    if not auto_reply_allowed(session, settings, request, now):
         return None
     return send_to_client(
         session,
@@ -241,6 +249,11 @@ def status_notice(
 
     ``attachments`` (filename, content type, bytes) go with an answer written in the staff console.
     """
+    if answer_address(request) is None:
+        # A client without an e-mail address gets the notice or the answer as a letter to post (issue 16).
+        names = [name for name, _type, _data in attachments]
+        postal.queue_letter(session, settings, request, now, kind="status_notice", event=event, attachments=names)
+        return None
     ground = REFUSAL_GROUNDS.get(event.ground or "")
     status = Status(request.status)
     return send_to_client(
@@ -255,6 +268,23 @@ def status_notice(
         auto_submitted="no" if status is Status.answered else "auto-generated",
         extra={"event": event, "ground": ground, "status": status},
         attachments=attachments,
+    )
+
+
+def due_date_notice(
+    session: Session, settings: Settings, request: Request, now: dt.datetime, *, previous: dt.date
+) -> OutboxMessage | None:
+    """A notice that the due date changed without a status change (a reclassification that switched the law)."""
+    return send_to_client(
+        session,
+        settings,
+        request,
+        now,
+        kind="due_date_notice",
+        subject="Изменён срок ответа на обращение",
+        template="due_date_changed",
+        auto_submitted="auto-generated",
+        extra={"previous": previous},
     )
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, and_
 
 from mailservice.config import Settings
 from mailservice.inforequests.deadlines import forwarding_due, registration_due
-from mailservice.inforequests.lifecycle import Status
+from mailservice.inforequests.lifecycle import ORAL_CHANNELS, Status
 from mailservice.inforequests.models import Request
 
 # The topic label of a letter outside the department's remit (the classifier's; staff can set it too).
@@ -33,11 +33,16 @@ def is_held(request: Request) -> bool:
     return request.status == Status.received
 
 
+def registration_term(settings: Settings, request: Request) -> dt.date:
+    """The last day to register the request: the day it came for an oral one, 3 days after receipt otherwise."""
+    return registration_due(request.received_at.astimezone(settings.tz).date(), request.channel in ORAL_CHANNELS)
+
+
 def registration_date(settings: Settings, request: Request) -> dt.date | None:
-    """The last day to register a request that waits unregistered: 3 days after receipt (None once registered)."""
+    """The last day to register a request that waits unregistered (None once registered)."""
     if not is_held(request):
         return None
-    return registration_due(request.received_at.astimezone(settings.tz).date())
+    return registration_term(settings, request)
 
 
 def to_forward(request: Request) -> bool:

@@ -16,9 +16,18 @@ from sqlalchemy.orm import Session
 
 from mailservice.config import Settings
 from mailservice.inforequests import identity, notifications
-from mailservice.inforequests.deadlines import Law, deadline, notice_due, registration_due, validate_extension
+from mailservice.inforequests.deadlines import (
+    Law,
+    deadline,
+    notice_due,
+    registered_late,
+    registration_due,
+    term_start,
+    validate_extension,
+)
 from mailservice.inforequests.lifecycle import (
     JOINABLE_STATUSES,
+    OPEN_STATUSES,
     ORAL_CHANNELS,
     REFUSAL_GROUNDS,
     STAFF_SETTABLE,
@@ -225,13 +234,16 @@ def next_number(session: Session, year: int) -> str:
 def recompute_due(settings: Settings, request: Request) -> None:
     """Derive the due date and control date from the registration date and the extension events.
 
-    The original term is never overwritten: extensions are events with their legal basis (froide#281).
+    The term counts from the registration date, never later than the registration term after arrival
+    (:func:`deadlines.term_start`). The original term is never overwritten: extensions are events with their legal
+    basis (froide#281).
     """
     if request.registered_on is None:
         request.due_date = request.control_date = None
         return
     extension = sum(e.extension_days or 0 for e in request.events if e.to_status == Status.extended)
-    term = deadline(Law(request.law), request.registered_on, default_calendar(settings), settings.due_shift, extension)
+    start = term_start(local_date(settings, request.received_at), request.registered_on, is_oral(request))
+    term = deadline(Law(request.law), start, default_calendar(settings), settings.due_shift, extension)
     request.due_date = term.legal_due
     request.control_date = term.control_date
 
@@ -245,7 +257,8 @@ def _event(
     return event
 
 
-def _attach(session: Session, request: Request, event: Event, attachments: Sequence[StoredFile]) -> None:
+def attach_files(session: Session, request: Request, event: Event, attachments: Sequence[StoredFile]) -> None:
+    """Link files already in the blob store to a request's event."""
     for stored in attachments:
         session.add(
             Attachment(
@@ -320,7 +333,7 @@ def create_request(
         comment=subject,
         data={"message_id": message_id} if message_id else {},
     )
-    _attach(session, request, first, attachments)
+    attach_files(session, request, first, attachments)
     _note_rejected(session, request, first, now, rejected)
     anonymous = not (client.name or client.organisation) and not reply_email and channel is not Channel.email
     if anonymous:
@@ -332,24 +345,29 @@ def create_request(
         _set_status(session, request, now, Status.closed, comment="Разъяснён порядок подачи обращения", actor=actor)
         return request
     if register:
-        register_request(session, settings, request, now=now, actor=actor, later=False)
+        register_request(session, settings, request, now=now, actor=actor)
     return request
 
 
+def is_oral(request: Request) -> bool:
+    """Whether the request came orally (phone, visit): registered on the day it came, with date and time."""
+    return request.channel in ORAL_CHANNELS
+
+
 def register_request(
-    session: Session, settings: Settings, request: Request, *, now: dt.datetime, actor: str = "", later: bool = True
+    session: Session, settings: Settings, request: Request, *, now: dt.datetime, actor: str = ""
 ) -> None:
     """Give a received request its number and legal term, and acknowledge it to the client.
 
-    ``later``: the request waited unregistered (staff register it now), so a registration past the three days
-    after receipt is recorded as late.
+    A written request is registered within 3 days of receipt, an oral one on the day (59-FZ art. 8 p. 2, 8-FZ
+    art. 18): one registered later (held as advertising, a call entered days after it came) is registered all the
+    same, the lateness recorded, never hidden, and its term counts from arrival (:func:`recompute_due`).
     """
     if request.status != Status.received:
         raise RequestError("Запрос уже зарегистрирован")
     today = local_date(settings, now)
-    # A written request is registered within 3 days of receipt (59-FZ art. 8 p. 2, 8-FZ art. 18): one registered
-    # later by staff (held as advertising, say) is registered all the same and the lateness recorded, never hidden.
-    late = later and today > registration_due(local_date(settings, request.received_at))
+    received_on = local_date(settings, request.received_at)
+    late = registered_late(received_on, today, is_oral(request))
     request.number = next_number(session, today.year)
     request.registered_at = now
     request.registered_on = today
@@ -364,9 +382,15 @@ def register_request(
         from_status=from_status,
         to_status=Status.registered,
         actor=actor,
-        comment=f"Зарегистрирован под № {request.number}",
+        comment=f"Зарегистрирован под № {request.number}"
+        + (
+            f" с нарушением срока регистрации: поступил {received_on:%d.%m.%Y}, зарегистрировать следовало не "
+            f"позднее {registration_due(received_on, is_oral(request)):%d.%m.%Y}"
+            if late
+            else ""
+        ),
         data={
-            "oral": request.channel in ORAL_CHANNELS,
+            "oral": is_oral(request),
             "time": now.astimezone(settings.tz).isoformat(),
             **({"late_registration": True} if late else {}),
         },
@@ -509,11 +533,12 @@ def add_client_message(
         comment=text,
         data={k: v for k, v in {"message_id": message_id, "subject": subject, "from": from_addr}.items() if v},
     )
-    _attach(session, request, event, attachments)
+    attach_files(session, request, event, attachments)
     _note_rejected(session, request, event, now, rejected)
     if request.status == Status.clarification_requested:
-        # The clarification arrived: back to work. No notice: the client just wrote to us.
-        _set_status(session, request, now, Status.in_progress, comment="Получено уточнение от заявителя")
+        # The clarification arrived: back to work, and the client is told like of any status change (issue 17).
+        changed = _set_status(session, request, now, Status.in_progress, comment="Получено уточнение от заявителя")
+        notifications.status_notice(session, settings, request, changed, now)
     return event
 
 
@@ -555,7 +580,11 @@ def reclassify(
     request.type, request.topic, request.urgency, request.appeal_kind = type_, topic, urgency, appeal_kind
     request.law = law
     request.needs_review = False
+    due_before = request.due_date
     recompute_due(settings, request)
+    if due_before is not None and request.due_date != due_before and Status(request.status) in OPEN_STATUSES:
+        # A new law, a new term: the client is told every change of the due date (issue 17).
+        notifications.due_date_notice(session, settings, request, now, previous=due_before)
     return _event(
         session,
         request,
@@ -568,6 +597,33 @@ def reclassify(
             "before": before,
             "after": {"type": type_, "topic": topic, "urgency": urgency, "appeal_kind": appeal_kind},
         },
+    )
+
+
+def set_notification_address(
+    session: Session, request: Request, address: str, *, actor: str, now: dt.datetime
+) -> Event:
+    """Staff add or change where a request's notices go, after registration (issue 17): only to an address proven
+    for the request's client (README, "Security model"): a typed address proves nothing, so a caller cannot
+    redirect someone else's notices to themselves."""
+    if not request.client.proven_email(address):
+        raise RequestError(
+            "Этот адрес не подтверждён для клиента: уведомления можно направлять только на подтверждённый адрес "
+            "(ответ на наше письмо, переход по ссылке или проверка личности)"
+        )
+    before = request.reply_email
+    if before == address:
+        raise RequestError("Уведомления уже направляются на этот адрес")
+    request.reply_email = address
+    request.reply_to_claimed = None
+    return _event(
+        session,
+        request,
+        now,
+        EventKind.note,
+        actor=actor,
+        comment=f"Адрес для уведомлений: {address}" + (f" (был {before})" if before else ""),
+        data={"internal": True, "notification_address": {"before": before, "after": address}},
     )
 
 
@@ -593,5 +649,6 @@ __all__ = [
     "is_joinable",
     "next_number",
     "register_request",
+    "set_notification_address",
     "update_or_create_client",
 ]

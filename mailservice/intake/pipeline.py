@@ -40,6 +40,7 @@ from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.feedback.service import record_email_thanks
 from mailservice.inforequests import identity, notifications, service
+from mailservice.inforequests.deadlines import REGISTRATION_DAYS
 from mailservice.inforequests.lifecycle import Channel
 from mailservice.inforequests.models import Client, ClientContact, Event, Request
 from mailservice.intake.actions import held_note
@@ -86,6 +87,18 @@ class IntakeResult:
 # message, the outbox row it answers and the journal entry, and returns a reason when it took the message.
 RouteHandler = Callable[[Session, ParsedMessage, OutboxMessage, IntakeEntry], str | None]
 ROUTES: dict[str, RouteHandler] = {}
+
+
+# The Date header is the sender's word: it stands for the arrival only when it is plausible (not in the future and
+# not older than the registration term), since the legal term counts from arrival (deadlines.term_start).
+_ARRIVAL_WINDOW = dt.timedelta(days=REGISTRATION_DAYS)
+
+
+def arrival(date_header: dt.datetime | None, now: dt.datetime) -> dt.datetime:
+    """When a letter arrived, for its terms: its Date when plausible, otherwise the moment intake took it."""
+    if date_header is not None and now - _ARRIVAL_WINDOW <= date_header <= now:
+        return date_header
+    return now
 
 
 def register_route(ref_type: str, handler: RouteHandler) -> None:
@@ -431,7 +444,7 @@ def _decide(
         subject=parsed.subject,
         text=body,
         labels=labels,
-        received_at=parsed.date if parsed.date and parsed.date < now else now,
+        received_at=arrival(parsed.date, now),
         reply_email=parsed.from_addr,
         reply_name=parsed.from_name,
         reply_to_claimed=reply_to,

@@ -68,6 +68,28 @@ def operator_name(settings: Settings) -> str:
     return settings.department_name
 
 
+# The first word of a body's name in the dative case («согласие Департаменту …»).
+_DATIVE = {
+    "Департамент": "Департаменту",
+    "Министерство": "Министерству",
+    "Комитет": "Комитету",
+    "Управление": "Управлению",
+    "Агентство": "Агентству",
+    "Инспекция": "Инспекции",
+    "Служба": "Службе",
+    "Администрация": "Администрации",
+}
+
+
+def operator_dative(settings: Settings) -> str:
+    """The operator's name in the dative case, as the consent text says it: ``department_name_dative`` when set,
+    else the name with its first word declined (a name that starts otherwise is used as it is)."""
+    if settings.department_name_dative.strip():
+        return settings.department_name_dative.strip()
+    first, _, rest = settings.department_name.partition(" ")
+    return f"{_DATIVE.get(first, first)} {rest}".strip()
+
+
 def contact_address(settings: Settings) -> str:
     """Where a person can write to withdraw consent."""
     return settings.mailing_unsubscribe_address or settings.from_address
@@ -82,7 +104,7 @@ def render_consent_text(settings: Settings) -> str:
     """The consent text shown next to the subscribe button (and on the confirmation page)."""
     return render(
         "web/mailings/consent_text.txt",
-        operator=operator_name(settings),
+        operator=operator_dative(settings),
         operator_address=settings.department_address,
         contact=contact_address(settings),
     ).strip()

@@ -31,573 +31,43 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import datetime as dt
+import json
 import logging
 import os
-import queue
 import re
-import secrets
-import socket
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import aiosmtplib
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
-from sqlalchemy import String, bindparam, delete, select, text, update
-from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
-from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy import func, select
 
 from mailservice import faults
-from mailservice.config import Settings
-from mailservice.db import UTCDateTime, get_engine, session_scope, utcnow
-from mailservice.mail import smtp
+from mailservice.config import Settings, get_settings
+from mailservice.db import get_engine, session_scope, utcnow
 from mailservice.mailings import campaigns
+from mailservice.mailings.ledger import PG_ROUND_SQL, Job, Ledger, Outcome, PassResult, new_worker_name
 from mailservice.mailings.models import (
     Campaign,
     CampaignStatus,
     Delivery,
     DeliveryState,
-    Subscriber,
-    Subscription,
-    SubscriptionStatus,
-    Suppression,
-    WorkerBeat,
 )
 from mailservice.mailings.render import CampaignRenderer, Recipient, signer_from_settings
-from mailservice.mailings.subscribers import (
-    apply_bounces,
-    suppress,
-    unsubscribe_mailto,
-    unsubscribe_token,
-    unsubscribe_url,
-)
-from mailservice.outbox import backoff
+from mailservice.mailings.subscribers import UnsubscribeLinks, apply_bounces
+from mailservice.mailings.wire import CONNECT_ERRORS, Lane, LaneClosed
 
 log = logging.getLogger(__name__)
 
 # RFC 3463 "bad destination mailbox address" / "bad destination system": the address itself is dead.
 _DEAD_ADDRESS = re.compile(r"^\s*5\.1\.(1|2|3|10)\b")
-_HEARTBEAT_EVERY = 5.0
-
-
-# The statements of the per-message round, built once (building a statement costs more than running it).
-_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
-_WORKER = bindparam("worker", type_=String())
-_NOW = bindparam("now_", type_=UTCDateTime())
-_CLAIMED_BY_ME = (Delivery.id.in_(_IDS), Delivery.claimed_by == _WORKER, Delivery.state == DeliveryState.claimed)
-_CONSENTING = (
-    select(Subscription.id)
-    .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-    .outerjoin(Suppression, Suppression.email_hash == Subscriber.email_hash)
-    .where(
-        Subscription.id.in_(bindparam("sids", expanding=True)),
-        Subscription.status == SubscriptionStatus.active,
-        Subscriber.purged_at.is_(None),
-        Suppression.email_hash.is_(None),
-    )
-    # Withdrawal takes FOR UPDATE on the same row: one of the two waits for the other (PostgreSQL).
-    .with_for_update(read=True, of=Subscription)
-)
-_MARK_SENDING = (
-    update(Delivery).where(*_CLAIMED_BY_ME).values(state=DeliveryState.sending, sending_at=_NOW).returning(Delivery.id)
-)
-_MARK_SKIPPED = (
-    update(Delivery)
-    .where(*_CLAIMED_BY_ME)
-    .values(state=DeliveryState.skipped, claimed_by="", last_error="согласие отозвано до отправки")
-    .returning(Delivery.id)
-)
-_RELEASE = (
-    update(Delivery)
-    .where(*_CLAIMED_BY_ME)
-    .values(state=DeliveryState.queued, claimed_by="", claim_token="", attempts=Delivery.attempts - 1)
-)
-_MARK_SENT = (
-    update(Delivery)
-    .where(
-        Delivery.id.in_(_IDS),
-        Delivery.claimed_by == _WORKER,
-        Delivery.state.in_([DeliveryState.sending, DeliveryState.ambiguous]),
-    )
-    .values(state=DeliveryState.sent, sent_at=_NOW, claimed_by="", last_error="")
-)
-_BEAT = update(WorkerBeat).where(WorkerBeat.name == _WORKER).values(heartbeat_at=_NOW)
-
-# PostgreSQL: the whole round as one statement (data-modifying CTEs run whether or not they are referenced).
-_PG_ROUND = text(
-    """
-    WITH consenting AS (
-        SELECT s.id FROM mailing_subscriptions AS s
-        JOIN mailing_subscribers AS p ON p.id = s.subscriber_id
-        WHERE s.id = ANY(:sids) AND s.status = 'active' AND p.purged_at IS NULL
-          AND NOT EXISTS (SELECT 1 FROM mailing_suppressions AS x WHERE x.email_hash = p.email_hash)
-        FOR SHARE OF s
-    ), sent AS (
-        UPDATE mailing_deliveries SET state = 'sent', sent_at = :now_, claimed_by = '', last_error = ''
-        WHERE id = ANY(:sent) AND claimed_by = :worker AND state IN ('sending', 'ambiguous')
-        RETURNING id
-    )
-    UPDATE mailing_deliveries SET state = 'sending', sending_at = :now_
-    WHERE id = ANY(:ids) AND claimed_by = :worker AND state = 'claimed'
-      AND subscription_id IN (SELECT id FROM consenting)
-    RETURNING id
-    """
-).bindparams(bindparam("now_", type_=UTCDateTime()))
-# The same statement for psycopg's own asyncio connection (pyformat placeholders).
-_PG_ROUND_SQL = str(_PG_ROUND.compile(dialect=psycopg_dialect.dialect()))
-
-
-def new_worker_name() -> str:
-    """Host, process id and a random part (a recycled pid never inherits a dead worker's claims)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-def _pid_dead(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    # A zombie (killed, not yet reaped by its parent) sends nothing any more.
-    stat = Path(f"/proc/{pid}/stat")
-    with contextlib.suppress(OSError):
-        return stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    return False
-
-
-def worker_is_dead(owner: str, beat: WorkerBeat | None, now: dt.datetime, timeout_s: float) -> bool:
-    """Whether the worker that claimed rows is gone: silent too long, or (same host) its process has exited."""
-    if beat is None or beat.heartbeat_at < now - dt.timedelta(seconds=timeout_s):
-        return True
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host == socket.gethostname() and pid_text.isdigit():
-        return _pid_dead(int(pid_text))
-    return False
-
-
-@dataclass
-class Job:
-    """One claimed copy."""
-
-    delivery_id: int
-    subscription_id: int
-    address: str
-    name: str
-    nonce: str
-    attempts: int
-    slot: dt.datetime | None = None  # not before (campaign throttle)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What happened to a job on the wire."""
-
-    state: str  # sent | defer | failed | ambiguous | release
-    error: str = ""
-    dead_address: bool = False
-
-
-@dataclass
-class PassResult:
-    """Counts of one pass over a campaign."""
-
-    sent: int = 0
-    failed: int = 0
-    deferred: int = 0
-    skipped: int = 0
-    ambiguous: int = 0
-    released: int = 0
-    paused: bool = False
-    smtp_down: bool = False
-
-    def add(self, outcome: Outcome) -> None:
-        """Count one outcome."""
-        if outcome.state == "sent":
-            self.sent += 1
-        elif outcome.state == "failed":
-            self.failed += 1
-        elif outcome.state == "defer":
-            self.deferred += 1
-        elif outcome.state == "ambiguous":
-            self.ambiguous += 1
-        elif outcome.state == "release":
-            self.released += 1
-
-
-class Ledger:
-    """The database side of one worker on one campaign (synchronous; the sender runs it in a thread)."""
-
-    def __init__(self, settings: Settings, campaign_id: int, worker: str) -> None:
-        self.settings = settings
-        self.campaign_id = campaign_id
-        self.worker = worker
-        self._last_beat = 0.0
-        self._status_read_at = 0.0
-        self._sending = True
-        self._idle: queue.SimpleQueue[Connection] = queue.SimpleQueue()
-
-    # -- liveness --------------------------------------------------------------------------------------------
-
-    def _beat(self, session: Session, now: dt.datetime, force: bool = False) -> None:
-        if not force and time.monotonic() - self._last_beat < _HEARTBEAT_EVERY:
-            return
-        self._last_beat = time.monotonic()
-        row = session.get(WorkerBeat, self.worker)
-        if row is None:
-            host, _, rest = self.worker.partition(":")
-            session.add(
-                WorkerBeat(
-                    name=self.worker, host=host, pid=int(rest.partition(":")[0]), started_at=now, heartbeat_at=now
-                )
-            )
-        else:
-            row.heartbeat_at = now
-
-    def heartbeat(self) -> None:
-        """Tell other workers this one is alive."""
-        with session_scope(self.settings) as session:
-            self._beat(session, utcnow(), force=True)
-
-    def forget(self) -> None:
-        """Remove this worker's heartbeat (clean exit)."""
-        with session_scope(self.settings) as session:
-            session.execute(delete(WorkerBeat).where(WorkerBeat.name == self.worker))
-
-    # -- claiming --------------------------------------------------------------------------------------------
-
-    def claim(self, limit: int) -> tuple[list[Job], str]:
-        """Claim up to ``limit`` due copies; returns them and the campaign status (``sending`` to go on)."""
-        settings = self.settings
-        now = utcnow()
-        with session_scope(settings) as session:
-            rate = settings.mailing_rate_per_minute
-            # The throttle is shared through the campaign row: lock it only when there is a rate to share.
-            campaign = campaigns.get(session, self.campaign_id, lock=rate > 0)
-            if campaign.status != CampaignStatus.sending:
-                return [], campaign.status
-            start = now
-            if rate > 0:
-                start = max(now, campaign.next_send_at or now)
-                if start > now + dt.timedelta(seconds=30):
-                    return [], campaign.status  # other workers hold the next half-minute of slots
-                limit = max(1, min(limit, rate // 2 or 1))
-            query = (
-                select(Delivery.id)
-                .where(
-                    Delivery.campaign_id == self.campaign_id,
-                    Delivery.state == DeliveryState.queued,
-                    Delivery.next_attempt_at <= now,
-                )
-                .order_by(Delivery.id)
-                .limit(limit)
-            )
-            if session.get_bind().dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            ids = list(session.scalars(query))
-            if not ids:
-                return [], campaign.status
-            self._beat(session, now, force=True)
-            token = secrets.token_hex(8)
-            session.execute(
-                update(Delivery)
-                .where(Delivery.id.in_(ids))
-                .values(
-                    state=DeliveryState.claimed,
-                    claimed_by=self.worker,
-                    claim_token=token,
-                    claimed_at=now,
-                    attempts=Delivery.attempts + 1,
-                )
-            )
-            rows = session.execute(
-                select(
-                    Delivery.id,
-                    Delivery.subscription_id,
-                    Delivery.attempts,
-                    Subscriber.email_ascii,
-                    Subscriber.name,
-                    Subscription.nonce,
-                )
-                .join(Subscription, Subscription.id == Delivery.subscription_id)
-                .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-                .where(Delivery.id.in_(ids))
-                .order_by(Delivery.id)
-            ).all()
-            jobs, gone = [], []
-            for row in rows:
-                if not row.email_ascii:  # purged meanwhile: consent was withdrawn long ago
-                    gone.append(row.id)
-                    continue
-                jobs.append(Job(row.id, row.subscription_id, row.email_ascii, row.name, row.nonce, row.attempts))
-            if gone:
-                session.execute(
-                    update(Delivery).where(Delivery.id.in_(gone)).values(state=DeliveryState.skipped, claimed_by="")
-                )
-            if rate > 0:
-                interval = dt.timedelta(seconds=60.0 / rate)
-                for k, job in enumerate(jobs):
-                    job.slot = start + k * interval
-                campaign.next_send_at = start + len(jobs) * interval
-        faults.point("mailing_after_claim")
-        return jobs, CampaignStatus.sending
-
-    def release(self, jobs: list[Job]) -> None:
-        """Hand claimed copies back to the queue (pause, stop, SMTP down before they were tried)."""
-        if not jobs:
-            return
-        with session_scope(self.settings) as session:
-            session.execute(
-                update(Delivery)
-                .where(
-                    Delivery.id.in_([j.delivery_id for j in jobs]),
-                    Delivery.claimed_by == self.worker,
-                    Delivery.state == DeliveryState.claimed,
-                )
-                .values(state=DeliveryState.queued, claimed_by="", claim_token="", attempts=Delivery.attempts - 1)
-            )
-
-    def settle_own(self) -> None:
-        """After a pass: anything of ours still claimed goes back to the queue, anything still ``sending`` (its
-        outcome could not be recorded) becomes ``ambiguous``. Normally there is nothing."""
-        with session_scope(self.settings) as session:
-            session.execute(
-                update(Delivery)
-                .where(Delivery.claimed_by == self.worker, Delivery.state == DeliveryState.claimed)
-                .values(state=DeliveryState.queued, claimed_by="", claim_token="")
-            )
-            lost = list(
-                session.scalars(
-                    update(Delivery)
-                    .where(Delivery.claimed_by == self.worker, Delivery.state == DeliveryState.sending)
-                    .values(state=DeliveryState.ambiguous, claimed_by="", last_error="outcome not recorded")
-                    .returning(Delivery.id)
-                )
-            )
-            for delivery_id in lost:
-                log.warning("mailing delivery %s is ambiguous (outcome not recorded); not re-sent", delivery_id)
-
-    # -- the attempt round -----------------------------------------------------------------------------------
-
-    def _connection(self) -> Connection:
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            conn = get_engine(self.settings).connect()
-            if conn.dialect.name == "postgresql":
-                # Each round is one statement: in autocommit it is its own transaction, so a round costs one
-                # round trip and one WAL flush.
-                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            return conn
-
-    def close(self) -> None:
-        """Return the round connections (end of a pass)."""
-        while True:
-            try:
-                self._idle.get_nowait().close()
-            except queue.Empty:
-                return
-
-    def commit_round(self, jobs: list[Job], outcomes: list[tuple[Job, Outcome]]) -> dict[int, str]:
-        """Record finished copies and, for copies about to be sent, re-check consent and mark them ``sending``.
-
-        Returns a verdict per job: ``go``, ``skip`` (consent gone), ``lost`` (no longer ours) or ``paused``. This
-        runs once per message and connection, so it uses prepared statements on connections kept for the pass
-        (no ORM unit of work, no pool check-out per round): its cost bounds the throughput.
-        """
-        now = utcnow()
-        conn = self._connection()
-        try:
-            if conn.dialect.name == "postgresql":
-                verdicts = self._round_pg(conn, jobs, outcomes, now)
-            else:
-                with conn.begin():
-                    verdicts = self._round(conn, jobs, outcomes, now)
-        except BaseException:
-            conn.close()  # never reuse a connection in an unknown state
-            raise
-        self._idle.put(conn)
-        return verdicts
-
-    def _common(self, conn: Connection, jobs: list[Job], now: dt.datetime) -> dict[int, str] | None:
-        """Heartbeat and pause check; the verdicts when the round ends here."""
-        if time.monotonic() - self._last_beat > _HEARTBEAT_EVERY:
-            self._last_beat = time.monotonic()
-            conn.execute(_BEAT, {"worker": self.worker, "now_": now})
-        if not jobs:
-            return {}
-        if not self._still_sending(conn):
-            ids = [j.delivery_id for j in jobs]
-            conn.execute(_RELEASE, {"ids": ids, "worker": self.worker})
-            return {i: "paused" for i in ids}
-        return None
-
-    def _round(
-        self, conn: Connection, jobs: list[Job], outcomes: list[tuple[Job, Outcome]], now: dt.datetime
-    ) -> dict[int, str]:
-        """SQLite: the statements in one (BEGIN IMMEDIATE) transaction."""
-        self._apply(conn, outcomes, now)
-        done = self._common(conn, jobs, now)
-        if done is not None:
-            return done
-        return self._check_and_mark(conn, jobs, now)
-
-    def _check_and_mark(self, conn: Connection, jobs: list[Job], now: dt.datetime) -> dict[int, str]:
-        ids = [j.delivery_id for j in jobs]
-        consenting = set(conn.scalars(_CONSENTING, {"sids": [j.subscription_id for j in jobs]}))
-        go = [j.delivery_id for j in jobs if j.subscription_id in consenting]
-        skip = [j.delivery_id for j in jobs if j.subscription_id not in consenting]
-        marked = set(conn.scalars(_MARK_SENDING, {"ids": go, "worker": self.worker, "now_": now})) if go else set()
-        skipped = set(conn.scalars(_MARK_SKIPPED, {"ids": skip, "worker": self.worker})) if skip else set()
-        return {i: "go" if i in marked else "skip" if i in skipped else "lost" for i in ids}
-
-    def fast_round_params(self, jobs: list[Job], outcomes: list[tuple[Job, Outcome]]) -> dict[str, object] | None:
-        """Parameters of the one-statement PostgreSQL round, or None when this round needs the full path."""
-        if (
-            not jobs
-            or any(o.state != "sent" for _j, o in outcomes)
-            or time.monotonic() - self._last_beat > _HEARTBEAT_EVERY
-            or time.monotonic() - self._status_read_at > 0.5
-            or not self._sending
-        ):
-            return None
-        return {
-            "ids": [j.delivery_id for j in jobs],
-            "sids": [j.subscription_id for j in jobs],
-            "sent": [j.delivery_id for j, o in outcomes],
-            "worker": self.worker,
-            "now_": utcnow(),
-        }
-
-    def _round_pg(
-        self, conn: Connection, jobs: list[Job], outcomes: list[tuple[Job, Outcome]], now: dt.datetime
-    ) -> dict[int, str]:
-        """PostgreSQL (autocommit): the consent check (FOR SHARE), the ``sending`` marks and the ``sent`` marks
-        of earlier copies in one statement; the rare leftovers (consent gone, other outcomes) separately."""
-        self._apply(conn, [(j, o) for j, o in outcomes if o.state != "sent"], now)
-        sent = [j.delivery_id for j, o in outcomes if o.state == "sent"]
-        done = self._common(conn, jobs, now)
-        if done is not None:
-            if sent:
-                conn.execute(_MARK_SENT, {"ids": sent, "worker": self.worker, "now_": now})
-            return done
-        params = {
-            "ids": [j.delivery_id for j in jobs],
-            "sids": [j.subscription_id for j in jobs],
-            "sent": sent,
-            "worker": self.worker,
-            "now_": now,
-        }
-        marked = set(conn.scalars(_PG_ROUND, params))
-        rest = [j for j in jobs if j.delivery_id not in marked]
-        verdicts = {i: "go" for i in marked}
-        if rest:
-            verdicts.update(self._check_and_mark(conn, rest, now))
-        return verdicts
-
-    def _still_sending(self, conn: Connection) -> bool:
-        """Whether the campaign still runs; read at most twice a second (a pause takes effect that fast)."""
-        if time.monotonic() - self._status_read_at > 0.5:
-            status = conn.scalar(select(Campaign.status).where(Campaign.id == self.campaign_id))
-            self._sending = status == CampaignStatus.sending
-            self._status_read_at = time.monotonic()
-        return self._sending
-
-    def _apply(self, conn: Connection, outcomes: list[tuple[Job, Outcome]], now: dt.datetime) -> None:
-        sent = [j.delivery_id for j, o in outcomes if o.state == "sent"]
-        if sent:
-            conn.execute(_MARK_SENT, {"ids": sent, "worker": self.worker, "now_": now})
-        mine = Delivery.claimed_by == self.worker
-        for job, outcome in outcomes:
-            if outcome.state == "sent":
-                continue
-            values: dict[str, object] = {"last_error": outcome.error[:2000], "claimed_by": ""}
-            if outcome.state == "defer" and job.attempts < self.settings.outbox_max_attempts:
-                values.update(state=DeliveryState.queued, next_attempt_at=now + backoff(job.attempts), claim_token="")
-            elif outcome.state == "release":
-                values.update(state=DeliveryState.queued, claim_token="", attempts=Delivery.attempts - 1)
-            elif outcome.state == "ambiguous":
-                values.update(state=DeliveryState.ambiguous)
-                log.warning(
-                    "mailing delivery %s (campaign %s) is ambiguous, not re-sent: %s",
-                    job.delivery_id,
-                    self.campaign_id,
-                    outcome.error,
-                )
-            else:
-                values.update(state=DeliveryState.failed)
-            conn.execute(
-                update(Delivery)
-                .where(
-                    Delivery.id == job.delivery_id,
-                    mine,
-                    Delivery.state.in_([DeliveryState.claimed, DeliveryState.sending]),
-                )
-                .values(**values)
-            )
-            if outcome.dead_address:
-                with Session(bind=conn) as session:
-                    address_hash = session.scalar(
-                        select(Subscriber.email_hash)
-                        .join(Subscription, Subscription.subscriber_id == Subscriber.id)
-                        .where(Subscription.id == job.subscription_id)
-                    )
-                    if address_hash:
-                        suppress(session, address_hash, "bounce", now, outcome.error)
-                    session.flush()
-
-    # -- reconciling -----------------------------------------------------------------------------------------
-
-    def reconcile(self) -> int:
-        """Settle copies left by dead workers: ``claimed`` back to the queue, ``sending`` to ``ambiguous``."""
-        now = utcnow()
-        settled = 0
-        with session_scope(self.settings) as session:
-            owners = set(
-                session.scalars(
-                    select(Delivery.claimed_by)
-                    .where(Delivery.state.in_([DeliveryState.claimed, DeliveryState.sending]))
-                    .distinct()
-                )
-            )
-            owners.discard(self.worker)
-            if not owners:
-                return 0
-            beats = {b.name: b for b in session.scalars(select(WorkerBeat).where(WorkerBeat.name.in_(owners)))}
-            for owner in sorted(owners):
-                if not worker_is_dead(owner, beats.get(owner), now, self.settings.mailing_worker_timeout):
-                    continue
-                requeued = session.execute(
-                    update(Delivery)
-                    .where(Delivery.claimed_by == owner, Delivery.state == DeliveryState.claimed)
-                    .values(state=DeliveryState.queued, claimed_by="", claim_token="")
-                )
-                lost = list(
-                    session.scalars(
-                        update(Delivery)
-                        .where(Delivery.claimed_by == owner, Delivery.state == DeliveryState.sending)
-                        .values(
-                            state=DeliveryState.ambiguous,
-                            claimed_by="",
-                            last_error="the worker stopped between DATA and the server's answer; not re-sent",
-                        )
-                        .returning(Delivery.id)
-                    )
-                )
-                for delivery_id in lost:
-                    log.warning(
-                        "mailing delivery %s is ambiguous (worker %s died mid-DATA); not re-sent", delivery_id, owner
-                    )
-                session.execute(delete(WorkerBeat).where(WorkerBeat.name == owner))
-                settled += int(requeued.rowcount or 0) + len(lost)  # type: ignore[attr-defined]
-        return settled
 
 
 @dataclass
@@ -666,7 +136,7 @@ class Coordinator:
                 if verdicts.get(request.job.delivery_id) == "go":
                     try:
                         request.send()
-                    except (aiosmtplib.SMTPException, OSError):
+                    except OSError:  # LaneClosed included
                         verdicts[request.job.delivery_id] = "unsent"  # the connection was gone: nothing written
         for request in requests:
             if isinstance(verdicts, BaseException):
@@ -688,7 +158,7 @@ class Coordinator:
             self._aconn = await psycopg.AsyncConnection.connect(
                 url.render_as_string(hide_password=False), autocommit=True
             )
-        cursor = await self._aconn.execute(_PG_ROUND_SQL, params)
+        cursor = await self._aconn.execute(PG_ROUND_SQL, params)
         verdicts = {row[0]: "go" for row in await cursor.fetchall()}
         rest = [j for j in jobs if j.delivery_id not in verdicts]
         if rest:  # consent gone (or the row no longer ours): the full path says which, and marks it
@@ -767,19 +237,21 @@ class CampaignPass:
         self.result = PassResult()
         self._halt = False  # paused, SMTP down or stopped: no more claims, release what is queued
         self._renderer: CampaignRenderer | None = None
+        self._links = UnsubscribeLinks(settings)
+        self._mail_from = b"FROM:<" + settings.from_address.encode("ascii") + b">"
         self.early_round = False  # PostgreSQL: start the round while RCPT and DATA travel (set in run())
 
     def _should_halt(self) -> bool:
         return self._halt or self.stop.is_set() or (self.deadline is not None and time.monotonic() > self.deadline)
 
     def _recipient(self, job: Job) -> Recipient:
-        token = unsubscribe_token(self.settings, job.subscription_id, job.nonce)
+        url, mailto = self._links(job.subscription_id, job.nonce)
         return Recipient(
             subscription_id=job.subscription_id,
             address=job.address,
             name=job.name,
-            unsubscribe_url=unsubscribe_url(self.settings, token),
-            unsubscribe_mailto=unsubscribe_mailto(self.settings, token),
+            unsubscribe_url=url,
+            unsubscribe_mailto=mailto,
         )
 
     def _count(self, outcome: Outcome) -> None:
@@ -845,19 +317,17 @@ class CampaignPass:
             for job in jobs:
                 queue.put_nowait(job)
 
-    async def _connect(self) -> aiosmtplib.SMTP | None:
-        client = smtp.client(self.settings)
+    async def _connect(self) -> Lane | None:
         try:
-            await client.connect()
-        except (aiosmtplib.SMTPException, OSError) as exc:
+            return await Lane.open(self.settings)
+        except CONNECT_ERRORS as exc:
             log.warning("mailing: SMTP connection failed: %s", exc)
             self._halt = True
             self.result.smtp_down = True
             return None
-        return client
 
     async def _connection(self, queue: asyncio.Queue[Job | None], coordinator: Coordinator) -> None:
-        client: aiosmtplib.SMTP | None = None
+        client: Lane | None = None
         used = 0
         try:
             while True:
@@ -899,18 +369,12 @@ class CampaignPass:
                 await self._close(client, polite=True)
 
     @staticmethod
-    async def _close(client: aiosmtplib.SMTP, *, polite: bool) -> None:
-        if polite and client.is_connected:
-            try:
-                await client.quit()
-                return
-            except (aiosmtplib.SMTPException, OSError):
-                pass
+    async def _close(client: Lane, *, polite: bool) -> None:
+        if polite:
+            await client.quit()
         client.close()
 
-    async def _send_one(
-        self, client: aiosmtplib.SMTP, job: Job, coordinator: Coordinator
-    ) -> tuple[Outcome | None, bool]:
+    async def _send_one(self, client: Lane, job: Job, coordinator: Coordinator) -> tuple[Outcome | None, bool]:
         """One copy on an open connection; returns its outcome (None when already recorded) and keep-alive.
 
         The consent re-check and the ``sending`` mark must commit before the content goes out, and the content
@@ -922,31 +386,30 @@ class CampaignPass:
         assert self._renderer is not None
         raw = self._renderer.message(self._recipient(job))
         data = PERIOD_REGEX.sub(b"..", normalize_message_line_endings(raw)) + b".\r\n"
-        timeout = self.settings.smtp_timeout
         wire = _Wire(client, data)
         early: asyncio.Future[str] | None = None
         failure: tuple[Outcome, bool] | None = None
+        stage = "MAIL"
         try:
-            await client.mail(self.settings.from_address, timeout=timeout)
-            if self.early_round:
-                early = asyncio.ensure_future(coordinator.before_data(job, wire.go))
-            await client.rcpt(job.address, timeout=timeout)
-            reply = await client.execute_command(b"DATA", timeout=timeout)
+            reply = await client.command(b"MAIL", self._mail_from)
+            if reply.code == 250:
+                if self.early_round:
+                    early = asyncio.ensure_future(coordinator.before_data(job, wire.go))
+                stage = "RCPT"
+                reply = await client.command(b"RCPT", b"TO:<" + job.address.encode("ascii") + b">")
+                if reply.code in (250, 251):
+                    stage = "DATA"
+                    reply = await client.command(b"DATA")
             if reply.code != 354:
-                raise aiosmtplib.SMTPDataError(reply.code, reply.message)
-        except aiosmtplib.SMTPResponseException as exc:
-            # Refused before any content: safe to retry on 4xx; 5xx is final (RFC 5321 4.2.1).
-            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
-                await client.rset(timeout=timeout)
-            permanent = 500 <= exc.code < 600
-            dead = (
-                permanent
-                and isinstance(exc, aiosmtplib.SMTPRecipientRefused)
-                and bool(_DEAD_ADDRESS.match(exc.message))
-            )
-            outcome = Outcome("failed" if permanent else "defer", f"{exc.code} {exc.message}", dead_address=dead)
-            failure = (outcome, client.is_connected)
-        except (aiosmtplib.SMTPException, OSError) as exc:
+                # Refused before any content: safe to retry on 4xx; 5xx is final (RFC 5321 4.2.1).
+                with contextlib.suppress(LaneClosed, TimeoutError, OSError):
+                    await client.command(b"RSET")
+                permanent = 500 <= reply.code < 600
+                dead = permanent and stage == "RCPT" and bool(_DEAD_ADDRESS.match(reply.message))
+                outcome = Outcome("failed" if permanent else "defer", str(reply), dead_address=dead)
+                failure = (outcome, client.is_connected)
+        except (LaneClosed, TimeoutError, OSError, UnicodeError, ValueError) as exc:
+            client.close()
             failure = (Outcome("defer", f"{type(exc).__name__}: {exc}"), False)
         if failure is not None:
             # Nothing was transferred; an early verdict only says whether the row is still ours to record.
@@ -961,6 +424,7 @@ class CampaignPass:
             wire.invited = True  # the 354 is in: the coordinator writes right where its commit returns
             verdict = await coordinator.before_data(job, wire.go)
         if verdict == "unsent":
+            client.close()
             return Outcome("defer", "connection lost before the message was sent"), False
         if verdict != "go":
             # Drop the connection: an unterminated DATA is discarded by the server, nothing is delivered.
@@ -971,23 +435,23 @@ class CampaignPass:
                 self._halt = True
                 self.result.paused = True
             return None, False
-        assert client.protocol is not None
         try:
-            reply = await client.protocol.read_response(timeout=timeout)
-        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+            reply = await client.reply()
+        except (LaneClosed, TimeoutError, OSError) as exc:
             # The final dot may have reached the server: at most once means not sending it again.
+            client.close()
             return Outcome("ambiguous", f"no answer after the message was sent: {type(exc).__name__}: {exc}"), False
         faults.point("mailing_after_250")
         if reply.code == 250:
             return Outcome("sent"), True
         permanent = 500 <= reply.code < 600
-        return Outcome("failed" if permanent else "defer", f"{reply.code} {reply.message}"), True
+        return Outcome("failed" if permanent else "defer", str(reply)), True
 
 
 class _Wire:
     """Writes a message as soon as both the ``go`` verdict and the server's 354 are in (whichever comes last)."""
 
-    def __init__(self, client: aiosmtplib.SMTP, data: bytes) -> None:
+    def __init__(self, client: Lane, data: bytes) -> None:
         self.client = client
         self.data = data
         self.cleared = False  # the verdict was "go"
@@ -995,14 +459,8 @@ class _Wire:
         self.written = False
 
     def _write(self) -> None:
-        protocol = self.client.protocol
-        if protocol is None:
-            raise aiosmtplib.SMTPServerDisconnected("connection lost")
         faults.point("mailing_before_dot")
-        # aiosmtplib (pinned) drops bytes that arrive while no reply is expected; the 250 may arrive before the
-        # sending coroutine runs again, so say a reply is expected before writing, as its own DATA code does.
-        protocol._response_pending = True
-        protocol.write(self.data)
+        self.client.write(self.data)
         self.written = True
 
     def go(self) -> None:
@@ -1017,7 +475,7 @@ class _Wire:
         if self.cleared and not self.written:
             try:
                 self._write()
-            except (aiosmtplib.SMTPException, OSError):
+            except (LaneClosed, OSError):
                 await verdict
                 return "unsent"
         return await verdict
@@ -1072,6 +530,109 @@ class SendSummary:
     totals: PassResult = field(default_factory=PassResult)
 
 
+def _queued(settings: Settings, campaign_id: int) -> int:
+    with session_scope(settings) as session:
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(Delivery)
+                .where(Delivery.campaign_id == campaign_id, Delivery.state == DeliveryState.queued)
+            )
+            or 0
+        )
+
+
+_HELPER_CODE = "from mailservice.mailings.sender import helper_main; helper_main()"
+
+
+class _Helpers:
+    """Sender processes beside this one on the same campaign: separate workers to the database (their own claims,
+    consent rounds and heartbeats), started with this process's environment and stopped with it."""
+
+    def __init__(self, processes: list[subprocess.Popen[str]]) -> None:
+        self.processes = processes
+
+    @classmethod
+    def start(cls, campaign_id: int, count: int) -> _Helpers:
+        env = dict(os.environ, MAILSERVICE_MAILING_PROCESSES="1")  # a helper starts no helpers of its own
+        command = [sys.executable, "-c", _HELPER_CODE, str(campaign_id), str(os.getpid())]
+        return cls(
+            [
+                subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+                for _ in range(count)
+            ]
+        )
+
+    def stop(self) -> None:
+        """Ask every helper to stop (it finishes the copies in flight and hands back the rest)."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+
+    def collect(self, timeout: float) -> list[PassResult]:
+        """Wait for the helpers and return their counts; a helper that does not end in time is killed."""
+        results = []
+        for process in self.processes:
+            try:
+                out, _err = process.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                out, _err = process.communicate()
+            lines = (out or "").strip().splitlines()
+            try:
+                counts = json.loads(lines[-1]) if lines else {}
+            except ValueError:
+                counts = {}
+            result = PassResult()
+            for name in _COUNTS:
+                setattr(result, name, int(counts.get(name, 0)))
+            results.append(result)
+        return results
+
+
+_COUNTS = ("sent", "failed", "deferred", "skipped", "ambiguous", "released")
+
+
+def _add(totals: PassResult, result: PassResult) -> None:
+    for name in _COUNTS:
+        setattr(totals, name, getattr(totals, name) + getattr(result, name))
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: SIGTERM (a graceful stop) when the parent dies, even by SIGKILL; exit now if it is gone already."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        sys.exit(0)
+
+
+def helper_main() -> None:
+    """A helper process (``python -c``, arguments: campaign id, parent pid): send, then print the counts as JSON."""
+    campaign_id, parent = int(sys.argv[1]), int(sys.argv[2])
+    _die_with_parent(parent)
+    settings = get_settings()
+
+    async def run() -> SendSummary:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        return await send_campaign(settings, campaign_id, stop=stop)
+
+    summary = asyncio.run(run())
+    print(json.dumps({name: getattr(summary.totals, name) for name in _COUNTS}), flush=True)
+
+
+async def _start_helpers(settings: Settings, campaign_id: int) -> _Helpers | None:
+    """Helpers when the settings allow more than one process and the campaign has more than one batch left."""
+    wanted = (settings.mailing_processes or os.cpu_count() or 1) - 1
+    if wanted < 1 or settings != get_settings():  # settings built in code are not the helpers' environment
+        return None
+    queued = await asyncio.to_thread(_queued, settings, campaign_id)
+    count = min(wanted, -(-queued // max(1, settings.mailing_batch_size)) - 1)
+    return _Helpers.start(campaign_id, count) if count > 0 else None
+
+
 async def send_campaign(
     settings: Settings,
     campaign_id: int,
@@ -1079,25 +640,26 @@ async def send_campaign(
     stop: asyncio.Event | None = None,
     on_outcome: ProgressCallback | None = None,
 ) -> SendSummary:
-    """Start the campaign if it is a draft and send until every copy is final (any number of processes may do
-    this at once on PostgreSQL). Returns early when the campaign is paused or ``stop`` is set."""
+    """Start the campaign if it is a draft and send until every copy is final, with helper processes per
+    ``MAILING_PROCESSES`` (any number of processes may do this at once). Returns early when the campaign is paused
+    or ``stop`` is set (the helpers are stopped too); the counts include the helpers'."""
     stop = stop or asyncio.Event()
     with session_scope(settings) as session:
         campaigns.start(session, settings, campaign_id, utcnow())
     worker = new_worker_name()
     ledger = Ledger(settings, campaign_id, worker)
     summary = SendSummary(status="")
+    helpers = await _start_helpers(settings, campaign_id)
     try:
         while not stop.is_set():
             result = await _pass(settings, campaign_id, worker, stop=stop, on_outcome=on_outcome)
-            for name in ("sent", "failed", "deferred", "skipped", "ambiguous", "released"):
-                setattr(summary.totals, name, getattr(summary.totals, name) + getattr(result, name))
+            _add(summary.totals, result)
             status, due, busy = await asyncio.to_thread(_remaining, settings, campaign_id)
             summary.status = status
             if status != CampaignStatus.sending:
                 break
             # Copies deferred (4xx), held by other workers, or SMTP down: wait, then try again.
-            wait = 1.0 if busy or result.smtp_down else 0.2
+            wait = 5.0 if result.smtp_down else 0.1 if busy else 0.2
             if due is not None:
                 wait = max(0.05, min(wait if busy else 30.0, (due - utcnow()).total_seconds()))
                 if result.smtp_down:
@@ -1106,7 +668,14 @@ async def send_campaign(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=wait)
     finally:
+        if helpers is not None:
+            if stop.is_set() or summary.status != CampaignStatus.done:
+                helpers.stop()
+            for result in await asyncio.to_thread(helpers.collect, settings.smtp_timeout + 60):
+                _add(summary.totals, result)
         await asyncio.to_thread(ledger.forget)
+    if helpers is not None and summary.status == CampaignStatus.sending:
+        summary.status = await asyncio.to_thread(lambda: _remaining(settings, campaign_id)[0])
     return summary
 
 

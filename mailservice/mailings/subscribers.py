@@ -162,6 +162,22 @@ def unsubscribe_mailto(settings: Settings, token: str) -> str:
     return f"mailto:{consent.contact_address(settings)}?subject={quote('unsubscribe ' + token)}"
 
 
+class UnsubscribeLinks:
+    """:func:`unsubscribe_url` and :func:`unsubscribe_mailto` for the many recipients of a campaign: the signing key
+    is set up once (:class:`tokens.Minter`) and the fixed parts of both links built once."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._mint = tokens.Minter(settings, Purpose.unsubscribe)
+        self._url = unsubscribe_url(settings, "")
+        # The token's characters (letters, digits, "-", "_", ".") are left as they are by quote().
+        self._mailto = unsubscribe_mailto(settings, "")
+
+    def __call__(self, subscription_id: int, nonce: str) -> tuple[str, str]:
+        """The withdrawal link and the mailto: alternative of one subscription."""
+        token = self._mint([subscription_id, nonce])
+        return self._url + token, self._mailto + token
+
+
 def _pair(payload: object) -> tuple[int, str]:
     if (
         isinstance(payload, list)

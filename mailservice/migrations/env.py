@@ -6,6 +6,7 @@ from alembic import context
 
 from mailservice.config import get_settings
 from mailservice.db import make_engine
+from mailservice.inforequests.search_index import include_name
 from mailservice.models import Base
 
 config = context.config
@@ -14,7 +15,9 @@ url = config.attributes.get("database_url") or get_settings().effective_database
 
 def run_migrations_offline() -> None:
     """Emit SQL without a connection (``alembic upgrade --sql``)."""
-    context.configure(url=url, target_metadata=Base.metadata, literal_binds=True, render_as_batch=True)
+    context.configure(
+        url=url, target_metadata=Base.metadata, literal_binds=True, render_as_batch=True, include_name=include_name
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -28,6 +31,7 @@ def run_migrations_online() -> None:
             target_metadata=Base.metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            include_name=include_name,
         )
         with context.begin_transaction():
             context.run_migrations()

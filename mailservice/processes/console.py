@@ -130,9 +130,11 @@ async def version_page(request: Request, number: DbId, ctx: Anyone) -> HTMLRespo
 
 
 @router.get("/diff", response_class=HTMLResponse)
-async def diff_page(request: Request, ctx: Anyone) -> HTMLResponse:
+async def diff_page(request: Request, ctx: Anyone) -> Response:
     """What changed between two versions: columns, processes added and removed, cells changed (highlighted)."""
     a, b = request.query_params.get("a", ""), request.query_params.get("b", "")
+    if not (a or b):  # no choice made yet: the versions page is where two are chosen
+        return redirect(request.url_for("versions_page").path)
     if not (a.isdigit() and b.isdigit()):
         raise Refused(400, "Выберите две версии", "Укажите номера двух версий реестра.")
 

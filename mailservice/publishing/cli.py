@@ -239,15 +239,23 @@ def publish_cmd(
 def qr_cmd(
     output: Annotated[Path, typer.Option("--output", help="Папка для файлов QR-кода")],
     site: SiteOption = None,
-    url: Annotated[str | None, typer.Option("--url", help="Адрес (по умолчанию страница обратной связи)")] = None,
+    url: Annotated[
+        str | None, typer.Option("--url", help="Адрес (по умолчанию форма отзыва с отметкой QR-кода)")
+    ] = None,
+    site_page: Annotated[
+        bool, typer.Option("--site-page", help="Вести на страницу отзыва сайта (ответы не отличить от сайта)")
+    ] = False,
 ) -> None:
-    """Записать QR-код страницы обратной связи (PNG и SVG) для печатных материалов."""
+    """Записать QR-код формы отзыва (PNG и SVG) для печатных материалов; ответы по нему учитываются отдельно."""
     from mailservice.publishing.generated import QR_NAME, feedback_url
     from mailservice.publishing.mkdocs_config import read_mkdocs_yml
     from mailservice.publishing.qr import qr_png, qr_svg
 
     site = _site(site)
-    target = url or feedback_url(_schema(site), str(read_mkdocs_yml(site / "mkdocs.yml").get("site_url") or ""))
+    if url or site_page:
+        target = url or feedback_url(_schema(site), str(read_mkdocs_yml(site / "mkdocs.yml").get("site_url") or ""))
+    else:  # issue 17: the service's own form, marked, so that the QR code's answers are told apart from the site's
+        target = f"{get_settings().public_url.rstrip('/')}/feedback?from=qr"
     if not target:
         raise click.ClickException("не задан адрес сайта (MAILSERVICE_SITE_URL) и не указан --url")
     try:

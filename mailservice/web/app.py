@@ -64,6 +64,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from mailservice.processes.web import router as processes_router
 
     app.include_router(processes_router)  # /processes/approval/... (issue 9)
+    from mailservice.webrequests.routes import router as requests_router
+
+    app.include_router(requests_router)  # /request, /status/... (issue 16)
 
     if development:
 

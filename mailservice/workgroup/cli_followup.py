@@ -1,6 +1,6 @@
 """``mailservice wg instruction|plan|roadmap|report|disagreement|subgroup|head``: following decisions up (issue 18).
 
-The same service calls as the console; a refusal is one line and exit status 1 (see :mod:`.cli`).
+The same service calls as the console; a refusal is one line and exit status 1 (see :mod:`.cli_common`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from sqlalchemy import select
 
 from mailservice.blobs import BlobStore
 from mailservice.web.staff.models import StaffUser
-from mailservice.workgroup import instructions, plans, reports, service
-from mailservice.workgroup.cli import _actor, _date, _work, app
+from mailservice.workgroup import groups, instructions, meetings, plans, reports, service
+from mailservice.workgroup.cli_common import _actor, _date, _work, app
 from mailservice.workgroup.models import WgPlanItem, WgReport
 from mailservice.workgroup.service import WorkgroupError
 
@@ -53,10 +53,10 @@ def instruction_give(
 ) -> None:
     """Record an instruction of an adopted decision; it goes out when the minutes are signed."""
     with _work() as (settings, session, now):
-        meeting = service.get_meeting(session, meeting_id)
+        meeting = meetings.get_meeting(session, meeting_id)
         group = session.get(service.WgGroup, meeting.group_id)
         assert group is not None
-        person = service.find_member(session, group, member) if member else None
+        person = groups.find_member(session, group, member) if member else None
         account = None
         if staff:
             account = session.scalar(select(StaffUser).where(StaffUser.email == staff.strip().lower()))
@@ -66,7 +66,7 @@ def instruction_give(
             session,
             settings,
             meeting,
-            service.item_by_number(session, meeting, item),
+            meetings.item_by_number(session, meeting, item),
             text=text,
             expected_result=result,
             member=person,
@@ -179,7 +179,7 @@ def plan_create(
     with _work() as (_settings, session, now):
         plan = plans.create_plan(
             session,
-            service.get_group(session, group_ref),
+            groups.get_group(session, group_ref),
             title=title,
             period_start=_date(start, "--start"),
             period_end=_date(end, "--end"),
@@ -258,7 +258,7 @@ def roadmap_add(
     with _work() as (_settings, session, now):
         plans.add_roadmap_item(
             session,
-            service.get_group(session, group_ref),
+            groups.get_group(session, group_ref),
             code=code,
             title=title,
             act=act,
@@ -280,7 +280,7 @@ def roadmap_set(
 ) -> None:
     """Progress of a road-map item and the decision that agreed its result."""
     with _work() as (_settings, session, now):
-        group = service.get_group(session, group_ref)
+        group = groups.get_group(session, group_ref)
         agreed = plans.decision_by_number(session, group, meeting, item).item if meeting and item else None
         plans.update_roadmap_item(
             session,
@@ -298,25 +298,32 @@ def roadmap_set(
 # Reports, disagreements, sub-groups, the head ----------------------------------------------------------------------
 
 
+OutputOpt = Annotated[
+    Path | None, typer.Option("--output", help="Записать в файл: PDF, если имя оканчивается на .pdf, иначе DOCX")
+]
+
+
 def _write(report: WgReport, output: Path | None, store: BlobStore) -> None:
+    """The report into ``output``: PDF when the name ends in .pdf, DOCX otherwise."""
     if output is not None:
-        output.write_bytes(store.get(report.docx_sha256))
+        pdf = output.suffix.lower() == ".pdf"
+        output.write_bytes(store.get(report.pdf_sha256 if pdf else report.docx_sha256))
         typer.echo(f"Записано {output}")
 
 
-@report_app.command("progress", help="Подготовить доклад о ходе внедрения клиентоцентричности за период (DOCX).")
+@report_app.command("progress", help="Подготовить доклад о ходе внедрения клиентоцентричности за период (DOCX и PDF).")
 def report_progress(
     group_ref: GroupArg,
     start: Annotated[str, typer.Option("--start", help="Начало периода YYYY-MM-DD")],
     end: Annotated[str, typer.Option("--end", help="Конец периода YYYY-MM-DD")],
-    output: Annotated[Path | None, typer.Option("--output", help="Записать DOCX в файл")] = None,
+    output: OutputOpt = None,
 ) -> None:
     """Generate the progress report for a period (kept; sent with `wg report send`)."""
     with _work() as (settings, session, now):
         report = reports.progress_report(
             session,
             settings,
-            service.get_group(session, group_ref),
+            groups.get_group(session, group_ref),
             start=_date(start, "--start"),
             end=_date(end, "--end"),
             now=now,
@@ -326,14 +333,14 @@ def report_progress(
         _write(report, output, BlobStore(settings.blob_dir))
 
 
-@report_app.command("disagreements", help="Записать разногласия и подготовить протокол разногласий (DOCX).")
+@report_app.command("disagreements", help="Записать разногласия и подготовить протокол разногласий (DOCX и PDF).")
 def report_disagreements(
     meeting_id: Annotated[int, typer.Argument(help="Код заседания")],
     subject: Annotated[str, typer.Option("--subject", help="Предмет разногласий")],
     party: Annotated[list[str], typer.Option("--party", help="«Сторона=позиция» (не меньше двух)")],
     item: Annotated[int | None, typer.Option("--item", help="Номер вопроса")] = None,
     proposal: Annotated[str, typer.Option("--proposal", help="Предложение рабочей группы")] = "",
-    output: Annotated[Path | None, typer.Option("--output", help="Записать DOCX в файл")] = None,
+    output: OutputOpt = None,
 ) -> None:
     """Record disagreements the meeting could not resolve and prepare the protocol of disagreements."""
     positions = []
@@ -343,14 +350,14 @@ def report_disagreements(
             raise click.BadParameter("ожидается «сторона=позиция»", param_hint="--party")
         positions.append((side, position))
     with _work() as (settings, session, now):
-        meeting = service.get_meeting(session, meeting_id)
+        meeting = meetings.get_meeting(session, meeting_id)
         row = reports.record_disagreement(
             session,
             meeting,
             subject=subject,
             positions=positions,
             proposal=proposal,
-            item=service.item_by_number(session, meeting, item) if item else None,
+            item=meetings.item_by_number(session, meeting, item) if item else None,
             now=now,
             actor=_actor(),
         )
@@ -382,7 +389,7 @@ def report_head(
     """Whom the group's reports go to."""
     with _work() as (_settings, session, now):
         reports.set_head(
-            service.get_group(session, group_ref), name=name, email=email, session=session, now=now, actor=_actor()
+            groups.get_group(session, group_ref), name=name, email=email, session=session, now=now, actor=_actor()
         )
         typer.echo("Записано.")
 
@@ -398,7 +405,7 @@ def subgroup_add(
 ) -> None:
     """Form an expert group or a project committee by the group's decision (seed 002 p. 10)."""
     with _work() as (_settings, session, now):
-        parent = service.get_group(session, group_ref)
+        parent = groups.get_group(session, group_ref)
         decision = plans.decision_by_number(session, parent, meeting, item)
         group = reports.create_subgroup(
             session, parent, slug=slug, title=title, kind=kind, formed_by=decision.item, now=now, actor=_actor()

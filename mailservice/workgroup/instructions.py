@@ -32,17 +32,9 @@ from mailservice.mail.parse import sanitize_filename
 from mailservice.tokens import Purpose, TokenError, load, sign
 from mailservice.web.staff.models import StaffUser
 from mailservice.workdays import Calendar, default_calendar
-from mailservice.workgroup import mail
-from mailservice.workgroup import service as wg
+from mailservice.workgroup import groups, mail, meetings, service, voting
 from mailservice.workgroup.minutes import term_text
-from mailservice.workgroup.models import (
-    WgAgendaItem,
-    WgGroup,
-    WgInstruction,
-    WgInstructionReport,
-    WgMeeting,
-    WgMember,
-)
+from mailservice.workgroup.models import WgAgendaItem, WgGroup, WgInstruction, WgInstructionReport, WgMeeting, WgMember
 from mailservice.workgroup.service import WorkgroupError
 
 OPEN = ("assigned", "extension_requested")
@@ -141,10 +133,10 @@ def give(
     actor: str,
 ) -> WgInstruction:
     """Record an instruction of an adopted decision (it goes out when the minutes are signed)."""
-    wg._refuse_after_signing(meeting)
+    service.refuse_after_signing(meeting)
     if meeting.status not in GIVING:
         raise WorkgroupError("Поручения даются решениями заседания: сначала утвердите повестку и проведите заседание")
-    numbers = {r.item.id: r for r in wg.tallies(session, meeting)[2]}
+    numbers = {r.item.id: r for r in voting.tallies(session, meeting)[2]}
     if item.id not in numbers:
         raise WorkgroupError("Этого вопроса нет в повестке")
     if not numbers[item.id].result.adopted:
@@ -166,7 +158,7 @@ def give(
         raise WorkgroupError("Укажите, что поручено")
     if not expected_result.strip():
         raise WorkgroupError("Укажите ожидаемый результат")
-    day = wg.meeting_day(settings, meeting)
+    day = service.meeting_day(settings, meeting)
     if due_wd is not None:
         due = due_after(_calendar(settings), day, due_wd)
     elif due is None:
@@ -193,7 +185,7 @@ def give(
     )
     session.add(instruction)
     session.flush()
-    wg.log(
+    service.log(
         session,
         now=now,
         actor=actor,
@@ -213,7 +205,7 @@ def cancel(session: Session, instruction: WgInstruction, *, reason: str, now: dt
     if not reason.strip():
         raise WorkgroupError("Укажите, почему поручение снимается с контроля")
     instruction.state, instruction.done_at = "cancelled", now
-    wg.log(
+    service.log(
         session,
         now=now,
         actor=actor,
@@ -253,11 +245,11 @@ def by_token(session: Session, settings: Settings, value: str) -> WgInstruction 
 
 
 def _facts(session: Session, settings: Settings, instruction: WgInstruction) -> dict[str, object]:
-    meeting = wg.get_meeting(session, instruction.meeting_id)
+    meeting = meetings.get_meeting(session, instruction.meeting_id)
     group = group_of(session, instruction)
     item = session.get(WgAgendaItem, instruction.item_id)
     assert item is not None
-    numbers = {i.id: n for n, i in enumerate(wg.items_of(session, meeting), 1)}
+    numbers = {i.id: n for n, i in enumerate(meetings.items_of(session, meeting), 1)}
     return {
         **mail.meeting_facts(settings, meeting, group),
         "instruction": instruction,
@@ -288,7 +280,7 @@ def send(session: Session, settings: Settings, instruction: WgInstruction, *, no
         ref_id=instruction.meeting_id,
     )
     instruction.sent_at = now
-    wg.log(
+    service.log(
         session,
         now=now,
         actor=actor,
@@ -313,7 +305,7 @@ def _tell_officers(
     session: Session, settings: Settings, instruction: WgInstruction, report: WgInstructionReport, subject: str
 ) -> None:
     group = group_of(session, instruction)
-    officers = [p for p in (wg.officer(session, group, "secretary"), wg.officer(session, group, "chair")) if p]
+    officers = [p for p in (groups.officer(session, group, "secretary"), groups.officer(session, group, "chair")) if p]
     for person in officers:
         mail.enqueue_to(
             session,
@@ -380,7 +372,7 @@ def report_done(
     session.add(report)
     instruction.state, instruction.done_at = "done", now
     session.flush()
-    wg.log(
+    service.log(
         session,
         now=now,
         actor=instruction.assignee_email,
@@ -425,7 +417,7 @@ def request_extension(
     session.add(report)
     instruction.state = "extension_requested"
     session.flush()
-    wg.log(
+    service.log(
         session,
         now=now,
         actor=instruction.assignee_email,
@@ -481,7 +473,7 @@ def decide_extension(
     report.decision = "approved" if approve else "refused"
     report.decided_at, report.decided_by, report.decision_note = now, actor, note.strip()
     instruction.state = "assigned"
-    wg.log(
+    service.log(
         session,
         now=now,
         actor=actor,
@@ -511,13 +503,15 @@ def remind(session: Session, settings: Settings, *, now: dt.datetime) -> int:
 
     Idempotent: each reminder is recorded on the instruction and sent once per term (a new term resets them).
     """
-    today = wg.local_today(settings, now)
+    today = service.local_today(settings, now)
     calendar = _calendar(settings)
     sent = 0
     query = select(WgInstruction).where(WgInstruction.state.in_(OPEN), WgInstruction.sent_at.is_not(None))
     for instruction in session.scalars(query.order_by(WgInstruction.id)).all():
         group = group_of(session, instruction)
-        which = reminder_due(instruction.state, instruction.due, today, calendar, wg.rules_of(group).policy.reminder_wd)
+        which = reminder_due(
+            instruction.state, instruction.due, today, calendar, service.rules_of(group).policy.reminder_wd
+        )
         if which == "before" and instruction.reminded_before_at is None:
             instruction.reminded_before_at = now
         elif which == "after" and instruction.reminded_after_at is None:
@@ -525,7 +519,7 @@ def remind(session: Session, settings: Settings, *, now: dt.datetime) -> int:
         else:
             continue
         recipients: list[mail.Addressee] = [Person(instruction.assignee_name, instruction.assignee_email)]
-        secretary = wg.officer(session, group, "secretary")
+        secretary = groups.officer(session, group, "secretary")
         if which == "after" and secretary is not None and secretary.email != instruction.assignee_email:
             recipients.append(secretary)
         for person in recipients:
@@ -592,7 +586,7 @@ def followup_lines(session: Session, settings: Settings, meeting: WgMeeting, now
         return []
     previous = max(earlier.values(), key=lambda m: m.number)
     since = previous.starts_at
-    today = wg.local_today(settings, now)
+    today = service.local_today(settings, now)
     lines = []
     query = select(WgInstruction).where(WgInstruction.meeting_id.in_(earlier)).order_by(WgInstruction.id)
     for instruction in session.scalars(query):
@@ -600,7 +594,7 @@ def followup_lines(session: Session, settings: Settings, meeting: WgMeeting, now
         if instruction.state not in OPEN and (closed is None or closed < since):
             continue  # reported at an earlier meeting already
         given_at = earlier[instruction.meeting_id]
-        numbers = {i.id: n for n, i in enumerate(wg.items_of(session, given_at), 1)}
+        numbers = {i.id: n for n, i in enumerate(meetings.items_of(session, given_at), 1)}
         done = next((r for r in reversed(reports_of(session, instruction)) if r.kind == "done"), None)
         lines.append(
             FollowupLine(
@@ -640,8 +634,8 @@ def refresh_followup_item(
             return None
         group = session.get(WgGroup, meeting.group_id)
         assert group is not None
-        secretary = wg.officer(session, group, "secretary")
-        item = wg.add_item(
+        secretary = groups.officer(session, group, "secretary")
+        item = meetings.add_item(
             session,
             meeting,
             title=FOLLOWUP_TITLE,
@@ -653,8 +647,8 @@ def refresh_followup_item(
         item.position, item.kind, item.details = 0, FOLLOWUP_KIND, details
     elif item.details != details and item.status == "included":
         item.details = details
-        wg._agenda_changed(session, meeting, now, actor)
-        wg.log(session, now=now, actor=actor, action="followup_refreshed", meeting_id=meeting.id, item=item.id)
+        meetings.agenda_changed(session, meeting, now, actor)
+        service.log(session, now=now, actor=actor, action="followup_refreshed", meeting_id=meeting.id, item=item.id)
     session.flush()
     return item
 
@@ -684,7 +678,7 @@ def matching(session: Session, settings: Settings, filters: Filters, *, now: dt.
         query = query.where(WgInstruction.state.in_(OPEN))
     elif filters.state in STATES:
         query = query.where(WgInstruction.state == filters.state)
-    today = wg.local_today(settings, now)
+    today = service.local_today(settings, now)
     if filters.overdue or filters.state == "overdue":
         query = query.where(WgInstruction.state.in_(OPEN), WgInstruction.due < today)
     found = list(session.scalars(query.order_by(WgInstruction.due, WgInstruction.id)))

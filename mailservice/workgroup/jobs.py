@@ -6,7 +6,7 @@ import datetime as dt
 
 from mailservice.config import Settings
 from mailservice.db import session_scope
-from mailservice.workgroup.service import tick
+from mailservice.workgroup.periodic import tick
 
 
 def workgroup_tick(settings: Settings, now: dt.datetime) -> int:

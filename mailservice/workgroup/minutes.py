@@ -1,15 +1,8 @@
 """Minutes of a meeting from one snapshot of its records: HTML and DOCX from Jinja2 templates. Pure: no I/O.
 
 ``templates/wg/minutes.html`` gives the page (and the HTML copy sent to members); ``templates/wg/minutes_docx.txt``
-gives the same text in a small line markup that :func:`render_docx` lays out with python-docx, so the wording of
-both lives in templates staff can edit:
-
-* ``# text`` centred bold title, ``## text`` bold heading, ``> text`` right-aligned line;
-* ``- text`` bulleted paragraph; ``| a | b | c`` a table row (consecutive rows form one table, the first is the
-  header); ``---`` a page break (annexes start on a new page); a blank line is ignored; anything else is a
-  paragraph.
-* ``~ text`` a literal paragraph: the template's ``lit()`` puts it before every further line of text a person
-  wrote, so an opinion line that starts with ``-`` or ``|`` stays text.
+gives the same text in the line markup of :mod:`mailservice.documents.markup`, which becomes the shared document
+model and then DOCX, so the wording of both lives in templates staff can edit.
 """
 
 from __future__ import annotations
@@ -21,14 +14,13 @@ import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-from docx import Document
-from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_BREAK
-from docx.shared import Pt
+from typing import TYPE_CHECKING
 
 from mailservice.templating import render
 from mailservice.workgroup.tally import TallyResult, Votes
-from mailservice.xmltext import xml_safe
+
+if TYPE_CHECKING:
+    from mailservice.documents import Document
 
 
 @dataclass(frozen=True)
@@ -151,82 +143,26 @@ def render_document(fragment: str, *, title: str) -> str:
     return render("wg/minutes_page.html", title=title, body=fragment)
 
 
-def literal(text: str) -> str:
-    """Text a person wrote, safe inside the line markup: lines after the first become ``~ `` paragraphs."""
-    lines = text.strip().splitlines() or [""]
-    return "\n".join([lines[0], *(f"~ {line}" for line in lines[1:])])
-
-
 def render_docx(data: MinutesData) -> bytes:
-    """The minutes as a DOCX file."""
-    return markup_docx(render("wg/minutes_docx.txt", m=data, lit=literal))
+    """The minutes as a DOCX file (the shared document model, :mod:`mailservice.documents`)."""
+    from mailservice.documents import render_docx as render_docx_document  # python-docx and fpdf2: when used
+
+    return render_docx_document(minutes_document(data))
 
 
-def markup_docx(markup: str) -> bytes:
-    """A DOCX file from the line markup described in the module docstring (the minutes, reports to the head and
-    protocols of disagreements share it)."""
-    # A member's e-mailed opinion may hold a control character; python-docx refuses the whole document for one.
-    markup = xml_safe(markup)
-    document = Document()
-    style = document.styles["Normal"]
-    style.font.name = "Times New Roman"
-    style.font.size = Pt(12)
-    table_rows: list[list[str]] = []
+def minutes_document(data: MinutesData) -> Document:
+    """The minutes as a document of the shared model (DOCX today; a PDF renders from the same model)."""
+    from mailservice.documents.markup import literal, markup_document
 
-    def flush_table() -> None:
-        if not table_rows:
-            return
-        width = max(len(row) for row in table_rows)
-        table = document.add_table(rows=len(table_rows), cols=width)
-        table.style = "Table Grid"
-        for r, row in enumerate(table_rows):
-            for c in range(width):
-                cell = table.cell(r, c)
-                cell.text = row[c] if c < len(row) else ""
-                if r == 0:
-                    for run in cell.paragraphs[0].runs:
-                        run.bold = True
-        table_rows.clear()
-
-    for raw in markup.splitlines():
-        line = raw.rstrip()
-        if line.startswith("|"):
-            table_rows.append([cell.strip() for cell in line.strip("|").split("|")])
-            continue
-        flush_table()
-        if not line.strip() or line == "~":
-            continue
-        if line.startswith("~ "):
-            document.add_paragraph(line[2:])
-        elif line == "---":
-            document.add_paragraph().add_run().add_break(WD_BREAK.PAGE)
-        elif line.startswith("## "):
-            document.add_paragraph().add_run(line[3:]).bold = True
-        elif line.startswith("# "):
-            paragraph = document.add_paragraph()
-            paragraph.alignment = WD_ALIGN_PARAGRAPH.CENTER
-            paragraph.add_run(line[2:]).bold = True
-        elif line.startswith("> "):
-            paragraph = document.add_paragraph(line[2:])
-            paragraph.alignment = WD_ALIGN_PARAGRAPH.RIGHT
-        elif line.startswith("- "):
-            document.add_paragraph(line[2:], style="List Bullet")
-        else:
-            document.add_paragraph(line)
-    flush_table()
-    buffer = io.BytesIO()
-    document.save(buffer)
-    return buffer.getvalue()
-
-
-def cell(text: str) -> str:
-    """Text a person wrote, safe inside a table row of the markup: one line, no cell separator."""
-    return " ".join(text.replace("|", "/").split())
+    markup = render("wg/minutes_docx.txt", m=data, lit=literal)
+    return markup_document(markup, title=f"Протокол № {data.number}: {data.group_title}", author=data.department)
 
 
 def docx_text(data: bytes) -> str:
     """All text of a DOCX file, paragraphs and table cells, one per line (for checks and search)."""
-    document = Document(io.BytesIO(data))
+    from docx import Document as read_docx
+
+    document = read_docx(io.BytesIO(data))
     lines = [p.text for p in document.paragraphs]
     for table in document.tables:
         for row in table.rows:

@@ -452,6 +452,8 @@ class WgReport(Base):
     period_start: Mapped[dt.date | None] = mapped_column(Date, default=None)
     period_end: Mapped[dt.date | None] = mapped_column(Date, default=None)
     docx_sha256: Mapped[str] = mapped_column(String(64))
+    # The PDF of the same document; empty for reports made before PDFs were kept.
+    pdf_sha256: Mapped[str] = mapped_column(String(64), default="", server_default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(320), default="")
     sent_at: Mapped[dt.datetime | None] = mapped_column(default=None)

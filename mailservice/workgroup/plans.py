@@ -20,16 +20,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mailservice.workgroup import service as wg
-from mailservice.workgroup.models import (
-    WgAgendaItem,
-    WgGroup,
-    WgMeeting,
-    WgMember,
-    WgPlan,
-    WgPlanItem,
-    WgRoadmapItem,
-)
+from mailservice.workgroup import meetings, service, voting
+from mailservice.workgroup.models import WgAgendaItem, WgGroup, WgMeeting, WgMember, WgPlan, WgPlanItem, WgRoadmapItem
 from mailservice.workgroup.service import FINAL_MINUTES, WorkgroupError
 
 ITEM_STATES = ("planned", "in_progress", "done", "cancelled")
@@ -63,7 +55,7 @@ def decision_of(session: Session, group: WgGroup, item: WgAgendaItem) -> Decisio
     meeting = session.get(WgMeeting, item.meeting_id)
     if meeting is None or meeting.group_id != group.id:
         raise WorkgroupError("Решение должно быть принято этой рабочей группой")
-    results = {r.item.id: r for r in wg.tallies(session, meeting)[2]}
+    results = {r.item.id: r for r in voting.tallies(session, meeting)[2]}
     if item.id not in results:
         raise WorkgroupError("Этого вопроса нет в повестке")
     if not results[item.id].result.adopted:
@@ -80,19 +72,19 @@ def decision_by_number(session: Session, group: WgGroup, meeting_number: int, it
     )
     if meeting is None:
         raise WorkgroupError(f"Заседания № {meeting_number} нет")
-    return decision_of(session, group, wg.item_by_number(session, meeting, item_number))
+    return decision_of(session, group, meetings.item_by_number(session, meeting, item_number))
 
 
 def decisions_of(session: Session, group: WgGroup) -> list[Decision]:
     """Every decision of the group that can approve a plan or agree a result (newest meeting first)."""
     found = []
-    meetings = session.scalars(
+    final = session.scalars(
         select(WgMeeting)
         .where(WgMeeting.group_id == group.id, WgMeeting.status.in_(FINAL_MINUTES))
         .order_by(WgMeeting.number.desc())
     )
-    for meeting in meetings:
-        for r in wg.tallies(session, meeting)[2]:
+    for meeting in final:
+        for r in voting.tallies(session, meeting)[2]:
             if r.result.adopted:
                 found.append(Decision(meeting, r.item, r.number))
     return found
@@ -122,7 +114,7 @@ def add_roadmap_item(
     row = WgRoadmapItem(group_id=group.id, code=code, title=title, act=act.strip(), due=due, created_at=now)
     session.add(row)
     session.flush()
-    wg.log(session, now=now, actor=actor, action="roadmap_added", group_id=group.id, roadmap=row.id, code=code)
+    service.log(session, now=now, actor=actor, action="roadmap_added", group_id=group.id, roadmap=row.id, code=code)
     return row
 
 
@@ -163,7 +155,9 @@ def update_roadmap_item(
         if not row.result:
             raise WorkgroupError("Результат мероприятия не описан: согласовывать нечего")
         row.agreed_item_id = agreed_by.id
-    wg.log(session, now=now, actor=actor, action="roadmap_updated", group_id=group.id, roadmap=row.id, state=row.state)
+    service.log(
+        session, now=now, actor=actor, action="roadmap_updated", group_id=group.id, roadmap=row.id, state=row.state
+    )
 
 
 # Plans --------------------------------------------------------------------------------------------------------
@@ -195,7 +189,7 @@ def create_plan(
     )
     session.add(plan)
     session.flush()
-    wg.log(session, now=now, actor=actor, action="plan_created", group_id=group.id, plan=plan.id)
+    service.log(session, now=now, actor=actor, action="plan_created", group_id=group.id, plan=plan.id)
     return plan
 
 
@@ -256,7 +250,9 @@ def add_plan_item(
     )
     session.add(item)
     session.flush()
-    wg.log(session, now=now, actor=actor, action="plan_item_added", group_id=plan.group_id, plan=plan.id, item=item.id)
+    service.log(
+        session, now=now, actor=actor, action="plan_item_added", group_id=plan.group_id, plan=plan.id, item=item.id
+    )
     return item
 
 
@@ -272,7 +268,7 @@ def approve_plan(
         raise WorkgroupError("В плане нет ни одного пункта")
     decision = decision_of(session, group, decision_item)
     plan.state, plan.approved_item_id, plan.approved_at = "approved", decision_item.id, now
-    wg.log(
+    service.log(
         session,
         now=now,
         actor=actor,
@@ -296,7 +292,9 @@ def update_plan_item(
         item.note = note.strip()
     plan = session.get(WgPlan, item.plan_id)
     assert plan is not None
-    wg.log(session, now=now, actor=actor, action="plan_item_state", group_id=plan.group_id, item=item.id, state=state)
+    service.log(
+        session, now=now, actor=actor, action="plan_item_state", group_id=plan.group_id, item=item.id, state=state
+    )
 
 
 def item_status(item: WgPlanItem, today: dt.date) -> str:

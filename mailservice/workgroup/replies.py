@@ -22,8 +22,10 @@ from mailservice.intake.pipeline import register_route
 from mailservice.mail.parse import ParsedMessage
 from mailservice.outbox import OutboxMessage
 from mailservice.workgroup import mail
+from mailservice.workgroup.groups import member_by_address
+from mailservice.workgroup.meetings import items_of
 from mailservice.workgroup.models import WgBallot, WgGroup, WgInboxItem, WgMeeting, WgMember, WgReport
-from mailservice.workgroup.service import REPLY_KIND_NAMES, items_of, log, member_by_address
+from mailservice.workgroup.service import REPLY_KIND_NAMES, log
 from mailservice.workgroup.tally import Choice
 
 _LETTER = "а-яёА-ЯЁa-zA-Z"

@@ -2,17 +2,16 @@
 
 * A progress report (seed 000 p. 3.3 and 3.9: "представляет руководителю департамента доклады о ходе внедрения
   клиентоцентричности") generated for a period from the group's plans, the road map, its decisions, its
-  instructions and the work of its sub-groups, rendered as DOCX (python-docx, the minutes' line markup).
+  instructions and the work of its sub-groups, rendered as DOCX and PDF from one document
+  (:mod:`mailservice.documents`: the template's line markup becomes the shared model, both files read it).
 * A protocol of disagreements (seed 000 p. 3.7: "в случае невозможности снятия разногласий ... формирует протокол
   разногласий и передает его руководителю департамента для принятия руководящего решения") when the group
-  records disagreements it could not resolve at a meeting.
-* Either is kept (every rendering, with its hash in the blob store) and sent by the secretary through the outbox
-  to the head named in the group's record.
+  records disagreements it could not resolve at a meeting; DOCX and PDF alike.
+* Either is kept (every rendering, both files by their hashes in the blob store) and sent by the secretary
+  through the outbox to the head named in the group's record, the DOCX and the PDF attached.
 * Expert groups and project committees (seed 002 p. 10: "могут быть сформированы экспертные группы и проектные
   комитеты рабочей группы" by its decision) are groups with a parent: their own members, meetings and minutes;
   copies of their signed minutes go to the parent's chair and secretary, and the parent's report counts their work.
-
-PDF renderings are left to the shared documents module (issue 16) once it is on main.
 """
 
 from __future__ import annotations
@@ -28,19 +27,10 @@ from mailservice.blobs import BlobStore
 from mailservice.config import Settings
 from mailservice.mail.headers import normalise_address
 from mailservice.templating import render, ru_date
+from mailservice.workgroup import groups, mail, meetings, service, voting
 from mailservice.workgroup import instructions as instr
-from mailservice.workgroup import mail
 from mailservice.workgroup import plans as plan_rules
-from mailservice.workgroup import service as wg
-from mailservice.workgroup.minutes import cell, literal, markup_docx
-from mailservice.workgroup.models import (
-    WgAgendaItem,
-    WgDisagreement,
-    WgGroup,
-    WgInstruction,
-    WgMeeting,
-    WgReport,
-)
+from mailservice.workgroup.models import WgAgendaItem, WgDisagreement, WgGroup, WgInstruction, WgMeeting, WgReport
 from mailservice.workgroup.service import WorkgroupError
 
 KIND_NAMES = {
@@ -48,6 +38,7 @@ KIND_NAMES = {
     "expert_group": "экспертная группа",
     "project_committee": "проектный комитет",
 }
+PDF_TYPE = "application/pdf"
 SUBGROUP_KINDS = ("expert_group", "project_committee")
 REPORT_NAMES = {"progress": "Доклад о ходе внедрения клиентоцентричности", "disagreements": "Протокол разногласий"}
 
@@ -63,7 +54,7 @@ def set_head(group: WgGroup, *, name: str, email: str, session: Session, now: dt
     if not name.strip():
         raise WorkgroupError("Укажите руководителя департамента (фамилию, инициалы, должность)")
     group.head_name, group.head_email = name.strip()[:300], address
-    wg.log(session, now=now, actor=actor, action="head_set", group_id=group.id)
+    service.log(session, now=now, actor=actor, action="head_set", group_id=group.id)
 
 
 # The progress report ------------------------------------------------------------------------------------------
@@ -164,12 +155,12 @@ def _d(day: dt.date | None) -> str:
 
 
 def _held_in(session: Session, settings: Settings, group: WgGroup, start: dt.date, end: dt.date) -> list[WgMeeting]:
-    meetings = session.scalars(
+    held = session.scalars(
         select(WgMeeting)
         .where(WgMeeting.group_id == group.id, WgMeeting.held_at.is_not(None), WgMeeting.status != "cancelled")
         .order_by(WgMeeting.number)
     )
-    return [m for m in meetings if start <= wg.meeting_day(settings, m) <= end]
+    return [m for m in held if start <= service.meeting_day(settings, m) <= end]
 
 
 def progress_data(
@@ -181,8 +172,8 @@ def progress_data(
     held = _held_in(session, settings, group, start, end)
     decisions = []
     for meeting in held:
-        when = f"№ {meeting.number} от {_d(wg.meeting_day(settings, meeting))}"
-        for r in wg.tallies(session, meeting)[2]:
+        when = f"№ {meeting.number} от {_d(service.meeting_day(settings, meeting))}"
+        for r in voting.tallies(session, meeting)[2]:
             decisions.append(
                 DecisionRow(when, r.number, r.item.title, r.item.decision or r.item.proposal, r.result.text)
             )
@@ -244,9 +235,9 @@ def progress_data(
     subgroups = []
     for child in subgroups_of(session, group):
         child_held = _held_in(session, settings, child, start, end)
-        adopted = sum(r.result.adopted for m in child_held for r in wg.tallies(session, m)[2])
+        adopted = sum(r.result.adopted for m in child_held for r in voting.tallies(session, m)[2])
         subgroups.append(SubgroupRow(KIND_NAMES[child.kind], child.title, len(child_held), adopted))
-    chair, secretary = wg.officer(session, group, "chair"), wg.officer(session, group, "secretary")
+    chair, secretary = groups.officer(session, group, "chair"), groups.officer(session, group, "secretary")
     return ProgressData(
         department=settings.department_name,
         group_title=group.title,
@@ -271,6 +262,21 @@ def progress_data(
     )
 
 
+def render_both(markup: str, *, title: str, author: str) -> tuple[bytes, bytes]:
+    """The DOCX and the PDF of a document written in the line markup: one model, both renderers."""
+    from mailservice.documents import render_docx, render_pdf  # python-docx and fpdf2: only when a report is made
+    from mailservice.documents.markup import markup_document
+
+    document = markup_document(markup, title=title, author=author, footer=title)
+    return render_docx(document), render_pdf(document)
+
+
+def _markup(template: str, **context: object) -> str:
+    from mailservice.documents.markup import cell, literal
+
+    return render(template, lit=literal, cell=cell, **context)
+
+
 def _keep(
     session: Session,
     settings: Settings,
@@ -278,25 +284,28 @@ def _keep(
     *,
     kind: str,
     title: str,
-    docx: bytes,
+    markup: str,
     start: dt.date | None,
     end: dt.date | None,
     now: dt.datetime,
     actor: str,
 ) -> WgReport:
+    docx, pdf = render_both(markup, title=title, author=settings.department_name)
+    store = BlobStore(settings.blob_dir)
     report = WgReport(
         group_id=group.id,
         kind=kind,
         title=title,
         period_start=start,
         period_end=end,
-        docx_sha256=BlobStore(settings.blob_dir).put(docx),
+        docx_sha256=store.put(docx),
+        pdf_sha256=store.put(pdf),
         created_at=now,
         created_by=actor,
     )
     session.add(report)
     session.flush()
-    wg.log(session, now=now, actor=actor, action=f"report_{kind}", group_id=group.id, report=report.id)
+    service.log(session, now=now, actor=actor, action=f"report_{kind}", group_id=group.id, report=report.id)
     return report
 
 
@@ -304,11 +313,20 @@ def progress_report(
     session: Session, settings: Settings, group: WgGroup, *, start: dt.date, end: dt.date, now: dt.datetime, actor: str
 ) -> WgReport:
     """Generate and keep the progress report for a period."""
-    data = progress_data(session, settings, group, start=start, end=end, today=wg.local_today(settings, now))
-    docx = markup_docx(render("wg/report_docx.txt", r=data, lit=literal, cell=cell))
+    data = progress_data(session, settings, group, start=start, end=end, today=service.local_today(settings, now))
+    markup = _markup("wg/report_docx.txt", r=data)
     title = f"{REPORT_NAMES['progress']} за период {data.period}"
     return _keep(
-        session, settings, group, kind="progress", title=title, docx=docx, start=start, end=end, now=now, actor=actor
+        session,
+        settings,
+        group,
+        kind="progress",
+        title=title,
+        markup=markup,
+        start=start,
+        end=end,
+        now=now,
+        actor=actor,
     )
 
 
@@ -348,7 +366,9 @@ def record_disagreement(
     )
     session.add(row)
     session.flush()
-    wg.log(session, now=now, actor=actor, action="disagreement_recorded", meeting_id=meeting.id, disagreement=row.id)
+    service.log(
+        session, now=now, actor=actor, action="disagreement_recorded", meeting_id=meeting.id, disagreement=row.id
+    )
     return row
 
 
@@ -356,27 +376,25 @@ def disagreements_protocol(
     session: Session, settings: Settings, disagreement: WgDisagreement, *, now: dt.datetime, actor: str
 ) -> WgReport:
     """Render and keep the protocol of disagreements for the head of the department."""
-    meeting = wg.get_meeting(session, disagreement.meeting_id)
+    meeting = meetings.get_meeting(session, disagreement.meeting_id)
     group = session.get(WgGroup, disagreement.group_id)
     assert group is not None
-    numbers = {i.id: n for n, i in enumerate(wg.items_of(session, meeting), 1)}
+    numbers = {i.id: n for n, i in enumerate(meetings.items_of(session, meeting), 1)}
     item = session.get(WgAgendaItem, disagreement.item_id) if disagreement.item_id else None
-    presiding = wg.presiding_of(session, meeting)
-    secretary = wg.officer(session, group, "secretary")
-    markup = render(
+    presiding = voting.presiding_of(session, meeting)
+    secretary = groups.officer(session, group, "secretary")
+    markup = _markup(
         "wg/disagreements_docx.txt",
         d=disagreement,
         group=group,
         meeting=meeting,
-        meeting_date=_d(wg.meeting_day(settings, meeting)),
+        meeting_date=_d(service.meeting_day(settings, meeting)),
         item=item,
         item_number=numbers.get(item.id) if item else None,
         department=settings.department_name,
-        date=ru_date(wg.local_today(settings, now)),
+        date=ru_date(service.local_today(settings, now)),
         presiding=presiding.name if presiding else "",
         secretary=secretary.name if secretary else "",
-        lit=literal,
-        cell=cell,
     )
     title = f"{REPORT_NAMES['disagreements']} по итогам заседания № {meeting.number}"
     report = _keep(
@@ -385,7 +403,7 @@ def disagreements_protocol(
         group,
         kind="disagreements",
         title=title,
-        docx=markup_docx(markup),
+        markup=markup,
         start=None,
         end=None,
         now=now,
@@ -401,16 +419,19 @@ def disagreements_protocol(
 def send_report(
     session: Session, settings: Settings, report: WgReport, *, now: dt.datetime, actor: str, again: bool = False
 ) -> None:
-    """The secretary sends a report (DOCX attached) to the head of the department through the outbox."""
+    """The secretary sends a report (DOCX and PDF attached) to the head of the department through the outbox."""
     group = session.get(WgGroup, report.group_id)
     assert group is not None
     if not group.head_email:
         raise WorkgroupError("Не указан руководитель департамента, которому направляются доклады (wg group head)")
     if report.sent_at is not None and not again:
-        raise WorkgroupError(f"Документ уже направлен {wg.fmt_local(settings, report.sent_at)}")
-    secretary = wg.officer(session, group, "secretary")
-    docx = BlobStore(settings.blob_dir).get(report.docx_sha256)
-    kind_file = "doklad" if report.kind == "progress" else "protokol-raznoglasiy"
+        raise WorkgroupError(f"Документ уже направлен {service.fmt_local(settings, report.sent_at)}")
+    secretary = groups.officer(session, group, "secretary")
+    store = BlobStore(settings.blob_dir)
+    name = f"{report_file_stem(report)}-{report.id}"
+    files = [(f"{name}.docx", mail.DOCX_TYPE, store.get(report.docx_sha256))]
+    if report.pdf_sha256:  # reports made before PDFs were kept have the DOCX only
+        files.append((f"{name}.pdf", PDF_TYPE, store.get(report.pdf_sha256)))
     mail.enqueue_to(
         session,
         settings,
@@ -421,10 +442,15 @@ def send_report(
         kind="wg_report",
         ref_type=mail.REF_REPORT,
         ref_id=report.id,
-        attachments=[(f"{kind_file}-{report.id}.docx", mail.DOCX_TYPE, docx)],
+        attachments=files,
     )
     report.sent_at, report.sent_by, report.sent_to = now, actor, group.head_email
-    wg.log(session, now=now, actor=actor, action="report_sent", group_id=group.id, report=report.id)
+    service.log(session, now=now, actor=actor, action="report_sent", group_id=group.id, report=report.id)
+
+
+def report_file_stem(report: WgReport) -> str:
+    """The file name (without the extension) a report is attached and downloaded under."""
+    return "doklad" if report.kind == "progress" else "protokol-raznoglasiy"
 
 
 def reports_of(session: Session, group: WgGroup) -> list[WgReport]:
@@ -454,7 +480,7 @@ def create_subgroup(
     if parent.parent_id is not None:
         raise WorkgroupError("Экспертные группы и проектные комитеты формируются рабочей группой, не другой подгруппой")
     decision = plan_rules.decision_of(session, parent, formed_by)
-    group = wg.create_group(
+    group = groups.create_group(
         session,
         slug=slug,
         title=title,
@@ -465,7 +491,7 @@ def create_subgroup(
     )
     group.kind, group.parent_id, group.formed_by_item_id = kind, parent.id, formed_by.id
     group.head_name, group.head_email = parent.head_name, parent.head_email
-    wg.log(
+    service.log(
         session,
         now=now,
         actor=actor,

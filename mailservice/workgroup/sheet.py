@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from sqlalchemy.orm import Session
 
 from mailservice.config import Settings
-from mailservice.workgroup import service
+from mailservice.workgroup import groups, meetings, voting
 from mailservice.workgroup.models import WgGroup, WgMeeting, WgMember
 from mailservice.workgroup.service import WorkgroupError
 from mailservice.workgroup.tally import CHOICE_NAMES, Choice
@@ -37,27 +37,27 @@ def record_sheet(
         raise WorkgroupError("В письменном опросе участие и голоса определяются бюллетенями")
     group = session.get(WgGroup, meeting.group_id)
     assert group is not None
-    people = {m.id: m for m in service.members_of(session, group)}
-    invited = {m.id for m in service.invitees_of(session, meeting)}
-    current = service.attendance_of(session, meeting)
+    people = {m.id: m for m in groups.members_of(session, group)}
+    invited = {m.id for m in meetings.invitees_of(session, meeting)}
+    current = voting.attendance_of(session, meeting)
     changed = 0
     # Presences first, so that the votes below find everyone who took part.
     for member_id, mode in sorted(attendance.items(), key=lambda kv: kv[1] == "absent"):
         member = _person(people, member_id)
         if member.role == "invitee" and member_id not in invited and mode != "absent":
-            service.invite(session, meeting, member, now=now, actor=actor)
+            meetings.invite(session, meeting, member, now=now, actor=actor)
         row = current.get(member_id)
         if row is not None and row.mode == mode:
             continue
-        service.record_attendance(session, meeting, member, mode, now=now, actor=actor)
+        voting.record_attendance(session, meeting, member, mode, now=now, actor=actor)
         changed += 1
-    items = {i.id: (n, i) for n, i in enumerate(service.items_of(session, meeting), 1)}
+    items = {i.id: (n, i) for n, i in enumerate(meetings.items_of(session, meeting), 1)}
     for (item_id, member_id), choice in sorted(votes.items()):
         if item_id not in items:
             raise WorkgroupError("Этого вопроса нет в повестке")
         number, item = items[item_id]
         member = _person(people, member_id)
-        existing = {v.member_id: v for v in service.votes_on(session, item)}.get(member_id)
+        existing = {v.member_id: v for v in voting.votes_on(session, item)}.get(member_id)
         if choice is None:
             if existing is not None:
                 raise WorkgroupError(
@@ -68,7 +68,7 @@ def record_sheet(
         if existing is not None and existing.choice == choice.value:
             continue
         try:
-            service.record_vote(
+            voting.record_vote(
                 session, settings, meeting, item, member, choice, now=now, actor=actor, replace=existing is not None
             )
         except WorkgroupError as exc:

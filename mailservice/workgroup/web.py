@@ -35,7 +35,7 @@ from mailservice.tokens import Purpose, TokenError, load, load_timed
 from mailservice.web.security import DbId, parse_db_id
 from mailservice.web.staff.auth import ANY_ROLE, Role
 from mailservice.web.staff.deps import Refused, StaffContext, client_ip, page, redirect, require
-from mailservice.workgroup import service
+from mailservice.workgroup import groups, meetings, opinions, periodic, service, signing, voting
 from mailservice.workgroup.mail import DEADLINE_NAMES, DOCX_TYPE
 from mailservice.workgroup.models import (
     WgAgendaItem,
@@ -149,7 +149,7 @@ def _approve_view(settings: Settings, token: str, act: bool, now: dt.datetime) -
         if not act:
             return _page(settings, "approve.html", done=False, approver=approver, **context)
         try:
-            service.approve_agenda(session, settings, meeting, approver, nonce=nonce, now=now, how="link")
+            meetings.approve_agenda(session, settings, meeting, approver, nonce=nonce, now=now, how="link")
         except WorkgroupError as exc:
             return _message(settings, 409, "Повестка не утверждена", str(exc))
         return _page(settings, "approve.html", done=True, just_now=True, approver=approver, **context)
@@ -175,8 +175,8 @@ def _meeting_context(session: Session, settings: Settings, meeting: WgMeeting, g
         "date": start.date(),
         "time": start.strftime("%H:%M"),
         "form": FORM_NAMES.get(meeting.form, meeting.form),
-        "items": service.items_of(session, meeting),
-        "materials": service.materials_of(session, meeting),
+        "items": meetings.items_of(session, meeting),
+        "materials": meetings.materials_of(session, meeting),
     }
 
 
@@ -194,7 +194,7 @@ def _sign_view(settings: Settings, token: str, act: bool, now: dt.datetime, ip: 
         minutes = session.get(WgMinutes, signature.minutes_id)
         member = session.get(WgMember, signature.member_id)
         assert minutes is not None and member is not None
-        meeting = service.get_meeting(session, minutes.meeting_id)
+        meeting = meetings.get_meeting(session, minutes.meeting_id)
         group = session.get(WgGroup, meeting.group_id)
         context = {
             **_meeting_context(session, settings, meeting, group),
@@ -215,7 +215,7 @@ def _sign_view(settings: Settings, token: str, act: bool, now: dt.datetime, ip: 
         if not act:
             return _page(settings, "sign.html", done=False, **context)
         try:
-            service.sign_minutes(session, settings, signature, now=now, method="link", nonce=payload.get("n"), ip=ip)
+            signing.sign_minutes(session, settings, signature, now=now, method="link", nonce=payload.get("n"), ip=ip)
         except WorkgroupError as exc:
             return _message(settings, 409, "Протокол не подписан", str(exc))
         context["signed_at"] = service.fmt_local(settings, signature.signed_at)
@@ -246,10 +246,10 @@ def _ballot_view(settings: Settings, token: str, choice: str | None, now: dt.dat
         item = session.get(WgAgendaItem, payload.get("i"))
         if ballot is None or item is None or ballot.nonce != payload.get("n") or item.meeting_id != ballot.meeting_id:
             return _bad_link(settings)
-        meeting = service.get_meeting(session, ballot.meeting_id)
+        meeting = meetings.get_meeting(session, ballot.meeting_id)
         member = session.get(WgMember, ballot.member_id)
         group = session.get(WgGroup, meeting.group_id)
-        items = service.items_of(session, meeting)
+        items = meetings.items_of(session, meeting)
         if item not in items:
             return _message(settings, 410, "Вопрос снят", "Этот вопрос исключён из опроса.")
         vote = session.scalar(select(WgVote).where(WgVote.item_id == item.id, WgVote.member_id == ballot.member_id))
@@ -285,7 +285,7 @@ def _ballot_view(settings: Settings, token: str, choice: str | None, now: dt.dat
         except ValueError:
             return _page(settings, "ballot.html", 400, vote=None, error="Выберите один из вариантов.", **context)
         try:
-            vote = service.ballot_vote(session, settings, ballot, item, chosen, method="ballot_link", now=now)
+            vote = voting.ballot_vote(session, settings, ballot, item, chosen, method="ballot_link", now=now)
         except WorkgroupError as exc:
             return _message(settings, 409, "Голос не принят", str(exc))
         return _page(
@@ -330,7 +330,7 @@ def _verify_view(settings: Settings, token: str, act: bool, now: dt.datetime) ->
             return _page(settings, "verify.html", done=True, **context)
         if not act:
             return _page(settings, "verify.html", done=False, **context)
-        service.verify_member(session, member, nonce=str(payload.get("n")), now=now)
+        groups.verify_member(session, member, nonce=str(payload.get("n")), now=now)
         return _page(settings, "verify.html", done=True, just_now=True, **context)
 
 
@@ -370,7 +370,7 @@ DONE = {
 def _roles(session: Session, ctx: StaffContext, group: WgGroup) -> set[str]:
     """The user's roles in the group: the member's role whose address is the user's; administrators act for the
     secretary."""
-    member = service.member_by_address(session, group, ctx.email)
+    member = groups.member_by_address(session, group, ctx.email)
     roles = {member.role} if member else set()
     if ctx.role is Role.administrator:
         roles |= {"secretary", "admin"}
@@ -394,14 +394,14 @@ async def console_index(request: Request, ctx: Staff) -> HTMLResponse:
     def work() -> dict[str, Any]:
         now = _now(request)
         with session_scope(settings) as session:
-            groups = []
+            shown = []
             for group in session.scalars(select(WgGroup).order_by(WgGroup.id)):
                 if not _roles(session, ctx, group) & (OFFICERS | {"admin"}):
                     continue
-                meetings = session.scalars(
+                listed = session.scalars(
                     select(WgMeeting).where(WgMeeting.group_id == group.id).order_by(WgMeeting.starts_at.desc())
                 ).all()
-                groups.append(
+                shown.append(
                     {
                         "group": group,
                         "meetings": [
@@ -410,16 +410,16 @@ async def console_index(request: Request, ctx: Staff) -> HTMLResponse:
                                 "when": service.fmt_local(settings, m.starts_at),
                                 "status": service.STATUS_NAMES[m.status],
                                 "form": FORM_NAMES[m.form],
-                                "missed": sum(d.status == "missed" for d in service.deadlines_of(session, m)),
-                                "held": len(service.held_items(session, m)),
+                                "missed": sum(d.status == "missed" for d in meetings.deadlines_of(session, m)),
+                                "held": len(opinions.held_items(session, m)),
                             }
-                            for m in meetings
+                            for m in listed
                         ],
-                        "warnings": service.monthly_warnings(session, settings, group, now=now),
-                        "unverified": [m for m in service.members_of(session, group) if m.verified_at is None],
+                        "warnings": periodic.monthly_warnings(session, settings, group, now=now),
+                        "unverified": [m for m in groups.members_of(session, group) if m.verified_at is None],
                     }
                 )
-            return {"groups": groups}
+            return {"groups": shown}
 
     data = await run_in_threadpool(work)
     return page(request, "web/wg/console_index.html", ctx=ctx, **data)
@@ -429,15 +429,15 @@ def _meeting_data(
     session: Session, settings: Settings, ctx: StaffContext, meeting: WgMeeting, now: dt.datetime
 ) -> dict[str, Any]:
     group = _group_or_refuse(session, ctx, meeting.group_id, OFFICERS | {"admin"})
-    members, taking_part, results = service.tallies(session, meeting)
-    people = {m.id: m for m in service.members_of(session, group, include_inactive=True)}
-    attendance = service.attendance_of(session, meeting)
-    versions = service.minutes_versions(session, meeting)
-    me = service.member_by_address(session, group, ctx.email)
+    members, taking_part, results = voting.tallies(session, meeting)
+    people = {m.id: m for m in groups.members_of(session, group, include_inactive=True)}
+    attendance = voting.attendance_of(session, meeting)
+    versions = signing.minutes_versions(session, meeting)
+    me = groups.member_by_address(session, group, ctx.email)
     my_signature = None
     if versions and versions[-1].status == "draft" and me is not None:
         my_signature = next(
-            (s for s in service.signatures_of(session, versions[-1]) if s.member_id == me.id and not s.signed_at), None
+            (s for s in signing.signatures_of(session, versions[-1]) if s.member_id == me.id and not s.signed_at), None
         )
     return {
         "group": group,
@@ -448,26 +448,26 @@ def _meeting_data(
         "form": FORM_NAMES[meeting.form],
         "deadlines": [
             {"row": d, "title": service.DEADLINE_TITLES[d.key], "task": DEADLINE_NAMES[d.key]}
-            for d in service.sync_deadlines(session, settings, meeting, now)
+            for d in meetings.sync_deadlines(session, settings, meeting, now)
         ],
-        "written_opinions_by": service.written_opinions_by(session, settings, meeting),
+        "written_opinions_by": meetings.written_opinions_by(session, settings, meeting),
         "members_total": members,
         "taking_part": taking_part,
         "results": results,
-        "votes": {r.item.id: service.votes_on(session, r.item) for r in results},
+        "votes": {r.item.id: voting.votes_on(session, r.item) for r in results},
         "people": people,
-        "voters": service.voting_members(session, group),
+        "voters": groups.voting_members(session, group),
         "attendance": attendance,
         "mode_names": service.MODE_NAMES,
         "method_names": service.METHOD_NAMES,
         "choice_names": {c.value: n for c, n in CHOICE_NAMES.items()},
-        "opinions": service.opinions_of(session, meeting),
-        "held": service.held_items(session, meeting),
+        "opinions": opinions.opinions_of(session, meeting),
+        "held": opinions.held_items(session, meeting),
         "kind_names": service.REPLY_KIND_NAMES,
         "versions": versions,
-        "signatures": {v.id: service.signatures_of(session, v) for v in versions},
+        "signatures": {v.id: signing.signatures_of(session, v) for v in versions},
         "my_signature": my_signature,
-        "presiding": service.presiding_of(session, meeting),
+        "presiding": voting.presiding_of(session, meeting),
         "local": lambda moment: service.fmt_local(settings, moment),
         "role_names": ROLE_NAMES,
         **_followup_data(session, settings, meeting, group, now),
@@ -486,7 +486,7 @@ def _followup_data(
     return {
         "instructions": [(i, instructions.status(i.state, i.due, today)) for i in given],
         "instruction_states": instructions.STATE_NAMES,
-        "assignable": [m for m in service.members_of(session, group) if m.role != "invitee"],
+        "assignable": [m for m in groups.members_of(session, group) if m.role != "invitee"],
         "staff_users": list(
             session.scalars(select(StaffUser).where(StaffUser.active.is_(True)).order_by(StaffUser.name))
         ),
@@ -585,18 +585,18 @@ async def console_action(request: Request, meeting_id: DbId, ctx: Staff) -> Resp
     secretary = frozenset({"secretary"})
     chair = frozenset({"chair", "deputy_chair"})
     steps: dict[str, tuple[frozenset[str], Callable[..., object]]] = {
-        "submit": (secretary, lambda s, st, m, g, f, now: service.submit_agenda(s, st, m, now=now, actor=_actor(ctx))),
+        "submit": (secretary, lambda s, st, m, g, f, now: meetings.submit_agenda(s, st, m, now=now, actor=_actor(ctx))),
         "approve": (chair, lambda s, st, m, g, f, now: _approve_as_me(s, st, m, g, ctx, now)),
         "send_agenda": (
             secretary,
-            lambda s, st, m, g, f, now: service.send_agenda(s, st, m, now=now, actor=_actor(ctx)),
+            lambda s, st, m, g, f, now: meetings.send_agenda(s, st, m, now=now, actor=_actor(ctx)),
         ),
-        "finish": (secretary, lambda s, st, m, g, f, now: service.finish_meeting(s, st, m, now=now, actor=_actor(ctx))),
-        "close_poll": (secretary, lambda s, st, m, g, f, now: service.close_poll(s, st, m, now=now, actor=_actor(ctx))),
-        "draft": (secretary, lambda s, st, m, g, f, now: service.draft_minutes(s, st, m, now=now, actor=_actor(ctx))),
+        "finish": (secretary, lambda s, st, m, g, f, now: voting.finish_meeting(s, st, m, now=now, actor=_actor(ctx))),
+        "close_poll": (secretary, lambda s, st, m, g, f, now: voting.close_poll(s, st, m, now=now, actor=_actor(ctx))),
+        "draft": (secretary, lambda s, st, m, g, f, now: signing.draft_minutes(s, st, m, now=now, actor=_actor(ctx))),
         "request_signatures": (
             secretary,
-            lambda s, st, m, g, f, now: service.request_signatures(s, st, m, now=now, actor=_actor(ctx)),
+            lambda s, st, m, g, f, now: signing.request_signatures(s, st, m, now=now, actor=_actor(ctx)),
         ),
         "sign": (OFFICERS | {"member"}, lambda s, st, m, g, f, now: _sign_as_me(s, st, m, g, ctx, now, request)),
     }
@@ -609,10 +609,10 @@ async def console_action(request: Request, meeting_id: DbId, ctx: Staff) -> Resp
 def _approve_as_me(
     session: Session, settings: Settings, meeting: WgMeeting, group: WgGroup, ctx: StaffContext, now: dt.datetime
 ) -> None:
-    me = service.member_by_address(session, group, ctx.email)
+    me = groups.member_by_address(session, group, ctx.email)
     if me is None:
         raise WorkgroupError("Повестку утверждает председатель рабочей группы")
-    service.approve_agenda(session, settings, meeting, me, now=now, how="console")
+    meetings.approve_agenda(session, settings, meeting, me, now=now, how="console")
 
 
 def _sign_as_me(
@@ -624,14 +624,14 @@ def _sign_as_me(
     now: dt.datetime,
     request: Request,
 ) -> None:
-    me = service.member_by_address(session, group, ctx.email)
-    minutes = service.latest_minutes(session, meeting)
+    me = groups.member_by_address(session, group, ctx.email)
+    minutes = signing.latest_minutes(session, meeting)
     signature = None
     if me is not None and minutes is not None:
-        signature = next((s for s in service.signatures_of(session, minutes) if s.member_id == me.id), None)
+        signature = next((s for s in signing.signatures_of(session, minutes) if s.member_id == me.id), None)
     if signature is None:
         raise WorkgroupError("Ваша подпись под этим протоколом не запрашивалась")
-    service.sign_minutes(session, settings, signature, now=now, method="console", ip=client_ip(request))
+    signing.sign_minutes(session, settings, signature, now=now, method="console", ip=client_ip(request))
 
 
 @router.post("/staff/wg/meetings/{meeting_id}/attendance")
@@ -639,7 +639,7 @@ async def console_attendance(request: Request, meeting_id: DbId, ctx: Staff) -> 
     """Record how a member took part."""
 
     def step(s: Session, st: Settings, m: WgMeeting, g: WgGroup, f: dict[str, str], now: dt.datetime) -> None:
-        service.record_attendance(s, m, _member_field(s, g, f), f.get("mode", ""), now=now, actor=_actor(ctx))
+        voting.record_attendance(s, m, _member_field(s, g, f), f.get("mode", ""), now=now, actor=_actor(ctx))
 
     return await _act(request, ctx, meeting_id, "attendance", frozenset({"secretary"}), step)
 
@@ -657,8 +657,8 @@ async def console_vote(request: Request, meeting_id: DbId, ctx: Staff) -> Respon
         item_number = parse_db_id(number)
         if item_number is None:
             raise WorkgroupError("Выберите вопрос")
-        item = service.item_by_number(s, m, item_number)
-        service.record_vote(
+        item = meetings.item_by_number(s, m, item_number)
+        voting.record_vote(
             s, st, m, item, _member_field(s, g, f), choice, now=now, actor=_actor(ctx), replace=f.get("replace") == "1"
         )
 
@@ -680,13 +680,13 @@ async def console_reply(request: Request, reply_id: DbId, ctx: Staff) -> Respons
     meeting_id = await run_in_threadpool(find)
 
     def step(s: Session, st: Settings, m: WgMeeting, g: WgGroup, f: dict[str, str], now: dt.datetime) -> None:
-        reply = service.get_inbox_item(s, reply_id)
+        reply = opinions.get_inbox_item(s, reply_id)
         if f.get("decision") == "reject":
-            service.reject_reply(s, reply, note=f.get("note", ""), now=now, actor=_actor(ctx))
+            opinions.reject_reply(s, reply, note=f.get("note", ""), now=now, actor=_actor(ctx))
             return
         member = _member_field(s, g, f) if f.get("member_id") else None
         number = f.get("item", "")
-        service.confirm_reply(
+        opinions.confirm_reply(
             s,
             st,
             reply,
@@ -710,7 +710,7 @@ async def console_minutes_docx(request: Request, minutes_id: DbId, ctx: Staff) -
             minutes = session.get(WgMinutes, minutes_id)
             if minutes is None:
                 raise Refused(404, "Не найдено")
-            meeting = service.get_meeting(session, minutes.meeting_id)
+            meeting = meetings.get_meeting(session, minutes.meeting_id)
             _group_or_refuse(session, ctx, meeting.group_id, OFFICERS | {"admin"})
             data = BlobStore(settings.blob_dir).get(minutes.docx_sha256)
             return data, f"protokol-{meeting.number}-v{minutes.version}.docx"

@@ -27,7 +27,7 @@ from mailservice.db import session_scope
 from mailservice.web.security import DbId
 from mailservice.web.staff.deps import Refused, StaffContext, client_ip, page, redirect
 from mailservice.web.staff.models import StaffUser
-from mailservice.workgroup import instructions, service
+from mailservice.workgroup import instructions, meetings, service
 from mailservice.workgroup.models import WgGroup, WgInstruction, WgMeeting
 from mailservice.workgroup.service import WorkgroupError
 from mailservice.workgroup.web import (
@@ -61,7 +61,7 @@ def _date_field(value: str, what: str) -> dt.date:
 def _instruction_context(
     session: Session, settings: Settings, instruction: WgInstruction, now: dt.datetime
 ) -> dict[str, Any]:
-    meeting = service.get_meeting(session, instruction.meeting_id)
+    meeting = meetings.get_meeting(session, instruction.meeting_id)
     group = session.get(WgGroup, instruction.group_id)
     today = service.local_today(settings, now)
     return {
@@ -198,7 +198,7 @@ async def console_instructions(request: Request, ctx: Staff) -> HTMLResponse:
             wanted = instructions.Filters(**{**filters.__dict__, "group_ids": tuple(g.id for g in groups) or (-1,)})
             found = instructions.matching(session, settings, wanted, now=now)
             today = service.local_today(settings, now)
-            meetings = {
+            by_id = {
                 m.id: m
                 for m in session.scalars(
                     select(WgMeeting).where(WgMeeting.group_id.in_([g.id for g in groups] or [-1]))
@@ -210,7 +210,7 @@ async def console_instructions(request: Request, ctx: Staff) -> HTMLResponse:
                     {
                         "i": i,
                         "status": instructions.status(i.state, i.due, today),
-                        "meeting": meetings.get(i.meeting_id),
+                        "meeting": by_id.get(i.meeting_id),
                         "group": next(g for g in groups if g.id == i.group_id),
                         "roles": _roles(session, ctx, next(g for g in groups if g.id == i.group_id)),
                         "pending": instructions.pending_extension(session, i),
@@ -220,7 +220,7 @@ async def console_instructions(request: Request, ctx: Staff) -> HTMLResponse:
             return {
                 "rows": rows,
                 "filters": filters,
-                "meetings": sorted(meetings.values(), key=lambda m: (m.group_id, m.number)),
+                "meetings": sorted(by_id.values(), key=lambda m: (m.group_id, m.number)),
                 "groups": {g.id: g for g in groups},
                 "state_names": instructions.STATE_NAMES,
                 "local": lambda moment: service.fmt_local(settings, moment),
@@ -320,7 +320,7 @@ async def console_give(request: Request, meeting_id: DbId, ctx: Staff) -> Respon
         number = f.get("item", "")
         if not number.isdigit():
             raise WorkgroupError("Выберите вопрос")
-        item = service.item_by_number(s, m, int(number))
+        item = meetings.item_by_number(s, m, int(number))
         assignee = f.get("assignee", "")
         member = staff = None
         if assignee.startswith("m"):

@@ -3,7 +3,7 @@ disagreements for the head, and expert groups and project committees (issue 18).
 
 ``GET /staff/wg/groups/{id}`` is for the group's chair, deputy chair and secretary (and administrators); every
 change is the secretary's and goes through :mod:`.plans` and :mod:`.reports` in one transaction; a refusal shows
-the page again with the reason. Documents download as DOCX and never render in the browser.
+the page again with the reason. Documents download as DOCX or PDF and never render in the browser.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from mailservice.config import Settings
 from mailservice.db import session_scope
 from mailservice.web.security import DbId
 from mailservice.web.staff.deps import Refused, StaffContext, page, redirect
-from mailservice.workgroup import plans, reports, service
+from mailservice.workgroup import meetings, plans, reports, service
 from mailservice.workgroup.mail import DOCX_TYPE
 from mailservice.workgroup.models import (
     WgAgendaItem,
@@ -107,7 +107,7 @@ def _group_data(
         "decisions": plans.decisions_of(session, group),
         "reports": reports.reports_of(session, group),
         "report_names": reports.REPORT_NAMES,
-        "meetings": [(m, service.items_of(session, m)) for m in held],
+        "meetings": [(m, meetings.items_of(session, m)) for m in held],
         "subgroups": reports.subgroups_of(session, group),
         "local": lambda moment: service.fmt_local(settings, moment),
     }
@@ -328,7 +328,17 @@ async def send_report(request: Request, report_id: DbId, ctx: Staff) -> Response
 
 @router.get("/staff/wg/reports/{report_id}.docx")
 async def report_docx(request: Request, report_id: DbId, ctx: Staff) -> Response:
-    """Download a report or a protocol of disagreements."""
+    """Download a report or a protocol of disagreements as DOCX."""
+    return await _report_file(request, report_id, ctx, "docx")
+
+
+@router.get("/staff/wg/reports/{report_id}.pdf")
+async def report_pdf(request: Request, report_id: DbId, ctx: Staff) -> Response:
+    """Download a report or a protocol of disagreements as PDF (the same document)."""
+    return await _report_file(request, report_id, ctx, "pdf")
+
+
+async def _report_file(request: Request, report_id: int, ctx: StaffContext, kind: str) -> Response:
     settings = _settings(request)
 
     def work() -> tuple[bytes, str]:
@@ -337,13 +347,15 @@ async def report_docx(request: Request, report_id: DbId, ctx: Staff) -> Response
             if report is None:
                 raise Refused(404, "Не найдено")
             _group_or_refuse(session, ctx, report.group_id, OFFICERS | {"admin"})
-            name = "doklad" if report.kind == "progress" else "protokol-raznoglasiy"
-            return BlobStore(settings.blob_dir).get(report.docx_sha256), f"{name}-{report.id}.docx"
+            digest = report.docx_sha256 if kind == "docx" else report.pdf_sha256
+            if not digest:
+                raise Refused(404, "Этот документ подготовлен до того, как доклады стали сохраняться в PDF")
+            return BlobStore(settings.blob_dir).get(digest), f"{reports.report_file_stem(report)}-{report.id}.{kind}"
 
     data, filename = await run_in_threadpool(work)
     return Response(
         data,
-        media_type=DOCX_TYPE,
+        media_type=DOCX_TYPE if kind == "docx" else reports.PDF_TYPE,
         headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
     )
 
@@ -353,7 +365,7 @@ async def record_disagreement(request: Request, meeting_id: DbId, ctx: Staff) ->
     """Record disagreements a meeting could not resolve and prepare the protocol of disagreements."""
 
     def step(s: Session, st: Settings, g: WgGroup, f: dict[str, str], now: dt.datetime) -> None:
-        meeting = service.get_meeting(s, meeting_id)
+        meeting = meetings.get_meeting(s, meeting_id)
         number = f.get("item", "")
         positions = [(f.get(f"party_{n}", ""), f.get(f"position_{n}", "")) for n in range(1, 5)]
         row: WgDisagreement = reports.record_disagreement(
@@ -362,7 +374,7 @@ async def record_disagreement(request: Request, meeting_id: DbId, ctx: Staff) ->
             subject=f.get("subject", ""),
             positions=positions,
             proposal=f.get("proposal", ""),
-            item=service.item_by_number(s, meeting, int(number)) if number.isdigit() else None,
+            item=meetings.item_by_number(s, meeting, int(number)) if number.isdigit() else None,
             now=now,
             actor=_actor(ctx),
         )

@@ -19,7 +19,7 @@ from mailservice.config import Settings
 from mailservice.db import session_scope
 from mailservice.web.security import DbId
 from mailservice.web.staff.deps import Refused, page, redirect
-from mailservice.workgroup import service
+from mailservice.workgroup import groups, meetings, service, voting
 from mailservice.workgroup.models import WgGroup, WgMeeting
 from mailservice.workgroup.policy import ROLE_NAMES
 from mailservice.workgroup.service import WorkgroupError
@@ -38,15 +38,15 @@ def _sheet_data(session: Any, settings: Any, ctx: Any, meeting_id: int) -> dict[
     group = _group_or_refuse(session, ctx, meeting.group_id, SECRETARY)
     if meeting.form == "absentee":
         raise Refused(409, "Нет таблицы", "В письменном опросе участие и голоса определяются бюллетенями.")
-    people = [m for m in service.members_of(session, group)]
-    items = service.items_of(session, meeting)
-    votes = {(v.item_id, v.member_id): v.choice for item in items for v in service.votes_on(session, item)}
+    people = [m for m in groups.members_of(session, group)]
+    items = meetings.items_of(session, meeting)
+    votes = {(v.item_id, v.member_id): v.choice for item in items for v in voting.votes_on(session, item)}
     return {
         "group": group,
         "meeting": meeting,
         "people": people,
         "items": items,
-        "attendance": {mid: row.mode for mid, row in service.attendance_of(session, meeting).items()},
+        "attendance": {mid: row.mode for mid, row in voting.attendance_of(session, meeting).items()},
         "votes": votes,
         "mode_names": service.MODE_NAMES,
         "choice_names": {c.value: n for c, n in CHOICE_NAMES.items()},

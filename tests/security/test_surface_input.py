@@ -19,8 +19,8 @@ from mailservice.inforequests.export import register_rows, write_xlsx
 from mailservice.inforequests.models import Attachment, Event, Request
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.web.staff.auth import Role
+from mailservice.workgroup import meetings, opinions, signing, voting
 from mailservice.workgroup import minutes as minutes_doc
-from mailservice.workgroup import service
 from mailservice.workgroup.models import WgMember, WgMinutes
 from tests.conftest import make_env, reset_caches
 from tests.console_support import add_staff, client_for, drain, login, parsed, phone_request, text_of
@@ -42,17 +42,17 @@ def test_control_characters_in_an_emailed_opinion_keep_the_docx_minutes(settings
     raw = reply(agenda, sender=ADDRESSES["m3"][1], name=ADDRESSES["m3"][0], body=opinion)
     process_raw(settings, raw, Source("file"), now=clock.now)
     with session_scope(settings) as session:
-        meeting = service.get_meeting(session, meeting_id)
-        service.confirm_reply(session, settings, service.held_items(session)[0], now=clock.now, actor="t")
-        [kept] = service.opinions_of(session, meeting)
+        meeting = meetings.get_meeting(session, meeting_id)
+        opinions.confirm_reply(session, settings, opinions.held_items(session)[0], now=clock.now, actor="t")
+        [kept] = opinions.opinions_of(session, meeting)
         assert any(c in kept.text for c in CONTROL)  # the record keeps what the member sent
         members = {m.id: m for m in session.scalars(select(WgMember))}
         for key in ("chair", "secretary", "m1"):
-            service.record_attendance(
+            voting.record_attendance(
                 session, meeting, members[getattr(people, key)], "in_person", now=clock.now, actor="t"
             )
-        service.finish_meeting(session, settings, meeting, now=meeting.starts_at, actor="t")
-        service.draft_minutes(session, settings, meeting, now=meeting.starts_at, actor="t")
+        voting.finish_meeting(session, settings, meeting, now=meeting.starts_at, actor="t")
+        signing.draft_minutes(session, settings, meeting, now=meeting.starts_at, actor="t")
         draft = session.scalars(select(WgMinutes).where(WgMinutes.meeting_id == meeting_id)).one()
         docx = BlobStore(settings.blob_dir).get(draft.docx_sha256)
     text = minutes_doc.docx_text(docx)
@@ -69,7 +69,7 @@ def test_control_characters_in_a_subject_keep_the_xlsx_register(settings: Settin
     target = tmp_path / "register.xlsx"
     assert write_xlsx(rows, target) == 1
     sheet = openpyxl.load_workbook(target).worksheets[0]
-    assert sheet["F2"].value == "Запрос о земле"
+    assert sheet["G2"].value == "Запрос о земле"  # the subject's column («Тема письма»)
 
 
 def with_attachments(files: dict[str, bytes]) -> bytes:

@@ -19,9 +19,14 @@ def mount(app: FastAPI) -> None:
 
     from mailservice.feedback.routes import router as feedback_router
     from mailservice.history.routes import router as history_router
+    from mailservice.web.staff.contacts import router as contacts_router
     from mailservice.web.staff.deps import NotLoggedIn, Refused, login_redirect, page
+    from mailservice.web.staff.feedback_console import router as feedback_console_router
     from mailservice.web.staff.identity import router as identity_router
+    from mailservice.web.staff.notify import router as notify_router
+    from mailservice.web.staff.reports import router as reports_router
     from mailservice.web.staff.routes import router as staff_router
+    from mailservice.web.staff.search import router as search_router
 
     async def not_logged_in(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, NotLoggedIn)
@@ -43,6 +48,11 @@ def mount(app: FastAPI) -> None:
     app.add_exception_handler(NotLoggedIn, not_logged_in)
     app.add_exception_handler(Refused, refused)
     app.include_router(staff_router)
+    app.include_router(contacts_router)  # issue 16: contacts on a request, letters to post
     app.include_router(identity_router)  # issue 14: identity checks, suggested merges
+    app.include_router(reports_router)  # issue 17: register spreadsheet, charts, monthly report
+    app.include_router(notify_router)  # issue 17: a request's notification address
+    app.include_router(feedback_console_router)  # issue 17: answers to site comments, phone ratings
+    app.include_router(search_router)  # issue 19: full-text search, the register export
     app.include_router(history_router)
     app.include_router(feedback_router)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from mailservice.blobs import BlobStore
@@ -245,6 +246,7 @@ class ContactRequest:
     phone: str | None = None
     social: str = ""
     postal_address: str = ""
+    files: tuple[service.StoredFile, ...] = ()  # scans of a letter, papers brought to a visit
 
 
 def register_contact_request(
@@ -289,6 +291,7 @@ def register_contact_request(
         reply_email=data.email,
         reply_name=data.name.strip() or data.organisation.strip(),
         actor=actor,
+        attachments=data.files,
     )
 
 
@@ -406,25 +409,72 @@ def record_identity_check(
         raise ConsoleError(str(exc)) from exc
 
 
-def client_timeline(session: Session, client_id: int) -> list[Event]:
-    """Every event of the client across requests and channels, oldest first."""
-    return list(session.scalars(select(Event).where(Event.client_id == client_id).order_by(Event.at, Event.id)))
+T = TypeVar("T")
+TIMELINE_PAGE = 200  # events per page of a client's timeline
+LIST_PAGE = 50  # rows per page of the client's requests and of the clients found
 
 
-def find_clients(session: Session, text: str, limit: int = 50) -> list[Client]:
+@dataclass(frozen=True)
+class Paged(Generic[T]):
+    """One page of a list that can grow without bound."""
+
+    items: list[T]
+    page: int
+    pages: int
+    total: int
+
+
+def _clamp_page(page: int, total: int, size: int) -> tuple[int, int]:
+    pages = max(1, -(-total // size))
+    return max(1, min(page, pages)), pages
+
+
+def client_timeline(session: Session, client_id: int, page: int = 1, size: int = TIMELINE_PAGE) -> Paged[Event]:
+    """The client's events across requests and channels, a page at a time: page 1 holds the newest, each page in
+    the order things happened."""
+    total = int(session.scalar(select(func.count()).where(Event.client_id == client_id)) or 0)
+    page, pages = _clamp_page(page, total, size)
+    newest_first = session.scalars(
+        select(Event)
+        .where(Event.client_id == client_id)
+        .order_by(Event.at.desc(), Event.id.desc())
+        .limit(size)
+        .offset((page - 1) * size)
+    ).all()
+    return Paged(list(reversed(newest_first)), page, pages, total)
+
+
+def client_requests(session: Session, client_id: int, page: int = 1, size: int = LIST_PAGE) -> Paged[Request]:
+    """The client's requests, newest first, a page at a time."""
+    total = int(session.scalar(select(func.count()).where(Request.client_id == client_id)) or 0)
+    page, pages = _clamp_page(page, total, size)
+    rows = session.scalars(
+        select(Request)
+        .where(Request.client_id == client_id)
+        .order_by(Request.id.desc())
+        .limit(size)
+        .offset((page - 1) * size)
+    ).all()
+    return Paged(list(rows), page, pages, total)
+
+
+def find_clients(session: Session, text: str, limit: int = LIST_PAGE, page: int = 1) -> list[Client]:
     """Clients whose name, organisation or contact contains ``text`` (for the merge form and lookups)."""
+    return find_clients_page(session, text, page=page, size=limit).items
+
+
+def find_clients_page(session: Session, text: str, *, page: int = 1, size: int = LIST_PAGE) -> Paged[Client]:
+    """One page of the clients whose name, organisation or contact contains ``text``, oldest record first."""
     like = f"%{text.strip().replace('%', '').replace('_', '')}%"
     if len(like) < 4:
-        return []
+        return Paged([], 1, 1, 0)
     contact_ids = select(ClientContact.client_id).where(ClientContact.value.ilike(like))
-    return list(
-        session.scalars(
-            select(Client)
-            .where(
-                Client.merged_into_id.is_(None),
-                or_(Client.name.ilike(like), Client.organisation.ilike(like), Client.id.in_(contact_ids)),
-            )
-            .order_by(Client.id)
-            .limit(limit)
-        )
+    condition = (Client.merged_into_id.is_(None)) & or_(
+        Client.name.ilike(like), Client.organisation.ilike(like), Client.id.in_(contact_ids)
     )
+    total = int(session.scalar(select(func.count()).select_from(Client).where(condition)) or 0)
+    page, pages = _clamp_page(page, total, size)
+    rows = session.scalars(
+        select(Client).where(condition).order_by(Client.id).limit(size).offset((page - 1) * size)
+    ).all()
+    return Paged(list(rows), page, pages, total)

@@ -52,6 +52,9 @@ ACTION_NAMES = {
     "request_assign": "назначен исполнитель",
     "request_reclassify": "изменена классификация",
     "request_answer": "дан ответ",
+    "request_contact": "записан контакт по запросу",
+    "letter_sent": "письмо клиенту отмечено отправленным",
+    "history_print": "распечатана история взаимодействия",
     "client_merge": "объединены клиенты",
     "attachment_download": "скачано вложение",
     "message_download": "скачано исходное письмо",
@@ -59,4 +62,5 @@ ACTION_NAMES = {
     "identity_check": "проверена личность клиента",
     "merge_accept": "принято предложение объединить записи",
     "merge_reject": "отклонено предложение объединить записи",
+    "register_export": "выгружен реестр запросов",
 }

@@ -8,10 +8,11 @@ from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from urllib.parse import urlencode
 
-from sqlalchemy import ColumnElement, Select, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, case, false, func, literal_column, select
 from sqlalchemy.orm import Session, selectinload
 
 from mailservice.classify.rules import Taxonomy, load_taxonomy
+from mailservice.inforequests import search
 from mailservice.inforequests.lifecycle import OPEN_STATUSES, Channel, Status
 from mailservice.inforequests.models import Request
 from mailservice.inforequests.queues import held_condition, to_forward_condition
@@ -124,21 +125,25 @@ def build_query(filters: QueueFilters, today: dt.date) -> Select[Request]:
         query = query.where(held_condition())
     if filters.to_forward:
         query = query.where(to_forward_condition())
-    if filters.q:
-        like = f"%{filters.q.replace('%', '').replace('_', '')}%"
-        query = query.where(or_(Request.number.like(like), Request.subject.ilike(like)))
     if filters.held:
         return query.order_by(Request.received_at, Request.id)  # the registration date counts from receipt
     if filters.to_forward:
         return query.order_by(Request.registered_on, Request.id)  # the forwarding date counts from registration
+    # Written with a literal 'urgent': the expression indexes of migration 1902 match it (a bound value would not).
     return query.order_by(
-        (Request.urgency == "urgent").desc(), Request.control_date.is_(None), Request.control_date, Request.id
+        (Request.urgency == literal_column("'urgent'")).desc(),
+        Request.control_date.is_(None),
+        Request.control_date,
+        Request.id,
     )
 
 
 def fetch(session: Session, filters: QueueFilters, today: dt.date) -> tuple[list[Request], int]:
     """One page of the queue and the total number of matching requests."""
     query = build_query(filters, today)
+    if filters.q:  # the full-text search (inforequests/search.py) narrows the queue
+        found = search.matching_ids(session, filters.q)
+        query = query.where(Request.id.in_(found) if found is not None else false())
     total = int(session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0)
     rows = session.scalars(
         query.options(selectinload(Request.client)).limit(PAGE_SIZE).offset((filters.page - 1) * PAGE_SIZE)

@@ -3,13 +3,16 @@ audit log. Server-rendered, no JavaScript; every POST carries the session's CSRF
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import secrets
+from collections.abc import Sequence
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, File, Form, Query, Request
+from fastapi import UploadFile as FastAPIUpload
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -19,7 +22,8 @@ from starlette.datastructures import UploadFile
 from mailservice.blobs import BlobStore
 from mailservice.db import session_scope, utcnow
 from mailservice.feedback.models import FeedbackResponse
-from mailservice.feedback.stats import ANONYMOUS_SOURCE, channel_label, feedback_stats
+from mailservice.feedback.staff import ANONYMOUS_SOURCES
+from mailservice.feedback.stats import channel_label, feedback_stats
 from mailservice.history.archive import EVENT_NAMES
 from mailservice.history.service import Outcome as HistoryOutcome
 from mailservice.history.service import request_history
@@ -27,6 +31,7 @@ from mailservice.inforequests import queues
 from mailservice.inforequests.export import is_overdue
 from mailservice.inforequests.lifecycle import (
     CHANNEL_NAMES,
+    ORAL_CHANNELS,
     REFUSAL_GROUNDS,
     STAFF_SETTABLE,
     STATUS_NAMES,
@@ -64,6 +69,7 @@ from mailservice.web.staff.deps import (
     settings_of,
 )
 from mailservice.web.staff.models import AuditEntry, StaffUser
+from mailservice.web.staff.uploads import store_uploads
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
 
@@ -83,10 +89,12 @@ DONE = {
     "spam": "Письмо подтверждено как реклама и закрыто без регистрации.",
     "convert": "Письмо исполнено как команда; клиенту отправлен ответ.",
     "created": "Запрос зарегистрирован.",
+    "contact": "Контакт записан в историю.",
     "merge": "Записи клиентов объединены.",
     "history": "Запрос истории обработан.",
     "identity": "Проверка личности записана.",
     "suggestion": "Решение по объединению записей сохранено.",
+    "address": "Адрес для уведомлений изменён.",
 }
 HISTORY_OUTCOMES = {
     HistoryOutcome.link_sent: "Ссылка на архив истории отправлена на подтверждённый адрес.",
@@ -110,6 +118,20 @@ def _local(request: Request) -> Any:
         return moment.astimezone(tz).strftime(fmt) if moment else ""
 
     return local
+
+
+def _page_param(request: Request, name: str) -> int:
+    """A page number from the query string (1 when absent or not a number; the lists clamp it)."""
+    value = request.query_params.get(name, "1")
+    return int(value) if value.isdigit() and len(value) < 7 else 1
+
+
+def _numbers(session: Session, events: Sequence[Event]) -> dict[int, str | None]:
+    """Registration numbers of the requests these events belong to."""
+    ids = {e.request_id for e in events if e.request_id is not None}
+    if not ids:
+        return {}
+    return dict(session.execute(select(InfoRequest.id, InfoRequest.number).where(InfoRequest.id.in_(ids))).all())
 
 
 def _names() -> dict[str, Any]:
@@ -257,11 +279,14 @@ def logout(request: Request, ctx: Anyone) -> Response:
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, ctx: Anyone) -> Response:
     """Start page: what the role may open, and the queue's counters for those who work it."""
-    counters = None
+    counters, charts = None, []
     if ctx.can(OPERATE):
+        from mailservice.reports.figures import home_charts  # issue 17: SVG charts drawn here, no script
+
         with session_scope(settings_of(request)) as session:
             counters = queue.counters(session, _today(request))
-    return page(request, "web/staff/home.html", ctx=ctx, counters=counters, **_names())
+            charts = home_charts(session, settings_of(request), _today(request))
+    return page(request, "web/staff/home.html", ctx=ctx, counters=counters, charts=charts, **_names())
 
 
 @router.get("/queue", response_class=HTMLResponse)
@@ -335,8 +360,9 @@ def register_submit(
     phone: Text = "",
     social: Text = "",
     postal_address: Text = "",
+    files: Annotated[list[FastAPIUpload], File()] = [],  # noqa: B006  (FastAPI reads the default; never mutated)
 ) -> Response:
-    """Register it (number and term at once; oral requests with date and time)."""
+    """Register it (number and term at once; oral requests with date and time; scans of a letter attached)."""
     settings = settings_of(request)
     form = {k: v for k, v in locals().items() if isinstance(v, str)}
     try:
@@ -370,6 +396,7 @@ def register_submit(
     )
     try:
         with session_scope(settings) as session:
+            data = dataclasses.replace(data, files=tuple(store_uploads(settings, files)))
             created = actions.register_contact_request(session, settings, data, actor=ctx.email, now=now)
             _audit(session, ctx, "request_register", "request", created.id, channel=chosen.value)
             new_id = created.id
@@ -408,13 +435,8 @@ def _request_page(
         template = request.query_params.get("template", "")
         if answer_text is None and template in ANSWER_TEMPLATES:
             answer_text = actions.answer_text(settings, template, req, ctx.name, ctx.position, today)
-        timeline = actions.client_timeline(session, req.client_id)
-        numbers = {
-            rid: number
-            for rid, number in session.execute(
-                select(InfoRequest.id, InfoRequest.number).where(InfoRequest.client_id == req.client_id)
-            )
-        }
+        timeline = actions.client_timeline(session, req.client_id, _page_param(request, "tl"))
+        numbers = _numbers(session, timeline.items)
         attachments = session.scalars(select(Attachment).where(Attachment.request_id == req.id)).all()
         staff = session.scalars(
             select(StaffUser)
@@ -431,7 +453,8 @@ def _request_page(
             status_code=status_code,
             req=req,
             client=req.client,
-            timeline=timeline,
+            timeline=timeline.items,
+            timeline_page=timeline,
             numbers=numbers,
             attachments=attachments,
             classification=req.classification if isinstance(req.classification, dict) else {},
@@ -442,6 +465,10 @@ def _request_page(
             chosen_template=template if template in ANSWER_TEMPLATES else "",
             staff=staff,
             register_by=queues.registration_date(settings, req),
+            registration_term=queues.registration_term(settings, req),
+            registered_late=any(e.kind == "registered" and (e.data or {}).get("late_registration") for e in req.events),
+            oral=req.channel in ORAL_CHANNELS,
+            now_local=utcnow().astimezone(settings.tz).strftime("%Y-%m-%dT%H:%M"),
             forward_by=queues.forwarding_date(req),
             hold_reasons=intake_actions.hold_reasons_of(req),
             commands=COMMAND_NAMES if intake_actions.can_convert(req) else {},
@@ -684,8 +711,8 @@ def message_download(request: Request, ctx: Operator, event_id: DbId) -> Respons
 def clients_page(request: Request, ctx: Operator, q: str = "") -> Response:
     """Find clients by name, organisation, address or phone."""
     with session_scope(settings_of(request)) as session:
-        found = actions.find_clients(session, q[:100]) if q else []
-        return page(request, "web/staff/clients.html", ctx=ctx, q=q[:100], clients=found, **_names())
+        found = actions.find_clients_page(session, q[:100], page=_page_param(request, "page"))
+        return page(request, "web/staff/clients.html", ctx=ctx, q=q[:100], clients=found.items, found=found, **_names())
 
 
 def _client_page(  # also renders the identity pages' errors (web/staff/identity.py)
@@ -703,9 +730,8 @@ def _client_page(  # also renders the identity pages' errors (web/staff/identity
         client = session.scalar(select(Client).where(Client.id == client_id).options(selectinload(Client.contacts)))
         if client is None:
             raise Refused(404, "Клиент не найден")
-        requests_ = session.scalars(
-            select(InfoRequest).where(InfoRequest.client_id == client.id).order_by(InfoRequest.id)
-        ).all()
+        requests_ = actions.client_requests(session, client.id, _page_param(request, "rq"))
+        timeline = actions.client_timeline(session, client.id, _page_param(request, "tl"))
         merged = session.scalars(select(Client).where(Client.merged_into_id == client.id)).all()
         return page(
             request,
@@ -713,9 +739,11 @@ def _client_page(  # also renders the identity pages' errors (web/staff/identity
             ctx=ctx,
             status_code=status_code,
             client=client,
-            requests=requests_,
-            numbers={r.id: r.number for r in requests_},
-            timeline=actions.client_timeline(session, client.id),
+            requests=requests_.items,
+            requests_page=requests_,
+            numbers=_numbers(session, timeline.items),
+            timeline=timeline.items,
+            timeline_page=timeline,
             merged=merged,
             **identity_pages.page_context(session, client.id),
             error=error,
@@ -786,7 +814,7 @@ def feedback_page(request: Request, ctx: FeedbackViewer) -> Response:
     settings = settings_of(request)
     with session_scope(settings) as session:
         stats = feedback_stats(session, settings)
-        anonymous = feedback_stats(session, settings, sources=(ANONYMOUS_SOURCE,))
+        anonymous = feedback_stats(session, settings, sources=ANONYMOUS_SOURCES)  # the site's and the QR code's form
         latest = session.scalars(select(FeedbackResponse).order_by(FeedbackResponse.id.desc()).limit(50)).all()
         return page(
             request,
@@ -796,6 +824,7 @@ def feedback_page(request: Request, ctx: FeedbackViewer) -> Response:
             anonymous=anonymous,
             latest=latest,
             channel_label=channel_label,
+            answered=request.query_params.get("done") == "answer",
             local=_local(request),
             **_names(),
         )

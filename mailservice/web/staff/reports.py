@@ -1,0 +1,128 @@
+"""Console downloads and pictures of the request register (issue 17): the register spreadsheet with the queue's
+filters, the charts of the home page and the monthly report."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from sqlalchemy import Select, false
+from sqlalchemy.orm import Session
+
+from mailservice.db import session_scope, utcnow
+from mailservice.inforequests import export, search
+from mailservice.inforequests.models import Request as InfoRequest
+from mailservice.reports import monthly
+from mailservice.reports.figures import add_months
+from mailservice.web.staff import queue
+from mailservice.web.staff.deps import Refused, page, secure, settings_of
+from mailservice.web.staff.routes import Operator, _audit
+
+router = APIRouter(prefix="/staff", include_in_schema=False)
+
+MEDIA_TYPES = {
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "csv": "text/csv; charset=utf-8",
+}
+
+
+def _disposition(filename: str) -> str:
+    """A download's Content-Disposition with a UTF-8 file name (RFC 6266, RFC 5987)."""
+    return f"attachment; filename*=UTF-8''{quote(filename)}"
+
+
+def _attachment(data: bytes, filename: str, media_type: str) -> Response:
+    response = Response(
+        data,
+        media_type=media_type,
+        headers={"Content-Disposition": _disposition(filename)},
+    )
+    return secure(response)
+
+
+def _register_query(session: Session, filters: queue.QueueFilters, today: dt.date) -> Select[InfoRequest]:
+    """The queue's query for these filters; its search box narrows the register as it narrows the queue."""
+    query = queue.build_query(filters, today)
+    if filters.q:
+        found = search.matching_ids(session, filters.q)
+        query = query.where(InfoRequest.id.in_(found) if found is not None else false())
+    return query
+
+
+@router.get("/queue/register.{fmt}")
+def register_download(request: Request, ctx: Operator, fmt: str) -> Response:
+    """The register spreadsheet (XLSX or CSV) of the requests the queue shows with these filters (all pages)."""
+    if fmt not in MEDIA_TYPES:
+        raise Refused(404, "Нет такого формата")
+    settings = settings_of(request)
+    filters = queue.QueueFilters.parse(request.query_params)
+    today = utcnow().astimezone(settings.tz).date()
+    filename = f"реестр-запросов-{today.isoformat()}.{fmt}"
+    if fmt == "csv":
+        # Streamed: five years of the register is 100,000+ rows and the web process's memory stays flat.
+        with session_scope(settings) as session:
+            _audit(session, ctx, "register_export", "register", None, format=fmt, filters=filters.query_string())
+
+        def body() -> Iterator[bytes]:
+            yield "\ufeff".encode()  # a byte order mark: spreadsheet programs then read the Cyrillic right
+            with session_scope(settings) as session:
+                rows = export.register_rows(session, settings, today, _register_query(session, filters, today))
+                for piece in export.csv_chunks(rows):
+                    yield piece.encode("utf-8")
+
+        response = StreamingResponse(
+            body(), media_type=MEDIA_TYPES[fmt], headers={"Content-Disposition": _disposition(filename)}
+        )
+        return secure(response)
+    with session_scope(settings) as session:
+        rows = export.register_rows(session, settings, today, _register_query(session, filters, today))
+        data, count = export.xlsx_bytes(rows)
+        _audit(
+            session, ctx, "register_export", "register", None, format=fmt, rows=count, filters=filters.query_string()
+        )
+    return _attachment(data, filename, MEDIA_TYPES[fmt])
+
+
+def _month(request: Request) -> dt.date:
+    """The month asked for (``?month=2026-11``), else the month before this one."""
+    settings = settings_of(request)
+    today = utcnow().astimezone(settings.tz).date()
+    value = request.query_params.get("month", "")
+    try:
+        year, month = (int(part) for part in value.split("-", 1))
+        if 2000 <= year <= 9999 and 1 <= month <= 12:
+            return dt.date(year, month, 1)
+    except ValueError:
+        pass
+    return add_months(today, -1)
+
+
+@router.get("/reports/monthly", response_class=HTMLResponse)
+def monthly_page(request: Request, ctx: Operator) -> Response:
+    """The monthly report (charts and tables) of a month, as the head of department receives it."""
+    settings = settings_of(request)
+    month = _month(request)
+    with session_scope(settings) as session:
+        report = monthly.build(session, settings, month, utcnow().astimezone(settings.tz).date())
+    return page(
+        request,
+        "web/staff/monthly.html",
+        ctx=ctx,
+        report=report,
+        tables=monthly.tables(report),
+        month_value=f"{month:%Y-%m}",
+    )
+
+
+@router.get("/reports/monthly.pdf")
+def monthly_pdf(request: Request, ctx: Operator) -> Response:
+    """The monthly report as PDF."""
+    settings = settings_of(request)
+    month = _month(request)
+    with session_scope(settings) as session:
+        report = monthly.build(session, settings, month, utcnow().astimezone(settings.tz).date())
+        _audit(session, ctx, "monthly_report_download", "report", None, month=f"{month:%Y-%m}")
+    return _attachment(monthly.to_pdf(report, settings), f"otchet-{month:%Y-%m}.pdf", "application/pdf")

@@ -1,0 +1,146 @@
+"""The status page of one request behind a signed link (issue 16): its status, due date, events and the
+department's answer with files.
+
+The link carries the request's registration number, signed with its own salt (tokens.Purpose.request_status);
+it does not expire and keeps working across key rotation (every listed key verifies). Everything the page shows
+is read through that one request: no other request or client is reachable from it, and GET changes nothing.
+Light on purpose: notifications import it to put the link in every notice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailservice.config import Settings
+from mailservice.inforequests.lifecycle import CHANNEL_NAMES, STATUS_NAMES, Channel, EventKind, Status
+from mailservice.inforequests.models import Attachment, Event, Request
+from mailservice.tokens import Purpose, TokenError, load, sign
+
+
+def status_token(settings: Settings, number: str) -> str:
+    """The signed token of a request's status page."""
+    return sign(settings, Purpose.request_status, {"n": number})
+
+
+def status_url(settings: Settings, number: str | None) -> str:
+    """The absolute address of a request's status page ('' for a request without a number)."""
+    if not number:
+        return ""
+    return f"{settings.public_url.rstrip('/')}/status/{status_token(settings, number)}"
+
+
+def number_of(settings: Settings, token: str) -> str | None:
+    """The registration number a status token names, or None when it is forged or damaged."""
+    try:
+        payload = load(settings, Purpose.request_status, token)
+    except TokenError:
+        return None
+    number = payload.get("n") if isinstance(payload, dict) else None
+    return number if isinstance(number, str) else None
+
+
+EVENT_TITLES = {
+    EventKind.message_in: "Получено ваше сообщение",
+    EventKind.message_out: "Департамент направил вам сообщение",
+    EventKind.registered: "Зарегистрирован",
+    EventKind.status_changed: "Статус изменён",
+}
+
+
+@dataclass
+class StatusEvent:
+    """One line of the page."""
+
+    at: dt.datetime
+    title: str
+    status: str = ""
+    text: str = ""
+
+
+@dataclass
+class StatusView:
+    """What the status page shows of one request."""
+
+    number: str
+    subject: str
+    channel: str
+    status: str
+    registered_on: dt.date | None
+    due_date: dt.date | None
+    events: list[StatusEvent] = field(default_factory=list)
+    answer: str = ""
+    answered_at: dt.datetime | None = None
+    files: list[Attachment] = field(default_factory=list)
+
+
+def _public(event: Event) -> bool:
+    if isinstance(event.data, dict) and event.data.get("internal"):
+        return False
+    return event.kind in EVENT_TITLES
+
+
+def find(session: Session, settings: Settings, token: str) -> Request | None:
+    """The request a status token names (None: forged, damaged, or the request no longer exists)."""
+    number = number_of(settings, token)
+    if number is None:
+        return None
+    request = session.scalar(select(Request).where(Request.number == number))
+    if request is None or request.client.anonymised_at is not None:
+        return None
+    return request
+
+
+def answer_event(request: Request) -> Event | None:
+    """The latest answer (or reasoned refusal) of the request."""
+    answers = [e for e in request.events if e.to_status in (Status.answered, Status.refused)]
+    return answers[-1] if answers else None
+
+
+def view(session: Session, request: Request) -> StatusView:
+    """The page's content: this request's own rows only."""
+    result = StatusView(
+        number=request.number or "",
+        subject=request.subject,
+        channel=CHANNEL_NAMES[Channel(request.channel)],
+        status=STATUS_NAMES[Status(request.status)],
+        registered_on=request.registered_on,
+        due_date=request.due_date,
+    )
+    for event in request.events:
+        if not _public(event):
+            continue
+        status = STATUS_NAMES.get(Status(event.to_status), "") if event.to_status else ""
+        text = ""
+        if event.kind == EventKind.status_changed and event.to_status not in (Status.answered, Status.refused):
+            text = event.comment
+        result.events.append(
+            StatusEvent(at=event.at, title=EVENT_TITLES[EventKind(event.kind)], status=status, text=text)
+        )
+    answer = answer_event(request)
+    if answer is not None:
+        result.answer = answer.comment
+        result.answered_at = answer.at
+        result.files = list(
+            session.scalars(
+                select(Attachment)
+                .where(Attachment.request_id == request.id, Attachment.event_id == answer.id)
+                .order_by(Attachment.id)
+            )
+        )
+    return result
+
+
+def answer_file(session: Session, request: Request, attachment_id: int) -> Attachment | None:
+    """A file of the request's answer (None for any other file, of this request or another)."""
+    answer = answer_event(request)
+    if answer is None:
+        return None
+    return session.scalar(
+        select(Attachment).where(
+            Attachment.id == attachment_id, Attachment.request_id == request.id, Attachment.event_id == answer.id
+        )
+    )
