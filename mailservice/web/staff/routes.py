@@ -471,6 +471,7 @@ def _request_page(
             now_local=utcnow().astimezone(settings.tz).strftime("%Y-%m-%dT%H:%M"),
             forward_by=queues.forwarding_date(req),
             hold_reasons=intake_actions.hold_reasons_of(req),
+            hold_summary=intake_actions.held_summary(intake_actions.hold_reasons_of(req)),
             commands=COMMAND_NAMES if intake_actions.can_convert(req) else {},
             today=today,
             overdue=is_overdue(req, today),
