@@ -387,6 +387,14 @@ def test_a_client_without_e_mail_gets_the_acknowledgement_and_the_answer_as_lett
         assert any("отправлено почтой" in e.comment for e in request.events)
     waiting = http.get("/staff/letters")
     assert waiting.text.count("Отправлено</button>") == 1  # only the acknowledgement still waits
+    # The status page, the only online channel of a client who gave a postal address, shows the answer's file.
+    link = re.search(r'href="https?://[^/"]+(/status/[^"]+)"', sent.text)
+    assert link, sent.text
+    status = client_for(fast_form).get(link.group(1))
+    assert answer in status.text and "график.pdf" in status.text
+    file_link = re.search(r'href="(/status/[^"]+/files/\d+)"', status.text)
+    assert file_link, status.text
+    assert client_for(fast_form).get(file_link.group(1)).content == PDF
 
 
 def test_the_history_prints_only_for_a_client_proven_in_person(settings: Settings) -> None:

@@ -24,7 +24,6 @@ from mailservice.inforequests import identity, notifications, service
 from mailservice.inforequests.classification import labels_for
 from mailservice.inforequests.lifecycle import Channel, EventKind, Status
 from mailservice.inforequests.models import (
-    Attachment,
     Client,
     ClientContact,
     Event,
@@ -170,17 +169,10 @@ def answer(
     except ValueError as exc:  # TransitionError, RequestError: readable Russian messages
         raise ConsoleError(str(exc)) from exc
     store = BlobStore(settings.blob_dir)
-    for upload in files:
-        session.add(
-            Attachment(
-                request_id=request.id,
-                event_id=event.id,
-                filename=upload.filename,
-                content_type=upload.content_type,
-                size=len(upload.data),
-                sha256=store.put(upload.data),
-            )
-        )
+    # Linked through the event object, not its id: the event is not flushed yet, and a file without its answer
+    # event would be missing from the status page, which lists the answer's files.
+    stored = [service.StoredFile(f.filename, f.content_type, len(f.data), store.put(f.data)) for f in files]
+    service.attach_files(session, request, event, stored)
     notifications.status_notice(
         session,
         settings,
