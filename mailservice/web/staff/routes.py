@@ -43,7 +43,7 @@ from mailservice.intake.commands import COMMAND_NAMES, Command
 from mailservice.intake.models import IntakeEntry
 from mailservice.mail.parse import sanitize_filename
 from mailservice.outbox import OutboxMessage
-from mailservice.web.security import DbId, parse_db_id
+from mailservice.web.security import DbId
 from mailservice.web.staff import actions, audit, auth, queue
 from mailservice.web.staff.actions import ANSWER_TEMPLATES, ConsoleError, UploadedFile
 from mailservice.web.staff.auth import ADMIN, ANY_ROLE, FEEDBACK_VIEW, OPERATE, ROLE_NAMES, Role
@@ -376,6 +376,7 @@ def _request_page(
             now_local=utcnow().astimezone(settings.tz).strftime("%Y-%m-%dT%H:%M"),
             forward_by=queues.forwarding_date(req),
             hold_reasons=intake_actions.hold_reasons_of(req),
+            hold_summary=intake_actions.held_summary(intake_actions.hold_reasons_of(req)),
             commands=COMMAND_NAMES if intake_actions.can_convert(req) else {},
             today=today,
             overdue=is_overdue(req, today),
@@ -662,27 +663,6 @@ def _client_page(  # also renders the identity pages' errors (web/staff/identity
 def client_page(request: Request, ctx: Operator, client_id: DbId) -> Response:
     """All requests and events of one client."""
     return _client_page(request, ctx, client_id)
-
-
-@router.post("/clients/{client_id}/merge")
-def client_merge(request: Request, ctx: Operator, client_id: DbId, other_id: Text = "") -> Response:
-    """Merge another record of the same person into this one."""
-    other = parse_db_id(other_id)
-    if other is None:
-        return _client_page(request, ctx, client_id, error="Укажите номер записи клиента", status_code=400)
-    try:
-        with session_scope(settings_of(request)) as session:
-            survivor = session.get(Client, client_id)
-            duplicate = session.get(Client, other)
-            if survivor is None:
-                raise Refused(404, "Клиент не найден")
-            if duplicate is None:
-                raise ConsoleError(f"Клиент № {other} не найден")
-            actions.merge_clients(session, survivor, duplicate, actor=ctx.email, now=utcnow())
-            _audit(session, ctx, "client_merge", "client", client_id, merged=other)
-    except ConsoleError as exc:
-        return _client_page(request, ctx, client_id, error=str(exc), status_code=400)
-    return redirect(f"/staff/clients/{client_id}?done=merge")
 
 
 @router.post("/clients/{client_id}/history")
