@@ -370,6 +370,32 @@ def status_cmd(
         raise click.ClickException(str(exc)) from None
 
 
+@app.command("report")
+def report_cmd(
+    output: Annotated[Path, typer.Option("--output", help="Файл отчёта: .pdf или .html")],
+    month: Annotated[str, typer.Option("--month", help="Месяц ГГГГ-ММ (по умолчанию предыдущий)")] = "",
+) -> None:
+    """Ежемесячный отчёт (диаграммы и таблицы) в PDF или HTML, как его получает руководитель департамента."""
+    from mailservice.reports import monthly
+    from mailservice.reports.figures import add_months
+
+    if output.suffix.lower() not in (".pdf", ".html"):
+        raise click.BadParameter("ожидался файл .pdf или .html", param_hint="--output")
+    settings = get_settings()
+    today = utcnow().astimezone(settings.tz).date()
+    try:
+        first = dt.date.fromisoformat(f"{month}-01") if month else add_months(today, -1)
+    except ValueError:
+        raise click.BadParameter("ожидался месяц ГГГГ-ММ", param_hint="--month") from None
+    with session_scope(settings) as session:
+        report = monthly.build(session, settings, first, today)
+    if output.suffix.lower() == ".pdf":
+        output.write_bytes(monthly.to_pdf(report, settings))
+    else:
+        output.write_text(monthly.to_html(report, settings), encoding="utf-8")
+    typer.echo(f"{report.title}: {output}")
+
+
 @app.command("notify-address")
 def notify_address_cmd(
     number: Annotated[str, typer.Argument(help="Регистрационный номер")],
