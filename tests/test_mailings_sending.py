@@ -240,9 +240,9 @@ def test_smtp_down_defers_and_loses_nothing(send_settings: Settings, recorder: t
 
 
 def test_throttle_is_shared_by_the_campaign(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_url: str, recorder: tuple[Recorder, int]
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, recorder: tuple[Recorder, int]
 ) -> None:
-    settings = make_env(monkeypatch, tmp_path, sqlite_url, smtp_port=str(recorder[1]), mailing_rate_per_minute="600")
+    settings = make_env(monkeypatch, tmp_path, db_url, smtp_port=str(recorder[1]), mailing_rate_per_minute="600")
     populate(settings, 12)
     campaign_id = new_campaign(settings)
     assert run_within(send_campaign(settings, campaign_id), 120, "the throttled campaign").status == "done"
