@@ -7,6 +7,8 @@ PostgreSQL cases are skipped with a message saying so, never reported as passed.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import shutil
 import uuid
@@ -48,6 +50,49 @@ def reset_caches() -> None:
     """Forget cached settings, engines and calendars after the environment changed."""
     config.get_settings.cache_clear()
     db.dispose_engines()
+
+
+def _seed_fingerprint() -> str:
+    """What the seed model depends on: the classifier's code, rules and labelled sets, and the library versions."""
+    import pymorphy3
+    import sklearn
+
+    from mailservice.resources import package_path
+
+    digest = hashlib.sha256(f"{sklearn.__version__}|{pymorphy3.__version__}".encode())
+    root = package_path("classify")
+    for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".tsv", ".yaml")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@pytest.fixture(autouse=True)
+def _seeded_classifier(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The process-wide classifier, its seed model trained once for all test processes and runs.
+
+    A fresh install trains the seed model on its first message (seconds, minutes on a loaded machine) and keeps it
+    in its data folder; every test has a fresh data folder, so each test process would train it again in whichever
+    test classifies first. Here the product's own seeding (``Classifier.load`` on a data folder without a model)
+    runs once in a folder shared by the processes of this run (and kept between runs in pytest's cache, keyed by
+    what the model depends on); the others load the saved file. Tests about seeding clear the cache themselves.
+    """
+    from mailservice.classify.engine import default_classifier
+
+    if default_classifier.cache_info().currsize:
+        return
+    cache = getattr(request.config, "cache", None)
+    key = f"classify-seed-{_seed_fingerprint()}"
+    folder = cache.mkdir(key) if cache is not None else tmp_path_factory.getbasetemp().parent / key
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as lock, pytest.MonkeyPatch.context() as env:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another test process may be training it right now
+        env.setenv("MAILSERVICE_DATA_DIR", str(folder))
+        env.setenv("MAILSERVICE_ENVIRONMENT", "development")
+        config.get_settings.cache_clear()
+        try:
+            default_classifier()
+        finally:
+            config.get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")
