@@ -68,33 +68,40 @@ def _seed_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-@pytest.fixture(autouse=True)
-def _seeded_classifier(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """The process-wide classifier, its seed model trained once for all test processes and runs.
+@pytest.fixture(autouse=True, scope="session")
+def _seed_once(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The classifier's seed model, trained once for all test processes and runs, copied where it is asked for.
 
     A fresh install trains the seed model on its first message (seconds, minutes on a loaded machine) and keeps it
     in its data folder; every test has a fresh data folder, so each test process would train it again in whichever
-    test classifies first. Here the product's own seeding (``Classifier.load`` on a data folder without a model)
-    runs once in a folder shared by the processes of this run (and kept between runs in pytest's cache, keyed by
-    what the model depends on); the others load the saved file. Tests about seeding clear the cache themselves.
+    test classifies first. Here the product's own ``seed_model`` trains it once into a folder shared by the
+    processes of this run (kept between runs in pytest's cache, keyed by what the model depends on); each later
+    seeding copies those files into the data folder it was asked for, as if trained there. No model is trained
+    or read until a test classifies.
     """
-    from mailservice.classify.engine import default_classifier
+    from mailservice.classify import engine
+    from mailservice.classify import model as model_module
 
-    if default_classifier.cache_info().currsize:
-        return
+    train = engine.seed_model
     cache = getattr(request.config, "cache", None)
-    key = f"classify-seed-{_seed_fingerprint()}"
-    folder = cache.mkdir(key) if cache is not None else tmp_path_factory.getbasetemp().parent / key
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "w") as lock, pytest.MonkeyPatch.context() as env:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another test process may be training it right now
-        env.setenv("MAILSERVICE_DATA_DIR", str(folder))
-        env.setenv("MAILSERVICE_ENVIRONMENT", "development")
-        config.get_settings.cache_clear()
-        try:
-            default_classifier()
-        finally:
-            config.get_settings.cache_clear()
+
+    def seed_from_cache(path: Path, rules_version: str) -> object:
+        key = f"classify-seed-{_seed_fingerprint()}-{rules_version}"
+        folder = cache.mkdir(key) if cache is not None else tmp_path_factory.getbasetemp().parent / key
+        folder.mkdir(parents=True, exist_ok=True)
+        shared = folder / "model.joblib"
+        with open(folder / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another test process may be training it right now
+            if not shared.exists() and train(shared, rules_version) is None:
+                return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(model_module.sidecar_path(shared), model_module.sidecar_path(path))
+        shutil.copyfile(shared, path)
+        return model_module.load(path)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine, "seed_model", seed_from_cache)
+        yield
 
 
 @pytest.fixture(scope="session")
