@@ -9,6 +9,8 @@ as skipped, never as passed).
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import shutil
 import uuid
@@ -50,6 +52,56 @@ def reset_caches() -> None:
     """Forget cached settings, engines and calendars after the environment changed."""
     config.get_settings.cache_clear()
     db.dispose_engines()
+
+
+def _seed_fingerprint() -> str:
+    """What the seed model depends on: the classifier's code, rules and labelled sets, and the library versions."""
+    import pymorphy3
+    import sklearn
+
+    from mailservice.resources import package_path
+
+    digest = hashlib.sha256(f"{sklearn.__version__}|{pymorphy3.__version__}".encode())
+    root = package_path("classify")
+    for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".tsv", ".yaml")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _seed_once(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The classifier's seed model, trained once for all test processes and runs, copied where it is asked for.
+
+    A fresh install trains the seed model on its first message (seconds, minutes on a loaded machine) and keeps it
+    in its data folder; every test has a fresh data folder, so each test process would train it again in whichever
+    test classifies first. Here the product's own ``seed_model`` trains it once into a folder shared by the
+    processes of this run (kept between runs in pytest's cache, keyed by what the model depends on); each later
+    seeding copies those files into the data folder it was asked for, as if trained there. No model is trained
+    or read until a test classifies.
+    """
+    from mailservice.classify import engine
+    from mailservice.classify import model as model_module
+
+    train = engine.seed_model
+    cache = getattr(request.config, "cache", None)
+
+    def seed_from_cache(path: Path, rules_version: str) -> object:
+        key = f"classify-seed-{_seed_fingerprint()}-{rules_version}"
+        folder = cache.mkdir(key) if cache is not None else tmp_path_factory.getbasetemp().parent / key
+        folder.mkdir(parents=True, exist_ok=True)
+        shared = folder / "model.joblib"
+        with open(folder / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another test process may be training it right now
+            if not shared.exists() and train(shared, rules_version) is None:
+                return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(model_module.sidecar_path(shared), model_module.sidecar_path(path))
+        shutil.copyfile(shared, path)
+        return model_module.load(path)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine, "seed_model", seed_from_cache)
+        yield
 
 
 @pytest.fixture(scope="session")
