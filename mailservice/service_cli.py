@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import threading
 from pathlib import Path
 from typing import Annotated
@@ -115,6 +116,33 @@ def serve(
     )
 
 
+def _check_ports(settings: Settings, *, sink: bool) -> None:
+    """Stop with a readable message before anything starts: a busy port, or outgoing mail aimed past the sink."""
+    wanted = [("MAILSERVICE_WEB_PORT", settings.web_host, settings.web_port)]
+    wanted.append(("MAILSERVICE_RECEIVER_PORT", settings.receiver_host, settings.receiver_port))
+    if sink:
+        wanted.append(("MAILSERVICE_SINK_PORT", settings.sink_host, settings.sink_port))
+        if (settings.smtp_host, settings.smtp_port) != (settings.sink_host, settings.sink_port):
+            typer.echo(
+                f"Внимание: исходящая почта идёт на {settings.smtp_host}:{settings.smtp_port} "
+                f"(MAILSERVICE_SMTP_HOST/PORT), а локальный приёмник слушает {settings.sink_host}:{settings.sink_port} "
+                "(MAILSERVICE_SINK_HOST/PORT): письма попадут не в него. Задайте одинаковые значения.",
+                err=True,
+            )
+    for variable, host, port in wanted:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            try:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind((host, port))
+            except OSError as exc:
+                typer.echo(
+                    f"Ошибка: порт {host}:{port} недоступен ({exc.strerror}). Возможно, он занят другой программой; "
+                    f"задайте другой в {variable}.",
+                    err=True,
+                )
+                raise typer.Exit(2) from None
+
+
 def run(
     no_sink: Annotated[bool, typer.Option("--no-sink", help="Не запускать локальный приёмник исходящей почты")] = False,
 ) -> None:
@@ -129,6 +157,7 @@ def run(
     from mailservice.web.security import server_options
 
     settings = get_settings()
+    _check_ports(settings, sink=not no_sink)
     upgrade(settings)
     controllers = []
     if not no_sink:

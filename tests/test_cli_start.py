@@ -175,3 +175,26 @@ def test_translation_passes_unknown_text_through() -> None:
     assert cli_russian.translate("Missing option '--x'.\n Choose from:\n\ta,\n\tb") == (
         "не указан параметр '--x'; допустимо: a, b"
     )
+
+
+def test_run_on_a_busy_port_says_which_and_where_to_change_it(
+    lite_settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from tests.conftest import reset_caches
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("MAILSERVICE_WEB_HOST", "127.0.0.1")
+        monkeypatch.setenv("MAILSERVICE_WEB_PORT", str(port))
+        reset_caches()
+        try:
+            assert main(["run"]) == 2
+        finally:
+            reset_caches()
+    err = capsys.readouterr().err
+    assert f"порт 127.0.0.1:{port} недоступен" in err and "MAILSERVICE_WEB_PORT" in err, err
+    assert "Traceback" not in err

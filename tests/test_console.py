@@ -480,7 +480,8 @@ def test_client_page_and_merge(http: TestClient, lite_settings: Settings) -> Non
         http.post(f"/staff/clients/{survivor}/merge", data={"csrf_token": csrf, "other_id": str(survivor)}).status_code
         == 400
     )
-    response = http.post(f"/staff/clients/{survivor}/merge", data={"csrf_token": csrf, "other_id": str(duplicate)})
+    checked = {"csrf_token": csrf, "other_id": str(duplicate), "document": "passport_rf"}
+    response = http.post(f"/staff/clients/{survivor}/merge", data=checked)
     assert response.status_code == 303
     with session_scope(lite_settings) as session:
         assert session.get(Request, by_phone).client_id == survivor  # type: ignore[union-attr]
@@ -489,7 +490,7 @@ def test_client_page_and_merge(http: TestClient, lite_settings: Settings) -> Non
         assert session.scalar(select(func.count(Event.id)).where(Event.client_id == duplicate)) == 0
     page = http.get(f"/staff/clients/{survivor}")
     assert ">Звонок<" in page.text and "+7 913 111-11-11" in page.text
-    again = http.post(f"/staff/clients/{survivor}/merge", data={"csrf_token": csrf, "other_id": str(duplicate)})
+    again = http.post(f"/staff/clients/{survivor}/merge", data=checked)
     assert again.status_code == 400
     assert f"/staff/clients/{survivor}" in http.get("/staff/clients?q=ivanov@").text
 

@@ -258,12 +258,14 @@ def test_line_markup_becomes_the_model_both_renderers_read() -> None:
         ]
     )
     document = markup_document(markup, title="Доклад", footer="Доклад")
+    table = document.blocks[4]
+    assert isinstance(table, Table) and table.rows == (("Вопрос", "Итог"), ("План / работ", "принято"))
     assert document.blocks == (
         Paragraph("Руководителю департамента", align=Align.right),
         Heading("ДОКЛАД"),
         Paragraph("о ходе работы", align=Align.center, bold=True),  # one title: one outline entry
         Heading("1. Заседания", level=2),
-        Table(rows=(("Вопрос", "Итог"), ("План / работ", "принято"))),
+        table,
         Paragraph("– первый пункт"),
         Paragraph("Мнение: строка"),
         Paragraph("- похожая на список"),  # a person's text stays text
@@ -281,3 +283,29 @@ def test_line_markup_becomes_the_model_both_renderers_read() -> None:
     assert docx.paragraphs[1].style is not None and docx.paragraphs[1].style.name == "Heading 1"
     table = [[c.text for c in row.cells] for row in docx.tables[0].rows]
     assert table == [["Вопрос", "Итог"], ["План / работ", "принято"]]
+
+
+def test_a_wide_table_keeps_its_words_whole(tmp_path: Path) -> None:
+    """Seven columns of a work plan: the columns are as wide as their words need (a number column narrow), and the
+    PDF sets the table in type small enough that no word is broken between letters."""
+    header = ("№", "Мероприятие", "Ответственный", "Срок", "Состояние", "Дорожная карта", "Примечание")
+    row = (
+        "1",
+        "Разработать анкету обратной связи",
+        "Отдел информационной политики",
+        "31.03.2027",
+        "просрочено",
+        "3.1",
+        "",
+    )
+    markup = "\n".join("| " + " | ".join(r) + " |" for r in (header, row))
+    document = markup_document(markup, title="План")
+    (table,) = document.blocks
+    assert isinstance(table, Table)
+    number, title = table.widths[0], table.widths[1]
+    assert number < title / 2
+    pdf = tmp_path / "plan.pdf"
+    pdf.write_bytes(render_pdf(document))
+    text = words(pdf_text(pdf))
+    for word in " ".join(header + row).split():
+        assert f" {word} " in f" {text} ", (word, text)

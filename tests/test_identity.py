@@ -25,6 +25,7 @@ from tests.console_support import mail_request
 from tests.security.identity_support import OPERATOR, register_call, staff_console
 
 PHONE = "+7 913 555-44-33"
+ACCEPT = {"decision": "accept", "document": "passport_rf"}  # a merge needs an identity check
 
 
 def _contacts(settings: Settings, client_id: int) -> dict[str, tuple[str | None, bool]]:
@@ -118,14 +119,15 @@ def test_accepting_a_suggested_merge_merges_and_is_audited(settings: Settings) -
         ).status_code
         == 400
     )
-    response = http.post(f"/staff/merge-suggestions/{suggestion_id}", data={"csrf_token": csrf, "decision": "accept"})
+    accept = {"csrf_token": csrf, "decision": "accept", "document": "passport_rf"}
+    response = http.post(f"/staff/merge-suggestions/{suggestion_id}", data=accept)
     assert response.status_code == 303 and response.headers["location"].startswith(f"/staff/clients/{older}")
     with session_scope(settings) as session:
         assert session.get(Client, newer).merged_into_id == older  # type: ignore[union-attr]
         assert session.get(Request, second).client_id == older  # type: ignore[union-attr]
         audit = session.scalars(select(AuditEntry).where(AuditEntry.action == "merge_accept")).one()
         assert audit.details == {"client": newer, "other": older}
-    again = http.post(f"/staff/merge-suggestions/{suggestion_id}", data={"csrf_token": csrf, "decision": "accept"})
+    again = http.post(f"/staff/merge-suggestions/{suggestion_id}", data=accept)
     assert again.status_code == 400
 
 
@@ -213,7 +215,7 @@ def test_a_merge_carries_the_duplicates_other_suggestions_to_the_survivor(settin
     assert set(pairs) == {(second, first), (third, first)}  # each new caller against the phone's record
     with session_scope(settings) as session:  # staff also suspect the third is the second
         session.add(MergeSuggestion(client_id=third, other_id=second, reason="Похожее имя", status="open"))
-    http.post(f"/staff/merge-suggestions/{pairs[(second, first)]}", data={"csrf_token": csrf, "decision": "accept"})
+    http.post(f"/staff/merge-suggestions/{pairs[(second, first)]}", data=ACCEPT | {"csrf_token": csrf})
     with session_scope(settings) as session:
         rows = {s.reason: (s.client_id, s.other_id, s.status) for s in session.scalars(select(MergeSuggestion))}
     # third-vs-second now concerns the survivor, where third-vs-first already waits: closed, not doubled.
@@ -227,7 +229,7 @@ def test_a_merge_carries_the_duplicates_other_suggestions_to_the_survivor(settin
         session.flush()
         session.add(MergeSuggestion(client_id=fourth.id, other_id=third, reason="Тот же адрес", status="open"))
         fourth_id = fourth.id
-    http.post(f"/staff/merge-suggestions/{pairs[(third, first)]}", data={"csrf_token": csrf, "decision": "accept"})
+    http.post(f"/staff/merge-suggestions/{pairs[(third, first)]}", data=ACCEPT | {"csrf_token": csrf})
     with session_scope(settings) as session:
         moved = session.scalars(select(MergeSuggestion).where(MergeSuggestion.client_id == fourth_id)).one()
         assert (moved.other_id, moved.status) == (first, "open") and f"№ {third} объединена" in moved.reason

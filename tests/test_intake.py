@@ -207,6 +207,33 @@ def test_refusal_needs_a_ground_of_the_right_law(settings: Settings) -> None:
             )
 
 
+def test_letters_that_only_look_automatic_are_never_dropped(settings: Settings, sink: Sink) -> None:
+    """Tryout F19: a subject about auto-replies or X-Auto-Response-Suppress dropped citizens' letters (59-FZ art. 8:
+    every appeal is registered). Such a letter is registered, or, on an auto-reply prefix alone, held for staff."""
+    complaint = citizen_mail(
+        sender="cit1@example.ru",
+        subject="Автоответ не пришёл",
+        body="Я писал вам вчера, автоответ не пришёл. Зарегистрировано ли моё обращение?",
+    )
+    outlook = citizen_mail(
+        sender="cit2@example.ru",
+        subject="Арендная плата",
+        body="Прошу сообщить размер арендной платы.",
+        headers={"X-Auto-Response-Suppress": "OOF, AutoReply"},
+    )
+    prefixed = citizen_mail(sender="cit3@example.ru", subject="Автоответ: не получил", body="Почему нет ответа?")
+    assert process_raw(settings, complaint, smtp_source(), now=NOW).outcome is Outcome.new_request
+    assert process_raw(settings, outlook, smtp_source(), now=NOW).outcome is Outcome.new_request
+    held = process_raw(settings, prefixed, smtp_source(), now=NOW)
+    assert held.outcome is Outcome.held
+    with session_scope(settings) as session:
+        entry = session.scalars(select(IntakeEntry).where(IntakeEntry.outcome == Outcome.held)).one()
+        assert entry.request_id is not None and "automatic-reply subject" in entry.reason
+        request = session.get(Request, entry.request_id)
+        assert request is not None and request.number is None and request.text == "Почему нет ответа?"
+        assert session.scalar(select(func.count(Request.id)).where(Request.number.is_not(None))) == 2
+
+
 def test_auto_replies_and_null_sender_never_become_requests(settings: Settings, sink: Sink) -> None:
     vacation = citizen_mail(subject="Автоответ: в отпуске", headers={"Auto-Submitted": "auto-replied"})
     bulk = citizen_mail(subject="Новости", headers={"Precedence": "bulk"})

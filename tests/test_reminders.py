@@ -113,3 +113,27 @@ def test_a_days_reminders_reach_the_right_people_once(day: Settings) -> None:
 
 def test_the_worker_runs_the_reminders() -> None:
     assert "reminders" in {job.name for job in default_jobs()}
+
+
+def test_two_workers_at_once_send_the_days_reminders_once(day: Settings) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    today = MONDAY_10.date()
+    _request(day, "A1", assignee=PETROV, registered_on=today - dt.timedelta(days=20),
+             due_date=today - dt.timedelta(days=1), control_date=today - dt.timedelta(days=1))  # fmt: skip
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda _n: reminders.send_due(day, MONDAY_10), range(2)))
+    assert sorted(results) == [0, 1]
+    with session_scope(day) as session:
+        assert len(session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "staff_reminder")).all()) == 1
+
+
+def test_an_assignee_typed_as_an_outside_address_is_not_mailed(day: Settings) -> None:
+    today = MONDAY_10.date()
+    _request(day, "G7", assignee="someone@gmail.example", unit="Отдел аренды",
+             registered_on=today - dt.timedelta(days=20), due_date=today - dt.timedelta(days=1),
+             control_date=today - dt.timedelta(days=1))  # fmt: skip
+    assert reminders.send_due(day, MONDAY_10) == 1
+    with session_scope(day) as session:
+        [row] = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "staff_reminder")).all()
+    assert row.recipients == ARENDA_HEAD  # the client's request is told only to the department's own people

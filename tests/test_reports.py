@@ -155,3 +155,16 @@ def test_home_page_shows_the_four_charts_without_script(reporting: Settings) -> 
     assert monthly_page.status_code == 200 and "за ноябрь 2026 г." in monthly_page.text
     pdf = http.get("/staff/reports/monthly.pdf?month=2026-11")
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+
+
+def test_cli_writes_the_monthly_report(reporting: Settings, tmp_path: Path) -> None:
+    from mailservice.cli import main
+
+    _seed_month(reporting)
+    target = tmp_path / "report.pdf"
+    assert main(["requests", "report", "--month", "2026-11", "--output", str(target)]) == 0
+    assert len(pdfium.PdfDocument(target.read_bytes())) >= 2
+    html = tmp_path / "report.html"
+    assert main(["requests", "report", "--month", "2026-11", "--output", str(html)]) == 0
+    assert "за ноябрь 2026 г." in html.read_text("utf-8")
+    assert main(["requests", "report", "--month", "ноябрь", "--output", str(html)]) == 2

@@ -33,6 +33,7 @@ SIZE = {"serif": 12.0, "sans": 11.0}
 HEADING_SIZE = {1: 14.0, 2: 12.5, 3: 12.0}
 ALIGN = {Align.left: "L", Align.center: "C", Align.right: "R", Align.justify: "J"}
 CELL_PADDING = 1.0  # mm
+SMALLEST_TABLE_SIZE = 8.0  # points: a wide table's type shrinks down to this so that its words stay whole
 LINE = 0.5  # line height in mm per point of type (about 1.4 lines)
 
 
@@ -145,11 +146,11 @@ class _Writer:
         if not table.rows:
             return
         pdf = self.pdf
-        size = self.size - 1
-        self.font("B", size)
-        height = self.font("", size)
         weights = table.widths or (1.0,) * table.columns
         widths = [pdf.epw * w / sum(weights) for w in weights]
+        size = self.table_size(table, widths)
+        self.font("B", size)
+        height = self.font("", size)
         rows = _split_tall_rows(pdf, table.rows, widths, height, limit=pdf.eph * 0.8)
         with pdf.table(
             width=pdf.epw,
@@ -167,6 +168,30 @@ class _Writer:
                 for value in row:
                     cells.cell(value.replace("\t", "    "))
         pdf.ln(2)
+
+    def table_size(self, table: TableBlock, widths: list[float]) -> float:
+        """One point under the body's type, smaller (half a point at a time, down to 8 points) while a word would
+        not fit its column and fpdf2 would break it between letters."""
+        longest: list[list[tuple[str, str]]] = []  # per column: its longest words, with their style
+        for c in range(table.columns):
+            words = [
+                ("B" if r == 0 and table.header else "", word)
+                for r, row in enumerate(table.rows)
+                for word in row[c].split()
+            ]
+            longest.append(sorted(words, key=lambda w: len(w[1]) * (1.2 if w[0] else 1.0))[-3:])
+        size = self.size - 1
+        while size > SMALLEST_TABLE_SIZE and not self.words_fit(longest, widths, size):
+            size -= 0.5
+        return size
+
+    def words_fit(self, longest: list[list[tuple[str, str]]], widths: list[float], size: float) -> bool:
+        for words, width in zip(longest, widths, strict=True):
+            for style, word in words:
+                self.font(style, size)
+                if self.pdf.get_string_width(word) > width - 2 * CELL_PADDING:
+                    return False
+        return True
 
     def image(self, image: Image) -> None:
         pdf = self.pdf

@@ -275,7 +275,14 @@ def search_cmd(
                 }
                 for h in found.hits
             ]
-            payload = {"query": query, "total": found.total, "page": found.page, "pages": found.pages, "hits": hits}
+            payload = {
+                "query": query,
+                "total": found.total,
+                "more": found.more,  # more than "total" - 1 match: only the newest of them are ranked
+                "page": found.page,
+                "pages": found.pages,
+                "hits": hits,
+            }
             typer.echo(json.dumps(payload, ensure_ascii=False))
             return
         if not found.hits:
@@ -292,7 +299,8 @@ def search_cmd(
                 f"{h.fragment.field}: {h.fragment.html.striptags()}" if h.fragment else "",
             )
         Console().print(table)
-        typer.echo(f"Найдено: {found.total}; страница {found.page} из {found.pages}.")
+        count = f"более {search.RANKED_AMONG}" if found.more else str(found.total)
+        typer.echo(f"Найдено: {count}; страница {found.page} из {found.pages}.")
 
 
 def _status_name(status: str | None) -> str:
@@ -360,6 +368,32 @@ def status_cmd(
             typer.echo(f"№ {number}: {STATUS_NAMES[to]}; срок ответа {request.due_date}")
     except (TransitionError, service.RequestError) as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@app.command("report")
+def report_cmd(
+    output: Annotated[Path, typer.Option("--output", help="Файл отчёта: .pdf или .html")],
+    month: Annotated[str, typer.Option("--month", help="Месяц ГГГГ-ММ (по умолчанию предыдущий)")] = "",
+) -> None:
+    """Ежемесячный отчёт (диаграммы и таблицы) в PDF или HTML, как его получает руководитель департамента."""
+    from mailservice.reports import monthly
+    from mailservice.reports.figures import add_months
+
+    if output.suffix.lower() not in (".pdf", ".html"):
+        raise click.BadParameter("ожидался файл .pdf или .html", param_hint="--output")
+    settings = get_settings()
+    today = utcnow().astimezone(settings.tz).date()
+    try:
+        first = dt.date.fromisoformat(f"{month}-01") if month else add_months(today, -1)
+    except ValueError:
+        raise click.BadParameter("ожидался месяц ГГГГ-ММ", param_hint="--month") from None
+    with session_scope(settings) as session:
+        report = monthly.build(session, settings, first, today)
+    if output.suffix.lower() == ".pdf":
+        output.write_bytes(monthly.to_pdf(report, settings))
+    else:
+        output.write_text(monthly.to_html(report, settings), encoding="utf-8")
+    typer.echo(f"{report.title}: {output}")
 
 
 @app.command("notify-address")

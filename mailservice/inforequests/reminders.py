@@ -9,8 +9,8 @@ What a request is listed for (pure rules, :func:`reasons`):
 * extension notice: open and never extended, while the 7 days to tell the requester of a deferral run out that soon
   (8-FZ art. 18: a deferral is told within 7 days of registration).
 
-Who gets it (:func:`recipients`): the assignee (a console account named by its address or its name, or an address
-typed as the assignee) and the head of the request's unit (``UNIT_HEADS``); a request with no assignee that can be
+Who gets it (:func:`recipients`): the assignee (an active console account named by its address or its name) and
+the head of the request's unit (``UNIT_HEADS``); a request with no assignee that can be
 reached goes to its unit head, one with neither to the head of department. One person gets one e-mail a day, a
 request is listed once in it, and each request's reminder is recorded as an internal event of its history.
 
@@ -91,13 +91,10 @@ class Directory:
     head_of_department: str = ""
 
     def assignee_address(self, assignee: str) -> str | None:
-        """The address of an assignee typed as an account's address or name, or as an address."""
+        """The address of an assignee typed as an active console account's address or name; None otherwise (a
+        reminder lists clients' requests: it goes to the department's own people only, never to a typed address)."""
         key = _norm(assignee)
-        if not key:
-            return None
-        if key in self.staff:
-            return self.staff[key]
-        return assignee.strip() if "@" in key and " " not in key else None
+        return self.staff.get(key) if key else None
 
 
 def recipients(request: Request, directory: Directory) -> list[str]:

@@ -31,6 +31,7 @@ from mailservice.inforequests.queues import (
 from mailservice.intake.commands import COMMAND_NAMES, Command
 from mailservice.intake.models import IntakeEntry
 from mailservice.mail.parse import ParseError, parse_message
+from mailservice.mail.triage import HOLD_AUTO_SUBJECT
 
 # What the citizen is told when a registered letter is carried out as its command (the answer's text).
 COMMAND_ANSWERS = {
@@ -55,6 +56,13 @@ def hold_reasons_of(request: Request) -> list[str]:
     return []
 
 
+def held_summary(reasons: Sequence[str]) -> str:
+    """Why a letter waits, in one Russian phrase: advertising, or a subject like an automatic reply's."""
+    if reasons and reasons[0] == HOLD_AUTO_SUBJECT:
+        return "; ".join(reasons)
+    return "похоже на рекламу (" + "; ".join(reasons) + ")"
+
+
 def held_note(session: Session, request: Request, now: dt.datetime, reasons: Sequence[str]) -> Event:
     """The internal note intake writes on a held letter: why it waits unregistered."""
     event = Event(
@@ -62,8 +70,8 @@ def held_note(session: Session, request: Request, now: dt.datetime, reasons: Seq
         request=request,
         at=now,
         kind=EventKind.note,
-        comment="Не зарегистрировано: похоже на рекламу (" + "; ".join(reasons) + "). Зарегистрируйте или "
-        "подтвердите, что это реклама.",
+        comment=f"Не зарегистрировано: {held_summary(reasons)}. Зарегистрируйте или подтвердите, что обращения в "
+        "письме нет.",
         data={"internal": True, "held": list(reasons)},
     )
     session.add(event)

@@ -130,6 +130,8 @@ def prepare(raw: bytes, envelope_from: str | None, limits: Limits, store: BlobSt
         hold = (
             () if command or thanks else hold_reasons(parsed.subject, text, parsed.html, lambda: _headers(message_obj))
         )
+        if verdict.hold and command is None:
+            hold = (verdict.hold, *hold)  # an automatic-looking subject alone: staff look, nothing is dropped
         return Prepared(
             raw_sha,
             parsed,

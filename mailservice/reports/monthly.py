@@ -171,7 +171,7 @@ def to_document(report: MonthlyReport, settings: Settings) -> Document:
         Paragraph(
             f"Зарегистрировано: {report.registered}. Дан ответ: {report.answered}; отказано: {report.refused}; "
             f"в срок: {report.on_time}; с нарушением срока: {report.late}. "
-            f"Просрочено в работе на конец месяца: {report.open_overdue}."
+            f"Просрочено (срок истёк до конца месяца, запрос всё ещё в работе): {report.open_overdue}."
         ),
     ]
     for chart in report.charts:

@@ -24,7 +24,6 @@ from mailservice.inforequests import identity, notifications, service
 from mailservice.inforequests.classification import labels_for
 from mailservice.inforequests.lifecycle import Channel, EventKind, Status
 from mailservice.inforequests.models import (
-    Attachment,
     Client,
     ClientContact,
     Event,
@@ -170,17 +169,10 @@ def answer(
     except ValueError as exc:  # TransitionError, RequestError: readable Russian messages
         raise ConsoleError(str(exc)) from exc
     store = BlobStore(settings.blob_dir)
-    for upload in files:
-        session.add(
-            Attachment(
-                request_id=request.id,
-                event_id=event.id,
-                filename=upload.filename,
-                content_type=upload.content_type,
-                size=len(upload.data),
-                sha256=store.put(upload.data),
-            )
-        )
+    # Linked through the event object, not its id: the event is not flushed yet, and a file without its answer
+    # event would be missing from the status page, which lists the answer's files.
+    stored = [service.StoredFile(f.filename, f.content_type, len(f.data), store.put(f.data)) for f in files]
+    service.attach_files(session, request, event, stored)
     notifications.status_notice(
         session,
         settings,
@@ -295,10 +287,25 @@ def register_contact_request(
     )
 
 
-def merge_clients(session: Session, survivor: Client, duplicate: Client, *, actor: str, now: dt.datetime) -> None:
-    """Merge two records of the same person: everything of ``duplicate`` moves to ``survivor``.
+def merge_clients(
+    session: Session,
+    survivor: Client,
+    duplicate: Client,
+    *,
+    actor: str,
+    now: dt.datetime,
+    document: str = "",
+    email: str | None = None,
+    phone: str | None = None,
+) -> IdentityCheck:
+    """Merge two records of the same person after an identity check: everything of ``duplicate`` moves to
+    ``survivor``.
 
-    The duplicate stays as an empty record pointing at the survivor, so old links and numbers still resolve.
+    A merge gives the survivor the duplicate's history and addresses, so it is done only when staff saw the
+    person's identity document (``document``, a key of :data:`identity.DOCUMENTS`): the check is recorded on the
+    survivor (type, who, when). The duplicate's addresses and phones come over *unproven* (README, "Security
+    model"): only those the person gives at this check (``email``, ``phone``) are proven, in person. The
+    duplicate stays as an empty record pointing at the survivor, so old links and numbers still resolve.
     """
     if survivor.id == duplicate.id:
         raise ConsoleError("Нельзя объединить клиента с самим собой")
@@ -306,7 +313,18 @@ def merge_clients(session: Session, survivor: Client, duplicate: Client, *, acto
         raise ConsoleError("Одна из записей уже объединена с другой")
     if survivor.anonymised_at is not None or duplicate.anonymised_at is not None:
         raise ConsoleError("Обезличенные записи не объединяются")
-    for model in (ClientContact, Request, Event, HistoryExport, FeedbackSurvey, IdentityCheck):
+    if document not in identity.DOCUMENTS:
+        raise ConsoleError(
+            "Объединить записи можно только после проверки личности: выберите документ, который предъявил человек"
+        )
+    unproven = [c.value for c in duplicate.contacts if c.proven and c.value not in (email, phone)]
+    session.execute(
+        update(ClientContact)
+        .where(ClientContact.client_id == duplicate.id)
+        .values(proven_at=None, proof=None, client_id=survivor.id),
+        execution_options={"synchronize_session": False},
+    )
+    for model in (Request, Event, HistoryExport, FeedbackSurvey, IdentityCheck):
         session.execute(
             update(model).where(model.client_id == duplicate.id).values(client_id=survivor.id),
             execution_options={"synchronize_session": False},
@@ -319,18 +337,36 @@ def merge_clients(session: Session, survivor: Client, duplicate: Client, *, acto
     survivor.created_at = min(survivor.created_at, duplicate.created_at)
     duplicate.merged_into_id = survivor.id
     _carry_suggestions(session, survivor, duplicate, actor=actor, now=now)
+    comment = f"Объединён с записью клиента № {duplicate.id}"
+    if unproven:
+        comment += f"; её контакты перенесены неподтверждёнными: {', '.join(unproven)}"
     session.add(
         Event(
             client_id=survivor.id,
             at=now,
             kind=EventKind.note,
             actor=actor,
-            comment=f"Объединён с записью клиента № {duplicate.id}",
+            comment=comment,
             data={"internal": True, "merged": duplicate.id},
         )
     )
     session.flush()
     session.expire_all()
+    try:
+        check = identity.record_check(
+            session,
+            survivor,
+            document=document,
+            checked_by=actor,
+            now=now,
+            email=email,
+            phone=phone,
+            note=f"При объединении с записью № {duplicate.id}",
+        )
+    except identity.IdentityError as exc:
+        raise ConsoleError(str(exc)) from exc
+    session.flush()
+    return check
 
 
 def _carry_suggestions(session: Session, survivor: Client, duplicate: Client, *, actor: str, now: dt.datetime) -> None:
@@ -360,16 +396,28 @@ def _carry_suggestions(session: Session, survivor: Client, duplicate: Client, *,
 
 
 def decide_suggestion(
-    session: Session, suggestion: MergeSuggestion, *, accept: bool, actor: str, now: dt.datetime
+    session: Session,
+    suggestion: MergeSuggestion,
+    *,
+    accept: bool,
+    actor: str,
+    now: dt.datetime,
+    document: str = "",
+    email: str | None = None,
+    phone: str | None = None,
 ) -> None:
-    """Accept a suggested merge (the newer record goes into the other) or reject it; both are recorded."""
+    """Accept a suggested merge (the newer record goes into the other) or reject it; both are recorded.
+
+    Accepting is a merge and needs the same identity check (:func:`merge_clients`): the suggestion alone is never
+    enough.
+    """
     if suggestion.status != "open":
         raise ConsoleError("Предложение уже рассмотрено")
     if accept:
         survivor, duplicate = session.get(Client, suggestion.other_id), session.get(Client, suggestion.client_id)
         if survivor is None or duplicate is None:
             raise ConsoleError("Запись клиента не найдена")
-        merge_clients(session, survivor, duplicate, actor=actor, now=now)
+        merge_clients(session, survivor, duplicate, actor=actor, now=now, document=document, email=email, phone=phone)
         suggestion = session.get(MergeSuggestion, suggestion.id) or suggestion  # expired by the merge
         suggestion.status = "accepted"
     else:

@@ -16,7 +16,7 @@ from mailservice.db import session_scope, utcnow
 from mailservice.inforequests.identity import DOCUMENTS, PROOF_NAMES, open_suggestions
 from mailservice.inforequests.models import Client, IdentityCheck, MergeSuggestion
 from mailservice.mail.headers import normalise_address
-from mailservice.web.security import DbId
+from mailservice.web.security import DbId, parse_db_id
 from mailservice.web.staff import actions
 from mailservice.web.staff.actions import ConsoleError
 from mailservice.web.staff.deps import Refused, redirect, settings_of
@@ -78,20 +78,91 @@ def identity_check(
     return redirect(f"/staff/clients/{client_id}?done=identity")
 
 
+def _given_contacts(email: str, phone: str) -> tuple[str | None, str | None]:
+    """The address and phone the person gave at a check, as typed in a form (the address normalised)."""
+    address = None
+    if email.strip():
+        address = normalise_address(email.strip())
+        if address is None:
+            raise ConsoleError("Неверный адрес электронной почты")
+    return address, phone.strip()[:40] or None
+
+
+@router.post("/clients/{client_id}/merge")
+def client_merge(
+    request: Request,
+    ctx: Operator,
+    client_id: DbId,
+    other_id: Text = "",
+    document: Text = "",
+    email: Text = "",
+    phone: Text = "",
+) -> Response:
+    """Merge another record of the same person into this one, after an identity check in person."""
+    other = parse_db_id(other_id)
+    if other is None:
+        return _client_page(request, ctx, client_id, error="Укажите номер записи клиента", status_code=400)
+    try:
+        address, telephone = _given_contacts(email, phone)
+        with session_scope(settings_of(request)) as session:
+            survivor = session.get(Client, client_id)
+            duplicate = session.get(Client, other)
+            if survivor is None:
+                raise Refused(404, "Клиент не найден")
+            if duplicate is None:
+                raise ConsoleError(f"Клиент № {other} не найден")
+            check = actions.merge_clients(
+                session,
+                survivor,
+                duplicate,
+                actor=ctx.email,
+                now=utcnow(),
+                document=document,
+                email=address,
+                phone=telephone,
+            )
+            _audit(session, ctx, "client_merge", "client", client_id, merged=other, check=check.id, document=document)
+    except ConsoleError as exc:
+        return _client_page(request, ctx, client_id, error=str(exc), status_code=400)
+    return redirect(f"/staff/clients/{client_id}?done=merge")
+
+
 @router.post("/merge-suggestions/{suggestion_id}")
-def decide_suggestion(request: Request, ctx: Operator, suggestion_id: DbId, decision: Text = "") -> Response:
-    """Accept (merge the newer record into the other) or reject a suggested merge."""
+def decide_suggestion(
+    request: Request,
+    ctx: Operator,
+    suggestion_id: DbId,
+    decision: Text = "",
+    document: Text = "",
+    email: Text = "",
+    phone: Text = "",
+) -> Response:
+    """Accept (merge the newer record into the other, after an identity check) or reject a suggested merge."""
     if decision not in ("accept", "reject"):
         raise Refused(400, "Неизвестное решение")
+    page = None
     try:
+        address, telephone = _given_contacts(email, phone)
         with session_scope(settings_of(request)) as session:
             suggestion = session.get(MergeSuggestion, suggestion_id)
             if suggestion is None:
                 raise Refused(404, "Предложение не найдено")
+            page = suggestion.other_id
             target = suggestion.other_id if decision == "accept" else suggestion.client_id
             pair = {"client": suggestion.client_id, "other": suggestion.other_id}
-            actions.decide_suggestion(session, suggestion, accept=decision == "accept", actor=ctx.email, now=utcnow())
+            actions.decide_suggestion(
+                session,
+                suggestion,
+                accept=decision == "accept",
+                actor=ctx.email,
+                now=utcnow(),
+                document=document,
+                email=address,
+                phone=telephone,
+            )
             _audit(session, ctx, f"merge_{decision}", "merge_suggestion", suggestion_id, **pair)
     except ConsoleError as exc:
-        raise Refused(400, "Решение не принято", str(exc)) from exc
+        if page is None:
+            raise Refused(400, "Решение не принято", str(exc)) from exc
+        return _client_page(request, ctx, page, error=str(exc), status_code=400)
     return redirect(f"/staff/clients/{target}?done=suggestion")
