@@ -63,6 +63,7 @@ MUTATION_MODULES ?= tokens inforequests.lifecycle inforequests.deadlines workday
 	inforequests.identity mail.triage history.service intake.pipeline mailings.sender
 mutation: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,mutation]'
+	rm -rf mutants  # a fresh copy of the package: mutmut does not refresh templates and data it copied earlier
 	@for module in $(MUTATION_MODULES); do \
 	  echo "== mailservice.$$module"; \
 	  nice -n 19 $(BIN)/mutmut run --max-children 1 "mailservice.$$module.*" > /dev/null || exit 1; \

@@ -241,3 +241,10 @@ def test_terms_count_from_arrival(
     assert registered_late(arrived, registered, oral) is late
     for law in Law:
         assert answer_due(law, term_start(arrived, registered, oral)) == due
+
+
+def test_a_request_is_written_unless_said_to_be_oral() -> None:
+    """The defaults are the written case (README: a written letter is registered within three days of receipt)."""
+    assert not registered_late(D(2026, 3, 2), D(2026, 3, 5))
+    assert registered_late(D(2026, 3, 2), D(2026, 3, 6))
+    assert term_start(D(2026, 3, 2), D(2026, 3, 5)) == D(2026, 3, 5)
