@@ -16,6 +16,7 @@ from mailservice.classify.evaluate import (
     metrics,
     read_dataset,
     read_datasets,
+    review_curve,
     split,
 )
 from mailservice.classify.model import Example
@@ -160,6 +161,44 @@ def test_metrics_by_hand() -> None:
     assert report["n"] == 4
 
 
+def test_review_curve_by_hand() -> None:
+    # Confidences (type x topic): 0.9x0.9=0.81 right, 0.8x0.5=0.40 right, 0.6x0.5=0.30 wrong, 0.5x0.4=0.20 wrong.
+    def scored(type_: str, topic: str, type_confidence: float, topic_confidence: float) -> Classification:
+        return Classification(
+            type=AxisResult(label=type_, confidence=type_confidence, reasons=[]),
+            topic=AxisResult(label=topic, confidence=topic_confidence, reasons=[]),
+            urgency=AxisResult(label="normal", confidence=1.0, reasons=[]),
+            appeal_kind=None,
+            needs_review=False,
+            version="v",
+        )
+
+    examples = [Example("", "", "appeal", "land", "normal")] * 4
+    results = [
+        scored("appeal", "land", 0.9, 0.9),
+        scored("appeal", "land", 0.8, 0.5),
+        scored("info_request", "land", 0.6, 0.5),
+        scored("appeal", "lease", 0.5, 0.4),
+    ]
+    curve = {point["threshold"]: point for point in review_curve(examples, results, (0.25, 0.35, 0.5, 0.95))}
+    # 0.25: only the 0.20 one is flagged; 2 of the 3 others right.
+    assert curve[0.25]["needs_review_share"] == 0.25 and curve[0.25]["unflagged_accuracy"] == pytest.approx(
+        2 / 3, abs=1e-4
+    )
+    assert curve[0.35] == {"threshold": 0.35, "needs_review_share": 0.5, "unflagged_accuracy": 1.0}
+    assert curve[0.5] == {"threshold": 0.5, "needs_review_share": 0.75, "unflagged_accuracy": 1.0}
+    assert curve[0.95] == {"threshold": 0.95, "needs_review_share": 1.0, "unflagged_accuracy": 0.0}
+    assert [point["threshold"] for point in metrics(examples, results)["review_curve"]] == [
+        0.3,
+        0.4,
+        0.5,
+        0.6,
+        0.7,
+        0.8,
+        0.9,
+    ]
+
+
 def test_evaluate_shape_and_report_text() -> None:
     examples = read_dataset(DEV)[:30]
 
@@ -173,3 +212,5 @@ def test_evaluate_shape_and_report_text() -> None:
     assert set(report["urgency"]["urgent"]) >= {"precision", "recall"}
     text = format_report(report)
     assert "macro-F1" in text and "Матрица ошибок" in text and "Обращение гражданина (appeal)" in text
+    # confidence 0.9 x 0.9 = 0.81: kept at every threshold of the curve up to 0.8, flagged at 0.9.
+    assert "Если изменить порог проверки" in text and "0.90       100.0%" in text

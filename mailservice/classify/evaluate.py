@@ -231,6 +231,7 @@ def review_figures(examples: Sequence[Example], results: Sequence[Classification
         "needs_review_share": round((n - len(unflagged)) / n, 4) if n else 0.0,
         "unflagged": len(unflagged),
         "unflagged_accuracy": round(right / len(unflagged), 4) if unflagged else 0.0,
+        "review_curve": review_curve(examples, results),
         "axis_accuracy": {
             **{axis: _share(examples, results, axis) for axis in MODEL_AXES},
             "type_and_topic": round(sum(decision_right(e, r) for e, r in zip(examples, results, strict=True)) / n, 4)
@@ -238,6 +239,34 @@ def review_figures(examples: Sequence[Example], results: Sequence[Classification
             else 0.0,
         },
     }
+
+
+# The review thresholds the curve is drawn at (rules.yaml review_threshold is compared with the product of the
+# type's and the topic's confidence).
+CURVE_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def review_curve(
+    examples: Sequence[Example], results: Sequence[Classification], thresholds: Sequence[float] = CURVE_THRESHOLDS
+) -> list[dict[str, float]]:
+    """What each review threshold would give: the share flagged (type confidence times topic confidence under
+    the threshold) and the share right (:func:`decision_right`) of the rest. Shows how far the targets are and
+    what moving ``review_threshold`` costs, without re-running the classifier."""
+    scored = [
+        (result.type.confidence * result.topic.confidence, decision_right(example, result))
+        for example, result in zip(examples, results, strict=True)
+    ]
+    curve = []
+    for threshold in thresholds:
+        kept = [right for confidence, right in scored if confidence >= threshold]
+        curve.append(
+            {
+                "threshold": threshold,
+                "needs_review_share": round((len(scored) - len(kept)) / len(scored), 4) if scored else 0.0,
+                "unflagged_accuracy": round(sum(kept) / len(kept), 4) if kept else 0.0,
+            }
+        )
+    return curve
 
 
 def _share(examples: Sequence[Example], results: Sequence[Classification], axis: str) -> float:
@@ -329,4 +358,13 @@ def format_report(report: dict[str, object], taxonomy: Taxonomy | None = None) -
         "Верных решений среди не отправленных на проверку (верны и тип, и тема): "
         f"{float(str(report.get('unflagged_accuracy', 0))) * 100:.1f}%"
     )
+    curve = report.get("review_curve")
+    if isinstance(curve, list) and curve:
+        lines.append("Если изменить порог проверки (review_threshold):")
+        lines.append(f"  {'порог':>6} {'на проверку':>12} {'верных среди остальных':>23}")
+        for point in curve:
+            lines.append(
+                f"  {point['threshold']:>6.2f} {point['needs_review_share'] * 100:>11.1f}%"
+                f" {point['unflagged_accuracy'] * 100:>22.1f}%"
+            )
     return "\n".join(lines)
