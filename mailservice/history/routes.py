@@ -21,6 +21,7 @@ from mailservice.history import service
 from mailservice.history.archive import COPY_CHUNK, spool_file, write_zip
 from mailservice.mail.headers import normalise_address
 from mailservice.templating import render
+from mailservice.web.security import content_security_policy
 from mailservice.web.staff.deps import redirect, secure, settings_of
 
 router = APIRouter(tags=["history"])
@@ -44,6 +45,9 @@ def public_page(request: Request, template: str, status_code: int = 200, **conte
     html = render(template, settings=settings_of(request), **context)
     response = HTMLResponse(html, status_code=status_code)
     secure(response)
+    # A public page, not the console: the public pages' own inline scripts (the high-contrast switch) are allowed
+    # by hash, as on every other public page; nothing else changes (no framing, no caching of signed links).
+    response.headers["Content-Security-Policy"] = content_security_policy()
     return response
 
 

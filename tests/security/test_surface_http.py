@@ -63,6 +63,25 @@ def test_every_page_has_csp_and_the_other_security_headers(settings: Settings) -
         assert response.headers.get("referrer-policy") in ("no-referrer", "same-origin"), path
 
 
+def test_every_inline_script_of_a_public_page_is_allowed_by_its_hash(settings: Settings) -> None:
+    """A script the page needs (the high-contrast switch) must not be blocked by the page's own policy."""
+    import base64
+    import hashlib
+
+    http = client_for(settings)
+    answers = [http.get(path, headers={"accept": "text/html"}) for path in ("/", "/history", "/feedback", "/request")]
+    answers.append(http.post("/history", data={"email": "nobody@example.ru"}))
+    answers.append(http.post("/feedback", data={"rating": "5"}))
+    checked = 0
+    for response in answers:
+        csp = response.headers.get("content-security-policy", "")
+        for body in re.findall(r"<script(?:\s[^>]*)?>(.*?)</script>", response.text, flags=re.S):
+            digest = base64.b64encode(hashlib.sha256(body.encode("utf-8")).digest()).decode("ascii")
+            assert f"'sha256-{digest}'" in csp, (response.url, csp)
+            checked += 1
+    assert checked >= len(answers)  # every public page carries the switch
+
+
 def test_staff_pages_have_the_headers_too(settings: Settings) -> None:
     add_staff(settings, ADMIN, Role.administrator)
     http = client_for(settings)
