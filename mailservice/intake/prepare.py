@@ -95,16 +95,19 @@ class Prepared:
     hold: tuple[str, ...] = ()
 
 
-def prepare(raw: bytes, envelope_from: str | None, limits: Limits, store: BlobStore) -> Prepared:
+def prepare(
+    raw: bytes, envelope_from: str | None, limits: Limits, store: BlobStore, *, sender: str | None = None
+) -> Prepared:
     """Store ``raw``, then parse, triage and (for a person's message) classify it; never raises for bad mail.
 
     Blobs are written with ``durable=False``: the caller syncs ``store`` before handing the results on.
+    ``sender`` is the author's address staff typed for a quarantined letter without one (see parse_message).
     """
     raw_sha = store.put(raw, durable=False)
     if len(raw) > limits.max_message_bytes:
         return Prepared(raw_sha, None, f"message larger than {limits.max_message_bytes} bytes")
     try:
-        parsed = parse_message(raw, max_attachment_bytes=limits.max_attachment_bytes)
+        parsed = parse_message(raw, max_attachment_bytes=limits.max_attachment_bytes, sender=sender)
     except ParseError as exc:
         return Prepared(raw_sha, None, f"unparseable: {exc.reason}")
     try:
