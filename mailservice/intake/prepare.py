@@ -127,11 +127,17 @@ def prepare(
         from mailservice.inforequests.classification import labels_for
 
         text = parsed.new_text or parsed.text
-        labels = labels_for(parsed.subject, text)
+        if not (parsed.in_reply_to or parsed.references):
+            # A letter that answers nothing is judged with what it quotes or forwards (tryout F5); commands and
+            # thanks are read from its own words only.
+            whole = parsed.text or text
+        else:
+            whole = text
+        labels = labels_for(parsed.subject, whole)
         command = recognise(parsed.subject, text, [*parsed.to, *parsed.cc], limits.commands)
         thanks = command is None and is_only_thanks(parsed.subject, text)
         hold = (
-            () if command or thanks else hold_reasons(parsed.subject, text, parsed.html, lambda: _headers(message_obj))
+            () if command or thanks else hold_reasons(parsed.subject, whole, parsed.html, lambda: _headers(message_obj))
         )
         if verdict.hold and command is None:
             hold = (verdict.hold, *hold)  # an automatic-looking subject alone: staff look, nothing is dropped
