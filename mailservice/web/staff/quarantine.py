@@ -46,19 +46,7 @@ def _preview(store: BlobStore, entry: IntakeEntry) -> tuple[str, str]:
 @router.get("/quarantine", response_class=HTMLResponse)
 def quarantine_page(request: Request, ctx: Operator) -> Response:
     """Quarantined letters not dealt with yet, each with a way to register it with an address staff type."""
-    settings = settings_of(request)
-    store = BlobStore(settings.blob_dir)
-    with session_scope(settings) as session:
-        rows = [(entry, *_preview(store, entry)) for entry in quarantine.quarantined(session)]
-        return page(
-            request,
-            "web/staff/quarantine.html",
-            ctx=ctx,
-            rows=rows,
-            error=request.query_params.get("error", "")[:300],
-            done=request.query_params.get("done", "")[:40],
-            local=lambda moment: moment.astimezone(settings.tz).strftime("%d.%m.%Y %H:%M") if moment else "",
-        )
+    return _page(request, ctx, error="", done=request.query_params.get("done", "")[:40])
 
 
 @router.post("/quarantine/{entry_id}/release")
@@ -70,7 +58,7 @@ async def quarantine_release(request: Request, ctx: Operator, entry_id: DbId, se
             quarantine.release, settings, entry_id, actor=ctx.email, sender=sender.strip() or None
         )
     except ActionError as exc:
-        return _page_with(request, ctx, str(exc))
+        return _page(request, ctx, error=str(exc))
     with session_scope(settings) as session:
         audit.record(
             session,
@@ -84,11 +72,11 @@ async def quarantine_release(request: Request, ctx: Operator, entry_id: DbId, se
             ip=ctx.ip,
         )
     if result.outcome == "quarantined":
-        return _page_with(request, ctx, f"Письмо снова не принято: {result.reason}. Укажите адрес автора.")
+        return _page(request, ctx, error=f"Письмо снова не принято: {result.reason}. Укажите адрес автора.")
     return redirect(f"/staff/quarantine?done={result.request_number or result.outcome}")
 
 
-def _page_with(request: Request, ctx: StaffContext, error: str) -> Response:
+def _page(request: Request, ctx: StaffContext, *, error: str, done: str = "") -> Response:
     settings = settings_of(request)
     store = BlobStore(settings.blob_dir)
     with session_scope(settings) as session:
@@ -99,7 +87,7 @@ def _page_with(request: Request, ctx: StaffContext, error: str) -> Response:
             ctx=ctx,
             rows=rows,
             error=error,
-            done="",
-            status_code=400,
+            done=done,
+            status_code=400 if error else 200,
             local=lambda moment: moment.astimezone(settings.tz).strftime("%d.%m.%Y %H:%M") if moment else "",
         )
