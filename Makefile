@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test venv system-deps lint typecheck format bench clean
+.PHONY: run test venv system-deps lint typecheck format bench clean mutation
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,18 @@ tests/.node/node_modules/axe-core/axe.min.js: tests/.node/package-lock.json
 
 test: $(STAMP) system-deps lint typecheck tests/.node/node_modules/axe-core/axe.min.js
 	MAILSERVICE_REQUIRE_DOVECOT=1 $(BIN)/pytest -n 2 -ra $(PYTEST_ARGS)
+
+# Mutation testing of the security and legal core ([tool.mutmut] in pyproject.toml; report: docs/mutation.md). Long:
+# one module at a time, one test process, at the lowest CPU priority. Not part of `make test`.
+MUTATION_MODULES ?= tokens inforequests.lifecycle inforequests.deadlines workdays mailings.consent web.staff.auth \
+	inforequests.identity mail.triage history.service intake.pipeline mailings.sender
+mutation: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,mutation]'
+	@for module in $(MUTATION_MODULES); do \
+	  echo "== mailservice.$$module"; \
+	  nice -n 19 $(BIN)/mutmut run --max-children 1 "mailservice.$$module.*" > /dev/null || exit 1; \
+	done
+	$(BIN)/python -m tests.mutation_report
 
 bench: $(STAMP)
 	$(BIN)/python bench/intake.py --quick

@@ -11,8 +11,10 @@ service's own indexer, then starts ``mailservice serve`` in its own process and 
 * the whole register as CSV (streamed), with the web process's resident memory sampled meanwhile;
 
 each against the bare SQL that reads the same rows (same run, same database). p95 per page (target at most
-150 ms), the export's time (target under 30 s) and the memory the web process gained while exporting. The
-machine may be shared: the load average is printed with the figures. Last line: one JSON object.
+150 ms), the export's time (target under 30 s) and the memory the web process gained while exporting; beside
+each, the CPU time the web process spent (per page, for the export), which the other load of a shared machine
+barely changes. The machine may be shared: the load average is printed with the figures. Last line: one JSON
+object.
 
     .venv/bin/python bench/console.py [--db sqlite|postgres] [--quick]
 """
@@ -88,6 +90,12 @@ OPEN = ("registered", "in_progress", "clarification_requested", "extended")
 
 def pick(rng: random.Random, weighted: list[tuple[str, int]]) -> str:
     return rng.choices([v for v, _ in weighted], [w for _, w in weighted])[0]
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used: a figure the other load of a shared machine barely moves."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_kb(pid: int) -> int:
@@ -451,22 +459,27 @@ def main() -> None:
         results: dict[str, Any] = {}
         for name, (get, sql) in pages.items():
             get()  # warm
+            cpu_before = cpu_s(server.pid)
             web = timed(get, repeat)
+            web_cpu_ms = (cpu_s(server.pid) - cpu_before) * 1000 / repeat
             raw_ms = timed(sql, repeat)
             results[name] = {
                 "p95_ms": round(p95(web), 1),
+                "web_cpu_ms_per_page": round(web_cpu_ms, 1),
                 "median_ms": round(statistics.median(web), 1),
                 "bare_sql_p95_ms": round(p95(raw_ms), 2),
                 "ratio": round(p95(web) / max(p95(raw_ms), 0.01), 1),
             }
             print(
-                f"{name:20s} p95 {results[name]['p95_ms']:8.1f} ms  bare {results[name]['bare_sql_p95_ms']:8.2f} ms",
+                f"{name:20s} p95 {results[name]['p95_ms']:8.1f} ms (web CPU {web_cpu_ms:6.1f} ms)  "
+                f"bare SQL {results[name]['bare_sql_p95_ms']:8.2f} ms",
                 flush=True,
             )
 
         samples: list[int] = []
         stop = threading.Event()
         rss_before = rss_kb(server.pid)
+        export_cpu_before = cpu_s(server.pid)
 
         def sample() -> None:
             while not stop.is_set():
@@ -484,6 +497,7 @@ def main() -> None:
                 size += len(chunk)
                 lines += chunk.count(b"\n")
         export_s = time.perf_counter() - t0
+        export_cpu = cpu_s(server.pid) - export_cpu_before
         stop.set()
         sampler.join()
         t0 = time.perf_counter()
@@ -514,6 +528,7 @@ def main() -> None:
             "export_rows": lines - 1,
             "export_mb": round(size / 1e6, 1),
             "export_s": round(export_s, 1),
+            "export_web_cpu_s": round(export_cpu, 1),
             "export_bare_sql_s": round(export_bare_s, 2),
             "export_within_target": export_s < TARGET_EXPORT_S,
             "web_rss_before_export_mb": round(rss_before / 1024, 1),
@@ -523,7 +538,8 @@ def main() -> None:
             "cpus": os.cpu_count(),
         }
         print(
-            f"export: {lines - 1} rows in {export_s:.1f} s (bare SQL {export_bare_s:.2f} s), "
+            f"export: {lines - 1} rows in {export_s:.1f} s (web CPU {export_cpu:.1f} s; "
+            f"bare SQL {export_bare_s:.2f} s), "
             f"web RSS {summary['web_rss_before_export_mb']} -> max {summary['web_rss_max_during_export_mb']} MB"
         )
         print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")

@@ -26,6 +26,7 @@ import asyncio
 import email.policy
 import json
 import os
+import resource
 import secrets
 import shutil
 import subprocess
@@ -99,6 +100,11 @@ class SinkProcess:
         self.proc.stdin.write("\n")
         self.proc.stdin.flush()
         return int(self.proc.stdout.readline())
+
+    def cpu_seconds(self) -> float:
+        """CPU time the sink process has used so far (Linux /proc)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         self.proc.kill()
@@ -227,6 +233,12 @@ def environment(url: str, data_dir: Path, port: int, **extra: str) -> config.Set
     return config.get_settings()
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the sender's helper processes)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def load_average() -> str:
     """The 1-, 5- and 15-minute load averages, as ``uptime`` prints them."""
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -263,10 +275,13 @@ def bench_backend(name: str, url: str, data_dir: Path, sink: SinkProcess, count:
     prebuilt = sample_bytes(settings, campaign_ids[0])
     naive_build = emailmessage_builder(settings)
     elapsed = {"ceiling_1": 0.0, "ceiling_4": 0.0, "emailmessage_1": 0.0, "emailmessage_4": 0.0, "mailservice": 0.0}
+    cpu = dict.fromkeys(elapsed, 0.0)
+    sink_cpu = dict.fromkeys(elapsed, 0.0)
 
     def run(kind: str, i: int) -> None:
         size = sizes[i]
         addresses = [f"base.{i}.{k}@example.org" for k in range(size)]
+        cpu_before, sink_before = cpu_seconds(), sink.cpu_seconds()
         if kind == "mailservice":
             rate = run_campaign(settings, campaign_ids[i], sink, size)
         else:
@@ -274,6 +289,8 @@ def bench_backend(name: str, url: str, data_dir: Path, sink: SinkProcess, count:
             build = (lambda _a: prebuilt) if loop == "ceiling" else naive_build
             rate = asyncio.run(bare_loop(sink.port, int(connections), addresses, build))
         elapsed[kind] += size / rate
+        cpu[kind] += cpu_seconds() - cpu_before
+        sink_cpu[kind] += sink.cpu_seconds() - sink_before
 
     kinds = list(elapsed)
     for i in range(slices):
@@ -291,13 +308,19 @@ def bench_backend(name: str, url: str, data_dir: Path, sink: SinkProcess, count:
         "ceiling_4_connections_per_s": round(rates["ceiling_4"], 1),
         "ratio_vs_emailmessage": round(ours / naive, 3),
         "ratio_vs_ceiling": round(ours / ceiling, 3),
+        # CPU per message (microseconds), less disturbed by other load than the rates: the sender's processes
+        # (not the database server) against the pre-built-bytes client over 4 connections, and the sink's.
+        "cpu_us_per_message": round(cpu["mailservice"] / count * 1e6),
+        "ceiling_cpu_us_per_message": round(cpu["ceiling_4"] / count * 1e6),
+        "sink_cpu_us_per_message": round(sink_cpu["ceiling_4"] / count * 1e6),
         "load_average": load_average(),
     }
     print(
         f"{name:<10} mailservice {ours:6.0f}/s | EmailMessage loop {naive:6.0f}/s | pre-built bytes {ceiling:6.0f}/s"
         f" (1 connection {rates['ceiling_1']:.0f}, 4: {rates['ceiling_4']:.0f})"
         f" | ratios {figures['ratio_vs_emailmessage']:.2f} and {figures['ratio_vs_ceiling']:.2f}"
-        f" | load average {figures['load_average']}",
+        f" | CPU per message {figures['cpu_us_per_message']} µs (pre-built: {figures['ceiling_cpu_us_per_message']},"
+        f" sink: {figures['sink_cpu_us_per_message']}) | load average {figures['load_average']}",
         flush=True,
     )
     db.dispose_engines()

@@ -193,10 +193,10 @@ class Settings(BaseSettings):
     # mailto: address for List-Unsubscribe (RFC 2369); empty: from_address (intake reads it).
     mailing_unsubscribe_address: str = ""
     mailing_rate_per_minute: int = 600  # all workers together; 0 = no limit
-    mailing_concurrency: int = 4  # SMTP connections per worker process
+    mailing_concurrency: int = 8  # SMTP connections per worker process
     mailing_batch_size: int = 200  # deliveries claimed at a time
     # Processes that send one campaign together (`campaign send`, sharing it as separate workers would); empty: one
-    # per CPU. Campaigns of at most one batch are sent by one process.
+    # per two CPUs (the database and the relay usually share the machine). Campaigns of one batch use one process.
     mailing_processes: int | None = Field(default=None, ge=1, le=64)
     mailing_confirm_hours: int = 168  # life of the double opt-in link
     mailing_purge_after_days: int = 7  # personal data destroyed this long after withdrawal (152-FZ: <= 30)

@@ -31,6 +31,7 @@ from mailservice.inforequests.models import (
     Event,
     IdentityCheck,
     MergeSuggestion,
+    PostalLetter,
     Request,
 )
 from mailservice.intake.models import Bounce, IntakeEntry
@@ -163,6 +164,11 @@ def _anonymise_client(
         for att in attachments:
             session.delete(att)
         report.attachments += len(attachments)
+    # Letters posted to the client (issue 16): the number and date stay (the outgoing register); the words go.
+    for letter in session.scalars(select(PostalLetter).where(PostalLetter.client_id == client.id)):
+        dead_blobs.update(d for d in (letter.docx_sha256, letter.pdf_sha256) if d)
+        letter.addressee = letter.body = letter.docx_sha256 = letter.pdf_sha256 = ""
+        letter.attachments = []
     # Ratings stay; the words go: survey answers through the request, thanks by e-mail through the client too.
     own_feedback = FeedbackResponse.client_id == client.id
     report.feedback += int(
@@ -210,6 +216,8 @@ def _still_referenced(session: Session, digests: set[str]) -> set[str]:
         return set()
     used = set(session.scalars(select(Attachment.sha256).where(Attachment.sha256.in_(digests))))
     used |= set(session.scalars(select(IntakeEntry.raw_sha256).where(IntakeEntry.raw_sha256.in_(digests))))
+    used |= set(session.scalars(select(PostalLetter.docx_sha256).where(PostalLetter.docx_sha256.in_(digests))))
+    used |= set(session.scalars(select(PostalLetter.pdf_sha256).where(PostalLetter.pdf_sha256.in_(digests))))
     return used
 
 

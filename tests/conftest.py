@@ -1,12 +1,16 @@
 """Shared fixtures: settings in a temporary folder, SQLite and PostgreSQL databases, Dovecot, an SMTP sink.
 
 The ``db_url`` fixture runs a test on SQLite and on the real PostgreSQL of this machine
-(``MAILSERVICE_TEST_PG_URL``, default ``postgresql://postgres@127.0.0.1:5432/test``). When no PostgreSQL answers,
-PostgreSQL cases are skipped with a message saying so, never reported as passed.
+(``MAILSERVICE_TEST_PG_URL``, default ``postgresql://postgres@127.0.0.1:5432/test``); ``settings`` and
+``lite_settings`` build on it, so every test that touches the database runs on both. When no PostgreSQL answers,
+PostgreSQL cases fail with a message saying so, unless ``MAILSERVICE_SKIP_POSTGRES=1`` asks to skip them (reported
+as skipped, never as passed).
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import shutil
 import uuid
@@ -20,7 +24,7 @@ from sqlalchemy import text
 
 from mailservice import config, db
 from mailservice.models import Base
-from tests.servers import Dovecot, Sink, dovecot_missing_reason, run_sink, start_dovecot
+from tests.servers import Dovecot, Recorder, Sink, dovecot_missing_reason, free_port, run_sink, start_dovecot
 from tests.shared import CORPORA as CORPORA  # re-exported for the tests that import it from here
 
 # No Hypothesis deadline anywhere: a property's first example may load data (the holiday calendar, the classifier)
@@ -50,6 +54,56 @@ def reset_caches() -> None:
     db.dispose_engines()
 
 
+def _seed_fingerprint() -> str:
+    """What the seed model depends on: the classifier's code, rules and labelled sets, and the library versions."""
+    import pymorphy3
+    import sklearn
+
+    from mailservice.resources import package_path
+
+    digest = hashlib.sha256(f"{sklearn.__version__}|{pymorphy3.__version__}".encode())
+    root = package_path("classify")
+    for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".tsv", ".yaml")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _seed_once(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The classifier's seed model, trained once for all test processes and runs, copied where it is asked for.
+
+    A fresh install trains the seed model on its first message (seconds, minutes on a loaded machine) and keeps it
+    in its data folder; every test has a fresh data folder, so each test process would train it again in whichever
+    test classifies first. Here the product's own ``seed_model`` trains it once into a folder shared by the
+    processes of this run (kept between runs in pytest's cache, keyed by what the model depends on); each later
+    seeding copies those files into the data folder it was asked for, as if trained there. No model is trained
+    or read until a test classifies.
+    """
+    from mailservice.classify import engine
+    from mailservice.classify import model as model_module
+
+    train = engine.seed_model
+    cache = getattr(request.config, "cache", None)
+
+    def seed_from_cache(path: Path, rules_version: str) -> object:
+        key = f"classify-seed-{_seed_fingerprint()}-{rules_version}"
+        folder = cache.mkdir(key) if cache is not None else tmp_path_factory.getbasetemp().parent / key
+        folder.mkdir(parents=True, exist_ok=True)
+        shared = folder / "model.joblib"
+        with open(folder / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another test process may be training it right now
+            if not shared.exists() and train(shared, rules_version) is None:
+                return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(model_module.sidecar_path(shared), model_module.sidecar_path(path))
+        shutil.copyfile(shared, path)
+        return model_module.load(path)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine, "seed_model", seed_from_cache)
+        yield
+
+
 @pytest.fixture(scope="session")
 def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An SQLite file migrated once; each test gets a copy (migrations run once, not per test)."""
@@ -66,7 +120,9 @@ def _pg_database() -> Iterator[str]:
     """A PostgreSQL database of this test session, migrated once, dropped at the end."""
     reason = pg_unreachable_reason()
     if reason:
-        pytest.skip(reason)
+        if os.environ.get("MAILSERVICE_SKIP_POSTGRES") == "1":
+            pytest.skip(reason)
+        pytest.fail(f"{reason} (set MAILSERVICE_SKIP_POSTGRES=1 to skip the PostgreSQL cases)")
     name = f"mailservice_test_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -100,7 +156,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def sqlite_url(_sqlite_template: Path, tmp_path: Path) -> str:
-    """A migrated, empty SQLite database only (for tests where the backend does not matter)."""
+    """A migrated, empty SQLite database only: for what is about SQLite itself, for the browser tests (the pages
+    they drive are tested on both databases through the app) and for measurements of one process."""
     target = tmp_path / "mailservice.sqlite3"
     shutil.copyfile(_sqlite_template, target)
     return f"sqlite:///{target}"
@@ -143,19 +200,28 @@ def settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, sink:
 
 @pytest.fixture
 def lite_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, sink: Sink
+) -> Iterator[config.Settings]:
+    """Settings on a migrated database (both backends), mail to the test sink: the same as ``settings``."""
+    yield make_env(monkeypatch, tmp_path, db_url, smtp_port=str(sink.port), smtp_host="127.0.0.1")
+    reset_caches()
+
+
+@pytest.fixture
+def browser_settings(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_url: str, sink: Sink
 ) -> Iterator[config.Settings]:
-    """Settings on SQLite only."""
+    """Settings on SQLite for the browser tests (Chromium drives the pages; the app is tested on both databases)."""
     yield make_env(monkeypatch, tmp_path, sqlite_url, smtp_port=str(sink.port), smtp_host="127.0.0.1")
     reset_caches()
 
 
 @pytest.fixture
-def live_url(lite_settings: config.Settings) -> Iterator[str]:
+def live_url(browser_settings: config.Settings) -> Iterator[str]:
     """The real web application served by uvicorn on a free loopback port (browser tests)."""
     from tests.browser import serve_app
 
-    with serve_app(lite_settings) as url:
+    with serve_app(browser_settings) as url:
         yield url
 
 
@@ -182,3 +248,16 @@ def imap(dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch) -> Dovecot:
         monkeypatch.setenv(key, value)
     config.get_settings.cache_clear()
     return dovecot
+
+
+@pytest.fixture
+def recorder() -> Iterator[tuple[Recorder, int]]:
+    """An SMTP server (aiosmtpd) that records each copy with its arrival time, and its port."""
+    from aiosmtpd.controller import Controller
+
+    handler = Recorder()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield handler, port
+    controller.stop()

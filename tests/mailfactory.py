@@ -122,3 +122,55 @@ def bench_messages(count: int, seed: int = 7) -> list[bytes]:
         )
         for i in range(count)
     ]
+
+
+# The realistic mix of the benchmarks (bench/classify.py, bench/intake.py): letters of the packaged labelled sets,
+# shaped like real regional mail: median about 240 characters, 6% over 1,000, a few up to 12,000 (letters
+# joined one after another, as a long letter tells several stories), a fifth HTML only.
+MIX_LONG_SHARE = 0.012  # joined to 1,000-4,000 characters, on top of the set's own long letters (about 4%)
+MIX_VERY_LONG_SHARE = 0.005
+MIX_HTML_SHARE = 0.2
+MIX_TWO_LETTERS_SHARE = 0.4  # a short letter followed by another: raises the median to about 240
+
+
+def mail_mix(count: int, seed: int = 13) -> list[tuple[str, str, bool]]:
+    """``count`` letters as (subject, body, html_only), deterministic for a seed."""
+    from mailservice.classify.engine import PACKAGED_SETS
+    from mailservice.classify.evaluate import read_datasets
+
+    pool = [(e.subject, e.body) for e in read_datasets(PACKAGED_SETS) if e.body]
+    rng = random.Random(seed)
+
+    def joined(target: int) -> str:
+        parts: list[str] = []
+        while sum(len(p) for p in parts) < target:
+            parts.append(rng.choice(pool)[1])
+        return "\n\n".join(parts)
+
+    letters = []
+    for _ in range(count):
+        subject, body = rng.choice(pool)
+        draw = rng.random()
+        if draw < MIX_VERY_LONG_SHARE:
+            body = joined(rng.randint(10_000, 12_000))[:12_000]
+        elif draw < MIX_VERY_LONG_SHARE + MIX_LONG_SHARE:
+            body = joined(rng.randint(1_000, 4_000))
+        elif draw < MIX_VERY_LONG_SHARE + MIX_LONG_SHARE + MIX_TWO_LETTERS_SHARE:
+            second = rng.choice(pool)[1]
+            if len(body) + len(second) < 1_000:
+                body = f"{body}\n\n{second}"
+        letters.append((subject, body, rng.random() < MIX_HTML_SHARE))
+    return letters
+
+
+def mail_mix_messages(count: int, seed: int = 13) -> list[bytes]:
+    """:func:`mail_mix` as raw messages, each with its own sender and Message-ID."""
+    raws = []
+    for i, (subject, body, html_only) in enumerate(mail_mix(count, seed)):
+        sender = f"citizen{i}@example.ru"
+        if html_only:
+            paragraphs = [p for p in body.split("\n") if p.strip()]
+            raws.append(html_mail(sender=sender, name="", subject=subject or None, paragraphs=paragraphs))
+        else:
+            raws.append(citizen_mail(sender=sender, name="", subject=subject or None, body=body))
+    return raws

@@ -7,14 +7,18 @@ trusts through ``MAILSERVICE_IMAP_CA_FILE``: certificate checks stay on.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailservice.mail.sink import SinkHandler, start_sink
 
@@ -224,3 +228,36 @@ def run_sink(folder: Path) -> Sink:
     port = free_port()
     controller = start_sink(folder, "127.0.0.1", port)
     return Sink(folder=folder, port=port, handler=controller.handler, controller=controller)
+
+
+@dataclass
+class Recorder:
+    """An SMTP server that records each accepted copy with its arrival time; it may refuse or dawdle."""
+
+    delay: float = 0.0
+    refuse: dict[str, str] = field(default_factory=dict)  # address prefix -> reply (once for 4xx)
+    arrivals: list[tuple[str, float]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        for prefix, reply in list(self.refuse.items()):
+            if address.startswith(prefix):
+                if reply.startswith("4"):
+                    del self.refuse[prefix]  # a temporary failure: accept the next try
+                return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        with self.lock:
+            for rcpt in envelope.rcpt_tos:
+                self.arrivals.append((rcpt, time.time()))
+        return "250 2.0.0 Accepted"
+
+    def count(self, address: str) -> int:
+        with self.lock:
+            return sum(1 for rcpt, _at in self.arrivals if rcpt == address)

@@ -387,14 +387,12 @@ def test_a_client_without_e_mail_gets_the_acknowledgement_and_the_answer_as_lett
         assert any("отправлено почтой" in e.comment for e in request.events)
     waiting = http.get("/staff/letters")
     assert waiting.text.count("Отправлено</button>") == 1  # only the acknowledgement still waits
-    # The status page, the only online channel of a client who gave a postal address, shows the answer's file.
-    link = re.search(r'href="https?://[^/"]+(/status/[^"]+)"', sent.text)
-    assert link, sent.text
-    status = client_for(fast_form).get(link.group(1))
-    assert answer in status.text and "график.pdf" in status.text
-    file_link = re.search(r'href="(/status/[^"]+/files/\d+)"', status.text)
-    assert file_link, status.text
-    assert client_for(fast_form).get(file_link.group(1)).content == PDF
+    # The status page (its link was on the form's page: no e-mail address) shows the answer and serves its file.
+    status_path = re.search(r'href="https?://[^/"]+(/status/[^"]+)"', sent.text).group(1)  # type: ignore[union-attr]
+    page = http.get(status_path)
+    assert answer in page.text and "дан ответ" in page.text
+    file_link = re.search(r'href="(/status/[^"]+/files/\d+)"', page.text)
+    assert file_link and http.get(file_link.group(1)).content == PDF
 
 
 def test_the_history_prints_only_for_a_client_proven_in_person(settings: Settings) -> None:
@@ -459,3 +457,75 @@ def test_the_history_summary_shows_what_was_written_with_quotes_folded(settings:
     _new, folded = summary.split("Уточняю: интересует только Октябрьский район.", 1)[1].split("<details>", 1)
     assert "&gt; Ваше обращение зарегистрировано." in folded.split("</details>", 1)[0]
     assert 'name="viewport"' in summary  # readable on a phone
+
+
+def test_retention_removes_the_words_of_posted_letters(fast_form: Settings) -> None:
+    from mailservice import retention
+    from mailservice.blobs import BlobStore
+    from mailservice.inforequests import service
+    from mailservice.inforequests.lifecycle import Status
+    from mailservice.inforequests.models import PostalLetter
+
+    http = client_for(fast_form)
+    sent = _submit(
+        http, {"name": "Старый Клиент", "postal_address": "630000, Новосибирск, ул. Давняя, 1", "text": "Вопрос"}
+    )
+    assert sent.status_code == 200
+    now = dt.datetime.now(dt.UTC)
+    with session_scope(fast_form) as session:
+        request = session.scalars(select(Request)).one()
+        for target in (Status.answered, Status.closed):
+            service.change_status(
+                session, fast_form, request, target, now=now, actor="op@dizo.test", comment="Ответ дан"
+            )
+        letters = session.scalars(select(PostalLetter)).all()
+        assert len(letters) == 3  # the acknowledgement, the answer, the closing notice (as by e-mail)
+        blobs = {d for letter in letters for d in (letter.docx_sha256, letter.pdf_sha256)}
+    later = now + dt.timedelta(days=366 * (fast_form.history_retention_years + 1))
+    with session_scope(fast_form) as session:
+        _report, dead = retention.run(session, fast_form, later, dry_run=False)
+    retention.delete_blobs(fast_form, dead)
+    with session_scope(fast_form) as session:
+        for letter in session.scalars(select(PostalLetter)):
+            assert letter.addressee == letter.body == letter.docx_sha256 == ""
+            assert letter.number  # the outgoing register keeps the number and date
+    store = BlobStore(fast_form.blob_dir)
+    assert not any(store.path(d).exists() for d in blobs)
+
+
+def test_the_form_changes_nothing_of_the_client_whose_address_it_names(fast_form: Settings) -> None:
+    from mailservice.inforequests import service
+
+    now = dt.datetime.now(dt.UTC)
+    with session_scope(fast_form) as session:
+        victim = service.update_or_create_client(session, None, now=now, name="", email="victim@example.ru")
+        session.flush()
+        victim_id = victim.id
+    http = client_for(fast_form)
+    sent = _submit(
+        http,
+        {"name": "Подставное Имя", "email": "victim@example.ru", "postal_address": "Чужой адрес, 1", "text": "Вопрос"},
+    )
+    assert sent.status_code == 200
+    with session_scope(fast_form) as session:
+        victim = session.get(Client, victim_id)
+        assert victim is not None and victim.name == "" and victim.postal_address == ""
+        request = session.scalars(select(Request)).one()
+        assert request.reply_name == "Подставное Имя"
+    too_big = http.post(
+        "/request", content=b"x" * 10, headers={"content-length": str(fast_form.max_attachment_bytes + 3 * 1024 * 1024)}
+    )
+    assert too_big.status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("hours_before", "taken_as_arrival"),
+    [(1, True), (71, True), (73, False), (-1, False)],  # the Date header: plausible within the 3 days of RULES.md
+)
+def test_an_e_mail_arrives_when_its_date_is_plausible(hours_before: int, taken_as_arrival: bool) -> None:
+    from mailservice.intake.pipeline import arrival
+
+    now = dt.datetime(2026, 3, 5, 12, tzinfo=dt.UTC)
+    header = now - dt.timedelta(hours=hours_before)
+    assert arrival(header, now) == (header if taken_as_arrival else now)
+    assert arrival(None, now) == now

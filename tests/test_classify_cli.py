@@ -82,6 +82,17 @@ def test_evaluate_json_shape() -> None:
     assert isinstance(report["urgency"]["macro_f1"], float)
 
 
+def test_evaluate_without_data_scores_the_held_out_part_of_the_packaged_sets() -> None:
+    result = runner.invoke(app, ["evaluate", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["held_out"] and report["training_n"] > 3 * report["n"] > 0
+    assert 0.0 <= report["needs_review_share"] <= 1.0 and 0.0 <= report["unflagged_accuracy"] <= 1.0
+    assert set(report["axis_accuracy"]) == {"type", "topic", "urgency", "type_and_topic"}
+    text = runner.invoke(app, ["evaluate"])
+    assert "На проверку сотруднику" in text.output and "верны и тип, и тема" in text.output
+
+
 def test_evaluate_text_report_and_cross_validation() -> None:
     result = runner.invoke(app, ["evaluate", "--data", str(DEV), "--cv", "3"])
     assert result.exit_code == 0, result.output

@@ -33,6 +33,7 @@ def test_serialise_matches_the_compat32_generator(name: str, subject: str, refer
             "addressee": name,
             "url": "https://example.test/x",
             "days": 30,
+            "final": "answered",
         },
         in_reply_to=reference or None,
         references=[reference] * random.Random(len(reference)).randint(0, 25),

@@ -62,9 +62,9 @@ def test_login_cookie_is_httponly_lax_and_scoped(http: TestClient) -> None:
 
 
 def test_session_cookie_is_secure_when_public_url_is_https(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: object, sqlite_url: str
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object, db_url: str
 ) -> None:
-    settings = make_env(monkeypatch, tmp_path, sqlite_url, public_url="https://dizo.example")  # type: ignore[arg-type]
+    settings = make_env(monkeypatch, tmp_path, db_url, public_url="https://dizo.example")  # type: ignore[arg-type]
     try:
         add_staff(settings, OPERATOR, Role.operator)
         http = TestClient(client_for(settings).app, base_url="https://testserver", follow_redirects=False)

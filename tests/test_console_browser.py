@@ -31,20 +31,24 @@ def browser_page() -> Iterator[object]:
 
 
 def test_log_in_filter_open_and_answer(
-    lite_settings: Settings, sink: Sink, live_url: str, browser_page: object, tmp_path: Path
+    browser_settings: Settings, sink: Sink, live_url: str, browser_page: object, tmp_path: Path
 ) -> None:
     from playwright.sync_api import Page, expect
 
     page: Page = browser_page  # type: ignore[assignment]
     ARTIFACTS.mkdir(exist_ok=True)
-    add_staff(lite_settings, "operator@dizo.test", Role.operator, name="Петров Пётр", position="Главный специалист")
-    request_id = mail_request(lite_settings)
+    add_staff(browser_settings, "operator@dizo.test", Role.operator, name="Петров Пётр", position="Главный специалист")
+    request_id = mail_request(browser_settings)
     phone_request(
-        lite_settings, name="Кузнецов Олег", phone="+7 913 000-00-00", subject="Вакансии", text="Какие есть вакансии?"
+        browser_settings,
+        name="Кузнецов Олег",
+        phone="+7 913 000-00-00",
+        subject="Вакансии",
+        text="Какие есть вакансии?",
     )
-    with session_scope(lite_settings) as session:
+    with session_scope(browser_settings) as session:
         number = session.get(Request, request_id).number  # type: ignore[union-attr]
-    drain(lite_settings)
+    drain(browser_settings)
     sink.clear()
 
     page.goto(f"{live_url}/staff/queue")
@@ -78,12 +82,12 @@ def test_log_in_filter_open_and_answer(
     expect(page.locator("#status")).to_have_text("дан ответ")
     page.screenshot(path=str(ARTIFACTS / "console-4-answered.png"), full_page=True)
 
-    drain(lite_settings)
+    drain(browser_settings)
     answers = [parsed(raw) for _f, rcpts, raw in sink.messages() if "дан ответ" in parsed(raw)["Subject"]]
     assert len(answers) == 1
     assert str(answers[0]["To"]).endswith("<ivanov@example.ru>")
     assert "предоставлено 120 участков" in text_of(answers[0])
     [file_part] = list(answers[0].iter_attachments())
     assert file_part.get_filename() == "справка.txt"
-    with session_scope(lite_settings) as session:
+    with session_scope(browser_settings) as session:
         assert session.get(Request, request_id).status == Status.answered  # type: ignore[union-attr]

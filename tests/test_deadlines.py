@@ -175,6 +175,13 @@ def test_invalid_extension(law: Law, today: dt.date, days: int, previous: int, f
     assert fragment in str(info.value)
 
 
+def test_a_refused_extension_says_why_in_a_sentence() -> None:
+    """What staff read when they type no days (the console and the CLI show the message as it is)."""
+    with pytest.raises(DeadlineError) as info:
+        validate_extension(Law.FZ8, D(2026, 3, 1), D(2026, 3, 2), 0, 0)
+    assert str(info.value) == "Срок продления должен быть положительным числом дней."
+
+
 def test_overdue_and_due_soon() -> None:
     due = deadline(Law.FZ8, D(2026, 12, 1), CAL)  # legal 31.12.2026 (a day off), control 30.12.2026
     assert due == Deadline(D(2026, 12, 31), D(2026, 12, 30))

@@ -426,11 +426,11 @@ def attach_random_files(settings: Settings, request_id: int, count: int, size: i
     return hashes
 
 
-def test_big_archive_streams_in_bounded_memory(lite_settings: Settings, live_url: str, tmp_path: Path) -> None:
-    request_a, _b, raw_a = two_clients(lite_settings)
-    hashes = attach_random_files(lite_settings, request_a, count=20, size=MB)
-    export = _export_for(lite_settings, A)
-    url = f"{live_url}/history/download/{service.download_token(lite_settings, export)}/archive.zip"
+def test_big_archive_streams_in_bounded_memory(browser_settings: Settings, live_url: str, tmp_path: Path) -> None:
+    request_a, _b, raw_a = two_clients(browser_settings)
+    hashes = attach_random_files(browser_settings, request_a, count=20, size=MB)
+    export = _export_for(browser_settings, A)
+    url = f"{live_url}/history/download/{service.download_token(browser_settings, export)}/archive.zip"
     target = tmp_path / "archive.zip"
     tracemalloc.start()
     try:
@@ -458,7 +458,7 @@ def test_big_archive_streams_in_bounded_memory(lite_settings: Settings, live_url
         assert raw_a in [archive.read(n) for n in names if n.endswith("-incoming.eml")]
         index = archive.read("index.html").decode()
     assert index.count("(1,0 МБ)") == 20 and "файл не сохранился" not in index
-    with session_scope(lite_settings) as session:
+    with session_scope(browser_settings) as session:
         assert session.get(HistoryExport, export.id).download_count == 1  # type: ignore[union-attr]
 
 

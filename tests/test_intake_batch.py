@@ -163,10 +163,8 @@ def test_a_failure_in_the_fast_mode_rewrites_the_batch_message_by_message(
         assert len(session.scalars(select(Request)).all()) == 2
 
 
-def test_batches_are_prepared_in_worker_processes(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_url: str
-) -> None:
-    settings = make_env(monkeypatch, tmp_path, sqlite_url, intake_workers="1")
+def test_batches_are_prepared_in_worker_processes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str) -> None:
+    settings = make_env(monkeypatch, tmp_path, db_url, intake_workers="1")
     batch = [(citizen_mail(sender=f"w{i}@example.ru", subject=f"Запрос {i}"), _source()) for i in range(12)]
     results = process_batch(settings, batch, now=NOW)
     assert preparer_for(settings).workers_running
@@ -174,9 +172,9 @@ def test_batches_are_prepared_in_worker_processes(
 
 
 def test_a_worker_killed_mid_batch_is_replaced_and_nothing_is_lost(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_url: str, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = make_env(monkeypatch, tmp_path, sqlite_url, intake_workers="1", fault="prepare_worker:1")
+    settings = make_env(monkeypatch, tmp_path, db_url, intake_workers="1", fault="prepare_worker:1")
     messages = [citizen_mail(sender=f"k{i}@example.ru", subject=f"Запрос {i}") for i in range(24)]
     with caplog.at_level(logging.WARNING, logger="mailservice.intake.prepare"):
         first = process_batch(settings, [(raw, _source()) for raw in messages[:12]], now=NOW)

@@ -329,16 +329,16 @@ def test_bad_unsubscribe_tokens_get_400_and_change_nothing(mail_settings: Settin
 
 
 def test_key_rotation_old_links_keep_working(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_url: str, sink: Sink
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, sink: Sink
 ) -> None:
-    old = make_env(monkeypatch, tmp_path, sqlite_url, smtp_port=str(sink.port), secret_keys="old-key-" + "o" * 40)
+    old = make_env(monkeypatch, tmp_path, db_url, smtp_port=str(sink.port), secret_keys="old-key-" + "o" * 40)
     import_active(old, ["reader@example.org"])
     row = subscription_of(old, "reader@example.org")
     token = subscribers.unsubscribe_token(old, row.id, row.nonce)
     rotated = make_env(
         monkeypatch,
         tmp_path,
-        sqlite_url,
+        db_url,
         smtp_port=str(sink.port),
         secret_keys="new-key-" + "n" * 40 + ",old-key-" + "o" * 40,
     )

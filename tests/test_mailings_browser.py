@@ -56,20 +56,20 @@ def status(settings: Settings, subscription_id: int) -> str:
 
 
 def test_opening_the_link_withdraws_with_scripts_on(
-    lite_settings: Settings, sink: Sink, live_url: str, browser: object
+    browser_settings: Settings, sink: Sink, live_url: str, browser: object
 ) -> None:
     from playwright.sync_api import Browser, expect
 
-    subscription_id, token = subscriber(lite_settings, "reader@example.org")
+    subscription_id, token = subscriber(browser_settings, "reader@example.org")
     context = browser.new_context(locale="ru-RU")  # type: ignore[attr-defined]
     page = context.new_page()
     page.goto(f"{live_url}/unsubscribe/{token}")
     expect(page.get_by_role("heading", name="Вы отписаны")).to_be_visible()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "mailings-unsubscribed.png"), full_page=True)
-    assert status(lite_settings, subscription_id) == SubscriptionStatus.withdrawn
+    assert status(browser_settings, subscription_id) == SubscriptionStatus.withdrawn
     assert not context.cookies()  # nothing was needed to withdraw, nothing was left behind
-    with session_scope(lite_settings) as session:
+    with session_scope(browser_settings) as session:
         methods = [e.method for e in session.query(ConsentEvent).filter(ConsentEvent.kind == "withdrawn")]
         assert methods == ["link"]
     # Reloading the final page (a repeated POST) changes nothing and still says so.
@@ -80,11 +80,11 @@ def test_opening_the_link_withdraws_with_scripts_on(
 
 
 def test_scripts_off_show_a_button_and_a_fetch_changes_nothing(
-    lite_settings: Settings, sink: Sink, live_url: str, browser: object
+    browser_settings: Settings, sink: Sink, live_url: str, browser: object
 ) -> None:
     from playwright.sync_api import expect
 
-    subscription_id, token = subscriber(lite_settings, "careful@example.org")
+    subscription_id, token = subscriber(browser_settings, "careful@example.org")
     context = browser.new_context(locale="ru-RU", java_script_enabled=False)  # type: ignore[attr-defined]
     page = context.new_page()
     page.goto(f"{live_url}/unsubscribe/{token}")
@@ -92,22 +92,22 @@ def test_scripts_off_show_a_button_and_a_fetch_changes_nothing(
     expect(button).to_be_visible()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "mailings-unsubscribe-noscript.png"), full_page=True)
-    assert status(lite_settings, subscription_id) == SubscriptionStatus.active  # like a mail scanner's fetch
+    assert status(browser_settings, subscription_id) == SubscriptionStatus.active  # like a mail scanner's fetch
     button.click()
     expect(page.get_by_role("heading", name="Вы отписаны")).to_be_visible()
-    assert status(lite_settings, subscription_id) == SubscriptionStatus.withdrawn
+    assert status(browser_settings, subscription_id) == SubscriptionStatus.withdrawn
     context.close()
 
 
-def test_confirmation_needs_the_button(lite_settings: Settings, sink: Sink, live_url: str, browser: object) -> None:
+def test_confirmation_needs_the_button(browser_settings: Settings, sink: Sink, live_url: str, browser: object) -> None:
     from playwright.sync_api import expect
 
     parsed = parse_address("newcomer@example.org")
     assert parsed is not None
-    with session_scope(lite_settings) as session:
+    with session_scope(browser_settings) as session:
         result = subscribers.subscribe(
             session,
-            lite_settings,
+            browser_settings,
             address=parsed,
             lists=[subscribers.default_list(session)],
             evidence=Evidence(method="web_form"),
@@ -116,13 +116,13 @@ def test_confirmation_needs_the_button(lite_settings: Settings, sink: Sink, live
         )
         row = session.get(subscribers.Subscriber, result.subscriber_id)
         assert row is not None
-        url = subscribers.confirm_url(lite_settings, row).replace(lite_settings.public_url, live_url)
+        url = subscribers.confirm_url(browser_settings, row).replace(browser_settings.public_url, live_url)
     context = browser.new_context(locale="ru-RU")  # type: ignore[attr-defined]
     page = context.new_page()
     page.goto(url)
     expect(page.get_by_role("button", name="Подтвердить подписку")).to_be_visible()
-    assert status(lite_settings, result.subscription_ids[0]) == SubscriptionStatus.pending
+    assert status(browser_settings, result.subscription_ids[0]) == SubscriptionStatus.pending
     page.get_by_role("button", name="Подтвердить подписку").click()
     expect(page.get_by_role("heading", name="Подписка подтверждена")).to_be_visible()
-    assert status(lite_settings, result.subscription_ids[0]) == SubscriptionStatus.active
+    assert status(browser_settings, result.subscription_ids[0]) == SubscriptionStatus.active
     context.close()

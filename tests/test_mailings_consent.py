@@ -24,7 +24,7 @@ from mailservice.mailings.consent import Evidence, parse_address
 from mailservice.mailings.models import Delivery, MailingList, Subscriber, Subscription, Suppression
 from mailservice.mailings.sender import send_campaign
 from tests.conftest import make_env, reset_caches
-from tests.servers import Sink
+from tests.servers import Recorder, Sink
 
 TEMPLATE = "Здравствуйте!\n\nНовости.\n\nОтписаться: {{ unsubscribe_url }}\n"
 
@@ -197,74 +197,60 @@ def test_resubscribing_in_between_needs_the_new_confirmation_first(two_lists: Se
 
 
 def test_leaving_one_list_in_the_middle_of_the_campaign(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, recorder: tuple[Recorder, int]
 ) -> None:
     """The same while the campaign runs: no copy arrives after the withdrawal from its list commits, though the
     address stays on the other list (so nothing suppresses it)."""
-    from aiosmtpd.controller import Controller
-
-    from tests.servers import free_port
-    from tests.test_mailings_sending import Recorder
-
-    handler = Recorder(delay=0.004)  # a slow relay: withdrawals land in the middle of the campaign
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        settings = make_env(
-            monkeypatch,
-            tmp_path,
-            db_url,
-            smtp_port=str(port),
-            mailing_rate_per_minute="0",
-            mailing_concurrency="3",
-            mailing_batch_size="25",
-        )
-        addresses = [f"user{n:04d}@example.org" for n in range(240)]
-        with session_scope(settings) as session:
-            subscribers.default_list(session)
-            subscribers.create_list(session, "tenders", "Торги", "информирование о торгах")
-            version = consent.current_consent(session, settings).version
-            rows = [
-                (
-                    line,
-                    {
-                        "email": address,
-                        "list": slug,
-                        "consent_at": "2026-02-01T09:00:00",
-                        "consent_source": "https://dizo.test/subscribe",
-                        "consent_text_version": version,
-                    },
-                )
-                for line, (address, slug) in enumerate(
-                    ((a, s) for a in addresses for s in ("news", "tenders")), start=2
-                )
-            ]
-            report = subscribers.import_rows(session, settings, rows, source_name="t.csv", now=utcnow())
-            assert not report.refused and report.added == 2 * len(addresses)
-        campaign_id = started_news_campaign(settings)
-        leavers = list(reversed(addresses[5::6]))  # from the end while the campaign goes from the start
-        tokens = {a: unsubscribe_token(settings, a, "news") for a in leavers}
-        outcome: dict[str, object] = {}
-        sender = threading.Thread(
-            target=lambda: outcome.update(summary=asyncio.run(send_campaign(settings, campaign_id)))
-        )
-        sender.start()
-        deadline = time.monotonic() + 60
-        while len(handler.arrivals) < 20:
-            assert time.monotonic() < deadline, "the campaign did not start sending within 60 s"
-            time.sleep(0.002)
-        withdrawn_at: dict[str, float] = {}
-        for address in leavers:
-            if not sender.is_alive():
-                break
-            subscribers.withdraw_by_link(settings, tokens[address], evidence=Evidence(method="one_click"))
-            withdrawn_at[address] = time.time()  # committed by now
-        sender.join(timeout=120)
-        assert not sender.is_alive(), "the campaign did not finish within 120 s"
-        assert outcome["summary"].status == "done"  # type: ignore[attr-defined]
-    finally:
-        controller.stop()
+    handler, port = recorder
+    handler.delay = 0.004  # a slow relay: withdrawals land in the middle of the campaign
+    settings = make_env(
+        monkeypatch,
+        tmp_path,
+        db_url,
+        smtp_port=str(port),
+        mailing_rate_per_minute="0",
+        mailing_concurrency="3",
+        mailing_batch_size="25",
+    )
+    addresses = [f"user{n:04d}@example.org" for n in range(240)]
+    with session_scope(settings) as session:
+        subscribers.default_list(session)
+        subscribers.create_list(session, "tenders", "Торги", "информирование о торгах")
+        version = consent.current_consent(session, settings).version
+        rows = [
+            (
+                line,
+                {
+                    "email": address,
+                    "list": slug,
+                    "consent_at": "2026-02-01T09:00:00",
+                    "consent_source": "https://dizo.test/subscribe",
+                    "consent_text_version": version,
+                },
+            )
+            for line, (address, slug) in enumerate(((a, s) for a in addresses for s in ("news", "tenders")), start=2)
+        ]
+        report = subscribers.import_rows(session, settings, rows, source_name="t.csv", now=utcnow())
+        assert not report.refused and report.added == 2 * len(addresses)
+    campaign_id = started_news_campaign(settings)
+    leavers = list(reversed(addresses[5::6]))  # from the end while the campaign goes from the start
+    tokens = {a: unsubscribe_token(settings, a, "news") for a in leavers}
+    outcome: dict[str, object] = {}
+    sender = threading.Thread(target=lambda: outcome.update(summary=asyncio.run(send_campaign(settings, campaign_id))))
+    sender.start()
+    deadline = time.monotonic() + 60
+    while len(handler.arrivals) < 20:
+        assert time.monotonic() < deadline, "the campaign did not start sending within 60 s"
+        time.sleep(0.002)
+    withdrawn_at: dict[str, float] = {}
+    for address in leavers:
+        if not sender.is_alive():
+            break
+        subscribers.withdraw_by_link(settings, tokens[address], evidence=Evidence(method="one_click"))
+        withdrawn_at[address] = time.time()  # committed by now
+    sender.join(timeout=120)
+    assert not sender.is_alive(), "the campaign did not finish within 120 s"
+    assert outcome["summary"].status == "done"  # type: ignore[attr-defined]
 
     arrivals: dict[str, list[float]] = {}
     for rcpt, at in handler.arrivals:

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from mailservice.config import Settings
@@ -22,18 +21,8 @@ from mailservice.mailings import campaigns
 from mailservice.mailings.models import WorkerBeat
 from mailservice.mailings.sender import send_campaign
 from tests.conftest import make_env, reset_caches
-from tests.servers import free_port
-from tests.test_mailings_sending import ROOT, Recorder, new_campaign, populate
-
-
-@pytest.fixture
-def recorder() -> Iterator[tuple[Recorder, int]]:
-    handler = Recorder()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield handler, port
-    controller.stop()
+from tests.servers import Recorder
+from tests.test_mailings_sending import ROOT, new_campaign, populate
 
 
 @pytest.fixture

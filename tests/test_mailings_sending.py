@@ -12,12 +12,9 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import func, select, update
 
 from mailservice.config import Settings
@@ -36,54 +33,11 @@ from mailservice.mailings.models import (
 from mailservice.mailings.sender import send_campaign, send_due
 from mailservice.web.app import create_app
 from tests.conftest import make_env, reset_caches
-from tests.servers import free_port
+from tests.servers import Recorder, free_port
 from tests.waiting import run_within, wait_until
 
 TEMPLATE = "Здравствуйте!\n\nНовости.\n\nОтписаться: {{ unsubscribe_url }}\n"
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class Recorder:
-    """An SMTP server that records each accepted copy with its arrival time; it may refuse or dawdle."""
-
-    delay: float = 0.0
-    refuse: dict[str, str] = field(default_factory=dict)  # address prefix -> reply (once for 4xx)
-    arrivals: list[tuple[str, float]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-    ) -> str:
-        for prefix, reply in list(self.refuse.items()):
-            if address.startswith(prefix):
-                if reply.startswith("4"):
-                    del self.refuse[prefix]  # a temporary failure: accept the next try
-                return reply
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        with self.lock:
-            for rcpt in envelope.rcpt_tos:
-                self.arrivals.append((rcpt, time.time()))
-        return "250 2.0.0 Accepted"
-
-    def count(self, address: str) -> int:
-        with self.lock:
-            return sum(1 for rcpt, _at in self.arrivals if rcpt == address)
-
-
-@pytest.fixture
-def recorder() -> Iterator[tuple[Recorder, int]]:
-    handler = Recorder()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield handler, port
-    controller.stop()
 
 
 @pytest.fixture
@@ -286,9 +240,9 @@ def test_smtp_down_defers_and_loses_nothing(send_settings: Settings, recorder: t
 
 
 def test_throttle_is_shared_by_the_campaign(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_url: str, recorder: tuple[Recorder, int]
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, recorder: tuple[Recorder, int]
 ) -> None:
-    settings = make_env(monkeypatch, tmp_path, sqlite_url, smtp_port=str(recorder[1]), mailing_rate_per_minute="600")
+    settings = make_env(monkeypatch, tmp_path, db_url, smtp_port=str(recorder[1]), mailing_rate_per_minute="600")
     populate(settings, 12)
     campaign_id = new_campaign(settings)
     assert run_within(send_campaign(settings, campaign_id), 120, "the throttled campaign").status == "done"

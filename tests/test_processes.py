@@ -63,9 +63,9 @@ def reg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, sink: Sink
 
 
 @pytest.fixture
-def lite(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_url: str, sink: Sink) -> Iterator[Settings]:
+def lite(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, sink: Sink) -> Iterator[Settings]:
     """The same on SQLite only."""
-    settings = make_env(monkeypatch, tmp_path, sqlite_url, smtp_port=str(sink.port), smtp_host="127.0.0.1")
+    settings = make_env(monkeypatch, tmp_path, db_url, smtp_port=str(sink.port), smtp_host="127.0.0.1")
     people_of_the_register(settings)
     yield settings
     reset_caches()

@@ -306,9 +306,9 @@ def test_console_pages_roles_csrf_and_audit(reg_settings: Settings, tmp_path: Pa
         assert people.owner_account(session, "КУЗНЕЦОВА К. К.").email == OTHER  # type: ignore[union-attr]
 
 
-def test_diff_page_in_chromium(lite_settings: Settings, tmp_path: Path, live_url: str) -> None:
+def test_diff_page_in_chromium(browser_settings: Settings, tmp_path: Path, live_url: str) -> None:
     """The console's register page showing a two-version difference, screenshot kept in tests/artifacts/."""
-    settings = lite_settings
+    settings = browser_settings
     people_of_the_register(settings)
     versions_with_a_difference(settings, tmp_path)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

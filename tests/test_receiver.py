@@ -18,9 +18,9 @@ from tests.servers import free_port
 
 
 @pytest.mark.parametrize("lmtp", [False, True])
-def test_receiver_registers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_url: str, lmtp: bool) -> None:
+def test_receiver_registers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, lmtp: bool) -> None:
     settings: Settings = make_env(
-        monkeypatch, tmp_path, sqlite_url, receiver_port=str(free_port()), receiver_lmtp=str(lmtp).lower()
+        monkeypatch, tmp_path, db_url, receiver_port=str(free_port()), receiver_lmtp=str(lmtp).lower()
     )
     controller = start_receiver(settings)
     try:

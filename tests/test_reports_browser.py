@@ -67,12 +67,12 @@ def _seed(settings: Settings) -> None:
                 )
 
 
-def test_home_page_charts_in_chromium(lite_settings: Settings, live_url: str) -> None:
+def test_home_page_charts_in_chromium(browser_settings: Settings, live_url: str) -> None:
     from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
-    add_staff(lite_settings, "operator@dizo.test", Role.operator, name="Петров Пётр")
-    _seed(lite_settings)
+    add_staff(browser_settings, "operator@dizo.test", Role.operator, name="Петров Пётр")
+    _seed(browser_settings)
     with chromium() as browser:
         context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="ru-RU")
         page = context.new_page()

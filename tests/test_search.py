@@ -196,3 +196,17 @@ def test_query_terms_and_highlight_are_pure() -> None:
     fragment = highlight([("Тема", "Ничего"), ("Текст", "О <аренде> участка")], ["аренда"])
     assert fragment is not None and fragment.field == "Текст"
     assert str(fragment.html) == "О &lt;<mark>аренде</mark>&gt; участка"
+
+
+def test_anonymised_client_leaves_the_index(settings: Settings) -> None:
+    from mailservice import retention
+    from tests.test_retention import age
+
+    rid = mail_request(settings, sender="zorin@example.ru", name="Зорин Захар", body="Прошу сведения о сервитуте")
+    assert _found(settings, "Зорин") == [rid]
+    age(settings, rid)
+    with session_scope(settings) as session:
+        retention.run(session, settings, utcnow(), dry_run=False)
+    # The words of an anonymised client (name, address, texts) are gone from the index too (152-FZ).
+    for query in ("Зорин", "zorin@example.ru", "сервитут"):
+        assert _found(settings, query) == [], query

@@ -246,7 +246,7 @@ def test_keyboard_reaches_every_control_of_the_forms(browser: Browser, built: Pa
 
 
 @pytest.fixture
-def service(lite_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Settings, str]]:
+def service(browser_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Settings, str]]:
     """The real web app (mailings' /subscribe) on a free port, with outgoing mail to the test sink."""
     from mailservice import config
 

@@ -19,6 +19,7 @@ from mailservice.workdays import (
     CalendarError,
     default_calendar,
     load_override_file,
+    parse_overrides,
     today,
 )
 
@@ -204,6 +205,85 @@ def test_broken_override_file(tmp_path: Path, text: str, fragment: str) -> None:
         Calendar.from_files([SHIPPED_OVERRIDE_FILE, path])
     assert str(path) in str(info.value)
     assert fragment in str(info.value)
+
+
+KEYS = "confirmed, days_off, decree, working_days"
+
+
+@pytest.mark.parametrize(
+    ("years", "message"),
+    [
+        ({2026: {"days_off": [5]}}, "f.yaml: год 2026, days_off: «5» не является датой в формате ГГГГ-ММ-ДД"),
+        ({2026: {"working_days": [5]}}, "f.yaml: год 2026, working_days: «5» не является датой в формате ГГГГ-ММ-ДД"),
+        ({2026: "x"}, f"f.yaml: год 2026: ожидается словарь с ключами {KEYS}"),
+        ({2026: {"zz": 1, "bogus": 2}}, f"f.yaml: год 2026: неизвестные ключи bogus, zz; допустимы {KEYS}"),
+        ({2026: {"decree": 5}}, "f.yaml: год 2026, decree: ожидается строка с реквизитами постановления"),
+        (
+            {2026: {"days_off": ["2026-06-11", "2026-06-10"], "working_days": ["2026-06-10", "2026-06-11"]}},
+            "f.yaml: год 2026: даты 2026-06-10, 2026-06-11 указаны и в days_off, и в working_days",
+        ),
+        ({1899: {}}, "f.yaml: год 1899 вне допустимого диапазона"),
+        ({9999: {}}, "f.yaml: год 9999 вне допустимого диапазона"),
+    ],
+)
+def test_a_broken_override_says_exactly_what_and_where(years: dict[object, object], message: str) -> None:
+    """The person editing the calendar file reads these messages: each names the file, the year and the key."""
+    with pytest.raises(CalendarError) as info:
+        parse_overrides({"years": years}, "f.yaml")
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"years": {}, "b": 1, "a": 2}, "f.yaml: неизвестные ключи верхнего уровня: a, b"),
+        ({"years": [2026]}, "f.yaml: «years» должен быть словарём «год: описание»"),
+        ({"years": {2026: {}, "2026": {}}}, "f.yaml: год 2026 указан дважды"),
+    ],
+)
+def test_a_broken_override_document_says_what(document: object, message: str) -> None:
+    with pytest.raises(CalendarError) as info:
+        parse_overrides(document, "f.yaml")
+    assert str(info.value) == message
+
+
+def test_override_files_that_cannot_be_read_are_named(tmp_path: Path) -> None:
+    cp1251 = tmp_path / "cp1251.yaml"
+    cp1251.write_bytes("years:\n  2026:\n    decree: Постановление\n".encode("cp1251"))
+    with pytest.raises(CalendarError) as info:
+        load_override_file(cp1251)
+    assert str(info.value) == f"{cp1251}: файл календаря не в кодировке UTF-8"
+    missing = tmp_path / "missing.yaml"
+    with pytest.raises(CalendarError) as info:
+        load_override_file(missing)
+    assert str(info.value) == f"{missing}: файл календаря не читается: No such file or directory"
+
+
+def test_warning_says_whether_a_year_has_an_unconfirmed_entry_or_none() -> None:
+    calendar = Calendar({"years": {2030: {"decree": "проект"}}})
+    unconfirmed, absent = calendar.warnings([2030, 2031])
+    assert "на 2030 год не подтверждён (запись есть, но не подтверждена)" in unconfirmed
+    assert "на 2031 год не подтверждён (записи нет)" in absent
+    with pytest.raises(CalendarError) as info:
+        Calendar({"years": "x"})
+    assert str(info.value) == "<overrides>: «years» должен быть словарём «год: описание»"
+
+
+def test_today_needs_an_aware_instant() -> None:
+    class NoOffset(dt.tzinfo):
+        def utcoffset(self, _when: dt.datetime | None) -> dt.timedelta | None:
+            return None
+
+    for naive in (dt.datetime(2026, 3, 2, 12), dt.datetime(2026, 3, 2, 12, tzinfo=NoOffset())):
+        with pytest.raises(ValueError, match=r"^now must be an aware datetime \(UTC\)$"):
+            today(ZoneInfo("Asia/Novosibirsk"), naive)
+
+
+def test_override_years_from_1900_to_9998_and_the_default_source_name() -> None:
+    assert set(parse_overrides({"years": {1900: {}, 9998: {}}})) == {1900, 9998}
+    with pytest.raises(CalendarError) as info:
+        parse_overrides(["2026"])
+    assert str(info.value) == "<overrides>: ожидается словарь с ключом «years»"
 
 
 def test_missing_override_file(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ decide alone. A result whose confidence is under the axis threshold is flagged f
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -74,6 +75,8 @@ class Classification:
 SEED_SET = package_path("classify", "data", "dev_set.tsv")
 MAIL_SET = package_path("classify", "data", "mail_set.tsv")
 PACKAGED_SETS = (SEED_SET, MAIL_SET)
+# Training the seed model takes seconds: two requests arriving at once on a fresh install train it once.
+_seed_lock = threading.Lock()
 
 
 def seed_model(path: Path, rules_version: str) -> TrainedModel | None:
@@ -116,7 +119,8 @@ class Classifier:
         rules = load_rules(rules_path, load_taxonomy(taxonomy_path))
         if model_path is None:
             candidate = default_model_path()
-            model = model_module.load(candidate) if candidate.exists() else seed_model(candidate, rules.version)
+            with _seed_lock:  # the second caller waits and then loads what the first one saved
+                model = model_module.load(candidate) if candidate.exists() else seed_model(candidate, rules.version)
         else:
             model = model_module.load(model_path)
         return cls(rules, model)

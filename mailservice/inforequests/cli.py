@@ -280,7 +280,14 @@ def search_cmd(
                 }
                 for h in found.hits
             ]
-            payload = {"query": query, "total": found.total, "page": found.page, "pages": found.pages, "hits": hits}
+            payload = {
+                "query": query,
+                "total": found.total,
+                "more": found.more,  # more than "total" - 1 match: only the newest of them are ranked
+                "page": found.page,
+                "pages": found.pages,
+                "hits": hits,
+            }
             typer.echo(json.dumps(payload, ensure_ascii=False))
             return
         if not found.hits:
@@ -297,7 +304,8 @@ def search_cmd(
                 f"{h.fragment.field}: {h.fragment.html.striptags()}" if h.fragment else "",
             )
         Console().print(table)
-        typer.echo(f"Найдено: {found.total}; страница {found.page} из {found.pages}.")
+        count = f"более {search.RANKED_AMONG}" if found.more else str(found.total)
+        typer.echo(f"Найдено: {count}; страница {found.page} из {found.pages}.")
 
 
 def _status_name(status: str | None) -> str:

@@ -15,16 +15,23 @@ import io
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, literal, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
 from mailservice.config import Settings
 from mailservice.inforequests import deadlines
 from mailservice.inforequests.deadlines import Deadline
-from mailservice.inforequests.lifecycle import CHANNEL_NAMES, OPEN_STATUSES, STATUS_NAMES, Channel, Status
-from mailservice.inforequests.models import Client, Request
+from mailservice.inforequests.lifecycle import (
+    CHANNEL_NAMES,
+    OPEN_STATUSES,
+    REFUSAL_GROUNDS,
+    STATUS_NAMES,
+    Channel,
+    Status,
+)
+from mailservice.inforequests.models import Client, Event, Request
 from mailservice.spreadsheets import safe_cell, safe_row
 from mailservice.workdays import Calendar
 
@@ -82,12 +89,21 @@ def is_due_soon(request: Request, today: dt.date, calendar: Calendar, working_da
     return term is not None and deadlines.is_due_soon(term, today, calendar, working_days)
 
 
-def forwarded_to(request: Request) -> str:
-    """Where the request was last forwarded (the body named in its forwarding event), or ""."""
-    for event in reversed(request.events):
-        if event.to_status == Status.forwarded and isinstance(event.data, dict) and event.data.get("forwarded_to"):
-            return str(event.data["forwarded_to"])
-    return ""
+def _forwarded_to(session: Session, requests: Sequence[Request]) -> dict[int, str]:
+    """Where each request of a chunk was last forwarded (the body named in its forwarding event), in one query
+    that reads only forwarding events (loading every event of the register's requests reads half a million)."""
+    ids = [r.id for r in requests]
+    found: dict[int, str] = {}
+    if not ids:
+        return found
+    for request_id, data in session.execute(
+        select(Event.request_id, Event.data)
+        .where(Event.request_id.in_(ids), Event.to_status == Status.forwarded)
+        .order_by(Event.id)
+    ):
+        if request_id is not None and isinstance(data, dict) and data.get("forwarded_to"):
+            found[request_id] = str(data["forwarded_to"])
+    return found
 
 
 def _contact(request: Request) -> str:
@@ -113,9 +129,10 @@ def _chunks(session: Session, base: Select[Request], chunk: int) -> Iterator[Seq
         query = ordered.limit(chunk)
         if after is not None:
             moment, last_id = after
-            query = query.where(
-                or_(Request.registered_at > moment, and_(Request.registered_at == moment, Request.id > last_id))
-            )
+            # A row comparison: both databases walk the (registered_at, id) index from there (an OR of the two
+            # conditions made PostgreSQL sort the rest of the register for every chunk).
+            bound = tuple_(literal(moment, Request.registered_at.type), literal(last_id))
+            query = query.where(tuple_(Request.registered_at, Request.id) > bound)
         rows = session.scalars(query).all()
         if not rows:
             break
@@ -142,51 +159,54 @@ def register_rows(
     chunks (see ``_chunks``): the session must hold no pending changes while it runs.
     """
     from mailservice.classify.rules import load_taxonomy
-    from mailservice.inforequests.lifecycle import REFUSAL_GROUNDS
 
     tax = load_taxonomy()
     base = query if query is not None else select(Request)
-    base = base.where(Request.number.is_not(None)).options(
-        selectinload(Request.client).selectinload(Client.contacts), selectinload(Request.events)
-    )
+    base = base.where(Request.number.is_not(None)).options(selectinload(Request.client).selectinload(Client.contacts))
+    for rows in _chunks(session, base, chunk):
+        forwarded = _forwarded_to(session, rows)
+        yield from (_register_row(r, settings, today, tax, forwarded) for r in rows)
 
+
+def _register_row(
+    request: Request, settings: Settings, today: dt.date, tax: Any, forwarded: dict[int, str]
+) -> dict[str, object]:
     def local(moment: dt.datetime | None) -> dt.datetime | None:
         return moment.astimezone(settings.tz).replace(tzinfo=None, microsecond=0) if moment else None
 
-    for request in (r for rows in _chunks(session, base, chunk) for r in rows):
-        answered = local(request.answered_at)
-        ground = REFUSAL_GROUNDS.get(request.refusal_ground or "")
-        try:
-            channel = CHANNEL_NAMES[Channel(request.channel)]
-        except ValueError:
-            channel = request.channel
-        try:
-            status = STATUS_NAMES[Status(request.status)]
-        except ValueError:
-            status = request.status
-        yield {
-            "number": request.number,
-            "received_at": local(request.received_at),
-            "registered_at": local(request.registered_at),
-            "channel": channel,
-            "client": request.client.display_name,
-            "contact": _contact(request),
-            "subject": request.subject,
-            "type": tax["type"].display_name(request.type),
-            "topic": tax["topic"].display_name(request.topic),
-            "urgency": tax["urgency"].display_name(request.urgency),
-            "unit": request.unit,
-            "assignee": request.assignee,
-            "status": status,
-            "due_date": request.due_date,
-            "control_date": request.control_date,
-            "answered_at": answered.date() if answered and request.status != Status.refused else None,
-            "refusal_ground": (ground.title if ground else request.refusal_ground or "")
-            if request.status == Status.refused
-            else "",
-            "forwarded_to": forwarded_to(request),
-            "overdue": "да" if is_overdue(request, today) else "нет",
-        }
+    answered = local(request.answered_at)
+    ground = REFUSAL_GROUNDS.get(request.refusal_ground or "")
+    try:
+        channel = CHANNEL_NAMES[Channel(request.channel)]
+    except ValueError:
+        channel = request.channel
+    try:
+        status = STATUS_NAMES[Status(request.status)]
+    except ValueError:
+        status = request.status
+    return {
+        "number": request.number,
+        "received_at": local(request.received_at),
+        "registered_at": local(request.registered_at),
+        "channel": channel,
+        "client": request.client.display_name,
+        "contact": _contact(request),
+        "subject": request.subject,
+        "type": tax["type"].display_name(request.type),
+        "topic": tax["topic"].display_name(request.topic),
+        "urgency": tax["urgency"].display_name(request.urgency),
+        "unit": request.unit,
+        "assignee": request.assignee,
+        "status": status,
+        "due_date": request.due_date,
+        "control_date": request.control_date,
+        "answered_at": answered.date() if answered and request.status != Status.refused else None,
+        "refusal_ground": (ground.title if ground else request.refusal_ground or "")
+        if request.status == Status.refused
+        else "",
+        "forwarded_to": forwarded.get(request.id, ""),
+        "overdue": "да" if is_overdue(request, today) else "нет",
+    }
 
 
 def _text(value: object) -> object:

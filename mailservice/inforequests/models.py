@@ -144,6 +144,7 @@ class Request(Base):
         Index("ix_requests_status_due", "status", "due_date"),
         # The queue's counters read only these (migration 1902; the queue's order has expression indexes there).
         Index("ix_requests_counters", "status", "urgency", "needs_review", "topic", "due_date", "control_date"),
+        Index("ix_requests_registered", "registered_at", "id"),  # the register, streamed in this order
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -33,6 +33,10 @@ TOO_MANY = (
     "Слишком много запросов",
     "С вашего адреса за последний час отправлено много запросов. Попробуйте позже или позвоните в справочную службу.",
 )
+TOO_LARGE = (
+    "Слишком большой запрос",
+    "Файлы вместе больше допустимого размера. Приложите меньше файлов или направьте их письмом по почте.",
+)
 NOT_FOUND = (
     "Запрос не найден",
     "Ссылка повреждена, изменена или запрос больше не хранится. Узнать о своём запросе можно в справочной службе.",
@@ -90,6 +94,10 @@ def _text(form: FormData, name: str, limit: int = rules.MAX_TEXT + 1) -> str:
 async def request_submit(request: Request) -> Response:
     """Register the request at once and show its number and due date."""
     settings = settings_of(request)
+    # A body larger than every file and field together is refused before it is read.
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > settings.max_attachment_bytes + 2 * 1024 * 1024:
+        return notice(request, *TOO_LARGE, status_code=413, link="/request")
     form = await request.form(max_files=20, max_fields=50)
     values = {name: _text(form, name) for name in FIELDS}
     files: list[rules.FormFile] = []

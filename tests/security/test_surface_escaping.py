@@ -57,6 +57,10 @@ def assert_inert_html(html: str, *shown: str) -> None:
     parser = _Elements()
     parser.feed(html)
     for tag, attrs in parser.found:
+        # The public pages' own static scripts (web/base.html: the high-contrast switch, listed in the CSP by hash)
+        # carry this marker; no hostile text here has it, so an escape that fails is still caught.
+        if tag == "script" and attrs == [("data-page-script", None)]:
+            continue
         assert tag not in ACTIVE_TAGS, (tag, attrs)
         for name, value in attrs:
             assert not name.startswith("on"), (tag, name, value)

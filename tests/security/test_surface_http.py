@@ -184,9 +184,9 @@ def test_forwarded_client_reads_only_trusted_proxies() -> None:
 
 
 @pytest.fixture
-def served(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_url: str) -> Iterator[tuple[str, Settings]]:
+def served(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str) -> Iterator[tuple[str, Settings]]:
     """`mailservice serve` as the service runs it, in its own process, on a free loopback port."""
-    settings = make_env(monkeypatch, tmp_path, sqlite_url)
+    settings = make_env(monkeypatch, tmp_path, db_url)
     port = free_port()
     env = {k: v for k, v in os.environ.items()}
     process = subprocess.Popen(

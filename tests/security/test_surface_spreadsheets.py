@@ -244,6 +244,13 @@ def lite_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_url: str) -
     reset_caches()
 
 
+@pytest.fixture
+def db_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str) -> Iterator[Settings]:
+    """Both databases, for what is not a measurement of the process's memory."""
+    yield make_env(monkeypatch, tmp_path, db_url)
+    reset_caches()
+
+
 def test_a_cell_at_xfd1048576_is_refused_with_bounded_memory(lite_env: Settings, tmp_path: Path) -> None:
     base = sheet(tmp_path / "base.xlsx", GOOD)
     attack = patched(
@@ -310,9 +317,9 @@ def test_a_full_megabyte_of_real_rows_validates_within_the_bound(lite_env: Setti
 
 
 def test_limits_are_settings_and_name_the_row(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    make_env(monkeypatch, tmp_path, sqlite_url, spreadsheet_max_rows="3")
+    make_env(monkeypatch, tmp_path, db_url, spreadsheet_max_rows="3")
     try:
         path = sheet(tmp_path / "r.xlsx", GOOD)  # header and four rows: the fifth row is beyond three
         code, _, err = cli(capsys, "processes", "validate", str(path))
@@ -378,7 +385,7 @@ def test_a_broken_line_in_a_utf8_file_is_named(
 
 @pytest.mark.parametrize(("encoding", "name"), [("utf-16", "UTF-16 (с меткой BOM)"), ("cp1251", "Windows-1251")])
 def test_process_register_csv_in_other_encodings(
-    lite_env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str], encoding: str, name: str
+    db_env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str], encoding: str, name: str
 ) -> None:
     # (Windows-1252 cannot hold the register's Russian headings; the subscribers' test covers it.)
     buffer = io.StringIO()

@@ -1,5 +1,6 @@
 """console indexes: the queue's order (urgent first, then by control date) as an index, with and without the
-status in front; a covering index for the queue's counters; a client's timeline by time (issue 19)
+status in front; a covering index for the queue's counters; a client's timeline by time; the register in
+registration order (issue 19)
 
 Revision ID: 1902_console_indexes
 Revises: 1901_search
@@ -30,9 +31,11 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_index("ix_events_client_at", "events", ["client_id", "at", "id"], unique=False)
+    op.create_index("ix_requests_registered", "requests", ["registered_at", "id"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_requests_registered", table_name="requests")
     op.drop_index("ix_events_client_at", table_name="events")
     op.drop_index("ix_requests_counters", table_name="requests")
     op.execute("DROP INDEX ix_requests_status_queue_order")

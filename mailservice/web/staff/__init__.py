@@ -48,8 +48,8 @@ def mount(app: FastAPI) -> None:
 
     app.add_exception_handler(NotLoggedIn, not_logged_in)
     app.add_exception_handler(Refused, refused)
+    app.include_router(contacts_router)  # issue 16: other channels, contacts, letters to post (before /requests/{id})
     app.include_router(staff_router)
-    app.include_router(contacts_router)  # issue 16: contacts on a request, letters to post
     app.include_router(identity_router)  # issue 14: identity checks, suggested merges
     app.include_router(reports_router)  # issue 17: register spreadsheet, charts, monthly report
     app.include_router(notify_router)  # issue 17: a request's notification address

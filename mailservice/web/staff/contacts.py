@@ -1,8 +1,12 @@
-"""Console pages of issue 16: a contact recorded on a request (call, visit, letter with text, time and scans), the
-letters to post for clients without e-mail, and the history printed for a client proven in person."""
+"""Console pages of every channel (issue 16): requests registered from the phone, a visit, the post or a social
+network (with scans), a contact recorded on a request (call, visit, letter with text, time and scans), the letters
+to post for clients without e-mail, and the history printed for a client proven in person.
+
+Its router is mounted before the console's own, so that ``/staff/requests/new`` is not taken for a request id."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 from typing import Annotated
@@ -21,11 +25,14 @@ from mailservice.inforequests import postal
 from mailservice.inforequests.contacts import record_contact
 from mailservice.inforequests.lifecycle import Channel
 from mailservice.inforequests.models import Client, IdentityCheck, PostalLetter
+from mailservice.mail.headers import normalise_address
 from mailservice.web.security import DbId
-from mailservice.web.staff import audit
-from mailservice.web.staff.actions import ConsoleError
+from mailservice.web.staff import actions, audit
+from mailservice.web.staff.actions import ConsoleError, ContactRequest
 from mailservice.web.staff.auth import OPERATE
 from mailservice.web.staff.deps import Refused, StaffContext, page, redirect, require, secure, settings_of
+from mailservice.web.staff.routes import _audit as audit_action
+from mailservice.web.staff.routes import _names
 from mailservice.web.staff.uploads import store_uploads
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
@@ -49,6 +56,98 @@ def local_moment(value: str, tz: dt.tzinfo, now: dt.datetime) -> dt.datetime:
         raise ConsoleError("Неверные дата и время") from None
 
 
+# Registering requests from other channels -------------------------------------------------------------------
+
+
+def _register_page(
+    request: Request,
+    ctx: StaffContext,
+    *,
+    error: str = "",
+    form: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    now_local = utcnow().astimezone(settings_of(request).tz)
+    return page(
+        request,
+        "web/staff/register.html",
+        ctx=ctx,
+        error=error,
+        form=form or {"received": now_local.strftime("%Y-%m-%dT%H:%M")},
+        channels=actions.MANUAL_CHANNELS,
+        status_code=status_code,
+        **_names(),
+    )
+
+
+@router.get("/requests/new", response_class=HTMLResponse)
+def register_form(request: Request, ctx: Operator) -> Response:
+    """Form for a request taken by phone, at a visit, by post or from a social network."""
+    return _register_page(request, ctx)
+
+
+@router.post("/requests/new", response_class=HTMLResponse)
+def register_submit(
+    request: Request,
+    ctx: Operator,
+    channel: Text = "",
+    received: Text = "",
+    subject: Text = "",
+    text: Text = "",
+    name: Text = "",
+    organisation: Text = "",
+    email: Text = "",
+    phone: Text = "",
+    social: Text = "",
+    postal_address: Text = "",
+    files: Files = [],  # noqa: B006  (FastAPI reads the default; never mutated)
+) -> Response:
+    """Register it (number and term at once; oral requests with date and time; scans of a letter attached)."""
+    settings = settings_of(request)
+    form = {k: v for k, v in locals().items() if isinstance(v, str)}
+    try:
+        chosen = Channel(channel)
+    except ValueError:
+        return _register_page(request, ctx, error="Выберите канал", form=form, status_code=400)
+    address = None
+    if email.strip():
+        address = normalise_address(email.strip())
+        if address is None:
+            return _register_page(request, ctx, error="Неверный адрес электронной почты", form=form, status_code=400)
+    now = utcnow()
+    try:
+        local = dt.datetime.fromisoformat(received) if received else now.astimezone(settings.tz).replace(tzinfo=None)
+        if local.year < EARLIEST_YEAR:  # 0001-01-01 would overflow in UTC; no request predates the service by decades
+            raise ValueError(local.year)
+        received_at = (local if local.tzinfo else local.replace(tzinfo=settings.tz)).astimezone(dt.UTC)
+    except (ValueError, OverflowError):
+        return _register_page(request, ctx, error="Неверные дата и время поступления", form=form, status_code=400)
+    data = ContactRequest(
+        channel=chosen,
+        received_at=min(received_at, now) if received_at <= now + dt.timedelta(minutes=1) else received_at,
+        subject=subject[:500],
+        text=text,
+        name=name[:300],
+        organisation=organisation[:300],
+        email=address,
+        phone=phone.strip()[:40] or None,
+        social=social,
+        postal_address=postal_address,
+    )
+    try:
+        with session_scope(settings) as session:
+            data = dataclasses.replace(data, files=tuple(store_uploads(settings, files)))
+            created = actions.register_contact_request(session, settings, data, actor=ctx.email, now=now)
+            audit_action(session, ctx, "request_register", "request", created.id, channel=chosen.value)
+            new_id = created.id
+    except ConsoleError as exc:
+        return _register_page(request, ctx, error=str(exc), form=form, status_code=400)
+    return redirect(f"/staff/requests/{new_id}?done=created")
+
+
+# Contacts on a request ---------------------------------------------------------------------------------------
+
+
 @router.post("/requests/{request_id}/contact")
 def request_contact(
     request: Request,
@@ -61,7 +160,7 @@ def request_contact(
     files: Files = [],  # noqa: B006  (FastAPI reads the default, it is never mutated)
 ) -> Response:
     """Record a call, visit or letter on the request; it enters the timeline and the client's history."""
-    from mailservice.web.staff.routes import _load_request, _request_page
+    from mailservice.web.staff.routes import _load_request, _request_page  # the request page it returns to
 
     settings = settings_of(request)
     now = utcnow()

@@ -3,7 +3,6 @@ audit log. Server-rendered, no JavaScript; every POST carries the session's CSRF
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import math
 import secrets
@@ -11,8 +10,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request
-from fastapi import UploadFile as FastAPIUpload
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -36,7 +34,6 @@ from mailservice.inforequests.lifecycle import (
     STAFF_SETTABLE,
     STATUS_NAMES,
     TRANSITIONS,
-    Channel,
     Status,
 )
 from mailservice.inforequests.models import Attachment, Client, ClientContact, Event
@@ -45,12 +42,11 @@ from mailservice.intake import actions as intake_actions
 from mailservice.intake.commands import COMMAND_NAMES, Command
 from mailservice.intake.models import IntakeEntry
 from mailservice.ipkeys import limit_key
-from mailservice.mail.headers import normalise_address
 from mailservice.mail.parse import sanitize_filename
 from mailservice.outbox import OutboxMessage
 from mailservice.web.security import DbId
 from mailservice.web.staff import actions, audit, auth, queue
-from mailservice.web.staff.actions import ANSWER_TEMPLATES, ConsoleError, ContactRequest, UploadedFile
+from mailservice.web.staff.actions import ANSWER_TEMPLATES, ConsoleError, UploadedFile
 from mailservice.web.staff.auth import ADMIN, ANY_ROLE, FEEDBACK_VIEW, OPERATE, ROLE_NAMES, Role
 from mailservice.web.staff.deps import (
     COOKIE,
@@ -70,7 +66,6 @@ from mailservice.web.staff.deps import (
     settings_of,
 )
 from mailservice.web.staff.models import AuditEntry, StaffUser
-from mailservice.web.staff.uploads import store_uploads
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
 
@@ -105,7 +100,6 @@ HISTORY_OUTCOMES = {
     HistoryOutcome.unknown: "Этот адрес не принадлежит клиенту.",
 }
 MAX_UPLOAD_FILES = 20
-EARLIEST_YEAR = 2000  # a request's date of receipt before this is a typing error
 
 
 def _today(request: Request) -> dt.date:
@@ -316,95 +310,6 @@ def queue_page(request: Request, ctx: Operator) -> Response:
             local=_local(request),
             **_names(),
         )
-
-
-# Registering requests from other channels -------------------------------------------------------------------
-
-
-def _register_page(
-    request: Request,
-    ctx: StaffContext,
-    *,
-    error: str = "",
-    form: dict[str, str] | None = None,
-    status_code: int = 200,
-) -> HTMLResponse:
-    now_local = utcnow().astimezone(settings_of(request).tz)
-    return page(
-        request,
-        "web/staff/register.html",
-        ctx=ctx,
-        error=error,
-        form=form or {"received": now_local.strftime("%Y-%m-%dT%H:%M")},
-        channels=actions.MANUAL_CHANNELS,
-        status_code=status_code,
-        **_names(),
-    )
-
-
-@router.get("/requests/new", response_class=HTMLResponse)
-def register_form(request: Request, ctx: Operator) -> Response:
-    """Form for a request taken by phone, at a visit, by post or from a social network."""
-    return _register_page(request, ctx)
-
-
-@router.post("/requests/new", response_class=HTMLResponse)
-def register_submit(
-    request: Request,
-    ctx: Operator,
-    channel: Text = "",
-    received: Text = "",
-    subject: Text = "",
-    text: Text = "",
-    name: Text = "",
-    organisation: Text = "",
-    email: Text = "",
-    phone: Text = "",
-    social: Text = "",
-    postal_address: Text = "",
-    files: Annotated[list[FastAPIUpload], File()] = [],  # noqa: B006  (FastAPI reads the default; never mutated)
-) -> Response:
-    """Register it (number and term at once; oral requests with date and time; scans of a letter attached)."""
-    settings = settings_of(request)
-    form = {k: v for k, v in locals().items() if isinstance(v, str)}
-    try:
-        chosen = Channel(channel)
-    except ValueError:
-        return _register_page(request, ctx, error="Выберите канал", form=form, status_code=400)
-    address = None
-    if email.strip():
-        address = normalise_address(email.strip())
-        if address is None:
-            return _register_page(request, ctx, error="Неверный адрес электронной почты", form=form, status_code=400)
-    now = utcnow()
-    try:
-        local = dt.datetime.fromisoformat(received) if received else now.astimezone(settings.tz).replace(tzinfo=None)
-        if local.year < EARLIEST_YEAR:  # 0001-01-01 would overflow in UTC; no request predates the service by decades
-            raise ValueError(local.year)
-        received_at = (local if local.tzinfo else local.replace(tzinfo=settings.tz)).astimezone(dt.UTC)
-    except (ValueError, OverflowError):
-        return _register_page(request, ctx, error="Неверные дата и время поступления", form=form, status_code=400)
-    data = ContactRequest(
-        channel=chosen,
-        received_at=min(received_at, now) if received_at <= now + dt.timedelta(minutes=1) else received_at,
-        subject=subject[:500],
-        text=text,
-        name=name[:300],
-        organisation=organisation[:300],
-        email=address,
-        phone=phone.strip()[:40] or None,
-        social=social,
-        postal_address=postal_address,
-    )
-    try:
-        with session_scope(settings) as session:
-            data = dataclasses.replace(data, files=tuple(store_uploads(settings, files)))
-            created = actions.register_contact_request(session, settings, data, actor=ctx.email, now=now)
-            _audit(session, ctx, "request_register", "request", created.id, channel=chosen.value)
-            new_id = created.id
-    except ConsoleError as exc:
-        return _register_page(request, ctx, error=str(exc), form=form, status_code=400)
-    return redirect(f"/staff/requests/{new_id}?done=created")
 
 
 # The request page -------------------------------------------------------------------------------------------

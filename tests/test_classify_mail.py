@@ -1,0 +1,150 @@
+"""The classifier on mail that looks real (issue 13): the held-out fifth of the packaged sets, a noise model,
+the letters outside the remit, common words in context, and long letters.
+
+The model is trained once on the training part (evaluate.split) and every figure is measured on the held-out
+part, which it never saw. Thresholds are the ones the README documents, not constants of the code under test.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from mailservice.classify.engine import PACKAGED_SETS, Classifier
+from mailservice.classify.evaluate import evaluate, read_datasets, split
+from mailservice.classify.model import Example, train
+from mailservice.classify.rules import load_rules
+from mailservice.classify.text import analyze
+from tests.noise import noisy
+
+# README, "Классификатор": the targets of needs_review on the held-out part.
+TARGET_FLAGGED_AT_MOST = 0.35
+TARGET_UNFLAGGED_RIGHT_AT_LEAST = 0.95
+# What the classifier reaches today (README says so too): a floor that catches a regression.
+FLOOR_UNFLAGGED_RIGHT = 0.93
+FLOOR_FLAGGED_AT_MOST = 0.75
+FLOOR_TYPE_AND_TOPIC = 0.75
+# The department's own topics: a letter outside the remit must not get one.
+DEPARTMENT_TOPICS = {
+    "land",
+    "lease",
+    "privatization",
+    "cadastral_value",
+    "state_services",
+    "legal_acts",
+    "reports",
+    "personnel",
+}
+
+
+@pytest.fixture(scope="module")
+def parts() -> tuple[list[Example], list[Example]]:
+    return split(read_datasets(PACKAGED_SETS))
+
+
+@pytest.fixture(scope="module")
+def classifier(parts: tuple[list[Example], list[Example]]) -> Classifier:
+    rules = load_rules()
+    return Classifier(rules, train(parts[0], rules_version=rules.version))
+
+
+@pytest.fixture(scope="module")
+def report(classifier: Classifier, parts: tuple[list[Example], list[Example]]) -> dict[str, Any]:
+    return evaluate(classifier, parts[1])
+
+
+def test_held_out_part_is_large_enough_to_mean_something(report: dict[str, Any]) -> None:
+    assert report["n"] >= 300
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="not reached yet: on the held-out part 70% are flagged for 95% right among the rest (README)",
+)
+def test_needs_review_meets_the_documented_targets(report: dict[str, Any]) -> None:
+    assert report["needs_review_share"] <= TARGET_FLAGGED_AT_MOST, report["needs_review_share"]
+    assert report["unflagged_accuracy"] >= TARGET_UNFLAGGED_RIGHT_AT_LEAST, report["unflagged_accuracy"]
+
+
+def test_needs_review_means_something(report: dict[str, Any]) -> None:
+    # An unflagged decision (type and topic) is right far more often than a flagged one: the flag sorts.
+    assert report["unflagged_accuracy"] >= FLOOR_UNFLAGGED_RIGHT, report["unflagged_accuracy"]
+    assert report["needs_review_share"] <= FLOOR_FLAGGED_AT_MOST, report["needs_review_share"]
+    assert report["axis_accuracy"]["type_and_topic"] >= FLOOR_TYPE_AND_TOPIC, report["axis_accuracy"]
+    assert report["unflagged_accuracy"] > report["axis_accuracy"]["type_and_topic"] + 0.1
+
+
+def test_decisions_hold_under_noise(classifier: Classifier, parts: tuple[list[Example], list[Example]]) -> None:
+    # Typos in 4% of words (real mail: 2.6%), lost punctuation, capitals, HTML only (tests/noise.py). Required:
+    # at most 8% of the decisions change and accuracy drops by at most 3 points. Both are well under the share
+    # of decisions already wrong on clean text (about 22%): noise must not become the main source of error.
+    rng = random.Random(13)
+    held_out = parts[1]
+    same = right_clean = right_noisy = 0
+    for example in held_out:
+        clean = classifier.classify(example.subject, example.body)
+        dirty = classifier.classify(*noisy(example.subject, example.body, rng))
+        same += (clean.type.label, clean.topic.label) == (dirty.type.label, dirty.topic.label)
+        right_clean += (clean.type.label, clean.topic.label) == (example.type, example.topic)
+        right_noisy += (dirty.type.label, dirty.topic.label) == (example.type, example.topic)
+    n = len(held_out)
+    assert same / n >= 0.92, same / n
+    assert right_noisy / n >= right_clean / n - 0.03, (right_clean / n, right_noisy / n)
+
+
+def test_letters_outside_the_remit_rarely_get_a_department_topic(
+    classifier: Classifier, parts: tuple[list[Example], list[Example]]
+) -> None:
+    outside = [e for e in parts[1] if e.topic == "outside"]
+    assert len(outside) >= 50
+    topics = [classifier.classify(e.subject, e.body).topic.label for e in outside]
+    assert sum(t == "outside" for t in topics) / len(topics) >= 0.85
+    assert sum(t in DEPARTMENT_TOPICS for t in topics) / len(topics) <= 0.1
+
+
+@pytest.mark.parametrize(
+    ("subject", "body"),
+    [
+        ("", "Ямы на участке дороги Новосибирск — Колывань, пробил колесо. Кто ответит?"),
+        ("Земля для рассады", "Какую землю купить для рассады томатов?"),
+        ("", "Ремонт дороги"),
+        ("", "Оборваны провода"),
+    ],
+)
+def test_a_stray_word_does_not_make_a_letter_the_departments(classifier: Classifier, subject: str, body: str) -> None:
+    assert classifier.classify(subject, body).topic.label == "outside"
+
+
+def test_rules_alone_do_not_take_a_road_section_for_land() -> None:
+    rules_only = Classifier(load_rules())
+    result = rules_only.classify("", "Прошу отремонтировать участок дороги у дома 5 по ул. Ленина.")
+    assert result.topic.label == "outside", result.topic.reasons
+
+
+@pytest.mark.parametrize(
+    ("subject", "body", "type_"),
+    [
+        # A «?» does not make a complaint a request for information.
+        ("Жалоба", "Третий месяц жду ответа на заявление о продлении аренды участка. Сколько можно?", "appeal"),
+        # «Спасибо» at the end does not make a complaint feedback.
+        ("", "Полгода не могу добиться перерасчёта арендной платы, ваши специалисты не отвечают. Спасибо.", "appeal"),
+        # «Отписались» is a brush-off answer, not a subscription.
+        ("", "Мне отписались, что вопрос на контроле. Прошу разобраться с моим заявлением о выкупе участка.", "appeal"),
+        # «Вопрос» in a complaint about one's own plot.
+        ("Вопрос", "Вопрос по моему участку: сосед захватил часть, прошу принять меры.", "appeal"),
+    ],
+)
+def test_common_words_need_context(classifier: Classifier, subject: str, body: str, type_: str) -> None:
+    assert classifier.classify(subject, body).type.label == type_
+
+
+def test_a_long_letter_is_read_at_its_start_and_its_end() -> None:
+    filler = "Излагаю обстоятельства дела подробно, как они были. " * 250  # about 13,000 characters
+    text = analyze("", f"Здравствуйте.\n{filler}\nПрошу предоставить копию договора аренды земельного участка.")
+    assert "прошу предоставить копию договора аренды" in text.text
+    # What is analysed stops growing at about 6,000 characters, whatever the length of the letter.
+    longer = analyze("", filler * 4)
+    assert len(text.text) <= 6_100 and len(longer.text) <= 6_100
+    assert len(analyze("", "Коротко. " * 100).text) == len("коротко. " * 100) - 1
