@@ -46,6 +46,11 @@ def ru_hours(hours: int) -> str:
     return f"{hours} {ru_plural(hours, 'час', 'часа', 'часов')}"
 
 
+def ru_days(days: int) -> str:
+    """A number of days in words: «1 день», «15 дней» (never «15 дн.» in a letter)."""
+    return f"{days} {ru_plural(days, 'день', 'дня', 'дней')}"
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     """The shared environment; HTML templates are autoescaped, text ones are not (by file extension)."""
@@ -61,6 +66,7 @@ def environment() -> Environment:
     env.filters["ru_date"] = ru_date
     env.filters["ru_short_date"] = ru_short_date
     env.filters["ru_hours"] = ru_hours
+    env.filters["ru_days"] = ru_days
     return env
 
 

@@ -89,6 +89,16 @@ def test_register_list_show_status_export(lite_settings: Settings, tmp_path: Pat
     assert values[0][0] == "№" and values[1][0] == "2026-000001" and len(values) == 2
 
 
+def test_register_refuses_a_date_of_receipt_before_2000_or_in_the_future(lite_settings: Settings) -> None:
+    # Tryout F9; README: a request's date of receipt before 2000 is a typing error, as in the console's form.
+    base = ["requests", "register", "--channel", "phone", "--name", "Петрова А. С.", "--subject", "Тема", "--text", "Т"]
+    old = run(*base, "--received", "1999-01-01T10:00")
+    assert old.returncode == 2 and "Ошибка" in old.stderr and "2000" in old.stderr
+    future = run(*base, "--received", "2099-01-01T10:00")
+    assert future.returncode == 2 and "ещё не наступил" in future.stderr
+    assert json.loads(run("requests", "list", "--json").stdout) == []
+
+
 def test_export_defuses_formulas(lite_settings: Settings, tmp_path: Path) -> None:
     run("requests", "register", "--channel", "post", "--name", "Злоумышленник", "--subject", "=HYPERLINK(\"http://x\")",
         "--text", "текст", "--address", "г. Новосибирск")  # fmt: skip

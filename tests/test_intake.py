@@ -111,6 +111,32 @@ def test_reply_by_message_id_joins_the_request(settings: Settings, sink: Sink) -
         assert [(c.value, c.proof) for c in client.contacts if c.proven] == [("ivanov@example.ru", "reply")]
 
 
+def test_a_first_letter_keeps_what_it_quotes_or_forwards(settings: Settings) -> None:
+    """Tryout F5: «Прошу разобраться» above a quoted refusal, or a forwarded letter, is the appeal itself: a new
+    request keeps the quoted part for staff and the classifier (only replies to our messages lose the quote)."""
+    quoted = citizen_mail(
+        sender="semen2@example.ru",
+        subject="Fwd: Отказ",
+        body="Прошу разобраться.\n\n> Уважаемый Семён! Вам отказано в предоставлении земельного участка "
+        "54:35:000111:22.\n> Администрация района",
+    )
+    forwarded = citizen_mail(
+        sender="fwd@example.ru",
+        subject="Fwd: забор",
+        body="Пересылаю письмо соседа. Прошу проверить границы участка.\n\n---------- Forwarded message "
+        "---------\nFrom: Сосед <neighbor@example.ru>\nSubject: забор\n\nВаш забор стоит на моём участке.",
+    )
+    for raw, own, kept in (
+        (quoted, "Прошу разобраться.", "Вам отказано в предоставлении земельного участка"),
+        (forwarded, "Пересылаю письмо соседа.", "Ваш забор стоит на моём участке."),
+    ):
+        result = process_raw(settings, raw, smtp_source(), now=NOW)
+        assert result.outcome is Outcome.new_request
+        with session_scope(settings) as session:
+            request = session.scalars(select(Request).where(Request.number == result.request_number)).one()
+            assert request.text.startswith(own) and kept in request.text
+
+
 def test_subject_tag_only_from_an_address_proven_for_the_client(settings: Settings, sink: Sink) -> None:
     process_raw(settings, citizen_mail(), smtp_source(), now=NOW)
     tagged = "Re: [№ 2026-000001] дополнение"

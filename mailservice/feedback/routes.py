@@ -55,6 +55,8 @@ def feedback_submit(
     source = "qr" if source == "qr" else "site"
     try:
         value = service.parse_rating(rating)
+        if len(comment.strip()) > service.MAX_COMMENT:  # one limit, said on both forms: never cut in silence
+            raise service.FeedbackError("comment", f"Комментарий длиннее {service.MAX_COMMENT} символов: сократите его")
     except service.FeedbackError as exc:
         return public_page(
             request,

@@ -30,6 +30,7 @@ from mailservice.inforequests.models import Client, Request
 from mailservice.termtext import inert, rich_text
 from mailservice.workdays import default_calendar
 
+EARLIEST_RECEIVED_YEAR = 2000  # a date of receipt before this is a typing error (README)
 app = typer.Typer(help="Реестр запросов и обращений.", no_args_is_help=True)
 
 
@@ -85,6 +86,10 @@ def register_cmd(
             local = dt.datetime.fromisoformat(received)
         except ValueError:
             raise click.BadParameter("ожидалось ГГГГ-ММ-ДДTЧЧ:ММ", param_hint="--received") from None
+        if local.year < EARLIEST_RECEIVED_YEAR:  # as the console's form (README: before 2000 is a typing error)
+            raise click.BadParameter(
+                f"дата поступления раньше {EARLIEST_RECEIVED_YEAR} года: проверьте год", param_hint="--received"
+            )
         received_at = (local if local.tzinfo else local.replace(tzinfo=settings.tz)).astimezone(dt.UTC)
         if received_at > now:
             raise click.BadParameter("момент получения ещё не наступил", param_hint="--received")

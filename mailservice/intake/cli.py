@@ -13,7 +13,6 @@ import typer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailservice.blobs import BlobStore
 from mailservice.config import get_settings
 from mailservice.db import session_scope, utcnow
 from mailservice.inforequests import queues
@@ -91,22 +90,22 @@ def quarantine_cmd() -> None:
 def release_cmd(
     entry_id: Annotated[int, typer.Argument(help="Номер строки журнала")],
     actor: Annotated[str, typer.Option(help="Кто выпускает")] = "cli",
+    sender: Annotated[
+        str | None,
+        typer.Option(
+            help="Адрес автора, если в письме его прочитать нельзя: сотрудник прочитал письмо и вводит адрес сам "
+            "(записывается как введённый, не подтверждён)"
+        ),
+    ] = None,
 ) -> None:
-    """Пропустить письмо из карантина через приём заново (после исправления), сохранив исходную строку журнала."""
-    settings = get_settings()
-    with session_scope(settings) as session:
-        entry = session.get(IntakeEntry, entry_id)
-        if entry is None or entry.outcome != Outcome.quarantined:
-            raise click.ClickException(f"В карантине нет строки {entry_id}")
-        if entry.resolved_at is not None:
-            raise click.ClickException(f"Строка {entry_id} уже разобрана ({entry.resolved_by})")
-        raw = BlobStore(settings.blob_dir).get(entry.raw_sha256)
-    result = process_raw(settings, raw, Source("file", envelope_from=entry.envelope_from))
-    with session_scope(settings) as session:
-        entry = session.get(IntakeEntry, entry_id)
-        assert entry is not None
-        if result.outcome != Outcome.quarantined:
-            entry.resolved_at, entry.resolved_by = utcnow(), actor
+    """Пропустить письмо из карантина через приём заново (после исправления или с адресом, указанным сотрудником),
+    сохранив исходную строку журнала."""
+    from mailservice.intake import quarantine
+
+    try:
+        result = quarantine.release(get_settings(), entry_id, actor=actor, sender=sender)
+    except actions.ActionError as exc:
+        raise click.ClickException(str(exc)) from None
     typer.echo(f"Строка {entry_id}: {result.outcome} {result.request_number or ''} {inert(result.reason)}".rstrip())
 
 

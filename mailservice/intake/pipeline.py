@@ -430,6 +430,10 @@ def _decide(
             entry.outcome, entry.reason = Outcome.routed, reason
             return None
     client = _sender_client(session, lookups, parsed, now)
+    if request is None and outbox_row is None:
+        # A first letter keeps what it quotes or forwards: «Прошу разобраться» above a quoted refusal is the
+        # appeal itself (tryout F5). Only replies to our messages lose the quote of what we wrote.
+        body = parsed.text or body
     # Only a new letter that answers nothing of ours may wait unregistered (advertising: intake/spam.py).
     hold = prepared.hold if request is None and outbox_row is None else ()
     # The acknowledgement goes to the person named in From; a different Reply-To is recorded, for answers once

@@ -95,16 +95,19 @@ class Prepared:
     hold: tuple[str, ...] = ()
 
 
-def prepare(raw: bytes, envelope_from: str | None, limits: Limits, store: BlobStore) -> Prepared:
+def prepare(
+    raw: bytes, envelope_from: str | None, limits: Limits, store: BlobStore, *, sender: str | None = None
+) -> Prepared:
     """Store ``raw``, then parse, triage and (for a person's message) classify it; never raises for bad mail.
 
     Blobs are written with ``durable=False``: the caller syncs ``store`` before handing the results on.
+    ``sender`` is the author's address staff typed for a quarantined letter without one (see parse_message).
     """
     raw_sha = store.put(raw, durable=False)
     if len(raw) > limits.max_message_bytes:
         return Prepared(raw_sha, None, f"message larger than {limits.max_message_bytes} bytes")
     try:
-        parsed = parse_message(raw, max_attachment_bytes=limits.max_attachment_bytes)
+        parsed = parse_message(raw, max_attachment_bytes=limits.max_attachment_bytes, sender=sender)
     except ParseError as exc:
         return Prepared(raw_sha, None, f"unparseable: {exc.reason}")
     try:
@@ -124,11 +127,17 @@ def prepare(raw: bytes, envelope_from: str | None, limits: Limits, store: BlobSt
         from mailservice.inforequests.classification import labels_for
 
         text = parsed.new_text or parsed.text
-        labels = labels_for(parsed.subject, text)
+        if not (parsed.in_reply_to or parsed.references):
+            # A letter that answers nothing is judged with what it quotes or forwards (tryout F5); commands and
+            # thanks are read from its own words only.
+            whole = parsed.text or text
+        else:
+            whole = text
+        labels = labels_for(parsed.subject, whole)
         command = recognise(parsed.subject, text, [*parsed.to, *parsed.cc], limits.commands)
         thanks = command is None and is_only_thanks(parsed.subject, text)
         hold = (
-            () if command or thanks else hold_reasons(parsed.subject, text, parsed.html, lambda: _headers(message_obj))
+            () if command or thanks else hold_reasons(parsed.subject, whole, parsed.html, lambda: _headers(message_obj))
         )
         if verdict.hold and command is None:
             hold = (verdict.hold, *hold)  # an automatic-looking subject alone: staff look, nothing is dropped

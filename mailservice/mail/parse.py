@@ -158,6 +158,10 @@ _MAX_HEADER_VALUE = 4000
 # beyond this size the tolerant decoder alone reads the value.
 _POLICY_MAX = 8192
 _FIRST_HEADER = re.compile(rb"^(From |[!-9;-~]+[ \t]*:)")
+# A few NUL bytes in header lines are a broken program's mistake (become spaces); many are binary data.
+_MAX_HEADER_NULS = 16
+# An address in angle brackets inside a decoded display name (text only, never read as an address).
+_ANGLE = re.compile(r"<[^<>]*>")
 _OBS_FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]+:", re.MULTILINE)
 
 
@@ -445,37 +449,44 @@ _PLAIN_MAILBOX = re.compile(
 _PHRASE_ITEM = re.compile(rf"([ \t]+)|(\.)|({_ATEXT}+)")
 
 
-def _phrase_text(words: str) -> str | None:
+def _phrase_text(words: str, *, join_words: bool = True) -> str | None:
     """A display name of atoms, encoded words and periods as ``_header_value_parser.get_phrase`` reads it.
 
-    Items keep one space where white space separated them and none where they touch ("И." stays "И."); the
-    white space between two encoded words is kept too, unlike in unstructured text. The stdlib collapses runs
-    of white space inside decoded words as well, which ``_clean_line`` does after this anyway.
+    Items keep one space where white space separated them and none where they touch ("И." stays "И."). The
+    white space between two adjacent encoded words is dropped (RFC 2047 6.2; the stdlib keeps it, which splits a
+    name a mailer cut mid-word: «Новосиб ирскземстрой», tryout F16; ``join_words=False`` reads it as the stdlib
+    does, for the tests that compare the two). The stdlib collapses runs of white space
+    inside decoded words as well, which ``_clean_line`` does after this anyway.
     """
     if words.endswith("."):  # a period right before "<": the stdlib's display_name raises AttributeError
         return None
     out: list[str] = []
     spaced = False
+    after_word = False
     for space, period, atom in _PHRASE_ITEM.findall(words):
         if space:
             spaced = bool(out)
             continue
         text = period or atom
-        if "=?" in atom:
+        encoded = "=?" in atom
+        if encoded:
             word_match = _STRICT_WORD.fullmatch(atom)
             decoded = _strict_word_text(word_match, for_address=True) if word_match else None
             if decoded is None:
                 return None
             text = decoded
-        if spaced:
+        if spaced and not (join_words and encoded and after_word):
             out.append(" ")
         out.append(text)
         spaced = False
+        after_word = encoded
     return "".join(out)
 
 
-def _fast_addresses(value: str) -> list[tuple[str, str]] | None:
-    """(display name, addr-spec) pairs as policy.default's address parser gives them, or None when not sure.
+def _fast_addresses(value: str, *, join_words: bool = True) -> list[tuple[str, str]] | None:
+    """(display name, addr-spec) pairs as policy.default's address parser gives them, or None when not sure;
+    except that white space between adjacent encoded words of a name is dropped (RFC 2047 6.2) unless
+    ``join_words`` is False.
 
     Display names may differ from the stdlib's in white space only, which ``_clean_line`` removes: callers must
     pass them through it.
@@ -496,7 +507,7 @@ def _fast_addresses(value: str) -> list[tuple[str, str]] | None:
             display = match.group("quoted") or ""
             words = match.group("words")
             if words:
-                phrase = _phrase_text(words)
+                phrase = _phrase_text(words, join_words=join_words)
                 if phrase is None:
                     return None
                 display = phrase
@@ -651,11 +662,15 @@ class _HeaderReader:
         if not masked.words:
             return found
         specs = [masked.restore(spec) for _, spec in found]
-        # When the stdlib reads the same addresses from the value itself, its display names are kept: the same
-        # text the fast reader gives (tests/test_parse.py compares the two).
+        # When the stdlib reads the same addresses from the value itself, the structure is confirmed; the display
+        # names are decoded from the masked reading all the same, by RFC 2047 6.2 (white space between adjacent
+        # encoded words is ignored: the stdlib keeps it, splitting a name cut mid-word by the sender's mailer).
         original = self._policy_addresses(name, value, note=False)
         if original and [spec for _, spec in original] == specs:
-            return [(decode_encoded_words(display) if "=?" in display else display, spec) for display, spec in original]
+            return [
+                (decode_encoded_words(masked.restore(display)) if display else fallback, spec)
+                for (display, _), (fallback, spec) in zip(found, original, strict=True)
+            ]
         if original or found:
             self._note(f"{name}: address read before decoding its encoded words")
         return [
@@ -1082,11 +1097,15 @@ def _prepare(raw: bytes) -> bytes:
     if start.startswith(b"From "):
         start = start.split(b"\n", 1)[1] if b"\n" in start else b""
     head, _ = _split_raw(start)
-    if b"\x00" in head[:65536]:
+    nuls = head[:65536].count(b"\x00")
+    if nuls > _MAX_HEADER_NULS or (nuls and not _FIRST_HEADER.match(start.lstrip(b"\t "))):
         raise ParseError("binary data, not an RFC 5322 message")
     if not _FIRST_HEADER.match(start.lstrip(b"\t ")):
         raise ParseError("no header block: not an RFC 5322 message")
     head, _ = _split_raw(raw)
+    if nuls:  # a stray NUL in a header line (a Subject typed by a broken program) is a space, like in a name
+        head = head.replace(b"\x00", b" ")
+        raw = head + raw[len(head) :]
     if _OBS_FIELD_NAME.search(head):
         return _OBS_FIELD_NAME.sub(rb"\1:", head) + raw[len(head) :]
     return raw
@@ -1174,15 +1193,16 @@ def _one_author(
     return address, authors.get(address, first[0])
 
 
-def parse_message(raw: bytes, *, max_attachment_bytes: int = 15 * 2**20) -> ParsedMessage:
+def parse_message(raw: bytes, *, max_attachment_bytes: int = 15 * 2**20, sender: str | None = None) -> ParsedMessage:
     """Parse raw message bytes; raise ParseError (and nothing else) only when it cannot be handled at all.
 
     ParseError covers: empty input, binary garbage or text without a header block, and a message with no
     usable sender address in From, Sender or Reply-To (unless it is a machine-generated delivery or feedback
-    report, which keeps ``from_addr=None`` so triage can still see it).
+    report, which keeps ``from_addr=None`` so triage can still see it). ``sender`` is an address staff typed
+    after reading such a letter in the quarantine: used only when the message itself gives none, and noted.
     """
     try:
-        return _parse(raw, max_attachment_bytes)
+        return _parse(raw, max_attachment_bytes, sender)
     except ParseError:
         raise
     except RecursionError as exc:
@@ -1191,14 +1211,16 @@ def parse_message(raw: bytes, *, max_attachment_bytes: int = 15 * 2**20) -> Pars
         raise ParseError(f"parser failure: {type(exc).__name__}: {str(exc)[:120]}") from exc
 
 
-def _parse(raw: bytes, max_attachment_bytes: int) -> ParsedMessage:
+def _parse(raw: bytes, max_attachment_bytes: int, sender: str | None = None) -> ParsedMessage:
     if not isinstance(raw, (bytes, bytearray, memoryview)):
         raise ParseError("input is not bytes")
     raw = bytes(raw)
-    return _parse_prepared(raw, _prepare(raw), max_attachment_bytes, allow_repair=True)
+    return _parse_prepared(raw, _prepare(raw), max_attachment_bytes, allow_repair=True, sender=sender)
 
 
-def _parse_prepared(raw: bytes, prepared: bytes, max_attachment_bytes: int, *, allow_repair: bool) -> ParsedMessage:
+def _parse_prepared(
+    raw: bytes, prepared: bytes, max_attachment_bytes: int, *, allow_repair: bool, sender: str | None = None
+) -> ParsedMessage:
     defects: list[str] = [] if allow_repair else ["malformed header lines dropped to recover the sender"]
     try:
         msg = _parse_default(prepared)
@@ -1240,13 +1262,25 @@ def _parse_prepared(raw: bytes, prepared: bytes, max_attachment_bytes: int, *, a
         repaired = _repair_header_block(prepared) if allow_repair else None
         if repaired is not None:
             try:
-                return _parse_prepared(raw, repaired, max_attachment_bytes, allow_repair=False)
+                return _parse_prepared(raw, repaired, max_attachment_bytes, allow_repair=False, sender=sender)
             except ParseError:
                 pass
-        if not _is_machine_report(msg, reader, ctype):
+        typed = _normalised_address(sender) if sender else None
+        if typed is not None:
+            # Staff read the letter and typed its author's address: recorded as typed, proving nothing.
+            from_addr = typed
+            texts = (d or (decode_encoded_words(a) if "=?" in a else "") for d, a in from_pairs)
+            from_name = next((n for n in (_clean_line(_ANGLE.sub("", t)).strip(" \"'") for t in texts) if n), "")
+            defects.append("no usable sender address; the address typed by staff is used")
+            notes.append(
+                f"Адрес отправителя {typed} указан сотрудником при разборе карантина: в письме его прочитать не "
+                "удалось. Адрес не подтверждён."
+            )
+        elif not _is_machine_report(msg, reader, ctype):
             raise ParseError("no usable sender address (From, Sender and Reply-To absent or invalid)")
-        defects.append("no usable sender address; machine-generated report kept for triage")
-        from_name = from_pairs[0][0] if from_pairs else ""
+        else:
+            defects.append("no usable sender address; machine-generated report kept for triage")
+            from_name = from_pairs[0][0] if from_pairs else ""
 
     reply_to = next((a for a in (_normalise(s, defects, "reply-to") for _, s in reply_pairs) if a), None)
     to = [a for a in (_normalise(s, defects, "to") for _, s in reader.addresses("to")) if a]

@@ -110,6 +110,8 @@ def _context(settings: Settings, source: CampaignSource, name: str, url: str) ->
         "subject": source.subject,
         "list_title": source.list_title,
         "name": name,
+        # «Здравствуйте, Анна!» or, for a subscriber who gave no name, «Здравствуйте!» (never «Здравствуйте, !»).
+        "greeting": f"Здравствуйте, {name}!" if name else "Здравствуйте!",
         "unsubscribe_url": url,
     }
 

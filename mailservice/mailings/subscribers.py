@@ -246,8 +246,11 @@ def allow(session: Session, kind: str, key: str, limit: int, now: dt.datetime) -
 
 
 def ip_key(ip: str) -> str:
-    """IPs are personal data too: the throttle keeps a hash."""
-    return consent.email_hash("ip:" + ip)
+    """IPs are personal data too: the throttle keeps a hash, of the address's limit key (an IPv6 address counts
+    by its /64 network: :func:`mailservice.ipkeys.limit_key`)."""
+    from mailservice.ipkeys import limit_key
+
+    return consent.email_hash("ip:" + limit_key(ip))
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -114,6 +114,8 @@ def view(session: Session, request: Request) -> StatusView:
         if not _public(event):
             continue
         status = STATUS_NAMES.get(Status(event.to_status), "") if event.to_status else ""
+        if event.kind == EventKind.registered:
+            status = ""  # «Зарегистрирован» says it all (not «Зарегистрирован: зарегистрирован»)
         text = ""
         if event.kind == EventKind.status_changed and event.to_status not in (Status.answered, Status.refused):
             text = event.comment

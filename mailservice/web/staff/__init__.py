@@ -24,6 +24,7 @@ def mount(app: FastAPI) -> None:
     from mailservice.web.staff.feedback_console import router as feedback_console_router
     from mailservice.web.staff.identity import router as identity_router
     from mailservice.web.staff.notify import router as notify_router
+    from mailservice.web.staff.quarantine import router as quarantine_router
     from mailservice.web.staff.reports import router as reports_router
     from mailservice.web.staff.routes import router as staff_router
     from mailservice.web.staff.search import router as search_router
@@ -54,5 +55,6 @@ def mount(app: FastAPI) -> None:
     app.include_router(notify_router)  # issue 17: a request's notification address
     app.include_router(feedback_console_router)  # issue 17: answers to site comments, phone ratings
     app.include_router(search_router)  # issue 19: full-text search, the register export
+    app.include_router(quarantine_router)  # tryout F2: letters intake could not take
     app.include_router(history_router)
     app.include_router(feedback_router)

@@ -41,6 +41,7 @@ from mailservice.inforequests.models import Request as InfoRequest
 from mailservice.intake import actions as intake_actions
 from mailservice.intake.commands import COMMAND_NAMES, Command
 from mailservice.intake.models import IntakeEntry
+from mailservice.ipkeys import limit_key
 from mailservice.mail.parse import sanitize_filename
 from mailservice.outbox import OutboxMessage
 from mailservice.web.security import DbId
@@ -214,7 +215,8 @@ def login(
     ip = client_ip(request)
     now = utcnow()
     with session_scope(settings) as session:
-        result = auth.authenticate(session, email=email, password=password, ip=ip, now=now)
+        # Failures count per address, an IPv6 address by its /64 network (mailservice/ipkeys.py).
+        result = auth.authenticate(session, email=email, password=password, ip=limit_key(ip), now=now)
         address = auth.normalise_email(email)[:320]
         if result.blocked:
             audit.record(session, now=now, actor=address, action="login_blocked", ip=ip)

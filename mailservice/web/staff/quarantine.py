@@ -1,0 +1,93 @@
+"""Console page of the quarantine: letters intake could not take, and letting one through with the author's
+address staff read in it (tryout F2: a whole "Name <addr>" in one encoded word left a letter there for good)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from mailservice.blobs import BlobStore
+from mailservice.db import session_scope, utcnow
+from mailservice.intake import quarantine
+from mailservice.intake.actions import ActionError
+from mailservice.intake.models import IntakeEntry
+from mailservice.mail.headers import decode_encoded_words
+from mailservice.web.security import DbId
+from mailservice.web.staff import audit
+from mailservice.web.staff.auth import OPERATE
+from mailservice.web.staff.deps import StaffContext, page, redirect, require, settings_of
+
+router = APIRouter(prefix="/staff", include_in_schema=False)
+
+Operator = Annotated[StaffContext, Depends(require(OPERATE))]
+Text = Annotated[str, Form()]
+PREVIEW = 4000  # characters of the raw letter shown to staff
+
+
+def _preview(store: BlobStore, entry: IntakeEntry) -> tuple[str, str]:
+    """The letter's From as text (encoded words decoded, only to be read) and its first characters."""
+    try:
+        raw = store.get(entry.raw_sha256)
+    except (FileNotFoundError, ValueError):
+        return "", "(исходное письмо не сохранилось)"
+    text = raw[: PREVIEW * 4].decode("utf-8", errors="replace").replace("\x00", " ")
+    head = text.split("\n\n", 1)[0].split("\r\n\r\n", 1)[0]
+    sender = ""
+    for line in head.splitlines():
+        if line.lower().startswith("from:"):
+            sender = " ".join(decode_encoded_words(line[5:].strip()).split())
+            break
+    return sender, text[:PREVIEW]
+
+
+@router.get("/quarantine", response_class=HTMLResponse)
+def quarantine_page(request: Request, ctx: Operator) -> Response:
+    """Quarantined letters not dealt with yet, each with a way to register it with an address staff type."""
+    return _page(request, ctx, error="", done=request.query_params.get("done", "")[:40])
+
+
+@router.post("/quarantine/{entry_id}/release")
+async def quarantine_release(request: Request, ctx: Operator, entry_id: DbId, sender: Text = "") -> Response:
+    """Take the letter through intake again, with the author's address typed by staff when it has none."""
+    settings = settings_of(request)
+    try:
+        result = await run_in_threadpool(
+            quarantine.release, settings, entry_id, actor=ctx.email, sender=sender.strip() or None
+        )
+    except ActionError as exc:
+        return _page(request, ctx, error=str(exc))
+    with session_scope(settings) as session:
+        audit.record(
+            session,
+            now=utcnow(),
+            actor=ctx.email,
+            actor_id=ctx.user_id,
+            action="quarantine_release",
+            object_type="intake",
+            object_id=entry_id,
+            details={"sender": sender.strip()[:320], "outcome": str(result.outcome)},
+            ip=ctx.ip,
+        )
+    if result.outcome == "quarantined":
+        return _page(request, ctx, error=f"Письмо снова не принято: {result.reason}. Укажите адрес автора.")
+    return redirect(f"/staff/quarantine?done={result.request_number or result.outcome}")
+
+
+def _page(request: Request, ctx: StaffContext, *, error: str, done: str = "") -> Response:
+    settings = settings_of(request)
+    store = BlobStore(settings.blob_dir)
+    with session_scope(settings) as session:
+        rows = [(entry, *_preview(store, entry)) for entry in quarantine.quarantined(session)]
+        return page(
+            request,
+            "web/staff/quarantine.html",
+            ctx=ctx,
+            rows=rows,
+            error=error,
+            done=done,
+            status_code=400 if error else 200,
+            local=lambda moment: moment.astimezone(settings.tz).strftime("%d.%m.%Y %H:%M") if moment else "",
+        )
