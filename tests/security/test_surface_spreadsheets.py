@@ -46,8 +46,12 @@ ATTACKS = [
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """Run the CLI; a command that names a staff account (--staff) reads its password from standard input."""
+    stdin = sys.stdin
     sys.stdin = io.StringIO(PASSWORD + "\n")
-    code = main(list(args))
+    try:
+        code = main(list(args))
+    finally:
+        sys.stdin = stdin  # a later test in this process (mkdocs reads sys.stdin.buffer) must get the real one
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
