@@ -307,11 +307,19 @@ def test_subscription_form_round_trip(
     page.goto(link.group(0))
     with session_scope(settings) as session:  # a GET (a mail scanner) confirms nothing
         assert {s.status for s in session.scalars(select(Subscription))} == {SubscriptionStatus.pending}
-    page.get_by_role("button").first.click()
-    page.wait_for_load_state("load")
+    # The click starts a navigation (a POST); "load" of the current page may already hold, so await the navigation.
+    with page.expect_navigation():
+        page.get_by_role("button", name="Подтвердить подписку").click()
     shot(page, "subscribe-confirmed")
-    with session_scope(settings) as session:
-        statuses = sorted(s.status for s in session.scalars(select(Subscription)))
-    assert statuses == [SubscriptionStatus.active, SubscriptionStatus.active]
+
+    def statuses() -> list[str]:
+        with session_scope(settings) as session:
+            return sorted(s.status for s in session.scalars(select(Subscription)))
+
+    wait_until(
+        lambda: statuses() == [SubscriptionStatus.active, SubscriptionStatus.active],
+        30,
+        "the confirmation did not activate both subscriptions",
+    )
     assert foreign(requests, (base,)) == []
     page.context.close()
