@@ -17,7 +17,6 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailservice.blobs import BlobStore
 from mailservice.db import session_scope, utcnow
 from mailservice.documents import DOCX_TYPE, PDF_TYPE
 from mailservice.history.archive import write_zip
@@ -30,7 +29,17 @@ from mailservice.web.security import DbId
 from mailservice.web.staff import actions, audit
 from mailservice.web.staff.actions import ConsoleError, ContactRequest
 from mailservice.web.staff.auth import OPERATE
-from mailservice.web.staff.deps import Refused, StaffContext, page, redirect, require, secure, settings_of
+from mailservice.web.staff.deps import (
+    Refused,
+    StaffContext,
+    download,
+    page,
+    redirect,
+    require,
+    secure,
+    settings_of,
+    stored_file,
+)
 from mailservice.web.staff.routes import _audit as audit_action
 from mailservice.web.staff.routes import _names
 from mailservice.web.staff.uploads import store_uploads
@@ -248,17 +257,9 @@ def letter_file(request: Request, ctx: Operator, letter_id: DbId, ext: str) -> R
         if letter is None:
             raise Refused(404, "Письмо не найдено")
         sha = letter.docx_sha256 if ext == "docx" else letter.pdf_sha256
-        try:
-            data = BlobStore(settings.blob_dir).get(sha)
-        except (FileNotFoundError, ValueError):
-            raise Refused(410, "Файл удалён", "Файл письма больше не хранится.") from None
+        data = stored_file(settings, sha, "Файл письма больше не хранится.")
         name = f"letter-{letter.number.replace('/', '-')}.{ext}"
-    response = Response(
-        data,
-        media_type=DOCX_TYPE if ext == "docx" else PDF_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
-    return secure(response)
+    return download(data, name, DOCX_TYPE if ext == "docx" else PDF_TYPE)
 
 
 @router.post("/letters/{letter_id}/sent")

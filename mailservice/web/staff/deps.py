@@ -175,6 +175,27 @@ def secure(response: Response) -> Response:
     return response
 
 
+def content_disposition(filename: str) -> str:
+    """A download's Content-Disposition with a UTF-8 file name (RFC 6266, RFC 5987)."""
+    return f"attachment; filename*=UTF-8''{quote(filename)}"
+
+
+def download(data: bytes, filename: str, media_type: str = "application/octet-stream") -> Response:
+    """A file to save, never to render: an HTML file from outside must not run in the console's origin."""
+    response = Response(data, media_type=media_type, headers={"Content-Disposition": content_disposition(filename)})
+    return secure(response)
+
+
+def stored_file(settings: Settings, sha256: str, gone: str) -> bytes:
+    """A file of the blob store, or 410 with ``gone`` when retention has removed it."""
+    from mailservice.blobs import BlobStore
+
+    try:
+        return BlobStore(settings.blob_dir).get(sha256)
+    except (FileNotFoundError, ValueError):
+        raise Refused(410, "Файл удалён", gone) from None
+
+
 def page(
     request: Request, template: str, *, ctx: StaffContext | None, status_code: int = 200, **context: object
 ) -> HTMLResponse:

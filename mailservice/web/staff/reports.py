@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
@@ -18,7 +17,7 @@ from mailservice.inforequests.models import Request as InfoRequest
 from mailservice.reports import monthly
 from mailservice.reports.figures import add_months
 from mailservice.web.staff import queue
-from mailservice.web.staff.deps import Refused, page, secure, settings_of
+from mailservice.web.staff.deps import Refused, content_disposition, download, page, secure, settings_of
 from mailservice.web.staff.routes import Operator, _audit
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
@@ -27,20 +26,6 @@ MEDIA_TYPES = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "csv": "text/csv; charset=utf-8",
 }
-
-
-def _disposition(filename: str) -> str:
-    """A download's Content-Disposition with a UTF-8 file name (RFC 6266, RFC 5987)."""
-    return f"attachment; filename*=UTF-8''{quote(filename)}"
-
-
-def _attachment(data: bytes, filename: str, media_type: str) -> Response:
-    response = Response(
-        data,
-        media_type=media_type,
-        headers={"Content-Disposition": _disposition(filename)},
-    )
-    return secure(response)
 
 
 def _register_query(session: Session, filters: queue.QueueFilters, today: dt.date) -> Select[InfoRequest]:
@@ -74,7 +59,7 @@ def register_download(request: Request, ctx: Operator, fmt: str) -> Response:
                     yield piece.encode("utf-8")
 
         response = StreamingResponse(
-            body(), media_type=MEDIA_TYPES[fmt], headers={"Content-Disposition": _disposition(filename)}
+            body(), media_type=MEDIA_TYPES[fmt], headers={"Content-Disposition": content_disposition(filename)}
         )
         return secure(response)
     with session_scope(settings) as session:
@@ -83,7 +68,7 @@ def register_download(request: Request, ctx: Operator, fmt: str) -> Response:
         _audit(
             session, ctx, "register_export", "register", None, format=fmt, rows=count, filters=filters.query_string()
         )
-    return _attachment(data, filename, MEDIA_TYPES[fmt])
+    return download(data, filename, MEDIA_TYPES[fmt])
 
 
 def _month(request: Request) -> dt.date:
@@ -125,4 +110,4 @@ def monthly_pdf(request: Request, ctx: Operator) -> Response:
     with session_scope(settings) as session:
         report = monthly.build(session, settings, month, utcnow().astimezone(settings.tz).date())
         _audit(session, ctx, "monthly_report_download", "report", None, month=f"{month:%Y-%m}")
-    return _attachment(monthly.to_pdf(report, settings), f"otchet-{month:%Y-%m}.pdf", "application/pdf")
+    return download(monthly.to_pdf(report, settings), f"otchet-{month:%Y-%m}.pdf", "application/pdf")

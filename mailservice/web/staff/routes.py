@@ -8,7 +8,6 @@ import math
 import secrets
 from collections.abc import Sequence
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -55,15 +54,16 @@ from mailservice.web.staff.deps import (
     StaffContext,
     client_ip,
     current_user,
+    download,
     page,
     redirect,
     require,
     safe_next,
-    secure,
     secure_cookies,
     session_cookie_value,
     session_token,
     settings_of,
+    stored_file,
 )
 from mailservice.web.staff.models import AuditEntry, StaffUser
 
@@ -563,16 +563,6 @@ async def request_answer(request: Request, ctx: Operator, request_id: DbId) -> R
 # Files ------------------------------------------------------------------------------------------------------
 
 
-def _download(data: bytes, filename: str) -> Response:
-    # Always a download, never rendered: an HTML attachment from outside must not run in the console's origin.
-    response = Response(
-        data,
-        media_type="application/octet-stream",
-        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"},
-    )
-    return secure(response)
-
-
 @router.get("/attachments/{attachment_id}")
 def attachment_download(request: Request, ctx: Operator, attachment_id: DbId) -> Response:
     """Download an attachment of a request."""
@@ -581,12 +571,9 @@ def attachment_download(request: Request, ctx: Operator, attachment_id: DbId) ->
         att = session.get(Attachment, attachment_id)
         if att is None:
             raise Refused(404, "Вложение не найдено")
-        try:
-            data = BlobStore(settings.blob_dir).get(att.sha256)
-        except (FileNotFoundError, ValueError):
-            raise Refused(410, "Файл удалён", "Файл больше не хранится (срок хранения истёк).") from None
+        data = stored_file(settings, att.sha256, "Файл больше не хранится (срок хранения истёк).")
         _audit(session, ctx, "attachment_download", "attachment", att.id)
-        return _download(data, sanitize_filename(att.filename, att.content_type))
+        return download(data, sanitize_filename(att.filename, att.content_type))
 
 
 @router.get("/events/{event_id}/message.eml")
@@ -609,7 +596,7 @@ def message_download(request: Request, ctx: Operator, event_id: DbId) -> Respons
         if event is None or data is None:
             raise Refused(404, "Письмо не найдено")
         _audit(session, ctx, "message_download", "event", event.id)
-        return _download(data, f"message-{event.id}.eml")
+        return download(data, f"message-{event.id}.eml")
 
 
 # Clients ----------------------------------------------------------------------------------------------------
