@@ -31,7 +31,7 @@ from mailservice.inforequests.queues import (
 from mailservice.intake.commands import COMMAND_NAMES, Command
 from mailservice.intake.models import IntakeEntry
 from mailservice.mail.parse import ParseError, parse_message
-from mailservice.mail.triage import HOLD_AUTO_SUBJECT
+from mailservice.mail.triage import TRIAGE_HOLDS
 
 # What the citizen is told when a registered letter is carried out as its command (the answer's text).
 COMMAND_ANSWERS = {
@@ -57,8 +57,8 @@ def hold_reasons_of(request: Request) -> list[str]:
 
 
 def held_summary(reasons: Sequence[str]) -> str:
-    """Why a letter waits, in one Russian phrase: advertising, or a subject like an automatic reply's."""
-    if reasons and reasons[0] == HOLD_AUTO_SUBJECT:
+    """Why a letter waits, in one Russian phrase: advertising, or what triage saw (auto-reply subject, list mail)."""
+    if reasons and reasons[0] in TRIAGE_HOLDS:
         return "; ".join(reasons)
     return "похоже на рекламу (" + "; ".join(reasons) + ")"
 

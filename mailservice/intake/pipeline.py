@@ -48,7 +48,7 @@ from mailservice.intake.commands import Command
 from mailservice.intake.models import Bounce, IntakeEntry, Outcome
 from mailservice.intake.prepare import Prepared, preparer_for
 from mailservice.mail.parse import ParsedMessage
-from mailservice.mail.triage import HOLD_AUTO_SUBJECT, Verdict
+from mailservice.mail.triage import TRIAGE_HOLDS, Verdict
 from mailservice.outbox import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -465,9 +465,7 @@ def _decide(
     _staff_notes(session, new, parsed, now)
     if hold:
         entry.outcome = Outcome.held
-        entry.reason = "held unregistered for staff: " + (
-            "automatic-reply subject alone" if hold[0] == HOLD_AUTO_SUBJECT else "looks like advertising"
-        )
+        entry.reason = "held unregistered for staff: " + TRIAGE_HOLDS.get(hold[0], "looks like advertising")
         held_note(session, new, now, hold)
         return new
     if request is not None:

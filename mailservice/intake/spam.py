@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
-__all__ = ["hold_reasons"]
+__all__ = ["asks_something", "hold_reasons"]
 
 # Headers mass-mailing services add to every copy (list mail proper, List-Id/List-Unsubscribe/Precedence, never
 # reaches here: triage ignores it as automatic).
@@ -66,6 +66,11 @@ _REQUEST = re.compile(
 _SHORT = 200
 
 
+def asks_something(subject: str, text: str) -> bool:
+    """Whether the letter asks, complains or names a place: what a citizen's letter says and an advertisement not."""
+    return bool(_REQUEST.search(f"{subject}\n{text}".lower()))
+
+
 def _bulk_headers(headers: Mapping[str, str]) -> list[str]:
     found = [name for name in headers if _BULK_HEADER_NAMES.match(name.lower())]
     mailer = headers.get("x-mailer", "")
@@ -85,9 +90,9 @@ def hold_reasons(
     ``headers`` maps lower-case header names to values (or makes that map: it is read only when the text leaves
     the question open); ``html`` is read for links only.
     """
-    words = f"{subject}\n{text}".lower()
-    if _REQUEST.search(words):
+    if asks_something(subject, text):
         return ()
+    words = f"{subject}\n{text}".lower()
     links = len(_LINK.findall(words)) + (len(_LINK.findall(html)) if html else 0)
     if links == 0 and len(text) < _SHORT:
         return ()
