@@ -160,13 +160,22 @@ def fail(message: str) -> CLIError:
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: Annotated[str, typer.Option(help="Целевая ревизия")] = "heads") -> None:
-    """Применить все миграции к настроенной базе данных."""
+def db_upgrade(
+    revision: Annotated[str, typer.Option(help="Целевая ревизия")] = "heads",
+    model: Annotated[
+        bool, typer.Option("--model/--no-model", help="Обучить начальную модель классификатора, если её ещё нет")
+    ] = True,
+) -> None:
+    """Применить все миграции к настроенной базе данных и подготовить классификатор."""
     from mailservice.config import get_settings
     from mailservice.db import upgrade
 
     upgrade(get_settings(), revision)
     typer.echo(f"База данных обновлена: {get_settings().effective_database_url.split('@')[-1]}")
+    if model:
+        from mailservice.service_cli import prepare_classifier
+
+        prepare_classifier()
 
 
 @app.command("deadline")

@@ -143,6 +143,14 @@ def _check_ports(settings: Settings, *, sink: bool) -> None:
                 raise typer.Exit(2) from None
 
 
+def prepare_classifier() -> None:
+    """Train the classifier's seed model at install or upgrade, so that the first letter does not wait for it."""
+    from mailservice.classify.engine import ensure_seed_model
+
+    if ensure_seed_model():
+        typer.echo("Начальная модель классификатора обучена на наборах писем из пакета.")
+
+
 def run(
     no_sink: Annotated[bool, typer.Option("--no-sink", help="Не запускать локальный приёмник исходящей почты")] = False,
 ) -> None:
@@ -159,6 +167,7 @@ def run(
     settings = get_settings()
     _check_ports(settings, sink=not no_sink)
     upgrade(settings)
+    prepare_classifier()
     controllers = []
     if not no_sink:
         controllers.append(start_sink(settings.data_dir / "sink", settings.sink_host, settings.sink_port))

@@ -274,7 +274,11 @@ def test_installed_wheel_serves_every_page_and_sends_mail(installed: Installed, 
     ).stdout.strip()  # fmt: skip
     assert Path(where).is_relative_to(installed.root / "venv"), where  # the wheel, not the checkout
 
-    installed.run("db", "upgrade")
+    upgraded = installed.run("db", "upgrade").stdout
+    # The classifier's seed model is trained at upgrade from the sets inside the wheel, not on the first letter.
+    assert "модель классификатора обучена" in upgraded, upgraded
+    assert (Path(installed.env["MAILSERVICE_DATA_DIR"]) / "classify" / "model.joblib").is_file()
+    assert "модель" not in installed.run("db", "upgrade").stdout  # once: a second upgrade keeps it
     assert httpx.get(f"{server}/readyz", timeout=30).status_code == 200
     installed.run("staff", "add", "--email", ADMIN, "--role", "administrator", "--name", "Иванова А. А.",
                   stdin=PASSWORD + "\n")  # fmt: skip

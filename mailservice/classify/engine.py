@@ -94,6 +94,18 @@ def seed_model(path: Path, rules_version: str) -> TrainedModel | None:
     return trained
 
 
+def ensure_seed_model() -> bool:
+    """Train the seed model now if the service has none yet (install and upgrade): the first letter then waits for
+    nothing. False when a model was already there."""
+    path = default_model_path()
+    if path.exists():
+        return False
+    with _seed_lock:
+        if path.exists():
+            return False
+        return seed_model(path, load_rules(None, load_taxonomy(None)).version) is not None
+
+
 def default_model_path() -> Path:
     """Where ``classify train`` saves and the service looks for the model."""
     return get_settings().data_dir / "classify" / "model.joblib"

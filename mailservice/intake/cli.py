@@ -122,7 +122,7 @@ def import_cmd(files: Annotated[list[Path], typer.Argument(help="Файлы .eml
 
 @app.command("held")
 def held_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Письма, ждущие регистрации (похожи на рекламу, автоответ или письмо рассылки), с датой, до которой их нужно зарегистрировать."""
+    """Письма, ждущие регистрации (похожи на рекламу, автоответ или рассылку), и срок их регистрации."""
     settings = get_settings()
     today = utcnow().astimezone(settings.tz).date()
     with session_scope(settings) as session:
