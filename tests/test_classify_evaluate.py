@@ -123,7 +123,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def result(type_: str, topic: str, urgency: str) -> Classification:
     def axis(label: str) -> AxisResult:
-        return AxisResult(label=label, confidence=0.9, reasons=["тест"])
+        return AxisResult(label=label, confidence=0.9, reasons=["тест"], margin=0.9)
 
     return Classification(
         type=axis(type_), topic=axis(topic), urgency=axis(urgency), appeal_kind=None, needs_review=False, version="v"
@@ -162,11 +162,12 @@ def test_metrics_by_hand() -> None:
 
 
 def test_review_curve_by_hand() -> None:
-    # Confidences (type x topic): 0.9x0.9=0.81 right, 0.8x0.5=0.40 right, 0.6x0.5=0.30 wrong, 0.5x0.4=0.20 wrong.
-    def scored(type_: str, topic: str, type_confidence: float, topic_confidence: float) -> Classification:
+    # Review scores (type margin x topic margin): 0.9x0.9=0.81 right, 0.8x0.5=0.40 right, 0.6x0.5=0.30 wrong,
+    # 0.5x0.4=0.20 wrong. The confidences are the other way round: the curve must follow the margins.
+    def scored(type_: str, topic: str, type_margin: float, topic_margin: float) -> Classification:
         return Classification(
-            type=AxisResult(label=type_, confidence=type_confidence, reasons=[]),
-            topic=AxisResult(label=topic, confidence=topic_confidence, reasons=[]),
+            type=AxisResult(label=type_, confidence=1.0 - type_margin, reasons=[], margin=type_margin),
+            topic=AxisResult(label=topic, confidence=1.0 - topic_margin, reasons=[], margin=topic_margin),
             urgency=AxisResult(label="normal", confidence=1.0, reasons=[]),
             appeal_kind=None,
             needs_review=False,
@@ -189,13 +190,13 @@ def test_review_curve_by_hand() -> None:
     assert curve[0.5] == {"threshold": 0.5, "needs_review_share": 0.75, "unflagged_accuracy": 1.0}
     assert curve[0.95] == {"threshold": 0.95, "needs_review_share": 1.0, "unflagged_accuracy": 0.0}
     assert [point["threshold"] for point in metrics(examples, results)["review_curve"]] == [
+        0.05,
+        0.1,
+        0.15,
+        0.2,
         0.3,
         0.4,
         0.5,
-        0.6,
-        0.7,
-        0.8,
-        0.9,
     ]
 
 
@@ -212,5 +213,5 @@ def test_evaluate_shape_and_report_text() -> None:
     assert set(report["urgency"]["urgent"]) >= {"precision", "recall"}
     text = format_report(report)
     assert "macro-F1" in text and "Матрица ошибок" in text and "Обращение гражданина (appeal)" in text
-    # confidence 0.9 x 0.9 = 0.81: kept at every threshold of the curve up to 0.8, flagged at 0.9.
-    assert "Если изменить порог проверки" in text and "0.90       100.0%" in text
+    # margin 0.9 x 0.9 = 0.81: kept at every threshold of the curve, the last of which is 0.5.
+    assert "Если изменить порог проверки" in text and "0.50         0.0%" in text

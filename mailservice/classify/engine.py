@@ -2,7 +2,8 @@
 
 Per axis the rules' probabilities and the model's are averaged with the axis' ``model_weight`` (rules.yaml).
 A model that is unsure spreads its probability and leaves the decision to the rules; without a model the rules
-decide alone. A result whose confidence is under the axis threshold is flagged for review rather than guessed.
+decide alone. A letter whose type or topic was chosen by a narrow lead over the runner-up (review_score under
+rules.yaml review_threshold) is flagged for review rather than guessed.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class AxisResult:
     confidence: float
     reasons: list[str]
     name: str = ""  # the label's display name from the taxonomy
+    # The label's lead over the runner-up (0 a tie, 1 no rival): how clearly the label was chosen.
+    margin: float = 1.0
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready form."""
@@ -38,6 +41,7 @@ class AxisResult:
             "label": self.label,
             "name": self.name,
             "confidence": round(self.confidence, 4),
+            "margin": round(self.margin, 4),
             "reasons": list(self.reasons),
         }
 
@@ -174,7 +178,7 @@ class Classifier:
                     results[axis] = self._type_default(axis_rules, message_type)
         review = self.rules.review_threshold
         if review is not None:
-            needs_review = results["type"].confidence * results["topic"].confidence < review
+            needs_review = review_score(results["type"], results["topic"]) < review
         else:
             needs_review = any(results[axis].confidence < self.rules.axes[axis].threshold for axis in MODEL_AXES)
         appeal_kind = appeal_kind_name = None
@@ -196,11 +200,13 @@ class Classifier:
     def _type_default(self, rules: AxisRules, message_type: AxisResult) -> AxisResult:
         # rules.yaml says this type never takes another label on this axis (spam and thanks are never urgent).
         type_name = self.rules.axes["type"].axis.display_name(message_type.label)
+        # The type decides this label, so its doubt is counted once, on the type: no rival here.
         return AxisResult(
             label=rules.axis.default,
             confidence=message_type.confidence,
             reasons=[f"тип «{type_name}»: {rules.axis.name.lower()} не оценивается"],
             name=rules.axis.display_name(rules.axis.default),
+            margin=1.0,
         )
 
     @staticmethod
@@ -216,6 +222,7 @@ class Classifier:
             }
         # Ties go to the label listed first in the taxonomy, so the result never depends on dict order.
         label = max(labels, key=lambda candidate: combined[candidate])
+        runner_up = max((combined[candidate] for candidate in labels if candidate != label), default=0.0)
         reasons = [hit.reason for hit in scores.hits_for(label)]
         if not reasons:
             reasons.append(
@@ -229,7 +236,22 @@ class Classifier:
         )
         if predicted is not None:
             reasons.append(f"модель: {predicted.get(label, 0.0):.2f}")
-        return AxisResult(label=label, confidence=combined[label], reasons=reasons, name=rules.axis.display_name(label))
+        return AxisResult(
+            label=label,
+            confidence=combined[label],
+            reasons=reasons,
+            name=rules.axis.display_name(label),
+            margin=combined[label] - runner_up,
+        )
+
+
+def review_score(message_type: AxisResult, topic: AxisResult) -> float:
+    """What ``review_threshold`` is compared with: the type's margin times the topic's (they route a letter).
+
+    The lead over the runner-up sorts right from wrong decisions better than the winning probability: on
+    cross-validation of the training part, 95% right among the unflagged cost 55% flagged with margins and
+    64% with probabilities (docs/labelling.md, "Needs review")."""
+    return message_type.margin * topic.margin
 
 
 @cache

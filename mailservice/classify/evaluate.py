@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from sklearn.metrics import precision_recall_fscore_support
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from mailservice.classify.engine import Classification, Classifier
+from mailservice.classify.engine import Classification, Classifier, review_score
 from mailservice.classify.model import MODEL_AXES, Example, train
 from mailservice.classify.rules import RuleSet, Taxonomy, load_taxonomy
 from mailservice.classify.text import analyze
@@ -241,19 +241,19 @@ def review_figures(examples: Sequence[Example], results: Sequence[Classification
     }
 
 
-# The review thresholds the curve is drawn at (rules.yaml review_threshold is compared with the product of the
-# type's and the topic's confidence).
-CURVE_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+# The review thresholds the curve is drawn at (rules.yaml review_threshold is compared with engine.review_score,
+# the product of the type's and the topic's margins).
+CURVE_THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 
 
 def review_curve(
     examples: Sequence[Example], results: Sequence[Classification], thresholds: Sequence[float] = CURVE_THRESHOLDS
 ) -> list[dict[str, float]]:
-    """What each review threshold would give: the share flagged (type confidence times topic confidence under
-    the threshold) and the share right (:func:`decision_right`) of the rest. Shows how far the targets are and
-    what moving ``review_threshold`` costs, without re-running the classifier."""
+    """What each review threshold would give: the share flagged (:func:`engine.review_score` under the
+    threshold) and the share right (:func:`decision_right`) of the rest. Shows how far the targets are and what
+    moving ``review_threshold`` costs, without re-running the classifier."""
     scored = [
-        (result.type.confidence * result.topic.confidence, decision_right(example, result))
+        (review_score(result.type, result.topic), decision_right(example, result))
         for example, result in zip(examples, results, strict=True)
     ]
     curve = []
