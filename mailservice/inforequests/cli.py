@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from mailservice.config import get_settings
 from mailservice.db import session_scope, utcnow
@@ -26,22 +26,22 @@ from mailservice.inforequests.lifecycle import (
     Status,
     TransitionError,
 )
-from mailservice.inforequests.models import Client, Request
+from mailservice.inforequests.models import Client, Request, get_by_number
 from mailservice.termtext import inert, rich_text
 from mailservice.workdays import default_calendar
 
 EARLIEST_RECEIVED_YEAR = 2000  # a date of receipt before this is a typing error (README)
 app = typer.Typer(help="Реестр запросов и обращений.", no_args_is_help=True)
+# The models `list` and `show` read: the register's domain only, not every domain's (see model_domains).
+REGISTER = ("requests",)
 
 
 # The service layer (notifications, templates, the classifier's labels) is imported by the commands that change
 # something, not by `list` and `show`: a start of the CLI stays short.
 
 
-def _load(session: object, number: str) -> Request:
-    from mailservice.inforequests import service
-
-    request = service.get_by_number(session, number)  # type: ignore[arg-type]
+def _load(session: Session, number: str) -> Request:
+    request = get_by_number(session, number)
     if request is None:
         raise click.ClickException(f"Запрос № {number} не найден")
     return request
@@ -184,7 +184,7 @@ def list_cmd(
     def soon(r: Request) -> bool:
         return export.is_due_soon(r, today, calendar, settings.due_soon_working_days)
 
-    with session_scope(settings) as session:
+    with session_scope(settings, domains=REGISTER) as session:
         query = select(Request).options(selectinload(Request.client)).order_by(Request.id.desc()).limit(limit)
         if status is not None:
             query = query.where(Request.status == status)
@@ -316,7 +316,7 @@ def _status_name(status: str | None) -> str:
 def show_cmd(number: Annotated[str, typer.Argument(help="Регистрационный номер, например 2026-000042")]) -> None:
     """Показать запрос со всей историей."""
     settings = get_settings()
-    with session_scope(settings) as session:
+    with session_scope(settings, domains=REGISTER) as session:
         r = _load(session, number)
         out = [
             f"№ {r.number}  [{STATUS_NAMES[Status(r.status)]}]  {CHANNEL_NAMES[Channel(r.channel)]}",
