@@ -297,7 +297,7 @@ def package_table(years: Iterable[int] = PACKAGE_TABLE_YEARS) -> dict[str, Any]:
             "days_off": sorted(day.isoformat() for day in off - weekends),
             "working_days": sorted(day.isoformat() for day in weekends - off),
         }
-    return {"holidays": metadata.version("holidays"), "years": table}
+    return {"holidays": _installed_package_version(), "years": table}
 
 
 def write_package_table(path: Path = PACKAGE_TABLE_FILE) -> None:
@@ -307,11 +307,20 @@ def write_package_table(path: Path = PACKAGE_TABLE_FILE) -> None:
     path.write_text(f'{{"holidays": {json.dumps(table["holidays"])}, "years": {{\n{years}\n}}}}\n', encoding="utf-8")
 
 
+def _installed_package_version() -> str | None:
+    """The installed `holidays` version from its METADATA's Version line (metadata.version parses the whole file as
+    an e-mail message: ten milliseconds of a light command)."""
+    text = metadata.distribution("holidays").read_text("METADATA") or ""
+    return next(
+        (line.removeprefix("Version:").strip() for line in text.splitlines() if line.startswith("Version:")), None
+    )
+
+
 @functools.cache
 def _table() -> dict[str, Any]:
     """The shipped table's years; empty when another version of the package is installed."""
     document = json.loads(PACKAGE_TABLE_FILE.read_text(encoding="utf-8"))
-    return document["years"] if document["holidays"] == metadata.version("holidays") else {}
+    return document["years"] if document["holidays"] == _installed_package_version() else {}
 
 
 def package_non_working_days(year: int) -> frozenset[dt.date]:

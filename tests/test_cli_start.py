@@ -108,6 +108,25 @@ def test_every_model_is_in_a_domain_and_each_domain_has_what_it_names() -> None:
         model_domains.closure(["nonexistent"])
 
 
+def test_the_script_runs_its_command_with_the_collector_on(lite_settings: Settings) -> None:
+    """`console` pauses Python's cyclic collector while a command imports: the command itself (a server, the worker)
+    must run with it on, or its garbage would only grow."""
+    probe = (
+        "import gc, sys\n"
+        "from mailservice.cli import console\n"
+        "code = console()\n"
+        "print('COLLECTOR', gc.isenabled(), gc.get_freeze_count() > 0)\n"
+        "sys.exit(code)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, "deadline", "--law", "8-fz", "--registered", "2026-03-01"],
+        capture_output=True, text=True, env=dict(os.environ), timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Срок ответа по закону: 2026-03-31" in result.stdout  # 8-FZ art. 18: 30 days
+    assert "COLLECTOR True True" in result.stdout, result.stdout
+
+
 def test_root_short_help_is_each_domains_own() -> None:
     """LAZY_COMMANDS repeats each sub-app's help so that `--help` imports nothing: the two must not drift."""
     for name, (_module, attribute, short_help) in LAZY_COMMANDS.items():

@@ -395,7 +395,7 @@ def test_table_gives_the_package_s_days_for_every_year_it_holds() -> None:
 
 def test_another_package_version_is_asked_itself(monkeypatch: pytest.MonkeyPatch) -> None:
     """A table generated from another `holidays` than the installed one is not read."""
-    monkeypatch.setattr(workdays.metadata, "version", lambda name: "0.0")
+    monkeypatch.setattr(workdays, "_installed_package_version", lambda: "0.0")
     workdays._table.cache_clear()
     try:
         assert workdays._table() == {}
