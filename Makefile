@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test venv system-deps lint typecheck format bench clean mutation
+.PHONY: run test venv system-deps lint typecheck format bench clean mutation calendar-table
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -69,6 +69,11 @@ mutation: $(STAMP)
 	  nice -n 19 $(BIN)/mutmut run --max-children 1 "mailservice.$$module.*" > /dev/null || exit 1; \
 	done
 	$(BIN)/python -m tests.mutation_report
+
+# The pinned `holidays` package's calendar as a table the light commands read (tests/test_workdays.py checks it):
+# generate it again after moving the pin.
+calendar-table: $(STAMP)
+	$(BIN)/python -c "from mailservice.workdays import write_package_table; write_package_table()"
 
 bench: $(STAMP)
 	$(BIN)/python bench/intake.py --quick

@@ -2,6 +2,6 @@
 
 import sys
 
-from mailservice.cli import main
+from mailservice.cli import console
 
-sys.exit(main())
+sys.exit(console())

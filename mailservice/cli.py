@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import gc
 import importlib
 import json
 import logging
 import sys
-from difflib import get_close_matches
 from typing import Annotated, Any
 
 import typer
@@ -100,6 +100,7 @@ class LazyRoot(typer_core.TyperGroup):
     """The root group: its own commands at once, the domains' on first use (listed from LAZY_COMMANDS)."""
 
     _listing = False
+    collector_paused = False  # set by `console`: Python's cyclic collector waits until the command is imported
 
     def list_commands(self, ctx: Any) -> list[str]:
         return [*self.commands, *(name for name in LAZY_COMMANDS if name not in self.commands)]
@@ -121,10 +122,18 @@ class LazyRoot(typer_core.TyperGroup):
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         name = args[0] if args else ""
         if name and self.get_command(ctx, name) is None and not name.startswith("-"):
+            from difflib import get_close_matches
+
             hint = get_close_matches(name, self.list_commands(ctx))
             suffix = f" Did you mean {', '.join(repr(m) for m in hint)}?" if hint else ""
             ctx.fail(f"No such command {name!r}.{suffix}")
-        return super().resolve_command(ctx, args)
+        resolved = super().resolve_command(ctx, args)
+        if LazyRoot.collector_paused:
+            # What the imports built lives as long as the process: out of the collector's sight from now on.
+            LazyRoot.collector_paused = False
+            gc.freeze()
+            gc.enable()
+        return resolved
 
 
 app = typer.Typer(
@@ -229,6 +238,24 @@ def main(argv: list[str] | None = None) -> int:
     return code if isinstance(code, int) else 0
 
 
+def console() -> int:
+    """The ``mailservice`` script and ``python -m mailservice``: :func:`main` as a process of its own.
+
+    Python's cyclic collector passes again and again over the objects a command's imports build (modules, classes,
+    SQL constructs: nothing it could free), and once more over all of them at exit: a quarter of a light command's
+    CPU time. It is paused until the command is imported, then runs for what the command does; at exit it is not
+    run over the imported objects again. Pooled database connections are closed first, as the collector would have.
+    """
+    gc.disable()
+    LazyRoot.collector_paused = True
+    try:
+        return main()
+    finally:
+        if "mailservice.db" in sys.modules:
+            sys.modules["mailservice.db"].dispose_engines()
+        gc.freeze()
+
+
 def _report(exc: Exception) -> int:
     """Print an expected failure as one line on standard error and return the exit status; re-raise the rest."""
     # Typer vendors its own click (``typer._click``) while domain commands may raise ``click`` exceptions (only
@@ -280,4 +307,4 @@ def run_async(coro: object) -> object:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,6 +18,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapper, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from mailservice import model_domains
 from mailservice.config import Settings, get_settings
 from mailservice.resources import package_path
 
@@ -178,9 +179,6 @@ def get_engine(settings: Settings | None = None) -> Engine:
 
 def _sessionmaker_for(url: str) -> sessionmaker[Session]:
     if url not in _sessionmakers:
-        # Every model registered before the first session: relationships between domains are named by string.
-        import mailservice.models  # noqa: F401
-
         factory = sessionmaker(bind=_engine_for(url), expire_on_commit=False)
         if url.startswith("sqlite"):
             event.listen(factory, "before_flush", _number_new_rows)
@@ -197,8 +195,13 @@ def dispose_engines() -> None:
 
 
 @contextmanager
-def session_scope(settings: Settings | None = None) -> Iterator[Session]:
-    """A transaction: commits on success, rolls back on any exception."""
+def session_scope(settings: Settings | None = None, *, domains: Iterable[str] | None = None) -> Iterator[Session]:
+    """A transaction: commits on success, rolls back on any exception.
+
+    The models of ``domains`` (names of :mod:`mailservice.model_domains`) and of those they need are registered
+    first, of every domain when None: a light command that reads one domain names it and starts sooner.
+    """
+    model_domains.load(domains)
     factory = _sessionmaker_for((settings or get_settings()).effective_database_url)
     session = factory()
     try:

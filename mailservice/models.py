@@ -1,31 +1,11 @@
-"""Imports every model module so that ``Base.metadata`` knows all tables (Alembic, tests)."""
+"""Every model registered on ``Base`` (Alembic, tests, backup, and a session that names no domain).
 
-from mailservice import jobruns as jobruns_models  # scheduled runs (issue 17)
-from mailservice import outbox as outbox_models
+The modules are listed by domain in :mod:`mailservice.model_domains`, the composition root of the ORM.
+"""
+
+from mailservice import model_domains
 from mailservice.db import Base
-from mailservice.feedback import models as feedback_models  # console issue
-from mailservice.history import models as history_models  # console issue
-from mailservice.inforequests import models as inforequests_models
-from mailservice.inforequests import search_index as search_models  # full-text index (issue 19)
-from mailservice.intake import models as intake_models
-from mailservice.mailings import models as mailings_models  # mailings issue
-from mailservice.processes import models as processes_models  # process register (issue 9)
-from mailservice.web.staff import models as console_models  # console issue
-from mailservice.workgroup import models as workgroup_models  # working group (issue 8)
 
-# mount: each domain adds `from mailservice.<domain> import models as <domain>_models` here and to __all__.
+model_domains.load()
 
-__all__ = [
-    "Base",
-    "console_models",
-    "feedback_models",
-    "history_models",
-    "inforequests_models",
-    "intake_models",
-    "jobruns_models",
-    "mailings_models",
-    "outbox_models",
-    "processes_models",
-    "search_models",
-    "workgroup_models",
-]
+__all__ = ["Base"]

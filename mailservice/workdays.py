@@ -5,26 +5,35 @@ that falls on a weekend, and the Government's yearly transfers (working Saturday
 A YAML override file restates each year's transfer decree and wins over the package, so a wrong or late
 package release can be corrected without a code change. A year without a confirmed entry gives a warning.
 
-Pure logic apart from `load_override_file` and `default_calendar`, which read the override files.
+The package's days for 2000-2040 are also kept as a table generated from it (``data/calendar_ru.json``, written by
+`write_package_table`; a test checks it against the package): importing `holidays` and building a year from it
+takes longer than a light CLI command may. The table is read only if the installed package is the version it was
+generated from; otherwise, and for other years, the package itself answers.
+
+Pure logic apart from `load_override_file`, `default_calendar` and the package table, which read files.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import holidays
 import yaml
 
 from mailservice.config import Settings, get_settings
 from mailservice.resources import package_path
 
 SHIPPED_OVERRIDE_FILE = package_path("data", "calendar_overrides.yaml")
+PACKAGE_TABLE_FILE = package_path("data", "calendar_ru.json")
+PACKAGE_TABLE_YEARS = range(2000, 2041)
 
 _YEAR_KEYS = frozenset({"decree", "confirmed", "days_off", "working_days"})
 
@@ -204,17 +213,11 @@ class Calendar:
         with self._lock:  # the holidays object fills itself lazily; build each year once
             cached = self._non_working.get(year)
             if cached is None:
-                package = holidays.country_holidays("RU", years=year)
-                day = dt.date(year, 1, 1)
-                off: set[dt.date] = set()
-                while day.year == year:
-                    if not package.is_working_day(day):
-                        off.add(day)
-                    day += dt.timedelta(days=1)
+                off = package_non_working_days(year)
                 item = self._years.get(year)
                 if item is not None:  # the override wins over the package either way
                     off = (off - item.working_days) | item.days_off
-                cached = frozenset(off)
+                cached = off
                 self._non_working[year] = cached
         return cached
 
@@ -261,6 +264,73 @@ class Calendar:
                 count += 1
             day += dt.timedelta(days=1)
         return sign * count
+
+
+# The package's days -----------------------------------------------------------------------------------------
+
+
+def _days_of(year: int) -> Iterable[dt.date]:
+    day = dt.date(year, 1, 1)
+    while day.year == year:
+        yield day
+        day += dt.timedelta(days=1)
+
+
+def _weekends(year: int) -> frozenset[dt.date]:
+    return frozenset(day for day in _days_of(year) if day.weekday() >= 5)
+
+
+def _from_package(year: int) -> frozenset[dt.date]:
+    import holidays  # a third of a second: only for a year the table does not hold
+
+    package = holidays.country_holidays("RU", years=year)
+    return frozenset(day for day in _days_of(year) if not package.is_working_day(day))
+
+
+def package_table(years: Iterable[int] = PACKAGE_TABLE_YEARS) -> dict[str, Any]:
+    """The package's non-working days of ``years`` as the table stores them: per year the weekdays that are off
+    (holidays, transferred days off) and the weekend days that are working days (transferred working Saturdays)."""
+    table: dict[str, Any] = {}
+    for year in years:
+        off, weekends = _from_package(year), _weekends(year)
+        table[str(year)] = {
+            "days_off": sorted(day.isoformat() for day in off - weekends),
+            "working_days": sorted(day.isoformat() for day in weekends - off),
+        }
+    return {"holidays": _installed_package_version(), "years": table}
+
+
+def write_package_table(path: Path = PACKAGE_TABLE_FILE) -> None:
+    """Regenerate the table from the installed package (after a change of the pinned `holidays` version)."""
+    table = package_table()
+    years = ",\n".join(f" {json.dumps(key)}: {json.dumps(entry)}" for key, entry in table["years"].items())
+    path.write_text(f'{{"holidays": {json.dumps(table["holidays"])}, "years": {{\n{years}\n}}}}\n', encoding="utf-8")
+
+
+def _installed_package_version() -> str | None:
+    """The installed `holidays` version from its METADATA's Version line (metadata.version parses the whole file as
+    an e-mail message: ten milliseconds of a light command)."""
+    text = metadata.distribution("holidays").read_text("METADATA") or ""
+    return next(
+        (line.removeprefix("Version:").strip() for line in text.splitlines() if line.startswith("Version:")), None
+    )
+
+
+@functools.cache
+def _table() -> dict[str, Any]:
+    """The shipped table's years; empty when another version of the package is installed."""
+    document = json.loads(PACKAGE_TABLE_FILE.read_text(encoding="utf-8"))
+    return document["years"] if document["holidays"] == _installed_package_version() else {}
+
+
+def package_non_working_days(year: int) -> frozenset[dt.date]:
+    """The days of ``year`` that the `holidays` package (with the weekend) makes non-working."""
+    entry = _table().get(str(year))
+    if entry is None:
+        return _from_package(year)
+    days_off = {dt.date.fromisoformat(day) for day in entry["days_off"]}
+    working = {dt.date.fromisoformat(day) for day in entry["working_days"]}
+    return frozenset((_weekends(year) - working) | days_off)
 
 
 def today(tz: ZoneInfo, now: dt.datetime) -> dt.date:

@@ -16,9 +16,10 @@ import pytest
 import typer
 from typer import core
 
-from mailservice import cli_russian
+from mailservice import cli_russian, model_domains
 from mailservice.cli import LAZY_COMMANDS, app, load_command, main
 from mailservice.config import Settings
+from mailservice.db import Base
 from mailservice.mailings.models import CAMPAIGN_STATUS_NAMES, CampaignStatus
 
 # The libraries the issue names as costing seconds at every start, and the other heavy ones.
@@ -28,16 +29,28 @@ PROBE = """
 import sys
 from mailservice.cli import main
 code = main(sys.argv[1:])
-print("LOADED=" + ",".join(sorted({m.split(".")[0] for m in sys.modules})), file=sys.stderr)
+print("LOADED=" + ",".join(sorted(sys.modules)), file=sys.stderr)
+sys.exit(code)
 """
+# The model modules of the domains `requests list` and `show` do not read (see mailservice/model_domains.py).
+OTHER_DOMAINS_MODELS = {
+    module for name, modules in model_domains.MODEL_MODULES.items() if name != "requests" for module in modules
+}
 
 
-def loaded_by(*args: str) -> set[str]:
+def modules_loaded_by(*args: str) -> set[str]:
+    """Every module a CLI call (in a process of its own) has imported by its end."""
     result = subprocess.run(
         [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=dict(os.environ), timeout=120
     )
-    line = next(x for x in result.stderr.splitlines() if x.startswith("LOADED="))
+    line = next((x for x in result.stderr.splitlines() if x.startswith("LOADED=")), None)
+    assert result.returncode == 0 and line is not None, result.stderr
     return set(line.removeprefix("LOADED=").split(","))
+
+
+def loaded_by(*args: str) -> set[str]:
+    """The top-level packages a CLI call has imported."""
+    return {module.split(".")[0] for module in modules_loaded_by(*args)}
 
 
 def test_help_imports_no_domain_library() -> None:
@@ -51,10 +64,67 @@ def test_deadline_imports_no_database_or_domain_library(lite_settings: Settings)
     assert not loaded & {*HEAVY, "sqlalchemy", "jinja2"}, loaded
 
 
-def test_requests_list_imports_only_the_register(lite_settings: Settings) -> None:
-    loaded = loaded_by("requests", "list")
-    assert "sqlalchemy" in loaded  # it does read the database
-    assert not loaded & {*HEAVY, "jinja2", "email_validator"}, loaded
+def test_deadline_reads_the_calendar_table_not_the_holidays_package(lite_settings: Settings) -> None:
+    """Importing `holidays` and building a year from it is most of a light command's time (workdays.py)."""
+    assert "holidays" not in loaded_by("deadline", "--law", "8-fz", "--registered", "2026-03-01")
+
+
+def test_requests_list_and_show_import_only_the_register(
+    lite_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An open request with a due date: `list` computes "due soon" in working days for it (the calendar).
+    assert (
+        main(["requests", "register", "--channel", "phone", "--name", "Иван", "--subject", "Часы", "--text", "т"]) == 0
+    )
+    number = re.search(r"№ (\d{4}-\d{6})", capsys.readouterr().out)
+    assert number is not None
+    for args in (("requests", "list"), ("requests", "show", number[1])):
+        modules = modules_loaded_by(*args)
+        loaded = {module.split(".")[0] for module in modules}
+        assert "sqlalchemy" in loaded  # it does read the database
+        assert not loaded & {*HEAVY, "jinja2", "email_validator", "holidays"}, (args, loaded)
+        # The register's models only, not every domain's; the search index's hooks come with them (model_domains).
+        assert {"mailservice.inforequests.models", "mailservice.inforequests.search_index"} <= modules, args
+        assert not modules & OTHER_DOMAINS_MODELS, (args, modules & OTHER_DOMAINS_MODELS)
+        assert "mailservice.inforequests.service" not in modules, args
+
+
+def test_every_model_is_in_a_domain_and_each_domain_has_what_it_names() -> None:
+    """model_domains lists every module with models, and each domain with the domains it needs holds every class
+    its relationships name and every table its foreign keys name: a session of one domain can query."""
+    model_domains.load()
+    module_of_table = {
+        table.name: mapper.class_.__module__ for mapper in Base.registry.mappers for table in mapper.tables
+    }
+    domain_of = {module: name for name, modules in model_domains.MODEL_MODULES.items() for module in modules}
+    assert set(module_of_table.values()) <= set(domain_of), set(module_of_table.values()) - set(domain_of)
+    assert set(module_of_table) == set(Base.metadata.tables)  # no table outside the mapped classes
+    for mapper in Base.registry.mappers:
+        named = {r.mapper.class_.__module__ for r in mapper.relationships}
+        named |= {module_of_table[fk.column.table.name] for table in mapper.tables for fk in table.foreign_keys}
+        own = model_domains.closure([domain_of[mapper.class_.__module__]])
+        assert {domain_of[module] for module in named} <= own, (mapper.class_, named)
+    with pytest.raises(KeyError):
+        model_domains.closure(["nonexistent"])
+
+
+def test_the_script_runs_its_command_with_the_collector_on(lite_settings: Settings) -> None:
+    """`console` pauses Python's cyclic collector while a command imports: the command itself (a server, the worker)
+    must run with it on, or its garbage would only grow."""
+    probe = (
+        "import gc, sys\n"
+        "from mailservice.cli import console\n"
+        "code = console()\n"
+        "print('COLLECTOR', gc.isenabled(), gc.get_freeze_count() > 0)\n"
+        "sys.exit(code)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, "deadline", "--law", "8-fz", "--registered", "2026-03-01"],
+        capture_output=True, text=True, env=dict(os.environ), timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Срок ответа по закону: 2026-03-31" in result.stdout  # 8-FZ art. 18: 30 days
+    assert "COLLECTOR True True" in result.stdout, result.stdout
 
 
 def test_root_short_help_is_each_domains_own() -> None:

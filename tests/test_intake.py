@@ -367,7 +367,7 @@ def test_late_forwarding_is_done_and_recorded(settings: Settings) -> None:
 
 
 def test_overdue_and_due_soon_flags(settings: Settings) -> None:
-    from mailservice.inforequests.export import is_due_soon, is_overdue
+    from mailservice.inforequests.queues import is_due_soon, is_overdue
 
     process_raw(settings, citizen_mail(), smtp_source(), now=NOW)
     calendar = default_calendar(settings)

@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import holidays
 import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mailservice import workdays
 from mailservice.config import Settings
 from mailservice.workdays import (
+    PACKAGE_TABLE_FILE,
+    PACKAGE_TABLE_YEARS,
     SHIPPED_OVERRIDE_FILE,
     Calendar,
     CalendarError,
     default_calendar,
     load_override_file,
+    package_non_working_days,
+    package_table,
     parse_overrides,
     today,
 )
@@ -356,3 +363,43 @@ def test_hypothesis_has_no_deadline() -> None:
 
     assert settings.default.deadline is None
     assert settings().deadline is None
+
+
+def _days_of(year: int) -> list[dt.date]:
+    return [D(year, 1, 1) + dt.timedelta(days=i) for i in range((D(year + 1, 1, 1) - D(year, 1, 1)).days)]
+
+
+def _package_days_off(year: int) -> set[dt.date]:
+    """The non-working days of ``year`` as the `holidays` package itself says (not through the table)."""
+    package = holidays.country_holidays("RU", years=year)
+    return {day for day in _days_of(year) if not package.is_working_day(day)}
+
+
+def test_shipped_table_is_the_pinned_package_s_calendar() -> None:
+    """data/calendar_ru.json is generated from the pinned `holidays` (make calendar-table): when the pin
+    moves, this fails until the table is generated again."""
+    shipped = json.loads(PACKAGE_TABLE_FILE.read_text(encoding="utf-8"))
+    assert shipped["holidays"] == holidays.__version__
+    assert shipped == package_table()
+
+
+def test_table_gives_the_package_s_days_for_every_year_it_holds() -> None:
+    assert workdays._table(), "the table is in use with the pinned package"
+    assert list(PACKAGE_TABLE_YEARS) == sorted(int(year) for year in workdays._table())
+    for year in (*PACKAGE_TABLE_YEARS, PACKAGE_TABLE_YEARS[0] - 1, PACKAGE_TABLE_YEARS[-1] + 1):
+        assert package_non_working_days(year) == _package_days_off(year), year
+    # Labour Code art. 112: the New Year holidays 1-8 January; Victory Day on Saturday 09.05.2026 moves to Monday.
+    assert {D(2026, 1, 1), D(2026, 1, 8), D(2026, 5, 11)} <= package_non_working_days(2026)
+    assert D(2026, 5, 12) not in package_non_working_days(2026)
+
+
+def test_another_package_version_is_asked_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A table generated from another `holidays` than the installed one is not read."""
+    monkeypatch.setattr(workdays, "_installed_package_version", lambda: "0.0")
+    workdays._table.cache_clear()
+    try:
+        assert workdays._table() == {}
+        assert package_non_working_days(2026) == _package_days_off(2026)
+    finally:
+        monkeypatch.undo()
+        workdays._table.cache_clear()

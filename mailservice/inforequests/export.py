@@ -21,19 +21,16 @@ from sqlalchemy import Select, literal, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
 from mailservice.config import Settings
-from mailservice.inforequests import deadlines
-from mailservice.inforequests.deadlines import Deadline
 from mailservice.inforequests.lifecycle import (
     CHANNEL_NAMES,
-    OPEN_STATUSES,
     REFUSAL_GROUNDS,
     STATUS_NAMES,
     Channel,
     Status,
 )
 from mailservice.inforequests.models import Client, Event, Request
+from mailservice.inforequests.queues import is_overdue
 from mailservice.spreadsheets import safe_cell, safe_row
-from mailservice.workdays import Calendar
 
 
 @dataclass(frozen=True)
@@ -69,24 +66,6 @@ COLUMNS = (
 HEADERS = tuple(c.header for c in COLUMNS)
 DATE_FORMAT = "%d.%m.%Y"
 DATETIME_FORMAT = "%d.%m.%Y %H:%M"
-
-
-def _term(request: Request) -> Deadline | None:
-    if request.due_date is None or request.control_date is None or Status(request.status) not in OPEN_STATUSES:
-        return None
-    return Deadline(request.due_date, request.control_date)
-
-
-def is_overdue(request: Request, today: dt.date) -> bool:
-    """Still open after its legal due date."""
-    term = _term(request)
-    return term is not None and deadlines.is_overdue(term, today)
-
-
-def is_due_soon(request: Request, today: dt.date, calendar: Calendar, working_days: int) -> bool:
-    """Still open, not overdue, and its control date at most ``working_days`` working days away."""
-    term = _term(request)
-    return term is not None and deadlines.is_due_soon(term, today, calendar, working_days)
 
 
 def _forwarded_to(session: Session, requests: Sequence[Request]) -> dict[int, str]:

@@ -1,4 +1,5 @@
-"""Clients, requests, their history events and attachments, and the gap-free registration counter."""
+"""Clients, requests, their history events and attachments, and the gap-free registration counter; the lookup of
+a request by its number (light: `requests show` reads with it and imports nothing of the service layer)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import datetime as dt
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from mailservice.db import Base, utcnow, with_column_defaults
 from mailservice.intake.models import IntakeEntry
@@ -192,6 +193,11 @@ class Request(Base):
         back_populates="request", order_by="Event.id", cascade="all, delete-orphan"
     )
     attachments: Mapped[list[Attachment]] = relationship(back_populates="request", cascade="all, delete-orphan")
+
+
+def get_by_number(session: Session, number: str) -> Request | None:
+    """The request with this registration number."""
+    return session.scalar(select(Request).where(Request.number == number))
 
 
 class Event(Base):

@@ -1,5 +1,5 @@
 """Where a request waits in the staff's queue, and the dates that tell them when (pure reads of a request; the
-console, the CLI and intake share them).
+console, the CLI, the register's export and intake share them).
 
 * A letter held as advertising (intake/spam.py) waits unregistered, its three-day registration date counting from
   receipt (59-FZ art. 8 p. 2, 8-FZ art. 18).
@@ -16,9 +16,11 @@ import datetime as dt
 from sqlalchemy import ColumnElement, and_
 
 from mailservice.config import Settings
-from mailservice.inforequests.deadlines import forwarding_due, registration_due
-from mailservice.inforequests.lifecycle import ORAL_CHANNELS, Status
+from mailservice.inforequests import deadlines
+from mailservice.inforequests.deadlines import Deadline, forwarding_due, registration_due
+from mailservice.inforequests.lifecycle import OPEN_STATUSES, ORAL_CHANNELS, Status
 from mailservice.inforequests.models import Request
+from mailservice.workdays import Calendar
 
 # The topic label of a letter outside the department's remit (the classifier's; staff can set it too).
 OUTSIDE_TOPIC = "outside"
@@ -26,6 +28,24 @@ OUTSIDE_TOPIC = "outside"
 TO_FORWARD_STATUSES = frozenset(
     {Status.registered, Status.in_progress, Status.clarification_requested, Status.extended}
 )
+
+
+def _term(request: Request) -> Deadline | None:
+    if request.due_date is None or request.control_date is None or Status(request.status) not in OPEN_STATUSES:
+        return None
+    return Deadline(request.due_date, request.control_date)
+
+
+def is_overdue(request: Request, today: dt.date) -> bool:
+    """Still open after its legal due date."""
+    term = _term(request)
+    return term is not None and deadlines.is_overdue(term, today)
+
+
+def is_due_soon(request: Request, today: dt.date, calendar: Calendar, working_days: int) -> bool:
+    """Still open, not overdue, and its control date at most ``working_days`` working days away."""
+    term = _term(request)
+    return term is not None and deadlines.is_due_soon(term, today, calendar, working_days)
 
 
 def is_held(request: Request) -> bool:

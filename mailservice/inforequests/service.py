@@ -37,7 +37,15 @@ from mailservice.inforequests.lifecycle import (
     TransitionError,
     check_transition,
 )
-from mailservice.inforequests.models import Attachment, Client, ClientContact, Event, RegistrationCounter, Request
+from mailservice.inforequests.models import (
+    Attachment,
+    Client,
+    ClientContact,
+    Event,
+    RegistrationCounter,
+    Request,
+    get_by_number,
+)
 from mailservice.intake.models import IntakeEntry
 from mailservice.workdays import default_calendar
 
@@ -630,11 +638,6 @@ def set_notification_address(
 def is_joinable(request: Request) -> bool:
     """Whether a reply joins this request (open) or starts a new linked one (answered, refused, closed)."""
     return Status(request.status) in JOINABLE_STATUSES
-
-
-def get_by_number(session: Session, number: str) -> Request | None:
-    """The request with this registration number."""
-    return session.scalar(select(Request).where(Request.number == number))
 
 
 __all__ = [

@@ -25,7 +25,6 @@ from mailservice.history.archive import EVENT_NAMES
 from mailservice.history.service import Outcome as HistoryOutcome
 from mailservice.history.service import request_history
 from mailservice.inforequests import queues
-from mailservice.inforequests.export import is_overdue
 from mailservice.inforequests.lifecycle import (
     CHANNEL_NAMES,
     ORAL_CHANNELS,
@@ -303,7 +302,7 @@ def queue_page(request: Request, ctx: Operator) -> Response:
             total=total,
             counters=counters,
             pages=max(1, (total + queue.PAGE_SIZE - 1) // queue.PAGE_SIZE),
-            overdue={r.id for r in rows if is_overdue(r, today)},
+            overdue={r.id for r in rows if queues.is_overdue(r, today)},
             register_by={r.id: queues.registration_date(settings, r) for r in rows},
             forward_by={r.id: queues.forwarding_date(r) for r in rows},
             today=today,
@@ -381,7 +380,7 @@ def _request_page(
             hold_summary=intake_actions.held_summary(intake_actions.hold_reasons_of(req)),
             commands=COMMAND_NAMES if intake_actions.can_convert(req) else {},
             today=today,
-            overdue=is_overdue(req, today),
+            overdue=queues.is_overdue(req, today),
             error=error,
             done=DONE.get(done, ""),
             local=_local(request),
