@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -12,6 +13,36 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from mailservice.db import Base, utcnow, with_column_defaults
 from mailservice.intake.models import IntakeEntry
 from mailservice.outbox import OutboxMessage
+
+
+class ContactLike(Protocol):
+    """What the rules below read of a contact: a :class:`ClientContact` or a plain row of the same fields."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def value(self) -> str: ...
+    @property
+    def proven(self) -> bool: ...
+
+
+def preferred_email(contacts: Iterable[ContactLike]) -> str | None:
+    """A client's preferred e-mail address among ``contacts``: proven first, then the newest (pure)."""
+    emails = [c for c in contacts if c.kind == "email"]
+    emails.sort(key=lambda c: (not c.proven, -c.id if c.id else 0))
+    return emails[0].value if emails else None
+
+
+def client_display_name(
+    name: str, organisation: str, contacts: Callable[[], Iterable[ContactLike]], client_id: int
+) -> str:
+    """A name to show staff: the name, the organisation, the preferred address, or the record's number (pure).
+
+    ``contacts`` is called only when there is neither name nor organisation (an ORM client loads them then only).
+    """
+    return name or organisation or (preferred_email(contacts()) or "") or f"клиент №{client_id}"
 
 
 class Client(Base):
@@ -35,9 +66,7 @@ class Client(Base):
     @property
     def email(self) -> str | None:
         """The client's preferred e-mail address (proven first, then the newest)."""
-        emails = [c for c in self.contacts if c.kind == "email"]
-        emails.sort(key=lambda c: (not c.proven, -c.id if c.id else 0))
-        return emails[0].value if emails else None
+        return preferred_email(self.contacts)
 
     def proven_email(self, address: str) -> bool:
         """Whether ``address`` is proven to be this client's (README, "Security model")."""
@@ -46,7 +75,7 @@ class Client(Base):
     @property
     def display_name(self) -> str:
         """A name to show staff: the name, the organisation, or the address."""
-        return self.name or self.organisation or (self.email or "") or f"клиент №{self.id}"
+        return client_display_name(self.name, self.organisation, lambda: self.contacts, self.id)
 
 
 class Proof(StrEnum):
