@@ -14,8 +14,10 @@ import datetime as dt
 import io
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Row, Select, literal, select, tuple_
 from sqlalchemy.orm import Session
@@ -28,7 +30,6 @@ from mailservice.inforequests.lifecycle import (
     OPEN_STATUSES,
     REFUSAL_GROUNDS,
     STATUS_NAMES,
-    Channel,
     Status,
 )
 from mailservice.inforequests.models import Client, ClientContact, Event, Request, client_display_name
@@ -67,13 +68,14 @@ COLUMNS = (
     Column("overdue", "Просрочен", 11),
 )
 HEADERS = tuple(c.header for c in COLUMNS)
+KEYS = tuple(c.key for c in COLUMNS)
 DATE_FORMAT = "%d.%m.%Y"
 DATETIME_FORMAT = "%d.%m.%Y %H:%M"
 
 
 def deadline_of(status: str, due_date: dt.date | None, control_date: dt.date | None) -> Deadline | None:
     """The running term of a request with these values: None once it is finished or when it has no dates (pure)."""
-    if due_date is None or control_date is None or Status(status) not in OPEN_STATUSES:
+    if due_date is None or control_date is None or status not in OPEN_STATUSES:  # a StrEnum set holds the strings
         return None
     return Deadline(due_date, control_date)
 
@@ -214,42 +216,35 @@ def register_rows(
     from mailservice.classify.rules import load_taxonomy
 
     tax = load_taxonomy()
+    tz = settings.tz
     chosen = (query if query is not None else select(Request)).where(Request.number.is_not(None))
     base = chosen.with_only_columns(*_FIELDS).join_from(Request, Client, Client.id == Request.client_id)
     for rows in _chunks(session, base, chunk):
         contacts = _contacts(session, {r.client_id for r in rows})
         forwarded = _forwarded_to(session, [r.id for r in rows])
         for r in rows:
-            yield _register_row(r, contacts.get(r.client_id, []), settings, today, tax, forwarded)
+            yield _register_row(r, contacts.get(r.client_id, []), tz, today, tax, forwarded)
 
 
 def _register_row(
     r: Row[*tuple[Any, ...]],
     contacts: Sequence[_Contact],
-    settings: Settings,
+    tz: ZoneInfo,
     today: dt.date,
     tax: Any,
     forwarded: dict[int, str],
 ) -> dict[str, object]:
     def local(moment: dt.datetime | None) -> dt.datetime | None:
-        return moment.astimezone(settings.tz).replace(tzinfo=None, microsecond=0) if moment else None
+        return moment.astimezone(tz).replace(tzinfo=None, microsecond=0) if moment else None
 
     answered = local(r.answered_at)
     ground = REFUSAL_GROUNDS.get(r.refusal_ground or "")
-    try:
-        channel = CHANNEL_NAMES[Channel(r.channel)]
-    except ValueError:
-        channel = r.channel
-    try:
-        status = STATUS_NAMES[Status(r.status)]
-    except ValueError:
-        status = r.status
     term = deadline_of(r.status, r.due_date, r.control_date)
     return {
         "number": r.number,
         "received_at": local(r.received_at),
         "registered_at": local(r.registered_at),
-        "channel": channel,
+        "channel": CHANNEL_NAMES.get(r.channel, r.channel),  # keyed by StrEnum members: a plain string finds them
         "client": client_display_name(r.client_name, r.client_organisation, lambda: contacts, r.client_id),
         "contact": _contact(r.reply_email, contacts, r.client_postal_address),
         "subject": r.subject,
@@ -258,7 +253,7 @@ def _register_row(
         "urgency": tax["urgency"].display_name(r.urgency),
         "unit": r.unit,
         "assignee": r.assignee,
-        "status": status,
+        "status": STATUS_NAMES.get(r.status, r.status),
         "due_date": r.due_date,
         "control_date": r.control_date,
         "answered_at": answered.date() if answered and r.status != Status.refused else None,
@@ -268,12 +263,24 @@ def _register_row(
     }
 
 
+@lru_cache(maxsize=4096)
+def _date_text(day: dt.date) -> str:
+    """A date in the Russian form (cached: the register's dates repeat across its rows, strftime is costly)."""
+    return day.strftime(DATE_FORMAT)
+
+
+# Most of the register's texts repeat from row to row (channel, type, topic, status, unit, assignee, "да"/"нет").
+_safe_text = lru_cache(maxsize=8192)(safe_cell)
+
+
 def _text(value: object) -> object:
-    """A CSV field: dates in the Russian form, None as empty."""
+    """A CSV field: text formula-safe, dates in the Russian form, None as empty."""
+    if isinstance(value, str):
+        return _safe_text(value)  # "=HYPERLINK(...)" stays text
     if isinstance(value, dt.datetime):
         return value.strftime(DATETIME_FORMAT)
     if isinstance(value, dt.date):
-        return value.strftime(DATE_FORMAT)
+        return _date_text(value)
     return "" if value is None else value
 
 
@@ -283,7 +290,7 @@ def csv_chunks(rows: Iterable[dict[str, object]], per_chunk: int = 500) -> Itera
     writer = csv.writer(buffer)
     writer.writerow(HEADERS)
     for count, row in enumerate(rows, start=1):
-        writer.writerow([safe_cell(_text(row[c.key])) for c in COLUMNS])  # "=HYPERLINK(...)" stays text
+        writer.writerow([_text(row[key]) for key in KEYS])
         if count % per_chunk == 0:
             yield buffer.getvalue()
             buffer.seek(0)
