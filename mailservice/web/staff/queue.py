@@ -9,7 +9,7 @@ from functools import lru_cache
 from urllib.parse import urlencode
 
 from sqlalchemy import ColumnElement, ScalarSelect, Select, false, func, literal_column, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload
 
 from mailservice.classify.rules import Taxonomy, load_taxonomy
 from mailservice.inforequests import search
@@ -158,7 +158,8 @@ def fetch(session: Session, filters: QueueFilters, today: dt.date) -> tuple[list
     capped = query.order_by(None).with_only_columns(Request.id).limit(COUNT_CAP + 1).subquery()
     total = int(session.scalar(select(func.count()).select_from(capped)) or 0)
     rows = session.scalars(
-        query.options(selectinload(Request.client)).limit(PAGE_SIZE).offset((filters.page - 1) * PAGE_SIZE)
+        # The client in the same statement (a join, not a second query: round trips cost most under load).
+        query.options(joinedload(Request.client)).limit(PAGE_SIZE).offset((filters.page - 1) * PAGE_SIZE)
     ).all()
     return list(rows), total
 

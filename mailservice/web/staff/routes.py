@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -321,7 +321,7 @@ def _load_request(session: Session, request_id: int) -> InfoRequest:
     found = session.scalar(
         select(InfoRequest)
         .where(InfoRequest.id == request_id)
-        .options(selectinload(InfoRequest.client).selectinload(Client.contacts), selectinload(InfoRequest.events))
+        .options(joinedload(InfoRequest.client).selectinload(Client.contacts), selectinload(InfoRequest.events))
     )
     if found is None:
         raise Refused(404, "Запрос не найден")
