@@ -128,3 +128,24 @@ def test_search_results_come_in_pages(settings: Settings) -> None:
     assert "Найдено: 53" in first.text and "страница 1 из 2" in first.text
     second = http.get("/staff/search", params={"q": "аренды", "page": "2"})
     assert second.text.count('<td><a href="/staff/requests/') == 6  # 3 rows, two links each (number, subject)
+
+
+def test_queue_counts_up_to_a_cap_and_pages_on(settings: Settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Past the cap the queue says «более N» and offers the next page while a page is full (README, "Lists that
+    grow"); under it, the exact number and «страница 1 из M»."""
+    from mailservice.web.staff import queue
+
+    for i in range(5):
+        _phone_request(settings, f"Заявитель {i}", f"Тема {i}")
+    http = _operator(settings)
+    monkeypatch.setattr(queue, "PAGE_SIZE", 2)
+    monkeypatch.setattr(queue, "COUNT_CAP", 3)
+    first = http.get("/staff/queue?status=all").text
+    assert "Найдено: более 3." in first and "страница 1</span>" in first
+    assert 'href="/staff/queue?status=all&amp;page=2"' in first
+    last = http.get("/staff/queue?status=all&page=3").text
+    assert last.count('<td><a href="/staff/requests/') == 2  # the fifth request alone (number and subject link)
+    assert "вперёд" not in last and "← назад" in last
+    monkeypatch.setattr(queue, "COUNT_CAP", 10)
+    exact = http.get("/staff/queue?status=all").text
+    assert "Найдено: 5." in exact and "страница 1 из 3" in exact

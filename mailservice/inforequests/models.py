@@ -4,10 +4,11 @@ a request by its number (light: `requests show` reads with it and imports nothin
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from mailservice.db import Base, utcnow, with_column_defaults
@@ -15,10 +16,50 @@ from mailservice.intake.models import IntakeEntry
 from mailservice.outbox import OutboxMessage
 
 
+class ContactLike(Protocol):
+    """What the rules below read of a contact: a :class:`ClientContact` or a plain row of the same fields."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def value(self) -> str: ...
+    @property
+    def proven(self) -> bool: ...
+
+
+def preferred_email(contacts: Iterable[ContactLike]) -> str | None:
+    """A client's preferred e-mail address among ``contacts``: proven first, then the newest (pure)."""
+    emails = [c for c in contacts if c.kind == "email"]
+    emails.sort(key=lambda c: (not c.proven, -c.id if c.id else 0))
+    return emails[0].value if emails else None
+
+
+def client_display_name(
+    name: str, organisation: str, contacts: Callable[[], Iterable[ContactLike]], client_id: int
+) -> str:
+    """A name to show staff: the name, the organisation, the preferred address, or the record's number (pure).
+
+    ``contacts`` is called only when there is neither name nor organisation (an ORM client loads them then only).
+    """
+    return name or organisation or (preferred_email(contacts()) or "") or f"клиент №{client_id}"
+
+
 class Client(Base):
     """A person or organisation who deals with the department, across every channel."""
 
     __tablename__ = "clients"
+    # The records merged into a client (its page lists them). Partial: nearly every client is merged into none, and
+    # SQLite's statistics of a full index then say "all rows share one value" and it scans the table instead.
+    __table_args__ = (
+        Index(
+            "ix_clients_merged_into_id",
+            "merged_into_id",
+            sqlite_where=text("merged_into_id IS NOT NULL"),
+            postgresql_where=text("merged_into_id IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(300), default="")
@@ -36,9 +77,7 @@ class Client(Base):
     @property
     def email(self) -> str | None:
         """The client's preferred e-mail address (proven first, then the newest)."""
-        emails = [c for c in self.contacts if c.kind == "email"]
-        emails.sort(key=lambda c: (not c.proven, -c.id if c.id else 0))
-        return emails[0].value if emails else None
+        return preferred_email(self.contacts)
 
     def proven_email(self, address: str) -> bool:
         """Whether ``address`` is proven to be this client's (README, "Security model")."""
@@ -47,7 +86,7 @@ class Client(Base):
     @property
     def display_name(self) -> str:
         """A name to show staff: the name, the organisation, or the address."""
-        return self.name or self.organisation or (self.email or "") or f"клиент №{self.id}"
+        return client_display_name(self.name, self.organisation, lambda: self.contacts, self.id)
 
 
 class Proof(StrEnum):
@@ -146,6 +185,8 @@ class Request(Base):
         # The queue's counters read only these (migration 1902; the queue's order has expression indexes there).
         Index("ix_requests_counters", "status", "urgency", "needs_review", "topic", "due_date", "control_date"),
         Index("ix_requests_registered", "registered_at", "id"),  # the register, streamed in this order
+        Index("ix_requests_channel_status", "channel", "status"),  # the queue's filters, counted from an index
+        Index("ix_requests_topic_type_status", "topic", "type", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -30,21 +30,22 @@ TO_FORWARD_STATUSES = frozenset(
 )
 
 
-def _term(request: Request) -> Deadline | None:
-    if request.due_date is None or request.control_date is None or Status(request.status) not in OPEN_STATUSES:
+def deadline_of(status: str, due_date: dt.date | None, control_date: dt.date | None) -> Deadline | None:
+    """The running term of a request with these values: None once it is finished or when it has no dates (pure)."""
+    if due_date is None or control_date is None or status not in OPEN_STATUSES:  # a StrEnum set holds the strings
         return None
-    return Deadline(request.due_date, request.control_date)
+    return Deadline(due_date, control_date)
 
 
 def is_overdue(request: Request, today: dt.date) -> bool:
     """Still open after its legal due date."""
-    term = _term(request)
+    term = deadline_of(request.status, request.due_date, request.control_date)
     return term is not None and deadlines.is_overdue(term, today)
 
 
 def is_due_soon(request: Request, today: dt.date, calendar: Calendar, working_days: int) -> bool:
     """Still open, not overdue, and its control date at most ``working_days`` working days away."""
-    term = _term(request)
+    term = deadline_of(request.status, request.due_date, request.control_date)
     return term is not None and deadlines.is_due_soon(term, today, calendar, working_days)
 
 

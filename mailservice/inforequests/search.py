@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, bindparam, column, func, literal_column, select, table, text
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload
 
 from mailservice.inforequests import search_terms
 from mailservice.inforequests.models import Client, Event, Request
@@ -145,7 +145,7 @@ def search_requests(session: Session, query: str, *, page: int = 1, page_size: i
         for r in session.scalars(
             select(Request)
             .where(Request.id.in_(ids))
-            .options(selectinload(Request.client).selectinload(Client.contacts))
+            .options(joinedload(Request.client).selectinload(Client.contacts))  # the client joined: one query less
         )
     }
     texts: dict[int, list[tuple[str, str]]] = {}

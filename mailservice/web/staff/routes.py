@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -300,8 +300,10 @@ def queue_page(request: Request, ctx: Operator) -> Response:
             filters=filters,
             rows=rows,
             total=total,
+            more=total > queue.COUNT_CAP,
+            count_cap=queue.COUNT_CAP,
             counters=counters,
-            pages=max(1, (total + queue.PAGE_SIZE - 1) // queue.PAGE_SIZE),
+            pages=queue.page_count(total, filters.page, len(rows)),
             overdue={r.id for r in rows if queues.is_overdue(r, today)},
             register_by={r.id: queues.registration_date(settings, r) for r in rows},
             forward_by={r.id: queues.forwarding_date(r) for r in rows},
@@ -318,7 +320,7 @@ def _load_request(session: Session, request_id: int) -> InfoRequest:
     found = session.scalar(
         select(InfoRequest)
         .where(InfoRequest.id == request_id)
-        .options(selectinload(InfoRequest.client).selectinload(Client.contacts), selectinload(InfoRequest.events))
+        .options(joinedload(InfoRequest.client).selectinload(Client.contacts), selectinload(InfoRequest.events))
     )
     if found is None:
         raise Refused(404, "Запрос не найден")
