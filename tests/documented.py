@@ -23,6 +23,11 @@ HISTORY_LINK_VALID = dt.timedelta(days=7)
 SUBSCRIBE_LIMIT_PER_ADDRESS_HOUR = 3
 SUBSCRIBE_LIMIT_PER_IP_HOUR = 30
 
+# The consent log ("Mailings with consent"): evidence cut at these lengths.
+CONSENT_SOURCE_CHARS = 2000
+CONSENT_USER_AGENT_CHARS = 1000
+CONSENT_DETAIL_CHARS = 2000
+
 # Acknowledgements and the anonymous feedback form ("Settings", "Limits").
 ACK_LIMIT_PER_HOUR = 5
 FEEDBACK_LIMIT_PER_IP_HOUR = 10
@@ -37,6 +42,7 @@ README_PHRASES = (
     "`MAILING_LIMIT_PER_IP` (30 subscription requests per IP address per hour)",
     "`ACK_LIMIT_PER_HOUR` (5) per hour",
     "10 ratings per address per hour (`FEEDBACK_LIMIT_PER_IP`)",
+    "the source page at 2,000 characters, the user agent at 1,000, details at 2,000",
     # Deadlines: registration + 30 calendar days counted from the next day; an extension of at most 15 days.
     "registration + 30 calendar days counted from the next day",
     "an extension is an *event* (≤ 15 days for 8-FZ",

@@ -52,8 +52,16 @@ def contact_of(session: Session, kind: str, value: str) -> ClientContact | None:
 
 
 def _note(session: Session, client: Client, now: dt.datetime, comment: str, actor: str = "", **data: object) -> None:
+    # The checker is free text from the console or the CLI: cut to the column, or PostgreSQL refuses the row.
     session.add(
-        Event(client=client, at=now, kind=EventKind.note, actor=actor, comment=comment, data={"internal": True, **data})
+        Event(
+            client=client,
+            at=now,
+            kind=EventKind.note,
+            actor=actor[:200],
+            comment=comment,
+            data={"internal": True, **data},
+        )
     )
 
 
@@ -128,7 +136,8 @@ def record_check(
     """
     if document not in DOCUMENTS:
         raise IdentityError("Выберите документ из списка")
-    if not checked_by.strip():
+    checked_by = checked_by.strip()
+    if not checked_by:
         raise IdentityError("Укажите, кто проверил документ")
     if client.merged_into_id is not None or client.anonymised_at is not None:
         raise IdentityError("Запись объединена с другой или обезличена: проверка записывается в действующую запись")
@@ -142,7 +151,7 @@ def record_check(
     check = IdentityCheck(
         client_id=client.id,
         checked_at=now,
-        checked_by=checked_by.strip()[:320],
+        checked_by=checked_by[:320],
         document=document,
         email=email,
         phone=phone,
