@@ -236,8 +236,20 @@ class Recorder:
 
     delay: float = 0.0
     refuse: dict[str, str] = field(default_factory=dict)  # address prefix -> reply (once for 4xx)
+    refuse_mail: list[str] = field(default_factory=list)  # replies to the next MAIL commands, one each
+    after_message: dict[str, str] = field(default_factory=dict)  # address prefix -> final reply (once for 4xx)
+    hang_up_after: set[str] = field(default_factory=set)  # addresses whose message is taken, then no answer
     arrivals: list[tuple[str, float]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.refuse_mail:
+            return self.refuse_mail.pop(0)
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -253,6 +265,17 @@ class Recorder:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if self.delay:
             await asyncio.sleep(self.delay)
+        for prefix, reply in list(self.after_message.items()):
+            if any(rcpt.startswith(prefix) for rcpt in envelope.rcpt_tos):
+                if reply.startswith("4"):
+                    del self.after_message[prefix]
+                return reply
+        if self.hang_up_after.intersection(envelope.rcpt_tos):
+            with self.lock:
+                self.arrivals.extend((rcpt, time.time()) for rcpt in envelope.rcpt_tos)
+            assert isinstance(server.transport, asyncio.Transport)
+            server.transport.abort()  # the message is in, the connection drops before the 250
+            return "421 4.4.2 Connection dropped"
         with self.lock:
             for rcpt in envelope.rcpt_tos:
                 self.arrivals.append((rcpt, time.time()))

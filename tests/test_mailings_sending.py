@@ -239,6 +239,85 @@ def test_smtp_down_defers_and_loses_nothing(send_settings: Settings, recorder: t
     assert all(handler.count(a) == 1 for a in addresses)
 
 
+def suppressed(settings: Settings, addresses: list[str]) -> list[bool]:
+    with session_scope(settings) as session:
+        return [session.get(Suppression, parse_address(a).hash) is not None for a in addresses]  # type: ignore[union-attr]
+
+
+def test_only_a_dead_mailbox_or_system_suppresses_the_address(
+    send_settings: Settings, recorder: tuple[Recorder, int]
+) -> None:
+    """RFC 3463: X.1.1 (no such mailbox), X.1.2 (no such system), X.1.3 (bad address syntax) and X.1.10 (null MX,
+    RFC 7505) say the address itself is dead; other refusals, and any 4xx, are not the address's fault."""
+    handler, _port = recorder
+    addresses = populate(send_settings, 10)
+    replies = [
+        "550 5.1.1 No such user",
+        "550 5.1.2 Bad destination system",
+        "553 5.1.3 Bad destination mailbox address syntax",
+        "550 5.1.10 Recipient address has null MX",
+        "550 5.1.6 Mailbox has moved",
+        "550 5.1.0 Other address status",
+        "550 5.2.1 Mailbox disabled",
+        "550 No such user here",  # no enhanced status code: nothing says which part failed
+        "450 4.1.1 Mailbox unavailable, try later",
+    ]
+    handler.refuse = dict(zip(addresses, replies, strict=False))
+    campaign_id = new_campaign(send_settings)
+    with session_scope(send_settings) as session:
+        campaigns.start(session, send_settings, campaign_id, utcnow())
+    assert asyncio.run(send_due(send_settings)) == 1
+    assert states(send_settings, campaign_id) == {"failed": 8, "queued": 1, "sent": 1}
+    assert suppressed(send_settings, addresses) == [True] * 4 + [False] * 6
+    with session_scope(send_settings) as session:
+        errors = dict(
+            session.execute(
+                select(Delivery.id, Delivery.last_error).where(Delivery.state == DeliveryState.failed)
+            ).all()
+        )
+    # Each failed copy keeps the server's own reply: the record of why it was not delivered.
+    assert sorted(errors.values()) == sorted(replies[:8])
+
+
+def test_refusals_of_the_sender_and_of_the_message(send_settings: Settings, recorder: tuple[Recorder, int]) -> None:
+    """A refused MAIL (4xx: later; 5xx: failed) never suppresses the recipient, whatever its code; a refusal after
+    the message (4xx: later, 5xx: failed) neither. 4xx retries, 5xx fails for good (README, Mailings)."""
+    handler, _port = recorder
+    addresses = populate(send_settings, 6)
+    handler.refuse_mail = ["451 4.3.2 System not accepting messages", "550 5.1.1 Sender address rejected"]
+    handler.after_message = {addresses[4]: "452 4.3.1 Insufficient system storage", addresses[5]: "554 5.1.1 Bad"}
+    one = send_settings.model_copy(update={"mailing_concurrency": 1})  # the copies go out in turn
+    campaign_id = new_campaign(one)
+    with session_scope(one) as session:
+        campaigns.start(session, one, campaign_id, utcnow())
+    assert asyncio.run(send_due(one)) == 2
+    assert states(one, campaign_id) == {"queued": 2, "failed": 2, "sent": 2}
+    assert suppressed(one, addresses) == [False] * 6
+    assert [handler.count(a) for a in addresses[4:]] == [0, 0]
+    with session_scope(one) as session:
+        session.execute(update(Delivery).where(Delivery.state == DeliveryState.queued).values(next_attempt_at=utcnow()))
+    assert asyncio.run(send_due(one)) == 2
+    assert states(one, campaign_id) == {"failed": 2, "sent": 4}
+    assert handler.count(addresses[4]) == 1 and handler.count(addresses[5]) == 0
+
+
+def test_a_copy_whose_answer_never_came_is_ambiguous_and_not_sent_again(
+    send_settings: Settings, recorder: tuple[Recorder, int]
+) -> None:
+    """The message went out but the connection dropped before the 250: at most once, the copy is counted as
+    ambiguous in the campaign's status and never re-sent (README, Mailings)."""
+    handler, _port = recorder
+    addresses = populate(send_settings, 5)
+    handler.hang_up_after = {addresses[2]}
+    campaign_id = new_campaign(send_settings)
+    assert run_within(send_campaign(send_settings, campaign_id), 120, "the campaign").status == "done"
+    assert states(send_settings, campaign_id) == {"ambiguous": 1, "sent": 4}
+    with session_scope(send_settings) as session:
+        assert campaigns.status(session, campaign_id).ambiguous == 1
+    assert asyncio.run(send_due(send_settings)) == 0
+    assert [handler.count(a) for a in addresses] == [1] * 5
+
+
 def test_throttle_is_shared_by_the_campaign(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, recorder: tuple[Recorder, int]
 ) -> None:
