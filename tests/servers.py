@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailservice.mail.sink import SinkHandler, start_sink
@@ -239,6 +240,8 @@ class Recorder:
     refuse_mail: list[str] = field(default_factory=list)  # replies to the next MAIL commands, one each
     after_message: dict[str, str] = field(default_factory=dict)  # address prefix -> final reply (once for 4xx)
     hang_up_after: set[str] = field(default_factory=set)  # addresses whose message is taken, then no answer
+    refuse_data: dict[str, str] = field(default_factory=dict)  # address -> reply to DATA instead of 354 (once)
+    hang_up_at_data: set[str] = field(default_factory=set)  # addresses whose DATA gets a 354, then a hang-up (once)
     arrivals: list[tuple[str, float]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -284,3 +287,29 @@ class Recorder:
     def count(self, address: str) -> int:
         with self.lock:
             return sum(1 for rcpt, _at in self.arrivals if rcpt == address)
+
+
+class RecorderServer(SMTP):
+    """aiosmtpd's server with the Recorder's say over DATA itself (no handler hook runs before the 354)."""
+
+    async def smtp_DATA(self, arg: str) -> None:
+        handler = self.event_handler
+        assert isinstance(handler, Recorder) and self.envelope is not None
+        for rcpt in self.envelope.rcpt_tos:
+            if rcpt in handler.refuse_data:
+                await self.push(handler.refuse_data.pop(rcpt))
+                return
+            if rcpt in handler.hang_up_at_data:
+                handler.hang_up_at_data.discard(rcpt)
+                await self.push("354 End data with <CR><LF>.<CR><LF>")
+                assert self.transport is not None
+                self.transport.close()  # the server invited the message and went away before it came
+                return
+        await super().smtp_DATA(arg)
+
+
+class RecorderController(Controller):
+    """Runs a :class:`RecorderServer` for a :class:`Recorder`."""
+
+    def factory(self) -> SMTP:
+        return RecorderServer(self.handler, **self.SMTP_kwargs)
