@@ -520,6 +520,17 @@ def test_header_injection_through_subject_and_names(mail_settings: Settings, sin
             assert "Здравствуйте!" in text_of(message)
 
 
+def test_lines_starting_with_a_dot_arrive_as_written(mail_settings: Settings, sink: Sink) -> None:
+    """A line holding a lone dot ends an SMTP message, so every line that starts with a dot is doubled on the wire
+    (RFC 5321 4.5.2) and the recipient reads the text as written."""
+    import_active(mail_settings, ["dots@example.org"])
+    template = "Здравствуйте!\n\n.\n..\n.точка в начале строки\n\nОтписаться: {{ unsubscribe_url }}\n"
+    campaign_id = new_campaign(mail_settings, template)
+    assert run_within(send_campaign(mail_settings, campaign_id), 120, "the campaign").status == "done"
+    [message] = messages_to(sink, "dots@example.org")
+    assert "\n.\n..\n.точка в начале строки\n" in text_of(message).replace("\r\n", "\n")
+
+
 def test_fast_render_matches_full_render_or_falls_back(lite_settings: Settings) -> None:
     recipient = Recipient(3, "a@example.org", "Анна <&>", "https://x.test/unsubscribe/t.k", "mailto:u@x.test")
     fast = CampaignRenderer(lite_settings, CampaignSource("Т", TEMPLATE, None, "Н", "news"), campaign_id=1, uid="u")
