@@ -236,13 +236,14 @@ class Recorder:
     """An SMTP server that records each accepted copy with its arrival time; it may refuse or dawdle."""
 
     delay: float = 0.0
-    refuse: dict[str, str] = field(default_factory=dict)  # address prefix -> reply (once for 4xx)
+    refuse: dict[str, str] = field(default_factory=dict)  # address prefix -> RCPT reply (once for 4xx; 2xx accepts)
     refuse_mail: list[str] = field(default_factory=list)  # replies to the next MAIL commands, one each
     after_message: dict[str, str] = field(default_factory=dict)  # address prefix -> final reply (once for 4xx)
     hang_up_after: set[str] = field(default_factory=set)  # addresses whose message is taken, then no answer
     refuse_data: dict[str, str] = field(default_factory=dict)  # address -> reply to DATA instead of 354 (once)
     hang_up_at_data: set[str] = field(default_factory=set)  # addresses whose DATA gets a 354, then a hang-up (once)
     arrivals: list[tuple[str, float]] = field(default_factory=list)
+    connections: int = 0  # SMTP connections opened to this server so far
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_MAIL(
@@ -259,7 +260,9 @@ class Recorder:
     ) -> str:
         for prefix, reply in list(self.refuse.items()):
             if address.startswith(prefix):
-                if reply.startswith("4"):
+                if reply.startswith("2"):  # accepted in other words (251: not local, will forward)
+                    envelope.rcpt_tos.append(address)
+                elif reply.startswith("4"):
                     del self.refuse[prefix]  # a temporary failure: accept the next try
                 return reply
         envelope.rcpt_tos.append(address)
@@ -291,6 +294,13 @@ class Recorder:
 
 class RecorderServer(SMTP):
     """aiosmtpd's server with the Recorder's say over DATA itself (no handler hook runs before the 354)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        handler = self.event_handler
+        assert isinstance(handler, Recorder)
+        with handler.lock:
+            handler.connections += 1
+        super().connection_made(transport)
 
     async def smtp_DATA(self, arg: str) -> None:
         handler = self.event_handler
