@@ -3,7 +3,6 @@ SMTP down, and workers SIGKILLed mid-campaign on PostgreSQL (several processes s
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import os
 import signal
@@ -124,7 +123,9 @@ def test_no_copy_after_a_withdrawal_commits(send_settings: Settings, recorder: t
     client = TestClient(create_app(send_settings))
     outcome: dict[str, object] = {}
     sender = threading.Thread(
-        target=lambda: outcome.update(summary=asyncio.run(send_campaign(send_settings, campaign_id)))
+        target=lambda: outcome.update(
+            summary=run_within(send_campaign(send_settings, campaign_id), 120, "the campaign")
+        )
     )
     sender.start()
     wait_until(lambda: len(handler.arrivals) >= 20, 120, "the campaign did not deliver its first 20 copies")
@@ -185,7 +186,7 @@ def test_temporary_and_permanent_refusals(send_settings: Settings, recorder: tup
     campaign_id = new_campaign(send_settings)
     with session_scope(send_settings) as session:
         campaigns.start(session, send_settings, campaign_id, utcnow())
-    assert asyncio.run(send_due(send_settings)) == 3
+    assert run_within(send_due(send_settings), 60, "the sending pass") == 3
     assert states(send_settings, campaign_id) == {"queued": 1, "failed": 2, "sent": 3}
     with session_scope(send_settings) as session:
         # 5.1.1: the mailbox does not exist, the address is suppressed; a policy refusal is not the address's fault.
@@ -194,7 +195,7 @@ def test_temporary_and_permanent_refusals(send_settings: Settings, recorder: tup
         deferred = session.scalar(select(Delivery).where(Delivery.state == DeliveryState.queued))
         assert deferred is not None and deferred.next_attempt_at > utcnow() and deferred.attempts == 1
         session.execute(update(Delivery).where(Delivery.id == deferred.id).values(next_attempt_at=utcnow()))
-    assert asyncio.run(send_due(send_settings)) == 1
+    assert run_within(send_due(send_settings), 60, "the sending pass") == 1
     assert states(send_settings, campaign_id) == {"failed": 2, "sent": 4}
     assert [handler.count(a) for a in addresses] == [1, 0, 0, 1, 1, 1]
     with session_scope(send_settings) as session:
@@ -207,7 +208,9 @@ def test_pause_and_resume(send_settings: Settings, recorder: tuple[Recorder, int
     addresses = populate(send_settings, 150)
     campaign_id = new_campaign(send_settings)
     result: dict[str, object] = {}
-    sender = threading.Thread(target=lambda: result.update(s=asyncio.run(send_campaign(send_settings, campaign_id))))
+    sender = threading.Thread(
+        target=lambda: result.update(s=run_within(send_campaign(send_settings, campaign_id), 120, "the campaign"))
+    )
     sender.start()
     wait_until(lambda: len(handler.arrivals) >= 15, 120, "the campaign did not deliver its first 15 copies")
     with session_scope(send_settings) as session:
@@ -222,7 +225,7 @@ def test_pause_and_resume(send_settings: Settings, recorder: tuple[Recorder, int
     assert len(handler.arrivals) == counts["sent"]
     with session_scope(send_settings) as session:
         campaigns.resume(session, campaign_id)
-    assert asyncio.run(send_campaign(send_settings, campaign_id)).status == "done"
+    assert run_within(send_campaign(send_settings, campaign_id), 60, "the campaign").status == "done"
     assert all(handler.count(a) == 1 for a in addresses)
 
 
@@ -233,9 +236,9 @@ def test_smtp_down_defers_and_loses_nothing(send_settings: Settings, recorder: t
     with session_scope(send_settings) as session:
         campaigns.start(session, send_settings, campaign_id, utcnow())
     down = send_settings.model_copy(update={"smtp_port": free_port()})
-    assert asyncio.run(send_due(down)) == 0
+    assert run_within(send_due(down), 60, "the sending pass") == 0
     assert states(send_settings, campaign_id) == {"queued": 20}
-    assert asyncio.run(send_due(send_settings)) == 20
+    assert run_within(send_due(send_settings), 60, "the sending pass") == 20
     assert all(handler.count(a) == 1 for a in addresses)
 
 
@@ -277,7 +280,7 @@ def test_only_a_dead_mailbox_or_system_suppresses_the_address(
     campaign_id = new_campaign(send_settings)
     with session_scope(send_settings) as session:
         campaigns.start(session, send_settings, campaign_id, utcnow())
-    assert asyncio.run(send_due(send_settings)) == 1
+    assert run_within(send_due(send_settings), 60, "the sending pass") == 1
     assert states(send_settings, campaign_id) == {"failed": 8, "queued": 1, "sent": 1}
     assert suppressed(send_settings, addresses) == [True] * 4 + [False] * 6
     with session_scope(send_settings) as session:
@@ -302,13 +305,13 @@ def test_refusals_of_the_sender_and_of_the_message(send_settings: Settings, reco
     campaign_id = new_campaign(one)
     with session_scope(one) as session:
         campaigns.start(session, one, campaign_id, utcnow())
-    assert asyncio.run(send_due(one)) == 2
+    assert run_within(send_due(one), 60, "the sending pass") == 2
     assert states(one, campaign_id) == {"queued": 2, "failed": 2, "sent": 2}
     assert suppressed(one, addresses) == [False] * 6
     assert [handler.count(a) for a in addresses[2:]] == [1, 1, 0, 0]
     with session_scope(one) as session:
         session.execute(update(Delivery).where(Delivery.state == DeliveryState.queued).values(next_attempt_at=utcnow()))
-    assert asyncio.run(send_due(one)) == 2
+    assert run_within(send_due(one), 60, "the sending pass") == 2
     assert states(one, campaign_id) == {"failed": 2, "sent": 4}
     assert handler.count(addresses[4]) == 1 and handler.count(addresses[5]) == 0
 
@@ -325,12 +328,12 @@ def test_refusals_of_data_and_a_hang_up_before_the_message(
     campaign_id = new_campaign(send_settings)
     with session_scope(send_settings) as session:
         campaigns.start(session, send_settings, campaign_id, utcnow())
-    assert asyncio.run(send_due(send_settings)) == 2
+    assert run_within(send_due(send_settings), 60, "the sending pass") == 2
     assert states(send_settings, campaign_id) == {"queued": 2, "failed": 1, "sent": 2}
     assert [handler.count(a) for a in addresses] == [1, 0, 0, 0, 1]
     with session_scope(send_settings) as session:
         session.execute(update(Delivery).where(Delivery.state == DeliveryState.queued).values(next_attempt_at=utcnow()))
-    assert asyncio.run(send_due(send_settings)) == 2
+    assert run_within(send_due(send_settings), 60, "the sending pass") == 2
     assert states(send_settings, campaign_id) == {"failed": 1, "sent": 4}
     assert [handler.count(a) for a in addresses] == [1, 1, 1, 0, 1]
     assert suppressed(send_settings, addresses) == [False] * 5
@@ -349,7 +352,7 @@ def test_a_copy_whose_answer_never_came_is_ambiguous_and_not_sent_again(
     assert states(send_settings, campaign_id) == {"ambiguous": 1, "sent": 4}
     with session_scope(send_settings) as session:
         assert campaigns.status(session, campaign_id).ambiguous == 1
-    assert asyncio.run(send_due(send_settings)) == 0
+    assert run_within(send_due(send_settings), 60, "the sending pass") == 0
     assert [handler.count(a) for a in addresses] == [1] * 5
 
 
@@ -464,7 +467,7 @@ def test_workers_killed_at_random_never_send_twice(
         victims_logs.append(victim.stderr.read().decode("utf-8", "replace") if victim.stderr else "")
     assert killed == 3
     with caplog.at_level("WARNING", logger="mailservice.mailings.sender"):
-        assert asyncio.run(send_campaign(send_settings, campaign_id)).status == "done"
+        assert run_within(send_campaign(send_settings, campaign_id), 60, "the campaign").status == "done"
     with session_scope(send_settings) as session:
         report = campaigns.status(session, campaign_id)
     counts = {a: handler.count(a) for a in addresses}
@@ -491,7 +494,7 @@ def test_killed_between_consent_check_and_dot_loses_that_copy_only(
     assert dying.wait(timeout=120) == -signal.SIGKILL
     assert sum(handler.count(a) for a in addresses) == 9
     with caplog.at_level("WARNING", logger="mailservice.mailings.sender"):
-        assert asyncio.run(send_campaign(send_settings, campaign_id)).status == "done"
+        assert run_within(send_campaign(send_settings, campaign_id), 60, "the campaign").status == "done"
     report = states(send_settings, campaign_id)
     assert report == {"sent": 59, "ambiguous": 1}
     assert "ambiguous" in caplog.text
