@@ -264,7 +264,7 @@ def test_only_a_dead_mailbox_or_system_suppresses_the_address(
     """RFC 3463: X.1.1 (no such mailbox), X.1.2 (no such system), X.1.3 (bad address syntax) and X.1.10 (null MX,
     RFC 7505) say the address itself is dead; other refusals, and any 4xx, are not the address's fault."""
     handler, _port = recorder
-    addresses = populate(send_settings, 10)
+    addresses = populate(send_settings, 11)
     replies = [
         "550 5.1.1 No such user",
         "550 5.1.2 Bad destination system",
@@ -274,6 +274,7 @@ def test_only_a_dead_mailbox_or_system_suppresses_the_address(
         "550 5.1.0 Other address status",
         "550 5.2.1 Mailbox disabled",
         "550 No such user here",  # no enhanced status code: nothing says which part failed
+        "500 5.5.2 Syntax error",  # 500 is the first permanent code
         "450 4.1.1 Mailbox unavailable, try later",
     ]
     handler.refuse = dict(zip(addresses, replies, strict=False))
@@ -281,8 +282,8 @@ def test_only_a_dead_mailbox_or_system_suppresses_the_address(
     with session_scope(send_settings) as session:
         campaigns.start(session, send_settings, campaign_id, utcnow())
     assert run_within(send_due(send_settings), 60, "the sending pass") == 1
-    assert states(send_settings, campaign_id) == {"failed": 8, "queued": 1, "sent": 1}
-    assert suppressed(send_settings, addresses) == [True] * 4 + [False] * 6
+    assert states(send_settings, campaign_id) == {"failed": 9, "queued": 1, "sent": 1}
+    assert suppressed(send_settings, addresses) == [True] * 4 + [False] * 7
     with session_scope(send_settings) as session:
         errors = dict(
             session.execute(
@@ -290,7 +291,7 @@ def test_only_a_dead_mailbox_or_system_suppresses_the_address(
             ).all()
         )
     # Each failed copy keeps the server's own reply: the record of why it was not delivered.
-    assert sorted(errors.values()) == sorted(replies[:8])
+    assert sorted(errors.values()) == sorted(replies[:9])
 
 
 def test_refusals_of_the_sender_and_of_the_message(send_settings: Settings, recorder: tuple[Recorder, int]) -> None:
@@ -300,7 +301,10 @@ def test_refusals_of_the_sender_and_of_the_message(send_settings: Settings, reco
     addresses = populate(send_settings, 6)
     handler.refuse_mail = ["451 4.3.2 System not accepting messages", "550 5.1.1 Sender address rejected"]
     handler.refuse = {addresses[3]: "251 2.1.5 User not local; will forward"}  # RFC 5321 3.4: accepted
-    handler.after_message = {addresses[4]: "452 4.3.1 Insufficient system storage", addresses[5]: "554 5.1.1 Bad"}
+    handler.after_message = {
+        addresses[4]: "452 4.3.1 Insufficient system storage",
+        addresses[5]: "500 5.5.2 Syntax error",
+    }
     one = send_settings.model_copy(update={"mailing_concurrency": 1})  # the copies go out in turn
     campaign_id = new_campaign(one)
     with session_scope(one) as session:
