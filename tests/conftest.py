@@ -24,7 +24,16 @@ from sqlalchemy import text
 
 from mailservice import config, db
 from mailservice.models import Base
-from tests.servers import Dovecot, Recorder, Sink, dovecot_missing_reason, free_port, run_sink, start_dovecot
+from tests.servers import (
+    Dovecot,
+    Recorder,
+    RecorderController,
+    Sink,
+    dovecot_missing_reason,
+    free_port,
+    run_sink,
+    start_dovecot,
+)
 from tests.shared import CORPORA as CORPORA  # re-exported for the tests that import it from here
 
 # No Hypothesis deadline anywhere: a property's first example may load data (the holiday calendar, the classifier)
@@ -253,11 +262,9 @@ def imap(dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch) -> Dovecot:
 @pytest.fixture
 def recorder() -> Iterator[tuple[Recorder, int]]:
     """An SMTP server (aiosmtpd) that records each copy with its arrival time, and its port."""
-    from aiosmtpd.controller import Controller
-
     handler = Recorder()
     port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller = RecorderController(handler, hostname="127.0.0.1", port=port)
     controller.start()
     yield handler, port
     controller.stop()

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailservice.mail.sink import SinkHandler, start_sink
@@ -235,16 +236,33 @@ class Recorder:
     """An SMTP server that records each accepted copy with its arrival time; it may refuse or dawdle."""
 
     delay: float = 0.0
-    refuse: dict[str, str] = field(default_factory=dict)  # address prefix -> reply (once for 4xx)
+    refuse: dict[str, str] = field(default_factory=dict)  # address prefix -> RCPT reply (once for 4xx; 2xx accepts)
+    refuse_mail: list[str] = field(default_factory=list)  # replies to the next MAIL commands, one each
+    after_message: dict[str, str] = field(default_factory=dict)  # address prefix -> final reply (once for 4xx)
+    hang_up_after: set[str] = field(default_factory=set)  # addresses whose message is taken, then no answer
+    refuse_data: dict[str, str] = field(default_factory=dict)  # address -> reply to DATA instead of 354 (once)
+    hang_up_at_data: set[str] = field(default_factory=set)  # addresses whose DATA gets a 354, then a hang-up (once)
     arrivals: list[tuple[str, float]] = field(default_factory=list)
+    connections: int = 0  # SMTP connections opened to this server so far
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.refuse_mail:
+            return self.refuse_mail.pop(0)
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         for prefix, reply in list(self.refuse.items()):
             if address.startswith(prefix):
-                if reply.startswith("4"):
+                if reply.startswith("2"):  # accepted in other words (251: not local, will forward)
+                    envelope.rcpt_tos.append(address)
+                elif reply.startswith("4"):
                     del self.refuse[prefix]  # a temporary failure: accept the next try
                 return reply
         envelope.rcpt_tos.append(address)
@@ -253,6 +271,17 @@ class Recorder:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if self.delay:
             await asyncio.sleep(self.delay)
+        for prefix, reply in list(self.after_message.items()):
+            if any(rcpt.startswith(prefix) for rcpt in envelope.rcpt_tos):
+                if reply.startswith("4"):
+                    del self.after_message[prefix]
+                return reply
+        if self.hang_up_after.intersection(envelope.rcpt_tos):
+            with self.lock:
+                self.arrivals.extend((rcpt, time.time()) for rcpt in envelope.rcpt_tos)
+            assert isinstance(server.transport, asyncio.Transport)
+            server.transport.abort()  # the message is in, the connection drops before the 250
+            return "421 4.4.2 Connection dropped"
         with self.lock:
             for rcpt in envelope.rcpt_tos:
                 self.arrivals.append((rcpt, time.time()))
@@ -261,3 +290,36 @@ class Recorder:
     def count(self, address: str) -> int:
         with self.lock:
             return sum(1 for rcpt, _at in self.arrivals if rcpt == address)
+
+
+class RecorderServer(SMTP):
+    """aiosmtpd's server with the Recorder's say over DATA itself (no handler hook runs before the 354)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        handler = self.event_handler
+        assert isinstance(handler, Recorder)
+        with handler.lock:
+            handler.connections += 1
+        super().connection_made(transport)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        handler = self.event_handler
+        assert isinstance(handler, Recorder) and self.envelope is not None
+        for rcpt in self.envelope.rcpt_tos:
+            if rcpt in handler.refuse_data:
+                await self.push(handler.refuse_data.pop(rcpt))
+                return
+            if rcpt in handler.hang_up_at_data:
+                handler.hang_up_at_data.discard(rcpt)
+                await self.push("354 End data with <CR><LF>.<CR><LF>")
+                assert self.transport is not None
+                self.transport.close()  # the server invited the message and went away before it came
+                return
+        await super().smtp_DATA(arg)
+
+
+class RecorderController(Controller):
+    """Runs a :class:`RecorderServer` for a :class:`Recorder`."""
+
+    def factory(self) -> SMTP:
+        return RecorderServer(self.handler, **self.SMTP_kwargs)

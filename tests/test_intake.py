@@ -111,6 +111,31 @@ def test_reply_by_message_id_joins_the_request(settings: Settings, sink: Sink) -
         assert [(c.value, c.proof) for c in client.contacts if c.proven] == [("ivanov@example.ru", "reply")]
 
 
+def test_a_reply_joins_the_request_of_the_latest_of_our_messages_it_names(settings: Settings, sink: Sink) -> None:
+    """In-Reply-To names the message answered and References list the thread oldest first (RFC 5322 3.6.4): a reply
+    that names acknowledgements of two requests joins the one it answers, or else the newest it lists."""
+    process_raw(settings, citizen_mail(), smtp_source(), now=NOW)
+    other = citizen_mail(subject="Другой вопрос", body="Прошу сообщить график приёма граждан в марте.")
+    process_raw(settings, other, smtp_source(), now=NOW)
+    drain(settings)
+    acks = {}
+    for _from, _rcpts, raw in sink.messages():
+        number = "2026-000001" if "2026-000001" in str(parse(raw)["Subject"]) else "2026-000002"
+        acks[number] = message_id_of(raw)
+    first, second = acks["2026-000001"], acks["2026-000002"]
+    for in_reply_to, references, joins in (
+        (None, [first, second], "2026-000002"),
+        (None, [second, first], "2026-000001"),
+        (first, [first, second], "2026-000001"),
+        (second, [second, first], "2026-000002"),
+    ):
+        reply = citizen_mail(
+            subject="Re: ответ", body=f"Дополнение {joins}.", in_reply_to=in_reply_to, references=references
+        )
+        result = process_raw(settings, reply, smtp_source(), now=NOW)
+        assert (result.outcome, result.request_number) == (Outcome.reply, joins), (in_reply_to, references)
+
+
 def test_a_first_letter_keeps_what_it_quotes_or_forwards(settings: Settings) -> None:
     """Tryout F5: «Прошу разобраться» above a quoted refusal, or a forwarded letter, is the appeal itself: a new
     request keeps the quoted part for staff and the classifier (only replies to our messages lose the quote)."""

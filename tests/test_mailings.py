@@ -209,7 +209,7 @@ def test_subscribe_confirm_send_and_withdraw_end_to_end(
     sink.clear()
 
     campaign_id = new_campaign(settings)
-    summary = asyncio.run(send_campaign(settings, campaign_id))
+    summary = run_within(send_campaign(settings, campaign_id), 60, "the campaign")
     assert summary.status == "done"
     report = status_of(settings, campaign_id)
     assert (report.total, report.sent, report.queued, report.ambiguous) == (3, 3, 0, 0)
@@ -520,6 +520,17 @@ def test_header_injection_through_subject_and_names(mail_settings: Settings, sin
             assert "Здравствуйте!" in text_of(message)
 
 
+def test_lines_starting_with_a_dot_arrive_as_written(mail_settings: Settings, sink: Sink) -> None:
+    """A line holding a lone dot ends an SMTP message, so every line that starts with a dot is doubled on the wire
+    (RFC 5321 4.5.2) and the recipient reads the text as written."""
+    import_active(mail_settings, ["dots@example.org"])
+    template = "Здравствуйте!\n\n.\n..\n.точка в начале строки\n\nОтписаться: {{ unsubscribe_url }}\n"
+    campaign_id = new_campaign(mail_settings, template)
+    assert run_within(send_campaign(mail_settings, campaign_id), 120, "the campaign").status == "done"
+    [message] = messages_to(sink, "dots@example.org")
+    assert "\n.\n..\n.точка в начале строки\n" in text_of(message).replace("\r\n", "\n")
+
+
 def test_fast_render_matches_full_render_or_falls_back(lite_settings: Settings) -> None:
     recipient = Recipient(3, "a@example.org", "Анна <&>", "https://x.test/unsubscribe/t.k", "mailto:u@x.test")
     fast = CampaignRenderer(lite_settings, CampaignSource("Т", TEMPLATE, None, "Н", "news"), campaign_id=1, uid="u")
@@ -584,7 +595,7 @@ def test_subscription_requests_by_email(mail_settings: Settings, sink: Sink) -> 
 def test_hard_bounces_suppress_and_mark_the_copy(mail_settings: Settings, sink: Sink) -> None:
     import_active(mail_settings, ["dead@example.org", "alive@example.org"])
     first = new_campaign(mail_settings)
-    asyncio.run(send_campaign(mail_settings, first))
+    run_within(send_campaign(mail_settings, first), 60, "the campaign")
     with session_scope(mail_settings) as session:
         entry = IntakeEntry(source="smtp", content_hash="x", raw_sha256="x", size=1, outcome="bounce")
         session.add(entry)
@@ -595,7 +606,7 @@ def test_hard_bounces_suppress_and_mark_the_copy(mail_settings: Settings, sink: 
     with session_scope(mail_settings) as session:
         campaigns.start(session, mail_settings, second, utcnow())
     sink.clear()
-    assert asyncio.run(send_due(mail_settings)) == 1
+    assert run_within(send_due(mail_settings), 60, "the sending pass") == 1
     assert [r for _f, r, _raw in sink.messages()] == [["alive@example.org"]]
     assert status_of(mail_settings, first).bounced == 1 and status_of(mail_settings, first).sent == 1
     assert status_of(mail_settings, second).skipped_withdrawn == 1
@@ -690,7 +701,7 @@ def test_deliveries_are_only_for_the_snapshot_at_start(mail_settings: Settings, 
     with session_scope(mail_settings) as session:
         campaigns.start(session, mail_settings, campaign_id, utcnow())
     import_active(mail_settings, ["late@example.org"])
-    asyncio.run(send_campaign(mail_settings, campaign_id))
+    run_within(send_campaign(mail_settings, campaign_id), 60, "the campaign")
     assert [r for _f, r, _raw in sink.messages()] == [["early@example.org"]]
     with session_scope(mail_settings) as session:
         assert (

@@ -8,7 +8,6 @@ entry, so only the per-list condition stops that copy.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from mailservice.mailings.models import Delivery, MailingList, Subscriber, Subsc
 from mailservice.mailings.sender import send_campaign
 from tests.conftest import make_env, reset_caches
 from tests.servers import Recorder, Sink
+from tests.waiting import run_within
 
 TEMPLATE = "Здравствуйте!\n\nНовости.\n\nОтписаться: {{ unsubscribe_url }}\n"
 
@@ -132,7 +132,7 @@ def test_leaving_the_campaigns_list_while_staying_on_another_stops_the_copy(two_
         assert session.scalar(select(func.count()).select_from(Suppression)) == 0
     sink.clear()  # the withdrawal's own notice, if any
 
-    summary = asyncio.run(send_campaign(settings, campaign_id))
+    summary = run_within(send_campaign(settings, campaign_id), 60, "the campaign")
     assert summary.status == "done"
     assert copies(sink) == {"stays@example.org": 1, "only-news@example.org": 1}
     assert summary.totals.skipped == 1 and summary.totals.sent == 2
@@ -145,7 +145,7 @@ def test_leaving_a_list_that_is_not_the_campaigns_changes_nothing(two_lists: Set
     sink.clear()
     campaign_id = started_news_campaign(settings)
     leave(settings, "both@example.org", "tenders")
-    summary = asyncio.run(send_campaign(settings, campaign_id))
+    summary = run_within(send_campaign(settings, campaign_id), 60, "the campaign")
     assert summary.status == "done"
     assert copies(sink) == {"both@example.org": 1}
 
@@ -161,7 +161,7 @@ def test_withdrawing_consent_entirely_stops_the_copy(two_lists: Settings, sink: 
     with session_scope(settings) as session:  # nothing left: the address is suppressed
         assert session.scalar(select(func.count()).select_from(Suppression)) == 1
     sink.clear()
-    summary = asyncio.run(send_campaign(settings, campaign_id))
+    summary = run_within(send_campaign(settings, campaign_id), 60, "the campaign")
     assert summary.status == "done"
     assert copies(sink) == {"stays@example.org": 1}
     assert delivery_states(settings, campaign_id)["gone@example.org"] == "skipped"
@@ -189,7 +189,7 @@ def test_resubscribing_in_between_needs_the_new_confirmation_first(two_lists: Se
             assert outcome is not None and outcome.outcome == "confirmation_sent"
     on_lists(settings, "confirmed@example.org", ["news"])  # follows the new link this time
     sink.clear()
-    summary = asyncio.run(send_campaign(settings, campaign_id))
+    summary = run_within(send_campaign(settings, campaign_id), 60, "the campaign")
     assert summary.status == "done"
     assert copies(sink) == {"confirmed@example.org": 1}
     states = delivery_states(settings, campaign_id)
@@ -236,7 +236,9 @@ def test_leaving_one_list_in_the_middle_of_the_campaign(
     leavers = list(reversed(addresses[5::6]))  # from the end while the campaign goes from the start
     tokens = {a: unsubscribe_token(settings, a, "news") for a in leavers}
     outcome: dict[str, object] = {}
-    sender = threading.Thread(target=lambda: outcome.update(summary=asyncio.run(send_campaign(settings, campaign_id))))
+    sender = threading.Thread(
+        target=lambda: outcome.update(summary=run_within(send_campaign(settings, campaign_id), 120, "the campaign"))
+    )
     sender.start()
     deadline = time.monotonic() + 60
     while len(handler.arrivals) < 20:

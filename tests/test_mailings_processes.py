@@ -3,7 +3,6 @@ counts add up, and when the sending process is SIGKILLed the helpers stop gracef
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from mailservice.mailings.sender import send_campaign
 from tests.conftest import make_env, reset_caches
 from tests.servers import Recorder
 from tests.test_mailings_sending import ROOT, new_campaign, populate
+from tests.waiting import run_within
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def test_helpers_share_the_campaign_and_their_counts_add_up(
     handler, _port = recorder
     addresses = populate(two_processes, 300)
     campaign_id = new_campaign(two_processes)
-    summary = asyncio.run(send_campaign(two_processes, campaign_id))
+    summary = run_within(send_campaign(two_processes, campaign_id), 60, "the campaign")
     assert summary.status == "done"
     assert summary.totals.sent == 300  # this process's copies and the helper's
     assert sorted({handler.count(a) for a in addresses}) == [1]
@@ -72,8 +72,10 @@ def test_a_campaign_of_one_batch_starts_no_helper(two_processes: Settings, recor
     addresses = populate(two_processes, 20)  # one batch (MAILING_BATCH_SIZE=20)
     campaign_id = new_campaign(two_processes)
     seen: set[str] = set()
-    summary = asyncio.run(
-        send_campaign(two_processes, campaign_id, on_outcome=lambda _r: seen.update(beats(two_processes)))
+    summary = run_within(
+        send_campaign(two_processes, campaign_id, on_outcome=lambda _r: seen.update(beats(two_processes))),
+        60,
+        "the campaign",
     )
     assert summary.status == "done" and summary.totals.sent == 20
     assert len(seen) == 1, seen
@@ -112,7 +114,7 @@ def test_sender_killed_its_helper_stops_and_nothing_is_sent_twice(
     # It stopped gracefully (told by SIGTERM): it removed its own heartbeat; the killed one's is left behind.
     assert set(beats(two_processes).values()) == {sender.pid}
 
-    assert asyncio.run(send_campaign(two_processes, campaign_id)).status == "done"
+    assert run_within(send_campaign(two_processes, campaign_id), 60, "the campaign").status == "done"
     with session_scope(two_processes) as session:
         report = campaigns.status(session, campaign_id)
     counts = {a: handler.count(a) for a in addresses}

@@ -3,7 +3,6 @@ SMTP down, and workers SIGKILLed mid-campaign on PostgreSQL (several processes s
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import os
 import signal
@@ -124,7 +123,9 @@ def test_no_copy_after_a_withdrawal_commits(send_settings: Settings, recorder: t
     client = TestClient(create_app(send_settings))
     outcome: dict[str, object] = {}
     sender = threading.Thread(
-        target=lambda: outcome.update(summary=asyncio.run(send_campaign(send_settings, campaign_id)))
+        target=lambda: outcome.update(
+            summary=run_within(send_campaign(send_settings, campaign_id), 120, "the campaign")
+        )
     )
     sender.start()
     wait_until(lambda: len(handler.arrivals) >= 20, 120, "the campaign did not deliver its first 20 copies")
@@ -185,7 +186,7 @@ def test_temporary_and_permanent_refusals(send_settings: Settings, recorder: tup
     campaign_id = new_campaign(send_settings)
     with session_scope(send_settings) as session:
         campaigns.start(session, send_settings, campaign_id, utcnow())
-    assert asyncio.run(send_due(send_settings)) == 3
+    assert run_within(send_due(send_settings), 60, "the sending pass") == 3
     assert states(send_settings, campaign_id) == {"queued": 1, "failed": 2, "sent": 3}
     with session_scope(send_settings) as session:
         # 5.1.1: the mailbox does not exist, the address is suppressed; a policy refusal is not the address's fault.
@@ -194,7 +195,7 @@ def test_temporary_and_permanent_refusals(send_settings: Settings, recorder: tup
         deferred = session.scalar(select(Delivery).where(Delivery.state == DeliveryState.queued))
         assert deferred is not None and deferred.next_attempt_at > utcnow() and deferred.attempts == 1
         session.execute(update(Delivery).where(Delivery.id == deferred.id).values(next_attempt_at=utcnow()))
-    assert asyncio.run(send_due(send_settings)) == 1
+    assert run_within(send_due(send_settings), 60, "the sending pass") == 1
     assert states(send_settings, campaign_id) == {"failed": 2, "sent": 4}
     assert [handler.count(a) for a in addresses] == [1, 0, 0, 1, 1, 1]
     with session_scope(send_settings) as session:
@@ -207,7 +208,9 @@ def test_pause_and_resume(send_settings: Settings, recorder: tuple[Recorder, int
     addresses = populate(send_settings, 150)
     campaign_id = new_campaign(send_settings)
     result: dict[str, object] = {}
-    sender = threading.Thread(target=lambda: result.update(s=asyncio.run(send_campaign(send_settings, campaign_id))))
+    sender = threading.Thread(
+        target=lambda: result.update(s=run_within(send_campaign(send_settings, campaign_id), 120, "the campaign"))
+    )
     sender.start()
     wait_until(lambda: len(handler.arrivals) >= 15, 120, "the campaign did not deliver its first 15 copies")
     with session_scope(send_settings) as session:
@@ -222,7 +225,7 @@ def test_pause_and_resume(send_settings: Settings, recorder: tuple[Recorder, int
     assert len(handler.arrivals) == counts["sent"]
     with session_scope(send_settings) as session:
         campaigns.resume(session, campaign_id)
-    assert asyncio.run(send_campaign(send_settings, campaign_id)).status == "done"
+    assert run_within(send_campaign(send_settings, campaign_id), 60, "the campaign").status == "done"
     assert all(handler.count(a) == 1 for a in addresses)
 
 
@@ -233,10 +236,128 @@ def test_smtp_down_defers_and_loses_nothing(send_settings: Settings, recorder: t
     with session_scope(send_settings) as session:
         campaigns.start(session, send_settings, campaign_id, utcnow())
     down = send_settings.model_copy(update={"smtp_port": free_port()})
-    assert asyncio.run(send_due(down)) == 0
+    assert run_within(send_due(down), 60, "the sending pass") == 0
     assert states(send_settings, campaign_id) == {"queued": 20}
-    assert asyncio.run(send_due(send_settings)) == 20
+    assert run_within(send_due(send_settings), 60, "the sending pass") == 20
     assert all(handler.count(a) == 1 for a in addresses)
+
+
+def suppressed(settings: Settings, addresses: list[str]) -> list[bool]:
+    with session_scope(settings) as session:
+        return [session.get(Suppression, parse_address(a).hash) is not None for a in addresses]  # type: ignore[union-attr]
+
+
+def test_each_connection_carries_many_copies(send_settings: Settings, recorder: tuple[Recorder, int]) -> None:
+    """README, Mailings (speed): each SMTP connection is reused for many copies. Three concurrent senders
+    (`MAILING_CONCURRENCY`) may open a few (a new pass opens its own); one per copy would be 30."""
+    handler, _port = recorder
+    addresses = populate(send_settings, 30)
+    campaign_id = new_campaign(send_settings)
+    assert run_within(send_campaign(send_settings, campaign_id), 120, "the campaign").status == "done"
+    assert [handler.count(a) for a in addresses] == [1] * 30
+    assert 1 <= handler.connections <= 10, handler.connections  # three copies or more per connection
+
+
+def test_only_a_dead_mailbox_or_system_suppresses_the_address(
+    send_settings: Settings, recorder: tuple[Recorder, int]
+) -> None:
+    """RFC 3463: X.1.1 (no such mailbox), X.1.2 (no such system), X.1.3 (bad address syntax) and X.1.10 (null MX,
+    RFC 7505) say the address itself is dead; other refusals, and any 4xx, are not the address's fault."""
+    handler, _port = recorder
+    addresses = populate(send_settings, 11)
+    replies = [
+        "550 5.1.1 No such user",
+        "550 5.1.2 Bad destination system",
+        "553 5.1.3 Bad destination mailbox address syntax",
+        "550 5.1.10 Recipient address has null MX",
+        "550 5.1.6 Mailbox has moved",
+        "550 5.1.0 Other address status",
+        "550 5.2.1 Mailbox disabled",
+        "550 No such user here",  # no enhanced status code: nothing says which part failed
+        "500 5.5.2 Syntax error",  # 500 is the first permanent code
+        "450 4.1.1 Mailbox unavailable, try later",
+    ]
+    handler.refuse = dict(zip(addresses, replies, strict=False))
+    campaign_id = new_campaign(send_settings)
+    with session_scope(send_settings) as session:
+        campaigns.start(session, send_settings, campaign_id, utcnow())
+    assert run_within(send_due(send_settings), 60, "the sending pass") == 1
+    assert states(send_settings, campaign_id) == {"failed": 9, "queued": 1, "sent": 1}
+    assert suppressed(send_settings, addresses) == [True] * 4 + [False] * 7
+    with session_scope(send_settings) as session:
+        errors = dict(
+            session.execute(
+                select(Delivery.id, Delivery.last_error).where(Delivery.state == DeliveryState.failed)
+            ).all()
+        )
+    # Each failed copy keeps the server's own reply: the record of why it was not delivered.
+    assert sorted(errors.values()) == sorted(replies[:9])
+
+
+def test_refusals_of_the_sender_and_of_the_message(send_settings: Settings, recorder: tuple[Recorder, int]) -> None:
+    """A refused MAIL (4xx: later; 5xx: failed) never suppresses the recipient, whatever its code; a refusal after
+    the message (4xx: later, 5xx: failed) neither. 4xx retries, 5xx fails for good (README, Mailings)."""
+    handler, _port = recorder
+    addresses = populate(send_settings, 6)
+    handler.refuse_mail = ["451 4.3.2 System not accepting messages", "550 5.1.1 Sender address rejected"]
+    handler.refuse = {addresses[3]: "251 2.1.5 User not local; will forward"}  # RFC 5321 3.4: accepted
+    handler.after_message = {
+        addresses[4]: "452 4.3.1 Insufficient system storage",
+        addresses[5]: "500 5.5.2 Syntax error",
+    }
+    one = send_settings.model_copy(update={"mailing_concurrency": 1})  # the copies go out in turn
+    campaign_id = new_campaign(one)
+    with session_scope(one) as session:
+        campaigns.start(session, one, campaign_id, utcnow())
+    assert run_within(send_due(one), 60, "the sending pass") == 2
+    assert states(one, campaign_id) == {"queued": 2, "failed": 2, "sent": 2}
+    assert suppressed(one, addresses) == [False] * 6
+    assert [handler.count(a) for a in addresses[2:]] == [1, 1, 0, 0]
+    with session_scope(one) as session:
+        session.execute(update(Delivery).where(Delivery.state == DeliveryState.queued).values(next_attempt_at=utcnow()))
+    assert run_within(send_due(one), 60, "the sending pass") == 2
+    assert states(one, campaign_id) == {"failed": 2, "sent": 4}
+    assert handler.count(addresses[4]) == 1 and handler.count(addresses[5]) == 0
+
+
+def test_refusals_of_data_and_a_hang_up_before_the_message(
+    send_settings: Settings, recorder: tuple[Recorder, int]
+) -> None:
+    """DATA refused (4xx: later, 5xx: failed) or a server gone after its 354: the message never left, so the copy
+    is neither lost nor ambiguous; it goes out on the next attempt (README, Mailings: at most once, 4xx retries)."""
+    handler, _port = recorder
+    addresses = populate(send_settings, 5)
+    handler.hang_up_at_data = {addresses[1]}
+    handler.refuse_data = {addresses[2]: "451 4.3.0 Try again later", addresses[3]: "554 5.3.4 Message too big"}
+    campaign_id = new_campaign(send_settings)
+    with session_scope(send_settings) as session:
+        campaigns.start(session, send_settings, campaign_id, utcnow())
+    assert run_within(send_due(send_settings), 60, "the sending pass") == 2
+    assert states(send_settings, campaign_id) == {"queued": 2, "failed": 1, "sent": 2}
+    assert [handler.count(a) for a in addresses] == [1, 0, 0, 0, 1]
+    with session_scope(send_settings) as session:
+        session.execute(update(Delivery).where(Delivery.state == DeliveryState.queued).values(next_attempt_at=utcnow()))
+    assert run_within(send_due(send_settings), 60, "the sending pass") == 2
+    assert states(send_settings, campaign_id) == {"failed": 1, "sent": 4}
+    assert [handler.count(a) for a in addresses] == [1, 1, 1, 0, 1]
+    assert suppressed(send_settings, addresses) == [False] * 5
+
+
+def test_a_copy_whose_answer_never_came_is_ambiguous_and_not_sent_again(
+    send_settings: Settings, recorder: tuple[Recorder, int]
+) -> None:
+    """The message went out but the connection dropped before the 250: at most once, the copy is counted as
+    ambiguous in the campaign's status and never re-sent (README, Mailings)."""
+    handler, _port = recorder
+    addresses = populate(send_settings, 5)
+    handler.hang_up_after = {addresses[2]}
+    campaign_id = new_campaign(send_settings)
+    assert run_within(send_campaign(send_settings, campaign_id), 120, "the campaign").status == "done"
+    assert states(send_settings, campaign_id) == {"ambiguous": 1, "sent": 4}
+    with session_scope(send_settings) as session:
+        assert campaigns.status(session, campaign_id).ambiguous == 1
+    assert run_within(send_due(send_settings), 60, "the sending pass") == 0
+    assert [handler.count(a) for a in addresses] == [1] * 5
 
 
 def test_throttle_is_shared_by_the_campaign(
@@ -350,7 +471,7 @@ def test_workers_killed_at_random_never_send_twice(
         victims_logs.append(victim.stderr.read().decode("utf-8", "replace") if victim.stderr else "")
     assert killed == 3
     with caplog.at_level("WARNING", logger="mailservice.mailings.sender"):
-        assert asyncio.run(send_campaign(send_settings, campaign_id)).status == "done"
+        assert run_within(send_campaign(send_settings, campaign_id), 60, "the campaign").status == "done"
     with session_scope(send_settings) as session:
         report = campaigns.status(session, campaign_id)
     counts = {a: handler.count(a) for a in addresses}
@@ -377,7 +498,7 @@ def test_killed_between_consent_check_and_dot_loses_that_copy_only(
     assert dying.wait(timeout=120) == -signal.SIGKILL
     assert sum(handler.count(a) for a in addresses) == 9
     with caplog.at_level("WARNING", logger="mailservice.mailings.sender"):
-        assert asyncio.run(send_campaign(send_settings, campaign_id)).status == "done"
+        assert run_within(send_campaign(send_settings, campaign_id), 60, "the campaign").status == "done"
     report = states(send_settings, campaign_id)
     assert report == {"sent": 59, "ambiguous": 1}
     assert "ambiguous" in caplog.text
