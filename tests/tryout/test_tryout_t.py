@@ -102,3 +102,19 @@ def test_t6_a_question_with_prices_and_a_link_is_not_held(settings: Settings) ->
         ),
     )
     assert take(settings, letter) == Outcome.new_request
+
+
+@pytest.mark.xfail(strict=True, reason="T7: a command subject with a request in the body («прошу ...», no «?») acts")
+@pytest.mark.parametrize(
+    ("subject", "body"),
+    [
+        ("История обращений", "Прошу направить копию ответа на моё обращение об аренде участка на ул. Ленина, 5."),
+        ("Отписаться от рассылки", "Также прошу сообщить, когда будут торги по аренде участков."),
+    ],
+    ids=["history+copy-of-answer", "unsubscribe+auction-question"],
+)
+def test_t7_a_request_written_under_a_command_subject_is_registered(
+    settings: Settings, subject: str, body: str
+) -> None:
+    letter = citizen_mail(sender="nina@example.ru", subject=subject, body=body)
+    assert take(settings, letter) == Outcome.new_request
