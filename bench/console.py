@@ -322,8 +322,12 @@ def main() -> None:
         index_s = time.perf_counter() - t0
         # Statistics, and on PostgreSQL the visibility map, as a database in service has them (autovacuum keeps
         # them; a bulk load leaves none, and without the map no count is answered from an index alone).
-        with db.get_engine(settings).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("VACUUM ANALYZE" if args.db == "postgres" else "ANALYZE"))
+        if args.db == "postgres":
+            with db.get_engine(settings).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(text("VACUUM ANALYZE"))
+        else:  # in a transaction: the engine's BEGIN IMMEDIATE would otherwise be left open and ANALYZE rolled back
+            with db.get_engine(settings).begin() as conn:
+                conn.execute(text("ANALYZE"))
         with session_scope(settings) as session:
             auth.create_user(session, email="bench@dizo.test", role=auth.Role.operator, password=PASSWORD, now=utcnow())
 
