@@ -24,7 +24,7 @@ TARGET_FLAGGED_AT_MOST = 0.35
 TARGET_UNFLAGGED_RIGHT_AT_LEAST = 0.95
 # What the classifier reaches today (README says so too): a floor that catches a regression.
 FLOOR_UNFLAGGED_RIGHT = 0.93
-FLOOR_FLAGGED_AT_MOST = 0.70
+FLOOR_FLAGGED_AT_MOST = 0.65
 FLOOR_TYPE_AND_TOPIC = 0.75
 # The department's own topics: a letter outside the remit must not get one.
 DEPARTMENT_TOPICS = {
@@ -61,7 +61,7 @@ def test_held_out_part_is_large_enough_to_mean_something(report: dict[str, Any])
 
 @pytest.mark.xfail(
     strict=True,
-    reason="not reached yet: on the held-out part 61% are flagged for 94.9% right among the rest (README)",
+    reason="not reached yet: on the held-out part 58% are flagged for 94.7% right among the rest (README)",
 )
 def test_needs_review_meets_the_documented_targets(report: dict[str, Any]) -> None:
     assert report["needs_review_share"] <= TARGET_FLAGGED_AT_MOST, report["needs_review_share"]
