@@ -36,6 +36,9 @@ CONSENT_SOURCE_CHARS = 2000
 CONSENT_USER_AGENT_CHARS = 1000
 CONSENT_DETAIL_CHARS = 2000
 
+# Identity checks in person ("Security model").
+IDENTITY_NOTE_CHARS = 2000
+
 # Acknowledgements and the anonymous feedback form ("Settings", "Limits").
 ACK_LIMIT_PER_HOUR = 5
 FEEDBACK_LIMIT_PER_IP_HOUR = 10
@@ -56,6 +59,7 @@ README_PHRASES = (
     "`ACK_LIMIT_PER_HOUR` (5) per hour",
     "10 ratings per address per hour (`FEEDBACK_LIMIT_PER_IP`)",
     "the source page at 2,000 characters, the user agent at 1,000, details at 2,000",
+    "a note on the check is kept up to 2,000 characters",
     # Deadlines: registration + 30 calendar days counted from the next day; an extension of at most 15 days.
     "registration + 30 calendar days counted from the next day",
     "an extension is an *event* (≤ 15 days for 8-FZ",
