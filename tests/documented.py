@@ -14,6 +14,14 @@ LOGIN_FREE_FAILURES = 5
 LOGIN_FIRST_WAIT = dt.timedelta(minutes=1)
 LOGIN_FAILURES_PER_ADDRESS = 20
 LOGIN_ADDRESS_WINDOW = dt.timedelta(minutes=15)
+LOGIN_WAITS = tuple(dt.timedelta(minutes=m) for m in (1, 2, 4, 8, 15))  # after the free failures, capped
+LOGIN_MEMORY = dt.timedelta(hours=24)
+LOGIN_ATTEMPTS_KEPT = dt.timedelta(days=30)
+SESSION_IDLE = dt.timedelta(hours=8)
+SESSION_MAX = dt.timedelta(hours=12)
+SESSION_TOUCH = dt.timedelta(minutes=1)
+PASSWORD_MIN_CHARS = 10
+PASSWORD_MAX_CHARS = 1024
 
 # History on request ("Staff console, history on request, feedback, retention" and "Limits").
 HISTORY_ONE_EXPORT_PER = dt.timedelta(hours=6)
@@ -28,6 +36,9 @@ CONSENT_SOURCE_CHARS = 2000
 CONSENT_USER_AGENT_CHARS = 1000
 CONSENT_DETAIL_CHARS = 2000
 
+# Identity checks in person ("Security model").
+IDENTITY_NOTE_CHARS = 2000
+
 # Acknowledgements and the anonymous feedback form ("Settings", "Limits").
 ACK_LIMIT_PER_HOUR = 5
 FEEDBACK_LIMIT_PER_IP_HOUR = 10
@@ -36,6 +47,11 @@ FEEDBACK_LIMIT_PER_IP_HOUR = 10
 README_PHRASES = (
     "5 failed logins to one account from one address are free; after them that address waits 1, 2, 4, 8 minutes",
     "20 failures from one address in 15 minutes",
+    "then 15 minutes after its last failure",
+    "failures are remembered 24 hours",
+    "Login attempts (account, address, time, outcome) are kept 30 days",
+    "A session ends 8 hours after the last page view and 12 hours after the login (a page view counts at most once a"
+    " minute); passwords are 10 to 1024 characters",
     "History: one export per 6 hours",
     "a signed download link (valid 7 days, one export per 6 hours)",
     "`MAILING_LIMIT_PER_ADDRESS` (3 subscription requests per address per hour)",
@@ -43,6 +59,7 @@ README_PHRASES = (
     "`ACK_LIMIT_PER_HOUR` (5) per hour",
     "10 ratings per address per hour (`FEEDBACK_LIMIT_PER_IP`)",
     "the source page at 2,000 characters, the user agent at 1,000, details at 2,000",
+    "a note on the check is kept up to 2,000 characters",
     # Deadlines: registration + 30 calendar days counted from the next day; an extension of at most 15 days.
     "registration + 30 calendar days counted from the next day",
     "an extension is an *event* (≤ 15 days for 8-FZ",

@@ -22,6 +22,7 @@ from mailservice.history.archive import is_client_visible
 from mailservice.inforequests import identity
 from mailservice.inforequests.identity import IdentityError
 from mailservice.inforequests.models import Client, ClientContact, Event, IdentityCheck, MergeSuggestion, Proof
+from tests import documented
 from tests.conftest import make_env, reset_caches
 
 AT = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)
@@ -179,6 +180,7 @@ def test_a_new_record_not_yet_saved_gets_its_suggestion(db: Settings) -> None:
         session.add(newer)
         unsaved = Client(name="Орлов Пётр")
         session.add(unsaved)
+        assert identity.suggest_merge(session, unsaved, unsaved, "сам с собой", AT) is None
         assert identity.suggest_merge(session, newer, older, "совпал телефон", AT) is not None
         assert identity.suggest_merge(session, unsaved, newer, "совпало имя", AT) is not None
         session.flush()
@@ -257,7 +259,7 @@ def test_a_check_gives_a_new_phone_and_says_when_nothing_was_given(db: Settings)
         assert (empty.email, empty.phone, empty.note) == (None, None, "")
 
 
-def test_a_long_checker_is_cut_to_the_columns_not_refused(db: Settings) -> None:
+def test_a_long_checker_or_note_is_cut_not_refused(db: Settings) -> None:
     # The checker is free text (`requests identity-check --by`); PostgreSQL refused the whole check when it was
     # longer than the notes' actor column.
     chars = IdentityCheck.__table__.c.checked_by.type.length  # type: ignore[attr-defined]
@@ -265,10 +267,11 @@ def test_a_long_checker_is_cut_to_the_columns_not_refused(db: Settings) -> None:
     with session_scope(db) as session:
         client = _client(session, "Смирнова")
         identity.record_check(
-            session, client, document="passport_rf", checked_by="к" * 400, now=AT, email="s@example.ru"
+            session, client, document="passport_rf", checked_by="к" * 400, now=AT, email="s@example.ru", note="н" * 3000
         )
     with session_scope(db) as session:
-        assert session.scalars(select(IdentityCheck.checked_by)).one() == "к" * chars
+        check = session.scalars(select(IdentityCheck)).one()
+        assert (check.checked_by, check.note) == ("к" * chars, "н" * documented.IDENTITY_NOTE_CHARS)
         assert session.scalars(select(Event.actor)).all() == ["к" * actor_chars] * 2
 
 

@@ -21,7 +21,7 @@ from mailservice.config import Settings
 from mailservice.db import session_scope
 from mailservice.mailings import consent
 from mailservice.mailings.consent import Evidence, parse_address
-from mailservice.mailings.models import ConsentEvent, ConsentText, MailingList, Subscriber
+from mailservice.mailings.models import ConsentEvent, ConsentText, MailingList, Subscriber, Subscription
 from tests import documented
 from tests.conftest import make_env, reset_caches
 
@@ -120,11 +120,15 @@ def test_a_consent_record_holds_every_part_of_the_proof(logged: Settings) -> Non
     with session_scope(logged) as session:
         shown = consent.current_consent(session, logged)
         subscriber, news = _subscriber_and_list(session, purpose="информирование о новостях департамента")
+        subscription = Subscription(subscriber_id=subscriber.id, list_id=news.id, nonce="n")
+        session.add(subscription)
+        session.flush()
         consent.record(
             session,
             logged,
             kind="given",
             subscriber_id=subscriber.id,
+            subscription_id=subscription.id,
             address_hash=subscriber.email_hash,
             evidence=Evidence(
                 method="web_form",
@@ -142,7 +146,7 @@ def test_a_consent_record_holds_every_part_of_the_proof(logged: Settings) -> Non
         event = session.scalars(select(ConsentEvent)).one()
         news_id = session.scalar(select(MailingList.id))
         assert (event.at, event.kind, event.subscriber_id, event.list_id) == (AT, "given", subscriber.id, news_id)
-        assert event.subscription_id is None
+        assert event.subscription_id == session.scalar(select(Subscription.id))
         assert event.email_hash == consent.email_hash("reader@example.org")
         assert (event.method, event.ip) == ("web_form", "2001:db8:85a3:8d3:1319:8a2e:370:7348")
         assert event.purpose == "информирование о новостях департамента"
@@ -176,7 +180,8 @@ def test_a_record_without_list_or_text_says_so_and_cuts_to_the_columns(logged: S
     ip_chars = ConsentEvent.__table__.c.ip.type.length  # type: ignore[attr-defined]
     with session_scope(logged) as session:
         event = session.scalars(select(ConsentEvent)).one()
-        assert (event.list_id, event.purpose, event.consent_version, event.consent_sha256) == (None, "", "", "")
+        assert (event.list_id, event.subscription_id) == (None, None)
+        assert (event.purpose, event.consent_version, event.consent_sha256) == ("", "", "")
         assert (event.source, event.user_agent, event.detail) == ("", "", "")
         assert (event.method, event.ip) == ("m" * method_chars, "i" * ip_chars)
 
