@@ -18,7 +18,7 @@ from mailservice.inforequests.models import Client, ClientContact, Event
 from mailservice.outbox import OutboxMessage
 from mailservice.tokens import Purpose, sign_timed
 from tests import documented
-from tests.console_support import parsed, text_of
+from tests.console_support import link_in, parsed, text_of
 
 A = "ivanov@example.ru"
 A2 = "ivanov.home@example.ru"
@@ -86,7 +86,11 @@ def test_the_link_letter_and_the_limited_letter_give_their_dates(settings: Setti
         assert export.expires_at == t0 + VALID
         assert len(export.nonce) >= 16  # a random nonce, not a guessable number
         link_mail, limited_mail = parsed(link.raw), parsed(limited.raw)
-        assert service.download_url(settings, export) in text_of(link_mail)
+        assert link_mail["Subject"] == "Ваша история взаимодействия с департаментом"
+        assert limited_mail["Subject"] == "История взаимодействия"
+        token = link_in(link_mail, "/history/download/").removeprefix("/history/download/")
+        assert f"{settings.public_url}/history/download/{token}" in text_of(link_mail)
+        assert service.open_download(session, settings, token, t0) is export
         assert f"Ссылка действует до {_local(t0 + VALID, settings)}" in text_of(link_mail)
         assert "Иванов Иван" in str(link_mail["To"]) and "Уважаемый(ая) Иванов Иван!" in text_of(link_mail)
         assert f"Новый запрос можно направить после {_local(t0 + PER, settings)}" in text_of(limited_mail)
@@ -115,6 +119,7 @@ def test_a_refusal_letter_goes_at_most_once_per_six_hours_to_each_address(settin
         assert _ask(session, settings, None, STRANGER, told + PER) is service.Outcome.unknown
         assert len(_letters(session, STRANGER)) == 2
         mail = parsed(first.raw)
+        assert mail["Subject"] == "История взаимодействия"
         assert "не связано ни одного обращения" in text_of(mail)
         assert mail["Auto-Submitted"] == "auto-replied"
         assert session.scalar(select(Event.id).limit(1)) is None  # a stranger has no timeline
@@ -132,6 +137,7 @@ def test_an_unproven_address_is_told_how_to_prove_it_and_staff_where_to_send(set
         [letter] = _letters(session, A2)  # the e-mail request is answered once per interval
         assert (letter.ref_type, letter.ref_id) == ("history_proof", client.id)  # answering it proves the address
         mail = parsed(letter.raw)
+        assert mail["Subject"] == "История взаимодействия: подтвердите адрес"
         assert "ответьте на это письмо" in text_of(mail) and "Иванов" not in text_of(mail) + str(mail["To"])
         assert _letters(session, A) == _letters(session, A3) == [] and session.scalar(select(HistoryExport.id)) is None
         notes = session.scalars(
@@ -245,6 +251,9 @@ def test_a_legacy_confirmation_proves_once_and_restarts_the_seven_days(settings:
         token = service.verify_token(settings, export)
         assert service.peek_confirmation(session, settings, token) is export and export.status != "ready"
         clicked = t0 + dt.timedelta(days=2)
+        with pytest.raises(service.HistoryLinkError) as unconfirmed:  # its download link opens only once confirmed
+            service.open_download(session, settings, service.download_token(settings, export), t0)
+        assert unconfirmed.value.kind == "invalid"
         assert service.confirm_address(session, settings, token, clicked) is export
         assert (export.status, export.verified_at, export.expires_at) == ("ready", clicked, clicked + VALID)
         [contact] = client.contacts
@@ -300,8 +309,24 @@ def test_the_e_mailed_link_opens_the_download_page_whatever_the_public_url_ends_
         with session_scope(site) as session:
             client = _client(session, f"Иванов {len(public_url)}", (f"i{len(public_url)}@example.ru", True))
             export = _export(session, site, client, client.contacts[0].value, utcnow())
-            url = service.download_url(site, export)
-            assert url in text_of(parsed(_letters(session, export.address)[0].raw))
-        assert url.startswith("https://dizo.example.ru/history/download/")
-        path = url.removeprefix("https://dizo.example.ru")
+            mail = parsed(_letters(session, export.address)[0].raw)
+        path = link_in(mail, "/history/download/")
+        assert f"https://dizo.example.ru{path}" in text_of(mail)  # one slash between the site and the path
         assert client_for(site).get(path).status_code == 200
+
+
+def test_only_a_refusal_letter_counts_toward_the_refusal_limit(settings: Settings) -> None:
+    # The client's acknowledgement went to the unproven address a minute ago: the letter saying how to prove it
+    # is still sent.
+    with session_scope(settings) as session:
+        client = _client(session, "Иванов Иван", (A2, False))
+        t0 = utcnow()
+        session.add(
+            OutboxMessage(
+                kind="acknowledgement", message_id="ack-1@dizo.test", mail_from="info@dizo.test", recipients=A2,
+                raw=b"", created_at=t0,
+            )
+        )  # fmt: skip
+        session.flush()
+        assert _ask(session, settings, client, A2, t0 + MINUTE) is service.Outcome.unproven
+        assert [row.kind for row in _letters(session, A2)] == ["acknowledgement", "history_unproven"]

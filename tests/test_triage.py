@@ -498,3 +498,11 @@ def test_no_reply_and_no_sender_rules_give_their_reasons() -> None:
     # A report with no usable sender (the parser keeps it for triage) and nothing else to go by.
     bare = _triage(_report("something-else", "text/plain", sender="Report Robot"))
     assert bare.verdict is Verdict.auto_reply and bare.reason
+
+
+def test_a_mail_system_address_read_from_reply_to_is_seen() -> None:
+    # No usable From or Sender: the parser takes the Reply-To address, and that address is a mail system's.
+    raw = _msg(
+        "Reply-To: MAILER-DAEMON@mx.example.ru", sender="undisclosed", subject="Статистика", body="Очередь пуста."
+    )
+    assert _triage(raw).verdict is Verdict.auto_reply
