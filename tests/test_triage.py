@@ -259,3 +259,250 @@ def test_gateway_subject_alone_from_a_citizen_is_normal(subject: str) -> None:
     # The subject alone never makes a bounce: a citizen may paste one when asking why their letter did not arrive.
     body = "Пытался отправить вам письмо, пришло вот такое уведомление. Прошу сообщить правильный адрес."
     assert _triage(_msg(subject=subject, body=body)).verdict is Verdict.normal
+
+
+def _report(report_type: str, status_part: str, sender: str = "MAILER-DAEMON@mx.example.gov.ru") -> bytes:
+    """A multipart/report whose machine-readable part is labelled ``status_part``."""
+    return (
+        f"From: {sender}\nTo: info@example.gov.ru\nSubject: Report\nMIME-Version: 1.0\n"
+        f'Content-Type: multipart/report; report-type={report_type}; boundary="B"\n\n'
+        "--B\nContent-Type: text/plain\n\nReport.\n"
+        f"--B\nContent-Type: {status_part}\n\nReporting-MTA: dns; mx.example.gov.ru\n--B--\n"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("report_type", "verdict", "reason_part"),
+    [
+        ("delivery-status", Verdict.bounce, "RFC 3464"),
+        ("Delivery-Status", Verdict.bounce, "RFC 3464"),  # parameter values are case-insensitive (RFC 6522)
+        ("feedback-report", Verdict.auto_reply, "RFC 5965"),
+        ("disposition-notification", Verdict.auto_reply, "RFC 8098"),
+    ],
+)
+def test_the_report_type_alone_identifies_a_report(report_type: str, verdict: Verdict, reason_part: str) -> None:
+    # Some gateways label the machine-readable part text/plain: the report type of the whole message still says
+    # what it is. A person's ordinary sender is used, so that nothing else points at a machine.
+    result = _triage(_report(report_type, "text/plain", sender="Иван Петров <ivan@example.ru>"))
+    assert result.verdict is verdict and reason_part in result.reason
+
+
+def test_another_report_type_is_no_report() -> None:
+    result = _triage(_report("something-else", "text/plain", sender="Иван Петров <ivan@example.ru>"))
+    assert result.verdict is Verdict.normal
+
+
+@pytest.mark.parametrize(("actions", "verdict"), [
+    (("relayed",), Verdict.auto_reply),
+    (("expanded",), Verdict.auto_reply),
+    (("delivered", "relayed"), Verdict.auto_reply),
+    (("delivered", "failed"), Verdict.bounce),  # one recipient failed: a bounce for that one
+    (("delayed",), Verdict.bounce),
+])  # fmt: skip
+def test_a_report_of_success_for_every_recipient_is_no_bounce(actions: tuple[str, ...], verdict: Verdict) -> None:
+    # RFC 3464 2.3.3: delivered, relayed and expanded report success; failed and delayed do not.
+    recipients = "".join(
+        f"\nFinal-Recipient: rfc822; r{n}@example.ru\nAction: {action}\nStatus: {status}\n"
+        for n, (action, status) in enumerate((a, "5.1.1" if a == "failed" else "2.0.0") for a in actions)
+    )
+    raw = _dsn("x", "x").replace(
+        b"\nFinal-Recipient: rfc822; someone@example.ru\nAction: x\nStatus: x\n", recipients.encode()
+    )
+    assert _triage(raw).verdict is verdict
+
+
+def test_a_microsoft_complaint_report_is_automatic() -> None:
+    # JMRP: Microsoft returns the complained-about message with its own X-HmXmrOriginalRecipient header; neither the
+    # sender nor the subject is a mail system's.
+    raw = (
+        b"From: staff@hotmail.com\nTo: abuse@example.gov.ru\nSubject: complaint about message from 192.0.2.1\n"
+        b'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="B"\n\n'
+        b"--B\nContent-Type: text/plain\n\nThis is an email abuse report for an email message received.\n"
+        b"--B\nContent-Type: message/rfc822\n\nX-HmXmrOriginalRecipient: <someone@hotmail.com>\n"
+        b"From: info@example.gov.ru\nTo: someone@hotmail.com\nSubject: News\n\nNews.\n--B--\n"
+    )
+    result = _triage(raw)
+    assert result.verdict is Verdict.auto_reply and "JMRP" in result.reason
+    # The same returned copy without Microsoft's header is a person forwarding a letter.
+    assert _triage(raw.replace(b"X-HmXmrOriginalRecipient", b"X-Original-To")).verdict is Verdict.normal
+
+
+def test_a_mail_system_named_only_in_an_unparsable_from_is_seen() -> None:
+    # «From: MAILER-DAEMON» (no domain) gives no usable address, and a second From header is dropped by the parser:
+    # every From header as written is read for the mail-system account.
+    body = "This message could not be delivered."
+    bare = _msg(sender="MAILER-DAEMON", subject="Undelivered Mail Returned to Sender", body=body)
+    assert _triage(bare).verdict is Verdict.bounce
+    second = _msg("From: MAILER-DAEMON", subject="Undelivered Mail Returned to Sender", body=body)
+    assert _triage(second).verdict is Verdict.bounce
+
+
+def test_a_bounce_from_a_no_reply_sender_is_read_in_its_html_part_too() -> None:
+    # The failure wording only in the HTML alternative (the text part says to see it): still a bounce.
+    raw = (
+        b"From: noreply@mx.example.ru\nTo: info@example.gov.ru\nSubject: Report\nMIME-Version: 1.0\n"
+        b'Content-Type: multipart/alternative; boundary="B"\n\n'
+        b"--B\nContent-Type: text/plain\n\nSee the HTML part.\n"
+        b"--B\nContent-Type: text/html\n\n<p>Your message could not be delivered.</p>\n--B--\n"
+    )
+    assert _triage(raw).verdict is Verdict.bounce
+    # Failure wording only in a quoted original below the notice is not the notice's own.
+    quoted = (
+        b"From: noreply@forms.example.ru\nTo: info@example.gov.ru\nSubject: Report\nMIME-Version: 1.0\n"
+        b"Content-Type: text/plain\n\nStatistics for today.\n\n----- Original message -----\nFrom: x@example.ru\n"
+        b"Subject: hi\n\nmy letter was not delivered\n"
+    )
+    assert _triage(quoted).verdict is Verdict.normal
+
+
+def _mixed(sender: str, subject: str, part_type: str, part_body: str = "Reporting-MTA: dns; mx.example.ru\n") -> bytes:
+    """A multipart/mixed letter with one more part of ``part_type`` (no report-type to help)."""
+    return (
+        f"From: {sender}\nTo: info@example.gov.ru\nSubject: {subject}\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/mixed; boundary="B"\n\n'
+        f"--B\nContent-Type: text/plain\n\nСм. вложение.\n--B\nContent-Type: {part_type}\n\n{part_body}\n--B--\n"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("part_type", "verdict", "reason_part"),
+    [
+        ("message/delivery-status", Verdict.bounce, "RFC 3464"),
+        ("message/feedback-report", Verdict.auto_reply, "RFC 5965"),
+        ("message/disposition-notification", Verdict.auto_reply, "RFC 8098"),
+    ],
+)
+def test_a_report_part_alone_identifies_a_report(part_type: str, verdict: Verdict, reason_part: str) -> None:
+    # The machine-readable part is enough, whatever the container says (no report-type parameter here).
+    result = _triage(_mixed("Иван Петров <ivan@example.ru>", "Вопрос", part_type))
+    assert result.verdict is verdict and reason_part in result.reason
+
+
+def test_a_report_type_on_another_container_is_no_report() -> None:
+    # RFC 6522: report-type belongs to multipart/report; on a person's multipart/mixed it says nothing.
+    raw = _mixed("Иван Петров <ivan@example.ru>", "Вопрос", "text/plain", "Прошу ответить.")
+    raw = raw.replace(b"multipart/mixed;", b"multipart/mixed; report-type=delivery-status;")
+    assert _triage(raw).verdict is Verdict.normal
+
+
+@pytest.mark.parametrize("part_type", ["message/rfc822", "text/rfc822-headers"])
+def test_a_bounce_subject_with_a_returned_copy_is_a_bounce(part_type: str) -> None:
+    # Exchange and others return the original (or its headers) under «Undeliverable: ...» from an ordinary-looking
+    # account: the returned copy is the machine's sign.
+    raw = _mixed("Exchange <robot@mx.example.ru>", "Undeliverable: Запрос", part_type, "From: info@example.gov.ru\n")
+    assert _triage(raw).verdict is Verdict.bounce
+
+
+def test_a_mail_system_named_only_in_the_sender_header_is_seen() -> None:
+    raw = _msg(
+        "Sender: MAILER-DAEMON@mx.example.ru",
+        sender="Почтовый робот <robot@mx.example.ru>",
+        subject="Undelivered Mail Returned to Sender",
+        body="This message could not be delivered.",
+    )
+    assert _triage(raw).verdict is Verdict.bounce
+
+
+@pytest.mark.parametrize(
+    ("sender", "verdict"),
+    [("MAILER-DAEMON@mx.example.ru", Verdict.auto_reply), ("noreply@forms.example.ru", Verdict.normal)],
+)
+def test_a_letter_with_no_text_at_all_from_a_machine_account(sender: str, verdict: Verdict) -> None:
+    # Only an attached file: no failure text to read, so no bounce; a site form's no-reply letter is a person's.
+    raw = (
+        f"From: {sender}\nTo: info@example.gov.ru\nSubject: Статистика\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/mixed; boundary="B"\n\n--B\n'
+        'Content-Type: application/pdf; name="scan.pdf"\nContent-Transfer-Encoding: base64\n\nJVBERi0=\n--B--\n'
+    ).encode()
+    assert _triage(raw).verdict is verdict
+
+
+def test_a_mail_system_notice_is_read_in_its_html_part_too() -> None:
+    raw = (
+        b"From: MAILER-DAEMON@mx.example.ru\nTo: info@example.gov.ru\nSubject: Notice\nMIME-Version: 1.0\n"
+        b'Content-Type: multipart/alternative; boundary="B"\n\n'
+        b"--B\nContent-Type: text/plain\n\nSee the HTML part.\n"
+        b"--B\nContent-Type: text/html\n\n<p>Your message could not be delivered.</p>\n--B--\n"
+    )
+    assert _triage(raw).verdict is Verdict.bounce
+
+
+@pytest.mark.parametrize(
+    ("kind", "verdict"),
+    [("Bounce", Verdict.bounce), ("Complaint", Verdict.auto_reply), ("Delivery", Verdict.auto_reply)],
+)
+@pytest.mark.parametrize("escaped", [False, True], ids=["json", "json in a string"])
+def test_amazon_ses_notifications(kind: str, verdict: Verdict, escaped: bool) -> None:
+    # SES sends its notifications as JSON, often as a string inside the SNS envelope's JSON (quotes escaped).
+    q = '\\"' if escaped else '"'
+    body = f'{{"Type": "Notification", "Message": "{{{q}notificationType{q}:{q}{kind}{q}, {q}mail{q}: {{}}}}"}}\n'
+    result = _triage(
+        _msg(sender="AWS Notifications <sns@amazonaws.example.com>", subject="AWS Notification", body=body)
+    )
+    assert result.verdict is verdict and "SES" in result.reason
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        "X-MS-Exchange-Inbox-Rules-Loop: info@example.ru",
+        "X-Precedence: bulk",
+        "X-Auto-Reply: yes",
+        "X-Autogenerated: Reply",
+    ],
+)
+def test_more_auto_reply_headers(headers: str) -> None:
+    assert _triage(_msg(headers)).verdict is Verdict.auto_reply
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        _dsn("failed", "5.1.1"),
+        _dsn("delivered", "2.0.0"),
+        _msg("X-Failed-Recipients: lost@example.ru"),
+        _msg(sender="MAILER-DAEMON@mx.example.ru", subject="Undelivered Mail Returned to Sender"),
+        _msg(sender="MAILER-DAEMON@mx.example.ru", subject="Статистика", body="Очередь пуста."),
+        _msg(sender="news-request@lists.example.ru"),
+        _msg("Auto-Submitted: auto-replied"),
+        _msg("In-Reply-To: <ours@example.gov.ru>", subject="Автоответ: Re: запрос"),
+        _msg(subject="Автоответ: Re: запрос"),
+        _msg("In-Reply-To: <ours@example.gov.ru>", subject="Нет на месте: Re: запрос"),
+        _msg(),
+    ],
+    ids=[
+        "dsn failed",
+        "dsn delivered",
+        "x-failed-recipients",
+        "mailer-daemon bounce",
+        "mailer-daemon notice",
+        "list robot",
+        "auto-submitted",
+        "auto subject on a reply",
+        "auto subject alone",
+        "away on a reply",
+        "person",
+    ],
+)
+def test_every_verdict_names_the_rule_that_decided_it(raw: bytes) -> None:
+    # The reason goes to the intake journal and the console: never empty.
+    reason = _triage(raw).reason
+    assert isinstance(reason, str) and reason.strip()
+
+
+def test_no_reply_and_no_sender_rules_give_their_reasons() -> None:
+    no_reply = _triage(
+        _msg(sender="noreply@mx.example.ru", subject="Report", body="The message could not be delivered.")
+    )
+    assert no_reply.verdict is Verdict.bounce and no_reply.reason
+    # A report with no usable sender (the parser keeps it for triage) and nothing else to go by.
+    bare = _triage(_report("something-else", "text/plain", sender="Report Robot"))
+    assert bare.verdict is Verdict.auto_reply and bare.reason
+
+
+def test_a_mail_system_address_read_from_reply_to_is_seen() -> None:
+    # No usable From or Sender: the parser takes the Reply-To address, and that address is a mail system's.
+    raw = _msg(
+        "Reply-To: MAILER-DAEMON@mx.example.ru", sender="undisclosed", subject="Статистика", body="Очередь пуста."
+    )
+    assert _triage(raw).verdict is Verdict.auto_reply

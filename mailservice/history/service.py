@@ -74,11 +74,6 @@ def download_url(settings: Settings, export: HistoryExport) -> str:
     return f"{_base(settings)}/history/download/{download_token(settings, export)}"
 
 
-def verify_url(settings: Settings, export: HistoryExport) -> str:
-    """Public URL of the confirmation page."""
-    return f"{_base(settings)}/history/confirm/{verify_token(settings, export)}"
-
-
 def _contact(session: Session, client_id: int, address: str) -> ClientContact | None:
     return session.scalar(
         select(ClientContact).where(
