@@ -311,9 +311,11 @@ class RecorderServer(SMTP):
                 return
             if rcpt in handler.hang_up_at_data:
                 handler.hang_up_at_data.discard(rcpt)
-                await self.push("354 End data with <CR><LF>.<CR><LF>")
-                assert self.transport is not None
-                self.transport.close()  # the server invited the message and went away before it came
+                # The 354 and the end of the connection in one go (no await between them to yield in): the sender
+                # learns both before it could write, as when a server goes away right after inviting the message.
+                assert isinstance(self.transport, asyncio.Transport)
+                self.transport.write(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                self.transport.close()
                 return
         await super().smtp_DATA(arg)
 

@@ -113,7 +113,8 @@ def test_reply_by_message_id_joins_the_request(settings: Settings, sink: Sink) -
 
 def test_a_reply_joins_the_request_of_the_latest_of_our_messages_it_names(settings: Settings, sink: Sink) -> None:
     """In-Reply-To names the message answered and References list the thread oldest first (RFC 5322 3.6.4): a reply
-    that names acknowledgements of two requests joins the one it answers, or else the newest it lists."""
+    that names acknowledgements of two requests joins the one it answers, or else the newest it lists; ids that are
+    not ours are passed over."""
     process_raw(settings, citizen_mail(), smtp_source(), now=NOW)
     other = citizen_mail(subject="Другой вопрос", body="Прошу сообщить график приёма граждан в марте.")
     process_raw(settings, other, smtp_source(), now=NOW)
@@ -128,6 +129,7 @@ def test_a_reply_joins_the_request_of_the_latest_of_our_messages_it_names(settin
         (None, [second, first], "2026-000001"),
         (first, [first, second], "2026-000001"),
         (second, [second, first], "2026-000002"),
+        ("own-draft@ivanov.example.ru", [first], "2026-000001"),  # answers a message of theirs, quotes ours
     ):
         reply = citizen_mail(
             subject="Re: ответ", body=f"Дополнение {joins}.", in_reply_to=in_reply_to, references=references

@@ -15,11 +15,13 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError
 
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.mailings import campaigns, consent, subscribers
 from mailservice.mailings.consent import parse_address
+from mailservice.mailings.ledger import Job, Ledger, Outcome
 from mailservice.mailings.models import (
     Campaign,
     ConsentEvent,
@@ -256,6 +258,38 @@ def test_each_connection_carries_many_copies(send_settings: Settings, recorder: 
     assert run_within(send_campaign(send_settings, campaign_id), 120, "the campaign").status == "done"
     assert [handler.count(a) for a in addresses] == [1] * 30
     assert 1 <= handler.connections <= 10, handler.connections  # three copies or more per connection
+
+
+def test_a_failed_consent_round_sends_nothing_and_loses_nothing(
+    send_settings: Settings, recorder: tuple[Recorder, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database fails while consent is re-checked: the copies of that round were not marked sending, so none
+    goes out (the connection drops, the unterminated DATA is discarded); the pass ends and they wait for the next
+    one, which sends each exactly once (module docstring: a crash before the commit loses nothing)."""
+    handler, _port = recorder
+    addresses = populate(send_settings, 12)
+    campaign_id = new_campaign(send_settings)
+    with session_scope(send_settings) as session:
+        campaigns.start(session, send_settings, campaign_id, utcnow())
+    real = Ledger.commit_round
+    failures = []
+
+    def failing_once(self: Ledger, jobs: list[Job], outcomes: list[tuple[Job, Outcome]]) -> dict[int, str]:
+        if jobs and not failures:
+            failures.append(len(jobs))
+            raise OperationalError("UPDATE mailing_deliveries", {}, Exception("the database went away"))
+        return real(self, jobs, outcomes)
+
+    monkeypatch.setattr(Ledger, "commit_round", failing_once)
+    first = run_within(send_due(send_settings), 60, "the pass with a failed round")
+    assert failures and first < 12
+    assert [handler.count(a) for a in addresses].count(1) == first  # only the copies recorded as sent arrived
+    assert "sending" not in states(send_settings, campaign_id)
+    with session_scope(send_settings) as session:
+        session.execute(update(Delivery).where(Delivery.state == DeliveryState.queued).values(next_attempt_at=utcnow()))
+    run_within(send_due(send_settings), 60, "the next pass")
+    assert states(send_settings, campaign_id) == {"sent": 12}
+    assert [handler.count(a) for a in addresses] == [1] * 12
 
 
 def test_only_a_dead_mailbox_or_system_suppresses_the_address(
