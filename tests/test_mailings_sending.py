@@ -354,27 +354,26 @@ def test_refusals_of_the_sender_and_of_the_message(send_settings: Settings, reco
     assert handler.count(addresses[4]) == 1 and handler.count(addresses[5]) == 0
 
 
-def test_refusals_of_data_and_a_hang_up_before_the_message(
-    send_settings: Settings, recorder: tuple[Recorder, int]
-) -> None:
-    """DATA refused (4xx: later, 5xx: failed) or a server gone after its 354: the message never left, so the copy
-    is neither lost nor ambiguous; it goes out on the next attempt (README, Mailings: at most once, 4xx retries)."""
+def test_refusals_of_data(send_settings: Settings, recorder: tuple[Recorder, int]) -> None:
+    """DATA refused (4xx: later, 5xx: failed): the message never left, so the copy is neither lost nor ambiguous; a
+    4xx goes out on the next attempt (README, Mailings: at most once, 4xx retries). A server that hangs up after its
+    354 is not tested here: whether the client had begun writing the message by then is a race it cannot see, and
+    at most once then rightly counts the copy as ambiguous."""
     handler, _port = recorder
-    addresses = populate(send_settings, 5)
-    handler.hang_up_at_data = {addresses[1]}
-    handler.refuse_data = {addresses[2]: "451 4.3.0 Try again later", addresses[3]: "554 5.3.4 Message too big"}
+    addresses = populate(send_settings, 4)
+    handler.refuse_data = {addresses[1]: "451 4.3.0 Try again later", addresses[2]: "554 5.3.4 Message too big"}
     campaign_id = new_campaign(send_settings)
     with session_scope(send_settings) as session:
         campaigns.start(session, send_settings, campaign_id, utcnow())
     assert run_within(send_due(send_settings), 60, "the sending pass") == 2
-    assert states(send_settings, campaign_id) == {"queued": 2, "failed": 1, "sent": 2}
-    assert [handler.count(a) for a in addresses] == [1, 0, 0, 0, 1]
+    assert states(send_settings, campaign_id) == {"queued": 1, "failed": 1, "sent": 2}
+    assert [handler.count(a) for a in addresses] == [1, 0, 0, 1]
     with session_scope(send_settings) as session:
         session.execute(update(Delivery).where(Delivery.state == DeliveryState.queued).values(next_attempt_at=utcnow()))
-    assert run_within(send_due(send_settings), 60, "the sending pass") == 2
-    assert states(send_settings, campaign_id) == {"failed": 1, "sent": 4}
-    assert [handler.count(a) for a in addresses] == [1, 1, 1, 0, 1]
-    assert suppressed(send_settings, addresses) == [False] * 5
+    assert run_within(send_due(send_settings), 60, "the sending pass") == 1
+    assert states(send_settings, campaign_id) == {"failed": 1, "sent": 3}
+    assert [handler.count(a) for a in addresses] == [1, 1, 0, 1]
+    assert suppressed(send_settings, addresses) == [False] * 4
 
 
 def test_a_copy_whose_answer_never_came_is_ambiguous_and_not_sent_again(
