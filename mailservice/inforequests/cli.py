@@ -21,6 +21,7 @@ from mailservice.inforequests import identity, queues
 from mailservice.inforequests.lifecycle import (
     CHANNEL_NAMES,
     REFUSAL_GROUNDS,
+    STAFF_SETTABLE,
     STATUS_NAMES,
     Channel,
     Status,
@@ -341,10 +342,23 @@ def show_cmd(number: Annotated[str, typer.Argument(help="Регистрацио�
         typer.echo("\n".join(line for line in out if line is not None))
 
 
+# The statuses `status --to` offers: those staff may set (received/registered come from registration only).
+SETTABLE = [s.value for s in Status if s in STAFF_SETTABLE]
+
+
+def _settable_status(value: str) -> Status:
+    if value not in SETTABLE:
+        raise typer.BadParameter(f"ожидается одно из: {', '.join(SETTABLE)}")
+    return Status(value)
+
+
 @app.command("status")
 def status_cmd(
     number: Annotated[str, typer.Argument(help="Регистрационный номер")],
-    to: Annotated[Status, typer.Option("--to", help="Новый статус")],
+    to: Annotated[
+        Status,
+        typer.Option("--to", help="Новый статус", metavar=f"[{'|'.join(SETTABLE)}]", parser=_settable_status),
+    ],
     comment: Annotated[str, typer.Option(help="Комментарий, причина или текст ответа")] = "",
     ground: Annotated[str | None, typer.Option(help="Основание отказа: " + ", ".join(REFUSAL_GROUNDS))] = None,
     days: Annotated[int | None, typer.Option(help="На сколько дней продлить (при --to extended)")] = None,
