@@ -175,6 +175,35 @@ def test_the_status_link_survives_key_rotation_and_reaches_only_its_request(
 
 
 @pytest.mark.parametrize(
+    ("extra", "base"),
+    [
+        # README, "Settings": the web app listens on `WEB_HOST`:`WEB_PORT` (127.0.0.1 by default).
+        ({"web_port": "8731"}, "http://127.0.0.1:8731"),
+        # Behind a proxy the address set explicitly is kept, whatever port the app listens on.
+        ({"web_port": "8731", "public_url": "https://dizo.example"}, "https://dizo.example"),
+    ],
+)
+def test_links_in_mail_lead_where_the_web_app_is(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, extra: dict[str, str], base: str
+) -> None:
+    # Tester's F9: with MAILSERVICE_WEB_PORT=8731 the app listened on 8731 while every link said :8000.
+    from mailservice.outbox import OutboxMessage
+    from tests.console_support import mail_request
+
+    try:
+        settings = make_env(monkeypatch, tmp_path, db_url, **extra)
+        assert settings.public_url == base
+        mail_request(settings)
+        with session_scope(settings) as session:
+            ack = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "acknowledgement")).one()
+            text = text_of(parsed(ack.raw))
+        assert re.search(re.escape(base) + r"/status/\S+", text), text
+        assert ":8000" not in text
+    finally:
+        reset_caches()
+
+
+@pytest.mark.parametrize(
     ("data", "files", "field"),
     [
         ({"email": "a@example.ru", "text": "Вопрос"}, [], "anonymous"),
