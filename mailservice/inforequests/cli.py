@@ -28,6 +28,7 @@ from mailservice.inforequests.lifecycle import (
     TransitionError,
 )
 from mailservice.inforequests.models import Client, Request, get_by_number
+from mailservice.staff_cli import StaffOption
 from mailservice.termtext import inert, rich_text
 from mailservice.workdays import default_calendar
 
@@ -122,18 +123,22 @@ def register_cmd(
 def identity_check_cmd(
     client_id: Annotated[int, typer.Option("--client", help="Номер записи клиента")],
     document: Annotated[str, typer.Option(help="Предъявленный документ: " + ", ".join(identity.DOCUMENTS))],
-    by: Annotated[str, typer.Option("--by", help="Кто проверил документ (адрес сотрудника)")],
+    staff: StaffOption,
     email: Annotated[str, typer.Option(help="Адрес эл. почты, названный при проверке")] = "",
     phone: Annotated[str, typer.Option(help="Телефон, названный при проверке")] = "",
     note: Annotated[str, typer.Option(help="Примечание")] = "",
 ) -> None:
     """Записать проверку личности при личном приёме: названные тогда адрес и телефон становятся
-    подтверждёнными (в журнал аудита)."""
+    подтверждёнными (в журнал аудита). Проверивший входит своей учётной записью оператора или администратора."""
+    from mailservice.staff_cli import signed_in_staff
     from mailservice.web.staff import audit
+    from mailservice.web.staff.auth import OPERATE
 
     if document not in identity.DOCUMENTS:
         raise tclick.BadParameter(f"ожидается одно из: {', '.join(identity.DOCUMENTS)}", param_hint="--document")
     address = _email_option(email)
+    # As in the console (web/staff/identity.py): who checked is an account that may operate, never a name typed in.
+    by = signed_in_staff(staff, OPERATE)
     now = utcnow()
     try:
         with session_scope(get_settings()) as session:
