@@ -132,6 +132,8 @@ def test_the_form_registers_at_once_and_the_acknowledgement_links_the_status_pag
     status_path = link_in(ack, "/status/")
     page = http.get(status_path)
     assert page.status_code == 200 and number.group(1) in page.text and "зарегистрирован" in page.text
+    # README, "Every page": public pages say `Referrer-Policy: no-referrer` (tester's F16: this one said same-origin).
+    assert page.headers["referrer-policy"] == "no-referrer" and page.headers["cache-control"] == "no-store"
     # GET only: the page offers no form; a forged token shows nothing.
     assert "<form" not in page.text.split("<main", 1)[1]
     assert http.get(status_path[:-2] + "xx").status_code == 404
