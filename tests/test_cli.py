@@ -84,6 +84,10 @@ def test_register_list_show_status_export(lite_settings: Settings, tmp_path: Pat
     assert [r["number"] for r in listed] == ["2026-000001"]
     shown = run("requests", "show", "2026-000001").stdout
     assert "Петрова Анна Сергеевна" in shown and "получен -> зарегистрирован" in shown
+    # Tester's F13: the law and the labels by their Russian names, never as codes (8-fz, info_request, normal).
+    labels = re.search(r"Закон: ([^;\n]+); тип: ([^;\n]+); тема: ([^;\n]+); срочность: ([^;\n]+)", shown)
+    assert labels, shown
+    assert "8-ФЗ" in labels[1] and all(re.fullmatch(r"[А-ЯЁ][а-яёА-ЯЁ ,.()-]*", n) for n in labels.groups()[1:]), shown
     refused = run("requests", "status", "2026-000001", "--to", "refused", "--comment", "нет")
     assert refused.returncode == 1 and "основание" in refused.stderr
     ok = run("requests", "status", "2026-000001", "--to", "answered", "--comment", "Приём по вторникам с 10 до 13.")

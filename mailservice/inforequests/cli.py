@@ -321,14 +321,19 @@ def _status_name(status: str | None) -> str:
 @app.command("show")
 def show_cmd(number: Annotated[str, typer.Argument(help="Регистрационный номер, например 2026-000042")]) -> None:
     """Показать запрос со всей историей."""
+    from mailservice.classify.taxonomy import load_taxonomy
+    from mailservice.inforequests.deadlines import Law
+
     settings = get_settings()
+    tax = load_taxonomy()
     with session_scope(settings, domains=REGISTER) as session:
         r = _load(session, number)
         out = [
             f"№ {r.number}  [{STATUS_NAMES[Status(r.status)]}]  {CHANNEL_NAMES[Channel(r.channel)]}",
             f"Клиент: {inert(r.client.display_name)} <{inert(r.reply_email or '-')}>",
             f"Тема: {inert(r.subject)}",
-            f"Закон: {r.law}; тип: {r.type}; тема: {r.topic}; срочность: {r.urgency}"
+            f"Закон: {Law(r.law).label}; тип: {tax['type'].display_name(r.type)}; "
+            f"тема: {tax['topic'].display_name(r.topic)}; срочность: {tax['urgency'].display_name(r.urgency)}"
             + ("; требует проверки классификации" if r.needs_review else ""),
             f"Зарегистрирован: {r.registered_at.astimezone(settings.tz):%Y-%m-%d %H:%M}" if r.registered_at else "",
             f"Срок ответа: {r.due_date}; контрольная дата: {r.control_date}",
