@@ -100,6 +100,17 @@ class Security(StrEnum):
     none = "none"
 
 
+def local_url(host: str, port: int) -> str:
+    """The web app's address as a link: a wildcard host (listen everywhere) is reached on this machine."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 - a host to listen on, turned into one to open
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:  # an IPv6 address in a URL is bracketed (RFC 3986 3.2.2)
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
 class Settings(BaseSettings):
     """All configuration of the service; see README for what each value means."""
 
@@ -114,7 +125,9 @@ class Settings(BaseSettings):
     # packaged skeleton on first use or by `mailservice site init`.
     site_dir: Path | None = None
     timezone: str = "Asia/Novosibirsk"
-    public_url: str = "http://127.0.0.1:8000"
+    # The address people open the web pages at (links in e-mails, the banner of `run`). Empty: the web app's own
+    # http://WEB_HOST:WEB_PORT (:func:`local_url`); behind a proxy set it to the proxy's https address.
+    public_url: str = ""
     # The disclosure site's public address (QR code, open data links); the site's mkdocs.yml reads it too.
     site_url: str = ""
     department_name: str = "Департамент имущества и земельных отношений Новосибирской области"
@@ -260,6 +273,12 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"MAILSERVICE_TRUSTED_PROXIES: not an IP address or network: {item!r}") from None
         return value
+
+    @model_validator(mode="after")
+    def _derive_public_url(self) -> Settings:
+        if not self.public_url.strip():
+            self.public_url = local_url(self.web_host, self.web_port)
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:

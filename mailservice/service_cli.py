@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from mailservice.config import Settings, get_settings
+from mailservice.config import Settings, get_settings, local_url
 
 log = logging.getLogger(__name__)
 
@@ -195,11 +195,13 @@ def run(
     threads.append(threading.Thread(target=outbox_thread, daemon=True, name="outbox"))
     for thread in threads:
         thread.start()
+    listening = local_url(settings.web_host, settings.web_port)
     typer.echo(
         "\n".join(
             [
                 "mailservice запущен.",
-                f"  веб-приложение:      {settings.public_url}",
+                f"  веб-приложение:      {listening}"
+                + ("" if settings.public_url == listening else f" (адрес в ссылках писем: {settings.public_url})"),
                 f"  приём писем (SMTP):  {settings.receiver_host}:{settings.receiver_port}",
                 f"  исходящая почта:     {settings.smtp_host}:{settings.smtp_port}"
                 + ("" if no_sink else f" -> {settings.data_dir / 'sink'}"),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import click
 import typer
@@ -11,9 +12,46 @@ import typer
 from mailservice.config import get_settings
 from mailservice.db import session_scope, utcnow
 
+if TYPE_CHECKING:
+    from mailservice.web.staff.auth import Role
+
 staff_app = typer.Typer(help="Сотрудники консоли: учётные записи и пароли.", no_args_is_help=True)
 retention_app = typer.Typer(help="Сроки хранения истории взаимодействия (5 лет).", no_args_is_help=True)
 feedback_app = typer.Typer(help="Опросы после ответа и оценки клиентов.", no_args_is_help=True)
+
+
+# Who acts in a command is a staff account, never a name typed in (issue 18; `processes`, `requests identity-check`).
+StaffOption = Annotated[
+    str, typer.Option("--staff", help="Учётная запись сотрудника (адрес); пароль читается со стандартного ввода")
+]
+
+
+def _login_password() -> str:
+    """The password of a login: typed without echo on a terminal, else the first line of standard input."""
+    if sys.stdin.isatty():
+        return getpass.getpass("Пароль: ")
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def signed_in_staff(email: str, roles: frozenset[Role] | None = None) -> str:
+    """The address of the active staff account ``email`` once its password (standard input) is checked, as the
+    console's login checks it (a failure counts toward its limit); with ``roles``, the account must have one."""
+    from mailservice.web.staff import auth
+
+    password = _login_password()
+    with session_scope(get_settings()) as session:
+        result = auth.authenticate(session, email=email, password=password, ip="cli", now=utcnow())
+        user = result.user
+        found = (user.email, auth.Role(user.role)) if user is not None else None
+    if found is None:
+        if result.blocked:
+            raise click.ClickException("Слишком много неудачных попыток входа: повторите через 15 минут")
+        raise click.ClickException("Неверный адрес учётной записи или пароль")
+    address, role = found
+    if roles is not None and role not in roles:
+        allowed = ", ".join(sorted(auth.ROLE_NAMES[r] for r in roles))
+        raise click.ClickException(f"У учётной записи {address} нет права на это действие (нужна роль: {allowed})")
+    return address
 
 
 def _read_password() -> str:

@@ -132,6 +132,8 @@ def test_the_form_registers_at_once_and_the_acknowledgement_links_the_status_pag
     status_path = link_in(ack, "/status/")
     page = http.get(status_path)
     assert page.status_code == 200 and number.group(1) in page.text and "зарегистрирован" in page.text
+    # README, "Every page": public pages say `Referrer-Policy: no-referrer` (tester's F16: this one said same-origin).
+    assert page.headers["referrer-policy"] == "no-referrer" and page.headers["cache-control"] == "no-store"
     # GET only: the page offers no form; a forged token shows nothing.
     assert "<form" not in page.text.split("<main", 1)[1]
     assert http.get(status_path[:-2] + "xx").status_code == 404
@@ -172,6 +174,35 @@ def test_the_status_link_survives_key_rotation_and_reaches_only_its_request(
         session.flush()
         other_id = other.id
     assert http.get(f"/status/{old_token}/files/{other_id}").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("extra", "base"),
+    [
+        # README, "Settings": the web app listens on `WEB_HOST`:`WEB_PORT` (127.0.0.1 by default).
+        ({"web_port": "8731"}, "http://127.0.0.1:8731"),
+        # Behind a proxy the address set explicitly is kept, whatever port the app listens on.
+        ({"web_port": "8731", "public_url": "https://dizo.example"}, "https://dizo.example"),
+    ],
+)
+def test_links_in_mail_lead_where_the_web_app_is(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, extra: dict[str, str], base: str
+) -> None:
+    # Tester's F9: with MAILSERVICE_WEB_PORT=8731 the app listened on 8731 while every link said :8000.
+    from mailservice.outbox import OutboxMessage
+    from tests.console_support import mail_request
+
+    try:
+        settings = make_env(monkeypatch, tmp_path, db_url, **extra)
+        assert settings.public_url == base
+        mail_request(settings)
+        with session_scope(settings) as session:
+            ack = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "acknowledgement")).one()
+            text = text_of(parsed(ack.raw))
+        assert re.search(re.escape(base) + r"/status/\S+", text), text
+        assert ":8000" not in text
+    finally:
+        reset_caches()
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import openpyxl
 import pytest
 
 from mailservice.config import Settings
+from mailservice.inforequests.lifecycle import Status
 
 
 def run(*args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -35,6 +37,7 @@ def run(*args: str, stdin: str | None = None, timeout: float = 120) -> subproces
         (("deadline", "--law", "8-fz", "--registered", "01.03.2026"), 2, "--registered"),
         (("requests", "status", "2026-999999", "--to", "answered"), 1, "не найден"),
         (("requests", "status", "2026-000001", "--to", "flying"), 2, "--to"),
+        (("requests", "status", "2026-000001", "--to", "registered"), 2, "--to"),
         (("requests", "export", "--format", "pdf", "--output", "x"), 2, "--format"),
         (("no-such-command",), 2, "no-such-command"),
     ],
@@ -46,6 +49,16 @@ def test_wrong_arguments_get_one_line(lite_settings: Settings, args: tuple[str, 
     assert len(lines) == 1, result.stderr
     assert needle in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_status_help_offers_only_the_statuses_staff_may_set() -> None:
+    # README, "Lifecycle": "Staff may set every status but `received`/`registered`" (tester's F15: the help offered
+    # both, and both were always refused).
+    result = run("requests", "status", "--help")
+    assert result.returncode == 0, result.stderr
+    offered = re.search(r"--to \[([a-z_|]+)\]", result.stdout)
+    assert offered, result.stdout
+    assert set(offered.group(1).split("|")) == {s.value for s in Status} - {"received", "registered"}
 
 
 def test_deadline_json() -> None:
@@ -71,6 +84,10 @@ def test_register_list_show_status_export(lite_settings: Settings, tmp_path: Pat
     assert [r["number"] for r in listed] == ["2026-000001"]
     shown = run("requests", "show", "2026-000001").stdout
     assert "Петрова Анна Сергеевна" in shown and "получен -> зарегистрирован" in shown
+    # Tester's F13: the law and the labels by their Russian names, never as codes (8-fz, info_request, normal).
+    labels = re.search(r"Закон: ([^;\n]+); тип: ([^;\n]+); тема: ([^;\n]+); срочность: ([^;\n]+)", shown)
+    assert labels, shown
+    assert "8-ФЗ" in labels[1] and all(re.fullmatch(r"[А-ЯЁ][а-яёА-ЯЁ ,.()-]*", n) for n in labels.groups()[1:]), shown
     refused = run("requests", "status", "2026-000001", "--to", "refused", "--comment", "нет")
     assert refused.returncode == 1 and "основание" in refused.stderr
     ok = run("requests", "status", "2026-000001", "--to", "answered", "--comment", "Приём по вторникам с 10 до 13.")

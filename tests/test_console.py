@@ -16,6 +16,7 @@ from mailservice.db import session_scope, utcnow
 from mailservice.feedback.models import FeedbackSurvey
 from mailservice.inforequests.lifecycle import Status
 from mailservice.inforequests.models import Attachment, Client, Event, Request
+from mailservice.outbox import OutboxMessage
 from mailservice.web.staff import auth
 from mailservice.web.staff.auth import Role
 from mailservice.web.staff.models import AuditEntry, StaffSession
@@ -372,6 +373,41 @@ def test_refusal_needs_a_legal_ground(http: TestClient, lite_settings: Settings)
     with session_scope(lite_settings) as session:
         request = session.get(Request, request_id)
         assert request is not None and request.status == Status.refused and request.refusal_ground == "8fz-20-1-3"
+
+
+def test_an_answer_or_a_clarification_without_text_is_refused_everywhere(
+    http: TestClient, lite_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Tester's F8: an answer is given on the merits (8-FZ art. 19, 59-FZ art. 10); an empty one was sent as
+    # «Ответ на ваше обращение:» and nothing. The console's forms and the CLI both refuse it, and nothing is sent.
+    request_id = mail_request(lite_settings)
+    with session_scope(lite_settings) as session:
+        request = session.get(Request, request_id)
+        assert request is not None and request.number
+        number, notices_before = request.number, session.scalar(select(func.count(OutboxMessage.id)))
+    csrf = login(http, OPERATOR)
+    url = f"/staff/requests/{request_id}/status"
+    for target in ("answered", "clarification_requested"):
+        for comment in ("", "  \n "):
+            refused = http.post(url, data={"csrf_token": csrf, "target": target, "comment": comment})
+            assert refused.status_code == 400 and "--comment" in refused.text, (target, comment)
+    # Files alone are no answer either: the e-mail, the posted letter and the status page carry the text.
+    files_only = http.post(
+        f"/staff/requests/{request_id}/answer",
+        data={"csrf_token": csrf, "text": " "},
+        files=[("files", ("ответ.pdf", b"%PDF-1.4 test", "application/pdf"))],
+    )
+    assert files_only.status_code == 400 and "Текст ответа пуст" in files_only.text
+    capsys.readouterr()
+    for args in (["--to", "answered"], ["--to", "answered", "--comment", "   "], ["--to", "clarification_requested"]):
+        assert cli.main(["requests", "status", number, *args]) == 1, args
+        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(err) == 1 and "--comment" in err[0], err
+    with session_scope(lite_settings) as session:
+        request = session.get(Request, request_id)
+        assert request is not None and request.status == Status.registered and request.answered_at is None
+        assert session.scalar(select(func.count(OutboxMessage.id))) == notices_before
+    assert cli.main(["requests", "status", number, "--to", "answered", "--comment", "Сведения во вложении."]) == 0
 
 
 def test_clarify_extend_forward_close(http: TestClient, lite_settings: Settings) -> None:

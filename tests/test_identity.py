@@ -6,22 +6,24 @@ The attacks themselves are in tests/security/test_identity_*.py; this file check
 
 from __future__ import annotations
 
+import io
 import re
 import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 from mailservice import config, db
 from mailservice.cli import main as cli_main
 from mailservice.config import Settings
 from mailservice.db import session_scope
 from mailservice.inforequests.models import Client, ClientContact, IdentityCheck, Request
-from mailservice.web.staff.models import AuditEntry
+from mailservice.web.staff.auth import Role
+from mailservice.web.staff.models import AuditEntry, StaffUser
 from tests.conftest import PG_URL, pg_unreachable_reason
-from tests.console_support import mail_request
+from tests.console_support import PASSWORD, add_staff, mail_request
 from tests.security.identity_support import OPERATOR, register_call, staff_console
 
 PHONE = "+7 913 555-44-33"
@@ -92,18 +94,45 @@ def test_a_check_never_takes_another_clients_address(settings: Settings) -> None
     assert "owner@example.ru" not in _contacts(settings, other_client)
 
 
-def test_identity_check_from_the_cli(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+def test_identity_check_from_the_cli(
+    settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Tester's F10: `--by "кто угодно"` was accepted as the checker. The checker signs in with an account that may
+    # operate, as in the console (README: "the checker's operator or administrator account").
+    add_staff(settings, "clerk@dizo.test", Role.operator)
+    add_staff(settings, "publisher@dizo.test", Role.publisher)
+    add_staff(settings, "gone@dizo.test", Role.operator)
+    with session_scope(settings) as session:
+        session.execute(update(StaffUser).where(StaffUser.email == "gone@dizo.test").values(active=False))
     client_id = _client_of(settings, mail_request(settings, sender="ivanov@example.ru"))
     assert _contacts(settings, client_id) == {"ivanov@example.ru": (None, False)}  # wrote from it: not proven
-    args = ["requests", "identity-check", "--client", str(client_id), "--by", "clerk@dizo.test"]
-    assert cli_main([*args, "--document", "passport"]) == 2
-    assert "--document" in capsys.readouterr().err
-    assert cli_main([*args, "--document", "passport_rf", "--email", "ivanov@example.ru"]) == 0
+    check = ["requests", "identity-check", "--client", str(client_id), "--document", "passport_rf"]
+    given = ["--email", "ivanov@example.ru"]
+
+    def run(args: list[str], password: str = PASSWORD) -> tuple[int, str]:
+        monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
+        code = cli_main(args)
+        return code, capsys.readouterr().err
+
+    refusals = [
+        ([*check, "--staff", "кто угодно", *given], PASSWORD, "Неверный адрес учётной записи или пароль"),
+        ([*check, "--staff", "clerk@dizo.test", *given], "not the password", "Неверный адрес учётной записи"),
+        ([*check, "--staff", "gone@dizo.test", *given], PASSWORD, "Неверный адрес учётной записи или пароль"),
+        ([*check, "--staff", "publisher@dizo.test", *given], PASSWORD, "нет права"),
+    ]
+    for args, password, message in refusals:
+        code, err = run(args, password)
+        assert code == 1 and message in err, (args, err)
+    assert _contacts(settings, client_id) == {"ivanov@example.ru": (None, False)}  # nothing was recorded
+    assert run([*check[:-1], "passport", "--staff", "clerk@dizo.test"])[0] == 2
+    assert run([*check, "--staff", "clerk@dizo.test", *given]) == (0, "")
     assert _contacts(settings, client_id) == {"ivanov@example.ru": ("in_person", True)}
     with session_scope(settings) as session:
+        assert session.scalars(select(IdentityCheck.checked_by)).all() == ["clerk@dizo.test"]
         audit = session.scalars(select(AuditEntry).where(AuditEntry.action == "identity_check")).one()
         assert audit.actor == "clerk@dizo.test" and audit.details["via"] == "cli"
-    assert cli_main(["requests", "identity-check", "--client", "999999", "--by", "c", "--document", "passport_rf"]) == 1
+    missing = ["requests", "identity-check", "--client", "999999", "--document", "passport_rf"]
+    assert run([*missing, "--staff", "clerk@dizo.test"])[0] == 1
 
 
 def test_accepting_a_suggested_merge_merges_and_is_audited(settings: Settings) -> None:

@@ -260,8 +260,8 @@ def test_a_check_gives_a_new_phone_and_says_when_nothing_was_given(db: Settings)
 
 
 def test_a_long_checker_or_note_is_cut_not_refused(db: Settings) -> None:
-    # The checker is free text (`requests identity-check --by`); PostgreSQL refused the whole check when it was
-    # longer than the notes' actor column.
+    # The checker is whatever the caller passes (an account's address up to 320 characters); PostgreSQL refused the
+    # whole check when it was longer than the notes' actor column.
     chars = IdentityCheck.__table__.c.checked_by.type.length  # type: ignore[attr-defined]
     actor_chars = Event.__table__.c.actor.type.length  # type: ignore[attr-defined]
     with session_scope(db) as session:

@@ -43,7 +43,7 @@ from mailservice.mailings.models import (
 )
 from mailservice.mailings.render import CampaignRenderer, CampaignSource, Recipient, TemplateRefused, validate
 from mailservice.mailings.sender import send_campaign, send_due
-from mailservice.outbox import drain_once
+from mailservice.outbox import OutboxMessage, drain_once
 from mailservice.tokens import Purpose
 from mailservice.web.app import create_app
 from tests import documented
@@ -590,6 +590,26 @@ def test_subscription_requests_by_email(mail_settings: Settings, sink: Sink) -> 
     assert len(notices) == 1 and "Вы отписаны" in str(notices[0]["Subject"])
     with session_scope(mail_settings) as session:
         assert session.scalar(select(func.count()).select_from(IntakeEntry).where(IntakeEntry.outcome == "routed")) == 3
+
+
+def test_an_unsubscribe_from_an_address_never_subscribed_mails_nobody(mail_settings: Settings) -> None:
+    # Tester's F11: «Отписаться» with a forged From made us mail that stranger «Вы отписаны...». With nothing to
+    # withdraw nothing is sent; the journal keeps the command. A subscriber who withdraws is still told.
+    load_routes()
+    import_active(mail_settings, ["reader@example.org"])
+    stranger = process_raw(
+        mail_settings, citizen_mail(sender="never@example.org", subject="Отписаться", body=""), Source("smtp")
+    )
+    reader = process_raw(
+        mail_settings, citizen_mail(sender="reader@example.org", subject="Отписаться", body=""), Source("smtp")
+    )
+    with session_scope(mail_settings) as session:
+        entry = session.get(IntakeEntry, stranger.entry_id)
+        assert entry is not None and entry.outcome == "routed" and "withdrawal requested" in entry.reason
+        notices = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "mailing_withdrawn")).all()
+        assert [str(parse(n.raw)["To"]) for n in notices] == ["reader@example.org"]
+    assert reader.reason.startswith("mailing: withdrawal requested")
+    assert subscription_of(mail_settings, "reader@example.org").status == SubscriptionStatus.withdrawn
 
 
 def test_hard_bounces_suppress_and_mark_the_copy(mail_settings: Settings, sink: Sink) -> None:

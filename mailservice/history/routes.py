@@ -21,8 +21,8 @@ from mailservice.history import service
 from mailservice.history.archive import COPY_CHUNK, spool_file, write_zip
 from mailservice.mail.headers import normalise_address
 from mailservice.templating import render
-from mailservice.web.security import content_security_policy
-from mailservice.web.staff.deps import redirect, secure, settings_of
+from mailservice.web.security import secure_public
+from mailservice.web.staff.deps import redirect, settings_of
 
 router = APIRouter(tags=["history"])
 
@@ -41,14 +41,11 @@ LINK_ERRORS = {
 
 
 def public_page(request: Request, template: str, status_code: int = 200, **context: object) -> HTMLResponse:
-    """Render a public page with the security headers (shared with the feedback pages)."""
+    """Render a public page with the public pages' security headers (shared with the feedback and status pages):
+    their own inline scripts (the high-contrast switch) allowed by hash, no Referer (README: public pages say
+    ``no-referrer``, the console ``same-origin``), no framing, no caching of signed links."""
     html = render(template, settings=settings_of(request), **context)
-    response = HTMLResponse(html, status_code=status_code)
-    secure(response)
-    # A public page, not the console: the public pages' own inline scripts (the high-contrast switch) are allowed
-    # by hash, as on every other public page; nothing else changes (no framing, no caching of signed links).
-    response.headers["Content-Security-Policy"] = content_security_policy()
-    return response
+    return secure_public(HTMLResponse(html, status_code=status_code))
 
 
 def notice(request: Request, title: str, text: str, status_code: int = 200, link: str = "/history") -> HTMLResponse:
@@ -178,4 +175,4 @@ def download_archive(request: Request, token: str) -> Response:
         # skip both, the file has no name on disk and its space is freed when Python collects the response.
         background=BackgroundTask(file.close),
     )
-    return secure(response)
+    return secure_public(response)

@@ -21,12 +21,14 @@ from mailservice.inforequests import identity, queues
 from mailservice.inforequests.lifecycle import (
     CHANNEL_NAMES,
     REFUSAL_GROUNDS,
+    STAFF_SETTABLE,
     STATUS_NAMES,
     Channel,
     Status,
     TransitionError,
 )
 from mailservice.inforequests.models import Client, Request, get_by_number
+from mailservice.staff_cli import StaffOption
 from mailservice.termtext import inert, rich_text
 from mailservice.workdays import default_calendar
 
@@ -121,18 +123,22 @@ def register_cmd(
 def identity_check_cmd(
     client_id: Annotated[int, typer.Option("--client", help="Номер записи клиента")],
     document: Annotated[str, typer.Option(help="Предъявленный документ: " + ", ".join(identity.DOCUMENTS))],
-    by: Annotated[str, typer.Option("--by", help="Кто проверил документ (адрес сотрудника)")],
+    staff: StaffOption,
     email: Annotated[str, typer.Option(help="Адрес эл. почты, названный при проверке")] = "",
     phone: Annotated[str, typer.Option(help="Телефон, названный при проверке")] = "",
     note: Annotated[str, typer.Option(help="Примечание")] = "",
 ) -> None:
     """Записать проверку личности при личном приёме: названные тогда адрес и телефон становятся
-    подтверждёнными (в журнал аудита)."""
+    подтверждёнными (в журнал аудита). Проверивший входит своей учётной записью оператора или администратора."""
+    from mailservice.staff_cli import signed_in_staff
     from mailservice.web.staff import audit
+    from mailservice.web.staff.auth import OPERATE
 
     if document not in identity.DOCUMENTS:
         raise tclick.BadParameter(f"ожидается одно из: {', '.join(identity.DOCUMENTS)}", param_hint="--document")
     address = _email_option(email)
+    # As in the console (web/staff/identity.py): who checked is an account that may operate, never a name typed in.
+    by = signed_in_staff(staff, OPERATE)
     now = utcnow()
     try:
         with session_scope(get_settings()) as session:
@@ -315,14 +321,19 @@ def _status_name(status: str | None) -> str:
 @app.command("show")
 def show_cmd(number: Annotated[str, typer.Argument(help="Регистрационный номер, например 2026-000042")]) -> None:
     """Показать запрос со всей историей."""
+    from mailservice.classify.taxonomy import load_taxonomy
+    from mailservice.inforequests.deadlines import Law
+
     settings = get_settings()
+    tax = load_taxonomy()
     with session_scope(settings, domains=REGISTER) as session:
         r = _load(session, number)
         out = [
             f"№ {r.number}  [{STATUS_NAMES[Status(r.status)]}]  {CHANNEL_NAMES[Channel(r.channel)]}",
             f"Клиент: {inert(r.client.display_name)} <{inert(r.reply_email or '-')}>",
             f"Тема: {inert(r.subject)}",
-            f"Закон: {r.law}; тип: {r.type}; тема: {r.topic}; срочность: {r.urgency}"
+            f"Закон: {Law(r.law).label}; тип: {tax['type'].display_name(r.type)}; "
+            f"тема: {tax['topic'].display_name(r.topic)}; срочность: {tax['urgency'].display_name(r.urgency)}"
             + ("; требует проверки классификации" if r.needs_review else ""),
             f"Зарегистрирован: {r.registered_at.astimezone(settings.tz):%Y-%m-%d %H:%M}" if r.registered_at else "",
             f"Срок ответа: {r.due_date}; контрольная дата: {r.control_date}",
@@ -341,10 +352,23 @@ def show_cmd(number: Annotated[str, typer.Argument(help="Регистрацио�
         typer.echo("\n".join(line for line in out if line is not None))
 
 
+# The statuses `status --to` offers: those staff may set (received/registered come from registration only).
+SETTABLE = [s.value for s in Status if s in STAFF_SETTABLE]
+
+
+def _settable_status(value: str) -> Status:
+    if value not in SETTABLE:
+        raise typer.BadParameter(f"ожидается одно из: {', '.join(SETTABLE)}")
+    return Status(value)
+
+
 @app.command("status")
 def status_cmd(
     number: Annotated[str, typer.Argument(help="Регистрационный номер")],
-    to: Annotated[Status, typer.Option("--to", help="Новый статус")],
+    to: Annotated[
+        Status,
+        typer.Option("--to", help="Новый статус", metavar=f"[{'|'.join(SETTABLE)}]", parser=_settable_status),
+    ],
     comment: Annotated[str, typer.Option(help="Комментарий, причина или текст ответа")] = "",
     ground: Annotated[str | None, typer.Option(help="Основание отказа: " + ", ".join(REFUSAL_GROUNDS))] = None,
     days: Annotated[int | None, typer.Option(help="На сколько дней продлить (при --to extended)")] = None,

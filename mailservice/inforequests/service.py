@@ -489,8 +489,14 @@ def change_status(
         raise RequestError("Число дней продления указывается только при продлении")
     if target is Status.forwarded and not forwarded_to:
         raise RequestError("Укажите, куда перенаправлен запрос")
-    if target is Status.refused and not comment:
+    if target is Status.refused and not comment.strip():
         raise RequestError("Отказ должен быть мотивированным: укажите причину (--comment)")
+    # The notice of these statuses is the comment itself: without it the citizen would get an empty answer (8-FZ
+    # art. 19, 59-FZ art. 10: an answer on the merits) or a request to clarify nothing.
+    if target is Status.answered and not comment.strip():
+        raise RequestError("Ответ не может быть пустым: укажите текст ответа по существу (--comment)")
+    if target is Status.clarification_requested and not comment.strip():
+        raise RequestError("Укажите, что именно нужно уточнить заявителю (--comment)")
     data: dict[str, object] = {"forwarded_to": forwarded_to} if forwarded_to else {}
     if target is Status.forwarded and today > notice_due(registered_on):
         # The law gives 7 days to forward and tell the requester (8-FZ, 59-FZ art. 8); a late forwarding is still

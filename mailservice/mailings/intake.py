@@ -8,7 +8,8 @@ convert a registered letter into its command.
   withdraws that subscription at once.
 * An unsubscribe command withdraws every subscription of the sender's address. The From header can be forged, so
   the address itself is told (a forger learns nothing, and the owner can subscribe again); a withdrawal is the
-  safe direction of a mistake.
+  safe direction of a mistake. An address that had nothing to withdraw is told nothing: a stranger must not make
+  us write to third parties; the journal records the command.
 * A subscribe command records the request and mails a confirmation link (double opt-in): the sender's mailbox
   must confirm, as on the site.
 """
@@ -108,5 +109,7 @@ def handle_unsubscribe(session: Session, parsed: ParsedMessage, entry: IntakeEnt
                 session, settings, subscription, evidence=_evidence(parsed, entry), now=now
             )
             withdrawn.append(mailing_list)
+    if not withdrawn:
+        return "mailing: withdrawal requested by e-mail (0 lists: not subscribed, nothing sent)"
     _notify_withdrawn(session, address.ascii, parsed, withdrawn)
     return f"mailing: withdrawal requested by e-mail ({len(withdrawn)} lists)"

@@ -7,9 +7,7 @@ what it may do (:mod:`.people`). A failed password counts toward the console's l
 
 from __future__ import annotations
 
-import getpass
 import json
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,15 +34,13 @@ from mailservice.processes.register import (
 )
 from mailservice.processes.requests import DECISION_NAMES, KIND_NAMES, STATE_NAMES, RequestKind, RequestState
 from mailservice.processes.service import RegisterError
-from mailservice.web.staff import auth
+from mailservice.staff_cli import StaffOption
+from mailservice.staff_cli import signed_in_staff as _staff
 
 app = typer.Typer(help="Реестр межведомственных и внутриведомственных процессов.", no_args_is_help=True)
 requests_app = typer.Typer(help="Запросы владельцев процессов на изменение реестра.", no_args_is_help=True)
 app.add_typer(requests_app, name="change-request")
 
-StaffOption = Annotated[
-    str, typer.Option("--staff", help="Учётная запись сотрудника (адрес); пароль читается со стандартного ввода")
-]
 GroundsOption = Annotated[str, typer.Option("--grounds", help="Основания изменения")]
 ApproverOption = Annotated[
     list[str], typer.Option("--approver", help="Согласующее подразделение: «Отдел=адрес» или адрес (можно несколько)")
@@ -61,26 +57,6 @@ def _session() -> Iterator[Session]:
             yield session
     except (RegisterError, people.PeopleError) as exc:  # its message names every problem
         raise click.ClickException(str(exc)) from None
-
-
-def _password() -> str:
-    if sys.stdin.isatty():
-        return getpass.getpass("Пароль: ")
-    return sys.stdin.readline().rstrip("\r\n")
-
-
-def _staff(email: str) -> str:
-    """The address of the staff account ``email`` once its password (standard input) is checked."""
-    password = _password()
-    settings = get_settings()
-    with session_scope(settings) as session:
-        result = auth.authenticate(session, email=email, password=password, ip="cli", now=utcnow())
-        user = result.user.email if result.user is not None else None
-    if user is None:
-        if result.blocked:
-            raise click.ClickException("Слишком много неудачных попыток входа: повторите через 15 минут")
-        raise click.ClickException("Неверный адрес учётной записи или пароль")
-    return user
 
 
 def _problem_line(problem: Problem) -> str:

@@ -19,7 +19,7 @@ import ipaddress
 import re
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
@@ -29,6 +29,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailservice.config import Settings
 from mailservice.templating import TEMPLATES_DIR, render
+
+AnyResponse = TypeVar("AnyResponse", bound=Response)
 
 # The largest id a database row can have (BIGINT, SQLite INTEGER): a bigger number in a path is not found.
 MAX_DB_ID = 2**63 - 1
@@ -80,6 +82,15 @@ def security_headers() -> dict[str, str]:
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
     }
+
+
+def secure_public(response: AnyResponse) -> AnyResponse:
+    """Set the public pages' headers on a response, and no caching: their links carry signed tokens (a status page,
+    a history download). Set here, not left to :class:`SecurityHeaders`, so that nothing in between replaces them."""
+    for name, value in security_headers().items():
+        response.headers[name] = value
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 class SecurityHeaders:

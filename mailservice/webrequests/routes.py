@@ -16,8 +16,8 @@ from mailservice.history.routes import notice, public_page
 from mailservice.mail.headers import normalise_address
 from mailservice.mail.parse import sanitize_filename
 from mailservice.tokens import Purpose, TokenError, load, sign
-from mailservice.web.security import DbId, client_ip
-from mailservice.web.staff.deps import secure, settings_of
+from mailservice.web.security import DbId, client_ip, secure_public
+from mailservice.web.staff.deps import settings_of
 from mailservice.webrequests import form as rules
 from mailservice.webrequests import status
 from mailservice.webrequests.register import register_web_request, store_files
@@ -183,4 +183,4 @@ def status_file(request: Request, token: str, attachment_id: DbId) -> Response:
         media_type="application/octet-stream",
         headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"},
     )
-    return secure(response)
+    return secure_public(response)
