@@ -291,7 +291,9 @@ def test_auto_replies_and_null_sender_never_become_requests(settings: Settings, 
     vacation = citizen_mail(subject="Автоответ: в отпуске", headers={"Auto-Submitted": "auto-replied"})
     # A newsletter (a bulk letter that asks something waits for staff instead: tests/test_intake_list_mail.py).
     bulk = citizen_mail(
-        subject="Новости", body="Дайджест недели: открыт новый сквер, начался фестиваль.", headers={"Precedence": "bulk"}
+        subject="Новости",
+        body="Дайджест недели: открыт новый сквер, начался фестиваль.",
+        headers={"Precedence": "bulk"},
     )
     assert process_raw(settings, vacation, smtp_source(), now=NOW).outcome is Outcome.ignored_auto_reply
     assert process_raw(settings, bulk, smtp_source(), now=NOW).outcome is Outcome.ignored_auto_reply
