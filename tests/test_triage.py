@@ -300,6 +300,10 @@ def test_auto_generated_is_a_relayed_copy_held_if_it_asks_auto_replied_is_an_aut
     assert HOLD_AUTO_GENERATED in TRIAGE_HOLDS and HOLD_AUTO_GENERATED in RELAYED_HOLDS
     replied = _triage(_msg("Auto-Submitted: auto-replied", sender="ivan@example.ru"))
     assert replied.verdict is Verdict.auto_reply and replied.relayed == ""
+    # An out-of-office marked auto-generated (Exchange) answers a message: an automatic reply all the same.
+    for extra, subject in (("In-Reply-To: <ours@example.gov.ru>", "Вопрос"), ("", "Автоматический ответ: Вопрос")):
+        oof = _triage(_msg(f"Auto-Submitted: auto-generated\n{extra}", subject=subject, sender="ivan@example.ru"))
+        assert oof.verdict is Verdict.auto_reply and oof.relayed == "", subject
 
 
 @pytest.mark.parametrize("name", ["ООО Почтовый сервис", "Mail Service", "Почтовый сервер Ромашка"])

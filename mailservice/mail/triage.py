@@ -208,10 +208,16 @@ def triage(msg: ParsedMessage, raw_msg: Message, envelope_from: str | None) -> T
     if msg.from_addr is None:
         return Triage(Verdict.auto_reply, "no usable sender address: machine-generated message")
 
-    # 3. RFC 3834 and vendor auto-reply markers. Only "auto-replied" is an answer to a message; "auto-generated"
-    # is also what a site's form service puts on the appeal it relays (tryout T3): that waits for staff if it asks.
+    # 3. RFC 3834 and vendor auto-reply markers. "auto-replied", or any value on an answer to some message (Exchange
+    # marks its out-of-office "auto-generated"), is an automatic reply; an "auto-generated" new message is also what
+    # a site's form service puts on the appeal it relays (tryout T3): that waits for staff if it asks.
     if automatic:
-        relayed = "" if auto_submitted.startswith("auto-replied") else HOLD_AUTO_GENERATED
+        answer = (
+            auto_submitted.startswith("auto-replied")
+            or bool(msg.in_reply_to or msg.references)
+            or bool(_AUTO_SUBJECT.search(msg.subject) or _WEAK_AUTO_SUBJECT.search(msg.subject))
+        )
+        relayed = "" if answer else HOLD_AUTO_GENERATED
         return Triage(Verdict.auto_reply, f"Auto-Submitted: {auto_submitted[:40]} (RFC 3834)", relayed=relayed)
     for name in _AUTO_HEADER_FLAGS:
         if name in headers:
