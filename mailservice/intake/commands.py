@@ -9,9 +9,9 @@ p. 2, 8-FZ art. 18): «отписались» is slang for a brush-off answer, a
   List-Unsubscribe ``mailto:`` (RFC 2369); or
 * its subject or its first sentence (after a greeting) *is* one of the forms below, with case, punctuation and
   «ё» ignored, and everything else in the letter (apart from greetings, the sign-off and the signature) is at most
-  :data:`REST_LIMIT` characters and asks nothing: no «?», no request, question or complaint of its own
-  (:func:`mailservice.intake.wording.says_more`, as for thanks). «История обращений» above «Прошу направить копию
-  ответа ...» is a request (tryout T7).
+  :data:`REST_LIMIT` characters and asks nothing: no «?», no request or question of its own
+  (:func:`mailservice.intake.wording.requests_something`; a sentence restating the command is none). «История
+  обращений» above «Прошу направить копию ответа ...» is a request (tryout T7).
 
 Anything else is registered; staff can turn a registered letter into its command in one action
 (:func:`mailservice.intake.actions.convert_to_command`). The forms are listed in the README.
@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from mailservice.intake.wording import normalise, says_more, segments, strip_reply_prefix
+from mailservice.intake.wording import normalise, requests_something, segments, strip_reply_prefix
 
 __all__ = ["COMMAND_NAMES", "REST_LIMIT", "Command", "CommandAddresses", "form_of", "recognise"]
 
@@ -143,12 +143,12 @@ def _by_text(subject: str, text: str) -> Command | None:
     parts = segments(text)
     rest: list[str] = [] if in_subject is not None or not topic else [topic]
     # A subject of the letter's own that asks is a second matter; a reply's subject is our message's, not a request.
-    if rest and not is_reply and says_more(topic, normalise(topic)):
+    if rest and not is_reply and _second_matter(command, topic, normalise(topic)):
         return None
     for original, plain in parts.body:
         found = form_of(plain)
         if found is None:
-            if says_more(original, plain):
+            if _second_matter(command, original, plain):
                 return None  # a request of its own beside the command: registered, staff may convert it
             rest.append(original)
         elif found is not command:
@@ -157,6 +157,12 @@ def _by_text(subject: str, text: str) -> Command | None:
     if "?" in said or len(said) > REST_LIMIT:
         return None
     return command
+
+
+def _second_matter(command: Command, original: str, plain: str) -> bool:
+    """Whether a sentence requests something besides ``command`` («Повторно прошу историю ...» only restates it)."""
+    pattern = dict(_FORMS)[command]
+    return requests_something(original, plain) and pattern.search(plain) is None
 
 
 def recognise(

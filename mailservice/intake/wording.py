@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["ASKS", "Segments", "normalise", "says_more", "segments", "strip_reply_prefix"]
+__all__ = ["ASKS", "Segments", "normalise", "requests_something", "says_more", "segments", "strip_reply_prefix"]
 
 _PUNCTUATION = re.compile(r"[^\w\s?]+")
 _SPACES = re.compile(r"\s+")
@@ -36,25 +36,31 @@ ASKS = (
     r"(?:как|куда|где|откуда|к кому|у кого)\s+(?:мне|нам|можно|нужно|надо|быть|же|теперь|\w+(?:ть|ти|чь)(?:ся|сь)?)|"
     r"можно ли|могу ли|нельзя ли|возможно ли|нужно ли|нужн(?:а|ен|ы)|хочу|хотим|хотел(?:а|и)? бы|хотелось бы)\b"
 )
-# Anything that asks, objects or complains, on normalised text (sarcasm included: «спасибо за отписку»).
-_MORE = re.compile(
-    rf"{ASKS}|\b(но|однако|только|хотя|а вот|правда|зато|прошу|просим|просьба|требую|помогите|сообщите|"
-    r"ответьте|когда|почему|зачем|где|как же|сколько|отписк\w*|отписал\w*|"
+# A request or a question of the sentence's own, on normalised text.
+_REQUESTING = re.compile(
+    rf"{ASKS}|\b(прошу|просим|просьба|требую|помогите|сообщите|ответьте|когда|почему|зачем|где|как же|сколько|"
+    r"вопрос по|по поводу|нужн\w*|надо|необходим\w*|хотел\w*|хотелось|можно)\b"
+)
+# An objection or a complaint (sarcasm included: «спасибо за отписку»): more than thanks.
+_OBJECTING = re.compile(
+    r"\b(но|однако|только|хотя|а вот|правда|зато|отписк\w*|отписал\w*|"
     r"издевательств\w*|безобрази\w*|позор\w*|бездейств\w*|жалоб\w*|обжал\w*|прокуратур\w*|суд\w*|"
     r"не (получил\w*|ответил\w*|сделал\w*|решен\w*|решил\w*|помогл\w*|устраива\w*)|ничего|никто|никак|"
-    r"опять|снова|до сих пор|так и не|еще|также|кроме того|дополнительно|вопрос по|по поводу|нужн\w*|надо|"
-    r"необходим\w*|хотел\w*|хотелось|можно)\b"
+    r"опять|снова|до сих пор|так и не|еще|также|кроме того|дополнительно)\b"
 )
 # A request in the imperative («направьте», «пришлите», «дайте»); thanks and apologies use a few imperatives too.
 _IMPERATIVE = re.compile(r"\b(?!(примите|передайте|извините|простите|здравствуйте)\b)\w+(ите|йте|ьте)\b")
 
 
-def says_more(original: str, plain: str) -> bool:
-    """Whether a sentence (as written, and :func:`normalise`-d) asks, objects, complains or requests something.
+def requests_something(original: str, plain: str) -> bool:
+    """Whether a sentence (as written, and :func:`normalise`-d) asks or requests something: «?», «прошу», a
+    question, an imperative. Beside a command it is a second matter: the letter is registered (tryout T7)."""
+    return "?" in original or _REQUESTING.search(plain) is not None or _IMPERATIVE.search(plain) is not None
 
-    Such a sentence makes a letter more than a thank-you or a command: it is registered (tryout T7).
-    """
-    return "?" in original or _MORE.search(plain) is not None or _IMPERATIVE.search(plain) is not None
+
+def says_more(original: str, plain: str) -> bool:
+    """Whether a sentence requests (:func:`requests_something`), objects or complains: more than a thank-you."""
+    return requests_something(original, plain) or _OBJECTING.search(plain) is not None
 
 
 def normalise(text: str) -> str:
