@@ -101,3 +101,52 @@ def test_an_auto_reply_by_precedence_stays_an_auto_reply(settings: Settings) -> 
     assert take(settings, vacation) == Outcome.ignored_auto_reply
     with session_scope(settings) as session:
         assert session.scalar(select(func.count(Request.id))) == 0
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Tryout T: a relayed question without «прошу», and a form service's appeal marked Auto-Submitted
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def held_reasons(settings: Settings) -> list[str]:
+    held = json.loads(run("intake", "held", "--json").stdout)
+    assert len(held) == 1
+    return [str(reason) for reason in held[0]["reasons"]]
+
+
+def test_a_relayed_question_waits_for_staff(settings: Settings) -> None:
+    relayed = citizen_mail(
+        sender="sidorov@example.ru",
+        subject="Аренда",
+        body="Подскажите, как оформить аренду земельного участка под огород?",
+        headers={"List-Id": "<citizens.groups.example.org>"},
+    )
+    assert take(settings, relayed) == Outcome.held
+    assert sent(settings) == []
+    assert "письмо рассылки" in " ".join(held_reasons(settings))
+
+
+def test_a_form_service_relay_that_asks_waits_for_staff(settings: Settings) -> None:
+    relayed = citizen_mail(
+        sender="forms@example.org",
+        name="Форма сайта",
+        subject="Обращение с сайта",
+        body="Прошу сообщить, когда будет аукцион на здание на ул. Ленина, 5. Иванов С. С., s@example.ru",
+        headers={"Auto-Submitted": "auto-generated"},
+    )
+    assert take(settings, relayed) == Outcome.held
+    assert sent(settings) == []
+    assert "сформированное программой" in " ".join(held_reasons(settings))
+
+
+def test_an_auto_generated_notice_that_asks_nothing_is_ignored(settings: Settings) -> None:
+    notice = citizen_mail(
+        sender="backup@example.org",
+        name="Резервное копирование",
+        subject="Отчёт",
+        body="Резервное копирование завершено успешно.",
+        headers={"Auto-Submitted": "auto-generated"},
+    )
+    assert take(settings, notice) == Outcome.ignored_auto_reply
+    with session_scope(settings) as session:
+        assert session.scalar(select(func.count(Request.id))) == 0

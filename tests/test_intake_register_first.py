@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import re
 import subprocess
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -26,10 +27,11 @@ from mailservice.history.models import HistoryExport
 from mailservice.inforequests import service
 from mailservice.inforequests.lifecycle import Status
 from mailservice.inforequests.models import Event, Request
-from mailservice.intake.models import IntakeEntry, Outcome
+from mailservice.intake.models import Bounce, IntakeEntry, Outcome
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.intake.routes import load_routes
-from mailservice.mailings.models import Subscription, SubscriptionStatus
+from mailservice.mailings.models import Subscription, SubscriptionStatus, Suppression
+from mailservice.mailings.subscribers import apply_bounces
 from mailservice.outbox import OutboxMessage
 from mailservice.web.staff.auth import Role
 from tests.console_support import add_staff, client_for, drain, login, parsed, text_of
@@ -419,4 +421,94 @@ def test_a_citizen_writing_not_delivered_is_registered(settings: Settings) -> No
     letter = citizen_mail(subject="Не доставлено письмо", body="Моё письмо вам не доставлено, прошу разобраться.")
     outcome, number = take(settings, letter)
     assert outcome is Outcome.new_request and number
+    assert outbox_kinds(settings) == ["acknowledgement"]
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Tryout T: a person's letter with a weak machine sign, a question, or a request under a command's subject
+# ------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sender", ["olga-admin@mail.ru", "fedor-request@yandex.ru"])
+def test_a_citizen_whose_address_ends_like_a_list_robot_is_registered(settings: Settings, sender: str) -> None:
+    letter = citizen_mail(sender=sender, subject="Вопрос", body="Прошу сообщить часы приёма граждан.")
+    outcome, number = take(settings, letter)
+    assert outcome is Outcome.new_request and number
+    assert outbox_kinds(settings) == ["acknowledgement"]
+
+
+def test_a_company_named_like_a_mail_service_is_registered(settings: Settings) -> None:
+    letter = citizen_mail(
+        sender="office@pochta-servis.ru",
+        name="ООО Почтовый сервис",
+        subject="Аренда помещения",
+        body="Прошу сообщить условия аренды нежилого помещения площадью 50 кв. м.",
+    )
+    outcome, number = take(settings, letter)
+    assert outcome is Outcome.new_request and number
+
+
+def test_a_citizen_forwarding_an_undelivered_letter_is_registered_and_nobody_is_suppressed(settings: Settings) -> None:
+    # The old address and the writer are both subscribers: a false bounce would suppress the old address (hard:
+    # «550 5.1.1 User unknown» is quoted) and stop its mailings.
+    import_active(settings, ["dizo@nso.example.ru", "lidia@example.ru"])
+    inner = EmailMessage()
+    inner["From"] = "lidia@example.ru"
+    inner["To"] = "dizo@nso.example.ru"
+    inner["Subject"] = "Запрос о выкупе участка"
+    inner.set_content("Прошу сообщить порядок выкупа арендуемого участка.")
+    outer = EmailMessage()
+    outer["From"] = "Лидия Орлова <lidia@example.ru>"
+    outer["To"] = "info@dizo.test"
+    outer["Subject"] = "Не доставлено письмо"
+    outer["Date"] = "Mon, 02 Mar 2026 11:00:00 +0700"
+    outer["Message-ID"] = "<t5@example.ru>"
+    outer.set_content(
+        "Моё письмо на старый адрес не доставлено, почтовая служба ответила: 550 5.1.1 User unknown. "
+        "Пересылаю его вам во вложении. Прошу ответить."
+    )
+    outer.add_attachment(inner)
+    outcome, number = take(settings, outer.as_bytes())
+    assert outcome is Outcome.new_request and number
+    with session_scope(settings) as session:
+        assert session.scalar(select(func.count(Bounce.id))) == 0
+        assert apply_bounces(session, NOW) == 0
+        assert session.scalar(select(func.count()).select_from(Suppression)) == 0
+    for address in ("dizo@nso.example.ru", "lidia@example.ru"):
+        assert subscription_of(settings, address).status == SubscriptionStatus.active
+
+
+def test_a_question_with_prices_and_a_link_is_registered_not_held(settings: Settings) -> None:
+    letter = citizen_mail(
+        sender="maria@example.ru",
+        subject="Участок",
+        body=(
+            "Здравствуйте. Хочу купить земельный участок бесплатно как многодетная семья, на сайте "
+            "https://torgi.gov.ru цены от 100 000 руб., а в объявлениях пишут про скидки. Как быть и куда идти? "
+            "Нужна консультация, заранее благодарю за ответ."
+        ),
+    )
+    outcome, number = take(settings, letter)
+    assert outcome is Outcome.new_request and number
+    assert outbox_kinds(settings) == ["acknowledgement"]
+
+
+@pytest.mark.parametrize(
+    ("subject", "body"),
+    [
+        ("История обращений", "Прошу направить копию ответа на моё обращение об аренде участка на ул. Ленина, 5."),
+        ("Отписаться от рассылки", "Также прошу сообщить, когда будут торги по аренде участков."),
+    ],
+    ids=["history+copy-of-answer", "unsubscribe+auction-question"],
+)
+def test_a_request_written_under_a_command_subject_is_registered_and_the_command_waits_for_staff(
+    settings: Settings, subject: str, body: str
+) -> None:
+    import_active(settings, ["nina@example.ru"])
+    outcome, number = take(settings, citizen_mail(sender="nina@example.ru", subject=subject, body=body))
+    assert outcome is Outcome.new_request and number
+    # Nothing acted on its own: the subscription stays, no history export; staff may convert the letter.
+    assert subscription_of(settings, "nina@example.ru").status == SubscriptionStatus.active
+    with session_scope(settings) as session:
+        assert session.scalar(select(func.count(HistoryExport.id))) == 0
     assert outbox_kinds(settings) == ["acknowledgement"]

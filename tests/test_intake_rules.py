@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mailservice.intake.commands import REST_LIMIT, Command, CommandAddresses, recognise
-from mailservice.intake.spam import hold_reasons
+from mailservice.intake.spam import asks_something, hold_reasons
 from mailservice.intake.thanks import is_only_thanks
 
 TOKEN = "WzEsImFiYyJd.AbCdEfGhIjKlMnOpQrStUvWxYz0"  # the shape of an itsdangerous token (27-character signature)
@@ -199,3 +199,61 @@ def test_every_form_in_the_readme_is_recognised(command: Command, form: str) -> 
     assert recognise(form, "") is command  # as the subject
     assert recognise("", f"Здравствуйте!\n{form}.\nС уважением, Иванов И. И.") is command  # as the first line
     assert recognise("", f"{form}. А когда будут торги?") is None  # and a question besides: registered
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Tryout T: a question is asking (README "Register first": list mail that asks waits for staff, a letter that asks
+# is never held as advertising), and a command letter with a request of its own is a request.
+# ------------------------------------------------------------------------------------------------------------------
+
+# Letters that ask without «прошу», «жалоба» or an address: a question is asking too.
+QUESTIONS = [
+    ("Аренда", "Подскажите, как оформить аренду земельного участка под огород?"),
+    ("", "Подскажите порядок оформления аренды земельного участка"),
+    ("Участок", "Многодетная семья. Как быть и куда идти"),
+    ("", "Нужна консультация по выкупу арендуемого участка"),
+    ("", "Хочу оформить участок под ИЖС, с чего начать"),
+    ("Договор", "Можно ли продлить договор аренды без торгов"),
+    ("", "Куда обращаться за справкой об отсутствии задолженности"),
+]
+
+
+@pytest.mark.parametrize(("subject", "text"), QUESTIONS)
+def test_a_question_asks_something(subject: str, text: str) -> None:
+    assert asks_something(subject, text)
+
+
+def test_a_newsletter_without_a_question_asks_nothing() -> None:
+    assert not asks_something("Дайджест недели", "Главные новости недели: открыт новый сквер, стартовал фестиваль.")
+
+
+def test_a_question_beside_prices_and_a_link_is_never_held() -> None:
+    text = (
+        "Здравствуйте. Хочу купить земельный участок бесплатно как многодетная семья, на сайте https://torgi.gov.ru "
+        "цены от 100 000 руб., а в объявлениях пишут про скидки. Как быть и куда идти? Нужна консультация, заранее "
+        "благодарю за ответ."
+    )
+    assert hold_reasons("Участок", text, None, {}) == ()
+    # The same advertising words and link without the question: held (two terms with a link and prices).
+    assert hold_reasons("Участок", "Купить участок бесплатно, скидки, цены от 100 000 руб. https://x.example", None, {})
+
+
+# A command's form beside a request, a question or an objection of its own: registered (staff may convert it).
+COMMANDS_WITH_A_REQUEST = [
+    ("История обращений", "Прошу направить копию ответа на моё обращение об аренде участка на ул. Ленина, 5."),
+    ("Отписаться от рассылки", "Также прошу сообщить, когда будут торги по аренде участков."),
+    ("Отписаться", "Пришлите копию приказа о торгах."),
+    ("Подписаться на рассылку", "Нужна консультация по аренде"),
+    ("", "Прошу предоставить историю моих обращений.\nКроме того, сообщите номер моего обращения."),
+    ("Вопрос по рассылке", "Отписаться"),
+]
+
+
+@pytest.mark.parametrize(("subject", "text"), COMMANDS_WITH_A_REQUEST)
+def test_a_command_with_a_request_of_its_own_is_a_request(subject: str, text: str) -> None:
+    assert recognise(subject, text) is None
+
+
+def test_a_reply_subject_is_ours_and_asks_nothing() -> None:
+    # The subject of our newsletter under «Re:» is our wording, not the citizen's question.
+    assert recognise("Re: Где получить субсидию на газификацию", "Отписаться") is Command.unsubscribe

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from email import policy
+from email.message import EmailMessage
 from email.parser import BytesParser
 
 import pytest
 
 from mailservice.mail.parse import parse_message
-from mailservice.mail.triage import Triage, Verdict, triage
+from mailservice.mail.triage import (
+    HOLD_AUTO_GENERATED,
+    HOLD_LIST_MAIL,
+    RELAYED_HOLDS,
+    TRIAGE_HOLDS,
+    Triage,
+    Verdict,
+    triage,
+)
 
 
 def _triage(raw: bytes, envelope_from: str | None = None) -> Triage:
@@ -209,7 +218,9 @@ def test_citizen_forwarding_a_bounce_is_normal() -> None:
 
 
 def test_list_robot_sender_is_auto() -> None:
-    assert _triage(_msg(sender="news-request@lists.example.ru")).verdict is Verdict.auto_reply
+    # A robot's address beside list software's headers (tryout T2: the address alone is a person's, below).
+    raw = _msg("X-Mailman-Version: 2.1.39", sender="news-request@lists.example.ru")
+    assert _triage(raw).verdict is Verdict.auto_reply
 
 
 def test_verdict_values() -> None:
@@ -386,11 +397,14 @@ def test_a_report_type_on_another_container_is_no_report() -> None:
 
 
 @pytest.mark.parametrize("part_type", ["message/rfc822", "text/rfc822-headers"])
-def test_a_bounce_subject_with_a_returned_copy_is_a_bounce(part_type: str) -> None:
-    # Exchange and others return the original (or its headers) under «Undeliverable: ...» from an ordinary-looking
-    # account: the returned copy is the machine's sign.
-    raw = _mixed("Exchange <robot@mx.example.ru>", "Undeliverable: Запрос", part_type, "From: info@example.gov.ru\n")
-    assert _triage(raw).verdict is Verdict.bounce
+def test_a_bounce_subject_with_a_returned_copy_needs_a_machine_sender(part_type: str) -> None:
+    # A returned copy under a bounce subject is a bounce when a mail system sends it; from an ordinary account it may
+    # be a citizen forwarding the letter that came back (tryout T5), and a person's letter is never dropped.
+    returned = "From: info@example.gov.ru\n"
+    machine = _mixed("Exchange <postmaster@mx.example.ru>", "Undeliverable: Запрос", part_type, returned)
+    assert _triage(machine).verdict is Verdict.bounce
+    person = _mixed("Exchange <robot@mx.example.ru>", "Undeliverable: Запрос", part_type, returned)
+    assert _triage(person).verdict is Verdict.normal
 
 
 def test_a_mail_system_named_only_in_the_sender_header_is_seen() -> None:
@@ -506,3 +520,85 @@ def test_a_mail_system_address_read_from_reply_to_is_seen() -> None:
         "Reply-To: MAILER-DAEMON@mx.example.ru", sender="undisclosed", subject="Статистика", body="Очередь пуста."
     )
     assert _triage(raw).verdict is Verdict.auto_reply
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Tryout T: a weak machine sign on a person's letter (README "Register first": the address, the display name or an
+# attachment alone never drops a letter; a relayed copy that asks waits for staff).
+# ------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sender", ["olga-admin@mail.ru", "fedor-request@yandex.ru", "ivan-owner@example.ru"])
+def test_an_address_ending_like_a_list_robot_alone_is_a_person(sender: str) -> None:
+    result = _triage(_msg(sender=sender, body="Прошу сообщить часы приёма граждан.\n"))
+    assert result.verdict is Verdict.normal and result.hold == "", result.reason
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["X-Mailman-Version: 2.1.39", "Mailing-List: contact x-help@example.org", "X-BeenThere: x@lists.example.org"],
+)
+def test_a_list_robot_with_list_headers_is_list_mail_held_if_it_asks(header: str) -> None:
+    result = _triage(_msg(header, sender="news-request@lists.example.ru"))
+    assert result.verdict is Verdict.auto_reply and result.relayed == HOLD_LIST_MAIL
+
+
+def test_auto_generated_is_a_relayed_copy_held_if_it_asks_auto_replied_is_an_auto_reply() -> None:
+    # RFC 3834 §5: auto-replied answers a message; auto-generated is what a site's form service relays (tryout T3).
+    generated = _triage(_msg("Auto-Submitted: auto-generated", sender="Форма сайта <forms@example.org>"))
+    assert generated.verdict is Verdict.auto_reply and generated.relayed == HOLD_AUTO_GENERATED
+    assert HOLD_AUTO_GENERATED in TRIAGE_HOLDS and HOLD_AUTO_GENERATED in RELAYED_HOLDS
+    replied = _triage(_msg("Auto-Submitted: auto-replied", sender="ivan@example.ru"))
+    assert replied.verdict is Verdict.auto_reply and replied.relayed == ""
+    # An out-of-office marked auto-generated (Exchange) answers a message: an automatic reply all the same.
+    for extra, subject in (("In-Reply-To: <ours@example.gov.ru>", "Вопрос"), ("", "Автоматический ответ: Вопрос")):
+        oof = _triage(_msg(f"Auto-Submitted: auto-generated\n{extra}", subject=subject, sender="ivan@example.ru"))
+        assert oof.verdict is Verdict.auto_reply and oof.relayed == "", subject
+
+
+@pytest.mark.parametrize("name", ["ООО Почтовый сервис", "Mail Service", "Почтовый сервер Ромашка"])
+def test_a_display_name_like_a_mail_system_alone_is_a_person(name: str) -> None:
+    raw = _msg(sender=f"{name} <office@pochta-servis.ru>", subject="Аренда помещения")
+    assert _triage(raw).verdict is Verdict.normal
+
+
+def test_a_display_name_like_a_mail_system_with_a_bounce_subject_but_no_failure_text_is_a_person() -> None:
+    raw = _msg(
+        sender="ООО Почтовый сервис <office@pochta-servis.ru>",
+        subject="Не доставлено письмо",
+        body="Добрый день. Прошу сообщить, по какому адресу направлять документы.",
+    )
+    assert _triage(raw).verdict is Verdict.normal
+
+
+def _forwarded_returned_letter(sender: str, text: str) -> bytes:
+    inner = EmailMessage()
+    inner["From"] = "lidia@example.ru"
+    inner["To"] = "dizo@nso.example.ru"
+    inner["Subject"] = "Запрос о выкупе участка"
+    inner.set_content("Прошу сообщить порядок выкупа арендуемого участка.")
+    outer = EmailMessage()
+    outer["From"] = sender
+    outer["To"] = "info@dizo.test"
+    outer["Subject"] = "Не доставлено письмо"
+    outer["Message-ID"] = "<t5@example.ru>"
+    outer.set_content(text)
+    outer.add_attachment(inner)
+    return outer.as_bytes()
+
+
+def test_a_person_forwarding_a_returned_letter_is_a_person() -> None:
+    # Tryout T5: bounce wording and an attached message, but a person's From: no machine sender, no bounce.
+    raw = _forwarded_returned_letter(
+        "Лидия Орлова <lidia@example.ru>",
+        "Моё письмо на старый адрес не доставлено, пересылаю его вам во вложении. Прошу ответить.",
+    )
+    assert _triage(raw).verdict is Verdict.normal
+    assert _triage(raw, "lidia@example.ru").verdict is Verdict.normal
+
+
+def test_the_same_returned_letter_from_a_mail_system_is_a_bounce() -> None:
+    raw = _forwarded_returned_letter("MAILER-DAEMON@mx.example.ru", "Ваше письмо не может быть доставлено.")
+    assert _triage(raw).verdict is Verdict.bounce
+    person = _forwarded_returned_letter("Лидия Орлова <lidia@example.ru>", "Ваше письмо не может быть доставлено.")
+    assert _triage(person, "").verdict is Verdict.bounce  # the null envelope is a machine's

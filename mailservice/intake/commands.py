@@ -9,7 +9,9 @@ p. 2, 8-FZ art. 18): «отписались» is slang for a brush-off answer, a
   List-Unsubscribe ``mailto:`` (RFC 2369); or
 * its subject or its first sentence (after a greeting) *is* one of the forms below, with case, punctuation and
   «ё» ignored, and everything else in the letter (apart from greetings, the sign-off and the signature) is at most
-  :data:`REST_LIMIT` characters and asks nothing (no «?»).
+  :data:`REST_LIMIT` characters and asks nothing: no «?», no request or question of its own
+  (:func:`mailservice.intake.wording.requests_something`; a sentence restating the command is none). «История
+  обращений» above «Прошу направить копию ответа ...» is a request (tryout T7).
 
 Anything else is registered; staff can turn a registered letter into its command in one action
 (:func:`mailservice.intake.actions.convert_to_command`). The forms are listed in the README.
@@ -22,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from mailservice.intake.wording import normalise, segments, strip_reply_prefix
+from mailservice.intake.wording import normalise, requests_something, segments, strip_reply_prefix
 
 __all__ = ["COMMAND_NAMES", "REST_LIMIT", "Command", "CommandAddresses", "form_of", "recognise"]
 
@@ -98,7 +100,7 @@ _GIVE = (
     r"дайте)"
 )
 _HISTORY = re.compile(
-    rf"{_POLITE}(?:{_GIVE}(?:\s+мне)?\s+)?(?:всю\s+|полную\s+)?(?:историю|история)\s+(?:моих\s+|всех\s+моих\s+|всех\s+)?"
+    rf"{_POLITE}(?:{_GIVE}(?:\s+мне)?\s+)?(?:всю\s+|полную\s+)?(?:историю|история)\s+(?:моих\s+|всех\s+моих\s+|всех\s+|моего\s+)?"
     r"(?:обращений|взаимодействия|переписки|запросов)(?:\s+с\s+(?:департаментом|вами))?"
     r"|запрос\s+истории\s+(?:моих\s+)?(?:обращений|взаимодействия|переписки)"
 )
@@ -126,7 +128,7 @@ def form_of(plain: str) -> Command | None:
 def _by_text(subject: str, text: str) -> Command | None:
     if _TOKEN_SUBJECT.fullmatch(subject.strip()):
         return Command.unsubscribe
-    topic, _reply = strip_reply_prefix(subject)
+    topic, is_reply = strip_reply_prefix(subject)
     in_subject = form_of(normalise(topic)) if topic else None
     head = text[:_HEAD]
     first = segments(head, limit=1).first
@@ -140,9 +142,14 @@ def _by_text(subject: str, text: str) -> Command | None:
         return None  # most letters: the rest of the text is never read
     parts = segments(text)
     rest: list[str] = [] if in_subject is not None or not topic else [topic]
+    # A subject of the letter's own that asks is a second matter; a reply's subject is our message's, not a request.
+    if rest and not is_reply and _second_matter(command, topic, normalise(topic)):
+        return None
     for original, plain in parts.body:
         found = form_of(plain)
         if found is None:
+            if _second_matter(command, original, plain):
+                return None  # a request of its own beside the command: registered, staff may convert it
             rest.append(original)
         elif found is not command:
             return None  # two different commands: staff decide
@@ -150,6 +157,12 @@ def _by_text(subject: str, text: str) -> Command | None:
     if "?" in said or len(said) > REST_LIMIT:
         return None
     return command
+
+
+def _second_matter(command: Command, original: str, plain: str) -> bool:
+    """Whether a sentence requests something besides ``command`` («Повторно прошу историю ...» only restates it)."""
+    pattern = dict(_FORMS)[command]
+    return requests_something(original, plain) and pattern.search(plain) is None
 
 
 def recognise(

@@ -38,7 +38,7 @@ from mailservice.intake.spam import asks_something, hold_reasons
 from mailservice.intake.thanks import is_only_thanks
 from mailservice.mail.bounces import BounceInfo, parse_bounce
 from mailservice.mail.parse import ParsedMessage, ParseError, parse_message
-from mailservice.mail.triage import HOLD_LIST_MAIL, Triage, Verdict, triage
+from mailservice.mail.triage import RELAYED_HOLDS, Triage, Verdict, triage
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +123,10 @@ def prepare(
         if verdict.verdict is Verdict.bounce:
             return Prepared(raw_sha, parsed, triage=verdict, bounce=parse_bounce(message_obj), attachments=stored)
         if verdict.verdict is Verdict.auto_reply:
-            if not (verdict.list_mail and asks_something(parsed.subject, parsed.text)):
+            if not (verdict.relayed and asks_something(parsed.subject, parsed.text)):
                 return Prepared(raw_sha, parsed, triage=verdict, attachments=stored)
-            # A list or a form service relayed a letter that asks something (tryout F3): staff look, never dropped.
-            verdict = Triage(Verdict.normal, f"{verdict.reason}; asks something: held for staff", hold=HOLD_LIST_MAIL)
+            # A list or a form service relayed a letter that asks something (tryout F3, T3): staff look, never dropped.
+            verdict = Triage(Verdict.normal, f"{verdict.reason}; asks something: held for staff", hold=verdict.relayed)
         from mailservice.inforequests.classification import labels_for
 
         text = parsed.new_text or parsed.text
@@ -139,7 +139,7 @@ def prepare(
         labels = labels_for(parsed.subject, whole)
         # Commands and thanks are a person's own messages: a list's relayed copy never subscribes, exports or
         # closes anything; it waits for staff.
-        relayed = verdict.hold == HOLD_LIST_MAIL
+        relayed = verdict.hold in RELAYED_HOLDS
         command = None if relayed else recognise(parsed.subject, text, [*parsed.to, *parsed.cc], limits.commands)
         thanks = command is None and not relayed and is_only_thanks(parsed.subject, text)
         hold = (

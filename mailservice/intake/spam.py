@@ -5,8 +5,9 @@ art. 18); a classifier's "other" decides nothing. Only mail with no request in i
 visible staff queue with its registration date counting (see README "Register first"). Holding a citizen's letter
 is the worse mistake, so the rule is conservative:
 
-* a letter that asks, complains or names a place (``_REQUEST``: «прошу», «жалоба», «помогите», «ул.», ...) is
-  never held, nor is a short letter without links (a telegraphic «Оборваны провода» has neither);
+* a letter that asks, complains or names a place (``_REQUEST``: «прошу», «жалоба», «помогите», «?», «подскажите»,
+  «нужна консультация», «ул.», ...) is never held, nor is a short letter without links (a telegraphic «Оборваны
+  провода» has neither);
 * otherwise it is held only on two independent strong signals: a mass mailer's headers with advertising words or
   links, or advertising vocabulary (two distinct stems) with links or prices, or one stem with links and prices.
 """
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+
+from mailservice.intake.wording import ASKS
 
 __all__ = ["asks_something", "hold_reasons"]
 
@@ -55,9 +58,11 @@ _NAMES = list(_ADVERTISING)
 _ADVERTISING_RX = re.compile("|".join(rf"\b(?P<g{i}>{pattern})" for i, pattern in enumerate(_ADVERTISING.values())))
 _LINK = re.compile(r"https?://|\bwww\.", re.IGNORECASE)
 _PRICE = re.compile(r"\d[\d\s]*(?:[.,]\d+)?\s*(?:руб\w*|р\.|₽|\$|usd|eur|€)|\d+\s*%", re.IGNORECASE)
-# What a citizen's letter says and an advertisement does not: a request, a complaint, a place.
+# What a citizen's letter says and an advertisement does not: a request, a question (wording.ASKS: «?»,
+# «подскажите», «как быть», «нужна консультация», tryout T1/T6), a complaint, a place. An advertisement's rhetorical
+# «Нужен кредит?» is registered too: registering an advertisement is the lesser mistake.
 _REQUEST = re.compile(
-    r"\b(прошу|просим|просьба|жалоб\w*|обращаюсь|обращени\w*|заявлени\w*|помогите|разберитесь|примите меры|"
+    rf"{ASKS}|\b(прошу|просим|просьба|жалоб\w*|обращаюсь|обращени\w*|заявлени\w*|помогите|разберитесь|примите меры|"
     r"ответьте|разъясните|сообщите|предоставьте|проверьте|почему|когда|сколько можно|мой|моего|моей|моему|"
     r"наш дом|нашем дом\w*|нашей улиц\w*|ул\.|улиц\w+|пр-т|проспект\w*|переул\w*|дом №|д\. ?\d|кв\. ?\d|"
     r"участ\w+ №|кадастров\w+ номер)"

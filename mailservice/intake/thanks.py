@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from mailservice.intake.wording import normalise, segments, strip_reply_prefix
+from mailservice.intake.wording import normalise, says_more, segments, strip_reply_prefix
 
 __all__ = ["MAX_THANKS_CHARS", "is_only_thanks"]
 
@@ -29,17 +29,6 @@ _KIND = re.compile(
     r"(вы )?(очень )?(помогли|выручили)|(отличн\w+|хорош\w+|прекрасн\w+) (работа|ответ)|молодцы|"
     r"(всех|вас) благ|будьте здоровы|ok|ок|хорошо|понятно|ясно|договорились|принято)$"
 )
-# Anything that asks, objects or complains makes it more than thanks (sarcasm included: «спасибо за отписку»).
-_MORE = re.compile(
-    r"\?|\b(но|однако|только|хотя|а вот|правда|зато|прошу|просим|просьба|требую|помогите|подскажите|сообщите|"
-    r"ответьте|разъясните|уточните|объясните|когда|почему|зачем|где|как же|сколько|отписк\w*|отписал\w*|"
-    r"издевательств\w*|безобрази\w*|позор\w*|бездейств\w*|жалоб\w*|обжал\w*|прокуратур\w*|суд\w*|"
-    r"не (получил\w*|ответил\w*|сделал\w*|решен\w*|решил\w*|помогл\w*|устраива\w*)|ничего|никто|никак|"
-    r"опять|снова|до сих пор|так и не|еще|также|кроме того|дополнительно|вопрос по|по поводу|нужн\w*|надо|"
-    r"необходим\w*|хочу|хотел\w*|хотелось|можно|могу ли)\b"
-)
-# A request in the imperative («направьте», «пришлите», «дайте»); thanks and apologies use a few imperatives too.
-_IMPERATIVE = re.compile(r"\b(?!(примите|передайте|извините|простите|здравствуйте)\b)\w+(ите|йте|ьте)\b")
 # A subject of its own (not "Re:" of ours) must itself be thanks, a review, or nothing.
 _THANKS_SUBJECT = re.compile(r"^(благодарность|спасибо|отзыв|thanks|thank you)(\s.*)?$")
 
@@ -51,7 +40,7 @@ def is_only_thanks(subject: str, text: str) -> bool:
     topic, is_reply = strip_reply_prefix(subject)
     plain_topic = normalise(topic)
     if plain_topic and not is_reply:
-        if not _THANKS_SUBJECT.match(plain_topic) or _MORE.search(plain_topic):
+        if not _THANKS_SUBJECT.match(plain_topic) or says_more(topic, plain_topic):
             return False
     parts = segments(text)
     if not parts.body:
@@ -60,7 +49,7 @@ def is_only_thanks(subject: str, text: str) -> bool:
         return False
     thanked = False
     for original, plain in parts.body:
-        if "?" in original or _MORE.search(plain) or _IMPERATIVE.search(plain):
+        if says_more(original, plain):
             return False
         if _THANKS.search(plain):
             thanked = True

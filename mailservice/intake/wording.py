@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["Segments", "normalise", "segments", "strip_reply_prefix"]
+__all__ = ["ASKS", "Segments", "normalise", "requests_something", "says_more", "segments", "strip_reply_prefix"]
 
 _PUNCTUATION = re.compile(r"[^\w\s?]+")
 _SPACES = re.compile(r"\s+")
@@ -26,6 +26,41 @@ _SIGN_OFF = re.compile(r"^(с уважением|с наилучшими пож�
 _DEVICE_FOOTER = re.compile(
     r"^(отправлено (с|из) \w+|sent from my \w+|получено с помощью|отправлено из мобильной почты)"
 )
+
+
+# A question or a wish the letter wants answered («?», «подскажите», «как быть», «куда обращаться», «можно ли»,
+# «нужна консультация», «хочу ...»), on lower-case text. One definition: what may wait unregistered (intake/spam.py:
+# advertising, list mail) and what is more than thanks or a command (below) read questions alike.
+ASKS = (
+    r"\?|\b(?:(?:под|рас)?скажите|(?:разъ|объ)ясните|уточните|посоветуйте|проконсультируйте|"
+    r"(?:как|куда|где|откуда|к кому|у кого)\s+(?:мне|нам|можно|нужно|надо|быть|же|теперь|\w+(?:ть|ти|чь)(?:ся|сь)?)|"
+    r"можно ли|могу ли|нельзя ли|возможно ли|нужно ли|нужн(?:а|ен|ы)|хочу|хотим|хотел(?:а|и)? бы|хотелось бы)\b"
+)
+# A request or a question of the sentence's own, on normalised text.
+_REQUESTING = re.compile(
+    rf"{ASKS}|\b(прошу|просим|просьба|требую|помогите|сообщите|ответьте|когда|почему|зачем|где|как же|сколько|"
+    r"вопрос по|по поводу|нужн\w*|надо|необходим\w*|хотел\w*|хотелось|можно)\b"
+)
+# An objection or a complaint (sarcasm included: «спасибо за отписку»): more than thanks.
+_OBJECTING = re.compile(
+    r"\b(но|однако|только|хотя|а вот|правда|зато|отписк\w*|отписал\w*|"
+    r"издевательств\w*|безобрази\w*|позор\w*|бездейств\w*|жалоб\w*|обжал\w*|прокуратур\w*|суд\w*|"
+    r"не (получил\w*|ответил\w*|сделал\w*|решен\w*|решил\w*|помогл\w*|устраива\w*)|ничего|никто|никак|"
+    r"опять|снова|до сих пор|так и не|еще|также|кроме того|дополнительно)\b"
+)
+# A request in the imperative («направьте», «пришлите», «дайте»); thanks and apologies use a few imperatives too.
+_IMPERATIVE = re.compile(r"\b(?!(примите|передайте|извините|простите|здравствуйте)\b)\w+(ите|йте|ьте)\b")
+
+
+def requests_something(original: str, plain: str) -> bool:
+    """Whether a sentence (as written, and :func:`normalise`-d) asks or requests something: «?», «прошу», a
+    question, an imperative. Beside a command it is a second matter: the letter is registered (tryout T7)."""
+    return "?" in original or _REQUESTING.search(plain) is not None or _IMPERATIVE.search(plain) is not None
+
+
+def says_more(original: str, plain: str) -> bool:
+    """Whether a sentence requests (:func:`requests_something`), objects or complains: more than a thank-you."""
+    return requests_something(original, plain) or _OBJECTING.search(plain) is not None
 
 
 def normalise(text: str) -> str:

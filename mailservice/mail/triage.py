@@ -10,15 +10,26 @@ unregistered, which is worse than staff glancing at an out-of-office note.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import Message
+from email.utils import getaddresses
 from enum import StrEnum
 
 from mailservice.mail.bounces import DELIVERY_STATUS_TYPES, bounce_text, dsn_recipients
 from mailservice.mail.headers import part_content_type
 from mailservice.mail.parse import ParsedMessage
 
-__all__ = ["HOLD_AUTO_SUBJECT", "HOLD_LIST_MAIL", "TRIAGE_HOLDS", "Triage", "Verdict", "triage"]
+__all__ = [
+    "HOLD_AUTO_GENERATED",
+    "HOLD_AUTO_SUBJECT",
+    "HOLD_LIST_MAIL",
+    "RELAYED_HOLDS",
+    "TRIAGE_HOLDS",
+    "Triage",
+    "Verdict",
+    "triage",
+]
 
 
 class Verdict(StrEnum):
@@ -36,14 +47,15 @@ class Triage:
     # A weak sign of an automatic message on a letter otherwise a person's: it waits in the visible held queue
     # (Russian, for staff) instead of being registered at once; never dropped (59-FZ art. 8: every appeal).
     hold: str = ""
-    # Sent through a mailing list or a bulk mailer (RFC 2369/2919 headers, Precedence): ignored as automatic unless
-    # its text asks something, which intake decides (it then waits for staff: a citizen's letter relayed by a
-    # list or a site's form service is still an appeal).
-    list_mail: bool = False
+    # Sent through a mailing list, a bulk mailer (RFC 2369/2919 headers, Precedence) or a program (Auto-Submitted:
+    # auto-generated): ignored as automatic unless its text asks something, which intake decides; it then waits
+    # for staff with this hold (a citizen's letter relayed by a list or a site's form service is still an appeal).
+    relayed: str = ""
 
 
 # Mail system accounts. Gateways that send plain-text bounces without a DSN part sign as postmaster, MAILER-DAEMON
-# or a "<Org>_Mail_Service" / "Mail Gateway" account (seen on regional government relays).
+# or a "<Org>_Mail_Service" / "Mail Gateway" account (seen on regional government relays). Read on the addresses
+# (strong) and on the display names (weak: a company may be called «Почтовый сервис», tryout T4).
 _SYSTEM_SENDER = re.compile(
     r"(^|[<\s\"'(])(mailer[-_.]?daemon|postmaster|post_master|mdaemon|mail[-_]?delivery[-_]?(system|subsystem)?)"
     r"(@|[>\s\"')]|$)|mail delivery (system|subsystem)|почтовая система|система доставки|"
@@ -92,11 +104,18 @@ HOLD_LIST_MAIL = (
     "пришло как письмо рассылки (заголовки List-Id, List-Unsubscribe или Precedence), но в тексте есть просьба, "
     "жалоба или адрес"
 )
+HOLD_AUTO_GENERATED = (
+    "пришло как письмо, сформированное программой (заголовок Auto-Submitted, например форма сайта), но в тексте "
+    "есть просьба, вопрос, жалоба или адрес"
+)
 # The holds triage itself decides, with the short English reason intake's journal records for each.
 TRIAGE_HOLDS = {
     HOLD_AUTO_SUBJECT: "automatic-reply subject alone",
     HOLD_LIST_MAIL: "list mail that asks something",
+    HOLD_AUTO_GENERATED: "auto-generated mail that asks something",
 }
+# Holds of a copy a list or a program relayed: it never acts as its sender's command or thanks.
+RELAYED_HOLDS = frozenset({HOLD_LIST_MAIL, HOLD_AUTO_GENERATED})
 # Phrases a citizen could also start a subject with: believed only for a reply to one of our messages.
 _WEAK_AUTO_SUBJECT = re.compile(
     r"^\s*((re|ответ)\s*:\s*)?(нет на месте|отсутствую|отсутствие на рабочем месте|я в отпуске|в отпуске|"
@@ -107,6 +126,12 @@ _WEAK_AUTO_MAX_TEXT = 2000
 _SES_NOTIFICATION = re.compile(r'\\?"notificationType\\?"\s*:\s*\\?"(Bounce|Complaint|Delivery)', re.IGNORECASE)
 _NO_REPLY_LOCAL = re.compile(r"^(no-?reply|do-?not-?reply|noreply|bounces?|mailer|mail-?daemon)([-+._].*)?$")
 _LIST_ROBOT_LOCAL = re.compile(r".-(admin|owner|request|bounces?)$")
+# What list software (Mailman, ezmlm, fml, Sympa, Majordomo, LISTSERV) writes besides List-Id/List-Unsubscribe:
+# with a robot's address it marks list mail; a person's address alone (olga-admin@mail.ru) marks nothing (tryout T2).
+_LIST_SOFTWARE_HEADERS = re.compile(
+    r"^(list-\S+|mailing-list|x-mailman-\S+|x-beenthere|x-list-\S+|x-ml-\S+|x-mlserver|x-loop)$"
+)
+_LIST_SOFTWARE = re.compile(r"mailman|ezmlm|sympa|majordomo|listserv|mlmmj|\bfml\b", re.IGNORECASE)
 
 
 def _content_types(raw_msg: Message) -> list[str]:
@@ -154,22 +179,24 @@ def triage(msg: ParsedMessage, raw_msg: Message, envelope_from: str | None) -> T
         return Triage(Verdict.bounce, "X-Failed-Recipients header")
 
     # 2. Non-standard bounces. Bounce wording alone is not enough: a citizen may well complain in a subject
-    # that "the letter was not delivered"; a machine origin must back it.
-    sender_text = " ".join(
-        v for v in (msg.from_addr or "", msg.from_name, headers.get("sender", ""), _raw_from(raw_msg)) if v
-    )
-    system_sender = bool(_SYSTEM_SENDER.search(sender_text))
+    # that "the letter was not delivered", and forward the returned letter as an attachment (tryout T5); a machine
+    # sender must back it: a mail system's address, the null envelope, Auto-Submitted.
+    addresses, names = _sender_parts(msg, raw_msg)
+    system_sender = bool(_SYSTEM_SENDER.search(addresses))
     null_envelope = _null_sender(envelope_from) or _null_sender(headers.get("return-path"))
     auto_submitted = headers.get("auto-submitted", "").strip().lower()
     automatic = bool(auto_submitted) and not auto_submitted.startswith("no")
-    returned_copy = "message/rfc822" in content_type or "text/rfc822-headers" in content_type
-    machine = system_sender or null_envelope or automatic or returned_copy
+    machine = system_sender or null_envelope or automatic
     bounce_subject = bool(_BOUNCE_SUBJECT.search(msg.subject))
     if machine and (bounce_subject or system_sender or null_envelope):
         if bounce_subject or _BOUNCE_BODY.search(_bounce_body(raw_msg, msg)):
             return Triage(Verdict.bounce, "delivery failure notice from a mail system or automatic sender")
         if system_sender:
             return Triage(Verdict.auto_reply, "sent by a mail system account (MAILER-DAEMON/postmaster)")
+    if bounce_subject and _SYSTEM_SENDER.search(names) and _BOUNCE_BODY.search(_bounce_body(raw_msg, msg)):
+        # A gateway that signs with a name only ("NSO_Mail_Service <mailgate@...>"): the name, the subject and
+        # the failure text together; the name alone is a company's (tryout T4).
+        return Triage(Verdict.bounce, "delivery failure notice signed with a mail system's name")
     ses = _SES_NOTIFICATION.search(msg.text[:4000])
     if ses is not None:
         if ses.group(1).lower() == "bounce":
@@ -178,14 +205,20 @@ def triage(msg: ParsedMessage, raw_msg: Message, envelope_from: str | None) -> T
     local = (msg.from_addr or "").split("@", 1)[0].lower()
     if _NO_REPLY_LOCAL.search(local) and _BOUNCE_BODY.search(_bounce_body(raw_msg, msg)):
         return Triage(Verdict.bounce, "delivery failure text from a no-reply sender")
-    if _LIST_ROBOT_LOCAL.search(local):
-        return Triage(Verdict.auto_reply, "sent by a mailing-list robot address (-admin, -owner, -request)")
     if msg.from_addr is None:
         return Triage(Verdict.auto_reply, "no usable sender address: machine-generated message")
 
-    # 3. RFC 3834 and vendor auto-reply markers.
+    # 3. RFC 3834 and vendor auto-reply markers. "auto-replied", or any value on an answer to some message (Exchange
+    # marks its out-of-office "auto-generated"), is an automatic reply; an "auto-generated" new message is also what
+    # a site's form service puts on the appeal it relays (tryout T3): that waits for staff if it asks.
     if automatic:
-        return Triage(Verdict.auto_reply, f"Auto-Submitted: {auto_submitted[:40]} (RFC 3834)")
+        answer = (
+            auto_submitted.startswith("auto-replied")
+            or bool(msg.in_reply_to or msg.references)
+            or bool(_AUTO_SUBJECT.search(msg.subject) or _WEAK_AUTO_SUBJECT.search(msg.subject))
+        )
+        relayed = "" if answer else HOLD_AUTO_GENERATED
+        return Triage(Verdict.auto_reply, f"Auto-Submitted: {auto_submitted[:40]} (RFC 3834)", relayed=relayed)
     for name in _AUTO_HEADER_FLAGS:
         if name in headers:
             return Triage(Verdict.auto_reply, f"{name.title()} header")
@@ -196,12 +229,20 @@ def triage(msg: ParsedMessage, raw_msg: Message, envelope_from: str | None) -> T
     for name in ("precedence", "x-precedence"):
         precedence = _BULK_PRECEDENCE.search(headers.get(name, ""))
         if precedence:
-            bulk = precedence.group(1).lower() != "auto_reply"
-            return Triage(Verdict.auto_reply, f"{name.title()}: {headers[name][:20]}", list_mail=bulk)
+            relayed = "" if precedence.group(1).lower() == "auto_reply" else HOLD_LIST_MAIL
+            return Triage(Verdict.auto_reply, f"{name.title()}: {headers[name][:20]}", relayed=relayed)
     if "list-id" in headers:
-        return Triage(Verdict.auto_reply, "mailing list message (List-Id, RFC 2919)", list_mail=True)
+        return Triage(Verdict.auto_reply, "mailing list message (List-Id, RFC 2919)", relayed=HOLD_LIST_MAIL)
     if "list-unsubscribe" in headers:
-        return Triage(Verdict.auto_reply, "mailing list or bulk message (List-Unsubscribe, RFC 2369)", list_mail=True)
+        return Triage(
+            Verdict.auto_reply, "mailing list or bulk message (List-Unsubscribe, RFC 2369)", relayed=HOLD_LIST_MAIL
+        )
+    if _LIST_ROBOT_LOCAL.search(local) and _list_software(headers, raw_msg):
+        return Triage(
+            Verdict.auto_reply,
+            "mailing-list robot address (-admin, -owner, -request) and list software headers",
+            relayed=HOLD_LIST_MAIL,
+        )
     if null_envelope:
         return Triage(Verdict.auto_reply, "null envelope sender <> (RFC 5321 4.5.5)")
 
@@ -234,11 +275,36 @@ def _is_jmrp(raw_msg: Message) -> bool:
     return False
 
 
-def _raw_from(raw_msg: Message) -> str:
+def _sender_parts(msg: ParsedMessage, raw_msg: Message) -> tuple[str, str]:
+    """The addresses and the display names of From and Sender, each joined into one text for _SYSTEM_SENDER."""
     try:
-        return " ".join(str(v) for k, v in raw_msg.raw_items() if k.lower() == "from")
+        values = [str(v) for k, v in raw_msg.raw_items() if k.lower() == "from"]
     except Exception:
-        return ""
+        values = []
+    values.append(msg.headers.get("sender", ""))
+    addresses, names = [msg.from_addr or ""], [msg.from_name]
+    for value in filter(None, values):
+        try:
+            pairs = getaddresses([value])
+        except Exception:
+            pairs = []
+        if any(address for _name, address in pairs):
+            addresses += [address for _name, address in pairs]
+            names += [name for name, _address in pairs]
+        else:
+            addresses.append(value)  # "MAILER-DAEMON" with nothing around it, or a header too broken to split
+    return " ".join(a for a in addresses if a), " ".join(n for n in names if n)
+
+
+def _list_software(headers: Mapping[str, str], raw_msg: Message) -> bool:
+    """Whether list software's own headers are on the message (read raw: intake keeps only a few headers)."""
+    try:
+        names = [str(name).lower() for name in raw_msg.keys()]
+    except Exception:
+        names = list(headers)
+    if any(_LIST_SOFTWARE_HEADERS.match(name) for name in names):
+        return True
+    return bool(_LIST_SOFTWARE.search(headers.get("x-mailer", "")))
 
 
 def _bounce_body(raw_msg: Message, msg: ParsedMessage) -> str:
