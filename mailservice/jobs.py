@@ -82,7 +82,7 @@ def default_jobs() -> list[Job]:
 
 def _subscribers_purge(settings: Settings, now: dt.datetime) -> int:
     """Destroy withdrawn subscribers' personal data within 30 days (152-FZ art. 21 part 5)."""
-    from mailservice.mailings.subscribers import purge_due
+    from mailservice.mailings.upkeep import purge_due
 
     return purge_due(settings, now)
 

@@ -31,7 +31,7 @@ from mailservice.intake.models import Bounce, IntakeEntry, Outcome
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.intake.routes import load_routes
 from mailservice.mailings.models import Subscription, SubscriptionStatus, Suppression
-from mailservice.mailings.subscribers import apply_bounces
+from mailservice.mailings.upkeep import apply_bounces
 from mailservice.outbox import OutboxMessage
 from mailservice.web.staff.auth import Role
 from tests.console_support import add_staff, client_for, drain, login, parsed, text_of

@@ -30,7 +30,7 @@ from mailservice.db import session_scope, utcnow
 from mailservice.intake.models import Bounce, IntakeEntry
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.intake.routes import load_routes
-from mailservice.mailings import campaigns, consent, subscribers
+from mailservice.mailings import campaigns, consent, roster, subscribers, upkeep
 from mailservice.mailings.consent import Evidence, parse_address
 from mailservice.mailings.models import (
     ConsentEvent,
@@ -166,7 +166,7 @@ def import_active(settings: Settings, addresses: list[str], names: dict[str, str
             )
             for n, a in enumerate(addresses)
         ]
-        report = subscribers.import_rows(session, settings, rows, source_name="t.csv", now=utcnow())
+        report = roster.import_rows(session, settings, rows, source_name="t.csv", now=utcnow())
         assert not report.refused, report.refused
 
 
@@ -641,10 +641,10 @@ def test_purge_destroys_personal_data_keeps_proof(mail_settings: Settings, sink:
         f"/unsubscribe/{subscribers.unsubscribe_token(mail_settings, row.id, row.nonce)}", data={"via": "page"}
     )
     now = utcnow()
-    assert subscribers.purge_due(mail_settings, now) == 0  # too early: within the undo period
-    assert subscribers.purge_due(mail_settings, now + dt.timedelta(days=8)) == 1
+    assert upkeep.purge_due(mail_settings, now) == 0  # too early: within the undo period
+    assert upkeep.purge_due(mail_settings, now + dt.timedelta(days=8)) == 1
     import_active(mail_settings, ["another@example.org"])
-    assert subscribers.purge_due(mail_settings, now + dt.timedelta(days=8, seconds=1)) == 0  # once a day
+    assert upkeep.purge_due(mail_settings, now + dt.timedelta(days=8, seconds=1)) == 0  # once a day
     with session_scope(mail_settings) as session:
         leaver = session.get(Subscriber, row.subscriber_id)
         assert leaver is not None and leaver.email is None and leaver.purged_at is not None and leaver.name == ""
@@ -658,7 +658,7 @@ def test_purge_destroys_personal_data_keeps_proof(mail_settings: Settings, sink:
     # The address can never be re-imported by mistake.
     with session_scope(mail_settings) as session:
         version = consent.current_consent(session, mail_settings).version
-        report = subscribers.import_rows(
+        report = roster.import_rows(
             session,
             mail_settings,
             [

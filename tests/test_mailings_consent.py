@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
-from mailservice.mailings import campaigns, consent, subscribers
+from mailservice.mailings import campaigns, consent, roster, subscribers
 from mailservice.mailings.consent import Evidence, parse_address
 from mailservice.mailings.models import Delivery, MailingList, Subscriber, Subscription, Suppression
 from mailservice.mailings.sender import send_campaign
@@ -230,7 +230,7 @@ def test_leaving_one_list_in_the_middle_of_the_campaign(
             )
             for line, (address, slug) in enumerate(((a, s) for a in addresses for s in ("news", "tenders")), start=2)
         ]
-        report = subscribers.import_rows(session, settings, rows, source_name="t.csv", now=utcnow())
+        report = roster.import_rows(session, settings, rows, source_name="t.csv", now=utcnow())
         assert not report.refused and report.added == 2 * len(addresses)
     campaign_id = started_news_campaign(settings)
     leavers = list(reversed(addresses[5::6]))  # from the end while the campaign goes from the start

@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
-from mailservice.mailings import campaigns, consent, subscribers
+from mailservice.mailings import campaigns, consent, roster, subscribers
 from mailservice.mailings.consent import parse_address
 from mailservice.mailings.ledger import Job, Ledger, Outcome
 from mailservice.mailings.models import (
@@ -74,7 +74,7 @@ def populate(settings: Settings, count: int, prefix: str = "user") -> list[str]:
             )
             for n, a in enumerate(addresses)
         ]
-        report = subscribers.import_rows(session, settings, rows, source_name="t.csv", now=utcnow())
+        report = roster.import_rows(session, settings, rows, source_name="t.csv", now=utcnow())
         assert not report.refused and report.added == count
     return addresses
 

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from mailservice.config import get_settings
 from mailservice.db import session_scope, utcnow
 from mailservice.mail import smtp
-from mailservice.mailings import campaigns, consent, subscribers
+from mailservice.mailings import campaigns, consent, roster, subscribers, upkeep
 from mailservice.mailings.campaigns import CampaignError
 from mailservice.mailings.consent import parse_address
 from mailservice.mailings.models import (
@@ -114,7 +114,7 @@ def import_cmd(
     settings = get_settings()
     try:
         decoded = decode_text(file.read_bytes())
-        rows = subscribers.read_csv(decoded.text)
+        rows = roster.read_csv(decoded.text)
     except OSError as exc:
         raise click.ClickException(f"не удалось прочитать {file}: {exc}") from None
     except ValueError as exc:  # EncodingError and a broken row name the line
@@ -133,7 +133,7 @@ def import_cmd(
             if existing is None:
                 session.add(ConsentText(version=version.strip(), text=text, sha256=digest))
         session.flush()
-        report = subscribers.import_rows(
+        report = roster.import_rows(
             session, settings, rows, source_name=file.name, now=utcnow(), skip_invalid=skip_invalid
         )
         for line, reason in report.refused:
@@ -159,8 +159,8 @@ def export_cmd(
 ) -> None:
     """Выгрузить подписчиков с подтверждением согласия (формат загрузки и статус)."""
     with session_scope() as session:
-        rows = subscribers.export_rows(session, list_slug=list_slug, include_all=include_all)
-    columns = [*subscribers.CSV_COLUMNS, "status"]
+        rows = roster.export_rows(session, list_slug=list_slug, include_all=include_all)
+    columns = [*roster.CSV_COLUMNS, "status"]
     safe = [safe_record(row) for row in rows]  # names and sources come from outside (import reads them back)
     if output is None:
         writer = csv.DictWriter(sys.stdout, fieldnames=columns)
@@ -179,7 +179,7 @@ def purge_cmd() -> None:
     """Уничтожить персональные данные отозвавших согласие (или не подтвердивших) по истечении срока (152-ФЗ)."""
     settings = get_settings()
     with session_scope(settings) as session:
-        count = subscribers.purge(session, settings, utcnow())
+        count = upkeep.purge(session, settings, utcnow())
     typer.echo(f"Удалены персональные данные бывших подписчиков: {count}")
 
 

@@ -61,7 +61,8 @@ from mailservice.mailings.models import (
     DeliveryState,
 )
 from mailservice.mailings.render import CampaignRenderer, Recipient, signer_from_settings
-from mailservice.mailings.subscribers import UnsubscribeLinks, apply_bounces
+from mailservice.mailings.subscribers import UnsubscribeLinks
+from mailservice.mailings.upkeep import apply_bounces
 from mailservice.mailings.wire import CONNECT_ERRORS, Lane, LaneClosed
 
 log = logging.getLogger(__name__)

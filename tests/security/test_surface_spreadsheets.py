@@ -21,7 +21,7 @@ import pytest
 from mailservice.cli import main
 from mailservice.config import Settings
 from mailservice.db import session_scope
-from mailservice.mailings import consent, subscribers
+from mailservice.mailings import consent, roster, subscribers
 from mailservice.spreadsheets import restore_cell, safe_cell
 from mailservice.web.staff.auth import Role
 from tests.conftest import make_env, reset_caches
@@ -137,7 +137,7 @@ def test_subscribers_export_is_inert_and_imports_back_unchanged(
 
         stored = sorted(s.name for s in session.query(Subscriber))
     assert len(stored) == len(ATTACKS) and any(name.startswith("=") for name in stored)
-    assert sorted(r["name"] for _line, r in subscribers.read_csv(text)) == stored
+    assert sorted(r["name"] for _line, r in roster.read_csv(text)) == stored
 
 
 def test_process_register_exports_and_open_data_are_inert(
