@@ -300,3 +300,96 @@ def test_an_organisation_is_not_greeted_as_a_person(settings: Settings, sink: Si
     assert len(letters) == 1
     greeting = text_of(letters[0]).splitlines()[0]
     assert "ООО" not in greeting or not greeting.startswith("Уважаемый(ая)"), greeting
+
+
+# G9 -------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="tryout G9: a new question in reply to an answer opens a linked request whose subject (and its "
+    "acknowledgement's «Тема:») is «Re: [№ <old number>] Статус обращения: дан ответ»",
+)
+def test_a_linked_request_does_not_carry_the_old_number_as_its_subject(settings: Settings, sink: Sink) -> None:
+    sender = "petrova@example.ru"
+    raw = citizen_mail(sender=sender, name="Петрова Анна", subject="Часы приёма", body="Сообщите часы приёма.")
+    first = _intake(settings, raw, sender)
+    with session_scope(settings) as session:
+        loaded = session.get(Request, first.id)
+        assert loaded is not None
+        service.change_status(
+            session, settings, loaded, Status.answered, now=utcnow(), actor="t",
+            comment="Приём по вторникам с 9:00 до 13:00.",
+        )  # fmt: skip
+    drain(settings)
+    answer = next(m for m in _letters_to(sink, sender) if "дан ответ" in str(m["Subject"]))
+    sink.clear()
+    follow_up = EmailMessage()
+    follow_up["From"] = f"Петрова Анна <{sender}>"
+    follow_up["To"] = "info@dizo.test"
+    follow_up["Subject"] = f"Re: {answer['Subject']}"
+    follow_up["Message-ID"] = "<follow-up@example.ru>"
+    follow_up["In-Reply-To"] = str(answer["Message-ID"])
+    follow_up.set_content("Спасибо! А в пятницу приём есть?")
+    second = _intake(settings, follow_up.as_bytes(policy=email.policy.SMTP), sender)
+    assert second.id != first.id and second.parent_id == first.id
+    drain(settings)
+    acknowledgement = next(m for m in _letters_to(sink, sender) if "зарегистрировано" in str(m["Subject"]))
+    topic = next(line for line in text_of(acknowledgement).splitlines() if line.startswith("Тема:"))
+    assert f"[№ {first.number}]" not in topic, topic
+
+
+# G10 ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="tryout G10: `requests list` in 80 columns cuts every status («зарегист…») and has a column with no "
+    "header (urgency)",
+)
+def test_requests_list_fits_80_columns_with_whole_statuses(settings: Settings) -> None:
+    sender = "list80@example.ru"
+    _intake(settings, citizen_mail(sender=sender, subject="Аренда", body="Прошу сообщить ставки аренды."), sender)
+    result = subprocess.run(
+        [sys.executable, "-m", "mailservice", "requests", "list"],
+        capture_output=True, text=True, timeout=120, check=False, env={**os.environ, "COLUMNS": "80"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert "2026-" in result.stdout or "2027-" in result.stdout  # the number, whole
+    assert "зарегистрирован" in result.stdout  # the status, whole
+    header = next(line for line in lines if "№" in line)
+    cells = [cell.strip() for cell in header.strip("┃│ ").split("┃")]
+    assert all(cells), header
+
+
+# G11 ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dedicated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, sink: Sink) -> Iterator[Settings]:
+    """Settings with the dedicated command addresses set (README, "Commands by e-mail")."""
+    yield make_env(
+        monkeypatch, tmp_path, db_url, smtp_port=str(sink.port), smtp_host="127.0.0.1",
+        unsubscribe_address="unsubscribe@dizo.test", history_address="history@dizo.test",
+    )  # fmt: skip
+    reset_caches()
+
+
+@pytest.mark.parametrize("command_address", ["unsubscribe@dizo.test", "history@dizo.test"])
+@pytest.mark.xfail(
+    strict=True,
+    reason="tryout G11: a citizen's question sent to the main address and, in Cc, to a dedicated command address "
+    "is taken as that command and never registered",
+)
+def test_a_question_copied_to_a_command_address_is_registered(dedicated: Settings, command_address: str) -> None:
+    load_routes()
+    sender = "cc-command@example.ru"
+    raw = citizen_mail(
+        sender=sender, name="Орлова Вера", subject="Торги",
+        body="Прошу сообщить, когда будут торги по участкам в Бердске, и не присылать мне больше рассылку.",
+        headers={"Cc": command_address},
+    )  # fmt: skip
+    result = process_raw(dedicated, raw, Source("smtp", envelope_from=sender), now=utcnow())
+    assert result.request_number, (result.outcome, result.reason)
