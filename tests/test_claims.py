@@ -22,11 +22,11 @@ from mailservice.inforequests import identity
 from mailservice.inforequests.lifecycle import Channel
 from mailservice.inforequests.models import Client, ClientContact, MergeSuggestion, Request
 from mailservice.outbox import OutboxMessage
-from mailservice.web.staff import actions
+from mailservice.web.staff import actions, auth
 from mailservice.web.staff.models import AuditEntry
 from tests import documented
 from tests.conftest import reset_caches
-from tests.console_support import client_for, drain, link_in, mail_request, parsed, text_of
+from tests.console_support import add_staff, client_for, drain, link_in, login, mail_request, parsed, text_of
 from tests.servers import Sink
 from tests.test_channels import _submit, fast_form  # noqa: F401  (the form's helpers and settings fixture)
 
@@ -110,6 +110,12 @@ def test_a_stranger_typing_a_clients_address_enters_nothing_of_theirs_until_the_
         assert any(f"записан за клиентом № {v_id}" in n and "не подтверждён" in n for n in notes), notes
         assert [(s.client_id, s.other_id) for s in identity.open_suggestions(session, v_id)] == [(record.id, v_id)]
         record_id = record.id
+    # The console shows it on the new record's page.
+    add_staff(fast_form, "op@dizo.test", auth.Role.operator)
+    console = client_for(fast_form)
+    login(console, "op@dizo.test")
+    record_page = console.get(f"/staff/clients/{record_id}").text
+    assert f"записан за клиентом № {v_id}" in record_page and "не подтверждён" in record_page
     # V's history export, asked for and downloaded as V would, holds nothing of the stranger.
     with session_scope(fast_form) as session:
         outcome = history.request_history(
