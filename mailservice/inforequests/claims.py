@@ -20,7 +20,6 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from mailservice.config import Settings
-from mailservice.feedback.models import FeedbackResponse, FeedbackSurvey
 from mailservice.inforequests import identity
 from mailservice.inforequests.lifecycle import EventKind
 from mailservice.inforequests.models import Client, Event, IdentityCheck, MergeSuggestion, Proof, Request
@@ -86,8 +85,9 @@ def _owner(session: Session, address: str) -> Client | None:
     return owner if owner is not None and owner.anonymised_at is None else None
 
 
-def find(session: Session, settings: Settings, raw: str) -> Claim:
-    """The claim a link names, or :class:`ClaimLinkError`; changes nothing (the GET of the page)."""
+def find(session: Session, settings: Settings, raw: str, *, lock: bool = False) -> Claim:
+    """The claim a link names, or :class:`ClaimLinkError`; changes nothing (the GET of the page). ``lock`` holds the
+    request's row for the caller's transaction (PostgreSQL), so that two clicks at once join once."""
     try:
         payload = load_timed(settings, Purpose.request_claim, raw, int(LINK_VALID.total_seconds()))
     except TokenError as exc:
@@ -95,7 +95,7 @@ def find(session: Session, settings: Settings, raw: str) -> Claim:
     request_id, record_id = (payload.get("r"), payload.get("c")) if isinstance(payload, dict) else (None, None)
     if type(request_id) is not int or type(record_id) is not int:
         raise ClaimLinkError("invalid")
-    request = session.get(Request, request_id)
+    request = session.get(Request, request_id, with_for_update=lock, populate_existing=lock)
     if request is None or not request.reply_email:
         raise ClaimLinkError("invalid")
     owner = _owner(session, request.reply_email)
@@ -111,7 +111,9 @@ def find(session: Session, settings: Settings, raw: str) -> Claim:
 def join(session: Session, settings: Settings, raw: str, now: dt.datetime) -> Claim:
     """Follow the link (the POST): move the request to the address's owner and prove the address for the owner.
     A second use finds it joined and does nothing (the result says ``joined``: it was joined before)."""
-    claim = find(session, settings, raw)
+    from mailservice.feedback.models import FeedbackResponse, FeedbackSurvey  # the console's and the web's sessions
+
+    claim = find(session, settings, raw, lock=True)
     if claim.joined:
         return claim
     request, owner, address = claim.request, claim.owner, claim.request.reply_email
