@@ -263,3 +263,15 @@ def test_a_link_joins_nothing_once_staff_merged_the_record_elsewhere(fast_form: 
     with session_scope(fast_form) as session:
         request = session.scalars(select(Request).where(Request.number == number)).one()
         assert request.client_id == other_id != v_id
+
+
+def test_the_forms_answer_tells_nothing_of_whose_the_address_is(fast_form: Settings) -> None:  # noqa: F811
+    _client_v(fast_form)
+    http = client_for(fast_form)
+    addresses = (V, "nobody@example.ru")
+    pages = [
+        _submit(http, {"name": STRANGER, "email": a, "subject": "Документы", "text": STRANGER_TEXT}) for a in addresses
+    ]
+    assert [p.status_code for p in pages] == [200, 200]
+    same = {re.sub(r"[0-9]{4}-[0-9]{6}", "N", p.text).replace(a, "A") for p, a in zip(pages, addresses, strict=True)}
+    assert len(same) == 1
