@@ -37,6 +37,7 @@ class Purpose(StrEnum):
     staff_session = "mailservice.staff-session.v1"
     request_form = "mailservice.request-form.v1"  # issue 16: when the site's request form was opened
     request_status = "mailservice.request-status.v1"  # issue 16: the status page of one request
+    request_claim = "mailservice.request-claim.v1"  # F12: the owner of a typed address joins a form request
 
 
 class TokenError(Exception):

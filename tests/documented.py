@@ -27,6 +27,9 @@ PASSWORD_MAX_CHARS = 1024
 HISTORY_ONE_EXPORT_PER = dt.timedelta(hours=6)
 HISTORY_LINK_VALID = dt.timedelta(days=7)
 
+# Joining a request whose typed address is a client's ("Security model", "How an address is proven").
+CLAIM_LINK_VALID = dt.timedelta(days=30)
+
 # Mailings ("Mailings with consent": settings).
 SUBSCRIBE_LIMIT_PER_ADDRESS_HOUR = 3
 SUBSCRIBE_LIMIT_PER_IP_HOUR = 30
@@ -60,6 +63,7 @@ README_PHRASES = (
     "10 ratings per address per hour (`FEEDBACK_LIMIT_PER_IP`)",
     "the source page at 2,000 characters, the user agent at 1,000, details at 2,000",
     "a note on the check is kept up to 2,000 characters",
+    "«Это моё обращение — присоединить к моей истории обращений» (valid 30 days;",
     # Deadlines: registration + 30 calendar days counted from the next day; an extension of at most 15 days.
     "registration + 30 calendar days counted from the next day",
     "an extension is an *event* (≤ 15 days for 8-FZ",

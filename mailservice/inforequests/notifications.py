@@ -203,9 +203,17 @@ def rejected_attachments(request: Request) -> list[dict[str, str]]:
     return []
 
 
-def acknowledgement(session: Session, settings: Settings, request: Request, now: dt.datetime) -> OutboxMessage | None:
+def acknowledgement(
+    session: Session,
+    settings: Settings,
+    request: Request,
+    now: dt.datetime,
+    *,
+    claim_url: str = "",
+) -> OutboxMessage | None:
     """The acknowledgement with the number and the due date, to the request's own reply address (the From of its
-    e-mail, never a Reply-To: the person named gets it).
+    e-mail, never a Reply-To: the person named gets it). ``claim_url``: the link by which the owner of a typed
+    address joins the request to their history (webrequests/claim.py).
 
     ``Auto-Submitted: auto-replied`` (RFC 3834 5.2) when it answers an e-mail; a notice we start ourselves for a
     request that came by another channel is ``auto-generated``.
@@ -230,6 +238,7 @@ def acknowledgement(session: Session, settings: Settings, request: Request, now:
             "appeal_by_email": request.channel == Channel.email and request.type == "appeal",
             # Attachments over the size limit were not kept: the client learns which and why.
             "rejected_attachments": rejected_attachments(request),
+            "claim_url": claim_url,
         },
         # Nothing was sent about a request before it was registered: the thread is the client's message alone.
         refs=[request.thread_root] if request.thread_root else [],

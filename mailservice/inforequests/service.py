@@ -129,18 +129,19 @@ def find_or_create_client(
     organisation: str = "",
     postal_address: str = "",
 ) -> Client:
-    """The client of a request staff enter (a call, a visit, a letter), or a new one.
+    """The client of a request staff enter (a call, a visit, a letter) or the site's form gives, or a new one.
 
     The e-mail address given is only claimed: it becomes the request's reply address (``create_request``) and
-    never a contact of anyone here (README, "Security model"). It finds the client who owns it, whose own
-    address then receives the notices. A phone that matches client V while an e-mail is given that is not V's
-    does not make the caller V: a new record is made and staff are offered to merge the two (the phone takeover
-    of issue 14). A phone alone finds its client; it is attached to a client only when nobody has it.
+    never a contact of anyone here, and it finds nobody (README, "Security model"): when it is client V's, the
+    request gets a record of its own, and V joins it by the link of its acknowledgement (``claims``, defect F12).
+    A phone that matches client V while an e-mail is given that is not V's does not make the caller V: a new
+    record is made and staff are offered to merge the two (the phone takeover of issue 14). A phone alone finds
+    its client; it is attached to a client only when nobody has it.
     """
     by_email = find_client_by_email(session, email) if email else None
     phone_contact = identity.contact_of(session, "phone", phone) if phone else None
     by_phone = _survivor(session, phone_contact.client) if phone_contact else None
-    client = by_email or (by_phone if not email else None)
+    client = by_phone if by_phone is not None and (not email or by_email is by_phone) else None
     client = update_or_create_client(
         session, client, now=now, name=name, organisation=organisation, postal_address=postal_address
     )
@@ -353,8 +354,25 @@ def create_request(
         _set_status(session, request, now, Status.closed, comment="Разъяснён порядок подачи обращения", actor=actor)
         return request
     if register:
-        register_request(session, settings, request, now=now, actor=actor)
+        register_request(
+            session, settings, request, now=now, actor=actor, claim_url=_claim(session, settings, request, now)
+        )
     return request
+
+
+def _claim(session: Session, settings: Settings, request: Request, now: dt.datetime) -> str:
+    """The joining link when a typed reply address is another client's (``claims``), else ''. An e-mail's From is
+    its own client's contact by construction (intake), so only the other channels are looked up."""
+    if not request.reply_email or request.channel == Channel.email:
+        return ""
+    owner = find_client_by_email(session, request.reply_email)
+    if owner is None or owner is request.client or owner.anonymised_at is not None:
+        return ""
+    from mailservice.inforequests import claims
+
+    session.flush()  # the link names the request and its record by id
+    claims.note(session, request, owner, now)
+    return claims.url(settings, request)
 
 
 def is_oral(request: Request) -> bool:
@@ -363,7 +381,7 @@ def is_oral(request: Request) -> bool:
 
 
 def register_request(
-    session: Session, settings: Settings, request: Request, *, now: dt.datetime, actor: str = ""
+    session: Session, settings: Settings, request: Request, *, now: dt.datetime, actor: str = "", claim_url: str = ""
 ) -> None:
     """Give a received request its number and legal term, and acknowledge it to the client.
 
@@ -404,7 +422,7 @@ def register_request(
         },
     )
     recompute_due(settings, request)
-    notifications.acknowledgement(session, settings, request, now)
+    notifications.acknowledgement(session, settings, request, now, claim_url=claim_url)
 
 
 def close_unregistered(

@@ -57,16 +57,16 @@ def register_web_request(
 ) -> Request:
     """Register a request from the form. The e-mail address typed is only claimed (README, "Security model"): it
     receives this request's acknowledgement and notices and proves nothing; a request without one is answered by
-    post to the address given. When the address is a client's, the request joins that client but what the form
-    says changes nothing of the record (anyone can type anyone's address): the name stays the request's own."""
-    known = service.find_client_by_email(session, email) if email else None
+    post to the address given. The request always gets a record of its own with what the form says (anyone can
+    type anyone's address); when the address is a client's, that client joins the request by the link of the
+    acknowledgement (``inforequests.claims``)."""
     client = service.find_or_create_client(
         session,
         now=now,
-        name="" if known else form.name,
+        name=form.name,
         email=email,
-        organisation="" if known else form.organisation,
-        postal_address="" if known else form.postal_address,
+        organisation=form.organisation,
+        postal_address=form.postal_address,
     )
     subject = subject_of(form)
     return service.create_request(

@@ -1,11 +1,13 @@
-"""Public pages of the request channel: the form at /request and the status page at /status/{token}."""
+"""Public pages of the request channel: the form at /request, the status page at /status/{token} and the joining
+page at /request/claim/{token} (the owner of a typed address joins the request to their history, defect F12)."""
 
 from __future__ import annotations
 
-from typing import Any
+import secrets
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
@@ -13,11 +15,14 @@ from starlette.datastructures import FormData, UploadFile
 from mailservice.blobs import BlobStore
 from mailservice.db import session_scope, utcnow
 from mailservice.history.routes import notice, public_page
+from mailservice.inforequests import claims
 from mailservice.mail.headers import normalise_address
 from mailservice.mail.parse import sanitize_filename
 from mailservice.tokens import Purpose, TokenError, load, sign
 from mailservice.web.security import DbId, client_ip, secure_public
-from mailservice.web.staff.deps import settings_of
+from mailservice.web.staff import audit
+from mailservice.web.staff.auth import tokens_equal
+from mailservice.web.staff.deps import secure_cookies, settings_of
 from mailservice.webrequests import form as rules
 from mailservice.webrequests import status
 from mailservice.webrequests.register import register_web_request, store_files
@@ -184,3 +189,93 @@ def status_file(request: Request, token: str, attachment_id: DbId) -> Response:
         headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"},
     )
     return secure_public(response)
+
+
+# Joining a request to the history of the address's owner (inforequests/claims.py) ------------------------------
+
+CLAIM_COOKIE = "mailservice_claim"
+CLAIM_ERRORS = {
+    "invalid": (
+        400,
+        "Ссылка недействительна",
+        "Ссылка повреждена или изменена, либо обращение больше нельзя присоединить по ней. Обратитесь в справочную "
+        "службу.",
+    ),
+    "expired": (
+        410,
+        "Срок действия ссылки истёк",
+        "Ссылка действует 30 дней. Присоединить обращение к вашей истории можно в справочной службе после проверки "
+        "личности.",
+    ),
+    "stale": (
+        403,
+        "Страница устарела",
+        "Откройте ссылку из письма ещё раз и нажмите кнопку на открывшейся странице.",
+    ),
+}
+JOINED = (
+    "Обращение присоединено",
+    "Обращение № {number} присоединено к вашей истории обращений. Уведомления и ответ придут на этот адрес.",
+)
+
+
+def _claim_error(request: Request, kind: str) -> HTMLResponse:
+    status_code, title, text = CLAIM_ERRORS[kind]
+    return notice(request, title, text, status_code=status_code, link="")
+
+
+@router.get("/request/claim/{token}", response_class=HTMLResponse, summary="Присоединение обращения к истории")
+def claim_page(request: Request, token: str) -> Response:
+    """Show the button (GET changes nothing: a mail scanner that fetches the link joins nothing)."""
+    settings = settings_of(request)
+    with session_scope(settings) as session:
+        try:
+            claim = claims.find(session, settings, token)
+        except claims.ClaimLinkError as exc:
+            return _claim_error(request, exc.kind)
+        if claim.joined:
+            return notice(request, JOINED[0], JOINED[1].format(number=claim.request.number), link="")
+        number = claim.request.number
+    # A double-submit token (cookie + hidden field): only this page can post the form.
+    csrf = secrets.token_urlsafe(24)
+    response = public_page(request, "web/request/claim.html", token=token, number=number, csrf_token=csrf)
+    response.set_cookie(
+        CLAIM_COOKIE,
+        csrf,
+        httponly=True,
+        samesite="strict",
+        secure=secure_cookies(settings),
+        path="/request/claim",
+        max_age=3600,
+    )
+    return response
+
+
+@router.post("/request/claim/{token}", response_class=HTMLResponse, summary="Присоединить обращение к истории")
+def claim_submit(request: Request, token: str, csrf_token: Annotated[str, Form(max_length=100)] = "") -> Response:
+    """Join the request to the history of the address's owner; a second use changes nothing."""
+    settings = settings_of(request)
+    cookie = request.cookies.get(CLAIM_COOKIE, "")
+    if not cookie or not csrf_token or not tokens_equal(cookie, csrf_token):
+        return _claim_error(request, "stale")
+    now = utcnow()
+    with session_scope(settings) as session:
+        try:
+            claim = claims.join(session, settings, token, now)
+        except claims.ClaimLinkError as exc:
+            return _claim_error(request, exc.kind)
+        if not claim.joined:  # a second use is recorded nowhere: it changed nothing
+            audit.record(
+                session,
+                now=now,
+                actor=claim.request.reply_email or "",
+                action="request_claim",
+                object_type="request",
+                object_id=claim.request.id,
+                details={"from_client": claim.record_id, "to_client": claim.owner.id},
+                ip=client_ip(request),
+            )
+        number = claim.request.number
+    response = notice(request, JOINED[0], JOINED[1].format(number=number), link="")
+    response.delete_cookie(CLAIM_COOKIE, path="/request/claim")
+    return response
