@@ -3,7 +3,9 @@
 - **Formula-safe cells** (OWASP, "CSV Injection"): a text that starts with ``=``, ``+``, ``-``, ``@``, a tab or a
   carriage return (or their full-width forms, which spreadsheet programs also accept) would be run as a formula
   when staff open the file; a citizen's subject like ``=HYPERLINK(...)`` must stay text. Such a cell gets a leading
-  apostrophe. Files the service reads back (its own exports) lose that apostrophe again (:func:`restore_cell`).
+  apostrophe, also when blanks or invisible characters (zero-width space, direction marks, a byte order mark)
+  come before the formula start. Files the service reads back (its own exports) lose that apostrophe again
+  (:func:`restore_cell`).
   Control characters XML cannot hold are dropped (:mod:`mailservice.xmltext`).
 - **Text encodings of imported CSV**: UTF-8 with or without a byte order mark, UTF-16 with one, Windows-1251 or
   Windows-1252, detected and named; a file that is UTF-8 but for a broken line is refused with that line's number
@@ -28,8 +30,13 @@ FORMULA_STARTS = frozenset("=+-@\t\r" + "\uff1d\uff0b\uff0d\uff20")
 QUOTE = "'"
 
 
+# Blanks and invisible characters (zero-width space, direction marks and embeddings, isolates, a byte order mark)
+# that may hide a formula start from a check of the first character; spreadsheet programs may skip them.
+_LEADING_BLANKS = " \n\u00a0\u3000\u200b\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"
+
+
 def _formula_like(text: str) -> bool:
-    stripped = text.lstrip(" \n\u00a0\u3000")
+    stripped = text.lstrip(_LEADING_BLANKS)
     return bool(text) and (text[0] in FORMULA_STARTS or (bool(stripped) and stripped[0] in FORMULA_STARTS))
 
 

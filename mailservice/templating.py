@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from functools import lru_cache
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -51,6 +52,37 @@ def ru_days(days: int) -> str:
     return f"{days} {ru_plural(days, 'день', 'дня', 'дней')}"
 
 
+# Legal forms written before or after an organisation's name (Civil Code; ИП, КФХ: an entrepreneur's business).
+_LEGAL_FORMS = re.compile(
+    r"(?<!\w)(?:ООО|ОАО|ЗАО|ПАО|НАО|АО|ИП|КФХ|МУП|ГУП|ФГУП|МУ|МБУ|МКУ|МАУ|ГБУ|ГКУ|ГАУ|ОГБУ|ОГКУ|ФГБУ|ФГКУ|ФГАУ|"
+    r"АНО|НКО|ТСЖ|ТСН|СНТ|ДНТ|ОНТ|СНТСН|ЖСК|ГСК|СПК|НП)(?!\w)"
+)
+_ORGANISATION_WORDS = re.compile(
+    r"(?<!\w)(?:общество|товарищество|предприниматель|учреждение|предприятие|администрация|ассоциация|кооператив|"
+    r"партн[её]рство|корпорация|компания|фонд)(?!\w)",
+    re.IGNORECASE,
+)
+
+
+def is_organisation(name: str) -> bool:
+    """Whether ``name`` is clearly an organisation's (a legal form, «quoted» name), not a person's."""
+    return bool(_LEGAL_FORMS.search(name) or _ORGANISATION_WORDS.search(name) or "«" in name)
+
+
+def greeting(name: str | None, organisation: str | None = "", *, fallback: str = "Здравствуйте!") -> str:
+    """The first line of a letter: «Уважаемый(ая) Иван Петрович!» for a person, ``fallback`` otherwise.
+
+    An organisation (``name`` is the ``organisation`` given, or clearly an organisation's name: «ООО «Ромашка»»,
+    «ИП Сидоров К.П.») is not greeted as a person: the department does not know who reads the letter there, and
+    «Уважаемые господа!» is not how it writes to citizens and businesses, so the neutral «Здравствуйте!» it uses
+    for an unnamed sender serves (a letter on paper starts with no greeting at all, ``fallback=""``).
+    """
+    name, organisation = (name or "").strip(), (organisation or "").strip()
+    if not name or name == organisation or is_organisation(name):
+        return fallback
+    return f"Уважаемый(ая) {name}!"
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     """The shared environment; HTML templates are autoescaped, text ones are not (by file extension)."""
@@ -67,6 +99,7 @@ def environment() -> Environment:
     env.filters["ru_short_date"] = ru_short_date
     env.filters["ru_hours"] = ru_hours
     env.filters["ru_days"] = ru_days
+    env.globals["greeting"] = greeting
     return env
 
 

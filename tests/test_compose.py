@@ -29,7 +29,7 @@ def test_serialise_matches_the_compat32_generator(name: str, subject: str, refer
         subject=subject,
         template="feedback_survey",
         context={
-            "request": SimpleNamespace(number="2026-000042"),
+            "request": SimpleNamespace(number="2026-000042", client=SimpleNamespace(organisation="")),
             "addressee": name,
             "url": "https://example.test/x",
             "days": 30,

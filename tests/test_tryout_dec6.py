@@ -71,11 +71,6 @@ def fast_form(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, sink
     ["Иванов\r\nИван", "Иванов\x0bИван", "Иванов\u2028Иван"],
     ids=["crlf", "vertical-tab-from-word", "line-separator"],
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="tryout G0: a line break or control character in the /request form's name fails with 500 and the "
-    "request is lost (compose.format_address raises HeaderInjectionError inside the registering transaction)",
-)
 def test_the_form_registers_a_name_with_a_line_break(fast_form: Settings, name: str) -> None:
     http = client_for(fast_form)
     page = http.get("/request")
@@ -96,11 +91,6 @@ def test_the_form_registers_a_name_with_a_line_break(fast_form: Settings, name: 
     assert re.search(r"\d{4}-\d{6}", response.text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tryout G0: a name pasted with a line break (Word's vertical tab) into the console's registration form "
-    "fails with 500 and the call is not registered",
-)
 def test_the_console_registers_a_call_whose_name_has_a_line_break(settings: Settings) -> None:
     http, csrf = staff_console(settings)
     response = http.post(
@@ -118,11 +108,6 @@ def test_the_console_registers_a_call_whose_name_has_a_line_break(settings: Sett
 # G1 -------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tryout G1: a refusal for 'no name or no address to answer' (59-FZ art. 11 p. 1, 8-FZ art. 20 p. 1.2) is "
-    "accepted for a request that has both, and the citizen is told nothing",
-)
 def test_refusal_for_no_address_is_not_silent_when_the_request_has_one(settings: Settings, sink: Sink) -> None:
     sender = "sidorov.p@example.ru"
     raw = citizen_mail(
@@ -178,11 +163,6 @@ def test_a_scanned_appeal_titled_obrashchenie_is_not_a_history_request(settings:
 # G3 -------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tryout G3: 59-FZ art. 11 parts 4 (unreadable text) and 4.1 (the essence cannot be determined) are not "
-    "among the grounds staff can choose",
-)
 def test_the_grounds_of_59_fz_art_11_parts_4_and_4_1_are_offered() -> None:
     titles = " ".join(g.title for g in REFUSAL_GROUNDS.values() if g.law == "59-fz")
     assert "ст. 11 ч. 4 59-ФЗ" in titles
@@ -192,11 +172,6 @@ def test_the_grounds_of_59_fz_art_11_parts_4_and_4_1_are_offered() -> None:
 # G4 -------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tryout G4: the notice of a request forwarded outside the remit still promises the department's answer "
-    "by its own due date",
-)
 def test_the_forwarding_notice_promises_no_answer_date_of_ours(settings: Settings, sink: Sink) -> None:
     sender = "forward@example.ru"
     raw = citizen_mail(sender=sender, subject="Ямы на дороге", body="Прошу отремонтировать дорогу на ул. Лесной.")
@@ -284,10 +259,6 @@ def test_requests_list_help_is_russian() -> None:
 # G8 -------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tryout G8: an organisation is greeted «Уважаемый(ая) ООО «Ромашка»!» in the acknowledgement",
-)
 def test_an_organisation_is_not_greeted_as_a_person(settings: Settings, sink: Sink) -> None:
     sender = "office@romashka.example.ru"
     raw = citizen_mail(

@@ -112,6 +112,9 @@ class RefusalGround:
     law: str
     title: str
     send_reply: bool = True
+    # The ground says the request lacks these (of "name", "address": an e-mail or postal address, "contact": an
+    # address, a fax or a phone): it is refused for a request that has them all (:func:`check_missing`).
+    missing: tuple[str, ...] = ()
 
 
 REFUSAL_GROUNDS: dict[str, RefusalGround] = {
@@ -126,6 +129,7 @@ REFUSAL_GROUNDS: dict[str, RefusalGround] = {
             "В запросе не указан почтовый адрес, адрес электронной почты, номер факса или телефона для ответа "
             "(ст. 20 ч. 1 п. 2 8-ФЗ)",
             send_reply=False,
+            missing=("contact",),
         ),
         RefusalGround(
             "8fz-20-1-3",
@@ -155,17 +159,44 @@ REFUSAL_GROUNDS: dict[str, RefusalGround] = {
             "59-fz",
             "Не указаны фамилия гражданина или адрес для ответа (ст. 11 ч. 1 59-ФЗ)",
             send_reply=False,
+            missing=("name", "address"),
         ),
+        RefusalGround("59fz-11-2", "59-fz", "Обжалуется судебное решение: обращение возвращается (ст. 11 ч. 2 59-ФЗ)"),
         RefusalGround(
             "59fz-11-3",
             "59-fz",
             "Обращение содержит нецензурные либо оскорбительные выражения, угрозы (ст. 11 ч. 3 59-ФЗ)",
         ),
-        RefusalGround("59fz-11-2", "59-fz", "Обжалуется судебное решение: обращение возвращается (ст. 11 ч. 2 59-ФЗ)"),
+        # Parts 4 and 4.1: no answer, and the appeal is not forwarded; the citizen is told within 7 days of
+        # registration (under part 4 only when the name and the postal address can be read).
+        RefusalGround(
+            "59fz-11-4",
+            "59-fz",
+            "Текст обращения не поддаётся прочтению, ответ на обращение не даётся (ст. 11 ч. 4 59-ФЗ)",
+        ),
+        RefusalGround(
+            "59fz-11-4-1",
+            "59-fz",
+            "Текст обращения не позволяет определить суть предложения, заявления или жалобы, ответ на обращение "
+            "не даётся (ст. 11 ч. 4.1 59-ФЗ)",
+        ),
         RefusalGround(
             "59fz-11-5",
             "59-fz",
             "Вопрос, на который заявителю неоднократно давались ответы по существу (ст. 11 ч. 5 59-ФЗ)",
+        ),
+        # Part 5.1: the answer is published on the official site; the citizen is told its address within 7 days.
+        RefusalGround(
+            "59fz-11-5-1",
+            "59-fz",
+            "Ответ на поставленный вопрос размещён на официальном сайте (ст. 11 ч. 5.1 59-ФЗ)",
+        ),
+        # Part 6: the citizen is told that an answer on the merits would disclose a secret protected by law.
+        RefusalGround(
+            "59fz-11-6",
+            "59-fz",
+            "Ответ по существу не может быть дан без разглашения сведений, составляющих государственную или иную "
+            "охраняемую федеральным законом тайну (ст. 11 ч. 6 59-ФЗ)",
         ),
     )
 }
@@ -189,6 +220,30 @@ def check_transition(current: Status, target: Status, *, ground: str | None = No
             raise TransitionError(f"Основание {ground} относится к {refusal.law}, а запрос рассматривается по {law}")
     elif ground:
         raise TransitionError("Основание указывается только при отказе")
+
+
+_MISSING_NAMES = {
+    "name": "фамилия заявителя",
+    "address": "адрес для ответа (электронной почты или почтовый)",
+    "contact": "способ связи для ответа (адрес электронной почты, почтовый адрес, телефон или факс)",
+}
+
+
+def check_missing(ground: str, present: frozenset[str]) -> None:
+    """Raise :class:`TransitionError` when ``ground`` says the request lacks something it has.
+
+    ``present`` holds what the request gives: "name", "address" (an e-mail or postal address) and "contact" (an
+    address, a phone or a fax). Such a ground means no reply is sent, so a wrong choice would leave a citizen who
+    can be answered without one, silently (59-FZ art. 11 part 1, 8-FZ art. 20 part 1 p. 2).
+    """
+    refusal = REFUSAL_GROUNDS.get(ground)
+    if refusal is None or not refusal.missing or not all(item in present for item in refusal.missing):
+        return
+    has = " и ".join(_MISSING_NAMES[item] for item in refusal.missing)
+    raise TransitionError(
+        f"Основание «{refusal.title}» не подходит: в запросе есть {has}. По этому основанию заявителю ничего не "
+        "направляется, поэтому выберите другое основание или дайте ответ."
+    )
 
 
 class EventKind(StrEnum):

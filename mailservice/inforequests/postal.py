@@ -20,7 +20,7 @@ from mailservice.config import Settings
 from mailservice.documents import Letter, letter_document, letterhead, render_docx, render_pdf
 from mailservice.inforequests.lifecycle import ORAL_CHANNELS, REFUSAL_GROUNDS, STATUS_NAMES, Channel, EventKind, Status
 from mailservice.inforequests.models import Event, PostalLetter, Request
-from mailservice.templating import render
+from mailservice.templating import greeting, render
 
 TITLES = {
     "acknowledgement": "О регистрации запроса",
@@ -107,7 +107,7 @@ def queue_letter(
         body=body,
         signatory_position=position,
         signatory_name=name,
-        greeting=f"Уважаемый(ая) {person}!" if client.name else "",
+        greeting=greeting(client.name, client.organisation, fallback=""),
         reference=f"На № {request.number} от {request.registered_on:%d.%m.%Y}" if request.registered_on else "",
         attachments=tuple(attachments),
     )

@@ -35,6 +35,7 @@ from mailservice.inforequests.lifecycle import (
     EventKind,
     Status,
     TransitionError,
+    check_missing,
     check_transition,
 )
 from mailservice.inforequests.models import (
@@ -47,6 +48,7 @@ from mailservice.inforequests.models import (
     get_by_number,
 )
 from mailservice.intake.models import IntakeEntry
+from mailservice.mail.headers import one_line
 from mailservice.workdays import default_calendar
 
 
@@ -179,8 +181,11 @@ def update_or_create_client(
 ) -> Client:
     """``client`` (already looked up by the caller) with missing details filled in, or a new client.
 
-    ``email`` is an address the client wrote from (intake's From): it becomes a contact, not yet proven.
+    ``email`` is an address the client wrote from (intake's From): it becomes a contact, not yet proven. The name
+    and organisation are kept on one line (``one_line``): a line break pasted into a form or the console would
+    otherwise break every letter addressed by them.
     """
+    name, organisation = one_line(name), one_line(organisation)
     if client is None:
         client = Client(name=name, organisation=organisation, postal_address=postal_address, created_at=now)
         session.add(client)
@@ -313,7 +318,7 @@ def create_request(
         parent_id=parent.id if parent else None,
         channel=channel,
         law=labels.law,
-        subject=subject[:500],
+        subject=one_line(subject)[:500],
         text=text,
         status=Status.received,
         type=labels.type,
@@ -325,7 +330,7 @@ def create_request(
         classification=dict(labels.details),
         received_at=received_at or now,
         reply_email=reply_email,
-        reply_name=reply_name[:300],
+        reply_name=one_line(reply_name)[:300],
         reply_to_claimed=reply_to_claimed,
         thread_root=message_id,
     )
@@ -491,6 +496,8 @@ def change_status(
         raise TransitionError("Этот статус устанавливается только при регистрации")
     current = Status(request.status)
     check_transition(current, target, ground=ground, law=request.law)
+    if target is Status.refused and ground:
+        check_missing(ground, _present(request))
     registered_on = request.registered_on
     if registered_on is None:
         raise RequestError("Сначала запрос нужно зарегистрировать")
@@ -536,6 +543,19 @@ def change_status(
     if notify and (refusal is None or refusal.send_reply):
         notifications.status_notice(session, settings, request, event, now)
     return event
+
+
+def _present(request: Request) -> frozenset[str]:
+    """What of a name and a way to answer the request gives (:func:`lifecycle.check_missing`)."""
+    client = request.client
+    present = set()
+    if (request.reply_name or client.name).strip():
+        present.add("name")
+    if request.reply_email or client.email or client.postal_address.strip():
+        present.update(("address", "contact"))
+    if any(c.kind == "phone" for c in client.contacts):
+        present.add("contact")
+    return frozenset(present)
 
 
 def add_client_message(

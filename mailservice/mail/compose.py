@@ -26,7 +26,7 @@ from typing import cast
 
 from mailservice.config import Settings
 from mailservice.db import utcnow
-from mailservice.mail.headers import safe_header_value
+from mailservice.mail.headers import one_line, safe_header_value
 from mailservice.templating import environment
 
 # Base64 bodies: for Russian text they are a third of the size of quoted-printable.
@@ -99,9 +99,12 @@ def wire_address(addr: str) -> str:
 @functools.lru_cache(maxsize=4096)
 def format_address(name: str, addr: str, header_name: str = "To") -> str:
     """``Name <addr>`` with the display name encoded per RFC 2047 when needed (the address itself stays ASCII
-    or, for an internationalised domain, IDNA-encoded)."""
+    or, for an internationalised domain, IDNA-encoded).
+
+    A line break or control character in the name (a name pasted from Word carries a vertical tab) becomes a
+    space: a display name never fails a letter and never loses a letter of itself. The address is checked."""
     addr = wire_address(addr)
-    name = safe_header_value(name)
+    name = safe_header_value(one_line(name))
     if not name:
         return addr
     if name.isascii():

@@ -24,6 +24,7 @@ __all__ = [
     "loose_address",
     "normalise_address",
     "normalise_charset",
+    "one_line",
     "part_content_type",
     "safe_header_value",
 ]
@@ -329,6 +330,15 @@ def loose_address(spec: str) -> str | None:
     except UnicodeError:
         pass
     return f"{local}@{domain}"
+
+
+def one_line(value: str) -> str:
+    """One display line: control, format and line/paragraph separator characters become spaces, runs of white
+    space fold into one, and no letter is lost. Names and subjects from letters, forms and staff input go through
+    it before they are stored, and a display name before it goes into a header."""
+    if not value.isprintable():  # printable text has no character of Unicode category C, Zl or Zp
+        value = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in value)
+    return " ".join(value.split())
 
 
 _ILLEGAL_IN_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")

@@ -33,6 +33,7 @@ from mailservice.mail.headers import (
     decode_encoded_words,
     loose_address,
     normalise_address,
+    one_line,
     part_content_type,
 )
 from mailservice.mail.quotes import html_to_text, split_reply
@@ -545,11 +546,7 @@ def _unfold(value: str) -> str:
     return _LINE_BREAK.sub("", value) if "\n" in value or "\r" in value else value
 
 
-def _clean_line(value: str) -> str:
-    """One display line: control characters out, runs of white space folded."""
-    if not value.isprintable():  # printable text has no character of Unicode category C
-        value = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in value)
-    return " ".join(value.split())
+_clean_line = one_line  # one display line (mail.headers.one_line)
 
 
 class _HeaderReader:

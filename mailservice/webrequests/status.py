@@ -75,6 +75,9 @@ class StatusView:
     answer: str = ""
     answered_at: dt.datetime | None = None
     files: list[Attachment] = field(default_factory=list)
+    # Forwarded outside the remit: where and when; the answer is then the other body's, with no date of ours.
+    forwarded_to: str = ""
+    forwarded_at: dt.datetime | None = None
 
 
 def _public(event: Event) -> bool:
@@ -122,6 +125,12 @@ def view(session: Session, request: Request) -> StatusView:
         result.events.append(
             StatusEvent(at=event.at, title=EVENT_TITLES[EventKind(event.kind)], status=status, text=text)
         )
+    if request.status == Status.forwarded:
+        forwarding = [e for e in request.events if e.to_status == Status.forwarded]
+        if forwarding:
+            result.forwarded_to = str((forwarding[-1].data or {}).get("forwarded_to", ""))
+            result.forwarded_at = forwarding[-1].at
+            result.due_date = None
     answer = answer_event(request)
     if answer is not None:
         result.answer = answer.comment
