@@ -251,8 +251,8 @@ def console() -> int:
     try:
         return main()
     finally:
-        if "mailservice.db" in sys.modules:
-            sys.modules["mailservice.db"].dispose_engines()
+        if "mailservice.engine" in sys.modules:
+            sys.modules["mailservice.engine"].dispose_engines()
         gc.freeze()
 
 
