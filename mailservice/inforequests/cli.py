@@ -250,6 +250,9 @@ def list_cmd(
             )
         )
         return
+    if not rows:
+        typer.echo("Запросов нет.")
+        return
     terms = {r.id: (queues.registration_date(settings, r), queues.forwarding_date(r)) for r in rows}
     typer.echo(_register_table(rows, terms, flag))
 
@@ -260,7 +263,9 @@ def _register_table(
     """The list as a table that fits the terminal: a registration number and a date are never cut (issue 15).
 
     As wide as it needs, one column a field; narrower, the status and channel go under the number and the subject
-    under the client, and the subject gives way first (shortened with «…» to two lines, then one).
+    under the client. What gives way: the dates' notes fold first, then the statuses and channels (at spaces), then
+    the subject (shortened with «…» to two lines) and the client's name; statuses, channels and notes are never
+    broken inside a word.
     """
     from mailservice.termtable import Column, Keep, Short, first_fitting, render
 
@@ -274,17 +279,22 @@ def _register_table(
     def number(r: Listed) -> Keep:
         return Keep(r.number or f"(id {r.id})")
 
+    flags = {r.id: flag(r) for r in rows}
+
+    def flag_line(r: Listed) -> list[str | Keep | Short]:
+        return [Keep(flags[r.id])] if flags[r.id] else []
+
     status = {r.id: Keep(STATUS_NAMES[Status(r.status)]) for r in rows}  # words of their own: never broken
     channel = {r.id: Keep(CHANNEL_NAMES[Channel(r.channel)]) for r in rows}
     wide: Layout = (
         [Column("№"), Column("Статус", 9, 4), Column("Канал", 7, 3), Column("Клиент", 16, 2), Column("Тема", 20, 1),
-         Column("Срок", 10, 5), Column("", 6, 6)],
-        [[[number(r)], [status[r.id]], [channel[r.id]], [r.client], [Short(r.subject, 2)], term(r), [Keep(flag(r))]]
+         Column("Срок", 10, 0), Column("", 6, 6)],
+        [[[number(r)], [status[r.id]], [channel[r.id]], [r.client], [Short(r.subject, 2)], term(r), [Keep(flags[r.id])]]
          for r in rows],
     )  # fmt: skip
     folded: Layout = (
-        [Column("№, статус, канал", 11, 3), Column("Клиент, тема", 12, 1), Column("Срок", 10, 2)],
-        [[[number(r), status[r.id], channel[r.id]], [r.client, Short(r.subject, 2)], [*term(r), Keep(flag(r))]]
+        [Column("№, статус, канал", 11, 1), Column("Клиент, тема", 12, 2), Column("Срок", 10, 0)],
+        [[[number(r), status[r.id], channel[r.id]], [r.client, Short(r.subject, 2)], term(r) + flag_line(r)]
          for r in rows],
     )  # fmt: skip
     columns, cells = first_fitting([wide, folded], shutil.get_terminal_size().columns)
