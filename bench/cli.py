@@ -4,7 +4,9 @@ Each figure is the median wall time of N whole processes, started in turn (bare 
 again), so a machine whose speed drifts moves all of them alike. Beside it, the median CPU time (user + system) of
 the same processes: the other load of a shared machine lengthens the wall time far more than it. The load average
 is printed with the figures. `requests list` runs on a fresh SQLite database with 20 requests, made once before the
-timing. The target of issue 15 is at most 0.4 s per command (wall, idle machine).
+timing. The target of issue 15 is at most 0.4 s per command (wall, idle machine). Last, the import time of each command
+(`python -X importtime`: the sum of every module's own time, one run after the timing), which the load of a shared
+machine inflates less than the wall time and which shows where a start goes.
 
     .venv/bin/python bench/cli.py            # N = 11
     .venv/bin/python bench/cli.py --quick    # N = 5
@@ -48,6 +50,19 @@ def run(args: list[str], env: dict[str, str]) -> tuple[float, float]:
     return time.perf_counter() - start, children_cpu() - cpu
 
 
+def import_seconds(args: list[str], env: dict[str, str]) -> float:
+    """Seconds a command spends importing modules: the sum of the self times `-X importtime` prints."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", *args], env=env, capture_output=True, text=True, check=True
+    )
+    micros = 0
+    for line in result.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            field = line.removeprefix("import time:").split("|")[0].strip()
+            micros += int(field) if field.isdigit() else 0
+    return micros / 1e6
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--n", type=int, default=11, help="runs of each command (default 11)")
@@ -82,15 +97,19 @@ def main(argv: list[str] | None = None) -> int:
                 wall, used = run(case, env)
                 times[name].append(wall)
                 cpu[name].append(used)
+        # The same commands through this Python (`-m mailservice` for the script), for their import times.
+        as_module = {name: case if case[0] == sys.executable else [sys.executable, "-m", "mailservice", *case[1:]]
+                     for name, case in cases.items()}  # fmt: skip
+        imports = {name: import_seconds(case[1:], env) for name, case in as_module.items()}
     load = os.getloadavg()
     medians = {name: statistics.median(values) for name, values in times.items()}
     cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
     baseline = medians["python -c pass"]
-    print(f"{'command':<28}{'median s':>10}{'min s':>8}{'max s':>8}{'x python':>10}{'CPU s':>8}")
+    print(f"{'command':<28}{'median s':>10}{'min s':>8}{'max s':>8}{'x python':>10}{'CPU s':>8}{'import s':>10}")
     for name, values in times.items():
         print(
             f"{name:<28}{medians[name]:>10.3f}{min(values):>8.3f}{max(values):>8.3f}{medians[name] / baseline:>10.1f}"
-            f"{cpu_medians[name]:>8.3f}"
+            f"{cpu_medians[name]:>8.3f}{imports[name]:>10.3f}"
         )
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
     within = {name: medians[name] <= TARGET_SECONDS for name in cases if name != "python -c pass"}
@@ -101,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         "median_seconds": {name: round(value, 4) for name, value in medians.items()},
         "median_cpu_seconds": {name: round(value, 4) for name, value in cpu_medians.items()},
         "ratio_to_python": {name: round(value / baseline, 2) for name, value in medians.items()},
+        "import_seconds": {name: round(value, 4) for name, value in imports.items()},
         "target_seconds": TARGET_SECONDS,
         "within_target": within,
         "loadavg": [round(x, 2) for x in load],

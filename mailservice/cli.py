@@ -19,7 +19,7 @@ import typer
 from typer import core as typer_core
 from typer._click import exceptions as tclick
 
-from mailservice import cli_russian
+from mailservice import cli_params, cli_russian
 
 # The root mounts every domain lazily, so that `mailservice --help` and a light command import only what they run
 # (scikit-learn, FastAPI, MkDocs and openpyxl cost seconds together). name -> (module, attribute, short help): the
@@ -229,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     # aiosmtpd logs every SMTP command at INFO; keep its warnings only.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     cli_russian.install()
+    cli_params.install()
     command = typer.main.get_command(app)
     try:
         # With standalone_mode=False click returns the code of a ``typer.Exit`` instead of exiting.
@@ -251,8 +252,8 @@ def console() -> int:
     try:
         return main()
     finally:
-        if "mailservice.db" in sys.modules:
-            sys.modules["mailservice.db"].dispose_engines()
+        if "mailservice.engine" in sys.modules:
+            sys.modules["mailservice.engine"].dispose_engines()
         gc.freeze()
 
 

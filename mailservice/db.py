@@ -10,17 +10,32 @@ import datetime as dt
 import functools
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import Column, DateTime, Engine, MetaData, create_engine, event, func, inspect, select
-from sqlalchemy.engine import Dialect
+from sqlalchemy import Column, MetaData, event, func, inspect, select
 from sqlalchemy.orm import DeclarativeBase, Mapper, Session, sessionmaker
-from sqlalchemy.types import TypeDecorator
 
-from mailservice import model_domains
+from mailservice import engine, model_domains
 from mailservice.config import Settings, get_settings
+from mailservice.engine import UTCDateTime, _engine_for, get_engine, make_engine, utcnow
 from mailservice.resources import package_path
+
+# The engine and the shared column types live in mailservice.engine (no ORM); every caller may keep importing them
+# from here.
+__all__ = [
+    "Base",
+    "UTCDateTime",
+    "_engine_for",
+    "alembic_config",
+    "dispose_engines",
+    "get_engine",
+    "make_engine",
+    "pending_migrations",
+    "session_scope",
+    "upgrade",
+    "utcnow",
+    "with_column_defaults",
+]
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -29,26 +44,6 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-class UTCDateTime(TypeDecorator[dt.datetime]):
-    """An aware UTC datetime on every backend (SQLite stores naive values; we re-attach UTC on the way out)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime refused: store UTC-aware datetimes only")
-        value = value.astimezone(dt.UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 class Base(DeclarativeBase):
@@ -81,21 +76,6 @@ def _column_defaults(model: type[Base]) -> tuple[tuple[str, Any], ...]:
             if column.default.is_scalar or column.default.is_callable:
                 found.append((attribute.key, column.default))
     return tuple(found)
-
-
-def utcnow() -> dt.datetime:
-    """The current time, aware and in UTC (the only clock read in the service layer)."""
-    return dt.datetime.now(dt.UTC)
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets the web app read while the poller writes; busy_timeout turns lock contention into a short wait.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
 
 
 @functools.cache
@@ -137,44 +117,7 @@ def _number_new_rows(session: Session, _context: Any, _instances: Any) -> None:
             setattr(obj, key, last + offset)
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine with the pragmas and options each backend needs."""
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
-
-        # pysqlite's own transaction handling defers BEGIN; we emit BEGIN IMMEDIATE ourselves so that the
-        # gap-free counter and other read-modify-write sequences serialise instead of failing on upgrade.
-        @event.listens_for(engine, "connect")
-        def _no_autobegin(dbapi_connection: Any, _record: Any) -> None:
-            dbapi_connection.isolation_level = None
-
-        @event.listens_for(engine, "begin")
-        def _begin_immediate(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-        return engine
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True)
-
-
-_engines: dict[str, Engine] = {}
 _sessionmakers: dict[str, sessionmaker[Session]] = {}
-
-
-def _engine_for(url: str) -> Engine:
-    if url not in _engines:
-        _engines[url] = make_engine(url)
-    return _engines[url]
-
-
-def get_engine(settings: Settings | None = None) -> Engine:
-    """The shared engine for the configured database."""
-    return _engine_for((settings or get_settings()).effective_database_url)
 
 
 def _sessionmaker_for(url: str) -> sessionmaker[Session]:
@@ -187,10 +130,8 @@ def _sessionmaker_for(url: str) -> sessionmaker[Session]:
 
 
 def dispose_engines() -> None:
-    """Close every pooled connection and forget the engines (tests; after fork)."""
-    for engine in _engines.values():
-        engine.dispose()
-    _engines.clear()
+    """Close every pooled connection and forget the engines and session factories (tests; after fork)."""
+    engine.dispose_engines()
     _sessionmakers.clear()
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import click
 import typer
 
+from mailservice.cli_options import StaffOption as StaffOption  # where the domains read it
 from mailservice.config import get_settings
 from mailservice.db import session_scope, utcnow
 
@@ -18,12 +19,6 @@ if TYPE_CHECKING:
 staff_app = typer.Typer(help="Сотрудники консоли: учётные записи и пароли.", no_args_is_help=True)
 retention_app = typer.Typer(help="Сроки хранения истории взаимодействия (5 лет).", no_args_is_help=True)
 feedback_app = typer.Typer(help="Опросы после ответа и оценки клиентов.", no_args_is_help=True)
-
-
-# Who acts in a command is a staff account, never a name typed in (issue 18; `processes`, `requests identity-check`).
-StaffOption = Annotated[
-    str, typer.Option("--staff", help="Учётная запись сотрудника (адрес); пароль читается со стандартного ввода")
-]
 
 
 def _login_password() -> str:

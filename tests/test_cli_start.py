@@ -14,12 +14,13 @@ import sys
 
 import pytest
 import typer
+from sqlalchemy import select
 from typer import core
 
 from mailservice import cli_russian, model_domains
 from mailservice.cli import LAZY_COMMANDS, app, load_command, main
 from mailservice.config import Settings
-from mailservice.db import Base
+from mailservice.db import Base, session_scope
 from mailservice.mailings.models import CAMPAIGN_STATUS_NAMES, CampaignStatus
 
 # The libraries the issue names as costing seconds at every start, and the other heavy ones.
@@ -82,11 +83,30 @@ def test_requests_list_and_show_import_only_the_register(
         modules = modules_loaded_by(*args)
         loaded = {module.split(".")[0] for module in modules}
         assert "sqlalchemy" in loaded  # it does read the database
-        assert not loaded & {*HEAVY, "jinja2", "email_validator", "holidays"}, (args, loaded)
-        # The register's models only, not every domain's; the search index's hooks come with them (model_domains).
-        assert {"mailservice.inforequests.models", "mailservice.inforequests.search_index"} <= modules, args
+        assert not loaded & {*HEAVY, "jinja2", "email_validator", "holidays", "rich"}, (args, loaded)
         assert not modules & OTHER_DOMAINS_MODELS, (args, modules & OTHER_DOMAINS_MODELS)
         assert "mailservice.inforequests.service" not in modules, args
+    # `show` reads the register's models only, not every domain's; the search index's hooks come with them.
+    assert {"mailservice.inforequests.models", "mailservice.inforequests.search_index"} <= modules
+    # `list` reads its columns with SQLAlchemy Core: neither the ORM nor any model is imported.
+    modules = modules_loaded_by("requests", "list")
+    assert not {m for m in modules if m.startswith(("sqlalchemy.orm", "mailservice.")) and m.endswith(".models")}
+    assert not {m for m in modules if m.startswith("sqlalchemy.orm")}
+    assert "mailservice.db" not in modules
+
+
+def test_the_lists_columns_are_the_models(lite_settings: Settings) -> None:
+    """inforequests/listing.py names the columns `requests list` reads without the models: each is a column of the
+    model's table under the same name, with the same type (a date stays a date, a moment an aware UTC datetime)."""
+    from mailservice.inforequests import listing
+
+    model_domains.load(["requests"])
+    for light in (listing.REQUESTS, listing.CLIENTS, listing.CLIENT_CONTACTS):
+        model = Base.metadata.tables[light.name]
+        for column in light.columns:
+            assert column.name in model.columns, (light.name, column.name)
+            declared = model.columns[column.name].type
+            assert type(column.type) is type(declared), (light.name, column.name, declared)
 
 
 def test_every_model_is_in_a_domain_and_each_domain_has_what_it_names() -> None:
@@ -224,6 +244,37 @@ def test_list_never_cuts_a_registration_number(lite_settings: Settings) -> None:
         for number in numbers:
             assert re.search(rf"[│|] {number} ", table), (columns, table)
         assert "зар" in table and "registered" not in table  # the status in Russian (however narrow)
+        # F14: the rest stays readable: the status, the channel and the client's name whole, and the subject
+        # shown, its beginning whole, shortened with «…» if need be.
+        lines = table.splitlines()
+        for word in ("зарегистрирован", "телефон", "Константинопольская", "Сведения о договорах"):
+            assert sum(word in line for line in lines) >= 3, (columns, word, table)
+        assert long_subject in _words(table) or table.count("…") >= 3, (columns, table)
+
+
+def test_list_at_80_and_60_columns_shows_a_full_number_and_the_subject(lite_settings: Settings) -> None:
+    """Issue 15, F14: a registration number like 2026-000123 is never cut, whatever the width; the subject is shown
+    (shortened with «…» when it does not fit)."""
+    from mailservice.inforequests.models import Request
+
+    long_subject = "Сведения о договорах аренды земельных участков в Новосибирском районе за 2025 год и ранее"
+    args = ["requests", "register", "--channel", "visit", "--name", "Петров", "--subject", "т", "--text", "т"]
+    assert main(args) == 0
+    with session_scope(lite_settings) as session:
+        request = session.scalars(select(Request)).one()
+        request.number, request.subject = "2026-000123", long_subject
+    for columns in (80, 60):
+        table = _cli("requests", "list", columns=columns)
+        assert max(len(line) for line in table.splitlines()) <= columns, table
+        assert "2026-000123" in table and "2026-0001…" not in table, table
+        assert "Сведения о договорах" in table and "Петров" in table, table
+        assert long_subject in _words(table) or "…" in table, table
+
+
+def _words(table: str) -> str:
+    """The words of a table column after column, one space apart (a cell folded over lines reads as one text)."""
+    rows = [line.split("│")[1:-1] for line in table.splitlines() if line.startswith("│")]
+    return " ".join(" ".join(" ".join(row[i] for row in rows).split()) for i in range(len(rows[0])))
 
 
 def _cli(*args: str, columns: int) -> str:

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Column, Table
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
 from typer._click import exceptions as tclick
 
+from mailservice.cli_options import StaffOption
 from mailservice.config import get_settings
-from mailservice.db import session_scope, utcnow
-from mailservice.inforequests import identity, queues
+from mailservice.engine import utcnow
+from mailservice.inforequests.identity_documents import DOCUMENTS
 from mailservice.inforequests.lifecycle import (
     CHANNEL_NAMES,
     REFUSAL_GROUNDS,
@@ -27,22 +26,42 @@ from mailservice.inforequests.lifecycle import (
     Status,
     TransitionError,
 )
-from mailservice.inforequests.models import Client, Request, get_by_number
-from mailservice.staff_cli import StaffOption
-from mailservice.termtext import inert, rich_text
-from mailservice.workdays import default_calendar
+from mailservice.termtext import inert
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from sqlalchemy.orm import Session
+
+    from mailservice.config import Settings
+    from mailservice.inforequests.listing import Listed
+    from mailservice.inforequests.models import Request
+    from mailservice.termtable import Cell, Column
+
+    Layout = tuple[list[Column], list[list[Cell]]]
 
 EARLIEST_RECEIVED_YEAR = 2000  # a date of receipt before this is a typing error (README)
 app = typer.Typer(help="Реестр запросов и обращений.", no_args_is_help=True)
 # The models `list` and `show` read: the register's domain only, not every domain's (see model_domains).
-REGISTER = ("requests",)
+REGISTER = ("requests",)  # (`list` reads without them: inforequests/listing.py)
 
 
 # The service layer (notifications, templates, the classifier's labels) is imported by the commands that change
-# something and the export by `export`, not by `list` and `show`: a start of the CLI stays short.
+# something and the export by `export`, not by `list` and `show`; `list` reads without the ORM and the models
+# (inforequests/listing.py), and the other commands import the session and the models when they run: a start of
+# the CLI stays short.
+
+
+def _session(settings: Settings, *, domains: tuple[str, ...] | None = None) -> AbstractContextManager[Session]:
+    """A transaction of :func:`mailservice.db.session_scope` (the ORM is imported by the commands that use it)."""
+    from mailservice.db import session_scope
+
+    return session_scope(settings, domains=domains)
 
 
 def _load(session: Session, number: str) -> Request:
+    from mailservice.inforequests.models import get_by_number
+
     request = get_by_number(session, number)
     if request is None:
         raise tclick.ClickException(f"Запрос № {number} не найден")
@@ -95,7 +114,7 @@ def register_cmd(
         received_at = (local if local.tzinfo else local.replace(tzinfo=settings.tz)).astimezone(dt.UTC)
         if received_at > now:
             raise tclick.BadParameter("момент получения ещё не наступил", param_hint="--received")
-    with session_scope(settings) as session:
+    with _session(settings) as session:
         client = service.find_or_create_client(
             session, now=now, name=name, email=address, phone=phone or None, postal_address=postal_address
         )
@@ -122,7 +141,7 @@ def register_cmd(
 @app.command("identity-check")
 def identity_check_cmd(
     client_id: Annotated[int, typer.Option("--client", help="Номер записи клиента")],
-    document: Annotated[str, typer.Option(help="Предъявленный документ: " + ", ".join(identity.DOCUMENTS))],
+    document: Annotated[str, typer.Option(help="Предъявленный документ: " + ", ".join(DOCUMENTS))],
     staff: StaffOption,
     email: Annotated[str, typer.Option(help="Адрес эл. почты, названный при проверке")] = "",
     phone: Annotated[str, typer.Option(help="Телефон, названный при проверке")] = "",
@@ -130,18 +149,20 @@ def identity_check_cmd(
 ) -> None:
     """Записать проверку личности при личном приёме: названные тогда адрес и телефон становятся
     подтверждёнными (в журнал аудита). Проверивший входит своей учётной записью оператора или администратора."""
+    from mailservice.inforequests import identity
+    from mailservice.inforequests.models import Client
     from mailservice.staff_cli import signed_in_staff
     from mailservice.web.staff import audit
     from mailservice.web.staff.auth import OPERATE
 
-    if document not in identity.DOCUMENTS:
-        raise tclick.BadParameter(f"ожидается одно из: {', '.join(identity.DOCUMENTS)}", param_hint="--document")
+    if document not in DOCUMENTS:
+        raise tclick.BadParameter(f"ожидается одно из: {', '.join(DOCUMENTS)}", param_hint="--document")
     address = _email_option(email)
     # As in the console (web/staff/identity.py): who checked is an account that may operate, never a name typed in.
     by = signed_in_staff(staff, OPERATE)
     now = utcnow()
     try:
-        with session_scope(get_settings()) as session:
+        with _session(get_settings()) as session:
             client = session.get(Client, client_id)
             if client is None:
                 raise tclick.ClickException(f"Клиент № {client_id} не найден")
@@ -167,7 +188,7 @@ def identity_check_cmd(
             )
     except identity.IdentityError as exc:
         raise tclick.ClickException(str(exc)) from None
-    typer.echo(f"Проверка записана: клиент № {client_id}, {identity.DOCUMENTS[document]}")
+    typer.echo(f"Проверка записана: клиент № {client_id}, {DOCUMENTS[document]}")
 
 
 @app.command("list")
@@ -182,82 +203,102 @@ def list_cmd(
     limit: Annotated[int, typer.Option(min=1)] = 100,
 ) -> None:
     """Список запросов, новые сверху."""
+    from mailservice.engine import get_engine
+    from mailservice.inforequests import queues
+    from mailservice.inforequests.listing import list_requests
+    from mailservice.workdays import default_calendar
 
     settings = get_settings()
     today = utcnow().astimezone(settings.tz).date()
     calendar = default_calendar(settings)
+    found = list_requests(get_engine(settings), limit=limit, status=status, held=held, to_forward=to_forward)
+    rows = [r for r in found if not overdue or queues.is_overdue(r, today)]
 
-    def soon(r: Request) -> bool:
-        return queues.is_due_soon(r, today, calendar, settings.due_soon_working_days)
+    def iso(day: dt.date | None) -> str | None:
+        return day.isoformat() if day else None
 
-    with session_scope(settings, domains=REGISTER) as session:
-        query = select(Request).options(selectinload(Request.client)).order_by(Request.id.desc()).limit(limit)
-        if status is not None:
-            query = query.where(Request.status == status)
-        if held:
-            query = query.where(queues.held_condition())
-        if to_forward:
-            query = query.where(queues.to_forward_condition())
-        rows = [r for r in session.scalars(query) if not overdue or queues.is_overdue(r, today)]
+    def flag(r: Listed) -> str:
+        if queues.is_overdue(r, today):
+            return "ПРОСРОЧЕН"
+        if queues.is_due_soon(r, today, calendar, settings.due_soon_working_days):
+            return "скоро срок"
+        return "СРОЧНО" if r.urgency == "urgent" else ""
 
-        def iso(day: dt.date | None) -> str | None:
-            return day.isoformat() if day else None
-
-        if as_json:
-            typer.echo(
-                json.dumps(
-                    [
-                        {
-                            "id": r.id,
-                            "number": r.number,
-                            "status": r.status,
-                            "channel": r.channel,
-                            "subject": r.subject,
-                            "type": r.type,
-                            "topic": r.topic,
-                            "urgency": r.urgency,
-                            "received_at": r.received_at.isoformat(),
-                            "register_by": iso(queues.registration_date(settings, r)),
-                            "forward_by": iso(queues.forwarding_date(r)),
-                            "due_date": r.due_date.isoformat() if r.due_date else None,
-                            "overdue": queues.is_overdue(r, today),
-                            "due_soon": soon(r),
-                        }
-                        for r in rows
-                    ],
-                    ensure_ascii=False,
-                )
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "id": r.id,
+                        "number": r.number,
+                        "status": r.status,
+                        "channel": r.channel,
+                        "subject": r.subject,
+                        "type": r.type,
+                        "topic": r.topic,
+                        "urgency": r.urgency,
+                        "received_at": r.received_at.isoformat(),
+                        "register_by": iso(queues.registration_date(settings, r)),
+                        "forward_by": iso(queues.forwarding_date(r)),
+                        "due_date": iso(r.due_date),
+                        "overdue": queues.is_overdue(r, today),
+                        "due_soon": queues.is_due_soon(r, today, calendar, settings.due_soon_working_days),
+                    }
+                    for r in rows
+                ],
+                ensure_ascii=False,
             )
-            return
-        # A registration number is never cut or wrapped, whatever the terminal's width (YYYY-NNNNNN: 11 characters);
-        # neither is a date. The other columns share what is left.
-        table = Table(
-            Column("№", no_wrap=True, min_width=11),
-            "Статус",
-            "Канал",
-            "Клиент",
-            "Тема",
-            Column("Срок", no_wrap=True, min_width=10),
-            "",
         )
-        for r in rows:
-            register_by, forward_by = queues.registration_date(settings, r), queues.forwarding_date(r)
-            table.add_row(
-                r.number or f"(id {r.id})",
-                STATUS_NAMES[Status(r.status)],
-                CHANNEL_NAMES[Channel(r.channel)],
-                rich_text(r.client.display_name),
-                rich_text(r.subject[:40]),
-                (r.due_date.isoformat() if r.due_date else "")
-                + (f"\nзарегистрировать до {register_by}" if register_by else "")
-                + (f"\nперенаправить до {forward_by}" if forward_by else ""),
-                "ПРОСРОЧЕН"
-                if queues.is_overdue(r, today)
-                else "скоро срок"
-                if soon(r)
-                else ("СРОЧНО" if r.urgency == "urgent" else ""),
-            )
-        Console().print(table)
+        return
+    if not rows:
+        typer.echo("Запросов нет.")
+        return
+    terms = {r.id: (queues.registration_date(settings, r), queues.forwarding_date(r)) for r in rows}
+    typer.echo(_register_table(rows, terms, flag))
+
+
+def _register_table(
+    rows: list[Listed], terms: dict[int, tuple[dt.date | None, dt.date | None]], flag: Callable[[Listed], str]
+) -> str:
+    """The list as a table that fits the terminal: a registration number and a date are never cut (issue 15).
+
+    As wide as it needs, one column a field; narrower, the status and channel go under the number and the subject
+    under the client. What gives way: the dates' notes fold first, then the statuses and channels (at spaces), then
+    the subject (shortened with «…» to two lines) and the client's name; statuses, channels and notes are never
+    broken inside a word.
+    """
+    from mailservice.termtable import Column, Keep, Short, first_fitting, render
+
+    def term(r: Listed) -> list[str | Keep | Short]:
+        register_by, forward_by = terms[r.id]
+        cell: list[str | Keep | Short] = [Keep(r.due_date.isoformat() if r.due_date else "")]
+        cell += [Keep(f"зарегистрировать до {register_by}")] if register_by else []
+        cell += [Keep(f"перенаправить до {forward_by}")] if forward_by else []
+        return cell
+
+    def number(r: Listed) -> Keep:
+        return Keep(r.number or f"(id {r.id})")
+
+    flags = {r.id: flag(r) for r in rows}
+
+    def flag_line(r: Listed) -> list[str | Keep | Short]:
+        return [Keep(flags[r.id])] if flags[r.id] else []
+
+    status = {r.id: Keep(STATUS_NAMES[Status(r.status)]) for r in rows}  # words of their own: never broken
+    channel = {r.id: Keep(CHANNEL_NAMES[Channel(r.channel)]) for r in rows}
+    wide: Layout = (
+        [Column("№"), Column("Статус", 9, 4), Column("Канал", 7, 3), Column("Клиент", 16, 2), Column("Тема", 20, 1),
+         Column("Срок", 10, 0), Column("", 6, 6)],
+        [[[number(r)], [status[r.id]], [channel[r.id]], [r.client], [Short(r.subject, 2)], term(r), [Keep(flags[r.id])]]
+         for r in rows],
+    )  # fmt: skip
+    folded: Layout = (
+        [Column("№, статус, канал", 11, 1), Column("Клиент, тема", 12, 2), Column("Срок", 10, 0)],
+        [[[number(r), status[r.id], channel[r.id]], [r.client, Short(r.subject, 2)], term(r) + flag_line(r)]
+         for r in rows],
+    )  # fmt: skip
+    columns, cells = first_fitting([wide, folded], shutil.get_terminal_size().columns)
+    return render(columns, cells, shutil.get_terminal_size().columns)
 
 
 @app.command("search")
@@ -271,7 +312,7 @@ def search_cmd(
     from mailservice.inforequests import search
 
     settings = get_settings()
-    with session_scope(settings) as session:
+    with _session(settings) as session:
         found = search.search_requests(session, query, page=page)
         if as_json:
             hits = [
@@ -299,17 +340,26 @@ def search_cmd(
         if not found.hits:
             typer.echo("Ничего не найдено." if found.terms else "Ничего не найдено: в запросе нет слов для поиска.")
             return
-        table = Table(Column("№", no_wrap=True, min_width=11), "Статус", "Клиент", "Тема", "Совпадение")
-        for h in found.hits:
-            r = h.request
-            table.add_row(
-                r.number or f"(id {r.id})",
-                STATUS_NAMES[Status(r.status)],
-                r.client.display_name,
-                r.subject[:40],
-                f"{h.fragment.field}: {h.fragment.html.striptags()}" if h.fragment else "",
-            )
-        Console().print(table)
+        from mailservice.termtable import Column, Keep, Short, render
+
+        columns = [
+            Column("№"),
+            Column("Статус", 9, 4),
+            Column("Клиент", 10, 2),
+            Column("Тема", 10, 1),
+            Column("Совпадение", 12, 3),
+        ]
+        cells: list[list[Cell]] = [
+            [
+                [Keep(h.request.number or f"(id {h.request.id})")],
+                [STATUS_NAMES[Status(h.request.status)]],
+                [h.request.client.display_name],
+                [Short(h.request.subject, 2)],
+                [Short(f"{h.fragment.field}: {h.fragment.html.striptags()}", 3) if h.fragment else ""],
+            ]
+            for h in found.hits
+        ]
+        typer.echo(render(columns, cells, shutil.get_terminal_size().columns))
         count = f"более {search.RANKED_AMONG}" if found.more else str(found.total)
         typer.echo(f"Найдено: {count}; страница {found.page} из {found.pages}.")
 
@@ -326,7 +376,7 @@ def show_cmd(number: Annotated[str, typer.Argument(help="Регистрацио�
 
     settings = get_settings()
     tax = load_taxonomy()
-    with session_scope(settings, domains=REGISTER) as session:
+    with _session(settings, domains=REGISTER) as session:
         r = _load(session, number)
         out = [
             f"№ {r.number}  [{STATUS_NAMES[Status(r.status)]}]  {CHANNEL_NAMES[Channel(r.channel)]}",
@@ -380,7 +430,7 @@ def status_cmd(
 
     settings = get_settings()
     try:
-        with session_scope(settings) as session:
+        with _session(settings) as session:
             request = _load(session, number)
             service.change_status(
                 session,
@@ -416,7 +466,7 @@ def report_cmd(
         first = dt.date.fromisoformat(f"{month}-01") if month else add_months(today, -1)
     except ValueError:
         raise tclick.BadParameter("ожидался месяц ГГГГ-ММ", param_hint="--month") from None
-    with session_scope(settings) as session:
+    with _session(settings) as session:
         report = monthly.build(session, settings, first, today)
     if output.suffix.lower() == ".pdf":
         output.write_bytes(monthly.to_pdf(report, settings))
@@ -438,7 +488,7 @@ def notify_address_cmd(
     assert address is not None
     settings = get_settings()
     try:
-        with session_scope(settings) as session:
+        with _session(settings) as session:
             request = _load(session, number)
             service.set_notification_address(session, request, address, actor=actor, now=utcnow())
     except service.RequestError as exc:
@@ -462,7 +512,7 @@ def convert_cmd(
         raise tclick.BadParameter("ожидалось subscribe, unsubscribe или history", param_hint="--to") from None
     settings = get_settings()
     try:
-        with session_scope(settings) as session:
+        with _session(settings) as session:
             request = _load(session, number)
             outcome = actions.convert_to_command(session, settings, request, command, actor=actor, now=utcnow())
     except actions.ActionError as exc:
@@ -495,7 +545,7 @@ def export_cmd(
             raise tclick.BadParameter(f"неизвестное значение {value!r}", param_hint=f"--{key}")
     settings = get_settings()
     today = utcnow().astimezone(settings.tz).date()
-    with session_scope(settings) as session:
+    with _session(settings) as session:
         rows = export.register_rows(session, settings, today, build_query(filters, today))
         if fmt == "xlsx":
             count = export.write_xlsx(rows, output)

@@ -20,20 +20,9 @@ from collections.abc import Sequence
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from mailservice.inforequests.identity_documents import DOCUMENTS as DOCUMENTS  # where callers read it
 from mailservice.inforequests.lifecycle import EventKind
 from mailservice.inforequests.models import Client, ClientContact, Event, IdentityCheck, MergeSuggestion, Proof
-
-# Documents an identity may be checked by (Russian names shown to staff). Only the type is recorded.
-DOCUMENTS: dict[str, str] = {
-    "passport_rf": "паспорт гражданина Российской Федерации",
-    "temporary_id": "временное удостоверение личности гражданина РФ (форма № 2П)",
-    "passport_rf_abroad": "заграничный паспорт гражданина Российской Федерации",
-    "military_id": "военный билет",
-    "serviceman_id": "удостоверение личности военнослужащего",
-    "foreign_passport": "паспорт иностранного гражданина",
-    "residence_permit": "вид на жительство в Российской Федерации",
-    "refugee_id": "удостоверение беженца",
-}
 
 PROOF_NAMES: dict[str, str] = {
     Proof.reply: "ответ на наше письмо",

@@ -4,46 +4,18 @@ a request by its number (light: `requests show` reads with it and imports nothin
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from mailservice.db import Base, utcnow, with_column_defaults
+from mailservice.inforequests.listing import ContactLike as ContactLike  # how a client is named: defined there
+from mailservice.inforequests.listing import client_display_name as client_display_name
+from mailservice.inforequests.listing import preferred_email as preferred_email
 from mailservice.intake.models import IntakeEntry
 from mailservice.outbox import OutboxMessage
-
-
-class ContactLike(Protocol):
-    """What the rules below read of a contact: a :class:`ClientContact` or a plain row of the same fields."""
-
-    @property
-    def id(self) -> int: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def value(self) -> str: ...
-    @property
-    def proven(self) -> bool: ...
-
-
-def preferred_email(contacts: Iterable[ContactLike]) -> str | None:
-    """A client's preferred e-mail address among ``contacts``: proven first, then the newest (pure)."""
-    emails = [c for c in contacts if c.kind == "email"]
-    emails.sort(key=lambda c: (not c.proven, -c.id if c.id else 0))
-    return emails[0].value if emails else None
-
-
-def client_display_name(
-    name: str, organisation: str, contacts: Callable[[], Iterable[ContactLike]], client_id: int
-) -> str:
-    """A name to show staff: the name, the organisation, the preferred address, or the record's number (pure).
-
-    ``contacts`` is called only when there is neither name nor organisation (an ORM client loads them then only).
-    """
-    return name or organisation or (preferred_email(contacts()) or "") or f"клиент №{client_id}"
 
 
 class Client(Base):
