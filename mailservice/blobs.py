@@ -17,10 +17,13 @@ import functools
 import hashlib
 import itertools
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 _counter = itertools.count()
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL
 
 
 @functools.cache
@@ -60,7 +63,7 @@ class BlobStore:
 
     def path(self, sha256: str) -> Path:
         """Where the blob with this hash lives (two-level fan-out keeps folders small)."""
-        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        if len(sha256) != 64 or not _HEX_DIGEST.fullmatch(sha256):
             raise ValueError("not a sha256 hex digest")
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
@@ -69,13 +72,16 @@ class BlobStore:
         else after the next :meth:`sync`."""
         digest = hashlib.sha256(data).hexdigest()
         target = self.path(digest)
-        if target.exists():
+        if os.path.exists(target):
             return digest
         folder = target.parent
-        folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".tmp-{os.getpid()}-{next(_counter)}"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            try:
+                fd = os.open(tmp, _NEW_FILE, 0o640)
+            except FileNotFoundError:  # the folder's first blob: make it then (a mkdir per blob was a syscall wasted)
+                folder.mkdir(parents=True, exist_ok=True)
+                fd = os.open(tmp, _NEW_FILE, 0o640)
             try:
                 _write_all(fd, data)
                 if durable:

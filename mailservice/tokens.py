@@ -8,6 +8,7 @@ moving it to the end of the list and later removing it.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -56,8 +57,11 @@ def _keys(settings: Settings) -> list[str]:
 
 
 def sign(settings: Settings, purpose: Purpose, payload: Any) -> str:
-    """A URL-safe token for ``payload`` (JSON-serialisable opaque ids) that never expires by itself."""
-    return URLSafeSerializer(_keys(settings), salt=purpose.value).dumps(payload)
+    """A URL-safe token for ``payload`` (JSON-serialisable opaque ids) that never expires by itself.
+
+    The token itsdangerous' ``URLSafeSerializer`` makes, by :class:`Minter` (intake signs a status link for every
+    acknowledgement: building a serializer per token was a twentieth of writing a request)."""
+    return Minter(settings, purpose)(payload)
 
 
 def sign_timed(settings: Settings, purpose: Purpose, payload: Any) -> str:
@@ -87,20 +91,26 @@ def _b64(data: bytes) -> bytes:
     return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
+@functools.lru_cache(maxsize=64)
+def _keyed_mac(secret: str, salt: str) -> hmac.HMAC:
+    """The HMAC-SHA1 state keyed for one secret and purpose, to be copied per token (never updated itself)."""
+    # itsdangerous' own key derivation (HMAC-SHA1 tokens): needed to give the same tokens, not a choice made here.
+    derived = hashlib.sha1(salt.encode("utf-8") + b"signer" + secret.encode("utf-8")).digest()  # noqa: S324
+    return hmac.new(derived, digestmod=hashlib.sha1)
+
+
 class Minter:
     """Signs many tokens of one purpose, each the same string :func:`sign` gives (itsdangerous' format).
 
-    :func:`sign` builds a serializer, derives the key and sets up the HMAC for every token; a campaign signs one
-    token per recipient, so here the key is derived and the HMAC keyed once, and each token copies that state.
+    itsdangerous builds a serializer, derives the key and sets up the HMAC for every token; a campaign signs one
+    token per recipient and intake one per acknowledgement, so here the key is derived and the HMAC keyed once
+    per key and purpose, and each token copies that state.
     The format: compact JSON (zlib-compressed and marked with a leading dot when that is shorter), URL-safe
     base64 without padding, a dot, and the URL-safe base64 of HMAC-SHA1 under SHA1(salt + "signer" + key).
     """
 
     def __init__(self, settings: Settings, purpose: Purpose) -> None:
-        secret = _keys(settings)[-1].encode("utf-8")  # the newest key signs, as in sign()
-        # itsdangerous' own key derivation (HMAC-SHA1 tokens): needed to give the same tokens, not a choice made here.
-        derived = hashlib.sha1(purpose.value.encode("utf-8") + b"signer" + secret).digest()  # noqa: S324
-        self._mac = hmac.new(derived, digestmod=hashlib.sha1)
+        self._mac = _keyed_mac(_keys(settings)[-1], purpose.value)  # the newest key signs
 
     def __call__(self, payload: Any) -> str:
         data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailservice.mail.quotes import html_to_text, split_reply
+from mailservice.mail.quotes import html_text_and_tree, html_to_text, split_reply
 from tests.shared import CORPORA
 
 REPLY_BODIES = CORPORA / "reply-bodies"
@@ -260,3 +260,29 @@ def test_every_corpus_body_gives_non_empty_new_text() -> None:
     for path in files:
         new, _, _ = _split_file(path)
         assert new.strip(), path.name
+
+
+_HTML_BODIES = [
+    "<p>Прошу сообщить срок ремонта.</p>",
+    "<div>Спасибо, но ответа нет.</div><blockquote>Ваше обращение зарегистрировано</blockquote>",
+    '<div>Повторно прошу.</div><div class="gmail_quote">On Mon, Ivan wrote:<br>старое письмо</div>',
+    '<p>Новое.</p><div style="border-top: solid #E1E1E1 1.0pt">From: Отдел<br>Sent: вчера</div><p>старое</p>',
+    "<p>Текст</p><hr><p>From: a@example.ru<br>Sent: Monday</p><p>цитата</p>",
+    "<html><head><style>p{}</style><script>x()</script></head><body><p>Только текст &nbsp;и всё</p></body></html>",
+    # Quote containers only the markup shows (the text alone has no quote): the tree's split is used.
+    '<div>Ответ по существу.</div><div class="gmail_quote"><div>старое письмо департамента</div></div>',
+    '<div>Ответ.</div><div id="divRplyFwdMsg">Отдел<br>старое</div>',
+    "   ",
+    "",
+]
+
+
+@pytest.mark.parametrize("html", _HTML_BODIES)
+def test_an_html_only_letter_parsed_once_splits_as_when_parsed_twice(html: str) -> None:
+    """parse_message reads an HTML-only letter's markup once (html_text_and_tree) and hands the tree to
+    split_reply: the text and the split are those of parsing it twice (html_to_text, then split_reply(text, html))."""
+    text, tree = html_text_and_tree(html)
+    assert text == html_to_text(html)
+    assert split_reply(text, html, tree=tree) == split_reply(html_to_text(html), html)
+    if "старое" in html:
+        assert "старое" not in split_reply(text, html, tree=tree)[0]

@@ -112,3 +112,15 @@ def test_minter_matches_itsdangerous_at_the_compression_boundary_and_every_paddi
     assert not mismatched, mismatched[:3]
     # A compressed body ending in X (only the padding "=" may be stripped from the end, nothing else).
     assert any(mint(p).startswith(".") and mint(p).split(".")[-2].endswith("X") for p in payloads)
+
+
+def test_sign_gives_the_tokens_itsdangerous_gives_whatever_the_keys() -> None:
+    """sign() mints with a keyed state kept per key and purpose: a token is still itsdangerous' own for the
+    settings of that call (a rotated key signs at once, never the state of an earlier key)."""
+    from itsdangerous import URLSafeSerializer
+
+    for keys in ((NEW,), (NEW, OLD), (OLD, NEW), (OLD,)):
+        for purpose in (Purpose.request_status, Purpose.unsubscribe):
+            for payload in ({"n": "2026-000042"}, [7, "абв" * 40]):
+                reference = URLSafeSerializer(list(reversed(keys)), salt=purpose.value).dumps(payload)
+                assert sign(settings_with(*keys), purpose, payload) == reference

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from markupsafe import Markup, escape
 
@@ -51,8 +51,14 @@ def words(text: str) -> Iterator[str]:
             yield word
 
 
+# Distinct words whose terms are remembered: indexing a request's text and its history repeats most words, and the
+# poller that writes intake's batches does not classify (its lemma cache stays cold).
+TERM_CACHE_SIZE = 100_000
+
+
+@lru_cache(maxsize=TERM_CACHE_SIZE)
 def term_of(word: str) -> str | None:
-    """The term of one lower-case word, or None for a stop word."""
+    """The term of one lower-case word, or None for a stop word (cached per word: it depends on nothing else)."""
     stop = stop_words()
     if word in stop:
         return None

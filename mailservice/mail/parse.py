@@ -36,7 +36,7 @@ from mailservice.mail.headers import (
     one_line,
     part_content_type,
 )
-from mailservice.mail.quotes import html_to_text, split_reply
+from mailservice.mail.quotes import html_text_and_tree, split_reply
 
 __all__ = [
     "MAX_NAME",
@@ -1302,10 +1302,11 @@ def _parse_prepared(
     _Walker(max_attachment_bytes, defects).walk(msg, body)
     html = "\n".join(body.html) if body.html else None
     text = "\n\n".join(t.strip("\r\n") for t in body.plain if t.strip())
+    tree = None
     if not text and html:
-        text = html_to_text(html)
+        text, tree = html_text_and_tree(html)  # an HTML-only letter: its markup is parsed once, for both uses
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    new_text = split_reply(text, html)[0] if text.strip() else ""
+    new_text = split_reply(text, html, tree=tree)[0] if text.strip() else ""
 
     return ParsedMessage(
         message_id=message_ids[0] if message_ids else None,

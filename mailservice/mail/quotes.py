@@ -12,7 +12,7 @@ import re
 
 from bs4 import BeautifulSoup, Comment, Declaration, Doctype, NavigableString, ProcessingInstruction, Tag
 
-__all__ = ["html_to_text", "split_reply"]
+__all__ = ["html_text_and_tree", "html_to_text", "split_reply"]
 
 # --------------------------------------------------------------------------------------------------
 # HTML to text
@@ -168,9 +168,16 @@ def _soup(html: str) -> BeautifulSoup:
 
 def html_to_text(html: str) -> str:
     """Convert an HTML body to plain text: scripts, styles and comments dropped, blockquotes as "> " lines."""
+    return html_text_and_tree(html)[0]
+
+
+def html_text_and_tree(html: str) -> tuple[str, BeautifulSoup | None]:
+    """:func:`html_to_text` and the parsed markup it was read from (None for an empty body), so that
+    :func:`split_reply` need not parse an HTML-only letter a second time (``tree=``)."""
     if not html or not html.strip():
-        return ""
-    return _finish(_render_to_list(_soup(html)))
+        return "", None
+    soup = _soup(html)
+    return _finish(_render_to_list(soup)), soup
 
 
 # --------------------------------------------------------------------------------------------------
@@ -433,7 +440,11 @@ def _following_text(tag: Tag, limit: int) -> str:
 
 def _split_html(html: str) -> tuple[str, str] | None:
     """Cut an HTML body at the first quote container; return (text before, quoted text) or None."""
-    soup = _soup(html)
+    return _split_tree(_soup(html))
+
+
+def _split_tree(soup: BeautifulSoup) -> tuple[str, str] | None:
+    """:func:`_split_html` of markup already parsed (marks the cut in ``soup`` itself)."""
     for tag in soup.find_all(True):
         if isinstance(tag, Tag) and _is_quote_container(tag):
             tag.insert_before(NavigableString(_SENTINEL))
@@ -476,7 +487,7 @@ def _split_text(text: str) -> tuple[str, str, str]:
     )
 
 
-def split_reply(text: str, html: str | None = None) -> tuple[str, str, str]:
+def split_reply(text: str, html: str | None = None, *, tree: BeautifulSoup | None = None) -> tuple[str, str, str]:
     """Split a reply into (new text, quoted text, signature).
 
     Recognises "> " quoting (inline answers between quoted lines are kept), attributions ("On ... wrote:",
@@ -485,6 +496,7 @@ def split_reply(text: str, html: str | None = None) -> tuple[str, str, str]:
     containers (blockquote, Gmail, Thunderbird, Outlook, Mail.ru, Yandex), the RFC 3676 "-- " signature
     delimiter, device footers and common sign-offs ("С уважением,") of bounded length. When everything looks
     quoted, the whole text is returned as new text: the new text is never empty if the message had text.
+    ``tree`` is ``html`` already parsed (:func:`html_text_and_tree`); it may be changed here.
     """
     text = text or ""
     new, quoted, signature = _split_text(text)
@@ -492,7 +504,7 @@ def split_reply(text: str, html: str | None = None) -> tuple[str, str, str]:
         return new, quoted, signature
     # The plain part showed no quote (or there was none): the HTML structure may still mark one.
     try:
-        split = _split_html(html)
+        split = _split_tree(tree) if tree is not None else _split_html(html)
     except Exception:  # a parser failure on hostile markup must not lose the message; keep the text result
         split = None
     if split is None:
