@@ -44,6 +44,23 @@ TYPER_TEXTS = {
 
 _PATH_KINDS = {"File": "Файл", "Directory": "Папка", "Path": "Путь"}
 
+# The usage line's placeholders and the value types Typer shows in help (``<int>``, ``<int range>``, ``<Path>``).
+USAGE_WORDS = {"[OPTIONS]": "[ПАРАМЕТРЫ]", "COMMAND [ARGS]...": "КОМАНДА [АРГУМЕНТЫ]..."}
+TYPE_WORDS = {
+    "str": "текст",
+    "int": "целое",
+    "int range": "целое",
+    "float": "число",
+    "float range": "число",
+    "bool": "да/нет",
+    "Path": "путь",
+    "path": "путь",
+    "file": "файл",
+    "directory": "папка",
+    "date": "дата",
+    "datetime": "дата и время",
+}
+
 
 def _choices(text: str) -> str:
     return ", ".join(part.strip().strip("'") for part in re.split(r",\s*", text.strip()) if part.strip())
@@ -96,6 +113,26 @@ def _missing(kind: str, name: str, rest: str) -> str:
     if choose:
         message += f"; допустимо: {_choices(choose[1])}"
     return message
+
+
+def type_label(label: str) -> str:
+    """A help placeholder such as ``<int>`` or ``<list[str]>`` in Russian; choices (``<a|b>``) stay as they are."""
+    inner = label[1:-1] if label.startswith("<") and label.endswith(">") else label
+    listed = re.fullmatch(r"list\[(.*)\]", inner)
+    if listed:
+        return f"<{TYPE_WORDS.get(listed[1], listed[1])}, несколько раз>"
+    return f"<{TYPE_WORDS.get(inner, inner)}>" if inner in TYPE_WORDS else label
+
+
+def number_range(min: float | None, max: float | None) -> str | None:  # Typer's names: it may pass them by keyword
+    """The allowed range of a number option, as help shows it (Typer writes ``x>=1``)."""
+    if min is None and max is None:
+        return None
+    if max is None:
+        return f"не меньше {min}"
+    if min is None:
+        return f"не больше {max}"
+    return f"от {min} до {max}"
 
 
 def _did_you_mean(text: str) -> str:
@@ -169,11 +206,20 @@ def install() -> None:
     original_write_usage = formatting.HelpFormatter.write_usage
 
     def write_usage(self: Any, prog: str, args: str = "", prefix: str | None = None) -> None:
+        for english, russian in USAGE_WORDS.items():
+            args = args.replace(english, russian)
         original_write_usage(self, prog, args, USAGE_PREFIX if prefix is None else prefix)
 
     formatting.HelpFormatter.write_usage = write_usage  # type: ignore[method-assign]
 
     core._ = _typer_gettext
+    core.describe_number_range = number_range
+    original_display_type = core._TyperParameter.display_type
+
+    def display_type(self: Any, ctx: Any) -> str:
+        return type_label(original_display_type(self, ctx))
+
+    core._TyperParameter.display_type = display_type  # type: ignore[method-assign]
     # Plain help, as click formats it: Rich's help formatter costs 0.2 s of imports at every `--help`.
     for cls in (core.TyperCommand, core.TyperGroup):
         cls.format_help = _plain_format_help  # type: ignore[method-assign]

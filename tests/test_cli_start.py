@@ -170,7 +170,11 @@ def _all_commands() -> list[list[str]]:
 
 
 def test_every_help_is_in_russian() -> None:
-    english = re.compile(r"\b(Show this message|Options:|Commands:|Usage:|\[default|\[required|Arguments:)")
+    english = re.compile(
+        r"\b(Show this message|Options:|Commands:|Usage:|\[default|\[required|Arguments:)"
+        r"|\[OPTIONS\]|COMMAND \[ARGS\]|<(str|int|float|Path|date|datetime|int range|float range)>|<list\[|\bx[<>]="
+    )
+    bare_option = re.compile(r"^  (--[\w-]+)( <[^>]*>)?$", flags=re.MULTILINE)  # an option with no help after it
     paths = _all_commands()
     assert len(paths) > 100  # every domain's commands were reached
     for path in paths:
@@ -180,6 +184,9 @@ def test_every_help_is_in_russian() -> None:
         text = buffer.getvalue()
         assert "Использование: mailservice" in text, path
         assert not english.search(text), (path, text)
+        for match in bare_option.finditer(text):  # a long placeholder puts the help on the next line
+            following = text[match.end() :].split("\n", 2)[1]
+            assert following.startswith(" " * 10) and following.strip(), (path, match[1], "no help")
         if path:  # the command's own description: Russian words, not an English docstring
             description = text.split("\n\n")[1]
             assert re.search("[а-яё]{3,}", description), (path, description)

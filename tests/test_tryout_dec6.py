@@ -237,11 +237,6 @@ def test_an_undeclared_cp866_letter_is_read(settings: Settings) -> None:
 # G7 -------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tryout G7: `requests list --help` shows English and unexplained bits ([OPTIONS], <int range>, x>=1, "
-    "--json without a description)",
-)
 def test_requests_list_help_is_russian() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mailservice", "requests", "list", "--help"],
@@ -313,11 +308,6 @@ def test_a_linked_request_does_not_carry_the_old_number_as_its_subject(settings:
 # G10 ------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tryout G10: `requests list` in 80 columns cuts every status («зарегист…») and has a column with no "
-    "header (urgency)",
-)
 def test_requests_list_fits_80_columns_with_whole_statuses(settings: Settings) -> None:
     sender = "list80@example.ru"
     _intake(settings, citizen_mail(sender=sender, subject="Аренда", body="Прошу сообщить ставки аренды."), sender)

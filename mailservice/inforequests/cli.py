@@ -90,7 +90,7 @@ def register_cmd(
     phone: Annotated[str, typer.Option(help="Телефон")] = "",
     postal_address: Annotated[str, typer.Option("--address", help="Почтовый адрес")] = "",
     received: Annotated[
-        str, typer.Option(help="Когда получен (YYYY-MM-DDTHH:MM, время департамента); по умолчанию сейчас")
+        str, typer.Option(help="Когда получен (ГГГГ-ММ-ДДTЧЧ:ММ, время департамента); по умолчанию сейчас")
     ] = "",
     actor: Annotated[str, typer.Option(help="Кто регистрирует")] = "cli",
 ) -> None:
@@ -199,8 +199,8 @@ def list_cmd(
     to_forward: Annotated[
         bool, typer.Option("--to-forward", help="Только не относящиеся к компетенции, ждущие перенаправления")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-    limit: Annotated[int, typer.Option(min=1)] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Вывести в формате JSON")] = False,
+    limit: Annotated[int, typer.Option(min=1, help="Сколько строк показать")] = 100,
 ) -> None:
     """Список запросов, новые сверху."""
     from mailservice.engine import get_engine

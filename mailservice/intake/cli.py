@@ -121,7 +121,7 @@ def import_cmd(files: Annotated[list[Path], typer.Argument(help="Файлы .eml
 
 
 @app.command("held")
-def held_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def held_cmd(as_json: Annotated[bool, typer.Option("--json", help="Вывести в формате JSON")] = False) -> None:
     """Письма, ждущие регистрации (похожи на рекламу, автоответ или рассылку), и срок их регистрации."""
     settings = get_settings()
     today = utcnow().astimezone(settings.tz).date()

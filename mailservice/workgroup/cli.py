@@ -35,8 +35,8 @@ __all__ = ["app"]
 @app.command("deadlines")
 def deadlines_cmd(
     profile: Annotated[str, typer.Option("--profile", help=f"Профиль положения: {', '.join(PROFILES)}")],
-    meeting: Annotated[str, typer.Option("--meeting", help="Дата заседания YYYY-MM-DD")],
-    signed: Annotated[str | None, typer.Option("--signed", help="Дата подписания протокола YYYY-MM-DD")] = None,
+    meeting: Annotated[str, typer.Option("--meeting", help="Дата заседания ГГГГ-ММ-ДД")],
+    signed: Annotated[str | None, typer.Option("--signed", help="Дата подписания протокола ГГГГ-ММ-ДД")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Вывести JSON")] = False,
 ) -> None:
     """Все сроки профиля вокруг заседания по производственному календарю."""

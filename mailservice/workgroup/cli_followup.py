@@ -49,7 +49,7 @@ def instruction_give(
     member: Annotated[str, typer.Option("--member", help="Исполнитель — член группы (адрес или код)")] = "",
     staff: Annotated[str, typer.Option("--staff", help="Исполнитель — сотрудник (адрес учётной записи)")] = "",
     days: Annotated[int | None, typer.Option("--days", help="Срок в рабочих днях со дня заседания")] = None,
-    due: Annotated[str | None, typer.Option("--due", help="Срок датой YYYY-MM-DD")] = None,
+    due: Annotated[str | None, typer.Option("--due", help="Срок датой ГГГГ-ММ-ДД")] = None,
 ) -> None:
     """Record an instruction of an adopted decision; it goes out when the minutes are signed."""
     with _work() as (settings, session, now):
@@ -172,8 +172,8 @@ def instruction_send(instruction_id: Annotated[int, typer.Argument(help="Код 
 def plan_create(
     group_ref: GroupArg,
     title: Annotated[str, typer.Option("--title", help="Название плана")],
-    start: Annotated[str, typer.Option("--start", help="Начало периода YYYY-MM-DD")],
-    end: Annotated[str, typer.Option("--end", help="Конец периода YYYY-MM-DD")],
+    start: Annotated[str, typer.Option("--start", help="Начало периода ГГГГ-ММ-ДД")],
+    end: Annotated[str, typer.Option("--end", help="Конец периода ГГГГ-ММ-ДД")],
 ) -> None:
     """A draft work plan."""
     with _work() as (_settings, session, now):
@@ -194,7 +194,7 @@ def plan_item(
     plan_id: Annotated[int, typer.Argument(help="Код плана")],
     title: Annotated[str, typer.Option("--title", help="Мероприятие")],
     owner: Annotated[str, typer.Option("--owner", help="Ответственный")],
-    due: Annotated[str, typer.Option("--due", help="Срок YYYY-MM-DD")],
+    due: Annotated[str, typer.Option("--due", help="Срок ГГГГ-ММ-ДД")],
     roadmap: Annotated[str, typer.Option("--roadmap", help="Номер мероприятия дорожной карты")] = "",
 ) -> None:
     """An item of a draft plan."""
@@ -252,7 +252,7 @@ def roadmap_add(
     code: Annotated[str, typer.Option("--code", help="Номер мероприятия")],
     title: Annotated[str, typer.Option("--title", help="Мероприятие")],
     act: Annotated[str, typer.Option("--act", help="Акт, утвердивший дорожную карту")] = "",
-    due: Annotated[str | None, typer.Option("--due", help="Срок YYYY-MM-DD")] = None,
+    due: Annotated[str | None, typer.Option("--due", help="Срок ГГГГ-ММ-ДД")] = None,
 ) -> None:
     """An item of the department's road map the group tracks."""
     with _work() as (_settings, session, now):
@@ -314,8 +314,8 @@ def _write(report: WgReport, output: Path | None, store: BlobStore) -> None:
 @report_app.command("progress", help="Подготовить доклад о ходе внедрения клиентоцентричности за период (DOCX и PDF).")
 def report_progress(
     group_ref: GroupArg,
-    start: Annotated[str, typer.Option("--start", help="Начало периода YYYY-MM-DD")],
-    end: Annotated[str, typer.Option("--end", help="Конец периода YYYY-MM-DD")],
+    start: Annotated[str, typer.Option("--start", help="Начало периода ГГГГ-ММ-ДД")],
+    end: Annotated[str, typer.Option("--end", help="Конец периода ГГГГ-ММ-ДД")],
     output: OutputOpt = None,
 ) -> None:
     """Generate the progress report for a period (kept; sent with `wg report send`)."""

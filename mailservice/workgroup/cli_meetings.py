@@ -29,7 +29,7 @@ app.add_typer(poll_app, name="poll")
 @meeting_app.command("create")
 def meeting_create(
     group_ref: Annotated[str, typer.Option("--group", help="Группа")],
-    date: Annotated[str, typer.Option("--date", help="Дата YYYY-MM-DD (опрос: дата окончания)")],
+    date: Annotated[str, typer.Option("--date", help="Дата ГГГГ-ММ-ДД (опрос: дата окончания)")],
     time: Annotated[str, typer.Option("--time", help="Время HH:MM по часовому поясу департамента")] = "10:00",
     form: Annotated[str, typer.Option("--form", help="in_person, remote, absentee")] = "in_person",
     place: Annotated[str, typer.Option("--place", help="Место или ссылка на видеосвязь")] = "",
@@ -159,7 +159,7 @@ def _meeting_json(
 @meeting_app.command("move")
 def meeting_move(
     meeting_id: Annotated[int, typer.Argument(help="Код заседания")],
-    date: Annotated[str, typer.Option("--date", help="Новая дата YYYY-MM-DD")],
+    date: Annotated[str, typer.Option("--date", help="Новая дата ГГГГ-ММ-ДД")],
     time: Annotated[str, typer.Option("--time", help="Новое время HH:MM")] = "10:00",
     place: Annotated[str | None, typer.Option("--place", help="Новое место")] = None,
 ) -> None:
