@@ -199,6 +199,24 @@ def test_dedicated_addresses(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db
     # The same words to the ordinary address are a request.
     ordinary = citizen_mail(sender="other@example.ru", subject="Новости", body="Надоело.")
     assert take(settings, ordinary)[0] is Outcome.new_request
+    # To the main address with a copy to the unsubscribe address, a letter asking something of its own is
+    # registered, with a note that it went to the command's address too (tryout G11); one that says nothing of its
+    # own is still the command.
+    import_active(settings, ["asks@example.ru", "quiet@example.ru"])
+    words = "Когда будут торги в Бердске? И не присылайте мне больше рассылку."
+    asks = citizen_mail(sender="asks@example.ru", subject="Торги", body=words, headers={"Cc": "leave@dizo.test"})
+    outcome, number = take(settings, asks)
+    assert outcome is Outcome.new_request and number
+    assert subscription_of(settings, "asks@example.ru").status == SubscriptionStatus.active
+    with session_scope(settings) as session:
+        request_id = select(Request.id).where(Request.number == number).scalar_subquery()
+        notes = session.scalars(select(Event.comment).where(Event.request_id == request_id)).all()
+    # README: staff carry it out with the request page's «Исполнить как команду».
+    assert any("отписка от рассылки" in (n or "") and "Исполнить как команду" in (n or "") for n in notes), notes
+    cc = {"Cc": "leave@dizo.test"}
+    quiet = citizen_mail(sender="quiet@example.ru", subject="Рассылка", body="Надоело.", headers=cc)
+    assert take(settings, quiet)[0] is Outcome.routed
+    assert subscription_of(settings, "quiet@example.ru").status == SubscriptionStatus.withdrawn
 
 
 def test_staff_convert_a_registered_letter_into_its_command(settings: Settings, sink: Sink) -> None:

@@ -95,6 +95,46 @@ def test_dedicated_addresses() -> None:
     assert recognise("Новости", "Текст", ["info@dizo.test"], CommandAddresses()) is None
 
 
+README_REST_LIMIT = 120  # README, "Commands by e-mail": "is at most 120 characters and asks nothing"
+QUESTION_AND_COMMAND = "Прошу сообщить, когда будут торги в Бердске, и не присылать мне больше рассылку."
+
+
+@pytest.mark.parametrize(
+    "recipients",
+    [
+        ["info@dizo.test", "leave@dizo.test"],  # the main address by the dedicated one's domain
+        ["reception@dizo.test", "leave@dizo.test"],  # any department address at that domain
+        ["main@department.example", "leave@dizo.test"],  # one of `others` (FROM_ADDRESS, IMAP_USER, ...)
+        ["leave@dizo.test", "MAIN@department.example"],  # order and case do not matter
+    ],
+)
+def test_a_letter_to_a_dedicated_address_and_another_of_ours_that_asks_is_a_request(recipients: list[str]) -> None:
+    """README, "Commands by e-mail": with another of our addresses, a letter asking something of its own is
+    registered (tryout G11); a short one asking nothing is still the command."""
+    addresses = CommandAddresses(unsubscribe="leave@dizo.test", others=("main@department.example",))
+    assert recognise("Торги", QUESTION_AND_COMMAND, recipients, addresses) is None
+    assert recognise("Вопрос", "Когда торги?", recipients, addresses) is None  # a «?»
+    assert recognise("Когда будут торги?", "", recipients, addresses) is None  # the subject asks
+    assert recognise("Торги", "Сообщите дату торгов.", recipients, addresses) is None  # an imperative
+    # Even the command's form itself does not hide a question beside it.
+    assert recognise("Отписаться", "Отпишите меня от рассылки. Когда торги?", recipients, addresses) is None
+    # Saying nothing of its own, it is the command whichever of our addresses it went to as well.
+    assert recognise("", "", recipients, addresses) is Command.unsubscribe
+    assert recognise("Рассылка", "Надоело. Иванов И. И.", recipients, addresses) is Command.unsubscribe
+    assert recognise("Re: Новости департамента", "Надоело.", recipients, addresses) is Command.unsubscribe
+    # More than 120 characters of its own is a matter of its own, even without a question.
+    long_text = "Иванов " * (README_REST_LIMIT // 7 + 1)
+    assert recognise("", long_text, recipients, addresses) is None
+    assert recognise("", long_text[: README_REST_LIMIT - 8], recipients, addresses) is Command.unsubscribe
+
+
+def test_a_letter_to_a_dedicated_address_alone_among_ours_is_the_command_whatever_it_says() -> None:
+    addresses = CommandAddresses(unsubscribe="leave@dizo.test", others=("main@department.example",))
+    # Another person's address in Cc is not ours: the dedicated address is still the only one of ours.
+    for recipients in (["leave@dizo.test"], ["leave@dizo.test", "friend@example.ru"]):
+        assert recognise("Торги", QUESTION_AND_COMMAND, recipients, addresses) is Command.unsubscribe
+
+
 THANKS = [
     ("Re: [№ 2026-000001] Статус обращения: дан ответ", "Спасибо за ответ!"),
     ("Re: ответ", "Большое спасибо! Всё получил.\n\nС уважением,\nИван Петров"),

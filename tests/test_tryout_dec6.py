@@ -378,11 +378,6 @@ def dedicated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, sink
 
 
 @pytest.mark.parametrize("command_address", ["unsubscribe@dizo.test", "history@dizo.test"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="tryout G11: a citizen's question sent to the main address and, in Cc, to a dedicated command address "
-    "is taken as that command and never registered",
-)
 def test_a_question_copied_to_a_command_address_is_registered(dedicated: Settings, command_address: str) -> None:
     load_routes()
     sender = "cc-command@example.ru"
