@@ -218,11 +218,6 @@ def test_the_forwarding_notice_promises_no_answer_date_of_ours(settings: Setting
 # G5 -------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tryout G5: a letter forwarded as an attachment (message/rfc822, empty body) gives the request no "
-    "text: neither the classifier nor the search sees the citizen's words",
-)
 def test_a_letter_forwarded_as_attachment_is_read(settings: Settings) -> None:
     inner = EmailMessage()
     inner["From"] = "Мария Лебедева <lebedeva@example.ru>"
@@ -245,10 +240,6 @@ def test_a_letter_forwarded_as_attachment_is_read(settings: Settings) -> None:
 # G6 -------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tryout G6: an 8-bit letter in cp866 without a charset is decoded as windows-1251 (mojibake)",
-)
 def test_an_undeclared_cp866_letter_is_read(settings: Settings) -> None:
     text = "Прошу сообщить, когда будет аукцион на участок в Бердске."
     raw = (
