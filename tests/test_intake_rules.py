@@ -12,6 +12,7 @@ import pytest
 from mailservice.intake.commands import REST_LIMIT, Command, CommandAddresses, recognise
 from mailservice.intake.spam import asks_something, hold_reasons
 from mailservice.intake.thanks import is_only_thanks
+from mailservice.intake.wording import own_subject
 
 TOKEN = "WzEsImFiYyJd.AbCdEfGhIjKlMnOpQrStUvWxYz0"  # the shape of an itsdangerous token (27-character signature)
 
@@ -297,3 +298,33 @@ def test_a_command_with_a_request_of_its_own_is_a_request(subject: str, text: st
 def test_a_reply_subject_is_ours_and_asks_nothing() -> None:
     # The subject of our newsletter under «Re:» is our wording, not the citizen's question.
     assert recognise("Re: Где получить субсидию на газификацию", "Отписаться") is Command.unsubscribe
+
+
+OURS = ["[№ 2026-000022] Статус обращения: дан ответ", "[№ 2026-000022] Ваше обращение зарегистрировано"]
+
+
+@pytest.mark.parametrize(
+    ("subject", "expected"),
+    [
+        # Our notice's subject, whatever prefixes the mail program added: nothing of the citizen's own is left.
+        ("Re: [№ 2026-000022] Статус обращения: дан ответ", "Спасибо! А в пятницу приём есть?"),
+        ("RE: Re[2]: Fwd: [№ 2026-000022] Статус обращения: дан ответ", "Спасибо! А в пятницу приём есть?"),
+        ("Ответ: [№ 2026-000022] ваше обращение ЗАРЕГИСТРИРОВАНО", "Спасибо! А в пятницу приём есть?"),
+        ("Re: [№ 2026-000022]", "Спасибо! А в пятницу приём есть?"),
+        ("", "Спасибо! А в пятницу приём есть?"),
+        # A topic of the citizen's own stays, without the prefixes and our number.
+        ("Re: [№ 2026-000022] Приём в пятницу", "Приём в пятницу"),
+        ("Re: Приём в пятницу", "Приём в пятницу"),
+    ],
+)
+def test_a_linked_requests_subject_is_its_own(subject: str, expected: str) -> None:
+    """README, "Replies to finished requests" (tryout G9)."""
+    text = "Здравствуйте!\nСпасибо! А в пятницу приём есть?\n\nС уважением,\nПетрова Анна"
+    assert own_subject(subject, OURS, text) == expected
+
+
+def test_a_linked_requests_subject_from_its_text_is_its_first_ten_words() -> None:
+    text = "Раз два три четыре пять шесть семь восемь девять десять одиннадцать двенадцать"
+    subject = own_subject("Re: [№ 2026-000022] Статус обращения: дан ответ", OURS, text)
+    assert subject.rstrip("…").split() == text.split()[:10]
+    assert "одиннадцать" not in subject

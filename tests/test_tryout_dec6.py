@@ -296,11 +296,6 @@ def test_an_organisation_is_not_greeted_as_a_person(settings: Settings, sink: Si
 # G9 -------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tryout G9: a new question in reply to an answer opens a linked request whose subject (and its "
-    "acknowledgement's «Тема:») is «Re: [№ <old number>] Статус обращения: дан ответ»",
-)
 def test_a_linked_request_does_not_carry_the_old_number_as_its_subject(settings: Settings, sink: Sink) -> None:
     sender = "petrova@example.ru"
     raw = citizen_mail(sender=sender, name="Петрова Анна", subject="Часы приёма", body="Сообщите часы приёма.")
