@@ -155,11 +155,6 @@ def test_refusal_for_no_address_is_not_silent_when_the_request_has_one(settings:
 
 
 @pytest.mark.parametrize("subject", ["Обращение", "Обращение в департамент"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="tryout G2: a scanned appeal titled «Обращение» with an empty body is typed «Запрос истории "
-    "взаимодействия» (8-FZ) and not flagged for review",
-)
 def test_a_scanned_appeal_titled_obrashchenie_is_not_a_history_request(settings: Settings, subject: str) -> None:
     sender = "skan@example.ru"
     message = EmailMessage()
