@@ -21,7 +21,8 @@ from sqlalchemy import func, select
 from mailservice import retention
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
-from mailservice.feedback.models import FeedbackResponse
+from mailservice.feedback.models import FeedbackResponse, FeedbackSurvey
+from mailservice.feedback.service import sweep
 from mailservice.feedback.stats import feedback_stats
 from mailservice.history.models import HistoryExport
 from mailservice.inforequests import service
@@ -251,6 +252,19 @@ def test_staff_convert_a_registered_letter_into_its_command(settings: Settings, 
     drain(settings)
     answers = [raw for _f, rcpts, raw in sink.messages() if rcpts == ["tired@example.ru"]]
     assert any("отписке от рассылки" in text_of(parsed(raw)) for raw in answers)
+    # Converted to a history request, a letter gets «подтвердите адрес»; neither it nor the others is asked to rate
+    # an answer it never had (the survey follows a real answer only).
+    history = "Здравствуйте. Хочу видеть всё, что я вам писал, и что вы мне отвечали, если можно."
+    _, number3 = take(settings, citizen_mail(sender="curious@example.ru", subject="Переписка", body=history), utcnow())
+    assert number3
+    result = cli("requests", "convert", number3, "--to", "history")
+    assert result.returncode == 0, result.stderr
+    with session_scope(settings) as session:
+        assert sweep(session, settings, utcnow()) == 0
+        assert session.scalar(select(func.count(FeedbackSurvey.id))) == 0
+    drain(settings)
+    for address in ("tired@example.ru", "curious@example.ru"):
+        assert [subject for subject in mail_to(sink, address) if "Оцените" in subject] == []
 
 
 # ------------------------------------------------------------------------------------------------------------------
