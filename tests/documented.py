@@ -46,6 +46,10 @@ IDENTITY_NOTE_CHARS = 2000
 ACK_LIMIT_PER_HOUR = 5
 FEEDBACK_LIMIT_PER_IP_HOUR = 10
 
+# Letters forwarded as attachments ("Limits"): their text read, this much of it, forwards this deep.
+FORWARDED_TEXT_CHARS = 20_000
+FORWARDED_LEVELS = 3
+
 # The README's own wording of each value above (whitespace-normalised substrings of README.md).
 README_PHRASES = (
     "5 failed logins to one account from one address are free; after them that address waits 1, 2, 4, 8 minutes",
@@ -64,6 +68,7 @@ README_PHRASES = (
     "the source page at 2,000 characters, the user agent at 1,000, details at 2,000",
     "a note on the check is kept up to 2,000 characters",
     "«Это моё обращение — присоединить к моей истории обращений» (valid 30 days;",
+    "at most 20,000 characters of forwarded text per letter, forwards inside forwards 3 deep",
     # Deadlines: registration + 30 calendar days counted from the next day; an extension of at most 15 days.
     "registration + 30 calendar days counted from the next day",
     "an extension is an *event* (≤ 15 days for 8-FZ",

@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from mailservice.classify.engine import Classifier
 from mailservice.classify.evaluate import read_dataset
+from mailservice.classify.model import TrainedModel
 from mailservice.classify.prefilter import literals_apply, prefilters
 from mailservice.classify.rules import RegexPattern, RulesError, RuleSet, load_rules, load_taxonomy
 from mailservice.classify.text import AnalyzedText, analyze
@@ -269,3 +271,42 @@ def test_regex_prefilters_never_change_a_match(source: str, text: str) -> None:
         found = plain.search(candidate)
         expected = " ".join(found.group(0).split()) if found else None
         assert pattern.match_text(candidate, literals_apply(candidate)) == expected
+
+
+class _SureModel:
+    """A model that reads every letter as a history request (what the seed model did with «Обращение», G2)."""
+
+    model_id = "stub"
+
+    def predict(self, text: AnalyzedText) -> dict[str, dict[str, float]]:
+        return {"type": {"history_request": 0.96, "appeal": 0.02, "other": 0.02}}
+
+
+def test_a_label_that_needs_a_rule_is_not_given_by_the_model_alone() -> None:
+    """README, "Classifier": the model alone never types a letter as a history request (`needs_rule`)."""
+    rules = load_rules()
+    assert "history_request" in rules.axes["type"].needs_rule
+    sure = Classifier(rules, cast(TrainedModel, _SureModel()))
+    for subject in ("Обращение", "Обращение в департамент", "Заявление"):
+        scanned = sure.classify(subject, "")
+        assert scanned.type.label == "appeal", (subject, scanned.type.reasons)
+        assert scanned.needs_review
+    # A letter that asks for its history in words the rules know still is one.
+    asked = sure.classify("Обращение", "Прошу предоставить историю моих обращений за 2025 год.")
+    assert asked.type.label == "history_request"
+    # Without `needs_rule` the model's word would stand (the rule file decides, not the code).
+    free = Classifier(
+        dataclasses.replace(
+            rules, axes={**rules.axes, "type": dataclasses.replace(rules.axes["type"], needs_rule=frozenset())}
+        ),
+        cast(TrainedModel, _SureModel()),
+    )
+    assert free.classify("Обращение", "").type.label == "history_request"
+
+
+def test_needs_rule_names_labels_of_its_axis(tmp_path: Path) -> None:
+    path = write_rules(tmp_path, '      - {label: appeal, weight: 1, any: ["жалоба"]}\n')
+    prior = "    prior: {other: 1.0}\n"
+    path.write_text(path.read_text().replace(prior, prior + "    needs_rule: [nonsense]\n"))
+    with pytest.raises(RulesError, match="needs_rule"):
+        load_rules(path)

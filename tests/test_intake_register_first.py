@@ -21,7 +21,8 @@ from sqlalchemy import func, select
 from mailservice import retention
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
-from mailservice.feedback.models import FeedbackResponse
+from mailservice.feedback.models import FeedbackResponse, FeedbackSurvey
+from mailservice.feedback.service import sweep
 from mailservice.feedback.stats import feedback_stats
 from mailservice.history.models import HistoryExport
 from mailservice.inforequests import service
@@ -199,6 +200,24 @@ def test_dedicated_addresses(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db
     # The same words to the ordinary address are a request.
     ordinary = citizen_mail(sender="other@example.ru", subject="Новости", body="Надоело.")
     assert take(settings, ordinary)[0] is Outcome.new_request
+    # To the main address with a copy to the unsubscribe address, a letter asking something of its own is
+    # registered, with a note that it went to the command's address too (tryout G11); one that says nothing of its
+    # own is still the command.
+    import_active(settings, ["asks@example.ru", "quiet@example.ru"])
+    words = "Когда будут торги в Бердске? И не присылайте мне больше рассылку."
+    asks = citizen_mail(sender="asks@example.ru", subject="Торги", body=words, headers={"Cc": "leave@dizo.test"})
+    outcome, number = take(settings, asks)
+    assert outcome is Outcome.new_request and number
+    assert subscription_of(settings, "asks@example.ru").status == SubscriptionStatus.active
+    with session_scope(settings) as session:
+        request_id = select(Request.id).where(Request.number == number).scalar_subquery()
+        notes = session.scalars(select(Event.comment).where(Event.request_id == request_id)).all()
+    # README: staff carry it out with the request page's «Исполнить как команду».
+    assert any("отписка от рассылки" in (n or "") and "Исполнить как команду" in (n or "") for n in notes), notes
+    cc = {"Cc": "leave@dizo.test"}
+    quiet = citizen_mail(sender="quiet@example.ru", subject="Рассылка", body="Надоело.", headers=cc)
+    assert take(settings, quiet)[0] is Outcome.routed
+    assert subscription_of(settings, "quiet@example.ru").status == SubscriptionStatus.withdrawn
 
 
 def test_staff_convert_a_registered_letter_into_its_command(settings: Settings, sink: Sink) -> None:
@@ -233,6 +252,19 @@ def test_staff_convert_a_registered_letter_into_its_command(settings: Settings, 
     drain(settings)
     answers = [raw for _f, rcpts, raw in sink.messages() if rcpts == ["tired@example.ru"]]
     assert any("отписке от рассылки" in text_of(parsed(raw)) for raw in answers)
+    # Converted to a history request, a letter gets «подтвердите адрес»; neither it nor the others is asked to rate
+    # an answer it never had (the survey follows a real answer only).
+    history = "Здравствуйте. Хочу видеть всё, что я вам писал, и что вы мне отвечали, если можно."
+    _, number3 = take(settings, citizen_mail(sender="curious@example.ru", subject="Переписка", body=history), utcnow())
+    assert number3
+    result = cli("requests", "convert", number3, "--to", "history")
+    assert result.returncode == 0, result.stderr
+    with session_scope(settings) as session:
+        assert sweep(session, settings, utcnow()) == 0
+        assert session.scalar(select(func.count(FeedbackSurvey.id))) == 0
+    drain(settings)
+    for address in ("tired@example.ru", "curious@example.ru"):
+        assert [subject for subject in mail_to(sink, address) if "Оцените" in subject] == []
 
 
 # ------------------------------------------------------------------------------------------------------------------

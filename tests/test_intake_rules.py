@@ -12,6 +12,7 @@ import pytest
 from mailservice.intake.commands import REST_LIMIT, Command, CommandAddresses, recognise
 from mailservice.intake.spam import asks_something, hold_reasons
 from mailservice.intake.thanks import is_only_thanks
+from mailservice.intake.wording import own_subject
 
 TOKEN = "WzEsImFiYyJd.AbCdEfGhIjKlMnOpQrStUvWxYz0"  # the shape of an itsdangerous token (27-character signature)
 
@@ -93,6 +94,46 @@ def test_dedicated_addresses() -> None:
     assert recognise("", "", ["join@dizo.test", "leave@dizo.test"], addresses) is None
     # Empty addresses (the default) are no addresses: a message to nobody in particular stays a request.
     assert recognise("Новости", "Текст", ["info@dizo.test"], CommandAddresses()) is None
+
+
+README_REST_LIMIT = 120  # README, "Commands by e-mail": "is at most 120 characters and asks nothing"
+QUESTION_AND_COMMAND = "Прошу сообщить, когда будут торги в Бердске, и не присылать мне больше рассылку."
+
+
+@pytest.mark.parametrize(
+    "recipients",
+    [
+        ["info@dizo.test", "leave@dizo.test"],  # the main address by the dedicated one's domain
+        ["reception@dizo.test", "leave@dizo.test"],  # any department address at that domain
+        ["main@department.example", "leave@dizo.test"],  # one of `others` (FROM_ADDRESS, IMAP_USER, ...)
+        ["leave@dizo.test", "MAIN@department.example"],  # order and case do not matter
+    ],
+)
+def test_a_letter_to_a_dedicated_address_and_another_of_ours_that_asks_is_a_request(recipients: list[str]) -> None:
+    """README, "Commands by e-mail": with another of our addresses, a letter asking something of its own is
+    registered (tryout G11); a short one asking nothing is still the command."""
+    addresses = CommandAddresses(unsubscribe="leave@dizo.test", others=("main@department.example",))
+    assert recognise("Торги", QUESTION_AND_COMMAND, recipients, addresses) is None
+    assert recognise("Вопрос", "Когда торги?", recipients, addresses) is None  # a «?»
+    assert recognise("Когда будут торги?", "", recipients, addresses) is None  # the subject asks
+    assert recognise("Торги", "Сообщите дату торгов.", recipients, addresses) is None  # an imperative
+    # Even the command's form itself does not hide a question beside it.
+    assert recognise("Отписаться", "Отпишите меня от рассылки. Когда торги?", recipients, addresses) is None
+    # Saying nothing of its own, it is the command whichever of our addresses it went to as well.
+    assert recognise("", "", recipients, addresses) is Command.unsubscribe
+    assert recognise("Рассылка", "Надоело. Иванов И. И.", recipients, addresses) is Command.unsubscribe
+    assert recognise("Re: Новости департамента", "Надоело.", recipients, addresses) is Command.unsubscribe
+    # More than 120 characters of its own is a matter of its own, even without a question.
+    long_text = "Иванов " * (README_REST_LIMIT // 7 + 1)
+    assert recognise("", long_text, recipients, addresses) is None
+    assert recognise("", long_text[: README_REST_LIMIT - 8], recipients, addresses) is Command.unsubscribe
+
+
+def test_a_letter_to_a_dedicated_address_alone_among_ours_is_the_command_whatever_it_says() -> None:
+    addresses = CommandAddresses(unsubscribe="leave@dizo.test", others=("main@department.example",))
+    # Another person's address in Cc is not ours: the dedicated address is still the only one of ours.
+    for recipients in (["leave@dizo.test"], ["leave@dizo.test", "friend@example.ru"]):
+        assert recognise("Торги", QUESTION_AND_COMMAND, recipients, addresses) is Command.unsubscribe
 
 
 THANKS = [
@@ -257,3 +298,33 @@ def test_a_command_with_a_request_of_its_own_is_a_request(subject: str, text: st
 def test_a_reply_subject_is_ours_and_asks_nothing() -> None:
     # The subject of our newsletter under «Re:» is our wording, not the citizen's question.
     assert recognise("Re: Где получить субсидию на газификацию", "Отписаться") is Command.unsubscribe
+
+
+OURS = ["[№ 2026-000022] Статус обращения: дан ответ", "[№ 2026-000022] Ваше обращение зарегистрировано"]
+
+
+@pytest.mark.parametrize(
+    ("subject", "expected"),
+    [
+        # Our notice's subject, whatever prefixes the mail program added: nothing of the citizen's own is left.
+        ("Re: [№ 2026-000022] Статус обращения: дан ответ", "Спасибо! А в пятницу приём есть?"),
+        ("RE: Re[2]: Fwd: [№ 2026-000022] Статус обращения: дан ответ", "Спасибо! А в пятницу приём есть?"),
+        ("Ответ: [№ 2026-000022] ваше обращение ЗАРЕГИСТРИРОВАНО", "Спасибо! А в пятницу приём есть?"),
+        ("Re: [№ 2026-000022]", "Спасибо! А в пятницу приём есть?"),
+        ("", "Спасибо! А в пятницу приём есть?"),
+        # A topic of the citizen's own stays, without the prefixes and our number.
+        ("Re: [№ 2026-000022] Приём в пятницу", "Приём в пятницу"),
+        ("Re: Приём в пятницу", "Приём в пятницу"),
+    ],
+)
+def test_a_linked_requests_subject_is_its_own(subject: str, expected: str) -> None:
+    """README, "Replies to finished requests" (tryout G9)."""
+    text = "Здравствуйте!\nСпасибо! А в пятницу приём есть?\n\nС уважением,\nПетрова Анна"
+    assert own_subject(subject, OURS, text) == expected
+
+
+def test_a_linked_requests_subject_from_its_text_is_its_first_ten_words() -> None:
+    text = "Раз два три четыре пять шесть семь восемь девять десять одиннадцать двенадцать"
+    subject = own_subject("Re: [№ 2026-000022] Статус обращения: дан ответ", OURS, text)
+    assert subject.rstrip("…").split() == text.split()[:10]
+    assert "одиннадцать" not in subject

@@ -140,11 +140,6 @@ def test_refusal_for_no_address_is_not_silent_when_the_request_has_one(settings:
 
 
 @pytest.mark.parametrize("subject", ["Обращение", "Обращение в департамент"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="tryout G2: a scanned appeal titled «Обращение» with an empty body is typed «Запрос истории "
-    "взаимодействия» (8-FZ) and not flagged for review",
-)
 def test_a_scanned_appeal_titled_obrashchenie_is_not_a_history_request(settings: Settings, subject: str) -> None:
     sender = "skan@example.ru"
     message = EmailMessage()
@@ -193,11 +188,6 @@ def test_the_forwarding_notice_promises_no_answer_date_of_ours(settings: Setting
 # G5 -------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tryout G5: a letter forwarded as an attachment (message/rfc822, empty body) gives the request no "
-    "text: neither the classifier nor the search sees the citizen's words",
-)
 def test_a_letter_forwarded_as_attachment_is_read(settings: Settings) -> None:
     inner = EmailMessage()
     inner["From"] = "Мария Лебедева <lebedeva@example.ru>"
@@ -220,10 +210,6 @@ def test_a_letter_forwarded_as_attachment_is_read(settings: Settings) -> None:
 # G6 -------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tryout G6: an 8-bit letter in cp866 without a charset is decoded as windows-1251 (mojibake)",
-)
 def test_an_undeclared_cp866_letter_is_read(settings: Settings) -> None:
     text = "Прошу сообщить, когда будет аукцион на участок в Бердске."
     raw = (
@@ -271,11 +257,6 @@ def test_an_organisation_is_not_greeted_as_a_person(settings: Settings, sink: Si
 # G9 -------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tryout G9: a new question in reply to an answer opens a linked request whose subject (and its "
-    "acknowledgement's «Тема:») is «Re: [№ <old number>] Статус обращения: дан ответ»",
-)
 def test_a_linked_request_does_not_carry_the_old_number_as_its_subject(settings: Settings, sink: Sink) -> None:
     sender = "petrova@example.ru"
     raw = citizen_mail(sender=sender, name="Петрова Анна", subject="Часы приёма", body="Сообщите часы приёма.")
@@ -339,11 +320,6 @@ def dedicated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, sink
 
 
 @pytest.mark.parametrize("command_address", ["unsubscribe@dizo.test", "history@dizo.test"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="tryout G11: a citizen's question sent to the main address and, in Cc, to a dedicated command address "
-    "is taken as that command and never registered",
-)
 def test_a_question_copied_to_a_command_address_is_registered(dedicated: Settings, command_address: str) -> None:
     load_routes()
     sender = "cc-command@example.ru"

@@ -220,8 +220,12 @@ class Classifier:
                 label: (scores.probabilities[label] + weight * predicted.get(label, 0.0)) / (1.0 + weight)
                 for label in labels
             }
+        # A label that needs a rule of its own and has none cannot win (the model alone read «Обращение» as a
+        # request for the history, tryout G2): the letter gets the best other label and a zero margin (review).
+        barred = {candidate for candidate in rules.needs_rule if not scores.hits_for(candidate)}
+        allowed = [candidate for candidate in labels if candidate not in barred] or list(labels)
         # Ties go to the label listed first in the taxonomy, so the result never depends on dict order.
-        label = max(labels, key=lambda candidate: combined[candidate])
+        label = max(allowed, key=lambda candidate: combined[candidate])
         runner_up = max((combined[candidate] for candidate in labels if candidate != label), default=0.0)
         reasons = [hit.reason for hit in scores.hits_for(label)]
         if not reasons:
@@ -241,7 +245,7 @@ class Classifier:
             confidence=combined[label],
             reasons=reasons,
             name=rules.axis.display_name(label),
-            margin=combined[label] - runner_up,
+            margin=max(combined[label] - runner_up, 0.0),
         )
 
 

@@ -233,6 +233,8 @@ class AxisRules:
     threshold: float
     model_weight: float
     default_for_types: frozenset[str] = frozenset()
+    # Labels the model alone cannot give: one of them wins only when a rule of its own fired (rules.yaml).
+    needs_rule: frozenset[str] = frozenset()
 
     def score(self, text: AnalyzedText) -> AxisScores:
         """Sum the weights of the matching rules per label and normalise them."""
@@ -525,6 +527,9 @@ def _parse_axis(axis: Axis, raw: Mapping[str, Any], where: str) -> AxisRules:
     default_for_types = raw.get("default_for_types") or []
     if not isinstance(default_for_types, list) or not all(isinstance(item, str) for item in default_for_types):
         raise RulesError(f"{where}.default_for_types: ожидался список типов")
+    needs_rule = raw.get("needs_rule") or []
+    if not isinstance(needs_rule, list) or any(item not in axis.labels for item in needs_rule):
+        raise RulesError(f"{where}.needs_rule: ожидался список меток оси {axis.key}")
     return AxisRules(
         axis=axis,
         rules=tuple(rules),
@@ -533,6 +538,7 @@ def _parse_axis(axis: Axis, raw: Mapping[str, Any], where: str) -> AxisRules:
         threshold=_number(raw.get("threshold"), f"{where}.threshold", 0.5),
         model_weight=_number(raw.get("model_weight"), f"{where}.model_weight", 1.0),
         default_for_types=frozenset(default_for_types),
+        needs_rule=frozenset(needs_rule),
     )
 
 

@@ -69,9 +69,12 @@ FINAL_STATUSES = (Status.answered, Status.refused, Status.forwarded, Status.clos
 
 def queue_survey(session: Session, settings: Settings, request: Request, now: dt.datetime) -> FeedbackSurvey | None:
     """Queue the survey e-mail of a registered request in a final status, once; None when there is nothing to
-    send (not final, never registered, or no address)."""
+    send (not final, never registered, no address, or a letter staff carried out as a command: its «answer» only
+    says what was done, «подтвердите адрес» for a history)."""
     if request.status not in FINAL_STATUSES or request.number is None or not request.reply_email:
         return None
+    if any(event.kind == EventKind.note and (event.data or {}).get("command") for event in request.events):
+        return None  # carried out by staff as a command (intake/actions.py): nothing was answered to rate
     if session.scalar(select(FeedbackSurvey.id).where(FeedbackSurvey.request_id == request.id)) is not None:
         return None
     survey = FeedbackSurvey(request_id=request.id, client_id=request.client_id, nonce=secrets.token_hex(8), sent_at=now)

@@ -5,7 +5,9 @@ p. 2, 8-FZ art. 18): «отписались» is slang for a brush-off answer, a
 объясните ...» asks for an answer. So a message is a command only when
 
 * it went to a dedicated address of that command (``MAILSERVICE_SUBSCRIBE_ADDRESS``, ``..._UNSUBSCRIBE_ADDRESS``,
-  ``..._HISTORY_ADDRESS``; empty by default), or its subject is the ``unsubscribe <token>`` of our own
+  ``..._HISTORY_ADDRESS``; empty by default) alone among our addresses, or with another of ours but saying nothing
+  of its own (no request or question, at most :data:`REST_LIMIT` characters): a question to the main address
+  copied to a command address is a request (tryout G11); or its subject is the ``unsubscribe <token>`` of our own
   List-Unsubscribe ``mailto:`` (RFC 2369); or
 * its subject or its first sentence (after a greeting) *is* one of the forms below, with case, punctuation and
   «ё» ignored, and everything else in the letter (apart from greetings, the sign-off and the signature) is at most
@@ -26,7 +28,7 @@ from enum import StrEnum
 
 from mailservice.intake.wording import normalise, requests_something, segments, strip_reply_prefix
 
-__all__ = ["COMMAND_NAMES", "REST_LIMIT", "Command", "CommandAddresses", "form_of", "recognise"]
+__all__ = ["COMMAND_NAMES", "REST_LIMIT", "Command", "CommandAddresses", "command_note", "form_of", "recognise"]
 
 
 class Command(StrEnum):
@@ -49,24 +51,41 @@ REST_LIMIT = 120
 
 @dataclass(frozen=True)
 class CommandAddresses:
-    """Dedicated addresses (empty: none); mail to one of them is that command whatever it says."""
+    """Dedicated addresses (empty: none) and our other addresses (the main one, the mailbox's login, the
+    List-Unsubscribe ``mailto:``); mail to a dedicated address alone among ours is that command whatever it says."""
 
     subscribe: str = ""
     unsubscribe: str = ""
     history: str = ""
+    others: tuple[str, ...] = ()
 
-    def commands_for(self, recipients: Iterable[str]) -> set[Command]:
-        """The commands whose dedicated address is among ``recipients``."""
-        wanted = {r.strip().casefold() for r in recipients if r}
-        return {
-            command
+    def _dedicated(self) -> tuple[tuple[Command, str], ...]:
+        return tuple(
+            (command, address.strip().casefold())
             for command, address in (
                 (Command.subscribe, self.subscribe),
                 (Command.unsubscribe, self.unsubscribe),
                 (Command.history, self.history),
             )
-            if address and address.strip().casefold() in wanted
-        }
+            if address.strip()
+        )
+
+    def commands_for(self, recipients: Iterable[str]) -> set[Command]:
+        """The commands whose dedicated address is among ``recipients``."""
+        wanted = {r.strip().casefold() for r in recipients if r}
+        return {command for command, address in self._dedicated() if address in wanted}
+
+    def others_among(self, recipients: Iterable[str]) -> bool:
+        """Whether ``recipients`` hold one of our addresses that is not a dedicated one: one of :attr:`others`, or
+        any address at the domain of a dedicated address (a department's address, whatever its mailbox)."""
+        dedicated = {address for _command, address in self._dedicated()}
+        ours = {o.strip().casefold() for o in self.others if "@" in o}
+        domains = {address.rpartition("@")[2] for address in dedicated}
+        for recipient in recipients:
+            wanted = recipient.strip().casefold()
+            if wanted and wanted not in dedicated and (wanted in ours or wanted.rpartition("@")[2] in domains):
+                return True
+        return False
 
 
 # The forms, on normalised text (lower case, ё -> е, punctuation but «?» removed).
@@ -165,6 +184,39 @@ def _second_matter(command: Command, original: str, plain: str) -> bool:
     return requests_something(original, plain) and pattern.search(plain) is None
 
 
+def command_note(meant: Iterable[Command]) -> str:
+    """The internal note on a letter registered although it went to a command's dedicated address."""
+    names = ", ".join(f"«{COMMAND_NAMES[command]}»" for command in sorted(meant))
+    return (
+        f"Письмо направлено и на адрес команды {names}, но зарегистрировано как обращение: в нём есть и другое "
+        "(своя просьба, вопрос или другая команда). Если отправитель просил только об этом, исполните письмо как "
+        "команду («Исполнить как команду»)."
+    )
+
+
+def _says_its_own(subject: str, text: str) -> bool:
+    """Whether a letter says something besides a command: a sentence (or a subject of its own) that asks or
+    requests and is not itself a command's form, or more than :data:`REST_LIMIT` characters besides the forms."""
+    topic, is_reply = strip_reply_prefix(subject)
+    said = 0
+    lines = [] if is_reply or not topic else [topic]  # a reply's subject is our message's, not the letter's
+    for original in lines:
+        plain = normalise(original)
+        if form_of(plain) is None:
+            if requests_something(original, plain):
+                return True
+            said += len(original) + 1
+    for original, plain in segments(text).body:
+        if form_of(plain) is not None:
+            continue
+        if requests_something(original, plain):
+            return True
+        said += len(original) + 1
+        if said > REST_LIMIT + 1:
+            return True
+    return said > REST_LIMIT + 1
+
+
 def recognise(
     subject: str,
     text: str,
@@ -176,10 +228,16 @@ def recognise(
     ``text`` is the letter's own text (without the quoted part); ``recipients`` are its To and Cc addresses.
     """
     by_text = _by_text(subject, text)
-    dedicated = (addresses or CommandAddresses()).commands_for(recipients)
+    addresses = addresses or CommandAddresses()
+    recipients = list(recipients)
+    dedicated = addresses.commands_for(recipients)
     if len(dedicated) > 1:
         return None  # sent to two command addresses at once: which one is meant is for staff
     if dedicated:
         [command] = dedicated
-        return command if by_text in (None, command) else None
+        if by_text is not None:
+            return command if by_text is command else None
+        if addresses.others_among(recipients) and _says_its_own(subject, text):
+            return None  # a question to the main address copied to a command address is a request (tryout G11)
+        return command
     return by_text

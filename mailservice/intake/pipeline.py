@@ -47,6 +47,7 @@ from mailservice.intake.actions import held_note
 from mailservice.intake.commands import Command
 from mailservice.intake.models import Bounce, IntakeEntry, Outcome
 from mailservice.intake.prepare import Prepared, preparer_for
+from mailservice.intake.wording import own_subject
 from mailservice.mail.parse import ParsedMessage
 from mailservice.mail.triage import TRIAGE_HOLDS, Verdict
 from mailservice.outbox import OutboxMessage
@@ -439,13 +440,17 @@ def _decide(
     # The acknowledgement goes to the person named in From; a different Reply-To is recorded, for answers once
     # it is proven for the client (README, "Security model").
     reply_to = parsed.reply_to if parsed.reply_to and parsed.reply_to != parsed.from_addr else None
+    subject = parsed.subject
+    if request is not None or outbox_row is not None:
+        # A new question in reply to our message: its topic is neither our number nor our notice's subject (G9).
+        subject = own_subject(subject, _our_subjects(session, request, outbox_row), body)
     new = service.create_request(
         session,
         settings,
         now=now,
         client=client,
         channel=Channel.email,
-        subject=parsed.subject,
+        subject=subject,
         text=body,
         labels=labels,
         received_at=arrival(parsed.date, now),
@@ -480,6 +485,14 @@ def _decide(
             )
         )
     return new
+
+
+def _our_subjects(session: Session, request: Request | None, outbox_row: OutboxMessage | None) -> list[str]:
+    """The subjects of what we sent about ``request`` and of the message a reply answers."""
+    subjects = [outbox_row.subject] if outbox_row is not None else []
+    if request is not None and request.id is not None:
+        subjects += session.scalars(select(OutboxMessage.subject).where(OutboxMessage.request_id == request.id))
+    return [subject for subject in subjects if subject]
 
 
 def _thanks(

@@ -33,7 +33,7 @@ from mailservice import faults
 from mailservice.blobs import BlobStore
 from mailservice.config import Settings, get_settings
 from mailservice.inforequests.service import Labels, StoredFile
-from mailservice.intake.commands import Command, CommandAddresses, recognise
+from mailservice.intake.commands import Command, CommandAddresses, command_note, recognise
 from mailservice.intake.spam import asks_something, hold_reasons
 from mailservice.intake.thanks import is_only_thanks
 from mailservice.mail.bounces import BounceInfo, parse_bounce
@@ -70,7 +70,12 @@ class Limits:
             settings.max_message_bytes,
             settings.max_attachment_bytes,
             settings.blob_dir,
-            CommandAddresses(settings.subscribe_address, settings.unsubscribe_address, settings.history_address),
+            CommandAddresses(
+                settings.subscribe_address,
+                settings.unsubscribe_address,
+                settings.history_address,
+                (settings.from_address, settings.imap_user, settings.mailing_unsubscribe_address),
+            ),
         )
 
 
@@ -140,7 +145,10 @@ def prepare(
         # Commands and thanks are a person's own messages: a list's relayed copy never subscribes, exports or
         # closes anything; it waits for staff.
         relayed = verdict.hold in RELAYED_HOLDS
-        command = None if relayed else recognise(parsed.subject, text, [*parsed.to, *parsed.cc], limits.commands)
+        recipients = [*parsed.to, *parsed.cc]
+        command = None if relayed else recognise(parsed.subject, text, recipients, limits.commands)
+        if command is None and (meant := limits.commands.commands_for(recipients)):
+            parsed = dataclasses.replace(parsed, staff_notes=(*parsed.staff_notes, command_note(meant)))
         thanks = command is None and not relayed and is_only_thanks(parsed.subject, text)
         hold = (
             () if command or thanks else hold_reasons(parsed.subject, whole, parsed.html, lambda: _headers(message_obj))

@@ -7,8 +7,18 @@ both ask "what does this short letter say, apart from the politeness around it?"
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
-__all__ = ["ASKS", "Segments", "normalise", "requests_something", "says_more", "segments", "strip_reply_prefix"]
+__all__ = [
+    "ASKS",
+    "Segments",
+    "normalise",
+    "own_subject",
+    "requests_something",
+    "says_more",
+    "segments",
+    "strip_reply_prefix",
+]
 
 _PUNCTUATION = re.compile(r"[^\w\s?]+")
 _SPACES = re.compile(r"\s+")
@@ -73,6 +83,37 @@ def strip_reply_prefix(subject: str) -> tuple[str, bool]:
     """The subject without "Re:"/"Ответ:" prefixes and our number tag, and whether it had a reply prefix."""
     stripped = _REPLY_PREFIX.sub("", subject)
     return _NUMBER_TAG.sub(" ", stripped).strip(), stripped != subject
+
+
+_FORWARD_PREFIX = re.compile(r"^\s*((fwd?|пересл|переслано)\s*:\s*)+", re.IGNORECASE)
+_SUBJECT_WORDS = 10
+_SUBJECT_CHARS = 100
+
+
+def own_subject(subject: str, ours: Iterable[str], text: str) -> str:
+    """The subject of a new request written in reply to one of our messages: without "Re:"/"Fwd:" prefixes and
+    our number tag, and not the subject of one of ``ours`` (the messages we sent about the earlier request: «Re:
+    [№ 2026-000022] Статус обращения: дан ответ» is no topic of the new question); then the first words of
+    ``text`` (tryout G9)."""
+    topic = subject
+    while True:
+        stripped = _FORWARD_PREFIX.sub("", strip_reply_prefix(topic)[0])
+        if stripped == topic:
+            break
+        topic = stripped
+    plain = normalise(topic)
+    if plain and all(plain != normalise(strip_reply_prefix(sent)[0]) for sent in ours):
+        return topic
+    words: list[str] = []
+    for original, _plain in segments(text[:2000], limit=_SUBJECT_WORDS).body:  # greetings aside
+        words.extend(original.split())
+        if len(words) > _SUBJECT_WORDS:
+            break
+    head = " ".join(words[:_SUBJECT_WORDS])
+    cut = len(words) > _SUBJECT_WORDS
+    if len(head) > _SUBJECT_CHARS:
+        head, cut = head[:_SUBJECT_CHARS].rsplit(" ", 1)[0], True
+    return head + "…" if cut else head
 
 
 class Segments:

@@ -780,6 +780,7 @@ class _Body:
     html: list[str] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
     oversized: list[str] = field(default_factory=list)
+    forwarded: list[str] = field(default_factory=list)  # texts of attached messages, each with its header block
 
 
 def _safe_content_type(part: Message, defects: list[str]) -> str:
@@ -875,10 +876,30 @@ def _decode_transfer(data: bytes, cte: str) -> bytes:
     return quopri.decodestring(data)
 
 
+# A letter forwarded as an attachment (message/rfc822) is read too (tryout G5): its text, under a short header
+# block, becomes the request's text (after the sender's own, if any). At most this many characters of such text
+# in all, and forwards inside forwards this deep; the .eml attachment keeps the whole message.
+_FORWARDED_MAX = 20_000
+_FORWARDED_LEVELS = 3
+_FORWARD_SEPARATOR = "-------- Пересланное сообщение --------"
+
+
+def _is_body_text(part: Message, ctype: str, filename: str | None) -> bool:
+    """Whether a leaf part is the letter's text (plain or HTML, not an attached file)."""
+    disposition = _disposition(part)
+    return (
+        ctype in ("text/plain", "text/html")
+        and disposition != "attachment"
+        and (filename is None or disposition == "inline")
+    )
+
+
 class _Walker:
     def __init__(self, max_attachment_bytes: int, defects: list[str]) -> None:
         self.max_attachment_bytes = max_attachment_bytes
         self.defects = defects
+        self.reports = 0  # inside a multipart/report: the returned message is ours or a machine's, not a forward
+        self.forwarded_left = _FORWARDED_MAX
 
     def walk(self, part: Message, body: _Body, depth: int = 0) -> None:
         if depth > _MAX_DEPTH:
@@ -908,9 +929,11 @@ class _Walker:
             elif ctype == "multipart/alternative":
                 self._alternative(payload, body, depth)
             else:
+                self.reports += ctype == "multipart/report"
                 for child in payload:
                     if isinstance(child, Message):
                         self.walk(child, body, depth + 1)
+                self.reports -= ctype == "multipart/report"
             return
         if ctype.startswith("multipart/"):
             # No usable boundary: whatever text is there is still the sender's text.
@@ -956,15 +979,79 @@ class _Walker:
         title = subject.replace("/", "_").replace("\\", "_")[:150]
         name = sanitize_filename(title + ".eml" if title else None, "message/rfc822")
         self._add_attachment(body, name, "message/rfc822", data or _serialise(inner), inline=False)
+        if not self.reports and self.forwarded_left > 0:
+            try:
+                block = self._forwarded_block(inner, 1)
+            except Exception as exc:  # the .eml is attached whatever happens; its text is a bonus
+                self.defects.append(f"forwarded message unreadable: {type(exc).__name__}")
+            else:
+                if block:
+                    body.forwarded.append(block)
+
+    def _forwarded_block(self, inner: Message, level: int) -> str:
+        """The text of an attached message under a short quoted header block, within :data:`_FORWARDED_MAX`."""
+        if self.forwarded_left <= 0:
+            return ""
+        reader = _HeaderReader(inner, [])
+        lines = [_FORWARD_SEPARATOR]
+        for label, name in (("От", "from"), ("Дата", "date"), ("Тема", "subject")):
+            value = _clean_line(reader.first_text(name) or "")[:300]
+            if value:
+                lines.append(f"{label}: {value}")
+        plain: list[str] = []
+        html: list[str] = []
+        self._texts(inner, plain, html, level, 0)
+        text = "\n\n".join(t.strip("\r\n") for t in plain if t.strip())
+        if not text and html:
+            text = html_to_text("\n".join(html)[: self.forwarded_left * 4])
+        block = "\n".join(lines) + "\n\n" + text.replace("\r\n", "\n").replace("\r", "\n").strip()
+        if len(block) > self.forwarded_left:
+            block = block[: self.forwarded_left].rstrip() + "\n[…]"
+        self.forwarded_left -= len(block)
+        return block
+
+    def _texts(self, part: Message, plain: list[str], html: list[str], level: int, depth: int) -> None:
+        """Collect the body texts of a forwarded message (its attachments stay in its .eml, undecoded)."""
+        if depth > _MAX_DEPTH or sum(map(len, plain)) > self.forwarded_left:
+            return
+        ctype = part_content_type(part)
+        payload = part.get_payload()
+        if ctype in ("message/rfc822", "message/global"):
+            inner = payload[0] if isinstance(payload, list) and payload else None
+            if isinstance(inner, Message) and level < _FORWARDED_LEVELS:
+                plain.append(self._forwarded_block(inner, level + 1))
+            return
+        if isinstance(payload, list):
+            if ctype.startswith("message/"):
+                return  # a delivery or disposition report inside the forward: no one's words
+            for child in payload:
+                if isinstance(child, Message):
+                    sub_plain: list[str] = []
+                    sub_html: list[str] = []
+                    self._texts(child, sub_plain, sub_html, level, depth + 1)
+                    if ctype != "multipart/alternative":
+                        plain.extend(sub_plain)
+                        html.extend(sub_html)
+                        continue
+                    # RFC 2046 5.1.4: alternatives in increasing order of preference.
+                    if sub_plain:
+                        plain[:] = sub_plain
+                    if sub_html:
+                        html[:] = sub_html
+            return
+        if _is_body_text(part, ctype, _part_filename(part, [])):
+            data = _payload_bytes(part, [])
+            cut = self.forwarded_left * 4  # enough bytes for the characters still allowed, in any charset
+            if len(data) > cut:
+                # cut between words: never inside a multibyte character, which would spoil the charset's guess
+                data = data[: max(data.rfind(b"\n", 0, cut), data.rfind(b" ", 0, cut), cut // 2)]
+            text = decode_bytes(data, _part_charset(part))[0]
+            (plain if ctype == "text/plain" else html).append(text)
 
     def _leaf(self, part: Message, ctype: str, body: _Body) -> None:
         disposition = _disposition(part)
         filename = _part_filename(part, self.defects)
-        is_body_text = (
-            ctype in ("text/plain", "text/html")
-            and disposition != "attachment"
-            and (filename is None or disposition == "inline")
-        )
+        is_body_text = _is_body_text(part, ctype, filename)
         if ctype == "message/delivery-status" or (ctype.startswith("message/") and not is_body_text):
             data = _serialise(part)
             data = data.split(b"\n\n", 1)[-1] if b"\n\n" in data else data
@@ -1305,6 +1392,10 @@ def _parse_prepared(
     tree = None
     if not text and html:
         text, tree = html_text_and_tree(html)  # an HTML-only letter: its markup is parsed once, for both uses
+    if body.forwarded:
+        # A letter forwarded as an attachment: its words are the request's (alone when the sender wrote none).
+        forwarded = "\n\n".join(body.forwarded)
+        text = f"{text.rstrip()}\n\n{forwarded}" if text.strip() else forwarded
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     new_text = split_reply(text, html, tree=tree)[0] if text.strip() else ""
 
