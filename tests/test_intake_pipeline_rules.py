@@ -49,7 +49,7 @@ def dated(raw: bytes, date: dt.datetime) -> bytes:
     [
         (THREE_DAYS, True),  # exactly three days old: «no more than 3 days»
         (THREE_DAYS + SECOND, False),
-        (dt.timedelta(0), True),  # written this very second: not in the future
+        (dt.timedelta(hours=1), True),  # an hour old
         (-SECOND, False),  # a second in the future
     ],
 )
