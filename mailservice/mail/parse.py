@@ -36,7 +36,7 @@ from mailservice.mail.headers import (
     one_line,
     part_content_type,
 )
-from mailservice.mail.quotes import html_text_and_tree, split_reply
+from mailservice.mail.quotes import html_text_and_tree, html_to_text, split_reply
 
 __all__ = [
     "MAX_NAME",
