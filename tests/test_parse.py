@@ -203,6 +203,15 @@ def test_never_raises_on_mutated_message(data: st.DataObject) -> None:
         assert exc.reason and not exc.reason.startswith("parser failure"), exc.reason
 
 
+def test_a_nul_in_a_charset_name_is_a_defect_not_a_parser_failure() -> None:
+    """Found by the property test above: the stdlib decodes an 8-bit text part with its charset parameter while
+    the walker only asks whether the part is a list, and a NUL in that name raised ValueError."""
+    raw = _SEED.replace(b"charset=utf-8", b"charset=\x00tf-8", 1)
+    assert raw != _SEED
+    parsed = parse_message(raw)
+    assert "Добрый день, заявление во вложении." in parsed.text
+
+
 # --------------------------------------------------------------------------------------------------
 # Bodies and attachments
 # --------------------------------------------------------------------------------------------------

@@ -907,7 +907,12 @@ class _Walker:
             return
         self._collect_defects(part)
         ctype = _safe_content_type(part, self.defects)
-        payload = part.get_payload()
+        try:
+            payload = part.get_payload()
+        except (ValueError, LookupError):
+            # The stdlib decodes an 8-bit text payload with its charset parameter here; a name no codec lookup
+            # takes (a NUL inside) raises. Only a list matters at this point: the leaf reads the bytes itself.
+            payload = None
         if ctype in ("message/rfc822", "message/global"):
             inner = payload[0] if isinstance(payload, list) and payload else None
             cte = str(part.get("content-transfer-encoding", "")).strip().lower()
