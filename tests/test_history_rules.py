@@ -85,6 +85,9 @@ def test_the_link_letter_and_the_limited_letter_give_their_dates(settings: Setti
         assert (export.address, export.via, export.status) == (A, "email", "ready")
         assert export.expires_at == t0 + VALID
         assert len(export.nonce) >= 16  # a random nonce, not a guessable number
+        # The link letter is recorded against its export: retention empties such letters after the term (each
+        # leads to one person's history).
+        assert (link.ref_type, link.ref_id) == ("history_export", export.id)
         link_mail, limited_mail = parsed(link.raw), parsed(limited.raw)
         assert link_mail["Subject"] == "Ваша история взаимодействия с департаментом"
         assert limited_mail["Subject"] == "История взаимодействия"
@@ -120,6 +123,7 @@ def test_a_refusal_letter_goes_at_most_once_per_six_hours_to_each_address(settin
         assert len(_letters(session, STRANGER)) == 2
         mail = parsed(first.raw)
         assert mail["Subject"] == "История взаимодействия"
+        assert str(mail["To"]) == STRANGER  # no name: the address belongs to no record
         assert "не связано ни одного обращения" in text_of(mail)
         assert mail["Auto-Submitted"] == "auto-replied"
         assert session.scalar(select(Event.id).limit(1)) is None  # a stranger has no timeline
@@ -139,6 +143,7 @@ def test_an_unproven_address_is_told_how_to_prove_it_and_staff_where_to_send(set
         mail = parsed(letter.raw)
         assert mail["Subject"] == "История взаимодействия: подтвердите адрес"
         assert "ответьте на это письмо" in text_of(mail) and "Иванов" not in text_of(mail) + str(mail["To"])
+        assert str(mail["To"]) == A2  # not even another name: the letter learns nothing of the record
         assert _letters(session, A) == _letters(session, A3) == [] and session.scalar(select(HistoryExport.id)) is None
         notes = session.scalars(
             select(Event).where(Event.client_id == client.id, Event.kind == "note").order_by(Event.id)
