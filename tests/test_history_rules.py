@@ -5,8 +5,10 @@ valid 7 days), what each letter and note says, and who an export belongs to afte
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
+from itsdangerous import TimestampSigner
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -198,6 +200,28 @@ def test_a_download_link_opens_for_seven_days(settings: Settings) -> None:
         with pytest.raises(service.HistoryLinkError) as revoked:
             service.open_download(session, settings, token, t0)
         assert revoked.value.kind == "invalid"
+
+
+def test_a_broken_or_foreign_link_is_invalid_and_an_old_one_expired(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with session_scope(settings) as session:
+        export = _export(session, settings, _client(session, "Иванов Иван", (A, True)), A, utcnow())
+        good = service.download_token(settings, export)
+        flipped = good[:-3] + ("A" if good[-3] != "A" else "B") + good[-2:]
+        for token in (flipped, "garbage", service.verify_token(settings, export)):  # the last: another purpose
+            with pytest.raises(service.HistoryLinkError) as refused:
+                service.open_download(session, settings, token, utcnow())
+            assert refused.value.kind == "invalid", token
+        # Signed more than seven days ago (the link's own term, whatever the export's).
+        monkeypatch.setattr(
+            TimestampSigner, "get_timestamp", lambda self: int(time.time()) - int(VALID.total_seconds()) - 60
+        )
+        old = service.download_token(settings, export)
+        monkeypatch.undo()
+        with pytest.raises(service.HistoryLinkError) as expired:
+            service.open_download(session, settings, old, utcnow())
+        assert expired.value.kind == "expired"
 
 
 @pytest.mark.parametrize(

@@ -123,9 +123,13 @@ def test_an_account_is_stored_lower_cased_active_and_hashed(db: Settings) -> Non
         assert (user.created_at, user.password_changed_at, user.last_login_at) == (T0, T0, None)
         assert auth.verify_password(user.password_hash, PASSWORD)
         other = auth.create_user(
-            session, email="Chief@Dizo.test", role=Role.administrator, password=PASSWORD, now=T0, name="Иванова"
-        )
-        assert (other.email, other.role, other.name) == ("chief@dizo.test", "administrator", "Иванова")
+            session, email="Chief@Dizo.test", role=Role.administrator, password=PASSWORD, now=T0, name="Иванова",
+            position="Начальник отдела",
+        )  # fmt: skip
+        # The position is printed under the answers this account signs (8-FZ art. 19).
+        assert (other.email, other.role, other.name, other.position) == (
+            "chief@dizo.test", "administrator", "Иванова", "Начальник отдела"
+        )  # fmt: skip
         assert auth.get_user_by_email(session, "nobody@dizo.test") is None
 
 
