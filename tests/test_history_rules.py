@@ -314,6 +314,22 @@ def test_a_legacy_confirmation_refused_when_late_or_the_address_left_the_client(
         assert all(c.proven_at is None for c in client.contacts)
 
 
+def test_a_revoked_export_confirms_nothing(settings: Settings) -> None:
+    with session_scope(settings) as session:
+        client = _client(session, "Иванов Иван", (A, False))
+        export = _legacy(session, client, A, utcnow())
+        export.status = "revoked"
+        token = service.verify_token(settings, export)
+        for follow in (
+            lambda: service.peek_confirmation(session, settings, token),
+            lambda: service.confirm_address(session, settings, token, utcnow()),
+        ):
+            with pytest.raises(service.HistoryLinkError) as refused:
+                follow()
+            assert refused.value.kind == "invalid"
+        assert export.status == "revoked" and client.contacts[0].proven_at is None
+
+
 def test_the_form_queues_an_address_once_and_the_worker_forgets_it(settings: Settings) -> None:
     with session_scope(settings) as session:
         _client(session, "Иванов Иван", (A, True))
