@@ -314,6 +314,20 @@ def test_a_legacy_confirmation_refused_when_late_or_the_address_left_the_client(
         assert all(c.proven_at is None for c in client.contacts)
 
 
+def test_an_address_proven_for_another_client_gets_nothing_of_this_one(settings: Settings) -> None:
+    with session_scope(settings) as session:
+        ivanov = _client(session, "Иванов Иван", (A, True))
+        _client(session, "Петрова Анна", (B, True))
+        assert _ask(session, settings, ivanov, B, utcnow(), via="web") is service.Outcome.unknown
+        assert session.scalar(select(HistoryExport.id)) is None and _letters(session, B) == []
+        # An old confirmation link of Ivanov's for an address that is now Petrova's proves nothing for him.
+        export = _legacy(session, ivanov, B, utcnow())
+        with pytest.raises(service.HistoryLinkError) as refused:
+            service.confirm_address(session, settings, service.verify_token(settings, export), utcnow())
+        assert refused.value.kind == "invalid"
+        assert [c.value for c in ivanov.contacts] == [A]
+
+
 def test_a_revoked_export_confirms_nothing(settings: Settings) -> None:
     with session_scope(settings) as session:
         client = _client(session, "Иванов Иван", (A, False))
