@@ -195,6 +195,12 @@ def test_verified_address_gets_the_link_and_the_six_hour_limit(settings: Setting
     assert "Иванов Иван" in everything and SECRET_B not in everything
     with session_scope(settings) as session:
         assert session.scalar(select(func.count(HistoryExport.id))) == 1
+        # The export records the letter that asked for it (the first of the two).
+        asked = select(IntakeEntry.id).where(IntakeEntry.subject == "Прошу историю взаимодействия")
+        assert (
+            session.scalars(select(HistoryExport.intake_id)).one()
+            == session.scalars(asked.order_by(IntakeEntry.id)).first()
+        )
         # One export per 6 hours (README): a minute short of them, still refused; a minute past, sent.
         session.execute(
             update(HistoryExport).values(

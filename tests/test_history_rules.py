@@ -5,8 +5,10 @@ valid 7 days), what each letter and note says, and who an export belongs to afte
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
+from itsdangerous import TimestampSigner
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -84,7 +86,11 @@ def test_the_link_letter_and_the_limited_letter_give_their_dates(settings: Setti
         export = session.scalars(select(HistoryExport)).one()
         assert (export.address, export.via, export.status) == (A, "email", "ready")
         assert export.expires_at == t0 + VALID
-        assert len(export.nonce) >= 16  # a random nonce, not a guessable number
+        nonce_chars = HistoryExport.__table__.c.nonce.type.length  # type: ignore[attr-defined]
+        assert 16 <= len(export.nonce) <= nonce_chars  # a random nonce, not a guessable number, that fits its column
+        # The link letter is recorded against its export: retention empties such letters after the term (each
+        # leads to one person's history).
+        assert (link.ref_type, link.ref_id) == ("history_export", export.id)
         link_mail, limited_mail = parsed(link.raw), parsed(limited.raw)
         assert link_mail["Subject"] == "Ваша история взаимодействия с департаментом"
         assert limited_mail["Subject"] == "История взаимодействия"
@@ -120,6 +126,7 @@ def test_a_refusal_letter_goes_at_most_once_per_six_hours_to_each_address(settin
         assert len(_letters(session, STRANGER)) == 2
         mail = parsed(first.raw)
         assert mail["Subject"] == "История взаимодействия"
+        assert str(mail["To"]) == STRANGER  # no name: the address belongs to no record
         assert "не связано ни одного обращения" in text_of(mail)
         assert mail["Auto-Submitted"] == "auto-replied"
         assert session.scalar(select(Event.id).limit(1)) is None  # a stranger has no timeline
@@ -139,6 +146,7 @@ def test_an_unproven_address_is_told_how_to_prove_it_and_staff_where_to_send(set
         mail = parsed(letter.raw)
         assert mail["Subject"] == "История взаимодействия: подтвердите адрес"
         assert "ответьте на это письмо" in text_of(mail) and "Иванов" not in text_of(mail) + str(mail["To"])
+        assert str(mail["To"]) == A2  # not even another name: the letter learns nothing of the record
         assert _letters(session, A) == _letters(session, A3) == [] and session.scalar(select(HistoryExport.id)) is None
         notes = session.scalars(
             select(Event).where(Event.client_id == client.id, Event.kind == "note").order_by(Event.id)
@@ -193,6 +201,28 @@ def test_a_download_link_opens_for_seven_days(settings: Settings) -> None:
         with pytest.raises(service.HistoryLinkError) as revoked:
             service.open_download(session, settings, token, t0)
         assert revoked.value.kind == "invalid"
+
+
+def test_a_broken_or_foreign_link_is_invalid_and_an_old_one_expired(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with session_scope(settings) as session:
+        export = _export(session, settings, _client(session, "Иванов Иван", (A, True)), A, utcnow())
+        good = service.download_token(settings, export)
+        flipped = good[:-3] + ("A" if good[-3] != "A" else "B") + good[-2:]
+        for token in (flipped, "garbage", service.verify_token(settings, export)):  # the last: another purpose
+            with pytest.raises(service.HistoryLinkError) as refused:
+                service.open_download(session, settings, token, utcnow())
+            assert refused.value.kind == "invalid", token
+        # Signed more than seven days ago (the link's own term, whatever the export's).
+        monkeypatch.setattr(
+            TimestampSigner, "get_timestamp", lambda self: int(time.time()) - int(VALID.total_seconds()) - 60
+        )
+        old = service.download_token(settings, export)
+        monkeypatch.undo()
+        with pytest.raises(service.HistoryLinkError) as expired:
+            service.open_download(session, settings, old, utcnow())
+        assert expired.value.kind == "expired"
 
 
 @pytest.mark.parametrize(
@@ -283,6 +313,36 @@ def test_a_legacy_confirmation_refused_when_late_or_the_address_left_the_client(
             service.confirm_address(session, settings, service.verify_token(settings, gone), t0 + MINUTE)
         assert refused.value.kind == "invalid"
         assert all(c.proven_at is None for c in client.contacts)
+
+
+def test_an_address_proven_for_another_client_gets_nothing_of_this_one(settings: Settings) -> None:
+    with session_scope(settings) as session:
+        ivanov = _client(session, "Иванов Иван", (A, True))
+        _client(session, "Петрова Анна", (B, True))
+        assert _ask(session, settings, ivanov, B, utcnow(), via="web") is service.Outcome.unknown
+        assert session.scalar(select(HistoryExport.id)) is None and _letters(session, B) == []
+        # An old confirmation link of Ivanov's for an address that is now Petrova's proves nothing for him.
+        export = _legacy(session, ivanov, B, utcnow())
+        with pytest.raises(service.HistoryLinkError) as refused:
+            service.confirm_address(session, settings, service.verify_token(settings, export), utcnow())
+        assert refused.value.kind == "invalid"
+        assert [c.value for c in ivanov.contacts] == [A]
+
+
+def test_a_revoked_export_confirms_nothing(settings: Settings) -> None:
+    with session_scope(settings) as session:
+        client = _client(session, "Иванов Иван", (A, False))
+        export = _legacy(session, client, A, utcnow())
+        export.status = "revoked"
+        token = service.verify_token(settings, export)
+        for follow in (
+            lambda: service.peek_confirmation(session, settings, token),
+            lambda: service.confirm_address(session, settings, token, utcnow()),
+        ):
+            with pytest.raises(service.HistoryLinkError) as refused:
+                follow()
+            assert refused.value.kind == "invalid"
+        assert export.status == "revoked" and client.contacts[0].proven_at is None
 
 
 def test_the_form_queues_an_address_once_and_the_worker_forgets_it(settings: Settings) -> None:

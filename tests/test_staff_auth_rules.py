@@ -123,9 +123,13 @@ def test_an_account_is_stored_lower_cased_active_and_hashed(db: Settings) -> Non
         assert (user.created_at, user.password_changed_at, user.last_login_at) == (T0, T0, None)
         assert auth.verify_password(user.password_hash, PASSWORD)
         other = auth.create_user(
-            session, email="Chief@Dizo.test", role=Role.administrator, password=PASSWORD, now=T0, name="Иванова"
-        )
-        assert (other.email, other.role, other.name) == ("chief@dizo.test", "administrator", "Иванова")
+            session, email="Chief@Dizo.test", role=Role.administrator, password=PASSWORD, now=T0, name="Иванова",
+            position="Начальник отдела",
+        )  # fmt: skip
+        # The position is printed under the answers this account signs (8-FZ art. 19).
+        assert (other.email, other.role, other.name, other.position) == (
+            "chief@dizo.test", "administrator", "Иванова", "Начальник отдела"
+        )  # fmt: skip
         assert auth.get_user_by_email(session, "nobody@dizo.test") is None
 
 
@@ -238,6 +242,19 @@ def test_the_address_limit_frees_the_address_when_its_twentieth_newest_failure_l
     assert _login(db, freed_at).user is not None
 
 
+def test_the_twentieth_failure_from_an_address_closes_it_the_nineteenth_does_not(db: Settings) -> None:
+    per_ip, window = documented.LOGIN_FAILURES_PER_ADDRESS, documented.LOGIN_ADDRESS_WINDOW
+    with session_scope(db) as session:  # other accounts, so that the per-account wait does not come into it
+        for k in range(per_ip - 1):
+            _failures(session, 1, at=T0 + k * SECOND, email=f"nobody{k}@dizo.test")
+    now = T0 + 60 * SECOND
+    assert _login(db, now).user is not None  # one failure short of the limit (the success does not count)
+    with session_scope(db) as session:
+        _failures(session, 1, at=now - SECOND, email="nobody-last@dizo.test")
+    blocked = _login(db, now)
+    assert blocked.blocked and blocked.retry_after == T0 + window - now  # until the oldest of the twenty leaves
+
+
 def test_successful_logins_never_count_toward_the_address_limit(db: Settings) -> None:
     with session_scope(db) as session:
         for k in range(documented.LOGIN_FAILURES_PER_ADDRESS + 1):
@@ -268,6 +285,11 @@ def test_a_success_from_that_address_clears_the_count_and_no_other_does(db: Sett
         session.add(LoginAttempt(at=now - 20 * SECOND, email=OWNER, ip=IP, success=True))
         _failures(session, free - 1, at=now - 10 * SECOND)
     assert _login(db, now).user is not None
+    # Failures after the newest success (that login's) count again: the free ones used up, the address waits.
+    with session_scope(db) as session:
+        _failures(session, free, at=now + SECOND)
+    last = now + free * SECOND
+    assert _login(db, last + SECOND).retry_after == documented.LOGIN_FIRST_WAIT - SECOND
 
 
 # Sessions -----------------------------------------------------------------------------------------------------
