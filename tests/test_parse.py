@@ -661,6 +661,24 @@ def test_fast_paths_change_nothing_on_golden_files(eml: Path, monkeypatch: pytes
     _same_result(eml.read_bytes(), monkeypatch)
 
 
+@pytest.mark.parametrize(
+    "from_header",
+    [
+        # Found by the generated-mail test below: UTF-8 bytes under a Latin-1 label. The careful path reads them as
+        # UTF-8 (decode_bytes); the fast path read Latin-1 and gave mojibake.
+        "Ivan =?utf-8?b?0JjQstCw0L3QvtCy?= =?iso-8859-1?b?0JjQstCw0L3QvtCy?=<a@b.ru>",
+        "=?windows-1251?b?0JjQstCw0L3QvtCy?= <a@b.ru>",
+        "=?iso-8859-1?q?=C8=E2=E0=ED?= <a@b.ru>",  # cp1251 bytes under a Latin-1 label
+    ],
+)
+def test_fast_paths_follow_the_careful_reading_of_a_wrong_label(
+    from_header: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = f"To: info@dizo.test\nFrom: {from_header}\nSubject: x\n\nbody\n".encode()
+    _same_result(raw, monkeypatch)
+    assert parse_message(raw).from_name.startswith(("Ivan Иванов", "Иванов", "Иван")), parse_message(raw).from_name
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.data())
 def test_fast_paths_change_nothing_on_generated_mail(data: st.DataObject) -> None:

@@ -370,6 +370,8 @@ def _strict_word_text(match: re.Match[str], *, for_address: bool) -> str | None:
         text = data.decode(charset)
     except Exception:  # unknown charset or bytes invalid in it: the stdlib then adds defects and surrogates
         return None
+    if not data.isascii() and decode_bytes(data, charset)[0] != text:
+        return None  # a label the careful path overrules (UTF-8 or Cyrillic under a Latin label): decode it there
     if _SURROGATE.search(text) or "=?" in text:
         return None
     if for_address and _ASCII_CONTROL.search(text):  # headerregistry.Address refuses CR and LF
