@@ -359,6 +359,10 @@ def _fast_reader(name: str) -> Callable[[str], str | None] | None:
     return None
 
 
+# UTF-8 words (most Cyrillic headers) decode the same on both paths: no second look for them.
+_UTF8_LABELS = frozenset({"utf-8", "utf8"})
+
+
 def _strict_word_text(match: re.Match[str], *, for_address: bool) -> str | None:
     """Decoded text of a strict encoded word, as the stdlib decodes it; None when it would not decode cleanly."""
     charset, b_payload, q_payload = match.group(1, 2, 3)
@@ -370,7 +374,7 @@ def _strict_word_text(match: re.Match[str], *, for_address: bool) -> str | None:
         text = data.decode(charset)
     except Exception:  # unknown charset or bytes invalid in it: the stdlib then adds defects and surrogates
         return None
-    if not data.isascii() and decode_bytes(data, charset)[0] != text:
+    if not data.isascii() and charset.lower() not in _UTF8_LABELS and decode_bytes(data, charset)[0] != text:
         return None  # a label the careful path overrules (UTF-8 or Cyrillic under a Latin label): decode it there
     if _SURROGATE.search(text) or "=?" in text:
         return None
