@@ -665,7 +665,10 @@ def warm_up(settings: Settings) -> None:
 
     The last step matters: intake creates many short-lived objects, and each full collection otherwise walks
     every module and the classifier's model again, a fifth of intake's time in bench/intake.py (gc.freeze,
-    https://docs.python.org/3/library/gc.html#gc.freeze).
+    https://docs.python.org/3/library/gc.html#gc.freeze). The collector also runs less often (GC_THRESHOLDS): a
+    batch makes tens of thousands of objects (eight rows a message and their history), and the default of a
+    young collection every 700 of them cost a tenth of the poller's time; the garbage between two collections is
+    a batch or two at most (peak memory in bench/intake.py).
     """
     load_routes_once()
     from mailservice.classify.engine import default_classifier
@@ -674,6 +677,11 @@ def warm_up(settings: Settings) -> None:
     preparer_for(settings).start()
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+# The garbage collector's thresholds in a warmed-up intake process (young, middle, old generation).
+GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def process_batch(

@@ -391,6 +391,7 @@ def one_line(value: str) -> str:
 
 
 _ILLEGAL_IN_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # Unicode category Cs: undecodable bytes kept as surrogate escapes
 
 
 def safe_header_value(value: str, *, max_len: int = 998) -> str:
@@ -409,6 +410,6 @@ def safe_header_value(value: str, *, max_len: int = 998) -> str:
         raise HeaderInjectionError("header value contains a line break or control character")
     if "=?" in value and _ILLEGAL_IN_HEADER.search(decode_encoded_words(value)):
         raise HeaderInjectionError("header value hides a line break or control character in an encoded word")
-    if any(unicodedata.category(ch) == "Cs" for ch in value):
+    if _SURROGATE.search(value):
         raise HeaderInjectionError("header value contains undecodable bytes")
     return value
