@@ -89,6 +89,16 @@ def _generated_id(mapper: Mapper[Any]) -> tuple[str, Column[Any]] | None:
     return mapper.get_property_by_column(column).key, column
 
 
+_mappers: dict[type, Mapper[Any]] = {}
+
+
+def _mapper_of(model: type) -> Mapper[Any]:
+    mapper = _mappers.get(model)
+    if mapper is None:
+        mapper = _mappers[model] = inspect(model)
+    return mapper
+
+
 def _number_new_rows(session: Session, _context: Any, _instances: Any) -> None:
     """Give new SQLite rows their ids before the flush, so that SQLAlchemy inserts them in batches.
 
@@ -101,7 +111,7 @@ def _number_new_rows(session: Session, _context: Any, _instances: Any) -> None:
         return
     pending: dict[Mapper[Any], list[object]] = {}
     for obj in session.new:
-        mapper = inspect(obj).mapper
+        mapper = _mapper_of(type(obj))
         generated = _generated_id(mapper)
         if generated is not None and getattr(obj, generated[0]) is None:
             pending.setdefault(mapper, []).append(obj)

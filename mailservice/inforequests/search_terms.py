@@ -46,9 +46,11 @@ def _lemma(word: str) -> str:
 
 def words(text: str) -> Iterator[str]:
     """Lower-case words of a text, ``ё`` as ``е`` (no lemmas)."""
-    for word in _WORD_RE.findall(text.lower().replace("ё", "е")):
-        if len(word) <= MAX_WORD:
-            yield word
+    return iter(_word_list(text))
+
+
+def _word_list(text: str) -> list[str]:
+    return [word for word in _WORD_RE.findall(text.lower().replace("ё", "е")) if len(word) <= MAX_WORD]
 
 
 # Distinct words whose terms are remembered: indexing a request's text and its history repeats most words, and the
@@ -68,12 +70,8 @@ def term_of(word: str) -> str | None:
 
 def terms(text: str) -> list[str]:
     """The terms of a text, in order, repeats kept (they weigh in the ranking)."""
-    found = []
-    for word in words(text):
-        term = term_of(word)
-        if term is not None:
-            found.append(term)
-    return found
+    # A list and map() rather than generators: the index of every request's text and history goes through here.
+    return [term for term in map(term_of, _word_list(text)) if term is not None]
 
 
 def digits_key(value: str) -> str | None:

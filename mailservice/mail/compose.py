@@ -128,6 +128,7 @@ def encode_header(value: str, header_name: str) -> str | Header:
     return Header(value, UTF8, header_name=header_name)
 
 
+@functools.lru_cache(maxsize=4096)  # a notice asks it for its sender and recipient twice each
 def wire_address(addr: str) -> str:
     """An address as it goes into headers and the SMTP envelope: an internationalised domain IDNA-encoded."""
     addr = safe_header_value(addr)
