@@ -74,6 +74,12 @@ WIRE_POLICY = email.policy.compat32.clone(linesep="\r\n")
 _NEWLINE = re.compile(r"\r\n|\r|\n")  # email.generator.NLCRE
 
 
+@functools.lru_cache(maxsize=4096)
+def _folded(name: str, value: str) -> bytes:
+    """A text header folded by WIRE_POLICY: the same From on every notice, the same To on a client's notices."""
+    return WIRE_POLICY.fold_binary(name, value)
+
+
 class _WireGenerator(BytesGenerator):
     """compat32 output, with the common header written directly.
 
@@ -95,6 +101,8 @@ class _WireGenerator(BytesGenerator):
                 and "\r" not in value
             ):
                 self.write(f"{name}: {value}{policy.linesep}")
+            elif isinstance(value, str) and policy is WIRE_POLICY:
+                self._fp.write(_folded(name, value))  # type: ignore[attr-defined]
             else:
                 self._fp.write(policy.fold_binary(name, value))  # type: ignore[attr-defined]
         self.write(self._NL)  # type: ignore[attr-defined]
