@@ -22,6 +22,8 @@ SESSION_MAX = dt.timedelta(hours=12)
 SESSION_TOUCH = dt.timedelta(minutes=1)
 PASSWORD_MIN_CHARS = 10
 PASSWORD_MAX_CHARS = 1024
+# What `mailservice staff list` says when there are no accounts ("Staff console, history on request, ...").
+STAFF_LIST_EMPTY = "Учётных записей сотрудников нет"
 
 # History on request ("Staff console, history on request, feedback, retention" and "Limits").
 HISTORY_ONE_EXPORT_PER = dt.timedelta(hours=6)
@@ -57,6 +59,7 @@ README_PHRASES = (
     "then 15 minutes after its last failure",
     "failures are remembered 24 hours",
     "Login attempts (account, address, time, outcome) are kept 30 days",
+    "with no accounts yet it says «Учётных записей сотрудников нет» and how to add the first",
     "A session ends 8 hours after the last page view and 12 hours after the login (a page view counts at most once a"
     " minute); passwords are 10 to 1024 characters",
     "History: one export per 6 hours",
