@@ -9,6 +9,7 @@ import base64
 import binascii
 import email.utils
 import hashlib
+import mimetypes
 import quopri
 import re
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from mailservice.mail.filenames import sanitize_filename
 from mailservice.mail.header_reader import _MAX_DEFECTS, _clean_line, _fix_8bit, _HeaderReader
 from mailservice.mail.headers import decode_bytes, decode_encoded_words, part_content_type
 from mailservice.mail.quotes import html_to_text
+from mailservice.mail.tnef import TnefContent, is_tnef, read_tnef
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,9 @@ class _Body:
     attachments: list[Attachment] = field(default_factory=list)
     oversized: list[str] = field(default_factory=list)
     forwarded: list[str] = field(default_factory=list)  # texts of attached messages, each with its header block
+    # each winmail.dat read: its name, type, bytes and content (its text is used when the letter has none)
+    tnef: list[tuple[str, str, bytes, TnefContent]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # for staff (Russian), as ParsedMessage.staff_notes
 
 
 def _safe_content_type(part: Message, defects: list[str]) -> str:
@@ -144,6 +149,7 @@ def _decode_transfer(data: bytes, cte: str) -> bytes:
 # in all, and forwards inside forwards this deep; the .eml attachment keeps the whole message.
 _FORWARDED_MAX = 20_000
 _FORWARDED_LEVELS = 3
+_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9.+-]{0,60}/[a-z0-9][a-z0-9.+-]{0,100}")
 _FORWARD_SEPARATOR = "-------- Пересланное сообщение --------"
 
 
@@ -332,6 +338,9 @@ class _Walker:
                 self.defects.append(f"{ctype}: {note}")
             (body.plain if ctype == "text/plain" else body.html).append(text)
             return
+        if is_tnef(ctype, filename, data) and len(data) <= self.max_attachment_bytes:
+            self._tnef(body, sanitize_filename(filename, ctype), ctype, data)
+            return
         self._add_attachment(
             body,
             sanitize_filename(filename, ctype),
@@ -339,6 +348,53 @@ class _Walker:
             data,
             inline=disposition == "inline" or (disposition is None and part.get("Content-ID") is not None),
         )
+
+    def _tnef(self, body: _Body, name: str, ctype: str, data: bytes) -> None:
+        """Outlook's winmail.dat: its files become the letter's attachments; its text waits for :meth:`read`.
+        Whatever is left unread keeps the .dat itself, with a note for staff."""
+        try:
+            content = read_tnef(data)
+        except Exception as exc:  # read_tnef does not raise; should it, the letter still keeps the file
+            content = TnefContent(complete=False, problems=[f"reader failure: {type(exc).__name__}"])
+        for item in content.files:
+            declared = (item.content_type or "").strip().lower()
+            ftype = declared if _MEDIA_TYPE.fullmatch(declared) else None
+            ftype = ftype or mimetypes.guess_type(item.name or "")[0] or "application/octet-stream"
+            self._add_attachment(body, sanitize_filename(item.name, ftype), ftype, item.data, inline=False)
+        body.tnef.append((name, ctype, data, content))
+        if content.complete:
+            return
+        self.defects.extend(f"TNEF {name!r}: {problem}" for problem in content.problems[:5])
+        self._add_attachment(body, name, ctype, data, inline=False)
+        got = content.files or content.body.strip() or content.html.strip()
+        body.notes.append(
+            f"Вложение {name} (формат Outlook) прочитано не полностью: "
+            + (
+                "извлечённые из него файлы и текст приложены к обращению"
+                if got
+                else "извлечь из него ничего не удалось"
+            )
+            + "; сам файл сохранён как вложение."
+        )
+
+    def read(self, msg: Message, body: _Body) -> None:
+        """Walk the whole message; then a winmail.dat's text is the letter's when the letter has none of its own
+        (an RTF-only one, unread, keeps the .dat with a note for staff). Otherwise it repeats the letter's text."""
+        self.walk(msg, body)
+        if body.plain or body.html:
+            return
+        for name, ctype, data, content in body.tnef:
+            if content.body.strip():
+                body.plain.append(content.body)
+            elif content.html.strip():
+                body.html.append(content.html)
+            elif content.unread_body and content.complete:
+                self.defects.append(f"TNEF {name!r}: the letter's text is there only as RTF, not read")
+                self._add_attachment(body, name, ctype, data, inline=False)
+                body.notes.append(
+                    f"Текст письма находится во вложении {name} (формат Outlook, RTF) и не прочитан; "
+                    "файл сохранён как вложение."
+                )
 
     def _add_attachment(self, body: _Body, name: str, ctype: str, data: bytes, *, inline: bool) -> None:
         if len(data) > self.max_attachment_bytes:

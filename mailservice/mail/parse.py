@@ -393,9 +393,10 @@ def _parse_prepared(
         selected[name] = _clean_line(", ".join(values))[:_MAX_HEADER_VALUE]
 
     body = _Body()
-    _Walker(max_attachment_bytes, defects).walk(msg, body)
+    _Walker(max_attachment_bytes, defects).read(msg, body)
     html = "\n".join(body.html) if body.html else None
     text = "\n\n".join(t.strip("\r\n") for t in body.plain if t.strip())
+    notes.extend(body.notes)
     tree = None
     if not text and html:
         text, tree = html_text_and_tree(html)  # an HTML-only letter: its markup is parsed once, for both uses
