@@ -38,7 +38,7 @@ from mailservice.intake.spam import asks_something, hold_reasons
 from mailservice.intake.thanks import is_only_thanks
 from mailservice.mail.bounces import BounceInfo, parse_bounce
 from mailservice.mail.parse import ParsedMessage, ParseError, parse_message
-from mailservice.mail.triage import RELAYED_HOLDS, Triage, Verdict, triage
+from mailservice.mail.triage import HELD_UNLESS_ASKING, RELAYED_HOLDS, Triage, Verdict, triage
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,9 @@ def prepare(
                 return Prepared(raw_sha, parsed, triage=verdict, attachments=stored)
             # A list or a form service relayed a letter that asks something (tryout F3, T3): staff look, never dropped.
             verdict = Triage(Verdict.normal, f"{verdict.reason}; asks something: held for staff", hold=verdict.relayed)
+        if verdict.hold in HELD_UNLESS_ASKING and asks_something(parsed.subject, parsed.text):
+            # A calendar invitation whose text asks or complains is an appeal like any other.
+            verdict = Triage(Verdict.normal, f"{verdict.reason}; asks something: registered")
         from mailservice.inforequests.classification import labels_for
 
         text = parsed.new_text or parsed.text
