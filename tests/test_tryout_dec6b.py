@@ -306,3 +306,24 @@ def test_a_term_that_has_run_out_is_not_extended_for_a_late_registered_appeal(se
     assert extended.returncode == 1, extended.stdout
     with session_scope(settings) as session:
         assert session.scalar(select(Request.due_date).where(Request.number == number)) == due
+
+
+# T9 -------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="T9: a person's letter that asks, arriving with a null return path (Return-Path: <>, as a site's form "
+    "relay or a gateway releasing it from its quarantine sends it), is ignored as an automatic reply: neither "
+    "registered nor held for staff, unlike list mail or Auto-Submitted mail that asks",
+)
+def test_a_question_with_a_null_return_path_is_not_dropped(settings: Settings) -> None:
+    sender = "grigoriev@example.ru"
+    raw = b"Return-Path: <>\r\n" + citizen_mail(
+        sender=sender,
+        name="Григорьев Павел",
+        subject="Вопрос по аренде",
+        body="Здравствуйте! Подскажите, как продлить договор аренды участка под гаражом? Срок истекает в январе.",
+    )
+    result = process_raw(settings, raw, Source("imap", "INBOX", 7, 1), now=utcnow())
+    assert result.outcome in ("new_request", "held"), result
