@@ -120,6 +120,32 @@ def test_calendar_files_that_are_no_scheduling_message_change_nothing() -> None:
     assert _verdict(forward.as_bytes(policy=email.policy.SMTP)) is Verdict.normal
 
 
+# --- the invitation's words (tryout T4) ---
+
+
+def test_an_invitation_with_no_text_part_gives_its_words_to_the_letter() -> None:
+    parsed = parse_message(_invitation("REQUEST", "Совещание", None))
+    assert parsed.text == "Встреча: Совещание рабочей группы\n\nПовестка будет разослана позже."  # folded line joined
+    assert [a.content_type for a in parsed.attachments] == ["text/calendar"]  # the .ics is kept as it came
+    # Parameters, escapes (RFC 5545 3.3.11) and the place; only the first event.
+    ics = (
+        "BEGIN:VCALENDAR\nMETHOD:REQUEST\nBEGIN:VEVENT\nSUMMARY;LANGUAGE=ru-RU:Приём\\, кабинет 5\n"
+        "LOCATION:ул. Кирова\\, 3\nDESCRIPTION;LANGUAGE=ru-RU:Прошу принять меня.\\nИванов\\; тел. 1\n"
+        "END:VEVENT\nBEGIN:VEVENT\nSUMMARY:Другое\nEND:VEVENT\nEND:VCALENDAR\n"
+    )
+    msg = EmailMessage()
+    msg["From"] = "ivanov@example.ru"
+    msg.set_content(ics, subtype="calendar")
+    assert parse_message(msg.as_bytes(policy=email.policy.SMTP)).text == (
+        "Встреча: Приём, кабинет 5\nМесто: ул. Кирова, 3\n\nПрошу принять меня.\nИванов; тел. 1"
+    )
+
+
+def test_an_invitation_with_its_own_text_keeps_it_alone() -> None:
+    parsed = parse_message(_invitation("REQUEST", "Совещание", "Приглашаем на совещание."))
+    assert parsed.text.strip() == "Приглашаем на совещание."
+
+
 # --- through intake, both databases ---
 
 
@@ -164,6 +190,19 @@ def test_an_invitation_that_asks_is_registered_as_usual(settings: Settings, subj
     assert take(settings, _invitation("REQUEST", subject, text, sender="ivanov@example.ru")) is Outcome.new_request
     assert [number is not None for number, _ in requests(settings)] == [True]
     assert sent(settings) == ["acknowledgement"]
+
+
+def test_an_invitation_that_asks_only_in_its_description_is_registered_with_it(settings: Settings) -> None:
+    msg = EmailMessage()
+    msg["From"] = "Орлова Нина <orlova@example.ru>"
+    msg["To"] = "info@dizo.test"
+    msg["Subject"] = "Приглашение: выкуп участка"
+    ics = _calendar("REQUEST").replace("Повестка будет разослана\r\n  позже.", "Прошу принять меня по вопросу выкупа.")
+    msg.set_content(ics, subtype="calendar", params={"method": "REQUEST"})
+    assert take(settings, msg.as_bytes(policy=email.policy.SMTP)) is Outcome.new_request
+    with session_scope(settings) as session:
+        request = session.scalars(select(Request)).one()
+        assert request.number and "Прошу принять меня по вопросу выкупа." in request.text
 
 
 def test_an_answer_that_asks_waits_for_staff_and_never_acts_as_a_command(settings: Settings) -> None:

@@ -179,10 +179,6 @@ def test_the_quarantine_commands_speak_russian(small_limits: Settings) -> None:
 # T4 -------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="T4: a calendar invitation whose only text is its DESCRIPTION gives the request an empty text",
-)
 def test_the_text_of_a_calendar_invitation_is_read() -> None:
     msg = _letter("orlova@example.ru", "Орлова Нина", "Приглашение: выкуп участка")
     msg.set_content(

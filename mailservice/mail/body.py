@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from email import policy
 from email.message import Message
 
+from mailservice.mail.calendar_text import calendar_text
 from mailservice.mail.fastpath import _parse_default
 from mailservice.mail.filenames import sanitize_filename
 from mailservice.mail.header_reader import _MAX_DEFECTS, _clean_line, _fix_8bit, _HeaderReader
@@ -49,6 +50,7 @@ class _Body:
     # each winmail.dat read: its name, type, bytes and content (its text is used when the letter has none)
     tnef: list[tuple[str, str, bytes, TnefContent]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # for staff (Russian), as ParsedMessage.staff_notes
+    calendar: list[str] = field(default_factory=list)  # words of calendar invitations (used when there is no other)
 
 
 def _safe_content_type(part: Message, defects: list[str]) -> str:
@@ -240,6 +242,9 @@ class _Walker:
                 html = sub.html
             body.attachments.extend(sub.attachments)
             body.oversized.extend(sub.oversized)
+            body.calendar.extend(sub.calendar)
+            body.tnef.extend(sub.tnef)
+            body.notes.extend(sub.notes)
         body.plain.extend(plain)
         body.html.extend(html)
 
@@ -341,6 +346,8 @@ class _Walker:
         if is_tnef(ctype, filename, data) and len(data) <= self.max_attachment_bytes:
             self._tnef(body, sanitize_filename(filename, ctype), ctype, data)
             return
+        if ctype == "text/calendar":  # kept as the .ics attachment; its words wait for read()
+            body.calendar.append(calendar_text(decode_bytes(data, _part_charset(part))[0]))
         self._add_attachment(
             body,
             sanitize_filename(filename, ctype),
@@ -379,10 +386,16 @@ class _Walker:
 
     def read(self, msg: Message, body: _Body) -> None:
         """Walk the whole message; then a winmail.dat's text is the letter's when the letter has none of its own
-        (an RTF-only one, unread, keeps the .dat with a note for staff). Otherwise it repeats the letter's text."""
+        (an RTF-only one, unread, keeps the .dat with a note for staff), else a calendar invitation's words
+        (tryout T4). Otherwise they repeat the letter's text."""
         self.walk(msg, body)
         if body.plain or body.html:
             return
+        self._tnef_texts(body)
+        if not body.plain and not body.html:
+            body.plain.extend(text for text in body.calendar if text.strip())
+
+    def _tnef_texts(self, body: _Body) -> None:
         for name, ctype, data, content in body.tnef:
             if content.body.strip():
                 body.plain.append(content.body)
