@@ -164,25 +164,28 @@ def test_metrics_by_hand() -> None:
     assert report["n"] == 4
 
 
+def scored_result(
+    type_: str, topic: str, type_margin: float, topic_margin: float, flagged: bool = False
+) -> Classification:
+    return Classification(
+        type=AxisResult(label=type_, confidence=1.0 - type_margin, reasons=[], margin=type_margin),
+        topic=AxisResult(label=topic, confidence=1.0 - topic_margin, reasons=[], margin=topic_margin),
+        urgency=AxisResult(label="normal", confidence=1.0, reasons=[]),
+        appeal_kind=None,
+        needs_review=flagged,
+        version="v",
+    )
+
+
 def test_review_curve_by_hand() -> None:
     # Review scores (type margin x topic margin): 0.9x0.9=0.81 right, 0.8x0.5=0.40 right, 0.6x0.5=0.30 wrong,
     # 0.5x0.4=0.20 wrong. The confidences are the other way round: the curve must follow the margins.
-    def scored(type_: str, topic: str, type_margin: float, topic_margin: float) -> Classification:
-        return Classification(
-            type=AxisResult(label=type_, confidence=1.0 - type_margin, reasons=[], margin=type_margin),
-            topic=AxisResult(label=topic, confidence=1.0 - topic_margin, reasons=[], margin=topic_margin),
-            urgency=AxisResult(label="normal", confidence=1.0, reasons=[]),
-            appeal_kind=None,
-            needs_review=False,
-            version="v",
-        )
-
     examples = [Example("", "", "appeal", "land", "normal")] * 4
     results = [
-        scored("appeal", "land", 0.9, 0.9),
-        scored("appeal", "land", 0.8, 0.5),
-        scored("info_request", "land", 0.6, 0.5),
-        scored("appeal", "lease", 0.5, 0.4),
+        scored_result("appeal", "land", 0.9, 0.9),
+        scored_result("appeal", "land", 0.8, 0.5),
+        scored_result("info_request", "land", 0.6, 0.5),
+        scored_result("appeal", "lease", 0.5, 0.4),
     ]
     curve = {point["threshold"]: point for point in review_curve(examples, results, (0.25, 0.35, 0.5, 0.95))}
     # 0.25: only the 0.20 one is flagged; 2 of the 3 others right.
@@ -201,19 +204,6 @@ def test_review_curve_by_hand() -> None:
         0.4,
         0.5,
     ]
-
-
-def scored_result(
-    type_: str, topic: str, type_margin: float, topic_margin: float, flagged: bool = False
-) -> Classification:
-    return Classification(
-        type=AxisResult(label=type_, confidence=0.5, reasons=[], margin=type_margin),
-        topic=AxisResult(label=topic, confidence=0.5, reasons=[], margin=topic_margin),
-        urgency=AxisResult(label="normal", confidence=1.0, reasons=[]),
-        appeal_kind=None,
-        needs_review=flagged,
-        version="v",
-    )
 
 
 def test_per_decision_reading_by_hand() -> None:
@@ -251,13 +241,9 @@ def test_per_decision_reading_by_hand() -> None:
 def test_per_decision_threshold_search_meets_its_target() -> None:
     # Only the 0.1 type decision and the 0.1 topic decision are wrong: the best pair flags exactly those, so
     # every decision left is right, with half the letters flagged (no pair that flags fewer reaches 95%).
-    examples = [Example("", "", "appeal", "land", "normal")] * 4
-    results = [
-        scored_result("appeal", "land", 0.5, 0.5),
-        scored_result("info_request", "land", 0.1, 0.9),
-        scored_result("appeal", "lease", 0.9, 0.1),
-        scored_result("appeal", "land", 0.9, 0.9),
-    ]
+    decided = [("appeal", "land", 0.5, 0.5), ("info_request", "land", 0.1, 0.9), ("appeal", "lease", 0.9, 0.1)]
+    results = [scored_result(*row) for row in [*decided, ("appeal", "land", 0.9, 0.9)]]
+    examples = [Example("", "", "appeal", "land", "normal")] * len(results)
     best = decision_review_figures(examples, results, thresholds=None)
     assert best["best_flagged_share_for_target"] == 0.5
     thresholds = best["best_thresholds"]
