@@ -8,7 +8,7 @@ flagged, and the same two by the per-decision reading (evaluate.decision_review_
 flagged apart, a letter flagged when either is). At 100% it also prints which (type, topic) pairs the
 cross-validated model confuses most, where new letters would help.
 
-    .venv/bin/python bench/learning_curve.py [--seeds 2]   # about 2 minutes of processor time per seed
+    .venv/bin/python bench/learning_curve.py [--seeds 2]   # 5 minutes at a load average of 5 on two cores
 
 With ``--held-out REF`` it draws no curve: it trains on today's training part and scores the held-out part as
 ``classify evaluate`` does, in full and split into the letters that were already in the sets at the git
