@@ -29,12 +29,14 @@ holds a valid address gives None: nothing is guessed from the text around it.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from mailservice.intake.authres import forwarder_trust
 from mailservice.mail.headers import normalise_address, one_line
 from mailservice.mail.parse import ParsedMessage, ParseError, parse_message
 
-__all__ = ["Forwarded", "read_forwarded", "strip_forward_prefix"]
+__all__ = ["Finding", "Forwarded", "examine", "read_forwarded", "strip_forward_prefix"]
 
 # The separator parse_message puts above the text of an attached message/rfc822 (mail/parse.py, README "Limits"):
 # what follows it in ParsedMessage.text came from an attachment, which is read from the attachment itself.
@@ -228,3 +230,38 @@ def _attached(data: bytes) -> Forwarded | None:
 def strip_forward_prefix(subject: str) -> str:
     """A forward's subject without its «Fwd:»/«FW:»/«Пересл:» prefixes."""
     return _FORWARD_PREFIX.sub("", subject).strip()
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A letter that forwards someone else's: its ``author``, and whether the sender is a forwarding body proven
+    by our server (``trusted``; ``reason`` says why or why not, for the journal)."""
+
+    author: Forwarded
+    trusted: bool
+    reason: str
+
+
+def examine(
+    parsed: ParsedMessage,
+    authentication_results: Sequence[str],
+    *,
+    bodies: Collection[str],
+    authserv_id: str,
+    ours: Collection[str] = (),
+) -> Finding | None:
+    """What intake should know of a forward in ``parsed``: None when there is none, or when it forwards the
+    sender's own letter or one of ours (``ours``: our addresses), which are no one else's appeal.
+
+    A sender whose From was not read plainly (several authors, or none and Sender taken) is never trusted.
+    """
+    author = read_forwarded(parsed)
+    if author is None or parsed.from_addr is None:
+        return None
+    own = {a.strip().casefold() for a in ours if a and "@" in a}
+    if author.address.casefold() in own | {parsed.from_addr.casefold()}:
+        return None
+    if any((d.startswith("from:") and " authors; " in d) or d.startswith("no usable") for d in parsed.defects):
+        return Finding(author, False, "the sender's From was not read plainly")
+    trust = forwarder_trust(parsed.from_addr, authentication_results, bodies=bodies, authserv_id=authserv_id)
+    return Finding(author, trust.trusted, trust.reason)
