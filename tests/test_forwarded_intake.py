@@ -30,6 +30,7 @@ from mailservice.web.staff.models import AuditEntry
 from tests.conftest import make_env, reset_caches
 from tests.console_support import add_staff, client_for, csrf_of, drain, login, mail_request, parsed, text_of
 from tests.servers import Sink, free_port
+from tests.test_cli import run
 
 BODY = "priemnaya@mfc.nso.example.ru"
 BODY_DOMAIN = "mfc.nso.example.ru"
@@ -236,3 +237,18 @@ def test_staff_reregister_an_unproven_forward_on_its_author_in_one_action(fwd_se
     assert BUTTON not in again.text and "Перерегистрирован на автора пересланного письма" in again.text
     assert http.post(path, data={"csrf_token": csrf_of(again.text)}).status_code == 400
     assert _request(fwd_settings, number).client_id == after.client_id
+
+
+def test_the_cli_twin_reregisters_once(fwd_settings: Settings, sink: Sink) -> None:
+    result = process_raw(fwd_settings, forward(), Source("smtp", envelope_from=BODY))
+    number = result.request_number
+    assert number is not None
+    body_client = _request(fwd_settings, number).client_id
+    done = run("requests", "reregister-forwarded", number, "--actor", "op@dizo.test")
+    assert done.returncode == 0 and CITIZEN in done.stdout, done.stderr
+    after = _request(fwd_settings, number)
+    assert after.client_id != body_client and after.reply_email == CITIZEN
+    again = run("requests", "reregister-forwarded", number)
+    assert again.returncode == 1 and "уже перерегистрирован" in again.stderr, again.stderr
+    drain(fwd_settings)
+    assert sorted(rcpts[0] for rcpts, _m in _mail(sink)) == sorted([BODY, CITIZEN, BODY])  # ack, then both

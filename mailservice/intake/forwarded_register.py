@@ -52,6 +52,29 @@ def _who(name: str, address: str) -> str:
     return f"{name} <{address}>" if name else f"<{address}>"
 
 
+def _note(
+    session: Session,
+    client: Client,
+    request: Request | None,
+    now: dt.datetime,
+    comment: str,
+    actor: str = "",
+    **data: object,
+) -> None:
+    """An internal note (staff only, never sent to the client) in ``client``'s history."""
+    session.add(
+        Event(
+            client=client,
+            request=request,
+            at=now,
+            kind=EventKind.note,
+            actor=actor,
+            comment=comment,
+            data={"internal": True, **data},
+        )
+    )
+
+
 def register_for_author(
     session: Session,
     settings: Settings,
@@ -89,17 +112,15 @@ def register_for_author(
         rejected=rejected,
     )
     body = parsed.from_name or parsed.from_addr.rpartition("@")[2]
-    session.add(
-        Event(
-            client=client,
-            request=request,
-            at=now,
-            kind=EventKind.note,
-            comment=f"Поступило в порядке переадресации от {body} ({parsed.from_addr}), письмо органа сохранено "
-            "(исходное письмо этого запроса). Автор пересланного письма: "
-            f"{_who(author.name, author.address)}; адрес указан органом и не подтверждён.",
-            data={"internal": True, "forwarded_by": {"name": parsed.from_name, "address": parsed.from_addr}},
-        )
+    _note(
+        session,
+        client,
+        request,
+        now,
+        f"Поступило в порядке переадресации от {body} ({parsed.from_addr}), письмо органа сохранено (исходное письмо "
+        f"этого запроса). Автор пересланного письма: {_who(author.name, author.address)}; адрес указан органом и не "
+        "подтверждён.",
+        forwarded_by={"name": parsed.from_name, "address": parsed.from_addr},
     )
     if request.status == Status.received:  # not closed as an appeal by plain e-mail (APPEAL_BY_EMAIL)
         claim_url = service.claim_link(session, settings, request, now, typed=True)
@@ -114,25 +135,20 @@ def note_forward(session: Session, request: Request, finding: Finding, now: dt.d
     """The note on a letter registered under its sender that forwards someone else's: who the author is, and the
     one action that re-registers it (staff decide)."""
     author = finding.author
-    session.add(
-        Event(
-            client=request.client,
-            request=request,
-            at=now,
-            kind=EventKind.note,
-            comment=f"Письмо содержит пересланное обращение: {_who(author.name, author.address)}. Запрос "
-            "зарегистрирован на отправителя письма: он не подтверждён как орган, пересылающий обращения. Если это "
-            "обращение гражданина, переданное по компетенции, перерегистрируйте его на автора пересланного письма.",
-            data={
-                "internal": True,
-                "forwarded_author": {
-                    "name": author.name,
-                    "address": author.address,
-                    "date": author.date,
-                    "subject": author.subject,
-                },
-            },
-        )
+    _note(
+        session,
+        request.client,
+        request,
+        now,
+        f"Письмо содержит пересланное обращение: {_who(author.name, author.address)}. Запрос зарегистрирован на "
+        "отправителя письма: он не подтверждён как орган, пересылающий обращения. Если это обращение гражданина, "
+        "переданное по компетенции, перерегистрируйте его на автора пересланного письма.",
+        forwarded_author={
+            "name": author.name,
+            "address": author.address,
+            "date": author.date,
+            "subject": author.subject,
+        },
     )
 
 
@@ -167,28 +183,23 @@ def reregister(session: Session, settings: Settings, request: Request, *, actor:
     claims.move_request(session, request, record)
     request.reply_email, request.reply_name, request.reply_to_claimed = author["address"], author.get("name", ""), None
     who = _who(author.get("name", ""), author["address"])
-    session.add(
-        Event(
-            client=record,
-            request=request,
-            at=now,
-            kind=EventKind.note,
-            actor=actor,
-            comment=f"Перерегистрирован на автора пересланного письма: {who} (запись клиента № {record.id}; "
-            f"прежде за отправителем письма, клиент № {sender.id}). Адрес указан в письме и не подтверждён.",
-            data={"internal": True, "forward_reregistered": {"from_client": sender.id, "to_client": record.id}},
-        )
+    _note(
+        session,
+        record,
+        request,
+        now,
+        f"Перерегистрирован на автора пересланного письма: {who} (запись клиента № {record.id}; прежде за "
+        f"отправителем письма, клиент № {sender.id}). Адрес указан в письме и не подтверждён.",
+        actor,
+        forward_reregistered={"from_client": sender.id, "to_client": record.id},
     )
-    session.add(
-        Event(
-            client=sender,
-            at=now,
-            kind=EventKind.note,
-            actor=actor,
-            comment=f"Запрос № {request.number} перерегистрирован на автора пересланного письма "
-            f"(клиент № {record.id}).",
-            data={"internal": True},
-        )
+    _note(
+        session,
+        sender,
+        None,
+        now,
+        f"Запрос № {request.number} перерегистрирован на автора пересланного письма (клиент № {record.id}).",
+        actor,
     )
     claim_url = service.claim_link(session, settings, request, now, typed=True)
     notifications.acknowledgement(session, settings, request, now, claim_url=claim_url)
