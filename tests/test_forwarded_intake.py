@@ -23,12 +23,14 @@ from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.inforequests.models import Client, Event, Request
 from mailservice.intake.models import IntakeEntry
-from mailservice.intake.pipeline import Source, process_raw
+from mailservice.intake.pipeline import Source, process_batch, process_raw
+from mailservice.intake.prepare import POOL_MIN_BATCH
 from mailservice.mail.receiver import start_receiver
 from mailservice.web.staff import auth
 from mailservice.web.staff.models import AuditEntry
 from tests.conftest import make_env, reset_caches
 from tests.console_support import add_staff, client_for, csrf_of, drain, login, mail_request, parsed, text_of
+from tests.mailfactory import citizen_mail
 from tests.servers import Sink, free_port
 from tests.test_cli import run
 
@@ -252,3 +254,24 @@ def test_the_cli_twin_reregisters_once(fwd_settings: Settings, sink: Sink) -> No
     assert again.returncode == 1 and "уже перерегистрирован" in again.stderr, again.stderr
     drain(fwd_settings)
     assert sorted(rcpts[0] for rcpts, _m in _mail(sink)) == sorted([BODY, CITIZEN, BODY])  # ack, then both
+
+
+def test_a_batch_prepared_in_worker_processes_reads_forwards_alike(fwd_settings: Settings, sink: Sink) -> None:
+    """A poll's batch is prepared in worker processes and written in the fast mode (README "Throughput"): a forward
+    crosses to the worker and back, and the proven one is written in its own savepoint."""
+    citizens = [
+        citizen_mail(sender=f"citizen{i}@example.ru", name=f"Гражданин {i}", body=f"Вопрос номер {i} об аренде?")
+        for i in range(6)
+    ]
+    batch = [forward(PASS, message_id="<fwd-a@mfc.nso.example.ru>"), *citizens]
+    batch.append(forward(message_id="<fwd-b@mfc.nso.example.ru>"))  # unproven: no verdict of ours
+    assert len(batch) >= POOL_MIN_BATCH
+    results = process_batch(fwd_settings, [(raw, Source("smtp", envelope_from=BODY)) for raw in batch])
+    assert [r.outcome for r in results] == ["new_request"] * len(batch)
+    proven, unproven = (
+        _request(fwd_settings, results[0].request_number),
+        _request(fwd_settings, results[-1].request_number),
+    )
+    assert (proven.reply_email, unproven.reply_email) == (CITIZEN, BODY)
+    assert any("пересланное обращение" in n for n in _notes(fwd_settings, results[-1].request_number))
+    assert not any("пересланное обращение" in n for r in results[1:-1] for n in _notes(fwd_settings, r.request_number))
