@@ -127,7 +127,14 @@ def read_forwarded(parsed: ParsedMessage) -> Forwarded | None:
     return None
 
 
+# Every marker holds one of these (lower case): most letters hold none and are passed over at once (intake's speed).
+_MARKER_WORDS = ("сообщени", "message", "__________")
+
+
 def _inline(text: str, subject: str) -> Forwarded | None:
+    lowered = text.lower()
+    if not any(word in lowered for word in _MARKER_WORDS):
+        return None
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     reply = _REPLY_SUBJECT.match(subject) is not None
     for index, line in enumerate(lines):
