@@ -147,6 +147,10 @@ def test_a_sender_outside_the_bodies_or_no_setting_is_never_trusted() -> None:
     assert not _trust(header, sender="ivan@example.ru")
     assert not _trust([f"{OURS}; dkim=pass header.d=mfc.nso.example.ru"], bodies=[])  # empty: the rule is off
     assert not _trust([f"{OURS}; dkim=pass header.d=mfc.nso.example.ru"], authserv_id="")
+    # A public mail service listed by mistake proves an account there, not a body.
+    assert not _trust(
+        ["mx.dizo.example.ru; dkim=pass header.d=mail.ru"], sender="mfc-kolyvan@mail.ru", bodies=["mail.ru"]
+    )
     # A subdomain of a body is not the body (the list names exact domains).
     assert not _trust([f"{OURS}; dkim=pass header.d=nso.example.ru"], sender="x@other.nso.example.ru")
 

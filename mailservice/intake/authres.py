@@ -22,7 +22,31 @@ import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["ResInfo", "Results", "Trust", "forwarder_trust", "parse_results"]
+__all__ = ["PUBLIC_MAIL_DOMAINS", "ResInfo", "Results", "Trust", "forwarder_trust", "parse_results"]
+
+
+# Public mail services (in Russia and abroad): their signatures prove an account, not a body, so listing one in
+# FORWARDING_BODIES proves nothing.
+PUBLIC_MAIL_DOMAINS = frozenset(
+    {
+        "gmail.com",
+        "googlemail.com",
+        "yandex.ru",
+        "ya.ru",
+        "yandex.com",
+        "mail.ru",
+        "bk.ru",
+        "list.ru",
+        "inbox.ru",
+        "internet.ru",
+        "rambler.ru",
+        "outlook.com",
+        "hotmail.com",
+        "live.com",
+        "icloud.com",
+        "yahoo.com",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -166,6 +190,10 @@ def forwarder_trust(
     domain = _domain(from_addr)
     if domain not in {_domain(body) for body in bodies}:
         return Trust(False, f"{domain} is not a forwarding body")
+    if domain in PUBLIC_MAIL_DOMAINS:
+        # Anyone can have an address there and a valid signature with it: a domain proves a body only when the
+        # body alone holds it.
+        return Trust(False, f"{domain} is a public mail service, no body's own domain")
     ours = authserv_id.strip().lower()
     # RFC 8601 section 5: only the topmost header with our authserv-id is our server's; any below it came from
     # outside and may be forged.
