@@ -68,6 +68,14 @@ def test_a_forward_inside_a_reply_subject_is_read_when_its_marker_is_a_forwards_
     assert found is not None and found.address == "belova.as@example.ru"
 
 
+def test_a_forward_inside_a_quoted_reply_is_the_quoted_letters_not_this_ones() -> None:
+    raw = (DATA / "02_gmail_ru.eml").read_bytes().decode("utf-8")
+    head, body = raw.split("\n\n", 1)
+    quoted = "\n".join("> " + line for line in body.splitlines())
+    reply = f"{head}\n\nА ответа всё нет.\n\nпн, 30 нояб. 2026 г. в 12:00, МФЦ <adm@berdsk.example.ru>:\n{quoted}\n"
+    assert read_forwarded(parse_message(reply.encode("utf-8"))) is None
+
+
 def test_an_outlook_block_with_a_forged_address_in_the_name_gives_the_real_address() -> None:
     raw = (DATA / "03_outlook_en.eml").read_bytes()
     raw = raw.replace(b"From: Sidorov, Pavel [mailto:", b"From: victim@example.org [mailto:", 1)

@@ -138,11 +138,11 @@ def _inline(text: str, subject: str) -> Forwarded | None:
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     reply = _REPLY_SUBJECT.match(subject) is not None
     for index, line in enumerate(lines):
-        plain = _QUOTE.sub("", line)
-        if _DEFINITE.match(plain):
+        # A marker inside a quote («> ---------- Forwarded message») is in the letter this one answers, not its own.
+        if _DEFINITE.match(line):
             # The first forward decides: a forward inside the forwarded letter is that letter's business.
-            return _block(lines, index + 1, quoted=_QUOTE.match(line) is not None)
-        if not reply and _AMBIGUOUS.match(plain):
+            return _block(lines, index + 1, quoted=False)
+        if not reply and _AMBIGUOUS.match(line):
             found = _block(lines, index + 1, quoted=False)
             if found is not None:  # a rule line over no From block is a signature's or a layout's
                 return found
