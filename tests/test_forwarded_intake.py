@@ -62,7 +62,9 @@ def fwd_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, s
     reset_caches()
 
 
-def forward(*results: str, sender: str = BODY, message_id: str = "<fwd-1@mfc.nso.example.ru>") -> bytes:
+def forward(
+    *results: str, sender: str = BODY, message_id: str = "<fwd-1@mfc.nso.example.ru>", appeal: str = APPEAL
+) -> bytes:
     """The body's Gmail-style inline forward of the citizen's letter, with the given Authentication-Results on top."""
     msg = EmailMessage()
     for value in results:
@@ -79,7 +81,7 @@ def forward(*results: str, sender: str = BODY, message_id: str = "<fwd-1@mfc.nso
         "Date: пн, 30 нояб. 2026 г. в 10:15\n"
         f"Subject: {SUBJECT}\n"
         f"To: <{sender}>\n\n\n"
-        f"{APPEAL}\n"
+        f"{appeal}\n"
     )
     return msg.as_bytes(policy=email.policy.SMTP)
 
@@ -137,6 +139,22 @@ def test_a_proven_bodys_forward_is_the_citizens_appeal_acknowledged_to_the_citiz
     ack = mail[0][1]
     assert result.request_number in str(ack["Subject"]) and "Белова" in str(ack["To"])
     assert JOIN not in text_of(ack)  # the address is nobody's yet: nothing to join
+
+
+def test_a_proven_forward_is_registered_even_where_appeals_by_e_mail_are_only_redirected(
+    fwd_settings: Settings, sink: Sink
+) -> None:
+    # README "Law of a request": with APPEAL_BY_EMAIL=redirect_only a citizen's own e-mail appeal is answered with
+    # the legal channels and closed; a body's forwarding is no e-mail of the citizen's.
+    strict = fwd_settings.model_copy(update={"appeal_by_email": "redirect_only"})
+    complaint = "Жалоба. Прошу разобраться, почему мне отказали в предоставлении участка многодетной семье."
+    result = process_raw(strict, forward(PASS, appeal=complaint), Source("smtp", envelope_from=BODY))
+    request = _request(strict, result.request_number)
+    assert request.type == "appeal"  # else the rule on appeals by e-mail would not be in question
+    assert request.status == "registered" and request.reply_email == CITIZEN
+    drain(strict)
+    [(rcpts, ack)] = _mail(sink)
+    assert rcpts == [CITIZEN] and result.request_number in str(ack["Subject"])
 
 
 @pytest.mark.parametrize(

@@ -92,9 +92,11 @@ def register_for_author(
     author = finding.author
     assert parsed.from_addr is not None
     client = service.update_or_create_client(session, None, now=now, name=author.name)
+    # The citizen's channel to us is the body's forwarding (59-FZ art. 8 p. 3), not a plain e-mail of theirs: the
+    # rule on appeals by e-mail (APPEAL_BY_EMAIL=redirect_only) is not theirs to be told.
     request = service.create_request(
         session,
-        settings,
+        settings.model_copy(update={"appeal_by_email": "register"}),
         now=now,
         client=client,
         channel=Channel.email,
@@ -122,9 +124,8 @@ def register_for_author(
         "подтверждён.",
         forwarded_by={"name": parsed.from_name, "address": parsed.from_addr},
     )
-    if request.status == Status.received:  # not closed as an appeal by plain e-mail (APPEAL_BY_EMAIL)
-        claim_url = service.claim_link(session, settings, request, now, typed=True)
-        service.register_request(session, settings, request, now=now, claim_url=claim_url)
+    claim_url = service.claim_link(session, settings, request, now, typed=True)
+    service.register_request(session, settings, request, now=now, claim_url=claim_url)
     entry.outcome = Outcome.new_request
     entry.request = request
     entry.reason = f"forwarded by {parsed.from_addr} ({finding.reason}): registered under {author.address}"
