@@ -38,7 +38,7 @@ from mailservice.mail.parse import ParsedMessage, ParseError, parse_message
 
 __all__ = ["Finding", "Forwarded", "examine", "read_forwarded", "strip_forward_prefix"]
 
-# The separator parse_message puts above the text of an attached message/rfc822 (mail/parse.py, README "Limits"):
+# The separator parse_message puts above the text of an attached message/rfc822 (mail/body.py, README "Limits"):
 # what follows it in ParsedMessage.text came from an attachment, which is read from the attachment itself.
 PARSER_SEPARATOR = "-------- Пересланное сообщение --------"
 # The most text kept from the forwarded letter (the whole letter stays in the source).
