@@ -520,6 +520,26 @@ def convert_cmd(
     typer.echo(f"№ {number}: исполнено как команда {command.value} ({outcome}); запрос отмечен как отвеченный")
 
 
+@app.command("reregister-forwarded")
+def reregister_forwarded_cmd(
+    number: Annotated[str, typer.Argument(help="Регистрационный номер")],
+    actor: Annotated[str, typer.Option(help="Кто перерегистрирует")] = "cli",
+) -> None:
+    """Перерегистрировать запрос на автора пересланного письма (письмо переслал орган, не подтверждённый как
+    пересылающий обращения): автору — подтверждение регистрации, отправителю — короткое уведомление."""
+    from mailservice.intake import forwarded_register
+
+    settings = get_settings()
+    try:
+        with _session(settings) as session:
+            request = _load(session, number)
+            record = forwarded_register.reregister(session, settings, request, actor=actor, now=utcnow())
+            address, record_id = request.reply_email, record.id
+    except forwarded_register.ForwardError as exc:
+        raise tclick.ClickException(str(exc)) from None
+    typer.echo(f"№ {number}: перерегистрирован на автора пересланного письма {address} (клиент № {record_id})")
+
+
 @app.command("export")
 def export_cmd(
     output: Annotated[Path, typer.Option("--output", help="Файл; '-' для стандартного вывода (только csv)")],

@@ -360,15 +360,16 @@ def create_request(
         return request
     if register:
         register_request(
-            session, settings, request, now=now, actor=actor, claim_url=_claim(session, settings, request, now)
+            session, settings, request, now=now, actor=actor, claim_url=claim_link(session, settings, request, now)
         )
     return request
 
 
-def _claim(session: Session, settings: Settings, request: Request, now: dt.datetime) -> str:
+def claim_link(session: Session, settings: Settings, request: Request, now: dt.datetime, *, typed: bool = False) -> str:
     """The joining link when a typed reply address is another client's (``claims``), else ''. An e-mail's From is
-    its own client's contact by construction (intake), so only the other channels are looked up."""
-    if not request.reply_email or request.channel == Channel.email:
+    its own client's contact by construction (intake), so only the other channels are looked up, unless the
+    address is ``typed`` for an e-mail too (the author of a forwarded letter, intake/forwarded_register.py)."""
+    if not request.reply_email or (request.channel == Channel.email and not typed):
         return ""
     owner = find_client_by_email(session, request.reply_email)
     if owner is None or owner is request.client or owner.anonymised_at is not None:

@@ -43,6 +43,7 @@ from mailservice.inforequests import identity, notifications, service
 from mailservice.inforequests.deadlines import REGISTRATION_DAYS
 from mailservice.inforequests.lifecycle import Channel
 from mailservice.inforequests.models import Client, ClientContact, Event, Request
+from mailservice.intake import forwarded_register
 from mailservice.intake.actions import held_note
 from mailservice.intake.commands import Command
 from mailservice.intake.models import Bounce, IntakeEntry, Outcome
@@ -334,7 +335,8 @@ class BatchLookups(Lookups):
         if original is not None:
             # A copy of a message earlier in this batch needs that message's id: a flush first, in a savepoint.
             return original.id is not None
-        return not self._may_thread(parsed) and prepared.command is None and not prepared.thanks
+        trusted_forward = prepared.forwarded is not None and prepared.forwarded.trusted  # looks up the author
+        return not self._may_thread(parsed) and prepared.command is None and not prepared.thanks and not trusted_forward
 
 
 def _link(entry: IntakeEntry, request: Request) -> None:
@@ -430,6 +432,20 @@ def _decide(
         if reason is not None:
             entry.outcome, entry.reason = Outcome.routed, reason
             return None
+    forward = prepared.forwarded if request is None and outbox_row is None else None
+    if forward is not None and forward.trusted:  # a proven body's forward: the citizen's appeal (issue 13)
+        return forwarded_register.register_for_author(
+            session,
+            settings,
+            entry,
+            parsed,
+            forward,
+            labels=labels,
+            received_at=arrival(parsed.date, now),
+            attachments=attachments,
+            rejected=rejected,
+            now=now,
+        )
     client = _sender_client(session, lookups, parsed, now)
     if request is None and outbox_row is None:
         # A first letter keeps what it quotes or forwards: «Прошу разобраться» above a quoted refusal is the
@@ -468,6 +484,8 @@ def _decide(
     entry.outcome = Outcome.new_request
     _link(entry, new)
     _staff_notes(session, new, parsed, now)
+    if forward is not None:
+        forwarded_register.note_forward(session, new, forward, now)
     if hold:
         entry.outcome = Outcome.held
         entry.reason = "held unregistered for staff: " + TRIAGE_HOLDS.get(hold[0], "looks like advertising")

@@ -34,6 +34,7 @@ from mailservice.blobs import BlobStore
 from mailservice.config import Settings, get_settings
 from mailservice.inforequests.service import Labels, StoredFile
 from mailservice.intake.commands import Command, CommandAddresses, command_note, recognise
+from mailservice.intake.forwarded import Finding, examine
 from mailservice.intake.spam import asks_something, hold_reasons
 from mailservice.intake.thanks import is_only_thanks
 from mailservice.mail.bounces import BounceInfo, parse_bounce
@@ -62,6 +63,8 @@ class Limits:
     max_attachment_bytes: int
     blob_dir: Path
     commands: CommandAddresses = field(default_factory=CommandAddresses)
+    forwarding_bodies: tuple[str, ...] = ()  # issue 13: see intake/authres.py
+    trusted_authserv_id: str = ""
 
     @classmethod
     def of(cls, settings: Settings) -> Limits:
@@ -76,6 +79,8 @@ class Limits:
                 settings.history_address,
                 (settings.from_address, settings.imap_user, settings.mailing_unsubscribe_address),
             ),
+            tuple(settings.forwarding_bodies),
+            settings.trusted_authserv_id,
         )
 
 
@@ -98,6 +103,7 @@ class Prepared:
     command: Command | None = None
     thanks: bool = False
     hold: tuple[str, ...] = ()
+    forwarded: Finding | None = None  # a forward of someone else's letter (intake/forwarded.py)
 
 
 def prepare(
@@ -120,6 +126,7 @@ def prepare(
             StoredFile(part.filename, part.content_type, part.size, store.put(part.data, durable=False))
             for part in parsed.attachments
         )
+        whole_message = parsed  # with its attachments' bytes: an attached forward is read from them
         parsed = dataclasses.replace(
             parsed, attachments=[dataclasses.replace(part, data=b"") for part in parsed.attachments]
         )
@@ -158,6 +165,9 @@ def prepare(
         )
         if verdict.hold and command is None:
             hold = (verdict.hold, *hold)  # an automatic-looking subject alone: staff look, nothing is dropped
+        forwarded = _forwarded(whole_message, message_obj, limits)
+        if forwarded is not None and forwarded.trusted:
+            command, thanks, hold = None, False, ()  # a proven body's forward is a citizen's appeal
         return Prepared(
             raw_sha,
             parsed,
@@ -167,10 +177,18 @@ def prepare(
             command=command,
             thanks=thanks,
             hold=hold,
+            forwarded=forwarded,
         )
     except Exception as exc:  # a bug in triage must not lose the message: it is quarantined with the error
         log.exception("intake preparation failed; the message will be quarantined")
         return Prepared(raw_sha, parsed, f"internal error: {type(exc).__name__}: {exc}")
+
+
+def _forwarded(parsed: ParsedMessage, message_obj: email.message.Message, limits: Limits) -> Finding | None:
+    """A forward of someone else's letter in ``parsed``, with the verdict on its sender (issue 13)."""
+    ours = (*limits.commands.others, limits.commands.subscribe, limits.commands.unsubscribe, limits.commands.history)
+    results = [" ".join(str(value).split()) for value in message_obj.get_all("Authentication-Results") or []]
+    return examine(parsed, results, bodies=limits.forwarding_bodies, authserv_id=limits.trusted_authserv_id, ours=ours)
 
 
 def _headers(message_obj: email.message.Message, limit: int = 200) -> dict[str, str]:

@@ -38,6 +38,7 @@ from mailservice.inforequests.models import Attachment, Client, ClientContact, E
 from mailservice.inforequests.models import Request as InfoRequest
 from mailservice.intake import actions as intake_actions
 from mailservice.intake.commands import COMMAND_NAMES, Command
+from mailservice.intake.forwarded_register import pending_author
 from mailservice.intake.models import IntakeEntry
 from mailservice.ipkeys import limit_key
 from mailservice.mail.parse import sanitize_filename
@@ -381,6 +382,7 @@ def _request_page(
             hold_reasons=intake_actions.hold_reasons_of(req),
             hold_summary=intake_actions.held_summary(intake_actions.hold_reasons_of(req)),
             commands=COMMAND_NAMES if intake_actions.can_convert(req) else {},
+            forwarded_author=pending_author(req),
             today=today,
             overdue=queues.is_overdue(req, today),
             error=error,
