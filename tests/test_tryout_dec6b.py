@@ -282,11 +282,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="T8: an appeal registered late (a posted letter entered weeks after it came) has its term counted from "
-    "arrival, but the extension check counts from the day it was entered: its term, already run out, is extended",
-)
+# T8 fixed: the extension check counts from the term's start (deadlines.term_start), as the answer term does.
 def test_a_term_that_has_run_out_is_not_extended_for_a_late_registered_appeal(settings: Settings) -> None:
     received = (utcnow().astimezone(settings.tz) - dt.timedelta(days=40)).strftime("%Y-%m-%dT10:00")
     registered = _cli(
