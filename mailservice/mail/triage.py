@@ -24,6 +24,7 @@ __all__ = [
     "HOLD_AUTO_GENERATED",
     "HOLD_AUTO_SUBJECT",
     "HOLD_LIST_MAIL",
+    "HOLD_NULL_ENVELOPE",
     "RELAYED_HOLDS",
     "TRIAGE_HOLDS",
     "Triage",
@@ -108,14 +109,20 @@ HOLD_AUTO_GENERATED = (
     "пришло как письмо, сформированное программой (заголовок Auto-Submitted, например форма сайта), но в тексте "
     "есть просьба, вопрос, жалоба или адрес"
 )
+HOLD_NULL_ENVELOPE = (
+    "пришло с пустым адресом возврата (<>): так приходят уведомления почтовых систем, но в письме есть вопрос — "
+    "проверьте и зарегистрируйте"
+)
 # The holds triage itself decides, with the short English reason intake's journal records for each.
 TRIAGE_HOLDS = {
     HOLD_AUTO_SUBJECT: "automatic-reply subject alone",
     HOLD_LIST_MAIL: "list mail that asks something",
     HOLD_AUTO_GENERATED: "auto-generated mail that asks something",
+    HOLD_NULL_ENVELOPE: "null envelope sender <> on a letter that asks something",
 }
-# Holds of a copy a list or a program relayed: it never acts as its sender's command or thanks.
-RELAYED_HOLDS = frozenset({HOLD_LIST_MAIL, HOLD_AUTO_GENERATED})
+# Holds of a copy a list or a program relayed: it never acts as its sender's command or thanks. A letter with a
+# null return path is held the same way: nothing may answer it automatically (RFC 5321 4.5.5).
+RELAYED_HOLDS = frozenset({HOLD_LIST_MAIL, HOLD_AUTO_GENERATED, HOLD_NULL_ENVELOPE})
 # Phrases a citizen could also start a subject with: believed only for a reply to one of our messages.
 _WEAK_AUTO_SUBJECT = re.compile(
     r"^\s*((re|ответ)\s*:\s*)?(нет на месте|отсутствую|отсутствие на рабочем месте|я в отпуске|в отпуске|"
@@ -244,7 +251,11 @@ def triage(msg: ParsedMessage, raw_msg: Message, envelope_from: str | None) -> T
             relayed=HOLD_LIST_MAIL,
         )
     if null_envelope:
-        return Triage(Verdict.auto_reply, "null envelope sender <> (RFC 5321 4.5.5)")
+        # RFC 5321 4.5.5: a message with a null reverse-path gets no automatic reply (it is how notices of mail
+        # systems come). But a site's form relay or a gateway releasing a letter from its quarantine sends a
+        # person's letter so too (tryout T9): one that asks waits in the held queue for staff, unanswered (intake
+        # decides, as for list mail); one that asks nothing is ignored and journalled.
+        return Triage(Verdict.auto_reply, "null envelope sender <> (RFC 5321 4.5.5)", relayed=HOLD_NULL_ENVELOPE)
 
     # 4. Subjects: believed only on a short reply (an answer to some message of ours or another's); alone, the
     # subject is a weak sign and the letter waits in the held queue for staff to look.
