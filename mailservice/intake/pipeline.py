@@ -43,6 +43,7 @@ from mailservice.inforequests import identity, notifications, service
 from mailservice.inforequests.deadlines import REGISTRATION_DAYS
 from mailservice.inforequests.lifecycle import Channel
 from mailservice.inforequests.models import Client, ClientContact, Event, Request
+from mailservice.intake import mentions
 from mailservice.intake.actions import held_note
 from mailservice.intake.commands import Command
 from mailservice.intake.models import Bounce, IntakeEntry, Outcome
@@ -471,6 +472,10 @@ def _decide(
     entry.outcome = Outcome.new_request
     _link(entry, new)
     _staff_notes(session, new, parsed, now)
+    if request is None and outbox_row is None:
+        # A new letter that names its author's earlier request: notes on both, never a merge (intake/mentions.py).
+        numbers = mentions.mentioned_numbers(subject, body)
+        mentions.note_mentions(session, new, client, parsed.from_addr, numbers, now)
     if hold:
         entry.outcome = Outcome.held
         entry.reason = "held unregistered for staff: " + TRIAGE_HOLDS.get(hold[0], "looks like advertising")
