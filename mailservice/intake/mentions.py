@@ -59,24 +59,20 @@ def note_mentions(
     if request.id is None:
         session.flush()  # the reverse note links to the new request: it needs its id
     for old in earlier:
-        session.add(
-            Event(
-                client=client,
-                request=request,
-                at=now,
-                kind=EventKind.note,
-                comment=f"Упоминает обращение № {old.number}",
-                data={"internal": True, "mentions": {"request_id": old.id, "number": old.number}},
+        later = request.number or "без номера (ждёт регистрации)"
+        for on, other, comment in (
+            (request, old, f"Упоминает обращение № {old.number}"),
+            (old, request, f"Упомянуто в обращении № {later}"),
+        ):
+            mention = {"request_id": other.id, "number": other.number}
+            session.add(
+                Event(
+                    client=client,
+                    request=on,
+                    at=now,
+                    kind=EventKind.note,
+                    comment=comment,
+                    data={"internal": True, "mentions": mention},
+                )
             )
-        )
-        session.add(
-            Event(
-                client=client,
-                request=old,
-                at=now,
-                kind=EventKind.note,
-                comment=f"Упомянуто в обращении № {request.number or 'без номера (ждёт регистрации)'}",
-                data={"internal": True, "mentions": {"request_id": request.id, "number": request.number}},
-            )
-        )
     return earlier
