@@ -19,7 +19,7 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
@@ -278,11 +278,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="T8: an appeal registered late (a posted letter entered weeks after it came) has its term counted from "
-    "arrival, but the extension check counts from the day it was entered: its term, already run out, is extended",
-)
+# T8 fixed: the extension check counts from the term's start (deadlines.term_start), as the answer term does.
 def test_a_term_that_has_run_out_is_not_extended_for_a_late_registered_appeal(settings: Settings) -> None:
     received = (utcnow().astimezone(settings.tz) - dt.timedelta(days=40)).strftime("%Y-%m-%dT10:00")
     registered = _cli(
@@ -307,12 +303,7 @@ def test_a_term_that_has_run_out_is_not_extended_for_a_late_registered_appeal(se
 # T9 -------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="T9: a person's letter that asks, arriving with a null return path (Return-Path: <>, as a site's form "
-    "relay or a gateway releasing it from its quarantine sends it), is ignored as an automatic reply: neither "
-    "registered nor held for staff, unlike list mail or Auto-Submitted mail that asks",
-)
+# T9 fixed: held for staff with its reason, never acknowledged automatically (RFC 5321 4.5.5).
 def test_a_question_with_a_null_return_path_is_not_dropped(settings: Settings) -> None:
     sender = "grigoriev@example.ru"
     raw = b"Return-Path: <>\r\n" + citizen_mail(
@@ -323,3 +314,10 @@ def test_a_question_with_a_null_return_path_is_not_dropped(settings: Settings) -
     )
     result = process_raw(settings, raw, Source("imap", "INBOX", 7, 1), now=utcnow())
     assert result.outcome in ("new_request", "held"), result
+    # The lead's rule (README "Held queue"): held with its reason, and nothing sent to a null reverse-path.
+    assert result.outcome == "held", result
+    with session_scope(settings) as session:
+        request = session.scalar(select(Request).where(Request.reply_email == sender))
+        assert request is not None and request.number is None
+        assert any("пустым адресом возврата" in (e.comment or "") for e in request.events)
+        assert session.scalar(select(func.count(OutboxMessage.id))) == 0

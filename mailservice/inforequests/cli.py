@@ -239,7 +239,7 @@ def list_cmd(
                         "urgency": r.urgency,
                         "received_at": r.received_at.isoformat(),
                         "register_by": iso(queues.registration_date(settings, r)),
-                        "forward_by": iso(queues.forwarding_date(r)),
+                        "forward_by": iso(queues.forwarding_date(r, settings.tz)),
                         "due_date": iso(r.due_date),
                         "overdue": queues.is_overdue(r, today),
                         "due_soon": queues.is_due_soon(r, today, calendar, settings.due_soon_working_days),
@@ -253,7 +253,7 @@ def list_cmd(
     if not rows:
         typer.echo("Запросов нет.")
         return
-    terms = {r.id: (queues.registration_date(settings, r), queues.forwarding_date(r)) for r in rows}
+    terms = {r.id: (queues.registration_date(settings, r), queues.forwarding_date(r, settings.tz)) for r in rows}
     typer.echo(_register_table(rows, terms, flag))
 
 

@@ -43,14 +43,14 @@ from mailservice.inforequests import identity, notifications, service
 from mailservice.inforequests.deadlines import REGISTRATION_DAYS
 from mailservice.inforequests.lifecycle import Channel
 from mailservice.inforequests.models import Client, ClientContact, Event, Request
-from mailservice.intake import forwarded_register
+from mailservice.intake import forwarded_register, mentions
 from mailservice.intake.actions import held_note
 from mailservice.intake.commands import Command
 from mailservice.intake.models import Bounce, IntakeEntry, Outcome
 from mailservice.intake.prepare import Prepared, preparer_for
 from mailservice.intake.wording import own_subject
 from mailservice.mail.parse import ParsedMessage
-from mailservice.mail.triage import TRIAGE_HOLDS, Verdict
+from mailservice.mail.triage import HOLD_NULL_ENVELOPE, TRIAGE_HOLDS, Verdict
 from mailservice.outbox import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -385,7 +385,10 @@ def _decide(
     labels = prepared.labels
     assert labels is not None
     request, outbox_row = lookups.thread(parsed)
-    if outbox_row is not None and request is None:
+    # A letter with a null return path that asks waits for staff even in reply to one of our messages: joining a
+    # request may send a notice, and nothing answers a null reverse-path automatically (RFC 5321 4.5.5).
+    unanswerable = HOLD_NULL_ENVELOPE in prepared.hold
+    if outbox_row is not None and request is None and not unanswerable:
         handler = ROUTES.get(outbox_row.ref_type)
         if handler is not None:
             reason = handler(session, parsed, outbox_row, entry)
@@ -402,7 +405,7 @@ def _decide(
     if request is not None and outbox_row is not None:
         # Answering one of our messages from the address it went to proves the address is the client's.
         identity.prove_by_reply(session, request.client, parsed.from_addr, outbox_row.recipients.split(","), now)
-    if request is not None and service.is_joinable(request):
+    if request is not None and service.is_joinable(request) and not unanswerable:
         service.add_client_message(
             session,
             settings,
@@ -452,7 +455,7 @@ def _decide(
         # appeal itself (tryout F5). Only replies to our messages lose the quote of what we wrote.
         body = parsed.text or body
     # Only a new letter that answers nothing of ours may wait unregistered (advertising: intake/spam.py).
-    hold = prepared.hold if request is None and outbox_row is None else ()
+    hold = prepared.hold if (request is None and outbox_row is None) or unanswerable else ()
     # The acknowledgement goes to the person named in From; a different Reply-To is recorded, for answers once
     # it is proven for the client (README, "Security model").
     reply_to = parsed.reply_to if parsed.reply_to and parsed.reply_to != parsed.from_addr else None
@@ -486,6 +489,10 @@ def _decide(
     _staff_notes(session, new, parsed, now)
     if forward is not None:
         forwarded_register.note_forward(session, new, forward, now)
+    if request is None and outbox_row is None:
+        # A new letter that names its author's earlier request: notes on both, never a merge (intake/mentions.py).
+        numbers = mentions.mentioned_numbers(subject, body)
+        mentions.note_mentions(session, new, client, parsed.from_addr, numbers, now)
     if hold:
         entry.outcome = Outcome.held
         entry.reason = "held unregistered for staff: " + TRIAGE_HOLDS.get(hold[0], "looks like advertising")

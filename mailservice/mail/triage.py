@@ -32,6 +32,7 @@ __all__ = [
     "HOLD_CALENDAR_INVITATION",
     "HOLD_CALENDAR_REPLY",
     "HOLD_LIST_MAIL",
+    "HOLD_NULL_ENVELOPE",
     "RELAYED_HOLDS",
     "TRIAGE_HOLDS",
     "Triage",
@@ -123,6 +124,10 @@ HOLD_CALENDAR_REPLY = (
     "ответ на приглашение из календаря или отмена встречи (iTIP REPLY, CANCEL), но в тексте есть просьба, вопрос, "
     "жалоба или адрес"
 )
+HOLD_NULL_ENVELOPE = (
+    "пришло с пустым адресом возврата (<>): так приходят уведомления почтовых систем, но в письме есть вопрос — "
+    "проверьте и зарегистрируйте"
+)
 # The holds triage itself decides, with the short English reason intake's journal records for each.
 TRIAGE_HOLDS = {
     HOLD_AUTO_SUBJECT: "automatic-reply subject alone",
@@ -130,9 +135,11 @@ TRIAGE_HOLDS = {
     HOLD_AUTO_GENERATED: "auto-generated mail that asks something",
     HOLD_CALENDAR_INVITATION: "calendar invitation that asks nothing",
     HOLD_CALENDAR_REPLY: "calendar reply that asks something",
+    HOLD_NULL_ENVELOPE: "null envelope sender <> on a letter that asks something",
 }
-# Holds of a copy a list or a program relayed: it never acts as its sender's command or thanks.
-RELAYED_HOLDS = frozenset({HOLD_LIST_MAIL, HOLD_AUTO_GENERATED, HOLD_CALENDAR_REPLY})
+# Holds of a copy a list or a program relayed: it never acts as its sender's command or thanks. A letter with a
+# null return path is held the same way: nothing may answer it automatically (RFC 5321 4.5.5).
+RELAYED_HOLDS = frozenset({HOLD_LIST_MAIL, HOLD_AUTO_GENERATED, HOLD_CALENDAR_REPLY, HOLD_NULL_ENVELOPE})
 # Holds that intake lifts when the letter asks, complains or names a place: it is then registered as usual.
 HELD_UNLESS_ASKING = frozenset({HOLD_CALENDAR_INVITATION})
 # iTIP methods (RFC 5546 1.4): answers and cancellations are automatic; invitations wait for staff.
@@ -274,7 +281,11 @@ def triage(msg: ParsedMessage, raw_msg: Message, envelope_from: str | None) -> T
             relayed=HOLD_LIST_MAIL,
         )
     if null_envelope:
-        return Triage(Verdict.auto_reply, "null envelope sender <> (RFC 5321 4.5.5)")
+        # RFC 5321 4.5.5: a message with a null reverse-path gets no automatic reply (it is how notices of mail
+        # systems come). But a site's form relay or a gateway releasing a letter from its quarantine sends a
+        # person's letter so too (tryout T9): one that asks waits in the held queue for staff, unanswered (intake
+        # decides, as for list mail); one that asks nothing is ignored and journalled.
+        return Triage(Verdict.auto_reply, "null envelope sender <> (RFC 5321 4.5.5)", relayed=HOLD_NULL_ENVELOPE)
 
     # 4. Subjects: believed only on a short reply (an answer to some message of ours or another's); alone, the
     # subject is a weak sign and the letter waits in the held queue for staff to look.
