@@ -7,8 +7,10 @@ tests run on SQLite and PostgreSQL (the ``settings`` fixture). /work/briefs/find
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 import email.policy
+import mailbox
 import os
 import subprocess
 import sys
@@ -232,6 +234,92 @@ def test_the_to_header_of_a_cyrillic_mailbox_carries_the_address(settings: Setti
     spellings = (["юрий@почта.рф"], ["юрий@xn--80a1acny.xn--p1ai"])
     assert [address.addr_spec for address in to.addresses] in spellings, str(to)
     assert [address.display_name for address in to.addresses] == ["Юрьев Юрий"], str(to)
+
+
+# T7 -------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="T7: `intake import` of an mbox file (Thunderbird's export) registers its first letter only and says "
+    "nothing of the others: the rest are lost, exit status 0",
+)
+def test_import_of_an_mbox_loses_no_letter(settings: Settings, tmp_path: Path) -> None:
+    senders = ["alpha@example.ru", "beta@example.ru", "gamma@example.ru"]
+    path = tmp_path / "export.mbox"
+    box = mailbox.mbox(str(path))
+    for index, sender in enumerate(senders):
+        box.add(citizen_mail(sender=sender, subject=f"Вопрос {index}", body=f"Прошу сообщить сведения № {index}."))
+    box.flush()
+    box.close()
+    run = subprocess.run(
+        [sys.executable, "-m", "mailservice", "intake", "import", str(path)],
+        capture_output=True, text=True, timeout=120, check=False, env=dict(os.environ),
+    )  # fmt: skip
+    with session_scope(settings) as session:
+        registered = set(session.scalars(select(Request.reply_email).where(Request.number.is_not(None))))
+    if run.returncode == 0:  # read as letters: every letter in the file is registered
+        assert registered == set(senders), (registered, run.stdout)
+    else:  # or refused as a whole, in Russian, registering nothing
+        assert registered == set(), registered
+        assert "Ошибка" in run.stderr, run.stderr
+
+
+# T8 -------------------------------------------------------------------------------------------------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mailservice", *args],
+        capture_output=True, text=True, timeout=120, check=False, env=dict(os.environ),
+    )  # fmt: skip
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="T8: an appeal registered late (a posted letter entered weeks after it came) has its term counted from "
+    "arrival, but the extension check counts from the day it was entered: its term, already run out, is extended",
+)
+def test_a_term_that_has_run_out_is_not_extended_for_a_late_registered_appeal(settings: Settings) -> None:
+    received = (utcnow().astimezone(settings.tz) - dt.timedelta(days=40)).strftime("%Y-%m-%dT10:00")
+    registered = _cli(
+        "requests", "register", "--channel", "post", "--name", "Белова Анна Сергеевна",
+        "--email", "belova@example.ru", "--address", "630000, г. Новосибирск, ул. Ленина, д. 1",
+        "--subject", "Жалоба", "--text", "Жалоба на бездействие: прошу разобраться с отказом в участке.",
+        "--received", received,
+    )  # fmt: skip
+    assert registered.returncode == 0, registered.stderr
+    with session_scope(settings) as session:
+        request = session.scalar(select(Request).where(Request.reply_email == "belova@example.ru"))
+        assert request is not None and request.number and request.due_date
+        request.law = "59-fz"  # an appeal: 59-FZ art. 12 (30 days, extended once by 30 while the term runs)
+        number, due = request.number, request.due_date
+    assert due < utcnow().astimezone(settings.tz).date(), "precondition: the term counted from arrival has run out"
+    extended = _cli("requests", "status", number, "--to", "extended", "--days", "30", "--comment", "Проверка")
+    assert extended.returncode == 1, extended.stdout
+    with session_scope(settings) as session:
+        assert session.scalar(select(Request.due_date).where(Request.number == number)) == due
+
+
+# T9 -------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="T9: a person's letter that asks, arriving with a null return path (Return-Path: <>, as a site's form "
+    "relay or a gateway releasing it from its quarantine sends it), is ignored as an automatic reply: neither "
+    "registered nor held for staff, unlike list mail or Auto-Submitted mail that asks",
+)
+def test_a_question_with_a_null_return_path_is_not_dropped(settings: Settings) -> None:
+    sender = "grigoriev@example.ru"
+    raw = b"Return-Path: <>\r\n" + citizen_mail(
+        sender=sender,
+        name="Григорьев Павел",
+        subject="Вопрос по аренде",
+        body="Здравствуйте! Подскажите, как продлить договор аренды участка под гаражом? Срок истекает в январе.",
+    )
+    result = process_raw(settings, raw, Source("imap", "INBOX", 7, 1), now=utcnow())
+    assert result.outcome in ("new_request", "held"), result
 
 
 def parsed_utf8(raw: bytes) -> EmailMessage:
