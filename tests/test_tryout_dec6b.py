@@ -89,11 +89,6 @@ def _oversized_letter(sender: str) -> bytes:
     return raw
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="T1: a letter over MAX_MESSAGE_BYTES fetched by IMAP (a 25 MB scan) is quarantined: no number, no "
-    "acknowledgement, no term (59-FZ art. 8: registered within 3 days)",
-)
 def test_a_letter_with_a_large_scan_is_registered(small_limits: Settings, sink: Sink) -> None:
     sender = "kravtsova@example.ru"
     result = process_raw(
@@ -102,25 +97,42 @@ def test_a_letter_with_a_large_scan_is_registered(small_limits: Settings, sink: 
     assert result.request_number, result
     drain(small_limits)
     assert _acknowledged(sink, sender, result.request_number)
+    # As for one attachment over the limit (README): the acknowledgement names the file not accepted.
+    [ack] = [letter for letter in _letters_to(sink, sender) if result.request_number in str(letter["Subject"])]
+    assert "Не приняты вложения" in text_of(ack) and "«scan.pdf»" in text_of(ack), text_of(ack)
     with session_scope(small_limits) as session:
         request = session.scalar(select(Request).where(Request.number == result.request_number))
         assert request is not None
         assert "участок под моим домом" in request.text
+        assert not request.attachments
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="T1: `intake release` of a quarantined oversized letter quarantines it again: staff cannot register it",
-)
 def test_release_registers_a_quarantined_oversized_letter(small_limits: Settings, sink: Sink) -> None:
     sender = "kravtsova@example.ru"
+    # Quarantined as before the fix: with an attachment limit above the file, nothing can be left out to fit.
+    before = small_limits.model_copy(update={"max_attachment_bytes": 10 * SMALL_MESSAGE})
     first = process_raw(
-        small_limits, _oversized_letter(sender), Source("imap", "INBOX", 1, 2, envelope_from=sender), now=utcnow()
+        before, _oversized_letter(sender), Source("imap", "INBOX", 1, 2, envelope_from=sender), now=utcnow()
     )
-    if first.request_number:  # once T1 is fixed the letter is registered at once: nothing is left to release
-        return
+    assert first.outcome == "quarantined" and not first.request_number, first
     released = release(small_limits, first.entry_id, actor="clerk@dizo.test")
     assert released.request_number, released
+    drain(small_limits)
+    assert _acknowledged(sink, sender, released.request_number)
+
+
+def test_an_absurdly_large_letter_stays_quarantined_with_its_size(small_limits: Settings) -> None:
+    """README: over four times MAX_MESSAGE_BYTES a letter is not read at all; staff see its size as the reason,
+    and releasing it changes nothing."""
+    msg = _letter("kravtsova@example.ru", "Кравцова Ольга Петровна", "Документы")
+    msg.set_content("Прошу оформить участок.")
+    msg.add_attachment(os.urandom(4 * SMALL_MESSAGE), maintype="application", subtype="pdf", filename="scan.pdf")
+    raw = msg.as_bytes(policy=SMTP)
+    assert len(raw) > 4 * SMALL_MESSAGE
+    first = process_raw(small_limits, raw, Source("imap", "INBOX", 1, 4), now=utcnow())
+    assert first.outcome == "quarantined" and str(4 * SMALL_MESSAGE) in first.reason, first
+    again = release(small_limits, first.entry_id, actor="clerk@dizo.test")
+    assert again.outcome == "quarantined" and not again.request_number, again
 
 
 # T2 -------------------------------------------------------------------------------------------------------------
