@@ -93,6 +93,18 @@ def _rows(settings: Settings) -> dict[str, OutboxMessage]:
     return rows
 
 
+def _odd_one_among_sent(
+    settings: Settings, sink: Sink, odd: str, *, failed: int = 0, deferred: int = 0
+) -> OutboxMessage:
+    """Drain an ordinary notice, one to ``odd`` and another ordinary one; both ordinary ones reach the sink.
+    Returns the row of the odd one."""
+    _ordinary_and(odd, settings)
+    result = asyncio.run(drain_once(settings))
+    assert (result.sent, result.failed, result.deferred) == (2, failed, deferred)
+    assert sorted(rcpts[0] for _f, rcpts, _raw in sink.messages()) == ["first@example.ru", "last@example.ru"]
+    return _rows(settings)[odd]
+
+
 def test_a_cyrillic_mailbox_fails_alone_where_the_server_lacks_smtputf8(settings: Settings) -> None:
     """T5: a server without SMTPUTF8 (RFC 6531) cannot take юрий@почта.рф: that row fails for good with a reason
     staff can read; the notices before and after it are sent and recorded."""
@@ -115,11 +127,7 @@ def test_a_cyrillic_mailbox_fails_alone_where_the_server_lacks_smtputf8(settings
 def test_an_address_the_client_refuses_fails_alone(settings: Settings, sink: Sink) -> None:
     """T5: an envelope address aiosmtplib will not put on the wire (ValueError) fails that row for good; the others
     go out over the same pass."""
-    _ordinary_and("bad addr@example.ru", settings)
-    result = asyncio.run(drain_once(settings))
-    assert (result.sent, result.failed, result.deferred) == (2, 1, 0)
-    assert sorted(rcpts[0] for _f, rcpts, _raw in sink.messages()) == ["first@example.ru", "last@example.ru"]
-    bad = _rows(settings)["bad addr@example.ru"]
+    bad = _odd_one_among_sent(settings, sink, "bad addr@example.ru", failed=1)
     assert bad.status == "failed" and "ValueError" in bad.last_error, bad.last_error
 
 
@@ -136,9 +144,5 @@ def test_an_unexpected_error_defers_one_message_and_the_rest_are_sent(
         return await original(self, sender, recipients, raw, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(aiosmtplib.SMTP, "sendmail", flaky)
-    _ordinary_and("boom@example.ru", settings)
-    result = asyncio.run(drain_once(settings))
-    assert (result.sent, result.failed, result.deferred) == (2, 0, 1)
-    assert sorted(rcpts[0] for _f, rcpts, _raw in sink.messages()) == ["first@example.ru", "last@example.ru"]
-    boom = _rows(settings)["boom@example.ru"]
+    boom = _odd_one_among_sent(settings, sink, "boom@example.ru", deferred=1)
     assert boom.status == "pending" and "simulated failure" in boom.last_error, boom.last_error

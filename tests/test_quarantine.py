@@ -69,13 +69,13 @@ def test_release_with_a_typed_sender_registers_the_letter(
 ) -> None:
     entry_id = _quarantined(settings)
     assert cli_main(["intake", "release", str(entry_id)]) == 0  # as before: quarantined again, row not resolved
-    assert "quarantined" in capsys.readouterr().out
+    assert "в карантине" in capsys.readouterr().out  # Russian, as the whole CLI (T3)
     with session_scope(settings) as session:
         assert session.get(IntakeEntry, entry_id).resolved_at is None  # type: ignore[union-attr]
     assert cli_main(["intake", "release", str(entry_id), "--sender", "not an address"]) == 1
     assert "Неверный адрес" in capsys.readouterr().err
     assert cli_main(["intake", "release", str(entry_id), "--sender", "Olga@Example.RU", "--actor", "clerk"]) == 0
-    assert "new_request" in capsys.readouterr().out
+    assert "зарегистрировано" in capsys.readouterr().out
     with session_scope(settings) as session:
         assert session.get(IntakeEntry, entry_id).resolved_by == "clerk"  # type: ignore[union-attr]
         request = session.scalars(select(Request)).one()
