@@ -105,6 +105,7 @@ def test_the_console_quarantine_page_registers_with_a_typed_sender(settings: Set
     page = http.get("/staff/quarantine")
     assert page.status_code == 200 and f'action="/staff/quarantine/{entry_id}/release"' in page.text
     assert "Ольга &lt;olga@example.ru&gt;" in page.text  # the From read as text, escaped
+    assert "нет адреса автора" in page.text and "no usable sender" not in page.text  # the reason in Russian (T3)
     forged = http.post(f"/staff/quarantine/{entry_id}/release", data={"sender": "olga@example.ru"})
     assert forged.status_code == 403  # no CSRF token
     again = http.post(f"/staff/quarantine/{entry_id}/release", data={"csrf_token": csrf})
