@@ -64,15 +64,20 @@ def _leaves(raw: bytes, start: int, end: int, cut_start: int, depth: int) -> Ite
             size = size * 57 // 78  # 57 bytes of file per 76-character line and its CRLF
         yield _Leaf(cut_start, end, size, name, droppable=not text)
         return
-    delimiter = re.compile(rb"\r?\n--" + re.escape(boundary.encode("ascii", "replace")) + rb"(--)?[ \t]*(?:\r?\n|\Z)")
+    # A literal start ("\n--boundary") lets the regular expression engine skip through the base64 quickly; a CR
+    # before it belongs to the delimiter (RFC 2046 5.1.1).
+    delimiter = re.compile(b"\n--" + re.escape(boundary.encode("ascii", "replace")) + rb"(--)?[ \t]*(?:\r?\n|\Z)")
     # From the header block's own line end: the first delimiter may follow the blank line at once (no preamble).
-    matches = list(delimiter.finditer(raw, header_end, end))
-    for here, after in itertools.pairwise(matches):
-        if here.group(1):  # the close delimiter: the epilogue follows
+    found = [
+        (m.start() - (m.start() > 0 and raw[m.start() - 1] == 0x0D), m.end(), bool(m.group(1)))
+        for m in delimiter.finditer(raw, header_end, end)
+    ]
+    for (here_start, here_end, close), (after_start, _end, _close) in itertools.pairwise(found):
+        if close:  # the close delimiter: the epilogue follows
             return
-        yield from _leaves(raw, here.end(), after.start(), here.start(), depth + 1)
-    if matches and not matches[-1].group(1):  # no close delimiter (a cut message): the last part runs to the end
-        yield from _leaves(raw, matches[-1].end(), end, matches[-1].start(), depth + 1)
+        yield from _leaves(raw, here_end, after_start, here_start, depth + 1)
+    if found and not found[-1][2]:  # no close delimiter (a cut message): the last part runs to the end
+        yield from _leaves(raw, found[-1][1], end, found[-1][0], depth + 1)
 
 
 def slim(raw: bytes, *, max_attachment_bytes: int) -> Slimmed:
