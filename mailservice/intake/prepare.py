@@ -39,6 +39,7 @@ from mailservice.intake.spam import asks_something, hold_reasons
 from mailservice.intake.thanks import is_only_thanks
 from mailservice.mail.bounces import BounceInfo, parse_bounce
 from mailservice.mail.parse import ParsedMessage, ParseError, parse_message
+from mailservice.mail.slim import slim
 from mailservice.mail.triage import HELD_UNLESS_ASKING, RELAYED_HOLDS, Triage, Verdict, triage
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,11 @@ class Limits:
     commands: CommandAddresses = field(default_factory=CommandAddresses)
     forwarding_bodies: tuple[str, ...] = ()  # issue 13: see intake/authres.py
     trusted_authserv_id: str = ""
+
+    @property
+    def ceiling_bytes(self) -> int:
+        """Above this a letter is not even split to be read (an absurd size): four times the message limit."""
+        return 4 * self.max_message_bytes
 
     @classmethod
     def of(cls, settings: Settings) -> Limits:
@@ -115,12 +121,27 @@ def prepare(
     ``sender`` is the author's address staff typed for a quarantined letter without one (see parse_message).
     """
     raw_sha = store.put(raw, durable=False)
+    dropped: list[str] = []
     if len(raw) > limits.max_message_bytes:
-        return Prepared(raw_sha, None, f"message larger than {limits.max_message_bytes} bytes")
+        # Over the message limit (a 25 MB scan is 34 MB in base64): still a written appeal, so it is read and
+        # registered without the attachments over the limit (said in the acknowledgement); the raw bytes are
+        # stored whole. Only an absurd size, or one that stays too large without them, is quarantined.
+        if len(raw) > limits.ceiling_bytes:
+            return Prepared(raw_sha, None, f"message larger than {limits.ceiling_bytes} bytes")
+        try:
+            slimmed = slim(raw, max_attachment_bytes=limits.max_attachment_bytes)
+        except Exception:
+            log.exception("an oversized message could not be split; it will be quarantined")
+            slimmed = None
+        if slimmed is None or len(slimmed.raw) > limits.max_message_bytes:
+            return Prepared(raw_sha, None, f"message larger than {limits.max_message_bytes} bytes")
+        raw, dropped = slimmed.raw, slimmed.dropped
     try:
         parsed = parse_message(raw, max_attachment_bytes=limits.max_attachment_bytes, sender=sender)
     except ParseError as exc:
         return Prepared(raw_sha, None, f"unparseable: {exc.reason}")
+    if dropped:
+        parsed = dataclasses.replace(parsed, oversized_attachments=[*parsed.oversized_attachments, *dropped])
     try:
         stored = tuple(
             StoredFile(part.filename, part.content_type, part.size, store.put(part.data, durable=False))

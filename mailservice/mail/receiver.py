@@ -81,6 +81,7 @@ def start_receiver(settings: Settings) -> Controller:
         port=settings.receiver_port,
         data_size_limit=settings.max_message_bytes,
         decode_data=False,
+        enable_SMTPUTF8=True,  # a citizen's mailbox may be юрий@почта.рф (RFC 6531)
     )
     controller.start()
     return controller
