@@ -386,7 +386,14 @@ def is_oral(request: Request) -> bool:
 
 
 def register_request(
-    session: Session, settings: Settings, request: Request, *, now: dt.datetime, actor: str = "", claim_url: str = ""
+    session: Session,
+    settings: Settings,
+    request: Request,
+    *,
+    now: dt.datetime,
+    actor: str = "",
+    claim_url: str = "",
+    forwarded: bool = False,
 ) -> None:
     """Give a received request its number and legal term, and acknowledge it to the client.
 
@@ -427,7 +434,7 @@ def register_request(
         },
     )
     recompute_due(settings, request)
-    notifications.acknowledgement(session, settings, request, now, claim_url=claim_url)
+    notifications.acknowledgement(session, settings, request, now, claim_url=claim_url, forwarded=forwarded)
 
 
 def close_unregistered(

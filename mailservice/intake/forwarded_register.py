@@ -125,7 +125,7 @@ def register_for_author(
         forwarded_by={"name": parsed.from_name, "address": parsed.from_addr},
     )
     claim_url = service.claim_link(session, settings, request, now, typed=True)
-    service.register_request(session, settings, request, now=now, claim_url=claim_url)
+    service.register_request(session, settings, request, now=now, claim_url=claim_url, forwarded=True)
     entry.outcome = Outcome.new_request
     entry.request = request
     entry.reason = f"forwarded by {parsed.from_addr} ({finding.reason}): registered under {author.address}"
@@ -203,7 +203,7 @@ def reregister(session: Session, settings: Settings, request: Request, *, actor:
         actor,
     )
     claim_url = service.claim_link(session, settings, request, now, typed=True)
-    notifications.acknowledgement(session, settings, request, now, claim_url=claim_url)
+    notifications.acknowledgement(session, settings, request, now, claim_url=claim_url, forwarded=True)
     if sender_address:
         _tell_sender(session, settings, request, sender, sender_address, now)
     return record
