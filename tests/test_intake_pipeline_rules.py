@@ -246,6 +246,9 @@ def test_a_bounce_is_recorded_at_its_arrival_with_the_servers_words(settings: Se
         assert bounce.intake_id == result.entry_id
 
 
+QUOTE = "\n\n> Ваш запрос зарегистрирован под номером 2026-000001.\n> Ответ будет дан не позднее 1 апреля 2026 г.\n"
+
+
 def our_message(settings: Settings, ref_type: str) -> str:
     """An outbox message of another domain (a ballot, an agenda) sent to ivanov@example.ru; returns its id."""
     message = EmailMessage()
@@ -274,7 +277,9 @@ def test_a_reply_to_another_domains_message_goes_to_its_handler(
 
     monkeypatch.setitem(pipeline.ROUTES, "probe", handler)
     ours = our_message(settings, "probe")
-    reply = citizen_mail(subject="Re: Голосование рабочей группы", body="За.", in_reply_to=ours)
+    reply = citizen_mail(
+        subject="Re: Голосование рабочей группы", body="Прошу учесть мой голос: за." + QUOTE, in_reply_to=ours
+    )
     result = process_raw(settings, reply, smtp_source(), now=NOW)
     assert calls == [(True, message_id_of(reply), ours, 7, result.entry_id)]
     if takes:
@@ -283,6 +288,8 @@ def test_a_reply_to_another_domains_message_goes_to_its_handler(
         assert (result.outcome, result.request_number) == (Outcome.new_request, "2026-000001")
     with session_scope(settings) as session:
         assert session.scalar(select(func.count(Request.id))) == (0 if takes else 1)
+        if not takes:  # registered without the quote of what we wrote
+            assert session.scalars(select(Request.text)).one().strip() == "Прошу учесть мой голос: за."
 
 
 def test_a_reply_to_a_message_no_domain_takes_is_registered(settings: Settings) -> None:
@@ -338,3 +345,55 @@ def test_a_follow_up_joins_the_newest_of_the_citizens_requests_it_quotes(setting
     )  # fmt: skip
     result = process_raw(settings, again, smtp_source(), now=later + dt.timedelta(hours=1))
     assert (result.outcome, result.request_number) == (Outcome.reply, "2026-000002")
+
+
+def test_answering_our_message_proves_only_an_address_it_went_to(settings: Settings) -> None:
+    """README, "How an address is proven": a reply naming our Message-ID proves its From only when our message went
+    to that address (here the second of its two recipients); from another address it joins the thread and proves
+    nothing."""
+    first_request(settings)
+    message = EmailMessage()
+    message["From"] = "info@dizo.test"
+    message["To"] = "ivanov@example.ru, ivanov.work@example.org"
+    message["Subject"] = "Уточнение по запросу № 2026-000001"
+    message["Message-ID"] = "<clarify-1@dizo.test>"
+    message.set_content("Уточните, пожалуйста, за какие годы нужны сведения.")
+    with session_scope(settings) as session:
+        request = service.get_by_number(session, "2026-000001")
+        assert request is not None
+        outbox.enqueue(session, message, kind="clarification").request_id = request.id
+    later = NOW + dt.timedelta(hours=1)
+    for sender in ("other@example.net", "ivanov.work@example.org"):
+        reply = citizen_mail(
+            sender=sender, subject="Re: уточнение", body="За 2024 год.", in_reply_to="clarify-1@dizo.test"
+        )
+        result = process_raw(settings, reply, smtp_source(), now=later)
+        assert (result.outcome, result.request_number) == (Outcome.reply, "2026-000001")
+    with session_scope(settings) as session:
+        request = service.get_by_number(session, "2026-000001")
+        assert request is not None
+        client = request.client
+        assert client.proven_email("ivanov.work@example.org")
+        assert not client.proven_email("other@example.net")
+
+
+def test_a_reply_to_our_message_keeps_its_own_words_without_our_quote(settings: Settings) -> None:
+    """README, "Intake": only replies to our messages lose the quote of what we wrote (a first letter keeps what it
+    quotes). A reply joining an open request and one opening a linked request after our answer alike; the journal
+    names the request a reply joined."""
+    _first, ack_id = first_request(settings)
+    later = NOW + dt.timedelta(hours=1)
+    reply = citizen_mail(subject="Re: запрос", body="Нужны сведения и за 2024 год." + QUOTE, in_reply_to=ack_id)
+    result = process_raw(settings, reply, smtp_source(), now=later)
+    assert (result.outcome, result.request_number) == (Outcome.reply, "2026-000001")
+    assert "2026-000001" in result.reason
+    answer_id = answer_first(settings)
+    linked = citizen_mail(subject="Re: ответ", body="Прошу сообщить ещё и сроки." + QUOTE, in_reply_to=answer_id)
+    assert process_raw(settings, linked, smtp_source(), now=later).request_number == "2026-000002"
+    with session_scope(settings) as session:
+        old = service.get_by_number(session, "2026-000001")
+        new = service.get_by_number(session, "2026-000002")
+        assert old is not None and new is not None
+        [message] = [e for e in old.events if e.kind == "message_in" and utc(e.at) == later]
+        assert (message.comment or "").strip() == "Нужны сведения и за 2024 год."
+        assert new.text.strip() == "Прошу сообщить ещё и сроки."
