@@ -397,3 +397,28 @@ def test_a_reply_to_our_message_keeps_its_own_words_without_our_quote(settings: 
         [message] = [e for e in old.events if e.kind == "message_in" and utc(e.at) == later]
         assert (message.comment or "").strip() == "Нужны сведения и за 2024 год."
         assert new.text.strip() == "Прошу сообщить ещё и сроки."
+
+
+def test_files_of_a_letter_and_of_a_reply_are_kept_with_their_message(settings: Settings) -> None:
+    """README: attachments within `MAX_ATTACHMENT_BYTES` are kept with the request, each with the message that
+    brought it (the first letter, then the reply): an e-mail in the history, linked to its journal row (the original
+    staff can open)."""
+    first = process_raw(settings, attachment_letter(1000), smtp_source(), now=NOW)
+    assert (first.outcome, first.request_number) == (Outcome.new_request, "2026-000001")
+    with session_scope(settings) as session:
+        ack_id = session.scalars(select(OutboxMessage.message_id).where(OutboxMessage.kind == "acknowledgement")).one()
+    later = NOW + dt.timedelta(hours=1)
+    reply = process_raw(settings, attachment_letter(2000, in_reply_to=ack_id), smtp_source(), now=later)
+    assert (reply.outcome, reply.request_number) == (Outcome.reply, "2026-000001")
+    with session_scope(settings) as session:
+        request = service.get_by_number(session, "2026-000001")
+        assert request is not None
+        kept = sorted(
+            (a.size, a.filename, a.event.kind, a.event.channel, a.event.intake_id, utc(a.event.at))
+            for a in request.attachments
+            if a.event is not None
+        )
+        assert kept == [
+            (1000, "scan.zip", "message_in", "email", first.entry_id, NOW),
+            (2000, "scan.zip", "message_in", "email", reply.entry_id, later),
+        ]
