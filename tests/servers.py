@@ -15,6 +15,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -242,6 +243,9 @@ class Recorder:
     hang_up_after: set[str] = field(default_factory=set)  # addresses whose message is taken, then no answer
     refuse_data: dict[str, str] = field(default_factory=dict)  # address -> reply to DATA instead of 354 (once)
     hang_up_at_data: set[str] = field(default_factory=set)  # addresses whose DATA gets a 354, then a hang-up (once)
+    garble_after_354: set[str] = field(default_factory=set)  # DATA gets a 354 and a malformed line, then a hang-up
+    hold_354: threading.Event | None = None  # the 354 of a garbled DATA waits for this (at most 60 s)
+    on_mail: list[Callable[[], None]] = field(default_factory=list)  # called one per MAIL, before its reply
     arrivals: list[tuple[str, float]] = field(default_factory=list)
     connections: int = 0  # SMTP connections opened to this server so far
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -249,6 +253,8 @@ class Recorder:
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        if self.on_mail:
+            self.on_mail.pop(0)()
         if self.refuse_mail:
             return self.refuse_mail.pop(0)
         envelope.mail_from = address
@@ -317,7 +323,26 @@ class RecorderServer(SMTP):
                 self.transport.write(b"354 End data with <CR><LF>.<CR><LF>\r\n")
                 self.transport.close()
                 return
+            if rcpt in handler.garble_after_354:
+                handler.garble_after_354.discard(rcpt)
+                await self._garble(handler)
+                return
         await super().smtp_DATA(arg)
+
+    async def _garble(self, handler: Recorder) -> None:
+        """A 354, a line that is no SMTP reply and the end of the connection, in one write: the client takes the
+        354 and, in the same read, drops the connection over the bad line, before it could write the message. With
+        ``hold_354`` the 354 waits until the test opens the gate (a permanent refusal if it never does)."""
+        assert isinstance(self.transport, asyncio.Transport)
+        if handler.hold_354 is not None:
+            deadline = time.monotonic() + 60
+            while not handler.hold_354.is_set():
+                if time.monotonic() > deadline:
+                    await self.push("554 5.3.0 the test's gate never opened")
+                    return
+                await asyncio.sleep(0.005)
+        self.transport.write(b"354 End data with <CR><LF>.<CR><LF>\r\n\x00garbled\r\n")
+        self.transport.close()
 
 
 class RecorderController(Controller):
