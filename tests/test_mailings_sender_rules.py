@@ -11,7 +11,7 @@ sending; README, Mailings: at most once, 4xx and lost connections retry.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,7 @@ from mailservice.mailings.models import Delivery, DeliveryState
 from mailservice.mailings.sender import send_campaign, send_due
 from tests.conftest import make_env, reset_caches
 from tests.servers import Recorder
-from tests.test_mailings_sending import new_campaign, populate, states, token_for
+from tests.test_mailings_sending import new_campaign, populate, states, suppressed, token_for
 from tests.waiting import run_within
 
 
@@ -51,38 +51,105 @@ def early_round(db_url: str) -> bool:
     return not db_url.startswith("sqlite")
 
 
-def test_a_copy_withdrawn_while_its_recipient_is_refused_is_counted_as_the_database_records_it(
+def test_copies_withdrawn_after_their_claim_are_counted_as_the_database_records_them(
     one: Settings, recorder: tuple[Recorder, int], db_url: str
 ) -> None:
-    """The subscriber withdraws after the copy was claimed and before its consent round; the server then refuses
-    the recipient. No copy arrives on either database. On PostgreSQL the round (started at MAIL) finds consent gone
-    and marks the copy skipped; on SQLite no round runs for a copy refused before the 354, so it is failed. Either
-    way the counts the sender reports (``SendSummary.totals``, what `campaign send` and its helpers add up) are the
-    rows' states: a skipped copy is not also counted as failed."""
+    """Four subscribers withdraw after their copies were claimed and before their consent rounds (each at the MAIL
+    of its own copy); the server refuses the recipient of the first two. No copy reaches any of them. A copy whose
+    recipient was accepted is skipped on both databases. A refused one is skipped on PostgreSQL, whose round
+    (started at MAIL) finds consent gone, and failed on SQLite, where no round runs for a copy refused before the
+    354. The counts the sender reports (``SendSummary.totals``, what `campaign send` and its helpers add up) are the
+    rows' states, copy by copy; a refusal of a recipient does not cost the connection (README, Mailings: each
+    connection carries many copies)."""
     handler, _port = recorder
-    addresses = populate(one, 2)
-    leaver = addresses[0]  # the first copy claimed (rows are claimed in order), so the first MAIL is its
-    _sid, token = token_for(one, leaver)
+    addresses = populate(one, 5)
+    leavers = addresses[:4]  # claimed first (rows are claimed in order): the first four MAILs are theirs
     withdrawn: list[bool] = []
 
-    def withdraw() -> None:
-        result = subscribers.withdraw_by_link(one, token, evidence=Evidence(method="one_click"))
-        withdrawn.append(result.changed)
+    def withdrawal(address: str) -> Callable[[], None]:
+        _sid, token = token_for(one, address)
 
-    handler.on_mail = [withdraw]
-    handler.refuse = {leaver: "550 5.1.1 No such user"}
+        def withdraw() -> None:
+            result = subscribers.withdraw_by_link(one, token, evidence=Evidence(method="one_click"))
+            withdrawn.append(result.changed)
+
+        return withdraw
+
+    handler.on_mail = [withdrawal(a) for a in leavers]
+    handler.refuse = {leavers[0]: "550 5.1.1 No such user", leavers[1]: "550 5.7.1 Policy"}
     campaign_id = new_campaign(one)
+    before = handler.connections  # the server's own check at its start
 
     summary = run_within(send_campaign(one, campaign_id), 60, "the campaign")
 
-    assert withdrawn == [True], "the withdrawal did not run at the first MAIL"
+    assert withdrawn == [True] * 4, "the withdrawals did not run at the first four MAILs"
     assert summary.status == "done"
-    assert [handler.count(a) for a in addresses] == [0, 1]
+    assert [handler.count(a) for a in addresses] == [0, 0, 0, 0, 1]
     rows = states(one, campaign_id)
-    assert rows == ({"skipped": 1, "sent": 1} if early_round(db_url) else {"failed": 1, "sent": 1})
+    assert rows == ({"skipped": 4, "sent": 1} if early_round(db_url) else {"failed": 2, "skipped": 2, "sent": 1})
     counted = {"sent": summary.totals.sent, "failed": summary.totals.failed, "skipped": summary.totals.skipped}
     assert {k: v for k, v in counted.items() if v} == rows
-    assert summary.totals.ambiguous == summary.totals.deferred == 0
+    assert summary.totals.ambiguous == summary.totals.deferred == summary.totals.released == 0
+    # The two refused copies and the next one share the first connection; a copy skipped after its 354 drops the
+    # connection (the unterminated DATA is discarded), so the other skipped copy and the last one need one each.
+    assert handler.connections - before == 3
+
+
+def test_a_pause_seen_by_the_consent_round_stops_the_worker_at_once(
+    one: Settings, recorder: tuple[Recorder, int]
+) -> None:
+    """The campaign is paused after its copies were claimed, at the MAIL of the first. The consent round of that
+    copy sees the pause: the copy is not sent, and the worker starts no other SMTP transaction; every copy is back
+    in the queue for the resume (README: pause; module docstring of the sender)."""
+    handler, _port = recorder
+    addresses = populate(one, 4)
+    campaign_id = new_campaign(one)
+
+    def pause() -> None:
+        with session_scope(one) as session:
+            campaigns.pause(session, campaign_id)
+
+    handler.on_mail = [pause]
+    summary = run_within(send_campaign(one, campaign_id), 60, "the campaign")
+    assert summary.status == "paused"
+    assert handler.mails == 1
+    assert handler.arrivals == []
+    assert states(one, campaign_id) == {"queued": 4}
+    assert summary.totals.sent == summary.totals.failed == summary.totals.skipped == 0
+    with session_scope(one) as session:
+        campaigns.resume(session, campaign_id)
+    assert run_within(send_campaign(one, campaign_id), 60, "the resumed campaign").status == "done"
+    assert [handler.count(a) for a in addresses] == [1] * 4
+
+
+def test_a_server_that_hangs_up_at_rcpt(one: Settings, recorder: tuple[Recorder, int], db_url: str) -> None:
+    """RFC 5321 3.8: a server may close the connection, after a reply or without one. A recipient refused for good
+    (5.1.1) is failed and suppressed, whether or not the RSET that would reuse the connection finds it gone; a
+    recipient whose RCPT got no answer was never offered the message: its copy is not marked as being sent, it is
+    deferred and goes out once on the next attempt. The pass goes on over a new connection each time. (On
+    PostgreSQL the copy was marked at MAIL, its round starting then; on SQLite it never was.)"""
+    handler, _port = recorder
+    addresses = populate(one, 4)
+    handler.refuse = {addresses[1]: "550 5.1.1 No such user"}
+    handler.hang_up_after_refusal = {addresses[1]}
+    handler.drop_at_rcpt = {addresses[2]}
+    campaign_id = new_campaign(one)
+    before = handler.connections  # the server's own check at its start
+    with session_scope(one) as session:
+        campaigns.start(session, one, campaign_id, utcnow())
+    assert run_within(send_due(one), 60, "the sending pass") == 2
+    assert states(one, campaign_id) == {"sent": 2, "failed": 1, "queued": 1}
+    assert [handler.count(a) for a in addresses] == [1, 0, 0, 1]
+    assert suppressed(one, addresses) == [False, True, False, False]
+    assert handler.connections - before == 3
+    with session_scope(one) as session:
+        deferred = session.scalar(select(Delivery).where(Delivery.state == DeliveryState.queued))
+        assert deferred is not None and deferred.attempts == 1 and deferred.next_attempt_at > utcnow()
+        if not early_round(db_url):
+            assert deferred.sending_at is None  # no 354 came, so no consent round marked it
+        session.execute(update(Delivery).where(Delivery.id == deferred.id).values(next_attempt_at=utcnow()))
+    assert run_within(send_due(one), 60, "the next pass") == 1
+    assert [handler.count(a) for a in addresses] == [1, 0, 1, 1]
 
 
 def test_a_connection_lost_after_the_consent_verdict_and_before_the_message_is_retried(
