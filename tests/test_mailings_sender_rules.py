@@ -193,3 +193,19 @@ def test_a_connection_lost_after_the_consent_verdict_and_before_the_message_is_r
     assert run_within(send_due(one), 60, "the next pass") == 1
     assert states(one, campaign_id) == {"sent": 3}
     assert [handler.count(a) for a in addresses] == [1, 1, 1]
+
+
+def test_the_counts_of_a_campaign_are_its_rows(one: Settings, recorder: tuple[Recorder, int]) -> None:
+    """A copy refused for good at MAIL, at RCPT or after the message is failed, and counted as failed in what the
+    sender reports (``SendSummary.totals``), like every copy sent is counted as sent."""
+    handler, _port = recorder
+    addresses = populate(one, 4)
+    handler.refuse_mail = ["550 5.7.1 Sender rejected"]
+    handler.refuse = {addresses[1]: "550 5.7.1 Policy"}
+    handler.after_message = {addresses[2]: "554 5.6.0 Message rejected"}
+    campaign_id = new_campaign(one)
+    summary = run_within(send_campaign(one, campaign_id), 60, "the campaign")
+    assert summary.status == "done"
+    assert states(one, campaign_id) == {"failed": 3, "sent": 1}
+    assert (summary.totals.failed, summary.totals.sent) == (3, 1)
+    assert [handler.count(a) for a in addresses] == [0, 0, 0, 1]
