@@ -33,7 +33,7 @@ from sklearn.preprocessing import StandardScaler, normalize  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mailservice.classify.engine import PACKAGED_SETS, Classification, Classifier, review_score  # noqa: E402
-from mailservice.classify.evaluate import decision_right, read_datasets, split  # noqa: E402
+from mailservice.classify.evaluate import decision_right, read_datasets, share_flagged_for, split  # noqa: E402
 from mailservice.classify.model import C, train  # noqa: E402
 from mailservice.classify.rules import load_rules  # noqa: E402
 from mailservice.classify.text import analyze  # noqa: E402
@@ -46,12 +46,7 @@ FLAGGED_SHARE = 0.35
 
 def flagged_for(scores: np.ndarray, right: np.ndarray, target: float = TARGET_RIGHT) -> float:
     """The smallest share that flagging the lowest scores first must flag to leave ``target`` right."""
-    kept_right = np.cumsum(right[np.argsort(scores, kind="stable")][::-1])[::-1]
-    n = len(right)
-    for k in range(n):
-        if kept_right[k] / (n - k) >= target:
-            return k / n
-    return 1.0
+    return share_flagged_for(list(zip(scores.tolist(), right.tolist(), strict=True)), target)
 
 
 def right_when_flagging(scores: np.ndarray, right: np.ndarray, share: float = FLAGGED_SHARE) -> float:

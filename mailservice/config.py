@@ -199,6 +199,11 @@ class Settings(BaseSettings):
     subscribe_address: str = ""
     unsubscribe_address: str = ""
     history_address: str = ""
+    # Forwarded appeals (issue 13): the domains of bodies (comma-separated; empty: off) whose forwards of a citizen's
+    # letter are registered under the citizen, when our receiving server's Authentication-Results, with this
+    # authserv-id, proves the body's domain (intake/authres.py).
+    forwarding_bodies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    trusted_authserv_id: str = ""
 
     # Legal policy (RULES.md)
     appeal_by_email: Literal["register", "redirect_only"] = "register"
@@ -264,7 +269,7 @@ class Settings(BaseSettings):
     # MAILSERVICE_PROCESS_OFFICERS (issue 9) is gone: the officers are console accounts with the role process_officer
     # (issue 18). A value still set in the environment is ignored (extra="ignore").
 
-    @field_validator("secret_keys", "trusted_proxies", mode="before")
+    @field_validator("secret_keys", "trusted_proxies", "forwarding_bodies", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):

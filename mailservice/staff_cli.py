@@ -128,7 +128,13 @@ def staff_list() -> None:
     from mailservice.web.staff.models import StaffUser
 
     with session_scope(get_settings()) as session:
-        for user in session.scalars(select(StaffUser).order_by(StaffUser.email)):
+        users = list(session.scalars(select(StaffUser).order_by(StaffUser.email)))
+        if not users:
+            typer.echo(
+                "Учётных записей сотрудников нет. Первую добавьте командой: "
+                "mailservice staff add --email АДРЕС --role administrator"
+            )
+        for user in users:
             state = "" if user.active else " (отключён)"
             typer.echo(f"{user.email}\t{ROLE_NAMES[Role(user.role)]}\t{user.name}{state}")
 

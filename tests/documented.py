@@ -22,6 +22,8 @@ SESSION_MAX = dt.timedelta(hours=12)
 SESSION_TOUCH = dt.timedelta(minutes=1)
 PASSWORD_MIN_CHARS = 10
 PASSWORD_MAX_CHARS = 1024
+# What `mailservice staff list` says when there are no accounts ("Staff console, history on request, ...").
+STAFF_LIST_EMPTY = "Учётных записей сотрудников нет"
 
 # History on request ("Staff console, history on request, feedback, retention" and "Limits").
 HISTORY_ONE_EXPORT_PER = dt.timedelta(hours=6)
@@ -50,6 +52,9 @@ FEEDBACK_LIMIT_PER_IP_HOUR = 10
 FORWARDED_TEXT_CHARS = 20_000
 FORWARDED_LEVELS = 3
 
+# The inbound SMTP/LMTP receiver ("Limits"): the longest line taken, CRLF included.
+RECEIVER_LINE_BYTES = 2**20
+
 # The README's own wording of each value above (whitespace-normalised substrings of README.md).
 README_PHRASES = (
     "5 failed logins to one account from one address are free; after them that address waits 1, 2, 4, 8 minutes",
@@ -57,6 +62,7 @@ README_PHRASES = (
     "then 15 minutes after its last failure",
     "failures are remembered 24 hours",
     "Login attempts (account, address, time, outcome) are kept 30 days",
+    "with no accounts yet it says «Учётных записей сотрудников нет» and how to add the first",
     "A session ends 8 hours after the last page view and 12 hours after the login (a page view counts at most once a"
     " minute); passwords are 10 to 1024 characters",
     "History: one export per 6 hours",
@@ -69,6 +75,7 @@ README_PHRASES = (
     "a note on the check is kept up to 2,000 characters",
     "«Это моё обращение — присоединить к моей истории обращений» (valid 30 days;",
     "at most 20,000 characters of forwarded text per letter, forwards inside forwards 3 deep",
+    "takes lines up to 1 MiB (1,048,576 octets with the CRLF)",
     # Deadlines: registration + 30 calendar days counted from the next day; an extension of at most 15 days.
     "registration + 30 calendar days counted from the next day",
     "an extension is an *event* (≤ 15 days for 8-FZ",

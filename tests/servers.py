@@ -15,6 +15,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -242,6 +243,13 @@ class Recorder:
     hang_up_after: set[str] = field(default_factory=set)  # addresses whose message is taken, then no answer
     refuse_data: dict[str, str] = field(default_factory=dict)  # address -> reply to DATA instead of 354 (once)
     hang_up_at_data: set[str] = field(default_factory=set)  # addresses whose DATA gets a 354, then a hang-up (once)
+    garble_after_354: set[str] = field(default_factory=set)  # DATA gets a 354 and a malformed line, then a hang-up
+    hold_354: threading.Event | None = None  # the 354 of a garbled DATA waits for this (at most 60 s)
+    on_mail: list[Callable[[], None]] = field(default_factory=list)  # called one per MAIL, before its reply
+    hang_up_after_refusal: set[str] = field(default_factory=set)  # after refusing these at RCPT, end the connection
+    drop_at_rcpt: set[str] = field(default_factory=set)  # RCPT of these ends the connection with no reply (once)
+    mails: int = 0  # MAIL commands received so far
+    _hang_up: bool = False  # set by a refused RCPT of hang_up_after_refusal (one connection at a time)
     arrivals: list[tuple[str, float]] = field(default_factory=list)
     connections: int = 0  # SMTP connections opened to this server so far
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -249,6 +257,10 @@ class Recorder:
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        with self.lock:
+            self.mails += 1
+        if self.on_mail:
+            self.on_mail.pop(0)()
         if self.refuse_mail:
             return self.refuse_mail.pop(0)
         envelope.mail_from = address
@@ -258,12 +270,20 @@ class Recorder:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        if address in self.drop_at_rcpt:
+            self.drop_at_rcpt.discard(address)
+            assert isinstance(server.transport, asyncio.Transport)
+            server.transport.close()  # the reply below is never written: the connection is already gone
+            return "250 OK"
         for prefix, reply in list(self.refuse.items()):
             if address.startswith(prefix):
                 if reply.startswith("2"):  # accepted in other words (251: not local, will forward)
                     envelope.rcpt_tos.append(address)
                 elif reply.startswith("4"):
                     del self.refuse[prefix]  # a temporary failure: accept the next try
+                if address in self.hang_up_after_refusal:
+                    self.hang_up_after_refusal.discard(address)
+                    self._hang_up = True
                 return reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
@@ -302,6 +322,15 @@ class RecorderServer(SMTP):
             handler.connections += 1
         super().connection_made(transport)
 
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        await super().smtp_RCPT(arg)
+        handler = self.event_handler
+        assert isinstance(handler, Recorder)
+        if handler._hang_up:  # the refusal is out: the server goes away before the client's RSET
+            handler._hang_up = False
+            assert isinstance(self.transport, asyncio.Transport)
+            self.transport.close()
+
     async def smtp_DATA(self, arg: str) -> None:
         handler = self.event_handler
         assert isinstance(handler, Recorder) and self.envelope is not None
@@ -317,7 +346,26 @@ class RecorderServer(SMTP):
                 self.transport.write(b"354 End data with <CR><LF>.<CR><LF>\r\n")
                 self.transport.close()
                 return
+            if rcpt in handler.garble_after_354:
+                handler.garble_after_354.discard(rcpt)
+                await self._garble(handler)
+                return
         await super().smtp_DATA(arg)
+
+    async def _garble(self, handler: Recorder) -> None:
+        """A 354, a line that is no SMTP reply and the end of the connection, in one write: the client takes the
+        354 and, in the same read, drops the connection over the bad line, before it could write the message. With
+        ``hold_354`` the 354 waits until the test opens the gate (a permanent refusal if it never does)."""
+        assert isinstance(self.transport, asyncio.Transport)
+        if handler.hold_354 is not None:
+            deadline = time.monotonic() + 60
+            while not handler.hold_354.is_set():
+                if time.monotonic() > deadline:
+                    await self.push("554 5.3.0 the test's gate never opened")
+                    return
+                await asyncio.sleep(0.005)
+        self.transport.write(b"354 End data with <CR><LF>.<CR><LF>\r\n\x00garbled\r\n")
+        self.transport.close()
 
 
 class RecorderController(Controller):

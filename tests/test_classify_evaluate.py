@@ -10,6 +10,8 @@ import pytest
 from mailservice.classify.engine import PACKAGED_SETS, AxisResult, Classification
 from mailservice.classify.evaluate import (
     DatasetError,
+    cross_validated_results,
+    decision_review_figures,
     evaluate,
     format_report,
     is_held_out,
@@ -17,10 +19,11 @@ from mailservice.classify.evaluate import (
     read_dataset,
     read_datasets,
     review_curve,
+    share_flagged_for,
     split,
 )
 from mailservice.classify.model import Example
-from mailservice.classify.rules import load_taxonomy
+from mailservice.classify.rules import load_rules, load_taxonomy
 
 DEV = Path(__file__).parent / "data" / "classify_dev.tsv"
 
@@ -161,25 +164,28 @@ def test_metrics_by_hand() -> None:
     assert report["n"] == 4
 
 
+def scored_result(
+    type_: str, topic: str, type_margin: float, topic_margin: float, flagged: bool = False
+) -> Classification:
+    return Classification(
+        type=AxisResult(label=type_, confidence=1.0 - type_margin, reasons=[], margin=type_margin),
+        topic=AxisResult(label=topic, confidence=1.0 - topic_margin, reasons=[], margin=topic_margin),
+        urgency=AxisResult(label="normal", confidence=1.0, reasons=[]),
+        appeal_kind=None,
+        needs_review=flagged,
+        version="v",
+    )
+
+
 def test_review_curve_by_hand() -> None:
     # Review scores (type margin x topic margin): 0.9x0.9=0.81 right, 0.8x0.5=0.40 right, 0.6x0.5=0.30 wrong,
     # 0.5x0.4=0.20 wrong. The confidences are the other way round: the curve must follow the margins.
-    def scored(type_: str, topic: str, type_margin: float, topic_margin: float) -> Classification:
-        return Classification(
-            type=AxisResult(label=type_, confidence=1.0 - type_margin, reasons=[], margin=type_margin),
-            topic=AxisResult(label=topic, confidence=1.0 - topic_margin, reasons=[], margin=topic_margin),
-            urgency=AxisResult(label="normal", confidence=1.0, reasons=[]),
-            appeal_kind=None,
-            needs_review=False,
-            version="v",
-        )
-
     examples = [Example("", "", "appeal", "land", "normal")] * 4
     results = [
-        scored("appeal", "land", 0.9, 0.9),
-        scored("appeal", "land", 0.8, 0.5),
-        scored("info_request", "land", 0.6, 0.5),
-        scored("appeal", "lease", 0.5, 0.4),
+        scored_result("appeal", "land", 0.9, 0.9),
+        scored_result("appeal", "land", 0.8, 0.5),
+        scored_result("info_request", "land", 0.6, 0.5),
+        scored_result("appeal", "lease", 0.5, 0.4),
     ]
     curve = {point["threshold"]: point for point in review_curve(examples, results, (0.25, 0.35, 0.5, 0.95))}
     # 0.25: only the 0.20 one is flagged; 2 of the 3 others right.
@@ -198,6 +204,74 @@ def test_review_curve_by_hand() -> None:
         0.4,
         0.5,
     ]
+
+
+def test_per_decision_reading_by_hand() -> None:
+    # Truth is appeal/land for all four. At thresholds 0.3 (type) and 0.3 (topic):
+    # 1: type 0.5 right, topic 0.5 right -> nothing flagged, two right decisions;
+    # 2: type 0.1 wrong (flagged), topic 0.9 right -> letter flagged, its topic decision still counts (right);
+    # 3: type 0.9 wrong, topic 0.1 wrong (flagged) -> letter flagged, its type decision counts (wrong);
+    # 4: type 0.9 right, topic 0.9 wrong -> nothing flagged, one right and one wrong decision.
+    # Letters flagged 2 of 4; decisions left 6, right 4. The message-level flag (needs_review) is untouched.
+    examples = [Example("", "", "appeal", "land", "normal")] * 4
+    results = [
+        scored_result("appeal", "land", 0.5, 0.5),
+        scored_result("info_request", "land", 0.1, 0.9, flagged=True),
+        scored_result("info_request", "lease", 0.9, 0.1, flagged=True),
+        scored_result("appeal", "lease", 0.9, 0.9),
+    ]
+    reading = decision_review_figures(examples, results, {"type": 0.3, "topic": 0.3})
+    assert reading == {
+        "thresholds": {"type": 0.3, "topic": 0.3},
+        "needs_review_share": 0.5,
+        "type_flagged_share": 0.25,
+        "topic_flagged_share": 0.25,
+        "unflagged_decisions": 6,
+        "unflagged_decisions_accuracy": round(4 / 6, 4),
+    }
+    # A margin equal to its threshold is kept, as review_threshold keeps a score equal to it.
+    assert decision_review_figures(examples, results, {"type": 0.5, "topic": 0.5})["unflagged_decisions"] == 6
+    assert decision_review_figures(examples, results, {"type": 0.51, "topic": 0.51})["unflagged_decisions"] == 4
+    report = metrics(examples, results)
+    assert report["per_decision"] == decision_review_figures(examples, results)
+    # The existing fields keep their meaning: the engine's flag, both axes right among the unflagged letters.
+    assert report["needs_review_share"] == 0.5 and report["unflagged_accuracy"] == 0.5
+
+
+def test_per_decision_threshold_search_meets_its_target() -> None:
+    # Only the 0.1 type decision and the 0.1 topic decision are wrong: the best pair flags exactly those, so
+    # every decision left is right, with half the letters flagged (no pair that flags fewer reaches 95%).
+    decided = [("appeal", "land", 0.5, 0.5), ("info_request", "land", 0.1, 0.9), ("appeal", "lease", 0.9, 0.1)]
+    results = [scored_result(*row) for row in [*decided, ("appeal", "land", 0.9, 0.9)]]
+    examples = [Example("", "", "appeal", "land", "normal")] * len(results)
+    best = decision_review_figures(examples, results, thresholds=None)
+    assert best["best_flagged_share_for_target"] == 0.5
+    thresholds = best["best_thresholds"]
+    assert isinstance(thresholds, dict) and 0.1 < thresholds["type"] <= 0.5 and 0.1 < thresholds["topic"] <= 0.5
+    assert decision_review_figures(examples, results, thresholds)["unflagged_decisions_accuracy"] == 1.0
+
+
+def test_share_flagged_for_by_hand() -> None:
+    # Scores low to high: wrong, right, wrong, right x7. Nothing flagged: 8/10 right; one: 8/9; three: 7/7.
+    scored = [(0.1, False), (0.2, True), (0.3, False)] + [(0.5 + i / 100, True) for i in range(7)]
+    assert share_flagged_for(scored, 0.8) == 0.0
+    assert share_flagged_for(scored, 0.85) == 0.1
+    assert share_flagged_for(scored, 0.95) == 0.3
+    assert share_flagged_for([(0.5, False)], 0.95) == 1.0
+
+
+def test_learning_curve_points_train_on_a_share_of_each_fold() -> None:
+    # Every letter is still classified once; a model trained on a quarter of the folds decides differently
+    # (were the share ignored, the two runs would be identical: same folds, same seed).
+    data = read_dataset(DEV)[:60]
+    rules = load_rules()
+    full = cross_validated_results(rules, data, folds=3)
+    quarter = cross_validated_results(rules, data, folds=3, train_share=0.25)
+    assert len(full) == len(quarter) == len(data)
+    assert [r.type.confidence for r in full] != [r.type.confidence for r in quarter]
+    for share in (0.0, 1.5):
+        with pytest.raises(ValueError, match="train_share"):
+            cross_validated_results(rules, data, folds=3, train_share=share)
 
 
 def test_evaluate_shape_and_report_text() -> None:

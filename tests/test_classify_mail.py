@@ -126,6 +126,48 @@ def test_rules_alone_do_not_take_a_road_section_for_land() -> None:
     assert result.topic.label == "outside", result.topic.reasons
 
 
+# Issue 13 p. 3: a common word of the department's topics in a letter about something else (docs/labelling.md,
+# "Topic", step 1). Written for these tests, not taken from the packaged sets.
+STRAY_WORD_LETTERS = [
+    ("Участковый", "Наш участковый уполномоченный не берёт трубку, соседи шумят каждую ночь. Куда жаловаться?"),
+    ("", "Где посмотреть адрес моего избирательного участка на выборах в сентябре?"),
+    ("", "Участковый терапевт отказывается прийти к отцу на дом, говорит, не его участок."),
+    ("Съём жилья", "Снимаю комнату в Бердске, хозяйка требует съехать через неделю и не отдаёт залог. Что делать?"),
+    ("", "Хотим снять зал в кафе на юбилей мамы, подскажите, сколько стоит аренда и к кому обратиться?"),
+    ("", "Арендую помещение под магазин в ТЦ «Галактика», собственник поднял плату вдвое. Законно ли это?"),
+    ("", "Хочу взять в аренду участок лесного фонда под пасеку. Куда обращаться?"),
+    ("Баня", "Можно ли поставить баню на своём участке в двух метрах от забора? Соседка против."),
+    ("", "Соседский участок зарос бурьяном, собственник не появляется пять лет. Кто может его заставить?"),
+]
+# The same words where the department's property is meant (docs/labelling.md, "Topic", steps 2 and 3).
+DEPARTMENT_LETTERS_WITH_THE_SAME_WORDS = [
+    ("", "Прошу продлить договор аренды земельного участка под ЛПХ в с. Ярково, срок истекает в марте.", "lease"),
+    ("", "Снимаем зал в здании областной собственности на ул. Кирова, 5. Прошу продлить договор аренды.", "lease"),
+    ("", "Прошу предоставить земельный участок многодетной семье, мы стоим в очереди с 2019 года.", "land"),
+    ("", "Соседний участок государственный, по нему единственный проезд к нашему дому. Прошу дать сервитут.", "land"),
+]
+
+
+@pytest.mark.parametrize(("subject", "body"), STRAY_WORD_LETTERS)
+def test_rules_alone_give_a_stray_word_letter_the_topic_not_ours(subject: str, body: str) -> None:
+    result = Classifier(load_rules()).classify(subject, body)
+    assert result.topic.label == "outside", result.topic.reasons
+
+
+@pytest.mark.parametrize(("subject", "body"), STRAY_WORD_LETTERS)
+def test_a_stray_word_letter_gets_no_department_topic(classifier: Classifier, subject: str, body: str) -> None:
+    result = classifier.classify(subject, body)
+    assert result.topic.label not in DEPARTMENT_TOPICS, result.topic.reasons
+
+
+@pytest.mark.parametrize(("subject", "body", "topic"), DEPARTMENT_LETTERS_WITH_THE_SAME_WORDS)
+def test_the_same_words_stay_the_departments_when_its_property_is_meant(
+    classifier: Classifier, subject: str, body: str, topic: str
+) -> None:
+    assert Classifier(load_rules()).classify(subject, body).topic.label == topic
+    assert classifier.classify(subject, body).topic.label == topic
+
+
 @pytest.mark.parametrize(
     ("subject", "body", "type_"),
     [

@@ -553,6 +553,21 @@ def test_attachments_download_as_files_never_rendered(http: TestClient, lite_set
 # The staff CLI --------------------------------------------------------------------------------------------------
 
 
+def test_staff_cli_list_says_when_there_are_no_accounts(
+    lite_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["staff", "list"]) == 0
+    out = capsys.readouterr().out
+    assert documented.STAFF_LIST_EMPTY in out and "mailservice staff add" in out
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
+    assert cli.main(["staff", "add", "--email", "admin@dizo.test", "--role", "administrator", "--name", "Админ"]) == 0
+    capsys.readouterr()
+    assert cli.main(["staff", "list"]) == 0
+    out = capsys.readouterr().out
+    assert documented.STAFF_LIST_EMPTY not in out
+    assert [line.split("\t")[0] for line in out.splitlines()] == ["admin@dizo.test"] and "Админ" in out
+
+
 def test_staff_cli_add_and_passwd(
     lite_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

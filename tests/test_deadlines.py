@@ -7,7 +7,11 @@ import datetime as dt
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy.orm import Session
 
+from mailservice.config import Settings
+from mailservice.db import session_scope
+from mailservice.inforequests import reminders, service
 from mailservice.inforequests.deadlines import (
     Deadline,
     DeadlineError,
@@ -28,7 +32,10 @@ from mailservice.inforequests.deadlines import (
     term_start,
     validate_extension,
 )
-from mailservice.workdays import SHIPPED_OVERRIDE_FILE, Calendar
+from mailservice.inforequests.lifecycle import Channel, Status
+from mailservice.inforequests.models import Request
+from mailservice.inforequests.queues import OUTSIDE_TOPIC, forwarding_date
+from mailservice.workdays import SHIPPED_OVERRIDE_FILE, Calendar, default_calendar
 
 D = dt.date
 CAL = Calendar.from_files([SHIPPED_OVERRIDE_FILE])
@@ -248,3 +255,88 @@ def test_a_request_is_written_unless_said_to_be_oral() -> None:
     assert not registered_late(D(2026, 3, 2), D(2026, 3, 5))
     assert registered_late(D(2026, 3, 2), D(2026, 3, 6))
     assert term_start(D(2026, 3, 2), D(2026, 3, 5)) == D(2026, 3, 5)
+
+
+# A request entered after its registration term (tryout T8): every term counts from where the answer term does,
+# the last lawful day of registration (RULES.md: registered within 3 days of receipt; deferral notice and forwarding
+# within 7 days of registration; 59-FZ art. 12 p. 2: an appeal's term extended while it runs). On both databases.
+
+ARRIVED = dt.datetime(2026, 3, 2, 5, 0, tzinfo=dt.UTC)  # Monday 02.03.2026, 12:00 in Novosibirsk: a posted letter
+# Registered within 3 days of receipt: by 05.03.2026; a letter entered later counts from 05.03.
+LAWFUL_REGISTRATION = D(2026, 3, 5)
+
+
+def _at(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(5, 0), dt.UTC)  # 12:00 in Novosibirsk
+
+
+def _posted(
+    session: Session,
+    settings: Settings,
+    entered: dt.date,
+    rtype: str,
+    topic: str = "other",
+    email: str = "b@example.ru",
+) -> Request:
+    """A posted letter that arrived on 02.03.2026 and was entered (registered) on ``entered``."""
+    now = _at(entered)
+    client = service.update_or_create_client(session, None, now=now, name="Белова Анна Сергеевна", email=email)
+    request = service.create_request(
+        session, settings, now=now, client=client, channel=Channel.post, subject="Обращение",
+        text="Прошу разобраться с отказом в предоставлении участка.", labels=service.Labels(type=rtype, topic=topic),
+        received_at=ARRIVED,
+    )  # fmt: skip
+    session.flush()
+    assert request.registered_on == entered and request.number  # precondition: entered late, registered that day
+    return request
+
+
+def _extend(session: Session, settings: Settings, request: Request, day: dt.date, days: int) -> None:
+    service.change_status(
+        session, settings, request, Status.extended, now=_at(day), actor="t", extension_days=days, comment="Проверка"
+    )
+
+
+def test_an_appeal_entered_late_is_not_extended_after_its_term_ran_out(settings: Settings) -> None:
+    with session_scope(settings) as session:
+        request = _posted(session, settings, D(2026, 4, 20), "appeal")
+        assert request.due_date == D(2026, 4, 4)  # 05.03 + 30 days: already run out on 20.04
+        with pytest.raises(service.RequestError, match=r"истёк 04\.04\.2026"):
+            _extend(session, settings, request, D(2026, 4, 20), 30)
+        assert request.due_date == D(2026, 4, 4) and request.status == Status.registered
+
+
+def test_an_appeal_entered_late_is_extended_while_its_term_runs(settings: Settings) -> None:
+    with session_scope(settings) as session:
+        request = _posted(session, settings, D(2026, 4, 3), "appeal")
+        _extend(session, settings, request, D(2026, 4, 4), 30)  # the last day of the term counted from 05.03
+        assert request.due_date == D(2026, 5, 4)  # 05.03 + 30 + 30
+
+
+def test_the_deferral_notice_of_a_request_entered_late_counts_from_the_lawful_registration_day(
+    settings: Settings,
+) -> None:
+    with session_scope(settings) as session:
+        late = _posted(session, settings, D(2026, 3, 10), "info_request")
+        # 8-FZ: the deferral is told within 7 days of registration: 05.03 + 7 = 12.03, not 10.03 + 7 = 17.03.
+        calendar = default_calendar(settings)
+        codes = [r.code for r in reminders.reasons(late, D(2026, 3, 13), calendar, 3, settings.tz)]
+        assert "extension_notice" not in codes
+        with pytest.raises(service.RequestError, match=r"не позднее 12\.03\.2026"):
+            _extend(session, settings, late, D(2026, 3, 13), 15)
+        in_time = _posted(session, settings, D(2026, 3, 10), "info_request", email="c@example.ru")
+        codes = [r.code for r in reminders.reasons(in_time, D(2026, 3, 12), calendar, 3, settings.tz)]
+        assert "extension_notice" in codes
+        _extend(session, settings, in_time, D(2026, 3, 12), 15)
+        assert in_time.due_date == D(2026, 4, 19)  # 05.03 + 30 + 15 (RULES.md: ≤ registration + 45)
+
+
+def test_the_forwarding_of_a_letter_entered_late_counts_from_the_lawful_registration_day(settings: Settings) -> None:
+    with session_scope(settings) as session:
+        request = _posted(session, settings, D(2026, 3, 10), "info_request", topic=OUTSIDE_TOPIC)
+        assert forwarding_date(request, settings.tz) == D(2026, 3, 12)  # 05.03 + 7 days, not 10.03 + 7
+        event = service.change_status(
+            session, settings, request, Status.forwarded, now=_at(D(2026, 3, 13)), actor="t",
+            forwarded_to="Росреестр",
+        )  # fmt: skip
+        assert event.data.get("late_notice") is True

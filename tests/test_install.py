@@ -287,7 +287,7 @@ def test_installed_wheel_serves_every_page_and_sends_mail(installed: Installed, 
     letter = installed.work / "letter.eml"
     letter.write_bytes(citizen_mail(sender="petrova@example.ru", name="Петрова Анна Сергеевна"))
     imported = installed.run("intake", "import", str(letter)).stdout
-    number = re.search(r"new_request (\d{4}-\d{6})", imported)
+    number = re.search(r"зарегистрировано (\d{4}-\d{6})", imported)
     assert number, imported
     installed.run("worker", "--once")
     received = [raw for _from, to, raw in sink.messages() if to == ["petrova@example.ru"]]

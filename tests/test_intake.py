@@ -297,13 +297,60 @@ def test_auto_replies_and_null_sender_never_become_requests(settings: Settings, 
     )
     assert process_raw(settings, vacation, smtp_source(), now=NOW).outcome is Outcome.ignored_auto_reply
     assert process_raw(settings, bulk, smtp_source(), now=NOW).outcome is Outcome.ignored_auto_reply
-    null_sender = process_raw(settings, citizen_mail(), Source("smtp", envelope_from=""), now=NOW)
-    assert null_sender.outcome in (Outcome.ignored_auto_reply, Outcome.bounce)
+    # A null envelope sender (RFC 5321 4.5.5) on a letter that asks nothing: a mail system's notice, ignored.
+    notice = citizen_mail(sender="robot@example.ru", name="", subject="Уведомление", body="Письмо прочитано 02.03.")
+    null_sender = process_raw(settings, notice, Source("smtp", envelope_from=""), now=NOW)
+    assert null_sender.outcome is Outcome.ignored_auto_reply, null_sender
+    with session_scope(settings) as session:
+        entry = session.scalars(select(IntakeEntry).where(IntakeEntry.id == null_sender.entry_id)).one()
+        assert "RFC 5321" in entry.reason  # journalled with its reason
     drain(settings)
     assert sink.messages() == []  # no answer to an automatic message: no mail loop
     with session_scope(settings) as session:
         assert session.scalar(select(func.count(Request.id))) == 0
         assert session.scalar(select(func.count(OutboxMessage.id))) == 0
+
+
+def test_a_null_sender_letter_that_asks_is_held_unanswered(settings: Settings, sink: Sink) -> None:
+    # README "Held queue": a person's letter that asks, with a null return path (a form relay, a gateway releasing
+    # it from its quarantine), waits for staff; nothing answers a null reverse-path automatically (RFC 5321 4.5.5).
+    held = process_raw(settings, citizen_mail(), Source("smtp", envelope_from=""), now=NOW)
+    assert held.outcome is Outcome.held, held
+    assert held.request_number is None
+    drain(settings)
+    assert sink.messages() == []
+    with session_scope(settings) as session:
+        request = session.scalars(select(Request)).one()
+        assert request.number is None and request.status == Status.received
+        notes = [e.comment for e in request.events if e.kind == "note"]
+        assert any("пустым адресом возврата (<>)" in note and "есть вопрос" in note for note in notes), notes
+        assert session.scalar(select(func.count(OutboxMessage.id))) == 0
+
+
+def test_a_null_sender_reply_that_asks_is_held_not_joined(settings: Settings, sink: Sink) -> None:
+    # Joining a request waiting for a clarification tells the client of the status change: a reply with a null
+    # return path waits for staff instead, and nothing is sent (RFC 5321 4.5.5).
+    process_raw(settings, citizen_mail(), smtp_source(), now=NOW)
+    with session_scope(settings) as session:
+        request = service.get_by_number(session, "2026-000001")
+        assert request is not None
+        service.change_status(
+            session, settings, request, Status.clarification_requested, now=NOW, actor="t",
+            comment="Уточните, за какой год нужны сведения.",
+        )  # fmt: skip
+    drain(settings)
+    before = len(sink.messages())
+    question = message_id_of(sink.messages()[-1][2])
+    reply = citizen_mail(subject="Re: уточнение", body="За 2025 год. А за 2024 можно?", in_reply_to=question)
+    held = process_raw(settings, reply, Source("smtp", envelope_from="<>"), now=NOW + dt.timedelta(hours=1))
+    assert held.outcome is Outcome.held, held
+    drain(settings)
+    assert len(sink.messages()) == before
+    with session_scope(settings) as session:
+        first = service.get_by_number(session, "2026-000001")
+        assert first is not None and first.status == Status.clarification_requested
+        waiting = session.scalars(select(Request).where(Request.number.is_(None))).one()
+        assert waiting.status == Status.received and "2024" in waiting.text
 
 
 def test_dsn_becomes_a_bounce_record(settings: Settings) -> None:

@@ -12,15 +12,19 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
+from mailservice import outbox
 from mailservice.config import Settings
 from mailservice.db import session_scope
 from mailservice.inforequests import service
 from mailservice.inforequests.lifecycle import Status
 from mailservice.inforequests.models import Request
-from mailservice.intake.models import Outcome
+from mailservice.intake import pipeline
+from mailservice.intake.models import Bounce, IntakeEntry, Outcome
 from mailservice.intake.pipeline import Source, arrival, process_raw
+from mailservice.mail.parse import ParsedMessage
 from mailservice.outbox import OutboxMessage
 from tests.conftest import make_env
 from tests.mailfactory import citizen_mail, message_id_of
@@ -199,3 +203,222 @@ def test_a_file_over_the_limit_is_named_with_the_limit_in_megabytes(
         notes = [e.comment or "" for e in request.events if e.kind == "note" and why in (e.comment or "")]
         assert len(notes) == 2, [e.comment for e in request.events]
         assert not request.attachments
+
+
+def test_a_duplicate_points_at_the_request_of_its_original(settings: Settings) -> None:
+    """README, "Intake": a second delivery of the same letter (Message-ID and content) leaves one journal row,
+    `duplicate`, and nothing else; the row points at the first entry and at its request, so the journal shows where
+    the letter went."""
+    raw = citizen_mail()
+    first = process_raw(settings, raw, smtp_source(), now=NOW)
+    again = process_raw(settings, raw, smtp_source(), now=NOW + dt.timedelta(minutes=5))
+    assert (first.outcome, again.outcome) == (Outcome.new_request, Outcome.duplicate)
+    assert again.request_number == first.request_number == "2026-000001"
+    with session_scope(settings) as session:
+        original = session.get(IntakeEntry, first.entry_id)
+        copy = session.get(IntakeEntry, again.entry_id)
+        assert original is not None and copy is not None
+        assert (copy.duplicate_of_id, copy.request_id) == (original.id, original.request_id)
+        assert copy.request_id is not None
+        assert str(original.id) in copy.reason
+        assert session.scalar(select(func.count(Request.id))) == 1
+
+
+DSN = (
+    b"From: MAILER-DAEMON@mx.example.ru\r\nTo: info@dizo.test\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+    b"Message-ID: <dsn-rules@mx.example.ru>\r\nMIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+    b"--B\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n"
+    b"--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.ru\r\n\r\n"
+    b"Final-Recipient: rfc822; petrov@example.ru\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+    b"Diagnostic-Code: smtp; 550 5.1.1 User unknown\r\n\r\n--B--\r\n"
+)
+
+
+def test_a_bounce_is_recorded_at_its_arrival_with_the_servers_words(settings: Settings) -> None:
+    """A delivery report (RFC 3464) becomes a bounce record: when intake took it (hard bounces suppress the address
+    from then on) and the remote server's diagnostic as it wrote it, for staff."""
+    result = process_raw(settings, DSN, Source("smtp", envelope_from=""), now=NOW)
+    assert result.outcome is Outcome.bounce
+    with session_scope(settings) as session:
+        bounce = session.scalars(select(Bounce)).one()
+        assert (utc(bounce.at), bounce.diagnostic) == (NOW, "550 5.1.1 User unknown")
+        assert bounce.intake_id == result.entry_id
+
+
+QUOTE = "\n\n> Ваш запрос зарегистрирован под номером 2026-000001.\n> Ответ будет дан не позднее 1 апреля 2026 г.\n"
+
+
+def our_message(settings: Settings, ref_type: str) -> str:
+    """An outbox message of another domain (a ballot, an agenda) sent to ivanov@example.ru; returns its id."""
+    message = EmailMessage()
+    message["From"] = "info@dizo.test"
+    message["To"] = "ivanov@example.ru"
+    message["Subject"] = "Голосование рабочей группы"
+    message["Message-ID"] = f"<{ref_type}-1@dizo.test>"
+    message.set_content("Ответьте «за» или «против».")
+    with session_scope(settings) as session:
+        outbox.enqueue(session, message, kind=ref_type, ref_type=ref_type, ref_id=7)
+    return f"{ref_type}-1@dizo.test"
+
+
+@pytest.mark.parametrize("takes", [True, False])
+def test_a_reply_to_another_domains_message_goes_to_its_handler(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings, takes: bool
+) -> None:
+    """README, "Intake": a reply to one of our messages that is not about a request goes to the domain that sent it
+    (`routed`, with the domain's reason); when the domain does not take it, it is registered like any letter a
+    person wrote (register first)."""
+    calls: list[tuple[object, ...]] = []
+
+    def handler(session: Session, parsed: ParsedMessage, row: OutboxMessage, entry: IntakeEntry) -> str | None:
+        calls.append((isinstance(session, Session), parsed.message_id, row.message_id, row.ref_id, entry.id))
+        return "голос учтён" if takes else None
+
+    monkeypatch.setitem(pipeline.ROUTES, "probe", handler)
+    ours = our_message(settings, "probe")
+    reply = citizen_mail(
+        subject="Re: Голосование рабочей группы", body="Прошу учесть мой голос: за." + QUOTE, in_reply_to=ours
+    )
+    result = process_raw(settings, reply, smtp_source(), now=NOW)
+    assert calls == [(True, message_id_of(reply), ours, 7, result.entry_id)]
+    if takes:
+        assert (result.outcome, result.reason, result.request_number) == (Outcome.routed, "голос учтён", None)
+    else:
+        assert (result.outcome, result.request_number) == (Outcome.new_request, "2026-000001")
+    with session_scope(settings) as session:
+        assert session.scalar(select(func.count(Request.id))) == (0 if takes else 1)
+        if not takes:  # registered without the quote of what we wrote
+            assert session.scalars(select(Request.text)).one().strip() == "Прошу учесть мой голос: за."
+
+
+def test_a_reply_to_a_message_no_domain_takes_is_registered(settings: Settings) -> None:
+    """A reply to one of our messages whose kind no domain receives is a letter a person wrote: registered."""
+    ours = our_message(settings, "nobody_takes_this")
+    reply = citizen_mail(subject="Re: Голосование рабочей группы", body="Прошу прислать повестку.", in_reply_to=ours)
+    result = process_raw(settings, reply, smtp_source(), now=NOW)
+    assert (result.outcome, result.request_number) == (Outcome.new_request, "2026-000001")
+
+
+def test_a_name_in_from_completes_a_client_only_from_a_proven_address(settings: Settings) -> None:
+    """README, "Security model": From is forgeable. A name in it fills in the record of a new client, or of a known
+    one writing from an address proven for them, never a known one's from an address only written from; the
+    client's last interaction (which retention counts from) is the latest letter."""
+    address = "ivanov@example.ru"
+
+    def client_of_address() -> tuple[str, dt.datetime]:
+        with session_scope(settings) as session:
+            client = service.find_client_by_email(session, address)
+            assert client is not None
+            return client.name, utc(client.last_interaction_at)
+
+    first = process_raw(settings, citizen_mail(sender=address, name=""), smtp_source(), now=NOW)
+    assert first.request_number == "2026-000001"
+    assert client_of_address() == ("", NOW)
+    later = NOW + dt.timedelta(hours=1)
+    forged = citizen_mail(sender=address, name="Петров Пётр Петрович", body="Прошу сообщить часы приёма граждан.")
+    assert process_raw(settings, forged, smtp_source(), now=later).request_number == "2026-000002"
+    assert client_of_address() == ("", later)  # unproven: the name is not taken
+    with session_scope(settings) as session:
+        ack_id = session.scalars(
+            select(OutboxMessage.message_id).where(OutboxMessage.kind == "acknowledgement").order_by(OutboxMessage.id)
+        ).first()
+    answer = citizen_mail(sender=address, name="", subject="Re: ваш запрос", body="Спасибо, жду.", in_reply_to=ack_id)
+    assert process_raw(settings, answer, smtp_source(), now=later).outcome is Outcome.reply  # proves the address
+    latest = NOW + dt.timedelta(days=1)
+    named = citizen_mail(sender=address, name="Иванов Иван Иванович", body="Прошу сообщить график приёма.")
+    assert process_raw(settings, named, smtp_source(), now=latest).request_number == "2026-000003"
+    assert client_of_address() == ("Иванов Иван Иванович", latest)
+
+
+def test_a_follow_up_joins_the_newest_of_the_citizens_requests_it_quotes(settings: Settings) -> None:
+    """README, "Threading" and "Replies to finished requests": a letter that quotes the citizen's own earlier letters
+    (References) joins the newest request they started: here the open follow-up, not the answered first request."""
+    first, _ack = first_request(settings)
+    answer_first(settings)
+    later = NOW + dt.timedelta(days=1)
+    follow_up = citizen_mail(subject="Ещё вопрос", body="Прошу сообщить сроки.", references=[message_id_of(first)])
+    assert process_raw(settings, follow_up, smtp_source(), now=later).request_number == "2026-000002"
+    again = citizen_mail(
+        subject="Ещё вопрос", body="Дополняю: за 2024 год тоже.",
+        references=[message_id_of(first), message_id_of(follow_up)],
+    )  # fmt: skip
+    result = process_raw(settings, again, smtp_source(), now=later + dt.timedelta(hours=1))
+    assert (result.outcome, result.request_number) == (Outcome.reply, "2026-000002")
+
+
+def test_answering_our_message_proves_only_an_address_it_went_to(settings: Settings) -> None:
+    """README, "How an address is proven": a reply naming our Message-ID proves its From only when our message went
+    to that address (here the second of its two recipients); from another address it joins the thread and proves
+    nothing."""
+    first_request(settings)
+    message = EmailMessage()
+    message["From"] = "info@dizo.test"
+    message["To"] = "ivanov@example.ru, ivanov.work@example.org"
+    message["Subject"] = "Уточнение по запросу № 2026-000001"
+    message["Message-ID"] = "<clarify-1@dizo.test>"
+    message.set_content("Уточните, пожалуйста, за какие годы нужны сведения.")
+    with session_scope(settings) as session:
+        request = service.get_by_number(session, "2026-000001")
+        assert request is not None
+        outbox.enqueue(session, message, kind="clarification").request_id = request.id
+    later = NOW + dt.timedelta(hours=1)
+    for sender in ("other@example.net", "ivanov.work@example.org"):
+        reply = citizen_mail(
+            sender=sender, subject="Re: уточнение", body="За 2024 год.", in_reply_to="clarify-1@dizo.test"
+        )
+        result = process_raw(settings, reply, smtp_source(), now=later)
+        assert (result.outcome, result.request_number) == (Outcome.reply, "2026-000001")
+    with session_scope(settings) as session:
+        request = service.get_by_number(session, "2026-000001")
+        assert request is not None
+        client = request.client
+        assert client.proven_email("ivanov.work@example.org")
+        assert not client.proven_email("other@example.net")
+
+
+def test_a_reply_to_our_message_keeps_its_own_words_without_our_quote(settings: Settings) -> None:
+    """README, "Intake": only replies to our messages lose the quote of what we wrote (a first letter keeps what it
+    quotes). A reply joining an open request and one opening a linked request after our answer alike; the journal
+    names the request a reply joined."""
+    _first, ack_id = first_request(settings)
+    later = NOW + dt.timedelta(hours=1)
+    reply = citizen_mail(subject="Re: запрос", body="Нужны сведения и за 2024 год." + QUOTE, in_reply_to=ack_id)
+    result = process_raw(settings, reply, smtp_source(), now=later)
+    assert (result.outcome, result.request_number) == (Outcome.reply, "2026-000001")
+    assert "2026-000001" in result.reason
+    answer_id = answer_first(settings)
+    linked = citizen_mail(subject="Re: ответ", body="Прошу сообщить ещё и сроки." + QUOTE, in_reply_to=answer_id)
+    assert process_raw(settings, linked, smtp_source(), now=later).request_number == "2026-000002"
+    with session_scope(settings) as session:
+        old = service.get_by_number(session, "2026-000001")
+        new = service.get_by_number(session, "2026-000002")
+        assert old is not None and new is not None
+        [message] = [e for e in old.events if e.kind == "message_in" and utc(e.at) == later]
+        assert (message.comment or "").strip() == "Нужны сведения и за 2024 год."
+        assert new.text.strip() == "Прошу сообщить ещё и сроки."
+
+
+def test_files_of_a_letter_and_of_a_reply_are_kept_with_their_message(settings: Settings) -> None:
+    """README: attachments within `MAX_ATTACHMENT_BYTES` are kept with the request, each with the message that
+    brought it (the first letter, then the reply): an e-mail in the history, linked to its journal row (the original
+    staff can open)."""
+    first = process_raw(settings, attachment_letter(1000), smtp_source(), now=NOW)
+    assert (first.outcome, first.request_number) == (Outcome.new_request, "2026-000001")
+    with session_scope(settings) as session:
+        ack_id = session.scalars(select(OutboxMessage.message_id).where(OutboxMessage.kind == "acknowledgement")).one()
+    later = NOW + dt.timedelta(hours=1)
+    reply = process_raw(settings, attachment_letter(2000, in_reply_to=ack_id), smtp_source(), now=later)
+    assert (reply.outcome, reply.request_number) == (Outcome.reply, "2026-000001")
+    with session_scope(settings) as session:
+        request = service.get_by_number(session, "2026-000001")
+        assert request is not None
+        kept = sorted(
+            (a.size, a.filename, a.event.kind, a.event.channel, a.event.intake_id, utc(a.event.at))
+            for a in request.attachments
+            if a.event is not None
+        )
+        assert kept == [
+            (1000, "scan.zip", "message_in", "email", first.entry_id, NOW),
+            (2000, "scan.zip", "message_in", "email", reply.entry_id, later),
+        ]

@@ -103,7 +103,7 @@ def test_held_out_mail_is_registered_and_acknowledged(settings: Settings) -> Non
         assert session.scalar(select(func.count(IntakeEntry.id))) == len(letters)
         # Letters the classifier puts outside the remit wait "to forward", seven days from registration.
         outside = session.scalars(select(Request).where(Request.topic == "outside", Request.number.is_not(None)))
-        dates = {forwarding_date(request) for request in outside}
+        dates = {forwarding_date(request, settings.tz) for request in outside}
         assert dates == {dt.date(2026, 3, 9)} or not dates
 
 
@@ -136,6 +136,6 @@ def test_a_roads_letter_is_registered_outside_the_remit_with_its_forwarding_date
         request = session.scalars(select(Request)).one()
         assert request.topic == "outside" and request.number == result.request_number
         # Registered 02.03.2026: forwarded within 7 days of registration, so by 09.03.2026 (README).
-        assert forwarding_date(request) == dt.date(2026, 3, 9)
+        assert forwarding_date(request, settings.tz) == dt.date(2026, 3, 9)
         kinds = list(session.scalars(select(OutboxMessage.kind)))
     assert kinds == ["acknowledgement"]

@@ -341,12 +341,17 @@ def test_refusals_of_the_sender_and_of_the_message(send_settings: Settings, reco
     }
     one = send_settings.model_copy(update={"mailing_concurrency": 1})  # the copies go out in turn
     campaign_id = new_campaign(one)
+    before = handler.connections  # the server's own check at its start
     with session_scope(one) as session:
         campaigns.start(session, one, campaign_id, utcnow())
     assert run_within(send_due(one), 60, "the sending pass") == 2
     assert states(one, campaign_id) == {"queued": 2, "failed": 2, "sent": 2}
     assert suppressed(one, addresses) == [False] * 6
     assert [handler.count(a) for a in addresses[2:]] == [1, 1, 0, 0]
+    with session_scope(one) as session:  # each failed copy keeps the server's own reply
+        errors = sorted(session.scalars(select(Delivery.last_error).where(Delivery.state == DeliveryState.failed)))
+    assert errors == ["500 5.5.2 Syntax error", "550 5.1.1 Sender address rejected"]
+    assert handler.connections - before == 1  # no refusal costs the connection (README: reused for many copies)
     with session_scope(one) as session:
         session.execute(update(Delivery).where(Delivery.state == DeliveryState.queued).values(next_attempt_at=utcnow()))
     assert run_within(send_due(one), 60, "the sending pass") == 2

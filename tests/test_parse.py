@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailservice.mail import parse as parse_module
+from mailservice.mail import fastpath, header_reader
 from mailservice.mail.bounces import parse_bounce
 from mailservice.mail.headers import (
     HeaderInjectionError,
@@ -509,7 +509,7 @@ def _mime_values(draw: st.DrawFn) -> tuple[str, str]:
 @settings(max_examples=400, deadline=None)
 @given(st.one_of(_phrases(), st.text(max_size=40)))
 def test_fast_unstructured_agrees_with_policy_default(value: str) -> None:
-    fast = parse_module._fast_unstructured(value)
+    fast = fastpath._fast_unstructured(value)
     if fast is not None:
         header = policy.default.header_factory("subject", value)
         assert (fast, header.defects) == (str(header), ())
@@ -518,9 +518,9 @@ def test_fast_unstructured_agrees_with_policy_default(value: str) -> None:
 @settings(max_examples=400, deadline=None)
 @given(_address_lists())
 def test_fast_addresses_agree_with_policy_default(value: str) -> None:
-    fast = parse_module._fast_addresses(value, join_words=False)
+    fast = fastpath._fast_addresses(value, join_words=False)
     if fast is not None:
-        clean = parse_module._clean_line
+        clean = header_reader._clean_line
         header = policy.default.header_factory("to", value)
         expected = [(clean(a.display_name), a.addr_spec) for a in header.addresses]
         assert [(clean(display), spec) for display, spec in fast] == expected
@@ -530,7 +530,7 @@ def test_fast_addresses_agree_with_policy_default(value: str) -> None:
 @given(_mime_values())
 def test_fast_mime_header_agrees_with_policy_default(item: tuple[str, str]) -> None:
     name, value = item
-    fast = parse_module._fast_mime_header(name, value)
+    fast = fastpath._fast_mime_header(name, value)
     if fast is not None:
         header = policy.default.header_factory(name, value)
         assert (fast, header.defects) == (str(header), ())
@@ -549,7 +549,7 @@ def test_fast_mime_header_agrees_with_policy_default(item: tuple[str, str]) -> N
     ],
 )
 def test_fast_date_agrees_with_policy_default(value: str) -> None:
-    fast = parse_module._fast_date(value)
+    fast = fastpath._fast_date(value)
     if fast is not None:
         header = policy.default.header_factory("date", value)
         assert (fast, header.defects) == (str(header), ())
@@ -585,18 +585,18 @@ def test_fast_date_agrees_with_policy_default(value: str) -> None:
 )
 def test_fast_paths_on_known_values(kind: str, value: str, fast: bool) -> None:
     if kind == "subject":
-        result: object = parse_module._fast_unstructured(value)
+        result: object = fastpath._fast_unstructured(value)
         expected: object = str(policy.default.header_factory(kind, value))
     elif kind == "to":
-        found = parse_module._fast_addresses(value, join_words=False)
-        clean = parse_module._clean_line
+        found = fastpath._fast_addresses(value, join_words=False)
+        clean = header_reader._clean_line
         result = found and [(clean(display), spec) for display, spec in found]
         if found:
             expected = [
                 (clean(a.display_name), a.addr_spec) for a in policy.default.header_factory(kind, value).addresses
             ]
     else:
-        result = parse_module._fast_mime_header(kind, value)
+        result = fastpath._fast_mime_header(kind, value)
         expected = str(policy.default.header_factory(kind, value))
     assert (result is not None) == fast
     if fast:
@@ -627,20 +627,21 @@ def test_a_name_cut_mid_word_across_encoded_words_is_joined(monkeypatch: pytest.
 
 def test_common_values_take_the_fast_paths() -> None:
     # Guards the speed: what Thunderbird, Outlook, Gmail and Python itself write must not need the full parser.
-    assert parse_module._fast_unstructured("=?utf-8?B?0JfQsNC/0YDQvtGB?= =?utf-8?B?INC+?=") == "Запрос о"
-    assert parse_module._fast_addresses('"=?utf-8?B?0JDQvdC90LA=?=" <anna@mail.ru>, b@example.ru')
-    assert parse_module._fast_addresses("=?UTF-8?Q?=D0=90=D0=BD=D0=BD=D0=B0?= <anna@mail.ru>")
-    assert parse_module._fast_mime_header("content-type", 'multipart/alternative; boundary="000000000000abc"')
-    assert parse_module._fast_mime_header("content-disposition", 'attachment; filename="scan.pdf"')
-    assert parse_module._fast_date("Tue, 03 Mar 2026 10:00:00 +0300")
-    assert parse_module._quick_parse(_SEED) is not None
+    assert fastpath._fast_unstructured("=?utf-8?B?0JfQsNC/0YDQvtGB?= =?utf-8?B?INC+?=") == "Запрос о"
+    assert fastpath._fast_addresses('"=?utf-8?B?0JDQvdC90LA=?=" <anna@mail.ru>, b@example.ru')
+    assert fastpath._fast_addresses("=?UTF-8?Q?=D0=90=D0=BD=D0=BD=D0=B0?= <anna@mail.ru>")
+    assert fastpath._fast_mime_header("content-type", 'multipart/alternative; boundary="000000000000abc"')
+    assert fastpath._fast_mime_header("content-disposition", 'attachment; filename="scan.pdf"')
+    assert fastpath._fast_date("Tue, 03 Mar 2026 10:00:00 +0300")
+    assert fastpath._quick_parse(_SEED) is not None
 
 
 def _parse_without_fast_paths(raw: bytes, monkeypatch: pytest.MonkeyPatch) -> ParsedMessage:
     with monkeypatch.context() as patch:
-        patch.setattr(parse_module, "_quick_parse", lambda data: None)
-        patch.setattr(parse_module, "_fast_reader", lambda name: None)
-        patch.setattr(parse_module, "_fast_addresses", lambda value: None)
+        # Each fast path where it is looked up when a message is parsed (setattr fails on a name that is gone).
+        patch.setattr(fastpath, "_quick_parse", lambda data: None)
+        patch.setattr(header_reader, "_fast_reader", lambda name: None)
+        patch.setattr(header_reader, "_fast_addresses", lambda value: None)
         return parse_message(raw)
 
 

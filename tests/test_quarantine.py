@@ -69,13 +69,13 @@ def test_release_with_a_typed_sender_registers_the_letter(
 ) -> None:
     entry_id = _quarantined(settings)
     assert cli_main(["intake", "release", str(entry_id)]) == 0  # as before: quarantined again, row not resolved
-    assert "quarantined" in capsys.readouterr().out
+    assert "в карантине" in capsys.readouterr().out  # Russian, as the whole CLI (T3)
     with session_scope(settings) as session:
         assert session.get(IntakeEntry, entry_id).resolved_at is None  # type: ignore[union-attr]
     assert cli_main(["intake", "release", str(entry_id), "--sender", "not an address"]) == 1
     assert "Неверный адрес" in capsys.readouterr().err
     assert cli_main(["intake", "release", str(entry_id), "--sender", "Olga@Example.RU", "--actor", "clerk"]) == 0
-    assert "new_request" in capsys.readouterr().out
+    assert "зарегистрировано" in capsys.readouterr().out
     with session_scope(settings) as session:
         assert session.get(IntakeEntry, entry_id).resolved_by == "clerk"  # type: ignore[union-attr]
         request = session.scalars(select(Request)).one()
@@ -105,6 +105,7 @@ def test_the_console_quarantine_page_registers_with_a_typed_sender(settings: Set
     page = http.get("/staff/quarantine")
     assert page.status_code == 200 and f'action="/staff/quarantine/{entry_id}/release"' in page.text
     assert "Ольга &lt;olga@example.ru&gt;" in page.text  # the From read as text, escaped
+    assert "нет адреса автора" in page.text and "no usable sender" not in page.text  # the reason in Russian (T3)
     forged = http.post(f"/staff/quarantine/{entry_id}/release", data={"sender": "olga@example.ru"})
     assert forged.status_code == 403  # no CSRF token
     again = http.post(f"/staff/quarantine/{entry_id}/release", data={"csrf_token": csrf})

@@ -25,6 +25,9 @@ from mailservice.web.staff.models import LoginAttempt, StaffSession, StaffUser
 from tests import documented
 from tests.conftest import make_env, reset_caches
 
+# A deprecated library call in the auth module fails here, before the library drops it (Row.tuple(), SQLAlchemy 2.1).
+pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning")
+
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 OWNER = "owner@dizo.test"
 PASSWORD = "correct horse battery"

@@ -12,6 +12,7 @@ from mailservice.mail.parse import parse_message
 from mailservice.mail.triage import (
     HOLD_AUTO_GENERATED,
     HOLD_LIST_MAIL,
+    HOLD_NULL_ENVELOPE,
     RELAYED_HOLDS,
     TRIAGE_HOLDS,
     Triage,
@@ -78,13 +79,18 @@ def test_auto_response_suppress_is_no_sign_of_an_automatic_message(value: str) -
 
 @pytest.mark.parametrize("envelope", ["", "<>", " <> "])
 def test_null_envelope_sender(envelope: str) -> None:
+    # RFC 5321 4.5.5: never answered automatically; a letter that asks waits for staff (intake decides, README
+    # "Held queue"), one that asks nothing is ignored.
     result = _triage(_msg(), envelope)
     assert result.verdict is Verdict.auto_reply
     assert "RFC 5321" in result.reason
+    assert result.relayed == HOLD_NULL_ENVELOPE
+    assert HOLD_NULL_ENVELOPE in TRIAGE_HOLDS and HOLD_NULL_ENVELOPE in RELAYED_HOLDS  # never a command or thanks
 
 
 def test_null_return_path_header_counts_as_null_envelope() -> None:
-    assert _triage(_msg("Return-Path: <>")).verdict is Verdict.auto_reply
+    result = _triage(_msg("Return-Path: <>"))
+    assert result.verdict is Verdict.auto_reply and result.relayed == HOLD_NULL_ENVELOPE
 
 
 def test_ordinary_envelope_is_not_null() -> None:

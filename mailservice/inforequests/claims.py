@@ -111,22 +111,13 @@ def find(session: Session, settings: Settings, raw: str, *, lock: bool = False) 
 def join(session: Session, settings: Settings, raw: str, now: dt.datetime) -> Claim:
     """Follow the link (the POST): move the request to the address's owner and prove the address for the owner.
     A second use finds it joined and does nothing (the result says ``joined``: it was joined before)."""
-    from mailservice.feedback.models import FeedbackResponse, FeedbackSurvey  # the console's and the web's sessions
-
     claim = find(session, settings, raw, lock=True)
     if claim.joined:
         return claim
     request, owner, address = claim.request, claim.owner, claim.request.reply_email
     assert address is not None  # find() refused a request without one
     record = request.client
-    request.client = owner
-    for event in request.events:
-        event.client = owner
-    for model in (FeedbackSurvey, FeedbackResponse):
-        session.execute(
-            update(model).where(model.request_id == request.id).values(client_id=owner.id),
-            execution_options={"synchronize_session": False},
-        )
+    move_request(session, request, owner)
     # Following a signed link sent to an address the owner wrote from proves it (README, "Security model").
     identity.prove(session, owner, address, Proof.link, now)
     merged = _absorb_if_empty(session, record, owner, now)
@@ -145,6 +136,21 @@ def join(session: Session, settings: Settings, raw: str, now: dt.datetime) -> Cl
     )
     owner.last_interaction_at = now
     return Claim(request, record.id, owner, joined=False)
+
+
+def move_request(session: Session, request: Request, client: Client) -> None:
+    """Move a request, with its history events and its survey and ratings, to another client's record."""
+    from mailservice.feedback.models import FeedbackResponse, FeedbackSurvey  # the console's and the web's sessions
+
+    session.flush()  # the client's id, when the record is new
+    request.client = client
+    for event in request.events:
+        event.client = client
+    for model in (FeedbackSurvey, FeedbackResponse):
+        session.execute(
+            update(model).where(model.request_id == request.id).values(client_id=client.id),
+            execution_options={"synchronize_session": False},
+        )
 
 
 def _absorb_if_empty(session: Session, record: Client, owner: Client, now: dt.datetime) -> bool:
@@ -169,4 +175,4 @@ def _absorb_if_empty(session: Session, record: Client, owner: Client, now: dt.da
     return True
 
 
-__all__ = ["LINK_VALID", "Claim", "ClaimLinkError", "find", "join", "note", "token", "url"]
+__all__ = ["LINK_VALID", "Claim", "ClaimLinkError", "find", "join", "move_request", "note", "token", "url"]

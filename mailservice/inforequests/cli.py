@@ -239,7 +239,7 @@ def list_cmd(
                         "urgency": r.urgency,
                         "received_at": r.received_at.isoformat(),
                         "register_by": iso(queues.registration_date(settings, r)),
-                        "forward_by": iso(queues.forwarding_date(r)),
+                        "forward_by": iso(queues.forwarding_date(r, settings.tz)),
                         "due_date": iso(r.due_date),
                         "overdue": queues.is_overdue(r, today),
                         "due_soon": queues.is_due_soon(r, today, calendar, settings.due_soon_working_days),
@@ -253,7 +253,7 @@ def list_cmd(
     if not rows:
         typer.echo("Запросов нет.")
         return
-    terms = {r.id: (queues.registration_date(settings, r), queues.forwarding_date(r)) for r in rows}
+    terms = {r.id: (queues.registration_date(settings, r), queues.forwarding_date(r, settings.tz)) for r in rows}
     typer.echo(_register_table(rows, terms, flag))
 
 
@@ -518,6 +518,26 @@ def convert_cmd(
     except actions.ActionError as exc:
         raise tclick.ClickException(str(exc)) from None
     typer.echo(f"№ {number}: исполнено как команда {command.value} ({outcome}); запрос отмечен как отвеченный")
+
+
+@app.command("reregister-forwarded")
+def reregister_forwarded_cmd(
+    number: Annotated[str, typer.Argument(help="Регистрационный номер")],
+    actor: Annotated[str, typer.Option(help="Кто перерегистрирует")] = "cli",
+) -> None:
+    """Перерегистрировать запрос на автора пересланного письма (письмо переслал орган, не подтверждённый как
+    пересылающий обращения): автору — подтверждение регистрации, отправителю — короткое уведомление."""
+    from mailservice.intake import forwarded_register
+
+    settings = get_settings()
+    try:
+        with _session(settings) as session:
+            request = _load(session, number)
+            record = forwarded_register.reregister(session, settings, request, actor=actor, now=utcnow())
+            address, record_id = request.reply_email, record.id
+    except forwarded_register.ForwardError as exc:
+        raise tclick.ClickException(str(exc)) from None
+    typer.echo(f"№ {number}: перерегистрирован на автора пересланного письма {address} (клиент № {record_id})")
 
 
 @app.command("export")

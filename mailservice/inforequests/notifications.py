@@ -210,10 +210,12 @@ def acknowledgement(
     now: dt.datetime,
     *,
     claim_url: str = "",
+    forwarded: bool = False,
 ) -> OutboxMessage | None:
     """The acknowledgement with the number and the due date, to the request's own reply address (the From of its
     e-mail, never a Reply-To: the person named gets it). ``claim_url``: the link by which the owner of a typed
-    address joins the request to their history (webrequests/claim.py).
+    address joins the request to their history (webrequests/claim.py). ``forwarded``: the appeal reached us from
+    another body (59-FZ art. 8 p. 3), so the advice on the channels for appeals by e-mail is not the citizen's.
 
     ``Auto-Submitted: auto-replied`` (RFC 3834 5.2) when it answers an e-mail; a notice we start ourselves for a
     request that came by another channel is ``auto-generated``.
@@ -235,7 +237,7 @@ def acknowledgement(
         template="acknowledgement",
         auto_submitted="auto-replied" if request.channel == Channel.email else "auto-generated",
         extra={
-            "appeal_by_email": request.channel == Channel.email and request.type == "appeal",
+            "appeal_by_email": request.channel == Channel.email and request.type == "appeal" and not forwarded,
             # Attachments over the size limit were not kept: the client learns which and why.
             "rejected_attachments": rejected_attachments(request),
             "claim_url": claim_url,

@@ -4,7 +4,8 @@ console, the CLI, the register's export and intake share them).
 * A letter held as advertising (intake/spam.py) waits unregistered, its three-day registration date counting from
   receipt (59-FZ art. 8 p. 2, 8-FZ art. 18).
 * A letter outside the department's remit (topic ``outside``) is registered like any other and waits "to forward":
-  its forwarding date is registration + 7 days (59-FZ art. 8 p. 3; 8-FZ art. 18).
+  its forwarding date is registration + 7 days (59-FZ art. 8 p. 3; 8-FZ art. 18), counted like the answer term from
+  :func:`term_start_of`: a letter registered after its three days gains no days from the delay.
 
 Light on purpose: ``requests list`` imports it and nothing of intake or mail, nor the models.
 """
@@ -77,11 +78,21 @@ def to_forward(request: Request | Listed) -> bool:
     )
 
 
-def forwarding_date(request: Request | Listed) -> dt.date | None:
-    """The last day to forward a letter outside the remit and tell the citizen (None when nothing waits)."""
-    if not to_forward(request) or request.registered_on is None:
+def term_start_of(request: Request | Listed, tz: dt.tzinfo) -> dt.date | None:
+    """The day the request's terms count from (None before registration): its registration date, never later than
+    its last lawful registration day (:func:`deadlines.term_start`, the base of the answer term too)."""
+    if request.registered_on is None:
         return None
-    return forwarding_due(request.registered_on)
+    received = request.received_at.astimezone(tz).date()
+    return deadlines.term_start(received, request.registered_on, request.channel in ORAL_CHANNELS)
+
+
+def forwarding_date(request: Request | Listed, tz: dt.tzinfo) -> dt.date | None:
+    """The last day to forward a letter outside the remit and tell the citizen (None when nothing waits)."""
+    start = term_start_of(request, tz)
+    if not to_forward(request) or start is None:
+        return None
+    return forwarding_due(start)
 
 
 def _columns(columns: Any) -> Any:

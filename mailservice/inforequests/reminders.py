@@ -9,6 +9,9 @@ What a request is listed for (pure rules, :func:`reasons`):
 * extension notice: open and never extended, while the 7 days to tell the requester of a deferral run out that soon
   (8-FZ art. 18: a deferral is told within 7 days of registration).
 
+The 7 days count, like the answer term, from the registration date but never from later than the last lawful day of
+registration (:func:`queues.term_start_of`): a letter entered late gains no days from the delay.
+
 Who gets it (:func:`recipients`): the assignee (an active console account named by its address or its name) and
 the head of the request's unit (``UNIT_HEADS``); a request with no assignee that can be
 reached goes to its unit head, one with neither to the head of department. One person gets one e-mail a day, a
@@ -54,19 +57,21 @@ def _near(today: dt.date, day: dt.date, calendar: Calendar, working_days: int) -
     return day <= today or calendar.working_days_between(today, day) <= working_days
 
 
-def reasons(request: Request, today: dt.date, calendar: Calendar, working_days: int) -> list[Reason]:
-    """What the request needs now, or [] (pure: reads the request's fields and events)."""
-    if Status(request.status) not in OPEN_STATUSES or request.registered_on is None:
+def reasons(request: Request, today: dt.date, calendar: Calendar, working_days: int, tz: dt.tzinfo) -> list[Reason]:
+    """What the request needs now, or [] (pure: reads the request's fields and events; ``tz`` is the department's,
+    which tells the day the request arrived)."""
+    start = queues.term_start_of(request, tz)
+    if Status(request.status) not in OPEN_STATUSES or start is None:
         return []
     found: list[Reason] = []
     if request.due_date is not None and request.due_date < today:
         found.append(Reason("overdue", f"просрочен: срок ответа истёк {_d(request.due_date)}"))
     elif request.control_date is not None and _near(today, request.control_date, calendar, working_days):
         found.append(Reason("due_soon", f"контрольная дата {_d(request.control_date)}"))
-    forward_by = queues.forwarding_date(request)
+    forward_by = queues.forwarding_date(request, tz)
     if forward_by is not None and _near(today, forward_by, calendar, working_days):
         found.append(Reason("forward", f"перенаправить по принадлежности и уведомить заявителя до {_d(forward_by)}"))
-    notice_by = notice_due(request.registered_on)
+    notice_by = notice_due(start)
     extended = any(e.to_status == Status.extended for e in request.events)
     if (
         not extended
@@ -120,12 +125,17 @@ class Digest:
 
 
 def plan(
-    requests: Iterable[Request], directory: Directory, today: dt.date, calendar: Calendar, working_days: int
+    requests: Iterable[Request],
+    directory: Directory,
+    today: dt.date,
+    calendar: Calendar,
+    working_days: int,
+    tz: dt.tzinfo,
 ) -> dict[str, Digest]:
     """The day's digests by address (lower case): every request that needs action, once per person (pure)."""
     digests: dict[str, Digest] = {}
     for request in requests:
-        why = reasons(request, today, calendar, working_days)
+        why = reasons(request, today, calendar, working_days, tz)
         if not why:
             continue
         for address in recipients(request, directory):
@@ -165,7 +175,9 @@ def send(session: Session, settings: Settings, now: dt.datetime, calendar: Calen
         .options(selectinload(Request.events), selectinload(Request.client))
         .order_by(Request.control_date, Request.id)
     ).all()
-    digests = plan(candidates, directory_of(session, settings), today, calendar, settings.reminder_working_days)
+    digests = plan(
+        candidates, directory_of(session, settings), today, calendar, settings.reminder_working_days, settings.tz
+    )
     sent_to: dict[int, list[str]] = {}
     for digest in digests.values():
         message = build_message(
@@ -186,7 +198,7 @@ def send(session: Session, settings: Settings, now: dt.datetime, calendar: Calen
     by_id = {r.id: r for r in candidates}
     for request_id, addresses in sent_to.items():
         request = by_id[request_id]
-        why = reasons(request, today, calendar, settings.reminder_working_days)
+        why = reasons(request, today, calendar, settings.reminder_working_days, settings.tz)
         session.add(
             Event(
                 client_id=request.client_id,

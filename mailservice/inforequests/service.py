@@ -15,14 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailservice.config import Settings
-from mailservice.inforequests import identity, notifications
+from mailservice.inforequests import identity, notifications, queues
 from mailservice.inforequests.deadlines import (
     Law,
     deadline,
     notice_due,
     registered_late,
     registration_due,
-    term_start,
     validate_extension,
 )
 from mailservice.inforequests.lifecycle import (
@@ -252,11 +251,11 @@ def recompute_due(settings: Settings, request: Request) -> None:
     (:func:`deadlines.term_start`). The original term is never overwritten: extensions are events with their legal
     basis (froide#281).
     """
-    if request.registered_on is None:
+    start = queues.term_start_of(request, settings.tz)
+    if start is None:
         request.due_date = request.control_date = None
         return
     extension = sum(e.extension_days or 0 for e in request.events if e.to_status == Status.extended)
-    start = term_start(local_date(settings, request.received_at), request.registered_on, is_oral(request))
     term = deadline(Law(request.law), start, default_calendar(settings), settings.due_shift, extension)
     request.due_date = term.legal_due
     request.control_date = term.control_date
@@ -360,15 +359,16 @@ def create_request(
         return request
     if register:
         register_request(
-            session, settings, request, now=now, actor=actor, claim_url=_claim(session, settings, request, now)
+            session, settings, request, now=now, actor=actor, claim_url=claim_link(session, settings, request, now)
         )
     return request
 
 
-def _claim(session: Session, settings: Settings, request: Request, now: dt.datetime) -> str:
+def claim_link(session: Session, settings: Settings, request: Request, now: dt.datetime, *, typed: bool = False) -> str:
     """The joining link when a typed reply address is another client's (``claims``), else ''. An e-mail's From is
-    its own client's contact by construction (intake), so only the other channels are looked up."""
-    if not request.reply_email or request.channel == Channel.email:
+    its own client's contact by construction (intake), so only the other channels are looked up, unless the
+    address is ``typed`` for an e-mail too (the author of a forwarded letter, intake/forwarded_register.py)."""
+    if not request.reply_email or (request.channel == Channel.email and not typed):
         return ""
     owner = find_client_by_email(session, request.reply_email)
     if owner is None or owner is request.client or owner.anonymised_at is not None:
@@ -386,7 +386,14 @@ def is_oral(request: Request) -> bool:
 
 
 def register_request(
-    session: Session, settings: Settings, request: Request, *, now: dt.datetime, actor: str = "", claim_url: str = ""
+    session: Session,
+    settings: Settings,
+    request: Request,
+    *,
+    now: dt.datetime,
+    actor: str = "",
+    claim_url: str = "",
+    forwarded: bool = False,
 ) -> None:
     """Give a received request its number and legal term, and acknowledge it to the client.
 
@@ -427,7 +434,7 @@ def register_request(
         },
     )
     recompute_due(settings, request)
-    notifications.acknowledgement(session, settings, request, now, claim_url=claim_url)
+    notifications.acknowledgement(session, settings, request, now, claim_url=claim_url, forwarded=forwarded)
 
 
 def close_unregistered(
@@ -498,14 +505,16 @@ def change_status(
     check_transition(current, target, ground=ground, law=request.law)
     if target is Status.refused and ground:
         check_missing(ground, _present(request))
-    registered_on = request.registered_on
-    if registered_on is None:
+    # The terms of an extension and of a forwarding count from where the answer term does (recompute_due): a
+    # request entered after its registration term gains no days from the delay (tryout T8).
+    start = queues.term_start_of(request, settings.tz)
+    if start is None:
         raise RequestError("Сначала запрос нужно зарегистрировать")
     today = local_date(settings, now)
     if target is Status.extended:
         previous = sum(1 for e in request.events if e.to_status == Status.extended)
         try:
-            validate_extension(Law(request.law), registered_on, today, extension_days or 0, previous)
+            validate_extension(Law(request.law), start, today, extension_days or 0, previous)
         except ValueError as exc:
             raise RequestError(str(exc)) from exc
         if not comment:
@@ -523,7 +532,7 @@ def change_status(
     if target is Status.clarification_requested and not comment.strip():
         raise RequestError("Укажите, что именно нужно уточнить заявителю (--comment)")
     data: dict[str, object] = {"forwarded_to": forwarded_to} if forwarded_to else {}
-    if target is Status.forwarded and today > notice_due(registered_on):
+    if target is Status.forwarded and today > notice_due(start):
         # The law gives 7 days to forward and tell the requester (8-FZ, 59-FZ art. 8); a late forwarding is still
         # better than none, so it is done and the lateness recorded, never hidden.
         data["late_notice"] = True

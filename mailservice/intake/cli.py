@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import mailbox
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +21,8 @@ from mailservice.inforequests import queues
 from mailservice.inforequests.models import Request
 from mailservice.intake import actions
 from mailservice.intake.models import IntakeEntry, Outcome
-from mailservice.intake.pipeline import Source, process_raw
+from mailservice.intake.pipeline import IntakeResult, Source, process_raw
+from mailservice.intake.russian import outcome_ru, reason_ru
 from mailservice.spreadsheets import safe_record
 from mailservice.termtext import inert
 
@@ -82,7 +85,7 @@ def quarantine_cmd() -> None:
             .order_by(IntakeEntry.id)
         ).all()
         for e in entries:
-            typer.echo(f"{e.id:>6} {e.received_at:%Y-%m-%d %H:%M} {e.raw_sha256[:12]} {inert(e.reason)}")
+            typer.echo(f"{e.id:>6} {e.received_at:%Y-%m-%d %H:%M} {e.raw_sha256[:12]} {inert(reason_ru(e.reason))}")
         typer.echo(f"В карантине: {len(entries)}", err=True)
 
 
@@ -106,18 +109,51 @@ def release_cmd(
         result = quarantine.release(get_settings(), entry_id, actor=actor, sender=sender)
     except actions.ActionError as exc:
         raise click.ClickException(str(exc)) from None
-    typer.echo(f"Строка {entry_id}: {result.outcome} {result.request_number or ''} {inert(result.reason)}".rstrip())
+    typer.echo(f"Строка {entry_id}: {_said(result)}")
+
+
+def _said(result: IntakeResult) -> str:
+    """An intake outcome in Russian: what happened, the number, the reason."""
+    words = [outcome_ru(result.outcome), result.request_number or "", inert(reason_ru(result.reason))]
+    return " ".join(word for word in words if word)
+
+
+def is_mbox(path: Path) -> bool:
+    """True for an mbox file (Thunderbird's or a mail server's export): it opens with a ``From `` line (RFC 4155),
+    where a single letter opens with a header field."""
+    with path.open("rb") as file:
+        return file.read(5) == b"From "
+
+
+def _letters(path: Path) -> Iterator[tuple[str, bytes]]:
+    """``(label, raw)`` for each letter of a file: the file itself, or each letter of an mbox in turn (one in
+    memory at a time)."""
+    if not is_mbox(path):
+        yield str(path), path.read_bytes()
+        return
+    box = mailbox.mbox(str(path), create=False)
+    try:
+        for number, key in enumerate(box.iterkeys(), start=1):
+            yield f"{path}, письмо {number}", box.get_bytes(key)
+    finally:
+        box.close()
 
 
 @app.command("import")
-def import_cmd(files: Annotated[list[Path], typer.Argument(help="Файлы .eml")]) -> None:
-    """Передать файлы .eml в приём, как будто они пришли по почте."""
+def import_cmd(files: Annotated[list[Path], typer.Argument(help="Файлы .eml или mbox")]) -> None:
+    """Передать письма в приём, как будто они пришли по почте: файлы .eml и файлы mbox (выгрузка Thunderbird
+    или почтового сервера), каждое письмо mbox отдельно, со своей строкой итога."""
     settings = get_settings()
     for path in files:
         if not path.is_file():
             raise click.BadParameter(f"нет такого файла: {path}", param_hint="FILES")
-        result = process_raw(settings, path.read_bytes(), Source("file"))
-        typer.echo(f"{path}: {result.outcome} {result.request_number or ''} {inert(result.reason)}".rstrip())
+    for path in files:
+        count = 0
+        for label, raw in _letters(path):
+            count += 1
+            typer.echo(f"{inert(label)}: {_said(process_raw(settings, raw, Source('file')))}")
+        if count == 0:
+            typer.echo(f"{inert(str(path))}: в файле mbox нет писем", err=True)
 
 
 @app.command("held")

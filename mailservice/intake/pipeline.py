@@ -43,13 +43,14 @@ from mailservice.inforequests import identity, notifications, service
 from mailservice.inforequests.deadlines import REGISTRATION_DAYS
 from mailservice.inforequests.lifecycle import Channel
 from mailservice.inforequests.models import Client, ClientContact, Event, Request
+from mailservice.intake import forwarded_register, mentions
 from mailservice.intake.actions import held_note
 from mailservice.intake.commands import Command
 from mailservice.intake.models import Bounce, IntakeEntry, Outcome
 from mailservice.intake.prepare import Prepared, preparer_for
 from mailservice.intake.wording import own_subject
 from mailservice.mail.parse import ParsedMessage
-from mailservice.mail.triage import TRIAGE_HOLDS, Verdict
+from mailservice.mail.triage import HOLD_NULL_ENVELOPE, TRIAGE_HOLDS, Verdict
 from mailservice.outbox import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -334,7 +335,8 @@ class BatchLookups(Lookups):
         if original is not None:
             # A copy of a message earlier in this batch needs that message's id: a flush first, in a savepoint.
             return original.id is not None
-        return not self._may_thread(parsed) and prepared.command is None and not prepared.thanks
+        trusted_forward = prepared.forwarded is not None and prepared.forwarded.trusted  # looks up the author
+        return not self._may_thread(parsed) and prepared.command is None and not prepared.thanks and not trusted_forward
 
 
 def _link(entry: IntakeEntry, request: Request) -> None:
@@ -383,7 +385,10 @@ def _decide(
     labels = prepared.labels
     assert labels is not None
     request, outbox_row = lookups.thread(parsed)
-    if outbox_row is not None and request is None:
+    # A letter with a null return path that asks waits for staff even in reply to one of our messages: joining a
+    # request may send a notice, and nothing answers a null reverse-path automatically (RFC 5321 4.5.5).
+    unanswerable = HOLD_NULL_ENVELOPE in prepared.hold
+    if outbox_row is not None and request is None and not unanswerable:
         handler = ROUTES.get(outbox_row.ref_type)
         if handler is not None:
             reason = handler(session, parsed, outbox_row, entry)
@@ -400,7 +405,7 @@ def _decide(
     if request is not None and outbox_row is not None:
         # Answering one of our messages from the address it went to proves the address is the client's.
         identity.prove_by_reply(session, request.client, parsed.from_addr, outbox_row.recipients.split(","), now)
-    if request is not None and service.is_joinable(request):
+    if request is not None and service.is_joinable(request) and not unanswerable:
         service.add_client_message(
             session,
             settings,
@@ -430,13 +435,27 @@ def _decide(
         if reason is not None:
             entry.outcome, entry.reason = Outcome.routed, reason
             return None
+    forward = prepared.forwarded if request is None and outbox_row is None else None
+    if forward is not None and forward.trusted:  # a proven body's forward: the citizen's appeal (issue 13)
+        return forwarded_register.register_for_author(
+            session,
+            settings,
+            entry,
+            parsed,
+            forward,
+            labels=labels,
+            received_at=arrival(parsed.date, now),
+            attachments=attachments,
+            rejected=rejected,
+            now=now,
+        )
     client = _sender_client(session, lookups, parsed, now)
     if request is None and outbox_row is None:
         # A first letter keeps what it quotes or forwards: «Прошу разобраться» above a quoted refusal is the
         # appeal itself (tryout F5). Only replies to our messages lose the quote of what we wrote.
         body = parsed.text or body
     # Only a new letter that answers nothing of ours may wait unregistered (advertising: intake/spam.py).
-    hold = prepared.hold if request is None and outbox_row is None else ()
+    hold = prepared.hold if (request is None and outbox_row is None) or unanswerable else ()
     # The acknowledgement goes to the person named in From; a different Reply-To is recorded, for answers once
     # it is proven for the client (README, "Security model").
     reply_to = parsed.reply_to if parsed.reply_to and parsed.reply_to != parsed.from_addr else None
@@ -468,6 +487,12 @@ def _decide(
     entry.outcome = Outcome.new_request
     _link(entry, new)
     _staff_notes(session, new, parsed, now)
+    if forward is not None:
+        forwarded_register.note_forward(session, new, forward, now)
+    if request is None and outbox_row is None:
+        # A new letter that names its author's earlier request: notes on both, never a merge (intake/mentions.py).
+        numbers = mentions.mentioned_numbers(subject, body)
+        mentions.note_mentions(session, new, client, parsed.from_addr, numbers, now)
     if hold:
         entry.outcome = Outcome.held
         entry.reason = "held unregistered for staff: " + TRIAGE_HOLDS.get(hold[0], "looks like advertising")

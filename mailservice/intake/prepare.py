@@ -34,11 +34,13 @@ from mailservice.blobs import BlobStore
 from mailservice.config import Settings, get_settings
 from mailservice.inforequests.service import Labels, StoredFile
 from mailservice.intake.commands import Command, CommandAddresses, command_note, recognise
+from mailservice.intake.forwarded import Finding, examine
 from mailservice.intake.spam import asks_something, hold_reasons
 from mailservice.intake.thanks import is_only_thanks
 from mailservice.mail.bounces import BounceInfo, parse_bounce
 from mailservice.mail.parse import ParsedMessage, ParseError, parse_message
-from mailservice.mail.triage import RELAYED_HOLDS, Triage, Verdict, triage
+from mailservice.mail.slim import slim
+from mailservice.mail.triage import HELD_UNLESS_ASKING, RELAYED_HOLDS, Triage, Verdict, triage
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,13 @@ class Limits:
     max_attachment_bytes: int
     blob_dir: Path
     commands: CommandAddresses = field(default_factory=CommandAddresses)
+    forwarding_bodies: tuple[str, ...] = ()  # issue 13: see intake/authres.py
+    trusted_authserv_id: str = ""
+
+    @property
+    def ceiling_bytes(self) -> int:
+        """Above this a letter is not even split to be read (an absurd size): four times the message limit."""
+        return 4 * self.max_message_bytes
 
     @classmethod
     def of(cls, settings: Settings) -> Limits:
@@ -76,6 +85,8 @@ class Limits:
                 settings.history_address,
                 (settings.from_address, settings.imap_user, settings.mailing_unsubscribe_address),
             ),
+            tuple(settings.forwarding_bodies),
+            settings.trusted_authserv_id,
         )
 
 
@@ -98,6 +109,7 @@ class Prepared:
     command: Command | None = None
     thanks: bool = False
     hold: tuple[str, ...] = ()
+    forwarded: Finding | None = None  # a forward of someone else's letter (intake/forwarded.py)
 
 
 def prepare(
@@ -109,17 +121,33 @@ def prepare(
     ``sender`` is the author's address staff typed for a quarantined letter without one (see parse_message).
     """
     raw_sha = store.put(raw, durable=False)
+    dropped: list[str] = []
     if len(raw) > limits.max_message_bytes:
-        return Prepared(raw_sha, None, f"message larger than {limits.max_message_bytes} bytes")
+        # Over the message limit (a 25 MB scan is 34 MB in base64): still a written appeal, so it is read and
+        # registered without the attachments over the limit (said in the acknowledgement); the raw bytes are
+        # stored whole. Only an absurd size, or one that stays too large without them, is quarantined.
+        if len(raw) > limits.ceiling_bytes:
+            return Prepared(raw_sha, None, f"message larger than {limits.ceiling_bytes} bytes")
+        try:
+            slimmed = slim(raw, max_attachment_bytes=limits.max_attachment_bytes)
+        except Exception:
+            log.exception("an oversized message could not be split; it will be quarantined")
+            slimmed = None
+        if slimmed is None or len(slimmed.raw) > limits.max_message_bytes:
+            return Prepared(raw_sha, None, f"message larger than {limits.max_message_bytes} bytes")
+        raw, dropped = slimmed.raw, slimmed.dropped
     try:
         parsed = parse_message(raw, max_attachment_bytes=limits.max_attachment_bytes, sender=sender)
     except ParseError as exc:
         return Prepared(raw_sha, None, f"unparseable: {exc.reason}")
+    if dropped:
+        parsed = dataclasses.replace(parsed, oversized_attachments=[*parsed.oversized_attachments, *dropped])
     try:
         stored = tuple(
             StoredFile(part.filename, part.content_type, part.size, store.put(part.data, durable=False))
             for part in parsed.attachments
         )
+        whole_message = parsed  # with its attachments' bytes: an attached forward is read from them
         parsed = dataclasses.replace(
             parsed, attachments=[dataclasses.replace(part, data=b"") for part in parsed.attachments]
         )
@@ -132,6 +160,9 @@ def prepare(
                 return Prepared(raw_sha, parsed, triage=verdict, attachments=stored)
             # A list or a form service relayed a letter that asks something (tryout F3, T3): staff look, never dropped.
             verdict = Triage(Verdict.normal, f"{verdict.reason}; asks something: held for staff", hold=verdict.relayed)
+        if verdict.hold in HELD_UNLESS_ASKING and asks_something(parsed.subject, parsed.text):
+            # A calendar invitation whose text asks or complains is an appeal like any other.
+            verdict = Triage(Verdict.normal, f"{verdict.reason}; asks something: registered")
         from mailservice.inforequests.classification import labels_for
 
         text = parsed.new_text or parsed.text
@@ -155,6 +186,9 @@ def prepare(
         )
         if verdict.hold and command is None:
             hold = (verdict.hold, *hold)  # an automatic-looking subject alone: staff look, nothing is dropped
+        forwarded = _forwarded(whole_message, message_obj, limits)
+        if forwarded is not None and forwarded.trusted:
+            command, thanks, hold = None, False, ()  # a proven body's forward is a citizen's appeal
         return Prepared(
             raw_sha,
             parsed,
@@ -164,10 +198,18 @@ def prepare(
             command=command,
             thanks=thanks,
             hold=hold,
+            forwarded=forwarded,
         )
     except Exception as exc:  # a bug in triage must not lose the message: it is quarantined with the error
         log.exception("intake preparation failed; the message will be quarantined")
         return Prepared(raw_sha, parsed, f"internal error: {type(exc).__name__}: {exc}")
+
+
+def _forwarded(parsed: ParsedMessage, message_obj: email.message.Message, limits: Limits) -> Finding | None:
+    """A forward of someone else's letter in ``parsed``, with the verdict on its sender (issue 13)."""
+    ours = (*limits.commands.others, limits.commands.subscribe, limits.commands.unsubscribe, limits.commands.history)
+    results = [" ".join(str(value).split()) for value in message_obj.get_all("Authentication-Results") or []]
+    return examine(parsed, results, bodies=limits.forwarding_bodies, authserv_id=limits.trusted_authserv_id, ours=ours)
 
 
 def _headers(message_obj: email.message.Message, limit: int = 200) -> dict[str, str]:

@@ -19,6 +19,7 @@ from email import base64mime
 from email import charset as _charset
 from email.generator import BytesGenerator
 from email.header import Header
+from email.headerregistry import Address
 from email.message import Message
 from email.mime.application import MIMEApplication
 from email.mime.base import MIMEBase
@@ -114,9 +115,10 @@ class _WireGenerator(BytesGenerator):
 
 
 def serialise(message: Message) -> bytes:
-    """Bytes for the wire with CRLF line ends, never bare LF."""
+    """Bytes for the wire with CRLF line ends, never bare LF (UTF-8 headers for a message built for SMTPUTF8)."""
     if isinstance(message, email.message.EmailMessage):
-        return message.as_bytes(policy=email.policy.SMTP)
+        utf8 = getattr(message.policy, "utf8", False)
+        return message.as_bytes(policy=email.policy.SMTPUTF8 if utf8 else email.policy.SMTP)
     out = io.BytesIO()
     _WireGenerator(out, mangle_from_=False, policy=WIRE_POLICY).flatten(message, unixfrom=False)
     return out.getvalue()
@@ -161,6 +163,20 @@ def format_address(name: str, addr: str, header_name: str = "To") -> str:
         quoted = name.replace("\\", "\\\\").replace('"', '\\"')
         return f'"{quoted}" <{addr}>'
     return f"{Header(name, UTF8, header_name=header_name).encode()} <{addr}>"
+
+
+def _smtputf8_message(message: Message, name: str, addr: str) -> Message:
+    """The message with ``To: name <addr>`` for a mailbox whose local part is not ASCII (юрий@почта.рф).
+
+    Such an address cannot be written in ASCII at all (RFC 2047 5 forbids encoded words in an addr-spec), so the
+    message becomes an RFC 6532 one: UTF-8 headers under ``email.policy.SMTPUTF8``, sent with SMTPUTF8 (RFC 6531;
+    mail/smtp.py fails it with a reason for staff where the server lacks it). Rare, so the message is simply
+    re-read under that policy rather than built twice.
+    """
+    local, _, domain = wire_address(addr).rpartition("@")
+    utf8 = email.message_from_bytes(serialise(message), policy=email.policy.SMTPUTF8)
+    utf8["To"] = Address(display_name=safe_header_value(one_line(name)), username=local, domain=domain)
+    return utf8
 
 
 def _text_part(text: str, subtype: str) -> Message:
@@ -225,7 +241,9 @@ def build_message(
             message.attach(part)
 
     message["From"] = format_address(settings.from_name, settings.from_address, "From")
-    message["To"] = format_address(to_name, to, "To")
+    utf8_to = not to.rpartition("@")[0].isascii()  # To is added last, once the message is re-read as UTF-8
+    if not utf8_to:
+        message["To"] = format_address(to_name, to, "To")
     message["Subject"] = encode_header(subject, "Subject")  # type: ignore[assignment]  # compat32 takes a Header
     message["Date"] = format_datetime(utcnow())
     message["Message-ID"] = f"<{message_id or new_message_id(settings)}>"
@@ -240,6 +258,8 @@ def build_message(
         message["X-Auto-Response-Suppress"] = "All"
     for name, value in (extra_headers or {}).items():
         message[name] = encode_header(value, name)  # type: ignore[assignment]
+    if utf8_to:
+        return _smtputf8_message(message, to_name, to)
     return message
 
 

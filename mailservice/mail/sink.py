@@ -46,6 +46,6 @@ class SinkHandler:
 
 def start_sink(folder: Path, host: str, port: int) -> Controller:
     """Start a development/test mail sink that stores everything it receives in ``folder``."""
-    controller = Controller(SinkHandler(folder), hostname=host, port=port, decode_data=False)
+    controller = Controller(SinkHandler(folder), hostname=host, port=port, decode_data=False, enable_SMTPUTF8=True)
     controller.start()
     return controller

@@ -5,6 +5,11 @@ Help desks reopen tickets on out-of-office replies (zammad#5113) and open new on
 Rules run from the strongest evidence (a delivery report's structure) to the weakest (subject wording), and
 the subject-only rules are kept narrow: a citizen's request taken for an automatic message would go
 unregistered, which is worse than staff glancing at an out-of-office note.
+
+Calendar mail (iTIP, RFC 5546: a text/calendar part with METHOD) is a program's: an answer to an invitation or a
+cancellation (REPLY, CANCEL, COUNTER, DECLINECOUNTER, REFRESH: «Принято: …», «Accepted: …») is automatic unless its
+text asks something; an invitation (REQUEST, ADD) waits in the visible held queue unless its text asks or complains,
+when it is registered as usual (intake decides both with the same test as for list mail).
 """
 
 from __future__ import annotations
@@ -21,9 +26,13 @@ from mailservice.mail.headers import part_content_type
 from mailservice.mail.parse import ParsedMessage
 
 __all__ = [
+    "HELD_UNLESS_ASKING",
     "HOLD_AUTO_GENERATED",
     "HOLD_AUTO_SUBJECT",
+    "HOLD_CALENDAR_INVITATION",
+    "HOLD_CALENDAR_REPLY",
     "HOLD_LIST_MAIL",
+    "HOLD_NULL_ENVELOPE",
     "RELAYED_HOLDS",
     "TRIAGE_HOLDS",
     "Triage",
@@ -108,14 +117,37 @@ HOLD_AUTO_GENERATED = (
     "пришло как письмо, сформированное программой (заголовок Auto-Submitted, например форма сайта), но в тексте "
     "есть просьба, вопрос, жалоба или адрес"
 )
+HOLD_CALENDAR_INVITATION = (
+    "приглашение на встречу из календаря (iTIP REQUEST): в тексте нет просьбы, вопроса, жалобы или адреса"
+)
+HOLD_CALENDAR_REPLY = (
+    "ответ на приглашение из календаря или отмена встречи (iTIP REPLY, CANCEL), но в тексте есть просьба, вопрос, "
+    "жалоба или адрес"
+)
+HOLD_NULL_ENVELOPE = (
+    "пришло с пустым адресом возврата (<>): так приходят уведомления почтовых систем, но в письме есть вопрос — "
+    "проверьте и зарегистрируйте"
+)
 # The holds triage itself decides, with the short English reason intake's journal records for each.
 TRIAGE_HOLDS = {
     HOLD_AUTO_SUBJECT: "automatic-reply subject alone",
     HOLD_LIST_MAIL: "list mail that asks something",
     HOLD_AUTO_GENERATED: "auto-generated mail that asks something",
+    HOLD_CALENDAR_INVITATION: "calendar invitation that asks nothing",
+    HOLD_CALENDAR_REPLY: "calendar reply that asks something",
+    HOLD_NULL_ENVELOPE: "null envelope sender <> on a letter that asks something",
 }
-# Holds of a copy a list or a program relayed: it never acts as its sender's command or thanks.
-RELAYED_HOLDS = frozenset({HOLD_LIST_MAIL, HOLD_AUTO_GENERATED})
+# Holds of a copy a list or a program relayed: it never acts as its sender's command or thanks. A letter with a
+# null return path is held the same way: nothing may answer it automatically (RFC 5321 4.5.5).
+RELAYED_HOLDS = frozenset({HOLD_LIST_MAIL, HOLD_AUTO_GENERATED, HOLD_CALENDAR_REPLY, HOLD_NULL_ENVELOPE})
+# Holds that intake lifts when the letter asks, complains or names a place: it is then registered as usual.
+HELD_UNLESS_ASKING = frozenset({HOLD_CALENDAR_INVITATION})
+# iTIP methods (RFC 5546 1.4): answers and cancellations are automatic; invitations wait for staff.
+_ITIP_ANSWERS = frozenset({"REPLY", "CANCEL", "COUNTER", "DECLINECOUNTER", "REFRESH"})
+_ITIP_INVITATIONS = frozenset({"REQUEST", "ADD"})
+_ITIP_TYPES = frozenset({"text/calendar", "application/ics"})
+_ITIP_METHOD = re.compile(rb"^METHOD[ \t]*:[ \t]*([A-Za-z-]{1,20})[ \t]*\r?$", re.MULTILINE | re.IGNORECASE)
+_ITIP_READ = 65536  # METHOD is a property of VCALENDAR, before any component
 # Phrases a citizen could also start a subject with: believed only for a reply to one of our messages.
 _WEAK_AUTO_SUBJECT = re.compile(
     r"^\s*((re|ответ)\s*:\s*)?(нет на месте|отсутствую|отсутствие на рабочем месте|я в отпуске|в отпуске|"
@@ -207,6 +239,11 @@ def triage(msg: ParsedMessage, raw_msg: Message, envelope_from: str | None) -> T
         return Triage(Verdict.bounce, "delivery failure text from a no-reply sender")
     if msg.from_addr is None:
         return Triage(Verdict.auto_reply, "no usable sender address: machine-generated message")
+    method = _itip_method(raw_msg)
+    if method in _ITIP_ANSWERS:
+        return Triage(Verdict.auto_reply, f"calendar METHOD:{method} (iTIP, RFC 5546)", relayed=HOLD_CALENDAR_REPLY)
+    if method in _ITIP_INVITATIONS:
+        return Triage(Verdict.normal, f"calendar METHOD:{method} (iTIP, RFC 5546)", hold=HOLD_CALENDAR_INVITATION)
 
     # 3. RFC 3834 and vendor auto-reply markers. "auto-replied", or any value on an answer to some message (Exchange
     # marks its out-of-office "auto-generated"), is an automatic reply; an "auto-generated" new message is also what
@@ -244,7 +281,11 @@ def triage(msg: ParsedMessage, raw_msg: Message, envelope_from: str | None) -> T
             relayed=HOLD_LIST_MAIL,
         )
     if null_envelope:
-        return Triage(Verdict.auto_reply, "null envelope sender <> (RFC 5321 4.5.5)")
+        # RFC 5321 4.5.5: a message with a null reverse-path gets no automatic reply (it is how notices of mail
+        # systems come). But a site's form relay or a gateway releasing a letter from its quarantine sends a
+        # person's letter so too (tryout T9): one that asks waits in the held queue for staff, unanswered (intake
+        # decides, as for list mail); one that asks nothing is ignored and journalled.
+        return Triage(Verdict.auto_reply, "null envelope sender <> (RFC 5321 4.5.5)", relayed=HOLD_NULL_ENVELOPE)
 
     # 4. Subjects: believed only on a short reply (an answer to some message of ours or another's); alone, the
     # subject is a weak sign and the letter waits in the held queue for staff to look.
@@ -256,6 +297,37 @@ def triage(msg: ParsedMessage, raw_msg: Message, envelope_from: str | None) -> T
     if _WEAK_AUTO_SUBJECT.search(msg.subject) and short_reply:
         return Triage(Verdict.auto_reply, "out-of-office subject on a short reply")
     return Triage(Verdict.normal, "no automatic-message marker")
+
+
+def _itip_method(raw_msg: Message) -> str:
+    """The iTIP method of the letter's calendar part ("" if none): its Content-Type parameter, else its METHOD line.
+    Parts of an attached message are not looked at: a forwarded invitation is the forwarder's letter."""
+    stack = [raw_msg]
+    seen = 0
+    while stack and seen < 100:
+        part = stack.pop()
+        seen += 1
+        ctype = part_content_type(part)
+        if ctype.startswith("message/"):
+            continue
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            stack.extend(reversed([child for child in payload if isinstance(child, Message)]))
+        elif ctype in _ITIP_TYPES and (method := _part_method(part)):
+            return method
+    return ""
+
+
+def _part_method(part: Message) -> str:
+    try:
+        declared = part.get_param("method")
+        data = part.get_payload(decode=True)
+    except Exception:  # a broken part: no method read from it
+        return ""
+    if isinstance(declared, str) and declared.strip():
+        return declared.strip().upper()[:20]
+    match = _ITIP_METHOD.search(data[:_ITIP_READ]) if isinstance(data, bytes) else None
+    return match.group(1).decode("ascii").upper() if match else ""
 
 
 def _is_jmrp(raw_msg: Message) -> bool:

@@ -22,6 +22,7 @@ def mount(app: FastAPI) -> None:
     from mailservice.web.staff.contacts import router as contacts_router
     from mailservice.web.staff.deps import NotLoggedIn, Refused, login_redirect, page
     from mailservice.web.staff.feedback_console import router as feedback_console_router
+    from mailservice.web.staff.forwarded import router as forwarded_router
     from mailservice.web.staff.identity import router as identity_router
     from mailservice.web.staff.notify import router as notify_router
     from mailservice.web.staff.quarantine import router as quarantine_router
@@ -56,5 +57,6 @@ def mount(app: FastAPI) -> None:
     app.include_router(feedback_console_router)  # issue 17: answers to site comments, phone ratings
     app.include_router(search_router)  # issue 19: full-text search, the register export
     app.include_router(quarantine_router)  # tryout F2: letters intake could not take
+    app.include_router(forwarded_router)  # issue 13: re-register a forwarded appeal on its author
     app.include_router(history_router)
     app.include_router(feedback_router)

@@ -275,7 +275,7 @@ def load_session(session: Session, token: str, now: dt.datetime) -> tuple[StaffS
     ).one_or_none()
     if found is None:
         return None
-    row, user = found.tuple()
+    row, user = found
     if now >= row.expires_at or now - row.last_seen_at >= SESSION_IDLE:
         session.delete(row)
         return None

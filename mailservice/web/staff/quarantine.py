@@ -14,6 +14,7 @@ from mailservice.db import session_scope, utcnow
 from mailservice.intake import quarantine
 from mailservice.intake.actions import ActionError
 from mailservice.intake.models import IntakeEntry
+from mailservice.intake.russian import reason_ru
 from mailservice.mail.headers import decode_encoded_words
 from mailservice.web.security import DbId
 from mailservice.web.staff import audit
@@ -72,7 +73,7 @@ async def quarantine_release(request: Request, ctx: Operator, entry_id: DbId, se
             ip=ctx.ip,
         )
     if result.outcome == "quarantined":
-        return _page(request, ctx, error=f"Письмо снова не принято: {result.reason}. Укажите адрес автора.")
+        return _page(request, ctx, error=f"Письмо снова не принято: {reason_ru(result.reason)}. Укажите адрес автора.")
     return redirect(f"/staff/quarantine?done={result.request_number or result.outcome}")
 
 
@@ -89,5 +90,6 @@ def _page(request: Request, ctx: StaffContext, *, error: str, done: str = "") ->
             error=error,
             done=done,
             status_code=400 if error else 200,
+            reason_ru=reason_ru,
             local=lambda moment: moment.astimezone(settings.tz).strftime("%d.%m.%Y %H:%M") if moment else "",
         )

@@ -38,6 +38,7 @@ from mailservice.inforequests.models import Attachment, Client, ClientContact, E
 from mailservice.inforequests.models import Request as InfoRequest
 from mailservice.intake import actions as intake_actions
 from mailservice.intake.commands import COMMAND_NAMES, Command
+from mailservice.intake.forwarded_register import pending_author
 from mailservice.intake.models import IntakeEntry
 from mailservice.ipkeys import limit_key
 from mailservice.mail.parse import sanitize_filename
@@ -306,7 +307,7 @@ def queue_page(request: Request, ctx: Operator) -> Response:
             pages=queue.page_count(total, filters.page, len(rows)),
             overdue={r.id for r in rows if queues.is_overdue(r, today)},
             register_by={r.id: queues.registration_date(settings, r) for r in rows},
-            forward_by={r.id: queues.forwarding_date(r) for r in rows},
+            forward_by={r.id: queues.forwarding_date(r, settings.tz) for r in rows},
             today=today,
             local=_local(request),
             **_names(),
@@ -377,10 +378,11 @@ def _request_page(
             registered_late=any(e.kind == "registered" and (e.data or {}).get("late_registration") for e in req.events),
             oral=req.channel in ORAL_CHANNELS,
             now_local=utcnow().astimezone(settings.tz).strftime("%Y-%m-%dT%H:%M"),
-            forward_by=queues.forwarding_date(req),
+            forward_by=queues.forwarding_date(req, settings.tz),
             hold_reasons=intake_actions.hold_reasons_of(req),
             hold_summary=intake_actions.held_summary(intake_actions.hold_reasons_of(req)),
             commands=COMMAND_NAMES if intake_actions.can_convert(req) else {},
+            forwarded_author=pending_author(req),
             today=today,
             overdue=queues.is_overdue(req, today),
             error=error,

@@ -1,0 +1,211 @@
+"""The sender's consent re-check where it meets a failing SMTP transaction, staged without timing (both databases).
+
+On PostgreSQL the consent round of a copy starts once MAIL is accepted and runs while RCPT and DATA travel
+(``mailservice/mailings/sender.py``, module docstring); on SQLite it runs after the 354. Two races of that early
+round are staged here deterministically with the Recorder SMTP server (``tests/servers.py``): a withdrawal that
+commits between the claim and the round while the recipient is refused, and a connection lost after the round said
+``go`` and before the message could be written. Seed 004 p. 13 and RULES.md: consent is checked at the moment of
+sending; README, Mailings: at most once, 4xx and lost connections retry.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from mailservice.config import Settings
+from mailservice.db import session_scope, utcnow
+from mailservice.mailings import campaigns, sender, subscribers
+from mailservice.mailings.consent import Evidence
+from mailservice.mailings.models import Delivery, DeliveryState
+from mailservice.mailings.sender import send_campaign, send_due
+from tests.conftest import make_env, reset_caches
+from tests.servers import Recorder
+from tests.test_mailings_sending import new_campaign, populate, states, suppressed, token_for
+from tests.waiting import run_within
+
+
+@pytest.fixture
+def one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, recorder: tuple[Recorder, int]
+) -> Iterator[Settings]:
+    """The Recorder as the relay, no throttle, one connection (the copies go out in turn, in claim order)."""
+    yield make_env(
+        monkeypatch,
+        tmp_path,
+        db_url,
+        smtp_port=str(recorder[1]),
+        mailing_rate_per_minute="0",
+        mailing_concurrency="1",
+        mailing_processes="1",
+    )
+    reset_caches()
+
+
+def early_round(db_url: str) -> bool:
+    """Whether the sender starts the consent round at MAIL (PostgreSQL) rather than after the 354 (SQLite)."""
+    return not db_url.startswith("sqlite")
+
+
+def test_copies_withdrawn_after_their_claim_are_counted_as_the_database_records_them(
+    one: Settings, recorder: tuple[Recorder, int], db_url: str
+) -> None:
+    """Four subscribers withdraw after their copies were claimed and before their consent rounds (each at the MAIL
+    of its own copy); the server refuses the recipient of the first two. No copy reaches any of them. A copy whose
+    recipient was accepted is skipped on both databases. A refused one is skipped on PostgreSQL, whose round
+    (started at MAIL) finds consent gone, and failed on SQLite, where no round runs for a copy refused before the
+    354. The counts the sender reports (``SendSummary.totals``, what `campaign send` and its helpers add up) are the
+    rows' states, copy by copy; a refusal of a recipient does not cost the connection (README, Mailings: each
+    connection carries many copies)."""
+    handler, _port = recorder
+    addresses = populate(one, 5)
+    leavers = addresses[:4]  # claimed first (rows are claimed in order): the first four MAILs are theirs
+    withdrawn: list[bool] = []
+
+    def withdrawal(address: str) -> Callable[[], None]:
+        _sid, token = token_for(one, address)
+
+        def withdraw() -> None:
+            result = subscribers.withdraw_by_link(one, token, evidence=Evidence(method="one_click"))
+            withdrawn.append(result.changed)
+
+        return withdraw
+
+    handler.on_mail = [withdrawal(a) for a in leavers]
+    handler.refuse = {leavers[0]: "550 5.1.1 No such user", leavers[1]: "550 5.7.1 Policy"}
+    campaign_id = new_campaign(one)
+    before = handler.connections  # the server's own check at its start
+
+    summary = run_within(send_campaign(one, campaign_id), 60, "the campaign")
+
+    assert withdrawn == [True] * 4, "the withdrawals did not run at the first four MAILs"
+    assert summary.status == "done"
+    assert [handler.count(a) for a in addresses] == [0, 0, 0, 0, 1]
+    rows = states(one, campaign_id)
+    assert rows == ({"skipped": 4, "sent": 1} if early_round(db_url) else {"failed": 2, "skipped": 2, "sent": 1})
+    counted = {"sent": summary.totals.sent, "failed": summary.totals.failed, "skipped": summary.totals.skipped}
+    assert {k: v for k, v in counted.items() if v} == rows
+    assert summary.totals.ambiguous == summary.totals.deferred == summary.totals.released == 0
+    # The two refused copies and the next one share the first connection; a copy skipped after its 354 drops the
+    # connection (the unterminated DATA is discarded), so the other skipped copy and the last one need one each.
+    assert handler.connections - before == 3
+
+
+def test_a_pause_seen_by_the_consent_round_stops_the_worker_at_once(
+    one: Settings, recorder: tuple[Recorder, int]
+) -> None:
+    """The campaign is paused after its copies were claimed, at the MAIL of the first. The consent round of that
+    copy sees the pause: the copy is not sent, and the worker starts no other SMTP transaction; every copy is back
+    in the queue for the resume (README: pause; module docstring of the sender)."""
+    handler, _port = recorder
+    addresses = populate(one, 4)
+    campaign_id = new_campaign(one)
+
+    def pause() -> None:
+        with session_scope(one) as session:
+            campaigns.pause(session, campaign_id)
+
+    handler.on_mail = [pause]
+    summary = run_within(send_campaign(one, campaign_id), 60, "the campaign")
+    assert summary.status == "paused"
+    assert handler.mails == 1
+    assert handler.arrivals == []
+    assert states(one, campaign_id) == {"queued": 4}
+    assert summary.totals.sent == summary.totals.failed == summary.totals.skipped == 0
+    with session_scope(one) as session:
+        campaigns.resume(session, campaign_id)
+    assert run_within(send_campaign(one, campaign_id), 60, "the resumed campaign").status == "done"
+    assert [handler.count(a) for a in addresses] == [1] * 4
+
+
+def test_a_server_that_hangs_up_at_rcpt(one: Settings, recorder: tuple[Recorder, int], db_url: str) -> None:
+    """RFC 5321 3.8: a server may close the connection, after a reply or without one. A recipient refused for good
+    (5.1.1) is failed and suppressed, whether or not the RSET that would reuse the connection finds it gone; a
+    recipient whose RCPT got no answer was never offered the message: its copy is not marked as being sent, it is
+    deferred and goes out once on the next attempt. The pass goes on over a new connection each time. (On
+    PostgreSQL the copy was marked at MAIL, its round starting then; on SQLite it never was.)"""
+    handler, _port = recorder
+    addresses = populate(one, 4)
+    handler.refuse = {addresses[1]: "550 5.1.1 No such user"}
+    handler.hang_up_after_refusal = {addresses[1]}
+    handler.drop_at_rcpt = {addresses[2]}
+    campaign_id = new_campaign(one)
+    before = handler.connections  # the server's own check at its start
+    with session_scope(one) as session:
+        campaigns.start(session, one, campaign_id, utcnow())
+    assert run_within(send_due(one), 60, "the sending pass") == 2
+    assert states(one, campaign_id) == {"sent": 2, "failed": 1, "queued": 1}
+    assert [handler.count(a) for a in addresses] == [1, 0, 0, 1]
+    assert suppressed(one, addresses) == [False, True, False, False]
+    assert handler.connections - before == 3
+    with session_scope(one) as session:
+        deferred = session.scalar(select(Delivery).where(Delivery.state == DeliveryState.queued))
+        assert deferred is not None and deferred.attempts == 1 and deferred.next_attempt_at > utcnow()
+        if not early_round(db_url):
+            assert deferred.sending_at is None  # no 354 came, so no consent round marked it
+        session.execute(update(Delivery).where(Delivery.id == deferred.id).values(next_attempt_at=utcnow()))
+    assert run_within(send_due(one), 60, "the next pass") == 1
+    assert [handler.count(a) for a in addresses] == [1, 0, 1, 1]
+
+
+def test_a_connection_lost_after_the_consent_verdict_and_before_the_message_is_retried(
+    one: Settings, recorder: tuple[Recorder, int], db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server's 354 comes with a line that is no SMTP reply, so the sender drops the connection before it can
+    write the message. On PostgreSQL the 354 is held until the consent round has said ``go`` (the order the early
+    round makes possible: the message is then written by the 354's side, which finds the connection gone); on
+    SQLite the round follows the 354 and its write finds the connection gone. Nothing was transferred, so the copy
+    is neither ambiguous nor lost: it is deferred like any 4xx and the next pass delivers it once (README,
+    Mailings: at most once, 4xx retries)."""
+    handler, _port = recorder
+    addresses = populate(one, 3)
+    target = addresses[1]
+    handler.garble_after_354 = {target}
+    cleared = threading.Event()
+    if early_round(db_url):
+        handler.hold_354 = cleared
+    original_go = sender._Wire.go
+
+    def go(wire: sender._Wire) -> None:
+        try:
+            original_go(wire)  # on SQLite it writes the message at once, and so meets the lost connection
+        finally:
+            if target.encode("ascii") in wire.data:
+                cleared.set()
+
+    monkeypatch.setattr(sender._Wire, "go", go)
+    campaign_id = new_campaign(one)
+    with session_scope(one) as session:
+        campaigns.start(session, one, campaign_id, utcnow())
+
+    assert run_within(send_due(one), 60, "the sending pass") == 2
+    assert cleared.is_set(), "the consent round never said go for the copy"
+    assert states(one, campaign_id) == {"sent": 2, "queued": 1}
+    assert [handler.count(a) for a in addresses] == [1, 0, 1]
+    with session_scope(one) as session:
+        deferred = session.scalar(select(Delivery).where(Delivery.state == DeliveryState.queued))
+        assert deferred is not None and deferred.attempts == 1 and deferred.next_attempt_at > utcnow()
+        session.execute(update(Delivery).where(Delivery.id == deferred.id).values(next_attempt_at=utcnow()))
+    assert run_within(send_due(one), 60, "the next pass") == 1
+    assert states(one, campaign_id) == {"sent": 3}
+    assert [handler.count(a) for a in addresses] == [1, 1, 1]
+
+
+def test_the_counts_of_a_campaign_are_its_rows(one: Settings, recorder: tuple[Recorder, int]) -> None:
+    """A copy refused for good at MAIL, at RCPT or after the message is failed, and counted as failed in what the
+    sender reports (``SendSummary.totals``), like every copy sent is counted as sent."""
+    handler, _port = recorder
+    addresses = populate(one, 4)
+    handler.refuse_mail = ["550 5.7.1 Sender rejected"]
+    handler.refuse = {addresses[1]: "550 5.7.1 Policy"}
+    handler.after_message = {addresses[2]: "554 5.6.0 Message rejected"}
+    campaign_id = new_campaign(one)
+    summary = run_within(send_campaign(one, campaign_id), 60, "the campaign")
+    assert summary.status == "done"
+    assert states(one, campaign_id) == {"failed": 3, "sent": 1}
+    assert (summary.totals.failed, summary.totals.sent) == (3, 1)
+    assert [handler.count(a) for a in addresses] == [0, 0, 0, 1]
