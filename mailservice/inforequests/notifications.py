@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from mailservice.config import Settings
 from mailservice.inforequests import postal
 from mailservice.inforequests.lifecycle import CHANNEL_NAMES, REFUSAL_GROUNDS, STATUS_NAMES, Channel, EventKind, Status
-from mailservice.inforequests.models import Event, Request
+from mailservice.inforequests.models import Client, Event, Request
 from mailservice.mail.compose import build_message, wire_address
 from mailservice.outbox import OutboxMessage, enqueue
 from mailservice.webrequests.status import status_url
@@ -106,18 +106,7 @@ def send_to_client(
     envelope = (wire_address(settings.from_address), [wire_address(to)])
     row = enqueue(session, message, kind=kind, ref_type=ref_type, ref_id=ref_id, envelope=envelope)
     row.request = request  # not request_id: a new request has no id before the flush
-    session.add(
-        Event(
-            client=request.client,
-            request=request,
-            at=now,
-            kind=EventKind.message_out,
-            channel=Channel.email,
-            direction="out",
-            outbox=row,
-            comment=str(message["Subject"]),
-        )
-    )
+    session.add(sent_event(row, client=request.client, request=request, now=now, subject=str(message["Subject"])))
     if kind in AUTO_REPLY_KINDS:
         _count_auto_reply(session, to)
     return row
@@ -201,6 +190,22 @@ def rejected_attachments(request: Request) -> list[dict[str, str]]:
         if event.kind == EventKind.message_in and isinstance(event.data, dict):
             return list(event.data.get("rejected_attachments") or [])
     return []
+
+
+def sent_event(
+    row: OutboxMessage, *, client: Client, now: dt.datetime, subject: str, request: Request | None = None
+) -> Event:
+    """The client's history line for a letter we queued to them («Сообщение департамента»), with its outbox row."""
+    return Event(
+        client=client,
+        request=request,
+        at=now,
+        kind=EventKind.message_out,
+        channel=Channel.email,
+        direction="out",
+        outbox=row,
+        comment=subject,
+    )
 
 
 def acknowledgement(

@@ -228,14 +228,4 @@ def _tell_sender(
         references=[root] if root else [],
     )
     row = enqueue(session, message, kind="forward_notice", envelope=(wire_address(settings.from_address), [address]))
-    session.add(
-        Event(
-            client=sender,
-            at=now,
-            kind=EventKind.message_out,
-            channel=Channel.email,
-            direction="out",
-            outbox=row,
-            comment=str(message["Subject"]),
-        )
-    )
+    session.add(notifications.sent_event(row, client=sender, now=now, subject=str(message["Subject"])))
