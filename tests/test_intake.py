@@ -353,6 +353,34 @@ def test_a_null_sender_reply_that_asks_is_held_not_joined(settings: Settings, si
         assert waiting.status == Status.received and "2024" in waiting.text
 
 
+def test_a_clarification_by_reply_is_joined_and_the_change_told(settings: Settings, sink: Sink) -> None:
+    # README "Every change told": «запрошено уточнение» → «на рассмотрении» when the clarification arrives, and the
+    # client gets the notice through the outbox (kills pipeline `_decide` 94: the join without the settings).
+    process_raw(settings, citizen_mail(), smtp_source(), now=NOW)
+    with session_scope(settings) as session:
+        request = service.get_by_number(session, "2026-000001")
+        assert request is not None
+        service.change_status(
+            session, settings, request, Status.clarification_requested, now=NOW, actor="t",
+            comment="Уточните, за какой год нужны сведения.",
+        )  # fmt: skip
+    drain(settings)
+    before = len(sink.messages())
+    question = message_id_of(sink.messages()[-1][2])
+    reply = citizen_mail(subject="Re: уточнение", body="За 2025 год.", in_reply_to=question)
+    joined = process_raw(settings, reply, smtp_source(), now=NOW + dt.timedelta(hours=1))
+    assert joined.request_number == "2026-000001", joined
+    drain(settings)
+    told = sink.messages()[before:]
+    assert len(told) == 1, told
+    letter = parse(told[0][2])
+    assert "2026-000001" in str(letter["Subject"]) and "на рассмотрении" in str(letter["Subject"]), letter["Subject"]
+    with session_scope(settings) as session:
+        first = service.get_by_number(session, "2026-000001")
+        assert first is not None and first.status == Status.in_progress
+        assert session.scalar(select(func.count(Request.id))) == 1
+
+
 def test_dsn_becomes_a_bounce_record(settings: Settings) -> None:
     dsn = (
         b"From: MAILER-DAEMON@mx.example.ru\r\nTo: info@dizo.test\r\nSubject: Undelivered Mail Returned to Sender\r\n"

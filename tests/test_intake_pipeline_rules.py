@@ -27,7 +27,7 @@ from mailservice.intake.pipeline import Source, arrival, process_raw
 from mailservice.mail.parse import ParsedMessage
 from mailservice.outbox import OutboxMessage
 from tests.conftest import make_env
-from tests.mailfactory import citizen_mail, message_id_of
+from tests.mailfactory import body_text, citizen_mail, message_id_of, parse
 from tests.servers import Sink
 
 NOW = dt.datetime(2026, 3, 2, 5, 0, tzinfo=dt.UTC)  # Monday 02.03.2026, 12:00 in Novosibirsk
@@ -422,3 +422,25 @@ def test_files_of_a_letter_and_of_a_reply_are_kept_with_their_message(settings: 
             (1000, "scan.zip", "message_in", "email", first.entry_id, NOW),
             (2000, "scan.zip", "message_in", "email", reply.entry_id, later),
         ]
+
+
+def test_a_follow_up_to_the_citizens_own_letter_drops_the_quote_of_it(settings: Settings) -> None:
+    """A later letter that follows up the citizen's own first letter (found by its Message-ID, no message of ours
+    named) after the answer: the new linked request holds the new question; the quoted first letter is already in
+    the request it follows (README "Replies to finished requests"). Kills pipeline `_decide` 172, 173."""
+    first, _ack = first_request(settings)
+    answer_first(settings)
+    quoted = "\n".join("> " + line for line in body_text(parse(first)).splitlines())
+    follow_up = citizen_mail(
+        subject="Re: Запрос информации",
+        body=f"А за 2024 год такие сведения есть?\n\n{quoted}\n",
+        in_reply_to=message_id_of(first),
+        references=[message_id_of(first)],
+    )
+    result = process_raw(settings, follow_up, smtp_source(), now=NOW + dt.timedelta(days=1))
+    assert (result.outcome, result.request_number) == (Outcome.new_request, "2026-000002"), result
+    with session_scope(settings) as session:
+        new = service.get_by_number(session, "2026-000002")
+        assert new is not None and new.parent_id is not None
+        assert "2024" in new.text
+        assert "предоставленных в аренду в 2025 году" not in new.text, new.text

@@ -452,7 +452,8 @@ def _decide(
     client = _sender_client(session, lookups, parsed, now)
     if request is None and outbox_row is None:
         # A first letter keeps what it quotes or forwards: «Прошу разобраться» above a quoted refusal is the
-        # appeal itself (tryout F5). Only replies to our messages lose the quote of what we wrote.
+        # appeal itself (tryout F5). A reply loses its quote: of our message, or of the citizen's own earlier letter
+        # (a follow-up found by its Message-ID or number tag), which the request it follows already holds.
         body = parsed.text or body
     # Only a new letter that answers nothing of ours may wait unregistered (advertising: intake/spam.py).
     hold = prepared.hold if (request is None and outbox_row is None) or unanswerable else ()
