@@ -327,9 +327,9 @@ def test_a_null_sender_letter_that_asks_is_held_unanswered(settings: Settings, s
         assert session.scalar(select(func.count(OutboxMessage.id))) == 0
 
 
-def test_a_null_sender_reply_that_asks_is_held_not_joined(settings: Settings, sink: Sink) -> None:
-    # Joining a request waiting for a clarification tells the client of the status change: a reply with a null
-    # return path waits for staff instead, and nothing is sent (RFC 5321 4.5.5).
+def awaiting_clarification(settings: Settings, sink: Sink) -> tuple[str, int]:
+    """Request 2026-000001 registered and waiting for a clarification, its notices delivered: the Message-ID of the
+    question and the number of letters in the sink."""
     process_raw(settings, citizen_mail(), smtp_source(), now=NOW)
     with session_scope(settings) as session:
         request = service.get_by_number(session, "2026-000001")
@@ -341,6 +341,13 @@ def test_a_null_sender_reply_that_asks_is_held_not_joined(settings: Settings, si
     drain(settings)
     before = len(sink.messages())
     question = message_id_of(sink.messages()[-1][2])
+    return question, before
+
+
+def test_a_null_sender_reply_that_asks_is_held_not_joined(settings: Settings, sink: Sink) -> None:
+    # Joining a request waiting for a clarification tells the client of the status change: a reply with a null
+    # return path waits for staff instead, and nothing is sent (RFC 5321 4.5.5).
+    question, before = awaiting_clarification(settings, sink)
     reply = citizen_mail(subject="Re: уточнение", body="За 2025 год. А за 2024 можно?", in_reply_to=question)
     held = process_raw(settings, reply, Source("smtp", envelope_from="<>"), now=NOW + dt.timedelta(hours=1))
     assert held.outcome is Outcome.held, held
@@ -356,17 +363,7 @@ def test_a_null_sender_reply_that_asks_is_held_not_joined(settings: Settings, si
 def test_a_clarification_by_reply_is_joined_and_the_change_told(settings: Settings, sink: Sink) -> None:
     # README "Every change told": «запрошено уточнение» → «на рассмотрении» when the clarification arrives, and the
     # client gets the notice through the outbox (kills pipeline `_decide` 94: the join without the settings).
-    process_raw(settings, citizen_mail(), smtp_source(), now=NOW)
-    with session_scope(settings) as session:
-        request = service.get_by_number(session, "2026-000001")
-        assert request is not None
-        service.change_status(
-            session, settings, request, Status.clarification_requested, now=NOW, actor="t",
-            comment="Уточните, за какой год нужны сведения.",
-        )  # fmt: skip
-    drain(settings)
-    before = len(sink.messages())
-    question = message_id_of(sink.messages()[-1][2])
+    question, before = awaiting_clarification(settings, sink)
     reply = citizen_mail(subject="Re: уточнение", body="За 2025 год.", in_reply_to=question)
     joined = process_raw(settings, reply, smtp_source(), now=NOW + dt.timedelta(hours=1))
     assert joined.request_number == "2026-000001", joined
