@@ -32,7 +32,8 @@ from sqlalchemy.orm import Session
 from mailservice.config import Settings
 from mailservice.inforequests import claims, notifications, service
 from mailservice.inforequests.lifecycle import Channel, EventKind, Status
-from mailservice.inforequests.models import Client, Event, Request
+from mailservice.inforequests.models import Client, Request
+from mailservice.inforequests.notes import internal_note
 from mailservice.intake.forwarded import Finding, strip_forward_prefix
 from mailservice.intake.models import IntakeEntry, Outcome
 from mailservice.mail.compose import build_message, wire_address
@@ -50,29 +51,6 @@ class ForwardError(ValueError):
 
 def _who(name: str, address: str) -> str:
     return f"{name} <{address}>" if name else f"<{address}>"
-
-
-def _note(
-    session: Session,
-    client: Client,
-    request: Request | None,
-    now: dt.datetime,
-    comment: str,
-    actor: str = "",
-    **data: object,
-) -> None:
-    """An internal note (staff only, never sent to the client) in ``client``'s history."""
-    session.add(
-        Event(
-            client=client,
-            request=request,
-            at=now,
-            kind=EventKind.note,
-            actor=actor,
-            comment=comment,
-            data={"internal": True, **data},
-        )
-    )
 
 
 def register_for_author(
@@ -114,7 +92,7 @@ def register_for_author(
         rejected=rejected,
     )
     body = parsed.from_name or parsed.from_addr.rpartition("@")[2]
-    _note(
+    internal_note(
         session,
         client,
         request,
@@ -136,7 +114,7 @@ def note_forward(session: Session, request: Request, finding: Finding, now: dt.d
     """The note on a letter registered under its sender that forwards someone else's: who the author is, and the
     one action that re-registers it (staff decide)."""
     author = finding.author
-    _note(
+    internal_note(
         session,
         request.client,
         request,
@@ -184,7 +162,7 @@ def reregister(session: Session, settings: Settings, request: Request, *, actor:
     claims.move_request(session, request, record)
     request.reply_email, request.reply_name, request.reply_to_claimed = author["address"], author.get("name", ""), None
     who = _who(author.get("name", ""), author["address"])
-    _note(
+    internal_note(
         session,
         record,
         request,
@@ -194,7 +172,7 @@ def reregister(session: Session, settings: Settings, request: Request, *, actor:
         actor,
         forward_reregistered={"from_client": sender.id, "to_client": record.id},
     )
-    _note(
+    internal_note(
         session,
         sender,
         None,

@@ -17,8 +17,8 @@ import re
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailservice.inforequests.lifecycle import EventKind
-from mailservice.inforequests.models import Client, Event, Request
+from mailservice.inforequests.models import Client, Request
+from mailservice.inforequests.notes import internal_note
 
 __all__ = ["mentioned_numbers", "note_mentions"]
 
@@ -64,15 +64,5 @@ def note_mentions(
             (request, old, f"Упоминает обращение № {old.number}"),
             (old, request, f"Упомянуто в обращении № {later}"),
         ):
-            mention = {"request_id": other.id, "number": other.number}
-            session.add(
-                Event(
-                    client=client,
-                    request=on,
-                    at=now,
-                    kind=EventKind.note,
-                    comment=comment,
-                    data={"internal": True, "mentions": mention},
-                )
-            )
+            internal_note(session, client, on, now, comment, mentions={"request_id": other.id, "number": other.number})
     return earlier
