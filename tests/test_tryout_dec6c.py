@@ -1,0 +1,56 @@
+"""Tryout of 6 December, round 4 (U1...): an attacker, a new admin and staff in a browser, as strict expected failures.
+
+Each test fails today because of the defect named in its reason and passes once the defect is fixed. The database
+tests run on SQLite and PostgreSQL (the ``settings`` fixture and its kin).
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from mailservice.config import Settings
+from mailservice.db import session_scope, utcnow
+from mailservice.inforequests import service
+from mailservice.inforequests.lifecycle import Status
+from mailservice.inforequests.models import Request
+from mailservice.intake import forwarded_register
+from mailservice.intake.pipeline import Source, process_raw
+from mailservice.intake.routes import load_routes
+from tests.console_support import client_for, drain, link_in, parsed
+from tests.servers import Sink
+from tests.test_forwarded_intake import BODY, forward, fwd_settings  # noqa: F401  (fwd_settings: a fixture)
+
+SECRET_ANSWER = "Аукцион назначен на 15 января; ваш участок № 54:35:000000:1 в него включён."
+
+
+@pytest.fixture(autouse=True)
+def _routes() -> None:
+    load_routes()
+
+
+# U1 -------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="U1: the status link in the first acknowledgement to an unproven forwarder keeps showing the answer "
+    "to the citizen after staff re-register the request on its author",
+)
+def test_the_forwarders_status_link_shows_nothing_of_the_authors_answer(fwd_settings: Settings, sink: Sink) -> None:  # noqa: F811
+    # README "Forwarded appeals" / forwarded_register: the unproven sender gets "no details of the case" once the
+    # appeal is the citizen's; the status link of its first acknowledgement must not be a way round that.
+    result = process_raw(fwd_settings, forward(), Source("smtp", envelope_from=BODY))
+    assert result.request_number
+    drain(fwd_settings)
+    [(_from, _rcpts, first_ack)] = [m for m in sink.messages() if BODY in m[1]]
+    status_path = link_in(parsed(first_ack), "/status/")
+    now = utcnow()
+    with session_scope(fwd_settings) as session:
+        request = session.scalars(select(Request).where(Request.number == result.request_number)).one()
+        forwarded_register.reregister(session, fwd_settings, request, actor="op@dizo.test", now=now)
+        service.change_status(
+            session, fwd_settings, request, Status.answered, now=now, actor="op@dizo.test", comment=SECRET_ANSWER
+        )
+    page = client_for(fwd_settings).get(status_path)
+    assert SECRET_ANSWER not in page.text
