@@ -6,6 +6,8 @@ tests run on SQLite and PostgreSQL (the ``settings`` fixture and its kin).
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlalchemy import select
 
@@ -17,7 +19,8 @@ from mailservice.inforequests.models import Request
 from mailservice.intake import forwarded_register
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.intake.routes import load_routes
-from tests.console_support import client_for, drain, link_in, parsed
+from mailservice.web.staff.auth import Role
+from tests.console_support import add_staff, client_for, drain, link_in, login, mail_request, parsed
 from tests.servers import Sink
 from tests.test_forwarded_intake import BODY, forward, fwd_settings  # noqa: F401  (fwd_settings: a fixture)
 
@@ -54,3 +57,30 @@ def test_the_forwarders_status_link_shows_nothing_of_the_authors_answer(fwd_sett
         )
     page = client_for(fwd_settings).get(status_path)
     assert SECRET_ANSWER not in page.text
+
+
+# U2 -------------------------------------------------------------------------------------------------------------
+
+EXTENSION_REASON = "Запрошены сведения у отдела аренды и в архиве; ответ будет подготовлен после их получения."
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="U2: a status change the service refuses (here a late deferral) comes back with the staff's reason erased",
+)
+def test_a_refused_status_change_keeps_what_staff_typed(settings: Settings) -> None:
+    # A request registered twelve days ago: the 8-FZ deferral notice (art. 18, 7 days) can no longer be sent, which
+    # the browser cannot know; the page says why, and must still hold the reason staff wrote.
+    request_id = mail_request(settings, now=utcnow() - dt.timedelta(days=12))
+    with session_scope(settings) as session:
+        assert session.get_one(Request, request_id).law == "8-fz"
+    add_staff(settings, "op@dizo.test", Role.operator)
+    http = client_for(settings)
+    csrf = login(http, "op@dizo.test")
+    response = http.post(
+        f"/staff/requests/{request_id}/status",
+        data={"csrf_token": csrf, "target": "extended", "days": "10", "comment": EXTENSION_REASON},
+    )
+    assert response.status_code == 400
+    assert "отсрочка невозможна" in response.text
+    assert EXTENSION_REASON in response.text
