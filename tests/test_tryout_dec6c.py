@@ -19,6 +19,7 @@ from mailservice.inforequests.models import PostalLetter, Request
 from mailservice.intake import forwarded_register
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.intake.routes import load_routes
+from mailservice.spreadsheets import safe_cell
 from mailservice.web.staff.auth import Role
 from mailservice.web.staff.models import AuditEntry
 from tests.console_support import add_staff, client_for, drain, link_in, login, mail_request, parsed
@@ -117,3 +118,25 @@ def test_a_downloaded_letter_is_in_the_audit_log(fast_form: Settings) -> None:  
             select(AuditEntry).where(AuditEntry.object_id == letter_id, AuditEntry.actor == "op@dizo.test")
         ).all()
     assert len(logged) == 2, [(a.action, a.object_type) for a in logged]
+
+
+# U4 -------------------------------------------------------------------------------------------------------------
+
+# Invisible characters and blanks of the same kinds as those spreadsheets.py already skips (zero-width joiners,
+# the word joiner, the other Unicode spaces, the soft hyphen) and the small forms of the formula starts (NFKC makes
+# them "=", "+", "-", "@", as it makes the full-width forms the module already knows).
+HIDING = ["\u200c", "\u200d", "\u2060", "\u00ad", "\u2009", "\u202f", "\u2007", "\u205f"]
+SMALL_STARTS = ["\ufe66", "\ufe62", "\ufe63", "\ufe6b"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="U4: a formula start behind a zero-width joiner, word joiner, soft hyphen or a thin space, or a small "
+    "form of =, +, -, @, is written into exports without the apostrophe",
+)
+def test_formula_starts_behind_other_invisible_characters_and_in_small_forms_stay_text() -> None:
+    # README "Escaping" / OWASP CSV injection: "also after blanks"; spreadsheets.py: "or invisible characters".
+    attacks = [hidden + '=HYPERLINK("http://evil.test/","Подробнее")' for hidden in HIDING]
+    attacks += [start + 'HYPERLINK("http://evil.test/")' for start in SMALL_STARTS]
+    unsafe = [attack for attack in attacks if not str(safe_cell(attack)).startswith("'")]
+    assert unsafe == []
