@@ -19,6 +19,7 @@ from mailservice.inforequests.models import PostalLetter, Request
 from mailservice.intake import forwarded_register
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.intake.routes import load_routes
+from mailservice.outbox import OutboxMessage
 from mailservice.spreadsheets import safe_cell
 from mailservice.web.staff.auth import Role
 from mailservice.web.staff.models import AuditEntry
@@ -140,3 +141,37 @@ def test_formula_starts_behind_other_invisible_characters_and_in_small_forms_sta
     attacks += [start + 'HYPERLINK("http://evil.test/")' for start in SMALL_STARTS]
     unsafe = [attack for attack in attacks if not str(safe_cell(attack)).startswith("'")]
     assert unsafe == []
+
+
+# U5 -------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="U5: the answer to a written request with no address at all goes nowhere while the console says "
+    "«Ответ отправлен клиенту»",
+)
+def test_an_answer_with_nowhere_to_go_is_not_reported_as_sent(settings: Settings) -> None:
+    # A letter on paper whose sender gave a name only: the console registers it (as the CLI does). README "Clients
+    # without e-mail": an answer becomes a letter to post; with no postal address either, none can be made, and
+    # staff must be told so (59-FZ art. 11 part 1 names this case), not told the client has it.
+    add_staff(settings, "op@dizo.test", Role.operator)
+    http = client_for(settings)
+    csrf = login(http, "op@dizo.test")
+    created = http.post(
+        "/staff/requests/new",
+        data={
+            "csrf_token": csrf, "channel": "post", "name": "Сидоров Пётр",
+            "subject": "Жалоба на бездействие", "text": "Прошу разобраться с жалобой на бездействие отдела аренды.",
+        },
+    )  # fmt: skip
+    assert created.status_code == 303, created.text
+    path = created.headers["location"].split("?")[0]
+    answered = http.post(f"{path}/answer", data={"csrf_token": csrf, "text": "Ответ по существу жалобы."})
+    assert answered.status_code == 303
+    with session_scope(settings) as session:
+        letters = session.scalars(select(PostalLetter)).all()
+        mail = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "status_notice")).all()
+    assert (letters, mail) == ([], [])  # nothing went anywhere ...
+    page = http.get(answered.headers["location"])
+    assert "Ответ отправлен клиенту" not in page.text  # ... so the console must not say it did
