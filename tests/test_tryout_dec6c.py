@@ -7,6 +7,7 @@ tests run on SQLite and PostgreSQL (the ``settings`` fixture and its kin).
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from sqlalchemy import select
@@ -175,3 +176,25 @@ def test_an_answer_with_nowhere_to_go_is_not_reported_as_sent(settings: Settings
     assert (letters, mail) == ([], [])  # nothing went anywhere ...
     page = http.get(answered.headers["location"])
     assert "Ответ отправлен клиенту" not in page.text  # ... so the console must not say it did
+
+
+# U6 -------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="U6: the audit log shows administrators Python and code words («to=in_progress ground=None», "
+    "«role=operator», «staff 2») instead of Russian",
+)
+def test_the_audit_log_speaks_russian(settings: Settings) -> None:
+    # The brief and README: every page staff read is in Russian; the statuses have Russian names (STATUS_NAMES).
+    request_id = mail_request(settings)
+    add_staff(settings, "admin@dizo.test", Role.administrator)
+    http = client_for(settings)
+    csrf = login(http, "admin@dizo.test")
+    moved = http.post(f"/staff/requests/{request_id}/status", data={"csrf_token": csrf, "target": "in_progress"})
+    assert moved.status_code == 303
+    page = http.get("/staff/audit")
+    assert page.status_code == 200 and "изменён статус запроса" in page.text
+    shown = re.sub(r"<[^>]+>", " ", page.text.split("<main", 1)[1])
+    assert re.findall(r"\b(?:None|in_progress|to=|ground=)", shown) == []
