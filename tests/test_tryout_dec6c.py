@@ -27,6 +27,7 @@ from mailservice.web.staff.models import AuditEntry
 from tests.console_support import add_staff, client_for, drain, link_in, login, mail_request, parsed
 from tests.servers import Sink
 from tests.test_channels import _submit, fast_form  # noqa: F401  (fast_form: a fixture)
+from tests.test_cli import run
 from tests.test_forwarded_intake import BODY, forward, fwd_settings  # noqa: F401  (fwd_settings: a fixture)
 
 SECRET_ANSWER = "Аукцион назначен на 15 января; ваш участок № 54:35:000000:1 в него включён."
@@ -198,3 +199,19 @@ def test_the_audit_log_speaks_russian(settings: Settings) -> None:
     assert page.status_code == 200 and "изменён статус запроса" in page.text
     shown = re.sub(r"<[^>]+>", " ", page.text.split("<main", 1)[1])
     assert re.findall(r"\b(?:None|in_progress|to=|ground=)", shown) == []
+
+
+# U7 -------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True, reason="U7: `requests show` lists the history with code words (message_in, registered, message_out)"
+)
+def test_requests_show_names_the_events_in_russian(settings: Settings) -> None:
+    # README "Commands": the command line speaks Russian; the console names the same events «Сообщение клиента»,
+    # «Регистрация», «Сообщение департамента».
+    mail_request(settings)
+    shown = run("requests", "show", "2026-000001")
+    assert shown.returncode == 0, shown.stderr
+    history = shown.stdout.split("История:", 1)[1]
+    assert re.findall(r"\b(?:message_in|message_out|registered|status_changed)\b", history) == []
