@@ -20,6 +20,7 @@ from mailservice.inforequests.models import PostalLetter, Request
 from mailservice.intake import forwarded_register
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.intake.routes import load_routes
+from mailservice.mailings.render import CampaignSource, TemplateRefused, render_bodies, validate
 from mailservice.outbox import OutboxMessage
 from mailservice.spreadsheets import safe_cell
 from mailservice.web.staff.auth import Role
@@ -215,3 +216,35 @@ def test_requests_show_names_the_events_in_russian(settings: Settings) -> None:
     assert shown.returncode == 0, shown.stderr
     history = shown.stdout.split("История:", 1)[1]
     assert re.findall(r"\b(?:message_in|message_out|registered|status_changed)\b", history) == []
+
+
+# U8 -------------------------------------------------------------------------------------------------------------
+
+SIGNING_KEY = "u8-signing-key-" + "Zq7mX2pR9vL4tK8wB3nH6cY1"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="U8: a campaign template prints the signing keys and passwords ({{ settings.secret_keys }}); the sandbox "
+    "does not stop it and validation passes it",
+)
+def test_a_campaign_template_cannot_reach_the_secrets() -> None:
+    # README "Mailings": staff write the templates and "a sandbox keeps a template from reaching Python internals";
+    # the keys sign every link (status, claim, unsubscribe, history download) and the SMTP/IMAP passwords are the
+    # department's mailboxes. A template that names them is refused, or renders nothing of them.
+    settings = Settings(secret_keys=[SIGNING_KEY], smtp_password="u8-smtp-password", imap_password="u8-imap-password")  # type: ignore[call-arg]
+    source = CampaignSource(
+        subject="Новости департамента",
+        text="{{ greeting }}\n{{ settings.secret_keys }} {{ settings.smtp_password }} {{ settings.imap_password }}\n"
+        "Отписаться: {{ unsubscribe_url }}\n",
+        html=None,
+        list_title="Новости",
+        list_slug="news",
+    )
+    try:
+        validate(settings, source)
+    except TemplateRefused:
+        return
+    text, html = render_bodies(settings, source, "Анна", "https://dizo.example.ru/unsubscribe/x")
+    for secret in (SIGNING_KEY, "u8-smtp-password", "u8-imap-password"):
+        assert secret not in text + html
