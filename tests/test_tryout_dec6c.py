@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -25,7 +26,9 @@ from mailservice.outbox import OutboxMessage
 from mailservice.spreadsheets import safe_cell
 from mailservice.web.staff.auth import Role
 from mailservice.web.staff.models import AuditEntry
+from tests.conftest import make_env
 from tests.console_support import add_staff, client_for, drain, link_in, login, mail_request, parsed
+from tests.mailfactory import citizen_mail
 from tests.servers import Sink
 from tests.test_channels import _submit, fast_form  # noqa: F401  (fast_form: a fixture)
 from tests.test_cli import run
@@ -248,3 +251,40 @@ def test_a_campaign_template_cannot_reach_the_secrets() -> None:
     text, html = render_bodies(settings, source, "Анна", "https://dizo.example.ru/unsubscribe/x")
     for secret in (SIGNING_KEY, "u8-smtp-password", "u8-imap-password"):
         assert secret not in text + html
+
+
+# U9 -------------------------------------------------------------------------------------------------------------
+
+VICTIM = "victim@example.ru"
+ACK_LIMIT = 3
+
+
+@pytest.fixture
+def ack_limited(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, settings: Settings, sink: Sink) -> Settings:
+    """The test's settings with a small acknowledgement limit (both databases)."""
+    return make_env(
+        monkeypatch, tmp_path, settings.effective_database_url,
+        smtp_port=str(sink.port), smtp_host="127.0.0.1", ack_limit_per_hour=str(ACK_LIMIT),
+    )  # fmt: skip
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="U9: the acknowledgement limit per address counts «Victim@», «vIctim@» … apart, so forged letters with "
+    "the local part's case changed flood one mailbox past ACK_LIMIT_PER_HOUR",
+)
+def test_the_acknowledgement_limit_holds_whatever_the_case_of_the_address(ack_limited: Settings, sink: Sink) -> None:
+    # README "Limits": ACK_LIMIT_PER_HOUR acknowledgements to one address per hour (issue 14: forged letters). Every
+    # mail provider a citizen uses delivers «Victim@example.ru» and «victim@example.ru» to one mailbox.
+    variants = [VICTIM[:i] + VICTIM[i].upper() + VICTIM[i + 1 :] for i in range(10)]
+    for i, sender in enumerate(variants):
+        raw = citizen_mail(
+            sender=sender,
+            name="Петрова Анна",
+            subject=f"Запрос № {i} о договорах аренды",
+            body=f"Прошу сообщить сведения о договоре аренды участка № {i} за 2025 год.",
+        )
+        process_raw(ack_limited, raw, Source("smtp", envelope_from=sender), now=utcnow())
+    drain(ack_limited)
+    acks = [rcpts for _from, rcpts, _raw in sink.messages() if any(r.lower() == VICTIM for r in rcpts)]
+    assert len(acks) == ACK_LIMIT
