@@ -288,3 +288,17 @@ def test_the_acknowledgement_limit_holds_whatever_the_case_of_the_address(ack_li
     drain(ack_limited)
     acks = [rcpts for _from, rcpts, _raw in sink.messages() if any(r.lower() == VICTIM for r in rcpts)]
     assert len(acks) == ACK_LIMIT
+
+
+# U10 ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="U10: every page answers HEAD with 405 (monitors and link checkers use HEAD)")
+def test_pages_answer_head_like_get(settings: Settings) -> None:
+    # RFC 9110 9.1: "All general-purpose servers MUST support the methods GET and HEAD"; 9.3.2: HEAD is GET without
+    # the content. An uptime monitor probing /healthz or /readyz by HEAD sees the service as down.
+    http = client_for(settings)
+    for path in ("/healthz", "/readyz", "/request", "/subscribe", "/history", "/feedback"):
+        assert http.get(path).status_code == 200, path
+        head = http.head(path)
+        assert (head.status_code, head.content) == (200, b""), path
