@@ -24,6 +24,7 @@ from mailservice.intake.routes import load_routes
 from mailservice.mailings.render import CampaignSource, TemplateRefused, render_bodies, validate
 from mailservice.outbox import OutboxMessage
 from mailservice.spreadsheets import safe_cell
+from mailservice.web.staff import actions
 from mailservice.web.staff.auth import Role
 from mailservice.web.staff.models import AuditEntry
 from tests.conftest import make_env
@@ -302,3 +303,37 @@ def test_pages_answer_head_like_get(settings: Settings) -> None:
         assert http.get(path).status_code == 200, path
         head = http.head(path)
         assert (head.status_code, head.content) == (200, b""), path
+
+
+# U11 ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="U11: two members of staff acting on one request at once both pass the status check (no row lock): the "
+    "citizen gets two different answers, or a refusal and an answer",
+)
+def test_two_answers_at_once_give_the_citizen_one(settings: Settings) -> None:
+    # The console loads the request, checks the transition on what it loaded and writes (web/staff/routes.py
+    # request_answer → actions.answer → service.change_status). Two officers press «Отправить ответ» at the same
+    # moment: the second must be refused (lifecycle: «дан ответ» → «дан ответ» is no transition), not sent too.
+    if not settings.effective_database_url.startswith("postgresql"):
+        pytest.skip("SQLite opens every transaction with BEGIN IMMEDIATE: a second writer waits and reads afresh")
+    request_id = mail_request(settings)
+    refused = False
+    with session_scope(settings) as first:
+        mine = first.get_one(Request, request_id)
+        assert mine.status == Status.registered
+        with session_scope(settings) as second:  # the colleague's request, served meanwhile
+            theirs = second.get_one(Request, request_id)
+            actions.answer(second, settings, theirs, text="Ответ коллеги.", files=[], actor="b@dizo.test", now=utcnow())
+        try:
+            actions.answer(first, settings, mine, text="Мой ответ.", files=[], actor="a@dizo.test", now=utcnow())
+        except actions.ConsoleError:
+            refused = True
+    with session_scope(settings) as session:
+        answers = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.request_id == request_id, OutboxMessage.kind == "status_notice")
+        ).all()
+    assert refused or len(answers) == 1, [a.subject for a in answers]
+    assert len(answers) == 1
