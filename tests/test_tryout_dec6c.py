@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -27,9 +26,10 @@ from mailservice.spreadsheets import safe_cell
 from mailservice.web.staff import actions
 from mailservice.web.staff.auth import Role
 from mailservice.web.staff.models import AuditEntry
-from tests.conftest import make_env
 from tests.console_support import add_staff, client_for, drain, link_in, login, mail_request, parsed
 from tests.mailfactory import citizen_mail
+from tests.security.identity_support import staff_console
+from tests.security.test_identity_ack_limit import LIMIT, VICTIM, limited  # noqa: F401  (limited: a fixture)
 from tests.servers import Sink
 from tests.test_channels import _submit, fast_form  # noqa: F401  (fast_form: a fixture)
 from tests.test_cli import run
@@ -85,9 +85,7 @@ def test_a_refused_status_change_keeps_what_staff_typed(settings: Settings) -> N
     request_id = mail_request(settings, now=utcnow() - dt.timedelta(days=12))
     with session_scope(settings) as session:
         assert session.get_one(Request, request_id).law == "8-fz"
-    add_staff(settings, "op@dizo.test", Role.operator)
-    http = client_for(settings)
-    csrf = login(http, "op@dizo.test")
+    http, csrf = staff_console(settings)
     response = http.post(
         f"/staff/requests/{request_id}/status",
         data={"csrf_token": csrf, "target": "extended", "days": "10", "comment": EXTENSION_REASON},
@@ -162,9 +160,7 @@ def test_an_answer_with_nowhere_to_go_is_not_reported_as_sent(settings: Settings
     # A letter on paper whose sender gave a name only: the console registers it (as the CLI does). README "Clients
     # without e-mail": an answer becomes a letter to post; with no postal address either, none can be made, and
     # staff must be told so (59-FZ art. 11 part 1 names this case), not told the client has it.
-    add_staff(settings, "op@dizo.test", Role.operator)
-    http = client_for(settings)
-    csrf = login(http, "op@dizo.test")
+    http, csrf = staff_console(settings)
     created = http.post(
         "/staff/requests/new",
         data={
@@ -256,25 +252,13 @@ def test_a_campaign_template_cannot_reach_the_secrets() -> None:
 
 # U9 -------------------------------------------------------------------------------------------------------------
 
-VICTIM = "victim@example.ru"
-ACK_LIMIT = 3
-
-
-@pytest.fixture
-def ack_limited(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, settings: Settings, sink: Sink) -> Settings:
-    """The test's settings with a small acknowledgement limit (both databases)."""
-    return make_env(
-        monkeypatch, tmp_path, settings.effective_database_url,
-        smtp_port=str(sink.port), smtp_host="127.0.0.1", ack_limit_per_hour=str(ACK_LIMIT),
-    )  # fmt: skip
-
 
 @pytest.mark.xfail(
     strict=True,
     reason="U9: the acknowledgement limit per address counts «Victim@», «vIctim@» … apart, so forged letters with "
     "the local part's case changed flood one mailbox past ACK_LIMIT_PER_HOUR",
 )
-def test_the_acknowledgement_limit_holds_whatever_the_case_of_the_address(ack_limited: Settings, sink: Sink) -> None:
+def test_the_acknowledgement_limit_holds_whatever_the_case_of_the_address(limited: Settings, sink: Sink) -> None:  # noqa: F811
     # README "Limits": ACK_LIMIT_PER_HOUR acknowledgements to one address per hour (issue 14: forged letters). Every
     # mail provider a citizen uses delivers «Victim@example.ru» and «victim@example.ru» to one mailbox.
     variants = [VICTIM[:i] + VICTIM[i].upper() + VICTIM[i + 1 :] for i in range(10)]
@@ -285,10 +269,10 @@ def test_the_acknowledgement_limit_holds_whatever_the_case_of_the_address(ack_li
             subject=f"Запрос № {i} о договорах аренды",
             body=f"Прошу сообщить сведения о договоре аренды участка № {i} за 2025 год.",
         )
-        process_raw(ack_limited, raw, Source("smtp", envelope_from=sender), now=utcnow())
-    drain(ack_limited)
+        process_raw(limited, raw, Source("smtp", envelope_from=sender), now=utcnow())
+    drain(limited)
     acks = [rcpts for _from, rcpts, _raw in sink.messages() if any(r.lower() == VICTIM for r in rcpts)]
-    assert len(acks) == ACK_LIMIT
+    assert len(acks) == LIMIT
 
 
 # U10 ------------------------------------------------------------------------------------------------------------
