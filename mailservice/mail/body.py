@@ -432,7 +432,7 @@ class _Walker:
 
     def read(self, msg: Message, body: _Body) -> None:
         """Walk the whole message; then a winmail.dat's text is the letter's when the letter has none of its own
-        (an RTF-only one, unread, keeps the .dat with a note for staff), else a calendar invitation's words
+        (an RTF one that cannot be read keeps the .dat with a note for staff), else a calendar invitation's words
         (tryout T4). Otherwise they repeat the letter's text."""
         self.walk(msg, body)
         if body.plain or body.html:
@@ -448,10 +448,11 @@ class _Walker:
             elif content.html.strip():
                 body.html.append(content.html)
             elif content.unread_body and content.complete:
-                self.defects.append(f"TNEF {name!r}: the letter's text is there only as RTF, not read")
+                why = "; ".join(content.problems[:2])
+                self.defects.append(f"TNEF {name!r}: the letter's text is there only as RTF, unreadable: {why}")
                 self._add_attachment(body, name, ctype, data, inline=False)
                 body.notes.append(
-                    f"Текст письма находится во вложении {name} (формат Outlook, RTF) и не прочитан; "
+                    f"Текст письма находится во вложении {name} (формат Outlook, RTF), прочитать его не удалось; "
                     "файл сохранён как вложение."
                 )
 
