@@ -8,6 +8,7 @@ are the ones written into them (quoted here), not read back from the code under 
 
 from __future__ import annotations
 
+import base64
 import email.policy
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -134,6 +135,25 @@ def test_the_reader_is_bounded_by_the_bytes_nesting_and_size() -> None:
     many = b"\x24\x80" + _tlv(0x04, b"x") * 300_000 + b"\x00\x00"
     result = read_smime(_signed(many), 2**22)
     assert result.entity is None and result.problem == "too many elements"
+
+
+def _wrapped(entity: bytes, layers: int) -> bytes:
+    """``entity`` signed ``layers`` times, each signature's content the S/MIME entity of the one inside."""
+    p7m = _signed(_tlv(0x04, entity))
+    for _ in range(layers - 1):
+        inner = b"Content-Type: application/pkcs7-mime; smime-type=signed-data\r\n"
+        inner += b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.encodebytes(p7m)
+        p7m = _signed(_tlv(0x04, inner))
+    return p7m
+
+
+def test_a_letter_signed_twice_is_read_and_deeper_layers_are_kept_unread() -> None:
+    entity = b"Content-Type: text/plain; charset=utf-8\r\n\r\n" + "Прошу ответить.".encode()
+    twice = parse_message(_letter(_wrapped(entity, 2)))
+    assert twice.text == "Прошу ответить." and _names(twice) == ["smime.p7m", "smime.p7m"]
+    # Three layers are read (each a copy of the one around it); the fourth .p7m is only kept.
+    deep = parse_message(_letter(_wrapped(entity, 4)))
+    assert deep.text == "" and _names(deep) == ["smime.p7m"] * 3 + ["attachment.p7m"]
 
 
 def test_a_signed_bare_text_without_mime_headers_is_the_text() -> None:
