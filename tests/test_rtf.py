@@ -82,6 +82,8 @@ def test_a_russian_plain_rtf_in_code_page_1251() -> None:
 
 def test_cyrillic_in_a_font_of_charset_204_and_unicode_escapes() -> None:
     assert rtf_text(WESTERN_WITH_CYRILLIC_FONT) == ("Привет, café Мир\n", False)
+    # \uc2: two bytes of fallback after each \uN are dropped, the third is text
+    assert rtf_text(b"{\\rtf1\\ansi\\ansicpg1251\\uc2 \\u1055\\'cf\\'f0\\'ee x}") == ("По x", False)
 
 
 def test_html_encapsulated_in_rtf_gives_back_the_html() -> None:

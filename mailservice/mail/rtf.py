@@ -70,6 +70,13 @@ def decompress_rtf(data: bytes, max_bytes: int) -> tuple[bytes, bool]:
     while pos < end and len(out) < limit:
         control = body[pos]
         pos += 1
+        if control == 0 and pos + 8 <= end and write + 8 <= 4096:  # eight literals: copied at once
+            chunk = body[pos : pos + 8]
+            out += chunk
+            ring[write : write + 8] = chunk
+            write = (write + 8) & 0xFFF
+            pos += 8
+            continue
         for bit in range(8):
             if not control >> bit & 1:
                 if pos >= end:
@@ -87,7 +94,16 @@ def decompress_rtf(data: bytes, max_bytes: int) -> tuple[bytes, bool]:
             offset = reference >> 4
             if offset == write:  # 2.1.3.1.4: a reference to the write position ends the stream
                 return bytes(out[:limit]), raw_size <= max_bytes
-            for _ in range((reference & 0xF) + 2):  # byte by byte: a reference may cross the write position
+            length = (reference & 0xF) + 2
+            if (write - offset) & 0xFFF >= length and offset + length <= 4096 and write + length <= 4096:
+                chunk = bytes(
+                    ring[offset : offset + length]
+                )  # neither end wraps and the copy ends before it is written
+                out += chunk
+                ring[write : write + length] = chunk
+                write = (write + length) & 0xFFF
+                continue
+            for _ in range(length):  # byte by byte: this reference crosses the write position or the ring's end
                 byte = ring[offset]
                 offset = (offset + 1) & 0xFFF
                 out.append(byte)
@@ -102,7 +118,7 @@ def decompress_rtf(data: bytes, max_bytes: int) -> tuple[bytes, bool]:
 
 _TOKEN = re.compile(
     rb"\\([a-zA-Z]{1,32})(-?[0-9]{1,10})? ?"  # a control word, its parameter, its delimiting space
-    rb"|\\'([0-9a-fA-F]{2})"  # a byte in the current code page
+    rb"|((?:\\'[0-9a-fA-F]{2})+)"  # bytes in the current code page, \'hh each
     rb"|\\(.)"  # a control symbol
     rb"|([{}])"
     rb"|([^\\{}\r\n]+)"  # text
@@ -203,7 +219,7 @@ def rtf_text(rtf: bytes) -> tuple[str, bool]:
         if match is None:  # cannot happen (the last alternative takes any backslash); stop rather than loop
             break
         pos = match.end()
-        word, param, hexbyte, symbol, brace, run = match.groups()
+        word, param, hexbytes, symbol, brace, run = match.groups()
         first, group_start = group_start, False
         if brace is not None:
             skip_chars = 0
@@ -278,11 +294,14 @@ def rtf_text(rtf: bytes) -> tuple[str, bool]:
             if emitting and symbol in _CONTROL_SYMBOLS:
                 out.text(_CONTROL_SYMBOLS[symbol])
             continue
-        if hexbyte is not None:
-            if skip_chars:
-                skip_chars -= 1
-            elif emitting:
-                out.raw(bytes.fromhex(hexbyte.decode()), state.codec or fonts.get(default_font or 0) or document)
+        if hexbytes is not None:
+            raw = bytes.fromhex(hexbytes.replace(b"\\'", b"").decode())
+            if skip_chars:  # the fallback of a \uN: one \'hh is one character
+                dropped = min(skip_chars, len(raw))
+                raw = raw[dropped:]
+                skip_chars -= dropped
+            if raw and emitting:
+                out.raw(raw, state.codec or fonts.get(default_font or 0) or document)
             continue
         if run is not None:
             if skip_chars:
