@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import email.policy
+from collections.abc import Callable
 from email import message_from_bytes
 from email.message import EmailMessage
 from pathlib import Path
@@ -177,18 +178,24 @@ def test_a_mutated_p7m_never_raises_and_is_always_kept(data: st.DataObject) -> N
 # --- through intake, on both databases ---
 
 
+def _damaged() -> bytes:
+    whole = _p7m("03_signed_der_base64.eml")
+    return _letter(whole[: len(whole) // 3])
+
+
 @pytest.mark.parametrize(
-    ("sample", "text", "files", "note"),
+    ("raw", "text", "files", "note"),
     [
-        ("01_signed_x_pkcs7_base64.eml", IVANOV, ["smime.p7m", "Заявление.pdf"], SIGNED_NOTE),
-        ("04_enveloped.eml", "", ["smime.p7m"], "зашифровано"),
+        (lambda: _sample("01_signed_x_pkcs7_base64.eml"), IVANOV, ["smime.p7m", "Заявление.pdf"], SIGNED_NOTE),
+        (lambda: _sample("04_enveloped.eml"), "", ["smime.p7m"], "зашифровано"),
+        (_damaged, "", ["smime.p7m"], "прочитать не удалось"),
     ],
-    ids=["signed", "encrypted"],
+    ids=["signed", "encrypted", "damaged"],
 )
-def test_intake_registers_a_signed_and_an_encrypted_letter(
-    settings: Settings, sample: str, text: str, files: list[str], note: str
+def test_intake_registers_a_signed_an_encrypted_and_a_damaged_letter(
+    settings: Settings, raw: Callable[[], bytes], text: str, files: list[str], note: str
 ) -> None:
-    result = process_raw(settings, _sample(sample), Source("smtp", envelope_from="x@example.ru"), now=utcnow())
+    result = process_raw(settings, raw(), Source("smtp", envelope_from="x@example.ru"), now=utcnow())
     assert result.request_number
     with session_scope(settings) as session:
         request = session.scalars(select(Request).where(Request.number == result.request_number)).one()
