@@ -8,6 +8,7 @@ from __future__ import annotations
 import email.policy
 import struct
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -175,3 +176,16 @@ def test_a_winmail_dat_with_only_a_russian_rtf_body_gives_the_letters_text(rtf: 
     parsed = parse_message(_letter(_tnef_with_rtf(rtf)))
     assert parsed.text.strip() == text
     assert parsed.attachments == [] and parsed.staff_notes == ()
+
+
+@given(st.data())
+def test_a_mutated_outlook_rtf_body_never_raises_and_the_letter_keeps_text_or_the_dat(data: st.DataObject) -> None:
+    raw = bytearray((Path(__file__).parent / "data" / "tnef" / "rtf.tnef").read_bytes())
+    magic = raw.index(b"LZFu")
+    (comp_size,) = struct.unpack_from("<I", raw, magic - 8)
+    for _ in range(data.draw(st.integers(1, 6))):  # in its CRC and compressed bytes ([MS-OXRTFCP] 2.1.3.1)
+        raw[data.draw(st.integers(magic + 4, magic - 8 + comp_size + 3))] = data.draw(st.integers(0, 255))
+    content = read_tnef(bytes(raw))
+    assert content.unread_body != bool(content.body.strip() or content.html.strip())
+    parsed = parse_message(_letter(bytes(raw)))
+    assert parsed.text.strip() or "winmail.dat" in [a.filename for a in parsed.attachments]
