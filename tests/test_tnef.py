@@ -211,6 +211,17 @@ def test_a_broken_tnef_keeps_the_dat_and_what_was_read() -> None:
     assert any(d.startswith("TNEF") for d in parsed.defects)
 
 
+def test_a_winmail_dat_with_nothing_in_it_is_kept_as_it_came() -> None:
+    # Read to the end, no text and no files (the sample holds only message properties): the citizen's file is
+    # not dropped, and nothing went wrong, so no note.
+    whole = _sample("garbage-at-end.tnef")
+    content = read_tnef(whole)
+    assert content.complete and not content.files and not content.body.strip() and not content.html.strip()
+    parsed = parse_message(_letter(whole, "Прошу рассмотреть."))
+    assert _names(parsed) == ["winmail.dat"] and parsed.staff_notes == ()
+    assert parsed.attachments[0].data == whole
+
+
 def test_a_part_that_only_claims_to_be_tnef_stays_as_it_came() -> None:
     parsed = parse_message(_letter(b"not a TNEF stream at all", "Прошу рассмотреть."))
     assert _names(parsed) == ["winmail.dat"] and parsed.staff_notes == ()

@@ -415,11 +415,16 @@ class _Walker:
             ftype = ftype or mimetypes.guess_type(item.name or "")[0] or "application/octet-stream"
             self._add_attachment(body, sanitize_filename(item.name, ftype), ftype, item.data, inline=False)
         body.tnef.append((name, ctype, data, content))
+        got = content.files or content.body.strip() or content.html.strip()
+        if content.complete and not got and not content.unread_body:
+            # Read to the end and nothing in it (a receipt, a form's properties): the file the citizen sent is
+            # still theirs to see, so it is kept as it came, with no note (nothing went wrong).
+            self._add_attachment(body, name, ctype, data, inline=False)
+            return
         if content.complete:
             return
         self.defects.extend(f"TNEF {name!r}: {problem}" for problem in content.problems[:5])
         self._add_attachment(body, name, ctype, data, inline=False)
-        got = content.files or content.body.strip() or content.html.strip()
         body.notes.append(
             f"Вложение {name} (формат Outlook) прочитано не полностью: "
             + (
