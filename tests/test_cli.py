@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from mailservice.config import Settings
 from mailservice.db import session_scope
 from mailservice.inforequests.lifecycle import Status
 from mailservice.inforequests.models import Request
+from tests.cli_support import cli_env
 
 
 def run(*args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -28,7 +28,7 @@ def run(*args: str, stdin: str | None = None, timeout: float = 120) -> subproces
         capture_output=True,
         text=True,
         input=stdin,
-        env=dict(os.environ),
+        env=cli_env(),
         timeout=timeout,
     )
 
