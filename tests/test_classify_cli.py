@@ -82,6 +82,7 @@ def test_evaluate_json_shape() -> None:
     assert isinstance(report["urgency"]["macro_f1"], float)
 
 
+@pytest.mark.timeout(900)  # trains the model twice on four fifths of the sets: over 300 s on a loaded machine
 def test_evaluate_without_data_scores_the_held_out_part_of_the_packaged_sets() -> None:
     result = runner.invoke(app, ["evaluate", "--json"])
     assert result.exit_code == 0, result.output
