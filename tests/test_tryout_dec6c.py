@@ -1,0 +1,142 @@
+"""Tryout of 6 December, round 4 (U1...): an attacker, a new admin and staff in a browser, as strict expected failures.
+
+Each test fails today because of the defect named in its reason and passes once the defect is fixed. The database
+tests run on SQLite and PostgreSQL (the ``settings`` fixture and its kin).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+
+from mailservice.config import Settings
+from mailservice.db import session_scope, utcnow
+from mailservice.inforequests import service
+from mailservice.inforequests.lifecycle import Status
+from mailservice.inforequests.models import PostalLetter, Request
+from mailservice.intake import forwarded_register
+from mailservice.intake.pipeline import Source, process_raw
+from mailservice.intake.routes import load_routes
+from mailservice.spreadsheets import safe_cell
+from mailservice.web.staff.auth import Role
+from mailservice.web.staff.models import AuditEntry
+from tests.console_support import add_staff, client_for, drain, link_in, login, mail_request, parsed
+from tests.servers import Sink
+from tests.test_channels import _submit, fast_form  # noqa: F401  (fast_form: a fixture)
+from tests.test_forwarded_intake import BODY, forward, fwd_settings  # noqa: F401  (fwd_settings: a fixture)
+
+SECRET_ANSWER = "Аукцион назначен на 15 января; ваш участок № 54:35:000000:1 в него включён."
+
+
+@pytest.fixture(autouse=True)
+def _routes() -> None:
+    load_routes()
+
+
+# U1 -------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="U1: the status link in the first acknowledgement to an unproven forwarder keeps showing the answer "
+    "to the citizen after staff re-register the request on its author",
+)
+def test_the_forwarders_status_link_shows_nothing_of_the_authors_answer(fwd_settings: Settings, sink: Sink) -> None:  # noqa: F811
+    # README "Forwarded appeals" / forwarded_register: the unproven sender gets "no details of the case" once the
+    # appeal is the citizen's; the status link of its first acknowledgement must not be a way round that.
+    result = process_raw(fwd_settings, forward(), Source("smtp", envelope_from=BODY))
+    assert result.request_number
+    drain(fwd_settings)
+    [(_from, _rcpts, first_ack)] = [m for m in sink.messages() if BODY in m[1]]
+    status_path = link_in(parsed(first_ack), "/status/")
+    now = utcnow()
+    with session_scope(fwd_settings) as session:
+        request = session.scalars(select(Request).where(Request.number == result.request_number)).one()
+        forwarded_register.reregister(session, fwd_settings, request, actor="op@dizo.test", now=now)
+        service.change_status(
+            session, fwd_settings, request, Status.answered, now=now, actor="op@dizo.test", comment=SECRET_ANSWER
+        )
+    page = client_for(fwd_settings).get(status_path)
+    assert SECRET_ANSWER not in page.text
+
+
+# U2 -------------------------------------------------------------------------------------------------------------
+
+EXTENSION_REASON = "Запрошены сведения у отдела аренды и в архиве; ответ будет подготовлен после их получения."
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="U2: a status change the service refuses (here a late deferral) comes back with the staff's reason erased",
+)
+def test_a_refused_status_change_keeps_what_staff_typed(settings: Settings) -> None:
+    # A request registered twelve days ago: the 8-FZ deferral notice (art. 18, 7 days) can no longer be sent, which
+    # the browser cannot know; the page says why, and must still hold the reason staff wrote.
+    request_id = mail_request(settings, now=utcnow() - dt.timedelta(days=12))
+    with session_scope(settings) as session:
+        assert session.get_one(Request, request_id).law == "8-fz"
+    add_staff(settings, "op@dizo.test", Role.operator)
+    http = client_for(settings)
+    csrf = login(http, "op@dizo.test")
+    response = http.post(
+        f"/staff/requests/{request_id}/status",
+        data={"csrf_token": csrf, "target": "extended", "days": "10", "comment": EXTENSION_REASON},
+    )
+    assert response.status_code == 400
+    assert "отсрочка невозможна" in response.text
+    assert EXTENSION_REASON in response.text
+
+
+# U3 -------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="U3: downloading a postal letter (name, address, answer) leaves no audit entry")
+def test_a_downloaded_letter_is_in_the_audit_log(fast_form: Settings) -> None:  # noqa: F811
+    # README "What is logged": the audit log has every staff action, "files and messages downloaded"; a letter on
+    # the letterhead holds the citizen's name, postal address and our answer.
+    http = client_for(fast_form)
+    sent = _submit(
+        http,
+        {
+            "name": "Белова Нина Ивановна",
+            "postal_address": "630091, г. Новосибирск, ул. Мичурина, д. 12, кв. 4",
+            "subject": "График приёма",
+            "text": "Прошу сообщить график личного приёма граждан в департаменте.",
+        },
+    )
+    assert sent.status_code == 200
+    add_staff(fast_form, "op@dizo.test", Role.operator)
+    login(http, "op@dizo.test")
+    with session_scope(fast_form) as session:
+        letter_id = session.scalars(select(PostalLetter.id)).one()
+    for ext in ("docx", "pdf"):
+        assert http.get(f"/staff/letters/{letter_id}.{ext}").status_code == 200
+    with session_scope(fast_form) as session:
+        logged = session.scalars(
+            select(AuditEntry).where(AuditEntry.object_id == letter_id, AuditEntry.actor == "op@dizo.test")
+        ).all()
+    assert len(logged) == 2, [(a.action, a.object_type) for a in logged]
+
+
+# U4 -------------------------------------------------------------------------------------------------------------
+
+# Invisible characters and blanks of the same kinds as those spreadsheets.py already skips (zero-width joiners,
+# the word joiner, the other Unicode spaces, the soft hyphen) and the small forms of the formula starts (NFKC makes
+# them "=", "+", "-", "@", as it makes the full-width forms the module already knows).
+HIDING = ["\u200c", "\u200d", "\u2060", "\u00ad", "\u2009", "\u202f", "\u2007", "\u205f"]
+SMALL_STARTS = ["\ufe66", "\ufe62", "\ufe63", "\ufe6b"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="U4: a formula start behind a zero-width joiner, word joiner, soft hyphen or a thin space, or a small "
+    "form of =, +, -, @, is written into exports without the apostrophe",
+)
+def test_formula_starts_behind_other_invisible_characters_and_in_small_forms_stay_text() -> None:
+    # README "Escaping" / OWASP CSV injection: "also after blanks"; spreadsheets.py: "or invisible characters".
+    attacks = [hidden + '=HYPERLINK("http://evil.test/","Подробнее")' for hidden in HIDING]
+    attacks += [start + 'HYPERLINK("http://evil.test/")' for start in SMALL_STARTS]
+    unsafe = [attack for attack in attacks if not str(safe_cell(attack)).startswith("'")]
+    assert unsafe == []
