@@ -7,25 +7,28 @@ tests run on SQLite and PostgreSQL (the ``settings`` fixture and its kin).
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from sqlalchemy import select
 
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
-from mailservice.inforequests import service
+from mailservice.inforequests import identity, service
 from mailservice.inforequests.lifecycle import Status
 from mailservice.inforequests.models import PostalLetter, Request
 from mailservice.intake import forwarded_register
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.intake.routes import load_routes
+from mailservice.outbox import OutboxMessage
 from mailservice.spreadsheets import safe_cell
 from mailservice.web.staff.auth import Role
 from mailservice.web.staff.models import AuditEntry
+from mailservice.webrequests.status import status_url
 from tests.console_support import add_staff, client_for, drain, link_in, login, mail_request, parsed
 from tests.servers import Sink
 from tests.test_channels import _submit, fast_form  # noqa: F401  (fast_form: a fixture)
-from tests.test_forwarded_intake import BODY, forward, fwd_settings  # noqa: F401  (fwd_settings: a fixture)
+from tests.test_forwarded_intake import BODY, CITIZEN, forward, fwd_settings  # noqa: F401  (fwd_settings: a fixture)
 
 SECRET_ANSWER = "Аукцион назначен на 15 января; ваш участок № 54:35:000000:1 в него включён."
 
@@ -38,11 +41,6 @@ def _routes() -> None:
 # U1 -------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="U1: the status link in the first acknowledgement to an unproven forwarder keeps showing the answer "
-    "to the citizen after staff re-register the request on its author",
-)
 def test_the_forwarders_status_link_shows_nothing_of_the_authors_answer(fwd_settings: Settings, sink: Sink) -> None:  # noqa: F811
     # README "Forwarded appeals" / forwarded_register: the unproven sender gets "no details of the case" once the
     # appeal is the citizen's; the status link of its first acknowledgement must not be a way round that.
@@ -58,8 +56,51 @@ def test_the_forwarders_status_link_shows_nothing_of_the_authors_answer(fwd_sett
         service.change_status(
             session, fwd_settings, request, Status.answered, now=now, actor="op@dizo.test", comment=SECRET_ANSWER
         )
-    page = client_for(fwd_settings).get(status_path)
+    http = client_for(fwd_settings)
+    page = http.get(status_path)
+    assert page.status_code == 404
     assert SECRET_ANSWER not in page.text
+    # The author's acknowledgement (sent on the re-registration) carries a link that works and shows the answer.
+    drain(fwd_settings)
+    author_ack = next(m for m in sink.messages() if CITIZEN in m[1])[2]
+    author_page = http.get(link_in(parsed(author_ack), "/status/"))
+    assert author_page.status_code == 200
+    assert SECRET_ANSWER in author_page.text
+
+
+def test_the_old_address_status_link_shows_nothing_after_staff_send_the_notices_elsewhere(settings: Settings) -> None:
+    # The same rule when staff send a request's notices to another address proven for its client: the link mailed
+    # to the earlier address shows nothing; the next notice brings the new address a link of its own.
+    request_id = mail_request(settings)
+    with session_scope(settings) as session:
+        old_path = status_path_of(settings, session.get_one(Request, request_id))
+    assert client_for(settings).get(old_path).status_code == 200
+    with session_scope(settings) as session:
+        request = session.get_one(Request, request_id)
+        identity.record_check(
+            session, request.client, document="passport_rf", checked_by="t", now=utcnow(), email="work@example.ru"
+        )
+        session.flush()
+        service.set_notification_address(session, request, "work@example.ru", actor="op@dizo.test", now=utcnow())
+        service.change_status(
+            session, settings, request, Status.answered, now=utcnow(), actor="op@dizo.test", comment=SECRET_ANSWER
+        )
+    http = client_for(settings)
+    page = http.get(old_path)
+    assert page.status_code == 404 and SECRET_ANSWER not in page.text
+    with session_scope(settings) as session:
+        notice = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.request_id == request_id).order_by(OutboxMessage.id.desc())
+        ).first()
+        assert notice is not None and notice.recipients == "work@example.ru"
+        raw = notice.raw
+    new_page = http.get(link_in(parsed(raw), "/status/"))
+    assert new_page.status_code == 200 and SECRET_ANSWER in new_page.text
+
+
+def status_path_of(settings: Settings, request: Request) -> str:
+    """The path of the request's status link as its notices carry it now."""
+    return re.sub(r"^https?://[^/]+", "", status_url(settings, request))
 
 
 # U2 -------------------------------------------------------------------------------------------------------------

@@ -95,7 +95,7 @@ def send_to_client(
             "addressee": name,
             "status_names": STATUS_NAMES,
             "channel_name": CHANNEL_NAMES[Channel(request.channel)],
-            "status_url": status_url(settings, request.number),
+            "status_url": status_url(settings, request),
             **(extra or {}),
         },
         auto_submitted=auto_submitted,
