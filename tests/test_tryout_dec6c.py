@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -20,14 +21,18 @@ from mailservice.inforequests.models import PostalLetter, Request
 from mailservice.intake import forwarded_register
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.intake.routes import load_routes
+from mailservice.mailings.render import CampaignSource, TemplateRefused, render_bodies, validate
 from mailservice.outbox import OutboxMessage
 from mailservice.spreadsheets import safe_cell
 from mailservice.web.staff.auth import Role
 from mailservice.web.staff.models import AuditEntry
 from mailservice.webrequests.status import status_url
+from tests.conftest import make_env
 from tests.console_support import add_staff, client_for, drain, link_in, login, mail_request, parsed
+from tests.mailfactory import citizen_mail
 from tests.servers import Sink
 from tests.test_channels import _submit, fast_form  # noqa: F401  (fast_form: a fixture)
+from tests.test_cli import run
 from tests.test_forwarded_intake import BODY, CITIZEN, forward, fwd_settings  # noqa: F401  (fwd_settings: a fixture)
 
 SECRET_ANSWER = "Аукцион назначен на 15 января; ваш участок № 54:35:000000:1 в него включён."
@@ -181,3 +186,144 @@ def test_formula_starts_behind_other_invisible_characters_and_in_small_forms_sta
     attacks += [start + 'HYPERLINK("http://evil.test/")' for start in SMALL_STARTS]
     unsafe = [attack for attack in attacks if not str(safe_cell(attack)).startswith("'")]
     assert unsafe == []
+
+
+# U5 -------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="U5: the answer to a written request with no address at all goes nowhere while the console says "
+    "«Ответ отправлен клиенту»",
+)
+def test_an_answer_with_nowhere_to_go_is_not_reported_as_sent(settings: Settings) -> None:
+    # A letter on paper whose sender gave a name only: the console registers it (as the CLI does). README "Clients
+    # without e-mail": an answer becomes a letter to post; with no postal address either, none can be made, and
+    # staff must be told so (59-FZ art. 11 part 1 names this case), not told the client has it.
+    add_staff(settings, "op@dizo.test", Role.operator)
+    http = client_for(settings)
+    csrf = login(http, "op@dizo.test")
+    created = http.post(
+        "/staff/requests/new",
+        data={
+            "csrf_token": csrf, "channel": "post", "name": "Сидоров Пётр",
+            "subject": "Жалоба на бездействие", "text": "Прошу разобраться с жалобой на бездействие отдела аренды.",
+        },
+    )  # fmt: skip
+    assert created.status_code == 303, created.text
+    path = created.headers["location"].split("?")[0]
+    answered = http.post(f"{path}/answer", data={"csrf_token": csrf, "text": "Ответ по существу жалобы."})
+    assert answered.status_code == 303
+    with session_scope(settings) as session:
+        letters = session.scalars(select(PostalLetter)).all()
+        mail = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "status_notice")).all()
+    assert (letters, mail) == ([], [])  # nothing went anywhere ...
+    page = http.get(answered.headers["location"])
+    assert "Ответ отправлен клиенту" not in page.text  # ... so the console must not say it did
+
+
+# U6 -------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="U6: the audit log shows administrators Python and code words («to=in_progress ground=None», "
+    "«role=operator», «staff 2») instead of Russian",
+)
+def test_the_audit_log_speaks_russian(settings: Settings) -> None:
+    # The brief and README: every page staff read is in Russian; the statuses have Russian names (STATUS_NAMES).
+    request_id = mail_request(settings)
+    add_staff(settings, "admin@dizo.test", Role.administrator)
+    http = client_for(settings)
+    csrf = login(http, "admin@dizo.test")
+    moved = http.post(f"/staff/requests/{request_id}/status", data={"csrf_token": csrf, "target": "in_progress"})
+    assert moved.status_code == 303
+    page = http.get("/staff/audit")
+    assert page.status_code == 200 and "изменён статус запроса" in page.text
+    shown = re.sub(r"<[^>]+>", " ", page.text.split("<main", 1)[1])
+    assert re.findall(r"\b(?:None|in_progress|to=|ground=)", shown) == []
+
+
+# U7 -------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True, reason="U7: `requests show` lists the history with code words (message_in, registered, message_out)"
+)
+def test_requests_show_names_the_events_in_russian(settings: Settings) -> None:
+    # README "Commands": the command line speaks Russian; the console names the same events «Сообщение клиента»,
+    # «Регистрация», «Сообщение департамента».
+    mail_request(settings)
+    shown = run("requests", "show", "2026-000001")
+    assert shown.returncode == 0, shown.stderr
+    history = shown.stdout.split("История:", 1)[1]
+    assert re.findall(r"\b(?:message_in|message_out|registered|status_changed)\b", history) == []
+
+
+# U8 -------------------------------------------------------------------------------------------------------------
+
+SIGNING_KEY = "u8-signing-key-" + "Zq7mX2pR9vL4tK8wB3nH6cY1"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="U8: a campaign template prints the signing keys and passwords ({{ settings.secret_keys }}); the sandbox "
+    "does not stop it and validation passes it",
+)
+def test_a_campaign_template_cannot_reach_the_secrets() -> None:
+    # README "Mailings": staff write the templates and "a sandbox keeps a template from reaching Python internals";
+    # the keys sign every link (status, claim, unsubscribe, history download) and the SMTP/IMAP passwords are the
+    # department's mailboxes. A template that names them is refused, or renders nothing of them.
+    settings = Settings(secret_keys=[SIGNING_KEY], smtp_password="u8-smtp-password", imap_password="u8-imap-password")  # type: ignore[call-arg]
+    source = CampaignSource(
+        subject="Новости департамента",
+        text="{{ greeting }}\n{{ settings.secret_keys }} {{ settings.smtp_password }} {{ settings.imap_password }}\n"
+        "Отписаться: {{ unsubscribe_url }}\n",
+        html=None,
+        list_title="Новости",
+        list_slug="news",
+    )
+    try:
+        validate(settings, source)
+    except TemplateRefused:
+        return
+    text, html = render_bodies(settings, source, "Анна", "https://dizo.example.ru/unsubscribe/x")
+    for secret in (SIGNING_KEY, "u8-smtp-password", "u8-imap-password"):
+        assert secret not in text + html
+
+
+# U9 -------------------------------------------------------------------------------------------------------------
+
+VICTIM = "victim@example.ru"
+ACK_LIMIT = 3
+
+
+@pytest.fixture
+def ack_limited(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, settings: Settings, sink: Sink) -> Settings:
+    """The test's settings with a small acknowledgement limit (both databases)."""
+    return make_env(
+        monkeypatch, tmp_path, settings.effective_database_url,
+        smtp_port=str(sink.port), smtp_host="127.0.0.1", ack_limit_per_hour=str(ACK_LIMIT),
+    )  # fmt: skip
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="U9: the acknowledgement limit per address counts «Victim@», «vIctim@» … apart, so forged letters with "
+    "the local part's case changed flood one mailbox past ACK_LIMIT_PER_HOUR",
+)
+def test_the_acknowledgement_limit_holds_whatever_the_case_of_the_address(ack_limited: Settings, sink: Sink) -> None:
+    # README "Limits": ACK_LIMIT_PER_HOUR acknowledgements to one address per hour (issue 14: forged letters). Every
+    # mail provider a citizen uses delivers «Victim@example.ru» and «victim@example.ru» to one mailbox.
+    variants = [VICTIM[:i] + VICTIM[i].upper() + VICTIM[i + 1 :] for i in range(10)]
+    for i, sender in enumerate(variants):
+        raw = citizen_mail(
+            sender=sender,
+            name="Петрова Анна",
+            subject=f"Запрос № {i} о договорах аренды",
+            body=f"Прошу сообщить сведения о договоре аренды участка № {i} за 2025 год.",
+        )
+        process_raw(ack_limited, raw, Source("smtp", envelope_from=sender), now=utcnow())
+    drain(ack_limited)
+    acks = [rcpts for _from, rcpts, _raw in sink.messages() if any(r.lower() == VICTIM for r in rcpts)]
+    assert len(acks) == ACK_LIMIT
