@@ -18,7 +18,7 @@ from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.inforequests import identity, service
 from mailservice.inforequests.lifecycle import Status
-from mailservice.inforequests.models import PostalLetter, Request
+from mailservice.inforequests.models import Event, PostalLetter, Request
 from mailservice.intake import forwarded_register
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.intake.routes import load_routes
@@ -192,11 +192,6 @@ def test_formula_starts_behind_other_invisible_characters_and_in_small_forms_sta
 # U5 -------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="U5: the answer to a written request with no address at all goes nowhere while the console says "
-    "«Ответ отправлен клиенту»",
-)
 def test_an_answer_with_nowhere_to_go_is_not_reported_as_sent(settings: Settings) -> None:
     # A letter on paper whose sender gave a name only: the console registers it (as the CLI does). README "Clients
     # without e-mail": an answer becomes a letter to post; with no postal address either, none can be made, and
@@ -221,6 +216,10 @@ def test_an_answer_with_nowhere_to_go_is_not_reported_as_sent(settings: Settings
     assert (letters, mail) == ([], [])  # nothing went anywhere ...
     page = http.get(answered.headers["location"])
     assert "Ответ отправлен клиенту" not in page.text  # ... so the console must not say it did
+    assert "Ответ записан, но не направлен" in page.text  # ... but that it did not
+    with session_scope(settings) as session:
+        notes = session.scalars(select(Event.comment).where(Event.kind == "note")).all()
+    assert any(n.startswith("Ответ не направлен клиенту: нет ни адреса") for n in notes), notes
 
 
 # U6 -------------------------------------------------------------------------------------------------------------
