@@ -139,7 +139,6 @@ def test_a_refused_status_change_keeps_what_staff_typed(settings: Settings) -> N
 # U3 -------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="U3: downloading a postal letter (name, address, answer) leaves no audit entry")
 def test_a_downloaded_letter_is_in_the_audit_log(fast_form: Settings) -> None:  # noqa: F811
     # README "What is logged": the audit log has every staff action, "files and messages downloaded"; a letter on
     # the letterhead holds the citizen's name, postal address and our answer.
@@ -165,6 +164,15 @@ def test_a_downloaded_letter_is_in_the_audit_log(fast_form: Settings) -> None:  
             select(AuditEntry).where(AuditEntry.object_id == letter_id, AuditEntry.actor == "op@dizo.test")
         ).all()
     assert len(logged) == 2, [(a.action, a.object_type) for a in logged]
+    assert [(a.action, a.object_type, a.details) for a in logged] == [
+        ("letter_download", "letter", {"format": "docx"}),
+        ("letter_download", "letter", {"format": "pdf"}),
+    ]
+    # The audit page names the action in Russian.
+    add_staff(fast_form, "admin@dizo.test", Role.administrator)
+    admin = client_for(fast_form)
+    login(admin, "admin@dizo.test")
+    assert "скачано письмо клиенту" in admin.get("/staff/audit").text
 
 
 # U4 -------------------------------------------------------------------------------------------------------------

@@ -143,25 +143,7 @@ def _names() -> dict[str, Any]:
     }
 
 
-def _audit(
-    session: Session,
-    ctx: StaffContext,
-    action: str,
-    object_type: str = "",
-    object_id: int | None = None,
-    **details: Any,
-) -> None:
-    audit.record(
-        session,
-        now=utcnow(),
-        actor=ctx.email,
-        actor_id=ctx.user_id,
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        details=details,
-        ip=ctx.ip,
-    )
+_audit = audit.by_staff
 
 
 # Login and logout -------------------------------------------------------------------------------------------
