@@ -24,7 +24,7 @@ from mailservice.intake.pipeline import Source, process_raw
 from mailservice.intake.routes import load_routes
 from mailservice.mailings.render import CampaignSource, TemplateRefused, render_bodies, validate
 from mailservice.outbox import OutboxMessage
-from mailservice.spreadsheets import safe_cell
+from mailservice.spreadsheets import restore_cell, safe_cell
 from mailservice.web.staff.auth import Role
 from mailservice.web.staff.models import AuditEntry
 from mailservice.webrequests.status import status_url
@@ -184,17 +184,17 @@ HIDING = ["\u200c", "\u200d", "\u2060", "\u00ad", "\u2009", "\u202f", "\u2007", 
 SMALL_STARTS = ["\ufe66", "\ufe62", "\ufe63", "\ufe6b"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="U4: a formula start behind a zero-width joiner, word joiner, soft hyphen or a thin space, or a small "
-    "form of =, +, -, @, is written into exports without the apostrophe",
-)
 def test_formula_starts_behind_other_invisible_characters_and_in_small_forms_stay_text() -> None:
     # README "Escaping" / OWASP CSV injection: "also after blanks"; spreadsheets.py: "or invisible characters".
     attacks = [hidden + '=HYPERLINK("http://evil.test/","Подробнее")' for hidden in HIDING]
     attacks += [start + 'HYPERLINK("http://evil.test/")' for start in SMALL_STARTS]
+    attacks.append("".join(HIDING) + "\u2028\u2029\n@SUM(A1)")  # several, and line/paragraph separators
     unsafe = [attack for attack in attacks if not str(safe_cell(attack)).startswith("'")]
     assert unsafe == []
+    # Our own exports read back lose the apostrophe again; text behind invisible characters stays as it is.
+    assert [restore_cell(str(safe_cell(attack))) for attack in attacks] == attacks
+    for harmless in [hidden + "Прошу сообщить график приёма" for hidden in HIDING] + ["\u200d«=» в тексте", "7-15"]:
+        assert safe_cell(harmless) == harmless
 
 
 # U5 -------------------------------------------------------------------------------------------------------------
