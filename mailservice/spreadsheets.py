@@ -1,10 +1,11 @@
 """Rules shared by every spreadsheet the service writes or reads (CSV and XLSX, every domain).
 
 - **Formula-safe cells** (OWASP, "CSV Injection"): a text that starts with ``=``, ``+``, ``-``, ``@``, a tab or a
-  carriage return (or their full-width forms, which spreadsheet programs also accept) would be run as a formula
-  when staff open the file; a citizen's subject like ``=HYPERLINK(...)`` must stay text. Such a cell gets a leading
-  apostrophe, also when blanks or invisible characters (zero-width space, direction marks, a byte order mark)
-  come before the formula start. Files the service reads back (its own exports) lose that apostrophe again
+  carriage return (or their full-width or small forms, which spreadsheet programs also accept: NFKC decides) would
+  be run as a formula when staff open the file; a citizen's subject like ``=HYPERLINK(...)`` must stay text. Such a
+  cell gets a leading apostrophe, also when blanks or invisible characters (every Unicode space, format character,
+  separator or control: zero-width joiners, direction marks, the soft hyphen, a byte order mark) come before the
+  formula start. Files the service reads back (its own exports) lose that apostrophe again
   (:func:`restore_cell`).
   Control characters XML cannot hold are dropped (:mod:`mailservice.xmltext`).
 - **Text encodings of imported CSV**: UTF-8 with or without a byte order mark, UTF-16 with one, Windows-1251 or
@@ -19,25 +20,32 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from mailservice.xmltext import xml_safe
 
-# Spreadsheet programs start a formula with these, also when preceded by blanks; full-width forms (U+FF1D, U+FF0B,
-# U+FF0D, U+FF20) are read as the ASCII ones by some of them.
-FORMULA_STARTS = frozenset("=+-@\t\r" + "\uff1d\uff0b\uff0d\uff20")
+# Spreadsheet programs start a formula with these, also when preceded by blanks; other forms of them (full-width
+# U+FF1D..., small U+FE66...) are read as the ASCII ones by some programs: a character counts by its NFKC form.
+FORMULA_STARTS = frozenset("=+-@\t\r")
 QUOTE = "'"
 
-
-# Blanks and invisible characters (zero-width space, direction marks and embeddings, isolates, a byte order mark)
-# that may hide a formula start from a check of the first character; spreadsheet programs may skip them.
-_LEADING_BLANKS = " \n\u00a0\u3000\u200b\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"
+# Blanks and invisible characters that may hide a formula start from a check of the first character, which
+# spreadsheet programs may skip: every space (Zs), format character (Cf: zero-width joiners, direction marks, the
+# word joiner, the soft hyphen, a byte order mark), line and paragraph separator (Zl, Zp) and control (Cc). A list
+# of chosen characters always misses some (defect U4); the Unicode categories do not.
+_HIDING = frozenset({"Zs", "Cf", "Zl", "Zp", "Cc"})
 
 
 def _formula_like(text: str) -> bool:
-    stripped = text.lstrip(_LEADING_BLANKS)
-    return bool(text) and (text[0] in FORMULA_STARTS or (bool(stripped) and stripped[0] in FORMULA_STARTS))
+    """Whether the first character that is not blank or invisible (or a tab or CR before it) starts a formula."""
+    for char in text:
+        if unicodedata.normalize("NFKC", char)[:1] in FORMULA_STARTS:
+            return True
+        if unicodedata.category(char) not in _HIDING:
+            return False
+    return False
 
 
 def safe_cell(value: object) -> object:

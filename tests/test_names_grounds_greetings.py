@@ -150,12 +150,11 @@ def test_the_status_page_of_a_forwarded_request_gives_no_answer_date_of_ours(set
     request_id, _ = staff_request(settings, subject="Дороги", name="Петров Пётр", email="roads@example.ru")
     with session_scope(settings) as session:
         request = session.get_one(Request, request_id)
-        number = request.number
         service.change_status(
             session, settings, request, Status.forwarded, now=utcnow(), actor="t",
             forwarded_to="Мэрия города Новосибирска",
         )  # fmt: skip
-    path = re.sub(r"^https?://[^/]+", "", status_url(settings, number))
+        path = re.sub(r"^https?://[^/]+", "", status_url(settings, request))
     page = client_for(settings).get(path)
     assert page.status_code == 200
     assert "Мэрия города Новосибирска" in page.text

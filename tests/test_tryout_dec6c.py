@@ -6,6 +6,7 @@ tests run on SQLite and PostgreSQL (the ``settings`` fixture and its kin).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 
@@ -15,19 +16,20 @@ from sqlalchemy import select
 
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
-from mailservice.inforequests import service
+from mailservice.inforequests import identity, service
 from mailservice.inforequests.lifecycle import Status
-from mailservice.inforequests.models import PostalLetter, Request
+from mailservice.inforequests.models import Event, PostalLetter, Request
 from mailservice.intake import forwarded_register
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.intake.routes import load_routes
 from mailservice.mailings.render import CampaignSource, TemplateRefused, render_bodies, validate
 from mailservice.outbox import OutboxMessage
-from mailservice.spreadsheets import safe_cell
+from mailservice.spreadsheets import restore_cell, safe_cell
 from mailservice.web.app import create_app
 from mailservice.web.staff import actions
 from mailservice.web.staff.auth import Role
 from mailservice.web.staff.models import AuditEntry
+from mailservice.webrequests.status import status_url
 from tests.console_support import add_staff, client_for, drain, link_in, login, mail_request, parsed
 from tests.mailfactory import citizen_mail
 from tests.security.identity_support import staff_console
@@ -35,7 +37,7 @@ from tests.security.test_identity_ack_limit import LIMIT, VICTIM, limited  # noq
 from tests.servers import Sink
 from tests.test_channels import _submit, fast_form  # noqa: F401  (fast_form: a fixture)
 from tests.test_cli import run
-from tests.test_forwarded_intake import BODY, forward, fwd_settings  # noqa: F401  (fwd_settings: a fixture)
+from tests.test_forwarded_intake import BODY, CITIZEN, forward, fwd_settings  # noqa: F401  (fwd_settings: a fixture)
 
 SECRET_ANSWER = "Аукцион назначен на 15 января; ваш участок № 54:35:000000:1 в него включён."
 
@@ -48,11 +50,6 @@ def _routes() -> None:
 # U1 -------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="U1: the status link in the first acknowledgement to an unproven forwarder keeps showing the answer "
-    "to the citizen after staff re-register the request on its author",
-)
 def test_the_forwarders_status_link_shows_nothing_of_the_authors_answer(fwd_settings: Settings, sink: Sink) -> None:  # noqa: F811
     # README "Forwarded appeals" / forwarded_register: the unproven sender gets "no details of the case" once the
     # appeal is the citizen's; the status link of its first acknowledgement must not be a way round that.
@@ -68,8 +65,51 @@ def test_the_forwarders_status_link_shows_nothing_of_the_authors_answer(fwd_sett
         service.change_status(
             session, fwd_settings, request, Status.answered, now=now, actor="op@dizo.test", comment=SECRET_ANSWER
         )
-    page = client_for(fwd_settings).get(status_path)
+    http = client_for(fwd_settings)
+    page = http.get(status_path)
+    assert page.status_code == 404
     assert SECRET_ANSWER not in page.text
+    # The author's acknowledgement (sent on the re-registration) carries a link that works and shows the answer.
+    drain(fwd_settings)
+    author_ack = next(m for m in sink.messages() if CITIZEN in m[1])[2]
+    author_page = http.get(link_in(parsed(author_ack), "/status/"))
+    assert author_page.status_code == 200
+    assert SECRET_ANSWER in author_page.text
+
+
+def test_the_old_address_status_link_shows_nothing_after_staff_send_the_notices_elsewhere(settings: Settings) -> None:
+    # The same rule when staff send a request's notices to another address proven for its client: the link mailed
+    # to the earlier address shows nothing; the next notice brings the new address a link of its own.
+    request_id = mail_request(settings)
+    with session_scope(settings) as session:
+        old_path = status_path_of(settings, session.get_one(Request, request_id))
+    assert client_for(settings).get(old_path).status_code == 200
+    with session_scope(settings) as session:
+        request = session.get_one(Request, request_id)
+        identity.record_check(
+            session, request.client, document="passport_rf", checked_by="t", now=utcnow(), email="work@example.ru"
+        )
+        session.flush()
+        service.set_notification_address(session, request, "work@example.ru", actor="op@dizo.test", now=utcnow())
+        service.change_status(
+            session, settings, request, Status.answered, now=utcnow(), actor="op@dizo.test", comment=SECRET_ANSWER
+        )
+    http = client_for(settings)
+    page = http.get(old_path)
+    assert page.status_code == 404 and SECRET_ANSWER not in page.text
+    with session_scope(settings) as session:
+        notice = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.request_id == request_id).order_by(OutboxMessage.id.desc())
+        ).first()
+        assert notice is not None and notice.recipients == "work@example.ru"
+        raw = notice.raw
+    new_page = http.get(link_in(parsed(raw), "/status/"))
+    assert new_page.status_code == 200 and SECRET_ANSWER in new_page.text
+
+
+def status_path_of(settings: Settings, request: Request) -> str:
+    """The path of the request's status link as its notices carry it now."""
+    return re.sub(r"^https?://[^/]+", "", status_url(settings, request))
 
 
 # U2 -------------------------------------------------------------------------------------------------------------
@@ -100,7 +140,6 @@ def test_a_refused_status_change_keeps_what_staff_typed(settings: Settings) -> N
 # U3 -------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="U3: downloading a postal letter (name, address, answer) leaves no audit entry")
 def test_a_downloaded_letter_is_in_the_audit_log(fast_form: Settings) -> None:  # noqa: F811
     # README "What is logged": the audit log has every staff action, "files and messages downloaded"; a letter on
     # the letterhead holds the citizen's name, postal address and our answer.
@@ -126,6 +165,15 @@ def test_a_downloaded_letter_is_in_the_audit_log(fast_form: Settings) -> None:  
             select(AuditEntry).where(AuditEntry.object_id == letter_id, AuditEntry.actor == "op@dizo.test")
         ).all()
     assert len(logged) == 2, [(a.action, a.object_type) for a in logged]
+    assert [(a.action, a.object_type, a.details) for a in logged] == [
+        ("letter_download", "letter", {"format": "docx"}),
+        ("letter_download", "letter", {"format": "pdf"}),
+    ]
+    # The audit page names the action in Russian.
+    add_staff(fast_form, "admin@dizo.test", Role.administrator)
+    admin = client_for(fast_form)
+    login(admin, "admin@dizo.test")
+    assert "скачано письмо клиенту" in admin.get("/staff/audit").text
 
 
 # U4 -------------------------------------------------------------------------------------------------------------
@@ -137,27 +185,22 @@ HIDING = ["\u200c", "\u200d", "\u2060", "\u00ad", "\u2009", "\u202f", "\u2007", 
 SMALL_STARTS = ["\ufe66", "\ufe62", "\ufe63", "\ufe6b"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="U4: a formula start behind a zero-width joiner, word joiner, soft hyphen or a thin space, or a small "
-    "form of =, +, -, @, is written into exports without the apostrophe",
-)
 def test_formula_starts_behind_other_invisible_characters_and_in_small_forms_stay_text() -> None:
     # README "Escaping" / OWASP CSV injection: "also after blanks"; spreadsheets.py: "or invisible characters".
     attacks = [hidden + '=HYPERLINK("http://evil.test/","Подробнее")' for hidden in HIDING]
     attacks += [start + 'HYPERLINK("http://evil.test/")' for start in SMALL_STARTS]
+    attacks.append("".join(HIDING) + "\u2028\u2029\n@SUM(A1)")  # several, and line/paragraph separators
     unsafe = [attack for attack in attacks if not str(safe_cell(attack)).startswith("'")]
     assert unsafe == []
+    # Our own exports read back lose the apostrophe again; text behind invisible characters stays as it is.
+    assert [restore_cell(str(safe_cell(attack))) for attack in attacks] == attacks
+    for harmless in [hidden + "Прошу сообщить график приёма" for hidden in HIDING] + ["\u200d«=» в тексте", "7-15"]:
+        assert safe_cell(harmless) == harmless
 
 
 # U5 -------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="U5: the answer to a written request with no address at all goes nowhere while the console says "
-    "«Ответ отправлен клиенту»",
-)
 def test_an_answer_with_nowhere_to_go_is_not_reported_as_sent(settings: Settings) -> None:
     # A letter on paper whose sender gave a name only: the console registers it (as the CLI does). README "Clients
     # without e-mail": an answer becomes a letter to post; with no postal address either, none can be made, and
@@ -180,6 +223,10 @@ def test_an_answer_with_nowhere_to_go_is_not_reported_as_sent(settings: Settings
     assert (letters, mail) == ([], [])  # nothing went anywhere ...
     page = http.get(answered.headers["location"])
     assert "Ответ отправлен клиенту" not in page.text  # ... so the console must not say it did
+    assert "Ответ записан, но не направлен" in page.text  # ... but that it did not
+    with session_scope(settings) as session:
+        notes = session.scalars(select(Event.comment).where(Event.kind == "note")).all()
+    assert any(n.startswith("Ответ не направлен клиенту: нет ни адреса") for n in notes), notes
 
 
 # U6 -------------------------------------------------------------------------------------------------------------
@@ -225,11 +272,6 @@ def test_requests_show_names_the_events_in_russian(settings: Settings) -> None:
 SIGNING_KEY = "u8-signing-key-" + "Zq7mX2pR9vL4tK8wB3nH6cY1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="U8: a campaign template prints the signing keys and passwords ({{ settings.secret_keys }}); the sandbox "
-    "does not stop it and validation passes it",
-)
 def test_a_campaign_template_cannot_reach_the_secrets() -> None:
     # README "Mailings": staff write the templates and "a sandbox keeps a template from reaching Python internals";
     # the keys sign every link (status, claim, unsubscribe, history download) and the SMTP/IMAP passwords are the
@@ -243,11 +285,19 @@ def test_a_campaign_template_cannot_reach_the_secrets() -> None:
         list_title="Новости",
         list_slug="news",
     )
-    try:
+    with pytest.raises(TemplateRefused, match="ошибка в шаблоне"):
         validate(settings, source)
-    except TemplateRefused:
-        return
-    text, html = render_bodies(settings, source, "Анна", "https://dizo.example.ru/unsubscribe/x")
+    for name in ("secret_keys", "smtp_password", "imap_password", "effective_database_url", "database_url"):
+        one = dataclasses.replace(source, text="{{ settings.%s }} {{ unsubscribe_url }}" % name)  # noqa: UP031
+        with pytest.raises(TemplateRefused):
+            validate(settings, one)
+    # The department's public facts stay at hand, as the example template uses them.
+    public = dataclasses.replace(
+        source, text="{{ settings.department_name }} {{ settings.public_url }}\nОтписаться: {{ unsubscribe_url }}\n"
+    )
+    validate(settings, public)
+    text, html = render_bodies(settings, public, "Анна", "https://dizo.example.ru/unsubscribe/x")
+    assert settings.department_name in text and settings.public_url in text
     for secret in (SIGNING_KEY, "u8-smtp-password", "u8-imap-password"):
         assert secret not in text + html
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 import io
 
 from docx import Document
+from sqlalchemy import select
 
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.web.staff.auth import Role
+from mailservice.web.staff.models import AuditEntry
 from mailservice.workgroup import groups, meetings, opinions, signing
 from tests.console_support import add_staff, login
 from tests.servers import Sink
@@ -116,3 +118,7 @@ def test_console_for_the_secretary_and_the_chair(lite_settings: Settings, sink: 
     assert download.status_code == 200
     assert any("О плане работ" in p.text for p in Document(io.BytesIO(download.content)).paragraphs)
     assert outsider.get(f"/staff/wg/minutes/{minutes_id}.docx").status_code == 403
+    # README "What is logged": files downloaded (the one allowed download, not the refused one).
+    with session_scope(settings) as session:
+        logged = session.scalars(select(AuditEntry).where(AuditEntry.action == "wg_minutes_download")).all()
+        assert [(a.object_type, a.object_id) for a in logged] == [("wg_minutes", minutes_id)]

@@ -12,11 +12,13 @@ from pathlib import Path
 import pypdfium2
 import pytest
 from docx import Document
+from sqlalchemy import select
 
 from mailservice.blobs import BlobStore
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.web.staff.auth import Role
+from mailservice.web.staff.models import AuditEntry
 from mailservice.workgroup import groups, instructions, meetings, plans, reports, service, signing, voting
 from mailservice.workgroup.models import WgAgendaItem, WgGroup, WgMember, WgReport
 from mailservice.workgroup.service import WorkgroupError
@@ -295,6 +297,10 @@ def test_plan_road_map_report_to_the_head_and_sub_groups(settings: Settings, sin
     assert pdf_download.headers["content-type"] == "application/pdf"
     assert outsider.get(f"/staff/wg/reports/{report_id}.pdf").status_code == 403
     assert f"/staff/wg/reports/{report_id}.pdf" in http.get(f"/staff/wg/groups/{group_id}").text
+    # README "What is logged": files downloaded (the two allowed downloads, not the refused ones).
+    with session_scope(settings) as session:
+        logged = session.scalars(select(AuditEntry).where(AuditEntry.action == "wg_report_download")).all()
+        assert sorted((a.object_id, a.details["format"]) for a in logged) == [(report_id, "docx"), (report_id, "pdf")]
     with session_scope(settings) as session:
         sent = session.get(WgReport, report_id)
         assert sent is not None and sent.sent_to == "head@example.ru" and sent.sent_at is not None

@@ -21,8 +21,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from mailservice.inforequests.identity_documents import DOCUMENTS as DOCUMENTS  # where callers read it
-from mailservice.inforequests.lifecycle import EventKind
-from mailservice.inforequests.models import Client, ClientContact, Event, IdentityCheck, MergeSuggestion, Proof
+from mailservice.inforequests.models import Client, ClientContact, IdentityCheck, MergeSuggestion, Proof
+from mailservice.inforequests.notes import internal_note
 
 PROOF_NAMES: dict[str, str] = {
     Proof.reply: "ответ на наше письмо",
@@ -38,20 +38,6 @@ class IdentityError(ValueError):
 def contact_of(session: Session, kind: str, value: str) -> ClientContact | None:
     """The contact row holding this address or phone, whoever's it is."""
     return session.scalar(select(ClientContact).where(ClientContact.kind == kind, ClientContact.value == value))
-
-
-def _note(session: Session, client: Client, now: dt.datetime, comment: str, actor: str = "", **data: object) -> None:
-    # The checker is free text from the console or the CLI: cut to the column, or PostgreSQL refuses the row.
-    session.add(
-        Event(
-            client=client,
-            at=now,
-            kind=EventKind.note,
-            actor=actor[:200],
-            comment=comment,
-            data={"internal": True, **data},
-        )
-    )
 
 
 def suggest_merge(
@@ -97,7 +83,9 @@ def prove(
         client.contacts.append(contact)
     if contact.proven_at is None or proof is Proof.in_person:
         contact.proven_at, contact.proof = now, proof
-        _note(session, client, now, f"Адрес {address} подтверждён: {PROOF_NAMES[proof]}", actor, proof=str(proof))
+        internal_note(
+            session, client, None, now, f"Адрес {address} подтверждён: {PROOF_NAMES[proof]}", actor, proof=str(proof)
+        )
     return contact
 
 
@@ -148,7 +136,9 @@ def record_check(
     )
     session.add(check)
     given = ", ".join(v for v in (email, phone) if v) or "контакты не указаны"
-    _note(session, client, now, f"Личность проверена лично: {DOCUMENTS[document]}; {given}", checked_by, check=True)
+    internal_note(
+        session, client, None, now, f"Личность проверена лично: {DOCUMENTS[document]}; {given}", checked_by, check=True
+    )
     if email:
         prove(session, client, email, Proof.in_person, now, actor=checked_by)
     if phone:

@@ -200,6 +200,9 @@ class Request(Base):
     reply_to_claimed: Mapped[str | None] = mapped_column(String(320), default=None)
     # Message-ID of the citizen's first message and of our acknowledgement: roots of the e-mail thread.
     thread_root: Mapped[str | None] = mapped_column(String(998), default=None)
+    # The status link's key (webrequests/status.py): None until the address the request's notices go to changes;
+    # then a new random key makes every link sent before show nothing (defect U1).
+    status_key: Mapped[str | None] = mapped_column(String(32), default=None)
 
     client: Mapped[Client] = relationship()
     events: Mapped[list[Event]] = relationship(

@@ -20,12 +20,13 @@ def internal_note(
     **data: object,
 ) -> Event:
     """Add an internal note (``data["internal"]``) to ``client``'s history, on ``request`` when given."""
+    # The actor may be free text from the console or the CLI: cut to the column, or PostgreSQL refuses the row.
     event = Event(
         client=client,
         request=request,
         at=now,
         kind=EventKind.note,
-        actor=actor,
+        actor=actor[:200],
         comment=comment,
         data={"internal": True, **data},
     )

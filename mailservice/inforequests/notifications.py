@@ -17,6 +17,7 @@ from mailservice.config import Settings
 from mailservice.inforequests import postal
 from mailservice.inforequests.lifecycle import CHANNEL_NAMES, REFUSAL_GROUNDS, STATUS_NAMES, Channel, EventKind, Status
 from mailservice.inforequests.models import Client, Event, Request
+from mailservice.inforequests.notes import internal_note
 from mailservice.mail.compose import build_message, wire_address
 from mailservice.outbox import OutboxMessage, enqueue
 from mailservice.webrequests.status import status_url
@@ -47,6 +48,17 @@ def answer_address(request: Request) -> str | None:
     if claimed and request.client.proven_email(claimed):
         return claimed
     return request.reply_email
+
+
+UNSENT_NOTE = (
+    "Ответ не направлен клиенту: нет ни адреса электронной почты, ни почтового адреса. Сообщите ответ иначе "
+    "(по телефону, на личном приёме) и запишите контакт в историю."
+)
+
+
+def reachable(request: Request) -> bool:
+    """Whether a notice or an answer of the request goes anywhere: by e-mail, or as a letter to post."""
+    return answer_address(request) is not None or postal.wants_letter(request)
 
 
 def addressee(request: Request, address: str) -> str:
@@ -95,7 +107,7 @@ def send_to_client(
             "addressee": name,
             "status_names": STATUS_NAMES,
             "channel_name": CHANNEL_NAMES[Channel(request.channel)],
-            "status_url": status_url(settings, request.number),
+            "status_url": status_url(settings, request),
             **(extra or {}),
         },
         auto_submitted=auto_submitted,
@@ -268,7 +280,13 @@ def status_notice(
     if answer_address(request) is None:
         # A client without an e-mail address gets the notice or the answer as a letter to post (issue 16).
         names = [name for name, _type, _data in attachments]
-        postal.queue_letter(session, settings, request, now, kind="status_notice", event=event, attachments=names)
+        letter = postal.queue_letter(
+            session, settings, request, now, kind="status_notice", event=event, attachments=names
+        )
+        if letter is None and event.to_status in (Status.answered, Status.refused):
+            # Neither address: the answer went nowhere, and the history says so rather than nothing (defect U5;
+            # 59-FZ art. 11 part 1 and 8-FZ art. 20 part 1 p. 2 name the case of a request without an address).
+            internal_note(session, request.client, request, now, UNSENT_NOTE, event.actor, answer_unsent=True)
         return None
     ground = REFUSAL_GROUNDS.get(event.ground or "")
     status = Status(request.status)

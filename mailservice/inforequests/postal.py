@@ -149,7 +149,7 @@ def queue_letter(
 def _status_url(settings: Settings, request: Request) -> str:
     from mailservice.webrequests.status import status_url
 
-    return status_url(settings, request.number)
+    return status_url(settings, request)
 
 
 def to_post(session: Session) -> list[PostalLetter]:

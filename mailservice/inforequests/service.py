@@ -48,6 +48,7 @@ from mailservice.inforequests.models import (
 )
 from mailservice.intake.models import IntakeEntry
 from mailservice.mail.headers import one_line
+from mailservice.webrequests.status import new_link
 from mailservice.workdays import default_calendar
 
 
@@ -677,6 +678,9 @@ def set_notification_address(
         raise RequestError("Уведомления уже направляются на этот адрес")
     request.reply_email = address
     request.reply_to_claimed = None
+    # The address the notices went to until now keeps no view of the case (defect U1): the next notice brings the
+    # new address its own status link (webrequests/status.py).
+    new_link(request)
     return _event(
         session,
         request,

@@ -39,6 +39,7 @@ from mailservice.intake.models import IntakeEntry, Outcome
 from mailservice.mail.compose import build_message, wire_address
 from mailservice.mail.parse import ParsedMessage
 from mailservice.outbox import enqueue
+from mailservice.webrequests.status import new_link
 
 # A request may be re-registered on its forwarded author while it is being considered (not after an answer, a
 # refusal or its own forwarding to another body).
@@ -161,6 +162,9 @@ def reregister(session: Session, settings: Settings, request: Request, *, actor:
     record = service.update_or_create_client(session, None, now=now, name=author.get("name", ""))
     claims.move_request(session, request, record)
     request.reply_email, request.reply_name, request.reply_to_claimed = author["address"], author.get("name", ""), None
+    # The status link of the sender's acknowledgement shows nothing from now on (defect U1): the sender is not proven
+    # to be the body (README "Identity"), and the case is the author's; the author's acknowledgement has a new link.
+    new_link(request)
     who = _who(author.get("name", ""), author["address"])
     internal_note(
         session,

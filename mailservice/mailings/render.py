@@ -104,9 +104,30 @@ class CampaignSource:
     list_slug: str
 
 
+@dataclass(frozen=True)
+class PublicSettings:
+    """What a campaign template may read of the settings: the department's public facts only. The settings
+    themselves hold the signing keys (they sign every link: status, claim, unsubscribe, history download) and the
+    mailbox passwords, and the sandbox does not hide ordinary attributes (defect U8)."""
+
+    department_name: str
+    department_name_dative: str
+    department_address: str
+    department_phones: str
+    public_url: str
+    site_url: str
+    from_name: str
+    from_address: str
+
+
+def public_settings(settings: Settings) -> PublicSettings:
+    """The settings a campaign template sees as ``{{ settings.… }}``; any other name is an error in the template."""
+    return PublicSettings(**{name: getattr(settings, name) for name in PublicSettings.__dataclass_fields__})
+
+
 def _context(settings: Settings, source: CampaignSource, name: str, url: str) -> dict[str, Any]:
     return {
-        "settings": settings,
+        "settings": public_settings(settings),
         "subject": source.subject,
         "list_title": source.list_title,
         "name": name,

@@ -145,7 +145,7 @@ async def request_submit(request: Request) -> Response:
                 "email": email,
                 # The status link is shown here only when the answer goes by post: a request that named an e-mail
                 # address gets it there, so typing someone else's address shows nothing of their mail.
-                "status_link": "" if email else status.status_url(settings, created.number),
+                "status_link": "" if email else status.status_url(settings, created),
             }
         return public_page(request, "web/request/done.html", **context)
 

@@ -1,15 +1,24 @@
 """The status page of one request behind a signed link (issue 16): its status, due date, events and the
 department's answer with files.
 
-The link carries the request's registration number, signed with its own salt (tokens.Purpose.request_status);
-it does not expire and keeps working across key rotation (every listed key verifies). Everything the page shows
-is read through that one request: no other request or client is reachable from it, and GET changes nothing.
-Light on purpose: notifications import it to put the link in every notice.
+The link carries the request's registration number and its status key, signed with its own salt
+(tokens.Purpose.request_status); it does not expire and keeps working across key rotation (every listed key
+verifies). Everything the page shows is read through that one request: no other request or client is reachable
+from it, and GET changes nothing. Light on purpose: notifications import it to put the link in every notice.
+
+A link is for the address the request's notices went to when it was sent. When that address changes (staff
+re-register a forwarded letter on its author, intake/forwarded_register.py; staff send the notices to another
+proven address, service.set_notification_address), :func:`new_link` gives the request a new key and every link
+sent before shows nothing (defect U1): the earlier address is not proven to be the citizen's (README "Identity"),
+so it keeps no view of the case; the new address gets the new link with its next notice. A claimed address's owner
+joining the request (inforequests/claims.py) changes no address: the links went to that owner. A request whose
+address never changed has no key, and its links (those already mailed included) carry none.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -21,26 +30,35 @@ from mailservice.inforequests.models import Attachment, Event, Request
 from mailservice.tokens import Purpose, TokenError, load, sign
 
 
-def status_token(settings: Settings, number: str) -> str:
-    """The signed token of a request's status page."""
-    return sign(settings, Purpose.request_status, {"n": number})
+def status_token(settings: Settings, number: str, key: str | None = None) -> str:
+    """The signed token of a request's status page (``key``: the request's status key, if it has one)."""
+    return sign(settings, Purpose.request_status, {"n": number} | ({"k": key} if key else {}))
 
 
-def status_url(settings: Settings, number: str | None) -> str:
+def status_url(settings: Settings, request: Request) -> str:
     """The absolute address of a request's status page ('' for a request without a number)."""
-    if not number:
+    if not request.number:
         return ""
-    return f"{settings.public_url.rstrip('/')}/status/{status_token(settings, number)}"
+    return f"{settings.public_url.rstrip('/')}/status/{status_token(settings, request.number, request.status_key)}"
 
 
-def number_of(settings: Settings, token: str) -> str | None:
-    """The registration number a status token names, or None when it is forged or damaged."""
+def new_link(request: Request) -> None:
+    """Make every status link of the request sent so far show nothing (see the module docstring)."""
+    request.status_key = secrets.token_urlsafe(12)
+
+
+def _payload(settings: Settings, token: str) -> tuple[str, str | None] | None:
+    """The registration number and the status key a token names, or None when it is forged or damaged."""
     try:
         payload = load(settings, Purpose.request_status, token)
     except TokenError:
         return None
-    number = payload.get("n") if isinstance(payload, dict) else None
-    return number if isinstance(number, str) else None
+    if not isinstance(payload, dict):
+        return None
+    number, key = payload.get("n"), payload.get("k")
+    if not isinstance(number, str) or not isinstance(key, str | None):
+        return None
+    return number, key
 
 
 EVENT_TITLES = {
@@ -87,12 +105,14 @@ def _public(event: Event) -> bool:
 
 
 def find(session: Session, settings: Settings, token: str) -> Request | None:
-    """The request a status token names (None: forged, damaged, or the request no longer exists)."""
-    number = number_of(settings, token)
-    if number is None:
+    """The request a status token names (None: forged, damaged, sent before the request changed hands or
+    address, or the request no longer exists)."""
+    found = _payload(settings, token)
+    if found is None:
         return None
+    number, key = found
     request = session.scalar(select(Request).where(Request.number == number))
-    if request is None or request.client.anonymised_at is not None:
+    if request is None or request.client.anonymised_at is not None or request.status_key != key:
         return None
     return request
 

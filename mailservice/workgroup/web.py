@@ -33,6 +33,7 @@ from mailservice.db import session_scope, utcnow
 from mailservice.templating import render
 from mailservice.tokens import Purpose, TokenError, load, load_timed
 from mailservice.web.security import DbId, parse_db_id
+from mailservice.web.staff import audit
 from mailservice.web.staff.auth import ANY_ROLE, Role
 from mailservice.web.staff.deps import Refused, StaffContext, client_ip, page, redirect, require
 from mailservice.workgroup import groups, meetings, opinions, periodic, service, signing, voting
@@ -713,6 +714,7 @@ async def console_minutes_docx(request: Request, minutes_id: DbId, ctx: Staff) -
             meeting = meetings.get_meeting(session, minutes.meeting_id)
             _group_or_refuse(session, ctx, meeting.group_id, OFFICERS | {"admin"})
             data = BlobStore(settings.blob_dir).get(minutes.docx_sha256)
+            audit.by_staff(session, ctx, "wg_minutes_download", "wg_minutes", minutes.id)  # README "What is logged"
             return data, f"protokol-{meeting.number}-v{minutes.version}.docx"
 
     data, filename = await run_in_threadpool(work)

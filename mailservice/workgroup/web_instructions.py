@@ -25,6 +25,7 @@ from mailservice.blobs import BlobStore
 from mailservice.config import Settings
 from mailservice.db import session_scope
 from mailservice.web.security import DbId
+from mailservice.web.staff import audit
 from mailservice.web.staff.deps import Refused, StaffContext, client_ip, page, redirect
 from mailservice.web.staff.models import StaffUser
 from mailservice.workgroup import instructions, meetings, service
@@ -298,7 +299,9 @@ async def console_report_file(
             if report is None or not 0 <= index < len(report.files):
                 raise Refused(404, "Не найдено")
             entry = report.files[index]
-            return BlobStore(settings.blob_dir).get(str(entry["sha256"])), str(entry["filename"])
+            data = BlobStore(settings.blob_dir).get(str(entry["sha256"]))
+            audit.by_staff(session, ctx, "wg_report_file_download", "wg_instruction", instruction.id, report=report.id)
+            return data, str(entry["filename"])
 
     data, filename = await run_in_threadpool(work)
     return Response(

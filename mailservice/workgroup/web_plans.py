@@ -22,6 +22,7 @@ from mailservice.blobs import BlobStore
 from mailservice.config import Settings
 from mailservice.db import session_scope
 from mailservice.web.security import DbId
+from mailservice.web.staff import audit
 from mailservice.web.staff.deps import Refused, StaffContext, page, redirect
 from mailservice.workgroup import meetings, plans, reports, service
 from mailservice.workgroup.mail import DOCX_TYPE
@@ -350,7 +351,9 @@ async def _report_file(request: Request, report_id: int, ctx: StaffContext, kind
             digest = report.docx_sha256 if kind == "docx" else report.pdf_sha256
             if not digest:
                 raise Refused(404, "Этот документ подготовлен до того, как доклады стали сохраняться в PDF")
-            return BlobStore(settings.blob_dir).get(digest), f"{reports.report_file_stem(report)}-{report.id}.{kind}"
+            data = BlobStore(settings.blob_dir).get(digest)
+            audit.by_staff(session, ctx, "wg_report_download", "wg_report", report.id, format=kind)
+            return data, f"{reports.report_file_stem(report)}-{report.id}.{kind}"
 
     data, filename = await run_in_threadpool(work)
     return Response(

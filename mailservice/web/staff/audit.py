@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+from mailservice.db import utcnow
 from mailservice.web.staff.models import AuditEntry
+
+if TYPE_CHECKING:
+    from mailservice.web.staff.deps import StaffContext
 
 
 def record(
@@ -37,6 +41,28 @@ def record(
     return entry
 
 
+def by_staff(
+    session: Session,
+    ctx: StaffContext,
+    action: str,
+    object_type: str = "",
+    object_id: int | None = None,
+    **details: Any,
+) -> None:
+    """Audit an action of the member of staff behind ``ctx`` (a console request), now."""
+    record(
+        session,
+        now=utcnow(),
+        actor=ctx.email,
+        actor_id=ctx.user_id,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        details=details,
+        ip=ctx.ip,
+    )
+
+
 # Russian names of the actions, for the audit page.
 ACTION_NAMES = {
     "login": "вход",
@@ -58,6 +84,10 @@ ACTION_NAMES = {
     "client_merge": "объединены клиенты",
     "attachment_download": "скачано вложение",
     "message_download": "скачано исходное письмо",
+    "letter_download": "скачано письмо клиенту (для печати)",
+    "wg_minutes_download": "скачан протокол заседания рабочей группы",
+    "wg_report_file_download": "скачан файл отчёта по поручению рабочей группы",
+    "wg_report_download": "скачан доклад рабочей группы",
     "history_send": "отправлена история взаимодействия",
     "identity_check": "проверена личность клиента",
     "merge_accept": "принято предложение объединить записи",

@@ -259,6 +259,8 @@ def letter_file(request: Request, ctx: Operator, letter_id: DbId, ext: str) -> R
         sha = letter.docx_sha256 if ext == "docx" else letter.pdf_sha256
         data = stored_file(settings, sha, "Файл письма больше не хранится.")
         name = f"letter-{letter.number.replace('/', '-')}.{ext}"
+        # README "What is logged": files downloaded; a letter holds the citizen's name, address and our answer.
+        audit_action(session, ctx, "letter_download", "letter", letter.id, format=ext)
     return download(data, name, DOCX_TYPE if ext == "docx" else PDF_TYPE)
 
 

@@ -24,7 +24,7 @@ from mailservice.feedback.stats import channel_label, feedback_stats
 from mailservice.history.archive import EVENT_NAMES
 from mailservice.history.service import Outcome as HistoryOutcome
 from mailservice.history.service import request_history
-from mailservice.inforequests import queues
+from mailservice.inforequests import notifications, queues
 from mailservice.inforequests.lifecycle import (
     CHANNEL_NAMES,
     ORAL_CHANNELS,
@@ -81,6 +81,9 @@ DONE = {
     "reclassify": "Классификация сохранена.",
     "status": "Статус изменён, клиент уведомлён.",
     "answer": "Ответ отправлен клиенту.",
+    # The answer is recorded, but there is no address to send it to (defect U5): never say it was sent.
+    "answer_unsent": "Ответ записан, но не направлен: у клиента нет ни адреса электронной почты, ни почтового "
+    "адреса. Сообщите ответ по телефону или на личном приёме и запишите контакт в историю.",
     "register": "Запрос зарегистрирован.",
     "spam": "Письмо подтверждено как реклама и закрыто без регистрации.",
     "convert": "Письмо исполнено как команда; клиенту отправлен ответ.",
@@ -140,25 +143,7 @@ def _names() -> dict[str, Any]:
     }
 
 
-def _audit(
-    session: Session,
-    ctx: StaffContext,
-    action: str,
-    object_type: str = "",
-    object_id: int | None = None,
-    **details: Any,
-) -> None:
-    audit.record(
-        session,
-        now=utcnow(),
-        actor=ctx.email,
-        actor_id=ctx.user_id,
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        details=details,
-        ip=ctx.ip,
-    )
+_audit = audit.by_staff
 
 
 # Login and logout -------------------------------------------------------------------------------------------
@@ -292,7 +277,7 @@ def queue_page(request: Request, ctx: Operator) -> Response:
     today = _today(request)
     settings = settings_of(request)
     with session_scope(settings) as session:
-        rows, total = queue.fetch(session, filters, today)
+        rows, total = queue.fetch(session, filters, today, settings.tz)
         counters = queue.counters(session, today)
         return page(
             request,
@@ -556,9 +541,10 @@ async def request_answer(request: Request, ctx: Operator, request_id: DbId) -> R
                 req = _load_request(session, request_id)
                 actions.answer(session, settings, req, text=text, files=files, actor=ctx.email, now=utcnow())
                 _audit(session, ctx, "request_answer", "request", req.id, files=len(files))
+                done = "answer" if notifications.reachable(req) else "answer_unsent"
         except ConsoleError as exc:
             return _request_page(request, ctx, request_id, error=str(exc), status_code=400, answer_text=text)
-        return redirect(f"/staff/requests/{request_id}?done=answer")
+        return redirect(f"/staff/requests/{request_id}?done={done}")
 
     return await run_in_threadpool(work)
 
