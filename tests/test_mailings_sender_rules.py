@@ -343,3 +343,22 @@ def test_a_campaign_send_stops_when_told(one: Settings, recorder: tuple[Recorder
     assert heartbeats(one) == []
     assert run_within(send_campaign(one, campaign_id), 60, "the campaign").status == "done"
     assert [handler.count(a) for a in addresses] == [1] * 4
+
+
+def test_a_recipient_refused_for_good_is_failed_when_the_server_then_falls_silent(
+    one: Settings, recorder: tuple[Recorder, int]
+) -> None:
+    """A 5xx at RCPT is final (RFC 5321 4.2.1): the copy is failed and a dead mailbox (5.1.1, RFC 3463) suppressed,
+    also when the server then leaves the RSET that would reuse the connection unanswered until the SMTP timeout
+    (``SMTP_TIMEOUT``, here 3 s) ends the connection."""
+    handler, _port = recorder
+    quick = one.model_copy(update={"smtp_timeout": 3.0})
+    addresses = populate(quick, 1)
+    handler.refuse = {addresses[0]: "550 5.1.1 No such user"}
+    handler.silent_rset = True
+    campaign_id = new_campaign(quick)
+    summary = run_within(send_campaign(quick, campaign_id), 60, "the campaign")
+    assert summary.status == "done"
+    assert states(quick, campaign_id) == {"failed": 1}
+    assert suppressed(quick, addresses) == [True]
+    assert handler.arrivals == []
