@@ -17,12 +17,13 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.mailings import campaigns, sender, subscribers
 from mailservice.mailings.consent import Evidence
-from mailservice.mailings.ledger import Job, Ledger
+from mailservice.mailings.ledger import Job, Ledger, Outcome
 from mailservice.mailings.models import Delivery, DeliveryState, WorkerBeat
 from mailservice.mailings.sender import send_campaign, send_due
 from tests.conftest import make_env, reset_caches
@@ -362,3 +363,44 @@ def test_a_recipient_refused_for_good_is_failed_when_the_server_then_falls_silen
     assert states(quick, campaign_id) == {"failed": 1}
     assert suppressed(quick, addresses) == [True]
     assert handler.arrivals == []
+
+
+def test_a_failed_consent_round_stops_the_pass_at_once(
+    one: Settings, recorder: tuple[Recorder, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database fails while the consent of the first copy is re-checked: that copy is not sent, and the
+    worker starts no other SMTP transaction on a database that may be gone; every copy waits in the queue, and the
+    next pass sends each once (module docstring of the sender: a crash before the commit loses nothing)."""
+    handler, _port = recorder
+    addresses = populate(one, 4)
+    campaign_id = new_campaign(one)
+    with session_scope(one) as session:
+        campaigns.start(session, one, campaign_id, utcnow())
+    failed: list[bool] = []
+    real_commit, real_fast = Ledger.commit_round, sender.Coordinator._fast_round
+
+    def fail_once() -> None:
+        if not failed:
+            failed.append(True)
+            raise OperationalError("UPDATE mailing_deliveries", {}, Exception("the database went away"))
+
+    def commit_round(ledger: Ledger, jobs: list[Job], outcomes: list[tuple[Job, Outcome]]) -> dict[int, str]:
+        if jobs:  # the round of the SQLite path, and PostgreSQL's full one
+            fail_once()
+        return real_commit(ledger, jobs, outcomes)
+
+    async def fast_round(
+        coordinator: sender.Coordinator, requests: list[sender._Request], outcomes: list[tuple[Job, Outcome]]
+    ) -> dict[int, str] | None:
+        fail_once()  # PostgreSQL's usual round
+        return await real_fast(coordinator, requests, outcomes)
+
+    monkeypatch.setattr(Ledger, "commit_round", commit_round)
+    monkeypatch.setattr(sender.Coordinator, "_fast_round", fast_round)
+    assert run_within(send_due(one), 60, "the pass with a failed round") == 0
+    assert failed, "no consent round ran"
+    assert handler.mails == 1
+    assert handler.arrivals == []
+    assert states(one, campaign_id) == {"queued": 4}
+    assert run_within(send_due(one), 60, "the next pass") == 4
+    assert [handler.count(a) for a in addresses] == [1] * 4
