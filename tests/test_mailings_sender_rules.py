@@ -21,10 +21,11 @@ from sqlalchemy.exc import OperationalError
 
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
+from mailservice.intake.models import Bounce, IntakeEntry
 from mailservice.mailings import campaigns, sender, subscribers
-from mailservice.mailings.consent import Evidence
+from mailservice.mailings.consent import Evidence, parse_address
 from mailservice.mailings.ledger import Job, Ledger, Outcome
-from mailservice.mailings.models import Delivery, DeliveryState, WorkerBeat
+from mailservice.mailings.models import Delivery, DeliveryState, Suppression, WorkerBeat
 from mailservice.mailings.sender import send_campaign, send_due
 from tests.conftest import make_env, reset_caches
 from tests.servers import Recorder
@@ -404,3 +405,29 @@ def test_a_failed_consent_round_stops_the_pass_at_once(
     assert states(one, campaign_id) == {"queued": 4}
     assert run_within(send_due(one), 60, "the next pass") == 4
     assert [handler.count(a) for a in addresses] == [1] * 4
+
+
+def test_a_hard_bounce_after_a_withdrawal_is_applied_all_the_same(
+    one: Settings, recorder: tuple[Recorder, int]
+) -> None:
+    """A hard bounce (recorded by intake) that arrives after its address withdrew: the worker step still applies
+    it (README, Mailings: hard bounces suppress the address): the suppression entry now says bounce, dated when the
+    step applied it, and the copy that bounced is marked so."""
+    _handler, _port = recorder
+    addresses = populate(one, 2)
+    campaign_id = new_campaign(one)
+    assert run_within(send_campaign(one, campaign_id), 60, "the campaign").status == "done"
+    _sid, token = token_for(one, addresses[0])
+    assert subscribers.withdraw_by_link(one, token, evidence=Evidence(method="one_click")).changed
+    assert suppressed(one, addresses) == [True, False]
+    with session_scope(one) as session:
+        entry = IntakeEntry(source="smtp", content_hash="x", raw_sha256="x", size=1, outcome="bounce")
+        session.add(entry)
+        session.flush()
+        session.add(Bounce(intake_id=entry.id, at=utcnow(), address=addresses[0], kind="hard", status="5.1.1"))
+    before = utcnow()
+    assert run_within(send_due(one), 60, "the worker step") == 0
+    with session_scope(one) as session:
+        row = session.get(Suppression, parse_address(addresses[0]).hash)  # type: ignore[union-attr]
+        assert row is not None and row.reason == "bounce" and row.at >= before
+    assert states(one, campaign_id) == {"bounced": 1, "sent": 1}
