@@ -248,6 +248,7 @@ class Recorder:
     on_mail: list[Callable[[], None]] = field(default_factory=list)  # called one per MAIL, before its reply
     hang_up_after_refusal: set[str] = field(default_factory=set)  # after refusing these at RCPT, end the connection
     drop_at_rcpt: set[str] = field(default_factory=set)  # RCPT of these ends the connection with no reply (once)
+    silent_rset: bool = False  # RSET gets no answer until the client hangs up (at most 60 s)
     mails: int = 0  # MAIL commands received so far
     _hang_up: bool = False  # set by a refused RCPT of hang_up_after_refusal (one connection at a time)
     arrivals: list[tuple[str, float]] = field(default_factory=list)
@@ -306,6 +307,14 @@ class Recorder:
             for rcpt in envelope.rcpt_tos:
                 self.arrivals.append((rcpt, time.time()))
         return "250 2.0.0 Accepted"
+
+    async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.silent_rset:
+            assert isinstance(server.transport, asyncio.Transport)
+            deadline = time.monotonic() + 60
+            while not server.transport.is_closing() and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+        return "250 OK"
 
     def count(self, address: str) -> int:
         with self.lock:

@@ -10,18 +10,22 @@ sending; README, Mailings: at most once, 4xx and lost connections retry.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
+from mailservice.intake.models import Bounce, IntakeEntry
 from mailservice.mailings import campaigns, sender, subscribers
-from mailservice.mailings.consent import Evidence
-from mailservice.mailings.models import Delivery, DeliveryState
+from mailservice.mailings.consent import Evidence, parse_address
+from mailservice.mailings.ledger import Job, Ledger, Outcome
+from mailservice.mailings.models import Delivery, DeliveryState, Suppression, WorkerBeat
 from mailservice.mailings.sender import send_campaign, send_due
 from tests.conftest import make_env, reset_caches
 from tests.servers import Recorder
@@ -209,3 +213,221 @@ def test_the_counts_of_a_campaign_are_its_rows(one: Settings, recorder: tuple[Re
     assert states(one, campaign_id) == {"failed": 3, "sent": 1}
     assert (summary.totals.failed, summary.totals.sent) == (3, 1)
     assert [handler.count(a) for a in addresses] == [0, 0, 0, 1]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The worker's mailing step (``send_due``): which campaigns, how many copies at a time, for how long
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def stop_at_the_next_mail(handler: Recorder) -> asyncio.Event:
+    """A stop event (call on the sender's event loop) set from the server's thread at the next MAIL, before the
+    server answers it: the sender sees it set before that copy's transaction goes on."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def set_stop() -> None:
+        loop.call_soon_threadsafe(stop.set)
+
+    handler.on_mail = [set_stop]
+    return stop
+
+
+def heartbeats(settings: Settings) -> list[str]:
+    with session_scope(settings) as session:
+        return list(session.scalars(select(WorkerBeat.name)))
+
+
+def test_one_worker_step_sends_every_running_campaign_and_no_other(
+    one: Settings, recorder: tuple[Recorder, int]
+) -> None:
+    """The worker's step sends what is due in every campaign being sent, and only in those (a draft has no copies
+    yet: they are the subscribers of its list when it starts, README, Mailings); it reports the copies of all of
+    them. A worker that ends its step leaves no heartbeat behind: the worker loop takes a new worker name each
+    step, so a kept one would add a row every few seconds."""
+    handler, _port = recorder
+    addresses = populate(one, 3)
+    first, second, draft = new_campaign(one), new_campaign(one), new_campaign(one)
+    with session_scope(one) as session:
+        for campaign_id in (first, second):
+            campaigns.start(session, one, campaign_id, utcnow())
+    assert run_within(send_due(one), 60, "the sending step") == 6
+    assert [handler.count(a) for a in addresses] == [2, 2, 2]
+    assert states(one, first) == states(one, second) == {"sent": 3}
+    assert states(one, draft) == {}
+    with session_scope(one) as session:
+        assert [campaigns.status(session, c).status for c in (first, second, draft)] == ["done", "done", "draft"]
+    assert heartbeats(one) == []
+
+
+def test_copies_are_claimed_a_batch_at_a_time(
+    one: Settings, recorder: tuple[Recorder, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README, Settings: ``MAILING_BATCH_SIZE`` copies claimed at a time; the pass claims batch after batch until
+    every due copy is sent."""
+    handler, _port = recorder
+    batched = one.model_copy(update={"mailing_batch_size": 2})
+    addresses = populate(batched, 7)
+    claims: list[int] = []
+    original_claim = Ledger.claim
+
+    def claim(ledger: Ledger, limit: int) -> tuple[list[Job], str]:
+        jobs, status = original_claim(ledger, limit)
+        claims.append(len(jobs))
+        return jobs, status
+
+    monkeypatch.setattr(Ledger, "claim", claim)
+    campaign_id = new_campaign(batched)
+    with session_scope(batched) as session:
+        campaigns.start(session, batched, campaign_id, utcnow())
+    assert run_within(send_due(batched), 60, "the sending step") == 7
+    assert [handler.count(a) for a in addresses] == [1] * 7
+    assert sum(claims) == 7 and max(claims) == 2, claims
+
+
+def test_a_worker_step_stops_when_told(one: Settings, recorder: tuple[Recorder, int]) -> None:
+    """The worker stops (SIGTERM, `mailservice worker`) in the middle of a step: the copy in flight is finished,
+    the others claimed with it go back to the queue, and a step told to stop before it starts sends nothing."""
+    handler, _port = recorder
+    addresses = populate(one, 4)
+    campaign_id = new_campaign(one)
+    with session_scope(one) as session:
+        campaigns.start(session, one, campaign_id, utcnow())
+
+    async def stopped_at_the_first_mail() -> int:
+        return await send_due(one, stop=stop_at_the_next_mail(handler))
+
+    async def stopped_before_it_starts() -> int:
+        stop = asyncio.Event()
+        stop.set()
+        return await send_due(one, stop=stop)
+
+    assert run_within(stopped_at_the_first_mail(), 60, "the sending step") == 1
+    assert states(one, campaign_id) == {"sent": 1, "queued": 3}
+    assert run_within(stopped_before_it_starts(), 60, "the stopped step") == 0
+    assert states(one, campaign_id) == {"sent": 1, "queued": 3}
+    assert handler.mails == 1
+    assert run_within(send_due(one), 60, "the next step") == 3
+    assert [handler.count(a) for a in addresses] == [1] * 4
+
+
+def test_a_worker_step_keeps_to_its_time_budget(one: Settings, recorder: tuple[Recorder, int]) -> None:
+    """The mailing step sends for at most ``max_seconds`` so that the outbox keeps its turn (the worker loop):
+    with one copy a second (``MAILING_RATE_PER_MINUTE`` 60) and 1.5 s, the fourth copy's turn, 3 s after the
+    first, comes after the step has ended; what it did not send is back in the queue, not lost."""
+    handler, _port = recorder
+    throttled = one.model_copy(update={"mailing_rate_per_minute": 60})
+    addresses = populate(throttled, 5)
+    campaign_id = new_campaign(throttled)
+    with session_scope(throttled) as session:
+        campaigns.start(session, throttled, campaign_id, utcnow())
+    sent = run_within(send_due(throttled, max_seconds=1.5), 60, "the sending step")
+    assert sent <= 3
+    assert states(throttled, campaign_id) == ({"sent": sent, "queued": 5 - sent} if sent else {"queued": 5})
+    assert sum(handler.count(a) for a in addresses) == sent
+
+
+def test_a_campaign_send_stops_when_told(one: Settings, recorder: tuple[Recorder, int]) -> None:
+    """`campaign send` (and each helper process, on SIGTERM) stops when told in the middle of the campaign: the
+    copy in flight is finished, the others go back to the queue, the campaign is still being sent and the summary
+    says so; the sender leaves no heartbeat behind. The next `campaign send` delivers the rest, once each."""
+    handler, _port = recorder
+    addresses = populate(one, 4)
+    campaign_id = new_campaign(one)
+
+    async def stopped_at_the_first_mail() -> sender.SendSummary:
+        return await send_campaign(one, campaign_id, stop=stop_at_the_next_mail(handler))
+
+    summary = run_within(stopped_at_the_first_mail(), 60, "the stopped campaign")
+    assert summary.status == "sending"
+    assert summary.totals.sent == 1
+    assert states(one, campaign_id) == {"sent": 1, "queued": 3}
+    assert heartbeats(one) == []
+    assert run_within(send_campaign(one, campaign_id), 60, "the campaign").status == "done"
+    assert [handler.count(a) for a in addresses] == [1] * 4
+
+
+def test_a_recipient_refused_for_good_is_failed_when_the_server_then_falls_silent(
+    one: Settings, recorder: tuple[Recorder, int]
+) -> None:
+    """A 5xx at RCPT is final (RFC 5321 4.2.1): the copy is failed and a dead mailbox (5.1.1, RFC 3463) suppressed,
+    also when the server then leaves the RSET that would reuse the connection unanswered until the SMTP timeout
+    (``SMTP_TIMEOUT``, here 3 s) ends the connection."""
+    handler, _port = recorder
+    quick = one.model_copy(update={"smtp_timeout": 3.0})
+    addresses = populate(quick, 1)
+    handler.refuse = {addresses[0]: "550 5.1.1 No such user"}
+    handler.silent_rset = True
+    campaign_id = new_campaign(quick)
+    summary = run_within(send_campaign(quick, campaign_id), 60, "the campaign")
+    assert summary.status == "done"
+    assert states(quick, campaign_id) == {"failed": 1}
+    assert suppressed(quick, addresses) == [True]
+    assert handler.arrivals == []
+
+
+def test_a_failed_consent_round_stops_the_pass_at_once(
+    one: Settings, recorder: tuple[Recorder, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database fails while the consent of the first copy is re-checked: that copy is not sent, and the
+    worker starts no other SMTP transaction on a database that may be gone; every copy waits in the queue, and the
+    next pass sends each once (module docstring of the sender: a crash before the commit loses nothing)."""
+    handler, _port = recorder
+    addresses = populate(one, 4)
+    campaign_id = new_campaign(one)
+    with session_scope(one) as session:
+        campaigns.start(session, one, campaign_id, utcnow())
+    failed: list[bool] = []
+    real_commit, real_fast = Ledger.commit_round, sender.Coordinator._fast_round
+
+    def fail_once() -> None:
+        if not failed:
+            failed.append(True)
+            raise OperationalError("UPDATE mailing_deliveries", {}, Exception("the database went away"))
+
+    def commit_round(ledger: Ledger, jobs: list[Job], outcomes: list[tuple[Job, Outcome]]) -> dict[int, str]:
+        if jobs:  # the round of the SQLite path, and PostgreSQL's full one
+            fail_once()
+        return real_commit(ledger, jobs, outcomes)
+
+    async def fast_round(
+        coordinator: sender.Coordinator, requests: list[sender._Request], outcomes: list[tuple[Job, Outcome]]
+    ) -> dict[int, str] | None:
+        fail_once()  # PostgreSQL's usual round
+        return await real_fast(coordinator, requests, outcomes)
+
+    monkeypatch.setattr(Ledger, "commit_round", commit_round)
+    monkeypatch.setattr(sender.Coordinator, "_fast_round", fast_round)
+    assert run_within(send_due(one), 60, "the pass with a failed round") == 0
+    assert failed, "no consent round ran"
+    assert handler.mails == 1
+    assert handler.arrivals == []
+    assert states(one, campaign_id) == {"queued": 4}
+    assert run_within(send_due(one), 60, "the next pass") == 4
+    assert [handler.count(a) for a in addresses] == [1] * 4
+
+
+def test_a_hard_bounce_after_a_withdrawal_is_applied_all_the_same(
+    one: Settings, recorder: tuple[Recorder, int]
+) -> None:
+    """A hard bounce (recorded by intake) that arrives after its address withdrew: the worker step still applies
+    it (README, Mailings: hard bounces suppress the address): the suppression entry now says bounce, dated when the
+    step applied it, and the copy that bounced is marked so."""
+    _handler, _port = recorder
+    addresses = populate(one, 2)
+    campaign_id = new_campaign(one)
+    assert run_within(send_campaign(one, campaign_id), 60, "the campaign").status == "done"
+    _sid, token = token_for(one, addresses[0])
+    assert subscribers.withdraw_by_link(one, token, evidence=Evidence(method="one_click")).changed
+    assert suppressed(one, addresses) == [True, False]
+    with session_scope(one) as session:
+        entry = IntakeEntry(source="smtp", content_hash="x", raw_sha256="x", size=1, outcome="bounce")
+        session.add(entry)
+        session.flush()
+        session.add(Bounce(intake_id=entry.id, at=utcnow(), address=addresses[0], kind="hard", status="5.1.1"))
+    before = utcnow()
+    assert run_within(send_due(one), 60, "the worker step") == 0
+    with session_scope(one) as session:
+        row = session.get(Suppression, parse_address(addresses[0]).hash)  # type: ignore[union-attr]
+        assert row is not None and row.reason == "bounce" and row.at >= before
+    assert states(one, campaign_id) == {"bounced": 1, "sent": 1}
