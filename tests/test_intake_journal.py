@@ -21,8 +21,11 @@ from mailservice.inforequests.models import Request
 from mailservice.intake import pipeline
 from mailservice.intake.models import IntakeEntry, Outcome
 from mailservice.intake.pipeline import IntakeResult, Source, process_batch
+from mailservice.intake.russian import reason_ru
 from tests.mailfactory import citizen_mail, message_id_of
+from tests.servers import Sink
 from tests.test_intake_pipeline_rules import utc
+from tests.test_intake_register_first import AD, _answered
 
 NOW = dt.datetime(2026, 3, 2, 5, 0, tzinfo=dt.UTC)
 
@@ -75,13 +78,13 @@ def test_a_message_another_poller_journaled_meanwhile_is_theirs(
     """Two pollers on one folder: the other commits the same IMAP message after our look-up. The unique key refuses
     our row; the message is theirs (already seen), nothing is quarantined, and the next letter of our batch is
     registered with the next number (gap-free)."""
-    # Messages that share two of the three parts of its identity, journaled before it.
-    near = [(letter(7), imap("INBOX", 7, 5)), (letter(8), imap("INBOX", 8, 1)), (letter(9), imap("Archive", 7, 1))]
+    # Messages that share two of the three parts of its identity, journaled before it and sorting before it.
+    near = [(letter(7), imap("INBOX", 7, 1)), (letter(8), imap("INBOX", 6, 2)), (letter(9), imap("Archive", 7, 2))]
     process_batch(settings, near, now=NOW)
-    theirs = process_batch(settings, [(letter(1), imap("INBOX", 7, 1))], now=NOW)[0]
+    theirs = process_batch(settings, [(letter(1), imap("INBOX", 7, 2))], now=NOW)[0]
     # Our look-up ran before their commit: it found nothing.
     monkeypatch.setattr(pipeline, "_seen_many", lambda session, sources: {})
-    ours = process_batch(settings, [(letter(1), imap("INBOX", 7, 1)), (letter(2), imap("INBOX", 7, 2))], now=NOW)
+    ours = process_batch(settings, [(letter(1), imap("INBOX", 7, 2)), (letter(2), imap("INBOX", 7, 3))], now=NOW)
     assert (ours[0].entry_id, ours[0].outcome, ours[0].already_seen) == (theirs.entry_id, Outcome.new_request, True)
     assert outcomes([ours[1]]) == [(Outcome.new_request, "2026-000005", False)]
     assert counts(settings) == (5, 5)
@@ -169,3 +172,29 @@ def test_an_unparseable_message_is_journaled_by_its_bytes(settings: Settings) ->
         assert (entry.message_id, entry.from_addr, entry.subject) == (None, None, "")
         assert (entry.reason, entry.uid, entry.envelope_from) == (result.reason, 9, "bounce@example.ru")
         assert result.reason
+
+
+def test_the_reasons_of_feedback_and_held_letters_read_in_russian(settings: Settings, sink: Sink) -> None:
+    """The CLI shows each journal reason in Russian (T3; intake/russian.py reads the reason intake records): a thank-you
+    for our answer names the request, one to nothing of ours says so, a held letter says it waits for staff."""
+    number, answer_id = _answered(settings, sink, "grateful@example.ru")
+    thanks = citizen_mail(
+        sender="grateful@example.ru", subject="Re: ответ", body="Большое спасибо за ответ!", in_reply_to=answer_id
+    )
+    standalone = citizen_mail(
+        sender="kind@example.ru",
+        subject="Благодарность",
+        body="Благодарю специалиста Смирнову О. В. за помощь в оформлении документов.",
+    )
+    advertising = citizen_mail(sender="promo@okna.example.com", name="", subject="Скидки!", body=AD)
+    later = NOW + dt.timedelta(days=1)
+    results = [
+        process_batch(settings, [(raw, imap("INBOX", 7, uid))], now=later)[0]
+        for uid, raw in enumerate((thanks, standalone, advertising), start=100)
+    ]
+    assert [r.outcome for r in results] == [Outcome.feedback, Outcome.feedback, Outcome.held]
+    assert [reason_ru(r.reason) for r in results[:2]] == [
+        f"благодарность за ответ {number}, без нового обращения",
+        "благодарность, без обращения",
+    ]
+    assert reason_ru(results[2].reason).startswith("ждёт решения сотрудника без регистрации: ")
