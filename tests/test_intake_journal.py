@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -18,7 +19,7 @@ from mailservice.config import Settings
 from mailservice.db import session_scope
 from mailservice.inforequests import service
 from mailservice.inforequests.models import Request
-from mailservice.intake import pipeline
+from mailservice.intake import pipeline, prepare
 from mailservice.intake.models import IntakeEntry, Outcome
 from mailservice.intake.pipeline import IntakeResult, Source, process_batch
 from mailservice.intake.russian import reason_ru
@@ -109,6 +110,7 @@ def test_a_batch_written_message_by_message_quarantines_each_bad_one_alone(
         return original(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(service, "create_request", failing)
+    fail_preparing(monkeypatch)
     garbage = b"\x00\x01\x02 this is not a message at all \xff\xfe"
     batch = [
         (letter(1), imap("INBOX", 7, 1)),
@@ -118,10 +120,12 @@ def test_a_batch_written_message_by_message_quarantines_each_bad_one_alone(
         (citizen_mail(sender="y@example.ru", subject="ОШИБКА"), imap("INBOX", 7, 3)),
         (garbage, imap("INBOX", 7, 4)),
     ]
-    batch += [(letter(5), imap("INBOX", 7, 5))]
+    batch += [(citizen_mail(sender="z@example.ru", subject="ПОДГОТОВКА"), imap("INBOX", 7, 5))]
+    batch += [(letter(6), imap("INBOX", 7, 6))]
     results = process_batch(settings, batch, now=NOW)
     assert outcomes(results) == [
         (Outcome.new_request, "2026-000001", False),
+        (Outcome.quarantined, None, False),
         (Outcome.quarantined, None, False),
         (Outcome.quarantined, None, False),
         (Outcome.quarantined, None, False),
@@ -130,15 +134,48 @@ def test_a_batch_written_message_by_message_quarantines_each_bad_one_alone(
     assert results[1].reason == "database integrity error"
     assert results[2].reason == "internal error: RuntimeError: simulated bug"
     assert results[3].reason.startswith("unparseable")
+    assert results[4].reason == "internal error: RuntimeError: simulated preparation bug"
+    senders = ("x@example.ru", "y@example.ru", None, "z@example.ru")
     with session_scope(settings) as session:
-        for result, uid, sender in zip(results[1:4], (2, 3, 4), ("x@example.ru", "y@example.ru", None), strict=True):
+        for result, uid, sender in zip(results[1:5], (2, 3, 4, 5), senders, strict=True):
             entry = session.get(IntakeEntry, result.entry_id)
             assert entry is not None
             assert (entry.mailbox, entry.uid, entry.from_addr, entry.reason) == ("INBOX", uid, sender, result.reason)
             assert utc(entry.received_at) == NOW
         garbage_entry = session.get(IntakeEntry, results[3].entry_id)
         assert garbage_entry is not None and garbage_entry.size == len(garbage)
-    assert counts(settings) == (5, 2)
+    assert counts(settings) == (6, 2)
+
+
+def fail_preparing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Preparing a letter titled «ПОДГОТОВКА» fails after it was parsed (a bug in the advertising check)."""
+    original = prepare.hold_reasons
+
+    def failing(subject: str, *args: Any, **kwargs: Any) -> tuple[str, ...]:
+        if "ПОДГОТОВКА" in subject:
+            raise RuntimeError("simulated preparation bug")
+        return original(subject, *args, **kwargs)
+
+    monkeypatch.setattr(prepare, "hold_reasons", failing)
+
+
+def test_a_letter_whose_preparation_failed_is_quarantined_with_what_was_read(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A letter parsed but not prepared (an error after parsing) is quarantined with that error, and its journal
+    row keeps what was read of it (sender, subject, Message-ID) for staff."""
+    fail_preparing(monkeypatch)
+    raw = citizen_mail(sender="z@example.ru", subject="ПОДГОТОВКА")
+    result = process_batch(settings, [(raw, imap("INBOX", 7, 1))], now=NOW)[0]
+    assert (result.outcome, result.reason) == (
+        Outcome.quarantined,
+        "internal error: RuntimeError: simulated preparation bug",
+    )
+    with session_scope(settings) as session:
+        entry = session.get(IntakeEntry, result.entry_id)
+        assert entry is not None
+        assert (entry.from_addr, entry.subject, entry.message_id) == ("z@example.ru", "ПОДГОТОВКА", message_id_of(raw))
+        assert utc(entry.received_at) == NOW
 
 
 def test_the_journal_row_records_where_the_message_came_from(settings: Settings) -> None:
