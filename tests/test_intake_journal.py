@@ -142,6 +142,8 @@ def test_a_batch_written_message_by_message_quarantines_each_bad_one_alone(
             assert entry is not None
             assert (entry.mailbox, entry.uid, entry.from_addr, entry.reason) == ("INBOX", uid, sender, result.reason)
             assert utc(entry.received_at) == NOW
+        rows = [session.get_one(IntakeEntry, result.entry_id) for result in results]
+        assert [utc(row.received_at) for row in rows] == [NOW] * len(results)  # the moment intake took each
         garbage_entry = session.get(IntakeEntry, results[3].entry_id)
         assert garbage_entry is not None and garbage_entry.size == len(garbage)
     assert counts(settings) == (6, 2)
