@@ -8,6 +8,7 @@ author. Acknowledgements are read from the SMTP sink. Both databases.
 
 from __future__ import annotations
 
+import datetime as dt
 import email.policy
 import smtplib
 from collections.abc import Iterator
@@ -33,6 +34,7 @@ from tests.console_support import add_staff, client_for, csrf_of, drain, login, 
 from tests.mailfactory import citizen_mail
 from tests.servers import Sink, free_port
 from tests.test_cli import run
+from tests.test_intake_pipeline_rules import dated, utc
 
 BODY = "priemnaya@mfc.nso.example.ru"
 BODY_DOMAIN = "mfc.nso.example.ru"
@@ -293,3 +295,12 @@ def test_a_batch_prepared_in_worker_processes_reads_forwards_alike(fwd_settings:
     assert (proven.reply_email, unproven.reply_email) == (CITIZEN, BODY)
     assert any("пересланное обращение" in n for n in _notes(fwd_settings, results[-1].request_number))
     assert not any("пересланное обращение" in n for r in results[1:-1] for n in _notes(fwd_settings, r.request_number))
+
+
+def test_a_proven_forward_arrived_at_its_plausible_date(fwd_settings: Settings) -> None:
+    """README: an e-mail's Date header counts as its arrival when it is no more than 3 days old and not in the
+    future; a body's forward is an e-mail like any other (its terms count from its arrival, deadlines.term_start)."""
+    sent = (utcnow() - dt.timedelta(days=1)).replace(microsecond=0)
+    result = process_raw(fwd_settings, dated(forward(PASS), sent), Source("smtp", envelope_from=BODY))
+    assert result.outcome == "new_request", result
+    assert utc(_request(fwd_settings, result.request_number).received_at) == sent
