@@ -27,6 +27,9 @@ def test_every_outcome_has_a_russian_name(outcome: Outcome) -> None:
         ("same Message-ID and content as journal entry 17", "17"),
         ("database integrity error", ""),
         ("follow-up to 2026-000040 (status answered): new linked request", "2026-000040"),
+        ("held unregistered for staff: looks like advertising", ""),
+        ("held unregistered for staff: list mail that asks something", ""),
+        ("held unregistered for staff: null envelope sender <> on a letter that asks something", "<>"),
     ],
 )
 def test_quarantine_and_journal_reasons_read_in_russian(reason: str, kept: str) -> None:
@@ -38,3 +41,12 @@ def test_quarantine_and_journal_reasons_read_in_russian(reason: str, kept: str) 
 
 def test_an_unknown_reason_is_shown_as_recorded() -> None:
     assert reason_ru("something new") == "something new"
+
+
+def test_every_reason_a_letter_is_held_for_reads_in_russian() -> None:
+    # Every hold intake can record (mail/triage.TRIAGE_HOLDS), read as `intake import` prints it.
+    from mailservice.mail.triage import TRIAGE_HOLDS
+
+    for reason in TRIAGE_HOLDS.values():
+        wording = reason_ru("held unregistered for staff: " + reason)
+        assert not LATIN_WORD.search(wording), wording

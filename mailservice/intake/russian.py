@@ -10,6 +10,15 @@ import re
 
 from mailservice.inforequests.lifecycle import STATUS_NAMES, Status
 from mailservice.intake.models import Outcome
+from mailservice.mail.triage import (
+    HOLD_AUTO_GENERATED,
+    HOLD_AUTO_SUBJECT,
+    HOLD_CALENDAR_INVITATION,
+    HOLD_CALENDAR_REPLY,
+    HOLD_LIST_MAIL,
+    HOLD_NULL_ENVELOPE,
+    TRIAGE_HOLDS,
+)
 
 __all__ = ["OUTCOME_NAMES", "outcome_ru", "reason_ru"]
 
@@ -36,6 +45,17 @@ _PARSE_REASONS = {
         "в письме нет адреса автора (поля From, Sender и Reply-To пусты или неверны): укажите адрес сами "
         "(intake release ID --sender АДРЕС)"
     ),
+}
+
+# Why a letter is held unregistered (intake/pipeline.py records TRIAGE_HOLDS' words, or the advertising one).
+_HOLD_REASONS = {
+    TRIAGE_HOLDS[HOLD_AUTO_SUBJECT]: "тема автоответа, а в письме ничего больше",
+    TRIAGE_HOLDS[HOLD_LIST_MAIL]: "письмо из списка рассылки с вопросом",
+    TRIAGE_HOLDS[HOLD_AUTO_GENERATED]: "автоматическое письмо с вопросом",
+    TRIAGE_HOLDS[HOLD_CALENDAR_INVITATION]: "приглашение в календарь, в котором ни о чём не просят",
+    TRIAGE_HOLDS[HOLD_CALENDAR_REPLY]: "ответ на приглашение в календарь с вопросом",
+    TRIAGE_HOLDS[HOLD_NULL_ENVELOPE]: "пустой адрес возврата <> у письма с вопросом",
+    "looks like advertising": "похоже на рекламу",
 }
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -78,6 +98,8 @@ def reason_ru(reason: str) -> str:
 
 
 def _status(word: str) -> str:
+    if word in _HOLD_REASONS:
+        return _HOLD_REASONS[word]
     try:
         return STATUS_NAMES[Status(word)]
     except ValueError:
