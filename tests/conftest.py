@@ -20,7 +20,6 @@ from pathlib import Path
 import psycopg
 import pytest
 from hypothesis import settings as hypothesis_settings
-from sqlalchemy import text
 
 from mailservice import config, db
 from mailservice.models import Base
@@ -147,10 +146,28 @@ def _pg_database() -> Iterator[str]:
 
 
 def _truncate_pg(url: str) -> None:
+    """Empty every table and restart every sequence: what ``TRUNCATE ... RESTART IDENTITY CASCADE`` did, at a
+    fraction of its cost.
+
+    TRUNCATE gives each of the sixty tables and their indexes new files (seconds on a busy disk, before every
+    PostgreSQL test); deleting the few rows a test wrote costs milliseconds. In the replica role neither foreign
+    keys nor the append-only triggers fire (the test empties its database, the service never does); every sequence
+    is owned by a table's id column, so restarting the used ones is RESTART IDENTITY.
+    """
     engine = db._engine_for(url)
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    tables = [f'"{t.name}"' for t in Base.metadata.sorted_tables]
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        if conn.exec_driver_sql("SELECT current_setting('is_superuser')").scalar() != "on":
+            # The replica role is a superuser's (MAILSERVICE_TEST_PG_URL may name another role): the slow way.
+            conn.exec_driver_sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+            return
+        conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+        # One round trip: without parameters psycopg sends the statements as one simple query.
+        conn.exec_driver_sql("; ".join(f"DELETE FROM {t}" for t in tables))
+        conn.exec_driver_sql(
+            "SELECT setval(quote_ident(schemaname) || '.' || quote_ident(sequencename), start_value, false) "
+            "FROM pg_sequences WHERE last_value IS NOT NULL"
+        )
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
