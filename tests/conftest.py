@@ -92,6 +92,7 @@ def _seed_once(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     """
     from mailservice.classify import engine
     from mailservice.classify import model as model_module
+    from mailservice.intake import prepare
 
     train = engine.seed_model
     cache = getattr(request.config, "cache", None)
@@ -110,8 +111,20 @@ def _seed_once(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         shutil.copyfile(shared, path)
         return model_module.load(path)
 
+    # The intake's worker processes load the model from the data folder, or train it there when it is missing (twenty
+    # seconds of CPU each). The preparer saves it there first through this process's classifier, but that one is
+    # process-wide and was mostly made for an earlier test's folder: the pool finds this test's folder seeded, as
+    # after `db upgrade` (the same as tests/cli_support.cli_env for a CLI subprocess).
+    executor = prepare.Preparer._executor
+
+    def seeded_executor(self: prepare.Preparer) -> object:
+        if self.workers and os.environ.get("MAILSERVICE_DATA_DIR"):
+            engine.ensure_seed_model()
+        return executor(self)
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(engine, "seed_model", seed_from_cache)
+        patch.setattr(prepare.Preparer, "_executor", seeded_executor)
         yield
 
 
