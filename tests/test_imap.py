@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from mailservice.db import session_scope, utcnow
 from mailservice.inforequests.models import Request
 from mailservice.intake.models import IntakeEntry, Outcome
 from mailservice.mail.imap import poll_once
+from tests.cli_support import cli_env
 from tests.conftest import CORPORA, make_env
 from tests.mailfactory import citizen_mail, message_id_of
 from tests.servers import Dovecot
@@ -175,7 +175,7 @@ def test_sigkill_at_every_point_leaves_one_registration_per_message(
     )
     messages = [citizen_mail(sender=f"c{i}@example.ru", subject=f"Запрос {i}") for i in range(40)]
     append(imap, messages)
-    env = {k: v for k, v in os.environ.items()}
+    env = cli_env()  # the poll subprocesses find the seed model in the data folder
     # Batches of 8: each fault below fires on what the earlier ones left (40, 32, 24 with 8 journaled, 16, 16, 16).
     faults = ["after_store:3", "before_commit:2", "after_commit:2", "after_move:1", "before_commit:1", "after_commit:1"]
     for fault in faults:
