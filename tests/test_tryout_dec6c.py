@@ -115,10 +115,6 @@ def status_path_of(settings: Settings, request: Request) -> str:
 EXTENSION_REASON = "Запрошены сведения у отдела аренды и в архиве; ответ будет подготовлен после их получения."
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="U2: a status change the service refuses (here a late deferral) comes back with the staff's reason erased",
-)
 def test_a_refused_status_change_keeps_what_staff_typed(settings: Settings) -> None:
     # A request registered twelve days ago: the 8-FZ deferral notice (art. 18, 7 days) can no longer be sent, which
     # the browser cannot know; the page says why, and must still hold the reason staff wrote.
@@ -133,6 +129,18 @@ def test_a_refused_status_change_keeps_what_staff_typed(settings: Settings) -> N
     assert response.status_code == 400
     assert "отсрочка невозможна" in response.text
     assert EXTENSION_REASON in response.text
+    # In its own form, open, with the days typed; no other form is filled.
+    assert response.text.count(EXTENSION_REASON) == 1
+    assert '<details class="action" open><summary>Продлить срок' in response.text
+    assert 'name="days" value="10"' in response.text
+    # A refusal without the data its ground needs keeps the ground chosen and the motivation.
+    motivation = "Заявитель не указал, куда направить ответ; сведения о нём отсутствуют."
+    refused = http.post(
+        f"/staff/requests/{request_id}/status",
+        data={"csrf_token": csrf, "target": "refused", "ground": "8fz-20-1-2", "comment": motivation},
+    )
+    assert refused.status_code == 400 and "не подходит" in refused.text
+    assert motivation in refused.text and 'value="8fz-20-1-2" selected' in refused.text
 
 
 # U3 -------------------------------------------------------------------------------------------------------------

@@ -321,6 +321,7 @@ def _request_page(
     error: str = "",
     status_code: int = 200,
     answer_text: str | None = None,
+    status_form: dict[str, str] | None = None,
 ) -> HTMLResponse:
     settings = settings_of(request)
     today = _today(request)
@@ -356,6 +357,7 @@ def _request_page(
             grounds=[g for g in REFUSAL_GROUNDS.values() if g.law == req.law],
             answer_templates=ANSWER_TEMPLATES,
             answer_text=answer_text or "",
+            status_form=status_form or {},
             chosen_template=template if template in ANSWER_TEMPLATES else "",
             staff=staff,
             register_by=queues.registration_date(settings, req),
@@ -488,6 +490,8 @@ def request_status(
 ) -> Response:
     """Clarification, extension, forwarding, refusal (legal ground required), closing, back to work."""
     settings = settings_of(request)
+    # A refusal gives the page back with what was typed (brief "staff's working day": an error loses no input).
+    typed = {"target": target, "comment": comment, "ground": ground, "days": days, "forwarded_to": forwarded_to}
     try:
         status = Status(target)
     except ValueError:
@@ -497,7 +501,9 @@ def request_status(
         try:
             extension = int(days)
         except ValueError:
-            return _request_page(request, ctx, request_id, error="Укажите число дней продления", status_code=400)
+            return _request_page(
+                request, ctx, request_id, error="Укажите число дней продления", status_code=400, status_form=typed
+            )
     try:
         with session_scope(settings) as session:
             req = _load_request(session, request_id)
@@ -515,7 +521,7 @@ def request_status(
             )
             _audit(session, ctx, "request_status", "request", req.id, to=status.value, ground=ground or None)
     except ConsoleError as exc:
-        return _request_page(request, ctx, request_id, error=str(exc), status_code=400)
+        return _request_page(request, ctx, request_id, error=str(exc), status_code=400, status_form=typed)
     return redirect(f"/staff/requests/{request_id}?done=status")
 
 
