@@ -311,11 +311,6 @@ def test_a_campaign_template_cannot_reach_the_secrets() -> None:
 # U9 -------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="U9: the acknowledgement limit per address counts «Victim@», «vIctim@» … apart, so forged letters with "
-    "the local part's case changed flood one mailbox past ACK_LIMIT_PER_HOUR",
-)
 def test_the_acknowledgement_limit_holds_whatever_the_case_of_the_address(limited: Settings, sink: Sink) -> None:  # noqa: F811
     # README "Limits": ACK_LIMIT_PER_HOUR acknowledgements to one address per hour (issue 14: forged letters). Every
     # mail provider a citizen uses delivers «Victim@example.ru» and «victim@example.ru» to one mailbox.
