@@ -714,6 +714,8 @@ def audit_page(request: Request, ctx: Admin, page_no: Annotated[int, Query(alias
             entries=entries,
             page_no=page_no,
             action_names=audit.ACTION_NAMES,
+            object_names=audit.OBJECT_NAMES,
+            details_text=audit.details_text,
             local=_local(request),
             **_names(),
         )
