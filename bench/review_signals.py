@@ -32,7 +32,7 @@ from sklearn.preprocessing import StandardScaler, normalize  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mailservice.classify.engine import PACKAGED_SETS, Classification, Classifier, review_score  # noqa: E402
+from mailservice.classify.engine import PACKAGED_SETS, Classification, Classifier  # noqa: E402
 from mailservice.classify.evaluate import decision_right, read_datasets, share_flagged_for, split  # noqa: E402
 from mailservice.classify.model import C, train  # noqa: E402
 from mailservice.classify.rules import load_rules  # noqa: E402
@@ -98,7 +98,7 @@ def main() -> None:
             ]
     decided = [result for result in results if result is not None]
     right = np.array([decision_right(example, result) for example, result in zip(training, decided, strict=True)])
-    margins = np.array([[r.type.margin, r.topic.margin, review_score(r.type, r.topic)] for r in decided])
+    margins = np.array([[r.type.margin, r.topic.margin, r.type.margin * r.topic.margin] for r in decided])
     print(f"{n} training letters; type and topic right: {right.mean():.1%}")
     print(f"{'review score':<60} {'flag for 95%':>13} {'right at 35%':>13}")
 
@@ -119,7 +119,7 @@ def main() -> None:
             kept.append(right_when_flagging(scores, right))
         print(f"{name:<60} {np.mean(flagged):>13.1%} {np.mean(kept):>13.1%}")
 
-    show("type margin x topic margin (engine.review_score, today)", margins[:, 2])
+    show("type margin x topic margin (the engine's flag of rounds 1-4)", margins[:, 2])
     show("smaller of the two margins", margins[:, :2].min(axis=1))
     show("type confidence x topic confidence", np.array([r.type.confidence * r.topic.confidence for r in decided]))
     show("agreement of word and char models only (+ margins to break ties)", signals[:, :2].sum(axis=1) + margins[:, 2])

@@ -83,6 +83,25 @@ def greeting(name: str | None, organisation: str | None = "", *, fallback: str =
     return f"Уважаемый(ая) {name}!"
 
 
+# What staff are asked to check on a flagged request (issue 13 point 3): the decisions the classifier flagged, read
+# from the stored classification (engine.Classification.as_dict, "review"). A request classified before the flag
+# named its decisions, or one the classifier failed on, names none: the whole classification is to check.
+REVIEW_NOTES = {
+    ("type",): "проверить тип",
+    ("topic",): "проверить тему",
+    ("type", "topic"): "проверить тип и тему",
+}
+REVIEW_NOTE_ALL = "проверить классификацию"
+
+
+def review_note(needs_review: bool, classification: object) -> str:
+    """The Russian note of what to check on a request flagged for review; empty when it is not flagged."""
+    if not needs_review:
+        return ""
+    review = classification.get("review") if isinstance(classification, dict) else None
+    return REVIEW_NOTES.get(tuple(review) if isinstance(review, list) else (), REVIEW_NOTE_ALL)
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     """The shared environment; HTML templates are autoescaped, text ones are not (by file extension)."""
@@ -100,6 +119,7 @@ def environment() -> Environment:
     env.filters["ru_hours"] = ru_hours
     env.filters["ru_days"] = ru_days
     env.globals["greeting"] = greeting
+    env.globals["review_note"] = review_note
     return env
 
 

@@ -10,17 +10,17 @@ import pytest
 from mailservice.classify.engine import PACKAGED_SETS, AxisResult, Classification
 from mailservice.classify.evaluate import (
     DatasetError,
+    choose_review_margins,
     cross_validated_results,
-    decision_review_figures,
     evaluate,
     format_report,
     is_held_out,
     metrics,
     read_dataset,
     read_datasets,
-    review_curve,
     share_flagged_for,
     split,
+    wilson_lower_bound,
 )
 from mailservice.classify.model import Example
 from mailservice.classify.rules import load_rules, load_taxonomy
@@ -129,7 +129,7 @@ def result(type_: str, topic: str, urgency: str) -> Classification:
         return AxisResult(label=label, confidence=0.9, reasons=["тест"], margin=0.9)
 
     return Classification(
-        type=axis(type_), topic=axis(topic), urgency=axis(urgency), appeal_kind=None, needs_review=False, version="v"
+        type=axis(type_), topic=axis(topic), urgency=axis(urgency), appeal_kind=None, review=(), version="v"
     )
 
 
@@ -165,90 +165,72 @@ def test_metrics_by_hand() -> None:
 
 
 def scored_result(
-    type_: str, topic: str, type_margin: float, topic_margin: float, flagged: bool = False
+    type_: str, topic: str, type_margin: float, topic_margin: float, review: tuple[str, ...] = ()
 ) -> Classification:
     return Classification(
         type=AxisResult(label=type_, confidence=1.0 - type_margin, reasons=[], margin=type_margin),
         topic=AxisResult(label=topic, confidence=1.0 - topic_margin, reasons=[], margin=topic_margin),
         urgency=AxisResult(label="normal", confidence=1.0, reasons=[]),
         appeal_kind=None,
-        needs_review=flagged,
+        review=review,
         version="v",
     )
 
 
-def test_review_curve_by_hand() -> None:
-    # Review scores (type margin x topic margin): 0.9x0.9=0.81 right, 0.8x0.5=0.40 right, 0.6x0.5=0.30 wrong,
-    # 0.5x0.4=0.20 wrong. The confidences are the other way round: the curve must follow the margins.
-    examples = [Example("", "", "appeal", "land", "normal")] * 4
-    results = [
-        scored_result("appeal", "land", 0.9, 0.9),
-        scored_result("appeal", "land", 0.8, 0.5),
-        scored_result("info_request", "land", 0.6, 0.5),
-        scored_result("appeal", "lease", 0.5, 0.4),
-    ]
-    curve = {point["threshold"]: point for point in review_curve(examples, results, (0.25, 0.35, 0.5, 0.95))}
-    # 0.25: only the 0.20 one is flagged; 2 of the 3 others right.
-    assert curve[0.25]["needs_review_share"] == 0.25 and curve[0.25]["unflagged_accuracy"] == pytest.approx(
-        2 / 3, abs=1e-4
-    )
-    assert curve[0.35] == {"threshold": 0.35, "needs_review_share": 0.5, "unflagged_accuracy": 1.0}
-    assert curve[0.5] == {"threshold": 0.5, "needs_review_share": 0.75, "unflagged_accuracy": 1.0}
-    assert curve[0.95] == {"threshold": 0.95, "needs_review_share": 1.0, "unflagged_accuracy": 0.0}
-    assert [point["threshold"] for point in metrics(examples, results)["review_curve"]] == [
-        0.05,
-        0.1,
-        0.15,
-        0.2,
-        0.3,
-        0.4,
-        0.5,
-    ]
+# Truth is appeal/land for all four:
+# 1: type right, topic right, nothing flagged -> two right decisions;
+# 2: type wrong (flagged), topic right -> letter flagged, its topic decision still counts (right);
+# 3: type wrong, topic wrong (flagged) -> letter flagged, its type decision counts (wrong);
+# 4: type right, topic wrong, nothing flagged -> one right and one wrong decision.
+FOUR_LETTERS = [
+    ("appeal", "land", 0.5, 0.5, ()),
+    ("info_request", "land", 0.1, 0.9, ("type",)),
+    ("info_request", "lease", 0.9, 0.1, ("topic",)),
+    ("appeal", "lease", 0.9, 0.9, ()),
+]
 
 
-def test_per_decision_reading_by_hand() -> None:
-    # Truth is appeal/land for all four. At thresholds 0.3 (type) and 0.3 (topic):
-    # 1: type 0.5 right, topic 0.5 right -> nothing flagged, two right decisions;
-    # 2: type 0.1 wrong (flagged), topic 0.9 right -> letter flagged, its topic decision still counts (right);
-    # 3: type 0.9 wrong, topic 0.1 wrong (flagged) -> letter flagged, its type decision counts (wrong);
-    # 4: type 0.9 right, topic 0.9 wrong -> nothing flagged, one right and one wrong decision.
-    # Letters flagged 2 of 4; decisions left 6, right 4. The message-level flag (needs_review) is untouched.
+def test_review_figures_count_the_unflagged_decisions_by_hand() -> None:
+    # Issue 13 point 3: letters flagged 2 of 4; decisions left unflagged 6, right 4.
     examples = [Example("", "", "appeal", "land", "normal")] * 4
-    results = [
-        scored_result("appeal", "land", 0.5, 0.5),
-        scored_result("info_request", "land", 0.1, 0.9, flagged=True),
-        scored_result("info_request", "lease", 0.9, 0.1, flagged=True),
-        scored_result("appeal", "lease", 0.9, 0.9),
-    ]
-    reading = decision_review_figures(examples, results, {"type": 0.3, "topic": 0.3})
-    assert reading == {
-        "thresholds": {"type": 0.3, "topic": 0.3},
-        "needs_review_share": 0.5,
-        "type_flagged_share": 0.25,
-        "topic_flagged_share": 0.25,
-        "unflagged_decisions": 6,
-        "unflagged_decisions_accuracy": round(4 / 6, 4),
-    }
-    # A margin equal to its threshold is kept, as review_threshold keeps a score equal to it.
-    assert decision_review_figures(examples, results, {"type": 0.5, "topic": 0.5})["unflagged_decisions"] == 6
-    assert decision_review_figures(examples, results, {"type": 0.51, "topic": 0.51})["unflagged_decisions"] == 4
+    results = [scored_result(*row) for row in FOUR_LETTERS]
     report = metrics(examples, results)
-    assert report["per_decision"] == decision_review_figures(examples, results)
-    # The existing fields keep their meaning: the engine's flag, both axes right among the unflagged letters.
-    assert report["needs_review_share"] == 0.5 and report["unflagged_accuracy"] == 0.5
+    assert report["needs_review_share"] == 0.5
+    assert report["unflagged_decisions"] == 6
+    assert report["unflagged_accuracy"] == round(4 / 6, 4)
+    assert report["flagged_share"] == {"type": 0.25, "topic": 0.25}
+    # Letters with nothing flagged: 1 (both right) and 4 (topic wrong).
+    assert report["unflagged_letters"] == 2 and report["unflagged_letters_accuracy"] == 0.5
 
 
-def test_per_decision_threshold_search_meets_its_target() -> None:
-    # Only the 0.1 type decision and the 0.1 topic decision are wrong: the best pair flags exactly those, so
-    # every decision left is right, with half the letters flagged (no pair that flags fewer reaches 95%).
-    decided = [("appeal", "land", 0.5, 0.5), ("info_request", "land", 0.1, 0.9), ("appeal", "lease", 0.9, 0.1)]
-    results = [scored_result(*row) for row in [*decided, ("appeal", "land", 0.9, 0.9)]]
-    examples = [Example("", "", "appeal", "land", "normal")] * len(results)
-    best = decision_review_figures(examples, results, thresholds=None)
-    assert best["best_flagged_share_for_target"] == 0.5
-    thresholds = best["best_thresholds"]
-    assert isinstance(thresholds, dict) and 0.1 < thresholds["type"] <= 0.5 and 0.1 < thresholds["topic"] <= 0.5
-    assert decision_review_figures(examples, results, thresholds)["unflagged_decisions_accuracy"] == 1.0
+def test_review_margins_are_chosen_on_the_lower_bound() -> None:
+    # 20 copies of four letters (truth appeal/land): only the 0.1 type and the 0.1 topic decisions are wrong.
+    # Flagging nothing leaves 7 of 8 decisions of each copy right (87.5%); flagging margins under 0.12 flags exactly
+    # the wrong ones (half the letters) and leaves 120 of 120 right, lower bound 120/(120+z^2) = 0.978. Of the
+    # pairs that do, the smallest margins win.
+    decided = [
+        ("appeal", "land", 0.5, 0.5),
+        ("info_request", "land", 0.1, 0.9),
+        ("appeal", "lease", 0.9, 0.1),
+        ("appeal", "land", 0.9, 0.9),
+    ]
+    examples = [Example("", "", "appeal", "land", "normal")] * 80
+    results = [scored_result(*row) for row in decided] * 20
+    chosen = choose_review_margins(examples, results)
+    assert chosen["found"] is True
+    assert chosen["review_margins"] == {"type": 0.12, "topic": 0.12}
+    assert chosen["needs_review_share"] == 0.5 and chosen["unflagged_accuracy"] == 1.0
+    assert chosen["lower_bound"] == pytest.approx(120 / (120 + 1.6449**2), abs=1e-4)
+    # With one copy the same pair is right 6 of 6, but the bound (0.69) is under 95%: no pair qualifies.
+    assert choose_review_margins(examples[:4], results[:4])["found"] is False
+
+
+def test_wilson_lower_bound_by_hand() -> None:
+    # Wilson (1927) score interval, one-sided 95% (z = 1.6449): 95 of 100 ->
+    # (0.95 + z^2/200 - z * sqrt(0.0475/100 + z^2/40000)) / (1 + z^2/100) = (0.96353 - 0.03832) / 1.02706 = 0.9008.
+    assert wilson_lower_bound(95, 100) == pytest.approx(0.9008, abs=1e-4)
+    assert wilson_lower_bound(0, 0) == 0.0
+    assert wilson_lower_bound(100, 100) == pytest.approx(100 / (100 + 1.6449**2), abs=1e-6)
 
 
 def test_share_flagged_for_by_hand() -> None:
@@ -287,5 +269,5 @@ def test_evaluate_shape_and_report_text() -> None:
     assert set(report["urgency"]["urgent"]) >= {"precision", "recall"}
     text = format_report(report)
     assert "macro-F1" in text and "Матрица ошибок" in text and "Обращение гражданина (appeal)" in text
-    # margin 0.9 x 0.9 = 0.81: kept at every threshold of the curve, the last of which is 0.5.
-    assert "Если изменить порог проверки" in text and "0.50         0.0%" in text
+    # Nothing flagged: both decisions of all 30 letters are counted among the unflagged.
+    assert "На проверку сотруднику: 0.0% писем" in text and "(из 60)" in text

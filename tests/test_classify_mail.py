@@ -23,8 +23,6 @@ from tests.noise import noisy
 TARGET_FLAGGED_AT_MOST = 0.35
 TARGET_UNFLAGGED_RIGHT_AT_LEAST = 0.95
 # What the classifier reaches today (README says so too): a floor that catches a regression.
-FLOOR_UNFLAGGED_RIGHT = 0.93
-FLOOR_FLAGGED_AT_MOST = 0.65
 FLOOR_TYPE_AND_TOPIC = 0.75
 # The department's own topics: a letter outside the remit must not get one.
 DEPARTMENT_TOPICS = {
@@ -59,25 +57,21 @@ def test_held_out_part_is_large_enough_to_mean_something(report: dict[str, Any])
     assert report["n"] >= 300
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "not reached yet: on the held-out part 52.8% are flagged for 94.7% right among the rest (README); no other"
-        " review score or model variant tried does better, and the learning curve rises about a point per 335"
-        " letters (docs/labelling.md, rounds 3 and 4)"
-    ),
-)
 def test_needs_review_meets_the_documented_targets(report: dict[str, Any]) -> None:
+    # Issue 13 point 3: type and topic flagged apart (rules.yaml review_margins); a letter is flagged when either
+    # is, and "right" counts the decisions left unflagged. Met on 6 December (round 5): 34.8% and 96.1% (README).
     assert report["needs_review_share"] <= TARGET_FLAGGED_AT_MOST, report["needs_review_share"]
     assert report["unflagged_accuracy"] >= TARGET_UNFLAGGED_RIGHT_AT_LEAST, report["unflagged_accuracy"]
 
 
 def test_needs_review_means_something(report: dict[str, Any]) -> None:
-    # An unflagged decision (type and topic) is right far more often than a flagged one: the flag sorts.
-    assert report["unflagged_accuracy"] >= FLOOR_UNFLAGGED_RIGHT, report["unflagged_accuracy"]
-    assert report["needs_review_share"] <= FLOOR_FLAGGED_AT_MOST, report["needs_review_share"]
-    assert report["axis_accuracy"]["type_and_topic"] >= FLOOR_TYPE_AND_TOPIC, report["axis_accuracy"]
-    assert report["unflagged_accuracy"] > report["axis_accuracy"]["type_and_topic"] + 0.1
+    # An unflagged decision is right more often than a decision taken at random from all (the flag sorts), and
+    # the decisions themselves have not fallen below what they reached.
+    accuracy = report["axis_accuracy"]
+    every_decision = (accuracy["type"] + accuracy["topic"]) / 2
+    assert report["unflagged_accuracy"] > every_decision + 0.03, (report["unflagged_accuracy"], every_decision)
+    assert max(report["flagged_share"].values()) <= report["needs_review_share"], report["flagged_share"]
+    assert accuracy["type_and_topic"] >= FLOOR_TYPE_AND_TOPIC, accuracy
 
 
 def test_decisions_hold_under_noise(classifier: Classifier, parts: tuple[list[Example], list[Example]]) -> None:

@@ -124,6 +124,31 @@ def test_version_is_recorded(rules_only: Classifier) -> None:
     assert result.as_dict()["version"] == f"rules-{version}"
 
 
+def test_type_and_topic_are_flagged_apart(rules_only: Classifier) -> None:
+    # Issue 13 point 3: each decision is flagged by its own margin (rules.yaml review_margins); the request needs
+    # review when either is, and says which. Rules alone never give a margin of 1 (no label without a rival).
+    text = "Прошу направить годовой отчёт о деятельности департамента за 2024 год."
+    cases = {(1.0, 0.0): ("type",), (0.0, 1.0): ("topic",), (1.0, 1.0): ("type", "topic"), (0.0, 0.0): ()}
+    for (type_margin, topic_margin), expected in cases.items():
+        rules = dataclasses.replace(rules_only.rules, review_margins={"type": type_margin, "topic": topic_margin})
+        result = Classifier(rules).classify("", text)
+        assert result.review == expected, (type_margin, topic_margin)
+        assert result.needs_review is bool(expected)
+        assert result.as_dict()["review"] == list(expected)
+
+
+def test_review_margins_need_both_axes(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("version: 1\nreview_margins: {type: 0.2}\naxes: {}\n")
+    with pytest.raises(RulesError, match="review_margins"):
+        load_rules(path)
+    path.write_text("version: 1\nreview_margins: {type: 0.2, topic: 1.5}\naxes: {}\n")
+    with pytest.raises(RulesError, match="от 0 до 1"):
+        load_rules(path)
+    path.write_text("version: 1\nreview_margins: {type: 0.2, topic: 0.3}\naxes: {}\n")
+    assert load_rules(path).review_margins == {"type": 0.2, "topic": 0.3}
+
+
 def test_low_confidence_goes_to_review(rules_only: Classifier) -> None:
     clear = rules_only.classify("", "Прошу направить годовой отчёт о деятельности департамента за 2024 год.")
     assert not clear.needs_review

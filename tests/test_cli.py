@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import subprocess
 import sys
@@ -13,9 +12,13 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from sqlalchemy import select
 
 from mailservice.config import Settings
+from mailservice.db import session_scope
 from mailservice.inforequests.lifecycle import Status
+from mailservice.inforequests.models import Request
+from tests.cli_support import cli_env
 
 
 def run(*args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -25,7 +28,7 @@ def run(*args: str, stdin: str | None = None, timeout: float = 120) -> subproces
         capture_output=True,
         text=True,
         input=stdin,
-        env=dict(os.environ),
+        env=cli_env(),
         timeout=timeout,
     )
 
@@ -88,6 +91,11 @@ def test_register_list_show_status_export(lite_settings: Settings, tmp_path: Pat
     labels = re.search(r"Закон: ([^;\n]+); тип: ([^;\n]+); тема: ([^;\n]+); срочность: ([^;\n]+)", shown)
     assert labels, shown
     assert "8-ФЗ" in labels[1] and all(re.fullmatch(r"[А-ЯЁ][а-яёА-ЯЁ ,.()-]*", n) for n in labels.groups()[1:]), shown
+    # README "Needs review": a flagged request names the decision to check (here the topic only).
+    with session_scope(lite_settings) as session:
+        request = session.scalars(select(Request)).one()
+        request.needs_review, request.classification = True, {**request.classification, "review": ["topic"]}
+    assert "срочность: Обычно; проверить тему\n" in run("requests", "show", "2026-000001").stdout
     refused = run("requests", "status", "2026-000001", "--to", "refused", "--comment", "нет")
     assert refused.returncode == 1 and "основание" in refused.stderr
     ok = run("requests", "status", "2026-000001", "--to", "answered", "--comment", "Приём по вторникам с 10 до 13.")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import re
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from mailservice.cli import LAZY_COMMANDS, app, load_command, main
 from mailservice.config import Settings
 from mailservice.db import Base, session_scope
 from mailservice.mailings.models import CAMPAIGN_STATUS_NAMES, CampaignStatus
+from tests.cli_support import cli_env
 
 # The libraries the issue names as costing seconds at every start, and the other heavy ones.
 HEAVY = ("sklearn", "pymorphy3", "openpyxl", "fastapi", "mkdocs", "docx", "aiosmtpd", "aiosmtplib", "numpy", "scipy")
@@ -42,7 +42,7 @@ OTHER_DOMAINS_MODELS = {
 def modules_loaded_by(*args: str) -> set[str]:
     """Every module a CLI call (in a process of its own) has imported by its end."""
     result = subprocess.run(
-        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=dict(os.environ), timeout=120
+        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=cli_env(), timeout=120
     )
     line = next((x for x in result.stderr.splitlines() if x.startswith("LOADED=")), None)
     assert result.returncode == 0 and line is not None, result.stderr
@@ -140,7 +140,7 @@ def test_the_script_runs_its_command_with_the_collector_on(lite_settings: Settin
     )
     result = subprocess.run(
         [sys.executable, "-c", probe, "deadline", "--law", "8-fz", "--registered", "2026-03-01"],
-        capture_output=True, text=True, env=dict(os.environ), timeout=120,
+        capture_output=True, text=True, env=cli_env(), timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "Срок ответа по закону: 2026-03-31" in result.stdout  # 8-FZ art. 18: 30 days
@@ -240,7 +240,7 @@ def test_list_never_cuts_a_registration_number(lite_settings: Settings) -> None:
             [sys.executable, "-m", "mailservice", "requests", "register", "--channel", "phone",
              "--name", "Константинопольская Александра Владимировна", "--subject", long_subject, "--text", "т",
              "--email", f"a{i}@example.ru"],
-            capture_output=True, text=True, env=dict(os.environ), timeout=120,
+            capture_output=True, text=True, env=cli_env(), timeout=120,
         )  # fmt: skip
         assert registered.returncode == 0, registered.stderr
     numbers = [r["number"] for r in json.loads(_cli("requests", "list", "--json", columns=80))]
@@ -285,7 +285,7 @@ def _words(table: str) -> str:
 
 
 def _cli(*args: str, columns: int) -> str:
-    env = dict(os.environ) | {"COLUMNS": str(columns)}
+    env = cli_env(COLUMNS=str(columns))
     result = subprocess.run(
         [sys.executable, "-m", "mailservice", *args], capture_output=True, text=True, env=env, timeout=120
     )

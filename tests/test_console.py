@@ -439,6 +439,30 @@ def test_clarify_extend_forward_close(http: TestClient, lite_settings: Settings)
         assert forwarded.data["forwarded_to"] == "Министерство строительства"
 
 
+def test_a_flagged_request_says_which_decision_to_check(http: TestClient, lite_settings: Settings) -> None:
+    # Issue 13 point 3 (README "Needs review"): the type and the topic are flagged apart; the queue and the
+    # request page name the flagged decision, read from the stored classification's "review".
+    request_id = mail_request(lite_settings)
+    login(http, OPERATOR)
+    cases = [
+        (["topic"], "проверить тему"),
+        (["type"], "проверить тип"),
+        (["type", "topic"], "проверить тип и тему"),
+        (None, "проверить классификацию"),  # classified before the flag named its decisions
+    ]
+    for review, note in cases:
+        with session_scope(lite_settings) as session:
+            request = session.get(Request, request_id)
+            assert request is not None
+            stored = {key: value for key, value in request.classification.items() if key != "review"}
+            request.classification = stored if review is None else {**stored, "review": review}
+            request.needs_review = True
+        queue = http.get("/staff/queue?needs_review=1")
+        assert f'<span class="badge amber">{note}</span>' in queue.text, note
+        page = http.get(f"/staff/requests/{request_id}")
+        assert f'<span class="badge amber">{note}</span>' in page.text, note
+
+
 def test_reclassify_clears_review_and_switches_law(http: TestClient, lite_settings: Settings) -> None:
     request_id = mail_request(lite_settings)
     with session_scope(lite_settings) as session:

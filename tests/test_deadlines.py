@@ -35,6 +35,8 @@ from mailservice.inforequests.deadlines import (
 from mailservice.inforequests.lifecycle import Channel, Status
 from mailservice.inforequests.models import Request
 from mailservice.inforequests.queues import OUTSIDE_TOPIC, forwarding_date
+from mailservice.web.staff.queue import QueueFilters
+from mailservice.web.staff.queue import fetch as queue_fetch
 from mailservice.workdays import SHIPPED_OVERRIDE_FILE, Calendar, default_calendar
 
 D = dt.date
@@ -277,14 +279,15 @@ def _posted(
     rtype: str,
     topic: str = "other",
     email: str = "b@example.ru",
+    arrived: dt.datetime = ARRIVED,
 ) -> Request:
-    """A posted letter that arrived on 02.03.2026 and was entered (registered) on ``entered``."""
+    """A posted letter that arrived on 02.03.2026 (or ``arrived``) and was entered (registered) on ``entered``."""
     now = _at(entered)
     client = service.update_or_create_client(session, None, now=now, name="Белова Анна Сергеевна", email=email)
     request = service.create_request(
         session, settings, now=now, client=client, channel=Channel.post, subject="Обращение",
         text="Прошу разобраться с отказом в предоставлении участка.", labels=service.Labels(type=rtype, topic=topic),
-        received_at=ARRIVED,
+        received_at=arrived,
     )  # fmt: skip
     session.flush()
     assert request.registered_on == entered and request.number  # precondition: entered late, registered that day
@@ -329,6 +332,21 @@ def test_the_deferral_notice_of_a_request_entered_late_counts_from_the_lawful_re
         assert "extension_notice" in codes
         _extend(session, settings, in_time, D(2026, 3, 12), 15)
         assert in_time.due_date == D(2026, 4, 19)  # 05.03 + 30 + 15 (RULES.md: ≤ registration + 45)
+
+
+def test_the_to_forward_queue_puts_a_letter_entered_late_by_its_forwarding_date(settings: Settings) -> None:
+    with session_scope(settings) as session:
+        fresh = _posted(session, settings, D(2026, 3, 9), "appeal", OUTSIDE_TOPIC, "c@example.ru", _at(D(2026, 3, 9)))
+        late = _posted(session, settings, D(2026, 3, 10), "appeal", OUTSIDE_TOPIC)
+        filters = QueueFilters.parse({"to_forward": "1"})
+        rows, total = queue_fetch(session, filters, D(2026, 3, 11), settings.tz)
+    # 59-FZ art. 8 p. 3, RULES.md: 7 days from the term's start; the letter entered on 10.03 counts from its
+    # lawful registration day 05.03 (due 12.03), so it comes before the one registered on 09.03 (due 16.03).
+    assert total == 2
+    assert [(r.id, forwarding_date(r, settings.tz)) for r in rows] == [
+        (late.id, D(2026, 3, 12)),
+        (fresh.id, D(2026, 3, 16)),
+    ]
 
 
 def test_the_forwarding_of_a_letter_entered_late_counts_from_the_lawful_registration_day(settings: Settings) -> None:

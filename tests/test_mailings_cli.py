@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from mailservice.config import Settings
 from mailservice.db import session_scope
 from mailservice.mailings import consent
+from tests.cli_support import cli_env
 from tests.servers import Sink
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +26,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "mailservice", *args],
         capture_output=True,
         text=True,
-        env=dict(os.environ),
+        env=cli_env(),
         cwd=ROOT,
         timeout=180,
     )

@@ -440,6 +440,34 @@ def test_figures_pure() -> None:
     assert _tuples(figures.compute(facts, RATINGS, NSK)) == EXPECTED
 
 
+# Registered late: the days count from the last lawful day of registration, as the due date does (RULES.md; 8-FZ
+# art. 18, 59-FZ art. 8 p. 2: 3 days after receipt for a letter, the day itself for a call).
+LATE = [
+    # a letter received 06.04, registered 13.04 (lawful by 09.04), answered 24.04: 15 days, not 11
+    (at("2026-04-06"), D("2026-04-13"), at("2026-04-24"), D("2026-05-09"), "post"),
+    # a call on 06.04 entered on 08.04, answered 18.04: 12 days, not 10
+    (at("2026-04-06"), D("2026-04-08"), at("2026-04-18"), D("2026-05-06"), "phone"),
+]
+
+
+def test_figures_count_from_the_terms_start_for_a_request_registered_late(reg: Settings) -> None:
+    expected = [("2026-04", 2, 2, 13.5, 0, 0.0, 0, None)]  # median of 15 and 12
+    assert _tuples(figures.compute([figures.RequestFacts(*r) for r in LATE], [], NSK)) == expected
+    with session_scope(reg) as session:
+        client = Client(name="Иванов И. И.")
+        session.add(client)
+        session.flush()
+        for received_at, registered_on, answered_at, due_date, channel in LATE:
+            session.add(
+                Request(
+                    client_id=client.id, channel=channel, status="answered", received_at=received_at,
+                    registered_on=registered_on, answered_at=answered_at, due_date=due_date,
+                )
+            )  # fmt: skip
+    with session_scope(reg) as session:
+        assert _tuples(figures.group4_figures(session, reg)) == expected
+
+
 def test_figures_from_the_request_register(reg: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert reg.timezone == "Asia/Novosibirsk"
     with session_scope(reg) as session:

@@ -23,6 +23,7 @@ from mailservice.db import session_scope, utcnow
 from mailservice.inforequests.models import Attachment, Event, Request
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.mail.parse import ParsedMessage, parse_message
+from mailservice.mail.quotes import html_to_text
 from mailservice.mail.tnef import read_tnef
 
 SAMPLES = Path(__file__).parent / "data" / "tnef"
@@ -108,8 +109,11 @@ def test_file_contents_and_bodies_of_the_samples() -> None:
     assert read_tnef(_sample("triples.tnef")).body.strip() == "Sample description"
     html = read_tnef(_sample("unicode-mapi-attr.tnef"))
     assert html.body == "" and "hello world" in html.html
-    rtf = read_tnef(_sample("rtf.tnef"))
-    assert (rtf.body, rtf.html, rtf.unread_body) == ("", "", True)
+    rtf = read_tnef(_sample("rtf.tnef"))  # the body only as compressed RTF (PR_RTF_COMPRESSED)
+    assert "Greg Allen\nSenior Engineer/QADirector Team\nCompuware Corporation" in rtf.body
+    assert (rtf.html, rtf.unread_body) == ("", False)
+    umlaut = read_tnef(_sample("umlaut.tnef"))  # HTML encapsulated in its RTF ([MS-OXRTFEX])
+    assert umlaut.body == "" and umlaut.html.startswith("<html") and "TEST äöü +-*/~" in html_to_text(umlaut.html)
 
 
 def test_an_attached_outlook_message_is_not_taken_for_a_file() -> None:
@@ -186,10 +190,15 @@ def test_a_letter_whose_only_text_is_in_winmail_dat_reads_it() -> None:
     assert "hello world" in html.text and _names(html) == ["example.dat"]
 
 
-def test_an_rtf_only_text_keeps_the_dat_with_a_note() -> None:
+def test_an_rtf_only_text_is_read_and_an_unreadable_one_keeps_the_dat_with_a_note() -> None:
     parsed = parse_message(_letter(_sample("rtf.tnef")))
-    assert _names(parsed) == ["winmail.dat"]
+    assert "Greg Allen" in parsed.text and _names(parsed) == [] and parsed.staff_notes == ()
+    damaged = bytearray(_sample("rtf.tnef"))
+    damaged[damaged.index(b"LZFu") + 40] ^= 0xFF  # inside the compressed bytes: the CRC no longer matches
+    parsed = parse_message(_letter(bytes(damaged)))
+    assert _names(parsed) == ["winmail.dat"] and parsed.text == ""
     assert any("winmail.dat" in note and "RTF" in note for note in parsed.staff_notes), parsed.staff_notes
+    assert any("CRC" in d for d in parsed.defects)
 
 
 def test_a_broken_tnef_keeps_the_dat_and_what_was_read() -> None:
@@ -200,6 +209,17 @@ def test_a_broken_tnef_keeps_the_dat_and_what_was_read() -> None:
     assert next(a.data for a in parsed.attachments if a.filename == "winmail.dat") == cut
     assert any("winmail.dat" in note and "не полностью" in note for note in parsed.staff_notes), parsed.staff_notes
     assert any(d.startswith("TNEF") for d in parsed.defects)
+
+
+def test_a_winmail_dat_with_nothing_in_it_is_kept_as_it_came() -> None:
+    # Read to the end, no text and no files (the sample holds only message properties): the citizen's file is
+    # not dropped, and nothing went wrong, so no note.
+    whole = _sample("garbage-at-end.tnef")
+    content = read_tnef(whole)
+    assert content.complete and not content.files and not content.body.strip() and not content.html.strip()
+    parsed = parse_message(_letter(whole, "Прошу рассмотреть."))
+    assert _names(parsed) == ["winmail.dat"] and parsed.staff_notes == ()
+    assert parsed.attachments[0].data == whole
 
 
 def test_a_part_that_only_claims_to_be_tnef_stays_as_it_came() -> None:

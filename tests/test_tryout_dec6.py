@@ -7,7 +7,6 @@ tests run on SQLite and PostgreSQL (the ``settings`` fixture).
 from __future__ import annotations
 
 import email.policy
-import os
 import re
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from mailservice.inforequests.models import Request
 from mailservice.inforequests.search import search_requests
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.intake.routes import load_routes
+from tests.cli_support import cli_env
 from tests.conftest import make_env, reset_caches
 from tests.console_support import client_for, drain, parsed, text_of
 from tests.mailfactory import citizen_mail
@@ -226,7 +226,7 @@ def test_an_undeclared_cp866_letter_is_read(settings: Settings) -> None:
 def test_requests_list_help_is_russian() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mailservice", "requests", "list", "--help"],
-        capture_output=True, text=True, timeout=120, check=False, env={**os.environ, "COLUMNS": "80"},
+        capture_output=True, text=True, timeout=120, check=False, env=cli_env(COLUMNS="80"),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     out = result.stdout
@@ -294,7 +294,7 @@ def test_requests_list_fits_80_columns_with_whole_statuses(settings: Settings) -
     _intake(settings, citizen_mail(sender=sender, subject="Аренда", body="Прошу сообщить ставки аренды."), sender)
     result = subprocess.run(
         [sys.executable, "-m", "mailservice", "requests", "list"],
-        capture_output=True, text=True, timeout=120, check=False, env={**os.environ, "COLUMNS": "80"},
+        capture_output=True, text=True, timeout=120, check=False, env=cli_env(COLUMNS="80"),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()

@@ -31,6 +31,7 @@ from mailservice.intake.quarantine import release
 from mailservice.intake.routes import load_routes
 from mailservice.mail.parse import parse_message
 from mailservice.outbox import OutboxMessage
+from tests.cli_support import cli_env
 from tests.conftest import make_env, reset_caches
 from tests.console_support import drain, parsed, text_of
 from tests.mailfactory import citizen_mail
@@ -192,7 +193,7 @@ def test_the_quarantine_commands_speak_russian(small_limits: Settings) -> None:
     for args in (["intake", "quarantine"], ["intake", "release", str(first.entry_id)]):
         run = subprocess.run(
             [sys.executable, "-m", "mailservice", *args],
-            capture_output=True, text=True, timeout=120, check=False, env=dict(os.environ),
+            capture_output=True, text=True, timeout=120, check=False, env=cli_env(),
         )  # fmt: skip
         outputs.append(run.stdout + run.stderr)
     for out in outputs:
@@ -268,7 +269,7 @@ def test_import_of_an_mbox_loses_no_letter(settings: Settings, tmp_path: Path) -
     box.close()
     run = subprocess.run(
         [sys.executable, "-m", "mailservice", "intake", "import", str(path)],
-        capture_output=True, text=True, timeout=120, check=False, env=dict(os.environ),
+        capture_output=True, text=True, timeout=120, check=False, env=cli_env(),
     )  # fmt: skip
     with session_scope(settings) as session:
         registered = set(session.scalars(select(Request.reply_email).where(Request.number.is_not(None))))
@@ -287,7 +288,7 @@ def test_import_of_an_mbox_loses_no_letter(settings: Settings, tmp_path: Path) -
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "mailservice", *args],
-        capture_output=True, text=True, timeout=120, check=False, env=dict(os.environ),
+        capture_output=True, text=True, timeout=120, check=False, env=cli_env(),
     )  # fmt: skip
 
 

@@ -338,6 +338,14 @@ def test_pages_answer_head_like_get(settings: Settings) -> None:
         assert (head.status_code, head.content) == (200, b""), path
 
 
+def postgres_only(settings: Settings, why: str) -> None:
+    """Skip the SQLite case of a defect only PostgreSQL shows (``why``: what SQLite does instead)."""
+    if not settings.effective_database_url.startswith("postgresql"):
+        pytest.skip(why)
+
+
+NUL_ON_SQLITE = "SQLite stores U+0000; the defect is PostgreSQL's refusal"
+
 # U11 ------------------------------------------------------------------------------------------------------------
 
 
@@ -345,8 +353,9 @@ def test_two_answers_at_once_give_the_citizen_one(settings: Settings) -> None:
     # The console loads the request, checks the transition on what it loaded and writes (web/staff/routes.py
     # request_answer → actions.answer → service.change_status). Two officers press «Отправить ответ» at the same
     # moment: the second must be refused (lifecycle: «дан ответ» → «дан ответ» is no transition), not sent too.
-    if not settings.effective_database_url.startswith("postgresql"):
-        pytest.skip("SQLite opens every transaction with BEGIN IMMEDIATE: a second writer waits and reads afresh")
+    postgres_only(
+        settings, "SQLite opens every transaction with BEGIN IMMEDIATE: a second writer waits and reads afresh"
+    )
     request_id = mail_request(settings)
     refused = False
     with session_scope(settings) as first:
@@ -380,8 +389,7 @@ def test_the_form_registers_a_request_with_a_nul_character(fast_form: Settings) 
     # 59-FZ art. 8 / README "Every channel": every request from the form is registered at once. PostgreSQL's text
     # cannot hold U+0000 (SQLite can: nothing to show there); mail intake turns it into a space (parse.py), the
     # anonymous feedback and subscription forms cope, the request form does not.
-    if not fast_form.effective_database_url.startswith("postgresql"):
-        pytest.skip("SQLite stores U+0000; the defect is PostgreSQL's refusal")
+    postgres_only(fast_form, NUL_ON_SQLITE)
     http = TestClient(create_app(fast_form), base_url="http://testserver", raise_server_exceptions=False)
     opened = re.search(r'name="opened" value="([^"]+)"', http.get("/request").text)
     assert opened
@@ -418,8 +426,7 @@ NUL_LETTER = (
 def test_a_letter_with_a_nul_character_is_registered(settings: Settings) -> None:
     # README "Register first": every letter a person wrote gets its number now (59-FZ art. 8); names already lose
     # NUL (CVE-2024-6923, parse.py), the subject and the text do not, and PostgreSQL refuses U+0000 in text.
-    if not settings.effective_database_url.startswith("postgresql"):
-        pytest.skip("SQLite stores U+0000; the defect is PostgreSQL's refusal")
+    postgres_only(settings, NUL_ON_SQLITE)
     result = process_raw(settings, NUL_LETTER, Source("smtp", envelope_from="ivanov.nul@example.ru"), now=utcnow())
     assert result.request_number, result
     with session_scope(settings) as session:

@@ -89,6 +89,8 @@ def _check_files(paths: list[Path]) -> None:
 
 
 def _print_classification(result: Classification, axis_names: dict[str, str]) -> None:
+    from mailservice.templating import review_note
+
     for axis in ("type", "topic", "urgency"):
         value = getattr(result, axis)
         typer.echo(f"{axis_names[axis]}: {value.name} ({value.label}), уверенность {value.confidence:.2f}")
@@ -96,7 +98,8 @@ def _print_classification(result: Classification, axis_names: dict[str, str]) ->
             typer.echo(f"  - {reason}")
     if result.appeal_kind is not None:
         typer.echo(f"{axis_names['appeal_kind']}: {result.appeal_kind_name} ({result.appeal_kind})")
-    typer.echo(f"Нужна проверка сотрудником: {'да' if result.needs_review else 'нет'}")
+    note = review_note(result.needs_review, result.as_dict())
+    typer.echo(f"Нужна проверка сотрудником: {note or 'нет'}")
     typer.echo(f"Версия: {result.version}")
 
 

@@ -2,8 +2,8 @@
 
 Per axis the rules' probabilities and the model's are averaged with the axis' ``model_weight`` (rules.yaml).
 A model that is unsure spreads its probability and leaves the decision to the rules; without a model the rules
-decide alone. A letter whose type or topic was chosen by a narrow lead over the runner-up (review_score under
-rules.yaml review_threshold) is flagged for review rather than guessed.
+decide alone. The type and the topic are flagged for review apart, each when it was chosen by a narrow lead over
+the runner-up (its margin under rules.yaml ``review_margins``): staff are told which decision to check.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mailservice.classify import model as model_module
 from mailservice.classify.model import MODEL_AXES, TrainedModel
-from mailservice.classify.rules import AxisRules, AxisScores, RuleSet, load_rules, load_taxonomy
+from mailservice.classify.rules import REVIEW_AXES, AxisRules, AxisScores, RuleSet, load_rules, load_taxonomy
 from mailservice.classify.text import AnalyzedText, analyze
 from mailservice.config import get_settings
 from mailservice.resources import package_path
@@ -48,15 +48,21 @@ class AxisResult:
 
 @dataclass(frozen=True)
 class Classification:
-    """The three labels of a request, the kind of an appeal, the review flag and what produced them."""
+    """The three labels of a request, the kind of an appeal, the decisions to review and what produced them."""
 
     type: AxisResult
     topic: AxisResult
     urgency: AxisResult
     appeal_kind: str | None
-    needs_review: bool
+    # The axes whose decision staff should check (rules.REVIEW_AXES order): ("type",), ("topic",), both or none.
+    review: tuple[str, ...]
     version: str
     appeal_kind_name: str | None = None
+
+    @property
+    def needs_review(self) -> bool:
+        """Whether any decision needs a look by staff (the request goes to the "needs review" queue)."""
+        return bool(self.review)
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready form (stored with the request, printed by ``classify text --json``)."""
@@ -67,6 +73,7 @@ class Classification:
             "appeal_kind": self.appeal_kind,
             "appeal_kind_name": self.appeal_kind_name,
             "needs_review": self.needs_review,
+            "review": list(self.review),
             "version": self.version,
         }
 
@@ -176,11 +183,11 @@ class Classifier:
                     and results[axis].label != axis_rules.axis.default
                 ):
                     results[axis] = self._type_default(axis_rules, message_type)
-        review = self.rules.review_threshold
-        if review is not None:
-            needs_review = review_score(results["type"], results["topic"]) < review
+        margins = self.rules.review_margins
+        if margins is not None:
+            review = tuple(axis for axis in REVIEW_AXES if results[axis].margin < margins[axis])
         else:
-            needs_review = any(results[axis].confidence < self.rules.axes[axis].threshold for axis in MODEL_AXES)
+            review = tuple(axis for axis in MODEL_AXES if results[axis].confidence < self.rules.axes[axis].threshold)
         appeal_kind = appeal_kind_name = None
         if results["type"].label == "appeal":
             kind_rules = self.rules.axes["appeal_kind"]
@@ -192,7 +199,7 @@ class Classifier:
             topic=results["topic"],
             urgency=results["urgency"],
             appeal_kind=appeal_kind,
-            needs_review=needs_review,
+            review=review,
             version=self.version,
             appeal_kind_name=appeal_kind_name,
         )
@@ -247,15 +254,6 @@ class Classifier:
             name=rules.axis.display_name(label),
             margin=max(combined[label] - runner_up, 0.0),
         )
-
-
-def review_score(message_type: AxisResult, topic: AxisResult) -> float:
-    """What ``review_threshold`` is compared with: the type's margin times the topic's (they route a letter).
-
-    The lead over the runner-up sorts right from wrong decisions better than the winning probability: on
-    cross-validation of the training part, 95% right among the unflagged cost 55% flagged with margins and
-    64% with probabilities (docs/labelling.md, "Needs review")."""
-    return message_type.margin * topic.margin
 
 
 @cache

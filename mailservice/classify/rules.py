@@ -268,8 +268,9 @@ class RuleSet:
     version: str
     taxonomy: Taxonomy
     axes: Mapping[str, AxisRules]
-    # Flag for review when type confidence x topic confidence is under this; None: each axis' threshold flags.
-    review_threshold: float | None = None
+    # Flag an axis' decision for review when its margin is under the axis' value here (keys: REVIEW_AXES);
+    # None: each axis' confidence threshold flags.
+    review_margins: Mapping[str, float] | None = None
 
     def score(self, text: AnalyzedText) -> dict[str, AxisScores]:
         """Rule scores of every axis."""
@@ -565,8 +566,23 @@ def load_rules(path: Path | None = None, taxonomy: Taxonomy | None = None) -> Ru
     unknown = set(raw_axes) - set(AXES)
     if unknown:
         raise RulesError(f"{path}: неизвестные оси {sorted(unknown)}")
-    review = data.get("review_threshold")
-    review_threshold = None if review is None else _number(review, f"{path.name}: review_threshold", 0.0)
-    if review_threshold is not None and not 0.0 <= review_threshold <= 1.0:
-        raise RulesError(f"{path.name}: review_threshold должен быть от 0 до 1")
-    return RuleSet(version=str(version).strip(), taxonomy=taxonomy, axes=axes, review_threshold=review_threshold)
+    return RuleSet(
+        version=str(version).strip(), taxonomy=taxonomy, axes=axes, review_margins=_review_margins(data, path)
+    )
+
+
+# The decisions flagged for review one by one (issue 13 point 3: "the unflagged decisions"): the type (which law,
+# which clock) and the topic (which desk). Urgency has rules of its own and is not flagged.
+REVIEW_AXES = ("type", "topic")
+
+
+def _review_margins(data: Mapping[str, Any], path: Path) -> dict[str, float] | None:
+    raw = data.get("review_margins")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) != set(REVIEW_AXES):
+        raise RulesError(f"{path.name}: review_margins должен задать числа для осей {', '.join(REVIEW_AXES)}")
+    margins = {axis: _number(raw[axis], f"{path.name}: review_margins.{axis}", 0.0) for axis in REVIEW_AXES}
+    if any(not 0.0 <= value <= 1.0 for value in margins.values()):
+        raise RulesError(f"{path.name}: review_margins: значения от 0 до 1")
+    return margins

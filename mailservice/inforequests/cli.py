@@ -374,6 +374,7 @@ def show_cmd(number: Annotated[str, typer.Argument(help="Регистрацио�
     from mailservice.classify.taxonomy import load_taxonomy
     from mailservice.history.archive import EVENT_NAMES
     from mailservice.inforequests.deadlines import Law
+    from mailservice.templating import review_note
 
     settings = get_settings()
     tax = load_taxonomy()
@@ -385,7 +386,7 @@ def show_cmd(number: Annotated[str, typer.Argument(help="Регистрацио�
             f"Тема: {inert(r.subject)}",
             f"Закон: {Law(r.law).label}; тип: {tax['type'].display_name(r.type)}; "
             f"тема: {tax['topic'].display_name(r.topic)}; срочность: {tax['urgency'].display_name(r.urgency)}"
-            + ("; требует проверки классификации" if r.needs_review else ""),
+            + (f"; {review_note(r.needs_review, r.classification)}" if r.needs_review else ""),
             f"Зарегистрирован: {r.registered_at.astimezone(settings.tz):%Y-%m-%d %H:%M}" if r.registered_at else "",
             f"Срок ответа: {r.due_date}; контрольная дата: {r.control_date}",
             "",

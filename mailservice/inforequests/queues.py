@@ -13,7 +13,7 @@ Light on purpose: ``requests list`` imports it and nothing of intake or mail, no
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import ColumnElement, and_
 
@@ -78,7 +78,18 @@ def to_forward(request: Request | Listed) -> bool:
     )
 
 
-def term_start_of(request: Request | Listed, tz: dt.tzinfo) -> dt.date | None:
+class Dated(Protocol):
+    """What :func:`term_start_of` reads of a request (a model, a listed row, the figures' facts)."""
+
+    @property
+    def received_at(self) -> dt.datetime: ...
+    @property
+    def registered_on(self) -> dt.date | None: ...
+    @property
+    def channel(self) -> str: ...
+
+
+def term_start_of(request: Dated, tz: dt.tzinfo) -> dt.date | None:
     """The day the request's terms count from (None before registration): its registration date, never later than
     its last lawful registration day (:func:`deadlines.term_start`, the base of the answer term too)."""
     if request.registered_on is None:

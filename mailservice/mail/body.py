@@ -22,6 +22,7 @@ from mailservice.mail.filenames import sanitize_filename
 from mailservice.mail.header_reader import _MAX_DEFECTS, _clean_line, _fix_8bit, _HeaderReader
 from mailservice.mail.headers import decode_bytes, decode_encoded_words, part_content_type
 from mailservice.mail.quotes import html_to_text
+from mailservice.mail.smime import SMIME_TYPES, read_smime
 from mailservice.mail.tnef import TnefContent, is_tnef, read_tnef
 
 
@@ -153,6 +154,11 @@ _FORWARDED_MAX = 20_000
 _FORWARDED_LEVELS = 3
 _MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9.+-]{0,60}/[a-z0-9][a-z0-9.+-]{0,100}")
 _FORWARD_SEPARATOR = "-------- Пересланное сообщение --------"
+# An S/MIME file inside an S/MIME file (signed, then signed again) is read this many layers deep; each layer is a
+# copy of the one around it, so the layers bound the memory a letter can take.
+_SMIME_LAYERS = 3
+_SMIME_MAX_BYTES = 64 * 2**20
+_HEADER_LINE = re.compile(rb"[!-9;-~]+[ \t]*:")
 
 
 def _is_body_text(part: Message, ctype: str, filename: str | None) -> bool:
@@ -171,6 +177,7 @@ class _Walker:
         self.defects = defects
         self.reports = 0  # inside a multipart/report: the returned message is ours or a machine's, not a forward
         self.forwarded_left = _FORWARDED_MAX
+        self.smime_layers = 0
 
     def walk(self, part: Message, body: _Body, depth: int = 0) -> None:
         if depth > _MAX_DEPTH:
@@ -220,7 +227,46 @@ class _Walker:
             if text.strip():
                 body.plain.append(text)
             return
+        if ctype in SMIME_TYPES and self.smime_layers < _SMIME_LAYERS:
+            self._smime(part, ctype, body, depth)
+            return
         self._leaf(part, ctype, body)
+
+    def _smime(self, part: Message, ctype: str, body: _Body, depth: int) -> None:
+        """Opaque S/MIME (RFC 8551 3.5.2): the letter signed inside the .p7m is read as this part's content. The
+        signature is not checked, so the .p7m stays attached and staff are told; an encrypted one is only noted."""
+        name = sanitize_filename(_part_filename(part, self.defects) or "smime.p7m", ctype)
+        data = _payload_bytes(part, self.defects)
+        self._add_attachment(body, name, ctype, data, inline=False)
+        content = read_smime(data, _SMIME_MAX_BYTES)
+        if content.kind == "enveloped":
+            self.defects.append(f"S/MIME {name!r}: encrypted (enveloped-data), not readable")
+            body.notes.append(
+                f"Письмо зашифровано (S/MIME) и прочитать его нельзя: текст находится в зашифрованном файле {name}, "
+                "он сохранён как вложение. Автора можно попросить прислать письмо без шифрования."
+            )
+            return
+        if content.entity is None:
+            if content.problem is None:
+                return  # signed with nothing inside (certificates only, RFC 8551 3.8): the file alone
+            self.defects.append(f"S/MIME {name!r}: {content.problem}")
+            body.notes.append(
+                f"Вложение {name} (письмо с электронной подписью S/MIME) прочитать не удалось; файл сохранён как "
+                "вложение."
+            )
+            return
+        body.notes.append(
+            f"Письмо подписано электронной подписью (S/MIME): его текст и вложения извлечены из файла {name}. "
+            "Подпись не проверялась; файл сохранён как вложение."
+        )
+        if not _HEADER_LINE.match(content.entity):  # a bare text signed without MIME headers
+            body.plain.append(decode_bytes(content.entity)[0])
+            return
+        self.smime_layers += 1
+        try:
+            self.walk(_parse_default(content.entity), body, depth + 1)
+        finally:
+            self.smime_layers -= 1
 
     def _collect_defects(self, part: Message) -> None:
         for defect in getattr(part, "defects", ()):
@@ -369,11 +415,16 @@ class _Walker:
             ftype = ftype or mimetypes.guess_type(item.name or "")[0] or "application/octet-stream"
             self._add_attachment(body, sanitize_filename(item.name, ftype), ftype, item.data, inline=False)
         body.tnef.append((name, ctype, data, content))
+        got = content.files or content.body.strip() or content.html.strip()
+        if content.complete and not got and not content.unread_body:
+            # Read to the end and nothing in it (a receipt, a form's properties): the file the citizen sent is
+            # still theirs to see, so it is kept as it came, with no note (nothing went wrong).
+            self._add_attachment(body, name, ctype, data, inline=False)
+            return
         if content.complete:
             return
         self.defects.extend(f"TNEF {name!r}: {problem}" for problem in content.problems[:5])
         self._add_attachment(body, name, ctype, data, inline=False)
-        got = content.files or content.body.strip() or content.html.strip()
         body.notes.append(
             f"Вложение {name} (формат Outlook) прочитано не полностью: "
             + (
@@ -386,7 +437,7 @@ class _Walker:
 
     def read(self, msg: Message, body: _Body) -> None:
         """Walk the whole message; then a winmail.dat's text is the letter's when the letter has none of its own
-        (an RTF-only one, unread, keeps the .dat with a note for staff), else a calendar invitation's words
+        (an RTF one that cannot be read keeps the .dat with a note for staff), else a calendar invitation's words
         (tryout T4). Otherwise they repeat the letter's text."""
         self.walk(msg, body)
         if body.plain or body.html:
@@ -402,10 +453,11 @@ class _Walker:
             elif content.html.strip():
                 body.html.append(content.html)
             elif content.unread_body and content.complete:
-                self.defects.append(f"TNEF {name!r}: the letter's text is there only as RTF, not read")
+                why = "; ".join(content.problems[:2])
+                self.defects.append(f"TNEF {name!r}: the letter's text is there only as RTF, unreadable: {why}")
                 self._add_attachment(body, name, ctype, data, inline=False)
                 body.notes.append(
-                    f"Текст письма находится во вложении {name} (формат Outlook, RTF) и не прочитан; "
+                    f"Текст письма находится во вложении {name} (формат Outlook, RTF), прочитать его не удалось; "
                     "файл сохранён как вложение."
                 )
 

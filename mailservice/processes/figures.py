@@ -3,8 +3,10 @@
 By month, in the department's time zone:
 
 * received: requests and appeals received that month (every channel);
-* answered: those answered (an answer or a reasoned refusal) that month, counted from registration;
-* median days to answer: calendar days from the registration date to the local date of the answer;
+* answered: those answered (an answer or a reasoned refusal) that month;
+* median days to answer: calendar days from the day the term counts from to the local date of the answer: the
+  registration date, but never later than the last lawful day of registration (queues.term_start_of, as the due
+  date is counted; RULES.md): a letter registered late does not look answered sooner than it was;
 * answered late: the share of those answered after their legal due date (the date after any extension);
 * feedback: the number and average of the ratings (1-5) given that month (survey answers and staff-recorded
   ratings; the anonymous site form's are not counted).
@@ -25,6 +27,7 @@ from mailservice.config import Settings
 from mailservice.feedback.models import FeedbackResponse
 from mailservice.feedback.stats import COUNTED_SOURCES, buckets
 from mailservice.inforequests.models import Request
+from mailservice.inforequests.queues import term_start_of
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class RequestFacts:
     registered_on: dt.date | None
     answered_at: dt.datetime | None
     due_date: dt.date | None
+    channel: str = "email"  # an oral request's term counts from the day it came (queues.term_start_of)
 
 
 @dataclass(frozen=True)
@@ -73,11 +77,12 @@ def compute(
     late: dict[str, int] = defaultdict(int)
     for request in requests:
         received[request.received_at.astimezone(tz).strftime("%Y-%m")] += 1
-        if request.answered_at is None or request.registered_on is None or request.due_date is None:
+        start = term_start_of(request, tz)
+        if request.answered_at is None or start is None or request.due_date is None:
             continue
         answered_on = request.answered_at.astimezone(tz).date()
         month = answered_on.strftime("%Y-%m")
-        days[month].append((answered_on - request.registered_on).days)
+        days[month].append((answered_on - start).days)
         late[month] += answered_on > request.due_date
     feedback = {b.key: b for b in buckets((at.astimezone(tz).strftime("%Y-%m"), r) for at, r in ratings)}
     result = []
@@ -101,7 +106,7 @@ def compute(
 
 def group4_figures(session: Session, settings: Settings, since: dt.datetime | None = None) -> list[MonthFigures]:
     """The figures from the database (every request, or those received since a moment)."""
-    query = select(Request.received_at, Request.registered_on, Request.answered_at, Request.due_date)
+    query = select(Request.received_at, Request.registered_on, Request.answered_at, Request.due_date, Request.channel)
     ratings = select(FeedbackResponse.created_at, FeedbackResponse.rating).where(
         FeedbackResponse.rating.is_not(None), FeedbackResponse.source.in_(COUNTED_SOURCES)
     )

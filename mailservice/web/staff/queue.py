@@ -6,14 +6,16 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
+from typing import cast
 from urllib.parse import urlencode
 
 from sqlalchemy import ColumnElement, ScalarSelect, Select, false, func, literal_column, select
 from sqlalchemy.orm import Session, joinedload
 
 from mailservice.classify.rules import Taxonomy, load_taxonomy
-from mailservice.inforequests import search
+from mailservice.inforequests import queues, search
 from mailservice.inforequests.lifecycle import OPEN_STATUSES, Channel, Status
+from mailservice.inforequests.listing import Listed
 from mailservice.inforequests.models import Request
 from mailservice.inforequests.queues import held_condition, to_forward_condition
 
@@ -131,7 +133,9 @@ def build_query(filters: QueueFilters, today: dt.date) -> Select[Request]:
     if filters.held:
         return query.order_by(Request.received_at, Request.id)  # the registration date counts from receipt
     if filters.to_forward:
-        return query.order_by(Request.registered_on, Request.id)  # the forwarding date counts from registration
+        # Near the forwarding date's order; :func:`fetch` puts the page in that exact order (a date SQL cannot
+        # compute on SQLite: it needs the local day of receipt, queues.term_start_of).
+        return query.order_by(Request.registered_on, Request.id)
     # Written with a literal 'urgent': the expression indexes of migration 1902 match it (a bound value would not).
     return query.order_by(
         (Request.urgency == literal_column("'urgent'")).desc(),
@@ -149,14 +153,31 @@ def page_count(total: int, page: int, rows_on_page: int) -> int:
     return max(1, -(-total // PAGE_SIZE))
 
 
-def fetch(session: Session, filters: QueueFilters, today: dt.date) -> tuple[list[Request], int]:
-    """One page of the queue and the number of matching requests, counted up to ``COUNT_CAP + 1``."""
+def _by_forwarding_date(session: Session, query: Select[Request], page: int, tz: dt.tzinfo) -> list[Request]:
+    """One page of the "to forward" queue, soonest forwarding date first (59-FZ art. 8 p. 3: 7 days from the
+    term's start, which a letter registered late does not push back). The dates are computed here from a few
+    columns of every waiting letter (few: they leave the queue once forwarded), then the page is loaded."""
+    columns = (Request.id, Request.received_at, Request.registered_on, Request.channel, Request.topic, Request.status)
+    keys = session.execute(query.order_by(None).with_only_columns(*columns)).all()
+    # A row has the fields queues.forwarding_date reads (the listing's rows are read the same way).
+    ordered = sorted(keys, key=lambda r: (queues.forwarding_date(cast(Listed, r), tz) or dt.date.max, r.id))
+    ids = [r.id for r in ordered[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]]
+    found = session.scalars(select(Request).where(Request.id.in_(ids)).options(joinedload(Request.client))).all()
+    by_id = {r.id: r for r in found}
+    return [by_id[i] for i in ids if i in by_id]
+
+
+def fetch(session: Session, filters: QueueFilters, today: dt.date, tz: dt.tzinfo) -> tuple[list[Request], int]:
+    """One page of the queue and the number of matching requests, counted up to ``COUNT_CAP + 1``; ``tz`` is the
+    department's (the "to forward" queue's dates are local ones)."""
     query = build_query(filters, today)
     if filters.q:  # the full-text search (inforequests/search.py) narrows the queue
         found = search.matching_ids(session, filters.q)
         query = query.where(Request.id.in_(found) if found is not None else false())
     capped = query.order_by(None).with_only_columns(Request.id).limit(COUNT_CAP + 1).subquery()
     total = int(session.scalar(select(func.count()).select_from(capped)) or 0)
+    if filters.to_forward:
+        return _by_forwarding_date(session, query, filters.page, tz), total
     rows = session.scalars(
         # The client in the same statement (a join, not a second query: round trips cost most under load).
         query.options(joinedload(Request.client)).limit(PAGE_SIZE).offset((filters.page - 1) * PAGE_SIZE)

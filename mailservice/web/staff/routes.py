@@ -277,7 +277,7 @@ def queue_page(request: Request, ctx: Operator) -> Response:
     today = _today(request)
     settings = settings_of(request)
     with session_scope(settings) as session:
-        rows, total = queue.fetch(session, filters, today)
+        rows, total = queue.fetch(session, filters, today, settings.tz)
         counters = queue.counters(session, today)
         return page(
             request,
