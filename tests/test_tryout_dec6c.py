@@ -223,6 +223,11 @@ def test_an_answer_with_nowhere_to_go_is_not_reported_as_sent(settings: Settings
     )  # fmt: skip
     assert created.status_code == 303, created.text
     path = created.headers["location"].split("?")[0]
+    # A status change is not reported as told to the client either.
+    moved = http.post(f"{path}/status", data={"csrf_token": csrf, "target": "in_progress"})
+    assert moved.status_code == 303
+    moved_page = http.get(moved.headers["location"]).text
+    assert "клиент уведомлён" not in moved_page and "клиенту ничего не направлено" in moved_page
     answered = http.post(f"{path}/answer", data={"csrf_token": csrf, "text": "Ответ по существу жалобы."})
     assert answered.status_code == 303
     with session_scope(settings) as session:

@@ -80,6 +80,8 @@ DONE = {
     "assign": "Исполнитель назначен.",
     "reclassify": "Классификация сохранена.",
     "status": "Статус изменён, клиент уведомлён.",
+    "status_unsent": "Статус изменён; клиенту ничего не направлено: у него нет ни адреса электронной почты, ни "
+    "почтового адреса.",
     "answer": "Ответ отправлен клиенту.",
     # The answer is recorded, but there is no address to send it to (defect U5): never say it was sent.
     "answer_unsent": "Ответ записан, но не направлен: у клиента нет ни адреса электронной почты, ни почтового "
@@ -520,9 +522,10 @@ def request_status(
                 forwarded_to=forwarded_to,
             )
             _audit(session, ctx, "request_status", "request", req.id, to=status.value, ground=ground or None)
+            done = "status" if notifications.reachable(req) else "status_unsent"  # never «уведомлён» in vain (U5)
     except ConsoleError as exc:
         return _request_page(request, ctx, request_id, error=str(exc), status_code=400, status_form=typed)
-    return redirect(f"/staff/requests/{request_id}?done=status")
+    return redirect(f"/staff/requests/{request_id}?done={done}")
 
 
 @router.post("/requests/{request_id}/answer")
