@@ -372,6 +372,7 @@ def _status_name(status: str | None) -> str:
 def show_cmd(number: Annotated[str, typer.Argument(help="Регистрационный номер, например 2026-000042")]) -> None:
     """Показать запрос со всей историей."""
     from mailservice.classify.taxonomy import load_taxonomy
+    from mailservice.history.archive import EVENT_NAMES
     from mailservice.inforequests.deadlines import Law
     from mailservice.templating import review_note
 
@@ -397,7 +398,8 @@ def show_cmd(number: Annotated[str, typer.Argument(help="Регистрацио�
             change = f" {_status_name(e.from_status)} -> {_status_name(e.to_status)}" if e.to_status else ""
             ground = f" [{e.ground}]" if e.ground else ""
             comment = inert(e.comment[:200])
-            out.append(f"  {e.at.astimezone(settings.tz):%Y-%m-%d %H:%M} {e.kind}{change}{ground} {comment}")
+            kind = EVENT_NAMES.get(e.kind, e.kind)  # the console's names for the same events (defect U7)
+            out.append(f"  {e.at.astimezone(settings.tz):%Y-%m-%d %H:%M} {kind}{change}{ground} {comment}")
         for a in r.attachments:
             out.append(f"  вложение: {inert(a.filename)} ({a.size} байт, {a.sha256[:12]})")
         typer.echo("\n".join(line for line in out if line is not None))

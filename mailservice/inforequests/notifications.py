@@ -141,22 +141,31 @@ def _auto_reply_counts(session: Session) -> dict[str, int]:
     return counts
 
 
+def _mailbox_key(address: str) -> str:
+    """The address as the limit counts it: «Victim@» and «vIctim@» reach one mailbox at every provider a citizen
+    uses, so forged letters must not multiply the limit by the spellings of one local part (defect U9; RFC 5321
+    2.4 discourages exploiting its case). Lower-cased as the databases' lower() does (ASCII on SQLite)."""
+    return address.lower()
+
+
 def prefetch_auto_replies(session: Session, addresses: Sequence[str], now: dt.datetime) -> None:
     """Read the automatic replies of the last hour to ``addresses`` in one query (intake's batch)."""
     counts = _auto_reply_counts(session)
-    wanted = sorted({a for a in addresses if a not in counts})
+    wanted = sorted({_mailbox_key(a) for a in addresses} - counts.keys())
+    # Migration 1905 indexes lower(reply_email), so this look-up stays an index scan.
+    reply_key = func.lower(Request.reply_email)
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
         counts.update(dict.fromkeys(chunk, 0))
         query = (
-            select(Request.reply_email, func.count(OutboxMessage.id))
+            select(reply_key, func.count(OutboxMessage.id))
             .join(OutboxMessage, OutboxMessage.request_id == Request.id)
             .where(
-                Request.reply_email.in_(chunk),
+                reply_key.in_(chunk),
                 OutboxMessage.kind.in_(AUTO_REPLY_KINDS),
                 OutboxMessage.created_at > now - _AUTO_REPLY_WINDOW,
             )
-            .group_by(Request.reply_email)
+            .group_by(reply_key)
         )
         for address, count in session.execute(query):
             if address is not None:
@@ -165,8 +174,9 @@ def prefetch_auto_replies(session: Session, addresses: Sequence[str], now: dt.da
 
 def _count_auto_reply(session: Session, address: str) -> None:
     counts = _auto_reply_counts(session)
-    if address in counts:
-        counts[address] += 1
+    key = _mailbox_key(address)
+    if key in counts:
+        counts[key] += 1
 
 
 def auto_reply_allowed(session: Session, settings: Settings, request: Request, now: dt.datetime) -> bool:
@@ -177,9 +187,10 @@ def auto_reply_allowed(session: Session, settings: Settings, request: Request, n
     if not address or limit <= 0:
         return True
     counts = _auto_reply_counts(session)
-    if address not in counts:
+    key = _mailbox_key(address)
+    if key not in counts:
         prefetch_auto_replies(session, [address], now)
-    if counts[address] < limit:
+    if counts[key] < limit:
         return True
     session.add(
         Event(
@@ -188,7 +199,7 @@ def auto_reply_allowed(session: Session, settings: Settings, request: Request, n
             at=now,
             kind=EventKind.note,
             comment=f"Автоматический ответ на адрес {address} не отправлен: за час на этот адрес уже отправлено "
-            f"{counts[address]} (предел {limit}). Письмо зарегистрировано.",
+            f"{counts[key]} (предел {limit}). Письмо зарегистрировано.",
             data={"internal": True, "auto_reply_suppressed": True},
         )
     )

@@ -502,6 +502,12 @@ def change_status(
     """A staff status change: checked against the rules, recorded as an event, told to the client by e-mail."""
     if target not in STAFF_SETTABLE:
         raise TransitionError("Этот статус устанавливается только при регистрации")
+    # Two members of staff may act on one request at once (defect U11): the transition is checked against the
+    # status as it is now, read under a row lock held to the end of this transaction (PostgreSQL; SQLite's BEGIN
+    # IMMEDIATE serialises writers already), not against the status loaded when the page was served. The flush
+    # keeps this transaction's own changes of the request.
+    session.flush()
+    session.refresh(request, ["status"], with_for_update=True)
     current = Status(request.status)
     check_transition(current, target, ground=ground, law=request.law)
     if target is Status.refused and ground:

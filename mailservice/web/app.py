@@ -11,6 +11,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailservice.config import Environment, Settings, get_settings
 from mailservice.db import pending_migrations
@@ -19,6 +20,30 @@ from mailservice.web import security
 from mailservice.web.staff import mount as mount_console
 
 log = logging.getLogger(__name__)
+
+
+class HeadAsGet:
+    """HEAD answered as GET without the content (RFC 9110 9.1: every general-purpose server supports GET and HEAD;
+    9.3.2: the same header fields as GET). FastAPI registers GET routes for GET only, so uptime monitors probing
+    /healthz by HEAD and link checkers following our status links saw 405 (defect U10). Every GET here changes
+    nothing (signed links act on POST only), so running it for a HEAD is safe."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -117,4 +142,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 raise HTTPException(status_code=404)
             return path.read_bytes().decode("utf-8", "replace")
 
+    app.add_middleware(HeadAsGet)  # the outermost: a HEAD gets every header a GET gets (security ones included)
     return app

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from mailservice.db import utcnow
+from mailservice.inforequests.lifecycle import CHANNEL_NAMES, REFUSAL_GROUNDS, STATUS_NAMES
+from mailservice.web.staff.auth import ROLE_NAMES
 from mailservice.web.staff.models import AuditEntry
 
 if TYPE_CHECKING:
@@ -97,3 +99,70 @@ ACTION_NAMES = {
     "request_claim": "обращение присоединено к истории владельца адреса по ссылке из письма",
     "request_reregister_forwarded": "запрос перерегистрирован на автора пересланного письма",
 }
+
+
+# The audit page speaks Russian (defect U6): the kinds of object and the details' names and values.
+OBJECT_NAMES = {
+    "request": "запрос",
+    "client": "клиент",
+    "staff": "сотрудник",
+    "intake": "письмо из журнала приёма",
+    "letter": "письмо клиенту",
+    "attachment": "вложение",
+    "event": "запись истории",
+    "feedback": "отзыв",
+    "register": "реестр",
+    "report": "отчёт",
+    "wg_minutes": "протокол рабочей группы",
+    "wg_report": "доклад рабочей группы",
+    "wg_instruction": "поручение рабочей группы",
+}
+DETAIL_NAMES = {
+    "to": "новый статус",
+    "ground": "основание",
+    "files": "файлов",
+    "role": "роль",
+    "format": "формат",
+    "outcome": "итог",
+    "version": "версия",
+    "type": "тип",
+    "topic": "тема",
+    "urgency": "срочность",
+    "request_id": "запрос",
+    "report": "отчёт",
+    "number": "номер",
+    "month": "месяц",
+    "merged": "объединена запись",
+    "kind": "вид",
+    "filters": "отбор",
+    "document": "документ",
+    "command": "команда",
+    "check": "проверка личности",
+    "channel": "канал",
+    "event": "запись истории",
+    "email": "адрес",
+    "via": "способ",
+    "sender": "отправитель",
+    "from_client": "из записи клиента",
+    "to_client": "в запись клиента",
+}
+_VALUE_NAMES: dict[str, dict[str, str]] = {
+    "to": {str(status): name for status, name in STATUS_NAMES.items()},
+    "role": {str(role): name for role, name in ROLE_NAMES.items()},
+    "channel": {str(channel): name for channel, name in CHANNEL_NAMES.items()},
+    "ground": {code: ground.title for code, ground in REFUSAL_GROUNDS.items()},
+}
+
+
+def details_text(details: dict[str, Any] | None) -> str:
+    """An entry's details in Russian: «новый статус: в работе; файлов: 2»; empty values are left out."""
+    parts = []
+    for key, value in (details or {}).items():
+        if value is None or value == "" or value == [] or value == {}:
+            continue
+        if isinstance(value, bool):
+            shown = "да" if value else "нет"
+        else:
+            shown = _VALUE_NAMES.get(key, {}).get(str(value), str(value))
+        parts.append(f"{DETAIL_NAMES.get(key, key)}: {shown}")
+    return "; ".join(parts)

@@ -80,6 +80,8 @@ DONE = {
     "assign": "Исполнитель назначен.",
     "reclassify": "Классификация сохранена.",
     "status": "Статус изменён, клиент уведомлён.",
+    "status_unsent": "Статус изменён; клиенту ничего не направлено: у него нет ни адреса электронной почты, ни "
+    "почтового адреса.",
     "answer": "Ответ отправлен клиенту.",
     # The answer is recorded, but there is no address to send it to (defect U5): never say it was sent.
     "answer_unsent": "Ответ записан, но не направлен: у клиента нет ни адреса электронной почты, ни почтового "
@@ -321,6 +323,7 @@ def _request_page(
     error: str = "",
     status_code: int = 200,
     answer_text: str | None = None,
+    status_form: dict[str, str] | None = None,
 ) -> HTMLResponse:
     settings = settings_of(request)
     today = _today(request)
@@ -356,6 +359,7 @@ def _request_page(
             grounds=[g for g in REFUSAL_GROUNDS.values() if g.law == req.law],
             answer_templates=ANSWER_TEMPLATES,
             answer_text=answer_text or "",
+            status_form=status_form or {},
             chosen_template=template if template in ANSWER_TEMPLATES else "",
             staff=staff,
             register_by=queues.registration_date(settings, req),
@@ -488,6 +492,8 @@ def request_status(
 ) -> Response:
     """Clarification, extension, forwarding, refusal (legal ground required), closing, back to work."""
     settings = settings_of(request)
+    # A refusal gives the page back with what was typed (brief "staff's working day": an error loses no input).
+    typed = {"target": target, "comment": comment, "ground": ground, "days": days, "forwarded_to": forwarded_to}
     try:
         status = Status(target)
     except ValueError:
@@ -497,7 +503,9 @@ def request_status(
         try:
             extension = int(days)
         except ValueError:
-            return _request_page(request, ctx, request_id, error="Укажите число дней продления", status_code=400)
+            return _request_page(
+                request, ctx, request_id, error="Укажите число дней продления", status_code=400, status_form=typed
+            )
     try:
         with session_scope(settings) as session:
             req = _load_request(session, request_id)
@@ -514,9 +522,10 @@ def request_status(
                 forwarded_to=forwarded_to,
             )
             _audit(session, ctx, "request_status", "request", req.id, to=status.value, ground=ground or None)
+            done = "status" if notifications.reachable(req) else "status_unsent"  # never «уведомлён» in vain (U5)
     except ConsoleError as exc:
-        return _request_page(request, ctx, request_id, error=str(exc), status_code=400)
-    return redirect(f"/staff/requests/{request_id}?done=status")
+        return _request_page(request, ctx, request_id, error=str(exc), status_code=400, status_form=typed)
+    return redirect(f"/staff/requests/{request_id}?done={done}")
 
 
 @router.post("/requests/{request_id}/answer")
@@ -708,6 +717,8 @@ def audit_page(request: Request, ctx: Admin, page_no: Annotated[int, Query(alias
             entries=entries,
             page_no=page_no,
             action_names=audit.ACTION_NAMES,
+            object_names=audit.OBJECT_NAMES,
+            details_text=audit.details_text,
             local=_local(request),
             **_names(),
         )
