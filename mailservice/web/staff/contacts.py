@@ -15,7 +15,6 @@ from fastapi import APIRouter, Depends, File, Form, Request
 from fastapi import UploadFile as FastAPIUpload
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from mailservice.db import session_scope, utcnow
 from mailservice.documents import DOCX_TYPE, PDF_TYPE
@@ -40,7 +39,6 @@ from mailservice.web.staff.deps import (
     settings_of,
     stored_file,
 )
-from mailservice.web.staff.routes import _audit as audit_action
 from mailservice.web.staff.routes import _names
 from mailservice.web.staff.uploads import store_uploads
 
@@ -147,7 +145,7 @@ def register_submit(
         with session_scope(settings) as session:
             data = dataclasses.replace(data, files=tuple(store_uploads(settings, files)))
             created = actions.register_contact_request(session, settings, data, actor=ctx.email, now=now)
-            audit_action(session, ctx, "request_register", "request", created.id, channel=chosen.value)
+            audit.by_staff(session, ctx, "request_register", "request", created.id, channel=chosen.value)
             new_id = created.id
     except ConsoleError as exc:
         return _register_page(request, ctx, error=str(exc), form=form, status_code=400)
@@ -217,19 +215,6 @@ def request_contact(
 # Letters to post ------------------------------------------------------------------------------------------------
 
 
-def _audit(session: Session, ctx: StaffContext, action: str, object_type: str, object_id: int) -> None:
-    audit.record(
-        session,
-        now=utcnow(),
-        actor=ctx.email,
-        actor_id=ctx.user_id,
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        ip=ctx.ip,
-    )
-
-
 @router.get("/letters", response_class=HTMLResponse)
 def letters_page(request: Request, ctx: Operator) -> Response:
     """Letters to clients without e-mail: those waiting to be posted, then the latest sent."""
@@ -260,7 +245,7 @@ def letter_file(request: Request, ctx: Operator, letter_id: DbId, ext: str) -> R
         data = stored_file(settings, sha, "Файл письма больше не хранится.")
         name = f"letter-{letter.number.replace('/', '-')}.{ext}"
         # README "What is logged": files downloaded; a letter holds the citizen's name, address and our answer.
-        audit_action(session, ctx, "letter_download", "letter", letter.id, format=ext)
+        audit.by_staff(session, ctx, "letter_download", "letter", letter.id, format=ext)
     return download(data, name, DOCX_TYPE if ext == "docx" else PDF_TYPE)
 
 
@@ -276,7 +261,7 @@ def letter_sent(request: Request, ctx: Operator, letter_id: DbId) -> Response:
             postal.mark_sent(session, letter, actor=ctx.email, now=utcnow())
         except postal.LetterError as exc:
             raise Refused(409, "Письмо уже отправлено", str(exc)) from None
-        _audit(session, ctx, "letter_sent", "letter", letter.id)
+        audit.by_staff(session, ctx, "letter_sent", "letter", letter.id)
     return redirect("/staff/letters?done=sent")
 
 
@@ -303,7 +288,7 @@ def client_history_print(request: Request, ctx: Operator, client_id: DbId) -> Re
             )
         buffer = io.BytesIO()
         write_zip(session, settings, client.id, now, buffer)
-        _audit(session, ctx, "history_print", "client", client.id)
+        audit.by_staff(session, ctx, "history_print", "client", client.id)
         stamp = now.astimezone(settings.tz).strftime("%Y%m%d")
     response = Response(
         buffer.getvalue(),
