@@ -306,6 +306,41 @@ def _envelope_headers(
     return headers
 
 
+_DIGITS_AS_ZERO = str.maketrans("123456789", "000000000")
+_ENCODED_WORD = re.compile(r"=\?utf-8\?b\?([A-Za-z0-9+/=]*)\?=")
+_Layout = tuple[tuple[str, ...], tuple[int, ...]]
+
+
+def _encoded_line(name: str, value: str) -> bytes:
+    """``_header_line(name, Header(value, UTF8))``: the acknowledgement's subject differs from letter to letter only
+    in the digits of its number, and digits do not move the split into encoded words (it counts bytes), so the
+    folding of a value with zeros for digits is reused with this value's own bytes in its encoded words."""
+    layout = _header_layout(name, value.translate(_DIGITS_AS_ZERO))
+    if layout is None:
+        return _header_line(name, Header(value, UTF8, header_name=name))
+    return _fill_layout(layout, value.encode("utf-8")).encode("ascii")
+
+
+@functools.lru_cache(maxsize=256)
+def _header_layout(name: str, shape: str) -> _Layout | None:
+    """How WIRE_POLICY folds header ``name`` of value ``shape``: the text between its encoded words and the number
+    of bytes each carries (None when the folding is not made of such words alone)."""
+    folded = WIRE_POLICY.fold_binary(name, Header(shape, UTF8, header_name=name)).decode("ascii")  # type: ignore[arg-type]
+    pieces = _ENCODED_WORD.split(folded)
+    layout = (tuple(pieces[0::2]), tuple(len(base64.b64decode(word)) for word in pieces[1::2]))
+    return layout if _fill_layout(layout, shape.encode("utf-8")) == folded else None
+
+
+def _fill_layout(layout: _Layout, data: bytes) -> str:
+    between, sizes = layout
+    out = [between[0]]
+    start = 0
+    for size, after in zip(sizes, between[1:], strict=True):
+        out += ["=?utf-8?b?", base64.b64encode(data[start : start + size]).decode("ascii"), "?=", after]
+        start += size
+    return "".join(out)
+
+
 @dataclass(frozen=True)
 class TextMessage:
     """A plain-text letter already in wire bytes, with what the outbox records of it."""
@@ -349,7 +384,10 @@ def text_message_bytes(
         extra_headers=None,
         message_id=message_id,
     )
-    lines = [_header_line(name, value) for name, value in (*_utf8_text_headers("plain"), *headers)]
+    lines = [
+        _encoded_line(name, str(value)) if isinstance(value, Header) else _header_line(name, value)
+        for name, value in (*_utf8_text_headers("plain"), *headers)
+    ]
     lines.append(b"\r\n")
     # The Base64 lines of _text_part, each ended by CRLF as _WireGenerator._write_lines ends them.
     lines.append(base64.encodebytes(text.encode("utf-8")).replace(b"\n", b"\r\n"))
