@@ -88,17 +88,41 @@ def enqueue(
         mail_from = getaddresses([str(message["From"])])[0][1]
     else:
         mail_from, recipients = envelope[0], list(envelope[1])
-    if not recipients:
-        raise ValueError("an outgoing message needs at least one recipient")
     from mailservice.mail.compose import serialise  # here: the models' importers (the CLI) need no templates
 
+    return enqueue_raw(
+        session,
+        serialise(message),
+        message_id=message_id,
+        subject=str(message["Subject"] or ""),
+        kind=kind,
+        ref_type=ref_type,
+        ref_id=ref_id,
+        envelope=(mail_from, recipients),
+    )
+
+
+def enqueue_raw(
+    session: Session,
+    raw: bytes,
+    *,
+    message_id: str,
+    subject: str,
+    kind: str,
+    envelope: tuple[str, Sequence[str]],
+    ref_type: str = "",
+    ref_id: int | None = None,
+) -> OutboxMessage:
+    """:func:`enqueue` for a message already in wire bytes (compose.text_message_bytes)."""
+    if not envelope[1]:
+        raise ValueError("an outgoing message needs at least one recipient")
     row = OutboxMessage(
         kind=kind,
         message_id=message_id,
-        mail_from=mail_from,
-        recipients=",".join(recipients),
-        subject=str(message["Subject"] or ""),
-        raw=serialise(message),
+        mail_from=envelope[0],
+        recipients=",".join(envelope[1]),
+        subject=subject,
+        raw=raw,
         ref_type=ref_type,
         ref_id=ref_id,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -121,6 +122,50 @@ def environment() -> Environment:
     env.globals["greeting"] = greeting
     env.globals["review_note"] = review_note
     return env
+
+
+# Slotted rendering: a template rendered once with markers where the values that differ per letter go, then filled
+# by substitution (intake's acknowledgements: one per letter, and the same text but for the number, dates, subject).
+_MARK = "\x00"  # never in a template's text or in the settings it shows (verified when rendering)
+
+
+def slot(name: str) -> str:
+    """The marker standing for the value ``name`` in :func:`render_slotted`."""
+    return f"{_MARK}{name}{_MARK}"
+
+
+def _slot_or(date_filter: Callable[[dt.date | dt.datetime | None], str]) -> Callable[[object], str]:
+    def apply(value: object) -> str:
+        return value if isinstance(value, str) and value.startswith(_MARK) else date_filter(value)  # type: ignore[arg-type]
+
+    return apply
+
+
+@lru_cache(maxsize=1)
+def _slot_environment() -> Environment:
+    # Not a plain overlay: that copies the cache, whose templates keep the date filters of the shared environment.
+    env = environment().overlay(cache_size=0)
+    env.filters["ru_date"] = _slot_or(ru_date)
+    env.filters["ru_short_date"] = _slot_or(ru_short_date)
+    return env
+
+
+def render_slotted(name: str, slots: frozenset[str], **context: object) -> list[str] | None:
+    """``name`` rendered with ``context`` whose per-letter values are :func:`slot` markers: the text's pieces, the
+    constant ones at even positions and the slots' names at odd ones (for :func:`fill`). None when the result is not
+    made of exactly those (a marker character in the settings): render that letter normally then."""
+    parts = _slot_environment().get_template(name).render(**context).split(_MARK)
+    if len(parts) % 2 == 0 or any(part not in slots for part in parts[1::2]):
+        return None
+    return parts
+
+
+def fill(parts: list[str], values: Mapping[str, str]) -> str:
+    """The text of :func:`render_slotted` with each slot's value put in."""
+    filled = parts.copy()
+    for index in range(1, len(parts), 2):
+        filled[index] = values[parts[index]]
+    return "".join(filled)
 
 
 def render(name: str, **context: object) -> str:

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailservice.config import Settings
-from mailservice.mail.compose import UTF8, WIRE_POLICY, _text_part, build_message, serialise
+from mailservice.mail.compose import UTF8, WIRE_POLICY, _encoded_line, _text_part, build_message, serialise
 
 HEADER_TEXT = st.text(alphabet=string.ascii_letters + string.digits + ' \t<>@.,;:"()[]=?-_/' + "ёЖщ", max_size=120)
 
@@ -93,3 +93,16 @@ def test_a_text_part_is_what_mimetext_makes(text: str, subtype: str) -> None:
     assert serialise(ours) == serialise(standard) == standard.as_bytes(policy=WIRE_POLICY)
     assert ours.get_payload(decode=True) == text.encode("utf-8")
     assert ours.get_content_type() == f"text/{subtype}" and ours.get_content_charset() == "utf-8"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    number=st.from_regex(r"\A[0-9]{4}-[0-9]{6}\Z"),
+    rest=st.text(alphabet="abc Z.,;0123456789ёЖщЯ漢€😀", max_size=120),
+)
+def test_an_encoded_header_reused_for_other_digits_folds_as_the_standard_folder(number: str, rest: str) -> None:
+    """The acknowledgement's subject is folded once per shape and filled with each number's digits: the same
+    bytes as folding it anew (compose._encoded_line)."""
+    value = f"[№ {number}] {rest}"
+    standard = WIRE_POLICY.fold_binary("Subject", Header(value, UTF8, header_name="Subject"))  # type: ignore[arg-type]
+    assert _encoded_line("Subject", value) == standard

@@ -17,16 +17,17 @@ from sqlalchemy import select
 from mailservice.config import Settings
 from mailservice.db import session_scope
 from mailservice.feedback.models import FeedbackResponse
-from mailservice.inforequests import service
+from mailservice.inforequests import notifications, service
 from mailservice.inforequests.lifecycle import Status
 from mailservice.inforequests.models import Client, Request
 from mailservice.intake import pipeline
 from mailservice.intake.models import Bounce, IntakeEntry, Outcome
 from mailservice.intake.pipeline import Source, process_batch, process_raw
 from mailservice.intake.prepare import preparer_for
+from mailservice.mail import compose
 from mailservice.outbox import OutboxMessage
 from tests.conftest import make_env
-from tests.mailfactory import citizen_mail, message_id_of
+from tests.mailfactory import citizen_mail, html_mail, message_id_of
 
 NOW = dt.datetime(2026, 3, 2, 5, 0, tzinfo=dt.UTC)
 AD = "Распродажа окон ПВХ со склада, скидки до 50%. Цены от 9 900 руб. Звоните! https://okna.example.com/sale"
@@ -218,3 +219,48 @@ def test_an_appeal_by_plain_email_gets_the_legal_channels_threaded_to_itself_alo
         headers = notice.raw.decode("ascii", "replace")
         assert f"References: <{message_id_of(appeal)}>" in headers
         assert "other@dizo.test" not in headers
+
+
+@pytest.mark.parametrize("mode", ["fast", "careful"])
+def test_an_acknowledgement_has_the_bytes_of_its_template_rendered_in_full(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """Intake writes acknowledgements from a text rendered once per kind (notifications._quick_acknowledgement):
+    each must be byte for byte the letter build_message makes from the template for that request."""
+    if mode == "careful":
+        _careful_only(monkeypatch)
+    monkeypatch.setattr(compose, "utcnow", lambda: NOW)  # the Date header of both builds
+    long_subject = "Запрос о предоставлении сведений о земельных участках, " * 3
+    batch = [
+        citizen_mail(sender="a@example.ru", name="Андреев Андрей Андреевич", subject="Запрос о торгах"),
+        citizen_mail(sender="b@example.ru", name='John "Jack" Smith', subject=long_subject),
+        citizen_mail(sender="c@example.ru", name="ООО «Ромашка»", subject=None),
+        citizen_mail(sender="d@example.ru", name="", subject="Жалоба", body="Прошу разобраться: нагрубили на приёме."),
+        citizen_mail(sender="e@example.ru", name="Ёлкина Е.", subject="Subject in ASCII only"),
+        html_mail(sender="f@example.ru", name="Фёдоров Ф. Ф.", subject="Письмо в HTML", paragraphs=["Прошу ответить."]),
+    ]
+    results = process_batch(settings, [(raw, _source()) for raw in batch], now=NOW)
+    assert [r.outcome for r in results] == [Outcome.new_request] * len(batch)
+    with session_scope(settings) as session:
+        acks = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "acknowledgement")).all()
+        assert len(acks) == len(batch)
+        built = {row.request_id: (row.message_id, row.raw, row.subject) for row in acks}
+    # The same acknowledgement again, built the long way with the same Message-ID, in a transaction rolled back.
+    monkeypatch.setattr(notifications, "_quick_acknowledgement", lambda *args: None)
+    for request_id, (message_id, raw, subject) in built.items():
+        monkeypatch.setattr(compose, "new_message_id", lambda _settings, known=message_id: known)
+        with pytest.raises(_RolledBack), session_scope(settings) as session:
+            request = session.get(Request, request_id)
+            assert request is not None
+            row = notifications.acknowledgement(session, settings, request, NOW)
+            assert row is not None
+            assert (row.raw, row.subject) == (raw, subject)
+            raise _RolledBack
+    # The variants really occurred: an encoded name folded, no name, the subject folded over two lines.
+    raws = b"".join(raw for _id, raw, _subject in built.values())
+    assert b"?=\r\n =?utf-8?b?0Yc=?= <a@example.ru>\r\n" in raws and b"To: d@example.ru\r\n" in raws
+    assert raws.count(b"?=\r\n =?utf-8?b?") >= 2 * len(batch)
+
+
+class _RolledBack(Exception):
+    """Leaves a session_scope without committing."""

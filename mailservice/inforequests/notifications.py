@@ -8,7 +8,9 @@ headers.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Sequence
+from types import SimpleNamespace
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -18,9 +20,12 @@ from mailservice.inforequests import postal
 from mailservice.inforequests.lifecycle import CHANNEL_NAMES, REFUSAL_GROUNDS, STATUS_NAMES, Channel, EventKind, Status
 from mailservice.inforequests.models import Client, Event, Request
 from mailservice.inforequests.notes import internal_note
-from mailservice.mail.compose import build_message, wire_address
-from mailservice.outbox import OutboxMessage, enqueue
+from mailservice.mail.compose import TextMessage, build_message, text_message_bytes, wire_address
+from mailservice.outbox import OutboxMessage, enqueue, enqueue_raw
+from mailservice.templating import fill, greeting, render_slotted, ru_date, ru_short_date, slot
 from mailservice.webrequests.status import status_url
+
+log = logging.getLogger(__name__)
 
 
 def subject_tag(number: str | None) -> str:
@@ -96,32 +101,146 @@ def send_to_client(
     if refs is None:
         refs = thread_ids(session, request)
     name = addressee(request, to)
-    message = build_message(
-        settings,
-        to=to,
-        to_name=name,
-        subject=f"{subject_tag(request.number)} {subject}".strip(),
-        template=template,
-        context={
-            "request": request,
-            "addressee": name,
-            "status_names": STATUS_NAMES,
-            "channel_name": CHANNEL_NAMES[Channel(request.channel)],
-            "status_url": status_url(settings, request),
-            **(extra or {}),
-        },
-        auto_submitted=auto_submitted,
-        in_reply_to=refs[-1] if refs else None,
-        references=refs,
-        attachments=attachments,
-    )
+    full_subject = f"{subject_tag(request.number)} {subject}".strip()
+    context = {
+        "request": request,
+        "addressee": name,
+        "status_names": STATUS_NAMES,
+        "channel_name": CHANNEL_NAMES[Channel(request.channel)],
+        "status_url": status_url(settings, request),
+        **(extra or {}),
+    }
     envelope = (wire_address(settings.from_address), [wire_address(to)])
-    row = enqueue(session, message, kind=kind, ref_type=ref_type, ref_id=ref_id, envelope=envelope)
+    quick = (
+        _quick_acknowledgement(settings, request, to, full_subject, context, auto_submitted, refs)
+        if template == "acknowledgement" and not attachments
+        else None
+    )
+    if quick is not None:
+        row = enqueue_raw(
+            session,
+            quick.raw,
+            message_id=quick.message_id,
+            subject=quick.subject,
+            kind=kind,
+            ref_type=ref_type,
+            ref_id=ref_id,
+            envelope=envelope,
+        )
+        sent_subject = quick.subject
+    else:
+        message = build_message(
+            settings,
+            to=to,
+            to_name=name,
+            subject=full_subject,
+            template=template,
+            context=context,
+            auto_submitted=auto_submitted,
+            in_reply_to=refs[-1] if refs else None,
+            references=refs,
+            attachments=attachments,
+        )
+        row = enqueue(session, message, kind=kind, ref_type=ref_type, ref_id=ref_id, envelope=envelope)
+        sent_subject = str(message["Subject"])
     row.request = request  # not request_id: a new request has no id before the flush
-    session.add(sent_event(row, client=request.client, request=request, now=now, subject=str(message["Subject"])))
+    session.add(sent_event(row, client=request.client, request=request, now=now, subject=sent_subject))
     if kind in AUTO_REPLY_KINDS:
         _count_auto_reply(session, to)
     return row
+
+
+class _SlottedRequest:
+    """A request as the acknowledgement's template reads it, with :func:`templating.slot` markers for the values
+    that differ from letter to letter (its law decides which paragraphs the text has, so it is real)."""
+
+    number = slot("number")
+    registered_on = slot("registered_on")
+    subject = slot("subject")
+    due_date = slot("due_date")
+    client = SimpleNamespace(organisation="")  # read only as an argument of the greeting, itself a slot
+
+    def __init__(self, law: str) -> None:
+        self.law = law
+
+
+_ACK_SLOTS = frozenset({"greeting", "number", "registered_on", "subject", "due_date", "status_url"})
+# The acknowledgement's text rendered once per kind (settings, law, channel, the advice on appeals by e-mail).
+_ack_texts: dict[tuple[object, ...], tuple[Settings, list[str] | None]] = {}
+
+
+def _quick_acknowledgement(
+    settings: Settings,
+    request: Request,
+    to: str,
+    subject: str,
+    context: dict[str, object],
+    auto_submitted: str,
+    refs: list[str],
+) -> TextMessage | None:
+    """The acknowledgement's bytes without rendering its template or building ``email`` objects per letter: the
+    text of its kind with this letter's values put in (the same bytes as build_message; tests/test_intake_batch.py
+    compares them). None for the rare kinds it does not cover (a claim link, rejected attachments)."""
+    if context["claim_url"] or context["rejected_attachments"]:
+        return None
+    appeal_by_email = bool(context["appeal_by_email"])
+    # The settings object is kept with its texts (an id is unique only while the object lives); the values the
+    # text shows are in the key too, so a test that changes them gets a fresh text.
+    key = (
+        id(settings),
+        settings.public_url,
+        settings.department_name,
+        settings.department_address,
+        settings.department_phones,
+        request.law,
+        context["channel_name"],
+        appeal_by_email,
+    )
+    cached = _ack_texts.get(key)
+    if cached is None:
+        if len(_ack_texts) >= 64:
+            _ack_texts.clear()
+        try:
+            parts = render_slotted(
+                "email/acknowledgement.txt",
+                _ACK_SLOTS,
+                **{
+                    **context,
+                    "settings": settings,
+                    "request": _SlottedRequest(request.law),
+                    "addressee": slot("addressee"),  # only the greeting may show it
+                    "greeting": lambda *_args, **_kwargs: slot("greeting"),
+                    "status_url": slot("status_url"),
+                },
+            )
+        except Exception:  # the template reads something the stand-in lacks: build these letters normally
+            log.exception("the acknowledgement cannot be rendered with slots; building it in full")
+            parts = None
+        cached = _ack_texts[key] = (settings, parts)
+    parts = cached[1]
+    if parts is None:
+        return None
+    text = fill(
+        parts,
+        {
+            "greeting": greeting(str(context["addressee"]), request.client.organisation),
+            "number": request.number or "",
+            "registered_on": ru_short_date(request.registered_on),
+            "subject": request.subject or "без темы",
+            "due_date": ru_date(request.due_date),
+            "status_url": str(context["status_url"]),
+        },
+    )
+    return text_message_bytes(
+        settings,
+        to=to,
+        to_name=str(context["addressee"]),
+        subject=subject,
+        text=text,
+        auto_submitted=auto_submitted,
+        in_reply_to=refs[-1] if refs else None,
+        references=refs,
+    )
 
 
 # Automatic answers to a new letter: anyone can put any address in From, so these are limited per address and

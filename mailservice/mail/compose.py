@@ -15,6 +15,7 @@ import functools
 import io
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from email import base64mime
 from email import charset as _charset
 from email.generator import BytesGenerator
@@ -81,6 +82,21 @@ def _folded(name: str, value: str) -> bytes:
     return WIRE_POLICY.fold_binary(name, value)
 
 
+def _header_line(name: str, value: str | Header, policy: email.policy.Compat32 = WIRE_POLICY) -> bytes:
+    """One header as :class:`_WireGenerator` writes it (see there)."""
+    if (
+        isinstance(value, str)
+        and value.isascii()
+        and len(name) + len(value) + 2 <= (policy.max_line_length or 78)
+        and "\n" not in value
+        and "\r" not in value
+    ):
+        return f"{name}: {value}{policy.linesep}".encode("ascii", "surrogateescape")  # BytesGenerator.write
+    if isinstance(value, str) and policy is WIRE_POLICY:
+        return _folded(name, value)
+    return policy.fold_binary(name, value)  # type: ignore[arg-type]  # compat32 folds a Header too
+
+
 class _WireGenerator(BytesGenerator):
     """compat32 output, with the common header written directly.
 
@@ -92,20 +108,8 @@ class _WireGenerator(BytesGenerator):
 
     def _write_headers(self, msg: Message) -> None:
         policy = cast(email.policy.Compat32, self.policy)
-        limit = policy.max_line_length or 78
         for name, value in msg.raw_items():
-            if (
-                isinstance(value, str)
-                and value.isascii()
-                and len(name) + len(value) + 2 <= limit
-                and "\n" not in value
-                and "\r" not in value
-            ):
-                self.write(f"{name}: {value}{policy.linesep}")
-            elif isinstance(value, str) and policy is WIRE_POLICY:
-                self._fp.write(_folded(name, value))  # type: ignore[attr-defined]
-            else:
-                self._fp.write(policy.fold_binary(name, value))  # type: ignore[attr-defined]
+            self._fp.write(_header_line(name, value, policy))  # type: ignore[attr-defined]
         self.write(self._NL)  # type: ignore[attr-defined]
 
     def _write_lines(self, lines: str) -> None:
@@ -179,15 +183,22 @@ def _smtputf8_message(message: Message, name: str, addr: str) -> Message:
     return utf8
 
 
+def _utf8_text_headers(subtype: str) -> tuple[tuple[str, str], ...]:
+    return (
+        ("Content-Type", f'text/{subtype}; charset="utf-8"'),
+        ("MIME-Version", "1.0"),
+        ("Content-Transfer-Encoding", "base64"),
+    )
+
+
 def _text_part(text: str, subtype: str) -> Message:
     if text.isascii():
         return MIMEText(text, subtype, "us-ascii")
     # What MIMEText(text, subtype, UTF8) makes (the same headers in the same order, the same Base64 lines), without
     # its parsing the Content-Type it has just written to set the charset again: a tenth of an acknowledgement.
     part = Message()
-    part["Content-Type"] = f'text/{subtype}; charset="utf-8"'
-    part["MIME-Version"] = "1.0"
-    part["Content-Transfer-Encoding"] = "base64"
+    for name, value in _utf8_text_headers(subtype):
+        part[name] = value
     part.set_payload(base64.encodebytes(text.encode("utf-8")).decode("ascii"))
     return part
 
@@ -240,27 +251,148 @@ def build_message(
             part.add_header("Content-Disposition", "attachment", filename=("utf-8", "", safe_header_value(filename)))
             message.attach(part)
 
-    message["From"] = format_address(settings.from_name, settings.from_address, "From")
     utf8_to = not to.rpartition("@")[0].isascii()  # To is added last, once the message is re-read as UTF-8
-    if not utf8_to:
-        message["To"] = format_address(to_name, to, "To")
-    message["Subject"] = encode_header(subject, "Subject")  # type: ignore[assignment]  # compat32 takes a Header
-    message["Date"] = format_datetime(utcnow())
-    message["Message-ID"] = f"<{message_id or new_message_id(settings)}>"
-    if in_reply_to:
-        message["In-Reply-To"] = f"<{safe_header_value(in_reply_to)}>"
-    refs = [safe_header_value(r) for r in references if r]
-    if refs:
-        message["References"] = " ".join(f"<{r}>" for r in refs[-20:])
-    if auto_submitted != "no":
-        message["Auto-Submitted"] = auto_submitted
-        # Ask Exchange not to answer our notices with its own auto-replies (mail loops, RFC 3834 section 2).
-        message["X-Auto-Response-Suppress"] = "All"
-    for name, value in (extra_headers or {}).items():
-        message[name] = encode_header(value, name)  # type: ignore[assignment]
+    headers = _envelope_headers(
+        settings,
+        to=None if utf8_to else to,
+        to_name=to_name,
+        subject=subject,
+        auto_submitted=auto_submitted,
+        in_reply_to=in_reply_to,
+        references=references,
+        extra_headers=extra_headers,
+        message_id=message_id or new_message_id(settings),
+    )
+    for name, value in headers:
+        message[name] = value  # type: ignore[assignment]  # compat32 takes a Header
     if utf8_to:
         return _smtputf8_message(message, to_name, to)
     return message
+
+
+def _envelope_headers(
+    settings: Settings,
+    *,
+    to: str | None,
+    to_name: str,
+    subject: str,
+    auto_submitted: str,
+    in_reply_to: str | None,
+    references: Sequence[str],
+    extra_headers: Mapping[str, str] | None,
+    message_id: str,
+) -> list[tuple[str, str | Header]]:
+    """The headers :func:`build_message` puts above the body, in order (no To when ``to`` is None)."""
+    headers: list[tuple[str, str | Header]] = [
+        ("From", format_address(settings.from_name, settings.from_address, "From"))
+    ]
+    if to is not None:
+        headers.append(("To", format_address(to_name, to, "To")))
+    headers += [
+        ("Subject", encode_header(subject, "Subject")),
+        ("Date", format_datetime(utcnow())),
+        ("Message-ID", f"<{message_id}>"),
+    ]
+    if in_reply_to:
+        headers.append(("In-Reply-To", f"<{safe_header_value(in_reply_to)}>"))
+    refs = [safe_header_value(r) for r in references if r]
+    if refs:
+        headers.append(("References", " ".join(f"<{r}>" for r in refs[-20:])))
+    if auto_submitted != "no":
+        headers.append(("Auto-Submitted", auto_submitted))
+        # Ask Exchange not to answer our notices with its own auto-replies (mail loops, RFC 3834 section 2).
+        headers.append(("X-Auto-Response-Suppress", "All"))
+    headers += [(name, encode_header(value, name)) for name, value in (extra_headers or {}).items()]
+    return headers
+
+
+_DIGITS_AS_ZERO = str.maketrans("123456789", "000000000")
+_ENCODED_WORD = re.compile(r"=\?utf-8\?b\?([A-Za-z0-9+/=]*)\?=")
+_Layout = tuple[tuple[str, ...], tuple[int, ...]]
+
+
+def _encoded_line(name: str, value: str) -> bytes:
+    """``_header_line(name, Header(value, UTF8))``: the acknowledgement's subject differs from letter to letter only
+    in the digits of its number, and digits do not move the split into encoded words (it counts bytes), so the
+    folding of a value with zeros for digits is reused with this value's own bytes in its encoded words."""
+    layout = _header_layout(name, value.translate(_DIGITS_AS_ZERO))
+    if layout is None:
+        return _header_line(name, Header(value, UTF8, header_name=name))
+    return _fill_layout(layout, value.encode("utf-8")).encode("ascii")
+
+
+@functools.lru_cache(maxsize=256)
+def _header_layout(name: str, shape: str) -> _Layout | None:
+    """How WIRE_POLICY folds header ``name`` of value ``shape``: the text between its encoded words and the number
+    of bytes each carries (None when the folding is not made of such words alone)."""
+    folded = WIRE_POLICY.fold_binary(name, Header(shape, UTF8, header_name=name)).decode("ascii")  # type: ignore[arg-type]
+    pieces = _ENCODED_WORD.split(folded)
+    layout = (tuple(pieces[0::2]), tuple(len(base64.b64decode(word)) for word in pieces[1::2]))
+    return layout if _fill_layout(layout, shape.encode("utf-8")) == folded else None
+
+
+def _fill_layout(layout: _Layout, data: bytes) -> str:
+    between, sizes = layout
+    out = [between[0]]
+    start = 0
+    for size, after in zip(sizes, between[1:], strict=True):
+        out += ["=?utf-8?b?", base64.b64encode(data[start : start + size]).decode("ascii"), "?=", after]
+        start += size
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class TextMessage:
+    """A plain-text letter already in wire bytes, with what the outbox records of it."""
+
+    raw: bytes
+    message_id: str  # without angle brackets
+    subject: str
+
+
+def text_message_bytes(
+    settings: Settings,
+    *,
+    to: str,
+    to_name: str = "",
+    subject: str,
+    text: str,
+    auto_submitted: str = "auto-generated",
+    in_reply_to: str | None = None,
+    references: Sequence[str] = (),
+    message_id: str | None = None,
+) -> TextMessage | None:
+    """``serialise(build_message(...))`` of a letter whose template rendered ``text`` and that has no HTML part,
+    no attachments and no extra headers, written straight to bytes without the ``email`` package's objects (intake
+    writes one acknowledgement per letter: building and serialising them was a third of its main process).
+
+    None when the letter is not of the common kind this covers (an ASCII-only text goes as 7bit, a mailbox with a
+    non-ASCII local part needs SMTPUTF8): build it with :func:`build_message` then. tests/test_compose.py checks
+    the bytes against that path.
+    """
+    if text.isascii() or not to.rpartition("@")[0].isascii():
+        return None
+    message_id = message_id or new_message_id(settings)
+    headers = _envelope_headers(
+        settings,
+        to=to,
+        to_name=to_name,
+        subject=subject,
+        auto_submitted=auto_submitted,
+        in_reply_to=in_reply_to,
+        references=references,
+        extra_headers=None,
+        message_id=message_id,
+    )
+    lines = [
+        _encoded_line(name, str(value)) if isinstance(value, Header) else _header_line(name, value)
+        for name, value in (*_utf8_text_headers("plain"), *headers)
+    ]
+    lines.append(b"\r\n")
+    # The Base64 lines of _text_part, each ended by CRLF as _WireGenerator._write_lines ends them.
+    lines.append(base64.encodebytes(text.encode("utf-8")).replace(b"\n", b"\r\n"))
+    subject_value = next(value for name, value in headers if name == "Subject")
+    return TextMessage(b"".join(lines), message_id, str(subject_value))
 
 
 def _generic_part(maintype: str, subtype: str, data: bytes) -> MIMEBase:
