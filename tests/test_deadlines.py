@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from mailservice.config import Settings
 from mailservice.db import session_scope
+from mailservice.engine import get_engine
 from mailservice.inforequests import reminders, service
 from mailservice.inforequests.deadlines import (
     Deadline,
@@ -33,6 +34,7 @@ from mailservice.inforequests.deadlines import (
     validate_extension,
 )
 from mailservice.inforequests.lifecycle import Channel, Status
+from mailservice.inforequests.listing import list_requests
 from mailservice.inforequests.models import Request
 from mailservice.inforequests.queues import OUTSIDE_TOPIC, forwarding_date
 from mailservice.web.staff.queue import QueueFilters
@@ -347,6 +349,18 @@ def test_the_to_forward_queue_puts_a_letter_entered_late_by_its_forwarding_date(
         (late.id, D(2026, 3, 12)),
         (fresh.id, D(2026, 3, 16)),
     ]
+
+
+def test_requests_list_to_forward_puts_a_letter_entered_late_first(settings: Settings) -> None:
+    # The CLI's twin of the console queue above (`requests list --to-forward`), even when the limit cuts the list.
+    # The late one is entered first, so the newest-first order of `requests list` would put it last.
+    with session_scope(settings) as session:
+        late = _posted(session, settings, D(2026, 3, 10), "appeal", OUTSIDE_TOPIC)
+        fresh = _posted(session, settings, D(2026, 3, 9), "appeal", OUTSIDE_TOPIC, "c@example.ru", _at(D(2026, 3, 9)))
+        ids = (late.id, fresh.id)
+    engine = get_engine(settings)
+    assert [r.id for r in list_requests(engine, limit=10, to_forward=True, tz=settings.tz)] == list(ids)
+    assert [r.id for r in list_requests(engine, limit=1, to_forward=True, tz=settings.tz)] == [late.id]
 
 
 def test_the_forwarding_of_a_letter_entered_late_counts_from_the_lawful_registration_day(settings: Settings) -> None:

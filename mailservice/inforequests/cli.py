@@ -197,7 +197,11 @@ def list_cmd(
     overdue: Annotated[bool, typer.Option("--overdue", help="Только просроченные")] = False,
     held: Annotated[bool, typer.Option("--held", help="Только ждущие регистрации (задержаны как реклама)")] = False,
     to_forward: Annotated[
-        bool, typer.Option("--to-forward", help="Только не относящиеся к компетенции, ждущие перенаправления")
+        bool,
+        typer.Option(
+            "--to-forward",
+            help="Только не относящиеся к компетенции, ждущие перенаправления; первыми — с ближайшим сроком перенаправления",
+        ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Вывести в формате JSON")] = False,
     limit: Annotated[int, typer.Option(min=1, help="Сколько строк показать")] = 100,
@@ -211,7 +215,9 @@ def list_cmd(
     settings = get_settings()
     today = utcnow().astimezone(settings.tz).date()
     calendar = default_calendar(settings)
-    found = list_requests(get_engine(settings), limit=limit, status=status, held=held, to_forward=to_forward)
+    found = list_requests(
+        get_engine(settings), limit=limit, status=status, held=held, to_forward=to_forward, tz=settings.tz
+    )
     rows = [r for r in found if not overdue or queues.is_overdue(r, today)]
 
     def iso(day: dt.date | None) -> str | None:

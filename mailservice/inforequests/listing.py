@@ -105,9 +105,16 @@ class _Contact:
 
 
 def list_requests(
-    engine: Engine, *, limit: int, status: str | None = None, held: bool = False, to_forward: bool = False
+    engine: Engine,
+    *,
+    limit: int,
+    status: str | None = None,
+    held: bool = False,
+    to_forward: bool = False,
+    tz: dt.tzinfo = dt.UTC,
 ) -> list[Listed]:
-    """The newest ``limit`` requests, with the filters of ``requests list`` (two queries, one transaction)."""
+    """The newest ``limit`` requests, with the filters of ``requests list`` (two queries, one transaction); with
+    ``to_forward``, the ``limit`` whose forwarding dates (in ``tz``) come first, as the console's queue shows them."""
     from mailservice.inforequests import queues
 
     r = REQUESTS.c
@@ -117,8 +124,9 @@ def list_requests(
         select(*fields, CLIENTS.c.id.label("client_id"), CLIENTS.c.name, CLIENTS.c.organisation)
         .join_from(REQUESTS, CLIENTS, CLIENTS.c.id == r.client_id)
         .order_by(r.id.desc())
-        .limit(limit)
     )
+    if not to_forward:  # the forwarding date is computed from the local day of receipt: sorted below, not in SQL
+        query = query.limit(limit)
     if status is not None:
         query = query.where(r.status == status)
     if held:
@@ -143,4 +151,7 @@ def list_requests(
         own: list[_Contact] = contacts.get(values["client_id"], [])
         name = client_display_name(values["name"], values["organisation"], own.copy, values["client_id"])
         listed.append(Listed(**{f.name: values[f.name] for f in fields}, client=name))
+    if to_forward:  # 59-FZ art. 8 p. 3: the letter whose seven days run out first comes first
+        listed.sort(key=lambda item: (queues.forwarding_date(item, tz) or dt.date.max, item.id))
+        return listed[:limit]
     return listed
