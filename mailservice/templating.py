@@ -9,6 +9,7 @@ from functools import lru_cache
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from mailservice.inforequests.lifecycle import review_note
 from mailservice.resources import package_path
 
 TEMPLATES_DIR = package_path("templates")
@@ -82,25 +83,6 @@ def greeting(name: str | None, organisation: str | None = "", *, fallback: str =
     if not name or name == organisation or is_organisation(name):
         return fallback
     return f"Уважаемый(ая) {name}!"
-
-
-# What staff are asked to check on a flagged request (issue 13 point 3): the decisions the classifier flagged, read
-# from the stored classification (engine.Classification.as_dict, "review"). A request classified before the flag
-# named its decisions, or one the classifier failed on, names none: the whole classification is to check.
-REVIEW_NOTES = {
-    ("type",): "проверить тип",
-    ("topic",): "проверить тему",
-    ("type", "topic"): "проверить тип и тему",
-}
-REVIEW_NOTE_ALL = "проверить классификацию"
-
-
-def review_note(needs_review: bool, classification: object) -> str:
-    """The Russian note of what to check on a request flagged for review; empty when it is not flagged."""
-    if not needs_review:
-        return ""
-    review = classification.get("review") if isinstance(classification, dict) else None
-    return REVIEW_NOTES.get(tuple(review) if isinstance(review, list) else (), REVIEW_NOTE_ALL)
 
 
 @lru_cache(maxsize=1)

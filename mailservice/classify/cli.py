@@ -89,7 +89,7 @@ def _check_files(paths: list[Path]) -> None:
 
 
 def _print_classification(result: Classification, axis_names: dict[str, str]) -> None:
-    from mailservice.templating import review_note
+    from mailservice.inforequests.lifecycle import review_note
 
     for axis in ("type", "topic", "urgency"):
         value = getattr(result, axis)

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from mailservice.blobs import BlobStore
 from mailservice.config import Settings
-from mailservice.inforequests.lifecycle import CHANNEL_NAMES, STATUS_NAMES, EventKind, Status
+from mailservice.inforequests.lifecycle import CHANNEL_NAMES, EVENT_NAMES, STATUS_NAMES, EventKind, Status
 from mailservice.inforequests.models import Attachment, Client, ClientContact, Event, Request
 from mailservice.intake.models import IntakeEntry
 from mailservice.mail.parse import sanitize_filename
@@ -37,16 +37,6 @@ from mailservice.outbox import OutboxMessage
 from mailservice.templating import render
 
 CHANNEL_BY_VALUE = {c.value: name for c, name in CHANNEL_NAMES.items()}
-EVENT_NAMES: dict[str, str] = {
-    EventKind.message_in: "Сообщение клиента",
-    EventKind.message_out: "Сообщение департамента",
-    EventKind.registered: "Регистрация",
-    EventKind.status_changed: "Изменение статуса",
-    EventKind.note: "Отметка",
-    EventKind.bounce: "Письмо не доставлено",
-    EventKind.classified: "Классификация",
-    EventKind.reminder: "Напоминание сотрудникам",
-}
 
 
 # Archives up to this size stay in memory; bigger ones go on to an unnamed file in data_dir/tmp.

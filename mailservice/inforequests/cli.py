@@ -200,7 +200,7 @@ def list_cmd(
         bool,
         typer.Option(
             "--to-forward",
-            help="Только не относящиеся к компетенции, ждущие перенаправления; первыми — с ближайшим сроком перенаправления",
+            help="Только не относящиеся к компетенции, ждущие перенаправления; первыми — ближайшие по сроку",
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Вывести в формате JSON")] = False,
@@ -378,9 +378,8 @@ def _status_name(status: str | None) -> str:
 def show_cmd(number: Annotated[str, typer.Argument(help="Регистрационный номер, например 2026-000042")]) -> None:
     """Показать запрос со всей историей."""
     from mailservice.classify.taxonomy import load_taxonomy
-    from mailservice.history.archive import EVENT_NAMES
     from mailservice.inforequests.deadlines import Law
-    from mailservice.templating import review_note
+    from mailservice.inforequests.lifecycle import EVENT_NAMES, review_note
 
     settings = get_settings()
     tax = load_taxonomy()

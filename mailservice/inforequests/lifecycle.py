@@ -257,3 +257,35 @@ class EventKind(StrEnum):
     note = "note"
     bounce = "bounce"
     reminder = "reminder"  # a daily reminder to staff listed this request (issue 17; internal)
+
+
+# The names of the events of a request's history, as staff read them (console, `requests show`, the archive).
+EVENT_NAMES: dict[str, str] = {
+    EventKind.message_in: "Сообщение клиента",
+    EventKind.message_out: "Сообщение департамента",
+    EventKind.registered: "Регистрация",
+    EventKind.status_changed: "Изменение статуса",
+    EventKind.note: "Отметка",
+    EventKind.bounce: "Письмо не доставлено",
+    EventKind.classified: "Классификация",
+    EventKind.reminder: "Напоминание сотрудникам",
+}
+
+
+# What staff are asked to check on a flagged request (issue 13 point 3): the decisions the classifier flagged, read
+# from the stored classification (engine.Classification.as_dict, "review"). A request classified before the flag
+# named its decisions, or one the classifier failed on, names none: the whole classification is to check.
+REVIEW_NOTES = {
+    ("type",): "проверить тип",
+    ("topic",): "проверить тему",
+    ("type", "topic"): "проверить тип и тему",
+}
+REVIEW_NOTE_ALL = "проверить классификацию"
+
+
+def review_note(needs_review: bool, classification: object) -> str:
+    """The Russian note of what to check on a request flagged for review; empty when it is not flagged."""
+    if not needs_review:
+        return ""
+    review = classification.get("review") if isinstance(classification, dict) else None
+    return REVIEW_NOTES.get(tuple(review) if isinstance(review, list) else (), REVIEW_NOTE_ALL)
