@@ -30,6 +30,7 @@ from mailservice.history.models import HistoryAsk, HistoryExport
 from mailservice.inforequests import identity
 from mailservice.inforequests.lifecycle import Channel, EventKind
 from mailservice.inforequests.models import Client, ClientContact, Event, Proof
+from mailservice.inforequests.notifications import sent_event
 from mailservice.mail.compose import build_message
 from mailservice.outbox import OutboxMessage, enqueue
 from mailservice.tokens import Purpose, TokenError, load_timed, sign_timed
@@ -109,17 +110,7 @@ def _mail(
     ref_type, ref_id = ref or ("history_export", export.id if export else None)
     row = enqueue(session, message, kind=template, ref_type=ref_type, ref_id=ref_id)
     if client.id:
-        session.add(
-            Event(
-                client_id=client.id,
-                at=now,
-                kind=EventKind.message_out,
-                channel=Channel.email,
-                direction="out",
-                outbox=row,
-                comment=subject,
-            )
-        )
+        session.add(sent_event(row, client=client, now=now, subject=subject))
 
 
 # Letters that refuse the history: anyone can put any address in From, so an address gets one per interval.
