@@ -204,3 +204,70 @@ def test_intake_registers_a_signed_an_encrypted_and_a_damaged_letter(
         assert sorted(stored) == sorted(files)
         notes = session.scalars(select(Event.comment).where(Event.request_id == request.id, Event.kind == "note"))
         assert any(note in n for n in notes)
+
+
+# --- a signed letter inside a forwarded one (message/rfc822) ---
+
+SIDOROVA = (
+    "Прошу сообщить, на каком основании земельный участок по ул. Береговой, 14 в с. Криводановка передан в аренду."
+)
+KOROLEV = "Прошу разъяснить порядок предоставления в собственность бесплатно земельного участка многодетной семье."
+FORWARDED_NOTE = "Пересланное письмо подписано электронной подписью (S/MIME)"
+
+
+@pytest.mark.parametrize(
+    ("sample", "own", "signed", "eml"),
+    [
+        # a citizen forwards her own signed letter (DER, application/pkcs7-mime, a photo inside)
+        ("05_forwarded_signed_by_citizen.eml", "Пересылаю своё обращение", SIDOROVA, "Обращение об аренде участка.eml"),
+        # a district administration forwards a citizen's signed appeal (BER -stream, x-pkcs7-mime, windows-1251)
+        (
+            "06_signed_appeal_forwarded_by_a_body.eml",
+            "Направляем по компетенции",
+            KOROLEV,
+            "Участок многодетной семье.eml",
+        ),
+    ],
+    ids=["citizen-forwards-own", "body-forwards-appeal"],
+)
+def test_a_signed_letter_forwarded_as_an_attachment_is_read(sample: str, own: str, signed: str, eml: str) -> None:
+    parsed = parse_message(_sample(sample))
+    assert own in parsed.text and signed in parsed.text
+    assert parsed.text.index(own) < parsed.text.index(signed)
+    # the forwarded .eml is kept whole, and the .p7m on its own, the same bytes as inside it
+    assert _names(parsed) == [eml, "smime.p7m"]
+    inner = message_from_bytes(next(a.data for a in parsed.attachments if a.filename == eml))
+    assert next(a.data for a in parsed.attachments if a.filename == "smime.p7m") == inner.get_payload(decode=True)
+    assert len(parsed.staff_notes) == 1 and FORWARDED_NOTE in parsed.staff_notes[0]
+    assert SIGNED_NOTE in parsed.staff_notes[0]
+
+
+def test_a_forwarded_encrypted_or_damaged_signed_letter_is_noted_and_kept() -> None:
+    def forward(p7m: bytes) -> bytes:
+        outer = EmailMessage()
+        outer["From"] = "Сидорова Анна <sidorova.a@example.ru>"
+        outer["To"] = "priemnaya@dizo.test"
+        outer["Subject"] = "Fwd: Обращение"
+        outer.set_content("Пересылаю обращение.")
+        outer.add_attachment(message_from_bytes(_letter(p7m)))
+        return outer.as_bytes(policy=email.policy.SMTP)
+
+    encrypted = parse_message(forward(_p7m("04_enveloped.eml")))
+    assert "smime.p7m" in _names(encrypted) and "зашифровано" in encrypted.staff_notes[0]
+    whole = _p7m("03_signed_der_base64.eml")
+    damaged = parse_message(forward(whole[: len(whole) // 3]))
+    assert "smime.p7m" in _names(damaged) and "прочитать не удалось" in damaged.staff_notes[0]
+    assert "Пересылаю обращение." in damaged.text
+
+
+@pytest.mark.parametrize("sample", ["05_forwarded_signed_by_citizen.eml", "06_signed_appeal_forwarded_by_a_body.eml"])
+def test_intake_registers_a_forwarded_signed_letter_with_its_text(settings: Settings, sample: str) -> None:
+    result = process_raw(settings, _sample(sample), Source("smtp", envelope_from="x@example.ru"), now=utcnow())
+    assert result.request_number
+    with session_scope(settings) as session:
+        request = session.scalars(select(Request).where(Request.number == result.request_number)).one()
+        assert (SIDOROVA if sample.startswith("05") else KOROLEV) in request.text
+        stored = session.scalars(select(Attachment.filename).where(Attachment.request_id == request.id)).all()
+        assert "smime.p7m" in stored
+        notes = session.scalars(select(Event.comment).where(Event.request_id == request.id, Event.kind == "note"))
+        assert any(FORWARDED_NOTE in (n or "") for n in notes)

@@ -233,40 +233,49 @@ class _Walker:
         self._leaf(part, ctype, body)
 
     def _smime(self, part: Message, ctype: str, body: _Body, depth: int) -> None:
-        """Opaque S/MIME (RFC 8551 3.5.2): the letter signed inside the .p7m is read as this part's content. The
-        signature is not checked, so the .p7m stays attached and staff are told; an encrypted one is only noted."""
+        """Opaque S/MIME (RFC 8551 3.5.2): the letter signed inside the .p7m is read as this part's content."""
+        entity = self._open_smime(part, ctype, body, forwarded=False)
+        if entity is None:
+            return
+        if not _HEADER_LINE.match(entity):  # a bare text signed without MIME headers
+            body.plain.append(decode_bytes(entity)[0])
+            return
+        self.smime_layers += 1
+        try:
+            self.walk(_parse_default(entity), body, depth + 1)
+        finally:
+            self.smime_layers -= 1
+
+    def _open_smime(self, part: Message, ctype: str, body: _Body, *, forwarded: bool) -> bytes | None:
+        """The MIME entity signed inside an S/MIME part, or None. The signature is not checked, so the .p7m is
+        attached (staff check it in their own program) and staff are told; an encrypted one is only noted.
+        ``forwarded``: the part is in a letter forwarded as an attachment (the notes say so)."""
         name = sanitize_filename(_part_filename(part, self.defects) or "smime.p7m", ctype)
         data = _payload_bytes(part, self.defects)
         self._add_attachment(body, name, ctype, data, inline=False)
         content = read_smime(data, _SMIME_MAX_BYTES)
+        letter = "Пересланное письмо" if forwarded else "Письмо"
         if content.kind == "enveloped":
             self.defects.append(f"S/MIME {name!r}: encrypted (enveloped-data), not readable")
             body.notes.append(
-                f"Письмо зашифровано (S/MIME) и прочитать его нельзя: текст находится в зашифрованном файле {name}, "
+                f"{letter} зашифровано (S/MIME) и прочитать его нельзя: текст находится в зашифрованном файле {name}, "
                 "он сохранён как вложение. Автора можно попросить прислать письмо без шифрования."
             )
-            return
+            return None
         if content.entity is None:
-            if content.problem is None:
-                return  # signed with nothing inside (certificates only, RFC 8551 3.8): the file alone
-            self.defects.append(f"S/MIME {name!r}: {content.problem}")
-            body.notes.append(
-                f"Вложение {name} (письмо с электронной подписью S/MIME) прочитать не удалось; файл сохранён как "
-                "вложение."
-            )
-            return
+            if content.problem is not None:  # else signed with nothing inside (certificates only, RFC 8551 3.8)
+                self.defects.append(f"S/MIME {name!r}: {content.problem}")
+                body.notes.append(
+                    f"Вложение {name} ({letter.lower()} с электронной подписью S/MIME) прочитать не удалось; файл "
+                    "сохранён как вложение."
+                )
+            return None
         body.notes.append(
-            f"Письмо подписано электронной подписью (S/MIME): его текст и вложения извлечены из файла {name}. "
-            "Подпись не проверялась; файл сохранён как вложение."
+            f"{letter} подписано электронной подписью (S/MIME): "
+            + ("его текст извлечён" if forwarded else "его текст и вложения извлечены")
+            + f" из файла {name}. Подпись не проверялась; файл сохранён как вложение."
         )
-        if not _HEADER_LINE.match(content.entity):  # a bare text signed without MIME headers
-            body.plain.append(decode_bytes(content.entity)[0])
-            return
-        self.smime_layers += 1
-        try:
-            self.walk(_parse_default(content.entity), body, depth + 1)
-        finally:
-            self.smime_layers -= 1
+        return content.entity
 
     def _collect_defects(self, part: Message) -> None:
         for defect in getattr(part, "defects", ()):
@@ -306,14 +315,14 @@ class _Walker:
         self._add_attachment(body, name, "message/rfc822", data or _serialise(inner), inline=False)
         if not self.reports and self.forwarded_left > 0:
             try:
-                block = self._forwarded_block(inner, 1)
+                block = self._forwarded_block(inner, 1, body)
             except Exception as exc:  # the .eml is attached whatever happens; its text is a bonus
                 self.defects.append(f"forwarded message unreadable: {type(exc).__name__}")
             else:
                 if block:
                     body.forwarded.append(block)
 
-    def _forwarded_block(self, inner: Message, level: int) -> str:
+    def _forwarded_block(self, inner: Message, level: int, body: _Body) -> str:
         """The text of an attached message under a short quoted header block, within :data:`_FORWARDED_MAX`."""
         if self.forwarded_left <= 0:
             return ""
@@ -325,7 +334,7 @@ class _Walker:
                 lines.append(f"{label}: {value}")
         plain: list[str] = []
         html: list[str] = []
-        self._texts(inner, plain, html, level, 0)
+        self._texts(inner, plain, html, (level, body), 0)
         text = "\n\n".join(t.strip("\r\n") for t in plain if t.strip())
         if not text and html:
             text = html_to_text("\n".join(html)[: self.forwarded_left * 4])
@@ -335,16 +344,18 @@ class _Walker:
         self.forwarded_left -= len(block)
         return block
 
-    def _texts(self, part: Message, plain: list[str], html: list[str], level: int, depth: int) -> None:
-        """Collect the body texts of a forwarded message (its attachments stay in its .eml, undecoded)."""
+    def _texts(self, part: Message, plain: list[str], html: list[str], where: tuple[int, _Body], depth: int) -> None:
+        """Collect the body texts of a forwarded message (its attachments stay in its .eml, undecoded); ``where`` is
+        the forward's level and the letter's body (for the files and notes of a signed letter inside)."""
         if depth > _MAX_DEPTH or sum(map(len, plain)) > self.forwarded_left:
             return
+        level, body = where
         ctype = part_content_type(part)
         payload = part.get_payload()
         if ctype in ("message/rfc822", "message/global"):
             inner = payload[0] if isinstance(payload, list) and payload else None
             if isinstance(inner, Message) and level < _FORWARDED_LEVELS:
-                plain.append(self._forwarded_block(inner, level + 1))
+                plain.append(self._forwarded_block(inner, level + 1, body))
             return
         if isinstance(payload, list):
             if ctype.startswith("message/"):
@@ -353,7 +364,7 @@ class _Walker:
                 if isinstance(child, Message):
                     sub_plain: list[str] = []
                     sub_html: list[str] = []
-                    self._texts(child, sub_plain, sub_html, level, depth + 1)
+                    self._texts(child, sub_plain, sub_html, where, depth + 1)
                     if ctype != "multipart/alternative":
                         plain.extend(sub_plain)
                         html.extend(sub_html)
@@ -364,6 +375,9 @@ class _Walker:
                     if sub_html:
                         html[:] = sub_html
             return
+        if ctype in SMIME_TYPES and self.smime_layers < _SMIME_LAYERS:
+            self._forwarded_smime(part, ctype, plain, html, where, depth)
+            return
         if _is_body_text(part, ctype, _part_filename(part, [])):
             data = _payload_bytes(part, [])
             cut = self.forwarded_left * 4  # enough bytes for the characters still allowed, in any charset
@@ -372,6 +386,23 @@ class _Walker:
                 data = data[: max(data.rfind(b"\n", 0, cut), data.rfind(b" ", 0, cut), cut // 2)]
             text = decode_bytes(data, _part_charset(part))[0]
             (plain if ctype == "text/plain" else html).append(text)
+
+    def _forwarded_smime(
+        self, part: Message, ctype: str, plain: list[str], html: list[str], where: tuple[int, _Body], depth: int
+    ) -> None:
+        """A signed letter inside a forwarded one (a citizen forwards a signed letter; a body forwards a signed
+        appeal): opened like the letter's own .p7m, its text read like the rest of the forward's."""
+        entity = self._open_smime(part, ctype, where[1], forwarded=True)
+        if entity is None:
+            return
+        if not _HEADER_LINE.match(entity):  # a bare text signed without MIME headers
+            plain.append(decode_bytes(entity[: self.forwarded_left * 4])[0])
+            return
+        self.smime_layers += 1
+        try:
+            self._texts(_parse_default(entity), plain, html, where, depth + 1)
+        finally:
+            self.smime_layers -= 1
 
     def _leaf(self, part: Message, ctype: str, body: _Body) -> None:
         disposition = _disposition(part)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SMIME_TYPES", "SmimeContent", "read_smime"]
+__all__ = ["SMIME_TYPES", "SmimeContent", "read_smime", "signed_view"]
 
 SMIME_TYPES = frozenset({"application/pkcs7-mime", "application/x-pkcs7-mime"})
 MAX_DEPTH = 32
@@ -44,14 +44,20 @@ class _Broken(Exception):
     """The structure cannot be read on from here."""
 
 
+class _Full(Exception):
+    """The content goes on past the limit: what was read up to it is in the spans."""
+
+
 @dataclass(frozen=True)
 class SmimeContent:
     """What an S/MIME file holds: ``kind`` is ``signed``, ``enveloped`` or ``unknown``; ``entity`` the signed MIME
-    entity (raw bytes, still to be parsed) when it could be read; ``problem`` says why not (English)."""
+    entity (raw bytes, still to be parsed) when it could be read; ``problem`` says why not (English); ``cut`` that
+    only the first ``max_bytes`` of a longer content were read (see :func:`signed_view`)."""
 
     kind: str
     entity: bytes | None = None
     problem: str | None = None
+    cut: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,12 +131,17 @@ class _Reader:
             offset = child.after
         return found
 
-    def octets(self, item: _Element, depth: int, out: bytearray, limit: int) -> None:
-        """The value of an OCTET STRING, primitive or constructed of chunks (X.690 8.7.3), up to ``limit``."""
+    def octets(self, item: _Element, depth: int, spans: list[tuple[int, int]], room: list[int]) -> None:
+        """The spans of an OCTET STRING's value, primitive or constructed of chunks (X.690 8.7.3), within
+        ``room[0]`` bytes (a list: the chunks share it). Spans, not copies: the caller joins them once."""
         if item.tag == _OCTET_STRING:
-            if len(out) + item.end - item.start > limit:
-                raise _Broken(f"content over {limit} bytes")
-            out += self.view[item.start : item.end]
+            length = item.end - item.start
+            if length > room[0]:
+                spans.append((item.start, item.start + room[0]))
+                room[0] = -1  # over: the caller decides whether a cut content is an error
+                raise _Full
+            spans.append((item.start, item.end))
+            room[0] -= length
             return
         if item.tag != _OCTET_STRING_CONSTRUCTED:
             raise _Broken("content is not an OCTET STRING")
@@ -139,12 +150,38 @@ class _Reader:
         offset = item.start
         while offset < item.end:
             chunk = self.element(offset, depth + 1)
-            self.octets(chunk, depth + 1, out, limit)
+            self.octets(chunk, depth + 1, spans, room)
             offset = chunk.after
 
 
-def read_smime(data: bytes, max_bytes: int) -> SmimeContent:
-    """What the S/MIME file ``data`` holds (see :class:`SmimeContent`); never raises."""
+def read_smime(data: bytes, max_bytes: int, *, cut: bool = False) -> SmimeContent:
+    """What the S/MIME file ``data`` holds (see :class:`SmimeContent`); never raises.
+
+    A signed content over ``max_bytes`` is a ``problem``; with ``cut`` its first ``max_bytes`` are the entity
+    instead (``SmimeContent.cut``), for a reader that wants the letter's text and drops what follows.
+    """
+    kind, spans, problem, was_cut = _locate(data, max_bytes, cut)
+    if spans is None:
+        return SmimeContent(kind, problem=problem)
+    view = memoryview(data)
+    return SmimeContent(kind, entity=b"".join(view[start:end] for start, end in spans), cut=was_cut)
+
+
+def signed_view(data: bytes, max_bytes: int) -> tuple[memoryview | None, bool]:
+    """The signed entity of ``data`` as a view (no copy when it is one OCTET STRING, as DER writes it) and
+    whether it was cut at ``max_bytes``; None when there is none to read. For mail/slim.py: a 30 MB signed letter
+    is read there without a second copy of its content."""
+    kind, spans, _problem, was_cut = _locate(data, max_bytes, True)
+    if kind != "signed" or spans is None:
+        return None, False
+    view = memoryview(data)
+    if len(spans) == 1:
+        return view[spans[0][0] : spans[0][1]], was_cut
+    return memoryview(b"".join(view[start:end] for start, end in spans)), was_cut
+
+
+def _locate(data: bytes, max_bytes: int, cut: bool) -> tuple[str, list[tuple[int, int]] | None, str | None, bool]:
+    """The kind of ``data``, the spans of its signed content (None: none read), the problem, whether cut."""
     reader = _Reader(data)
     try:
         info = reader.element(0)
@@ -155,19 +192,27 @@ def read_smime(data: bytes, max_bytes: int) -> SmimeContent:
             raise _Broken("not a ContentInfo")
         kind_oid = bytes(reader.view[parts[0].start : parts[0].end])
     except _Broken as exc:
-        return SmimeContent("unknown", problem=str(exc))
+        return "unknown", None, str(exc), False
     if kind_oid in (_ID_ENVELOPED_DATA, _ID_AUTH_ENVELOPED_DATA):
-        return SmimeContent("enveloped")
+        return "enveloped", None, None, False
     if kind_oid != _ID_SIGNED_DATA:
-        return SmimeContent("unknown", problem=f"content type {kind_oid.hex()}")
+        return "unknown", None, f"content type {kind_oid.hex()}", False
+    spans: list[tuple[int, int]] = []
     try:
-        return SmimeContent("signed", entity=_signed_entity(reader, parts[1], max_bytes))
+        if not _signed_entity(reader, parts[1], spans, max_bytes):
+            return "signed", None, None, False
+    except _Full:
+        if not cut:
+            return "signed", None, f"content over {max_bytes} bytes", False
+        return "signed", spans, None, True
     except _Broken as exc:
-        return SmimeContent("signed", problem=str(exc))
+        return "signed", None, str(exc), False
+    return "signed", spans, None, False
 
 
-def _signed_entity(reader: _Reader, explicit: _Element, max_bytes: int) -> bytes | None:
-    """SignedData (RFC 5652 5.1): version, digestAlgorithms, encapContentInfo {eContentType, [0] eContent}."""
+def _signed_entity(reader: _Reader, explicit: _Element, spans: list[tuple[int, int]], max_bytes: int) -> bool:
+    """SignedData (RFC 5652 5.1): version, digestAlgorithms, encapContentInfo {eContentType, [0] eContent}.
+    Fills ``spans``; False when there is no content (detached or certificates only, RFC 8551 3.8)."""
     inner = reader.children(explicit, 1)
     if not inner or inner[0].tag != _SEQUENCE:
         raise _Broken("not a SignedData")
@@ -180,12 +225,11 @@ def _signed_entity(reader: _Reader, explicit: _Element, max_bytes: int) -> bytes
     if bytes(reader.view[encap[0].start : encap[0].end]) != _ID_DATA:
         raise _Broken("encapsulated content is not id-data")
     if len(encap) < 2:
-        return None  # detached or certificates only (RFC 8551 3.8): no letter inside
+        return False
     if encap[1].tag != _CONTEXT_0:
         raise _Broken("no eContent")
     wrapped = reader.children(encap[1], 4)
     if not wrapped:
         raise _Broken("empty eContent")
-    out = bytearray()
-    reader.octets(wrapped[0], 5, out, max_bytes)
-    return bytes(out)
+    reader.octets(wrapped[0], 5, spans, [max_bytes])
+    return True
