@@ -1,13 +1,19 @@
-"""mail/slim.py: a letter over the message limit read without its too-large attachments (T1), on real MIME."""
+"""mail/slim.py: a letter over the message limit read without its too-large attachments (T1), on real MIME; an
+opaquely signed one is opened (its text is inside the one S/MIME part), not cut."""
 
 from __future__ import annotations
 
 import email.policy
 import os
+import tracemalloc
 from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
 
 from mailservice.mail.parse import parse_message
 from mailservice.mail.slim import slim
+from tests.test_smime import _signed, _tlv
 
 LIMIT = 10_000
 TEXT = "Прошу оформить в собственность участок под моим домом."
@@ -55,3 +61,83 @@ def test_a_nested_multipart_and_a_cut_message_without_its_close_delimiter() -> N
         assert result.dropped == ["архив.zip"]
         parsed = parse_message(result.raw)
         assert TEXT in parsed.text and parsed.attachments == []
+
+
+# --- an opaquely signed letter over the limit: opened, not cut (its text is inside the signature) ---
+
+SMIME = Path(__file__).parent / "data" / "smime"
+KRAVTSOVA = "Прошу оформить в собственность земельный участок под моим жилым домом"
+UNCHECKED = "Подпись не проверялась"
+
+
+def _signed_letter(entity: bytes, *, inside_mixed: bool = False, chunked: bool = False) -> bytes:
+    """A letter whose content is an S/MIME SignedData (RFC 5652 5.1, no signers: the reader checks none) around
+    ``entity``; ``chunked``: a BER constructed OCTET STRING of 1000-byte chunks (openssl cms -stream, CryptoPro)."""
+    if chunked:
+        chunks = b"".join(_tlv(0x04, entity[i : i + 1000]) for i in range(0, len(entity), 1000))
+        p7m = _signed(b"\x24\x80" + chunks + b"\x00\x00")
+    else:
+        p7m = _signed(_tlv(0x04, entity))
+    msg = _letter()
+    if inside_mixed:
+        msg.set_content("Письмо подписано, см. вложение.")
+        msg.add_attachment(p7m, maintype="application", subtype="pkcs7-mime", filename="smime.p7m")
+    else:
+        msg.set_content(p7m, maintype="application", subtype="pkcs7-mime", filename="smime.p7m")
+    return msg.as_bytes(policy=email.policy.SMTP)
+
+
+def _entity(scan: int) -> bytes:
+    inner = EmailMessage()
+    inner.set_content(TEXT)
+    inner.add_attachment(os.urandom(scan), maintype="application", subtype="pdf", filename="скан паспорта.pdf")
+    inner.add_attachment(b"%PDF small", maintype="application", subtype="pdf", filename="заявление.pdf")
+    return inner.as_bytes(policy=email.policy.SMTP)
+
+
+def test_a_signed_letter_over_the_limit_keeps_its_text_and_small_files_golden() -> None:
+    raw = (SMIME / "07_signed_over_the_limit.eml").read_bytes()  # OpenSSL, DER, a 150 KB scan inside
+    result = slim(raw, max_attachment_bytes=100_000)
+    assert result.dropped == ["скан паспорта.pdf"]
+    assert len(result.notes) == 1 and UNCHECKED in result.notes[0] and "«скан паспорта.pdf»" in result.notes[0]
+    parsed = parse_message(result.raw)
+    assert KRAVTSOVA in parsed.text
+    assert parsed.subject == "Документы на оформление участка" and parsed.from_addr == "kravtsova@example.ru"
+    assert [(a.filename, a.data) for a in parsed.attachments] == [("заявление.pdf", b"%PDF-1.4\n% zayavlenie\n%%EOF\n")]
+
+
+@pytest.mark.parametrize(("inside_mixed", "chunked"), [(False, False), (True, False), (False, True), (True, True)])
+def test_a_signed_letter_alone_or_in_a_multipart_der_or_ber(inside_mixed: bool, chunked: bool) -> None:
+    raw = _signed_letter(_entity(LIMIT * 5), inside_mixed=inside_mixed, chunked=chunked)
+    result = slim(raw, max_attachment_bytes=LIMIT)
+    assert result.dropped == ["скан паспорта.pdf"] and len(result.raw) < LIMIT
+    parsed = parse_message(result.raw)
+    assert TEXT in parsed.text and [a.filename for a in parsed.attachments] == ["заявление.pdf"]
+    if inside_mixed:
+        assert "Письмо подписано, см. вложение." in parsed.text
+
+
+def test_a_signed_bare_text_a_cut_content_and_an_unreadable_signature() -> None:
+    bare = _signed_letter(("Прошу ответить. " * (LIMIT // 8)).encode())  # no MIME headers inside: text only
+    result = slim(bare, max_attachment_bytes=LIMIT)
+    assert result.dropped == [] and "Прошу ответить." in parse_message(result.raw).text
+    # Cut short (the file ends inside the signed content): the reader fails, the part is dropped as a file.
+    whole = _signed_letter(_entity(LIMIT * 5))
+    damaged = whole[: len(whole) // 2]
+    result = slim(damaged, max_attachment_bytes=LIMIT)
+    assert result.dropped == ["smime.p7m"] and result.notes == []
+
+
+def test_a_signed_letter_of_35_mb_is_read_with_one_copy_of_its_signature() -> None:
+    """README (limits): the signature is decoded once, the only copy besides the raw letter."""
+    raw = _signed_letter(_entity(19 * 2**20))  # a 19 MB scan: about 35 MB of letter (base64 twice)
+    assert len(raw) > 34 * 2**20
+    tracemalloc.start()
+    try:
+        result = slim(raw, max_attachment_bytes=15 * 2**20)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    print(f"signed letter of {len(raw) / 2**20:.1f} MB slimmed with a peak of {peak / 2**20:.1f} MB")
+    assert peak < len(raw)
+    assert result.dropped == ["скан паспорта.pdf"] and TEXT in parse_message(result.raw).text

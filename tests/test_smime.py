@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import base64
 import email.policy
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Iterator
 from email import message_from_bytes
 from email.message import EmailMessage
 from pathlib import Path
@@ -20,12 +21,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from mailservice.blobs import BlobStore
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.inforequests.models import Attachment, Event, Request
+from mailservice.intake.models import IntakeEntry
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.mail.parse import ParsedMessage, parse_message
-from mailservice.mail.smime import MAX_DEPTH, read_smime
+from mailservice.mail.smime import MAX_DEPTH, read_smime, signed_view
+from tests.conftest import make_env, reset_caches
+from tests.console_support import drain, parsed, text_of
+from tests.servers import Sink
 
 SAMPLES = Path(__file__).parent / "data" / "smime"
 IVANOV = "Прошу сообщить, в какие дни принимает участковый инспектор по ул. Садовой."
@@ -136,6 +142,20 @@ def test_the_reader_is_bounded_by_the_bytes_nesting_and_size() -> None:
     many = b"\x24\x80" + _tlv(0x04, b"x") * 300_000 + b"\x00\x00"
     result = read_smime(_signed(many), 2**22)
     assert result.entity is None and result.problem == "too many elements"
+
+
+def test_a_content_over_the_cap_can_be_read_cut_and_as_a_view() -> None:
+    entity = b"Content-Type: text/plain; charset=utf-8\r\n\r\n" + "Прошу ответить.".encode()
+    der = _signed(_tlv(0x04, entity))
+    cut = read_smime(der, 20, cut=True)
+    assert cut.entity == entity[:20] and cut.cut and cut.problem is None
+    assert read_smime(der, 2**20, cut=True) == read_smime(der, 2**20)
+    view, was_cut = signed_view(der, 2**20)
+    assert view is not None and view.obj is der and bytes(view) == entity and not was_cut  # DER: no copy
+    chunks = b"".join(_tlv(0x04, entity[i : i + 7]) for i in range(0, len(entity), 7))
+    view, was_cut = signed_view(_signed(b"\x24\x80" + chunks + b"\x00\x00"), 30)
+    assert view is not None and bytes(view) == entity[:30] and was_cut
+    assert signed_view(_p7m("04_enveloped.eml"), 2**20) == (None, False)
 
 
 def _wrapped(entity: bytes, layers: int) -> bytes:
@@ -271,3 +291,43 @@ def test_intake_registers_a_forwarded_signed_letter_with_its_text(settings: Sett
         assert "smime.p7m" in stored
         notes = session.scalars(select(Event.comment).where(Event.request_id == request.id, Event.kind == "note"))
         assert any(FORWARDED_NOTE in (n or "") for n in notes)
+
+
+# --- a signed letter over MAX_MESSAGE_BYTES, through intake (both databases) ---
+
+# Limits made small so that the test stays light (as tests/test_tryout_dec6b.py does); the golden letter is 285 KB
+# with a 150 KB scan signed inside it.
+SMALL_MESSAGE = 200_000
+SMALL_ATTACHMENT = 100_000
+
+
+@pytest.fixture
+def small_limits(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, sink: Sink) -> Iterator[Settings]:
+    """Settings on both databases with a small message and attachment limit."""
+    yield make_env(
+        monkeypatch, tmp_path, db_url, smtp_port=str(sink.port), smtp_host="127.0.0.1",
+        max_message_bytes=str(SMALL_MESSAGE), max_attachment_bytes=str(SMALL_ATTACHMENT),
+    )  # fmt: skip
+    reset_caches()
+
+
+def test_a_signed_letter_over_the_message_limit_is_registered_with_its_text(small_limits: Settings, sink: Sink) -> None:
+    raw = _sample("07_signed_over_the_limit.eml")
+    assert len(raw) > SMALL_MESSAGE
+    sender = "kravtsova@example.ru"
+    result = process_raw(small_limits, raw, Source("smtp", envelope_from=sender), now=utcnow())
+    assert result.request_number, result
+    with session_scope(small_limits) as session:
+        request = session.scalars(select(Request).where(Request.number == result.request_number)).one()
+        assert "Прошу оформить в собственность земельный участок под моим жилым домом" in request.text
+        stored = session.scalars(select(Attachment.filename).where(Attachment.request_id == request.id)).all()
+        assert stored == ["заявление.pdf"]
+        notes = session.scalars(select(Event.comment).where(Event.request_id == request.id, Event.kind == "note"))
+        assert any(SIGNED_NOTE in (n or "") and "скан паспорта.pdf" in (n or "") for n in notes)
+        entry = session.get(IntakeEntry, result.entry_id)
+        assert entry is not None and entry.raw_sha256 == hashlib.sha256(raw).hexdigest()  # the raw, whole
+    assert BlobStore(small_limits.blob_dir).get(hashlib.sha256(raw).hexdigest()) == raw
+    drain(small_limits)
+    letters = [parsed(m) for _f, rcpts, m in sink.messages() if sender in rcpts]
+    [ack] = [letter for letter in letters if result.request_number in str(letter["Subject"])]
+    assert "Не приняты вложения" in text_of(ack) and "«скан паспорта.pdf»" in text_of(ack), text_of(ack)

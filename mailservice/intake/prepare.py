@@ -122,6 +122,7 @@ def prepare(
     """
     raw_sha = store.put(raw, durable=False)
     dropped: list[str] = []
+    notes: list[str] = []  # a signed letter opened to be read (mail/slim.py)
     if len(raw) > limits.max_message_bytes:
         # Over the message limit (a 25 MB scan is 34 MB in base64): still a written appeal, so it is read and
         # registered without the attachments over the limit (said in the acknowledgement); the raw bytes are
@@ -135,13 +136,17 @@ def prepare(
             slimmed = None
         if slimmed is None or len(slimmed.raw) > limits.max_message_bytes:
             return Prepared(raw_sha, None, f"message larger than {limits.max_message_bytes} bytes")
-        raw, dropped = slimmed.raw, slimmed.dropped
+        raw, dropped, notes = slimmed.raw, slimmed.dropped, slimmed.notes
     try:
         parsed = parse_message(raw, max_attachment_bytes=limits.max_attachment_bytes, sender=sender)
     except ParseError as exc:
         return Prepared(raw_sha, None, f"unparseable: {exc.reason}")
-    if dropped:
-        parsed = dataclasses.replace(parsed, oversized_attachments=[*parsed.oversized_attachments, *dropped])
+    if dropped or notes:
+        parsed = dataclasses.replace(
+            parsed,
+            oversized_attachments=[*parsed.oversized_attachments, *dropped],
+            staff_notes=(*notes, *parsed.staff_notes),
+        )
     try:
         stored = tuple(
             StoredFile(part.filename, part.content_type, part.size, store.put(part.data, durable=False))

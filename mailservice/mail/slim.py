@@ -5,33 +5,50 @@ The MIME structure is walked on the raw bytes: the header block of each entity i
 found with a regular expression over the original buffer (no copy), and the result is the original bytes with the
 spans of the dropped parts left out. So a 34 MB letter (a 25 MB scan in base64) costs its own bytes and the small
 remainder, never several copies of the scan.
+
+An opaquely signed letter (S/MIME ``application/pkcs7-mime``, RFC 8551 3.5.2) is ONE part: its text and its files
+are inside the signature. Dropping that part would drop the letter's words, so it is opened instead: decoded once,
+its signed entity read by the bounded reader of :mod:`mailservice.mail.smime` (a view, no second copy for DER),
+slimmed the same way, and put in the signature's place; the signature itself stays only in the raw message, which
+intake stores whole, and staff are told (``Slimmed.notes``).
 """
 
 from __future__ import annotations
 
+import binascii
 import email.parser
 import email.policy
 import itertools
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import Message
 
-from mailservice.mail.body import _disposition, _part_filename
+from mailservice.mail.body import _SMIME_MAX_BYTES, _disposition, _part_filename
 from mailservice.mail.filenames import sanitize_filename
+from mailservice.mail.smime import SMIME_TYPES, signed_view
 
 __all__ = ["Slimmed", "slim"]
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _MAX_DEPTH = 20
+_HEADER_LINE = re.compile(rb"[!-9;-~]+[ \t]*:")
+# The fields of a top-level S/MIME part that describe the signature, not the letter inside (RFC 2045 9, 8551 3.2).
+_CONTENT_FIELD = re.compile(rb"content-[a-z-]+[ \t]*:", re.IGNORECASE)
+# Signatures inside signatures are opened this many layers deep (as mail/body.py reads them).
+_SIGNED_LAYERS = 3
+
+Raw = bytes | memoryview
 
 
 @dataclass(frozen=True)
 class Slimmed:
-    """The message without the dropped parts, and the names of those parts (for the acknowledgement)."""
+    """The message without the dropped parts, the names of those parts (for the acknowledgement) and notes for
+    staff (Russian: a signed letter opened to be read)."""
 
     raw: bytes
     dropped: list[str]
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -41,18 +58,22 @@ class _Leaf:
     size: int  # of the file, estimated
     name: str
     droppable: bool
+    start: int = 0  # where the part's own header block begins
+    body_start: int = 0
+    signed: bool = False  # an opaque S/MIME part: the letter may be inside
+    encoding: str = ""
 
 
-def _headers(raw: bytes, start: int, end: int) -> tuple[Message, int, int]:
+def _headers(raw: Raw, start: int, end: int) -> tuple[Message, int, int]:
     """The header block of the entity at ``raw[start:end]``, where it ends and where its body starts."""
     match = _HEADER_END.search(raw, start, end)
     header_end = match.start() if match else end
     body_start = match.end() if match else end
     parser = email.parser.BytesHeaderParser(policy=email.policy.compat32)
-    return parser.parsebytes(raw[start:header_end] + b"\r\n\r\n"), header_end, body_start
+    return parser.parsebytes(bytes(raw[start:header_end]) + b"\r\n\r\n"), header_end, body_start
 
 
-def _leaves(raw: bytes, start: int, end: int, cut_start: int, depth: int) -> Iterator[_Leaf]:
+def _leaves(raw: Raw, start: int, end: int, cut_start: int, depth: int) -> Iterator[_Leaf]:
     headers, header_end, body_start = _headers(raw, start, end)
     ctype = headers.get_content_type()
     boundary = headers.get_boundary() if ctype.startswith("multipart/") else None
@@ -60,9 +81,11 @@ def _leaves(raw: bytes, start: int, end: int, cut_start: int, depth: int) -> Ite
         text = ctype.startswith("text/") and _disposition(headers) != "attachment"
         name = sanitize_filename(_part_filename(headers, []), ctype)
         size = end - body_start
-        if str(headers.get("Content-Transfer-Encoding", "")).strip().lower() == "base64":
+        encoding = str(headers.get("Content-Transfer-Encoding", "")).strip().lower()
+        if encoding == "base64":
             size = size * 57 // 78  # 57 bytes of file per 76-character line and its CRLF
-        yield _Leaf(cut_start, end, size, name, droppable=not text)
+        signed = ctype in SMIME_TYPES
+        yield _Leaf(cut_start, end, size, name, not text, start, body_start, signed, encoding)
         return
     # A literal start ("\n--boundary") lets the regular expression engine skip through the base64 quickly; a CR
     # before it belongs to the delimiter (RFC 2046 5.1.1).
@@ -84,19 +107,81 @@ def slim(raw: bytes, *, max_attachment_bytes: int) -> Slimmed:
     """``raw`` without the parts whose file exceeds ``max_attachment_bytes`` (text is always kept).
 
     A base64 part's file size is estimated from its length (57 bytes a 78-byte line), not decoded; the raw
-    message is stored whole either way.
+    message is stored whole either way. An opaque S/MIME part over the limit is opened, not dropped (see the
+    module's docstring); one that cannot be read is dropped like any file.
     """
+    return _slim(raw, max_attachment_bytes, cut=False, layer=0)
+
+
+def _slim(raw: Raw, max_attachment_bytes: int, *, cut: bool, layer: int) -> Slimmed:
+    """:func:`slim` of ``raw``; ``cut``: ``raw`` was cut short, so a file running to its very end is dropped."""
     leaves = [leaf for leaf in _leaves(raw, 0, len(raw), 0, 0) if leaf.droppable]
-    dropped = [leaf for leaf in leaves if leaf.size > max_attachment_bytes]
+    dropped = [leaf for leaf in leaves if leaf.size > max_attachment_bytes or (cut and leaf.cut_end == len(raw))]
     if not dropped:
-        return Slimmed(raw, [])
-    pieces: list[bytes] = []
+        return Slimmed(bytes(raw), [])
+    pieces: list[Raw] = []
+    names: list[str] = []
+    notes: list[str] = []
     position = 0
     for leaf in sorted(dropped, key=lambda leaf: leaf.cut_start):
+        opened = _open_signed(raw, leaf, max_attachment_bytes, layer) if leaf.signed and not cut else None
         start = leaf.cut_start
         if start == 0:  # a single-part message that is all attachment: keep its header, drop its body
             start = _headers(raw, 0, len(raw))[2]
-        pieces.append(raw[position:start])
+        if opened is not None and leaf.cut_start == 0:
+            pieces.append(_letter_fields(raw))
+        elif opened is not None:
+            pieces.append(raw[position : leaf.start])  # up to the signature part's own header block
+        else:
+            pieces.append(raw[position:start])
+        if opened is not None:
+            pieces.append(opened.raw)
+            names += opened.dropped
+            notes += opened.notes
+        else:
+            names.append(leaf.name)
         position = max(position, leaf.cut_end)
     pieces.append(raw[position:])
-    return Slimmed(b"".join(pieces), [leaf.name for leaf in dropped])
+    return Slimmed(b"".join(pieces), names, notes)
+
+
+def _open_signed(raw: Raw, leaf: _Leaf, max_attachment_bytes: int, layer: int) -> Slimmed | None:
+    """The letter signed inside an S/MIME part, slimmed, or None when there is none to read."""
+    if layer >= _SIGNED_LAYERS or leaf.encoding not in ("", "7bit", "8bit", "binary", "base64"):
+        return None
+    body = memoryview(raw)[leaf.body_start : leaf.cut_end]
+    try:
+        # One copy of the signature (base64 decoded); the letter is then a view into it.
+        data: Raw = binascii.a2b_base64(body) if leaf.encoding == "base64" else body
+        entity, was_cut = signed_view(data, _SMIME_MAX_BYTES)
+    except (binascii.Error, ValueError):  # cut or damaged base64: the part is dropped as a file
+        return None
+    if entity is None:
+        return None
+    if not _HEADER_LINE.match(entity):  # a bare text signed without MIME headers
+        entity = memoryview(b"Content-Type: text/plain\r\n\r\n" + bytes(entity))
+    inner = _slim(entity, max_attachment_bytes, cut=was_cut, layer=layer + 1)
+    quoted = ", ".join(f"«{name}»" for name in inner.dropped)
+    what = f"вложение {quoted} не принято" if len(inner.dropped) == 1 else f"вложения {quoted} не приняты"
+    note = (
+        f"Письмо подписано электронной подписью (S/MIME) и больше предельного размера: его текст прочитан из файла "
+        f"{leaf.name}"
+        + (f", {what} из-за размера" if inner.dropped else "")
+        + ("; содержимое подписи прочитано не до конца" if was_cut else "")
+        + ". Подпись не проверялась; файл подписи к обращению не приложен, письмо сохранено целиком в исходном виде."
+    )
+    return Slimmed(inner.raw, inner.dropped, [note, *inner.notes])
+
+
+def _letter_fields(raw: Raw) -> bytes:
+    """The header block of a single-part signed letter without its Content-* fields (they describe the signature;
+    the opened letter brings its own), each field with its folded lines."""
+    header_end = _headers(raw, 0, len(raw))[1]
+    kept: list[bytes] = []
+    keep = True
+    for line in bytes(raw[:header_end]).splitlines():
+        if line[:1] not in (b" ", b"\t"):
+            keep = _CONTENT_FIELD.match(line) is None
+        if keep:
+            kept.append(line + b"\r\n")
+    return b"".join(kept)

@@ -69,7 +69,7 @@ class _Element:
 
 
 class _Reader:
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes | memoryview) -> None:
         self.view = memoryview(data)
         self.budget = MAX_ELEMENTS
 
@@ -167,7 +167,7 @@ def read_smime(data: bytes, max_bytes: int, *, cut: bool = False) -> SmimeConten
     return SmimeContent(kind, entity=b"".join(view[start:end] for start, end in spans), cut=was_cut)
 
 
-def signed_view(data: bytes, max_bytes: int) -> tuple[memoryview | None, bool]:
+def signed_view(data: bytes | memoryview, max_bytes: int) -> tuple[memoryview | None, bool]:
     """The signed entity of ``data`` as a view (no copy when it is one OCTET STRING, as DER writes it) and
     whether it was cut at ``max_bytes``; None when there is none to read. For mail/slim.py: a 30 MB signed letter
     is read there without a second copy of its content."""
@@ -180,7 +180,9 @@ def signed_view(data: bytes, max_bytes: int) -> tuple[memoryview | None, bool]:
     return memoryview(b"".join(view[start:end] for start, end in spans)), was_cut
 
 
-def _locate(data: bytes, max_bytes: int, cut: bool) -> tuple[str, list[tuple[int, int]] | None, str | None, bool]:
+def _locate(
+    data: bytes | memoryview, max_bytes: int, cut: bool
+) -> tuple[str, list[tuple[int, int]] | None, str | None, bool]:
     """The kind of ``data``, the spans of its signed content (None: none read), the problem, whether cut."""
     reader = _Reader(data)
     try:
