@@ -439,6 +439,15 @@ def test_a_letter_outside_the_remit_is_registered_and_waits_to_forward(
         "19_gateway_delivery_failure",
         "20_gateway_delivery_warning",
         "21_gateway_non_remis",
+        # Lotus Domino, Exchange and Outlook.com (English, French), with the letter they return quoted or attached:
+        # our acknowledgement quoting a citizen's questions, a citizen's letter sent on to staff, a citizen's
+        # complaint copied to us. None of those words makes the notice an appeal (it was registered on arrival).
+        "22_domino_delivery_failure",
+        "23_exchange_delivery_delayed",
+        "24_outlookcom_mail_delivery_warning",
+        "25_outlook_non_remis_fr",
+        "26_returned_citizen_letter",
+        "27_delivery_failure_attached_letter",
     ],
 )
 def test_gateway_bounces_are_never_registered_nor_acknowledged(settings: Settings, name: str) -> None:

@@ -384,7 +384,8 @@ _NOT_RECIPIENT = re.compile(
 # Explicitly temporary wording wins over anything else in the text.
 _TRANSIENT = re.compile(
     r"try again|temporar|will (continue|be) (to )?(retry|retried|trying)|still (being )?(retried|trying)|"
-    r"deferred|greylist|grey-list|временн",
+    r"deferred|greylist|grey-list|временн|"
+    r"has(n[’']?t| not) been delivered yet|keep trying to deliver",  # Exchange and Outlook.com delay warnings
     re.IGNORECASE,
 )
 # RFC 3463 subject.detail codes that concern the recipient address itself.

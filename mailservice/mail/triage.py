@@ -63,12 +63,15 @@ class Triage:
 
 
 # Mail system accounts. Gateways that send plain-text bounces without a DSN part sign as postmaster, MAILER-DAEMON
-# or a "<Org>_Mail_Service" / "Mail Gateway" account (seen on regional government relays). Read on the addresses
-# (strong) and on the display names (weak: a company may be called «Почтовый сервис», tryout T4).
+# or a "<Org>_Mail_Service" / "Mail Gateway" account (seen on regional government relays); Lotus Domino as its
+# "Mail Router"; Exchange and Outlook.com from the organisation's system mailbox, whose name is fixed in every
+# Exchange organisation: MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e. Read on the addresses (strong) and on
+# the display names (weak: a company may be called «Почтовый сервис», tryout T4).
 _SYSTEM_SENDER = re.compile(
     r"(^|[<\s\"'(])(mailer[-_.]?daemon|postmaster|post_master|mdaemon|mail[-_]?delivery[-_]?(system|subsystem)?)"
     r"(@|[>\s\"')]|$)|mail delivery (system|subsystem)|почтовая система|система доставки|"
-    r"[a-z0-9]_mail_service\b|(^|[<\s\"'(])mail[-_ ]?(service|gateway|administrator)(@|[>\s\"')]|$)|"
+    r"[a-z0-9]_mail_service\b|(^|[<\s\"'(])mail[-_ ]?(service|gateway|administrator|router)(@|[>\s\"')]|$)|"
+    r"(^|[<\s\"'(])microsoftexchange329e71ec88ae4615bbc36ab6ce41109e@|"
     r"почтовый (шлюз|сервис|сервер)",
     re.IGNORECASE,
 )
@@ -77,7 +80,7 @@ _BOUNCE_SUBJECT = re.compile(
     r"(mail|message) delivery (failed|failure|has failed)|returned mail|mail system error|failure notice|"
     r"(permanent |temporary )?delivery failure|could not send message|"
     r"message (not delivered|could not be delivered)|"
-    r"delayed mail|warning: (could not send|message .* delayed)|nondeliverable|non-delivery|"
+    r"delayed mail|delivery delayed|warning: (could not send|message .* delayed)|nondeliverable|non-delivery|"
     r"delivery (report|status)|mail could not be delivered|returned to sender|there was an error sending|"
     r"mail delivery warning|delivery (status )?warning|error during delivery|(message )?non remis\b|"
     r"non distribuable|unzustellbar|"
@@ -93,7 +96,9 @@ _BOUNCE_BODY = re.compile(
     r"message (was )?(not|couldn'?t be) delivered|has not been delivered|delivery problem|delivery failure|"
     r"user unknown|mailbox unavailable|delivery has been delayed|will be retried|"
     r"не (может быть|было|удалось) (быть )?доставлен|не доставлен|не удалось доставить|ошибка доставки|"
-    r"n[’']a pas pu (être|etre) remis|requested action not taken|failed recipients",
+    r"n[’']a pas pu (être|etre) remis|requested action not taken|failed recipients|"
+    # Exchange and Outlook.com (English and French), Lotus Domino
+    r"delivery is delayed|has(n[’']?t| not) been delivered|impossible de remettre|not listed in domino directory",
     re.IGNORECASE,
 )
 # RFC 3834 2: "Auto-Submitted: no" means a person sent it; anything else is automatic.
