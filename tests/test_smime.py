@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import email.policy
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email import message_from_bytes
 from email.message import EmailMessage
 from pathlib import Path
@@ -29,7 +29,6 @@ from mailservice.intake.models import IntakeEntry
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.mail.parse import ParsedMessage, parse_message
 from mailservice.mail.smime import MAX_DEPTH, read_smime, signed_view
-from tests.conftest import make_env, reset_caches
 from tests.console_support import drain, parsed, text_of
 from tests.servers import Sink
 
@@ -264,10 +263,8 @@ def test_a_signed_letter_forwarded_as_an_attachment_is_read(sample: str, own: st
 
 def test_a_forwarded_encrypted_or_damaged_signed_letter_is_noted_and_kept() -> None:
     def forward(p7m: bytes) -> bytes:
-        outer = EmailMessage()
-        outer["From"] = "Сидорова Анна <sidorova.a@example.ru>"
-        outer["To"] = "priemnaya@dizo.test"
-        outer["Subject"] = "Fwd: Обращение"
+        outer = message_from_bytes(_letter(b""), _class=EmailMessage, policy=email.policy.default)  # its headers
+        outer.replace_header("Subject", "Fwd: Обращение")
         outer.set_content("Пересылаю обращение.")
         outer.add_attachment(message_from_bytes(_letter(p7m)))
         return outer.as_bytes(policy=email.policy.SMTP)
@@ -301,17 +298,10 @@ SMALL_MESSAGE = 200_000
 SMALL_ATTACHMENT = 100_000
 
 
-@pytest.fixture
-def small_limits(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, sink: Sink) -> Iterator[Settings]:
-    """Settings on both databases with a small message and attachment limit."""
-    yield make_env(
-        monkeypatch, tmp_path, db_url, smtp_port=str(sink.port), smtp_host="127.0.0.1",
-        max_message_bytes=str(SMALL_MESSAGE), max_attachment_bytes=str(SMALL_ATTACHMENT),
-    )  # fmt: skip
-    reset_caches()
-
-
-def test_a_signed_letter_over_the_message_limit_is_registered_with_its_text(small_limits: Settings, sink: Sink) -> None:
+def test_a_signed_letter_over_the_message_limit_is_registered_with_its_text(settings: Settings, sink: Sink) -> None:
+    small_limits = settings.model_copy(
+        update={"max_message_bytes": SMALL_MESSAGE, "max_attachment_bytes": SMALL_ATTACHMENT}
+    )
     raw = _sample("07_signed_over_the_limit.eml")
     assert len(raw) > SMALL_MESSAGE
     sender = "kravtsova@example.ru"
