@@ -128,6 +128,18 @@ def test_a_signed_bare_text_a_cut_content_and_an_unreadable_signature() -> None:
     assert result.dropped == ["smime.p7m"] and result.notes == []
 
 
+def test_a_signed_content_over_the_readers_cap_keeps_the_text_before_the_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the bounded reader's cap the content is read up to it: the text (first) is kept, the file the cut
+    falls in is dropped, whatever its estimated size, and staff are told the signature was read in part."""
+    entity = _entity(LIMIT * 5)
+    monkeypatch.setattr("mailservice.mail.slim._SMIME_MAX_BYTES", len(entity) // 2)  # inside the scan
+    result = slim(_signed_letter(entity), max_attachment_bytes=LIMIT)
+    assert result.dropped == ["скан паспорта.pdf"]
+    assert len(result.notes) == 1 and "прочитано не до конца" in result.notes[0]
+    parsed = parse_message(result.raw)
+    assert TEXT in parsed.text and parsed.attachments == []
+
+
 @pytest.mark.parametrize(("chunked", "copies"), [(False, 1), (True, 2)], ids=["der", "ber-chunks"])
 def test_a_signed_letter_of_35_mb_is_read_with_one_copy_of_its_signature(chunked: bool, copies: int) -> None:
     """README (limits): the signature is decoded once; the letter inside is a view of it (DER) or put together
