@@ -25,6 +25,7 @@ from mailservice.blobs import BlobStore
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.inforequests.models import Attachment, Event, Request
+from mailservice.intake.forwarded import read_forwarded
 from mailservice.intake.models import IntakeEntry
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.mail.parse import ParsedMessage, parse_message
@@ -259,6 +260,13 @@ def test_a_signed_letter_forwarded_as_an_attachment_is_read(sample: str, own: st
     assert next(a.data for a in parsed.attachments if a.filename == "smime.p7m") == inner.get_payload(decode=True)
     assert len(parsed.staff_notes) == 1 and FORWARDED_NOTE in parsed.staff_notes[0]
     assert SIGNED_NOTE in parsed.staff_notes[0]
+
+
+def test_the_author_of_a_signed_appeal_forwarded_by_a_body_is_read_with_the_signed_text() -> None:
+    """What staff's «re-register on its author» uses (intake/forwarded.py): the citizen and his signed words."""
+    found = read_forwarded(parse_message(_sample("06_signed_appeal_forwarded_by_a_body.eml")))
+    assert found is not None and found.source == "attachment"
+    assert (found.name, found.address) == ("Королёв Дмитрий", "korolev.d@example.net") and KOROLEV in found.text
 
 
 def test_a_forwarded_encrypted_or_damaged_signed_letter_is_noted_and_kept() -> None:
