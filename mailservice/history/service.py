@@ -31,6 +31,7 @@ from mailservice.inforequests import identity
 from mailservice.inforequests.lifecycle import Channel, EventKind
 from mailservice.inforequests.models import Client, ClientContact, Event, Proof
 from mailservice.inforequests.notifications import sent_event
+from mailservice.mail.addresses import address_key
 from mailservice.mail.compose import build_message
 from mailservice.outbox import OutboxMessage, enqueue
 from mailservice.tokens import Purpose, TokenError, load_timed, sign_timed
@@ -80,7 +81,7 @@ def _contact(session: Session, client_id: int, address: str) -> ClientContact | 
         select(ClientContact).where(
             ClientContact.client_id == client_id,
             ClientContact.kind == "email",
-            ClientContact.value == address,
+            ClientContact.value_key == address_key(address),
         )
     )
 
