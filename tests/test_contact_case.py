@@ -24,14 +24,18 @@ from mailservice.history.service import Outcome, request_history
 from mailservice.inforequests import identity, service
 from mailservice.inforequests.models import Client, ClientContact, MergeSuggestion, Proof, Request
 from mailservice.intake.pipeline import Source, process_batch, process_raw
+from mailservice.intake.routes import load_routes
 from mailservice.mail.addresses import address_key, same_address
 from mailservice.mailings import subscribers
 from mailservice.mailings.consent import parse_address
 from mailservice.mailings.models import MailingList, Subscriber, Subscription, SubscriptionStatus
 from mailservice.mailings.sender import send_campaign
+from mailservice.outbox import OutboxMessage
 from tests.conftest import PG_URL, pg_unreachable_reason
+from tests.console_support import drain
 from tests.mailfactory import citizen_mail
 from tests.servers import Sink
+from tests.test_history import ask, history_mail
 from tests.test_mailings import client_for, dkim_key, mail_settings, new_campaign, subscribe_over_http  # noqa: F401
 from tests.waiting import run_within
 
@@ -130,6 +134,19 @@ def test_history_to_another_spelling_of_a_proven_address_and_not_of_an_unproven_
             assert outcome is expected, address
 
 
+def test_an_unknown_sender_is_told_once_per_interval_whatever_the_case(settings: Settings, sink: Sink) -> None:
+    # README "Limits": a refused history request is answered once per interval per address; the spellings of one
+    # mailbox must not multiply the letters a forger can send to it.
+    load_routes()
+    for n, spelling in enumerate(("Someone@example.org", "someone@example.org", "SOMEONE@EXAMPLE.ORG")):
+        assert ask(settings, history_mail(spelling, body=f"Прошу историю моих обращений ({n})."), spelling) == (
+            "history request: unknown"
+        )
+    drain(settings)
+    told = [rcpts for _f, rcpts, _raw in sink.messages() if any(same_address(r, "someone@example.org") for r in rcpts)]
+    assert len(told) == 1
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Mailings (seed 004 p. 12-13: consent, and its withdrawal, is checked at the moment of sending)
 # ----------------------------------------------------------------------------------------------------------------
@@ -144,17 +161,21 @@ def test_two_spellings_subscribe_one_subscriber(mail_settings: Settings) -> None
         assert len(session.scalars(select(Subscription)).all()) == 1
 
 
-def test_unsubscribing_in_one_spelling_stops_mail_to_the_other(mail_settings: Settings, sink: Sink) -> None:  # noqa: F811
-    # Two subscriber rows of one mailbox, as an earlier version made them from two spellings, both active on the
-    # news list; the first is also on a second list, so its withdrawal from the news does not suppress the address.
+def _legacy_spellings(settings: Settings) -> list[tuple[int, str]]:
+    """Two subscriber rows of one mailbox, as an earlier version made them from two spellings, both active on the
+    news list; «Ivan@» is also on the tenders list, so its withdrawal from the news alone does not suppress the
+    address, and «ivan@» on the events list. Returns the subscriptions (id, nonce): Ivan@ news, Ivan@ tenders,
+    ivan@ news, ivan@ events."""
     now = utcnow()
-    with session_scope(mail_settings) as session:
+    made: list[tuple[int, str]] = []
+    with session_scope(settings) as session:
         news = subscribers.default_list(session)
-        other = MailingList(slug="tenders", title="Торги")
-        session.add(other)
+        assert news.slug == "news"
+        tenders = MailingList(slug="tenders", title="Торги")
+        events = MailingList(slug="events", title="Мероприятия")
+        session.add_all([tenders, events])
         session.flush()
-        active: dict[str, Subscription] = {}
-        for spelling, lists in (("Ivan@example.org", (news, other)), ("ivan@example.org", (news,))):
+        for spelling, lists in (("Ivan@example.org", (news, tenders)), ("ivan@example.org", (news, events))):
             address = parse_address(spelling)
             assert address is not None
             person = Subscriber(email=address.normalized, email_ascii=address.ascii, email_hash=address.hash)
@@ -170,21 +191,39 @@ def test_unsubscribing_in_one_spelling_stops_mail_to_the_other(mail_settings: Se
                 )
                 session.add(row)
                 session.flush()
-                active.setdefault(spelling, row)
-        news_slug = news.slug
-        first = active["Ivan@example.org"]
-        token = subscribers.unsubscribe_token(mail_settings, first.id, first.nonce)
-    assert news_slug == "news"
+                made.append((row.id, row.nonce))
+    return made
+
+
+def _states(settings: Settings) -> list[str]:
+    with session_scope(settings) as session:
+        return [s.status for s in session.scalars(select(Subscription).order_by(Subscription.id))]
+
+
+def test_unsubscribing_in_one_spelling_stops_mail_to_the_other(mail_settings: Settings, sink: Sink) -> None:  # noqa: F811
+    (first_id, first_nonce), *_others = _legacy_spellings(mail_settings)
+    token = subscribers.unsubscribe_token(mail_settings, first_id, first_nonce)
     http = client_for(mail_settings)
     assert http.post(f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"}).status_code == 200
-    with session_scope(mail_settings) as session:
-        states = [s.status for s in session.scalars(select(Subscription).order_by(Subscription.id))]
-    # Ivan@ on the news, Ivan@ on the tenders, ivan@ on the news.
-    assert states == [SubscriptionStatus.withdrawn, SubscriptionStatus.active, SubscriptionStatus.withdrawn]
+    withdrawn, active = SubscriptionStatus.withdrawn, SubscriptionStatus.active
+    assert _states(mail_settings) == [withdrawn, active, withdrawn, active]
     sink.clear()
     summary = run_within(send_campaign(mail_settings, new_campaign(mail_settings)), 60, "the campaign")
     assert summary.status == "done"
     assert not [rcpts for _f, rcpts, _raw in sink.messages() if any(same_address(r, "ivan@example.org") for r in rcpts)]
+
+
+def test_unsubscribing_by_e_mail_in_a_third_spelling_withdraws_every_list(mail_settings: Settings) -> None:  # noqa: F811
+    _legacy_spellings(mail_settings)
+    load_routes()
+    raw = citizen_mail(sender="IVAN@example.org", subject="Отписаться", body="")
+    result = process_raw(mail_settings, raw, Source("smtp", envelope_from="IVAN@example.org"))
+    assert result.reason.startswith("mailing: withdrawal requested by e-mail (3 lists)"), result.reason
+    assert set(_states(mail_settings)) == {SubscriptionStatus.withdrawn}
+    with session_scope(mail_settings) as session:
+        assert subscribers.is_suppressed(session, parse_address("ivan@example.org").hash)  # type: ignore[union-attr]
+        notices = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "mailing_withdrawn")).all()
+        assert len(notices) == 1
 
 
 # ----------------------------------------------------------------------------------------------------------------

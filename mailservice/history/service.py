@@ -22,7 +22,7 @@ import datetime as dt
 import secrets
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailservice.config import Settings
@@ -124,7 +124,9 @@ def _recently_told(session: Session, address: str, now: dt.datetime) -> bool:
             select(OutboxMessage.id)
             .where(
                 OutboxMessage.kind.in_(_REFUSALS),
-                OutboxMessage.recipients == address,
+                # Per mailbox, not per spelling: «Ivan@» and «ivan@» are one inbox (defect U9). The databases'
+                # lower() folds ASCII (all of it on SQLite), as the acknowledgement limit counts.
+                func.lower(OutboxMessage.recipients) == address.lower(),
                 OutboxMessage.created_at > now - MIN_INTERVAL,
             )
             .limit(1)
@@ -334,7 +336,7 @@ def owner(session: Session, export: HistoryExport) -> Client | None:
 def ask(session: Session, address: str, now: dt.datetime) -> None:
     """Take a request for the history from the web form: the same one insert (or none, when the same address is
     already waiting) whoever's the address is; the worker answers it (:func:`handle_asks`)."""
-    waiting = session.scalar(select(HistoryAsk.id).where(HistoryAsk.address == address).limit(1))
+    waiting = session.scalar(select(HistoryAsk.id).where(func.lower(HistoryAsk.address) == address.lower()).limit(1))
     if waiting is None:
         session.add(HistoryAsk(address=address, created_at=now))
 
