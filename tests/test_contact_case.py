@@ -31,6 +31,7 @@ from mailservice.mailings.consent import parse_address
 from mailservice.mailings.models import MailingList, Subscriber, Subscription, SubscriptionStatus
 from mailservice.mailings.sender import send_campaign
 from mailservice.outbox import OutboxMessage
+from mailservice.web.staff import actions
 from tests.conftest import PG_URL, pg_unreachable_reason
 from tests.console_support import drain
 from tests.mailfactory import citizen_mail
@@ -117,6 +118,18 @@ def test_the_database_refuses_a_second_spelling_of_a_contact(settings: Settings)
         found = identity.contact_of(session, "email", "ANNA@example.ru")
         assert found is not None and found.value == "anna@example.ru"
         assert service.find_client_by_email(session, "Anna@Example.ru") is not None
+
+
+def test_staff_find_a_client_by_any_spelling_of_its_address(settings: Settings) -> None:
+    with session_scope(settings) as session:
+        client = Client(name="Клиент")
+        client.contacts.append(ClientContact(kind="email", value="Иван.Петров@Пример.рф"))
+        session.add(client)
+    with session_scope(settings) as session:
+        # SQLite's ILIKE folds ASCII only: a Cyrillic mailbox in capitals is found by its key.
+        for typed in ("ИВАН.ПЕТРОВ@", "иван.петров@пример", "Пример.РФ"):
+            found = actions.find_clients_page(session, typed)
+            assert [c.name for c in found.items] == ["Клиент"], typed
 
 
 def test_history_to_another_spelling_of_a_proven_address_and_not_of_an_unproven_one(settings: Settings) -> None:
