@@ -32,6 +32,10 @@ PROOF_NAMES: dict[str, str] = {
 }
 
 
+# How the client page names a contact's kind.
+CONTACT_KINDS: dict[str, str] = {"email": "эл. почта", "phone": "телефон", "social": "соцсети"}
+
+
 class IdentityError(ValueError):
     """An identity operation that cannot be done; the message is Russian and shown as is."""
 
@@ -170,6 +174,7 @@ def open_suggestions(session: Session, client_id: int) -> list[MergeSuggestion]:
 
 
 __all__ = [
+    "CONTACT_KINDS",
     "DOCUMENTS",
     "IdentityError",
     "contact_of",
