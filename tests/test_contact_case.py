@@ -26,12 +26,15 @@ from mailservice.inforequests.models import Client, ClientContact, MergeSuggesti
 from mailservice.intake.pipeline import Source, process_batch, process_raw
 from mailservice.intake.routes import load_routes
 from mailservice.mail.addresses import address_key, same_address
+from mailservice.mail.parse import parse_message
 from mailservice.mailings import subscribers
 from mailservice.mailings.consent import parse_address
 from mailservice.mailings.models import MailingList, Subscriber, Subscription, SubscriptionStatus
 from mailservice.mailings.sender import send_campaign
 from mailservice.outbox import OutboxMessage
 from mailservice.web.staff import actions
+from mailservice.workgroup import groups
+from mailservice.workgroup.service import WorkgroupError
 from tests.conftest import PG_URL, pg_unreachable_reason
 from tests.console_support import drain
 from tests.mailfactory import citizen_mail
@@ -158,6 +161,50 @@ def test_an_unknown_sender_is_told_once_per_interval_whatever_the_case(settings:
     drain(settings)
     told = [rcpts for _f, rcpts, _raw in sink.messages() if any(same_address(r, "someone@example.org") for r in rcpts)]
     assert len(told) == 1
+
+
+def test_a_reply_to_or_a_second_author_in_another_case_is_the_sender_itself() -> None:
+    # RFC 5322 3.6.2: several authors need a Sender; one mailbox written twice is one author. A Reply-To that is
+    # From in other letters claims nothing (README "Security model": a differing Reply-To is recorded as claimed).
+    raw = citizen_mail(sender="Ivan@Mail.ru", headers={"Reply-To": "ivan@mail.ru"})
+    raw = raw.replace(b"From: ", b"From: ivan@mail.ru, ", 1)
+    parsed = parse_message(raw)
+    assert parsed.from_addr is not None and same_address(parsed.from_addr, "ivan@mail.ru")
+    assert not [d for d in parsed.defects if "authors" in d], parsed.defects
+
+
+def test_a_reply_to_in_another_case_is_not_recorded_as_claimed(settings: Settings) -> None:
+    raw = citizen_mail(sender="Ivan@Mail.ru", headers={"Reply-To": "ivan@mail.ru"}, subject="Аренда участков")
+    process_raw(settings, raw, Source("smtp", envelope_from="Ivan@Mail.ru"), now=utcnow())
+    with session_scope(settings) as session:
+        request = session.scalars(select(Request)).one()
+        assert (request.reply_email, request.reply_to_claimed) == ("Ivan@mail.ru", None)
+
+
+def test_a_working_group_member_is_one_person_whatever_the_case(settings: Settings) -> None:
+    now = utcnow()
+    with session_scope(settings) as session:
+        group = groups.create_group(
+            session, slug="wg", title="Рабочая группа", profile="novosibirsk", overrides={}, now=now, actor="test"
+        )
+        person = groups.add_member(
+            session, settings, group, name="Петров Пётр Петрович", email="Petrov@Example.ru", role="member", now=now,
+            actor="test", verified=True,
+        )  # fmt: skip
+        with pytest.raises(WorkgroupError, match="уже есть в составе"):
+            groups.add_member(
+                session, settings, group, name="Петров П. П.", email="petrov@example.ru", role="member", now=now,
+                actor="test",
+            )  # fmt: skip
+        assert groups.find_member(session, group, "PETROV@example.ru") is person
+        groups.remove_member(session, person, now=now, actor="test")
+        # A returning person keeps their row, whatever the case the address is typed in now.
+        back = groups.add_member(
+            session, settings, group, name="Петров Пётр Петрович", email="PETROV@EXAMPLE.RU", role="member", now=now,
+            actor="test", verified=True,
+        )  # fmt: skip
+        assert back.id == person.id
+        assert len(groups.members_of(session, group, include_inactive=True)) == 1
 
 
 # ----------------------------------------------------------------------------------------------------------------

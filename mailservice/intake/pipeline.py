@@ -49,7 +49,7 @@ from mailservice.intake.commands import Command
 from mailservice.intake.models import Bounce, IntakeEntry, Outcome
 from mailservice.intake.prepare import Prepared, preparer_for
 from mailservice.intake.wording import own_subject
-from mailservice.mail.addresses import address_key
+from mailservice.mail.addresses import address_key, same_address
 from mailservice.mail.parse import ParsedMessage
 from mailservice.mail.triage import HOLD_NULL_ENVELOPE, TRIAGE_HOLDS, Verdict
 from mailservice.outbox import OutboxMessage
@@ -462,7 +462,8 @@ def _decide(
     hold = prepared.hold if (request is None and outbox_row is None) or unanswerable else ()
     # The acknowledgement goes to the person named in From; a different Reply-To is recorded, for answers once
     # it is proven for the client (README, "Security model").
-    reply_to = parsed.reply_to if parsed.reply_to and parsed.reply_to != parsed.from_addr else None
+    # A Reply-To that is From in another case is From: one mailbox (mail.addresses), nothing claimed.
+    reply_to = parsed.reply_to if parsed.reply_to and not same_address(parsed.reply_to, parsed.from_addr) else None
     subject = parsed.subject
     if request is not None or outbox_row is not None:
         # A new question in reply to our message: its topic is neither our number nor our notice's subject (G9).
