@@ -9,10 +9,7 @@ spelling is proof of the mailbox. Both databases throughout.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
-from collections.abc import Iterator
 
-import psycopg
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
@@ -35,11 +32,11 @@ from mailservice.outbox import OutboxMessage
 from mailservice.web.staff import actions
 from mailservice.workgroup import groups
 from mailservice.workgroup.service import WorkgroupError
-from tests.conftest import PG_URL, pg_unreachable_reason
 from tests.console_support import drain
 from tests.mailfactory import citizen_mail
 from tests.servers import Sink
 from tests.test_history import ask, history_mail
+from tests.test_identity import fresh_url  # noqa: F401  (a fixture)
 from tests.test_mailings import client_for, dkim_key, mail_settings, new_campaign, subscribe_over_http  # noqa: F401
 from tests.waiting import run_within
 
@@ -291,31 +288,13 @@ def test_unsubscribing_by_e_mail_in_a_third_spelling_withdraws_every_list(mail_s
 # ----------------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def fresh_url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[str]:
-    """An empty database of this test alone (the migrations run step by step on it)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/old.sqlite3"
-        return
-    reason = pg_unreachable_reason()
-    if reason:
-        pytest.skip(reason)
-    name = f"mailservice_mig_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield PG_URL.rsplit("/", 1)[0] + f"/{name}"
-    db.dispose_engines()
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 JAN10 = "2026-01-10 10:00:00+00"
 JAN20 = "2026-01-20 10:00:00+00"
 FEB01 = "2026-02-01 09:30:00+00"
 MAR01 = "2026-03-01 12:00:00+00"
 
 
-def test_migration_merges_the_spellings_of_one_address(fresh_url: str) -> None:
+def test_migration_merges_the_spellings_of_one_address(fresh_url: str) -> None:  # noqa: F811
     settings = config.Settings(database_url=fresh_url)
     db.upgrade(settings, "1905_reply_email_lower")  # the schema before the contact key
     engine = db._engine_for(fresh_url)
