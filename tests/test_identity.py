@@ -55,6 +55,8 @@ def test_typing_an_address_proves_nothing_a_check_in_person_does(settings: Setti
         assert session.get(Request, request_id).reply_email == "smirnova@example.ru"  # type: ignore[union-attr]
     page = http.get(f"/staff/clients/{client_id}")
     assert "Проверка личности" in page.text and "паспорт гражданина Российской Федерации" in page.text
+    # The contact's kind in Russian, as every word of the console.
+    assert f'{PHONE} <span class="muted">(телефон)</span>' in page.text and "(phone)" not in page.text
 
     refused = http.post(
         f"/staff/clients/{client_id}/identity",
@@ -78,6 +80,7 @@ def test_typing_an_address_proves_nothing_a_check_in_person_does(settings: Setti
         assert (audit.actor, audit.object_id, audit.details["check"]) == (OPERATOR, client_id, check.id)
     page = http.get(f"/staff/clients/{client_id}")
     assert "подтверждён: проверка документа лично" in page.text and "проверил(а) operator@dizo.test" in page.text
+    assert 'Smirnova@example.ru <span class="muted">(эл. почта)</span>' in page.text and "(email)" not in page.text
 
 
 def test_a_check_never_takes_another_clients_address(settings: Settings) -> None:

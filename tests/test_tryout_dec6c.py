@@ -167,6 +167,9 @@ def test_a_downloaded_letter_is_in_the_audit_log(fast_form: Settings) -> None:  
     with session_scope(fast_form) as session:
         letter_id = session.scalars(select(PostalLetter.id)).one()
     for ext in ("docx", "pdf"):
+        # A HEAD (a link checker's probe, answered as GET without the content: RFC 9110 9.3.2) downloads nothing.
+        head = http.head(f"/staff/letters/{letter_id}.{ext}")
+        assert (head.status_code, head.content) == (200, b""), ext
         assert http.get(f"/staff/letters/{letter_id}.{ext}").status_code == 200
     with session_scope(fast_form) as session:
         logged = session.scalars(

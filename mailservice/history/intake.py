@@ -14,6 +14,7 @@ from mailservice.inforequests import identity, service
 from mailservice.inforequests.lifecycle import Channel, EventKind
 from mailservice.inforequests.models import Client, Event
 from mailservice.intake.models import IntakeEntry
+from mailservice.mail.addresses import same_address
 from mailservice.mail.parse import ParsedMessage
 from mailservice.outbox import OutboxMessage
 
@@ -64,7 +65,7 @@ def handle_history_proof(session: Session, parsed: ParsedMessage, row: OutboxMes
     address = parsed.from_addr
     recipients = [a.strip() for a in row.recipients.split(",")]
     client = session.get(Client, row.ref_id) if row.ref_id is not None else None
-    if not address or address not in recipients or client is None:
+    if not address or not any(same_address(address, r) for r in recipients) or client is None:
         return None
     while client is not None and client.merged_into_id is not None:
         client = session.get(Client, client.merged_into_id)

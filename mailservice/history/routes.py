@@ -21,7 +21,7 @@ from mailservice.history import service
 from mailservice.history.archive import COPY_CHUNK, spool_file, write_zip
 from mailservice.mail.headers import normalise_address
 from mailservice.templating import render
-from mailservice.web.security import secure_public
+from mailservice.web.security import is_head, secure_public
 from mailservice.web.staff.deps import redirect, settings_of
 
 router = APIRouter(tags=["history"])
@@ -156,9 +156,10 @@ def download_archive(request: Request, token: str) -> Response:
             assert client is not None  # open_download checked it
             file = spool_file(settings)
             write_zip(session, settings, client.id, now, file)
-            # Counted in the same transaction as the build: a failed build or commit counts nothing.
-            export.download_count += 1
-            export.downloaded_at = export.downloaded_at or now
+            # Counted in the same transaction as the build: a failed build or commit counts nothing, nor a HEAD.
+            if not is_head(request):
+                export.download_count += 1
+                export.downloaded_at = export.downloaded_at or now
             stamp = now.astimezone(settings.tz).strftime("%Y%m%d")
     except BaseException:
         if file is not None:  # a failed build or commit: free the temporary file now

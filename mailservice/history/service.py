@@ -22,7 +22,7 @@ import datetime as dt
 import secrets
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailservice.config import Settings
@@ -31,6 +31,7 @@ from mailservice.inforequests import identity
 from mailservice.inforequests.lifecycle import Channel, EventKind
 from mailservice.inforequests.models import Client, ClientContact, Event, Proof
 from mailservice.inforequests.notifications import sent_event
+from mailservice.mail.addresses import address_key
 from mailservice.mail.compose import build_message
 from mailservice.outbox import OutboxMessage, enqueue
 from mailservice.tokens import Purpose, TokenError, load_timed, sign_timed
@@ -80,7 +81,7 @@ def _contact(session: Session, client_id: int, address: str) -> ClientContact | 
         select(ClientContact).where(
             ClientContact.client_id == client_id,
             ClientContact.kind == "email",
-            ClientContact.value == address,
+            ClientContact.value_key == address_key(address),
         )
     )
 
@@ -123,7 +124,9 @@ def _recently_told(session: Session, address: str, now: dt.datetime) -> bool:
             select(OutboxMessage.id)
             .where(
                 OutboxMessage.kind.in_(_REFUSALS),
-                OutboxMessage.recipients == address,
+                # Per mailbox, not per spelling: «Ivan@» and «ivan@» are one inbox (defect U9). The databases'
+                # lower() folds ASCII (all of it on SQLite), as the acknowledgement limit counts.
+                func.lower(OutboxMessage.recipients) == address.lower(),
                 OutboxMessage.created_at > now - MIN_INTERVAL,
             )
             .limit(1)
@@ -333,7 +336,7 @@ def owner(session: Session, export: HistoryExport) -> Client | None:
 def ask(session: Session, address: str, now: dt.datetime) -> None:
     """Take a request for the history from the web form: the same one insert (or none, when the same address is
     already waiting) whoever's the address is; the worker answers it (:func:`handle_asks`)."""
-    waiting = session.scalar(select(HistoryAsk.id).where(HistoryAsk.address == address).limit(1))
+    waiting = session.scalar(select(HistoryAsk.id).where(func.lower(HistoryAsk.address) == address.lower()).limit(1))
     if waiting is None:
         session.add(HistoryAsk(address=address, created_at=now))
 

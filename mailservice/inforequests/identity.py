@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from mailservice.inforequests.identity_documents import DOCUMENTS as DOCUMENTS  # where callers read it
 from mailservice.inforequests.models import Client, ClientContact, IdentityCheck, MergeSuggestion, Proof
 from mailservice.inforequests.notes import internal_note
+from mailservice.mail.addresses import address_key, contact_key
 
 PROOF_NAMES: dict[str, str] = {
     Proof.reply: "ответ на наше письмо",
@@ -31,13 +32,19 @@ PROOF_NAMES: dict[str, str] = {
 }
 
 
+# How the client page names a contact's kind.
+CONTACT_KINDS: dict[str, str] = {"email": "эл. почта", "phone": "телефон", "social": "соцсети"}
+
+
 class IdentityError(ValueError):
     """An identity operation that cannot be done; the message is Russian and shown as is."""
 
 
 def contact_of(session: Session, kind: str, value: str) -> ClientContact | None:
-    """The contact row holding this address or phone, whoever's it is."""
-    return session.scalar(select(ClientContact).where(ClientContact.kind == kind, ClientContact.value == value))
+    """The contact row holding this address or phone, whoever's it is; an address in any case of its letters (one
+    mailbox, RFC 5321 2.4), by the unique key."""
+    key = contact_key(kind, value)
+    return session.scalar(select(ClientContact).where(ClientContact.kind == kind, ClientContact.value_key == key))
 
 
 def suggest_merge(
@@ -66,7 +73,8 @@ def prove(
     An address that is another client's contact is not moved (that would be matching by a claim): staff get a
     suggested merge instead, and None is returned.
     """
-    contact = next((c for c in client.contacts if c.kind == "email" and c.value == address), None)
+    key = address_key(address)
+    contact = next((c for c in client.contacts if c.kind == "email" and c.value_key == key), None)
     if contact is None:
         holder = contact_of(session, "email", address)
         if holder is not None:
@@ -90,8 +98,9 @@ def prove(
 
 
 def prove_by_reply(session: Session, client: Client, address: str, sent_to: Sequence[str], now: dt.datetime) -> None:
-    """Prove ``address`` for ``client`` when it answered our message that went to that very address."""
-    if address in {a.strip() for a in sent_to}:
+    """Prove ``address`` for ``client`` when it answered our message that went to that very address (that very
+    mailbox: the reply may spell it in another case)."""
+    if address_key(address) in {address_key(a) for a in sent_to}:
         prove(session, client, address, Proof.reply, now)
 
 
@@ -165,6 +174,7 @@ def open_suggestions(session: Session, client_id: int) -> list[MergeSuggestion]:
 
 
 __all__ = [
+    "CONTACT_KINDS",
     "DOCUMENTS",
     "IdentityError",
     "contact_of",

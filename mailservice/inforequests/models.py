@@ -8,13 +8,14 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, select, text
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, validates
 
 from mailservice.db import Base, utcnow, with_column_defaults
 from mailservice.inforequests.listing import ContactLike as ContactLike  # how a client is named: defined there
 from mailservice.inforequests.listing import client_display_name as client_display_name
 from mailservice.inforequests.listing import preferred_email as preferred_email
 from mailservice.intake.models import IntakeEntry
+from mailservice.mail.addresses import address_key, contact_key
 from mailservice.outbox import OutboxMessage
 
 
@@ -53,7 +54,8 @@ class Client(Base):
 
     def proven_email(self, address: str) -> bool:
         """Whether ``address`` is proven to be this client's (README, "Security model")."""
-        return any(c.kind == "email" and c.value == address and c.proven for c in self.contacts)
+        key = address_key(address)
+        return any(c.kind == "email" and c.value_key == key and c.proven for c in self.contacts)
 
     @property
     def display_name(self) -> str:
@@ -76,20 +78,38 @@ class ClientContact(Base):
     ``proof``) once the client answered a message we sent to it, followed a signed link sent to it, or gave it at
     an identity check in person. An address someone only claimed (typed by staff, a Reply-To) is no contact: it
     stays the reply address of its one request.
+
+    ``value`` is kept as the client wrote it; ``value_key`` is what makes it unique and what look-ups compare: two
+    case spellings of one address are one mailbox (mail.addresses, RFC 5321 2.4; migration 2001).
     """
 
     __tablename__ = "client_contacts"
-    __table_args__ = (UniqueConstraint("kind", "value"),)
+    __table_args__ = (UniqueConstraint("kind", "value_key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(16))  # email | phone | social
     value: Mapped[str] = mapped_column(String(320))
+    # Set with ``kind`` and ``value`` (below; the default covers Core inserts that name only those).
+    value_key: Mapped[str] = mapped_column(
+        String(320),
+        default=lambda context: contact_key(
+            context.get_current_parameters().get("kind"), context.get_current_parameters().get("value")
+        ),
+    )
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     proven_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     proof: Mapped[str | None] = mapped_column(String(16), default=None)  # Proof
 
     client: Mapped[Client] = relationship(back_populates="contacts")
+
+    @validates("kind", "value")
+    def _keep_key(self, name: str, given: str) -> str:
+        """Recompute ``value_key`` whenever the kind or the value changes."""
+        kind = given if name == "kind" else self.kind
+        value = given if name == "value" else self.value
+        self.value_key = contact_key(kind, value)
+        return given
 
     @property
     def proven(self) -> bool:

@@ -47,6 +47,7 @@ from mailservice.inforequests.models import (
     get_by_number,
 )
 from mailservice.intake.models import IntakeEntry
+from mailservice.mail.addresses import contact_key, same_address
 from mailservice.mail.headers import one_line
 from mailservice.webrequests.status import new_link
 from mailservice.workdays import default_calendar
@@ -194,7 +195,7 @@ def update_or_create_client(
         client.organisation = client.organisation or organisation
         client.postal_address = client.postal_address or postal_address
     for kind, value in (("email", email), ("phone", phone)):
-        if value and not any(c.kind == kind and c.value == value for c in client.contacts):
+        if value and not any(c.kind == kind and c.value_key == contact_key(kind, value) for c in client.contacts):
             client.contacts.append(ClientContact(kind=kind, value=value, created_at=now))
     client.last_interaction_at = now
     return client
@@ -680,7 +681,7 @@ def set_notification_address(
             "(ответ на наше письмо, переход по ссылке или проверка личности)"
         )
     before = request.reply_email
-    if before == address:
+    if same_address(before, address):  # another spelling of the same mailbox changes nothing
         raise RequestError("Уведомления уже направляются на этот адрес")
     request.reply_email = address
     request.reply_to_claimed = None

@@ -49,6 +49,7 @@ from mailservice.intake.commands import Command
 from mailservice.intake.models import Bounce, IntakeEntry, Outcome
 from mailservice.intake.prepare import Prepared, preparer_for
 from mailservice.intake.wording import own_subject
+from mailservice.mail.addresses import address_key, same_address
 from mailservice.mail.parse import ParsedMessage
 from mailservice.mail.triage import HOLD_NULL_ENVELOPE, TRIAGE_HOLDS, Verdict
 from mailservice.outbox import OutboxMessage
@@ -256,7 +257,7 @@ class BatchLookups(Lookups):
         self._clients: dict[str, Client | None] = {}
         self._thread_ids: set[str] = set()
         self._load_originals(sorted({parsed.content_hash for parsed in messages}))
-        self._load_clients(sorted({parsed.from_addr for parsed in messages if parsed.from_addr}))
+        self._load_clients(sorted({address_key(parsed.from_addr) for parsed in messages if parsed.from_addr}))
         self._load_thread_ids(sorted({message_id for parsed in messages for message_id in _thread_ids(parsed)}))
 
     def _load_originals(self, hashes: Sequence[str]) -> None:
@@ -269,19 +270,20 @@ class BatchLookups(Lookups):
             for entry in self.session.scalars(query):
                 self._originals.setdefault((entry.content_hash, entry.message_id), entry)
 
-    def _load_clients(self, addresses: Sequence[str]) -> None:
-        self._clients.update(dict.fromkeys(addresses))
-        for chunk in _chunks(addresses):
+    def _load_clients(self, keys: Sequence[str]) -> None:
+        """The clients of these addresses, by their keys (mail.addresses: any case of one mailbox is one)."""
+        self._clients.update(dict.fromkeys(keys))
+        for chunk in _chunks(keys):
             contacts = (
                 select(ClientContact)
-                .where(ClientContact.kind == "email", ClientContact.value.in_(chunk))
+                .where(ClientContact.kind == "email", ClientContact.value_key.in_(chunk))
                 # The client and its contacts in two more queries, not two per client (find_or_create reads them).
                 .options(joinedload(ClientContact.client).selectinload(Client.contacts))
             )
             for contact in self.session.scalars(contacts):
                 client = contact.client
                 # A merged record points at its survivor: the rare case gets the careful lookup.
-                self._clients[contact.value] = (
+                self._clients[contact.value_key] = (
                     client if client.merged_into_id is None else super().client(contact.value)
                 )
 
@@ -302,9 +304,10 @@ class BatchLookups(Lookups):
         return None, None
 
     def client(self, address: str) -> Client | None:
-        if address not in self._clients:
-            self._clients[address] = super().client(address)
-        return self._clients[address]
+        key = address_key(address)
+        if key not in self._clients:
+            self._clients[key] = super().client(address)
+        return self._clients[key]
 
     def remember(self, entry: IntakeEntry, request: Request | None) -> None:
         key = (entry.content_hash, entry.message_id)
@@ -314,12 +317,12 @@ class BatchLookups(Lookups):
             if request.thread_root:
                 self._thread_ids.add(request.thread_root)
             if entry.from_addr:
-                self._clients[entry.from_addr] = request.client
+                self._clients[address_key(entry.from_addr)] = request.client
 
     def forget_client(self, address: str | None) -> None:
         """Ask the database again about ``address`` (a handler in a savepoint may have created its client)."""
         if address:
-            self._clients.pop(address, None)
+            self._clients.pop(address_key(address), None)
 
     def _may_thread(self, parsed: ParsedMessage) -> bool:
         if any(message_id in self._thread_ids for message_id in _thread_ids(parsed)):
@@ -459,7 +462,8 @@ def _decide(
     hold = prepared.hold if (request is None and outbox_row is None) or unanswerable else ()
     # The acknowledgement goes to the person named in From; a different Reply-To is recorded, for answers once
     # it is proven for the client (README, "Security model").
-    reply_to = parsed.reply_to if parsed.reply_to and parsed.reply_to != parsed.from_addr else None
+    # A Reply-To that is From in another case is From: one mailbox (mail.addresses), nothing claimed.
+    reply_to = parsed.reply_to if parsed.reply_to and not same_address(parsed.reply_to, parsed.from_addr) else None
     subject = parsed.subject
     if request is not None or outbox_row is not None:
         # A new question in reply to our message: its topic is neither our number nor our notice's subject (G9).

@@ -22,6 +22,7 @@ from email.message import Message
 from email.parser import BytesParser
 from types import MappingProxyType
 
+from mailservice.mail.addresses import same_address
 from mailservice.mail.body import Attachment, _Body, _safe_content_type, _Walker
 from mailservice.mail.fastpath import _parse_default
 from mailservice.mail.filenames import sanitize_filename
@@ -268,12 +269,13 @@ def _one_author(
     authors: dict[str, str] = {}
     for display, spec in from_pairs:
         address = _normalised_address(spec) or loose_address(spec)
-        if address and address not in authors:
+        # One mailbox in two cases is one author (mail.addresses); the first spelling is kept.
+        if address and not any(same_address(address, known) for known in authors):
             authors[address] = display
     if len(authors) < 2:
         return first[1], first[0]
     named = [a for a in (_normalised_address(s) or loose_address(s) for _, s in sender_pairs) if a]
-    chosen = next((a for a in named if a in authors), None)
+    chosen = next((author for a in named for author in authors if same_address(a, author)), None)
     how = "named by Sender" if chosen else "the first (no Sender names one of them)"
     address = chosen or first[1]
     defects.append(f"from: {len(authors)} authors; {address} taken as the sender, {how} (RFC 5322 3.6.2)")

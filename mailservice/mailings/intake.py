@@ -28,7 +28,7 @@ from mailservice.mail.compose import build_message
 from mailservice.mail.parse import ParsedMessage
 from mailservice.mailings import subscribers
 from mailservice.mailings.consent import Evidence, parse_address
-from mailservice.mailings.models import MailingList, Subscription, SubscriptionStatus
+from mailservice.mailings.models import MailingList, Subscriber, Subscription, SubscriptionStatus
 from mailservice.mailings.subscribers import LinkError
 from mailservice.outbox import enqueue
 
@@ -93,21 +93,21 @@ def handle_unsubscribe(session: Session, parsed: ParsedMessage, entry: IntakeEnt
     if address is None:
         return None
     withdrawn: list[MailingList] = []
-    subscriber = subscribers.find_subscriber(session, address)
-    if subscriber is not None:
-        rows = session.execute(
-            select(Subscription, MailingList)
-            .join(MailingList, MailingList.id == Subscription.list_id)
-            .where(
-                Subscription.subscriber_id == subscriber.id,
-                Subscription.status.in_([SubscriptionStatus.active, SubscriptionStatus.pending]),
-            )
-            .order_by(Subscription.id)
-        ).all()
-        for subscription, mailing_list in rows:
-            subscribers.withdraw_in_transaction(
-                session, settings, subscription, evidence=_evidence(parsed, entry), now=now
-            )
+    # Every subscriber row of the mailbox, whatever the case it was written in (an earlier version kept one per
+    # spelling; the hash folds case): the sender asked to stop the mail to this mailbox.
+    same_mailbox = select(Subscriber.id).where(Subscriber.email_hash == address.hash, Subscriber.email.is_not(None))
+    rows = session.execute(
+        select(Subscription, MailingList)
+        .join(MailingList, MailingList.id == Subscription.list_id)
+        .where(
+            Subscription.subscriber_id.in_(same_mailbox),
+            Subscription.status.in_([SubscriptionStatus.active, SubscriptionStatus.pending]),
+        )
+        .order_by(Subscription.id)
+    ).all()
+    for subscription, mailing_list in rows:
+        subscribers.withdraw_in_transaction(session, settings, subscription, evidence=_evidence(parsed, entry), now=now)
+        if mailing_list not in withdrawn:
             withdrawn.append(mailing_list)
     if not withdrawn:
         return "mailing: withdrawal requested by e-mail (0 lists: not subscribed, nothing sent)"

@@ -149,10 +149,12 @@ def import_rows(
     suppressed: set[str] = set()
     for chunk in _chunks(hashes):
         suppressed.update(session.scalars(select(Suppression.email_hash).where(Suppression.email_hash.in_(chunk))))
-    emails = sorted({r.address.normalized for r in valid})
+    # Subscribers by the hash of the address: two case spellings of one mailbox are one subscriber (mail.addresses).
     known: dict[str, Subscriber] = {}
-    for chunk in _chunks(emails):
-        known.update((s.email or "", s) for s in session.scalars(select(Subscriber).where(Subscriber.email.in_(chunk))))
+    for chunk in _chunks(hashes):
+        live = select(Subscriber).where(Subscriber.email_hash.in_(chunk), Subscriber.email.is_not(None))
+        for found in session.scalars(live.order_by(Subscriber.id)):
+            known.setdefault(found.email_hash, found)
     current: dict[tuple[int, int], Subscription] = {}
     subscriber_ids = [s.id for s in known.values()]
     for start in range(0, len(subscriber_ids), 500):
@@ -162,7 +164,7 @@ def import_rows(
             current[(sub.subscriber_id, sub.list_id)] = sub
     accepted: list[_Row] = []
     for item in valid:
-        existing = known.get(item.address.normalized)
+        existing = known.get(item.address.hash)
         subscription = current.get((existing.id, item.mailing_list.id)) if existing is not None else None
         if item.address.hash in suppressed or (
             subscription is not None and subscription.status == SubscriptionStatus.withdrawn
@@ -189,7 +191,7 @@ def _import_chunk(
     now: dt.datetime,
 ) -> None:
     for item in chunk:
-        subscriber = known.get(item.address.normalized)
+        subscriber = known.get(item.address.hash)
         if subscriber is None:
             subscriber = Subscriber(
                 email=item.address.normalized,
@@ -198,13 +200,13 @@ def _import_chunk(
                 name=item.name,
             )
             session.add(subscriber)
-            known[item.address.normalized] = subscriber
+            known[item.address.hash] = subscriber
         elif item.name and not subscriber.name:
             subscriber.name = item.name
     session.flush()
     changed: list[tuple[_Row, Subscriber, Subscription]] = []
     for item in chunk:
-        subscriber = known[item.address.normalized]
+        subscriber = known[item.address.hash]
         key = (subscriber.id, item.mailing_list.id)
         subscription = current.get(key)
         if subscription is not None and subscription.status == SubscriptionStatus.active:

@@ -251,8 +251,11 @@ def ip_key(ip: str) -> str:
 
 
 def find_subscriber(session: Session, address: MailAddress) -> Subscriber | None:
-    """The live (not purged) subscriber with this address."""
-    return session.scalar(select(Subscriber).where(Subscriber.email == address.normalized))
+    """The live (not purged) subscriber with this address, in any case of its letters: found by the hash of the
+    case-folded address, so two spellings of one mailbox never make two subscribers (defect U9). Of the rows an
+    earlier version made for two spellings, the oldest."""
+    live = select(Subscriber).where(Subscriber.email_hash == address.hash, Subscriber.email.is_not(None))
+    return session.scalar(live.order_by(Subscriber.id).limit(1))
 
 
 def is_suppressed(session: Session, address_hash: str) -> bool:
@@ -453,13 +456,49 @@ def withdraw(
 ) -> bool:
     """Withdraw consent for one list in the caller's transaction; False when it was withdrawn already.
 
-    When no active subscription remains, the address goes on the suppression list.
+    When no active subscription remains, the address goes on the suppression list. The address is the mailbox,
+    whatever the case of its letters: a subscription to the same list that an earlier version kept under another
+    spelling of it (another subscriber row with the same hash) is withdrawn with it (seed 004 p. 12: nothing is
+    sent after a withdrawal; defect U9).
     """
     if subscription.status in (SubscriptionStatus.withdrawn, SubscriptionStatus.expired):
         return False
     subscriber = session.get(Subscriber, subscription.subscriber_id)
     assert subscriber is not None
     mailing_list = session.get(MailingList, subscription.list_id)
+    same_mailbox = select(Subscriber.id).where(Subscriber.email_hash == subscriber.email_hash)
+    spellings = session.scalars(
+        select(Subscription).where(
+            Subscription.subscriber_id.in_(same_mailbox),
+            Subscription.list_id == subscription.list_id,
+            Subscription.status.in_((SubscriptionStatus.active, SubscriptionStatus.pending)),
+        )
+    )
+    for found in [subscription, *(s for s in spellings if s is not subscription)]:
+        _withdraw_one(session, settings, found, evidence=evidence, mailing_list=mailing_list, now=now)
+    session.flush()
+    remaining = session.scalar(
+        select(func.count())
+        .select_from(Subscription)
+        .where(Subscription.subscriber_id.in_(same_mailbox), Subscription.status == SubscriptionStatus.active)
+    )
+    if not remaining:
+        suppress(session, subscriber.email_hash, "withdrawn", now)
+    return True
+
+
+def _withdraw_one(
+    session: Session,
+    settings: Settings,
+    subscription: Subscription,
+    *,
+    evidence: Evidence,
+    mailing_list: MailingList | None,
+    now: dt.datetime,
+) -> None:
+    """Mark one subscription withdrawn and log it (152-FZ art. 9 part 3: the operator proves the withdrawal too)."""
+    subscriber = session.get(Subscriber, subscription.subscriber_id)
+    assert subscriber is not None
     subscription.status = SubscriptionStatus.withdrawn
     subscription.withdrawn_at = now
     subscription.withdrawn_via = evidence.method[:16]
@@ -474,15 +513,6 @@ def withdraw(
         subscription_id=subscription.id,
         at=now,
     )
-    session.flush()
-    remaining = session.scalar(
-        select(func.count())
-        .select_from(Subscription)
-        .where(Subscription.subscriber_id == subscriber.id, Subscription.status == SubscriptionStatus.active)
-    )
-    if not remaining:
-        suppress(session, subscriber.email_hash, "withdrawn", now)
-    return True
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ class HeadAsGet:
     """HEAD answered as GET without the content (RFC 9110 9.1: every general-purpose server supports GET and HEAD;
     9.3.2: the same header fields as GET). FastAPI registers GET routes for GET only, so uptime monitors probing
     /healthz by HEAD and link checkers following our status links saw 405 (defect U10). Every GET here changes
-    nothing (signed links act on POST only), so running it for a HEAD is safe."""
+    nothing (signed links act on POST only), so running it for a HEAD is safe; a download that counts or audits
+    itself asks ``security.is_head`` first."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -43,7 +44,8 @@ class HeadAsGet:
                 message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, without_body)
+        # Marked, so that a download does not count or audit a HEAD as a download (security.is_head).
+        await self.app({**scope, "method": "GET", security.HEAD_SCOPE_KEY: True}, receive, without_body)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -155,6 +155,16 @@ def forwarded_client(peer: str, forwarded_for: Sequence[str], trusted: Sequence[
     return peer
 
 
+# The scope key HeadAsGet (web/app.py) sets when it runs a HEAD as a GET: the route sees GET, and this says so.
+HEAD_SCOPE_KEY = "mailservice.head"
+
+
+def is_head(request: Request) -> bool:
+    """Whether the request is a HEAD answered as a GET: nothing of the content reaches the client (RFC 9110
+    9.3.2), so nothing was downloaded, viewed or printed and nothing of the kind is counted or audited."""
+    return bool(request.scope.get(HEAD_SCOPE_KEY))
+
+
 def client_ip(request: Request) -> str:
     """The client's address (see the module's docstring); used for limits and the audit log."""
     peer = request.client.host if request.client else ""

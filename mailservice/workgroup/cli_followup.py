@@ -14,6 +14,7 @@ import typer
 from sqlalchemy import select
 
 from mailservice.blobs import BlobStore
+from mailservice.mail.addresses import address_key
 from mailservice.web.staff.models import StaffUser
 from mailservice.workgroup import groups, instructions, meetings, plans, reports, service
 from mailservice.workgroup.cli_common import _actor, _date, _work, app
@@ -59,7 +60,7 @@ def instruction_give(
         person = groups.find_member(session, group, member) if member else None
         account = None
         if staff:
-            account = session.scalar(select(StaffUser).where(StaffUser.email == staff.strip().lower()))
+            account = session.scalar(select(StaffUser).where(StaffUser.email == address_key(staff)))
             if account is None:
                 raise WorkgroupError(f"Сотрудника с адресом {staff} нет")
         given = instructions.give(

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailservice.config import Settings
+from mailservice.mail.addresses import same_address
 from mailservice.mail.headers import normalise_address
 from mailservice.workgroup import mail
 from mailservice.workgroup.models import WgGroup, WgMember
@@ -84,17 +85,16 @@ def find_member(session: Session, group: WgGroup, ref: str) -> WgMember:
     """An active person of the group by address or id."""
     address = normalise_address(ref) if "@" in ref else None
     for member in members_of(session, group):
-        if (address and member.email.lower() == address.lower()) or (ref.isdigit() and member.id == int(ref)):
+        if same_address(member.email, address) or (ref.isdigit() and member.id == int(ref)):
             return member
     raise WorkgroupError(f"В рабочей группе нет участника «{ref}»")
 
 
 def member_by_address(session: Session, group: WgGroup, address: str | None) -> WgMember | None:
-    """The active person of the group writing from ``address`` (case-insensitive), or None."""
+    """The active person of the group writing from ``address`` (in any case of its letters: one mailbox), or None."""
     if not address:
         return None
-    wanted = address.strip().lower()
-    return next((m for m in members_of(session, group) if m.email.lower() == wanted), None)
+    return next((m for m in members_of(session, group) if same_address(m.email, address)), None)
 
 
 def add_member(
@@ -124,7 +124,8 @@ def add_member(
     if role in ("chair", "deputy_chair", "secretary") and officer(session, group, role) is not None:
         raise WorkgroupError(f"В группе уже есть {ROLE_NAMES[role]}: сначала исключите его из состава")
     # A returning person keeps their row (the unique address per group) and is made active again.
-    member = session.scalar(select(WgMember).where(WgMember.group_id == group.id, WgMember.email == address))
+    everyone = session.scalars(select(WgMember).where(WgMember.group_id == group.id).order_by(WgMember.id))
+    member = next((m for m in everyone if same_address(m.email, address)), None)
     if member is None:
         member = WgMember(group_id=group.id, email=address, created_at=now)
         session.add(member)

@@ -32,6 +32,7 @@ from mailservice.inforequests.models import (
     Request,
 )
 from mailservice.inforequests.notes import internal_note
+from mailservice.mail.addresses import address_key
 from mailservice.templating import render
 
 # Channels staff register by hand (e-mail and the web form arrive by themselves).
@@ -507,7 +508,11 @@ def find_clients_page(session: Session, text: str, *, page: int = 1, size: int =
     like = f"%{text.strip().replace('%', '').replace('_', '')}%"
     if len(like) < 4:
         return Paged([], 1, 1, 0)
-    contact_ids = select(ClientContact.client_id).where(ClientContact.value.ilike(like))
+    # An address's key is lower-cased in Python (SQLite's ILIKE folds ASCII only): a Cyrillic mailbox is found too.
+    key_like = f"%{address_key(text.strip().replace('%', '').replace('_', ''))}%"
+    contact_ids = select(ClientContact.client_id).where(
+        or_(ClientContact.value.ilike(like), ClientContact.value_key.like(key_like))
+    )
     condition = (Client.merged_into_id.is_(None)) & or_(
         Client.name.ilike(like), Client.organisation.ilike(like), Client.id.in_(contact_ids)
     )

@@ -51,7 +51,14 @@ def by_staff(
     object_id: int | None = None,
     **details: Any,
 ) -> None:
-    """Audit an action of the member of staff behind ``ctx`` (a console request), now."""
+    """Audit an action of the member of staff behind ``ctx`` (a console request), now.
+
+    A HEAD (run as a GET by web/app.HeadAsGet) is not audited: no content reached anyone (RFC 9110 9.3.2), so a
+    link checker or a browser's probe of a download is no download. Only GET pages audit themselves, and a HEAD
+    changes nothing else.
+    """
+    if ctx.head:
+        return
     record(
         session,
         now=utcnow(),

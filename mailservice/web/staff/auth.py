@@ -18,6 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from mailservice.mail.addresses import address_key
 from mailservice.web.staff.models import LoginAttempt, StaffSession, StaffUser
 
 
@@ -75,8 +76,8 @@ class AuthError(ValueError):
 
 
 def normalise_email(email: str) -> str:
-    """Staff log in with their address in any case; it is stored lower-cased."""
-    return email.strip().lower()
+    """Staff log in with their address in any case; it is stored by its key (mail.addresses: lower-cased)."""
+    return address_key(email)
 
 
 def check_password_policy(password: str) -> None:

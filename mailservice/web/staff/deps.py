@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import quote
 
 from fastapi import Request
@@ -21,7 +21,7 @@ from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.templating import render
 from mailservice.tokens import Purpose, TokenError, load, sign
-from mailservice.web.security import client_ip
+from mailservice.web.security import client_ip, is_head
 from mailservice.web.staff import auth
 from mailservice.web.staff.auth import ROLE_NAMES, Role
 
@@ -54,6 +54,7 @@ class StaffContext:
     role: Role
     csrf_token: str
     ip: str
+    head: bool = False  # a HEAD run as a GET: nothing is delivered, so nothing is audited (audit.by_staff)
 
     @property
     def role_name(self) -> str:
@@ -138,7 +139,8 @@ async def current_user(request: Request) -> StaffContext | None:
     token = session_token(settings, request.cookies.get(COOKIE))
     if token is None:
         return None
-    return await run_in_threadpool(_lookup, settings, token, client_ip(request), utcnow())
+    ctx = await run_in_threadpool(_lookup, settings, token, client_ip(request), utcnow())
+    return replace(ctx, head=True) if ctx is not None and is_head(request) else ctx
 
 
 StaffDependency = Callable[[Request], Awaitable[StaffContext]]

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailservice.db import session_scope, utcnow
-from mailservice.inforequests.identity import DOCUMENTS, PROOF_NAMES, open_suggestions
+from mailservice.inforequests.identity import CONTACT_KINDS, DOCUMENTS, PROOF_NAMES, open_suggestions
 from mailservice.inforequests.models import Client, IdentityCheck, MergeSuggestion
 from mailservice.mail.headers import normalise_address
 from mailservice.web.security import DbId, parse_db_id
@@ -35,6 +35,7 @@ def page_context(session: Session, client_id: int) -> dict[str, Any]:
         "suggestions": open_suggestions(session, client_id),
         "documents": DOCUMENTS,
         "proof_names": PROOF_NAMES,
+        "contact_kinds": CONTACT_KINDS,
     }
 
 

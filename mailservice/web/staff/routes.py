@@ -41,6 +41,7 @@ from mailservice.intake.commands import COMMAND_NAMES, Command
 from mailservice.intake.forwarded_register import pending_author
 from mailservice.intake.models import IntakeEntry
 from mailservice.ipkeys import limit_key
+from mailservice.mail.addresses import address_key
 from mailservice.mail.parse import sanitize_filename
 from mailservice.outbox import OutboxMessage
 from mailservice.web.security import DbId
@@ -664,7 +665,7 @@ def client_history(request: Request, ctx: Operator, client_id: DbId, address: Te
             select(ClientContact).where(
                 ClientContact.client_id == client.id,
                 ClientContact.kind == "email",
-                ClientContact.value == address,
+                ClientContact.value_key == address_key(address),
             )
         )
         if contact is None:
