@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
+from mailservice import bulk
 from mailservice.config import Settings, get_settings
 from mailservice.db import Base, session_scope, utcnow
 
@@ -79,6 +80,23 @@ def enqueue(
     gives it as ``envelope``. The row is added, not flushed: its ``id`` is known after the caller's next flush
     (intake writes a whole batch of acknowledgements in one flush).
     """
+    row = enqueue_message(session, message, kind=kind, ref_type=ref_type, ref_id=ref_id, envelope=envelope)
+    if isinstance(row, bulk.Row):
+        raise RuntimeError("an outbox row queued in bulk where an ORM object is needed")
+    return row
+
+
+def enqueue_message(
+    session: Session,
+    message: Message,
+    *,
+    kind: str,
+    ref_type: str = "",
+    ref_id: int | None = None,
+    envelope: tuple[str, Sequence[str]] | None = None,
+    request: Request | None = None,
+) -> OutboxMessage | bulk.Row:
+    """:func:`enqueue` about ``request`` when given; a queued row while the session writes in bulk."""
     message_id = str(message["Message-ID"] or "").strip().strip("<>")
     if not message_id:
         raise ValueError("an outgoing message needs a Message-ID (compose.build_message sets one)")
@@ -99,6 +117,7 @@ def enqueue(
         ref_type=ref_type,
         ref_id=ref_id,
         envelope=(mail_from, recipients),
+        request=request,
     )
 
 
@@ -112,20 +131,27 @@ def enqueue_raw(
     envelope: tuple[str, Sequence[str]],
     ref_type: str = "",
     ref_id: int | None = None,
-) -> OutboxMessage:
-    """:func:`enqueue` for a message already in wire bytes (compose.text_message_bytes)."""
+    request: Request | None = None,
+) -> OutboxMessage | bulk.Row:
+    """:func:`enqueue` for a message already in wire bytes (compose.text_message_bytes), about ``request`` when
+    given; a queued row while the session writes in bulk (intake's fast mode, mailservice/bulk.py)."""
     if not envelope[1]:
         raise ValueError("an outgoing message needs at least one recipient")
-    row = OutboxMessage(
-        kind=kind,
-        message_id=message_id,
-        mail_from=envelope[0],
-        recipients=",".join(envelope[1]),
-        subject=subject,
-        raw=raw,
-        ref_type=ref_type,
-        ref_id=ref_id,
-    )
+    values = {
+        "kind": kind,
+        "message_id": message_id,
+        "mail_from": envelope[0],
+        "recipients": ",".join(envelope[1]),
+        "subject": subject,
+        "raw": raw,
+        "ref_type": ref_type,
+        "ref_id": ref_id,
+    }
+    if bulk.collecting(session):
+        return bulk.add(session, OutboxMessage, values, request_id=request)
+    row = OutboxMessage(**values)
+    if request is not None:
+        row.request = request  # not request_id: a new request has no id before the flush
     session.add(row)
     return row
 

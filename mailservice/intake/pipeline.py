@@ -35,14 +35,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
-from mailservice import faults
+from mailservice import bulk, faults
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.feedback.service import record_email_thanks
 from mailservice.inforequests import identity, notifications, service
 from mailservice.inforequests.deadlines import REGISTRATION_DAYS
 from mailservice.inforequests.lifecycle import Channel
-from mailservice.inforequests.models import Client, ClientContact, Event, Request
+from mailservice.inforequests.models import Client, ClientContact, Request
+from mailservice.inforequests.notes import add_event
 from mailservice.intake import forwarded_register, mentions
 from mailservice.intake.actions import held_note
 from mailservice.intake.commands import Command
@@ -501,14 +502,13 @@ def _decide(
         return new
     if request is not None:
         entry.reason = f"follow-up to {request.number} (status {request.status}): new linked request"
-        session.add(
-            Event(
-                client=new.client,
-                request=new,
-                at=now,
-                kind="note",
-                comment=f"Связан с ранее рассмотренным запросом № {request.number}",
-            )
+        add_event(
+            session,
+            client=new.client,
+            request=new,
+            at=now,
+            kind="note",
+            comment=f"Связан с ранее рассмотренным запросом № {request.number}",
         )
     return new
 
@@ -552,8 +552,8 @@ def _thanks(
 def _staff_notes(session: Session, request: Request, parsed: ParsedMessage, now: dt.datetime) -> None:
     """What staff should know about how the sender was read (a long name cut, several authors): internal notes."""
     for text in parsed.staff_notes:
-        session.add(
-            Event(client=request.client, request=request, at=now, kind="note", comment=text, data={"internal": True})
+        add_event(
+            session, client=request.client, request=request, at=now, kind="note", comment=text, data={"internal": True}
         )
 
 
@@ -652,6 +652,8 @@ def _write(
         if prior is not None:
             written.append(_Written(prior, already_seen=True))
         elif batch is None or not batch.plain(prepared):
+            # The handlers of other domains write ORM objects: what is queued in bulk is written first, in order.
+            bulk.stop(session)
             done = _careful_one(session, settings, item, now)  # its savepoint flushes what came before
             if batch is not None and not done.already_seen:
                 batch.remember(done.entry, done.request)
@@ -662,11 +664,14 @@ def _write(
         else:
             entry = _entry(source, raw_sha, len(raw), now, prepared.parsed)
             session.add(entry)
+            # History events and outbox rows as plain rows, inserted with executemany at the next flush.
+            bulk.start(session)
             # The batch's look-ups answer for what is not flushed yet; an autoflush per query would undo the gain.
             with session.no_autoflush:
                 request = _decide(session, settings, entry, prepared, now, batch)
             batch.remember(entry, request)
             written.append(_Written(entry, request))
+    bulk.stop(session)
     session.flush()
     return [item.result(session) for item in written]
 
