@@ -24,13 +24,14 @@ from sqlalchemy import select
 from mailservice import bulk, db
 from mailservice.config import Settings
 from mailservice.db import Base, session_scope
-from mailservice.inforequests import identity
+from mailservice.inforequests import identity, search_index, search_terms
 from mailservice.inforequests.models import ClientContact, Event
+from mailservice.inforequests.search_index import SearchDocument
 from mailservice.intake import pipeline
 from mailservice.intake.models import Outcome
 from mailservice.intake.pipeline import Source, process_batch, process_raw
 from tests.conftest import _truncate_pg, make_env, reset_caches
-from tests.mailfactory import citizen_mail, html_mail, message_id_of
+from tests.mailfactory import citizen_mail, html_mail, mail_mix_messages, message_id_of
 
 NOW = dt.datetime(2026, 3, 2, 5, 0, tzinfo=dt.UTC)
 EML = Path(__file__).parent / "data" / "eml"
@@ -205,3 +206,29 @@ def test_an_orm_event_among_bulk_rows_is_refused(settings: Settings) -> None:
         with pytest.raises(RuntimeError, match="queued in bulk"):
             session.flush()
         session.rollback()
+
+
+def test_the_index_written_with_the_workers_terms_is_the_index_computed_afresh(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The search terms of each letter come from the worker that prepared it (search_terms.remember); the rows
+    written are those the index computes from the data alone."""
+    used: list[str] = []
+    original = search_terms.remember
+
+    def remembering(forms: Any) -> None:
+        forms = list(forms)
+        used.extend(text for text, _form in forms)
+        original(forms)
+
+    monkeypatch.setattr(search_terms, "remember", remembering)
+    first = citizen_mail(sender="z@example.ru", name="Зайцев З. З.", subject="Запрос о торгах")
+    batch = [*_batch(first), *mail_mix_messages(20)]
+    process_batch(settings, [(raw, _source()) for raw in [first, *batch]], now=NOW)
+    assert any("земельн" in text for text in used)  # the texts' forms came with the prepared letters
+    with session_scope(settings) as session:
+        conn = session.connection()
+        stored = {row.request_id: (row.head, row.body) for row in conn.execute(select(SearchDocument))}
+        assert len(stored) > 20
+        fresh = {row["request_id"]: (row["head"], row["body"]) for row in search_index.documents(conn, list(stored))}
+    assert stored == fresh
