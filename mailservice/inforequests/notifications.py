@@ -22,7 +22,7 @@ from mailservice.inforequests.lifecycle import CHANNEL_NAMES, REFUSAL_GROUNDS, S
 from mailservice.inforequests.models import Client, Event, Request
 from mailservice.inforequests.notes import EventLike, add_event, event_rows, internal_note
 from mailservice.mail.compose import TextMessage, build_message, text_message_bytes, wire_address
-from mailservice.outbox import OutboxMessage, enqueue_message, enqueue_raw
+from mailservice.outbox import OutboxMessage, enqueue_raw, wire_fields
 from mailservice.templating import fill, greeting, render_slotted, ru_date, ru_short_date, slot
 from mailservice.webrequests.status import status_url
 
@@ -143,9 +143,8 @@ def send_to_client(
             references=refs,
             attachments=attachments,
         )
-        row = enqueue_message(
-            session, message, kind=kind, ref_type=ref_type, ref_id=ref_id, envelope=envelope, request=request
-        )
+        fields = wire_fields(message, envelope)
+        row = enqueue_raw(session, **fields, kind=kind, ref_type=ref_type, ref_id=ref_id, request=request)
         sent_subject = str(message["Subject"])
     sent_event(session, row, client=request.client, request=request, now=now, subject=sent_subject)
     if kind in AUTO_REPLY_KINDS:

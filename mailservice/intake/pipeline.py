@@ -20,6 +20,11 @@ queries made once per batch plus what the batch itself created. Replies to a thr
 take (ballots, subscriptions) are written each in its own savepoint after a flush, because their handlers query
 the database. If anything in the fast mode fails, the whole batch is rolled back and written again in the
 *careful* mode: every message in its own savepoint, so one bad message is quarantined and its neighbours kept.
+
+In the fast mode the history events, outbox rows and attachments of the plain messages are not ORM objects but
+rows inserted with one executemany per table at each flush (mailservice/bulk.py), in the order of the messages:
+the same rows, with ids in the same order, as the careful mode writes (tests/test_intake_bulk.py). The search
+index's terms of each letter come with it from the worker that prepared it.
 """
 
 from __future__ import annotations
