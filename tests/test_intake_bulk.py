@@ -32,6 +32,7 @@ from mailservice.intake.models import Outcome
 from mailservice.intake.pipeline import Source, process_batch, process_raw
 from tests.conftest import _truncate_pg, make_env, reset_caches
 from tests.mailfactory import citizen_mail, html_mail, mail_mix_messages, message_id_of
+from tests.test_forwarded_intake import forward
 
 NOW = dt.datetime(2026, 3, 2, 5, 0, tzinfo=dt.UTC)
 EML = Path(__file__).parent / "data" / "eml"
@@ -56,21 +57,6 @@ def _with_files(sender: str, files: list[tuple[str, int]]) -> bytes:
     return msg.as_bytes(policy=email.policy.SMTP)
 
 
-def _forward(sender: str) -> bytes:
-    """A letter that forwards someone else's, from an address that is no forwarding body (a note names the author)."""
-    msg = EmailMessage()
-    msg["From"] = f"Приёмная <{sender}>"
-    msg["To"] = "info@dizo.test"
-    msg["Subject"] = "Fwd: Участок на Ленина"
-    msg["Message-ID"] = "<fwd-bulk@example.ru>"
-    msg.set_content(
-        "Направляем по компетенции.\n\n---------- Пересылаемое сообщение ---------\n"
-        "От: Белова Анна Сергеевна <belova@example.ru>\nDate: пн, 30 нояб. 2026 г. в 10:15\n"
-        "Subject: Участок на Ленина\n\n\nПрошу сообщить, когда будет аукцион на участок на ул. Ленина.\n"
-    )
-    return msg.as_bytes(policy=email.policy.SMTP)
-
-
 def _batch(first: bytes) -> list[bytes]:
     """Plain letters of every kind the fast mode writes, with a few that go to their own savepoint in between."""
     repeated = citizen_mail(sender="b@example.ru", name="Борисова Б. Б.", subject="Запрос о договорах аренды")
@@ -87,7 +73,7 @@ def _batch(first: bytes) -> list[bytes]:
         ),
         citizen_mail(sender="z@example.ru", subject="Дополнение к обращению № 2026-000001", body="Ещё вопрос."),
         *[citizen_mail(sender="q@example.ru", subject=f"Вопрос {i}", body=f"Вопрос номер {i}.") for i in range(3)],
-        _forward("office@example.ru"),
+        forward(sender="office@example.ru"),  # no forwarding body: a note names the author
         (EML / "10_yandex_vacation_autoreply.eml").read_bytes(),
         (EML / "12_postfix_dsn_ru.eml").read_bytes(),
         citizen_mail(sender="c@example.ru", name="Сидоров С. С.", subject="Последний запрос"),
