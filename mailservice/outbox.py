@@ -19,11 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import Message
 from email.utils import getaddresses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
+from mailservice import bulk
 from mailservice.config import Settings, get_settings
 from mailservice.db import Base, session_scope, utcnow
 
@@ -79,6 +80,15 @@ def enqueue(
     gives it as ``envelope``. The row is added, not flushed: its ``id`` is known after the caller's next flush
     (intake writes a whole batch of acknowledgements in one flush).
     """
+    row = enqueue_raw(session, **wire_fields(message, envelope), kind=kind, ref_type=ref_type, ref_id=ref_id)
+    if isinstance(row, bulk.Row):
+        raise RuntimeError("an outbox row queued in bulk where an ORM object is needed")
+    return row
+
+
+def wire_fields(message: Message, envelope: tuple[str, Sequence[str]] | None = None) -> dict[str, Any]:
+    """A built message as :func:`enqueue_raw` takes it: its bytes, Message-ID, subject and SMTP envelope (read
+    from From, To and Cc unless given)."""
     message_id = str(message["Message-ID"] or "").strip().strip("<>")
     if not message_id:
         raise ValueError("an outgoing message needs a Message-ID (compose.build_message sets one)")
@@ -90,16 +100,12 @@ def enqueue(
         mail_from, recipients = envelope[0], list(envelope[1])
     from mailservice.mail.compose import serialise  # here: the models' importers (the CLI) need no templates
 
-    return enqueue_raw(
-        session,
-        serialise(message),
-        message_id=message_id,
-        subject=str(message["Subject"] or ""),
-        kind=kind,
-        ref_type=ref_type,
-        ref_id=ref_id,
-        envelope=(mail_from, recipients),
-    )
+    return {
+        "raw": serialise(message),
+        "message_id": message_id,
+        "subject": str(message["Subject"] or ""),
+        "envelope": (mail_from, recipients),
+    }
 
 
 def enqueue_raw(
@@ -112,20 +118,27 @@ def enqueue_raw(
     envelope: tuple[str, Sequence[str]],
     ref_type: str = "",
     ref_id: int | None = None,
-) -> OutboxMessage:
-    """:func:`enqueue` for a message already in wire bytes (compose.text_message_bytes)."""
+    request: Request | None = None,
+) -> OutboxMessage | bulk.Row:
+    """:func:`enqueue` for a message already in wire bytes (compose.text_message_bytes), about ``request`` when
+    given; a queued row while the session writes in bulk (intake's fast mode, mailservice/bulk.py)."""
     if not envelope[1]:
         raise ValueError("an outgoing message needs at least one recipient")
-    row = OutboxMessage(
-        kind=kind,
-        message_id=message_id,
-        mail_from=envelope[0],
-        recipients=",".join(envelope[1]),
-        subject=subject,
-        raw=raw,
-        ref_type=ref_type,
-        ref_id=ref_id,
-    )
+    values = {
+        "kind": kind,
+        "message_id": message_id,
+        "mail_from": envelope[0],
+        "recipients": ",".join(envelope[1]),
+        "subject": subject,
+        "raw": raw,
+        "ref_type": ref_type,
+        "ref_id": ref_id,
+    }
+    if bulk.collecting(session):
+        return bulk.add(session, OutboxMessage, values, request_id=request)
+    row = OutboxMessage(**values)
+    if request is not None:
+        row.request = request  # not request_id: a new request has no id before the flush
     session.add(row)
     return row
 

@@ -111,7 +111,7 @@ def _mail(
     ref_type, ref_id = ref or ("history_export", export.id if export else None)
     row = enqueue(session, message, kind=template, ref_type=ref_type, ref_id=ref_id)
     if client.id:
-        session.add(sent_event(row, client=client, now=now, subject=subject))
+        sent_event(session, row, client=client, now=now, subject=subject)
 
 
 # Letters that refuse the history: anyone can put any address in From, so an address gets one per interval.

@@ -15,13 +15,14 @@ from types import SimpleNamespace
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from mailservice.bulk import Row
 from mailservice.config import Settings
 from mailservice.inforequests import postal
 from mailservice.inforequests.lifecycle import CHANNEL_NAMES, REFUSAL_GROUNDS, STATUS_NAMES, Channel, EventKind, Status
 from mailservice.inforequests.models import Client, Event, Request
-from mailservice.inforequests.notes import internal_note
+from mailservice.inforequests.notes import EventLike, add_event, event_rows, internal_note
 from mailservice.mail.compose import TextMessage, build_message, text_message_bytes, wire_address
-from mailservice.outbox import OutboxMessage, enqueue, enqueue_raw
+from mailservice.outbox import OutboxMessage, enqueue_raw, wire_fields
 from mailservice.templating import fill, greeting, render_slotted, ru_date, ru_short_date, slot
 from mailservice.webrequests.status import status_url
 
@@ -90,7 +91,7 @@ def send_to_client(
     ref_type: str = "request",
     ref_id: int | None = None,
     to: str | None = None,
-) -> OutboxMessage | None:
+) -> OutboxMessage | Row | None:
     """Queue a templated e-mail about one request to its client, threaded with the earlier ones, and record it in
     the client's history. ``to`` defaults to :func:`answer_address`. The templates see this request and nothing
     else of the client but the greeting's name (:func:`addressee`). ``ref_type``/``ref_id`` say what else a reply
@@ -126,6 +127,7 @@ def send_to_client(
             ref_type=ref_type,
             ref_id=ref_id,
             envelope=envelope,
+            request=request,
         )
         sent_subject = quick.subject
     else:
@@ -141,10 +143,10 @@ def send_to_client(
             references=refs,
             attachments=attachments,
         )
-        row = enqueue(session, message, kind=kind, ref_type=ref_type, ref_id=ref_id, envelope=envelope)
+        fields = wire_fields(message, envelope)
+        row = enqueue_raw(session, **fields, kind=kind, ref_type=ref_type, ref_id=ref_id, request=request)
         sent_subject = str(message["Subject"])
-    row.request = request  # not request_id: a new request has no id before the flush
-    session.add(sent_event(row, client=request.client, request=request, now=now, subject=sent_subject))
+    sent_event(session, row, client=request.client, request=request, now=now, subject=sent_subject)
     if kind in AUTO_REPLY_KINDS:
         _count_auto_reply(session, to)
     return row
@@ -311,41 +313,48 @@ def auto_reply_allowed(session: Session, settings: Settings, request: Request, n
         prefetch_auto_replies(session, [address], now)
     if counts[key] < limit:
         return True
-    session.add(
-        Event(
-            client=request.client,
-            request=request,
-            at=now,
-            kind=EventKind.note,
-            comment=f"Автоматический ответ на адрес {address} не отправлен: за час на этот адрес уже отправлено "
-            f"{counts[key]} (предел {limit}). Письмо зарегистрировано.",
-            data={"internal": True, "auto_reply_suppressed": True},
-        )
+    add_event(
+        session,
+        client=request.client,
+        request=request,
+        at=now,
+        kind=EventKind.note,
+        comment=f"Автоматический ответ на адрес {address} не отправлен: за час на этот адрес уже отправлено "
+        f"{counts[key]} (предел {limit}). Письмо зарегистрировано.",
+        data={"internal": True, "auto_reply_suppressed": True},
     )
     return False
 
 
-def rejected_attachments(request: Request) -> list[dict[str, str]]:
+def rejected_attachments(session: Session, request: Request) -> list[dict[str, str]]:
     """The attachments of the request's first message that were not kept (name, reason), as intake
     recorded them."""
-    for event in request.events:
-        if event.kind == EventKind.message_in and isinstance(event.data, dict):
-            return list(event.data.get("rejected_attachments") or [])
+    for kind, data in event_rows(session, request):
+        if kind == EventKind.message_in and isinstance(data, dict):
+            return list(data.get("rejected_attachments") or [])
     return []
 
 
 def sent_event(
-    row: OutboxMessage, *, client: Client, now: dt.datetime, subject: str, request: Request | None = None
-) -> Event:
-    """The client's history line for a letter we queued to them («Сообщение департамента»), with its outbox row."""
-    return Event(
+    session: Session,
+    row: OutboxMessage | Row,
+    *,
+    client: Client,
+    now: dt.datetime,
+    subject: str,
+    request: Request | None = None,
+) -> EventLike:
+    """Add the client's history line for a letter we queued to them («Сообщение департамента»), with its outbox
+    row."""
+    return add_event(
+        session,
         client=client,
         request=request,
+        outbox=row,
         at=now,
         kind=EventKind.message_out,
         channel=Channel.email,
         direction="out",
-        outbox=row,
         comment=subject,
     )
 
@@ -358,7 +367,7 @@ def acknowledgement(
     *,
     claim_url: str = "",
     forwarded: bool = False,
-) -> OutboxMessage | None:
+) -> OutboxMessage | Row | None:
     """The acknowledgement with the number and the due date, to the request's own reply address (the From of its
     e-mail, never a Reply-To: the person named gets it). ``claim_url``: the link by which the owner of a typed
     address joins the request to their history (webrequests/claim.py). ``forwarded``: the appeal reached us from
@@ -386,7 +395,7 @@ def acknowledgement(
         extra={
             "appeal_by_email": request.channel == Channel.email and request.type == "appeal" and not forwarded,
             # Attachments over the size limit were not kept: the client learns which and why.
-            "rejected_attachments": rejected_attachments(request),
+            "rejected_attachments": rejected_attachments(session, request),
             "claim_url": claim_url,
         },
         # Nothing was sent about a request before it was registered: the thread is the client's message alone.
@@ -402,7 +411,7 @@ def status_notice(
     event: Event,
     now: dt.datetime,
     attachments: Sequence[tuple[str, str, bytes]] = (),
-) -> OutboxMessage | None:
+) -> OutboxMessage | Row | None:
     """A notice of a status change (seed 004 p. 3: duplicated by e-mail when the client gave an address).
 
     ``attachments`` (filename, content type, bytes) go with an answer written in the staff console.
@@ -437,7 +446,7 @@ def status_notice(
 
 def due_date_notice(
     session: Session, settings: Settings, request: Request, now: dt.datetime, *, previous: dt.date
-) -> OutboxMessage | None:
+) -> OutboxMessage | Row | None:
     """A notice that the due date changed without a status change (a reclassification that switched the law)."""
     return send_to_client(
         session,

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, ForeignKey, Text, delete, event, insert, inspect, select
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
+from mailservice import bulk
 from mailservice.db import Base
 from mailservice.inforequests import search_terms
 from mailservice.inforequests.models import Client, ClientContact, Event, Request
@@ -200,6 +201,13 @@ def _transaction_end(session: Session, transaction: SessionTransaction) -> None:
         session.info.pop(_PENDING_CLIENTS, None)
 
 
+def _collect_rows(session: Session, rows: list[bulk.Row]) -> None:
+    """After events written in bulk (mailservice/bulk.py): note their requests, as :func:`_collect` does."""
+    requests: set[int] = session.info.setdefault(_PENDING, set())
+    requests.update(row.ref("request_id").id for row in rows if row.ref("request_id") is not None)
+
+
+bulk.on_written(Event.__tablename__, _collect_rows)
 event.listen(Session, "after_flush", _collect)
 event.listen(Session, "before_commit", _before_commit)
 event.listen(Session, "after_transaction_end", _transaction_end)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mailservice import bulk
 from mailservice.config import Settings
 from mailservice.inforequests import identity, notifications, queues
 from mailservice.inforequests.deadlines import (
@@ -46,6 +47,7 @@ from mailservice.inforequests.models import (
     Request,
     get_by_number,
 )
+from mailservice.inforequests.notes import EventLike, add_event, as_event
 from mailservice.intake.models import IntakeEntry
 from mailservice.mail.addresses import contact_key, same_address
 from mailservice.mail.headers import one_line
@@ -94,16 +96,17 @@ class RejectedFile:
 
 
 def _note_rejected(
-    session: Session, request: Request, event: Event, now: dt.datetime, files: Sequence[RejectedFile]
+    session: Session, request: Request, event: EventLike, now: dt.datetime, files: Sequence[RejectedFile]
 ) -> None:
     """Record attachments that were not kept: in the message's event (the acknowledgement names them) and as a note
     staff see in the history, so that nothing is dropped without a word."""
     if not files:
         return
-    event.data = {
-        **(event.data or {}),
-        "rejected_attachments": [{"name": f.filename, "reason": f.reason} for f in files],
-    }
+    rejected = [{"name": f.filename, "reason": f.reason} for f in files]
+    if isinstance(event, bulk.Row):
+        event.values["data"] = {**(event.values.get("data") or {}), "rejected_attachments": rejected}
+    else:
+        event.data = {**(event.data or {}), "rejected_attachments": rejected}
     names = "; ".join(f"«{f.filename}» ({f.reason})" for f in files)
     _event(session, request, now, EventKind.note, comment=f"Не приняты вложения письма: {names}.")
 
@@ -264,17 +267,25 @@ def recompute_due(settings: Settings, request: Request) -> None:
 
 
 def _event(
-    session: Session, request: Request, now: dt.datetime, kind: EventKind, *, actor: str = "", **values: object
-) -> Event:
-    event = Event(client=request.client, request=request, at=now, kind=kind, actor=actor, **values)
-    session.add(event)
+    session: Session, request: Request, now: dt.datetime, kind: EventKind, *, actor: str = "", **values: Any
+) -> EventLike:
+    event = add_event(session, client=request.client, request=request, at=now, kind=kind, actor=actor, **values)
     request.client.last_interaction_at = now
     return event
 
 
-def attach_files(session: Session, request: Request, event: Event, attachments: Sequence[StoredFile]) -> None:
+def attach_files(session: Session, request: Request, event: EventLike, attachments: Sequence[StoredFile]) -> None:
     """Link files already in the blob store to a request's event."""
     for stored in attachments:
+        if isinstance(event, bulk.Row):  # intake's fast mode: the event is a queued row (mailservice/bulk.py)
+            values = {
+                "filename": stored.filename,
+                "content_type": stored.content_type,
+                "size": stored.size,
+                "sha256": stored.sha256,
+            }
+            bulk.add(session, Attachment, values, request_id=request, event_id=event)
+            continue
         session.add(
             Attachment(
                 request=request,
@@ -445,7 +456,7 @@ def close_unregistered(
     """Close a request that never got a number (advertising confirmed by staff, a command): no notice is sent."""
     if request.status != Status.received:
         raise RequestError("Запрос уже зарегистрирован")
-    return _set_status(session, request, now, Status.closed, comment=comment, actor=actor, data=data)
+    return as_event(_set_status(session, request, now, Status.closed, comment=comment, actor=actor, data=data))
 
 
 def _set_status(
@@ -459,7 +470,7 @@ def _set_status(
     ground: str | None = None,
     extension_days: int | None = None,
     data: dict[str, object] | None = None,
-) -> Event:
+) -> EventLike:
     from_status = request.status
     request.status = target
     if target is Status.answered:
@@ -544,16 +555,18 @@ def change_status(
         # The law gives 7 days to forward and tell the requester (8-FZ, 59-FZ art. 8); a late forwarding is still
         # better than none, so it is done and the lateness recorded, never hidden.
         data["late_notice"] = True
-    event = _set_status(
-        session,
-        request,
-        now,
-        target,
-        comment=comment,
-        actor=actor,
-        ground=ground,
-        extension_days=extension_days,
-        data=data,
+    event = as_event(
+        _set_status(
+            session,
+            request,
+            now,
+            target,
+            comment=comment,
+            actor=actor,
+            ground=ground,
+            extension_days=extension_days,
+            data=data,
+        )
     )
     recompute_due(settings, request)
     refusal = REFUSAL_GROUNDS.get(ground or "")
@@ -591,22 +604,26 @@ def add_client_message(
     rejected: Sequence[RejectedFile] = (),
 ) -> Event:
     """A further message from the client on an open request; answers a clarification request."""
-    event = _event(
-        session,
-        request,
-        now,
-        EventKind.message_in,
-        channel=channel,
-        direction="in",
-        intake=intake,
-        comment=text,
-        data={k: v for k, v in {"message_id": message_id, "subject": subject, "from": from_addr}.items() if v},
+    event = as_event(
+        _event(
+            session,
+            request,
+            now,
+            EventKind.message_in,
+            channel=channel,
+            direction="in",
+            intake=intake,
+            comment=text,
+            data={k: v for k, v in {"message_id": message_id, "subject": subject, "from": from_addr}.items() if v},
+        )
     )
     attach_files(session, request, event, attachments)
     _note_rejected(session, request, event, now, rejected)
     if request.status == Status.clarification_requested:
         # The clarification arrived: back to work, and the client is told like of any status change (issue 17).
-        changed = _set_status(session, request, now, Status.in_progress, comment="Получено уточнение от заявителя")
+        changed = as_event(
+            _set_status(session, request, now, Status.in_progress, comment="Получено уточнение от заявителя")
+        )
         notifications.status_notice(session, settings, request, changed, now)
     return event
 
@@ -654,18 +671,20 @@ def reclassify(
     if due_before is not None and request.due_date != due_before and Status(request.status) in OPEN_STATUSES:
         # A new law, a new term: the client is told every change of the due date (issue 17).
         notifications.due_date_notice(session, settings, request, now, previous=due_before)
-    return _event(
-        session,
-        request,
-        now,
-        EventKind.classified,
-        actor=actor,
-        comment="Классификация уточнена сотрудником",
-        data={
-            "internal": True,
-            "before": before,
-            "after": {"type": type_, "topic": topic, "urgency": urgency, "appeal_kind": appeal_kind},
-        },
+    return as_event(
+        _event(
+            session,
+            request,
+            now,
+            EventKind.classified,
+            actor=actor,
+            comment="Классификация уточнена сотрудником",
+            data={
+                "internal": True,
+                "before": before,
+                "after": {"type": type_, "topic": topic, "urgency": urgency, "appeal_kind": appeal_kind},
+            },
+        )
     )
 
 
@@ -688,14 +707,16 @@ def set_notification_address(
     # The address the notices went to until now keeps no view of the case (defect U1): the next notice brings the
     # new address its own status link (webrequests/status.py).
     new_link(request)
-    return _event(
-        session,
-        request,
-        now,
-        EventKind.note,
-        actor=actor,
-        comment=f"Адрес для уведомлений: {address}" + (f" (был {before})" if before else ""),
-        data={"internal": True, "notification_address": {"before": before, "after": address}},
+    return as_event(
+        _event(
+            session,
+            request,
+            now,
+            EventKind.note,
+            actor=actor,
+            comment=f"Адрес для уведомлений: {address}" + (f" (был {before})" if before else ""),
+            data={"internal": True, "notification_address": {"before": before, "after": address}},
+        )
     )
 
 

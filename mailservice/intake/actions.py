@@ -25,6 +25,7 @@ from mailservice.config import Settings
 from mailservice.inforequests import service
 from mailservice.inforequests.lifecycle import TRANSITIONS, Channel, EventKind, Status
 from mailservice.inforequests.models import Event, Request
+from mailservice.inforequests.notes import EventLike, add_event
 from mailservice.inforequests.queues import (
     held_condition,
 )
@@ -64,9 +65,10 @@ def held_summary(reasons: Sequence[str]) -> str:
     return "похоже на рекламу (" + "; ".join(reasons) + ")"
 
 
-def held_note(session: Session, request: Request, now: dt.datetime, reasons: Sequence[str]) -> Event:
+def held_note(session: Session, request: Request, now: dt.datetime, reasons: Sequence[str]) -> EventLike:
     """The internal note intake writes on a held letter: why it waits unregistered."""
-    event = Event(
+    return add_event(
+        session,
         client=request.client,
         request=request,
         at=now,
@@ -75,8 +77,6 @@ def held_note(session: Session, request: Request, now: dt.datetime, reasons: Seq
         "письме нет.",
         data={"internal": True, "held": list(reasons)},
     )
-    session.add(event)
-    return event
 
 
 def held_requests(session: Session) -> list[Request]:

@@ -210,4 +210,4 @@ def _tell_sender(
         references=[root] if root else [],
     )
     row = enqueue(session, message, kind="forward_notice", envelope=(wire_address(settings.from_address), [address]))
-    session.add(notifications.sent_event(row, client=sender, now=now, subject=str(message["Subject"])))
+    notifications.sent_event(session, row, client=sender, now=now, subject=str(message["Subject"]))

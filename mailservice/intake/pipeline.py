@@ -20,6 +20,11 @@ queries made once per batch plus what the batch itself created. Replies to a thr
 take (ballots, subscriptions) are written each in its own savepoint after a flush, because their handlers query
 the database. If anything in the fast mode fails, the whole batch is rolled back and written again in the
 *careful* mode: every message in its own savepoint, so one bad message is quarantined and its neighbours kept.
+
+In the fast mode the history events, outbox rows and attachments of the plain messages are not ORM objects but
+rows inserted with one executemany per table at each flush (mailservice/bulk.py), in the order of the messages:
+the same rows, with ids in the same order, as the careful mode writes (tests/test_intake_bulk.py). The search
+index's terms of each letter come with it from the worker that prepared it.
 """
 
 from __future__ import annotations
@@ -35,14 +40,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
-from mailservice import faults
+from mailservice import bulk, faults
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.feedback.service import record_email_thanks
-from mailservice.inforequests import identity, notifications, service
+from mailservice.inforequests import identity, notifications, search_terms, service
 from mailservice.inforequests.deadlines import REGISTRATION_DAYS
 from mailservice.inforequests.lifecycle import Channel
-from mailservice.inforequests.models import Client, ClientContact, Event, Request
+from mailservice.inforequests.models import Client, ClientContact, Request
+from mailservice.inforequests.notes import add_event
 from mailservice.intake import forwarded_register, mentions
 from mailservice.intake.actions import held_note
 from mailservice.intake.commands import Command
@@ -505,14 +511,13 @@ def _decide(
         return new
     if request is not None:
         entry.reason = f"follow-up to {request.number} (status {request.status}): new linked request"
-        session.add(
-            Event(
-                client=new.client,
-                request=new,
-                at=now,
-                kind="note",
-                comment=f"Связан с ранее рассмотренным запросом № {request.number}",
-            )
+        add_event(
+            session,
+            client=new.client,
+            request=new,
+            at=now,
+            kind="note",
+            comment=f"Связан с ранее рассмотренным запросом № {request.number}",
         )
     return new
 
@@ -556,8 +561,8 @@ def _thanks(
 def _staff_notes(session: Session, request: Request, parsed: ParsedMessage, now: dt.datetime) -> None:
     """What staff should know about how the sender was read (a long name cut, several authors): internal notes."""
     for text in parsed.staff_notes:
-        session.add(
-            Event(client=request.client, request=request, at=now, kind="note", comment=text, data={"internal": True})
+        add_event(
+            session, client=request.client, request=request, at=now, kind="note", comment=text, data={"internal": True}
         )
 
 
@@ -656,6 +661,8 @@ def _write(
         if prior is not None:
             written.append(_Written(prior, already_seen=True))
         elif batch is None or not batch.plain(prepared):
+            # The handlers of other domains write ORM objects: what is queued in bulk is written first, in order.
+            bulk.stop(session)
             done = _careful_one(session, settings, item, now)  # its savepoint flushes what came before
             if batch is not None and not done.already_seen:
                 batch.remember(done.entry, done.request)
@@ -666,11 +673,14 @@ def _write(
         else:
             entry = _entry(source, raw_sha, len(raw), now, prepared.parsed)
             session.add(entry)
+            # History events and outbox rows as plain rows, inserted with executemany at the next flush.
+            bulk.start(session)
             # The batch's look-ups answer for what is not flushed yet; an autoflush per query would undo the gain.
             with session.no_autoflush:
                 request = _decide(session, settings, entry, prepared, now, batch)
             batch.remember(entry, request)
             written.append(_Written(entry, request))
+    bulk.stop(session)
     session.flush()
     return [item.result(session) for item in written]
 
@@ -735,18 +745,23 @@ def process_batch(
     batch = [(raw, source, prep) for (raw, source), prep in zip(items, prepared, strict=True)]
     for _item in batch:
         faults.point("after_store")  # the raw messages are in the blob store, nothing is in the database yet
+    # The search index's terms of the letters, computed by the workers (the index is written before the commit).
+    search_terms.remember(form for prep in prepared for form in prep.search_forms)
     try:
-        with session_scope(settings) as session:
-            results = _write(session, settings, batch, now, fast=True)
-            faults.point("before_commit")
-    except Exception:
-        # Rolled back as a whole; written again with a savepoint per message, so a bad one is quarantined alone.
-        log.warning(
-            "intake batch of %d failed in the fast mode; writing it message by message", len(batch), exc_info=True
-        )
-        with session_scope(settings) as session:
-            results = _write(session, settings, batch, now, fast=False)
-            faults.point("before_commit")
+        try:
+            with session_scope(settings) as session:
+                results = _write(session, settings, batch, now, fast=True)
+                faults.point("before_commit")
+        except Exception:
+            # Rolled back as a whole; written again with a savepoint per message, so a bad one is quarantined alone.
+            log.warning(
+                "intake batch of %d failed in the fast mode; writing it message by message", len(batch), exc_info=True
+            )
+            with session_scope(settings) as session:
+                results = _write(session, settings, batch, now, fast=False)
+                faults.point("before_commit")
+    finally:
+        search_terms.forget()
     faults.point("after_commit")
     return results
 

@@ -31,7 +31,7 @@ from mailservice.inforequests.models import (
     MergeSuggestion,
     Request,
 )
-from mailservice.inforequests.notes import internal_note
+from mailservice.inforequests.notes import as_event, internal_note
 from mailservice.mail.addresses import address_key
 from mailservice.templating import render
 
@@ -62,7 +62,7 @@ class UploadedFile:
 
 def _note(session: Session, request: Request, now: dt.datetime, actor: str, comment: str, **data: object) -> Event:
     """An internal note: part of the record, left out of the history the client receives."""
-    return internal_note(session, request.client, request, now, comment, actor, **data)
+    return as_event(internal_note(session, request.client, request, now, comment, actor, **data))
 
 
 def assign(session: Session, request: Request, *, assignee: str, unit: str, actor: str, now: dt.datetime) -> Event:
