@@ -129,6 +129,15 @@ def _seed_once(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 
 
 @pytest.fixture(scope="session")
+def train_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where tests/trained.py keeps the models fitted once for this run's processes (and later runs: pytest's
+    cache, keyed by the classifier's code and data, as the seed model above)."""
+    key = f"classify-train-{_seed_fingerprint()}"
+    cache = getattr(request.config, "cache", None)
+    return cache.mkdir(key) if cache is not None else tmp_path_factory.getbasetemp().parent / key
+
+
+@pytest.fixture(scope="session")
 def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An SQLite file migrated once; each test gets a copy (migrations run once, not per test)."""
     path = tmp_path_factory.mktemp("template") / "template.sqlite3"
