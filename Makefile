@@ -54,8 +54,11 @@ format: $(STAMP)
 tests/.node/node_modules/axe-core/axe.min.js: tests/.node/package-lock.json
 	npm ci --no-audit --no-fund --prefix tests/.node
 
+# --dist loadgroup: one test at a time to whichever process is free, except that the tests of a module listed in
+# tests/conftest.py SHARED_FIXTURE_MODULES (an expensive module-scoped fixture) stay in one process, and
+# those groups, the largest first, start the run.
 test: $(STAMP) system-deps lint typecheck tests/.node/node_modules/axe-core/axe.min.js
-	MAILSERVICE_REQUIRE_DOVECOT=1 $(BIN)/pytest -n 2 -ra $(PYTEST_ARGS)
+	MAILSERVICE_REQUIRE_DOVECOT=1 $(BIN)/pytest -n 2 --dist loadgroup -ra $(PYTEST_ARGS)
 
 # Mutation testing of the security and legal core ([tool.mutmut] in pyproject.toml; report: docs/mutation.md). Long:
 # one module at a time, one test process, at the lowest CPU priority. Not part of `make test`.

@@ -129,6 +129,15 @@ def _seed_once(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 
 
 @pytest.fixture(scope="session")
+def train_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where tests/trained.py keeps the models fitted once for this run's processes (and later runs: pytest's
+    cache, keyed by the classifier's code and data, as the seed model above)."""
+    key = f"classify-train-{_seed_fingerprint()}"
+    cache = getattr(request.config, "cache", None)
+    return cache.mkdir(key) if cache is not None else tmp_path_factory.getbasetemp().parent / key
+
+
+@pytest.fixture(scope="session")
 def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An SQLite file migrated once; each test gets a copy (migrations run once, not per test)."""
     path = tmp_path_factory.mktemp("template") / "template.sqlite3"
@@ -150,6 +159,10 @@ def _pg_database() -> Iterator[str]:
     name = f"mailservice_test_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
+        # A commit returns without waiting for its WAL to reach the disk (a flush is milliseconds on a busy disk,
+        # and a run commits tens of thousands of times). Only durability across a crash of the server changes
+        # (PostgreSQL docs, "Asynchronous Commit"): what a commit makes visible, when, and to whom stays the same.
+        conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
     url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
     db.upgrade(config.Settings(database_url=url))
     yield url
@@ -301,3 +314,36 @@ def recorder() -> Iterator[tuple[Recorder, int]]:
     controller.start()
     yield handler, port
     controller.stop()
+
+
+# Scheduling of `make test` (-n 2 --dist loadgroup) ------------------------------------------------------------------
+
+# Modules whose tests share an expensive module-scoped fixture: the built wheel, Chromium and the site it opens, a
+# trained model, a pass over the corpora. Their tests stay in one test process, so the fixture is made once, not once
+# in each. (The xdist_group mark cannot say it: pytest 9 ignores the node id pytest-xdist rewrites for it.)
+SHARED_FIXTURE_MODULES = frozenset(
+    {
+        "tests/test_install.py",
+        "tests/test_site_browser.py",
+        "tests/test_channels_browser.py",
+        "tests/test_mailings_browser.py",
+        "tests/test_classify_mail.py",
+        "tests/test_classify_model.py",
+        "tests/test_corpora.py",
+    }
+)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """Under ``--dist loadgroup``: one test at a time to whichever process is free, except the modules above, each
+    sent whole; pytest-xdist starts with the largest such group, so the long shared set-ups begin the run."""
+    if config.getoption("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in SHARED_FIXTURE_MODULES else nodeid
+
+    return ModuleGroups(config, log)  # type: ignore[arg-type]

@@ -8,16 +8,18 @@ part, which it never saw. Thresholds are the ones the README documents, not cons
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mailservice.classify.engine import PACKAGED_SETS, Classifier
 from mailservice.classify.evaluate import evaluate, read_datasets, split
-from mailservice.classify.model import Example, train
+from mailservice.classify.model import Example
 from mailservice.classify.rules import load_rules
 from mailservice.classify.text import analyze
 from tests.noise import noisy
+from tests.trained import fit_once
 
 # README, "Классификатор": the targets of needs_review on the held-out part.
 TARGET_FLAGGED_AT_MOST = 0.35
@@ -43,9 +45,10 @@ def parts() -> tuple[list[Example], list[Example]]:
 
 
 @pytest.fixture(scope="module")
-def classifier(parts: tuple[list[Example], list[Example]]) -> Classifier:
+def classifier(parts: tuple[list[Example], list[Example]], train_cache: Path) -> Classifier:
+    # The model `classify evaluate` fits on the same training part (tests/test_classify_cli.py): fitted once a run.
     rules = load_rules()
-    return Classifier(rules, train(parts[0], rules_version=rules.version))
+    return Classifier(rules, fit_once(train_cache, parts[0], rules_version=rules.version))
 
 
 @pytest.fixture(scope="module")

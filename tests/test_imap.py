@@ -161,6 +161,7 @@ def _assert_no_process_left(marker: str, wait: float = 15.0) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # nine pollers, each starting Python and a worker process: past 300 s on a loaded machine
 def test_sigkill_at_every_point_leaves_one_registration_per_message(
     imap: Dovecot, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str
 ) -> None:

@@ -21,8 +21,10 @@ from tests.servers import Sink
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    # One Chromium for the module (as the site's and the channels' browser tests): each test opens its own context,
+    # with no cookies or storage of another.
     with chromium() as instance:
         yield instance
 
