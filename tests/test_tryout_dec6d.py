@@ -6,6 +6,7 @@ defect is fixed. The database tests run on SQLite and PostgreSQL (the ``settings
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import stat
@@ -14,11 +15,21 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from mailservice.config import Settings
+from mailservice.db import session_scope, utcnow
+from mailservice.inforequests.models import Request
 from mailservice.intake.pipeline import Source, process_raw
+from mailservice.mailings import consent, subscribers
+from mailservice.mailings.consent import Evidence, parse_address
+from mailservice.mailings.models import MailingList, Subscriber, Subscription, SubscriptionStatus
+from mailservice.outbox import OutboxMessage
+from mailservice.web.staff.auth import Role
 from tests.cli_support import cli_env
+from tests.console_support import add_staff, client_for, csrf_of, login, parsed, text_of
 from tests.test_backup import letter_with_attachment
+from tests.test_mailings_consent import two_lists  # noqa: F401  (two_lists: a fixture)
 
 STRONG_KEY = "Zq3vN8pL2xR7tY5wK1mB9cD4fG6hJ0sA-e_UiOo2Pq7Rs9Tu"
 
@@ -97,3 +108,93 @@ def test_a_backup_is_not_readable_by_other_users(settings: Settings, tmp_path: P
     assert result.returncode == 0, result.stderr[-2000:]
     readable = [p.name for p in target.rglob("*") if p.is_file() and p.stat().st_mode & stat.S_IROTH]
     assert readable == [], readable
+
+
+# V3 -------------------------------------------------------------------------------------------------------------
+
+VICTIM_ADDRESS = "olga.petrova@example.ru"
+
+
+def _ask(settings: Settings, slug: str, ip: str, now: dt.datetime) -> str:
+    """A subscription request on the site for the victim's address; returns the confirmation link's token."""
+    address = parse_address(VICTIM_ADDRESS)
+    assert address is not None
+    with session_scope(settings) as session:
+        result = subscribers.subscribe(
+            session,
+            settings,
+            address=address,
+            lists=subscribers.lists_by_slugs(session, [slug]),
+            evidence=Evidence(method="web_form", source="https://dizo.test/subscribe", ip=ip),
+            consent_text=consent.current_consent(session, settings),
+            now=now,
+        )
+        subscriber = session.get_one(Subscriber, result.subscriber_id)
+        return subscribers.confirm_token(settings, subscriber)
+
+
+@pytest.mark.xfail(strict=True, reason="V3: a confirmation also confirms a stranger's lapsed request for another list")
+def test_a_confirmation_confirms_only_the_lists_its_letter_named(two_lists: Settings) -> None:  # noqa: F811
+    settings = two_lists
+    with session_scope(settings) as session:
+        news = subscribers.default_list(session).slug
+    now = utcnow()
+    # Someone types the victim's address for «Торги»; the victim ignores that letter, whose link then expires.
+    _ask(settings, "tenders", "203.0.113.66", now - dt.timedelta(hours=settings.mailing_confirm_hours + 2))
+    # The victim subscribes to the news herself: her letter names the news alone ...
+    token = _ask(settings, news, "198.51.100.7", now)
+    with session_scope(settings) as session:
+        letter = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.kind == "mailing_confirm").order_by(OutboxMessage.id.desc())
+        ).first()
+        assert letter is not None
+        assert "Торги" not in text_of(parsed(letter.raw))
+    with session_scope(settings) as session:
+        confirmed = subscribers.confirm(
+            session, settings, token, evidence=Evidence(method="link"), consent_text=None, now=now
+        )
+        titles = [m.slug for m in confirmed]
+    # ... and following it must subscribe her to what she asked for, not to the lapsed request of a stranger
+    # (152-FZ art. 9 part 1: consent specific; the letter said «без подтверждения рассылка не придёт»).
+    assert titles == [news]
+    with session_scope(settings) as session:
+        tenders = session.scalars(
+            select(Subscription.status)
+            .join(MailingList, MailingList.id == Subscription.list_id)
+            .where(MailingList.slug == "tenders")
+        ).all()
+    assert SubscriptionStatus.active not in tenders
+
+
+# V4 -------------------------------------------------------------------------------------------------------------
+
+OPERATOR = "op@dizo.test"
+
+
+@pytest.mark.xfail(strict=True, reason="V4: the same registration form sent twice registers the call twice")
+def test_a_registration_form_sent_twice_registers_one_request(settings: Settings) -> None:
+    # An operator presses «Зарегистрировать», the answer is slow (a busy server, a lost response), and she presses
+    # again, or the browser resends the form: the same form (the same page load) arrives twice. A second number
+    # for one call means a second acknowledgement to the citizen, a second term in the register and the monthly
+    # report, and a gap-free numbering staff must explain (README: "Registration numbers ... gap-free").
+    add_staff(settings, OPERATOR, Role.operator)
+    http = client_for(settings)
+    login(http, OPERATOR)
+    form_page = http.get("/staff/requests/new")
+    assert form_page.status_code == 200
+    fields = {
+        "csrf_token": csrf_of(form_page.text.split('action="/staff/requests/new"', 1)[1]),
+        "channel": "phone",
+        "received": re.search(r'name="received" value="([^"]+)"', form_page.text).group(1),  # type: ignore[union-attr]
+        "subject": "Часы приёма в праздничные дни",
+        "text": "Спрашивает, работает ли приёмная 31 декабря",
+        "name": "Кузнецов Пётр Ильич",
+        "email": "kuznetsov@example.ru",
+    }
+    first = http.post("/staff/requests/new", data=fields)
+    second = http.post("/staff/requests/new", data=fields)
+    assert first.status_code == 303
+    assert second.status_code in (200, 303, 409)
+    with session_scope(settings) as session:
+        numbers = session.scalars(select(Request.number).where(Request.subject == fields["subject"])).all()
+    assert len(numbers) == 1, numbers
