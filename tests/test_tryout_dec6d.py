@@ -133,7 +133,6 @@ def _ask(settings: Settings, slug: str, ip: str, now: dt.datetime) -> str:
         return subscribers.confirm_token(settings, subscriber)
 
 
-@pytest.mark.xfail(strict=True, reason="V3: a confirmation also confirms a stranger's lapsed request for another list")
 def test_a_confirmation_confirms_only_the_lists_its_letter_named(two_lists: Settings) -> None:  # noqa: F811
     settings = two_lists
     with session_scope(settings) as session:

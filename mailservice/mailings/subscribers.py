@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -329,6 +329,10 @@ def subscribe(
         subscription.status = SubscriptionStatus.pending
         subscription.requested_at = now
         to_confirm.append((subscription, mailing_list))
+    # One nonce per letter: its link confirms the lists it names and no other request of this address.
+    subscriber.confirm_nonce = new_nonce()
+    for subscription, _list in to_confirm:
+        subscription.confirm_nonce = subscriber.confirm_nonce
     session.flush()
     result.subscription_ids = [s.id for s, _ in to_confirm]
     for subscription, mailing_list in to_confirm:
@@ -344,7 +348,6 @@ def subscribe(
             consent=consent_text,
             at=now,
         )
-    subscriber.confirm_nonce = new_nonce()
     message = build_message(
         settings,
         to=subscriber.email_ascii or address.ascii,
@@ -362,13 +365,26 @@ def subscribe(
     return result
 
 
-def pending_lists(session: Session, subscriber: Subscriber) -> list[MailingList]:
-    """Lists the subscriber asked for and has not confirmed yet."""
+def _named_by_link(settings: Settings, subscriber: Subscriber, now: dt.datetime) -> ColumnElement[bool]:
+    """The pending subscriptions the subscriber's current confirmation letter named and that have not lapsed.
+
+    Not every pending request of the address: a stranger may have typed it for another list, and the owner's own
+    later letter, which names only what she asked for, must not confirm that (152-FZ art. 9 part 1)."""
+    return and_(
+        Subscription.subscriber_id == subscriber.id,
+        Subscription.status == SubscriptionStatus.pending,
+        Subscription.confirm_nonce == subscriber.confirm_nonce,
+        Subscription.requested_at > now - dt.timedelta(hours=settings.mailing_confirm_hours),
+    )
+
+
+def pending_lists(session: Session, settings: Settings, subscriber: Subscriber, now: dt.datetime) -> list[MailingList]:
+    """Lists the subscriber's current confirmation link would confirm (those its letter named, still pending)."""
     return list(
         session.scalars(
             select(MailingList)
             .join(Subscription, Subscription.list_id == MailingList.id)
-            .where(Subscription.subscriber_id == subscriber.id, Subscription.status == SubscriptionStatus.pending)
+            .where(_named_by_link(settings, subscriber, now))
             .order_by(MailingList.id)
         )
     )
@@ -383,13 +399,13 @@ def confirm(
     consent_text: ConsentText | None,
     now: dt.datetime,
 ) -> list[MailingList]:
-    """Activate every pending subscription of the link's subscriber (idempotent); returns the lists confirmed."""
+    """Activate the pending subscriptions the link's letter named (idempotent); returns the lists confirmed."""
     subscriber = load_confirm(session, settings, token)
     assert subscriber.email is not None  # load_confirm refuses purged subscribers
     rows = session.execute(
         select(Subscription, MailingList)
         .join(MailingList, MailingList.id == Subscription.list_id)
-        .where(Subscription.subscriber_id == subscriber.id, Subscription.status == SubscriptionStatus.pending)
+        .where(_named_by_link(settings, subscriber, now))
         .with_for_update(of=Subscription)
         .execution_options(populate_existing=True)
     ).all()

@@ -180,7 +180,7 @@ def confirm_page(request: Request, token: str) -> HTMLResponse:
         return _page(
             settings,
             "confirm.html",
-            lists=subscribers.pending_lists(session, subscriber),
+            lists=subscribers.pending_lists(session, settings, subscriber, utcnow()),
             consent=consent.current_consent(session, settings),
         )
 
