@@ -20,16 +20,21 @@ from sqlalchemy import select
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.inforequests.models import Request
+from mailservice.intake.models import Outcome
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.mailings import consent, subscribers
 from mailservice.mailings.consent import Evidence, parse_address
 from mailservice.mailings.models import MailingList, Subscriber, Subscription, SubscriptionStatus
 from mailservice.outbox import OutboxMessage
 from mailservice.web.staff.auth import Role
+from mailservice.workgroup import groups, meetings
+from mailservice.workgroup.models import WgInboxItem, WgMember
 from tests.cli_support import cli_env
 from tests.console_support import add_staff, client_for, csrf_of, login, parsed, text_of
+from tests.servers import Sink
 from tests.test_backup import letter_with_attachment
 from tests.test_mailings_consent import two_lists  # noqa: F401  (two_lists: a fixture)
+from tests.test_wg_helpers import ADDRESSES, People, drain, mail_to, make_group, reply, working_days_ahead
 
 STRONG_KEY = "Zq3vN8pL2xR7tY5wK1mB9cD4fG6hJ0sA-e_UiOo2Pq7Rs9Tu"
 
@@ -201,3 +206,49 @@ def test_a_registration_form_sent_twice_registers_one_request(settings: Settings
     with session_scope(settings) as session:
         numbers = session.scalars(select(Request.number).where(Request.subject == fields["subject"])).all()
     assert len(numbers) == 1, numbers
+
+
+# V5 -------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="V5: a member's dissent forged in reply to another member's agenda is unmarked")
+def test_a_reply_to_another_members_agenda_is_marked_for_the_secretary(settings: Settings, sink: Sink) -> None:
+    # Member m2 received her own agenda; she answers it with From: m1 (a From header is forged easily, README
+    # "Working group") and writes a dissenting opinion in m1's name. A ballot answered from another member's
+    # address is held «Письмо отвечает на бюллетень другого члена группы» (tests/test_wg_bad_input.py); the agenda,
+    # sent to each member apart, must be held with the same warning, or the secretary attributes a dissent to m1
+    # that m1 never wrote (it enters the minutes, RULES.md: "written dissenting opinion entered in the minutes").
+    now = utcnow()
+    people = make_group(settings, now)
+    _wg_meeting(settings, people, now)
+    drain(settings)
+    own_agenda = mail_to(sink, ADDRESSES["m2"][1], "Повестка")[0]
+    forged = reply(
+        own_agenda,
+        sender=ADDRESSES["m1"][1],
+        name=ADDRESSES["m1"][0],
+        body="Особое мнение по вопросу 1: не согласен с проектом решения, прошу внести в протокол.",
+    )
+    result = process_raw(settings, forged, Source("file"))
+    assert result.outcome is Outcome.routed
+    with session_scope(settings) as session:
+        held = session.scalars(select(WgInboxItem)).one()
+        assert held.kind == "dissent"
+        assert held.member_id != people.m1 or "другого члена" in held.note, held.note
+
+
+def _wg_meeting(settings: Settings, people: People, now: dt.datetime) -> int:
+    """A meeting 7 working days ahead with two questions, its agenda approved and sent to every member apart."""
+    with session_scope(settings) as session:
+        group = groups.get_group(session, str(people.group_id))
+        start = working_days_ahead(settings, now, 7)
+        meeting = meetings.create_meeting(
+            session, settings, group, starts_at=start, form="in_person", now=now, actor="t"
+        )
+        meetings.add_item(session, meeting, title="Первый вопрос", proposal="Решение 1", now=now, actor="t")
+        meetings.add_item(session, meeting, title="Второй вопрос", proposal="Решение 2", now=now, actor="t")
+        meetings.submit_agenda(session, settings, meeting, now=now, actor="t")
+        chair = session.get_one(WgMember, people.chair)
+        meetings.approve_agenda(session, settings, meeting, chair, now=now, how="t")
+        meetings.send_agenda(session, settings, meeting, now=now, actor="t")
+        return meeting.id
