@@ -20,7 +20,8 @@ from sqlalchemy import select
 
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
-from mailservice.inforequests.models import Request
+from mailservice.inforequests import reminders
+from mailservice.inforequests.models import Event, Request
 from mailservice.intake.models import Outcome
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.mailings import consent, subscribers
@@ -29,10 +30,11 @@ from mailservice.mailings.models import MailingList, Subscriber, Subscription, S
 from mailservice.outbox import OutboxMessage
 from mailservice.web.app import create_app
 from mailservice.web.staff.auth import Role
+from mailservice.workdays import default_calendar
 from mailservice.workgroup import groups, meetings
 from mailservice.workgroup.models import WgInboxItem, WgMember
 from tests.cli_support import cli_env
-from tests.console_support import add_staff, client_for, csrf_of, login, parsed, text_of
+from tests.console_support import add_staff, client_for, csrf_of, login, mail_request, parsed, text_of
 from tests.servers import Sink
 from tests.test_backup import letter_with_attachment
 from tests.test_mailings_consent import two_lists  # noqa: F401  (two_lists: a fixture)
@@ -271,3 +273,35 @@ def test_subscribe_answers_unknown_lists_shortly_without_echoing_them(settings: 
     assert answer.status_code == 400, answer.status_code
     assert len(answer.content) < 2000, len(answer.content)
     assert "spisok-0" not in answer.text
+
+
+# V7 -------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="V7: in production an unassigned request's reminders reach nobody, unsaid")
+def test_the_worker_in_production_says_when_reminders_would_reach_nobody(tmp_path: Path) -> None:
+    # README "Напоминания": a request that names neither an assignee nor a unit goes to HEAD_OF_DEPARTMENT_EMAIL,
+    # empty by default; "Running in production" never names it. A new administrator who follows that section gets
+    # a worker whose reminders of overdue, unassigned requests (every request until someone assigns it) go to
+    # nobody: `recipients` returns [] and nothing is recorded or said. Production refuses to start without
+    # DEPARTMENT_ADDRESS; the reminder address deserves at least a line from the worker that sends them.
+    env = _prod_env(tmp_path, MAILSERVICE_SMTP_HOST="127.0.0.1", MAILSERVICE_SMTP_PORT="9")
+    upgraded = _cli("db", "upgrade", env=env)
+    assert upgraded.returncode == 0, upgraded.stderr[-2000:]
+    worker = _cli("worker", "--once", env=env)
+    assert "HEAD_OF_DEPARTMENT_EMAIL" in worker.stdout + worker.stderr
+
+
+@pytest.mark.xfail(strict=True, reason="V7: an overdue request with nobody to remind leaves no trace of the reminder")
+def test_an_overdue_request_with_nobody_to_remind_is_not_passed_over_in_silence(settings: Settings) -> None:
+    # The same defect seen from the register: the day's run skips the overdue request without a word in its
+    # history, while a reminded request gets «Напоминание сотрудникам ... Кому: ...» (README "Напоминания").
+    registered = dt.datetime(2026, 10, 1, 4, 0, tzinfo=dt.UTC)
+    request_id = mail_request(settings, now=registered)
+    tuesday = dt.datetime(2026, 12, 8, 10, 0, tzinfo=settings.tz).astimezone(dt.UTC)
+    with session_scope(settings) as session:
+        # HEAD_OF_DEPARTMENT_EMAIL is empty by default, the request has no assignee: nobody to write to.
+        reminders.send(session, settings, tuesday, default_calendar(settings))
+    with session_scope(settings) as session:
+        kinds = session.scalars(select(Event.kind).where(Event.request_id == request_id, Event.at == tuesday)).all()
+    assert kinds, "the overdue request's history says nothing of the reminder that reached nobody"
