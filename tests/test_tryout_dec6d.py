@@ -37,6 +37,7 @@ from tests.cli_support import cli_env
 from tests.console_support import add_staff, client_for, csrf_of, login, mail_request, parsed, text_of
 from tests.servers import Sink
 from tests.test_backup import letter_with_attachment
+from tests.test_cli import run
 from tests.test_mailings_consent import two_lists  # noqa: F401  (two_lists: a fixture)
 from tests.test_wg_helpers import ADDRESSES, People, drain, mail_to, make_group, reply, working_days_ahead
 
@@ -305,3 +306,21 @@ def test_an_overdue_request_with_nobody_to_remind_is_not_passed_over_in_silence(
     with session_scope(settings) as session:
         kinds = session.scalars(select(Event.kind).where(Event.request_id == request_id, Event.at == tuesday)).all()
     assert kinds, "the overdue request's history says nothing of the reminder that reached nobody"
+
+
+# V8 -------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="V8: a retention run from the command line leaves no report and no record")
+def test_a_retention_run_by_hand_is_kept_with_its_report(lite_settings: Settings) -> None:
+    # README "Retention": `retention run` anonymises clients (texts, originals and attachments go, irreversibly);
+    # "each run's report is kept (`mailservice retention reports`)". The destruction of personal data must be
+    # provable afterwards (152-FZ art. 21; Roskomnadzor order No. 179 of 28.10.2022: the act of destruction), but a
+    # run the administrator starts by hand is printed once and forgotten: `retention reports` knows only the
+    # worker's runs.
+    ran = run("retention", "run")
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    kept = run("retention", "reports")
+    assert kept.returncode == 0
+    assert "Запусков ещё не было" not in kept.stdout
+    assert "Клиентов обезличено" in kept.stdout
