@@ -285,7 +285,6 @@ def test_subscribe_answers_unknown_lists_shortly_without_echoing_them(settings: 
 # V7 -------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="V7: in production an unassigned request's reminders reach nobody, unsaid")
 def test_the_worker_in_production_says_when_reminders_would_reach_nobody(tmp_path: Path) -> None:
     # README "Напоминания": a request that names neither an assignee nor a unit goes to HEAD_OF_DEPARTMENT_EMAIL,
     # empty by default; "Running in production" never names it. A new administrator who follows that section gets
@@ -299,7 +298,6 @@ def test_the_worker_in_production_says_when_reminders_would_reach_nobody(tmp_pat
     assert "HEAD_OF_DEPARTMENT_EMAIL" in worker.stdout + worker.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="V7: an overdue request with nobody to remind leaves no trace of the reminder")
 def test_an_overdue_request_with_nobody_to_remind_is_not_passed_over_in_silence(settings: Settings) -> None:
     # The same defect seen from the register: the day's run skips the overdue request without a word in its
     # history, while a reminded request gets «Напоминание сотрудникам ... Кому: ...» (README "Напоминания").

@@ -2,7 +2,7 @@
 of the address (defect V3: a stranger's lapsed request was confirmed by the owner's own later link)
 
 Revision ID: 2001_subscription_confirm_nonce
-Revises: 1905_reply_email_lower
+Revises: mailings_0001
 Create Date: 2026-12-06 10:15:00
 """
 
@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "2001_subscription_confirm_nonce"
-down_revision: str | Sequence[str] | None = "1905_reply_email_lower"
+down_revision: str | Sequence[str] | None = "mailings_0001"  # the mailings branch
 branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = "mailings_0001"  # the table is the mailings branch's
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

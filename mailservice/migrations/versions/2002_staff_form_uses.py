@@ -2,7 +2,7 @@
 registers one request (defect V4)
 
 Revision ID: 2002_staff_form_uses
-Revises: 2001_subscription_confirm_nonce
+Revises: 1701_staff_day
 Create Date: 2026-12-06 10:35:00
 """
 
@@ -14,9 +14,9 @@ from alembic import op
 import mailservice.db
 
 revision: str = "2002_staff_form_uses"
-down_revision: str | Sequence[str] | None = "2001_subscription_confirm_nonce"
+down_revision: str | Sequence[str] | None = "1701_staff_day"  # the console branch
 branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = "console_0001"  # the console's tables live on that branch
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
