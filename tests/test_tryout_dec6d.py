@@ -31,6 +31,7 @@ from mailservice.mailings.models import MailingList, Subscriber, Subscription, S
 from mailservice.outbox import OutboxMessage
 from mailservice.web.app import create_app
 from mailservice.web.staff.auth import Role
+from mailservice.webrequests.status import status_url
 from mailservice.workdays import default_calendar
 from mailservice.workgroup import groups, meetings
 from mailservice.workgroup.models import WgInboxItem, WgMember
@@ -361,3 +362,32 @@ def test_the_timeline_names_the_refusal_ground_in_russian(settings: Settings) ->
         assert "8fz-20-1-1" not in shown, path
         assert "ст. 20 ч. 1 п. 1" in shown, path
         assert " :" not in shown, path
+
+
+# V10 ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="V10: the status page shows a refusal without its legal ground")
+def test_the_status_page_of_a_refused_request_cites_the_ground(settings: Settings) -> None:
+    # RULES.md "refusal form": reasoned, with the ground cited (seed 004 p. 9; 8-FZ art. 20). The e-mail notice says
+    # «Основание: ... (ст. 20 ч. 1 п. 1 8-ФЗ)»; the status page, which is all a citizen without e-mail (the site's
+    # form) has, shows «Статус: отказано» and the motivation as «Ответ департамента», never the ground.
+    request_id = mail_request(settings)
+    with session_scope(settings) as session:
+        request = session.get_one(Request, request_id)
+        service.change_status(
+            session,
+            settings,
+            request,
+            Status.refused,
+            now=utcnow(),
+            actor=OPERATOR,
+            ground="8fz-20-1-1",
+            comment="Из запроса нельзя понять, о каком участке идёт речь.",
+        )
+        path = re.sub(r"^https?://[^/]+", "", status_url(settings, request))
+    page = client_for(settings).get(path)
+    assert page.status_code == 200
+    shown = " ".join(re.sub(r"<[^>]+>", " ", page.text).split())
+    assert "Из запроса нельзя понять" in shown
+    assert "ст. 20 ч. 1 п. 1" in shown
