@@ -7,6 +7,7 @@ defect is fixed. The database tests run on SQLite and PostgreSQL (the ``settings
 from __future__ import annotations
 
 import datetime as dt
+import html
 import os
 import re
 import stat
@@ -391,3 +392,27 @@ def test_the_status_page_of_a_refused_request_cites_the_ground(settings: Setting
     shown = " ".join(re.sub(r"<[^>]+>", " ", page.text).split())
     assert "Из запроса нельзя понять" in shown
     assert "ст. 20 ч. 1 п. 1" in shown
+
+
+# V11 ------------------------------------------------------------------------------------------------------------
+
+CALL_NOTES = "Клиент перезвонил: просит выслать копию договора аренды по почте, удобно после 15:00."
+
+
+@pytest.mark.xfail(strict=True, reason="V11: a refused «Записать контакт» loses what staff typed")
+@pytest.mark.parametrize(
+    ("field", "value"), [("at", "1999-01-01T10:00"), ("channel", "fax")], ids=["date-before-2000", "no-such-channel"]
+)
+def test_a_refused_contact_keeps_what_staff_typed(settings: Settings, field: str, value: str) -> None:
+    # README "Staff console": «An action the service refuses loses nothing typed: the page comes back with the
+    # reason and the form as it was sent». The contact form (a call's notes, typed while on the phone) comes back
+    # with the reason and an empty text.
+    request_id = mail_request(settings)
+    add_staff(settings, OPERATOR, Role.operator)
+    http = client_for(settings)
+    csrf = login(http, OPERATOR)
+    fields = {"csrf_token": csrf, "channel": "phone", "direction": "in", "text": CALL_NOTES, "at": "2026-12-01T10:00"}
+    fields[field] = value
+    refused = http.post(f"/staff/requests/{request_id}/contact", data=fields)
+    assert refused.status_code == 400
+    assert CALL_NOTES in html.unescape(refused.text)
