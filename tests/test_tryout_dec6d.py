@@ -336,7 +336,6 @@ def test_a_retention_run_by_hand_is_kept_with_its_report(lite_settings: Settings
 # V9 -------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="V9: the console's timeline names a refusal ground by its code, «Регистрация :»")
 def test_the_timeline_names_the_refusal_ground_in_russian(settings: Settings) -> None:
     # README "The staff's working day": values are Russian, as the console names them. The request page's form
     # offers «Запрос не позволяет установить запрашиваемую информацию (ст. 20 ч. 1 п. 1 8-ФЗ)»; once chosen, the
@@ -372,7 +371,6 @@ def test_the_timeline_names_the_refusal_ground_in_russian(settings: Settings) ->
 # V10 ------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="V10: the status page shows a refusal without its legal ground")
 def test_the_status_page_of_a_refused_request_cites_the_ground(settings: Settings) -> None:
     # RULES.md "refusal form": reasoned, with the ground cited (seed 004 p. 9; 8-FZ art. 20). The e-mail notice says
     # «Основание: ... (ст. 20 ч. 1 п. 1 8-ФЗ)»; the status page, which is all a citizen without e-mail (the site's

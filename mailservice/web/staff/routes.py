@@ -144,6 +144,8 @@ def _names() -> dict[str, Any]:
         "role_names": {r.value: n for r, n in ROLE_NAMES.items()},
         "tax": tax,
         "event_names": EVENT_NAMES,
+        # A refusal's ground as staff chose it from the form (its title), never the internal code (defect V9).
+        "ground_names": {code: ground.title for code, ground in REFUSAL_GROUNDS.items()},
     }
 
 
