@@ -271,7 +271,6 @@ def _wg_meeting(settings: Settings, people: People, now: dt.datetime) -> int:
 # V6 -------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="V6: /subscribe sends the unknown list names back, and many of them fail it")
 @pytest.mark.parametrize("count", [3, 70_000])
 def test_subscribe_answers_unknown_lists_shortly_without_echoing_them(settings: Settings, count: int) -> None:
     # README "Every page": «Bad input gets ... a short JSON for a program, never the input sent back». A program

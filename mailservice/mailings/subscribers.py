@@ -58,7 +58,15 @@ class LinkError(Exception):
 
 
 class UnknownList(ValueError):
-    """A list slug that does not exist (or is archived)."""
+    """A list slug that does not exist (or is archived). The message names a few of them for staff (the command
+    line); a public page says only :data:`UNKNOWN_LIST_PUBLIC`, never the input sent back."""
+
+
+UNKNOWN_LIST_PUBLIC = "Такого списка рассылки нет: обновите страницу и выберите список из предложенных."
+# A subscription request names at most this many lists: there are a handful, and a body naming tens of thousands
+# would be one query with more parameters than PostgreSQL takes (65,535): a 500 instead of a refusal.
+MAX_LISTS_ASKED = 50
+SLUG_CHARS = 64  # MailingList.slug: a longer name is no list's
 
 
 def new_nonce() -> str:
@@ -108,20 +116,26 @@ def default_list(session: Session) -> MailingList:
 
 def lists_by_slugs(session: Session, slugs: Sequence[str]) -> list[MailingList]:
     """The open lists named by ``slugs`` (the default list when empty); UnknownList otherwise."""
-    wanted = [s.strip() for s in slugs if s and s.strip()]
+    wanted = list(dict.fromkeys(s.strip() for s in slugs if s and s.strip()))
+    if len(wanted) > MAX_LISTS_ASKED:
+        raise UnknownList(f"названо {len(wanted)} списков рассылки, больше {MAX_LISTS_ASKED}: таких списков нет")
     fallback = default_list(session)  # also creates the default list on first use
     if not wanted:
         return [fallback]
+    possible = [s for s in wanted if len(s) <= SLUG_CHARS]
     found = {
         row.slug: row
         for row in session.scalars(
-            select(MailingList).where(MailingList.slug.in_(wanted), MailingList.archived_at.is_(None))
+            select(MailingList).where(MailingList.slug.in_(possible), MailingList.archived_at.is_(None))
         )
     }
     missing = [s for s in wanted if s not in found]
     if missing:
-        raise UnknownList(f"нет такого списка рассылки: {', '.join(missing)}")
-    return [found[s] for s in dict.fromkeys(wanted)]
+        named = ", ".join(s[:SLUG_CHARS] for s in missing[:5]) + (
+            f" и ещё {len(missing) - 5}" if len(missing) > 5 else ""
+        )
+        raise UnknownList(f"нет такого списка рассылки: {named}")
+    return [found[s] for s in wanted]
 
 
 # ------------------------------------------------------------------------------------------------------------
