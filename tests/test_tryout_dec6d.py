@@ -316,7 +316,6 @@ def test_an_overdue_request_with_nobody_to_remind_is_not_passed_over_in_silence(
 # V8 -------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="V8: a retention run from the command line leaves no report and no record")
 def test_a_retention_run_by_hand_is_kept_with_its_report(lite_settings: Settings) -> None:
     # README "Retention": `retention run` anonymises clients (texts, originals and attachments go, irreversibly);
     # "each run's report is kept (`mailservice retention reports`)". The destruction of personal data must be
