@@ -62,6 +62,8 @@ def _prod_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         MAILSERVICE_DATA_DIR=str(tmp_path / "data"),
         MAILSERVICE_DEPARTMENT_ADDRESS="630007, г. Новосибирск, ул. Серебренниковская, д. 6",
         MAILSERVICE_SECRET_KEYS=STRONG_KEY,
+        MAILSERVICE_FROM_ADDRESS="info@dizo.example.ru",
+        MAILSERVICE_PUBLIC_URL="https://obr.dizo.example.ru",
     )
     env.update(extra)
     return env
@@ -470,3 +472,22 @@ def test_a_postal_address_keeps_no_direction_override_in_the_register(lite_setti
     text = out.read_text(encoding="utf-8-sig")
     assert "ул. Ленина, д. 1" in text
     assert not _BIDI_CONTROLS.search(text)
+
+
+# V13 ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="V13: production starts with the development sender and a loopback link address")
+@pytest.mark.parametrize("variable", ["MAILSERVICE_FROM_ADDRESS", "MAILSERVICE_PUBLIC_URL"])
+def test_production_refuses_the_development_sender_and_link_address(tmp_path: Path, variable: str) -> None:
+    # A new administrator who sets what README "Running in production" and "Production checks" ask for (secret
+    # keys, DEPARTMENT_ADDRESS) gets a worker that sends every acknowledgement From info@mailservice.localhost
+    # (a domain that does not exist: replies bounce, receiving servers reject or file it as spam) and with status
+    # links to http://127.0.0.1:8000/status/... (PUBLIC_URL empty), which no citizen can open. Production refuses
+    # weak keys and a missing address for the same reason: letters that look sent but do not serve.
+    env = _prod_env(tmp_path, MAILSERVICE_SMTP_HOST="127.0.0.1", MAILSERVICE_SMTP_PORT="9")
+    env.pop(variable)
+    upgraded = _cli("db", "upgrade", env=env)  # refusing here already (every command) is as good
+    result = upgraded if upgraded.returncode != 0 else _cli("worker", "--once", env=env)
+    assert result.returncode != 0
+    assert variable in result.stderr
