@@ -38,6 +38,7 @@ from mailservice.workgroup import groups, meetings
 from mailservice.workgroup.models import WgInboxItem, WgMember
 from tests.cli_support import cli_env
 from tests.console_support import add_staff, client_for, csrf_of, login, mail_request, parsed, text_of
+from tests.mailfactory import citizen_mail
 from tests.servers import Sink
 from tests.test_backup import letter_with_attachment
 from tests.test_cli import run
@@ -491,3 +492,29 @@ def test_production_refuses_the_development_sender_and_link_address(tmp_path: Pa
     result = upgraded if upgraded.returncode != 0 else _cli("worker", "--once", env=env)
     assert result.returncode != 0
     assert variable in result.stderr
+
+
+# V14 ------------------------------------------------------------------------------------------------------------
+
+HELD_LETTER = "Распродажа окон ПВХ со склада, скидки до 50%. Цены от 9 900 руб. Звоните! https://okna.example.com/sale"
+
+
+@pytest.mark.xfail(strict=True, reason="V14: «Это реклама» closes a held letter for good, in one unconfirmed click")
+def test_a_held_letter_closed_as_advertising_by_mistake_can_still_be_registered(settings: Settings) -> None:
+    # The request page of a held letter has «Зарегистрировать (присвоить номер и срок)» and, right under it, «Это
+    # реклама: закрыть без регистрации», one click, no confirmation. A slip closes a letter the law says must be
+    # registered within 3 days (59-FZ art. 8, 8-FZ art. 18: RULES.md "registration never waits for ... a
+    # classifier"); pressing «Зарегистрировать» afterwards answers «Запрос уже зарегистрирован» (it never was).
+    raw = citizen_mail(sender="promo@okna.example.com", name="", subject="Скидки!", body=HELD_LETTER)
+    result = process_raw(settings, raw, Source("smtp", envelope_from="promo@okna.example.com"))
+    assert result.outcome is Outcome.held
+    add_staff(settings, OPERATOR, Role.operator)
+    http = client_for(settings)
+    csrf = login(http, OPERATOR)
+    with session_scope(settings) as session:
+        request_id = session.scalars(select(Request.id)).one()
+    assert http.post(f"/staff/requests/{request_id}/spam", data={"csrf_token": csrf}).status_code == 303
+    again = http.post(f"/staff/requests/{request_id}/register", data={"csrf_token": csrf})
+    assert again.status_code == 303, " ".join(re.sub(r"<[^>]+>", " ", again.text).split())[-600:]
+    with session_scope(settings) as session:
+        assert session.get_one(Request, request_id).number
