@@ -342,20 +342,7 @@ def test_the_timeline_names_the_refusal_ground_in_russian(settings: Settings) ->
     # offers «Запрос не позволяет установить запрашиваемую информацию (ст. 20 ч. 1 п. 1 8-ФЗ)»; once chosen, the
     # timeline of the request and of the client shows «8fz-20-1-1», an internal code staff never saw. And every
     # status line reads «Регистрация : получен → зарегистрирован» (a space before the colon).
-    request_id = mail_request(settings)
-    with session_scope(settings) as session:
-        request = session.get_one(Request, request_id)
-        service.change_status(
-            session,
-            settings,
-            request,
-            Status.refused,
-            now=utcnow(),
-            actor=OPERATOR,
-            ground="8fz-20-1-1",
-            comment="Из запроса нельзя понять, о каком участке идёт речь.",
-        )
-        client_id = request.client_id
+    request_id, client_id, _status_path = _refused(settings)
     add_staff(settings, OPERATOR, Role.operator)
     http = client_for(settings)
     login(http, OPERATOR)
@@ -377,6 +364,17 @@ def test_the_status_page_of_a_refused_request_cites_the_ground(settings: Setting
     # RULES.md "refusal form": reasoned, with the ground cited (seed 004 p. 9; 8-FZ art. 20). The e-mail notice says
     # «Основание: ... (ст. 20 ч. 1 п. 1 8-ФЗ)»; the status page, which is all a citizen without e-mail (the site's
     # form) has, shows «Статус: отказано» and the motivation as «Ответ департамента», never the ground.
+    _request_id, _client_id, path = _refused(settings)
+    page = client_for(settings).get(path)
+    assert page.status_code == 200
+    shown = " ".join(re.sub(r"<[^>]+>", " ", page.text).split())
+    assert "Из запроса нельзя понять" in shown
+    assert "ст. 20 ч. 1 п. 1" in shown
+
+
+def _refused(settings: Settings) -> tuple[int, int, str]:
+    """A letter registered and refused on the ground 8-FZ art. 20 part 1 p. 1: (request id, client id, the path of
+    its status link)."""
     request_id = mail_request(settings)
     with session_scope(settings) as session:
         request = session.get_one(Request, request_id)
@@ -390,12 +388,7 @@ def test_the_status_page_of_a_refused_request_cites_the_ground(settings: Setting
             ground="8fz-20-1-1",
             comment="Из запроса нельзя понять, о каком участке идёт речь.",
         )
-        path = re.sub(r"^https?://[^/]+", "", status_url(settings, request))
-    page = client_for(settings).get(path)
-    assert page.status_code == 200
-    shown = " ".join(re.sub(r"<[^>]+>", " ", page.text).split())
-    assert "Из запроса нельзя понять" in shown
-    assert "ст. 20 ч. 1 п. 1" in shown
+        return request_id, request.client_id, re.sub(r"^https?://[^/]+", "", status_url(settings, request))
 
 
 # V11 ------------------------------------------------------------------------------------------------------------
