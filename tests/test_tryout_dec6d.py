@@ -19,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from mailservice import backup
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.inforequests import reminders, service
@@ -38,6 +39,7 @@ from mailservice.workgroup import groups, meetings
 from mailservice.workgroup.models import WgInboxItem, WgMember
 from tests.cli_support import cli_env
 from tests.console_support import add_staff, client_for, csrf_of, login, mail_request, parsed, text_of
+from tests.mailfactory import citizen_mail
 from tests.servers import Sink
 from tests.test_backup import letter_with_attachment
 from tests.test_cli import run
@@ -62,6 +64,8 @@ def _prod_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         MAILSERVICE_DATA_DIR=str(tmp_path / "data"),
         MAILSERVICE_DEPARTMENT_ADDRESS="630007, г. Новосибирск, ул. Серебренниковская, д. 6",
         MAILSERVICE_SECRET_KEYS=STRONG_KEY,
+        MAILSERVICE_FROM_ADDRESS="info@dizo.example.ru",
+        MAILSERVICE_PUBLIC_URL="https://obr.dizo.example.ru",
     )
     env.update(extra)
     return env
@@ -338,20 +342,7 @@ def test_the_timeline_names_the_refusal_ground_in_russian(settings: Settings) ->
     # offers «Запрос не позволяет установить запрашиваемую информацию (ст. 20 ч. 1 п. 1 8-ФЗ)»; once chosen, the
     # timeline of the request and of the client shows «8fz-20-1-1», an internal code staff never saw. And every
     # status line reads «Регистрация : получен → зарегистрирован» (a space before the colon).
-    request_id = mail_request(settings)
-    with session_scope(settings) as session:
-        request = session.get_one(Request, request_id)
-        service.change_status(
-            session,
-            settings,
-            request,
-            Status.refused,
-            now=utcnow(),
-            actor=OPERATOR,
-            ground="8fz-20-1-1",
-            comment="Из запроса нельзя понять, о каком участке идёт речь.",
-        )
-        client_id = request.client_id
+    request_id, client_id, _status_path = _refused(settings)
     add_staff(settings, OPERATOR, Role.operator)
     http = client_for(settings)
     login(http, OPERATOR)
@@ -372,6 +363,17 @@ def test_the_status_page_of_a_refused_request_cites_the_ground(settings: Setting
     # RULES.md "refusal form": reasoned, with the ground cited (seed 004 p. 9; 8-FZ art. 20). The e-mail notice says
     # «Основание: ... (ст. 20 ч. 1 п. 1 8-ФЗ)»; the status page, which is all a citizen without e-mail (the site's
     # form) has, shows «Статус: отказано» and the motivation as «Ответ департамента», never the ground.
+    _request_id, _client_id, path = _refused(settings)
+    page = client_for(settings).get(path)
+    assert page.status_code == 200
+    shown = " ".join(re.sub(r"<[^>]+>", " ", page.text).split())
+    assert "Из запроса нельзя понять" in shown
+    assert "ст. 20 ч. 1 п. 1" in shown
+
+
+def _refused(settings: Settings) -> tuple[int, int, str]:
+    """A letter registered and refused on the ground 8-FZ art. 20 part 1 p. 1: (request id, client id, the path of
+    its status link)."""
     request_id = mail_request(settings)
     with session_scope(settings) as session:
         request = session.get_one(Request, request_id)
@@ -385,12 +387,7 @@ def test_the_status_page_of_a_refused_request_cites_the_ground(settings: Setting
             ground="8fz-20-1-1",
             comment="Из запроса нельзя понять, о каком участке идёт речь.",
         )
-        path = re.sub(r"^https?://[^/]+", "", status_url(settings, request))
-    page = client_for(settings).get(path)
-    assert page.status_code == 200
-    shown = " ".join(re.sub(r"<[^>]+>", " ", page.text).split())
-    assert "Из запроса нельзя понять" in shown
-    assert "ст. 20 ч. 1 п. 1" in shown
+        return request_id, request.client_id, re.sub(r"^https?://[^/]+", "", status_url(settings, request))
 
 
 # V11 ------------------------------------------------------------------------------------------------------------
@@ -469,3 +466,79 @@ def test_a_postal_address_keeps_no_direction_override_in_the_register(lite_setti
     text = out.read_text(encoding="utf-8-sig")
     assert "ул. Ленина, д. 1" in text
     assert not _BIDI_CONTROLS.search(text)
+
+
+# V13 ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="V13: production starts with the development sender and a loopback link address")
+@pytest.mark.parametrize("variable", ["MAILSERVICE_FROM_ADDRESS", "MAILSERVICE_PUBLIC_URL"])
+def test_production_refuses_the_development_sender_and_link_address(tmp_path: Path, variable: str) -> None:
+    # A new administrator who sets what README "Running in production" and "Production checks" ask for (secret
+    # keys, DEPARTMENT_ADDRESS) gets a worker that sends every acknowledgement From info@mailservice.localhost
+    # (a domain that does not exist: replies bounce, receiving servers reject or file it as spam) and with status
+    # links to http://127.0.0.1:8000/status/... (PUBLIC_URL empty), which no citizen can open. Production refuses
+    # weak keys and a missing address for the same reason: letters that look sent but do not serve.
+    env = _prod_env(tmp_path, MAILSERVICE_SMTP_HOST="127.0.0.1", MAILSERVICE_SMTP_PORT="9")
+    env.pop(variable)
+    upgraded = _cli("db", "upgrade", env=env)  # refusing here already (every command) is as good
+    result = upgraded if upgraded.returncode != 0 else _cli("worker", "--once", env=env)
+    assert result.returncode != 0
+    assert variable in result.stderr
+
+
+# V14 ------------------------------------------------------------------------------------------------------------
+
+HELD_LETTER = "Распродажа окон ПВХ со склада, скидки до 50%. Цены от 9 900 руб. Звоните! https://okna.example.com/sale"
+
+
+@pytest.mark.xfail(strict=True, reason="V14: «Это реклама» closes a held letter for good, in one unconfirmed click")
+def test_a_held_letter_closed_as_advertising_by_mistake_can_still_be_registered(settings: Settings) -> None:
+    # The request page of a held letter has «Зарегистрировать (присвоить номер и срок)» and, right under it, «Это
+    # реклама: закрыть без регистрации», one click, no confirmation. A slip closes a letter the law says must be
+    # registered within 3 days (59-FZ art. 8, 8-FZ art. 18: RULES.md "registration never waits for ... a
+    # classifier"); pressing «Зарегистрировать» afterwards answers «Запрос уже зарегистрирован» (it never was).
+    raw = citizen_mail(sender="promo@okna.example.com", name="", subject="Скидки!", body=HELD_LETTER)
+    result = process_raw(settings, raw, Source("smtp", envelope_from="promo@okna.example.com"))
+    assert result.outcome is Outcome.held
+    add_staff(settings, OPERATOR, Role.operator)
+    http = client_for(settings)
+    csrf = login(http, OPERATOR)
+    with session_scope(settings) as session:
+        request_id = session.scalars(select(Request.id)).one()
+    assert http.post(f"/staff/requests/{request_id}/spam", data={"csrf_token": csrf}).status_code == 303
+    again = http.post(f"/staff/requests/{request_id}/register", data={"csrf_token": csrf})
+    assert again.status_code == 303, " ".join(re.sub(r"<[^>]+>", " ", again.text).split())[-600:]
+    with session_scope(settings) as session:
+        assert session.get_one(Request, request_id).number
+
+
+# V15 ------------------------------------------------------------------------------------------------------------
+
+DB_PASSWORD = "Kx7-pg-Secret-Q2w"
+
+
+@pytest.mark.xfail(strict=True, reason="V15: backup and restore put the database password on pg_dump's command line")
+def test_backup_keeps_the_database_password_off_the_command_line(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # `mailservice backup` runs `pg_dump --dbname postgresql://user:PASSWORD@host/db` (and restore `pg_restore` the
+    # same): for the length of the dump every local user reads the password in `ps` or /proc/PID/cmdline. The
+    # password belongs in the child's environment (PGPASSWORD) or a passfile (libpq), never in argv.
+    url = settings.effective_database_url
+    if not url.startswith("postgresql"):
+        pytest.skip("pg_dump and pg_restore are PostgreSQL's")
+    with_password = re.sub(r"^(postgresql(?:\+\w+)?://)([^@/:]+)@", rf"\1\2:{DB_PASSWORD}@", url)
+    assert DB_PASSWORD in with_password  # trust authentication on the test server ignores it
+    settings = settings.model_copy(update={"database_url": with_password})
+    seen: list[list[str]] = []
+    real_run = subprocess.run
+
+    def watching(args: list[str], *rest: object, **kwargs: object) -> object:
+        seen.append([str(a) for a in args])
+        return real_run(args, *rest, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(backup.subprocess, "run", watching)
+    backup.backup(settings, tmp_path / "copy", now=utcnow())
+    assert seen, "pg_dump was not run"
+    assert not [a for args in seen for a in args if DB_PASSWORD in a]
