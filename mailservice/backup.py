@@ -76,6 +76,19 @@ def _libpq_url(settings: Settings) -> str:
     return re.sub(r"^postgresql\+\w+://", "postgresql://", settings.effective_database_url)
 
 
+def _pg_child(url: str) -> tuple[str, dict[str, str]]:
+    """The connection string and environment for pg_dump / pg_restore: the password goes in the child's environment
+    (PGPASSWORD, readable by this user alone), never on its command line, which every local user reads in ``ps``."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = {key: str(value) for key, value in conninfo_to_dict(url).items() if value is not None}
+    env = dict(os.environ)
+    password = params.pop("password", None)
+    if password is not None:
+        env["PGPASSWORD"] = password
+    return make_conninfo(**params), env
+
+
 def _blob_columns() -> list[tuple[str, str]]:
     """(table, column) of every column that may name a blob: the ``*sha256`` columns of the models."""
     import mailservice.models  # noqa: F401  every domain's tables
@@ -163,11 +176,13 @@ def _dump_postgresql(settings: Settings, folder: Path) -> set[str]:
         connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         row = connection.execute("SELECT pg_export_snapshot()").fetchone()
         assert row is not None
+        conninfo, env = _pg_child(url)
         result = subprocess.run(
-            [pg_dump, "--format=custom", f"--snapshot={row[0]}", f"--file={folder / PG_FILE}", "--dbname", url],
+            [pg_dump, "--format=custom", f"--snapshot={row[0]}", f"--file={folder / PG_FILE}", "--dbname", conninfo],
             capture_output=True,
             text=True,
             check=False,
+            env=env,
         )
         if result.returncode != 0:
             raise BackupError(f"pg_dump завершился с ошибкой: {result.stderr.strip()[:500]}")
@@ -307,11 +322,13 @@ def _restore_postgresql(settings: Settings, folder: Path) -> None:
         # --force: the target's own objects go first, so that nothing of it mixes with the copy.
         connection.execute("DROP SCHEMA IF EXISTS public CASCADE")
         connection.execute("CREATE SCHEMA public")
+    conninfo, env = _pg_child(url)
     result = subprocess.run(
-        [pg_restore, "--no-owner", "--no-privileges", "--exit-on-error", "--dbname", url, str(folder / PG_FILE)],
+        [pg_restore, "--no-owner", "--no-privileges", "--exit-on-error", "--dbname", conninfo, str(folder / PG_FILE)],
         capture_output=True,
         text=True,
         check=False,
+        env=env,
     )
     if result.returncode != 0:
         raise BackupError(f"pg_restore завершился с ошибкой: {result.stderr.strip()[:500]}")

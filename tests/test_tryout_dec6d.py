@@ -518,7 +518,6 @@ def test_a_held_letter_closed_as_advertising_by_mistake_can_still_be_registered(
 DB_PASSWORD = "Kx7-pg-Secret-Q2w"
 
 
-@pytest.mark.xfail(strict=True, reason="V15: backup and restore put the database password on pg_dump's command line")
 def test_backup_keeps_the_database_password_off_the_command_line(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
