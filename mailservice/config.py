@@ -336,7 +336,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _derive_public_url(self) -> Settings:
-        if not self.public_url.strip():
+        # In production an empty value stays empty and is refused (_refuse_placeholders), never derived.
+        if not self.public_url.strip() and self.environment is Environment.development:
             self.public_url = local_url(self.web_host, self.web_port)
         return self
 
@@ -357,6 +358,26 @@ class Settings(BaseSettings):
             raise ValueError(
                 "MAILSERVICE_DEPARTMENT_ADDRESS не задан: укажите почтовый адрес департамента, "
                 "он нужен в каждом ответе (8-ФЗ, ст. 19)"
+            )
+        if not self.public_url.strip():
+            # Every status, joining, history and unsubscribe link would lead to this machine's own address,
+            # which no citizen can open: letters that look sent but do not serve.
+            raise ValueError(
+                "MAILSERVICE_PUBLIC_URL не задан: ссылки в письмах вели бы на "
+                f"{local_url(self.web_host, self.web_port)}, адрес этой машины; укажите адрес, по которому "
+                "граждане открывают страницы службы (https://…)"
+            )
+        sender_domain = self.from_address.rpartition("@")[2].strip().lower().rstrip(".")
+        if not sender_domain:
+            raise ValueError(
+                "MAILSERVICE_FROM_ADDRESS не задан: укажите адрес департамента, с которого уходят письма и на который "
+                "отвечают граждане"
+            )
+        if sender_domain == "localhost" or sender_domain.endswith(".localhost"):
+            # RFC 6761 6.3: .localhost is never a real domain; replies bounce and receivers reject the letters.
+            raise ValueError(
+                f"MAILSERVICE_FROM_ADDRESS «{self.from_address}» — адрес для разработки, ответить на него нельзя: "
+                "укажите адрес департамента, с которого уходят письма"
             )
         if self.imap_host and self.imap_security is Security.none and self.imap_host not in {"127.0.0.1", "localhost"}:
             raise ValueError(

@@ -471,7 +471,6 @@ def test_a_postal_address_keeps_no_direction_override_in_the_register(lite_setti
 # V13 ------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="V13: production starts with the development sender and a loopback link address")
 @pytest.mark.parametrize("variable", ["MAILSERVICE_FROM_ADDRESS", "MAILSERVICE_PUBLIC_URL"])
 def test_production_refuses_the_development_sender_and_link_address(tmp_path: Path, variable: str) -> None:
     # A new administrator who sets what README "Running in production" and "Production checks" ask for (secret

@@ -17,6 +17,7 @@ from mailservice.config import Settings, estimate_entropy_bits
 
 ROOT = Path(__file__).resolve().parents[2]
 ADDRESS = "630000, г. Новосибирск, а/я 1"
+REAL = {"from_address": "info@dizo.example.ru", "public_url": "https://obr.dizo.example.ru"}  # not development's
 WEAK_KEYS = [
     "changemechangemechangemechangeme",
     "a" * 32,
@@ -42,7 +43,7 @@ def test_production_takes_generated_keys() -> None:
     for _ in range(200):  # the README's command, and a 32-byte base64 key
         for key in (secrets.token_urlsafe(48), secrets.token_urlsafe(32), secrets.token_hex(32)):
             assert estimate_entropy_bits(key) >= 128, key
-            assert Settings(environment="production", secret_keys=[key], department_address=ADDRESS).secret_keys
+            assert Settings(environment="production", secret_keys=[key], department_address=ADDRESS, **REAL).secret_keys
 
 
 @pytest.mark.parametrize("name", ["test", "testing", "staging", "prod", ""])
