@@ -491,7 +491,6 @@ def test_production_refuses_the_development_sender_and_link_address(tmp_path: Pa
 HELD_LETTER = "Распродажа окон ПВХ со склада, скидки до 50%. Цены от 9 900 руб. Звоните! https://okna.example.com/sale"
 
 
-@pytest.mark.xfail(strict=True, reason="V14: «Это реклама» closes a held letter for good, in one unconfirmed click")
 def test_a_held_letter_closed_as_advertising_by_mistake_can_still_be_registered(settings: Settings) -> None:
     # The request page of a held letter has «Зарегистрировать (присвоить номер и срок)» and, right under it, «Это
     # реклама: закрыть без регистрации», one click, no confirmation. A slip closes a letter the law says must be
