@@ -447,7 +447,6 @@ def test_a_refused_identity_check_keeps_what_staff_typed(settings: Settings) -> 
 _BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
-@pytest.mark.xfail(strict=True, reason="V12: a postal address keeps bidi overrides into the register and the letters")
 def test_a_postal_address_keeps_no_direction_override_in_the_register(lite_settings: Settings, tmp_path: Path) -> None:
     # Names, organisations and subjects lose control and format characters when stored (README: `one_line`); the
     # postal address, typed on the site's form or by staff, keeps them. A right-to-left override (U+202E) in it

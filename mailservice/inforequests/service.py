@@ -47,7 +47,7 @@ from mailservice.inforequests.models import (
     get_by_number,
 )
 from mailservice.intake.models import IntakeEntry
-from mailservice.mail.headers import one_line
+from mailservice.mail.headers import address_lines, one_line
 from mailservice.webrequests.status import new_link
 from mailservice.workdays import default_calendar
 
@@ -186,6 +186,7 @@ def update_or_create_client(
     otherwise break every letter addressed by them.
     """
     name, organisation = one_line(name), one_line(organisation)
+    postal_address = address_lines(postal_address)
     if client is None:
         client = Client(name=name, organisation=organisation, postal_address=postal_address, created_at=now)
         session.add(client)
