@@ -395,7 +395,6 @@ def _refused(settings: Settings) -> tuple[int, int, str]:
 CALL_NOTES = "Клиент перезвонил: просит выслать копию договора аренды по почте, удобно после 15:00."
 
 
-@pytest.mark.xfail(strict=True, reason="V11: a refused «Записать контакт» loses what staff typed")
 @pytest.mark.parametrize(
     ("field", "value"), [("at", "1999-01-01T10:00"), ("channel", "fax")], ids=["date-before-2000", "no-such-channel"]
 )
@@ -417,7 +416,6 @@ def test_a_refused_contact_keeps_what_staff_typed(settings: Settings, field: str
 CHECK_NOTE = "Паспорт предъявлен лично на приёме; клиент просит направлять ответы на рабочий адрес."
 
 
-@pytest.mark.xfail(strict=True, reason="V11: a refused identity check loses what staff typed")
 def test_a_refused_identity_check_keeps_what_staff_typed(settings: Settings) -> None:
     # The same rule for «Проверка личности»: a typo in the address given at the check (a missing «@») sends back
     # an empty form; the note, the phone and the chosen document must be typed again while the visitor waits.

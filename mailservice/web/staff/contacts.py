@@ -220,7 +220,8 @@ def request_contact(
                 ip=ctx.ip,
             )
     except ConsoleError as exc:
-        return _request_page(request, ctx, request_id, error=str(exc), status_code=400)
+        typed = {"channel": channel, "direction": direction, "text": text, "at": at}
+        return _request_page(request, ctx, request_id, error=str(exc), status_code=400, contact_form=typed)
     return redirect(f"/staff/requests/{request_id}?done=contact")
 
 

@@ -328,6 +328,7 @@ def _request_page(
     status_code: int = 200,
     answer_text: str | None = None,
     status_form: dict[str, str] | None = None,
+    contact_form: dict[str, str] | None = None,
 ) -> HTMLResponse:
     settings = settings_of(request)
     today = _today(request)
@@ -364,6 +365,8 @@ def _request_page(
             answer_templates=ANSWER_TEMPLATES,
             answer_text=answer_text or "",
             status_form=status_form or {},
+            # A refused «Записать контакт» comes back open with what was typed (defect V11).
+            contact_form=contact_form or {},
             chosen_template=template if template in ANSWER_TEMPLATES else "",
             staff=staff,
             register_by=queues.registration_date(settings, req),
@@ -620,6 +623,7 @@ def _client_page(  # also renders the identity pages' errors (web/staff/identity
     error: str = "",
     message: str = "",
     status_code: int = 200,
+    identity_form: dict[str, str] | None = None,
 ) -> HTMLResponse:
     from mailservice.web.staff import identity as identity_pages
 
@@ -643,6 +647,7 @@ def _client_page(  # also renders the identity pages' errors (web/staff/identity
             timeline_page=timeline,
             merged=merged,
             **identity_pages.page_context(session, client.id),
+            identity_form=identity_form or {},  # a refused check comes back as typed (defect V11)
             error=error,
             message=message or DONE.get(request.query_params.get("done", ""), ""),
             local=_local(request),
