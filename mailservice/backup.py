@@ -76,6 +76,19 @@ def _libpq_url(settings: Settings) -> str:
     return re.sub(r"^postgresql\+\w+://", "postgresql://", settings.effective_database_url)
 
 
+def _pg_child(url: str) -> tuple[str, dict[str, str]]:
+    """The connection string and environment for pg_dump / pg_restore: the password goes in the child's environment
+    (PGPASSWORD, readable by this user alone), never on its command line, which every local user reads in ``ps``."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = {key: str(value) for key, value in conninfo_to_dict(url).items() if value is not None}
+    env = dict(os.environ)
+    password = params.pop("password", None)
+    if password is not None:
+        env["PGPASSWORD"] = password
+    return make_conninfo(**params), env
+
+
 def _blob_columns() -> list[tuple[str, str]]:
     """(table, column) of every column that may name a blob: the ``*sha256`` columns of the models."""
     import mailservice.models  # noqa: F401  every domain's tables
@@ -106,10 +119,25 @@ def _sqlite_references(path: Path) -> set[str]:
     return found
 
 
+@contextmanager
+def _owner_only() -> Iterator[None]:
+    """Create every file and folder of this block for the owner alone (umask 077), pg_dump's included.
+
+    A copy holds every letter, name and address (152-FZ art. 19: protection from unauthorised access); under the
+    usual umask 022 SQLite, pg_dump and the file copies would make them readable by every local user. The umask is
+    the process's: a file another thread makes meanwhile is only made more private."""
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
 def _check_output(folder: Path) -> None:
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise BackupError(f"папка {folder} не пуста: укажите новую или пустую папку для копии")
     folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)  # an empty folder made beforehand (by an administrator, at 0755) is closed too
 
 
 def _dump_sqlite(settings: Settings, folder: Path) -> set[str]:
@@ -148,11 +176,13 @@ def _dump_postgresql(settings: Settings, folder: Path) -> set[str]:
         connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         row = connection.execute("SELECT pg_export_snapshot()").fetchone()
         assert row is not None
+        conninfo, env = _pg_child(url)
         result = subprocess.run(
-            [pg_dump, "--format=custom", f"--snapshot={row[0]}", f"--file={folder / PG_FILE}", "--dbname", url],
+            [pg_dump, "--format=custom", f"--snapshot={row[0]}", f"--file={folder / PG_FILE}", "--dbname", conninfo],
             capture_output=True,
             text=True,
             check=False,
+            env=env,
         )
         if result.returncode != 0:
             raise BackupError(f"pg_dump завершился с ошибкой: {result.stderr.strip()[:500]}")
@@ -199,6 +229,11 @@ def backup(settings: Settings, folder: Path, *, now: dt.datetime) -> BackupResul
     from importlib.metadata import version
 
     backend = _backend(settings)
+    with _owner_only():
+        return _backup(settings, folder, backend, now=now, version=version("mailservice"))
+
+
+def _backup(settings: Settings, folder: Path, backend: str, *, now: dt.datetime, version: str) -> BackupResult:
     _check_output(folder)
     digests = _dump_sqlite(settings, folder) if backend == "sqlite" else _dump_postgresql(settings, folder)
     database_file = SQLITE_FILE if backend == "sqlite" else PG_FILE
@@ -206,7 +241,7 @@ def backup(settings: Settings, folder: Path, *, now: dt.datetime) -> BackupResul
     manifest = {
         "format": FORMAT,
         "created_at": now.isoformat(),
-        "mailservice": version("mailservice"),
+        "mailservice": version,
         "backend": backend,
         "migrations": _heads(settings),
         "database": {"file": database_file, "sha256": _sha256_file(folder / database_file)},
@@ -265,8 +300,10 @@ def _no_pooled_connections() -> Iterator[None]:
 
 
 def _restore_sqlite(settings: Settings, folder: Path) -> None:
+    from mailservice.engine import private_sqlite_file
+
     target_path = _sqlite_path(settings)
-    target_path.parent.mkdir(parents=True, exist_ok=True)
+    private_sqlite_file(target_path)
     source = sqlite3.connect(f"file:{folder / SQLITE_FILE}?mode=ro", uri=True)
     target = sqlite3.connect(target_path)
     try:
@@ -285,11 +322,13 @@ def _restore_postgresql(settings: Settings, folder: Path) -> None:
         # --force: the target's own objects go first, so that nothing of it mixes with the copy.
         connection.execute("DROP SCHEMA IF EXISTS public CASCADE")
         connection.execute("CREATE SCHEMA public")
+    conninfo, env = _pg_child(url)
     result = subprocess.run(
-        [pg_restore, "--no-owner", "--no-privileges", "--exit-on-error", "--dbname", url, str(folder / PG_FILE)],
+        [pg_restore, "--no-owner", "--no-privileges", "--exit-on-error", "--dbname", conninfo, str(folder / PG_FILE)],
         capture_output=True,
         text=True,
         check=False,
+        env=env,
     )
     if result.returncode != 0:
         raise BackupError(f"pg_restore завершился с ошибкой: {result.stderr.strip()[:500]}")
@@ -306,14 +345,14 @@ def restore(settings: Settings, folder: Path, *, force: bool = False) -> BackupR
             "в настроенной базе данных или хранилище писем уже есть данные; "
             "восстановление их заменит: повторите с --force, если это и нужно"
         )
-    with _no_pooled_connections():
+    with _no_pooled_connections(), _owner_only():
         if backend == "sqlite":
             _restore_sqlite(settings, folder)
         else:
             _restore_postgresql(settings, folder)
-    if force and settings.blob_dir.exists():
-        shutil.rmtree(settings.blob_dir)
-    blobs = dict(_copy_blobs(folder / BLOB_DIR, settings.blob_dir, manifest["blobs"]))
+        if force and settings.blob_dir.exists():
+            shutil.rmtree(settings.blob_dir)
+        blobs = dict(_copy_blobs(folder / BLOB_DIR, settings.blob_dir, manifest["blobs"]))
     os.sync()
     return BackupResult(folder, backend, len(blobs), sum(blobs.values()))
 

@@ -283,8 +283,10 @@ def _report(exc: Exception) -> int:
         return int(exc.exit_code)  # type: ignore[attr-defined]
     pydantic = sys.modules.get("pydantic")
     if pydantic is not None and isinstance(exc, pydantic.ValidationError):
-        first = exc.errors()[0]
-        typer.echo(f"Ошибка в настройках: {'.'.join(map(str, first['loc']))}: {first['msg']}", err=True)
+        from mailservice.config import explain_settings_error
+
+        where = "в настройках" if exc.title == "Settings" else "в данных"
+        typer.echo(f"Ошибка {where}: {explain_settings_error(list(exc.errors()))}", err=True)
         return 2
     sqlalchemy = sys.modules.get("sqlalchemy.exc")
     if sqlalchemy is not None and isinstance(exc, sqlalchemy.SQLAlchemyError):

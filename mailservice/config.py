@@ -89,16 +89,64 @@ def estimate_entropy_bits(value: str) -> float:
     )
 
 
+KEY_ADVICE = 'создайте новый командой python3 -c "import secrets; print(secrets.token_urlsafe(48))"'
+
+
 def secret_key_problem(key: str) -> str | None:
-    """Why a signing key is unfit for production, or None (pure)."""
+    """Why a signing key is unfit for production, in Russian, or None (pure)."""
     if key.lower() in PLACEHOLDER_SECRETS or any(word in key.lower() for word in ("changeme", "change-me")):
-        return "holds a placeholder"
+        return "— заглушка, а не ключ"
     if len(key) < MIN_SECRET_LENGTH:
-        return f"is shorter than {MIN_SECRET_LENGTH} characters"
+        return f"короче {MIN_SECRET_LENGTH} символов"
     bits = estimate_entropy_bits(key)
     if bits < MIN_SECRET_BITS:
-        return f"has about {bits:.0f} bits of entropy, fewer than {MIN_SECRET_BITS} (a repeated pattern?)"
+        return (
+            f"слишком предсказуем: около {bits:.0f} бит энтропии, нужно не меньше {MIN_SECRET_BITS} "
+            "(повторяющийся шаблон?)"
+        )
     return None
+
+
+# What pydantic's own refusals of a value mean, for an administrator reading `Ошибка в настройках` (its messages are
+# English: "Input should be a valid integer").
+_PYDANTIC_ERRORS = {
+    "int_parsing": "нужно целое число",
+    "int_from_float": "нужно целое число",
+    "float_parsing": "нужно число",
+    "bool_parsing": "нужно true или false",
+    "greater_than_equal": "нужно не меньше {ge}",
+    "less_than_equal": "нужно не больше {le}",
+    "greater_than": "нужно больше {gt}",
+    "less_than": "нужно меньше {lt}",
+    "enum": "допустимо: {expected}",
+    "literal_error": "допустимо: {expected}",
+    "missing": "значение не задано",
+    "json_invalid": "нужен список через запятую или JSON",
+}
+# Values never repeated back on the terminal or in a log: they may be (or hold) a password or a key.
+_SECRET_FIELDS = ("password", "secret", "database_url", "dkim")
+
+
+def explain_settings_error(errors: list[dict[str, object]]) -> str:
+    """One Russian line for pydantic's ``ValidationError.errors()`` of :class:`Settings`: each refused setting by
+    its variable name, with what it needs; our own checks already speak Russian and name their variable."""
+    parts = []
+    for error in errors:
+        context = error.get("ctx") if isinstance(error.get("ctx"), dict) else {}
+        assert isinstance(context, dict)
+        if error.get("type") == "value_error" and "error" in context:
+            parts.append(str(context["error"]))
+            continue
+        loc = error.get("loc") or ()
+        field = str(loc[0]) if isinstance(loc, tuple) and loc else ""
+        name = f"MAILSERVICE_{field.upper()}" if field else "настройки"
+        expected = str(context.get("expected", "")).replace("'", "").replace(" or ", ", ")
+        need = _PYDANTIC_ERRORS.get(str(error.get("type")), "значение недопустимо")
+        need = need.format(**{**{str(k): v for k, v in context.items()}, "expected": expected})
+        shown = "" if any(word in field for word in _SECRET_FIELDS) or "input" not in error else error["input"]
+        value = f" «{shown}»" if isinstance(shown, str | int | float) and str(shown) else ""
+        parts.append(f"{name}{value}: {need}")
+    return " ".join("; ".join(parts).split())
 
 
 class Security(StrEnum):
@@ -283,12 +331,13 @@ class Settings(BaseSettings):
             try:
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
-                raise ValueError(f"MAILSERVICE_TRUSTED_PROXIES: not an IP address or network: {item!r}") from None
+                raise ValueError(f"MAILSERVICE_TRUSTED_PROXIES: «{item}» — не IP-адрес и не сеть") from None
         return value
 
     @model_validator(mode="after")
     def _derive_public_url(self) -> Settings:
-        if not self.public_url.strip():
+        # In production an empty value stays empty and is refused (_refuse_placeholders), never derived.
+        if not self.public_url.strip() and self.environment is Environment.development:
             self.public_url = local_url(self.web_host, self.web_port)
         return self
 
@@ -296,19 +345,45 @@ class Settings(BaseSettings):
     def _refuse_placeholders(self) -> Settings:
         if self.environment is Environment.development:
             return self
+        # The messages are an administrator's first words from the service: Russian, naming the variable to set.
         if not self.secret_keys:
-            raise ValueError("MAILSERVICE_SECRET_KEYS must be set outside development")
+            raise ValueError(
+                f"MAILSERVICE_SECRET_KEYS не задан: в рабочем режиме нужен ключ подписи ссылок; {KEY_ADVICE}"
+            )
         for number, key in enumerate(self.secret_keys, start=1):
             problem = secret_key_problem(key)
             if problem is not None:
-                raise ValueError(
-                    f"MAILSERVICE_SECRET_KEYS: key {number} {problem}; "
-                    'generate one with: python3 -c "import secrets; print(secrets.token_urlsafe(48))"'
-                )
+                raise ValueError(f"MAILSERVICE_SECRET_KEYS: ключ № {number} {problem}; {KEY_ADVICE}")
         if not self.department_address.strip():
-            raise ValueError("MAILSERVICE_DEPARTMENT_ADDRESS (postal address for answers, 8-FZ art. 19) must be set")
+            raise ValueError(
+                "MAILSERVICE_DEPARTMENT_ADDRESS не задан: укажите почтовый адрес департамента, "
+                "он нужен в каждом ответе (8-ФЗ, ст. 19)"
+            )
+        if not self.public_url.strip():
+            # Every status, joining, history and unsubscribe link would lead to this machine's own address,
+            # which no citizen can open: letters that look sent but do not serve.
+            raise ValueError(
+                "MAILSERVICE_PUBLIC_URL не задан: ссылки в письмах вели бы на "
+                f"{local_url(self.web_host, self.web_port)}, адрес этой машины; укажите адрес, по которому "
+                "граждане открывают страницы службы (https://…)"
+            )
+        sender_domain = self.from_address.rpartition("@")[2].strip().lower().rstrip(".")
+        if not sender_domain:
+            raise ValueError(
+                "MAILSERVICE_FROM_ADDRESS не задан: укажите адрес департамента, с которого уходят письма и на который "
+                "отвечают граждане"
+            )
+        if sender_domain == "localhost" or sender_domain.endswith(".localhost"):
+            # RFC 6761 6.3: .localhost is never a real domain; replies bounce and receivers reject the letters.
+            raise ValueError(
+                f"MAILSERVICE_FROM_ADDRESS «{self.from_address}» — адрес для разработки, ответить на него нельзя: "
+                "укажите адрес департамента, с которого уходят письма"
+            )
         if self.imap_host and self.imap_security is Security.none and self.imap_host not in {"127.0.0.1", "localhost"}:
-            raise ValueError("plain IMAP to a remote host is refused outside development")
+            raise ValueError(
+                f"MAILSERVICE_IMAP_SECURITY=none: IMAP без шифрования к удалённому серверу {self.imap_host} "
+                "в рабочем режиме запрещён; укажите ssl или starttls"
+            )
         return self
 
     # Derived values -------------------------------------------------------------------------------------------
@@ -356,8 +431,14 @@ class Settings(BaseSettings):
         key_file = self.data_dir / "secret_key"
         if not key_file.exists():
             key_file.parent.mkdir(parents=True, exist_ok=True)
-            key_file.write_text(secrets.token_urlsafe(48), encoding="utf-8")
-            key_file.chmod(0o600)
+            # Created owner-only, never readable for a moment under the umask as write-then-chmod would leave it.
+            try:
+                fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process made it meanwhile
+                pass
+            else:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(secrets.token_urlsafe(48))
         return [key_file.read_text(encoding="utf-8").strip()]
 
 

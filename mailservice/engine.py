@@ -7,6 +7,8 @@ models (their import is most of a light command's start); :mod:`mailservice.db` 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +54,33 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def private_sqlite_file(path: Path) -> None:
+    """Make the SQLite database file owner-only (0600), whatever the umask, before SQLite opens it.
+
+    The file holds every letter, name and address (152-FZ art. 19: protection from unauthorised access); SQLite
+    creates it with the process's umask, 0644 under the usual 022 of a shell or a systemd service, and gives its
+    ``-wal`` and ``-shm`` files the database's own mode. An existing file (and its WAL) readable by others, made by an
+    earlier version, loses those bits; one owned by another user is left as it is."""
+    path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            mode = stat.S_IMODE(file.stat().st_mode)
+            if mode & 0o007:
+                file.chmod(mode & ~0o007)
+        except (FileNotFoundError, PermissionError):
+            continue
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine with the pragmas and options each backend needs."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if path and path != ":memory:" and not path.startswith("file:"):
+            private_sqlite_file(Path(path))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
 

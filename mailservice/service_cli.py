@@ -61,6 +61,7 @@ def worker(once: Annotated[bool, typer.Option("--once", help="Отправить
     from mailservice.outbox import drain_once
 
     settings = get_settings()
+    _warn_without_head(settings)
     if once:
         from mailservice.mailings.sender import send_due
 
@@ -116,6 +117,19 @@ def serve(
     )
 
 
+def _warn_without_head(settings: Settings) -> None:
+    """Say at the start of every process that sends the staff's mail when nobody heads it in production: the
+    reminders of requests nobody was assigned (every new one) and the monthly report go to that address."""
+    if settings.environment != "production" or settings.head_of_department_email.strip():
+        return
+    typer.echo(
+        "Внимание: не задан MAILSERVICE_HEAD_OF_DEPARTMENT_EMAIL (адрес руководителя): ежемесячный отчёт не "
+        "отправляется, а напоминания о запросах без исполнителя и подразделения получают администраторы консоли "
+        "(если их нет, никто; в истории запроса остаётся запись об этом).",
+        err=True,
+    )
+
+
 def _check_ports(settings: Settings, *, sink: bool) -> None:
     """Stop with a readable message before anything starts: a busy port, or outgoing mail aimed past the sink."""
     wanted = [("MAILSERVICE_WEB_PORT", settings.web_host, settings.web_port)]
@@ -166,6 +180,7 @@ def run(
 
     settings = get_settings()
     _check_ports(settings, sink=not no_sink)
+    _warn_without_head(settings)
     upgrade(settings)
     prepare_classifier()
     controllers = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -148,31 +149,42 @@ def retention_run(
 
     settings = get_settings()
     now = utcnow()
-    with session_scope(settings) as session:
-        report, doomed = retention.run(session, settings, now, dry_run=dry_run)
-        if dry_run:
+    if dry_run:
+        with session_scope(settings) as session:
+            report, _doomed = retention.run(session, settings, now, dry_run=True)
             session.rollback()
-    if not dry_run:
-        retention.delete_blobs(settings, doomed)
+    else:
+        # Kept with its report, as the worker's runs are (`retention reports`), naming the system user who ran it.
+        report = retention.hand_run(settings, now, by=f"командная строка, пользователь {_system_user()}")
     for line in report.lines():
         typer.echo(line)
+
+
+def _system_user() -> str:
+    """The operating system's user running the command (a container's user may have no name: its uid)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
 
 
 @retention_app.command("reports")
 def retention_reports(
     limit: Annotated[int, typer.Option("--limit", help="Сколько последних запусков показать")] = 5,
 ) -> None:
-    """Отчёты ежедневных запусков хранения, которые выполнил обработчик очереди (worker)."""
-    from mailservice import jobruns
+    """Отчёты запусков хранения: ежедневных (обработчик очереди) и выполненных вручную (retention run)."""
+    from mailservice import jobruns, retention
 
     settings = get_settings()
     with session_scope(settings) as session:
-        runs = jobruns.latest(session, "retention", limit)
+        runs = jobruns.latest(session, retention.JOB, limit)
         if not runs:
             typer.echo("Запусков ещё не было.")
         for item in runs:
             when = item.started_at.astimezone(settings.tz).strftime("%d.%m.%Y %H:%M")
-            typer.echo(f"Запуск {item.period} ({when}):")
+            by = item.report.get("by") or "обработчик очереди (worker)"
+            label = "вручную" if item.period.startswith(retention.HAND_PERIOD_PREFIX) else item.period
+            typer.echo(f"Запуск {label} ({when}; {by}):")
             for line in item.report.get("lines", []):
                 typer.echo(f"  {line}")
 

@@ -17,6 +17,8 @@ from mailservice.inforequests.models import Event, Request
 from mailservice.jobs import default_jobs
 from mailservice.outbox import OutboxMessage
 from mailservice.web.staff.auth import Role
+from mailservice.web.staff.models import StaffUser
+from mailservice.workdays import default_calendar
 from tests.conftest import make_env, reset_caches
 from tests.console_support import add_staff, parsed, phone_request, text_of
 from tests.servers import Sink
@@ -137,3 +139,27 @@ def test_an_assignee_typed_as_an_outside_address_is_not_mailed(day: Settings) ->
     with session_scope(day) as session:
         [row] = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "staff_reminder")).all()
     assert row.recipients == ARENDA_HEAD  # the client's request is told only to the department's own people
+
+
+def test_without_a_head_of_department_an_unassigned_request_is_reminded_to_the_administrators(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, sink: Sink
+) -> None:
+    # README "Напоминания": with HEAD_OF_DEPARTMENT_EMAIL empty (the default) a request that names neither an
+    # assignee nor a unit goes to the console's active administrators (defect V7: it went to nobody, unsaid).
+    settings = make_env(monkeypatch, tmp_path, db_url, smtp_port=str(sink.port))
+    try:
+        add_staff(settings, "admin@dizo.test", Role.administrator)
+        add_staff(settings, "retired-admin@dizo.test", Role.administrator)
+        add_staff(settings, PETROV, Role.operator)
+        with session_scope(settings) as session:
+            session.execute(update(StaffUser).where(StaffUser.email == "retired-admin@dizo.test").values(active=False))
+        overdue = _request(settings, "A1", due_date=dt.date(2026, 11, 30), control_date=dt.date(2026, 11, 30))
+        with session_scope(settings) as session:
+            reminders.send(session, settings, MONDAY_10.astimezone(dt.UTC), default_calendar(settings))
+        with session_scope(settings) as session:
+            rows = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "staff_reminder")).all()
+            events = session.scalars(select(Event).where(Event.request_id == overdue, Event.kind == "reminder")).all()
+        assert [row.recipients for row in rows] == ["admin@dizo.test"]
+        assert [e.data["recipients"] for e in events] == [["admin@dizo.test"]]
+    finally:
+        reset_caches()

@@ -67,13 +67,15 @@ def test_timed_tokens_expire(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_settings_refuse_placeholder_secrets_outside_development() -> None:
     with pytest.raises(ValueError, match="SECRET_KEYS"):
         Settings(environment="production", secret_keys=[])
-    with pytest.raises(ValueError, match="placeholder"):
+    with pytest.raises(ValueError, match="заглушка"):
         Settings(environment="production", secret_keys=["changeme"])
     real = secrets.token_urlsafe(48)
     with pytest.raises(ValueError, match="DEPARTMENT_ADDRESS"):
         Settings(environment="production", secret_keys=[real])
     address = "630000, г. Новосибирск, а/я 1"
-    assert Settings(environment="production", secret_keys=[real], department_address=address).secret_keys == [real]
+    real_addresses = {"from_address": "info@dizo.example.ru", "public_url": "https://obr.dizo.example.ru"}
+    production = Settings(environment="production", secret_keys=[real], department_address=address, **real_addresses)
+    assert production.secret_keys == [real]
 
 
 @pytest.mark.parametrize(

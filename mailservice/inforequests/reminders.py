@@ -14,8 +14,11 @@ registration (:func:`queues.term_start_of`): a letter entered late gains no days
 
 Who gets it (:func:`recipients`): the assignee (an active console account named by its address or its name) and
 the head of the request's unit (``UNIT_HEADS``); a request with no assignee that can be
-reached goes to its unit head, one with neither to the head of department. One person gets one e-mail a day, a
-request is listed once in it, and each request's reminder is recorded as an internal event of its history.
+reached goes to its unit head, one with neither to the head of department (``HEAD_OF_DEPARTMENT_EMAIL``), and
+without that address to the console's active administrators: a new request has no assignee, so an empty setting
+must not leave overdue requests unreminded. One person gets one e-mail a day, a request is listed once in it, and
+each request's reminder is recorded as an internal event of its history; a request that needs action and reaches
+nobody at all gets such an event too, saying why, never silence.
 
 The worker runs :func:`send_due` often; it acts once per working day, at ``REMINDER_HOUR`` of the department's day
 (the day's run is claimed in :mod:`mailservice.jobruns`, so several workers send it once).
@@ -38,6 +41,11 @@ from mailservice.inforequests.models import Event, Request
 from mailservice.workdays import Calendar
 
 JOB = "reminders"
+# The history's entry for a request that needs action and reaches nobody: what to set so that it does.
+NOBODY = (
+    "у запроса нет исполнителя и подразделения, не задан адрес руководителя (MAILSERVICE_HEAD_OF_DEPARTMENT_EMAIL) "
+    "и нет активных администраторов консоли"
+)
 
 
 @dataclass(frozen=True)
@@ -94,6 +102,7 @@ class Directory:
     staff: Mapping[str, str]  # lower-case address or name -> address
     unit_heads: Mapping[str, str]  # normalised unit -> address
     head_of_department: str = ""
+    administrators: tuple[str, ...] = ()  # active console administrators: when no head of department is set
 
     def assignee_address(self, assignee: str) -> str | None:
         """The address of an assignee typed as an active console account's address or name; None otherwise (a
@@ -113,6 +122,8 @@ def recipients(request: Request, directory: Directory) -> list[str]:
         found.append(head)
     if not found and directory.head_of_department:
         found.append(directory.head_of_department)
+    if not found:
+        found.extend(directory.administrators)
     return found
 
 
@@ -132,13 +143,14 @@ def plan(
     working_days: int,
     tz: dt.tzinfo,
 ) -> dict[str, Digest]:
-    """The day's digests by address (lower case): every request that needs action, once per person (pure)."""
+    """The day's digests by address (lower case): every request that needs action, once per person (pure). A
+    request that needs action and has nobody to reach is under the key "" with no address."""
     digests: dict[str, Digest] = {}
     for request in requests:
         why = reasons(request, today, calendar, working_days, tz)
         if not why:
             continue
-        for address in recipients(request, directory):
+        for address in recipients(request, directory) or [""]:
             digest = digests.setdefault(address.lower(), Digest(address))
             if all(r is not request for r, _ in digest.items):
                 digest.items.append((request, why))
@@ -150,11 +162,16 @@ def directory_of(session: Session, settings: Settings) -> Directory:
     from mailservice.web.staff.models import StaffUser
 
     staff: dict[str, str] = {}
-    for user in session.scalars(select(StaffUser).where(StaffUser.active.is_(True))):
+    administrators: list[str] = []
+    for user in session.scalars(select(StaffUser).where(StaffUser.active.is_(True)).order_by(StaffUser.id)):
         staff[user.email.lower()] = user.email
         if user.name.strip():
             staff.setdefault(_norm(user.name), user.email)
-    return Directory(staff, settings.unit_head_map, settings.head_of_department_email.strip())
+        if user.role == "administrator":
+            administrators.append(user.email)
+    return Directory(
+        staff, settings.unit_head_map, settings.head_of_department_email.strip(), administrators=tuple(administrators)
+    )
 
 
 def send(session: Session, settings: Settings, now: dt.datetime, calendar: Calendar) -> dict[str, object]:
@@ -179,6 +196,9 @@ def send(session: Session, settings: Settings, now: dt.datetime, calendar: Calen
         candidates, directory_of(session, settings), today, calendar, settings.reminder_working_days, settings.tz
     )
     sent_to: dict[int, list[str]] = {}
+    unreached = digests.pop("", None)
+    for request, _why in unreached.items if unreached else []:
+        sent_to[request.id] = []
     for digest in digests.values():
         message = build_message(
             settings,
@@ -199,13 +219,15 @@ def send(session: Session, settings: Settings, now: dt.datetime, calendar: Calen
     for request_id, addresses in sent_to.items():
         request = by_id[request_id]
         why = reasons(request, today, calendar, settings.reminder_working_days, settings.tz)
+        listed = "; ".join(r.text for r in why)
+        comment = f"Напоминание: {listed}. Кому: {', '.join(addresses)}" if addresses else None
         session.add(
             Event(
                 client_id=request.client_id,
                 request_id=request.id,
                 at=now,
                 kind=EventKind.reminder,
-                comment="Напоминание: " + "; ".join(r.text for r in why) + ". Кому: " + ", ".join(addresses),
+                comment=comment or f"Напоминание никому не направлено ({listed}): {NOBODY}",
                 data={
                     "internal": True,
                     "date": today.isoformat(),
@@ -214,7 +236,9 @@ def send(session: Session, settings: Settings, now: dt.datetime, calendar: Calen
                 },
             )
         )
-    return {"date": today.isoformat(), "messages": len(digests), "requests": len(sent_to)}
+    reached = len(sent_to) - (len(unreached.items) if unreached else 0)
+    unreached_count = len(sent_to) - reached
+    return {"date": today.isoformat(), "messages": len(digests), "requests": reached, "unreached": unreached_count}
 
 
 def send_due(settings: Settings, now: dt.datetime) -> int:

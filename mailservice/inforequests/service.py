@@ -50,7 +50,7 @@ from mailservice.inforequests.models import (
 from mailservice.inforequests.notes import EventLike, add_event, as_event
 from mailservice.intake.models import IntakeEntry
 from mailservice.mail.addresses import contact_key, same_address
-from mailservice.mail.headers import one_line
+from mailservice.mail.headers import address_lines, one_line
 from mailservice.webrequests.status import new_link
 from mailservice.workdays import default_calendar
 
@@ -190,6 +190,7 @@ def update_or_create_client(
     otherwise break every letter addressed by them.
     """
     name, organisation = one_line(name), one_line(organisation)
+    postal_address = address_lines(postal_address)
     if client is None:
         client = Client(name=name, organisation=organisation, postal_address=postal_address, created_at=now)
         session.add(client)
@@ -413,12 +414,18 @@ def register_request(
     A written request is registered within 3 days of receipt, an oral one on the day (59-FZ art. 8 p. 2, 8-FZ
     art. 18): one registered later (held as advertising, a call entered days after it came) is registered all the
     same, the lateness recorded, never hidden, and its term counts from arrival (:func:`recompute_due`).
+    A letter closed without a number (confirmed as advertising by a slip of the hand) can still be registered:
+    the law's duty to register does not end with a click (defect V14).
     """
-    if request.status != Status.received:
+    closed_unnumbered = request.status == Status.closed and request.number is None
+    if request.status != Status.received and not closed_unnumbered:
         raise RequestError("Запрос уже зарегистрирован")
     today = local_date(settings, now)
     received_on = local_date(settings, request.received_at)
     late = registered_late(received_on, today, is_oral(request))
+    if closed_unnumbered:  # it goes on as the letter received it was; the closing stays in its history
+        request.status = Status.received
+        request.closed_at = None
     request.number = next_number(session, today.year)
     request.registered_at = now
     request.registered_on = today

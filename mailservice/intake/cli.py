@@ -204,7 +204,10 @@ def register_cmd(
     settings = get_settings()
     try:
         with session_scope(settings) as session:
-            request = _held(session, request_id)
+            closed = session.get(Request, request_id)
+            # A letter closed as advertising by mistake is registered too (the lateness recorded).
+            unnumbered = closed is not None and closed.status == "closed" and closed.number is None
+            request = closed if unnumbered and closed is not None else _held(session, request_id)
             actions.register_held(session, settings, request, actor=actor, now=utcnow())
             typer.echo(f"Зарегистрирован № {request.number}, срок ответа {request.due_date}")
     except actions.ActionError as exc:

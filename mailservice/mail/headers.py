@@ -390,6 +390,13 @@ def one_line(value: str) -> str:
     return " ".join(value.split())
 
 
+def address_lines(value: str) -> str:
+    """A postal address of several lines: each line as :func:`one_line` (control and format characters, the
+    direction overrides U+202A-U+202E and U+2066-U+2069 among them, become spaces: one would reverse the rest of
+    its line in the register and on the envelope), empty lines dropped, the line breaks kept."""
+    return "\n".join(line for line in (one_line(part) for part in value.splitlines()) if line)
+
+
 _ILLEGAL_IN_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 _SURROGATE = re.compile("[\ud800-\udfff]")  # Unicode category Cs: undecodable bytes kept as surrogate escapes
 

@@ -124,6 +124,9 @@ class Subscription(Base):
     nonce: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     requested_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # The subscriber's confirm_nonce of the letter that asked for this list: a link confirms only what its letter
+    # named (152-FZ art. 9 part 1: consent is specific), never another pending request of the same address.
+    confirm_nonce: Mapped[str | None] = mapped_column(String(32), default=None)
     confirmed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     withdrawn_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     withdrawn_via: Mapped[str] = mapped_column(String(16), default="")

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -58,7 +58,15 @@ class LinkError(Exception):
 
 
 class UnknownList(ValueError):
-    """A list slug that does not exist (or is archived)."""
+    """A list slug that does not exist (or is archived). The message names a few of them for staff (the command
+    line); a public page says only :data:`UNKNOWN_LIST_PUBLIC`, never the input sent back."""
+
+
+UNKNOWN_LIST_PUBLIC = "Такого списка рассылки нет: обновите страницу и выберите список из предложенных."
+# A subscription request names at most this many lists: there are a handful, and a body naming tens of thousands
+# would be one query with more parameters than PostgreSQL takes (65,535): a 500 instead of a refusal.
+MAX_LISTS_ASKED = 50
+SLUG_CHARS = 64  # MailingList.slug: a longer name is no list's
 
 
 def new_nonce() -> str:
@@ -108,20 +116,26 @@ def default_list(session: Session) -> MailingList:
 
 def lists_by_slugs(session: Session, slugs: Sequence[str]) -> list[MailingList]:
     """The open lists named by ``slugs`` (the default list when empty); UnknownList otherwise."""
-    wanted = [s.strip() for s in slugs if s and s.strip()]
+    wanted = list(dict.fromkeys(s.strip() for s in slugs if s and s.strip()))
+    if len(wanted) > MAX_LISTS_ASKED:
+        raise UnknownList(f"названо {len(wanted)} списков рассылки, больше {MAX_LISTS_ASKED}: таких списков нет")
     fallback = default_list(session)  # also creates the default list on first use
     if not wanted:
         return [fallback]
+    possible = [s for s in wanted if len(s) <= SLUG_CHARS]
     found = {
         row.slug: row
         for row in session.scalars(
-            select(MailingList).where(MailingList.slug.in_(wanted), MailingList.archived_at.is_(None))
+            select(MailingList).where(MailingList.slug.in_(possible), MailingList.archived_at.is_(None))
         )
     }
     missing = [s for s in wanted if s not in found]
     if missing:
-        raise UnknownList(f"нет такого списка рассылки: {', '.join(missing)}")
-    return [found[s] for s in dict.fromkeys(wanted)]
+        named = ", ".join(s[:SLUG_CHARS] for s in missing[:5]) + (
+            f" и ещё {len(missing) - 5}" if len(missing) > 5 else ""
+        )
+        raise UnknownList(f"нет такого списка рассылки: {named}")
+    return [found[s] for s in wanted]
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -332,6 +346,10 @@ def subscribe(
         subscription.status = SubscriptionStatus.pending
         subscription.requested_at = now
         to_confirm.append((subscription, mailing_list))
+    # One nonce per letter: its link confirms the lists it names and no other request of this address.
+    subscriber.confirm_nonce = new_nonce()
+    for subscription, _list in to_confirm:
+        subscription.confirm_nonce = subscriber.confirm_nonce
     session.flush()
     result.subscription_ids = [s.id for s, _ in to_confirm]
     for subscription, mailing_list in to_confirm:
@@ -347,7 +365,6 @@ def subscribe(
             consent=consent_text,
             at=now,
         )
-    subscriber.confirm_nonce = new_nonce()
     message = build_message(
         settings,
         to=subscriber.email_ascii or address.ascii,
@@ -365,13 +382,26 @@ def subscribe(
     return result
 
 
-def pending_lists(session: Session, subscriber: Subscriber) -> list[MailingList]:
-    """Lists the subscriber asked for and has not confirmed yet."""
+def _named_by_link(settings: Settings, subscriber: Subscriber, now: dt.datetime) -> ColumnElement[bool]:
+    """The pending subscriptions the subscriber's current confirmation letter named and that have not lapsed.
+
+    Not every pending request of the address: a stranger may have typed it for another list, and the owner's own
+    later letter, which names only what she asked for, must not confirm that (152-FZ art. 9 part 1)."""
+    return and_(
+        Subscription.subscriber_id == subscriber.id,
+        Subscription.status == SubscriptionStatus.pending,
+        Subscription.confirm_nonce == subscriber.confirm_nonce,
+        Subscription.requested_at > now - dt.timedelta(hours=settings.mailing_confirm_hours),
+    )
+
+
+def pending_lists(session: Session, settings: Settings, subscriber: Subscriber, now: dt.datetime) -> list[MailingList]:
+    """Lists the subscriber's current confirmation link would confirm (those its letter named, still pending)."""
     return list(
         session.scalars(
             select(MailingList)
             .join(Subscription, Subscription.list_id == MailingList.id)
-            .where(Subscription.subscriber_id == subscriber.id, Subscription.status == SubscriptionStatus.pending)
+            .where(_named_by_link(settings, subscriber, now))
             .order_by(MailingList.id)
         )
     )
@@ -386,13 +416,13 @@ def confirm(
     consent_text: ConsentText | None,
     now: dt.datetime,
 ) -> list[MailingList]:
-    """Activate every pending subscription of the link's subscriber (idempotent); returns the lists confirmed."""
+    """Activate the pending subscriptions the link's letter named (idempotent); returns the lists confirmed."""
     subscriber = load_confirm(session, settings, token)
     assert subscriber.email is not None  # load_confirm refuses purged subscribers
     rows = session.execute(
         select(Subscription, MailingList)
         .join(MailingList, MailingList.id == Subscription.list_id)
-        .where(Subscription.subscriber_id == subscriber.id, Subscription.status == SubscriptionStatus.pending)
+        .where(_named_by_link(settings, subscriber, now))
         .with_for_update(of=Subscription)
         .execution_options(populate_existing=True)
     ).all()

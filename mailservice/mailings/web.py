@@ -95,8 +95,8 @@ def _subscribe(
     with session_scope(settings) as session:
         try:
             chosen = subscribers.lists_by_slugs(session, lists)
-        except UnknownList as exc:
-            return 400, str(exc)
+        except UnknownList:
+            return 400, subscribers.UNKNOWN_LIST_PUBLIC  # never the names sent back (README "Every page")
         if version:
             text = consent.known_consent(session, version)
             if text is None:
@@ -180,7 +180,7 @@ def confirm_page(request: Request, token: str) -> HTMLResponse:
         return _page(
             settings,
             "confirm.html",
-            lists=subscribers.pending_lists(session, subscriber),
+            lists=subscribers.pending_lists(session, settings, subscriber, utcnow()),
             consent=consent.current_consent(session, settings),
         )
 

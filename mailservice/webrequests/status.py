@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailservice.config import Settings
-from mailservice.inforequests.lifecycle import CHANNEL_NAMES, STATUS_NAMES, Channel, EventKind, Status
+from mailservice.inforequests.lifecycle import CHANNEL_NAMES, REFUSAL_GROUNDS, STATUS_NAMES, Channel, EventKind, Status
 from mailservice.inforequests.models import Attachment, Event, Request
 from mailservice.tokens import Purpose, TokenError, load, sign
 
@@ -92,6 +92,9 @@ class StatusView:
     events: list[StatusEvent] = field(default_factory=list)
     answer: str = ""
     answered_at: dt.datetime | None = None
+    # A refusal's legal ground as the notice cites it: a refusal is reasoned, with its ground (8-FZ art. 20,
+    # 59-FZ art. 11; the Procedure p. 9), and the page is all a requester without e-mail reads.
+    ground: str = ""
     files: list[Attachment] = field(default_factory=list)
     # Forwarded outside the remit: where and when; the answer is then the other body's, with no date of ours.
     forwarded_to: str = ""
@@ -155,6 +158,9 @@ def view(session: Session, request: Request) -> StatusView:
     if answer is not None:
         result.answer = answer.comment
         result.answered_at = answer.at
+        if answer.to_status == Status.refused and answer.ground:
+            known = REFUSAL_GROUNDS.get(answer.ground)
+            result.ground = known.title if known is not None else answer.ground
         result.files = list(
             session.scalars(
                 select(Attachment)

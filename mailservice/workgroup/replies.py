@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session
 from mailservice.config import get_settings
 from mailservice.intake.models import IntakeEntry
 from mailservice.intake.pipeline import register_route
+from mailservice.mail.compose import wire_address
 from mailservice.mail.parse import ParsedMessage
 from mailservice.outbox import OutboxMessage
 from mailservice.workgroup import mail
-from mailservice.workgroup.groups import member_by_address
+from mailservice.workgroup.groups import member_by_address, members_of
 from mailservice.workgroup.meetings import items_of
 from mailservice.workgroup.models import WgBallot, WgGroup, WgInboxItem, WgMeeting, WgMember, WgReport
 from mailservice.workgroup.service import REPLY_KIND_NAMES, log
@@ -116,8 +117,13 @@ def _hold(
     meeting: WgMeeting | None,
     ballot: WgBallot | None = None,
     expected_member: WgMember | None = None,
+    answered: OutboxMessage | None = None,
 ) -> str:
-    """Keep a reply as a held item for the secretary; returns intake's reason."""
+    """Keep a reply as a held item for the secretary; returns intake's reason.
+
+    ``answered`` is our letter it replies to: when it went to other addresses than the reply's From, the secretary
+    is told (a From is forged easily: a member answering her own agenda as another member would put a dissent in
+    that member's name into the minutes)."""
     text = (parsed.new_text or parsed.text or "").strip()
     member = member_by_address(session, group, parsed.from_addr) if group else None
     notes = []
@@ -125,6 +131,8 @@ def _hold(
         notes.append("Отправитель не входит в состав рабочей группы: письмо не учитывается без решения секретаря.")
     elif expected_member is not None and member.id != expected_member.id:
         notes.append(f"Письмо отвечает на бюллетень другого члена группы ({expected_member.name}).")
+    elif answered is not None and group is not None and not _went_to(answered, member.email):
+        notes.append(_answered_elsewhere(session, group, answered))
     is_poll = meeting is not None and meeting.form == "absentee"
     found = recognise(parsed.subject, text, ballot_expected=is_poll)
     payload: dict[str, object] = {
@@ -191,11 +199,25 @@ def _hold(
     return f"working group: {REPLY_KIND_NAMES[found.kind]} from a {who} held for the secretary (reply {item.id})"
 
 
+def _went_to(row: OutboxMessage, address: str) -> bool:
+    """Whether our letter went to ``address`` (case-insensitive; an internationalised domain as sent)."""
+    recipients = {r.strip().lower() for r in row.recipients.split(",") if r.strip()}
+    return address.lower() in recipients or wire_address(address).lower() in recipients
+
+
+def _answered_elsewhere(session: Session, group: WgGroup, row: OutboxMessage) -> str:
+    """The note for a member's reply to a letter that went to someone else: whom, when it was one member."""
+    others = [m for m in members_of(session, group) if _went_to(row, m.email)]
+    if len(others) == 1:
+        return f"Письмо отвечает на письмо для другого члена группы ({others[0].name})."
+    return "Письмо отвечает на письмо, направленное не на адрес отправителя."
+
+
 def handle_meeting_reply(session: Session, parsed: ParsedMessage, row: OutboxMessage, entry: IntakeEntry) -> str:
     """A reply to an agenda, approval or signature request, reminder or minutes."""
     meeting = session.get(WgMeeting, row.ref_id) if row.ref_id is not None else None
     group = session.get(WgGroup, meeting.group_id) if meeting else None
-    return _hold(session, parsed, entry, group=group, meeting=meeting)
+    return _hold(session, parsed, entry, group=group, meeting=meeting, answered=row)
 
 
 def handle_ballot_reply(session: Session, parsed: ParsedMessage, row: OutboxMessage, entry: IntakeEntry) -> str:
@@ -204,21 +226,23 @@ def handle_ballot_reply(session: Session, parsed: ParsedMessage, row: OutboxMess
     meeting = session.get(WgMeeting, ballot.meeting_id) if ballot else None
     group = session.get(WgGroup, meeting.group_id) if meeting else None
     expected = session.get(WgMember, ballot.member_id) if ballot else None
-    return _hold(session, parsed, entry, group=group, meeting=meeting, ballot=ballot, expected_member=expected)
+    return _hold(
+        session, parsed, entry, group=group, meeting=meeting, ballot=ballot, expected_member=expected, answered=row
+    )
 
 
 def handle_member_reply(session: Session, parsed: ParsedMessage, row: OutboxMessage, entry: IntakeEntry) -> str:
     """A reply to the address check: kept for the secretary (the check itself is the link)."""
     member = session.get(WgMember, row.ref_id) if row.ref_id is not None else None
     group = session.get(WgGroup, member.group_id) if member else None
-    return _hold(session, parsed, entry, group=group, meeting=None)
+    return _hold(session, parsed, entry, group=group, meeting=None, answered=row)
 
 
 def handle_report_reply(session: Session, parsed: ParsedMessage, row: OutboxMessage, entry: IntakeEntry) -> str:
     """A reply of the head of the department to a report: kept for the secretary."""
     report = session.get(WgReport, row.ref_id) if row.ref_id is not None else None
     group = session.get(WgGroup, report.group_id) if report else None
-    return _hold(session, parsed, entry, group=group, meeting=None)
+    return _hold(session, parsed, entry, group=group, meeting=None, answered=row)
 
 
 def register() -> None:

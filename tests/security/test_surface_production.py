@@ -17,6 +17,7 @@ from mailservice.config import Settings, estimate_entropy_bits
 
 ROOT = Path(__file__).resolve().parents[2]
 ADDRESS = "630000, г. Новосибирск, а/я 1"
+REAL = {"from_address": "info@dizo.example.ru", "public_url": "https://obr.dizo.example.ru"}  # not development's
 WEAK_KEYS = [
     "changemechangemechangemechangeme",
     "a" * 32,
@@ -42,7 +43,7 @@ def test_production_takes_generated_keys() -> None:
     for _ in range(200):  # the README's command, and a 32-byte base64 key
         for key in (secrets.token_urlsafe(48), secrets.token_urlsafe(32), secrets.token_hex(32)):
             assert estimate_entropy_bits(key) >= 128, key
-            assert Settings(environment="production", secret_keys=[key], department_address=ADDRESS).secret_keys
+            assert Settings(environment="production", secret_keys=[key], department_address=ADDRESS, **REAL).secret_keys
 
 
 @pytest.mark.parametrize("name", ["test", "testing", "staging", "prod", ""])
@@ -67,7 +68,7 @@ def start(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_the_service_refuses_to_start_with_environment_test(tmp_path: Path) -> None:
     """What a deployment does: the old escape hatch ENVIRONMENT=test with a placeholder key."""
     escape = start({"MAILSERVICE_ENVIRONMENT": "test", "MAILSERVICE_SECRET_KEYS": "changeme"}, tmp_path)
-    assert escape.returncode != 0 and "environment" in escape.stderr
+    assert escape.returncode != 0 and "MAILSERVICE_ENVIRONMENT" in escape.stderr
     weak = start(
         {
             "MAILSERVICE_ENVIRONMENT": "production",

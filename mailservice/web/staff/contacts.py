@@ -25,7 +25,7 @@ from mailservice.inforequests.lifecycle import Channel
 from mailservice.inforequests.models import Client, IdentityCheck, PostalLetter
 from mailservice.mail.headers import normalise_address
 from mailservice.web.security import DbId
-from mailservice.web.staff import actions, audit
+from mailservice.web.staff import actions, audit, once
 from mailservice.web.staff.actions import ConsoleError, ContactRequest
 from mailservice.web.staff.auth import OPERATE
 from mailservice.web.staff.deps import (
@@ -48,6 +48,7 @@ Operator = Annotated[StaffContext, Depends(require(OPERATE))]
 Text = Annotated[str, Form()]
 Files = Annotated[list[FastAPIUpload], File()]
 EARLIEST_YEAR = 2000
+ALREADY_SENT = "Эта форма уже отправлена: запрос по ней зарегистрирован. Откройте форму заново для нового запроса."
 
 
 def local_moment(value: str, tz: dt.tzinfo, now: dt.datetime) -> dt.datetime:
@@ -80,7 +81,7 @@ def _register_page(
         "web/staff/register.html",
         ctx=ctx,
         error=error,
-        form=form or {"received": now_local.strftime("%Y-%m-%dT%H:%M")},
+        form=form or {"received": now_local.strftime("%Y-%m-%dT%H:%M"), "form_id": once.new_token()},
         channels=actions.MANUAL_CHANNELS,
         status_code=status_code,
         **_names(),
@@ -107,10 +108,14 @@ def register_submit(
     phone: Text = "",
     social: Text = "",
     postal_address: Text = "",
+    form_id: Text = "",
     files: Files = [],  # noqa: B006  (FastAPI reads the default; never mutated)
 ) -> Response:
-    """Register it (number and term at once; oral requests with date and time; scans of a letter attached)."""
+    """Register it (number and term at once; oral requests with date and time; scans of a letter attached).
+
+    The same page sent twice registers once (``form_id``, the page load's token): the second is shown the first."""
     settings = settings_of(request)
+    form_id = form_id.strip()[: once.TOKEN_CHARS]
     form = {k: v for k, v in locals().items() if isinstance(v, str)}
     try:
         chosen = Channel(channel)
@@ -143,12 +148,19 @@ def register_submit(
     )
     try:
         with session_scope(settings) as session:
+            use = once.claim(session, form_id, "request_register", now) if form_id else None
             data = dataclasses.replace(data, files=tuple(store_uploads(settings, files)))
             created = actions.register_contact_request(session, settings, data, actor=ctx.email, now=now)
             audit.by_staff(session, ctx, "request_register", "request", created.id, channel=chosen.value)
             new_id = created.id
+            if use is not None:
+                use.object_id = new_id
     except ConsoleError as exc:
         return _register_page(request, ctx, error=str(exc), form=form, status_code=400)
+    except once.AlreadyUsed as used:
+        if used.object_id is None:  # not expected: the first submission records what it created
+            return _register_page(request, ctx, error=ALREADY_SENT, form=form, status_code=409)
+        return redirect(f"/staff/requests/{used.object_id}?done=created_before")
     return redirect(f"/staff/requests/{new_id}?done=created")
 
 
@@ -208,7 +220,8 @@ def request_contact(
                 ip=ctx.ip,
             )
     except ConsoleError as exc:
-        return _request_page(request, ctx, request_id, error=str(exc), status_code=400)
+        typed = {"channel": channel, "direction": direction, "text": text, "at": at}
+        return _request_page(request, ctx, request_id, error=str(exc), status_code=400, contact_form=typed)
     return redirect(f"/staff/requests/{request_id}?done=contact")
 
 

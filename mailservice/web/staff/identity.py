@@ -50,11 +50,14 @@ def identity_check(
     note: Text = "",
 ) -> Response:
     """Record an identity check in person: the document's type, who, when, and the address and phone given."""
+    typed = {"document": document, "email": email, "phone": phone, "note": note}
     address = None
     if email.strip():
         address = normalise_address(email.strip())
         if address is None:
-            return _client_page(request, ctx, client_id, error="Неверный адрес электронной почты", status_code=400)
+            return _client_page(
+                request, ctx, client_id, error="Неверный адрес электронной почты", status_code=400, identity_form=typed
+            )
     try:
         with session_scope(settings_of(request)) as session:
             client = session.get(Client, client_id)
@@ -75,7 +78,7 @@ def identity_check(
                 session, ctx, "identity_check", "client", client.id, check=check.id, document=document, email=address
             )
     except ConsoleError as exc:
-        return _client_page(request, ctx, client_id, error=str(exc), status_code=400)
+        return _client_page(request, ctx, client_id, error=str(exc), status_code=400, identity_form=typed)
     return redirect(f"/staff/clients/{client_id}?done=identity")
 
 

@@ -76,3 +76,15 @@ class AuditEntry(Base):
     object_id: Mapped[int | None] = mapped_column(Integer, default=None)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     ip: Mapped[str] = mapped_column(String(64), default="")
+
+
+class FormUse(Base):
+    """The one-time token of a console form that creates something, once used: the same page sent again (a second
+    press while the answer is slow, a browser's resend) finds it and creates nothing more."""
+
+    __tablename__ = "staff_form_uses"
+
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    action: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    used_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -91,6 +91,8 @@ DONE = {
     "spam": "Письмо подтверждено как реклама и закрыто без регистрации.",
     "convert": "Письмо исполнено как команда; клиенту отправлен ответ.",
     "created": "Запрос зарегистрирован.",
+    # The registration form sent again (defect V4): the first submission's request, and nothing new.
+    "created_before": "Эта форма уже была отправлена: запрос зарегистрирован по первой отправке, второй не создан.",
     "contact": "Контакт записан в историю.",
     "merge": "Записи клиентов объединены.",
     "history": "Запрос истории обработан.",
@@ -143,6 +145,8 @@ def _names() -> dict[str, Any]:
         "role_names": {r.value: n for r, n in ROLE_NAMES.items()},
         "tax": tax,
         "event_names": EVENT_NAMES,
+        # A refusal's ground as staff chose it from the form (its title), never the internal code (defect V9).
+        "ground_names": {code: ground.title for code, ground in REFUSAL_GROUNDS.items()},
     }
 
 
@@ -325,6 +329,7 @@ def _request_page(
     status_code: int = 200,
     answer_text: str | None = None,
     status_form: dict[str, str] | None = None,
+    contact_form: dict[str, str] | None = None,
 ) -> HTMLResponse:
     settings = settings_of(request)
     today = _today(request)
@@ -361,6 +366,8 @@ def _request_page(
             answer_templates=ANSWER_TEMPLATES,
             answer_text=answer_text or "",
             status_form=status_form or {},
+            # A refused «Записать контакт» comes back open with what was typed (defect V11).
+            contact_form=contact_form or {},
             chosen_template=template if template in ANSWER_TEMPLATES else "",
             staff=staff,
             register_by=queues.registration_date(settings, req),
@@ -617,6 +624,7 @@ def _client_page(  # also renders the identity pages' errors (web/staff/identity
     error: str = "",
     message: str = "",
     status_code: int = 200,
+    identity_form: dict[str, str] | None = None,
 ) -> HTMLResponse:
     from mailservice.web.staff import identity as identity_pages
 
@@ -640,6 +648,7 @@ def _client_page(  # also renders the identity pages' errors (web/staff/identity
             timeline_page=timeline,
             merged=merged,
             **identity_pages.page_context(session, client.id),
+            identity_form=identity_form or {},  # a refused check comes back as typed (defect V11)
             error=error,
             message=message or DONE.get(request.query_params.get("done", ""), ""),
             local=_local(request),
