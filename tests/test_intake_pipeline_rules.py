@@ -444,3 +444,36 @@ def test_a_follow_up_to_the_citizens_own_letter_drops_the_quote_of_it(settings: 
         assert new is not None and new.parent_id is not None
         assert "2024" in new.text
         assert "предоставленных в аренду в 2025 году" not in new.text, new.text
+
+
+@pytest.mark.parametrize("mode", ["fast", "careful"])
+def test_a_letter_written_in_its_own_savepoint_is_threaded_by_the_rest_of_its_batch(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """README "Threading": a follow-up that quotes the citizen's first letter joins that letter's request. One poll
+    may bring both. Here the first letter names a number tag, which the fast mode cannot look up, so it is written
+    in its own savepoint; its follow-up, later in the same batch, still joins the request it created, as it would a
+    poll later (kills pipeline `_careful_one` 47 and 49: the batch forgot such a request's thread root)."""
+    if mode == "careful":  # every message in its own savepoint
+        monkeypatch.setattr(pipeline.BatchLookups, "plain", lambda self, prepared: False)
+    first = citizen_mail(
+        sender="petrov@example.ru",
+        subject="Повторно [№ 2026-000099] об аренде",
+        body="Прошу сообщить, сколько участков сдано в аренду в 2025 году.",
+    )
+    follow_up = citizen_mail(
+        sender="petrov@example.ru",
+        subject="Дополнение",
+        body="Дополняю: и за 2024 год тоже.",
+        references=[message_id_of(first)],
+    )
+    results = pipeline.process_batch(settings, [(first, smtp_source()), (follow_up, smtp_source())], now=NOW)
+    assert [(r.outcome, r.request_number) for r in results] == [
+        (Outcome.new_request, "2026-000001"),
+        (Outcome.reply, "2026-000001"),
+    ]
+    with session_scope(settings) as session:
+        request = session.scalars(select(Request)).one()
+        assert [e.kind for e in request.events].count("message_in") == 2
+        entries = session.scalars(select(IntakeEntry).order_by(IntakeEntry.id)).all()
+        assert [e.request_id for e in entries] == [request.id, request.id]
