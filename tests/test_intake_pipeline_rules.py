@@ -477,3 +477,39 @@ def test_a_letter_written_in_its_own_savepoint_is_threaded_by_the_rest_of_its_ba
         assert [e.kind for e in request.events].count("message_in") == 2
         entries = session.scalars(select(IntakeEntry).order_by(IntakeEntry.id)).all()
         assert [e.request_id for e in entries] == [request.id, request.id]
+
+
+def subject_of(settings: Settings, number: str) -> str:
+    with session_scope(settings) as session:
+        request = service.get_by_number(session, number)
+        assert request is not None
+        return request.subject
+
+
+def test_a_reply_to_a_message_no_domain_takes_is_not_titled_with_its_subject(settings: Settings) -> None:
+    """README "Replies to finished requests": the subject of our own message is no topic of the new question (then
+    the first words of the new text), for a reply to a message of ours that belongs to no request as well."""
+    ours = our_message(settings, "nobody_takes_this")
+    reply = citizen_mail(subject="Re: Голосование рабочей группы", body="Прошу прислать повестку.", in_reply_to=ours)
+    result = process_raw(settings, reply, smtp_source(), now=NOW)
+    assert (result.outcome, result.request_number) == (Outcome.new_request, "2026-000001")
+    assert subject_of(settings, "2026-000001") == "Прошу прислать повестку."
+
+
+def test_a_follow_up_by_its_number_tag_is_not_titled_with_our_notice(settings: Settings) -> None:
+    """README "Replies to finished requests": «Re: [№ 2026-000022] Статус обращения: дан ответ» leaves nothing of
+    its subject: the new linked request takes the first words of its text. Here the letter names no message of ours,
+    only the number tag (accepted from an address proven for the client, README "Threading")."""
+    _first, ack_id = first_request(settings)
+    # Answering our acknowledgement from the address it went to proves the address.
+    clarification = citizen_mail(subject="Re: уточнение", body="Уточняю: за 2025 год.", in_reply_to=ack_id)
+    assert process_raw(settings, clarification, smtp_source(), now=NOW).outcome is Outcome.reply
+    answer_first(settings)
+    with session_scope(settings) as session:
+        notice = session.scalars(select(OutboxMessage.subject).where(OutboxMessage.kind == "status_notice")).one()
+    assert "[№ 2026-000001]" in notice
+    later = citizen_mail(subject=f"Re: {notice}", body="А сколько участков продано в 2025 году?")
+    result = process_raw(settings, later, smtp_source(), now=NOW + dt.timedelta(days=1))
+    assert (result.outcome, result.request_number) == (Outcome.new_request, "2026-000002"), result
+    assert result.reason.startswith("follow-up to 2026-000001 "), result
+    assert subject_of(settings, "2026-000002") == "А сколько участков продано в 2025 году?"
