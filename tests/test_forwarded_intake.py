@@ -9,6 +9,7 @@ author. Acknowledgements are read from the SMTP sink. Both databases.
 from __future__ import annotations
 
 import datetime as dt
+import email
 import email.policy
 import smtplib
 from collections.abc import Iterator
@@ -22,7 +23,9 @@ from sqlalchemy import func, select
 from mailservice.blobs import BlobStore
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
+from mailservice.inforequests.lifecycle import Status
 from mailservice.inforequests.models import Client, Event, Request
+from mailservice.inforequests.service import change_status
 from mailservice.intake.models import IntakeEntry
 from mailservice.intake.pipeline import Source, process_batch, process_raw
 from mailservice.intake.prepare import POOL_MIN_BATCH
@@ -31,7 +34,7 @@ from mailservice.web.staff import auth
 from mailservice.web.staff.models import AuditEntry
 from tests.conftest import make_env, reset_caches
 from tests.console_support import add_staff, client_for, csrf_of, drain, login, mail_request, parsed, text_of
-from tests.mailfactory import citizen_mail
+from tests.mailfactory import citizen_mail, message_id_of
 from tests.servers import Sink, free_port
 from tests.test_cli import run
 from tests.test_intake_pipeline_rules import dated, utc
@@ -304,3 +307,23 @@ def test_a_proven_forward_arrived_at_its_plausible_date(fwd_settings: Settings) 
     result = process_raw(fwd_settings, dated(forward(PASS), sent), Source("smtp", envelope_from=BODY))
     assert result.outcome == "new_request", result
     assert utc(_request(fwd_settings, result.request_number).received_at) == sent
+
+
+def test_a_bodys_forward_following_up_its_own_finished_request_opens_a_linked_request(fwd_settings: Settings) -> None:
+    """README "Replies to finished requests": a letter that follows up an answered request (found by its thread
+    root, the first letter's Message-ID) opens a new request linked to it, whatever it carries; a proven body's
+    forward in the body's own thread is such a letter (kills pipeline `_decide` 172, which registered it on its
+    author as a first appeal, with no link)."""
+    own = citizen_mail(sender=BODY, name="Приёмная МФЦ", subject="График приёма", body="Прошу сообщить график приёма.")
+    first = process_raw(fwd_settings, own, Source("smtp", envelope_from=BODY))
+    assert first.outcome == "new_request" and first.request_number, first
+    with session_scope(fwd_settings) as session:
+        request = session.scalars(select(Request).where(Request.number == first.request_number)).one()
+        change_status(session, fwd_settings, request, Status.answered, now=utcnow(), actor="t", comment="Ответ.")
+    message = email.message_from_bytes(forward(PASS, message_id="<fwd-2@mfc.nso.example.ru>"), policy=email.policy.SMTP)
+    message["References"] = f"<{message_id_of(own)}>"
+    result = process_raw(fwd_settings, message.as_bytes(policy=email.policy.SMTP), Source("smtp", envelope_from=BODY))
+    assert result.outcome == "new_request" and result.request_number not in (None, first.request_number), result
+    assert result.reason.startswith(f"follow-up to {first.request_number} "), result
+    followed = _request(fwd_settings, first.request_number)
+    assert _request(fwd_settings, result.request_number).parent_id == followed.id

@@ -25,6 +25,7 @@ from mailservice.intake.pipeline import IntakeResult, Source, process_batch
 from mailservice.intake.russian import reason_ru
 from tests.mailfactory import citizen_mail, message_id_of
 from tests.servers import Sink
+from tests.test_intake_list_mail import COMPLAINT, LIST
 from tests.test_intake_pipeline_rules import utc
 from tests.test_intake_register_first import AD, _answered
 
@@ -226,14 +227,17 @@ def test_the_reasons_of_feedback_and_held_letters_read_in_russian(settings: Sett
         body="Благодарю специалиста Смирнову О. В. за помощь в оформлении документов.",
     )
     advertising = citizen_mail(sender="promo@okna.example.com", name="", subject="Скидки!", body=AD)
+    relayed = citizen_mail(sender="petrova@example.ru", subject="Мусор", body=COMPLAINT, headers=LIST)
     later = NOW + dt.timedelta(days=1)
     results = [
         process_batch(settings, [(raw, imap("INBOX", 7, uid))], now=later)[0]
-        for uid, raw in enumerate((thanks, standalone, advertising), start=100)
+        for uid, raw in enumerate((thanks, standalone, advertising, relayed), start=100)
     ]
-    assert [r.outcome for r in results] == [Outcome.feedback, Outcome.feedback, Outcome.held]
-    assert [reason_ru(r.reason) for r in results[:2]] == [
+    assert [r.outcome for r in results] == [Outcome.feedback, Outcome.feedback, Outcome.held, Outcome.held]
+    assert [reason_ru(r.reason) for r in results] == [
         f"благодарность за ответ {number}, без нового обращения",
         "благодарность, без обращения",
+        # Each held letter says why: advertising, or the rule of triage that held it (a list's copy that asks).
+        "ждёт решения сотрудника без регистрации: похоже на рекламу",
+        "ждёт решения сотрудника без регистрации: письмо из списка рассылки с вопросом",
     ]
-    assert reason_ru(results[2].reason).startswith("ждёт решения сотрудника без регистрации: ")
