@@ -431,3 +431,56 @@ def test_a_hard_bounce_after_a_withdrawal_is_applied_all_the_same(
         row = session.get(Suppression, parse_address(addresses[0]).hash)  # type: ignore[union-attr]
         assert row is not None and row.reason == "bounce" and row.at >= before
     assert states(one, campaign_id) == {"bounced": 1, "sent": 1}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The consent round's own database connection (PostgreSQL)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_the_consent_round_connects_with_the_configured_password(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, recorder: tuple[Recorder, int]
+) -> None:
+    """The usual PostgreSQL round runs on its own asyncio connection, opened from ``MAILSERVICE_DATABASE_URL``: it
+    must carry the configured password, not SQLAlchemy's masked ``***`` (with password authentication every round
+    would fail and nothing would be sent). The test server trusts local connections, so the password is read where
+    the connection is opened. SQLite runs the round on the event loop and opens no such connection."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(db_url)
+    if url.get_backend_name() != "sqlite" and url.password is None:
+        url = url.set(password="round-secret")  # ignored by a server that trusts local connections
+    settings = make_env(
+        monkeypatch,
+        tmp_path,
+        url.render_as_string(hide_password=False),
+        smtp_port=str(recorder[1]),
+        mailing_rate_per_minute="0",
+        mailing_concurrency="1",
+        mailing_processes="1",
+    )
+    reset_caches()
+    opened: list[str] = []
+    connect = psycopg.AsyncConnection.connect
+
+    async def spy(conninfo: str = "", **kwargs: object) -> psycopg.AsyncConnection[object]:
+        opened.append(conninfo)
+        return await connect(conninfo, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(psycopg.AsyncConnection, "connect", spy)
+    handler, _port = recorder
+    addresses = populate(settings, 3)
+    campaign_id = new_campaign(settings)
+    try:
+        summary = run_within(send_campaign(settings, campaign_id), 60, "the campaign")
+    finally:
+        reset_caches()
+    assert summary.status == "done"
+    assert states(settings, campaign_id) == {"sent": 3}
+    assert [handler.count(a) for a in addresses] == [1, 1, 1]
+    if early_round(db_url):
+        assert opened, "the usual PostgreSQL round did not run on its own connection"
+        assert {make_url(c).password for c in opened} == {url.password}
+    else:
+        assert opened == []
