@@ -215,6 +215,20 @@ def test_the_counts_of_a_campaign_are_its_rows(one: Settings, recorder: tuple[Re
     assert [handler.count(a) for a in addresses] == [0, 0, 0, 1]
 
 
+def test_a_pass_ends_its_connections_with_quit(one: Settings, recorder: tuple[Recorder, int]) -> None:
+    """The connection a pass kept open to the end is closed with QUIT (RFC 5321 4.1.1.10), the orderly end a
+    relay expects, not dropped; the copies share it (README, Mailings: each connection carries many copies)."""
+    handler, _port = recorder
+    addresses = populate(one, 3)
+    campaign_id = new_campaign(one)
+    connections, quits = handler.connections, handler.quits  # the server's own check at its start
+    summary = run_within(send_campaign(one, campaign_id), 60, "the campaign")
+    assert summary.status == "done"
+    assert [handler.count(a) for a in addresses] == [1, 1, 1]
+    assert handler.connections - connections == 1
+    assert handler.quits - quits == 1
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The worker's mailing step (``send_due``): which campaigns, how many copies at a time, for how long
 # ----------------------------------------------------------------------------------------------------------------
