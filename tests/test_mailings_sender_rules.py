@@ -24,11 +24,11 @@ from mailservice.db import session_scope, utcnow
 from mailservice.intake.models import Bounce, IntakeEntry
 from mailservice.mailings import campaigns, sender, subscribers
 from mailservice.mailings.consent import Evidence, parse_address
-from mailservice.mailings.ledger import Job, Ledger, Outcome
+from mailservice.mailings.ledger import Job, Ledger, Outcome, new_worker_name
 from mailservice.mailings.models import Delivery, DeliveryState, Suppression, WorkerBeat
 from mailservice.mailings.sender import send_campaign, send_due
 from tests.conftest import make_env, reset_caches
-from tests.servers import Recorder
+from tests.servers import Recorder, free_port
 from tests.test_mailings_sending import new_campaign, populate, states, suppressed, token_for
 from tests.waiting import run_within
 
@@ -229,6 +229,22 @@ def test_a_pass_ends_its_connections_with_quit(one: Settings, recorder: tuple[Re
     assert handler.quits - quits == 1
 
 
+def test_a_pass_with_the_relay_down_hands_every_copy_back(one: Settings, recorder: tuple[Recorder, int]) -> None:
+    """When the relay cannot be reached, a pass stops and hands every copy it claimed back to the queue, untried,
+    and counts them as handed back; the next pass sends each copy once (README, Mailings: at most once)."""
+    handler, _port = recorder
+    addresses = populate(one, 3)
+    campaign_id = new_campaign(one)
+    with session_scope(one) as session:
+        campaigns.start(session, one, campaign_id, utcnow())
+    down = one.model_copy(update={"smtp_port": free_port()})
+    result = run_within(sender._pass(down, campaign_id, new_worker_name()), 60, "the pass")
+    assert (result.smtp_down, result.released, result.sent, result.deferred, result.failed) == (True, 3, 0, 0, 0)
+    assert states(one, campaign_id) == {"queued": 3}
+    assert run_within(send_campaign(one, campaign_id), 60, "the campaign").status == "done"
+    assert [handler.count(a) for a in addresses] == [1, 1, 1]
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The worker's mailing step (``send_due``): which campaigns, how many copies at a time, for how long
 # ----------------------------------------------------------------------------------------------------------------
@@ -354,7 +370,7 @@ def test_a_campaign_send_stops_when_told(one: Settings, recorder: tuple[Recorder
 
     summary = run_within(stopped_at_the_first_mail(), 60, "the stopped campaign")
     assert summary.status == "sending"
-    assert summary.totals.sent == 1
+    assert (summary.totals.sent, summary.totals.released) == (1, 3)
     assert states(one, campaign_id) == {"sent": 1, "queued": 3}
     assert heartbeats(one) == []
     assert run_within(send_campaign(one, campaign_id), 60, "the campaign").status == "done"
