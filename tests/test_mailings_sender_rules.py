@@ -28,8 +28,15 @@ from mailservice.mailings.ledger import Job, Ledger, Outcome, new_worker_name
 from mailservice.mailings.models import Delivery, DeliveryState, Suppression, WorkerBeat
 from mailservice.mailings.sender import send_campaign, send_due
 from tests.conftest import make_env, reset_caches
-from tests.servers import Recorder, free_port
-from tests.test_mailings_sending import new_campaign, populate, states, suppressed, token_for
+from tests.servers import Recorder
+from tests.test_mailings_sending import (
+    new_campaign,
+    populate,
+    started_with_the_relay_down,
+    states,
+    suppressed,
+    token_for,
+)
 from tests.waiting import run_within
 
 
@@ -233,11 +240,7 @@ def test_a_pass_with_the_relay_down_hands_every_copy_back(one: Settings, recorde
     """When the relay cannot be reached, a pass stops and hands every copy it claimed back to the queue, untried,
     and counts them as handed back; the next pass sends each copy once (README, Mailings: at most once)."""
     handler, _port = recorder
-    addresses = populate(one, 3)
-    campaign_id = new_campaign(one)
-    with session_scope(one) as session:
-        campaigns.start(session, one, campaign_id, utcnow())
-    down = one.model_copy(update={"smtp_port": free_port()})
+    addresses, campaign_id, down = started_with_the_relay_down(one, 3)
     result = run_within(sender._pass(down, campaign_id, new_worker_name()), 60, "the pass")
     assert (result.smtp_down, result.released, result.sent, result.deferred, result.failed) == (True, 3, 0, 0, 0)
     assert states(one, campaign_id) == {"queued": 3}
