@@ -253,6 +253,7 @@ class Recorder:
     _hang_up: bool = False  # set by a refused RCPT of hang_up_after_refusal (one connection at a time)
     arrivals: list[tuple[str, float]] = field(default_factory=list)
     connections: int = 0  # SMTP connections opened to this server so far
+    quits: int = 0  # QUIT commands received so far (RFC 5321 4.1.1.10: the client's orderly end of a connection)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_MAIL(
@@ -315,6 +316,11 @@ class Recorder:
             while not server.transport.is_closing() and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
         return "250 OK"
+
+    async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self.lock:
+            self.quits += 1
+        return "221 Bye"
 
     def count(self, address: str) -> int:
         with self.lock:

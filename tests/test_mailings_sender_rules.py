@@ -24,12 +24,19 @@ from mailservice.db import session_scope, utcnow
 from mailservice.intake.models import Bounce, IntakeEntry
 from mailservice.mailings import campaigns, sender, subscribers
 from mailservice.mailings.consent import Evidence, parse_address
-from mailservice.mailings.ledger import Job, Ledger, Outcome
+from mailservice.mailings.ledger import Job, Ledger, Outcome, new_worker_name
 from mailservice.mailings.models import Delivery, DeliveryState, Suppression, WorkerBeat
 from mailservice.mailings.sender import send_campaign, send_due
 from tests.conftest import make_env, reset_caches
 from tests.servers import Recorder
-from tests.test_mailings_sending import new_campaign, populate, states, suppressed, token_for
+from tests.test_mailings_sending import (
+    new_campaign,
+    populate,
+    started_with_the_relay_down,
+    states,
+    suppressed,
+    token_for,
+)
 from tests.waiting import run_within
 
 
@@ -215,6 +222,32 @@ def test_the_counts_of_a_campaign_are_its_rows(one: Settings, recorder: tuple[Re
     assert [handler.count(a) for a in addresses] == [0, 0, 0, 1]
 
 
+def test_a_pass_ends_its_connections_with_quit(one: Settings, recorder: tuple[Recorder, int]) -> None:
+    """The connection a pass kept open to the end is closed with QUIT (RFC 5321 4.1.1.10), the orderly end a
+    relay expects, not dropped; the copies share it (README, Mailings: each connection carries many copies)."""
+    handler, _port = recorder
+    addresses = populate(one, 3)
+    campaign_id = new_campaign(one)
+    connections, quits = handler.connections, handler.quits  # the server's own check at its start
+    summary = run_within(send_campaign(one, campaign_id), 60, "the campaign")
+    assert summary.status == "done"
+    assert [handler.count(a) for a in addresses] == [1, 1, 1]
+    assert handler.connections - connections == 1
+    assert handler.quits - quits == 1
+
+
+def test_a_pass_with_the_relay_down_hands_every_copy_back(one: Settings, recorder: tuple[Recorder, int]) -> None:
+    """When the relay cannot be reached, a pass stops and hands every copy it claimed back to the queue, untried,
+    and counts them as handed back; the next pass sends each copy once (README, Mailings: at most once)."""
+    handler, _port = recorder
+    addresses, campaign_id, down = started_with_the_relay_down(one, 3)
+    result = run_within(sender._pass(down, campaign_id, new_worker_name()), 60, "the pass")
+    assert (result.smtp_down, result.released, result.sent, result.deferred, result.failed) == (True, 3, 0, 0, 0)
+    assert states(one, campaign_id) == {"queued": 3}
+    assert run_within(send_campaign(one, campaign_id), 60, "the campaign").status == "done"
+    assert [handler.count(a) for a in addresses] == [1, 1, 1]
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The worker's mailing step (``send_due``): which campaigns, how many copies at a time, for how long
 # ----------------------------------------------------------------------------------------------------------------
@@ -340,7 +373,7 @@ def test_a_campaign_send_stops_when_told(one: Settings, recorder: tuple[Recorder
 
     summary = run_within(stopped_at_the_first_mail(), 60, "the stopped campaign")
     assert summary.status == "sending"
-    assert summary.totals.sent == 1
+    assert (summary.totals.sent, summary.totals.released) == (1, 3)
     assert states(one, campaign_id) == {"sent": 1, "queued": 3}
     assert heartbeats(one) == []
     assert run_within(send_campaign(one, campaign_id), 60, "the campaign").status == "done"
@@ -431,3 +464,56 @@ def test_a_hard_bounce_after_a_withdrawal_is_applied_all_the_same(
         row = session.get(Suppression, parse_address(addresses[0]).hash)  # type: ignore[union-attr]
         assert row is not None and row.reason == "bounce" and row.at >= before
     assert states(one, campaign_id) == {"bounced": 1, "sent": 1}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The consent round's own database connection (PostgreSQL)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_the_consent_round_connects_with_the_configured_password(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, recorder: tuple[Recorder, int]
+) -> None:
+    """The usual PostgreSQL round runs on its own asyncio connection, opened from ``MAILSERVICE_DATABASE_URL``: it
+    must carry the configured password, not SQLAlchemy's masked ``***`` (with password authentication every round
+    would fail and nothing would be sent). The test server trusts local connections, so the password is read where
+    the connection is opened. SQLite runs the round on the event loop and opens no such connection."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(db_url)
+    if url.get_backend_name() != "sqlite" and url.password is None:
+        url = url.set(password="round-secret")  # ignored by a server that trusts local connections
+    settings = make_env(
+        monkeypatch,
+        tmp_path,
+        url.render_as_string(hide_password=False),
+        smtp_port=str(recorder[1]),
+        mailing_rate_per_minute="0",
+        mailing_concurrency="1",
+        mailing_processes="1",
+    )
+    reset_caches()
+    opened: list[str] = []
+    connect = psycopg.AsyncConnection.connect
+
+    async def spy(conninfo: str = "", **kwargs: object) -> psycopg.AsyncConnection[object]:
+        opened.append(conninfo)
+        return await connect(conninfo, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(psycopg.AsyncConnection, "connect", spy)
+    handler, _port = recorder
+    addresses = populate(settings, 3)
+    campaign_id = new_campaign(settings)
+    try:
+        summary = run_within(send_campaign(settings, campaign_id), 60, "the campaign")
+    finally:
+        reset_caches()
+    assert summary.status == "done"
+    assert states(settings, campaign_id) == {"sent": 3}
+    assert [handler.count(a) for a in addresses] == [1, 1, 1]
+    if early_round(db_url):
+        assert opened, "the usual PostgreSQL round did not run on its own connection"
+        assert {make_url(c).password for c in opened} == {url.password}
+    else:
+        assert opened == []

@@ -231,13 +231,18 @@ def test_pause_and_resume(send_settings: Settings, recorder: tuple[Recorder, int
     assert all(handler.count(a) == 1 for a in addresses)
 
 
+def started_with_the_relay_down(settings: Settings, count: int) -> tuple[list[str], int, Settings]:
+    """``count`` subscribers, a started campaign to them, and the settings with a relay port nothing listens on."""
+    addresses = populate(settings, count)
+    campaign_id = new_campaign(settings)
+    with session_scope(settings) as session:
+        campaigns.start(session, settings, campaign_id, utcnow())
+    return addresses, campaign_id, settings.model_copy(update={"smtp_port": free_port()})
+
+
 def test_smtp_down_defers_and_loses_nothing(send_settings: Settings, recorder: tuple[Recorder, int]) -> None:
     handler, _port = recorder
-    addresses = populate(send_settings, 20)
-    campaign_id = new_campaign(send_settings)
-    with session_scope(send_settings) as session:
-        campaigns.start(session, send_settings, campaign_id, utcnow())
-    down = send_settings.model_copy(update={"smtp_port": free_port()})
+    addresses, campaign_id, down = started_with_the_relay_down(send_settings, 20)
     assert run_within(send_due(down), 60, "the sending pass") == 0
     assert states(send_settings, campaign_id) == {"queued": 20}
     assert run_within(send_due(send_settings), 60, "the sending pass") == 20
