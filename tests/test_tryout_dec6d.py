@@ -7,6 +7,7 @@ defect is fixed. The database tests run on SQLite and PostgreSQL (the ``settings
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import html
 import os
 import re
@@ -19,9 +20,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from mailservice import backup
+from mailservice import backup, jobruns, retention
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
+from mailservice.feedback.models import FeedbackResponse
 from mailservice.inforequests import reminders, service
 from mailservice.inforequests.lifecycle import Status
 from mailservice.inforequests.models import Event, Request
@@ -33,6 +35,7 @@ from mailservice.mailings.models import MailingList, Subscriber, Subscription, S
 from mailservice.outbox import OutboxMessage
 from mailservice.web.app import create_app
 from mailservice.web.staff.auth import Role
+from mailservice.web.staff.models import AuditEntry
 from mailservice.webrequests.status import status_url
 from mailservice.workdays import default_calendar
 from mailservice.workgroup import groups, meetings
@@ -334,6 +337,35 @@ def test_a_retention_run_by_hand_is_kept_with_its_report(lite_settings: Settings
     assert "Клиентов обезличено" in kept.stdout
 
 
+def test_every_real_retention_run_is_audited_with_who_started_it(settings: Settings) -> None:
+    # The finding: «nothing in the audit log either». README "Retention": every real run, the worker's or by hand,
+    # leaves an entry in the audit log with who started it (the system user for a run by hand) and its run.
+    for _ in range(2):  # a second run by hand is its own run, audited as its own
+        ran = run("retention", "run")
+        assert ran.returncode == 0, ran.stderr[-2000:]
+    dry = run("retention", "run", "--dry-run")  # destroys nothing: no entry
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    night = dt.datetime(2026, 12, 7, 3, 0, tzinfo=settings.tz).astimezone(dt.UTC)  # after RETENTION_HOUR (2)
+    retention.scheduled_run(settings, night)
+    with session_scope(settings) as session:
+        entries = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "retention_run").order_by(AuditEntry.id)
+        ).all()
+        runs = {item.id: item for item in jobruns.latest(session, retention.JOB)}
+        assert len(entries) == 3 and len(runs) == 3
+        assert {entry.object_id for entry in entries} == set(runs)
+        by_hand, worker = entries[:2], entries[2]
+        assert all(getpass.getuser() in entry.actor for entry in by_hand), [entry.actor for entry in by_hand]
+        assert "обработчик очереди" in worker.actor, worker.actor
+        assert all(entry.details.get("clients") == 0 for entry in entries)
+    add_staff(settings, OPERATOR, Role.administrator)
+    http = client_for(settings)
+    login(http, OPERATOR)
+    page = http.get("/staff/audit")
+    assert page.status_code == 200
+    assert "обезличены данные с истёкшим сроком хранения" in html.unescape(page.text)
+
+
 # V9 -------------------------------------------------------------------------------------------------------------
 
 
@@ -438,6 +470,46 @@ def test_a_refused_identity_check_keeps_what_staff_typed(settings: Settings) -> 
     assert refused.status_code == 400
     page = html.unescape(refused.text)
     assert CHECK_NOTE in page and "ivanov.work.example.ru" in page
+
+
+def test_a_refused_merge_keeps_what_staff_typed(settings: Settings) -> None:
+    # The finding names «Объединить записи» too: a typo in the address given at the check comes back in the form.
+    request_id = mail_request(settings)
+    with session_scope(settings) as session:
+        client_id = session.get_one(Request, request_id).client_id
+    add_staff(settings, OPERATOR, Role.operator)
+    http = client_for(settings)
+    csrf = login(http, OPERATOR)
+    typed = {"other_id": "987654", "document": "passport_rf", "email": "ivanov.work.example.ru", "phone": "+7 913 555"}
+    refused = http.post(f"/staff/clients/{client_id}/merge", data={"csrf_token": csrf, **typed})
+    assert refused.status_code == 400
+    page = html.unescape(refused.text)
+    assert "Неверный адрес электронной почты" in page
+    form = page.split(f'action="/staff/clients/{client_id}/merge"', 1)[1].split("</form>", 1)[0]
+    assert 'value="987654"' in form and 'value="ivanov.work.example.ru"' in form and 'value="+7 913 555"' in form
+    assert '<option value="passport_rf" selected>' in form
+    identity = page.split(f'action="/staff/clients/{client_id}/identity"', 1)[1].split("</form>", 1)[0]
+    assert "ivanov.work.example.ru" not in identity  # only the form sent comes back filled in
+
+
+ANSWER_TEXT = "Благодарим за отзыв: срок рассмотрения сокращён, ответ направлен повторно."
+
+
+def test_a_refused_feedback_answer_keeps_its_text(settings: Settings) -> None:
+    # The feedback «Ответить»: a colleague answered first; the text typed here comes back on the feedback page
+    # with the reason, not on a bare error page.
+    http = client_for(settings)
+    assert http.post("/feedback", data={"rating": "2", "comment": "Долго", "email": "v@example.ru"}).status_code == 200
+    add_staff(settings, OPERATOR, Role.operator)
+    csrf = login(http, OPERATOR)
+    with session_scope(settings) as session:
+        response_id = session.scalars(select(FeedbackResponse.id)).one()
+    url = f"/staff/feedback/{response_id}/answer"
+    assert http.post(url, data={"csrf_token": csrf, "text": "Первый ответ коллеги."}).status_code == 303
+    refused = http.post(url, data={"csrf_token": csrf, "text": ANSWER_TEXT})
+    assert refused.status_code == 400
+    page = html.unescape(refused.text)
+    assert "Отзывы клиентов" in page and "Ответ не отправлен" in page and ANSWER_TEXT in page
 
 
 # V12 ------------------------------------------------------------------------------------------------------------
