@@ -17,16 +17,17 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from mailservice import backup, jobruns, retention
+from mailservice import backup, db, jobruns, retention
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.feedback.models import FeedbackResponse
 from mailservice.inforequests import reminders, service
 from mailservice.inforequests.lifecycle import Status
-from mailservice.inforequests.models import Event, Request
+from mailservice.inforequests.models import Client, Event, Request
 from mailservice.intake.models import Outcome
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.mailings import consent, subscribers
@@ -46,6 +47,7 @@ from tests.mailfactory import citizen_mail
 from tests.servers import Sink
 from tests.test_backup import letter_with_attachment
 from tests.test_cli import run
+from tests.test_identity import fresh_url  # noqa: F401  (a fixture)
 from tests.test_mailings_consent import two_lists  # noqa: F401  (two_lists: a fixture)
 from tests.test_wg_helpers import ADDRESSES, People, drain, mail_to, make_group, reply, working_days_ahead
 
@@ -535,6 +537,40 @@ def test_a_postal_address_keeps_no_direction_override_in_the_register(lite_setti
     text = out.read_text(encoding="utf-8-sig")
     assert "ул. Ленина, д. 1" in text
     assert not _BIDI_CONTROLS.search(text)
+
+
+_STORED_BEFORE = {
+    # README: a postal address keeps its line breaks; a control or format character becomes a space, runs of white
+    # space fold into one, line by line; empty lines go.
+    1: (
+        "630099, г. Новосибирск,\r\n\r\nул. Ленина,\u202e д. 1, кв. 12",
+        "630099, г. Новосибирск,\nул. Ленина, д. 1, кв. 12",
+    ),
+    2: ("\u2067630091, г. Новосибирск\u2069\nул. Мичурина, д. 12", "630091, г. Новосибирск\nул. Мичурина, д. 12"),
+    3: ("630007, г. Новосибирск,\nул. Серебренниковская, д. 6", "630007, г. Новосибирск,\nул. Серебренниковская, д. 6"),
+    4: ("", ""),
+}
+
+
+def test_a_postal_address_stored_before_is_cleaned_by_the_migration(fresh_url: str) -> None:  # noqa: F811
+    # Addresses stored before the fix keep their overrides in every export until cleaned: migration
+    # 2003_postal_address_format stores them as a new address is stored (README: `address_lines`).
+    settings = Settings(database_url=fresh_url)
+    db.upgrade(settings, "2001_contact_case")  # the schema before the migration
+    with db._engine_for(fresh_url).begin() as conn:
+        for client_id, (address, _cleaned) in _STORED_BEFORE.items():
+            conn.execute(
+                sa.text(
+                    "INSERT INTO clients (id, name, organisation, postal_address, created_at, last_interaction_at, "
+                    "legal_hold) VALUES (:id, :name, '', :address, :at, :at, false)"
+                ),
+                {"id": client_id, "name": f"Клиент {client_id}", "address": address, "at": "2026-01-10 10:00:00+00"},
+            )
+    db.upgrade(settings)
+    with session_scope(settings) as session:
+        stored = {client.id: client.postal_address for client in session.scalars(select(Client))}
+    assert stored == {client_id: cleaned for client_id, (_address, cleaned) in _STORED_BEFORE.items()}
+    db.dispose_engines()
 
 
 # V13 ------------------------------------------------------------------------------------------------------------
