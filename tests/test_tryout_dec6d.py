@@ -450,15 +450,20 @@ def test_a_refused_contact_keeps_what_staff_typed(settings: Settings, field: str
 CHECK_NOTE = "Паспорт предъявлен лично на приёме; клиент просит направлять ответы на рабочий адрес."
 
 
-def test_a_refused_identity_check_keeps_what_staff_typed(settings: Settings) -> None:
-    # The same rule for «Проверка личности»: a typo in the address given at the check (a missing «@») sends back
-    # an empty form; the note, the phone and the chosen document must be typed again while the visitor waits.
+def _operator_at_a_client(settings: Settings) -> tuple[TestClient, str, int]:
+    """An operator logged in (the client, the CSRF token) and the client of a registered letter."""
     request_id = mail_request(settings)
     with session_scope(settings) as session:
         client_id = session.get_one(Request, request_id).client_id
     add_staff(settings, OPERATOR, Role.operator)
     http = client_for(settings)
-    csrf = login(http, OPERATOR)
+    return http, login(http, OPERATOR), client_id
+
+
+def test_a_refused_identity_check_keeps_what_staff_typed(settings: Settings) -> None:
+    # The same rule for «Проверка личности»: a typo in the address given at the check (a missing «@») sends back
+    # an empty form; the note, the phone and the chosen document must be typed again while the visitor waits.
+    http, csrf, client_id = _operator_at_a_client(settings)
     refused = http.post(
         f"/staff/clients/{client_id}/identity",
         data={
@@ -476,12 +481,7 @@ def test_a_refused_identity_check_keeps_what_staff_typed(settings: Settings) -> 
 
 def test_a_refused_merge_keeps_what_staff_typed(settings: Settings) -> None:
     # The finding names «Объединить записи» too: a typo in the address given at the check comes back in the form.
-    request_id = mail_request(settings)
-    with session_scope(settings) as session:
-        client_id = session.get_one(Request, request_id).client_id
-    add_staff(settings, OPERATOR, Role.operator)
-    http = client_for(settings)
-    csrf = login(http, OPERATOR)
+    http, csrf, client_id = _operator_at_a_client(settings)
     typed = {"other_id": "987654", "document": "passport_rf", "email": "ivanov.work.example.ru", "phone": "+7 913 555"}
     refused = http.post(f"/staff/clients/{client_id}/merge", data={"csrf_token": csrf, **typed})
     assert refused.status_code == 400
