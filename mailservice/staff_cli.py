@@ -182,7 +182,7 @@ def retention_reports(
             typer.echo("Запусков ещё не было.")
         for item in runs:
             when = item.started_at.astimezone(settings.tz).strftime("%d.%m.%Y %H:%M")
-            by = item.report.get("by") or "обработчик очереди (worker)"
+            by = item.report.get("by") or retention.WORKER
             label = "вручную" if item.period.startswith(retention.HAND_PERIOD_PREFIX) else item.period
             typer.echo(f"Запуск {label} ({when}; {by}):")
             for line in item.report.get("lines", []):

@@ -7,6 +7,7 @@ defect is fixed. The database tests run on SQLite and PostgreSQL (the ``settings
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import html
 import os
 import re
@@ -16,15 +17,17 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from mailservice import backup
+from mailservice import backup, db, jobruns, retention
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
+from mailservice.feedback.models import FeedbackResponse
 from mailservice.inforequests import reminders, service
 from mailservice.inforequests.lifecycle import Status
-from mailservice.inforequests.models import Event, Request
+from mailservice.inforequests.models import Client, Event, Request
 from mailservice.intake.models import Outcome
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.mailings import consent, subscribers
@@ -33,6 +36,7 @@ from mailservice.mailings.models import MailingList, Subscriber, Subscription, S
 from mailservice.outbox import OutboxMessage
 from mailservice.web.app import create_app
 from mailservice.web.staff.auth import Role
+from mailservice.web.staff.models import AuditEntry
 from mailservice.webrequests.status import status_url
 from mailservice.workdays import default_calendar
 from mailservice.workgroup import groups, meetings
@@ -43,6 +47,7 @@ from tests.mailfactory import citizen_mail
 from tests.servers import Sink
 from tests.test_backup import letter_with_attachment
 from tests.test_cli import run
+from tests.test_identity import fresh_url  # noqa: F401  (a fixture)
 from tests.test_mailings_consent import two_lists  # noqa: F401  (two_lists: a fixture)
 from tests.test_wg_helpers import ADDRESSES, People, drain, mail_to, make_group, reply, working_days_ahead
 
@@ -334,6 +339,35 @@ def test_a_retention_run_by_hand_is_kept_with_its_report(lite_settings: Settings
     assert "Клиентов обезличено" in kept.stdout
 
 
+def test_every_real_retention_run_is_audited_with_who_started_it(settings: Settings) -> None:
+    # The finding: «nothing in the audit log either». README "Retention": every real run, the worker's or by hand,
+    # leaves an entry in the audit log with who started it (the system user for a run by hand) and its run.
+    for _ in range(2):  # a second run by hand is its own run, audited as its own
+        ran = run("retention", "run")
+        assert ran.returncode == 0, ran.stderr[-2000:]
+    dry = run("retention", "run", "--dry-run")  # destroys nothing: no entry
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    night = dt.datetime(2026, 12, 7, 3, 0, tzinfo=settings.tz).astimezone(dt.UTC)  # after RETENTION_HOUR (2)
+    retention.scheduled_run(settings, night)
+    with session_scope(settings) as session:
+        entries = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "retention_run").order_by(AuditEntry.id)
+        ).all()
+        runs = {item.id: item for item in jobruns.latest(session, retention.JOB)}
+        assert len(entries) == 3 and len(runs) == 3
+        assert {entry.object_id for entry in entries} == set(runs)
+        by_hand, worker = entries[:2], entries[2]
+        assert all(getpass.getuser() in entry.actor for entry in by_hand), [entry.actor for entry in by_hand]
+        assert "обработчик очереди" in worker.actor, worker.actor
+        assert all(entry.details.get("clients") == 0 for entry in entries)
+    add_staff(settings, OPERATOR, Role.administrator)
+    http = client_for(settings)
+    login(http, OPERATOR)
+    page = http.get("/staff/audit")
+    assert page.status_code == 200
+    assert "обезличены данные с истёкшим сроком хранения" in html.unescape(page.text)
+
+
 # V9 -------------------------------------------------------------------------------------------------------------
 
 
@@ -416,15 +450,20 @@ def test_a_refused_contact_keeps_what_staff_typed(settings: Settings, field: str
 CHECK_NOTE = "Паспорт предъявлен лично на приёме; клиент просит направлять ответы на рабочий адрес."
 
 
-def test_a_refused_identity_check_keeps_what_staff_typed(settings: Settings) -> None:
-    # The same rule for «Проверка личности»: a typo in the address given at the check (a missing «@») sends back
-    # an empty form; the note, the phone and the chosen document must be typed again while the visitor waits.
+def _operator_at_a_client(settings: Settings) -> tuple[TestClient, str, int]:
+    """An operator logged in (the client, the CSRF token) and the client of a registered letter."""
     request_id = mail_request(settings)
     with session_scope(settings) as session:
         client_id = session.get_one(Request, request_id).client_id
     add_staff(settings, OPERATOR, Role.operator)
     http = client_for(settings)
-    csrf = login(http, OPERATOR)
+    return http, login(http, OPERATOR), client_id
+
+
+def test_a_refused_identity_check_keeps_what_staff_typed(settings: Settings) -> None:
+    # The same rule for «Проверка личности»: a typo in the address given at the check (a missing «@») sends back
+    # an empty form; the note, the phone and the chosen document must be typed again while the visitor waits.
+    http, csrf, client_id = _operator_at_a_client(settings)
     refused = http.post(
         f"/staff/clients/{client_id}/identity",
         data={
@@ -438,6 +477,41 @@ def test_a_refused_identity_check_keeps_what_staff_typed(settings: Settings) -> 
     assert refused.status_code == 400
     page = html.unescape(refused.text)
     assert CHECK_NOTE in page and "ivanov.work.example.ru" in page
+
+
+def test_a_refused_merge_keeps_what_staff_typed(settings: Settings) -> None:
+    # The finding names «Объединить записи» too: a typo in the address given at the check comes back in the form.
+    http, csrf, client_id = _operator_at_a_client(settings)
+    typed = {"other_id": "987654", "document": "passport_rf", "email": "ivanov.work.example.ru", "phone": "+7 913 555"}
+    refused = http.post(f"/staff/clients/{client_id}/merge", data={"csrf_token": csrf, **typed})
+    assert refused.status_code == 400
+    page = html.unescape(refused.text)
+    assert "Неверный адрес электронной почты" in page
+    form = page.split(f'action="/staff/clients/{client_id}/merge"', 1)[1].split("</form>", 1)[0]
+    assert 'value="987654"' in form and 'value="ivanov.work.example.ru"' in form and 'value="+7 913 555"' in form
+    assert '<option value="passport_rf" selected>' in form
+    identity = page.split(f'action="/staff/clients/{client_id}/identity"', 1)[1].split("</form>", 1)[0]
+    assert "ivanov.work.example.ru" not in identity  # only the form sent comes back filled in
+
+
+ANSWER_TEXT = "Благодарим за отзыв: срок рассмотрения сокращён, ответ направлен повторно."
+
+
+def test_a_refused_feedback_answer_keeps_its_text(settings: Settings) -> None:
+    # The feedback «Ответить»: a colleague answered first; the text typed here comes back on the feedback page
+    # with the reason, not on a bare error page.
+    http = client_for(settings)
+    assert http.post("/feedback", data={"rating": "2", "comment": "Долго", "email": "v@example.ru"}).status_code == 200
+    add_staff(settings, OPERATOR, Role.operator)
+    csrf = login(http, OPERATOR)
+    with session_scope(settings) as session:
+        response_id = session.scalars(select(FeedbackResponse.id)).one()
+    url = f"/staff/feedback/{response_id}/answer"
+    assert http.post(url, data={"csrf_token": csrf, "text": "Первый ответ коллеги."}).status_code == 303
+    refused = http.post(url, data={"csrf_token": csrf, "text": ANSWER_TEXT})
+    assert refused.status_code == 400
+    page = html.unescape(refused.text)
+    assert "Отзывы клиентов" in page and "Ответ не отправлен" in page and ANSWER_TEXT in page
 
 
 # V12 ------------------------------------------------------------------------------------------------------------
@@ -463,6 +537,40 @@ def test_a_postal_address_keeps_no_direction_override_in_the_register(lite_setti
     text = out.read_text(encoding="utf-8-sig")
     assert "ул. Ленина, д. 1" in text
     assert not _BIDI_CONTROLS.search(text)
+
+
+_STORED_BEFORE = {
+    # README: a postal address keeps its line breaks; a control or format character becomes a space, runs of white
+    # space fold into one, line by line; empty lines go.
+    1: (
+        "630099, г. Новосибирск,\r\n\r\nул. Ленина,\u202e д. 1, кв. 12",
+        "630099, г. Новосибирск,\nул. Ленина, д. 1, кв. 12",
+    ),
+    2: ("\u2067630091, г. Новосибирск\u2069\nул. Мичурина, д. 12", "630091, г. Новосибирск\nул. Мичурина, д. 12"),
+    3: ("630007, г. Новосибирск,\nул. Серебренниковская, д. 6", "630007, г. Новосибирск,\nул. Серебренниковская, д. 6"),
+    4: ("", ""),
+}
+
+
+def test_a_postal_address_stored_before_is_cleaned_by_the_migration(fresh_url: str) -> None:  # noqa: F811
+    # Addresses stored before the fix keep their overrides in every export until cleaned: migration
+    # 2003_postal_address_format stores them as a new address is stored (README: `address_lines`).
+    settings = Settings(database_url=fresh_url)
+    db.upgrade(settings, "2001_contact_case")  # the schema before the migration
+    with db._engine_for(fresh_url).begin() as conn:
+        for client_id, (address, _cleaned) in _STORED_BEFORE.items():
+            conn.execute(
+                sa.text(
+                    "INSERT INTO clients (id, name, organisation, postal_address, created_at, last_interaction_at, "
+                    "legal_hold) VALUES (:id, :name, '', :address, :at, :at, false)"
+                ),
+                {"id": client_id, "name": f"Клиент {client_id}", "address": address, "at": "2026-01-10 10:00:00+00"},
+            )
+    db.upgrade(settings)
+    with session_scope(settings) as session:
+        stored = {client.id: client.postal_address for client in session.scalars(select(Client))}
+    assert stored == {client_id: cleaned for client_id, (_address, cleaned) in _STORED_BEFORE.items()}
+    db.dispose_engines()
 
 
 # V13 ------------------------------------------------------------------------------------------------------------

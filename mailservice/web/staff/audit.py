@@ -105,6 +105,7 @@ ACTION_NAMES = {
     "quarantine_release": "письмо выпущено из карантина",
     "request_claim": "обращение присоединено к истории владельца адреса по ссылке из письма",
     "request_reregister_forwarded": "запрос перерегистрирован на автора пересланного письма",
+    "retention_run": "обезличены данные с истёкшим сроком хранения",
 }
 
 
@@ -123,6 +124,7 @@ OBJECT_NAMES = {
     "wg_minutes": "протокол рабочей группы",
     "wg_report": "доклад рабочей группы",
     "wg_instruction": "поручение рабочей группы",
+    "retention_run": "запуск обезличивания (retention reports)",
 }
 DETAIL_NAMES = {
     "to": "новый статус",
@@ -152,6 +154,8 @@ DETAIL_NAMES = {
     "sender": "отправитель",
     "from_client": "из записи клиента",
     "to_client": "в запись клиента",
+    "clients": "клиентов обезличено",
+    "requests": "запросов обезличено",
 }
 _VALUE_NAMES: dict[str, dict[str, str]] = {
     "to": {str(status): name for status, name in STATUS_NAMES.items()},

@@ -16,7 +16,7 @@ from mailservice.inforequests.service import get_by_number
 from mailservice.web.security import DbId
 from mailservice.web.staff.auth import FEEDBACK_VIEW
 from mailservice.web.staff.deps import Refused, StaffContext, page, redirect, require, settings_of
-from mailservice.web.staff.routes import Operator, Text, _audit, _local, _names
+from mailservice.web.staff.routes import Operator, Text, _audit, _feedback_page, _local, _names
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
 FeedbackViewer = Annotated[StaffContext, Depends(require(FEEDBACK_VIEW))]
@@ -76,5 +76,8 @@ def answer(request: Request, ctx: FeedbackViewer, response_id: DbId, text: Text 
             answer_comment(session, settings, response, text, actor=ctx.email, now=utcnow())
             _audit(session, ctx, "feedback_answer", "feedback", response.id)
     except FeedbackError as exc:
-        raise Refused(400, "Ответ не отправлен", str(exc)) from None
+        # README "Staff console": a refused action loses nothing typed; the answer comes back in its form.
+        return _feedback_page(
+            request, ctx, error=f"Ответ не отправлен: {exc}", status_code=400, typed_answer=(response_id, text)
+        )
     return redirect("/staff/feedback?done=answer")

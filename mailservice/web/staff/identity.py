@@ -50,15 +50,9 @@ def identity_check(
     note: Text = "",
 ) -> Response:
     """Record an identity check in person: the document's type, who, when, and the address and phone given."""
-    typed = {"document": document, "email": email, "phone": phone, "note": note}
-    address = None
-    if email.strip():
-        address = normalise_address(email.strip())
-        if address is None:
-            return _client_page(
-                request, ctx, client_id, error="Неверный адрес электронной почты", status_code=400, identity_form=typed
-            )
+    typed = {"form": "identity", "document": document, "email": email, "phone": phone, "note": note}
     try:
+        address, telephone = _given_contacts(email, phone)
         with session_scope(settings_of(request)) as session:
             client = session.get(Client, client_id)
             if client is None:
@@ -68,7 +62,7 @@ def identity_check(
                 client,
                 document=document,
                 email=address,
-                phone=phone.strip()[:40] or None,
+                phone=telephone,
                 note=note,
                 actor=ctx.email,
                 now=utcnow(),
@@ -78,7 +72,7 @@ def identity_check(
                 session, ctx, "identity_check", "client", client.id, check=check.id, document=document, email=address
             )
     except ConsoleError as exc:
-        return _client_page(request, ctx, client_id, error=str(exc), status_code=400, identity_form=typed)
+        return _client_page(request, ctx, client_id, error=str(exc), status_code=400, client_form=typed)
     return redirect(f"/staff/clients/{client_id}?done=identity")
 
 
@@ -103,9 +97,13 @@ def client_merge(
     phone: Text = "",
 ) -> Response:
     """Merge another record of the same person into this one, after an identity check in person."""
+    # README "Staff console": a refused action loses nothing typed; the merge form comes back filled in.
+    typed = {"form": "m", "other_id": other_id, "document": document, "email": email, "phone": phone}
     other = parse_db_id(other_id)
     if other is None:
-        return _client_page(request, ctx, client_id, error="Укажите номер записи клиента", status_code=400)
+        return _client_page(
+            request, ctx, client_id, error="Укажите номер записи клиента", status_code=400, client_form=typed
+        )
     try:
         address, telephone = _given_contacts(email, phone)
         with session_scope(settings_of(request)) as session:
@@ -127,7 +125,7 @@ def client_merge(
             )
             _audit(session, ctx, "client_merge", "client", client_id, merged=other, check=check.id, document=document)
     except ConsoleError as exc:
-        return _client_page(request, ctx, client_id, error=str(exc), status_code=400)
+        return _client_page(request, ctx, client_id, error=str(exc), status_code=400, client_form=typed)
     return redirect(f"/staff/clients/{client_id}?done=merge")
 
 
@@ -146,12 +144,12 @@ def decide_suggestion(
         raise Refused(400, "Неизвестное решение")
     page = None
     try:
-        address, telephone = _given_contacts(email, phone)
         with session_scope(settings_of(request)) as session:
             suggestion = session.get(MergeSuggestion, suggestion_id)
             if suggestion is None:
                 raise Refused(404, "Предложение не найдено")
             page = suggestion.other_id
+            address, telephone = _given_contacts(email, phone)  # a typo comes back on the page, not a bare error
             target = suggestion.other_id if decision == "accept" else suggestion.client_id
             pair = {"client": suggestion.client_id, "other": suggestion.other_id}
             actions.decide_suggestion(
@@ -168,5 +166,6 @@ def decide_suggestion(
     except ConsoleError as exc:
         if page is None:
             raise Refused(400, "Решение не принято", str(exc)) from exc
-        return _client_page(request, ctx, page, error=str(exc), status_code=400)
+        typed = {"form": f"s{suggestion_id}", "document": document, "email": email, "phone": phone}
+        return _client_page(request, ctx, page, error=str(exc), status_code=400, client_form=typed)
     return redirect(f"/staff/clients/{target}?done=suggestion")

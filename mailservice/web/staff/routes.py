@@ -624,8 +624,10 @@ def _client_page(  # also renders the identity pages' errors (web/staff/identity
     error: str = "",
     message: str = "",
     status_code: int = 200,
-    identity_form: dict[str, str] | None = None,
+    client_form: dict[str, str] | None = None,
 ) -> HTMLResponse:
+    """The client page; ``client_form``: a refused check or merge as typed (its ``form`` key names which form:
+    ``identity``, ``m`` for a merge, ``s<id>`` for a suggested one) to fill in again (defect V11)."""
     from mailservice.web.staff import identity as identity_pages
 
     with session_scope(settings_of(request)) as session:
@@ -648,7 +650,7 @@ def _client_page(  # also renders the identity pages' errors (web/staff/identity
             timeline_page=timeline,
             merged=merged,
             **identity_pages.page_context(session, client.id),
-            identity_form=identity_form or {},  # a refused check comes back as typed (defect V11)
+            client_form=client_form or {},
             error=error,
             message=message or DONE.get(request.query_params.get("done", ""), ""),
             local=_local(request),
@@ -693,6 +695,18 @@ def client_history(request: Request, ctx: Operator, client_id: DbId, address: Te
 @router.get("/feedback", response_class=HTMLResponse)
 def feedback_page(request: Request, ctx: FeedbackViewer) -> Response:
     """Ratings: averages per month, channel and unit, and the latest comments."""
+    return _feedback_page(request, ctx)
+
+
+def _feedback_page(  # also renders a refused answer (web/staff/feedback_console.py)
+    request: Request,
+    ctx: StaffContext,
+    *,
+    error: str = "",
+    status_code: int = 200,
+    typed_answer: tuple[int, str] | None = None,
+) -> HTMLResponse:
+    """The feedback page; ``typed_answer``: (comment id, text) of a refused answer, its form opened again."""
     settings = settings_of(request)
     with session_scope(settings) as session:
         stats = feedback_stats(session, settings)
@@ -707,6 +721,9 @@ def feedback_page(request: Request, ctx: FeedbackViewer) -> Response:
             latest=latest,
             channel_label=channel_label,
             answered=request.query_params.get("done") == "answer",
+            error=error,
+            typed_answer=typed_answer or (0, ""),
+            status_code=status_code,
             local=_local(request),
             **_names(),
         )
