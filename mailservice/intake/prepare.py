@@ -368,7 +368,7 @@ class Preparer:
         from mailservice.classify.engine import ensure_seed_model
 
         # Trains and saves the seed model once, here, rather than in every worker; not loaded here: only the
-        # workers classify a pooled batch, and a load costs seconds (a third of a `poll --once` that finds mail).
+        # workers classify a pooled batch, and a load takes seconds on a busy machine.
         ensure_seed_model()
         key = (key[0], _model_stamp())
         method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
