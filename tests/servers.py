@@ -1,13 +1,15 @@
 """Real servers for the tests: Dovecot (IMAP) on a free loopback port, and an aiosmtpd sink.
 
 Dovecot refuses to run its login processes as root, so the mail is owned by the ``dovecot`` user and logins run
-as ``dovenull``; users come from a passwd-file. TLS uses a throwaway self-signed certificate that the client
-trusts through ``MAILSERVICE_IMAP_CA_FILE``: certificate checks stay on.
+as ``dovenull``; any user name logs in with the server's own password (a static passdb): each test takes a new
+user, and a client that reached another test process's Dovecot is refused. TLS uses a throwaway self-signed
+certificate that the client trusts through ``MAILSERVICE_IMAP_CA_FILE``: certificate checks stay on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import imaplib
 import os
 import pwd
 import shutil
@@ -15,6 +17,7 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,8 +72,8 @@ namespace inbox {{
   separator = /
 }}
 passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {root}/passwd
+  driver = static
+  args = password={password}
 }}
 userdb {{
   driver = static
@@ -108,7 +111,7 @@ class Dovecot:
     port: int
     ssl_port: int
     user: str = "intake@test.local"
-    password: str = "intake-password"
+    password: str = field(default_factory=lambda: f"pw-{uuid.uuid4().hex}")  # this server's, no other's
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -129,7 +132,14 @@ class Dovecot:
         }
 
     def reset_mailbox(self) -> None:
-        """Delete the user's mail so each test starts from an empty mailbox with a fresh UIDVALIDITY."""
+        """A new user with an empty mailbox for each test (a fresh UIDVALIDITY).
+
+        A new name, not only an emptied folder: Dovecot may still be closing an IMAP session of the previous
+        test (a killed poller's), and such a session writes its index into the folder it had open even after the
+        folder was deleted and made again ("duplicate transaction log sequence" in dovecot.log), so the next test
+        would find mailboxes that are not there.
+        """
+        self.user = f"intake-{uuid.uuid4().hex[:12]}@test.local"  # any name logs in with the password
         shutil.rmtree(self.root / "mail", ignore_errors=True)
         (self.root / "mail").mkdir()
         _chown_tree(self.root / "mail")
@@ -185,10 +195,16 @@ def start_dovecot(root: Path) -> Dovecot:
         check=True,
         capture_output=True,
     )  # fmt: skip
-    (root / "passwd").write_text(f"{server.user}:{{PLAIN}}{server.password}::::::\n", encoding="utf-8")
     conf = root / "dovecot.conf"
     conf.write_text(
-        DOVECOT_CONF.format(root=root, port=server.port, ssl_port=server.ssl_port, uid=entry.pw_uid, gid=entry.pw_gid),
+        DOVECOT_CONF.format(
+            root=root,
+            password=server.password,
+            port=server.port,
+            ssl_port=server.ssl_port,
+            uid=entry.pw_uid,
+            gid=entry.pw_gid,
+        ),
         encoding="utf-8",
     )
     _chown_tree(root / "mail")
@@ -199,7 +215,12 @@ def start_dovecot(root: Path) -> Dovecot:
     try:
         wait_port(server.port)
         wait_port(server.ssl_port)
-    except TimeoutError:
+        # The ports were free when chosen, not necessarily when Dovecot bound them: another process may have taken
+        # one meanwhile, and then the port answers while this Dovecot has exited. Only ours knows its password.
+        with imaplib.IMAP4("127.0.0.1", server.port, timeout=30) as client:
+            client.login(f"probe@{root.name}", server.password)
+            client.logout()
+    except (TimeoutError, OSError, imaplib.IMAP4.error):
         server.stop()
         log = (root / "dovecot.log").read_text(errors="replace") if (root / "dovecot.log").exists() else ""
         stderr = server.process.stderr.read().decode(errors="replace") if server.process.stderr else ""

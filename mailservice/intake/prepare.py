@@ -365,9 +365,11 @@ class Preparer:
         if self._pool is not None and key == self._key:
             return self._pool
         self.close()
-        from mailservice.classify.engine import default_classifier
+        from mailservice.classify.engine import ensure_seed_model
 
-        default_classifier()  # trains and saves the seed model once, here, rather than in every worker
+        # Trains and saves the seed model once, here, rather than in every worker; not loaded here: only the
+        # workers classify a pooled batch, and a load takes seconds on a busy machine.
+        ensure_seed_model()
         key = (key[0], _model_stamp())
         method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         # Not fork: the service runs threads (web, receiver, worker) and forking a threaded process can deadlock.

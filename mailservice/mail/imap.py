@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from imap_tools import BaseMailBox, MailBox, MailBoxStartTls, MailBoxUnencrypted
+from imap_tools.errors import MailboxCopyError, MailboxMoveError
 
 from mailservice import faults
 from mailservice.config import Security, Settings
@@ -104,9 +105,30 @@ def fetch_raw(mailbox: BaseMailBox, uids: list[str]) -> Iterator[tuple[int, byte
 
 
 def move(mailbox: BaseMailBox, uids: list[str], folder: str) -> None:
-    """Move handled messages out of the intake folder."""
-    if uids:
+    """Move handled messages out of the intake folder, creating ``folder`` once if the server asks for it.
+
+    ``connect`` makes the folder, but the poller keeps its connection for hours: a person or a mail client may
+    delete the folder meanwhile. The server then refuses with ``[TRYCREATE]``, which means "create the mailbox
+    and try again" (RFC 3501 7.1; MOVE keeps COPY's rules, RFC 6851 3.3); nothing was moved, so the retry
+    cannot move a message twice.
+    """
+    if not uids:
+        return
+    try:
         mailbox.move(uids, folder, chunks=500)
+    except (MailboxMoveError, MailboxCopyError) as exc:
+        if b"[TRYCREATE]" not in _response_text(exc.command_result):
+            raise
+        log.warning("IMAP folder %s is gone; creating it again", folder)
+        mailbox.folder.create(folder)
+        mailbox.move(uids, folder, chunks=500)
+
+
+def _response_text(command_result: tuple[object, ...]) -> bytes:
+    """The server's text of a failed command, upper-cased (response codes are case-insensitive, RFC 3501 9)."""
+    data = command_result[1] if len(command_result) > 1 else b""
+    items = data if isinstance(data, list) else [data]
+    return b" ".join(i if isinstance(i, bytes) else str(i).encode() for i in items).upper()
 
 
 def poll_once(settings: Settings, mailbox: BaseMailBox | None = None) -> PollResult:
