@@ -313,15 +313,14 @@ def auto_reply_allowed(session: Session, settings: Settings, request: Request, n
         prefetch_auto_replies(session, [address], now)
     if counts[key] < limit:
         return True
-    add_event(
+    internal_note(
         session,
-        client=request.client,
-        request=request,
-        at=now,
-        kind=EventKind.note,
-        comment=f"Автоматический ответ на адрес {address} не отправлен: за час на этот адрес уже отправлено "
+        request.client,
+        request,
+        now,
+        f"Автоматический ответ на адрес {address} не отправлен: за час на этот адрес уже отправлено "
         f"{counts[key]} (предел {limit}). Письмо зарегистрировано.",
-        data={"internal": True, "auto_reply_suppressed": True},
+        auto_reply_suppressed=True,
     )
     return False
 

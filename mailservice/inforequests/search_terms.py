@@ -85,36 +85,7 @@ def digits_key(value: str) -> str | None:
 
 def document_text(values: Iterable[str]) -> str:
     """The indexed form of several texts: their terms separated by spaces."""
-    parts = []
-    for value in values:
-        if value:
-            known = _known.get(value)
-            indexed = known if known is not None else " ".join(terms(value))
-            if indexed:
-                parts.append(indexed)
-    return " ".join(parts)
-
-
-# Indexed forms computed elsewhere for the texts of the batch being written: intake's worker processes compute
-# those of every letter's text and subject while they classify it (intake/prepare.py), so the poller, the
-# bottleneck, does not lemmatise them again when it writes the index. A pure function's results, so a text found
-# here gives what document_text would compute.
-_known: dict[str, str] = {}
-
-
-def indexed_form(text: str) -> str:
-    """What :func:`document_text` makes of one text (pure)."""
-    return " ".join(terms(text))
-
-
-def remember(forms: Iterable[tuple[str, str]]) -> None:
-    """Take the indexed forms of texts (each from :func:`indexed_form`) until :func:`forget`."""
-    _known.update(forms)
-
-
-def forget() -> None:
-    """Drop what :func:`remember` took."""
-    _known.clear()
+    return " ".join(t for value in values if value for t in terms(value))
 
 
 def query_terms(query: str) -> tuple[str, ...]:

@@ -25,7 +25,7 @@ from mailservice.config import Settings
 from mailservice.inforequests import service
 from mailservice.inforequests.lifecycle import TRANSITIONS, Channel, EventKind, Status
 from mailservice.inforequests.models import Event, Request
-from mailservice.inforequests.notes import EventLike, add_event
+from mailservice.inforequests.notes import EventLike, internal_note
 from mailservice.inforequests.queues import (
     held_condition,
 )
@@ -67,15 +67,13 @@ def held_summary(reasons: Sequence[str]) -> str:
 
 def held_note(session: Session, request: Request, now: dt.datetime, reasons: Sequence[str]) -> EventLike:
     """The internal note intake writes on a held letter: why it waits unregistered."""
-    return add_event(
+    return internal_note(
         session,
-        client=request.client,
-        request=request,
-        at=now,
-        kind=EventKind.note,
-        comment=f"Не зарегистрировано: {held_summary(reasons)}. Зарегистрируйте или подтвердите, что обращения в "
-        "письме нет.",
-        data={"internal": True, "held": list(reasons)},
+        request.client,
+        request,
+        now,
+        f"Не зарегистрировано: {held_summary(reasons)}. Зарегистрируйте или подтвердите, что обращения в письме нет.",
+        held=list(reasons),
     )
 
 
@@ -148,16 +146,15 @@ def convert_to_command(
     if outcome is None:
         raise ActionError(f"Команду «{COMMAND_NAMES[command]}» по этому письму выполнить нельзя")
     name = COMMAND_NAMES[command]
-    session.add(
-        Event(
-            client_id=request.client_id,
-            request_id=request.id,
-            at=now,
-            kind=EventKind.note,
-            actor=actor,
-            comment=f"Письмо исполнено как команда: {name}",
-            data={"internal": True, "command": command.value, "outcome": outcome},
-        )
+    internal_note(
+        session,
+        request.client,
+        request,
+        now,
+        f"Письмо исполнено как команда: {name}",
+        actor=actor,
+        command=command.value,
+        outcome=outcome,
     )
     if status is Status.received:
         service.close_unregistered(

@@ -44,7 +44,7 @@ from mailservice import bulk, faults
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.feedback.service import record_email_thanks
-from mailservice.inforequests import identity, notifications, search_terms, service
+from mailservice.inforequests import identity, notifications, service
 from mailservice.inforequests.deadlines import REGISTRATION_DAYS
 from mailservice.inforequests.lifecycle import Channel
 from mailservice.inforequests.models import Client, ClientContact, Request
@@ -745,23 +745,18 @@ def process_batch(
     batch = [(raw, source, prep) for (raw, source), prep in zip(items, prepared, strict=True)]
     for _item in batch:
         faults.point("after_store")  # the raw messages are in the blob store, nothing is in the database yet
-    # The search index's terms of the letters, computed by the workers (the index is written before the commit).
-    search_terms.remember(form for prep in prepared for form in prep.search_forms)
     try:
-        try:
-            with session_scope(settings) as session:
-                results = _write(session, settings, batch, now, fast=True)
-                faults.point("before_commit")
-        except Exception:
-            # Rolled back as a whole; written again with a savepoint per message, so a bad one is quarantined alone.
-            log.warning(
-                "intake batch of %d failed in the fast mode; writing it message by message", len(batch), exc_info=True
-            )
-            with session_scope(settings) as session:
-                results = _write(session, settings, batch, now, fast=False)
-                faults.point("before_commit")
-    finally:
-        search_terms.forget()
+        with session_scope(settings) as session:
+            results = _write(session, settings, batch, now, fast=True)
+            faults.point("before_commit")
+    except Exception:
+        # Rolled back as a whole; written again with a savepoint per message, so a bad one is quarantined alone.
+        log.warning(
+            "intake batch of %d failed in the fast mode; writing it message by message", len(batch), exc_info=True
+        )
+        with session_scope(settings) as session:
+            results = _write(session, settings, batch, now, fast=False)
+            faults.point("before_commit")
     faults.point("after_commit")
     return results
 

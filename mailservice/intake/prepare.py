@@ -32,7 +32,6 @@ from types import MappingProxyType
 from mailservice import faults
 from mailservice.blobs import BlobStore
 from mailservice.config import Settings, get_settings
-from mailservice.inforequests import search_terms
 from mailservice.inforequests.service import Labels, StoredFile
 from mailservice.intake.commands import Command, CommandAddresses, command_note, recognise
 from mailservice.intake.forwarded import Finding, examine
@@ -111,8 +110,6 @@ class Prepared:
     thanks: bool = False
     hold: tuple[str, ...] = ()
     forwarded: Finding | None = None  # a forward of someone else's letter (intake/forwarded.py)
-    # (text, its indexed form) for the search index (search_terms.remember): computed here, off the poller.
-    search_forms: tuple[tuple[str, str], ...] = ()
 
 
 def prepare(
@@ -197,7 +194,6 @@ def prepare(
         forwarded = _forwarded(whole_message, message_obj, limits)
         if forwarded is not None and forwarded.trusted:
             command, thanks, hold = None, False, ()  # a proven body's forward is a citizen's appeal
-        indexed = {value for value in (parsed.text, parsed.new_text, parsed.subject) if value}
         return Prepared(
             raw_sha,
             parsed,
@@ -208,7 +204,6 @@ def prepare(
             thanks=thanks,
             hold=hold,
             forwarded=forwarded,
-            search_forms=tuple((value, search_terms.indexed_form(value)) for value in sorted(indexed)),
         )
     except Exception as exc:  # a bug in triage must not lose the message: it is quarantined with the error
         log.exception("intake preparation failed; the message will be quarantined")
