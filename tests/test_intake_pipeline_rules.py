@@ -518,3 +518,74 @@ def test_a_follow_up_by_its_number_tag_is_not_titled_with_our_notice(settings: S
     assert (result.outcome, result.request_number) == (Outcome.new_request, "2026-000002"), result
     assert result.reason.startswith("follow-up to 2026-000001 "), result
     assert subject_of(settings, "2026-000002") == "А сколько участков продано в 2025 году?"
+
+
+def test_intake_loads_the_domains_routes_itself_once(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that has not loaded the domains' routes (a fresh `mailservice intake import`) still hands a command
+    by e-mail to its domain: intake loads the routes the first time it runs, and only then (README, "Intake":
+    `routed`, a command)."""
+    from mailservice.intake import routes
+
+    monkeypatch.setattr(pipeline, "ROUTES", {})
+    monkeypatch.setattr(pipeline, "COMMAND_ROUTES", {})
+    monkeypatch.setattr(pipeline, "_routes_loaded", False)
+    loads: list[None] = []
+    real_load = routes.load_routes
+
+    def counted() -> None:
+        loads.append(None)
+        real_load()
+
+    monkeypatch.setattr(routes, "load_routes", counted)
+    for sender in ("first@example.ru", "second@example.ru"):
+        result = process_raw(
+            settings, citizen_mail(sender=sender, subject="Отписаться от рассылки", body=""), smtp_source(), now=NOW
+        )
+        assert result.outcome is Outcome.routed, result
+        assert result.reason.startswith("mailing: withdrawal requested"), result
+    assert len(loads) == 1
+
+
+def test_a_copy_of_a_letter_quarantined_in_its_savepoint_is_taken_afresh_in_the_same_batch(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A copy of a quarantined message is processed afresh rather than hidden behind the first copy (the same letter
+    delivered again after an error that does not repeat is carried out, not journaled as a `duplicate` of the
+    failure), also when both are in one batch with a message between them (its savepoint flushes the first)."""
+    pipeline.load_routes_once()
+    calls: list[str | None] = []
+
+    def flaky(session: Session, parsed: ParsedMessage, entry: IntakeEntry, now: dt.datetime) -> str | None:
+        calls.append(parsed.from_addr)
+        if len(calls) == 1:
+            raise RuntimeError("сбой обработчика")
+        return "отписка принята"
+
+    from mailservice.intake.commands import Command
+
+    monkeypatch.setitem(pipeline.COMMAND_ROUTES, Command.unsubscribe, flaky)
+    command = citizen_mail(sender="x@example.ru", subject="Отписаться от рассылки", body="")
+    other = citizen_mail(sender="y@example.ru", subject="Отписаться от рассылки", body="")
+    with caplog.at_level(logging.WARNING, logger="mailservice.intake.pipeline"):
+        results = pipeline.process_batch(settings, [(raw, smtp_source()) for raw in (command, other, command)], now=NOW)
+    assert "message by message" not in caplog.text
+    assert [r.outcome for r in results] == [Outcome.quarantined, Outcome.routed, Outcome.routed], results
+    assert "сбой обработчика" in results[0].reason
+    assert calls == ["x@example.ru", "y@example.ru", "x@example.ru"]
+    with session_scope(settings) as session:
+        assert session.get_one(IntakeEntry, results[2].entry_id).duplicate_of_id is None
+
+
+def test_two_commands_from_one_address_in_a_batch_are_written_as_first_tried(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two letters of one batch from one address that each go to their own savepoint (two commands) are written in
+    the fast mode as they come: nothing makes the batch fall back to writing message by message."""
+    letters = [
+        citizen_mail(sender="d@example.ru", subject="Отписаться от рассылки", body=""),
+        citizen_mail(sender="d@example.ru", subject="Отписаться", body="Прошу отписать меня от рассылки."),
+    ]
+    with caplog.at_level(logging.WARNING, logger="mailservice.intake.pipeline"):
+        results = pipeline.process_batch(settings, [(raw, smtp_source()) for raw in letters], now=NOW)
+    assert "message by message" not in caplog.text
+    assert [r.outcome for r in results] == [Outcome.routed, Outcome.routed], results
