@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+import gc
 import logging
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -589,3 +590,16 @@ def test_two_commands_from_one_address_in_a_batch_are_written_as_first_tried(
         results = pipeline.process_batch(settings, [(raw, smtp_source()) for raw in letters], now=NOW)
     assert "message by message" not in caplog.text
     assert [r.outcome for r in results] == [Outcome.routed, Outcome.routed], results
+
+
+def test_the_pollers_warm_up_readies_intake_before_any_letter(settings: Settings) -> None:
+    """README, "Throughput": at start-up the poller loads the classifier and the workers and then freezes the
+    garbage collector's view of what is loaded; none of it waits for a letter (here without worker processes)."""
+    quiet = settings.model_copy(update={"intake_workers": 0})
+    thresholds = gc.get_threshold()
+    try:
+        pipeline.warm_up(quiet)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
