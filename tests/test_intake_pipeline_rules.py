@@ -603,3 +603,19 @@ def test_the_pollers_warm_up_readies_intake_before_any_letter(settings: Settings
     finally:
         gc.unfreeze()
         gc.set_threshold(*thresholds)
+
+
+@pytest.mark.parametrize("mode", ["fast", "careful"])
+def test_a_reused_message_id_with_other_words_is_no_duplicate(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """README, "Intake": *dedupe* takes the Message-ID and the content together. A mail program that gives a second
+    letter the Message-ID of the first (it happens) does not make it a copy: it is registered. Both modes ("careful":
+    a savepoint per message, as a reply or a command is always written)."""
+    if mode == "careful":
+        monkeypatch.setattr(pipeline.BatchLookups, "plain", lambda self, prepared: False)
+    first = citizen_mail(message_id="reused@example.ru")
+    second = citizen_mail(message_id="reused@example.ru", subject="Другой запрос", body="Прошу сообщить часы приёма.")
+    results = [process_raw(settings, raw, smtp_source(), now=NOW) for raw in (first, second, second)]
+    assert [r.outcome for r in results] == [Outcome.new_request, Outcome.new_request, Outcome.duplicate]
+    assert [r.request_number for r in results] == ["2026-000001", "2026-000002", "2026-000002"]
