@@ -616,6 +616,17 @@ def test_a_reused_message_id_with_other_words_is_no_duplicate(
         monkeypatch.setattr(pipeline.BatchLookups, "plain", lambda self, prepared: False)
     first = citizen_mail(message_id="reused@example.ru")
     second = citizen_mail(message_id="reused@example.ru", subject="Другой запрос", body="Прошу сообщить часы приёма.")
-    results = [process_raw(settings, raw, smtp_source(), now=NOW) for raw in (first, second, second)]
-    assert [r.outcome for r in results] == [Outcome.new_request, Outcome.new_request, Outcome.duplicate]
-    assert [r.request_number for r in results] == ["2026-000001", "2026-000002", "2026-000002"]
+    # A letter with no Message-ID at all is a copy by its content alone.
+    bare = email.message_from_bytes(citizen_mail(subject="Третий запрос"), policy=email.policy.SMTP)
+    del bare["Message-ID"]
+    third = bare.as_bytes(policy=email.policy.SMTP)
+    results = [process_raw(settings, raw, smtp_source(), now=NOW) for raw in (first, second, second, third, third)]
+    assert [r.outcome for r in results] == [
+        Outcome.new_request,
+        Outcome.new_request,
+        Outcome.duplicate,
+        Outcome.new_request,
+        Outcome.duplicate,
+    ]
+    numbers = ["2026-000001", "2026-000002", "2026-000002", "2026-000003", "2026-000003"]
+    assert [r.request_number for r in results] == numbers
