@@ -163,13 +163,16 @@ def fail_preparing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_letter_whose_preparation_failed_is_quarantined_with_what_was_read(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A letter parsed but not prepared (an error after parsing) is quarantined with that error, and its journal
-    row keeps what was read of it (sender, subject, Message-ID) for staff."""
+    row keeps what was read of it (sender, subject, Message-ID) for staff. The fast mode quarantines it itself: the
+    batch is not written again message by message."""
     fail_preparing(monkeypatch)
     raw = citizen_mail(sender="z@example.ru", subject="ПОДГОТОВКА")
-    result = process_batch(settings, [(raw, imap("INBOX", 7, 1))], now=NOW)[0]
+    with caplog.at_level(logging.WARNING, logger="mailservice.intake.pipeline"):
+        result = process_batch(settings, [(raw, imap("INBOX", 7, 1))], now=NOW)[0]
+    assert "message by message" not in caplog.text
     assert (result.outcome, result.reason) == (
         Outcome.quarantined,
         "internal error: RuntimeError: simulated preparation bug",
