@@ -22,7 +22,7 @@ from mailservice.config import Settings
 from mailservice.db import session_scope
 from mailservice.inforequests import service
 from mailservice.inforequests.lifecycle import Status
-from mailservice.inforequests.models import Request
+from mailservice.inforequests.models import Client, Request
 from mailservice.intake import pipeline
 from mailservice.intake.models import Bounce, IntakeEntry, Outcome
 from mailservice.intake.pipeline import Source, arrival, process_raw
@@ -630,3 +630,23 @@ def test_a_reused_message_id_with_other_words_is_no_duplicate(
     ]
     numbers = ["2026-000001", "2026-000002", "2026-000002", "2026-000003", "2026-000003"]
     assert [r.request_number for r in results] == numbers
+
+
+def test_two_first_letters_of_a_new_address_in_one_batch_are_one_clients(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One address, one client: two letters of one batch from an address intake has never seen are two requests of
+    the one client the first created, named as the first said (From is forgeable: a later name does not replace it),
+    and the fast mode writes them as they come, without falling back to writing message by message."""
+    letters = [
+        citizen_mail(sender="g@example.ru", name="Григорьев Григорий", subject="Первый запрос"),
+        citizen_mail(sender="g@example.ru", name="Кто-то Другой", subject="Второй запрос", body="Прошу часы приёма."),
+    ]
+    with caplog.at_level(logging.WARNING, logger="mailservice.intake.pipeline"):
+        results = pipeline.process_batch(settings, [(raw, smtp_source()) for raw in letters], now=NOW)
+    assert "message by message" not in caplog.text
+    assert [r.request_number for r in results] == ["2026-000001", "2026-000002"]
+    with session_scope(settings) as session:
+        requests = session.scalars(select(Request).order_by(Request.id)).all()
+        assert requests[0].client_id == requests[1].client_id
+        assert [c.name for c in session.scalars(select(Client))] == ["Григорьев Григорий"]
