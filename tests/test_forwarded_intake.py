@@ -327,3 +327,35 @@ def test_a_bodys_forward_following_up_its_own_finished_request_opens_a_linked_re
     assert result.reason.startswith(f"follow-up to {first.request_number} "), result
     followed = _request(fwd_settings, first.request_number)
     assert _request(fwd_settings, result.request_number).parent_id == followed.id
+
+
+def test_a_file_over_the_limit_in_a_proven_forward_is_noted_on_the_appeal(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, sink: Sink
+) -> None:
+    """README: an attachment over `MAX_ATTACHMENT_BYTES` is not kept, and the history notes it and says why; for the
+    citizen's appeal a proven body forwards as for any letter."""
+    limit = 1024 * 1024
+    settings = make_env(
+        monkeypatch,
+        tmp_path,
+        db_url,
+        smtp_port=str(sink.port),
+        smtp_host="127.0.0.1",
+        forwarding_bodies=BODY_DOMAIN,
+        trusted_authserv_id=OURS,
+        max_attachment_bytes=str(limit),
+    )
+    reset_caches()
+    message = email.message_from_bytes(forward(PASS), policy=email.policy.SMTP)
+    assert isinstance(message, EmailMessage)
+    message.add_attachment(b"\0" * (limit + 1024), maintype="application", subtype="zip", filename="scan.zip")
+    result = process_raw(settings, message.as_bytes(policy=email.policy.SMTP), Source("smtp", envelope_from=BODY))
+    assert result.outcome == "new_request" and result.request_number, result
+    with session_scope(settings) as session:
+        request = session.scalars(select(Request).where(Request.number == result.request_number)).one()
+        assert request.reply_email == CITIZEN  # registered for the author: the forward was proven
+        why = "«scan.zip» (файл больше 1 МБ, предельного размера вложения)"
+        assert [e for e in request.events if e.kind == "note" and why in (e.comment or "")], [
+            e.comment for e in request.events
+        ]
+        assert not request.attachments
