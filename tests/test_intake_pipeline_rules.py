@@ -22,7 +22,7 @@ from mailservice.config import Settings
 from mailservice.db import session_scope
 from mailservice.inforequests import service
 from mailservice.inforequests.lifecycle import Status
-from mailservice.inforequests.models import Client, Request
+from mailservice.inforequests.models import Client, Event, Request
 from mailservice.intake import pipeline
 from mailservice.intake.models import Bounce, IntakeEntry, Outcome
 from mailservice.intake.pipeline import Source, arrival, process_raw
@@ -650,3 +650,21 @@ def test_two_first_letters_of_a_new_address_in_one_batch_are_one_clients(
         requests = session.scalars(select(Request).order_by(Request.id)).all()
         assert requests[0].client_id == requests[1].client_id
         assert [c.name for c in session.scalars(select(Client))] == ["Григорьев Григорий"]
+
+
+def test_a_follow_up_naming_the_request_it_follows_is_linked_not_noted_as_a_mention(settings: Settings) -> None:
+    """README, "An addition to an earlier request": a new letter, not a reply, that names a request is noted as
+    mentioning it; a follow-up by its number tag that names the request it follows is linked to it instead."""
+    _first, ack_id = first_request(settings)
+    clarification = citizen_mail(subject="Re: уточнение", body="Уточняю: за 2025 год.", in_reply_to=ack_id)
+    assert process_raw(settings, clarification, smtp_source(), now=NOW).outcome is Outcome.reply  # proves the address
+    answer_first(settings)
+    later = citizen_mail(
+        subject="Re: [№ 2026-000001] ответ", body="По обращению № 2026-000001: сколько участков продано в 2025 году?"
+    )
+    result = process_raw(settings, later, smtp_source(), now=NOW + dt.timedelta(days=1))
+    assert (result.outcome, result.request_number) == (Outcome.new_request, "2026-000002"), result
+    with session_scope(settings) as session:
+        notes = [e.comment or "" for e in session.scalars(select(Event).where(Event.kind == "note"))]
+    assert "Связан с ранее рассмотренным запросом № 2026-000001" in notes
+    assert not [n for n in notes if n.startswith(("Упоминает", "Упомянуто"))], notes
