@@ -335,16 +335,8 @@ def test_a_file_over_the_limit_in_a_proven_forward_is_noted_on_the_appeal(
     """README: an attachment over `MAX_ATTACHMENT_BYTES` is not kept, and the history notes it and says why; for the
     citizen's appeal a proven body forwards as for any letter."""
     limit = 1024 * 1024
-    settings = make_env(
-        monkeypatch,
-        tmp_path,
-        db_url,
-        smtp_port=str(sink.port),
-        smtp_host="127.0.0.1",
-        forwarding_bodies=BODY_DOMAIN,
-        trusted_authserv_id=OURS,
-        max_attachment_bytes=str(limit),
-    )
+    env = {"forwarding_bodies": BODY_DOMAIN, "trusted_authserv_id": OURS, "max_attachment_bytes": str(limit)}
+    settings = make_env(monkeypatch, tmp_path, db_url, smtp_port=str(sink.port), smtp_host="127.0.0.1", **env)
     reset_caches()
     message = email.message_from_bytes(forward(PASS), policy=email.policy.SMTP)
     assert isinstance(message, EmailMessage)
