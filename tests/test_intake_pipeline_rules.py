@@ -668,3 +668,13 @@ def test_a_follow_up_naming_the_request_it_follows_is_linked_not_noted_as_a_ment
         notes = [e.comment or "" for e in session.scalars(select(Event).where(Event.kind == "note"))]
     assert "Связан с ранее рассмотренным запросом № 2026-000001" in notes
     assert not [n for n in notes if n.startswith(("Упоминает", "Упомянуто"))], notes
+
+
+def test_the_batch_look_ups_ask_for_every_value_once() -> None:
+    """The batch's look-ups (duplicates, clients, thread roots) split a long list of values into chunks, a query
+    each: together the chunks are the list, each value once and in order, however long the list."""
+    for count in (0, 1, 999, 1000, 2501):
+        values = [f"v{i}" for i in range(count)]
+        chunks = [list(chunk) for chunk in pipeline._chunks(values)]
+        assert [v for chunk in chunks for v in chunk] == values
+        assert all(chunks)
