@@ -575,6 +575,11 @@ def test_a_copy_of_a_letter_quarantined_in_its_savepoint_is_taken_afresh_in_the_
     assert calls == ["x@example.ru", "y@example.ru", "x@example.ru"]
     with session_scope(settings) as session:
         assert session.get_one(IntakeEntry, results[2].entry_id).duplicate_of_id is None
+    # A later batch knows the quarantined first copy from the journal: not an original either.
+    with session_scope(settings) as session:
+        session.delete(session.get_one(IntakeEntry, results[2].entry_id))
+    later = process_raw(settings, command, smtp_source(), now=NOW + dt.timedelta(minutes=1))
+    assert (later.outcome, later.reason) == (Outcome.routed, "отписка принята"), later
 
 
 def test_two_commands_from_one_address_in_a_batch_are_written_as_first_tried(
@@ -678,3 +683,18 @@ def test_the_batch_look_ups_ask_for_every_value_once() -> None:
         chunks = [list(chunk) for chunk in pipeline._chunks(values)]
         assert [v for chunk in chunks for v in chunk] == values
         assert all(chunks)
+
+
+def test_a_known_clients_letter_in_a_batch_is_written_as_first_tried(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The batch finds the clients of its senders in one query: a new letter of a client known before the batch is
+    that client's, written in the fast mode as it comes (no fall-back to writing message by message)."""
+    first = process_raw(settings, citizen_mail(sender="k@example.ru", name="Козлов К."), smtp_source(), now=NOW)
+    letter = citizen_mail(sender="k@example.ru", name="Козлов К.", subject="Второй", body="Прошу часы приёма.")
+    with caplog.at_level(logging.WARNING, logger="mailservice.intake.pipeline"):
+        [second] = pipeline.process_batch(settings, [(letter, smtp_source())], now=NOW)
+    assert "message by message" not in caplog.text
+    assert (first.request_number, second.request_number) == ("2026-000001", "2026-000002")
+    with session_scope(settings) as session:
+        assert len(set(session.scalars(select(Request.client_id)))) == 1
