@@ -9,7 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+import html
 import logging
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -18,14 +21,17 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from mailservice.config import Settings, get_settings
-from mailservice.db import session_scope
+from mailservice.db import session_scope, utcnow
+from mailservice.inforequests.models import Request
 from mailservice.jobruns import JobRun
 from mailservice.jobs import Job, default_jobs
 from mailservice.outbox import OutboxMessage
+from mailservice.web.staff import once
 from mailservice.web.staff.auth import Role
-from mailservice.web.staff.models import StaffUser
+from mailservice.web.staff.models import FormUse, StaffUser
 from tests.conftest import reset_caches
-from tests.console_support import add_staff
+from tests.console_support import add_staff, client_for, csrf_of, login
+from tests.documented import SESSION_MAX
 from tests.test_tryout_dec6d import _LATIN_WORDS, _cli, _prod_env
 
 REAL_KEY = "Zq3vN8pL2xR7tY5wK1mB9cD4fG6hJ0sA-e_UiOo2Pq7Rs9Tu"
@@ -129,3 +135,92 @@ def test_the_monthly_report_still_goes_to_the_head_alone(monkeypatch: pytest.Mon
     with session_scope(headed) as session:
         rows = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "monthly_report")).all()
         assert [r.recipients for r in rows] == ["chief@dizo.test"]
+
+
+# 3. The console forms' used tokens are purged once too old to be accepted ----------------------------------------
+
+LOADED = dt.datetime(2026, 12, 7, 3, 0, tzinfo=dt.UTC)
+
+
+def _token_loaded_at(monkeypatch: pytest.MonkeyPatch, settings: Settings, moment: dt.datetime) -> str:
+    """The form's token of a page loaded at ``moment`` (the token carries the time of its signature)."""
+    with monkeypatch.context() as patch:
+        patch.setattr(time, "time", moment.timestamp)
+        return once.new_token(settings)
+
+
+def _form_uses(settings: Settings) -> int:
+    with session_scope(settings) as session:
+        return len(session.scalars(select(FormUse)).all())
+
+
+def test_a_used_form_token_is_purged_after_the_longest_session_and_stays_refused(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    # One row per console form ever sent was kept for ever. A form is loaded within a session, which ends at the
+    # latest 12 hours after the login (README): a row older than that is no longer needed, as long as the token
+    # itself is refused after that age.
+    old, recent = (_token_loaded_at(monkeypatch, settings, LOADED) for _ in range(2))
+    with session_scope(settings) as session:
+        once.claim(session, settings, old, "request_register", LOADED).object_id = 7
+    with session_scope(settings) as session:
+        once.claim(
+            session, settings, recent, "request_register", LOADED + SESSION_MAX - dt.timedelta(minutes=1)
+        ).object_id = 8
+    purge_day = LOADED + SESSION_MAX + dt.timedelta(minutes=1)
+    job = _job("form-uses-purge")
+    assert job.run(settings, purge_day) == 1
+    assert job.run(settings, purge_day + dt.timedelta(hours=1)) == 0  # once a day
+    assert _form_uses(settings) == 1
+    with session_scope(settings) as session:
+        [run] = session.scalars(select(JobRun).where(JobRun.job == "form-uses-purge")).all()
+        assert run.report == {"deleted": 1}
+    # The purged token sent again (a browser's resend after a new login) creates nothing: refused by its age.
+    with pytest.raises(once.Stale), session_scope(settings) as session:
+        once.claim(session, settings, old, "request_register", purge_day)
+    # The kept one is still recognised and points at what it created.
+    with pytest.raises(once.AlreadyUsed) as used, session_scope(settings) as session:
+        once.claim(session, settings, recent, "request_register", purge_day)
+    assert used.value.object_id == 8
+    assert _form_uses(settings) == 1
+
+
+def test_a_form_token_is_accepted_within_the_longest_session_only(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    token = _token_loaded_at(monkeypatch, settings, LOADED)
+    with pytest.raises(once.Stale), session_scope(settings) as session:
+        once.claim(session, settings, token, "request_register", LOADED + SESSION_MAX + dt.timedelta(minutes=1))
+    with session_scope(settings) as session:
+        once.claim(session, settings, token, "request_register", LOADED + SESSION_MAX - dt.timedelta(minutes=1))
+    forged = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
+    with pytest.raises(once.Stale), session_scope(settings) as session:
+        once.claim(session, settings, forged, "request_register", LOADED)
+
+
+def test_a_stale_registration_form_registers_nothing_and_keeps_the_text(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    add_staff(settings, "operator@dizo.test", Role.operator)
+    http = client_for(settings)
+    login(http, "operator@dizo.test")
+    page = http.get("/staff/requests/new")
+    assert page.status_code == 200
+    stale = _token_loaded_at(monkeypatch, settings, utcnow() - SESSION_MAX - dt.timedelta(minutes=5))
+    answer = http.post(
+        "/staff/requests/new",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "channel": "phone",
+            "subject": "Аренда участка",
+            "text": "Звонил по поводу договора аренды",
+            "name": "Смирнов Пётр",
+            "form_id": stale,
+        },
+    )
+    assert answer.status_code == 409
+    assert "Звонил по поводу договора аренды" in html.unescape(answer.text)
+    fresh = re.search(r'name="form_id" value="([^"]+)"', answer.text)
+    assert fresh and fresh[1] != stale
+    with session_scope(settings) as session:
+        assert session.scalar(select(sa.func.count()).select_from(Request)) == 0
