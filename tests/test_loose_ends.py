@@ -6,10 +6,12 @@ Each test failed on the code before its fix. The database tests run on SQLite an
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import email
 import email.policy
 import html
+import importlib
 import logging
 import re
 import time
@@ -20,6 +22,8 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy import select
 
+import mailservice
+from mailservice import db
 from mailservice.config import Settings, get_settings
 from mailservice.db import session_scope, utcnow
 from mailservice.inforequests.models import Request
@@ -32,6 +36,7 @@ from mailservice.web.staff.models import FormUse, StaffUser
 from tests.conftest import reset_caches
 from tests.console_support import add_staff, client_for, csrf_of, login
 from tests.documented import SESSION_MAX
+from tests.test_identity import fresh_url  # noqa: F401  (a fixture)
 from tests.test_tryout_dec6d import _LATIN_WORDS, _cli, _prod_env
 
 REAL_KEY = "Zq3vN8pL2xR7tY5wK1mB9cD4fG6hJ0sA-e_UiOo2Pq7Rs9Tu"
@@ -224,3 +229,96 @@ def test_a_stale_registration_form_registers_nothing_and_keeps_the_text(
     assert fresh and fresh[1] != stale
     with session_scope(settings) as session:
         assert session.scalar(select(sa.func.count()).select_from(Request)) == 0
+
+
+# 4. Data migrations do not depend on today's code --------------------------------------------------------------
+
+VERSIONS = Path(mailservice.__file__).parent / "migrations" / "versions"
+# 1901 rebuilds the search index, derived data that must follow today's code; no stored fact depends on it.
+REBUILDS_DERIVED_DATA = {"1901_search.py": {"mailservice.inforequests.search_index"}}
+
+
+def test_migrations_import_no_live_code_but_the_column_types() -> None:
+    # A data migration that calls today's functions gives another result on an old database once they change.
+    for path in sorted(VERSIONS.glob("*.py")):
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+        ours = {name for name in imported if name.split(".")[0] == "mailservice"} - {"mailservice.db"}
+        assert ours <= REBUILDS_DERIVED_DATA.get(path.name, set()), (path.name, ours)
+
+
+def _live_code_changed(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+    """Today's functions changed beyond recognition: a migration that still calls them fails."""
+    for name in names:
+        module, _, function = name.rpartition(".")
+
+        def changed(*_args: object, _name: str = name) -> str:
+            raise AssertionError(f"a migration called today's {_name}")
+
+        monkeypatch.setattr(importlib.import_module(module), function, changed)
+
+
+def _old_client(conn: sa.Connection, client_id: int, address: str = "") -> None:
+    conn.execute(
+        sa.text(
+            "INSERT INTO clients (id, name, organisation, postal_address, created_at, last_interaction_at, "
+            "legal_hold) VALUES (:id, :name, '', :address, :at, :at, false)"
+        ),
+        {"id": client_id, "name": f"Клиент {client_id}", "address": address, "at": "2026-01-10 10:00:00+00"},
+    )
+
+
+def test_the_contact_key_migration_gives_its_own_keys(
+    monkeypatch: pytest.MonkeyPatch,
+    fresh_url: str,  # noqa: F811
+) -> None:
+    settings = Settings(database_url=fresh_url)
+    db.upgrade(settings, "1905_reply_email_lower")  # before 2001_contact_case
+    with db._engine_for(fresh_url).begin() as conn:
+        _old_client(conn, 1)
+        _old_client(conn, 2)
+        for contact_id, client_id, kind, value in [
+            (1, 1, "email", "Ivan@Mail.RU"),
+            (2, 1, "email", "ivan@mail.ru"),
+            (3, 2, "email", "Иван@Пример.РФ"),
+            (4, 2, "email", "иван@xn--e1afmkfd.xn--p1ai"),
+            (5, 2, "phone", "+7 913 555-44-33"),
+        ]:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO client_contacts (id, client_id, kind, value, created_at) "
+                    "VALUES (:id, :client, :kind, :value, '2026-01-10 10:00:00+00')"
+                ),
+                {"id": contact_id, "client": client_id, "kind": kind, "value": value},
+            )
+    _live_code_changed(monkeypatch, "mailservice.mail.addresses.address_key", "mailservice.mail.addresses.contact_key")
+    db.upgrade(settings, "2001_contact_case")
+    with db._engine_for(fresh_url).connect() as conn:
+        keys = conn.execute(sa.text("SELECT id, value_key FROM client_contacts ORDER BY id")).all()
+    # The first (oldest, none proven) spelling of each mailbox stays, under the key of NFC, Unicode IDN, lower case.
+    assert [tuple(row) for row in keys] == [(1, "ivan@mail.ru"), (3, "иван@пример.рф"), (5, "+7 913 555-44-33")]
+    db.dispose_engines()
+
+
+def test_the_postal_address_migration_gives_its_own_cleaning(
+    monkeypatch: pytest.MonkeyPatch,
+    fresh_url: str,  # noqa: F811
+) -> None:
+    settings = Settings(database_url=fresh_url)
+    db.upgrade(settings, "2001_contact_case")  # before 2003_postal_address_format
+    with db._engine_for(fresh_url).begin() as conn:
+        _old_client(conn, 1, "630099, г. Новосибирск,\r\n\r\nул. Ленина,\u202e д. 1,\t кв. 12 ")
+        _old_client(conn, 2, "\u2067630091, г. Новосибирск\u2069\nул. Мичурина, д. 12")
+    _live_code_changed(monkeypatch, "mailservice.mail.headers.address_lines", "mailservice.mail.headers.one_line")
+    db.upgrade(settings, "2003_postal_address_format")
+    with db._engine_for(fresh_url).connect() as conn:
+        stored = conn.execute(sa.text("SELECT id, postal_address FROM clients ORDER BY id")).all()
+    assert [tuple(row) for row in stored] == [
+        (1, "630099, г. Новосибирск,\nул. Ленина, д. 1, кв. 12"),
+        (2, "630091, г. Новосибирск\nул. Мичурина, д. 12"),
+    ]
+    db.dispose_engines()
