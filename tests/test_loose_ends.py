@@ -15,6 +15,7 @@ import importlib
 import logging
 import re
 import time
+from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 import pytest
@@ -26,14 +27,15 @@ import mailservice
 from mailservice import db
 from mailservice.config import Settings, get_settings
 from mailservice.db import session_scope, utcnow
-from mailservice.inforequests.models import Request
+from mailservice.inforequests.models import Event, Request
+from mailservice.intake.pipeline import Source, process_batch, process_raw
 from mailservice.jobruns import JobRun
 from mailservice.jobs import Job, default_jobs
 from mailservice.outbox import OutboxMessage
 from mailservice.web.staff import once
 from mailservice.web.staff.auth import Role
 from mailservice.web.staff.models import FormUse, StaffUser
-from tests.conftest import reset_caches
+from tests.conftest import make_env, reset_caches
 from tests.console_support import add_staff, client_for, csrf_of, login
 from tests.documented import SESSION_MAX
 from tests.test_identity import fresh_url  # noqa: F401  (a fixture)
@@ -320,5 +322,82 @@ def test_the_postal_address_migration_gives_its_own_cleaning(
     assert [tuple(row) for row in stored] == [
         (1, "630099, г. Новосибирск,\nул. Ленина, д. 1, кв. 12"),
         (2, "630091, г. Новосибирск\nул. Мичурина, д. 12"),
+    ]
+    db.dispose_engines()
+
+
+# 5. The acknowledgement limit counts one mailbox whatever the case of its letters, on both databases -------------
+
+
+def _letter_from(sender: str, number: int) -> bytes:
+    """A letter as a mail program that speaks SMTPUTF8 (RFC 6531) sends it: the address as written, in UTF-8."""
+    return (
+        f"From: Петров Иван <{sender}>\r\nTo: info@dizo.test\r\nSubject: Вопрос № {number} по аренде\r\n"
+        f"Message-ID: {make_msgid(domain='example.ru')}\r\nDate: {formatdate()}\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        f"Прошу сообщить размер арендной платы за участок № {number} под гаражом.\r\n"
+    ).encode()
+
+
+def _auto_replies(settings: Settings) -> int:
+    with session_scope(settings) as session:
+        kinds = ("acknowledgement", "appeal_channels")
+        return len(session.scalars(select(OutboxMessage.id).where(OutboxMessage.kind.in_(kinds))).all())
+
+
+@pytest.mark.parametrize(
+    "spellings",
+    [("Иван@пример.рф", "иван@пример.рф", "ИВАН@Пример.РФ"), ("Ivan@Mail.RU", "ivan@mail.ru", "IVAN@mail.ru")],
+    ids=["cyrillic", "ascii"],
+)
+@pytest.mark.parametrize("batch", [False, True], ids=["one-by-one", "batch"])
+def test_the_acknowledgement_limit_counts_a_mailbox_in_any_case(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, settings: Settings, spellings: tuple[str, ...], batch: bool
+) -> None:
+    # README "Limits": ACK_LIMIT_PER_HOUR acknowledgements to one address per hour. SQLite's lower() folds ASCII
+    # only: «Иван@» and «иван@» were two addresses there, each with its own allowance.
+    limited = make_env(monkeypatch, tmp_path, settings.effective_database_url, ack_limit_per_hour="1")
+    letters = [_letter_from(sender, number) for number, sender in enumerate(spellings)]
+    if batch:
+        process_batch(limited, [(raw, Source("smtp")) for raw in letters], now=utcnow())
+    else:
+        for raw in letters:
+            assert process_raw(limited, raw, Source("smtp"), now=utcnow()).request_number
+    assert _auto_replies(limited) == 1
+    with session_scope(limited) as session:
+        held = session.scalars(select(Event).where(Event.kind == "note")).all()
+        assert len([n for n in held if "не отправлен" in n.comment]) == len(spellings) - 1
+        keys = set(session.scalars(select(Request.reply_email_key)))
+    assert keys == {spellings[1]}  # the key: the address in lower case, the domain in Unicode
+
+
+def test_the_key_migration_fills_the_requests_written_before(fresh_url: str) -> None:  # noqa: F811
+    settings = Settings(database_url=fresh_url)
+    db.upgrade(settings, "2003_postal_address_format")  # before 2101_reply_email_key
+    with db._engine_for(fresh_url).begin() as conn:
+        _old_client(conn, 1)
+        for request_id, address in [
+            (1, "Иван@Пример.РФ"),
+            (2, "иван@xn--e1afmkfd.xn--p1ai"),
+            (3, "Ivan@Mail.RU"),
+            (4, None),
+        ]:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO requests (id, client_id, channel, law, subject, text, status, type, topic, urgency, "
+                    "classification, classifier_version, needs_review, received_at, assignee, unit, reply_email, "
+                    "reply_name) VALUES (:id, 1, 'email', '8-fz', '', '', 'registered', 'info_request', 'other', "
+                    "'normal', '{}', '', false, '2026-01-10 10:00:00+00', '', '', :address, '')"
+                ),
+                {"id": request_id, "address": address},
+            )
+    db.upgrade(settings, "2101_reply_email_key")
+    with db._engine_for(fresh_url).connect() as conn:
+        keys = conn.execute(sa.text("SELECT id, reply_email_key FROM requests ORDER BY id")).all()
+    assert [tuple(row) for row in keys] == [
+        (1, "иван@пример.рф"),
+        (2, "иван@пример.рф"),
+        (3, "ivan@mail.ru"),
+        (4, None),
     ]
     db.dispose_engines()
