@@ -10,6 +10,7 @@ import ast
 import datetime as dt
 import email
 import email.policy
+import hashlib
 import html
 import importlib
 import logging
@@ -31,6 +32,9 @@ from mailservice.inforequests.models import Event, Request
 from mailservice.intake.pipeline import Source, process_batch, process_raw
 from mailservice.jobruns import JobRun
 from mailservice.jobs import Job, default_jobs
+from mailservice.mailings import subscribers
+from mailservice.mailings.consent import Evidence
+from mailservice.mailings.models import ConsentEvent, Subscriber, Subscription, Suppression
 from mailservice.outbox import OutboxMessage
 from mailservice.web.staff import once
 from mailservice.web.staff.auth import Role
@@ -400,4 +404,135 @@ def test_the_key_migration_fills_the_requests_written_before(fresh_url: str) -> 
         (3, "ivan@mail.ru"),
         (4, None),
     ]
+    db.dispose_engines()
+
+
+# 6. Subscribers an earlier version made for two spellings of one mailbox are merged ------------------------------
+
+JAN10, JAN20, FEB01, MAR01 = (
+    "2026-01-10 10:00:00+00",
+    "2026-01-20 10:00:00+00",
+    "2026-02-01 10:00:00+00",
+    "2026-03-01 10:00:00+00",
+)
+
+
+def _mailbox_hash(address: str) -> str:
+    # The consent log's key of a mailbox (README "Mailings with consent": a hash of the case-folded address).
+    return hashlib.sha256(("mailservice-mailing:" + address.casefold()).encode()).hexdigest()
+
+
+def _old_subscriptions(conn: sa.Connection) -> None:
+    """What the schema before the merge allowed: one mailbox under two spellings, each a subscriber with its lists
+    and its consent log."""
+    for list_id, slug in enumerate(["news", "tenders", "events", "sport"], start=1):
+        conn.execute(
+            sa.text(
+                "INSERT INTO mailing_lists (id, slug, title, purpose, created_at) VALUES (:id, :slug, :slug, '', :at)"
+            ),
+            {"id": list_id, "slug": slug, "at": JAN10},
+        )
+    spellings = ["Ivan@example.org", "ivan@example.org", "Maria@example.org", "maria@example.org", "petr@example.org"]
+    for subscriber_id, address in enumerate(spellings, start=1):
+        conn.execute(
+            sa.text(
+                "INSERT INTO mailing_subscribers (id, email, email_ascii, email_hash, name, created_at, confirm_nonce) "
+                "VALUES (:id, :email, :email, :hash, :name, :at, '')"
+            ),
+            {"id": subscriber_id, "email": address, "hash": _mailbox_hash(address), "name": f"П. {subscriber_id}",
+             "at": JAN10},
+        )  # fmt: skip
+    subscriptions = [
+        # id, subscriber, list, status, requested/confirmed, withdrawn
+        (1, 1, 1, "active", JAN10, None),  # Ivan@ news, withdrawn later as ivan@: the withdrawal wins
+        (2, 2, 1, "withdrawn", JAN10, FEB01),
+        (3, 2, 2, "active", JAN20, None),  # ivan@ tenders only: moves to the row that stays
+        (4, 1, 3, "withdrawn", JAN10, JAN20),  # Ivan@ events withdrawn, then a new consent as ivan@: it stands
+        (5, 2, 3, "active", MAR01, None),
+        (6, 1, 4, "expired", JAN10, None),  # never confirmed in either spelling
+        (7, 2, 4, "expired", JAN10, None),
+        (8, 3, 1, "active", JAN10, None),  # Maria@ news, withdrawn as maria@: nothing left, suppressed
+        (9, 4, 1, "withdrawn", JAN10, FEB01),
+        (10, 5, 1, "active", JAN10, None),  # one spelling only: untouched
+    ]
+    for sid, subscriber_id, list_id, status, given, withdrawn in subscriptions:
+        conn.execute(
+            sa.text(
+                "INSERT INTO mailing_subscriptions (id, subscriber_id, list_id, status, nonce, created_at, "
+                "requested_at, confirmed_at, withdrawn_at, withdrawn_via) VALUES (:id, :person, :list, :status, "
+                ":nonce, :given, :given, :confirmed, :withdrawn, :via)"
+            ),
+            {"id": sid, "person": subscriber_id, "list": list_id, "status": status, "nonce": f"n{sid}",
+             "given": given, "confirmed": None if status == "expired" else given, "withdrawn": withdrawn,
+             "via": "link" if withdrawn else ""},
+        )  # fmt: skip
+        records = [("given", given)] + ([("confirmed", given)] if status != "expired" else [])
+        records += [("withdrawn", withdrawn)] if withdrawn else []
+        for kind, at in records:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO mailing_consent_log (at, kind, subscriber_id, subscription_id, list_id, email_hash, "
+                    "method, source, ip, user_agent, purpose, data_processed, operator, term, withdrawal_method, "
+                    "consent_version, consent_sha256, detail) VALUES (:at, :kind, :person, :sid, :list, :hash, "
+                    "'link', '', '192.0.2.1', 'test', 'Новости', 'адрес', 'Департамент', 'до отзыва', 'ссылка', "
+                    "'v1', 'abc', '')"
+                ),
+                {"at": at, "kind": kind, "person": subscriber_id, "sid": sid, "list": list_id,
+                 "hash": _mailbox_hash("ivan@example.org" if subscriber_id < 3 else "maria@example.org")},
+            )  # fmt: skip
+    conn.execute(
+        sa.text(
+            "INSERT INTO mailing_suppressions (email_hash, reason, at, detail) VALUES (:hash, 'withdrawn', :at, '')"
+        ),
+        {"hash": _mailbox_hash("petr@example.org"), "at": FEB01},
+    )  # an unrelated entry stays as it is
+
+
+def test_the_spellings_of_one_subscriber_are_merged_and_a_withdrawal_wins(fresh_url: str) -> None:  # noqa: F811
+    settings = Settings(database_url=fresh_url)
+    db.upgrade(settings, "2001_subscription_confirm_nonce")  # the mailings before the merge
+    with db._engine_for(fresh_url).begin() as conn:
+        _old_subscriptions(conn)
+        logged_before = conn.execute(sa.text("SELECT count(*) FROM mailing_consent_log")).scalar_one()
+    db.upgrade(settings)
+    with session_scope(settings) as session:
+        people = {p.id: p for p in session.scalars(select(Subscriber))}
+        assert [people[i].email for i in (1, 2, 3, 4, 5)] == [
+            "Ivan@example.org",
+            None,
+            "Maria@example.org",
+            None,
+            "petr@example.org",
+        ]
+        assert people[2].purged_at is not None and people[4].purged_at is not None and people[2].name == ""
+        subs = {s.id: (s.subscriber_id, s.list_id, s.status) for s in session.scalars(select(Subscription))}
+        assert subs == {
+            1: (1, 1, "withdrawn"),  # the later withdrawal in the other spelling
+            2: (2, 1, "withdrawn"),
+            3: (1, 2, "active"),  # moved to the row that stays
+            4: (1, 3, "active"),  # takes the consent given after its withdrawal
+            5: (2, 3, "active"),  # its unsubscribe links still withdraw the mailbox (below)
+            6: (1, 4, "expired"),
+            7: (2, 4, "expired"),
+            8: (3, 1, "withdrawn"),
+            9: (4, 1, "withdrawn"),
+            10: (5, 1, "active"),
+        }
+        assert session.get_one(Subscription, 4).confirmed_at == dt.datetime(2026, 3, 1, 10, 0, tzinfo=dt.UTC)
+        # Every record of both spellings is kept; the merge adds one per change it made.
+        log = session.scalars(select(ConsentEvent).order_by(ConsentEvent.id)).all()
+        added = [(e.kind, e.subscription_id, e.subscriber_id, e.method) for e in log[logged_before:]]
+        assert len(log) == logged_before + 3
+        assert sorted(added) == [
+            ("confirmed", 4, 1, "merge"), ("withdrawn", 1, 1, "merge"), ("withdrawn", 8, 3, "merge")
+        ]  # fmt: skip
+        suppressed = set(session.scalars(select(Suppression.email_hash)))
+        assert suppressed == {_mailbox_hash("maria@example.org"), _mailbox_hash("petr@example.org")}
+        # An unsubscribe link of a letter sent to the other spelling withdraws the mailbox's consent.
+        old_link = session.get_one(Subscription, 5)
+        subscribers.withdraw_in_transaction(
+            session, settings, old_link, evidence=Evidence(method="link"), now=dt.datetime(2026, 12, 7, tzinfo=dt.UTC)
+        )
+    with session_scope(settings) as session:
+        assert session.get_one(Subscription, 4).status == "withdrawn"
     db.dispose_engines()
