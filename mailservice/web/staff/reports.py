@@ -4,6 +4,7 @@ filters, the charts of the home page and the monthly report."""
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from collections.abc import Iterator
 
 from fastapi import APIRouter, Request
@@ -26,6 +27,7 @@ MEDIA_TYPES = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "csv": "text/csv; charset=utf-8",
 }
+_PIECE = 1 << 16  # bytes of a streamed download read at a time
 
 
 def _register_query(session: Session, filters: queue.QueueFilters, today: dt.date) -> Select[InfoRequest]:
@@ -62,13 +64,40 @@ def register_download(request: Request, ctx: Operator, fmt: str) -> Response:
             body(), media_type=MEDIA_TYPES[fmt], headers={"Content-Disposition": content_disposition(filename)}
         )
         return secure(response)
-    with session_scope(settings) as session:
-        rows = export.register_rows(session, settings, today, _register_query(session, filters, today))
-        data, count = export.xlsx_bytes(rows)
-        _audit(
-            session, ctx, "register_export", "register", None, format=fmt, rows=count, filters=filters.query_string()
-        )
-    return download(data, filename, MEDIA_TYPES[fmt])
+    # Written to an anonymous temporary file (gone once closed) and streamed from it: the workbook is a ZIP, whole
+    # only once its last row is in, and five years of rows kept in memory took the web process +900 MB (tryout W4).
+    spool = tempfile.TemporaryFile()
+    try:
+        with session_scope(settings) as session:
+            rows = export.register_rows(session, settings, today, _register_query(session, filters, today))
+            count = export.write_xlsx_to(rows, spool)
+            _audit(
+                session,
+                ctx,
+                "register_export",
+                "register",
+                None,
+                format=fmt,
+                rows=count,
+                filters=filters.query_string(),
+            )
+        size = spool.tell()
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+
+    def stored() -> Iterator[bytes]:
+        with spool:
+            while piece := spool.read(_PIECE):
+                yield piece
+
+    response = StreamingResponse(
+        stored(),
+        media_type=MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": content_disposition(filename), "Content-Length": str(size)},
+    )
+    return secure(response)
 
 
 def _month(request: Request) -> dt.date:
