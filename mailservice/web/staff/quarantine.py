@@ -63,19 +63,8 @@ def quarantine_set_aside(request: Request, ctx: Operator, entry_id: DbId) -> Res
     settings = settings_of(request)
     try:
         with session_scope(settings) as session:
-            now = utcnow()
-            quarantine.set_aside(session, entry_id, actor=ctx.email, now=now)
-            audit.record(
-                session,
-                now=now,
-                actor=ctx.email,
-                actor_id=ctx.user_id,
-                action="quarantine_set_aside",
-                object_type="intake",
-                object_id=entry_id,
-                details={},
-                ip=ctx.ip,
-            )
+            quarantine.set_aside(session, entry_id, actor=ctx.email, now=utcnow())
+            audit.by_staff(session, ctx, "quarantine_set_aside", "intake", entry_id)
     except ActionError as exc:
         return _page(request, ctx, error=str(exc))
     return redirect(f"/staff/quarantine?done={DONE_ASIDE}")
