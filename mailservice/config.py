@@ -452,6 +452,21 @@ class Settings(BaseSettings):
         return self.data_dir / "blobs"
 
     @property
+    def own_addresses(self) -> frozenset[str]:
+        """The service's own mailboxes, case-folded: the address it sends from, the mailbox it reads (when the login
+        is an address), the List-Unsubscribe ``mailto:`` and the commands' dedicated addresses. A letter From one of
+        them is never answered automatically (RFC 3834 section 2: a responder must not reply to itself)."""
+        addresses = (
+            self.from_address,
+            self.imap_user,
+            self.mailing_unsubscribe_address,
+            self.subscribe_address,
+            self.unsubscribe_address,
+            self.history_address,
+        )
+        return frozenset(a.strip().casefold() for a in addresses if "@" in a)
+
+    @property
     def unit_head_map(self) -> dict[str, str]:
         """``unit_heads`` read as {unit (lower case, single spaces): address}; malformed parts are skipped."""
         heads: dict[str, str] = {}

@@ -57,7 +57,7 @@ from mailservice.intake.prepare import Prepared, preparer_for
 from mailservice.intake.wording import own_subject
 from mailservice.mail.addresses import address_key, same_address
 from mailservice.mail.parse import ParsedMessage
-from mailservice.mail.triage import HOLD_NULL_ENVELOPE, TRIAGE_HOLDS, Verdict
+from mailservice.mail.triage import TRIAGE_HOLDS, UNANSWERABLE_HOLDS, Verdict
 from mailservice.outbox import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -394,9 +394,10 @@ def _decide(
     labels = prepared.labels
     assert labels is not None
     request, outbox_row = lookups.thread(parsed)
-    # A letter with a null return path that asks waits for staff even in reply to one of our messages: joining a
-    # request may send a notice, and nothing answers a null reverse-path automatically (RFC 5321 4.5.5).
-    unanswerable = HOLD_NULL_ENVELOPE in prepared.hold
+    # A letter with a null return path that asks, or one From our own address, waits for staff even in reply to one
+    # of our messages: joining a request may send a notice, and nothing answers a null reverse-path (RFC 5321
+    # 4.5.5) or ourselves (RFC 3834 2) automatically.
+    unanswerable = not UNANSWERABLE_HOLDS.isdisjoint(prepared.hold)
     if outbox_row is not None and request is None and not unanswerable:
         handler = ROUTES.get(outbox_row.ref_type)
         if handler is not None:
@@ -445,7 +446,8 @@ def _decide(
             entry.outcome, entry.reason = Outcome.routed, reason
             return None
     forward = prepared.forwarded if request is None and outbox_row is None else None
-    if forward is not None and forward.trusted:  # a proven body's forward: the citizen's appeal (issue 13)
+    # A proven body's forward is the citizen's appeal (issue 13); one From our own address is held all the same.
+    if forward is not None and forward.trusted and not unanswerable:
         return forwarded_register.register_for_author(
             session,
             settings,

@@ -40,7 +40,7 @@ from mailservice.intake.thanks import is_only_thanks
 from mailservice.mail.bounces import BounceInfo, parse_bounce
 from mailservice.mail.parse import ParsedMessage, ParseError, parse_message
 from mailservice.mail.slim import slim
-from mailservice.mail.triage import HELD_UNLESS_ASKING, RELAYED_HOLDS, Triage, Verdict, triage
+from mailservice.mail.triage import HELD_UNLESS_ASKING, HOLD_OWN_ADDRESS, RELAYED_HOLDS, Triage, Verdict, triage
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ class Limits:
     commands: CommandAddresses = field(default_factory=CommandAddresses)
     forwarding_bodies: tuple[str, ...] = ()  # issue 13: see intake/authres.py
     trusted_authserv_id: str = ""
+    own_addresses: frozenset[str] = frozenset()  # Settings.own_addresses
 
     @property
     def ceiling_bytes(self) -> int:
@@ -87,6 +88,7 @@ class Limits:
             ),
             tuple(settings.forwarding_bodies),
             settings.trusted_authserv_id,
+            settings.own_addresses,
         )
 
 
@@ -192,7 +194,11 @@ def prepare(
         if verdict.hold and command is None:
             hold = (verdict.hold, *hold)  # an automatic-looking subject alone: staff look, nothing is dropped
         forwarded = _forwarded(whole_message, message_obj, limits)
-        if forwarded is not None and forwarded.trusted:
+        if parsed.from_addr is not None and parsed.from_addr.strip().casefold() in limits.own_addresses:
+            # From one of our own mailboxes: a forged appeal or a mail loop. Answering it would write to ourselves
+            # (RFC 3834 2), so it waits in the held queue for staff, whatever it says, and acts as nothing.
+            command, thanks, hold = None, False, (HOLD_OWN_ADDRESS, *(h for h in hold if h != HOLD_OWN_ADDRESS))
+        elif forwarded is not None and forwarded.trusted:
             command, thanks, hold = None, False, ()  # a proven body's forward is a citizen's appeal
         return Prepared(
             raw_sha,

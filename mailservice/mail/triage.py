@@ -33,8 +33,10 @@ __all__ = [
     "HOLD_CALENDAR_REPLY",
     "HOLD_LIST_MAIL",
     "HOLD_NULL_ENVELOPE",
+    "HOLD_OWN_ADDRESS",
     "RELAYED_HOLDS",
     "TRIAGE_HOLDS",
+    "UNANSWERABLE_HOLDS",
     "Triage",
     "Verdict",
     "triage",
@@ -133,6 +135,11 @@ HOLD_NULL_ENVELOPE = (
     "пришло с пустым адресом возврата (<>): так приходят уведомления почтовых систем, но в письме есть вопрос — "
     "проверьте и зарегистрируйте"
 )
+HOLD_OWN_ADDRESS = (
+    "пришло от собственного адреса департамента (поле From — адрес, с которого служба пишет или который читает): "
+    "так бывает при подделке отправителя или петле пересылки; автоматический ответ не отправлен — проверьте и "
+    "зарегистрируйте или закройте без номера"
+)
 # The holds triage itself decides, with the short English reason intake's journal records for each.
 TRIAGE_HOLDS = {
     HOLD_AUTO_SUBJECT: "automatic-reply subject alone",
@@ -141,10 +148,14 @@ TRIAGE_HOLDS = {
     HOLD_CALENDAR_INVITATION: "calendar invitation that asks nothing",
     HOLD_CALENDAR_REPLY: "calendar reply that asks something",
     HOLD_NULL_ENVELOPE: "null envelope sender <> on a letter that asks something",
+    HOLD_OWN_ADDRESS: "From is one of our own addresses",
 }
 # Holds of a copy a list or a program relayed: it never acts as its sender's command or thanks. A letter with a
 # null return path is held the same way: nothing may answer it automatically (RFC 5321 4.5.5).
 RELAYED_HOLDS = frozenset({HOLD_LIST_MAIL, HOLD_AUTO_GENERATED, HOLD_CALENDAR_REPLY, HOLD_NULL_ENVELOPE})
+# Holds of a letter nothing may answer automatically (RFC 5321 4.5.5; RFC 3834 2): it joins no request either, since
+# joining may send a notice.
+UNANSWERABLE_HOLDS = frozenset({HOLD_NULL_ENVELOPE, HOLD_OWN_ADDRESS})
 # Holds that intake lifts when the letter asks, complains or names a place: it is then registered as usual.
 HELD_UNLESS_ASKING = frozenset({HOLD_CALENDAR_INVITATION})
 # iTIP methods (RFC 5546 1.4): answers and cancellations are automatic; invitations wait for staff.

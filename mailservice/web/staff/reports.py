@@ -16,7 +16,7 @@ from mailservice.db import session_scope, utcnow
 from mailservice.inforequests import export, search
 from mailservice.inforequests.models import Request as InfoRequest
 from mailservice.reports import monthly
-from mailservice.reports.figures import add_months
+from mailservice.reports.figures import add_months, report_month
 from mailservice.web.staff import queue
 from mailservice.web.staff.deps import Refused, content_disposition, download, page, secure, settings_of
 from mailservice.web.staff.routes import Operator, _audit
@@ -101,17 +101,18 @@ def register_download(request: Request, ctx: Operator, fmt: str) -> Response:
 
 
 def _month(request: Request) -> dt.date:
-    """The month asked for (``?month=2026-11``), else the month before this one."""
+    """The month asked for (``?month=2026-11``), else the month before this one; a month that is none (or not yet
+    begun, or beyond what a date holds) is a page in Russian, 400."""
     settings = settings_of(request)
     today = utcnow().astimezone(settings.tz).date()
     value = request.query_params.get("month", "")
+    if not value:
+        return add_months(today, -1)
     try:
-        year, month = (int(part) for part in value.split("-", 1))
-        if 2000 <= year <= 9999 and 1 <= month <= 12:
-            return dt.date(year, month, 1)
-    except ValueError:
-        pass
-    return add_months(today, -1)
+        return report_month(value, today)
+    except ValueError as exc:
+        text = str(exc)
+        raise Refused(400, "Неверный месяц отчёта", f"{text[:1].upper()}{text[1:]}.") from None
 
 
 @router.get("/reports/monthly", response_class=HTMLResponse)
