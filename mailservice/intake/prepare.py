@@ -327,6 +327,11 @@ class Preparer:
         return lambda: self._collect(futures, items, pooled)
 
     @property
+    def worker_pids(self) -> list[int]:
+        """The process ids of the running workers (bench/intake.py reads their CPU time)."""
+        return list(self._pool._processes) if self._pool is not None else []
+
+    @property
     def workers_running(self) -> bool:
         """Whether batches currently go to worker processes."""
         return self._pool is not None
