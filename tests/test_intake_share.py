@@ -1,7 +1,7 @@
 """The poller prepares a share of a pooled batch itself while the workers prepare the rest.
 
-On two cores one worker takes about twice the CPU per letter that the poller needs to write it, so the poller would
-otherwise wait (README, State of the work). The share grows while the workers are still busy when the poller has
+On two cores one worker takes about 1.7 times the CPU per letter that the poller needs to write it, so the poller
+would otherwise wait (README, "How it works"). The share grows while the workers are still busy when the poller has
 done its part, shrinks when they were done first, and is never more than half a batch (README, "How it works").
 No database: preparation is the database-free half of intake.
 """

@@ -305,8 +305,9 @@ class Preparer:
         self._pool: ProcessPoolExecutor | None = None
         self._key: tuple[object, ...] = ()
         # The tail of each pooled batch this process prepares itself while the workers prepare the rest. On two
-        # cores one worker prepares a letter in about twice the CPU the poller needs to write it (bench/intake.py:
-        # 2.5 against 1.35 ms), so the poller otherwise waits for the worker a third of the time.
+        # cores one worker prepares a letter in about 1.7 times the CPU the poller needs to write it
+        # (bench/intake.py: 2.35 against 1.4 ms), so the poller otherwise waits for the worker a quarter of the
+        # time or more.
         self.local_share = 0.0
 
     def submit(self, items: Sequence[tuple[bytes, str | None]]) -> Callable[[], list[Prepared]]:
