@@ -1,0 +1,141 @@
+"""Tryout of 6 December, round 6 (W1...): an upgrade on a real server, an attacker, real mail shapes, a staff day.
+
+Each test fails today because of the defect named in its reason (strict expected failures) and passes once the
+defect is fixed. The database tests run on SQLite and PostgreSQL (the ``settings`` fixture and its kin).
+"""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from mailservice.config import Settings
+from mailservice.db import session_scope, utcnow
+from mailservice.inforequests.models import Request
+from mailservice.intake.pipeline import Source, process_raw
+from tests.test_install import _copy_sources
+
+# W1 -------------------------------------------------------------------------------------------------------------
+
+
+def _wheel(sources: Path, out: Path) -> Path:
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(out), str(sources)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    (wheel,) = out.glob("mailservice-*.whl")
+    return wheel
+
+
+def _pip_install(venv: Path, wheel: Path) -> subprocess.CompletedProcess[str]:
+    """``pip install mailservice-*.whl`` as the README tells an administrator, into the server's venv."""
+    return subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--quiet", "--no-deps",
+         "--no-index", str(wheel)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="W1: every release is version 0.1.0, so `pip install` of the new wheel over last week's keeps the old "
+    "code (pip: 'already installed with the same version', exit 0) and `db upgrade` then applies nothing",
+)
+def test_installing_the_next_release_over_the_last_replaces_its_code(tmp_path: Path) -> None:
+    # README "Running in production": the product is the wheel, `pip install mailservice-*.whl` on the server. Last
+    # week's release is installed; this week's wheel (here: the same sources plus one new module, as a release
+    # adds a migration) is installed over it. The administrator then runs `mailservice db upgrade` and believes
+    # the new fixes (V3's subscription nonce, V4's one-time forms, ...) are in force.
+    last = _wheel(_copy_sources(tmp_path / "last"), tmp_path / "last-dist")
+    following = _copy_sources(tmp_path / "next")
+    (following / "mailservice" / "tryout_next_release.py").write_text("RELEASE = 'next'\n", encoding="utf-8")
+    new = _wheel(following, tmp_path / "next-dist")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    assert _pip_install(venv, last).returncode == 0
+    assert _pip_install(venv, new).returncode == 0
+    check = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import mailservice.tryout_next_release as m; print(m.RELEASE)"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.stdout.strip() == "next", check.stderr[-1000:]
+
+
+# W2 -------------------------------------------------------------------------------------------------------------
+
+QUESTION = "Прошу сообщить, когда будет аукцион на участок в Бердске. Иванов И.И."
+
+
+def _plain(
+    sender: str, message_id: str, cte: str, body: bytes, *, date: str = "Sun, 06 Dec 2026 10:00:00 +0700"
+) -> bytes:
+    return (
+        f"From: Иванов Иван <{sender}>\r\nTo: info@dizo.test\r\nSubject: =?utf-8?b?0JDRg9C60YbQuNC+0L0=?=\r\n"
+        f"Date: {date}\r\nMessage-ID: <{message_id}>\r\nMIME-Version: 1.0\r\n"
+        f"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: {cte}\r\n\r\n"
+    ).encode() + body
+
+
+def _registered_text(settings: Settings, raw: bytes, sender: str) -> str:
+    result = process_raw(settings, raw, Source("smtp", envelope_from=sender), now=utcnow())
+    assert result.request_number, result
+    with session_scope(settings) as session:
+        request = session.scalar(select(Request).where(Request.number == result.request_number))
+        assert request is not None
+        return request.text
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="W2: a letter damaged in transit by a few bytes loses all its text: a base64 body cut short is shown as "
+    "its base64 characters, a UTF-8 body with its last character cut is read whole as Windows-1252 («ÐŸÑ€Ð¾ÑˆÑƒ…»)",
+)
+@pytest.mark.parametrize(
+    ("cte", "body"),
+    [
+        # cut short by a relay's size limit or a broken mobile client: three base64 characters missing
+        ("base64", base64.b64encode(QUESTION.encode())[:-3] + b"\r\n"),
+        ("8bit", QUESTION.encode() + " Иван".encode()[:-1] + b"\r\n"),
+    ],
+    ids=["base64-cut-short", "8bit-cut-character"],
+)
+def test_a_letter_damaged_by_a_few_bytes_keeps_its_text(settings: Settings, cte: str, body: bytes) -> None:
+    # Mail clients show such a letter readable but for its last character (what could be decoded, one replacement
+    # character). Here the register holds base64 or mojibake, which no clerk can read, the full-text search cannot
+    # find and the classifier sorts at random (59-FZ art. 8, 8-FZ art. 18: the request registered as written).
+    text = _registered_text(
+        settings, _plain("ivanov@example.ru", f"w2-{cte}@example.ru", cte, body), "ivanov@example.ru"
+    )
+    assert "аукцион на участок в Бердске" in text, text[:120]
+
+
+# W3 -------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="W3: the same letter sent twice a minute apart (a second press of «Отправить», a resend when no "
+    "acknowledgement came yet) gets two numbers, two acknowledgements and two terms; nothing links the copies",
+)
+def test_the_same_letter_sent_twice_a_minute_apart_is_one_request(settings: Settings) -> None:
+    # The dedupe step (README "How it works": Message-ID + content hash) catches only the same Message-ID; a mail
+    # client's second send makes a new one. Staff then answer one copy and see the other go overdue, the monthly
+    # report counts two requests, and the citizen receives two numbers for one question.
+    body = QUESTION.encode() + b"\r\n"
+    for minute, message_id in ((0, "w3-first@example.ru"), (1, "w3-second@example.ru")):
+        raw = _plain("ivanov@example.ru", message_id, "8bit", body, date=f"Sun, 06 Dec 2026 10:0{minute}:00 +0700")
+        process_raw(settings, raw, Source("smtp", envelope_from="ivanov@example.ru"), now=utcnow())
+    with session_scope(settings) as session:
+        numbers = session.scalars(select(Request.number).where(Request.reply_email == "ivanov@example.ru")).all()
+    assert len(numbers) == 1, numbers
