@@ -5,22 +5,20 @@ Every oddity becomes a defect text and walking goes on. Pure: no I/O.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import email.utils
 import hashlib
 import mimetypes
 import quopri
 import re
 from dataclasses import dataclass, field
-from email import policy
+from email import errors, policy
 from email.message import Message
 
 from mailservice.mail.calendar_text import calendar_text
 from mailservice.mail.fastpath import _parse_default
 from mailservice.mail.filenames import sanitize_filename
 from mailservice.mail.header_reader import _MAX_DEFECTS, _clean_line, _fix_8bit, _HeaderReader
-from mailservice.mail.headers import decode_bytes, decode_encoded_words, part_content_type
+from mailservice.mail.headers import decode_base64_loose, decode_bytes, decode_encoded_words, part_content_type
 from mailservice.mail.quotes import html_to_text
 from mailservice.mail.smime import SMIME_TYPES, read_smime
 from mailservice.mail.tnef import TnefContent, is_tnef, read_tnef
@@ -71,12 +69,21 @@ def _payload_bytes(part: Message, defects: list[str]) -> bytes:
     except Exception as exc:
         defects.append(f"payload not decodable: {type(exc).__name__}")
         data = None
+    if isinstance(data, bytes) and _base64_given_up(part):
+        # Cut short by a character, base64 the standard library returns as it is (bpo-27397): a relay's size
+        # limit or a broken client; what can be read is the sender's text all the same.
+        defects.append("base64 cut short; the last incomplete byte dropped")
+        return decode_base64_loose(data)
     if isinstance(data, bytes):
         return data
     raw = part.get_payload()
     if isinstance(raw, str):
         return raw.encode("ascii", errors="surrogateescape")
     return b""
+
+
+def _base64_given_up(part: Message) -> bool:
+    return any(isinstance(defect, errors.InvalidBase64LengthDefect) for defect in getattr(part, "defects", ()))
 
 
 def _part_charset(part: Message) -> str | None:
@@ -138,12 +145,7 @@ def _unparsed_text(inner: Message) -> bytes:
 
 def _decode_transfer(data: bytes, cte: str) -> bytes:
     if cte == "base64":
-        cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
-        cleaned += b"=" * (-len(cleaned) % 4)
-        try:
-            return base64.b64decode(cleaned)
-        except (binascii.Error, ValueError):
-            return data
+        return decode_base64_loose(data)
     return quopri.decodestring(data)
 
 
