@@ -21,7 +21,7 @@ from sqlalchemy import select
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.inforequests import export
-from mailservice.inforequests.models import Request
+from mailservice.inforequests.models import Attachment, Request
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.web.staff.auth import Role
 from tests.console_support import add_staff, client_for, login
@@ -204,3 +204,37 @@ def test_the_quarantine_page_does_not_show_five_years_of_junk_at_once(settings: 
     assert page.status_code == 200
     shown = len(re.findall(r'action="/staff/quarantine/\d+/release"', page.text))
     assert 0 < shown < JUNK, shown
+
+
+# W6 -------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="W6: an attachment named in raw 8-bit Windows-1251 or KOI8-R (old mail programs, 1C and office "
+    "scanners sending by mail) is stored as «���������.pdf»: the letter's Subject and From in the same bytes are read",
+)
+@pytest.mark.parametrize("charset", ["cp1251", "koi8-r"])
+def test_an_attachment_named_in_raw_8bit_cyrillic_keeps_its_name(settings: Settings, charset: str) -> None:
+    # Staff tell «Заявление.pdf» from «Паспорт.pdf» by name on the request page and in the history archive; here
+    # every such file is a row of replacement characters (mail/body.py tries to read 8-bit names, but the stdlib
+    # has already replaced the bytes by the time it looks).
+    def encoded(text: str) -> bytes:
+        return text.encode(charset)
+
+    raw = (
+        b"From: " + encoded("Иван Петров") + b" <petrov@example.ru>\r\nTo: info@dizo.test\r\n"
+        b"Subject: " + encoded("Аукцион в Бердске") + b"\r\nMessage-ID: <w6-" + charset.encode() + b"@example.ru>\r\n"
+        b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + encoded(QUESTION) + b"\r\n"
+        b'--b\r\nContent-Type: application/pdf; name="' + encoded("Заявление.pdf") + b'"\r\n'
+        b'Content-Disposition: attachment; filename="' + encoded("Заявление.pdf") + b'"\r\n'
+        b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n"
+    )
+    result = process_raw(settings, raw, Source("smtp", envelope_from="petrov@example.ru"), now=utcnow())
+    assert result.request_number, result
+    with session_scope(settings) as session:
+        request = session.scalar(select(Request).where(Request.number == result.request_number))
+        assert request is not None and request.subject == "Аукцион в Бердске"  # the header bytes are readable
+        names = session.scalars(select(Attachment.filename).where(Attachment.request_id == request.id)).all()
+    assert names == ["Заявление.pdf"], names
