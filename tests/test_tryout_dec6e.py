@@ -20,8 +20,8 @@ from sqlalchemy import func, select
 
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
-from mailservice.inforequests import export
-from mailservice.inforequests.lifecycle import Channel
+from mailservice.inforequests import export, service
+from mailservice.inforequests.lifecycle import Channel, Status
 from mailservice.inforequests.models import Attachment, MergeSuggestion, Request
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.web.staff import actions
@@ -269,3 +269,53 @@ def test_a_callers_phone_typed_another_way_finds_their_client(settings: Settings
     with session_scope(settings) as session:
         suggested = session.scalar(select(func.count()).select_from(MergeSuggestion))
     assert numbers[0] == numbers[1] or suggested, numbers
+
+
+# W8 -------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="W8: anyone the citizen copied (Cc) knows the Message-ID of her letter; a letter of theirs naming it in "
+    "In-Reply-To joins her request and, while staff wait for her clarification, is recorded as «Получено уточнение "
+    "от заявителя» and moves the request back to work",
+)
+def test_a_copied_party_replying_to_the_citizens_letter_is_not_her_clarification(settings: Settings) -> None:
+    # README "How it works": replies are matched on our Message-IDs from any address (ours went to the client
+    # alone) and on the tag only from a proven address; the citizen's own Message-ID (the thread root) is known to
+    # every Cc recipient, a reply-all from one of them, a lawyer or a neighbour, is taken as the applicant's own.
+    def letter(sender: str, message_id: str, text: str, extra: str = "") -> bytes:
+        return (
+            f"From: {sender}\r\nTo: info@dizo.test\r\nSubject: Аукцион\r\nMessage-ID: <{message_id}>\r\n{extra}"
+            "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+            f"{text}\r\n"
+        ).encode()
+
+    first = letter(
+        "Иванова Мария <ivanova@example.ru>", "w8-appeal@example.ru", QUESTION, "Cc: neighbour@example.org\r\n"
+    )
+    number = process_raw(settings, first, Source("smtp", envelope_from="ivanova@example.ru"), now=utcnow())
+    assert number.request_number
+    with session_scope(settings) as session:
+        request = session.scalar(select(Request).where(Request.number == number.request_number))
+        assert request is not None
+        service.change_status(
+            session,
+            settings,
+            request,
+            Status.clarification_requested,
+            now=utcnow(),
+            actor="clerk@dizo.test",
+            comment="Уточните кадастровый номер участка.",
+        )
+    reply = letter(
+        "Сосед <neighbour@example.org>",
+        "w8-reply@example.org",
+        "Участок не продаётся, вопрос снят.",
+        "In-Reply-To: <w8-appeal@example.ru>\r\nReferences: <w8-appeal@example.ru>\r\n",
+    )
+    process_raw(settings, reply, Source("smtp", envelope_from="neighbour@example.org"), now=utcnow())
+    with session_scope(settings) as session:
+        request = session.scalar(select(Request).where(Request.number == number.request_number))
+        assert request is not None
+        assert request.status == Status.clarification_requested, request.status
