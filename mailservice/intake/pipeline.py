@@ -40,7 +40,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
-from mailservice import bulk, faults
+from mailservice import bulk, db, faults
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.feedback.service import record_email_thanks
@@ -610,6 +610,32 @@ def _quarantine(
 _Item = tuple[bytes, Source, Prepared]
 
 
+class SchemaMismatch(RuntimeError):
+    """The database does not carry the code's migrations: every letter would fail alike, so none is taken now."""
+
+
+def _refuse_if_schema_differs(session: Session, settings: Settings, error: Exception) -> None:
+    """Raise :class:`SchemaMismatch` when the failure comes from a schema behind or ahead of the code.
+
+    New code started before ``db upgrade`` ends, or old code still running after it, fails on every letter. Such
+    a failure is not the letter's: quarantining it would fill the quarantine with every letter of the window and
+    leave each to be released by hand while its registration term runs (59-FZ art. 8). Raised out of the batch
+    instead, nothing is written: the receiver answers 451 and the sending server retries (RFC 5321 4.2.5), the
+    poller leaves the messages in the mailbox for its next round. Checked only after a failure: it reads the
+    migration scripts.
+    """
+    try:
+        pending = db.pending_migrations(settings, session.connection())
+    except Exception:  # the database cannot say: the failure is handled as the letter's own
+        log.warning("could not compare the database's migrations with the code's", exc_info=True)
+        return
+    if pending:
+        raise SchemaMismatch(
+            f"the database's migrations are not the code's (heads not reached: {', '.join(sorted(pending))}); "
+            "run `mailservice db upgrade` with the code that is running"
+        ) from error
+
+
 def _careful_one(session: Session, settings: Settings, item: _Item, now: dt.datetime) -> _Written:
     """One message in its own savepoint: an error quarantines it and keeps what the batch wrote before it."""
     raw, source, prepared = item
@@ -625,18 +651,20 @@ def _careful_one(session: Session, settings: Settings, item: _Item, now: dt.date
         session.flush()
         savepoint.commit()
         return _Written(entry, request)
-    except IntegrityError:
+    except IntegrityError as exc:
         savepoint.rollback()
         session.expire_all()  # objects changed in the savepoint (the number counter) reload as they were
         # Another poller journaled the same IMAP message and committed first: it is theirs.
         seen = _seen(session, source)
         if seen is not None:
             return _Written(seen, already_seen=True)
+        _refuse_if_schema_differs(session, settings, exc)
         log.exception("intake integrity error")
         return _quarantine(session, source, raw_sha, len(raw), "database integrity error", now, prepared.parsed)
     except Exception as exc:  # the single catch-all: quarantine, keep the raw message, go on with the next
         savepoint.rollback()
         session.expire_all()
+        _refuse_if_schema_differs(session, settings, exc)
         log.exception("intake failed for a message; quarantined")
         reason = f"internal error: {type(exc).__name__}: {exc}"
         return _quarantine(session, source, raw_sha, len(raw), reason, now, prepared.parsed)
