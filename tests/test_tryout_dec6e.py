@@ -282,12 +282,6 @@ def test_a_callers_phone_typed_another_way_finds_their_client(settings: Settings
 # W8 -------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="W8: anyone the citizen copied (Cc) knows the Message-ID of her letter; a letter of theirs naming it in "
-    "In-Reply-To joins her request and, while staff wait for her clarification, is recorded as «Получено уточнение "
-    "от заявителя» and moves the request back to work",
-)
 def test_a_copied_party_replying_to_the_citizens_letter_is_not_her_clarification(settings: Settings) -> None:
     # README "How it works": replies are matched on our Message-IDs from any address (ours went to the client
     # alone) and on the tag only from a proven address; the citizen's own Message-ID (the thread root) is known to
@@ -327,6 +321,21 @@ def test_a_copied_party_replying_to_the_citizens_letter_is_not_her_clarification
         request = session.scalar(select(Request).where(Request.number == number.request_number))
         assert request is not None
         assert request.status == Status.clarification_requested, request.status
+        # The neighbour's letter is his own, registered for him, not lost.
+        his = session.scalars(select(Request.number).where(Request.reply_email == "neighbour@example.org")).all()
+        assert len(his) == 1 and his[0] != number.request_number, his
+    # Her own follow-up naming her first letter, from her address in another case, is her clarification.
+    own = letter(
+        "Иванова Мария <Ivanova@Example.ru>",
+        "w8-own@example.ru",
+        "Кадастровый номер 54:32:010101:15.",
+        "In-Reply-To: <w8-appeal@example.ru>\r\nReferences: <w8-appeal@example.ru>\r\n",
+    )
+    process_raw(settings, own, Source("smtp", envelope_from="Ivanova@Example.ru"), now=utcnow())
+    with session_scope(settings) as session:
+        request = session.scalar(select(Request).where(Request.number == number.request_number))
+        assert request is not None
+        assert request.status == Status.in_progress, request.status
 
 
 # W9 -------------------------------------------------------------------------------------------------------------

@@ -200,9 +200,12 @@ def _find_thread(session: Session, parsed: ParsedMessage) -> tuple[Request | Non
             if row.request_id is not None:
                 return session.get(Request, row.request_id), row
             return None, row
-        # A citizen's follow-up that quotes their own first message (we kept its Message-ID as thread root).
+        # A citizen's follow-up that quotes their own first message (we kept its Message-ID as thread root). That
+        # Message-ID is no secret of ours: everyone she copied or who got her letter on knows it, so only a letter
+        # from one of her addresses follows it; a reply-all of a copied neighbour is his own letter, not her
+        # clarification (tryout W8).
         root = session.scalar(select(Request).where(Request.thread_root.in_(ids)).order_by(Request.id.desc()))
-        if root is not None:
+        if root is not None and _from_client(root, parsed.from_addr):
             return root, None
     match = NUMBER_TAG.search(parsed.subject)
     if match and parsed.from_addr:
@@ -211,6 +214,15 @@ def _find_thread(session: Session, parsed: ParsedMessage) -> tuple[Request | Non
         if request is not None and request.client.proven_email(parsed.from_addr):
             return request, None
     return None, None
+
+
+def _from_client(request: Request, address: str | None) -> bool:
+    """Whether ``address`` is the request's reply address or one of its client's, in any spelling."""
+    if not address:
+        return False
+    key = address_key(address)
+    addresses = [c.value for c in request.client.contacts if c.kind == "email"]
+    return any(address_key(known) == key for known in [*addresses, request.reply_email] if known)
 
 
 _NOT_ORIGINALS = [Outcome.duplicate, Outcome.quarantined]
