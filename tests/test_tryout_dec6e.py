@@ -30,12 +30,14 @@ from mailservice.inforequests.models import Attachment, MergeSuggestion, Request
 from mailservice.intake.models import IntakeEntry
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.mail.receiver import IntakeHandler
+from mailservice.outbox import OutboxMessage
 from mailservice.web.staff import actions
 from mailservice.web.staff.auth import Role
 from tests.conftest import make_env, reset_caches
 from tests.console_support import add_staff, client_for, login
 from tests.test_identity import fresh_url  # noqa: F401  (a fixture)
 from tests.test_install import _copy_sources
+from tests.test_tryout_dec6 import _intake
 
 # W1 -------------------------------------------------------------------------------------------------------------
 
@@ -91,22 +93,20 @@ QUESTION = "Прошу сообщить, когда будет аукцион н
 
 
 def _plain(
-    sender: str, message_id: str, cte: str, body: bytes, *, date: str = "Sun, 06 Dec 2026 10:00:00 +0700"
+    sender: str,
+    message_id: str,
+    cte: str,
+    body: bytes,
+    *,
+    date: str = "Sun, 06 Dec 2026 10:00:00 +0700",
+    extra: str = "",
 ) -> bytes:
+    """A plain-text letter (Subject «Аукцион»); ``extra``: more header lines, each ending in CRLF."""
     return (
         f"From: Иванов Иван <{sender}>\r\nTo: info@dizo.test\r\nSubject: =?utf-8?b?0JDRg9C60YbQuNC+0L0=?=\r\n"
-        f"Date: {date}\r\nMessage-ID: <{message_id}>\r\nMIME-Version: 1.0\r\n"
+        f"Date: {date}\r\nMessage-ID: <{message_id}>\r\n{extra}MIME-Version: 1.0\r\n"
         f"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: {cte}\r\n\r\n"
     ).encode() + body
-
-
-def _registered_text(settings: Settings, raw: bytes, sender: str) -> str:
-    result = process_raw(settings, raw, Source("smtp", envelope_from=sender), now=utcnow())
-    assert result.request_number, result
-    with session_scope(settings) as session:
-        request = session.scalar(select(Request).where(Request.number == result.request_number))
-        assert request is not None
-        return request.text
 
 
 @pytest.mark.parametrize(
@@ -122,9 +122,8 @@ def test_a_letter_damaged_by_a_few_bytes_keeps_its_text(settings: Settings, cte:
     # Mail clients show such a letter readable but for its last character (what could be decoded, one replacement
     # character). Here the register holds base64 or mojibake, which no clerk can read, the full-text search cannot
     # find and the classifier sorts at random (59-FZ art. 8, 8-FZ art. 18: the request registered as written).
-    text = _registered_text(
-        settings, _plain("ivanov@example.ru", f"w2-{cte}@example.ru", cte, body), "ivanov@example.ru"
-    )
+    raw = _plain("ivanov@example.ru", f"w2-{cte}@example.ru", cte, body)
+    text = _intake(settings, raw, "ivanov@example.ru").text
     assert "аукцион на участок в Бердске" in text, text[:120]
 
 
@@ -281,25 +280,15 @@ def test_a_callers_phone_typed_another_way_finds_their_client(settings: Settings
 
 # W8 -------------------------------------------------------------------------------------------------------------
 
+COPY = "Cc: neighbour@example.org\r\n"
 
-def test_a_copied_party_replying_to_the_citizens_letter_is_not_her_clarification(settings: Settings) -> None:
-    # README "How it works": replies are matched on our Message-IDs from any address (ours went to the client
-    # alone) and on the tag only from a proven address; the citizen's own Message-ID (the thread root) is known to
-    # every Cc recipient, a reply-all from one of them, a lawyer or a neighbour, is taken as the applicant's own.
-    def letter(sender: str, message_id: str, text: str, extra: str = "") -> bytes:
-        return (
-            f"From: {sender}\r\nTo: info@dizo.test\r\nSubject: Аукцион\r\nMessage-ID: <{message_id}>\r\n{extra}"
-            "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
-            f"{text}\r\n"
-        ).encode()
 
-    first = letter(
-        "Иванова Мария <ivanova@example.ru>", "w8-appeal@example.ru", QUESTION, "Cc: neighbour@example.org\r\n"
-    )
-    number = process_raw(settings, first, Source("smtp", envelope_from="ivanova@example.ru"), now=utcnow())
-    assert number.request_number
+def _awaiting_clarification(settings: Settings, raw: bytes) -> tuple[str, OutboxMessage]:
+    """Register the letter, ask its author to clarify; the number and our notice asking it (detached)."""
+    result = process_raw(settings, raw, Source("smtp", envelope_from="ivanova@example.ru"), now=utcnow())
+    assert result.request_number
     with session_scope(settings) as session:
-        request = session.scalar(select(Request).where(Request.number == number.request_number))
+        request = session.scalar(select(Request).where(Request.number == result.request_number))
         assert request is not None
         service.change_status(
             session,
@@ -310,32 +299,51 @@ def test_a_copied_party_replying_to_the_citizens_letter_is_not_her_clarification
             actor="clerk@dizo.test",
             comment="Уточните кадастровый номер участка.",
         )
-    reply = letter(
-        "Сосед <neighbour@example.org>",
+        session.flush()
+        ours = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.request_id == request.id).order_by(OutboxMessage.id.desc())
+        ).first()
+        assert ours is not None
+        session.expunge(ours)
+    return result.request_number, ours
+
+
+def _status_after(settings: Settings, raw: bytes, sender: str, number: str) -> str | None:
+    """The request's status once intake has taken this letter."""
+    process_raw(settings, raw, Source("smtp", envelope_from=sender), now=utcnow())
+    with session_scope(settings) as session:
+        return session.scalar(select(Request.status).where(Request.number == number))
+
+
+def test_a_copied_party_replying_to_the_citizens_letter_is_not_her_clarification(settings: Settings) -> None:
+    # README "How it works": replies are matched on our Message-IDs from any address (ours went to the client
+    # alone) and on the tag only from a proven address; the citizen's own Message-ID (the thread root) is known to
+    # every Cc recipient, a reply-all from one of them, a lawyer or a neighbour, is taken as the applicant's own.
+    number, _ours = _awaiting_clarification(
+        settings, _plain("ivanova@example.ru", "w8-appeal@example.ru", "8bit", QUESTION.encode(), extra=COPY)
+    )
+    reply = _plain(
+        "neighbour@example.org",
         "w8-reply@example.org",
-        "Участок не продаётся, вопрос снят.",
-        "In-Reply-To: <w8-appeal@example.ru>\r\nReferences: <w8-appeal@example.ru>\r\n",
+        "8bit",
+        "Участок не продаётся, вопрос снят.".encode(),
+        extra="In-Reply-To: <w8-appeal@example.ru>\r\nReferences: <w8-appeal@example.ru>\r\n",
     )
-    process_raw(settings, reply, Source("smtp", envelope_from="neighbour@example.org"), now=utcnow())
+    status = _status_after(settings, reply, "neighbour@example.org", number)
+    assert status == Status.clarification_requested, status
+    # The neighbour's letter is his own, registered for him, not lost.
     with session_scope(settings) as session:
-        request = session.scalar(select(Request).where(Request.number == number.request_number))
-        assert request is not None
-        assert request.status == Status.clarification_requested, request.status
-        # The neighbour's letter is his own, registered for him, not lost.
         his = session.scalars(select(Request.number).where(Request.reply_email == "neighbour@example.org")).all()
-        assert len(his) == 1 and his[0] != number.request_number, his
+    assert len(his) == 1 and his[0] != number, his
     # Her own follow-up naming her first letter, from her address in another case, is her clarification.
-    own = letter(
-        "Иванова Мария <Ivanova@Example.ru>",
+    own = _plain(
+        "Ivanova@Example.ru",
         "w8-own@example.ru",
-        "Кадастровый номер 54:32:010101:15.",
-        "In-Reply-To: <w8-appeal@example.ru>\r\nReferences: <w8-appeal@example.ru>\r\n",
+        "8bit",
+        "Кадастровый номер 54:32:010101:15.".encode(),
+        extra="In-Reply-To: <w8-appeal@example.ru>\r\nReferences: <w8-appeal@example.ru>\r\n",
     )
-    process_raw(settings, own, Source("smtp", envelope_from="Ivanova@Example.ru"), now=utcnow())
-    with session_scope(settings) as session:
-        request = session.scalar(select(Request).where(Request.number == number.request_number))
-        assert request is not None
-        assert request.status == Status.in_progress, request.status
+    assert _status_after(settings, own, "Ivanova@Example.ru", number) == Status.in_progress
 
 
 # W9 -------------------------------------------------------------------------------------------------------------
@@ -382,3 +390,75 @@ def test_the_receiver_asks_to_retry_while_the_database_lacks_migrations(
         reset_caches()
         db.dispose_engines()
     assert reply.startswith("250") and len(numbers) == 1, (reply, numbers)
+
+
+# W10 ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="W10: another body's system notice («Ваше обращение зарегистрировано под № ОГ-12345 … письмо сформировано "
+    "автоматически, отвечать на него не нужно», from noreply@) is registered as a citizen's appeal: a number, a "
+    "30-day term, an acknowledgement mailed to noreply@",
+)
+def test_another_bodys_automatic_registration_notice_is_not_registered_as_an_appeal(settings: Settings) -> None:
+    # The department forwards appeals outside its remit (59-FZ art. 8 part 3) and asks other bodies for
+    # information from its shared mailbox; their systems answer that mailbox with registration notices, often
+    # without Auto-Submitted (RFC 3834). README "Register first": every letter a *person* writes is registered,
+    # automatic replies are not. Each such notice now takes a number in the gap-free register, counts in the monthly
+    # report, waits in the queue with a term and sends an acknowledgement that bounces.
+    raw = (
+        "From: Росреестр <noreply@rosreestr.example.ru>\r\nTo: info@dizo.test\r\n"
+        "Subject: Уведомление о регистрации обращения\r\nMessage-ID: <w10@rosreestr.example.ru>\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        "Уважаемый заявитель! Ваше обращение зарегистрировано 06.12.2026 под № ОГ-12345. Срок рассмотрения — "
+        "30 дней. Это письмо сформировано автоматически, отвечать на него не нужно.\r\n"
+    ).encode()
+    result = process_raw(settings, raw, Source("smtp", envelope_from="noreply@rosreestr.example.ru"), now=utcnow())
+    assert result.request_number is None, (result.outcome, result.request_number)
+
+
+# W11 ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="W11: a read receipt in plain text («Прочитано: <our subject>», «Ваше сообщение … было прочитано …», as "
+    "Outlook/Exchange and other programs send them without the RFC 8098 report) to our request for clarification "
+    "is taken as the citizen's clarification: «Получено уточнение от заявителя», back to work",
+)
+def test_a_plain_read_receipt_is_not_the_citizens_clarification(settings: Settings) -> None:
+    # The RFC 8098 form (multipart/report) is recognised and ignored; the plain form joins the request as her
+    # message and, while staff wait for her clarification, moves the request back to «на рассмотрении» and mails
+    # her a status notice (README "How it works": automatic replies never become requests or answers).
+    number, ours = _awaiting_clarification(
+        settings, _plain("ivanova@example.ru", "w11-appeal@example.ru", "8bit", QUESTION.encode())
+    )
+    message_id, subject = ours.message_id, ours.subject
+    receipt = (
+        f"From: Иванова <ivanova@example.ru>\r\nTo: info@dizo.test\r\nSubject: Прочитано: {subject}\r\n"
+        f"Message-ID: <w11-receipt@example.ru>\r\nIn-Reply-To: <{message_id}>\r\nReferences: <{message_id}>\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        f"Ваше сообщение\r\n\r\n  Кому: Иванова\r\n  Тема: {subject}\r\n  Отправлено: 06.12.2026 10:00\r\n\r\n"
+        "было прочитано 06.12.2026 10:05.\r\n"
+    ).encode()
+    status = _status_after(settings, receipt, "ivanova@example.ru", number)
+    assert status == Status.clarification_requested, status
+
+
+# W12 ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="W12: the monthly report for December 9999 (a month the page itself accepts: 2000-9999) is a 500 in the "
+    "console and «Ошибка: year 10000 is out of range» on the command line: the month after it is computed unchecked",
+)
+@pytest.mark.parametrize("path", ["/staff/reports/monthly?month=9999-12", "/staff/reports/monthly.pdf?month=9999-12"])
+def test_the_monthly_report_of_the_last_month_accepted_is_no_server_error(settings: Settings, path: str) -> None:
+    # README "Every page": bad input gets a page in Russian, never a 500. web/staff/reports._month accepts years up to
+    # 9999; figures.add_months(December 9999, 1) builds year 10000 and raises.
+    add_staff(settings, "operator@dizo.test", Role.operator)
+    http = client_for(settings)
+    login(http, "operator@dizo.test")
+    assert http.get(path).status_code < 500
