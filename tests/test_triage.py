@@ -181,6 +181,31 @@ def test_read_receipt_is_auto() -> None:
     assert _triage(raw).verdict is Verdict.auto_reply
 
 
+@pytest.mark.parametrize(
+    ("subject", "body"),
+    [
+        (
+            "Прочитано: Запрос уточнения",
+            "Ваше сообщение\n\n  Кому: Иванова\n  Тема: x\n\nбыло прочитано 06.12.2026 10:05.\n",
+        ),
+        ("Не прочитано: x", "Ваше сообщение\n\n  Тема: x\n\nбыло удалено без прочтения 06.12.2026.\n"),
+        ("Read: x", "Your message\n\n  To: Ivanova\n  Subject: x\n\nwas read on 12/6/2026 10:05 AM.\n"),
+    ],
+)
+def test_a_read_receipt_as_a_plain_letter_is_auto(subject: str, body: str) -> None:
+    # Tryout W11: the receipt Outlook and Exchange send without RFC 8098's report is never the person's answer.
+    assert _triage(_msg("In-Reply-To: <ours@example.gov.ru>", subject=subject, body=body)).verdict is Verdict.auto_reply
+
+
+def test_a_person_writing_about_reading_is_a_person() -> None:
+    # Either sign alone may be a person's: «Прочитано: ...» as a subject, «было прочитано» in a complaint.
+    for subject, body in (
+        ("Прочитано: ваш ответ, но вопрос остался", "Прошу уточнить срок аукциона.\n"),
+        ("Жалоба", "Моё письмо было прочитано 01.12.2026, а ответа нет. Прошу ответить.\n"),
+    ):
+        assert _triage(_msg("In-Reply-To: <ours@example.gov.ru>", subject=subject, body=body)).verdict is Verdict.normal
+
+
 def test_x_failed_recipients_is_bounce() -> None:
     assert _triage(_msg("X-Failed-Recipients: lost@example.ru")).verdict is Verdict.bounce
 

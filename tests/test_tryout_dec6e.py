@@ -421,12 +421,6 @@ def test_another_bodys_automatic_registration_notice_is_not_registered_as_an_app
 # W11 ------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="W11: a read receipt in plain text («Прочитано: <our subject>», «Ваше сообщение … было прочитано …», as "
-    "Outlook/Exchange and other programs send them without the RFC 8098 report) to our request for clarification "
-    "is taken as the citizen's clarification: «Получено уточнение от заявителя», back to work",
-)
 def test_a_plain_read_receipt_is_not_the_citizens_clarification(settings: Settings) -> None:
     # The RFC 8098 form (multipart/report) is recognised and ignored; the plain form joins the request as her
     # message and, while staff wait for her clarification, moves the request back to «на рассмотрении» and mails

@@ -160,6 +160,14 @@ _WEAK_AUTO_SUBJECT = re.compile(
     re.IGNORECASE,
 )
 _WEAK_AUTO_MAX_TEXT = 2000
+# A read receipt sent as an ordinary letter, not as RFC 8098's report (Outlook and Exchange in some set-ups, older
+# programs): the receipt's subject prefix and its sentence together; either alone may be a person's words.
+_RECEIPT_SUBJECT = re.compile(r"^\s*(прочитано|не прочитано|read|not read|lu|gelesen|ungelesen)\s*:", re.IGNORECASE)
+_RECEIPT_TEXT = re.compile(
+    r"(было|были) прочитан|удален[оы]? без прочтения|\bwas read on\b|was deleted without being read|"
+    r"\ba été lu\b|wurde am .{1,40} gelesen",
+    re.IGNORECASE,
+)
 _SES_NOTIFICATION = re.compile(r'\\?"notificationType\\?"\s*:\s*\\?"(Bounce|Complaint|Delivery)', re.IGNORECASE)
 _NO_REPLY_LOCAL = re.compile(r"^(no-?reply|do-?not-?reply|noreply|bounces?|mailer|mail-?daemon)([-+._].*)?$")
 _LIST_ROBOT_LOCAL = re.compile(r".-(admin|owner|request|bounces?)$")
@@ -301,6 +309,9 @@ def triage(msg: ParsedMessage, raw_msg: Message, envelope_from: str | None) -> T
         return Triage(Verdict.normal, "automatic-reply subject alone: held for staff", hold=HOLD_AUTO_SUBJECT)
     if _WEAK_AUTO_SUBJECT.search(msg.subject) and short_reply:
         return Triage(Verdict.auto_reply, "out-of-office subject on a short reply")
+    if _RECEIPT_SUBJECT.search(msg.subject) and len(msg.text) <= _WEAK_AUTO_MAX_TEXT and _RECEIPT_TEXT.search(msg.text):
+        # Never the person's clarification or answer: it only says our letter was opened (tryout W11).
+        return Triage(Verdict.auto_reply, "read receipt as a plain letter (subject and text of a receipt)")
     return Triage(Verdict.normal, "no automatic-message marker")
 
 
