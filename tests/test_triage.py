@@ -13,6 +13,7 @@ from mailservice.mail.triage import (
     HOLD_AUTO_GENERATED,
     HOLD_LIST_MAIL,
     HOLD_NULL_ENVELOPE,
+    HOLD_SYSTEM_NOTICE,
     RELAYED_HOLDS,
     TRIAGE_HOLDS,
     Triage,
@@ -204,6 +205,35 @@ def test_a_person_writing_about_reading_is_a_person() -> None:
         ("Жалоба", "Моё письмо было прочитано 01.12.2026, а ответа нет. Прошу ответить.\n"),
     ):
         assert _triage(_msg("In-Reply-To: <ours@example.gov.ru>", subject=subject, body=body)).verdict is Verdict.normal
+
+
+_NOTICE = (
+    "Уважаемый заявитель! Ваше обращение зарегистрировано 06.12.2026 под № ОГ-12345. Срок рассмотрения — 30 дней.\n"
+    "Это письмо сформировано автоматически, отвечать на него не нужно.\n"
+)
+
+
+def test_another_systems_notice_is_not_an_appeal() -> None:
+    # Tryout W10: from a no-reply address, an automatic reply (held for staff when it asks: intake/prepare);
+    # from a reception's mailbox a person may also use, always held; never registered at once.
+    robot = _triage(_msg(sender="Росреестр <noreply@rosreestr.example.ru>", body=_NOTICE))
+    assert robot.verdict is Verdict.auto_reply and robot.relayed == HOLD_SYSTEM_NOTICE
+    gosuslugi = "Статус заявления изменён: принято.\nСообщение сгенерировано автоматически.\n"
+    assert _triage(_msg(sender="no-reply@gosuslugi.example.ru", body=gosuslugi)).verdict is Verdict.auto_reply
+    reception = _triage(_msg(sender="Приёмная <priemnaya@city.example.ru>", body=_NOTICE))
+    assert reception.verdict is Verdict.normal and reception.hold == HOLD_SYSTEM_NOTICE
+    assert HOLD_SYSTEM_NOTICE in RELAYED_HOLDS and HOLD_SYSTEM_NOTICE in TRIAGE_HOLDS
+
+
+def test_a_person_mentioning_automatic_mail_is_a_person() -> None:
+    # One sign alone is a person's words: «пришло автоматическое уведомление» in a complaint, «не отвечайте
+    # отписками».
+    for body in (
+        "Мне пришло автоматическое уведомление о регистрации, а ответа нет уже месяц. Прошу ответить.\n",
+        "Прошу не отвечайте отписками, а назовите срок аукциона.\n",
+    ):
+        result = _triage(_msg(body=body))
+        assert result.verdict is Verdict.normal and result.hold == "", body
 
 
 def test_x_failed_recipients_is_bounce() -> None:

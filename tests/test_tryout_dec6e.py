@@ -395,12 +395,6 @@ def test_the_receiver_asks_to_retry_while_the_database_lacks_migrations(
 # W10 ------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="W10: another body's system notice («Ваше обращение зарегистрировано под № ОГ-12345 … письмо сформировано "
-    "автоматически, отвечать на него не нужно», from noreply@) is registered as a citizen's appeal: a number, a "
-    "30-day term, an acknowledgement mailed to noreply@",
-)
 def test_another_bodys_automatic_registration_notice_is_not_registered_as_an_appeal(settings: Settings) -> None:
     # The department forwards appeals outside its remit (59-FZ art. 8 part 3) and asks other bodies for
     # information from its shared mailbox; their systems answer that mailbox with registration notices, often

@@ -17,6 +17,7 @@ from mailservice.mail.triage import (
     HOLD_CALENDAR_REPLY,
     HOLD_LIST_MAIL,
     HOLD_NULL_ENVELOPE,
+    HOLD_SYSTEM_NOTICE,
     TRIAGE_HOLDS,
 )
 
@@ -55,6 +56,7 @@ _HOLD_REASONS = {
     TRIAGE_HOLDS[HOLD_CALENDAR_INVITATION]: "приглашение в календарь, в котором ни о чём не просят",
     TRIAGE_HOLDS[HOLD_CALENDAR_REPLY]: "ответ на приглашение в календарь с вопросом",
     TRIAGE_HOLDS[HOLD_NULL_ENVELOPE]: "пустой адрес возврата <> у письма с вопросом",
+    TRIAGE_HOLDS[HOLD_SYSTEM_NOTICE]: "автоматическое уведомление другой системы",
     "looks like advertising": "похоже на рекламу",
 }
 

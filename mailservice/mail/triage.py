@@ -133,6 +133,10 @@ HOLD_NULL_ENVELOPE = (
     "пришло с пустым адресом возврата (<>): так приходят уведомления почтовых систем, но в письме есть вопрос — "
     "проверьте и зарегистрируйте"
 )
+HOLD_SYSTEM_NOTICE = (
+    "похоже на автоматическое уведомление другой системы («сформировано автоматически», «отвечать не нужно»): "
+    "проверьте, нужно ли его регистрировать"
+)
 # The holds triage itself decides, with the short English reason intake's journal records for each.
 TRIAGE_HOLDS = {
     HOLD_AUTO_SUBJECT: "automatic-reply subject alone",
@@ -141,10 +145,13 @@ TRIAGE_HOLDS = {
     HOLD_CALENDAR_INVITATION: "calendar invitation that asks nothing",
     HOLD_CALENDAR_REPLY: "calendar reply that asks something",
     HOLD_NULL_ENVELOPE: "null envelope sender <> on a letter that asks something",
+    HOLD_SYSTEM_NOTICE: "automatic notice of another system",
 }
 # Holds of a copy a list or a program relayed: it never acts as its sender's command or thanks. A letter with a
 # null return path is held the same way: nothing may answer it automatically (RFC 5321 4.5.5).
-RELAYED_HOLDS = frozenset({HOLD_LIST_MAIL, HOLD_AUTO_GENERATED, HOLD_CALENDAR_REPLY, HOLD_NULL_ENVELOPE})
+RELAYED_HOLDS = frozenset(
+    {HOLD_LIST_MAIL, HOLD_AUTO_GENERATED, HOLD_CALENDAR_REPLY, HOLD_NULL_ENVELOPE, HOLD_SYSTEM_NOTICE}
+)
 # Holds that intake lifts when the letter asks, complains or names a place: it is then registered as usual.
 HELD_UNLESS_ASKING = frozenset({HOLD_CALENDAR_INVITATION})
 # iTIP methods (RFC 5546 1.4): answers and cancellations are automatic; invitations wait for staff.
@@ -169,6 +176,21 @@ _RECEIPT_TEXT = re.compile(
     re.IGNORECASE,
 )
 _SES_NOTIFICATION = re.compile(r'\\?"notificationType\\?"\s*:\s*\\?"(Bounce|Complaint|Delivery)', re.IGNORECASE)
+# What another body's system writes under its notices («Ваше обращение зарегистрировано под № …», a status changed
+# on Госуслуги), often without Auto-Submitted: made by a program, and not to be answered.
+_MADE_BY_PROGRAM = re.compile(
+    r"(сформирован|сгенерирован|создан|отправлен|рассылается)[оаы]?\s+автоматически|"
+    r"автоматически\s+(сформирован|сгенерирован|создан|отправлен)|автоматическ(ое|ая|ий)\s+(уведомлени|рассылк|письм|"
+    r"сообщени)|generated automatically|automatically generated|automated (message|notification)",
+    re.IGNORECASE,
+)
+_DO_NOT_REPLY = re.compile(
+    r"не\s+отвечайте|отвечать\s+на\s+(него|нее|неё|это\s+письмо|это\s+сообщение|данное\s+(письмо|сообщение))\s+не\s+"
+    r"(нужно|требуется|следует|надо)|не\s+требует\s+ответа|do not reply|don[’']t reply|please do not respond",
+    re.IGNORECASE,
+)
+# Enough of a notice's text to find both: they stand in its first lines or its last ones.
+_NOTICE_READ = 4000
 _NO_REPLY_LOCAL = re.compile(r"^(no-?reply|do-?not-?reply|noreply|bounces?|mailer|mail-?daemon)([-+._].*)?$")
 _LIST_ROBOT_LOCAL = re.compile(r".-(admin|owner|request|bounces?)$")
 # What list software (Mailman, ezmlm, fml, Sympa, Majordomo, LISTSERV) writes besides List-Id/List-Unsubscribe:
@@ -292,6 +314,17 @@ def triage(msg: ParsedMessage, raw_msg: Message, envelope_from: str | None) -> T
             Verdict.auto_reply,
             "mailing-list robot address (-admin, -owner, -request) and list software headers",
             relayed=HOLD_LIST_MAIL,
+        )
+    own_text = msg.new_text or msg.text
+    notice_text = own_text[:_NOTICE_READ] + "\n" + own_text[-_NOTICE_READ:]
+    if _MADE_BY_PROGRAM.search(notice_text) and (_NO_REPLY_LOCAL.search(local) or _DO_NOT_REPLY.search(notice_text)):
+        # Another body's system answering the department's mailbox (a registration notice, a status changed): not
+        # an appeal (tryout W10). From a no-reply address it is an automatic reply, held when it asks something;
+        # from an address a person may use (a reception's mailbox) it always waits for staff, never dropped.
+        if _NO_REPLY_LOCAL.search(local):
+            return Triage(Verdict.auto_reply, "automatic notice from a no-reply address", relayed=HOLD_SYSTEM_NOTICE)
+        return Triage(
+            Verdict.normal, "automatic notice: made by a program, not to be answered", hold=HOLD_SYSTEM_NOTICE
         )
     if null_envelope:
         # RFC 5321 4.5.5: a message with a null reverse-path gets no automatic reply (it is how notices of mail
