@@ -130,11 +130,6 @@ def test_a_letter_damaged_by_a_few_bytes_keeps_its_text(settings: Settings, cte:
 # W3 -------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="W3: the same letter sent twice a minute apart (a second press of «Отправить», a resend when no "
-    "acknowledgement came yet) gets two numbers, two acknowledgements and two terms; nothing links the copies",
-)
 def test_the_same_letter_sent_twice_a_minute_apart_is_one_request(settings: Settings) -> None:
     # The dedupe step (README "How it works": Message-ID + content hash) catches only the same Message-ID; a mail
     # client's second send makes a new one. Staff then answer one copy and see the other go overdue, the monthly

@@ -48,7 +48,7 @@ from mailservice.inforequests import identity, notifications, service
 from mailservice.inforequests.deadlines import REGISTRATION_DAYS
 from mailservice.inforequests.lifecycle import Channel
 from mailservice.inforequests.models import Client, ClientContact, Request
-from mailservice.inforequests.notes import add_event
+from mailservice.inforequests.notes import add_event, internal_note
 from mailservice.intake import forwarded_register, mentions
 from mailservice.intake.actions import held_note
 from mailservice.intake.commands import Command
@@ -226,6 +226,20 @@ def _from_client(request: Request, address: str | None) -> bool:
 
 
 _NOT_ORIGINALS = [Outcome.duplicate, Outcome.quarantined]
+# The same letter sent again by its author (a second press of «Отправить», a resend when no acknowledgement came
+# yet) gets a new Message-ID: within this time it is a copy of the request already registered, not a second one
+# with its own number and term (tryout W3).
+RESEND_WINDOW = dt.timedelta(hours=24)
+
+
+def _resend_key(address: str | None, subject: str) -> tuple[str, str]:
+    return address_key(address or ""), subject[:500]
+
+
+def _letter_files(request: Request, entry_id: int) -> list[tuple[str, str]]:
+    """The files the letter of journal entry ``entry_id`` brought to ``request``."""
+    files = [a for a in request.attachments if a.event is not None and a.event.intake_id == entry_id]
+    return sorted((a.filename, a.sha256) for a in files)
 
 
 class Lookups:
@@ -254,6 +268,29 @@ class Lookups:
         """The request or outbox message ``parsed`` answers."""
         return _find_thread(self.session, parsed)
 
+    def sent_before(
+        self, parsed: ParsedMessage, text: str, files: Sequence[service.StoredFile], now: dt.datetime
+    ) -> IntakeEntry | None:
+        """The registered letter this one repeats (same sender, subject, text and files, within RESEND_WINDOW)."""
+        key = _resend_key(parsed.from_addr, parsed.subject)
+        earlier = self.session.scalars(
+            select(IntakeEntry)
+            .where(
+                IntakeEntry.outcome == Outcome.new_request,
+                IntakeEntry.received_at >= now - RESEND_WINDOW,
+                IntakeEntry.subject == key[1],
+                IntakeEntry.request_id.is_not(None),
+            )
+            .order_by(IntakeEntry.id.desc())
+        )
+        mine = sorted((f.filename, f.sha256) for f in files)
+        for entry in earlier:
+            if _resend_key(entry.from_addr, entry.subject) != key or entry.request is None:
+                continue
+            if entry.request.text == text and _letter_files(entry.request, entry.id) == mine:
+                return entry
+        return None
+
     def client(self, address: str) -> Client | None:
         """The client who owns ``address``."""
         return service.find_client_by_email(self.session, address)
@@ -269,7 +306,7 @@ class BatchLookups(Lookups):
     not :meth:`plain` and goes to its own savepoint, where :class:`Lookups` answers after a flush.
     """
 
-    def __init__(self, session: Session, messages: Sequence[ParsedMessage]) -> None:
+    def __init__(self, session: Session, messages: Sequence[ParsedMessage], now: dt.datetime) -> None:
         super().__init__(session)
         self._originals: dict[tuple[str, str | None], IntakeEntry] = {}
         self._clients: dict[str, Client | None] = {}
@@ -277,6 +314,8 @@ class BatchLookups(Lookups):
         self._load_originals(sorted({parsed.content_hash for parsed in messages}))
         self._load_clients(sorted({address_key(parsed.from_addr) for parsed in messages if parsed.from_addr}))
         self._load_thread_ids(sorted({message_id for parsed in messages for message_id in _thread_ids(parsed)}))
+        self._recent: set[tuple[str, str]] = set()
+        self._load_recent(messages, now - RESEND_WINDOW)
 
     def _load_originals(self, hashes: Sequence[str]) -> None:
         for chunk in _chunks(hashes):
@@ -312,6 +351,26 @@ class BatchLookups(Lookups):
             roots = select(Request.thread_root).where(Request.thread_root.in_(chunk))
             self._thread_ids.update(root for root in self.session.scalars(roots) if root)
 
+    def _load_recent(self, messages: Sequence[ParsedMessage], since: dt.datetime) -> None:
+        """Senders and subjects of the letters registered since ``since`` that the batch's letters share."""
+        subjects = sorted({parsed.subject[:500] for parsed in messages})
+        for chunk in _chunks(subjects):
+            recent = select(IntakeEntry.from_addr, IntakeEntry.subject).where(
+                IntakeEntry.outcome == Outcome.new_request,
+                IntakeEntry.received_at >= since,
+                IntakeEntry.subject.in_(chunk),
+            )
+            self._recent.update(_resend_key(address, subject) for address, subject in self.session.execute(recent))
+
+    def sent_before(
+        self, parsed: ParsedMessage, text: str, files: Sequence[service.StoredFile], now: dt.datetime
+    ) -> IntakeEntry | None:
+        assert not self._may_resend(parsed), "a letter that may repeat an earlier one is decided in its own savepoint"
+        return None
+
+    def _may_resend(self, parsed: ParsedMessage) -> bool:
+        return _resend_key(parsed.from_addr, parsed.subject) in self._recent
+
     def duplicate_of(self, entry: IntakeEntry, parsed: ParsedMessage) -> IntakeEntry | None:
         original = self._originals.get((parsed.content_hash, parsed.message_id or None))
         assert original is None or original.id is not None, "a copy of an unflushed message goes to a savepoint"
@@ -332,6 +391,8 @@ class BatchLookups(Lookups):
         if entry.outcome not in _NOT_ORIGINALS and key not in self._originals:
             self._originals[key] = entry
         if request is not None:
+            if entry.outcome == Outcome.new_request:
+                self._recent.add(_resend_key(entry.from_addr, entry.subject))
             if request.thread_root:
                 self._thread_ids.add(request.thread_root)
             if entry.from_addr:
@@ -357,7 +418,13 @@ class BatchLookups(Lookups):
             # A copy of a message earlier in this batch needs that message's id: a flush first, in a savepoint.
             return original.id is not None
         trusted_forward = prepared.forwarded is not None and prepared.forwarded.trusted  # looks up the author
-        return not self._may_thread(parsed) and prepared.command is None and not prepared.thanks and not trusted_forward
+        return (
+            not self._may_thread(parsed)
+            and not self._may_resend(parsed)
+            and prepared.command is None
+            and not prepared.thanks
+            and not trusted_forward
+        )
 
 
 def _link(entry: IntakeEntry, request: Request) -> None:
@@ -470,12 +537,16 @@ def _decide(
             rejected=rejected,
             now=now,
         )
-    client = _sender_client(session, lookups, parsed, now)
     if request is None and outbox_row is None:
         # A first letter keeps what it quotes or forwards: «Прошу разобраться» above a quoted refusal is the
         # appeal itself (tryout F5). A reply loses its quote: of our message, or of the citizen's own earlier letter
         # (a follow-up found by its Message-ID or number tag), which the request it follows already holds.
         body = parsed.text or body
+        earlier = lookups.sent_before(parsed, body, attachments, now)
+        if earlier is not None and earlier.request is not None:
+            _sent_again(session, entry, earlier, earlier.request, now)
+            return None
+    client = _sender_client(session, lookups, parsed, now)
     # Only a new letter that answers nothing of ours may wait unregistered (advertising: intake/spam.py).
     hold = prepared.hold if (request is None and outbox_row is None) or unanswerable else ()
     # The acknowledgement goes to the person named in From; a different Reply-To is recorded, for answers once
@@ -568,6 +639,22 @@ def _thanks(
     else:
         entry.reason = "thanks to nothing of ours: feedback of the client, no request"
     return request
+
+
+def _sent_again(session: Session, entry: IntakeEntry, earlier: IntakeEntry, request: Request, now: dt.datetime) -> None:
+    """The letter repeats one registered within RESEND_WINDOW: a copy of it, noted for staff on its request (the
+    raw message stays in the journal); no second number, term or acknowledgement."""
+    entry.outcome, entry.duplicate_of_id = Outcome.duplicate, earlier.id
+    _link(entry, request)
+    entry.reason = f"sent again: same sender, subject, text and files as journal entry {earlier.id}"
+    internal_note(
+        session,
+        request.client,
+        request,
+        now,
+        "Автор прислал это же письмо ещё раз (та же тема, текст и файлы, другой Message-ID): "
+        "отдельно не зарегистрировано, строка журнала приёма почты № " + str(earlier.id) + ".",
+    )
 
 
 def _staff_notes(session: Session, request: Request, parsed: ParsedMessage, now: dt.datetime) -> None:
@@ -688,7 +775,7 @@ def _write(
     """Write one batch in the caller's transaction (see the module docstring for the two modes)."""
     seen = _seen_many(session, [source for _raw, source, _prepared in items])
     fresh = [item for item in items if (item[1].mailbox, item[1].uidvalidity, item[1].uid) not in seen]
-    batch = BatchLookups(session, [p.parsed for *_rest, p in fresh if p.parsed is not None]) if fast else None
+    batch = BatchLookups(session, [p.parsed for *_rest, p in fresh if p.parsed is not None], now) if fast else None
     if batch is not None:  # the acknowledgements already sent to the batch's senders, in one query
         notifications.prefetch_auto_replies(
             session, [p.parsed.from_addr for *_r, p in fresh if p.parsed and p.parsed.from_addr], now

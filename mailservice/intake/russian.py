@@ -69,6 +69,10 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(r"^same Message-ID and content as journal entry (\d+)$"),
         "то же письмо (тот же Message-ID и текст), что в строке журнала {0}",
     ),
+    (
+        re.compile(r"^sent again: same sender, subject, text and files as journal entry (\d+)$"),
+        "то же письмо прислано ещё раз (тот же автор, тема, текст и файлы), что и в строке журнала {0}",
+    ),
     (re.compile(r"^reply to (\S+)$"), "ответ по обращению {0}"),
     (re.compile(r"^thanks for (\S+): feedback, no new request$"), "благодарность за ответ {0}, без нового обращения"),
     (re.compile(r"^thanks to nothing of ours: feedback of the client, no request$"), "благодарность, без обращения"),
