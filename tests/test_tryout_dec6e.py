@@ -247,12 +247,6 @@ def test_an_attachment_named_in_raw_8bit_cyrillic_keeps_its_name(settings: Setti
 # W7 -------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="W7: a caller's phone finds their client only when typed character for character as before, and the "
-    "README's name-match suggestion does not exist: «+7 913 555-12-34» and «8 (913) 555-12-34» of one «Петрова А. С.» "
-    "make two clients, no merge is suggested, the history is split",
-)
 def test_a_callers_phone_typed_another_way_finds_their_client(settings: Settings) -> None:
     # README "Security model": a phone or a name proves nothing, but «a matching phone or name» gives staff a
     # suggestion «Возможно, тот же человек», and service.find_or_create_client: «a phone alone finds its client».
