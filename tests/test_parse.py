@@ -429,6 +429,28 @@ def test_decode_bytes_reads_damaged_utf8_as_utf8_and_single_byte_text_not() -> N
     assert decode_bytes(text.encode("cp1251"), "utf-8")[0] == text
 
 
+@pytest.mark.parametrize(
+    ("charset", "disposition", "folded"),
+    [("cp1251", True, False), ("koi8-r", False, False), ("utf-8", True, True), ("cp1251", False, True)],
+)
+def test_an_attachment_name_in_raw_8bit_bytes_is_read(charset: str, disposition: bool, folded: bool) -> None:
+    # W6: the name in raw bytes, in Content-Disposition or only in Content-Type, folded inside its quotes or not.
+    name = "Заявление о предоставлении земельного участка.pdf"
+    quoted = b'"' + name.encode(charset) + b'"'
+    if folded:  # at a space, as mail programs fold (RFC 5322 2.2.3)
+        quoted = quoted.replace(b" ", b"\r\n ", 1)
+    header = b"Content-Disposition: attachment; filename=" if disposition else b"Content-Type: application/pdf; name="
+    raw = (
+        b"From: a@example.ru\r\nTo: info@dizo.test\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n'
+        b"--b\r\n" + header + quoted + b"\r\n"
+        + (b"Content-Type: application/pdf\r\n" if disposition else b"Content-Disposition: attachment\r\n")
+        + b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n"
+    )  # fmt: skip
+    [attachment] = parse_message(raw).attachments
+    assert attachment.filename == name, attachment.filename
+
+
 @pytest.mark.parametrize("cut", [1, 2, 3])
 def test_decode_base64_loose_reads_text_cut_short(cut: int) -> None:
     # W2: base64 cut short by a size-limited relay; a length one past a whole quantum is what the standard

@@ -213,11 +213,6 @@ def test_the_quarantine_page_does_not_show_five_years_of_junk_at_once(settings: 
 # W6 -------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="W6: an attachment named in raw 8-bit Windows-1251 or KOI8-R (old mail programs, 1C and office "
-    "scanners sending by mail) is stored as «���������.pdf»: the letter's Subject and From in the same bytes are read",
-)
 @pytest.mark.parametrize("charset", ["cp1251", "koi8-r"])
 def test_an_attachment_named_in_raw_8bit_cyrillic_keeps_its_name(settings: Settings, charset: str) -> None:
     # Staff tell «Заявление.pdf» from «Паспорт.pdf» by name on the request page and in the history archive; here

@@ -96,6 +96,24 @@ def _part_charset(part: Message) -> str | None:
     return str(charset) if charset else None
 
 
+def _raw_param(part: Message, header: str, param: str) -> str | None:
+    """A parameter of the header as it came, raw 8-bit bytes kept as surrogate escapes (quoted or plain)."""
+    pattern = re.compile(rf'(?:^|;)\s*{param}\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)', re.IGNORECASE)
+    try:
+        # unfolded (RFC 5322 2.2.3): a long name is folded inside its quotes
+        values = [re.sub(r"\r?\n(?=[ \t])", "", value) for name, value in part.raw_items() if name.lower() == header]
+    except Exception:
+        return None
+    for value in values:
+        match = pattern.search(str(value))
+        if match:
+            found = match.group(1).strip()
+            if found.startswith('"') and found.endswith('"') and len(found) >= 2:
+                found = re.sub(r"\\(.)", r"\1", found[1:-1])
+            return found or None
+    return None
+
+
 def _part_filename(part: Message, defects: list[str]) -> str | None:
     name: object = None
     try:
@@ -112,6 +130,10 @@ def _part_filename(part: Message, defects: list[str]) -> str | None:
             name = None
     if not name:
         return None
+    if "\ufffd" in str(name):
+        # Raw 8-bit bytes in the parameter (old mail programs, 1C, office scanners): the standard library has
+        # replaced them by now; the raw header still holds them (tryout W6), read as the Subject's are.
+        name = _raw_param(part, "content-disposition", "filename") or _raw_param(part, "content-type", "name") or name
     text, _ = _fix_8bit(str(name))
     if "=?" in text:  # RFC 2047 inside a parameter is non-standard but what Outlook and Mail.ru send
         text = decode_encoded_words(text)
