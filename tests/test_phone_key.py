@@ -4,13 +4,14 @@ digits; migration 2110_phone_key merges the spellings already stored as 2001 mer
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from mailservice import config, db
 from mailservice.db import session_scope
 from mailservice.inforequests import identity
 from mailservice.inforequests.models import Client, ClientContact, MergeSuggestion
 from mailservice.mail.addresses import phone_key
+from tests.test_contact_case import FEB01, JAN10, JAN20, insert_old_contacts
 from tests.test_identity import fresh_url  # noqa: F401  (a fixture)
 
 
@@ -32,50 +33,19 @@ def test_a_phone_is_compared_by_its_digits(typed: str, key: str) -> None:
     assert phone_key(typed) == key
 
 
-JAN10 = "2026-01-10 10:00:00+00"
-JAN20 = "2026-01-20 10:00:00+00"
-FEB01 = "2026-02-01 09:30:00+00"
-
-
 def test_migration_merges_the_spellings_of_one_phone(fresh_url: str) -> None:  # noqa: F811
     settings = config.Settings(database_url=fresh_url)
     db.upgrade(settings, "2003_postal_address_format")  # phones keyed as typed
-    engine = db._engine_for(fresh_url)
-    with engine.begin() as conn:
-        for cid in (1, 2, 3):
-            conn.execute(
-                text(
-                    "INSERT INTO clients (id, name, organisation, postal_address, created_at, last_interaction_at, "
-                    "legal_hold) VALUES (:id, :name, '', '', :at, :at, false)"
-                ),
-                {"id": cid, "name": f"Клиент {cid}", "at": JAN10},
-            )
-        contacts = [
-            # One client, two spellings: the proven one stays.
-            (1, 1, "+7 913 555-12-34", JAN10, None, None),
-            (2, 1, "8 (913) 555-12-34", JAN20, FEB01, "in_person"),
-            # Two clients, one number: the older contact stays with its client, the other client keeps its record.
-            (3, 2, "8 383 222 33 44", JAN10, None, None),
-            (4, 3, "+7 (383) 222-33-44", JAN20, None, None),
-            (5, 3, "ivan@example.ru", JAN10, None, None),
-        ]
-        for cid, client_id, value, created, proven, proof in contacts:
-            conn.execute(
-                text(
-                    "INSERT INTO client_contacts (id, client_id, kind, value, value_key, created_at, proven_at, proof) "
-                    "VALUES (:id, :client, :kind, :value, :key, :created, :proven, :proof)"
-                ),
-                {
-                    "id": cid,
-                    "client": client_id,
-                    "kind": "email" if "@" in value else "phone",
-                    "value": value,
-                    "key": value,
-                    "created": created,
-                    "proven": proven,
-                    "proof": proof,
-                },
-            )
+    contacts = [
+        # One client, two spellings: the proven one stays.
+        (1, 1, "+7 913 555-12-34", JAN10, None, None),
+        (2, 1, "8 (913) 555-12-34", JAN20, FEB01, "in_person"),
+        # Two clients, one number: the older contact stays with its client, the other client keeps its record.
+        (3, 2, "8 383 222 33 44", JAN10, None, None),
+        (4, 3, "+7 (383) 222-33-44", JAN20, None, None),
+        (5, 3, "ivan@example.ru", JAN10, None, None),
+    ]
+    insert_old_contacts(fresh_url, (1, 2, 3), contacts, keyed=True)
     db.upgrade(settings)
     with session_scope(settings) as session:
         rows = {c.id: c for c in session.scalars(select(ClientContact))}
