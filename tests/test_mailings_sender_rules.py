@@ -238,12 +238,18 @@ def test_a_pass_ends_its_connections_with_quit(one: Settings, recorder: tuple[Re
 
 def test_a_pass_with_the_relay_down_hands_every_copy_back(one: Settings, recorder: tuple[Recorder, int]) -> None:
     """When the relay cannot be reached, a pass stops and hands every copy it claimed back to the queue, untried,
-    and counts them as handed back; the next pass sends each copy once (README, Mailings: at most once)."""
+    and counts them as handed back; the next pass sends each copy once (README, Mailings: at most once). A copy
+    handed back untried costs none of its attempts (README, Mailings: 4xx retries with back-off): the back-off
+    and the attempt limit count the tries that reached the relay, not the passes that found it down. The copy the
+    connection failed on is handed back by the consent round; if that record were lost, it would go back to the
+    queue only at the end of the pass, one attempt spent, and the round's other outcomes with it."""
     handler, _port = recorder
     addresses, campaign_id, down = started_with_the_relay_down(one, 3)
     result = run_within(sender._pass(down, campaign_id, new_worker_name()), 60, "the pass")
     assert (result.smtp_down, result.released, result.sent, result.deferred, result.failed) == (True, 3, 0, 0, 0)
     assert states(one, campaign_id) == {"queued": 3}
+    with session_scope(one) as session:
+        assert list(session.scalars(select(Delivery.attempts).where(Delivery.campaign_id == campaign_id))) == [0] * 3
     assert run_within(send_campaign(one, campaign_id), 60, "the campaign").status == "done"
     assert [handler.count(a) for a in addresses] == [1, 1, 1]
 
