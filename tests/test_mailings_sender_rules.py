@@ -366,6 +366,23 @@ def test_a_worker_step_keeps_to_its_time_budget(one: Settings, recorder: tuple[R
     assert sum(handler.count(a) for a in addresses) == sent
 
 
+def test_the_progress_callback_gets_the_counts_so_far(one: Settings, recorder: tuple[Recorder, int]) -> None:
+    """``send_campaign(..., on_outcome=...)`` is told after each copy, with the counts of the pass so far (the
+    ``PassResult`` the summary adds up): with one connection, one more copy sent at each call."""
+    handler, _port = recorder
+    addresses = populate(one, 3)
+    campaign_id = new_campaign(one)
+    seen: list[tuple[int, int]] = []
+    summary = run_within(
+        send_campaign(one, campaign_id, on_outcome=lambda result: seen.append((result.sent, result.failed))),
+        60,
+        "the campaign",
+    )
+    assert summary.status == "done"
+    assert seen == [(1, 0), (2, 0), (3, 0)]
+    assert [handler.count(a) for a in addresses] == [1, 1, 1]
+
+
 def test_a_campaign_send_stops_when_told(one: Settings, recorder: tuple[Recorder, int]) -> None:
     """`campaign send` (and each helper process, on SIGTERM) stops when told in the middle of the campaign: the
     copy in flight is finished, the others go back to the queue, the campaign is still being sent and the summary
