@@ -16,6 +16,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 # Pydantic Settings' own models and ours are built without looking for Pydantic plugins (the service uses none):
@@ -153,6 +154,43 @@ class Security(StrEnum):
     ssl = "ssl"
     starttls = "starttls"
     none = "none"
+
+
+def _is_this_machine(host: str) -> bool:
+    """Whether a host name always means the machine that reads it (RFC 6761 6.3, RFC 1122 3.2.1.3, RFC 4291 2.5.3)."""
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def public_url_problem(url: str) -> str | None:
+    """Why a production PUBLIC_URL cannot serve citizens, in Russian, or None (pure; empty is refused apart)."""
+    parts = urlsplit(url.strip())
+    try:
+        host = parts.hostname or ""
+    except ValueError:
+        host = ""
+    if parts.scheme.lower() not in {"http", "https"} or not host:
+        return "— не адрес страницы; укажите адрес, по которому граждане открывают страницы службы (https://…)"
+    if _is_this_machine(host):
+        # Every link in every letter would lead back to the reader's own computer, which no citizen can open.
+        return (
+            "ведёт на эту же машину: ссылки в письмах гражданам открывались бы на их собственном компьютере; "
+            "укажите адрес, по которому граждане открывают страницы службы (https://…)"
+        )
+    if parts.scheme.lower() != "https":
+        # Status, history and unsubscribe links carry tokens, and staff log in through the same address: over plain
+        # HTTP anyone on the way reads them (152-FZ art. 19: personal data protected in transit).
+        return (
+            "— без https: ссылки с личными данными и вход сотрудников шли бы по сети открытыми; "
+            "укажите https-адрес обратного прокси"
+        )
+    return None
 
 
 def local_url(host: str, port: int) -> str:
@@ -367,6 +405,9 @@ class Settings(BaseSettings):
                 f"{local_url(self.web_host, self.web_port)}, адрес этой машины; укажите адрес, по которому "
                 "граждане открывают страницы службы (https://…)"
             )
+        link_problem = public_url_problem(self.public_url)
+        if link_problem is not None:
+            raise ValueError(f"MAILSERVICE_PUBLIC_URL «{self.public_url}» {link_problem}")
         sender_domain = self.from_address.rpartition("@")[2].strip().lower().rstrip(".")
         if not sender_domain:
             raise ValueError(
@@ -409,6 +450,21 @@ class Settings(BaseSettings):
     def blob_dir(self) -> Path:
         """Content-addressed store of raw messages and attachments."""
         return self.data_dir / "blobs"
+
+    @property
+    def own_addresses(self) -> frozenset[str]:
+        """The service's own mailboxes, case-folded: the address it sends from, the mailbox it reads (when the login
+        is an address), the List-Unsubscribe ``mailto:`` and the commands' dedicated addresses. A letter From one of
+        them is never answered automatically (RFC 3834 section 2: a responder must not reply to itself)."""
+        addresses = (
+            self.from_address,
+            self.imap_user,
+            self.mailing_unsubscribe_address,
+            self.subscribe_address,
+            self.unsubscribe_address,
+            self.history_address,
+        )
+        return frozenset(a.strip().casefold() for a in addresses if "@" in a)
 
     @property
     def unit_head_map(self) -> dict[str, str]:

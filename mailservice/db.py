@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
-from sqlalchemy import Column, MetaData, event, func, inspect, select
+from sqlalchemy import Column, Connection, MetaData, event, func, inspect, select
 from sqlalchemy.orm import DeclarativeBase, Mapper, Session, sessionmaker
 
 from mailservice import engine, model_domains
@@ -176,12 +176,18 @@ def alembic_config(settings: Settings | None = None) -> Any:
     return cfg
 
 
-def pending_migrations(settings: Settings | None = None) -> set[str]:
-    """Head revisions the configured database has not reached (empty: migrated); raises when it is unreachable."""
+def pending_migrations(settings: Settings | None = None, connection: Connection | None = None) -> set[str]:
+    """Head revisions the configured database has not reached (empty: migrated); raises when it is unreachable.
+
+    ``connection``: read through one already open (a transaction holding SQLite's write lock would make a second
+    connection wait for itself).
+    """
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
     heads = set(ScriptDirectory.from_config(alembic_config(settings)).get_heads())
+    if connection is not None:
+        return heads - set(MigrationContext.configure(connection).get_current_heads())
     with get_engine(settings).connect() as conn:
         current = set(MigrationContext.configure(conn).get_current_heads())
     return heads - current

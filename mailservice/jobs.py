@@ -77,7 +77,15 @@ def default_jobs() -> list[Job]:
         Job("reminders", 300.0, reminders),  # issue 17: once per working day inside, at REMINDER_HOUR
         Job("retention", 900.0, retention),  # issue 17: once per local day inside, report kept in job_runs
         Job("monthly-report", 900.0, monthly_report),  # issue 17: first working day of a month, to the head
+        Job("form-uses-purge", 3600.0, _form_uses_purge),  # once per local day inside, recorded in job_runs
     ]
+
+
+def _form_uses_purge(settings: Settings, now: dt.datetime) -> int:
+    """Delete the console forms' used tokens once they are too old to be accepted anyway (web/staff/once.py)."""
+    from mailservice.web.staff.once import purge_due
+
+    return purge_due(settings, now)
 
 
 def _subscribers_purge(settings: Settings, now: dt.datetime) -> int:

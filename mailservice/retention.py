@@ -153,6 +153,7 @@ def _anonymise_client(
                 subject="",
                 text="",
                 reply_email=None,
+                reply_email_key=None,
                 reply_name="",
                 reply_to_claimed=None,
                 thread_root=None,

@@ -8,6 +8,7 @@ moving it to the end of the list and later removing it.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import functools
 import hashlib
 import hmac
@@ -39,6 +40,7 @@ class Purpose(StrEnum):
     request_form = "mailservice.request-form.v1"  # issue 16: when the site's request form was opened
     request_status = "mailservice.request-status.v1"  # issue 16: the status page of one request
     request_claim = "mailservice.request-claim.v1"  # F12: the owner of a typed address joins a form request
+    console_form = "mailservice.console-form.v1"  # a console form's one-time token, timed (web/staff/once.py)
 
 
 class TokenError(Exception):
@@ -85,6 +87,18 @@ def load_timed(settings: Settings, purpose: Purpose, token: str, max_age_s: int)
         raise TokenError("expired token", expired=True) from exc
     except BadData as exc:
         raise TokenError("invalid token") from exc
+
+
+def load_with_time(settings: Settings, purpose: Purpose, token: str) -> tuple[Any, dt.datetime]:
+    """The payload of a token made by :func:`sign_timed` and when it was signed (UTC), or :class:`TokenError`; the
+    caller judges the age against its own clock (``now``)."""
+    try:
+        payload, signed = URLSafeTimedSerializer(_keys(settings), salt=purpose.value).loads(
+            token, return_timestamp=True
+        )
+    except BadData as exc:
+        raise TokenError("invalid token") from exc
+    return payload, signed
 
 
 def _b64(data: bytes) -> bytes:

@@ -55,6 +55,9 @@ FORWARDED_LEVELS = 3
 # The inbound SMTP/LMTP receiver ("Limits"): the longest line taken, CRLF included.
 RECEIVER_LINE_BYTES = 2**20
 
+# The console's «Карантин» page ("How it works"): letters a page.
+QUARANTINE_PAGE = 50
+
 # The README's own wording of each value above (whitespace-normalised substrings of README.md).
 README_PHRASES = (
     "5 failed logins to one account from one address are free; after them that address waits 1, 2, 4, 8 minutes",
@@ -76,6 +79,7 @@ README_PHRASES = (
     "«Это моё обращение — присоединить к моей истории обращений» (valid 30 days;",
     "at most 20,000 characters of forwarded text per letter, forwards inside forwards 3 deep",
     "takes lines up to 1 MiB (1,048,576 octets with the CRLF)",
+    "The page shows 50 letters at a time",
     # Deadlines: registration + 30 calendar days counted from the next day; an extension of at most 15 days.
     "registration + 30 calendar days counted from the next day",
     "an extension is an *event* (≤ 15 days for 8-FZ",

@@ -294,12 +294,17 @@ FEB01 = "2026-02-01 09:30:00+00"
 MAR01 = "2026-03-01 12:00:00+00"
 
 
-def test_migration_merges_the_spellings_of_one_address(fresh_url: str) -> None:  # noqa: F811
-    settings = config.Settings(database_url=fresh_url)
-    db.upgrade(settings, "1905_reply_email_lower")  # the schema before the contact key
-    engine = db._engine_for(fresh_url)
-    with engine.begin() as conn:
-        for cid in (1, 2, 3):
+def insert_old_contacts(
+    url: str,
+    client_ids: tuple[int, ...],
+    contacts: list[tuple[int, int, str, str, str | None, str | None]],
+    *,
+    keyed: bool = False,
+) -> None:
+    """Clients and their contacts (id, client, value, created, proven, proof) as an older schema holds them;
+    ``keyed``: with ``value_key`` as typed (the schema of 2001_contact_case, before a key for phones)."""
+    with db._engine_for(url).begin() as conn:
+        for cid in client_ids:
             conn.execute(
                 text(
                     "INSERT INTO clients (id, name, organisation, postal_address, created_at, last_interaction_at, "
@@ -307,24 +312,12 @@ def test_migration_merges_the_spellings_of_one_address(fresh_url: str) -> None: 
                 ),
                 {"id": cid, "name": f"Клиент {cid}", "at": JAN10},
             )
-        contacts = [
-            # One client, two spellings: the proven one stays, created when the first was.
-            (1, 1, "Ivan@Mail.RU", JAN10, None, None),
-            (2, 1, "ivan@mail.ru", JAN20, FEB01, "reply"),
-            # A Unicode local part, the domain once in punycode: one mailbox of client 1 too, neither proven.
-            (3, 1, "Иван@пример.рф", JAN20, None, None),
-            (4, 1, "иван@xn--e1afmkfd.xn--p1ai", JAN10, None, None),
-            # Two clients: the proven contact stays with its client, the other client keeps its record.
-            (5, 2, "Victim@example.ru", JAN10, None, None),
-            (6, 3, "victim@example.ru", JAN20, MAR01, "in_person"),
-            (7, 2, "other@example.ru", JAN10, None, None),
-            (8, 3, "+7 913 555-44-33", JAN10, None, None),
-        ]
+        key = ", value_key" if keyed else ""
         for cid, client_id, value, created, proven, proof in contacts:
             conn.execute(
                 text(
-                    "INSERT INTO client_contacts (id, client_id, kind, value, created_at, proven_at, proof) "
-                    "VALUES (:id, :client, :kind, :value, :created, :proven, :proof)"
+                    f"INSERT INTO client_contacts (id, client_id, kind, value{key}, created_at, proven_at, proof) "
+                    f"VALUES (:id, :client, :kind, :value{', :value' if keyed else ''}, :created, :proven, :proof)"
                 ),
                 {
                     "id": cid,
@@ -336,6 +329,25 @@ def test_migration_merges_the_spellings_of_one_address(fresh_url: str) -> None: 
                     "proof": proof,
                 },
             )
+
+
+def test_migration_merges_the_spellings_of_one_address(fresh_url: str) -> None:  # noqa: F811
+    settings = config.Settings(database_url=fresh_url)
+    db.upgrade(settings, "1905_reply_email_lower")  # the schema before the contact key
+    contacts = [
+        # One client, two spellings: the proven one stays, created when the first was.
+        (1, 1, "Ivan@Mail.RU", JAN10, None, None),
+        (2, 1, "ivan@mail.ru", JAN20, FEB01, "reply"),
+        # A Unicode local part, the domain once in punycode: one mailbox of client 1 too, neither proven.
+        (3, 1, "Иван@пример.рф", JAN20, None, None),
+        (4, 1, "иван@xn--e1afmkfd.xn--p1ai", JAN10, None, None),
+        # Two clients: the proven contact stays with its client, the other client keeps its record.
+        (5, 2, "Victim@example.ru", JAN10, None, None),
+        (6, 3, "victim@example.ru", JAN20, MAR01, "in_person"),
+        (7, 2, "other@example.ru", JAN10, None, None),
+        (8, 3, "+7 913 555-44-33", JAN10, None, None),
+    ]
+    insert_old_contacts(fresh_url, (1, 2, 3), contacts)
     db.upgrade(settings)
     with session_scope(settings) as session:
         rows = {c.id: c for c in session.scalars(select(ClientContact))}

@@ -200,7 +200,8 @@ def installed(built: tuple[Path, Path], tmp_path: Path, sink: Sink) -> Installed
         "MAILSERVICE_DATA_DIR": str(tmp_path / "data"),
         "MAILSERVICE_SECRET_KEYS": secrets.token_urlsafe(48),
         "MAILSERVICE_DEPARTMENT_ADDRESS": "630011, г. Новосибирск, Красный проспект, д. 18",
-        "MAILSERVICE_PUBLIC_URL": "http://127.0.0.1",
+        # Production refuses a loopback or plain http link address (README "Production checks"): the proxy's one.
+        "MAILSERVICE_PUBLIC_URL": "https://obr.dizo.test",
         "MAILSERVICE_FROM_ADDRESS": "info@dizo.test",
         "MAILSERVICE_SMTP_HOST": "127.0.0.1",
         "MAILSERVICE_SMTP_PORT": str(sink.port),
@@ -214,8 +215,7 @@ def installed(built: tuple[Path, Path], tmp_path: Path, sink: Sink) -> Installed
 @pytest.fixture
 def server(installed: Installed) -> Iterator[str]:
     port = free_port()
-    env = installed.env | {"MAILSERVICE_PUBLIC_URL": f"http://127.0.0.1:{port}"}
-    installed.env = env
+    env = installed.env
     process = subprocess.Popen(
         [str(installed.bin / "mailservice"), "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=installed.work,
@@ -242,6 +242,27 @@ def server(installed: Installed) -> Iterator[str]:
         process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+class _Proxy(httpx.HTTPTransport):
+    """The https proxy in front of the server: the browser talks to PUBLIC_URL (so the Secure session cookie is
+    kept and sent), each request reaches the server's loopback http port, its Host header unchanged."""
+
+    def __init__(self, server: str) -> None:
+        super().__init__()
+        self.server = httpx.URL(server)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url.copy_with(scheme="http", host=self.server.host, port=self.server.port)
+        # A new request: the browser's own keeps its https URL, by which its cookies are stored.
+        inner = httpx.Request(request.method, url, headers=request.headers, stream=request.stream)
+        return super().handle_request(inner)
+
+
+def _behind_the_proxy(installed: Installed, server: str) -> httpx.Client:
+    """A browser at PUBLIC_URL (https) whose requests reach the loopback server, as through the proxy."""
+    public = installed.env["MAILSERVICE_PUBLIC_URL"]
+    return httpx.Client(base_url=public, timeout=60, follow_redirects=True, transport=_Proxy(server))
 
 
 def _get_paths(installed: Installed) -> list[str]:
@@ -296,7 +317,7 @@ def test_installed_wheel_serves_every_page_and_sends_mail(installed: Installed, 
     assert number[1] in str(acknowledgement["Subject"]) + acknowledgement.get_body().get_content()  # type: ignore[union-attr]
 
     # Every page: the public ones as anyone, the staff ones after a real login.
-    http = httpx.Client(base_url=server, timeout=60, follow_redirects=True)
+    http = _behind_the_proxy(installed, server)
     login = http.get("/staff/login")
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
     assert login.status_code == 200 and csrf
@@ -331,7 +352,7 @@ def test_installed_wheel_serves_every_page_and_sends_mail(installed: Installed, 
     if officer_only:
         installed.run("staff", "add", "--email", OFFICER, "--role", "process_officer", "--name", "Сидоров П. П.",
                       stdin=PASSWORD + "\n")  # fmt: skip
-        officer = httpx.Client(base_url=server, timeout=60, follow_redirects=True)
+        officer = _behind_the_proxy(installed, server)
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', officer.get("/staff/login").text)
         assert csrf
         officer.post("/staff/login", data={"email": OFFICER, "password": PASSWORD, "csrf_token": csrf[1]})

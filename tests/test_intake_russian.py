@@ -25,6 +25,7 @@ def test_every_outcome_has_a_russian_name(outcome: Outcome) -> None:
         ("unparseable: binary data, not an RFC 5322 message", "5322"),
         ("unparseable: empty message", ""),
         ("same Message-ID and content as journal entry 17", "17"),
+        ("sent again: same sender, subject, text and files as journal entry 18", "18"),
         ("database integrity error", ""),
         ("follow-up to 2026-000040 (status answered): new linked request", "2026-000040"),
         ("held unregistered for staff: looks like advertising", ""),

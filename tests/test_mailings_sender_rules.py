@@ -238,12 +238,18 @@ def test_a_pass_ends_its_connections_with_quit(one: Settings, recorder: tuple[Re
 
 def test_a_pass_with_the_relay_down_hands_every_copy_back(one: Settings, recorder: tuple[Recorder, int]) -> None:
     """When the relay cannot be reached, a pass stops and hands every copy it claimed back to the queue, untried,
-    and counts them as handed back; the next pass sends each copy once (README, Mailings: at most once)."""
+    and counts them as handed back; the next pass sends each copy once (README, Mailings: at most once). A copy
+    handed back untried costs none of its attempts (README, Mailings: 4xx retries with back-off): the back-off
+    and the attempt limit count the tries that reached the relay, not the passes that found it down. The copy the
+    connection failed on is handed back by the consent round; if that record were lost, it would go back to the
+    queue only at the end of the pass, one attempt spent, and the round's other outcomes with it."""
     handler, _port = recorder
     addresses, campaign_id, down = started_with_the_relay_down(one, 3)
     result = run_within(sender._pass(down, campaign_id, new_worker_name()), 60, "the pass")
     assert (result.smtp_down, result.released, result.sent, result.deferred, result.failed) == (True, 3, 0, 0, 0)
     assert states(one, campaign_id) == {"queued": 3}
+    with session_scope(one) as session:
+        assert list(session.scalars(select(Delivery.attempts).where(Delivery.campaign_id == campaign_id))) == [0] * 3
     assert run_within(send_campaign(one, campaign_id), 60, "the campaign").status == "done"
     assert [handler.count(a) for a in addresses] == [1, 1, 1]
 
@@ -360,6 +366,23 @@ def test_a_worker_step_keeps_to_its_time_budget(one: Settings, recorder: tuple[R
     assert sum(handler.count(a) for a in addresses) == sent
 
 
+def test_the_progress_callback_gets_the_counts_so_far(one: Settings, recorder: tuple[Recorder, int]) -> None:
+    """``send_campaign(..., on_outcome=...)`` is told after each copy, with the counts of the pass so far (the
+    ``PassResult`` the summary adds up): with one connection, one more copy sent at each call."""
+    handler, _port = recorder
+    addresses = populate(one, 3)
+    campaign_id = new_campaign(one)
+    seen: list[tuple[int, int]] = []
+    summary = run_within(
+        send_campaign(one, campaign_id, on_outcome=lambda result: seen.append((result.sent, result.failed))),
+        60,
+        "the campaign",
+    )
+    assert summary.status == "done"
+    assert seen == [(1, 0), (2, 0), (3, 0)]
+    assert [handler.count(a) for a in addresses] == [1, 1, 1]
+
+
 def test_a_campaign_send_stops_when_told(one: Settings, recorder: tuple[Recorder, int]) -> None:
     """`campaign send` (and each helper process, on SIGTERM) stops when told in the middle of the campaign: the
     copy in flight is finished, the others go back to the queue, the campaign is still being sent and the summary
@@ -404,7 +427,8 @@ def test_a_failed_consent_round_stops_the_pass_at_once(
 ) -> None:
     """The database fails while the consent of the first copy is re-checked: that copy is not sent, and the
     worker starts no other SMTP transaction on a database that may be gone; every copy waits in the queue, and the
-    next pass sends each once (module docstring of the sender: a crash before the commit loses nothing)."""
+    next pass sends each once (module docstring of the sender: a crash before the commit loses nothing). The pass
+    counts the three copies it handed back untried (the counts `campaign send` reports are the rows')."""
     handler, _port = recorder
     addresses = populate(one, 4)
     campaign_id = new_campaign(one)
@@ -431,7 +455,8 @@ def test_a_failed_consent_round_stops_the_pass_at_once(
 
     monkeypatch.setattr(Ledger, "commit_round", commit_round)
     monkeypatch.setattr(sender.Coordinator, "_fast_round", fast_round)
-    assert run_within(send_due(one), 60, "the pass with a failed round") == 0
+    result = run_within(sender._pass(one, campaign_id, new_worker_name()), 60, "the pass with a failed round")
+    assert (result.sent, result.released, result.deferred, result.failed, result.ambiguous) == (0, 3, 0, 0, 0)
     assert failed, "no consent round ran"
     assert handler.mails == 1
     assert handler.arrivals == []

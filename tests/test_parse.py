@@ -18,6 +18,7 @@ from mailservice.mail import fastpath, header_reader
 from mailservice.mail.bounces import parse_bounce
 from mailservice.mail.headers import (
     HeaderInjectionError,
+    decode_base64_loose,
     decode_bytes,
     decode_encoded_words,
     normalise_address,
@@ -411,6 +412,53 @@ def test_decode_bytes_guesses_cyrillic() -> None:
     )
     german = "Grüße aus München, schöne Grüße"
     assert decode_bytes(german.encode("cp1252"))[0] == german
+
+
+def test_decode_bytes_reads_damaged_utf8_as_utf8_and_single_byte_text_not() -> None:
+    # W2: a line cut inside a character (a relay folding at 998 bytes) and a last character cut short leave
+    # UTF-8 with two invalid sequences; it stays UTF-8, each one replacement character, as mail clients show it.
+    text = "Прошу предоставить сведения о земельном участке в Бердске."
+    damaged = text.encode()[:20] + b"\r\n" + text.encode()[21:] + "Иван".encode()[:-1]
+    for declared in ("utf-8", None, "windows-1251"):
+        decoded, note = decode_bytes(damaged, declared)
+        assert decoded == "Прошу пред\ufffd\r\nставить сведения о земельном участке в Бердске.Ива\ufffd", decoded
+        assert note is not None and "2 invalid utf-8" in note
+    # Text in a single-byte Cyrillic charset is no such UTF-8, whatever the declaration says.
+    for charset in ("cp1251", "koi8-r", "cp866", "iso8859-5"):
+        assert decode_bytes(text.encode(charset), charset)[0] == text
+    assert decode_bytes(text.encode("cp1251"), "utf-8")[0] == text
+
+
+@pytest.mark.parametrize(
+    ("charset", "disposition", "folded"),
+    [("cp1251", True, False), ("koi8-r", False, False), ("utf-8", True, True), ("cp1251", False, True)],
+)
+def test_an_attachment_name_in_raw_8bit_bytes_is_read(charset: str, disposition: bool, folded: bool) -> None:
+    # W6: the name in raw bytes, in Content-Disposition or only in Content-Type, folded inside its quotes or not.
+    name = "Заявление о предоставлении земельного участка.pdf"
+    quoted = b'"' + name.encode(charset) + b'"'
+    if folded:  # at a space, as mail programs fold (RFC 5322 2.2.3)
+        quoted = quoted.replace(b" ", b"\r\n ", 1)
+    header = b"Content-Disposition: attachment; filename=" if disposition else b"Content-Type: application/pdf; name="
+    raw = (
+        b"From: a@example.ru\r\nTo: info@dizo.test\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n'
+        b"--b\r\n" + header + quoted + b"\r\n"
+        + (b"Content-Type: application/pdf\r\n" if disposition else b"Content-Disposition: attachment\r\n")
+        + b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n"
+    )  # fmt: skip
+    [attachment] = parse_message(raw).attachments
+    assert attachment.filename == name, attachment.filename
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3])
+def test_decode_base64_loose_reads_text_cut_short(cut: int) -> None:
+    # W2: base64 cut short by a size-limited relay; a length one past a whole quantum is what the standard
+    # library cannot read (bpo-27397).
+    data = "Прошу предоставить сведения.".encode()
+    decoded = decode_base64_loose(base64.b64encode(data)[:-cut])
+    assert data.startswith(decoded) and len(decoded) >= len(data) - 3
+    assert decode_encoded_words("=?utf-8?B?" + base64.b64encode("Привет".encode()).decode()[:-3] + "?=") == "Прив\ufffd"
 
 
 # --------------------------------------------------------------------------------------------------

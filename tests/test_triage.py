@@ -13,6 +13,7 @@ from mailservice.mail.triage import (
     HOLD_AUTO_GENERATED,
     HOLD_LIST_MAIL,
     HOLD_NULL_ENVELOPE,
+    HOLD_SYSTEM_NOTICE,
     RELAYED_HOLDS,
     TRIAGE_HOLDS,
     Triage,
@@ -179,6 +180,60 @@ def test_read_receipt_is_auto() -> None:
         "displayed\n--B--\n"
     ).encode()
     assert _triage(raw).verdict is Verdict.auto_reply
+
+
+@pytest.mark.parametrize(
+    ("subject", "body"),
+    [
+        (
+            "Прочитано: Запрос уточнения",
+            "Ваше сообщение\n\n  Кому: Иванова\n  Тема: x\n\nбыло прочитано 06.12.2026 10:05.\n",
+        ),
+        ("Не прочитано: x", "Ваше сообщение\n\n  Тема: x\n\nбыло удалено без прочтения 06.12.2026.\n"),
+        ("Read: x", "Your message\n\n  To: Ivanova\n  Subject: x\n\nwas read on 12/6/2026 10:05 AM.\n"),
+    ],
+)
+def test_a_read_receipt_as_a_plain_letter_is_auto(subject: str, body: str) -> None:
+    # Tryout W11: the receipt Outlook and Exchange send without RFC 8098's report is never the person's answer.
+    assert _triage(_msg("In-Reply-To: <ours@example.gov.ru>", subject=subject, body=body)).verdict is Verdict.auto_reply
+
+
+def test_a_person_writing_about_reading_is_a_person() -> None:
+    # Either sign alone may be a person's: «Прочитано: ...» as a subject, «было прочитано» in a complaint.
+    for subject, body in (
+        ("Прочитано: ваш ответ, но вопрос остался", "Прошу уточнить срок аукциона.\n"),
+        ("Жалоба", "Моё письмо было прочитано 01.12.2026, а ответа нет. Прошу ответить.\n"),
+    ):
+        assert _triage(_msg("In-Reply-To: <ours@example.gov.ru>", subject=subject, body=body)).verdict is Verdict.normal
+
+
+_NOTICE = (
+    "Уважаемый заявитель! Ваше обращение зарегистрировано 06.12.2026 под № ОГ-12345. Срок рассмотрения — 30 дней.\n"
+    "Это письмо сформировано автоматически, отвечать на него не нужно.\n"
+)
+
+
+def test_another_systems_notice_is_not_an_appeal() -> None:
+    # Tryout W10: from a no-reply address, an automatic reply (held for staff when it asks: intake/prepare);
+    # from a reception's mailbox a person may also use, always held; never registered at once.
+    robot = _triage(_msg(sender="Росреестр <noreply@rosreestr.example.ru>", body=_NOTICE))
+    assert robot.verdict is Verdict.auto_reply and robot.relayed == HOLD_SYSTEM_NOTICE
+    gosuslugi = "Статус заявления изменён: принято.\nСообщение сгенерировано автоматически.\n"
+    assert _triage(_msg(sender="no-reply@gosuslugi.example.ru", body=gosuslugi)).verdict is Verdict.auto_reply
+    reception = _triage(_msg(sender="Приёмная <priemnaya@city.example.ru>", body=_NOTICE))
+    assert reception.verdict is Verdict.normal and reception.hold == HOLD_SYSTEM_NOTICE
+    assert HOLD_SYSTEM_NOTICE in RELAYED_HOLDS and HOLD_SYSTEM_NOTICE in TRIAGE_HOLDS
+
+
+def test_a_person_mentioning_automatic_mail_is_a_person() -> None:
+    # One sign alone is a person's words: «пришло автоматическое уведомление» in a complaint, «не отвечайте
+    # отписками».
+    for body in (
+        "Мне пришло автоматическое уведомление о регистрации, а ответа нет уже месяц. Прошу ответить.\n",
+        "Прошу не отвечайте отписками, а назовите срок аукциона.\n",
+    ):
+        result = _triage(_msg(body=body))
+        assert result.verdict is Verdict.normal and result.hold == "", body
 
 
 def test_x_failed_recipients_is_bounce() -> None:

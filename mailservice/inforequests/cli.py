@@ -464,16 +464,16 @@ def report_cmd(
 ) -> None:
     """Ежемесячный отчёт (диаграммы и таблицы) в PDF или HTML, как его получает руководитель департамента."""
     from mailservice.reports import monthly
-    from mailservice.reports.figures import add_months
+    from mailservice.reports.figures import add_months, report_month
 
     if output.suffix.lower() not in (".pdf", ".html"):
         raise tclick.BadParameter("ожидался файл .pdf или .html", param_hint="--output")
     settings = get_settings()
     today = utcnow().astimezone(settings.tz).date()
     try:
-        first = dt.date.fromisoformat(f"{month}-01") if month else add_months(today, -1)
-    except ValueError:
-        raise tclick.BadParameter("ожидался месяц ГГГГ-ММ", param_hint="--month") from None
+        first = report_month(month, today) if month else add_months(today, -1)
+    except ValueError as exc:
+        raise tclick.BadParameter(str(exc), param_hint="--month") from None
     with _session(settings) as session:
         report = monthly.build(session, settings, first, today)
     if output.suffix.lower() == ".pdf":

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, NamedTuple, TextIO
+from typing import Any, BinaryIO, NamedTuple, TextIO
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Row, Select, literal, select, tuple_
@@ -297,42 +297,59 @@ class _Counted:
             yield row
 
 
-def xlsx_bytes(rows: Iterable[dict[str, object]]) -> tuple[bytes, int]:
-    """The register as XLSX (bytes, number of rows): bold frozen header, auto-filter over the table, widths."""
+def write_xlsx_to(rows: Iterable[dict[str, object]], target: str | Path | BinaryIO) -> int:
+    """Write the register as XLSX to a file name or a binary file (bold frozen header, auto-filter over the table,
+    widths); returns the number of rows.
+
+    Streamed: openpyxl's write-only mode writes each row to a temporary file as it comes and keeps no cell, so
+    memory stays flat at any size (the in-memory workbook held every cell: five years, 100,000 rows, took the web
+    process +900 MB, tryout W4). Widths and frozen panes go before the first row, the auto-filter after the last
+    (the sheet's XML is written in that order, ECMA-376 part 1, 18.3.1.99).
+    """
     # Imported here: openpyxl (and the numpy it pulls in) costs a fifth of a second at every start of the CLI.
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Alignment, Font
     from openpyxl.utils import get_column_letter
 
-    workbook = Workbook()
-    sheet = workbook.active
-    assert sheet is not None
-    sheet.title = "Реестр запросов"
-    sheet.append(list(HEADERS))
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-        cell.alignment = Alignment(wrap_text=True, vertical="top")
-    count = 0
-    for row in rows:
-        sheet.append(safe_row(row[c.key] for c in COLUMNS))
-        count += 1
-        for index, column in enumerate(COLUMNS, start=1):
-            value = row[column.key]
-            if isinstance(value, dt.datetime):
-                sheet.cell(row=count + 1, column=index).number_format = "DD.MM.YYYY HH:MM"
-            elif isinstance(value, dt.date):
-                sheet.cell(row=count + 1, column=index).number_format = "DD.MM.YYYY"
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("Реестр запросов")
     for index, column in enumerate(COLUMNS, start=1):
         sheet.column_dimensions[get_column_letter(index)].width = column.width
     sheet.freeze_panes = "A2"
+    bold, wrapped = Font(bold=True), Alignment(wrap_text=True, vertical="top")
+    header = []
+    for title in HEADERS:
+        cell = WriteOnlyCell(sheet, value=title)
+        cell.font, cell.alignment = bold, wrapped
+        header.append(cell)
+    sheet.append(header)
+
+    def typed(value: object) -> object:
+        # A date or date-time in the Russian form; other values as they are (text made formula-safe before).
+        if isinstance(value, dt.datetime | dt.date):
+            cell = WriteOnlyCell(sheet, value=value)
+            cell.number_format = "DD.MM.YYYY HH:MM" if isinstance(value, dt.datetime) else "DD.MM.YYYY"
+            return cell
+        return value
+
+    count = 0
+    for row in rows:
+        sheet.append([typed(value) for value in safe_row(row[key] for key in KEYS)])
+        count += 1
     sheet.auto_filter.ref = f"A1:{get_column_letter(len(COLUMNS))}{count + 1}"
+    workbook.save(target)
+    return count
+
+
+def xlsx_bytes(rows: Iterable[dict[str, object]]) -> tuple[bytes, int]:
+    """The register as XLSX (bytes, number of rows): :func:`write_xlsx_to` into memory, for small registers and
+    tests (the console streams a large one from a temporary file)."""
     buffer = io.BytesIO()
-    workbook.save(buffer)
+    count = write_xlsx_to(rows, buffer)
     return buffer.getvalue(), count
 
 
 def write_xlsx(rows: Iterable[dict[str, object]], path: Path) -> int:
     """Write the register as an XLSX file; returns the number of rows."""
-    data, count = xlsx_bytes(rows)
-    path.write_bytes(data)
-    return count
+    return write_xlsx_to(rows, path)

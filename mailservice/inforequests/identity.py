@@ -151,7 +151,8 @@ def record_check(
     if email:
         prove(session, client, email, Proof.in_person, now, actor=checked_by)
     if phone:
-        contact = next((c for c in client.contacts if c.kind == "phone" and c.value == phone), None)
+        key = contact_key("phone", phone)
+        contact = next((c for c in client.contacts if c.kind == "phone" and c.value_key == key), None)
         if contact is None:
             contact = ClientContact(kind="phone", value=phone, created_at=now)
             client.contacts.append(contact)

@@ -168,6 +168,12 @@ class RegistrationCounter(Base):
     last: Mapped[int] = mapped_column(Integer, default=0)
 
 
+def _reply_key(context: Any) -> str | None:
+    """``reply_email_key`` of a Core insert that names only ``reply_email``."""
+    given = context.get_current_parameters().get("reply_email")
+    return address_key(given) if given else None
+
+
 class Request(Base):
     """An information request (8-FZ) or a citizen appeal (59-FZ), whatever channel it came through."""
 
@@ -223,12 +229,22 @@ class Request(Base):
     # The status link's key (webrequests/status.py): None until the address the request's notices go to changes;
     # then a new random key makes every link sent before show nothing (defect U1).
     status_key: Mapped[str | None] = mapped_column(String(32), default=None)
+    # reply_email by mail.addresses.address_key, kept by _keep_reply_key: the acknowledgement limit counts a mailbox
+    # whatever the case of its letters, Cyrillic ones too, alike on both databases (SQLite's lower() folds ASCII
+    # only, so an index on lower(reply_email) counted «Иван@» and «иван@» as two senders).
+    reply_email_key: Mapped[str | None] = mapped_column(String(320), default=_reply_key, index=True)
 
     client: Mapped[Client] = relationship()
     events: Mapped[list[Event]] = relationship(
         back_populates="request", order_by="Event.id", cascade="all, delete-orphan"
     )
     attachments: Mapped[list[Attachment]] = relationship(back_populates="request", cascade="all, delete-orphan")
+
+    @validates("reply_email")
+    def _keep_reply_key(self, _name: str, given: str | None) -> str | None:
+        """Recompute ``reply_email_key`` whenever the reply address changes (a bulk UPDATE sets both itself)."""
+        self.reply_email_key = address_key(given) if given else None
+        return given
 
 
 def get_by_number(session: Session, number: str) -> Request | None:

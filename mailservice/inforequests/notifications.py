@@ -21,6 +21,7 @@ from mailservice.inforequests import postal
 from mailservice.inforequests.lifecycle import CHANNEL_NAMES, REFUSAL_GROUNDS, STATUS_NAMES, Channel, EventKind, Status
 from mailservice.inforequests.models import Client, Event, Request
 from mailservice.inforequests.notes import EventLike, add_event, event_rows, internal_note
+from mailservice.mail.addresses import address_key
 from mailservice.mail.compose import TextMessage, build_message, text_message_bytes, wire_address
 from mailservice.outbox import OutboxMessage, enqueue_raw, wire_fields
 from mailservice.templating import fill, greeting, render_slotted, ru_date, ru_short_date, slot
@@ -263,18 +264,18 @@ def _auto_reply_counts(session: Session) -> dict[str, int]:
 
 
 def _mailbox_key(address: str) -> str:
-    """The address as the limit counts it: «Victim@» and «vIctim@» reach one mailbox at every provider a citizen
-    uses, so forged letters must not multiply the limit by the spellings of one local part (defect U9; RFC 5321
-    2.4 discourages exploiting its case). Lower-cased as the databases' lower() does (ASCII on SQLite)."""
-    return address.lower()
+    """The address as the limit counts it: «Victim@» and «vIctim@», «Иван@» and «иван@» reach one mailbox at every
+    provider a citizen uses, so forged letters must not multiply the limit by the spellings of one local part
+    (defect U9; RFC 5321 2.4 discourages exploiting its case). The key stored as ``Request.reply_email_key``."""
+    return address_key(address)
 
 
 def prefetch_auto_replies(session: Session, addresses: Sequence[str], now: dt.datetime) -> None:
     """Read the automatic replies of the last hour to ``addresses`` in one query (intake's batch)."""
     counts = _auto_reply_counts(session)
     wanted = sorted({_mailbox_key(a) for a in addresses} - counts.keys())
-    # Migration 1905 indexes lower(reply_email), so this look-up stays an index scan.
-    reply_key = func.lower(Request.reply_email)
+    # Computed in Python and stored (migration 2101), indexed: the same key on both databases.
+    reply_key = Request.reply_email_key
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
         counts.update(dict.fromkeys(chunk, 0))
@@ -304,6 +305,17 @@ def auto_reply_allowed(session: Session, settings: Settings, request: Request, n
     """Whether one more automatic reply may go to the request's reply address this hour; when not, a note for staff
     says so on the request (the request itself is registered all the same)."""
     address = request.reply_email
+    if address and address.strip().casefold() in settings.own_addresses:
+        # RFC 3834 2: a responder never answers itself; our own mailbox would take the reply in (a mail loop).
+        internal_note(
+            session,
+            request.client,
+            request,
+            now,
+            f"Автоматический ответ на адрес {address} не отправлен: это собственный адрес департамента.",
+            auto_reply_suppressed=True,
+        )
+        return False
     limit = settings.ack_limit_per_hour
     if not address or limit <= 0:
         return True

@@ -31,10 +31,8 @@ from mailservice.inforequests.models import Client, ClientContact, Event, Reques
 FTS_TABLE = "search_fts"
 TSV_COLUMN = "tsv"
 TSV_INDEX = "ix_search_documents_tsv"
-# ix_requests_reply_email_lower: migration 1905, the acknowledgement limit's look-up by lower(reply_email).
-HAND_MADE_INDEXES = frozenset(
-    {TSV_INDEX, "ix_requests_queue_order", "ix_requests_status_queue_order", "ix_requests_reply_email_lower"}
-)
+# (Migration 1905's ix_requests_reply_email_lower is gone since 2101: the limit's key is a column of the models.)
+HAND_MADE_INDEXES = frozenset({TSV_INDEX, "ix_requests_queue_order", "ix_requests_status_queue_order"})
 _CHUNK = 500
 _PENDING = "search_pending_requests"
 _PENDING_CLIENTS = "search_pending_clients"
@@ -59,7 +57,7 @@ class SearchDocument(Base):
 
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
     """Alembic's filter: the FTS5 table (and its shadow tables), the tsvector column and the expression indexes are
-    made by hand in migrations 1901, 1902 and 1905, not from the models."""
+    made by hand in migrations 1901 and 1902, not from the models."""
     if name is None:
         return True
     if type_ == "table" and name.startswith(FTS_TABLE):

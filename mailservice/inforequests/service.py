@@ -151,7 +151,8 @@ def find_or_create_client(
     client = update_or_create_client(
         session, client, now=now, name=name, organisation=organisation, postal_address=postal_address
     )
-    if phone and by_phone is None and not any(c.kind == "phone" and c.value == phone for c in client.contacts):
+    key = contact_key("phone", phone)
+    if phone and by_phone is None and not any(c.kind == "phone" and c.value_key == key for c in client.contacts):
         client.contacts.append(ClientContact(kind="phone", value=phone, created_at=now))
     if by_phone is not None and by_phone is not client:
         identity.suggest_merge(

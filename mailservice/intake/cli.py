@@ -76,17 +76,42 @@ def journal_cmd(
 
 
 @app.command("quarantine")
-def quarantine_cmd() -> None:
-    """Письма в карантине, ещё не разобранные сотрудниками."""
+def quarantine_cmd(
+    aside: Annotated[
+        bool, typer.Option("--aside", help="Показать письма, отложенные как не являющиеся обращениями")
+    ] = False,
+) -> None:
+    """Письма в карантине, ещё не разобранные сотрудниками (или отложенные как не обращения)."""
+    from mailservice.intake import quarantine
+
+    view = quarantine.View.not_appeal if aside else quarantine.View.waiting
     with session_scope() as session:
-        entries = session.scalars(
-            select(IntakeEntry)
-            .where(IntakeEntry.outcome == Outcome.quarantined, IntakeEntry.resolved_at.is_(None))
-            .order_by(IntakeEntry.id)
-        ).all()
+        entries = quarantine.listed(session, view)
         for e in entries:
-            typer.echo(f"{e.id:>6} {e.received_at:%Y-%m-%d %H:%M} {e.raw_sha256[:12]} {inert(reason_ru(e.reason))}")
-        typer.echo(f"В карантине: {len(entries)}", err=True)
+            who = (
+                f" | отложено {e.resolved_at:%Y-%m-%d %H:%M}, {inert(e.resolved_by)}" if aside and e.resolved_at else ""
+            )
+            typer.echo(
+                f"{e.id:>6} {e.received_at:%Y-%m-%d %H:%M} {e.raw_sha256[:12]} {inert(reason_ru(e.reason))}{who}"
+            )
+        typer.echo(f"{'Отложено как не обращения' if aside else 'В карантине'}: {len(entries)}", err=True)
+
+
+@app.command("set-aside")
+def set_aside_cmd(
+    entry_id: Annotated[int, typer.Argument(help="Номер строки журнала из `mailservice intake quarantine`")],
+    actor: Annotated[str, typer.Option(help="Кто откладывает")] = "cli",
+) -> None:
+    """Отложить письмо из карантина как не являющееся обращением (мусор без отправителя): без номера, письмо
+    сохраняется; выпустить его можно и потом."""
+    from mailservice.intake import quarantine
+
+    try:
+        with session_scope() as session:
+            quarantine.set_aside(session, entry_id, actor=actor, now=utcnow())
+    except actions.ActionError as exc:
+        raise click.ClickException(str(exc)) from None
+    typer.echo(f"Строка {entry_id}: отложена как не являющаяся обращением, без регистрации")
 
 
 @app.command("release")

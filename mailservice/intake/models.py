@@ -33,6 +33,15 @@ class Outcome(StrEnum):
     feedback = "feedback"
 
 
+class Resolution(StrEnum):
+    """How staff dealt with a quarantined message (``IntakeEntry.resolution``; empty while it waits)."""
+
+    # Taken through intake again (after a fix, or with the author's address staff typed): registered or so.
+    released = "released"
+    # Set aside as no appeal at all (junk without a sender): kept, never registered; it can still be released.
+    not_appeal = "not_appeal"
+
+
 class IntakeEntry(Base):
     """One message as it reached us, with where it came from and what became of it."""
 
@@ -60,9 +69,12 @@ class IntakeEntry(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"), default=None)
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("intake_journal.id"), default=None)
-    # Set when staff have dealt with a quarantined message (released into intake or dismissed).
+    # Set when staff have dealt with a quarantined message: who, when and how (a :class:`Resolution`).
     resolved_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     resolved_by: Mapped[str] = mapped_column(String(200), default="")
+    # A default in the database too: a receiver of the release before (still running while `db upgrade` works)
+    # writes rows without this column.
+    resolution: Mapped[str] = mapped_column(String(16), default="", server_default="")
 
     # Set instead of request_id when the request is new in this batch: the flush fills in the id.
     request: Mapped[Request | None] = relationship("Request")

@@ -40,7 +40,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
-from mailservice import bulk, faults
+from mailservice import bulk, db, faults
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.feedback.service import record_email_thanks
@@ -48,7 +48,7 @@ from mailservice.inforequests import identity, notifications, service
 from mailservice.inforequests.deadlines import REGISTRATION_DAYS
 from mailservice.inforequests.lifecycle import Channel
 from mailservice.inforequests.models import Client, ClientContact, Request
-from mailservice.inforequests.notes import add_event
+from mailservice.inforequests.notes import add_event, internal_note
 from mailservice.intake import forwarded_register, mentions
 from mailservice.intake.actions import held_note
 from mailservice.intake.commands import Command
@@ -57,7 +57,7 @@ from mailservice.intake.prepare import Prepared, preparer_for
 from mailservice.intake.wording import own_subject
 from mailservice.mail.addresses import address_key, same_address
 from mailservice.mail.parse import ParsedMessage
-from mailservice.mail.triage import HOLD_NULL_ENVELOPE, TRIAGE_HOLDS, Verdict
+from mailservice.mail.triage import TRIAGE_HOLDS, UNANSWERABLE_HOLDS, Verdict
 from mailservice.outbox import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -200,9 +200,12 @@ def _find_thread(session: Session, parsed: ParsedMessage) -> tuple[Request | Non
             if row.request_id is not None:
                 return session.get(Request, row.request_id), row
             return None, row
-        # A citizen's follow-up that quotes their own first message (we kept its Message-ID as thread root).
+        # A citizen's follow-up that quotes their own first message (we kept its Message-ID as thread root). That
+        # Message-ID is no secret of ours: everyone she copied or who got her letter on knows it, so only a letter
+        # from one of her addresses follows it; a reply-all of a copied neighbour is his own letter, not her
+        # clarification (tryout W8).
         root = session.scalar(select(Request).where(Request.thread_root.in_(ids)).order_by(Request.id.desc()))
-        if root is not None:
+        if root is not None and _from_client(root, parsed.from_addr):
             return root, None
     match = NUMBER_TAG.search(parsed.subject)
     if match and parsed.from_addr:
@@ -213,7 +216,30 @@ def _find_thread(session: Session, parsed: ParsedMessage) -> tuple[Request | Non
     return None, None
 
 
+def _from_client(request: Request, address: str | None) -> bool:
+    """Whether ``address`` is the request's reply address or one of its client's, in any spelling."""
+    if not address:
+        return False
+    key = address_key(address)
+    addresses = [c.value for c in request.client.contacts if c.kind == "email"]
+    return any(address_key(known) == key for known in [*addresses, request.reply_email] if known)
+
+
 _NOT_ORIGINALS = [Outcome.duplicate, Outcome.quarantined]
+# The same letter sent again by its author (a second press of «Отправить», a resend when no acknowledgement came
+# yet) gets a new Message-ID: within this time it is a copy of the request already registered, not a second one
+# with its own number and term (tryout W3).
+RESEND_WINDOW = dt.timedelta(hours=24)
+
+
+def _resend_key(address: str | None, subject: str) -> tuple[str, str]:
+    return address_key(address or ""), subject[:500]
+
+
+def _letter_files(request: Request, entry_id: int) -> list[tuple[str, str]]:
+    """The files the letter of journal entry ``entry_id`` brought to ``request``."""
+    files = [a for a in request.attachments if a.event is not None and a.event.intake_id == entry_id]
+    return sorted((a.filename, a.sha256) for a in files)
 
 
 class Lookups:
@@ -242,6 +268,29 @@ class Lookups:
         """The request or outbox message ``parsed`` answers."""
         return _find_thread(self.session, parsed)
 
+    def sent_before(
+        self, parsed: ParsedMessage, text: str, files: Sequence[service.StoredFile], now: dt.datetime
+    ) -> IntakeEntry | None:
+        """The registered letter this one repeats (same sender, subject, text and files, within RESEND_WINDOW)."""
+        key = _resend_key(parsed.from_addr, parsed.subject)
+        earlier = self.session.scalars(
+            select(IntakeEntry)
+            .where(
+                IntakeEntry.outcome == Outcome.new_request,
+                IntakeEntry.received_at >= now - RESEND_WINDOW,
+                IntakeEntry.subject == key[1],
+                IntakeEntry.request_id.is_not(None),
+            )
+            .order_by(IntakeEntry.id.desc())
+        )
+        mine = sorted((f.filename, f.sha256) for f in files)
+        for entry in earlier:
+            if _resend_key(entry.from_addr, entry.subject) != key or entry.request is None:
+                continue
+            if entry.request.text == text and _letter_files(entry.request, entry.id) == mine:
+                return entry
+        return None
+
     def client(self, address: str) -> Client | None:
         """The client who owns ``address``."""
         return service.find_client_by_email(self.session, address)
@@ -257,7 +306,7 @@ class BatchLookups(Lookups):
     not :meth:`plain` and goes to its own savepoint, where :class:`Lookups` answers after a flush.
     """
 
-    def __init__(self, session: Session, messages: Sequence[ParsedMessage]) -> None:
+    def __init__(self, session: Session, messages: Sequence[ParsedMessage], now: dt.datetime) -> None:
         super().__init__(session)
         self._originals: dict[tuple[str, str | None], IntakeEntry] = {}
         self._clients: dict[str, Client | None] = {}
@@ -265,6 +314,8 @@ class BatchLookups(Lookups):
         self._load_originals(sorted({parsed.content_hash for parsed in messages}))
         self._load_clients(sorted({address_key(parsed.from_addr) for parsed in messages if parsed.from_addr}))
         self._load_thread_ids(sorted({message_id for parsed in messages for message_id in _thread_ids(parsed)}))
+        self._recent: set[tuple[str, str]] = set()
+        self._load_recent(messages, now - RESEND_WINDOW)
 
     def _load_originals(self, hashes: Sequence[str]) -> None:
         for chunk in _chunks(hashes):
@@ -300,6 +351,26 @@ class BatchLookups(Lookups):
             roots = select(Request.thread_root).where(Request.thread_root.in_(chunk))
             self._thread_ids.update(root for root in self.session.scalars(roots) if root)
 
+    def _load_recent(self, messages: Sequence[ParsedMessage], since: dt.datetime) -> None:
+        """Senders and subjects of the letters registered since ``since`` that the batch's letters share."""
+        subjects = sorted({parsed.subject[:500] for parsed in messages})
+        for chunk in _chunks(subjects):
+            recent = select(IntakeEntry.from_addr, IntakeEntry.subject).where(
+                IntakeEntry.outcome == Outcome.new_request,
+                IntakeEntry.received_at >= since,
+                IntakeEntry.subject.in_(chunk),
+            )
+            self._recent.update(_resend_key(address, subject) for address, subject in self.session.execute(recent))
+
+    def sent_before(
+        self, parsed: ParsedMessage, text: str, files: Sequence[service.StoredFile], now: dt.datetime
+    ) -> IntakeEntry | None:
+        assert not self._may_resend(parsed), "a letter that may repeat an earlier one is decided in its own savepoint"
+        return None
+
+    def _may_resend(self, parsed: ParsedMessage) -> bool:
+        return _resend_key(parsed.from_addr, parsed.subject) in self._recent
+
     def duplicate_of(self, entry: IntakeEntry, parsed: ParsedMessage) -> IntakeEntry | None:
         original = self._originals.get((parsed.content_hash, parsed.message_id or None))
         assert original is None or original.id is not None, "a copy of an unflushed message goes to a savepoint"
@@ -320,6 +391,8 @@ class BatchLookups(Lookups):
         if entry.outcome not in _NOT_ORIGINALS and key not in self._originals:
             self._originals[key] = entry
         if request is not None:
+            if entry.outcome == Outcome.new_request:
+                self._recent.add(_resend_key(entry.from_addr, entry.subject))
             if request.thread_root:
                 self._thread_ids.add(request.thread_root)
             if entry.from_addr:
@@ -345,7 +418,13 @@ class BatchLookups(Lookups):
             # A copy of a message earlier in this batch needs that message's id: a flush first, in a savepoint.
             return original.id is not None
         trusted_forward = prepared.forwarded is not None and prepared.forwarded.trusted  # looks up the author
-        return not self._may_thread(parsed) and prepared.command is None and not prepared.thanks and not trusted_forward
+        return (
+            not self._may_thread(parsed)
+            and not self._may_resend(parsed)
+            and prepared.command is None
+            and not prepared.thanks
+            and not trusted_forward
+        )
 
 
 def _link(entry: IntakeEntry, request: Request) -> None:
@@ -394,9 +473,10 @@ def _decide(
     labels = prepared.labels
     assert labels is not None
     request, outbox_row = lookups.thread(parsed)
-    # A letter with a null return path that asks waits for staff even in reply to one of our messages: joining a
-    # request may send a notice, and nothing answers a null reverse-path automatically (RFC 5321 4.5.5).
-    unanswerable = HOLD_NULL_ENVELOPE in prepared.hold
+    # A letter with a null return path that asks, or one From our own address, waits for staff even in reply to one
+    # of our messages: joining a request may send a notice, and nothing answers a null reverse-path (RFC 5321
+    # 4.5.5) or ourselves (RFC 3834 2) automatically.
+    unanswerable = not UNANSWERABLE_HOLDS.isdisjoint(prepared.hold)
     if outbox_row is not None and request is None and not unanswerable:
         handler = ROUTES.get(outbox_row.ref_type)
         if handler is not None:
@@ -445,7 +525,8 @@ def _decide(
             entry.outcome, entry.reason = Outcome.routed, reason
             return None
     forward = prepared.forwarded if request is None and outbox_row is None else None
-    if forward is not None and forward.trusted:  # a proven body's forward: the citizen's appeal (issue 13)
+    # A proven body's forward is the citizen's appeal (issue 13); one From our own address is held all the same.
+    if forward is not None and forward.trusted and not unanswerable:
         return forwarded_register.register_for_author(
             session,
             settings,
@@ -458,12 +539,16 @@ def _decide(
             rejected=rejected,
             now=now,
         )
-    client = _sender_client(session, lookups, parsed, now)
     if request is None and outbox_row is None:
         # A first letter keeps what it quotes or forwards: «Прошу разобраться» above a quoted refusal is the
         # appeal itself (tryout F5). A reply loses its quote: of our message, or of the citizen's own earlier letter
         # (a follow-up found by its Message-ID or number tag), which the request it follows already holds.
         body = parsed.text or body
+        earlier = lookups.sent_before(parsed, body, attachments, now)
+        if earlier is not None and earlier.request is not None:
+            _sent_again(session, entry, earlier, earlier.request, now)
+            return None
+    client = _sender_client(session, lookups, parsed, now)
     # Only a new letter that answers nothing of ours may wait unregistered (advertising: intake/spam.py).
     hold = prepared.hold if (request is None and outbox_row is None) or unanswerable else ()
     # The acknowledgement goes to the person named in From; a different Reply-To is recorded, for answers once
@@ -558,6 +643,22 @@ def _thanks(
     return request
 
 
+def _sent_again(session: Session, entry: IntakeEntry, earlier: IntakeEntry, request: Request, now: dt.datetime) -> None:
+    """The letter repeats one registered within RESEND_WINDOW: a copy of it, noted for staff on its request (the
+    raw message stays in the journal); no second number, term or acknowledgement."""
+    entry.outcome, entry.duplicate_of_id = Outcome.duplicate, earlier.id
+    _link(entry, request)
+    entry.reason = f"sent again: same sender, subject, text and files as journal entry {earlier.id}"
+    internal_note(
+        session,
+        request.client,
+        request,
+        now,
+        "Автор прислал это же письмо ещё раз (та же тема, текст и файлы, другой Message-ID): "
+        "отдельно не зарегистрировано, строка журнала приёма почты № " + str(earlier.id) + ".",
+    )
+
+
 def _staff_notes(session: Session, request: Request, parsed: ParsedMessage, now: dt.datetime) -> None:
     """What staff should know about how the sender was read (a long name cut, several authors): internal notes."""
     for text in parsed.staff_notes:
@@ -610,6 +711,32 @@ def _quarantine(
 _Item = tuple[bytes, Source, Prepared]
 
 
+class SchemaMismatch(RuntimeError):
+    """The database does not carry the code's migrations: every letter would fail alike, so none is taken now."""
+
+
+def _refuse_if_schema_differs(session: Session, settings: Settings, error: Exception) -> None:
+    """Raise :class:`SchemaMismatch` when the failure comes from a schema behind or ahead of the code.
+
+    New code started before ``db upgrade`` ends, or old code still running after it, fails on every letter. Such
+    a failure is not the letter's: quarantining it would fill the quarantine with every letter of the window and
+    leave each to be released by hand while its registration term runs (59-FZ art. 8). Raised out of the batch
+    instead, nothing is written: the receiver answers 451 and the sending server retries (RFC 5321 4.2.5), the
+    poller leaves the messages in the mailbox for its next round. Checked only after a failure: it reads the
+    migration scripts.
+    """
+    try:
+        pending = db.pending_migrations(settings, session.connection())
+    except Exception:  # the database cannot say: the failure is handled as the letter's own
+        log.warning("could not compare the database's migrations with the code's", exc_info=True)
+        return
+    if pending:
+        raise SchemaMismatch(
+            f"the database's migrations are not the code's (heads not reached: {', '.join(sorted(pending))}); "
+            "run `mailservice db upgrade` with the code that is running"
+        ) from error
+
+
 def _careful_one(session: Session, settings: Settings, item: _Item, now: dt.datetime) -> _Written:
     """One message in its own savepoint: an error quarantines it and keeps what the batch wrote before it."""
     raw, source, prepared = item
@@ -625,18 +752,20 @@ def _careful_one(session: Session, settings: Settings, item: _Item, now: dt.date
         session.flush()
         savepoint.commit()
         return _Written(entry, request)
-    except IntegrityError:
+    except IntegrityError as exc:
         savepoint.rollback()
         session.expire_all()  # objects changed in the savepoint (the number counter) reload as they were
         # Another poller journaled the same IMAP message and committed first: it is theirs.
         seen = _seen(session, source)
         if seen is not None:
             return _Written(seen, already_seen=True)
+        _refuse_if_schema_differs(session, settings, exc)
         log.exception("intake integrity error")
         return _quarantine(session, source, raw_sha, len(raw), "database integrity error", now, prepared.parsed)
     except Exception as exc:  # the single catch-all: quarantine, keep the raw message, go on with the next
         savepoint.rollback()
         session.expire_all()
+        _refuse_if_schema_differs(session, settings, exc)
         log.exception("intake failed for a message; quarantined")
         reason = f"internal error: {type(exc).__name__}: {exc}"
         return _quarantine(session, source, raw_sha, len(raw), reason, now, prepared.parsed)
@@ -648,7 +777,7 @@ def _write(
     """Write one batch in the caller's transaction (see the module docstring for the two modes)."""
     seen = _seen_many(session, [source for _raw, source, _prepared in items])
     fresh = [item for item in items if (item[1].mailbox, item[1].uidvalidity, item[1].uid) not in seen]
-    batch = BatchLookups(session, [p.parsed for *_rest, p in fresh if p.parsed is not None]) if fast else None
+    batch = BatchLookups(session, [p.parsed for *_rest, p in fresh if p.parsed is not None], now) if fast else None
     if batch is not None:  # the acknowledgements already sent to the batch's senders, in one query
         notifications.prefetch_auto_replies(
             session, [p.parsed.from_addr for *_r, p in fresh if p.parsed and p.parsed.from_addr], now

@@ -17,6 +17,8 @@ from mailservice.mail.triage import (
     HOLD_CALENDAR_REPLY,
     HOLD_LIST_MAIL,
     HOLD_NULL_ENVELOPE,
+    HOLD_OWN_ADDRESS,
+    HOLD_SYSTEM_NOTICE,
     TRIAGE_HOLDS,
 )
 
@@ -55,6 +57,8 @@ _HOLD_REASONS = {
     TRIAGE_HOLDS[HOLD_CALENDAR_INVITATION]: "приглашение в календарь, в котором ни о чём не просят",
     TRIAGE_HOLDS[HOLD_CALENDAR_REPLY]: "ответ на приглашение в календарь с вопросом",
     TRIAGE_HOLDS[HOLD_NULL_ENVELOPE]: "пустой адрес возврата <> у письма с вопросом",
+    TRIAGE_HOLDS[HOLD_OWN_ADDRESS]: "письмо от собственного адреса департамента",
+    TRIAGE_HOLDS[HOLD_SYSTEM_NOTICE]: "автоматическое уведомление другой системы",
     "looks like advertising": "похоже на рекламу",
 }
 
@@ -66,6 +70,10 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (
         re.compile(r"^same Message-ID and content as journal entry (\d+)$"),
         "то же письмо (тот же Message-ID и текст), что в строке журнала {0}",
+    ),
+    (
+        re.compile(r"^sent again: same sender, subject, text and files as journal entry (\d+)$"),
+        "то же письмо прислано ещё раз (тот же автор, тема, текст и файлы), что и в строке журнала {0}",
     ),
     (re.compile(r"^reply to (\S+)$"), "ответ по обращению {0}"),
     (re.compile(r"^thanks for (\S+): feedback, no new request$"), "благодарность за ответ {0}, без нового обращения"),

@@ -9,9 +9,12 @@ sending); comparisons use :func:`address_key`.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
-__all__ = ["address_key", "contact_key", "same_address"]
+__all__ = ["address_key", "contact_key", "phone_key", "same_address"]
+
+_NOT_DIGIT = re.compile(r"\D")
 
 
 def _domain_unicode(domain: str) -> str:
@@ -43,11 +46,31 @@ def address_key(address: str) -> str:
     return text.lower()
 
 
+def phone_key(phone: str) -> str:
+    """The comparison key of a phone number: its digits, a Russian number in E.164 form (+7 and ten digits).
+
+    Clerks type a number as the caller says it: «+7 913 555-12-34», «8 (913) 555-12-34» and «89135551234» are one
+    number (the trunk prefix 8 is +7 within Russia), so one client (tryout W7). Other numbers keep their digits,
+    with the «+» of an international one; text without digits is kept as written.
+    """
+    digits = _NOT_DIGIT.sub("", phone)
+    if not digits:
+        return phone.strip()
+    if len(digits) == 11 and digits[0] in "78":
+        return "+7" + digits[1:]
+    if len(digits) == 10 and digits[0] == "9":  # a mobile number without its trunk prefix
+        return "+7" + digits
+    return ("+" if phone.strip().startswith("+") else "") + digits
+
+
 def contact_key(kind: str | None, value: str | None) -> str:
-    """The uniqueness key of a client's contact: an e-mail address by :func:`address_key`, others as written."""
+    """The uniqueness key of a client's contact: an e-mail address by :func:`address_key`, a phone by
+    :func:`phone_key`, others as written."""
     if value is None:
         return ""
-    return address_key(value) if kind == "email" else value
+    if kind == "email":
+        return address_key(value)
+    return phone_key(value) if kind == "phone" else value
 
 
 def same_address(first: str | None, second: str | None) -> bool:

@@ -5,22 +5,20 @@ Every oddity becomes a defect text and walking goes on. Pure: no I/O.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import email.utils
 import hashlib
 import mimetypes
 import quopri
 import re
 from dataclasses import dataclass, field
-from email import policy
+from email import errors, policy
 from email.message import Message
 
 from mailservice.mail.calendar_text import calendar_text
 from mailservice.mail.fastpath import _parse_default
 from mailservice.mail.filenames import sanitize_filename
 from mailservice.mail.header_reader import _MAX_DEFECTS, _clean_line, _fix_8bit, _HeaderReader
-from mailservice.mail.headers import decode_bytes, decode_encoded_words, part_content_type
+from mailservice.mail.headers import decode_base64_loose, decode_bytes, decode_encoded_words, part_content_type
 from mailservice.mail.quotes import html_to_text
 from mailservice.mail.smime import SMIME_TYPES, read_smime
 from mailservice.mail.tnef import TnefContent, is_tnef, read_tnef
@@ -71,12 +69,21 @@ def _payload_bytes(part: Message, defects: list[str]) -> bytes:
     except Exception as exc:
         defects.append(f"payload not decodable: {type(exc).__name__}")
         data = None
+    if isinstance(data, bytes) and _base64_given_up(part):
+        # Cut short by a character, base64 the standard library returns as it is (bpo-27397): a relay's size
+        # limit or a broken client; what can be read is the sender's text all the same.
+        defects.append("base64 cut short; the last incomplete byte dropped")
+        return decode_base64_loose(data)
     if isinstance(data, bytes):
         return data
     raw = part.get_payload()
     if isinstance(raw, str):
         return raw.encode("ascii", errors="surrogateescape")
     return b""
+
+
+def _base64_given_up(part: Message) -> bool:
+    return any(isinstance(defect, errors.InvalidBase64LengthDefect) for defect in getattr(part, "defects", ()))
 
 
 def _part_charset(part: Message) -> str | None:
@@ -87,6 +94,24 @@ def _part_charset(part: Message) -> str | None:
     if isinstance(charset, tuple):
         charset = email.utils.collapse_rfc2231_value(charset)
     return str(charset) if charset else None
+
+
+def _raw_param(part: Message, header: str, param: str) -> str | None:
+    """A parameter of the header as it came, raw 8-bit bytes kept as surrogate escapes (quoted or plain)."""
+    pattern = re.compile(rf'(?:^|;)\s*{param}\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)', re.IGNORECASE)
+    try:
+        # unfolded (RFC 5322 2.2.3): a long name is folded inside its quotes
+        values = [re.sub(r"\r?\n(?=[ \t])", "", value) for name, value in part.raw_items() if name.lower() == header]
+    except Exception:
+        return None
+    for value in values:
+        match = pattern.search(str(value))
+        if match:
+            found = match.group(1).strip()
+            if found.startswith('"') and found.endswith('"') and len(found) >= 2:
+                found = re.sub(r"\\(.)", r"\1", found[1:-1])
+            return found or None
+    return None
 
 
 def _part_filename(part: Message, defects: list[str]) -> str | None:
@@ -105,6 +130,10 @@ def _part_filename(part: Message, defects: list[str]) -> str | None:
             name = None
     if not name:
         return None
+    if "\ufffd" in str(name):
+        # Raw 8-bit bytes in the parameter (old mail programs, 1C, office scanners): the standard library has
+        # replaced them by now; the raw header still holds them (tryout W6), read as the Subject's are.
+        name = _raw_param(part, "content-disposition", "filename") or _raw_param(part, "content-type", "name") or name
     text, _ = _fix_8bit(str(name))
     if "=?" in text:  # RFC 2047 inside a parameter is non-standard but what Outlook and Mail.ru send
         text = decode_encoded_words(text)
@@ -138,12 +167,7 @@ def _unparsed_text(inner: Message) -> bytes:
 
 def _decode_transfer(data: bytes, cte: str) -> bytes:
     if cte == "base64":
-        cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
-        cleaned += b"=" * (-len(cleaned) % 4)
-        try:
-            return base64.b64decode(cleaned)
-        except (binascii.Error, ValueError):
-            return data
+        return decode_base64_loose(data)
     return quopri.decodestring(data)
 
 

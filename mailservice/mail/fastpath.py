@@ -68,6 +68,14 @@ _MIME_PARAMETER = re.compile(
 
 
 def _fast_mime_header(name: str, value: str) -> str | None:
+    """:func:`_mime_header_text`, remembered for short values: Message asks for a part's Content-Type a dozen
+    times per message (get_content_type, get_param, the walker), and "text/plain; charset=utf-8" recurs."""
+    if len(value) > _CACHED_VALUE_MAX:
+        return _mime_header_text(name, value)
+    return _cached_mime_header_text(name, value)
+
+
+def _mime_header_text(name: str, value: str) -> str | None:
     """``str(header)`` of a plain Content-Type or Content-Disposition value under policy.default, or None.
 
     The stdlib keeps the type part as written and writes the parameters anew: ``; name="value"`` each, a
@@ -92,6 +100,9 @@ def _fast_mime_header(name: str, value: str) -> str | None:
         return head.group()
     written = "; ".join(f"{key}={_quote(text)}" if text else key for key, text in params.items())
     return f"{head.group()}; {written}"
+
+
+_cached_mime_header_text = functools.lru_cache(maxsize=1024)(_mime_header_text)
 
 
 def _quote(text: str) -> str:

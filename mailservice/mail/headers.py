@@ -8,7 +8,6 @@ into an outgoing header is checked by :func:`safe_header_value` first.
 from __future__ import annotations
 
 import base64
-import binascii
 import codecs
 import collections
 import functools
@@ -22,6 +21,7 @@ from email_validator import EmailNotValidError, validate_email
 __all__ = [
     "HeaderInjectionError",
     "cyrillic_score",
+    "decode_base64_loose",
     "decode_bytes",
     "decode_encoded_words",
     "loose_address",
@@ -211,6 +211,31 @@ def _guess_single_byte(data: bytes) -> str:
     return "cp1252"
 
 
+# A letter damaged in transit (a relay's size limit, a broken mobile client, a line cut inside a character) still
+# reads as UTF-8 but for a few invalid sequences: read it as UTF-8, each of them one replacement character, as mail
+# clients show it. Text in a single-byte charset read as UTF-8 is nearly all invalid sequences (windows-1251 and
+# KOI8-R letters are lead bytes followed by letters, not continuation bytes), so valid multibyte characters must
+# outnumber the invalid sequences this many times over. A text whose only damage is its last character cut short
+# (an encoded word of a subject cut by a client) needs fewer: measured on the service's own Russian words, CP866
+# ones cut this way hold at most two valid UTF-8 characters by chance.
+_UTF8_VALID_PER_INVALID = 8
+_UTF8_VALID_BEFORE_CUT = 3
+
+
+def _mostly_utf8(data: bytes) -> tuple[str, int] | None:
+    """``data`` read as UTF-8 and its count of invalid sequences (each replaced), or None when it is not UTF-8."""
+    try:
+        return data.decode("utf-8"), 0
+    except UnicodeDecodeError as exc:
+        cut_at_end = exc.end == len(data) and exc.reason == "unexpected end of data"
+    text = data.decode("utf-8", errors="replace")
+    invalid = text.count("\ufffd") - data.count("\ufffd".encode())  # a replacement character sent as such is valid
+    multibyte = sum(1 for ch in text if ord(ch) > 0x7F) - invalid
+    if multibyte >= (_UTF8_VALID_BEFORE_CUT if cut_at_end else _UTF8_VALID_PER_INVALID * invalid):
+        return text, invalid
+    return None
+
+
 def decode_bytes(data: bytes, declared: str | None = None) -> tuple[str, str | None]:
     """Decode text bytes; never raises.
 
@@ -229,15 +254,11 @@ def decode_bytes(data: bytes, declared: str | None = None) -> tuple[str, str | N
             except Exception:  # any codec failure (even "charset=base64") falls back: never crash on a label
                 note = f"bytes invalid in declared charset {codec}"
         return data.decode("ascii", errors="replace"), note
-    if codec is not None and codec in _SINGLE_BYTE_OR_WEAK:
+    utf8 = _mostly_utf8(data) if codec is None or codec in _SINGLE_BYTE_OR_WEAK or codec == "utf-8" else None
+    if codec is not None and codec in _SINGLE_BYTE_OR_WEAK and utf8 is not None:
         # Valid UTF-8 with multibyte sequences almost never arises by chance from single-byte text, while
         # UTF-8 mislabelled as windows-1251 or latin-1 is common.
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-        else:
-            return text, f"declared charset {codec} looks wrong; decoded as utf-8"
+        return utf8[0], _utf8_note(f"declared charset {codec} looks wrong; decoded as utf-8", utf8[1])
     if codec is not None and codec not in _WEAK_CHARSETS:
         try:
             text = data.decode(codec)
@@ -252,14 +273,12 @@ def decode_bytes(data: bytes, declared: str | None = None) -> tuple[str, str | N
                 if cyrillic_score(alt_text) > max(cyrillic_score(text), 0) + 3:
                     return alt_text, f"declared charset {codec} looks wrong; decoded as {alt}"
             return text, note
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    else:
+    if utf8 is not None:
         if codec not in (None, "ascii", "utf-8"):
             note = f"declared charset {codec} looks wrong; decoded as utf-8"
-        return text, note
+        elif codec == "utf-8":
+            note = None  # the declaration was right; the invalid sequences are named below
+        return utf8[0], _utf8_note(note, utf8[1])
     guess = _guess_single_byte(data)
     if codec in _WEAK_CHARSETS and codec != "ascii":
         if guess in ("cp1251", "koi8-r"):
@@ -272,6 +291,13 @@ def decode_bytes(data: bytes, declared: str | None = None) -> tuple[str, str | N
     return data.decode(guess, errors="replace"), note
 
 
+def _utf8_note(note: str | None, invalid: int) -> str | None:
+    if not invalid:
+        return note
+    damage = f"{invalid} invalid utf-8 sequence(s) replaced"
+    return f"{note}; {damage}" if note else damage
+
+
 # --------------------------------------------------------------------------------------------------
 # RFC 2047 encoded words
 # --------------------------------------------------------------------------------------------------
@@ -280,14 +306,25 @@ _ENCODED_WORD = re.compile(r"=\?([^?\s]{1,80})\?([bBqQ])\?([^?]*?)\?=")
 _UNTERMINATED_WORD = re.compile(r"=\?([^?\s]{1,80})\?([bBqQ])\?([^?\s]*)\??$")
 
 
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
+
+
+def decode_base64_loose(data: bytes) -> bytes:
+    """Base64 (RFC 2045 6.8) read as far as it goes: characters outside the alphabet skipped, padding supplied.
+
+    Text cut short (a relay's size limit, a broken client) may end one character past a whole quantum; that
+    character holds 6 bits, less than a byte, and is dropped, so the rest still decodes (the standard library
+    gives up on such text and returns the base64 characters themselves).
+    """
+    cleaned = _NOT_BASE64.sub(b"", data)
+    if len(cleaned) % 4 == 1:
+        cleaned = cleaned[:-1]
+    return base64.b64decode(cleaned + b"=" * (-len(cleaned) % 4))
+
+
 def _word_bytes(encoding: str, payload: str) -> bytes:
     if encoding in "bB":
-        cleaned = re.sub(r"[^A-Za-z0-9+/]", "", payload)
-        cleaned += "=" * (-len(cleaned) % 4)
-        try:
-            return base64.b64decode(cleaned)
-        except (binascii.Error, ValueError):
-            return payload.encode("ascii", errors="replace")
+        return decode_base64_loose(payload.encode("ascii", errors="replace"))
     raw = payload.replace("_", " ").encode("utf-8", errors="surrogateescape")
     # RFC 2047 4.2: "=XX" hex escapes; a broken escape is kept literally rather than dropped.
     return re.sub(rb"=([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), raw)

@@ -33,8 +33,10 @@ __all__ = [
     "HOLD_CALENDAR_REPLY",
     "HOLD_LIST_MAIL",
     "HOLD_NULL_ENVELOPE",
+    "HOLD_OWN_ADDRESS",
     "RELAYED_HOLDS",
     "TRIAGE_HOLDS",
+    "UNANSWERABLE_HOLDS",
     "Triage",
     "Verdict",
     "triage",
@@ -133,6 +135,15 @@ HOLD_NULL_ENVELOPE = (
     "пришло с пустым адресом возврата (<>): так приходят уведомления почтовых систем, но в письме есть вопрос — "
     "проверьте и зарегистрируйте"
 )
+HOLD_OWN_ADDRESS = (
+    "пришло от собственного адреса департамента (поле From — адрес, с которого служба пишет или который читает): "
+    "так бывает при подделке отправителя или петле пересылки; автоматический ответ не отправлен — проверьте и "
+    "зарегистрируйте или закройте без номера"
+)
+HOLD_SYSTEM_NOTICE = (
+    "похоже на автоматическое уведомление другой системы («сформировано автоматически», «отвечать не нужно»): "
+    "проверьте, нужно ли его регистрировать"
+)
 # The holds triage itself decides, with the short English reason intake's journal records for each.
 TRIAGE_HOLDS = {
     HOLD_AUTO_SUBJECT: "automatic-reply subject alone",
@@ -141,10 +152,17 @@ TRIAGE_HOLDS = {
     HOLD_CALENDAR_INVITATION: "calendar invitation that asks nothing",
     HOLD_CALENDAR_REPLY: "calendar reply that asks something",
     HOLD_NULL_ENVELOPE: "null envelope sender <> on a letter that asks something",
+    HOLD_OWN_ADDRESS: "From is one of our own addresses",
+    HOLD_SYSTEM_NOTICE: "automatic notice of another system",
 }
 # Holds of a copy a list or a program relayed: it never acts as its sender's command or thanks. A letter with a
 # null return path is held the same way: nothing may answer it automatically (RFC 5321 4.5.5).
-RELAYED_HOLDS = frozenset({HOLD_LIST_MAIL, HOLD_AUTO_GENERATED, HOLD_CALENDAR_REPLY, HOLD_NULL_ENVELOPE})
+RELAYED_HOLDS = frozenset(
+    {HOLD_LIST_MAIL, HOLD_AUTO_GENERATED, HOLD_CALENDAR_REPLY, HOLD_NULL_ENVELOPE, HOLD_SYSTEM_NOTICE}
+)
+# Holds of a letter nothing may answer automatically (RFC 5321 4.5.5; RFC 3834 2): it joins no request either, since
+# joining may send a notice.
+UNANSWERABLE_HOLDS = frozenset({HOLD_NULL_ENVELOPE, HOLD_OWN_ADDRESS})
 # Holds that intake lifts when the letter asks, complains or names a place: it is then registered as usual.
 HELD_UNLESS_ASKING = frozenset({HOLD_CALENDAR_INVITATION})
 # iTIP methods (RFC 5546 1.4): answers and cancellations are automatic; invitations wait for staff.
@@ -160,7 +178,30 @@ _WEAK_AUTO_SUBJECT = re.compile(
     re.IGNORECASE,
 )
 _WEAK_AUTO_MAX_TEXT = 2000
+# A read receipt sent as an ordinary letter, not as RFC 8098's report (Outlook and Exchange in some set-ups, older
+# programs): the receipt's subject prefix and its sentence together; either alone may be a person's words.
+_RECEIPT_SUBJECT = re.compile(r"^\s*(прочитано|не прочитано|read|not read|lu|gelesen|ungelesen)\s*:", re.IGNORECASE)
+_RECEIPT_TEXT = re.compile(
+    r"(было|были) прочитан|удален[оы]? без прочтения|\bwas read on\b|was deleted without being read|"
+    r"\ba été lu\b|wurde am .{1,40} gelesen",
+    re.IGNORECASE,
+)
 _SES_NOTIFICATION = re.compile(r'\\?"notificationType\\?"\s*:\s*\\?"(Bounce|Complaint|Delivery)', re.IGNORECASE)
+# What another body's system writes under its notices («Ваше обращение зарегистрировано под № …», a status changed
+# on Госуслуги), often without Auto-Submitted: made by a program, and not to be answered.
+_MADE_BY_PROGRAM = re.compile(
+    r"(сформирован|сгенерирован|создан|отправлен|рассылается)[оаы]?\s+автоматически|"
+    r"автоматически\s+(сформирован|сгенерирован|создан|отправлен)|автоматическ(ое|ая|ий)\s+(уведомлени|рассылк|письм|"
+    r"сообщени)|generated automatically|automatically generated|automated (message|notification)",
+    re.IGNORECASE,
+)
+_DO_NOT_REPLY = re.compile(
+    r"не\s+отвечайте|отвечать\s+на\s+(него|нее|неё|это\s+письмо|это\s+сообщение|данное\s+(письмо|сообщение))\s+не\s+"
+    r"(нужно|требуется|следует|надо)|не\s+требует\s+ответа|do not reply|don[’']t reply|please do not respond",
+    re.IGNORECASE,
+)
+# Enough of a notice's text to find both: they stand in its first lines or its last ones.
+_NOTICE_READ = 4000
 _NO_REPLY_LOCAL = re.compile(r"^(no-?reply|do-?not-?reply|noreply|bounces?|mailer|mail-?daemon)([-+._].*)?$")
 _LIST_ROBOT_LOCAL = re.compile(r".-(admin|owner|request|bounces?)$")
 # What list software (Mailman, ezmlm, fml, Sympa, Majordomo, LISTSERV) writes besides List-Id/List-Unsubscribe:
@@ -285,6 +326,17 @@ def triage(msg: ParsedMessage, raw_msg: Message, envelope_from: str | None) -> T
             "mailing-list robot address (-admin, -owner, -request) and list software headers",
             relayed=HOLD_LIST_MAIL,
         )
+    own_text = msg.new_text or msg.text
+    notice_text = own_text[:_NOTICE_READ] + "\n" + own_text[-_NOTICE_READ:]
+    if _MADE_BY_PROGRAM.search(notice_text) and (_NO_REPLY_LOCAL.search(local) or _DO_NOT_REPLY.search(notice_text)):
+        # Another body's system answering the department's mailbox (a registration notice, a status changed): not
+        # an appeal (tryout W10). From a no-reply address it is an automatic reply, held when it asks something;
+        # from an address a person may use (a reception's mailbox) it always waits for staff, never dropped.
+        if _NO_REPLY_LOCAL.search(local):
+            return Triage(Verdict.auto_reply, "automatic notice from a no-reply address", relayed=HOLD_SYSTEM_NOTICE)
+        return Triage(
+            Verdict.normal, "automatic notice: made by a program, not to be answered", hold=HOLD_SYSTEM_NOTICE
+        )
     if null_envelope:
         # RFC 5321 4.5.5: a message with a null reverse-path gets no automatic reply (it is how notices of mail
         # systems come). But a site's form relay or a gateway releasing a letter from its quarantine sends a
@@ -301,6 +353,9 @@ def triage(msg: ParsedMessage, raw_msg: Message, envelope_from: str | None) -> T
         return Triage(Verdict.normal, "automatic-reply subject alone: held for staff", hold=HOLD_AUTO_SUBJECT)
     if _WEAK_AUTO_SUBJECT.search(msg.subject) and short_reply:
         return Triage(Verdict.auto_reply, "out-of-office subject on a short reply")
+    if _RECEIPT_SUBJECT.search(msg.subject) and len(msg.text) <= _WEAK_AUTO_MAX_TEXT and _RECEIPT_TEXT.search(msg.text):
+        # Never the person's clarification or answer: it only says our letter was opened (tryout W11).
+        return Triage(Verdict.auto_reply, "read receipt as a plain letter (subject and text of a receipt)")
     return Triage(Verdict.normal, "no automatic-message marker")
 
 

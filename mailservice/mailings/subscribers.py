@@ -196,22 +196,43 @@ def _pair(payload: object) -> tuple[int, str]:
     raise LinkError("malformed payload")
 
 
-def load_confirm(session: Session, settings: Settings, token: str) -> Subscriber:
-    """The subscriber a confirmation link is for; LinkError when it is not a valid, current link."""
+@dataclass(frozen=True)
+class ConfirmLink:
+    """A valid confirmation link: whose it is and the nonce of the letter that carried it."""
+
+    subscriber: Subscriber
+    nonce: str
+
+
+def load_confirm(session: Session, settings: Settings, token: str) -> ConfirmLink:
+    """The subscriber and letter a confirmation link is for; LinkError when it is not a valid link of a letter that
+    still names a list of the address.
+
+    Every letter keeps its link (within MAILING_CONFIRM_HOURS of its sending, the token's age): asking for
+    «Новости» and then for «Торги» sends two letters, and each confirms its own list. A later request (hers, or a
+    stranger typing her address for another list) gives its own letter a new nonce and leaves the earlier letter's
+    lists alone; only a later letter naming the same list takes that list over, and it is in the same mailbox."""
     try:
         payload = tokens.load_timed(settings, Purpose.subscribe_confirm, token, settings.mailing_confirm_hours * 3600)
     except TokenError as exc:
         raise LinkError(exc.reason, expired=exc.expired) from None
     subscriber_id, nonce = _pair(payload)
     subscriber = session.get(Subscriber, subscriber_id)
+    # The nonce is looked up, not compared in constant time: it comes inside a token signed with our key, so its
+    # value cannot be probed from outside.
     if (
         subscriber is None
         or subscriber.purged_at is not None
-        or not subscriber.confirm_nonce
-        or not secrets.compare_digest(subscriber.confirm_nonce, nonce)
+        or not nonce
+        or session.scalar(
+            select(Subscription.id)
+            .where(Subscription.subscriber_id == subscriber.id, Subscription.confirm_nonce == nonce)
+            .limit(1)
+        )
+        is None
     ):
         raise LinkError("unknown or superseded link")
-    return subscriber
+    return ConfirmLink(subscriber, nonce)
 
 
 def load_unsubscribe(session: Session, settings: Settings, token: str, *, lock: bool = False) -> Subscription:
@@ -382,26 +403,26 @@ def subscribe(
     return result
 
 
-def _named_by_link(settings: Settings, subscriber: Subscriber, now: dt.datetime) -> ColumnElement[bool]:
-    """The pending subscriptions the subscriber's current confirmation letter named and that have not lapsed.
+def _named_by_link(settings: Settings, link: ConfirmLink, now: dt.datetime) -> ColumnElement[bool]:
+    """The pending subscriptions the link's letter named and that have not lapsed.
 
     Not every pending request of the address: a stranger may have typed it for another list, and the owner's own
-    later letter, which names only what she asked for, must not confirm that (152-FZ art. 9 part 1)."""
+    letter, which names only what she asked for, must not confirm that (152-FZ art. 9 part 1)."""
     return and_(
-        Subscription.subscriber_id == subscriber.id,
+        Subscription.subscriber_id == link.subscriber.id,
         Subscription.status == SubscriptionStatus.pending,
-        Subscription.confirm_nonce == subscriber.confirm_nonce,
+        Subscription.confirm_nonce == link.nonce,
         Subscription.requested_at > now - dt.timedelta(hours=settings.mailing_confirm_hours),
     )
 
 
-def pending_lists(session: Session, settings: Settings, subscriber: Subscriber, now: dt.datetime) -> list[MailingList]:
-    """Lists the subscriber's current confirmation link would confirm (those its letter named, still pending)."""
+def pending_lists(session: Session, settings: Settings, link: ConfirmLink, now: dt.datetime) -> list[MailingList]:
+    """Lists the confirmation link would confirm (those its letter named, still pending)."""
     return list(
         session.scalars(
             select(MailingList)
             .join(Subscription, Subscription.list_id == MailingList.id)
-            .where(_named_by_link(settings, subscriber, now))
+            .where(_named_by_link(settings, link, now))
             .order_by(MailingList.id)
         )
     )
@@ -417,12 +438,13 @@ def confirm(
     now: dt.datetime,
 ) -> list[MailingList]:
     """Activate the pending subscriptions the link's letter named (idempotent); returns the lists confirmed."""
-    subscriber = load_confirm(session, settings, token)
+    link = load_confirm(session, settings, token)
+    subscriber = link.subscriber
     assert subscriber.email is not None  # load_confirm refuses purged subscribers
     rows = session.execute(
         select(Subscription, MailingList)
         .join(MailingList, MailingList.id == Subscription.list_id)
-        .where(_named_by_link(settings, subscriber, now))
+        .where(_named_by_link(settings, link, now))
         .with_for_update(of=Subscription)
         .execution_options(populate_existing=True)
     ).all()

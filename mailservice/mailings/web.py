@@ -174,13 +174,13 @@ def confirm_page(request: Request, token: str) -> HTMLResponse:
     settings = _settings(request)
     with session_scope(settings) as session:
         try:
-            subscriber = subscribers.load_confirm(session, settings, token)
+            link = subscribers.load_confirm(session, settings, token)
         except LinkError as exc:
             return _bad_link(settings, exc)
         return _page(
             settings,
             "confirm.html",
-            lists=subscribers.pending_lists(session, settings, subscriber, utcnow()),
+            lists=subscribers.pending_lists(session, settings, link, utcnow()),
             consent=consent.current_consent(session, settings),
         )
 

@@ -11,6 +11,7 @@ in Python (a department's volume), dates in the department's time zone.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
@@ -33,6 +34,24 @@ MONTHS_FULL = (
 def month_start(day: dt.date) -> dt.date:
     """The first day of ``day``'s month."""
     return day.replace(day=1)
+
+
+FIRST_REPORT_YEAR = 2000  # the register holds no earlier date (a date of receipt before 2000 is refused)
+MONTH_WANTED = "ожидался месяц в виде ГГГГ-ММ, с 2000-01 по текущий"
+_MONTH = re.compile(r"(\d{4})-(\d{2})")
+
+
+def report_month(value: str, today: dt.date) -> dt.date:
+    """The first day of the month ``value`` («2026-11») names; ValueError (its text in Russian) unless it is a month
+    from January 2000 to ``today``'s. A later month has nothing to count, and the month after December 9999, which
+    the report needs as its end, is no date at all."""
+    match = _MONTH.fullmatch(value.strip())
+    if match is None:
+        raise ValueError(MONTH_WANTED)
+    year, month = int(match[1]), int(match[2])
+    if not 1 <= month <= 12 or not FIRST_REPORT_YEAR <= year or (year, month) > (today.year, today.month):
+        raise ValueError(MONTH_WANTED)
+    return dt.date(year, month, 1)
 
 
 def add_months(day: dt.date, months: int) -> dt.date:

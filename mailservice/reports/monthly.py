@@ -6,6 +6,7 @@ tables by type, topic, channel, refusals by ground and feedback, as HTML and as 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -26,6 +27,7 @@ if TYPE_CHECKING:  # the documents module (fpdf2, python-docx) is loaded only to
     from mailservice.documents import Block, Document
 
 JOB = "monthly-report"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -213,19 +215,34 @@ def first_working_day(month: dt.date, calendar: Calendar) -> dt.date:
     return calendar.working_day_on_or_after(month_start(month))
 
 
+NOBODY = (
+    "Ежемесячный отчёт никому не направлен: не задан адрес руководителя (MAILSERVICE_HEAD_OF_DEPARTMENT_EMAIL) "
+    "и нет активных администраторов консоли"
+)
+
+
+def recipients(session: Session, settings: Settings) -> list[str]:
+    """Who receives the report: ``HEAD_OF_DEPARTMENT_EMAIL``; while it is empty, the console's active
+    administrators, as the reminders of requests nobody heads (README "Напоминания")."""
+    from mailservice.inforequests.reminders import directory_of
+
+    directory = directory_of(session, settings)
+    return [directory.head_of_department] if directory.head_of_department else list(directory.administrators)
+
+
 def send_due(settings: Settings, now: dt.datetime) -> int:
     """The worker's job: on the first working day of a month, from ``MONTHLY_REPORT_HOUR``, e-mail the report of the
-    month before to ``HEAD_OF_DEPARTMENT_EMAIL`` once (the run claimed in job_runs); returns 1 when sent."""
+    month before to ``HEAD_OF_DEPARTMENT_EMAIL`` (or the administrators) once (the run claimed in job_runs); returns
+    the number of e-mails queued. A month with nobody to send to is recorded with a note and a warning."""
     from mailservice import jobruns
     from mailservice.db import session_scope
     from mailservice.mail.compose import build_message, wire_address
     from mailservice.outbox import enqueue
     from mailservice.workdays import default_calendar
 
-    address = settings.head_of_department_email.strip()
     local = now.astimezone(settings.tz)
     today = local.date()
-    if not address or local.hour < settings.monthly_report_hour:
+    if local.hour < settings.monthly_report_hour:
         return 0
     if today != first_working_day(today, default_calendar(settings)):
         return 0
@@ -234,30 +251,53 @@ def send_due(settings: Settings, now: dt.datetime) -> int:
         run = jobruns.claim(session, JOB, f"{month:%Y-%m}", now)
         if run is None:
             return 0
+        addresses = recipients(session, settings)
+        if not addresses:
+            log.warning("%s (%s)", NOBODY, f"{month:%Y-%m}")
+            jobruns.finish(run, now, {"to": [], "note": NOBODY})
+            return 0
         report = build(session, settings, month, today)
         pdf = to_pdf(report, settings)
         html = to_html(report, settings)
         name = f"otchet-{month:%Y-%m}"
-        message = build_message(
-            settings,
-            to=address,
-            subject=report.title,
-            template="monthly_report",
-            context={"report": report, "month_label": month_label(month)},
-            attachments=[(f"{name}.pdf", "application/pdf", pdf), (f"{name}.html", "text/html", html.encode("utf-8"))],
-        )
-        row = enqueue(
-            session,
-            message,
-            kind="monthly_report",
-            envelope=(wire_address(settings.from_address), [wire_address(address)]),
-        )
+        message_ids = []
+        for address in addresses:
+            message = build_message(
+                settings,
+                to=address,
+                subject=report.title,
+                template="monthly_report",
+                context={"report": report, "month_label": month_label(month)},
+                attachments=[
+                    (f"{name}.pdf", "application/pdf", pdf),
+                    (f"{name}.html", "text/html", html.encode("utf-8")),
+                ],
+            )
+            row = enqueue(
+                session,
+                message,
+                kind="monthly_report",
+                envelope=(wire_address(settings.from_address), [wire_address(address)]),
+            )
+            message_ids.append(row.message_id)
         jobruns.finish(
             run,
             now,
-            {"to": address, "registered": report.registered, "message_id": row.message_id, "pdf_bytes": len(pdf)},
+            {"to": addresses, "registered": report.registered, "message_ids": message_ids, "pdf_bytes": len(pdf)},
         )
-    return 1
+    return len(addresses)
 
 
-__all__ = ["JOB", "MonthlyReport", "Row", "build", "first_working_day", "send_due", "to_document", "to_html", "to_pdf"]
+__all__ = [
+    "JOB",
+    "NOBODY",
+    "MonthlyReport",
+    "Row",
+    "build",
+    "first_working_day",
+    "recipients",
+    "send_due",
+    "to_document",
+    "to_html",
+    "to_pdf",
+]

@@ -1,8 +1,9 @@
 """contact case: a client's e-mail address is unique whatever the case of its letters (defect U9, identity part)
 
 «Victim@example.ru» and «victim@example.ru» reach one mailbox (RFC 5321 2.4 discourages exploiting the case of a
-local part), so ``client_contacts`` gets ``value_key`` (mail.addresses.address_key: NFC, IDN domain as Unicode,
-lower-cased by Python, as SQLite's lower() folds ASCII only) and the unique constraint moves from the value to it.
+local part), so ``client_contacts`` gets ``value_key`` (mail.addresses.address_key, a copy frozen below: NFC, IDN
+domain as Unicode, lower-cased by Python, as SQLite's lower() folds ASCII only) and the unique constraint moves from
+the value to it.
 
 Existing spellings of one address are merged first:
 - of one client: one contact remains, the proven one (else the oldest), proven when either was (the earliest
@@ -16,6 +17,7 @@ Revises: 1905_reply_email_lower
 Create Date: 2026-12-06 10:20:00
 """
 
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,12 +25,48 @@ import sqlalchemy as sa
 from alembic import op
 
 import mailservice.db
-from mailservice.mail.addresses import contact_key
 
 revision: str = "2001_contact_case"
 down_revision: str | Sequence[str] | None = "1905_reply_email_lower"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+# The key as mail/addresses.py computed it when this migration was written, frozen here: a migration must give the
+# same result whenever it runs, and the live functions may change (a later change of the key gets its own
+# migration). Copied from mailservice.mail.addresses of 6 December 2026.
+
+
+def _domain_unicode(domain: str) -> str:
+    """The domain with its punycode labels (``xn--``) decoded, as email-validator stores an IDN domain."""
+    labels = []
+    for label in domain.split("."):
+        if label.lower().startswith("xn--"):
+            try:
+                label = label.encode("ascii").decode("idna")
+            except UnicodeError:
+                pass  # not valid punycode: compared as written
+        labels.append(label)
+    return ".".join(labels)
+
+
+def _address_key(address: str) -> str:
+    """NFC, IDN domain as Unicode, the whole lower-cased by Python (SQLite's lower() folds ASCII only)."""
+    text = address.strip().strip("<>").strip()
+    if text.isascii() and "xn--" not in text.lower():
+        return text.lower()
+    text = unicodedata.normalize("NFC", text)
+    local, at, domain = text.rpartition("@")
+    if at:
+        text = f"{local}@{_domain_unicode(domain.rstrip('.'))}"
+    return text.lower()
+
+
+def contact_key(kind: str | None, value: str | None) -> str:
+    """The uniqueness key of a client's contact: an e-mail address by :func:`_address_key`, others as written."""
+    if value is None:
+        return ""
+    return _address_key(value) if kind == "email" else value
+
 
 _contacts = sa.table(
     "client_contacts",

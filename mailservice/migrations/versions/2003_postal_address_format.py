@@ -2,9 +2,10 @@
 
 A postal address typed on the site's form or by staff kept its control and format characters; a direction override
 (U+202A-U+202E, U+2066-U+2069) reverses the rest of its line in the register's export and on the envelope. New
-addresses go through ``mail.headers.address_lines`` when stored; this migration passes the stored ones through the
-same function (line breaks kept, each line as ``one_line``, empty lines dropped). The search index needs no rewrite:
-its terms are runs of letters and digits, which a format character and the space replacing it both end alike.
+addresses go through ``mail.headers.address_lines`` when stored; this migration passes the stored ones through a
+copy of that function as it was then (line breaks kept, each line as ``one_line``, empty lines dropped). The search
+index needs no rewrite: its terms are runs of letters and digits, which a format character and the space replacing
+it both end alike.
 Letters already sent (``postal_letters.addressee``) stay as they were sent: they are a record.
 
 Revision ID: 2003_postal_address_format
@@ -12,17 +13,32 @@ Revises: 2001_contact_case
 Create Date: 2026-12-06 11:20:00
 """
 
+import unicodedata
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-from mailservice.mail.headers import address_lines
-
 revision: str = "2003_postal_address_format"
 down_revision: str | Sequence[str] | None = "2001_contact_case"  # the requests' branch
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+# mail.headers' functions as they were when this migration was written, frozen here: a migration must give the same
+# result whenever it runs, and the live functions may change. Copied from mailservice.mail.headers of 6 December 2026.
+
+
+def _one_line(value: str) -> str:
+    """Control, format and line/paragraph separator characters become spaces, runs of white space fold into one."""
+    if not value.isprintable():  # printable text has no character of Unicode category C, Zl or Zp
+        value = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in value)
+    return " ".join(value.split())
+
+
+def address_lines(value: str) -> str:
+    """Each line as :func:`_one_line`, empty lines dropped, the line breaks kept."""
+    return "\n".join(line for line in (_one_line(part) for part in value.splitlines()) if line)
+
 
 _clients = sa.table("clients", sa.column("id", sa.Integer()), sa.column("postal_address", sa.Text()))
 

@@ -49,6 +49,10 @@ Text = Annotated[str, Form()]
 Files = Annotated[list[FastAPIUpload], File()]
 EARLIEST_YEAR = 2000
 ALREADY_SENT = "Эта форма уже отправлена: запрос по ней зарегистрирован. Откройте форму заново для нового запроса."
+STALE_FORM = (
+    f"Форма открыта более {once.MAX_AGE.total_seconds() / 3600:.0f} часов назад и больше не принимается. Проверьте "
+    "в реестре, не зарегистрирован ли уже этот запрос; если нет, отправьте форму ещё раз — введённое сохранено."
+)
 
 
 def local_moment(value: str, tz: dt.tzinfo, now: dt.datetime) -> dt.datetime:
@@ -75,13 +79,14 @@ def _register_page(
     form: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    now_local = utcnow().astimezone(settings_of(request).tz)
+    settings = settings_of(request)
+    now_local = utcnow().astimezone(settings.tz)
     return page(
         request,
         "web/staff/register.html",
         ctx=ctx,
         error=error,
-        form=form or {"received": now_local.strftime("%Y-%m-%dT%H:%M"), "form_id": once.new_token()},
+        form=form or {"received": now_local.strftime("%Y-%m-%dT%H:%M"), "form_id": once.new_token(settings)},
         channels=actions.MANUAL_CHANNELS,
         status_code=status_code,
         **_names(),
@@ -148,7 +153,7 @@ def register_submit(
     )
     try:
         with session_scope(settings) as session:
-            use = once.claim(session, form_id, "request_register", now) if form_id else None
+            use = once.claim(session, settings, form_id, "request_register", now) if form_id else None
             data = dataclasses.replace(data, files=tuple(store_uploads(settings, files)))
             created = actions.register_contact_request(session, settings, data, actor=ctx.email, now=now)
             audit.by_staff(session, ctx, "request_register", "request", created.id, channel=chosen.value)
@@ -161,6 +166,10 @@ def register_submit(
         if used.object_id is None:  # not expected: the first submission records what it created
             return _register_page(request, ctx, error=ALREADY_SENT, form=form, status_code=409)
         return redirect(f"/staff/requests/{used.object_id}?done=created_before")
+    except once.Stale:
+        # What was typed stays, under a new token: sending it again is a deliberate new registration.
+        form["form_id"] = once.new_token(settings)
+        return _register_page(request, ctx, error=STALE_FORM, form=form, status_code=409)
     return redirect(f"/staff/requests/{new_id}?done=created")
 
 

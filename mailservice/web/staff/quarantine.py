@@ -1,5 +1,6 @@
 """Console page of the quarantine: letters intake could not take, and letting one through with the author's
-address staff read in it (tryout F2: a whole "Name <addr>" in one encoded word left a letter there for good)."""
+address staff read in it (tryout F2: a whole "Name <addr>" in one encoded word left a letter there for good), or
+setting junk aside as no appeal (tryout W5); a page at a time, as the other console lists."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ from mailservice.intake.russian import reason_ru
 from mailservice.mail.headers import decode_encoded_words
 from mailservice.web.security import DbId
 from mailservice.web.staff import audit
+from mailservice.web.staff.actions import LIST_PAGE, Paged, _clamp_page
 from mailservice.web.staff.auth import OPERATE
 from mailservice.web.staff.deps import StaffContext, page, redirect, require, settings_of
+from mailservice.web.staff.routes import _page_param
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
 
@@ -44,10 +47,27 @@ def _preview(store: BlobStore, entry: IntakeEntry) -> tuple[str, str]:
     return sender, text[:PREVIEW]
 
 
+DONE_ASIDE = "aside"  # ?done= after a letter was set aside (a release puts its number or outcome there)
+
+
 @router.get("/quarantine", response_class=HTMLResponse)
 def quarantine_page(request: Request, ctx: Operator) -> Response:
-    """Quarantined letters not dealt with yet, each with a way to register it with an address staff type."""
+    """Quarantined letters not dealt with yet, a page at a time, each with a way to register it with an address
+    staff type or to set it aside as no appeal; ``?show=not_appeal`` lists those set aside."""
     return _page(request, ctx, error="", done=request.query_params.get("done", "")[:40])
+
+
+@router.post("/quarantine/{entry_id}/set-aside")
+def quarantine_set_aside(request: Request, ctx: Operator, entry_id: DbId) -> Response:
+    """Set the letter aside as no appeal (junk without a sender): kept, no number; it can still be released."""
+    settings = settings_of(request)
+    try:
+        with session_scope(settings) as session:
+            quarantine.set_aside(session, entry_id, actor=ctx.email, now=utcnow())
+            audit.by_staff(session, ctx, "quarantine_set_aside", "intake", entry_id)
+    except ActionError as exc:
+        return _page(request, ctx, error=str(exc))
+    return redirect(f"/staff/quarantine?done={DONE_ASIDE}")
 
 
 @router.post("/quarantine/{entry_id}/release")
@@ -77,18 +97,34 @@ async def quarantine_release(request: Request, ctx: Operator, entry_id: DbId, se
     return redirect(f"/staff/quarantine?done={result.request_number or result.outcome}")
 
 
+def _view(request: Request) -> quarantine.View:
+    try:
+        return quarantine.View(request.query_params.get("show", quarantine.View.waiting))
+    except ValueError:
+        return quarantine.View.waiting
+
+
 def _page(request: Request, ctx: StaffContext, *, error: str, done: str = "") -> Response:
     settings = settings_of(request)
     store = BlobStore(settings.blob_dir)
+    view = _view(request)
     with session_scope(settings) as session:
-        rows = [(entry, *_preview(store, entry)) for entry in quarantine.quarantined(session)]
+        total = quarantine.count(session, view)
+        number, pages = _clamp_page(_page_param(request, "page"), total, LIST_PAGE)
+        # Only this page's letters are loaded and read from the blob store.
+        entries = quarantine.listed(session, view, offset=(number - 1) * LIST_PAGE, limit=LIST_PAGE)
+        rows = [(entry, *_preview(store, entry)) for entry in entries]
         return page(
             request,
             "web/staff/quarantine.html",
             ctx=ctx,
             rows=rows,
+            shown=Paged(rows, number, pages, total),
+            view=view.value,
+            aside_count=quarantine.count(session, quarantine.View.not_appeal) if view is quarantine.View.waiting else 0,
             error=error,
-            done=done,
+            done="" if done == DONE_ASIDE else done,
+            set_aside=done == DONE_ASIDE,
             status_code=400 if error else 200,
             reason_ru=reason_ru,
             local=lambda moment: moment.astimezone(settings.tz).strftime("%d.%m.%Y %H:%M") if moment else "",
