@@ -29,22 +29,23 @@ reason = "the same codec"
 
 def test_hand_verdicts_replace_survivors_and_unrun_mutants() -> None:
     """A survivor killed by a later test counts as killed; a mutant not run but decided counts with its verdict; an
-    undecided survivor is listed; a mutant neither run nor decided is not counted; mutmut's own kill stands."""
+    undecided survivor is listed; a mutant neither run nor decided is counted and listed as not run; mutmut's own
+    kill stands."""
     sender, pipeline = "mailservice.mailings.sender", "mailservice.intake.pipeline"
     rows = [
         (sender, f"{sender}.x_a__mutmut_1", "survived"),
-        (sender, f"{sender}.x_a__mutmut_2", "not checked"),
+        (sender, f"{sender}.x_a__mutmut_2", "not run"),
         (sender, f"{sender}.x_a__mutmut_3", "survived"),
         (sender, f"{sender}.x_a__mutmut_4", "survived"),
-        (sender, f"{sender}.x_a__mutmut_5", "not checked"),
+        (sender, f"{sender}.x_a__mutmut_5", "not run"),
         (sender, f"{sender}.x_a__mutmut_6", "killed"),
-        (pipeline, f"{pipeline}.x_b__mutmut_1", "not checked"),
+        (pipeline, f"{pipeline}.x_b__mutmut_1", "not run"),
         (pipeline, f"{pipeline}.x_b__mutmut_2", "survived"),
     ]
     by_module, unexplained = classify(rows, {f"{pipeline}.x_b__mutmut_2"}, decisions(SAMPLE))
-    assert dict(by_module[sender]) == {"killed": 3, "equivalent": 1, "survived": 1}
+    assert dict(by_module[sender]) == {"killed": 3, "judgement": 1, "survived": 1, "not run": 1}
     assert dict(by_module[pipeline]) == {"equivalent": 2}
-    assert unexplained == [f"{sender}.x_a__mutmut_4: survived"]
+    assert unexplained == [f"{sender}.x_a__mutmut_4: survived", f"{sender}.x_a__mutmut_5: not run"]
 
 
 @pytest.mark.parametrize(
