@@ -77,9 +77,9 @@ mutation: $(STAMP)
 	  if [ -n "$(MUTATION_FRESH)" ]; then names="mailservice.$$module.*"; \
 	  else names=$$($(BIN)/python -m tests.mutation_record pending "mailservice.$$module") || exit 1; fi; \
 	  if [ -z "$$names" ]; then echo "   nothing to run: every mutant has its verdict in the record"; continue; fi; \
-	  nice -n 19 $(BIN)/mutmut run --max-children 1 $$names > /dev/null; status=$$?; \
+	  nice -n 19 $(BIN)/mutmut run --max-children 1 $$names > "mutants/mutmut-$$module.log" 2>&1; status=$$?; \
 	  $(BIN)/python -m tests.mutation_record save "mailservice.$$module" || exit 1; \
-	  [ $$status -eq 0 ] || exit $$status; \
+	  [ $$status -eq 0 ] || { tail -c 2000 "mutants/mutmut-$$module.log"; exit $$status; }; \
 	done
 	$(BIN)/python -m tests.mutation_report
 
