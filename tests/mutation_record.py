@@ -65,17 +65,28 @@ def dump(record: Record) -> str:
     return json.dumps(record, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def seed(record: Record, fingerprint: dict[str, str], explained: set[str]) -> tuple[dict[str, int | None], list[str]]:
+def seed(
+    record: Record, fingerprint: dict[str, str], explained: set[str], selection: list[str] | None = None
+) -> tuple[dict[str, int | None], list[str]]:
     """The exit codes to put in ``mutants/<path>.meta`` before the mutants are generated, and why some were dropped.
 
     Dropped (run again): every verdict when the test settings changed since the record (as mutmut does with its own
-    cache); timeouts when the timeout settings changed; a survivor nobody explained (a test may have been added for
-    it since), and anything that is not a verdict (no tests, suspicious, interrupted)."""
+    cache), except that test files only added to the selection (``selection``, now) keep the kills: a mutant some
+    tests kill is killed by more tests; timeouts when the timeout settings changed; a survivor nobody explained (a
+    test may have been added for it since), and anything that is not a verdict (no tests, suspicious, interrupted)."""
     codes: dict[str, int | None] = dict(record.get("exit_code_by_key", {}))
     old = record.get("config", {})
     notes = []
     changed = [g for g in fingerprint if g in old and old[g] != fingerprint[g]]
-    if any(g in changed for g in GLOBAL_GROUPS):
+    widened = (
+        changed == ["test_selection"]
+        and selection is not None
+        and "test_selection" in record
+        and set(record["test_selection"]) <= set(selection)
+    )
+    if widened:
+        notes.append("test files added to the selection: the kills are kept, the rest is run again")
+    elif any(g in changed for g in GLOBAL_GROUPS):
         notes.append(f"test settings changed ({', '.join(changed)}): every verdict is dropped")
         return dict.fromkeys(codes), notes
     for key, code in codes.items():
@@ -101,20 +112,23 @@ def meta_of(record: Record, codes: dict[str, int | None]) -> dict[str, Any]:
     }
 
 
-def updated(record: Record | None, meta: dict[str, Any], stamp: dict[str, str]) -> Record | None:
+def updated(record: Record | None, meta: dict[str, Any], stamp: dict[str, Any]) -> Record | None:
     """The record after a run whose ``.meta`` is ``meta``; None when nothing changed (the file stays as it is, date
-    and commit included). ``stamp``: mutmut's version and fingerprint, the date and the commit."""
+    and commit included). ``stamp``: mutmut's version and fingerprint, the test selection, the date and the commit."""
     fresh = {
         "exit_code_by_key": dict(meta["exit_code_by_key"]),
         "hash_by_function_name": dict(meta["hash_by_function_name"]),
     }
-    if record is not None and all(record.get(k) == v for k, v in fresh.items()):
+    # The settings count too: a record whose verdicts were dropped for a settings change and found the same again
+    # must take the new settings, or the next run would drop them again.
+    same = [*fresh, "config", "test_selection"]
+    if record is not None and all(record.get(k) == {**fresh, **stamp}.get(k) for k in same):
         return None
     return {**fresh, **stamp}
 
 
 def merge(
-    record: Record | None, meta: dict[str, Any], current: dict[str, str], stamp: dict[str, str]
+    record: Record | None, meta: dict[str, Any], current: dict[str, str], stamp: dict[str, Any]
 ) -> tuple[Record | None, list[str], list[str]]:
     """Merge the ``.meta`` of a run made elsewhere: only functions whose hash there is the hash of the source here
     (``current``) are taken, and of them only the mutants that were run. Returns the new record (None: unchanged),
@@ -154,7 +168,7 @@ def _config() -> Any:
     return config()
 
 
-def _stamp() -> dict[str, str]:
+def _stamp() -> dict[str, Any]:
     from importlib.metadata import version
 
     # The commit of the code mutmut copied into mutants/ (`make mutation` reads it before the first module).
@@ -164,12 +178,34 @@ def _stamp() -> dict[str, str]:
             ["git", "describe", "--always", "--dirty", "--abbrev=40"], cwd=ROOT, capture_output=True, text=True
         ).stdout.strip()
     )
-    return {
+    stamp = {
         "commit": commit,
-        "config": _config().config_fingerprint(),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "mutmut": version("mutmut"),
     }
+    return stamp | _settings_of_the_run()
+
+
+def _settings() -> dict[str, Any]:
+    return {
+        "config": _config().config_fingerprint(),
+        "test_selection": sorted(_config().pytest_add_cli_args_test_selection),
+    }
+
+
+def _settings_of_the_run() -> dict[str, Any]:
+    """The settings mutmut ran with: the fingerprint its stats hold (it resets every verdict and collects them again
+    when its settings change), with the selection of `prepare` or of now when that fingerprint is theirs. A selection
+    changed during the run and changed back is not told apart; the fingerprint alone is recorded when neither fits."""
+    stats = ROOT / "mutants" / "mutmut-stats.json"
+    if not stats.exists():
+        return _settings()
+    ran = json.loads(stats.read_text(encoding="utf-8"))["config_fingerprint"]
+    snapshot = ROOT / "mutants" / "record-settings.json"
+    for settings in ([json.loads(snapshot.read_text(encoding="utf-8"))] if snapshot.exists() else []) + [_settings()]:
+        if settings["config"] == ran:
+            return settings
+    return {"config": ran}
 
 
 def _records() -> dict[str, Record]:
@@ -186,14 +222,17 @@ def prepare() -> None:
     """Seed the ``.meta`` files, then generate the mutants as ``mutmut run`` would (it then finds them generated
     and keeps them, verdicts included)."""
     fingerprint = _config().config_fingerprint()
+    selection = list(_config().pytest_add_cli_args_test_selection)
     explained = _explained()
     for module, record in _records().items():
-        codes, notes = seed(record, fingerprint, explained)
+        codes, notes = seed(record, fingerprint, explained, selection)
         for note in notes:
             print(f"{module}: {note}")
         meta = ROOT / "mutants" / (source_of(module) + ".meta")
         meta.parent.mkdir(parents=True, exist_ok=True)
         meta.write_text(json.dumps(meta_of(record, codes)), encoding="utf-8")
+    (ROOT / "mutants").mkdir(exist_ok=True)
+    (ROOT / "mutants" / "record-settings.json").write_text(json.dumps(_settings()), encoding="utf-8")
     from mutmut.__main__ import copy_also_copy_files, copy_src_dir, create_mutants, setup_source_paths
     from mutmut.mutation.trampoline import set_mutant_under_test
 

@@ -129,15 +129,32 @@ def test_seeding_drops_the_verdicts_a_settings_change_can_flip(group: str, left:
     assert notes
 
 
-def test_a_record_is_written_again_only_when_a_verdict_or_a_function_changed() -> None:
-    stamp = {"commit": "c2", "date": "d2", "mutmut": "3.8.1"}
-    record = {**_record({f"{T}.x_a__mutmut_1": 1}, {"x_a": "h"}), "commit": "c1", "date": "d1"}
+def test_a_record_is_written_again_only_when_a_verdict_a_function_or_the_settings_changed() -> None:
+    stamp = {"commit": "c2", "date": "d2", "mutmut": "3.8.1", "config": {"timeout": "t"}, "test_selection": ["a"]}
+    record = {**_record({f"{T}.x_a__mutmut_1": 1}, {"x_a": "h"}, timeout="t"), "commit": "c1", "date": "d1"}
+    record["test_selection"] = ["a"]
     meta = meta_of(record, {f"{T}.x_a__mutmut_1": 1})
     assert updated(record, meta, stamp) is None
     new = updated(record, meta_of(record, {f"{T}.x_a__mutmut_1": 0}), stamp)
     assert new is not None
     assert (new["exit_code_by_key"], new["commit"], new["date"]) == ({f"{T}.x_a__mutmut_1": 0}, "c2", "d2")
     assert updated(None, meta, stamp) is not None
+    # The same verdicts found again under other settings: the record takes them, or they would be dropped again.
+    assert updated(record, meta, {**stamp, "test_selection": ["a", "b"]}) is not None
+    assert updated(record, meta, {**stamp, "config": {"timeout": "u"}}) is not None
+
+
+@pytest.mark.parametrize(
+    ("now", "kept"),
+    [(["a", "b"], True), (["b"], False), (["a", "c"], True)],
+)
+def test_test_files_added_to_the_selection_keep_the_kills_others_drop_every_verdict(now: list[str], kept: bool) -> None:
+    """A mutant some tests kill is killed by more tests; with a test file taken out it may survive."""
+    codes = {f"{T}.x_a__mutmut_1": 1, f"{T}.x_a__mutmut_2": 0}
+    record = {**_record(codes, {"x_a": "h"}, test_selection="old"), "test_selection": ["a"]}
+    seeded, notes = seed(record, {"test_selection": "new"}, set(), now)
+    assert seeded == ({f"{T}.x_a__mutmut_1": 1, f"{T}.x_a__mutmut_2": None} if kept else dict.fromkeys(codes))
+    assert notes
 
 
 def test_the_record_is_one_mutant_a_line_in_a_stable_order() -> None:
