@@ -277,8 +277,9 @@ def import_metas(where: Path) -> None:
     from mutmut.mutation.file_mutation import compute_function_hashes
 
     files = sorted(where.rglob("*.meta")) if where.is_dir() else [where]
-    stamp = _stamp()
-    stamp["imported"] = ", ".join(str(f) for f in files)
+    # The settings of a run made elsewhere are not known here (a narrower selection, say): none is recorded, so the
+    # kills stand (more tests would kill them too) and its survivors, unless explained, are run again here.
+    stamp = {k: v for k, v in _stamp().items() if k not in ("config", "test_selection")}
     records = _records()
     for file in files:
         meta = json.loads(file.read_text(encoding="utf-8"))
