@@ -145,6 +145,9 @@ def merge(
             left.append(f"{function}: its source differs here")
             continue
         if not any(code is not None for code in theirs.values()):
+            if function not in hashes:  # none run there, none known here: counted as not run
+                hashes[function] = their_hash
+                codes.update(theirs)
             continue
         if hashes.get(function) != their_hash:
             # The record's mutants of this function were of another version of it: replaced as a whole.
@@ -154,7 +157,7 @@ def merge(
             if code is not None or key not in codes:
                 codes[key] = code
         taken.append(f"{function}: {sum(c is not None for c in theirs.values())} of {len(theirs)} run")
-    if not taken:
+    if codes == dict((record or {}).get("exit_code_by_key", {})):
         return None, taken, left
     return {"exit_code_by_key": codes, "hash_by_function_name": hashes, **stamp}, taken, left
 

@@ -177,13 +177,19 @@ def test_an_imported_run_counts_only_for_functions_whose_source_is_the_same_here
             f"{T}.x_a__mutmut_2": 0,
             f"{T}.x_b__mutmut_1": 36,  # x_b changed since the record: its old mutants go
             f"{T}.x_c__mutmut_1": 1,  # x_c differs here: left out
+            f"{T}.x_d__mutmut_1": None,  # run nowhere: counted as not run
         },
-        "hash_by_function_name": {"x_a": "a", "x_b": "b1", "x_c": "c-there"},
+        "hash_by_function_name": {"x_a": "a", "x_b": "b1", "x_c": "c-there", "x_d": "d"},
     }
-    new, taken, left = merge(record, theirs, {"x_a": "a", "x_b": "b1", "x_c": "c-here"}, {"commit": "c"})
+    new, taken, left = merge(record, theirs, {"x_a": "a", "x_b": "b1", "x_c": "c-here", "x_d": "d"}, {"commit": "c"})
     assert new is not None
-    assert new["exit_code_by_key"] == {f"{T}.x_a__mutmut_1": 1, f"{T}.x_a__mutmut_2": 0, f"{T}.x_b__mutmut_1": 36}
-    assert new["hash_by_function_name"] == {"x_a": "a", "x_b": "b1"}
+    assert new["exit_code_by_key"] == {
+        f"{T}.x_a__mutmut_1": 1,
+        f"{T}.x_a__mutmut_2": 0,
+        f"{T}.x_b__mutmut_1": 36,
+        f"{T}.x_d__mutmut_1": None,
+    }
+    assert new["hash_by_function_name"] == {"x_a": "a", "x_b": "b1", "x_d": "d"}
     assert (len(taken), left) == (2, ["x_c: its source differs here"])
     assert merge(record, theirs, {}, {})[0] is None
 
