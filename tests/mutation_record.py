@@ -229,8 +229,8 @@ def prepare() -> None:
     explained = _explained()
     for module, record in _records().items():
         codes, notes = seed(record, fingerprint, explained, selection)
-        for note in notes:
-            print(f"{module}: {note}")
+        for note in notes:  # on stderr: `make mutation` hides mutmut's list of the files it copies
+            print(f"{module}: {note}", file=sys.stderr)
         meta = ROOT / "mutants" / (source_of(module) + ".meta")
         meta.parent.mkdir(parents=True, exist_ok=True)
         meta.write_text(json.dumps(meta_of(record, codes)), encoding="utf-8")
