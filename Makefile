@@ -67,9 +67,19 @@ MUTATION_MODULES ?= tokens inforequests.lifecycle inforequests.deadlines workday
 mutation: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,mutation]'
 	rm -rf mutants  # a fresh copy of the package: mutmut does not refresh templates and data it copied earlier
-	@for module in $(MUTATION_MODULES); do \
+	@# The committed record (docs/mutation-results/) seeds mutmut's verdicts: only mutants of functions changed since
+	@# it or never run are run; MUTATION_FRESH=1 ignores it (all of them, about a day). The record is written back
+	@# after each module, also when the run is interrupted, so the next run carries on.
+	@if [ -z "$(MUTATION_FRESH)" ]; then $(BIN)/python -m tests.mutation_record prepare > /dev/null; fi
+	@export MUTATION_COMMIT=$$(git describe --always --dirty --abbrev=40); \
+	for module in $(MUTATION_MODULES); do \
 	  echo "== mailservice.$$module"; \
-	  nice -n 19 $(BIN)/mutmut run --max-children 1 "mailservice.$$module.*" > /dev/null || exit 1; \
+	  if [ -n "$(MUTATION_FRESH)" ]; then names="mailservice.$$module.*"; \
+	  else names=$$($(BIN)/python -m tests.mutation_record pending "mailservice.$$module") || exit 1; fi; \
+	  if [ -z "$$names" ]; then echo "   nothing to run: every mutant has its verdict in the record"; continue; fi; \
+	  nice -n 19 $(BIN)/mutmut run --max-children 1 $$names > "mutants/mutmut-$$module.log" 2>&1; status=$$?; \
+	  $(BIN)/python -m tests.mutation_record save "mailservice.$$module" || exit 1; \
+	  [ $$status -eq 0 ] || { tail -c 2000 "mutants/mutmut-$$module.log"; exit $$status; }; \
 	done
 	$(BIN)/python -m tests.mutation_report
 

@@ -334,6 +334,8 @@ SHARED_FIXTURE_MODULES = frozenset(
 )
 
 
+# Optional: `make mutation` runs pytest with `-p no:xdist`, where an unknown hook would stop the collection.
+@pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
     """Under ``--dist loadgroup``: one test at a time to whichever process is free, except the modules above, each
     sent whole; pytest-xdist starts with the largest such group, so the long shared set-ups begin the run."""

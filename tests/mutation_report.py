@@ -1,17 +1,18 @@
-"""Figures of the last `make mutation` run, per module, as a Markdown table and the list of surviving mutants.
+"""Mutation figures of the core, per module and in all, from the committed record of mutmut's verdicts
+(docs/mutation-results/, written by `make mutation`; tests/mutation_record.py).
 
-Reads ``mutmut results --all true`` in the repository (the ``mutants/`` folder mutmut keeps). Mutants listed in
-docs/mutation.md as equivalent are counted apart: a survivor is either killed by a test or explained there.
-docs/mutation-decisions.toml holds the mutants decided by hand (a test run with ``MUTANT_UNDER_TEST``, or an
-equivalence with its reason); their verdict stands for mutmut's when mutmut saw it survive or did not run it.
+Mutants listed in docs/mutation.md as equivalent are counted apart. docs/mutation-decisions.toml holds the mutants
+decided by hand (a test run with ``MUTANT_UNDER_TEST``, or an equivalence or a judgement with its reason); their
+verdict stands for mutmut's when mutmut saw the mutant survive or did not run it.
+Exits non-zero when the core has less than 90% of its non-equivalent mutants killed, when a survivor is left
+unexplained, or when a mutant was not run (or has no record at all).
 Usage: ``.venv/bin/python -m tests.mutation_report``.
 """
 
 from __future__ import annotations
 
+import json
 import re
-import subprocess
-import sys
 import tomllib
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -19,24 +20,36 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 EQUIVALENT = re.compile(r"`(mailservice\.\S+__mutmut_\d+)`")
 DECISIONS = ROOT / "docs" / "mutation-decisions.toml"
-# A verdict reached by hand, as the report counts it: killed, or set apart with a reason.
-VERDICTS = {"killed": "killed", "equivalent": "equivalent", "judgement": "equivalent"}
+RECORDS = ROOT / "docs" / "mutation-results"
+# The share of non-equivalent mutants the core must kill (the project's goal for `make mutation`).
+GOAL = 0.90
+# A verdict reached by hand, as the report counts it.
+VERDICTS = {"killed": "killed", "equivalent": "equivalent", "judgement": "judgement"}
 # mutmut's statuses a hand verdict may replace: the mutant survived a run older than its test, or was not run.
-OPEN = ("survived", "not checked", "no tests", "suspicious")
+OPEN = ("survived", "not run", "no tests", "suspicious")
+# mutmut 3.8.1's exit codes (mutmut/stats.py `status_by_exit_code`) as the report counts them: a timeout is a
+# mutant that made the tests hang, detected like a kill; anything else not listed is "suspicious".
+STATUS = {None: "not run", 0: "survived", 1: "killed", 3: "killed", 5: "no tests", 33: "no tests", 34: "skipped"}
+STATUS.update(dict.fromkeys((24, -24, 36, 152, 255), "killed"))
 
 
-def results() -> list[tuple[str, str, str]]:
-    """(module, mutant, status) of every mutant mutmut lists, ``not checked`` included."""
-    mutmut = Path(sys.executable).with_name("mutmut")
-    out = subprocess.run(
-        [str(mutmut), "results", "--all", "true"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout
-    rows = []
-    for line in out.splitlines():
-        mutant, _, status = line.strip().partition(": ")
-        if mutant.startswith("mailservice.") and status:
-            rows.append((mutant.rsplit(".", 1)[0], mutant, status))
-    return rows
+def status_of(exit_code: int | None) -> str:
+    return STATUS.get(exit_code, "suspicious")
+
+
+def core_modules(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
+    """The mutated modules, from `[tool.mutmut] only_mutate` (``mailservice/a/b.py`` -> ``mailservice.a.b``)."""
+    paths = tomllib.loads(pyproject.read_text(encoding="utf-8"))["tool"]["mutmut"]["only_mutate"]
+    return sorted(p.removesuffix(".py").replace("/", ".") for p in paths)
+
+
+def rows_of(records: dict[str, dict]) -> list[tuple[str, str, str]]:
+    """(module, mutant, status) of every mutant of the records (module name -> record)."""
+    return [
+        (module, mutant, status_of(code))
+        for module, record in sorted(records.items())
+        for mutant, code in sorted(record["exit_code_by_key"].items())
+    ]
 
 
 def decisions(text: str) -> dict[str, str]:
@@ -56,10 +69,25 @@ def decisions(text: str) -> dict[str, str]:
     return verdicts
 
 
+def equivalents() -> set[str]:
+    doc = ROOT / "docs" / "mutation.md"
+    return set(EQUIVALENT.findall(doc.read_text(encoding="utf-8"))) if doc.exists() else set()
+
+
+def hand_verdicts() -> dict[str, str]:
+    return decisions(DECISIONS.read_text(encoding="utf-8")) if DECISIONS.exists() else {}
+
+
+def explained() -> set[str]:
+    """Survivors that need no new run: equivalent, by judgement, or killed by a test checked by hand."""
+    return equivalents() | set(hand_verdicts())
+
+
 def classify(
     rows: list[tuple[str, str, str]], equivalent: set[str], by_hand: dict[str, str]
 ) -> tuple[dict[str, Counter[str]], list[str]]:
-    """Counts per module and the survivors left unexplained; mutants neither run nor decided are not counted."""
+    """Counts per module (killed, equivalent, judgement, survived, not run, and mutmut's other statuses) and the
+    mutants left open: survivors not explained, mutants not run, no tests or suspicious."""
     by_module: dict[str, Counter[str]] = defaultdict(Counter)
     unexplained = []
     for module, mutant, status in rows:
@@ -67,43 +95,78 @@ def classify(
             status = VERDICTS[by_hand[mutant]]
         elif status == "survived" and mutant in equivalent:
             status = "equivalent"
-        if status == "not checked":
-            continue
         by_module[module][status] += 1
-        if status in ("survived", "no tests", "suspicious"):
+        if status not in ("killed", "equivalent", "judgement", "skipped"):
             unexplained.append(f"{mutant}: {status}")
     return by_module, unexplained
 
 
-def main() -> int:
-    doc = ROOT / "docs" / "mutation.md"
-    equivalent = set(EQUIVALENT.findall(doc.read_text(encoding="utf-8"))) if doc.exists() else set()
-    by_hand = decisions(DECISIONS.read_text(encoding="utf-8")) if DECISIONS.exists() else {}
-    by_module, unexplained = classify(results(), equivalent, by_hand)
-    print("| module | mutants | killed | timeout | equivalent | survived | other | detected of non-equivalent |")
-    print("|---|---|---|---|---|---|---|---|")
+def share(c: Counter[str]) -> float:
+    """Killed (timeouts included) of the mutants that are not equivalent or set apart by judgement."""
+    return c["killed"] / max(1, sum(c.values()) - c["equivalent"] - c["judgement"])
+
+
+def problems(by_module: dict[str, Counter[str]], modules: list[str], unexplained: list[str]) -> list[str]:
+    """Why the core does not pass, in plain words; empty when it does."""
     total: Counter[str] = Counter()
-    for module in sorted(by_module):
-        c = by_module[module]
+    for c in by_module.values():
         total.update(c)
-        print(_row(module, c))
-    print(_row("**all**", total))
-    if unexplained:
-        print("\nSurvivors not yet explained in docs/mutation.md or docs/mutation-decisions.toml:")
-        print("\n".join(f"- `{u}`" for u in unexplained))
-    return 0
+    found = [f"{m}: no record, not run at all" for m in modules if m not in by_module]
+    if total["not run"]:
+        found.append(f"{total['not run']} mutants not run")
+    left = sum(1 for u in unexplained if not u.endswith(": not run"))
+    if left:
+        found.append(f"{left} mutants survived or were not decided, unexplained")
+    if share(total) < GOAL:
+        found.append(f"the core kills {share(total):.1%} of its non-equivalent mutants, under {GOAL:.0%}")
+    return found
+
+
+def table(by_module: dict[str, Counter[str]], modules: list[str]) -> list[str]:
+    lines = [
+        "| module | mutants | killed (incl. timeouts) | equivalent | by judgement | survived, unexplained | not run "
+        "| other | killed of non-equivalent |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    total: Counter[str] = Counter()
+    for module in sorted(set(modules) | set(by_module)):
+        if module not in by_module:
+            lines.append(f"| {module} | no record | | | | | not run | | |")
+            continue
+        total.update(by_module[module])
+        lines.append(_row(module, by_module[module]))
+    lines.append(_row("**core**", total))
+    return lines
 
 
 def _row(name: str, c: Counter[str]) -> str:
     n = sum(c.values())
-    # A mutant that makes the tests hang (an endless loop) is detected: the run is stopped and counted a timeout.
-    detected = c["killed"] + c["timeout"]
-    other = n - detected - c["equivalent"] - c["survived"]
-    share = detected / max(1, n - c["equivalent"])
+    named = ("killed", "equivalent", "judgement", "survived", "not run")
+    other = n - sum(c[k] for k in named)
     return (
-        f"| {name} | {n} | {c['killed']} | {c['timeout']} | {c['equivalent']} | {c['survived']} | {other} "
-        f"| {share:.0%} |"
+        f"| {name} | {n} | {c['killed']} | {c['equivalent']} | {c['judgement']} | {c['survived']} | {c['not run']} "
+        f"| {other} | {share(c):.1%} |"
     )
+
+
+def main() -> int:
+    records = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(RECORDS.glob("*.json"))}
+    modules = core_modules()
+    by_module, unexplained = classify(rows_of(records), equivalents(), hand_verdicts())
+    print("\n".join(table(by_module, modules)))
+    print("\nRecords (last change):")
+    for module, record in sorted(records.items()):
+        print(f"- {module}: {record.get('date')}, commit {record.get('commit')}, mutmut {record.get('mutmut')}")
+    listed = [u for u in unexplained if not u.endswith(": not run")]
+    if listed:
+        print("\nSurvivors not explained in docs/mutation.md or docs/mutation-decisions.toml (or not decided):")
+        print("\n".join(f"- `{u}`" for u in listed))
+    found = problems(by_module, modules, unexplained)
+    if found:
+        print("\nFAILED: " + "; ".join(found) + ".")
+        return 1
+    print(f"\nPassed: at least {GOAL:.0%} killed, every survivor explained, every mutant run.")
+    return 0
 
 
 if __name__ == "__main__":
