@@ -17,6 +17,8 @@ import tomllib
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from tests.mutation_record import function_of, source_of
+
 ROOT = Path(__file__).resolve().parents[1]
 EQUIVALENT = re.compile(r"`(mailservice\.\S+__mutmut_\d+)`")
 DECISIONS = ROOT / "docs" / "mutation-decisions.toml"
@@ -43,13 +45,38 @@ def core_modules(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
     return sorted(p.removesuffix(".py").replace("/", ".") for p in paths)
 
 
-def rows_of(records: dict[str, dict]) -> list[tuple[str, str, str]]:
-    """(module, mutant, status) of every mutant of the records (module name -> record)."""
-    return [
-        (module, mutant, status_of(code))
-        for module, record in sorted(records.items())
-        for mutant, code in sorted(record["exit_code_by_key"].items())
-    ]
+def rows_of(records: dict[str, dict], current: dict[str, dict[str, str]] | None = None) -> list[tuple[str, str, str]]:
+    """(module, mutant, status) of every mutant of the records (module name -> record). With ``current`` (module
+    -> mutmut's hash of each function of today's source), a verdict on a function whose source changed since the
+    record, or is gone, counts as not run: it was reached on other code."""
+    rows = []
+    for module, record in sorted(records.items()):
+        stale = changed_functions(record, current[module]) if current and module in current else set()
+        for mutant, code in sorted(record["exit_code_by_key"].items()):
+            rows.append((module, mutant, "not run" if function_of(mutant) in stale else status_of(code)))
+    return rows
+
+
+def changed_functions(record: dict, current: dict[str, str]) -> set[str]:
+    """Functions of the record whose hash is not today's: changed or gone."""
+    recorded: dict[str, str] = record.get("hash_by_function_name", {})
+    return {f for f, h in recorded.items() if current.get(f) != h}
+
+
+def new_functions(record: dict, current: dict[str, str]) -> set[str]:
+    """Functions of today's source the record does not know: new, or without a mutant (mutmut records only
+    functions it mutates), so told, not counted."""
+    return set(current) - set(record.get("hash_by_function_name", {}))
+
+
+def current_hashes(modules: list[str]) -> dict[str, dict[str, str]] | None:
+    """mutmut's function hashes of today's source of each module; None without mutmut installed (the report then
+    says it could not tell whether the record is still the code's)."""
+    try:
+        from mutmut.mutation.file_mutation import compute_function_hashes
+    except ImportError:
+        return None
+    return {m: compute_function_hashes((ROOT / source_of(m)).read_text(encoding="utf-8")) for m in modules}
 
 
 def decisions(text: str) -> dict[str, str]:
@@ -152,8 +179,19 @@ def _row(name: str, c: Counter[str]) -> str:
 def main() -> int:
     records = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(RECORDS.glob("*.json"))}
     modules = core_modules()
-    by_module, unexplained = classify(rows_of(records), equivalents(), hand_verdicts())
+    current = current_hashes(modules)
+    by_module, unexplained = classify(rows_of(records, current), equivalents(), hand_verdicts())
     print("\n".join(table(by_module, modules)))
+    if current is None:
+        print("\nmutmut is not installed: whether each record is still today's code was not checked.")
+    else:
+        for module, record in sorted(records.items()):
+            changed = sorted(changed_functions(record, current.get(module, {})))
+            if changed:
+                print(f"\n{module}: changed since its record, their mutants counted as not run: {', '.join(changed)}")
+            new = sorted(new_functions(record, current.get(module, {})))
+            if new:
+                print(f"\n{module}: not in its record (new, or with no mutant): {', '.join(new)}")
     print("\nRecords (last change):")
     for module, record in sorted(records.items()):
         print(f"- {module}: {record.get('date')}, commit {record.get('commit')}, mutmut {record.get('mutmut')}")

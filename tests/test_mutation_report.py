@@ -16,7 +16,17 @@ from pathlib import Path
 import pytest
 
 from tests.mutation_record import dump, merge, meta_of, seed, updated
-from tests.mutation_report import DECISIONS, classify, core_modules, decisions, problems, rows_of, table
+from tests.mutation_report import (
+    DECISIONS,
+    changed_functions,
+    classify,
+    core_modules,
+    decisions,
+    new_functions,
+    problems,
+    rows_of,
+    table,
+)
 
 SAMPLE = """
 [[sender]]
@@ -274,3 +284,21 @@ def test_mutmut_keeps_the_seeded_verdicts_of_unchanged_functions_only(tmp_path: 
     assert {k: v for k, v in second.items() if ".x_f__" in k} == {k: 1 for k in second if ".x_f__" in k}
     assert {v for k, v in second.items() if ".x_g__" in k} == {None}
     assert any(".x_f__" in k for k in second) and any(".x_g__" in k for k in second)
+
+
+def test_a_verdict_on_code_changed_since_the_record_counts_as_not_run() -> None:
+    # A record made on yesterday's source says nothing of today's: a function whose hash changed (x_a), is gone
+    # (x_gone) is not as recorded, one new (x_new) is told apart; the unchanged one (x_b) keeps its kill.
+    record = {
+        "exit_code_by_key": {f"{T}.x_a__mutmut_1": 1, f"{T}.x_b__mutmut_1": 1, f"{T}.x_gone__mutmut_1": 1},
+        "hash_by_function_name": {"x_a": "old", "x_b": "same", "x_gone": "gone"},
+    }
+    today = {"x_a": "new", "x_b": "same", "x_new": "fresh"}
+    assert changed_functions(record, today) == {"x_a", "x_gone"}
+    assert new_functions(record, today) == {"x_new"}
+    assert rows_of({T: record}, {T: today}) == [
+        (T, f"{T}.x_a__mutmut_1", "not run"),
+        (T, f"{T}.x_b__mutmut_1", "killed"),
+        (T, f"{T}.x_gone__mutmut_1", "not run"),
+    ]
+    assert [status for _m, _k, status in rows_of({T: record})] == ["killed"] * 3  # unchecked without hashes
