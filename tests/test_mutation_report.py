@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tomllib
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -105,8 +106,8 @@ def test_the_recorded_decisions_are_well_formed() -> None:
 T = "mailservice.tokens"
 
 
-def _record(codes: dict[str, int | None], hashes: dict[str, str], **config: str) -> dict:
-    return {"exit_code_by_key": codes, "hash_by_function_name": hashes, "config": config}
+def _record(codes: Mapping[str, int | None], hashes: dict[str, str], **config: str) -> dict:
+    return {"exit_code_by_key": dict(codes), "hash_by_function_name": hashes, "config": config}
 
 
 def test_seeding_keeps_kills_timeouts_and_explained_survivors_and_runs_the_rest_again() -> None:
