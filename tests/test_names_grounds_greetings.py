@@ -15,7 +15,7 @@ from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.inforequests import service
 from mailservice.inforequests.cli import app as requests_cli
-from mailservice.inforequests.lifecycle import REFUSAL_GROUNDS, Channel, Status, TransitionError
+from mailservice.inforequests.lifecycle import REFUSAL_GROUNDS, Channel, Status, TransitionError, review_note
 from mailservice.inforequests.models import Client, Request
 from mailservice.mail.compose import format_address
 from mailservice.mail.headers import one_line
@@ -65,8 +65,12 @@ def _refuse(settings: Settings, request_id: int, ground: str) -> None:
 def test_no_address_refusal_is_refused_for_a_phone_call_with_a_phone(settings: Settings) -> None:
     # 8-FZ art. 20 part 1 p. 2: no postal address, e-mail, fax or phone for the answer. A phone is one.
     request_id, _ = staff_request(settings, subject="Звонок", name="Петров Пётр", phone="+7 913 555-00-01")
-    with pytest.raises(TransitionError, match="не подходит"):
+    with pytest.raises(TransitionError, match="не подходит") as refused:
         _refuse(settings, request_id, "8fz-20-1-2")
+    # The message also says why and what to do instead, whole: staff read it in the console and on the command line.
+    assert str(refused.value).endswith(
+        "По этому основанию заявителю ничего не направляется, поэтому выберите другое основание или дайте ответ."
+    )
     with session_scope(settings) as session:
         assert session.get_one(Request, request_id).status == Status.registered
 
@@ -206,3 +210,13 @@ def test_an_organisation_given_in_the_console_is_greeted_hello(settings: Setting
     drain(settings)
     (letter,) = [parsed(raw) for _f, rcpts, raw in sink.messages() if rcpts == ["r@example.ru"]]
     assert text_of(letter).splitlines()[0] == "Здравствуйте!"
+
+
+def test_the_review_note_names_what_to_check_only_on_a_flagged_request() -> None:
+    # README "Classifier": a flagged decision says «проверить тип», «проверить тему» or «проверить тип и тему»;
+    # requests classified before say «проверить классификацию». An unflagged one says nothing.
+    assert review_note(False, {"review": ["type"]}) == ""
+    assert review_note(True, {"review": ["type"]}) == "проверить тип"
+    assert review_note(True, {"review": ["type", "topic"]}) == "проверить тип и тему"
+    for older in ({}, None, "type", ["type"]):  # no review list, or no classification kept at all
+        assert review_note(True, older) == "проверить классификацию"
