@@ -28,6 +28,8 @@ os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
 from pydantic import Field, field_validator, model_validator  # noqa: E402
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict  # noqa: E402
 
+from mailservice.mail.addresses import address_key  # noqa: E402  (pure: no import of the service)
+
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev", "development", "placeholder"}
 # A signing key must resist guessing: at least this many characters and this many bits by estimate_entropy_bits
 # (NIST SP 800-131A: 128-bit security for HMAC keys).
@@ -455,7 +457,8 @@ class Settings(BaseSettings):
     def own_addresses(self) -> frozenset[str]:
         """The service's own mailboxes, case-folded: the address it sends from, the mailbox it reads (when the login
         is an address), the List-Unsubscribe ``mailto:`` and the commands' dedicated addresses. A letter From one of
-        them is never answered automatically (RFC 3834 section 2: a responder must not reply to itself)."""
+        them is never answered automatically (RFC 3834 section 2: a responder must not reply to itself). Keyed as
+        every address is compared (mail/addresses.py: case, NFC, an IDN domain as Unicode)."""
         addresses = (
             self.from_address,
             self.imap_user,
@@ -464,7 +467,7 @@ class Settings(BaseSettings):
             self.unsubscribe_address,
             self.history_address,
         )
-        return frozenset(a.strip().casefold() for a in addresses if "@" in a)
+        return frozenset(address_key(a) for a in addresses if "@" in a)
 
     @property
     def unit_head_map(self) -> dict[str, str]:

@@ -19,6 +19,7 @@ from mailservice.inforequests.models import Request
 from mailservice.intake import actions
 from mailservice.intake.models import Outcome
 from mailservice.intake.pipeline import Source, process_raw
+from mailservice.mail.addresses import address_key
 from mailservice.outbox import OutboxMessage
 from tests.conftest import make_env, reset_caches
 from tests.mailfactory import citizen_mail
@@ -114,3 +115,12 @@ def test_a_colleague_at_the_departments_domain_is_registered_as_anyone(own: Sett
     result = process_raw(own, citizen_mail(sender=colleague), Source("smtp", envelope_from=colleague))
     assert result.outcome is Outcome.new_request and result.request_number, result
     assert _outbox_to(own) == ["petrova@dizo.test"]
+
+
+def test_our_address_is_known_in_any_spelling_of_its_domain(own: Settings) -> None:
+    # A department on a Cyrillic domain: a letter's From carries it in punycode (RFC 5890) or in another case; each
+    # is the same mailbox (mail/addresses.py), so each is ours.
+    settings = own.model_copy(update={"from_address": "Приёмная@Пример.РФ"})
+    assert address_key("приёмная@xn--e1afmkfd.xn--p1ai") in settings.own_addresses
+    assert address_key("ПРИЁМНАЯ@пример.рф") in settings.own_addresses
+    assert address_key("приёмная@пример.рус") not in settings.own_addresses

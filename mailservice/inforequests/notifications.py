@@ -305,7 +305,7 @@ def auto_reply_allowed(session: Session, settings: Settings, request: Request, n
     """Whether one more automatic reply may go to the request's reply address this hour; when not, a note for staff
     says so on the request (the request itself is registered all the same)."""
     address = request.reply_email
-    if address and address.strip().casefold() in settings.own_addresses:
+    if address and address_key(address) in settings.own_addresses:
         # RFC 3834 2: a responder never answers itself; our own mailbox would take the reply in (a mail loop).
         internal_note(
             session,

@@ -37,6 +37,7 @@ from mailservice.intake.commands import Command, CommandAddresses, command_note,
 from mailservice.intake.forwarded import Finding, examine
 from mailservice.intake.spam import asks_something, hold_reasons
 from mailservice.intake.thanks import is_only_thanks
+from mailservice.mail.addresses import address_key
 from mailservice.mail.bounces import BounceInfo, parse_bounce
 from mailservice.mail.parse import ParsedMessage, ParseError, parse_message
 from mailservice.mail.slim import slim
@@ -198,7 +199,7 @@ def prepare(
         if verdict.hold and command is None:
             hold = (verdict.hold, *hold)  # an automatic-looking subject alone: staff look, nothing is dropped
         forwarded = _forwarded(whole_message, message_obj, limits)
-        if parsed.from_addr is not None and parsed.from_addr.strip().casefold() in limits.own_addresses:
+        if parsed.from_addr is not None and address_key(parsed.from_addr) in limits.own_addresses:
             # From one of our own mailboxes: a forged appeal or a mail loop. Answering it would write to ourselves
             # (RFC 3834 2), so it waits in the held queue for staff, whatever it says, and acts as nothing.
             command, thanks, hold = None, False, (HOLD_OWN_ADDRESS, *(h for h in hold if h != HOLD_OWN_ADDRESS))
