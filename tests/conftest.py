@@ -137,14 +137,34 @@ def train_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     return cache.mkdir(key) if cache is not None else tmp_path_factory.getbasetemp().parent / key
 
 
+def _package_fingerprint() -> str:
+    """What a migrated database depends on: every source file of the package (the migrations and what they use)."""
+    root = Path(db.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.suffix in (".py", ".ini", ".mako") and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 @pytest.fixture(scope="session")
 def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An SQLite file migrated once; each test gets a copy (migrations run once, not per test)."""
-    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
-    url = f"sqlite:///{path}"
-    settings = config.Settings(database_url=url, data_dir=path.parent)
-    db.upgrade(settings)
-    db.dispose_engines()
+    """An SQLite file migrated once; each test gets a copy (migrations run once, not per test).
+
+    It is kept between sessions beside pytest's temporary folders, keyed by the package's sources: `make mutation`
+    starts a pytest session per mutant, and migrating a new database for each (two seconds and more) was a fifth of
+    a mutant's time. Any change of the code makes a new one.
+    """
+    folder = tmp_path_factory.getbasetemp().parent / f"sqlite-template-{_package_fingerprint()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "template.sqlite3"
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another test process may be migrating it right now
+        if not path.exists():
+            partial = folder / f"partial-{uuid.uuid4().hex[:8]}.sqlite3"
+            db.upgrade(config.Settings(database_url=f"sqlite:///{partial}", data_dir=folder))
+            db.dispose_engines()
+            partial.rename(path)
     return path
 
 
