@@ -26,7 +26,7 @@ from mailservice.inforequests.models import Client, Event, Request
 from mailservice.intake import pipeline
 from mailservice.intake.models import Bounce, IntakeEntry, Outcome
 from mailservice.intake.pipeline import Source, arrival, process_raw
-from mailservice.mail.parse import ParsedMessage
+from mailservice.mail.parse import ParsedMessage, parse_message
 from mailservice.outbox import OutboxMessage
 from tests.conftest import make_env
 from tests.mailfactory import body_text, citizen_mail, message_id_of, parse
@@ -698,3 +698,24 @@ def test_a_known_clients_letter_in_a_batch_is_written_as_first_tried(
     assert (first.request_number, second.request_number) == ("2026-000001", "2026-000002")
     with session_scope(settings) as session:
         assert len(set(session.scalars(select(Request.client_id)))) == 1
+
+
+def test_the_batch_finds_the_client_of_an_address_on_a_merged_record_as_the_careful_look_up_does(
+    settings: Settings,
+) -> None:
+    """A merged record points at the record it was merged into: the batch's look-up of an address still on the
+    merged record gives that survivor, the client the careful look-up (one message at a time) gives."""
+    process_raw(settings, citizen_mail(sender="old@example.ru", name="Орлов О."), smtp_source(), now=NOW)
+    process_raw(settings, citizen_mail(sender="new@example.ru", subject="Другой"), smtp_source(), now=NOW)
+    with session_scope(settings) as session:
+        merged, survivor = session.scalars(select(Client).order_by(Client.id)).all()
+        merged.merged_into_id = survivor.id
+        survivor_id = survivor.id
+    letters = [citizen_mail(sender=sender, subject="Третий") for sender in ("Old@Example.ru", "new@example.ru")]
+    with session_scope(settings) as session:
+        batch = pipeline.BatchLookups(session, [parse_message(raw) for raw in letters], NOW)
+        careful = pipeline.Lookups(session)
+        for address in ("old@example.ru", "OLD@example.ru", "new@example.ru"):
+            found, expected = batch.client(address), careful.client(address)
+            assert found is not None and expected is not None, address
+            assert found.id == expected.id == survivor_id, address

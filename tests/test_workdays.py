@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -398,6 +400,62 @@ def test_another_package_version_is_asked_itself(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(workdays, "_installed_package_version", lambda: "0.0")
     workdays._table.cache_clear()
     try:
+        assert workdays._table() == {}
+        assert package_non_working_days(2026) == _package_days_off(2026)
+    finally:
+        monkeypatch.undo()
+        workdays._table.cache_clear()
+
+
+def _days_off_of(entry: dict[str, list[str]], year: int) -> set[dt.date]:
+    """The non-working days of ``year`` that a table entry stands for: the weekend, less its working days, plus its
+    days off."""
+    weekend = {day for day in _days_of(year) if day.weekday() >= 5}
+    working = {D.fromisoformat(day) for day in entry["working_days"]}
+    return (weekend - working) | {D.fromisoformat(day) for day in entry["days_off"]}
+
+
+def test_make_calendar_table_writes_the_shipped_table_from_the_package(tmp_path: Path) -> None:
+    """`make calendar-table` writes, from the pinned package, the very file shipped (here into a temporary file, not
+    into the package), and the file says what the package says: the New Year holidays 1-8 January (Labour Code
+    art. 112), 09.01.2026 and 31.12.2026 off, Saturday 01.11.2025 a working day."""
+    written = tmp_path / "calendar_ru.json"
+    workdays.write_package_table(written)
+    assert written.read_bytes() == PACKAGE_TABLE_FILE.read_bytes()
+    document = json.loads(written.read_text(encoding="utf-8"))
+    assert document["holidays"] == holidays.__version__
+    assert sorted(document["years"]) == [str(year) for year in PACKAGE_TABLE_YEARS]
+    for year in (2025, 2026, 2027):
+        assert _days_off_of(document["years"][str(year)], year) == _package_days_off(year), year
+    year_2026 = _days_off_of(document["years"]["2026"], 2026)
+    assert {D(2026, 1, day) for day in range(1, 10)} | {D(2026, 12, 31)} <= year_2026
+    assert D(2026, 1, 12) not in year_2026
+    assert D(2025, 11, 1) not in _days_off_of(document["years"]["2025"], 2025)
+
+
+def test_the_table_answers_for_its_years_without_importing_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    """README: the package's days for 2000-2040 are shipped as a table so that a light command need not import the
+    package; a year outside them is asked of the package."""
+    monkeypatch.setitem(sys.modules, "holidays", None)  # `import holidays` fails from here on
+    for year in (PACKAGE_TABLE_YEARS[0], 2026, PACKAGE_TABLE_YEARS[-1]):
+        assert D(year, 1, 1) in package_non_working_days(year)
+    assert {D(2026, 1, 9), D(2026, 12, 31)} <= package_non_working_days(2026)
+    assert D(2025, 11, 1) not in package_non_working_days(2025)
+    with pytest.raises(ImportError):
+        package_non_working_days(PACKAGE_TABLE_YEARS[-1] + 1)
+
+
+@pytest.mark.parametrize("metadata_text", [None, "Metadata-Version: 2.1\nName: holidays\n"])
+def test_an_installed_package_without_a_version_line_is_asked_itself(
+    monkeypatch: pytest.MonkeyPatch, metadata_text: str | None
+) -> None:
+    """An installation with no METADATA (an .egg-info one has PKG-INFO instead) or none naming a version: the
+    table's version cannot be matched, so it is not read and the package answers."""
+    installed = SimpleNamespace(read_text=lambda name: metadata_text if name == "METADATA" else None)
+    monkeypatch.setattr(workdays, "metadata", SimpleNamespace(distribution=lambda name: installed))
+    workdays._table.cache_clear()
+    try:
+        assert workdays._installed_package_version() is None
         assert workdays._table() == {}
         assert package_non_working_days(2026) == _package_days_off(2026)
     finally:
