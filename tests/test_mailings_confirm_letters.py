@@ -6,7 +6,6 @@ request made after the list was confirmed or withdrawn. On SQLite and PostgreSQL
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 
 import pytest
 import sqlalchemy as sa
@@ -15,34 +14,18 @@ from sqlalchemy import select
 from mailservice import db, tokens
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
-from mailservice.mailings import consent, subscribers
-from mailservice.mailings.consent import Evidence, parse_address
-from mailservice.mailings.models import ConsentEvent, MailingList, Subscriber, Subscription, SubscriptionStatus
+from mailservice.mailings import subscribers
+from mailservice.mailings.consent import Evidence
+from mailservice.mailings.models import ConsentEvent, Subscription
 from mailservice.tokens import Purpose
 from tests.test_identity import fresh_url  # noqa: F401  (a fixture)
 from tests.test_mailings_consent import two_lists  # noqa: F401  (a fixture)
+from tests.test_tryout_dec6d import VICTIM_ADDRESS as HER
+from tests.test_tryout_dec6d import _ask
+from tests.test_tryout_dec6e_more import _statuses as statuses
 
-HER = "olga.petrova@example.ru"
 HER_IP, STRANGER_IP = "198.51.100.7", "203.0.113.66"
 CLICK = Evidence(method="link", source="подтверждение по ссылке из письма", ip="198.51.100.8", user_agent="Почта")
-
-
-def ask(settings: Settings, slugs: Sequence[str], ip: str, at: dt.datetime) -> str:
-    """A subscription request on the site for her address at ``at``; returns the token of its letter's link."""
-    address = parse_address(HER)
-    assert address is not None
-    with session_scope(settings) as session:
-        result = subscribers.subscribe(
-            session,
-            settings,
-            address=address,
-            lists=subscribers.lists_by_slugs(session, list(slugs)),
-            evidence=Evidence(method="web_form", source="https://dizo.test/subscribe", ip=ip),
-            consent_text=consent.current_consent(session, settings),
-            now=at,
-        )
-        assert result.outcome == "confirmation_sent"
-        return subscribers.confirm_token(settings, session.get_one(Subscriber, result.subscriber_id))
 
 
 def follow(settings: Settings, token: str, at: dt.datetime | None = None) -> list[str]:
@@ -59,19 +42,11 @@ def shown(settings: Settings, token: str) -> list[str]:
         return [m.slug for m in subscribers.pending_lists(session, settings, link, utcnow())]
 
 
-def statuses(settings: Settings) -> dict[str, str]:
-    with session_scope(settings) as session:
-        rows = session.execute(
-            select(MailingList.slug, Subscription.status).join(Subscription, Subscription.list_id == MailingList.id)
-        ).all()
-        return {slug: SubscriptionStatus(status).value for slug, status in rows}
-
-
 def test_asked_twice_for_the_same_list_the_first_letters_link_subscribes_her(two_lists: Settings) -> None:  # noqa: F811
     settings = two_lists
     now = utcnow()
-    first = ask(settings, ["news"], HER_IP, now - dt.timedelta(hours=2))
-    second = ask(settings, ["news"], HER_IP, now - dt.timedelta(hours=1))
+    first = _ask(settings, "news", HER_IP, now - dt.timedelta(hours=2))
+    second = _ask(settings, "news", HER_IP, now - dt.timedelta(hours=1))
     assert first != second
     assert shown(settings, first) == shown(settings, second) == ["news"]
     clicked = now.replace(microsecond=0)
@@ -91,8 +66,8 @@ def test_asked_twice_for_the_same_list_the_first_letters_link_subscribes_her(two
 def test_a_strangers_later_request_for_the_same_list_leaves_her_link_working(two_lists: Settings) -> None:  # noqa: F811
     settings = two_lists
     now = utcnow()
-    hers = ask(settings, ["news"], HER_IP, now - dt.timedelta(minutes=30))
-    ask(settings, ["news", "tenders"], STRANGER_IP, now)  # the stranger's letter names «Торги» too
+    hers = _ask(settings, "news", HER_IP, now - dt.timedelta(minutes=30))
+    _ask(settings, "news", STRANGER_IP, now, also=["tenders"])  # the stranger's letter names «Торги» too
     assert shown(settings, hers) == ["news"]
     assert follow(settings, hers) == ["news"]  # hers, and not widened to the stranger's «Торги»
     assert statuses(settings) == {"news": "active", "tenders": "pending"}
@@ -102,8 +77,8 @@ def test_each_letter_works_within_its_own_hours(two_lists: Settings) -> None:  #
     settings = two_lists
     now = utcnow()
     hours = dt.timedelta(hours=settings.mailing_confirm_hours)
-    lapsed = ask(settings, ["news"], HER_IP, now - hours - dt.timedelta(hours=1))
-    fresh = ask(settings, ["news"], HER_IP, now - hours + dt.timedelta(hours=1))
+    lapsed = _ask(settings, "news", HER_IP, now - hours - dt.timedelta(hours=1))
+    fresh = _ask(settings, "news", HER_IP, now - hours + dt.timedelta(hours=1))
     assert follow(settings, lapsed) == []  # past MAILING_CONFIRM_HOURS from its sending
     assert statuses(settings) == {"news": "pending"}
     assert follow(settings, fresh, now + dt.timedelta(hours=2)) == []  # its own hours are over too
@@ -115,12 +90,12 @@ def test_a_letter_from_before_a_withdrawal_confirms_no_later_request(two_lists: 
     # was for a request already answered: its link does not confirm the new one, which waits for its own letter.
     settings = two_lists
     now = utcnow()
-    old = ask(settings, ["news"], HER_IP, now - dt.timedelta(hours=3))
+    old = _ask(settings, "news", HER_IP, now - dt.timedelta(hours=3))
     assert follow(settings, old, now - dt.timedelta(hours=2)) == ["news"]
     with session_scope(settings) as session:
         subscription = session.scalars(select(Subscription)).one()
         assert subscribers.withdraw(session, settings, subscription, evidence=CLICK, now=now - dt.timedelta(hours=1))
-    new = ask(settings, ["news"], STRANGER_IP, now - dt.timedelta(minutes=30))
+    new = _ask(settings, "news", STRANGER_IP, now - dt.timedelta(minutes=30))
     with pytest.raises(subscribers.LinkError):
         follow(settings, old)
     assert statuses(settings) == {"news": "pending"}
@@ -133,8 +108,8 @@ def test_the_purge_forgets_the_letters_whose_links_have_lapsed(two_lists: Settin
 
     settings = two_lists
     now = utcnow()
-    ask(settings, ["news"], HER_IP, now - dt.timedelta(hours=settings.mailing_confirm_hours + 1))
-    fresh = ask(settings, ["news"], HER_IP, now - dt.timedelta(hours=1))
+    _ask(settings, "news", HER_IP, now - dt.timedelta(hours=settings.mailing_confirm_hours + 1))
+    fresh = _ask(settings, "news", HER_IP, now - dt.timedelta(hours=1))
     with session_scope(settings) as session:
         upkeep.purge(session, settings, now)
     with session_scope(settings) as session:
