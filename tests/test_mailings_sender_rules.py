@@ -24,7 +24,7 @@ from mailservice.db import session_scope, utcnow
 from mailservice.intake.models import Bounce, IntakeEntry
 from mailservice.mailings import campaigns, sender, subscribers
 from mailservice.mailings.consent import Evidence, parse_address
-from mailservice.mailings.ledger import Job, Ledger, Outcome, new_worker_name
+from mailservice.mailings.ledger import Job, Ledger, Outcome, PassResult, new_worker_name
 from mailservice.mailings.models import Delivery, DeliveryState, Suppression, WorkerBeat
 from mailservice.mailings.sender import send_campaign, send_due
 from tests.conftest import make_env, reset_caches
@@ -380,6 +380,36 @@ def test_the_progress_callback_gets_the_counts_so_far(one: Settings, recorder: t
     )
     assert summary.status == "done"
     assert seen == [(1, 0), (2, 0), (3, 0)]
+    assert [handler.count(a) for a in addresses] == [1, 1, 1]
+
+
+class ProgressBroke(Exception):
+    """The caller's own progress callback failing (a closed terminal, say)."""
+
+
+def test_a_failing_progress_callback_ends_the_campaign_send_with_its_error(
+    one: Settings, recorder: tuple[Recorder, int]
+) -> None:
+    """A progress callback that raises does not hang `send_campaign`: the error is the caller's and reaches the
+    caller once the pass has stopped as when it is told to stop (the copy in flight is finished, the others go back
+    to the queue). No copy is lost or sent twice (README, Mailings: at most once): the next `campaign send` delivers
+    the rest, once each."""
+    handler, _port = recorder
+    addresses = populate(one, 3)
+    campaign_id = new_campaign(one)
+    calls: list[int] = []
+
+    def broken(result: PassResult) -> None:
+        calls.append(result.sent)
+        raise ProgressBroke("the progress display is gone")
+
+    with pytest.raises(ProgressBroke, match="the progress display is gone"):
+        run_within(send_campaign(one, campaign_id, on_outcome=broken), 60, "the campaign with a failing callback")
+    assert calls == [1]  # told once; not again after it failed
+    assert states(one, campaign_id) == {"sent": 1, "queued": 2}
+    assert [handler.count(a) for a in addresses] == [1, 0, 0]
+    summary = run_within(send_campaign(one, campaign_id), 60, "the campaign sent again")
+    assert summary.status == "done"
     assert [handler.count(a) for a in addresses] == [1, 1, 1]
 
 

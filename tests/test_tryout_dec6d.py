@@ -14,6 +14,7 @@ import re
 import stat
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -137,8 +138,9 @@ def test_a_backup_is_not_readable_by_other_users(settings: Settings, tmp_path: P
 VICTIM_ADDRESS = "olga.petrova@example.ru"
 
 
-def _ask(settings: Settings, slug: str, ip: str, now: dt.datetime) -> str:
-    """A subscription request on the site for the victim's address; returns the confirmation link's token."""
+def _ask(settings: Settings, slug: str, ip: str, now: dt.datetime, *, also: Sequence[str] = ()) -> str:
+    """A subscription request on the site for the victim's address (for ``slug``, and the lists ``also`` in the
+    same letter); returns the confirmation link's token."""
     address = parse_address(VICTIM_ADDRESS)
     assert address is not None
     with session_scope(settings) as session:
@@ -146,7 +148,7 @@ def _ask(settings: Settings, slug: str, ip: str, now: dt.datetime) -> str:
             session,
             settings,
             address=address,
-            lists=subscribers.lists_by_slugs(session, [slug]),
+            lists=subscribers.lists_by_slugs(session, [slug, *also]),
             evidence=Evidence(method="web_form", source="https://dizo.test/subscribe", ip=ip),
             consent_text=consent.current_consent(session, settings),
             now=now,

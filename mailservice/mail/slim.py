@@ -39,6 +39,9 @@ _CONTENT_FIELD = re.compile(rb"content-[a-z-]+[ \t]*:", re.IGNORECASE)
 _SIGNED_LAYERS = 3
 
 Raw = bytes | memoryview
+# Base64 is decoded a block of this many characters at a time (_a2b_base64).
+_BASE64_BLOCK = 1 << 18
+_NOT_BASE64 = bytes(sorted(set(range(256)) - set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")))
 
 
 @dataclass(frozen=True)
@@ -151,8 +154,9 @@ def _open_signed(raw: Raw, leaf: _Leaf, max_attachment_bytes: int, layer: int) -
         return None
     body = memoryview(raw)[leaf.body_start : leaf.cut_end]
     try:
-        # One copy of the signature (base64 decoded); the letter is then a view into it.
-        data: Raw = binascii.a2b_base64(body) if leaf.encoding == "base64" else body
+        # One copy of the signature (base64 decoded, writable); the letter is then a view into it, its chunks (BER)
+        # moved together in place. A binary signature is a view of ``raw``: only chunks are copied, once.
+        data: Raw | bytearray = _a2b_base64(body) if leaf.encoding == "base64" else body
         entity, was_cut = signed_view(data, _SMIME_MAX_BYTES)
     except (binascii.Error, ValueError):  # cut or damaged base64: the part is dropped as a file
         return None
@@ -171,6 +175,33 @@ def _open_signed(raw: Raw, leaf: _Leaf, max_attachment_bytes: int, layer: int) -
         + ". Подпись не проверялась; файл подписи к обращению не приложен, письмо сохранено целиком в исходном виде."
     )
     return Slimmed(inner.raw, inner.dropped, [note, *inner.notes])
+
+
+def _a2b_base64(text: memoryview) -> bytearray:
+    """``binascii.a2b_base64(text)`` into a buffer of its own, a block at a time: the decoded bytes once, writable.
+
+    Characters outside the alphabet are dropped first, as a2b_base64 skips them, so the blocks split at whole
+    quads. From a block holding a pad character on, the rest is decoded in one piece, a2b_base64 deciding where
+    the padding ends the data (the last block, in a letter as written)."""
+    out = bytearray(len(text) * 3 // 4 + 3)
+    size = 0
+    carry = b""
+    for start in range(0, len(text), _BASE64_BLOCK):
+        chunk = carry + bytes(text[start : start + _BASE64_BLOCK]).translate(None, _NOT_BASE64)
+        padded = b"=" in chunk
+        if padded:
+            decoded, carry = binascii.a2b_base64(chunk + bytes(text[start + _BASE64_BLOCK :])), b""
+        else:
+            whole = len(chunk) // 4 * 4
+            decoded, carry = binascii.a2b_base64(memoryview(chunk)[:whole]), chunk[whole:]
+        out[size : size + len(decoded)] = decoded
+        size += len(decoded)
+        if padded:
+            break
+    if carry:
+        binascii.a2b_base64(carry)  # a quad left incomplete: the error a2b_base64 gives for the whole
+    del out[size:]
+    return out
 
 
 def _letter_fields(raw: Raw) -> bytes:

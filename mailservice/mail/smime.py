@@ -15,6 +15,8 @@ are read. Pure: no I/O.
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 __all__ = ["SMIME_TYPES", "SmimeContent", "read_smime", "signed_view"]
@@ -69,7 +71,7 @@ class _Element:
 
 
 class _Reader:
-    def __init__(self, data: bytes | memoryview) -> None:
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
         self.view = memoryview(data)
         self.budget = MAX_ELEMENTS
 
@@ -131,16 +133,17 @@ class _Reader:
             offset = child.after
         return found
 
-    def octets(self, item: _Element, depth: int, spans: list[tuple[int, int]], room: list[int]) -> None:
+    def octets(self, item: _Element, depth: int, spans: array[int], room: list[int]) -> None:
         """The spans of an OCTET STRING's value, primitive or constructed of chunks (X.690 8.7.3), within
-        ``room[0]`` bytes (a list: the chunks share it). Spans, not copies: the caller joins them once."""
+        ``room[0]`` bytes (a list: the chunks share it). Spans, not copies: the caller joins them once. ``spans``
+        holds their starts and ends in turn (16 bytes a chunk: a 30 MB content may be 30,000 of them)."""
         if item.tag == _OCTET_STRING:
             length = item.end - item.start
             if length > room[0]:
-                spans.append((item.start, item.start + room[0]))
+                spans.extend((item.start, item.start + room[0]))
                 room[0] = -1  # over: the caller decides whether a cut content is an error
                 raise _Full
-            spans.append((item.start, item.end))
+            spans.extend((item.start, item.end))
             room[0] -= length
             return
         if item.tag != _OCTET_STRING_CONSTRUCTED:
@@ -164,25 +167,40 @@ def read_smime(data: bytes, max_bytes: int, *, cut: bool = False) -> SmimeConten
     if spans is None:
         return SmimeContent(kind, problem=problem)
     view = memoryview(data)
-    return SmimeContent(kind, entity=b"".join(view[start:end] for start, end in spans), cut=was_cut)
+    return SmimeContent(kind, entity=b"".join(view[start:end] for start, end in _pairs(spans)), cut=was_cut)
 
 
-def signed_view(data: bytes | memoryview, max_bytes: int) -> tuple[memoryview | None, bool]:
-    """The signed entity of ``data`` as a view (no copy when it is one OCTET STRING, as DER writes it) and
-    whether it was cut at ``max_bytes``; None when there is none to read. For mail/slim.py: a 30 MB signed letter
-    is read there without a second copy of its content."""
+def signed_view(data: bytes | bytearray | memoryview, max_bytes: int) -> tuple[memoryview | None, bool]:
+    """The signed entity of ``data`` as a view and whether it was cut at ``max_bytes``; None when there is none to
+    read. No copy when it is one OCTET STRING (as DER writes it), nor when ``data`` is writable (a buffer of the
+    caller's own, which this overwrites): its chunks (BER) are then moved together in place. For mail/slim.py: a
+    30 MB signed letter is read there without a second copy of its content."""
     kind, spans, _problem, was_cut = _locate(data, max_bytes, True)
     if kind != "signed" or spans is None:
         return None, False
     view = memoryview(data)
-    if len(spans) == 1:
-        return view[spans[0][0] : spans[0][1]], was_cut
-    return memoryview(b"".join(view[start:end] for start, end in spans)), was_cut
+    if len(spans) == 2:
+        return view[spans[0] : spans[1]], was_cut
+    if view.readonly:
+        return memoryview(b"".join(view[start:end] for start, end in _pairs(spans))), was_cut
+    # The spans are in order and apart, so each moves left onto bytes already read; a memoryview assignment copies
+    # overlapping bytes as memmove does.
+    size = 0
+    for start, end in _pairs(spans):
+        view[size : size + end - start] = view[start:end]
+        size += end - start
+    return view[:size], was_cut
+
+
+def _pairs(spans: array[int]) -> Iterator[tuple[int, int]]:
+    """(start, end) of each span."""
+    ends = iter(spans)
+    return zip(ends, ends, strict=True)
 
 
 def _locate(
-    data: bytes | memoryview, max_bytes: int, cut: bool
-) -> tuple[str, list[tuple[int, int]] | None, str | None, bool]:
+    data: bytes | bytearray | memoryview, max_bytes: int, cut: bool
+) -> tuple[str, array[int] | None, str | None, bool]:
     """The kind of ``data``, the spans of its signed content (None: none read), the problem, whether cut."""
     reader = _Reader(data)
     try:
@@ -199,7 +217,7 @@ def _locate(
         return "enveloped", None, None, False
     if kind_oid != _ID_SIGNED_DATA:
         return "unknown", None, f"content type {kind_oid.hex()}", False
-    spans: list[tuple[int, int]] = []
+    spans = array("q")
     try:
         if not _signed_entity(reader, parts[1], spans, max_bytes):
             return "signed", None, None, False
@@ -212,7 +230,7 @@ def _locate(
     return "signed", spans, None, False
 
 
-def _signed_entity(reader: _Reader, explicit: _Element, spans: list[tuple[int, int]], max_bytes: int) -> bool:
+def _signed_entity(reader: _Reader, explicit: _Element, spans: array[int], max_bytes: int) -> bool:
     """SignedData (RFC 5652 5.1): version, digestAlgorithms, encapContentInfo {eContentType, [0] eContent}.
     Fills ``spans``; False when there is no content (detached or certificates only, RFC 8551 3.8)."""
     inner = reader.children(explicit, 1)

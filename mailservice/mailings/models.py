@@ -103,7 +103,7 @@ class Subscriber(Base):
     email_hash: Mapped[str] = mapped_column(String(64), index=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    # Renewed at each subscribe request: only the newest confirmation link works.
+    # Renewed at each subscribe request: the nonce of the newest confirmation letter (ConfirmRequest.nonce).
     confirm_nonce: Mapped[str] = mapped_column(String(32), default="")
     purged_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
@@ -123,13 +123,28 @@ class Subscription(Base):
     status: Mapped[str] = mapped_column(String(16), default=SubscriptionStatus.pending)
     nonce: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    requested_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    # The subscriber's confirm_nonce of the letter that asked for this list: a link confirms only what its letter
-    # named (152-FZ art. 9 part 1: consent is specific), never another pending request of the same address.
-    confirm_nonce: Mapped[str | None] = mapped_column(String(32), default=None)
+    requested_at: Mapped[dt.datetime] = mapped_column(default=utcnow)  # the latest request (letter) for it
     confirmed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     withdrawn_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     withdrawn_via: Mapped[str] = mapped_column(String(16), default="")
+
+
+class ConfirmRequest(Base):
+    """One list one confirmation letter asked to confirm: the letter's nonce (in its link) and when it was sent.
+
+    A link confirms only what its letter named (152-FZ art. 9 part 1: consent is specific), never another pending
+    request of the same address; every letter naming the list works for it within ``MAILING_CONFIRM_HOURS`` of its
+    sending, a later one naming the same list included. The rows of a subscription are dropped when a new request
+    follows its confirmation or withdrawal: a letter answers the request it was sent for.
+    """
+
+    __tablename__ = "mailing_confirm_requests"
+    __table_args__ = (UniqueConstraint("subscription_id", "nonce"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("mailing_subscriptions.id"), index=True)
+    nonce: Mapped[str] = mapped_column(String(32), index=True)
+    requested_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class ConsentEvent(Base):

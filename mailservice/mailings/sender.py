@@ -236,6 +236,7 @@ class CampaignPass:
         self.stop = stop or asyncio.Event()
         self.on_outcome = on_outcome
         self.result = PassResult()
+        self.callback_error: Exception | None = None  # the first error of on_outcome, raised by run()
         self._halt = False  # paused, SMTP down or stopped: no more claims, release what is queued
         self._renderer: CampaignRenderer | None = None
         self._links = UnsubscribeLinks(settings)
@@ -257,8 +258,16 @@ class CampaignPass:
 
     def _count(self, outcome: Outcome) -> None:
         self.result.add(outcome)
-        if self.on_outcome is not None:
-            self.on_outcome(self.result)
+        if self.on_outcome is not None and self.callback_error is None:
+            try:
+                self.on_outcome(self.result)
+            except Exception as exc:
+                # The callback is the caller's code, so its error is the caller's to see (swallowed, a broken
+                # progress display would go unnoticed, and a callback could not abort a send): the pass stops as
+                # when told to and run() raises it. Raised here, it would end this connection's task and leave the
+                # feeder waiting for a queue no one reads.
+                self.callback_error = exc
+                self._halt = True
 
     async def run(self) -> PassResult:
         """Send until nothing is claimable (or halted); every claimed copy ends recorded or handed back."""
@@ -298,6 +307,8 @@ class CampaignPass:
             self.ledger.close()
             with session_scope(settings) as session:
                 campaigns.finish_if_complete(session, self.campaign_id, utcnow())
+        if self.callback_error is not None:
+            raise self.callback_error
         return self.result
 
     async def _feed(self, queue: asyncio.Queue[Job | None], concurrency: int) -> None:

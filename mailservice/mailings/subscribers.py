@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, and_, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,7 @@ from mailservice.mail.compose import build_message
 from mailservice.mailings import consent
 from mailservice.mailings.consent import Evidence, MailAddress, parse_address
 from mailservice.mailings.models import (
+    ConfirmRequest,
     ConsentText,
     Delivery,
     DeliveryState,
@@ -210,8 +211,8 @@ def load_confirm(session: Session, settings: Settings, token: str) -> ConfirmLin
 
     Every letter keeps its link (within MAILING_CONFIRM_HOURS of its sending, the token's age): asking for
     «Новости» and then for «Торги» sends two letters, and each confirms its own list. A later request (hers, or a
-    stranger typing her address for another list) gives its own letter a new nonce and leaves the earlier letter's
-    lists alone; only a later letter naming the same list takes that list over, and it is in the same mailbox."""
+    stranger typing her address) gives its own letter a new nonce and leaves the earlier letter's lists alone, the
+    same list included: a citizen who asked twice may follow either letter."""
     try:
         payload = tokens.load_timed(settings, Purpose.subscribe_confirm, token, settings.mailing_confirm_hours * 3600)
     except TokenError as exc:
@@ -225,8 +226,9 @@ def load_confirm(session: Session, settings: Settings, token: str) -> ConfirmLin
         or subscriber.purged_at is not None
         or not nonce
         or session.scalar(
-            select(Subscription.id)
-            .where(Subscription.subscriber_id == subscriber.id, Subscription.confirm_nonce == nonce)
+            select(ConfirmRequest.id)
+            .join(Subscription, Subscription.id == ConfirmRequest.subscription_id)
+            .where(Subscription.subscriber_id == subscriber.id, ConfirmRequest.nonce == nonce)
             .limit(1)
         )
         is None
@@ -359,18 +361,26 @@ def subscribe(
         result.outcome = "throttled"
         return result
     to_confirm: list[tuple[Subscription, MailingList]] = []
+    answered: list[int] = []  # confirmed, withdrawn or lapsed before: the letters of that request are done with
     for mailing_list in wanted:
         subscription = existing.get(mailing_list.id)
         if subscription is None:
             subscription = Subscription(subscriber_id=subscriber.id, list_id=mailing_list.id, nonce=new_nonce())
             session.add(subscription)
+        elif subscription.status != SubscriptionStatus.pending:
+            answered.append(subscription.id)
         subscription.status = SubscriptionStatus.pending
         subscription.requested_at = now
         to_confirm.append((subscription, mailing_list))
-    # One nonce per letter: its link confirms the lists it names and no other request of this address.
+    if answered:
+        session.execute(delete(ConfirmRequest).where(ConfirmRequest.subscription_id.in_(answered)))
+    session.flush()
+    # One nonce per letter: its link confirms the lists it names and no other request of this address. An earlier
+    # letter naming the same pending list keeps working for it too (she may have asked twice).
     subscriber.confirm_nonce = new_nonce()
-    for subscription, _list in to_confirm:
-        subscription.confirm_nonce = subscriber.confirm_nonce
+    session.add_all(
+        ConfirmRequest(subscription_id=s.id, nonce=subscriber.confirm_nonce, requested_at=now) for s, _ in to_confirm
+    )
     session.flush()
     result.subscription_ids = [s.id for s, _ in to_confirm]
     for subscription, mailing_list in to_confirm:
@@ -404,15 +414,19 @@ def subscribe(
 
 
 def _named_by_link(settings: Settings, link: ConfirmLink, now: dt.datetime) -> ColumnElement[bool]:
-    """The pending subscriptions the link's letter named and that have not lapsed.
+    """The pending subscriptions the link's letter named, while the letter has not lapsed.
 
     Not every pending request of the address: a stranger may have typed it for another list, and the owner's own
     letter, which names only what she asked for, must not confirm that (152-FZ art. 9 part 1)."""
+    named = select(ConfirmRequest.id).where(
+        ConfirmRequest.subscription_id == Subscription.id,
+        ConfirmRequest.nonce == link.nonce,
+        ConfirmRequest.requested_at > now - dt.timedelta(hours=settings.mailing_confirm_hours),
+    )
     return and_(
         Subscription.subscriber_id == link.subscriber.id,
         Subscription.status == SubscriptionStatus.pending,
-        Subscription.confirm_nonce == link.nonce,
-        Subscription.requested_at > now - dt.timedelta(hours=settings.mailing_confirm_hours),
+        named.exists(),
     )
 
 

@@ -16,6 +16,7 @@ from mailservice.intake.models import Bounce
 from mailservice.mailings import consent
 from mailservice.mailings.consent import parse_address
 from mailservice.mailings.models import (
+    ConfirmRequest,
     Cursor,
     Delivery,
     DeliveryState,
@@ -97,6 +98,12 @@ def purge(session: Session, settings: Settings, now: dt.datetime) -> int:
             Subscription.requested_at <= now - dt.timedelta(hours=settings.mailing_confirm_hours),
         )
         .values(status=SubscriptionStatus.expired)
+    )
+    # The letters whose links have lapsed: nothing left for them to confirm.
+    session.execute(
+        delete(ConfirmRequest).where(
+            ConfirmRequest.requested_at <= now - dt.timedelta(hours=settings.mailing_confirm_hours)
+        )
     )
     live = select(Subscription.subscriber_id).where(
         Subscription.status.in_([SubscriptionStatus.active, SubscriptionStatus.pending])
