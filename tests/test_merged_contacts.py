@@ -8,8 +8,9 @@ import datetime as dt
 import logging
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
+from mailservice import config, db
 from mailservice.config import Settings
 from mailservice.db import session_scope
 from mailservice.inforequests.lifecycle import Channel
@@ -20,6 +21,8 @@ from mailservice.intake.pipeline import Source, process_raw
 from mailservice.outbox import OutboxMessage
 from mailservice.web.staff import actions
 from tests.mailfactory import citizen_mail
+from tests.test_contact_case import FEB01, JAN10, JAN20, insert_old_contacts
+from tests.test_identity import fresh_url  # noqa: F401  (a fixture)
 
 NOW = dt.datetime(2026, 3, 2, 5, 0, tzinfo=dt.UTC)  # Monday 02.03.2026, 12:00 in Novosibirsk
 
@@ -103,3 +106,34 @@ def test_a_call_from_a_phone_left_on_a_merged_record_is_a_request_of_the_survivo
         assert request.client_id == survivor_id
         assert session.scalar(select(func.count()).select_from(Client)) == 2
         assert session.scalar(select(func.count()).where(ClientContact.kind == "phone")) == 1
+
+
+def test_migration_moves_the_contacts_left_on_merged_records_to_their_survivors(fresh_url: str) -> None:  # noqa: F811
+    """Revision 2124: each contact of a merged record goes, unproven, to the end of its chain of merges, with a note
+    there; a contact whose survivor is anonymised, or on a loop of merges, stays; nobody else's contact changes."""
+    settings = config.Settings(database_url=fresh_url)
+    db.upgrade(settings, "2110_phone_key")
+    contacts = [
+        (1, 1, "a@example.ru", JAN10, FEB01, "reply"),  # client 1 -> 2 -> 3
+        (2, 2, "b@example.ru", JAN10, None, None),
+        (3, 3, "c@example.ru", JAN10, FEB01, "in_person"),
+        (4, 4, "d@example.ru", JAN10, None, None),  # client 4 -> 5, 5 anonymised
+        (5, 6, "f@example.ru", JAN10, None, None),  # clients 6 -> 7 -> 6, a loop
+        (6, 8, "h@example.ru", JAN20, FEB01, "link"),  # client 8 merged into nobody
+    ]
+    insert_old_contacts(fresh_url, (1, 2, 3, 4, 5, 6, 7, 8), contacts, keyed=True)
+    with db._engine_for(fresh_url).begin() as conn:
+        for merged, survivor in ((1, 2), (2, 3), (4, 5), (6, 7), (7, 6)):
+            conn.execute(text("UPDATE clients SET merged_into_id = :s WHERE id = :m"), {"s": survivor, "m": merged})
+        conn.execute(text("UPDATE clients SET anonymised_at = :at WHERE id = 5"), {"at": FEB01})
+    db.upgrade(settings)
+    with session_scope(settings) as session:
+        rows = {c.id: (c.client_id, c.proof) for c in session.scalars(select(ClientContact))}
+        assert rows == {1: (3, None), 2: (3, None), 3: (3, "in_person"), 4: (4, None), 5: (6, None), 6: (8, "link")}
+        notes = session.scalars(select(Event).where(Event.kind == "note").order_by(Event.id)).all()
+        assert [(n.client_id, n.data) for n in notes] == [
+            (3, {"internal": True, "contacts_moved_from": 1}),
+            (3, {"internal": True, "contacts_moved_from": 2}),
+        ]
+        assert "a@example.ru" in notes[0].comment and "неподтверждёнными" in notes[0].comment
+    db.dispose_engines()
