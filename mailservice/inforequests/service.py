@@ -7,7 +7,7 @@ status change, its history event and its e-mail notice (in the outbox) are store
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -47,7 +47,7 @@ from mailservice.inforequests.models import (
     Request,
     get_by_number,
 )
-from mailservice.inforequests.notes import EventLike, add_event, as_event
+from mailservice.inforequests.notes import EventLike, add_event, as_event, internal_note
 from mailservice.intake.models import IntakeEntry
 from mailservice.mail.addresses import contact_key, same_address
 from mailservice.mail.headers import address_lines, one_line
@@ -200,10 +200,45 @@ def update_or_create_client(
         client.organisation = client.organisation or organisation
         client.postal_address = client.postal_address or postal_address
     for kind, value in (("email", email), ("phone", phone)):
-        if value and not any(c.kind == kind and c.value_key == contact_key(kind, value) for c in client.contacts):
+        if not value or any(c.kind == kind and c.value_key == contact_key(kind, value) for c in client.contacts):
+            continue
+        left = _left_on_merged(session, client, kind, value)
+        if left is not None:
+            merged_id = left.client_id
+            move_contacts([left], client)
+            what = "Адрес" if kind == "email" else "Телефон"
+            internal_note(
+                session,
+                client,
+                None,
+                now,
+                f"{what} {left.value} оставался за записью клиента № {merged_id}, объединённой с этой; "
+                "перенесён к этой записи неподтверждённым.",
+                contacts_moved_from=merged_id,
+            )
+        else:
             client.contacts.append(ClientContact(kind=kind, value=value, created_at=now))
     client.last_interaction_at = now
     return client
+
+
+def _left_on_merged(session: Session, client: Client, kind: str, value: str) -> ClientContact | None:
+    """The contact ``value`` when a record merged into ``client`` still holds it (old data, an import, an older
+    backup restored): the look-ups find ``client`` by it, and a second row of it cannot exist."""
+    if client.id is None:  # a new record is nobody's survivor
+        return None
+    contact = identity.contact_of(session, kind, value)
+    if contact is None or contact.client is client or _survivor(session, contact.client) is not client:
+        return None
+    return contact
+
+
+def move_contacts(contacts: Iterable[ClientContact], survivor: Client) -> None:
+    """Give ``survivor`` these contacts of a record merged into it, *unproven*: proof of an address was given
+    by whoever held the other record (README, "Security model"), and only an identity check proves it again."""
+    for contact in list(contacts):
+        contact.client = survivor
+        contact.proven_at = contact.proof = None
 
 
 # Registration -------------------------------------------------------------------------------------------------
@@ -743,6 +778,7 @@ __all__ = [
     "find_or_create_client",
     "get_by_number",
     "is_joinable",
+    "move_contacts",
     "next_number",
     "register_request",
     "set_notification_address",

@@ -310,12 +310,7 @@ def merge_clients(
             "Объединить записи можно только после проверки личности: выберите документ, который предъявил человек"
         )
     unproven = [c.value for c in duplicate.contacts if c.proven and c.value not in (email, phone)]
-    session.execute(
-        update(ClientContact)
-        .where(ClientContact.client_id == duplicate.id)
-        .values(proven_at=None, proof=None, client_id=survivor.id),
-        execution_options={"synchronize_session": False},
-    )
+    service.move_contacts(duplicate.contacts, survivor)
     for model in (Request, Event, HistoryExport, FeedbackSurvey, IdentityCheck):
         session.execute(
             update(model).where(model.client_id == duplicate.id).values(client_id=survivor.id),
