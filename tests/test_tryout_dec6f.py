@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from mailservice import config, db
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
+from mailservice.inforequests import search
 from mailservice.inforequests.lifecycle import Channel
 from mailservice.inforequests.models import Client, ClientContact, Event, Request
 from mailservice.intake.pipeline import process_raw
@@ -33,6 +34,7 @@ from mailservice.mailings.ledger import PassResult
 from mailservice.mailings.models import Subscriber, Subscription
 from mailservice.mailings.sender import send_campaign
 from mailservice.web.staff import actions
+from tests.console_support import staff_request
 from tests.mailfactory import citizen_mail
 from tests.servers import Recorder
 from tests.test_identity import fresh_url  # noqa: F401  (a fixture)
@@ -234,6 +236,40 @@ def test_a_call_from_a_phone_left_on_a_merged_record_moves_the_phone_to_the_surv
         assert phone.client_id == survivor_id
         notes = session.scalars(select(Event.comment).where(Event.kind == "note", Event.client_id == survivor_id))
         assert any(f"за записью клиента № {merged_id}" in note for note in notes)
+
+
+# X10 ------------------------------------------------------------------------------------------------------------
+
+
+def _found(settings: Settings, query: str) -> list[int]:
+    with session_scope(settings) as session:
+        return [hit.request.id for hit in search.search_requests(session, query).hits]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="X10: migration 2124 moves contacts with a Core UPDATE and reindexes nothing: the survivor's requests are "
+    "not found by the address it now holds (search_index: bulk UPDATEs must reindex or touch the client)",
+)
+def test_after_migration_2124_the_survivors_requests_are_found_by_the_moved_address(settings: Settings) -> None:
+    """README (search): a request is found by its client's e-mail addresses; after `db upgrade` the moved address
+    is the survivor's, as it is after a letter from it (the ORM path reindexes)."""
+    from alembic import command
+
+    request_id, survivor_id = staff_request(settings, subject="Аренда участка", name="Орлов Олег")
+    with session_scope(settings) as session:
+        merged = Client(name="Орлов О.", created_at=NOW, last_interaction_at=NOW)
+        merged.contacts.append(ClientContact(kind="email", value="orlov.old@example.ru", created_at=NOW))
+        session.add(merged)
+        session.flush()
+        merged.merged_into_id = survivor_id  # old data: a merge that left the address behind
+    assert _found(settings, "orlov.old@example.ru") == []
+    command.downgrade(db.alembic_config(settings), "2110_phone_key")  # 2124 only (its downgrade changes nothing)
+    db.upgrade(settings)
+    with session_scope(settings) as session:
+        moved = session.scalar(select(ClientContact.client_id).where(ClientContact.value == "orlov.old@example.ru"))
+        assert moved == survivor_id
+    assert _found(settings, "orlov.old@example.ru") == [request_id]
 
 
 # X6, X7 ---------------------------------------------------------------------------------------------------------
