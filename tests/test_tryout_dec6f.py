@@ -21,8 +21,7 @@ from sqlalchemy.orm import Session
 from mailservice import config, db
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
-from mailservice.inforequests import search
-from mailservice.inforequests.lifecycle import Channel
+from mailservice.inforequests import search, service
 from mailservice.inforequests.models import Client, ClientContact, Event, Request
 from mailservice.intake.pipeline import process_raw
 from mailservice.mail import slim as slim_module
@@ -33,7 +32,6 @@ from mailservice.mailings.consent import Evidence, parse_address
 from mailservice.mailings.ledger import PassResult
 from mailservice.mailings.models import Subscriber, Subscription
 from mailservice.mailings.sender import send_campaign
-from mailservice.web.staff import actions
 from tests.console_support import staff_request
 from tests.mailfactory import citizen_mail
 from tests.servers import Recorder
@@ -220,17 +218,9 @@ def test_migration_2124_runs_with_more_merged_records_than_a_statement_takes_par
 )
 def test_a_call_from_a_phone_left_on_a_merged_record_moves_the_phone_to_the_survivor(settings: Settings) -> None:
     merged_id, survivor_id = _merged_pair(settings, kind="phone", value="+7 913 555-12-34")
-    data = actions.ContactRequest(
-        channel=Channel.phone,
-        received_at=NOW,
-        subject="Аренда",
-        text="Прошу сообщить порядок аренды.",
-        name="Орлов Олег",
-        phone="8 (913) 555-12-34",
-    )
-    with session_scope(settings) as session:
-        request = actions.register_contact_request(session, settings, data, actor="op@dizo.test", now=NOW)
-        assert request.client_id == survivor_id
+    with session_scope(settings) as session:  # what the console's phone registration looks the caller up with
+        caller = service.find_or_create_client(session, now=NOW, name="Орлов Олег", phone="8 (913) 555-12-34")
+        assert caller.id == survivor_id
     with session_scope(settings) as session:
         [phone] = session.scalars(select(ClientContact).where(ClientContact.kind == "phone")).all()
         assert phone.client_id == survivor_id
