@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,9 +139,13 @@ def train_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 
 
 def _package_fingerprint() -> str:
-    """What a migrated database depends on: every source file of the package (the migrations and what they use)."""
+    """What a migrated database depends on: every source file of the package (the migrations and what they use) and
+    the versions of SQLAlchemy and Alembic, which write the DDL."""
+    import alembic
+    import sqlalchemy
+
     root = Path(db.__file__).parent
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"{sqlalchemy.__version__}|{alembic.__version__}".encode())
     for path in sorted(root.rglob("*")):
         if path.suffix in (".py", ".ini", ".mako") and "__pycache__" not in path.parts:
             digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
@@ -165,7 +170,19 @@ def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
             db.upgrade(config.Settings(database_url=f"sqlite:///{partial}", data_dir=folder))
             db.dispose_engines()
             partial.rename(path)
+            _forget_old_templates(folder)
     return path
+
+
+def _forget_old_templates(current: Path) -> None:
+    """Remove the templates of other code not used for a day (each is a megabyte; a run of other code, a mutation
+    run of another commit, may still be using one). Each session's open of the lock file marks the use."""
+    day_ago = time.time() - 86400
+    for other in current.parent.glob("sqlite-template-*"):
+        lock = other / ".lock"
+        used = (lock if lock.exists() else other).stat().st_mtime
+        if other != current and used < day_ago:
+            shutil.rmtree(other, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
