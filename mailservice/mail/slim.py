@@ -42,6 +42,12 @@ Raw = bytes | memoryview
 # Base64 is decoded a block of this many characters at a time (_a2b_base64).
 _BASE64_BLOCK = 1 << 18
 _NOT_BASE64 = bytes(sorted(set(range(256)) - set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")))
+# binascii.a2b_base64 (Modules/binascii.c, not strict), over the alphabet and '=' only: a '=' before the second
+# data character of a quad is skipped; after the second, one '=' followed by a data character is skipped and two
+# end the data; after the third, one ends it (the quad's first two or three characters give its last bytes).
+# _QUADS: the whole quads from a quad's start, pads skipped among them; _PAD_ENDS: a quad that a pad ends.
+_QUADS = re.compile(rb"(?:=*+[^=]=*+[^=]=?+[^=][^=])*+")
+_PAD_ENDS = re.compile(rb"=*+[^=]=*+[^=](?:==|=?+[^=]=)")
 
 
 @dataclass(frozen=True)
@@ -177,31 +183,50 @@ def _open_signed(raw: Raw, leaf: _Leaf, max_attachment_bytes: int, layer: int) -
     return Slimmed(inner.raw, inner.dropped, [note, *inner.notes])
 
 
-def _a2b_base64(text: memoryview) -> bytearray:
-    """``binascii.a2b_base64(text)`` into a buffer of its own, a block at a time: the decoded bytes once, writable.
+def _a2b_base64(text: memoryview, block: int | None = None) -> bytearray:
+    """``binascii.a2b_base64(text)`` into a buffer of its own, ``block`` characters at a time: the decoded bytes
+    once, writable; the same bytes, or the same error (message included), for every text.
 
     Characters outside the alphabet are dropped first, as a2b_base64 skips them, so the blocks split at whole
-    quads. From a block holding a pad character on, the rest is decoded in one piece, a2b_base64 deciding where
-    the padding ends the data (the last block, in a letter as written)."""
+    quads. A pad ends the data only where a2b_base64 lets it (:data:`_PAD_ENDS`); any other '=' is skipped as it
+    skips it, so the memory stays the output (three quarters of the text at most) and a block or two wherever
+    the pads stand, and never more than a quad is carried from a block to the next."""
+    step = _BASE64_BLOCK if block is None else block
     out = bytearray(len(text) * 3 // 4 + 3)
     size = 0
-    carry = b""
-    for start in range(0, len(text), _BASE64_BLOCK):
-        chunk = carry + bytes(text[start : start + _BASE64_BLOCK]).translate(None, _NOT_BASE64)
-        padded = b"=" in chunk
-        if padded:
-            decoded, carry = binascii.a2b_base64(chunk + bytes(text[start + _BASE64_BLOCK :])), b""
-        else:
+    carry = b""  # the characters of an unfinished quad (at most three and a pad), carried to the next block
+    for start in range(0, len(text), step):
+        chunk = carry + bytes(text[start : start + step]).translate(None, _NOT_BASE64)
+        pad = chunk.find(b"=")
+        if pad < 0:  # the usual block: whole quads and a tail, without the (slower) regular expression
             whole = len(chunk) // 4 * 4
-            decoded, carry = binascii.a2b_base64(memoryview(chunk)[:whole]), chunk[whole:]
+        else:  # only data characters before the first pad: whole quads up to its quad's start
+            whole = quads.end() if (quads := _QUADS.match(chunk, pad // 4 * 4)) else pad // 4 * 4
+        end = _PAD_ENDS.match(chunk, whole)
+        decoded = binascii.a2b_base64(memoryview(chunk)[: end.end() if end else whole])
         out[size : size + len(decoded)] = decoded
         size += len(decoded)
-        if padded:
+        carry = b"" if end else _unfinished_quad(chunk[whole:])
+        if end:  # a2b_base64 reads nothing after this pad
             break
     if carry:
-        binascii.a2b_base64(carry)  # a quad left incomplete: the error a2b_base64 gives for the whole
+        try:
+            binascii.a2b_base64(carry)
+        except binascii.Error as exc:
+            # The error a2b_base64 gives for the whole text: where it counts the data characters, it counts the
+            # whole quads decoded before the carry too.
+            data = carry.rstrip(b"=")
+            count = size // 3 * 4 + len(data)
+            raise binascii.Error(str(exc).replace(f"({len(data)})", f"({count})", 1)) from None
     del out[size:]
     return out
+
+
+def _unfinished_quad(tail: bytes) -> bytes:
+    """The data characters of a quad begun at the end of a block, without the pads a2b_base64 skips (before its
+    second character): kept is only a pad after its second character, which ends the data if a pad follows it."""
+    data = tail.translate(None, b"=")
+    return data + b"=" if len(data) == 2 and tail.endswith(b"=") else data
 
 
 def _letter_fields(raw: Raw) -> bytes:
