@@ -7,11 +7,9 @@ defect is fixed. The database tests run on SQLite and PostgreSQL (the ``settings
 
 from __future__ import annotations
 
-import binascii
 import datetime as dt
 import threading
 import time
-import tracemalloc
 from typing import Any
 
 import pytest
@@ -24,9 +22,6 @@ from mailservice.db import session_scope, utcnow
 from mailservice.inforequests import search, service
 from mailservice.inforequests.models import Client, ClientContact, Event, Request
 from mailservice.intake.pipeline import process_raw
-from mailservice.mail import slim as slim_module
-from mailservice.mail.parse import parse_message
-from mailservice.mail.slim import slim
 from mailservice.mailings import consent, subscribers
 from mailservice.mailings.consent import Evidence, parse_address
 from mailservice.mailings.ledger import PassResult
@@ -41,55 +36,11 @@ from tests.test_mailings_consent import two_lists  # noqa: F401  (a fixture)
 from tests.test_mailings_sender_rules import one  # noqa: F401  (a fixture)
 from tests.test_mailings_sending import new_campaign, populate, states
 from tests.test_merged_contacts import NOW, _merged_pair, _source
-from tests.test_slim import TEXT, _entity, _signed_letter
 from tests.test_tryout_dec6d import VICTIM_ADDRESS as HER
 from tests.test_tryout_dec6d import _ask
 from tests.waiting import run_within
 
-# X1 -------------------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="X1: one '=' early in a signature's base64 (a2b_base64 ignores it) makes _a2b_base64 decode the whole rest "
-    "in one piece, after two more copies of it: about 3.5 times the letter's size, more than before the change",
-)
-def test_a_stray_pad_character_early_in_the_signature_does_not_multiply_its_memory() -> None:
-    """The bound of the day's own test (test_slim: the base64 decoded and a few MB of buffers) holds for a letter
-    whose signature has one stray '=' at the start of its base64: a2b_base64 skips it (the same letter is read),
-    so the decoder must not fall back to decoding everything at once."""
-    raw = _signed_letter(_entity(12 * 2**20), chunked=True)
-    head, blank, body = raw.partition(b"\r\n\r\n")
-    hostile = head + blank + b"=" + body  # a pad before any data character: skipped by binascii.a2b_base64
-    tracemalloc.start()
-    try:
-        result = slim(hostile, max_attachment_bytes=2**20)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert result.dropped == ["скан паспорта.pdf"] and TEXT in parse_message(result.raw).text
-    assert peak < len(hostile) * 57 // 78 + 4 * 2**20, f"peak {peak / 2**20:.1f} MB for {len(hostile) / 2**20:.1f} MB"
-
-
-# X2 -------------------------------------------------------------------------------------------------------------
-
-
-def _error(text_: bytes, decode: Any) -> str:
-    try:
-        decode(text_)
-    except binascii.Error as exc:
-        return str(exc)
-    return "no error"
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="X2: a base64 text one data character longer than whole quads: _a2b_base64 re-raises for the carry "
-    "alone, so its error counts 1 data character, not the text's (the docstring: the error a2b_base64 gives)",
-)
-def test_a_lone_trailing_character_gives_the_error_a2b_base64_gives_for_the_whole() -> None:
-    text_ = b"QUJD" * 1000 + b"Q"
-    assert _error(text_, lambda t: slim_module._a2b_base64(memoryview(t))) == _error(text_, binascii.a2b_base64)
+# X1, X2: fixed (tests/test_tryout_dec6f_base64.py)
 
 
 # X3 -------------------------------------------------------------------------------------------------------------
