@@ -61,7 +61,7 @@ test: $(STAMP) system-deps lint typecheck tests/.node/node_modules/axe-core/axe.
 	MAILSERVICE_REQUIRE_DOVECOT=1 $(BIN)/pytest -n 2 --dist loadgroup -ra $(PYTEST_ARGS)
 
 # Mutation testing of the security and legal core ([tool.mutmut] in pyproject.toml; report: docs/mutation.md). Long:
-# one module at a time, one test process, at the lowest CPU priority. Not part of `make test`.
+# MUTATION_CHILDREN test processes at the lowest CPU priority. Not part of `make test`.
 MUTATION_MODULES ?= tokens inforequests.lifecycle inforequests.deadlines workdays mailings.consent web.staff.auth \
 	inforequests.identity mail.triage history.service intake.pipeline mailings.sender
 # Mutants tested at once: 1 on a shared machine; 2 on an idle two-core one halves the wall time.
@@ -70,19 +70,23 @@ mutation: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,mutation]'
 	rm -rf mutants  # a fresh copy of the package: mutmut does not refresh templates and data it copied earlier
 	@# The committed record (docs/mutation-results/) seeds mutmut's verdicts: only mutants of functions changed since
-	@# it or never run are run; MUTATION_FRESH=1 ignores it (all of them, about a day). The record is written back
-	@# after each module, also when the run is interrupted, so the next run carries on.
+	@# it or never run are run; MUTATION_FRESH=1 ignores it (all of them, about a day). The record of each module run
+	@# is written back after the run, also when it was interrupted, so the next run carries on.
 	@if [ -z "$(MUTATION_FRESH)" ]; then $(BIN)/python -m tests.mutation_record prepare > /dev/null; fi
-	@export MUTATION_COMMIT=$$(git describe --always --dirty --abbrev=40); \
+	@# One `mutmut run` for all the modules: mutmut's stats and clean runs of the whole selection (ten minutes and
+	@# more each on a busy machine) are then made once, not once a module.
+	@export MUTATION_COMMIT=$$(git describe --always --dirty --abbrev=40); names=""; run=""; \
 	for module in $(MUTATION_MODULES); do \
-	  echo "== mailservice.$$module"; \
-	  if [ -n "$(MUTATION_FRESH)" ]; then names="mailservice.$$module.*"; \
-	  else names=$$($(BIN)/python -m tests.mutation_record pending "mailservice.$$module") || exit 1; fi; \
-	  if [ -z "$$names" ]; then echo "   nothing to run: every mutant has its verdict in the record"; continue; fi; \
-	  nice -n 19 $(BIN)/mutmut run --max-children $(MUTATION_CHILDREN) $$names > "mutants/mutmut-$$module.log" 2>&1; status=$$?; \
-	  $(BIN)/python -m tests.mutation_record save "mailservice.$$module" || exit 1; \
-	  [ $$status -eq 0 ] || { tail -c 2000 "mutants/mutmut-$$module.log"; exit $$status; }; \
-	done
+	  if [ -n "$(MUTATION_FRESH)" ]; then more="mailservice.$$module.*"; \
+	  else more=$$($(BIN)/python -m tests.mutation_record pending "mailservice.$$module") || exit 1; fi; \
+	  echo "== mailservice.$$module: $$(echo $$more | wc -w) to run"; names="$$names $$more"; \
+	  [ -z "$$(echo $$more)" ] || run="$$run $$module"; \
+	done; \
+	if [ -z "$$(echo $$names)" ]; then echo "   nothing to run: every mutant has its verdict in the record"; else \
+	  nice -n 19 $(BIN)/mutmut run --max-children $(MUTATION_CHILDREN) $$names > mutants/mutmut.log 2>&1; status=$$?; \
+	  for module in $$run; do $(BIN)/python -m tests.mutation_record save "mailservice.$$module" || exit 1; done; \
+	  [ $$status -eq 0 ] || { tail -c 2000 mutants/mutmut.log; exit $$status; }; \
+	fi
 	$(BIN)/python -m tests.mutation_report
 
 # The pinned `holidays` package's calendar as a table the light commands read (tests/test_workdays.py checks it):
