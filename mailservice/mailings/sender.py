@@ -236,7 +236,7 @@ class CampaignPass:
         self.stop = stop or asyncio.Event()
         self.on_outcome = on_outcome
         self.result = PassResult()
-        self.callback_error: Exception | None = None  # the first error of on_outcome, raised by run()
+        self.callback_error: BaseException | None = None  # the first error of on_outcome, raised by run()
         self._halt = False  # paused, SMTP down or stopped: no more claims, release what is queued
         self._renderer: CampaignRenderer | None = None
         self._links = UnsubscribeLinks(settings)
@@ -261,11 +261,13 @@ class CampaignPass:
         if self.on_outcome is not None and self.callback_error is None:
             try:
                 self.on_outcome(self.result)
-            except Exception as exc:
+            except BaseException as exc:
                 # The callback is the caller's code, so its error is the caller's to see (swallowed, a broken
                 # progress display would go unnoticed, and a callback could not abort a send): the pass stops as
                 # when told to and run() raises it. Raised here, it would end this connection's task and leave the
-                # feeder waiting for a queue no one reads.
+                # feeder waiting for a queue no one reads. BaseException too: SystemExit or KeyboardInterrupt would
+                # escape the event loop with copies still claimed or 'sending', a CancelledError or a library's own
+                # would end the task silently (the same hang); run() re-raises them once every copy is settled.
                 self.callback_error = exc
                 self._halt = True
 

@@ -344,8 +344,17 @@ def subscribe(
         session.flush()
     elif name and not subscriber.name:
         subscriber.name = name[:200]
+    # Locked (PostgreSQL): a second request at once (a double click) waits here and then reads the first one's
+    # 'pending', instead of reading the old 'withdrawn' and deleting the first letter's confirm row as answered.
     existing = {
-        s.list_id: s for s in session.scalars(select(Subscription).where(Subscription.subscriber_id == subscriber.id))
+        s.list_id: s
+        for s in session.scalars(
+            select(Subscription)
+            .where(Subscription.subscriber_id == subscriber.id)
+            .order_by(Subscription.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
     }
     suppressed = is_suppressed(session, address.hash)
     wanted = [
