@@ -468,6 +468,7 @@ def confirm(
         select(Subscription, MailingList)
         .join(MailingList, MailingList.id == Subscription.list_id)
         .where(_named_by_link(settings, link, now))
+        .order_by(Subscription.id)  # locks taken in the order subscribe() takes them: no deadlock between the two
         .with_for_update(of=Subscription)
         .execution_options(populate_existing=True)
     ).all()
