@@ -96,15 +96,21 @@ class _Spinning(BaseException):
     """Raised by the guard below: a look-up went round a loop (BaseException: intake's handlers do not catch it)."""
 
 
-def test_a_letter_from_an_address_on_a_loop_of_merges_does_not_spin_intake(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _loop(settings: Settings) -> tuple[int, int]:
+    """Two records merged into each other (old data), the first holding loop@example.ru; returns their ids."""
     with session_scope(settings) as session:
         first, second = Client(name="А", created_at=NOW), Client(name="Б", created_at=NOW)
         first.contacts.append(ClientContact(kind="email", value="loop@example.ru", created_at=NOW))
         session.add_all([first, second])
         session.flush()
         first.merged_into_id, second.merged_into_id = second.id, first.id
+        return first.id, second.id
+
+
+def test_a_letter_from_an_address_on_a_loop_of_merges_does_not_spin_intake(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _loop(settings)
     real_get = Session.get
     calls = [0]
 
@@ -125,13 +131,7 @@ def test_a_letter_from_an_address_on_a_loop_of_merges_does_not_spin_intake(
 def test_a_letter_from_an_address_on_a_loop_of_merges_is_registered_for_a_new_client(settings: Settings) -> None:
     """A loop has no survivor: the letter is registered at once (its deadline runs) for a new client, with a note
     naming the records of the loop for staff to look at."""
-    with session_scope(settings) as session:
-        first, second = Client(name="А", created_at=NOW), Client(name="Б", created_at=NOW)
-        first.contacts.append(ClientContact(kind="email", value="loop@example.ru", created_at=NOW))
-        session.add_all([first, second])
-        session.flush()
-        first.merged_into_id, second.merged_into_id = second.id, first.id
-        loop = (first.id, second.id)
+    loop = _loop(settings)
     result = process_raw(settings, citizen_mail(sender="loop@example.ru"), _source(), now=NOW)
     assert result.outcome is Outcome.new_request, result
     with session_scope(settings) as session:
