@@ -142,7 +142,8 @@ def find_or_create_client(
     request gets a record of its own, and V joins it by the link of its acknowledgement (``claims``, defect F12).
     A phone that matches client V while an e-mail is given that is not V's does not make the caller V: a new
     record is made and staff are offered to merge the two (the phone takeover of issue 14). A phone alone finds
-    its client; it is attached to a client only when nobody has it.
+    its client; it is attached to a client only when nobody has it, and moved to the caller's record from a record
+    merged into it (or from one with no live survivor: ``_left_on_merged``).
     """
     by_email = find_client_by_email(session, email) if email else None
     phone_contact = identity.contact_of(session, "phone", phone) if phone else None
