@@ -67,9 +67,8 @@ def handle_history_proof(session: Session, parsed: ParsedMessage, row: OutboxMes
     client = session.get(Client, row.ref_id) if row.ref_id is not None else None
     if not address or not any(same_address(address, r) for r in recipients) or client is None:
         return None
-    while client is not None and client.merged_into_id is not None:
-        client = session.get(Client, client.merged_into_id)
-    if client is None or client.anonymised_at is not None:
+    client = service.survivor(session, client)  # None when anonymised or on a loop of merges
+    if client is None:
         return None
     now = entry.received_at
     identity.prove_by_reply(session, client, address, recipients, now)

@@ -122,7 +122,7 @@ def local_date(settings: Settings, moment: dt.datetime) -> dt.date:
 def find_client_by_email(session: Session, email: str) -> Client | None:
     """The client who owns this address, following merges."""
     contact = identity.contact_of(session, "email", email)
-    return _survivor(session, contact.client if contact else None)
+    return survivor(session, contact.client) if contact else None
 
 
 def find_or_create_client(
@@ -142,18 +142,23 @@ def find_or_create_client(
     request gets a record of its own, and V joins it by the link of its acknowledgement (``claims``, defect F12).
     A phone that matches client V while an e-mail is given that is not V's does not make the caller V: a new
     record is made and staff are offered to merge the two (the phone takeover of issue 14). A phone alone finds
-    its client; it is attached to a client only when nobody has it.
+    its client; it is attached to a client only when nobody has it, and moved to the caller's record from a record
+    merged into it (or from one with no live survivor: ``_left_on_merged``).
     """
     by_email = find_client_by_email(session, email) if email else None
     phone_contact = identity.contact_of(session, "phone", phone) if phone else None
-    by_phone = _survivor(session, phone_contact.client) if phone_contact else None
+    by_phone = survivor(session, phone_contact.client) if phone_contact else None
     client = by_phone if by_phone is not None and (not email or by_email is by_phone) else None
+    # The phone is attached when nobody live has it, and moved when a record merged into the caller's holds it.
     client = update_or_create_client(
-        session, client, now=now, name=name, organisation=organisation, postal_address=postal_address
+        session,
+        client,
+        now=now,
+        name=name,
+        phone=phone if by_phone is None or by_phone is client else None,
+        organisation=organisation,
+        postal_address=postal_address,
     )
-    key = contact_key("phone", phone)
-    if phone and by_phone is None and not any(c.kind == "phone" and c.value_key == key for c in client.contacts):
-        client.contacts.append(ClientContact(kind="phone", value=phone, created_at=now))
     if by_phone is not None and by_phone is not client:
         identity.suggest_merge(
             session,
@@ -166,11 +171,17 @@ def find_or_create_client(
     return client
 
 
-def _survivor(session: Session, client: Client | None) -> Client | None:
-    """``client`` or the record it was merged into."""
-    while client is not None and client.merged_into_id is not None:
-        client = session.get(Client, client.merged_into_id)
-    return client
+def survivor(session: Session, client: Client) -> Client | None:
+    """``client`` or the record it was merged into; None when that record is anonymised (retention is done with
+    its person: nothing is registered on it again) or when the merges go round a loop (old data: no survivor)."""
+    seen: set[int] = set()
+    current: Client | None = client
+    while current is not None and current.merged_into_id is not None:
+        if current.id in seen:
+            return None
+        seen.add(current.id)
+        current = session.get(Client, current.merged_into_id)
+    return current if current is not None and current.anonymised_at is None else None
 
 
 def update_or_create_client(
@@ -205,6 +216,7 @@ def update_or_create_client(
         left = _left_on_merged(session, client, kind, value)
         if left is not None:
             merged_id = left.client_id
+            how = _relation(session, left.client, client)
             move_contacts([left], client)
             what = "Адрес" if kind == "email" else "Телефон"
             internal_note(
@@ -212,7 +224,7 @@ def update_or_create_client(
                 client,
                 None,
                 now,
-                f"{what} {left.value} оставался за записью клиента № {merged_id}, объединённой с этой; "
+                f"{what} {left.value} оставался за записью клиента № {merged_id}, {how}; "
                 "перенесён к этой записи неподтверждённым.",
                 contacts_moved_from=merged_id,
             )
@@ -223,14 +235,33 @@ def update_or_create_client(
 
 
 def _left_on_merged(session: Session, client: Client, kind: str, value: str) -> ClientContact | None:
-    """The contact ``value`` when a record merged into ``client`` still holds it (old data, an import, an older
-    backup restored): the look-ups find ``client`` by it, and a second row of it cannot exist."""
-    if client.id is None:  # a new record is nobody's survivor
-        return None
+    """The contact ``value`` when a merged record still holds it (old data, an import, an older backup restored)
+    and ``client`` is where it goes: the record's survivor, or any client when the record has no live survivor.
+
+    The look-ups find the survivor by it; and a second row of it cannot exist. A record merged into an anonymised
+    one, or on a loop of merges, has no survivor to give it to: the look-ups hand over nobody, so a letter or call
+    from it makes a new client, who takes the contact as a stranger's (retention is done with the person who had
+    it; a loop is old data nobody can act on, and holding the letter back would stop its deadline for nothing).
+    """
     contact = identity.contact_of(session, kind, value)
-    if contact is None or contact.client is client or _survivor(session, contact.client) is not client:
+    if contact is None or contact.client is client or contact.client.merged_into_id is None:
         return None
-    return contact
+    found = survivor(session, contact.client)
+    return contact if found is client or found is None else None
+
+
+def _relation(session: Session, merged: Client, client: Client) -> str:
+    """What ``merged`` is to ``client``, which takes its contact (said in the internal note)."""
+    if survivor(session, merged) is client:
+        return "объединённой с этой"
+    loop: list[int] = []
+    current: Client | None = merged
+    while current is not None and current.merged_into_id is not None and current.id not in loop:
+        loop.append(current.id)
+        current = session.get(Client, current.merged_into_id)
+    if current is not None and current.id in loop:
+        return f"входящей в круг объединений записей № {', '.join(map(str, loop))}"
+    return "объединённой с обезличенной записью"
 
 
 def move_contacts(contacts: Iterable[ClientContact], survivor: Client) -> None:
