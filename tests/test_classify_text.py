@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 
+import pymorphy3.dawg
 import pytest
 from razdel import tokenize
 
@@ -29,6 +33,30 @@ def test_lemma_gives_the_normal_form_and_keeps_non_words() -> None:
 def test_ambiguous_word_keeps_every_normal_form() -> None:
     forms = lemma_forms("все")
     assert "весь" in forms and "все" in forms
+
+
+_PURE_PYTHON_LEMMAS = """
+import json, sys
+sys.modules["dawg"] = None  # what pymorphy3 does without its compiled reader: dawg_python
+import pymorphy3.dawg
+from mailservice.classify.text import lemma_forms
+assert not pymorphy3.dawg.EXTENSION_AVAILABLE
+print(json.dumps({word: lemma_forms(word) for word in json.loads(sys.stdin.read())}, ensure_ascii=False))
+"""
+
+
+def test_the_compiled_dictionary_reader_gives_the_pure_python_readers_lemmas() -> None:
+    """Dictionaries are read by DAWG2's compiled code (pyproject.toml): new words cost a quarter; same lemmas."""
+    from mailservice.classify.engine import PACKAGED_SETS
+    from mailservice.classify.evaluate import read_datasets
+
+    assert pymorphy3.dawg.EXTENSION_AVAILABLE
+    words = sorted({t for e in read_datasets(PACKAGED_SETS)[::4] for t in analyze(e.subject, e.body).tokens})
+    assert len(words) > 2000
+    pure = subprocess.run(
+        [sys.executable, "-c", _PURE_PYTHON_LEMMAS], input=json.dumps(words), capture_output=True, text=True, check=True
+    )
+    assert {word: list(lemma_forms(word)) for word in words} == json.loads(pure.stdout)
 
 
 def test_normalize_lowercases_and_collapses_spaces() -> None:

@@ -8,6 +8,7 @@ would still fail.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 from pathlib import Path
 
@@ -178,6 +179,23 @@ def test_batches_are_prepared_in_worker_processes(monkeypatch: pytest.MonkeyPatc
     results = process_batch(settings, batch, now=NOW)
     assert preparer_for(settings).workers_running
     assert [r.request_number for r in results] == [f"2026-{i:06d}" for i in range(1, 13)]
+
+
+def test_the_workers_collect_garbage_as_seldom_as_the_warmed_up_poller(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str
+) -> None:
+    """A letter leaves thousands of short-lived objects in a worker as in the poller: both raise the collector's
+    thresholds from Python's default (700, 10, 10), alike."""
+    settings = make_env(monkeypatch, tmp_path, db_url, intake_workers="1")
+    thresholds = gc.get_threshold()
+    try:
+        pipeline.warm_up(settings)
+        pool = preparer_for(settings)._executor()
+        assert pool is not None
+        assert pool.submit(gc.get_threshold).result() == gc.get_threshold() != (700, 10, 10)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
 
 
 def test_a_worker_killed_mid_batch_is_replaced_and_nothing_is_lost(

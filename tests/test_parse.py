@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import email
 import json
 from datetime import UTC, datetime
 from email import policy
@@ -24,7 +25,13 @@ from mailservice.mail.headers import (
     normalise_address,
     safe_header_value,
 )
-from mailservice.mail.parse import ParsedMessage, ParseError, parse_message, sanitize_filename
+from mailservice.mail.parse import (
+    ParsedMessage,
+    ParseError,
+    parse_message,
+    parse_message_and_tree,
+    sanitize_filename,
+)
 from mailservice.mail.triage import triage
 
 EML_DIR = Path(__file__).parent / "data" / "eml"
@@ -182,9 +189,8 @@ def test_never_raises_other_than_parse_error_on_random_bytes(data: bytes) -> Non
 _SEED = (EML_DIR / "09_rfc2231_cyrillic_attachment.eml").read_bytes()
 
 
-@settings(max_examples=150, deadline=None)
-@given(st.data())
-def test_never_raises_on_mutated_message(data: st.DataObject) -> None:
+def _mutated(data: st.DataObject) -> bytes:
+    """The seed message with up to 12 bytes flipped, runs deleted or fragments of MIME syntax inserted."""
     raw = bytearray(_SEED)
     for _ in range(data.draw(st.integers(min_value=1, max_value=12))):
         pos = data.draw(st.integers(min_value=0, max_value=len(raw) - 1))
@@ -197,11 +203,77 @@ def test_never_raises_on_mutated_message(data: st.DataObject) -> None:
             raw[pos:pos] = data.draw(st.sampled_from([b"\n", b"\r\n\r\n", b"=?", b"--b1", b";", b'"', b"\xff\xfe"]))
         if not raw:
             break
+    return bytes(raw)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_never_raises_on_mutated_message(data: st.DataObject) -> None:
     try:
-        parse_message(bytes(raw))
+        parse_message(_mutated(data))
     except ParseError as exc:
         # "parser failure" is the last-resort wrapper: reaching it means a bug here, not a bad message.
         assert exc.reason and not exc.reason.startswith("parser failure"), exc.reason
+
+
+def _tree_state(msg: Message) -> list[object]:
+    """Everything a parsed tree holds, part by part (defects by kind and text: they do not compare by value)."""
+    state: list[object] = []
+    for part in msg.walk():
+        fields = dict(vars(part))
+        fields["defects"] = [(type(defect), str(defect)) for defect in fields.get("defects", [])]
+        if part.is_multipart():
+            fields["_payload"] = len(part.get_payload())
+        state.append((type(part), fields))
+    return state
+
+
+def _assert_compat32_tree(raw: bytes) -> None:
+    """parse_message_and_tree gives the message parse_message does, and a tree that is compat32's of ``raw``."""
+    try:
+        expected = parse_message(raw)
+    except ParseError:
+        with pytest.raises(ParseError):
+            parse_message_and_tree(raw)
+        return
+    parsed, tree = parse_message_and_tree(raw)
+    assert parsed == expected
+    if tree is not None:
+        reference = email.message_from_bytes(raw, policy=policy.compat32)
+        assert _tree_state(tree) == _tree_state(reference)
+        assert _written(tree) == _written(reference)
+
+
+def _written(msg: Message) -> bytes | str:
+    try:
+        return msg.as_bytes()
+    except Exception as exc:  # a damaged message the generator cannot write: then both fail alike
+        return repr(exc)
+
+
+_TREE_SAMPLES = sorted((Path(__file__).parent / "data").rglob("*.eml"))
+
+
+@pytest.mark.parametrize("eml", _TREE_SAMPLES, ids=[f"{p.parent.name}/{p.stem}" for p in _TREE_SAMPLES])
+def test_the_parse_tree_is_compat32s_own(eml: Path) -> None:
+    """Intake's triage and bounce reader get the parse's tree instead of a second compat32 parse: the same tree."""
+    _assert_compat32_tree(eml.read_bytes())
+
+
+def test_the_parse_tree_is_given_only_when_it_is_compat32s() -> None:
+    plain = _simple("From: a@example.ru\nSubject: Запрос")
+    assert parse_message_and_tree(plain)[1] is not None
+    _assert_compat32_tree(b"From a@example.ru Mon Jan  1 00:00:00 2026\n" + plain)  # an mbox separator line
+    # "Subject :" is repaired before parsing (RFC 5322 4.5): compat32 reads the bytes as they came.
+    changed = plain.replace(b"Subject:", b"Subject :")
+    parsed, tree = parse_message_and_tree(changed)
+    assert tree is None and parsed == parse_message(changed)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_the_parse_tree_of_a_mutated_message_is_compat32s(data: st.DataObject) -> None:
+    _assert_compat32_tree(_mutated(data))
 
 
 def test_a_nul_in_a_charset_name_is_a_defect_not_a_parser_failure() -> None:

@@ -39,7 +39,7 @@ from mailservice.intake.spam import asks_something, hold_reasons
 from mailservice.intake.thanks import is_only_thanks
 from mailservice.mail.addresses import address_key
 from mailservice.mail.bounces import BounceInfo, parse_bounce
-from mailservice.mail.parse import ParsedMessage, ParseError, parse_message
+from mailservice.mail.parse import ParsedMessage, ParseError, parse_message_and_tree
 from mailservice.mail.slim import slim
 from mailservice.mail.triage import HELD_UNLESS_ASKING, HOLD_OWN_ADDRESS, RELAYED_HOLDS, Triage, Verdict, triage
 
@@ -145,7 +145,7 @@ def prepare(
             return Prepared(raw_sha, None, f"message larger than {limits.max_message_bytes} bytes")
         raw, dropped, notes = slimmed.raw, slimmed.dropped, slimmed.notes
     try:
-        parsed = parse_message(raw, max_attachment_bytes=limits.max_attachment_bytes, sender=sender)
+        parsed, tree = parse_message_and_tree(raw, max_attachment_bytes=limits.max_attachment_bytes, sender=sender)
     except ParseError as exc:
         return Prepared(raw_sha, None, f"unparseable: {exc.reason}")
     if dropped or notes:
@@ -163,7 +163,7 @@ def prepare(
         parsed = dataclasses.replace(
             parsed, attachments=[dataclasses.replace(part, data=b"") for part in parsed.attachments]
         )
-        message_obj = email.message_from_bytes(raw, policy=email.policy.compat32)
+        message_obj = tree if tree is not None else email.message_from_bytes(raw, policy=email.policy.compat32)
         verdict = triage(parsed, message_obj, envelope_from)
         if verdict.verdict is Verdict.bounce:
             return Prepared(raw_sha, parsed, triage=verdict, bounce=parse_bounce(message_obj), attachments=stored)
@@ -286,6 +286,11 @@ def _init_worker(environment: dict[str, str], poller: int) -> None:
     default_classifier()
     gc.collect()
     gc.freeze()  # the model stays for the worker's life: keep collections from walking it (pipeline.warm_up)
+    from mailservice.intake.pipeline import GC_THRESHOLDS
+
+    # Collections as seldom as in the poller: a letter leaves thousands of short-lived objects, and a young
+    # collection every 700 of them took 1% of a worker's time (bench/intake.py).
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _environment() -> dict[str, str]:
