@@ -243,7 +243,10 @@ def _left_on_merged(session: Session, client: Client, kind: str, value: str) -> 
     from it makes a new client, who takes the contact as a stranger's (retention is done with the person who had
     it; a loop is old data nobody can act on, and holding the letter back would stop its deadline for nothing).
     """
-    contact = identity.contact_of(session, kind, value)
+    # Without an autoflush: the row sought is a stored one, and a flush here, for every letter, would write each of
+    # intake's new clients on its own instead of a batch's together (intake/pipeline.py: one flush a batch).
+    with session.no_autoflush:
+        contact = identity.contact_of(session, kind, value)
     if contact is None or contact.client is client or contact.client.merged_into_id is None:
         return None
     found = survivor(session, contact.client)
