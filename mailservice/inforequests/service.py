@@ -174,14 +174,20 @@ def find_or_create_client(
 def survivor(session: Session, client: Client) -> Client | None:
     """``client`` or the record it was merged into; None when that record is anonymised (retention is done with
     its person: nothing is registered on it again) or when the merges go round a loop (old data: no survivor)."""
-    seen: set[int] = set()
+    end, _passed = _merge_chain(session, client)
+    return end if end is not None and end.anonymised_at is None else None
+
+
+def _merge_chain(session: Session, client: Client) -> tuple[Client | None, list[int]]:
+    """Where ``client``'s merges lead: the last record (None on a loop) and the ids of the records passed."""
+    passed: list[int] = []
     current: Client | None = client
     while current is not None and current.merged_into_id is not None:
-        if current.id in seen:
-            return None
-        seen.add(current.id)
+        if current.id in passed:
+            return None, passed
+        passed.append(current.id)
         current = session.get(Client, current.merged_into_id)
-    return current if current is not None and current.anonymised_at is None else None
+    return current, passed
 
 
 def update_or_create_client(
@@ -255,15 +261,11 @@ def _left_on_merged(session: Session, client: Client, kind: str, value: str) -> 
 
 def _relation(session: Session, merged: Client, client: Client) -> str:
     """What ``merged`` is to ``client``, which takes its contact (said in the internal note)."""
-    if survivor(session, merged) is client:
+    end, passed = _merge_chain(session, merged)
+    if end is client:
         return "объединённой с этой"
-    loop: list[int] = []
-    current: Client | None = merged
-    while current is not None and current.merged_into_id is not None and current.id not in loop:
-        loop.append(current.id)
-        current = session.get(Client, current.merged_into_id)
-    if current is not None and current.id in loop:
-        return f"входящей в круг объединений записей № {', '.join(map(str, loop))}"
+    if end is None:
+        return f"входящей в круг объединений записей № {', '.join(map(str, passed))}"
     return "объединённой с обезличенной записью"
 
 
