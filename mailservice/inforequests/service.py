@@ -200,12 +200,14 @@ def update_or_create_client(
     phone: str | None = None,
     organisation: str = "",
     postal_address: str = "",
+    email_unheld: bool = False,
 ) -> Client:
     """``client`` (already looked up by the caller) with missing details filled in, or a new client.
 
     ``email`` is an address the client wrote from (intake's From): it becomes a contact, not yet proven. The name
     and organisation are kept on one line (``one_line``): a line break pasted into a form or the console would
-    otherwise break every letter addressed by them.
+    otherwise break every letter addressed by them. ``email_unheld``: the caller knows that no stored contact row
+    holds ``email`` (intake's look-ups of a batch), so none left on a merged record is sought.
     """
     name, organisation = one_line(name), one_line(organisation)
     postal_address = address_lines(postal_address)
@@ -219,7 +221,7 @@ def update_or_create_client(
     for kind, value in (("email", email), ("phone", phone)):
         if not value or any(c.kind == kind and c.value_key == contact_key(kind, value) for c in client.contacts):
             continue
-        left = _left_on_merged(session, client, kind, value)
+        left = None if kind == "email" and email_unheld else _left_on_merged(session, client, kind, value)
         if left is not None:
             merged_id = left.client_id
             how = _relation(session, left.client, client)

@@ -295,6 +295,10 @@ class Lookups:
         """The client who owns ``address``."""
         return service.find_client_by_email(self.session, address)
 
+    def unheld(self, address: str) -> bool:
+        """Whether no stored contact row holds ``address`` for sure (False: not known, the database is asked)."""
+        return False
+
     def remember(self, entry: IntakeEntry, request: Request | None) -> None:
         """Note what a message created (the database answers the next questions itself here)."""
 
@@ -310,6 +314,7 @@ class BatchLookups(Lookups):
         super().__init__(session)
         self._originals: dict[tuple[str, str | None], IntakeEntry] = {}
         self._clients: dict[str, Client | None] = {}
+        self._unheld: set[str] = set()  # keys no stored contact row holds (not even one left on a merged record)
         self._thread_ids: set[str] = set()
         self._load_originals(sorted({parsed.content_hash for parsed in messages}))
         self._load_clients(sorted({address_key(parsed.from_addr) for parsed in messages if parsed.from_addr}))
@@ -330,6 +335,7 @@ class BatchLookups(Lookups):
     def _load_clients(self, keys: Sequence[str]) -> None:
         """The clients of these addresses, by their keys (mail.addresses: any case of one mailbox is one)."""
         self._clients.update(dict.fromkeys(keys))
+        self._unheld.update(keys)
         for chunk in _chunks(keys):
             contacts = (
                 select(ClientContact)
@@ -338,6 +344,7 @@ class BatchLookups(Lookups):
                 .options(joinedload(ClientContact.client).selectinload(Client.contacts))
             )
             for contact in self.session.scalars(contacts):
+                self._unheld.discard(contact.value_key)
                 client = contact.client
                 # A merged record points at its survivor: the rare case gets the careful lookup.
                 self._clients[contact.value_key] = (
@@ -386,6 +393,9 @@ class BatchLookups(Lookups):
             self._clients[key] = super().client(address)
         return self._clients[key]
 
+    def unheld(self, address: str) -> bool:
+        return address_key(address) in self._unheld
+
     def remember(self, entry: IntakeEntry, request: Request | None) -> None:
         key = (entry.content_hash, entry.message_id)
         if entry.outcome not in _NOT_ORIGINALS and key not in self._originals:
@@ -402,6 +412,7 @@ class BatchLookups(Lookups):
         """Ask the database again about ``address`` (a handler in a savepoint may have created its client)."""
         if address:
             self._clients.pop(address_key(address), None)
+            self._unheld.discard(address_key(address))
 
     def _may_thread(self, parsed: ParsedMessage) -> bool:
         if any(message_id in self._thread_ids for message_id in _thread_ids(parsed)):
@@ -673,7 +684,11 @@ def _sender_client(session: Session, lookups: Lookups, parsed: ParsedMessage, no
     assert parsed.from_addr is not None
     known = lookups.client(parsed.from_addr)
     name = parsed.from_name if known is None or known.proven_email(parsed.from_addr) else ""
-    return service.update_or_create_client(session, known, now=now, name=name, email=parsed.from_addr)
+    # A new client of an address nobody holds: no contact left on a merged record to look for (one query a letter).
+    unheld = known is None and lookups.unheld(parsed.from_addr)
+    return service.update_or_create_client(
+        session, known, now=now, name=name, email=parsed.from_addr, email_unheld=unheld
+    )
 
 
 @dataclass
