@@ -21,7 +21,7 @@ from mailservice.mailings.models import WorkerBeat
 from mailservice.mailings.sender import send_campaign
 from tests.conftest import make_env, reset_caches
 from tests.servers import Recorder
-from tests.test_mailings_sending import ROOT, new_campaign, populate
+from tests.test_mailings_sending import ROOT, new_campaign, populate, stop_all
 from tests.waiting import run_within
 
 
@@ -84,7 +84,7 @@ def test_a_campaign_of_one_batch_starts_no_helper(two_processes: Settings, recor
 
 @pytest.mark.slow
 def test_sender_killed_its_helper_stops_and_nothing_is_sent_twice(
-    two_processes: Settings, recorder: tuple[Recorder, int]
+    two_processes: Settings, recorder: tuple[Recorder, int], request: pytest.FixtureRequest
 ) -> None:
     handler, _port = recorder
     handler.delay = 0.01  # a slow relay: the helper has time to start and claim its part
@@ -99,6 +99,7 @@ def test_sender_killed_its_helper_stops_and_nothing_is_sent_twice(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+    request.addfinalizer(lambda: stop_all([sender]))  # never left running when the test fails
     deadline = time.monotonic() + 120
     while len(set(beats(two_processes).values())) < 2:  # the helper has claimed copies too
         assert sender.poll() is None, sender.stderr.read() if sender.stderr else b""

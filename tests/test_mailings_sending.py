@@ -433,6 +433,26 @@ def test_throttle_is_shared_by_the_campaign(
 # ----------------------------------------------------------------------------------------------------------------
 
 
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_left() -> Iterator[None]:
+    """A test that fails (or a mutant that hangs a worker) leaves no ``campaign send`` running after it: such a
+    process waits for its campaign for ever, and under ``make mutation`` they piled up (docs/mutation.md)."""
+    yield
+    stop_all(_STARTED)
+
+
+def stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Kill what is still running of ``processes`` and forget them all."""
+    while processes:
+        process = processes.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=60)
+
+
 def _worker(campaign_id: int, fault: str = "", concurrency: int = 3) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     env["MAILSERVICE_MAILING_CONCURRENCY"] = str(concurrency)
@@ -440,13 +460,15 @@ def _worker(campaign_id: int, fault: str = "", concurrency: int = 3) -> subproce
         env["MAILSERVICE_FAULT"] = fault
     else:
         env.pop("MAILSERVICE_FAULT", None)
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, "-m", "mailservice", "campaign", "send", str(campaign_id)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+    _STARTED.append(process)
+    return process
 
 
 @pytest.mark.slow
