@@ -23,7 +23,7 @@ from mailservice.intake.models import IntakeEntry, Outcome
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.intake.routes import load_routes
 from mailservice.mail.parse import parse_message
-from mailservice.mail.triage import Verdict, triage
+from mailservice.mail.triage import Triage, Verdict, triage
 from mailservice.outbox import OutboxMessage
 from tests.test_cli import run
 
@@ -118,6 +118,50 @@ def test_calendar_files_that_are_no_scheduling_message_change_nothing() -> None:
     forward.set_content("Пересылаю.")
     forward.add_attachment(BytesParser(policy=email.policy.default).parsebytes(_invitation("REPLY", "Принято", None)))
     assert _verdict(forward.as_bytes(policy=email.policy.SMTP)) is Verdict.normal
+
+
+def _triage(raw: bytes) -> Triage:
+    return triage(parse_message(raw), BytesParser(policy=email.policy.compat32).parsebytes(raw), None)
+
+
+def _calendar_letter(*parts: tuple[str, str]) -> bytes:
+    """A letter whose calendar parts come with the Content-Type lines given (name, value pairs of the whole header)."""
+    boundary = "cal-parts"
+    head = (
+        "From: Партнёр <partner@example.org>\r\nTo: info@dizo.test\r\nSubject: Совещание рабочей группы\r\n"
+        f'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="{boundary}"\r\n\r\n'
+    )
+    body = "".join(f"--{boundary}\r\nContent-Type: {ctype}\r\n\r\n{ics}" for ctype, ics in parts)
+    return (head + body + f"--{boundary}--\r\n").encode()
+
+
+def test_the_method_is_the_content_types_else_the_method_line_in_upper_case() -> None:
+    """RFC 6047 2.4: the method parameter of the Content-Type names the iTIP method; a calendar without one gives
+    its METHOD property (Gmail). Either may be in any case (RFC 2045 5.1, RFC 5545 2)."""
+    no_line = _calendar("REPLY").replace("METHOD:REPLY\r\n", "")
+    for ctype, ics in [
+        ("text/calendar; method=reply", no_line),  # the parameter alone, in lower case
+        ('text/calendar; method=" Reply "', no_line),
+        ("text/calendar", _calendar("REPLY").replace("METHOD:REPLY", "method:reply")),  # the line alone
+        ("application/ics", _calendar("REPLY")),
+    ]:
+        result = _triage(_calendar_letter((ctype, ics)))
+        assert (result.verdict, result.reason) == (Verdict.auto_reply, "calendar METHOD:REPLY (iTIP, RFC 5546)"), ctype
+
+
+def test_a_calendar_part_with_no_method_or_a_broken_header_does_not_hide_the_next_one() -> None:
+    """A calendar file with no METHOD at all (RFC 5545 allows it: a plain .ics) is no scheduling message; a part
+    whose Content-Type cannot be read (RFC 2231 continuations mixed up) gives no method; the letter's next calendar
+    part, here an answer to an invitation, still decides."""
+    plain = _calendar("REPLY").replace("METHOD:REPLY\r\n", "")
+    assert _triage(_calendar_letter(("text/calendar", plain))).verdict is Verdict.normal
+    broken = "text/calendar; method=REQUEST; name*=utf-8''a.ics; name*0=b"
+    # ASCII only: an 8-bit body under a broken Content-Type makes the email package itself fail (see docs/mutation.md).
+    ascii_request = "BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nSUMMARY:Meeting\r\nEND:VEVENT\r\n"
+    ascii_request += "END:VCALENDAR\r\n"
+    for first in [("text/calendar", plain), (broken, ascii_request)]:
+        result = _triage(_calendar_letter(first, ("text/calendar; method=REPLY", _calendar("REPLY"))))
+        assert (result.verdict, result.reason) == (Verdict.auto_reply, "calendar METHOD:REPLY (iTIP, RFC 5546)")
 
 
 # --- the invitation's words (tryout T4) ---

@@ -3,6 +3,8 @@ counts add up, and when the sending process is SIGKILLed the helpers stop gracef
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -16,8 +18,8 @@ from sqlalchemy import select
 
 from mailservice.config import Settings
 from mailservice.db import session_scope
-from mailservice.mailings import campaigns
-from mailservice.mailings.models import WorkerBeat
+from mailservice.mailings import campaigns, sender
+from mailservice.mailings.models import CampaignStatus, WorkerBeat
 from mailservice.mailings.sender import send_campaign
 from tests.conftest import make_env, reset_caches
 from tests.servers import Recorder
@@ -125,3 +127,91 @@ def test_sender_killed_its_helper_stops_and_nothing_is_sent_twice(
     # at most one per connection of it.
     assert report.queued == 0 and report.sent + report.ambiguous == 1000
     assert len(missing) <= report.ambiguous <= two_processes.mailing_concurrency, (missing, report)
+
+
+# PR_SET_PDEATHSIG of <linux/prctl.h> (prctl(2)): the signal a process gets when its parent dies.
+PR_SET_PDEATHSIG = 1
+
+
+class FakeLibc:
+    """Stands for ``ctypes.CDLL(None)``: records the prctl calls, so no test sets a death signal on pytest itself."""
+
+    def __init__(self, calls: list[tuple[int, int]], name: str | None, use_errno: bool = False) -> None:
+        self.calls = calls
+
+    def prctl(self, option: int, value: int) -> int:
+        self.calls.append((option, value))
+        return 0
+
+
+def test_a_helper_sends_its_share_and_prints_its_counts(
+    two_processes: Settings,
+    recorder: tuple[Recorder, int],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The helper's own code, run here as ``campaign send`` runs it in a process of its own (arguments: campaign id,
+    parent pid): it asks to get SIGTERM when its parent dies, sends, and prints its counts as one line of JSON, which
+    the parent adds up (the subprocess tests above cannot see inside it)."""
+    handler, _port = recorder
+    addresses = populate(two_processes, 20)  # one batch: it starts no helper of its own
+    campaign_id = new_campaign(two_processes)
+    calls: list[tuple[int, int]] = []
+    monkeypatch.setattr(sender.ctypes, "CDLL", lambda name, use_errno=False: FakeLibc(calls, name, use_errno))
+    monkeypatch.setattr(sys, "argv", ["-c", str(campaign_id), str(os.getppid())])
+    sender.helper_main()
+    assert calls == [(PR_SET_PDEATHSIG, signal.SIGTERM)]
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert json.loads(lines[-1]) == {
+        "sent": 20,
+        "failed": 0,
+        "deferred": 0,
+        "skipped": 0,
+        "ambiguous": 0,
+        "released": 0,
+    }
+    assert sorted({handler.count(a) for a in addresses}) == [1]
+
+
+def test_a_helper_runs_where_no_death_signal_can_be_asked_and_ends_when_its_parent_is_gone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No C library to load (OSError) or no prctl in it (not Linux): the helper runs all the same. A parent gone
+    before the helper asked: it ends at once, normally (exit status 0)."""
+
+    def no_library(name: str | None, use_errno: bool = False) -> object:
+        raise OSError("no C library")
+
+    for cdll in [no_library, lambda name, use_errno=False: object()]:
+        monkeypatch.setattr(sender.ctypes, "CDLL", cdll)
+        assert sender._die_with_parent(os.getppid()) is None
+    calls: list[tuple[int, int]] = []
+    monkeypatch.setattr(sender.ctypes, "CDLL", lambda name, use_errno=False: FakeLibc(calls, name, use_errno))
+    with pytest.raises(SystemExit) as ended:
+        sender._die_with_parent(os.getppid() + 1 if os.getppid() > 1 else 2)
+    assert ended.value.code in (0, None)
+
+
+def test_a_campaign_stopped_stops_its_helpers(two_processes: Settings, recorder: tuple[Recorder, int]) -> None:
+    """``stop`` set (SIGTERM or SIGINT to ``campaign send``): the helpers are told too (SIGTERM), finish the copies in
+    flight, hand back the rest and end; the campaign keeps its unsent copies for the next run, none sent twice."""
+    handler, _port = recorder
+    handler.delay = 0.2  # a slow relay: stopped early, far from everything is sent
+    addresses = populate(two_processes, 300)
+    campaign_id = new_campaign(two_processes)
+    stop = asyncio.Event()
+
+    def stop_once_both_sent(_result: object) -> None:
+        if len(set(beats(two_processes).values())) >= 2:  # the helper has claimed copies too
+            stop.set()
+
+    summary = run_within(
+        send_campaign(two_processes, campaign_id, stop=stop, on_outcome=stop_once_both_sent), 120, "the campaign"
+    )
+    assert stop.is_set() and summary.status == CampaignStatus.sending
+    assert beats(two_processes) == {}  # every worker, the helper included, left cleanly
+    with session_scope(two_processes) as session:
+        report = campaigns.status(session, campaign_id)
+    counts = [handler.count(a) for a in addresses]
+    assert max(counts) == 1 and report.queued == counts.count(0) > 0, report
+    assert summary.totals.sent == sum(counts)
