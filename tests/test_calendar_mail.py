@@ -156,12 +156,43 @@ def test_a_calendar_part_with_no_method_or_a_broken_header_does_not_hide_the_nex
     plain = _calendar("REPLY").replace("METHOD:REPLY\r\n", "")
     assert _triage(_calendar_letter(("text/calendar", plain))).verdict is Verdict.normal
     broken = "text/calendar; method=REQUEST; name*=utf-8''a.ics; name*0=b"
-    # ASCII only: an 8-bit body under a broken Content-Type makes the email package itself fail (see docs/mutation.md).
+    # ASCII and 8-bit: the email package cannot decode the 8-bit one under that header (its charset parameter).
     ascii_request = "BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nSUMMARY:Meeting\r\nEND:VEVENT\r\n"
     ascii_request += "END:VCALENDAR\r\n"
-    for first in [("text/calendar", plain), (broken, ascii_request)]:
+    request_8bit = ascii_request.replace("Meeting", "Совещание")
+    for first in [("text/calendar", plain), (broken, ascii_request), (broken, request_8bit)]:
         result = _triage(_calendar_letter(first, ("text/calendar; method=REPLY", _calendar("REPLY"))))
         assert (result.verdict, result.reason) == (Verdict.auto_reply, "calendar METHOD:REPLY (iTIP, RFC 5546)")
+
+
+def _letter_with_a_broken_attachment(body_8bit: bool) -> bytes:
+    """A citizen's letter whose attachment has a Content-Type parameter written twice in RFC 2231's forms (``name*``
+    and ``name*0``: the email package cannot join them) over an 8-bit body, as some mail programs send."""
+    attachment = "Приложение: копия договора." if body_8bit else "Attachment: a copy of the contract."
+    return (
+        "From: Петров П. П. <petrov@example.ru>\r\nTo: info@dizo.test\r\nSubject: =?utf-8?b?0JfQsNC/0YDQvtGB?=\r\n"
+        "Message-ID: <broken-2231@example.ru>\r\nDate: Mon, 2 Mar 2026 08:00:00 +0300\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        "Прошу сообщить срок рассмотрения моего заявления об аренде земельного участка.\r\n--XX\r\n"
+        "Content-Type: text/plain; charset=utf-8; name*=utf-8''a.txt; name*0=b\r\n"
+        f"Content-Transfer-Encoding: 8bit\r\n\r\n{attachment}\r\n--XX--\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize("body_8bit", [True, False])
+def test_a_broken_attachment_header_over_an_8bit_body_does_not_stop_registration(
+    settings: Settings, body_8bit: bool
+) -> None:
+    """Looking for a calendar part must not read what it does not need: the email package fails to decode that
+    attachment (its parameters cannot be read), and the letter was quarantined instead of registered (found by the
+    mutation work of 6 December). A person's letter is registered whatever its attachments (59-FZ art. 8 p. 2)."""
+    assert take(settings, _letter_with_a_broken_attachment(body_8bit)) is Outcome.new_request
+    [(number, subject)] = requests(settings)
+    assert number is not None and subject == "Запрос"
+    with session_scope(settings) as session:
+        text = session.scalars(select(Request.text)).one()
+    assert "срок рассмотрения моего заявления" in text
 
 
 # --- the invitation's words (tryout T4) ---

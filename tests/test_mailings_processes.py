@@ -196,7 +196,9 @@ def test_a_campaign_stopped_stops_its_helpers(two_processes: Settings, recorder:
     """``stop`` set (SIGTERM or SIGINT to ``campaign send``): the helpers are told too (SIGTERM), finish the copies in
     flight, hand back the rest and end; the campaign keeps its unsent copies for the next run, none sent twice."""
     handler, _port = recorder
-    handler.delay = 0.2  # a slow relay: stopped early, far from everything is sent
+    # A slow relay: the main process alone would need 150 s for the 300 copies, so the helper (a new process, slow to
+    # start on a loaded machine) claims its share long before they are all sent; then the pass is stopped.
+    handler.delay = 1.0
     addresses = populate(two_processes, 300)
     campaign_id = new_campaign(two_processes)
     stop = asyncio.Event()

@@ -370,9 +370,10 @@ def _itip_method(raw_msg: Message) -> str:
         ctype = part_content_type(part)
         if ctype.startswith("message/"):
             continue
-        payload = part.get_payload()
-        if isinstance(payload, list):
-            stack.extend(reversed([child for child in payload if isinstance(child, Message)]))
+        # Only a multipart's list of parts is read here: a leaf's body is decoded with its charset parameter, which a
+        # broken Content-Type (RFC 2231 `name*` and `name*0` together) makes the email package raise on.
+        if part.is_multipart():
+            stack.extend(reversed([child for child in part.get_payload() if isinstance(child, Message)]))
         elif ctype in _ITIP_TYPES and (method := _part_method(part)):
             return method
     return ""
