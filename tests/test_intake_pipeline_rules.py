@@ -14,10 +14,12 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from mailservice import outbox
+from mailservice import db, outbox
 from mailservice.config import Settings
 from mailservice.db import session_scope
 from mailservice.inforequests import service
@@ -28,9 +30,10 @@ from mailservice.intake.models import Bounce, IntakeEntry, Outcome
 from mailservice.intake.pipeline import Source, arrival, process_raw
 from mailservice.mail.parse import ParsedMessage, parse_message
 from mailservice.outbox import OutboxMessage
-from tests.conftest import make_env
+from tests.conftest import make_env, reset_caches
 from tests.mailfactory import body_text, citizen_mail, message_id_of, parse
 from tests.servers import Sink
+from tests.test_identity import fresh_url  # noqa: F401  (a fixture)
 
 NOW = dt.datetime(2026, 3, 2, 5, 0, tzinfo=dt.UTC)  # Monday 02.03.2026, 12:00 in Novosibirsk
 THREE_DAYS = dt.timedelta(days=3)  # README: «An e-mail's Date header counts as its arrival only when it is no more
@@ -719,3 +722,93 @@ def test_the_batch_finds_the_client_of_an_address_on_a_merged_record_as_the_care
             found, expected = batch.client(address), careful.client(address)
             assert found is not None and expected is not None, address
             assert found.id == expected.id == survivor_id, address
+
+
+def test_a_follow_up_from_another_of_the_citizens_addresses_joins_her_request(settings: Settings) -> None:
+    """README, "Threading": a letter naming the citizen's own first letter follows it from any of her addresses,
+    not only the one the request was registered from (here her work address, which answered our message)."""
+    first, _ack = first_request(settings)
+    message = EmailMessage()
+    message["From"] = "info@dizo.test"
+    message["To"] = "ivanov@example.ru, ivanov.work@example.org"
+    message["Subject"] = "Уточнение по запросу № 2026-000001"
+    message["Message-ID"] = "<clarify-2@dizo.test>"
+    message.set_content("Уточните, пожалуйста, за какие годы нужны сведения.")
+    with session_scope(settings) as session:
+        request = service.get_by_number(session, "2026-000001")
+        assert request is not None
+        outbox.enqueue(session, message, kind="clarification").request_id = request.id
+    later = NOW + dt.timedelta(hours=1)
+    work = "ivanov.work@example.org"
+    answer = citizen_mail(sender=work, subject="Re: уточнение", body="За 2025 год.", in_reply_to="clarify-2@dizo.test")
+    assert process_raw(settings, answer, smtp_source(), now=later).request_number == "2026-000001"
+    follow_up = citizen_mail(
+        sender=work, subject="Дополнение", body="И за 2024 год, если можно.", references=[message_id_of(first)]
+    )
+    result = process_raw(settings, follow_up, smtp_source(), now=later + dt.timedelta(hours=1))
+    assert (result.outcome, result.request_number) == (Outcome.reply, "2026-000001")
+
+
+def test_a_letter_failing_on_a_database_behind_the_code_is_refused_not_quarantined(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    fresh_url: str,  # noqa: F811
+) -> None:
+    """README, "Upgrades": while the database and the running code differ in their migrations, a letter that fails
+    for that reason is not quarantined: intake raises and writes nothing (the receiver answers 451, the poller
+    leaves the letter in the mailbox). What it raises tells the operator every head not reached (here two
+    branches behind) and the command that reaches them."""
+    settings = make_env(monkeypatch, tmp_path, fresh_url)
+    script = ScriptDirectory.from_config(db.alembic_config(settings))
+
+    def ancestry(head: str) -> set[str]:
+        return {revision.revision for revision in script.iterate_revisions(head, "base")}
+
+    behind = "1905_reply_email_lower"  # the requests' branch stops here: a letter cannot be written
+    heads = sorted(script.get_heads())
+    lagging = [head for head in heads if behind in ancestry(head)]
+    # The mailings' branch one migration short of its head as well.
+    [mailings] = [head for head in heads if "mailings_0001" in ancestry(head) and head not in lagging]
+    for head in heads:
+        if head not in lagging and head != mailings:
+            db.upgrade(settings, head)
+    db.upgrade(settings, behind)
+    db.upgrade(settings, str(script.get_revision(mailings).down_revision))
+    pending = sorted([*lagging, mailings])
+    assert len(pending) >= 2
+    try:
+        with pytest.raises(pipeline.SchemaMismatch) as refused:
+            process_raw(settings, citizen_mail(), smtp_source(), now=NOW)
+        with session_scope(settings) as session:
+            journaled = session.scalar(select(func.count()).select_from(IntakeEntry))
+    finally:
+        reset_caches()
+    assert str(refused.value) == (
+        f"the database's migrations are not the code's (heads not reached: {', '.join(pending)}); "
+        "run `mailservice db upgrade` with the code that is running"
+    )
+    assert journaled == 0
+
+
+def test_a_failing_letter_is_its_own_when_the_migrations_cannot_be_compared(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a letter fails, intake asks whether the database's migrations are the code's; when the database
+    cannot say, the failure is the letter's own: it is quarantined with its reason (README, "Intake"), and the
+    log says why the schema was not compared, with the error."""
+
+    def failing_request(*args: object, **kwargs: object) -> Request:
+        raise RuntimeError("simulated bug")
+
+    def unanswered(*args: object, **kwargs: object) -> set[str]:
+        raise OperationalError("SELECT version_num FROM alembic_version", {}, Exception("connection lost"))
+
+    monkeypatch.setattr(service, "create_request", failing_request)
+    monkeypatch.setattr(db, "pending_migrations", unanswered)
+    with caplog.at_level(logging.WARNING, logger="mailservice.intake.pipeline"):
+        result = process_raw(settings, citizen_mail(), smtp_source(), now=NOW)
+    assert (result.outcome, result.reason) == (Outcome.quarantined, "internal error: RuntimeError: simulated bug")
+    [warning] = [
+        r for r in caplog.records if r.levelno == logging.WARNING and "migrations" in r.getMessage().lower()
+    ]
+    assert warning.exc_info is not None and warning.exc_info[0] is OperationalError
