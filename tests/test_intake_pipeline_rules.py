@@ -808,7 +808,5 @@ def test_a_failing_letter_is_its_own_when_the_migrations_cannot_be_compared(
     with caplog.at_level(logging.WARNING, logger="mailservice.intake.pipeline"):
         result = process_raw(settings, citizen_mail(), smtp_source(), now=NOW)
     assert (result.outcome, result.reason) == (Outcome.quarantined, "internal error: RuntimeError: simulated bug")
-    [warning] = [
-        r for r in caplog.records if r.levelno == logging.WARNING and "migrations" in r.getMessage().lower()
-    ]
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING and "migrations" in r.getMessage().lower()]
     assert warning.exc_info is not None and warning.exc_info[0] is OperationalError
