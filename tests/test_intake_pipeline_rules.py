@@ -10,7 +10,7 @@ import email.policy
 import gc
 import logging
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 import pytest
@@ -810,3 +810,107 @@ def test_a_failing_letter_is_its_own_when_the_migrations_cannot_be_compared(
     assert (result.outcome, result.reason) == (Outcome.quarantined, "internal error: RuntimeError: simulated bug")
     [warning] = [r for r in caplog.records if r.levelno == logging.WARNING and "migrations" in r.getMessage().lower()]
     assert warning.exc_info is not None and warning.exc_info[0] is OperationalError
+
+
+RESEND_WINDOW = dt.timedelta(hours=24)  # README, "Intake": a letter repeating one registered «within 24 hours»
+AUCTION = "Прошу сообщить, когда будет аукцион на участок в Бердске."
+
+
+def pressed_again(sender: str = "ivanov@example.ru", *, text: str = AUCTION, scan: bytes | None = None) -> bytes:
+    """The letter as its author's mail program sends it each time «Отправить» is pressed: a new Message-ID (and a
+    new MIME boundary), the same sender, subject, text and file."""
+    message = EmailMessage()
+    message["From"] = f"Иванов Иван <{sender}>"
+    message["To"] = "info@dizo.test"
+    message["Subject"] = "Аукцион"
+    message["Message-ID"] = make_msgid(domain="example.ru")
+    message.set_content(text)
+    if scan is not None:
+        message.add_attachment(scan, maintype="application", subtype="pdf", filename="заявление.pdf")
+    return message.as_bytes(policy=email.policy.SMTP)
+
+
+def journal(settings: Settings) -> list[tuple[Outcome, int | None, str | None]]:
+    """Each journal row's outcome, the row it copies and its request's number, in order."""
+    with session_scope(settings) as session:
+        rows = session.scalars(select(IntakeEntry).order_by(IntakeEntry.id)).all()
+        return [(Outcome(r.outcome), r.duplicate_of_id, r.request.number if r.request else None) for r in rows]
+
+
+def every_letter_in_its_own_savepoint(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    """In the "careful" mode every letter is decided in its own savepoint, as the careful mode writes a batch (and
+    the fast mode a letter that may repeat an earlier one); in the "fast" mode intake chooses."""
+    if mode == "careful":
+        monkeypatch.setattr(pipeline.BatchLookups, "plain", lambda self, prepared: False)
+
+
+@pytest.mark.parametrize("mode", ["fast", "careful"])
+def test_a_letter_sent_again_within_24_hours_is_a_copy_of_the_registered_one(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """README, "Intake" (*dedupe*): the same letter with its file sent again within 24 hours, the sender's address in
+    any case, is a `duplicate` of the registered letter's request, up to the 24th hour itself; a second later it
+    is a letter of its own."""
+    every_letter_in_its_own_savepoint(monkeypatch, mode)
+    scan = b"%PDF-1.4 scan"
+    presses = [
+        (pressed_again(scan=scan), NOW),
+        (pressed_again("Ivanov@Example.ru", scan=scan), NOW + dt.timedelta(minutes=1)),
+        (pressed_again(scan=scan), NOW + RESEND_WINDOW),
+        (pressed_again(scan=scan), NOW + RESEND_WINDOW + SECOND),
+    ]
+    for raw, at in presses:
+        process_raw(settings, raw, smtp_source(), now=at)
+    rows = journal(settings)
+    with session_scope(settings) as session:
+        first_id = session.scalars(select(IntakeEntry.id).order_by(IntakeEntry.id)).first()
+    assert rows == [
+        (Outcome.new_request, None, "2026-000001"),
+        (Outcome.duplicate, first_id, "2026-000001"),
+        (Outcome.duplicate, first_id, "2026-000001"),
+        (Outcome.new_request, None, "2026-000002"),
+    ]
+
+
+@pytest.mark.parametrize("mode", ["fast", "careful"])
+def test_a_third_press_copies_the_registered_letter_not_the_second_copy(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """README, "Intake": a repeat is a copy of the letter *registered*; the second press, itself a copy, is never
+    the letter a third press repeats (a letter without files here: their files cannot tell the two apart)."""
+    every_letter_in_its_own_savepoint(monkeypatch, mode)
+    for minutes in (0, 1, 2):
+        process_raw(settings, pressed_again(), smtp_source(), now=NOW + dt.timedelta(minutes=minutes))
+    rows = journal(settings)
+    with session_scope(settings) as session:
+        first_id = session.scalars(select(IntakeEntry.id).order_by(IntakeEntry.id)).first()
+    assert rows == [
+        (Outcome.new_request, None, "2026-000001"),
+        (Outcome.duplicate, first_id, "2026-000001"),
+        (Outcome.duplicate, first_id, "2026-000001"),
+    ]
+
+
+@pytest.mark.parametrize("mode", ["fast", "careful"])
+def test_another_senders_letter_with_the_same_words_is_no_copy_and_hides_none(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """README, "Intake": a repeat is the same *sender*'s. A neighbour sending the same subject and words (a template
+    passed round) has his own request; and the author's own second press after the neighbour's letter is still a
+    copy of her first."""
+    every_letter_in_its_own_savepoint(monkeypatch, mode)
+    letters = [
+        (pressed_again(), NOW),
+        (pressed_again("petrov@example.ru"), NOW + dt.timedelta(minutes=1)),
+        (pressed_again(), NOW + dt.timedelta(minutes=2)),
+    ]
+    for raw, at in letters:
+        process_raw(settings, raw, smtp_source(), now=at)
+    rows = journal(settings)
+    with session_scope(settings) as session:
+        first_id = session.scalars(select(IntakeEntry.id).order_by(IntakeEntry.id)).first()
+    assert rows == [
+        (Outcome.new_request, None, "2026-000001"),
+        (Outcome.new_request, None, "2026-000002"),
+        (Outcome.duplicate, first_id, "2026-000001"),
+    ]
