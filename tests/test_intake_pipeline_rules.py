@@ -812,6 +812,24 @@ def test_a_failing_letter_is_its_own_when_the_migrations_cannot_be_compared(
     assert warning.exc_info is not None and warning.exc_info[0] is OperationalError
 
 
+def test_the_batch_asks_again_about_an_address_a_savepoint_stored(settings: Settings) -> None:
+    """The batch knows which of its senders' addresses no stored contact row holds (the new client of such an
+    address looks for no contact left on a merged record, README "State of the work"). A letter written in its own
+    savepoint (a command, a thank-you) may store the address: after it, the batch no longer claims that no row
+    holds it, and finds the client the savepoint made."""
+    letter = citizen_mail(sender="fresh@example.ru")
+    with session_scope(settings) as session:
+        batch = pipeline.BatchLookups(session, [parse_message(letter)], NOW)
+        assert batch.unheld("fresh@example.ru") and batch.client("fresh@example.ru") is None
+        savepoint = session.begin_nested()
+        made = service.update_or_create_client(session, None, now=NOW, name="", email="fresh@example.ru")
+        session.flush()
+        savepoint.commit()
+        batch.forget_client("Fresh@Example.ru")
+        assert not batch.unheld("fresh@example.ru")
+        assert batch.client("fresh@example.ru") is made
+
+
 RESEND_WINDOW = dt.timedelta(hours=24)  # README, "Intake": a letter repeating one registered «within 24 hours»
 AUCTION = "Прошу сообщить, когда будет аукцион на участок в Бердске."
 
