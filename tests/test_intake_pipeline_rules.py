@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from mailservice import db, outbox
@@ -787,7 +787,40 @@ def test_a_letter_failing_on_a_database_behind_the_code_is_refused_not_quarantin
         f"the database's migrations are not the code's (heads not reached: {', '.join(pending)}); "
         "run `mailservice db upgrade` with the code that is running"
     )
+    assert isinstance(refused.value.__cause__, DBAPIError)  # the database's own error, shown with it in the log
     assert journaled == 0
+
+
+def test_an_integrity_error_while_the_migrations_differ_is_refused_too(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README, "Upgrades": old code still running after an upgrade fails on a constraint it does not know (a NOT
+    NULL column it leaves empty, say): an integrity error then is the schema's, not the letter's. Intake raises,
+    keeps the error that showed it, and writes nothing. Here the database's record names one migration less than
+    the code's head of the mailings' branch, and the insert fails on a constraint."""
+    script = ScriptDirectory.from_config(db.alembic_config(settings))
+    [mailings] = [
+        head
+        for head in script.get_heads()
+        if "mailings_0001" in {revision.revision for revision in script.iterate_revisions(head, "base")}
+    ]
+    with session_scope(settings) as session:
+        session.execute(
+            text("UPDATE alembic_version SET version_num = :older WHERE version_num = :head"),
+            {"older": str(script.get_revision(mailings).down_revision), "head": mailings},
+        )
+    failure = IntegrityError("INSERT INTO requests", {}, Exception("NOT NULL constraint failed"))
+
+    def failing_request(*args: object, **kwargs: object) -> Request:
+        raise failure
+
+    monkeypatch.setattr(service, "create_request", failing_request)
+    with pytest.raises(pipeline.SchemaMismatch) as refused:
+        process_raw(settings, citizen_mail(), smtp_source(), now=NOW)
+    assert f"heads not reached: {mailings});" in str(refused.value)
+    assert refused.value.__cause__ is failure
+    with session_scope(settings) as session:
+        assert session.scalar(select(func.count()).select_from(IntakeEntry)) == 0
 
 
 def test_a_failing_letter_is_its_own_when_the_migrations_cannot_be_compared(
