@@ -356,21 +356,26 @@ def test_a_follow_up_joins_the_newest_of_the_citizens_requests_it_quotes(setting
     assert (result.outcome, result.request_number) == (Outcome.reply, "2026-000002")
 
 
-def test_answering_our_message_proves_only_an_address_it_went_to(settings: Settings) -> None:
-    """README, "How an address is proven": a reply naming our Message-ID proves its From only when our message went
-    to that address (here the second of its two recipients); from another address it joins the thread and proves
-    nothing."""
-    first_request(settings)
+def clarify_to_two_addresses(settings: Settings, message_id: str) -> None:
+    """Our clarification of request 2026-000001 sent to the citizen's address and her work address."""
     message = EmailMessage()
     message["From"] = "info@dizo.test"
     message["To"] = "ivanov@example.ru, ivanov.work@example.org"
     message["Subject"] = "Уточнение по запросу № 2026-000001"
-    message["Message-ID"] = "<clarify-1@dizo.test>"
+    message["Message-ID"] = f"<{message_id}>"
     message.set_content("Уточните, пожалуйста, за какие годы нужны сведения.")
     with session_scope(settings) as session:
         request = service.get_by_number(session, "2026-000001")
         assert request is not None
         outbox.enqueue(session, message, kind="clarification").request_id = request.id
+
+
+def test_answering_our_message_proves_only_an_address_it_went_to(settings: Settings) -> None:
+    """README, "How an address is proven": a reply naming our Message-ID proves its From only when our message went
+    to that address (here the second of its two recipients); from another address it joins the thread and proves
+    nothing."""
+    first_request(settings)
+    clarify_to_two_addresses(settings, "clarify-1@dizo.test")
     later = NOW + dt.timedelta(hours=1)
     for sender in ("other@example.net", "ivanov.work@example.org"):
         reply = citizen_mail(
@@ -728,16 +733,7 @@ def test_a_follow_up_from_another_of_the_citizens_addresses_joins_her_request(se
     """README, "Threading": a letter naming the citizen's own first letter follows it from any of her addresses,
     not only the one the request was registered from (here her work address, which answered our message)."""
     first, _ack = first_request(settings)
-    message = EmailMessage()
-    message["From"] = "info@dizo.test"
-    message["To"] = "ivanov@example.ru, ivanov.work@example.org"
-    message["Subject"] = "Уточнение по запросу № 2026-000001"
-    message["Message-ID"] = "<clarify-2@dizo.test>"
-    message.set_content("Уточните, пожалуйста, за какие годы нужны сведения.")
-    with session_scope(settings) as session:
-        request = service.get_by_number(session, "2026-000001")
-        assert request is not None
-        outbox.enqueue(session, message, kind="clarification").request_id = request.id
+    clarify_to_two_addresses(settings, "clarify-2@dizo.test")
     later = NOW + dt.timedelta(hours=1)
     work = "ivanov.work@example.org"
     answer = citizen_mail(sender=work, subject="Re: уточнение", body="За 2025 год.", in_reply_to="clarify-2@dizo.test")
@@ -881,11 +877,18 @@ def pressed_again(sender: str = "ivanov@example.ru", *, text: str = AUCTION, sca
     return message.as_bytes(policy=email.policy.SMTP)
 
 
-def journal(settings: Settings) -> list[tuple[Outcome, int | None, str | None]]:
-    """Each journal row's outcome, the row it copies and its request's number, in order."""
+def taken(settings: Settings, letters: list[tuple[bytes, dt.datetime]]) -> list[tuple[Outcome, int | None, str | None]]:
+    """Take each letter at its time; then each journal row's outcome, the position of the row it copies and its
+    request's number, in order."""
+    for raw, at in letters:
+        process_raw(settings, raw, smtp_source(), now=at)
     with session_scope(settings) as session:
         rows = session.scalars(select(IntakeEntry).order_by(IntakeEntry.id)).all()
-        return [(Outcome(r.outcome), r.duplicate_of_id, r.request.number if r.request else None) for r in rows]
+        position = {row.id: n for n, row in enumerate(rows)}
+        return [
+            (Outcome(r.outcome), position.get(r.duplicate_of_id or 0), r.request.number if r.request else None)
+            for r in rows
+        ]
 
 
 def every_letter_in_its_own_savepoint(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
@@ -910,15 +913,10 @@ def test_a_letter_sent_again_within_24_hours_is_a_copy_of_the_registered_one(
         (pressed_again(scan=scan), NOW + RESEND_WINDOW),
         (pressed_again(scan=scan), NOW + RESEND_WINDOW + SECOND),
     ]
-    for raw, at in presses:
-        process_raw(settings, raw, smtp_source(), now=at)
-    rows = journal(settings)
-    with session_scope(settings) as session:
-        first_id = session.scalars(select(IntakeEntry.id).order_by(IntakeEntry.id)).first()
-    assert rows == [
+    assert taken(settings, presses) == [
         (Outcome.new_request, None, "2026-000001"),
-        (Outcome.duplicate, first_id, "2026-000001"),
-        (Outcome.duplicate, first_id, "2026-000001"),
+        (Outcome.duplicate, 0, "2026-000001"),
+        (Outcome.duplicate, 0, "2026-000001"),
         (Outcome.new_request, None, "2026-000002"),
     ]
 
@@ -930,15 +928,11 @@ def test_a_third_press_copies_the_registered_letter_not_the_second_copy(
     """README, "Intake": a repeat is a copy of the letter *registered*; the second press, itself a copy, is never
     the letter a third press repeats (a letter without files here: their files cannot tell the two apart)."""
     every_letter_in_its_own_savepoint(monkeypatch, mode)
-    for minutes in (0, 1, 2):
-        process_raw(settings, pressed_again(), smtp_source(), now=NOW + dt.timedelta(minutes=minutes))
-    rows = journal(settings)
-    with session_scope(settings) as session:
-        first_id = session.scalars(select(IntakeEntry.id).order_by(IntakeEntry.id)).first()
-    assert rows == [
+    presses = [(pressed_again(), NOW + dt.timedelta(minutes=minutes)) for minutes in (0, 1, 2)]
+    assert taken(settings, presses) == [
         (Outcome.new_request, None, "2026-000001"),
-        (Outcome.duplicate, first_id, "2026-000001"),
-        (Outcome.duplicate, first_id, "2026-000001"),
+        (Outcome.duplicate, 0, "2026-000001"),
+        (Outcome.duplicate, 0, "2026-000001"),
     ]
 
 
@@ -955,13 +949,8 @@ def test_another_senders_letter_with_the_same_words_is_no_copy_and_hides_none(
         (pressed_again("petrov@example.ru"), NOW + dt.timedelta(minutes=1)),
         (pressed_again(), NOW + dt.timedelta(minutes=2)),
     ]
-    for raw, at in letters:
-        process_raw(settings, raw, smtp_source(), now=at)
-    rows = journal(settings)
-    with session_scope(settings) as session:
-        first_id = session.scalars(select(IntakeEntry.id).order_by(IntakeEntry.id)).first()
-    assert rows == [
+    assert taken(settings, letters) == [
         (Outcome.new_request, None, "2026-000001"),
         (Outcome.new_request, None, "2026-000002"),
-        (Outcome.duplicate, first_id, "2026-000001"),
+        (Outcome.duplicate, 0, "2026-000001"),
     ]
