@@ -10,14 +10,16 @@ import email.policy
 import gc
 import logging
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from alembic.script import ScriptDirectory
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from mailservice import outbox
+from mailservice import db, outbox
 from mailservice.config import Settings
 from mailservice.db import session_scope
 from mailservice.inforequests import service
@@ -28,9 +30,10 @@ from mailservice.intake.models import Bounce, IntakeEntry, Outcome
 from mailservice.intake.pipeline import Source, arrival, process_raw
 from mailservice.mail.parse import ParsedMessage, parse_message
 from mailservice.outbox import OutboxMessage
-from tests.conftest import make_env
+from tests.conftest import make_env, reset_caches
 from tests.mailfactory import body_text, citizen_mail, message_id_of, parse
 from tests.servers import Sink
+from tests.test_identity import fresh_url  # noqa: F401  (a fixture)
 
 NOW = dt.datetime(2026, 3, 2, 5, 0, tzinfo=dt.UTC)  # Monday 02.03.2026, 12:00 in Novosibirsk
 THREE_DAYS = dt.timedelta(days=3)  # README: «An e-mail's Date header counts as its arrival only when it is no more
@@ -353,21 +356,26 @@ def test_a_follow_up_joins_the_newest_of_the_citizens_requests_it_quotes(setting
     assert (result.outcome, result.request_number) == (Outcome.reply, "2026-000002")
 
 
-def test_answering_our_message_proves_only_an_address_it_went_to(settings: Settings) -> None:
-    """README, "How an address is proven": a reply naming our Message-ID proves its From only when our message went
-    to that address (here the second of its two recipients); from another address it joins the thread and proves
-    nothing."""
-    first_request(settings)
+def clarify_to_two_addresses(settings: Settings, message_id: str) -> None:
+    """Our clarification of request 2026-000001 sent to the citizen's address and her work address."""
     message = EmailMessage()
     message["From"] = "info@dizo.test"
     message["To"] = "ivanov@example.ru, ivanov.work@example.org"
     message["Subject"] = "Уточнение по запросу № 2026-000001"
-    message["Message-ID"] = "<clarify-1@dizo.test>"
+    message["Message-ID"] = f"<{message_id}>"
     message.set_content("Уточните, пожалуйста, за какие годы нужны сведения.")
     with session_scope(settings) as session:
         request = service.get_by_number(session, "2026-000001")
         assert request is not None
         outbox.enqueue(session, message, kind="clarification").request_id = request.id
+
+
+def test_answering_our_message_proves_only_an_address_it_went_to(settings: Settings) -> None:
+    """README, "How an address is proven": a reply naming our Message-ID proves its From only when our message went
+    to that address (here the second of its two recipients); from another address it joins the thread and proves
+    nothing."""
+    first_request(settings)
+    clarify_to_two_addresses(settings, "clarify-1@dizo.test")
     later = NOW + dt.timedelta(hours=1)
     for sender in ("other@example.net", "ivanov.work@example.org"):
         reply = citizen_mail(
@@ -719,3 +727,230 @@ def test_the_batch_finds_the_client_of_an_address_on_a_merged_record_as_the_care
             found, expected = batch.client(address), careful.client(address)
             assert found is not None and expected is not None, address
             assert found.id == expected.id == survivor_id, address
+
+
+def test_a_follow_up_from_another_of_the_citizens_addresses_joins_her_request(settings: Settings) -> None:
+    """README, "Threading": a letter naming the citizen's own first letter follows it from any of her addresses,
+    not only the one the request was registered from (here her work address, which answered our message)."""
+    first, _ack = first_request(settings)
+    clarify_to_two_addresses(settings, "clarify-2@dizo.test")
+    later = NOW + dt.timedelta(hours=1)
+    work = "ivanov.work@example.org"
+    answer = citizen_mail(sender=work, subject="Re: уточнение", body="За 2025 год.", in_reply_to="clarify-2@dizo.test")
+    assert process_raw(settings, answer, smtp_source(), now=later).request_number == "2026-000001"
+    follow_up = citizen_mail(
+        sender=work, subject="Дополнение", body="И за 2024 год, если можно.", references=[message_id_of(first)]
+    )
+    result = process_raw(settings, follow_up, smtp_source(), now=later + dt.timedelta(hours=1))
+    assert (result.outcome, result.request_number) == (Outcome.reply, "2026-000001")
+
+
+def test_a_letter_failing_on_a_database_behind_the_code_is_refused_not_quarantined(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    fresh_url: str,  # noqa: F811
+) -> None:
+    """README, "Upgrades": while the database and the running code differ in their migrations, a letter that fails
+    for that reason is not quarantined: intake raises and writes nothing (the receiver answers 451, the poller
+    leaves the letter in the mailbox). What it raises tells the operator every head not reached (here two
+    branches behind) and the command that reaches them."""
+    settings = make_env(monkeypatch, tmp_path, fresh_url)
+    script = ScriptDirectory.from_config(db.alembic_config(settings))
+
+    def ancestry(head: str) -> set[str]:
+        return {revision.revision for revision in script.iterate_revisions(head, "base")}
+
+    behind = "1905_reply_email_lower"  # the requests' branch stops here: a letter cannot be written
+    heads = sorted(script.get_heads())
+    lagging = [head for head in heads if behind in ancestry(head)]
+    # The mailings' branch one migration short of its head as well.
+    [mailings] = [head for head in heads if "mailings_0001" in ancestry(head) and head not in lagging]
+    for head in heads:
+        if head not in lagging and head != mailings:
+            db.upgrade(settings, head)
+    db.upgrade(settings, behind)
+    db.upgrade(settings, str(script.get_revision(mailings).down_revision))
+    pending = sorted([*lagging, mailings])
+    assert len(pending) >= 2
+    try:
+        with pytest.raises(pipeline.SchemaMismatch) as refused:
+            process_raw(settings, citizen_mail(), smtp_source(), now=NOW)
+        with session_scope(settings) as session:
+            journaled = session.scalar(select(func.count()).select_from(IntakeEntry))
+    finally:
+        reset_caches()
+    assert str(refused.value) == (
+        f"the database's migrations are not the code's (heads not reached: {', '.join(pending)}); "
+        "run `mailservice db upgrade` with the code that is running"
+    )
+    assert isinstance(refused.value.__cause__, DBAPIError)  # the database's own error, shown with it in the log
+    assert journaled == 0
+
+
+def test_an_integrity_error_while_the_migrations_differ_is_refused_too(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README, "Upgrades": old code still running after an upgrade fails on a constraint it does not know (a NOT
+    NULL column it leaves empty, say): an integrity error then is the schema's, not the letter's. Intake raises,
+    keeps the error that showed it, and writes nothing. Here the database's record names one migration less than
+    the code's head of the mailings' branch, and the insert fails on a constraint."""
+    script = ScriptDirectory.from_config(db.alembic_config(settings))
+    [mailings] = [
+        head
+        for head in script.get_heads()
+        if "mailings_0001" in {revision.revision for revision in script.iterate_revisions(head, "base")}
+    ]
+    with session_scope(settings) as session:
+        session.execute(
+            text("UPDATE alembic_version SET version_num = :older WHERE version_num = :head"),
+            {"older": str(script.get_revision(mailings).down_revision), "head": mailings},
+        )
+    failure = IntegrityError("INSERT INTO requests", {}, Exception("NOT NULL constraint failed"))
+
+    def failing_request(*args: object, **kwargs: object) -> Request:
+        raise failure
+
+    monkeypatch.setattr(service, "create_request", failing_request)
+    with pytest.raises(pipeline.SchemaMismatch) as refused:
+        process_raw(settings, citizen_mail(), smtp_source(), now=NOW)
+    assert f"heads not reached: {mailings});" in str(refused.value)
+    assert refused.value.__cause__ is failure
+    with session_scope(settings) as session:
+        assert session.scalar(select(func.count()).select_from(IntakeEntry)) == 0
+
+
+def test_a_failing_letter_is_its_own_when_the_migrations_cannot_be_compared(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a letter fails, intake asks whether the database's migrations are the code's; when the database
+    cannot say, the failure is the letter's own: it is quarantined with its reason (README, "Intake"), and the
+    log says why the schema was not compared, with the error."""
+
+    def failing_request(*args: object, **kwargs: object) -> Request:
+        raise RuntimeError("simulated bug")
+
+    def unanswered(*args: object, **kwargs: object) -> set[str]:
+        raise OperationalError("SELECT version_num FROM alembic_version", {}, Exception("connection lost"))
+
+    monkeypatch.setattr(service, "create_request", failing_request)
+    monkeypatch.setattr(db, "pending_migrations", unanswered)
+    with caplog.at_level(logging.WARNING, logger="mailservice.intake.pipeline"):
+        result = process_raw(settings, citizen_mail(), smtp_source(), now=NOW)
+    assert (result.outcome, result.reason) == (Outcome.quarantined, "internal error: RuntimeError: simulated bug")
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING and "migrations" in r.getMessage().lower()]
+    assert warning.exc_info is not None and warning.exc_info[0] is OperationalError
+
+
+def test_the_batch_asks_again_about_an_address_a_savepoint_stored(settings: Settings) -> None:
+    """The batch knows which of its senders' addresses no stored contact row holds (the new client of such an
+    address looks for no contact left on a merged record, README "State of the work"). A letter written in its own
+    savepoint (a command, a thank-you) may store the address: after it, the batch no longer claims that no row
+    holds it, and finds the client the savepoint made."""
+    letter = citizen_mail(sender="fresh@example.ru")
+    with session_scope(settings) as session:
+        batch = pipeline.BatchLookups(session, [parse_message(letter)], NOW)
+        assert batch.unheld("fresh@example.ru") and batch.client("fresh@example.ru") is None
+        savepoint = session.begin_nested()
+        made = service.update_or_create_client(session, None, now=NOW, name="", email="fresh@example.ru")
+        session.flush()
+        savepoint.commit()
+        batch.forget_client("Fresh@Example.ru")
+        assert not batch.unheld("fresh@example.ru")
+        assert batch.client("fresh@example.ru") is made
+
+
+RESEND_WINDOW = dt.timedelta(hours=24)  # README, "Intake": a letter repeating one registered «within 24 hours»
+AUCTION = "Прошу сообщить, когда будет аукцион на участок в Бердске."
+
+
+def pressed_again(sender: str = "ivanov@example.ru", *, text: str = AUCTION, scan: bytes | None = None) -> bytes:
+    """The letter as its author's mail program sends it each time «Отправить» is pressed: a new Message-ID (and a
+    new MIME boundary), the same sender, subject, text and file."""
+    message = EmailMessage()
+    message["From"] = f"Иванов Иван <{sender}>"
+    message["To"] = "info@dizo.test"
+    message["Subject"] = "Аукцион"
+    message["Message-ID"] = make_msgid(domain="example.ru")
+    message.set_content(text)
+    if scan is not None:
+        message.add_attachment(scan, maintype="application", subtype="pdf", filename="заявление.pdf")
+    return message.as_bytes(policy=email.policy.SMTP)
+
+
+def taken(settings: Settings, letters: list[tuple[bytes, dt.datetime]]) -> list[tuple[Outcome, int | None, str | None]]:
+    """Take each letter at its time; then each journal row's outcome, the position of the row it copies and its
+    request's number, in order."""
+    for raw, at in letters:
+        process_raw(settings, raw, smtp_source(), now=at)
+    with session_scope(settings) as session:
+        rows = session.scalars(select(IntakeEntry).order_by(IntakeEntry.id)).all()
+        position = {row.id: n for n, row in enumerate(rows)}
+        return [
+            (Outcome(r.outcome), position.get(r.duplicate_of_id or 0), r.request.number if r.request else None)
+            for r in rows
+        ]
+
+
+def every_letter_in_its_own_savepoint(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    """In the "careful" mode every letter is decided in its own savepoint, as the careful mode writes a batch (and
+    the fast mode a letter that may repeat an earlier one); in the "fast" mode intake chooses."""
+    if mode == "careful":
+        monkeypatch.setattr(pipeline.BatchLookups, "plain", lambda self, prepared: False)
+
+
+@pytest.mark.parametrize("mode", ["fast", "careful"])
+def test_a_letter_sent_again_within_24_hours_is_a_copy_of_the_registered_one(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """README, "Intake" (*dedupe*): the same letter with its file sent again within 24 hours, the sender's address in
+    any case, is a `duplicate` of the registered letter's request, up to the 24th hour itself; a second later it
+    is a letter of its own."""
+    every_letter_in_its_own_savepoint(monkeypatch, mode)
+    scan = b"%PDF-1.4 scan"
+    presses = [
+        (pressed_again(scan=scan), NOW),
+        (pressed_again("Ivanov@Example.ru", scan=scan), NOW + dt.timedelta(minutes=1)),
+        (pressed_again(scan=scan), NOW + RESEND_WINDOW),
+        (pressed_again(scan=scan), NOW + RESEND_WINDOW + SECOND),
+    ]
+    assert taken(settings, presses) == [
+        (Outcome.new_request, None, "2026-000001"),
+        (Outcome.duplicate, 0, "2026-000001"),
+        (Outcome.duplicate, 0, "2026-000001"),
+        (Outcome.new_request, None, "2026-000002"),
+    ]
+
+
+@pytest.mark.parametrize("mode", ["fast", "careful"])
+def test_a_third_press_copies_the_registered_letter_not_the_second_copy(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """README, "Intake": a repeat is a copy of the letter *registered*; the second press, itself a copy, is never
+    the letter a third press repeats (a letter without files here: their files cannot tell the two apart)."""
+    every_letter_in_its_own_savepoint(monkeypatch, mode)
+    presses = [(pressed_again(), NOW + dt.timedelta(minutes=minutes)) for minutes in (0, 1, 2)]
+    assert taken(settings, presses) == [
+        (Outcome.new_request, None, "2026-000001"),
+        (Outcome.duplicate, 0, "2026-000001"),
+        (Outcome.duplicate, 0, "2026-000001"),
+    ]
+
+
+@pytest.mark.parametrize("mode", ["fast", "careful"])
+def test_another_senders_letter_with_the_same_words_is_no_copy_and_hides_none(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """README, "Intake": a repeat is the same *sender*'s. A neighbour sending the same subject and words (a template
+    passed round) has his own request; and the author's own second press after the neighbour's letter is still a
+    copy of her first."""
+    every_letter_in_its_own_savepoint(monkeypatch, mode)
+    letters = [
+        (pressed_again(), NOW),
+        (pressed_again("petrov@example.ru"), NOW + dt.timedelta(minutes=1)),
+        (pressed_again(), NOW + dt.timedelta(minutes=2)),
+    ]
+    assert taken(settings, letters) == [
+        (Outcome.new_request, None, "2026-000001"),
+        (Outcome.new_request, None, "2026-000002"),
+        (Outcome.duplicate, 0, "2026-000001"),
+    ]

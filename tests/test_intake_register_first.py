@@ -302,7 +302,12 @@ def test_thanks_to_an_answer_joins_it_as_feedback(settings: Settings, sink: Sink
         [response] = session.scalars(select(FeedbackResponse)).all()
         assert response.request_id == request.id and response.client_id == request.client_id
         assert response.rating is None and response.source == "email" and "спасибо" in response.comment.lower()
-        assert any(e.kind == "message_in" and e.data.get("feedback") for e in request.events)
+        # The journal row names the request it thanks for; the e-mail in the history, like every letter's, is linked
+        # to that row (the original staff can open) and keeps its Message-ID.
+        [entry] = session.scalars(select(IntakeEntry).where(IntakeEntry.outcome == Outcome.feedback)).all()
+        assert entry.request_id == request.id
+        [event] = [e for e in request.events if e.kind == "message_in" and e.data.get("feedback")]
+        assert (event.intake_id, event.data.get("message_id")) == (entry.id, message_id_of(thanks))
 
 
 def test_thanks_with_more_in_it_is_a_new_request(settings: Settings, sink: Sink) -> None:
@@ -336,6 +341,9 @@ def test_standalone_thanks_is_feedback_of_the_client(settings: Settings, sink: S
         [response] = session.scalars(select(FeedbackResponse)).all()
         client = service.find_client_by_email(session, "kind@example.ru")
         assert client is not None and response.client_id == client.id and response.request_id is None
+        # A client first seen in this letter: recorded at its arrival (SQLite gives the stored UTC back without zone).
+        seen = [t if t.tzinfo else t.replace(tzinfo=dt.UTC) for t in (client.created_at, client.last_interaction_at)]
+        assert seen == [NOW, NOW]
         assert session.scalars(select(Event.kind).where(Event.client_id == client.id)).all() == ["message_in"]
         assert feedback_stats(session, settings).count == 0  # no rating: the averages leave it out
     # Five years later the words go with the client's other data (retention), the record stays.
