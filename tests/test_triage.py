@@ -604,6 +604,17 @@ def test_a_list_robot_with_list_headers_is_list_mail_held_if_it_asks(header: str
     assert result.verdict is Verdict.auto_reply and result.relayed == HOLD_LIST_MAIL
 
 
+@pytest.mark.parametrize("mailer", ["Majordomo 1.94.5", "LISTSERV 16.5", "fml [4.0 Stable Rev.1.77]", "ezmlm-idx 7.2.2"])
+def test_a_list_robot_whose_mail_program_is_list_software_is_list_mail(mailer: str) -> None:
+    # README "Machine signs must be a machine's": a robot's address beside list software's headers; X-Mailer naming
+    # the list software is one of them, even with no List-* header.
+    result = _triage(_msg(f"X-Mailer: {mailer}", sender="news-request@lists.example.ru"))
+    assert result.verdict is Verdict.auto_reply and result.relayed == HOLD_LIST_MAIL, result.reason
+    # A person's mail program beside the same address is no list software: the address alone marks nothing.
+    person = _triage(_msg("X-Mailer: Microsoft Outlook 16.0", sender="news-request@lists.example.ru"))
+    assert person.verdict is Verdict.normal and person.hold == "", person.reason
+
+
 def test_auto_generated_is_a_relayed_copy_held_if_it_asks_auto_replied_is_an_auto_reply() -> None:
     # RFC 3834 §5: auto-replied answers a message; auto-generated is what a site's form service relays (tryout T3).
     generated = _triage(_msg("Auto-Submitted: auto-generated", sender="Форма сайта <forms@example.org>"))
