@@ -625,8 +625,8 @@ def test_list_and_bulk_mail_is_a_relayed_copy_an_auto_reply_is_not(header: str, 
 def test_a_calendar_answer_is_an_automatic_reply_held_if_it_asks() -> None:
     # README "Calendar mail": an answer to an invitation (METHOD:REPLY) is an automatic reply, which waits in the
     # held queue when its text asks something.
-    body = "--b\nContent-Type: text/plain; charset=utf-8\n\nПринято.\n--b\nContent-Type: text/calendar; method=REPLY\n\n"
-    body += "BEGIN:VCALENDAR\nMETHOD:REPLY\nEND:VCALENDAR\n--b--\n"
+    body = "--b\nContent-Type: text/plain; charset=utf-8\n\nПринято.\n"
+    body += "--b\nContent-Type: text/calendar; method=REPLY\n\nBEGIN:VCALENDAR\nMETHOD:REPLY\nEND:VCALENDAR\n--b--\n"
     raw = _msg(subject="Принято: Приём граждан", body=body).replace(
         b"Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit",
         b'Content-Type: multipart/mixed; boundary="b"',
@@ -635,7 +635,9 @@ def test_a_calendar_answer_is_an_automatic_reply_held_if_it_asks() -> None:
     assert result.verdict is Verdict.auto_reply and result.relayed == HOLD_CALENDAR_REPLY, result
 
 
-@pytest.mark.parametrize("mailer", ["Majordomo 1.94.5", "LISTSERV 16.5", "fml [4.0 Stable Rev.1.77]", "ezmlm-idx 7.2.2"])
+@pytest.mark.parametrize(
+    "mailer", ["Majordomo 1.94.5", "LISTSERV 16.5", "fml [4.0 Stable Rev.1.77]", "ezmlm-idx 7.2.2"]
+)
 def test_a_list_robot_whose_mail_program_is_list_software_is_list_mail(mailer: str) -> None:
     # README "Machine signs must be a machine's": a robot's address beside list software's headers; X-Mailer naming
     # the list software is one of them, even with no List-* header.
