@@ -5,6 +5,7 @@ valid 7 days), what each letter and note says, and who an export belongs to afte
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 
 import pytest
@@ -361,18 +362,46 @@ def test_the_form_queues_an_address_once_and_the_worker_forgets_it(settings: Set
         assert _letters(session, STRANGER) == []  # the form never writes to a stranger
 
 
+def test_a_waiting_form_request_keeps_the_time_it_was_made(settings: Settings) -> None:
+    # The row the form writes carries the service's clock, as every other row of the history does, not whatever
+    # time the database or the wall clock gives when it is saved.
+    made = utcnow() - dt.timedelta(hours=3)
+    with session_scope(settings) as session:
+        service.ask(session, A, made)
+    with session_scope(settings) as session:
+        assert [(ask.address, ask.created_at) for ask in session.scalars(select(HistoryAsk))] == [(A, made)]
+
+
+def _link_letter(settings: Settings, public_url: str, name: str) -> tuple[Settings, HistoryExport, str]:
+    """The settings with ``public_url``, and a new proven client's export and the text of its link letter."""
+    site = settings.model_copy(update={"public_url": public_url})
+    with session_scope(site) as session:
+        client = _client(session, f"Иванов {name}", (f"{name}@example.ru", True))
+        export = _export(session, site, client, client.contacts[0].value, utcnow())
+        text = text_of(parsed(_letters(session, export.address)[0].raw))
+    return site, export, text
+
+
 def test_the_e_mailed_link_opens_the_download_page_whatever_the_public_url_ends_with(settings: Settings) -> None:
     from tests.console_support import client_for
 
-    for public_url in ("https://dizo.example.ru", "https://dizo.example.ru/"):
-        site = settings.model_copy(update={"public_url": public_url})
+    for n, public_url in enumerate(("https://dizo.example.ru", "https://dizo.example.ru/")):
+        site, _, text = _link_letter(settings, public_url, f"i{n}")
+        path = re.search(r"https://dizo\.example\.ru(/history/download/\S+)", text)
+        assert path, text  # one slash between the site and the path
+        assert client_for(site).get(path.group(1)).status_code == 200
+
+
+def test_the_e_mailed_link_keeps_the_path_of_the_public_url(settings: Settings) -> None:
+    # A service published under a path of a portal (the proxy strips it): the link is PUBLIC_URL as configured
+    # (README, "Settings": the address in links of e-mails), less one trailing slash, whatever letters end it.
+    for n, public_url in enumerate(("https://portal.example.ru/MAILBOX", "https://portal.example.ru/MAILBOX/")):
+        site, export, text = _link_letter(settings, public_url, f"p{n}")
+        found = re.search(r"(\S+)/history/download/(\S+)", text)
+        assert found, text
+        assert found.group(1) == "https://portal.example.ru/MAILBOX"
         with session_scope(site) as session:
-            client = _client(session, f"Иванов {len(public_url)}", (f"i{len(public_url)}@example.ru", True))
-            export = _export(session, site, client, client.contacts[0].value, utcnow())
-            mail = parsed(_letters(session, export.address)[0].raw)
-        path = link_in(mail, "/history/download/")
-        assert f"https://dizo.example.ru{path}" in text_of(mail)  # one slash between the site and the path
-        assert client_for(site).get(path).status_code == 200
+            assert service.open_download(session, site, found.group(2), utcnow()).id == export.id
 
 
 def test_only_a_refusal_letter_counts_toward_the_refusal_limit(settings: Settings) -> None:

@@ -11,6 +11,7 @@ import pytest
 from mailservice.mail.parse import parse_message
 from mailservice.mail.triage import (
     HOLD_AUTO_GENERATED,
+    HOLD_CALENDAR_REPLY,
     HOLD_LIST_MAIL,
     HOLD_NULL_ENVELOPE,
     HOLD_SYSTEM_NOTICE,
@@ -602,6 +603,49 @@ def test_an_address_ending_like_a_list_robot_alone_is_a_person(sender: str) -> N
 def test_a_list_robot_with_list_headers_is_list_mail_held_if_it_asks(header: str) -> None:
     result = _triage(_msg(header, sender="news-request@lists.example.ru"))
     assert result.verdict is Verdict.auto_reply and result.relayed == HOLD_LIST_MAIL
+
+
+@pytest.mark.parametrize(
+    ("header", "relayed"),
+    [
+        ("List-Id: Новости <news.example.ru>", HOLD_LIST_MAIL),
+        ("List-Unsubscribe: <mailto:unsub@example.ru>", HOLD_LIST_MAIL),
+        ("Precedence: bulk", HOLD_LIST_MAIL),
+        ("Precedence: list", HOLD_LIST_MAIL),
+        ("Precedence: auto_reply", ""),
+    ],
+)
+def test_list_and_bulk_mail_is_a_relayed_copy_an_auto_reply_is_not(header: str, relayed: str) -> None:
+    # README "Every letter a person writes": list mail is not registered, but a copy a list relayed that asks
+    # something waits for staff (the relayed hold); an automatic reply is only journalled.
+    result = _triage(_msg(header))
+    assert result.verdict is Verdict.auto_reply and result.relayed == relayed, result
+
+
+def test_a_calendar_answer_is_an_automatic_reply_held_if_it_asks() -> None:
+    # README "Calendar mail": an answer to an invitation (METHOD:REPLY) is an automatic reply, which waits in the
+    # held queue when its text asks something.
+    body = "--b\nContent-Type: text/plain; charset=utf-8\n\nПринято.\n"
+    body += "--b\nContent-Type: text/calendar; method=REPLY\n\nBEGIN:VCALENDAR\nMETHOD:REPLY\nEND:VCALENDAR\n--b--\n"
+    raw = _msg(subject="Принято: Приём граждан", body=body).replace(
+        b"Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit",
+        b'Content-Type: multipart/mixed; boundary="b"',
+    )
+    result = _triage(raw)
+    assert result.verdict is Verdict.auto_reply and result.relayed == HOLD_CALENDAR_REPLY, result
+
+
+@pytest.mark.parametrize(
+    "mailer", ["Majordomo 1.94.5", "LISTSERV 16.5", "fml [4.0 Stable Rev.1.77]", "ezmlm-idx 7.2.2"]
+)
+def test_a_list_robot_whose_mail_program_is_list_software_is_list_mail(mailer: str) -> None:
+    # README "Machine signs must be a machine's": a robot's address beside list software's headers; X-Mailer naming
+    # the list software is one of them, even with no List-* header.
+    result = _triage(_msg(f"X-Mailer: {mailer}", sender="news-request@lists.example.ru"))
+    assert result.verdict is Verdict.auto_reply and result.relayed == HOLD_LIST_MAIL, result.reason
+    # A person's mail program beside the same address is no list software: the address alone marks nothing.
+    person = _triage(_msg("X-Mailer: Microsoft Outlook 16.0", sender="news-request@lists.example.ru"))
+    assert person.verdict is Verdict.normal and person.hold == "", person.reason
 
 
 def test_auto_generated_is_a_relayed_copy_held_if_it_asks_auto_replied_is_an_auto_reply() -> None:
