@@ -29,6 +29,9 @@ GOAL = 0.90
 VERDICTS = {"killed": "killed", "equivalent": "equivalent", "judgement": "judgement"}
 # mutmut's statuses a hand verdict may replace: the mutant survived a run older than its test, or was not run.
 OPEN = ("survived", "not run", "no tests", "suspicious")
+# A mutant of a function changed since the record: not run, and no decision by hand counts for it either (a
+# decision names the mutant by its number, which a change of its function shifts).
+CHANGED = "changed"
 # mutmut 3.8.1's exit codes (mutmut/stats.py `status_by_exit_code`) as the report counts them: a timeout is a
 # mutant that made the tests hang, detected like a kill; anything else not listed is "suspicious".
 STATUS = {None: "not run", 0: "survived", 1: "killed", 3: "killed", 5: "no tests", 33: "no tests", 34: "skipped"}
@@ -48,12 +51,12 @@ def core_modules(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
 def rows_of(records: dict[str, dict], current: dict[str, dict[str, str]] | None = None) -> list[tuple[str, str, str]]:
     """(module, mutant, status) of every mutant of the records (module name -> record). With ``current`` (module
     -> mutmut's hash of each function of today's source), a verdict on a function whose source changed since the
-    record, or is gone, counts as not run: it was reached on other code."""
+    record, or is gone, is ``CHANGED`` (counted as not run): it was reached on other code."""
     rows = []
     for module, record in sorted(records.items()):
         stale = changed_functions(record, current[module]) if current and module in current else set()
         for mutant, code in sorted(record["exit_code_by_key"].items()):
-            rows.append((module, mutant, "not run" if function_of(mutant) in stale else status_of(code)))
+            rows.append((module, mutant, CHANGED if function_of(mutant) in stale else status_of(code)))
     return rows
 
 
@@ -122,6 +125,8 @@ def classify(
             status = VERDICTS[by_hand[mutant]]
         elif status == "survived" and mutant in equivalent:
             status = "equivalent"
+        elif status == CHANGED:
+            status = "not run"
         by_module[module][status] += 1
         if status not in ("killed", "equivalent", "judgement", "skipped"):
             unexplained.append(f"{mutant}: {status}")
