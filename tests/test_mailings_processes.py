@@ -125,3 +125,112 @@ def test_sender_killed_its_helper_stops_and_nothing_is_sent_twice(
     # at most one per connection of it.
     assert report.queued == 0 and report.sent + report.ambiguous == 1000
     assert len(missing) <= report.ambiguous <= two_processes.mailing_concurrency, (missing, report)
+
+
+class _StartedHelper:
+    """Stands in for a helper process (``subprocess.Popen``): it records its command and environment and ends at
+    once with no copies of its own, so the sending process sends the whole campaign and the test counts the helpers
+    it would have started."""
+
+    def __init__(self, command: list[str], **kwargs: object) -> None:
+        self.command = command
+        self.env = kwargs.get("env")
+
+    def poll(self) -> int:
+        return 0
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, None]:
+        return '{"sent": 0}\n', None
+
+    def send_signal(self, _signal: int) -> None:
+        pass
+
+    def kill(self) -> None:
+        pass
+
+
+def started_helpers(monkeypatch: pytest.MonkeyPatch, cpus: int | None) -> list[_StartedHelper]:
+    """Count the helper processes ``campaign send`` starts on a machine of ``cpus`` processors."""
+    started: list[_StartedHelper] = []
+
+    def popen(command: list[str], **kwargs: object) -> _StartedHelper:
+        started.append(_StartedHelper(command, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    return started
+
+
+@pytest.mark.parametrize(
+    ("cpus", "processes", "helpers"),
+    [
+        (4, None, 1),  # unset: one process per two CPUs, the sending one and one helper
+        (8, None, 3),
+        (5, None, 1),  # two whole pairs of CPUs
+        (1, None, 0),  # never fewer than the sending process itself
+        (None, None, 0),  # the number of CPUs unknown: the sending process alone
+        (8, 2, 1),  # MAILING_PROCESSES set: that many processes, whatever the CPUs
+        (1, 3, 2),
+    ],
+)
+def test_the_number_of_processes_is_mailing_processes_or_one_per_two_cpus(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    db_url: str,
+    recorder: tuple[Recorder, int],
+    cpus: int | None,
+    processes: int | None,
+    helpers: int,
+) -> None:
+    """README, Mailings: ``campaign send`` starts helper processes (``MAILING_PROCESSES``, default one per two
+    CPUs) for a campaign of more than one batch; the setting counts the sending process too. Five batches here, more
+    than any of these processes could share."""
+    extra = {"mailing_processes": str(processes)} if processes is not None else {}
+    settings = make_env(
+        monkeypatch,
+        tmp_path,
+        db_url,
+        smtp_port=str(recorder[1]),
+        mailing_rate_per_minute="0",
+        mailing_concurrency="1",
+        mailing_batch_size="2",
+        **extra,
+    )
+    addresses = populate(settings, 10)
+    campaign_id = new_campaign(settings)
+    started = started_helpers(monkeypatch, cpus)
+    summary = run_within(send_campaign(settings, campaign_id), 60, "the campaign")
+    reset_caches()
+    assert len(started) == helpers
+    for helper in started:  # each a sender of this campaign, tied to this process, starting no helper of its own
+        assert helper.command[-2:] == [str(campaign_id), str(os.getpid())]
+        assert isinstance(helper.env, dict) and helper.env["MAILSERVICE_MAILING_PROCESSES"] == "1"
+    assert summary.status == "done" and summary.totals.sent == 10
+    assert [recorder[0].count(a) for a in addresses] == [1] * 10
+
+
+def test_settings_made_in_code_start_no_helper(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, recorder: tuple[Recorder, int]
+) -> None:
+    """A helper is a new process that reads its settings from the environment; settings a caller made in code (a
+    copy with other values) are not what a helper would read, so ``campaign send`` then sends alone."""
+    settings = make_env(
+        monkeypatch,
+        tmp_path,
+        db_url,
+        smtp_port=str(recorder[1]),
+        mailing_rate_per_minute="0",
+        mailing_concurrency="1",
+        mailing_batch_size="2",
+        mailing_processes="3",
+    )
+    made = settings.model_copy(update={"mailing_concurrency": 2})
+    addresses = populate(made, 10)
+    campaign_id = new_campaign(made)
+    started = started_helpers(monkeypatch, 4)
+    summary = run_within(send_campaign(made, campaign_id), 60, "the campaign")
+    reset_caches()
+    assert started == []
+    assert summary.status == "done" and summary.totals.sent == 10
+    assert [recorder[0].count(a) for a in addresses] == [1] * 10
