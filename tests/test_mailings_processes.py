@@ -163,15 +163,17 @@ def started_helpers(monkeypatch: pytest.MonkeyPatch, cpus: int | None) -> list[_
 
 
 @pytest.mark.parametrize(
-    ("cpus", "processes", "helpers"),
+    ("cpus", "processes", "batch", "copies", "helpers"),
     [
-        (4, None, 1),  # unset: one process per two CPUs, the sending one and one helper
-        (8, None, 3),
-        (5, None, 1),  # two whole pairs of CPUs
-        (1, None, 0),  # never fewer than the sending process itself
-        (None, None, 0),  # the number of CPUs unknown: the sending process alone
-        (8, 2, 1),  # MAILING_PROCESSES set: that many processes, whatever the CPUs
-        (1, 3, 2),
+        (4, None, 2, 10, 1),  # unset: one process per two CPUs, the sending one and one helper
+        (8, None, 2, 10, 3),
+        (5, None, 2, 10, 1),  # two whole pairs of CPUs
+        (1, None, 2, 10, 0),  # never fewer than the sending process itself
+        (None, None, 2, 10, 0),  # the number of CPUs unknown: the sending process alone
+        (8, 2, 2, 10, 1),  # MAILING_PROCESSES set: that many processes, whatever the CPUs
+        (1, 3, 2, 10, 2),
+        (1, 3, 1, 2, 1),  # two batches: one helper, none with nothing to claim
+        (1, 3, 1, 1, 0),  # one batch: no helper
     ],
 )
 def test_the_number_of_processes_is_mailing_processes_or_one_per_two_cpus(
@@ -181,11 +183,13 @@ def test_the_number_of_processes_is_mailing_processes_or_one_per_two_cpus(
     recorder: tuple[Recorder, int],
     cpus: int | None,
     processes: int | None,
+    batch: int,
+    copies: int,
     helpers: int,
 ) -> None:
     """README, Mailings: ``campaign send`` starts helper processes (``MAILING_PROCESSES``, default one per two
-    CPUs) for a campaign of more than one batch; the setting counts the sending process too. Five batches here, more
-    than any of these processes could share."""
+    CPUs; the setting counts the sending process too) for a campaign of more than one batch, no more helpers than
+    batches beyond the first."""
     extra = {"mailing_processes": str(processes)} if processes is not None else {}
     settings = make_env(
         monkeypatch,
@@ -194,10 +198,10 @@ def test_the_number_of_processes_is_mailing_processes_or_one_per_two_cpus(
         smtp_port=str(recorder[1]),
         mailing_rate_per_minute="0",
         mailing_concurrency="1",
-        mailing_batch_size="2",
+        mailing_batch_size=str(batch),
         **extra,
     )
-    addresses = populate(settings, 10)
+    addresses = populate(settings, copies)
     campaign_id = new_campaign(settings)
     started = started_helpers(monkeypatch, cpus)
     summary = run_within(send_campaign(settings, campaign_id), 60, "the campaign")
@@ -206,8 +210,8 @@ def test_the_number_of_processes_is_mailing_processes_or_one_per_two_cpus(
     for helper in started:  # each a sender of this campaign, tied to this process, starting no helper of its own
         assert helper.command[-2:] == [str(campaign_id), str(os.getpid())]
         assert isinstance(helper.env, dict) and helper.env["MAILSERVICE_MAILING_PROCESSES"] == "1"
-    assert summary.status == "done" and summary.totals.sent == 10
-    assert [recorder[0].count(a) for a in addresses] == [1] * 10
+    assert summary.status == "done" and summary.totals.sent == copies
+    assert [recorder[0].count(a) for a in addresses] == [1] * copies
 
 
 def test_settings_made_in_code_start_no_helper(
