@@ -29,17 +29,17 @@ from tests.waiting import run_within
 def two_processes(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, recorder: tuple[Recorder, int]
 ) -> Iterator[Settings]:
-    yield make_env(
-        monkeypatch,
-        tmp_path,
-        db_url,
-        smtp_port=str(recorder[1]),
-        mailing_rate_per_minute="0",
-        mailing_concurrency="2",
-        mailing_batch_size="20",
-        mailing_processes="2",
+    yield on_the_recorder(
+        monkeypatch, tmp_path, db_url, recorder, mailing_concurrency="2", mailing_batch_size="20", mailing_processes="2"
     )
     reset_caches()
+
+
+def on_the_recorder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, recorder: tuple[Recorder, int], **extra: str
+) -> Settings:
+    """Settings with the Recorder as the relay and no throttle, and ``extra`` (as ``make_env``)."""
+    return make_env(monkeypatch, tmp_path, db_url, smtp_port=str(recorder[1]), mailing_rate_per_minute="0", **extra)
 
 
 def beats(settings: Settings) -> dict[str, int]:
@@ -191,15 +191,8 @@ def test_the_number_of_processes_is_mailing_processes_or_one_per_two_cpus(
     CPUs; the setting counts the sending process too) for a campaign of more than one batch, no more helpers than
     batches beyond the first."""
     extra = {"mailing_processes": str(processes)} if processes is not None else {}
-    settings = make_env(
-        monkeypatch,
-        tmp_path,
-        db_url,
-        smtp_port=str(recorder[1]),
-        mailing_rate_per_minute="0",
-        mailing_concurrency="1",
-        mailing_batch_size=str(batch),
-        **extra,
+    settings = on_the_recorder(
+        monkeypatch, tmp_path, db_url, recorder, mailing_concurrency="1", mailing_batch_size=str(batch), **extra
     )
     addresses = populate(settings, copies)
     campaign_id = new_campaign(settings)
@@ -219,15 +212,8 @@ def test_settings_made_in_code_start_no_helper(
 ) -> None:
     """A helper is a new process that reads its settings from the environment; settings a caller made in code (a
     copy with other values) are not what a helper would read, so ``campaign send`` then sends alone."""
-    settings = make_env(
-        monkeypatch,
-        tmp_path,
-        db_url,
-        smtp_port=str(recorder[1]),
-        mailing_rate_per_minute="0",
-        mailing_concurrency="1",
-        mailing_batch_size="2",
-        mailing_processes="3",
+    settings = on_the_recorder(
+        monkeypatch, tmp_path, db_url, recorder, mailing_concurrency="1", mailing_batch_size="2", mailing_processes="3"
     )
     made = settings.model_copy(update={"mailing_concurrency": 2})
     addresses = populate(made, 10)
