@@ -129,8 +129,8 @@ def test_sender_killed_its_helper_stops_and_nothing_is_sent_twice(
 
 class _StartedHelper:
     """Stands in for a helper process (``subprocess.Popen``): it records its command and environment and ends at
-    once with no copies of its own, so the sending process sends the whole campaign and the test counts the helpers
-    it would have started."""
+    once, before sending anything and without printing its counts (as a helper killed at its start), so the sending
+    process sends the whole campaign and the test counts the helpers it would have started."""
 
     def __init__(self, command: list[str], **kwargs: object) -> None:
         self.command = command
@@ -140,7 +140,7 @@ class _StartedHelper:
         return 0
 
     def communicate(self, timeout: float | None = None) -> tuple[str, None]:
-        return '{"sent": 0}\n', None
+        return "", None
 
     def send_signal(self, _signal: int) -> None:
         pass
@@ -189,7 +189,7 @@ def test_the_number_of_processes_is_mailing_processes_or_one_per_two_cpus(
 ) -> None:
     """README, Mailings: ``campaign send`` starts helper processes (``MAILING_PROCESSES``, default one per two
     CPUs; the setting counts the sending process too) for a campaign of more than one batch, no more helpers than
-    batches beyond the first."""
+    batches beyond the first. A helper that ends without printing its counts (killed) adds nothing to the totals."""
     extra = {"mailing_processes": str(processes)} if processes is not None else {}
     settings = on_the_recorder(
         monkeypatch, tmp_path, db_url, recorder, mailing_concurrency="1", mailing_batch_size=str(batch), **extra
@@ -204,6 +204,8 @@ def test_the_number_of_processes_is_mailing_processes_or_one_per_two_cpus(
         assert helper.command[-2:] == [str(campaign_id), str(os.getpid())]
         assert isinstance(helper.env, dict) and helper.env["MAILSERVICE_MAILING_PROCESSES"] == "1"
     assert summary.status == "done" and summary.totals.sent == copies
+    totals = summary.totals
+    assert (totals.failed, totals.deferred, totals.skipped, totals.ambiguous, totals.released) == (0, 0, 0, 0, 0)
     assert [recorder[0].count(a) for a in addresses] == [1] * copies
 
 
