@@ -149,12 +149,31 @@ class _StartedHelper:
         pass
 
 
-def started_helpers(monkeypatch: pytest.MonkeyPatch, cpus: int | None) -> list[_StartedHelper]:
+class _HungHelper(_StartedHelper):
+    """A helper that never ends by itself: its wait runs out (a wait without a time limit would never return), and
+    it ends only when killed."""
+
+    killed = False
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, None]:
+        if self.killed:
+            return "", None
+        if timeout is None:
+            raise AssertionError("waited for a hung helper without a time limit")
+        raise subprocess.TimeoutExpired(self.command, timeout)
+
+    def kill(self) -> None:
+        self.killed = True
+
+
+def started_helpers(
+    monkeypatch: pytest.MonkeyPatch, cpus: int | None, helper: type[_StartedHelper] = _StartedHelper
+) -> list[_StartedHelper]:
     """Count the helper processes ``campaign send`` starts on a machine of ``cpus`` processors."""
     started: list[_StartedHelper] = []
 
     def popen(command: list[str], **kwargs: object) -> _StartedHelper:
-        started.append(_StartedHelper(command, **kwargs))
+        started.append(helper(command, **kwargs))
         return started[-1]
 
     monkeypatch.setattr(subprocess, "Popen", popen)
@@ -226,3 +245,21 @@ def test_settings_made_in_code_start_no_helper(
     assert started == []
     assert summary.status == "done" and summary.totals.sent == 10
     assert [recorder[0].count(a) for a in addresses] == [1] * 10
+
+
+def test_a_helper_that_does_not_end_is_killed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, recorder: tuple[Recorder, int]
+) -> None:
+    """``campaign send`` waits for its helpers a limited time, then kills one that has not ended, and returns: a
+    hung helper never keeps it from ending."""
+    settings = on_the_recorder(
+        monkeypatch, tmp_path, db_url, recorder, mailing_concurrency="1", mailing_batch_size="2", mailing_processes="2"
+    )
+    addresses = populate(settings, 4)
+    campaign_id = new_campaign(settings)
+    started = started_helpers(monkeypatch, 4, _HungHelper)
+    summary = run_within(send_campaign(settings, campaign_id), 60, "the campaign")
+    reset_caches()
+    assert [isinstance(h, _HungHelper) and h.killed for h in started] == [True]
+    assert summary.status == "done" and summary.totals.sent == 4
+    assert [recorder[0].count(a) for a in addresses] == [1] * 4
