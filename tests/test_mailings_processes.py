@@ -132,6 +132,8 @@ class _StartedHelper:
     once, before sending anything and without printing its counts (as a helper killed at its start), so the sending
     process sends the whole campaign and the test counts the helpers it would have started."""
 
+    output = ""
+
     def __init__(self, command: list[str], **kwargs: object) -> None:
         self.command = command
         self.env = kwargs.get("env")
@@ -140,7 +142,7 @@ class _StartedHelper:
         return 0
 
     def communicate(self, timeout: float | None = None) -> tuple[str, None]:
-        return "", None
+        return self.output, None
 
     def send_signal(self, _signal: int) -> None:
         pass
@@ -263,3 +265,36 @@ def test_a_helper_that_does_not_end_is_killed(
     assert [isinstance(h, _HungHelper) and h.killed for h in started] == [True]
     assert summary.status == "done" and summary.totals.sent == 4
     assert [recorder[0].count(a) for a in addresses] == [1] * 4
+
+
+class _CountingHelper(_StartedHelper):
+    """A helper that prints two lines of its own, then its counts on the last line, as ``helper_main`` does."""
+
+    output = (
+        'a line\nanother line\n{"sent": 5, "failed": 1, "deferred": 2, "skipped": 3, "ambiguous": 1, "released": 4}\n'
+    )
+
+
+def test_the_helpers_counts_are_added_to_the_totals(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, recorder: tuple[Recorder, int]
+) -> None:
+    """The summary of ``campaign send`` counts the copies of its helpers too: each helper's counts are the last
+    line it prints."""
+    settings = on_the_recorder(
+        monkeypatch, tmp_path, db_url, recorder, mailing_concurrency="1", mailing_batch_size="2", mailing_processes="3"
+    )
+    populate(settings, 6)
+    campaign_id = new_campaign(settings)
+    started = started_helpers(monkeypatch, 4, _CountingHelper)
+    summary = run_within(send_campaign(settings, campaign_id), 60, "the campaign")
+    reset_caches()
+    assert len(started) == 2
+    totals = summary.totals
+    assert (totals.sent, totals.failed, totals.deferred, totals.skipped, totals.ambiguous, totals.released) == (
+        6 + 2 * 5,
+        2 * 1,
+        2 * 2,
+        2 * 3,
+        2 * 1,
+        2 * 4,
+    )
