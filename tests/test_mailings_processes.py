@@ -3,6 +3,7 @@ counts add up, and when the sending process is SIGKILLed the helpers stop gracef
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -298,3 +299,39 @@ def test_the_helpers_counts_are_added_to_the_totals(
         2 * 1,
         2 * 4,
     )
+
+
+class _RunningHelper(_StartedHelper):
+    """A helper still sending until it is told to stop: it ends at its first signal, which it records."""
+
+    def __init__(self, command: list[str], **kwargs: object) -> None:
+        super().__init__(command, **kwargs)
+        self.signals: list[int] = []
+
+    def poll(self) -> int | None:
+        return 0 if self.signals else None
+
+    def send_signal(self, signal_number: int) -> None:
+        self.signals.append(signal_number)
+
+
+def test_a_stopped_campaign_send_stops_its_helpers(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, recorder: tuple[Recorder, int]
+) -> None:
+    """README, Mailings: the helpers stop when ``campaign send`` stops; each is told as the worker is (SIGTERM: it
+    finishes the copies in flight and hands back the rest)."""
+    settings = on_the_recorder(
+        monkeypatch, tmp_path, db_url, recorder, mailing_concurrency="1", mailing_batch_size="2", mailing_processes="3"
+    )
+    populate(settings, 6)
+    campaign_id = new_campaign(settings)
+    started = started_helpers(monkeypatch, 4, _RunningHelper)
+
+    async def stopped() -> object:
+        stop = asyncio.Event()
+        stop.set()
+        return await send_campaign(settings, campaign_id, stop=stop)
+
+    run_within(stopped(), 60, "the stopped campaign")
+    reset_caches()
+    assert [h.signals for h in started if isinstance(h, _RunningHelper)] == [[signal.SIGTERM]] * 2
