@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from mailservice.config import Settings
-from mailservice.db import session_scope
+from mailservice.db import session_scope, utcnow
 from mailservice.mailings import campaigns
 from mailservice.mailings.models import WorkerBeat
 from mailservice.mailings.sender import send_campaign
@@ -334,4 +334,24 @@ def test_a_stopped_campaign_send_stops_its_helpers(
 
     run_within(stopped(), 60, "the stopped campaign")
     reset_caches()
+    assert [h.signals for h in started if isinstance(h, _RunningHelper)] == [[signal.SIGTERM]] * 2
+
+
+def test_a_paused_campaign_stops_the_helpers(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, recorder: tuple[Recorder, int]
+) -> None:
+    """README, Mailings: the helpers stop when the campaign stops; ``campaign send`` of a paused campaign returns
+    and tells each helper it started to stop."""
+    settings = on_the_recorder(
+        monkeypatch, tmp_path, db_url, recorder, mailing_concurrency="1", mailing_batch_size="2", mailing_processes="3"
+    )
+    populate(settings, 6)
+    campaign_id = new_campaign(settings)
+    with session_scope(settings) as session:
+        campaigns.start(session, settings, campaign_id, utcnow())
+        campaigns.pause(session, campaign_id)
+    started = started_helpers(monkeypatch, 4, _RunningHelper)
+    summary = run_within(send_campaign(settings, campaign_id), 60, "the paused campaign")
+    reset_caches()
+    assert summary.status == "paused" and summary.totals.sent == 0
     assert [h.signals for h in started if isinstance(h, _RunningHelper)] == [[signal.SIGTERM]] * 2
