@@ -225,6 +225,7 @@ def test_the_number_of_processes_is_mailing_processes_or_one_per_two_cpus(
     for helper in started:  # each a sender of this campaign, tied to this process, starting no helper of its own
         assert helper.command[-2:] == [str(campaign_id), str(os.getpid())]
         assert isinstance(helper.env, dict) and helper.env["MAILSERVICE_MAILING_PROCESSES"] == "1"
+        assert helper.env["MAILSERVICE_DATABASE_URL"] == os.environ["MAILSERVICE_DATABASE_URL"]  # this campaign's
     assert summary.status == "done" and summary.totals.sent == copies
     totals = summary.totals
     assert (totals.failed, totals.deferred, totals.skipped, totals.ambiguous, totals.released) == (0, 0, 0, 0, 0)
