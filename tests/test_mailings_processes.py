@@ -138,12 +138,13 @@ class _StartedHelper:
     def __init__(self, command: list[str], **kwargs: object) -> None:
         self.command = command
         self.env = kwargs.get("env")
+        self.piped = kwargs.get("stdout") == subprocess.PIPE  # what it prints reaches the sender only through a pipe
 
     def poll(self) -> int:
         return 0
 
-    def communicate(self, timeout: float | None = None) -> tuple[str, None]:
-        return self.output, None
+    def communicate(self, timeout: float | None = None) -> tuple[str | None, None]:
+        return (self.output if self.piped else None), None
 
     def send_signal(self, _signal: int) -> None:
         pass
@@ -158,7 +159,7 @@ class _HungHelper(_StartedHelper):
 
     killed = False
 
-    def communicate(self, timeout: float | None = None) -> tuple[str, None]:
+    def communicate(self, timeout: float | None = None) -> tuple[str | None, None]:
         if self.killed:
             return "", None
         if timeout is None:
