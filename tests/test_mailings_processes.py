@@ -155,13 +155,13 @@ class _StartedHelper:
 
 class _HungHelper(_StartedHelper):
     """A helper that never ends by itself: its wait runs out (a wait without a time limit would never return), and
-    it ends only when killed."""
+    it ends only when killed, its counts cut off in the middle of the line."""
 
     killed = False
 
     def communicate(self, timeout: float | None = None) -> tuple[str | None, None]:
         if self.killed:
-            return "", None
+            return '{"sent": 1', None
         if timeout is None:
             raise AssertionError("waited for a hung helper without a time limit")
         raise subprocess.TimeoutExpired(self.command, timeout)
@@ -256,7 +256,7 @@ def test_a_helper_that_does_not_end_is_killed(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, recorder: tuple[Recorder, int]
 ) -> None:
     """``campaign send`` waits for its helpers a limited time, then kills one that has not ended, and returns: a
-    hung helper never keeps it from ending."""
+    hung helper never keeps it from ending, and what it printed before it was killed is no count."""
     settings = on_the_recorder(
         monkeypatch, tmp_path, db_url, recorder, mailing_concurrency="1", mailing_batch_size="2", mailing_processes="2"
     )
