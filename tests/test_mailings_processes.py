@@ -13,12 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.mailings import campaigns
-from mailservice.mailings.models import WorkerBeat
+from mailservice.mailings.models import Delivery, DeliveryState, WorkerBeat
 from mailservice.mailings.sender import send_campaign
 from tests.conftest import make_env, reset_caches
 from tests.servers import Recorder
@@ -357,3 +357,26 @@ def test_a_paused_campaign_stops_the_helpers(
     reset_caches()
     assert summary.status == "paused" and summary.totals.sent == 0
     assert [h.signals for h in started if isinstance(h, _RunningHelper)] == [[signal.SIGTERM]] * 2
+
+
+def test_the_batches_left_are_this_campaigns_queued_copies(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, recorder: tuple[Recorder, int]
+) -> None:
+    """The batches that decide the number of helpers are the copies of this campaign still queued: not a copy
+    already final, nor the queued copies of another campaign. Two of three copies queued, one copy a batch: one
+    helper, though three processes are allowed."""
+    settings = on_the_recorder(
+        monkeypatch, tmp_path, db_url, recorder, mailing_concurrency="1", mailing_batch_size="1", mailing_processes="3"
+    )
+    populate(settings, 3)
+    campaign_id, other = new_campaign(settings), new_campaign(settings)
+    with session_scope(settings) as session:
+        for started in (campaign_id, other):
+            campaigns.start(session, settings, started, utcnow())
+        first = session.scalar(select(Delivery.id).where(Delivery.campaign_id == campaign_id).limit(1))
+        session.execute(update(Delivery).where(Delivery.id == first).values(state=DeliveryState.failed))
+    started = started_helpers(monkeypatch, 4)
+    summary = run_within(send_campaign(settings, campaign_id), 60, "the campaign")
+    reset_caches()
+    assert len(started) == 1
+    assert summary.status == "done" and summary.totals.sent == 2
