@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from mailservice.config import Settings
-from mailservice.db import session_scope
+from mailservice.db import session_scope, utcnow
 from mailservice.mailings import campaigns, sender
-from mailservice.mailings.models import CampaignStatus, WorkerBeat
+from mailservice.mailings.models import CampaignStatus, Delivery, DeliveryState, WorkerBeat
 from mailservice.mailings.sender import send_campaign
 from tests.conftest import make_env, reset_caches
 from tests.servers import Recorder
@@ -31,17 +31,17 @@ from tests.waiting import run_within
 def two_processes(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, recorder: tuple[Recorder, int]
 ) -> Iterator[Settings]:
-    yield make_env(
-        monkeypatch,
-        tmp_path,
-        db_url,
-        smtp_port=str(recorder[1]),
-        mailing_rate_per_minute="0",
-        mailing_concurrency="2",
-        mailing_batch_size="20",
-        mailing_processes="2",
+    yield on_the_recorder(
+        monkeypatch, tmp_path, db_url, recorder, mailing_concurrency="2", mailing_batch_size="20", mailing_processes="2"
     )
     reset_caches()
+
+
+def on_the_recorder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, recorder: tuple[Recorder, int], **extra: str
+) -> Settings:
+    """Settings with the Recorder as the relay and no throttle, and ``extra`` (as ``make_env``)."""
+    return make_env(monkeypatch, tmp_path, db_url, smtp_port=str(recorder[1]), mailing_rate_per_minute="0", **extra)
 
 
 def beats(settings: Settings) -> dict[str, int]:
@@ -217,3 +217,257 @@ def test_a_campaign_stopped_stops_its_helpers(two_processes: Settings, recorder:
     counts = [handler.count(a) for a in addresses]
     assert max(counts) == 1 and report.queued == counts.count(0) > 0, report
     assert summary.totals.sent == sum(counts)
+
+
+class _StartedHelper:
+    """Stands in for a helper process (``subprocess.Popen``): it records its command and environment and ends at
+    once, before sending anything and without printing its counts (as a helper killed at its start), so the sending
+    process sends the whole campaign and the test counts the helpers it would have started."""
+
+    output = ""
+
+    def __init__(self, command: list[str], **kwargs: object) -> None:
+        self.command = command
+        self.env = kwargs.get("env")
+        self.piped = kwargs.get("stdout") == subprocess.PIPE  # what it prints reaches the sender only through a pipe
+
+    def poll(self) -> int:
+        return 0
+
+    def communicate(self, timeout: float | None = None) -> tuple[str | None, None]:
+        return (self.output if self.piped else None), None
+
+    def send_signal(self, _signal: int) -> None:
+        pass
+
+    def kill(self) -> None:
+        pass
+
+
+class _HungHelper(_StartedHelper):
+    """A helper that never ends by itself: its wait runs out (a wait without a time limit would never return), and
+    it ends only when killed, its counts cut off in the middle of the line."""
+
+    killed = False
+
+    def communicate(self, timeout: float | None = None) -> tuple[str | None, None]:
+        if self.killed:
+            return '{"sent": 1', None
+        if timeout is None:
+            raise AssertionError("waited for a hung helper without a time limit")
+        raise subprocess.TimeoutExpired(self.command, timeout)
+
+    def kill(self) -> None:
+        self.killed = True
+
+
+def started_helpers(
+    monkeypatch: pytest.MonkeyPatch, cpus: int | None, helper: type[_StartedHelper] = _StartedHelper
+) -> list[_StartedHelper]:
+    """Count the helper processes ``campaign send`` starts on a machine of ``cpus`` processors."""
+    started: list[_StartedHelper] = []
+
+    def popen(command: list[str], **kwargs: object) -> _StartedHelper:
+        started.append(helper(command, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    return started
+
+
+@pytest.mark.parametrize(
+    ("cpus", "processes", "batch", "copies", "helpers"),
+    [
+        (4, None, 2, 10, 1),  # unset: one process per two CPUs, the sending one and one helper
+        (8, None, 2, 10, 3),
+        (5, None, 2, 10, 1),  # two whole pairs of CPUs
+        (1, None, 2, 10, 0),  # never fewer than the sending process itself
+        (None, None, 2, 10, 0),  # the number of CPUs unknown: the sending process alone
+        (8, 2, 2, 10, 1),  # MAILING_PROCESSES set: that many processes, whatever the CPUs
+        (1, 3, 2, 10, 2),
+        (1, 3, 1, 2, 1),  # two batches: one helper, none with nothing to claim
+        (1, 3, 1, 1, 0),  # one batch: no helper
+    ],
+)
+def test_the_number_of_processes_is_mailing_processes_or_one_per_two_cpus(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    db_url: str,
+    recorder: tuple[Recorder, int],
+    cpus: int | None,
+    processes: int | None,
+    batch: int,
+    copies: int,
+    helpers: int,
+) -> None:
+    """README, Mailings: ``campaign send`` starts helper processes (``MAILING_PROCESSES``, default one per two
+    CPUs; the setting counts the sending process too) for a campaign of more than one batch, no more helpers than
+    batches beyond the first. A helper that ends without printing its counts (killed) adds nothing to the totals."""
+    extra = {"mailing_processes": str(processes)} if processes is not None else {}
+    settings = on_the_recorder(
+        monkeypatch, tmp_path, db_url, recorder, mailing_concurrency="1", mailing_batch_size=str(batch), **extra
+    )
+    addresses = populate(settings, copies)
+    campaign_id = new_campaign(settings)
+    started = started_helpers(monkeypatch, cpus)
+    summary = run_within(send_campaign(settings, campaign_id), 60, "the campaign")
+    reset_caches()
+    assert len(started) == helpers
+    for helper in started:  # each a sender of this campaign, tied to this process, starting no helper of its own
+        assert helper.command[-2:] == [str(campaign_id), str(os.getpid())]
+        assert isinstance(helper.env, dict) and helper.env["MAILSERVICE_MAILING_PROCESSES"] == "1"
+        assert helper.env["MAILSERVICE_DATABASE_URL"] == os.environ["MAILSERVICE_DATABASE_URL"]  # this campaign's
+    assert summary.status == "done" and summary.totals.sent == copies
+    totals = summary.totals
+    assert (totals.failed, totals.deferred, totals.skipped, totals.ambiguous, totals.released) == (0, 0, 0, 0, 0)
+    assert [recorder[0].count(a) for a in addresses] == [1] * copies
+
+
+def test_settings_made_in_code_start_no_helper(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, recorder: tuple[Recorder, int]
+) -> None:
+    """A helper is a new process that reads its settings from the environment; settings a caller made in code (a
+    copy with other values) are not what a helper would read, so ``campaign send`` then sends alone."""
+    settings = on_the_recorder(
+        monkeypatch, tmp_path, db_url, recorder, mailing_concurrency="1", mailing_batch_size="2", mailing_processes="3"
+    )
+    made = settings.model_copy(update={"mailing_concurrency": 2})
+    addresses = populate(made, 10)
+    campaign_id = new_campaign(made)
+    started = started_helpers(monkeypatch, 4)
+    summary = run_within(send_campaign(made, campaign_id), 60, "the campaign")
+    reset_caches()
+    assert started == []
+    assert summary.status == "done" and summary.totals.sent == 10
+    assert [recorder[0].count(a) for a in addresses] == [1] * 10
+
+
+def test_a_helper_that_does_not_end_is_killed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, recorder: tuple[Recorder, int]
+) -> None:
+    """``campaign send`` waits for its helpers a limited time, then kills one that has not ended, and returns: a
+    hung helper never keeps it from ending, and what it printed before it was killed is no count."""
+    settings = on_the_recorder(
+        monkeypatch, tmp_path, db_url, recorder, mailing_concurrency="1", mailing_batch_size="2", mailing_processes="2"
+    )
+    addresses = populate(settings, 4)
+    campaign_id = new_campaign(settings)
+    started = started_helpers(monkeypatch, 4, _HungHelper)
+    summary = run_within(send_campaign(settings, campaign_id), 60, "the campaign")
+    reset_caches()
+    assert [isinstance(h, _HungHelper) and h.killed for h in started] == [True]
+    assert summary.status == "done" and summary.totals.sent == 4
+    assert [recorder[0].count(a) for a in addresses] == [1] * 4
+
+
+class _CountingHelper(_StartedHelper):
+    """A helper that prints two lines of its own, then its counts on the last line, as ``helper_main`` does."""
+
+    output = (
+        'a line\nanother line\n{"sent": 5, "failed": 1, "deferred": 2, "skipped": 3, "ambiguous": 1, "released": 4}\n'
+    )
+
+
+def test_the_helpers_counts_are_added_to_the_totals(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, recorder: tuple[Recorder, int]
+) -> None:
+    """The summary of ``campaign send`` counts the copies of its helpers too: each helper's counts are the last
+    line it prints."""
+    settings = on_the_recorder(
+        monkeypatch, tmp_path, db_url, recorder, mailing_concurrency="1", mailing_batch_size="2", mailing_processes="3"
+    )
+    populate(settings, 6)
+    campaign_id = new_campaign(settings)
+    started = started_helpers(monkeypatch, 4, _CountingHelper)
+    summary = run_within(send_campaign(settings, campaign_id), 60, "the campaign")
+    reset_caches()
+    assert len(started) == 2
+    totals = summary.totals
+    assert (totals.sent, totals.failed, totals.deferred, totals.skipped, totals.ambiguous, totals.released) == (
+        6 + 2 * 5,
+        2 * 1,
+        2 * 2,
+        2 * 3,
+        2 * 1,
+        2 * 4,
+    )
+
+
+class _RunningHelper(_StartedHelper):
+    """A helper still sending until it is told to stop: it ends at its first signal, which it records."""
+
+    def __init__(self, command: list[str], **kwargs: object) -> None:
+        super().__init__(command, **kwargs)
+        self.signals: list[int] = []
+
+    def poll(self) -> int | None:
+        return 0 if self.signals else None
+
+    def send_signal(self, signal_number: int) -> None:
+        self.signals.append(signal_number)
+
+
+def test_a_stopped_campaign_send_stops_its_helpers(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, recorder: tuple[Recorder, int]
+) -> None:
+    """README, Mailings: the helpers stop when ``campaign send`` stops; each is told as the worker is (SIGTERM: it
+    finishes the copies in flight and hands back the rest)."""
+    settings = on_the_recorder(
+        monkeypatch, tmp_path, db_url, recorder, mailing_concurrency="1", mailing_batch_size="2", mailing_processes="3"
+    )
+    populate(settings, 6)
+    campaign_id = new_campaign(settings)
+    started = started_helpers(monkeypatch, 4, _RunningHelper)
+
+    async def stopped() -> object:
+        stop = asyncio.Event()
+        stop.set()
+        return await send_campaign(settings, campaign_id, stop=stop)
+
+    run_within(stopped(), 60, "the stopped campaign")
+    reset_caches()
+    assert [h.signals for h in started if isinstance(h, _RunningHelper)] == [[signal.SIGTERM]] * 2
+
+
+def test_a_paused_campaign_stops_the_helpers(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, recorder: tuple[Recorder, int]
+) -> None:
+    """README, Mailings: the helpers stop when the campaign stops; ``campaign send`` of a paused campaign returns
+    and tells each helper it started to stop."""
+    settings = on_the_recorder(
+        monkeypatch, tmp_path, db_url, recorder, mailing_concurrency="1", mailing_batch_size="2", mailing_processes="3"
+    )
+    populate(settings, 6)
+    campaign_id = new_campaign(settings)
+    with session_scope(settings) as session:
+        campaigns.start(session, settings, campaign_id, utcnow())
+        campaigns.pause(session, campaign_id)
+    started = started_helpers(monkeypatch, 4, _RunningHelper)
+    summary = run_within(send_campaign(settings, campaign_id), 60, "the paused campaign")
+    reset_caches()
+    assert summary.status == "paused" and summary.totals.sent == 0
+    assert [h.signals for h in started if isinstance(h, _RunningHelper)] == [[signal.SIGTERM]] * 2
+
+
+def test_the_batches_left_are_this_campaigns_queued_copies(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str, recorder: tuple[Recorder, int]
+) -> None:
+    """The batches that decide the number of helpers are the copies of this campaign still queued: not a copy
+    already final, nor the queued copies of another campaign. Two of three copies queued, one copy a batch: one
+    helper, though three processes are allowed."""
+    settings = on_the_recorder(
+        monkeypatch, tmp_path, db_url, recorder, mailing_concurrency="1", mailing_batch_size="1", mailing_processes="3"
+    )
+    populate(settings, 3)
+    campaign_id, other = new_campaign(settings), new_campaign(settings)
+    with session_scope(settings) as session:
+        for started in (campaign_id, other):
+            campaigns.start(session, settings, started, utcnow())
+        first = session.scalar(select(Delivery.id).where(Delivery.campaign_id == campaign_id).limit(1))
+        session.execute(update(Delivery).where(Delivery.id == first).values(state=DeliveryState.failed))
+    started = started_helpers(monkeypatch, 4)
+    summary = run_within(send_campaign(settings, campaign_id), 60, "the campaign")
+    reset_caches()
+    assert len(started) == 1
+    assert summary.status == "done" and summary.totals.sent == 2
