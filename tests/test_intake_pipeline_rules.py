@@ -788,7 +788,7 @@ def test_a_letter_failing_on_a_database_behind_the_code_is_refused_not_quarantin
 
 
 def test_an_integrity_error_while_the_migrations_differ_is_refused_too(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     """README, "Upgrades": old code still running after an upgrade fails on a constraint it does not know (a NOT
     NULL column it leaves empty, say): an integrity error then is the schema's, not the letter's. Intake raises,
@@ -800,11 +800,19 @@ def test_an_integrity_error_while_the_migrations_differ_is_refused_too(
         for head in script.get_heads()
         if "mailings_0001" in {revision.revision for revision in script.iterate_revisions(head, "base")}
     ]
-    with session_scope(settings) as session:
-        session.execute(
-            text("UPDATE alembic_version SET version_num = :older WHERE version_num = :head"),
-            {"older": str(script.get_revision(mailings).down_revision), "head": mailings},
-        )
+    older = str(script.get_revision(mailings).down_revision)
+
+    def name_as_head(before: str, after: str) -> None:
+        with session_scope(settings) as session:
+            session.execute(
+                text("UPDATE alembic_version SET version_num = :after WHERE version_num = :before"),
+                {"before": before, "after": after},
+            )
+
+    name_as_head(mailings, older)
+    # The PostgreSQL database is the test process's for the whole run (emptied between tests, not rebuilt): its
+    # record of migrations is put back, or the next test to upgrade would run that migration again on its tables.
+    request.addfinalizer(lambda: name_as_head(older, mailings))
     failure = IntegrityError("INSERT INTO requests", {}, Exception("NOT NULL constraint failed"))
 
     def failing_request(*args: object, **kwargs: object) -> Request:
