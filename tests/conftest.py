@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib
+import json
 import os
 import shutil
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -392,14 +395,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Under ``make mutation`` (a mutant's run, MUTANT_UNDER_TEST set): the mutant's tests, fastest first, by the
     durations mutmut measured in its stats run. mutmut stops at the first failure (``-x``) but hands pytest the
     tests in a set's order: a mutant that hangs a worker process was killed only when its test's 120-second wait
-    ran out, even when a test of a second would have failed at once (docs/mutation.md, "Running it")."""
+    ran out, even when a test of a second would have failed at once (docs/mutation.md, its opening section)."""
     if not os.environ.get("MUTANT_UNDER_TEST") or not items:
         return
     stats = Path("mutmut-stats.json")  # mutmut runs the tests from mutants/, where it writes its stats
     if not stats.is_file():
         return
-    import json
-
     durations: dict[str, float] = json.loads(stats.read_text(encoding="utf-8")).get("duration_by_test", {})
     # Unknown tests last; the sort is stable, so tests of one module keep their order among equals.
     items.sort(key=lambda item: durations.get(item.nodeid, float("inf")))
@@ -409,11 +410,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """In mutmut's fork server (``make mutation`` collects the tests once there, then forks a process per mutant):
     import the classifier's libraries and load the morphological dictionaries once, there, instead of in every
     mutant's process (0.9 s of CPU each, measured; a mutant's run takes a few seconds)."""
-    import sys
-
     if not session.config.option.collectonly or "mutmut" not in sys.modules:
         return
-    from mailservice.classify import engine, text
+    importlib.import_module("mailservice.classify.engine")  # for its libraries: scikit-learn, joblib
+    from mailservice.classify import text
 
-    assert engine.Classifier is not None  # imported for its libraries (scikit-learn, joblib)
     text._morph()
