@@ -24,6 +24,10 @@ from sqlalchemy.orm import Session
 from mailservice.db import Base, with_column_defaults
 
 _ROWS = "bulk_rows"
+# The queued rows by (model, foreign key column, id() of the object it points at): what a request's queued events
+# are is asked once a message, and scanning the whole queue each time made a batch cost the square of its size.
+# The rows hold their targets, so an id() here cannot be reused while its entry exists.
+_BY_REF = "bulk_rows_by_ref"
 # Called after a table's rows were written: (session, the rows). The search index notes the requests it must
 # rewrite (inforequests/search_index.py); the ORM's after_flush hook never sees these rows.
 WrittenHook = Callable[[Session, list["Row"]], None]
@@ -55,6 +59,7 @@ def collecting(session: Session) -> bool:
 def start(session: Session) -> None:
     """Queue rows from now on (the caller flushes before :func:`stop`)."""
     session.info.setdefault(_ROWS, [])
+    session.info.setdefault(_BY_REF, {})
 
 
 def stop(session: Session) -> None:
@@ -63,6 +68,7 @@ def stop(session: Session) -> None:
         session.flush()  # writes the queued rows too, unless the ORM had nothing to flush
         write(session)
         session.info.pop(_ROWS, None)
+        session.info.pop(_BY_REF, None)
 
 
 def add(session: Session, model: type[Base], values: dict[str, Any], **refs: Any) -> Row:
@@ -70,6 +76,10 @@ def add(session: Session, model: type[Base], values: dict[str, Any], **refs: Any
     # Every column in every row: executemany takes its columns from the first row's keys.
     row = Row(model, {**_columns(model), **with_column_defaults(model, values)}, refs)
     session.info[_ROWS].append(row)
+    by_ref = session.info[_BY_REF]
+    for column, target in refs.items():
+        if target is not None:
+            by_ref.setdefault((model, column, id(target)), []).append(row)
     return row
 
 
@@ -85,6 +95,12 @@ def queued(session: Session) -> list[Row]:
     return rows
 
 
+def queued_for(session: Session, model: type[Base], column: str, target: object) -> list[Row]:
+    """The queued rows of ``model`` whose foreign key ``column`` points at ``target``, in creation order."""
+    rows: list[Row] = session.info.get(_BY_REF, {}).get((model, column, id(target)), [])
+    return rows
+
+
 def on_written(table: str, hook: WrittenHook) -> None:
     """Call ``hook`` after rows of ``table`` were written."""
     _hooks.setdefault(table, []).append(hook)
@@ -96,6 +112,7 @@ def write(session: Session) -> None:
     if not rows:
         return
     session.info[_ROWS] = []
+    session.info[_BY_REF] = {}
     by_table: dict[Table, list[Row]] = {}
     for row in rows:
         by_table.setdefault(row.model.__table__, []).append(row)

@@ -52,9 +52,8 @@ def as_event(event: EventLike) -> Event:
 def event_rows(session: Session, request: Request) -> list[tuple[str, dict[str, Any]]]:
     """(kind, data) of the request's events, the ORM ones and those still queued in bulk, in order."""
     found = [(event.kind, event.data or {}) for event in request.events]
-    for row in bulk.queued(session):
-        if row.model is Event and row.ref("request_id") is request:
-            found.append((row.values["kind"], row.values.get("data") or {}))
+    for row in bulk.queued_for(session, Event, "request_id", request):
+        found.append((row.values["kind"], row.values.get("data") or {}))
     return found
 
 
