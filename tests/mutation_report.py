@@ -6,22 +6,30 @@ decided by hand (a test run with ``MUTANT_UNDER_TEST``, or an equivalence or a j
 verdict stands for mutmut's when mutmut saw the mutant survive or did not run it.
 Exits non-zero when the core has less than 90% of its non-equivalent mutants killed, when a survivor is left
 unexplained, or when a mutant was not run (or has no record at all).
-Usage: ``.venv/bin/python -m tests.mutation_report``.
+A decision, or an equivalence, counts only while its mutant's function is the one it was made on: the hash mutmut
+gives that function then is kept in docs/mutation-stamps.json, and a decision without a stamp, or whose function's
+hash is no longer today's, is listed and not counted (a decision names its mutant by number, and any change of the
+function may give that number to another mutation).
+Usage: ``.venv/bin/python -m tests.mutation_report`` (the report);
+``.venv/bin/python -m tests.mutation_report stamp MUTANT...`` (the decisions of these mutants were checked against
+today's code: stamp them with today's hashes).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 import tomllib
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from tests.mutation_record import function_of, source_of
+from tests.mutation_record import function_of, module_of, source_of
 
 ROOT = Path(__file__).resolve().parents[1]
 EQUIVALENT = re.compile(r"`(mailservice\.\S+__mutmut_\d+)`")
 DECISIONS = ROOT / "docs" / "mutation-decisions.toml"
+STAMPS = ROOT / "docs" / "mutation-stamps.json"
 RECORDS = ROOT / "docs" / "mutation-results"
 # The share of non-equivalent mutants the core must kill (the project's goal for `make mutation`).
 GOAL = 0.90
@@ -108,9 +116,73 @@ def hand_verdicts() -> dict[str, str]:
     return decisions(DECISIONS.read_text(encoding="utf-8")) if DECISIONS.exists() else {}
 
 
+def stamps(path: Path = STAMPS) -> dict[str, str]:
+    """Mutant -> mutmut's hash of its function when its decision or equivalence was written (or last checked)."""
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def unfounded(mutants: set[str], stamped: dict[str, str], current: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The decided ``mutants`` whose decision cannot stand for today's code, with why: never stamped, or made on
+    another version of the function (changed or gone since)."""
+    found = {}
+    for mutant in sorted(mutants):
+        today = current.get(module_of(mutant), {}).get(function_of(mutant))
+        if mutant not in stamped:
+            found[mutant] = "not stamped"
+        elif stamped[mutant] != today:
+            found[mutant] = "its function changed since the decision"
+    return found
+
+
+def standing(
+    equivalent: set[str], by_hand: dict[str, str], current: dict[str, dict[str, str]] | None, stamped: dict[str, str]
+) -> tuple[set[str], dict[str, str], dict[str, str]]:
+    """The equivalences and hand verdicts that stand for today's code, and those that do not (mutant -> why).
+    Without today's hashes (mutmut not installed) nothing can be checked: all stand, and the report says so."""
+    if current is None:
+        return equivalent, by_hand, {}
+    dropped = unfounded(equivalent | set(by_hand), stamped, current)
+    return (
+        equivalent - set(dropped),
+        {m: v for m, v in by_hand.items() if m not in dropped},
+        dropped,
+    )
+
+
 def explained() -> set[str]:
-    """Survivors that need no new run: equivalent, by judgement, or killed by a test checked by hand."""
-    return equivalents() | set(hand_verdicts())
+    """Survivors that need no new run: equivalent, by judgement, or killed by a test checked by hand, each on the
+    code it was decided on."""
+    equivalent, by_hand, _dropped = standing(equivalents(), hand_verdicts(), current_hashes(core_modules()), stamps())
+    return equivalent | set(by_hand)
+
+
+def stamp(
+    mutants: list[str],
+    path: Path = STAMPS,
+    current: dict[str, dict[str, str]] | None = None,
+    decided: set[str] | None = None,
+) -> list[str]:
+    """Stamp the decisions of ``mutants`` with today's hashes of their functions; returns why it refused (a mutant
+    that is not decided, or whose function is not in today's source), stamping nothing then."""
+    if current is None:
+        current = current_hashes(core_modules())
+        if current is None:
+            return ["mutmut is not installed: no hash to stamp with"]
+    if decided is None:
+        decided = equivalents() | set(hand_verdicts())
+    refused = [f"{m}: no decision or equivalence names it" for m in mutants if m not in decided]
+    refused += [
+        f"{m}: its function is not in today's source"
+        for m in mutants
+        if function_of(m) not in current.get(module_of(m), {})
+    ]
+    if refused:
+        return refused
+    stamped = stamps(path)
+    stamped.update({m: current[module_of(m)][function_of(m)] for m in mutants})
+    text = json.dumps(dict(sorted(stamped.items())), indent=0, ensure_ascii=False)
+    path.write_text(text + "\n", encoding="utf-8")
+    return []
 
 
 def classify(
@@ -181,11 +253,22 @@ def _row(name: str, c: Counter[str]) -> str:
     )
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["stamp"] and argv[1:]:
+        found = stamp(argv[1:])
+        print("\n".join(found) if found else f"{len(argv) - 1} stamped in {STAMPS.relative_to(ROOT)}")
+        return 1 if found else 0
+    if argv:
+        print(__doc__)
+        return 2
     records = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(RECORDS.glob("*.json"))}
     modules = core_modules()
     current = current_hashes(modules)
-    by_module, unexplained = classify(rows_of(records, current), equivalents(), hand_verdicts())
+    equivalent, by_hand, dropped = standing(equivalents(), hand_verdicts(), current, stamps())
+    rows = rows_of(records, current)
+    by_module, unexplained = classify(rows, equivalent, by_hand)
+    # Listed only where the decision would count: mutmut's own kill needs none.
+    dropped = {m: why for m, why in dropped.items() if m in {mutant for _mod, mutant, st in rows if st in OPEN}}
     print("\n".join(table(by_module, modules)))
     if current is None:
         print("\nmutmut is not installed: whether each record is still today's code was not checked.")
@@ -197,6 +280,12 @@ def main() -> int:
             new = sorted(new_functions(record, current.get(module, {})))
             if new:
                 print(f"\n{module}: not in its record (new, or with no mutant): {', '.join(new)}")
+    if dropped:
+        print(
+            f"\nDecisions not counted ({len(dropped)}; check each against today's mutant, `mutmut show NAME`, then"
+            " `python -m tests.mutation_report stamp NAME...`):"
+        )
+        print("\n".join(f"- `{m}`: {why}" for m, why in dropped.items()))
     print("\nRecords (last change):")
     for module, record in sorted(records.items()):
         print(f"- {module}: {record.get('date')}, commit {record.get('commit')}, mutmut {record.get('mutmut')}")
@@ -213,4 +302,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

@@ -23,9 +23,13 @@ from tests.mutation_report import (
     classify,
     core_modules,
     decisions,
+    equivalents,
     new_functions,
     problems,
     rows_of,
+    stamp,
+    stamps,
+    standing,
     table,
 )
 
@@ -310,3 +314,45 @@ def test_a_verdict_on_code_changed_since_the_record_counts_as_not_run() -> None:
     assert dict(by_module[T]) == {"not run": 2, "killed": 1}
     assert unexplained == [f"{T}.x_a__mutmut_1: not run", f"{T}.x_gone__mutmut_1: not run"]
     assert [status for _m, _k, status in rows_of({T: record})] == ["killed"] * 3  # unchecked without hashes
+
+
+def test_a_decision_counts_only_on_the_code_it_was_made_on() -> None:
+    # Decided on x_a as it is today (stands), on x_b before its change (dropped), never stamped (dropped), on a
+    # function since removed (dropped); without today's hashes nothing can be checked and all stand.
+    a, b, c, gone = (f"{T}.x_{f}__mutmut_1" for f in ("a", "b", "c", "gone"))
+    today = {T: {"x_a": "h1", "x_b": "h2-new", "x_c": "h3"}}
+    stamped = {a: "h1", b: "h2-old", gone: "h4"}
+    equivalent, by_hand, dropped = standing({a, c}, {b: "killed", gone: "equivalent"}, today, stamped)
+    assert equivalent == {a}
+    assert by_hand == {}
+    assert dropped == {
+        b: "its function changed since the decision",
+        c: "not stamped",
+        gone: "its function changed since the decision",
+    }
+    assert standing({a, c}, {b: "killed"}, None, {}) == ({a, c}, {b: "killed"}, {})
+    # A dropped decision leaves its survivor unexplained again.
+    rows = [(T, a, "survived"), (T, b, "survived"), (T, c, "survived")]
+    _by_module, unexplained = classify(rows, equivalent, by_hand)
+    assert unexplained == [f"{b}: survived", f"{c}: survived"]
+
+
+def test_stamping_writes_todays_hash_of_decided_mutants_only(tmp_path: Path) -> None:
+    path = tmp_path / "stamps.json"
+    today = {T: {"x_a": "h1", "x_b": "h2"}}
+    a, b = f"{T}.x_a__mutmut_1", f"{T}.x_b__mutmut_4"
+    refused = stamp([a, f"{T}.x_a__mutmut_2"], path, today, decided={a, b})
+    assert refused == [f"{T}.x_a__mutmut_2: no decision or equivalence names it"] and not path.exists()
+    assert stamp([f"{T}.x_new__mutmut_1"], path, today, decided={f"{T}.x_new__mutmut_1"}) == [
+        f"{T}.x_new__mutmut_1: its function is not in today's source"
+    ]
+    assert stamp([b], path, today, decided={a, b}) == []
+    assert stamp([a], path, today, decided={a, b}) == []
+    assert json.loads(path.read_text(encoding="utf-8")) == {a: "h1", b: "h2"}
+    # One mutant a line, in order: a stamp added later is a one-line change.
+    assert path.read_text(encoding="utf-8").splitlines()[1:3] == [f'"{a}": "h1",', f'"{b}": "h2"']
+
+
+def test_every_stamp_names_a_decision_of_the_repository() -> None:
+    decided = equivalents() | set(decisions(DECISIONS.read_text(encoding="utf-8")))
+    assert set(stamps()) - decided == set()
