@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 
 def cli_env(**extra: str) -> dict[str, str]:
@@ -19,3 +20,19 @@ def cli_env(**extra: str) -> dict[str, str]:
 
         ensure_seed_model()
     return {**os.environ, **extra}
+
+
+# Run in the child before the command: SIGKILL when the test process dies (Linux PR_SET_PDEATHSIG = 1, kept across
+# execve), and exit at once if it died already. A command started by a test that a timeout then killed (mutmut's
+# CPU limit, SIGKILL) was left running for good: a `campaign send` hung by a mutant kept its database connections
+# and burnt CPU through the rest of a mutation run. A launcher, not ``preexec_fn``: that is unsafe with threads,
+# and the tests run SMTP and HTTP servers in threads.
+_LAUNCHER = (
+    "import ctypes, os, sys; ctypes.CDLL(None, use_errno=True).prctl(1, 9); "
+    "os.getppid() == int(sys.argv[1]) or os._exit(70); os.execv(sys.argv[2], sys.argv[2:])"
+)
+
+
+def dies_with_test(argv: list[str]) -> list[str]:
+    """``argv`` (a program and its arguments) run so that it is killed when this test process dies."""
+    return [sys.executable, "-c", _LAUNCHER, str(os.getpid()), *argv]

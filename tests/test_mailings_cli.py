@@ -14,7 +14,7 @@ import pytest
 from mailservice.config import Settings
 from mailservice.db import session_scope
 from mailservice.mailings import consent
-from tests.cli_support import cli_env
+from tests.cli_support import cli_env, dies_with_test
 from tests.servers import Sink
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +23,7 @@ GOOD_TEMPLATE = "Здравствуйте!\n\nНовые документы.\n\n
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "mailservice", *args],
+        dies_with_test([sys.executable, "-m", "mailservice", *args]),
         capture_output=True,
         text=True,
         env=cli_env(),

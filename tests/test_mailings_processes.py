@@ -21,6 +21,7 @@ from mailservice.db import session_scope, utcnow
 from mailservice.mailings import campaigns, sender
 from mailservice.mailings.models import CampaignStatus, Delivery, DeliveryState, WorkerBeat
 from mailservice.mailings.sender import send_campaign
+from tests.cli_support import dies_with_test
 from tests.conftest import make_env, reset_caches
 from tests.servers import Recorder
 from tests.test_mailings_sending import ROOT, new_campaign, populate, stop_all
@@ -95,7 +96,7 @@ def test_sender_killed_its_helper_stops_and_nothing_is_sent_twice(
     env = dict(os.environ)
     env.pop("MAILSERVICE_FAULT", None)
     sender = subprocess.Popen(
-        [sys.executable, "-m", "mailservice", "campaign", "send", str(campaign_id)],
+        dies_with_test([sys.executable, "-m", "mailservice", "campaign", "send", str(campaign_id)]),
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

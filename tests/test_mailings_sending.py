@@ -33,6 +33,7 @@ from mailservice.mailings.models import (
 )
 from mailservice.mailings.sender import send_campaign, send_due
 from mailservice.web.app import create_app
+from tests.cli_support import dies_with_test
 from tests.conftest import make_env, reset_caches
 from tests.servers import Recorder, free_port
 from tests.waiting import run_within, wait_until
@@ -461,7 +462,7 @@ def _worker(campaign_id: int, fault: str = "", concurrency: int = 3) -> subproce
     else:
         env.pop("MAILSERVICE_FAULT", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "mailservice", "campaign", "send", str(campaign_id)],
+        dies_with_test([sys.executable, "-m", "mailservice", "campaign", "send", str(campaign_id)]),
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
