@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import importlib
 import json
+import math
 import os
 import shutil
 import sys
@@ -391,6 +392,12 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
     return ModuleGroups(config, log)  # type: ignore[arg-type]
 
 
+# A mutant's test that runs this many times longer than in mutmut's clean run, and at least this long, hangs (see
+# pytest_collection_modifyitems): ten times leaves room for a machine twice as busy as during the stats run.
+MUTANT_TEST_SLOWDOWN = 10
+MUTANT_TEST_FLOOR_S = 20.0
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under ``make mutation`` (a mutant's run, MUTANT_UNDER_TEST set): the mutant's tests, fastest first, by the
     durations mutmut measured in its stats run. mutmut stops at the first failure (``-x``) but hands pytest the
@@ -404,6 +411,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     durations: dict[str, float] = json.loads(stats.read_text(encoding="utf-8")).get("duration_by_test", {})
     # Unknown tests last; the sort is stable, so tests of one module keep their order among equals.
     items.sort(key=lambda item: durations.get(item.nodeid, float("inf")))
+    # A hang fails its own test: mutmut's wall-clock limit is for the whole set, (its stats' sum + 1) x 15, which
+    # for a mutant of the mailing coordinator (tests of 30 s in all) is eight minutes of a hung `campaign send` per
+    # mutant. A test taking MUTANT_TEST_SLOWDOWN times its clean duration, and at least MUTANT_TEST_FLOOR_S, fails
+    # (pytest-timeout): the mutant is killed, as a timeout would have counted it. Tests mutmut did not time keep
+    # the suite's limit.
+    for item in items:
+        if item.nodeid in durations and not item.get_closest_marker("timeout"):
+            limit = max(MUTANT_TEST_FLOOR_S, MUTANT_TEST_SLOWDOWN * durations[item.nodeid])
+            item.add_marker(pytest.mark.timeout(math.ceil(limit)))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
