@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 import time
 
@@ -9,7 +10,7 @@ import pytest
 from itsdangerous import TimestampSigner
 
 from mailservice.config import Settings
-from mailservice.tokens import Minter, Purpose, TokenError, load, load_timed, sign, sign_timed
+from mailservice.tokens import Minter, Purpose, TokenError, load, load_timed, load_with_time, sign, sign_timed
 
 OLD = "old-key-" + "o" * 40
 NEW = "new-key-" + "n" * 40
@@ -62,6 +63,27 @@ def test_timed_tokens_expire(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(TokenError) as info:
         load_timed(settings, Purpose.subscribe_confirm, old, max_age_s=60)
     assert info.value.expired
+
+
+def test_a_timed_token_tells_when_it_was_signed_for_its_own_purpose_and_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The console's one-time forms judge a token's age by their own clock (web/staff/once.py): the payload and
+    the signing time, in UTC, whatever the age; a token of another purpose, tampered or of a retired key is
+    refused; one of a key moved down the list still reads."""
+    signed_at = int(time.time()) - 7200  # two hours ago: no age limit applies here
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: signed_at)
+    token = sign_timed(settings_with(OLD), Purpose.console_form, "form-1")
+    monkeypatch.undo()
+    payload, when = load_with_time(settings_with(NEW, OLD), Purpose.console_form, token)
+    assert payload == "form-1"
+    assert when == dt.datetime.fromtimestamp(signed_at, dt.UTC) and when.utcoffset() == dt.timedelta(0)
+    for settings, purpose, text in [
+        (settings_with(NEW, OLD), Purpose.request_form, token),
+        (settings_with(NEW, OLD), Purpose.console_form, token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]),
+        (settings_with(NEW), Purpose.console_form, token),
+    ]:
+        with pytest.raises(TokenError) as info:
+            load_with_time(settings, purpose, text)
+        assert not info.value.expired
 
 
 def test_settings_refuse_placeholder_secrets_outside_development() -> None:
