@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import func, select
 
 from mailservice import retention
+from mailservice.cli import main
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.feedback.models import FeedbackResponse, FeedbackSurvey
@@ -220,7 +221,16 @@ def test_dedicated_addresses(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db
     assert subscription_of(settings, "quiet@example.ru").status == SubscriptionStatus.withdrawn
 
 
-def test_staff_convert_a_registered_letter_into_its_command(settings: Settings, sink: Sink) -> None:
+def in_process(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """The CLI's ``main`` in this process (the exit code and standard error): a command of its own that needs no
+    subprocess (the CLI as a process: the import and held-list tests above)."""
+    code = main(list(args))
+    return code, capsys.readouterr().err
+
+
+def test_staff_convert_a_registered_letter_into_its_command(
+    settings: Settings, sink: Sink, capsys: pytest.CaptureFixture[str]
+) -> None:
     import_active(settings, ["tired@example.ru", "tired2@example.ru"])
     words = "Добрый день. Ваши новости мне не интересны, уберите меня уже наконец из всех списков, пожалуйста."
     _, number = take(settings, citizen_mail(sender="tired@example.ru", subject="Новости", body=words), utcnow())
@@ -243,12 +253,12 @@ def test_staff_convert_a_registered_letter_into_its_command(settings: Settings, 
         notes = [e for e in request.events if e.kind == "note" and e.data.get("command") == "unsubscribe"]
         assert len(notes) == 1 and notes[0].actor == "op@dizo.test"
     # The CLI does the same for the other letter.
-    result = cli("requests", "convert", number2, "--to", "unsubscribe")
-    assert result.returncode == 0, result.stderr
+    code, err = in_process(capsys, "requests", "convert", number2, "--to", "unsubscribe")
+    assert code == 0, err
     assert subscription_of(settings, "tired2@example.ru").status == SubscriptionStatus.withdrawn
     # A finished request cannot be converted again.
-    again = cli("requests", "convert", number2, "--to", "unsubscribe")
-    assert again.returncode == 1 and "уже рассмотрен" in again.stderr
+    code, err = in_process(capsys, "requests", "convert", number2, "--to", "unsubscribe")
+    assert code == 1 and "уже рассмотрен" in err
     drain(settings)
     answers = [raw for _f, rcpts, raw in sink.messages() if rcpts == ["tired@example.ru"]]
     assert any("отписке от рассылки" in text_of(parsed(raw)) for raw in answers)
@@ -257,8 +267,8 @@ def test_staff_convert_a_registered_letter_into_its_command(settings: Settings, 
     history = "Здравствуйте. Хочу видеть всё, что я вам писал, и что вы мне отвечали, если можно."
     _, number3 = take(settings, citizen_mail(sender="curious@example.ru", subject="Переписка", body=history), utcnow())
     assert number3
-    result = cli("requests", "convert", number3, "--to", "history")
-    assert result.returncode == 0, result.stderr
+    code, err = in_process(capsys, "requests", "convert", number3, "--to", "history")
+    assert code == 0, err
     with session_scope(settings) as session:
         assert sweep(session, settings, utcnow()) == 0
         assert session.scalar(select(func.count(FeedbackSurvey.id))) == 0
