@@ -11,6 +11,7 @@ sending; README, Mailings: at most once, 4xx and lost connections retry.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,12 +24,13 @@ from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.intake.models import Bounce, IntakeEntry
 from mailservice.mailings import campaigns, sender, subscribers
+from mailservice.mailings import ledger as ledger_module
 from mailservice.mailings.consent import Evidence, parse_address
 from mailservice.mailings.ledger import Job, Ledger, Outcome, PassResult, new_worker_name
 from mailservice.mailings.models import Delivery, DeliveryState, Suppression, WorkerBeat
 from mailservice.mailings.sender import send_campaign, send_due
 from tests.conftest import make_env, reset_caches
-from tests.servers import Recorder
+from tests.servers import Recorder, RecorderController, free_port
 from tests.test_mailings_sending import (
     new_campaign,
     populate,
@@ -572,3 +574,53 @@ def test_the_consent_round_connects_with_the_configured_password(
         assert {make_url(c).password for c in opened} == {url.password}
     else:
         assert opened == []
+
+
+def test_a_deferred_copy_is_tried_again_when_due_and_the_campaign_ends(
+    one: Settings, recorder: tuple[Recorder, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README, Mailings: 4xx retries with back-off. `campaign send` does not end while a deferred copy waits: it
+    sleeps until the copy is due (the loop's wait, never taken by a campaign that the first pass finishes), tries it
+    again and ends with the campaign done, each copy sent once. The back-off is made half a second (a minute at the
+    first retry otherwise)."""
+    handler, _port = recorder
+    addresses = populate(one, 3)
+    handler.refuse = {addresses[1]: "450 4.2.1 Mailbox busy, try again later"}  # once: the retry is accepted
+    monkeypatch.setattr(ledger_module, "backoff", lambda attempts: dt.timedelta(seconds=0.5))
+    campaign_id = new_campaign(one)
+    summary = run_within(send_campaign(one, campaign_id), 60, "the campaign with a deferred copy")
+    assert summary.status == "done"
+    assert (summary.totals.sent, summary.totals.deferred, summary.totals.failed) == (3, 1, 0)
+    assert [handler.count(a) for a in addresses] == [1, 1, 1]
+    assert states(one, campaign_id) == {"sent": 3}
+
+
+def test_a_campaign_started_with_the_relay_down_is_sent_once_it_is_back(
+    one: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """README, Mailings: network errors are retried with back-off. `campaign send` started while the relay does not
+    answer keeps the copies queued, waits (five seconds between tries while the relay is down), and sends them once
+    the relay answers again; it never gives up nor sends one twice."""
+    addresses = populate(one, 3)
+    campaign_id = new_campaign(one)
+    port = free_port()
+    down = one.model_copy(update={"smtp_port": port})  # nothing listens there yet
+    handler = Recorder()
+    relay = RecorderController(handler, hostname="127.0.0.1", port=port)
+
+    async def relay_comes_back() -> sender.SendSummary:
+        task = asyncio.create_task(send_campaign(down, campaign_id))
+        while "SMTP connection failed" not in caplog.text:
+            assert not task.done(), "campaign send ended with the relay down"
+            await asyncio.sleep(0.01)
+        await asyncio.to_thread(relay.start)
+        return await task
+
+    try:
+        with caplog.at_level("WARNING", logger="mailservice.mailings.sender"):
+            summary = run_within(relay_comes_back(), 60, "the campaign once the relay was back")
+    finally:
+        relay.stop()
+    assert summary.status == "done"
+    assert [handler.count(a) for a in addresses] == [1, 1, 1]
+    assert states(one, campaign_id) == {"sent": 3}
