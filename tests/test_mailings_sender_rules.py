@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -624,3 +625,39 @@ def test_a_campaign_started_with_the_relay_down_is_sent_once_it_is_back(
     assert summary.status == "done"
     assert [handler.count(a) for a in addresses] == [1, 1, 1]
     assert states(one, campaign_id) == {"sent": 3}
+
+
+def test_a_pass_that_cannot_reach_the_relay_tries_it_once(one: Settings) -> None:
+    """A relay that drops every connection before its greeting (RFC 5321 3.1 expects a 220; none comes): the pass
+    stops at the first failed connection and hands the copies back, rather than opening a connection per copy (a
+    relay that hangs would cost a connection timeout each, 30 s by default, for every copy of the batch)."""
+    addresses = populate(one, 5)
+    campaign_id = new_campaign(one)
+    with session_scope(one) as session:
+        campaigns.start(session, one, campaign_id, utcnow())
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    accepted: list[int] = []
+    done = threading.Event()
+
+    def drop_every_connection() -> None:
+        while not done.is_set():
+            try:
+                connection, _peer = listener.accept()
+            except TimeoutError:
+                continue
+            accepted.append(1)
+            connection.close()
+
+    thread = threading.Thread(target=drop_every_connection, daemon=True)
+    thread.start()
+    try:
+        dropping = one.model_copy(update={"smtp_port": listener.getsockname()[1]})
+        result = run_within(sender._pass(dropping, campaign_id, new_worker_name()), 60, "the pass")
+    finally:
+        done.set()
+        thread.join(timeout=10)
+        listener.close()
+    assert (result.smtp_down, result.sent, result.released) == (True, 0, len(addresses))
+    assert len(accepted) == 1  # one connection (MAILING_CONCURRENCY=1), not one per copy
+    assert states(one, campaign_id) == {"queued": len(addresses)}
