@@ -19,6 +19,7 @@ import pytest
 from tests.mutation_record import dump, merge, meta_of, seed, updated
 from tests.mutation_report import (
     DECISIONS,
+    RECORDS,
     changed_functions,
     classify,
     core_modules,
@@ -353,6 +354,12 @@ def test_stamping_writes_todays_hash_of_decided_mutants_only(tmp_path: Path) -> 
     assert path.read_text(encoding="utf-8").splitlines()[1:3] == [f'"{a}": "h1",', f'"{b}": "h2"']
 
 
-def test_every_stamp_names_a_decision_of_the_repository() -> None:
+def test_every_stamp_names_a_decision_and_every_decision_a_mutant_of_the_record() -> None:
+    """A stamp without its decision, or a decision naming a mutant the record does not have (its function changed
+    and has fewer mutants now), would be a figure nobody can check."""
     decided = equivalents() | set(decisions(DECISIONS.read_text(encoding="utf-8")))
     assert set(stamps()) - decided == set()
+    recorded = {
+        m for p in RECORDS.glob("*.json") for m in json.loads(p.read_text(encoding="utf-8"))["exit_code_by_key"]
+    }
+    assert sorted(decided - recorded) == []
