@@ -268,7 +268,8 @@ def main(argv: list[str]) -> int:
     rows = rows_of(records, current)
     by_module, unexplained = classify(rows, equivalent, by_hand)
     # Listed only where the decision would count: mutmut's own kill needs none.
-    dropped = {m: why for m, why in dropped.items() if m in {mutant for _mod, mutant, st in rows if st in OPEN}}
+    open_mutants = {mutant for _module, mutant, status in rows if status in OPEN}
+    dropped = {m: why for m, why in dropped.items() if m in open_mutants}
     print("\n".join(table(by_module, modules)))
     if current is None:
         print("\nmutmut is not installed: whether each record is still today's code was not checked.")
