@@ -33,6 +33,7 @@ from mailservice.intake.routes import load_routes
 from mailservice.mailings import campaigns, consent, roster, subscribers, upkeep
 from mailservice.mailings.consent import Evidence, parse_address
 from mailservice.mailings.models import (
+    Campaign,
     ConsentEvent,
     Delivery,
     DeliveryState,
@@ -209,6 +210,8 @@ def test_subscribe_confirm_send_and_withdraw_end_to_end(
     sink.clear()
 
     campaign_id = new_campaign(settings)
+    with session_scope(settings) as session:
+        uid = session.get(Campaign, campaign_id).uid  # type: ignore[union-attr]
     summary = run_within(send_campaign(settings, campaign_id), 60, "the campaign")
     assert summary.status == "done"
     report = status_of(settings, campaign_id)
@@ -238,6 +241,11 @@ def test_subscribe_confirm_send_and_withdraw_end_to_end(
         html = message.get_body(preferencelist=("html",))
         assert html is not None and https in html.get_content()
         message_ids.add(str(message["Message-ID"]))
+        # README: a Message-ID stable per (campaign, recipient), made of the campaign's number, the recipient's
+        # subscription and the campaign's random uid: ids alone repeat in another database, which RFC 5322 3.6.4
+        # (a Message-ID unique worldwide) does not allow.
+        subscription = subscription_of(settings, rcpts[0].replace("xn--e1afmkfd.xn--p1ai", "пример.рф"))
+        assert str(message["Message-ID"]) == f"<mailing.{campaign_id}.{subscription.id}.{uid}@dizo.test>"
         # The personal link withdraws exactly this person (RFC 8058 one-click, multipart this time).
         response = client.post(path_of(https), files={"List-Unsubscribe": (None, "One-Click")})
         assert response.status_code == 200 and "Вы отписаны" in response.text
