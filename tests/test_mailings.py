@@ -212,10 +212,15 @@ def test_subscribe_confirm_send_and_withdraw_end_to_end(
     campaign_id = new_campaign(settings)
     with session_scope(settings) as session:
         uid = session.get(Campaign, campaign_id).uid  # type: ignore[union-attr]
+    started = utcnow()
     summary = run_within(send_campaign(settings, campaign_id), 60, "the campaign")
     assert summary.status == "done"
     report = status_of(settings, campaign_id)
     assert (report.total, report.sent, report.queued, report.ambiguous) == (3, 3, 0, 0)
+    # When it ended, as the disclosure site's statistics of mailings date it (publishing/stats.py).
+    with session_scope(settings) as session:
+        finished = session.get(Campaign, campaign_id).finished_at  # type: ignore[union-attr]
+    assert finished is not None and started <= finished <= utcnow()
 
     received = {rcpt for _f, rcpts, _raw in sink.messages() for rcpt in rcpts}
     assert received == {"anna@example.org", "boris@xn--e1afmkfd.xn--p1ai", "vera@example.net"}
