@@ -51,3 +51,41 @@ def test_every_reason_a_letter_is_held_for_reads_in_russian() -> None:
     for reason in TRIAGE_HOLDS.values():
         wording = reason_ru("held unregistered for staff: " + reason)
         assert not LATIN_WORD.search(wording), wording
+
+
+def _triage_reasons() -> list[str]:
+    """Every reason mail/triage.py gives (its source read as data: a reason added there without a wording here
+    fails), each f-string's fields filled with a sample value, and the reasons the golden file saw on real mail."""
+    import ast
+    from pathlib import Path
+
+    import mailservice.mail.triage as triage_module
+
+    reasons: set[str] = set()
+    for node in ast.walk(ast.parse(Path(triage_module.__file__).read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Triage":
+            text = node.args[1]
+            if isinstance(text, ast.Constant):
+                reasons.add(text.value)
+            elif isinstance(text, ast.JoinedStr):
+                sample = "".join(v.value if isinstance(v, ast.Constant) else "X-Sample" for v in text.values)
+                if not sample.startswith("X-Sample: "):  # a header's name and value: as the golden file saw them
+                    reasons.add(sample)
+    reasons.add("X-Precedence: list")
+    golden = Path(__file__).resolve().parent / "data" / "golden" / "triage.tsv"
+    for line in golden.read_text(encoding="utf-8").splitlines()[1:]:
+        _message, _envelope, verdict, _hold, _relayed, reason = line.split("\t")
+        if verdict != "unparseable":
+            reasons.add(reason)
+    return sorted(reasons)
+
+
+@pytest.mark.parametrize("reason", _triage_reasons())
+def test_every_triage_reason_reads_in_russian(reason: str) -> None:
+    """`intake journal` and `intake import` show why a letter was taken for a bounce or an automatic message:
+    in Russian, with only the header names, codes and system names of the original kept in Latin letters."""
+    for shown, suffix in ((reason, ""), (reason + "; asks something: held for staff", "ждёт решения сотрудника")):
+        wording = reason_ru(shown)
+        assert re.search("[а-яё]", wording) and wording.endswith(suffix), wording
+        kept = set(LATIN_WORD.findall(reason))
+        assert set(LATIN_WORD.findall(wording)) <= kept, wording
