@@ -707,3 +707,17 @@ def test_the_same_returned_letter_from_a_mail_system_is_a_bounce() -> None:
     assert _triage(raw).verdict is Verdict.bounce
     person = _forwarded_returned_letter("Лидия Орлова <lidia@example.ru>", "Ваше письмо не может быть доставлено.")
     assert _triage(person, "").verdict is Verdict.bounce  # the null envelope is a machine's
+
+
+def test_a_calendar_answer_after_an_attached_message_is_still_a_calendar_answer() -> None:
+    # mail/triage.py _itip_method: an attached message's own parts are not read (a forwarded invitation is the
+    # forwarder's letter), but the letter's parts after it are: the answer is found behind the attachment.
+    body = "--b\nContent-Type: text/plain; charset=utf-8\n\nПринято, письмо прилагаю.\n"
+    body += "--b\nContent-Type: message/rfc822\n\nFrom: a@example.ru\nSubject: Приём\n\nТекст.\n"
+    body += "--b\nContent-Type: text/calendar; method=REPLY\n\nBEGIN:VCALENDAR\nMETHOD:REPLY\nEND:VCALENDAR\n--b--\n"
+    raw = _msg(subject="Принято: Приём граждан", body=body).replace(
+        b"Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit",
+        b'Content-Type: multipart/mixed; boundary="b"',
+    )
+    result = _triage(raw)
+    assert result.verdict is Verdict.auto_reply and result.relayed == HOLD_CALENDAR_REPLY, result
