@@ -721,3 +721,16 @@ def test_a_calendar_answer_after_an_attached_message_is_still_a_calendar_answer(
     )
     result = _triage(raw)
     assert result.verdict is Verdict.auto_reply and result.relayed == HOLD_CALENDAR_REPLY, result
+
+
+def test_a_gateway_signing_with_its_name_is_seen_beside_a_sender_header() -> None:
+    # Tryout T4: a gateway that signs its From with a mail system's name; a Sender header naming the relay's
+    # operator beside it adds its name to those read, it does not replace the From's.
+    raw = _msg(
+        "Sender: Оператор шлюза <operator@adm.nso.example.ru>",
+        sender="NSO_Mail_Service <mailgate@adm.nso.example.ru>",
+        subject="Returned Mail - Error During Delivery",
+        body="------ Failed Recipients ------\n<a@b.example.ru>: Requested action not taken: mailbox unavailable.",
+    )
+    result = _triage(raw)
+    assert result.verdict is Verdict.bounce, result
