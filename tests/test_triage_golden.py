@@ -1,5 +1,6 @@
-"""Golden-file test of triage on real mail: every message of the shared corpora and of tests/data, with its
-verdict, its hold and the reason staff read in the journal, as reviewed and committed in tests/data/golden/triage.tsv.
+"""Golden-file test of triage on real mail: every message of the shared corpora and of tests/data (tests/data/triage
+holds one letter, made here, for each rule real mail in the corpora does not reach), with its verdict, its hold
+and the reason staff read in the journal, as reviewed and committed in tests/data/golden/triage.tsv.
 
 The rules' own tests (tests/test_triage.py) each show one rule on a message made for it; this one holds the whole
 set of rules to what they decide on mail nobody here wrote (bounces of many MTAs, auto-replies, broken MIME), so a
@@ -39,7 +40,7 @@ def _messages() -> dict[str, Path]:
         for path in sorted((CORPORA / sub).rglob("*")):
             if path.is_file() and path.name not in ("MANIFEST.tsv", "README.md"):
                 found[f"corpora/{path.relative_to(CORPORA)}"] = path
-    for sub in ("eml", "forwarded", "smime"):
+    for sub in ("eml", "forwarded", "smime", "triage"):
         for path in sorted((DATA / sub).glob("*.eml")):
             found[f"data/{sub}/{path.name}"] = path
     return found
