@@ -3,8 +3,9 @@ holds one letter, made here, for each rule real mail in the corpora does not rea
 and the reason staff read in the journal, as reviewed and committed in tests/data/golden/triage.tsv.
 
 The rules' own tests (tests/test_triage.py) each show one rule on a message made for it; this one holds the whole
-set of rules to what they decide on mail nobody here wrote (bounces of many MTAs, auto-replies, broken MIME), so a
-change of any rule that moves a real message shows as a diff of this file to be reviewed, not as silence.
+set of rules to what they decide on mail nobody here wrote (bounces of many MTAs, auto-replies, broken MIME) and on
+the made letters, so a change of any rule that moves a message shows as a diff of this file to be reviewed, not as
+silence.
 
 Each message is read twice, as intake reads it: with no envelope sender (IMAP without Return-Path) and with the
 null reverse-path ``<>`` that bounces and automatic replies carry (RFC 5321 4.5.5, RFC 3834 3.3).
