@@ -734,3 +734,23 @@ def test_a_gateway_signing_with_its_name_is_seen_beside_a_sender_header() -> Non
     )
     result = _triage(raw)
     assert result.verdict is Verdict.bounce, result
+
+
+def test_a_gateway_signing_with_its_name_is_read_in_the_html_part_too() -> None:
+    # Tryout T4 as HTML: the failure wording only in the HTML alternative of a name-signed gateway's notice.
+    raw = (
+        b"From: NSO_Mail_Service <mailgate@adm.nso.example.ru>\nTo: info@example.gov.ru\n"
+        b"Subject: Returned Mail - Error During Delivery\nMIME-Version: 1.0\n"
+        b'Content-Type: multipart/alternative; boundary="B"\n\n'
+        b"--B\nContent-Type: text/plain\n\nSee the HTML part.\n"
+        b"--B\nContent-Type: text/html\n\n<p>Your message could not be delivered.</p>\n--B--\n"
+    )
+    result = _triage(raw)
+    assert result.verdict is Verdict.bounce, result
+
+
+def test_a_gateway_name_and_a_bounce_subject_with_no_text_at_all_is_not_a_bounce() -> None:
+    # The name and the subject alone are a company's words (tryout T4): with no failure text it is no bounce, and
+    # an empty body is read as empty, not as an error.
+    raw = _msg(sender="NSO_Mail_Service <office@adm.nso.example.ru>", subject="Returned Mail", body="")
+    assert _triage(raw).verdict is Verdict.normal
