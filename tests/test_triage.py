@@ -469,14 +469,30 @@ def test_a_bounce_subject_with_a_returned_copy_needs_a_machine_sender(part_type:
     assert _triage(person).verdict is Verdict.normal
 
 
-def test_a_mail_system_named_only_in_the_sender_header_is_seen() -> None:
-    raw = _msg(
-        "Sender: MAILER-DAEMON@mx.example.ru",
-        sender="Почтовый робот <robot@mx.example.ru>",
-        subject="Undelivered Mail Returned to Sender",
-        body="This message could not be delivered.",
-    )
-    assert _triage(raw).verdict is Verdict.bounce
+@pytest.mark.parametrize(
+    ("sender_header", "sender", "subject", "body"),
+    [
+        # A mail system named only in the Sender header is seen.
+        (
+            "MAILER-DAEMON@mx.example.ru",
+            "Почтовый робот <robot@mx.example.ru>",
+            "Undelivered Mail Returned to Sender",
+            "This message could not be delivered.",
+        ),
+        # Tryout T4: a gateway that signs its From with a mail system's name; a Sender header naming the relay's
+        # operator beside it adds its name to those read, it does not replace the From's.
+        (
+            "Оператор шлюза <operator@adm.nso.example.ru>",
+            "NSO_Mail_Service <mailgate@adm.nso.example.ru>",
+            "Returned Mail - Error During Delivery",
+            "------ Failed Recipients ------\n<a@b.example.ru>: Requested action not taken: mailbox unavailable.",
+        ),
+    ],
+)
+def test_a_sender_header_is_read_beside_from(sender_header: str, sender: str, subject: str, body: str) -> None:
+    raw = _msg(f"Sender: {sender_header}", sender=sender, subject=subject, body=body)
+    result = _triage(raw)
+    assert result.verdict is Verdict.bounce, result
 
 
 @pytest.mark.parametrize(
@@ -622,10 +638,19 @@ def test_list_and_bulk_mail_is_a_relayed_copy_an_auto_reply_is_not(header: str, 
     assert result.verdict is Verdict.auto_reply and result.relayed == relayed, result
 
 
-def test_a_calendar_answer_is_an_automatic_reply_held_if_it_asks() -> None:
+@pytest.mark.parametrize(
+    "attached",
+    [
+        "",
+        # mail/triage.py _itip_method: an attached message's own parts are not read (a forwarded invitation is the
+        # forwarder's letter), but the letter's parts after it are: the answer is found behind the attachment.
+        "--b\nContent-Type: message/rfc822\n\nFrom: a@example.ru\nSubject: Приём\n\nТекст.\n",
+    ],
+)
+def test_a_calendar_answer_is_an_automatic_reply_held_if_it_asks(attached: str) -> None:
     # README "Calendar mail": an answer to an invitation (METHOD:REPLY) is an automatic reply, which waits in the
     # held queue when its text asks something.
-    body = "--b\nContent-Type: text/plain; charset=utf-8\n\nПринято.\n"
+    body = "--b\nContent-Type: text/plain; charset=utf-8\n\nПринято.\n" + attached
     body += "--b\nContent-Type: text/calendar; method=REPLY\n\nBEGIN:VCALENDAR\nMETHOD:REPLY\nEND:VCALENDAR\n--b--\n"
     raw = _msg(subject="Принято: Приём граждан", body=body).replace(
         b"Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit",
@@ -707,33 +732,6 @@ def test_the_same_returned_letter_from_a_mail_system_is_a_bounce() -> None:
     assert _triage(raw).verdict is Verdict.bounce
     person = _forwarded_returned_letter("Лидия Орлова <lidia@example.ru>", "Ваше письмо не может быть доставлено.")
     assert _triage(person, "").verdict is Verdict.bounce  # the null envelope is a machine's
-
-
-def test_a_calendar_answer_after_an_attached_message_is_still_a_calendar_answer() -> None:
-    # mail/triage.py _itip_method: an attached message's own parts are not read (a forwarded invitation is the
-    # forwarder's letter), but the letter's parts after it are: the answer is found behind the attachment.
-    body = "--b\nContent-Type: text/plain; charset=utf-8\n\nПринято, письмо прилагаю.\n"
-    body += "--b\nContent-Type: message/rfc822\n\nFrom: a@example.ru\nSubject: Приём\n\nТекст.\n"
-    body += "--b\nContent-Type: text/calendar; method=REPLY\n\nBEGIN:VCALENDAR\nMETHOD:REPLY\nEND:VCALENDAR\n--b--\n"
-    raw = _msg(subject="Принято: Приём граждан", body=body).replace(
-        b"Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit",
-        b'Content-Type: multipart/mixed; boundary="b"',
-    )
-    result = _triage(raw)
-    assert result.verdict is Verdict.auto_reply and result.relayed == HOLD_CALENDAR_REPLY, result
-
-
-def test_a_gateway_signing_with_its_name_is_seen_beside_a_sender_header() -> None:
-    # Tryout T4: a gateway that signs its From with a mail system's name; a Sender header naming the relay's
-    # operator beside it adds its name to those read, it does not replace the From's.
-    raw = _msg(
-        "Sender: Оператор шлюза <operator@adm.nso.example.ru>",
-        sender="NSO_Mail_Service <mailgate@adm.nso.example.ru>",
-        subject="Returned Mail - Error During Delivery",
-        body="------ Failed Recipients ------\n<a@b.example.ru>: Requested action not taken: mailbox unavailable.",
-    )
-    result = _triage(raw)
-    assert result.verdict is Verdict.bounce, result
 
 
 def test_a_gateway_signing_with_its_name_is_read_in_the_html_part_too() -> None:
