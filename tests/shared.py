@@ -23,3 +23,8 @@ def shared_dir() -> Path:
 SHARED = shared_dir()
 CORPORA = Path(os.environ.get("MAILSERVICE_CORPORA") or SHARED / "corpora")
 SEEDS = SHARED / "seeds"
+
+
+def corpus_files(sub: str) -> list[Path]:
+    """The messages of one folder of the corpora (``mime``, ``bounces``), without their manifests; none when absent."""
+    return sorted(p for p in (CORPORA / sub).rglob("*") if p.is_file() and p.name not in ("MANIFEST.tsv", "README.md"))

@@ -24,7 +24,7 @@ from mailservice.mail.bounces import BounceInfo, parse_bounce
 from mailservice.mail.headers import loose_address, normalise_address
 from mailservice.mail.parse import ParseError, parse_message
 from mailservice.mail.triage import Verdict, triage
-from tests.shared import CORPORA
+from tests.shared import CORPORA, corpus_files
 
 pytestmark = pytest.mark.skipif(
     not (CORPORA / "mime").is_dir() or not (CORPORA / "bounces").is_dir(),
@@ -114,10 +114,6 @@ class Outcome:
     crash: str | None = None
 
 
-def _message_files(sub: str) -> list[Path]:
-    return sorted(p for p in (CORPORA / sub).rglob("*") if p.is_file() and p.name not in ("MANIFEST.tsv", "README.md"))
-
-
 def _run(path: Path) -> Outcome:
     name = str(path.relative_to(CORPORA))
     raw = path.read_bytes()
@@ -145,7 +141,7 @@ def _run(path: Path) -> Outcome:
 
 @pytest.fixture(scope="module")
 def outcomes() -> dict[str, Outcome]:
-    files = _message_files("mime") + _message_files("bounces")
+    files = corpus_files("mime") + corpus_files("bounces")
     return {o.name: o for o in map(_run, files)}
 
 

@@ -60,6 +60,7 @@ def _triage_reasons() -> list[str]:
     from pathlib import Path
 
     import mailservice.mail.triage as triage_module
+    from tests.test_triage_golden import GOLDEN_ROWS
 
     reasons: set[str] = set()
     for node in ast.walk(ast.parse(Path(triage_module.__file__).read_text(encoding="utf-8"))):
@@ -72,11 +73,7 @@ def _triage_reasons() -> list[str]:
                 if not sample.startswith("X-Sample: "):  # a header's name and value: as the golden file saw them
                     reasons.add(sample)
     reasons.add("X-Precedence: list")
-    golden = Path(__file__).resolve().parent / "data" / "golden" / "triage.tsv"
-    for line in golden.read_text(encoding="utf-8").splitlines()[1:]:
-        _message, _envelope, verdict, _hold, _relayed, reason = line.split("\t")
-        if verdict != "unparseable":
-            reasons.add(reason)
+    reasons |= {row["reason"] for row in GOLDEN_ROWS.values() if row["verdict"] != "unparseable"}
     return sorted(reasons)
 
 

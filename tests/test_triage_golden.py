@@ -9,15 +9,14 @@ silence.
 
 Each message is read twice, as intake reads it: with no envelope sender (IMAP without Return-Path) and with the
 null reverse-path ``<>`` that bounces and automatic replies carry (RFC 5321 4.5.5, RFC 3834 3.3).
-After a deliberate change of triage: ``MAILSERVICE_GOLDEN_WRITE=1 .venv/bin/python -m pytest
-tests/test_triage_golden.py`` writes the file again; review its diff before committing it.
+After a deliberate change of triage, ``.venv/bin/python -m tests.test_triage_golden`` writes the file again; review
+its diff before committing it.
 """
 
 from __future__ import annotations
 
 import csv
 import email
-import os
 from email import policy
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import pytest
 
 from mailservice.mail.parse import ParseError, parse_message_and_tree
 from mailservice.mail.triage import Triage, triage
-from tests.shared import CORPORA
+from tests.shared import CORPORA, corpus_files
 
 DATA = Path(__file__).resolve().parent / "data"
 GOLDEN = DATA / "golden" / "triage.tsv"
@@ -38,9 +37,8 @@ def _messages() -> dict[str, Path]:
     """Message name (``corpora/…`` or ``data/…``) -> file; the shared corpora only where they are present."""
     found: dict[str, Path] = {}
     for sub in ("mime", "bounces"):
-        for path in sorted((CORPORA / sub).rglob("*")):
-            if path.is_file() and path.name not in ("MANIFEST.tsv", "README.md"):
-                found[f"corpora/{path.relative_to(CORPORA)}"] = path
+        for path in corpus_files(sub):
+            found[f"corpora/{path.relative_to(CORPORA)}"] = path
     for sub in ("eml", "forwarded", "smime", "triage"):
         for path in sorted((DATA / sub).glob("*.eml")):
             found[f"data/{sub}/{path.name}"] = path
@@ -52,12 +50,13 @@ MESSAGES = _messages()
 
 def _read(path: Path, envelope: str | None) -> dict[str, str]:
     """What triage decides for the message, as one golden row (without its name and envelope)."""
+    raw = path.read_bytes()
     try:
-        parsed, tree = parse_message_and_tree(path.read_bytes())
+        parsed, tree = parse_message_and_tree(raw)
     except ParseError as exc:
         return {"verdict": "unparseable", "hold": "", "relayed": "", "reason": exc.reason}
     if tree is None:  # as intake does (intake/prepare.py) when the quick parse gave no tree
-        tree = email.message_from_bytes(path.read_bytes(), policy=policy.compat32)
+        tree = email.message_from_bytes(raw, policy=policy.compat32)
     result: Triage = triage(parsed, tree, envelope)
     return {"verdict": str(result.verdict), "hold": result.hold, "relayed": result.relayed, "reason": result.reason}
 
@@ -79,9 +78,6 @@ def _write() -> None:
                 writer.writerow({"message": name, "envelope": envelope, **_read(path, value)})
 
 
-if os.environ.get("MAILSERVICE_GOLDEN_WRITE"):
-    _write()
-
 GOLDEN_ROWS = _golden()
 
 
@@ -98,6 +94,11 @@ def test_the_golden_file_lists_every_message_read() -> None:
 @pytest.mark.parametrize("name", sorted(MESSAGES))
 def test_triage_decides_as_reviewed(name: str, envelope: str) -> None:
     row = GOLDEN_ROWS.get((name, envelope))
-    assert row is not None, f"{name}: not in {GOLDEN.name} (MAILSERVICE_GOLDEN_WRITE=1, then review the diff)"
+    assert row is not None, f"{name}: not in {GOLDEN.name} (python -m tests.test_triage_golden, then review the diff)"
     expected = {key: row[key] for key in ("verdict", "hold", "relayed", "reason")}
     assert _read(MESSAGES[name], ENVELOPES[envelope]) == expected
+
+
+if __name__ == "__main__":
+    _write()  # not at import: pytest's workers would each write the file at collection
+    print(f"{GOLDEN.relative_to(DATA.parent.parent)}: written; review its diff before committing it")
