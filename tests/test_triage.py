@@ -208,6 +208,35 @@ def test_a_person_writing_about_reading_is_a_person() -> None:
         assert _triage(_msg("In-Reply-To: <ours@example.gov.ru>", subject=subject, body=body)).verdict is Verdict.normal
 
 
+# README, "Register first": automatic-reply subjects and read receipts are believed only on a letter «with at most
+# 2,000 characters of text».
+SHORT_TEXT = 2000
+
+
+def _of_length(length: int, head: str) -> str:
+    """A body whose parsed text is ``head`` and filler, ``length`` characters in all."""
+    body = head + "x" * (length - len(head))
+    text = parse_message(_msg(body=body)).text
+    assert len(text) == length, (len(text), length)  # what triage measures
+    return body
+
+
+@pytest.mark.parametrize(
+    ("subject", "head"),
+    [
+        ("Нет на месте: Re: запрос", "Я в отпуске до 14 декабря. "),
+        ("Автоматический ответ: Re: запрос", "Я в отпуске до 14 декабря. "),
+        ("Прочитано: Запрос уточнения", "Ваше сообщение\n\n  Тема: x\n\nбыло прочитано 06.12.2026 10:05.\n"),
+    ],
+)
+def test_a_subject_of_a_machine_is_believed_up_to_the_documented_length(subject: str, head: str) -> None:
+    reply = "In-Reply-To: <ours@example.gov.ru>"
+    at_most = _triage(_msg(reply, subject=subject, body=_of_length(SHORT_TEXT, head)))
+    assert at_most.verdict is Verdict.auto_reply, at_most
+    longer = _triage(_msg(reply, subject=subject, body=_of_length(SHORT_TEXT + 1, head)))
+    assert longer.verdict is Verdict.normal, longer
+
+
 _NOTICE = (
     "Уважаемый заявитель! Ваше обращение зарегистрировано 06.12.2026 под № ОГ-12345. Срок рассмотрения — 30 дней.\n"
     "Это письмо сформировано автоматически, отвечать на него не нужно.\n"
