@@ -79,7 +79,10 @@ mutation: $(STAMP)
 	@if [ -z "$(MUTATION_FRESH)" ]; then $(BIN)/python -m tests.mutation_record prepare > /dev/null; fi
 	@# One `mutmut run` for all the modules: mutmut's stats and clean runs of the whole selection (ten minutes and
 	@# more each on a busy machine) are then made once, not once a module.
-	@export MUTATION_COMMIT=$$(git describe --always --dirty --abbrev=40); names=""; run=""; \
+	@# mutants/kills/<mutant>.txt: the test that killed each mutant and how (tests/conftest.py), to tell a kill from
+	@# a test that fails in mutmut's forked process whatever the mutant.
+	@mkdir -p mutants/kills; export MUTATION_KILLS=$(CURDIR)/mutants/kills; \
+	export MUTATION_COMMIT=$$(git describe --always --dirty --abbrev=40); names=""; run=""; \
 	for module in $(MUTATION_MODULES); do \
 	  if [ -n "$(MUTATION_FRESH)" ]; then more="mailservice.$$module.*"; \
 	  else more=$$($(BIN)/python -m tests.mutation_record pending "mailservice.$$module") || exit 1; fi; \

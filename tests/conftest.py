@@ -281,6 +281,12 @@ def make_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str,
     monkeypatch.setenv("MAILSERVICE_DATABASE_URL", database_url)
     monkeypatch.setenv("MAILSERVICE_SECRET_KEYS", "test-key-" + "x" * 40)
     monkeypatch.setenv("MAILSERVICE_FROM_ADDRESS", "info@dizo.test")
+    if os.environ.get("MUTANT_UNDER_TEST") and "intake_workers" not in extra:
+        # A mutant's tests run in a process mutmut forked from its fork server, where intake's worker pool cannot
+        # start: a batch big enough for the pool (ten letters) failed whatever the mutant, and every mutant that
+        # survived the faster tests was recorded as killed by it (7 December). Preparing in this process decides
+        # the same; the pool itself is tested by tests/test_intake_batch.py, outside the mutation selection.
+        monkeypatch.setenv("MAILSERVICE_INTAKE_WORKERS", "0")
     for key, value in extra.items():
         monkeypatch.setenv(f"MAILSERVICE_{key.upper()}", value)
     reset_caches()
@@ -420,6 +426,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if item.nodeid in durations and not item.get_closest_marker("timeout"):
             limit = max(MUTANT_TEST_FLOOR_S, MUTANT_TEST_SLOWDOWN * durations[item.nodeid])
             item.add_marker(pytest.mark.timeout(math.ceil(limit)))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Under ``make mutation`` with MUTATION_KILLS set to a folder: which test killed the mutant, and how, one file
+    per mutant. mutmut sends a mutant's output to /dev/null and keeps only the exit code, so a test that fails for a
+    reason of its own (a worker pool that cannot start in mutmut's forked process) would pass for a kill unseen."""
+    folder = os.environ.get("MUTATION_KILLS")
+    mutant = os.environ.get("MUTANT_UNDER_TEST")
+    if not folder or not mutant or not report.failed:
+        return
+    text = f"{report.nodeid} ({report.when})\n{report.longreprtext[-3000:]}\n"
+    with open(Path(folder) / f"{mutant}.txt", "a", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

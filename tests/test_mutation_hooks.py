@@ -59,3 +59,32 @@ def test_outside_a_mutants_run_nothing_changes(tmp_path: Path, monkeypatch: pyte
     items = [_Item("t.py::slow"), _Item("t.py::quick")]
     _run(tmp_path, monkeypatch, items, "")
     assert [(i.nodeid, i.limit()) for i in items] == [("t.py::slow", None), ("t.py::quick", None)]
+
+
+def test_a_mutants_tests_prepare_intake_in_their_own_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # mutmut forks each mutant's process from its fork server, where intake's worker pool cannot start: a test of a
+    # ten-letter batch failed whatever the mutant (7 December), so under a mutant intake prepares in-process.
+    db_url = f"sqlite:///{tmp_path / 'unused.sqlite3'}"
+    monkeypatch.setenv("MUTANT_UNDER_TEST", "mailservice.intake.pipeline.x__decide__mutmut_1")
+    assert conftest.make_env(monkeypatch, tmp_path, db_url).intake_workers == 0
+    # A test that asks for workers gets them.
+    assert conftest.make_env(monkeypatch, tmp_path, db_url, intake_workers="1").intake_workers == 1
+    monkeypatch.setenv("MUTANT_UNDER_TEST", "")
+    assert conftest.make_env(monkeypatch, tmp_path, db_url).intake_workers is None  # the product's default
+    conftest.reset_caches()
+
+
+class _Report:
+    def __init__(self, nodeid: str, failed: bool) -> None:
+        self.nodeid, self.failed, self.when, self.longreprtext = nodeid, failed, "call", "AssertionError: 1 != 2"
+
+
+def test_the_test_that_killed_a_mutant_is_written_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MUTATION_KILLS", str(tmp_path))
+    monkeypatch.setenv("MUTANT_UNDER_TEST", "m__mutmut_3")
+    conftest.pytest_runtest_logreport(_Report("t.py::passes", failed=False))  # type: ignore[arg-type]
+    conftest.pytest_runtest_logreport(_Report("t.py::fails", failed=True))  # type: ignore[arg-type]
+    assert (tmp_path / "m__mutmut_3.txt").read_text(encoding="utf-8") == "t.py::fails (call)\nAssertionError: 1 != 2\n"
+    monkeypatch.delenv("MUTATION_KILLS")
+    conftest.pytest_runtest_logreport(_Report("t.py::fails", failed=True))  # type: ignore[arg-type]
+    assert [p.name for p in tmp_path.iterdir()] == ["m__mutmut_3.txt"]
