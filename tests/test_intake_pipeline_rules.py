@@ -233,6 +233,21 @@ def test_a_duplicate_points_at_the_request_of_its_original(
         assert session.scalar(select(func.count(Request.id))) == 1
 
 
+def test_a_copy_in_the_same_batch_points_at_its_original(settings: Settings) -> None:
+    """The same as above when both deliveries come in one batch (an IMAP fetch of a folder holding the letter twice):
+    the copy's row points at the original's entry, though the original was written in that same batch."""
+    raw = citizen_mail()
+    first, again = pipeline.process_batch(settings, [(raw, smtp_source()), (raw, smtp_source())], now=NOW)
+    assert (first.outcome, again.outcome) == (Outcome.new_request, Outcome.duplicate)
+    assert again.request_number == first.request_number == "2026-000001"
+    with session_scope(settings) as session:
+        original = session.get(IntakeEntry, first.entry_id)
+        copy = session.get(IntakeEntry, again.entry_id)
+        assert original is not None and copy is not None and original.request_id is not None
+        assert (copy.duplicate_of_id, copy.request_id) == (original.id, original.request_id)
+        assert str(original.id) in copy.reason
+
+
 DSN = (
     b"From: MAILER-DAEMON@mx.example.ru\r\nTo: info@dizo.test\r\nSubject: Undelivered Mail Returned to Sender\r\n"
     b"Message-ID: <dsn-rules@mx.example.ru>\r\nMIME-Version: 1.0\r\n"
