@@ -259,6 +259,19 @@ DSN = (
 )
 
 
+def test_a_report_delivered_twice_in_one_batch_is_one_bounce(settings: Settings) -> None:
+    """README, "Intake": *dedupe* comes before *triage*. A delivery report fetched twice in one batch (a folder
+    holding it twice) is recorded once: the second delivery is a `duplicate` of the first, so the address is not
+    counted as bouncing twice."""
+    results = pipeline.process_batch(
+        settings, [(DSN, Source("smtp", envelope_from="")), (DSN, Source("smtp", envelope_from=""))], now=NOW
+    )
+    assert [r.outcome for r in results] == [Outcome.bounce, Outcome.duplicate]
+    with session_scope(settings) as session:
+        assert session.scalars(select(Bounce.intake_id)).all() == [results[0].entry_id]
+        assert session.get_one(IntakeEntry, results[1].entry_id).duplicate_of_id == results[0].entry_id
+
+
 def test_a_bounce_is_recorded_at_its_arrival_with_the_servers_words(settings: Settings) -> None:
     """A delivery report (RFC 3464) becomes a bounce record: when intake took it (hard bounces suppress the address
     from then on) and the remote server's diagnostic as it wrote it, for staff."""
