@@ -676,6 +676,9 @@ def test_a_connection_stopped_by_an_unexpected_error_ends_the_send_with_it(
     with caplog.at_level("ERROR", logger=sender.log.name), pytest.raises(UnicodeError):
         run_within(send_campaign(broken, campaign_id), 60, "campaign send")
     assert states(one, campaign_id) == {"queued": len(addresses)}
+    with session_scope(one) as session:  # none was tried: none has used one of its OUTBOX_MAX_ATTEMPTS
+        attempts = session.scalars(select(Delivery.attempts).where(Delivery.campaign_id == campaign_id)).all()
+    assert attempts == [0] * len(addresses)
     failures = [r for r in caplog.records if r.exc_info and isinstance(r.exc_info[1], UnicodeError)]
     assert len(failures) == 2, caplog.text  # each connection says why it stopped, and that it stopped
     assert all("connection stopped" in r.getMessage() for r in failures), caplog.text

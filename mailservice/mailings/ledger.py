@@ -347,12 +347,16 @@ class Ledger:
 
     def settle_own(self) -> None:
         """After a pass: anything of ours still claimed goes back to the queue, anything still ``sending`` (its
-        outcome could not be recorded) becomes ``ambiguous``. Normally there is nothing."""
+        outcome could not be recorded) becomes ``ambiguous``. Normally there is nothing.
+
+        A copy still claimed was never marked ``sending``, so nothing of it went on the wire: its claim is not an
+        attempt (as :meth:`release` has it), and a pass stopped by an error does not bring it nearer to
+        ``OUTBOX_MAX_ATTEMPTS``."""
         with session_scope(self.settings) as session:
             session.execute(
                 update(Delivery)
                 .where(Delivery.claimed_by == self.worker, Delivery.state == DeliveryState.claimed)
-                .values(state=DeliveryState.queued, claimed_by="", claim_token="")
+                .values(state=DeliveryState.queued, claimed_by="", claim_token="", attempts=Delivery.attempts - 1)
             )
             lost = list(
                 session.scalars(
