@@ -150,6 +150,21 @@ def test_a_batch_written_message_by_message_quarantines_each_bad_one_alone(
     assert counts(settings) == (6, 2)
 
 
+def test_an_unreadable_message_in_a_batch_is_quarantined_by_the_fast_mode_itself(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bytes that are no message at all (nothing could be parsed, not even a sender) are quarantined beside the
+    batch's letters: nothing in the fast mode trips over a message with nothing read, so the batch is not written
+    again message by message."""
+    garbage = b"\x00\x01\x02 this is not a message at all \xff\xfe"
+    batch = [(garbage, imap("INBOX", 7, 1)), (letter(2), imap("INBOX", 7, 2))]
+    with caplog.at_level(logging.WARNING, logger="mailservice.intake.pipeline"):
+        results = process_batch(settings, batch, now=NOW)
+    assert "message by message" not in caplog.text
+    assert outcomes(results) == [(Outcome.quarantined, None, False), (Outcome.new_request, "2026-000001", False)]
+    assert results[0].reason.startswith("unparseable")
+
+
 def fail_preparing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Preparing a letter titled «ПОДГОТОВКА» fails after it was parsed (a bug in the advertising check)."""
     original = prepare.hold_reasons
