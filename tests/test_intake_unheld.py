@@ -96,3 +96,22 @@ def test_two_thanks_from_a_new_address_in_a_batch_make_one_client(settings: Sett
     with session_scope(settings) as session:
         assert session.scalar(select(func.count()).select_from(Client)) == 1
         assert session.scalar(select(func.count()).select_from(ClientContact)) == 1
+
+
+def test_a_letter_after_a_thanks_from_the_same_new_address_in_a_batch_finds_its_client(
+    settings: Settings, caplog: Any
+) -> None:
+    """A thank-you from a new address, written in its own savepoint, makes its author a client; a request from the
+    same address later in the batch, written by the batch itself, finds that client rather than adding the address
+    to a second one (whose unique contact would send the whole batch back to be written message by message)."""
+    letters = [
+        citizen_mail(sender="new@example.ru", subject="Спасибо", body="Спасибо!", message_id="t@example.ru"),
+        citizen_mail(sender="new@example.ru", subject="Запрос о торгах", body="Прошу сообщить дату торгов."),
+    ]
+    with caplog.at_level("WARNING", logger="mailservice.intake.pipeline"):
+        results = process_batch(settings, [(raw, _source()) for raw in letters], now=NOW)
+    assert "message by message" not in caplog.text
+    assert [r.outcome for r in results] == [Outcome.feedback, Outcome.new_request], results
+    with session_scope(settings) as session:
+        [contact] = session.scalars(select(ClientContact)).all()
+        assert set(session.scalars(select(Request.client_id))) == {contact.client_id}
