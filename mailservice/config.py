@@ -10,6 +10,7 @@ import ipaddress
 import itertools
 import math
 import os
+import re
 import secrets
 from collections import Counter
 from enum import StrEnum
@@ -25,7 +26,7 @@ from zoneinfo import ZoneInfo
 _PLUGINS = os.environ.get("PYDANTIC_DISABLE_PLUGINS")
 os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
 
-from pydantic import Field, field_validator, model_validator  # noqa: E402
+from pydantic import Field, ValidationInfo, field_validator, model_validator  # noqa: E402
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict  # noqa: E402
 
 from mailservice.mail.addresses import address_key  # noqa: E402  (pure: no import of the service)
@@ -192,6 +193,31 @@ def public_url_problem(url: str) -> str | None:
             "— без https: ссылки с личными данными и вход сотрудников шли бы по сети открытыми; "
             "укажите https-адрес обратного прокси"
         )
+    return None
+
+
+# Letters, digits and hyphens (RFC 1123 2.1), and the underscore that container and /etc/hosts names often hold.
+_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
+
+
+def host_problem(host: str) -> str | None:
+    """Why a server's name cannot be connected to, in Russian, or None (pure).
+
+    An IP address, or a domain name whose labels are letters, digits and hyphens (RFC 1123 2.1; an internationalised
+    name in its IDNA form, RFC 5890). Checked at start-up: a name the resolver refuses to encode (``smtp..mail.ru``)
+    fails only on the first connection, as an error that is neither a refusal nor a time-out."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return None
+    try:
+        ascii_name = host.rstrip(".").encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        ascii_name = ""
+    if not ascii_name or len(ascii_name) > 253 or not all(_LABEL.fullmatch(label) for label in ascii_name.split(".")):
+        return "— не имя сервера и не IP-адрес; проверьте, нет ли лишних точек, пробелов или знаков"
     return None
 
 
@@ -372,6 +398,15 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
                 raise ValueError(f"MAILSERVICE_TRUSTED_PROXIES: «{item}» — не IP-адрес и не сеть") from None
+        return value
+
+    @field_validator("smtp_host", "imap_host")
+    @classmethod
+    def _check_host(cls, value: str, info: ValidationInfo) -> str:
+        # An empty IMAP host: no mailbox to read (mail comes by the receiver); an empty SMTP host sends nowhere.
+        problem = host_problem(value) if value or info.field_name == "smtp_host" else None
+        if problem is not None:
+            raise ValueError(f"MAILSERVICE_{(info.field_name or '').upper()} «{value}» {problem}")
         return value
 
     @model_validator(mode="after")

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from mailservice.config import Settings, get_settings
+from mailservice.config import Settings
 from mailservice.resources import package_path
 
 SHIPPED_OVERRIDE_FILE = package_path("data", "calendar_overrides.yaml")
@@ -353,13 +353,11 @@ def _file_key(path: Path) -> tuple[str, int]:
         raise CalendarError(f"{path}: файл календаря не найден или недоступен: {exc.strerror or exc}") from exc
 
 
-def default_calendar(settings: Settings | None = None) -> Calendar:
+def default_calendar(settings: Settings) -> Calendar:
     """The calendar from the shipped override file plus ``calendar_override_file`` from the settings.
 
     Cached per file and modification time, so an edited override file takes effect without a restart.
     """
-    if settings is None:
-        settings = get_settings()
     paths = [SHIPPED_OVERRIDE_FILE]
     if settings.calendar_override_file is not None:
         paths.append(Path(settings.calendar_override_file))

@@ -259,6 +259,19 @@ DSN = (
 )
 
 
+def test_a_report_delivered_twice_in_one_batch_is_one_bounce(settings: Settings) -> None:
+    """README, "Intake": *dedupe* comes before *triage*. A delivery report fetched twice in one batch (a folder
+    holding it twice) is recorded once: the second delivery is a `duplicate` of the first, so the address is not
+    counted as bouncing twice."""
+    results = pipeline.process_batch(
+        settings, [(DSN, Source("smtp", envelope_from="")), (DSN, Source("smtp", envelope_from=""))], now=NOW
+    )
+    assert [r.outcome for r in results] == [Outcome.bounce, Outcome.duplicate]
+    with session_scope(settings) as session:
+        assert session.scalars(select(Bounce.intake_id)).all() == [results[0].entry_id]
+        assert session.get_one(IntakeEntry, results[1].entry_id).duplicate_of_id == results[0].entry_id
+
+
 def test_a_bounce_is_recorded_at_its_arrival_with_the_servers_words(settings: Settings) -> None:
     """A delivery report (RFC 3464) becomes a bounce record: when intake took it (hard bounces suppress the address
     from then on) and the remote server's diagnostic as it wrote it, for staff."""
@@ -620,6 +633,32 @@ def test_two_commands_from_one_address_in_a_batch_are_written_as_first_tried(
     assert [r.outcome for r in results] == [Outcome.routed, Outcome.routed], results
 
 
+def test_a_reply_and_a_repeat_in_a_batch_are_decided_without_writing_it_again(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """README, "Throughput": in the fast mode a reply that names its request and a repeat of a letter registered
+    earlier go to their own savepoints, the plain letters are written by the batch itself. Nothing makes the batch
+    roll back to be written message by message: the fast mode's choice is right, not merely rescued."""
+    _first, ack_id = first_request(settings)
+    letters = [
+        citizen_mail(sender="b@example.ru", subject="Часы приёма", body="Прошу сообщить часы приёма граждан."),
+        citizen_mail(
+            subject="Re: дополнение",
+            body="Дополняю своё обращение: меня интересуют участки в Бердске.",
+            in_reply_to=ack_id,
+        ),
+        citizen_mail(),  # the first letter pressed again: a new Message-ID, the same sender and words
+        citizen_mail(sender="c@example.ru", subject="Аренда", body="Прошу сообщить размер арендной платы за участок."),
+    ]
+    with caplog.at_level(logging.WARNING, logger="mailservice.intake.pipeline"):
+        results = pipeline.process_batch(
+            settings, [(raw, smtp_source()) for raw in letters], now=NOW + dt.timedelta(minutes=5)
+        )
+    assert "message by message" not in caplog.text
+    assert [r.outcome for r in results] == [Outcome.new_request, Outcome.reply, Outcome.duplicate, Outcome.new_request]
+    assert [r.request_number for r in results[1:3]] == ["2026-000001"] * 2
+
+
 def test_the_pollers_warm_up_readies_intake_before_any_letter(settings: Settings) -> None:
     """README, "Throughput": at start-up the poller loads the classifier and the workers and then freezes the
     garbage collector's view of what is loaded; none of it waits for a letter (here without worker processes)."""
@@ -886,13 +925,15 @@ RESEND_WINDOW = dt.timedelta(hours=24)  # README, "Intake": a letter repeating o
 AUCTION = "Прошу сообщить, когда будет аукцион на участок в Бердске."
 
 
-def pressed_again(sender: str = "ivanov@example.ru", *, text: str = AUCTION, scan: bytes | None = None) -> bytes:
+def pressed_again(
+    sender: str = "ivanov@example.ru", *, text: str = AUCTION, scan: bytes | None = None, subject: str = "Аукцион"
+) -> bytes:
     """The letter as its author's mail program sends it each time «Отправить» is pressed: a new Message-ID (and a
     new MIME boundary), the same sender, subject, text and file."""
     message = EmailMessage()
     message["From"] = f"Иванов Иван <{sender}>"
     message["To"] = "info@dizo.test"
-    message["Subject"] = "Аукцион"
+    message["Subject"] = subject
     message["Message-ID"] = make_msgid(domain="example.ru")
     message.set_content(text)
     if scan is not None:
@@ -941,6 +982,22 @@ def test_a_letter_sent_again_within_24_hours_is_a_copy_of_the_registered_one(
         (Outcome.duplicate, 0, "2026-000001"),
         (Outcome.duplicate, 0, "2026-000001"),
         (Outcome.new_request, None, "2026-000002"),
+    ]
+
+
+@pytest.mark.parametrize("mode", ["fast", "careful"])
+def test_a_letter_with_its_whole_complaint_as_subject_sent_again_is_a_copy(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """Real mail: the complaint typed whole into the subject line, longer than the journal keeps of a subject (its
+    first 500 characters, README "Intake"). Pressed again, it is still a copy: the repeat is told by what was kept."""
+    every_letter_in_its_own_savepoint(monkeypatch, mode)
+    subject = " ".join(["Прошу разобраться с вырубкой деревьев на участке у дома 5 по улице Ленина в Бердске"] * 10)
+    assert len(subject) > 700
+    presses = [(pressed_again(subject=subject), NOW + dt.timedelta(minutes=minutes)) for minutes in (0, 1)]
+    assert taken(settings, presses) == [
+        (Outcome.new_request, None, "2026-000001"),
+        (Outcome.duplicate, 0, "2026-000001"),
     ]
 
 

@@ -661,3 +661,23 @@ def test_a_pass_that_cannot_reach_the_relay_tries_it_once(one: Settings) -> None
     assert (result.smtp_down, result.sent, result.released) == (True, 0, len(addresses))
     assert len(accepted) == 1  # one connection (MAILING_CONCURRENCY=1), not one per copy
     assert states(one, campaign_id) == {"queued": len(addresses)}
+
+
+def test_a_connection_stopped_by_an_unexpected_error_ends_the_send_with_it(
+    one: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server name the resolver cannot encode (settings built in code skip the start-up check) makes the connection
+    raise UnicodeError: neither a refusal nor a time-out. The send ends with that error, logged, and every copy is
+    handed back for a later pass, rather than `campaign send` waiting for ever on copies no connection reads (it
+    did: the feeder kept its queue full for connections that had ended)."""
+    addresses = populate(one, 4)
+    campaign_id = new_campaign(one)
+    broken = one.model_copy(update={"smtp_host": "smtp..dizo.example.ru", "mailing_concurrency": 2})
+    with caplog.at_level("ERROR", logger=sender.log.name), pytest.raises(UnicodeError):
+        run_within(send_campaign(broken, campaign_id), 60, "campaign send")
+    assert states(one, campaign_id) == {"queued": len(addresses)}
+    failures = [r for r in caplog.records if r.exc_info and isinstance(r.exc_info[1], UnicodeError)]
+    assert len(failures) == 2, caplog.text  # each connection says why it stopped, and that it stopped
+    assert all("connection stopped" in r.getMessage() for r in failures), caplog.text
+    with session_scope(one) as session:
+        assert campaigns.get(session, campaign_id).status == "sending"  # the next pass tries again

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import os
 import sys
@@ -299,8 +300,26 @@ def test_missing_override_file(tmp_path: Path) -> None:
     missing = tmp_path / "missing.yaml"
     with pytest.raises(CalendarError, match=r"missing\.yaml"):
         Calendar.from_files([missing])
-    with pytest.raises(CalendarError, match=r"missing\.yaml"):
+    with pytest.raises(CalendarError) as info:
         default_calendar(Settings(_env_file=None, calendar_override_file=missing))
+    # The path, then the system's own words for what went wrong (not Python's "[Errno 2] ...: 'path'" again).
+    assert str(info.value) == f"{missing}: файл календаря не найден или недоступен: {os.strerror(errno.ENOENT)}"
+
+
+def test_two_override_files_of_the_same_moment_are_two_calendars(tmp_path: Path) -> None:
+    """The cache tells the files by their path, not only by their modification time: a department that moves to
+    another override file (or two services on one machine) never gets the other file's days off."""
+    first = _write(
+        tmp_path / "first.yaml", {"years": {2026: {"decree": "a", "confirmed": True, "days_off": [D(2026, 6, 10)]}}}
+    )
+    second = _write(
+        tmp_path / "second.yaml", {"years": {2026: {"decree": "b", "confirmed": True, "days_off": [D(2026, 6, 17)]}}}
+    )
+    moment = first.stat().st_mtime_ns
+    os.utime(second, ns=(moment, moment))
+    assert not default_calendar(Settings(_env_file=None, calendar_override_file=first)).is_working_day(D(2026, 6, 10))
+    other = default_calendar(Settings(_env_file=None, calendar_override_file=second))
+    assert (other.is_working_day(D(2026, 6, 10)), other.is_working_day(D(2026, 6, 17))) == (True, False)
 
 
 def test_default_calendar_reads_settings_and_follows_edits(tmp_path: Path) -> None:

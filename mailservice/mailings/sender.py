@@ -236,7 +236,7 @@ class CampaignPass:
         self.stop = stop or asyncio.Event()
         self.on_outcome = on_outcome
         self.result = PassResult()
-        self.callback_error: BaseException | None = None  # the first error of on_outcome, raised by run()
+        self.error: BaseException | None = None  # the first error of on_outcome or of a connection, raised by run()
         self._halt = False  # paused, SMTP down or stopped: no more claims, release what is queued
         self._renderer: CampaignRenderer | None = None
         self._links = UnsubscribeLinks(settings)
@@ -258,7 +258,7 @@ class CampaignPass:
 
     def _count(self, outcome: Outcome) -> None:
         self.result.add(outcome)
-        if self.on_outcome is not None and self.callback_error is None:
+        if self.on_outcome is not None and self.error is None:
             try:
                 self.on_outcome(self.result)
             except BaseException as exc:
@@ -268,7 +268,7 @@ class CampaignPass:
                 # feeder waiting for a queue no one reads. BaseException too: SystemExit or KeyboardInterrupt would
                 # escape the event loop with copies still claimed or 'sending', a CancelledError or a library's own
                 # would end the task silently (the same hang); run() re-raises them once every copy is settled.
-                self.callback_error = exc
+                self.error = exc
                 self._halt = True
 
     async def run(self) -> PassResult:
@@ -309,8 +309,8 @@ class CampaignPass:
             self.ledger.close()
             with session_scope(settings) as session:
                 campaigns.finish_if_complete(session, self.campaign_id, utcnow())
-        if self.callback_error is not None:
-            raise self.callback_error
+        if self.error is not None:
+            raise self.error
         return self.result
 
     async def _feed(self, queue: asyncio.Queue[Job | None], concurrency: int) -> None:
@@ -378,6 +378,16 @@ class CampaignPass:
                 if not keep or used >= 500:
                     await self._close(client, polite=keep)
                     client = None
+        except Exception as exc:
+            # Not a refusal, a time-out nor a failed round: a bug, or an error nobody foresaw (a server name the
+            # resolver cannot encode raised UnicodeError). Ended with it, the task went unseen (run() gathers its
+            # connections only at the end) and, once every connection had ended so, the feeder waited for ever on a
+            # queue no one read. The pass stops as when told to, the copy in hand is settled with the rest (still
+            # claimed: handed back; marked sending: ambiguous), and run() raises the error.
+            log.exception("mailing: a connection stopped on an unexpected error")
+            if self.error is None:
+                self.error = exc
+            self._halt = True
         finally:
             if client is not None:
                 await self._close(client, polite=True)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -85,3 +86,26 @@ def test_trusted_proxies_must_be_addresses() -> None:
     with pytest.raises(ValidationError, match="TRUSTED_PROXIES"):
         Settings(trusted_proxies="proxy.example.org")
     assert Settings().trusted_proxies == []  # none by default
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["smtp..dizo.example.ru", "-smtp.dizo.example.ru", "smtp dizo.example.ru", "smtp.dizo.example.ru/25", "", "a" * 64],
+)
+def test_a_server_name_that_cannot_be_connected_to_is_refused_at_start_up(host: str) -> None:
+    """A typing slip in a server's name is told before the first letter, naming the variable (RFC 1123 2.1: labels
+    of letters, digits and hyphens, at most 63 characters; an empty label is what IDNA refuses to encode)."""
+    with pytest.raises(ValidationError, match=f"MAILSERVICE_SMTP_HOST «{re.escape(host)}» — не имя сервера"):
+        Settings(smtp_host=host)
+    if host:  # no IMAP host at all is allowed: mail then comes by the receiver
+        with pytest.raises(ValidationError, match="MAILSERVICE_IMAP_HOST"):
+            Settings(imap_host=host)
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "::1", "localhost", "smtp.dizo.example.ru", "smtp.dizo.example.ru.", "почта.рф", "relay_1"]
+)
+def test_a_server_name_that_can_be_connected_to_is_kept(host: str) -> None:
+    """Addresses, names with a final dot, internationalised names (RFC 5890) and container names with an underscore."""
+    assert (Settings(smtp_host=host).smtp_host, Settings(imap_host=host).imap_host) == (host, host)
+    assert Settings(imap_host="").imap_host == ""
