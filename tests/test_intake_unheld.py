@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import Engine
 
@@ -99,7 +100,7 @@ def test_two_thanks_from_a_new_address_in_a_batch_make_one_client(settings: Sett
 
 
 def test_a_letter_after_a_thanks_from_the_same_new_address_in_a_batch_finds_its_client(
-    settings: Settings, caplog: Any
+    settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A thank-you from a new address, written in its own savepoint, makes its author a client; a request from the
     same address later in the batch, written by the batch itself, finds that client rather than adding the address
