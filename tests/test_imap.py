@@ -7,7 +7,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from imap_tools import MailBoxUnencrypted
@@ -17,6 +19,7 @@ from mailservice import config
 from mailservice.db import session_scope, utcnow
 from mailservice.inforequests.models import Request
 from mailservice.intake.models import IntakeEntry, Outcome
+from mailservice.intake.prepare import Preparer
 from mailservice.mail.imap import connect, poll_once
 from tests.cli_support import cli_env
 from tests.conftest import CORPORA, make_env
@@ -62,6 +65,35 @@ def test_poll_registers_and_moves_after_commit(imap: Dovecot, imap_settings: con
         entries = session.scalars(select(IntakeEntry)).all()
         assert len(entries) == 6
         assert all(e.mailbox == "INBOX" and e.uidvalidity and e.uid for e in entries)
+
+
+def test_only_the_first_batch_of_a_pass_is_prepared_as_alone(
+    imap: Dovecot, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str
+) -> None:
+    # While the first batch is prepared the poller has nothing to write, so it prepares an even part of it
+    # (intake/prepare.py, Preparer.submit); every later batch is prepared while the one before it is written.
+    settings = make_env(
+        monkeypatch,
+        tmp_path,
+        db_url,
+        imap_batch_size="8",
+        intake_workers="1",
+        **{k.removeprefix("MAILSERVICE_").lower(): v for k, v in imap.env().items()},
+    )
+    append(imap, [citizen_mail(sender=f"c{i}@example.ru", subject=f"Запрос {i}") for i in range(20)])
+    seen: list[tuple[int, bool]] = []
+    submit = Preparer.submit
+
+    def recorded(self: Preparer, items: Sequence[tuple[bytes, str | None]], *, alone: bool = False) -> Any:
+        seen.append((len(items), alone))
+        return submit(self, items, alone=alone)
+
+    monkeypatch.setattr(Preparer, "submit", recorded)
+    for _ in range(2):  # each pass begins anew
+        result = poll_once(settings)
+        assert result.outcomes == {Outcome.new_request: result.fetched}
+        append(imap, [citizen_mail(sender=f"d{i}@example.ru", subject=f"Запрос {i}") for i in range(9)])
+    assert seen == [(8, True), (8, False), (4, False), (8, True), (1, False)]
 
 
 def test_processed_folder_deleted_under_a_held_connection_is_made_again(

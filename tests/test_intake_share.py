@@ -103,3 +103,33 @@ def test_a_batch_prepared_partly_by_the_poller_is_the_same_and_in_order(
     assert [p.raw_sha256 for p in shared] == [p.raw_sha256 for p in pooled]
     assert [p.parsed.from_addr for p in shared if p.parsed] == [f"s{i}@example.ru" for i in range(12)]
     assert shared == pooled  # every field: parsed message, triage, labels with their reasons
+
+
+def test_a_batch_prepared_alone_is_split_evenly_and_teaches_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The first batch of an IMAP pass: the poller has nothing to write while the workers prepare it, so it takes
+    # an even part (half, beside one worker) whatever it has learnt, and the learnt share is left as it was.
+    preparer = _preparer(monkeypatch, tmp_path, "1")
+    raws = [
+        citizen_mail(sender=f"s{i}@example.ru", subject=f"Вопрос {i}", body=f"Прошу сообщить {i}.") for i in range(12)
+    ]
+    here: list[int] = []
+    chunk = prepare._prepare_chunk
+
+    def counted(part: Sequence[tuple[bytes, str | None]], limits: prepare.Limits) -> list[Prepared]:
+        here.append(len(part))
+        return chunk(part, limits)
+
+    monkeypatch.setattr(prepare, "_prepare_chunk", counted)
+    try:
+        for learnt in (0.0, 0.2):
+            preparer.local_share = learnt
+            here.clear()
+            alone = preparer.submit([(raw, None) for raw in raws], alone=True)()
+            assert here == [6]
+            assert preparer.local_share == learnt
+            assert [p.parsed.from_addr for p in alone if p.parsed] == [f"s{i}@example.ru" for i in range(12)]
+    finally:
+        preparer.close()
+        reset_caches()

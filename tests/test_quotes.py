@@ -44,6 +44,9 @@ OUR_LETTER = "Уважаемый Иван Петрович! Ваш запрос 
         f"{QUESTION}\n\nОт: Департамент [mailto:info@example.gov.ru]\nОтправлено: понедельник, 16 февраля 2026 г.\n"
         f"Тема: RE: Запрос\n\n{OUR_LETTER}\n",
         f"{QUESTION}\n\nOn Mon, Feb 16, 2026 at 12:00 PM Департамент <info@example.gov.ru>\nwrote:\n\n> {OUR_LETTER}\n",
+        # Wrapped over three lines by a narrow client; the colon stands apart, as some clients write it.
+        f"{QUESTION}\n\n16.02.2026, 12:00, Департамент имущества\nи земельных отношений\n"
+        f"<info@example.gov.ru> пишет :\n{OUR_LETTER}\n",
     ],
     ids=[
         "gmail-ru",
@@ -57,6 +60,7 @@ OUR_LETTER = "Уважаемый Иван Петрович! Ваш запрос 
         "outlook-ru",
         "outlook-mailto",
         "multiline-on",
+        "three-lines",
     ],
 )
 def test_quote_is_cut(reply: str) -> None:

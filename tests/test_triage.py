@@ -255,6 +255,21 @@ def test_another_systems_notice_is_not_an_appeal() -> None:
     assert HOLD_SYSTEM_NOTICE in RELAYED_HOLDS and HOLD_SYSTEM_NOTICE in TRIAGE_HOLDS
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        "ВАШЕ ЗАЯВЛЕНИЕ ПРИНЯТО.\nЭТО ПИСЬМО СФОРМИРОВАНО АВТОМАТИЧЕСКИ, НЕ ОТВЕЧАЙТЕ НА НЕГО.\n",
+        "Your application has been received.\nThis message was generated automatically. Please do not reply.\n",
+        "Автоматическое уведомление портала: заявление передано в ведомство.\nНе отвечайте на это письмо.\n",
+    ],
+    ids=["capitals", "english", "notice-first"],
+)
+def test_a_notice_in_capitals_or_in_english_is_a_notice(body: str) -> None:
+    # The wording is found whatever its case (the search ignores case) and in English as in Russian.
+    result = _triage(_msg(sender="noreply@portal.example.ru", body=body))
+    assert result.verdict is Verdict.auto_reply and result.relayed == HOLD_SYSTEM_NOTICE, result
+
+
 def test_a_person_mentioning_automatic_mail_is_a_person() -> None:
     # One sign alone is a person's words: «пришло автоматическое уведомление» in a complaint, «не отвечайте
     # отписками».

@@ -322,13 +322,18 @@ class Preparer:
         # time or more.
         self.local_share = 0.0
 
-    def submit(self, items: Sequence[tuple[bytes, str | None]]) -> Callable[[], list[Prepared]]:
-        """Start preparing ``items`` (raw bytes, envelope sender); the returned call waits for the results."""
+    def submit(self, items: Sequence[tuple[bytes, str | None]], *, alone: bool = False) -> Callable[[], list[Prepared]]:
+        """Start preparing ``items`` (raw bytes, envelope sender); the returned call waits for the results.
+
+        ``alone``: the caller has nothing else to do before it asks for the results (the first batch of an IMAP
+        pass): this process then takes an even part, as the workers do, and the learnt share stays as it is.
+        """
         pool = self._executor() if len(items) >= POOL_MIN_BATCH else None
         if pool is None:
             done = _prepare_chunk(items, self.limits)
             return lambda: done
-        pooled = len(items) - int(len(items) * self.local_share)
+        share = 1 / (self.workers + 1) if alone else self.local_share
+        pooled = len(items) - int(len(items) * share)
         size = max(1, -(-pooled // (self.workers * 2)))
         try:
             futures = [
@@ -337,7 +342,7 @@ class Preparer:
             ]
         except BrokenProcessPool:
             return self._fallback(items)
-        return lambda: self._collect(futures, items, pooled)
+        return lambda: self._collect(futures, items, pooled, learn=not alone)
 
     @property
     def worker_pids(self) -> list[int]:
@@ -365,16 +370,22 @@ class Preparer:
         return self.submit(items)()
 
     def _collect(
-        self, futures: list[Future[list[Prepared]]], items: Sequence[tuple[bytes, str | None]], pooled: int
+        self,
+        futures: list[Future[list[Prepared]]],
+        items: Sequence[tuple[bytes, str | None]],
+        pooled: int,
+        *,
+        learn: bool = True,
     ) -> list[Prepared]:
         # Called when the results are needed, so this process prepares its share in what would be time spent
         # waiting (the IMAP poller calls it after writing the previous batch).
         mine = _prepare_chunk(items[pooled:], self.limits) if pooled < len(items) else []
-        # Workers still busy: take a larger share of the next batch; already done: a smaller one. A poller with
-        # several workers and little waiting settles at none.
-        busy = not all(future.done() for future in futures)
-        step = LOCAL_SHARE_STEP if busy else -LOCAL_SHARE_STEP
-        self.local_share = min(max(self.local_share + step, 0.0), LOCAL_SHARE_MAX)
+        if learn:
+            # Workers still busy: take a larger share of the next batch; already done: a smaller one. A poller
+            # with several workers and little waiting settles at none.
+            busy = not all(future.done() for future in futures)
+            step = LOCAL_SHARE_STEP if busy else -LOCAL_SHARE_STEP
+            self.local_share = min(max(self.local_share + step, 0.0), LOCAL_SHARE_MAX)
         try:
             return [prepared for future in futures for prepared in future.result()] + mine
         except BrokenProcessPool:

@@ -241,9 +241,14 @@ def _attribution_span(lines: list[str], i: int) -> int:
             break
         if span > 1 and not _ATTRIBUTION_START.match(first):
             break
-        chunk = " ".join(part.strip() for part in lines[i : i + span])
-        if span > 1 and not lines[i + span - 1].strip():
+        last = lines[i + span - 1].strip()
+        if span > 1 and not last:
             break
+        if not last.endswith(":"):
+            # Both kinds below end with a colon; a longer span is tried next. Most lines of a letter end here,
+            # without the case-insensitive search of every line (bench/intake.py).
+            continue
+        chunk = " ".join(part.strip() for part in lines[i : i + span])
         if len(chunk) > 400:
             break
         if _WROTE.search(chunk):
