@@ -9,9 +9,12 @@ import sys
 
 import pymorphy3.dawg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from razdel import tokenize
 
 from mailservice.classify.text import (
+    _chunk_words,
     analyze,
     lemma,
     lemma_forms,
@@ -107,5 +110,18 @@ def test_analyze_indexes_tokens_and_lemmas_in_order() -> None:
 )
 def test_word_tokens_are_razdels(text: str) -> None:
     # Tokens come from cached chunks between spaces; they must be what razdel makes of the whole text.
+    expected = [token.text for token in tokenize(text) if re.search(r"\w", token.text)]
+    assert word_tokens(text) == expected
+
+
+# Letters of both alphabets in both cases (razdel reads them case-blind), digits of several scripts, the delimiters
+# its rules look across (dash, underscore, dot, comma, slash), other punctuation, letters of other alphabets, and
+# white space: texts where a chunk is a plain word, a plain word beside a delimiter, or a mix.
+_TEXT_CHARS = "абвгдеёжзЁЖЯabcxyzKQ0159\u0663\u07c2-\u2013\u2014_.,/\\!?:;()«»\"'@#№%+ΔσßÆæ\u017f\u212a\u00a0 \n\t"
+
+
+@given(st.text(alphabet=_TEXT_CHARS, max_size=40))
+def test_word_tokens_are_razdels_for_any_mix_of_words_and_delimiters(text: str) -> None:
+    _chunk_words.cache_clear()  # every chunk tokenised anew: a plain word's shortcut included
     expected = [token.text for token in tokenize(text) if re.search(r"\w", token.text)]
     assert word_tokens(text) == expected
