@@ -67,12 +67,9 @@ def test_poll_registers_and_moves_after_commit(imap: Dovecot, imap_settings: con
         assert all(e.mailbox == "INBOX" and e.uidvalidity and e.uid for e in entries)
 
 
-def test_only_the_first_batch_of_a_pass_is_prepared_as_alone(
-    imap: Dovecot, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str
-) -> None:
-    # While the first batch is prepared the poller has nothing to write, so it prepares an even part of it
-    # (intake/prepare.py, Preparer.submit); every later batch is prepared while the one before it is written.
-    settings = make_env(
+def _batched_settings(imap: Dovecot, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str) -> config.Settings:
+    """Batches of 8 (the smallest that goes to the workers) and one worker process."""
+    return make_env(
         monkeypatch,
         tmp_path,
         db_url,
@@ -80,6 +77,14 @@ def test_only_the_first_batch_of_a_pass_is_prepared_as_alone(
         intake_workers="1",
         **{k.removeprefix("MAILSERVICE_").lower(): v for k, v in imap.env().items()},
     )
+
+
+def test_only_the_first_batch_of_a_pass_is_prepared_as_alone(
+    imap: Dovecot, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str
+) -> None:
+    # While the first batch is prepared the poller has nothing to write, so it prepares an even part of it
+    # (intake/prepare.py, Preparer.submit); every later batch is prepared while the one before it is written.
+    settings = _batched_settings(imap, monkeypatch, tmp_path, db_url)
     append(imap, [citizen_mail(sender=f"c{i}@example.ru", subject=f"Запрос {i}") for i in range(20)])
     seen: list[tuple[int, bool]] = []
     submit = Preparer.submit
@@ -217,15 +222,8 @@ def _assert_no_process_left(marker: str, wait: float = 15.0) -> None:
 def test_sigkill_at_every_point_leaves_one_registration_per_message(
     imap: Dovecot, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str
 ) -> None:
-    settings = make_env(
-        monkeypatch,
-        tmp_path,
-        db_url,
-        imap_batch_size="8",
-        # Batches go to a worker process (batches of 8 and more do), which the poller's death must not orphan.
-        intake_workers="1",
-        **{k.removeprefix("MAILSERVICE_").lower(): v for k, v in imap.env().items()},
-    )
+    # Batches go to a worker process (batches of 8 and more do), which the poller's death must not orphan.
+    settings = _batched_settings(imap, monkeypatch, tmp_path, db_url)
     messages = [citizen_mail(sender=f"c{i}@example.ru", subject=f"Запрос {i}") for i in range(40)]
     append(imap, messages)
     env = cli_env()  # the poll subprocesses find the seed model in the data folder
