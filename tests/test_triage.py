@@ -261,8 +261,9 @@ def test_another_systems_notice_is_not_an_appeal() -> None:
         "ВАШЕ ЗАЯВЛЕНИЕ ПРИНЯТО.\nЭТО ПИСЬМО СФОРМИРОВАНО АВТОМАТИЧЕСКИ, НЕ ОТВЕЧАЙТЕ НА НЕГО.\n",
         "Your application has been received.\nThis message was generated automatically. Please do not reply.\n",
         "Автоматическое уведомление портала: заявление передано в ведомство.\nНе отвечайте на это письмо.\n",
+        "Сообщение сформировано автоматически, не отвечайте на него.\nThis message was generated automatically.\n",
     ],
-    ids=["capitals", "english", "notice-first"],
+    ids=["capitals", "english", "notice-first", "both-languages"],
 )
 def test_a_notice_in_capitals_or_in_english_is_a_notice(body: str) -> None:
     # The wording is found whatever its case (the search ignores case) and in English as in Russian.
