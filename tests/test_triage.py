@@ -262,11 +262,14 @@ def test_another_systems_notice_is_not_an_appeal() -> None:
         "Your application has been received.\nThis message was generated automatically. Please do not reply.\n",
         "Автоматическое уведомление портала: заявление передано в ведомство.\nНе отвечайте на это письмо.\n",
         "Сообщение сформировано автоматически, не отвечайте на него.\nThis message was generated automatically.\n",
+        # A rounded «в» (U+1C80), which the case-insensitive search takes for «в» and lower case keeps as it is.
+        "Это письмо сформировано а\u1c80томатически, не отвечайте на него.\n",
     ],
-    ids=["capitals", "english", "notice-first", "both-languages"],
+    ids=["capitals", "english", "notice-first", "both-languages", "look-alike-letter"],
 )
 def test_a_notice_in_capitals_or_in_english_is_a_notice(body: str) -> None:
-    # The wording is found whatever its case (the search ignores case) and in English as in Russian.
+    # The wording is found whatever its case (the search ignores case), in English as in Russian, and with a letter
+    # the search folds together with an ordinary one.
     result = _triage(_msg(sender="noreply@portal.example.ru", body=body))
     assert result.verdict is Verdict.auto_reply and result.relayed == HOLD_SYSTEM_NOTICE, result
 

@@ -21,6 +21,7 @@ from email.message import Message
 from email.utils import getaddresses
 from enum import StrEnum
 
+from mailservice.classify.prefilter import literals_apply, prefilters
 from mailservice.mail.bounces import DELIVERY_STATUS_TYPES, bounce_text, dsn_recipients
 from mailservice.mail.headers import part_content_type
 from mailservice.mail.parse import ParsedMessage
@@ -189,32 +190,36 @@ _RECEIPT_TEXT = re.compile(
 _SES_NOTIFICATION = re.compile(r'\\?"notificationType\\?"\s*:\s*\\?"(Bounce|Complaint|Delivery)', re.IGNORECASE)
 
 
-class _WithStems:
-    """A case-insensitive search run only on a text that holds one of ``stems`` in lower case, as every match does:
-    nearly every letter holds none, and the substring test costs a fraction of the search (bench/intake.py)."""
+class _Prefiltered:
+    """A case-insensitive search skipped for a text that lacks the literals every match holds, derived from the
+    expression as for the classifier's rules (classify/prefilter.py): nearly every letter lacks them, and the
+    substring tests cost a fraction of the search (bench/intake.py)."""
 
-    def __init__(self, regex: re.Pattern[str], stems: tuple[str, ...]) -> None:
+    def __init__(self, regex: re.Pattern[str]) -> None:
         self.regex = regex
-        self.stems = stems
+        self.needs, _twin = prefilters(regex)
 
     def search(self, text: str) -> re.Match[str] | None:
         """``regex.search(text)``."""
         folded = text.lower()
-        return self.regex.search(text) if any(stem in folded for stem in self.stems) else None
+        # The literals are exact for a lower-case text with no look-alike letters (literals_apply); here that text
+        # stands for ``text`` when lowering it kept one character for one.
+        exact = len(folded) == len(text) and literals_apply(folded)
+        if exact and not all(any(literal in folded for literal in group) for group in self.needs):
+            return None
+        return self.regex.search(text)
 
 
 # What another body's system writes under its notices («Ваше обращение зарегистрировано под № …», a status changed
 # on Госуслуги), often without Auto-Submitted: made by a program, and not to be answered.
-_MADE_BY_PROGRAM = _WithStems(
+_MADE_BY_PROGRAM = _Prefiltered(
     re.compile(
         r"(сформирован|сгенерирован|создан|отправлен|рассылается)[оаы]?\s+автоматически|"
         r"автоматически\s+(сформирован|сгенерирован|создан|отправлен)|"
         r"автоматическ(ое|ая|ий)\s+(уведомлени|рассылк|письм|сообщени)|"
         r"generated automatically|automatically generated|automated (message|notification)",
         re.IGNORECASE,
-    ),
-    # Every alternative above holds one of these.
-    ("автоматич", "automat"),
+    )
 )
 _DO_NOT_REPLY = re.compile(
     r"не\s+отвечайте|отвечать\s+на\s+(него|нее|неё|это\s+письмо|это\s+сообщение|данное\s+(письмо|сообщение))\s+не\s+"

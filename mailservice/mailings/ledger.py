@@ -73,11 +73,15 @@ _MARK_SKIPPED = (
     .values(state=DeliveryState.skipped, claimed_by="", last_error="согласие отозвано до отправки")
     .returning(Delivery.id)
 )
-_RELEASE = (
-    update(Delivery)
-    .where(*_CLAIMED_BY_ME)
-    .values(state=DeliveryState.queued, claimed_by="", claim_token="", attempts=Delivery.attempts - 1)
-)
+# A claimed copy handed back to the queue before it was marked ``sending``: nothing of it went on the wire, so its
+# claim does not count as an attempt toward OUTBOX_MAX_ATTEMPTS (release, settle_own, the round's own release).
+_HANDED_BACK = {
+    Delivery.state: DeliveryState.queued,
+    Delivery.claimed_by: "",
+    Delivery.claim_token: "",
+    Delivery.attempts: Delivery.attempts - 1,
+}
+_RELEASE = update(Delivery).where(*_CLAIMED_BY_ME).values(_HANDED_BACK)
 _MARK_SENT = (
     update(Delivery)
     .where(
@@ -342,7 +346,7 @@ class Ledger:
                     Delivery.claimed_by == self.worker,
                     Delivery.state == DeliveryState.claimed,
                 )
-                .values(state=DeliveryState.queued, claimed_by="", claim_token="", attempts=Delivery.attempts - 1)
+                .values(_HANDED_BACK)
             )
 
     def settle_own(self) -> None:
@@ -356,7 +360,7 @@ class Ledger:
             session.execute(
                 update(Delivery)
                 .where(Delivery.claimed_by == self.worker, Delivery.state == DeliveryState.claimed)
-                .values(state=DeliveryState.queued, claimed_by="", claim_token="", attempts=Delivery.attempts - 1)
+                .values(_HANDED_BACK)
             )
             lost = list(
                 session.scalars(
