@@ -264,8 +264,10 @@ def test_another_systems_notice_is_not_an_appeal() -> None:
         "Сообщение сформировано автоматически, не отвечайте на него.\nThis message was generated automatically.\n",
         # A rounded «в» (U+1C80), which the case-insensitive search takes for «в» and lower case keeps as it is.
         "Это письмо сформировано а\u1c80томатически, не отвечайте на него.\n",
+        # A dotted capital I (U+0130), which the search takes for «i» and lower case makes two characters.
+        "This message was generated automat\u0130cally. Please do not reply.\n",
     ],
-    ids=["capitals", "english", "notice-first", "both-languages", "look-alike-letter"],
+    ids=["capitals", "english", "notice-first", "both-languages", "look-alike-letter", "dotted-capital-i"],
 )
 def test_a_notice_in_capitals_or_in_english_is_a_notice(body: str) -> None:
     # The wording is found whatever its case (the search ignores case), in English as in Russian, and with a letter
