@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING
 
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -55,7 +55,7 @@ class IntakeEntry(Base):
     # SQLite a RETURNING per row is one statement per row: 5,000 INSERTs a pass instead of one a flush, a tenth of
     # the poller's CPU (bench/intake.py). The column's Python default always gives the value, so there is nothing
     # to read back; the server default is only for a receiver of the release before (see below).
-    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": False}
+    __mapper_args__ = {"eager_defaults": False}  # noqa: RUF012 (declared as an instance variable by SQLAlchemy)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
