@@ -20,6 +20,7 @@ from mailservice.db import session_scope, utcnow
 from mailservice.inforequests.models import Request
 from mailservice.intake.models import IntakeEntry, Outcome
 from mailservice.intake.prepare import Preparer
+from mailservice.mail import imap as imap_module
 from mailservice.mail.imap import connect, poll_once
 from tests.cli_support import cli_env
 from tests.conftest import CORPORA, make_env
@@ -79,26 +80,34 @@ def _batched_settings(imap: Dovecot, monkeypatch: pytest.MonkeyPatch, tmp_path: 
     )
 
 
-def test_only_the_first_batch_of_a_pass_is_prepared_as_alone(
+def test_each_batch_goes_to_the_workers_before_the_one_before_it_is_written(
     imap: Dovecot, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str
 ) -> None:
-    # While the first batch is prepared the poller has nothing to write, so it prepares an even part of it
-    # (intake/prepare.py, Preparer.submit); every later batch is prepared while the one before it is written.
+    # The pass overlaps its two halves (poll_once): batch N+1 is fetched and handed to the workers, then batch N is
+    # written while they prepare it. Each pass begins anew.
     settings = _batched_settings(imap, monkeypatch, tmp_path, db_url)
     append(imap, [citizen_mail(sender=f"c{i}@example.ru", subject=f"Запрос {i}") for i in range(20)])
-    seen: list[tuple[int, bool]] = []
-    submit = Preparer.submit
+    seen: list[tuple[str, int]] = []
+    submit, write = Preparer.submit, imap_module.process_batch
 
-    def recorded(self: Preparer, items: Sequence[tuple[bytes, str | None]], *, alone: bool = False) -> Any:
-        seen.append((len(items), alone))
-        return submit(self, items, alone=alone)
+    def submitted(self: Preparer, items: Sequence[tuple[bytes, str | None]]) -> Any:
+        seen.append(("submit", len(items)))
+        return submit(self, items)
 
-    monkeypatch.setattr(Preparer, "submit", recorded)
-    for _ in range(2):  # each pass begins anew
+    def written(settings: config.Settings, items: Sequence[Any], **kwargs: Any) -> Any:
+        seen.append(("write", len(items)))
+        return write(settings, items, **kwargs)
+
+    monkeypatch.setattr(Preparer, "submit", submitted)
+    monkeypatch.setattr(imap_module, "process_batch", written)
+    for _ in range(2):
         result = poll_once(settings)
         assert result.outcomes == {Outcome.new_request: result.fetched}
         append(imap, [citizen_mail(sender=f"d{i}@example.ru", subject=f"Запрос {i}") for i in range(9)])
-    assert seen == [(8, True), (8, False), (4, False), (8, True), (1, False)]
+    assert seen == [
+        ("submit", 8), ("submit", 8), ("write", 8), ("submit", 4), ("write", 8), ("write", 4),
+        ("submit", 8), ("submit", 1), ("write", 8), ("write", 1),
+    ]  # fmt: skip
 
 
 def test_processed_folder_deleted_under_a_held_connection_is_made_again(

@@ -1,135 +1,190 @@
-"""The poller prepares a share of a pooled batch itself while the workers prepare the rest.
+"""The poller prepares the part of a pooled batch that no worker has started when it needs the results.
 
-On two cores one worker takes about 1.7 times the CPU per letter that the poller needs to write it, so the poller
-would otherwise wait (README, "How it works"). The share grows while the workers are still busy when the poller has
-done its part, shrinks when they were done first, and is never more than half a batch (README, "How it works").
-No database: preparation is the database-free half of intake.
+A batch goes to the workers in chunks, one running and one waiting per worker; the other chunks stay with the poller,
+which takes them back from the end and prepares them itself rather than wait (README, "How it works"). Whoever
+prepared a chunk, the batch's results are the same and in order. No database: preparation is the database-free
+half of intake.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mailservice.intake import prepare
-from mailservice.intake.prepare import Prepared, Preparer
+from mailservice.intake.prepare import CHUNK_SIZE, Prepared, Preparer
 from tests.conftest import make_env, reset_caches
 from tests.mailfactory import citizen_mail, html_mail
 
-
-class _StillBusy(Future[list[Prepared]]):
-    """A worker's result that is ready to read but reports itself unfinished when the poller looks first."""
-
-    def done(self) -> bool:
-        return False
+Items = Sequence[tuple[bytes, str | None]]
 
 
-def _finished() -> Future[list[Prepared]]:
-    future: Future[list[Prepared]] = Future()
-    future.set_result([])
-    return future
+class _HeldPool:
+    """Stands for a worker pool whose workers start only when the test lets them, so who prepares what is fixed."""
+
+    def __init__(self) -> None:
+        self.given: list[int] = []  # the size of each chunk handed over, in order
+        self.futures: list[Future[list[Prepared]]] = []
+        self.go = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def submit(self, fn: Callable[[Items, prepare.Limits], list[Prepared]], items: Items, limits: Any) -> Future[Any]:
+        future: Future[list[Prepared]] = Future()
+        self.given.append(len(items))
+        self.futures.append(future)
+
+        def work() -> None:
+            self.go.wait(timeout=60)
+            if future.set_running_or_notify_cancel():
+                future.set_result(fn(items, limits))
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return future
+
+    def join(self) -> None:
+        self.go.set()
+        for thread in self._threads:
+            thread.join(timeout=60)
 
 
-def _preparer(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, workers: str) -> Preparer:
-    settings = make_env(monkeypatch, tmp_path, f"sqlite:///{tmp_path / 'unused.sqlite3'}", intake_workers=workers)
-    return Preparer(settings)
+class _RefusingPool:
+    """A pool that takes nothing: a worker died, or it is shutting down."""
+
+    def submit(self, *_args: Any) -> Future[Any]:
+        raise BrokenProcessPool("a worker died")
 
 
-def test_the_share_grows_while_the_workers_are_busy_and_stays_at_most_half(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    preparer = _preparer(monkeypatch, tmp_path, "1")
-    assert preparer.local_share == 0.0
-    shares = []
-    for _ in range(100):
-        busy = _StillBusy()
-        busy.set_result([])
-        preparer._collect([busy], [], 0)
-        shares.append(preparer.local_share)
-    assert shares[0] > 0.0
-    assert shares == sorted(shares)  # only ever grows while the workers lag
-    assert max(shares) <= 0.5  # never more than half a batch: the workers keep the larger part
-    assert shares[-1] == pytest.approx(0.5)
-    reset_caches()
+def _preparer(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pool: object, depth: int = 2) -> Preparer:
+    settings = make_env(monkeypatch, tmp_path, f"sqlite:///{tmp_path / 'unused.sqlite3'}", intake_workers="1")
+    preparer = Preparer(settings)
+    feeder = prepare._Feeder(pool, preparer.limits, depth)  # type: ignore[arg-type]
+    monkeypatch.setattr(preparer, "_executor", lambda: pool)
+    preparer._feeder = feeder
+    return preparer
 
 
-def test_the_share_shrinks_to_none_when_the_workers_were_done_first(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    preparer = _preparer(monkeypatch, tmp_path, "1")
-    preparer.local_share = 0.5
-    shares = []
-    for _ in range(100):
-        preparer._collect([_finished()], [], 0)
-        shares.append(preparer.local_share)
-    assert shares[0] < 0.5
-    assert shares == sorted(shares, reverse=True)
-    assert shares[-1] == 0.0
-    reset_caches()
-
-
-def test_a_batch_prepared_partly_by_the_poller_is_the_same_and_in_order(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    preparer = _preparer(monkeypatch, tmp_path, "1")
-    raws = [
-        citizen_mail(sender=f"s{i}@example.ru", subject=f"Запрос сведений {i}", body=f"Прошу сообщить, сколько {i}.")
-        if i % 3
-        else html_mail(sender=f"s{i}@example.ru", subject=f"Жалоба {i}", paragraphs=[f"Не убран снег у дома {i}."])
-        for i in range(12)
+def _letters(count: int) -> list[tuple[bytes, str | None]]:
+    return [
+        (
+            citizen_mail(
+                sender=f"s{i}@example.ru", subject=f"Запрос сведений {i}", body=f"Прошу сообщить, сколько {i}."
+            )
+            if i % 3
+            else html_mail(sender=f"s{i}@example.ru", subject=f"Жалоба {i}", paragraphs=[f"Не убран снег у дома {i}."]),
+            None,
+        )
+        for i in range(count)
     ]
-    items = [(raw, None) for raw in raws]
+
+
+def _counting_here(monkeypatch: pytest.MonkeyPatch, then: Callable[[], None] = lambda: None) -> list[int]:
+    """The sizes of the chunks prepared by the poller's own thread (the pool's stand-in threads are not counted);
+    ``then`` runs before the first of them."""
     here: list[int] = []
     chunk = prepare._prepare_chunk
 
-    def counted(part: Sequence[tuple[bytes, str | None]], limits: prepare.Limits) -> list[Prepared]:
-        here.append(len(part))  # only calls in this process are counted: the worker's are in another one
+    def counted(part: Items, limits: prepare.Limits) -> list[Prepared]:
+        if threading.current_thread() is threading.main_thread():
+            if not here:
+                then()
+            here.append(len(part))
         return chunk(part, limits)
 
     monkeypatch.setattr(prepare, "_prepare_chunk", counted)
+    return here
+
+
+def test_the_feeder_gives_each_worker_one_chunk_running_and_one_waiting() -> None:
+    pool = _HeldPool()
+    feeder = prepare._Feeder(pool, None, 2)  # type: ignore[arg-type]
+    chunks = [prepare._Chunk([(b"x", None)] * size) for size in (1, 2, 3, 4, 5)]
+    feeder.add(chunks)
+    assert pool.given == [1, 2]  # the rest wait with the poller
+    assert feeder.take_back(chunks[4])  # the last one is the poller's now
+    assert not feeder.take_back(chunks[0])  # a worker has this one
+    pool.futures[0].set_result([])
+    assert pool.given == [1, 2, 3]  # a finished chunk lets the next one go, in order
+    pool.futures[1].set_result([])
+    pool.futures[2].set_result([])
+    assert pool.given == [1, 2, 3, 4]  # and never the one taken back
+    assert not feeder.take_back(chunks[3])
+    feeder.add([prepare._Chunk([(b"y", None)] * 6)])
+    assert pool.given == [1, 2, 3, 4, 6]  # the next batch's chunks follow
+
+
+def test_the_poller_prepares_the_chunks_no_worker_has_and_the_batch_keeps_its_order(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    items = _letters(2 * CHUNK_SIZE + 5)
+    pool = _HeldPool()
+    preparer = _preparer(monkeypatch, tmp_path, pool)
+    expected = prepare._prepare_chunk(items, preparer.limits)  # all of it in one go, before anything is counted
+    here = _counting_here(monkeypatch, then=pool.go.set)  # the workers start once the poller has taken its part
     try:
-        preparer.local_share = 0.0
+        results = preparer.submit(items)()
+    finally:
+        pool.join()
+        reset_caches()
+    assert pool.given == [CHUNK_SIZE, CHUNK_SIZE]  # one running and one waiting for the only worker
+    assert here == [5]  # the last chunk, which no worker had
+    assert [p.parsed.from_addr for p in results if p.parsed] == [f"s{i}@example.ru" for i in range(len(items))]
+    assert results == expected  # every field: parsed message, triage, labels with their reasons
+
+
+def test_a_batch_no_worker_takes_is_prepared_by_the_poller_in_order(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    items = _letters(CHUNK_SIZE + 3)
+    preparer = _preparer(monkeypatch, tmp_path, _RefusingPool())
+    expected = prepare._prepare_chunk(items, preparer.limits)
+    here = _counting_here(monkeypatch)
+    try:
+        results = preparer.submit(items)()
+    finally:
+        reset_caches()
+    assert here == [3, CHUNK_SIZE]  # taken back from the end
+    assert results == expected
+
+
+def test_a_batch_whose_pool_was_replaced_is_prepared_by_the_poller(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # New settings or a retrained model start fresh workers (Preparer._executor): what the old ones had not begun
+    # is cancelled, and the batch must still come back whole.
+    items = _letters(CHUNK_SIZE + 3)
+    pool = _HeldPool()
+    preparer = _preparer(monkeypatch, tmp_path, pool, depth=1)
+    expected = prepare._prepare_chunk(items, preparer.limits)
+    collect = preparer.submit(items)
+    assert pool.given == [CHUNK_SIZE]
+    assert pool.futures[0].cancel()
+    try:
+        results = collect()
+    finally:
+        pool.join()
+        reset_caches()
+    assert results == expected
+
+
+def test_a_batch_through_a_real_worker_is_the_batch_prepared_here(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    settings = make_env(monkeypatch, tmp_path, f"sqlite:///{tmp_path / 'unused.sqlite3'}", intake_workers="1")
+    preparer = Preparer(settings)
+    items = _letters(2 * CHUNK_SIZE + 5)
+    try:
         pooled = preparer.prepare(items)
-        assert here == []
-        preparer.local_share = 0.5
-        shared = preparer.prepare(items)
+        assert preparer.workers_running
     finally:
         preparer.close()
-        reset_caches()
-    assert here == [6]  # the last half of the batch, prepared here
-    assert [p.raw_sha256 for p in shared] == [p.raw_sha256 for p in pooled]
-    assert [p.parsed.from_addr for p in shared if p.parsed] == [f"s{i}@example.ru" for i in range(12)]
-    assert shared == pooled  # every field: parsed message, triage, labels with their reasons
-
-
-def test_a_batch_prepared_alone_is_split_evenly_and_teaches_nothing(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    # The first batch of an IMAP pass: the poller has nothing to write while the workers prepare it, so it takes
-    # an even part (half, beside one worker) whatever it has learnt, and the learnt share is left as it was.
-    preparer = _preparer(monkeypatch, tmp_path, "1")
-    raws = [
-        citizen_mail(sender=f"s{i}@example.ru", subject=f"Вопрос {i}", body=f"Прошу сообщить {i}.") for i in range(12)
-    ]
-    here: list[int] = []
-    chunk = prepare._prepare_chunk
-
-    def counted(part: Sequence[tuple[bytes, str | None]], limits: prepare.Limits) -> list[Prepared]:
-        here.append(len(part))
-        return chunk(part, limits)
-
-    monkeypatch.setattr(prepare, "_prepare_chunk", counted)
-    try:
-        for learnt in (0.0, 0.2):
-            preparer.local_share = learnt
-            here.clear()
-            alone = preparer.submit([(raw, None) for raw in raws], alone=True)()
-            assert here == [6]
-            assert preparer.local_share == learnt
-            assert [p.parsed.from_addr for p in alone if p.parsed] == [f"s{i}@example.ru" for i in range(12)]
-    finally:
-        preparer.close()
-        reset_caches()
+    expected = prepare._prepare_chunk(items, preparer.limits)
+    reset_caches()
+    assert pooled == expected

@@ -10,6 +10,7 @@ crash here therefore loses nothing: the message is still in the mailbox and is p
 from __future__ import annotations
 
 import atexit
+import collections
 import copyreg
 import dataclasses
 import email
@@ -23,7 +24,7 @@ import select
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,10 +56,10 @@ copyreg.pickle(MappingProxyType, lambda proxy: (_read_only, (dict(proxy),)))
 
 # Below this many messages the round trip to the workers costs more than it saves (single SMTP deliveries).
 POOL_MIN_BATCH = 8
-# The share of a pooled batch the poller prepares itself moves by this step after each batch, up to the maximum
-# (see Preparer._collect).
-LOCAL_SHARE_STEP = 0.04
-LOCAL_SHARE_MAX = 0.5
+# A worker takes a pooled batch this many messages at a time (see _Feeder): small enough that the poller rarely
+# waits for the one a worker has started, large enough that a chunk's round trip and filesystem sync stay a small
+# part of its cost (bench/intake.py: 16 against 8 and the whole batch).
+CHUNK_SIZE = 16
 
 
 @dataclass(frozen=True)
@@ -306,6 +307,75 @@ def _model_stamp() -> int:
         return 0
 
 
+class _Chunk:
+    """Consecutive messages of a batch, prepared together: by a worker once handed to the pool, else here."""
+
+    __slots__ = ("future", "items")
+
+    def __init__(self, items: Sequence[tuple[bytes, str | None]]) -> None:
+        self.items = items
+        self.future: Future[list[Prepared]] | None = None  # set when a worker has it
+
+
+class _Feeder:
+    """Hands chunks to the worker pool just in time, keeping the others where this process can take them back.
+
+    Each worker has one chunk running and one waiting (``depth`` in all); the rest wait here, in order, and each
+    finished chunk lets the next one go. When the poller needs a batch's results, it takes back the chunks no
+    worker has been given and prepares them itself, from the end (work stealing): it works instead of waiting,
+    whichever of the two is faster that day, and the workers go on with the next batch meanwhile. A pool that
+    cannot take a chunk (broken, shut down) keeps it here for the poller.
+    """
+
+    def __init__(self, pool: ProcessPoolExecutor, limits: Limits, depth: int) -> None:
+        self._pool = pool
+        self._limits = limits
+        self._depth = depth
+        # Reentrant: a future that is already done runs its callback in the thread that adds it.
+        self._lock = threading.RLock()
+        self._waiting: collections.deque[_Chunk] = collections.deque()
+        self._given = 0
+        self._refused = False
+
+    def add(self, chunks: Sequence[_Chunk]) -> None:
+        """Queue a batch's chunks behind those already queued."""
+        with self._lock:
+            self._waiting.extend(chunks)
+            self._give()
+
+    def take_back(self, chunk: _Chunk) -> bool:
+        """Whether ``chunk`` is now this process's to prepare (False: a worker has it)."""
+        with self._lock:
+            if chunk.future is not None:
+                return False
+            self._waiting.remove(chunk)
+            return True
+
+    def _give(self) -> None:
+        while self._given < self._depth and self._waiting and not self._refused:
+            chunk = self._waiting[0]
+            try:
+                future = self._pool.submit(_prepare_in_worker, chunk.items, self._limits)
+            except (BrokenProcessPool, RuntimeError):  # a worker died, or the pool or the interpreter shuts down
+                self._refused = True
+                return
+            self._waiting.popleft()
+            chunk.future = future
+            self._given += 1
+            future.add_done_callback(self._finished)
+
+    def _finished(self, _future: Future[list[Prepared]]) -> None:
+        # Runs in the pool's management thread (or here, for a future already done).
+        with self._lock:
+            self._given -= 1
+            self._give()
+
+
+def _result(chunk: _Chunk) -> list[Prepared]:
+    assert chunk.future is not None, "a chunk not taken back is a worker's"
+    return chunk.future.result()
+
+
 class Preparer:
     """Prepares batches, in worker processes when there are several messages and workers are configured."""
 
@@ -316,33 +386,19 @@ class Preparer:
         self.workers = max((os.cpu_count() or 1) - 1, 0) if count is None else count
         self._pool: ProcessPoolExecutor | None = None
         self._key: tuple[object, ...] = ()
-        # The tail of each pooled batch this process prepares itself while the workers prepare the rest. On two
-        # cores one worker prepares a letter in about 1.7 times the CPU the poller needs to write it
-        # (bench/intake.py: 2.35 against 1.4 ms), so the poller otherwise waits for the worker a quarter of the
-        # time or more.
-        self.local_share = 0.0
+        self._feeder: _Feeder | None = None
 
-    def submit(self, items: Sequence[tuple[bytes, str | None]], *, alone: bool = False) -> Callable[[], list[Prepared]]:
-        """Start preparing ``items`` (raw bytes, envelope sender); the returned call waits for the results.
-
-        ``alone``: the caller has nothing else to do before it asks for the results (the first batch of an IMAP
-        pass): this process then takes an even part, as the workers do, and the learnt share stays as it is.
-        """
+    def submit(self, items: Sequence[tuple[bytes, str | None]]) -> Callable[[], list[Prepared]]:
+        """Start preparing ``items`` (raw bytes, envelope sender); the returned call waits for the results, and
+        prepares in this process whatever part no worker has started by then."""
         pool = self._executor() if len(items) >= POOL_MIN_BATCH else None
-        if pool is None:
+        feeder = self._feeder
+        if pool is None or feeder is None:
             done = _prepare_chunk(items, self.limits)
             return lambda: done
-        share = 1 / (self.workers + 1) if alone else self.local_share
-        pooled = len(items) - int(len(items) * share)
-        size = max(1, -(-pooled // (self.workers * 2)))
-        try:
-            futures = [
-                pool.submit(_prepare_in_worker, items[start : min(start + size, pooled)], self.limits)
-                for start in range(0, pooled, size)
-            ]
-        except BrokenProcessPool:
-            return self._fallback(items)
-        return lambda: self._collect(futures, items, pooled, learn=not alone)
+        chunks = [_Chunk(items[start : start + CHUNK_SIZE]) for start in range(0, len(items), CHUNK_SIZE)]
+        feeder.add(chunks)
+        return lambda: self._collect(feeder, chunks, items)
 
     @property
     def worker_pids(self) -> list[int]:
@@ -370,26 +426,25 @@ class Preparer:
         return self.submit(items)()
 
     def _collect(
-        self,
-        futures: list[Future[list[Prepared]]],
-        items: Sequence[tuple[bytes, str | None]],
-        pooled: int,
-        *,
-        learn: bool = True,
+        self, feeder: _Feeder, chunks: list[_Chunk], items: Sequence[tuple[bytes, str | None]]
     ) -> list[Prepared]:
-        # Called when the results are needed, so this process prepares its share in what would be time spent
-        # waiting (the IMAP poller calls it after writing the previous batch).
-        mine = _prepare_chunk(items[pooled:], self.limits) if pooled < len(items) else []
-        if learn:
-            # Workers still busy: take a larger share of the next batch; already done: a smaller one. A poller
-            # with several workers and little waiting settles at none.
-            busy = not all(future.done() for future in futures)
-            step = LOCAL_SHARE_STEP if busy else -LOCAL_SHARE_STEP
-            self.local_share = min(max(self.local_share + step, 0.0), LOCAL_SHARE_MAX)
+        # The chunks are given to workers from the front, so those left are the last ones: take them back from the
+        # end until one is a worker's, then wait for the workers' (see _Feeder).
+        here: dict[int, list[Prepared]] = {}
+        for index in range(len(chunks) - 1, -1, -1):
+            if not feeder.take_back(chunks[index]):
+                break
+            here[index] = _prepare_chunk(chunks[index].items, self.limits)
         try:
-            return [prepared for future in futures for prepared in future.result()] + mine
+            return [
+                prepared
+                for index, chunk in enumerate(chunks)
+                for prepared in (here[index] if index in here else _result(chunk))
+            ]
         except BrokenProcessPool:
             return self._fallback(items)()
+        except CancelledError:  # the pool was replaced (new settings or model) before its workers got to them
+            return _prepare_chunk(items, self.limits)
 
     def _fallback(self, items: Sequence[tuple[bytes, str | None]]) -> Callable[[], list[Prepared]]:
         # A worker died (killed, out of memory): prepare here, start a new pool next time.
@@ -421,6 +476,7 @@ class Preparer:
             initargs=(dict(key[0]), os.getpid()),
         )
         self._key = key
+        self._feeder = _Feeder(self._pool, self.limits, 2 * self.workers)
         return self._pool
 
     def close(self) -> None:
@@ -428,6 +484,7 @@ class Preparer:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+            self._feeder = None
 
 
 _preparers: dict[int, Preparer] = {}

@@ -148,8 +148,7 @@ def poll_once(settings: Settings, mailbox: BaseMailBox | None = None) -> PollRes
     for start in range(0, len(uids), settings.imap_batch_size):
         chunk = uids[start : start + settings.imap_batch_size]
         fetched = [(raw, Source("imap", settings.imap_folder, validity, uid)) for uid, raw in fetch_raw(mailbox, chunk)]
-        # The first batch is collected with nothing to write meanwhile: this process prepares a part of it too.
-        following = (fetched, preparer.submit([(raw, None) for raw, _source in fetched], alone=pending is None))
+        following = (fetched, preparer.submit([(raw, None) for raw, _source in fetched]))
         if pending is not None:
             _finish(settings, mailbox, result, *pending)
         pending = following
