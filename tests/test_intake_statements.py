@@ -1,9 +1,9 @@
 """A batch of letters writes each table in a few INSERT statements, however many letters it holds.
 
-Each statement costs the poller its own trip through SQLAlchemy; a table written one row a statement made intake's
-journal 5,000 INSERTs a pass (the ORM read a server default back with RETURNING, one row at a time on SQLite:
-intake/models.py). The test compares two batches, one three times the other: a table whose statements grow with the
-letters is written a row at a time. SQLite and PostgreSQL.
+Each statement is its own trip to the database; a table written one row a statement made intake's journal 5,000
+INSERTs a pass (the ORM read a server default back with RETURNING, one row at a time on SQLite: intake/models.py).
+The test compares two batches, one three times the other: a table whose statements grow with the letters is written
+a row at a time. SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
