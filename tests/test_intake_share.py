@@ -8,6 +8,8 @@ half of intake.
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -152,6 +154,28 @@ def test_a_batch_no_worker_takes_is_prepared_by_the_poller_in_order(
         reset_caches()
     assert here == [3, CHUNK_SIZE]  # taken back from the end
     assert results == expected
+    assert preparer._feeder is None  # the next batch starts new workers
+
+
+def test_a_worker_killed_between_batches_is_replaced_and_the_batch_is_whole(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    settings = make_env(monkeypatch, tmp_path, f"sqlite:///{tmp_path / 'unused.sqlite3'}", intake_workers="1")
+    preparer = Preparer(settings)
+    items = _letters(CHUNK_SIZE + 3)
+    try:
+        first = preparer.prepare(items)
+        [dead] = preparer.worker_pids
+        os.kill(dead, signal.SIGKILL)
+        # Whether the pool has noticed by then or not, the batch comes back whole and the workers are replaced.
+        second = preparer.prepare(items)
+        third = preparer.prepare(items)
+        [alive] = preparer.worker_pids
+    finally:
+        preparer.close()
+        reset_caches()
+    assert alive != dead
+    assert first == second == third
 
 
 def test_a_batch_whose_pool_was_replaced_is_prepared_by_the_poller(

@@ -335,7 +335,7 @@ class _Feeder:
         self._lock = threading.RLock()
         self._waiting: collections.deque[_Chunk] = collections.deque()
         self._given = 0
-        self._refused = False
+        self.refused = False  # the pool would not take a chunk: it needs replacing
 
     def add(self, chunks: Sequence[_Chunk]) -> None:
         """Queue a batch's chunks behind those already queued."""
@@ -352,12 +352,12 @@ class _Feeder:
             return True
 
     def _give(self) -> None:
-        while self._given < self._depth and self._waiting and not self._refused:
+        while self._given < self._depth and self._waiting and not self.refused:
             chunk = self._waiting[0]
             try:
                 future = self._pool.submit(_prepare_in_worker, chunk.items, self._limits)
             except (BrokenProcessPool, RuntimeError):  # a worker died, or the pool or the interpreter shuts down
-                self._refused = True
+                self.refused = True
                 return
             self._waiting.popleft()
             chunk.future = future
@@ -435,6 +435,9 @@ class Preparer:
             if not feeder.take_back(chunks[index]):
                 break
             here[index] = _prepare_chunk(chunks[index].items, self.limits)
+        if feeder.refused and feeder is self._feeder:  # a worker died between batches: new ones for the next
+            log.warning("intake worker pool refused work; %d messages prepared in the poller", len(items))
+            self.close()
         try:
             return [
                 prepared
@@ -484,7 +487,7 @@ class Preparer:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
-            self._feeder = None
+        self._feeder = None
 
 
 _preparers: dict[int, Preparer] = {}
