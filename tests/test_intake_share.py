@@ -27,6 +27,20 @@ from tests.mailfactory import citizen_mail, html_mail
 Items = Sequence[tuple[bytes, str | None]]
 
 
+class _RecordingPool:
+    """Stands for a worker pool that only records what it is given; the test finishes the futures itself."""
+
+    def __init__(self) -> None:
+        self.given: list[int] = []  # the size of each chunk handed over, in order
+        self.futures: list[Future[list[Prepared]]] = []
+
+    def submit(self, _fn: object, items: Items, _limits: object) -> Future[Any]:
+        future: Future[list[Prepared]] = Future()
+        self.given.append(len(items))
+        self.futures.append(future)
+        return future
+
+
 class _HeldPool:
     """Stands for a worker pool whose workers start only when the test lets them, so who prepares what is fixed."""
 
@@ -105,7 +119,7 @@ def _counting_here(monkeypatch: pytest.MonkeyPatch, then: Callable[[], None] = l
 
 
 def test_the_feeder_gives_each_worker_one_chunk_running_and_one_waiting() -> None:
-    pool = _HeldPool()
+    pool = _RecordingPool()
     feeder = prepare._Feeder(pool, None, 2)  # type: ignore[arg-type]
     chunks = [prepare._Chunk([(b"x", None)] * size) for size in (1, 2, 3, 4, 5)]
     feeder.add(chunks)
