@@ -55,6 +55,18 @@ def literals_apply(text: str) -> bool:
     return _PREFILTERS and text == text.lower() and (_RARE_RE is None or not _RARE_RE.search(text))
 
 
+def holds_needs(text: str, needs: tuple[tuple[str, ...], ...]) -> bool:
+    """Whether ``text`` holds one literal of each group of ``needs`` (from :func:`prefilters`): exact only where
+    :func:`literals_apply` says so."""
+    for group in needs:
+        for literal in group:
+            if literal in text:
+                break
+        else:
+            return False
+    return True
+
+
 @dataclass(frozen=True)
 class _Strings:
     """What any match of a piece of a pattern is known to be: one of ``exact`` (when known and few), and a

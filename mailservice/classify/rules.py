@@ -19,7 +19,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from mailservice.classify.prefilter import literals_apply, prefilters
+from mailservice.classify.prefilter import holds_needs, literals_apply, prefilters
 from mailservice.classify.taxonomy import (
     AXES,
     Axis,
@@ -131,13 +131,7 @@ class RegexPattern:
 
     def may_match(self, text: str) -> bool:
         """Whether ``text`` has what :attr:`needs` says any match contains (exact only where literals apply)."""
-        for group in self.needs:
-            for literal in group:
-                if literal in text:
-                    break
-            else:
-                return False
-        return True
+        return holds_needs(text, self.needs)
 
     def search(self, text: str, literals_apply: bool = False) -> str | None:
         """The first match, spaces and line breaks collapsed, or None."""

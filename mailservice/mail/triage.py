@@ -21,7 +21,7 @@ from email.message import Message
 from email.utils import getaddresses
 from enum import StrEnum
 
-from mailservice.classify.prefilter import literals_apply, prefilters
+from mailservice.classify.prefilter import holds_needs, literals_apply, prefilters
 from mailservice.mail.bounces import DELIVERY_STATUS_TYPES, bounce_text, dsn_recipients
 from mailservice.mail.headers import part_content_type
 from mailservice.mail.parse import ParsedMessage
@@ -205,7 +205,7 @@ class _Prefiltered:
         # The literals are exact for a lower-case text with no look-alike letters (literals_apply); here that text
         # stands for ``text`` when lowering it kept one character for one.
         exact = len(folded) == len(text) and literals_apply(folded)
-        if exact and not all(any(literal in folded for literal in group) for group in self.needs):
+        if exact and not holds_needs(folded, self.needs):
             return None
         return self.regex.search(text)
 
