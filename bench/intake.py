@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from imap_tools import MailBoxUnencrypted
 
+from bench.machine import facts as machine_facts
 from mailservice import config, db
 from mailservice.intake.prepare import preparer_for
 from mailservice.mail.imap import poll_once
@@ -67,6 +68,7 @@ def main() -> None:
     args = parser.parse_args()
     count = 500 if args.quick else args.messages
 
+    machine = machine_facts()  # before the pass, not beside it
     work = Path(tempfile.mkdtemp(prefix="bench-intake-"))
     work.chmod(0o755)  # Dovecot's unprivileged processes must reach the mail folder
     server = start_dovecot(work / "dovecot")
@@ -125,6 +127,7 @@ def main() -> None:
         "outcomes": result.outcomes,
         "database": "postgresql" if args.database_url.startswith("postgres") else "sqlite",
         "loadavg": [round(x, 2) for x in os.getloadavg()],
+        **machine,
     }
     print(f"messages:            {count}")
     print(f"end-to-end intake:   {figures['messages_per_s']} messages/s ({poll_s:.2f} s)")
@@ -133,6 +136,7 @@ def main() -> None:
     print(f"main process CPU:    {figures['main_cpu_s']} s (less load-sensitive than wall time)")
     print(f"workers' CPU:        {figures['workers_cpu_s']} s ({len(workers)} preparing processes)")
     print(f"peak memory (RSS):   {figures['peak_rss_mb']} MB")
+    print(f"Python {machine['python']['version']}: 10^7 additions in {machine['python_loop_s']} s")
     print(json.dumps(figures, ensure_ascii=False))
 
 
