@@ -8,6 +8,7 @@ half of intake.
 
 from __future__ import annotations
 
+import email.policy
 import os
 import signal
 import threading
@@ -19,10 +20,11 @@ from typing import Any
 
 import pytest
 
+from mailservice import blobs
 from mailservice.intake import prepare
 from mailservice.intake.prepare import CHUNK_SIZE, Prepared, Preparer
 from tests.conftest import make_env, reset_caches
-from tests.mailfactory import citizen_mail, html_mail
+from tests.mailfactory import citizen_mail, html_mail, parse
 
 Items = Sequence[tuple[bytes, str | None]]
 
@@ -226,3 +228,64 @@ def test_a_batch_through_a_real_worker_is_the_batch_prepared_here(
     expected = prepare._prepare_chunk(items, preparer.limits)
     reset_caches()
     assert pooled == expected
+
+
+def _with_attachment(raw: bytes, name: str, data: bytes) -> bytes:
+    message = parse(raw)
+    message.add_attachment(data, maintype="application", subtype="pdf", filename=name)
+    return message.as_bytes(policy=email.policy.SMTP)
+
+
+def test_a_batch_is_made_durable_once_after_every_chunk_whoever_prepared_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The blobs of a batch (the raw letters and their attachments) are written by the workers and the poller
+    without a sync, and made durable once, by the poller, when every chunk is done: before the batch goes on to
+    its transaction, never a wait for the disk per chunk (README, "How it works")."""
+    letters = _letters(2 * CHUNK_SIZE + 5)
+    letters[3] = (_with_attachment(letters[3][0], "scan.pdf", b"%PDF-1.4 scan of a lease"), None)
+    letters[-1] = (_with_attachment(letters[-1][0], "plan.pdf", b"%PDF-1.4 plan of a plot"), None)
+    on_disk_at_sync: list[set[str]] = []
+
+    def syncfs(path: Path) -> bool:
+        on_disk_at_sync.append({file.name for file in path.rglob("*") if file.is_file()})
+        return True
+
+    monkeypatch.setattr(blobs, "_syncfs", syncfs)
+    pool = _HeldPool()
+    preparer = _preparer(monkeypatch, tmp_path, pool)
+    here = _counting_here(monkeypatch, then=pool.go.set)
+    try:
+        results = preparer.submit(letters)()
+        single = preparer.submit(letters[:2])()  # a batch too small for the workers: prepared here, synced once
+    finally:
+        pool.join()
+        reset_caches()
+    assert pool.given == [CHUNK_SIZE, CHUNK_SIZE] and here == [5, 2]  # the worker's chunks and the poller's
+    named = {item.raw_sha256 for item in results} | {f.sha256 for item in results for f in item.attachments}
+    assert {f.filename for item in results for f in item.attachments} >= {"scan.pdf", "plan.pdf"}
+    assert len(on_disk_at_sync) == 2  # one sync a batch
+    assert named <= on_disk_at_sync[0]  # after the last blob of the first batch was written, whoever wrote it
+    assert {item.raw_sha256 for item in single} <= on_disk_at_sync[1]
+
+
+def test_without_syncfs_each_blob_a_batch_names_is_synced_with_its_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Where syncfs(2) is missing (not Linux), the poller syncs each blob the batch names and the folder that
+    holds its name, whichever process wrote it."""
+    synced: list[tuple[Path, bool]] = []
+    monkeypatch.setattr(blobs, "_syncfs", lambda _path: False)
+    monkeypatch.setattr(blobs, "_fsync_path", lambda path, directory=False: synced.append((path, directory)))
+    letters = _letters(3)
+    letters[1] = (_with_attachment(letters[1][0], "scan.pdf", b"%PDF-1.4 scan"), None)
+    preparer = _preparer(monkeypatch, tmp_path, _RecordingPool())
+    try:
+        results = preparer.submit(letters)()  # below the pool's minimum: prepared here
+    finally:
+        reset_caches()
+    store = blobs.BlobStore(preparer.limits.blob_dir)
+    digests = [item.raw_sha256 for item in results] + [f.sha256 for item in results for f in item.attachments]
+    assert "scan.pdf" in {f.filename for item in results for f in item.attachments}
+    expected = {(store.path(d), False) for d in digests} | {(store.path(d).parent, True) for d in digests}
+    assert set(synced) == expected

@@ -58,7 +58,7 @@ copyreg.pickle(MappingProxyType, lambda proxy: (_read_only, (dict(proxy),)))
 POOL_MIN_BATCH = 8
 # A worker takes a pooled batch this many messages at a time (see _Feeder): small enough that the poller rarely
 # waits long for the one a worker has started (16 letters are about 50 ms of a worker), large enough that a chunk's
-# round trip and filesystem sync (about a millisecond) stay a small part of its cost.
+# round trip (well under a millisecond) stays a small part of its cost. The blobs are synced once a batch.
 CHUNK_SIZE = 16
 
 
@@ -125,7 +125,8 @@ def prepare(
 ) -> Prepared:
     """Store ``raw``, then parse, triage and (for a person's message) classify it; never raises for bad mail.
 
-    Blobs are written with ``durable=False``: the caller syncs ``store`` before handing the results on.
+    Blobs are written with ``durable=False``: the caller makes them durable before handing the results on
+    (:func:`_durable`, once a batch).
     ``sender`` is the author's address staff typed for a quarantined letter without one (see parse_message).
     """
     raw_sha = store.put(raw, durable=False)
@@ -243,9 +244,16 @@ def _prepare_in_worker(items: Sequence[tuple[bytes, str | None]], limits: Limits
 
 
 def _prepare_chunk(items: Sequence[tuple[bytes, str | None]], limits: Limits) -> list[Prepared]:
+    """Prepare consecutive messages of a batch; their blobs are not durable yet (see :func:`_durable`)."""
     store = BlobStore(limits.blob_dir)
-    prepared = [prepare(raw, envelope_from, limits, store) for raw, envelope_from in items]
-    store.sync()
+    return [prepare(raw, envelope_from, limits, store) for raw, envelope_from in items]
+
+
+def _durable(prepared: list[Prepared], limits: Limits) -> list[Prepared]:
+    """``prepared`` once every blob it names is durable: one sync a batch, after every chunk of it is done, by
+    whichever processes prepared them. A sync per chunk in each worker cost a wait for the disk every 16 letters."""
+    digests = {digest for item in prepared for digest in (item.raw_sha256, *(f.sha256 for f in item.attachments))}
+    BlobStore(limits.blob_dir).make_durable(digests)
     return prepared
 
 
@@ -394,7 +402,7 @@ class Preparer:
         pool = self._executor() if len(items) >= POOL_MIN_BATCH else None
         feeder = self._feeder
         if pool is None or feeder is None:
-            done = _prepare_chunk(items, self.limits)
+            done = _durable(_prepare_chunk(items, self.limits), self.limits)
             return lambda: done
         chunks = [_Chunk(items[start : start + CHUNK_SIZE]) for start in range(0, len(items), CHUNK_SIZE)]
         feeder.add(chunks)
@@ -439,7 +447,7 @@ class Preparer:
             log.warning("intake worker pool refused work; %d messages prepared in the poller", len(items))
             self.close()
         try:
-            return [
+            batch = [
                 prepared
                 for index, chunk in enumerate(chunks)
                 for prepared in (here[index] if index in here else _result(chunk))
@@ -447,13 +455,14 @@ class Preparer:
         except BrokenProcessPool:
             return self._fallback(items)()
         except CancelledError:  # the pool was replaced (new settings or model) before its workers got to them
-            return _prepare_chunk(items, self.limits)
+            batch = _prepare_chunk(items, self.limits)
+        return _durable(batch, self.limits)
 
     def _fallback(self, items: Sequence[tuple[bytes, str | None]]) -> Callable[[], list[Prepared]]:
         # A worker died (killed, out of memory): prepare here, start a new pool next time.
         log.warning("intake worker pool broke; preparing %d messages in the poller", len(items))
         self.close()
-        done = _prepare_chunk(items, self.limits)
+        done = _durable(_prepare_chunk(items, self.limits), self.limits)
         return lambda: done
 
     def _executor(self) -> ProcessPoolExecutor | None:
