@@ -46,8 +46,13 @@ _NOT_BASE64 = bytes(sorted(set(range(256)) - set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabc
 # data character of a quad is skipped; after the second, one '=' followed by a data character is skipped and two
 # end the data; after the third, one ends it (the quad's first two or three characters give its last bytes).
 # _QUADS: the whole quads from a quad's start, pads skipped among them; _PAD_ENDS: a quad that a pad ends.
-_QUADS = re.compile(rb"(?:=*+[^=]=*+[^=]=?+[^=][^=])*+")
-_PAD_ENDS = re.compile(rb"=*+[^=]=*+[^=](?:==|=?+[^=]=)")
+# Plain greedy quantifiers: '=' and [^=] never overlap, so each has one way to match and nothing backtracks. Not
+# possessive ones (*+): CPython 3.11.0-3.11.4, Debian 12's Python among them, mis-matches a possessive repeat of a
+# group (gh-106052, fixed in 3.11.5), and a signed letter then lost its text. A greedy repeat keeps some state for
+# every quad it passed, so _QUADS looks at a window of the block at a time (_whole_quads).
+_QUADS = re.compile(rb"(?:=*[^=]=*[^=]=?[^=][^=])*")
+_QUADS_WINDOW = 1 << 14
+_PAD_ENDS = re.compile(rb"=*[^=]=*[^=](?:==|=?[^=]=)")
 
 
 @dataclass(frozen=True)
@@ -201,7 +206,7 @@ def _a2b_base64(text: memoryview, block: int | None = None) -> bytearray:
         if pad < 0:  # the usual block: whole quads and a tail, without the (slower) regular expression
             whole = len(chunk) // 4 * 4
         else:  # only data characters before the first pad: whole quads up to its quad's start
-            whole = quads.end() if (quads := _QUADS.match(chunk, pad // 4 * 4)) else pad // 4 * 4
+            whole = _whole_quads(chunk, pad // 4 * 4)
         end = _PAD_ENDS.match(chunk, whole)
         decoded = binascii.a2b_base64(memoryview(chunk)[: end.end() if end else whole])
         out[size : size + len(decoded)] = decoded
@@ -220,6 +225,23 @@ def _a2b_base64(text: memoryview, block: int | None = None) -> bytearray:
             raise binascii.Error(str(exc).replace(f"({len(data)})", f"({count})", 1)) from None
     del out[size:]
     return out
+
+
+def _whole_quads(chunk: bytes, start: int) -> int:
+    """Where the whole quads from ``start`` (a quad's start) end: ``_QUADS.match(chunk, start).end()``, matched a
+    window at a time so that the engine's state stays a window's (a few hundred kB at most, whatever the block)."""
+    size = len(chunk)
+    window = _QUADS_WINDOW
+    while True:
+        stop = min(start + window, size)
+        match = _QUADS.match(chunk, start, stop)
+        end = match.end() if match else start
+        if stop == size:
+            return end
+        if end > start:  # quads up to the last one the window holds whole: go on from there
+            start, window = end, _QUADS_WINDOW
+        else:  # the quads end here, or the next one is longer than the window (a run of pads): look further
+            window *= 2
 
 
 def _unfinished_quad(tail: bytes) -> bytes:
