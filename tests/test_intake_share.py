@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import email.policy
 import os
+import pickle
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -289,3 +292,49 @@ def test_without_syncfs_each_blob_a_batch_names_is_synced_with_its_folder(
     assert "scan.pdf" in {f.filename for item in results for f in item.attachments}
     expected = {(store.path(d), False) for d in digests} | {(store.path(d).parent, True) for d in digests}
     assert set(synced) == expected
+
+
+_WORKER = """
+import pickle, sys
+from mailservice.config import get_settings
+from mailservice.intake import prepare
+letters = pickle.loads(sys.stdin.buffer.read())
+results = prepare._prepare_in_worker([(raw, None) for raw in letters], prepare.Limits.of(get_settings()))
+assert all(item.labels is not None and not item.error for item in results), results
+print(" ".join(sorted(sys.modules)))
+"""
+
+
+def test_a_worker_prepares_letters_without_the_database_the_notices_or_the_documents(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A preparing worker imports what preparing needs: parsing, triage, the classifier. Not the ORM, the request
+    service, its notices or the document builders (PDF, DOCX): they cost each worker a second at start-up and
+    their memory for its life. A fresh process prepares plain, HTML and attached letters, as a worker does."""
+    make_env(monkeypatch, tmp_path, f"sqlite:///{tmp_path / 'unused.sqlite3'}", intake_workers="1")
+    from mailservice.classify import engine
+
+    engine.ensure_seed_model()  # as the poller does before it starts workers
+    letters = [raw for raw, _envelope in _letters(3)]
+    letters.append(_with_attachment(letters[1], "scan.pdf", b"%PDF-1.4 scan"))
+    result = subprocess.run(
+        [sys.executable, "-c", _WORKER],
+        input=pickle.dumps(letters),
+        capture_output=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    loaded = set(result.stdout.decode().split())
+    assert {"mailservice.classify.engine", "mailservice.mail.parse"} <= loaded  # it did parse and classify
+    heavy = {
+        "mailservice.db",
+        "sqlalchemy.orm",
+        "mailservice.inforequests.models",
+        "mailservice.inforequests.service",
+        "mailservice.inforequests.notifications",
+        "mailservice.documents",
+        "fpdf",
+        "docx",
+    }
+    assert loaded & heavy == set()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from mailservice.inforequests.service import Labels
+from mailservice.inforequests.labels import Labels
 
 log = logging.getLogger(__name__)
 

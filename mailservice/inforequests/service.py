@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import select
@@ -25,6 +25,7 @@ from mailservice.inforequests.deadlines import (
     registration_due,
     validate_extension,
 )
+from mailservice.inforequests.labels import Labels, StoredFile
 from mailservice.inforequests.lifecycle import (
     JOINABLE_STATUSES,
     OPEN_STATUSES,
@@ -57,34 +58,6 @@ from mailservice.workdays import default_calendar
 
 class RequestError(ValueError):
     """A request operation that cannot be done; the message is Russian and shown as is."""
-
-
-@dataclass(frozen=True)
-class Labels:
-    """Classification of a request as intake or staff decided it."""
-
-    type: str = "info_request"
-    topic: str = "other"
-    urgency: str = "normal"
-    appeal_kind: str | None = None
-    needs_review: bool = False
-    version: str = "default"
-    details: dict[str, object] = field(default_factory=dict)
-
-    @property
-    def law(self) -> Law:
-        """An appeal runs on 59-FZ; everything else that is registered on 8-FZ."""
-        return Law.FZ59 if self.type == "appeal" else Law.FZ8
-
-
-@dataclass(frozen=True)
-class StoredFile:
-    """An attachment already written to the blob store."""
-
-    filename: str
-    content_type: str
-    size: int
-    sha256: str
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from types import MappingProxyType
 from mailservice import faults
 from mailservice.blobs import BlobStore
 from mailservice.config import Settings, get_settings
-from mailservice.inforequests.service import Labels, StoredFile
+from mailservice.inforequests.labels import Labels, StoredFile
 from mailservice.intake.commands import Command, CommandAddresses, command_note, recognise
 from mailservice.intake.forwarded import Finding, examine
 from mailservice.intake.spam import asks_something, hold_reasons
