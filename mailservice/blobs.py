@@ -20,7 +20,7 @@ import hashlib
 import itertools
 import os
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 
 _counter = itertools.count()
@@ -109,9 +109,9 @@ class BlobStore:
     def make_durable(self, digests: Collection[str]) -> None:
         """Make these stored blobs durable, whichever process wrote them with ``durable=False``."""
         if digests:
-            self._durable([self.path(digest) for digest in digests])
+            self._durable(self.path(digest) for digest in digests)  # the paths are made only if syncfs is missing
 
-    def _durable(self, paths: Sequence[Path]) -> None:
+    def _durable(self, paths: Iterable[Path]) -> None:
         # syncfs(2) writes out the whole file system's dirty data, every process's; without it, each file and the
         # folder that holds its name (the rename, POSIX) are synced one by one.
         if not _syncfs(self.root):

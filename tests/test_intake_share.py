@@ -8,7 +8,6 @@ half of intake.
 
 from __future__ import annotations
 
-import email.policy
 import os
 import pickle
 import signal
@@ -27,7 +26,8 @@ from mailservice import blobs
 from mailservice.intake import prepare
 from mailservice.intake.prepare import CHUNK_SIZE, Prepared, Preparer
 from tests.conftest import make_env, reset_caches
-from tests.mailfactory import citizen_mail, html_mail, parse
+from tests.mailfactory import citizen_mail, html_mail
+from tests.test_history import mail_with_attachment
 
 Items = Sequence[tuple[bytes, str | None]]
 
@@ -233,10 +233,9 @@ def test_a_batch_through_a_real_worker_is_the_batch_prepared_here(
     assert pooled == expected
 
 
-def _with_attachment(raw: bytes, name: str, data: bytes) -> bytes:
-    message = parse(raw)
-    message.add_attachment(data, maintype="application", subtype="pdf", filename=name)
-    return message.as_bytes(policy=email.policy.SMTP)
+def _attached(sender: str, filename: str, data: bytes) -> bytes:
+    body = "Прошу проверить договор аренды участка, скан во вложении."
+    return mail_with_attachment(sender, "Иванов Иван", "Договор аренды", body, filename, data)
 
 
 def test_a_batch_is_made_durable_once_after_every_chunk_whoever_prepared_it(
@@ -246,8 +245,8 @@ def test_a_batch_is_made_durable_once_after_every_chunk_whoever_prepared_it(
     without a sync, and made durable once, by the poller, when every chunk is done: before the batch goes on to
     its transaction, never a wait for the disk per chunk (README, "How it works")."""
     letters = _letters(2 * CHUNK_SIZE + 5)
-    letters[3] = (_with_attachment(letters[3][0], "scan.pdf", b"%PDF-1.4 scan of a lease"), None)
-    letters[-1] = (_with_attachment(letters[-1][0], "plan.pdf", b"%PDF-1.4 plan of a plot"), None)
+    letters[3] = (_attached("s3@example.ru", "scan.pdf", b"%PDF-1.4 scan of a lease"), None)
+    letters[-1] = (_attached("s36@example.ru", "plan.pdf", b"%PDF-1.4 plan of a plot"), None)
     on_disk_at_sync: list[set[str]] = []
 
     def syncfs(path: Path) -> bool:
@@ -281,7 +280,7 @@ def test_without_syncfs_each_blob_a_batch_names_is_synced_with_its_folder(
     monkeypatch.setattr(blobs, "_syncfs", lambda _path: False)
     monkeypatch.setattr(blobs, "_fsync_path", lambda path, directory=False: synced.append((path, directory)))
     letters = _letters(3)
-    letters[1] = (_with_attachment(letters[1][0], "scan.pdf", b"%PDF-1.4 scan"), None)
+    letters[1] = (_attached("s1@example.ru", "scan.pdf", b"%PDF-1.4 scan"), None)
     preparer = _preparer(monkeypatch, tmp_path, _RecordingPool())
     try:
         results = preparer.submit(letters)()  # below the pool's minimum: prepared here
@@ -316,7 +315,7 @@ def test_a_worker_prepares_letters_without_the_database_the_notices_or_the_docum
 
     engine.ensure_seed_model()  # as the poller does before it starts workers
     letters = [raw for raw, _envelope in _letters(3)]
-    letters.append(_with_attachment(letters[1], "scan.pdf", b"%PDF-1.4 scan"))
+    letters.append(_attached("s4@example.ru", "scan.pdf", b"%PDF-1.4 scan"))
     result = subprocess.run(
         [sys.executable, "-c", _WORKER],
         input=pickle.dumps(letters),
