@@ -4,15 +4,17 @@ kept up to date in the data's own transaction, the console's search and ``reques
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import Connection, select, text
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
-from mailservice.inforequests import search, service
+from mailservice.inforequests import search, search_index, service
 from mailservice.inforequests.lifecycle import Channel
 from mailservice.inforequests.models import Client, Request
 from mailservice.inforequests.search_terms import highlight, query_terms
@@ -149,6 +151,57 @@ def test_index_follows_the_data_in_the_same_transaction(settings: Settings) -> N
         session.flush()
         raise RuntimeError("rollback")
     assert _found(settings, "водоснабжение") == []
+
+
+def _phone_request(session: Session, settings: Settings, name: str, text_: str) -> Request:
+    now = utcnow()
+    client = service.find_or_create_client(session, now=now, name=name)
+    request = service.create_request(
+        session,
+        settings,
+        now=now,
+        client=client,
+        channel=Channel.phone,
+        subject="Вопрос",
+        text=text_,
+        labels=service.Labels(),
+    )
+    session.flush()
+    return request
+
+
+def test_savepoints_leave_the_index_to_the_outermost_commit(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A savepoint's release writes no index rows (intake releases one per letter it writes carefully); the
+    outermost commit writes them all, once, and a savepoint rolled back leaves nothing behind."""
+    rewrites: list[list[int]] = []
+    real_reindex = search_index.reindex
+
+    def counting(conn: Connection, request_ids: Iterable[int]) -> int:
+        ids = sorted(request_ids)
+        rewrites.append(ids)
+        return real_reindex(conn, ids)
+
+    monkeypatch.setattr(search_index, "reindex", counting)
+    with session_scope(settings) as session:
+        outer = _phone_request(session, settings, "Алексеев", "Аренда гаража")
+        savepoint = session.begin_nested()
+        released = _phone_request(session, settings, "Борисов", "Выкуп участка")
+        savepoint.commit()
+        savepoint = session.begin_nested()
+        _phone_request(session, settings, "Васильев", "Сервитут проезда")
+        savepoint.rollback()
+        with session.begin_nested():
+            in_context = _phone_request(session, settings, "Григорьев", "Межевание земли")
+        ids = {outer.id, released.id, in_context.id}
+        assert rewrites == []  # nothing written at the releases
+    assert len(rewrites) == 1 and ids <= set(rewrites[0])
+    assert _found(settings, "аренда гаража") == [outer.id]
+    assert _found(settings, "Борисов") == [released.id]
+    assert _found(settings, "межевание") == [in_context.id]
+    assert _found(settings, "сервитут") == []
+    assert _found(settings, "Васильев") == []
 
 
 def test_mail_intake_is_indexed(settings: Settings) -> None:
