@@ -17,7 +17,9 @@ from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.history import service
 from mailservice.history.models import HistoryAsk, HistoryExport
-from mailservice.inforequests.models import Client, ClientContact, Event
+from mailservice.inforequests import identity
+from mailservice.inforequests.models import Client, ClientContact, Event, Proof
+from mailservice.inforequests.service import move_contacts
 from mailservice.outbox import OutboxMessage
 from mailservice.tokens import Purpose, sign_timed
 from tests import documented
@@ -251,6 +253,16 @@ def test_a_download_follows_merges_and_stops_at_anonymisation(settings: Settings
         first.merged_into_id, second.merged_into_id = second.id, third.id
         token = service.download_token(settings, export)
         assert service.owner(session, export) is third
+        # The address is not the survivor's: the link opens nothing (a merge made the record another's).
+        with pytest.raises(service.HistoryLinkError) as elsewhere:
+            service.open_download(session, settings, token, utcnow())
+        assert elsewhere.value.kind == "invalid"
+        # Moved there by the merge, it is proven only in person; then the link opens the survivor's history.
+        move_contacts(first.contacts, third, utcnow())
+        session.flush()
+        with pytest.raises(service.HistoryLinkError):
+            service.open_download(session, settings, token, utcnow())
+        identity.prove(session, third, A, Proof.in_person, utcnow(), actor="op")
         assert service.open_download(session, settings, token, utcnow()) is export
         # Records merged into each other (damaged data) end the walk instead of looping.
         third.merged_into_id = first.id

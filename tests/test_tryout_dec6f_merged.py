@@ -179,9 +179,7 @@ def test_migration_2124_runs_with_more_merged_records_than_a_statement_takes_par
         )
     try:
         db.upgrade(settings)
-        with db._engine_for(fresh_url).connect() as conn:
-            versions = {row[0] for row in conn.execute(text("SELECT version_num FROM alembic_version"))}
-        assert "2124_merged_contacts" in versions
+        assert db.pending_migrations(settings) == set()  # 2124 and those after it ran
     finally:
         db.dispose_engines()
 

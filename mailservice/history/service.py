@@ -232,6 +232,7 @@ def _refuse_unproven(
         )
     )
     if notify and not _recently_told(session, address, now):
+        contact = _contact(session, client.id, address)
         _mail(
             session,
             settings,
@@ -239,7 +240,8 @@ def _refuse_unproven(
             address=address,
             template="history_unproven",
             subject="История взаимодействия: подтвердите адрес",
-            context={},
+            # A reply proves no address a merge brought (identity.prove): the letter does not offer it.
+            context={"reply_proves": contact is None or contact.moved_at is None},
             now=now,
             ref=("history_proof", client.id),
         )
@@ -292,8 +294,9 @@ def confirm_address(session: Session, settings: Settings, token: str, now: dt.da
     if client is None or contact is None:  # the address left this client (merge, anonymisation) since then
         raise HistoryLinkError("invalid", "Ссылка недействительна")
     # A link sent to an address the client wrote from, followed: proven for this client only (links of this
-    # kind are no longer sent; those already out still work).
-    identity.prove(session, client, export.address, Proof.link, now)
+    # kind are no longer sent; those already out still work). Not an address a merge brought: in person only.
+    if identity.prove(session, client, export.address, Proof.link, now) is None:
+        raise HistoryLinkError("invalid", "Ссылка недействительна")
     export.status = "ready"
     export.verified_at = now
     export.expires_at = now + LINK_VALID
@@ -316,7 +319,12 @@ def open_download(session: Session, settings: Settings, token: str, now: dt.date
         raise HistoryLinkError("invalid", "Ссылка недействительна")
     if now >= export.expires_at:
         raise HistoryLinkError("expired", "Срок действия ссылки истёк")
-    if owner(session, export) is None:
+    client = owner(session, export)
+    # The history goes to a proven address of its owner only, when the link is followed as when it was sent: a
+    # merge since then makes the record another's, and the address it came to unproven there (README, "Security
+    # model"): the link of whoever held the record merged in must not open the survivor's history.
+    contact = _contact(session, client.id, export.address) if client is not None else None
+    if contact is None or not contact.proven:
         raise HistoryLinkError("invalid", "Ссылка недействительна")
     return export
 

@@ -71,7 +71,9 @@ def prove(
     """Record that ``client`` proved ``address``; the contact is created when the address is nobody's.
 
     An address that is another client's contact is not moved (that would be matching by a claim): staff get a
-    suggested merge instead, and None is returned.
+    suggested merge instead, and None is returned. An address a merge brought to the record (``moved_at``) is
+    proven only in person: a reply or a link proves that someone reads the mailbox, not that it is this person's,
+    since it came from the record merged in (README, "Security model"); None is returned and staff get a note.
     """
     key = address_key(address)
     contact = next((c for c in client.contacts if c.kind == "email" and c.value_key == key), None)
@@ -89,6 +91,18 @@ def prove(
             return None
         contact = ClientContact(kind="email", value=address, created_at=now)
         client.contacts.append(contact)
+    if contact.proven_at is None and contact.moved_at is not None and proof is not Proof.in_person:
+        internal_note(
+            session,
+            client,
+            None,
+            now,
+            f"Адрес {address} перенесён к этой записи при объединении: {PROOF_NAMES[proof]} его не подтверждает, "
+            "подтвердить адрес можно только при проверке документа лично",
+            actor,
+            refused_proof=str(proof),
+        )
+        return None
     if contact.proven_at is None or proof is Proof.in_person:
         contact.proven_at, contact.proof = now, proof
         internal_note(

@@ -100,6 +100,9 @@ class ClientContact(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     proven_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     proof: Mapped[str | None] = mapped_column(String(16), default=None)  # Proof
+    # When a merge brought the contact to this record (migration 2125): it was proven, if ever, by whoever held the
+    # record merged in, so only an identity check in person proves it again (identity.prove).
+    moved_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
     client: Mapped[Client] = relationship(back_populates="contacts")
 

@@ -114,14 +114,18 @@ def find_or_create_client(
     never a contact of anyone here, and it finds nobody (README, "Security model"): when it is client V's, the
     request gets a record of its own, and V joins it by the link of its acknowledgement (``claims``, defect F12).
     A phone that matches client V while an e-mail is given that is not V's does not make the caller V: a new
-    record is made and staff are offered to merge the two (the phone takeover of issue 14). A phone alone finds
+    record is made and staff are offered to merge the two (the phone takeover of issue 14), and so when a postal
+    address is given that V's record does not hold (V's answers by post would go there). A phone alone finds
     its client; it is attached to a client only when nobody has it, and moved to the caller's record from a record
     merged into it (or from one with no live survivor: ``_left_on_merged``).
     """
     by_email = find_client_by_email(session, email) if email else None
     phone_contact = identity.contact_of(session, "phone", phone) if phone else None
     by_phone = survivor(session, phone_contact.client) if phone_contact else None
-    client = by_phone if by_phone is not None and (not email or by_email is by_phone) else None
+    # A postal address the phone's record does not hold does not become that record's either: letters with its
+    # answers would go where the caller said (the tryout of 7 December). The caller gets a record of his own.
+    new_post = by_phone is not None and _other_post(by_phone.postal_address, postal_address)
+    client = by_phone if by_phone is not None and (not email or by_email is by_phone) and not new_post else None
     # The phone is attached when nobody live has it, and moved when a record merged into the caller's holds it.
     client = update_or_create_client(
         session,
@@ -133,15 +137,27 @@ def find_or_create_client(
         postal_address=postal_address,
     )
     if by_phone is not None and by_phone is not client:
+        given = (
+            f"адрес {email}, который этому клиенту не принадлежит"
+            if email and by_email is not by_phone
+            else f"почтовый адрес «{address_lines(postal_address)}», которого нет в записи этого клиента"
+        )
         identity.suggest_merge(
             session,
             client,
             by_phone,
-            f"Телефон {phone} записан за клиентом № {by_phone.id}; обратившийся назвал адрес {email}, который "
-            "этому клиенту не принадлежит. Объединяйте записи только после проверки личности.",
+            f"Телефон {phone} записан за клиентом № {by_phone.id}; обратившийся назвал {given}. "
+            "Объединяйте записи только после проверки личности.",
             now,
         )
     return client
+
+
+def _other_post(held: str, given: str) -> bool:
+    """Whether a postal address typed (``given``) is one the record does not hold: not empty and not ``held``
+    whatever its spacing, line breaks and case."""
+    typed = " ".join(address_lines(given).split()).casefold()
+    return bool(typed) and typed != " ".join(held.split()).casefold()
 
 
 def survivor(session: Session, client: Client) -> Client | None:
@@ -198,7 +214,7 @@ def update_or_create_client(
         if left is not None:
             merged_id = left.client_id
             how = _relation(session, left.client, client)
-            move_contacts([left], client)
+            move_contacts([left], client, now)
             what = "Адрес" if kind == "email" else "Телефон"
             internal_note(
                 session,
@@ -244,12 +260,14 @@ def _relation(session: Session, merged: Client, client: Client) -> str:
     return "объединённой с обезличенной записью"
 
 
-def move_contacts(contacts: Iterable[ClientContact], survivor: Client) -> None:
-    """Give ``survivor`` these contacts of a record merged into it, *unproven*: proof of an address was given
-    by whoever held the other record (README, "Security model"), and only an identity check proves it again."""
+def move_contacts(contacts: Iterable[ClientContact], survivor: Client, now: dt.datetime) -> None:
+    """Give ``survivor`` these contacts of a record merged into it, *unproven* and marked moved: proof of an
+    address was given by whoever held the other record (README, "Security model"), and only an identity check
+    proves it again (``identity.prove`` refuses a reply or a link for it)."""
     for contact in list(contacts):
         contact.client = survivor
         contact.proven_at = contact.proof = None
+        contact.moved_at = now
 
 
 # Registration -------------------------------------------------------------------------------------------------

@@ -296,8 +296,10 @@ def merge_clients(
     A merge gives the survivor the duplicate's history and addresses, so it is done only when staff saw the
     person's identity document (``document``, a key of :data:`identity.DOCUMENTS`): the check is recorded on the
     survivor (type, who, when). The duplicate's addresses and phones come over *unproven* (README, "Security
-    model"): only those the person gives at this check (``email``, ``phone``) are proven, in person. The
-    duplicate stays as an empty record pointing at the survivor, so old links and numbers still resolve.
+    model"): only those the person gives at this check (``email``, ``phone``) are proven, in person, and a
+    reply or a link never proves the others (``moved_at``). Its postal address does not come over (the note
+    names it). The duplicate stays as an empty record pointing at the survivor, so old links and numbers still
+    resolve; a history link made for it works only while its address is proven for the survivor.
     """
     if survivor.id == duplicate.id:
         raise ConsoleError("Нельзя объединить клиента с самим собой")
@@ -310,7 +312,7 @@ def merge_clients(
             "Объединить записи можно только после проверки личности: выберите документ, который предъявил человек"
         )
     unproven = [c.value for c in duplicate.contacts if c.proven and c.value not in (email, phone)]
-    service.move_contacts(duplicate.contacts, survivor)
+    service.move_contacts(duplicate.contacts, survivor, now)
     for model in (Request, Event, HistoryExport, FeedbackSurvey, IdentityCheck):
         session.execute(
             update(model).where(model.client_id == duplicate.id).values(client_id=survivor.id),
@@ -318,7 +320,9 @@ def merge_clients(
         )
     survivor.name = survivor.name or duplicate.name
     survivor.organisation = survivor.organisation or duplicate.organisation
-    survivor.postal_address = survivor.postal_address or duplicate.postal_address
+    # The postal address is not carried over either: answers by post would go where whoever held the other
+    # record said (the tryout of 7 December). Staff see it in the note and enter it if the person confirms it.
+    other_post = duplicate.postal_address if duplicate.postal_address != survivor.postal_address else ""
     survivor.legal_hold = survivor.legal_hold or duplicate.legal_hold
     survivor.last_interaction_at = max(survivor.last_interaction_at, duplicate.last_interaction_at)
     survivor.created_at = min(survivor.created_at, duplicate.created_at)
@@ -327,6 +331,10 @@ def merge_clients(
     comment = f"Объединён с записью клиента № {duplicate.id}"
     if unproven:
         comment += f"; её контакты перенесены неподтверждёнными: {', '.join(unproven)}"
+    if other_post:
+        comment += (
+            f"; её почтовый адрес не перенесён (укажите его, если клиент подтвердит): {' '.join(other_post.split())}"
+        )
     session.add(
         Event(
             client_id=survivor.id,
