@@ -171,6 +171,15 @@ def _is_this_machine(host: str) -> bool:
     return address.is_loopback or address.is_unspecified
 
 
+_RESERVED_TLDS = frozenset({"example", "test", "invalid", "localhost"})  # RFC 2606 2, RFC 6761 6
+
+
+def _is_placeholder_host(host: str) -> bool:
+    """A name reserved for examples and tests (RFC 2606, RFC 6761), or one with an ``example`` label."""
+    labels = host.lower().rstrip(".").split(".")
+    return labels[-1] in _RESERVED_TLDS or "example" in labels
+
+
 def public_url_problem(url: str) -> str | None:
     """Why a production PUBLIC_URL cannot serve citizens, in Russian, or None (pure; empty is refused apart)."""
     parts = urlsplit(url.strip())
@@ -180,6 +189,12 @@ def public_url_problem(url: str) -> str | None:
         host = ""
     if parts.scheme.lower() not in {"http", "https"} or not host:
         return "— не адрес страницы; укажите адрес, по которому граждане открывают страницы службы (https://…)"
+    if _is_placeholder_host(host):
+        # RFC 2606 and 6761 reserve these names for examples: .env.example's own «info.example.gov.ru» among them.
+        return (
+            "— адрес-образец, а не адрес службы: ссылки в письмах гражданам никуда бы не вели; "
+            "укажите адрес, по которому граждане открывают страницы службы (https://…)"
+        )
     if _is_this_machine(host):
         # Every link in every letter would lead back to the reader's own computer, which no citizen can open.
         return (
@@ -461,6 +476,16 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"MAILSERVICE_IMAP_SECURITY=none: IMAP без шифрования к удалённому серверу {self.imap_host} "
                 "в рабочем режиме запрещён; укажите ssl или starttls"
+            )
+        if (
+            (self.smtp_user or self.smtp_password)
+            and self.smtp_security is Security.none
+            and not (_is_this_machine(self.smtp_host))
+        ):
+            # The login (RFC 4954 AUTH PLAIN or LOGIN) would cross the network in the clear, as IMAP's would above.
+            raise ValueError(
+                f"MAILSERVICE_SMTP_SECURITY=none: вход на удалённый сервер отправки {self.smtp_host} без шифрования "
+                "в рабочем режиме запрещён (пароль шёл бы по сети открытым); укажите starttls или ssl"
             )
         return self
 

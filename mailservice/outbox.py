@@ -224,6 +224,16 @@ def _record(settings: Settings, outcomes: dict[int, smtp.SendOutcome]) -> DrainR
                 row.status = "pending"
                 row.next_attempt_at = now + backoff(row.attempts)
                 result.deferred += 1
+                # Said at every attempt, not only at the last: a relay refusing STARTTLS or a login leaves citizens
+                # unanswered for days of back-off before "failed for good" (tryout of 7 December, a new install).
+                log.warning(
+                    "outbox %s not sent (attempt %d of %d, next at %s): %s",
+                    row.id,
+                    row.attempts,
+                    settings.outbox_max_attempts,
+                    row.next_attempt_at.isoformat(timespec="seconds"),
+                    outcome.error,
+                )
     return result
 
 

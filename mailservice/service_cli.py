@@ -32,7 +32,18 @@ def poll(once: Annotated[bool, typer.Option("--once", help="Один прохо�
     if not settings.imap_host:
         raise typer.BadParameter("не задан адрес сервера IMAP (MAILSERVICE_IMAP_HOST)", param_hint="настройки")
     if once:
-        result = poll_once(settings)
+        import imaplib
+
+        from imap_tools.errors import ImapToolsError
+
+        from mailservice.cli import fail
+
+        try:
+            result = poll_once(settings)
+        except (OSError, imaplib.IMAP4.error, ImapToolsError) as exc:
+            # One line, as every refusal of the CLI (the long-running poller logs it and tries again).
+            where = f"{settings.imap_host}:{settings.imap_port}"
+            raise fail(f"не удалось забрать почту с сервера IMAP {where}: {type(exc).__name__}: {exc}") from exc
         outcomes = ", ".join(f"{k}: {v}" for k, v in sorted(result.outcomes.items())) or "нет писем"
         typer.echo(f"Получено писем: {result.fetched} ({outcomes}); перемещено: {result.moved}")
         return

@@ -267,3 +267,21 @@ def test_sigkill_at_every_point_leaves_one_registration_per_message(
         assert {r.thread_root for r in requests} == {message_id_of(m) for m in messages}
         entries = session.scalars(select(IntakeEntry)).all()
         assert len(entries) == 40 and all(e.outcome == Outcome.new_request for e in entries)
+
+
+def test_poll_once_with_the_imap_server_unreachable_says_so_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_url: str
+) -> None:
+    """Tryout of 7 December (a new administrator): `poll --once` against a server that refused the connection
+    printed fifty lines of Python traceback; the CLI's refusals are one Russian line (README, "CLI")."""
+    from tests.servers import free_port
+
+    port = free_port()  # nothing listens there
+    make_env(monkeypatch, tmp_path, sqlite_url, imap_host="127.0.0.1", imap_port=str(port), imap_security="none")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mailservice", "poll", "--once"], env=cli_env(), capture_output=True, timeout=120
+    )
+    stderr = proc.stderr.decode()
+    assert proc.returncode == 1, stderr
+    assert f"не удалось забрать почту с сервера IMAP 127.0.0.1:{port}: ConnectionRefusedError" in stderr
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 
 import pytest
 from sqlalchemy import func, select
@@ -444,14 +445,20 @@ def test_other_channels_share_the_register(settings: Settings, sink: Sink) -> No
     assert len(sink.messages()) == 1  # the phone caller gave no address; only the e-mail citizen is answered
 
 
-def test_smtp_down_defers_and_nothing_is_lost(settings: Settings, sink: Sink, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_smtp_down_defers_and_nothing_is_lost(
+    settings: Settings, sink: Sink, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     process_raw(settings, citizen_mail(), smtp_source(), now=NOW)
     down = settings.model_copy(update={"smtp_port": 1})  # nothing listens on port 1
-    result = asyncio.run(drain_once(down))
+    with caplog.at_level(logging.WARNING, logger="mailservice.outbox"):
+        result = asyncio.run(drain_once(down))
     assert result.sent == 0 and result.deferred == 1
     with session_scope(settings) as session:
         row = session.scalars(select(OutboxMessage)).one()
         assert row.status == "pending" and row.attempts == 1 and row.last_error
+        # Each attempt that fails is in the log, with why (not only the last of the twelve, days later).
+        said = [r.getMessage() for r in caplog.records if r.name == "mailservice.outbox"]
+        assert any(f"outbox {row.id} not sent (attempt 1 of 12" in line and row.last_error in line for line in said)
         row.next_attempt_at = NOW  # due again now
     drain(settings)
     assert len(sink.messages()) == 1

@@ -95,7 +95,7 @@ def test_settings_refuse_placeholder_secrets_outside_development() -> None:
     with pytest.raises(ValueError, match="DEPARTMENT_ADDRESS"):
         Settings(environment="production", secret_keys=[real])
     address = "630000, г. Новосибирск, а/я 1"
-    real_addresses = {"from_address": "info@dizo.example.ru", "public_url": "https://obr.dizo.example.ru"}
+    real_addresses = {"from_address": "info@dizo.example.ru", "public_url": "https://obr.dizo-nso.ru"}
     production = Settings(environment="production", secret_keys=[real], department_address=address, **real_addresses)
     assert production.secret_keys == [real]
 

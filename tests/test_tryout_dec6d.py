@@ -71,7 +71,7 @@ def _prod_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         MAILSERVICE_DEPARTMENT_ADDRESS="630007, г. Новосибирск, ул. Серебренниковская, д. 6",
         MAILSERVICE_SECRET_KEYS=STRONG_KEY,
         MAILSERVICE_FROM_ADDRESS="info@dizo.example.ru",
-        MAILSERVICE_PUBLIC_URL="https://obr.dizo.example.ru",
+        MAILSERVICE_PUBLIC_URL="https://obr.dizo-nso.ru",
     )
     env.update(extra)
     return env

@@ -7,6 +7,7 @@ Each test reproduces a finding of the review (it failed on the code before the f
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -283,3 +284,25 @@ def test_x_forwarded_for_of_a_configured_proxy_is_the_client(
             assert list(session.scalars(select(AuditEntry.ip))) == ["198.51.100.20"]
     finally:
         reset_caches()
+
+
+def test_the_access_log_holds_no_token_of_a_signed_link(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """Tryout of 7 December (a new administrator): status links, which never expire by themselves, were written to
+    the web log whole. The record is made as uvicorn makes it (uvicorn/protocols/http/h11_impl.py)."""
+    from mailservice.tokens import Purpose, sign_timed
+    from mailservice.webrequests.status import status_token
+
+    create_app(settings)
+    status = status_token(settings, "2026-000001", "k" * 16)
+    timed = sign_timed(settings, Purpose.history_download, {"x": 1, "n": "abc"})
+    access = logging.getLogger("uvicorn.access")
+    with caplog.at_level(logging.INFO, logger="uvicorn.access"):
+        for path in (f"/status/{status}", f"/history/download/{timed}/archive.zip", "/static/app.css?v=1.2.3"):
+            access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", path, "1.1", 200)
+    lines = [r.getMessage() for r in caplog.records if r.name == "uvicorn.access"]
+    assert lines == [
+        '127.0.0.1:5000 - "GET /status/… HTTP/1.1" 200',
+        '127.0.0.1:5000 - "GET /history/download/…/archive.zip HTTP/1.1" 200',
+        '127.0.0.1:5000 - "GET /static/app.css?v=1.2.3 HTTP/1.1" 200',
+    ]
+    assert status not in "".join(lines) and timed not in "".join(lines)

@@ -18,7 +18,7 @@ from mailservice.config import Settings, estimate_entropy_bits
 
 ROOT = Path(__file__).resolve().parents[2]
 ADDRESS = "630000, г. Новосибирск, а/я 1"
-REAL = {"from_address": "info@dizo.example.ru", "public_url": "https://obr.dizo.example.ru"}  # not development's
+REAL = {"from_address": "info@dizo.example.ru", "public_url": "https://obr.dizo-nso.ru"}  # not development's
 WEAK_KEYS = [
     "changemechangemechangemechangeme",
     "a" * 32,
@@ -109,3 +109,39 @@ def test_a_server_name_that_can_be_connected_to_is_kept(host: str) -> None:
     """Addresses, names with a final dot, internationalised names (RFC 5890) and container names with an underscore."""
     assert (Settings(smtp_host=host).smtp_host, Settings(imap_host=host).imap_host) == (host, host)
     assert Settings(imap_host="").imap_host == ""
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://info.example.gov.ru",  # the placeholder .env.example carried until 7 December
+        "https://example.com/",
+        "https://obr.dizo.example",
+        "https://dizo.test",
+        "https://dizo.invalid",
+    ],
+)
+def test_production_refuses_a_placeholder_public_url(url: str) -> None:
+    """Tryout of 7 December (a new administrator): the example address of .env.example passed, and every
+    acknowledgement carried a dead status link. RFC 2606 and RFC 6761 reserve these names for examples."""
+    key = secrets.token_urlsafe(48)
+    with pytest.raises(ValidationError, match="адрес-образец"):
+        Settings(environment="production", secret_keys=[key], department_address=ADDRESS, **{**REAL, "public_url": url})
+
+
+def test_the_example_settings_file_names_no_address_that_would_pass() -> None:
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    assert re.search(r"^MAILSERVICE_PUBLIC_URL=$", example, re.MULTILINE)
+    assert re.search(r"^MAILSERVICE_SITE_URL=$", example, re.MULTILINE)
+
+
+def test_production_refuses_a_login_over_plain_smtp_to_a_remote_relay() -> None:
+    """Tryout of 7 December: MAILSERVICE_SMTP_SECURITY=none with a user and password to a remote relay started, and
+    the login would cross the network in the clear (as plain IMAP to a remote host, which was refused already)."""
+    base = {"environment": "production", "secret_keys": [secrets.token_urlsafe(48)], "department_address": ADDRESS}
+    remote = {"smtp_host": "smtp.dizo-nso.ru", "smtp_security": "none", "smtp_user": "info", "smtp_password": "p"}
+    with pytest.raises(ValidationError, match="SMTP_SECURITY=none"):
+        Settings(**base, **REAL, **remote)  # type: ignore[arg-type]
+    # Encrypted, or without a login, or to this machine's own relay: accepted.
+    for changed in ({"smtp_security": "starttls"}, {"smtp_user": "", "smtp_password": ""}, {"smtp_host": "127.0.0.1"}):
+        assert Settings(**base, **REAL, **{**remote, **changed})  # type: ignore[arg-type]
