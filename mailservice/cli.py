@@ -12,6 +12,7 @@ import gc
 import importlib
 import json
 import logging
+import re
 import sys
 from typing import Annotated, Any
 
@@ -291,8 +292,13 @@ def _report(exc: Exception) -> int:
     sqlalchemy = sys.modules.get("sqlalchemy.exc")
     if sqlalchemy is not None and isinstance(exc, sqlalchemy.SQLAlchemyError):
         detail = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
-        missing = "no such table" in detail or "does not exist" in detail
-        advice = " База данных не обновлена: выполните mailservice db upgrade." if missing else ""
+        if re.search(r'database "[^"]*" does not exist', detail):
+            # PostgreSQL's FATAL at connect: no upgrade can help, the database itself is missing.
+            advice = " Создайте базу данных (createdb) или исправьте MAILSERVICE_DATABASE_URL."
+        elif "no such table" in detail or "does not exist" in detail:
+            advice = " База данных не обновлена: выполните mailservice db upgrade."
+        else:
+            advice = ""
         typer.echo(f"Ошибка базы данных: {detail}.{advice}", err=True)
         return 1
     if isinstance(exc, ValueError):

@@ -142,3 +142,21 @@ def test_journal_csv(lite_settings: Settings, tmp_path: Path) -> None:
     assert run("intake", "import", str(eml)).returncode == 0
     journal = list(csv.DictReader(io.StringIO(run("intake", "journal", "--format", "csv").stdout)))
     assert [r["outcome"] for r in journal] == ["new_request", "duplicate"]
+
+
+@pytest.mark.postgres
+def test_a_database_that_does_not_exist_is_named_as_missing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Tryout of 7 December (a new administrator): a PostgreSQL database not created yet gave the advice to run
+    `db upgrade`, which cannot create it."""
+    from tests.conftest import PG_URL, make_env, pg_unreachable_reason
+
+    reason = pg_unreachable_reason()
+    assert reason is None, reason
+    make_env(monkeypatch, tmp_path, PG_URL.rsplit("/", 1)[0] + "/mailservice_no_such_database")
+    result = run("staff", "list")
+    assert result.returncode == 1, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip() and " INFO " not in line]
+    assert len(lines) == 1, result.stderr
+    assert 'database "mailservice_no_such_database" does not exist' in lines[0]
+    assert "Создайте базу данных (createdb) или исправьте MAILSERVICE_DATABASE_URL" in lines[0]
+    assert "db upgrade" not in lines[0]
