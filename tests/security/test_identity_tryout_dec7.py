@@ -13,9 +13,11 @@ unproven and only an identity check in person proves them again.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import zipfile
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
@@ -210,13 +212,64 @@ def test_a_reply_does_not_prove_again_an_address_a_merge_brought(settings: Setti
 
 def test_an_address_a_merge_brought_is_proven_in_person_and_only_so(settings: Settings, sink: Sink) -> None:
     _http, victim, _links_before = _stranger_merged_in(settings, sink, link_first=False)
-    now = utcnow()
+    then = dt.datetime(2026, 3, 2, 5, 0, tzinfo=dt.UTC)  # not the clock's time: the note takes the one given
     with session_scope(settings) as session:
         client = session.get_one(Client, victim)
-        assert identity.prove(session, client, ATTACKER, Proof.reply, now) is None
-        assert identity.prove(session, client, ATTACKER, Proof.link, now) is None
-        contact = identity.prove(session, client, ATTACKER, Proof.in_person, now, actor="op")
+        assert identity.prove(session, client, ATTACKER, Proof.reply, then, actor="robot") is None
+        assert identity.prove(session, client, ATTACKER, Proof.link, then) is None
+        session.flush()
+        notes = session.scalars(
+            select(Event).where(Event.client_id == victim, Event.at == then).order_by(Event.id)
+        ).all()
+        assert [(n.comment, n.actor, n.data.get("refused_proof"), n.data.get("internal")) for n in notes] == [
+            (
+                f"Адрес {ATTACKER} перенесён к этой записи при объединении: ответ на наше письмо его не "
+                "подтверждает, подтвердить адрес можно только при проверке документа лично",
+                "robot",
+                "reply",
+                True,
+            ),
+            (
+                f"Адрес {ATTACKER} перенесён к этой записи при объединении: переход по подписанной ссылке его не "
+                "подтверждает, подтвердить адрес можно только при проверке документа лично",
+                "",
+                "link",
+                True,
+            ),
+        ]
+        contact = identity.prove(session, client, ATTACKER, Proof.in_person, then, actor="op")
         assert contact is not None and contact.proven and contact.proof == Proof.in_person
+
+
+def test_a_legacy_confirmation_link_does_not_prove_an_address_a_merge_brought(settings: Settings, sink: Sink) -> None:
+    """Confirmation links of the old kind (still out for seven days) prove by a link: not an address a merge
+    brought, and the export they were for does not become ready."""
+    from mailservice.history import service as history
+    from mailservice.history.models import HistoryExport
+
+    _http, victim, _links_before = _stranger_merged_in(settings, sink, link_first=False)
+    now = utcnow()
+    with session_scope(settings) as session:
+        export = HistoryExport(
+            client_id=victim,
+            created_at=now,
+            via="email",
+            address=ATTACKER,
+            status="awaiting_verification",
+            nonce="legacy-nonce",
+            expires_at=now + dt.timedelta(days=7),
+        )
+        session.add(export)
+        session.flush()
+        token = history.verify_token(settings, export)
+    with session_scope(settings) as session:
+        with pytest.raises(history.HistoryLinkError) as refused:
+            history.confirm_address(session, settings, token, now)
+        assert refused.value.kind == "invalid"
+    with session_scope(settings) as session:
+        assert session.get_one(HistoryExport, export.id).status == "awaiting_verification"
+        contact = session.scalars(select(ClientContact).where(ClientContact.value == ATTACKER)).one()
+        assert contact.proven_at is None
 
 
 def test_a_merge_does_not_carry_the_other_records_postal_address(settings: Settings) -> None:
