@@ -12,6 +12,7 @@ from email.message import EmailMessage
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
@@ -95,28 +96,55 @@ def staff_request(
 ) -> tuple[int, int]:
     """A request staff register by phone for a new client (or the client ``client_id``), registered now; returns
     the request's and the client's ids. ``email`` is only the reply address typed (it proves nothing)."""
-    now = utcnow()
     with session_scope(settings) as session:
-        client = (
-            session.get_one(Client, client_id)
-            if client_id
-            else service.find_or_create_client(
-                session, now=now, name=name, phone=phone, organisation=organisation, postal_address=address
-            )
-        )
-        request = service.create_request(
+        client = session.get_one(Client, client_id) if client_id else None
+        request = phone_request_in(
             session,
             settings,
-            now=now,
-            client=client,
-            channel=Channel.phone,
             subject=subject,
             text=text,
-            labels=service.Labels(),
-            reply_email=email,
+            name=name,
+            phone=phone,
+            email=email,
+            organisation=organisation,
+            address=address,
+            client=client,
         )
-        session.flush()
-        return request.id, client.id
+        return request.id, request.client_id
+
+
+def phone_request_in(
+    session: Session,
+    settings: Settings,
+    *,
+    subject: str,
+    text: str = "",
+    name: str = "Иванов Иван",
+    phone: str | None = None,
+    email: str | None = None,
+    organisation: str = "",
+    address: str = "",
+    client: Client | None = None,
+) -> Request:
+    """:func:`staff_request` in the caller's session (flushed, not committed)."""
+    now = utcnow()
+    if client is None:
+        client = service.find_or_create_client(
+            session, now=now, name=name, phone=phone, organisation=organisation, postal_address=address
+        )
+    request = service.create_request(
+        session,
+        settings,
+        now=now,
+        client=client,
+        channel=Channel.phone,
+        subject=subject,
+        text=text,
+        labels=service.Labels(),
+        reply_email=email,
+    )
+    session.flush()
+    return request
 
 
 def drain(settings: Settings) -> None:

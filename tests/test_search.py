@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection, select, text
-from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from mailservice.config import Settings
@@ -19,7 +18,7 @@ from mailservice.inforequests.lifecycle import Channel
 from mailservice.inforequests.models import Client, Request
 from mailservice.inforequests.search_terms import highlight, query_terms
 from mailservice.web.staff import auth
-from tests.console_support import add_staff, client_for, login, mail_request, staff_request
+from tests.console_support import add_staff, client_for, login, mail_request, phone_request_in, staff_request
 
 
 def _register(settings: Settings, **values: Any) -> int:
@@ -153,23 +152,6 @@ def test_index_follows_the_data_in_the_same_transaction(settings: Settings) -> N
     assert _found(settings, "водоснабжение") == []
 
 
-def _phone_request(session: Session, settings: Settings, name: str, text_: str) -> Request:
-    now = utcnow()
-    client = service.find_or_create_client(session, now=now, name=name)
-    request = service.create_request(
-        session,
-        settings,
-        now=now,
-        client=client,
-        channel=Channel.phone,
-        subject="Вопрос",
-        text=text_,
-        labels=service.Labels(),
-    )
-    session.flush()
-    return request
-
-
 def test_savepoints_leave_the_index_to_the_outermost_commit(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -185,15 +167,15 @@ def test_savepoints_leave_the_index_to_the_outermost_commit(
 
     monkeypatch.setattr(search_index, "reindex", counting)
     with session_scope(settings) as session:
-        outer = _phone_request(session, settings, "Алексеев", "Аренда гаража")
+        outer = phone_request_in(session, settings, name="Алексеев", subject="Вопрос", text="Аренда гаража")
         savepoint = session.begin_nested()
-        released = _phone_request(session, settings, "Борисов", "Выкуп участка")
+        released = phone_request_in(session, settings, name="Борисов", subject="Вопрос", text="Выкуп участка")
         savepoint.commit()
         savepoint = session.begin_nested()
-        _phone_request(session, settings, "Васильев", "Сервитут проезда")
+        phone_request_in(session, settings, name="Васильев", subject="Вопрос", text="Сервитут проезда")
         savepoint.rollback()
         with session.begin_nested():
-            in_context = _phone_request(session, settings, "Григорьев", "Межевание земли")
+            in_context = phone_request_in(session, settings, name="Григорьев", subject="Вопрос", text="Межевание земли")
         ids = {outer.id, released.id, in_context.id}
         assert rewrites == []  # nothing written at the releases
     assert len(rewrites) == 1 and ids <= set(rewrites[0])

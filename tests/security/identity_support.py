@@ -20,6 +20,7 @@ from mailservice.jobs import default_jobs, run_due
 from mailservice.outbox import OutboxMessage
 from mailservice.web.staff.auth import Role
 from tests.console_support import add_staff, client_for, drain, login, parsed, text_of
+from tests.mailfactory import citizen_mail
 from tests.servers import Sink
 
 OPERATOR = "operator@dizo.test"
@@ -54,6 +55,18 @@ def run_worker_once(settings: Settings) -> None:
     """What the worker does between passes (its periodic jobs), then the outbox drained to the sink."""
     run_due(settings, default_jobs())
     drain(settings)
+
+
+def reply_to(sink: Sink, address: str, body: str, subject_has: str = "") -> bytes:
+    """The holder of ``address`` answers the last message we sent there (whose subject holds ``subject_has``)."""
+    last = [m for m in mail_to(sink, address) if subject_has in str(m["Subject"])][-1]
+    return citizen_mail(
+        sender=address,
+        name="",
+        subject=f"Re: {last['Subject']}",
+        body=body,
+        in_reply_to=str(last["Message-ID"]).strip("<>"),
+    )
 
 
 def mail_to(sink: Sink, address: str) -> list[EmailMessage]:

@@ -27,6 +27,7 @@ from tests.security.identity_support import (
     mail_to,
     number_of,
     register_call,
+    reply_to,
     run_worker_once,
     staff_console,
     texts_to,
@@ -37,18 +38,6 @@ PHONE = "+7 913 777-66-55"
 VICTIM = "victim@example.ru"
 ATTACKER = "attacker@evil-mail.ru"
 SECRET = "паспорт 50 04 123456, участок 54:35:011111:42"
-
-
-def _reply_to_last(sink: Sink, address: str, body: str) -> bytes:
-    """The holder of ``address`` answers the last message we sent there."""
-    last = mail_to(sink, address)[-1]
-    return citizen_mail(
-        sender=address,
-        name="",
-        subject=f"Re: {last['Subject']}",
-        body=body,
-        in_reply_to=str(last["Message-ID"]).strip("<>"),
-    )
 
 
 def _history_links(sink: Sink, address: str) -> list[str]:
@@ -63,7 +52,7 @@ def test_a_second_call_with_the_victims_phone_gets_none_of_the_victims_history(s
     )  # fmt: skip
     drain(settings)
     # The victim answers our acknowledgement from her address: it is now proven hers.
-    assert deliver(settings, _reply_to_last(sink, VICTIM, "Спасибо, получила.")).outcome is Outcome.reply
+    assert deliver(settings, reply_to(sink, VICTIM, "Спасибо, получила.")).outcome is Outcome.reply
     victim_number = number_of(settings, victim_request)
 
     register_call(

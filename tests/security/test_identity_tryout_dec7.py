@@ -17,6 +17,7 @@ import datetime as dt
 import io
 import zipfile
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
@@ -37,7 +38,7 @@ from mailservice.inforequests.models import (
 )
 from tests.console_support import link_in, text_of
 from tests.mailfactory import citizen_mail
-from tests.security.identity_support import deliver, mail_to, register_call, run_worker_once, staff_console
+from tests.security.identity_support import deliver, mail_to, register_call, reply_to, run_worker_once, staff_console
 from tests.servers import Sink
 from tests.test_identity import fresh_url  # noqa: F401  (a fixture)
 
@@ -129,15 +130,16 @@ def test_a_different_postal_address_does_not_replace_the_one_on_her_record(setti
 # 2. A merge staff accepted -------------------------------------------------------------------------------------
 
 
-def _reply(sink: Sink, address: str, subject_has: str, body: str) -> bytes:
-    last = [m for m in mail_to(sink, address) if subject_has in str(m["Subject"])][-1]
-    return citizen_mail(
-        sender=address,
-        name="",
-        subject=f"Re: {last['Subject']}",
-        body=body,
-        in_reply_to=str(last["Message-ID"]).strip("<>"),
+def _accept_the_suggestion(settings: Settings, http: TestClient, csrf: str) -> httpx.Response:
+    """Staff accept the one suggested merge after checking the document of the person before them (the victim)."""
+    with session_scope(settings) as session:
+        suggestion = session.scalars(select(MergeSuggestion)).one()
+    response = http.post(
+        f"/staff/merge-suggestions/{suggestion.id}",
+        data={"csrf_token": csrf, "decision": "accept", "document": "passport_rf", "phone": PHONE},
     )
+    assert response.status_code == 303, response.text
+    return response
 
 
 def _links(sink: Sink) -> list[str]:
@@ -162,7 +164,7 @@ def _stranger_merged_in(settings: Settings, sink: Sink, *, link_first: bool) -> 
     )
     register_call(http, csrf, name="Петрова А. С.", phone=PHONE, email=ATTACKER, subject="Копии", text="Копии")
     run_worker_once(settings)
-    deliver(settings, _reply(sink, ATTACKER, "зарегистрировано", "Получил."))
+    deliver(settings, reply_to(sink, ATTACKER, "Получил.", "зарегистрировано"))
     links: list[str] = []
     if link_first:
         http.post("/history", data={"email": ATTACKER})
@@ -172,13 +174,7 @@ def _stranger_merged_in(settings: Settings, sink: Sink, *, link_first: bool) -> 
         status, body = _archive(http, links[0])
         assert status == 200 and SECRET not in body  # his own record's history only
     victim = _client_of(settings, victim_request).id
-    with session_scope(settings) as session:
-        suggestion = session.scalars(select(MergeSuggestion)).one()
-    response = http.post(
-        f"/staff/merge-suggestions/{suggestion.id}",
-        data={"csrf_token": csrf, "decision": "accept", "document": "passport_rf", "phone": PHONE},
-    )
-    assert response.status_code == 303, response.text
+    response = _accept_the_suggestion(settings, http, csrf)
     assert response.headers["location"].startswith(f"/staff/clients/{victim}")
     return http, victim, links
 
@@ -198,7 +194,7 @@ def test_a_reply_does_not_prove_again_an_address_a_merge_brought(settings: Setti
     # The letter does not offer a reply that would prove nothing.
     assert "ответьте на это письмо" not in text_of(letter)
     assert "только лично" in text_of(letter)
-    deliver(settings, _reply(sink, ATTACKER, "подтвердите адрес", "Подтверждаю"))
+    deliver(settings, reply_to(sink, ATTACKER, "Подтверждаю", "подтвердите адрес"))
     run_worker_once(settings)
     assert _links(sink) == []
     with session_scope(settings) as session:
@@ -279,13 +275,7 @@ def test_a_merge_does_not_carry_the_other_records_postal_address(settings: Setti
         http, csrf, name="Петрова", phone=PHONE, postal_address=ATTACKER_POST, subject="Вопрос", text="Текст"
     )
     victim, stranger = _client_of(settings, victim_request), _client_of(settings, stranger_request)
-    with session_scope(settings) as session:
-        suggestion = session.scalars(select(MergeSuggestion)).one()
-    response = http.post(
-        f"/staff/merge-suggestions/{suggestion.id}",
-        data={"csrf_token": csrf, "decision": "accept", "document": "passport_rf", "phone": PHONE},
-    )
-    assert response.status_code == 303, response.text
+    _accept_the_suggestion(settings, http, csrf)
     with session_scope(settings) as session:
         assert session.get_one(Client, stranger.id).merged_into_id == victim.id
         assert session.get_one(Client, victim.id).postal_address == ""
