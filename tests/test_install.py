@@ -201,7 +201,7 @@ def installed(built: tuple[Path, Path], tmp_path: Path, sink: Sink) -> Installed
         "MAILSERVICE_SECRET_KEYS": secrets.token_urlsafe(48),
         "MAILSERVICE_DEPARTMENT_ADDRESS": "630011, г. Новосибирск, Красный проспект, д. 18",
         # Production refuses a loopback or plain http link address (README "Production checks"): the proxy's one.
-        "MAILSERVICE_PUBLIC_URL": "https://obr.dizo.test",
+        "MAILSERVICE_PUBLIC_URL": "https://obr.dizo-nso.ru",
         "MAILSERVICE_FROM_ADDRESS": "info@dizo.test",
         "MAILSERVICE_SMTP_HOST": "127.0.0.1",
         "MAILSERVICE_SMTP_PORT": str(sink.port),

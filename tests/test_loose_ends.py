@@ -78,7 +78,7 @@ def test_production_refuses_a_link_address_citizens_cannot_open_safely(url: str)
         Settings(**PRODUCTION, public_url=url)
 
 
-@pytest.mark.parametrize("url", ["https://obr.dizo.example.ru", "HTTPS://obr.dizo.example.ru:8443/mail/"])
+@pytest.mark.parametrize("url", ["https://obr.dizo-nso.ru", "HTTPS://obr.dizo-nso.ru:8443/mail/"])
 def test_production_accepts_a_real_https_link_address(url: str) -> None:
     assert Settings(**PRODUCTION, public_url=url).public_url == url
 
@@ -87,7 +87,7 @@ def test_development_keeps_its_local_link_address() -> None:
     assert Settings(environment="development", public_url="http://127.0.0.1:8000").public_url == "http://127.0.0.1:8000"
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8000", "http://obr.dizo.example.ru"])
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8000", "http://obr.dizo-nso.ru"])
 def test_a_refused_link_address_is_one_russian_line_naming_the_variable(tmp_path: Path, url: str) -> None:
     result = _cli("db", "upgrade", env=_prod_env(tmp_path, MAILSERVICE_PUBLIC_URL=url))
     assert result.returncode == 2
