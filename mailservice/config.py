@@ -477,11 +477,8 @@ class Settings(BaseSettings):
                 f"MAILSERVICE_IMAP_SECURITY=none: IMAP без шифрования к удалённому серверу {self.imap_host} "
                 "в рабочем режиме запрещён; укажите ssl или starttls"
             )
-        if (
-            (self.smtp_user or self.smtp_password)
-            and self.smtp_security is Security.none
-            and not (_is_this_machine(self.smtp_host))
-        ):
+        login = bool(self.smtp_user or self.smtp_password)
+        if login and self.smtp_security is Security.none and not _is_this_machine(self.smtp_host):
             # The login (RFC 4954 AUTH PLAIN or LOGIN) would cross the network in the clear, as IMAP's would above.
             raise ValueError(
                 f"MAILSERVICE_SMTP_SECURITY=none: вход на удалённый сервер отправки {self.smtp_host} без шифрования "
