@@ -26,6 +26,11 @@ from pathlib import Path
 _counter = itertools.count()
 _HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+# Raw letters and attachments are citizens' personal data (152-FZ art. 19): readable by the service's own user
+# only, as the SQLite file (engine.py) and the backups (backup.py) are. The modes are asked for at creation, so no
+# moment passes with the usual umask's 0644 or 0755.
+_FILE_MODE = 0o600
+_FOLDER_MODE = 0o700
 
 
 @functools.cache
@@ -80,10 +85,10 @@ class BlobStore:
         tmp = folder / f".tmp-{os.getpid()}-{next(_counter)}"
         try:
             try:
-                fd = os.open(tmp, _NEW_FILE, 0o640)
+                fd = os.open(tmp, _NEW_FILE, _FILE_MODE)
             except FileNotFoundError:  # the folder's first blob: make it then (a mkdir per blob was a syscall wasted)
-                folder.mkdir(parents=True, exist_ok=True)
-                fd = os.open(tmp, _NEW_FILE, 0o640)
+                _make_folder(folder)
+                fd = os.open(tmp, _NEW_FILE, _FILE_MODE)
             try:
                 _write_all(fd, data)
                 if durable:
@@ -126,6 +131,17 @@ class BlobStore:
     def exists(self, sha256: str) -> bool:
         """Whether the blob is stored."""
         return self.path(sha256).exists()
+
+
+def _make_folder(folder: Path) -> None:
+    """Make ``folder`` and the missing folders above it, each owner-only (``mkdir(parents=True)`` would give
+    the upper ones the default mode, 0755 under the usual umask)."""
+    missing = []
+    while not folder.is_dir():
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        path.mkdir(mode=_FOLDER_MODE, exist_ok=True)
 
 
 def _write_all(fd: int, data: bytes) -> None:

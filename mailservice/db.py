@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -183,14 +184,31 @@ def pending_migrations(settings: Settings | None = None, connection: Connection 
     connection wait for itself).
     """
     from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
 
-    heads = set(ScriptDirectory.from_config(alembic_config(settings)).get_heads())
+    heads = set(_package_heads())
     if connection is not None:
         return heads - set(MigrationContext.configure(connection).get_current_heads())
     with get_engine(settings).connect() as conn:
         current = set(MigrationContext.configure(conn).get_current_heads())
     return heads - current
+
+
+@functools.cache
+def _package_heads() -> frozenset[str]:
+    """The head revisions of the installed package's migrations: read once a process, as they cannot change
+    under it (reading every migration script again took 75 ms of each /readyz probe)."""
+    from alembic.script import ScriptDirectory
+
+    return frozenset(ScriptDirectory(str(package_path("migrations"))).get_heads())
+
+
+def _not_per_connection_chatter(record: logging.LogRecord) -> bool:
+    # Alembic logs these two at INFO whenever a migration context opens, so every /readyz probe (compose checks it
+    # every few seconds) wrote them to the service's log; the lines of an actual upgrade are kept.
+    return not str(record.msg).startswith(("Context impl ", "Will assume "))
+
+
+logging.getLogger("alembic.runtime.migration").addFilter(_not_per_connection_chatter)
 
 
 def upgrade(settings: Settings | None = None, revision: str = "heads") -> None:

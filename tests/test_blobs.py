@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -34,3 +36,20 @@ def test_put_makes_the_folders_of_a_new_blob_and_is_idempotent(tmp_path: Path) -
 def test_path_refuses_what_is_not_a_sha256_hex_digest(tmp_path: Path, name: str) -> None:
     with pytest.raises(ValueError, match="sha256"):
         BlobStore(tmp_path).path(name)
+
+
+def test_blobs_and_their_folders_are_the_service_users_alone(tmp_path: Path) -> None:
+    """Raw letters are personal data (152-FZ art. 19): under the usual umask 022 of a shell or a systemd unit no
+    other local user may read a letter or list the store (tryout of 7 December: files were 0640, folders 0755)."""
+    previous = os.umask(0o022)
+    try:
+        store = BlobStore(tmp_path / "data" / "blobs")
+        digest = store.put("Паспорт 5000 123456, адрес: ул. Ленина, 1".encode(), durable=False)
+        second = store.put(b"another letter", durable=True)
+    finally:
+        os.umask(previous)
+    for blob in (digest, second):
+        path = store.path(blob)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        for folder in (path.parent, path.parent.parent, tmp_path / "data" / "blobs"):
+            assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder

@@ -111,9 +111,9 @@ def test_a_setting_refused_in_production_is_explained_in_russian(tmp_path: Path,
 
 
 def test_the_embedded_database_is_not_readable_by_other_users(tmp_path: Path) -> None:
-    # The blob store writes letters and attachments 0640 and the classifier's model 0600; the database holding the
-    # same texts, names and addresses (152-FZ art. 19: protection from unauthorised access) is made 0644 under the
-    # usual umask 022 of a systemd service or a shell.
+    # The blob store writes letters and attachments 0600 (0640 until 7 December) and the classifier's model 0600;
+    # the database holding the same texts, names and addresses (152-FZ art. 19: protection from unauthorised
+    # access) was made 0644 under the usual umask 022 of a systemd service or a shell.
     env = _prod_env(tmp_path)
     result = _cli("db", "upgrade", env=env, umask=0o022)
     assert result.returncode == 0, result.stderr[-2000:]
