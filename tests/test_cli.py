@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import re
@@ -133,7 +134,8 @@ def test_export_defuses_formulas(lite_settings: Settings, tmp_path: Path) -> Non
     assert row["Тема письма"].startswith("'=")
 
 
-def test_journal_csv(lite_settings: Settings, tmp_path: Path) -> None:
+def test_journal_csv(lite_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "160")  # the table's width: each cell on one line
     eml = tmp_path / "a.eml"
     from tests.mailfactory import citizen_mail
 
@@ -142,6 +144,17 @@ def test_journal_csv(lite_settings: Settings, tmp_path: Path) -> None:
     assert run("intake", "import", str(eml)).returncode == 0
     journal = list(csv.DictReader(io.StringIO(run("intake", "journal", "--format", "csv").stdout)))
     assert [r["outcome"] for r in journal] == ["new_request", "duplicate"]
+
+    # The table is for staff (tryout of 7 December: times in UTC, codes, no header): a header row, the time in the
+    # department's zone (README: TIMEZONE, Asia/Novosibirsk, UTC+7), outcomes and reasons in Russian.
+    table = run("intake", "journal").stdout
+    assert re.search(r"Строка.*Получено.*Откуда.*Исход.*Отправитель.*Тема.*Причина", table.splitlines()[1]), table
+    for row in journal:
+        received = dt.datetime.fromisoformat(row["received_at"])
+        local = received.astimezone(dt.timezone(dt.timedelta(hours=7)))
+        assert re.search(rf"│ {row['id']} +│ {local:%d\.%m\.%Y %H:%M} +│ файл +│", table), table
+    assert "зарегистрировано" in table and "повтор уже" in table, table
+    assert "new_request" not in table and "duplicate" not in table, table
 
 
 @pytest.mark.postgres

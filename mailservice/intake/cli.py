@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import mailbox
 import sys
@@ -67,12 +68,42 @@ def journal_cmd(
     elif fmt == "json":
         typer.echo(json.dumps(rows, ensure_ascii=False))
     else:
-        for row in rows:
-            typer.echo(
-                f"{row['id']:>6} {row['received_at'][:19]} {row['source']:<5} {row['outcome']:<18} "
-                f"{inert((row['from_addr'] or '-')[:30]):<30} {inert(str(row['subject'])[:40])} "
-                f"{inert(row['reason'][:60])}"
-            )
+        typer.echo(_journal_table(rows, get_settings().tz))
+
+
+# Where a letter came from, as staff name it (protocol names stay as they are).
+SOURCE_NAMES = {"imap": "IMAP", "smtp": "SMTP", "lmtp": "LMTP", "file": "файл"}
+
+
+def _journal_table(rows: list[dict[str, Any]], tz: dt.tzinfo) -> str:
+    """The journal for staff: a header row, the department's local time, the outcome and the reason in Russian
+    (CSV and JSON keep the recorded values: UTC with its offset, the codes)."""
+    import shutil
+
+    from mailservice.termtable import Column, Keep, Short, render
+
+    columns = [
+        Column("Строка"),
+        Column("Получено", 10, 4),  # the time goes under the date
+        Column("Откуда"),
+        Column("Исход", 10, 3),
+        Column("Отправитель", 11, 2),
+        Column("Тема", 10, 1),
+        Column("Причина", 10, 0),
+    ]
+    cells = [
+        [
+            [Keep(str(row["id"]))],
+            [Keep(f"{dt.datetime.fromisoformat(row['received_at']).astimezone(tz):%d.%m.%Y %H:%M}")],
+            [Keep(SOURCE_NAMES.get(row["source"], row["source"]))],
+            [Keep(outcome_ru(row["outcome"]))],  # folded at spaces only
+            [Short(row["from_addr"] or "—")],
+            [Short(str(row["subject"] or "—"), 2)],
+            [Short(reason_ru(row["reason"]), 3)],
+        ]
+        for row in rows
+    ]
+    return render(columns, cells, shutil.get_terminal_size().columns)
 
 
 @app.command("quarantine")
@@ -85,14 +116,18 @@ def quarantine_cmd(
     from mailservice.intake import quarantine
 
     view = quarantine.View.not_appeal if aside else quarantine.View.waiting
+    tz = get_settings().tz  # the department's local time, as the console shows it
     with session_scope() as session:
         entries = quarantine.listed(session, view)
         for e in entries:
             who = (
-                f" | отложено {e.resolved_at:%Y-%m-%d %H:%M}, {inert(e.resolved_by)}" if aside and e.resolved_at else ""
+                f" | отложено {e.resolved_at.astimezone(tz):%d.%m.%Y %H:%M}, {inert(e.resolved_by)}"
+                if aside and e.resolved_at
+                else ""
             )
             typer.echo(
-                f"{e.id:>6} {e.received_at:%Y-%m-%d %H:%M} {e.raw_sha256[:12]} {inert(reason_ru(e.reason))}{who}"
+                f"{e.id:>6} {e.received_at.astimezone(tz):%d.%m.%Y %H:%M} {e.raw_sha256[:12]} "
+                f"{inert(reason_ru(e.reason))}{who}"
             )
         typer.echo(f"{'Отложено как не обращения' if aside else 'В карантине'}: {len(entries)}", err=True)
 
