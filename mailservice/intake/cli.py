@@ -80,7 +80,7 @@ def _journal_table(rows: list[dict[str, Any]], tz: dt.tzinfo) -> str:
     (CSV and JSON keep the recorded values: UTC with its offset, the codes)."""
     import shutil
 
-    from mailservice.termtable import Column, Keep, Short, render
+    from mailservice.termtable import Cell, Column, Keep, Short, render
 
     columns = [
         Column("Строка"),
@@ -91,7 +91,7 @@ def _journal_table(rows: list[dict[str, Any]], tz: dt.tzinfo) -> str:
         Column("Тема", 10, 1),
         Column("Причина", 10, 0),
     ]
-    cells = [
+    cells: list[list[Cell]] = [
         [
             [Keep(str(row["id"]))],
             [Keep(f"{dt.datetime.fromisoformat(row['received_at']).astimezone(tz):%d.%m.%Y %H:%M}")],
