@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import io
 import re
 
@@ -357,6 +358,47 @@ def test_answer_from_template_with_attachment_reaches_the_client(settings: Setti
     assert "Ответ отправлен клиенту" in done.text and "дан ответ" in done.text
 
 
+@pytest.mark.parametrize("template", ["provided", "published", "appeal", "blank"])
+def test_a_template_sent_with_its_blanks_unfilled_is_refused(
+    http: TestClient, lite_settings: Settings, template: str
+) -> None:
+    """Tryout of 7 December (a staff day): «Подставить шаблон», then «Отправить ответ» closed the request with
+    «[Запрашиваемая информация] / Должность / ФИО» as the department's answer. Every template's places to fill are
+    named and nothing is sent until they are filled; the operator here has no name or position on the account."""
+    request_id = mail_request(lite_settings)
+    with session_scope(lite_settings) as session:
+        outbox_before = session.scalar(select(func.count(OutboxMessage.id)))
+    add_staff(lite_settings, "newcomer@dizo.test", Role.operator)  # no name or position on the account yet
+    csrf = login(http, "newcomer@dizo.test")
+    page = http.get(f"/staff/requests/{request_id}?template={template}").text
+    found = re.search(r'<textarea id="answer-text" name="text"[^>]*>(.*?)</textarea>', page, re.S)
+    assert found, page
+    as_given = html.unescape(found.group(1))
+    url = f"/staff/requests/{request_id}/answer"
+    refused = http.post(url, data={"csrf_token": csrf, "text": as_given})
+    assert refused.status_code == 400
+    error = html.unescape(refused.text)
+    assert "незаполненные места шаблона" in error
+    assert "Должность, ФИО" in error  # the signature's places, as the template shows them
+    body_blank = {"provided": "[Запрашиваемая информация]", "published": "[ссылка на страницу]",
+                  "appeal": "[Ответ по существу поставленных вопросов]", "blank": None}[template]  # fmt: skip
+    if body_blank:
+        assert body_blank in as_given and f"{body_blank}, Должность" in error
+    # The text staff had typed is given back, and nothing happened to the request.
+    assert html.escape(as_given, quote=False).strip() in refused.text
+    with session_scope(lite_settings) as session:
+        request = session.get(Request, request_id)
+        assert request is not None and request.status == Status.registered and request.answered_at is None
+        assert session.scalar(select(func.count(OutboxMessage.id))) == outbox_before
+    # Filled in, the same letter goes.
+    filled = as_given.replace("Должность", "Главный специалист").replace("ФИО", "Петров П. П.")
+    if body_blank:
+        filled = filled.replace(body_blank, "В аренду предоставлено 120 участков (по [данным] реестра на 01.12).")
+    else:
+        filled = "В аренду предоставлено 120 участков.\n" + filled
+    assert http.post(url, data={"csrf_token": csrf, "text": filled}).status_code == 303
+
+
 def test_refusal_needs_a_legal_ground(http: TestClient, lite_settings: Settings) -> None:
     request_id = mail_request(lite_settings)
     csrf = login(http, OPERATOR)
@@ -365,6 +407,7 @@ def test_refusal_needs_a_legal_ground(http: TestClient, lite_settings: Settings)
     assert no_ground.status_code == 400 and "правовое основание" in no_ground.text
     no_reason = http.post(url, data={"csrf_token": csrf, "target": "refused", "ground": "8fz-20-1-3"})
     assert no_reason.status_code == 400 and "мотивированным" in no_reason.text
+    assert "--ground" not in no_ground.text and "--comment" not in no_reason.text  # the CLI's words stay there
     ok = http.post(
         url,
         data={"csrf_token": csrf, "target": "refused", "ground": "8fz-20-1-3", "comment": "Вопрос к другому органу"},
@@ -390,7 +433,11 @@ def test_an_answer_or_a_clarification_without_text_is_refused_everywhere(
     for target in ("answered", "clarification_requested"):
         for comment in ("", "  \n "):
             refused = http.post(url, data={"csrf_token": csrf, "target": target, "comment": comment})
-            assert refused.status_code == 400 and "--comment" in refused.text, (target, comment)
+            # The console names what to fill in its own words; the CLI's option is the CLI's (tryout of 7 December).
+            assert refused.status_code == 400 and "--comment" not in refused.text, (target, comment)
+            assert ("текст ответа по существу" if target == "answered" else "что именно нужно уточнить") in (
+                refused.text
+            ), (target, comment)
     # Files alone are no answer either: the e-mail, the posted letter and the status page carry the text.
     files_only = http.post(
         f"/staff/requests/{request_id}/answer",

@@ -123,3 +123,12 @@ def test_the_console_quarantine_page_registers_with_a_typed_sender(settings: Set
             (OPERATOR, entry_id, "new_request"),
         ]
     assert f'action="/staff/quarantine/{entry_id}/release"' not in http.get("/staff/quarantine").text
+    # Where the release leads: the number, as a link to the request it made (tryout of 7 December).
+    released = http.get(done.headers["location"]).text
+    assert f'Письмо принято: <a href="/staff/requests/{request.id}">{request.number}</a>.' in released
+    # What the address says is shown only as a number that exists or an outcome: no text of a stranger's link
+    # appears as the console's own words.
+    for planted in ("Позвоните по номеру 8-800-000-00-00", "2099-000001", "1"):
+        shown = http.get("/staff/quarantine", params={"done": planted}).text
+        assert "Письмо принято" not in shown and "8-800" not in shown, planted
+    assert "Письмо принято: в карантине." in http.get("/staff/quarantine?done=quarantined").text

@@ -23,8 +23,8 @@ from mailservice.inforequests.lifecycle import (
     STAFF_SETTABLE,
     STATUS_NAMES,
     Channel,
+    RefusedAction,
     Status,
-    TransitionError,
 )
 from mailservice.termtext import inert
 
@@ -453,8 +453,8 @@ def status_cmd(
                 forwarded_to=forwarded_to,
             )
             typer.echo(f"№ {number}: {STATUS_NAMES[to]}; срок ответа {request.due_date}")
-    except (TransitionError, service.RequestError) as exc:
-        raise tclick.ClickException(str(exc)) from None
+    except RefusedAction as exc:
+        raise tclick.ClickException(f"{exc} (--{exc.field})" if exc.field else str(exc)) from None
 
 
 @app.command("report")

@@ -202,8 +202,19 @@ REFUSAL_GROUNDS: dict[str, RefusalGround] = {
 }
 
 
-class TransitionError(ValueError):
-    """A status change the rules do not allow; the message is Russian and shown to staff as is."""
+class RefusedAction(ValueError):
+    """An action on a request refused; the message is Russian and shown to staff as is.
+
+    ``field`` names what staff must give (``comment``, ``ground``): the console shows its form, the CLI adds the
+    option (``--comment``), so neither shows the other's words."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class TransitionError(RefusedAction):
+    """A status change the rules do not allow."""
 
 
 def check_transition(current: Status, target: Status, *, ground: str | None = None, law: str = "8-fz") -> None:
@@ -212,7 +223,7 @@ def check_transition(current: Status, target: Status, *, ground: str | None = No
         raise TransitionError(f"Переход «{STATUS_NAMES[current]}» → «{STATUS_NAMES[target]}» не допускается")
     if target is Status.refused:
         if not ground:
-            raise TransitionError("Для отказа нужно указать правовое основание (--ground)")
+            raise TransitionError("Для отказа нужно указать правовое основание", field="ground")
         refusal = REFUSAL_GROUNDS.get(ground)
         if refusal is None:
             raise TransitionError(f"Неизвестное основание отказа: {ground}")

@@ -34,6 +34,7 @@ from mailservice.inforequests.lifecycle import (
     STAFF_SETTABLE,
     Channel,
     EventKind,
+    RefusedAction,
     Status,
     TransitionError,
     check_missing,
@@ -56,8 +57,8 @@ from mailservice.webrequests.status import new_link
 from mailservice.workdays import default_calendar
 
 
-class RequestError(ValueError):
-    """A request operation that cannot be done; the message is Russian and shown as is."""
+class RequestError(RefusedAction):
+    """A request operation that cannot be done."""
 
 
 @dataclass(frozen=True)
@@ -609,19 +610,19 @@ def change_status(
         except ValueError as exc:
             raise RequestError(str(exc)) from exc
         if not comment:
-            raise RequestError("При продлении срока нужно указать причину (--comment)")
+            raise RequestError("При продлении срока нужно указать причину", field="comment")
     elif extension_days:
         raise RequestError("Число дней продления указывается только при продлении")
     if target is Status.forwarded and not forwarded_to:
         raise RequestError("Укажите, куда перенаправлен запрос")
     if target is Status.refused and not comment.strip():
-        raise RequestError("Отказ должен быть мотивированным: укажите причину (--comment)")
+        raise RequestError("Отказ должен быть мотивированным: укажите причину", field="comment")
     # The notice of these statuses is the comment itself: without it the citizen would get an empty answer (8-FZ
     # art. 19, 59-FZ art. 10: an answer on the merits) or a request to clarify nothing.
     if target is Status.answered and not comment.strip():
-        raise RequestError("Ответ не может быть пустым: укажите текст ответа по существу (--comment)")
+        raise RequestError("Ответ не может быть пустым: укажите текст ответа по существу", field="comment")
     if target is Status.clarification_requested and not comment.strip():
-        raise RequestError("Укажите, что именно нужно уточнить заявителю (--comment)")
+        raise RequestError("Укажите, что именно нужно уточнить заявителю", field="comment")
     data: dict[str, object] = {"forwarded_to": forwarded_to} if forwarded_to else {}
     if target is Status.forwarded and today > notice_due(start):
         # The law gives 7 days to forward and tell the requester (8-FZ, 59-FZ art. 8); a late forwarding is still

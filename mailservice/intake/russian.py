@@ -44,8 +44,7 @@ _PARSE_REASONS = {
     "message structure nested too deeply": "слишком глубокая вложенность частей письма",
     "input is not bytes": "на входе не байты",
     "no usable sender address (From, Sender and Reply-To absent or invalid)": (
-        "в письме нет адреса автора (поля From, Sender и Reply-To пусты или неверны): укажите адрес сами "
-        "(intake release ID --sender АДРЕС)"
+        "в письме нет адреса автора (поля From, Sender и Reply-To пусты или неверны): укажите адрес сами"
     ),
 }
 

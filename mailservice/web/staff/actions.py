@@ -9,6 +9,7 @@ caller's session and ``now`` and never commits.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -111,6 +112,12 @@ def reclassify(
         raise ConsoleError(str(exc)) from exc
 
 
+# What an answer template leaves for staff to fill: a whole line in square brackets («[Запрашиваемая информация]»),
+# and the signature's position and name when the staff account has none (templates/web/staff/answers/).
+SIGNATURE_BLANKS = {"position": "Должность", "name": "ФИО"}
+_BRACKETED_LINE = re.compile(r"^\s*\[[^\[\]\n]+\]\s*$", re.MULTILINE)
+
+
 def answer_text(
     settings: Settings, template: str, request: Request, user_name: str, position: str, today: dt.date
 ) -> str:
@@ -122,10 +129,17 @@ def answer_text(
         settings=settings,
         request=request,
         client=request.client,
-        signatory_name=user_name,
-        signatory_position=position,
+        signatory_name=user_name or SIGNATURE_BLANKS["name"],
+        signatory_position=position or SIGNATURE_BLANKS["position"],
         today=today,
     )
+
+
+def unfilled_blanks(text: str) -> list[str]:
+    """The places of an answer template still unfilled in ``text``, in order (empty: none)."""
+    found = [match.group().strip() for match in _BRACKETED_LINE.finditer(text)]
+    lines = {line.strip() for line in text.splitlines()}
+    return found + [blank for blank in SIGNATURE_BLANKS.values() if blank in lines]
 
 
 def answer(
@@ -144,6 +158,13 @@ def answer(
 
     if not text.strip():
         raise ConsoleError("Текст ответа пуст")
+    # The answer is the department's final word (8-FZ art. 18, 59-FZ art. 10 p. 1 item 4): a template sent as
+    # it is would close the request with no answer in it (tryout of 7 December).
+    blanks = unfilled_blanks(text)
+    if blanks:
+        raise ConsoleError(
+            f"В ответе остались незаполненные места шаблона: {', '.join(blanks)}. Заполните их или удалите."
+        )
     total = sum(len(f.data) for f in files)
     if total > settings.max_attachment_bytes:
         raise ConsoleError(f"Вложения больше {settings.max_attachment_bytes // (1024 * 1024)} МБ")

@@ -4,18 +4,21 @@ setting junk aside as no appeal (tryout W5); a page at a time, as the other cons
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from mailservice.blobs import BlobStore
 from mailservice.db import session_scope, utcnow
 from mailservice.intake import quarantine
 from mailservice.intake.actions import ActionError
-from mailservice.intake.models import IntakeEntry
-from mailservice.intake.russian import reason_ru
+from mailservice.inforequests.service import get_by_number
+from mailservice.intake.models import IntakeEntry, Outcome
+from mailservice.intake.russian import outcome_ru, reason_ru
 from mailservice.mail.headers import decode_encoded_words
 from mailservice.web.security import DbId
 from mailservice.web.staff import audit
@@ -48,6 +51,19 @@ def _preview(store: BlobStore, entry: IntakeEntry) -> tuple[str, str]:
 
 
 DONE_ASIDE = "aside"  # ?done= after a letter was set aside (a release puts its number or outcome there)
+_NUMBER = re.compile(r"\d{4}-\d{6}")
+
+
+def _released(session: Session, done: str) -> tuple[str, int | None] | None:
+    """What ``?done=`` after a release may say: a registration number that exists (with its request's id, for a
+    link) or an outcome, in Russian; anything else in the address is not shown (tryout of 7 December: any text put
+    there appeared in the page's status line as the console's own words)."""
+    if _NUMBER.fullmatch(done):
+        found = get_by_number(session, done)
+        return (done, found.id) if found is not None else None
+    if done in Outcome.__members__:
+        return outcome_ru(done), None
+    return None
 
 
 @router.get("/quarantine", response_class=HTMLResponse)
@@ -123,7 +139,7 @@ def _page(request: Request, ctx: StaffContext, *, error: str, done: str = "") ->
             view=view.value,
             aside_count=quarantine.count(session, quarantine.View.not_appeal) if view is quarantine.View.waiting else 0,
             error=error,
-            done="" if done == DONE_ASIDE else done,
+            released=_released(session, done),
             set_aside=done == DONE_ASIDE,
             status_code=400 if error else 200,
             reason_ru=reason_ru,
