@@ -14,9 +14,9 @@ from starlette.concurrency import run_in_threadpool
 
 from mailservice.blobs import BlobStore
 from mailservice.db import session_scope, utcnow
+from mailservice.inforequests.service import get_by_number
 from mailservice.intake import quarantine
 from mailservice.intake.actions import ActionError
-from mailservice.inforequests.service import get_by_number
 from mailservice.intake.models import IntakeEntry, Outcome
 from mailservice.intake.russian import outcome_ru, reason_ru
 from mailservice.mail.headers import decode_encoded_words
