@@ -71,18 +71,34 @@ def is_organisation(name: str) -> bool:
     return bool(_LEGAL_FORMS.search(name) or _ORGANISATION_WORDS.search(name) or "«" in name)
 
 
-def greeting(name: str | None, organisation: str | None = "", *, fallback: str = "Здравствуйте!") -> str:
-    """The first line of a letter: «Уважаемый(ая) Иван Петрович!» for a person, ``fallback`` otherwise.
+# Russian patronymics (with the given name before them they are how a letter addresses a person): -ович, -евич,
+# -ич (Ильич, Кузьмич) for a man; -овна, -евна, -ична (Ильинична) for a woman.
+_PATRONYMIC = re.compile(r"^[А-ЯЁ][а-яё]+(?:(ович|евич|ич)|(овна|евна|ична))$")
 
-    An organisation (``name`` is the ``organisation`` given, or clearly an organisation's name: «ООО «Ромашка»»,
-    «ИП Сидоров К.П.») is not greeted as a person: the department does not know who reads the letter there, and
-    «Уважаемые господа!» is not how it writes to citizens and businesses, so the neutral «Здравствуйте!» it uses
-    for an unnamed sender serves (a letter on paper starts with no greeting at all, ``fallback=""``).
+
+def greeting(name: str | None, organisation: str | None = "", *, fallback: str = "Здравствуйте!") -> str:
+    """The first line of a letter: «Уважаемый Иван Петрович!» or «Уважаемая Анна Ивановна!» for a person whose
+    name has a patronymic, whatever the order of its words; «Здравствуйте, Аоки Юко!» for one whose name does not
+    tell whether to write «Уважаемый» or «Уважаемая»; ``fallback`` otherwise.
+
+    A patronymic is a word ending as one, after a word that does not (the given name): in «Иван Сергеевич
+    Карпович» the surname ends like a patronymic too, and «Сергеевич» follows «Иван». An organisation (``name`` is
+    the ``organisation`` given, or clearly an organisation's name: «ООО «Ромашка»», «ИП Сидоров К.П.») is not
+    greeted as a person: the department does not know who reads the letter there, and «Уважаемые господа!» is not
+    how it writes to citizens and businesses, so the neutral «Здравствуйте!» it uses for an unnamed sender serves (a
+    letter on paper starts with no greeting at all, ``fallback=""``).
     """
     name, organisation = (name or "").strip(), (organisation or "").strip()
     if not name or name == organisation or is_organisation(name):
         return fallback
-    return f"Уважаемый(ая) {name}!"
+    # «ИВАНОВ ИВАН ИВАНОВИЧ» and «иванов иван иванович» as typed on a form: each word as a name is written.
+    words = [word.capitalize() if word.isupper() or word.islower() else word for word in name.split()]
+    for index in range(1, len(words)):
+        found = _PATRONYMIC.match(words[index])
+        if found and not _PATRONYMIC.match(words[index - 1]) and words[index - 1].isalpha():
+            dear = "Уважаемый" if found.group(1) else "Уважаемая"
+            return f"{dear} {words[index - 1]} {words[index]}!"
+    return f"Здравствуйте, {name}!"
 
 
 @lru_cache(maxsize=1)

@@ -317,6 +317,8 @@ def test_answer_from_template_with_attachment_reaches_the_client(settings: Setti
     add_staff(settings, OPERATOR, Role.operator, name="Петров Пётр", position="Главный специалист")
     request_id = mail_request(settings)
     drain(settings)
+    [acknowledgement] = [parsed(raw) for _f, _to, raw in sink.messages()]
+    assert "отправлено автоматически. Чтобы дополнить обращение, ответьте на него" in text_of(acknowledgement)
     sink.clear()
     http = client_for(settings)
     login(http, OPERATOR)
@@ -342,6 +344,12 @@ def test_answer_from_template_with_attachment_reaches_the_client(settings: Setti
     assert str(answer["To"]).endswith("<ivanov@example.ru>")
     assert f"[№ {number}]" in str(answer["Subject"])
     assert "120 участков" in text_of(answer)
+    # Written by staff, and a reply to it opens a new request (citizen-side tryout of 7 December: the footer said
+    # «отправлено автоматически ... ответьте, чтобы дополнить обращение»).
+    assert "отправлено автоматически" not in text_of(answer)
+    assert f"сохранив в теме номер [№ {number}]: ваше письмо будет зарегистрировано как новое обращение" in (
+        text_of(answer)
+    )
     [attached] = list(answer.iter_attachments())
     assert attached.get_filename() == "справка.pdf" and attached.get_content() == b"%PDF-1.4 test"
     survey = next(m for m in messages if "Оцените" in str(m["Subject"]))

@@ -101,7 +101,7 @@ def test_the_link_letter_and_the_limited_letter_give_their_dates(settings: Setti
         assert f"{settings.public_url}/history/download/{token}" in text_of(link_mail)
         assert service.open_download(session, settings, token, t0) is export
         assert f"Ссылка действует до {_local(t0 + VALID, settings)}" in text_of(link_mail)
-        assert "Иванов Иван" in str(link_mail["To"]) and "Уважаемый(ая) Иванов Иван!" in text_of(link_mail)
+        assert "Иванов Иван" in str(link_mail["To"]) and "Здравствуйте, Иванов Иван!" in text_of(link_mail)
         assert f"Новый запрос можно направить после {_local(t0 + PER, settings)}" in text_of(limited_mail)
         assert "/history/" not in text_of(limited_mail)
         # RFC 3834: answers to a request are auto-replied, so that no responder answers them in turn.

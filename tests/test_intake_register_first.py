@@ -32,7 +32,7 @@ from mailservice.inforequests.models import Event, Request
 from mailservice.intake.models import Bounce, IntakeEntry, Outcome
 from mailservice.intake.pipeline import Source, process_raw
 from mailservice.intake.routes import load_routes
-from mailservice.mailings.models import Subscription, SubscriptionStatus, Suppression
+from mailservice.mailings.models import Subscriber, Subscription, SubscriptionStatus, Suppression
 from mailservice.mailings.upkeep import apply_bounces
 from mailservice.outbox import OutboxMessage
 from mailservice.web.staff.auth import Role
@@ -117,12 +117,24 @@ def test_every_persons_letter_gets_a_number_and_an_acknowledgement(
             request = session.get(Request, entry.request_id)
             assert request is not None and request.status == Status.received and request.number is None
             assert mail_to(sink, letter.sender) == []  # no acknowledgement to an advertiser
-        # Nothing a citizen wrote subscribed, unsubscribed or exported anyone.
+        # Nothing a citizen wrote in passing subscribed, unsubscribed or exported anyone. The one withdrawal is r22's,
+        # whose subject is «Отписаться» above «Почему вы присылаете мне письма?»: registered for its question, and
+        # his mail stops at once, as consent ends on the demand (RULES.md, mailings: 152-FZ art. 9 p. 2).
         assert session.scalar(select(func.count(HistoryExport.id))) == 0
-        statuses = set(session.scalars(select(Subscription.status)))
-        assert statuses == {SubscriptionStatus.active}
-        assert session.scalar(select(func.count(Subscription.id))) == 4
-    assert not {k for k in outbox_kinds(settings) if k.startswith(("mailing", "history"))}
+        statuses = dict(
+            session.execute(
+                select(Subscriber.email, Subscription.status).join(
+                    Subscriber, Subscriber.id == Subscription.subscriber_id
+                )
+            ).all()
+        )
+        assert statuses == {
+            "r18@example.ru": SubscriptionStatus.active,
+            "r22@example.ru": SubscriptionStatus.withdrawn,
+            "r55@example.ru": SubscriptionStatus.active,
+            "r57@example.ru": SubscriptionStatus.active,
+        }
+    assert [k for k in outbox_kinds(settings) if k.startswith(("mailing", "history"))] == ["mailing_withdrawn"]
 
     # The held ones are in the staff queue with their registration date counting from receipt (3 days).
     listed = cli("intake", "held", "--json")
@@ -537,6 +549,55 @@ def test_a_citizen_forwarding_an_undelivered_letter_is_registered_and_nobody_is_
         assert subscription_of(settings, address).status == SubscriptionStatus.active
 
 
+@pytest.mark.parametrize(
+    ("subject", "body"),
+    [
+        ("Отписаться от рассылки", "Также прошу сообщить, когда будут торги по аренде участков."),
+        (
+            "Отписаться",
+            "Здравствуйте. Хочу отписаться от рассылки, а также прошу сообщить, когда будут торги по ул. Ленина.",
+        ),
+    ],
+    ids=["unsubscribe+auction-question", "unsubscribe+question-in-one-sentence"],
+)
+def test_a_question_under_an_unsubscribe_subject_is_registered_and_the_withdrawal_done(
+    settings: Settings, sink: Sink, subject: str, body: str
+) -> None:
+    """The question gets its number, date and acknowledgement (59-FZ art. 8 p. 2); the withdrawal its subject asks
+    for is not left waiting for staff: consent ends on the demand (152-FZ art. 9 p. 2, 38-FZ art. 18 p. 1). Until
+    7 December the first letter waited for staff to withdraw, and the second was carried out as the command alone,
+    its question never registered."""
+    import_active(settings, ["nina@example.ru", "other@example.ru"])
+    outcome, number = take(settings, citizen_mail(sender="nina@example.ru", subject=subject, body=body))
+    assert outcome is Outcome.new_request and number
+    assert subscription_of(settings, "nina@example.ru").status == SubscriptionStatus.withdrawn
+    assert subscription_of(settings, "other@example.ru").status == SubscriptionStatus.active
+    assert outbox_kinds(settings) == ["acknowledgement", "mailing_withdrawn"]
+    with session_scope(settings) as session:
+        request = session.scalars(select(Request).where(Request.number == number)).one()
+        assert request.status == Status.registered and request.due_date is not None
+        notes = [(e.comment, e.data) for e in request.events if e.kind == "note"]
+    assert (
+        "Тема или первая фраза письма — просьба отписаться от рассылки; письмо зарегистрировано, так как в нём есть "
+        "и другая просьба или вопрос. Подписки этого адреса на рассылки, если они были, отозваны при приёме письма.",
+        {"internal": True, "withdrawal": "mailing: withdrawal requested by e-mail (1 lists)"},
+    ) in notes, notes
+    drain(settings)
+    assert sorted(mail_to(sink, "nina@example.ru")) == sorted(
+        [f"[№ {number}] Ваше обращение зарегистрировано", "Вы отписаны от рассылки"]
+    )
+
+
+def test_a_letter_that_only_mentions_unsubscribing_withdraws_nothing(settings: Settings) -> None:
+    """Nothing written in passing unsubscribes (issue 13 p. 2): only a subject or first sentence that is the form."""
+    import_active(settings, ["nina@example.ru"])
+    body = "Прошу сообщить, когда будут торги. И ещё: как отписаться от рассылки, если ссылка не работает?"
+    outcome, number = take(settings, citizen_mail(sender="nina@example.ru", subject="Торги", body=body))
+    assert outcome is Outcome.new_request and number
+    assert subscription_of(settings, "nina@example.ru").status == SubscriptionStatus.active
+    assert outbox_kinds(settings) == ["acknowledgement"]
+
+
 def test_a_question_with_prices_and_a_link_is_registered_not_held(settings: Settings) -> None:
     letter = citizen_mail(
         sender="maria@example.ru",
@@ -556,9 +617,11 @@ def test_a_question_with_prices_and_a_link_is_registered_not_held(settings: Sett
     ("subject", "body"),
     [
         ("История обращений", "Прошу направить копию ответа на моё обращение об аренде участка на ул. Ленина, 5."),
-        ("Отписаться от рассылки", "Также прошу сообщить, когда будут торги по аренде участков."),
+        # The citizen-side tryout of 7 December: a question in the same sentence as the command.
+        ("История обращений", "Прошу предоставить историю моих обращений и сообщить, когда будет ответ по гаражу."),
+        ("Подписаться", "Подписаться на рассылку и сообщить мне дату ближайших торгов."),
     ],
-    ids=["history+copy-of-answer", "unsubscribe+auction-question"],
+    ids=["history+copy-of-answer", "history+question-in-one-sentence", "subscribe+question-in-one-sentence"],
 )
 def test_a_request_written_under_a_command_subject_is_registered_and_the_command_waits_for_staff(
     settings: Settings, subject: str, body: str

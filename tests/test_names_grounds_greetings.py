@@ -171,7 +171,20 @@ def test_the_status_page_of_a_forwarded_request_gives_no_answer_date_of_ours(set
 @pytest.mark.parametrize(
     ("name", "organisation", "expected"),
     [
-        ("Сидоров Пётр Андреевич", "", "Уважаемый(ая) Сидоров Пётр Андреевич!"),
+        # A patronymic tells «Уважаемый» from «Уважаемая», and the letter names the given name and the patronymic,
+        # whatever the order of the words (citizen-side and staff-day tryouts of 7 December: «Уважаемый(ая) Иван
+        # Петрович Сидоров!»).
+        ("Сидоров Пётр Андреевич", "", "Уважаемый Пётр Андреевич!"),
+        ("Иван Петрович Сидоров", "", "Уважаемый Иван Петрович!"),
+        ("Белова Анна Ивановна", "", "Уважаемая Анна Ивановна!"),
+        ("Людмила Сергеевна Ершова", "", "Уважаемая Людмила Сергеевна!"),
+        ("Нина Ильинична", "", "Уважаемая Нина Ильинична!"),
+        ("Владимир Ильич Кузьмин", "", "Уважаемый Владимир Ильич!"),
+        ("Карпович Иван Сергеевич", "", "Уважаемый Иван Сергеевич!"),  # a surname that ends like a patronymic
+        ("Иван Сергеевич Карпович", "", "Уважаемый Иван Сергеевич!"),
+        ("ИВАНОВА МАРИЯ ПЕТРОВНА", "", "Уважаемая Мария Петровна!"),  # typed in capitals
+        ("Сидоров П. А.", "", "Здравствуйте, Сидоров П. А.!"),  # initials: neither word tells
+        ("Бабич Олег", "", "Здравствуйте, Бабич Олег!"),
         ("ООО «Ромашка»", "", "Здравствуйте!"),
         ("ИП Сидоров К.П.", "", "Здравствуйте!"),
         ("ПАО Ромашка", "", "Здравствуйте!"),
@@ -182,9 +195,9 @@ def test_the_status_page_of_a_forwarded_request_gives_no_answer_date_of_ours(set
         ("ТСЖ Лесное", "", "Здравствуйте!"),
         ("СНТ Берёзка", "", "Здравствуйте!"),
         ("Ромашка", "Ромашка", "Здравствуйте!"),  # the organisation given is the name
-        ("Иванов Иван", "ООО «Ромашка»", "Уважаемый(ая) Иванов Иван!"),  # its representative, named
-        ("Ипатов Сергей", "", "Уважаемый(ая) Ипатов Сергей!"),  # «Ип» in a surname is no legal form
-        ("Аоки Юко", "", "Уважаемый(ая) Аоки Юко!"),
+        ("Иванов Иван", "ООО «Ромашка»", "Здравствуйте, Иванов Иван!"),  # its representative, named
+        ("Ипатов Сергей", "", "Здравствуйте, Ипатов Сергей!"),  # «Ип» in a surname is no legal form
+        ("Аоки Юко", "", "Здравствуйте, Аоки Юко!"),
         ("", "", "Здравствуйте!"),
     ],
 )
@@ -194,7 +207,7 @@ def test_the_greeting_of_persons_and_organisations(name: str, organisation: str,
 
 def test_a_letter_on_paper_to_an_organisation_has_no_greeting() -> None:
     assert greeting("ООО «Ромашка»", fallback="") == ""
-    assert greeting("Сидоров Пётр", fallback="") == "Уважаемый(ая) Сидоров Пётр!"
+    assert greeting("Сидоров Пётр", fallback="") == "Здравствуйте, Сидоров Пётр!"
 
 
 def test_an_organisation_given_in_the_console_is_greeted_hello(settings: Settings, sink: Sink) -> None:

@@ -28,7 +28,16 @@ from enum import StrEnum
 
 from mailservice.intake.wording import normalise, requests_something, segments, strip_reply_prefix
 
-__all__ = ["COMMAND_NAMES", "REST_LIMIT", "Command", "CommandAddresses", "command_note", "form_of", "recognise"]
+__all__ = [
+    "COMMAND_NAMES",
+    "REST_LIMIT",
+    "Command",
+    "CommandAddresses",
+    "command_note",
+    "form_of",
+    "named",
+    "recognise",
+]
 
 
 class Command(StrEnum):
@@ -144,10 +153,16 @@ def form_of(plain: str) -> Command | None:
     return None
 
 
-def _by_text(subject: str, text: str) -> Command | None:
+def named(subject: str, text: str) -> Command | None:
+    """The command the subject or the first sentence of a letter *is* (in its strict form), whatever else the letter
+    says; None when neither is, or they name two different commands.
+
+    Not :func:`recognise`: a letter that also asks something is registered all the same. Intake still carries out
+    a withdrawal it names (the safe direction: consent ends on the demand, 152-FZ art. 9 p. 2, 38-FZ art. 18 p. 1).
+    """
     if _TOKEN_SUBJECT.fullmatch(subject.strip()):
         return Command.unsubscribe
-    topic, is_reply = strip_reply_prefix(subject)
+    topic, _is_reply = strip_reply_prefix(subject)
     in_subject = form_of(normalise(topic)) if topic else None
     head = text[:_HEAD]
     first = segments(head, limit=1).first
@@ -156,9 +171,17 @@ def _by_text(subject: str, text: str) -> Command | None:
     in_first = form_of(first[1]) if first is not None and not cut else None
     if in_subject is not None and in_first is not None and in_subject != in_first:
         return None
-    command = in_subject or in_first
+    return in_subject or in_first
+
+
+def _by_text(subject: str, text: str) -> Command | None:
+    if _TOKEN_SUBJECT.fullmatch(subject.strip()):
+        return Command.unsubscribe
+    command = named(subject, text)
     if command is None:
         return None  # most letters: the rest of the text is never read
+    topic, is_reply = strip_reply_prefix(subject)
+    in_subject = form_of(normalise(topic)) if topic else None
     parts = segments(text)
     rest: list[str] = [] if in_subject is not None or not topic else [topic]
     # A subject of the letter's own that asks is a second matter; a reply's subject is our message's, not a request.
@@ -178,10 +201,33 @@ def _by_text(subject: str, text: str) -> Command | None:
     return command
 
 
+# A request or a question beside a command's wording in one sentence: its own verb or question word. Not
+# «хочу», «нужно», «прошу направить мне на почту»: those are how the command itself is asked for, and «она мне
+# больше не нужна» is a reason for it.
+_ASKS_BEFORE = re.compile(
+    r"\?|\b(?:сообщите|ответьте|(?:под|рас)?скажите|(?:разъ|объ)ясните|уточните|когда|почему|зачем|сколько|где|"
+    r"куда|каким образом|как быть)\b"
+)
+_ASKS_AFTER = re.compile(
+    rf"{_ASKS_BEFORE.pattern}|\b(?:прошу|просим|просьба|сообщить|ответить|(?:разъ|объ)яснить|уточнить|"
+    r"(?:под|рас)сказать|рассмотреть|проверить|разобраться|принять меры)\b"
+)
+
+
 def _second_matter(command: Command, original: str, plain: str) -> bool:
-    """Whether a sentence requests something besides ``command`` («Повторно прошу историю ...» only restates it)."""
-    pattern = dict(_FORMS)[command]
-    return requests_something(original, plain) and pattern.search(plain) is None
+    """Whether a sentence requests something besides ``command``.
+
+    A sentence without the command's wording that asks or requests is a second matter. One with it is when what
+    comes after the wording asks or requests, or what comes before it asks: «Хочу отписаться от рассылки, а
+    также прошу сообщить, когда будут торги» is a request (tryout of 7 December: such letters were carried out as
+    the command and never registered). «Повторно прошу историю ...» and «Прошу направить мне на почту историю моих
+    обращений» only restate it.
+    """
+    found = dict(_FORMS)[command].search(plain)
+    if found is None:
+        return requests_something(original, plain)
+    before, after = plain[: found.start()], plain[found.end() :]
+    return _ASKS_BEFORE.search(before) is not None or _ASKS_AFTER.search(after) is not None
 
 
 def command_note(meant: Iterable[Command]) -> str:

@@ -433,6 +433,7 @@ class BatchLookups(Lookups):
             not self._may_thread(parsed)
             and not self._may_resend(parsed)
             and prepared.command is None
+            and not prepared.withdraw  # the mailings' ORM rows: in a savepoint of its own
             and not prepared.thanks
             and not trusted_forward
         )
@@ -594,6 +595,8 @@ def _decide(
     entry.outcome = Outcome.new_request
     _link(entry, new)
     _staff_notes(session, new, parsed, now)
+    if prepared.withdraw:
+        _withdraw_too(session, new, parsed, entry, now)
     if forward is not None:
         forwarded_register.note_forward(session, new, forward, now)
     if request is None and outbox_row is None:
@@ -667,6 +670,36 @@ def _sent_again(session: Session, entry: IntakeEntry, earlier: IntakeEntry, requ
         now,
         "Автор прислал это же письмо ещё раз (та же тема, текст и файлы, другой Message-ID): "
         "отдельно не зарегистрировано, строка журнала приёма почты № " + str(earlier.id) + ".",
+    )
+
+
+def _withdraw_too(
+    session: Session, request: Request, parsed: ParsedMessage, entry: IntakeEntry, now: dt.datetime
+) -> None:
+    """Carry out the withdrawal a registered letter's subject or first sentence names (intake/commands.named): the
+    letter asks something besides, so it is registered, and consent ends on the demand all the same (152-FZ art. 9
+    p. 2, 38-FZ art. 18 p. 1); staff see what was done."""
+    handler = COMMAND_ROUTES.get(Command.unsubscribe)
+    if handler is None:
+        return
+    outcome = handler(session, parsed, entry, now)
+    comment = (
+        "Тема или первая фраза письма — просьба отписаться от рассылки; письмо зарегистрировано, так как в нём есть "
+        "и другая просьба или вопрос. "
+        + (
+            "Подписки этого адреса на рассылки, если они были, отозваны при приёме письма."
+            if outcome
+            else "Адрес отправителя не прочитан: отпишите его сами."
+        )
+    )
+    add_event(
+        session,
+        client=request.client,
+        request=request,
+        at=now,
+        kind="note",
+        comment=comment,
+        data={"internal": True, "withdrawal": outcome},
     )
 
 

@@ -34,7 +34,7 @@ from mailservice import faults
 from mailservice.blobs import BlobStore
 from mailservice.config import Settings, get_settings
 from mailservice.inforequests.labels import Labels, StoredFile
-from mailservice.intake.commands import Command, CommandAddresses, command_note, recognise
+from mailservice.intake.commands import Command, CommandAddresses, command_note, named, recognise
 from mailservice.intake.forwarded import Finding, examine
 from mailservice.intake.spam import asks_something, hold_reasons
 from mailservice.intake.thanks import is_only_thanks
@@ -118,6 +118,8 @@ class Prepared:
     thanks: bool = False
     hold: tuple[str, ...] = ()
     forwarded: Finding | None = None  # a forward of someone else's letter (intake/forwarded.py)
+    # Registered, and a withdrawal its subject or first sentence names is carried out as well (commands.named).
+    withdraw: bool = False
 
 
 def prepare(
@@ -195,6 +197,7 @@ def prepare(
         if command is None and (meant := limits.commands.commands_for(recipients)):
             parsed = dataclasses.replace(parsed, staff_notes=(*parsed.staff_notes, command_note(meant)))
         thanks = command is None and not relayed and is_only_thanks(parsed.subject, text)
+        withdraw = command is None and not relayed and named(parsed.subject, text) is Command.unsubscribe
         hold = (
             () if command or thanks else hold_reasons(parsed.subject, whole, parsed.html, lambda: _headers(message_obj))
         )
@@ -204,9 +207,10 @@ def prepare(
         if parsed.from_addr is not None and address_key(parsed.from_addr) in limits.own_addresses:
             # From one of our own mailboxes: a forged appeal or a mail loop. Answering it would write to ourselves
             # (RFC 3834 2), so it waits in the held queue for staff, whatever it says, and acts as nothing.
-            command, thanks, hold = None, False, (HOLD_OWN_ADDRESS, *(h for h in hold if h != HOLD_OWN_ADDRESS))
+            command, thanks, withdraw = None, False, False
+            hold = (HOLD_OWN_ADDRESS, *(h for h in hold if h != HOLD_OWN_ADDRESS))
         elif forwarded is not None and forwarded.trusted:
-            command, thanks, hold = None, False, ()  # a proven body's forward is a citizen's appeal
+            command, thanks, withdraw, hold = None, False, False, ()  # a proven body's forward is a citizen's appeal
         return Prepared(
             raw_sha,
             parsed,
@@ -217,6 +221,7 @@ def prepare(
             thanks=thanks,
             hold=hold,
             forwarded=forwarded,
+            withdraw=withdraw,
         )
     except Exception as exc:  # a bug in triage must not lose the message: it is quarantined with the error
         log.exception("intake preparation failed; the message will be quarantined")
