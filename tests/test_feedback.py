@@ -37,6 +37,22 @@ def answer(settings: Settings, request_id: int, *, unit: str = "") -> None:
         )
 
 
+def test_the_survey_of_a_forwarded_request_asks_about_the_work_not_an_answer(settings: Settings, sink: Sink) -> None:
+    """A forwarding (or a closure) is no answer of ours: «Оцените ... ответ» read as if one had been given (staff-day
+    tryout of 7 December); an answer's survey keeps its subject (the test above)."""
+    request_id = mail_request(settings)
+    with session_scope(settings) as session:
+        request = session.get_one(Request, request_id)
+        requests_service.change_status(
+            session, settings, request, Status.forwarded, now=utcnow(), actor="test", forwarded_to="Мэрия"
+        )
+        assert service.sweep(session, settings, utcnow()) == 1
+    drain(settings)
+    subjects = [str(parsed(raw)["Subject"]) for _f, _to, raw in sink.messages()]
+    assert "[№ 2026-000001] Оцените, пожалуйста, работу с вашим обращением" in subjects, subjects
+    assert not [subject for subject in subjects if "ответ на ваше обращение" in subject], subjects
+
+
 def test_survey_is_sent_once_and_answered_once(settings: Settings, sink: Sink) -> None:
     request_id = mail_request(settings)
     answer(settings, request_id, unit="Отдел аренды")
@@ -48,6 +64,7 @@ def test_survey_is_sent_once_and_answered_once(settings: Settings, sink: Sink) -
         assert service.queue_survey(session, settings, request, utcnow()) is None
     drain(settings)
     [survey_mail] = [parsed(raw) for _f, _to, raw in sink.messages() if "Оцените" in parsed(raw)["Subject"]]
+    assert str(survey_mail["Subject"]).endswith("] Оцените, пожалуйста, ответ на ваше обращение")
     path = link_in(survey_mail, "/feedback/")
     http = client_for(settings)
     page = http.get(path)

@@ -159,10 +159,30 @@ def test_the_status_page_of_a_forwarded_request_gives_no_answer_date_of_ours(set
             forwarded_to="Мэрия города Новосибирска",
         )  # fmt: skip
         path = re.sub(r"^https?://[^/]+", "", status_url(settings, request))
-    page = client_for(settings).get(path)
+    http = client_for(settings)
+    page = http.get(path)
     assert page.status_code == 200
     assert "Мэрия города Новосибирска" in page.text
     assert "Срок ответа" not in page.text
+    # Closed afterwards (the console's «Закрыть» for a forwarding in full): still the other body's, still no date
+    # of ours (staff-day tryout of 7 December: the department's own due date came back).
+    with session_scope(settings) as session:
+        request = session.get_one(Request, request_id)
+        service.change_status(session, settings, request, Status.closed, now=utcnow(), actor="t")
+    closed = http.get(path).text
+    assert "Мэрия города Новосибирска" in closed and "ответ по существу даст орган" in closed
+    assert "Срок ответа" not in closed
+    # Taken back into work and answered by the department after all: its answer and its date again.
+    with session_scope(settings) as session:
+        request = session.get_one(Request, request_id)
+        service.change_status(session, settings, request, Status.in_progress, now=utcnow(), actor="t")
+        service.change_status(
+            session, settings, request, Status.answered, now=utcnow(), actor="t", comment="Ответ департамента."
+        )
+        service.change_status(session, settings, request, Status.closed, now=utcnow(), actor="t")
+    answered = http.get(path).text
+    assert "Ответ департамента." in answered and "ответ по существу даст орган" not in answered
+    assert "Срок ответа" in answered
 
 
 # G8 -------------------------------------------------------------------------------------------------------------

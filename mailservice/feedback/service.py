@@ -86,7 +86,12 @@ def queue_survey(session: Session, settings: Settings, request: Request, now: dt
         request,
         now,
         kind="feedback_survey",
-        subject="Оцените, пожалуйста, ответ на ваше обращение",
+        # A forwarding or a closure is no answer of ours (staff-day tryout of 7 December).
+        subject=(
+            "Оцените, пожалуйста, ответ на ваше обращение"
+            if request.status in (Status.answered, Status.refused)
+            else "Оцените, пожалуйста, работу с вашим обращением"
+        ),
         template="feedback_survey",
         auto_submitted="auto-generated",
         extra={"url": survey_url(settings, survey), "days": SURVEY_LINK_DAYS, "final": request.status},

@@ -148,13 +148,21 @@ def view(session: Session, request: Request) -> StatusView:
         result.events.append(
             StatusEvent(at=event.at, title=EVENT_TITLES[EventKind(event.kind)], status=status, text=text)
         )
-    if request.status == Status.forwarded:
-        forwarding = [e for e in request.events if e.to_status == Status.forwarded]
-        if forwarding:
-            result.forwarded_to = str((forwarding[-1].data or {}).get("forwarded_to", ""))
-            result.forwarded_at = forwarding[-1].at
-            result.due_date = None
     answer = answer_event(request)
+    forwarding = [e for e in request.events if e.to_status == Status.forwarded]
+    # Forwarded and then closed with no answer of ours after it is still the other body's to answer: the page
+    # keeps saying where it went, and shows no date of ours (staff-day tryout of 7 December: after «Закрыть» the
+    # page showed the department's own due date again).
+    if forwarding and (
+        request.status == Status.forwarded
+        or (
+            request.status == Status.closed
+            and (answer is None or request.events.index(answer) < request.events.index(forwarding[-1]))
+        )
+    ):
+        result.forwarded_to = str((forwarding[-1].data or {}).get("forwarded_to", ""))
+        result.forwarded_at = forwarding[-1].at
+        result.due_date = None
     if answer is not None:
         result.answer = answer.comment
         result.answered_at = answer.at
