@@ -6,7 +6,9 @@
   cell gets a leading apostrophe, also when blanks or invisible characters (every Unicode space, format character,
   separator or control: zero-width joiners, direction marks, the soft hyphen, a byte order mark) come before the
   formula start. Files the service reads back (its own exports) lose that apostrophe again
-  (:func:`restore_cell`).
+  (:func:`restore_cell`). That is CSV's way; an XLSX cell has a type, so such a text is written as a text cell with
+  Excel's quote prefix (:func:`xlsx_value`), which keeps it text when staff edit it, and no apostrophe shows in it:
+  «'+7 913 …» in every phone of the register read as broken (staff-day tryout of 7 December).
   Control characters XML cannot hold are dropped (:mod:`mailservice.xmltext`).
 - **Text encodings of imported CSV**: UTF-8 with or without a byte order mark, UTF-16 with one, Windows-1251 or
   Windows-1252, detected and named; a file that is UTF-8 but for a broken line is refused with that line's number
@@ -55,6 +57,16 @@ def safe_cell(value: object) -> object:
         return value
     value = xml_safe(value)
     return QUOTE + value if _formula_like(value) else value
+
+
+def xlsx_value(value: object) -> tuple[object, bool]:
+    """What an XLSX cell holds for ``value`` (text XML can hold; numbers and dates as they are), and whether it is
+    text that looks like a formula: the writer then makes it a text cell (never a formula cell) with the quote
+    prefix style, so that no spreadsheet program runs it, as typed or once edited."""
+    if not isinstance(value, str):
+        return value, False
+    value = xml_safe(value)
+    return value, _formula_like(value)
 
 
 def safe_text(value: object) -> str:

@@ -74,7 +74,8 @@ def test_the_register_as_xlsx_takes_memory_that_does_not_grow_with_the_rows(tmp_
     received, due, subject = sheet["B2"], sheet["N2"], sheet["G2"]
     assert received.value == dt.datetime(2024, 1, 1, 10, 0) and received.number_format == "DD.MM.YYYY HH:MM"
     assert due.value == dt.datetime(2024, 1, 31) and due.number_format == "DD.MM.YYYY"
-    assert subject.value == '\'=HYPERLINK("http://x")' and subject.data_type == "s"  # text, never a formula
+    assert subject.value == '=HYPERLINK("http://x")' and subject.data_type == "s"  # text, never a formula
+    assert subject.quotePrefix  # and stays text when edited
 
 
 def test_xlsx_bytes_is_the_same_workbook() -> None:

@@ -32,7 +32,7 @@ from mailservice.inforequests.lifecycle import (
 )
 from mailservice.inforequests.models import Client, ClientContact, Event, Request, client_display_name
 from mailservice.inforequests.queues import deadline_of
-from mailservice.spreadsheets import safe_cell, safe_row
+from mailservice.spreadsheets import safe_cell, xlsx_value
 
 
 @dataclass(frozen=True)
@@ -326,16 +326,22 @@ def write_xlsx_to(rows: Iterable[dict[str, object]], target: str | Path | Binary
     sheet.append(header)
 
     def typed(value: object) -> object:
-        # A date or date-time in the Russian form; other values as they are (text made formula-safe before).
+        # A date or date-time in the Russian form; a text that looks like a formula as a text cell with the quote
+        # prefix (spreadsheets.xlsx_value); other values as they are.
         if isinstance(value, dt.datetime | dt.date):
             cell = WriteOnlyCell(sheet, value=value)
             cell.number_format = "DD.MM.YYYY HH:MM" if isinstance(value, dt.datetime) else "DD.MM.YYYY"
+            return cell
+        value, formula_like = xlsx_value(value)
+        if formula_like:
+            cell = WriteOnlyCell(sheet, value=value)
+            cell.data_type, cell.quotePrefix = "s", True
             return cell
         return value
 
     count = 0
     for row in rows:
-        sheet.append([typed(value) for value in safe_row(row[key] for key in KEYS)])
+        sheet.append([typed(row[key]) for key in KEYS])
         count += 1
     sheet.auto_filter.ref = f"A1:{get_column_letter(len(COLUMNS))}{count + 1}"
     workbook.save(target)

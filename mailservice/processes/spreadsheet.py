@@ -32,7 +32,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from mailservice.config import Settings
 from mailservice.processes.register import COLUMNS, Column, Problem, RawRow, column_for_heading
-from mailservice.spreadsheets import EncodingError, csv_bytes, decode_text, restore_cell, safe_row
+from mailservice.spreadsheets import EncodingError, csv_bytes, decode_text, restore_cell, xlsx_value
 
 SHEET_TITLE = "Реестр процессов"
 HEADER_SEARCH_ROWS = 20  # the header row is looked for this far down
@@ -385,7 +385,11 @@ def write_xlsx(table: Sequence[Sequence[str]], columns: Sequence[Column] = COLUM
     sheet.title = SHEET_TITLE
     sheet.append(headings(columns))
     for row in table:
-        sheet.append(safe_row(str(v) for v in row))  # what owners typed stays text, never a formula
+        values = [xlsx_value(str(v)) for v in row]
+        sheet.append([value for value, _formula_like in values])
+        for cell, (_value, formula_like) in zip(sheet[sheet.max_row], values, strict=False):
+            if formula_like:  # what owners typed stays text, never a formula (spreadsheets.xlsx_value)
+                cell.data_type, cell.quotePrefix = "s", True
     bold = Font(bold=True)
     wrap = Alignment(wrap_text=True, vertical="top")
     for cell in sheet[1]:

@@ -169,13 +169,22 @@ def test_register_exports_are_formula_safe(settings: Settings, hostile: tuple[in
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         export.write_xlsx(export.register_rows(session, settings, today), path)
     rows = list(csv.reader(io.StringIO(buffer.getvalue()), delimiter=";" if ";" in buffer.getvalue()[:200] else ","))
-    cells = [c for row in rows for c in row] + [
-        str(c.value) for row in load_workbook(path, read_only=True).active.iter_rows() for c in row if c.value
-    ]
+    cells = [c for row in rows for c in row]
     hostile_cells = [c for c in cells if "HYPERLINK" in c or "calc" in c or "onerror" in c]
     assert hostile_cells, "the hostile values are not in the export at all"
     for cell in hostile_cells:
-        assert cell.lstrip()[:1] not in ("=", "+", "-", "@", "\t", "\r"), cell  # a formula never starts a cell
+        assert cell.lstrip()[:1] not in ("=", "+", "-", "@", "\t", "\r"), cell  # a formula never starts a CSV cell
+    # In the XLSX a cell has a type: the hostile texts are text cells with the quote prefix, never formulas.
+    sheet = load_workbook(path).active
+    assert sheet is not None
+    xlsx = [c for row in sheet.iter_rows() for c in row if c.value is not None]
+    hostile_xlsx = [c for c in xlsx if any(word in str(c.value) for word in ("HYPERLINK", "calc", "onerror"))]
+    assert hostile_xlsx, "the hostile values are not in the XLSX at all"
+    assert all(c.data_type != "f" for c in xlsx)
+    for cell in hostile_xlsx:
+        if str(cell.value).lstrip()[:1] in ("=", "+", "-", "@"):
+            assert cell.data_type == "s" and cell.quotePrefix, cell.value
+    cells += [str(c.value) for c in xlsx]
     assert not any("\x1b" in c or "\x07" in c for c in cells)  # XML cannot hold them; the CSV drops them too
 
 

@@ -14,6 +14,7 @@ import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import openpyxl
 import pytest
@@ -69,9 +70,19 @@ def csv_cells(text: str) -> list[str]:
     return [cell for row in csv.reader(io.StringIO(text)) for cell in row]
 
 
-def xlsx_cells(data: bytes) -> list[object]:
+def xlsx_cells(data: bytes) -> list[Any]:
     workbook = openpyxl.load_workbook(io.BytesIO(data))
-    return [cell.value for ws in workbook.worksheets for row in ws.iter_rows() for cell in row]
+    return [cell for ws in workbook.worksheets for row in ws.iter_rows() for cell in row]
+
+
+def assert_inert_xlsx(cell: Any, where: str) -> None:
+    """An XLSX cell no spreadsheet program runs: never a formula cell, and a text that looks like one carries the
+    quote prefix that keeps it text when edited (README, exports); no apostrophe is added to what it says."""
+    assert cell.data_type != "f", f"{where}: {cell.coordinate} is a formula: {cell.value!r}"
+    try:
+        assert_inert(cell.value, where)
+    except AssertionError:
+        assert cell.data_type == "s" and cell.quotePrefix, f"{where}: {cell.value!r} is not marked as text"
 
 
 def test_safe_cell_follows_owasp() -> None:
@@ -107,9 +118,16 @@ def test_request_register_and_intake_journal_exports_are_inert(
     for fmt in ("csv", "xlsx"):
         target = tmp_path / f"register.{fmt}"
         assert cli(capsys, "requests", "export", "--format", fmt, "--output", str(target))[0] == 0
-        cells = csv_cells(target.read_text("utf-8-sig")) if fmt == "csv" else xlsx_cells(target.read_bytes())
-        for cell in cells:
-            assert_inert(cell, f"register {fmt}")
+        if fmt == "csv":
+            cells = csv_cells(target.read_text("utf-8-sig"))
+            for cell in cells:
+                assert_inert(cell, "register csv")
+        else:
+            xlsx = xlsx_cells(target.read_bytes())
+            for cell in xlsx:
+                assert_inert_xlsx(cell, "register xlsx")
+            cells = [cell.value for cell in xlsx]
+            assert {a.strip() for a in in_headers} <= {str(c).strip() for c in cells}  # as written, no apostrophe
         assert any(str(c).endswith("=1+1") for c in cells)  # the subjects are there, as text
 
 
@@ -157,11 +175,13 @@ def test_process_register_exports_and_open_data_are_inert(
     xlsx, csv_file = tmp_path / "out.xlsx", tmp_path / "out.csv"
     assert cli(capsys, "processes", "export", "--format", "xlsx", "--output", str(xlsx))[0] == 0
     assert cli(capsys, "processes", "export", "--format", "csv", "--output", str(csv_file))[0] == 0
-    for cell in xlsx_cells(xlsx.read_bytes()):
-        assert_inert(cell, "processes export xlsx")
+    written = xlsx_cells(xlsx.read_bytes())
+    for cell in written:
+        assert_inert_xlsx(cell, "processes export xlsx")
+    assert {ATTACKS[0], ATTACKS[3], ATTACKS[6]} <= {cell.value for cell in written}  # as the owners typed them
     for cell in csv_cells(csv_file.read_text("utf-8-sig")):
         assert_inert(cell, "processes export csv")
-    # Imported again, the register says what the owners wrote (the apostrophe is ours, not theirs).
+    # Imported again, the register says what the owners wrote (the CSV's apostrophe is ours, not theirs).
     from mailservice.processes import spreadsheet
 
     again = spreadsheet.read_file(xlsx)
