@@ -673,3 +673,52 @@ def test_staff_cli_add_and_passwd(
     with session_scope(lite_settings) as session:
         user = auth.get_user_by_email(session, "ADMIN@dizo.test")
         assert user is not None and user.password_hash.startswith("$argon2id$")
+
+
+def test_the_audit_log_names_a_request_by_its_number(lite_settings: Settings) -> None:
+    """Staff-day tryout of 7 December: «зарегистрирован запрос — запрос 16» was 2026-000015, as a held letter had
+    taken a row; a reviewer read the wrong request."""
+    from mailservice.intake.pipeline import Source, process_raw
+    from tests.mailfactory import citizen_mail
+    from tests.security.identity_support import register_call
+
+    advert = "Распродажа окон ПВХ со склада, скидки до 50%. Цены от 9 900 руб. Звоните! https://okna.example.com/sale"
+    held = process_raw(
+        lite_settings, citizen_mail(sender="promo@okna.example.com", subject="Скидки!", body=advert), Source("smtp")
+    )
+    assert held.request_number is None  # a row without a number comes first
+    add_staff(lite_settings, OPERATOR, Role.operator)
+    add_staff(lite_settings, "admin@dizo.test", Role.administrator)
+    operator = client_for(lite_settings)
+    request_id = register_call(
+        operator, login(operator, OPERATOR), name="Петров Пётр", phone="+7 913 000-00-01", email="",
+        subject="Аренда", text="Звонил по аренде участка.",
+    )  # fmt: skip
+    with session_scope(lite_settings) as session:
+        number = session.get_one(Request, request_id).number
+    assert number and number != f"2026-{request_id:06d}"
+    admin = client_for(lite_settings)
+    login(admin, "admin@dizo.test")
+    page = html.unescape(admin.get("/staff/audit").text)
+    assert f'<a href="/staff/requests/{request_id}">запрос № {number}</a>' in page
+    assert f">запрос {request_id}<" not in page
+
+
+def test_every_audited_action_and_object_has_a_russian_name() -> None:
+    """The audit page speaks Russian (README): each action and kind of object the code records has its name, so no
+    «monthly_report_download» or «merge_suggestion» shows (staff-day tryout of 7 December)."""
+    from mailservice.resources import package_path
+    from mailservice.web.staff import audit
+
+    calls = re.compile(
+        r"\b(?:_audit|record_action|by_staff)\(\s*session,\s*ctx,\s*f?\"([a-z_{}]+)\"(?:,\s*\"([a-z_]+)\")?"
+    )
+    actions, objects = set(), set()
+    for path in package_path().rglob("*.py"):
+        for action, kind in calls.findall(path.read_text(encoding="utf-8")):
+            actions.add(action)
+            objects |= {kind} if kind else set()
+    assert len(actions) > 20, actions  # the scan finds the calls
+    expanded = {a for a in actions if "{" not in a} | {"merge_accept", "merge_reject"}  # f"merge_{decision}"
+    assert sorted(a for a in expanded if a not in audit.ACTION_NAMES) == []
+    assert sorted(o for o in objects | {"process_register"} if o not in audit.OBJECT_NAMES) == []

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from mailservice.db import utcnow
+from mailservice.inforequests.identity_documents import DOCUMENTS
 from mailservice.inforequests.lifecycle import CHANNEL_NAMES, REFUSAL_GROUNDS, STATUS_NAMES
+from mailservice.intake.russian import OUTCOME_NAMES
 from mailservice.web.staff.auth import ROLE_NAMES
 from mailservice.web.staff.models import AuditEntry
 
@@ -107,6 +109,16 @@ ACTION_NAMES = {
     "request_claim": "обращение присоединено к истории владельца адреса по ссылке из письма",
     "request_reregister_forwarded": "запрос перерегистрирован на автора пересланного письма",
     "retention_run": "обезличены данные с истёкшим сроком хранения",
+    "monthly_report_download": "скачан ежемесячный отчёт",
+    "feedback_answer": "отправлен ответ на отзыв",
+    "feedback_phone_rating": "записана оценка, полученная по телефону",
+    "request_notify_address": "изменён адрес для уведомлений по запросу",
+    "process_owner_link": "сотрудник назначен владельцем процессов",
+    "process_owner_unlink": "сотрудник снят с роли владельца процессов",
+    "process_request_submit": "направлен запрос на изменение реестра процессов",
+    "process_request_apply": "изменение реестра процессов внесено",
+    "process_request_reject": "запрос на изменение реестра процессов отклонён",
+    "process_version_approve": "утверждена версия реестра процессов",
 }
 
 
@@ -126,6 +138,8 @@ OBJECT_NAMES = {
     "wg_report": "доклад рабочей группы",
     "wg_instruction": "поручение рабочей группы",
     "retention_run": "запуск обезличивания (retention reports)",
+    "merge_suggestion": "предложение объединить записи",
+    "process_register": "реестр процессов",
 }
 DETAIL_NAMES = {
     "to": "новый статус",
@@ -157,12 +171,17 @@ DETAIL_NAMES = {
     "to_client": "в запись клиента",
     "clients": "клиентов обезличено",
     "requests": "запросов обезличено",
+    "rows": "строк",
+    "client": "запись клиента",
+    "other": "другая запись",
 }
 _VALUE_NAMES: dict[str, dict[str, str]] = {
     "to": {str(status): name for status, name in STATUS_NAMES.items()},
     "role": {str(role): name for role, name in ROLE_NAMES.items()},
     "channel": {str(channel): name for channel, name in CHANNEL_NAMES.items()},
     "ground": {code: ground.title for code, ground in REFUSAL_GROUNDS.items()},
+    "document": DOCUMENTS,
+    "outcome": {str(outcome): name for outcome, name in OUTCOME_NAMES.items()},
 }
 
 

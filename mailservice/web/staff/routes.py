@@ -737,11 +737,18 @@ def audit_page(request: Request, ctx: Admin, page_no: Annotated[int, Query(alias
         entries = session.scalars(
             select(AuditEntry).order_by(AuditEntry.id.desc()).limit(100).offset((page_no - 1) * 100)
         ).all()
+        # A request is named by its registration number, as staff know it, not by the row's id (staff-day tryout of
+        # 7 December: «запрос 16» was 2026-000015).
+        request_ids = {e.object_id for e in entries if e.object_type == "request" and e.object_id is not None}
+        numbers = dict(
+            session.execute(select(InfoRequest.id, InfoRequest.number).where(InfoRequest.id.in_(request_ids))).all()
+        )
         return page(
             request,
             "web/staff/audit.html",
             ctx=ctx,
             entries=entries,
+            numbers=numbers,
             page_no=page_no,
             action_names=audit.ACTION_NAMES,
             object_names=audit.OBJECT_NAMES,
