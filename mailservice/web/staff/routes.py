@@ -25,6 +25,7 @@ from mailservice.history.archive import EVENT_NAMES
 from mailservice.history.service import Outcome as HistoryOutcome
 from mailservice.history.service import request_history
 from mailservice.inforequests import notifications, queues
+from mailservice.inforequests.deadlines import Law, max_extensions
 from mailservice.inforequests.lifecycle import (
     CHANNEL_NAMES,
     ORAL_CHANNELS,
@@ -348,6 +349,9 @@ def _request_page(
         ).all()
         current = Status(req.status)
         targets = [s for s in TRANSITIONS[current] if s in STAFF_SETTABLE]
+        extensions = sum(1 for e in req.events if e.to_status == Status.extended)
+        if extensions >= max_extensions(Law(req.law)):  # the law allows one: no form that can only be refused
+            targets = [s for s in targets if s is not Status.extended]
         done = request.query_params.get("done", "")
         return page(
             request,
