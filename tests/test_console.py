@@ -730,3 +730,19 @@ def test_every_audited_action_and_object_has_a_russian_name() -> None:
     expanded = {a for a in actions if "{" not in a} | {"merge_accept", "merge_reject"}  # f"merge_{decision}"
     assert sorted(a for a in expanded if a not in audit.ACTION_NAMES) == []
     assert sorted(o for o in objects | {"process_register"} if o not in audit.OBJECT_NAMES) == []
+
+
+def test_the_request_page_says_where_an_answer_without_e_mail_goes(http: TestClient, lite_settings: Settings) -> None:
+    """Staff-day tryout of 7 December: a postal request and a phone call both showed «Адрес для ответа: не указан»."""
+    from tests.console_support import staff_request
+
+    by_post, _ = staff_request(
+        lite_settings, subject="Аренда", name="Орлова Мария", address="630099, г. Новосибирск, ул. Советская, 1"
+    )
+    by_phone, _ = staff_request(lite_settings, subject="Аренда", name="Петров Пётр", phone="+7 913 000-00-02")
+    login(http, OPERATOR)
+    row = re.compile(r'<th scope="row">Адрес для ответа</th><td>(.*?)</td>')
+    posted = row.search(html.unescape(http.get(f"/staff/requests/{by_post}").text))
+    called = row.search(html.unescape(http.get(f"/staff/requests/{by_phone}").text))
+    assert posted and posted.group(1) == "почтой: 630099, г. Новосибирск, ул. Советская, 1"
+    assert called and called.group(1) == "эл. почты нет; телефон: +7 913 000-00-02"
