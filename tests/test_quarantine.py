@@ -132,3 +132,34 @@ def test_the_console_quarantine_page_registers_with_a_typed_sender(settings: Set
         shown = http.get("/staff/quarantine", params={"done": planted}).text
         assert "Письмо принято" not in shown and "8-800" not in shown, planted
     assert "Письмо принято: в карантине." in http.get("/staff/quarantine?done=quarantined").text
+
+
+def test_the_console_shows_a_quarantined_letters_text_decoded_and_takes_the_envelope_address(
+    settings: Settings,
+) -> None:
+    """Staff-day tryout of 7 December: «прочитайте письмо» above base64, and the envelope's address typed by hand."""
+    body = base64.b64encode("Прошу сообщить размер арендной платы за участок.".encode("cp1251")).decode()
+    word = base64.b64encode("Ольга <olga@example.ru>".encode()).decode()
+    raw = (
+        f"From: =?utf-8?b?{word}?=\r\nTo: info@dizo.test\r\nSubject: Aренда\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=windows-1251\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        f"{body}\r\n"
+    ).encode()
+    result = process_raw(settings, raw, Source("smtp", envelope_from="olga@example.ru"), now=utcnow())
+    assert result.outcome is Outcome.quarantined
+    add_staff(settings, OPERATOR, Role.operator)
+    http = client_for(settings)
+    csrf = login(http, OPERATOR)
+    page = http.get("/staff/quarantine").text
+    assert '<h3>Текст письма</h3><pre class="text">Прошу сообщить размер арендной платы за участок.</pre>' in page
+    assert body[:40] in page  # the letter as received stays one click away
+    # One click takes the envelope's address, recorded as staff gave it (unproven), as a typed one is.
+    assert 'name="sender" value="olga@example.ru"' in page
+    taken = http.post(
+        f"/staff/quarantine/{result.entry_id}/release", data={"csrf_token": csrf, "sender": "olga@example.ru"}
+    )
+    assert taken.status_code == 303
+    with session_scope(settings) as session:
+        request = session.scalars(select(Request)).one()
+        assert request.number and request.reply_email == "olga@example.ru"
+        assert request.text.startswith("Прошу сообщить размер арендной платы")
