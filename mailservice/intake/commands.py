@@ -36,6 +36,7 @@ __all__ = [
     "command_note",
     "form_of",
     "named",
+    "read_command",
     "recognise",
 ]
 
@@ -174,10 +175,10 @@ def named(subject: str, text: str) -> Command | None:
     return in_subject or in_first
 
 
-def _by_text(subject: str, text: str) -> Command | None:
+def _by_text(subject: str, text: str, command: Command | None) -> Command | None:
+    """The command the letter is by its text alone; ``command`` is what :func:`named` gave for it."""
     if _TOKEN_SUBJECT.fullmatch(subject.strip()):
         return Command.unsubscribe
-    command = named(subject, text)
     if command is None:
         return None  # most letters: the rest of the text is never read
     topic, is_reply = strip_reply_prefix(subject)
@@ -273,17 +274,29 @@ def recognise(
 
     ``text`` is the letter's own text (without the quoted part); ``recipients`` are its To and Cc addresses.
     """
-    by_text = _by_text(subject, text)
+    return read_command(subject, text, recipients, addresses)[0]
+
+
+def read_command(
+    subject: str,
+    text: str,
+    recipients: Iterable[str] = (),
+    addresses: CommandAddresses | None = None,
+) -> tuple[Command | None, Command | None]:
+    """What :func:`recognise` and :func:`named` say of a letter, its subject and first sentence read once (intake
+    asks both of every letter)."""
+    name = named(subject, text)
+    by_text = _by_text(subject, text, name)
     addresses = addresses or CommandAddresses()
     recipients = list(recipients)
     dedicated = addresses.commands_for(recipients)
     if len(dedicated) > 1:
-        return None  # sent to two command addresses at once: which one is meant is for staff
+        return None, name  # sent to two command addresses at once: which one is meant is for staff
     if dedicated:
         [command] = dedicated
         if by_text is not None:
-            return command if by_text is command else None
+            return (command if by_text is command else None), name
         if addresses.others_among(recipients) and _says_its_own(subject, text):
-            return None  # a question to the main address copied to a command address is a request (tryout G11)
-        return command
-    return by_text
+            return None, name  # a question to the main address copied to a command address is a request (G11)
+        return command, name
+    return by_text, name

@@ -34,7 +34,7 @@ from mailservice import faults
 from mailservice.blobs import BlobStore
 from mailservice.config import Settings, get_settings
 from mailservice.inforequests.labels import Labels, StoredFile
-from mailservice.intake.commands import Command, CommandAddresses, command_note, named, recognise
+from mailservice.intake.commands import Command, CommandAddresses, command_note, read_command
 from mailservice.intake.forwarded import Finding, examine
 from mailservice.intake.spam import asks_something, hold_reasons
 from mailservice.intake.thanks import is_only_thanks
@@ -193,11 +193,11 @@ def prepare(
         # closes anything; it waits for staff.
         relayed = verdict.hold in RELAYED_HOLDS
         recipients = [*parsed.to, *parsed.cc]
-        command = None if relayed else recognise(parsed.subject, text, recipients, limits.commands)
+        command, named = (None, None) if relayed else read_command(parsed.subject, text, recipients, limits.commands)
         if command is None and (meant := limits.commands.commands_for(recipients)):
             parsed = dataclasses.replace(parsed, staff_notes=(*parsed.staff_notes, command_note(meant)))
         thanks = command is None and not relayed and is_only_thanks(parsed.subject, text)
-        withdraw = command is None and not relayed and named(parsed.subject, text) is Command.unsubscribe
+        withdraw = command is None and named is Command.unsubscribe
         hold = (
             () if command or thanks else hold_reasons(parsed.subject, whole, parsed.html, lambda: _headers(message_obj))
         )
