@@ -357,6 +357,9 @@ def test_answer_from_template_with_attachment_reaches_the_client(settings: Setti
     with session_scope(settings) as session:
         request = session.get(Request, request_id)
         assert request is not None and request.status == Status.answered
+        # Nobody was assigned: the one who answered is the executor in the register (staff-day tryout of 7
+        # December: «Исполнитель: —» after the answer).
+        assert request.assignee == "Петров Пётр"
         stored = session.scalars(select(Attachment).where(Attachment.request_id == request_id)).all()
         assert [a.filename for a in stored] == ["справка.pdf"]
         assert session.scalar(select(func.count(FeedbackSurvey.id))) == 1

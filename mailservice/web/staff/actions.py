@@ -151,9 +151,11 @@ def answer(
     files: Sequence[UploadedFile],
     actor: str,
     now: dt.datetime,
+    answerer: str = "",
 ) -> Event:
     """Answer the request: status ``answered``, the text and the files e-mailed to the client and kept in the
-    history, then the one feedback survey (seed 004 p. 11)."""
+    history, then the one feedback survey (seed 004 p. 11). A request nobody was assigned to gets the one who
+    answered it (``answerer``, the account's name, else ``actor``) as its executor, for the register."""
     from mailservice.feedback.service import queue_survey
 
     if not text.strip():
@@ -181,6 +183,8 @@ def answer(
         )
     except ValueError as exc:  # TransitionError, RequestError: readable Russian messages
         raise ConsoleError(str(exc)) from exc
+    if not request.assignee:
+        request.assignee = (answerer or actor).strip()[:200]
     store = BlobStore(settings.blob_dir)
     # Linked through the event object, not its id: the event is not flushed yet, and a file without its answer
     # event would be missing from the status page, which lists the answer's files.

@@ -560,7 +560,9 @@ async def request_answer(request: Request, ctx: Operator, request_id: DbId) -> R
         try:
             with session_scope(settings) as session:
                 req = _load_request(session, request_id)
-                actions.answer(session, settings, req, text=text, files=files, actor=ctx.email, now=utcnow())
+                actions.answer(
+                    session, settings, req, text=text, files=files, actor=ctx.email, now=utcnow(), answerer=ctx.name
+                )
                 _audit(session, ctx, "request_answer", "request", req.id, files=len(files))
                 done = "answer" if notifications.reachable(req) else "answer_unsent"
         except ConsoleError as exc:
