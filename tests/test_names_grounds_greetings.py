@@ -185,6 +185,22 @@ def test_the_status_page_of_a_forwarded_request_gives_no_answer_date_of_ours(set
     assert "Срок ответа" in answered
 
 
+def test_the_status_page_names_an_appeal_as_the_letters_do(settings: Settings) -> None:
+    """Citizen-side tryout of 7 December: an appeal (59-FZ) was «Запрос № …» on its page and «обращение» in every
+    letter; and on a 320-pixel screen the number broke after «2026-»."""
+    request_id, _ = staff_request(settings, subject="Жалоба", name="Петров Пётр", email="appeal@example.ru")
+    with session_scope(settings) as session:
+        request = session.get_one(Request, request_id)
+        request.law = "59-fz"
+        number = request.number
+        path = re.sub(r"^https?://[^/]+", "", status_url(settings, request))
+    page = client_for(settings).get(path).text
+    assert f'<h1>Обращение <span class="nowrap">№ {number}</span></h1>' in page
+    with session_scope(settings) as session:
+        session.get_one(Request, request_id).law = "8-fz"
+    assert f'<h1>Запрос <span class="nowrap">№ {number}</span></h1>' in client_for(settings).get(path).text
+
+
 # G8 -------------------------------------------------------------------------------------------------------------
 
 

@@ -89,6 +89,9 @@ class StatusView:
     status: str
     registered_on: dt.date | None
     due_date: dt.date | None
+    # A citizen's appeal (59-FZ) is «обращение», a request for information (8-FZ) «запрос»: the page names it as
+    # the letters about it do (citizen-side tryout of 7 December: «Запрос № …» above an appeal).
+    appeal: bool = False
     events: list[StatusEvent] = field(default_factory=list)
     answer: str = ""
     answered_at: dt.datetime | None = None
@@ -135,6 +138,7 @@ def view(session: Session, request: Request) -> StatusView:
         status=STATUS_NAMES[Status(request.status)],
         registered_on=request.registered_on,
         due_date=request.due_date,
+        appeal=request.law == "59-fz",
     )
     for event in request.events:
         if not _public(event):
