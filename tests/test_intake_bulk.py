@@ -76,7 +76,7 @@ def _batch(first: bytes) -> list[bytes]:
         forward(sender="office@example.ru"),  # no forwarding body: a note names the author
         (EML / "10_yandex_vacation_autoreply.eml").read_bytes(),
         (EML / "12_postfix_dsn_ru.eml").read_bytes(),
-        # A question under an unsubscribe subject: registered, and the withdrawal carried out (its own savepoint).
+        # A question under an unsubscribe subject: registered, and the withdrawal carried out (in bulk too).
         citizen_mail(sender="u@example.ru", subject="Отписаться", body="Отпишите меня и сообщите, когда торги."),
         citizen_mail(sender="c@example.ru", name="Сидоров С. С.", subject="Последний запрос"),
     ]
@@ -177,7 +177,7 @@ def test_the_bulk_rows_are_the_rows_of_the_careful_mode(
     assert any(data.get("held") for data in notes)
     assert any(data.get("mentions") for data in notes)
     assert any(data.get("forwarded_author") for data in notes)
-    assert any(data.get("withdrawal") for data in notes)
+    assert any("просьба отписаться" in (row["comment"] or "") for row in careful["events"] if row["kind"] == "note")
     kept = [row["filename"] for row in careful["attachments"]]
     assert "small.pdf" in kept and "big.pdf" not in kept
     reset_caches()

@@ -128,6 +128,18 @@ def register_command_route(command: Command, handler: CommandHandler) -> None:
     COMMAND_ROUTES[command] = handler
 
 
+# Who carries out the withdrawal a letter's subject or first sentence asks for when the letter is registered for
+# asking something besides (ParsedMessage.withdraw, intake/commands.named): consent ends on the demand (152-FZ art. 9
+# p. 2). Gets the session, the parsed message and the moment; returns the internal note for the request.
+WithdrawalHandler = Callable[[Session, ParsedMessage, dt.datetime], str]
+WITHDRAWAL: list[WithdrawalHandler] = []
+
+
+def register_withdrawal(handler: WithdrawalHandler) -> None:
+    """Let the mailings carry out the withdrawal a registered letter asks for (one handler)."""
+    WITHDRAWAL[:] = [handler]
+
+
 def _chunks(values: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
@@ -433,7 +445,6 @@ class BatchLookups(Lookups):
             not self._may_thread(parsed)
             and not self._may_resend(parsed)
             and prepared.command is None
-            and not prepared.withdraw  # the mailings' ORM rows: in a savepoint of its own
             and not prepared.thanks
             and not trusted_forward
         )
@@ -595,8 +606,6 @@ def _decide(
     entry.outcome = Outcome.new_request
     _link(entry, new)
     _staff_notes(session, new, parsed, now)
-    if prepared.withdraw:
-        _withdraw_too(session, new, parsed, entry, now)
     if forward is not None:
         forwarded_register.note_forward(session, new, forward, now)
     if request is None and outbox_row is None:
@@ -673,39 +682,11 @@ def _sent_again(session: Session, entry: IntakeEntry, earlier: IntakeEntry, requ
     )
 
 
-def _withdraw_too(
-    session: Session, request: Request, parsed: ParsedMessage, entry: IntakeEntry, now: dt.datetime
-) -> None:
-    """Carry out the withdrawal a registered letter's subject or first sentence names (intake/commands.named): the
-    letter asks something besides, so it is registered, and consent ends on the demand all the same (152-FZ art. 9
-    p. 2, 38-FZ art. 18 p. 1); staff see what was done."""
-    handler = COMMAND_ROUTES.get(Command.unsubscribe)
-    if handler is None:
-        return
-    outcome = handler(session, parsed, entry, now)
-    comment = (
-        "Тема или первая фраза письма — просьба отписаться от рассылки; письмо зарегистрировано, так как в нём есть "
-        "и другая просьба или вопрос. "
-        + (
-            "Подписки этого адреса на рассылки, если они были, отозваны при приёме письма."
-            if outcome
-            else "Адрес отправителя не прочитан: отпишите его сами."
-        )
-    )
-    add_event(
-        session,
-        client=request.client,
-        request=request,
-        at=now,
-        kind="note",
-        comment=comment,
-        data={"internal": True, "withdrawal": outcome},
-    )
-
-
 def _staff_notes(session: Session, request: Request, parsed: ParsedMessage, now: dt.datetime) -> None:
-    """What staff should know about how the sender was read (a long name cut, several authors): internal notes."""
-    for text in parsed.staff_notes:
+    """What staff should know about how the sender was read (a long name cut, several authors) and what intake did
+    besides registering (a withdrawal): internal notes."""
+    done = [handler(session, parsed, now) for handler in WITHDRAWAL] if parsed.withdraw else []
+    for text in (*parsed.staff_notes, *done):
         add_event(
             session, client=request.client, request=request, at=now, kind="note", comment=text, data={"internal": True}
         )

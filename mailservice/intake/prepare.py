@@ -118,8 +118,6 @@ class Prepared:
     thanks: bool = False
     hold: tuple[str, ...] = ()
     forwarded: Finding | None = None  # a forward of someone else's letter (intake/forwarded.py)
-    # Registered, and a withdrawal its subject or first sentence names is carried out as well (commands.named).
-    withdraw: bool = False
 
 
 def prepare(
@@ -211,6 +209,8 @@ def prepare(
             hold = (HOLD_OWN_ADDRESS, *(h for h in hold if h != HOLD_OWN_ADDRESS))
         elif forwarded is not None and forwarded.trusted:
             command, thanks, withdraw, hold = None, False, False, ()  # a proven body's forward is a citizen's appeal
+        if withdraw:
+            parsed = dataclasses.replace(parsed, withdraw=True)
         return Prepared(
             raw_sha,
             parsed,
@@ -221,7 +221,6 @@ def prepare(
             thanks=thanks,
             hold=hold,
             forwarded=forwarded,
-            withdraw=withdraw,
         )
     except Exception as exc:  # a bug in triage must not lose the message: it is quarantined with the error
         log.exception("intake preparation failed; the message will be quarantined")

@@ -7,15 +7,20 @@ strict form, intake/commands.py, or a reply route for answers to its own outbox 
 from __future__ import annotations
 
 from mailservice.intake.commands import Command
-from mailservice.intake.pipeline import register_command_route, register_route
+from mailservice.intake.pipeline import register_command_route, register_route, register_withdrawal
 
 
 def load_routes() -> None:
     """Register every domain's intake routes (idempotent: registering again replaces the same handler)."""
-    from mailservice.mailings.intake import handle_subscribe, handle_unsubscribe  # issue 4, strict since issue 13
+    from mailservice.mailings.intake import (  # issue 4, strict since issue 13
+        handle_subscribe,
+        handle_unsubscribe,
+        withdraw_beside_a_request,
+    )
 
     register_command_route(Command.subscribe, handle_subscribe)
     register_command_route(Command.unsubscribe, handle_unsubscribe)
+    register_withdrawal(withdraw_beside_a_request)  # a registered letter that also asks to unsubscribe
     from mailservice.history.intake import handle_history_proof, handle_history_request
 
     register_command_route(Command.history, handle_history_request)

@@ -85,6 +85,9 @@ class ParsedMessage:
     # What staff should know about how the sender was read (Russian; a note on the request): a long name cut,
     # several authors in From.
     staff_notes: tuple[str, ...] = ()
+    # Registered, and the withdrawal its subject or first sentence names carried out as well (intake/commands.named,
+    # set by intake/prepare.py).
+    withdraw: bool = False
 
 
 # Headers that triage and the bounce handler read; kept decoded under lower-case keys.

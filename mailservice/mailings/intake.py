@@ -30,7 +30,7 @@ from mailservice.mailings import subscribers
 from mailservice.mailings.consent import Evidence, parse_address
 from mailservice.mailings.models import MailingList, Subscriber, Subscription, SubscriptionStatus
 from mailservice.mailings.subscribers import LinkError
-from mailservice.outbox import enqueue
+from mailservice.outbox import enqueue_raw, wire_fields
 
 # An itsdangerous token: base64url payload, a dot, a base64url HMAC-SHA1 (27 characters).
 TOKEN = re.compile(r"[A-Za-z0-9_\-]{4,200}\.[A-Za-z0-9_\-]{27}(?![A-Za-z0-9_\-])")
@@ -56,7 +56,8 @@ def _notify_withdrawn(session: Session, address: str, parsed: ParsedMessage, lis
         in_reply_to=parsed.message_id,
         references=[parsed.message_id] if parsed.message_id else (),
     )
-    enqueue(session, message, kind="mailing_withdrawn", ref_type=subscribers.REF_TYPE)
+    # A queued row while intake writes its batch in bulk (outbox.enqueue_raw): nothing here needs the row's object.
+    enqueue_raw(session, **wire_fields(message), kind="mailing_withdrawn", ref_type=subscribers.REF_TYPE)
 
 
 def handle_subscribe(session: Session, parsed: ParsedMessage, entry: IntakeEntry, now: dt.datetime) -> str | None:
@@ -89,6 +90,42 @@ def handle_unsubscribe(session: Session, parsed: ParsedMessage, entry: IntakeEnt
             continue
         subscribers.withdraw_in_transaction(session, settings, subscription, evidence=_evidence(parsed, entry), now=now)
         return f"mailing: consent withdrawn by e-mail (subscription {subscription.id})"
+    withdrawn = _withdraw_sender(session, parsed, _evidence(parsed, entry), now)
+    if withdrawn is None:
+        return None
+    if not withdrawn:
+        return "mailing: withdrawal requested by e-mail (0 lists: not subscribed, nothing sent)"
+    return f"mailing: withdrawal requested by e-mail ({len(withdrawn)} lists)"
+
+
+def withdraw_beside_a_request(session: Session, parsed: ParsedMessage, now: dt.datetime) -> str:
+    """Intake's withdrawal for a letter registered for asking something besides the unsubscribe its subject or first
+    sentence is (intake/commands.named): every subscription of the sender's address is withdrawn at once, the
+    address told as for the command; returns the internal note for the request."""
+    evidence = Evidence(
+        method="email",
+        source="письмо",
+        detail=f"зарегистрированное обращение с просьбой отписаться; Message-ID {parsed.message_id or '-'}",
+    )
+    withdrawn = _withdraw_sender(session, parsed, evidence, now)
+    said = (
+        "Тема или первая фраза письма — просьба отписаться от рассылки; письмо зарегистрировано, так как в нём есть "
+        "и другая просьба или вопрос. "
+    )
+    if withdrawn is None:
+        return said + "Адрес отправителя не прочитан: отпишите его сами."
+    if not withdrawn:
+        return said + "Подписок на рассылки у этого адреса не было."
+    names = ", ".join(f"«{mailing_list.title}»" for mailing_list in withdrawn)
+    return said + f"Подписки отозваны при приёме письма: {names}; отправителю сообщено."
+
+
+def _withdraw_sender(
+    session: Session, parsed: ParsedMessage, evidence: Evidence, now: dt.datetime
+) -> list[MailingList] | None:
+    """Withdraw every subscription of the sender's mailbox and tell the address (when it had any); the lists, or
+    None when the sender's address cannot be read."""
+    settings = get_settings()
     address = parse_address(parsed.from_addr or "")
     if address is None:
         return None
@@ -106,10 +143,9 @@ def handle_unsubscribe(session: Session, parsed: ParsedMessage, entry: IntakeEnt
         .order_by(Subscription.id)
     ).all()
     for subscription, mailing_list in rows:
-        subscribers.withdraw_in_transaction(session, settings, subscription, evidence=_evidence(parsed, entry), now=now)
+        subscribers.withdraw_in_transaction(session, settings, subscription, evidence=evidence, now=now)
         if mailing_list not in withdrawn:
             withdrawn.append(mailing_list)
-    if not withdrawn:
-        return "mailing: withdrawal requested by e-mail (0 lists: not subscribed, nothing sent)"
-    _notify_withdrawn(session, address.ascii, parsed, withdrawn)
-    return f"mailing: withdrawal requested by e-mail ({len(withdrawn)} lists)"
+    if withdrawn:
+        _notify_withdrawn(session, address.ascii, parsed, withdrawn)
+    return withdrawn
