@@ -410,7 +410,9 @@ def test_a_template_sent_with_its_blanks_unfilled_is_refused(
     assert http.post(url, data={"csrf_token": csrf, "text": filled}).status_code == 303
 
 
-def test_refusal_needs_a_legal_ground(http: TestClient, lite_settings: Settings) -> None:
+def test_refusal_needs_a_legal_ground(
+    http: TestClient, lite_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
     request_id = mail_request(lite_settings)
     csrf = login(http, OPERATOR)
     url = f"/staff/requests/{request_id}/status"
@@ -419,6 +421,15 @@ def test_refusal_needs_a_legal_ground(http: TestClient, lite_settings: Settings)
     no_reason = http.post(url, data={"csrf_token": csrf, "target": "refused", "ground": "8fz-20-1-3"})
     assert no_reason.status_code == 400 and "мотивированным" in no_reason.text
     assert "--ground" not in no_ground.text and "--comment" not in no_reason.text  # the CLI's words stay there
+    # The CLI names its own options for the same refusals (the error's field).
+    with session_scope(lite_settings) as session:
+        number = session.get_one(Request, request_id).number
+    assert number
+    capsys.readouterr()
+    assert cli.main(["requests", "status", number, "--to", "refused", "--comment", "Нет оснований"]) == 1
+    assert capsys.readouterr().err.strip().endswith("Для отказа нужно указать правовое основание (--ground)")
+    assert cli.main(["requests", "status", number, "--to", "refused", "--ground", "8fz-20-1-3"]) == 1
+    assert capsys.readouterr().err.strip().endswith("Отказ должен быть мотивированным: укажите причину (--comment)")
     ok = http.post(
         url,
         data={"csrf_token": csrf, "target": "refused", "ground": "8fz-20-1-3", "comment": "Вопрос к другому органу"},

@@ -570,7 +570,8 @@ def test_a_question_under_an_unsubscribe_subject_is_registered_and_the_withdrawa
     import_active(settings, ["nina@example.ru", "other@example.ru"])
     outcome, number = take(settings, citizen_mail(sender="nina@example.ru", subject=subject, body=body))
     assert outcome is Outcome.new_request and number
-    assert subscription_of(settings, "nina@example.ru").status == SubscriptionStatus.withdrawn
+    withdrawn = subscription_of(settings, "nina@example.ru")
+    assert withdrawn.status == SubscriptionStatus.withdrawn and withdrawn.withdrawn_at == NOW  # when the letter came
     assert subscription_of(settings, "other@example.ru").status == SubscriptionStatus.active
     assert outbox_kinds(settings) == ["acknowledgement", "mailing_withdrawn"]
     with session_scope(settings) as session:

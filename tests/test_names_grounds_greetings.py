@@ -15,7 +15,14 @@ from mailservice.config import Settings
 from mailservice.db import session_scope, utcnow
 from mailservice.inforequests import service
 from mailservice.inforequests.cli import app as requests_cli
-from mailservice.inforequests.lifecycle import REFUSAL_GROUNDS, Channel, Status, TransitionError, review_note
+from mailservice.inforequests.lifecycle import (
+    REFUSAL_GROUNDS,
+    Channel,
+    Status,
+    TransitionError,
+    check_transition,
+    review_note,
+)
 from mailservice.inforequests.models import Client, Request
 from mailservice.mail.compose import format_address
 from mailservice.mail.headers import one_line
@@ -199,6 +206,31 @@ def test_the_status_page_names_an_appeal_as_the_letters_do(settings: Settings) -
     with session_scope(settings) as session:
         session.get_one(Request, request_id).law = "8-fz"
     assert f'<h1>Запрос <span class="nowrap">№ {number}</span></h1>' in client_for(settings).get(path).text
+
+
+@pytest.mark.parametrize(
+    ("current", "target", "ground", "law", "message", "field"),
+    [
+        (Status.closed, Status.forwarded, None, "8-fz", "Переход «закрыт» → «перенаправлен» не допускается", None),
+        (Status.registered, Status.refused, None, "8-fz", "Для отказа нужно указать правовое основание", "ground"),
+        (Status.registered, Status.refused, "no-such", "8-fz", "Неизвестное основание отказа: no-such", None),
+        (
+            Status.registered, Status.refused, "8fz-20-1-3", "59-fz",
+            "Основание 8fz-20-1-3 относится к 8-fz, а запрос рассматривается по 59-fz", None,
+        ),
+        (Status.registered, Status.answered, "8fz-20-1-3", "8-fz", "Основание указывается только при отказе", None),
+    ],
+)  # fmt: skip
+def test_a_refused_status_change_says_why_and_what_to_give(
+    current: Status, target: Status, ground: str | None, law: str, message: str, field: str | None
+) -> None:
+    """The lifecycle's refusals are shown to staff as they are (the console) and with the CLI's option for what is
+    missing (``field``: «(--ground)»); the message says which rule refused."""
+    with pytest.raises(TransitionError) as refused:
+        check_transition(current, target, ground=ground, law=law)
+    assert str(refused.value) == message
+    assert refused.value.field == field
+    check_transition(Status.registered, Status.refused, ground="8fz-20-1-3", law="8-fz")  # the lawful one passes
 
 
 # G8 -------------------------------------------------------------------------------------------------------------

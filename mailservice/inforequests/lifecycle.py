@@ -217,7 +217,7 @@ class TransitionError(RefusedAction):
     """A status change the rules do not allow."""
 
 
-def check_transition(current: Status, target: Status, *, ground: str | None = None, law: str = "8-fz") -> None:
+def check_transition(current: Status, target: Status, *, law: str, ground: str | None = None) -> None:
     """Raise :class:`TransitionError` unless ``current -> target`` is allowed with the given ground."""
     if target not in TRANSITIONS[current]:
         raise TransitionError(f"Переход «{STATUS_NAMES[current]}» → «{STATUS_NAMES[target]}» не допускается")

@@ -495,7 +495,7 @@ def register_request(
     request.number = next_number(session, today.year)
     request.registered_at = now
     request.registered_on = today
-    check_transition(Status(request.status), Status.registered)
+    check_transition(Status(request.status), Status.registered, law=request.law)
     from_status = request.status
     request.status = Status.registered
     _event(
