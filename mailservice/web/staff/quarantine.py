@@ -37,7 +37,7 @@ Text = Annotated[str, Form()]
 PREVIEW = 4000  # characters of the raw letter shown to staff
 
 
-READ_LIMIT = 1_000_000  # bytes of a quarantined letter parsed for its text (the rest is not needed to read it)
+READ_LIMIT = 256 * 1024  # bytes of a quarantined letter parsed for its text: a page shows up to LIST_PAGE letters
 
 
 def _preview(store: BlobStore, entry: IntakeEntry) -> tuple[str, str, str]:
