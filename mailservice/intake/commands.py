@@ -207,7 +207,8 @@ def _by_text(subject: str, text: str, command: Command | None) -> Command | None
 # больше не нужна» is a reason for it.
 _ASKS_BEFORE = re.compile(
     r"\?|\b(?:сообщите|ответьте|(?:под|рас)?скажите|(?:разъ|объ)ясните|уточните|когда|почему|зачем|сколько|где|"
-    r"куда|каким образом|как быть)\b"
+    # «когда-то подписывался», «где-нибудь»: an indefinite word (its hyphen a space once normalised) asks nothing
+    r"куда|каким образом|как быть)\b(?!\s+(?:то|нибудь|либо)\b)"
 )
 _ASKS_AFTER = re.compile(
     rf"{_ASKS_BEFORE.pattern}|\b(?:прошу|просим|просьба|сообщить|ответить|(?:разъ|объ)яснить|уточнить|"
